@@ -1,0 +1,396 @@
+"""AzureBackend: the real adapter on the async Azure SDK.
+
+azure-core does the retries (Retry-After honoured), paging and long-running
+operation polling; nothing of that is written again here. What this module
+adds: one shared HTTPS session, a pipeline without the automatic
+resource-provider registration (a POST that a read must never send), a
+request counter, and the join of a few subscription-wide lists into
+``backend.models``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import aiohttp
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.policies import (
+    AsyncRedirectPolicy,
+    AsyncRetryPolicy,
+    ContentDecodePolicy,
+    CustomHookPolicy,
+    DistributedTracingPolicy,
+    HeadersPolicy,
+    NetworkTraceLoggingPolicy,
+    ProxyPolicy,
+    RequestIdPolicy,
+    SansIOHTTPPolicy,
+    SensitiveHeaderCleanupPolicy,
+    UserAgentPolicy,
+)
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuthenticationPolicy
+
+from backend.adapter import BackendError
+from backend.azure import mapping
+from backend.azure.credentials import make_credential
+from backend.models import Inventory, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
+from backend.settings import DEFAULT_INSTANCE_VIEWS, ConnectionSettings
+
+log = logging.getLogger("aztriage.azure")
+
+T = TypeVar("T")
+
+VM_HEALTH_FILTER = "resourceType eq 'Microsoft.Compute/virtualMachines'"
+USER_AGENT = "aztriage/0.1"
+
+
+class _RequestCounter(SansIOHTTPPolicy):
+    """Counts every HTTP attempt, retries included (the inventory's `stats.requests`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_request(self, request: Any) -> None:
+        self.count += 1
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """(code, one-sentence message) for an SDK or transport failure."""
+    if isinstance(exc, HttpResponseError):
+        code = None
+        message = None
+        if exc.error is not None:
+            code = exc.error.code
+            message = exc.error.message
+        status = exc.status_code
+        code = code or (str(status) if status else type(exc).__name__)
+        message = (message or exc.reason or str(exc)).strip().splitlines()[0]
+        return code, message
+    if isinstance(exc, ClientAuthenticationError):
+        return "AuthenticationFailed", "signing in failed: " + str(exc).strip().splitlines()[0]
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError)):
+        return "ConnectionFailed", f"cannot reach Azure Resource Manager: {str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "Timeout", "Azure Resource Manager did not answer in time"
+    return type(exc).__name__, str(exc) or type(exc).__name__
+
+
+class AzureBackend:
+    """The Backend protocol over the async management SDKs."""
+
+    def __init__(self, settings: ConnectionSettings, *, retry_total: int = 4, read_timeout: float = 60.0):
+        self.settings = settings
+        self._retry_total = retry_total
+        self._read_timeout = read_timeout
+        self._credential = make_credential(settings)
+        self._session: aiohttp.ClientSession | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._counter = _RequestCounter()
+        self._semaphore = asyncio.Semaphore(max(1, settings.max_concurrency))
+
+    # --- plumbing ---------------------------------------------------------------
+
+    @property
+    def identity(self) -> str:
+        if self.settings.demo:
+            return "demo operator"
+        return {"none": "no sign-in", "default": "default credential"}.get(self.settings.auth, self.settings.auth)
+
+    @property
+    def requests(self) -> int:
+        return self._counter.count
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        # With a CA file, trust that CA only (the emulator's); otherwise the system's.
+        if self.settings.ca_file:
+            return ssl.create_default_context(cafile=self.settings.ca_file)
+        return ssl.create_default_context()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=self._ssl_context(), limit=64)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=not self.settings.arm_endpoint)
+        return self._session
+
+    def _policies(self, **kwargs: Any) -> list[Any]:
+        # The SDK's default pipeline minus ARMAutoResourceProviderRegistrationPolicy:
+        # on a 409 it would POST a provider registration, a write on a read path.
+        return [
+            RequestIdPolicy(**kwargs),
+            HeadersPolicy(**kwargs),
+            UserAgentPolicy(base_user_agent=USER_AGENT, **kwargs),
+            ProxyPolicy(**kwargs),
+            ContentDecodePolicy(**kwargs),
+            AsyncRedirectPolicy(**kwargs),
+            AsyncRetryPolicy(retry_total=self._retry_total, **kwargs),
+            AsyncARMChallengeAuthenticationPolicy(self._credential, self.settings.scope),
+            self._counter,
+            CustomHookPolicy(**kwargs),
+            NetworkTraceLoggingPolicy(**kwargs),
+            DistributedTracingPolicy(**kwargs),
+            SensitiveHeaderCleanupPolicy(**kwargs),
+            ARMHttpLoggingPolicy(**kwargs),
+        ]
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "credential_scopes": [self.settings.scope],
+            "transport": AioHttpTransport(session=self._get_session(), session_owner=False),
+            "policies": self._policies(),
+            "read_timeout": self._read_timeout,
+        }
+        if self.settings.polling_interval is not None:
+            kwargs["polling_interval"] = self.settings.polling_interval
+        return kwargs
+
+    def client(self, kind: str, subscription_id: str = "") -> Any:
+        """One cached SDK client per (kind, subscription)."""
+        key = (kind, subscription_id)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        base_url = self.settings.endpoint
+        if kind == "compute":
+            from azure.mgmt.compute.aio import ComputeManagementClient as cls
+        elif kind == "network":
+            from azure.mgmt.network.aio import NetworkManagementClient as cls
+        elif kind == "health":
+            from azure.mgmt.resourcehealth.aio import ResourceHealthMgmtClient as cls
+        elif kind == "resources":
+            from azure.mgmt.resource.resources.aio import ResourceManagementClient as cls
+        elif kind == "locks":
+            from azure.mgmt.resource.locks.aio import ManagementLockClient as cls
+        elif kind == "subscriptions":
+            from azure.mgmt.resource.subscriptions.aio import SubscriptionClient
+
+            client = SubscriptionClient(self._credential, base_url=base_url, **self._client_kwargs())
+            self._clients[key] = client
+            return client
+        else:
+            raise ValueError(f"unknown client kind {kind!r}")
+        client = cls(self._credential, subscription_id, base_url=base_url, **self._client_kwargs())
+        self._clients[key] = client
+        return client
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            try:
+                await client.close()
+            except Exception:  # closing is best effort
+                log.debug("closing a client failed", exc_info=True)
+        self._clients.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        close = getattr(self._credential, "close", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> "AzureBackend":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
+        """Run one SDK call, turning failures into a BackendError the operator can read."""
+        try:
+            return await make()
+        except BackendError:
+            raise
+        except ResourceNotFoundError as exc:
+            code, message = describe_error(exc)
+            raise BackendError(f"{what}: {message}", code=code, status=404) from exc
+        except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("%s failed", what, exc_info=True)
+            code, message = describe_error(exc)
+            raise BackendError(f"{what}: {message}", code=code, status=getattr(exc, "status_code", None)) from exc
+
+    # --- reads ------------------------------------------------------------------
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        async def fetch() -> list[Subscription]:
+            client = self.client("subscriptions")
+            return [mapping.subscription(s) async for s in client.subscriptions.list()]
+
+        return await self.call("listing subscriptions", fetch)
+
+    async def _subscriptions_for(self, subscription_ids: list[str] | None) -> tuple[list[Subscription], list[SubscriptionError]]:
+        wanted = list(subscription_ids or self.settings.subscriptions)
+        visible = await self.list_subscriptions()
+        if not wanted:
+            return [s for s in visible if s.state.lower() in ("enabled", "warned", "pastdue")], []
+        by_id = {s.subscription_id.lower(): s for s in visible}
+        chosen: list[Subscription] = []
+        errors: list[SubscriptionError] = []
+        for sub_id in wanted:
+            sub = by_id.get(sub_id.lower())
+            if sub is None:
+                errors.append(SubscriptionError(sub_id, "SubscriptionNotFound", f"subscription {sub_id} is not visible to the signed-in identity"))
+            else:
+                chosen.append(sub)
+        return chosen, errors
+
+    async def _list(self, pager: Any) -> list[Any]:
+        return [item async for item in pager]
+
+    async def _subscription_documents(self, sub_id: str) -> dict[str, list[Any]]:
+        compute = self.client("compute", sub_id)
+        network = self.client("network", sub_id)
+        health = self.client("health", sub_id)
+        calls = {
+            "vm_status": compute.virtual_machines.list_all(status_only="true"),
+            "vms": compute.virtual_machines.list_all(),
+            "disks": compute.disks.list(),
+            "availability_sets": compute.availability_sets.list_by_subscription(),
+            "nics": network.network_interfaces.list_all(),
+            "public_ips": network.public_ip_addresses.list_all(),
+            "nsgs": network.network_security_groups.list_all(),
+            "load_balancers": network.load_balancers.list_all(),
+            "vnets": network.virtual_networks.list_all(),
+            "health": health.availability_statuses.list_by_subscription_id(filter=VM_HEALTH_FILTER, expand="recommendedactions"),
+            "events": health.events.list_by_subscription_id(),
+        }
+        results = await asyncio.gather(*(self._list(p) for p in calls.values()))
+        return dict(zip(calls, results))
+
+    async def inventory(self, subscription_ids: list[str] | None = None, *, instance_views: int | None = DEFAULT_INSTANCE_VIEWS) -> Inventory:
+        """Every VM of the chosen subscriptions, joined from subscription-wide lists.
+
+        The statusOnly list gives power and provisioning state only; the VM agent,
+        pending maintenance and fault domains are in each VM's own instance view,
+        one request per VM. At most ``instance_views`` of them are read (None: all,
+        0: none), most useful first; the rest keep agent status "not checked"."""
+        started = time.perf_counter()
+        before = self.requests
+        subs, errors = await self._subscriptions_for(subscription_ids)
+
+        async def one(sub: Subscription) -> dict[str, list[Any]] | SubscriptionError:
+            async with self._semaphore:
+                try:
+                    return await self._subscription_documents(sub.subscription_id)
+                except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                    log.warning("inventory of subscription %s failed", sub.subscription_id, exc_info=True)
+                    code, message = describe_error(exc)
+                    return SubscriptionError(sub.subscription_id, code, message)
+
+        fetched = await asyncio.gather(*(one(s) for s in subs))
+        vms: list[Vm] = []
+        events: list[ServiceEvent] = []
+        nsgs: dict[str, Any] = {}
+        lbs: dict[str, Any] = {}
+        pips_all: dict[str, PublicIp] = {}
+        avsets: dict[str, Any] = {}
+        for sub, docs in zip(subs, fetched):
+            if isinstance(docs, SubscriptionError):
+                errors.append(docs)
+                continue
+            part = join_subscription(sub.subscription_id, docs)
+            vms.extend(part.vms)
+            events.extend(part.events)
+            nsgs.update(part.nsgs)
+            lbs.update(part.load_balancers)
+            pips_all.update(part.public_ips)
+            avsets.update(part.availability_sets)
+        vms.sort(key=lambda v: (v.subscription_id, v.resource_group.lower(), v.name.lower()))
+        if instance_views != 0 and vms:
+            vms = await self._with_instance_views(vms, instance_views)
+        return Inventory(
+            subscriptions=tuple(subs),
+            vms=tuple(vms),
+            errors=tuple(errors),
+            events=tuple(events),
+            nsgs=nsgs,
+            load_balancers=lbs,
+            public_ips=pips_all,
+            availability_sets=avsets,
+            requests=self.requests - before,
+            elapsed_s=time.perf_counter() - started,
+            fetched_at=datetime.now(timezone.utc),
+        )
+
+    async def _with_instance_views(self, vms: list[Vm], limit: int | None) -> list[Vm]:
+        from backend.azure.instance_views import choose, read_instance_views
+
+        chosen = choose(Inventory(subscriptions=(), vms=tuple(vms)), limit)
+        read, errors = await read_instance_views(self, chosen)
+        for vm_id, message in errors.items():
+            log.info("instance view not read for %s: %s", vm_id, message)
+        return [read.get(vm.id.lower(), vm) for vm in vms]
+
+    async def inventory_per_vm(self, subscription_ids: list[str] | None = None) -> int:
+        """The per-VM pattern of scripts and `az vm list -d`, kept for the benchmark only:
+        list the VMs, then per VM its instance view, each NIC and each public IP.
+        Returns the number of VMs seen."""
+        subs, _ = await self._subscriptions_for(subscription_ids)
+        semaphore = asyncio.Semaphore(32)
+        count = 0
+
+        async def per_vm(sub_id: str, vm: Any) -> None:
+            compute = self.client("compute", sub_id)
+            network = self.client("network", sub_id)
+            rg = vm["id"].split("/")[4]
+            async with semaphore:
+                await compute.virtual_machines.instance_view(rg, vm["name"])
+                for ref in vm["properties"]["networkProfile"]["networkInterfaces"]:
+                    parts = ref["id"].split("/")
+                    nic = await network.network_interfaces.get(parts[4], parts[-1])
+                    for cfg in nic["properties"].get("ipConfigurations", []):
+                        pip_id = (cfg.get("properties", {}).get("publicIPAddress") or {}).get("id")
+                        if pip_id:
+                            p = pip_id.split("/")
+                            await network.public_ip_addresses.get(p[4], p[-1])
+
+        for sub in subs:
+            vms = await self._list(self.client("compute", sub.subscription_id).virtual_machines.list_all())
+            count += len(vms)
+            await asyncio.gather(*(per_vm(sub.subscription_id, vm) for vm in vms))
+        return count
+
+
+def join_subscription(sub_id: str, docs: dict[str, list[Any]]) -> Inventory:
+    """Join one subscription's lists into VMs. Pure: used by the adapter and its tests."""
+    public_ips = {p["id"].lower(): mapping.public_ip(p) for p in docs.get("public_ips", ())}
+    subnet_nsg = mapping.subnet_nsgs(docs.get("vnets", ()))
+    disks = {d["id"].lower(): d for d in docs.get("disks", ())}
+    nics = {n["id"].lower(): n for n in docs.get("nics", ())}
+    views = {}
+    for v in docs.get("vm_status", ()):
+        view = (v.get("properties") or {}).get("instanceView")
+        if view is not None:
+            views[v["id"].lower()] = view
+    health = {mapping.health_target_id(h).lower(): mapping.health_status(h) for h in docs.get("health", ())}
+    vms = tuple(
+        mapping.virtual_machine(
+            doc,
+            views.get(doc["id"].lower()),
+            disks=disks,
+            nics=nics,
+            public_ips=public_ips,
+            subnet_nsg=subnet_nsg,
+            health=health.get(doc["id"].lower()),
+        )
+        for doc in docs.get("vms", ())
+    )
+    return Inventory(
+        subscriptions=(),
+        vms=vms,
+        events=tuple(mapping.service_event(e, sub_id) for e in docs.get("events", ())),
+        nsgs={n["id"].lower(): mapping.network_security_group(n) for n in docs.get("nsgs", ())},
+        load_balancers={lb["id"].lower(): mapping.load_balancer(lb, public_ips) for lb in docs.get("load_balancers", ())},
+        public_ips=public_ips,
+        availability_sets={a["id"].lower(): dict(a) for a in docs.get("availability_sets", ())},
+    )

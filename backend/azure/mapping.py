@@ -1,0 +1,467 @@
+"""From ARM wire documents to the dataclasses of ``backend.models``.
+
+The SDK's hybrid models are mappings over the wire JSON (camelCase keys), so
+everything here reads plain mappings: an SDK model and an estate document go
+through the same code. Nothing here imports the SDK.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from backend.models import (
+    BootDiagnostics,
+    Disk,
+    EventUpdate,
+    Extension,
+    HealthStatus,
+    ImpactedRegion,
+    ImpactedService,
+    InboundNatRule,
+    LoadBalancer,
+    Maintenance,
+    NetworkInterface,
+    NetworkSecurityGroup,
+    PublicIp,
+    RecommendedAction,
+    ResourceId,
+    SecurityRule,
+    ServiceEvent,
+    Subscription,
+    Vm,
+)
+
+Doc = Mapping[str, Any]
+
+
+def _get(doc: Any, *path: str, default: Any = None) -> Any:
+    cur = doc
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return default
+        cur = cur.get(key)
+        if cur is None:
+            return default
+    return cur
+
+
+def parse_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # ARM sends up to 7 fractional digits; Python takes 6.
+    if "." in text:
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _lower(value: str | None) -> str:
+    return (value or "").lower()
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def subscription(doc: Doc) -> Subscription:
+    return Subscription(
+        subscription_id=doc.get("subscriptionId") or ResourceId.parse(doc["id"]).subscription_id,
+        display_name=doc.get("displayName") or doc.get("subscriptionId") or "",
+        state=doc.get("state") or "Enabled",
+    )
+
+
+# --- network -----------------------------------------------------------------
+
+
+def public_ip(doc: Doc) -> PublicIp:
+    props = doc.get("properties") or {}
+    return PublicIp(
+        id=doc["id"],
+        name=doc.get("name") or ResourceId.parse(doc["id"]).name,
+        ip_address=props.get("ipAddress"),
+        fqdn=_get(props, "dnsSettings", "fqdn"),
+        allocation=props.get("publicIPAllocationMethod"),
+        sku=_get(doc, "sku", "name"),
+        zones=_as_tuple(doc.get("zones")),
+    )
+
+
+def security_rule(doc: Doc, nsg_id: str | None, default: bool) -> SecurityRule:
+    props = doc.get("properties") or {}
+
+    def many(single: str, plural: str) -> tuple[str, ...]:
+        values = list(props.get(plural) or [])
+        if props.get(single):
+            values.insert(0, props[single])
+        return tuple(values) or ("*",)
+
+    src = many("sourceAddressPrefix", "sourceAddressPrefixes")
+    dst = many("destinationAddressPrefix", "destinationAddressPrefixes")
+    # Application security groups stand in for addresses; keep their names visible.
+    if props.get("sourceApplicationSecurityGroups") and src == ("*",):
+        src = tuple("asg:" + ResourceId.parse(a["id"]).name for a in props["sourceApplicationSecurityGroups"])
+    if props.get("destinationApplicationSecurityGroups") and dst == ("*",):
+        dst = tuple("asg:" + ResourceId.parse(a["id"]).name for a in props["destinationApplicationSecurityGroups"])
+    return SecurityRule(
+        name=doc.get("name") or "",
+        priority=int(props.get("priority") or 0),
+        direction=props.get("direction") or "Inbound",
+        access=props.get("access") or "Allow",
+        protocol=props.get("protocol") or "*",
+        source_prefixes=src,
+        source_ports=many("sourcePortRange", "sourcePortRanges"),
+        destination_prefixes=dst,
+        destination_ports=many("destinationPortRange", "destinationPortRanges"),
+        default=default,
+        nsg_id=nsg_id,
+    )
+
+
+def network_security_group(doc: Doc) -> NetworkSecurityGroup:
+    props = doc.get("properties") or {}
+    nsg_id = doc["id"]
+    return NetworkSecurityGroup(
+        id=nsg_id,
+        name=doc.get("name") or ResourceId.parse(nsg_id).name,
+        location=doc.get("location") or "",
+        rules=tuple(security_rule(r, nsg_id, False) for r in props.get("securityRules") or ()),
+        default_rules=tuple(security_rule(r, nsg_id, True) for r in props.get("defaultSecurityRules") or ()),
+    )
+
+
+def subnet_nsgs(vnet_docs: Iterable[Doc]) -> dict[str, str]:
+    """Lower-cased subnet id -> NSG id for every subnet that has one."""
+    out: dict[str, str] = {}
+    for vnet in vnet_docs:
+        for subnet in _get(vnet, "properties", "subnets", default=()) or ():
+            nsg = _get(subnet, "properties", "networkSecurityGroup", "id")
+            if nsg and subnet.get("id"):
+                out[subnet["id"].lower()] = nsg
+    return out
+
+
+def load_balancer(doc: Doc, public_ips: Mapping[str, PublicIp]) -> LoadBalancer:
+    props = doc.get("properties") or {}
+    frontends: dict[str, tuple[str | None, str | None]] = {}
+    for fe in props.get("frontendIPConfigurations") or ():
+        fe_props = fe.get("properties") or {}
+        pip = public_ips.get(_lower(_get(fe_props, "publicIPAddress", "id")))
+        ip = pip.ip_address if pip else fe_props.get("privateIPAddress")
+        frontends[_lower(fe.get("id"))] = (ip, pip.fqdn if pip else None)
+    rules = []
+    for nat in props.get("inboundNatRules") or ():
+        nat_props = nat.get("properties") or {}
+        ip, fqdn = frontends.get(_lower(_get(nat_props, "frontendIPConfiguration", "id")), (None, None))
+        rules.append(
+            InboundNatRule(
+                id=nat.get("id") or "",
+                name=nat.get("name") or "",
+                load_balancer_id=doc["id"],
+                frontend_ip=ip,
+                frontend_fqdn=fqdn,
+                frontend_port=int(nat_props.get("frontendPort") or 0),
+                backend_port=int(nat_props.get("backendPort") or 0),
+                protocol=nat_props.get("protocol") or "Tcp",
+                backend_ip_configuration_id=_get(nat_props, "backendIPConfiguration", "id"),
+            )
+        )
+    return LoadBalancer(
+        id=doc["id"],
+        name=doc.get("name") or "",
+        location=doc.get("location") or "",
+        sku=_get(doc, "sku", "name"),
+        backend_pool_ids=tuple(p.get("id") or "" for p in props.get("backendAddressPools") or ()),
+        inbound_nat_rules=tuple(rules),
+    )
+
+
+def network_interface(
+    doc: Doc,
+    delete_option: str,
+    primary: bool,
+    public_ips: Mapping[str, PublicIp],
+    subnet_nsg: Mapping[str, str],
+) -> NetworkInterface:
+    props = doc.get("properties") or {}
+    private: list[str] = []
+    pips: list[PublicIp] = []
+    subnet_id = None
+    ipconfig_ids: list[str] = []
+    pools: list[str] = []
+    nats: list[str] = []
+    for cfg in props.get("ipConfigurations") or ():
+        cfg_props = cfg.get("properties") or {}
+        if cfg.get("id"):
+            ipconfig_ids.append(cfg["id"])
+        if cfg_props.get("privateIPAddress"):
+            private.append(cfg_props["privateIPAddress"])
+        subnet_id = subnet_id or _get(cfg_props, "subnet", "id")
+        pip_ref = cfg_props.get("publicIPAddress") or {}
+        if pip_ref.get("id"):
+            pip = public_ips.get(pip_ref["id"].lower())
+            pip_delete = _get(pip_ref, "properties", "deleteOption")
+            if pip is None:
+                pip = PublicIp(id=pip_ref["id"], name=ResourceId.parse(pip_ref["id"]).name, ip_address=None)
+            pips.append(dataclasses.replace(pip, delete_option=pip_delete))
+        pools.extend(p.get("id") for p in cfg_props.get("loadBalancerBackendAddressPools") or () if p.get("id"))
+        nats.extend(n.get("id") for n in cfg_props.get("loadBalancerInboundNatRules") or () if n.get("id"))
+    return NetworkInterface(
+        id=doc["id"],
+        name=doc.get("name") or ResourceId.parse(doc["id"]).name,
+        delete_option=delete_option,
+        primary=primary,
+        nsg_id=_get(props, "networkSecurityGroup", "id"),
+        subnet_id=subnet_id,
+        subnet_nsg_id=subnet_nsg.get(_lower(subnet_id)) if subnet_id else None,
+        private_ips=tuple(private),
+        public_ips=tuple(pips),
+        ip_configuration_ids=tuple(ipconfig_ids),
+        load_balancer_backend_pool_ids=tuple(pools),
+        load_balancer_inbound_nat_rule_ids=tuple(nats),
+        accelerated_networking=bool(props.get("enableAcceleratedNetworking")),
+        ip_forwarding=bool(props.get("enableIPForwarding")),
+    )
+
+
+# --- health ------------------------------------------------------------------
+
+
+def health_status(doc: Doc) -> HealthStatus:
+    # AvailabilityStatus is not flattened: everything sits under "properties".
+    props = doc.get("properties") or {}
+    resolved = props.get("recentlyResolved") or {}
+    actions = tuple(
+        RecommendedAction(action=a.get("action") or "", url=a.get("actionUrl"))
+        for a in props.get("recommendedActions") or ()
+        if a.get("action")
+    )
+    return HealthStatus(
+        availability_state=props.get("availabilityState") or "Unknown",
+        title=props.get("title"),
+        summary=props.get("summary"),
+        detailed_status=props.get("detailedStatus"),
+        reason_type=props.get("reasonType"),
+        reason_chronicity=props.get("reasonChronicity"),
+        since=parse_time(props.get("occuredTime") or props.get("occurredTime")),
+        reported_time=parse_time(props.get("reportedTime")),
+        resolution_eta=parse_time(props.get("resolutionETA")),
+        recommended_actions=actions,
+        recently_resolved_summary=resolved.get("unavailableSummary") or resolved.get("unavailabilitySummary"),
+        recently_resolved_at=parse_time(resolved.get("resolvedTime")),
+    )
+
+
+def health_target_id(doc: Doc) -> str:
+    """The resource an availability status belongs to (its id minus the RH suffix)."""
+    raw = doc.get("id") or ""
+    marker = "/providers/microsoft.resourcehealth/"
+    idx = raw.lower().find(marker)
+    return raw[:idx] if idx >= 0 else raw
+
+
+def service_event(doc: Doc, subscription_id: str) -> ServiceEvent:
+    props = doc.get("properties") or {}
+    impact = []
+    for svc in props.get("impact") or ():
+        regions = []
+        for reg in svc.get("impactedRegions") or ():
+            updates = tuple(
+                EventUpdate(summary=u.get("summary") or "", time=parse_time(u.get("updateDateTime")))
+                for u in reg.get("updates") or ()
+            )
+            regions.append(ImpactedRegion(region=reg.get("impactedRegion") or "", status=reg.get("status"), updates=updates))
+        impact.append(ImpactedService(service=svc.get("impactedService") or "", regions=tuple(regions)))
+    return ServiceEvent(
+        id=doc.get("name") or ResourceId.parse(doc.get("id") or f"/subscriptions/{subscription_id}").name,
+        subscription_id=subscription_id,
+        type=props.get("eventType") or "",
+        status=props.get("status") or "",
+        level=props.get("eventLevel") or props.get("level"),
+        title=props.get("title") or "",
+        summary=props.get("summary") or props.get("description"),
+        impact_start=parse_time(props.get("impactStartTime")),
+        impact_mitigation=parse_time(props.get("impactMitigationTime")),
+        last_update=parse_time(props.get("lastUpdateTime")),
+        impact=tuple(impact),
+    )
+
+
+# --- compute -----------------------------------------------------------------
+
+_POWER_PREFIX = "powerstate/"
+_PROVISIONING_PREFIX = "provisioningstate/"
+
+
+def power_and_provisioning(instance_view: Doc | None, model_state: str | None) -> tuple[str, str]:
+    power = "unknown"
+    provisioning = model_state or "Unknown"
+    for status in (instance_view or {}).get("statuses") or ():
+        code = _lower(status.get("code"))
+        if code.startswith(_POWER_PREFIX):
+            power = code[len(_POWER_PREFIX) :]
+        elif code.startswith(_PROVISIONING_PREFIX):
+            state = code[len(_PROVISIONING_PREFIX) :]
+            provisioning = state.split("/", 1)[0].capitalize()
+    return power, provisioning
+
+
+def agent_status(instance_view: Doc | None) -> tuple[str, str | None]:
+    agent = (instance_view or {}).get("vmAgent")
+    if not agent:
+        return "Unknown", None
+    status = "Unknown"
+    for s in agent.get("statuses") or ():
+        if s.get("displayStatus"):
+            status = s["displayStatus"]
+            break
+    return status, agent.get("vmAgentVersion")
+
+
+def maintenance(instance_view: Doc | None) -> Maintenance:
+    m = (instance_view or {}).get("maintenanceRedeployStatus") or {}
+    if not m:
+        return Maintenance()
+    return Maintenance(
+        self_service_allowed=bool(m.get("isCustomerInitiatedMaintenanceAllowed")),
+        window_start=parse_time(m.get("preMaintenanceWindowStartTime")),
+        window_end=parse_time(m.get("preMaintenanceWindowEndTime")),
+        maintenance_window_start=parse_time(m.get("maintenanceWindowStartTime")),
+        maintenance_window_end=parse_time(m.get("maintenanceWindowEndTime")),
+        last_result=m.get("lastOperationResultCode"),
+        last_message=m.get("lastOperationMessage"),
+    )
+
+
+def _disk(ref: Doc, disks: Mapping[str, Doc], lun: int | None) -> Disk:
+    managed = ref.get("managedDisk") or {}
+    disk_id = managed.get("id")
+    disk_doc = disks.get(_lower(disk_id)) if disk_id else None
+    disk_props = (disk_doc or {}).get("properties") or {}
+    sku = _get(disk_doc, "sku", "name") or managed.get("storageAccountType")
+    vhd = _get(ref, "vhd", "uri")
+    return Disk(
+        name=ref.get("name") or (ResourceId.parse(disk_id).name if disk_id else "") or (vhd or "").rsplit("/", 1)[-1],
+        id=disk_id,
+        sku=sku,
+        managed=bool(disk_id) or not vhd,
+        delete_option=ref.get("deleteOption") or "Detach",
+        vhd_uri=vhd,
+        lun=lun,
+        size_gb=ref.get("diskSizeGB") or disk_props.get("diskSizeGB"),
+        caching=ref.get("caching"),
+        create_option=ref.get("createOption"),
+        ephemeral=bool(ref.get("diffDiskSettings")),
+        zones=_as_tuple((disk_doc or {}).get("zones")),
+        hyper_v_generation=disk_props.get("hyperVGeneration"),
+        security_type=_get(disk_props, "securityProfile", "securityType"),
+        disk_state=disk_props.get("diskState"),
+    )
+
+
+def virtual_machine(
+    doc: Doc,
+    instance_view: Doc | None,
+    *,
+    disks: Mapping[str, Doc],
+    nics: Mapping[str, Doc],
+    public_ips: Mapping[str, PublicIp],
+    subnet_nsg: Mapping[str, str],
+    health: HealthStatus | None,
+) -> Vm:
+    rid = ResourceId.parse(doc["id"])
+    props = doc.get("properties") or {}
+    storage = props.get("storageProfile") or {}
+    os_ref = storage.get("osDisk") or {}
+    view = instance_view if instance_view is not None else props.get("instanceView")
+    power, provisioning = power_and_provisioning(view, props.get("provisioningState"))
+    agent, agent_version = agent_status(view)
+    boot = _get(props, "diagnosticsProfile", "bootDiagnostics") or {}
+
+    vm_nics = []
+    for ref in _get(props, "networkProfile", "networkInterfaces", default=()) or ():
+        ref_props = ref.get("properties") or {}
+        nic_doc = nics.get(_lower(ref.get("id")))
+        delete_option = ref_props.get("deleteOption") or "Detach"
+        primary = bool(ref_props.get("primary", True))
+        if nic_doc is None:
+            # The NIC list did not have it (vanished, or no access): keep the reference visible.
+            vm_nics.append(NetworkInterface(id=ref.get("id") or "", name=ResourceId.parse(ref["id"]).name, delete_option=delete_option, primary=primary))
+            continue
+        vm_nics.append(network_interface(nic_doc, delete_option, primary, public_ips, subnet_nsg))
+
+    extensions = []
+    views = {e.get("name"): e for e in (view or {}).get("extensions") or ()}
+    for ext in doc.get("resources") or ():
+        ext_props = ext.get("properties") or {}
+        ev = views.get(ext.get("name")) or {}
+        status = next((s.get("displayStatus") for s in ev.get("statuses") or () if s.get("displayStatus")), None)
+        extensions.append(
+            Extension(
+                name=ext.get("name") or "",
+                type=ext_props.get("type"),
+                publisher=ext_props.get("publisher"),
+                version=ext_props.get("typeHandlerVersion"),
+                provisioning_state=ext_props.get("provisioningState"),
+                status=status,
+            )
+        )
+    known = {e.name for e in extensions}
+    for name, ev in views.items():
+        if name and name not in known:
+            status = next((s.get("displayStatus") for s in ev.get("statuses") or () if s.get("displayStatus")), None)
+            extensions.append(Extension(name=name, type=ev.get("type"), publisher=None, version=ev.get("typeHandlerVersion"), provisioning_state=None, status=status))
+
+    os_profile = props.get("osProfile") or {}
+    image = storage.get("imageReference") or {}
+    image_text = ":".join(str(image[k]) for k in ("publisher", "offer", "sku", "version") if image.get(k)) or None
+    return Vm(
+        id=doc["id"],
+        name=doc.get("name") or rid.name,
+        subscription_id=rid.subscription_id,
+        resource_group=rid.resource_group,
+        location=doc.get("location") or "",
+        size=_get(props, "hardwareProfile", "vmSize") or "",
+        os_type=os_ref.get("osType") or ("Windows" if os_profile.get("windowsConfiguration") else "Linux"),
+        power_state=power,
+        provisioning_state=provisioning,
+        os_disk=_disk(os_ref, disks, None),
+        data_disks=tuple(_disk(d, disks, d.get("lun")) for d in storage.get("dataDisks") or ()),
+        nics=tuple(vm_nics),
+        health=health,
+        zones=_as_tuple(doc.get("zones")),
+        availability_set=_get(props, "availabilitySet", "id"),
+        platform_fault_domain=(view or {}).get("platformFaultDomain"),
+        platform_update_domain=(view or {}).get("platformUpdateDomain"),
+        vmss_id=_get(props, "virtualMachineScaleSet", "id"),
+        priority=props.get("priority"),
+        agent_status=agent,
+        agent_version=agent_version,
+        boot_diagnostics=BootDiagnostics(enabled=bool(boot.get("enabled")), storage_uri=boot.get("storageUri")),
+        maintenance=maintenance(view),
+        extensions=tuple(extensions),
+        tags=tuple(sorted((doc.get("tags") or {}).items())),
+        computer_name=os_profile.get("computerName") or (view or {}).get("computerName"),
+        admin_username=os_profile.get("adminUsername"),
+        hyper_v_generation=(view or {}).get("hyperVGeneration"),
+        security_type=_get(props, "securityProfile", "securityType"),
+        image=image_text,
+        time_created=parse_time(props.get("timeCreated")),
+    )

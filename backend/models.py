@@ -1,0 +1,493 @@
+"""Plain data the whole app shares. No SDK types, no Textual.
+
+Every class is a frozen dataclass so it can be cached, compared and passed
+between the event loop and worker threads without copying. ``to_json``
+helpers give the stable JSON shape the CLI prints and scripts rely on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn models (and containers of them) into JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class ResourceId:
+    """An ARM resource id split into the parts the app uses."""
+
+    subscription_id: str
+    resource_group: str
+    provider: str
+    type: str
+    name: str
+
+    @classmethod
+    def parse(cls, resource_id: str) -> "ResourceId":
+        parts = [p for p in (resource_id or "").split("/") if p]
+        lower = [p.lower() for p in parts]
+        try:
+            sub = parts[lower.index("subscriptions") + 1]
+        except (ValueError, IndexError):
+            raise ValueError(f"not an ARM resource id: {resource_id!r}") from None
+        rg = ""
+        if "resourcegroups" in lower:
+            i = lower.index("resourcegroups")
+            rg = parts[i + 1] if i + 1 < len(parts) else ""
+        provider = rtype = ""
+        name = ""
+        if "providers" in lower:
+            i = lower.index("providers")
+            rest = parts[i + 1 :]
+            if rest:
+                provider = rest[0]
+                tail = rest[1:]
+                rtype = "/".join(tail[0::2])
+                name = tail[-1] if len(tail) % 2 == 0 and tail else ""
+        return cls(sub, rg, provider, rtype, name)
+
+
+def id_name(resource_id: str | None) -> str:
+    """The last segment of an ARM id ('' for None)."""
+    return (resource_id or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: str
+    display_name: str
+    state: str = "Enabled"
+
+
+@dataclass(frozen=True)
+class Disk:
+    """An OS or data disk as the VM sees it, joined with the disk resource."""
+
+    name: str
+    id: str | None  # managed disk id; None for an unmanaged (VHD) disk
+    sku: str | None  # Premium_LRS, StandardSSD_ZRS, ...; None when unknown (VHD)
+    managed: bool
+    delete_option: str  # "Delete" or "Detach"
+    vhd_uri: str | None = None
+    lun: int | None = None  # None for the OS disk
+    size_gb: int | None = None
+    caching: str | None = None
+    create_option: str | None = None
+    ephemeral: bool = False
+    zones: tuple[str, ...] = ()
+    hyper_v_generation: str | None = None
+    security_type: str | None = None
+    disk_state: str | None = None  # Attached, Unattached, Reserved, ...
+
+    @property
+    def storage_account(self) -> str | None:
+        """The storage account of an unmanaged VHD (``https://ACCOUNT.blob...``)."""
+        if not self.vhd_uri:
+            return None
+        host = self.vhd_uri.split("://", 1)[-1].split("/", 1)[0]
+        return host.split(".", 1)[0].lower()
+
+    @property
+    def data_loss_risk(self) -> bool:
+        """Deleting the VM deletes this disk."""
+        return self.delete_option.lower() == "delete"
+
+
+@dataclass(frozen=True)
+class SecurityRule:
+    name: str
+    priority: int
+    direction: str  # Inbound / Outbound
+    access: str  # Allow / Deny
+    protocol: str  # Tcp, Udp, Icmp, *, ...
+    source_prefixes: tuple[str, ...] = ("*",)
+    source_ports: tuple[str, ...] = ("*",)
+    destination_prefixes: tuple[str, ...] = ("*",)
+    destination_ports: tuple[str, ...] = ("*",)
+    default: bool = False  # one of Azure's default rules
+    nsg_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkSecurityGroup:
+    id: str
+    name: str
+    location: str
+    rules: tuple[SecurityRule, ...] = ()
+    default_rules: tuple[SecurityRule, ...] = ()
+
+    def all_rules(self, direction: str = "Inbound") -> tuple[SecurityRule, ...]:
+        """Custom and default rules for one direction, in the order Azure applies them."""
+        chosen = [r for r in self.rules + self.default_rules if r.direction.lower() == direction.lower()]
+        return tuple(sorted(chosen, key=lambda r: r.priority))
+
+
+@dataclass(frozen=True)
+class PublicIp:
+    id: str
+    name: str
+    ip_address: str | None
+    fqdn: str | None = None
+    allocation: str | None = None  # Static / Dynamic
+    sku: str | None = None
+    zones: tuple[str, ...] = ()
+    delete_option: str | None = None  # from the NIC ip configuration that holds it
+
+
+@dataclass(frozen=True)
+class NetworkInterface:
+    id: str
+    name: str
+    delete_option: str  # Delete / Detach (from the VM's reference)
+    primary: bool = True
+    nsg_id: str | None = None
+    subnet_id: str | None = None
+    subnet_nsg_id: str | None = None
+    private_ips: tuple[str, ...] = ()
+    public_ips: tuple[PublicIp, ...] = ()
+    ip_configuration_ids: tuple[str, ...] = ()
+    load_balancer_backend_pool_ids: tuple[str, ...] = ()
+    load_balancer_inbound_nat_rule_ids: tuple[str, ...] = ()
+    accelerated_networking: bool = False
+    ip_forwarding: bool = False
+
+
+@dataclass(frozen=True)
+class InboundNatRule:
+    id: str
+    name: str
+    load_balancer_id: str
+    frontend_ip: str | None
+    frontend_fqdn: str | None
+    frontend_port: int
+    backend_port: int
+    protocol: str
+    backend_ip_configuration_id: str | None
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    id: str
+    name: str
+    location: str
+    sku: str | None
+    backend_pool_ids: tuple[str, ...] = ()
+    inbound_nat_rules: tuple[InboundNatRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecommendedAction:
+    action: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    """Resource Health's availability status of one resource."""
+
+    availability_state: str  # Available / Unavailable / Degraded / Unknown
+    title: str | None = None
+    summary: str | None = None
+    detailed_status: str | None = None
+    reason_type: str | None = None  # Planned / Unplanned / UserInitiated
+    reason_chronicity: str | None = None
+    since: datetime | None = None  # occuredTime
+    reported_time: datetime | None = None
+    resolution_eta: datetime | None = None
+    recommended_actions: tuple[RecommendedAction, ...] = ()
+    recently_resolved_summary: str | None = None
+    recently_resolved_at: datetime | None = None
+
+    @property
+    def reason(self) -> str:
+        parts = [p for p in (self.reason_type, self.summary or self.title) if p]
+        return ": ".join(parts)
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """A VM's planned-maintenance state from its instance view."""
+
+    self_service_allowed: bool = False
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    maintenance_window_start: datetime | None = None
+    maintenance_window_end: datetime | None = None
+    last_result: str | None = None
+    last_message: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.self_service_allowed or self.window_start or self.maintenance_window_start) and (
+            self.last_result not in ("MaintenanceCompleted",)
+        )
+
+
+@dataclass(frozen=True)
+class Extension:
+    name: str
+    type: str | None
+    publisher: str | None
+    version: str | None
+    provisioning_state: str | None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class BootDiagnostics:
+    enabled: bool
+    storage_uri: str | None = None  # None with enabled=True means managed storage
+
+    @property
+    def managed_storage(self) -> bool:
+        return self.enabled and not self.storage_uri
+
+
+@dataclass(frozen=True)
+class Vm:
+    id: str
+    name: str
+    subscription_id: str
+    resource_group: str
+    location: str
+    size: str
+    os_type: str  # Linux / Windows
+    power_state: str  # running, stopped, deallocated, starting, stopping, deallocating, unknown
+    provisioning_state: str
+    os_disk: Disk
+    data_disks: tuple[Disk, ...] = ()
+    nics: tuple[NetworkInterface, ...] = ()
+    health: HealthStatus | None = None
+    zones: tuple[str, ...] = ()
+    availability_set: str | None = None  # availability set id
+    platform_fault_domain: int | None = None
+    platform_update_domain: int | None = None
+    vmss_id: str | None = None
+    priority: str | None = None  # Regular / Spot / Low
+    agent_status: str = "Unknown"  # Ready / Not Ready / Unknown
+    agent_version: str | None = None
+    boot_diagnostics: BootDiagnostics = BootDiagnostics(False)
+    maintenance: Maintenance = Maintenance()
+    extensions: tuple[Extension, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    computer_name: str | None = None
+    admin_username: str | None = None
+    hyper_v_generation: str | None = None
+    security_type: str | None = None
+    image: str | None = None
+    time_created: datetime | None = None
+
+    @property
+    def availability_state(self) -> str:
+        return self.health.availability_state if self.health else "Unknown"
+
+    @property
+    def health_reason(self) -> str:
+        return self.health.reason if self.health else ""
+
+    @property
+    def private_ips(self) -> tuple[str, ...]:
+        return tuple(ip for nic in self.nics for ip in nic.private_ips)
+
+    @property
+    def public_ips(self) -> tuple[str, ...]:
+        return tuple(p.ip_address for nic in self.nics for p in nic.public_ips if p.ip_address)
+
+    @property
+    def fqdn(self) -> str | None:
+        for nic in self.nics:
+            for p in nic.public_ips:
+                if p.fqdn:
+                    return p.fqdn
+        return None
+
+    @property
+    def sla_shape(self) -> str:
+        """zone / set / none: what protects this VM against a host or datacenter failure."""
+        if self.zones:
+            return "zone " + ",".join(self.zones)
+        if self.availability_set:
+            return "set"
+        if self.vmss_id:
+            return "vmss"
+        return "none"
+
+    @property
+    def disks(self) -> tuple[Disk, ...]:
+        return (self.os_disk,) + self.data_disks
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        return dict(self.tags)
+
+    @property
+    def portal_url(self) -> str:
+        return f"https://portal.azure.com/#@/resource{self.id}/overview"
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON shape of `aztriage inventory --format json`."""
+
+        def disk(d: Disk) -> dict[str, Any]:
+            out = {
+                "id": d.id,
+                "name": d.name,
+                "sku": d.sku,
+                "managed": d.managed,
+                "delete_option": d.delete_option,
+                "vhd_uri": d.vhd_uri,
+                "size_gb": d.size_gb,
+            }
+            if d.lun is not None:
+                out["lun"] = d.lun
+            return out
+
+        return {
+            "id": self.id,
+            "name": self.name,
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "location": self.location,
+            "size": self.size,
+            "os_type": self.os_type,
+            "power_state": self.power_state,
+            "provisioning_state": self.provisioning_state,
+            "availability_state": self.availability_state,
+            "health_reason": self.health_reason,
+            "health": to_jsonable(self.health),
+            "zones": list(self.zones),
+            "availability_set": self.availability_set,
+            "sla_shape": self.sla_shape,
+            "vmss_id": self.vmss_id,
+            "priority": self.priority,
+            "private_ips": list(self.private_ips),
+            "public_ips": list(self.public_ips),
+            "fqdn": self.fqdn,
+            "os_disk": disk(self.os_disk) | {"ephemeral": self.os_disk.ephemeral},
+            "data_disks": [disk(d) for d in self.data_disks],
+            "nics": [
+                {
+                    "id": n.id,
+                    "name": n.name,
+                    "delete_option": n.delete_option,
+                    "nsg_id": n.nsg_id,
+                    "subnet_nsg_id": n.subnet_nsg_id,
+                    "private_ips": list(n.private_ips),
+                    "public_ips": [to_jsonable(p) for p in n.public_ips],
+                }
+                for n in self.nics
+            ],
+            "agent_status": self.agent_status,
+            "agent_version": self.agent_version,
+            "boot_diagnostics": {
+                "enabled": self.boot_diagnostics.enabled,
+                "managed_storage": self.boot_diagnostics.managed_storage,
+                "storage_uri": self.boot_diagnostics.storage_uri,
+            },
+            "maintenance": to_jsonable(self.maintenance) | {"pending": self.maintenance.pending},
+            "extensions": [to_jsonable(e) for e in self.extensions],
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class EventUpdate:
+    summary: str
+    time: datetime | None
+
+
+@dataclass(frozen=True)
+class ImpactedRegion:
+    region: str
+    status: str | None = None
+    updates: tuple[EventUpdate, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImpactedService:
+    service: str
+    regions: tuple[ImpactedRegion, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    """A Service Health event (service issue, planned maintenance, advisory)."""
+
+    id: str  # tracking id
+    subscription_id: str
+    type: str  # ServiceIssue / PlannedMaintenance / HealthAdvisory / SecurityAdvisory / ...
+    status: str  # Active / Resolved
+    level: str | None
+    title: str
+    summary: str | None = None
+    impact_start: datetime | None = None
+    impact_mitigation: datetime | None = None
+    last_update: datetime | None = None
+    impact: tuple[ImpactedService, ...] = ()
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for svc in self.impact:
+            for r in svc.regions:
+                seen.setdefault(r.region, None)
+        return tuple(seen)
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.service for s in self.impact))
+
+    @property
+    def updates(self) -> tuple[EventUpdate, ...]:
+        ups = [u for s in self.impact for r in s.regions for u in r.updates]
+        return tuple(sorted(ups, key=lambda u: u.time or datetime.min, reverse=True))
+
+
+@dataclass(frozen=True)
+class SubscriptionError:
+    subscription_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything one refresh saw, joined. Lookup tables are keyed by lower-case id."""
+
+    subscriptions: tuple[Subscription, ...]
+    vms: tuple[Vm, ...]
+    errors: tuple[SubscriptionError, ...] = ()
+    events: tuple[ServiceEvent, ...] = ()
+    nsgs: dict[str, NetworkSecurityGroup] = field(default_factory=dict)
+    load_balancers: dict[str, LoadBalancer] = field(default_factory=dict)
+    public_ips: dict[str, PublicIp] = field(default_factory=dict)
+    availability_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: int = 0
+    elapsed_s: float = 0.0
+    fetched_at: datetime | None = None
+
+    def vm_by_name(self, name: str) -> list[Vm]:
+        return [v for v in self.vms if v.name.lower() == name.lower()]
+
+    def vm_by_id(self, vm_id: str) -> Vm | None:
+        low = vm_id.lower()
+        for v in self.vms:
+            if v.id.lower() == low:
+                return v
+        return None
+
+    def nsg(self, nsg_id: str | None) -> NetworkSecurityGroup | None:
+        return self.nsgs.get(nsg_id.lower()) if nsg_id else None

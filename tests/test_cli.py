@@ -1,0 +1,106 @@
+"""The CLI as an operator or a script uses it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def aztriage(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=ROOT, capture_output=True, text=True, input=input, timeout=timeout, env=os.environ.copy())
+
+
+def assert_one_clear_line(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_inventory_json_against_the_demo():
+    proc = aztriage("inventory", "--demo", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) == {"vms", "errors", "stats"}
+    assert out["errors"] == []
+    assert out["stats"]["requests"] > 0
+    required = {"id", "name", "subscription_id", "resource_group", "location", "size", "os_type", "power_state", "provisioning_state", "availability_state", "health_reason", "zones", "availability_set", "private_ips", "public_ips", "fqdn", "os_disk", "data_disks", "nics", "agent_status", "boot_diagnostics", "maintenance"}
+    for vm in out["vms"]:
+        assert required <= set(vm), required - set(vm)
+        assert {"id", "name", "sku", "managed", "delete_option", "vhd_uri"} <= set(vm["os_disk"])
+        for d in vm["data_disks"]:
+            assert {"lun", "id", "name", "sku", "managed", "delete_option"} <= set(d)
+        for n in vm["nics"]:
+            assert {"id", "delete_option", "nsg_id"} <= set(n)
+
+
+def test_inventory_table_fits_80_columns():
+    proc = aztriage("inventory", "--demo")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("NAME")
+    assert max(len(line) for line in lines) <= 80
+    assert "VMs in 3 subscriptions" in proc.stdout
+
+
+def test_unknown_subscription_is_one_clear_line():
+    proc = aztriage("inventory", "--demo", "--subscription", "00000000-0000-0000-0000-00000000dead")
+    assert_one_clear_line(proc, "unknown subscription", "00000000-0000-0000-0000-00000000dead")
+    assert proc.stdout == ""
+
+
+def test_malformed_estate_file_names_the_file(tmp_path):
+    bad = tmp_path / "estate.json"
+    bad.write_text('{"subscriptions": [')
+    proc = aztriage("inventory", "--demo", "--demo-estate", str(bad))
+    assert_one_clear_line(proc, str(bad), "JSON")
+    proc = aztriage("emulator", "serve", "--estate", str(bad))
+    assert_one_clear_line(proc, str(bad))
+
+
+def test_auth_none_refused_for_a_non_loopback_endpoint():
+    proc = aztriage("inventory", "--arm-endpoint", "https://management.azure.com", "--auth", "none")
+    assert_one_clear_line(proc, "--auth none", "loopback")
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("inventory", "--format", "yaml"), "invalid choice"),
+        (("inventory", "--arm-endpoint", "http://127.0.0.1:1", "--auth", "none"), "https://"),
+        (("nonsense",), "invalid choice"),
+        (("inventory", "--demo", "--format", "md"), "--format md"),
+    ],
+)
+def test_bad_arguments_are_one_clear_line(args, needle):
+    assert_one_clear_line(aztriage(*args), needle)
+
+
+def test_emulator_serve_prints_exactly_one_json_line():
+    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "emulator", "serve", "--estate", "scale:50"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert set(info) == {"endpoint", "ca_file"}
+        assert info["endpoint"].startswith("https://127.0.0.1:")
+        out = aztriage("inventory", "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none", "--format", "json")
+        assert out.returncode == 0, out.stderr
+        assert len(json.loads(out.stdout)["vms"]) == 50
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.stdout.read() == ""
+
+
+def test_starting_the_cli_does_not_import_the_sdk():
+    code = "import sys, tui.cli; tui.cli.build_parser(); print(any(m.startswith(('azure', 'textual')) for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,132 @@
+"""The `aztriage` command. Starting it imports neither the Azure SDK nor
+Textual: each sub-command imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from backend.settings import AUTH_MODES, CLOUDS
+
+log = logging.getLogger("aztriage")
+
+
+class CliError(Exception):
+    """Bad input or an operator-facing failure: printed as one line, exit code 2 unless given."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+def global_options() -> argparse.ArgumentParser:
+    """Options every command takes; SUPPRESS keeps a sub-command from resetting the top level's values."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    S = argparse.SUPPRESS
+    g.add_argument("--demo", action="store_true", default=S, help="run against the embedded demo estate (local emulator)")
+    g.add_argument("--demo-estate", metavar="SPEC", default=S, help="estate for --demo: demo, scale:N or a JSON file")
+    g.add_argument("--arm-endpoint", metavar="URL", default=S, help="an ARM-compatible endpoint (https)")
+    g.add_argument("--ca-file", metavar="PATH", default=S, help="trust only this CA for --arm-endpoint")
+    g.add_argument("--auth", choices=AUTH_MODES, default=S, help="how to sign in (default: DefaultAzureCredential)")
+    g.add_argument("--cloud", choices=list(CLOUDS), default=S, help="national cloud")
+    g.add_argument("--subscription", metavar="ID", action="append", default=S, help="limit to this subscription (repeatable)")
+    g.add_argument("--read-only", action="store_true", default=S, help="never change anything in Azure")
+    g.add_argument("--format", choices=["table", "json", "md", "text"], default=S, help="output format")
+    return p
+
+
+DEFAULTS = {
+    "demo": False,
+    "demo_estate": "demo",
+    "arm_endpoint": None,
+    "ca_file": None,
+    "auth": None,
+    "cloud": "AzureCloud",
+    "subscription": None,
+    "read_only": False,
+    "format": None,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parents = [global_options()]
+    parser = _Parser(prog="aztriage", description="Triage and recover Azure virtual machines.", parents=parents)
+    parser.add_argument("--log-level", default="INFO", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in _command_modules():
+        importlib.import_module(f"tui.commands.{name}").add_parser(sub, parents)
+    return parser
+
+
+def _command_modules() -> list[str]:
+    from tui.commands import MODULES
+
+    return MODULES
+
+
+def setup_logging(level: str = "INFO") -> str:
+    """Tracebacks go to a private log file, never to the operator's screen."""
+    from backend.paths import log_dir, private_file
+
+    path = private_file(log_dir() / "aztriage.log")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
+    # The SDK's HTTP logging is noisy and may echo headers; keep it to warnings.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    return str(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    log_path = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        for key, value in DEFAULTS.items():
+            if not hasattr(args, key):
+                setattr(args, key, value)
+        log_path = setup_logging(args.log_level)
+        func = getattr(args, "func", None)
+        if func is None:
+            return _run_console(args)
+        return int(func(args) or 0)
+    except CliError as exc:
+        print(f"aztriage: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("aztriage: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `aztriage inventory | head`: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # the last line of defence: never a traceback on screen
+        log.exception("unexpected error")
+        where = f" (details in {log_path})" if log_path else ""
+        print(f"aztriage: unexpected error: {exc}{where}", file=sys.stderr)
+        return 1
+
+
+def _run_console(args: argparse.Namespace) -> int:
+    try:
+        app_module = importlib.import_module("tui.app")
+    except ModuleNotFoundError:
+        raise CliError("the console is not available in this build; use a sub-command such as 'aztriage inventory'") from None
+    return int(app_module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

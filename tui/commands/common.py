@@ -1,0 +1,70 @@
+"""Helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tui.cli import CliError
+
+T = TypeVar("T")
+
+
+def run_with_backend(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Start the demo emulator if asked, open the adapter, run `work(backend)`."""
+    from backend.adapter import BackendError
+    from tui.runtime import demo_emulator, open_backend, resolve_settings
+
+    with demo_emulator(args) as emulator:
+        settings = resolve_settings(args, emulator)
+
+        async def main() -> T:
+            async with open_backend(settings) as backend:
+                return await work(backend)
+
+        try:
+            return asyncio.run(main())
+        except BackendError as exc:
+            raise CliError(str(exc), exit_code=1) from None
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def output_format(args: argparse.Namespace, allowed: tuple[str, ...], default: str = "table") -> str:
+    fmt = args.format or default
+    if fmt not in allowed:
+        raise CliError(f"--format {fmt} is not available here: use {' or '.join(allowed)}")
+    return fmt
+
+
+def check_subscriptions(args: argparse.Namespace, errors: Any) -> None:
+    """An unknown --subscription is bad input, not a partial result."""
+    unknown = [e.subscription_id for e in errors if e.code == "SubscriptionNotFound"]
+    if unknown:
+        raise CliError(f"unknown subscription {', '.join(unknown)}: it is not visible to the signed-in identity")
+
+
+def _instance_views(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of VMs or 'all'")
+    return int(text)
+
+
+def add_instance_views_option(p: argparse.ArgumentParser) -> None:
+    from backend.settings import DEFAULT_INSTANCE_VIEWS
+
+    p.add_argument(
+        "--instance-views",
+        metavar="N|all",
+        type=_instance_views,
+        default=DEFAULT_INSTANCE_VIEWS,
+        help=f"read the instance view (VM agent, planned maintenance, fault domains) of at most N VMs, one request each (default {DEFAULT_INSTANCE_VIEWS}); the rest are 'not checked'",
+    )

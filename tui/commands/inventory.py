@@ -1,0 +1,71 @@
+"""`aztriage inventory`: every VM the identity can see, joined with its health,
+network and disks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tui.commands.common import add_instance_views_option, check_subscriptions, output_format, print_json, run_with_backend
+from tui.textfmt import table
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("inventory", parents=parents, help="list every VM with its state, health, network and disks")
+    add_instance_views_option(p)
+    p.set_defaults(func=run)
+
+
+def power_text(power: str) -> str:
+    # Upper case marks a bad state so it stands out without colour.
+    return power if power in ("running",) else power.upper()
+
+
+def health_text(state: str) -> str:
+    return state if state == "Available" else state.upper()
+
+
+def agent_text(status: str) -> str:
+    return "ready" if status == "Ready" else status.lower()
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = output_format(args, ("table", "json"))
+
+    async def work(backend):
+        return await backend.inventory(list(args.subscription) if args.subscription else None, instance_views=args.instance_views)
+
+    inv = run_with_backend(args, work)
+    check_subscriptions(args, inv.errors)
+    if fmt == "json":
+        print_json(
+            {
+                "vms": [vm.to_json() for vm in inv.vms],
+                "errors": [{"subscription_id": e.subscription_id, "code": e.code, "message": e.message} for e in inv.errors],
+                "stats": {"requests": inv.requests, "elapsed_s": round(inv.elapsed_s, 3), "subscriptions": len(inv.subscriptions)},
+            }
+        )
+    else:
+        names = {s.subscription_id: s.display_name for s in inv.subscriptions}
+        rows = [
+            (
+                vm.name,
+                vm.resource_group,
+                names.get(vm.subscription_id, vm.subscription_id)[:24],
+                vm.location,
+                vm.size.removeprefix("Standard_"),
+                power_text(vm.power_state),
+                health_text(vm.availability_state),
+                vm.sla_shape,
+                ",".join(vm.public_ips) or "-",
+                agent_text(vm.agent_status),
+            )
+            for vm in inv.vms
+        ]
+        print(table(("NAME", "GROUP", "SUBSCRIPTION", "LOCATION", "SIZE", "POWER", "HEALTH", "SLA", "PUBLIC IP", "AGENT"), rows, shrink=(1, 0, 8), optional=(1, 3, 4, 2)))
+        print(f"\n{len(inv.vms)} VMs in {len(inv.subscriptions)} subscriptions; {inv.requests} requests in {inv.elapsed_s:.2f} s")
+        for e in inv.errors:
+            print(f"subscription {e.subscription_id} failed: {e.code}: {e.message}", file=sys.stderr)
+    if inv.errors and len(inv.errors) >= len(inv.subscriptions):
+        return 1
+    return 0

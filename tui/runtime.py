@@ -1,0 +1,87 @@
+"""From parsed CLI options to a running backend (with the demo emulator when asked)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+
+from backend.settings import ConnectionSettings, SettingsError
+from tui.cli import CliError
+
+
+def load_settings_config():
+    """The user's config file and AZTRIAGE_* variables (backend/config.py); a bad one is a CliError.
+    Its default subscriptions apply to real Azure, not to the demo estate."""
+    from backend.config import ConfigError, load_config
+
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def settings_from_args(args: argparse.Namespace) -> ConnectionSettings:
+    if args.demo and args.arm_endpoint:
+        raise CliError("use either --demo or --arm-endpoint, not both")
+    if args.ca_file and not args.arm_endpoint:
+        raise CliError("--ca-file only applies with --arm-endpoint")
+    auth = args.auth or ("none" if args.demo else "default")
+    settings = ConnectionSettings(
+        arm_endpoint=args.arm_endpoint,
+        ca_file=args.ca_file,
+        auth=auth,
+        cloud=args.cloud,
+        subscriptions=tuple(args.subscription or (() if args.demo else load_settings_config().subscriptions)),
+        read_only=bool(args.read_only),
+        demo=bool(args.demo),
+    )
+    if args.demo:
+        return settings  # endpoint filled in once the emulator runs
+    try:
+        return settings.validate()
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def demo_emulator(args: argparse.Namespace) -> Iterator[object | None]:
+    """Start the embedded emulator for --demo; yields None otherwise."""
+    if not args.demo:
+        yield None
+        return
+    from backend.demo import start_emulator
+    from backend.emulator.estates import EstateError
+
+    try:
+        emulator = start_emulator(args.demo_estate, seed=int(os.environ.get("AZTRIAGE_DEMO_SEED", "0")))
+    except EstateError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def resolve_settings(args: argparse.Namespace, emulator: object | None) -> ConnectionSettings:
+    settings = settings_from_args(args)
+    if emulator is not None:
+        from backend.demo import settings_for
+
+        settings = settings_for(emulator, settings)
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def open_backend(settings: ConnectionSettings) -> AsyncIterator[object]:
+    from backend.adapter import create_backend
+
+    try:
+        backend = create_backend(settings)
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        yield backend
+    finally:
+        await backend.close()
