@@ -46,6 +46,7 @@ from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuth
 from backend.adapter import BackendError
 from backend.azure import mapping
 from backend.azure.credentials import make_credential
+from backend.azure.lists import INVENTORY_LISTS, raw_list
 from backend.models import Inventory, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
 from backend.settings import DEFAULT_INSTANCE_VIEWS, ConnectionSettings
 
@@ -53,7 +54,6 @@ log = logging.getLogger("aztriage.azure")
 
 T = TypeVar("T")
 
-VM_HEALTH_FILTER = "resourceType eq 'Microsoft.Compute/virtualMachines'"
 USER_AGENT = "aztriage/0.1"
 
 
@@ -248,24 +248,12 @@ class AzureBackend:
         return [item async for item in pager]
 
     async def _subscription_documents(self, sub_id: str) -> dict[str, list[Any]]:
-        compute = self.client("compute", sub_id)
-        network = self.client("network", sub_id)
-        health = self.client("health", sub_id)
-        calls = {
-            "vm_status": compute.virtual_machines.list_all(status_only="true"),
-            "vms": compute.virtual_machines.list_all(),
-            "disks": compute.disks.list(),
-            "availability_sets": compute.availability_sets.list_by_subscription(),
-            "nics": network.network_interfaces.list_all(),
-            "public_ips": network.public_ip_addresses.list_all(),
-            "nsgs": network.network_security_groups.list_all(),
-            "load_balancers": network.load_balancers.list_all(),
-            "vnets": network.virtual_networks.list_all(),
-            "health": health.availability_statuses.list_by_subscription_id(filter=VM_HEALTH_FILTER, expand="recommendedactions"),
-            "events": health.events.list_by_subscription_id(),
+        lists = {
+            name: raw_list(self.client(route.client, sub_id), sub_id, route)
+            for name, route in INVENTORY_LISTS.items()
         }
-        results = await asyncio.gather(*(self._list(p) for p in calls.values()))
-        return dict(zip(calls, results))
+        results = await asyncio.gather(*(self._list(p) for p in lists.values()))
+        return dict(zip(lists, results))
 
     async def inventory(self, subscription_ids: list[str] | None = None, *, instance_views: int | None = DEFAULT_INSTANCE_VIEWS) -> Inventory:
         """Every VM of the chosen subscriptions, joined from subscription-wide lists.
