@@ -290,6 +290,8 @@ class Vm:
     security_type: str | None = None
     image: str | None = None
     time_created: datetime | None = None
+    # True once the VM's own instance view was read (agent, maintenance, fault domain known).
+    instance_view_read: bool = False
 
     @property
     def availability_state(self) -> str:
@@ -390,8 +392,9 @@ class Vm:
                 }
                 for n in self.nics
             ],
-            "agent_status": self.agent_status,
+            "agent_status": self.agent_status if self.instance_view_read or self.power_state == "deallocated" else "not checked",
             "agent_version": self.agent_version,
+            "instance_view_read": self.instance_view_read,
             "boot_diagnostics": {
                 "enabled": self.boot_diagnostics.enabled,
                 "managed_storage": self.boot_diagnostics.managed_storage,

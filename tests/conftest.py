@@ -13,7 +13,10 @@ import pytest
 
 # Every file aztriage writes (journal, config, logs, last-known IPs) lands in a
 # throwaway home for this test process, never in the developer's.
-_HOME = tempfile.mkdtemp(prefix="aztriage-test-home-")
+# Set once per process: test modules import helpers from tests.conftest, which runs this
+# module a second time under another name, and both must agree on the home.
+_HOME = os.environ.get("AZTRIAGE_TEST_HOME") or tempfile.mkdtemp(prefix="aztriage-test-home-")
+os.environ["AZTRIAGE_TEST_HOME"] = _HOME
 for _var, _sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"), ("XDG_CACHE_HOME", "cache")):
     os.environ[_var] = os.path.join(_HOME, _sub)
 os.environ.pop("AZURE_CLIENT_ID", None)

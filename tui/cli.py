@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parents = [global_options()]
     parser = _Parser(prog="aztriage", description="Triage and recover Azure virtual machines.", parents=parents)
     parser.add_argument("--log-level", default="INFO", help=argparse.SUPPRESS)
+    parser.add_argument("--present", action="store_true", help="presenter mode: roomier layout, the why of each step shown large, a trail of what was done (P toggles)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _command_modules():
         importlib.import_module(f"tui.commands.{name}").add_parser(sub, parents)
@@ -129,4 +130,8 @@ def _run_console(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m tui.cli` this module is __main__; run the importable tui.cli so
+    # CliError raised by sub-commands is the same class main() catches.
+    from tui.cli import main as _main
+
+    sys.exit(_main())

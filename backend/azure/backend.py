@@ -47,6 +47,7 @@ from backend.adapter import BackendError
 from backend.azure import mapping
 from backend.azure.credentials import make_credential
 from backend.azure.lists import INVENTORY_LISTS, raw_list
+from backend.azure.operations import RecoveryOperations
 from backend.models import Inventory, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
 from backend.settings import DEFAULT_INSTANCE_VIEWS, ConnectionSettings
 
@@ -88,7 +89,7 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, str(exc) or type(exc).__name__
 
 
-class AzureBackend:
+class AzureBackend(RecoveryOperations):
     """The Backend protocol over the async management SDKs."""
 
     def __init__(self, settings: ConnectionSettings, *, retry_total: int = 4, read_timeout: float = 60.0):
@@ -266,10 +267,12 @@ class AzureBackend:
         before = self.requests
         subs, errors = await self._subscriptions_for(subscription_ids)
 
-        async def one(sub: Subscription) -> dict[str, list[Any]] | SubscriptionError:
+        async def one(sub: Subscription) -> Inventory | SubscriptionError:
             async with self._semaphore:
                 try:
-                    return await self._subscription_documents(sub.subscription_id)
+                    docs = await self._subscription_documents(sub.subscription_id)
+                    # Join now, so only the subscriptions in flight hold raw documents.
+                    return join_subscription(sub.subscription_id, docs)
                 except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                     log.warning("inventory of subscription %s failed", sub.subscription_id, exc_info=True)
                     code, message = describe_error(exc)
@@ -282,11 +285,10 @@ class AzureBackend:
         lbs: dict[str, Any] = {}
         pips_all: dict[str, PublicIp] = {}
         avsets: dict[str, Any] = {}
-        for sub, docs in zip(subs, fetched):
-            if isinstance(docs, SubscriptionError):
-                errors.append(docs)
+        for part in fetched:
+            if isinstance(part, SubscriptionError):
+                errors.append(part)
                 continue
-            part = join_subscription(sub.subscription_id, docs)
             vms.extend(part.vms)
             events.extend(part.events)
             nsgs.update(part.nsgs)

@@ -32,6 +32,7 @@ def enrich(vm: Vm, view: Mapping[str, Any]) -> Vm:
         maintenance=mapping.maintenance(view),
         platform_fault_domain=view.get("platformFaultDomain"),
         platform_update_domain=view.get("platformUpdateDomain"),
+        instance_view_read=True,
     )
 
 

@@ -58,6 +58,8 @@ FAULT_RKEY: web.RequestKey[Any] = web.RequestKey("aztriage_fault", object)
 OPID_RKEY: web.RequestKey[Any] = web.RequestKey("aztriage_operation_id", object)
 
 WRITE_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
+# POST actions that only read (e.g. retrieveBootDiagnosticsData, lower-case): not counted as writes.
+READ_ACTIONS: set[str] = set()
 TICK_S = 0.05
 
 
@@ -275,7 +277,7 @@ class Emulator:
         self._requests += 1
         key = f"{method} {route.template}"
         self._by_route[key] = self._by_route.get(key, 0) + 1
-        is_write = method in WRITE_METHODS
+        is_write = method in WRITE_METHODS and not (method == "POST" and (route.last or "").lower() in READ_ACTIONS)
         if is_write:
             self._writes += 1
         status = 500
@@ -548,3 +550,13 @@ class EmulatorThread:
         self.stop()
 
 
+# Routes of features that live in their own modules.
+from .usage import usage_routes  # noqa: E402  (compute usage and quota: backend/emulator/usage.py)
+
+Emulator.add_routes(usage_routes)
+from .recovery_ops import recovery_routes  # noqa: E402  (locks, vmSizes, run-command and VMAccess effects: backend/emulator/recovery_ops.py)
+
+Emulator.add_routes(recovery_routes)
+from . import guest  # noqa: E402,F401  (registers itself: demo guests' RDP/SSH listeners, Network Watcher; backend/emulator/guest.py)
+from . import bootdiag  # noqa: E402,F401  (registers itself: retrieveBootDiagnosticsData and its blobs; backend/emulator/bootdiag.py)
+from . import rescue_ops  # noqa: E402,F401  (registers itself: guest facts that follow OS disks, rescue repairs, swap checks; backend/emulator/rescue_ops.py)

@@ -25,8 +25,12 @@ def health_text(state: str) -> str:
     return state if state == "Available" else state.upper()
 
 
-def agent_text(status: str) -> str:
-    return "ready" if status == "Ready" else status.lower()
+def agent_text(vm) -> str:
+    if vm.power_state == "deallocated":
+        return "-"  # no host, no agent
+    if not vm.instance_view_read:
+        return "not checked"
+    return "ready" if vm.agent_status == "Ready" else vm.agent_status.upper()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 health_text(vm.availability_state),
                 vm.sla_shape,
                 ",".join(vm.public_ips) or "-",
-                agent_text(vm.agent_status),
+                agent_text(vm),
             )
             for vm in inv.vms
         ]

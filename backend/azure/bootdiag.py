@@ -1,0 +1,314 @@
+"""Boot diagnostics on the real adapter: the serial console log and the
+console screenshot of a VM.
+
+Compute's retrieve-boot-diagnostics-data operation
+(``virtual_machines.retrieve_boot_diagnostics_data``) gives two short-lived
+SAS URLs, for managed storage and for a customer's storage account alike;
+the two blobs are then read over HTTPS through the adapter's own session,
+which trusts the same CA as the ARM calls. The URLs are kept per VM until
+they expire, so a refresh costs two blob reads; when Blob Storage says a SAS
+is no longer valid (403 AuthenticationFailed: expired, or a clock ahead of
+ours), the URLs are fetched again once and the read is retried.
+
+A SAS URL is a credential: it is never logged, shown or kept on disk; error
+messages name the blob without its query string.
+
+Functions take the ``AzureBackend``; nothing here imports the Azure SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from backend.adapter import BackendError
+from backend.models import ResourceId
+
+log = logging.getLogger("aztriage.azure.bootdiag")
+
+SAS_MINUTES = 30  # how long the URLs we ask for live (ARM allows 1 to 1440; its default is 120)
+EXPIRY_MARGIN_S = 60.0  # a cached URL this close to its expiry is not used
+MAX_BLOB_BYTES = 32 * 1024 * 1024
+BLOB_TIMEOUT_S = 30.0
+
+ENABLE_PATCH = {"properties": {"diagnosticsProfile": {"bootDiagnostics": {"enabled": True}}}}
+
+
+class BootDiagnosticsOff(BackendError):
+    """The VM has boot diagnostics off: there is nothing to read until they are enabled."""
+
+
+@dataclass(frozen=True)
+class SasUris:
+    serial_log: str
+    screenshot: str
+    expires_at: float | None  # epoch seconds, from the URLs' se= (None: unknown)
+    fetched_at: float
+
+    def fresh(self, now: float | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        return (now or time.time()) < self.expires_at - EXPIRY_MARGIN_S
+
+
+@dataclass(frozen=True)
+class BootDiagnosticsData:
+    vm_id: str
+    vm_name: str
+    storage: str  # "managed storage" or "storage account NAME"
+    serial_log: str | None  # the text (page-blob padding removed); None when it could not be read
+    screenshot: bytes | None  # as the blob holds it (BMP from Azure)
+    serial_error: str | None = None
+    screenshot_error: str | None = None
+    fetched_at: datetime | None = None
+    sas_fetches: int = 0  # retrieve calls made: 0 (cached URLs), 1, or 2 when they had expired
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vm": self.vm_name,
+            "vm_id": self.vm_id,
+            "storage": self.storage,
+            "serial_log_bytes": len(self.serial_log.encode()) if self.serial_log is not None else None,
+            "screenshot_bytes": len(self.screenshot) if self.screenshot is not None else None,
+            "serial_error": self.serial_error,
+            "screenshot_error": self.screenshot_error,
+            "fetched_at": self.fetched_at.isoformat(timespec="seconds") if self.fetched_at else None,
+        }
+
+
+# Per adapter instance: vm id (lower) -> the last URLs.
+_CACHE: "weakref.WeakKeyDictionary[Any, dict[str, SasUris]]" = weakref.WeakKeyDictionary()
+
+
+def _cache(backend: Any) -> dict[str, SasUris]:
+    found = _CACHE.get(backend)
+    if found is None:
+        found = _CACHE[backend] = {}
+    return found
+
+
+def forget(backend: Any, vm_id: str | None = None) -> None:
+    """Drop the cached URLs (of one VM, or all)."""
+    cache = _cache(backend)
+    if vm_id is None:
+        cache.clear()
+    else:
+        cache.pop(vm_id.lower(), None)
+
+
+def redact(url: str) -> str:
+    """A blob URL without its SAS (query string)."""
+    p = urlparse(url)
+    return f"{p.scheme}://{p.netloc}{p.path}"
+
+
+def _expiry(url: str) -> float | None:
+    values = parse_qs(urlparse(url).query).get("se")
+    if not values:
+        return None
+    text = values[0].replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def _vm_parts(vm_id: str) -> tuple[str, str, str]:
+    rid = ResourceId.parse(vm_id)
+    if not rid.resource_group or not rid.name or rid.type.lower() != "virtualmachines":
+        raise BackendError(f"{vm_id} is not a virtual machine id")
+    return rid.subscription_id, rid.resource_group, rid.name
+
+
+def storage_label(boot_settings: dict[str, Any] | None) -> str:
+    uri = (boot_settings or {}).get("storageUri") or (boot_settings or {}).get("storage_uri")
+    if uri:
+        host = urlparse(uri).hostname or uri
+        return f"storage account {host.split('.', 1)[0]}"
+    return "managed storage"
+
+
+async def retrieve_uris(backend: Any, vm_id: str, *, minutes: int = SAS_MINUTES) -> SasUris:
+    """Ask Compute for SAS URLs of the VM's serial log and screenshot (POST retrieveBootDiagnosticsData)."""
+    sub, rg, name = _vm_parts(vm_id)
+    compute = backend.client("compute", sub)
+    try:
+        result = await backend.call(
+            f"retrieving the boot diagnostics of VM {name}",
+            lambda: compute.virtual_machines.retrieve_boot_diagnostics_data(rg, name, sas_uri_expiration_time_in_minutes=minutes),
+        )
+    except BackendError as exc:
+        if exc.status == 409 and "not enabled" in str(exc).lower():
+            raise BootDiagnosticsOff(
+                f"boot diagnostics are off on VM {name}: nothing was captured; enable them (scenario enable-boot-diagnostics), then start or restart the VM",
+                code="BootDiagnosticsOff",
+                status=409,
+            ) from None
+        raise
+    serial = result.get("serialConsoleLogBlobUri") if hasattr(result, "get") else getattr(result, "serial_console_log_blob_uri", None)
+    shot = result.get("consoleScreenshotBlobUri") if hasattr(result, "get") else getattr(result, "console_screenshot_blob_uri", None)
+    if not serial and not shot:
+        raise BackendError(f"retrieving the boot diagnostics of VM {name}: Azure returned no blob URLs", code="NoBootDiagnostics")
+    expiries = [e for e in (_expiry(serial or ""), _expiry(shot or "")) if e is not None]
+    uris = SasUris(serial or "", shot or "", min(expiries) if expiries else None, time.time())
+    _cache(backend)[vm_id.lower()] = uris
+    return uris
+
+
+class _BlobError(Exception):
+    def __init__(self, status: int, code: str, message: str, *, sas_rejected: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.sas_rejected = sas_rejected
+
+
+_QUERY = re.compile(r"\?[^\s'\"<>]*")
+_XML_CODE = re.compile(r"<Code>([^<]+)</Code>")
+_XML_DETAIL = re.compile(r"<AuthenticationErrorDetail>([^<]+)</AuthenticationErrorDetail>")
+_XML_MESSAGE = re.compile(r"<Message>([^<\n]+)")
+
+
+def _check_url(backend: Any, url: str) -> None:
+    from backend.settings import is_loopback_url
+
+    parsed = urlparse(url)
+    if parsed.scheme != "https":
+        raise _BlobError(0, "InsecureUrl", f"Azure returned a blob URL that is not HTTPS ({redact(url)}): not read")
+    if is_loopback_url(backend.settings.endpoint) and not is_loopback_url(url):
+        # An emulator on loopback must never send us elsewhere.
+        raise _BlobError(0, "NotLoopback", f"the endpoint is on loopback but the blob URL is not ({parsed.hostname}): not read")
+
+
+async def _get_blob(backend: Any, url: str) -> bytes:
+    import aiohttp
+
+    _check_url(backend, url)
+    session = backend._get_session()
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=BLOB_TIMEOUT_S), headers={"x-ms-version": "2022-11-02"}) as resp:
+            if resp.status == 200:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(256 * 1024):
+                    size += len(chunk)
+                    if size > MAX_BLOB_BYTES:
+                        raise _BlobError(200, "TooLarge", f"the blob {redact(url)} is larger than {MAX_BLOB_BYTES // 2**20} MiB: not read")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+            text = (await resp.text(errors="replace"))[:4000]
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        # An exception's text may quote the URL: never with its SAS.
+        reason = _QUERY.sub("", str(exc).strip()) or type(exc).__name__
+        raise _BlobError(0, "ConnectionFailed", f"cannot read {redact(url)}: {reason}") from None
+    code = resp.headers.get("x-ms-error-code") or (_XML_CODE.search(text).group(1) if _XML_CODE.search(text) else str(resp.status))
+    detail = _XML_DETAIL.search(text)
+    message = _XML_MESSAGE.search(text)
+    what = (detail.group(1) if detail else message.group(1) if message else resp.reason or "").strip()
+    rejected = resp.status == 403 and code == "AuthenticationFailed"
+    return _raise(resp.status, code, what, url, rejected)
+
+
+def _raise(status: int, code: str, what: str, url: str, rejected: bool) -> bytes:
+    blob = redact(url).rsplit("/", 1)[-1]
+    if status == 404:
+        raise _BlobError(status, code, f"{blob} does not exist yet: boot diagnostics capture from the VM's next start (start or restart it)")
+    if status == 403 and code in ("AuthorizationFailure", "AuthorizationPermissionMismatch"):
+        account = (urlparse(url).hostname or "").split(".", 1)[0]
+        raise _BlobError(status, code, f"the storage account {account} refuses this network or identity ({code}): allow your address in its firewall, or switch the VM to managed boot diagnostics")
+    raise _BlobError(status, code, f"reading {blob} failed: {status} {code}" + (f": {what}" if what else ""), sas_rejected=rejected)
+
+
+async def fetch(
+    backend: Any,
+    vm_id: str,
+    *,
+    serial_log: bool = True,
+    screenshot: bool = True,
+    storage: str = "managed storage",
+    minutes: int = SAS_MINUTES,
+) -> BootDiagnosticsData:
+    """The VM's serial log and/or screenshot. Raises BootDiagnosticsOff (boot
+    diagnostics disabled) or BackendError (ARM failed); a blob that cannot be
+    read is reported in the result's *_error, the other is still returned."""
+    _, _, name = _vm_parts(vm_id)
+    cached = _cache(backend).get(vm_id.lower())
+    fetches = 0
+    if cached is not None and cached.fresh():
+        uris = cached
+    else:
+        uris = await retrieve_uris(backend, vm_id, minutes=minutes)
+        fetches += 1
+    wanted = [k for k, on in (("serial", serial_log), ("screenshot", screenshot)) if on]
+
+    async def read_all(u: SasUris) -> dict[str, bytes | _BlobError]:
+        async def one(kind: str) -> bytes | _BlobError:
+            url = u.serial_log if kind == "serial" else u.screenshot
+            if not url:
+                return _BlobError(0, "NoUrl", f"Azure gave no URL for the {'serial log' if kind == 'serial' else 'screenshot'}")
+            try:
+                return await _get_blob(backend, url)
+            except _BlobError as exc:
+                return exc
+
+        results = await asyncio.gather(*(one(k) for k in wanted))
+        return dict(zip(wanted, results))
+
+    got = await read_all(uris)
+    if any(isinstance(v, _BlobError) and v.sas_rejected for v in got.values()):
+        # Expired (or not yet valid by Storage's clock): new URLs, one more try.
+        log.info("boot diagnostics URLs of %s were refused by Blob Storage; fetching new ones", name)
+        uris = await retrieve_uris(backend, vm_id, minutes=minutes)
+        fetches += 1
+        retry = [k for k, v in got.items() if isinstance(v, _BlobError) and v.sas_rejected]
+        again = await read_all(uris)
+        for k in retry:
+            got[k] = again[k]
+
+    def text_of(data: bytes) -> str:
+        return data.rstrip(b"\x00").decode("utf-8", errors="replace")
+
+    serial = got.get("serial")
+    shot = got.get("screenshot")
+    return BootDiagnosticsData(
+        vm_id=vm_id,
+        vm_name=name,
+        storage=storage,
+        serial_log=text_of(serial) if isinstance(serial, bytes) else None,
+        screenshot=shot if isinstance(shot, bytes) else None,
+        serial_error=str(serial) if isinstance(serial, _BlobError) else None,
+        screenshot_error=str(shot) if isinstance(shot, _BlobError) else None,
+        fetched_at=datetime.now(timezone.utc),
+        sas_fetches=fetches,
+    )
+
+
+async def for_vm(backend: Any, vm: Any, *, serial_log: bool = True, screenshot: bool = True) -> BootDiagnosticsData:
+    """`fetch` for a `backend.models.Vm` (its boot diagnostics setting says where they are stored)."""
+    boot = getattr(vm, "boot_diagnostics", None)
+    if boot is not None and not boot.enabled:
+        raise BootDiagnosticsOff(
+            f"boot diagnostics are off on VM {vm.name}: nothing was captured; enable them (scenario enable-boot-diagnostics), then start or restart the VM",
+            code="BootDiagnosticsOff",
+            status=409,
+        )
+    storage = storage_label({"storageUri": boot.storage_uri} if boot is not None and boot.storage_uri else None)
+    return await fetch(backend, vm.id, serial_log=serial_log, screenshot=screenshot, storage=storage)
+
+
+async def enable(backend: Any, vm_id: str, **lro: Any) -> dict[str, Any]:
+    """PATCH diagnosticsProfile.bootDiagnostics.enabled = true (managed storage unless the VM
+    names a storage account). Refused under --read-only before any request."""
+    _, _, name = _vm_parts(vm_id)
+    backend.refuse_write(f"enabling boot diagnostics on VM {name}")
+    return await backend.update_vm(vm_id, ENABLE_PATCH, **lro)

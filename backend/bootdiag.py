@@ -1,0 +1,766 @@
+"""What a VM's serial console log says about its last boot.
+
+Pure (no I/O, no Textual, no SDK): the log as boot diagnostics serves it goes
+in, a verdict comes out. The verdict names known signatures, each with the
+evidence line (the line an operator would point at), the recovery scenario it
+calls for, and the repair commands for that scenario, filled in from the log
+where the log tells (the missing device's UUID, the partition fsck wants, the
+stop code).
+
+Only the last boot counts: a serial log holds every boot since the VM was
+started on its host, so a failed boot followed by a clean one is a VM that
+boots. ``boots(lines)`` finds the boundaries (a Linux kernel starting at
+0.000000, the Windows Boot Manager loading); the console highlights the last.
+
+On the rescue VM (scenario ``rescue``) the copy of the OS disk is the first
+data disk: ``/dev/disk/azure/scsi1/lun0`` on Linux, a new drive letter (F: in
+the commands below) on Windows. The commands are what the runbook's "Mounting
+disks to another VM" asks the operator to type, made specific.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+LINUX = "Linux"
+WINDOWS = "Windows"
+
+RESCUE_DISK = "/dev/disk/azure/scsi1/lun0"  # the OS disk copy, attached at LUN 0 of the rescue VM
+RESCUE_MOUNT = "/rescue"
+WINDOWS_DRIVE = "F:"
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-B]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_lines(text: str | bytes | None) -> list[str]:
+    """The log as lines an operator reads: no colour escapes, no carriage returns."""
+    if text is None:
+        return []
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [_CONTROL.sub("", line).rstrip() for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def tail(text: str | bytes | None, count: int = 50) -> list[str]:
+    lines = clean_lines(text)
+    return lines[-count:] if count > 0 else []
+
+
+# --- where each boot starts ------------------------------------------------------------
+
+_KERNEL_ZERO = re.compile(r"^\[\s*0\.000000\]")
+_KERNEL_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]")
+_WINDOWS_START = re.compile(r"^Loading Windows Boot Manager")
+# Firmware and boot loader lines that belong to the boot that follows them.
+_PRELUDE = re.compile(
+    r"^(?:$|BdsDxe:|UEFI|EFI stub:|Booting `|Booting from|GNU GRUB|Loading Linux|Loading initial ramdisk|"
+    r"Welcome to GRUB|error: no such device|SeaBIOS|iPXE|Press ESC|Boot0)",
+    re.IGNORECASE,
+)
+_ALSO_WINDOWS_START = re.compile(r"^Windows Boot Manager: booting|^Windows Boot Loader:|^Starting Windows")
+
+
+@dataclass(frozen=True)
+class Boot:
+    start: int  # index of the first line of this boot
+    end: int  # index one past its last line
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+def boots(lines: Sequence[str]) -> list[Boot]:
+    """The boots in a log, oldest first (always at least one for a non-empty log)."""
+    if not lines:
+        return []
+    starts: list[int] = []
+    last_time: float | None = None
+    windows_seen = False
+    for i, line in enumerate(lines):
+        if _KERNEL_ZERO.match(line):
+            if last_time is None or last_time > 0.0:
+                starts.append(i)
+            last_time = 0.0
+            continue
+        m = _KERNEL_TIME.match(line)
+        if m:
+            last_time = float(m.group(1))
+            continue
+        if _WINDOWS_START.match(line):
+            starts.append(i)
+            windows_seen = True
+        elif not windows_seen and _ALSO_WINDOWS_START.match(line) and not any(_WINDOWS_START.match(x) for x in lines[max(0, i - 3) : i]):
+            # A log cut before the boot manager line: the loader line starts the boot.
+            starts.append(i)
+            windows_seen = True
+    # Firmware and GRUB lines just before a start belong to that boot.
+    final: list[int] = []
+    for s in starts:
+        j = s
+        floor = final[-1] + 1 if final else 0
+        while j > floor and _PRELUDE.match(lines[j - 1]):
+            j -= 1
+        final.append(j)
+    starts = sorted(set(final))
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    out = [Boot(s, e) for s, e in zip(starts, starts[1:] + [len(lines)])]
+    # Text before the first real boot (a truncated previous boot) stays a boot of its own only when it says something.
+    if len(out) > 1 and all(not lines[i].strip() for i in range(out[0].start, out[0].end)):
+        out = out[1:]
+        out[0] = Boot(0, out[0].end)
+    return out
+
+
+def last_boot(lines: Sequence[str]) -> Boot:
+    found = boots(lines)
+    return found[-1] if found else Boot(0, 0)
+
+
+# --- signatures ------------------------------------------------------------------------
+
+
+def _rx(*patterns: str) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p) for p in patterns)
+
+
+Repair = Callable[[dict[str, str]], list[str]]
+
+
+@dataclass(frozen=True)
+class Signature:
+    id: str
+    title: str  # short, for a table cell and a verdict ("emergency mode (fstab)")
+    os_type: str  # Linux / Windows
+    explain: str  # one sentence: what it means
+    triggers: tuple[re.Pattern[str], ...]  # any of them in the last boot: the signature is there
+    evidence: tuple[re.Pattern[str], ...]  # the line to show, best first (else the first trigger line)
+    recommended_scenario: str
+    blocks_boot: bool  # the OS did not come up (no network change can make RDP/SSH answer)
+    repair: Repair
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A signature found in the last boot."""
+
+    signature: Signature
+    line: str  # the evidence line, as in the log
+    line_number: int  # 1-based, in the whole log
+    facts: dict[str, str] = field(default_factory=dict)  # what the log told (device, stop code, ...)
+    repair: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.signature.id
+
+    @property
+    def recommended_scenario(self) -> str:
+        return self.signature.recommended_scenario
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.signature.title,
+            "line": self.line,
+            "line_number": self.line_number,
+            "recommended_scenario": self.recommended_scenario,
+            "blocks_boot": self.signature.blocks_boot,
+            "explain": self.signature.explain,
+            "repair": list(self.repair),
+        }
+
+
+# --- repair commands ---------------------------------------------------------------------
+
+
+def _partition(device: str | None) -> str:
+    """The partition of the rescue VM's copy that was `device` on the broken VM."""
+    if device:
+        m = re.search(r"(?:sd[a-z]|vd[a-z]|xvd[a-z])(\d+)$", device) or re.search(r"nvme\d+n\d+p(\d+)$", device)
+        if m:
+            return f"{RESCUE_DISK}-part{m.group(1)}"
+    return f"{RESCUE_DISK}-part1"
+
+
+def _find_disk() -> list[str]:
+    return [
+        f"lsblk -f {RESCUE_DISK}   # the copy of the OS disk on the rescue VM (LUN 0); dmesg | grep SCSI shows its sdX name",
+    ]
+
+
+def _mount_root(facts: dict[str, str] | None = None) -> list[str]:
+    root = (facts or {}).get("root") or ""
+    if root.startswith("/dev/mapper/"):
+        return [
+            "vgscan && vgchange -ay   # the root file system is on LVM; if the rescue VM has a volume group of the same name, vgimportclone the copy first",
+            f"mkdir -p {RESCUE_MOUNT} && mount {root} {RESCUE_MOUNT}",
+        ]
+    return [f"mkdir -p {RESCUE_MOUNT} && mount {_partition(root or None)} {RESCUE_MOUNT}   # the partition lsblk shows as the root file system"]
+
+
+def _chroot() -> list[str]:
+    return [f"for d in dev proc sys; do mount --bind /$d {RESCUE_MOUNT}/$d; done"]
+
+
+def _umount() -> list[str]:
+    return [f"umount -R {RESCUE_MOUNT}   # then detach the copy; the rescue scenario swaps it in as the OS disk"]
+
+
+def _repair_fstab(facts: dict[str, str]) -> list[str]:
+    device = facts.get("device") or ""
+    key = device.rsplit("/", 1)[-1] if "/by-uuid/" in device or "/by-label/" in device else device
+    key = key.rstrip(".")
+    mount = facts.get("mount")
+    out = _find_disk() + _mount_root(facts) + [f"cp {RESCUE_MOUNT}/etc/fstab {RESCUE_MOUNT}/etc/fstab.bak"]
+    if key:
+        what = f"the entry for {device}" + (f" ({mount})" if mount else "")
+        out.append(f"grep -n '{key}' {RESCUE_MOUNT}/etc/fstab   # {what}: the device never appeared")
+        out.append(f"sed -i '\\|{key}| s|^|# |' {RESCUE_MOUNT}/etc/fstab   # comment it out, or add nofail to its options")
+    elif mount:
+        out.append(f"grep -n ' {mount} ' {RESCUE_MOUNT}/etc/fstab   # the entry for {mount}")
+        out.append(f"sed -i '\\| {mount} | s|^|# |' {RESCUE_MOUNT}/etc/fstab   # comment it out, or add nofail to its options")
+    else:
+        out.append(f"vi {RESCUE_MOUNT}/etc/fstab   # comment out (or add nofail to) the entries of data disks that are gone")
+    out.append(f"findmnt --verify --tab-file {RESCUE_MOUNT}/etc/fstab   # checks the edited file")
+    return out + _umount()
+
+
+def _repair_fsck(facts: dict[str, str]) -> list[str]:
+    device = facts.get("device")
+    part = _partition(device)
+    was = f"   # was {device} on the broken VM" if device else ""
+    if facts.get("filesystem") == "xfs":
+        check = f"xfs_repair {part}{was}   # if it refuses because of a dirty log: mount and umount it once, then again"
+    else:
+        check = f"fsck -yM {part}{was}"
+    return _find_disk() + [
+        f"findmnt {part} || echo 'not mounted: safe to check'   # never run fsck on a mounted file system",
+        check,
+        f"fsck -yM {part}   # again, until it reports clean",
+    ]
+
+
+def _repair_kernel_panic(facts: dict[str, str]) -> list[str]:
+    kernel = facts.get("kernel") or "<kernel version>"
+    reason = facts.get("reason") or ""
+    out = _find_disk() + _mount_root(facts) + _chroot() + [f"ls -l {RESCUE_MOUNT}/boot   # an initrd/initramfs for {kernel}?"]
+    if "unable to mount root" in reason.lower() or "initramfs" in reason.lower() or "init" in reason.lower():
+        out.append(f"chroot {RESCUE_MOUNT} update-initramfs -u -k {kernel}   # RHEL/SUSE: chroot {RESCUE_MOUNT} dracut -f --kver {kernel}")
+    else:
+        out.append(f"chroot {RESCUE_MOUNT} update-initramfs -u -k all   # RHEL/SUSE: chroot {RESCUE_MOUNT} dracut -f --regenerate-all")
+    out.append(f"chroot {RESCUE_MOUNT} update-grub   # RHEL: chroot {RESCUE_MOUNT} grub2-mkconfig -o /boot/grub2/grub.cfg; or make the previous kernel the default")
+    return out + _umount()
+
+
+def _repair_disk_full(facts: dict[str, str]) -> list[str]:
+    return _find_disk() + _mount_root(facts) + [
+        f"df -h {RESCUE_MOUNT}",
+        f"du -xh --max-depth=3 {RESCUE_MOUNT}/var {RESCUE_MOUNT}/home {RESCUE_MOUNT}/tmp 2>/dev/null | sort -h | tail -15",
+        f"journalctl -D {RESCUE_MOUNT}/var/log/journal --vacuum-size=200M",
+        f"find {RESCUE_MOUNT}/var/log -name '*.gz' -delete   # rotated logs; or expand the OS disk instead",
+    ] + _umount()
+
+
+def _repair_cloud_init(facts: dict[str, str]) -> list[str]:
+    return [
+        "cloud-init status --long   # over SSH if it answers; else on the rescue VM read the same log below",
+        "grep -nE 'WARNING|ERROR|Traceback' /var/log/cloud-init.log | tail -20",
+        "curl -s -H Metadata:true 'http://169.254.169.254/metadata/instance?api-version=2021-02-01' | head -c 300   # can the guest reach IMDS?",
+        "cloud-init collect-logs   # a tarball for a support case",
+    ]
+
+
+def _repair_agent(facts: dict[str, str]) -> list[str]:
+    return [
+        "systemctl status walinuxagent waagent 2>/dev/null | head -20   # over SSH; else on the rescue VM: /rescue/var/log/waagent.log",
+        "tail -50 /var/log/waagent.log",
+        "curl -s 'http://168.63.129.16/?comp=versions'   # the WireServer must answer, or the agent cannot report",
+        "ip route get 168.63.129.16; iptables -S | grep 168.63.129.16   # a route or firewall rule in the way?",
+        "systemctl restart walinuxagent 2>/dev/null || systemctl restart waagent",
+    ]
+
+
+def _repair_sshd(facts: dict[str, str]) -> list[str]:
+    line = facts.get("config_line")
+    config = facts.get("config_file") or "/etc/ssh/sshd_config"
+    out = _find_disk() + _mount_root(facts) + [
+        f"chroot {RESCUE_MOUNT} sshd -t   # prints the offending line of {config}",
+        f"cp {RESCUE_MOUNT}{config} {RESCUE_MOUNT}{config}.bak",
+    ]
+    if line:
+        out.append(f"sed -n '{line}p' {RESCUE_MOUNT}{config}   # the line sshd refused: fix or remove it")
+    else:
+        out.append(f"vi {RESCUE_MOUNT}{config}   # fix what sshd -t names")
+    out.append("# or, without a rescue VM: aztriage recover --scenario reset-access (VMAccess resets the SSH configuration)")
+    return out + _umount()
+
+
+def _win_common() -> list[str]:
+    return [
+        f"diskmgmt.msc   # on the rescue VM: bring the attached copy online and note its drive letter ({WINDOWS_DRIVE} below)",
+    ]
+
+
+def _win_pending_updates() -> list[str]:
+    d = WINDOWS_DRIVE
+    return [
+        f"dism /image:{d}\\ /get-packages /format:table   # an update in 'Install Pending' state?",
+        f"dism /image:{d}\\ /cleanup-image /revertpendingactions",
+    ]
+
+
+def _win_bcd() -> list[str]:
+    d = WINDOWS_DRIVE
+    return [
+        f"bcdedit /store {d}\\boot\\bcd /enum /v   # Gen1; Gen2 (UEFI): assign the EFI partition a letter (S:) with diskpart and use S:\\EFI\\Microsoft\\Boot\\BCD",
+        f"bcdedit /store {d}\\boot\\bcd /set {{bootmgr}} device partition={d}",
+        f"bcdedit /store {d}\\boot\\bcd /set {{default}} device partition={d}",
+        f"bcdedit /store {d}\\boot\\bcd /set {{default}} osdevice partition={d}",
+        f"bcdboot {d}\\Windows /s S: /f ALL   # rebuilds the boot files on the system partition S: when the BCD is missing",
+    ]
+
+
+def _repair_stop_code(facts: dict[str, str]) -> list[str]:
+    d = WINDOWS_DRIVE
+    code = (facts.get("code") or "").upper()
+    out = _win_common()
+    if code in ("INACCESSIBLE_BOOT_DEVICE", "0X0000007B"):
+        out += [f"chkdsk {d} /f"]
+        out += _win_pending_updates()
+        out += [
+            f"reg load HKLM\\BROKENSYSTEM {d}\\windows\\system32\\config\\SYSTEM",
+            "reg query HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\storvsc /v Start   # must be 0 (boot start) for Azure's storage driver",
+            "reg add HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\storvsc /v Start /t REG_DWORD /d 0 /f",
+            "reg unload HKLM\\BROKENSYSTEM",
+        ]
+        out += _win_bcd()[:1]
+    elif code in ("CRITICAL_PROCESS_DIED", "CRITICAL_SERVICE_FAILED"):
+        out += [f"chkdsk {d} /f", f"sfc /scannow /offbootdir={d}\\ /offwindir={d}\\windows"] + _win_pending_updates()
+    elif code == "UNMOUNTABLE_BOOT_VOLUME":
+        out += [f"chkdsk {d} /f /r   # repairs the volume's file system"]
+    elif code == "BAD_SYSTEM_CONFIG_INFO":
+        out += [
+            f"reg load HKLM\\BROKENSYSTEM {d}\\windows\\system32\\config\\SYSTEM   # an error here means the hive is damaged",
+            "reg unload HKLM\\BROKENSYSTEM",
+            f"dir {d}\\windows\\system32\\config\\RegBack   # a backup of the hives to restore, if it is not empty",
+        ]
+    else:
+        out += [f"chkdsk {d} /f", f"sfc /scannow /offbootdir={d}\\ /offwindir={d}\\windows"] + _win_pending_updates()
+    out.append(f"dir {d}\\windows\\MEMORY.DMP   # keep the crash dump for a support case")
+    return out
+
+
+def _repair_automatic_repair(facts: dict[str, str]) -> list[str]:
+    d = WINDOWS_DRIVE
+    return _win_common() + [
+        f"chkdsk {d} /f",
+        *_win_pending_updates(),
+        f"bcdedit /store {d}\\boot\\bcd /set {{default}} recoveryenabled no   # stops the automatic repair loop",
+        f"bcdedit /store {d}\\boot\\bcd /enum   # check that {{default}} points at the Windows partition",
+    ]
+
+
+def _repair_updates(facts: dict[str, str]) -> list[str]:
+    d = WINDOWS_DRIVE
+    return _win_common() + [
+        f"dism /image:{d}\\ /get-packages /format:table   # the update in 'Install Pending' state",
+        f"dism /image:{d}\\ /remove-package /packagename:<the Install Pending package>",
+        f"dism /image:{d}\\ /cleanup-image /revertpendingactions",
+        f"del {d}\\windows\\winsxs\\pending.xml   # only if dism says it cannot revert (keep a copy first)",
+    ]
+
+
+def _repair_bcd(facts: dict[str, str]) -> list[str]:
+    return _win_common() + _win_bcd()
+
+
+# --- the catalogue ---------------------------------------------------------------------------
+
+SIGNATURES: tuple[Signature, ...] = (
+    # Linux: the OS does not come up.
+    Signature(
+        "emergency-mode",
+        "emergency mode (fstab)",
+        LINUX,
+        "systemd stopped in emergency mode: a file system listed in /etc/fstab did not mount (typically a data disk that was removed or renamed); the OS waits for a root password on the console.",
+        _rx(r"You are in emergency mode", r"Reached target Emergency Mode", r"Started Emergency Shell", r"Welcome to emergency mode"),
+        _rx(
+            r"Timed out waiting for device (?P<device>/dev/\S+?)\.?$",
+            r"Failed to mount \S+\.mount - (?P<mount>/\S*)\.$",
+            r"Dependency failed for (?P<mount>/\S*)\.$",
+            r"Failed to mount (?P<mount_unit>.+?)\.$",
+            r"mount: (?P<mount>/\S*): (?:special device|can't find) (?P<device>\S+)",
+        ),
+        "rescue",
+        True,
+        _repair_fstab,
+    ),
+    Signature(
+        "fsck-required",
+        "file system check required",
+        LINUX,
+        "The root file system has errors the automatic check would not fix: it needs fsck run by hand, from a rescue VM.",
+        _rx(
+            r"UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY",
+            r"requires a manual fsck",
+            r"File system check of the root filesystem failed",
+            r"An automatic file system check \(fsck\) of the root filesystem failed",
+            r"Failed to start File System Check on (?:/dev/\S+|Root Device)",
+        ),
+        _rx(
+            r"The root filesystem on (?P<device>/dev/\S+) requires a manual fsck",
+            r"(?P<device>/dev/\S+): UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY",
+            r"(?P<label>\S+): UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY",
+            r"fsck\.(?P<fstype>\w+) .*?(?P<device>/dev/\S+?)\]?$",
+        ),
+        "rescue",
+        True,
+        _repair_fsck,
+    ),
+    Signature(
+        "kernel-panic",
+        "kernel panic",
+        LINUX,
+        "The kernel stopped with a panic before the system came up (a missing or broken initramfs, a bad kernel update, a root device it cannot find).",
+        _rx(r"Kernel panic - not syncing"),
+        _rx(r"Kernel panic - not syncing: (?P<reason>.*?)\s*\]?$", r"Linux version (?P<kernel>\S+)"),
+        "rescue",
+        True,
+        _repair_kernel_panic,
+    ),
+    # Linux: the OS runs, something in it fails.
+    Signature(
+        "disk-full",
+        "OS disk full",
+        LINUX,
+        "The OS disk is full: services that need to write (journald, sshd, the agent, databases) fail at boot.",
+        _rx(r"No space left on device", r"\[Errno 28\]"),
+        _rx(r"No space left on device"),
+        "rescue",
+        False,
+        _repair_disk_full,
+    ),
+    Signature(
+        "sshd-failed",
+        "sshd failed to start",
+        LINUX,
+        "The SSH server did not start (usually a broken sshd_config or host keys): the OS is up, port 22 refuses.",
+        _rx(
+            r"Failed to start (?:OpenBSD Secure Shell server|OpenSSH server daemon|ssh\.service|sshd\.service)",
+            r"\bsshd?\.service: (?:Main process exited, code=exited, status=255|Failed with result)",
+            r"sshd\[\d+\]: .*(?:Bad configuration option|Missing argument|bad configuration options|Unsupported option)",
+        ),
+        _rx(
+            r"(?P<config_file>/etc/ssh/sshd_config(?:\.d/\S+)?): line (?P<config_line>\d+): .+",
+            r"Failed to start (?:OpenBSD Secure Shell server|OpenSSH server daemon|ssh\.service|sshd\.service)",
+        ),
+        "reset-access",
+        False,
+        _repair_sshd,
+    ),
+    Signature(
+        "guest-agent-failed",
+        "Azure Linux Agent failing",
+        LINUX,
+        "The Azure Linux Agent cannot work (it cannot reach the WireServer 168.63.129.16, or its service failed): run command, VMAccess and extensions will not work.",
+        _rx(
+            r"\bERROR (?:Daemon|ExtHandler)\b",
+            r"Failed to start .*Azure Linux Agent",
+            r"\b(?:wa|walinux)agent\.service: (?:Main process exited, code=exited, status=[1-9]|Failed with result)",
+        ),
+        _rx(
+            r"ERROR .*(?:WireServer|168\.63\.129\.16).*",
+            r"\bERROR (?:Daemon|ExtHandler)\b.*",
+            r"Failed to start .*Azure Linux Agent.*",
+        ),
+        "restart",
+        False,
+        _repair_agent,
+    ),
+    Signature(
+        "cloud-init-failed",
+        "cloud-init failed",
+        LINUX,
+        "cloud-init failed at boot (metadata service, network or user-data): users, SSH keys or the network may not be set up.",
+        _rx(
+            r"Failed to start .*cloud-init",
+            r"cloud-init(?:\[\d+\])?: .*\b(?:ERROR|CRITICAL)\b",
+            r"cloud-init(?:\[\d+\])?: .*Traceback",
+        ),
+        _rx(r"cloud-init(?:\[\d+\])?: .*\b(?:ERROR|CRITICAL)\b.*", r"Failed to start .*cloud-init.*"),
+        "restart",
+        False,
+        _repair_cloud_init,
+    ),
+    # Windows.
+    Signature(
+        "stop-code",
+        "Windows stop code",
+        WINDOWS,
+        "Windows crashed while starting (a blue screen with a stop code) and does not reach the sign-in screen.",
+        _rx(r"Stop code: (?P<code>[A-Z0-9_]+)", r"\*\*\* STOP: 0x[0-9A-Fa-f]{8}", r"Your PC ran into a problem and needs to restart", r"Your PC ran into a problem"),
+        _rx(r"Stop code: (?P<code>[A-Z0-9_]+)", r"\*\*\* STOP: (?P<code>0x[0-9A-Fa-f]{8})"),
+        "rescue",
+        True,
+        _repair_stop_code,
+    ),
+    Signature(
+        "automatic-repair",
+        "stuck in Automatic Repair",
+        WINDOWS,
+        "Windows failed to start and went into Automatic Repair, which loops or cannot repair it.",
+        _rx(r"Preparing Automatic Repair", r"Diagnosing your PC", r"Automatic Repair couldn't repair your PC", r"Startup Repair couldn't repair"),
+        _rx(r"Automatic Repair couldn't repair your PC", r"Preparing Automatic Repair"),
+        "rescue",
+        True,
+        _repair_automatic_repair,
+    ),
+    Signature(
+        "updates-hang",
+        "hangs applying updates",
+        WINDOWS,
+        "Windows is applying (or undoing) updates at start-up and does not get past it; when it has not moved for hours, remove the pending update from a rescue VM.",
+        _rx(
+            r"Applying updates",
+            r"Working on updates",
+            r"Getting Windows ready",
+            r"Preparing to configure Windows",
+            r"Configuring Windows updates",
+            r"Undoing changes made to your computer",
+            r"We couldn't complete the updates",
+        ),
+        _rx(r"(?:Applying|Working on) updates.*", r"We couldn't complete the updates.*", r"Undoing changes.*"),
+        "rescue",
+        True,
+        _repair_updates,
+    ),
+    Signature(
+        "boot-configuration",
+        "boot configuration (BCD) error",
+        WINDOWS,
+        "The Windows Boot Manager cannot start Windows: the boot configuration data (BCD) is missing, damaged or points at the wrong partition.",
+        _rx(
+            r"The Boot Configuration Data (?:for your PC )?is missing or contains errors",
+            r"Windows failed to start\. A recent hardware or software change might be the cause",
+            r"^Status: (?:0xc000000e|0xc0000034|0xc000014c|0xc0000098|0xc0000225|0xc0000001)",
+            r"File: \\(?:Boot\\BCD|Windows\\system32\\winload)",
+            r"BOOTMGR is missing",
+            r"winload\.(?:exe|efi).* (?:is missing|corrupt)",
+        ),
+        _rx(
+            r"^Status: (?P<status>0xc[0-9a-fA-F]{7})",
+            r"The Boot Configuration Data.*",
+            r"Windows failed to start.*",
+        ),
+        "rescue",
+        True,
+        _repair_bcd,
+    ),
+)
+
+BY_ID = {s.id: s for s in SIGNATURES}
+
+# The last boot got this far: the OS is up.
+_LINUX_UP = _rx(r"\blogin: ?$", r"Reached target (?:Multi-User System|Graphical Interface)\.?$")
+_WINDOWS_UP = _rx(r"EVENT: The CMD command is now available", r"^Channel: Cmd\d+")
+_LINUX_HINT = _rx(r"Linux version ", r"systemd\[1\]", r"\[\s*\d+\.\d+\] ", r"\[  OK  \]", r"\(initramfs\)")
+_WINDOWS_HINT = _rx(r"Windows Boot Manager", r"^SAC>", r"Starting Windows", r"Stop code:", r"\*\*\* STOP:", r"Computer is booting, SAC started")
+
+
+def guess_os(lines: Sequence[str]) -> str | None:
+    linux = sum(1 for line in lines for rx in _LINUX_HINT if rx.search(line))
+    windows = sum(1 for line in lines for rx in _WINDOWS_HINT if rx.search(line))
+    if linux == windows == 0:
+        return None
+    return LINUX if linux >= windows else WINDOWS
+
+
+def _first_match(lines: Sequence[str], start: int, patterns: Iterable[re.Pattern[str]]) -> tuple[int, re.Match[str]] | None:
+    for rx in patterns:
+        for i in range(start, len(lines)):
+            m = rx.search(lines[i])
+            if m:
+                return i, m
+    return None
+
+
+_ROOT_ARG = re.compile(r"Command line: .*\broot=(\S+)")
+
+
+def find(lines: Sequence[str], boot: Boot, signature: Signature) -> Finding | None:
+    """The signature in the lines of one boot, with its evidence line, or None."""
+    scope = lines[boot.start : boot.end]
+    trigger = _first_match(scope, 0, signature.triggers)
+    if trigger is None:
+        return None
+    facts: dict[str, str] = {}
+    evidence_at: int | None = None
+    for rx in signature.evidence:
+        for i, line in enumerate(scope):
+            m = rx.search(line)
+            if m is None:
+                continue
+            for key, value in m.groupdict().items():
+                if value and key not in facts:
+                    facts[key] = value
+            if evidence_at is None:
+                evidence_at = i
+            break
+    for i, line in enumerate(scope):  # facts of the trigger itself (a stop code)
+        m = trigger[1].re.search(line)
+        if m:
+            for key, value in m.groupdict().items():
+                if value and key not in facts:
+                    facts[key] = value
+            break
+    for line in scope:  # where the root file system is (the kernel command line)
+        m = _ROOT_ARG.search(line)
+        if m:
+            facts.setdefault("root", m.group(1))
+            break
+    if signature.id == "fsck-required" and any("XFS (" in line or "xfs_repair" in line for line in scope):
+        facts["filesystem"] = "xfs"
+    if signature.id == "fsck-required" and "device" in facts:
+        facts["device"] = facts["device"].rstrip("]")
+    at = evidence_at if evidence_at is not None else trigger[0]
+    line = scope[at].strip()
+    return Finding(signature, line, boot.start + at + 1, facts, tuple(signature.repair(facts)))
+
+
+# --- the verdict -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BootVerdict:
+    os_type: str | None
+    line_count: int
+    boot_count: int
+    last_boot: Boot
+    findings: tuple[Finding, ...]
+    booted: bool | None  # True: the last boot reached a login prompt; False: a signature says it did not; None: cannot tell
+
+    @property
+    def primary(self) -> Finding | None:
+        blocking = [f for f in self.findings if f.signature.blocks_boot]
+        return (blocking or list(self.findings) or [None])[0]
+
+    @property
+    def recommended_scenario(self) -> str | None:
+        primary = self.primary
+        return primary.recommended_scenario if primary else None
+
+    @property
+    def repair(self) -> tuple[str, ...]:
+        """The repair commands of every finding, primary first, each once."""
+        ordered = ([self.primary] if self.primary else []) + [f for f in self.findings if f is not self.primary]
+        out: dict[str, None] = {}
+        for f in ordered:
+            for command in f.repair:
+                out.setdefault(command, None)
+        return tuple(out)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the OS did not boot, as one phrase (for the connectivity diagnosis), or None."""
+        blocking = [f for f in self.findings if f.signature.blocks_boot]
+        if not blocking:
+            return None
+        first = blocking[0]
+        return f"{first.signature.title}: {first.line}"
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the log says about a guest that did boot (for the connectivity diagnosis)."""
+        if self.problem:
+            return ()
+        lines = [f"{f.signature.title}: {f.line}" for f in self.findings]
+        if self.booted:
+            lines.insert(0, "the last boot reached the login prompt: the OS is up")
+        return tuple(lines)
+
+    @property
+    def summary(self) -> str:
+        primary = self.primary
+        if self.line_count == 0:
+            return "the serial log is empty: nothing was captured since boot diagnostics were enabled (start or restart the VM)"
+        if primary is not None and primary.signature.blocks_boot:
+            return f"did not boot: {primary.signature.title}"
+        if primary is not None:
+            return f"booted with problems: {', '.join(f.signature.title for f in self.findings)}" if self.booted else f"{primary.signature.title}"
+        if self.booted:
+            return "booted: the last boot reached the login prompt"
+        return "no known problem in the last boot, and no login prompt yet (still booting, or hung)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "os_type": self.os_type,
+            "booted": self.booted,
+            "summary": self.summary,
+            "boots": self.boot_count,
+            "last_boot": {"first_line": self.last_boot.start + 1, "last_line": self.last_boot.end},
+            "recommended_scenario": self.recommended_scenario,
+            "signatures": [f.to_json() for f in self.findings],
+            "repair": list(self.repair),
+        }
+
+
+def analyze(text: str | bytes | Sequence[str] | None, os_type: str | None = None) -> BootVerdict:
+    """The verdict on the last boot of a serial console log."""
+    lines = list(text) if isinstance(text, (list, tuple)) else clean_lines(text)  # type: ignore[arg-type]
+    boot_list = boots(lines)
+    last = boot_list[-1] if boot_list else Boot(0, 0)
+    scope = lines[last.start : last.end]
+    os_guess = os_type if os_type in (LINUX, WINDOWS) else guess_os(scope) or guess_os(lines)
+    findings = []
+    for signature in SIGNATURES:
+        if os_guess is not None and signature.os_type != os_guess:
+            continue
+        found = find(lines, last, signature)
+        if found is not None:
+            findings.append(found)
+    findings.sort(key=lambda f: (not f.signature.blocks_boot, SIGNATURES.index(f.signature)))
+    up_patterns = _WINDOWS_UP if os_guess == WINDOWS else _LINUX_UP
+    reached = any(rx.search(line) for line in scope for rx in up_patterns)
+    if any(f.signature.blocks_boot for f in findings):
+        booted: bool | None = False
+    elif reached:
+        booted = True
+    else:
+        booted = None
+    return BootVerdict(os_guess, len(lines), len(boot_list), last, tuple(findings), booted)
+
+
+# --- the screenshot ------------------------------------------------------------------------------
+
+
+def screenshot_image(data: bytes) -> Any:
+    """The screenshot blob (BMP from Azure; PNG and JPEG work too) as an RGB Pillow image.
+    ValueError when it is not an image."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"the screenshot is not an image Pillow can read ({exc})") from None
+    return image.convert("RGB")
+
+
+def screenshot_png(data: bytes) -> bytes:
+    """The screenshot as PNG bytes."""
+    import io
+
+    out = io.BytesIO()
+    screenshot_image(data).save(out, format="PNG")
+    return out.getvalue()

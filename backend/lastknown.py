@@ -1,0 +1,178 @@
+"""The last public IP and FQDN resolution seen for every VM, and what changed.
+
+An operator's stale ``.rdp`` file or a stale DNS record points at the address
+a VM had last time; this store remembers that address so a change can be
+reported ("IP changed from A to B"). One JSON file under the user's data
+directory, mode 0600, replaced atomically (a crash never leaves half a file).
+Keyed by the ARM endpoint and the VM's lower-cased id, so the demo's VMs
+never mix with a real estate's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from backend.models import Vm
+
+log = logging.getLogger("aztriage.lastknown")
+
+FILE_NAME = "last-known-endpoints.json"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class EndpointChange:
+    vm_id: str
+    vm_name: str
+    what: str  # "public IP" or "FQDN <name>"
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+    seen_at: str | None  # when the old value was recorded (ISO)
+
+    def describe(self) -> str:
+        old = ", ".join(self.old) or "none"
+        new = ", ".join(self.new) or "none"
+        when = f" (last seen {self.seen_at[:16].replace('T', ' ')} UTC)" if self.seen_at else ""
+        return f"{self.what} changed from {old} to {new}{when}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one VM looked like: its public IPs and how its FQDNs resolved."""
+
+    public_ips: tuple[str, ...]
+    resolved: tuple[tuple[str, tuple[str, ...]], ...]  # (fqdn, addresses), sorted
+
+    def to_json(self, now: str) -> dict[str, Any]:
+        return {"public_ips": list(self.public_ips), "resolved": {k: list(v) for k, v in self.resolved}, "seen_at": now}
+
+
+def snapshot(vm: Vm, resolved: Mapping[str, Iterable[str]] | None = None) -> Snapshot:
+    fqdns = sorted({p.fqdn.lower() for nic in vm.nics for p in nic.public_ips if p.fqdn})
+    table = {k.lower(): tuple(sorted(v)) for k, v in (resolved or {}).items()}
+    return Snapshot(
+        public_ips=tuple(sorted(vm.public_ips)),
+        resolved=tuple((f, table[f]) for f in fqdns if f in table),
+    )
+
+
+def default_path() -> Path:
+    from backend.paths import data_dir
+
+    return data_dir() / FILE_NAME
+
+
+class LastKnownStore:
+    def __init__(self, path: Path | str | None = None, *, scope: str = "default"):
+        self.path = Path(path) if path else default_path()
+        self.scope = scope
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except FileNotFoundError:
+            return {"version": VERSION, "scopes": {}}
+        except (OSError, ValueError):
+            # A damaged file must not stop a probe; it is rewritten on the next record.
+            log.warning("ignoring unreadable %s", self.path, exc_info=True)
+            return {"version": VERSION, "scopes": {}}
+        if not isinstance(doc, dict) or not isinstance(doc.get("scopes"), dict):
+            return {"version": VERSION, "scopes": {}}
+        return doc
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        return dict(self._read()["scopes"].get(self.scope, {}))
+
+    def get(self, vm_id: str) -> dict[str, Any] | None:
+        return self.entries().get(vm_id.lower())
+
+    def compare(self, vm: Vm, resolved: Mapping[str, Iterable[str]] | None = None) -> list[EndpointChange]:
+        return self._changes(vm, snapshot(vm, resolved), self.get(vm.id))
+
+    @staticmethod
+    def _changes(vm: Vm, now: Snapshot, before: dict[str, Any] | None) -> list[EndpointChange]:
+        if not before:
+            return []
+        out: list[EndpointChange] = []
+        seen_at = before.get("seen_at")
+        old_ips = tuple(sorted(before.get("public_ips") or ()))
+        # A VM that lost its address (deallocated with a dynamic IP) has not "changed" yet:
+        # the change shows once it has a new one.
+        if old_ips and now.public_ips and old_ips != now.public_ips:
+            out.append(EndpointChange(vm.id, vm.name, "public IP", old_ips, now.public_ips, seen_at))
+        old_resolved = {k: tuple(sorted(v)) for k, v in (before.get("resolved") or {}).items()}
+        for fqdn, addresses in now.resolved:
+            old = old_resolved.get(fqdn)
+            if old and addresses and old != addresses:
+                out.append(EndpointChange(vm.id, vm.name, f"FQDN {fqdn}", old, addresses, seen_at))
+        return out
+
+    def record(self, vms: Iterable[Vm], resolved: Mapping[str, Iterable[str]] | None = None, *, now: datetime | None = None) -> dict[str, list[EndpointChange]]:
+        """Compare every VM with its record, then store what is seen now. Returns the changes by VM id."""
+        stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+        doc = self._read()
+        scope = doc["scopes"].setdefault(self.scope, {})
+        changes: dict[str, list[EndpointChange]] = {}
+        for vm in vms:
+            snap = snapshot(vm, resolved)
+            key = vm.id.lower()
+            found = self._changes(vm, snap, scope.get(key))
+            if found:
+                changes[vm.id] = found
+            if not snap.public_ips and not snap.resolved:
+                continue  # keep the last address a stopped VM had
+            entry = snap.to_json(stamp)
+            if found:
+                # Remember what it was, so the change stays explainable after this run.
+                entry["previous"] = {c.what: list(c.old) for c in found}
+            elif scope.get(key, {}).get("previous") and scope[key].get("public_ips") == entry["public_ips"]:
+                entry["previous"] = scope[key]["previous"]
+            scope[key] = entry
+        self._write(doc)
+        return changes
+
+    def seed(self, vm_id: str, public_ips: Iterable[str], *, seen_at: datetime | None = None, overwrite: bool = False) -> None:
+        """Record an address for a VM (the demo's "last time"); an existing record wins unless `overwrite`."""
+        doc = self._read()
+        scope = doc["scopes"].setdefault(self.scope, {})
+        key = vm_id.lower()
+        if key in scope and not overwrite:
+            return
+        stamp = (seen_at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+        scope[key] = {"public_ips": sorted(public_ips), "resolved": {}, "seen_at": stamp}
+        self._write(doc)
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        doc["version"] = VERSION
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".lastknown.", suffix=".tmp", dir=directory)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(doc, fh, indent=1, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+
+def scope_for(settings: Any) -> str:
+    """One scope per ARM endpoint (the demo's emulator port changes every run, so it gets one fixed scope)."""
+    if getattr(settings, "demo", False):
+        return "demo"
+    return getattr(settings, "endpoint", "default")

@@ -1,0 +1,625 @@
+"""Async TCP probes of RDP/SSH endpoints, many at once.
+
+One probe = resolve the host (through the resolver the caller supplies, so a
+demo or a test never sends a DNS query), connect with a per-attempt timeout,
+and classify: open / refused / timeout / unreachable / dns-failed. On the
+first successful connection the protocol is checked: an SSH server must send
+its identification line (``SSH-2.0-...``, RFC 4253 4.2); an RDP server must
+answer an X.224 Connection Request with a TPKT Connection Confirm
+(MS-RDPBCGR 2.2.1.1 / 2.2.1.2). Further attempts measure latency (the
+median is reported). A refusal is an answer and is not retried.
+
+No Textual, no SDK: a script or a benchmark can drive it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import os
+import socket
+import statistics
+import struct
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+OPEN = "open"
+REFUSED = "refused"
+TIMEOUT = "timeout"
+UNREACHABLE = "unreachable"
+DNS_FAILED = "dns-failed"
+STATUSES = (OPEN, REFUSED, TIMEOUT, UNREACHABLE, DNS_FAILED)
+
+# Names under these suffixes are reserved (RFC 2606 / RFC 6761): they never
+# exist in public DNS, so they are never sent to it.
+RESERVED_SUFFIXES = (".test", ".invalid", ".example", ".localhost", ".local")
+
+# Ports below 1024 need root to bind. The emulator never binds them: a demo
+# guest port P < 1024 listens on P + DEMO_PORT_OFFSET (SSH 22 -> 10022) for
+# every user, and the probe reaches it through `demo_port` (see README).
+DEMO_PORT_OFFSET = 10000
+
+
+def demo_port(port: int) -> int:
+    """The loopback port the emulator really listens on for a guest port."""
+    return port + DEMO_PORT_OFFSET if 0 < port < 1024 else port
+
+
+# --- the RDP and SSH wire formats --------------------------------------------
+
+TPKT_VERSION = 3
+X224_CONNECTION_REQUEST = 0xE0
+X224_CONNECTION_CONFIRM = 0xD0
+TYPE_RDP_NEG_REQ = 0x01
+TYPE_RDP_NEG_RSP = 0x02
+TYPE_RDP_NEG_FAILURE = 0x03
+
+PROTOCOL_RDP = 0x0
+PROTOCOL_SSL = 0x1
+PROTOCOL_HYBRID = 0x2
+PROTOCOL_RDSTLS = 0x4
+PROTOCOL_HYBRID_EX = 0x8
+
+RDP_PROTOCOL_NAMES = {
+    PROTOCOL_RDP: "standard RDP security",
+    PROTOCOL_SSL: "TLS",
+    PROTOCOL_HYBRID: "CredSSP (NLA)",
+    PROTOCOL_RDSTLS: "RDSTLS",
+    PROTOCOL_HYBRID_EX: "CredSSP with early user authorization (NLA)",
+}
+RDP_FAILURE_NAMES = {
+    1: "SSL_REQUIRED_BY_SERVER",
+    2: "SSL_NOT_ALLOWED_BY_SERVER",
+    3: "SSL_CERT_NOT_ON_SERVER",
+    4: "INCONSISTENT_FLAGS",
+    5: "HYBRID_REQUIRED_BY_SERVER",
+    6: "SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER",
+}
+
+
+def x224_connection_request(requested: int = PROTOCOL_SSL | PROTOCOL_HYBRID, cookie: str | None = None) -> bytes:
+    """A TPKT-framed X.224 Connection Request carrying an RDP Negotiation Request."""
+    body = b"\x00\x00" + b"\x00\x00" + b"\x00"  # dst-ref, src-ref, class 0
+    if cookie:
+        body += f"Cookie: mstshash={cookie}\r\n".encode("ascii")
+    body += struct.pack("<BBHI", TYPE_RDP_NEG_REQ, 0, 8, requested)
+    tpdu = bytes([len(body) + 1, X224_CONNECTION_REQUEST]) + body
+    return struct.pack(">BBH", TPKT_VERSION, 0, len(tpdu) + 4) + tpdu
+
+
+def x224_connection_confirm(selected: int = PROTOCOL_HYBRID, *, failure: int | None = None) -> bytes:
+    """The server's TPKT-framed X.224 Connection Confirm with an RDP Negotiation Response (or Failure)."""
+    if failure is not None:
+        neg = struct.pack("<BBHI", TYPE_RDP_NEG_FAILURE, 0, 8, failure)
+    else:
+        neg = struct.pack("<BBHI", TYPE_RDP_NEG_RSP, 0, 8, selected)
+    body = b"\x00\x00" + b"\x12\x34" + b"\x00" + neg
+    tpdu = bytes([len(body) + 1, X224_CONNECTION_CONFIRM]) + body
+    return struct.pack(">BBH", TPKT_VERSION, 0, len(tpdu) + 4) + tpdu
+
+
+@dataclass(frozen=True)
+class X224Request:
+    cookie: str | None
+    requested_protocols: int | None  # None: no negotiation request (old clients)
+
+
+def parse_connection_request(data: bytes) -> X224Request | None:
+    """A complete X.224 Connection Request, or None if `data` is not one."""
+    if len(data) < 11 or data[0] != TPKT_VERSION:
+        return None
+    length = struct.unpack(">H", data[2:4])[0]
+    if length != len(data) or data[5] & 0xF0 != X224_CONNECTION_REQUEST:
+        return None
+    rest = data[11:]
+    cookie = None
+    if rest.startswith(b"Cookie: ") or rest.startswith(b"mstshash="):
+        end = rest.find(b"\r\n")
+        if end < 0:
+            return None
+        line = rest[:end].decode("latin-1")
+        cookie = line.split("=", 1)[-1]
+        rest = rest[end + 2 :]
+    requested = None
+    if len(rest) >= 8 and rest[0] == TYPE_RDP_NEG_REQ:
+        requested = struct.unpack("<I", rest[4:8])[0]
+    return X224Request(cookie, requested)
+
+
+@dataclass(frozen=True)
+class RdpAnswer:
+    ok: bool
+    detail: str
+    selected: int | None = None
+    failure: int | None = None
+
+
+def parse_connection_confirm(data: bytes) -> RdpAnswer:
+    """Judge what came back after our Connection Request."""
+    if len(data) < 4 or data[0] != TPKT_VERSION or data[1] != 0:
+        return RdpAnswer(False, "the answer is not a TPKT packet")
+    length = struct.unpack(">H", data[2:4])[0]
+    if length < 11 or len(data) < length:
+        return RdpAnswer(False, f"TPKT length {length} does not fit the {len(data)} bytes received")
+    tpdu = data[4:length]
+    if tpdu[1] & 0xF0 != X224_CONNECTION_CONFIRM:
+        return RdpAnswer(False, f"X.224 answer is not a Connection Confirm (code 0x{tpdu[1]:02x})")
+    neg = tpdu[7:]
+    if len(neg) >= 8 and neg[0] == TYPE_RDP_NEG_RSP:
+        selected = struct.unpack("<I", neg[4:8])[0]
+        name = RDP_PROTOCOL_NAMES.get(selected, f"protocol 0x{selected:x}")
+        return RdpAnswer(True, f"RDP: X.224 Connection Confirm, security {name}", selected=selected)
+    if len(neg) >= 8 and neg[0] == TYPE_RDP_NEG_FAILURE:
+        code = struct.unpack("<I", neg[4:8])[0]
+        # The server is RDP and talking; it just wants other security settings.
+        return RdpAnswer(True, f"RDP: X.224 Connection Confirm, negotiation failure {RDP_FAILURE_NAMES.get(code, code)}", failure=code)
+    return RdpAnswer(True, "RDP: X.224 Connection Confirm (no negotiation response: standard RDP security)", selected=PROTOCOL_RDP)
+
+
+# --- resolution ----------------------------------------------------------------
+
+
+class DnsError(Exception):
+    """The name cannot be resolved; str() is one sentence."""
+
+
+class Resolver(Protocol):
+    async def resolve(self, host: str) -> list[str]: ...
+
+
+def is_reserved_name(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return name in ("test", "invalid", "example", "localhost") or name.endswith(RESERVED_SUFFIXES)
+
+
+class StaticResolver:
+    """Addresses pass through; known names come from a table (the inventory's
+    FQDN -> public IP); reserved names never reach DNS. Other names go to the
+    system resolver only when `system_dns` is on (real Azure, never the demo)."""
+
+    def __init__(self, names: Mapping[str, str | Iterable[str]] | None = None, *, system_dns: bool = False):
+        self.names: dict[str, list[str]] = {}
+        for name, value in (names or {}).items():
+            self.names[name.lower().rstrip(".")] = [value] if isinstance(value, str) else list(value)
+        self.system_dns = system_dns
+
+    async def resolve(self, host: str) -> list[str]:
+        if _is_address(host):
+            return [host]
+        name = host.lower().rstrip(".")
+        if name in self.names:
+            found = self.names[name]
+            if not found:
+                raise DnsError(f"{host} has no address")
+            return list(found)
+        if name == "localhost":
+            return ["127.0.0.1"]
+        if is_reserved_name(name) or not self.system_dns:
+            raise DnsError(f"{host} does not resolve (no such name)")
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise DnsError(f"{host} does not resolve: {exc.strerror}") from None
+        return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+# --- targets and results -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    host: str
+    port: int  # the port a client connects to (Azure's view)
+    protocol: str = "tcp"  # ssh / rdp / tcp: what should answer
+    vm: str = ""
+    vm_id: str = ""
+    kind: str = ""  # public-ip / fqdn / lb-nat / private
+    guest_port: int | None = None
+    via: str = ""
+
+    @classmethod
+    def from_endpoint(cls, endpoint: Any) -> "ProbeTarget":
+        return cls(
+            host=endpoint.host,
+            port=endpoint.port,
+            protocol=endpoint.protocol,
+            vm=endpoint.vm_name,
+            vm_id=endpoint.vm_id,
+            kind=endpoint.kind,
+            guest_port=endpoint.guest_port,
+            via=endpoint.via,
+        )
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    target: ProbeTarget
+    status: str
+    latency_ms: float | None = None
+    address: str | None = None  # what the host resolved to
+    connect_port: int | None = None  # the port really connected (demo port map)
+    answered: str | None = None  # ssh / rdp / other / silent / closed; None: not checked
+    banner: str | None = None
+    detail: str = ""
+    attempts: int = 0
+    samples_ms: tuple[float, ...] = field(default=(), compare=False)
+
+    @property
+    def protocol_ok(self) -> bool | None:
+        """Did the expected protocol answer? None when not checked."""
+        if self.status != OPEN:
+            return False
+        if self.target.protocol == "tcp":
+            return True
+        if self.answered is None:
+            return None
+        return self.answered == self.target.protocol
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vm": self.target.vm,
+            "host": self.target.host,
+            "port": self.target.port,
+            "protocol": self.target.protocol,
+            "status": self.status,
+            "latency_ms": round(self.latency_ms, 2) if self.latency_ms is not None else None,
+            "banner": self.banner,
+            "answered": self.answered,
+            "protocol_ok": self.protocol_ok,
+            "kind": self.target.kind,
+            "address": self.address,
+            "connect_port": self.connect_port,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    timeout: float = 2.0  # per connection attempt, seconds
+    attempts: int = 2  # connects per target: latency samples when open, retries when silent
+    concurrency: int = 256
+    check_protocol: bool = True
+    banner_timeout: float | None = None  # default: `timeout`
+    loopback_only: bool = False  # the demo: never send a packet beyond 127.0.0.0/8
+    port_map: Callable[[str, int], int] | None = None  # (address, port) -> port to connect
+
+    def validate(self) -> "ProbeOptions":
+        if not (0 < self.timeout <= 600):
+            raise ValueError("--timeout must be between 0 and 600 seconds")
+        if not (1 <= self.attempts <= 20):
+            raise ValueError("attempts must be between 1 and 20")
+        if not (1 <= self.concurrency <= 65536):
+            raise ValueError("--concurrency must be between 1 and 65536")
+        return self
+
+
+_UNREACHABLE_ERRNOS = {
+    errno.ENETUNREACH,
+    errno.EHOSTUNREACH,
+    errno.EADDRNOTAVAIL,
+    errno.EAFNOSUPPORT,
+    errno.ENETDOWN,
+    errno.EHOSTDOWN,
+    errno.EACCES,
+    errno.EPERM,
+}
+
+
+def _classify_error(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, ConnectionRefusedError):
+        return REFUSED, "connection refused (RST)"
+    if isinstance(exc, ConnectionResetError):
+        return REFUSED, "connection reset during the handshake"
+    if isinstance(exc, TimeoutError):
+        return TIMEOUT, "no answer"
+    if isinstance(exc, OSError):
+        text = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno in _UNREACHABLE_ERRNOS:
+            return UNREACHABLE, text.lower()
+        return UNREACHABLE, text.lower()
+    return UNREACHABLE, str(exc) or type(exc).__name__
+
+
+async def _connect(address: str, port: int, timeout: float) -> tuple[socket.socket, float]:
+    """A non-blocking connect with a deadline: (socket, milliseconds). Raises the OSError
+    the kernel reported (ConnectionRefusedError for a RST) or TimeoutError."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    started = time.perf_counter()
+    try:
+        err = sock.connect_ex((address, port))
+        if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY):
+            # Wait for writability directly (no task, no semaphore): this is the hot path of
+            # ten thousand probes, and asyncio's sock_connect costs several times more.
+            fut = loop.create_future()
+            fd = sock.fileno()
+
+            def writable() -> None:
+                if not fut.done():
+                    fut.set_result(None)
+
+            def expired() -> None:
+                if not fut.done():
+                    fut.set_exception(TimeoutError())
+
+            loop.add_writer(fd, writable)
+            timer = loop.call_later(timeout, expired)
+            try:
+                await fut
+            finally:
+                loop.remove_writer(fd)
+                timer.cancel()
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))  # PEP 3151 picks the subclass (ConnectionRefusedError, ...)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, (time.perf_counter() - started) * 1000.0
+
+
+async def _recv_some(sock: socket.socket, limit: int, deadline: float) -> bytes:
+    loop = asyncio.get_running_loop()
+    remaining = deadline - loop.time()
+    if remaining <= 0:
+        raise TimeoutError
+    async with asyncio.timeout(remaining):
+        return await loop.sock_recv(sock, limit)
+
+
+async def check_ssh(sock: socket.socket, timeout: float) -> tuple[str, str | None, str]:
+    """(answered, banner, detail) after reading what the server sends first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    received = b""  # everything, for the report when it is not SSH
+    buffer = b""
+    try:
+        while len(received) < 8192:
+            chunk = await _recv_some(sock, 4096, deadline)
+            if not chunk:
+                break
+            received += chunk
+            buffer += chunk
+            while b"\n" in buffer:
+                line, _, buffer = buffer.partition(b"\n")
+                text = line.rstrip(b"\r").decode("utf-8", "replace")
+                if text.startswith("SSH-"):
+                    return "ssh", text[:255], f"SSH server: {text[:255]}"
+                # RFC 4253 lets a server send other lines first; keep reading.
+            if buffer.startswith(b"SSH-") and len(buffer) > 255:
+                return "ssh", buffer[:255].decode("utf-8", "replace"), "SSH server (identification line without end)"
+            if received[:1] == bytes([TPKT_VERSION]) and len(received) >= 4:
+                return "rdp", None, "the port speaks RDP, not SSH"
+    except TimeoutError:
+        if received:
+            return "other", _printable(received), "an unknown service answered (not SSH)"
+        return "silent", None, f"connected, but no SSH identification within {timeout:g} s"
+    except OSError:
+        if not received:
+            return "closed", None, "the connection was reset before an SSH identification"
+    if received:
+        return "other", _printable(received), "an unknown service answered (not SSH)"
+    return "closed", None, "the connection was closed before an SSH identification"
+
+
+async def check_rdp(sock: socket.socket, timeout: float) -> tuple[str, str | None, str]:
+    """Send an X.224 Connection Request; (answered, banner, detail)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    buffer = b""
+    try:
+        async with asyncio.timeout(timeout):
+            await loop.sock_sendall(sock, x224_connection_request())
+        while True:
+            chunk = await _recv_some(sock, 4096, deadline)
+            if not chunk:
+                break
+            buffer += chunk
+            if buffer.startswith(b"SSH-"):
+                line = buffer.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+                return "ssh", line[:255], "the port speaks SSH, not RDP"
+            if len(buffer) >= 4 and buffer[0] == TPKT_VERSION:
+                length = struct.unpack(">H", buffer[2:4])[0]
+                if len(buffer) >= length:
+                    break
+            elif len(buffer) >= 4:
+                break
+            if len(buffer) > 65536:
+                break
+    except TimeoutError:
+        if not buffer:
+            return "silent", None, f"connected, but no answer to the RDP Connection Request within {timeout:g} s"
+    except (ConnectionResetError, BrokenPipeError, OSError):
+        if not buffer:
+            return "closed", None, "the connection was reset after the RDP Connection Request"
+    if not buffer:
+        return "closed", None, "the connection was closed after the RDP Connection Request"
+    answer = parse_connection_confirm(buffer)
+    if answer.ok:
+        return "rdp", answer.detail, answer.detail
+    return "other", _printable(buffer), f"not RDP: {answer.detail}"
+
+
+def _printable(data: bytes) -> str:
+    text = data[:64].decode("latin-1")
+    return "".join(c if 32 <= ord(c) < 127 else "." for c in text)
+
+
+async def probe_one(target: ProbeTarget, options: ProbeOptions, resolver: Resolver | None = None) -> ProbeResult:
+    """Resolve, connect (with retries), check the protocol, measure latency."""
+    resolver = resolver or StaticResolver()
+    try:
+        addresses = await resolver.resolve(target.host)
+    except DnsError as exc:
+        return ProbeResult(target, DNS_FAILED, detail=str(exc))
+    if not addresses:
+        return ProbeResult(target, DNS_FAILED, detail=f"{target.host} has no address")
+    address = addresses[0]
+    connect_port = options.port_map(address, target.port) if options.port_map else target.port
+    if options.loopback_only and not _is_loopback(address):
+        return ProbeResult(
+            target,
+            UNREACHABLE,
+            address=address,
+            connect_port=connect_port,
+            detail=f"not probed: {address} is outside 127.0.0.0/8 and this session only probes loopback",
+        )
+    samples: list[float] = []
+    statuses: list[tuple[str, str]] = []
+    answered = banner = None
+    detail = ""
+    attempts = 0
+    for _ in range(options.attempts):
+        attempts += 1
+        try:
+            sock, elapsed = await _connect(address, connect_port, options.timeout)
+        except (OSError, TimeoutError) as exc:
+            status, why = _classify_error(exc)
+            statuses.append((status, why))
+            if status == REFUSED:
+                break  # an answer: the host is there and says no
+            continue
+        samples.append(elapsed)
+        try:
+            if answered is None and options.check_protocol and target.protocol in ("ssh", "rdp"):
+                check = check_ssh if target.protocol == "ssh" else check_rdp
+                answered, banner, detail = await check(sock, options.banner_timeout or options.timeout)
+        finally:
+            sock.close()
+    if samples:
+        return ProbeResult(
+            target,
+            OPEN,
+            latency_ms=statistics.median(samples),
+            address=address,
+            connect_port=connect_port,
+            answered=answered,
+            banner=banner,
+            detail=detail or "connected",
+            attempts=attempts,
+            samples_ms=tuple(samples),
+        )
+    refused = next((s for s in statuses if s[0] == REFUSED), None)
+    status, why = refused or statuses[-1]
+    if status == TIMEOUT:
+        why = f"no answer within {options.timeout:g} s ({attempts} attempt{'s' if attempts != 1 else ''})"
+    return ProbeResult(target, status, address=address, connect_port=connect_port, detail=why, attempts=attempts)
+
+
+@lru_cache(maxsize=65536)
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=65536)
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+async def iter_probes(
+    targets: Iterable[ProbeTarget], options: ProbeOptions | None = None, resolver: Resolver | None = None
+) -> AsyncIterator[ProbeResult]:
+    """Probe everything with at most `concurrency` at once; yield results as they finish."""
+    options = (options or ProbeOptions()).validate()
+    resolver = resolver or StaticResolver()
+    targets = list(targets)
+    pending = iter(targets)
+    queue: asyncio.Queue[ProbeResult] = asyncio.Queue()
+
+    async def worker() -> None:
+        # A fixed pool pulling from one iterator: no task and no semaphore wait per target.
+        for target in pending:
+            try:
+                result = await probe_one(target, options, resolver)
+            except Exception as exc:  # a probe must always report, never vanish
+                result = ProbeResult(target, UNREACHABLE, detail=f"probe failed: {exc}")
+            queue.put_nowait(result)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(options.concurrency, len(targets)))]
+    try:
+        for _ in range(len(targets)):
+            yield await queue.get()
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def probe_many(
+    targets: Iterable[ProbeTarget],
+    options: ProbeOptions | None = None,
+    resolver: Resolver | None = None,
+    on_result: Callable[[ProbeResult], Any] | None = None,
+) -> list[ProbeResult]:
+    """All results, in the order of `targets`."""
+    targets = list(targets)
+    order = {id(t): i for i, t in enumerate(targets)}
+    results: list[tuple[int, ProbeResult]] = []
+    async for result in iter_probes(targets, options, resolver):
+        if on_result is not None:
+            on_result(result)
+        results.append((order.get(id(result.target), 0), result))
+    results.sort(key=lambda pair: pair[0])
+    return [r for _, r in results]
+
+
+# --- ready-to-use connection lines --------------------------------------------
+
+
+def ssh_command(host: str, port: int = 22, user: str | None = None) -> str:
+    who = f"{user}@{host}" if user else host
+    return f"ssh -p {port} {who}" if port != 22 else f"ssh {who}"
+
+
+def rdp_file_text(host: str, port: int = 3389, user: str | None = None) -> str:
+    """A minimal .rdp file (CRLF lines as mstsc writes them). No password, ever."""
+    address = host if port == 3389 else f"{host}:{port}"
+    lines = [
+        f"full address:s:{address}",
+        "prompt for credentials:i:1",
+        "authentication level:i:2",
+        "enablecredsspsupport:i:1",
+        "screen mode id:i:1",
+    ]
+    if user:
+        lines.append(f"username:s:{user}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def write_rdp_file(directory: str | Path, name: str, host: str, port: int = 3389, user: str | None = None) -> Path:
+    """Write DIR/NAME.rdp atomically (a half-written file never appears)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "vm"
+    path = directory / f"{safe}.rdp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{safe}.", suffix=".rdp.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(rdp_file_text(host, port, user))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+

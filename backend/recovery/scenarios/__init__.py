@@ -1,0 +1,91 @@
+"""The recovery scenarios. Each module has ``build(facts, params) -> Plan`` and
+``unavailable(vm) -> str | None`` (why it cannot be used on this VM now);
+this registry lists them in the order the wizard offers them."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from backend.models import Vm
+from backend.recovery.facts import VmFacts
+from backend.recovery.plan import Plan, PlanError
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    summary: str  # one line, in an operator's words
+    module: str
+    needs_sizes: bool = False
+    changes_vm: bool = True
+
+    def _mod(self) -> Any:
+        return importlib.import_module(f"backend.recovery.scenarios.{self.module}")
+
+    def build(self, facts: VmFacts, params: dict[str, Any]) -> Plan:
+        return self._mod().build(facts, dict(params))
+
+    def unavailable(self, vm: Vm) -> str | None:
+        return self._mod().unavailable(vm)
+
+    async def gather(self, backend: Any, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
+        """Add what this scenario's plan is built from beyond the VM's own documents
+        (a module's optional ``gather``: e.g. the rescue VM the operator picked)."""
+        extra = getattr(self._mod(), "gather", None)
+        if extra is not None:
+            await extra(backend, vm_id, dict(params), documents)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("restart", "Restart", "Reboot the VM on its host; disks, IPs and the temporary disk stay.", "restart"),
+    Scenario("start", "Start", "Start a stopped or deallocated VM.", "start"),
+    Scenario("deallocate", "Stop and deallocate", "Stop the VM and release its host (compute billing stops); the temporary disk is erased.", "deallocate"),
+    Scenario("redeploy", "Redeploy to a new host", "Move the VM to a new Azure host and start it there; the temporary disk is erased.", "redeploy"),
+    Scenario("resize", "Resize", "Change the VM size to one it can take, showing the difference first.", "resize", needs_sizes=True),
+    Scenario("reapply", "Reapply", "Send the VM's own model back to its host to clear a failed provisioning state; no reboot.", "reapply"),
+    Scenario("reset-access", "Reset remote access", "Reset the RDP/SSH configuration and/or an account's password or SSH key through the VM agent.", "reset_access"),
+    Scenario("run-fix", "Guest fixes by run command", "Re-enable RDP or SSH inside the guest through the VM agent (firewall rule, service, port, certificate).", "run_fix"),
+    Scenario("perform-maintenance", "Planned maintenance now", "Start the pending platform maintenance now, at a time that suits you, instead of in Azure's window.", "perform_maintenance"),
+    Scenario("snapshot-disks", "Snapshot every disk", "Take a snapshot of each managed disk: the safety net before anything risky.", "snapshot_disks", changes_vm=False),
+    Scenario("enable-boot-diagnostics", "Enable boot diagnostics", "Turn on boot diagnostics (managed storage) so the next boot leaves a serial log and a screenshot.", "enable_boot_diagnostics"),
+    Scenario("rescue", "Repair the OS disk on a rescue VM", "Copy the OS disk, attach the copy to a rescue VM, repair it there, and swap it in as the OS disk.", "rescue"),
+    Scenario("recreate", "Recreate from its disks", "Delete the VM, keeping every disk, NIC and public IP, and create it again from them.", "recreate"),
+)
+
+IDS = tuple(s.id for s in SCENARIOS)
+
+
+def get(scenario_id: str) -> Scenario:
+    for s in SCENARIOS:
+        if s.id == scenario_id:
+            return s
+    raise PlanError(f"unknown scenario {scenario_id!r}: use one of {', '.join(IDS)}")
+
+
+def build_plan(scenario_id: str, facts: VmFacts, params: dict[str, Any]) -> Plan:
+    return get(scenario_id).build(facts, params)
+
+
+def recommended_for(vm: Vm) -> str | None:
+    """A first suggestion from what the inventory shows (the Connectivity pane's
+    diagnosis, when there is one, takes precedence)."""
+    if vm.power_state in ("stopped", "deallocated"):
+        return "start"
+    if vm.provisioning_state.lower() == "failed":
+        return "reapply"
+    if vm.maintenance.self_service_allowed and vm.maintenance.last_result != "MaintenanceCompleted":
+        return "perform-maintenance"
+    if vm.power_state == "running" and vm.availability_state in ("Unavailable", "Degraded"):
+        return "redeploy"
+    return None
+
+
+def choices(vm: Vm, recommended: str | None = None) -> list[tuple[Scenario, str | None, bool]]:
+    """(scenario, why it is unavailable or None, recommended) with the recommended one first."""
+    first = recommended or recommended_for(vm)
+    out = [(s, s.unavailable(vm), s.id == first) for s in SCENARIOS]
+    out.sort(key=lambda item: (not item[2], item[1] is not None))
+    return out

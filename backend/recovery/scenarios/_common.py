@@ -1,0 +1,64 @@
+"""Small helpers the scenario modules share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.models import Vm
+from backend.recovery.facts import VmFacts
+from backend.recovery.plan import DYNAMIC_IP_WARNING, Plan, Step, temp_disk_warning
+from backend.recovery.steps import common_warnings, lock_blockers, lock_warnings
+from backend.sizes import has_temp_disk
+
+
+def plan(
+    scenario: str,
+    title: str,
+    facts: VmFacts,
+    steps: list[Step | None],
+    summary: str,
+    *,
+    warnings: list[str] | tuple[str, ...] = (),
+    blockers: list[str] | tuple[str, ...] = (),
+    details: tuple[tuple[str, str, str], ...] = (),
+    params: dict[str, Any] | None = None,
+    needs_secrets: tuple[str, ...] = (),
+    interrupts: bool = False,
+) -> Plan:
+    """A plan with the warnings and blockers every plan carries (locks, SLA, Spot, scale set)."""
+    all_warnings = list(dict.fromkeys(list(warnings) + common_warnings(facts.vm, interrupts=interrupts) + lock_warnings(facts)))
+    all_blockers = list(dict.fromkeys(list(blockers) + lock_blockers(facts)))
+    return Plan(
+        scenario=scenario,
+        title=title,
+        vm=facts.vm,
+        steps=[s for s in steps if s is not None],
+        summary=summary,
+        warnings=tuple(all_warnings),
+        blockers=tuple(all_blockers),
+        details=details,
+        params=dict(params or {}),
+        needs_secrets=needs_secrets,
+    )
+
+
+def temp_disk_warnings(vm: Vm) -> list[str]:
+    """The runbook's temporary-disk warning, unless the size has no temporary disk."""
+    if has_temp_disk(vm.size) is False:
+        return []
+    return [temp_disk_warning(vm)]
+
+
+def dynamic_ip_warnings(vm: Vm) -> list[str]:
+    out = []
+    for nic in vm.nics:
+        for pip in nic.public_ips:
+            if (pip.allocation or "").lower() == "dynamic":
+                out.append(DYNAMIC_IP_WARNING.format(ip=pip.ip_address or f"({pip.name}, none assigned now)"))
+    return out
+
+
+def ephemeral_reason(vm: Vm, what: str) -> str | None:
+    if vm.os_disk.ephemeral:
+        return f"{vm.name} has an ephemeral OS disk, which lives on its host: Azure cannot {what} it"
+    return None

@@ -1,0 +1,515 @@
+"""recreate: delete the VM and create it again from its own disks, the
+runbook's "Recreating a Virtual Machine from existing VHD".
+
+What clears a VM that Azure cannot repair in place (a model stuck failed, a
+host allocation that keeps failing) without touching the data: the VM
+resource goes, its disks, NICs and public IPs stay, and a new VM with the same
+name and settings boots from the same OS disk.
+
+The order is the safety:
+1. the VM's full model is in the journal (captured when the run started)
+   and the exact body of the re-create is journaled before anything changes;
+2. deleteOption is set to Detach on the OS disk, every data disk, every NIC
+   and every public IP of those NICs, and read back: deleting the VM can then
+   delete none of them (Azure deletes what says Delete, the portal's default);
+3. only then the VM is deleted (typed confirmation), and the run waits until
+   it is gone and checks that every disk, NIC and public IP is still there;
+4. the VM is created again: same name, size, location, zone or availability
+   set, NICs, data disks at the same LUNs, tags, boot diagnostics, identity
+   and security profile, attaching the existing OS disk (createOption Attach,
+   no OS profile: the disk already is the OS);
+5. it must run (and answer RDP/SSH when it has a public IP).
+
+Refused, with the reason: ephemeral OS disks (nothing survives the delete),
+scale-set members (the scale set owns the model), unmanaged VHD disks
+(retired; convert first), a CanNotDelete lock over the VM.
+
+A failure anywhere loses nothing: every step re-checks the world, so the run
+resumes; the captured model (``aztriage runs RUN_ID --format json``: the
+journal keeps it) is what to recreate from by hand if ever needed.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from backend.models import Vm
+from backend.recovery.context import StepContext, StepFailed
+from backend.recovery.facts import VmFacts, power_state, provisioning
+from backend.recovery.plan import Check, Kind, Plan, Step, Verification, already_done, blocked, not_verified, ready, verified
+from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
+from backend.recovery.scenarios._disks import (
+    Kept,
+    disk_refusal,
+    get_vm,
+    nic_ip_options,
+    os_disk_of,
+    same_id,
+    short,
+    start_if_stopped,
+    vm_delete_options,
+    vm_settled,
+    wait_for_vm,
+)
+from backend.recovery.steps import preflight_step, reach_step
+
+# Settings of the VM carried over as they are (what the model says; read-only parts dropped).
+CARRIED = (
+    "hardwareProfile",
+    "diagnosticsProfile",
+    "availabilitySet",
+    "proximityPlacementGroup",
+    "host",
+    "hostGroup",
+    "securityProfile",
+    "licenseType",
+    "priority",
+    "evictionPolicy",
+    "billingProfile",
+    "additionalCapabilities",
+    "capacityReservation",
+    "scheduledEventsProfile",
+)
+DISK_CARRIED = ("caching", "writeAcceleratorEnabled")
+
+
+def unavailable(vm: Vm) -> str | None:
+    return disk_refusal(vm, "recreate it")
+
+
+# --- the body of the re-create, from the captured model ----------------------------------------------
+
+
+def create_body(model: dict[str, Any]) -> dict[str, Any]:
+    """The PUT that creates the VM again on its own disks: the captured model's
+    settings, every disk attached (the OS disk too, createOption Attach, no
+    osProfile and no image), every NIC, and deleteOption Detach everywhere."""
+    props = model.get("properties") or {}
+    storage = props.get("storageProfile") or {}
+    os_ref = storage.get("osDisk") or {}
+    new_props: dict[str, Any] = {k: copy.deepcopy(props[k]) for k in CARRIED if props.get(k) is not None}
+    os_disk: dict[str, Any] = {
+        "osType": os_ref.get("osType"),
+        "name": os_ref.get("name"),
+        "createOption": "Attach",
+        "managedDisk": {"id": (os_ref.get("managedDisk") or {}).get("id")},
+        "deleteOption": "Detach",
+    }
+    os_disk.update({k: os_ref[k] for k in DISK_CARRIED if os_ref.get(k) is not None})
+    data_disks = []
+    for ref in storage.get("dataDisks") or ():
+        disk = {
+            "lun": ref.get("lun"),
+            "name": ref.get("name"),
+            "createOption": "Attach",
+            "managedDisk": {"id": (ref.get("managedDisk") or {}).get("id")},
+            "deleteOption": "Detach",
+        }
+        disk.update({k: ref[k] for k in DISK_CARRIED if ref.get(k) is not None})
+        data_disks.append(disk)
+    new_storage: dict[str, Any] = {"osDisk": os_disk, "dataDisks": data_disks}
+    if storage.get("diskControllerType"):
+        new_storage["diskControllerType"] = storage["diskControllerType"]
+    new_props["storageProfile"] = new_storage
+    nics = []
+    for ref in (props.get("networkProfile") or {}).get("networkInterfaces") or ():
+        ref_props = {k: v for k, v in (ref.get("properties") or {}).items() if k != "deleteOption"}
+        nics.append({"id": ref["id"], "properties": dict(ref_props, deleteOption="Detach")})
+    new_props["networkProfile"] = {"networkInterfaces": nics}
+    body: dict[str, Any] = {"location": model.get("location"), "properties": new_props}
+    for key in ("tags", "zones", "plan", "extendedLocation"):
+        if model.get(key):
+            body[key] = copy.deepcopy(model[key])
+    identity = model.get("identity") or {}
+    if identity.get("type") and identity["type"].lower() != "none":
+        body["identity"] = {"type": identity["type"]}
+        if identity.get("userAssignedIdentities"):
+            body["identity"]["userAssignedIdentities"] = {k: {} for k in identity["userAssignedIdentities"]}
+    return body
+
+
+def _system_identity(model: dict[str, Any]) -> bool:
+    return "systemassigned" in str((model.get("identity") or {}).get("type") or "").lower().replace(" ", "")
+
+
+def _nic_ids(model: dict[str, Any]) -> list[str]:
+    return [n["id"] for n in ((model.get("properties") or {}).get("networkProfile") or {}).get("networkInterfaces") or () if n.get("id")]
+
+
+async def _all_kept(ctx: StepContext, model: dict[str, Any]) -> list[Kept]:
+    """Every disk, NIC and public IP of the VM with its deleteOption as Azure has it now."""
+    from backend.azure import rescue_ops
+
+    kept = vm_delete_options(model)
+    for nic_id in _nic_ids(model):
+        nic = await rescue_ops.get_nic(ctx.backend, nic_id)
+        if nic is None:
+            raise StepFailed(f"NIC {short(nic_id)} of {ctx.vm.name} cannot be read: it no longer exists")
+        kept += nic_ip_options(nic)
+    return kept
+
+
+# --- the plan ----------------------------------------------------------------------------------------
+
+
+def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
+    vm = facts.vm
+    model = facts.model
+    original_os = os_disk_of(model)
+    body = create_body(model)
+    kept_before = vm_delete_options(model) + [k for nic in facts.documents.get("nics") or () for k in nic_ip_options(nic)]
+    at_risk = [k for k in kept_before if not k.safe]
+    has_public_ip = any(nic.public_ips for nic in vm.nics)
+    extensions = sorted({e.name for e in vm.extensions if e.name})
+
+    blockers: list[str] = []
+    reason = unavailable(vm)
+    if reason:
+        blockers.append(reason)
+    for lock in facts.locks or ():
+        if lock.level.lower() == "cannotdelete":
+            blockers.append(f"{lock.describe()}: Azure refuses to delete the VM while it is there; remove it (or ask its owner) first")
+
+    warnings: list[str] = []
+    if at_risk:
+        warnings.append(
+            "deleteOption is Delete on " + ", ".join(k.describe().rsplit(":", 1)[0] for k in at_risk)
+            + ": deleting the VM as it is would destroy them; the run sets Detach and reads it back before anything is deleted."
+        )
+    warnings += temp_disk_warnings(vm) + dynamic_ip_warnings(vm)
+    if extensions:
+        warnings.append(f"Extensions are not part of the disks and are not recreated: install {', '.join(extensions)} again afterwards.")
+    if _system_identity(model):
+        warnings.append("The system-assigned managed identity is created again with a new principal ID: grant its roles (Key Vault, storage, ...) again.")
+    if vm.availability_set:
+        warnings.append(f"The VM goes back into availability set {short(vm.availability_set)}; Azure may give it another fault domain.")
+    if vm.zones:
+        warnings.append(f"If Azure has no {vm.size} capacity in zone {','.join(vm.zones)} when the VM is created again, the create fails: the disks stay safe and detached, and resuming tries again.")
+    if vm.power_state in ("stopped", "deallocated"):
+        warnings.append(f"{vm.name} is {vm.power_state} now; it is created again running (billing starts).")
+    if (vm.priority or "").lower() == "spot":
+        warnings.append("It is created again as a Spot VM with the same eviction policy: Azure may refuse it when there is no Spot capacity.")
+
+    kept_list = ", ".join(f"{k.what} {short(k.resource_id)}" for k in kept_before)
+
+    # 1. the model -------------------------------------------------------------------------
+    async def capture(ctx: StepContext) -> str:
+        captured = (ctx.journal.facts(ctx.run_id) or {}).get("model") or {}
+        if not same_id(os_disk_of(captured), original_os):
+            raise StepFailed("the journal does not hold the VM's model: nothing is changed without it")
+        await ctx.save(create_body=body, kept=[k.resource_id for k in kept_before])
+        return f"the full model of {vm.name} (as read at {facts.documents.get('fetched_at')}) and the exact re-create request are in the journal"
+
+    # 2. deleteOption Detach on disks and NICs --------------------------------------------------
+    async def vm_options_pre(ctx: StepContext) -> Check:
+        current = await get_vm(ctx, vm.id)
+        if current is None:
+            return blocked(f"{vm.name} no longer exists: nothing can be protected any more; check its disks and recreate it from the captured model")
+        risky = [k for k in vm_delete_options(current) if not k.safe]
+        if not risky:
+            return already_done("every disk and NIC already says Detach")
+        return ready("deleteOption is Delete on " + ", ".join(k.describe() for k in risky))
+
+    async def vm_options_run(ctx: StepContext) -> str:
+        current = await get_vm(ctx, vm.id)
+        if current is None:
+            raise StepFailed(f"{vm.name} no longer exists")
+        props = current.get("properties") or {}
+        storage = props.get("storageProfile") or {}
+        patch_storage: dict[str, Any] = {"osDisk": {"deleteOption": "Detach"}}
+        if storage.get("dataDisks"):
+            patch_storage["dataDisks"] = [dict(ref, deleteOption="Detach") for ref in storage["dataDisks"]]
+        nics = [
+            {"id": ref["id"], "properties": dict(ref.get("properties") or {}, deleteOption="Detach")}
+            for ref in (props.get("networkProfile") or {}).get("networkInterfaces") or ()
+        ]
+        patch: dict[str, Any] = {"properties": {"storageProfile": patch_storage}}
+        if nics:
+            patch["properties"]["networkProfile"] = {"networkInterfaces": nics}
+        await ctx.backend.update_vm(vm.id, patch, **await ctx.lro("detach-options"))
+        return "deleteOption set to Detach on the OS disk, the data disks and the NICs"
+
+    async def vm_options_verify(ctx: StepContext) -> Verification:
+        current = await get_vm(ctx, vm.id)
+        if current is None:
+            return not_verified(f"{vm.name} no longer exists")
+        risky = [k for k in vm_delete_options(current) if not k.safe]
+        if risky:
+            return not_verified("still Delete: " + ", ".join(k.describe() for k in risky))
+        options = vm_delete_options(current)
+        return verified(f"{sum(1 for k in options if k.what != 'NIC')} disks and {sum(1 for k in options if k.what == 'NIC')} NICs say Detach")
+
+    # 3. deleteOption Detach on the public IPs -----------------------------------------------------
+    async def ip_options_pre(ctx: StepContext) -> Check:
+        from backend.azure import rescue_ops
+
+        risky = []
+        for nic_id in _nic_ids(model):
+            nic = await rescue_ops.get_nic(ctx.backend, nic_id)
+            if nic is None:
+                return blocked(f"NIC {short(nic_id)} no longer exists")
+            risky += [k for k in nic_ip_options(nic) if not k.safe]
+        if not risky:
+            return already_done("every public IP already says Detach")
+        return ready("deleteOption is Delete on " + ", ".join(k.describe() for k in risky))
+
+    async def ip_options_run(ctx: StepContext) -> str:
+        from backend.azure import rescue_ops
+
+        changed = []
+        for i, nic_id in enumerate(_nic_ids(model)):
+            nic = await rescue_ops.get_nic(ctx.backend, nic_id)
+            if nic is None:
+                raise StepFailed(f"NIC {short(nic_id)} no longer exists")
+            if all(k.safe for k in nic_ip_options(nic)):
+                continue
+            body_nic = copy.deepcopy(nic)
+            for cfg in (body_nic.get("properties") or {}).get("ipConfigurations") or ():
+                pip = (cfg.get("properties") or {}).get("publicIPAddress")
+                if pip and pip.get("id"):
+                    pip.setdefault("properties", {})["deleteOption"] = "Detach"
+            await rescue_ops.put_nic(ctx.backend, nic_id, body_nic, **await ctx.lro(f"nic-{i}", journal_token=False))
+            changed.append(short(nic_id))
+        return f"deleteOption set to Detach on the public IPs of {', '.join(changed)}" if changed else "nothing to change"
+
+    async def ip_options_verify(ctx: StepContext) -> Verification:
+        from backend.azure import rescue_ops
+
+        ips: list[Kept] = []
+        for nic_id in _nic_ids(model):
+            nic = await rescue_ops.get_nic(ctx.backend, nic_id)
+            if nic is None:
+                return not_verified(f"NIC {short(nic_id)} no longer exists")
+            ips += nic_ip_options(nic)
+        risky = [k for k in ips if not k.safe]
+        if risky:
+            return not_verified("still Delete: " + ", ".join(k.describe() for k in risky))
+        return verified(f"{len(ips)} public IP{'s say' if len(ips) != 1 else ' says'} Detach")
+
+    # 4. read it all back before the delete ------------------------------------------------------
+    async def check_kept(ctx: StepContext) -> str:
+        current = await get_vm(ctx, vm.id)
+        if current is None:
+            raise StepFailed(f"{vm.name} no longer exists")
+        kept = await _all_kept(ctx, current)
+        risky = [k for k in kept if not k.safe]
+        if risky:
+            raise StepFailed("deleting the VM now would delete " + ", ".join(k.describe() for k in risky) + ": nothing was deleted")
+        await ctx.save(kept=[k.resource_id for k in kept])
+        return f"all {len(kept)} say Detach: deleting the VM deletes none of " + ", ".join(f"{k.what} {short(k.resource_id)}" for k in kept)
+
+    # 5. delete the VM --------------------------------------------------------------------------------
+    async def delete_pre(ctx: StepContext) -> Check:
+        current = await get_vm(ctx, vm.id)
+        if current is None:
+            return already_done(f"{vm.name} is deleted")
+        state, _ = provisioning(current)
+        if state in ("updating", "creating"):
+            return blocked(f"another operation is in progress on {vm.name} (provisioning state {state}): wait for it, then resume")
+        if not same_id(os_disk_of(current), original_os):
+            return blocked(f"{vm.name} no longer boots from {short(original_os or '')}: it changed since the run started; nothing was deleted")
+        risky = [k for k in await _all_kept(ctx, current) if not k.safe]
+        if risky:
+            return blocked("deleting the VM now would delete " + ", ".join(k.describe() for k in risky) + ": nothing was deleted")
+        return ready(f"{vm.name} is {power_state(current)}; every disk, NIC and public IP says Detach")
+
+    async def delete_run(ctx: StepContext) -> str:
+        from backend.azure import rescue_ops
+
+        await rescue_ops.delete_vm(ctx.backend, vm.id, **await ctx.lro("delete"))
+        return f"Azure deleted the VM resource {vm.name}"
+
+    async def delete_verify(ctx: StepContext) -> Verification:
+        gone = await wait_for_vm(ctx, vm.id, lambda m: m is None)
+        if gone is not None:
+            return not_verified(f"{vm.name} still exists (provisioning {provisioning(gone)[0]})")
+        missing = await _missing(ctx)
+        if missing:
+            return not_verified("gone with the VM: " + ", ".join(missing))
+        return verified(f"{vm.name} is deleted; its {len(kept_before)} disks, NICs and public IPs are all still there, detached")
+
+    async def _missing(ctx: StepContext) -> list[str]:
+        from backend.azure import rescue_ops
+
+        out = []
+        for k in kept_before:
+            if k.what == "NIC":
+                doc = await rescue_ops.get_nic(ctx.backend, k.resource_id)
+            elif k.what == "public IP":
+                doc = await ctx.backend.get_public_ip_document(k.resource_id)
+            else:
+                doc = await ctx.backend.get_disk_document(k.resource_id)
+                if doc is not None and doc.get("managedBy") and not same_id(doc.get("managedBy"), vm.id):
+                    out.append(f"{k.what} {short(k.resource_id)} (now attached to {short(doc['managedBy'])})")
+                    continue
+            if doc is None:
+                out.append(f"{k.what} {short(k.resource_id)}")
+        return out
+
+    # 6. create it again --------------------------------------------------------------------------------
+    async def create_pre(ctx: StepContext) -> Check:
+        current = await get_vm(ctx, vm.id)
+        if current is not None:
+            if not same_id(os_disk_of(current), original_os):
+                return blocked(f"a VM named {vm.name} exists and does not boot from {short(original_os or '')}: the disks are safe and detached; remove that VM or recreate under another name by hand")
+            if provisioning(current)[0] == "failed":
+                return ready(f"{vm.name} exists on its OS disk but its creation failed: sending it again")
+            return already_done(f"{vm.name} exists again on its OS disk {short(original_os or '')}")
+        missing = await _missing(ctx)
+        if missing:
+            return blocked("cannot recreate: missing or in use " + ", ".join(missing))
+        return ready("every disk, NIC and public IP is there and detached")
+
+    async def create_run(ctx: StepContext) -> str:
+        from backend.azure import rescue_ops
+
+        await ctx.record_resource(vm.id, kind="vm", state="creating", note=f"{vm.name} created again on its own disks (yours: aztriage never deletes it)")
+        await rescue_ops.put_vm(ctx.backend, vm.id, body, **await ctx.lro("create"))
+        return f"Azure created {vm.name} again" + await start_if_stopped(ctx, vm.id, vm.name, "start")
+
+    async def create_verify(ctx: StepContext) -> Verification:
+        current = await wait_for_vm(ctx, vm.id, lambda m: m is None or provisioning(m)[0] in ("succeeded", "failed"))
+        if current is None:
+            return not_verified(f"{vm.name} does not exist")
+        state, _ = provisioning(current)
+        if state != "succeeded":
+            return not_verified(f"{vm.name} exists but its provisioning is {state}")
+        problems = []
+        if not same_id(os_disk_of(current), original_os):
+            problems.append("it does not boot from the original OS disk")
+        want_data = {ref["lun"]: ref["managedDisk"]["id"].lower() for ref in body["properties"]["storageProfile"]["dataDisks"]}
+        got_data = {ref.get("lun"): ((ref.get("managedDisk") or {}).get("id") or "").lower() for ref in ((current.get("properties") or {}).get("storageProfile") or {}).get("dataDisks") or ()}
+        if want_data != got_data:
+            problems.append("its data disks are not at their LUNs")
+        if sorted(n.lower() for n in _nic_ids(current)) != sorted(n.lower() for n in _nic_ids(model)):
+            problems.append("its NICs differ")
+        if problems:
+            return not_verified(f"{vm.name} was created but " + "; ".join(problems))
+        await ctx.record_resource(vm.id, kind="vm", state="created")
+        return verified(f"{vm.name} exists again: OS disk {short(original_os or '')}, {len(want_data)} data disk{'s' if len(want_data) != 1 else ''} at LUN {', '.join(str(lun) for lun in sorted(want_data)) or '-'}, {len(_nic_ids(current))} NIC{'s' if len(_nic_ids(current)) != 1 else ''}")
+
+    # 7. it runs ---------------------------------------------------------------------------------------------
+    async def running_verify(ctx: StepContext) -> Verification:
+        current = await wait_for_vm(ctx, vm.id, lambda m: m is None or provisioning(m)[0] == "failed" or power_state(m) == "running" or (vm_settled(m) and power_state(m) in ("stopped", "deallocated")))
+        if current is None:
+            return not_verified(f"{vm.name} does not exist")
+        power = power_state(current)
+        if power != "running":
+            return not_verified(f"{vm.name} is {power}, not running", power=power)
+        return verified(f"{vm.name} is running", power=power)
+
+    # 8. the report ----------------------------------------------------------------------------------------------
+    async def report_verify(ctx: StepContext) -> Verification:
+        lines = [f"{vm.name} recreated from its own disks ({vm.size}, {vm.location}" + (f", zone {','.join(vm.zones)}" if vm.zones else "") + (f", availability set {short(vm.availability_set)}" if vm.availability_set else "") + ")"]
+        lines.append(f"kept and re-attached: {kept_list}")
+        lines.append("deleteOption is Detach on all of them now (it was Delete on " + ", ".join(short(k.resource_id) for k in at_risk) + ")" if at_risk else "deleteOption is Detach on all of them")
+        if extensions:
+            lines.append(f"to do: install the extensions again ({', '.join(extensions)})")
+        if _system_identity(model):
+            lines.append("to do: grant the new system-assigned identity its roles again")
+        lines.append(f"the captured model stays in the journal: aztriage runs {ctx.run_id} --format json")
+        return verified("; ".join(lines))
+
+    steps: list[Step | None] = [
+        preflight_step(facts),
+        Step(
+            key="capture",
+            title="Keep the VM's full model in the journal",
+            why="The VM resource is about to be deleted: its model (size, zone, NICs, disks and LUNs, tags, identity, security profile) is what it is created again from, and what a person would need to do it by hand.",
+            changes="nothing in Azure (journals the captured model and the exact re-create request)",
+            kind=Kind.CHECK,
+            run=capture,
+        ),
+        Step(
+            key="detach-disks-nics",
+            title="Set deleteOption to Detach on the disks and NICs",
+            why="Azure deletes, with the VM, every disk and NIC whose deleteOption says Delete (the portal's default for new VMs): with Detach they outlive it.",
+            changes=f"sets deleteOption Detach on the OS disk, {len(vm.data_disks)} data disk{'s' if len(vm.data_disks) != 1 else ''} and {len(vm.nics)} NIC{'s' if len(vm.nics) != 1 else ''} of {vm.name} (no reboot)",
+            kind=Kind.CHANGE,
+            undo="set deleteOption back to Delete where it was (the captured model says where)",
+            precondition=vm_options_pre,
+            run=vm_options_run,
+            verify=vm_options_verify,
+        ),
+        Step(
+            key="detach-public-ips",
+            title="Set deleteOption to Detach on the public IPs",
+            why="A public IP whose NIC ip configuration says Delete is deleted with the VM, and its address is gone for good.",
+            changes="sets deleteOption Detach on the public IP of each NIC ip configuration",
+            kind=Kind.CHANGE,
+            undo="set deleteOption back to Delete where it was (the captured model says where)",
+            precondition=ip_options_pre,
+            run=ip_options_run,
+            verify=ip_options_verify,
+        )
+        if has_public_ip
+        else None,
+        Step(
+            key="check-kept",
+            title="Read back that nothing will be deleted with the VM",
+            why="The delete comes next: this proves, from what Azure says now, that every disk, NIC and public IP survives it.",
+            changes="nothing (reads the VM and its NICs)",
+            kind=Kind.CHECK,
+            run=check_kept,
+        ),
+        Step(
+            key="delete",
+            title=f"Delete the VM resource {vm.name}",
+            why="The VM is created again from its disks; the old VM resource has to go first (a name exists once per group).",
+            changes=f"deletes the VM resource {vm.name} and its extensions; keeps {kept_list}",
+            kind=Kind.DESTRUCTIVE,
+            warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)) + (("Interrupts service until the VM is created again.",)),
+            undo="none for the VM resource itself; the next steps create it again from the kept disks",
+            precondition=delete_pre,
+            run=delete_run,
+            verify=delete_verify,
+        ),
+        Step(
+            key="create",
+            title=f"Create {vm.name} again on its own disks",
+            why="The same VM, on the same OS disk and data disks, NICs, size, zone or availability set, tags, identity, security profile and boot diagnostics.",
+            changes=f"creates VM {vm.name} ({vm.size}) attaching OS disk {short(original_os or '')} (createOption Attach) and the rest as they were; deleteOption stays Detach",
+            kind=Kind.CHANGE,
+            undo=None,
+            creates="vm",
+            precondition=create_pre,
+            run=create_run,
+            verify=create_verify,
+        ),
+        Step(
+            key="running",
+            title=f"Check that {vm.name} runs",
+            why="Azure creating the VM is not the same as the VM running on its host.",
+            changes="nothing (reads the instance view)",
+            kind=Kind.CHECK,
+            verify=running_verify,
+        ),
+        reach_step(facts),
+        Step(
+            key="report",
+            title="Summary",
+            why="What was kept, what was recreated, and what is left for you to do.",
+            changes="nothing",
+            kind=Kind.CHECK,
+            verify=report_verify,
+        ),
+    ]
+    out = plan(
+        "recreate",
+        "Recreate from its disks",
+        facts,
+        steps,
+        f"Delete {vm.name} keeping its {len(vm.disks)} disk{'s' if len(vm.disks) != 1 else ''}, NICs and public IPs, and create it again from them.",
+        warnings=warnings,
+        blockers=blockers,
+        details=(
+            ("OS disk", short(original_os or "?"), "same disk, attached"),
+            ("data disks", ", ".join(f"LUN {d.lun}: {d.name}" for d in vm.data_disks) or "none", "same, same LUNs"),
+            ("deleteOption", ", ".join(sorted({k.delete_option for k in kept_before})) or "-", "Detach"),
+        ),
+        interrupts=True,
+    )
+    # The common lock warning says nothing here deletes anything: here something does.
+    out.warnings = tuple(w for w in out.warnings if "nothing in this plan deletes" not in w)
+    return out

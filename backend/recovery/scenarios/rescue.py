@@ -1,0 +1,1036 @@
+"""rescue: repair a VM's OS disk on a rescue VM, the runbook's "Mounting
+disks to another VM" (Windows and Linux), as `az vm repair` does it, with
+the journal and the safety rails of every aztriage run.
+
+1. snapshot the OS disk (the safety net, kept until you release it);
+2. a disk copy from the snapshot, in the OS disk's resource group, with the
+   same zone, Hyper-V generation, security type and OS type, and a name ARM
+   accepts (at most 80 characters, a UTC stamp without fractions);
+3. a rescue VM in a NEW resource group made for this run (same region and
+   zone, same OS family and generation, no public IP: its NIC sits in the
+   VM's own subnet), or an existing VM the operator picks (``--rescue-vm``);
+4. the copy attached to it as a data disk;
+5. the exact repair commands for this disk on screen (the device at its LUN,
+   what the serial log says went wrong), and, when asked (``--run-fixes``),
+   the common fixes run on the rescue VM by run command;
+6. the run waits for the operator (headless: exit 3, status waiting;
+   ``aztriage recover --resume RUN_ID --operator-done`` continues);
+7. detach the copy; deallocate the VM; swap its OS disk to the copy
+   (refused for another generation, security type or OS type, or a Premium
+   disk on a size without premium storage); start it; check that it booted
+   and that RDP/SSH answers;
+8. delete what the run created for the repair (the rescue group, only when
+   it holds nothing but what the ledger lists, never a group that existed
+   before); keep the original OS disk (detached, never deleted by aztriage)
+   and the snapshot until the operator releases them (``aztriage runs
+   --release RUN_ID``).
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import string
+import time
+from typing import Any
+
+from backend.adapter import BackendError
+from backend.models import ResourceId, Vm
+from backend.recovery.context import StepContext, StepFailed
+from backend.recovery.facts import VmFacts, VmSize, power_state, provisioning, vm_from_documents
+from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified, wait_for_operator
+from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
+from backend.recovery.scenarios._disks import (
+    FOR_TAG,
+    MAX_GROUP,
+    RUN_TAG,
+    arm_name,
+    data_disk_refs,
+    disk_props,
+    disk_refusal,
+    free_lun,
+    get_vm,
+    lun_of,
+    os_disk_of,
+    resource_id,
+    same_id,
+    security_type,
+    short,
+    stamp,
+    tag_of,
+    tracked_create,
+    wait_for_vm,
+    start_if_stopped,
+    vm_settled,
+)
+from backend.recovery.scenarios.snapshot_disks import snapshot_name, snapshot_step
+from backend.recovery.steps import power_step, reach_step, reach_timeout, preflight_step
+
+ADMIN = "rescueadmin"
+RESCUE_OS_SKU = "StandardSSD_LRS"
+OUTPUT_KEPT = 2000
+# The images az vm repair uses by default, by OS family and Hyper-V generation.
+RESCUE_IMAGES = {
+    ("linux", "V1"): {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts", "version": "latest"},
+    ("linux", "V2"): {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"},
+    ("windows", "V1"): {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2022-datacenter", "version": "latest"},
+    ("windows", "V2"): {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2022-datacenter-g2", "version": "latest"},
+}
+FIREWALL_RULE = (
+    "v2.30|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=3389|App=%SystemRoot%\\system32\\svchost.exe|Svc=termservice|"
+    "Name=@FirewallAPI.dll,-28775|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|"
+)
+EFI_GPT_TYPE = "{c12a7328-f81f-11d2-ba4b-00a0c93ec93b}"
+
+
+def _windows(os_type: str) -> bool:
+    return os_type.lower() == "windows"
+
+
+def unavailable(vm: Vm) -> str | None:
+    reason = disk_refusal(vm, "copy and repair")
+    if reason:
+        return reason
+    if (vm.security_type or "").lower() == "confidentialvm":
+        return f"{vm.name} is a confidential VM: its OS disk is encrypted with a key bound to the VM, so a copy cannot be repaired on another VM"
+    if any((e.type or "").lower().startswith("azurediskencryption") for e in vm.extensions):
+        return (
+            f"{vm.name} uses Azure Disk Encryption: the copy must be unlocked on the rescue VM with its key "
+            "(az vm repair create --unlock-encrypted-vm, single-pass ADE only); aztriage does not handle ADE keys"
+        )
+    return None
+
+
+# --- what the plan is built from beyond the VM ------------------------------------------------------------
+
+
+async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
+    """The rescue VM the operator picked (same subscription), and what the serial log says."""
+    vm = vm_from_documents(documents)
+    wanted = (params.get("rescue_vm") or "").strip()
+    if wanted:
+        if wanted.lower().startswith("/subscriptions/"):
+            found = [wanted]
+        else:
+            found = await backend.find_vm_ids(wanted, [vm.subscription_id])
+        if not found:
+            raise PlanError(f"no VM named {wanted} in the subscription of {vm.name}: a rescue VM must be in the same subscription and region")
+        if len(found) > 1:
+            raise PlanError(f"{len(found)} VMs are named {wanted}: give the rescue VM's id with --rescue-vm /subscriptions/...")
+        try:
+            documents["rescue_vm"] = await backend.get_vm_document(found[0])
+        except BackendError as exc:
+            if exc.status == 404:
+                raise PlanError(f"no VM with id {found[0]}") from None
+            raise
+    if vm.boot_diagnostics.enabled:
+        from backend import bootdiag
+        from backend.azure import bootdiag as azure_bootdiag
+
+        try:
+            data = await azure_bootdiag.for_vm(backend, vm, screenshot=False)
+        except BackendError as exc:
+            documents["boot_verdict_error"] = str(exc)
+        else:
+            if data.serial_log:
+                documents["boot_verdict"] = bootdiag.analyze(data.serial_log, vm.os_type).to_json()
+            else:
+                documents["boot_verdict_error"] = data.serial_error or "the serial log is empty"
+
+
+# --- the commands ---------------------------------------------------------------------------------------------
+
+
+def fix_script(os_type: str, lun: int, generation: str) -> tuple[str, list[str]]:
+    """(run command id, script) of the common fixes, run on the rescue VM against the copy at `lun`."""
+    if _windows(os_type):
+        bcd = (
+            [
+                f"$efi = Get-Partition -DiskNumber $disk.Number | Where-Object {{ $_.GptType -eq '{EFI_GPT_TYPE}' }} | Select-Object -First 1",
+                "if ($efi) { $efi | Add-PartitionAccessPath -AccessPath 'S:\\' -ErrorAction SilentlyContinue; $bcd = 'S:\\EFI\\Microsoft\\Boot\\BCD' } else { throw 'no EFI system partition on the copy' }",
+            ]
+            if generation == "V2"
+            else ["$bcd = \"$d\\boot\\bcd\""]
+        )
+        script = [
+            "$ErrorActionPreference = 'Stop'",
+            f"$disk = Get-Disk | Where-Object {{ $_.Location -match 'LUN {lun}\\b' -and $_.Number -ne 0 }} | Select-Object -First 1",
+            f"if (-not $disk) {{ throw 'REFUSED: no disk at LUN {lun}' }}",
+            "if ($disk.IsOffline) { Set-Disk -Number $disk.Number -IsOffline $false }",
+            "Set-Disk -Number $disk.Number -IsReadOnly $false",
+            "$part = Get-Partition -DiskNumber $disk.Number | Where-Object { $_.Type -eq 'Basic' } | Sort-Object Size -Descending | Select-Object -First 1",
+            "if (-not $part.DriveLetter) { $part | Add-PartitionAccessPath -AssignDriveLetter; $part = Get-Partition -DiskNumber $disk.Number -PartitionNumber $part.PartitionNumber }",
+            "$d = \"$($part.DriveLetter):\"",
+            "Write-Output \"copy of the OS disk at LUN " + str(lun) + ": $d\"",
+            "chkdsk $d /f",
+            "reg load HKLM\\BROKENSYSTEM \"$d\\Windows\\System32\\config\\SYSTEM\"",
+            "foreach ($cs in 'ControlSet001','ControlSet002') {",
+            "  reg add \"HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server\" /v fDenyTSConnections /t REG_DWORD /d 0 /f",
+            "  reg add \"HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp\" /v PortNumber /t REG_DWORD /d 3389 /f",
+            f"  reg add \"HKLM\\BROKENSYSTEM\\$cs\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules\" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d \"{FIREWALL_RULE}\" /f",
+            "  reg add \"HKLM\\BROKENSYSTEM\\$cs\\Services\\storvsc\" /v Start /t REG_DWORD /d 0 /f",
+            "}",
+            "reg unload HKLM\\BROKENSYSTEM",
+            *bcd,
+            "bcdedit /store $bcd /set '{bootmgr}' device partition=$d",
+            "bcdedit /store $bcd /set '{default}' device partition=$d",
+            "bcdedit /store $bcd /set '{default}' osdevice partition=$d",
+            "Set-Disk -Number $disk.Number -IsOffline $true",
+            "Write-Output 'done: the copy is offline and can be detached'",
+        ]
+        return "RunPowerShellScript", script
+    dev = f"/dev/disk/azure/scsi1/lun{lun}"
+    script = [
+        "set -u",
+        f"disk={dev}",
+        "dev=$(readlink -f \"$disk\")",
+        "echo \"copy of the OS disk: $disk -> $dev\"; lsblk -f \"$dev\"",
+        "dmesg | grep SCSI | tail -3",
+        "root=$(lsblk -lnpbo NAME,FSTYPE,SIZE \"$dev\" | awk '$2 ~ /^(ext[234]|xfs|btrfs)$/ {print $3, $1}' | sort -n | tail -1 | cut -d' ' -f2)",
+        "[ -n \"$root\" ] || { echo \"REFUSED: no Linux root file system on $dev\" >&2; exit 1; }",
+        "if findmnt -S \"$root\" >/dev/null; then echo \"REFUSED: $root is mounted: it is never checked while mounted\" >&2; exit 1; fi",
+        "fstype=$(lsblk -no FSTYPE \"$root\")",
+        "if [ \"$fstype\" = xfs ]; then xfs_repair \"$root\"; else fsck -yM \"$root\"; fi",
+        "mkdir -p /rescue && mount $([ \"$fstype\" = xfs ] && echo -o nouuid) \"$root\" /rescue",
+        "cp /rescue/etc/fstab /rescue/etc/fstab.aztriage.bak",
+        "awk 'BEGIN{OFS=\"\\t\"} /^[[:space:]]*#/ || NF<4 {print; next} $2!=\"/\" && $2!=\"/boot\" && $2!=\"/boot/efi\" && $3!=\"swap\" && $4 !~ /nofail/ {$4=$4\",nofail\"} {print}' /rescue/etc/fstab.aztriage.bak > /rescue/etc/fstab",
+        "findmnt --verify --tab-file /rescue/etc/fstab || true",
+        "sshd -t -f /rescue/etc/ssh/sshd_config && echo 'sshd_config: ok'",
+        "for d in dev proc sys; do mount --bind /$d /rescue/$d; done",
+        "chroot /rescue systemctl enable ssh 2>/dev/null || chroot /rescue systemctl enable sshd",
+        "umount -R /rescue",
+        "echo 'done: the copy is unmounted and can be detached'",
+    ]
+    return "RunShellScript", script
+
+
+def repair_commands(os_type: str, lun: int, generation: str, vm_name: str, copy_name: str, verdict: dict[str, Any] | None) -> list[str]:
+    """What to type on the rescue VM for this disk at this LUN, and what the serial log adds."""
+    if _windows(os_type):
+        bcd = (
+            ["diskpart: select the copy's EFI partition, assign letter=S   # Gen2: the BCD is S:\\EFI\\Microsoft\\Boot\\BCD"]
+            if generation == "V2"
+            else []
+        )
+        store = "S:\\EFI\\Microsoft\\Boot\\BCD" if generation == "V2" else "F:\\boot\\bcd"
+        lines = [
+            f"diskmgmt.msc   # the disk at LUN {lun} is the copy {copy_name}: bring it online; its Windows partition is F: below",
+            f"Get-Disk | Where-Object Location -match 'LUN {lun}'   # the same disk from PowerShell",
+            "chkdsk F: /f",
+            "reg load HKLM\\BROKENSYSTEM F:\\Windows\\System32\\config\\SYSTEM   # the copy's SYSTEM hive",
+            "reg query HKLM\\BROKENSYSTEM\\Select /v Current   # the control set in use (001 below)",
+            "reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server\" /v fDenyTSConnections /t REG_DWORD /d 0 /f   # RDP on",
+            "reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp\" /v PortNumber /t REG_DWORD /d 3389 /f",
+            f"reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules\" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d \"{FIREWALL_RULE}\" /f   # the RDP firewall rule",
+            "reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\storvsc\" /v Start /t REG_DWORD /d 0 /f   # Azure's storage driver at boot (INACCESSIBLE_BOOT_DEVICE)",
+            "reg unload HKLM\\BROKENSYSTEM",
+            *bcd,
+            f"bcdedit /store {store} /enum /v",
+            f"bcdedit /store {store} /set {{default}} device partition=F:",
+            f"bcdedit /store {store} /set {{default}} osdevice partition=F:",
+            f"diskmgmt.msc   # take the disk at LUN {lun} offline again before it is detached",
+        ]
+    else:
+        dev = f"/dev/disk/azure/scsi1/lun{lun}"
+        lines = [
+            f"lsblk -f {dev}   # the copy {copy_name} of {vm_name}'s OS disk; its root file system is the largest ext4/xfs partition (-part1 on Azure's images)",
+            "dmesg | grep SCSI | tail   # the same disk by its sdX name",
+            f"findmnt {dev}-part1 || echo 'not mounted: safe to check'   # never run fsck on a mounted file system",
+            f"fsck -yM {dev}-part1   # xfs: xfs_repair {dev}-part1",
+            f"mkdir -p /rescue && mount {dev}-part1 /rescue   # xfs: mount -o nouuid",
+            "cp /rescue/etc/fstab /rescue/etc/fstab.bak && vi /rescue/etc/fstab   # add nofail to (or comment out) the entries of data disks that are gone",
+            "findmnt --verify --tab-file /rescue/etc/fstab",
+            "sshd -t -f /rescue/etc/ssh/sshd_config   # then fix what it names in /rescue/etc/ssh/sshd_config",
+            "umount /rescue   # before the copy is detached",
+        ]
+    if verdict and verdict.get("signatures"):
+        first = verdict["signatures"][0]
+        lines.append(f"# the serial log of {vm_name} says: {verdict.get('summary')} - line {first.get('line_number')}: {first.get('line')}")
+        for command in verdict.get("repair") or ():
+            fixed = command.replace("/dev/disk/azure/scsi1/lun0", f"/dev/disk/azure/scsi1/lun{lun}")
+            if fixed not in lines:
+                lines.append(fixed)
+    return lines
+
+
+def _password() -> str:
+    """A strong password for the rescue VM's administrator: sent once in the create request,
+    never journaled or shown (reset it with reset-access to sign in)."""
+    alphabet = string.ascii_letters + string.digits
+    core = "".join(secrets.choice(alphabet) for _ in range(24))
+    return core + secrets.choice(string.ascii_uppercase) + secrets.choice(string.ascii_lowercase) + secrets.choice(string.digits) + "!"
+
+
+# --- the plan -------------------------------------------------------------------------------------------------------
+
+
+def _doc(facts: VmFacts, key: str, resource: str | None) -> dict[str, Any] | None:
+    for doc in facts.documents.get(key) or ():
+        if same_id(doc.get("id"), resource):
+            return doc
+    return None
+
+
+def _generation(facts: VmFacts, os_doc: dict[str, Any] | None) -> str:
+    return str(disk_props(os_doc).get("hyperVGeneration") or facts.vm.hyper_v_generation or facts.instance_view.get("hyperVGeneration") or "V1").upper()
+
+
+def _agent(model: dict[str, Any] | None) -> str:
+    agent = (((model or {}).get("properties") or {}).get("instanceView") or {}).get("vmAgent") or {}
+    for status in agent.get("statuses") or ():
+        if status.get("displayStatus"):
+            return status["displayStatus"]
+    return "Unknown"
+
+
+def _os_type_of(model: dict[str, Any] | None) -> str:
+    props = (model or {}).get("properties") or {}
+    ref = (props.get("storageProfile") or {}).get("osDisk") or {}
+    return str(ref.get("osType") or ("Windows" if (props.get("osProfile") or {}).get("windowsConfiguration") else "Linux"))
+
+
+def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
+    vm = facts.vm
+    windows = _windows(vm.os_type)
+    st = stamp(facts)
+    run_fixes = bool(params.get("run_fixes"))
+    picked = (params.get("rescue_vm") or "").strip() or None
+    reason = unavailable(vm)
+    blockers: list[str] = [reason] if reason else []
+    warnings: list[str] = []
+
+    os_disk = vm.os_disk
+    os_id = os_disk.id or ""
+    os_doc = _doc(facts, "disks", os_id)
+    generation = _generation(facts, os_doc)
+    os_rid = ResourceId.parse(os_id) if os_id else ResourceId(vm.subscription_id, vm.resource_group, "", "", "")
+    sub = vm.subscription_id
+    location = (os_doc or {}).get("location") or vm.location
+    zones = list((os_doc or {}).get("zones") or vm.zones or ())
+    disk_sku = ((os_doc or {}).get("sku") or {}).get("name") or os_disk.sku or "Premium_LRS"
+    disk_security = copy.deepcopy(disk_props(os_doc).get("securityProfile")) if disk_props(os_doc).get("securityProfile") else None
+    snap_id = resource_id(sub, os_rid.resource_group, "Microsoft.Compute/snapshots", snapshot_name(os_disk.name, st))
+    copy_name = arm_name(vm.name, f"-osdisk-rescued-{st}")
+    copy_id = resource_id(sub, os_rid.resource_group, "Microsoft.Compute/disks", copy_name)
+    tags_base = {FOR_TAG: vm.name}
+
+    # the rescue VM: a new one in a group of its own, or the operator's
+    group = arm_name(f"rescue-{vm.name}", f"-{st}", MAX_GROUP)
+    group_id = f"/subscriptions/{sub}/resourceGroups/{group}"
+    rescue_doc = facts.documents.get("rescue_vm") if picked else None
+    if picked and rescue_doc is None:
+        blockers.append(f"the rescue VM {picked} was not read")
+    if rescue_doc is not None:
+        rescue_id = rescue_doc["id"]
+        rescue_name = rescue_doc.get("name") or short(rescue_id)
+        lun = free_lun(rescue_doc)
+        if same_id(rescue_id, vm.id):
+            blockers.append("the rescue VM must be another VM than the one being repaired")
+        if ResourceId.parse(rescue_id).subscription_id.lower() != sub.lower():
+            blockers.append(f"{rescue_name} is in another subscription: a disk can only be attached within its subscription")
+        if (rescue_doc.get("location") or "").lower() != location.lower():
+            blockers.append(f"{rescue_name} is in {rescue_doc.get('location')}, the disk copy will be in {location}: a disk attaches only in its region")
+        if zones and sorted(rescue_doc.get("zones") or ()) != sorted(zones):
+            blockers.append(f"{rescue_name} is not in zone {','.join(zones)} like the disk copy: a zonal disk attaches only in its zone")
+        if _os_type_of(rescue_doc).lower() != vm.os_type.lower():
+            blockers.append(f"{rescue_name} runs {_os_type_of(rescue_doc)} and the disk is {vm.os_type}: repair it from a VM of the same OS family")
+        if power_state(rescue_doc) != "running":
+            blockers.append(f"{rescue_name} is {power_state(rescue_doc)}: start it first, the repair happens on it")
+        elif run_fixes and _agent(rescue_doc) != "Ready":
+            blockers.append(f"the VM agent of {rescue_name} reports '{_agent(rescue_doc)}': the common fixes need it (or leave out --run-fixes)")
+    else:
+        limit = 15 if windows else 64
+        rescue_name = arm_name(f"rescue-{vm.name}", "", limit)
+        rescue_id = resource_id(sub, group, "Microsoft.Compute/virtualMachines", rescue_name)
+        lun = 0
+    nic_name = arm_name(rescue_name, "-nic")
+    nic_id = resource_id(sub, group, "Microsoft.Network/networkInterfaces", nic_name)
+    rescue_os_disk = arm_name(rescue_name, "-osdisk")
+    rescue_os_disk_id = resource_id(sub, group, "Microsoft.Compute/disks", rescue_os_disk)
+    subnet_id = None
+    for nic in facts.documents.get("nics") or ():
+        for cfg in (nic.get("properties") or {}).get("ipConfigurations") or ():
+            subnet_id = subnet_id or ((cfg.get("properties") or {}).get("subnet") or {}).get("id")
+    if rescue_doc is None and not subnet_id:
+        blockers.append(f"the subnet of {vm.name}'s NIC could not be read: the rescue VM needs a network; pick an existing one with --rescue-vm")
+
+    premium = disk_sku.lower().startswith(("premium", "ultra"))
+    if premium and VmSize(vm.size, None, None, None, None).premium_io is False:
+        blockers.append(f"the OS disk is {disk_sku} and {vm.size} has no premium storage: Azure would refuse the swap; resize first")
+    for lock in facts.locks or ():
+        if lock.level.lower() == "cannotdelete" and lock.scope_kind == "subscription" and rescue_doc is None:
+            warnings.append(f"{lock.describe()}: it also covers the rescue group, which the cleanup then cannot delete; delete it yourself after removing the lock.")
+    verdict = facts.documents.get("boot_verdict")
+    if verdict and verdict.get("summary"):
+        warnings.append(f"Serial log: {verdict['summary']}.")
+    warnings.append(
+        f"{vm.name} is down until the repaired disk is swapped in; the original OS disk stays, detached, and the snapshot is kept until you release it (aztriage runs --release RUN_ID)."
+    )
+    if vm.power_state == "running":
+        warnings.append("The snapshot of a running VM is crash-consistent (like pulling the plug): right for a VM that does not boot.")
+
+    commands = repair_commands(vm.os_type, lun, generation, vm.name, copy_name, verdict)
+    access = (
+        f"sign in to {rescue_name} through its network (it has no public IP: Bastion, VPN, or another VM in {vm.name}'s virtual network) "
+        f"or its serial console; to set its password: aztriage recover --vm {rescue_name} --scenario reset-access --password-stdin"
+        if rescue_doc is None
+        else f"on {rescue_name}, where the copy is the disk at LUN {lun}"
+    )
+    instructions = "\n".join(
+        [f"Repair the copy {copy_name} ({vm.os_type}, attached at LUN {lun}) on the rescue VM {rescue_name}: {access}. As {'Administrator' if windows else 'root'}:"]
+        + [f"  {line}" for line in commands]
+        + ["When the copy is repaired (and unmounted), say so: aztriage recover --resume RUN_ID --operator-done (d in the Recovery pane)."]
+    )
+
+    # 2. the copy -------------------------------------------------------------------------------------------
+    copy_props: dict[str, Any] = {
+        "creationData": {"createOption": "Copy", "sourceResourceId": snap_id},
+        "osType": vm.os_type,
+        "hyperVGeneration": generation,
+    }
+    if disk_security:
+        copy_props["securityProfile"] = disk_security
+
+    async def copy_pre(ctx: StepContext) -> Check:
+        doc = await ctx.backend.get_disk_document(copy_id)
+        if doc is not None:
+            if not same_id((disk_props(doc).get("creationData") or {}).get("sourceResourceId"), snap_id):
+                return blocked(f"a disk named {copy_name} already exists and is not a copy of {short(snap_id)}")
+            if (disk_props(doc).get("provisioningState") or "").lower() == "failed":
+                return ready(f"the earlier copy {copy_name} failed: sending it again")
+            return already_done(f"the copy {copy_name} exists")
+        if await ctx.backend.get_snapshot(snap_id) is None:
+            return blocked(f"the snapshot {short(snap_id)} does not exist: the copy is made from it")
+        return ready(f"no disk named {copy_name} yet")
+
+    async def copy_run(ctx: StepContext) -> str:
+        from backend.azure import rescue_ops
+
+        body: dict[str, Any] = {
+            "location": location,
+            "sku": {"name": disk_sku},
+            "tags": dict(tags_base, **{RUN_TAG: ctx.run_id}),
+            "properties": copy_props,
+        }
+        if zones:
+            body["zones"] = zones
+
+        async def exists() -> bool:
+            return await ctx.backend.get_disk_document(copy_id) is not None
+
+        await tracked_create(
+            ctx, copy_id, kind="disk-copy", note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM",
+            create=lambda: _copy(ctx, rescue_ops, body), exists=exists,
+        )
+        return f"disk {copy_name} created from the snapshot"
+
+    async def _copy(ctx: StepContext, rescue_ops: Any, body: dict[str, Any]) -> Any:
+        return await rescue_ops.create_disk(ctx.backend, copy_id, body, **await ctx.lro("copy"))
+
+    async def copy_verify(ctx: StepContext) -> Verification:
+        doc = await ctx.backend.get_disk_document(copy_id)
+        if doc is None:
+            return not_verified(f"the copy {copy_name} does not exist")
+        props = disk_props(doc)
+        state = (props.get("provisioningState") or "").lower()
+        if state != "succeeded":
+            return not_verified(f"the copy {copy_name} is {state or 'in an unknown state'}")
+        problems = _mismatch(doc, generation, security_type(disk_props(os_doc)), vm.os_type)
+        if sorted(doc.get("zones") or ()) != sorted(zones):
+            problems.append(f"zone {','.join(doc.get('zones') or ()) or 'none'} instead of {','.join(zones) or 'none'}")
+        if problems:
+            return not_verified(f"the copy {copy_name} does not match the OS disk: " + "; ".join(problems))
+        await ctx.record_resource(copy_id, kind="disk-copy", state="created", note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM")
+        return verified(f"copy {copy_name}: {generation}, {security_type(props)}, {props.get('osType')}, " + (f"zone {','.join(zones)}" if zones else "regional"))
+
+    # 3. the rescue VM's group, NIC and VM (a new rescue VM only) ---------------------------------------------------
+    async def group_pre(ctx: StepContext) -> Check:
+        from backend.azure import rescue_ops
+
+        doc = await rescue_ops.get_group(ctx.backend, sub, group)
+        if doc is not None:
+            if tag_of(doc, RUN_TAG) == ctx.run_id:
+                return already_done(f"resource group {group} exists (made by this run)")
+            return blocked(f"a resource group named {group} already exists and was not made by this run: aztriage never uses (or deletes) a group it did not create")
+        return ready(f"no group named {group} yet")
+
+    async def group_run(ctx: StepContext) -> str:
+        from backend.azure import rescue_ops
+
+        async def exists() -> bool:
+            return await rescue_ops.get_group(ctx.backend, sub, group) is not None
+
+        body = {"location": location, "tags": dict(tags_base, **{RUN_TAG: ctx.run_id})}
+        await tracked_create(ctx, group_id, kind="resource-group", note=f"made for the rescue of {vm.name}; deleted by the run's cleanup", create=lambda: rescue_ops.create_group(ctx.backend, sub, group, body), exists=exists)
+        return f"resource group {group} created in {location}"
+
+    async def group_verify(ctx: StepContext) -> Verification:
+        from backend.azure import rescue_ops
+
+        doc = await rescue_ops.get_group(ctx.backend, sub, group)
+        if doc is None or tag_of(doc, RUN_TAG) != ctx.run_id:
+            return not_verified(f"resource group {group} does not exist (or is not this run's)")
+        await ctx.record_resource(group_id, kind="resource-group", state="created")
+        return verified(f"resource group {group} in {doc.get('location')}, tagged {RUN_TAG}={ctx.run_id}")
+
+    async def nic_pre(ctx: StepContext) -> Check:
+        from backend.azure import rescue_ops
+
+        doc = await rescue_ops.get_nic(ctx.backend, nic_id)
+        if doc is not None:
+            if tag_of(doc, RUN_TAG) == ctx.run_id:
+                return already_done(f"NIC {nic_name} exists")
+            return blocked(f"a NIC named {nic_name} exists in {group} and was not made by this run")
+        return ready(f"no NIC named {nic_name} yet")
+
+    async def nic_run(ctx: StepContext) -> str:
+        from backend.azure import rescue_ops
+
+        body = {
+            "location": location,
+            "tags": dict(tags_base, **{RUN_TAG: ctx.run_id}),
+            "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}, "privateIPAllocationMethod": "Dynamic"}}]},
+        }
+
+        async def exists() -> bool:
+            return await rescue_ops.get_nic(ctx.backend, nic_id) is not None
+
+        async def create() -> Any:
+            return await rescue_ops.put_nic(ctx.backend, nic_id, body, **await ctx.lro("nic", journal_token=False))
+
+        await tracked_create(ctx, nic_id, kind="network-interface", note="NIC of the rescue VM (deleted with its group)", create=create, exists=exists)
+        return f"NIC {nic_name} created in subnet {short(subnet_id or '')}"
+
+    async def nic_verify(ctx: StepContext) -> Verification:
+        from backend.azure import rescue_ops
+
+        if await rescue_ops.get_nic(ctx.backend, nic_id) is None:
+            return not_verified(f"NIC {nic_name} does not exist")
+        await ctx.record_resource(nic_id, kind="network-interface", state="created")
+        return verified(f"NIC {nic_name} in subnet {short(subnet_id or '')} (no public IP)")
+
+    image = RESCUE_IMAGES[("windows" if windows else "linux", "V2" if generation == "V2" else "V1")]
+    vm_security = copy.deepcopy(((facts.model.get("properties") or {}).get("securityProfile") or {}))
+    rescue_security = None
+    if (vm_security.get("securityType") or "").lower() == "trustedlaunch":
+        rescue_security = {"securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+
+    def rescue_body(run_id: str) -> dict[str, Any]:
+        os_profile: dict[str, Any] = {"computerName": arm_name(rescue_name, "", 15) if windows else rescue_name, "adminUsername": ADMIN, "adminPassword": _password()}
+        if windows:
+            os_profile["windowsConfiguration"] = {"provisionVMAgent": True}
+        else:
+            os_profile["linuxConfiguration"] = {"disablePasswordAuthentication": False, "provisionVMAgent": True}
+        props: dict[str, Any] = {
+            "hardwareProfile": {"vmSize": vm.size},
+            "storageProfile": {
+                "imageReference": dict(image),
+                "osDisk": {"name": rescue_os_disk, "osType": vm.os_type, "createOption": "FromImage", "caching": "ReadWrite", "managedDisk": {"storageAccountType": RESCUE_OS_SKU}, "deleteOption": "Delete"},
+            },
+            "osProfile": os_profile,
+            "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"primary": True, "deleteOption": "Delete"}}]},
+            "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
+        }
+        if rescue_security:
+            props["securityProfile"] = rescue_security
+        body: dict[str, Any] = {"location": location, "tags": dict(tags_base, **{RUN_TAG: run_id}), "properties": props}
+        if zones:
+            body["zones"] = zones
+        return body
+
+    async def rescue_pre(ctx: StepContext) -> Check:
+        doc = await get_vm(ctx, rescue_id)
+        if doc is not None:
+            if tag_of(doc, RUN_TAG) != ctx.run_id:
+                return blocked(f"a VM named {rescue_name} exists in {group} and was not made by this run")
+            if provisioning(doc)[0] == "failed":
+                return ready(f"the earlier create of {rescue_name} failed: sending it again")
+            return already_done(f"the rescue VM {rescue_name} exists")
+        return ready(f"no VM named {rescue_name} yet")
+
+    async def rescue_run(ctx: StepContext) -> str:
+        from backend.azure import rescue_ops
+
+        await ctx.record_resource(rescue_os_disk_id, kind="disk", state="creating", note="OS disk of the rescue VM (deleted with its group)")
+
+        async def exists() -> bool:
+            return await get_vm(ctx, rescue_id) is not None
+
+        async def create() -> Any:
+            body = rescue_body(ctx.run_id)
+            existing = await get_vm(ctx, rescue_id)
+            if existing is not None and os_disk_of(existing):
+                # Sent again after a failed create: the VM keeps the OS disk it already has.
+                body["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"] = os_disk_of(existing)
+            # No continuation token: the request carries the generated password. A resumed
+            # run recognises the VM itself (its precondition) and waits for it.
+            return await rescue_ops.put_vm(ctx.backend, rescue_id, body, **await ctx.lro("rescue-vm", journal_token=False))
+
+        await tracked_create(ctx, rescue_id, kind="rescue-vm", note=f"rescue VM for {vm.name} (deleted with its group)", create=create, exists=exists)
+        started = await start_if_stopped(ctx, rescue_id, rescue_name, "rescue-start")
+        return f"rescue VM {rescue_name} created ({vm.size}, {image['offer']} {image['sku']})" + started
+
+    async def rescue_verify(ctx: StepContext) -> Verification:
+        doc = await wait_for_vm(ctx, rescue_id, vm_settled)
+        if doc is None:
+            return not_verified(f"the rescue VM {rescue_name} does not exist")
+        state, _ = provisioning(doc)
+        if state != "succeeded" or power_state(doc) != "running":
+            return not_verified(f"the rescue VM {rescue_name} is {power_state(doc)}, provisioning {state}")
+        await ctx.record_resource(rescue_id, kind="rescue-vm", state="created")
+        if await ctx.backend.get_disk_document(rescue_os_disk_id) is not None:
+            await ctx.record_resource(rescue_os_disk_id, kind="disk", state="created")
+        return verified(f"rescue VM {rescue_name} runs ({_os_type_of(doc)}, {generation}" + (f", zone {','.join(zones)}" if zones else "") + ")")
+
+    async def picked_verify(ctx: StepContext) -> Verification:
+        doc = await get_vm(ctx, rescue_id)
+        if doc is None:
+            return not_verified(f"{rescue_name} no longer exists")
+        if power_state(doc) != "running":
+            return not_verified(f"{rescue_name} is {power_state(doc)}: start it first")
+        taken = lun_of(doc, copy_id)
+        if taken is None and lun in {ref.get("lun") for ref in data_disk_refs(doc)}:
+            return not_verified(f"LUN {lun} of {rescue_name} is in use now: resume after freeing it, or start a new run")
+        return verified(f"{rescue_name} runs ({_os_type_of(doc)}); the copy goes to its LUN {lun}")
+
+    # 4. attach / detach the copy -----------------------------------------------------------------------------------
+    async def attach_pre(ctx: StepContext) -> Check:
+        doc = await get_vm(ctx, rescue_id)
+        if doc is None:
+            return blocked(f"the rescue VM {rescue_name} does not exist")
+        at = lun_of(doc, copy_id)
+        if at is not None:
+            return already_done(f"the copy is attached to {rescue_name} at LUN {at}")
+        if lun in {ref.get("lun") for ref in data_disk_refs(doc)}:
+            return blocked(f"LUN {lun} of {rescue_name} is in use")
+        copy_doc = await ctx.backend.get_disk_document(copy_id)
+        if copy_doc is None:
+            return blocked(f"the copy {copy_name} does not exist")
+        if copy_doc.get("managedBy"):
+            return blocked(f"the copy {copy_name} is attached to {short(copy_doc['managedBy'])}")
+        return ready(f"LUN {lun} of {rescue_name} is free")
+
+    async def attach_run(ctx: StepContext) -> str:
+        doc = await get_vm(ctx, rescue_id)
+        if doc is None:
+            raise StepFailed(f"the rescue VM {rescue_name} does not exist")
+        disks = data_disk_refs(doc) + [{"lun": lun, "name": copy_name, "createOption": "Attach", "caching": "None", "managedDisk": {"id": copy_id}, "deleteOption": "Detach"}]
+        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("attach"))
+        return f"copy attached to {rescue_name} at LUN {lun}"
+
+    async def attach_verify(ctx: StepContext) -> Verification:
+        doc = await get_vm(ctx, rescue_id)
+        at = lun_of(doc, copy_id)
+        if at is None:
+            return not_verified(f"the copy is not attached to {rescue_name}")
+        device = f"disk at LUN {at}" if windows else f"/dev/disk/azure/scsi1/lun{at}"
+        return verified(f"the copy is {device} on {rescue_name}")
+
+    async def detach_pre(ctx: StepContext) -> Check:
+        doc = await get_vm(ctx, rescue_id)
+        if doc is None or lun_of(doc, copy_id) is None:
+            copy_doc = await ctx.backend.get_disk_document(copy_id)
+            if copy_doc is None:
+                return blocked(f"the copy {copy_name} no longer exists")
+            if copy_doc.get("managedBy") and not same_id(copy_doc.get("managedBy"), vm.id):
+                return blocked(f"the copy {copy_name} is attached to {short(copy_doc['managedBy'])}")
+            return already_done(f"the copy is not attached to {rescue_name}")
+        return ready(f"the copy is at LUN {lun_of(doc, copy_id)} of {rescue_name}")
+
+    async def detach_run(ctx: StepContext) -> str:
+        doc = await get_vm(ctx, rescue_id)
+        disks = [ref for ref in data_disk_refs(doc) if not same_id((ref.get("managedDisk") or {}).get("id"), copy_id)]
+        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("detach"))
+        return f"copy detached from {rescue_name}"
+
+    async def detach_verify(ctx: StepContext) -> Verification:
+        copy_doc = await ctx.backend.get_disk_document(copy_id)
+        if copy_doc is None:
+            return not_verified(f"the copy {copy_name} no longer exists")
+        owner = copy_doc.get("managedBy")
+        if owner and not same_id(owner, vm.id):
+            return not_verified(f"the copy is still attached to {short(owner)}")
+        return verified(f"the copy {copy_name} is detached")
+
+    # 5. the fixes, and the operator ---------------------------------------------------------------------------------
+    command_id, script = fix_script(vm.os_type, lun, generation)
+
+    async def fixes_pre(ctx: StepContext) -> Check:
+        doc = await get_vm(ctx, rescue_id)
+        if doc is None:
+            return blocked(f"the rescue VM {rescue_name} does not exist")
+        if power_state(doc) != "running" or _agent(doc) != "Ready":
+            return blocked(f"{rescue_name} is {power_state(doc)} with its VM agent '{_agent(doc)}': run command needs both; repair the copy by hand (the next step lists the commands)")
+        if lun_of(doc, copy_id) is None:
+            return blocked(f"the copy is not attached to {rescue_name}")
+        return ready(f"{rescue_name} runs and its agent is ready")
+
+    async def fixes_run(ctx: StepContext) -> str:
+        started = time.monotonic()
+        result = await ctx.backend.run_command(rescue_id, command_id, script=script, **await ctx.lro("fixes"))
+        stdout = stderr = ""
+        for status in result.get("value") or ():
+            code = (status.get("code") or "").lower()
+            if "stdout" in code:
+                stdout = status.get("message") or ""
+            elif "stderr" in code:
+                stderr = status.get("message") or ""
+        await ctx.save(stdout=stdout[-OUTPUT_KEPT:], stderr=stderr[-OUTPUT_KEPT:])
+        for line in [x for x in stdout.strip().splitlines() if x.strip()][-6:]:
+            await ctx.log(line[:200])
+        return f"{command_id} ran on {rescue_name} in {time.monotonic() - started:.0f} s"
+
+    async def fixes_verify(ctx: StepContext) -> Verification:
+        if ctx.recognised:
+            return verified(ctx.recognised)
+        out = (ctx.outputs.get("stdout") or "") + "\n" + (ctx.outputs.get("stderr") or "")
+        refused = [line for line in out.splitlines() if "REFUSED" in line]
+        if refused:
+            return not_verified(refused[0].strip()[:200])
+        lines = [x for x in (ctx.outputs.get("stdout") or "").strip().splitlines() if x.strip()]
+        return verified("the common fixes ran: " + (lines[-1][:200] if lines else "no output"))
+
+    async def operator_pre(ctx: StepContext) -> Check:
+        return wait_for_operator(f"repair the copy {copy_name} on {rescue_name}, then resume with --operator-done")
+
+    async def operator_verify(ctx: StepContext) -> Verification:
+        return verified("the operator said the copy is repaired")
+
+    # 6. the swap --------------------------------------------------------------------------------------------------------
+    async def swap_pre(ctx: StepContext) -> Check:
+        model = await ctx.current_model()
+        if same_id(os_disk_of(model), copy_id):
+            return already_done(f"{vm.name} already boots from {copy_name}")
+        power = power_state(model)
+        if power not in ("stopped", "deallocated"):
+            return blocked(f"{vm.name} is {power}: Azure swaps the OS disk only of a stopped (deallocated) VM")
+        copy_doc = await ctx.backend.get_disk_document(copy_id)
+        if copy_doc is None:
+            return blocked(f"the copy {copy_name} does not exist")
+        if copy_doc.get("managedBy"):
+            return blocked(f"the copy {copy_name} is still attached to {short(copy_doc['managedBy'])}: detach it first")
+        current_os = await ctx.backend.get_disk_document(os_disk_of(model) or "") if os_disk_of(model) else None
+        want_generation = str(disk_props(current_os).get("hyperVGeneration") or generation).upper()
+        want_security = str(((model.get("properties") or {}).get("securityProfile") or {}).get("securityType") or "Standard")
+        want_os = str((((model.get("properties") or {}).get("storageProfile") or {}).get("osDisk") or {}).get("osType") or vm.os_type)
+        problems = _mismatch(copy_doc, want_generation, want_security, want_os)
+        sku = ((copy_doc.get("sku") or {}).get("name") or "")
+        size = (((model.get("properties") or {}).get("hardwareProfile") or {}).get("vmSize") or vm.size)
+        if sku.lower().startswith(("premium", "ultra")) and VmSize(size, None, None, None, None).premium_io is False:
+            problems.append(f"the copy is {sku} and {size} has no premium storage")
+        if problems:
+            return blocked(f"the copy {copy_name} cannot be {vm.name}'s OS disk: " + "; ".join(problems) + "; nothing was swapped")
+        return ready(f"{vm.name} is {power}; the copy matches ({want_generation}, {want_security}, {want_os})")
+
+    async def swap_run(ctx: StepContext) -> str:
+        model = await ctx.current_model()
+        original = os_disk_of(model)
+        if original and not same_id(original, copy_id):
+            await ctx.save(original_os_disk=original)
+        patch = {"properties": {"storageProfile": {"osDisk": {"name": copy_name, "managedDisk": {"id": copy_id}}}}}
+        await ctx.backend.update_vm(vm.id, patch, **await ctx.lro("swap"))
+        return f"{vm.name}'s OS disk is now {copy_name}"
+
+    async def swap_verify(ctx: StepContext) -> Verification:
+        model = await ctx.current_model()
+        if not same_id(os_disk_of(model), copy_id):
+            return not_verified(f"{vm.name} still boots from {short(os_disk_of(model) or '?')}")
+        original = await ctx.backend.get_disk_document(os_id)
+        if original is None:
+            return not_verified(f"the original OS disk {os_disk.name} is gone")
+        if original.get("managedBy"):
+            return not_verified(f"the original OS disk {os_disk.name} is attached to {short(original['managedBy'])}")
+        await ctx.record_resource(copy_id, kind="disk-copy", state="in-use", note=f"the OS disk of {vm.name} now (yours: aztriage never deletes it)")
+        return verified(f"{vm.name} boots from {copy_name}; the original OS disk {os_disk.name} is kept, detached")
+
+    # 7. did it boot? -----------------------------------------------------------------------------------------------------
+    async def boot_verify(ctx: StepContext) -> Verification:
+        import asyncio
+
+        from backend import bootdiag
+        from backend.azure import bootdiag as azure_bootdiag
+
+        deadline = time.monotonic() + reach_timeout(ctx.settings)
+        while True:
+            try:
+                data = await azure_bootdiag.for_vm(ctx.backend, vm, screenshot=False)
+            except BackendError as exc:
+                return verified(f"the serial log could not be read ({exc}); the next check tries RDP/SSH")
+            result = bootdiag.analyze(data.serial_log or "", vm.os_type)
+            if result.booted:
+                return verified(f"serial log: {result.summary}")
+            if time.monotonic() >= deadline:
+                if result.booted is False:
+                    return not_verified(f"the serial log says {vm.name} still does not boot: {result.problem}")
+                return verified(f"serial log: {result.summary}")
+            await asyncio.sleep(max(0.2, min(5.0, (ctx.settings.polling_interval or 5.0) * 5)))
+
+    # 8. cleanup and the report -------------------------------------------------------------------------------------------
+    async def cleanup_pre(ctx: StepContext) -> Check:
+        from backend.azure import rescue_ops
+
+        doc = await rescue_ops.get_group(ctx.backend, sub, group)
+        if doc is None:
+            return already_done(f"resource group {group} is gone")
+        if tag_of(doc, RUN_TAG) != ctx.run_id:
+            return blocked(f"resource group {group} was not made by this run: aztriage never deletes it")
+        ledger = {r.resource_id.lower() for r in ctx.journal.resources(ctx.run_id)}
+        held = await rescue_ops.group_resources(ctx.backend, sub, group)
+        strangers = [r.get("name") or short(r.get("id") or "") for r in held if (r.get("id") or "").lower() not in ledger]
+        if strangers:
+            return blocked(f"resource group {group} holds {', '.join(strangers)}, which this run did not create: move or delete them, then resume (the group stays)")
+        copy_doc = await ctx.backend.get_disk_document(copy_id)
+        if copy_doc is not None and copy_doc.get("managedBy") and (copy_doc["managedBy"].lower().startswith(group_id.lower() + "/")):
+            return blocked(f"the copy {copy_name} is still attached to {short(copy_doc['managedBy'])}")
+        return ready(f"resource group {group} holds only what this run created: " + ", ".join(r.get("name") or "" for r in held))
+
+    async def cleanup_run(ctx: StepContext) -> str:
+        from backend.azure import rescue_ops
+
+        await rescue_ops.delete_group(ctx.backend, sub, group, **await ctx.lro("group-delete"))
+        return f"resource group {group} deleted with the rescue VM, its NIC and its OS disk"
+
+    async def cleanup_verify(ctx: StepContext) -> Verification:
+        from backend.azure import rescue_ops
+
+        if await rescue_ops.get_group(ctx.backend, sub, group) is not None:
+            return not_verified(f"resource group {group} still exists")
+        for kept, what in ((copy_id, "the repaired disk"), (snap_id, "the snapshot"), (os_id, "the original OS disk")):
+            doc = await (ctx.backend.get_snapshot(kept) if kept == snap_id else ctx.backend.get_disk_document(kept))
+            if doc is None:
+                return not_verified(f"{what} {short(kept)} is gone")
+        prefix = group_id.lower() + "/"
+        for res in ctx.journal.resources(ctx.run_id):
+            if res.resource_id.lower() == group_id.lower() or res.resource_id.lower().startswith(prefix):
+                ctx.journal.record_resource(ctx.run_id, res.resource_id, kind=res.kind, step_key=res.step_key, state="deleted", note=f"deleted with resource group {group} by the run's cleanup")
+        return verified(f"resource group {group} is gone; the repaired disk, the snapshot and the original OS disk are all still there")
+
+    async def report_verify(ctx: StepContext) -> Verification:
+        for res in ctx.journal.resources(ctx.run_id):
+            if same_id(res.resource_id, snap_id) and res.state == "created":
+                ctx.journal.record_resource(ctx.run_id, res.resource_id, kind=res.kind, step_key=res.step_key, state="keep", note=f"snapshot of {vm.name}'s original OS disk: kept until you release it")
+        ledger = ctx.journal.resources(ctx.run_id)
+        lines = [f"{vm.name} boots from the repaired copy {copy_name}"]
+        lines.append(f"kept, never deleted by aztriage: the original OS disk {os_disk.name} (detached; swap it back to undo)")
+        keep = [r for r in ledger if r.state == "keep"]
+        if keep:
+            lines.append("kept until you release them (aztriage runs --release " + ctx.run_id + "): " + ", ".join(f"{r.kind} {short(r.resource_id)}" for r in keep))
+        gone = [r for r in ledger if r.state == "deleted"]
+        if gone:
+            lines.append("deleted by the cleanup: " + ", ".join(f"{r.kind} {short(r.resource_id)}" for r in gone))
+        if rescue_doc is not None:
+            lines.append(f"{rescue_name} is yours and stays as it was (the copy is detached from it)")
+        return verified("; ".join(lines))
+
+    new_rescue = rescue_doc is None
+    steps: list[Step | None] = [
+        preflight_step(facts),
+        snapshot_step(facts, os_disk, st, "OS") if os_disk.id else None,
+        Step(
+            key="copy-disk",
+            title=f"Copy the OS disk from the snapshot to {copy_name}",
+            why="The repair works on a copy: the original OS disk and the snapshot stay untouched whatever happens on the rescue VM.",
+            changes=f"creates disk {copy_name} ({disk_sku}, {generation}, {security_type(disk_props(os_doc))}" + (f", zone {','.join(zones)}" if zones else "") + f") in {os_rid.resource_group}",
+            kind=Kind.CHANGE,
+            undo="release it with aztriage runs --release RUN_ID while it is not the VM's OS disk",
+            creates="disk-copy",
+            precondition=copy_pre,
+            run=copy_run,
+            verify=copy_verify,
+        ),
+        Step(
+            key="rescue-group",
+            title=f"Create resource group {group} for the rescue VM",
+            why="A group of its own holds everything the repair needs and nothing else, so the cleanup deletes exactly that.",
+            changes=f"creates resource group {group} in {location}, tagged {RUN_TAG}",
+            kind=Kind.CHANGE,
+            undo="the cleanup step deletes it",
+            creates="resource-group",
+            precondition=group_pre,
+            run=group_run,
+            verify=group_verify,
+        )
+        if new_rescue
+        else None,
+        Step(
+            key="rescue-nic",
+            title=f"Create the rescue VM's NIC {nic_name}",
+            why=f"The rescue VM sits in {vm.name}'s own subnet, reachable the way {vm.name} is, without a public IP.",
+            changes=f"creates NIC {nic_name} in {group}, in subnet {short(subnet_id or '?')}",
+            kind=Kind.CHANGE,
+            undo="deleted with the group by the cleanup step",
+            creates="network-interface",
+            precondition=nic_pre,
+            run=nic_run,
+            verify=nic_verify,
+        )
+        if new_rescue
+        else None,
+        Step(
+            key="rescue-vm",
+            title=f"Create the rescue VM {rescue_name}",
+            why=f"A working {vm.os_type} VM of the same generation ({generation}) in the same region" + (" and zone" if zones else "") + " to attach the copy to.",
+            changes=f"creates VM {rescue_name} ({vm.size}, {image['offer']} {image['sku']}) in {group}; its administrator password is random and never kept",
+            kind=Kind.CHANGE,
+            undo="deleted with the group by the cleanup step",
+            creates="rescue-vm",
+            precondition=rescue_pre,
+            run=rescue_run,
+            verify=rescue_verify,
+        )
+        if new_rescue
+        else Step(
+            key="rescue-check",
+            title=f"Check the rescue VM {rescue_name}",
+            why="The copy is attached to a VM you picked: it must run, in the same region and zone, with a free LUN.",
+            changes="nothing (reads the VM)",
+            kind=Kind.CHECK,
+            verify=picked_verify,
+        ),
+        Step(
+            key="attach-copy",
+            title=f"Attach the copy to {rescue_name} at LUN {lun}",
+            why="On the rescue VM the copy is an ordinary data disk: its file systems (or its registry) can be checked and edited.",
+            changes=f"attaches {copy_name} as a data disk of {rescue_name} at LUN {lun}",
+            kind=Kind.CHANGE,
+            undo="the detach step detaches it",
+            precondition=attach_pre,
+            run=attach_run,
+            verify=attach_verify,
+        ),
+        Step(
+            key="common-fixes",
+            title=f"Run the common fixes on {rescue_name} by run command",
+            why=("chkdsk, the SYSTEM hive's RDP, firewall and storvsc settings, and the BCD: what makes most Windows VMs boot and answer RDP again." if windows else "fsck on the root file system, nofail on data-disk entries in fstab, a checked sshd_config: what makes most Linux VMs boot and answer SSH again."),
+            changes=f"runs {command_id} on {rescue_name} against the copy at LUN {lun} (never the rescue VM's own disks)",
+            kind=Kind.CHANGE,
+            warnings=("Run command runs as SYSTEM/root, one at a time, cannot be cancelled and needs outbound HTTPS from the rescue VM to Azure.",),
+            needs_agent=True,
+            undo="the original OS disk and the snapshot are untouched: make a new copy to start over",
+            precondition=fixes_pre,
+            run=fixes_run,
+            verify=fixes_verify,
+        )
+        if run_fixes
+        else None,
+        Step(
+            key="repair",
+            title=f"Repair the copy on {rescue_name} (you)",
+            why="Only a person can judge what the disk needs; the commands for this disk are listed, and the run waits until you say it is done.",
+            changes=f"whatever you change on the copy {copy_name}; the original OS disk and the snapshot stay untouched",
+            kind=Kind.MANUAL,
+            instructions=instructions,
+            precondition=operator_pre,
+            verify=operator_verify,
+        ),
+        Step(
+            key="detach-copy",
+            title=f"Detach the copy from {rescue_name}",
+            why="A disk is attached to one VM at a time: it has to leave the rescue VM to become the OS disk.",
+            changes=f"detaches {copy_name} from {rescue_name}",
+            kind=Kind.CHANGE,
+            undo="attach it again (the repair step's commands still apply)",
+            precondition=detach_pre,
+            run=detach_run,
+            verify=detach_verify,
+        ),
+        power_step(
+            facts,
+            action="deallocate",
+            key="deallocate",
+            title=f"Stop and deallocate {vm.name}",
+            why="Azure swaps the OS disk of a stopped (deallocated) VM only.",
+            changes="stops the VM and releases its host (compute billing stops)",
+            kind=Kind.DESTRUCTIVE,
+            allowed_from=(),
+            final_power="deallocated",
+            warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)),
+            undo="start it (until the swap it still has its original OS disk)",
+            done_when=lambda m: f"{vm.name} is already deallocated" if power_state(m) == "deallocated" else None,
+        ),
+        Step(
+            key="swap-os-disk",
+            title=f"Swap {vm.name}'s OS disk to the repaired copy",
+            why="The VM keeps its identity, NICs, IPs and data disks; only the disk it boots from changes.",
+            changes=f"sets the OS disk of {vm.name} to {copy_name}; the original OS disk {os_disk.name} is detached and kept",
+            kind=Kind.CHANGE,
+            undo=f"swap back: set the OS disk to {os_disk.name} again (deallocated VM)",
+            precondition=swap_pre,
+            run=swap_run,
+            verify=swap_verify,
+        ),
+        power_step(
+            facts,
+            action="start",
+            key="start",
+            title=f"Start {vm.name} on the repaired disk",
+            why="The proof of the repair is the VM booting.",
+            changes=f"starts {vm.name}",
+            kind=Kind.CHANGE,
+            allowed_from=(),
+            final_power="running",
+            done_when=lambda m: f"{vm.name} is running" if power_state(m) == "running" else None,
+        ),
+        Step(
+            key="check-boot",
+            title="Check in the serial log that it booted",
+            why="Azure saying the VM runs says nothing about the OS: the serial log shows whether the boot reached the login prompt.",
+            changes="nothing (reads the serial log through boot diagnostics)",
+            kind=Kind.CHECK,
+            verify=boot_verify,
+        )
+        if vm.boot_diagnostics.enabled
+        else None,
+        reach_step(facts),
+        Step(
+            key="cleanup",
+            title=f"Delete the rescue group {group}",
+            why="The rescue VM, its NIC and its OS disk are no longer needed; the group holds only what this run created.",
+            changes=f"deletes resource group {group} (checked first: it holds only resources in this run's ledger); keeps the repaired disk, the snapshot and the original OS disk",
+            kind=Kind.CHANGE,
+            undo=None,
+            precondition=cleanup_pre,
+            run=cleanup_run,
+            verify=cleanup_verify,
+        )
+        if new_rescue
+        else None,
+        Step(
+            key="report",
+            title="Summary",
+            why="What the VM boots from now, what is kept and what was deleted.",
+            changes="nothing (marks the snapshot kept until you release it)",
+            kind=Kind.CHECK,
+            verify=report_verify,
+        ),
+    ]
+    details = (
+        ("OS disk", os_disk.name, copy_name),
+        ("rescue VM", "-", f"{rescue_name} (new, in {group})" if new_rescue else f"{rescue_name} (yours, LUN {lun})"),
+        ("kept", "-", f"snapshot {short(snap_id)}; original OS disk {os_disk.name}"),
+    )
+    return plan(
+        "rescue",
+        "Repair the OS disk on a rescue VM",
+        facts,
+        steps,
+        f"Snapshot and copy {vm.name}'s OS disk, repair the copy on {'a new rescue VM' if new_rescue else rescue_name}, and swap it in as the OS disk.",
+        warnings=warnings,
+        blockers=blockers,
+        details=details,
+        params={"rescue_vm": picked, "run_fixes": run_fixes},
+        interrupts=True,
+    )
+
+
+def _mismatch(disk: dict[str, Any], generation: str, security: str, os_type: str) -> list[str]:
+    props = disk_props(disk)
+    out = []
+    got_generation = str(props.get("hyperVGeneration") or "V1").upper()
+    if got_generation != generation.upper():
+        out.append(f"Hyper-V generation {got_generation}, the VM is {generation}")
+    if security_type(props).lower() != security.lower():
+        out.append(f"security type {security_type(props)}, the VM is {security}")
+    if str(props.get("osType") or "").lower() != os_type.lower():
+        out.append(f"OS type {props.get('osType')}, the VM is {os_type}")
+    return out

@@ -1,0 +1,1 @@
+"""Which emulator request answers the same route as each official example."""

@@ -1,0 +1,158 @@
+"""The serial-log reader on its own: each known signature is found, with the
+line an operator would point at, in a real-looking log, and in no clean log;
+only the last boot counts; the repair commands carry what the log told."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend import bootdiag
+
+LOGS = Path(__file__).parent / "data" / "bootlogs"
+CLEAN = ("linux-clean.log", "windows-clean.log")
+
+# log file -> (signature id, a phrase of its evidence line, recommended scenario, the OS booted?)
+EXPECTED = {
+    "linux-emergency.log": ("emergency-mode", "Failed to mount data.mount - /data.", "rescue", False),
+    "linux-fsck.log": ("fsck-required", "/dev/sda2: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY", "rescue", False),
+    "linux-kernel-panic.log": ("kernel-panic", "Kernel panic - not syncing: VFS: Unable to mount root fs", "rescue", False),
+    "linux-disk-full.log": ("disk-full", "Failed to open system journal: No space left on device", "rescue", True),
+    "linux-cloud-init.log": ("cloud-init-failed", "DataSourceAzure.py[ERROR]: Failed to fetch metadata from IMDS", "restart", True),
+    "linux-waagent.log": ("guest-agent-failed", "ERROR Daemon Daemon Failed to get goal state", "restart", True),
+    "linux-sshd.log": ("sshd-failed", "/etc/ssh/sshd_config: line 42: Bad configuration option: PermitRootLogn", "reset-access", True),
+    "windows-stop-code.log": ("stop-code", "Stop code: CRITICAL_PROCESS_DIED", "rescue", False),
+    "windows-automatic-repair.log": ("automatic-repair", "Automatic Repair couldn't repair your PC", "rescue", False),
+    "windows-updates.log": ("updates-hang", "Working on updates 27% complete", "rescue", False),
+    "windows-bcd.log": ("boot-configuration", "Status: 0xc0000034", "rescue", False),
+}
+
+
+def read(name: str) -> str:
+    return (LOGS / name).read_text(encoding="utf-8")
+
+
+def test_every_signature_has_a_log_here():
+    assert {exp[0] for exp in EXPECTED.values()} == {s.id for s in bootdiag.SIGNATURES}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_signature_found_with_its_evidence_line(name):
+    sig_id, phrase, scenario, booted = EXPECTED[name]
+    verdict = bootdiag.analyze(read(name))
+    assert verdict.primary is not None, name
+    assert verdict.primary.id == sig_id
+    assert phrase in verdict.primary.line
+    assert "\x1b" not in verdict.primary.line and "\r" not in verdict.primary.line
+    # The evidence line is a line of the log, at the number it gives.
+    assert bootdiag.clean_lines(read(name))[verdict.primary.line_number - 1].strip() == verdict.primary.line
+    assert verdict.recommended_scenario == scenario
+    assert verdict.booted is booted
+    assert verdict.repair, "every signature says what to type"
+    assert verdict.to_json()["signatures"][0] | {} == verdict.primary.to_json()
+    if not booted:
+        assert verdict.problem and verdict.problem.startswith(verdict.primary.signature.title)
+        assert verdict.summary.startswith("did not boot")
+    else:
+        assert verdict.problem is None and verdict.notes
+
+
+@pytest.mark.parametrize("name", CLEAN)
+def test_no_signature_in_a_clean_boot(name):
+    verdict = bootdiag.analyze(read(name))
+    assert verdict.findings == ()
+    assert verdict.booted is True
+    assert verdict.problem is None
+    assert verdict.summary.startswith("booted")
+
+
+@pytest.mark.parametrize("sig", bootdiag.SIGNATURES, ids=lambda s: s.id)
+def test_each_signature_alone_stays_silent_on_clean_logs(sig):
+    for name in CLEAN:
+        lines = bootdiag.clean_lines(read(name))
+        assert bootdiag.find(lines, bootdiag.Boot(0, len(lines)), sig) is None, (sig.id, name)
+
+
+def test_repairs_use_what_the_log_told():
+    fstab = bootdiag.analyze(read("linux-emergency.log"))
+    assert any("mount /dev/mapper/rootvg-rootlv /rescue" in c for c in fstab.repair), "LVM root from the kernel command line"
+    assert any(c.startswith("sed -i '\\| /data | s|^|# |' /rescue/etc/fstab") for c in fstab.repair)
+    fsck = bootdiag.analyze(read("linux-fsck.log"))
+    assert "fsck -yM /dev/disk/azure/scsi1/lun0-part2   # was /dev/sda2 on the broken VM" in fsck.repair
+    assert not any("mount /dev/disk/azure/scsi1/lun0-part2" in c for c in fsck.repair), "fsck runs on an unmounted file system"
+    sshd = bootdiag.analyze(read("linux-sshd.log"))
+    assert "sed -n '42p' /rescue/etc/ssh/sshd_config   # the line sshd refused: fix or remove it" in sshd.repair
+    panic = bootdiag.analyze(read("linux-kernel-panic.log"))
+    assert any("update-initramfs -u -k 5.15.0-1073-azure" in c for c in panic.repair)
+    stop = bootdiag.analyze(read("windows-stop-code.log"))
+    assert any(c.startswith("sfc /scannow /offbootdir=F:\\") for c in stop.repair)
+
+
+def test_only_the_last_boot_counts():
+    failed = read("linux-kernel-panic.log")
+    clean = read("linux-clean.log")
+    lines = bootdiag.clean_lines(failed + "\n" + clean)
+    found = bootdiag.boots(lines)
+    assert len(found) == 2
+    first = next(line for line in lines[found[1].start :] if line)
+    assert first.startswith("[    0.000000] Linux version 6.8.0-1017-azure")
+    assert lines[found[0].end - 1].startswith("[    2.021940] ---[ end Kernel panic")
+    verdict = bootdiag.analyze(failed + "\n" + clean)
+    assert verdict.findings == () and verdict.booted is True and verdict.boot_count == 2
+    # The other way round: the clean boot is history, the panic is now.
+    again = bootdiag.analyze(clean + "\n" + failed)
+    assert again.primary.id == "kernel-panic" and again.booted is False
+    assert again.last_boot.start == len(bootdiag.clean_lines(clean))
+
+
+def test_windows_reboot_after_a_crash_is_a_new_boot():
+    log = read("windows-stop-code.log") + read("windows-clean.log")
+    verdict = bootdiag.analyze(log)
+    assert verdict.boot_count == 2 and verdict.booted is True and not verdict.findings
+
+
+def test_firmware_lines_belong_to_the_boot_they_start():
+    lines = bootdiag.clean_lines("old boot\n[   99.000000] reboot: Restarting system\nBdsDxe: loading Boot0001 \"ubuntu\"\n[    0.000000] Linux version 6.8.0\nlogin: ")
+    assert [b.start for b in bootdiag.boots(lines)] == [0, 2]
+
+
+def test_page_blob_padding_and_colour_codes_are_not_shown():
+    raw = ("[\x1b[0;32m  OK  \x1b[0m] Reached target Multi-User System.\r\nhost login: ").encode() + b"\x00" * 300
+    assert bootdiag.clean_lines(raw) == ["[  OK  ] Reached target Multi-User System.", "host login:"]
+    assert bootdiag.tail(raw, 1) == ["host login:"]
+
+
+def test_empty_log_says_nothing_was_captured():
+    verdict = bootdiag.analyze("")
+    assert verdict.line_count == 0 and verdict.findings == () and verdict.booted is None
+    assert "empty" in verdict.summary
+
+
+def test_demo_estate_stories(emulator):
+    """The estate's three broken guests read as the runbook story they tell."""
+    from backend.emulator.estates import load_estate
+    from tests.conftest import FIXED_NOW
+
+    estate = load_estate("demo", now=FIXED_NOW)
+    names = {d["id"].lower(): d["name"] for d in estate["resources"] if d["type"] == "Microsoft.Compute/virtualMachines"}
+    got = {names[vm_id.lower()]: bootdiag.analyze(g["serial_log"]) for vm_id, g in estate["guest"].items()}
+    assert got["api-dev-01"].primary.id == "emergency-mode"
+    assert "Timed out waiting for device /dev/disk/by-uuid/" in got["api-dev-01"].primary.line
+    assert got["pg-dev-01"].primary.id == "fsck-required"
+    assert got["iis-test-01"].primary.id == "stop-code" and got["iis-test-01"].primary.facts["code"] == "INACCESSIBLE_BOOT_DEVICE"
+    assert not got["web-prod-01"].findings and got["web-prod-01"].booted
+
+
+def test_screenshot_png_from_bmp_and_bad_bytes():
+    import io
+
+    from PIL import Image
+
+    bmp = io.BytesIO()
+    Image.new("RGB", (8, 4), (0, 120, 215)).save(bmp, format="BMP")
+    png = bootdiag.screenshot_png(bmp.getvalue())
+    assert png.startswith(b"\x89PNG")
+    assert Image.open(io.BytesIO(png)).getpixel((3, 2)) == (0, 120, 215)
+    with pytest.raises(ValueError, match="not an image"):
+        bootdiag.screenshot_png(b"<Error>nope</Error>")

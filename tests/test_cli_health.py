@@ -1,0 +1,80 @@
+"""`aztriage health`: the Health view for scripts, and the console's lazy start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# As the `aztriage` console script runs it (under `python -m tui.cli` the module is
+# __main__ and CliError raised from tui.cli would be a different class).
+ENTRY = "import sys; from tui.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def aztriage(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", ENTRY, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env or os.environ.copy())
+
+
+def test_health_json_has_the_documented_shape():
+    proc = aztriage("health", "--demo", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert set(doc) == {"statuses", "events", "maintenance"}
+    assert doc["statuses"], "the demo estate has VMs that are not Available"
+    for s in doc["statuses"]:
+        assert set(s) == {"vm_id", "vm", "availability_state", "reason_type", "summary", "since", "recommended_actions"}
+        assert s["availability_state"] != "Available"
+    ranks = {"Unavailable": 0, "Degraded": 1, "Unknown": 2}
+    assert [ranks[s["availability_state"]] for s in doc["statuses"]] == sorted(ranks[s["availability_state"]] for s in doc["statuses"])
+    assert doc["events"]
+    for e in doc["events"]:
+        assert set(e) == {"id", "type", "status", "level", "title", "regions", "services", "impacted_vms"}
+        assert isinstance(e["impacted_vms"], int)
+    for m in doc["maintenance"]:
+        assert set(m) == {"vm_id", "vm", "window_start", "window_end", "self_service_allowed"}
+
+
+def test_health_table_is_readable_in_80_columns():
+    proc = aztriage("health", "--demo")
+    assert proc.returncode == 0, proc.stderr
+    assert "Resource Health:" in proc.stdout and "Service Health:" in proc.stdout and "Planned maintenance:" in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 80
+
+
+def test_bad_config_is_one_line_naming_the_key(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("refresh_interval = 'often'\n")
+    env = dict(os.environ, AZTRIAGE_CONFIG=str(config))
+    runs = [
+        aztriage("health", "--arm-endpoint", "https://127.0.0.1:9", "--auth", "none", env=env),
+        # The console (no sub-command) reads it too, before the screen opens.
+        aztriage("--demo", env=env),
+    ]
+    for proc in runs:
+        assert proc.returncode == 2
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "refresh_interval" in lines[0] and str(config) in lines[0], proc.stderr
+        assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_unknown_theme_or_binding_id_is_one_line(tmp_path):
+    config = tmp_path / "config.toml"
+    for text, needle in (("theme = 'no-such-theme'\n", "theme"), ("[keys]\nrefreshh = 'f5'\n", "keys.refreshh")):
+        config.write_text(text)
+        env = dict(os.environ, AZTRIAGE_CONFIG=str(config))
+        proc = aztriage("--demo", env=env)
+        assert proc.returncode == 2
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_importing_the_console_does_not_import_the_azure_sdk():
+    code = "import sys, tui.cli, tui.app, tui.screens.inventory, tui.screens.health; print(sorted(m for m in sys.modules if m.startswith('azure')))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -1,0 +1,140 @@
+"""backend/health.py: the Health view the pane and `aztriage health` share."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from backend.health import health_view, pending_maintenance, service_events, unhealthy
+from backend.models import (
+    Disk,
+    EventUpdate,
+    HealthStatus,
+    ImpactedRegion,
+    ImpactedService,
+    Inventory,
+    Maintenance,
+    RecommendedAction,
+    ServiceEvent,
+    Subscription,
+    Vm,
+)
+
+NOW = datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)
+SUB = "00000000-0000-0000-0000-00000000000a"
+OTHER = "00000000-0000-0000-0000-00000000000b"
+
+
+def vm(name, state="Available", reason=None, since_h=1.0, location="eastus", sub=SUB, maintenance=Maintenance(), actions=()):
+    health = HealthStatus(
+        availability_state=state,
+        summary=f"{name} summary",
+        reason_type=reason,
+        since=NOW - timedelta(hours=since_h),
+        recommended_actions=tuple(RecommendedAction(a) for a in actions),
+    )
+    return Vm(
+        id=f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/{name}",
+        name=name,
+        subscription_id=sub,
+        resource_group="rg",
+        location=location,
+        size="Standard_B2s",
+        os_type="Linux",
+        power_state="running",
+        provisioning_state="Succeeded",
+        os_disk=Disk(name=f"{name}-os", id=None, sku="Premium_LRS", managed=True, delete_option="Detach"),
+        health=health,
+        maintenance=maintenance,
+    )
+
+
+def event(tracking, status="Active", level="Warning", etype="ServiceIssue", regions=("East US",), sub=SUB, updated_h=1):
+    return ServiceEvent(
+        id=tracking,
+        subscription_id=sub,
+        type=etype,
+        status=status,
+        level=level,
+        title=f"event {tracking}",
+        last_update=NOW - timedelta(hours=updated_h),
+        impact=(ImpactedService("Virtual Machines", tuple(ImpactedRegion(r, updates=(EventUpdate("x", NOW),)) for r in regions)),),
+    )
+
+
+def inventory(vms, events=()):
+    return Inventory(subscriptions=(Subscription(SUB, "prod"), Subscription(OTHER, "dev")), vms=tuple(vms), events=tuple(events))
+
+
+def test_unhealthy_lists_only_not_available_worst_first():
+    inv = inventory(
+        [
+            vm("fine"),
+            vm("user-stopped", "Unavailable", "UserInitiated", since_h=9),
+            vm("degraded", "Degraded", "Unplanned"),
+            vm("crashed-late", "Unavailable", "Unplanned", since_h=1),
+            vm("crashed-early", "Unavailable", "Unplanned", since_h=5),
+            vm("unknown", "Unknown"),
+            vm("planned", "Unavailable", "Planned"),
+        ]
+    )
+    names = [row.vm.name for row in unhealthy(inv)]
+    assert names == ["crashed-early", "crashed-late", "planned", "user-stopped", "degraded", "unknown"]
+
+
+def test_events_count_my_vms_in_the_impacted_regions():
+    inv = inventory(
+        [vm("a", location="eastus"), vm("b", location="eastus"), vm("c", location="westeurope"), vm("d", location="eastus", sub=OTHER)],
+        [event("T1", regions=("East US",)), event("T2", regions=("West Europe", "Japan East"), status="Resolved")],
+    )
+    rows = {r.id: r for r in service_events(inv)}
+    # d is in East US but in a subscription that did not report T1.
+    assert {v.name for v in rows["T1"].impacted_vms} == {"a", "b"}
+    assert [v.name for v in rows["T2"].impacted_vms] == ["c"]
+
+
+def test_event_reported_by_two_subscriptions_is_one_row_counting_both():
+    inv = inventory(
+        [vm("a"), vm("d", sub=OTHER)],
+        [event("T1", sub=SUB), event("T1", sub=OTHER)],
+    )
+    rows = service_events(inv)
+    assert len(rows) == 1
+    assert {v.name for v in rows[0].impacted_vms} == {"a", "d"}
+
+
+def test_events_active_and_severe_first():
+    inv = inventory(
+        [],
+        [
+            event("resolved-error", status="Resolved", level="Error"),
+            event("active-info", level="Informational", etype="HealthAdvisory"),
+            event("active-error", level="Error"),
+            event("active-warning-maint", level="Warning", etype="PlannedMaintenance"),
+        ],
+    )
+    assert [r.id for r in service_events(inv)] == ["active-error", "active-warning-maint", "active-info", "resolved-error"]
+
+
+def test_maintenance_soonest_window_first():
+    soon = Maintenance(self_service_allowed=True, window_start=NOW + timedelta(days=1), window_end=NOW + timedelta(days=3))
+    later = Maintenance(self_service_allowed=False, maintenance_window_start=NOW + timedelta(days=5), maintenance_window_end=NOW + timedelta(days=6))
+    done = Maintenance(self_service_allowed=True, window_start=NOW, last_result="MaintenanceCompleted")
+    inv = inventory([vm("later", maintenance=later), vm("none"), vm("soon", maintenance=soon), vm("done", maintenance=done)])
+    rows = pending_maintenance(inv)
+    assert [r.vm.name for r in rows] == ["soon", "later"]
+    assert rows[1].window_start == NOW + timedelta(days=5)
+
+
+def test_json_shape_has_the_documented_keys():
+    inv = inventory(
+        [vm("bad", "Unavailable", "Unplanned", actions=("Restart the VM",)), vm("m", maintenance=Maintenance(self_service_allowed=True, window_start=NOW))],
+        [event("T1")],
+    )
+    doc = health_view(inv).to_json()
+    assert set(doc) == {"statuses", "events", "maintenance"}
+    assert set(doc["statuses"][0]) == {"vm_id", "vm", "availability_state", "reason_type", "summary", "since", "recommended_actions"}
+    assert doc["statuses"][0]["reason_type"] == "unplanned"
+    assert doc["statuses"][0]["recommended_actions"] == ["Restart the VM"]
+    assert set(doc["events"][0]) == {"id", "type", "status", "level", "title", "regions", "services", "impacted_vms"}
+    assert doc["events"][0]["impacted_vms"] == 2
+    assert set(doc["maintenance"][0]) == {"vm_id", "vm", "window_start", "window_end", "self_service_allowed"}

@@ -1,0 +1,273 @@
+"""The recreate scenario end to end through the real adapter: a VM deleted
+and created again from its own disks loses nothing, even when every disk,
+its NIC and its public IP start with deleteOption Delete; killed at any step
+boundary or in the middle of any long-running operation it resumes to the
+same end without a duplicate; a failure injected at any step leaves an
+honest journal; after every run no customer disk is deleted and nothing is
+in the store that the ledger does not list."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from backend.recovery import scenarios
+from backend.recovery.runner import Runner, RunRefused
+from backend.recovery.scenarios.recreate import create_body
+from tests.conftest import emulator_control
+from tests.recovery_support import power, put_lock, vm_doc, writes
+from tests.rescue_support import (
+    assert_ledger_matches,
+    assert_store_clean,
+    estate,
+    fault,
+    make_rig,
+    operation_counts,
+    own_emulator,
+    reset,
+    states,
+)
+
+VM = "dev-sandbox-01"
+
+
+@pytest.fixture(scope="module")
+def emu():
+    e = own_emulator()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="module")
+def before(emu):
+    reset(emu)
+    return estate(emu)
+
+
+@pytest.fixture
+async def rig(emu, before, tmp_path, monkeypatch):
+    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
+    reset(emu)
+    r = await make_rig(emu, tmp_path / "journal.sqlite3")
+    yield r
+    await r.backend.close()
+    r.journal.close()
+
+
+def kept_ids(doc: dict) -> dict[str, str]:
+    """Every disk, NIC and public IP of a VM document: what must survive."""
+    props = doc["properties"]
+    storage = props["storageProfile"]
+    out = {"os": storage["osDisk"]["managedDisk"]["id"].lower()}
+    for ref in storage.get("dataDisks") or ():
+        out[f"lun{ref['lun']}"] = ref["managedDisk"]["id"].lower()
+    for i, ref in enumerate(props["networkProfile"]["networkInterfaces"]):
+        out[f"nic{i}"] = ref["id"].lower()
+    return out
+
+
+def end_state_ok(rig, vm_name: str, original: dict, result, before) -> dict:
+    assert result.status == "succeeded", result.summary
+    assert set(states(result)) <= {"verified", "skipped"}, states(result)
+    doc = vm_doc(rig.emu, vm_name)["doc"]
+    assert kept_ids(doc) == kept_ids(original)  # same OS disk, same data disks at the same LUNs, same NICs
+    props, was = doc["properties"], original["properties"]
+    assert props["hardwareProfile"] == was["hardwareProfile"]
+    assert doc.get("zones") == original.get("zones") and doc.get("tags") == original.get("tags") and doc["location"] == original["location"]
+    assert props.get("diagnosticsProfile") == was.get("diagnosticsProfile")
+    assert props.get("securityProfile") == was.get("securityProfile")
+    assert props.get("availabilitySet") == was.get("availabilitySet")
+    assert props["storageProfile"]["osDisk"]["createOption"] == "Attach" and "osProfile" not in props
+    assert props["storageProfile"]["osDisk"]["deleteOption"] == "Detach"
+    assert all(d["deleteOption"] == "Detach" for d in props["storageProfile"]["dataDisks"])
+    assert power(rig.emu, vm_name) == "running"
+    changes = assert_store_clean(rig.emu, rig.journal, before)
+    assert changes["new"] == set() and changes["new_groups"] == set()
+    # Only the VM's extensions went with the VM resource (they are not on its disks).
+    assert all("/extensions/" in g for g in changes["gone"]), changes["gone"]
+    assert_ledger_matches(rig.emu, rig.journal, result.run_id)
+    return doc
+
+
+async def test_the_plan_refuses_what_cannot_be_recreated_and_sends_no_writes(rig):
+    before_writes = writes(rig.emu)
+    plan, _ = await rig.plan(VM, "recreate")
+    assert plan.keys == ["preflight", "capture", "detach-disks-nics", "detach-public-ips", "check-kept", "delete", "create", "running", "reach-ssh", "report"]
+    assert plan.destructive and not plan.blockers
+    assert any("deleteOption is Delete on OS disk" in w and "public IP dev-sandbox-01-ip" in w for w in plan.warnings)
+    assert any("install AzureMonitorLinuxAgent again" in w for w in plan.warnings)
+    for vm_name, reason in [
+        ("dev-ephemeral-01", "ephemeral OS disk"),
+        ("vmss-build-dev_3f9a1c2e", "member of scale set"),
+        ("legacy-app-01", "unmanaged (VHD) disks"),
+        ("dc-shared-01", "CanNotDelete lock"),
+    ]:
+        refused, facts = await rig.plan(vm_name, "recreate")
+        assert refused.blockers and any(reason in b for b in refused.blockers), (vm_name, refused.blockers)
+        with pytest.raises(RunRefused):
+            await Runner(rig.backend, rig.journal, confirm_name=vm_name).start(refused, lambda f, p: scenarios.build_plan("recreate", f, p), facts)
+    assert writes(rig.emu) == before_writes
+    # The delete is destructive: nothing runs without the VM's name typed.
+    plan, facts = await rig.plan(VM, "recreate")
+    with pytest.raises(RunRefused, match="typing the VM's name"):
+        await Runner(rig.backend, rig.journal).start(plan, lambda f, p: scenarios.build_plan("recreate", f, p), facts)
+    assert writes(rig.emu) == before_writes
+
+
+def test_the_create_request_attaches_the_disks_and_carries_the_settings():
+    model = {
+        "location": "westeurope",
+        "zones": ["2"],
+        "tags": {"env": "prod"},
+        "identity": {"type": "SystemAssigned, UserAssigned", "principalId": "p", "tenantId": "t", "userAssignedIdentities": {"/subscriptions/s/x/id1": {"principalId": "q"}}},
+        "properties": {
+            "vmId": "old",
+            "provisioningState": "Succeeded",
+            "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+            "securityProfile": {"securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True}},
+            "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
+            "storageProfile": {
+                "imageReference": {"publisher": "Canonical"},
+                "osDisk": {"osType": "Linux", "name": "os", "createOption": "FromImage", "caching": "ReadWrite", "managedDisk": {"id": "/d/os", "storageAccountType": "Premium_LRS"}, "deleteOption": "Delete"},
+                "dataDisks": [{"lun": 3, "name": "data", "createOption": "Empty", "managedDisk": {"id": "/d/data"}, "deleteOption": "Delete", "diskSizeGB": 64}],
+            },
+            "osProfile": {"computerName": "x", "adminUsername": "azureuser"},
+            "networkProfile": {"networkInterfaces": [{"id": "/n/nic", "properties": {"primary": True, "deleteOption": "Delete"}}]},
+        },
+    }
+    body = create_body(model)
+    props = body["properties"]
+    assert body["zones"] == ["2"] and body["tags"] == {"env": "prod"} and body["location"] == "westeurope"
+    assert body["identity"] == {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {"/subscriptions/s/x/id1": {}}}
+    assert "osProfile" not in props and "imageReference" not in props["storageProfile"] and "vmId" not in props
+    assert props["storageProfile"]["osDisk"] == {"osType": "Linux", "name": "os", "createOption": "Attach", "managedDisk": {"id": "/d/os"}, "deleteOption": "Detach", "caching": "ReadWrite"}
+    assert props["storageProfile"]["dataDisks"] == [{"lun": 3, "name": "data", "createOption": "Attach", "managedDisk": {"id": "/d/data"}, "deleteOption": "Detach"}]
+    assert props["networkProfile"]["networkInterfaces"] == [{"id": "/n/nic", "properties": {"primary": True, "deleteOption": "Detach"}}]
+    assert props["securityProfile"]["securityType"] == "TrustedLaunch" and props["diagnosticsProfile"]["bootDiagnostics"]["enabled"]
+
+
+async def test_a_vm_whose_disks_nic_and_ip_say_delete_is_recreated_and_every_original_disk_still_exists(rig, before):
+    original = vm_doc(rig.emu, VM)["doc"]
+    plan, result = await rig.run(VM, "recreate")
+    doc = end_state_ok(rig, VM, original, result, before)
+    assert doc["properties"]["vmId"] != original["properties"]["vmId"]  # a new VM resource, on the same disks
+    nic = [n for n in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkInterfaces")["resources"] if n["name"] == "dev-sandbox-01-nic"][0]
+    pip_ref = nic["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"]
+    assert pip_ref["properties"]["deleteOption"] == "Detach"
+    pips = {p["name"] for p in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/publicIPAddresses")["resources"]}
+    assert "dev-sandbox-01-ip" in pips
+    assert "SSH answers" in result.record.steps[plan.keys.index("reach-ssh")].message
+    # The model captured before the first change is in the journal, as ARM returned it.
+    captured = rig.journal.facts(result.run_id)["model"]
+    assert captured["properties"]["storageProfile"]["osDisk"]["deleteOption"] == "Delete"
+    assert rig.journal.step(result.run_id, 1).outputs["create_body"]["properties"]["storageProfile"]["osDisk"]["createOption"] == "Attach"
+    counts = operation_counts(rig.emu)
+    vm_id = plan.vm.id.lower()
+    assert counts[("delete", vm_id)] == 1 and counts[("create", vm_id)] == 1 and counts[("update", vm_id)] == 1
+    report = result.record.steps[-1].message
+    assert "it was Delete on" in report and "install the extensions again (AzureMonitorLinuxAgent)" in report
+
+
+async def test_a_stopped_windows_vm_is_recreated_and_answers_rdp(rig, before):
+    original = vm_doc(rig.emu, "qa-win-01")["doc"]
+    plan, result = await rig.run("qa-win-01", "recreate")
+    assert "detach-public-ips" in plan.keys and any("created again running" in w for w in plan.warnings)
+    end_state_ok(rig, "qa-win-01", original, result, before)
+    assert "RDP answers" in result.record.steps[plan.keys.index("reach-rdp")].message
+    assert [s.state for s in result.record.steps][2:4] == ["skipped", "skipped"]  # already Detach: nothing sent
+
+
+async def test_a_zonal_vm_keeps_its_zone(rig, before):
+    original = vm_doc(rig.emu, "web-prod-03")["doc"]
+    plan, result = await rig.run("web-prod-03", "recreate")
+    assert vm_doc(rig.emu, "web-prod-03")["doc"]["zones"] == ["3"]
+    end_state_ok(rig, "web-prod-03", original, result, before)
+
+
+async def test_a_delete_option_changed_back_before_the_delete_stops_the_run(rig, before):
+    plan, facts = await rig.plan(VM, "recreate")
+    delete = plan.keys.index("delete")
+    vm_id = plan.vm.id
+
+    def sabotage(where: str, index: int) -> None:
+        if (where, index) == ("before", delete):
+            # Someone sets a data disk back to Delete between the check and the delete.
+            doc = vm_doc(rig.emu, VM)["doc"]
+            disks = [dict(d, deleteOption="Delete") for d in doc["properties"]["storageProfile"]["dataDisks"]]
+            from tests.recovery_support import arm_request
+
+            status, _ = arm_request(rig.emu, "PATCH", vm_id, {"properties": {"storageProfile": {"dataDisks": disks}}})
+            assert status in (200, 202)
+            time.sleep(0.1)  # its update ends (90 s in Azure, 30 ms here)
+
+    result = await rig.runner(VM, sabotage).start(plan, lambda f, p: scenarios.build_plan("recreate", f, p), facts)
+    assert result.status == "failed" and states(result)[delete] == "failed"
+    assert "would delete data disk (LUN 0)" in result.summary and "nothing was deleted" in result.summary
+    assert vm_doc(rig.emu, VM)  # still there
+    assert operation_counts(rig.emu).get(("delete", vm_id.lower()), 0) == 0
+    assert_store_clean(rig.emu, rig.journal, before)
+
+
+RECREATE_FAULTS = [
+    ("detach-disks-nics", {"match": "/virtualMachines/dev-sandbox-01", "method": "PATCH", "status": 409}),
+    ("detach-public-ips", {"match": "/networkInterfaces/dev-sandbox-01-nic", "method": "PUT", "status": 409}),
+    ("delete", {"match": "/virtualMachines/dev-sandbox-01", "method": "DELETE", "lro_result": "Failed"}),
+    ("create", {"match": "/virtualMachines/dev-sandbox-01", "method": "PUT", "lro_result": "Failed"}),
+]
+
+
+@pytest.mark.parametrize("key, spec", RECREATE_FAULTS, ids=[k for k, _ in RECREATE_FAULTS])
+async def test_a_failure_at_each_step_leaves_an_honest_journal_and_resumes(rig, before, key, spec):
+    original = vm_doc(rig.emu, VM)["doc"]
+    plan, facts = await rig.plan(VM, "recreate")
+    target = plan.keys.index(key)
+
+    def arm_fault(where: str, index: int) -> None:
+        if (where, index) == ("before", target):
+            fault(rig.emu, dict(spec, count=1))
+
+    result = await rig.runner(VM, arm_fault).start(plan, lambda f, p: scenarios.build_plan("recreate", f, p), facts)
+    assert result.status == "failed", result.summary
+    got = states(result)
+    assert got[target] == "failed" and set(got[:target]) <= {"verified", "skipped"} and set(got[target + 1 :]) == {"pending"}
+    assert result.summary.startswith(f"stopped at step {target + 1} ({plan.steps[target].title})")
+    if key == "create":
+        assert "created so far: vm dev-sandbox-01 (creating)" in result.summary
+    changes = assert_store_clean(rig.emu, rig.journal, before)
+    assert changes["deleted_customer_disks"] == set()
+    assert_ledger_matches(rig.emu, rig.journal, result.run_id)
+    done = await rig.resume(result.run_id, VM)
+    end_state_ok(rig, VM, original, done, before)
+
+
+def _recreate_boundaries() -> list[tuple[str, int]]:
+    keys = ["preflight", "capture", "detach-disks-nics", "detach-public-ips", "check-kept", "delete", "create", "running", "reach-ssh", "report"]
+    out = []
+    for i, key in enumerate(keys):
+        out.append(("before", i))
+        if key in ("capture", "detach-disks-nics", "detach-public-ips", "check-kept", "delete", "create"):
+            out += [("running", i), ("done", i)]
+        if key in ("detach-disks-nics", "detach-public-ips", "delete", "create"):
+            out.append(("operation", i))
+    out.append(("verified", len(keys) - 1))
+    return out
+
+
+@pytest.mark.parametrize("boundary", _recreate_boundaries(), ids=lambda b: f"{b[0]}:{b[1]}")
+async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rig, before, boundary):
+    original = vm_doc(rig.emu, VM)["doc"]
+    plan, result, killed = await rig.run_killed_at(VM, "recreate", {}, boundary)
+    assert killed
+    end_state_ok(rig, VM, original, result, before)
+    counts = operation_counts(rig.emu)
+    vm_id = plan.vm.id.lower()
+    assert counts[("delete", vm_id)] == 1 and counts[("create", vm_id)] == 1 and counts[("update", vm_id)] == 1
+
+
+async def test_a_lock_that_forbids_deleting_blocks_the_plan(rig):
+    plan, _ = await rig.plan(VM, "recreate")
+    put_lock(rig.emu, plan.vm.id.rsplit("/providers/", 1)[0], "keep-rg", level="CanNotDelete")
+    plan, _ = await rig.plan(VM, "recreate")
+    assert any("CanNotDelete lock 'keep-rg'" in b and "refuses to delete the VM" in b for b in plan.blockers)
+    assert not any("nothing in this plan deletes" in w for w in plan.warnings)

@@ -1,0 +1,166 @@
+"""The console shell: panes, header, keys and their remapping, the command
+palette and exports, automatic refresh, and the Health pane."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.conftest import FIXED_NOW
+from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
+
+
+def screen_name(app) -> str:
+    return type(app.screen).__name__
+
+
+async def test_number_keys_switch_panes_and_keep_state(emulator):
+    from widgets.app_header import AppHeader
+    from widgets.vm_table import VmTable
+
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        app.screen.set_filter("prod")
+        await pilot.pause()
+        await pilot.press("2")
+        assert screen_name(app) == "HealthScreen"
+        header = str(app.screen.query_one(AppHeader).render())
+        assert "2 Health" in header
+        await pilot.press("1")
+        assert screen_name(app) == "InventoryScreen"
+        assert app.screen.query_one(VmTable).filter_text == "prod"
+        # From a detail page a pane key goes straight to that pane.
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen_name(app) == "VmDetailScreen", what="detail")
+        await pilot.press("2")
+        assert screen_name(app) == "HealthScreen"
+        await pilot.press("1")
+        assert screen_name(app) == "InventoryScreen"
+
+
+async def test_health_pane_lists_unavailable_vms_worst_first_and_events(emulator):
+    from backend.health import health_view
+    from widgets.health_tables import EventTable, MaintenanceTable, StatusTable
+
+    app = make_app(emulator, start_pane="health")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_loaded(pilot)
+        view = health_view(app.inventory)
+        statuses = app.screen.query_one(StatusTable)
+        assert [row.item.vm.name for row in statuses.visible_rows()] == [s.vm.name for s in view.statuses]
+        assert statuses.row_count == sum(1 for vm in app.inventory.vms if vm.availability_state != "Available")
+        lines = table_lines(statuses)
+        assert "REASON" in lines[0] and "SINCE" in lines[0] and "RECOMMENDED ACTION" in lines[0]
+        assert "UNAVAILABLE" in lines[1]
+        events = app.screen.query_one(EventTable)
+        assert events.row_count == len(view.events) > 0
+        first_event = table_lines(events)[1]
+        assert first_event.lstrip().startswith("ACTIVE")
+        assert str(len(view.events[0].impacted_vms)) in first_event
+        maintenance = app.screen.query_one(MaintenanceTable)
+        assert maintenance.row_count == len(view.maintenance)
+
+
+async def test_selecting_an_event_shows_updates_and_impacted_vms(emulator):
+    from backend.health import health_view
+    from widgets.health_tables import EventTable
+    from widgets.vm_table import VmTable
+
+    app = make_app(emulator, start_pane="health")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_loaded(pilot)
+        view = health_view(app.inventory)
+        row = next(r for r in view.events if r.impacted_vms and r.event.updates)
+        events = app.screen.query_one(EventTable)
+        events.focus()
+        events.move_cursor_to_key(row.id.lower())
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen_name(app) == "EventDetailScreen", what="event detail")
+        text = renderable_text(app.screen.query_one("#event-body").content)
+        assert row.event.title in text
+        assert row.event.updates[0].summary[:50] in text.replace("\n", " ")
+        impacted = app.screen.query_one(VmTable)
+        assert {r.item.name for r in impacted.visible_rows()} == {vm.name for vm in row.impacted_vms}
+        await pilot.press("escape")
+        assert screen_name(app) == "HealthScreen"
+
+
+async def test_help_lists_every_key_with_remapped_keys(emulator):
+    app = make_app(emulator, keys={"refresh": "f5"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot)
+        from tui.screens.help import key_rows
+
+        rows = key_rows(app.screen)
+        by_id = {binding_id: keys for _, keys, _, binding_id in rows}
+        assert by_id["refresh"] == "f5"
+        for binding_id in ("inventory.filter", "table.sort", "table.select", "quit", "help", "pane.health"):
+            assert binding_id in by_id
+        await pilot.press("question_mark")
+        assert screen_name(app) == "HelpScreen"
+        await pilot.press("escape")
+        assert screen_name(app) == "InventoryScreen"
+        # The remapped key works; the old one no longer refreshes.
+        await pilot.press("r")
+        await pilot.pause(0.2)
+        assert app.loads == 1
+        await pilot.press("f5")
+        await wait_loaded(pilot, loads=2)
+
+
+async def test_palette_exports_inventory_json_to_a_shown_path(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: screen_name(app) == "CommandPalette", what="palette")
+        await pilot.press(*"export: inventory as JSON")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("Exported inventory to" in str(n.message) for n in app._notifications), what="export notification")
+        note = next(str(n.message) for n in app._notifications if "Exported inventory to" in str(n.message))
+        path = Path(note.split("Exported inventory to ", 1)[1].strip())
+        assert path.is_file() and str(path).startswith(os.environ["XDG_DATA_HOME"])
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        doc = json.loads(path.read_text())
+        assert len(doc["vms"]) == 30 and FIXED_NOW.strftime("%Y%m%d-%H%M%S") in path.name
+
+
+async def test_palette_jumps_to_a_vm_by_name(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: screen_name(app) == "CommandPalette", what="palette")
+        await pilot.press(*"vm: open erp-prod-eus-01")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen_name(app) == "VmDetailScreen", what="detail")
+        assert app.screen.vm.name == "erp-prod-eus-01"
+
+
+async def test_auto_refresh_rearms_and_waits_while_a_modal_is_open(emulator):
+    app = make_app(emulator, refresh_interval=0.3)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_loaded(pilot)
+        await wait_loaded(pilot, loads=3)  # re-armed after each load
+        await pilot.press("question_mark")
+        assert screen_name(app) == "HelpScreen"
+        # A load already under way when help opened may still land; none may start after.
+        await wait_for(pilot, lambda: not any(w.group == "inventory" and w.is_running for w in app.workers), what="in-flight load")
+        loads = app.loads
+        await pilot.pause(1.0)
+        assert app.loads == loads  # no refresh behind the help screen
+        await pilot.press("escape")
+        await wait_loaded(pilot, loads=loads + 1)
+
+
+async def test_q_quits(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running

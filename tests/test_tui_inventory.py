@@ -1,0 +1,204 @@
+"""The Inventory pane as an operator drives it: filter, sort, detail panel,
+refresh that keeps cursor and filter, and errors as rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import emulator_control
+from tests.tui_support import arm_post, make_app, renderable_text, table_lines, wait_for, wait_loaded
+from widgets.error_rows import ErrorRows
+from widgets.vm_table import VmTable
+
+
+def names(table: VmTable) -> list[str]:
+    return [row.item.name for row in table.visible_rows()]
+
+
+async def test_every_vm_is_listed_with_states_readable_without_colour(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_loaded(pilot)
+        table = app.screen.query_one(VmTable)
+        assert table.row_count == len(app.inventory.vms) == 30
+        lines = table_lines(table)
+        header = lines[0]
+        for label in ("NAME", "GROUP", "SUBSCRIPTION", "LOCATION", "SIZE", "POWER", "HEALTH", "SLA", "PUBLIC IP", "AGENT"):
+            assert label in header
+        deallocated = next(line for line in lines if "legacy-app-02" in line)
+        # Text markers, not only colour: '!' and an upper-case state.
+        assert deallocated.lstrip().startswith("!") and "DEALLOCATED" in deallocated and "UNAVAILABLE" in deallocated
+        healthy = next(line for line in lines if "api-dev-01" in line)
+        assert "running" in healthy and "!" not in healthy
+
+
+async def test_filter_as_you_type_and_escape_clears(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        table = app.screen.query_one(VmTable)
+        await pilot.press("slash", *"legacy")
+        assert names(table) and all(n.startswith("legacy") for n in names(table))
+        assert "match /legacy" in str(app.screen.query_one("#status-line").content)
+        await pilot.press("enter")  # keep the filter, back to the table
+        assert table.has_focus and table.filter_text == "legacy"
+        await pilot.press("escape")
+        assert table.row_count == 30 and table.filter_text == ""
+
+
+async def test_filter_matches_state_ip_and_location(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        table = app.screen.query_one(VmTable)
+        await pilot.press("slash", *"deallocated")
+        assert set(names(table)) == {vm.name for vm in app.inventory.vms if vm.power_state == "deallocated"}
+        vm = next(v for v in app.inventory.vms if v.public_ips)
+        app.screen.set_filter(vm.public_ips[0])
+        await pilot.pause()
+        assert vm.name in names(table)
+        app.screen.set_filter("eastus unavailable")
+        await pilot.pause()
+        expected = {v.name for v in app.inventory.vms if v.location == "eastus" and "unavailable" in v.availability_state.lower()}
+        assert set(names(table)) == expected and expected
+
+
+async def test_sort_by_any_column_and_reverse(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_loaded(pilot)
+        table = app.screen.query_one(VmTable)
+        assert names(table) == sorted(names(table), key=str.lower)
+        await pilot.press("s")  # next column: group
+        assert table.sort_column == "group"
+        groups = [row.item.resource_group.lower() for row in table.visible_rows()]
+        assert groups == sorted(groups)
+        assert "GROUP ▲" in table_lines(table)[0]
+        await pilot.press("S")
+        groups = [row.item.resource_group.lower() for row in table.visible_rows()]
+        assert groups == sorted(groups, reverse=True)
+        assert "GROUP ▼" in table_lines(table)[0]
+        table.sort_by("health", reverse=False)
+        await pilot.pause()
+        first = table.visible_rows()[0].item
+        assert first.availability_state == "Unavailable"
+
+
+async def test_enter_opens_the_detail_panel(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_loaded(pilot)
+        risky = next(vm for vm in app.inventory.vms if any(d.data_loss_risk for d in vm.disks) and vm.nics and vm.nics[0].nsg_id)
+        app.screen.set_filter(risky.name)
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail panel")
+        from widgets.vm_detail import VmDetail
+
+        detail = app.screen.query_one(VmDetail)
+        text = renderable_text(detail.query_one("#vm-detail-body").content)
+        assert risky.name in text
+        assert "DATA LOSS RISK" in text
+        for disk in risky.disks:
+            assert disk.name in text
+        assert "NSG rules that apply" in text
+        nsg = app.inventory.nsg(risky.nics[0].nsg_id)
+        priorities = [str(r.priority) for r in nsg.all_rules("Inbound")]
+        rule_lines = [line.split()[0] for line in text.splitlines() if line.split() and line.split()[0].isdigit()]
+        assert rule_lines[: len(priorities)] == priorities and len(priorities) >= 2
+        assert risky.id in text and "portal.azure.com" in text
+        assert "Boot diagnostics" in text and "Agent" in text and "Planned maintenance" in text
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "InventoryScreen"
+
+
+async def test_detail_panel_shows_health_reason_and_actions(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_loaded(pilot)
+        sick = next(vm for vm in app.inventory.vms if vm.health and vm.health.reason_type == "Unplanned" and vm.health.recommended_actions)
+        table = app.screen.query_one(VmTable)
+        assert table.move_cursor_to_key(sick.id.lower())
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail panel")
+        text = renderable_text(app.screen.query_one("#vm-detail-body").content)
+        assert "unplanned" in text and sick.health.summary.split(".")[0] in text
+        assert sick.health.recommended_actions[0].action[:40] in text.replace("\n", " ").replace("  ", " ") or "Recommended" in text
+
+
+async def test_refresh_keeps_cursor_filter_and_shows_new_state(fresh_emulator):
+    emulator = fresh_emulator
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        table = app.screen.query_one(VmTable)
+        app.screen.set_filter("prod")
+        await pilot.pause()
+        running = [row.item for row in table.visible_rows() if row.item.power_state == "running"]
+        target = running[1]
+        table.move_cursor_to_key(target.id.lower())
+        position = table.cursor_row
+        # Someone stops the VM; a refresh must show it without losing our place.
+        status = arm_post(emulator, target.id + "/powerOff?api-version=2026-04-01")
+        assert status in (200, 202)
+        emulator_control(emulator, "POST", "/_emulator/advance", {"seconds": 3600})
+        await pilot.press("r")
+        await wait_loaded(pilot, loads=2)
+        assert table.filter_text == "prod"
+        assert table.cursor_key == target.id.lower() and table.cursor_row == position
+        line = next(line for line in table_lines(table) if target.name in line)
+        assert "STOPPED" in line
+
+
+async def test_failed_subscription_becomes_an_error_row(fresh_emulator):
+    emulator = fresh_emulator
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        victim = app.inventory.subscriptions[1]
+        emulator_control(
+            emulator,
+            "POST",
+            "/_emulator/faults",
+            {"match": f"/subscriptions/{victim.subscription_id}/providers/Microsoft.Network", "method": "GET", "status": 403, "count": -1},
+        )
+        await pilot.press("r")
+        await wait_loaded(pilot, loads=2)
+        rows = app.screen.query_one(ErrorRows)
+        assert rows.display and len(rows.errors) == 1
+        assert victim.display_name in rows.errors[0] and victim.subscription_id in rows.errors[0]
+        table = app.screen.query_one(VmTable)
+        assert table.row_count > 0
+        assert all(row.item.subscription_id != victim.subscription_id for row in table.visible_rows())
+        assert any(n.severity == "error" for n in app._notifications)
+
+
+async def test_failed_load_is_a_notification_and_error_row_not_a_crash(fresh_emulator):
+    emulator = fresh_emulator
+    emulator_control(emulator, "POST", "/_emulator/faults", {"match": "/subscriptions", "method": "GET", "status": 403, "count": -1})
+    app = make_app(emulator)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_for(pilot, lambda: app.failures > 0, what="the failure")
+        await pilot.pause()
+        rows = app.screen.query_one(ErrorRows)
+        assert rows.display and "refreshing failed" in rows.errors[0] and "press r" in rows.errors[0]
+        assert any(n.severity == "error" for n in app._notifications)
+        assert app.is_running
+        # Recovery: the fault goes away, r loads.
+        emulator_control(emulator, "DELETE", "/_emulator/faults")
+        await pilot.press("r")
+        await wait_loaded(pilot)
+        assert not app.screen.query_one(ErrorRows).display
+        assert app.screen.query_one(VmTable).row_count == 30
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+async def test_read_only_marker_in_the_header(emulator, read_only):
+    from widgets.app_header import AppHeader
+
+    app = make_app(emulator, read_only=read_only)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot)
+        header = str(app.screen.query_one(AppHeader).render())
+        assert ("READ-ONLY" in header) is read_only
+        assert "DEMO" in header and ("03:00:00 UTC" in header or "03:00:00Z" in header)

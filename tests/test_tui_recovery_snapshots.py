@@ -1,0 +1,105 @@
+"""How the Recovery pane looks: a plan, the scenario choice after a diagnosis,
+the typed-name confirmation, the masked secret field and a read-only plan.
+SVGs in snapshots/test_tui_recovery_snapshots/; nothing here changes the
+emulator (no plan is confirmed), so the pictures are stable."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.recovery_support import own_emulator, vm_doc
+from tests.tui_support import make_app, wait_for, wait_loaded
+from tui.messages import OpenRecovery
+from tui.screens.recovery import RecoveryScreen
+
+SIZES = [(80, 24), (160, 50)]
+
+
+@pytest.fixture(scope="module")
+def emu():
+    e = own_emulator()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(autouse=True)
+def empty_journal(tmp_path, monkeypatch):
+    monkeypatch.setattr(RecoveryScreen, "journal_path", tmp_path / "journal.sqlite3")
+
+
+async def _pane(pilot) -> RecoveryScreen:
+    await wait_loaded(pilot)
+    await pilot.press("4")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RecoveryScreen), what="the pane")
+    return pilot.app.screen
+
+
+async def _plan(pilot, vm: str, scenario: str) -> RecoveryScreen:
+    screen = await _pane(pilot)
+    screen.query_one("#vms").set_filter(vm)
+    await pilot.pause()
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="scenarios")
+    options = screen.query_one("#scenarios")
+    options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(scenario)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: screen.stage == "plan", what="plan")
+    await pilot.press("down")
+    await pilot.pause()
+    return screen
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_recovery_plan(snap_compare, emu, size):
+    async def run_before(pilot) -> None:
+        await _plan(pilot, "web-prod-01", "redeploy")
+
+    assert snap_compare(make_app(emu), terminal_size=size, run_before=run_before)
+
+
+def test_recovery_read_only_plan(snap_compare, emu):
+    async def run_before(pilot) -> None:
+        await _plan(pilot, "web-prod-01", "restart")
+
+    assert snap_compare(make_app(emu, read_only=True), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_recovery_scenarios_after_a_diagnosis(snap_compare, emu):
+    async def run_before(pilot) -> None:
+        screen = await _pane(pilot)
+        vm_id = vm_doc(emu, "files-shared-01")["doc"]["id"]
+        screen.post_message(OpenRecovery(vm_id, "run-fix", reason="the guest does not answer RDP although the NSG allows it", evidence=("NSG nsg-files-shared allows 3389 (Allow-RDP, priority 310)",)))
+        await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="scenarios")
+        await pilot.pause()
+
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_recovery_confirm_with_typed_name(snap_compare, emu):
+    async def run_before(pilot) -> None:
+        await _plan(pilot, "web-prod-02", "redeploy")
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.press(*"web-prod")
+        await pilot.pause()
+
+    assert snap_compare(make_app(emu), terminal_size=(100, 30), run_before=run_before)
+
+
+def test_recovery_masked_password(snap_compare, emu):
+    async def run_before(pilot) -> None:
+        screen = await _pane(pilot)
+        screen.query_one("#vms").set_filter("files-shared-01")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="scenarios")
+        options = screen.query_one("#scenarios")
+        options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index("reset-access")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.stage == "options", what="options")
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        await pilot.press(*"Not-Shown-Pa55word!")
+        await pilot.pause()
+
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)

@@ -1,0 +1,481 @@
+"""The console: `aztriage` with no sub-command.
+
+The App wires panes (tui/panes.py), bindings and the command palette, and owns
+the one thing every pane shares: the latest Inventory. Loading runs in
+workers; the Azure SDK (and, with --demo, the emulator) start after the
+first frame so the screen appears at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import weakref
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
+
+from backend.config import Config, ConfigError, load_config
+from backend.models import Inventory
+from backend.settings import ConnectionSettings
+from tui.messages import InventoryChanged, LoadStateChanged, ShowVm
+from tui.palette import AztriageCommands
+from tui.panes import PANES
+from widgets.app_header import HeaderState
+
+log = logging.getLogger("aztriage.console")
+
+EXPORT_DIR_NAME = "exports"
+# While a modal is open an automatic refresh waits this long and tries again.
+MODAL_RETRY_S = 5.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AztriageApp(App[int]):
+    TITLE = "aztriage"
+    CSS_PATH = ["app.tcss", "presenter.tcss"]
+
+    BINDINGS = [
+        # Pane keys are shown as the header's tabs, not in the footer.
+        *(Binding(p.key, f"show_pane('{p.id}')", p.title, show=False, id=f"pane.{p.id}") for p in PANES),
+        Binding("r", "refresh", "Refresh", id="refresh"),
+        Binding("question_mark", "help", "Keys", id="help"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, id="command_palette", priority=True),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("t", "change_theme", "Theme", show=False, id="theme.pick"),
+        Binding("P", "toggle_present", "Presenter mode", show=False, id="present.toggle"),
+    ]
+
+    def __init__(
+        self,
+        settings: ConnectionSettings | None = None,
+        *,
+        config: Config | None = None,
+        start_settings: Callable[[], ConnectionSettings] | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        start_pane: str = "inventory",
+        present: bool = False,
+    ) -> None:
+        """`settings` of a reachable endpoint, or `start_settings` that brings one up
+        (the demo emulator) in a thread after the first frame; `clock` dates refreshes."""
+        super().__init__()
+        if settings is None and start_settings is None:
+            raise ValueError("give settings or start_settings")
+        self.settings = settings
+        self._start_settings = start_settings
+        self.config = config or Config()
+        self.now = clock
+        self.start_pane = start_pane
+        from tui.presenter import Presenter
+
+        self.presenter = Presenter(self, enabled=present)  # presenter mode and the trail of operator actions
+        self.backend: Any = None
+        self.inventory: Inventory | None = None
+        self.refreshed_at: datetime | None = None
+        self.load_error: str = ""
+        self.exit_message: str | None = None
+        self._subscribers: weakref.WeakSet[Screen] = weakref.WeakSet()
+        self._inventory_timer = None
+        self._identity = ""
+        self.loads = 0  # finished loads (tests and benchmarks wait on these)
+        self.failures = 0
+        for p in PANES:
+            self.add_mode(p.id, lambda p=p: p.screen_class()())
+
+    # --- header state ----------------------------------------------------------------
+
+    header_state = reactive(HeaderState, always_update=True)
+
+    def _where(self) -> str:
+        s = self.settings
+        if s is None:
+            return "DEMO" if self._start_settings else ""
+        if s.demo:
+            return "DEMO"
+        return f"{self._identity} @ {s.display_name}" if self._identity else s.display_name
+
+    def update_header(self, status: str | None = None, tone: str = "") -> None:
+        if status is None:
+            if self.refreshed_at is not None:
+                status, tone = "↻ " + self.refreshed_at.astimezone(timezone.utc).strftime("%H:%M:%S UTC"), ""
+            else:
+                status, tone = "connecting…", "busy"
+            if self.load_error:
+                tone = "error"
+                status = "✖ " + (status if self.refreshed_at else "not loaded")
+        read_only = self.settings.read_only if self.settings else False
+        self.header_state = HeaderState(
+            panes=tuple((p.key, p.id, p.title) for p in PANES),
+            where=self._where(),
+            read_only=read_only,
+            status=status,
+            status_tone=tone,
+        )
+
+    # --- start ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from tui.themes import register_themes
+
+        register_themes(self)
+        self.theme = self.config.theme
+        self._saved_theme = self.theme
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.presenter.start()
+        if self.config.keys:
+            self.set_keymap(dict(self.config.keys))
+        self.update_header()
+        self.switch_mode(self.start_pane)
+        # Everything slow (emulator, SDK import, first load) starts after the first frame.
+        self.call_after_refresh(self.connect)
+        self.call_after_refresh(self._notify_unfinished_recoveries)
+
+    def _notify_unfinished_recoveries(self) -> None:
+        """A recovery run that a crash or a lost session interrupted is listed at the next start."""
+        from tui.screens.recovery import unfinished_runs_notice
+
+        notice = unfinished_runs_notice()
+        if notice:
+            self.notify(notice, title="recovery", severity="warning", timeout=10)
+
+    @work(exclusive=True, group="connect", exit_on_error=False)
+    async def connect(self) -> None:
+        from backend.azure.warmup import import_sdk
+
+        # The SDK import (about a second) runs in a thread, off the event loop, and
+        # alongside the demo emulator's start when there is one.
+        sdk = asyncio.to_thread(import_sdk)
+        if self.settings is None:
+            self.update_header("starting demo…", "busy")
+            self.settings, _ = await asyncio.gather(asyncio.to_thread(self._start_settings), sdk)
+        else:
+            self.update_header("connecting…", "busy")
+            await sdk
+        from backend.adapter import create_backend
+
+        self.backend = create_backend(self.settings)
+        self._identity = getattr(self.backend, "identity", "")
+        self.refresh_inventory()
+
+    @work(exclusive=True, group="inventory", exit_on_error=False)
+    async def refresh_inventory(self) -> None:
+        self._cancel_inventory_timer()
+        self.update_header("loading…" if self.inventory is None else "refreshing…", "busy")
+        try:
+            subscriptions = list(self.settings.subscriptions) or None
+            inventory = await self.backend.inventory(subscriptions)
+        finally:
+            self._arm_inventory_timer()
+        self.inventory = inventory
+        self.loads += 1
+        self.refreshed_at = self.now()
+        previous_error = self.load_error
+        self.load_error = ""
+        self.update_header()
+        self.broadcast(InventoryChanged(inventory))
+        if inventory.errors:
+            failed = ", ".join(self.subscription_label(e.subscription_id) for e in inventory.errors)
+            self.notify(f"{len(inventory.errors)} subscription(s) failed to load: {failed}. See the error rows.", severity="error", timeout=8)
+        elif previous_error:
+            self.notify("Loaded again.", timeout=3)
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker becomes a notification and an error row."""
+        worker = event.worker
+        if event.state != WorkerState.ERROR:
+            return
+        error = worker.error
+        from backend.adapter import BackendError
+        from backend.settings import SettingsError
+
+        if isinstance(error, (BackendError, SettingsError)):
+            message = str(error)
+        else:
+            from tui.cli import CliError
+
+            if isinstance(error, CliError) and worker.group == "connect":
+                # Bad --demo-estate and the like: leave with one line on stderr.
+                self.exit_message = str(error)
+                self.exit(return_code=error.exit_code)
+                return
+            message = f"{type(error).__name__}: {error}"
+        self.failures += 1
+        log.error("%s failed: %s", worker.group or worker.name, message, exc_info=error)
+        what = "connecting" if worker.group == "connect" else "refreshing"
+        self.load_error = f"{what} failed: {message}"
+        self.update_header()
+        self.broadcast(LoadStateChanged())
+        next_step = "press r to try again" if self.backend is not None else "check the connection options and restart"
+        self.notify(f"{self.load_error.rstrip('.')}; {next_step}.", severity="error", timeout=10)
+
+    # --- auto refresh ----------------------------------------------------------------
+
+    def _cancel_inventory_timer(self) -> None:
+        if self._inventory_timer is not None:
+            self._inventory_timer.stop()
+            self._inventory_timer = None
+
+    def _arm_inventory_timer(self, delay: float | None = None) -> None:
+        """Re-armed after every load, so a slow load never piles up refreshes."""
+        self._cancel_inventory_timer()
+        interval = self.config.refresh_interval
+        if interval <= 0:
+            return
+        self._inventory_timer = self.set_timer(delay if delay is not None else interval, self._refresh_when_due)
+
+    def _refresh_when_due(self) -> None:
+        self._inventory_timer = None
+        if isinstance(self.screen, ModalScreen):
+            self._arm_inventory_timer(min(MODAL_RETRY_S, self.config.refresh_interval))
+            return
+        self.refresh_inventory()
+
+    def action_refresh(self) -> None:
+        if self.backend is None:
+            self.notify("Still connecting; the first load starts by itself.", timeout=3)
+            return
+        if any(w.group == "inventory" and w.is_running for w in self.workers):
+            self.notify("A refresh is already running.", timeout=2)
+            return
+        self.load_error = ""
+        self.refresh_inventory()
+
+    # --- panes -----------------------------------------------------------------------
+
+    def subscribe(self, screen: Screen) -> None:
+        self._subscribers.add(screen)
+
+    def unsubscribe(self, screen: Screen) -> None:
+        self._subscribers.discard(screen)
+
+    def broadcast(self, message_factory: InventoryChanged | LoadStateChanged) -> None:
+        """Send a message to every mounted pane and detail page (each gets its own copy)."""
+        for screen in list(self._subscribers):
+            if isinstance(message_factory, InventoryChanged):
+                screen.post_message(InventoryChanged(message_factory.inventory))
+            else:
+                screen.post_message(LoadStateChanged())
+
+    def action_show_pane(self, pane_id: str) -> None:
+        # From a detail page, go back to the pane's own page first.
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, ModalScreen):
+            self.pop_screen()
+        self.switch_mode(pane_id)
+
+    @on(ShowVm)
+    async def _show_vm(self, message: ShowVm) -> None:
+        """A pane's "show this VM" (the Checklist's enter): the Inventory pane, unfiltered, cursor on the VM."""
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, ModalScreen):
+            self.pop_screen()
+        await self.switch_mode("inventory")
+        inventory_screen: Any = self.screen
+        inventory_screen.set_filter("")
+        inventory_screen.table.move_cursor_to_key(message.vm_id.lower())
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    # --- presenter mode, the operator's trail, themes (tui/presenter.py, tui/themes.py) ---
+
+    def action_toggle_present(self) -> None:
+        on_now = self.presenter.toggle()
+        self.notify("Presenter mode on: P turns it off." if on_now else "Presenter mode off.", timeout=3)
+
+    def on_button_pressed(self, event: Any) -> None:
+        # Bubbled up from a dialog: its own handler has already acted on it.
+        if event.button.id == "confirm-ok":
+            self.presenter.dialog_confirmed(event.button)
+
+    def on_input_submitted(self, event: Any) -> None:
+        if event.input.id == "confirm-name":
+            self.presenter.dialog_confirmed(event.input, event.value)
+
+    def _remember_theme(self, theme: Any) -> None:
+        """A theme chosen in the console is written to the config file for the next start."""
+        from backend.config_store import save_setting
+
+        if theme.name == self._saved_theme:
+            return
+        try:
+            path = save_setting("theme", theme.name, self.config.path)
+        except ConfigError as exc:
+            self.notify(f"Theme {theme.name} is used now but not remembered: {exc}", severity="warning", timeout=8)
+            return
+        self._saved_theme = theme.name
+        overridden = " (AZTRIAGE_THEME still overrides it at start)" if os.environ.get("AZTRIAGE_THEME") else ""
+        self.notify(f"Theme {theme.name}; remembered in {path}{overridden}.", timeout=3)
+
+    # --- facts for the panes ---------------------------------------------------------
+
+    def subscription_label(self, subscription_id: str) -> str:
+        if self.inventory:
+            for s in self.inventory.subscriptions:
+                if s.subscription_id.lower() == subscription_id.lower():
+                    return f"{s.display_name} ({subscription_id})"
+        return subscription_id
+
+    def error_lines(self) -> list[str]:
+        lines = []
+        if self.load_error:
+            when = f" (showing data from {self.refreshed_at.astimezone(timezone.utc):%H:%M:%S UTC})" if self.refreshed_at else ""
+            lines.append(self.load_error.rstrip(".") + when + "; press r to retry.")
+        if self.inventory:
+            for e in self.inventory.errors:
+                lines.append(f"subscription {self.subscription_label(e.subscription_id)}: {e.code}: {e.message} (its VMs are missing)")
+        return lines
+
+    # --- command palette and exports -------------------------------------------------
+
+    COMMANDS = App.COMMANDS | {AztriageCommands}
+
+    def palette_commands(self) -> list[tuple[str, str, Any]]:
+        commands: list[tuple[str, str, Any]] = []
+        for p in PANES:
+            commands.append((f"view: {p.title.lower()} pane", f"Show pane {p.key}, {p.title}", lambda i=p.id: self.action_show_pane(i)))
+        commands += [
+            ("view: refresh now", "Load the inventory again", self.action_refresh),
+            ("view: keys", "Every key of this screen", self.action_help),
+            ("export: inventory as JSON", "Write every VM (the `aztriage inventory --format json` shape) to a file", self.export_inventory),
+            ("export: health as JSON", "Write the Health view (the `aztriage health --format json` shape) to a file", self.export_health),
+            ("app: quit", "Leave aztriage", self.exit),
+            ("view: presenter mode " + ("off" if self.presenter.enabled else "on"), "Roomier layout, the why of each step and diagnosis shown large, a trail of what was done (P)", self.action_toggle_present),
+            ("view: theme picker", "Choose a colour theme; it is remembered in the config file (t)", self.action_change_theme),
+        ]
+        from tui.themes import theme_names
+
+        commands += [(f"view: theme {name}", f"Switch to the {name} theme (remembered)", lambda name=name: setattr(self, "theme", name)) for name in theme_names()]
+        return commands
+
+    def export_dir(self) -> Path:
+        from backend.paths import data_dir
+
+        path = data_dir() / EXPORT_DIR_NAME
+        path.mkdir(mode=0o700, exist_ok=True)
+        return path
+
+    def export_text(self, what: str, extension: str, text: str) -> Path | None:
+        """Write atomically to a private file; the notification shows the path."""
+        stamp = self.now().astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        path = self.export_dir() / f"{what}-{stamp}.{extension}"
+        tmp = path.with_name(path.name + ".part")
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            self.notify(f"Export failed: {path} cannot be written ({exc.strerror}).", severity="error")
+            return None
+        self.notify(f"Exported {what} to {path}", title="export", timeout=10)
+        return path
+
+    def export_inventory(self) -> Path | None:
+        inv = self.inventory
+        if inv is None:
+            self.notify("Nothing to export yet: the inventory is still loading.", severity="warning")
+            return None
+        doc = {
+            "vms": [vm.to_json() for vm in inv.vms],
+            "errors": [{"subscription_id": e.subscription_id, "code": e.code, "message": e.message} for e in inv.errors],
+            "stats": {"requests": inv.requests, "elapsed_s": round(inv.elapsed_s, 3), "subscriptions": len(inv.subscriptions)},
+        }
+        return self.export_text("inventory", "json", json.dumps(doc, indent=2, default=str) + "\n")
+
+    def export_health(self) -> Path | None:
+        if self.inventory is None:
+            self.notify("Nothing to export yet: the inventory is still loading.", severity="warning")
+            return None
+        from backend.health import health_view
+
+        return self.export_text("health", "json", json.dumps(health_view(self.inventory).to_json(), indent=2) + "\n")
+
+    async def on_unmount(self) -> None:
+        self._cancel_inventory_timer()
+        if self.backend is not None:
+            try:
+                await self.backend.close()
+            except Exception:  # closing is best effort on the way out
+                log.debug("closing the backend failed", exc_info=True)
+
+
+# --- configuration checks that need Textual --------------------------------------
+
+
+def known_binding_ids() -> set[str]:
+    """Every binding id declared in the console's screens and widgets (tui/keymap.py finds them)."""
+    from tui.keymap import binding_ids
+
+    return binding_ids()
+
+
+def check_config(config: Config) -> None:
+    """Theme and binding ids are Textual's to know: check them before the screen opens."""
+    from tui.themes import theme_names
+
+    where = f"config file {config.path}" if config.path else "configuration"
+    if config.theme not in theme_names():
+        raise ConfigError(f"{where}: theme {config.theme!r} is not a theme; use one of {', '.join(theme_names())}")
+    if config.keys:
+        known = known_binding_ids()
+        for binding_id in config.keys:
+            if binding_id not in known:
+                raise ConfigError(f"{where}: keys.{binding_id} is not a binding id; known ids: {', '.join(sorted(known))}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the console (called by tui/cli.py when no sub-command is given)."""
+    from tui.cli import CliError
+    from tui.runtime import demo_emulator, load_settings_config, resolve_settings, settings_from_args
+
+    try:
+        config = load_settings_config()
+        check_config(config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    settings_from_args(args)  # bad options fail here, before the screen opens
+
+    emulator_cm = demo_emulator(args) if args.demo else None
+    started: dict[str, Any] = {}
+
+    def start_demo() -> ConnectionSettings:
+        # Runs in a worker thread after the first frame: building the estate and TLS material takes a moment.
+        emulator = emulator_cm.__enter__()
+        started["emulator"] = emulator
+        return resolve_settings(args, emulator)
+
+    if args.demo:
+        app = AztriageApp(start_settings=start_demo, config=config, present=bool(getattr(args, "present", False)))
+    else:
+        app = AztriageApp(resolve_settings(args, None), config=config, present=bool(getattr(args, "present", False)))
+    from widgets.screenshot_view import prepare_graphics
+
+    prepare_graphics()  # asks the terminal about image protocols while it can still answer
+    try:
+        app.run()
+    finally:
+        if "emulator" in started:
+            emulator_cm.__exit__(None, None, None)
+    if app.exit_message:
+        raise CliError(app.exit_message, exit_code=app.return_code or 2)
+    return int(app.return_code or 0)

@@ -1,0 +1,74 @@
+"""`aztriage health`: the Health pane for scripts. VMs whose Resource Health
+is not Available (worst first), Service Health events with how many of my
+VMs are in their regions, and pending planned maintenance."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tui.commands.common import check_subscriptions, output_format, print_json, run_with_backend
+from tui.textfmt import table
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("health", parents=parents, help="VMs not Available, Service Health events and planned maintenance")
+    p.set_defaults(func=run)
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = output_format(args, ("table", "json"))
+
+    async def work(backend):
+        return await backend.inventory(list(args.subscription) if args.subscription else None)
+
+    inv = run_with_backend(args, work)
+    check_subscriptions(args, inv.errors)
+    from backend.health import health_view
+
+    view = health_view(inv)
+    if fmt == "json":
+        print_json(view.to_json())
+    else:
+        print(f"Resource Health: {len(view.statuses)} of {len(inv.vms)} VMs not Available (worst first)")
+        if view.statuses:
+            rows = [
+                (
+                    s.vm.name,
+                    s.availability_state.upper(),
+                    s.reason_type or "-",
+                    _when(s.since),
+                    s.summary,
+                    "; ".join(s.recommended_actions) or "-",
+                )
+                for s in view.statuses
+            ]
+            print(table(("VM", "STATE", "REASON", "SINCE (UTC)", "SUMMARY", "RECOMMENDED ACTIONS"), rows, shrink=(4, 5, 0)))
+        print(f"\nService Health: {len(view.events)} events")
+        if view.events:
+            rows = [
+                (
+                    e.event.status.upper() if e.event.status.lower() == "active" else e.event.status,
+                    e.event.level or "-",
+                    e.event.type,
+                    e.event.title,
+                    ", ".join(e.event.regions) or "-",
+                    ", ".join(e.event.services) or "-",
+                    str(len(e.impacted_vms)),
+                )
+                for e in view.events
+            ]
+            print(table(("STATUS", "LEVEL", "TYPE", "TITLE", "REGIONS", "SERVICES", "MY VMS"), rows, shrink=(3, 5, 4, 2)))
+        print(f"\nPlanned maintenance: {len(view.maintenance)} VMs pending")
+        if view.maintenance:
+            rows = [(m.vm.name, _when(m.window_start), _when(m.window_end), "yes" if m.self_service_allowed else "no") for m in view.maintenance]
+            print(table(("VM", "WINDOW START (UTC)", "WINDOW END (UTC)", "SELF-SERVICE"), rows))
+        for e in inv.errors:
+            print(f"subscription {e.subscription_id} failed: {e.code}: {e.message}", file=sys.stderr)
+    if inv.errors and len(inv.errors) >= len(inv.subscriptions):
+        return 1
+    return 0

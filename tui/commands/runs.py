@@ -1,0 +1,149 @@
+"""`aztriage runs`: the recovery runs in the journal, unfinished ones first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tui.cli import CliError
+from tui.commands.common import output_format
+from tui.textfmt import table
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "runs",
+        parents=parents,
+        help="list recovery runs (interrupted and waiting ones first)",
+        description="The recovery journal: every run with its status (running, interrupted, waiting, succeeded, failed), "
+        "its steps and the resources it created.",
+    )
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID", help="show one run with its steps, events and created resources")
+    p.add_argument("--abandon", metavar="RUN_ID", help="give up an unfinished run (its created resources stay in the ledger)")
+    p.add_argument(
+        "--release",
+        metavar="RUN_ID",
+        help="delete what a finished run kept until released (its snapshots, unused disk copies, its own resource groups); "
+        "never a customer disk, never a VM",
+    )
+    p.add_argument("--yes", action="store_true", help="with --release: do not ask (for scripts)")
+    p.set_defaults(func=run)
+
+
+def _order(record) -> tuple:
+    rank = {"interrupted": 0, "waiting": 1, "running": 2}.get(record.status, 3)
+    return (rank,)
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = output_format(args, ("table", "json"), default="table")
+    from backend.recovery.journal import Journal, JournalError
+    from backend.recovery.runner import RunRefused, Runner
+
+    try:
+        journal = Journal()
+    except JournalError as exc:
+        raise CliError(str(exc), exit_code=1) from None
+    with journal:
+        if args.release:
+            return _release(args, journal, fmt)
+        if args.abandon:
+            try:
+                record = Runner(None, journal).abandon(args.abandon)
+            except RunRefused as exc:
+                raise CliError(str(exc), exit_code=1) from None
+            if fmt == "json":
+                sys.stdout.write(json.dumps(record.to_json()) + "\n")
+            else:
+                print(f"run {record.run_id} on {record.vm_name} abandoned; it created {len(record.resources)} resource(s), still listed in its ledger")
+            return 0
+        if args.run_id:
+            record = journal.get_run(args.run_id)
+            if record is None:
+                raise CliError(f"there is no run {args.run_id} in the journal")
+            if fmt == "json":
+                doc = record.to_json()
+                doc["events"] = journal.events(args.run_id)
+                sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+                return 0
+            _print_one(record, journal.events(args.run_id))
+            return 0
+        records = sorted(journal.list_runs(), key=_order)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([r.to_json() for r in records], indent=2) + "\n")
+        return 0
+    if not records:
+        print("no recovery runs yet (start one with: aztriage recover --vm NAME --scenario ID)")
+        return 0
+    rows = []
+    for r in records:
+        done = sum(1 for s in r.steps if s.state in ("verified", "skipped"))
+        rows.append((r.run_id, r.vm_name, r.scenario, r.status.upper() if r.unfinished else r.status, f"{done}/{len(r.steps)}", r.created_at.replace("T", " ")[:16], r.summary or "-"))
+    print(table(("RUN", "VM", "SCENARIO", "STATUS", "STEPS", "STARTED (UTC)", "SUMMARY"), rows, shrink=(6,)))
+    unfinished = [r for r in records if r.unfinished and r.status != "running"]
+    if unfinished:
+        print(f"\n{len(unfinished)} unfinished: resume with 'aztriage recover --resume RUN_ID'")
+    return 0
+
+
+def _print_one(record, events) -> None:
+    print(f"run {record.run_id}: {record.scenario} on {record.vm_name} - {record.status}")
+    print(f"started {record.created_at}, last change {record.updated_at}" + (f", finished {record.finished_at}" if record.finished_at else ""))
+    if record.summary:
+        print(record.summary)
+    print()
+    rows = [(str(s.idx + 1), s.kind, s.state, s.title, s.message or "") for s in record.steps]
+    print(table(("#", "KIND", "STATE", "STEP", "RESULT"), rows, shrink=(4, 3)))
+    if record.resources:
+        print("\ncreated resources (kept until you delete them):")
+        for res in record.resources:
+            print(f"  {res.state:9} {res.kind:9} {res.resource_id}")
+
+
+def _release(args: argparse.Namespace, journal, fmt: str) -> int:
+    """Show what releasing the run deletes and keeps, confirm, then delete (each checked again first)."""
+    from backend.recovery.release import DELETE, ReleaseRefused, release, release_plan
+    from tui.commands.common import run_with_backend
+
+    if args.abandon or args.run_id:
+        raise CliError("--release takes the run id alone")
+    try:
+        run, items = release_plan(journal, args.release)
+    except ReleaseRefused as exc:
+        raise CliError(str(exc), exit_code=1) from None
+    deletes = [i for i in items if i.action == DELETE]
+    if fmt != "json":
+        print(f"run {run.run_id}: {run.scenario} on {run.vm_name} - {run.status}")
+        for item in items:
+            print(f"  {'DELETE' if item.action == DELETE else 'keep  '} {item.kind:17} {item.name}  ({item.reason})")
+    if not deletes:
+        if fmt == "json":
+            sys.stdout.write(json.dumps({"run_id": run.run_id, "released": [], "kept": [i.to_json() for i in items]}) + "\n")
+        else:
+            print("nothing to release")
+        return 0
+    if args.read_only:
+        raise CliError("read-only mode: nothing was deleted", exit_code=1)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError(f"add --yes to delete the {len(deletes)} resource(s) listed (or run it on a terminal to confirm)")
+        typed = input(f"Type the run id ({run.run_id}) to delete {len(deletes)} resource(s): ").strip()
+        if typed != run.run_id:
+            raise CliError("not released: nothing was deleted", exit_code=1)
+
+    def on_item(item, text: str, ok: bool) -> None:
+        if fmt == "json":
+            sys.stdout.write(json.dumps(dict(item.to_json(), result=text, ok=ok)) + "\n")
+        else:
+            print(f"{'ok  ' if ok else 'FAIL'} {item.kind} {item.name}: {text}")
+        sys.stdout.flush()
+
+    async def work(backend):
+        try:
+            return await release(backend, journal, run.run_id, on_item=on_item)
+        except ReleaseRefused as exc:
+            raise CliError(str(exc), exit_code=1) from None
+
+    results = run_with_backend(args, work)
+    return 0 if all(ok for _, _, ok in results) else 1

@@ -1,0 +1,38 @@
+"""The panes of the console. A pane is one entry here: its number key, its
+title and the screen class that draws it (imported when first shown, so
+starting the app does not import every pane). Only panes that exist are
+listed; a later feature adds its line."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Pane:
+    key: str  # the number key that shows it
+    id: str  # the app mode name; also used in binding ids ("pane.<id>")
+    title: str
+    screen: str  # "module:Class"
+
+    def screen_class(self):
+        module, _, cls = self.screen.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+PANES: tuple[Pane, ...] = (
+    Pane("1", "inventory", "Inventory", "tui.screens.inventory:InventoryScreen"),
+    Pane("2", "health", "Health", "tui.screens.health:HealthScreen"),
+    Pane("3", "connectivity", "Connectivity", "tui.screens.connectivity:ConnectivityScreen"),
+    Pane("4", "recovery", "Recovery", "tui.screens.recovery:RecoveryScreen"),
+    Pane("5", "checklist", "Checklist", "tui.screens.checklist:ChecklistScreen"),
+    Pane("6", "boot", "Boot", "tui.screens.boot:BootScreen"),
+)
+
+
+def pane(pane_id: str) -> Pane:
+    for p in PANES:
+        if p.id == pane_id:
+            return p
+    raise KeyError(pane_id)

@@ -1,0 +1,78 @@
+"""What every pane and detail page shares: the header, the error rows, a
+status line and the footer, and redrawing when the inventory changes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from backend.models import Inventory
+from tui.messages import InventoryChanged, LoadStateChanged
+from widgets.app_header import AppHeader
+from widgets.error_rows import ErrorRows
+from widgets.presenter_panel import PresenterPanel
+
+if TYPE_CHECKING:
+    from tui.app import AztriageApp
+
+
+class BaseScreen(Screen):
+    """A screen that mirrors the app's inventory."""
+
+    PANE_ID = ""
+
+    @property
+    def aztriage(self) -> "AztriageApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        # A detail page highlights the pane it was opened from.
+        yield AppHeader(self.PANE_ID or self.app.current_mode)
+        yield from self.compose_body()
+        yield PresenterPanel(id="presenter")  # shown in presenter mode only (tui/presenter.py)
+        yield ErrorRows(id="error-rows")
+        yield Static("", id="status-line")
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.aztriage.subscribe(self)
+        inventory = self.aztriage.inventory
+        if inventory is not None:
+            self.show_inventory(inventory)
+        self.show_load_state()
+
+    def on_unmount(self) -> None:
+        self.aztriage.unsubscribe(self)
+
+    @on(InventoryChanged)
+    def _inventory_changed(self, message: InventoryChanged) -> None:
+        self.show_inventory(message.inventory)
+        self.show_load_state()
+
+    @on(LoadStateChanged)
+    def _load_state_changed(self, message: LoadStateChanged) -> None:
+        self.show_load_state()
+
+    def show_inventory(self, inventory: Inventory) -> None:
+        """Redraw from a new inventory (override)."""
+
+    def show_load_state(self) -> None:
+        self.query_one(ErrorRows).show_errors(self.aztriage.error_lines())
+        self.update_status()
+
+    def update_status(self) -> None:
+        """Refresh the status line (override)."""
+
+    def set_status(self, text: Any) -> None:
+        self.query_one("#status-line", Static).update(text)
+
+    def palette_commands(self) -> list[tuple[str, str, Any]]:
+        """(name, help, callback) of this screen's commands for the command palette."""
+        return []

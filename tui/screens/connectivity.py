@@ -1,0 +1,442 @@
+"""Pane 3, Connectivity: can RDP/SSH be reached, is it really RDP or SSH, and
+if not, why.
+
+One row per VM and port. `p` probes the selected VMs (the rows marked with
+space, else the one under the cursor), `f` the rows the filter shows, `a`
+every VM. The table fills in as results arrive; the panel below shows the
+selected row's verdict, its evidence and a ready-to-use connection line.
+`o` opens the recommended recovery in the Recovery pane, `z` asks Network
+Watcher to try the port from another VM inside Azure, `w` writes an .rdp
+file with the current address, `c` copies the connection line.
+
+Probes run in a worker on the app's event loop (sockets, no threads); the
+table is redrawn at most every 50 ms however fast results come in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group as RichGroup
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Input, Static
+
+from backend.diagnose import NO_PUBLIC_PATH, SCENARIO_TITLES, Diagnosis
+from backend.models import Inventory, Vm
+from backend.probe import OPEN, ProbeResult
+from tui.messages import OpenRecovery
+from tui.screens.base import BaseScreen
+from widgets.connectivity_table import ConnectivityTable, PortState, row_key
+from widgets.fast_table import FastTable
+
+FLUSH_S = 0.05
+
+
+class ProbeFilter(Input):
+    """The filter box of the Connectivity pane."""
+
+
+class ConnectivityScreen(BaseScreen):
+    PANE_ID = "connectivity"
+    CSS_PATH = "connectivity.tcss"
+
+    BINDINGS = [
+        Binding("p", "probe_selected", "Probe", id="connectivity.probe"),
+        Binding("f", "probe_filtered", "Probe shown", id="connectivity.probe_filtered"),
+        Binding("a", "probe_all", "Probe all", id="connectivity.probe_all"),
+        Binding("space", "toggle_mark", "Mark", id="connectivity.mark"),
+        Binding("o", "open_recovery", "Recovery", id="connectivity.open_recovery"),
+        Binding("z", "check_from_azure", "From Azure", id="connectivity.from_azure"),
+        Binding("w", "write_rdp", ".rdp file", show=False, id="connectivity.write_rdp"),
+        Binding("c", "copy_connect", "Copy connect line", show=False, id="connectivity.copy"),
+        Binding("slash", "filter", "Filter", id="connectivity.filter"),
+        Binding("escape", "clear_filter", "Clear filter", id="connectivity.clear_filter"),
+    ]
+
+    # Probe settings (tests make them short).
+    probe_timeout = 2.0
+    probe_attempts = 2
+    probe_concurrency = 256
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: dict[str, PortState] = {}
+        self.probing = False
+        self.probe_error = ""
+        self.probed_at = None
+        self.last_notes: list[str] = []
+        self._seeded = False
+        self._flush_timer = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="summary")
+        yield ProbeFilter(placeholder="filter: name, port, status, verdict, recovery, IP", id="filter", select_on_focus=False)
+        yield ConnectivityTable(id="ports")
+        yield Static("", id="probe-detail")
+
+    def on_mount(self) -> None:
+        self.query_one(ProbeFilter).cursor_blink = False
+        super().on_mount()
+        self.table.focus()
+
+    @property
+    def table(self) -> ConnectivityTable:
+        return self.query_one(ConnectivityTable)
+
+    # --- rows ------------------------------------------------------------------------
+
+    def _ports(self, vm: Vm) -> tuple[int, ...]:
+        from backend.connectivity import extra_ports
+        from backend.network import default_ports
+
+        return default_ports(vm, extra_ports(getattr(self.aztriage.config, "probe_ports", ())))
+
+    def show_inventory(self, inventory: Inventory) -> None:
+        """Every VM gets its rows; what was probed before stays (same VM id and port)."""
+        fresh: dict[str, PortState] = {}
+        for vm in inventory.vms:
+            for port in self._ports(vm):
+                key = row_key(vm.id, port)
+                old = self.states.get(key)
+                if old is not None:
+                    old.vm = vm
+                    fresh[key] = old
+                else:
+                    fresh[key] = PortState(vm, port)
+        self.states = fresh
+        self._flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(FLUSH_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        table = self.table
+        table.empty_text = "No VMs match the filter." if self.states else "No VMs in the selected subscriptions."
+        table.update_states(self.states.values())
+        self.show_summary()
+        self.show_detail()
+        self.update_status()
+
+    # --- probing -----------------------------------------------------------------------
+
+    def _selected_vm_ids(self) -> list[str]:
+        marked = [s.vm.id for s in self.states.values() if s.marked]
+        if marked:
+            return list(dict.fromkeys(marked))
+        state = self.table.cursor_state
+        return [state.vm.id] if state is not None else []
+
+    def action_probe_selected(self) -> None:
+        self.start_probe(self._selected_vm_ids(), "the selected VMs")
+
+    def action_probe_filtered(self) -> None:
+        ids = [row.item.vm.id for row in self.table.visible_rows()]
+        self.start_probe(list(dict.fromkeys(ids)), "the VMs shown")
+
+    def action_probe_all(self) -> None:
+        self.start_probe(list(dict.fromkeys(s.vm.id for s in self.states.values())), "every VM")
+
+    def action_check_from_azure(self) -> None:
+        state = self.table.cursor_state
+        if state is None:
+            return
+        self.start_probe([state.vm.id], f"{state.vm.name} from inside Azure", from_azure=True)
+
+    def start_probe(self, vm_ids: list[str], what: str, *, from_azure: bool = False) -> None:
+        if self.aztriage.backend is None or self.aztriage.inventory is None:
+            self.notify("Still connecting: probe when the inventory has loaded.", severity="warning", timeout=4)
+            return
+        if not vm_ids:
+            self.notify("No VM to probe.", severity="warning", timeout=3)
+            return
+        if self.probing:
+            self.notify("A probe is already running.", timeout=2)
+            return
+        self.run_probe(vm_ids, from_azure)
+
+    @work(exclusive=True, group="probe", exit_on_error=False)
+    async def run_probe(self, vm_ids: list[str], from_azure: bool = False) -> None:
+        from backend import connectivity
+        from backend.lastknown import LastKnownStore, scope_for
+
+        app = self.aztriage
+        backend, inventory = app.backend, app.inventory
+        vms = [vm for vm in (inventory.vm_by_id(i) for i in vm_ids) if vm is not None]
+        wanted = {vm.id.lower() for vm in vms}
+        for state in self.states.values():
+            if state.vm.id.lower() in wanted:
+                state.results.clear()
+                state.diagnosis = None
+                state.probing = True
+        self.probing = True
+        self.probe_error = ""
+        self._flush()
+        try:
+            request = connectivity.Request(
+                source=app.config.source_ip,
+                extra_ports=connectivity.extra_ports(getattr(app.config, "probe_ports", ())),
+                timeout=self.probe_timeout,
+                attempts=self.probe_attempts,
+                concurrency=self.probe_concurrency,
+                from_azure=from_azure,
+            )
+            env = await connectivity.environment(backend.settings, inventory)
+            store = LastKnownStore(scope=scope_for(backend.settings))
+            if backend.settings.demo and not self._seeded:
+                connectivity.seed_demo_history(store, env, inventory)
+                self._seeded = True
+            report = await connectivity.run(
+                backend, inventory, vms, request, env=env, store=store, on_result=self._on_result, on_diagnosis=self._on_diagnosis
+            )
+        except Exception as exc:  # shown in the pane; the rows keep what arrived
+            self.probe_error = f"probe failed: {exc}"
+            self.notify(f"The probe failed: {exc}", severity="error", timeout=8)
+            return
+        finally:
+            self.probing = False
+            for state in self.states.values():
+                state.probing = False
+            self._flush()
+        self.probed_at = app.now()
+        self.last_notes = report.notes
+        for note in report.notes[:3]:
+            self.notify(note, severity="warning", timeout=6)
+        changed = [c for changes in report.changes.values() for c in changes]
+        for change in changed[:3]:
+            self.notify(f"{change.vm_name}: {change.describe()}", title="address changed", severity="warning", timeout=10)
+        self._flush()
+
+    def _on_result(self, result: ProbeResult) -> None:
+        for port in (result.target.guest_port, result.target.port):
+            state = self.states.get(row_key(result.target.vm_id, port)) if port is not None else None
+            if state is not None:
+                state.results[(result.target.kind, result.target.host.lower(), result.target.port)] = result
+                break
+        self._schedule_flush()
+
+    def _on_diagnosis(self, diagnosis: Diagnosis) -> None:
+        state = self.states.get(row_key(diagnosis.vm_id, diagnosis.port))
+        if state is not None:
+            state.diagnosis = diagnosis
+            state.probing = False
+        self._schedule_flush()
+
+    # --- marks, filter ----------------------------------------------------------------
+
+    def action_toggle_mark(self) -> None:
+        state = self.table.cursor_state
+        if state is None:
+            return
+        # A VM is probed as a whole: mark every row of it.
+        mark = not state.marked
+        for s in self.states.values():
+            if s.vm.id == state.vm.id:
+                s.marked = mark
+        self._flush()
+        self.table.action_cursor(1)
+
+    def action_filter(self) -> None:
+        box = self.query_one(ProbeFilter)
+        box.add_class("-shown")
+        box.focus()
+        box.cursor_position = len(box.value)
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one(ProbeFilter)
+        box.value = ""
+        box.remove_class("-shown")
+        self.table.set_filter("")
+        self.table.focus()
+        self.update_status()
+
+    def set_filter(self, text: str) -> None:
+        box = self.query_one(ProbeFilter)
+        box.value = text
+        box.set_class(bool(text), "-shown")
+        self.table.set_filter(text)
+        self.show_detail()
+        self.update_status()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter":
+            return bool(self.table.filter_text or self.query_one(ProbeFilter).has_focus)
+        state = self.table.cursor_state
+        if action == "open_recovery":
+            return bool(state and state.diagnosis and state.diagnosis.recommended_scenario)
+        if action in ("write_rdp", "copy_connect"):
+            return bool(state and state.diagnosis and state.diagnosis.connect)
+        return True
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.table.set_filter(event.value)
+        self.show_detail()
+        self.update_status()
+        self.refresh_bindings()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            event.input.remove_class("-shown")
+        self.table.focus()
+
+    @on(FastTable.CursorMoved, "#ports")
+    def _cursor_moved(self) -> None:
+        self.show_detail()
+        self.update_status()
+        self.refresh_bindings()
+
+    @on(FastTable.Selected, "#ports")
+    def _selected(self, event: FastTable.Selected) -> None:
+        # enter on a row that was never probed probes it; otherwise the panel already shows everything.
+        state = self.table.cursor_state
+        if state is not None and state.diagnosis is None and not state.probing:
+            self.start_probe([state.vm.id], state.vm.name)
+
+    # --- recovery, .rdp, clipboard ----------------------------------------------------
+
+    async def action_open_recovery(self) -> None:
+        state = self.table.cursor_state
+        d = state.diagnosis if state else None
+        if d is None or not d.recommended_scenario:
+            self.notify("Probe the VM first: no recovery is recommended for this row.", severity="warning", timeout=4)
+            return
+        from tui.panes import PANES
+
+        message = OpenRecovery(d.vm_id, d.recommended_scenario, reason=d.summary, evidence=d.evidence)
+        if not any(p.id == "recovery" for p in PANES):
+            self.notify(
+                f"The Recovery pane is not in this build; from a shell: aztriage recover {d.recommended_scenario} --vm {d.vm}",
+                severity="warning",
+                timeout=8,
+            )
+            return
+        await self.app.switch_mode("recovery")
+        self.app.screen.post_message(message)
+
+    def action_write_rdp(self) -> None:
+        from backend.probe import write_rdp_file
+
+        state = self.table.cursor_state
+        best = self._answering(state)
+        if state is None or best is None or best.target.protocol != "rdp":
+            self.notify("Only a Windows VM whose RDP answers gets an .rdp file.", severity="warning", timeout=4)
+            return
+        try:
+            path = write_rdp_file(self.aztriage.export_dir(), state.vm.name, best.address or best.target.host, best.connect_port or best.target.port, state.vm.admin_username)
+        except OSError as exc:
+            self.notify(f"The .rdp file cannot be written: {exc.strerror or exc}.", severity="error")
+            return
+        self.notify(f"Wrote {path}", title=".rdp file", timeout=10)
+
+    def action_copy_connect(self) -> None:
+        state = self.table.cursor_state
+        if state is None or state.diagnosis is None or not state.diagnosis.connect:
+            return
+        line = state.diagnosis.connect[0]
+        self.app.copy_to_clipboard(line)
+        self.notify(f"Copied: {line}", timeout=4)
+
+    @staticmethod
+    def _answering(state: PortState | None) -> ProbeResult | None:
+        if state is None:
+            return None
+        best = state.best()
+        return best if best is not None and best.status == OPEN and best.protocol_ok else None
+
+    # --- text --------------------------------------------------------------------------
+
+    def show_summary(self) -> None:
+        states = list(self.states.values())
+        vms = {s.vm.id for s in states}
+        done = [s for s in states if s.diagnosis is not None]
+        text = Text()
+        text.append(f" {len(vms)} VMs" + (f" · {len(states)} ports" if len(states) != len(vms) else ""), style="bold")
+        if self.probing:
+            waiting = sum(1 for s in states if s.probing)
+            text.append(f" · probing, {waiting} to go")
+        if done:
+            from backend.diagnose import REACHABLE
+
+            ok = sum(1 for s in done if s.diagnosis.verdict == REACHABLE)
+            text.append(f" · {len(done)} diagnosed: {ok} reachable")
+            bad = len(done) - ok
+            if bad:
+                text.append(f", {bad} NOT", style="bold")
+        if self.probed_at is not None and not self.probing:
+            text.append(f" · {self.probed_at:%H:%M:%S}")
+        source = self.aztriage.config.source_ip or "Internet"
+        text.append(f" · source {source}")
+        self.query_one("#summary", Static).update(text)
+
+    def show_detail(self) -> None:
+        panel = self.query_one("#probe-detail", Static)
+        state = self.table.cursor_state
+        panel.update(detail_text(state) if state is not None else "")
+
+    def update_status(self) -> None:
+        text = Text()
+        if self.probe_error:
+            text.append(" " + self.probe_error, style="bold")
+        elif self.aztriage.inventory is None:
+            text.append(" loading inventory…" if not self.aztriage.load_error else " no inventory")
+        else:
+            table = self.table
+            if table.filter_text:
+                text.append(f" {table.row_count} of {table.total_count} rows match ")
+                text.append(f"/{table.filter_text}", style="bold")
+                text.append(" ·")
+            marked = len({s.vm.id for s in self.states.values() if s.marked})
+            if marked:
+                text.append(f" {marked} marked ·")
+        text.append(" p probe · f shown · a all · space mark · o recovery · z from Azure")
+        self.set_status(text)
+
+    def palette_commands(self) -> list[tuple[str, str, Any]]:
+        commands: list[tuple[str, str, Any]] = [
+            ("probe: selected VMs", "Probe the marked VMs (or the one under the cursor)", self.action_probe_selected),
+            ("probe: VMs shown", "Probe every VM the filter shows", self.action_probe_filtered),
+            ("probe: every VM", "Probe RDP/SSH of every VM in the inventory", self.action_probe_all),
+            ("view: filter connectivity", "Type to filter by name, port, status, verdict, recovery or IP", self.action_filter),
+        ]
+        state = self.table.cursor_state
+        if state is not None:
+            vm = state.vm
+            commands.append((f"probe: {vm.name} from inside Azure", "Network Watcher's connectivity check from another VM in Azure", self.action_check_from_azure))
+            d = state.diagnosis
+            if d is not None and d.recommended_scenario:
+                commands.append((f"recovery: {d.recommended_scenario} for {vm.name}", SCENARIO_TITLES.get(d.recommended_scenario, ""), self.action_open_recovery))
+            if self._answering(state) is not None and state.port == 3389:
+                commands.append((f"export: .rdp file for {vm.name}", "Write an .rdp file with the current address", self.action_write_rdp))
+        return commands
+
+
+def detail_text(state: PortState) -> Any:
+    vm = state.vm
+    head = Text()
+    head.append(f"{vm.name}", style="bold")
+    head.append(f" · port {state.port} · {vm.os_type} · {vm.power_state} · {vm.availability_state}")
+    d = state.diagnosis
+    lines: list[Any] = [head]
+    if d is None:
+        lines.append(Text("probing…" if state.probing else "not probed yet: p probes this VM, a probes every VM", style="italic"))
+        return RichGroup(*lines)
+    verdict = Text()
+    verdict.append(d.summary, style="bold")
+    if d.recommended_scenario:
+        verdict.append(f"  → o: {d.recommended_scenario}", style="bold")
+    lines.append(verdict)
+    for line in d.evidence:
+        if line.startswith("recommended: "):
+            continue
+        lines.append(Text(f"  • {line}"))
+    if d.connect:
+        lines.append(Text("connect: " + "   ".join(d.connect) + "   (c copies" + (", w writes an .rdp file)" if state.port == 3389 else ")")))
+    elif d.verdict == NO_PUBLIC_PATH:
+        lines.append(Text("connect: over the VPN or through Bastion, to " + (", ".join(vm.private_ips) or "its private address")))
+    return RichGroup(*lines)

@@ -1,0 +1,105 @@
+"""`?`: every key of the screen underneath, with the user's key overrides
+applied, grouped by where it works."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.dom import DOMNode
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+PLACES = {
+    "AztriageApp": "everywhere",
+    "InventoryScreen": "inventory pane",
+    "HealthScreen": "health pane",
+    "VmDetailScreen": "VM detail",
+    "EventDetailScreen": "event detail",
+    "VmTable": "tables",
+    "StatusTable": "tables",
+    "EventTable": "tables",
+    "MaintenanceTable": "tables",
+    "FastTable": "tables",
+    "FilterInput": "filter box",
+    "ChecklistScreen": "checklist pane",
+    "FindingsTable": "tables",
+    "FindingsFilter": "filter box",
+    "RecoveryScreen": "recovery pane",
+    "StepList": "tables",
+    "RunTable": "tables",
+    "RecoveryFilter": "filter box",
+    "BootScreen": "boot pane",
+    "BootTable": "tables",
+    "BootFilter": "filter box",
+    "BootDetailScreen": "boot diagnostics",
+    "SerialLogView": "serial log",
+    "LogSearch": "filter box",
+}
+
+
+def _bindings_of(node: DOMNode) -> list[Binding]:
+    bindings = node._bindings.copy()
+    keymap = node.app._keymap
+    if keymap:
+        bindings.apply_keymap(keymap)
+    out = []
+    for _key, binding in bindings:
+        if binding.system or not binding.description:
+            continue
+        out.append(binding)
+    return out
+
+
+def key_rows(screen: Screen) -> list[tuple[str, str, str, str]]:
+    """(where, keys, description, binding id) for the screen, its widgets and the app."""
+    nodes: list[DOMNode] = [screen.app, screen, *screen.walk_children()]
+    grouped: dict[tuple[str, str], list[str]] = {}
+    meta: dict[tuple[str, str], tuple[str, str]] = {}
+    order: list[tuple[str, str]] = []
+    for node in nodes:
+        place = PLACES.get(type(node).__name__)
+        if place is None:
+            continue
+        for binding in _bindings_of(node):
+            key = (place, binding.action)
+            display = screen.app.get_key_display(binding)
+            if key not in grouped:
+                grouped[key] = []
+                meta[key] = (binding.description, binding.id or "")
+                order.append(key)
+            elif binding.id and not meta[key][1]:
+                meta[key] = (binding.description, binding.id)
+            if display not in grouped[key]:
+                grouped[key].append(display)
+    return [(place, " ".join(grouped[(place, action)]), *meta[(place, action)]) for place, action in order]
+
+
+class HelpScreen(ModalScreen):
+    CSS_PATH = "help.tcss"
+
+    BINDINGS = [
+        Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close"),
+    ]
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, padding=(0, 1), show_edge=False, expand=True)
+        table.add_column("WHERE", style="dim", no_wrap=True)
+        table.add_column("KEY", style="bold", no_wrap=True)
+        table.add_column("WHAT")
+        table.add_column("BINDING ID", style="dim", no_wrap=True)
+        last = None
+        for place, keys, description, binding_id in key_rows(self.under):
+            table.add_row(place if place != last else "", keys, description, binding_id)
+            last = place
+        with VerticalScroll(id="help-box"):
+            yield Static(Text("Keys  (esc closes; remap by binding id under [keys] in config.toml)", style="bold"))
+            yield Static(table)
+            yield Static(Text("Filter box: type to filter as you go, enter keeps the filter, esc clears it.\n"
+                              "ctrl+p opens the command palette: every action, and 'vm: open NAME' to jump to a VM.", style="dim"))

@@ -1,0 +1,916 @@
+"""Pane 4, Recovery: walk one VM through a recovery, step by step.
+
+Choose a VM (enter), choose a scenario (the recommended one first; those that
+cannot be used say why), give what it needs (a size, a password in a masked
+field), read the plan (every step with why, what it changes, its warnings
+and how to undo it), confirm (the VM's name typed when a step is
+destructive), then watch each step with its progress and log, and read the
+summary. `h` lists the journal's runs; `u` resumes an unfinished one. The
+Connectivity pane's `o` lands here with its diagnosis and scenario chosen.
+
+Everything that talks to Azure runs in workers; the runner journals every
+step, so quitting in the middle leaves a run that `u` (or `aztriage recover
+--resume`) picks up again.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Input, OptionList, RichLog, Static
+from textual.widgets.option_list import Option
+
+from backend.models import Inventory
+from backend.recovery import journal as J
+from backend.recovery import scenarios, service
+from backend.recovery.facts import VmFacts
+from backend.recovery.plan import Plan, PlanError
+from backend.recovery.runner import Runner, RunRefused
+from backend.recovery.scenarios.resize import difference
+from tui.messages import OpenRecovery
+from tui.screens.base import BaseScreen
+from widgets.confirm_dialog import ConfirmDialog
+from widgets.fast_table import Column, FastTable, Row
+from widgets.secret_field import SecretDialog
+from widgets.step_list import StepList, kind_text
+from widgets.vm_table import VmTable, subscription_names
+
+log = logging.getLogger("aztriage.console")
+
+VMS, SCENARIOS, OPTIONS, PLAN, RUN, RUNS = "vms", "scenarios", "options", "plan", "run", "runs"
+
+RUN_COLUMNS = (
+    Column("run", "RUN", min_width=10, max_width=10),
+    Column("vm", "VM", min_width=10, max_width=28, shrink=True),
+    Column("scenario", "SCENARIO", min_width=8, max_width=20),
+    Column("status", "STATUS", min_width=9, max_width=12),
+    Column("steps", "STEPS", min_width=5, max_width=6),
+    Column("started", "STARTED (UTC)", min_width=16, max_width=16, priority=1),
+)
+STATUS_TONES = {"succeeded": "ok", "failed": "bad", "interrupted": "warn", "waiting": "warn", "running": "accent"}
+
+
+class RecoveryFilter(Input):
+    """The VM filter of the Recovery pane."""
+
+
+class RunTable(FastTable):
+    """The journal's runs, unfinished first."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(RUN_COLUMNS, fixed_columns=1, sort_column=None, empty_text="No recovery runs yet.", **kwargs)
+
+    def show_runs(self, records: list[Any]) -> None:
+        rank = {"interrupted": 0, "waiting": 1, "running": 2}
+        rows = []
+        for r in sorted(records, key=lambda r: rank.get(r.status, 3)):
+            done = sum(1 for s in r.steps if s.state in ("verified", "skipped"))
+            status = r.status.upper() if r.unfinished else r.status
+            rows.append(
+                Row(
+                    r.run_id,
+                    (r.run_id, r.vm_name, r.scenario, status, f"{done}/{len(r.steps)}", r.created_at.replace("T", " ")[:16]),
+                    (None, None, None, STATUS_TONES.get(r.status), None, "muted"),
+                    (),
+                    f"{r.run_id} {r.vm_name} {r.scenario} {r.status}".lower(),
+                    r,
+                )
+            )
+        self.set_rows(rows)
+
+    def sort_by(self, column: str | None, reverse: bool | None = None) -> None:
+        """Unfinished runs first, then newest first."""
+
+    def action_sort_next(self) -> None:
+        """No column sort here."""
+
+    def action_sort_reverse(self) -> None:
+        """No column sort here."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action not in ("sort_next", "sort_reverse")
+
+
+def unfinished_runs_notice(path: Path | None = None) -> str | None:
+    """What to tell at start when the journal holds interrupted or waiting runs (None: nothing)."""
+    try:
+        with J.Journal(path or RecoveryScreen.journal_path) as journal:
+            runs = journal.unfinished_runs()
+    except J.JournalError:
+        return None
+    runs = [r for r in runs if r.status != "running"]
+    if not runs:
+        return None
+    names = ", ".join(f"{r.scenario} on {r.vm_name} ({r.status})" for r in runs[:3]) + (" …" if len(runs) > 3 else "")
+    return f"{len(runs)} unfinished recovery run(s): {names}. Pane 4, then h and u, resumes where it stopped."
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class RecoveryScreen(BaseScreen):
+    PANE_ID = "recovery"
+    CSS_PATH = "recovery.tcss"
+    # Where the journal lives (None: the user's data directory); tests point it elsewhere.
+    journal_path: ClassVar[Path | None] = None
+
+    BINDINGS = [
+        Binding("x", "run_plan", "Run plan", id="recovery.run"),
+        Binding("u", "resume", "Resume run", id="recovery.resume"),
+        Binding("d", "operator_done", "Done", id="recovery.done"),
+        Binding("h", "history", "Runs", id="recovery.history"),
+        Binding("escape", "back", "Back", id="recovery.back"),
+        Binding("slash", "filter", "Filter", id="recovery.filter"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage = VMS
+        self.vm_id: str | None = None
+        self.facts: Any = None
+        self.scenario_id: str | None = None
+        self.params: dict[str, Any] = {}
+        self.plan: Plan | None = None
+        self.states: dict[int, str] = {}
+        self.messages: dict[int, str] = {}
+        self.recommended: OpenRecovery | None = None
+        self.run_id: str | None = None
+        self.running = False
+        self.summary_text = ""
+        self.busy = ""
+        self.unfinished = 0
+        self._log_step: int | None = None
+        self._log_last = ""
+        self._secrets: dict[str, str] = {}  # only between a masked field and the run that sends it
+        self._option_kind = ""
+        self.waiting_run: str | None = None  # the run on screen waits for the operator (d resumes it)
+
+    # --- layout ------------------------------------------------------------------------
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="summary")
+        yield RecoveryFilter(placeholder="filter: name, group, location, state", id="filter", select_on_focus=False)
+        yield VmTable(id="vms")
+        yield OptionList(id="scenarios")
+        yield OptionList(id="options")
+        yield StepList(id="steps")
+        yield RunTable(id="runs")
+        yield Static("", id="detail")
+        yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=500)
+
+    def on_mount(self) -> None:
+        self.query_one(RecoveryFilter).cursor_blink = False
+        super().on_mount()
+        self.unfinished = len(self._unfinished())
+        self.show_stage(VMS)
+
+    def journal(self) -> Any:
+        return J.Journal(self.journal_path)
+
+    def _unfinished(self) -> list[Any]:
+
+        try:
+            with self.journal() as journal:
+                return journal.unfinished_runs()
+        except J.JournalError as exc:
+            log.warning("the journal cannot be read: %s", exc)
+            return []
+
+    def show_stage(self, stage: str) -> None:
+        self.stage = stage
+        shown = {
+            VMS: ("vms", "detail"),
+            SCENARIOS: ("scenarios", "detail"),
+            OPTIONS: ("options", "detail"),
+            PLAN: ("steps", "detail"),
+            RUN: ("steps", "log"),
+            RUNS: ("runs", "detail"),
+        }[stage]
+        for wid in ("vms", "scenarios", "options", "steps", "runs", "detail", "log"):
+            self.query_one(f"#{wid}").display = wid in shown
+        self.query_one(RecoveryFilter).display = stage == VMS and bool(self.query_one(VmTable).filter_text)
+        focus = {VMS: "#vms", SCENARIOS: "#scenarios", OPTIONS: "#options", PLAN: "#steps", RUN: "#steps", RUNS: "#runs"}[stage]
+        self.query_one(focus).focus()
+        self.show_summary()
+        self.show_detail()
+        self.update_status()
+        self.refresh_bindings()
+
+    # --- the inventory ------------------------------------------------------------------
+
+    def show_inventory(self, inventory: Inventory) -> None:
+        table = self.query_one(VmTable)
+        table.empty_text = "No VMs match the filter." if inventory.vms else "No VMs in the selected subscriptions."
+        table.update_vms(inventory.vms, subscription_names(inventory))
+        if self.stage == VMS:
+            self.show_detail()
+        self.update_status()
+
+    def vm_name(self) -> str:
+        if self.facts is not None:
+            return self.facts.vm.name
+        inv = self.aztriage.inventory
+        vm = inv.vm_by_id(self.vm_id) if inv and self.vm_id else None
+        return vm.name if vm else (self.vm_id or "").rsplit("/", 1)[-1]
+
+    # --- summary, detail, status -------------------------------------------------------------
+
+    def show_summary(self) -> None:
+        text = Text(" Recovery", style="bold")
+        if self.stage == RUNS:
+            text.append(" › runs in the journal")
+        elif self.stage == VMS:
+            text.append(" › choose a VM (enter)")
+        else:
+            text.append(f" › {self.vm_name()}")
+            if self.scenario_id and self.stage in (OPTIONS, PLAN, RUN):
+                text.append(f" › {scenarios.get(self.scenario_id).title}")
+            if self.stage == SCENARIOS:
+                text.append(" › choose a scenario (enter)")
+            elif self.stage == PLAN:
+                text.append(" › plan")
+            elif self.stage == RUN:
+                text.append(f" › run {self.run_id or ''}".rstrip())
+        self.query_one("#summary", Static).update(text)
+
+    def show_detail(self) -> None:
+        panel = self.query_one("#detail", Static)
+        if self.busy:
+            panel.update(Text(self.busy, style="italic"))
+            return
+        if self.stage == VMS:
+            vm = self.query_one(VmTable).cursor_vm
+            panel.update(self._vm_text(vm) if vm else "")
+        elif self.stage == SCENARIOS:
+            panel.update(self._scenario_text())
+        elif self.stage == OPTIONS:
+            panel.update(self._options_text())
+        elif self.stage == PLAN:
+            panel.update(self._plan_text())
+        elif self.stage == RUNS:
+            panel.update(self._run_text())
+
+    def _vm_text(self, vm: Any) -> Text:
+        text = Text()
+        text.append(f"{vm.name}", style="bold")
+        text.append(f"  {vm.resource_group} · {vm.location} · {vm.os_type} · {vm.size}\n")
+        text.append(f"power {vm.power_state} · health {vm.availability_state} · SLA {vm.sla_shape}")
+        text.append("\nenter: choose a recovery for this VM · h: runs in the journal", style="dim")
+        return text
+
+    def _scenario_text(self) -> Text:
+        text = Text()
+        rec = self.recommended
+        if rec is not None and self.vm_id and rec.vm_id.lower() == self.vm_id.lower():
+            text.append("Diagnosis: ", style="bold")
+            text.append(rec.reason or "-")
+            if rec.scenario not in scenarios.IDS:
+                text.append(f"\nRecommended: {rec.scenario}, which this pane cannot run; the scenarios below are what it can do.", style="bold")
+            for line in rec.evidence[:4]:
+                text.append(f"\n  - {line}")
+            text.append("\n")
+        option = self._highlighted_option("#scenarios")
+        if option is not None:
+            s = scenarios.get(option)
+            text.append(f"{s.title}: ", style="bold")
+            text.append(s.summary)
+            reason = s.unavailable(self.facts.vm) if self.facts is not None else None
+            if reason:
+                text.append(f"\nunavailable: {reason}", style="bold")
+        return text
+
+    def _options_text(self) -> Text:
+        if self._option_kind == "size" and self.facts is not None:
+            option = self._highlighted_option("#options")
+            target = self.facts.size(option) if option else None
+            current = self.facts.size(self.facts.vm.size)
+            text = Text(f"{self.facts.vm.size} → {option or '?'}\n", style="bold")
+            if target is not None:
+                for what, before, after in difference(current, self.facts.vm.size, target)[1:]:
+                    text.append(f"  {what}: {before} → {after}\n")
+            return text
+        if self._option_kind == "rescue":
+            return Text(
+                "A new rescue VM lives in a resource group of its own that the run deletes at the end; an existing VM is used as it is "
+                "and keeps running. The run snapshots and copies the OS disk first, waits for you (d) after the copy is attached, "
+                "and keeps the original OS disk and the snapshot.",
+                style="dim",
+            )
+        return Text("A password or key is typed in a masked field, sent only in the extension's protected settings, and never kept.", style="dim")
+
+    def _plan_text(self) -> Text:
+        plan = self.plan
+        if plan is None:
+            return Text("")
+        text = Text()
+        text.append(plan.summary + "\n", style="bold")
+        for what, before, after in plan.details:
+            text.append(f"  {what}: {before} → {after}\n")
+        index = self.query_one(StepList).cursor_index
+        if index is not None and index < len(plan.steps):
+            step = plan.steps[index]
+            text.append(f"\n{index + 1}. {step.title}", style="bold")
+            text.append(f"  [{kind_text(step.kind)}]\n")
+            text.append("why: ", style="bold")
+            text.append(step.why + "\n")
+            text.append("changes: ", style="bold")
+            text.append(step.changes + "\n")
+            for w in step.warnings:
+                text.append("warning: ", style="bold")
+                text.append(w + "\n")
+            if step.writes:
+                text.append("undo: ", style="bold")
+                text.append((step.undo or "cannot be undone") + "\n")
+            if index in self.messages:
+                text.append("result: ", style="bold")
+                text.append(self.messages[index] + "\n")
+        for w in plan.warnings:
+            if not any(w in s.warnings for s in plan.steps):
+                text.append("warning: ", style="bold")
+                text.append(w + "\n")
+        for b in plan.blockers:
+            text.append("cannot run: ", style="bold reverse")
+            text.append(" " + b + "\n")
+        if self.summary_text:
+            text.append("\n" + self.summary_text, style="bold")
+        return text
+
+    def _run_text(self) -> Text:
+        record = self.query_one(RunTable).cursor_item
+        if record is None:
+            return Text("")
+        text = Text()
+        text.append(f"run {record.run_id}: {record.scenario} on {record.vm_name} - {record.status}\n", style="bold")
+        if record.summary:
+            text.append(record.summary + "\n")
+        for s in record.steps:
+            text.append(f"  {s.idx + 1}. {s.state:9} {s.title}" + (f" - {s.message}" if s.message else "") + "\n")
+        for res in record.resources:
+            text.append(f"  created {res.kind} {res.resource_id.rsplit('/', 1)[-1]} ({res.state})\n")
+        if record.status == J.RUN_WAITING:
+            text.append("d: the manual step is done, continue · u: resume (asks whether it is done)", style="bold")
+        elif record.unfinished:
+            text.append("u: resume this run", style="bold")
+        return text
+
+    def update_status(self) -> None:
+        hints = {
+            VMS: "enter: choose a recovery · /: filter · h: runs" + (f" ({self.unfinished} unfinished)" if self.unfinished else ""),
+            SCENARIOS: "enter: plan this scenario · esc: back",
+            OPTIONS: "enter: choose · esc: back",
+            PLAN: "read-only: changes are disabled · esc: back · ↑↓: step details" if self.read_only else "x: run the plan · esc: back · ↑↓: step details",
+            RUN: "running…" if self.running else ("d: the repair is done, continue · esc: back · h: runs" if self.waiting_run else "esc: back to the VMs · h: runs"),
+            RUNS: "u: resume the selected run · d: a waiting run's manual step is done · esc: back",
+        }
+        text = Text(f" {hints.get(self.stage, '')}")
+        if self.stage == VMS:
+            table = self.query_one(VmTable)
+            text.append(f" · {table.row_count} of {table.total_count} VMs")
+        self.set_status(text)
+
+    def _highlighted_option(self, selector: str) -> str | None:
+        options = self.query_one(selector, OptionList)
+        if options.highlighted is None:
+            return None
+        return options.get_option_at_index(options.highlighted).id
+
+    # --- choosing a VM --------------------------------------------------------------------
+
+    @on(FastTable.CursorMoved, "#vms")
+    def _vm_cursor(self) -> None:
+        if self.stage == VMS:
+            self.show_detail()
+
+    @on(FastTable.Selected, "#vms")
+    def _vm_selected(self, event: FastTable.Selected) -> None:
+        vm = self.query_one(VmTable).cursor_vm
+        if vm is not None:
+            self.open_vm(vm.id)
+
+    def open_vm(self, vm_id: str) -> None:
+        if self.running:
+            self.notify("A recovery is running: wait for it to finish.", severity="warning", timeout=4)
+            return
+        if self.aztriage.backend is None:
+            self.notify("Still connecting; try again in a moment.", timeout=3)
+            return
+        self.vm_id = vm_id
+        self.facts = None
+        self.scenario_id = None
+        self.plan = None
+        self._secrets.clear()
+        self.busy = "Reading the VM (instance view, locks, health)…"
+        self.show_stage(SCENARIOS)
+        self.query_one("#scenarios", OptionList).clear_options()
+        self.load_vm(vm_id)
+
+    @work(exclusive=True, group="recovery", exit_on_error=False)
+    async def load_vm(self, vm_id: str) -> None:
+
+        try:
+            facts = await service.read_vm(self.aztriage.backend, vm_id)
+        except Exception as exc:  # a failed read is shown here, not as a failed refresh
+            self._failed(f"reading the VM failed: {_one_line(exc)}")
+            self.show_stage(VMS)
+            return
+        finally:
+            self.busy = ""
+        self.facts = facts
+        self.show_scenarios()
+
+    def show_scenarios(self) -> None:
+        rec = self.recommended
+        wanted = rec.scenario if rec is not None and self.vm_id and rec.vm_id.lower() == self.vm_id.lower() else None
+        options = self.query_one("#scenarios", OptionList)
+        options.clear_options()
+        first_enabled = None
+        for i, (scenario, reason, recommended) in enumerate(scenarios.choices(self.facts.vm, wanted if wanted in scenarios.IDS else None)):
+            prompt = Text()
+            prompt.append("★ " if recommended else "  ", style="bold")
+            prompt.append(scenario.title, style="bold" if recommended else "")
+            if recommended:
+                prompt.append("  (recommended)")
+            if reason:
+                prompt.append(f"  - unavailable: {reason}", style="dim")
+            options.add_option(Option(prompt, id=scenario.id, disabled=bool(reason)))
+            if first_enabled is None and not reason:
+                first_enabled = i
+        if first_enabled is not None:
+            options.highlighted = first_enabled
+        self.show_stage(SCENARIOS)
+
+    @on(OptionList.OptionHighlighted)
+    def _option_highlighted(self) -> None:
+        self.show_detail()
+
+    @on(OptionList.OptionSelected, "#scenarios")
+    def _scenario_selected(self, event: OptionList.OptionSelected) -> None:
+        self.scenario_id = event.option.id
+        self.params = {}
+        self._secrets.clear()
+        if self.scenario_id == "resize":
+            self.load_sizes()
+        elif self.scenario_id == "reset-access":
+            self.show_access_options()
+        elif self.scenario_id == "rescue":
+            self.show_rescue_options()
+        else:
+            self.make_plan()
+
+    # --- scenario options (size, credential) -----------------------------------------------
+
+    @work(exclusive=True, group="recovery", exit_on_error=False)
+    async def load_sizes(self) -> None:
+
+        self.busy = "Reading the sizes this VM can take…"
+        self.show_detail()
+        try:
+            facts = await service.gather_facts(self.aztriage.backend, self.vm_id, "resize")
+        except Exception as exc:
+            self._failed(f"reading the sizes failed: {_one_line(exc)}")
+            return
+        finally:
+            self.busy = ""
+        self.facts = facts
+        if not facts.sizes:
+            self._failed(f"no other size is offered for {facts.vm.name}: {facts.sizes_error or 'deallocate it to see every size of the region'}")
+            return
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        self._option_kind = "size"
+        for size in facts.sizes:
+            if size.name.lower() == facts.vm.size.lower():
+                continue
+            options.add_option(Option(f"{size.name}  {size.describe()}", id=size.name))
+        options.highlighted = 0 if options.option_count else None
+        self.show_stage(OPTIONS)
+
+    def show_access_options(self) -> None:
+        vm = self.facts.vm
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        self._option_kind = "access"
+        if vm.os_type.lower() == "windows":
+            options.add_option(Option("Reset the Remote Desktop configuration only", id="config"))
+            options.add_option(Option(f"Reset the RDP configuration and the password of {vm.admin_username or 'the administrator'}", id="password"))
+        else:
+            options.add_option(Option("Reset the SSH configuration (sshd) only", id="config"))
+            options.add_option(Option(f"Set a new password for {vm.admin_username or 'the administrator'}", id="password"))
+            options.add_option(Option(f"Install an SSH public key for {vm.admin_username or 'the administrator'}", id="ssh_key"))
+            options.add_option(Option("Reset the SSH configuration and set a new password", id="config+password"))
+        options.highlighted = 0
+        self.show_stage(OPTIONS)
+
+    def show_rescue_options(self) -> None:
+        vm = self.facts.vm
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        self._option_kind = "rescue"
+        options.add_option(Option("New rescue VM (its own resource group); run the common fixes by run command, then you check", id="new+fixes"))
+        options.add_option(Option("New rescue VM (its own resource group); you repair the disk yourself", id="new"))
+        inventory = self.aztriage.inventory
+        candidates = [
+            other
+            for other in (inventory.vms if inventory else ())
+            if other.id.lower() != vm.id.lower()
+            and other.subscription_id.lower() == vm.subscription_id.lower()
+            and other.location.lower() == vm.location.lower()
+            and other.os_type.lower() == vm.os_type.lower()
+            and other.power_state == "running"
+            and not other.vmss_id
+            and (not vm.zones or tuple(other.zones) == tuple(vm.zones))
+        ]
+        for other in candidates[:5]:
+            options.add_option(Option(f"Use {other.name} ({other.resource_group}) as the rescue VM; run the common fixes", id=f"existing:{other.id}"))
+        options.highlighted = 0
+        self.show_stage(OPTIONS)
+
+    @on(OptionList.OptionSelected, "#options")
+    def _option_selected(self, event: OptionList.OptionSelected) -> None:
+        choice = event.option.id or ""
+        if self._option_kind == "rescue":
+            picked = choice.split(":", 1)[1] if choice.startswith("existing:") else None
+            self.params = {"rescue_vm": picked, "run_fixes": choice != "new"}
+            self.make_plan()
+            return
+        if self._option_kind == "size":
+            self.params = {"size": choice}
+            self.make_plan()
+            return
+        reset_config = "config" in choice
+        credential = "password" if "password" in choice else "ssh_key" if choice == "ssh_key" else None
+        self.params = {"credential": credential, "reset_config": reset_config if credential else None}
+        if credential:
+            self.ask_secret(credential)
+        else:
+            self.make_plan()
+
+    @work(exclusive=True, group="recovery-secret", exit_on_error=False)
+    async def ask_secret(self, credential: str) -> None:
+        from backend.recovery.scenarios.reset_access import check_password, check_ssh_key
+
+        os_type = self.facts.vm.os_type
+
+        def check(value: str) -> str | None:
+            try:
+                if credential == "password":
+                    check_password(value, os_type)
+                    return None
+                return check_ssh_key(value)
+            except PlanError as exc:
+                raise ValueError(str(exc)) from None
+
+        if credential == "password":
+            dialog = SecretDialog("New password", f"The new password for {self.facts.vm.admin_username or 'the account'} (typed masked, never kept):", check=check)
+        else:
+            dialog = SecretDialog("SSH public key", "Paste the public key (one line, ssh-ed25519 or ssh-rsa …):", check=check, placeholder="ssh-ed25519 AAAA… user@host")
+        value = await self.app.push_screen_wait(dialog)
+        if value is None:
+            self.notify("Nothing changed: no secret was given.", timeout=3)
+            return
+        self._secrets = {credential: value}
+        self.make_plan()
+
+    # --- the plan ----------------------------------------------------------------------------
+
+    @work(exclusive=True, group="recovery", exit_on_error=False)
+    async def make_plan(self) -> None:
+
+        self.busy = "Making the plan (reading the VM again; nothing is changed)…"
+        self.show_detail()
+        try:
+            plan, facts = await service.make_plan(self.aztriage.backend, self.vm_id, self.scenario_id, self.params)
+        except PlanError as exc:
+            self._failed(str(exc))
+            return
+        except Exception as exc:
+            self._failed(f"making the plan failed: {_one_line(exc)}")
+            return
+        finally:
+            self.busy = ""
+        self.plan, self.facts = plan, facts
+        self.states, self.messages, self.summary_text, self.run_id = {}, {}, "", None
+        self.query_one(StepList).show_steps(plan.steps, self.states, read_only=self.read_only)
+        self.query_one(StepList).move_cursor_to_key(0)
+        self.show_stage(PLAN)
+
+    @property
+    def read_only(self) -> bool:
+        settings = self.aztriage.settings
+        return bool(settings and settings.read_only)
+
+    @on(FastTable.CursorMoved, "#steps")
+    def _step_cursor(self) -> None:
+        if self.stage == PLAN:
+            self.show_detail()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "run_plan":
+            if self.stage != PLAN or self.plan is None or self.running:
+                return False
+            return None if (self.read_only or self.plan.blockers) else True  # shown greyed when it cannot run
+        if action == "resume":
+            if self.stage != RUNS or self.running:
+                return False
+            record = self.query_one(RunTable).cursor_item
+            return True if record is not None and record.unfinished and record.status != "running" else None
+        if action == "operator_done":
+            if self.running:
+                return False
+            if self.stage == RUN:
+                return True if self.waiting_run else False
+            if self.stage == RUNS:
+                record = self.query_one(RunTable).cursor_item
+                return True if record is not None and record.status == J.RUN_WAITING else False
+            return False
+        if action == "back":
+            return self.stage != VMS or bool(self.query_one(VmTable).filter_text)
+        if action == "filter":
+            return self.stage == VMS
+        return True
+
+    def action_run_plan(self) -> None:
+        plan = self.plan
+        if plan is None or self.stage != PLAN:
+            return
+        if self.read_only:
+            self.notify("Read-only: the plan is shown and nothing can be changed (start aztriage without --read-only to run it).", severity="warning", timeout=6)
+            return
+        if plan.blockers:
+            self.notify(f"This plan cannot run: {plan.blockers[0]}", severity="error", timeout=8)
+            return
+        self.run_plan()
+
+    def _confirm_lines(self, plan: Plan, steps: list[int] | None = None) -> list[str]:
+        lines = [plan.summary, ""]
+        for i, step in enumerate(plan.steps):
+            if steps is not None and i not in steps:
+                continue
+            lines.append(f"{i + 1}. [{kind_text(step.kind)}] {step.title}")
+            if step.writes:
+                lines.append(f"   changes: {step.changes}")
+        warnings = list(dict.fromkeys(list(plan.warnings) + [w for s in plan.steps for w in s.warnings]))
+        if warnings:
+            lines.append("")
+            lines += [f"! {w}" for w in warnings]
+        return lines
+
+    @work(exclusive=True, group="recovery-run", exit_on_error=False)
+    async def run_plan(self) -> None:
+
+        plan = self.plan
+        dialog = ConfirmDialog(
+            f"{plan.title} on {plan.vm.name}: {len(plan.steps)} steps",
+            self._confirm_lines(plan),
+            type_name=plan.vm.name if plan.destructive else None,
+        )
+        if not await self.app.push_screen_wait(dialog):
+            self.notify("Not run: nothing was changed.", timeout=3)
+            return
+        await self._drive(lambda runner: runner.start(plan, lambda f, p: scenarios.build_plan(plan.scenario, f, p), self.facts, refresh=lambda: service.gather_facts(self.aztriage.backend, plan.vm.id, plan.scenario, plan.params)), plan.vm.name)
+
+    async def _drive(self, start: Any, confirm_name: str | None, operator_done: bool = False) -> None:
+
+        self.running = True
+        self.summary_text = ""
+        self.waiting_run = None
+        log_view = self.query_one("#log", RichLog)
+        log_view.clear()
+        self._log_step, self._log_last = None, ""
+        self.show_stage(RUN)
+        secrets, self._secrets = self._secrets, {}
+        try:
+            with self.journal() as journal:
+                runner = Runner(self.aztriage.backend, journal, on_event=self._on_event, secrets=secrets, confirm_name=confirm_name, operator_done=operator_done)
+                result = await start(runner)
+        except (RunRefused, PlanError) as exc:
+            self.running = False
+            self._failed(str(exc))
+            self.show_stage(PLAN if self.plan is not None else VMS)
+            return
+        except Exception as exc:
+            self.running = False
+            log.warning("the recovery run failed", exc_info=True)
+            self._failed(f"the run stopped: {_one_line(exc)}; it is in the journal (h, then u to resume)")
+            self.update_status()
+            return
+        finally:
+            secrets.clear()
+        self.running = False
+        self.run_id = result.run_id
+        self.summary_text = result.summary
+        self.waiting_run = result.run_id if result.status == J.RUN_WAITING else None
+        tone = {"succeeded": "information", "waiting": "warning"}.get(result.status, "error")
+        self.notify(result.summary, title=f"run {result.run_id}: {result.status}", severity=tone, timeout=10)
+        log_view.write(Text(f"\n{result.summary}", style="bold"))
+        for line in self._ledger_lines(result.run_id):
+            log_view.write(line)
+        if self.waiting_run:
+            log_view.write(Text("d: the repair is done, continue the run", style="bold"))
+        self.show_summary()
+        self.update_status()
+        self.refresh_bindings()
+
+    def _on_event(self, ev: Any) -> None:
+        """A step event from the runner (same event loop): the step list and the log follow it."""
+        if ev.event in ("run-started", "run-resumed"):
+            self.run_id = ev.run_id
+            self.show_summary()
+        if ev.index is not None and ev.state:
+            self.states[ev.index] = ev.state
+        if ev.index is not None and ev.event in ("verified", "skipped", "failed", "waiting", "done"):
+            self.messages[ev.index] = ev.message
+        if self.plan is not None:
+            self.query_one(StepList).show_steps(self.plan.steps, self.states, read_only=False)
+            if ev.index is not None and ev.event == "started":
+                self.query_one(StepList).move_cursor_to_key(ev.index)
+        where = f"{ev.index + 1}. " if ev.index is not None else ""
+        mark = {"verified": "✓ ", "skipped": "↷ ", "failed": "✗ ", "waiting": "⏸ "}.get(ev.event, "  ")
+        log_view = self.query_one("#log", RichLog)
+        if ev.index is not None and ev.index != self._log_step:
+            self._log_step, self._log_last = ev.index, ""
+            log_view.write(Text(f"{where}{ev.title}", style="bold"))
+        if ev.event in ("started", "run-finished"):
+            return
+        # A check's result repeats what its precondition already said: say it once.
+        text = ev.message if ev.message != self._log_last else {"skipped": "already done", "verified": "ok"}.get(ev.event, ev.message)
+        self._log_last = ev.message
+        log_view.write(f"{mark}{text}")
+
+    # --- runs in the journal -----------------------------------------------------------------------
+
+    def action_history(self) -> None:
+        if self.running:
+            self.notify("A recovery is running: its steps are on screen.", timeout=3)
+            return
+
+        try:
+            with self.journal() as journal:
+                records = journal.list_runs()
+        except J.JournalError as exc:
+            self._failed(str(exc))
+            return
+        self.query_one(RunTable).show_runs(records)
+        self.show_stage(RUNS)
+
+    @on(FastTable.CursorMoved, "#runs")
+    def _run_cursor(self) -> None:
+        if self.stage == RUNS:
+            self.show_detail()
+            self.refresh_bindings()
+
+    @on(FastTable.Selected, "#runs")
+    def _run_selected(self) -> None:
+        record = self.query_one(RunTable).cursor_item
+        if record is not None and record.unfinished:
+            self.action_resume()
+
+    def action_resume(self) -> None:
+        record = self.query_one(RunTable).cursor_item if self.stage == RUNS else None
+        if record is None or not record.unfinished:
+            self.notify("Choose an interrupted, waiting or failed run to resume.", timeout=3)
+            return
+        if self.aztriage.backend is None:
+            self.notify("Still connecting; try again in a moment.", timeout=3)
+            return
+        self.resume_run(record.run_id)
+
+    def _ledger_lines(self, run_id: str) -> list[str]:
+        """The run's ledger: everything it created, and what became of it."""
+        try:
+            with self.journal() as journal:
+                resources = journal.resources(run_id)
+        except J.JournalError:
+            return []
+        if not resources:
+            return []
+        return ["ledger (what this run created):"] + [f"  {r.state:11} {r.kind:17} {r.resource_id.rsplit('/', 1)[-1]}" for r in resources]
+
+    def action_operator_done(self) -> None:
+        run_id = self.waiting_run if self.stage == RUN else None
+        if self.stage == RUNS:
+            record = self.query_one(RunTable).cursor_item
+            run_id = record.run_id if record is not None and record.status == J.RUN_WAITING else None
+        if run_id is None or self.running:
+            self.notify("No run waits for you here.", timeout=3)
+            return
+        if self.aztriage.backend is None:
+            self.notify("Still connecting; try again in a moment.", timeout=3)
+            return
+        self.resume_run(run_id)
+
+    @work(exclusive=True, group="recovery-run", exit_on_error=False)
+    async def resume_run(self, run_id: str) -> None:
+
+        with self.journal() as journal:
+            record = journal.get_run(run_id)
+            documents = journal.facts(run_id)
+        if record is None or not documents:
+            self._failed(f"run {run_id} cannot be resumed: it is not in the journal")
+            return
+        facts = VmFacts.from_documents(documents)
+        try:
+            plan = scenarios.build_plan(record.scenario, facts, record.params)
+        except PlanError as exc:
+            self._failed(f"run {run_id} cannot be resumed: {exc}")
+            return
+        self.vm_id, self.facts, self.scenario_id, self.plan = record.vm_id, facts, record.scenario, plan
+        self.states = {s.idx: s.state for s in record.steps}
+        self.messages = {s.idx: s.message for s in record.steps if s.message}
+        pending = [s.idx for s in record.steps if s.state not in J.FINISHED_STEP_STATES]
+        operator_done = False
+        waiting = [s for s in record.steps if s.state == J.WAITING]
+        if waiting:
+            operator_done = await self.app.push_screen_wait(
+                ConfirmDialog(f"Run {run_id} waits for you", [plan.steps[waiting[0].idx].instructions or waiting[0].title, "", "Is it done?"], action="It is done")
+            )
+            if not operator_done:
+                return
+        needs = [n for n in record.needs_secrets if any(plan.steps[i].uses_secrets and record.steps[i].state in (J.PENDING, J.FAILED) for i in pending)]
+        for name in needs:
+            value = await self.app.push_screen_wait(SecretDialog("The secret again", f"Run {run_id} still has to send the {name.replace('_', ' ')}; secrets are never kept, so type it again:"))
+            if value is None:
+                self.notify("Not resumed: nothing was changed.", timeout=3)
+                return
+            self._secrets[name] = value
+        confirm = None
+        if any(plan.steps[i].kind.value == "destructive" for i in pending):
+            ok = await self.app.push_screen_wait(ConfirmDialog(f"Resume {plan.title} on {plan.vm.name}", self._confirm_lines(plan, pending), type_name=plan.vm.name, action="Resume"))
+            if not ok:
+                self.notify("Not resumed: nothing was changed.", timeout=3)
+                return
+            confirm = plan.vm.name
+        self.query_one(StepList).show_steps(plan.steps, self.states)
+        await self._drive(lambda runner: runner.resume(run_id, scenarios.build_plan), confirm, operator_done=operator_done)
+
+    # --- from the Connectivity pane -------------------------------------------------------------------
+
+    @on(OpenRecovery)
+    def _open_recovery(self, message: OpenRecovery) -> None:
+        self.recommended = message
+        self.open_vm(message.vm_id)
+
+    # --- navigation ------------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        if self.running:
+            self.notify("A recovery is running; it keeps going. Its steps are on screen.", timeout=3)
+            return
+        if self.stage == VMS:
+            self.action_clear_filter()
+            return
+        self._secrets.clear()
+        back = {SCENARIOS: VMS, OPTIONS: SCENARIOS, PLAN: SCENARIOS if self.facts is not None else VMS, RUN: VMS, RUNS: VMS}[self.stage]
+        if back == SCENARIOS and self.facts is not None and not self.query_one("#scenarios", OptionList).option_count:
+            self.show_scenarios()
+            return
+        self.show_stage(back)
+
+    def action_filter(self) -> None:
+        if self.stage != VMS:
+            return
+        box = self.query_one(RecoveryFilter)
+        box.display = True
+        box.focus()
+        box.cursor_position = len(box.value)
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one(RecoveryFilter)
+        box.value = ""
+        box.display = False
+        self.query_one(VmTable).set_filter("")
+        self.query_one(VmTable).focus()
+        self.update_status()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_one(VmTable).set_filter(event.value)
+        self.update_status()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            event.input.display = False
+        self.query_one(VmTable).focus()
+
+    def _failed(self, message: str) -> None:
+        self.busy = ""
+        self.notify(message, severity="error", timeout=8)
+        self.query_one("#detail", Static).update(Text(message, style="bold"))
+
+    def palette_commands(self) -> list[tuple[str, str, Any]]:
+        commands: list[tuple[str, str, Any]] = [("recovery: runs in the journal", "List every recovery run; resume an unfinished one", self.action_history)]
+        if self.stage == PLAN and self.plan is not None and not self.read_only and not self.plan.blockers:
+            commands.append((f"recovery: run {self.plan.scenario} on {self.plan.vm.name}", "Confirm and run the plan shown", self.action_run_plan))
+        vm = self.query_one(VmTable).cursor_vm if self.stage == VMS else None
+        if vm is not None:
+            commands.append((f"recovery: choose a recovery for {vm.name}", "Read the VM and list the scenarios it can take", lambda: self.open_vm(vm.id)))
+        return commands

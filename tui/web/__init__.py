@@ -1,0 +1,1 @@
+"""The page `aztriage serve` hands to browsers (app_index.html, a Jinja template)."""

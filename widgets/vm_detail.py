@@ -1,0 +1,296 @@
+"""Everything about one VM on one scrollable page: state, health and what to
+do about it, maintenance, disks (with the data-loss risk of deleteOption
+Delete), NICs, the NSG rules that apply, extensions, and where it lives."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from backend.models import Inventory, NetworkInterface, NetworkSecurityGroup, SecurityRule, Vm, id_name
+from widgets import fmt
+
+TONE_STYLE = {"ok": "green", "warn": "yellow", "bad": "bold red", "muted": "dim", None: ""}
+
+
+def _heading(title: str) -> Text:
+    return Text(f"\n{title}", style="bold underline")
+
+
+def _kv(rows: list[tuple[str, RenderableType | str]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, value)
+    return grid
+
+
+def _table(*headers: str) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False, expand=False)
+    for h in headers:
+        table.add_column(h, overflow="fold")
+    return table
+
+
+def _toned(text: str, tone: str | None) -> Text:
+    return Text(text, style=TONE_STYLE.get(tone, ""))
+
+
+def overview(vm: Vm, subscription_name: str) -> Table:
+    power, power_tone = fmt.power_cell(vm)
+    agent, agent_tone = fmt.agent_cell(vm)
+    sla = vm.sla_shape
+    if vm.availability_set:
+        sla += f" ({id_name(vm.availability_set)}"
+        if vm.platform_fault_domain is not None:
+            sla += f", fault domain {vm.platform_fault_domain}"
+        if vm.platform_update_domain is not None:
+            sla += f", update domain {vm.platform_update_domain}"
+        sla += ")"
+    if sla == "none":
+        sla = "none: no zone and no availability set, a host failure takes it down"
+    boot = vm.boot_diagnostics
+    if not boot.enabled:
+        boot_text = _toned("OFF: no screenshot or serial log to diagnose a boot failure", "warn")
+    elif boot.managed_storage:
+        boot_text = _toned("on (managed storage)", "ok")
+    else:
+        boot_text = _toned(f"on ({boot.storage_uri})", "ok")
+    agent_text = _toned(agent if agent != "-" else f"{vm.agent_status} (VM not running)", agent_tone)
+    if vm.agent_version:
+        agent_text.append(f"  version {vm.agent_version}", style="dim")
+    rows: list[tuple[str, RenderableType | str]] = [
+        ("Subscription", f"{subscription_name} ({vm.subscription_id})" if subscription_name != vm.subscription_id else vm.subscription_id),
+        ("Resource group", vm.resource_group),
+        ("Location", vm.location + (f", zone {','.join(vm.zones)}" if vm.zones else "")),
+        ("Size", vm.size + (f"  ({vm.priority})" if vm.priority and vm.priority != "Regular" else "")),
+        ("OS", " ".join(p for p in (vm.os_type, vm.image or "", f"gen {vm.hyper_v_generation}" if vm.hyper_v_generation else "", vm.security_type or "") if p)),
+        ("Power", _toned(power, power_tone)),
+        ("Provisioning", _toned(vm.provisioning_state, None if vm.provisioning_state == "Succeeded" else "bad")),
+        ("SLA shape", _toned(sla, "warn" if vm.sla_shape == "none" else None)),
+        ("Agent", agent_text),
+        ("Boot diagnostics", boot_text),
+        ("Private IPs", ", ".join(vm.private_ips) or "-"),
+        ("Public IPs", ", ".join(vm.public_ips) or "-"),
+    ]
+    if vm.fqdn:
+        rows.append(("FQDN", vm.fqdn))
+    if vm.computer_name or vm.admin_username:
+        rows.append(("Computer", " ".join(p for p in (vm.computer_name or "", f"admin {vm.admin_username}" if vm.admin_username else "") if p)))
+    return _kv(rows)
+
+
+def health_section(vm: Vm, now: datetime) -> RenderableType:
+    h = vm.health
+    state, tone = fmt.health_cell(vm)
+    if h is None:
+        return _kv([("State", _toned("UNKNOWN", "muted")), ("Reason", "Resource Health reported nothing for this VM.")])
+    rows: list[tuple[str, RenderableType | str]] = [("State", _toned(state, tone))]
+    if h.reason_type:
+        from backend.health import reason_label
+
+        rows.append(("Reason type", reason_label(h.reason_type)))
+    if h.title and h.title != h.availability_state:
+        rows.append(("Title", h.title))
+    if h.summary:
+        rows.append(("Summary", h.summary))
+    if h.detailed_status:
+        rows.append(("Detail", h.detailed_status))
+    if h.since:
+        rows.append(("Since", f"{fmt.when(h.since)} ({fmt.ago(h.since, now)})"))
+    if h.resolution_eta:
+        rows.append(("Resolution ETA", f"{fmt.when(h.resolution_eta)} ({fmt.ago(h.resolution_eta, now)})"))
+    if h.recommended_actions:
+        actions = Text()
+        for n, action in enumerate(h.recommended_actions, 1):
+            if n > 1:
+                actions.append("\n")
+            actions.append(f"{n}. {action.action}")
+        rows.append(("Recommended", actions))
+    if h.recently_resolved_summary:
+        rows.append(("Recently resolved", f"{h.recently_resolved_summary} (resolved {fmt.when(h.recently_resolved_at)})"))
+    return _kv(rows)
+
+
+def maintenance_section(vm: Vm, now: datetime) -> RenderableType:
+    m = vm.maintenance
+    if not m.pending:
+        text = "none pending"
+        if m.last_result:
+            text += f" (last: {m.last_result}{': ' + m.last_message if m.last_message else ''})"
+        return Text(text, style="dim")
+    rows: list[tuple[str, RenderableType | str]] = [("Pending", _toned("YES", "warn"))]
+    if m.window_start or m.window_end:
+        rows.append(("Self-service window", f"{fmt.when(m.window_start)} to {fmt.when(m.window_end)} (starts {fmt.ago(m.window_start, now)})"))
+    if m.maintenance_window_start or m.maintenance_window_end:
+        rows.append(("Scheduled window", f"{fmt.when(m.maintenance_window_start)} to {fmt.when(m.maintenance_window_end)}"))
+    rows.append(("Self-service allowed", "yes: you can start it now (Perform maintenance)" if m.self_service_allowed else "no"))
+    if m.last_result:
+        rows.append(("Last result", m.last_result + (f": {m.last_message}" if m.last_message else "")))
+    return _kv(rows)
+
+
+def disks_section(vm: Vm) -> Table:
+    table = _table("DISK", "NAME", "SKU", "SIZE", "CACHING", "ON VM DELETE")
+    for disk in vm.disks:
+        where = "OS" if disk.lun is None else f"LUN {disk.lun}"
+        if disk.ephemeral:
+            where += " (ephemeral)"
+        sku = disk.sku or ("VHD " + (disk.storage_account or "") if not disk.managed else "-")
+        size = f"{disk.size_gb} GB" if disk.size_gb else "-"
+        if disk.data_loss_risk:
+            delete = Text("Delete ! DATA LOSS RISK", style="bold red")
+        else:
+            delete = Text(disk.delete_option, style="green")
+        table.add_row(where, disk.name, sku, size, disk.caching or "-", delete)
+    return table
+
+
+def nics_section(vm: Vm, inventory: Inventory | None) -> Table:
+    table = _table("NIC", "PRIVATE IP", "PUBLIC IP", "NSG", "SUBNET NSG", "ON VM DELETE")
+    for nic in vm.nics:
+        public = ", ".join(
+            (p.ip_address or "(none)") + (f" {p.fqdn}" if p.fqdn else "") + (f" [{p.allocation}]" if p.allocation else "") for p in nic.public_ips
+        ) or "-"
+        name = nic.name + (" (primary)" if nic.primary and len(vm.nics) > 1 else "")
+        extras = []
+        if nic.accelerated_networking:
+            extras.append("accel")
+        if nic.load_balancer_inbound_nat_rule_ids:
+            extras.append(f"{len(nic.load_balancer_inbound_nat_rule_ids)} LB NAT rule(s)")
+        if extras:
+            name += "\n" + ", ".join(extras)
+        nsg = id_name(nic.nsg_id) if nic.nsg_id else Text("none", style="yellow")
+        subnet_nsg = id_name(nic.subnet_nsg_id) if nic.subnet_nsg_id else Text("none", style="dim")
+        delete = Text(nic.delete_option, style="yellow" if nic.delete_option.lower() == "delete" else "")
+        table.add_row(name, ", ".join(nic.private_ips) or "-", public, nsg, subnet_nsg, delete)
+    return table
+
+
+def _rule_row(table: Table, rule: SecurityRule) -> None:
+    access = Text("Allow", style="green") if rule.access.lower() == "allow" else Text("DENY", style="bold red")
+    name = rule.name + (" (default)" if rule.default else "")
+    table.add_row(
+        str(rule.priority),
+        name,
+        access,
+        rule.protocol,
+        ",".join(rule.source_prefixes),
+        ",".join(rule.destination_ports),
+    )
+
+
+def nsg_rules(nsg: NetworkSecurityGroup, direction: str = "Inbound") -> Table:
+    table = _table("PRIO", "RULE", "ACCESS", "PROTO", "SOURCE", "PORTS")
+    for rule in nsg.all_rules(direction):
+        _rule_row(table, rule)
+    return table
+
+
+def nsg_section(vm: Vm, inventory: Inventory | None) -> RenderableType:
+    """Inbound rules in the order Azure evaluates them: the subnet's NSG first, then the NIC's."""
+    parts: list[RenderableType] = []
+    seen: set[str] = set()
+    for nic in vm.nics:
+        for level, nsg_id in (("subnet", nic.subnet_nsg_id), ("NIC", nic.nsg_id)):
+            if not nsg_id:
+                continue
+            key = f"{level}:{nsg_id.lower()}"
+            if key in seen:
+                continue
+            seen.add(key)
+            nsg = inventory.nsg(nsg_id) if inventory else None
+            title = Text(f"{level} NSG {id_name(nsg_id)}", style="bold")
+            if len(vm.nics) > 1:
+                title.append(f" (NIC {nic.name})", style="dim")
+            parts.append(title)
+            if nsg is None:
+                parts.append(Text("  not visible in this inventory", style="yellow"))
+            else:
+                parts.append(nsg_rules(nsg))
+        if not nic.nsg_id and not nic.subnet_nsg_id:
+            parts.append(Text(f"NIC {nic.name}: no NSG on the NIC or its subnet, all inbound traffic is allowed", style="yellow"))
+    if not parts:
+        return Text("no NICs", style="dim")
+    parts.insert(0, Text("Inbound, in priority order; traffic must pass the subnet NSG and then the NIC NSG.", style="dim"))
+    return Group(*parts)
+
+
+def extensions_section(vm: Vm) -> RenderableType:
+    if not vm.extensions:
+        return Text("none", style="dim")
+    table = _table("EXTENSION", "TYPE", "VERSION", "STATE", "STATUS")
+    for ext in vm.extensions:
+        state = ext.provisioning_state or "-"
+        table.add_row(
+            ext.name,
+            f"{ext.publisher}.{ext.type}" if ext.publisher and ext.type else (ext.type or "-"),
+            ext.version or "-",
+            _toned(state if state == "Succeeded" else state.upper(), None if state == "Succeeded" else "bad"),
+            ext.status or "-",
+        )
+    return table
+
+
+def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime) -> Group:
+    names = {s.subscription_id.lower(): s.display_name for s in inventory.subscriptions} if inventory else {}
+    power, power_tone = fmt.power_cell(vm)
+    health, health_tone = fmt.health_cell(vm)
+    title = Text()
+    title.append(vm.name, style="bold")
+    title.append("  ")
+    title.append(power, style=TONE_STYLE[power_tone])
+    title.append("  ")
+    title.append(health, style=TONE_STYLE[health_tone])
+    parts: list[RenderableType] = [
+        title,
+        overview(vm, names.get(vm.subscription_id.lower(), vm.subscription_id)),
+        _heading("Health"),
+        health_section(vm, now),
+        _heading("Planned maintenance"),
+        maintenance_section(vm, now),
+        _heading("Disks"),
+        disks_section(vm),
+        _heading("Network interfaces"),
+        nics_section(vm, inventory),
+        _heading("NSG rules that apply"),
+        nsg_section(vm, inventory),
+        _heading("Extensions"),
+        extensions_section(vm),
+    ]
+    if vm.tags:
+        parts += [_heading("Tags"), Text(", ".join(f"{k}={v}" for k, v in vm.tags))]
+    link = Text(vm.portal_url, style=f"link {vm.portal_url}")
+    parts += [_heading("Where"), _kv([("Resource id", vm.id), ("Portal", link)])]
+    return Group(*parts)
+
+
+class VmDetail(VerticalScroll):
+    """The detail panel of one VM; `show` redraws it from a (new) inventory."""
+
+    DEFAULT_CSS = """
+    VmDetail { padding: 0 1; }
+    VmDetail > Static { width: 100%; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.vm: Vm | None = None
+
+    def compose(self):
+        yield Static(id="vm-detail-body")
+
+    def show(self, vm: Vm | None, inventory: Inventory | None, now: datetime) -> None:
+        self.vm = vm
+        body = self.query_one("#vm-detail-body", Static)
+        if vm is None:
+            body.update(Text("This VM is no longer in the inventory (deleted, or its subscription failed to load).", style="yellow"))
+        else:
+            body.update(vm_detail_renderable(vm, inventory, now))

@@ -1,0 +1,92 @@
+"""The Inventory table: one row per VM, keyed by resource id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from backend.models import Inventory, Vm
+from widgets import fmt
+from widgets.fast_table import Column, FastTable, Row, sort_text
+
+STATE_ORDER = {"!": 0, "~": 1, " ": 2}
+HEALTH_ORDER = {"Unavailable": 0, "Degraded": 1, "Unknown": 2, "Available": 3}
+
+COLUMNS = (
+    # priority: what goes first when the terminal is narrow (80 columns keeps the states)
+    Column("marker", "", min_width=1, max_width=1),
+    Column("name", "NAME", min_width=20, max_width=28, shrink=True),
+    Column("group", "GROUP", min_width=10, max_width=24, shrink=True, priority=3),
+    Column("subscription", "SUBSCRIPTION", min_width=12, max_width=24, shrink=True, priority=5),
+    Column("location", "LOCATION", min_width=10, max_width=16, shrink=True, priority=4),
+    Column("size", "SIZE", min_width=8, max_width=18, shrink=True, priority=6),
+    Column("power", "POWER", min_width=8, max_width=14),
+    Column("health", "HEALTH", min_width=8, max_width=12),
+    Column("sla", "SLA", min_width=4, max_width=10, priority=2),
+    Column("public_ip", "PUBLIC IP", min_width=9, max_width=20, priority=1),
+    Column("agent", "AGENT", min_width=5, max_width=10, priority=1),
+)
+
+
+def subscription_names(inventory: Inventory | None) -> dict[str, str]:
+    if inventory is None:
+        return {}
+    return {s.subscription_id.lower(): s.display_name for s in inventory.subscriptions}
+
+
+def vm_row(vm: Vm, subscription_name: str | None = None) -> Row:
+    mark, mark_tone = fmt.marker(vm)
+    power, power_tone = fmt.power_cell(vm)
+    health, health_tone = fmt.health_cell(vm)
+    agent, agent_tone = fmt.agent_cell(vm)
+    sla, sla_tone = fmt.sla_cell(vm)
+    sub = subscription_name or vm.subscription_id
+    public_ips = vm.public_ips  # a property that walks the NICs: read it once
+    public_ip = fmt.public_ip_cell(vm, public_ips)
+    cells = (mark, vm.name, vm.resource_group, sub, vm.location, fmt.short_size(vm.size), power, health, sla, public_ip, agent)
+    tones = (mark_tone, None, None, "muted", None, None, power_tone, health_tone, sla_tone, None if public_ip != "-" else "muted", agent_tone)
+    name = vm.name.lower()
+    sort_keys = (
+        (STATE_ORDER.get(mark, 3), name),
+        name,
+        (vm.resource_group.lower(), name),
+        (sub.lower(), name),
+        (vm.location, name),
+        (vm.size.lower(), name),
+        (power, name),
+        (HEALTH_ORDER.get(vm.availability_state, 2), name),
+        (sla, name),
+        (sort_text(public_ip), name),
+        (agent, name),
+    )
+    haystack = " ".join(
+        (
+            vm.name,
+            vm.resource_group,
+            sub,
+            vm.subscription_id,
+            vm.location,
+            *public_ips,
+            *vm.private_ips,
+            vm.fqdn or "",
+            vm.power_state,
+            vm.availability_state,
+            agent,
+        )
+    ).lower()
+    return Row(vm.id.lower(), cells, tones, sort_keys, haystack, vm)
+
+
+class VmTable(FastTable):
+    """Every VM with name, group, subscription, location, size, power, health, SLA shape, public IP and agent."""
+
+    def __init__(self, *, sort_column: str = "name", empty_text: str = "Loading inventory…", **kwargs) -> None:
+        super().__init__(COLUMNS, fixed_columns=2, sort_column=sort_column, empty_text=empty_text, **kwargs)
+
+    def update_vms(self, vms: Iterable[Vm], names: Mapping[str, str] | None = None) -> int:
+        """Update rows by key (resource id); cursor, filter and sort stay."""
+        names = names or {}
+        return self.set_rows(vm_row(vm, names.get(vm.subscription_id.lower())) for vm in vms)
+
+    @property
+    def cursor_vm(self) -> Vm | None:
+        return self.cursor_item
