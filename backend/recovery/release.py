@@ -1,20 +1,19 @@
-"""Releasing what a finished run kept: `aztriage runs --release RUN_ID`.
+"""Releasing what a run kept: `aztriage runs --release RUN_ID`.
 
-A run keeps its safety nets (the snapshot of the OS disk) until the operator
-says they are no longer needed. Releasing deletes only what the run itself
-created and its ledger lists as deletable, after checking each one again in
-Azure:
+A run keeps its safety nets until the operator says they are no longer
+needed: its ledger marks them "keep" (kept until released). Releasing
+deletes those and nothing else, each checked again in Azure first:
 
-- a snapshot: when it carries this run's tag;
-- a disk copy: when it carries this run's tag and is attached to no VM (a
-  copy swapped in as a VM's OS disk is that VM's disk: never deleted);
-- a resource group the run made: when it carries this run's tag and holds
-  nothing the ledger does not list (never a group that existed before).
+- a snapshot the run took, when it still carries the run's tag;
+- a disk copy the run made, when it carries the run's tag and is attached
+  to no VM (a copy swapped in as a VM's OS disk is marked "in-use": that
+  VM's disk, never deleted).
 
 Never deleted: a customer's disk (the original OS disk a rescue swapped out
-stays, detached, for the operator to delete by hand), a recreated VM, or
-anything not in the ledger. Unfinished runs are refused: resume or abandon
-them first.
+stays, detached, for the operator to delete by hand), a recreated VM, the
+rescue VM and its group (the run's own cleanup deletes those, after checking
+the group holds nothing else), or anything not in the ledger. Unfinished
+runs are refused: resume or abandon them first.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from backend.recovery.journal import Journal, RunRecord
 
 DELETE, KEEP = "delete", "keep"
 RUN_TAG = "aztriage-run"
+RELEASABLE = ("snapshot", "disk-copy")
 
 
 class ReleaseRefused(Exception):
@@ -50,10 +50,6 @@ class ReleaseItem:
         return {"resource_id": self.resource_id, "kind": self.kind, "action": self.action, "reason": self.reason}
 
 
-def _in_group(resource_id: str, group_id: str) -> bool:
-    return resource_id.lower().startswith(group_id.lower().rstrip("/") + "/")
-
-
 def release_plan(journal: Journal, run_id: str) -> tuple[RunRecord, list[ReleaseItem]]:
     """What releasing this run would delete and what stays (nothing is read from Azure yet)."""
     run = journal.get_run(run_id)
@@ -61,24 +57,20 @@ def release_plan(journal: Journal, run_id: str) -> tuple[RunRecord, list[Release
         raise ReleaseRefused(f"there is no run {run_id} in the journal")
     if run.unfinished:
         raise ReleaseRefused(f"run {run_id} is {run.status}: resume it (aztriage recover --resume {run_id}) or abandon it (aztriage runs --abandon {run_id}) first")
-    live = [r for r in run.resources if r.state not in J.LEDGER_GONE]
-    groups = [r.resource_id for r in live if r.kind == "resource-group"]
     items: list[ReleaseItem] = []
-    for res in live:
-        if res.kind == "snapshot":
-            items.append(ReleaseItem(res.resource_id, res.kind, DELETE, "a snapshot this run took"))
-        elif res.kind == "disk-copy" and res.state == "in-use":
-            items.append(ReleaseItem(res.resource_id, res.kind, KEEP, "it is a VM's OS disk now: never deleted by aztriage"))
-        elif res.kind == "disk-copy":
-            items.append(ReleaseItem(res.resource_id, res.kind, DELETE, "a disk copy this run made, not in use"))
-        elif res.kind == "resource-group":
-            items.append(ReleaseItem(res.resource_id, res.kind, DELETE, "a resource group this run made, with what the ledger lists in it"))
-        elif any(_in_group(res.resource_id, g) for g in groups):
-            items.append(ReleaseItem(res.resource_id, res.kind, DELETE, "deleted with its resource group"))
-        else:
+    for res in run.resources:
+        if res.state in J.LEDGER_GONE:
+            continue
+        if res.state == "keep" and res.kind in RELEASABLE:
+            items.append(ReleaseItem(res.resource_id, res.kind, DELETE, f"a {res.kind.replace('-', ' ')} this run kept until released"))
+        elif res.state == "in-use":
+            items.append(ReleaseItem(res.resource_id, res.kind, KEEP, "in use by a VM now: never deleted by aztriage"))
+        elif res.kind in ("vm",):
             items.append(ReleaseItem(res.resource_id, res.kind, KEEP, "yours: aztriage never deletes it"))
+        else:
+            items.append(ReleaseItem(res.resource_id, res.kind, KEEP, "not kept for release: the run's own cleanup deletes it (resume the run), or delete it yourself"))
     for step in run.steps:
-        original = step.outputs.get("original_os_disk") if step.outputs else None
+        original = (step.outputs or {}).get("original_os_disk")
         if original:
             items.append(ReleaseItem(original, "original-os-disk", KEEP, "the VM's original OS disk, detached: a customer disk, never deleted by aztriage (delete it yourself once the VM is good)"))
     return run, items
@@ -91,13 +83,11 @@ async def release(backend: Any, journal: Journal, run_id: str, *, on_item: OnIte
     """Delete what `release_plan` marks delete, each checked again in Azure first;
     returns (item, what happened, ok) for every item."""
     from backend.azure import rescue_ops
-    from backend.models import ResourceId
     from backend.recovery.runner import run_target
 
     run, items = release_plan(journal, run_id)
     if run.target and run.target != run_target(backend.settings):
         raise ReleaseRefused(f"run {run_id} acted on {run.target}, not on {run_target(backend.settings)}: release it with the same connection")
-    ledger = {r.resource_id.lower() for r in run.resources}
     out: list[tuple[ReleaseItem, str, bool]] = []
 
     def done(item: ReleaseItem, text: str, ok: bool, *, released: bool = False) -> None:
@@ -107,55 +97,27 @@ async def release(backend: Any, journal: Journal, run_id: str, *, on_item: OnIte
         if on_item is not None:
             on_item(item, text, ok)
 
-    def ours(doc: dict[str, Any]) -> bool:
-        return ((doc.get("tags") or {}).get(RUN_TAG) or "") == run_id
-
-    order = {"snapshot": 0, "disk-copy": 1, "resource-group": 2}
-    for item in sorted(items, key=lambda i: order.get(i.kind, 3)):
+    for item in items:
         if item.action == KEEP:
             done(item, f"kept: {item.reason}", True)
             continue
         try:
             if item.kind == "snapshot":
                 doc = await backend.get_snapshot(item.resource_id)
-                if doc is None:
-                    done(item, "already gone", True, released=True)
-                elif not ours(doc):
-                    done(item, f"kept: it does not carry {RUN_TAG}={run_id}", False)
-                else:
-                    await rescue_ops.delete_snapshot(backend, item.resource_id)
-                    done(item, "deleted", True, released=True)
-            elif item.kind == "disk-copy":
+            else:
                 doc = await backend.get_disk_document(item.resource_id)
-                if doc is None:
-                    done(item, "already gone", True, released=True)
-                elif doc.get("managedBy"):
-                    done(item, f"kept: attached to {doc['managedBy'].rsplit('/', 1)[-1]}", False)
-                elif not ours(doc):
-                    done(item, f"kept: it does not carry {RUN_TAG}={run_id}", False)
+            if doc is None:
+                done(item, "already gone", True, released=True)
+            elif ((doc.get("tags") or {}).get(RUN_TAG) or "") != run_id:
+                done(item, f"kept: it does not carry {RUN_TAG}={run_id}", False)
+            elif doc.get("managedBy"):
+                done(item, f"kept: attached to {doc['managedBy'].rsplit('/', 1)[-1]}", False)
+            else:
+                if item.kind == "snapshot":
+                    await rescue_ops.delete_snapshot(backend, item.resource_id)
                 else:
                     await rescue_ops.delete_disk(backend, item.resource_id)
-                    done(item, "deleted", True, released=True)
-            elif item.kind == "resource-group":
-                rid = ResourceId.parse(item.resource_id)
-                doc = await rescue_ops.get_group(backend, rid.subscription_id, rid.resource_group)
-                if doc is None:
-                    done(item, "already gone", True, released=True)
-                elif not ours(doc):
-                    done(item, f"kept: the group does not carry {RUN_TAG}={run_id}, so this run did not make it", False)
-                else:
-                    held = await rescue_ops.group_resources(backend, rid.subscription_id, rid.resource_group)
-                    strangers = [r.get("name") or "" for r in held if (r.get("id") or "").lower() not in ledger]
-                    if strangers:
-                        done(item, f"kept: it holds {', '.join(strangers)}, which this run did not create", False)
-                    else:
-                        await rescue_ops.delete_group(backend, rid.subscription_id, rid.resource_group)
-                        done(item, "deleted with everything in it", True, released=True)
-            else:
-                # Inside a group: released when the group goes (or went).
-                group = next((i for i in items if i.kind == "resource-group" and _in_group(item.resource_id, i.resource_id)), None)
-                gone = group is not None and any(o[0] is group and o[2] for o in out)
-                done(item, "deleted with its group" if gone else "kept: its group was kept", gone, released=gone)
+                done(item, "deleted", True, released=True)
         except BackendError as exc:
             done(item, f"failed: {exc}", False)
     return out

@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
         if view.maintenance:
             rows = [(m.vm.name, _when(m.window_start), _when(m.window_end), "yes" if m.self_service_allowed else "no") for m in view.maintenance]
             print(table(("VM", "WINDOW START (UTC)", "WINDOW END (UTC)", "SELF-SERVICE"), rows))
-        for e in inv.errors:
-            print(f"subscription {e.subscription_id} failed: {e.code}: {e.message}", file=sys.stderr)
+    # In every format: a failed subscription is named, not silently left out of the view.
+    for e in inv.errors:
+        print(f"subscription {e.subscription_id} failed: {e.code}: {e.message}", file=sys.stderr)
     if inv.errors and len(inv.errors) >= len(inv.subscriptions):
         return 1
     return 0

@@ -160,6 +160,9 @@ class Printer:
                     out.append(f"      warning: {w}")
                 if step.writes:
                     out.append(f"      undo: {step.undo or 'cannot be undone'}")
+                if step.instructions:
+                    out.append("      what you will do:")
+                    out += [f"        {line}" for line in step.instructions.splitlines()]
         if plan.warnings:
             out += ["", "warnings:"] + [f"  - {w}" for w in plan.warnings]
         if plan.blockers:
@@ -295,10 +298,17 @@ async def _start(args: argparse.Namespace, backend: Any, journal: Any, secrets: 
     except PlanError as exc:
         raise CliError(str(exc), exit_code=EXIT_FAILED) from None
     if result.status == "waiting" and printer.fmt != "json":
-        print(f"resume with: aztriage recover --resume {result.run_id} --operator-done")
+        print(f"resume with: aztriage recover --resume {result.run_id} --operator-done{_confirm_hint(plan, result)}")
     elif result.status == "failed" and printer.fmt != "json":
         print(f"resume (after fixing the cause) with: aztriage recover --resume {result.run_id}")
     return result.exit_code
+
+
+def _confirm_hint(plan: Any, result: Any) -> str:
+    """` --confirm VM` when the steps still to come are destructive (a resume asks for the name again)."""
+    done = {s.idx for s in (result.record.steps if result.record else ()) if s.state in ("verified", "skipped")}
+    later = [s for i, s in enumerate(plan.steps) if i not in done]
+    return f" --confirm {plan.vm.name}" if any(str(s.kind) == "destructive" for s in later) else ""
 
 
 async def _resume(args: argparse.Namespace, backend: Any, journal: Any, secrets: dict[str, str], printer: Printer) -> int:

@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
             if fmt == "json":
                 doc = record.to_json()
                 doc["events"] = journal.events(args.run_id)
+                # The VM's documents as read before the first change (a recreate's model to rebuild from).
+                doc["captured"] = journal.facts(args.run_id)
                 sys.stdout.write(json.dumps(doc, indent=2) + "\n")
                 return 0
             _print_one(record, journal.events(args.run_id))
@@ -103,8 +105,12 @@ def _print_one(record, events) -> None:
 
 def _release(args: argparse.Namespace, journal, fmt: str) -> int:
     """Show what releasing the run deletes and keeps, confirm, then delete (each checked again first)."""
+    import asyncio
+
+    from backend.adapter import BackendError
     from backend.recovery.release import DELETE, ReleaseRefused, release, release_plan
-    from tui.commands.common import run_with_backend
+    from tui.commands.recover import _settings_for_runs
+    from tui.runtime import demo_emulator, open_backend, resolve_settings
 
     if args.abandon or args.run_id:
         raise CliError("--release takes the run id alone")
@@ -139,11 +145,17 @@ def _release(args: argparse.Namespace, journal, fmt: str) -> int:
             print(f"{'ok  ' if ok else 'FAIL'} {item.kind} {item.name}: {text}")
         sys.stdout.flush()
 
-    async def work(backend):
+    with demo_emulator(args) as emulator:
+        settings = _settings_for_runs(resolve_settings(args, emulator))
+
+        async def main():
+            async with open_backend(settings) as backend:
+                return await release(backend, journal, run.run_id, on_item=on_item)
+
         try:
-            return await release(backend, journal, run.run_id, on_item=on_item)
+            results = asyncio.run(main())
         except ReleaseRefused as exc:
             raise CliError(str(exc), exit_code=1) from None
-
-    results = run_with_backend(args, work)
+        except BackendError as exc:
+            raise CliError(str(exc), exit_code=1) from None
     return 0 if all(ok for _, _, ok in results) else 1

@@ -309,7 +309,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     zones = list((os_doc or {}).get("zones") or vm.zones or ())
     disk_sku = ((os_doc or {}).get("sku") or {}).get("name") or os_disk.sku or "Premium_LRS"
     disk_security = copy.deepcopy(disk_props(os_doc).get("securityProfile")) if disk_props(os_doc).get("securityProfile") else None
-    snap_id = resource_id(sub, os_rid.resource_group, "Microsoft.Compute/snapshots", snapshot_name(os_disk.name, st))
+    snap_id = resource_id(os_rid.subscription_id or sub, os_rid.resource_group, "Microsoft.Compute/snapshots", snapshot_name(os_disk.name, st))
     copy_name = arm_name(vm.name, f"-osdisk-rescued-{st}")
     copy_id = resource_id(sub, os_rid.resource_group, "Microsoft.Compute/disks", copy_name)
     tags_base = {FOR_TAG: vm.name}
@@ -440,7 +440,8 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             problems.append(f"zone {','.join(doc.get('zones') or ()) or 'none'} instead of {','.join(zones) or 'none'}")
         if problems:
             return not_verified(f"the copy {copy_name} does not match the OS disk: " + "; ".join(problems))
-        await ctx.record_resource(copy_id, kind="disk-copy", state="created", note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM")
+        # Kept until released (or until it becomes the VM's OS disk, below).
+        await ctx.record_resource(copy_id, kind="disk-copy", state="keep", note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM: kept until you release it")
         return verified(f"copy {copy_name}: {generation}, {security_type(props)}, {props.get('osType')}, " + (f"zone {','.join(zones)}" if zones else "regional"))
 
     # 3. the rescue VM's group, NIC and VM (a new rescue VM only) ---------------------------------------------------
@@ -806,9 +807,6 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return verified(f"resource group {group} is gone; the repaired disk, the snapshot and the original OS disk are all still there")
 
     async def report_verify(ctx: StepContext) -> Verification:
-        for res in ctx.journal.resources(ctx.run_id):
-            if same_id(res.resource_id, snap_id) and res.state == "created":
-                ctx.journal.record_resource(ctx.run_id, res.resource_id, kind=res.kind, step_key=res.step_key, state="keep", note=f"snapshot of {vm.name}'s original OS disk: kept until you release it")
         ledger = ctx.journal.resources(ctx.run_id)
         lines = [f"{vm.name} boots from the repaired copy {copy_name}"]
         lines.append(f"kept, never deleted by aztriage: the original OS disk {os_disk.name} (detached; swap it back to undo)")
@@ -822,10 +820,23 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             lines.append(f"{rescue_name} is yours and stays as it was (the copy is detached from it)")
         return verified("; ".join(lines))
 
+    snapshot = snapshot_step(facts, os_disk, st, "OS") if os_disk.id else None
+    if snapshot is not None and snapshot.verify is not None:
+        taken = snapshot.verify
+
+        async def snapshot_verify(ctx: StepContext) -> Verification:
+            result = await taken(ctx)
+            if result.ok:
+                await ctx.record_resource(snap_id, kind="snapshot", state="keep", note=f"snapshot of {vm.name}'s original OS disk: kept until you release it")
+            return result
+
+        snapshot.verify = snapshot_verify
+        snapshot.undo = "release it with aztriage runs --release RUN_ID (aztriage never deletes it on its own)"
+
     new_rescue = rescue_doc is None
     steps: list[Step | None] = [
         preflight_step(facts),
-        snapshot_step(facts, os_disk, st, "OS") if os_disk.id else None,
+        snapshot,
         Step(
             key="copy-disk",
             title=f"Copy the OS disk from the snapshot to {copy_name}",
@@ -967,6 +978,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             why="The proof of the repair is the VM booting.",
             changes=f"starts {vm.name}",
             kind=Kind.CHANGE,
+            undo=f"to undo the repair: deallocate {vm.name} and swap its OS disk back to {os_disk.name}",
             allowed_from=(),
             final_power="running",
             done_when=lambda m: f"{vm.name} is running" if power_state(m) == "running" else None,
@@ -999,7 +1011,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             key="report",
             title="Summary",
             why="What the VM boots from now, what is kept and what was deleted.",
-            changes="nothing (marks the snapshot kept until you release it)",
+            changes="nothing",
             kind=Kind.CHECK,
             verify=report_verify,
         ),

@@ -1,0 +1,103 @@
+"""The rescue and recreate scenarios in the Recovery pane, as an operator
+drives them: the options (a new rescue VM or one of theirs, the common fixes
+or not), the plan with its warnings, the VM's name typed for the destructive
+steps, the wait for the operator with its commands and the `d` key that says
+the repair is done, and the summary with the run's ledger."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.recovery_support import own_emulator, power, reset, vm_doc
+from tests.rescue_support import guest
+from tests.test_tui_recovery import choose_scenario, choose_vm, detail, open_pane, steps_text
+from tests.tui_support import make_app, wait_for
+from tui.screens.recovery import RecoveryScreen
+from widgets.confirm_dialog import ConfirmDialog
+
+pytestmark = pytest.mark.xdist_group("tui-rescue")
+
+
+@pytest.fixture(scope="module")
+def emu():
+    e = own_emulator()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(autouse=True)
+def private_journal(emu, tmp_path, monkeypatch):
+    reset(emu)
+    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
+    path = tmp_path / "journal.sqlite3"
+    monkeypatch.setattr(RecoveryScreen, "journal_path", path)
+    return path
+
+
+def log_text(screen) -> str:
+    return "\n".join(str(line.text) for line in screen.query_one("#log").lines)
+
+
+async def type_name_and_run(pilot, app, name: str) -> None:
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+    assert app.screen.type_name == name
+    await pilot.press(*name, "enter")
+
+
+async def test_rescue_from_the_pane_waits_for_d_and_ends_with_the_ledger(emu):
+    app = make_app(emu)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_pane(pilot)
+        await choose_vm(pilot, screen, "api-dev-01")
+        await choose_scenario(pilot, screen, "rescue")
+        await wait_for(pilot, lambda: screen.stage == "options", what="the rescue options")
+        options = screen.query_one("#options")
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert ids[:2] == ["new+fixes", "new"]
+        assert "existing:" + vm_doc(emu, "dev-sandbox-01")["doc"]["id"] in ids  # same group, region and OS, running
+        assert "resource group of its own" in detail(screen)
+        options.highlighted = 0
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.stage == "plan", timeout=30, what="the plan")
+        text = steps_text(screen)
+        assert "Repair the copy on rescue-api-dev-01 (you)" in text and "Swap api-dev-01's OS disk" in text
+        assert "Serial log: did not boot: emergency mode (fstab)" in detail(screen)
+        await pilot.press("x")
+        await type_name_and_run(pilot, app, "api-dev-01")
+        await wait_for(pilot, lambda: screen.waiting_run and not screen.running, timeout=60, what="the wait for the operator")
+        assert "lsblk -f /dev/disk/azure/scsi1/lun0" in log_text(screen)
+        assert "d: the repair is done" in str(screen.query_one("#status-line").content)
+        assert screen.check_action("operator_done", ()) is True
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="is it done?")
+        assert "lsblk" in "\n".join(app.screen._lines)
+        await pilot.press("enter")
+        # The rest deallocates the VM: its name is typed again.
+        await type_name_and_run(pilot, app, "api-dev-01")
+        await wait_for(pilot, lambda: screen.summary_text and not screen.running and not screen.waiting_run, timeout=60, what="the end of the run")
+        assert "all 17 steps verified" in screen.summary_text, screen.summary_text
+        log = log_text(screen)
+        assert "ledger (what this run created):" in log
+        assert "keep" in log and "snapshot" in log and "in-use" in log and "deleted" in log and "rescue-vm" in log
+    vm_id = vm_doc(emu, "api-dev-01")["doc"]["id"]
+    assert guest(emu, vm_id)["boot"] == "ok" and power(emu, "api-dev-01") == "running"
+
+
+async def test_recreate_from_the_pane_needs_the_name_and_shows_what_it_keeps(emu):
+    app = make_app(emu)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_pane(pilot)
+        await choose_vm(pilot, screen, "dev-sandbox-01")
+        await choose_scenario(pilot, screen, "recreate")
+        await wait_for(pilot, lambda: screen.stage == "plan", timeout=30, what="the plan")
+        assert "DESTRUCTIVE" in steps_text(screen)
+        assert "deleteOption is Delete on OS disk" in detail(screen)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        assert app.screen.type_name == "dev-sandbox-01"
+        assert any("deletes the VM resource dev-sandbox-01" in line for line in app.screen._lines)
+        await pilot.press(*"dev-sandbox-01", "enter")
+        await wait_for(pilot, lambda: screen.summary_text and not screen.running, timeout=60, what="the run")
+        assert "all 10 steps verified" in screen.summary_text, screen.summary_text
+        assert "ledger (what this run created):" in log_text(screen) and "vm " in log_text(screen)
+    assert power(emu, "dev-sandbox-01") == "running"
