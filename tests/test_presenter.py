@@ -59,8 +59,9 @@ def trail_text(app) -> str:
 
 
 async def settle(pilot) -> None:
-    # The panel follows the cursor a few times a second.
-    await pilot.pause(0.35)
+    # The panel follows the cursor a few times a second: let it look at least twice.
+    ticks = pilot.app.presenter.ticks
+    await wait_for(pilot, lambda: pilot.app.presenter.ticks >= ticks + 2, what="the presenter to look again")
 
 
 async def test_an_incident_walkthrough_shows_the_why_and_the_trail(emu):
@@ -81,6 +82,7 @@ async def test_an_incident_walkthrough_shows_the_why_and_the_trail(emu):
         await pilot.pause()
         await pilot.press("p")
         await wait_for(pilot, lambda: not screen.probing and any(s.diagnosis for s in screen.states.values()), what="the diagnosis")
+        await wait_for(pilot, lambda: app.presenter.trail.texts[-1].startswith("probed"), what="the probe in the trail")
         await settle(pilot)
         shown = why_text(app)
         assert "Diagnosis: jump-prod-01 port 3389" in shown
@@ -111,6 +113,7 @@ async def test_an_incident_walkthrough_shows_the_why_and_the_trail(emu):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirmation")
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
+        await wait_for(pilot, lambda: app.presenter.trail.texts[-1].startswith("run "), what="the run in the trail")
         await settle(pilot)
         texts = app.presenter.trail.texts
         assert "4 Recovery" in texts
@@ -185,7 +188,7 @@ def test_presenter_mode_on_a_plan_step(snap_compare, emu, size):
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.stage == "plan", what="plan")
         await pilot.press("down")
-        await pilot.pause(0.35)
+        await settle(pilot)
         await pilot.pause()
 
     assert snap_compare(present_app(emu), terminal_size=size, run_before=run_before)

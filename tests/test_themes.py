@@ -10,7 +10,7 @@ import stat
 import tomllib
 
 import pytest
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 
 from backend.config import Config, ConfigError, load_config
 from backend.config_store import edited_text, save_setting
@@ -151,8 +151,9 @@ async def test_t_picks_a_theme_and_the_next_start_opens_with_it(emulator, tmp_pa
         await pilot.press("t")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the theme picker")
         await pilot.press(*"high-contrast")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        hits = app.screen.query_one(CommandList)
+        await wait_for(pilot, lambda: hits.option_count == 1 and HIGH_CONTRAST in str(hits.get_option_at_index(0).prompt), what="the theme in the list")
+        await pilot.press("down", "enter")
         await wait_for(pilot, lambda: app.theme == HIGH_CONTRAST, what="the theme")
         await pilot.pause()
         assert app.current_theme.background.upper() == "#000000"

@@ -183,6 +183,7 @@ class Presenter:
         # What the watch saw last, per screen: {id(screen): marker}
         self._probes: dict[int, tuple[Any, dict[str, int]]] = {}
         self._runs: dict[int, tuple[Any, ...]] = {}
+        self.ticks = 0  # looks taken (tests wait on these)
 
     # --- mode -------------------------------------------------------------------------
 
@@ -205,6 +206,7 @@ class Presenter:
     def tick(self) -> None:
         self.watch_panes()
         self.update_panel()
+        self.ticks += 1
 
     def update_panel(self) -> None:
         if not self.enabled:
