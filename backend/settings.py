@@ -43,7 +43,7 @@ class ConnectionSettings:
     read_only: bool = False
     demo: bool = False
     polling_interval: float | None = None  # None: ARM's Retry-After / SDK default
-    max_concurrency: int = 8
+    max_concurrency: int = 16  # subscriptions listed at once (each sends 11 lists concurrently)
     label: str = field(default="", compare=False)
 
     @property
