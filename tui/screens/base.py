@@ -76,3 +76,37 @@ class BaseScreen(Screen):
     def palette_commands(self) -> list[tuple[str, str, Any]]:
         """(name, help, callback) of this screen's commands for the command palette."""
         return []
+
+
+class TableFilterMixin:
+    """`/` shows the screen's filter box, typing filters its table, esc clears it.
+
+    A screen sets ``filter_box`` to the Input class it composes and has ``table``
+    (with ``set_filter``) and ``update_status``; ``after_filter`` is its hook."""
+
+    filter_box: type
+
+    def action_filter(self) -> None:
+        box = self.query_one(self.filter_box)
+        box.add_class("-shown")
+        box.focus()
+        box.cursor_position = len(box.value)
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one(self.filter_box)
+        box.value = ""
+        box.remove_class("-shown")
+        self.table.set_filter("")
+        self.table.focus()
+        self.update_status()
+
+    def set_filter(self, text: str) -> None:
+        box = self.query_one(self.filter_box)
+        box.value = text
+        box.set_class(bool(text), "-shown")
+        self.table.set_filter(text)
+        self.after_filter()
+        self.update_status()
+
+    def after_filter(self) -> None:
+        return None

@@ -35,7 +35,7 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from backend.models import Inventory
 from tui.messages import OpenRecovery
-from tui.screens.base import BaseScreen
+from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.boot_table import BootState, BootTable
 from widgets.fast_table import FastTable
 from widgets.screenshot_view import ScreenshotView
@@ -115,7 +115,8 @@ class BootFilter(Input):
     """The filter box of the Boot pane."""
 
 
-class BootScreen(BaseScreen):
+class BootScreen(TableFilterMixin, BaseScreen):
+    filter_box = BootFilter
     PANE_ID = "boot"
     CSS_PATH = "boot.tcss"
 
@@ -276,27 +277,6 @@ class BootScreen(BaseScreen):
         await open_recovery(self, state.vm.id, "enable-boot-diagnostics", f"boot diagnostics are off on {state.vm.name}: nothing to diagnose a boot from")
 
     # --- filter ---------------------------------------------------------------------------------
-
-    def action_filter(self) -> None:
-        box = self.query_one(BootFilter)
-        box.add_class("-shown")
-        box.focus()
-        box.cursor_position = len(box.value)
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one(BootFilter)
-        box.value = ""
-        box.remove_class("-shown")
-        self.table.set_filter("")
-        self.table.focus()
-        self.update_status()
-
-    def set_filter(self, text: str) -> None:
-        box = self.query_one(BootFilter)
-        box.value = text
-        box.set_class(bool(text), "-shown")
-        self.table.set_filter(text)
-        self.update_status()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":

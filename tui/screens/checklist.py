@@ -27,7 +27,7 @@ from textual.widgets import Input, Static
 from backend.checks import RULES_BY_ID, CheckResult, CheckSession, Finding, NotChecked, render_markdown, role_settings
 from backend.models import Inventory
 from tui.messages import ShowVm
-from tui.screens.base import BaseScreen
+from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.fast_table import FastTable
 from widgets.findings_table import BY_RULE, BY_VM, FindingsTable, Group, rows_for, severity_text
 
@@ -44,7 +44,8 @@ class FindingsFilter(Input):
     """The filter box of the Checklist pane."""
 
 
-class ChecklistScreen(BaseScreen):
+class ChecklistScreen(TableFilterMixin, BaseScreen):
+    filter_box = FindingsFilter
     PANE_ID = "checklist"
     CSS_PATH = "checklist.tcss"
 
@@ -152,27 +153,6 @@ class ChecklistScreen(BaseScreen):
             self.show_result(self.result)
             if vm_id:
                 self.table.move_cursor_to_key(("vm", vm_id.lower()))
-
-    def action_filter(self) -> None:
-        box = self.query_one(FindingsFilter)
-        box.add_class("-shown")
-        box.focus()
-        box.cursor_position = len(box.value)
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one(FindingsFilter)
-        box.value = ""
-        box.remove_class("-shown")
-        self.table.set_filter("")
-        self.table.focus()
-        self.update_status()
-
-    def set_filter(self, text: str) -> None:
-        box = self.query_one(FindingsFilter)
-        box.value = text
-        box.set_class(bool(text), "-shown")
-        self.table.set_filter(text)
-        self.update_status()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":

@@ -28,7 +28,7 @@ from backend.diagnose import NO_PUBLIC_PATH, SCENARIO_TITLES, Diagnosis
 from backend.models import Inventory, Vm
 from backend.probe import OPEN, ProbeResult
 from tui.messages import OpenRecovery
-from tui.screens.base import BaseScreen
+from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.connectivity_table import ConnectivityTable, PortState, row_key
 from widgets.fast_table import FastTable
 
@@ -39,7 +39,8 @@ class ProbeFilter(Input):
     """The filter box of the Connectivity pane."""
 
 
-class ConnectivityScreen(BaseScreen):
+class ConnectivityScreen(TableFilterMixin, BaseScreen):
+    filter_box = ProbeFilter
     PANE_ID = "connectivity"
     CSS_PATH = "connectivity.tcss"
 
@@ -240,27 +241,8 @@ class ConnectivityScreen(BaseScreen):
         self._flush()
         self.table.action_cursor(1)
 
-    def action_filter(self) -> None:
-        box = self.query_one(ProbeFilter)
-        box.add_class("-shown")
-        box.focus()
-        box.cursor_position = len(box.value)
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one(ProbeFilter)
-        box.value = ""
-        box.remove_class("-shown")
-        self.table.set_filter("")
-        self.table.focus()
-        self.update_status()
-
-    def set_filter(self, text: str) -> None:
-        box = self.query_one(ProbeFilter)
-        box.value = text
-        box.set_class(bool(text), "-shown")
-        self.table.set_filter(text)
+    def after_filter(self) -> None:
         self.show_detail()
-        self.update_status()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":
