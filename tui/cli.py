@@ -90,6 +90,17 @@ def setup_logging(level: str = "INFO") -> str:
     return str(path)
 
 
+def one_line(text: str) -> str:
+    """An error message that echoes operator input stays one line and cannot drive the
+    terminal: control, format and line/paragraph-separator characters are shown escaped."""
+    import unicodedata
+
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp") else ch
+        for ch in text
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     log_path = None
@@ -105,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_console(args)
         return int(func(args) or 0)
     except CliError as exc:
-        print(f"aztriage: {exc}", file=sys.stderr)
+        print(f"aztriage: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("aztriage: interrupted", file=sys.stderr)

@@ -21,6 +21,12 @@ async def find_vm(backend: Any, name_or_id: str, subscriptions: list[str] | None
     if name_or_id.lower().startswith("/subscriptions/"):
         vm_id = name_or_id.rstrip("/")
         try:
+            parsed = ResourceId.parse(vm_id)
+        except ValueError:
+            parsed = None
+        if parsed is None or not parsed.resource_group or not parsed.name or parsed.type.lower() != "virtualmachines":
+            raise VmNotFound(f"{vm_id!r} is not the id of a VM (/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/virtualMachines/NAME)")
+        try:
             await backend.get_vm_document(vm_id)
         except BackendError as exc:
             if exc.status == 404:

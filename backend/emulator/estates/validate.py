@@ -61,7 +61,14 @@ def read_estate_file(path: str) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EstateError(f"{where} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
-    validate_estate(data, where)
+    try:
+        validate_estate(data, where)
+    except EstateError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        # A shape the validator did not foresee (a list where a name belongs, a number for a
+        # pattern): still one sentence, never a traceback.
+        raise EstateError(f"{where} has a value of the wrong kind ({type(exc).__name__}: {exc})") from None
     for key, kind in TOP_LEVEL.items():
         if key != "usages":  # optional overrides: absent means "count from the estate"
             data.setdefault(key, kind())
