@@ -1,1 +1,0 @@
-"""Which emulator request answers the same route as each official example."""
