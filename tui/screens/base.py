@@ -110,3 +110,19 @@ class TableFilterMixin:
 
     def after_filter(self) -> None:
         return None
+
+    # Typing in the box filters as you go; enter keeps the filter and returns to the table.
+    def on_input_changed(self, event) -> None:
+        if event.input.id != "filter":
+            return
+        self.table.set_filter(event.value)
+        self.after_filter()
+        self.update_status()
+        self.refresh_bindings()
+
+    def on_input_submitted(self, event) -> None:
+        if event.input.id != "filter":
+            return
+        if not event.value.strip():
+            event.input.remove_class("-shown")
+        self.table.focus()

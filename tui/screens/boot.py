@@ -117,6 +117,9 @@ class BootFilter(Input):
 
 class BootScreen(TableFilterMixin, BaseScreen):
     filter_box = BootFilter
+
+    def after_filter(self) -> None:
+        self.show_detail()
     PANE_ID = "boot"
     CSS_PATH = "boot.tcss"
 
@@ -282,19 +285,6 @@ class BootScreen(TableFilterMixin, BaseScreen):
         if action == "clear_filter":
             return bool(self.table.filter_text or self.query_one(BootFilter).has_focus)
         return True
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.set_filter(event.value)
-        self.show_detail()
-        self.update_status()
-        self.refresh_bindings()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if not event.value.strip():
-            event.input.remove_class("-shown")
-        self.table.focus()
 
     def update_status(self) -> None:
         table = self.table

@@ -161,18 +161,6 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
             return self.table.cursor_vm_id is not None
         return True
 
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.set_filter(event.value)
-        self.update_status()
-        self.refresh_bindings()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if not event.value.strip():
-            event.input.remove_class("-shown")
-        self.table.focus()
-
     @on(FastTable.Selected, "#findings")
     def _selected(self, event: FastTable.Selected) -> None:
         vm_id = self.table.cursor_vm_id

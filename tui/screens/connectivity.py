@@ -254,19 +254,6 @@ class ConnectivityScreen(TableFilterMixin, BaseScreen):
             return bool(state and state.diagnosis and state.diagnosis.connect)
         return True
 
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.set_filter(event.value)
-        self.show_detail()
-        self.update_status()
-        self.refresh_bindings()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if not event.value.strip():
-            event.input.remove_class("-shown")
-        self.table.focus()
-
     @on(FastTable.CursorMoved, "#ports")
     def _cursor_moved(self) -> None:
         self.show_detail()
