@@ -21,7 +21,7 @@ from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.runner import Runner
 from tests.conftest import demo_settings, emulator_control, start_emulator
-from tests.recovery_support import ACCELERATION, operations, own_emulator, reset, vm_doc
+from tests.recovery_support import ACCELERATION, arm_request, operations, own_emulator, reset, resources, vm_doc
 
 
 @pytest.fixture(scope="module")
@@ -217,10 +217,54 @@ def _write_requests(emu, needle: str, method: str) -> list[dict[str, Any]]:
     ]
 
 
-# snapshot-disks x an LRO ending Failed/Canceled is left out: the failed snapshot stays in
-# provisioningState Failed, the step's precondition takes it for "already exists" and its
-# verify fails on every resume (reported, not fixed here).
-RECOVERY_CASES = [(c, f) for c in RECOVERY for f in ACTION_FAULTS if not (c == "snapshot-disks" and f.startswith("lro-"))]
+# Every scenario with every fault: a snapshot whose create ended Failed/Canceled stays in
+# Azure in that provisioning state; the resume deletes it (it is in the run's ledger) and
+# takes it again.
+RECOVERY_CASES = [(c, f) for c in RECOVERY for f in ACTION_FAULTS]
+
+
+def _snapshots_of(emu, vm_name: str) -> list[dict[str, Any]]:
+    return [d for d in resources(emu, "Microsoft.Compute/snapshots") if (d.get("tags") or {}).get("aztriage-vm") == vm_name]
+
+
+def _state(doc: dict[str, Any]) -> str:
+    return (doc.get("properties") or {}).get("provisioningState") or ""
+
+
+def _failed_snapshot_is_honest(emu, journal, result, vm_name: str, fault_name: str) -> None:
+    """The first snapshot's create failed: Azure holds it Failed/Canceled (or nothing, when the
+    PUT was refused), the ledger says so, and the summary names it."""
+    (first,) = [r for r in journal.resources(result.run_id) if r.kind == "snapshot"]
+    name = first.resource_id.rsplit("/", 1)[-1]
+    there = {d["name"]: _state(d) for d in _snapshots_of(emu, vm_name)}
+    if fault_name == "500-on-action":
+        assert first.state == "not-created" and there == {}, (first.state, there)
+    else:
+        expected = "Canceled" if fault_name == "lro-canceled" else "Failed"
+        assert there == {name: expected}, there
+        assert first.state == "failed"
+        assert f"snapshot {name} (failed)" in result.summary, result.summary
+
+
+def _one_good_snapshot_per_disk(emu, journal, resumed, vm_name: str, fault_name: str) -> None:
+    """After the resume: exactly one Succeeded snapshot per disk, all in the ledger as created;
+    only the failed one was deleted, once; no DELETE when nothing was left behind."""
+    snaps = _snapshots_of(emu, vm_name)
+    disks = vm_doc(emu, vm_name)["doc"]["properties"]["storageProfile"]
+    sources = [disks["osDisk"]["managedDisk"]["id"].lower()] + [d["managedDisk"]["id"].lower() for d in disks.get("dataDisks") or ()]
+    assert sorted(d["properties"]["creationData"]["sourceResourceId"].lower() for d in snaps) == sorted(sources)
+    assert {_state(d) for d in snaps} == {"Succeeded"}
+    ledger = [r for r in journal.resources(resumed.run_id) if r.kind == "snapshot"]
+    assert sorted(r.resource_id.lower() for r in ledger) == sorted(d["id"].lower() for d in snaps)
+    assert {r.state for r in ledger} == {"created"}
+    deletes = Counter(r["path"].lower() for r in _write_requests(emu, "/snapshots/", "DELETE"))
+    if fault_name == "500-on-action":
+        assert deletes == Counter()
+    else:
+        done = [e["message"] for e in journal.events(resumed.run_id) if e["event"] == "done"]
+        assert any("snapshot left by the earlier attempt was deleted first" in m for m in done), done
+        (failed,) = [r.resource_id.lower() for r in ledger if r.step_key == "snapshot-os"]  # the one the fault hit
+        assert deletes == Counter({failed: 1}), deletes
 
 
 @pytest.mark.parametrize(("case", "fault_name"), RECOVERY_CASES)
@@ -246,6 +290,8 @@ async def test_a_recovery_stops_at_the_failing_step_and_resumes_once_the_fault_c
         assert steps[at].message and "\n" not in steps[at].message
         assert f"step {at + 1}" in result.summary
         assert journal.get_run(result.run_id).status == J.RUN_FAILED
+        if scenario == "snapshot-disks":
+            _failed_snapshot_is_honest(emu, journal, result, vm_name, fault_name)
         accepted_before = len(_write_requests(emu, needle, _method(scenario)))
 
         resumed = await Runner(backend, journal, confirm_name=vm_name).resume(result.run_id, lambda s, f, p: scenarios.build_plan(s, f, p))
@@ -263,6 +309,115 @@ async def test_a_recovery_stops_at_the_failing_step_and_resumes_once_the_fault_c
             ops = [op for op in _started_operations(emu, vm_name) if op.get("kind") == kind]
             expected = 1 if fault_name == "500-on-action" else 2
             assert len(ops) == expected, ops
+        if scenario == "snapshot-disks":
+            _one_good_snapshot_per_disk(emu, journal, resumed, vm_name, fault_name)
+    finally:
+        clear_faults(emu)
+        await backend.close()
+        journal.close()
+
+
+@pytest.mark.parametrize("lro_result", ["Failed", "Canceled"])
+async def test_the_rescue_snapshot_left_failed_is_deleted_and_taken_again_once(emu, tmp_path, monkeypatch, lro_result):
+    """The rescue snapshots through the same step: the same honest stop and the same resume."""
+    from tests.rescue_support import make_rig
+
+    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
+    reset(emu)
+    rig = await make_rig(emu, tmp_path / "journal.sqlite3")
+    try:
+        plan, facts = await rig.plan("api-dev-01", "rescue", {"run_fixes": True})
+        at = plan.keys.index("snapshot-os")
+        fault(emu, match="/snapshots/", method="PUT", lro_result=lro_result)
+        result = await rig.runner("api-dev-01").start(plan, _build("rescue"), facts)
+        clear_faults(emu)
+        assert result.status == J.RUN_FAILED, result.summary
+        assert [s.state for s in result.record.steps][at - 1 : at + 2] == [J.VERIFIED, J.FAILED, J.PENDING]
+        (snap,) = [r for r in rig.journal.resources(result.run_id) if r.kind == "snapshot"]
+        name = snap.resource_id.rsplit("/", 1)[-1]
+        assert snap.state == "failed" and f"snapshot {name} (failed)" in result.summary, result.summary
+        assert {d["name"]: _state(d) for d in _snapshots_of(emu, "api-dev-01")} == {name: lro_result}
+
+        done = await rig.resume(result.run_id, "api-dev-01")
+        assert done.status == J.RUN_SUCCEEDED, done.summary
+        (good,) = _snapshots_of(emu, "api-dev-01")
+        assert good["id"].lower() == snap.resource_id.lower() and _state(good) == "Succeeded"
+        assert {r.kind: r.state for r in rig.journal.resources(done.run_id)}["snapshot"] == "keep"
+        sid = snap.resource_id.lower()
+        kinds = Counter(op["kind"] for op in operations(emu) if op["resource_id"].lower() == sid)
+        assert kinds == Counter({"create": 2, "delete": 1}), kinds  # the failed create, its delete, the good create
+        assert len(_write_requests(emu, f"/snapshots/{name}", "DELETE")) == 1
+        assert len(_write_requests(emu, f"/snapshots/{name}", "PUT")) == 2  # the failed create, and the one after the delete
+    finally:
+        clear_faults(emu)
+        await rig.backend.close()
+        rig.journal.close()
+
+
+@pytest.mark.parametrize("boundary", ["operation", "running"])
+async def test_a_resume_killed_while_replacing_the_failed_snapshot_deletes_it_once(emu, tmp_path, boundary):
+    from tests.rescue_support import Killed
+
+    reset(emu)
+    backend = AzureBackend(demo_settings(emu), retry_total=1)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    armed = {"on": True}
+
+    def die(where: str, index: int) -> None:
+        if armed["on"] and (where, index) == (boundary, 1):  # the first operation of the retry: the delete
+            armed["on"] = False
+            raise Killed()
+
+    try:
+        fault(emu, match="/snapshots/", method="PUT", lro_result="Failed")
+        _, result = await _start(backend, journal, "web-prod-03", "snapshot-disks")
+        clear_faults(emu)
+        assert result.status == J.RUN_FAILED
+        with pytest.raises(Killed):
+            await Runner(backend, journal, confirm_name="web-prod-03", hook=die).resume(result.run_id, scenarios.build_plan)
+        resumed = await Runner(backend, journal, confirm_name="web-prod-03").resume(result.run_id, scenarios.build_plan)
+        assert resumed.status == J.RUN_SUCCEEDED, resumed.summary
+        _one_good_snapshot_per_disk(emu, journal, resumed, "web-prod-03", "lro-failed")
+    finally:
+        clear_faults(emu)
+        await backend.close()
+        journal.close()
+
+
+async def test_a_failed_snapshot_this_run_did_not_make_is_never_deleted(emu, tmp_path):
+    from backend.recovery.scenarios._disks import stamp
+    from backend.recovery.scenarios.snapshot_disks import snapshot_name
+
+    reset(emu)
+    backend = AzureBackend(demo_settings(emu), retry_total=1)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    try:
+        vm_id = await service.find_vm(backend, "web-prod-03")
+        plan, facts = await service.make_plan(backend, vm_id, "snapshot-disks", {})
+        disk = facts.vm.os_disk
+        # Somebody else's snapshot, with the very name this plan uses, left Failed by Azure.
+        name = snapshot_name(disk.name, stamp(facts))
+        foreign = disk.id.rsplit("/providers/", 1)[0] + f"/providers/Microsoft.Compute/snapshots/{name}"
+        fault(emu, match=f"/snapshots/{name}", method="PUT", lro_result="Failed")
+        status, _ = arm_request(emu, "PUT", foreign, {"location": facts.vm.location, "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk.id}}})
+        assert status in (200, 201, 202)
+        for _ in range(100):
+            states = {d["name"]: _state(d) for d in resources(emu, "Microsoft.Compute/snapshots")}
+            if states.get(name) == "Failed":
+                break
+            await asyncio.sleep(0.02)
+        assert states.get(name) == "Failed"
+        deletes_before = len(_write_requests(emu, "/snapshots/", "DELETE"))
+
+        runner = Runner(backend, journal, confirm_name="web-prod-03")
+        result = await runner.start(plan, _build("snapshot-disks"), facts)
+        assert result.status == J.RUN_FAILED, result.summary
+        step = result.record.steps[plan.keys.index("snapshot-os")]
+        assert step.state == J.FAILED and "was not made by this run" in step.message, step.message
+        # Still there, still Failed, never deleted; not taken for this run's own.
+        assert {d["name"]: _state(d) for d in resources(emu, "Microsoft.Compute/snapshots")}.get(name) == "Failed"
+        assert len(_write_requests(emu, "/snapshots/", "DELETE")) == deletes_before
+        assert not [r for r in journal.resources(result.run_id) if r.resource_id.lower() == foreign.lower()]
     finally:
         clear_faults(emu)
         await backend.close()

@@ -152,6 +152,68 @@ def test_a_blocked_plan_exits_1_with_its_reason(emu, home):
     assert "ephemeral OS disk" in one_line_error(proc)
 
 
+# --- a refusal writes nothing ---------------------------------------------------------------------
+
+REFUSALS = {
+    "no-such-vm": (["--vm", "nosuchvm", "--scenario", "restart", "--yes"], 2, "no VM named nosuchvm"),
+    "unknown-scenario": (["--vm", "web-prod-01", "--scenario", "reboot", "--yes"], 2, "unknown scenario 'reboot'"),
+    "blocked-scenario": (["--vm", "dev-ephemeral-01", "--scenario", "deallocate", "--yes", "--confirm", "dev-ephemeral-01"], 1, "ephemeral OS disk"),
+    "not-confirmed": (["--vm", "web-prod-01", "--scenario", "restart"], 2, "add --yes"),
+    "destructive-not-confirmed": (["--vm", "web-prod-01", "--scenario", "redeploy", "--yes"], 2, "--confirm web-prod-01"),
+    "wrong-name-typed": (["--vm", "web-prod-01", "--scenario", "redeploy", "--yes", "--confirm", "web-prod-02"], 2, "is not the VM's name"),
+    "read-only": (["--vm", "web-prod-01", "--scenario", "restart", "--yes", "--read-only"], 1, "read-only mode"),
+    "resume-unknown-run": (["--resume", "nosuchrun"], 2, "there is no run nosuchrun in the journal"),
+}
+
+
+def _written(home: Path) -> set[str]:
+    """Every file under the throwaway home, but the log every command opens."""
+    return {str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and p.name != "aztriage.log"}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_a_refused_recover_creates_no_journal_and_writes_nothing(emu, home, case):
+    args, code, message = REFUSALS[case]
+    before = writes(emu)
+    proc = aztriage(emu, home, "recover", *args, stdin="")
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert message in one_line_error(proc)
+    assert not journal_path(home).exists()
+    assert not journal_path(home).parent.exists()  # not even the journal's directory
+    assert _written(home) == set()
+    assert writes(emu) == before
+
+
+def test_a_dry_run_creates_no_journal(emu, home):
+    proc = aztriage(emu, home, "recover", "--vm", "web-prod-01", "--scenario", "restart", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert not journal_path(home).exists() and _written(home) == set()
+
+
+def test_a_refusal_leaves_an_existing_journal_as_it_was(emu, home):
+    done = aztriage(emu, home, "recover", "--vm", "web-prod-01", "--scenario", "reapply", "--yes")
+    assert done.returncode == 0, done.stderr
+    snapshot = {name: (home / name).read_bytes() for name in _written(home)}
+    for args, code, message in REFUSALS.values():
+        proc = aztriage(emu, home, "recover", *args, stdin="")
+        assert proc.returncode == code and message in one_line_error(proc)
+    assert {name: (home / name).read_bytes() for name in _written(home)} == snapshot
+    assert [r["status"] for r in runs(emu, home)] == ["succeeded"]
+
+
+def test_runs_before_the_first_run_says_so_and_creates_nothing(emu, home):
+    listed = aztriage(emu, home, "runs")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip() == "no recovery runs yet (start one with: aztriage recover --vm NAME --scenario ID)"
+    as_json = aztriage(emu, home, "runs", "--format", "json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == []
+    for args, code in ((["nosuchrun"], 2), (["--abandon", "nosuchrun"], 1), (["--release", "nosuchrun", "--yes"], 1)):
+        proc = aztriage(emu, home, "runs", *args)
+        assert proc.returncode == code, (args, proc.returncode, proc.stderr)
+        assert one_line_error(proc) == "aztriage: there is no run nosuchrun in the journal"
+    assert not journal_path(home).parent.exists() and _written(home) == set()
+
+
 # --- runs ---------------------------------------------------------------------------------------
 
 

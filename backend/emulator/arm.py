@@ -713,8 +713,10 @@ class Arm:
                 store.set_provisioning(rid, "Succeeded")
 
         def failure(op: Operation) -> None:
+            # As ARM does: the disk or snapshot stays, in the terminal state its operation
+            # ended in (a resource's provisioningState matches its PUT's async status).
             if store.get(rid) is not None:
-                store.set_provisioning(rid, "Failed")
+                store.set_provisioning(rid, "Canceled" if op.forced == "Canceled" else "Failed")
 
         make = self.operation_factory(
             req, rid, namespace="Microsoft.Compute", location=doc.get("location"),

@@ -138,10 +138,16 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def default_path() -> Path:
-    from backend.paths import data_dir
+def default_path(*, create: bool = True) -> Path:
+    """The journal's path in the user's data directory; `create=False` makes no
+    directory (for a caller that only reads a journal that may not exist yet)."""
+    from backend import paths
 
-    return data_dir() / "journal.sqlite3"
+    if not create:
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir(paths.APP)) / "journal.sqlite3"
+    return paths.data_dir() / "journal.sqlite3"
 
 
 @dataclass
@@ -315,6 +321,13 @@ class Journal:
             extra = Path(str(self.path) + suffix)
             if extra.exists():
                 os.chmod(extra, 0o600)
+
+    @classmethod
+    def open_existing(cls, path: Path | str | None = None) -> "Journal | None":
+        """The journal when its file exists, else None: nothing is created (a refusal,
+        or a listing before the first run, writes nothing)."""
+        target = Path(path) if path else default_path(create=False)
+        return cls(target) if target.is_file() else None
 
     # --- plumbing -----------------------------------------------------------
 

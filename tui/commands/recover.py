@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import getpass
 import json
@@ -238,18 +239,28 @@ def run(args: argparse.Namespace) -> int:
     from backend.recovery.journal import Journal, JournalError, SecretLeak
     from tui.runtime import demo_emulator, open_backend, resolve_settings
 
-    try:
-        journal = Journal()
-    except JournalError as exc:
-        raise CliError(str(exc), exit_code=1) from None
-    with journal, demo_emulator(args) as emulator:
+    # A refused command writes nothing: a resume opens the journal only when it exists,
+    # a new run creates it only once every check has passed and the run starts.
+    with contextlib.ExitStack() as stack:
+
+        def open_journal() -> Any:
+            try:
+                journal = Journal.open_existing() if args.resume else Journal()
+            except JournalError as exc:
+                raise CliError(str(exc), exit_code=1) from None
+            if journal is None:
+                raise CliError(f"there is no run {args.resume} in the journal (see 'aztriage runs')")
+            return stack.enter_context(journal)
+
+        journal = open_journal() if args.resume else None
+        emulator = stack.enter_context(demo_emulator(args))
         settings = _settings_for_runs(resolve_settings(args, emulator))
 
         async def main() -> int:
             async with open_backend(settings) as backend:
                 if args.resume:
                     return await _resume(args, backend, journal, secrets, printer)
-                return await _start(args, backend, journal, secrets, printer)
+                return await _start(args, backend, open_journal, secrets, printer)
 
         try:
             return asyncio.run(main())
@@ -261,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("interrupted: the run is in the journal; resume it with 'aztriage recover --resume RUN_ID' (see 'aztriage runs')", exit_code=130) from None
 
 
-async def _start(args: argparse.Namespace, backend: Any, journal: Any, secrets: dict[str, str], printer: Printer) -> int:
+async def _start(args: argparse.Namespace, backend: Any, open_journal: Any, secrets: dict[str, str], printer: Printer) -> int:
     from backend.recovery import scenarios, service
     from backend.recovery.plan import PlanError
     from backend.recovery.runner import Runner, RunRefused
@@ -286,7 +297,7 @@ async def _start(args: argparse.Namespace, backend: Any, journal: Any, secrets: 
     if read_only and plan.writes:
         raise CliError("read-only mode: the plan was shown and nothing was changed", exit_code=EXIT_FAILED)
     typed = _confirm_interactively(plan, args)
-    runner = Runner(backend, journal, on_event=printer.event, secrets=secrets, confirm_name=typed)
+    runner = Runner(backend, open_journal(), on_event=printer.event, secrets=secrets, confirm_name=typed)
 
     async def refresh():
         return await service.gather_facts(backend, vm_id, args.scenario, plan.params)

@@ -39,39 +39,27 @@ def _order(record) -> tuple:
 def run(args: argparse.Namespace) -> int:
     fmt = output_format(args, ("table", "json"), default="table")
     from backend.recovery.journal import Journal, JournalError
-    from backend.recovery.runner import RunRefused, Runner
 
+    if args.release and (args.abandon or args.run_id):
+        raise CliError("--release takes the run id alone")
     try:
-        journal = Journal()
+        # Only read: a listing (or a refusal) before the first run creates no journal.
+        journal = Journal.open_existing()
     except JournalError as exc:
         raise CliError(str(exc), exit_code=1) from None
-    with journal:
-        if args.release:
-            return _release(args, journal, fmt)
-        if args.abandon:
-            try:
-                record = Runner(None, journal).abandon(args.abandon)
-            except RunRefused as exc:
-                raise CliError(str(exc), exit_code=1) from None
-            if fmt == "json":
-                sys.stdout.write(json.dumps(record.to_json()) + "\n")
-            else:
-                print(f"run {record.run_id} on {record.vm_name} abandoned; it created {len(record.resources)} resource(s), still listed in its ledger")
-            return 0
+    if journal is None:
+        # The same sentence and exit status as when the journal exists without that run.
+        if args.release or args.abandon:
+            raise CliError(f"there is no run {args.release or args.abandon} in the journal", exit_code=1)
         if args.run_id:
-            record = journal.get_run(args.run_id)
-            if record is None:
-                raise CliError(f"there is no run {args.run_id} in the journal")
-            if fmt == "json":
-                doc = record.to_json()
-                doc["events"] = journal.events(args.run_id)
-                # The VM's documents as read before the first change (a recreate's model to rebuild from).
-                doc["captured"] = journal.facts(args.run_id)
-                sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-                return 0
-            _print_one(record, journal.events(args.run_id))
-            return 0
-        records = sorted(journal.list_runs(), key=_order)
+            raise CliError(f"there is no run {args.run_id} in the journal")
+        records = []
+    else:
+        with journal:
+            done = _one_run(args, journal, fmt)
+            if done is not None:
+                return done
+            records = sorted(journal.list_runs(), key=_order)
     if fmt == "json":
         sys.stdout.write(json.dumps([r.to_json() for r in records], indent=2) + "\n")
         return 0
@@ -87,6 +75,38 @@ def run(args: argparse.Namespace) -> int:
     if unfinished:
         print(f"\n{len(unfinished)} unfinished: resume with 'aztriage recover --resume RUN_ID'")
     return 0
+
+
+def _one_run(args: argparse.Namespace, journal, fmt: str) -> int | None:
+    """--release, --abandon or one run's details; None for the listing."""
+    from backend.recovery.runner import RunRefused, Runner
+
+    if args.release:
+        return _release(args, journal, fmt)
+    if args.abandon:
+        try:
+            record = Runner(None, journal).abandon(args.abandon)
+        except RunRefused as exc:
+            raise CliError(str(exc), exit_code=1) from None
+        if fmt == "json":
+            sys.stdout.write(json.dumps(record.to_json()) + "\n")
+        else:
+            print(f"run {record.run_id} on {record.vm_name} abandoned; it created {len(record.resources)} resource(s), still listed in its ledger")
+        return 0
+    if args.run_id:
+        record = journal.get_run(args.run_id)
+        if record is None:
+            raise CliError(f"there is no run {args.run_id} in the journal")
+        if fmt == "json":
+            doc = record.to_json()
+            doc["events"] = journal.events(args.run_id)
+            # The VM's documents as read before the first change (a recreate's model to rebuild from).
+            doc["captured"] = journal.facts(args.run_id)
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            return 0
+        _print_one(record, journal.events(args.run_id))
+        return 0
+    return None
 
 
 def _print_one(record, events) -> None:

@@ -230,5 +230,37 @@ async def tracked_create(
         raise
 
 
+# Terminal provisioning states a create can leave a resource in when its operation did not succeed.
+LEFT_FAILED = ("failed", "canceled")
+
+
+def provisioning_state(doc: dict[str, Any] | None) -> str:
+    """The resource's provisioningState, lower-case ("" when it does not say)."""
+    return str(((doc or {}).get("properties") or {}).get("provisioningState") or "").lower()
+
+
+def made_by_this_run(ctx: StepContext, resource: str, doc: dict[str, Any] | None) -> bool:
+    """`resource` is in this run's ledger as one the run created or was creating (its
+    create sent, possibly failed), and it carries no other run's tag: the only kind of
+    resource a run may delete in order to create it again."""
+    tag = tag_of(doc, RUN_TAG)
+    if tag and tag != ctx.run_id:
+        return False
+    return any(same_id(r.resource_id, resource) and r.state in ("creating", "failed") for r in ctx.journal.resources(ctx.run_id))
+
+
+async def wait_gone(read: Callable[[], Awaitable[dict[str, Any] | None]], settings: Any) -> dict[str, Any] | None:
+    """Read until the resource is gone or the settle timeout passes; returns the last read (None once gone)."""
+    from backend.recovery import steps
+
+    deadline = time.monotonic() + steps.SETTLE_TIMEOUT
+    interval = poll_interval(settings)
+    while True:
+        doc = await read()
+        if doc is None or time.monotonic() >= deadline:
+            return doc
+        await asyncio.sleep(interval)
+
+
 def rg_of(resource: str) -> str:
     return ResourceId.parse(resource).resource_group

@@ -1,6 +1,9 @@
 """snapshot-disks: a snapshot of every managed disk of the VM, the runbook's
 "copy VHD" safety net before anything risky. Snapshots are recorded in the
-run's ledger before they are created, and kept: aztriage never deletes them."""
+run's ledger before they are created, and kept: aztriage never deletes them.
+The one exception is this run's own failure: a snapshot whose create ended
+Failed or Canceled (ARM leaves it there in that state) is deleted and taken
+again when the run resumes, and only when the run's ledger lists it."""
 
 from __future__ import annotations
 
@@ -9,10 +12,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from backend.models import Disk, ResourceId, Vm
-from backend.recovery.context import StepContext
+from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Check, Kind, Plan, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
+from backend.recovery.scenarios._disks import LEFT_FAILED, made_by_this_run, provisioning_state, tracked_create, wait_gone
 from backend.recovery.steps import parse_time, preflight_step
 
 MAX_NAME = 80
@@ -55,25 +59,74 @@ def snapshot_step(facts: VmFacts, disk: Disk, stamp: str, role: str) -> Step:
     snapshot_id = f"/subscriptions/{rid.subscription_id}/resourceGroups/{rid.resource_group}/providers/Microsoft.Compute/snapshots/{name}"
     location = next((d.get("location") for d in facts.documents.get("disks") or () if (d.get("id") or "").lower() == (disk.id or "").lower()), None) or vm.location
 
+    note = f"snapshot of {role} disk {disk.name} of {vm.name}"
+
     async def precondition(ctx: StepContext) -> Check:
         existing = await ctx.backend.get_snapshot(snapshot_id)
         if existing is not None:
-            if _source(existing).lower() == (disk.id or "").lower():
-                return already_done(f"snapshot {name} of {disk.name} already exists")
-            return blocked(f"a snapshot named {name} already exists and is not of {disk.name}")
+            if _source(existing).lower() != (disk.id or "").lower():
+                return blocked(f"a snapshot named {name} already exists and is not of {disk.name}")
+            state = provisioning_state(existing)
+            if state in LEFT_FAILED or state == "deleting":
+                if made_by_this_run(ctx, snapshot_id, existing):
+                    return ready(f"snapshot {name} was left {state} by an earlier attempt of this run: it is deleted and taken again")
+                return blocked(
+                    f"a snapshot named {name} of {disk.name} exists in provisioning state {state} and was not made by this run: "
+                    "delete it yourself, then resume the run"
+                )
+            return already_done(f"snapshot {name} of {disk.name} already exists")
         return ready(f"no snapshot named {name} yet")
 
+    async def clear_failed(ctx: StepContext) -> str:
+        """Remove the snapshot an earlier attempt of this run left Failed or Canceled.
+
+        ARM would also accept a PUT over a failed resource (and the emulator answers one
+        as an update), but for a snapshot that PUT keeps the resource's immutable
+        creationData and is not documented to copy the disk again: a failed copy could
+        come back "Succeeded" with nothing behind it. Deleting the failed snapshot and
+        creating it anew is defined on both ARM and the emulator, and yields a copy taken
+        now. Only a snapshot in this run's ledger, without another run's tag, is deleted."""
+        from backend.azure import rescue_ops
+
+        if ctx.operation_token("snapshot") is not None:
+            return ""  # resuming the create sent after the delete: nothing is left to remove
+        doc = await ctx.backend.get_snapshot(snapshot_id)
+        state = provisioning_state(doc)
+        if doc is None and ctx.operation_token("snapshot-delete") is not None:
+            return "; the failed snapshot left by the earlier attempt was deleted first"  # before an interruption
+        if doc is None or not (state in LEFT_FAILED or state == "deleting"):
+            return ""
+        if not made_by_this_run(ctx, snapshot_id, doc):
+            raise StepFailed(f"a snapshot named {name} exists in provisioning state {state} and was not made by this run: delete it yourself, then resume the run")
+        if state == "deleting" and ctx.operation_token("snapshot-delete") is None:
+            # A delete sent before an interruption, its operation not journaled: wait for it, never send a second one.
+            doc = await wait_gone(lambda: ctx.backend.get_snapshot(snapshot_id), ctx.settings)
+            if doc is not None:
+                raise StepFailed(f"snapshot {name} is still being deleted: resume the run once it is gone")
+        else:
+            await rescue_ops.delete_snapshot(ctx.backend, snapshot_id, **await ctx.lro("snapshot-delete"))
+        await ctx.record_resource(snapshot_id, kind="snapshot", state="deleted", note=note)
+        return f"; the {state if state in LEFT_FAILED else 'failed'} snapshot left by the earlier attempt was deleted first"
+
     async def run(ctx: StepContext) -> str:
-        # In the ledger before the create is sent: a crash can never leave an unrecorded snapshot.
-        await ctx.record_resource(snapshot_id, kind="snapshot", state="creating", note=f"snapshot of {role} disk {disk.name} of {vm.name}")
+        cleared = await clear_failed(ctx)
         body = {
             "location": location,
             "sku": {"name": "Standard_LRS"},
             "tags": {"aztriage-run": ctx.run_id, "aztriage-vm": vm.name, "aztriage-disk": disk.name},
             "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk.id}, "incremental": False},
         }
-        await ctx.backend.create_snapshot(snapshot_id, body, **await ctx.lro("snapshot"))
-        return f"snapshot {name} created"
+
+        async def create() -> Any:
+            return await ctx.backend.create_snapshot(snapshot_id, body, **await ctx.lro("snapshot"))
+
+        async def exists() -> bool:
+            return await ctx.backend.get_snapshot(snapshot_id) is not None
+
+        # In the ledger before the create is sent: a crash can never leave an unrecorded snapshot;
+        # a create that fails leaves it "failed" (it exists, Failed or Canceled) or "not-created".
+        await tracked_create(ctx, snapshot_id, kind="snapshot", note=note, create=create, exists=exists)
+        return f"snapshot {name} created{cleared}"
 
     async def verify(ctx: StepContext) -> Verification:
         doc = await ctx.backend.get_snapshot(snapshot_id)
@@ -84,7 +137,7 @@ def snapshot_step(facts: VmFacts, disk: Disk, stamp: str, role: str) -> Step:
             return not_verified(f"snapshot {name} is not a copy of {disk.name}")
         if state != "succeeded":
             return not_verified(f"snapshot {name} is {state or 'in an unknown state'}")
-        await ctx.record_resource(snapshot_id, kind="snapshot", state="created", note=f"snapshot of {role} disk {disk.name} of {vm.name}")
+        await ctx.record_resource(snapshot_id, kind="snapshot", state="created", note=note)
         size = (doc.get("properties") or {}).get("diskSizeGB")
         return verified(f"snapshot {name} of {disk.name} succeeded" + (f" ({size} GB)" if size else ""), snapshot_id=snapshot_id)
 
