@@ -26,7 +26,7 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceId:
     """An ARM resource id split into the parts the app uses."""
 
@@ -66,14 +66,14 @@ def id_name(resource_id: str | None) -> str:
     return (resource_id or "").rstrip("/").rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subscription:
     subscription_id: str
     display_name: str
     state: str = "Enabled"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Disk:
     """An OS or data disk as the VM sees it, joined with the disk resource."""
 
@@ -107,7 +107,7 @@ class Disk:
         return self.delete_option.lower() == "delete"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecurityRule:
     name: str
     priority: int
@@ -122,7 +122,7 @@ class SecurityRule:
     nsg_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NetworkSecurityGroup:
     id: str
     name: str
@@ -136,7 +136,7 @@ class NetworkSecurityGroup:
         return tuple(sorted(chosen, key=lambda r: r.priority))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PublicIp:
     id: str
     name: str
@@ -148,7 +148,7 @@ class PublicIp:
     delete_option: str | None = None  # from the NIC ip configuration that holds it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NetworkInterface:
     id: str
     name: str
@@ -166,7 +166,7 @@ class NetworkInterface:
     ip_forwarding: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InboundNatRule:
     id: str
     name: str
@@ -179,7 +179,7 @@ class InboundNatRule:
     backend_ip_configuration_id: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoadBalancer:
     id: str
     name: str
@@ -189,13 +189,13 @@ class LoadBalancer:
     inbound_nat_rules: tuple[InboundNatRule, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecommendedAction:
     action: str
     url: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthStatus:
     """Resource Health's availability status of one resource."""
 
@@ -218,7 +218,7 @@ class HealthStatus:
         return ": ".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Maintenance:
     """A VM's planned-maintenance state from its instance view."""
 
@@ -237,7 +237,7 @@ class Maintenance:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Extension:
     name: str
     type: str | None
@@ -247,7 +247,7 @@ class Extension:
     status: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BootDiagnostics:
     enabled: bool
     storage_uri: str | None = None  # None with enabled=True means managed storage
@@ -257,7 +257,7 @@ class BootDiagnostics:
         return self.enabled and not self.storage_uri
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Vm:
     id: str
     name: str
@@ -406,26 +406,26 @@ class Vm:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventUpdate:
     summary: str
     time: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImpactedRegion:
     region: str
     status: str | None = None
     updates: tuple[EventUpdate, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImpactedService:
     service: str
     regions: tuple[ImpactedRegion, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceEvent:
     """A Service Health event (service issue, planned maintenance, advisory)."""
 
@@ -459,14 +459,14 @@ class ServiceEvent:
         return tuple(sorted(ups, key=lambda u: u.time or datetime.min, reverse=True))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubscriptionError:
     subscription_id: str
     code: str
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inventory:
     """Everything one refresh saw, joined. Lookup tables are keyed by lower-case id."""
 

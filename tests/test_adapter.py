@@ -71,6 +71,11 @@ async def test_scale_inventory_pages_and_stays_o_subscriptions():
         assert len(inv.vms) == 2000
         assert len({v.id for v in inv.vms}) == 2000
         assert inv.errors == ()
+        # Each page is reduced as it arrives: VMs on any page still find their NICs, disks and
+        # health on any page of the other lists.
+        assert all(v.nics and v.nics[0].private_ips for v in inv.vms)
+        assert all(d.sku and d.size_gb for v in inv.vms for d in v.disks if d.managed)
+        assert all(v.health is not None for v in inv.vms)
         stats = emulator_control(emu, "GET", "/_emulator/stats")
         # Paging really happened (500 VMs per subscription at 150 a page)...
         assert stats["requests"] > 1 + 11 * 4

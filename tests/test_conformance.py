@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from backend.azure import mapping
-from backend.azure.backend import join_subscription
+from backend.azure.join import join_subscription
 
 EXAMPLES = Path(__file__).parent / "data" / "azure-rest-examples"
 

@@ -15,6 +15,9 @@ The api-versions are the ones the installed SDK sends for the same operations
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +61,23 @@ INVENTORY_LISTS: dict[str, ListRoute] = {
 _ERROR_MAP = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
 
-def raw_list(client: Any, subscription_id: str, route: ListRoute) -> AsyncItemPaged:
-    """Every item of one ARM list (all pages) as plain dicts."""
+# One thread parses every page: parsing holds the GIL, so more threads would not parse
+# faster, and each extra thread gets its own malloc arena (measured: 30 MB more peak RSS
+# for a scale:10000 inventory on the default executor).
+_PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aztriage-parse")
+
+
+def _parse_page(content: bytes, reduce: Callable[[list[Any]], list[Any]] | None) -> tuple[str | None, list[Any]]:
+    body = orjson.loads(content)
+    items = body.get("value") or []
+    return body.get("nextLink") or None, (reduce(items) if reduce is not None else items)
+
+
+def raw_list(client: Any, subscription_id: str, route: ListRoute, reduce: Callable[[list[Any]], list[Any]] | None = None) -> AsyncItemPaged:
+    """Every item of one ARM list (all pages) as plain dicts, or what ``reduce`` makes of
+    each page. A page is parsed and reduced in a worker thread, so a console's event loop
+    keeps its time slices while a 1000-item page turns into objects (and the page's
+    documents are garbage as soon as it is reduced)."""
     first_url = f"/subscriptions/{subscription_id}{route.path}"
 
     async def get_next(next_link: str | None = None) -> Any:
@@ -78,9 +96,9 @@ def raw_list(client: Any, subscription_id: str, route: ListRoute) -> AsyncItemPa
 
     async def extract_data(response: Any) -> tuple[str | None, AsyncList]:
         try:
-            body = orjson.loads(response.content)
+            next_link, items = await asyncio.get_running_loop().run_in_executor(_PARSER, _parse_page, response.content, reduce)
         except orjson.JSONDecodeError as exc:
             raise DecodeError(f"the list answer is not valid JSON: {exc}", response=response) from exc
-        return body.get("nextLink") or None, AsyncList(body.get("value") or [])
+        return next_link, AsyncList(items)
 
     return AsyncItemPaged(get_next, extract_data)

@@ -8,9 +8,10 @@ through the same code. Nothing here imports the SDK.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from backend.models import (
     BootDiagnostics,
@@ -40,7 +41,9 @@ Doc = Mapping[str, Any]
 def _get(doc: Any, *path: str, default: Any = None) -> Any:
     cur = doc
     for key in path:
-        if not isinstance(cur, Mapping):
+        # Wire documents are dicts (orjson); SDK models are other Mappings. The exact-type
+        # test first: isinstance against an ABC costs more than the lookup itself.
+        if cur.__class__ is not dict and not isinstance(cur, Mapping):
             return default
         cur = cur.get(key)
         if cur is None:
@@ -66,6 +69,12 @@ def parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _sym(value: Any) -> Any:
+    """One shared string for a value that repeats across thousands of VMs (a size, a SKU, a
+    health summary): orjson makes a new string for every occurrence."""
+    return sys.intern(value) if value.__class__ is str else value
 
 
 def _lower(value: str | None) -> str:
@@ -98,8 +107,8 @@ def public_ip(doc: Doc) -> PublicIp:
         name=doc.get("name") or ResourceId.parse(doc["id"]).name,
         ip_address=props.get("ipAddress"),
         fqdn=_get(props, "dnsSettings", "fqdn"),
-        allocation=props.get("publicIPAllocationMethod"),
-        sku=_get(doc, "sku", "name"),
+        allocation=_sym(props.get("publicIPAllocationMethod")),
+        sku=_sym(_get(doc, "sku", "name")),
         zones=_as_tuple(doc.get("zones")),
     )
 
@@ -193,16 +202,26 @@ def load_balancer(doc: Doc, public_ips: Mapping[str, PublicIp]) -> LoadBalancer:
     )
 
 
-def network_interface(
-    doc: Doc,
-    delete_option: str,
-    primary: bool,
-    public_ips: Mapping[str, PublicIp],
-    subnet_nsg: Mapping[str, str],
-) -> NetworkInterface:
+class NicFacts(NamedTuple):
+    """What a VM's NIC row takes from the NIC resource, before public IPs and subnets are joined."""
+
+    id: str
+    name: str
+    nsg_id: str | None
+    subnet_id: str | None
+    private_ips: tuple[str, ...]
+    public_ip_refs: tuple[tuple[str, str | None], ...]  # (public IP id, its deleteOption)
+    ip_configuration_ids: tuple[str, ...]
+    load_balancer_backend_pool_ids: tuple[str, ...]
+    load_balancer_inbound_nat_rule_ids: tuple[str, ...]
+    accelerated_networking: bool
+    ip_forwarding: bool
+
+
+def nic_facts(doc: Doc) -> NicFacts:
     props = doc.get("properties") or {}
     private: list[str] = []
-    pips: list[PublicIp] = []
+    pip_refs: list[tuple[str, str | None]] = []
     subnet_id = None
     ipconfig_ids: list[str] = []
     pools: list[str] = []
@@ -216,29 +235,63 @@ def network_interface(
         subnet_id = subnet_id or _get(cfg_props, "subnet", "id")
         pip_ref = cfg_props.get("publicIPAddress") or {}
         if pip_ref.get("id"):
-            pip = public_ips.get(pip_ref["id"].lower())
-            pip_delete = _get(pip_ref, "properties", "deleteOption")
-            if pip is None:
-                pip = PublicIp(id=pip_ref["id"], name=ResourceId.parse(pip_ref["id"]).name, ip_address=None)
-            pips.append(dataclasses.replace(pip, delete_option=pip_delete))
+            pip_refs.append((pip_ref["id"], _get(pip_ref, "properties", "deleteOption")))
         pools.extend(p.get("id") for p in cfg_props.get("loadBalancerBackendAddressPools") or () if p.get("id"))
         nats.extend(n.get("id") for n in cfg_props.get("loadBalancerInboundNatRules") or () if n.get("id"))
-    return NetworkInterface(
+    return NicFacts(
         id=doc["id"],
         name=doc.get("name") or ResourceId.parse(doc["id"]).name,
-        delete_option=delete_option,
-        primary=primary,
         nsg_id=_get(props, "networkSecurityGroup", "id"),
         subnet_id=subnet_id,
-        subnet_nsg_id=subnet_nsg.get(_lower(subnet_id)) if subnet_id else None,
         private_ips=tuple(private),
-        public_ips=tuple(pips),
+        public_ip_refs=tuple(pip_refs),
         ip_configuration_ids=tuple(ipconfig_ids),
         load_balancer_backend_pool_ids=tuple(pools),
         load_balancer_inbound_nat_rule_ids=tuple(nats),
         accelerated_networking=bool(props.get("enableAcceleratedNetworking")),
         ip_forwarding=bool(props.get("enableIPForwarding")),
     )
+
+
+def build_nic(
+    facts: NicFacts,
+    delete_option: str,
+    primary: bool,
+    public_ips: Mapping[str, PublicIp],
+    subnet_nsg: Mapping[str, str],
+) -> NetworkInterface:
+    pips: list[PublicIp] = []
+    for pip_id, pip_delete in facts.public_ip_refs:
+        pip = public_ips.get(pip_id.lower())
+        if pip is None:
+            pip = PublicIp(id=pip_id, name=ResourceId.parse(pip_id).name, ip_address=None)
+        pips.append(dataclasses.replace(pip, delete_option=pip_delete))
+    return NetworkInterface(
+        id=facts.id,
+        name=facts.name,
+        delete_option=delete_option,
+        primary=primary,
+        nsg_id=facts.nsg_id,
+        subnet_id=facts.subnet_id,
+        subnet_nsg_id=subnet_nsg.get(facts.subnet_id.lower()) if facts.subnet_id else None,
+        private_ips=facts.private_ips,
+        public_ips=tuple(pips),
+        ip_configuration_ids=facts.ip_configuration_ids,
+        load_balancer_backend_pool_ids=facts.load_balancer_backend_pool_ids,
+        load_balancer_inbound_nat_rule_ids=facts.load_balancer_inbound_nat_rule_ids,
+        accelerated_networking=facts.accelerated_networking,
+        ip_forwarding=facts.ip_forwarding,
+    )
+
+
+def network_interface(
+    doc: Doc,
+    delete_option: str,
+    primary: bool,
+    public_ips: Mapping[str, PublicIp],
+    subnet_nsg: Mapping[str, str],
+) -> NetworkInterface:
+    return build_nic(nic_facts(doc), delete_option, primary, public_ips, subnet_nsg)
 
 
 # --- health ------------------------------------------------------------------
@@ -249,17 +302,17 @@ def health_status(doc: Doc) -> HealthStatus:
     props = doc.get("properties") or {}
     resolved = props.get("recentlyResolved") or {}
     actions = tuple(
-        RecommendedAction(action=a.get("action") or "", url=a.get("actionUrl"))
+        RecommendedAction(action=_sym(a.get("action") or ""), url=_sym(a.get("actionUrl")))
         for a in props.get("recommendedActions") or ()
         if a.get("action")
     )
     return HealthStatus(
-        availability_state=props.get("availabilityState") or "Unknown",
-        title=props.get("title"),
-        summary=props.get("summary"),
-        detailed_status=props.get("detailedStatus"),
-        reason_type=props.get("reasonType"),
-        reason_chronicity=props.get("reasonChronicity"),
+        availability_state=_sym(props.get("availabilityState") or "Unknown"),
+        title=_sym(props.get("title")),
+        summary=_sym(props.get("summary")),
+        detailed_status=_sym(props.get("detailedStatus")),
+        reason_type=_sym(props.get("reasonType")),
+        reason_chronicity=_sym(props.get("reasonChronicity")),
         since=parse_time(props.get("occuredTime") or props.get("occurredTime")),
         reported_time=parse_time(props.get("reportedTime")),
         resolution_eta=parse_time(props.get("resolutionETA")),
@@ -350,29 +403,53 @@ def maintenance(instance_view: Doc | None) -> Maintenance:
     )
 
 
-def _disk(ref: Doc, disks: Mapping[str, Doc], lun: int | None) -> Disk:
+class DiskFacts(NamedTuple):
+    """What a VM's disk row takes from the disk resource."""
+
+    sku: str | None = None
+    size_gb: int | None = None
+    zones: tuple[str, ...] = ()
+    hyper_v_generation: str | None = None
+    security_type: str | None = None
+    disk_state: str | None = None
+
+
+_NO_DISK = DiskFacts()
+
+
+def disk_facts(doc: Doc) -> DiskFacts:
+    props = doc.get("properties") or {}
+    return DiskFacts(
+        sku=_sym(_get(doc, "sku", "name")),
+        size_gb=props.get("diskSizeGB"),
+        zones=_as_tuple(doc.get("zones")),
+        hyper_v_generation=_sym(props.get("hyperVGeneration")),
+        security_type=_sym(_get(props, "securityProfile", "securityType")),
+        disk_state=_sym(props.get("diskState")),
+    )
+
+
+def _disk(ref: Doc, disks: Mapping[str, DiskFacts], lun: int | None) -> Disk:
     managed = ref.get("managedDisk") or {}
     disk_id = managed.get("id")
-    disk_doc = disks.get(_lower(disk_id)) if disk_id else None
-    disk_props = (disk_doc or {}).get("properties") or {}
-    sku = _get(disk_doc, "sku", "name") or managed.get("storageAccountType")
+    facts = (disks.get(disk_id.lower()) if disk_id else None) or _NO_DISK
     vhd = _get(ref, "vhd", "uri")
     return Disk(
         name=ref.get("name") or (ResourceId.parse(disk_id).name if disk_id else "") or (vhd or "").rsplit("/", 1)[-1],
         id=disk_id,
-        sku=sku,
+        sku=facts.sku or _sym(managed.get("storageAccountType")),
         managed=bool(disk_id) or not vhd,
-        delete_option=ref.get("deleteOption") or "Detach",
+        delete_option=_sym(ref.get("deleteOption") or "Detach"),
         vhd_uri=vhd,
         lun=lun,
-        size_gb=ref.get("diskSizeGB") or disk_props.get("diskSizeGB"),
-        caching=ref.get("caching"),
-        create_option=ref.get("createOption"),
+        size_gb=ref.get("diskSizeGB") or facts.size_gb,
+        caching=_sym(ref.get("caching")),
+        create_option=_sym(ref.get("createOption")),
         ephemeral=bool(ref.get("diffDiskSettings")),
-        zones=_as_tuple((disk_doc or {}).get("zones")),
-        hyper_v_generation=disk_props.get("hyperVGeneration"),
-        security_type=_get(disk_props, "securityProfile", "securityType"),
-        disk_state=disk_props.get("diskState"),
+        zones=facts.zones,
+        hyper_v_generation=facts.hyper_v_generation,
+        security_type=facts.security_type,
+        disk_state=facts.disk_state,
     )
 
 
@@ -380,12 +457,14 @@ def virtual_machine(
     doc: Doc,
     instance_view: Doc | None,
     *,
-    disks: Mapping[str, Doc],
-    nics: Mapping[str, Doc],
+    disks: Mapping[str, DiskFacts],
+    nics: Mapping[str, NicFacts],
     public_ips: Mapping[str, PublicIp],
     subnet_nsg: Mapping[str, str],
     health: HealthStatus | None,
 ) -> Vm:
+    """One VM from its model document and instance view; ``disks`` and ``nics`` hold the
+    facts of the subscription's disk and NIC resources (``disk_facts``, ``nic_facts``)."""
     rid = ResourceId.parse(doc["id"])
     props = doc.get("properties") or {}
     storage = props.get("storageProfile") or {}
@@ -398,14 +477,14 @@ def virtual_machine(
     vm_nics = []
     for ref in _get(props, "networkProfile", "networkInterfaces", default=()) or ():
         ref_props = ref.get("properties") or {}
-        nic_doc = nics.get(_lower(ref.get("id")))
+        facts = nics.get(_lower(ref.get("id")))
         delete_option = ref_props.get("deleteOption") or "Detach"
         primary = bool(ref_props.get("primary", True))
-        if nic_doc is None:
+        if facts is None:
             # The NIC list did not have it (vanished, or no access): keep the reference visible.
             vm_nics.append(NetworkInterface(id=ref.get("id") or "", name=ResourceId.parse(ref["id"]).name, delete_option=delete_option, primary=primary))
             continue
-        vm_nics.append(network_interface(nic_doc, delete_option, primary, public_ips, subnet_nsg))
+        vm_nics.append(build_nic(facts, delete_option, primary, public_ips, subnet_nsg))
 
     extensions = []
     views = {e.get("name"): e for e in (view or {}).get("extensions") or ()}
@@ -416,11 +495,11 @@ def virtual_machine(
         extensions.append(
             Extension(
                 name=ext.get("name") or "",
-                type=ext_props.get("type"),
-                publisher=ext_props.get("publisher"),
-                version=ext_props.get("typeHandlerVersion"),
-                provisioning_state=ext_props.get("provisioningState"),
-                status=status,
+                type=_sym(ext_props.get("type")),
+                publisher=_sym(ext_props.get("publisher")),
+                version=_sym(ext_props.get("typeHandlerVersion")),
+                provisioning_state=_sym(ext_props.get("provisioningState")),
+                status=_sym(status),
             )
         )
     known = {e.name for e in extensions}
@@ -437,11 +516,11 @@ def virtual_machine(
         name=doc.get("name") or rid.name,
         subscription_id=rid.subscription_id,
         resource_group=rid.resource_group,
-        location=doc.get("location") or "",
-        size=_get(props, "hardwareProfile", "vmSize") or "",
-        os_type=os_ref.get("osType") or ("Windows" if os_profile.get("windowsConfiguration") else "Linux"),
-        power_state=power,
-        provisioning_state=provisioning,
+        location=_sym(doc.get("location") or ""),
+        size=_sym(_get(props, "hardwareProfile", "vmSize") or ""),
+        os_type=_sym(os_ref.get("osType") or ("Windows" if os_profile.get("windowsConfiguration") else "Linux")),
+        power_state=_sym(power),
+        provisioning_state=_sym(provisioning),
         os_disk=_disk(os_ref, disks, None),
         data_disks=tuple(_disk(d, disks, d.get("lun")) for d in storage.get("dataDisks") or ()),
         nics=tuple(vm_nics),
@@ -452,12 +531,12 @@ def virtual_machine(
         platform_update_domain=(view or {}).get("platformUpdateDomain"),
         vmss_id=_get(props, "virtualMachineScaleSet", "id"),
         priority=props.get("priority"),
-        agent_status=agent,
-        agent_version=agent_version,
+        agent_status=_sym(agent),
+        agent_version=_sym(agent_version),
         boot_diagnostics=BootDiagnostics(enabled=bool(boot.get("enabled")), storage_uri=boot.get("storageUri")),
         maintenance=maintenance(view),
         extensions=tuple(extensions),
-        tags=tuple(sorted((doc.get("tags") or {}).items())),
+        tags=tuple(sorted((_sym(k), _sym(v)) for k, v in (doc.get("tags") or {}).items())),
         computer_name=os_profile.get("computerName") or (view or {}).get("computerName"),
         admin_username=os_profile.get("adminUsername"),
         hyper_v_generation=(view or {}).get("hyperVGeneration"),

@@ -95,8 +95,8 @@ def vm_from_documents(docs: dict[str, Any]) -> Vm:
     return mapping.virtual_machine(
         model,
         view,
-        disks={d["id"].lower(): d for d in docs.get("disks") or ()},
-        nics={n["id"].lower(): n for n in docs.get("nics") or ()},
+        disks={d["id"].lower(): mapping.disk_facts(d) for d in docs.get("disks") or ()},
+        nics={n["id"].lower(): mapping.nic_facts(n) for n in docs.get("nics") or ()},
         public_ips=public_ips,
         subnet_nsg={},
         health=mapping.health_status(docs["health"]) if docs.get("health") else None,
