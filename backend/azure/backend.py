@@ -257,7 +257,7 @@ class AzureBackend(RecoveryOperations):
 
         async def read(name: str, reduce: Callable[[list[Any]], list[Any]]) -> list[Any]:
             route = INVENTORY_LISTS[name]
-            return await self._list(raw_list(self.client(route.client, sub_id), sub_id, route, reduce))
+            return [item async for page in raw_list(self.client(route.client, sub_id), sub_id, route, reduce) for item in page]
 
         reduced = await asyncio.gather(*(read(name, partial(join.reduce_page, name, sub_id)) for name in join.LOOKUP_LISTS))
         lookups = join.Lookups.build(sub_id, dict(zip(join.LOOKUP_LISTS, reduced)))
