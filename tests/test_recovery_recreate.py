@@ -14,9 +14,10 @@ import pytest
 
 from backend.recovery import scenarios
 from backend.recovery.runner import Runner, RunRefused
-from backend.recovery.scenarios.recreate import create_body
+from backend.recovery.scenarios.recreate import PROTECTED_HANDLERS, captured_extensions, create_body
 from tests.conftest import emulator_control
-from tests.recovery_support import power, put_lock, vm_doc, writes
+from tests.kill_points import recorded
+from tests.recovery_support import arm_request, power, put_lock, vm_doc, writes
 from tests.rescue_support import (
     assert_ledger_matches,
     assert_store_clean,
@@ -67,7 +68,15 @@ def kept_ids(doc: dict) -> dict[str, str]:
     return out
 
 
-def end_state_ok(rig, vm_name: str, original: dict, result, before) -> dict:
+def extensions_and_user_data(emu, vm_name: str) -> tuple[dict[str, dict], str | None]:
+    """What GET ?$expand=userData shows of a VM: its extensions (name -> properties) and its userData."""
+    status, doc = arm_request(emu, "GET", f"{vm_doc(emu, vm_name)['doc']['id']}?$expand=userData")
+    assert status == 200
+    return {e["name"]: e["properties"] for e in doc.get("resources") or ()}, doc["properties"].get("userData")
+
+
+def end_state_ok(rig, vm_name: str, original: dict, result, before, had: tuple[dict, str | None] | None = None) -> dict:
+    """`had`: the extensions and userData from before the run, when the test read them."""
     assert result.status == "succeeded", result.summary
     assert set(states(result)) <= {"verified", "skipped"}, states(result)
     doc = vm_doc(rig.emu, vm_name)["doc"]
@@ -87,16 +96,30 @@ def end_state_ok(rig, vm_name: str, original: dict, result, before) -> dict:
     # Only the VM's extensions went with the VM resource (they are not on its disks).
     assert all("/extensions/" in g for g in changes["gone"]), changes["gone"]
     assert_ledger_matches(rig.emu, rig.journal, result.run_id)
+    if had is not None:
+        extensions, user_data = had
+        now, carried = extensions_and_user_data(rig.emu, vm_name)
+        assert carried == user_data
+        reinstalled = {n for n, p in extensions.items() if f"{p['publisher']}.{p['type']}".lower() not in PROTECTED_HANDLERS}
+        assert set(now) == reinstalled
+        for name in reinstalled:
+            for key in ("publisher", "type", "typeHandlerVersion", "autoUpgradeMinorVersion", "enableAutomaticUpgrade", "settings"):
+                assert now[name].get(key) == extensions[name].get(key), (name, key)
     return doc
 
 
 async def test_the_plan_refuses_what_cannot_be_recreated_and_sends_no_writes(rig):
     before_writes = writes(rig.emu)
     plan, _ = await rig.plan(VM, "recreate")
-    assert plan.keys == ["preflight", "capture", "detach-disks-nics", "detach-public-ips", "check-kept", "delete", "create", "running", "reach-ssh", "report"]
+    assert plan.keys == [
+        "preflight", "capture", "detach-disks-nics", "detach-public-ips", "check-kept", "delete", "create", "running",
+        "extension-AzureMonitorLinuxAgent", "extension-DependencyAgentLinux", "reach-ssh", "report",
+    ]
     assert plan.destructive and not plan.blockers
     assert any("deleteOption is Delete on OS disk" in w and "public IP dev-sandbox-01-ip" in w for w in plan.warnings)
-    assert any("install AzureMonitorLinuxAgent again" in w for w in plan.warnings)
+    assert any("installs AzureMonitorLinuxAgent (Microsoft.Azure.Monitor.AzureMonitorLinuxAgent 1.33), DependencyAgentLinux" in w for w in plan.warnings)
+    assert any("sandbox-bootstrap (Microsoft.Azure.Extensions.CustomScript 2.1) keeps its command line" in w and "install it yourself" in w for w in plan.warnings)
+    assert any("userData (" in w and "a copy is kept with the captured model" in w for w in plan.warnings)
     for vm_name, reason in [
         ("dev-ephemeral-01", "ephemeral OS disk"),
         ("vmss-build-dev_3f9a1c2e", "member of scale set"),
@@ -149,8 +172,10 @@ def test_the_create_request_attaches_the_disks_and_carries_the_settings():
 
 async def test_a_vm_whose_disks_nic_and_ip_say_delete_is_recreated_and_every_original_disk_still_exists(rig, before):
     original = vm_doc(rig.emu, VM)["doc"]
+    had = extensions_and_user_data(rig.emu, VM)
+    assert had[1] and {"AzureMonitorLinuxAgent", "DependencyAgentLinux", "sandbox-bootstrap"} <= set(had[0])
     plan, result = await rig.run(VM, "recreate")
-    doc = end_state_ok(rig, VM, original, result, before)
+    doc = end_state_ok(rig, VM, original, result, before, had)
     assert doc["properties"]["vmId"] != original["properties"]["vmId"]  # a new VM resource, on the same disks
     nic = [n for n in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkInterfaces")["resources"] if n["name"] == "dev-sandbox-01-nic"][0]
     pip_ref = nic["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"]
@@ -166,14 +191,53 @@ async def test_a_vm_whose_disks_nic_and_ip_say_delete_is_recreated_and_every_ori
     vm_id = plan.vm.id.lower()
     assert counts[("delete", vm_id)] == 1 and counts[("create", vm_id)] == 1 and counts[("update", vm_id)] == 1
     report = result.record.steps[-1].message
-    assert "it was Delete on" in report and "install the extensions again (AzureMonitorLinuxAgent)" in report
+    assert "it was Delete on" in report
+    assert "extensions installed again with their public settings: AzureMonitorLinuxAgent" in report
+    assert "to do: install extension sandbox-bootstrap (Microsoft.Azure.Extensions.CustomScript 2.1) again with its protected settings" in report
+    assert "userData carried over (" in report
+    assert "extensions on dev-sandbox-01 now: AzureMonitorLinuxAgent, DependencyAgentLinux;" in report
+    for key in ("extension-AzureMonitorLinuxAgent", "extension-DependencyAgentLinux"):
+        assert counts[("create", f"{vm_id}/extensions/{key.split('-', 1)[1].lower()}")] == 1
+    # userData is carried in the journal (the only copy while the VM does not exist), never shown.
+    import base64
+    import json
+
+    assert captured["properties"]["userData"] == had[1]
+    assert rig.journal.step(result.run_id, 1).outputs["create_body"]["properties"]["userData"] == had[1]
+    script = base64.b64decode(had[1]).decode()
+    shown = json.dumps(plan.to_json()) + json.dumps([ev.to_json() for ev in rig.events]) + result.summary
+    assert had[1] not in shown and "sandbox-role" in script and "sandbox-role" not in shown
+
+
+def test_extensions_are_captured_with_their_public_settings_in_install_order():
+    vm = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1"
+
+    def ext(name, publisher, handler, **props):
+        return {"name": name, "id": f"{vm}/extensions/{name}", "type": "Microsoft.Compute/virtualMachines/extensions", "location": "westeurope",
+                "properties": dict({"publisher": publisher, "type": handler, "typeHandlerVersion": "1.0", "provisioningState": "Succeeded"}, **props)}
+
+    model = {"location": "westeurope", "resources": [
+        ext("app", "Contoso.Tools", "AppAgent", settings={"port": 8080}, provisionAfterExtensions=["monitor"], autoUpgradeMinorVersion=True),
+        ext("monitor", "Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", enableAutomaticUpgrade=True, settings={}),
+        ext("enablevmaccess", "Microsoft.OSTCExtensions", "VMAccessForLinux", settings={}),
+        ext("oms", "Microsoft.EnterpriseCloud.Monitoring", "OmsAgentForLinux", settings={"workspaceId": "w"}, protectedSettings={"workspaceKey": "k"}),
+    ]}
+    captured = captured_extensions(model)
+    assert [e.name for e in captured] == ["monitor", "app", "enablevmaccess", "oms"]  # app asks to come after monitor
+    by_name = {e.name: e for e in captured}
+    assert by_name["app"].body == {"location": "westeurope", "properties": {"publisher": "Contoso.Tools", "type": "AppAgent", "typeHandlerVersion": "1.0", "autoUpgradeMinorVersion": True, "settings": {"port": 8080}}}
+    assert by_name["monitor"].protected is None and by_name["monitor"].body["properties"]["enableAutomaticUpgrade"] is True
+    assert by_name["enablevmaccess"].protected == "a password or an SSH key" and by_name["oms"].protected == "the workspace key"
+    assert all("protectedSettings" not in e.body["properties"] and "provisioningState" not in e.body["properties"] for e in captured)
 
 
 async def test_a_stopped_windows_vm_is_recreated_and_answers_rdp(rig, before):
     original = vm_doc(rig.emu, "qa-win-01")["doc"]
+    had = extensions_and_user_data(rig.emu, "qa-win-01")
     plan, result = await rig.run("qa-win-01", "recreate")
     assert "detach-public-ips" in plan.keys and any("created again running" in w for w in plan.warnings)
-    end_state_ok(rig, "qa-win-01", original, result, before)
+    end_state_ok(rig, "qa-win-01", original, result, before, had)
+    assert extensions_and_user_data(rig.emu, "qa-win-01")[0]["AzureMonitorWindowsAgent"]["typeHandlerVersion"] == "1.30"
     assert "RDP answers" in result.record.steps[plan.keys.index("reach-rdp")].message
     assert [s.state for s in result.record.steps][2:4] == ["skipped", "skipped"]  # already Detach: nothing sent
 
@@ -181,8 +245,9 @@ async def test_a_stopped_windows_vm_is_recreated_and_answers_rdp(rig, before):
 @pytest.mark.parametrize("vm_name", ["web-prod-03", "sql-prod-01"])
 async def test_a_vm_keeps_its_zone_or_availability_set(rig, before, vm_name):
     original = vm_doc(rig.emu, vm_name)["doc"]
+    had = extensions_and_user_data(rig.emu, vm_name)
     plan, result = await rig.run(vm_name, "recreate")
-    doc = end_state_ok(rig, vm_name, original, result, before)
+    doc = end_state_ok(rig, vm_name, original, result, before, had)
     assert doc.get("zones") or doc["properties"].get("availabilitySet")
 
 
@@ -215,12 +280,14 @@ RECREATE_FAULTS = [
     ("detach-public-ips", {"match": "/networkInterfaces/dev-sandbox-01-nic", "method": "PUT", "status": 409}),
     ("delete", {"match": "/virtualMachines/dev-sandbox-01", "method": "DELETE", "lro_result": "Failed"}),
     ("create", {"match": "/virtualMachines/dev-sandbox-01", "method": "PUT", "lro_result": "Failed"}),
+    ("extension-DependencyAgentLinux", {"match": "/extensions/DependencyAgentLinux", "method": "PUT", "lro_result": "Failed"}),
 ]
 
 
 @pytest.mark.parametrize("key, spec", RECREATE_FAULTS, ids=[k for k, _ in RECREATE_FAULTS])
 async def test_a_failure_at_each_step_leaves_an_honest_journal_and_resumes(rig, before, key, spec):
     original = vm_doc(rig.emu, VM)["doc"]
+    had = extensions_and_user_data(rig.emu, VM)
     plan, facts = await rig.plan(VM, "recreate")
     target = plan.keys.index(key)
 
@@ -235,35 +302,33 @@ async def test_a_failure_at_each_step_leaves_an_honest_journal_and_resumes(rig, 
     assert result.summary.startswith(f"stopped at step {target + 1} ({plan.steps[target].title})")
     if key == "create":
         assert "created so far: vm dev-sandbox-01 (creating)" in result.summary
+    if key.startswith("extension-"):
+        assert "installing extension DependencyAgentLinux on VM dev-sandbox-01" in result.summary
+        assert "recreated and runs without DependencyAgentLinux: resume to try again" in result.summary
+        assert power(rig.emu, VM) == "running"
     changes = assert_store_clean(rig.emu, rig.journal, before)
     assert changes["deleted_customer_disks"] == set()
     assert_ledger_matches(rig.emu, rig.journal, result.run_id)
     done = await rig.resume(result.run_id, VM)
-    end_state_ok(rig, VM, original, done, before)
+    end_state_ok(rig, VM, original, done, before, had)
 
 
 def _recreate_boundaries() -> list[tuple[str, int]]:
-    keys = ["preflight", "capture", "detach-disks-nics", "detach-public-ips", "check-kept", "delete", "create", "running", "reach-ssh", "report"]
-    out = []
-    for i, key in enumerate(keys):
-        out.append(("before", i))
-        if key in ("capture", "detach-disks-nics", "detach-public-ips", "check-kept", "delete", "create"):
-            out += [("running", i), ("done", i)]
-        if key in ("detach-disks-nics", "detach-public-ips", "delete", "create"):
-            out.append(("operation", i))
-    out.append(("verified", len(keys) - 1))
-    return out
+    """Every boundary a run of the plan passes (recorded from the plan itself: a new step is covered)."""
+    return recorded(VM, "recreate").points
 
 
 @pytest.mark.parametrize("boundary", _recreate_boundaries(), ids=lambda b: f"{b[0]}:{b[1]}")
 async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rig, before, boundary):
     original = vm_doc(rig.emu, VM)["doc"]
+    had = extensions_and_user_data(rig.emu, VM)
     plan, result, killed = await rig.run_killed_at(VM, "recreate", {}, boundary)
     assert killed
-    end_state_ok(rig, VM, original, result, before)
+    end_state_ok(rig, VM, original, result, before, had)
     counts = operation_counts(rig.emu)
     vm_id = plan.vm.id.lower()
     assert counts[("delete", vm_id)] == 1 and counts[("create", vm_id)] == 1 and counts[("update", vm_id)] == 1
+    assert all(counts[("create", f"{vm_id}/extensions/{k.split('-', 1)[1].lower()}")] == 1 for k in plan.keys if k.startswith("extension-"))
 
 
 async def test_a_lock_that_forbids_deleting_blocks_the_plan(rig):

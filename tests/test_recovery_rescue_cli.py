@@ -1,8 +1,22 @@
 """`aztriage recover --scenario rescue|recreate` and `aztriage runs --release`
-as an operator runs them: real processes, the manual wait (exit 3), real
-kill -9 at a representative subset of boundaries and in the middle of a
-long-running operation (every boundary is covered in-process by
-test_recovery_rescue.py and test_recovery_recreate.py), then --resume."""
+as an operator runs them: real processes, the manual wait (exit 3), and real
+kill -9 (SIGKILL) at every step boundary of both scenarios and in the middle
+of every long-running operation, then --resume: the rescue of api-dev-01 with
+--run-fixes, and the recreate of dev-sandbox-01, whose disks, NIC and public
+IP start with deleteOption Delete and which carries extensions and userData.
+
+The boundaries are not written down here: tests/kill_points.py records the
+ones a run of each plan passes (before each step, once it is marked running,
+once ARM accepted each long-running operation, once its action ended, and
+after the last verification), so a new step or operation is covered by
+itself. After every run, killed however often, the end is the same: the run
+verified, the VM running (booting its repaired disk / on its own disks with
+its extensions and userData back), no operation started twice, nothing in the
+emulator's store that the journal's ledger does not list, and no customer
+disk deleted. A process killed in the middle of a VM delete that is still in
+progress resumes polling that same delete (a slower emulator). The same
+boundaries are killed in-process in test_recovery_rescue.py and
+test_recovery_recreate.py, with failures injected at each step."""
 
 from __future__ import annotations
 
@@ -14,7 +28,9 @@ import time
 
 import pytest
 
-from tests.recovery_support import cli_connection, cli_env, json_lines, own_emulator, power, reset, vm_doc, writes
+from tests import fork_cli
+from tests.kill_points import recorded
+from tests.recovery_support import arm_request, cli_connection, cli_env, json_lines, own_emulator, power, reset, vm_doc, writes
 from tests.rescue_support import assert_store_clean, estate, guest, operation_counts
 from tests.test_recovery_cli import AZTRIAGE, REPO, journal_path, one_line_error, runs
 
@@ -113,53 +129,162 @@ def test_recreate_dry_run_shows_the_risk_and_sends_no_write(emu, home):
     assert proc.returncode == 0, proc.stderr
     assert "[DESTRUCTIVE] Delete the VM resource dev-sandbox-01" in proc.stdout
     assert "deleteOption is Delete on OS disk" in proc.stdout
+    # Its extensions and userData: what is installed again, what the operator must do, and never the userData itself.
+    assert "installs AzureMonitorLinuxAgent" in proc.stdout and "sandbox-bootstrap" in proc.stdout and "install it yourself" in proc.stdout
+    _, user_data = _extensions(emu, "dev-sandbox-01")
+    assert "userData (" in proc.stdout and user_data not in proc.stdout and "sandbox-role" not in proc.stdout
     assert writes(emu) == before_writes
     refused = aztriage(emu, home, "recover", "--vm", "dev-ephemeral-01", "--scenario", "recreate", "--yes", "--confirm", "dev-ephemeral-01")
     assert refused.returncode == 1 and "ephemeral OS disk" in one_line_error(refused)
 
 
-def _kill_then_resume(emu, home, args, kill_at, resume_args=()) -> tuple[str, subprocess.CompletedProcess]:
-    first = aztriage(emu, home, *args, kill_at=kill_at)
-    if first.returncode == 3:  # the kill point is after the manual step
+# --- kill -9 at every boundary ---------------------------------------------------------------------------
+#
+# The kill points come from the plan itself (tests/kill_points.py records the boundaries one
+# uninterrupted run of each scenario passes), so a new step, or a new long-running operation
+# in a step, is covered without editing this file. A case takes a few consecutive steps: a
+# fresh run is killed at the first of their boundaries, and each following boundary kills
+# the process that resumed the previous kill; a last --resume finishes the run, and the end
+# is checked. A resumed run that finishes without passing the next boundary (it saw, by
+# looking at Azure, that the step interrupted mid-operation was done, so that step's done:
+# never comes) is checked too, and that boundary gets a fresh run of its own: every boundary
+# is killed at least once. Each process is real and dies by SIGKILL; it is forked from a
+# server that imported the CLI once (tests/fork_cli.py), so it starts in milliseconds
+# instead of the two seconds of importing the Azure SDK.
+
+RESCUE_POINTS = recorded("api-dev-01", "rescue", (("run_fixes", True),))
+RECREATE_POINTS = recorded("dev-sandbox-01", "recreate")
+MAX_STEPS_PER_CASE = 6  # each case costs one whole run plus a short process per boundary
+
+
+def _cases() -> list:
+    out = []
+    for scenario, recorded_run in (("rescue", RESCUE_POINTS), ("recreate", RECREATE_POINTS)):
+        steps = recorded_run.steps
+        count = -(-len(steps) // MAX_STEPS_PER_CASE)
+        for n in range(count):
+            chunk = steps[n * len(steps) // count : (n + 1) * len(steps) // count]
+            out.append(pytest.param(scenario, chunk, id=f"{scenario}:{chunk[0].key}..{chunk[-1].key}"))
+    return out
+
+
+def _forked(emu, home, *args: str, kill_at: str | None = None) -> fork_cli.Result:
+    env = dict(cli_env(home, emu), AZTRIAGE_REACH_TIMEOUT="3")
+    if kill_at:
+        env["AZTRIAGE_RECOVERY_KILL_AT"] = kill_at
+    return fork_cli.run([*args, *cli_connection(emu)], env, REPO)
+
+
+def _kill_at_each(emu, home, args: list[str], vm_name: str, points: list[str]) -> str:
+    """Kill the run at each point in turn, each kill in the process that resumed the one before,
+    and resume it to its end. Returns its run id; the points it could not pass are left in `points`."""
+    resume: list[str] = []
+    killed: list[str] = []
+    while points:
+        point = points[0]
+        if not resume:
+            proc = _forked(emu, home, *args, kill_at=point)
+            (listed,) = runs(emu, home)
+            resume = ["recover", "--resume", listed["run_id"], "--operator-done", "--confirm", vm_name]
+        else:
+            proc = _forked(emu, home, *resume, kill_at=point)
+        if proc.returncode == 3:  # stopped for the operator before the point: the operator says it is done
+            proc = _forked(emu, home, *resume, kill_at=point)
+        if proc.returncode == 0 and killed:
+            break  # resumed and finished without passing this point: a fresh run is killed there next
+        assert proc.returncode == -signal.SIGKILL, (point, "after kills at", killed, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+        killed.append(points.pop(0))
         (listed,) = runs(emu, home)
-        first = aztriage(emu, home, "recover", "--resume", listed["run_id"], "--operator-done", *resume_args, kill_at=kill_at)
-    assert first.returncode == -signal.SIGKILL, (first.returncode, first.stdout[-2000:], first.stderr[-2000:])
-    (listed,) = runs(emu, home)
-    assert listed["status"] == "interrupted"
-    second = aztriage(emu, home, "recover", "--resume", listed["run_id"], "--operator-done", *resume_args)
-    if second.returncode == 3:  # killed before the manual step: the resumed run stops there first
-        second = aztriage(emu, home, "recover", "--resume", listed["run_id"], "--operator-done", *resume_args)
-    return listed["run_id"], second
+        assert listed["status"] == "interrupted", (point, listed["status"])
+    else:
+        final = _forked(emu, home, *resume)
+        if final.returncode == 3:  # killed before the manual step: the resumed run stops there first
+            final = _forked(emu, home, *resume)
+        assert final.returncode == 0, ("after kills at", killed, final.stdout[-3000:], final.stderr[-2000:])
+    return resume[2]
 
 
-# Rescue: in the middle of creating the rescue VM (before the manual step) and of the OS-disk swap (after it).
-@pytest.mark.parametrize("kill_at", ["operation:5", "operation:11"])
-def test_rescue_killed_with_sigkill_resumes_to_the_same_end(emu, home, before, kill_at):
-    run_id, second = _kill_then_resume(emu, home, RESCUE, kill_at, ("--confirm", "api-dev-01"))
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
+def _only_once(counts, *, twice: set[tuple[str, str]] = frozenset()) -> None:
+    """No operation was started twice on anything (the kills caused no duplicate), save the expected ones."""
+    again = {k: n for k, n in counts.items() if n != (2 if k in twice else 1)}
+    assert not again, again
+
+
+def _extensions(emu, vm_name: str) -> tuple[dict[str, dict], str | None]:
+    """The VM's extensions (name -> properties) and userData, as GET ?$expand=userData returns them."""
+    vm_id = vm_doc(emu, vm_name)["doc"]["id"]
+    status, doc = arm_request(emu, "GET", f"{vm_id}?$expand=userData")
+    assert status == 200
+    return {e["name"]: e["properties"] for e in doc.get("resources") or ()}, doc["properties"].get("userData")
+
+
+def _disks_and_nics(doc: dict) -> dict[str, str]:
+    props = doc["properties"]
+    out = {"os": props["storageProfile"]["osDisk"]["managedDisk"]["id"].lower()}
+    out.update({f"lun{d['lun']}": d["managedDisk"]["id"].lower() for d in props["storageProfile"]["dataDisks"]})
+    out.update({f"nic{i}": n["id"].lower() for i, n in enumerate(props["networkProfile"]["networkInterfaces"])})
+    return out
+
+
+def _rescue_ended_well(emu, home, run_id: str, before) -> None:
     (listed,) = runs(emu, home)
     assert listed["status"] == "succeeded"
     vm_id = vm_doc(emu, "api-dev-01")["doc"]["id"]
-    assert guest(emu, vm_id)["boot"] == "ok"
+    assert guest(emu, vm_id)["boot"] == "ok" and power(emu, "api-dev-01") == "running"
     with journal(home) as j:
         changes = assert_store_clean(emu, j, before)
-        rescue_vm = [r.resource_id.lower() for r in j.resources(run_id) if r.kind == "rescue-vm"][0]
-    assert len(changes["new"]) == 2 and not changes["new_groups"]
+        ledger = {r.kind: r.resource_id.lower() for r in j.resources(run_id)}
+    assert len(changes["new"]) == 2 and not changes["new_groups"] and changes["gone"] == set()  # the snapshot and the copy
+    assert ledger["snapshot"] in changes["new"] and ledger["disk-copy"] in changes["new"]
     counts = operation_counts(emu)
+    rescue_vm = ledger["rescue-vm"]
     assert counts[("create", rescue_vm)] == 1 and counts[("update", vm_id.lower())] == 1 and counts[("start", vm_id.lower())] == 1
+    _only_once(counts, twice={("update", rescue_vm)})  # the copy attached, then detached
 
 
-# Recreate: after the create, before it was verified (the middle of the delete: the slow test below).
-@pytest.mark.parametrize("kill_at", ["done:6"])
-def test_recreate_killed_with_sigkill_resumes_to_the_same_end(emu, home, before, kill_at):
-    run_id, second = _kill_then_resume(emu, home, RECREATE, kill_at, ("--confirm", "dev-sandbox-01"))
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
-    vm_id = vm_doc(emu, "dev-sandbox-01")["doc"]["id"].lower()
+def _recreate_ended_well(emu, home, original: dict, had: dict, user_data: str | None, before) -> None:
+    (listed,) = runs(emu, home)
+    assert listed["status"] == "succeeded"
+    doc = vm_doc(emu, "dev-sandbox-01")["doc"]
+    vm_id = doc["id"].lower()
+    assert doc["properties"]["vmId"] != original["properties"]["vmId"] and power(emu, "dev-sandbox-01") == "running"
+    assert _disks_and_nics(doc) == _disks_and_nics(original)  # the same OS disk, data disks at the same LUNs, NICs
+    has, carried = _extensions(emu, "dev-sandbox-01")
+    assert carried == user_data  # userData came back
+    reinstalled = {name for name, props in had.items() if props["type"] != "CustomScript"}
+    assert set(has) == reinstalled
+    for name in reinstalled:
+        for key in ("publisher", "type", "typeHandlerVersion", "autoUpgradeMinorVersion", "enableAutomaticUpgrade", "settings"):
+            assert has[name].get(key) == had[name].get(key), (name, key)
     counts = operation_counts(emu)
     assert counts[("delete", vm_id)] == 1 and counts[("create", vm_id)] == 1
+    assert all(counts[("create", f"{vm_id}/extensions/{name.lower()}")] == 1 for name in reinstalled)
+    _only_once(counts)
     with journal(home) as j:
         changes = assert_store_clean(emu, j, before)
     assert changes["new"] == set() and changes["deleted_customer_disks"] == set()
+    assert {g.rsplit("/", 1)[-1] for g in changes["gone"]} == {"sandbox-bootstrap"}  # the one that needs its protected settings
+
+
+@pytest.mark.parametrize("scenario, steps", _cases())
+def test_killed_with_sigkill_at_every_boundary_resumes_to_the_same_end(emu, home, before, tmp_path, scenario, steps):
+    points = [p for step in steps for p in step.points]
+    assert all(step.points for step in steps), "a step the recorded run never reached"
+    fresh = 0
+    while points:
+        if fresh:
+            reset(emu)
+            home = tmp_path / f"home-{fresh}"
+        fresh += 1
+        if scenario == "rescue":
+            run_id = _kill_at_each(emu, home, RESCUE, "api-dev-01", points)
+            _rescue_ended_well(emu, home, run_id, before)
+        else:
+            original = vm_doc(emu, "dev-sandbox-01")["doc"]
+            had, user_data = _extensions(emu, "dev-sandbox-01")
+            assert user_data and any(p["type"] == "CustomScript" for p in had.values())
+            _kill_at_each(emu, home, RECREATE, "dev-sandbox-01", points)
+            _recreate_ended_well(emu, home, original, had, user_data, before)
 
 
 def test_kill_9_in_the_middle_of_the_delete_resumes_polling_the_same_delete(tmp_path):

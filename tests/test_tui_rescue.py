@@ -98,6 +98,6 @@ async def test_recreate_from_the_pane_needs_the_name_and_shows_what_it_keeps(emu
         assert any("deletes the VM resource dev-sandbox-01" in line for line in app.screen._lines)
         await pilot.press(*"dev-sandbox-01", "enter")
         await wait_for(pilot, lambda: screen.summary_text and not screen.running, timeout=60, what="the run")
-        assert "all 10 steps verified" in screen.summary_text, screen.summary_text
+        assert "all 12 steps verified" in screen.summary_text, screen.summary_text  # with the two extensions installed again
         assert "ledger (what this run created):" in log_text(screen) and "vm " in log_text(screen)
     assert power(emu, "dev-sandbox-01") == "running"

@@ -153,6 +153,26 @@ class RecoveryOperations:
         doc = await self.call(f"reading VM {name}", lambda: compute.virtual_machines.get(rg, name, expand="instanceView"))
         return scrub(to_wire(doc))
 
+    async def get_vm_user_data(self, vm_id: str) -> str | None:
+        """The VM's userData (base64), which ARM returns only to GET ``$expand=userData``
+        (one value per request: the instance view needs its own GET); None when it has none
+        or the VM does not exist."""
+        sub, rg, name = _vm_parts(vm_id)
+        compute = self.client("compute", sub)
+        doc = await self._get_or_none(f"reading the userData of VM {name}", lambda: compute.virtual_machines.get(rg, name, expand="userData"))
+        return ((to_wire(doc) or {}).get("properties") or {}).get("userData") or None
+
+    async def list_extensions(self, vm_id: str) -> list[dict[str, Any]]:
+        """The VM's extensions (child resources), without protected settings."""
+        sub, rg, name = _vm_parts(vm_id)
+        compute = self.client("compute", sub)
+
+        async def fetch() -> list[dict[str, Any]]:
+            result = await compute.virtual_machine_extensions.list(rg, name)
+            return [scrub(to_wire(e)) for e in (to_wire(result) or {}).get("value") or ()]
+
+        return await self.call(f"listing the extensions of VM {name}", fetch)
+
     async def _get_or_none(self, what: str, make: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await self.call(what, make)

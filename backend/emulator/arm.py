@@ -513,9 +513,16 @@ class Arm:
         exts = [e for e in exts if e and (e.get("type") or "").lower() == EXT_T]
         if exts:
             out["resources"] = exts
-        if "instanceview" in str(req.query.get("$expand", "")).lower():
+        else:
+            out.pop("resources", None)
+        expand = str(req.query.get("$expand", "")).lower()
+        if "instanceview" in expand:
             out["properties"] = dict(doc.get("properties") or {})
             out["properties"]["instanceView"] = store.instance_view(doc["id"])
+        user_data = store.user_data.get(doc["id"].lower())
+        if "userdata" in expand and user_data is not None:
+            out["properties"] = dict(out.get("properties") or {})
+            out["properties"]["userData"] = user_data
         return out
 
     def _build_doc(self, req: ArmRequest, existing: dict | None, body: dict) -> dict:
@@ -579,6 +586,16 @@ class Arm:
             compute.check_not_deleting(store, rid, "PATCH" if patch else "PUT")
         compute.prepare_vm_write(store, rid, doc, existing)
         props = doc["properties"]
+        # userData is write-only: kept aside, returned only to GET ?$expand=userData (never in a
+        # list or in a write's answer). A create without it has none; an update without it keeps it.
+        if "userData" in props:
+            user_data = props.pop("userData")
+            if user_data:
+                store.user_data[rid.lower()] = user_data
+            else:
+                store.user_data.pop(rid.lower(), None)
+        elif existing is None:
+            store.user_data.pop(rid.lower(), None)
         make = self.operation_factory(
             req, rid, namespace="Microsoft.Compute", location=doc.get("location"), duration_key="vm.patch" if patch else "vm.put"
         )

@@ -36,6 +36,7 @@ log = logging.getLogger("aztriage.emulator")
 
 VM_TYPE = "microsoft.compute/virtualmachines"
 RG_TYPE = "microsoft.resources/resourcegroups"
+EXT_TYPE = "microsoft.compute/virtualmachines/extensions"
 DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 _RH_MARK = "/providers/microsoft.resourcehealth/"
 
@@ -99,6 +100,7 @@ class Store:
         self._by_rg: dict[tuple[str, str], dict[str, None]] = {}
         self._children: dict[str, dict[str, None]] = {}
         self.instance_views: dict[str, dict] = {}
+        self.user_data: dict[str, str] = {}  # VM id_l -> userData (base64), returned only with $expand=userData
         self._iv_owned: set[str] = set()
         self.settled_power: dict[str, str] = {}
         self.statuses: dict[str, dict] = {}  # resource id_l -> availabilityStatuses/current doc
@@ -161,7 +163,18 @@ class Store:
                     self.instance_views[rid.lower()] = props["instanceView"]
                     doc = dict(doc)
                     doc["properties"] = {k: v for k, v in props.items() if k != "instanceView"}
+                if "userData" in props:
+                    # ARM returns userData only to GET ?$expand=userData: kept aside, never listed
+                    self.user_data[rid.lower()] = props["userData"]
+                    doc = dict(doc)
+                    doc["properties"] = {k: v for k, v in doc["properties"].items() if k != "userData"}
             self._insert(doc, owned=False, loading=True)
+            if rtype.lower() == VM_TYPE:
+                # A VM's extensions are child resources in ARM (GET/PUT/DELETE .../extensions/NAME);
+                # the estate writes them under the VM's "resources", as GET VM returns them.
+                for ext in doc.get("resources") or ():
+                    if (ext.get("type") or "").lower() == EXT_TYPE and ext.get("id"):
+                        self._insert(dict(ext, id=normalize_id(ext["id"])), owned=False, loading=True)
 
         for facts_id, facts in (est.get("guest") or {}).items():
             self.guest[normalize_id(facts_id).lower()] = facts
@@ -287,6 +300,7 @@ class Store:
         if parent:
             self._children.get(parent.lower(), {}).pop(rid_l, None)
         self.instance_views.pop(rid_l, None)
+        self.user_data.pop(rid_l, None)
         self._iv_owned.discard(rid_l)
         self.settled_power.pop(rid_l, None)
         self.drop_status(rid_l)

@@ -37,8 +37,10 @@ log = logging.getLogger("aztriage.recovery")
 
 # Test hook: kill this process (SIGKILL, like `kill -9`) at a step boundary,
 # e.g. AZTRIAGE_RECOVERY_KILL_AT="operation:1" (boundaries: before, running,
-# operation, done, verified; the number is the step index).
+# operation, done, verified; the number is the step index). "operation:1#2"
+# is the second time this process passes it (a step's second long-running operation).
 KILL_ENV = "AZTRIAGE_RECOVERY_KILL_AT"
+_passed: dict[tuple[str, int], int] = {}
 
 
 class RunRefused(Exception):
@@ -91,8 +93,13 @@ BuildPlan = Callable[[VmFacts, dict[str, Any]], Plan]
 
 def _kill_hook(boundary: str, index: int) -> None:
     wanted = os.environ.get(KILL_ENV)
-    if wanted and wanted == f"{boundary}:{index}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition("#")
+    if point == f"{boundary}:{index}":
+        seen = _passed[(boundary, index)] = _passed.get((boundary, index), 0) + 1
+        if seen == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def run_target(settings: Any) -> str:

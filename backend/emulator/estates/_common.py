@@ -694,8 +694,13 @@ class EstateBuilder:
            agent: str = "ready", maintenance: dict | None = None, boot_diag: str = "managed",
            lb_pools: list[str] = (), nat_rules: list[str] = (), created: int = -120 * DAY,
            uptime: int = 9 * DAY, admin: str | None = None, extensions: bool = True,
-           instance_view: bool | None = True, tags: dict | None = None, private_ip: str | None = None) -> dict:
-        """Builds a VM with its NIC, public IP, disks and instance view. Returns facts for guest/serial."""
+           instance_view: bool | None = True, tags: dict | None = None, private_ip: str | None = None,
+           more_extensions: list[dict] = (), user_data: str | None = None) -> dict:
+        """Builds a VM with its NIC, public IP, disks and instance view. Returns facts for guest/serial.
+
+        ``more_extensions``: further extensions as ``{"name", "properties": {publisher, type,
+        typeHandlerVersion, settings, ...}}`` (protected settings never appear: ARM never returns
+        them). ``user_data``: the VM's userData (base64), returned only with ``$expand=userData``."""
         img = IMAGES[image]
         os_type = img["os"]
         vid = rid(sub, rg, "Microsoft.Compute/virtualMachines", name)
@@ -845,17 +850,38 @@ class EstateBuilder:
             props["licenseType"] = "Windows_Server"
         props["provisioningState"] = "Updating" if power == "starting" else "Succeeded"
         props["timeCreated"] = clock.o(created)
+        if user_data is not None:
+            props["userData"] = user_data
 
         ext_name = "AzureMonitorLinuxAgent" if os_type == "Linux" else "AzureMonitorWindowsAgent"
         ext_version = "1.33" if os_type == "Linux" else "1.30"
         if instance_view is None:  # only where the emulator's derived "running, agent ready" view would differ
             instance_view = (power != "running" or agent != "ready" or bool(maintenance) or fault_domain is not None
                              or boot_diag not in ("off", "managed"))
+        extra = [{
+            "name": e["name"],
+            "id": f"{vid}/extensions/{e['name']}",
+            "type": "Microsoft.Compute/virtualMachines/extensions",
+            "location": location,
+            "properties": dict(e["properties"], provisioningState="Succeeded"),
+        } for e in more_extensions]
         if instance_view:
             props["instanceView"] = self._instance_view(
                 name, img, power, agent, maintenance, fault_domain, update_domain, disk_names, boot_diag,
                 ext_name if extensions else None, ext_version, uptime, vm_guid,
             )
+            if extra and power == "running" and agent != "not-ready":
+                iv = props["instanceView"]
+                for e in extra:
+                    p = e["properties"]
+                    handler = f"{p['publisher']}.{p['type']}"
+                    ok = {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"}
+                    iv.setdefault("vmAgent", {}).setdefault("extensionHandlers", []).append(
+                        {"type": handler, "typeHandlerVersion": p["typeHandlerVersion"],
+                         "status": dict(ok, displayStatus="Ready")})
+                    iv.setdefault("extensions", []).append(
+                        {"name": e["name"], "type": handler, "typeHandlerVersion": p["typeHandlerVersion"],
+                         "statuses": [dict(ok, message="Enable succeeded")]})
         doc: dict[str, Any] = {"name": name, "id": vid, "type": "Microsoft.Compute/virtualMachines",
                                "location": location, "tags": tags}
         if zones:
@@ -877,6 +903,8 @@ class EstateBuilder:
                     "settings": {},
                 },
             }]
+        if extra:
+            doc["resources"] = doc.get("resources", []) + extra
         self.add(doc)
         return {"id": vid, "private_ip": ip, "public_ip": address, "os": os_type, "image": img, "nic": nic_id,
                 "pip": pip_id, "instance_view": bool(instance_view)}

@@ -10,6 +10,7 @@ under ``cloudapp.azure.test``, private addresses under ``10.0.0.0/8``.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 
 from ._common import (
@@ -80,6 +81,24 @@ class _Subs:
         self.next[sub] = n + 1
         return f"127.10.{SUBSCRIPTIONS[sub][1]}.{n}"
 
+
+# dev-sandbox-01 (the recreate story) carries more than the monitoring agent: an extension with
+# public settings, one whose command lives in protected settings (ARM never returns those), and
+# userData, which a recreate has to carry over.
+SANDBOX_EXTENSIONS = [
+    {"name": "DependencyAgentLinux", "properties": {
+        "publisher": "Microsoft.Azure.Monitoring.DependencyAgent", "type": "DependencyAgentLinux",
+        "typeHandlerVersion": "9.10", "autoUpgradeMinorVersion": True, "enableAutomaticUpgrade": True,
+        "settings": {"enableAMA": "true"}}},
+    {"name": "sandbox-bootstrap", "properties": {
+        "publisher": "Microsoft.Azure.Extensions", "type": "CustomScript", "typeHandlerVersion": "2.1",
+        "autoUpgradeMinorVersion": True,
+        "settings": {"fileUris": ["https://stcontosodevtools.blob.core.windows.net/bootstrap/sandbox.sh"]}}},
+]
+SANDBOX_USER_DATA = base64.b64encode(
+    b"#!/bin/sh\n# dev-sandbox-01: what the platform team expects on a sandbox\n"
+    b"echo 'role=sandbox team=platform' > /etc/sandbox-role\n"
+).decode()
 
 def build(now: datetime) -> dict:
     b = EstateBuilder(now)
@@ -319,7 +338,8 @@ def build(now: datetime) -> dict:
        subnet_id=sn["snet-dev"], nsg_id=nsg_dev, ephemeral=True, uptime=3 * DAY, created=-3 * DAY, tags=t)
     vm(D, "rg-dev-weu", "dev-sandbox-01", "westeurope", image="ubuntu2204", size="Standard_B2ms",
        subnet_id=sn["snet-dev"], nsg_id=nsg_dev, delete_all=True, os_sku="StandardSSD_LRS",
-       data_disks=[(64, "StandardSSD_LRS"), (32, "StandardSSD_LRS")], uptime=1 * DAY, created=-9 * DAY, tags=t)
+       data_disks=[(64, "StandardSSD_LRS"), (32, "StandardSSD_LRS")], uptime=1 * DAY, created=-9 * DAY, tags=t,
+       more_extensions=SANDBOX_EXTENSIONS, user_data=SANDBOX_USER_DATA)
     vm(D, "rg-dev-weu", "api-dev-01", "westeurope", image="ubuntu2204", size="Standard_D2s_v5",
        subnet_id=sn["snet-dev"], nsg_id=nsg_dev, os_sku="StandardSSD_LRS", uptime=38 * MINUTE, created=-150 * DAY,
        tags=t, guest={"boot": "emergency-fstab", "ports": {"22": "silent"}})

@@ -15,10 +15,38 @@ The order is the safety:
 3. only then the VM is deleted (typed confirmation), and the run waits until
    it is gone and checks that every disk, NIC and public IP is still there;
 4. the VM is created again: same name, size, location, zone or availability
-   set, NICs, data disks at the same LUNs, tags, boot diagnostics, identity
-   and security profile, attaching the existing OS disk (createOption Attach,
-   no OS profile: the disk already is the OS);
-5. it must run (and answer RDP/SSH when it has a public IP).
+   set, NICs, data disks at the same LUNs, tags, boot diagnostics, identity,
+   security profile and userData, attaching the existing OS disk
+   (createOption Attach, no OS profile: the disk already is the OS);
+5. it must run;
+6. its extensions are installed again, one step each (a PUT of the
+   extension, long-running, journaled: a resumed run polls the same one or
+   recognises the extension already there), then RDP/SSH must answer when it
+   has a public IP.
+
+Extensions are child resources of the VM: Azure deletes them with it, and a
+VM created on an existing OS disk starts with none. What ARM returns of each
+(publisher, type, typeHandlerVersion, autoUpgradeMinorVersion,
+enableAutomaticUpgrade, suppressFailures, the public settings) is in the
+captured model and is what it is installed again with, in the order its
+provisionAfterExtensions asks for. Protected settings are never returned by
+ARM and never kept by aztriage: a handler whose configuration lives in them
+(VMAccess, Custom Script, the Log Analytics agent, DSC, Azure Disk
+Encryption, domain join, ...) is not installed again, since it would fail,
+half-configure or run its script again; the plan and the summary list it for
+the operator, who re-supplies its protected settings.
+
+userData (the VM's user data) is returned only to GET ``$expand=userData``
+and is gone once the VM is deleted: it exists nowhere else. The run carries
+it, so it is read when the plan is made and kept with the captured model and
+the re-create request in the journal (a private file), which a resumed run
+needs after a kill between the delete and the create. Azure documents
+userData as unencrypted, readable by any process on the VM, and not a place
+for secrets (unlike customData and the admin password, which ARM never
+returns and aztriage never keeps). The plan and the summary say that a copy
+is in the journal; the plan, the run's events and the summary never print
+its content. ``aztriage runs RUN_ID --format json``, which prints the
+captured model so the VM can be recreated by hand, shows it as captured.
 
 Refused, with the reason: ephemeral OS disks (nothing survives the delete),
 scale-set members (the scale set owns the model), unmanaged VHD disks
@@ -31,7 +59,10 @@ journal keeps it) is what to recreate from by hand if ever needed.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from backend.models import Vm
@@ -70,8 +101,102 @@ CARRIED = (
     "additionalCapabilities",
     "capacityReservation",
     "scheduledEventsProfile",
+    "userData",  # read with $expand=userData when the plan is made (see the module docstring)
 )
 DISK_CARRIED = ("caching", "writeAcceleratorEnabled")
+
+# Extension handlers (publisher.type, lower case) whose configuration lives in protected
+# settings, which ARM never returns: installed again without them they fail, half-configure
+# or run a script a second time. The operator installs them again with their settings.
+PROTECTED_HANDLERS = {
+    "microsoft.compute.vmaccessagent": "a password or an SSH key",
+    "microsoft.ostcextensions.vmaccessforlinux": "a password or an SSH key",
+    "microsoft.compute.customscriptextension": "its command line and storage keys",
+    "microsoft.azure.extensions.customscript": "its command line and storage keys",
+    "microsoft.ostcextensions.customscriptforlinux": "its command line and storage keys",
+    "microsoft.enterprisecloud.monitoring.microsoftmonitoringagent": "the workspace key",
+    "microsoft.enterprisecloud.monitoring.omsagentforlinux": "the workspace key",
+    "microsoft.azure.diagnostics.iaasdiagnostics": "the storage account key",
+    "microsoft.azure.diagnostics.linuxdiagnostic": "the storage SAS token",
+    "microsoft.powershell.dsc": "the registration key or SAS token",
+    "microsoft.azure.security.azurediskencryption": "the encryption settings",
+    "microsoft.azure.security.azurediskencryptionforlinux": "the passphrase",
+    "microsoft.compute.jsonaddomainextension": "the domain-join password",
+}
+# What an extension is installed again with: what ARM returns of it (never protected settings).
+EXTENSION_CARRIED = ("publisher", "type", "typeHandlerVersion", "autoUpgradeMinorVersion", "enableAutomaticUpgrade", "settings", "suppressFailures")
+
+
+@dataclass(frozen=True)
+class CapturedExtension:
+    name: str
+    publisher: str
+    type: str
+    version: str
+    body: dict[str, Any]  # the PUT that installs it again
+    protected: str | None  # what its protected settings hold: it is not installed again
+
+    @property
+    def handler(self) -> str:
+        return f"{self.publisher}.{self.type}"
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.handler} {self.version})"
+
+
+def captured_extensions(model: dict[str, Any]) -> list[CapturedExtension]:
+    """The VM's extensions as the captured model has them, in an order that installs each
+    after those it names in provisionAfterExtensions."""
+    found: dict[str, CapturedExtension] = {}
+    after: dict[str, list[str]] = {}
+    for doc in model.get("resources") or ():
+        if "/extensions/" not in (doc.get("id") or "").lower() and (doc.get("type") or "").lower() != "microsoft.compute/virtualmachines/extensions":
+            continue
+        props = doc.get("properties") or {}
+        name = doc.get("name") or (doc.get("id") or "").rsplit("/", 1)[-1]
+        if not name or not props.get("publisher") or not props.get("type"):
+            continue
+        body_props = {k: copy.deepcopy(props[k]) for k in EXTENSION_CARRIED if props.get(k) is not None}
+        body: dict[str, Any] = {"location": doc.get("location") or model.get("location"), "properties": body_props}
+        if doc.get("tags"):
+            body["tags"] = copy.deepcopy(doc["tags"])
+        handler = f"{props['publisher']}.{props['type']}".lower()
+        found[name] = CapturedExtension(name, props["publisher"], props["type"], str(props.get("typeHandlerVersion") or ""), body, PROTECTED_HANDLERS.get(handler))
+        after[name] = [n for n in props.get("provisionAfterExtensions") or () if isinstance(n, str)]
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...] = ()) -> None:
+        if name in ordered or name not in found or name in path:
+            return
+        for first in after.get(name, ()):
+            visit(first, path + (name,))
+        ordered.append(name)
+
+    for name in found:
+        visit(name)
+    return [found[n] for n in ordered]
+
+
+def _user_data_size(model: dict[str, Any]) -> int | None:
+    """Bytes of userData (decoded), None when the VM has none."""
+    import base64
+    import binascii
+
+    value = (model.get("properties") or {}).get("userData")
+    if not value:
+        return None
+    try:
+        return len(base64.b64decode(value, validate=False))
+    except (binascii.Error, ValueError):
+        return len(value)
+
+
+async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
+    """userData comes only with GET $expand=userData (the model was read with the instance view):
+    read it into the model the run captures, which is the only copy once the VM is deleted."""
+    user_data = await backend.get_vm_user_data(vm_id)
+    if user_data:
+        documents["model"].setdefault("properties", {})["userData"] = user_data
 
 
 def unavailable(vm: Vm) -> str | None:
@@ -150,6 +275,87 @@ async def _all_kept(ctx: StepContext, model: dict[str, Any]) -> list[Kept]:
     return kept
 
 
+# --- extensions, installed again ------------------------------------------------------------------------
+
+
+def _same_handler(doc: dict[str, Any] | None, ext: CapturedExtension) -> bool:
+    props = (doc or {}).get("properties") or {}
+    return (props.get("publisher") or "").lower() == ext.publisher.lower() and (props.get("type") or "").lower() == ext.type.lower()
+
+
+def extension_step(vm: Vm, ext: CapturedExtension) -> Step:
+    """Install one extension again: a PUT of the child resource, journaled like every
+    long-running operation; an extension already there with the same handler (installed
+    by this run before an interruption) is recognised, not sent again."""
+    from backend.recovery.steps import SETTLE_TIMEOUT, poll_interval
+
+    async def precondition(ctx: StepContext) -> Check:
+        current = await get_vm(ctx, vm.id)
+        if current is None:
+            return blocked(f"{vm.name} does not exist")
+        doc = await ctx.backend.get_extension(vm.id, ext.name)
+        if doc is not None and not _same_handler(doc, ext):
+            props = doc.get("properties") or {}
+            return blocked(f"{vm.name} has another extension named {ext.name} ({props.get('publisher')}.{props.get('type')}): remove it, or install {ext.handler} yourself")
+        state = (((doc or {}).get("properties") or {}).get("provisioningState") or "").lower()
+        if doc is not None and state == "succeeded":
+            return already_done(f"{ext.name} is installed")
+        if doc is not None and state in ("creating", "updating"):
+            return already_done(f"the install of {ext.name} sent before the interruption is running")
+        power = power_state(current)
+        if power != "running":
+            return blocked(f"{vm.name} is {power}: Azure installs extensions only on a running VM; start it, then resume")
+        if doc is not None:
+            return ready(f"the last install of {ext.name} ended {state or 'unknown'}: sending it again")
+        return ready(f"{vm.name} runs and has no {ext.name}")
+
+    async def run(ctx: StepContext) -> str:
+        from backend.adapter import BackendError
+
+        started = time.monotonic()
+        try:
+            await ctx.backend.put_extension(vm.id, ext.name, ext.body, **await ctx.lro("install"))
+        except BackendError as exc:
+            raise StepFailed(f"{exc} ({vm.name} is recreated and runs without {ext.name}: resume to try again, or install it yourself)") from exc
+        return f"Azure installed {ext.handler} {ext.version} in {time.monotonic() - started:.0f} s"
+
+    async def verify(ctx: StepContext) -> Verification:
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            doc = await ctx.backend.get_extension(vm.id, ext.name)
+            props = (doc or {}).get("properties") or {}
+            state = (props.get("provisioningState") or "").lower()
+            if doc is None or state in ("succeeded", "failed") or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(poll_interval(ctx.settings))
+        if doc is None:
+            return not_verified(f"{ext.name} is not on {vm.name}")
+        if state != "succeeded":
+            statuses = (props.get("instanceView") or {}).get("statuses") or []
+            detail = "; ".join(x.get("message") or x.get("displayStatus") or "" for x in statuses if x.get("message") or x.get("displayStatus"))
+            return not_verified(f"{ext.name} ended {state or 'unknown'}" + (f" ({detail})" if detail else "") + f"; {vm.name} runs without it: resume to try again, or install it yourself")
+        want = ext.body["properties"]
+        differs = [k for k in ("typeHandlerVersion", "settings") if props.get(k) != want.get(k)]
+        if not _same_handler(doc, ext):
+            differs.insert(0, "handler")
+        if differs:
+            return not_verified(f"{ext.name} is installed but its {', '.join(differs)} differ from what it had")
+        return verified(f"{ext.name} is installed again: {ext.handler} {ext.version}" + (", the same public settings" if want.get("settings") else ""))
+
+    return Step(
+        key=f"extension-{ext.name}",
+        title=f"Install extension {ext.name} again",
+        why="Extensions are child resources of the VM: Azure deleted this one with the VM, and a VM created on its disks starts without it.",
+        changes=f"installs {ext.handler} {ext.version} on {vm.name} with the public settings it had (no reboot)",
+        kind=Kind.CHANGE,
+        needs_agent=True,
+        undo=f"remove the extension {ext.name}",
+        precondition=precondition,
+        run=run,
+        verify=verify,
+    )
+
+
 # --- the plan ----------------------------------------------------------------------------------------
 
 
@@ -161,7 +367,11 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     kept_before = vm_delete_options(model) + [k for nic in facts.documents.get("nics") or () for k in nic_ip_options(nic)]
     at_risk = [k for k in kept_before if not k.safe]
     has_public_ip = any(nic.public_ips for nic in vm.nics)
-    extensions = sorted({e.name for e in vm.extensions if e.name})
+    extensions = captured_extensions(model)
+    reinstall = [e for e in extensions if not e.protected]
+    by_hand = [e for e in extensions if e.protected]
+    user_data = body["properties"].get("userData")
+    user_data_size = _user_data_size(model)
 
     blockers: list[str] = []
     reason = unavailable(vm)
@@ -178,8 +388,19 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             + ": deleting the VM as it is would destroy them; the run sets Detach and reads it back before anything is deleted."
         )
     warnings += temp_disk_warnings(vm) + dynamic_ip_warnings(vm)
-    if extensions:
-        warnings.append(f"Extensions are not part of the disks and are not recreated: install {', '.join(extensions)} again afterwards.")
+    if reinstall:
+        warnings.append(
+            "Extensions go with the VM resource; once it runs again the run installs "
+            + ", ".join(e.describe() for e in reinstall)
+            + " again with the public settings they had (Azure never returns protected settings: an extension that also had some needs them set again)."
+        )
+    for e in by_hand:
+        warnings.append(f"Extension {e.describe()} keeps {e.protected} in protected settings, which Azure never returns: it is not installed again; install it yourself afterwards.")
+    if user_data:
+        warnings.append(
+            f"userData ({user_data_size} bytes) is carried over: it exists nowhere else once the VM is deleted, so a copy is kept with the captured model "
+            "in the run's journal (a private file). Azure does not encrypt userData and says it must never hold secrets."
+        )
     if _system_identity(model):
         warnings.append("The system-assigned managed identity is created again with a new principal ID: grant its roles (Key Vault, storage, ...) again.")
     if vm.availability_set:
@@ -384,10 +605,15 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             problems.append("its data disks are not at their LUNs")
         if sorted(n.lower() for n in _nic_ids(current)) != sorted(n.lower() for n in _nic_ids(model)):
             problems.append("its NICs differ")
+        if user_data and await ctx.backend.get_vm_user_data(vm.id) != user_data:
+            problems.append("its userData is not the one it had")
         if problems:
             return not_verified(f"{vm.name} was created but " + "; ".join(problems))
         await ctx.record_resource(vm.id, kind="vm", state="created")
-        return verified(f"{vm.name} exists again: OS disk {short(original_os or '')}, {len(want_data)} data disk{'s' if len(want_data) != 1 else ''} at LUN {', '.join(str(lun) for lun in sorted(want_data)) or '-'}, {len(_nic_ids(current))} NIC{'s' if len(_nic_ids(current)) != 1 else ''}")
+        return verified(
+            f"{vm.name} exists again: OS disk {short(original_os or '')}, {len(want_data)} data disk{'s' if len(want_data) != 1 else ''} at LUN {', '.join(str(lun) for lun in sorted(want_data)) or '-'}, {len(_nic_ids(current))} NIC{'s' if len(_nic_ids(current)) != 1 else ''}"
+            + (", the same userData" if user_data else "")
+        )
 
     # 7. it runs ---------------------------------------------------------------------------------------------
     async def running_verify(ctx: StepContext) -> Verification:
@@ -404,8 +630,15 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         lines = [f"{vm.name} recreated from its own disks ({vm.size}, {vm.location}" + (f", zone {','.join(vm.zones)}" if vm.zones else "") + (f", availability set {short(vm.availability_set)}" if vm.availability_set else "") + ")"]
         lines.append(f"kept and re-attached: {kept_list}")
         lines.append("deleteOption is Detach on all of them now (it was Delete on " + ", ".join(short(k.resource_id) for k in at_risk) + ")" if at_risk else "deleteOption is Detach on all of them")
+        if reinstall:
+            lines.append("extensions installed again with their public settings: " + ", ".join(e.describe() for e in reinstall))
         if extensions:
-            lines.append(f"to do: install the extensions again ({', '.join(extensions)})")
+            present = sorted(e.get("name") or "" for e in await ctx.backend.list_extensions(vm.id))
+            lines.append(f"extensions on {vm.name} now: {', '.join(present) or 'none'}")
+        for e in by_hand:
+            lines.append(f"to do: install extension {e.describe()} again with its protected settings ({e.protected}): Azure never returns them")
+        if user_data:
+            lines.append(f"userData carried over ({user_data_size} bytes); a copy stays in the journal with the captured model")
         if _system_identity(model):
             lines.append("to do: grant the new system-assigned identity its roles again")
         lines.append(f"the captured model stays in the journal: aztriage runs {ctx.run_id} --format json")
@@ -416,7 +649,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         Step(
             key="capture",
             title="Keep the VM's full model in the journal",
-            why="The VM resource is about to be deleted: its model (size, zone, NICs, disks and LUNs, tags, identity, security profile) is what it is created again from, and what a person would need to do it by hand.",
+            why="The VM resource is about to be deleted: its model (size, zone, NICs, disks and LUNs, tags, identity, security profile, extensions, userData) is what it is created again from, and what a person would need to do it by hand.",
             changes="nothing in Azure (journals the captured model and the exact re-create request)",
             kind=Kind.CHECK,
             run=capture,
@@ -485,6 +718,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             kind=Kind.CHECK,
             verify=running_verify,
         ),
+        *(extension_step(vm, e) for e in reinstall),
         reach_step(facts),
         Step(
             key="report",
