@@ -86,10 +86,12 @@ async def test_scale_inventory_pages_and_stays_o_subscriptions():
         emu.stop()
 
 
-async def test_forbidden_subscription_is_named_and_the_others_come_back(backend, fresh_emulator):
+# The lists a VM is joined with, or the VM list itself (fetched alongside, parsed after them).
+@pytest.mark.parametrize("provider", ["Microsoft.Network", "Microsoft.Compute/virtualMachines"])
+async def test_forbidden_subscription_is_named_and_the_others_come_back(backend, fresh_emulator, provider):
     inv0 = await backend.inventory()
     victim = inv0.subscriptions[1].subscription_id
-    emulator_control(fresh_emulator, "POST", "/_emulator/faults", {"match": f"/subscriptions/{victim}/providers/Microsoft.Network", "method": "GET", "status": 403, "count": -1})
+    emulator_control(fresh_emulator, "POST", "/_emulator/faults", {"match": f"/subscriptions/{victim}/providers/{provider}", "method": "GET", "status": 403, "count": -1})
     inv = await backend.inventory()
     assert [e.subscription_id for e in inv.errors] == [victim]
     assert inv.errors[0].code == "AuthorizationFailed"

@@ -252,16 +252,31 @@ class AzureBackend(RecoveryOperations):
         return [item async for item in pager]
 
     async def _subscription_inventory(self, sub_id: str) -> Inventory:
-        """One subscription's VMs: the lookup lists concurrently, then the VM list, each
-        page reduced as it arrives (``backend.azure.join``)."""
+        """One subscription's VMs from its lists, all fetched at once; each page is reduced as
+        it arrives (``backend.azure.join``), the VM list's pages once the lookups are built."""
+        lookups: asyncio.Future[join.Lookups] = asyncio.get_running_loop().create_future()
 
-        async def read(name: str, reduce: Callable[[list[Any]], list[Any]]) -> list[Any]:
+        async def read(name: str, reduce: Callable[[list[Any]], list[Any]], ready: Any = None) -> list[Any]:
             route = INVENTORY_LISTS[name]
-            return [item async for page in raw_list(self.client(route.client, sub_id), sub_id, route, reduce) for item in page]
+            return [item async for page in raw_list(self.client(route.client, sub_id), sub_id, route, reduce, ready=ready) for item in page]
 
-        reduced = await asyncio.gather(*(read(name, partial(join.reduce_page, name, sub_id)) for name in join.LOOKUP_LISTS))
-        lookups = join.Lookups.build(sub_id, dict(zip(join.LOOKUP_LISTS, reduced)))
-        return lookups.inventory(await read("vms", lookups.vm_page))
+        async def build_lookups() -> None:
+            try:
+                reduced = await asyncio.gather(*(read(name, partial(join.reduce_page, name, sub_id)) for name in join.LOOKUP_LISTS))
+                lookups.set_result(join.Lookups.build(sub_id, dict(zip(join.LOOKUP_LISTS, reduced))))
+            except BaseException as exc:  # the VM list waiting on the lookups fails with it
+                lookups.set_exception(exc)
+                raise
+
+        built, vms = await asyncio.gather(
+            build_lookups(), read("vms", lambda items: lookups.result().vm_page(items), ready=lookups), return_exceptions=True
+        )
+        for outcome in (built, vms):
+            if isinstance(outcome, BaseException):
+                if lookups.done() and not lookups.cancelled():
+                    lookups.exception()  # retrieved: the failure is raised here, once
+                raise outcome
+        return lookups.result().inventory(vms)
 
     async def inventory(self, subscription_ids: list[str] | None = None, *, instance_views: int | None = DEFAULT_INSTANCE_VIEWS) -> Inventory:
         """Every VM of the chosen subscriptions, joined from subscription-wide lists.

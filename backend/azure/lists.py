@@ -16,7 +16,7 @@ The api-versions are the ones the installed SDK sends for the same operations
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -73,13 +73,21 @@ def _parse_page(content: bytes, reduce: Callable[[list[Any]], list[Any]] | None)
     return body.get("nextLink") or None, (reduce(items) if reduce is not None else items)
 
 
-def raw_list(client: Any, subscription_id: str, route: ListRoute, reduce: Callable[[list[Any]], list[Any]] | None = None) -> AsyncItemPaged:
+def raw_list(
+    client: Any,
+    subscription_id: str,
+    route: ListRoute,
+    reduce: Callable[[list[Any]], list[Any]] | None = None,
+    *,
+    ready: Awaitable[Any] | None = None,
+) -> AsyncItemPaged:
     """One ARM list, all its pages: iterating yields one list per page — the page's items
     as plain dicts, or what ``reduce`` makes of them (a page at a time, not an item at a
     time: 64,000 async steps cost a scale:10000 inventory about 0.1 s). A page is parsed and
     reduced in a worker thread, so a console's event loop keeps its time slices while a
     1000-item page turns into objects (and the page's documents are garbage as soon as it
-    is reduced)."""
+    is reduced). With ``ready``, a page that has arrived waits (as bytes) for it before it is
+    parsed: the VM list is fetched alongside the lists it is joined with."""
     first_url = f"/subscriptions/{subscription_id}{route.path}"
 
     async def get_next(next_link: str | None = None) -> Any:
@@ -97,6 +105,8 @@ def raw_list(client: Any, subscription_id: str, route: ListRoute, reduce: Callab
         return response
 
     async def extract_data(response: Any) -> tuple[str | None, AsyncList]:
+        if ready is not None:
+            await ready
         try:
             next_link, items = await asyncio.get_running_loop().run_in_executor(_PARSER, _parse_page, response.content, reduce)
         except orjson.JSONDecodeError as exc:
