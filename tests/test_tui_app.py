@@ -164,3 +164,27 @@ async def test_q_quits(emulator):
         await pilot.press("q")
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_the_console_creates_no_journal_and_names_unfinished_runs_at_start(emulator, tmp_path, monkeypatch):
+    from backend.recovery.journal import Journal
+    from tests.test_recovery_journal import make_run
+    from tui.screens.recovery import RecoveryScreen
+
+    path = tmp_path / "journal" / "journal.sqlite3"
+    monkeypatch.setattr(RecoveryScreen, "journal_path", path)
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot)
+    assert not path.exists() and not path.parent.exists()  # opening the console writes no journal
+
+    path.parent.mkdir()
+    with Journal(path) as journal:
+        make_run(journal)  # its process is gone: interrupted
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: any("1 unfinished recovery run(s): restart on vm1 (interrupted)" in str(n.message) for n in app._notifications),
+            what="the unfinished-run notice",
+        )

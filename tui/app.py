@@ -39,6 +39,7 @@ log = logging.getLogger("aztriage.console")
 EXPORT_DIR_NAME = "exports"
 # While a modal is open an automatic refresh waits this long and tries again.
 MODAL_RETRY_S = 5.0
+STARTUP_BACKSTOP_S = 1.0  # connect even if no pane reported its first frame
 
 
 def _utcnow() -> datetime:
@@ -92,7 +93,11 @@ class AztriageApp(App[int]):
         self._inventory_timer = None
         self._identity = ""
         self.loads = 0  # finished loads (tests and benchmarks wait on these)
+        self._started = False
         self.failures = 0
+        from tui.gc_pacing import GcPacer
+
+        self.gc_pacer = GcPacer(busy=self._loading)
         for p in PANES:
             self.add_mode(p.id, lambda p=p: p.screen_class()())
 
@@ -140,8 +145,20 @@ class AztriageApp(App[int]):
             self.set_keymap(dict(self.config.keys))
         self.update_header()
         self.switch_mode(self.start_pane)
-        # Everything slow (emulator, SDK import, first load) starts after the first frame.
-        self.call_after_refresh(self.connect)
+        # Everything slow (emulator, SDK import, first load) starts once the first pane has been
+        # drawn (pane_painted); the timer is a backstop should no pane report it.
+        self.set_timer(STARTUP_BACKSTOP_S, self.pane_painted)
+
+    def pane_painted(self) -> None:
+        """The first pane has been laid out: start connecting, and tell about unfinished runs.
+
+        Not earlier: the SDK's import runs in a thread that holds the interpreter lock much
+        of the time, and the notice imports the recovery pane; neither should slow the
+        first frame down."""
+        if self._started:
+            return
+        self._started = True
+        self.connect()
         self.call_after_refresh(self._notify_unfinished_recoveries)
 
     def _notify_unfinished_recoveries(self) -> None:
@@ -177,9 +194,14 @@ class AztriageApp(App[int]):
         self.update_header("loading…" if self.inventory is None else "refreshing…", "busy")
         try:
             subscriptions = list(self.settings.subscriptions) or None
-            inventory = await self.backend.inventory(subscriptions)
+            # A large inventory is frozen as it lands, before the collector is back (tui/gc_pacing.py).
+            with self.gc_pacer.loading():
+                inventory = await self.backend.inventory(subscriptions)
+                if self.gc_pacer.landed(len(inventory.vms)):
+                    self.set_interval(1.0, self.gc_pacer.tick)
         finally:
             self._arm_inventory_timer()
+        self.gc_pacer.retire(self.inventory)
         self.inventory = inventory
         self.loads += 1
         self.refreshed_at = self.now()
@@ -240,10 +262,15 @@ class AztriageApp(App[int]):
 
     def _refresh_when_due(self) -> None:
         self._inventory_timer = None
+        if not self.is_running:  # quitting: the screens are being closed, the timer fired anyway
+            return
         if isinstance(self.screen, ModalScreen):
             self._arm_inventory_timer(min(MODAL_RETRY_S, self.config.refresh_interval))
             return
         self.refresh_inventory()
+
+    def _loading(self) -> bool:
+        return any(w.is_running and w.group in ("inventory", "inventory-rows") for w in self.workers)
 
     def action_refresh(self) -> None:
         if self.backend is None:
@@ -412,6 +439,7 @@ class AztriageApp(App[int]):
 
     async def on_unmount(self) -> None:
         self._cancel_inventory_timer()
+        self.gc_pacer.release()
         if self.backend is not None:
             try:
                 await self.backend.close()

@@ -13,6 +13,8 @@ carries the meaning (upper case, markers) so the table reads in monochrome.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,6 +30,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 TONES = ("ok", "warn", "bad", "muted", "accent")
+RELEASE_PER_TURN = 1000  # replaced rows freed per turn of the event loop (see FastTable._release)
+ROWS_PER_TURN = 250  # rows made per turn of the event loop (see FastTable.set_rows_in_slices)
+MANY_ROWS = 2000  # above this, screens make their rows in slices
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,7 @@ class FastTable(ScrollView, can_focus=True):
         self._column_index = {c.key: i for i, c in enumerate(self.columns)}
         self.fixed_columns = fixed_columns
         self._rows: dict[Hashable, Row] = {}
+        self._to_release: list[dict[Hashable, Row]] = []
         self._order: list[Hashable] = []
         self._position_cache: dict[Hashable, int] | None = None
         self._sorted_all: list[Hashable] | None = None  # every key in sort order (cached)
@@ -218,7 +224,40 @@ class FastTable(ScrollView, can_focus=True):
             self._sorted_all = None
             self._line_cache.clear()
         self._reorder()
+        self._release(old)
         return changed
+
+    async def set_rows_in_slices(self, rows: Iterable[Row], per_turn: int = ROWS_PER_TURN) -> int:
+        """set_rows() for many rows from a worker: the rows are made `per_turn` at a time,
+        the event loop runs between slices (10,000 rows take a few hundred ms of Python)."""
+        made: list[Row] = []
+        source = iter(rows)
+        while True:
+            before = len(made)
+            made.extend(itertools.islice(source, per_turn))
+            if len(made) == before:
+                break
+            await asyncio.sleep(0)
+        return self.set_rows(made)
+
+    def _release(self, rows: dict[Hashable, Row]) -> None:
+        """Let go of replaced rows a slice per turn of the event loop: freeing 10,000 rows
+        at once, and the inventory only they still hold, takes tens of milliseconds.
+        (asyncio's call_soon, not call_later: Textual runs queued callbacks back to back.)"""
+        if len(rows) <= RELEASE_PER_TURN or not self.is_mounted:
+            return
+        self._to_release.append(rows)
+        if len(self._to_release) == 1:
+            asyncio.get_running_loop().call_soon(self._release_some)
+
+    def _release_some(self) -> None:
+        rows = self._to_release[0]
+        for _ in range(min(RELEASE_PER_TURN, len(rows))):
+            rows.popitem()
+        if not rows:
+            self._to_release.pop(0)
+        if self._to_release:
+            asyncio.get_running_loop().call_soon(self._release_some)
 
     def _measure(self) -> None:
         widths = [len(c.label) + 2 for c in self.columns]  # room for the sort arrow

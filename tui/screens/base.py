@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -24,6 +24,7 @@ class BaseScreen(Screen):
     """A screen that mirrors the app's inventory."""
 
     PANE_ID = ""
+    _behind = False  # a newer inventory arrived while the screen was not shown
 
     @property
     def aztriage(self) -> "AztriageApp":
@@ -42,6 +43,7 @@ class BaseScreen(Screen):
         yield from ()
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self.aztriage.pane_painted)
         self.aztriage.subscribe(self)
         inventory = self.aztriage.inventory
         if inventory is not None:
@@ -53,8 +55,22 @@ class BaseScreen(Screen):
 
     @on(InventoryChanged)
     def _inventory_changed(self, message: InventoryChanged) -> None:
-        self.show_inventory(message.inventory)
+        if self.is_current:
+            self._behind = False
+            self.show_inventory(message.inventory)
+        else:
+            # A pane nobody looks at is redrawn when it is shown again, not on every
+            # refresh: on 10k VMs each pane's redraw holds the event loop for a while.
+            # (It keeps no reference to the new inventory meanwhile.)
+            self._behind = True
         self.show_load_state()
+
+    @on(events.ScreenResume)
+    def _catch_up(self) -> None:
+        if self._behind and self.aztriage.inventory is not None:
+            self._behind = False
+            self.show_inventory(self.aztriage.inventory)
+            self.show_load_state()
 
     @on(LoadStateChanged)
     def _load_state_changed(self, message: LoadStateChanged) -> None:

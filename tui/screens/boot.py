@@ -36,8 +36,8 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 from backend.models import Inventory
 from tui.messages import OpenRecovery
 from tui.screens.base import BaseScreen, TableFilterMixin
-from widgets.boot_table import BootState, BootTable
-from widgets.fast_table import FastTable
+from widgets.boot_table import BootState, BootTable, boot_row
+from widgets.fast_table import MANY_ROWS, FastTable
 from widgets.screenshot_view import ScreenshotView
 from widgets.serial_log import SerialLogView
 
@@ -168,7 +168,23 @@ class BootScreen(TableFilterMixin, BaseScreen):
                 states[key] = BootState(vm)
         for key in [k for k in states if k not in seen]:
             del states[key]
-        self._flush()
+        self._redraw()
+
+    def _redraw(self) -> None:
+        """_flush(), made in slices by a worker when there are many rows."""
+        if len(self.states) > MANY_ROWS:
+            self._flush_in_slices()
+        else:
+            self._flush()
+
+    @work(exclusive=True, group="boot-rows", exit_on_error=False, description="building boot rows")
+    async def _flush_in_slices(self) -> None:
+        table = self.table
+        table.empty_text = "No VMs match the filter." if self.states else "No VMs in the selected subscriptions."
+        await table.set_rows_in_slices(boot_row(s) for s in list(self.states.values()))
+        self.show_summary()
+        self.show_detail()
+        self.update_status()
 
     def _schedule_flush(self) -> None:
         if self._flush_timer is None:
@@ -185,7 +201,7 @@ class BootScreen(TableFilterMixin, BaseScreen):
 
     def on_screen_resume(self) -> None:
         # A detail page may have read a VM meanwhile.
-        self._flush()
+        self._redraw()
 
     def show_summary(self) -> None:
         states = list(self.states.values())

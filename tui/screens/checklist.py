@@ -13,6 +13,7 @@ request per VM.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -26,9 +27,10 @@ from textual.widgets import Input, Static
 
 from backend.checks import RULES_BY_ID, CheckResult, CheckSession, Finding, NotChecked, render_markdown, role_settings
 from backend.models import Inventory
+from tui.gc_pacing import release_gradually
 from tui.messages import ShowVm
 from tui.screens.base import BaseScreen, TableFilterMixin
-from widgets.fast_table import FastTable
+from widgets.fast_table import MANY_ROWS, FastTable
 from widgets.findings_table import BY_RULE, BY_VM, FindingsTable, Group, rows_for, severity_text
 
 
@@ -64,6 +66,7 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
         self.check_error = ""
         self.session = CheckSession()
         self._pending: Inventory | None = None
+        self._summary: dict | None = None  # result.summary(), made once per result
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="summary")
@@ -83,12 +86,17 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
     # --- checking ----------------------------------------------------------------------
 
     def show_inventory(self, inventory: Inventory) -> None:
-        self.run_checks(inventory)
+        self._pending = inventory
+        self.run_checks()
 
-    @work(exclusive=True, group="checklist", exit_on_error=False)
-    async def run_checks(self, inventory: Inventory, force: bool = False) -> None:
+    # The inventory is not the worker's argument (nor left in its frame): a finished worker
+    # sits in a reference cycle until a full garbage collection and would keep a whole
+    # inventory alive; and Textual would repr() the arguments for the worker's description.
+    @work(exclusive=True, group="checklist", exit_on_error=False, description="checking the estate")
+    async def run_checks(self, force: bool = False) -> None:
+        inventory, self._pending = self._pending, None
         backend = self.aztriage.backend
-        if backend is None:
+        if backend is None or inventory is None:
             return
         self.checking = True
         self.check_error = ""
@@ -104,16 +112,28 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
             self.notify(f"The checklist could not be computed: {_one_line(exc)}; press r to try again.", severity="error", timeout=8)
             return
         finally:
+            inventory = None
             self.checking = False
             self.update_status()
-        self.show_result(result)
+        if len(result.inventory.vms) > MANY_ROWS:
+            # Rows and summary of a large estate take several hundred ms: in a thread, like the checks.
+            rows, summary = await asyncio.to_thread(_rows_and_summary, result, self.grouping)
+            self.show_result(result, rows=rows, summary=summary)
+        else:
+            self.show_result(result)
 
-    def show_result(self, result: CheckResult) -> None:
+    def show_result(self, result: CheckResult, *, rows: list | None = None, summary: dict | None = None) -> None:
+        old = self.result
+        if old is not None and old is not result and len(old.inventory.vms) > MANY_ROWS:
+            # The last holder of the previous result and of its enriched inventory: let go slowly.
+            release_gradually([*old.findings, *old.inventory.vms])
         self.result = result
-        names = {s.subscription_id.lower(): s.display_name for s in result.inventory.subscriptions}
+        self._summary = summary
         table = self.table
         table.empty_text = "No findings match the filter." if result.findings or result.not_checked else "No findings: every rule passed."
-        table.set_rows(rows_for(result, self.grouping, names))
+        if rows is None:
+            rows = rows_for(result, self.grouping, _subscription_names(result))
+        table.set_rows(rows)
         self.show_summary()
         self.show_detail()
         self.update_status()
@@ -121,7 +141,9 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
     def show_summary(self) -> None:
         if self.result is None:
             return
-        s = self.result.summary()
+        if self._summary is None:
+            self._summary = self.result.summary()
+        s = self._summary
         sev = s["by_severity"]
         text = Text()
         text.append(f" Score {s['score']}/100", style="bold")
@@ -150,7 +172,7 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
         self.grouping = BY_VM if self.grouping == BY_RULE else BY_RULE
         if self.result is not None:
             vm_id = self.table.cursor_vm_id
-            self.show_result(self.result)
+            self.show_result(self.result, summary=self._summary)
             if vm_id:
                 self.table.move_cursor_to_key(("vm", vm_id.lower()))
 
@@ -215,7 +237,8 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
     def recheck(self) -> None:
         inventory = self.aztriage.inventory
         if inventory is not None:
-            self.run_checks(inventory, force=True)
+            self._pending = inventory
+            self.run_checks(force=True)
 
     def export_markdown(self) -> None:
         if self.result is not None:
@@ -249,6 +272,14 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
             return
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in vm.name)
         self.aztriage.export_text(f"report-{safe}", "md", render([report], "md"))
+
+
+def _subscription_names(result: CheckResult) -> dict[str, str]:
+    return {s.subscription_id.lower(): s.display_name for s in result.inventory.subscriptions}
+
+
+def _rows_and_summary(result: CheckResult, grouping: str) -> tuple[list, dict]:
+    return rows_for(result, grouping, _subscription_names(result)), result.summary()
 
 
 def detail_text(item: Any, result: CheckResult | None) -> Any:

@@ -25,12 +25,12 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from backend.diagnose import NO_PUBLIC_PATH, SCENARIO_TITLES, Diagnosis
-from backend.models import Inventory, Vm
+from backend.models import Inventory
 from backend.probe import OPEN, ProbeResult
 from tui.messages import OpenRecovery
 from tui.screens.base import BaseScreen, TableFilterMixin
-from widgets.connectivity_table import ConnectivityTable, PortState, row_key
-from widgets.fast_table import FastTable
+from widgets.connectivity_table import ConnectivityTable, PortState, port_row, row_key
+from widgets.fast_table import MANY_ROWS, FastTable
 
 FLUSH_S = 0.05
 
@@ -89,17 +89,15 @@ class ConnectivityScreen(TableFilterMixin, BaseScreen):
 
     # --- rows ------------------------------------------------------------------------
 
-    def _ports(self, vm: Vm) -> tuple[int, ...]:
+    def show_inventory(self, inventory: Inventory) -> None:
+        """Every VM gets its rows; what was probed before stays (same VM id and port)."""
         from backend.connectivity import extra_ports
         from backend.network import default_ports
 
-        return default_ports(vm, extra_ports(getattr(self.aztriage.config, "probe_ports", ())))
-
-    def show_inventory(self, inventory: Inventory) -> None:
-        """Every VM gets its rows; what was probed before stays (same VM id and port)."""
+        extras = extra_ports(getattr(self.aztriage.config, "probe_ports", ()))
         fresh: dict[str, PortState] = {}
         for vm in inventory.vms:
-            for port in self._ports(vm):
+            for port in default_ports(vm, extras):
                 key = row_key(vm.id, port)
                 old = self.states.get(key)
                 if old is not None:
@@ -108,7 +106,20 @@ class ConnectivityScreen(TableFilterMixin, BaseScreen):
                 else:
                     fresh[key] = PortState(vm, port)
         self.states = fresh
-        self._flush()
+        if len(fresh) > MANY_ROWS:
+            self._flush_in_slices()
+        else:
+            self._flush()
+
+    @work(exclusive=True, group="connectivity-rows", exit_on_error=False, description="building connectivity rows")
+    async def _flush_in_slices(self) -> None:
+        """_flush() for many rows: made in slices, the event loop running between them."""
+        table = self.table
+        table.empty_text = "No VMs match the filter." if self.states else "No VMs in the selected subscriptions."
+        await table.set_rows_in_slices(port_row(s) for s in list(self.states.values()))
+        self.show_summary()
+        self.show_detail()
+        self.update_status()
 
     def _schedule_flush(self) -> None:
         if self._flush_timer is None:

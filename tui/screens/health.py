@@ -5,8 +5,11 @@ event shows its updates and impacted VMs; enter on a VM opens its details."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
@@ -14,7 +17,7 @@ from textual.widgets import Static
 from backend.health import HealthView, health_view
 from backend.models import Inventory
 from tui.screens.base import BaseScreen
-from widgets.fast_table import FastTable
+from widgets.fast_table import MANY_ROWS, FastTable
 from widgets.health_tables import EventTable, MaintenanceTable, StatusTable, event_rows, maintenance_rows, status_rows
 
 
@@ -44,13 +47,27 @@ class HealthScreen(BaseScreen):
         self.query_one(StatusTable).focus()
 
     def show_inventory(self, inventory: Inventory) -> None:
-        view = health_view(inventory)
+        if len(inventory.vms) > MANY_ROWS:
+            self._show_from_thread()
+        else:
+            self._show(*_health_rows(inventory, self.aztriage.now()))
+
+    @work(exclusive=True, group="health-rows", exit_on_error=False, description="computing the health view")
+    async def _show_from_thread(self) -> None:
+        """The view of a large estate (a few hundred ms of Python) is made in a thread. The
+        inventory is read here, not passed: a finished worker lingers in a reference cycle."""
+        inventory = self.aztriage.inventory
+        try:
+            if inventory is not None:
+                self._show(*await asyncio.to_thread(_health_rows, inventory, self.aztriage.now()))
+        finally:
+            inventory = None
+
+    def _show(self, view: HealthView, total: int, statuses: list, events: list, maintenance: list) -> None:
         self.view = view
-        now = self.aztriage.now()
-        self.query_one(StatusTable).set_rows(status_rows(view.statuses, now))
-        self.query_one(EventTable).set_rows(event_rows(view.events))
-        self.query_one(MaintenanceTable).set_rows(maintenance_rows(view.maintenance))
-        total = len(inventory.vms)
+        self.query_one(StatusTable).set_rows(statuses)
+        self.query_one(EventTable).set_rows(events)
+        self.query_one(MaintenanceTable).set_rows(maintenance)
         self._title("#statuses-title", "Resource Health", f"{len(view.statuses)} of {total} VMs not Available, worst first", bool(view.statuses))
         active = sum(1 for e in view.events if e.event.status.lower() == "active")
         self._title("#events-title", "Service Health events", f"{len(view.events)} events, {active} active · enter: updates and impacted VMs", bool(active))
@@ -97,3 +114,9 @@ class HealthScreen(BaseScreen):
             for row in self.view.events:
                 commands.append((f"view: event {row.event.title}", f"{row.event.status} {row.event.type}: updates and impacted VMs", lambda i=row.id: self.open_event(i)))
         return commands
+
+
+def _health_rows(inventory: Inventory, now: datetime) -> tuple[HealthView, int, list, list, list]:
+    """The view and its tables' rows: pure, so it may run in a thread."""
+    view = health_view(inventory)
+    return view, len(inventory.vms), status_rows(view.statuses, now), event_rows(view.events), maintenance_rows(view.maintenance)

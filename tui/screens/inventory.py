@@ -18,7 +18,7 @@ from widgets.vm_table import COLUMNS, VmTable, subscription_names, vm_row
 
 # Above this many VMs, rows are built in slices (10k rows take ~0.3 s of Python).
 ROWS_IN_SLICES = 2000
-ROWS_PER_SLICE = 500
+ROWS_PER_SLICE = 250
 
 
 class FilterInput(Input):
@@ -28,6 +28,7 @@ class FilterInput(Input):
 class InventoryScreen(BaseScreen):
     PANE_ID = "inventory"
     CSS_PATH = "inventory.tcss"
+    _rows_from: Inventory | None = None  # what _build_rows makes rows of next
 
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="inventory.filter"),
@@ -56,24 +57,34 @@ class InventoryScreen(BaseScreen):
         # Counted once per load: the status line is redrawn on every keystroke.
         self._attention = sum(1 for vm in inventory.vms if vm.availability_state != "Available" or vm.power_state != "running")
         if len(inventory.vms) > ROWS_IN_SLICES:
-            self._build_rows(inventory)
+            self._rows_from = inventory
+            self._build_rows()
         else:
             table.update_vms(inventory.vms, subscription_names(inventory))
             self.update_status()
 
-    # A description, or Textual would repr() the whole inventory for the worker's name.
     @work(exclusive=True, group="inventory-rows", exit_on_error=False, description="building inventory rows")
-    async def _build_rows(self, inventory: Inventory) -> None:
+    async def _build_rows(self) -> None:
         """Turn a large inventory into rows in slices, yielding to the event loop between
         them so keys keep working. (A thread would hold the GIL against the loop and take
-        several times longer.)"""
-        names = subscription_names(inventory)
-        vms = inventory.vms
+        several times longer.)
+
+        The inventory is not the worker's argument, and the locals are dropped on the way
+        out: a finished worker sits in a reference cycle (its task's context) until a full
+        garbage collection, and would keep a whole 10k-VM inventory alive until then."""
+        inventory, self._rows_from = self._rows_from, None
+        if inventory is None:
+            return
         rows: list = []
-        for start in range(0, len(vms), ROWS_PER_SLICE):
-            rows.extend(vm_row(vm, names.get(vm.subscription_id.lower())) for vm in vms[start : start + ROWS_PER_SLICE])
-            await asyncio.sleep(0)
-        self._apply_rows(rows)
+        try:
+            names = subscription_names(inventory)
+            vms = inventory.vms
+            for start in range(0, len(vms), ROWS_PER_SLICE):
+                rows.extend(vm_row(vm, names.get(vm.subscription_id.lower())) for vm in vms[start : start + ROWS_PER_SLICE])
+                await asyncio.sleep(0)
+            self._apply_rows(rows)
+        finally:
+            inventory = vms = rows = None  # noqa: F841 (see the docstring)
 
     def _apply_rows(self, rows: list) -> None:
         self.table.set_rows(rows)

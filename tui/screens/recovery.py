@@ -36,10 +36,10 @@ from backend.recovery.scenarios.resize import difference
 from tui.messages import OpenRecovery
 from tui.screens.base import BaseScreen
 from widgets.confirm_dialog import ConfirmDialog
-from widgets.fast_table import Column, FastTable, Row
+from widgets.fast_table import MANY_ROWS, Column, FastTable, Row
 from widgets.secret_field import SecretDialog
 from widgets.step_list import StepList, kind_text
-from widgets.vm_table import VmTable, subscription_names
+from widgets.vm_table import VmTable, subscription_names, vm_row
 
 log = logging.getLogger("aztriage.console")
 
@@ -100,7 +100,10 @@ class RunTable(FastTable):
 def unfinished_runs_notice(path: Path | None = None) -> str | None:
     """What to tell at start when the journal holds interrupted or waiting runs (None: nothing)."""
     try:
-        with J.Journal(path or RecoveryScreen.journal_path) as journal:
+        journal = J.Journal.open_existing(path or RecoveryScreen.journal_path)  # none yet: nothing to tell, nothing created
+        if journal is None:
+            return None
+        with journal:
             runs = journal.unfinished_runs()
     except J.JournalError:
         return None
@@ -209,10 +212,30 @@ class RecoveryScreen(BaseScreen):
     def show_inventory(self, inventory: Inventory) -> None:
         table = self.query_one(VmTable)
         table.empty_text = "No VMs match the filter." if inventory.vms else "No VMs in the selected subscriptions."
+        if len(inventory.vms) > MANY_ROWS:
+            self._fill_vm_table()
+            return
         table.update_vms(inventory.vms, subscription_names(inventory))
+        self._vm_table_filled()
+
+    def _vm_table_filled(self) -> None:
         if self.stage == VMS:
             self.show_detail()
         self.update_status()
+
+    @work(exclusive=True, group="recovery-rows", exit_on_error=False, description="building recovery rows")
+    async def _fill_vm_table(self) -> None:
+        """A large inventory's rows in slices, the event loop running between them. The
+        inventory is read here, not passed: a finished worker lingers in a reference cycle
+        and would keep it alive."""
+        inventory = self.aztriage.inventory
+        try:
+            if inventory is not None:
+                names = subscription_names(inventory)
+                await self.query_one(VmTable).set_rows_in_slices(vm_row(vm, names.get(vm.subscription_id.lower())) for vm in inventory.vms)
+                self._vm_table_filled()
+        finally:
+            inventory = None
 
     def vm_name(self) -> str:
         if self.facts is not None:

@@ -1,0 +1,141 @@
+"""Garbage collection, freeing and thread switching paced for a console that
+holds a large inventory.
+
+CPython's cyclic collector walks container objects; a 10k-VM inventory is
+about 220,000 of them, and a new one arrives on every refresh. Measured with
+`benchmarks/soak.py --trace`, the console's event loop was held by:
+
+- a full collection about once per refresh (0.2-1 s each), walking the
+  current inventory, the one being read and everything else in memory;
+- right after each load (the backend pauses the collector while it reads,
+  backend/gcpause.py) a young collection over the whole new inventory, then
+  another over its survivors: 70-90 ms each.
+
+Nothing in an inventory is in a reference cycle (checked with
+gc.DEBUG_SAVEALL: what full collections found was Textual's render caches and
+finished workers, and the workers had kept whole inventories alive through
+their arguments until then; the panes no longer pass inventories to workers).
+Reference counting frees an old inventory as soon as no pane shows it. So,
+once an inventory is large:
+
+- the collector stays off from the start of each load until the inventory
+  has landed, and what exists then (the new inventory, modules, Textual, the
+  SDK) is frozen (gc.freeze, no copying): later collections walk only what
+  was made since, which is little;
+- every FULL_EVERY_S, between refreshes, everything is unfrozen, collected
+  once and frozen again: the few reference cycles that were alive at a freeze
+  and died later (finished workers, Textual caches) are freed there.
+
+Freeing is paced too. An old inventory is freed by whoever drops the last
+reference to it, all at once: 10,000 VMs take 30-70 ms, in whichever pane
+happened to let go last. So the pacer keeps a reference to each replaced
+inventory's objects for RETIRE_AFTER_S (every pane has moved to the new one by
+then) and then lets go of them a slice per turn of the event loop
+(release_gradually).
+
+One more interpreter setting: while the backend joins an inventory in a
+worker thread, every TLS read of the event loop gives the GIL up and waits up
+to the switch interval (5 ms by default) to get it back from that thread; a
+page read in many small pieces then holds the loop back for 100 ms and more
+with next to no CPU used (seen in the stall traces). A shorter switch
+interval (SWITCH_INTERVAL_S) shortens each of those waits.
+
+Small estates are left to the interpreter. The console hands the interpreter
+its settings back when it closes (the tests run many consoles in one process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from backend.gcpause import gc_paused
+
+log = logging.getLogger("aztriage.console")
+
+# From this many VMs on the pacing pays; below, a collection is short anyway.
+LARGE_ESTATE_VMS = 2000
+FULL_EVERY_S = 300.0
+RETIRE_AFTER_S = 3.0
+SWITCH_INTERVAL_S = 0.001
+RELEASE_PER_TURN = 500
+
+
+def release_gradually(objects: list, *, delay: float = 0.0, per_turn: int = RELEASE_PER_TURN) -> None:
+    """Drop this list's references `per_turn` at a time, one slice per turn of the running
+    event loop, starting after `delay` seconds: whatever only the list still holds is
+    freed a slice at a time instead of in one long pause."""
+    loop = asyncio.get_running_loop()
+
+    def release_some() -> None:
+        del objects[-per_turn:]
+        if objects:
+            loop.call_soon(release_some)
+
+    if objects:
+        loop.call_later(delay, release_some)
+
+
+def inventory_objects(inventory) -> list:
+    """The big parts of an inventory, for release_gradually."""
+    return [*inventory.vms, *inventory.nsgs.values(), *inventory.load_balancers.values(), *inventory.public_ips.values()]
+
+
+class GcPacer:
+    def __init__(self, busy: Callable[[], bool], *, clock: Callable[[], float] = time.monotonic) -> None:
+        """`busy` says whether an inventory is being read or drawn (no full collection then)."""
+        self._busy = busy
+        self._clock = clock
+        self.engaged = False
+        self._saved_switch_interval = sys.getswitchinterval()
+        self._last_full = 0.0
+        self.full_collections = 0
+
+    @contextlib.contextmanager
+    def loading(self) -> Iterator[None]:
+        """Around one inventory load: the collector off until the caller has called
+        landed() (or the load failed)."""
+        with gc_paused():
+            yield
+
+    def landed(self, vm_count: int) -> bool:
+        """A load has landed (inside loading()): freeze it if the estate is large.
+        True when the pacing starts now (the caller then calls tick() every second or so)."""
+        if not self.engaged and vm_count < LARGE_ESTATE_VMS:
+            return False
+        gc.freeze()
+        if self.engaged:
+            return False
+        self.engaged = True
+        self._saved_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(SWITCH_INTERVAL_S, self._saved_switch_interval))
+        self._last_full = self._clock()
+        log.info("garbage collection paced for %d VMs (%d objects frozen)", vm_count, gc.get_freeze_count())
+        return True
+
+    def retire(self, inventory) -> None:
+        """An inventory the console no longer shows: freed gradually once every pane has let go."""
+        if self.engaged and inventory is not None:
+            release_gradually(inventory_objects(inventory), delay=RETIRE_AFTER_S)
+
+    def tick(self) -> None:
+        """A full collection when one is due and no inventory is being read or drawn."""
+        if not self.engaged or self._clock() - self._last_full < FULL_EVERY_S or self._busy():
+            return
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self._last_full = self._clock()
+        self.full_collections += 1
+
+    def release(self) -> None:
+        """The interpreter's own behaviour again (the console is closing)."""
+        if self.engaged:
+            gc.unfreeze()
+            sys.setswitchinterval(self._saved_switch_interval)
+            self.engaged = False
