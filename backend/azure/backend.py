@@ -103,6 +103,7 @@ class AzureBackend(RecoveryOperations):
         self._clients: dict[tuple[str, str], Any] = {}
         self._counter = _RequestCounter()
         self._semaphore = asyncio.Semaphore(max(1, settings.max_concurrency))
+        self._reduce_gate = asyncio.Lock()  # one inventory page reduced at a time (lists.raw_list)
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -258,7 +259,8 @@ class AzureBackend(RecoveryOperations):
 
         async def read(name: str, reduce: Callable[[list[Any]], list[Any]], ready: Any = None) -> list[Any]:
             route = INVENTORY_LISTS[name]
-            return [item async for page in raw_list(self.client(route.client, sub_id), sub_id, route, reduce, ready=ready) for item in page]
+            pages = raw_list(self.client(route.client, sub_id), sub_id, route, reduce, ready=ready, gate=self._reduce_gate)
+            return [item async for page in pages for item in page]
 
         async def build_lookups() -> None:
             try:
