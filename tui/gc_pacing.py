@@ -33,12 +33,12 @@ inventory's objects for RETIRE_AFTER_S (every pane has moved to the new one by
 then) and then lets go of them a slice per turn of the event loop
 (release_gradually).
 
-One more interpreter setting: while the backend joins an inventory in a
-worker thread, every TLS read of the event loop gives the GIL up and waits up
-to the switch interval (5 ms by default) to get it back from that thread; a
-page read in many small pieces then holds the loop back for 100 ms and more
-with next to no CPU used (seen in the stall traces). A shorter switch
-interval (SWITCH_INTERVAL_S) shortens each of those waits.
+One more interpreter setting: while a pane computes in a worker thread (the
+Health and Checklist panes on a large estate), every TLS read of the event
+loop gives the GIL up and waits up to the switch interval (5 ms by default) to
+get it back from that thread; a page read in many small pieces then holds the
+loop back with next to no CPU used (seen in the stall traces). A shorter
+switch interval (SWITCH_INTERVAL_S) shortens each of those waits.
 
 Small estates are left to the interpreter. The console hands the interpreter
 its settings back when it closes (the tests run many consoles in one process).
