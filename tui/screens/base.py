@@ -43,12 +43,16 @@ class BaseScreen(Screen):
         yield from ()
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self.aztriage.pane_painted)
         self.aztriage.subscribe(self)
         inventory = self.aztriage.inventory
         if inventory is not None:
             self.show_inventory(inventory)
         self.show_load_state()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The first frame the operator sees is drawn when the pane is laid out at the
+        # terminal's size (the driver's first Resize); what is slow starts after it.
+        self.call_after_refresh(self.aztriage.pane_painted)
 
     def on_unmount(self) -> None:
         self.aztriage.unsubscribe(self)
