@@ -174,13 +174,25 @@ def test_the_cli_names_the_failed_subscription_without_a_traceback(emu, baseline
 
 # --- recovery -----------------------------------------------------------------------------
 
-# A representative subset: (VM, scenario, the action request the fault hits, the operation kind).
+# The scenarios whose change is one VM action or one snapshot PUT: (VM, scenario, the request
+# the fault hits, the operation kind). Rescue and recreate have their own per-step fault tests
+# (tests/test_recovery_rescue.py, tests/test_recovery_recreate.py).
 RECOVERY = {
     "restart": ("web-prod-01", "restart", "/restart", "restart"),
+    "start": ("qa-win-01", "start", "/start", "start"),
+    "deallocate": ("web-prod-01", "deallocate", "/deallocate", "deallocate"),
     "redeploy": ("web-prod-02", "redeploy", "/redeploy", "redeploy"),
+    "reapply": ("web-prod-02", "reapply", "/reapply", "reapply"),
+    "perform-maintenance": ("app-prod-ne-01", "perform-maintenance", "/performMaintenance", "performMaintenance"),
     "run-fix": ("legacy-ftp-01", "run-fix", "/runCommand", None),
     "snapshot-disks": ("web-prod-03", "snapshot-disks", "/snapshots/", None),
+    "resize": ("web-prod-03", "resize", "/virtualMachines/web-prod-03", "update"),
+    "enable-boot-diagnostics": ("dev-spot-01", "enable-boot-diagnostics", "/virtualMachines/dev-spot-01", "update"),
+    "reset-access": ("legacy-ftp-01", "reset-access", "/extensions/", None),
 }
+# The write each case's fault hits (POST for a VM action) and the plan's parameters.
+METHOD = {"snapshot-disks": "PUT", "resize": "PATCH", "enable-boot-diagnostics": "PATCH", "reset-access": "PUT"}
+PARAMS = {"resize": {"size": "Standard_D4s_v5"}}
 
 ACTION_FAULTS = {
     "lro-failed": dict(lro_result="Failed", lro_error={"code": "InternalExecutionError", "message": "The host node failed."}),
@@ -190,7 +202,7 @@ ACTION_FAULTS = {
 
 
 def _method(scenario: str) -> str:
-    return "PUT" if scenario == "snapshot-disks" else "POST"
+    return METHOD.get(scenario, "POST")
 
 
 def _build(scenario: str):
@@ -199,7 +211,7 @@ def _build(scenario: str):
 
 async def _start(backend, journal, vm_name: str, scenario: str):
     vm_id = await service.find_vm(backend, vm_name)
-    plan, facts = await service.make_plan(backend, vm_id, scenario, {})
+    plan, facts = await service.make_plan(backend, vm_id, scenario, dict(PARAMS.get(scenario, {})))
     runner = Runner(backend, journal, confirm_name=vm_name)
     return plan, await runner.start(plan, _build(scenario), facts)
 

@@ -41,9 +41,12 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
 
     async def precondition(ctx: StepContext) -> Check:
         model = await ctx.current_model()
-        if _boot_settings(model).get("enabled"):
-            return already_done(f"boot diagnostics are on for {vm.name}")
         state, _ = provisioning(model)
+        if _boot_settings(model).get("enabled"):
+            if state == "failed":
+                # The setting is in the model but the update that put it there failed: send it again.
+                return ready(f"boot diagnostics are set on {vm.name} but its last update failed: it is sent again")
+            return already_done(f"boot diagnostics are on for {vm.name}")
         if state in ("updating", "creating", "deleting"):
             return blocked(f"another operation is in progress on {vm.name} (provisioning state {state}): wait for it to finish, then resume")
         return ready(f"boot diagnostics are off for {vm.name}")

@@ -80,9 +80,13 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
 
     async def precondition(ctx: StepContext) -> Check:
         model = await ctx.current_model()
-        if _vm_size_of(model).lower() == target.name.lower():
-            return already_done(f"{vm.name} already is {target.name}")
         state, _ = provisioning(model)
+        if _vm_size_of(model).lower() == target.name.lower():
+            if state == "failed":
+                # An update whose operation failed leaves the new size in the model and the VM
+                # provisioning-failed: the same update is sent again (Azure provisions it anew).
+                return ready(f"{vm.name} has the size {target.name} but its last update failed: it is sent again")
+            return already_done(f"{vm.name} already is {target.name}")
         if state in ("updating", "creating", "deleting"):
             return blocked(f"another operation is in progress on {vm.name} (provisioning state {state}): wait for it to finish, then resume")
         return ready(f"{vm.name} is {_vm_size_of(model)}, {power_state(model)}")
