@@ -1,6 +1,7 @@
 """The fault matrix: every fault the emulator can inject, on the inventory, the
-health lists and a representative set of recovery scenarios, through the real
-adapter. What an operator must see: every healthy subscription listed and the
+health lists and every recovery scenario whose change is one action or one
+write (rescue and recreate fail at each of their steps in their own tests),
+through the real adapter. What an operator must see: every healthy subscription listed and the
 failed ones named in one sentence; a recovery that stops at the failing step
 with an honest journal, resumes once the fault clears, and never starts an
 Azure operation twice."""
