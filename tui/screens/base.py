@@ -3,9 +3,10 @@ status line and the footer, and redrawing when the inventory changes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -14,6 +15,7 @@ from backend.models import Inventory
 from tui.messages import InventoryChanged, LoadStateChanged
 from widgets.app_header import AppHeader
 from widgets.error_rows import ErrorRows
+from widgets.fast_table import MANY_ROWS
 from widgets.presenter_panel import PresenterPanel
 
 if TYPE_CHECKING:
@@ -146,3 +148,49 @@ class TableFilterMixin:
         if not event.value.strip():
             event.input.remove_class("-shown")
         self.table.focus()
+
+
+class StateRowsMixin:
+    """A pane whose table shows one state object per row (Boot, Connectivity).
+
+    Changes that arrive in bursts (probe results, sweeps) are flushed together
+    FLUSH_S after the first; a full redraw of many rows is made in slices by a
+    worker, the event loop running between them. A screen sets ``row`` (state ->
+    table row) and has ``states``, ``table``, ``show_summary``, ``show_detail`` and
+    ``update_status``."""
+
+    FLUSH_S = 0.05
+    row: Callable[[Any], Any]
+    states: dict
+    _flush_timer: Any = None
+
+    def _redraw(self) -> None:
+        if len(self.states) > MANY_ROWS:
+            self._flush_in_slices()
+        else:
+            self._flush()
+
+    def _empty_text(self) -> str:
+        return "No VMs match the filter." if self.states else "No VMs in the selected subscriptions."
+
+    @work(exclusive=True, group="state-rows", exit_on_error=False, description="building rows")
+    async def _flush_in_slices(self) -> None:
+        table = self.table
+        table.empty_text = self._empty_text()
+        await table.set_rows_in_slices(self.row(s) for s in list(self.states.values()))
+        self._after_rows()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(self.FLUSH_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        self.table.empty_text = self._empty_text()
+        self.table.update_states(self.states.values())
+        self._after_rows()
+
+    def _after_rows(self) -> None:
+        self.show_summary()
+        self.show_detail()
+        self.update_status()

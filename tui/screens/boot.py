@@ -35,16 +35,15 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from backend.models import Inventory
 from tui.messages import OpenRecovery
-from tui.screens.base import BaseScreen, TableFilterMixin
+from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
 from widgets.boot_table import BootState, BootTable, boot_row
-from widgets.fast_table import MANY_ROWS, FastTable
+from widgets.fast_table import FastTable
 from widgets.screenshot_view import ScreenshotView
 from widgets.serial_log import SerialLogView
 
 log = logging.getLogger("aztriage.console.boot")
 
 SWEEP_CONCURRENCY = 8
-FLUSH_S = 0.05
 
 # What this session has read, per app: vm id (lower) -> BootState (shared by the pane and the detail pages).
 _SESSION: "weakref.WeakKeyDictionary[Any, dict[str, BootState]]" = weakref.WeakKeyDictionary()
@@ -115,12 +114,13 @@ class BootFilter(Input):
     """The filter box of the Boot pane."""
 
 
-class BootScreen(TableFilterMixin, BaseScreen):
+class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     filter_box = BootFilter
 
     def after_filter(self) -> None:
         self.show_detail()
     PANE_ID = "boot"
+    row = staticmethod(boot_row)  # StateRowsMixin
     CSS_PATH = "boot.tcss"
 
     BINDINGS = [
@@ -169,35 +169,6 @@ class BootScreen(TableFilterMixin, BaseScreen):
         for key in [k for k in states if k not in seen]:
             del states[key]
         self._redraw()
-
-    def _redraw(self) -> None:
-        """_flush(), made in slices by a worker when there are many rows."""
-        if len(self.states) > MANY_ROWS:
-            self._flush_in_slices()
-        else:
-            self._flush()
-
-    @work(exclusive=True, group="boot-rows", exit_on_error=False, description="building boot rows")
-    async def _flush_in_slices(self) -> None:
-        table = self.table
-        table.empty_text = "No VMs match the filter." if self.states else "No VMs in the selected subscriptions."
-        await table.set_rows_in_slices(boot_row(s) for s in list(self.states.values()))
-        self.show_summary()
-        self.show_detail()
-        self.update_status()
-
-    def _schedule_flush(self) -> None:
-        if self._flush_timer is None:
-            self._flush_timer = self.set_timer(FLUSH_S, self._flush)
-
-    def _flush(self) -> None:
-        self._flush_timer = None
-        table = self.table
-        table.empty_text = "No VMs match the filter." if self.states else "No VMs in the selected subscriptions."
-        table.update_states(self.states.values())
-        self.show_summary()
-        self.show_detail()
-        self.update_status()
 
     def on_screen_resume(self) -> None:
         # A detail page may have read a VM meanwhile.

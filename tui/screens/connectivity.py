@@ -28,20 +28,20 @@ from backend.diagnose import NO_PUBLIC_PATH, SCENARIO_TITLES, Diagnosis
 from backend.models import Inventory
 from backend.probe import OPEN, ProbeResult
 from tui.messages import OpenRecovery
-from tui.screens.base import BaseScreen, TableFilterMixin
+from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
 from widgets.connectivity_table import ConnectivityTable, PortState, port_row, row_key
-from widgets.fast_table import MANY_ROWS, FastTable
+from widgets.fast_table import FastTable
 
-FLUSH_S = 0.05
 
 
 class ProbeFilter(Input):
     """The filter box of the Connectivity pane."""
 
 
-class ConnectivityScreen(TableFilterMixin, BaseScreen):
+class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     filter_box = ProbeFilter
     PANE_ID = "connectivity"
+    row = staticmethod(port_row)  # StateRowsMixin
     CSS_PATH = "connectivity.tcss"
 
     BINDINGS = [
@@ -106,33 +106,7 @@ class ConnectivityScreen(TableFilterMixin, BaseScreen):
                 else:
                     fresh[key] = PortState(vm, port)
         self.states = fresh
-        if len(fresh) > MANY_ROWS:
-            self._flush_in_slices()
-        else:
-            self._flush()
-
-    @work(exclusive=True, group="connectivity-rows", exit_on_error=False, description="building connectivity rows")
-    async def _flush_in_slices(self) -> None:
-        """_flush() for many rows: made in slices, the event loop running between them."""
-        table = self.table
-        table.empty_text = "No VMs match the filter." if self.states else "No VMs in the selected subscriptions."
-        await table.set_rows_in_slices(port_row(s) for s in list(self.states.values()))
-        self.show_summary()
-        self.show_detail()
-        self.update_status()
-
-    def _schedule_flush(self) -> None:
-        if self._flush_timer is None:
-            self._flush_timer = self.set_timer(FLUSH_S, self._flush)
-
-    def _flush(self) -> None:
-        self._flush_timer = None
-        table = self.table
-        table.empty_text = "No VMs match the filter." if self.states else "No VMs in the selected subscriptions."
-        table.update_states(self.states.values())
-        self.show_summary()
-        self.show_detail()
-        self.update_status()
+        self._redraw()
 
     # --- probing -----------------------------------------------------------------------
 
