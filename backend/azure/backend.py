@@ -15,8 +15,8 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
@@ -45,11 +45,11 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuthenticationPolicy
 
 from backend.adapter import BackendError
-from backend.gcpause import gc_paused
 from backend.azure import join, mapping
 from backend.azure.credentials import make_credential
 from backend.azure.lists import INVENTORY_LISTS, raw_list
 from backend.azure.operations import RecoveryOperations
+from backend.gcpause import gc_paused
 from backend.models import Inventory, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
 from backend.settings import DEFAULT_INSTANCE_VIEWS, ConnectionSettings
 
@@ -266,6 +266,9 @@ class AzureBackend(RecoveryOperations):
             try:
                 reduced = await asyncio.gather(*(read(name, partial(join.reduce_page, name, sub_id)) for name in join.LOOKUP_LISTS))
                 lookups.set_result(join.Lookups.build(sub_id, dict(zip(join.LOOKUP_LISTS, reduced))))
+            except asyncio.CancelledError:
+                lookups.cancel()
+                raise
             except BaseException as exc:  # the VM list waiting on the lookups fails with it
                 lookups.set_exception(exc)
                 raise

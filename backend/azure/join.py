@@ -4,8 +4,9 @@ Each page of a list is reduced as soon as it is parsed: to models (public IPs,
 NSGs, health statuses, service events) or to the few facts a VM row takes from
 a resource (disks, NICs, instance-view statuses). The raw documents of a page
 die with it — for scale:10000 the documents are about 290 MB of Python
-objects, the finished inventory about 45 MB. The VM list is read after the
-others and each of its pages mapped straight into ``Vm``.
+objects, the finished inventory about 45 MB. The VM list is fetched alongside
+the others; its pages are parsed once the lookups are built, each mapped
+straight into ``Vm``.
 
 Pure (no I/O, no SDK): the adapter feeds it pages, its tests feed it whole
 lists through ``join_subscription``.
@@ -46,7 +47,7 @@ REDUCERS: dict[str, Callable[[list[Doc], str], list[Any]]] = {
     "events": lambda items, sub: [mapping.service_event(e, sub) for e in items],
 }
 
-LOOKUP_LISTS = tuple(REDUCERS)  # read first, concurrently; then "vms"
+LOOKUP_LISTS = tuple(REDUCERS)  # what "vms" is joined with (all fetched at once)
 
 
 def reduce_page(name: str, sub_id: str, items: list[Doc]) -> list[Any]:

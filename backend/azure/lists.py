@@ -85,7 +85,7 @@ def raw_list(
     keeps drawing and taking keys meanwhile. (A worker thread did this before; every TLS
     read of the loop then waited for the interpreter lock, and the soak saw stalls of
     80-140 ms with next to no CPU used by the loop.) Lists that share a ``gate`` reduce one
-    page at a time, the others wait as bytes: without it a 10k inventory held ~60 MB more
+    page at a time, the others wait as bytes: without it a 10k inventory held ~50 MB more
     of half-reduced pages at its peak."""
     first_url = f"/subscriptions/{subscription_id}{route.path}"
 
