@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from backend.azure.backend import AzureBackend
 from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
@@ -164,3 +166,28 @@ async def make_rig(emu, journal_path) -> Rig:
 
 def states(result: RunResult) -> list[str]:
     return [s.state for s in result.record.steps]
+
+
+# The fixtures both scenario modules use (imported by name into each: a module-scoped
+# fixture then gives each module its own emulator).
+@pytest.fixture(scope="module")
+def emu():
+    e = own_emulator()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="module")
+def before(emu):
+    reset(emu)
+    return estate(emu)
+
+
+@pytest.fixture
+async def rig(emu, before, tmp_path, monkeypatch):
+    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
+    reset(emu)
+    r = await make_rig(emu, tmp_path / "journal.sqlite3")
+    yield r
+    await r.backend.close()
+    r.journal.close()

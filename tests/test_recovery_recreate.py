@@ -18,42 +18,18 @@ from backend.recovery.scenarios.recreate import PROTECTED_HANDLERS, captured_ext
 from tests.conftest import emulator_control
 from tests.kill_points import recorded
 from tests.recovery_support import arm_request, power, put_lock, vm_doc, writes
-from tests.rescue_support import (
+from tests.rescue_support import (  # emu, before, rig: the shared fixtures
+    before,
+    emu,
+    rig,
     assert_ledger_matches,
     assert_store_clean,
-    estate,
     fault,
-    make_rig,
     operation_counts,
-    own_emulator,
-    reset,
     states,
 )
 
 VM = "dev-sandbox-01"
-
-
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
-
-
-@pytest.fixture(scope="module")
-def before(emu):
-    reset(emu)
-    return estate(emu)
-
-
-@pytest.fixture
-async def rig(emu, before, tmp_path, monkeypatch):
-    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
-    reset(emu)
-    r = await make_rig(emu, tmp_path / "journal.sqlite3")
-    yield r
-    await r.backend.close()
-    r.journal.close()
 
 
 def kept_ids(doc: dict) -> dict[str, str]:

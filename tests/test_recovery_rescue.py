@@ -21,44 +21,21 @@ from backend.recovery.scenarios._disks import arm_name
 from backend.recovery.scenarios.rescue import fix_script, repair_commands
 from tests.conftest import emulator_control
 from tests.recovery_support import arm_request, power, vm_doc, writes
-from tests.rescue_support import (
+from tests.rescue_support import (  # emu, before, rig: the shared fixtures
+    before,
+    emu,
+    rig,
     assert_ledger_matches,
     assert_store_clean,
     estate,
     fault,
     guest,
-    make_rig,
     operation_counts,
-    own_emulator,
-    reset,
     states,
 )
 
 VM = "api-dev-01"
 FIXES = {"run_fixes": True}
-
-
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
-
-
-@pytest.fixture(scope="module")
-def before(emu):
-    reset(emu)
-    return estate(emu)
-
-
-@pytest.fixture
-async def rig(emu, before, tmp_path, monkeypatch):
-    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
-    reset(emu)
-    r = await make_rig(emu, tmp_path / "journal.sqlite3")
-    yield r
-    await r.backend.close()
-    r.journal.close()
 
 
 def ids(plan) -> dict[str, str]:
