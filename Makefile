@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install system-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -12,10 +12,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Chromium and tmux, which the tests drive: installed with apt-get when run as root,
+# otherwise the one command to run is printed and make stops.
+system-deps:
+	@.ci/system-deps
+
 demo: install
 	$(VENV)/bin/aztriage --demo
 
-test: install
+test: system-deps install
 	$(PY) -m pytest -n auto --dist loadgroup
 
 bench: install

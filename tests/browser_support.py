@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 CHROMIUM = os.environ.get("AZTRIAGE_CHROMIUM", "/usr/bin/chromium")
-INSTALL_HINT = "install it with 'apt-get install -y chromium' (.ci/run does this on CI)"
+INSTALL_HINT = "install it with 'apt-get install -y chromium' (make test does this when run as root)"
 
 CHROMIUM_FLAGS = (
     "--headless",

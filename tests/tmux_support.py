@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-INSTALL_HINT = "install it with 'apt-get install -y tmux' (.ci/run does this on CI)"
+INSTALL_HINT = "install it with 'apt-get install -y tmux' (make test does this when run as root)"
 _counter = itertools.count(1)
 
 SGR = re.compile(r"\x1b\[([0-9;:]*)m")
