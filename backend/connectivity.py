@@ -84,6 +84,9 @@ class Report:
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     vm_names: dict[str, str] = field(default_factory=dict)  # vm id (lower) -> name
+    # Side facts read during the run, by vm id (lower): (agent status, maintenance) and boot-log verdicts.
+    runtimes: dict[str, tuple[str, Maintenance]] = field(default_factory=dict)
+    boot_verdicts: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -316,6 +319,7 @@ async def run(
             # Runs but does not answer: did its OS boot at all? (the serial log from boot diagnostics)
             jobs.append(side(lambda vm=vm: boot_verdict(backend, vm), vm.id.lower(), boot_verdicts))
     await asyncio.gather(*jobs)
+    report.runtimes, report.boot_verdicts = runtimes, boot_verdicts
 
     if request.from_azure:
         await _network_watcher(backend, inventory, vms, grouped, answered_vms, report, semaphore)

@@ -58,6 +58,9 @@ class Diagnosis:
     evidence: tuple[str, ...] = ()
     recommended_scenario: str | None = None
     connect: tuple[str, ...] = field(default=())  # ready-to-use connection lines
+    # Why the guest does not answer, for backend.verdict: boot, refused, wrong-protocol,
+    # firewall (times out, agent Ready), hung (times out, no agent), unprobed; None otherwise.
+    cause: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,7 @@ class Diagnosis:
             "evidence": list(self.evidence),
             "recommended_scenario": self.recommended_scenario,
             "connect": list(self.connect),
+            "cause": self.cause,
         }
 
 
@@ -114,7 +118,7 @@ def _probe_line(r: ProbeResult) -> str:
     return f"{where}: {r.status} ({r.detail})" if r.detail else f"{where}: {r.status}"
 
 
-def _health_lines(vm: Vm) -> list[str]:
+def health_lines(vm: Vm) -> list[str]:
     h = vm.health
     if h is None:
         return []
@@ -131,7 +135,7 @@ def _health_lines(vm: Vm) -> list[str]:
     return lines
 
 
-def _event_lines(vm: Vm, events: Iterable[ServiceEvent]) -> list[str]:
+def event_lines(vm: Vm, events: Iterable[ServiceEvent]) -> list[str]:
     region = vm.location.replace(" ", "").lower()
     lines: dict[str, str] = {}  # one line per tracking id (an event is listed once per subscription)
     for e in events:
@@ -178,18 +182,18 @@ def diagnose(f: Facts) -> Diagnosis:
     maintenance = f.maintenance if f.maintenance is not None and f.maintenance.pending else vm.maintenance
     connectivity_lines = [f.connectivity.describe()] if f.connectivity else []
 
-    def make(verdict: str, summary: str, evidence: Iterable[str], scenario: str | None) -> Diagnosis:
+    def make(verdict: str, summary: str, evidence: Iterable[str], scenario: str | None, cause: str | None = None) -> Diagnosis:
         lines = [line for line in evidence if line]
         if scenario:
             lines.append(f"recommended: {SCENARIO_TITLES[scenario]} (scenario {scenario})")
-        return Diagnosis(vm.name, vm.id, port, verdict, summary, tuple(lines), scenario, _connect_lines(vm, results, port))
+        return Diagnosis(vm.name, vm.id, port, verdict, summary, tuple(lines), scenario, _connect_lines(vm, results, port), cause)
 
     change_lines = [c.describe() for c in f.ip_changes]
 
     # 1. Not running: nothing else matters until it runs.
     power = vm.power_state
     if power in NOT_RUNNING_STATES or power == "starting":
-        evidence = [f"power state: {power}"] + _health_lines(vm)
+        evidence = [f"power state: {power}"] + health_lines(vm)
         if power == "starting":
             return make(VM_NOT_RUNNING, "VM not running: it is starting", evidence + ["probe again when it reports running"] + probe_lines, None)
         if power in ("deallocated", "deallocating") and any(p.allocation == "Dynamic" or (p.sku or "").lower() == "basic" for n in vm.nics for p in n.public_ips):
@@ -202,7 +206,7 @@ def diagnose(f: Facts) -> Diagnosis:
     state = vm.availability_state
     reason = (vm.health.reason_type or "") if vm.health else ""
     if state in ("Unavailable", "Degraded") and reason.lower() != "userinitiated":
-        evidence = _health_lines(vm) + _event_lines(vm, f.events)
+        evidence = health_lines(vm) + event_lines(vm, f.events)
         if answered:
             evidence.append(f"{proto} still answers: redeploy in a quiet moment, before the host fails")
         return make(PLATFORM_UNHEALTHY, f"platform unhealthy: Resource Health says {state}", evidence + probe_lines + connectivity_lines, "redeploy")
@@ -215,7 +219,7 @@ def diagnose(f: Facts) -> Diagnosis:
         ]
         evidence += [f"repair on the rescue VM: {command}" for command in f.boot_repair]
         evidence += probe_lines
-        return make(GUEST_NOT_ANSWERING, f"the OS did not boot: {f.boot_problem.split(':', 1)[0]}", evidence, "rescue")
+        return make(GUEST_NOT_ANSWERING, f"the OS did not boot: {f.boot_problem.split(':', 1)[0]}", evidence, "rescue", "boot")
 
     # 3. Nothing public leads to the port.
     if not f.has_public_path and not answered:
@@ -231,7 +235,7 @@ def diagnose(f: Facts) -> Diagnosis:
         return make(NO_PUBLIC_PATH, "no public path: reach it through the VPN or Bastion", evidence + connectivity_lines, None)
 
     if not results:
-        return make(NOT_PROBED, f"not probed: no endpoint for {proto}", _health_lines(vm), None)
+        return make(NOT_PROBED, f"not probed: no endpoint for {proto}", health_lines(vm), None)
 
     nsg_lines = f.nsg.evidence() if f.nsg is not None else []
 
@@ -257,7 +261,7 @@ def diagnose(f: Facts) -> Diagnosis:
             return make(IP_CHANGED, f"IP changed from {old} to {new}", evidence, None)
         if agent and agent != "Ready":
             evidence.append(f"VM agent: {agent} (extensions and run commands will not work until it is Ready)")
-        evidence += _health_lines(vm)[1:] if vm.health and vm.health.recently_resolved_summary else []
+        evidence += health_lines(vm)[1:] if vm.health and vm.health.recently_resolved_summary else []
         scenario = None
         if maintenance is not None and maintenance.pending and maintenance.self_service_allowed:
             window = f" until {maintenance.window_end:%Y-%m-%d %H:%M} UTC" if maintenance.window_end else ""
@@ -281,14 +285,14 @@ def diagnose(f: Facts) -> Diagnosis:
     if opened:
         wrong = opened[0]
         what = {"silent": "connects but says nothing", "closed": "connects and hangs up", "other": "answers something else"}.get(wrong.answered or "", "does not speak it")
-        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: the port {what}, not {proto}", evidence, "reset-access" if agent in (None, "Ready") else "restart")
+        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: the port {what}, not {proto}", evidence, "reset-access" if agent in (None, "Ready") else "restart", "wrong-protocol")
     if refused:
         evidence.append(f"the guest answers with a reset: it is up, but nothing listens on {port} (service stopped or moved)")
-        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: {proto} refused", evidence, "reset-access" if agent in (None, "Ready") else "restart")
+        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: {proto} refused", evidence, "reset-access" if agent in (None, "Ready") else "restart", "refused")
     if all(r.status in (UNREACHABLE, DNS_FAILED) for r in results):
-        return make(GUEST_NOT_ANSWERING, f"guest not checked: no endpoint could be probed from here", evidence, None)
+        return make(GUEST_NOT_ANSWERING, "guest not checked: no endpoint could be probed from here", evidence, None, "unprobed")
     if agent == "Ready":
         evidence.append("the VM agent is Ready, so the OS is up: the guest firewall or the service drops the port")
-        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: {proto} times out", evidence, "run-fix")
+        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: {proto} times out", evidence, "run-fix", "firewall")
     evidence.append("the OS may be hung or not booted: check boot diagnostics (serial log, screenshot)")
-    return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: {proto} times out", evidence, "restart")
+    return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: {proto} times out", evidence, "restart", "hung")
