@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import FIXED_NOW
 from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
 
@@ -188,3 +190,66 @@ async def test_the_console_creates_no_journal_and_names_unfinished_runs_at_start
             lambda: any("1 unfinished recovery run(s): restart on vm1 (interrupted)" in str(n.message) for n in app._notifications),
             what="the unfinished-run notice",
         )
+
+
+@pytest.fixture
+def log_file():
+    """The console's log file as `aztriage` sets it up (tui/cli.setup_logging), for one test."""
+    import logging
+
+    from tui.cli import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    path = Path(setup_logging())
+    yield path
+    for handler in root.handlers:
+        handler.close()
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+async def test_a_failed_worker_in_a_screen_is_a_notification_and_a_logged_traceback(emulator, monkeypatch, log_file):
+    import tui.screens.health as health
+
+    def broken_rows(inventory, now):
+        raise ValueError("no such column 'zone' (row builder bug)")
+
+    # The Health pane builds a large estate's view in a worker; make this one take that
+    # path, with a bug in the row builder.
+    monkeypatch.setattr(health, "MANY_ROWS", 0)
+    monkeypatch.setattr(health, "_health_rows", broken_rows)
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: any("row builder bug" in n.message for n in app._notifications), what="the notification")
+        [note] = [n for n in app._notifications if "row builder bug" in n.message]
+        assert note.severity == "error"
+        assert "health-rows on the Health screen failed: ValueError: no such column 'zone'" in note.message
+        assert str(log_file) in note.message
+        # The console goes on: another pane, and back.
+        await pilot.press("1")
+        await wait_for(pilot, lambda: screen_name(app) == "InventoryScreen", what="the inventory pane")
+        assert app.is_running and not app.load_error
+    text = log_file.read_text()
+    entry = text[text.index("health-rows on the Health screen failed") :]
+    assert "Traceback (most recent call last)" in entry and "in broken_rows" in entry
+    assert "ValueError: no such column 'zone' (row builder bug)" in entry
+
+
+async def test_every_pane_forwards_its_failed_workers(emulator):
+    from tui.panes import PANES
+
+    async def fails(pane_id):
+        raise RuntimeError(f"bug in a worker of {pane_id}")
+
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        for pane in PANES:
+            await pilot.press(pane.key)
+            await wait_for(pilot, lambda: type(app.screen).__name__ == pane.screen.rpartition(":")[2], what=pane.id)
+            app.screen.run_worker(fails(pane.id), group="test-worker", exit_on_error=False)
+            await wait_for(pilot, lambda: any(f"bug in a worker of {pane.id}" in n.message for n in app._notifications), what=f"{pane.id}'s notification")
+        assert app.is_running

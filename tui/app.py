@@ -223,11 +223,16 @@ class AztriageApp(App[int]):
 
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
-        """The one place a failed worker becomes a notification and an error row."""
+        """The one place a failed worker becomes a log line with its traceback and a
+        notification: the app's own workers, and every screen's, which Textual posts to
+        the screen that started them and BaseScreen forwards here."""
         worker = event.worker
         if event.state != WorkerState.ERROR:
             return
         error = worker.error
+        if worker.node is not self:
+            self._screen_worker_failed(worker)
+            return
         from backend.adapter import BackendError
         from backend.settings import SettingsError
 
@@ -250,6 +255,30 @@ class AztriageApp(App[int]):
         self.broadcast(LoadStateChanged())
         next_step = "press r to try again" if self.backend is not None else "check the connection options and restart"
         self.notify(f"{self.load_error.rstrip('.')}; {next_step}.", severity="error", timeout=10)
+
+    def _screen_worker_failed(self, worker: Worker) -> None:
+        """A screen's worker (rows, a sweep, a probe, a recovery step) failed: that is a
+        bug or an error the screen did not expect. Not a load failure, so the inventory's
+        error rows stay as they are; the operator is told which work stopped and where
+        the traceback is."""
+        from backend.adapter import BackendError
+        from backend.settings import SettingsError
+
+        error = worker.error
+        screen = worker.node
+        where = type(screen).__name__.removesuffix("Screen")
+        what = worker.group if worker.group and worker.group != "default" else worker.name or "a task"
+        log.error("%s on the %s screen failed: %s: %s", what, where, type(error).__name__, error, exc_info=error)
+        first_line = next(iter(str(error).splitlines()), "")
+        log_file = next((h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
+        self.notify(
+            f"{what} on the {where} screen failed: {type(error).__name__}: {first_line}"
+            + (f" (traceback in {log_file})" if log_file else ""),
+            title="error" if isinstance(error, (BackendError, SettingsError)) else "internal error",
+            severity="error",
+            timeout=15,
+            markup=False,
+        )
 
     # --- auto refresh ----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+from textual.worker import Worker
 
 from backend.models import Inventory
 from tui.messages import InventoryChanged, LoadStateChanged
@@ -77,6 +78,12 @@ class BaseScreen(Screen):
             self._behind = False
             self.show_inventory(self.aztriage.inventory)
             self.show_load_state()
+
+    @on(Worker.StateChanged)
+    def _forward_worker_state(self, event: Worker.StateChanged) -> None:
+        # Textual posts a worker's state changes to the node that started it, without
+        # bubbling: forwarded, the app's one handler sees this screen's failed workers too.
+        self.app.post_message(Worker.StateChanged(event.worker, event.state))
 
     @on(LoadStateChanged)
     def _load_state_changed(self, message: LoadStateChanged) -> None:
