@@ -67,6 +67,25 @@ def emulator_control(emu, method: str, path: str, body=None):
     return json.loads(raw) if raw else None
 
 
+def arm_call(emu, method: str, path: str, body=None) -> tuple[int, dict]:
+    """(status, JSON body) of an ARM call to the emulator, error bodies included."""
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=emu.ca_file)
+    data = json.dumps(body).encode() if body is not None else b""
+    req = urllib.request.Request(emu.endpoint + path, data=data if method != "GET" else None, method=method,
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer test"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            raw, status = resp.read(), resp.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read(), exc.code
+    return status, (json.loads(raw) if raw else {})
+
+
 def demo_settings(emu, **overrides):
     from backend.demo import settings_for
     from backend.settings import ConnectionSettings

@@ -219,3 +219,64 @@ def test_emulator_uses_the_examples_keys(emulator, kind):
             assert unknown == [], f"{kind} {path}: keys no official example or spec entry uses: {unknown}"
             core = {"id", "name", "type", "properties"} & {p for p in vocab if "." not in p and "[]" not in p}
             assert core <= set(doc), f"{kind}: missing {core - set(doc)}"
+
+
+# --- 3. ARM's time forms -------------------------------------------------------------
+
+
+def test_every_arm_time_form_parses_timezone_aware():
+    from datetime import datetime, timezone
+
+    seven = mapping.parse_time("2026-12-07T05:28:00.0000000+00:00")
+    assert seven == datetime(2026, 12, 7, 5, 28, tzinfo=timezone.utc)
+    assert mapping.parse_time("2026-12-07T07:28:00.1234567+02:00") == datetime(2026, 12, 7, 5, 28, 0, 123456, tzinfo=timezone.utc)
+    assert mapping.parse_time("2026-12-07T05:28:00Z") == seven
+    assert mapping.parse_time("2026-12-07T05:28:00") == seven  # no offset: UTC
+    assert mapping.parse_time("2026-12-07T05:28:00.5") == datetime(2026, 12, 7, 5, 28, 0, 500000, tzinfo=timezone.utc)
+    assert mapping.parse_time("not a time") is None and mapping.parse_time("") is None
+    # Every time in the official instance-view example comes back aware and in the same instant.
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str) and key.lower().endswith("time"):
+                    found.append((value, mapping.parse_time(value)))
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for doc in example_docs("instance_view"):
+        walk(doc)
+    assert len(found) >= 5
+    for text, parsed in found:
+        assert parsed is not None and parsed.tzinfo is not None, text
+        assert parsed.isoformat()[:19] == text[:19]
+
+
+def test_a_perform_maintenance_plan_reads_seven_digit_windows():
+    import dataclasses
+    from datetime import datetime, timezone
+
+    from backend.models import Disk, Vm
+    from backend.recovery.scenarios import perform_maintenance
+
+    maintenance = mapping.maintenance({"maintenanceRedeployStatus": {
+        "isCustomerInitiatedMaintenanceAllowed": False,
+        "preMaintenanceWindowStartTime": "2026-12-07T05:28:00.0000000+00:00",
+        "preMaintenanceWindowEndTime": "2026-12-14T05:28:00.0000000+00:00",
+        "maintenanceWindowStartTime": "2026-12-16T05:28:00.0000000+00:00",
+        "maintenanceWindowEndTime": "2026-12-18T05:28:00.0000000+00:00",
+    }})
+    assert maintenance.window_start.tzinfo is not None
+    vm = Vm("/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/v", "v", "s", "g", "westeurope", "Standard_D2s_v5",
+            "Linux", "running", "Succeeded", Disk("os", None, None, False, "Detach"), maintenance=maintenance)
+    before = datetime(2026, 12, 6, 5, 32, tzinfo=timezone.utc)
+    reason = perform_maintenance.unavailable(vm, before)
+    assert reason and "opens at 2026-12-07 05:28 UTC (in 23h 56m)" in reason
+    inside = datetime(2026, 12, 8, tzinfo=timezone.utc)
+    assert "isCustomerInitiatedMaintenanceAllowed is false" in perform_maintenance.unavailable(vm, inside)
+    allowed = dataclasses.replace(vm, maintenance=dataclasses.replace(maintenance, self_service_allowed=True))
+    assert perform_maintenance.unavailable(allowed, inside) is None
+    assert "closed at 2026-12-14 05:28 UTC" in perform_maintenance.unavailable(allowed, datetime(2026, 12, 15, tzinfo=timezone.utc))

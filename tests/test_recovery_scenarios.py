@@ -15,7 +15,7 @@ from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.plan import Kind, Plan, PlanError
 from backend.recovery.runner import Runner, RunRefused
-from tests.conftest import demo_settings
+from tests.conftest import arm_call, demo_settings, emulator_control
 from tests.recovery_support import (
     guest_ports,
     operation_counts,
@@ -162,8 +162,20 @@ async def test_a_restart_that_does_not_bring_ssh_back_fails_with_the_reason(rig,
     assert "SSH on" in result.summary and "run-fix or reset-access" in result.summary
 
 
-async def test_perform_maintenance_clears_the_pending_maintenance(rig):
+async def test_perform_maintenance_waits_for_its_window_then_clears_the_pending_maintenance(rig):
     assert vm_doc(rig.emu, "app-prod-ne-02")["view"].get("maintenanceRedeployStatus")
+    # The self-service window opens a day after the estate's "now": Azure refuses it before.
+    plan, _ = await rig.plan("app-prod-ne-02", "perform-maintenance")
+    assert plan.blockers and "isCustomerInitiatedMaintenanceAllowed is false" in plan.blockers[0]
+    vm_id = vm_doc(rig.emu, "app-prod-ne-02")["doc"]["id"]
+    refused = arm_call(rig.emu, "POST", vm_id + "/performMaintenance?api-version=2026-04-01")
+    assert refused[0] == 409 and refused[1]["error"]["code"] == "OperationNotAllowed"
+    assert "performMaintenance" in refused[1]["error"]["message"] and "not eligible" in refused[1]["error"]["message"]
+    assert ops_on(rig.emu, "performMaintenance", "app-prod-ne-02") == 0
+    # A day later the window is open: Azure says so in the instance view, and the plan runs.
+    emulator_control(rig.emu, "POST", "/_emulator/advance", {"seconds": 25 * 3600})
+    _, view = arm_call(rig.emu, "GET", vm_id + "/instanceView?api-version=2026-04-01")
+    assert view["maintenanceRedeployStatus"]["isCustomerInitiatedMaintenanceAllowed"] is True
     plan, result = await rig.run("app-prod-ne-02", "perform-maintenance")
     assert result.status == "succeeded", result.summary
     assert ops_on(rig.emu, "performMaintenance", "app-prod-ne-02") == 1
@@ -171,7 +183,7 @@ async def test_perform_maintenance_clears_the_pending_maintenance(rig):
     assert "no maintenance is pending any more" in result.record.steps[1].message
     # Done once, it is not offered again.
     plan, _ = await rig.plan("app-prod-ne-02", "perform-maintenance")
-    assert plan.blockers and "no self-service maintenance" in plan.blockers[0]
+    assert plan.blockers and "no planned maintenance is pending" in plan.blockers[0]
 
 
 # --- guest access --------------------------------------------------------------------------
@@ -344,9 +356,13 @@ async def test_a_second_run_on_the_same_vm_waits_for_the_unfinished_one(rig):
 
 
 async def test_scenario_choices_put_the_recommended_first_and_say_why_others_are_unavailable(rig):
-    vm = (await service.read_vm(rig.backend, await service.find_vm(rig.backend, "app-prod-ne-01"))).vm
+    vm = (await service.read_vm(rig.backend, await service.find_vm(rig.backend, "sql-prod-02"))).vm
     choices = scenarios.choices(vm)
-    assert choices[0][0].id == "perform-maintenance" and choices[0][2]
+    assert choices[0][0].id == "redeploy" and choices[0][2]
+    # Maintenance whose self-service window has not opened: not recommended, and unavailable with the reason.
+    vm = (await service.read_vm(rig.backend, await service.find_vm(rig.backend, "app-prod-ne-01"))).vm
+    by_id = {s.id: (reason, rec) for s, reason, rec in scenarios.choices(vm)}
+    assert by_id["perform-maintenance"][1] is False and "isCustomerInitiatedMaintenanceAllowed is false" in by_id["perform-maintenance"][0]
     stopped = (await service.read_vm(rig.backend, await service.find_vm(rig.backend, "qa-win-01"))).vm
     by_id = {s.id: reason for s, reason, _ in scenarios.choices(stopped)}
     assert scenarios.choices(stopped)[0][0].id == "start"

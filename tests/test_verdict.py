@@ -164,7 +164,10 @@ async def test_impacted_resources_decide_who_is_in_an_incident(probed):
 async def test_maintenance_inside_its_window_recommends_perform_maintenance(probed):
     inventory, _report, _book = probed
     app = inventory.vm_by_name("app-prod-ne-02")[0]
+    # Azure reports the flag false before the window (the emulator's estate clock is at NOW).
+    assert not app.maintenance.self_service_allowed
     inside = NOW + timedelta(days=2)
+    app = dataclasses.replace(app, maintenance=dataclasses.replace(app.maintenance, self_service_allowed=True))
     v = V.decide(app, events=inventory.events, now=inside)
     assert (v.id, v.scenario) == ("maintenance-pending", "perform-maintenance")
     assert "open until" in v.summary

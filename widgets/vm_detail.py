@@ -131,7 +131,10 @@ def maintenance_section(vm: Vm, now: datetime) -> RenderableType:
         rows.append(("Self-service window", f"{fmt.when(m.window_start)} to {fmt.when(m.window_end)} (starts {fmt.ago(m.window_start, now)})"))
     if m.maintenance_window_start or m.maintenance_window_end:
         rows.append(("Scheduled window", f"{fmt.when(m.maintenance_window_start)} to {fmt.when(m.maintenance_window_end)}"))
-    rows.append(("Self-service allowed", "yes: you can start it now (Perform maintenance)" if m.self_service_allowed else "no"))
+    from backend.verdict import maintenance_window
+
+    open_now, when = maintenance_window(vm, now)
+    rows.append(("Start it now?", _toned("yes: " + when + " (Perform maintenance)", "ok") if open_now else "no: " + when))
     if m.last_result:
         rows.append(("Last result", m.last_result + (f": {m.last_message}" if m.last_message else "")))
     return _kv(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from backend.models import (
@@ -52,23 +52,29 @@ def _get(doc: Any, *path: str, default: Any = None) -> Any:
 
 
 def parse_time(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
+    """An ARM timestamp, always timezone-aware: '2026-12-07T05:28:00.0000000+00:00' (seven
+    fraction digits, as Compute writes them), '...Z' (Resource Health), or no offset at all
+    (UTC, as some ARM responses have it). None for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     text = str(value).strip()
     if not text:
         return None
-    if text.endswith("Z"):
+    if text[-1] in "Zz":
         text = text[:-1] + "+00:00"
-    # ARM sends up to 7 fractional digits; Python takes 6.
+    # ARM sends up to seven fraction digits; Python takes six. Only the digits right after
+    # the point are the fraction: the offset that follows must survive.
     if "." in text:
         head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
+        count = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:count][:6].ljust(6, '0')}{rest[count:]}" if count else head + rest
     try:
-        return datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _sym(value: Any) -> Any:

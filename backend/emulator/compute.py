@@ -503,6 +503,36 @@ def _transition(
     return op
 
 
+def epoch(text: Any) -> float | None:
+    """Seconds since the epoch of an ARM time ('...Z', '+00:00', up to seven fraction digits), or None."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    from datetime import datetime, timezone
+
+    value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if "." in value:
+        head, _, rest = value.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        value = head + "." + rest[:digits][:6].ljust(6, "0") + rest[digits:]
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def maintenance_allowed(status: dict, now: float) -> bool:
+    """isCustomerInitiatedMaintenanceAllowed as Azure reports it: true only inside the pre-maintenance window."""
+    if status.get("lastOperationResultCode") == "MaintenanceCompleted":
+        return False
+    start, end = epoch(status.get("preMaintenanceWindowStartTime")), epoch(status.get("preMaintenanceWindowEndTime"))
+    if start is None or end is None:
+        return bool(status.get("isCustomerInitiatedMaintenanceAllowed"))
+    return start <= now <= end
+
+
 def refresh_agent(store: "Store", vm_id: str) -> None:
     iv = store.instance_view(vm_id)
     power = power_of(iv)

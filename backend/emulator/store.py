@@ -78,6 +78,14 @@ class Store:
     def now(self) -> float:
         return time.time() + self.clock_offset
 
+    def estate_now(self) -> float:
+        """The estate's own clock: the instant it was built for (its "now"), moving on from
+        when it was loaded. Times the estate wrote (maintenance windows) are read on it, so a
+        fixed-time estate behaves the same whatever the date. Without one, the wall clock."""
+        if self._estate_epoch is None:
+            return self.now()
+        return self._estate_epoch + (time.time() - self._loaded_at) + (self.clock_offset - self._offset_at_load)
+
     def advance(self, seconds: float) -> None:
         """Move the emulator clock forward (tests) and complete what became due."""
         self.clock_offset += float(seconds)
@@ -90,6 +98,9 @@ class Store:
     def load(self) -> None:
         """(Re)build all state from the initial estate. Estate documents are never mutated."""
         est = self._estate
+        self._estate_epoch = compute.epoch(est.get("now"))
+        self._loaded_at = time.time()  # a reset starts the estate clock again at the estate's "now"
+        self._offset_at_load = self.clock_offset
         self.subscriptions: dict[str, dict] = {}
         self.resource_groups: dict[tuple[str, str], dict] = {}
         self.resources: dict[str, dict] = {}
@@ -368,6 +379,13 @@ class Store:
             iv = dict(iv)
             self.instance_views[vm_l] = iv
             self._iv_owned.add(vm_l)
+        mrs = iv.get("maintenanceRedeployStatus")
+        if mrs:
+            # Azure allows customer-initiated maintenance only inside the self-service (pre-maintenance) window.
+            allowed = compute.maintenance_allowed(mrs, self.estate_now())
+            if mrs.get("isCustomerInitiatedMaintenanceAllowed") != allowed:
+                iv["maintenanceRedeployStatus"] = {**mrs, "isCustomerInitiatedMaintenanceAllowed": allowed}
+                self.touch(vm_l)
         return iv
 
     def peek_instance_view(self, vm_l: str) -> dict:

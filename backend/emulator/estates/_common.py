@@ -1038,6 +1038,7 @@ class EstateBuilder:
 
     def finish(self) -> dict:
         return {
+            "now": self.clock.now.isoformat(),  # the instant the estate was built for (the emulator's estate clock)
             "subscriptions": self.subscriptions,
             "resourceGroups": self.resource_groups,
             "resources": self.resources,

@@ -21,6 +21,7 @@ TOP_LEVEL = {
     "events": list,
     "guest": dict,
     "usages": dict,  # optional compute usage and limits (backend/emulator/usage.py)
+    "now": str,  # optional: the instant the estate was built for (maintenance windows are read on it)
 }
 OPTIONAL_TOP_LEVEL = {"description", "$schema"}
 AVAILABILITY_STATES = {"Available", "Unavailable", "Degraded", "Unknown"}
@@ -128,7 +129,7 @@ def validate_estate(data: Any, where: str = "estate") -> None:
             _fail(where, f"unknown top-level key {key!r} (expected {', '.join(TOP_LEVEL)})")
     for key, kind in TOP_LEVEL.items():
         if key in data and not isinstance(data[key], kind):
-            _fail(where, f"{key!r} must be a {'list' if kind is list else 'object'}")
+            _fail(where, f"{key!r} must be a {'list' if kind is list else 'string' if kind is str else 'object'}")
     if "subscriptions" not in data:
         _fail(where, "there is no 'subscriptions' list")
 

@@ -69,18 +69,16 @@ def build_plan(scenario_id: str, facts: VmFacts, params: dict[str, Any]) -> Plan
     return get(scenario_id).build(facts, params)
 
 
-def recommended_for(vm: Vm) -> str | None:
-    """A first suggestion from what the inventory shows (the Connectivity pane's
-    diagnosis, when there is one, takes precedence)."""
-    if vm.power_state in ("stopped", "deallocated"):
-        return "start"
-    if vm.provisioning_state.lower() == "failed":
+def recommended_for(vm: Vm, verdict: Any = None) -> str | None:
+    """The scenario the VM's verdict (backend.verdict) recommends; a failed provisioning
+    state of a running VM is cleared by reapply first."""
+    if vm.power_state == "running" and vm.provisioning_state.lower() == "failed":
         return "reapply"
-    if vm.maintenance.self_service_allowed and vm.maintenance.last_result != "MaintenanceCompleted":
-        return "perform-maintenance"
-    if vm.power_state == "running" and vm.availability_state in ("Unavailable", "Degraded"):
-        return "redeploy"
-    return None
+    if verdict is None:
+        from backend.verdict import decide
+
+        verdict = decide(vm)
+    return verdict.scenario
 
 
 def choices(vm: Vm, recommended: str | None = None) -> list[tuple[Scenario, str | None, bool]]:

@@ -17,15 +17,18 @@ def _when(dt: datetime | None) -> str:
 
 
 def unavailable(vm: Vm, now: datetime | None = None) -> str | None:
+    """Why Azure would refuse to start the maintenance now, or None. Azure allows it only while
+    maintenanceRedeployStatus.isCustomerInitiatedMaintenanceAllowed is true, which it is inside the
+    self-service (pre-maintenance) window; the window times say when that is."""
+    from backend.verdict import maintenance_window
+
     m = vm.maintenance
     if m.last_result == "MaintenanceCompleted":
         return "the maintenance of this VM is already done"
-    if not m.self_service_allowed:
-        return "Azure offers no self-service maintenance for this VM now"
-    now = now or datetime.now(timezone.utc)
-    if m.window_end and now > m.window_end:
-        return f"the self-service window closed at {_when(m.window_end)}; Azure does it in its own window ({_when(m.maintenance_window_start)} to {_when(m.maintenance_window_end)})"
-    return None
+    if not m.pending:
+        return "no planned maintenance is pending for this VM"
+    open_now, when = maintenance_window(vm, now or datetime.now(timezone.utc))
+    return None if open_now else f"Azure refuses it now: {when}"
 
 
 def _maintenance_done(model: dict[str, Any]) -> str | None:
