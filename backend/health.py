@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from backend.models import Inventory, ServiceEvent, Vm
+from backend.models import EventUpdate, Inventory, ServiceEvent, Vm, merge_updates
 
 # Lower ranks sort first: the worst state heads the list.
 STATE_RANK = {"unavailable": 0, "degraded": 1, "unknown": 2}
@@ -47,9 +47,10 @@ def _iso(value: datetime | None) -> str | None:
 
 @dataclass(frozen=True)
 class StatusRow:
-    """One VM whose Resource Health is not Available."""
+    """One VM whose Resource Health is not Available, with its verdict (backend.verdict)."""
 
     vm: Vm
+    verdict: Any = None
 
     @property
     def availability_state(self) -> str:
@@ -83,6 +84,7 @@ class StatusRow:
             "summary": self.summary,
             "since": _iso(self.since),
             "recommended_actions": list(self.recommended_actions),
+            "verdict": self.verdict.to_json() if self.verdict is not None else None,
         }
 
 
@@ -93,10 +95,16 @@ class EventRow:
     event: ServiceEvent
     subscription_ids: tuple[str, ...]
     impacted_vms: tuple[Vm, ...]
+    updates: tuple[EventUpdate, ...] = ()  # every copy's updates, each once, newest first
+    listed: bool = False  # True: Azure lists the impacted resources; False: my VMs in its regions
 
     @property
     def id(self) -> str:
         return self.event.id
+
+    @property
+    def impact_scope(self) -> str:
+        return "listed" if self.listed else "in the region"
 
     def to_json(self) -> dict[str, Any]:
         e = self.event
@@ -108,7 +116,13 @@ class EventRow:
             "title": e.title,
             "regions": list(e.regions),
             "services": list(e.services),
+            "subscriptions": list(self.subscription_ids),
             "impacted_vms": len(self.impacted_vms),
+            "impacted": self.impact_scope,
+            "impacted_vm_names": [vm.name for vm in self.impacted_vms],
+            "impact_start": _iso(e.impact_start),
+            "last_update": _iso(e.last_update),
+            "updates": [{"time": _iso(u.time), "summary": u.summary} for u in self.updates],
         }
 
 
@@ -168,11 +182,15 @@ def status_sort_key(vm: Vm) -> tuple:
     )
 
 
-def unhealthy(inventory: Inventory) -> tuple[StatusRow, ...]:
-    """VMs whose Resource Health is not Available, worst first."""
+def unhealthy(inventory: Inventory, book: Any = None, now: datetime | None = None) -> tuple[StatusRow, ...]:
+    """VMs whose Resource Health is not Available, worst first, each with its verdict
+    (from `book`, a backend.verdict.VerdictBook, when the session has one)."""
+    from backend.verdict import VerdictBook
+
+    book = book or VerdictBook()
     bad = [vm for vm in inventory.vms if vm.availability_state.lower() != "available"]
     bad.sort(key=status_sort_key)
-    return tuple(StatusRow(vm) for vm in bad)
+    return tuple(StatusRow(vm, book.verdict(vm, inventory, now)) for vm in bad)
 
 
 def vms_in_regions(inventory: Inventory, regions: tuple[str, ...] | list[str], subscription_ids: tuple[str, ...] | None = None) -> tuple[Vm, ...]:
@@ -199,23 +217,32 @@ def event_sort_key(row: EventRow) -> tuple:
 
 
 def service_events(inventory: Inventory) -> tuple[EventRow, ...]:
-    """Service Health events, one row per tracking id, active and severe first."""
-    merged: dict[str, tuple[ServiceEvent, list[str]]] = {}
+    """Service Health events, one row per tracking id (merged over the subscriptions that
+    report it, each update once), active and severe first. My VMs under an event are the
+    ones Azure lists as impacted where it lists them, else those in its regions."""
+    merged: dict[str, tuple[ServiceEvent, list[str], list[EventUpdate]]] = {}
     for event in inventory.events:
         key = event.id.lower()
         if key in merged:
-            first, subs = merged[key]
+            first, subs, updates = merged[key]
             if event.subscription_id not in subs:
                 subs.append(event.subscription_id)
+            updates.extend(event.updates)
             # Keep the copy with the latest update.
             if _time(event.last_update) > _time(first.last_update):
-                merged[key] = (event, subs)
+                merged[key] = (event, subs, updates)
         else:
-            merged[key] = (event, [event.subscription_id])
-    rows = [
-        EventRow(event, tuple(subs), vms_in_regions(inventory, event.regions, tuple(subs)))
-        for event, subs in merged.values()
-    ]
+            merged[key] = (event, [event.subscription_id], list(event.updates))
+    impacted = getattr(inventory, "impacted", None) or {}
+    rows = []
+    for key, (event, subs, updates) in merged.items():
+        listed = impacted.get(key)
+        if listed:
+            ids = {i.lower() for i in listed}
+            vms = tuple(vm for vm in inventory.vms if vm.id.lower() in ids)
+        else:
+            vms = vms_in_regions(inventory, event.regions, tuple(subs))
+        rows.append(EventRow(event, tuple(subs), vms, merge_updates(updates), bool(listed)))
     rows.sort(key=event_sort_key)
     return tuple(rows)
 
@@ -227,8 +254,8 @@ def pending_maintenance(inventory: Inventory) -> tuple[MaintenanceRow, ...]:
     return tuple(rows)
 
 
-def health_view(inventory: Inventory) -> HealthView:
-    return HealthView(unhealthy(inventory), service_events(inventory), pending_maintenance(inventory))
+def health_view(inventory: Inventory, book: Any = None, now: datetime | None = None) -> HealthView:
+    return HealthView(unhealthy(inventory, book, now), service_events(inventory), pending_maintenance(inventory))
 
 
 def event_by_id(inventory: Inventory, event_id: str) -> EventRow | None:

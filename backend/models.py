@@ -455,8 +455,15 @@ class ServiceEvent:
 
     @property
     def updates(self) -> tuple[EventUpdate, ...]:
-        ups = [u for s in self.impact for r in s.regions for u in r.updates]
-        return tuple(sorted(ups, key=lambda u: u.time or datetime.min, reverse=True))
+        """Every update once, newest first: an event that impacts several services (or
+        regions) carries the same update under each of them."""
+        return merge_updates(u for s in self.impact for r in s.regions for u in r.updates)
+
+
+def merge_updates(updates: Any) -> tuple[EventUpdate, ...]:
+    """Updates without repeats (same time and text), newest first."""
+    unique = {(u.time, u.summary): u for u in updates}
+    return tuple(sorted(unique.values(), key=lambda u: u.time.timestamp() if u.time else float("-inf"), reverse=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,6 +485,9 @@ class Inventory:
     load_balancers: dict[str, LoadBalancer] = field(default_factory=dict)
     public_ips: dict[str, PublicIp] = field(default_factory=dict)
     availability_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Resource Health's impacted resources of active service issues: tracking id (lower) -> resource ids.
+    # An issue missing here lists none (its VMs are those "in the region").
+    impacted: dict[str, tuple[str, ...]] = field(default_factory=dict)
     requests: int = 0
     elapsed_s: float = 0.0
     fetched_at: datetime | None = None

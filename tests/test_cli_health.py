@@ -27,14 +27,26 @@ def test_health_json_has_the_documented_shape():
     assert set(doc) == {"statuses", "events", "maintenance"}
     assert doc["statuses"], "the demo estate has VMs that are not Available"
     for s in doc["statuses"]:
-        assert set(s) == {"vm_id", "vm", "availability_state", "reason_type", "summary", "since", "recommended_actions"}
+        assert set(s) == {"vm_id", "vm", "availability_state", "reason_type", "summary", "since", "recommended_actions", "verdict"}
         assert s["availability_state"] != "Available"
+        assert s["verdict"]["id"] and s["verdict"]["summary"] and s["verdict"]["next_step"]
     ranks = {"Unavailable": 0, "Degraded": 1, "Unknown": 2}
     assert [ranks[s["availability_state"]] for s in doc["statuses"]] == sorted(ranks[s["availability_state"]] for s in doc["statuses"])
     assert doc["events"]
     for e in doc["events"]:
-        assert set(e) == {"id", "type", "status", "level", "title", "regions", "services", "impacted_vms"}
+        assert {"id", "type", "status", "level", "title", "regions", "services", "impacted_vms", "impacted", "updates"} <= set(e)
         assert isinstance(e["impacted_vms"], int)
+        times = [u["time"] for u in e["updates"]]
+        assert times == sorted(times, reverse=True) and len(set(zip(times, (u["summary"] for u in e["updates"])))) == len(times)
+    by_id = {e["id"]: e for e in doc["events"]}
+    # Reported by three subscriptions for two services: each of its three updates once.
+    assert len(by_id["7T2K-LQ8"]["updates"]) == 3
+    # Azure lists the ERP VM as impacted: only it counts, not every VM in East US.
+    assert (by_id["7T2K-LQ8"]["impacted"], by_id["7T2K-LQ8"]["impacted_vm_names"]) == ("listed", ["erp-prod-eus-01"])
+    assert by_id["4H1A-RV8"]["impacted"] == "in the region" and by_id["4H1A-RV8"]["impacted_vms"] > 1
+    erp = next(s for s in doc["statuses"] if s["vm"] == "erp-prod-eus-01")
+    assert erp["verdict"]["id"] == "platform-incident" and erp["verdict"]["incident"]["impacted"] == "listed"
+    assert erp["verdict"]["recommended_scenario"] is None
     for m in doc["maintenance"]:
         assert set(m) == {"vm_id", "vm", "window_start", "window_end", "self_service_allowed"}
 

@@ -35,6 +35,7 @@ BY_TYPE = {
     "public_ip": ["network/PublicIpAddressGet.json", "network/PublicIpAddressListAll.json"],
     "availability_status": ["resourcehealth/AvailabilityStatus_GetByResource.json", "resourcehealth/AvailabilityStatuses_ListBySubscriptionId.json"],
     "event": ["resourcehealth/Events_ListBySubscriptionId.json"],
+    "impacted_resource": ["resourcehealth/ImpactedResources_ListBySubscriptionId_ListByEventId.json"],
 }
 
 # REST-spec properties the emulator's documents carry that none of the examples
@@ -125,6 +126,7 @@ def sdk_models(kind: str, docs: list[dict]) -> list:
         "public_ip": network.PublicIPAddress,
         "availability_status": health.AvailabilityStatus,
         "event": health.Event,
+        "impacted_resource": health.EventImpactedResource,
     }[kind]
     return [cls(d) for d in docs]
 
@@ -170,6 +172,9 @@ def test_every_read_example_maps(as_model):
     for doc in docs["nic"]:
         nic = mapping.network_interface(doc, "Detach", True, joined.public_ips, {})
         assert nic.private_ips
+    # An impacted resource names its target; the entry that carries only 'info' names none.
+    targets = [mapping.impacted_target(d) for d in docs["impacted_resource"]]
+    assert targets[0].endswith("/virtualMachines/testvm") and None in targets
 
 
 # --- 2. the emulator speaks with the same keys ------------------------------------
@@ -206,6 +211,7 @@ def test_emulator_uses_the_examples_keys(emulator, kind):
         "public_ip": [_first(store, "Microsoft.Network/publicIPAddresses"), f"/subscriptions/{sub}/providers/Microsoft.Network/publicIPAddresses"],
         "availability_status": [vm + "/providers/Microsoft.ResourceHealth/availabilityStatuses/current?$expand=recommendedactions", f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/availabilityStatuses?$expand=recommendedactions"],
         "event": [f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/events"],
+        "impacted_resource": [f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/events/7T2K-LQ8/impactedResources"],
     }[kind]
     vocab = vocabulary(kind)
     extras = SPEC_EXTRAS.get(kind, set()) | {"tags"}  # every tracked resource may carry tags

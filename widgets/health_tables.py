@@ -26,7 +26,7 @@ EVENT_COLUMNS = (
     Column("title", "TITLE", min_width=28, max_width=70, shrink=True),
     Column("regions", "REGIONS", min_width=10, max_width=30, shrink=True, priority=1),
     Column("services", "SERVICES", min_width=12, max_width=30, shrink=True, priority=4),
-    Column("my_vms", "MY VMS", min_width=6, max_width=8, align_right=True),
+    Column("my_vms", "MY VMS", min_width=6, max_width=16, shrink=True),
 )
 
 MAINTENANCE_COLUMNS = (
@@ -77,7 +77,7 @@ def event_rows(rows: Iterable[EventRow]) -> list[Row]:
             e.title,
             ", ".join(e.regions) or "-",
             ", ".join(e.services) or "-",
-            str(len(r.impacted_vms)),
+            f"{len(r.impacted_vms)} " + ("listed" if r.listed else "in the region"),
         )
         level_tone = {"error": "bad", "critical": "bad", "warning": "warn"}.get(level.lower(), "muted")
         tones = ("bad" if active else "muted", level_tone, None, None, None, "muted", "bad" if active and r.impacted_vms else None)

@@ -14,10 +14,11 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from azure.core.exceptions import (
@@ -47,7 +48,7 @@ from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuth
 from backend.adapter import BackendError
 from backend.azure import join, mapping
 from backend.azure.credentials import make_credential
-from backend.azure.lists import INVENTORY_LISTS, raw_list
+from backend.azure.lists import INVENTORY_LISTS, ListRoute, raw_list
 from backend.azure.operations import RecoveryOperations
 from backend.gcpause import gc_paused
 from backend.models import Inventory, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
@@ -330,6 +331,7 @@ class AzureBackend(RecoveryOperations):
         vms.sort(key=lambda v: (v.subscription_id, v.resource_group.lower(), v.name.lower()))
         if instance_views != 0 and vms:
             vms = await self._with_instance_views(vms, instance_views)
+        impacted = await self.impacted_resources(events)
         return Inventory(
             subscriptions=tuple(subs),
             vms=tuple(vms),
@@ -339,10 +341,34 @@ class AzureBackend(RecoveryOperations):
             load_balancers=lbs,
             public_ips=pips_all,
             availability_sets=avsets,
+            impacted=impacted,
             requests=self.requests - before,
             elapsed_s=time.perf_counter() - started,
             fetched_at=datetime.now(timezone.utc),
         )
+
+    async def impacted_resources(self, events: Iterable[ServiceEvent]) -> dict[str, tuple[str, ...]]:
+        """The resources each active service issue lists as impacted (Resource Health
+        events/{trackingId}/impactedResources), joined over the subscriptions that report it:
+        tracking id (lower) -> resource ids. One request per active issue and subscription; an
+        issue whose list cannot be read is left out (the verdict then goes by region)."""
+        wanted = {(e.subscription_id, e.id) for e in events if e.status.lower() == "active" and e.type.lower() == "serviceissue"}
+
+        async def one(sub_id: str, tracking_id: str) -> tuple[str, list[str]] | None:
+            route = ListRoute("health", f"/providers/Microsoft.ResourceHealth/events/{quote(tracking_id, safe='')}/impactedResources", "2025-05-01")
+            try:
+                pages = raw_list(self.client(route.client, sub_id), sub_id, route)
+                items = [item async for page in pages for item in page]
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                log.warning("the impacted resources of event %s could not be read", tracking_id, exc_info=True)
+                return None
+            return tracking_id.lower(), [t for t in (mapping.impacted_target(i) for i in items) if t]
+
+        found: dict[str, list[str]] = {}
+        for result in await asyncio.gather(*(one(s, t) for s, t in sorted(wanted))):
+            if result is not None:
+                found.setdefault(result[0], []).extend(result[1])
+        return {k: tuple(dict.fromkeys(v)) for k, v in found.items()}
 
     async def _with_instance_views(self, vms: list[Vm], limit: int | None) -> list[Vm]:
         from backend.azure.instance_views import choose, read_instance_views

@@ -336,6 +336,12 @@ def health_target_id(doc: Doc) -> str:
     return raw[:idx] if idx >= 0 else raw
 
 
+def impacted_target(doc: Doc) -> str | None:
+    """The resource id an impactedResources entry names (entries with only 'info' name none)."""
+    target = (doc.get("properties") or {}).get("targetResourceId")
+    return target if isinstance(target, str) and target.startswith("/subscriptions/") else None
+
+
 def service_event(doc: Doc, subscription_id: str) -> ServiceEvent:
     props = doc.get("properties") or {}
     impact = []

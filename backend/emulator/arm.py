@@ -1038,6 +1038,35 @@ class Arm:
         self._method(req, "POST")
         return ArmResponse(200, self._find_event(req))
 
+    def _r_rh_impacted(self, req: ArmRequest) -> ArmResponse:
+        """Resource Health's impactedResources of one event: this subscription's resources the
+        event lists (ImpactedResources_ListBySubscriptionId_ListByEventId). An event that lists
+        none answers an empty list."""
+        self._method(req, "GET")
+        event = self._find_event(req)
+        sub = (req.route.sub or "").lower()
+        tid = event.get("name") or req.route.tracking_id or ""
+        items = []
+        for target in self.store.impacted_resources(tid):
+            try:
+                parsed = parse_id(target)
+            except ValueError:
+                continue
+            if parsed.subscription.lower() != sub:
+                continue
+            name = uuid.uuid5(uuid.NAMESPACE_URL, f"{tid}|{target.lower()}").hex
+            items.append(_dumpb({
+                "id": f"/subscriptions/{req.route.sub}/providers/Microsoft.ResourceHealth/events/{tid}/impactedResources/{name}",
+                "name": name,
+                "type": "Microsoft.ResourceHealth/events/impactedResources",
+                "properties": {
+                    "targetResourceType": "Microsoft.Compute/VirtualMachines",
+                    "targetResourceId": target,
+                    "targetRegion": self.store.location_of(target),
+                },
+            }))
+        return self._page(req, ("impacted", sub, tid.lower()), (sub, "#ev"), lambda: items)
+
     def _r_rh_resource_events(self, req: ArmRequest) -> ArmResponse:
         self._method(req, "GET")
         r = req.route

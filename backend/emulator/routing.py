@@ -139,6 +139,8 @@ def _parse_rh(segs: list[str], low: list[str], i: int) -> Route:
             return Route("rh_events", base_sub + "/events", sub=sub)
         if len(rest) == 2 and rest[0] == "events":
             return Route("rh_event", base_sub + "/events/{id}", sub=sub, tracking_id=segs[i + 3])
+        if len(rest) == 3 and rest[0] == "events" and rest[2] == "impactedresources":
+            return Route("rh_impacted", base_sub + "/events/{id}/impactedResources", sub=sub, tracking_id=segs[i + 3])
         if len(rest) == 3 and rest[0] == "events" and rest[2] == "fetcheventdetails":
             return Route("rh_event_details", base_sub + "/events/{id}/fetchEventDetails", sub=sub, tracking_id=segs[i + 3])
         return Route(UNKNOWN, base_sub + "/" + "/".join(segs[i + 2 : i + 3]), sub=sub)

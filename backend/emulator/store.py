@@ -499,6 +499,14 @@ class Store:
     def status_ids(self, sub: str) -> list[str]:
         return list(self._status_by_sub.get(sub.lower(), {}))
 
+    def impacted_resources(self, tracking_id: str) -> list[str]:
+        """The resource ids an event lists as impacted (the estate's "impactedResources")."""
+        return list((self._estate.get("impactedResources") or {}).get(tracking_id.lower()) or ())
+
+    def location_of(self, resource_id: str) -> str:
+        doc = self.resources.get(normalize_id(resource_id).lower()) or {}
+        return "".join((doc.get("location") or "").split()).lower()
+
     def events_of(self, sub: str) -> list[dict]:
         return self.events.get(sub.lower(), []) + self._global_events
 

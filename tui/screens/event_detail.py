@@ -37,11 +37,11 @@ def event_renderable(row: EventRow, now) -> Group:
         grid.add_row("Mitigated", fmt.when(e.impact_mitigation))
     if e.last_update:
         grid.add_row("Last update", fmt.when(e.last_update))
-    grid.add_row("My VMs there", str(len(row.impacted_vms)))
+    grid.add_row("My VMs", f"{len(row.impacted_vms)} " + ("listed by Azure as impacted" if row.listed else "in the region (Azure lists no impacted resources)"))
     parts = [Text(e.title, style="bold"), grid]
     if e.summary:
         parts += [Text(""), Text(e.summary)]
-    updates = e.updates
+    updates = row.updates
     parts.append(Text(f"\nUpdates ({len(updates)}, newest first)", style="bold underline"))
     if not updates:
         parts.append(Text("none", style="dim"))
@@ -50,7 +50,8 @@ def event_renderable(row: EventRow, now) -> Group:
         line.append(fmt.when(u.time), style="bold")
         line.append("  " + u.summary)
         parts.append(line)
-    parts.append(Text(f"\nImpacted VMs: mine in {', '.join(e.regions) or 'no region'}", style="bold underline"))
+    where = "listed by Azure as impacted" if row.listed else f"mine in {', '.join(e.regions) or 'no region'}"
+    parts.append(Text(f"\nImpacted VMs: {where}", style="bold underline"))
     return Group(*parts)
 
 

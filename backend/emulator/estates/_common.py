@@ -218,6 +218,7 @@ class EstateBuilder:
         self.resources: list[dict] = []
         self.statuses: list[dict] = []
         self.events: list[dict] = []
+        self.impacted: dict[str, list[str]] = {}
         self.guest: dict[str, dict] = {}
         self.docs: dict[str, dict] = {}  # id -> doc (exact case as built)
         self._subnets: dict[str, list] = {}  # subnet id -> [subnet doc, base "10.1.1.", next host, last host]
@@ -1007,6 +1008,10 @@ class EstateBuilder:
             "properties": properties,
         })
 
+    def impacted_by(self, tracking_id: str, resource_id: str) -> None:
+        """The event lists this resource as impacted (Resource Health impactedResources)."""
+        self.impacted.setdefault(tracking_id.lower(), []).append(resource_id)
+
     def event(self, sub: str, tracking_id: str, properties: dict) -> None:
         self.events.append({
             "id": f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/events/{tracking_id}",
@@ -1039,6 +1044,7 @@ class EstateBuilder:
     def finish(self) -> dict:
         return {
             "now": self.clock.now.isoformat(),  # the instant the estate was built for (the emulator's estate clock)
+            "impactedResources": self.impacted,  # tracking id (lower) -> resource ids the event lists
             "subscriptions": self.subscriptions,
             "resourceGroups": self.resource_groups,
             "resources": self.resources,

@@ -42,7 +42,7 @@ STORIES: dict[str, str] = {
     "sql-prod-03": "same availability set, fault domain 0",
     "app-prod-ne-01": "single VM; planned maintenance pending with a self-service window",
     "app-prod-ne-02": "single VM; planned maintenance pending with a self-service window",
-    "erp-prod-eus-01": "zonal, Ultra disk; Unavailable now (Unplanned) during the East US service issue",
+    "erp-prod-eus-01": "zonal, Ultra disk; Unavailable now (Unplanned) during the East US service issue, which lists it as impacted",
     "jump-prod-01": "NIC NSG Deny 3389 at priority 200 beats Allow 3389 at 300: RDP blocked",
     "dc-shared-01": "availability set holding only this VM; Premium_ZRS data disk; CanNotDelete lock",
     "rdgw-shared-01": "Basic dynamic public IP changed (previous_public_ip in guest facts)",
@@ -192,7 +192,7 @@ def build(now: datetime) -> dict:
     t = rg(P, "rg-erp-prod", "eastus", "prod", "erp-team", "contoso-erp")
     nsg_erp = b.nsg(P, "rg-erp-prod", "nsg-erp-prod", "eastus", [ALLOW_RDP], t)
     sn = b.vnet(P, "rg-erp-prod", "vnet-erp-prod", "eastus", ["10.13.0.0/16"], [("snet-erp", "10.13.1.0/24", None)], t)
-    vm(P, "rg-erp-prod", "erp-prod-eus-01", "eastus", image="win2022", size="Standard_E8s_v5",
+    erp = vm(P, "rg-erp-prod", "erp-prod-eus-01", "eastus", image="win2022", size="Standard_E8s_v5",
        subnet_id=sn["snet-erp"], nsg_id=nsg_erp, zones=["1"], data_disks=[(1024, "UltraSSD_LRS"), (256, "Premium_LRS")],
        uptime=62 * DAY, created=-500 * DAY, tags=t, health=unavailable(c, since=-47 * MINUTE))
 
@@ -369,6 +369,9 @@ def build(now: datetime) -> dict:
        guest={"boot": "stop-code:INACCESSIBLE_BOOT_DEVICE", "ports": {"3389": "silent"}})
 
     _events(b, web2["id"], healed_at, back_at)
+    # The East US incident lists the resources it hit (Resource Health impactedResources): the ERP VM,
+    # whose disks sit on the storage scale units that lost power. Other VMs in the region were spared.
+    b.impacted_by("7T2K-LQ8", erp["id"])
     return b.finish()
 
 

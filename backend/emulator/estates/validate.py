@@ -21,7 +21,8 @@ TOP_LEVEL = {
     "events": list,
     "guest": dict,
     "usages": dict,  # optional compute usage and limits (backend/emulator/usage.py)
-    "now": str,  # optional: the instant the estate was built for (maintenance windows are read on it)
+    "now": str,
+    "impactedResources": dict,  # optional: tracking id (lower case) -> the resource ids the event lists  # optional: the instant the estate was built for (maintenance windows are read on it)
 }
 OPTIONAL_TOP_LEVEL = {"description", "$schema"}
 AVAILABILITY_STATES = {"Available", "Unavailable", "Degraded", "Unknown"}
