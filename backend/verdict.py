@@ -284,7 +284,8 @@ def incident_for(vm: Vm, events: Iterable[ServiceEvent], impacted: Mapping[str, 
     return Incident(e.id, e.title, e.status, e.impact_start, eta, latest.summary if latest else e.summary, latest.time if latest else e.last_update, score == 0)
 
 
-def _health_unhealthy(vm: Vm) -> bool:
+def platform_unhealthy(vm: Vm) -> bool:
+    """Resource Health says Unavailable or Degraded for a reason other than the user's own action."""
     reason = (vm.health.reason_type or "").lower() if vm.health else ""
     return vm.availability_state in ("Unavailable", "Degraded") and reason != "userinitiated"
 
@@ -360,7 +361,7 @@ def decide(
     checked_at = evidence.checked_at if evidence else None
     health = vm.health
     healed = healed_at(vm, now)
-    agent = (evidence.agent_status if evidence else None) or (vm.agent_status if vm.instance_view_read else None)
+    agent = (evidence.agent_status if evidence else None) or (vm.agent_status if vm.instance_view_read or vm.agent_status not in ("Unknown", "") else None)
 
     def make(verdict_id: str, summary: str, lines: Iterable[str], *, scenario: str | None = "default", next_step: str | None = None,
              since: datetime | None = None, incident: Incident | None = None) -> Verdict:
@@ -396,7 +397,7 @@ def decide(
                     next_step="Read the VM again (r); if it stays unknown, check the Activity Log.")
 
     # 2. Azure says the platform is the problem: first, is Azure already mitigating an incident?
-    if _health_unhealthy(vm):
+    if platform_unhealthy(vm):
         incident = incident_for(vm, events, impacted)
         if incident is not None:
             lines = [incident.describe()]

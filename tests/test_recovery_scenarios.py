@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from backend.adapter import BackendError
+from backend.azure import mapping
 from backend.azure.backend import AzureBackend
 from backend.recovery import journal as J
 from backend.recovery import scenarios, service
@@ -159,7 +160,32 @@ async def test_a_restart_that_does_not_bring_ssh_back_fails_with_the_reason(rig,
     plan, result = await rig.run("tools-lnx-shared-01", "restart")
     assert result.status == "failed" and result.exit_code == 1
     assert [s.state for s in result.record.steps] == ["verified", "verified", "failed"]
-    assert "SSH on" in result.summary and "run-fix or reset-access" in result.summary
+    assert "SSH on" in result.summary and "run-fix or reset-access" not in result.summary
+    # The same diagnosis as the Connectivity pane: the rule, its priority and its NSG, and fix-nsg next.
+    assert "verdict: blocked by NSG rule Deny-SSH-Inbound at priority 110 (subnet NSG nsg-snet-tools-shared)" in result.summary
+    assert "fix-nsg" in result.summary
+    assert result.record.steps[2].outputs["verify"]["verdict"]["id"] == "blocked-by-nsg"
+
+
+async def test_redeploy_during_an_azure_incident_opens_with_a_warning_step_naming_it(rig):
+    plan, facts = await rig.plan("erp-prod-eus-01", "redeploy")
+    first = plan.steps[0]
+    assert first.key == "incident" and "7T2K-LQ8" in first.title and "Active" in first.title
+    assert "impact since" in first.why and "ETA" in first.why and "lists this VM as impacted" in first.why
+    assert "Power has been restored" in first.why  # the latest update
+    assert any("7T2K-LQ8" in w for w in plan.warnings)
+    # The same VM's restart does not act on the host or disks: no incident step.
+    plan, _ = await rig.plan("erp-prod-eus-01", "restart")
+    assert plan.steps[0].key != "incident"
+    # And nothing is recommended while Azure mitigates.
+    from backend.verdict import decide
+
+    vm = facts.vm
+    events = [mapping.service_event(d, vm.subscription_id) for d in facts.documents["events"]]
+    verdict = decide(vm, events=events, impacted=facts.documents["impacted"])
+    assert verdict.id == "platform-incident"
+    choices = scenarios.choices(vm, verdict=verdict)
+    assert not any(recommended for _, _, recommended in choices)
 
 
 async def test_perform_maintenance_waits_for_its_window_then_clears_the_pending_maintenance(rig):
@@ -219,6 +245,8 @@ async def test_reset_access_is_blocked_when_the_vm_agent_is_not_ready(rig):
     plan, _ = await rig.plan("mon-shared-eus-01", "reset-access")
     assert any("VM agent" in b for b in plan.blockers)
     assert scenarios.get("reset-access").unavailable(plan.vm)
+    # What instead is the verdict's next step (sign in and restart the agent), not a disk repair.
+    assert any("restart the agent" in b and "rescue" not in b for b in plan.blockers), plan.blockers
 
 
 async def test_run_fix_windows_enables_rdp_and_skips_fixes_no_longer_needed(rig):

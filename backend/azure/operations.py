@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from backend.adapter import BackendError
 from backend.models import ResourceId
@@ -288,12 +289,13 @@ class RecoveryOperations:
             except BackendError as exc:
                 return None, str(exc)
 
-        disks, nics, (locks, locks_error), health, (size_list, sizes_error) = await asyncio.gather(
+        disks, nics, (locks, locks_error), health, (size_list, sizes_error), (events, impacted) = await asyncio.gather(
             asyncio.gather(*(self.get_disk_document(d) for d in disk_ids if d)),
             asyncio.gather(*(nic_and_ips(n) for n in nic_ids)),
             locks_or_error(),
             health_or_none(),
             sizes_or_error(),
+            self.service_issue_documents(vm_id, model.get("location") or ""),
         )
         return {
             "model": model,
@@ -305,8 +307,52 @@ class RecoveryOperations:
             "locks_error": locks_error,
             "sizes": size_list,
             "sizes_error": sizes_error,
+            "events": events,
+            "impacted": impacted,
             "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+    async def service_issue_documents(self, vm_id: str, location: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+        """The active service issues of the VM's subscription that name its region, as wire
+        documents, and the resources each lists as impacted (tracking id, lower -> ids). A
+        plan that acts on the host or the disks warns when Azure is mitigating one. Best
+        effort: what cannot be read is left out."""
+        import aiohttp
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+        from backend.azure.lists import INVENTORY_LISTS, ListRoute, raw_list
+
+        sub = ResourceId.parse(vm_id).subscription_id
+        region = "".join(location.split()).lower()
+        failures = (HttpResponseError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+        async def listed(route: Any) -> list[dict[str, Any]]:
+            return [item async for page in raw_list(self.client(route.client, sub), sub, route) for item in page]
+
+        try:
+            docs = await listed(INVENTORY_LISTS["events"])
+        except failures:
+            return [], {}
+
+        def active_here(doc: dict[str, Any]) -> bool:
+            props = doc.get("properties") or {}
+            if (props.get("status") or "").lower() != "active" or (props.get("eventType") or "").lower() != "serviceissue":
+                return False
+            regions = {"".join((r.get("impactedRegion") or "").split()).lower() for i in props.get("impact") or () for r in i.get("impactedRegions") or ()}
+            return region in regions
+
+        issues = [d for d in docs if active_here(d)]
+        impacted: dict[str, list[str]] = {}
+        for doc in issues:
+            tracking_id = doc.get("name") or ""
+            route = ListRoute("health", f"/providers/Microsoft.ResourceHealth/events/{quote(tracking_id, safe='')}/impactedResources", "2025-05-01")
+            try:
+                items = await listed(route)
+            except failures:
+                continue
+            targets = [((i.get("properties") or {}).get("targetResourceId")) for i in items]
+            impacted[tracking_id.lower()] = [t for t in targets if isinstance(t, str)]
+        return issues, impacted
 
     async def get_extension(self, vm_id: str, name: str) -> dict[str, Any] | None:
         sub, rg, vm_name = _vm_parts(vm_id)

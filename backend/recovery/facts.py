@@ -138,6 +138,17 @@ class VmFacts:
                 return s
         return None
 
+    @property
+    def incident(self) -> Any:
+        """The active Azure incident that covers the VM (backend.verdict.Incident), from the
+        service issues read with it, or None."""
+        from backend.azure import mapping
+        from backend.verdict import incident_for
+
+        sub = self.vm.subscription_id
+        events = [mapping.service_event(d, sub) for d in self.documents.get("events") or ()]
+        return incident_for(self.vm, events, self.documents.get("impacted") or {})
+
     def read_only_locks(self) -> tuple[Lock, ...]:
         return tuple(lock for lock in self.locks or () if lock.level.lower() == "readonly")
 

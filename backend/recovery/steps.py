@@ -107,10 +107,12 @@ def agent_blocker(vm: Vm) -> str | None:
     if vm.power_state != "running":
         return f"the VM is {vm.power_state}: the VM agent only answers on a running VM (start it first)"
     if vm.agent_status != "Ready":
-        return (
-            f"the VM agent reports '{vm.agent_status}': run command and VMAccess need a working agent; "
-            "repair the disk from a rescue VM instead"
-        )
+        # What to do instead is the VM's verdict's next step (an agent that is not Ready on a
+        # guest whose SSH answers is restarted from a sign-in, not repaired on a rescue VM).
+        from backend.verdict import decide
+
+        verdict = decide(vm)
+        return f"the VM agent reports '{vm.agent_status}': run command and VMAccess need a working agent. Instead: {verdict.next_step}"
     return None
 
 
@@ -326,6 +328,30 @@ async def probe_remote(ctx: StepContext, *, timeout: float = 2.0) -> tuple[bool,
     return answered, seen, {"address": address, "port": port, "status": result.status, "answered": result.answered}
 
 
+async def verdict_now(ctx: StepContext) -> Any:
+    """The VM's verdict (backend.verdict) from a fresh read of its subscription and a probe of
+    its RDP/SSH port: the same diagnosis the Connectivity pane makes. None when it cannot be made."""
+    import logging
+    from datetime import timezone
+
+    from backend import connectivity
+    from backend.verdict import VerdictBook
+
+    try:
+        inventory = await ctx.backend.inventory([ctx.vm.subscription_id], instance_views=0)
+        vm = inventory.vm_by_id(ctx.vm.id)
+        if vm is None:
+            return None
+        report = await connectivity.run(ctx.backend, inventory, [vm], connectivity.Request(timeout=2.0, attempts=1))
+    except Exception:  # noqa: BLE001 - the step already failed; the reason is a best-effort extra
+        logging.getLogger("aztriage.recovery").warning("the final diagnosis of %s failed", ctx.vm.name, exc_info=True)
+        return None
+    now = datetime.now(timezone.utc)
+    book = VerdictBook()
+    book.record_report(report, [vm], now)
+    return book.verdict(vm, inventory, now)
+
+
 def reach_step(facts: VmFacts) -> Step | None:
     """A final check that RDP (Windows) or SSH (Linux) answers on the public IP.
     None when the VM has no public IP: nothing here can reach it to check."""
@@ -346,8 +372,16 @@ def reach_step(facts: VmFacts) -> Step | None:
             if answers:
                 return verified(seen, **data)
             if not data or time.monotonic() >= deadline:
-                hint = "the problem is inside the guest: try run-fix or reset-access, or repair the disk from a rescue VM" if data else ""
-                return not_verified(f"{seen} after {attempts} attempt{'s' if attempts != 1 else ''}" + (f"; {hint}" if hint else ""), **data)
+                message = f"{seen} after {attempts} attempt{'s' if attempts != 1 else ''}"
+                if data:
+                    # Why, in the words every pane uses: the VM's verdict from a fresh diagnosis.
+                    verdict = await verdict_now(ctx)
+                    if verdict is not None:
+                        data["verdict"] = verdict.to_json()
+                        message += f"; verdict: {verdict.summary}; next: {verdict.next_step}"
+                    else:
+                        message += "; probe it in the Connectivity pane (or aztriage probe) for the reason"
+                return not_verified(message, **data)
             if attempts == 1:
                 await ctx.log(f"{seen}; trying again for up to {timeout:.0f} s while the guest starts")
             await asyncio.sleep(interval)

@@ -81,9 +81,10 @@ def recommended_for(vm: Vm, verdict: Any = None) -> str | None:
     return verdict.scenario
 
 
-def choices(vm: Vm, recommended: str | None = None) -> list[tuple[Scenario, str | None, bool]]:
-    """(scenario, why it is unavailable or None, recommended) with the recommended one first."""
-    first = recommended or recommended_for(vm)
+def choices(vm: Vm, recommended: str | None = None, *, verdict: Any = None) -> list[tuple[Scenario, str | None, bool]]:
+    """(scenario, why it is unavailable or None, recommended) with the recommended one first:
+    `recommended`, else what the VM's verdict recommends (none during an Azure incident)."""
+    first = recommended or recommended_for(vm, verdict)
     out = [(s, s.unavailable(vm), s.id == first) for s in SCENARIOS]
     out.sort(key=lambda item: (not item[2], item[1] is not None))
     return out

@@ -9,6 +9,35 @@ from backend.recovery.facts import VmFacts
 from backend.recovery.plan import DYNAMIC_IP_WARNING, Plan, Step, temp_disk_warning
 from backend.recovery.steps import common_warnings, lock_blockers, lock_warnings
 from backend.sizes import has_temp_disk
+from backend.verdict import INCIDENT_WARNED_SCENARIOS, Incident, platform_unhealthy
+
+
+def incident_warning(incident: Incident) -> str:
+    return (f"{incident.describe()}. Azure is mitigating it: a recovery now may be undone or made worse by the "
+            "mitigation; wait for Azure unless the business cannot.")
+
+
+def incident_step(incident: Incident) -> Step:
+    """The first step of a plan made during an active Azure incident: it names the incident
+    (tracking id, status, ETA, impact start) and changes nothing."""
+    from backend.recovery.plan import Kind, verified
+
+    detail = incident.describe()
+    if incident.last_update:
+        detail += f". Latest update: {incident.last_update}"
+
+    async def verify(ctx: Any) -> Any:
+        return verified(f"going ahead during incident {incident.tracking_id} ({incident.status}) at the operator's request", incident=incident.tracking_id)
+
+    return Step(
+        key="incident",
+        title=f"WARNING: Azure incident {incident.tracking_id} is active ({incident.status})",
+        why=detail,
+        changes="nothing (names the incident; Azure's mitigation may restore the VM without any change)",
+        kind=Kind.CHECK,
+        warnings=(incident_warning(incident),),
+        verify=verify,
+    )
 
 
 def plan(
@@ -25,7 +54,14 @@ def plan(
     needs_secrets: tuple[str, ...] = (),
     interrupts: bool = False,
 ) -> Plan:
-    """A plan with the warnings and blockers every plan carries (locks, SLA, Spot, scale set)."""
+    """A plan with the warnings and blockers every plan carries (locks, SLA, Spot, scale set).
+    A plan that acts on the host or the disks (redeploy, recreate, rescue) while Azure is
+    mitigating an incident that covers the VM opens with a step naming the incident."""
+    incident = facts.incident if scenario in INCIDENT_WARNED_SCENARIOS else None
+    # Named when Azure lists the VM as impacted, or when the VM is unhealthy inside the incident.
+    if incident is not None and (incident.listed or platform_unhealthy(facts.vm)):
+        steps = [incident_step(incident)] + list(steps)
+        warnings = [incident_warning(incident)] + list(warnings)
     all_warnings = list(dict.fromkeys(list(warnings) + common_warnings(facts.vm, interrupts=interrupts) + lock_warnings(facts)))
     all_blockers = list(dict.fromkeys(list(blockers) + lock_blockers(facts)))
     return Plan(
