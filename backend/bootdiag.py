@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend import shellcmd as shell
+
 LINUX = "Linux"
 WINDOWS = "Windows"
 
@@ -180,6 +182,77 @@ class Finding:
 
 
 # --- repair commands ---------------------------------------------------------------------
+#
+# Facts come from the guest's serial log: text the guest (or whoever owns it)
+# wrote. A fact enters a command only when it has the exact shape it must have
+# (below), and then as one quoted word (backend/shellcmd.py). A fact of another
+# shape is not used: the command falls back to its generic form, and a comment
+# line at the head of the repair says why.
+
+_PATH_PART = r"[A-Za-z0-9_+:-][A-Za-z0-9._+:-]{0,127}"  # no leading dot: no "." or ".." components
+_DEVICE = re.compile(rf"/dev(?:/{_PATH_PART}){{1,8}}")
+_FACT_SHAPES: dict[str, tuple[re.Pattern[str], str, str]] = {
+    # fact: (its exact shape, what it is, what the commands do without it)
+    "root": (
+        re.compile(rf"/dev/mapper/{_PATH_PART}|/dev(?:/{_PATH_PART}){{1,8}}|(?:PART)?(?:UUID|LABEL)=[A-Za-z0-9._+:-]{{1,64}}"),
+        "the root= device on the kernel command line",
+        "the commands mount the copy's first partition; lsblk shows the real root",
+    ),
+    "device": (_DEVICE, "the device the log names", "the commands use the generic partition and name no fstab entry"),
+    "mount": (
+        re.compile(rf"/(?:{_PATH_PART}(?:/{_PATH_PART}){{0,15}})?"),
+        "the mount point the log names",
+        "edit /etc/fstab by hand",
+    ),
+    "kernel": (
+        re.compile(r"[0-9][A-Za-z0-9._+~-]{0,127}"),
+        "the kernel release in 'Linux version'",
+        "the initramfs is rebuilt for every kernel",
+    ),
+    "config_file": (
+        re.compile(r"/etc/ssh/sshd_config(?:\.d/[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?"),
+        "the sshd configuration file sshd named",
+        "the commands use /etc/ssh/sshd_config",
+    ),
+    "config_line": (re.compile(r"[0-9]{1,7}"), "the line number sshd named", "open the file and look for what sshd -t names"),
+}
+
+
+def _has_shape(key: str, value: str) -> bool:
+    """Whether a fact may enter a command (facts with no shape here never do: they are only compared)."""
+    shape = _FACT_SHAPES.get(key)
+    return shape is None or (shape[0].fullmatch(value) is not None and "/../" not in value + "/")
+
+
+class Facts(dict[str, str]):
+    """What the log told, handed to a repair builder: ``get`` gives a fact only when
+    it has its exact shape (``_FACT_SHAPES``) and notes why it left one out."""
+
+    def __init__(self, raw: dict[str, str]) -> None:
+        super().__init__(raw)
+        self.notes: list[str] = []
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        value = super().get(key)
+        if value is None:
+            return default
+        if _has_shape(key, value):
+            return value
+        _, what, instead = _FACT_SHAPES[key]
+        note = shell.literal(f"# not used: {what} is not of the shape a command can take safely; {instead}")
+        if note not in self.notes:
+            self.notes.append(note)
+        return default
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def usable(self) -> dict[str, str]:
+        """The facts that have their shape (those a command may take)."""
+        return {key: value for key, value in self.items() if _has_shape(key, value)}
 
 
 def _partition(device: str | None) -> str:
@@ -193,7 +266,7 @@ def _partition(device: str | None) -> str:
 
 def _find_disk() -> list[str]:
     return [
-        f"lsblk -f {RESCUE_DISK}   # the copy of the OS disk on the rescue VM (LUN 0); dmesg | grep SCSI shows its sdX name",
+        shell.sh("lsblk", "-f", RESCUE_DISK, note="the copy of the OS disk on the rescue VM (LUN 0); dmesg | grep SCSI shows its sdX name"),
     ]
 
 
@@ -201,18 +274,19 @@ def _mount_root(facts: dict[str, str] | None = None) -> list[str]:
     root = (facts or {}).get("root") or ""
     if root.startswith("/dev/mapper/"):
         return [
-            "vgscan && vgchange -ay   # the root file system is on LVM; if the rescue VM has a volume group of the same name, vgimportclone the copy first",
-            f"mkdir -p {RESCUE_MOUNT} && mount {root} {RESCUE_MOUNT}",
+            shell.literal("vgscan && vgchange -ay   # the root file system is on LVM; if the rescue VM has a volume group of the same name, vgimportclone the copy first"),
+            shell.sh("mkdir", "-p", RESCUE_MOUNT, shell.AND, "mount", root, RESCUE_MOUNT),
         ]
-    return [f"mkdir -p {RESCUE_MOUNT} && mount {_partition(root or None)} {RESCUE_MOUNT}   # the partition lsblk shows as the root file system"]
+    partition = _partition(root if root.startswith("/dev/") else None)
+    return [shell.sh("mkdir", "-p", RESCUE_MOUNT, shell.AND, "mount", partition, RESCUE_MOUNT, note="the partition lsblk shows as the root file system")]
 
 
 def _chroot() -> list[str]:
-    return [f"for d in dev proc sys; do mount --bind /$d {RESCUE_MOUNT}/$d; done"]
+    return [shell.literal(f"for d in dev proc sys; do mount --bind /$d {RESCUE_MOUNT}/$d; done")]
 
 
 def _umount() -> list[str]:
-    return [f"umount -R {RESCUE_MOUNT}   # then detach the copy; the rescue scenario swaps it in as the OS disk"]
+    return [shell.sh("umount", "-R", RESCUE_MOUNT, note="then detach the copy; the rescue scenario swaps it in as the OS disk")]
 
 
 def _repair_fstab(facts: dict[str, str]) -> list[str]:
@@ -220,72 +294,74 @@ def _repair_fstab(facts: dict[str, str]) -> list[str]:
     key = device.rsplit("/", 1)[-1] if "/by-uuid/" in device or "/by-label/" in device else device
     key = key.rstrip(".")
     mount = facts.get("mount")
-    out = _find_disk() + _mount_root(facts) + [f"cp {RESCUE_MOUNT}/etc/fstab {RESCUE_MOUNT}/etc/fstab.bak"]
+    fstab = f"{RESCUE_MOUNT}/etc/fstab"
+    out = _find_disk() + _mount_root(facts) + [shell.sh("cp", fstab, f"{fstab}.bak")]
     if key:
         what = f"the entry for {device}" + (f" ({mount})" if mount else "")
-        out.append(f"grep -n '{key}' {RESCUE_MOUNT}/etc/fstab   # {what}: the device never appeared")
-        out.append(f"sed -i '\\|{key}| s|^|# |' {RESCUE_MOUNT}/etc/fstab   # comment it out, or add nofail to its options")
+        out.append(shell.sh("grep", "-nF", "--", key, fstab, note=f"{what}: the device never appeared"))
+        out.append(shell.sh("sed", "-i", f"\\|{shell.sed_literal(key)}| s|^|# |", fstab, note="comment it out, or add nofail to its options"))
     elif mount:
-        out.append(f"grep -n ' {mount} ' {RESCUE_MOUNT}/etc/fstab   # the entry for {mount}")
-        out.append(f"sed -i '\\| {mount} | s|^|# |' {RESCUE_MOUNT}/etc/fstab   # comment it out, or add nofail to its options")
+        out.append(shell.sh("grep", "-nF", "--", f" {mount} ", fstab, note=f"the entry for {mount}"))
+        out.append(shell.sh("sed", "-i", f"\\| {shell.sed_literal(mount)} | s|^|# |", fstab, note="comment it out, or add nofail to its options"))
     else:
-        out.append(f"vi {RESCUE_MOUNT}/etc/fstab   # comment out (or add nofail to) the entries of data disks that are gone")
-    out.append(f"findmnt --verify --tab-file {RESCUE_MOUNT}/etc/fstab   # checks the edited file")
+        out.append(shell.sh("vi", fstab, note="comment out (or add nofail to) the entries of data disks that are gone"))
+    out.append(shell.sh("findmnt", "--verify", "--tab-file", fstab, note="checks the edited file"))
     return out + _umount()
 
 
 def _repair_fsck(facts: dict[str, str]) -> list[str]:
     device = facts.get("device")
     part = _partition(device)
-    was = f"   # was {device} on the broken VM" if device else ""
+    was = f"was {device} on the broken VM" if device else ""
     if facts.get("filesystem") == "xfs":
-        check = f"xfs_repair {part}{was}   # if it refuses because of a dirty log: mount and umount it once, then again"
+        check = shell.sh("xfs_repair", part, note=(f"{was}   # " if was else "") + "if it refuses because of a dirty log: mount and umount it once, then again")
     else:
-        check = f"fsck -yM {part}{was}"
+        check = shell.sh("fsck", "-yM", part, note=was)
     return _find_disk() + [
-        f"findmnt {part} || echo 'not mounted: safe to check'   # never run fsck on a mounted file system",
+        shell.sh("findmnt", part, shell.OR, "echo", "not mounted: safe to check", note="never run fsck on a mounted file system"),
         check,
-        f"fsck -yM {part}   # again, until it reports clean",
+        shell.sh("fsck", "-yM", part, note="again, until it reports clean"),
     ]
 
 
 def _repair_kernel_panic(facts: dict[str, str]) -> list[str]:
-    kernel = facts.get("kernel") or "<kernel version>"
+    kernel = facts.get("kernel")
     reason = facts.get("reason") or ""
-    out = _find_disk() + _mount_root(facts) + _chroot() + [f"ls -l {RESCUE_MOUNT}/boot   # an initrd/initramfs for {kernel}?"]
-    if "unable to mount root" in reason.lower() or "initramfs" in reason.lower() or "init" in reason.lower():
-        out.append(f"chroot {RESCUE_MOUNT} update-initramfs -u -k {kernel}   # RHEL/SUSE: chroot {RESCUE_MOUNT} dracut -f --kver {kernel}")
+    boot = f"{RESCUE_MOUNT}/boot"
+    out = _find_disk() + _mount_root(facts) + _chroot() + [shell.sh("ls", "-l", boot, note=f"an initrd/initramfs for {kernel or '<kernel version>'}?")]
+    if kernel and ("unable to mount root" in reason.lower() or "initramfs" in reason.lower() or "init" in reason.lower()):
+        out.append(shell.sh("chroot", RESCUE_MOUNT, "update-initramfs", "-u", "-k", kernel, note=f"RHEL/SUSE: chroot {RESCUE_MOUNT} dracut -f --kver {kernel}"))
     else:
-        out.append(f"chroot {RESCUE_MOUNT} update-initramfs -u -k all   # RHEL/SUSE: chroot {RESCUE_MOUNT} dracut -f --regenerate-all")
-    out.append(f"chroot {RESCUE_MOUNT} update-grub   # RHEL: chroot {RESCUE_MOUNT} grub2-mkconfig -o /boot/grub2/grub.cfg; or make the previous kernel the default")
+        out.append(shell.sh("chroot", RESCUE_MOUNT, "update-initramfs", "-u", "-k", "all", note=f"RHEL/SUSE: chroot {RESCUE_MOUNT} dracut -f --regenerate-all"))
+    out.append(shell.sh("chroot", RESCUE_MOUNT, "update-grub", note=f"RHEL: chroot {RESCUE_MOUNT} grub2-mkconfig -o /boot/grub2/grub.cfg; or make the previous kernel the default"))
     return out + _umount()
 
 
 def _repair_disk_full(facts: dict[str, str]) -> list[str]:
     return _find_disk() + _mount_root(facts) + [
-        f"df -h {RESCUE_MOUNT}",
-        f"du -xh --max-depth=3 {RESCUE_MOUNT}/var {RESCUE_MOUNT}/home {RESCUE_MOUNT}/tmp 2>/dev/null | sort -h | tail -15",
-        f"journalctl -D {RESCUE_MOUNT}/var/log/journal --vacuum-size=200M",
-        f"find {RESCUE_MOUNT}/var/log -name '*.gz' -delete   # rotated logs; or expand the OS disk instead",
+        shell.sh("df", "-h", RESCUE_MOUNT),
+        shell.literal(f"du -xh --max-depth=3 {RESCUE_MOUNT}/var {RESCUE_MOUNT}/home {RESCUE_MOUNT}/tmp 2>/dev/null | sort -h | tail -15"),
+        shell.sh("journalctl", "-D", f"{RESCUE_MOUNT}/var/log/journal", "--vacuum-size=200M"),
+        shell.literal(f"find {RESCUE_MOUNT}/var/log -name '*.gz' -delete   # rotated logs; or expand the OS disk instead"),
     ] + _umount()
 
 
 def _repair_cloud_init(facts: dict[str, str]) -> list[str]:
     return [
-        "cloud-init status --long   # over SSH if it answers; else on the rescue VM read the same log below",
-        "grep -nE 'WARNING|ERROR|Traceback' /var/log/cloud-init.log | tail -20",
-        "curl -s -H Metadata:true 'http://169.254.169.254/metadata/instance?api-version=2021-02-01' | head -c 300   # can the guest reach IMDS?",
-        "cloud-init collect-logs   # a tarball for a support case",
+        shell.literal("cloud-init status --long   # over SSH if it answers; else on the rescue VM read the same log below"),
+        shell.literal("grep -nE 'WARNING|ERROR|Traceback' /var/log/cloud-init.log | tail -20"),
+        shell.literal("curl -s -H Metadata:true 'http://169.254.169.254/metadata/instance?api-version=2021-02-01' | head -c 300   # can the guest reach IMDS?"),
+        shell.literal("cloud-init collect-logs   # a tarball for a support case"),
     ]
 
 
 def _repair_agent(facts: dict[str, str]) -> list[str]:
     return [
-        "systemctl status walinuxagent waagent 2>/dev/null | head -20   # over SSH; else on the rescue VM: /rescue/var/log/waagent.log",
-        "tail -50 /var/log/waagent.log",
-        "curl -s 'http://168.63.129.16/?comp=versions'   # the WireServer must answer, or the agent cannot report",
-        "ip route get 168.63.129.16; iptables -S | grep 168.63.129.16   # a route or firewall rule in the way?",
-        "systemctl restart walinuxagent 2>/dev/null || systemctl restart waagent",
+        shell.literal("systemctl status walinuxagent waagent 2>/dev/null | head -20   # over SSH; else on the rescue VM: /rescue/var/log/waagent.log"),
+        shell.literal("tail -50 /var/log/waagent.log"),
+        shell.literal("curl -s 'http://168.63.129.16/?comp=versions'   # the WireServer must answer, or the agent cannot report"),
+        shell.literal("ip route get 168.63.129.16; iptables -S | grep 168.63.129.16   # a route or firewall rule in the way?"),
+        shell.literal("systemctl restart walinuxagent 2>/dev/null || systemctl restart waagent"),
     ]
 
 
@@ -293,15 +369,20 @@ def _repair_sshd(facts: dict[str, str]) -> list[str]:
     line = facts.get("config_line")
     config = facts.get("config_file") or "/etc/ssh/sshd_config"
     out = _find_disk() + _mount_root(facts) + [
-        f"chroot {RESCUE_MOUNT} sshd -t   # prints the offending line of {config}",
-        f"cp {RESCUE_MOUNT}{config} {RESCUE_MOUNT}{config}.bak",
+        shell.sh("chroot", RESCUE_MOUNT, "sshd", "-t", note=f"prints the offending line of {config}"),
+        shell.sh("cp", f"{RESCUE_MOUNT}{config}", f"{RESCUE_MOUNT}{config}.bak"),
     ]
     if line:
-        out.append(f"sed -n '{line}p' {RESCUE_MOUNT}{config}   # the line sshd refused: fix or remove it")
+        out.append(shell.sh("sed", "-n", f"{int(line)}p", f"{RESCUE_MOUNT}{config}", note="the line sshd refused: fix or remove it"))
     else:
-        out.append(f"vi {RESCUE_MOUNT}{config}   # fix what sshd -t names")
-    out.append("# or, without a rescue VM: aztriage recover --scenario reset-access (VMAccess resets the SSH configuration)")
+        out.append(shell.sh("vi", f"{RESCUE_MOUNT}{config}", note="fix what sshd -t names"))
+    out.append(shell.literal("# or, without a rescue VM: aztriage recover --scenario reset-access (VMAccess resets the SSH configuration)"))
     return out + _umount()
+
+
+# Windows: the commands are for PowerShell as Administrator on the rescue VM. No fact
+# from the log enters them (the stop code only picks which ones); BCD identifiers are
+# quoted because PowerShell would take {default} for a script block.
 
 
 def _win_common() -> list[str]:
@@ -322,9 +403,9 @@ def _win_bcd() -> list[str]:
     d = WINDOWS_DRIVE
     return [
         f"bcdedit /store {d}\\boot\\bcd /enum /v   # Gen1; Gen2 (UEFI): assign the EFI partition a letter (S:) with diskpart and use S:\\EFI\\Microsoft\\Boot\\BCD",
-        f"bcdedit /store {d}\\boot\\bcd /set {{bootmgr}} device partition={d}",
-        f"bcdedit /store {d}\\boot\\bcd /set {{default}} device partition={d}",
-        f"bcdedit /store {d}\\boot\\bcd /set {{default}} osdevice partition={d}",
+        f"bcdedit /store {d}\\boot\\bcd /set '{{bootmgr}}' device partition={d}",
+        f"bcdedit /store {d}\\boot\\bcd /set '{{default}}' device partition={d}",
+        f"bcdedit /store {d}\\boot\\bcd /set '{{default}}' osdevice partition={d}",
         f"bcdboot {d}\\Windows /s S: /f ALL   # rebuilds the boot files on the system partition S: when the BCD is missing",
     ]
 
@@ -364,8 +445,8 @@ def _repair_automatic_repair(facts: dict[str, str]) -> list[str]:
     return _win_common() + [
         f"chkdsk {d} /f",
         *_win_pending_updates(),
-        f"bcdedit /store {d}\\boot\\bcd /set {{default}} recoveryenabled no   # stops the automatic repair loop",
-        f"bcdedit /store {d}\\boot\\bcd /enum   # check that {{default}} points at the Windows partition",
+        f"bcdedit /store {d}\\boot\\bcd /set '{{default}}' recoveryenabled no   # stops the automatic repair loop",
+        f"bcdedit /store {d}\\boot\\bcd /enum   # check that '{{default}}' points at the Windows partition",
     ]
 
 
@@ -373,7 +454,7 @@ def _repair_updates(facts: dict[str, str]) -> list[str]:
     d = WINDOWS_DRIVE
     return _win_common() + [
         f"dism /image:{d}\\ /get-packages /format:table   # the update in 'Install Pending' state",
-        f"dism /image:{d}\\ /remove-package /packagename:<the Install Pending package>",
+        f"dism /image:{d}\\ /remove-package /packagename:PACKAGE   # PACKAGE: the Package Identity of the update in 'Install Pending' state",
         f"dism /image:{d}\\ /cleanup-image /revertpendingactions",
         f"del {d}\\windows\\winsxs\\pending.xml   # only if dism says it cannot revert (keep a copy first)",
     ]
@@ -633,7 +714,9 @@ def find(lines: Sequence[str], boot: Boot, signature: Signature) -> Finding | No
         facts["device"] = facts["device"].rstrip("]")
     at = evidence_at if evidence_at is not None else trigger[0]
     line = scope[at].strip()
-    return Finding(signature, line, boot.start + at + 1, facts, tuple(signature.repair(facts)))
+    vetted = Facts(facts)
+    commands = signature.repair(vetted)
+    return Finding(signature, line, boot.start + at + 1, vetted.usable(), tuple(vetted.notes + commands))
 
 
 # --- the verdict -------------------------------------------------------------------------------

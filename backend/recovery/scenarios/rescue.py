@@ -65,6 +65,7 @@ from backend.recovery.scenarios._disks import (
 )
 from backend.recovery.scenarios.snapshot_disks import snapshot_name, snapshot_step
 from backend.recovery.steps import power_step, reach_step, reach_timeout, preflight_step
+from backend.shellcmd import AND, OR, comment, literal, ps_quote, sh
 
 ADMIN = "rescueadmin"
 RESCUE_OS_SKU = "StandardSSD_LRS"
@@ -205,10 +206,16 @@ def fix_script(os_type: str, lun: int, generation: str) -> tuple[str, list[str]]
 
 
 def repair_commands(os_type: str, lun: int, generation: str, vm_name: str, copy_name: str, verdict: dict[str, Any] | None) -> list[str]:
-    """What to type on the rescue VM for this disk at this LUN, and what the serial log adds."""
+    """What to type on the rescue VM for this disk at this LUN, and what the serial log adds.
+
+    Windows: PowerShell as Administrator; Linux: bash as root. Names and the log's
+    evidence line only ever appear in comments (one line, no control characters);
+    the serial log's commands were built from checked, quoted facts (backend/bootdiag.py)."""
+    lun = int(lun)
+    vm_name, copy_name = comment(vm_name), comment(copy_name)
     if _windows(os_type):
         bcd = (
-            ["diskpart: select the copy's EFI partition, assign letter=S   # Gen2: the BCD is S:\\EFI\\Microsoft\\Boot\\BCD"]
+            ["# diskpart: select the copy's EFI partition, assign letter=S   (Gen2: the BCD is S:\\EFI\\Microsoft\\Boot\\BCD)"]
             if generation == "V2"
             else []
         )
@@ -221,31 +228,32 @@ def repair_commands(os_type: str, lun: int, generation: str, vm_name: str, copy_
             "reg query HKLM\\BROKENSYSTEM\\Select /v Current   # the control set in use (001 below)",
             "reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server\" /v fDenyTSConnections /t REG_DWORD /d 0 /f   # RDP on",
             "reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp\" /v PortNumber /t REG_DWORD /d 3389 /f",
-            f"reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules\" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d \"{FIREWALL_RULE}\" /f   # the RDP firewall rule",
+            f"reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules\" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d {ps_quote(FIREWALL_RULE)} /f   # the RDP firewall rule",
             "reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\storvsc\" /v Start /t REG_DWORD /d 0 /f   # Azure's storage driver at boot (INACCESSIBLE_BOOT_DEVICE)",
             "reg unload HKLM\\BROKENSYSTEM",
             *bcd,
             f"bcdedit /store {store} /enum /v",
-            f"bcdedit /store {store} /set {{default}} device partition=F:",
-            f"bcdedit /store {store} /set {{default}} osdevice partition=F:",
+            f"bcdedit /store {store} /set '{{default}}' device partition=F:",
+            f"bcdedit /store {store} /set '{{default}}' osdevice partition=F:",
             f"diskmgmt.msc   # take the disk at LUN {lun} offline again before it is detached",
         ]
     else:
         dev = f"/dev/disk/azure/scsi1/lun{lun}"
+        part = f"{dev}-part1"
         lines = [
-            f"lsblk -f {dev}   # the copy {copy_name} of {vm_name}'s OS disk; its root file system is the largest ext4/xfs partition (-part1 on Azure's images)",
-            "dmesg | grep SCSI | tail   # the same disk by its sdX name",
-            f"findmnt {dev}-part1 || echo 'not mounted: safe to check'   # never run fsck on a mounted file system",
-            f"fsck -yM {dev}-part1   # xfs: xfs_repair {dev}-part1",
-            f"mkdir -p /rescue && mount {dev}-part1 /rescue   # xfs: mount -o nouuid",
-            "cp /rescue/etc/fstab /rescue/etc/fstab.bak && vi /rescue/etc/fstab   # add nofail to (or comment out) the entries of data disks that are gone",
-            "findmnt --verify --tab-file /rescue/etc/fstab",
-            "sshd -t -f /rescue/etc/ssh/sshd_config   # then fix what it names in /rescue/etc/ssh/sshd_config",
-            "umount /rescue   # before the copy is detached",
+            sh("lsblk", "-f", dev, note=f"the copy {copy_name} of {vm_name}'s OS disk; its root file system is the largest ext4/xfs partition (-part1 on Azure's images)"),
+            literal("dmesg | grep SCSI | tail   # the same disk by its sdX name"),
+            sh("findmnt", part, OR, "echo", "not mounted: safe to check", note="never run fsck on a mounted file system"),
+            sh("fsck", "-yM", part, note=f"xfs: xfs_repair {part}"),
+            sh("mkdir", "-p", "/rescue", AND, "mount", part, "/rescue", note="xfs: mount -o nouuid"),
+            sh("cp", "/rescue/etc/fstab", "/rescue/etc/fstab.bak", AND, "vi", "/rescue/etc/fstab", note="add nofail to (or comment out) the entries of data disks that are gone"),
+            sh("findmnt", "--verify", "--tab-file", "/rescue/etc/fstab"),
+            sh("sshd", "-t", "-f", "/rescue/etc/ssh/sshd_config", note="then fix what it names in /rescue/etc/ssh/sshd_config"),
+            sh("umount", "/rescue", note="before the copy is detached"),
         ]
     if verdict and verdict.get("signatures"):
         first = verdict["signatures"][0]
-        lines.append(f"# the serial log of {vm_name} says: {verdict.get('summary')} - line {first.get('line_number')}: {first.get('line')}")
+        lines.append("# " + comment(f"the serial log of {vm_name} says: {verdict.get('summary')} - line {first.get('line_number')}: {first.get('line')}"))
         for command in verdict.get("repair") or ():
             fixed = command.replace("/dev/disk/azure/scsi1/lun0", f"/dev/disk/azure/scsi1/lun{lun}")
             if fixed not in lines:
