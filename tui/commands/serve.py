@@ -5,8 +5,10 @@
 
 Every browser tab gets its own console process (`aztriage` with the same
 connection options), so it signs in exactly as `aztriage` would on this
-machine. That is why it listens on loopback only: anyone who can open the
-page drives a console with your Azure sign-in. Browsers elsewhere reach it
+machine. That is why it listens on loopback only and asks for a secret:
+each launch makes a random token, prints it once in the address to open
+(http://127.0.0.1:8000/?token=...), and serves nothing without it (or the
+cookie the first visit exchanges it for). Browsers elsewhere reach it
 through an SSH tunnel or an authenticating TLS reverse proxy (see SAFETY).
 
 Requests whose Host is not this server's name are refused (DNS rebinding),
@@ -19,23 +21,28 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import secrets
 import shlex
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 from tui.cli import CliError
+from tui.web.names import HostNames, split_netloc
 
 DEFAULT_PORT = 8000
 TITLE = "aztriage"
 
 SAFETY = """\
-Safety: the page runs a console with this machine's Azure sign-in, and
-textual-serve has no login of its own. It listens on 127.0.0.1 unless you
-pass --host with --allow-remote. To use it from another machine, prefer an
-SSH tunnel (same port on both ends):
+Safety: the page runs a console with this machine's Azure sign-in. Each
+launch prints the address to open with a secret token in it
+(http://127.0.0.1:8000/?token=...); the browser exchanges it for a cookie,
+and without one nothing is served. Anyone who has the address drives the
+console: do not share it, and stop the server (Ctrl+C) to make it void.
+It listens on 127.0.0.1 unless you pass --host with --allow-remote. To use
+it from another machine, prefer an SSH tunnel (same port on both ends):
 
-    ssh -N -L 8000:127.0.0.1:8000 you@triage-host     # then open http://127.0.0.1:8000
+    ssh -N -L 8000:127.0.0.1:8000 you@triage-host     # then open the printed address
 
 or put a reverse proxy in front that does TLS and authentication (SSO or
 client certificates) and forwards websockets, and tell aztriage the public URL:
@@ -44,9 +51,11 @@ client certificates) and forwards websockets, and tell aztriage the public URL:
 
 (with the proxy sending https://triage.example.org to http://127.0.0.1:8000,
 "Upgrade"/"Connection" headers passed for /ws). Add --read-only for a view
-nobody can change anything from. --allow-remote with --host 0.0.0.0 exposes
-the console to the whole network without any login: only on a network where
-everybody who can reach the port may drive your Azure sign-in."""
+nobody can change anything from. --allow-remote with --host 0.0.0.0 serves
+the whole network with the token as the only lock, over plain HTTP where
+anyone on the path can read it: only on a network where that is acceptable.
+There, without --public-url, the page answers only to an IP address on its
+port, never to a host name (no DNS rebinding); give --public-url for a name."""
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -85,8 +94,8 @@ def check_host(host: str, allow_remote: bool) -> bool:
     loopback = address is None or address.is_loopback
     if not loopback and not allow_remote:
         raise CliError(
-            f"--host {host} is not a loopback address and the page has no login: anyone who reaches it drives a console "
-            "with your Azure sign-in; use an SSH tunnel, or a TLS proxy with authentication and --allow-remote "
+            f"--host {host} is not a loopback address and the page's only lock is a token sent over plain HTTP: anyone who "
+            "reads it drives a console with your Azure sign-in; use an SSH tunnel, or a TLS proxy with authentication and --allow-remote "
             "(see 'aztriage serve --help')"
         )
     return loopback
@@ -108,18 +117,21 @@ def check_public_url(url: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc}"
 
 
-def allowed_hosts(host: str, port: int, loopback: bool, public_url: str | None) -> set[str] | None:
-    """Host headers this server answers to; None when it cannot know (a wildcard address without --public-url)."""
-    hosts = set()
+def allowed_hosts(host: str, port: int, loopback: bool, public_url: str | None) -> HostNames:
+    """The names this server answers to. A wildcard address without --public-url
+    answers to any IP address on its port and to no name: nothing a DNS-rebinding
+    page could use."""
+    exact: set[tuple[str, int]] = set()
     if public_url:
-        hosts.add(urlparse(public_url).netloc.lower())
+        parsed = urlparse(public_url)
+        exact.add(split_netloc(parsed.netloc, 443 if parsed.scheme == "https" else 80))
     address = parse_host(host)
     if address is not None and address.is_unspecified:
-        return hosts or None
-    hosts.add(f"{url_host(host)}:{port}".lower())
+        return HostNames(frozenset(exact), None if exact else port)
+    exact.add(split_netloc(f"{url_host(host)}:{port}", port))
     if loopback:
-        hosts |= {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
-    return hosts
+        exact |= {("127.0.0.1", port), ("localhost", port), ("[::1]", port)}
+    return HostNames(frozenset(exact))
 
 
 # --- the console command each browser tab runs -------------------------------------------------------
@@ -181,12 +193,13 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         public_url=public_url or f"http://{url_host(args.host)}:{args.port}",
-        allowed_hosts=allowed_hosts(args.host, args.port, loopback, public_url),
+        names=allowed_hosts(args.host, args.port, loopback, public_url),
+        token=secrets.token_urlsafe(32),  # per launch; printed once, in the address to open
         title=TITLE,
-        note="loopback only; see 'aztriage serve --help' to reach it from elsewhere" if loopback else "REACHABLE FROM THE NETWORK, without a login of its own",
+        note="loopback only; see 'aztriage serve --help' to reach it from elsewhere" if loopback else "REACHABLE FROM THE NETWORK, with the token as its only lock",
     )
     if not loopback:
-        print(f"aztriage: warning: serving on {args.host}: anyone who reaches port {args.port} drives a console with this machine's Azure sign-in", file=sys.stderr)
+        print(f"aztriage: warning: serving on {args.host}: anyone who reaches port {args.port} with the token drives a console with this machine's Azure sign-in", file=sys.stderr)
     try:
         server.serve()
     except OSError as exc:
