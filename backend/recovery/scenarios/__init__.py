@@ -23,7 +23,11 @@ class Scenario:
     changes_vm: bool = True
 
     def _mod(self) -> Any:
-        return importlib.import_module(f"backend.recovery.scenarios.{self.module}")
+        """The module that builds this scenario, or its row in the module's
+        ``TABLE`` when one module holds several scenarios (the power actions)."""
+        module = importlib.import_module(f"backend.recovery.scenarios.{self.module}")
+        table = getattr(module, "TABLE", None)
+        return module if table is None else table[self.id]
 
     def build(self, facts: VmFacts, params: dict[str, Any]) -> Plan:
         return self._mod().build(facts, dict(params))
@@ -40,15 +44,15 @@ class Scenario:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("restart", "Restart", "Reboot the VM on its host; disks, IPs and the temporary disk stay.", "restart"),
-    Scenario("start", "Start", "Start a stopped or deallocated VM.", "start"),
-    Scenario("deallocate", "Stop and deallocate", "Stop the VM and release its host (compute billing stops); the temporary disk is erased.", "deallocate"),
-    Scenario("redeploy", "Redeploy to a new host", "Move the VM to a new Azure host and start it there; the temporary disk is erased.", "redeploy"),
+    Scenario("restart", "Restart", "Reboot the VM on its host; disks, IPs and the temporary disk stay.", "power"),
+    Scenario("start", "Start", "Start a stopped or deallocated VM.", "power"),
+    Scenario("deallocate", "Stop and deallocate", "Stop the VM and release its host (compute billing stops); the temporary disk is erased.", "power"),
+    Scenario("redeploy", "Redeploy to a new host", "Move the VM to a new Azure host and start it there; the temporary disk is erased.", "power"),
     Scenario("resize", "Resize", "Change the VM size to one it can take, showing the difference first.", "resize", needs_sizes=True),
-    Scenario("reapply", "Reapply", "Send the VM's own model back to its host to clear a failed provisioning state; no reboot.", "reapply"),
+    Scenario("reapply", "Reapply", "Send the VM's own model back to its host to clear a failed provisioning state; no reboot.", "power"),
     Scenario("reset-access", "Reset remote access", "Reset the RDP/SSH configuration and/or an account's password or SSH key through the VM agent.", "reset_access"),
     Scenario("run-fix", "Guest fixes by run command", "Re-enable RDP or SSH inside the guest through the VM agent (firewall rule, service, port, certificate).", "run_fix"),
-    Scenario("perform-maintenance", "Planned maintenance now", "Start the pending platform maintenance now, at a time that suits you, instead of in Azure's window.", "perform_maintenance"),
+    Scenario("perform-maintenance", "Planned maintenance now", "Start the pending platform maintenance now, at a time that suits you, instead of in Azure's window.", "power"),
     Scenario("snapshot-disks", "Snapshot every disk", "Take a snapshot of each managed disk: the safety net before anything risky.", "snapshot_disks", changes_vm=False),
     Scenario("enable-boot-diagnostics", "Enable boot diagnostics", "Turn on boot diagnostics (managed storage) so the next boot leaves a serial log and a screenshot.", "enable_boot_diagnostics"),
     Scenario("rescue", "Repair the OS disk on a rescue VM", "Copy the OS disk, attach the copy to a rescue VM, repair it there, and swap it in as the OS disk.", "rescue"),
