@@ -29,6 +29,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from backend.safetext import safe_line, safe_opt
+
 OPEN = "open"
 REFUSED = "refused"
 TIMEOUT = "timeout"
@@ -503,8 +505,9 @@ async def probe_one(target: ProbeTarget, options: ProbeOptions, resolver: Resolv
             address=address,
             connect_port=connect_port,
             answered=answered,
-            banner=banner,
-            detail=detail or "connected",
+            # The peer wrote the banner (and the detail quotes it): stored only made safe.
+            banner=safe_opt(banner),
+            detail=safe_line(detail) if detail else "connected",
             attempts=attempts,
             samples_ms=tuple(samples),
         )

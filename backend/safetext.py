@@ -19,6 +19,13 @@ cannot produce a control. ``safe_line`` is for single-line fields (nothing
 of the kind survives, newline and tab included); ``safe_text`` keeps newline
 and tab for multi-line text (CR LF becomes LF, a lone CR is shown).
 
+Documents from outside (ARM JSON, an SDK model) are made safe as a whole by
+``safe_json`` where they come in: every string in them, keys included, is a
+line, except the values of ``MULTILINE_KEYS`` (summaries, descriptions,
+messages), which are text. ``json_is_clean`` tells from the raw bytes of a
+JSON answer that no string in it can hold anything to make safe (the common
+case: a whole list page is then taken as it is, at the cost of two byte scans).
+
 Clean strings -- nearly all of them -- are returned as they are: one
 ``str.isprintable()`` (a C loop; it is False for every code point above and
 for a few harmless ones such as NO-BREAK SPACE, which then take the slow
@@ -27,10 +34,23 @@ path and come back unchanged).
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
-__all__ = ["safe_line", "safe_text", "safe_opt", "is_safe_line", "is_safe_text", "FORBIDDEN_CATEGORIES", "visible"]
+__all__ = [
+    "FORBIDDEN_CATEGORIES",
+    "MULTILINE_KEYS",
+    "is_safe_line",
+    "is_safe_text",
+    "json_is_clean",
+    "safe_json",
+    "safe_line",
+    "safe_opt",
+    "safe_text",
+    "visible",
+]
 
 T = TypeVar("T")
 
@@ -102,3 +122,62 @@ def is_safe_line(value: str) -> bool:
 def is_safe_text(value: str) -> bool:
     """True when ``value`` holds no forbidden code point other than newline and tab."""
     return value.isprintable() or all(c in "\n\t" or unicodedata.category(c) not in FORBIDDEN_CATEGORIES for c in value)
+
+
+# Keys whose string values are prose that may run over several lines (Resource Health and
+# Service Health summaries and updates, NSG rule descriptions, operation and run-command
+# messages): newline and tab stay there. Every other string of a document is one line.
+MULTILINE_KEYS = frozenset(
+    {"summary", "description", "detailedStatus", "unavailableSummary", "unavailabilitySummary", "message", "lastOperationMessage"}
+)
+
+
+def safe_json(doc: Any, key: str | None = None) -> Any:
+    """A JSON document (dicts, lists, strings, numbers; any Mapping or SDK model becomes a
+    dict) with every string made safe: keys and values are lines, the values of
+    ``MULTILINE_KEYS`` are text. Returns a new document; the original is left as it is
+    (it may be what aztriage sends back to Azure)."""
+    cls = doc.__class__
+    if cls is str:
+        if doc.isprintable():
+            return doc
+        return safe_text(doc) if key in MULTILINE_KEYS else doc.translate(_LINE)
+    if cls is list or cls is tuple:
+        return [safe_json(v, key) for v in doc]
+    if cls is not dict and not isinstance(doc, Mapping):
+        return doc
+    out = {}
+    for k, v in doc.items():
+        vc = v.__class__
+        if vc is str:
+            if not v.isprintable():
+                v = safe_text(v) if k in MULTILINE_KEYS else v.translate(_LINE)
+        elif vc is dict or vc is list or (vc is not int and vc is not float and vc is not bool and v is not None):
+            v = safe_json(v, k)
+        if k.__class__ is str and not k.isprintable():
+            k = k.translate(_LINE)
+        out[k] = v
+    return out
+
+
+# JSON escapes that can stand for a control or any other code point; \", \\ and \/ cannot.
+_RISKY_ESCAPE = re.compile(rb'\\[^"\\/]')
+
+
+def json_is_clean(raw: bytes) -> bool:
+    """True when no string in this JSON text can hold a control, bidi or invisible
+    character: no escape that could write one (JSON writes C0 only as escapes), no DEL,
+    and either pure ASCII or, once decoded, printable apart from the whitespace between
+    tokens. False only means "walk it" (``safe_json``); it never lets a forbidden
+    character through."""
+    if b"\x7f" in raw:
+        return False
+    if b"\\" in raw and _RISKY_ESCAPE.search(raw.replace(b"\\\\", b"")):  # escaped backslashes apart
+        return False
+    if raw.isascii():
+        return True
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text.replace("\n", "").replace("\r", "").replace("\t", "").isprintable()

@@ -77,3 +77,65 @@ def test_sequences_stay_visible_and_inert():
     assert safe_line("\x9b2J") == "<U+009B>2J"
     assert safe_text("one\r\ntwo\rthree") == "one\ntwo\u240dthree"
     assert safe_opt(None) is None and safe_opt(3) == 3
+
+
+# --- whole documents (ARM JSON) --------------------------------------------------------------
+
+json_docs = st.recursive(
+    st.none() | st.booleans() | st.integers() | hostile_text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(hostile_text | st.sampled_from(["summary", "name", "message"]), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def strings_of(doc, key=None):
+    if isinstance(doc, str):
+        yield key, doc
+    elif isinstance(doc, dict):
+        for k, v in doc.items():
+            yield None, k
+            yield from strings_of(v, k)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from strings_of(v, key)
+
+
+@settings(max_examples=300)
+@given(json_docs)
+def test_a_document_made_safe_holds_only_safe_strings_and_the_original_is_untouched(doc):
+    import copy
+
+    from backend.safetext import MULTILINE_KEYS, safe_json
+
+    before = copy.deepcopy(doc)
+    out = safe_json(doc)
+    assert doc == before
+    for key, text in strings_of(out):
+        assert forbidden(text, allowed="\n\t" if key in MULTILINE_KEYS else "") == [], (key, text)
+
+
+@settings(max_examples=300)
+@given(json_docs)
+def test_json_bytes_called_clean_hold_nothing_to_make_safe(doc):
+    """The fast path of list pages: bytes it vouches for need no walk."""
+    import orjson
+
+    from backend.safetext import json_is_clean, safe_json
+
+    try:
+        raw = orjson.dumps(doc)
+    except (TypeError, orjson.JSONEncodeError):  # lone surrogates, big ints: not JSON ARM can send
+        return
+    if json_is_clean(raw):
+        assert safe_json(orjson.loads(raw)) == orjson.loads(raw)
+        for _key, text in strings_of(orjson.loads(raw)):
+            assert forbidden(text) == []
+
+
+def test_json_fast_path_knows_harmless_escapes_from_risky_ones():
+    from backend.safetext import json_is_clean
+
+    assert json_is_clean(b'{"a":"plain ascii","b":"caf\xc3\xa9","c":"say \\"hi\\"","d":"C:\\\\temp\\\\x"}')
+    for risky in (b'{"a":"x\\u001b[2J"}', b'{"a":"two\\nlines"}', b'{"a":"x\\u202e"}', b'{"a":"\xe2\x80\xae"}',
+                  b'{"a":"\xc2\x9b"}', b'{"a":"del\x7f"}', b'{"a":"C:\\\\\\u001b"}'):
+        assert not json_is_clean(risky), risky

@@ -52,6 +52,7 @@ from backend.azure.lists import INVENTORY_LISTS, ListRoute, raw_list
 from backend.azure.operations import RecoveryOperations
 from backend.gcpause import gc_paused
 from backend.models import Inventory, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
+from backend.safetext import safe_json, safe_line
 from backend.settings import DEFAULT_INSTANCE_VIEWS, ConnectionSettings
 
 log = logging.getLogger("aztriage.azure")
@@ -72,7 +73,13 @@ class _RequestCounter(SansIOHTTPPolicy):
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(code, one-sentence message) for an SDK or transport failure."""
+    """(code, one-sentence message) for an SDK or transport failure. Both may quote the
+    server's error body or a peer's answer: text from outside, made safe here."""
+    code, message = _describe_error(exc)
+    return safe_line(str(code)), safe_line(str(message))
+
+
+def _describe_error(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, HttpResponseError):
         code = None
         message = None
@@ -230,7 +237,7 @@ class AzureBackend(RecoveryOperations):
     async def list_subscriptions(self) -> list[Subscription]:
         async def fetch() -> list[Subscription]:
             client = self.client("subscriptions")
-            return [mapping.subscription(s) async for s in client.subscriptions.list()]
+            return [mapping.subscription(safe_json(s)) async for s in client.subscriptions.list()]
 
         return await self.call("listing subscriptions", fetch)
 

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlparse
 
 from backend.adapter import BackendError
 from backend.models import ResourceId
+from backend.safetext import safe_line
 
 log = logging.getLogger("aztriage.azure.bootdiag")
 
@@ -286,8 +287,9 @@ async def fetch(
         storage=storage,
         serial_log=text_of(serial) if isinstance(serial, bytes) else None,
         screenshot=shot if isinstance(shot, bytes) else None,
-        serial_error=str(serial) if isinstance(serial, _BlobError) else None,
-        screenshot_error=str(shot) if isinstance(shot, _BlobError) else None,
+        # Blob Storage's answer (an error code, a <Message>) is text from outside.
+        serial_error=safe_line(str(serial)) if isinstance(serial, _BlobError) else None,
+        screenshot_error=safe_line(str(shot)) if isinstance(shot, _BlobError) else None,
         fetched_at=datetime.now(timezone.utc),
         sas_fetches=fetches,
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 from backend.azure.mapping import health_status
 from backend.models import HealthStatus
+from backend.safetext import safe_json
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -23,7 +24,7 @@ async def health_history(backend: Any, resource_id: str, *, limit: int = 50) -> 
         out: list[HealthStatus] = []
         # The SDK puts the URI after a "/" of its own.
         async for doc in client.availability_statuses.list(resource_id.lstrip("/")):
-            out.append(health_status(doc))
+            out.append(health_status(safe_json(doc)))
             if len(out) >= limit:
                 break
         return out

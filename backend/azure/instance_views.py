@@ -19,6 +19,7 @@ from typing import Any
 from backend.adapter import BackendError
 from backend.azure import mapping
 from backend.models import Inventory, Vm
+from backend.safetext import safe_json
 
 
 
@@ -77,7 +78,7 @@ async def read_instance_views(backend: Any, vms: Iterable[Vm], *, concurrency: i
             except BackendError as exc:
                 errors[vm.id.lower()] = str(exc)
                 return
-        read[vm.id.lower()] = enrich(vm, view)
+        read[vm.id.lower()] = enrich(vm, safe_json(view))
 
     await asyncio.gather(*(one(vm) for vm in vms))
     return read, errors

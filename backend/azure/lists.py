@@ -27,6 +27,8 @@ from azure.core.exceptions import ClientAuthenticationError, DecodeError, HttpRe
 from azure.core.rest import HttpRequest
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
+from backend.safetext import json_is_clean, safe_json
+
 
 @dataclass(frozen=True)
 class ListRoute:
@@ -112,6 +114,10 @@ def raw_list(
             except orjson.JSONDecodeError as exc:
                 raise DecodeError(f"the list answer is not valid JSON: {exc}", response=response) from exc
             items = body.get("value") or []
+            if not json_is_clean(response.content):
+                # The trust boundary for list pages: a page that may hold a control, bidi
+                # or invisible character anywhere is made safe as a whole, before mapping.
+                items = safe_json(items)
             if reduce is not None:
                 reduced: list[Any] = []
                 for start in range(0, len(items), REDUCE_SLICE):

@@ -3,6 +3,11 @@
 The SDK's hybrid models are mappings over the wire JSON (camelCase keys), so
 everything here reads plain mappings: an SDK model and an estate document go
 through the same code. Nothing here imports the SDK.
+
+Every document reaches these functions already made safe (``backend.safetext``:
+``safe_json``, or a list page whose bytes ``json_is_clean`` vouches for): the
+adapter does it where the JSON comes in, so the models built here hold only
+text that is safe to show.
 """
 
 from __future__ import annotations

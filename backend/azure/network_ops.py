@@ -20,6 +20,7 @@ from typing import Any
 
 from backend.adapter import BackendError
 from backend.azure import mapping
+from backend.safetext import safe_json, safe_line, safe_opt
 from backend.models import Maintenance, ResourceId, Vm, id_name
 from backend.network import ConnectivityCheck, ConnectivityHop, ConnectivityIssue, PrivatePath, VpnConnection
 
@@ -56,13 +57,13 @@ def _issue(doc: Mapping[str, Any]) -> ConnectivityIssue:
         if not isinstance(item, Mapping):
             continue
         if "key" in item and "value" in item:
-            context.append((str(item["key"]), str(item["value"])))
+            context.append((safe_line(str(item["key"])), safe_line(str(item["value"]))))
         else:
-            context.extend((str(k), str(v)) for k, v in item.items())
+            context.extend((safe_line(str(k)), safe_line(str(v))) for k, v in item.items())
     return ConnectivityIssue(
-        origin=str(doc.get("origin") or ""),
-        severity=str(doc.get("severity") or ""),
-        type=str(doc.get("type") or "Unknown"),
+        origin=safe_line(str(doc.get("origin") or "")),
+        severity=safe_line(str(doc.get("severity") or "")),
+        type=safe_line(str(doc.get("type") or "Unknown")),
         context=tuple(context),
     )
 
@@ -71,9 +72,9 @@ def connectivity_information(doc: Mapping[str, Any], source_vm: str, destination
     """ConnectivityInformation (wire JSON) -> ConnectivityCheck."""
     hops = tuple(
         ConnectivityHop(
-            type=str(h.get("type") or ""),
-            address=h.get("address"),
-            resource_id=h.get("resourceId"),
+            type=safe_line(str(h.get("type") or "")),
+            address=safe_opt(h.get("address")),
+            resource_id=safe_opt(h.get("resourceId")),
             issues=tuple(_issue(i) for i in h.get("issues") or ()),
         )
         for h in doc.get("hops") or ()
@@ -82,7 +83,7 @@ def connectivity_information(doc: Mapping[str, Any], source_vm: str, destination
         source_vm=source_vm,
         destination=destination,
         port=port,
-        status=str(doc.get("connectionStatus") or "Unknown"),
+        status=safe_line(str(doc.get("connectionStatus") or "Unknown")),
         hops=hops,
         avg_latency_ms=doc.get("avgLatencyInMs"),
         probes_sent=doc.get("probesSent"),
@@ -148,12 +149,12 @@ def vpn_connection(doc: Mapping[str, Any]) -> VpnConnection:
     props = _props(doc)
     peer = (props.get("localNetworkGateway2") or props.get("virtualNetworkGateway2") or props.get("peer") or {}).get("id")
     return VpnConnection(
-        id=doc.get("id") or "",
-        name=doc.get("name") or "",
-        status=str(props.get("connectionStatus") or "Unknown"),
-        connection_type=props.get("connectionType"),
-        gateway_id=(props.get("virtualNetworkGateway1") or {}).get("id"),
-        peer=id_name(peer) or None,
+        id=safe_line(doc.get("id") or ""),
+        name=safe_line(doc.get("name") or ""),
+        status=safe_line(str(props.get("connectionStatus") or "Unknown")),
+        connection_type=safe_opt(props.get("connectionType")),
+        gateway_id=safe_opt((props.get("virtualNetworkGateway1") or {}).get("id")),
+        peer=safe_line(id_name(peer)) or None,
     )
 
 
@@ -215,7 +216,7 @@ async def _private_path(backend: Any, vnet_id: str) -> PrivatePath:
 
         for doc in await asyncio.gather(*(get_one(c) for c in mine)):
             connections.append(vpn_connection(doc))
-    return PrivatePath(vnet_id, tuple(sorted(connections, key=lambda c: c.name)), tuple(sorted(id_name(b) for b in bastions)))
+    return PrivatePath(vnet_id, tuple(sorted(connections, key=lambda c: c.name)), tuple(sorted(safe_line(id_name(b)) for b in bastions)))
 
 
 async def vm_runtime(backend: Any, vm: Vm) -> tuple[str, Maintenance]:
@@ -224,6 +225,6 @@ async def vm_runtime(backend: Any, vm: Vm) -> tuple[str, Maintenance]:
     async def fetch() -> Any:
         return await backend.client("compute", vm.subscription_id).virtual_machines.instance_view(vm.resource_group, vm.name)
 
-    view = await backend.call(f"reading the instance view of {vm.name}", fetch)
+    view = safe_json(await backend.call(f"reading the instance view of {vm.name}", fetch))
     agent, _version = mapping.agent_status(view)
     return agent, mapping.maintenance(view)

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from backend.adapter import BackendError
 from backend.models import ResourceId
+from backend.safetext import safe_text
 
 OnStarted = Callable[[str], Awaitable[None] | None]
 OnProgress = Callable[[str, float], Awaitable[None] | None]
@@ -427,7 +428,14 @@ class RecoveryOperations:
             lambda **kw: compute.virtual_machines.begin_run_command(rg, name, body, **kw),
             **lro,
         )
-        return to_wire(doc) or {}
+        out = to_wire(doc) or {}
+        # What the script wrote (stdout, stderr) is the guest's text: made safe here, once.
+        for status in out.get("value") or ():
+            if isinstance(status, dict):
+                for key in ("message", "displayStatus", "code"):
+                    if isinstance(status.get(key), str):
+                        status[key] = safe_text(status[key])
+        return out
 
     async def create_snapshot(self, snapshot_id: str, body: dict[str, Any], **lro: Any) -> dict[str, Any]:
         rid = ResourceId.parse(snapshot_id)

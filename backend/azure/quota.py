@@ -16,16 +16,17 @@ from backend.adapter import BackendError
 from backend.checks import ComputeUsage, UsageKey
 from backend.models import Inventory
 from backend.regions import normalize
+from backend.safetext import safe_line
 
 
 def _usage(doc: Any) -> ComputeUsage:
     name = doc.get("name") or {}
     return ComputeUsage(
-        name=name.get("value") or "",
-        display_name=name.get("localizedValue") or name.get("value") or "",
+        name=safe_line(name.get("value") or ""),
+        display_name=safe_line(name.get("localizedValue") or name.get("value") or ""),
         current=int(doc.get("currentValue") or 0),
         limit=int(doc.get("limit") or 0),
-        unit=doc.get("unit") or "Count",
+        unit=safe_line(doc.get("unit") or "Count"),
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.models import ResourceId, Vm
+from backend.safetext import safe_json
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,13 @@ class VmFacts:
 
     @classmethod
     def from_documents(cls, docs: dict[str, Any]) -> "VmFacts":
-        locks = None if docs.get("locks") is None else tuple(_lock(d) for d in docs["locks"])
-        sizes = None if docs.get("sizes") is None else tuple(_size(d) for d in docs["sizes"])
-        return cls(vm=vm_from_documents(docs), documents=docs, locks=locks, sizes=sizes)
+        # The models are read from a safe copy (text from outside made safe, see
+        # backend/safetext); the documents stay as ARM sent them: they are what a
+        # recreate sends back.
+        safe = safe_json(docs)
+        locks = None if safe.get("locks") is None else tuple(_lock(d) for d in safe["locks"])
+        sizes = None if safe.get("sizes") is None else tuple(_size(d) for d in safe["sizes"])
+        return cls(vm=vm_from_documents(safe), documents=docs, locks=locks, sizes=sizes)
 
     @property
     def model(self) -> dict[str, Any]:
