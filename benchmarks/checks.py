@@ -15,33 +15,18 @@ import argparse
 import statistics
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def build_inventory(vms: int, subscriptions: int):
-    from backend.azure.backend import join_subscription
-    from backend.emulator.estates import load_estate
+    from backend.azure.join import join_subscription
     from backend.models import Inventory, Subscription
 
-    estate = load_estate(f"scale:{vms}", subscriptions=subscriptions, seed=1)
-    kinds = {
-        "microsoft.compute/virtualmachines": "vms",
-        "microsoft.compute/disks": "disks",
-        "microsoft.compute/availabilitysets": "availability_sets",
-        "microsoft.network/networkinterfaces": "nics",
-        "microsoft.network/publicipaddresses": "public_ips",
-        "microsoft.network/networksecuritygroups": "nsgs",
-        "microsoft.network/loadbalancers": "load_balancers",
-        "microsoft.network/virtualnetworks": "vnets",
-    }
-    docs: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for doc in estate["resources"]:
-        kind = kinds.get(doc["type"].lower())
-        if kind:
-            docs[doc["id"].split("/")[2]][kind].append(doc)
+    from benchmarks._estate import scale_lists
+
+    estate, docs = scale_lists(vms, subscriptions)
     parts = [join_subscription(sub, d) for sub, d in docs.items()]
     return Inventory(
         subscriptions=tuple(Subscription(s["subscriptionId"], s["displayName"]) for s in estate["subscriptions"]),

@@ -18,7 +18,6 @@ import argparse
 import gc
 import sys
 import time
-from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,34 +27,11 @@ import orjson  # noqa: E402
 
 from benchmarks._emulator import median  # noqa: E402
 
-# ARM resource type -> the inventory list that carries it (backend.azure.lists.INVENTORY_LISTS)
-LISTS = {
-    "microsoft.compute/virtualmachines": "vms",
-    "microsoft.compute/disks": "disks",
-    "microsoft.compute/availabilitysets": "availability_sets",
-    "microsoft.network/networkinterfaces": "nics",
-    "microsoft.network/publicipaddresses": "public_ips",
-    "microsoft.network/networksecuritygroups": "nsgs",
-    "microsoft.network/loadbalancers": "load_balancers",
-    "microsoft.network/virtualnetworks": "vnets",
-}
-
-
 def wire_lists(vms: int, subscriptions: int) -> dict[str, dict[str, bytes]]:
     """Per subscription, per list: the list's answer as JSON bytes."""
-    from backend.emulator.estates import load_estate
+    from benchmarks._estate import scale_lists
 
-    estate = load_estate(f"scale:{vms}", subscriptions=subscriptions, seed=1, now=datetime(2026, 12, 1, tzinfo=timezone.utc))
-    per_sub: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for doc in estate["resources"]:
-        parts = doc["id"].split("/")
-        kind = f"{parts[6]}/{parts[7]}".lower() if len(parts) > 8 else ""
-        if kind in LISTS:
-            per_sub[parts[2]][LISTS[kind]].append(doc)
-    for doc in estate.get("availabilityStatuses") or ():
-        per_sub[doc["id"].split("/")[2]]["health"].append(doc)
-    for doc in estate.get("events") or ():
-        per_sub[doc["id"].split("/")[2]]["events"].append(doc)
+    _estate, per_sub = scale_lists(vms, subscriptions, health=True, now=datetime(2026, 12, 1, tzinfo=timezone.utc))
     return {sub: {name: orjson.dumps({"value": docs}) for name, docs in lists.items()} for sub, lists in per_sub.items()}
 
 
