@@ -13,14 +13,13 @@ leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from backend.config import ConfigError, config_path
+from backend.files import write_private_atomically
 
 _TABLE_HEADER = re.compile(r"^\s*\[")
 
@@ -71,25 +70,6 @@ def edited_text(text: str, key: str, value: Any) -> str:
     if after != {**before, key: value}:
         raise ConfigError(f"the config file's layout keeps aztriage from changing {key} safely; set {key} = {_toml_value(value)} by hand")
     return result
-
-
-def write_private_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text`: a 0600 temporary file in the same directory, fsynced, renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def save_setting(key: str, value: Any, path: Path | str | None = None) -> Path:

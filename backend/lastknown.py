@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from backend.files import write_private_atomically
 from backend.models import Vm
 
 log = logging.getLogger("aztriage.lastknown")
@@ -153,23 +152,7 @@ class LastKnownStore:
 
     def _write(self, doc: dict[str, Any]) -> None:
         doc["version"] = VERSION
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".lastknown.", suffix=".tmp", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=1, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-
+        write_private_atomically(self.path, json.dumps(doc, indent=1, sort_keys=True))
 
 def scope_for(settings: Any) -> str:
     """One scope per ARM endpoint (the demo's emulator port changes every run, so it gets one fixed scope)."""

@@ -21,7 +21,6 @@ import os
 import socket
 import statistics
 import struct
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -606,23 +605,14 @@ def rdp_file_text(host: str, port: int = 3389, user: str | None = None) -> str:
 
 
 def write_rdp_file(directory: str | Path, name: str, host: str, port: int = 3389, user: str | None = None) -> Path:
-    """Write DIR/NAME.rdp atomically (a half-written file never appears)."""
+    """Write DIR/NAME.rdp atomically (a half-written file never appears), readable only by the user."""
+    from backend.files import write_private_atomically
+
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a directory")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "vm"
     path = directory / f"{safe}.rdp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{safe}.", suffix=".rdp.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(rdp_file_text(host, port, user))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_private_atomically(path, rdp_file_text(host, port, user))
     return path
 

@@ -437,16 +437,13 @@ class AztriageApp(App[int]):
 
     def export_text(self, what: str, extension: str, text: str) -> Path | None:
         """Write atomically to a private file; the notification shows the path."""
+        from backend.files import write_private_atomically
+
         stamp = self.now().astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
         path = self.export_dir() / f"{what}-{stamp}.{extension}"
-        tmp = path.with_name(path.name + ".part")
         try:
-            fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
+            write_private_atomically(path, text)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             self.notify(f"Export failed: {path} cannot be written ({exc.strerror}).", severity="error")
             return None
         self.notify(f"Exported {what} to {path}", title="export", timeout=10)

@@ -56,14 +56,11 @@ def _check_screenshot_path(value: str | None) -> Path | None:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """The whole file or none of it."""
-    tmp = path.with_name(f".{path.name}.part")
+    from backend.files import write_private_atomically
+
     try:
-        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        write_private_atomically(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CliError(f"--screenshot {path}: cannot write it ({exc.strerror or exc})", exit_code=1) from None
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from backend.files import write_private_atomically
 from tui.cli import CliError
 from tui.commands.common import check_subscriptions, output_format, run_with_backend
 
@@ -35,20 +34,9 @@ def write_file(path: str, text: str) -> Path:
     if not directory.is_dir():
         raise CliError(f"--output {path}: the directory {directory} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        write_private_atomically(target, text)
     except OSError as exc:
         raise CliError(f"--output {path} cannot be written: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return target.resolve()
 
 

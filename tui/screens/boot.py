@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import weakref
 from typing import Any
 
@@ -522,6 +521,7 @@ class BootDetailScreen(BaseScreen):
             self.notify("No screenshot to save.", severity="warning", timeout=3)
             return
         from backend import bootdiag
+        from backend.files import write_private_atomically
 
         try:
             png = bootdiag.screenshot_png(state.data.screenshot)
@@ -530,14 +530,9 @@ class BootDetailScreen(BaseScreen):
             return
         stamp = self.aztriage.now().strftime("%Y%m%d-%H%M%S")
         path = self.aztriage.export_dir() / f"screenshot-{state.vm.name}-{stamp}.png"
-        tmp = path.with_name(path.name + ".part")
         try:
-            fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(png)
-            os.replace(tmp, path)
+            write_private_atomically(path, png)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             self.notify(f"The screenshot cannot be written to {path} ({exc.strerror}).", severity="error")
             return
         self.notify(f"Saved the screenshot to {path}", title="export", timeout=10)
