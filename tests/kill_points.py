@@ -18,6 +18,7 @@ import asyncio
 import functools
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,14 @@ class StepPoints:
     index: int
     key: str
     points: tuple[str, ...]  # in the order a run passes them
+
+
+def deal(items: list | tuple, hand: int, hands: int) -> list:
+    """Hand `hand` (0-based) of `items` dealt round-robin into `hands`: every item goes to
+    exactly one hand. Kill tests are parametrized by a fixed number of hands, so that
+    collecting them needs no recorded run; the run is recorded when a hand is played."""
+    assert len(items) >= hands, f"only {len(items)} to deal into {hands} tests: lower the number of tests"
+    return list(items[hand::hands])
 
 
 @dataclass(frozen=True)
@@ -51,10 +60,12 @@ class Scenario:
 @functools.lru_cache(maxsize=None)
 def recorded(vm_name: str, scenario: str, params: tuple[tuple[str, object], ...] = ()) -> Scenario:
     """Plan `scenario` for `vm_name` on a fresh demo emulator and run it once end to end
-    (telling the manual step it is done), recording the boundaries it passes."""
+    (telling the manual step it is done), recording the boundaries it passes. Called from
+    fixtures, never at import: collecting the tests does no recovery. Once per process."""
     from backend.recovery import scenarios
     from backend.recovery.plan import Kind
-    from tests.rescue_support import make_rig, own_emulator
+    from tests.recovery_support import own_emulator
+    from tests.rescue_support import make_rig
 
     passed: list[tuple[str, int, int]] = []
     seen: dict[tuple[str, int], int] = {}
@@ -82,8 +93,9 @@ def recorded(vm_name: str, scenario: str, params: tuple[tuple[str, object], ...]
     old = os.environ.get("AZTRIAGE_REACH_TIMEOUT")
     os.environ["AZTRIAGE_REACH_TIMEOUT"] = "3"
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            plan = asyncio.run(run(emu, Path(tmp) / "journal.sqlite3"))
+        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(1) as pool:
+            # In a thread of its own, so its event loop never meets the tests' loop.
+            plan = pool.submit(asyncio.run, run(emu, Path(tmp) / "journal.sqlite3")).result()
     finally:
         emu.stop()
         if old is None:

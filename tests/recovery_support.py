@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import backend.emulator.guest  # noqa: F401  (the emulators started here run their guests' RDP/SSH listeners)
-from tests.conftest import emulator_control, start_emulator
+from tests.support import emulator_control, start_emulator
 
 # Fast enough that a redeploy (300 s in Azure) takes a tenth of a second.
 ACCELERATION = 3000

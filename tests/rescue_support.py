@@ -6,17 +6,17 @@ disk deleted, nothing in the store that the ledger does not list."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-
-import pytest
 
 from backend.azure.backend import AzureBackend
 from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.runner import RunResult, Runner
-from tests.conftest import demo_settings, emulator_control
-from tests.recovery_support import own_emulator, reset  # noqa: F401  (re-exported for the test modules)
+from tests.recovery_support import reset
+from tests.support import demo_settings, emulator_control
 
 POLL = 0.02  # the emulator's operations end in milliseconds: poll them often
 
@@ -164,30 +164,17 @@ async def make_rig(emu, journal_path) -> Rig:
     return Rig(emu, backend, Journal(journal_path))
 
 
+@asynccontextmanager
+async def fresh_rig(emu, journal_path) -> AsyncIterator[Rig]:
+    """A rig with a new journal on the emulator reset to its initial estate; closed after."""
+    reset(emu)
+    rig = await make_rig(emu, journal_path)
+    try:
+        yield rig
+    finally:
+        await rig.backend.close()
+        rig.journal.close()
+
+
 def states(result: RunResult) -> list[str]:
     return [s.state for s in result.record.steps]
-
-
-# The fixtures both scenario modules use (imported by name into each: a module-scoped
-# fixture then gives each module its own emulator).
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
-
-
-@pytest.fixture(scope="module")
-def before(emu):
-    reset(emu)
-    return estate(emu)
-
-
-@pytest.fixture
-async def rig(emu, before, tmp_path, monkeypatch):
-    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
-    reset(emu)
-    r = await make_rig(emu, tmp_path / "journal.sqlite3")
-    yield r
-    await r.backend.close()
-    r.journal.close()

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from backend.azure.backend import AzureBackend
-from tests.conftest import demo_settings, emulator_control, start_emulator
+from tests.support import demo_settings, emulator_control, start_emulator
 
 pytestmark = pytest.mark.xdist_group("adapter")
 

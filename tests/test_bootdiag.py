@@ -132,7 +132,7 @@ def test_empty_log_says_nothing_was_captured():
 def test_demo_estate_stories(emulator):
     """The estate's three broken guests read as the runbook story they tell."""
     from backend.emulator.estates import load_estate
-    from tests.conftest import FIXED_NOW
+    from tests.support import FIXED_NOW
 
     estate = load_estate("demo", now=FIXED_NOW)
     names = {d["id"].lower(): d["name"] for d in estate["resources"] if d["type"] == "Microsoft.Compute/virtualMachines"}

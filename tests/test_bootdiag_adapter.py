@@ -19,7 +19,7 @@ from backend.diagnose import GUEST_NOT_ANSWERING
 from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.runner import Runner, RunRefused
-from tests.conftest import demo_settings, emulator_control, start_emulator
+from tests.support import demo_settings, emulator_control, start_emulator
 
 pytestmark = pytest.mark.xdist_group("bootdiag")
 

@@ -92,6 +92,6 @@ def test_bad_input_fails_before_anything_is_read_or_written(emulator, tmp_path):
 
 
 def _stats(emulator) -> str:
-    from tests.conftest import emulator_control
+    from tests.support import emulator_control
 
     return json.dumps(emulator_control(emulator, "GET", "/_emulator/stats"))

@@ -13,7 +13,7 @@ import pytest
 from backend.azure.backend import AzureBackend
 from backend.checks import RoleSettings, evaluate
 from backend.emulator.estates import EstateError, load_estate
-from tests.conftest import FIXED_NOW, demo_settings, emulator_control, start_emulator
+from tests.support import FIXED_NOW, demo_settings, emulator_control, start_emulator
 
 pytestmark = pytest.mark.xdist_group("checks")
 

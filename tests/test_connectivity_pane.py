@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import emulator_control, start_emulator
+from tests.support import emulator_control, start_emulator
 from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
 from tui.messages import OpenRecovery
 from tui.screens.connectivity import ConnectivityScreen

@@ -32,7 +32,7 @@ from backend.lastknown import LastKnownStore
 from backend.models import HealthStatus
 from backend.network import Source, vm_flow_verdict
 from backend.probe import OPEN, REFUSED, TIMEOUT, ProbeResult, ProbeTarget
-from tests.conftest import demo_settings, emulator_control, start_emulator
+from tests.support import demo_settings, emulator_control, start_emulator
 
 pytestmark = pytest.mark.xdist_group("connectivity")
 

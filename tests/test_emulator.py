@@ -220,12 +220,14 @@ def small_estate(n_vms: int = 3) -> dict:
     }
 
 
-ESTATE = small_estate()
+@pytest.fixture(scope="module")
+def estate_doc() -> dict:
+    return small_estate()
 
 
 @pytest.fixture(scope="module")
-async def emu():
-    e = Emulator(ESTATE, page_size=2, acceleration=600)
+async def emu(estate_doc):
+    e = Emulator(estate_doc, page_size=2, acceleration=600)
     await e.start()
     yield e
     await e.stop()
@@ -649,7 +651,7 @@ async def test_vm_create_attaches_and_creates_disks(emu, http):
     assert "PowerState/running" in [s["code"] for s in doc["properties"]["instanceView"]["statuses"]]
 
 
-async def test_reset_restores_initial_state(emu, http):
+async def test_reset_restores_initial_state(emu, http, estate_doc):
     st, h, _ = await http("DELETE", vm_id("vm1") + f"?{API}")
     await wait_op(http, h)
     await http("POST", "/_emulator/faults", {"match": "zzz", "status": 500, "count": -1})
@@ -664,7 +666,7 @@ async def test_reset_restores_initial_state(emu, http):
     st, _, d = await http("GET", disk_id("vm1-os") + f"?{API}")
     assert d["managedBy"] == vm_id("vm1")
     # the caller's estate was never mutated
-    assert ESTATE["resources"][0]["properties"]["provisioningState"] == "Succeeded"
+    assert estate_doc["resources"][0]["properties"]["provisioningState"] == "Succeeded"
 
 
 # ----------------------------------------------------------------------------- real SDK

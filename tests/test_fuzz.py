@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from backend.config import KNOWN_KEYS, ConfigError, load_config
 from backend.emulator.estates import EstateError, load_estate
 from backend.models import NetworkSecurityGroup, ResourceId, SecurityRule
-from tests.conftest import FIXED_NOW
+from tests.support import FIXED_NOW
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -13,7 +13,7 @@ import pytest
 from textual.binding import Binding
 
 from backend.config import Config
-from tests.conftest import FIXED_NOW, demo_settings
+from tests.support import FIXED_NOW, demo_settings
 from tests.tui_support import wait_loaded
 from tui.cli import main
 from tui.keymap import declared_bindings, effective_keymap

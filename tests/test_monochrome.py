@@ -10,7 +10,7 @@ import re
 from backend.checks import run_checks
 from backend.diagnose import VERDICTS, Diagnosis
 from backend.health import health_view
-from tests.conftest import FIXED_NOW
+from tests.support import FIXED_NOW
 from widgets.boot_table import BootState, boot_row
 from widgets.connectivity_table import PortState, port_row
 from widgets.findings_table import BY_RULE, BY_VM, rows_for

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from backend.config import Config
-from tests.conftest import FIXED_NOW, demo_settings
 from tests.recovery_support import own_emulator, reset
+from tests.support import FIXED_NOW, demo_settings
 from tests.tui_support import renderable_text, wait_for, wait_loaded
 from tui.presenter import Trail
 from tui.screens.connectivity import ConnectivityScreen

@@ -15,19 +15,16 @@ import pytest
 from backend.recovery import scenarios
 from backend.recovery.runner import Runner, RunRefused
 from backend.recovery.scenarios.recreate import PROTECTED_HANDLERS, captured_extensions, create_body
-from tests.conftest import emulator_control
-from tests.kill_points import recorded
+from tests.kill_points import deal, recorded
 from tests.recovery_support import arm_request, power, put_lock, vm_doc, writes
-from tests.rescue_support import (  # emu, before, rig: the shared fixtures
-    before,
-    emu,
-    rig,
+from tests.rescue_support import (  # the fixtures emu, before and rig: tests/rescue_fixtures.py
     assert_ledger_matches,
     assert_store_clean,
     fault,
     operation_counts,
     states,
 )
+from tests.support import emulator_control
 
 VM = "dev-sandbox-01"
 
@@ -289,22 +286,31 @@ async def test_a_failure_at_each_step_leaves_an_honest_journal_and_resumes(rig, 
     end_state_ok(rig, VM, original, done, before, had)
 
 
-def _recreate_boundaries() -> list[tuple[str, int]]:
+KILL_TESTS = 12  # the recorded boundaries are dealt out over this many tests
+
+
+@pytest.fixture(scope="module")
+def boundaries() -> list[tuple[str, int]]:
     """Every boundary a run of the plan passes (recorded from the plan itself: a new step is covered)."""
     return recorded(VM, "recreate").points
 
 
-@pytest.mark.parametrize("boundary", _recreate_boundaries(), ids=lambda b: f"{b[0]}:{b[1]}")
-async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rig, before, boundary):
-    original = vm_doc(rig.emu, VM)["doc"]
-    had = extensions_and_user_data(rig.emu, VM)
-    plan, result, killed = await rig.run_killed_at(VM, "recreate", {}, boundary)
-    assert killed
-    end_state_ok(rig, VM, original, result, before, had)
-    counts = operation_counts(rig.emu)
-    vm_id = plan.vm.id.lower()
-    assert counts[("delete", vm_id)] == 1 and counts[("create", vm_id)] == 1 and counts[("update", vm_id)] == 1
-    assert all(counts[("create", f"{vm_id}/extensions/{k.split('-', 1)[1].lower()}")] == 1 for k in plan.keys if k.startswith("extension-"))
+@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
+async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, before, boundaries, hand):
+    for boundary in deal(boundaries, hand, KILL_TESTS):
+        async with rigs() as rig:
+            try:
+                original = vm_doc(rig.emu, VM)["doc"]
+                had = extensions_and_user_data(rig.emu, VM)
+                plan, result, killed = await rig.run_killed_at(VM, "recreate", {}, boundary)
+                assert killed
+                end_state_ok(rig, VM, original, result, before, had)
+                counts = operation_counts(rig.emu)
+                vm_id = plan.vm.id.lower()
+                assert counts[("delete", vm_id)] == 1 and counts[("create", vm_id)] == 1 and counts[("update", vm_id)] == 1
+                assert all(counts[("create", f"{vm_id}/extensions/{k.split('-', 1)[1].lower()}")] == 1 for k in plan.keys if k.startswith("extension-"))
+            except AssertionError as exc:
+                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
 
 
 async def test_a_lock_that_forbids_deleting_blocks_the_plan(rig):

@@ -19,12 +19,8 @@ from backend.recovery.release import ReleaseRefused, release, release_plan
 from backend.recovery.runner import Runner, RunRefused
 from backend.recovery.scenarios._disks import arm_name
 from backend.recovery.scenarios.rescue import fix_script, repair_commands
-from tests.conftest import emulator_control
 from tests.recovery_support import arm_request, power, vm_doc, writes
-from tests.rescue_support import (  # emu, before, rig: the shared fixtures
-    before,
-    emu,
-    rig,
+from tests.rescue_support import (  # the fixtures emu, before and rig: tests/rescue_fixtures.py
     assert_ledger_matches,
     assert_store_clean,
     estate,
@@ -33,6 +29,7 @@ from tests.rescue_support import (  # emu, before, rig: the shared fixtures
     operation_counts,
     states,
 )
+from tests.support import emulator_control
 
 VM = "api-dev-01"
 FIXES = {"run_fixes": True}

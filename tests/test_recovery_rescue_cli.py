@@ -32,20 +32,10 @@ from tests import fork_cli
 from tests.kill_points import recorded
 from tests.recovery_support import arm_request, cli_connection, cli_env, json_lines, own_emulator, power, reset, vm_doc, writes
 from tests.rescue_support import assert_store_clean, estate, guest, operation_counts
+from tests.support import emulator_control
 from tests.test_recovery_cli import AZTRIAGE, REPO, journal_path, one_line_error, runs
 
-
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
-
-
-@pytest.fixture(scope="module")
-def before(emu):
-    reset(emu)
-    return estate(emu)
+# emu (this module's own emulator) and before (its estate at the start): tests/rescue_fixtures.py
 
 
 @pytest.fixture
@@ -152,20 +142,25 @@ def test_recreate_dry_run_shows_the_risk_and_sends_no_write(emu, home):
 # server that imported the CLI once (tests/fork_cli.py), so it starts in milliseconds
 # instead of the two seconds of importing the Azure SDK.
 
-RESCUE_POINTS = recorded("api-dev-01", "rescue", (("run_fixes", True),))
-RECREATE_POINTS = recorded("dev-sandbox-01", "recreate")
-MAX_STEPS_PER_CASE = 6  # each case costs one whole run plus a short process per boundary
+# Each scenario's recorded steps are split into this many consecutive chunks, one test each (a
+# fixed number, so that collecting the tests records no run); a chunk costs one whole run plus a
+# short process per boundary.
+CASES = {"rescue": 3, "recreate": 2}
 
 
-def _cases() -> list:
-    out = []
-    for scenario, recorded_run in (("rescue", RESCUE_POINTS), ("recreate", RECREATE_POINTS)):
-        steps = recorded_run.steps
-        count = -(-len(steps) // MAX_STEPS_PER_CASE)
-        for n in range(count):
-            chunk = steps[n * len(steps) // count : (n + 1) * len(steps) // count]
-            out.append(pytest.param(scenario, chunk, id=f"{scenario}:{chunk[0].key}..{chunk[-1].key}"))
-    return out
+@pytest.fixture(scope="module")
+def recorded_steps():
+    """The steps of each scenario with the boundaries an uninterrupted run passes (recorded once per process)."""
+    return {
+        "rescue": recorded("api-dev-01", "rescue", (("run_fixes", True),)).steps,
+        "recreate": recorded("dev-sandbox-01", "recreate").steps,
+    }
+
+
+def chunk(steps: tuple, n: int, count: int) -> tuple:
+    """The n-th (0-based) of `count` consecutive chunks of `steps`, as even as they come."""
+    assert len(steps) >= count, f"{len(steps)} steps cannot fill {count} cases"
+    return steps[n * len(steps) // count : (n + 1) * len(steps) // count]
 
 
 def _forked(emu, home, *args: str, kill_at: str | None = None) -> fork_cli.Result:
@@ -266,8 +261,9 @@ def _recreate_ended_well(emu, home, original: dict, had: dict, user_data: str | 
     assert {g.rsplit("/", 1)[-1] for g in changes["gone"]} == {"sandbox-bootstrap"}  # the one that needs its protected settings
 
 
-@pytest.mark.parametrize("scenario, steps", _cases())
-def test_killed_with_sigkill_at_every_boundary_resumes_to_the_same_end(emu, home, before, tmp_path, scenario, steps):
+@pytest.mark.parametrize("scenario, case", [(s, n) for s, count in CASES.items() for n in range(count)], ids=lambda v: str(v + 1) if isinstance(v, int) else v)
+def test_killed_with_sigkill_at_every_boundary_resumes_to_the_same_end(emu, home, before, tmp_path, recorded_steps, scenario, case):
+    steps = chunk(recorded_steps[scenario], case, CASES[scenario])
     points = [p for step in steps for p in step.points]
     assert all(step.points for step in steps), "a step the recorded run never reached"
     fresh = 0
@@ -326,6 +322,4 @@ def test_kill_9_in_the_middle_of_the_delete_resumes_polling_the_same_delete(tmp_
 
 
 def slow_ops(emu) -> list[dict]:
-    from tests.conftest import emulator_control
-
     return emulator_control(emu, "GET", "/_emulator/operations")

@@ -16,7 +16,6 @@ from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.plan import Kind, Plan, PlanError
 from backend.recovery.runner import Runner, RunRefused
-from tests.conftest import arm_call, demo_settings, emulator_control
 from tests.recovery_support import (
     guest_ports,
     operation_counts,
@@ -28,6 +27,7 @@ from tests.recovery_support import (
     vm_doc,
     writes,
 )
+from tests.support import arm_call, demo_settings, emulator_control
 
 
 @pytest.fixture(scope="module")

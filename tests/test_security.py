@@ -19,8 +19,8 @@ import pytest
 
 from backend.azure.backend import AzureBackend
 from backend.recovery import scenarios
-from tests.conftest import demo_settings, emulator_control
 from tests.recovery_support import cli_connection, cli_env, own_emulator, reset, writes
+from tests.support import demo_settings, emulator_control
 
 REPO = Path(__file__).resolve().parents[1]
 AZTRIAGE = [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]

@@ -14,7 +14,7 @@ from textual.command import CommandList, CommandPalette
 
 from backend.config import Config, ConfigError, load_config
 from backend.config_store import edited_text, save_setting
-from tests.conftest import FIXED_NOW, demo_settings
+from tests.support import FIXED_NOW, demo_settings
 from tests.tui_support import wait_for, wait_loaded
 from tui.themes import HIGH_CONTRAST, HIGH_CONTRAST_THEME, theme_names
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXED_NOW
+from tests.support import FIXED_NOW
 from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
 
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from PIL import Image
 
-from tests.conftest import emulator_control
+from tests.support import emulator_control
 from tests.tui_support import make_app, wait_for, wait_loaded
 from tui.screens.boot import BootDetailScreen, BootScreen
 from widgets import screenshot_view

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import emulator_control
+from tests.support import emulator_control
 from tests.tui_support import arm_post, make_app, renderable_text, table_lines, wait_for, wait_loaded
 from widgets.error_rows import ErrorRows
 from widgets.vm_table import VmTable

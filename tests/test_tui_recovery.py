@@ -10,8 +10,8 @@ import pytest
 from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.runner import Runner
-from tests.conftest import demo_settings
 from tests.recovery_support import guest_ports, operation_counts, own_emulator, reset, vm_doc, writes
+from tests.support import demo_settings
 from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
 from tui.messages import OpenRecovery
 from tui.screens.recovery import RecoveryScreen

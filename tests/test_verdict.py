@@ -14,7 +14,7 @@ from backend import verdict as V
 from backend.azure.backend import AzureBackend
 from backend.lastknown import LastKnownStore
 from backend.models import Maintenance
-from tests.conftest import FIXED_NOW, demo_settings
+from tests.support import FIXED_NOW, demo_settings
 
 pytestmark = pytest.mark.xdist_group("connectivity")
 

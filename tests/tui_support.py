@@ -11,7 +11,7 @@ import urllib.request
 from rich.console import Console
 
 from backend.config import Config
-from tests.conftest import FIXED_NOW, demo_settings
+from tests.support import FIXED_NOW, demo_settings
 
 
 def make_app(emulator, *, read_only: bool = False, refresh_interval: float = 0, keys: dict | None = None, start_pane: str = "inventory", subscriptions: tuple[str, ...] = ()):

@@ -1,0 +1,40 @@
+"""Fixtures of the recreate and rescue scenario modules (a pytest plugin named in
+conftest.py): an emulator of each module's own, the estate it starts from, and
+a rig (the real adapter and a fresh journal) per test on the reset emulator."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tests.recovery_support import own_emulator, reset
+from tests.rescue_support import estate, fresh_rig
+
+
+@pytest.fixture(scope="module")
+def emu():
+    """Module scope: each test module that uses it gets an emulator of its own."""
+    e = own_emulator()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="module")
+def before(emu):
+    reset(emu)
+    return estate(emu)
+
+
+@pytest.fixture
+def rigs(emu, before, tmp_path, monkeypatch):
+    """Makes rigs: `async with rigs() as rig:`, each on the reset emulator with a new journal."""
+    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
+    made = itertools.count(1)
+    return lambda: fresh_rig(emu, tmp_path / f"journal-{next(made)}.sqlite3")
+
+
+@pytest.fixture
+async def rig(rigs):
+    async with rigs() as r:
+        yield r

@@ -1,0 +1,58 @@
+"""Plain helpers the tests share: the fixed clock, starting an emulator, its
+control routes, and connection settings for it. Fixtures live in conftest.py
+and the plugin modules it names, never here; this module does nothing when
+imported."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+FIXED_NOW = datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)
+
+
+def start_emulator(spec: str = "demo", **kwargs):
+    from backend.emulator.estates import load_estate
+    from backend.emulator.server import EmulatorThread
+
+    estate = load_estate(spec, now=kwargs.pop("now", FIXED_NOW), subscriptions=kwargs.pop("subscriptions", None), seed=kwargs.pop("seed", 0))
+    return EmulatorThread(estate, **kwargs).start()
+
+
+def emulator_control(emu, method: str, path: str, body=None):
+    """Call an /_emulator/ control route (plain urllib, trusting the emulator's CA only)."""
+    import json
+    import ssl
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=emu.ca_file)
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(emu.endpoint + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else None
+
+
+def arm_call(emu, method: str, path: str, body=None) -> tuple[int, dict]:
+    """(status, JSON body) of an ARM call to the emulator, error bodies included."""
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=emu.ca_file)
+    data = json.dumps(body).encode() if body is not None else b""
+    req = urllib.request.Request(emu.endpoint + path, data=data if method != "GET" else None, method=method,
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer test"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            raw, status = resp.read(), resp.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read(), exc.code
+    return status, (json.loads(raw) if raw else {})
+
+
+def demo_settings(emu, **overrides):
+    from backend.demo import settings_for
+    from backend.settings import ConnectionSettings
+
+    return settings_for(emu, ConnectionSettings(**overrides))
