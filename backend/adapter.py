@@ -1,42 +1,218 @@
-"""The one async interface the console, the CLI and the benchmarks use.
+"""What the domain needs from Azure, as small typed capability protocols.
 
-``AzureBackend`` (backend/azure) is the only implementation; the demo points
-it at the local emulator, so the demo and real Azure share one code path.
+Each protocol is one kind of work (k9s's ``internal/dao`` interfaces,
+Harlequin's adapter base classes): the domain code is typed against the
+narrowest one it uses, never against ``AzureBackend`` or ``Any``, so a
+reader sees at a glance which calls a module can make, and mypy checks them.
+
+``AzureBackend`` (backend/azure) implements them all; the demo points it at
+the local emulator, so the demo and real Azure share one code path. The one
+place that builds it is the composition root, ``backend.composition``.
+
+Every method raises ``backend.errors.BackendError`` (one sentence for the
+operator) when Azure or the network fails. Writes take the long-running
+operation options of a recovery step (``Lro``): a continuation token to
+resume, and callbacks for acceptance and progress.
+
+Room is left for the serial console (interactive, over the VM's serial
+port) and Azure Resource Graph (estate-wide queries): each becomes one more
+protocol here, implemented in backend/azure, and joins ``Backend``.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
-from backend.models import Inventory, Subscription
-from backend.settings import ConnectionSettings
+from backend.errors import BackendError  # re-exported: the error every capability raises
+
+if TYPE_CHECKING:
+    from backend.checks import ComputeUsage, UsageKey
+    from backend.models import BootDiagnosticsData, HealthStatus, Inventory, Maintenance, Subscription, Vm
+    from backend.network import ConnectivityCheck, PrivatePath
+    from backend.settings import ConnectionSettings
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BootDiagnostics",
+    "CheckBackend",
+    "ComputeOperations",
+    "Connected",
+    "HealthHistory",
+    "InventorySource",
+    "Lro",
+    "NetworkDiagnostics",
+    "Quota",
+    "RecoveryBackend",
+    "ResourceReads",
+]
+
+Document = dict[str, Any]  # an ARM resource as the wire JSON (camelCase), secrets scrubbed
+OnStarted = Callable[[str], Awaitable[None] | None]
+OnProgress = Callable[[str, float], Awaitable[None] | None]
 
 
-class BackendError(Exception):
-    """A failure the operator can act on; ``str()`` is one sentence."""
+class Lro(TypedDict, total=False):
+    """How a write runs as a long-running operation (``StepContext.lro`` makes these)."""
 
-    def __init__(self, message: str, *, code: str = "Error", status: int | None = None):
-        super().__init__(message)
-        self.code = code
-        self.status = status
+    continuation_token: str | None  # resume this operation instead of sending it again
+    on_started: OnStarted | None  # called with the token the moment ARM accepts the operation
+    on_progress: OnProgress | None  # called with (status, seconds) while it runs
 
 
-class Backend(Protocol):
+class Connected(Protocol):
+    """Every capability knows its connection (read-only, demo, endpoint)."""
+
     settings: ConnectionSettings
+
+
+class InventorySource(Connected, Protocol):
+    """Subscriptions and the estate's VMs, joined into ``backend.models``."""
 
     @property
     def identity(self) -> str:
         """Who is signed in, for the header (or DEMO)."""
+        ...
 
     async def list_subscriptions(self) -> list[Subscription]: ...
 
-    async def inventory(self, subscription_ids: list[str] | None = None) -> Inventory: ...
+    async def inventory(self, subscription_ids: list[str] | None = None, *, instance_views: int | None = ...) -> Inventory: ...
+
+    async def read_instance_views(self, vms: Iterable[Vm], *, concurrency: int = 16) -> tuple[dict[str, Vm], dict[str, str]]:
+        """VMs enriched from their own instance views (agent, maintenance, fault domain),
+        by lower-case id, and the reason for each VM whose read failed."""
+        ...
 
     async def close(self) -> None: ...
 
 
-def create_backend(settings: ConnectionSettings) -> Backend:
-    """Build the real adapter. Imports the Azure SDK, so call it after the first frame."""
-    from backend.azure.backend import AzureBackend
+class HealthHistory(Protocol):
+    """Resource Health's history of one resource."""
 
-    return AzureBackend(settings.validate())
+    async def health_history(self, resource_id: str, *, limit: int = 50) -> list[HealthStatus]:
+        """Up to ``limit`` availability statuses, newest first."""
+        ...
+
+
+class NetworkDiagnostics(Protocol):
+    """Network Watcher checks and the private paths into a VM's network."""
+
+    async def check_connectivity(self, source: Vm, port: int, *, destination: Vm | None = None, address: str | None = None) -> ConnectivityCheck:
+        """Network Watcher's TCP check from ``source`` to a VM or an address."""
+        ...
+
+    async def private_path(self, vm: Vm) -> PrivatePath:
+        """VPN connections and Bastion hosts serving the VM's virtual network (errors inside)."""
+        ...
+
+    async def vm_runtime(self, vm: Vm) -> tuple[str, Maintenance]:
+        """(VM agent status, maintenance state) from the VM's instance view."""
+        ...
+
+
+class BootDiagnostics(Protocol):
+    """The serial log and the console screenshot Azure captured."""
+
+    async def boot_diagnostics(self, vm: Vm, *, serial_log: bool = True, screenshot: bool = True) -> BootDiagnosticsData:
+        """Raises ``BootDiagnosticsOff`` when they are disabled; a blob that cannot
+        be read is reported in the result, the other one is still returned."""
+        ...
+
+    async def enable_boot_diagnostics(self, vm_id: str, **lro: Unpack[Lro]) -> Document:
+        """Turn them on (managed storage unless the VM names an account)."""
+        ...
+
+
+class Quota(Protocol):
+    """Regional compute usage against its limits."""
+
+    async def inventory_usages(self, inv: Inventory) -> tuple[dict[UsageKey, tuple[ComputeUsage, ...]], dict[UsageKey, str]]:
+        """Usage rows of every (subscription, region) that holds a VM, and why a region failed."""
+        ...
+
+
+class ResourceReads(Connected, Protocol):
+    """Single resources read in full, as wire documents (None: it does not exist)."""
+
+    async def get_vm_document(self, vm_id: str) -> Document: ...
+
+    async def get_vm_or_none(self, vm_id: str) -> Document | None:
+        """The VM with its instance view, or None once it is deleted."""
+        ...
+
+    async def vm_documents(self, vm_id: str, *, sizes: bool = False) -> Document:
+        """Everything a recovery plan is built from: the model, disks, NICs, IPs, locks, health."""
+        ...
+
+    async def find_vm_ids(self, name: str, subscription_ids: list[str] | None = None) -> list[str]: ...
+
+    async def get_vm_user_data(self, vm_id: str) -> str | None: ...
+
+    async def list_extensions(self, vm_id: str) -> list[Document]: ...
+
+    async def get_extension(self, vm_id: str, name: str) -> Document | None: ...
+
+    async def get_disk_document(self, disk_id: str) -> Document | None: ...
+
+    async def get_snapshot(self, snapshot_id: str) -> Document | None: ...
+
+    async def get_public_ip_document(self, pip_id: str) -> Document | None: ...
+
+    async def get_nic(self, nic_id: str) -> Document | None: ...
+
+    async def list_locks(self, resource_id: str) -> list[Document]: ...
+
+    async def get_group(self, subscription_id: str, name: str) -> Document | None: ...
+
+    async def group_resources(self, subscription_id: str, name: str) -> list[Document]:
+        """Every resource in a group: what deleting the group would delete."""
+        ...
+
+
+class ComputeOperations(Connected, Protocol):
+    """The writes of recoveries. Each is refused under ``--read-only`` before any request."""
+
+    async def vm_action(self, vm_id: str, action: str, **lro: Unpack[Lro]) -> None:
+        """start, restart, power_off, deallocate, redeploy, reapply, perform_maintenance."""
+        ...
+
+    async def update_vm(self, vm_id: str, patch: Document, **lro: Unpack[Lro]) -> Document: ...
+
+    async def put_vm(self, vm_id: str, body: Document, **lro: Unpack[Lro]) -> Document: ...
+
+    async def delete_vm(self, vm_id: str, **lro: Unpack[Lro]) -> None:
+        """Azure honours each disk's, NIC's and IP's deleteOption: set Detach first."""
+        ...
+
+    async def put_extension(self, vm_id: str, name: str, body: Document, **lro: Unpack[Lro]) -> Document: ...
+
+    async def run_command(
+        self, vm_id: str, command_id: str, *, script: list[str] | None = None, parameters: dict[str, str] | None = None, **lro: Unpack[Lro]
+    ) -> Document: ...
+
+    async def create_snapshot(self, snapshot_id: str, body: Document, **lro: Unpack[Lro]) -> Document: ...
+
+    async def delete_snapshot(self, snapshot_id: str, **lro: Unpack[Lro]) -> None: ...
+
+    async def create_disk(self, disk_id: str, body: Document, **lro: Unpack[Lro]) -> Document: ...
+
+    async def delete_disk(self, disk_id: str, **lro: Unpack[Lro]) -> None: ...
+
+    async def put_nic(self, nic_id: str, body: Document, **lro: Unpack[Lro]) -> Document: ...
+
+    async def create_group(self, subscription_id: str, name: str, body: Document) -> Document: ...
+
+    async def delete_group(self, subscription_id: str, name: str, **lro: Unpack[Lro]) -> None: ...
+
+
+class RecoveryBackend(ResourceReads, ComputeOperations, BootDiagnostics, Protocol):
+    """What a recovery plan and its steps use."""
+
+
+class CheckBackend(InventorySource, Quota, Protocol):
+    """What the high-availability checklist reads beyond the inventory."""
+
+
+class Backend(CheckBackend, HealthHistory, NetworkDiagnostics, RecoveryBackend, Protocol):
+    """Every capability: what the console, the CLI and the benchmarks hold."""

@@ -37,6 +37,8 @@ from functools import cached_property
 from typing import Any
 
 from backend import regions, sizes
+from backend.adapter import CheckBackend
+from backend.instance_views import choose
 from backend.models import Inventory, Vm, id_name
 from backend.settings import DEFAULT_INSTANCE_VIEWS
 
@@ -851,16 +853,12 @@ def view_facts_present(vm: Vm) -> bool:
     return vm.instance_view_read
 
 
-async def read_facts(backend: Any, inv: Inventory, *, instance_view_limit: int | None = DEFAULT_INSTANCE_VIEW_LIMIT, first: Iterable[str] = ()) -> CheckFacts:
+async def read_facts(backend: CheckBackend, inv: Inventory, *, instance_view_limit: int | None = DEFAULT_INSTANCE_VIEW_LIMIT, first: Iterable[str] = ()) -> CheckFacts:
     """Instance views of at most ``instance_view_limit`` VMs (None: all that are not
     deallocated; ``first`` are read first) and the compute usage of every region in use.
 
     VMs the inventory already enriched with their instance view are not read again:
     they count as read."""
-    # The adapter's modules, imported only when used: the rules stay importable alone.
-    from backend.azure.instance_views import choose, read_instance_views
-    from backend.azure.quota import inventory_usages
-
     wanted = {i.lower() for i in first}
     already = {vm.id.lower(): vm for vm in inv.vms if view_facts_present(vm)}
     candidates = choose(inv, None, first)  # most useful first; deallocated VMs never
@@ -869,8 +867,8 @@ async def read_facts(backend: Any, inv: Inventory, *, instance_view_limit: int |
     if instance_view_limit is not None:
         rest = rest[: max(0, instance_view_limit - len(already) - len(named))]
     to_read = named + rest
-    views, view_errors = await read_instance_views(backend, to_read)
-    usages, usage_errors = await inventory_usages(backend, inv)
+    views, view_errors = await backend.read_instance_views(to_read)
+    usages, usage_errors = await backend.inventory_usages(inv)
     return CheckFacts({**already, **views}, view_errors, usages, usage_errors, instance_view_limit)
 
 
@@ -881,7 +879,7 @@ async def run_with_facts(inv: Inventory, facts: CheckFacts, roles: RoleSettings 
 
 
 async def evaluate(
-    backend: Any,
+    backend: CheckBackend,
     subscription_ids: list[str] | None = None,
     roles: RoleSettings | None = None,
     *,
@@ -917,7 +915,7 @@ class CheckSession:
     def stale(self) -> bool:
         return self.facts is None or self.read_at is None or self._clock() - self.read_at >= self.max_age_s
 
-    async def run(self, backend: Any, inv: Inventory, roles: RoleSettings | None = None, *, force: bool = False) -> tuple[Inventory, CheckResult]:
+    async def run(self, backend: CheckBackend, inv: Inventory, roles: RoleSettings | None = None, *, force: bool = False) -> tuple[Inventory, CheckResult]:
         if force or self.stale():
             self.facts = await read_facts(backend, inv, instance_view_limit=self.instance_view_limit)
             self.read_at = self._clock()

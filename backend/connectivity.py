@@ -299,7 +299,7 @@ async def run(
             try:
                 sink[key] = await coro_factory()
             except Exception as exc:  # a side fact must not sink the run
-                from backend.adapter import BackendError
+                from backend.errors import BackendError
 
                 if not isinstance(exc, BackendError):
                     log.warning("side fact %s failed", key, exc_info=True)

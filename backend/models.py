@@ -504,3 +504,30 @@ class Inventory:
 
     def nsg(self, nsg_id: str | None) -> NetworkSecurityGroup | None:
         return self.nsgs.get(nsg_id.lower()) if nsg_id else None
+
+
+@dataclass(frozen=True)
+class BootDiagnosticsData:
+    """A VM's serial log and console screenshot as boot diagnostics captured them."""
+
+    vm_id: str
+    vm_name: str
+    storage: str  # "managed storage" or "storage account NAME"
+    serial_log: str | None  # the text (page-blob padding removed); None when it could not be read
+    screenshot: bytes | None  # as the blob holds it (BMP from Azure)
+    serial_error: str | None = None
+    screenshot_error: str | None = None
+    fetched_at: datetime | None = None
+    sas_fetches: int = 0  # retrieve calls made: 0 (cached URLs), 1, or 2 when they had expired
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vm": self.vm_name,
+            "vm_id": self.vm_id,
+            "storage": self.storage,
+            "serial_log_bytes": len(self.serial_log.encode()) if self.serial_log is not None else None,
+            "screenshot_bytes": len(self.screenshot) if self.screenshot is not None else None,
+            "serial_error": self.serial_error,
+            "screenshot_error": self.screenshot_error,
+            "fetched_at": self.fetched_at.isoformat(timespec="seconds") if self.fetched_at else None,
+        }

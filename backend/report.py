@@ -486,7 +486,7 @@ async def connectivity_section(vm: Vm, inv: Inventory, backend: Any, *, probe: b
 
 
 async def health_history(backend: Any, vm: Vm) -> tuple[list[HealthStatus] | None, str | None]:
-    from backend.adapter import BackendError
+    from backend.errors import BackendError
     from backend.azure.history import health_history as read_history
 
     try:

@@ -181,7 +181,7 @@ async def wait_frame_after(clock: FrameClock, t: float, state=None, timeout: flo
 
 
 async def in_process(endpoint: str, ca_file: str, runs: int) -> dict[str, list[float]]:
-    from backend.adapter import create_backend
+    from backend.composition import create_backend
     from backend.config import Config
     from backend.settings import ConnectionSettings
     from tui.app import AztriageApp

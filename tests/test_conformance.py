@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.azure import mapping
+from backend import mapping
 from backend.azure.join import join_subscription
 
 EXAMPLES = Path(__file__).parent / "data" / "azure-rest-examples"

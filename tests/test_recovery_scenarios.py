@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from backend.adapter import BackendError
-from backend.azure import mapping
+from backend import mapping
 from backend.azure.backend import AzureBackend
 from backend.recovery import journal as J
 from backend.recovery import scenarios, service

@@ -177,7 +177,7 @@ class AztriageApp(App[int]):
 
     @work(exclusive=True, group="connect", exit_on_error=False)
     async def connect(self) -> None:
-        from backend.azure.warmup import import_sdk
+        from backend.composition import import_sdk
 
         # The SDK import (about a second) runs in a thread, off the event loop, and
         # alongside the demo emulator's start when there is one.
@@ -188,7 +188,7 @@ class AztriageApp(App[int]):
         else:
             self.update_header("connecting…", "busy")
             await sdk
-        from backend.adapter import create_backend
+        from backend.composition import create_backend
 
         self.backend = create_backend(self.settings)
         self._identity = getattr(self.backend, "identity", "")
@@ -233,7 +233,7 @@ class AztriageApp(App[int]):
         if worker.node is not self:
             self._screen_worker_failed(worker)
             return
-        from backend.adapter import BackendError
+        from backend.errors import BackendError
         from backend.settings import SettingsError
 
         if isinstance(error, (BackendError, SettingsError)):
@@ -261,7 +261,7 @@ class AztriageApp(App[int]):
         bug or an error the screen did not expect. Not a load failure, so the inventory's
         error rows stay as they are; the operator is told which work stopped and where
         the traceback is."""
-        from backend.adapter import BackendError
+        from backend.errors import BackendError
         from backend.settings import SettingsError
 
         error = worker.error

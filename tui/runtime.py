@@ -75,7 +75,7 @@ def resolve_settings(args: argparse.Namespace, emulator: object | None) -> Conne
 
 @contextlib.asynccontextmanager
 async def open_backend(settings: ConnectionSettings) -> AsyncIterator[object]:
-    from backend.adapter import create_backend
+    from backend.composition import create_backend
 
     try:
         backend = create_backend(settings)

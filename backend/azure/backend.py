@@ -45,13 +45,18 @@ from azure.core.pipeline.policies import (
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuthenticationPolicy
 
-from backend.adapter import BackendError
-from backend.azure import join, mapping
+from backend import mapping
+from backend.azure import join
 from backend.azure.credentials import make_credential
+from backend.azure import bootdiag, history, instance_views, network_ops, quota
 from backend.azure.lists import INVENTORY_LISTS, ListRoute, raw_list
-from backend.azure.operations import RecoveryOperations
+from backend.azure.rescue_ops import ResourceOperations
+from backend.checks import ComputeUsage, UsageKey
+from backend.errors import BackendError
 from backend.gcpause import gc_paused
-from backend.models import Inventory, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
+from backend.instance_views import choose
+from backend.models import BootDiagnosticsData, HealthStatus, Inventory, Maintenance, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
+from backend.network import ConnectivityCheck, PrivatePath
 from backend.safetext import safe_json, safe_line
 from backend.settings import DEFAULT_INSTANCE_VIEWS, ConnectionSettings
 
@@ -99,8 +104,13 @@ def _describe_error(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, str(exc) or type(exc).__name__
 
 
-class AzureBackend(RecoveryOperations):
-    """The Backend protocol over the async management SDKs."""
+class AzureBackend(ResourceOperations):
+    """Every capability of ``backend.adapter`` over the async management SDKs.
+
+    The reads and writes of recoveries are the mixins' (``operations``,
+    ``rescue_ops``); boot diagnostics, network checks, health history, quota and
+    instance views live in their own modules, whose functions take this object,
+    and are reached through the methods of the section "capabilities"."""
 
     def __init__(self, settings: ConnectionSettings, *, retry_total: int = 4, read_timeout: float = 60.0):
         self.settings = settings
@@ -378,13 +388,39 @@ class AzureBackend(RecoveryOperations):
         return {k: tuple(dict.fromkeys(v)) for k, v in found.items()}
 
     async def _with_instance_views(self, vms: list[Vm], limit: int | None) -> list[Vm]:
-        from backend.azure.instance_views import choose, read_instance_views
-
         chosen = choose(Inventory(subscriptions=(), vms=tuple(vms)), limit)
-        read, errors = await read_instance_views(self, chosen)
+        read, errors = await self.read_instance_views(chosen)
         for vm_id, message in errors.items():
             log.info("instance view not read for %s: %s", vm_id, message)
         return [read.get(vm.id.lower(), vm) for vm in vms]
+
+    # --- capabilities (backend.adapter) ------------------------------------------------
+
+    async def read_instance_views(self, vms: Iterable[Vm], *, concurrency: int = 16) -> tuple[dict[str, Vm], dict[str, str]]:
+        return await instance_views.read_instance_views(self, vms, concurrency=concurrency)
+
+    async def health_history(self, resource_id: str, *, limit: int = 50) -> list[HealthStatus]:
+        return await history.health_history(self, resource_id, limit=limit)
+
+    async def check_connectivity(self, source: Vm, port: int, *, destination: Vm | None = None, address: str | None = None) -> ConnectivityCheck:
+        return await network_ops.check_connectivity(self, source, port, destination=destination, address=address)
+
+    async def private_path(self, vm: Vm) -> PrivatePath:
+        return await network_ops.private_path(self, vm)
+
+    async def vm_runtime(self, vm: Vm) -> tuple[str, Maintenance]:
+        return await network_ops.vm_runtime(self, vm)
+
+    async def boot_diagnostics(self, vm: Vm, *, serial_log: bool = True, screenshot: bool = True) -> BootDiagnosticsData:
+        return await bootdiag.for_vm(self, vm, serial_log=serial_log, screenshot=screenshot)
+
+    async def enable_boot_diagnostics(self, vm_id: str, **lro: Any) -> dict[str, Any]:
+        return await bootdiag.enable(self, vm_id, **lro)
+
+    async def inventory_usages(self, inv: Inventory) -> tuple[dict[UsageKey, tuple[ComputeUsage, ...]], dict[UsageKey, str]]:
+        return await quota.inventory_usages(self, inv)
+
+    # --- the benchmark's baseline --------------------------------------------------------
 
     async def inventory_per_vm(self, subscription_ids: list[str] | None = None) -> int:
         """The per-VM pattern of scripts and `az vm list -d`, kept for the benchmark only:

@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from backend.adapter import BackendError
-from backend.models import ResourceId
+from backend.errors import BackendError, BootDiagnosticsOff
+from backend.models import BootDiagnosticsData, ResourceId
 from backend.safetext import safe_line
 
 log = logging.getLogger("aztriage.azure.bootdiag")
@@ -40,10 +40,6 @@ MAX_BLOB_BYTES = 32 * 1024 * 1024
 BLOB_TIMEOUT_S = 30.0
 
 ENABLE_PATCH = {"properties": {"diagnosticsProfile": {"bootDiagnostics": {"enabled": True}}}}
-
-
-class BootDiagnosticsOff(BackendError):
-    """The VM has boot diagnostics off: there is nothing to read until they are enabled."""
 
 
 @dataclass(frozen=True)
@@ -57,31 +53,6 @@ class SasUris:
         if self.expires_at is None:
             return False
         return (now or time.time()) < self.expires_at - EXPIRY_MARGIN_S
-
-
-@dataclass(frozen=True)
-class BootDiagnosticsData:
-    vm_id: str
-    vm_name: str
-    storage: str  # "managed storage" or "storage account NAME"
-    serial_log: str | None  # the text (page-blob padding removed); None when it could not be read
-    screenshot: bytes | None  # as the blob holds it (BMP from Azure)
-    serial_error: str | None = None
-    screenshot_error: str | None = None
-    fetched_at: datetime | None = None
-    sas_fetches: int = 0  # retrieve calls made: 0 (cached URLs), 1, or 2 when they had expired
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "vm": self.vm_name,
-            "vm_id": self.vm_id,
-            "storage": self.storage,
-            "serial_log_bytes": len(self.serial_log.encode()) if self.serial_log is not None else None,
-            "screenshot_bytes": len(self.screenshot) if self.screenshot is not None else None,
-            "serial_error": self.serial_error,
-            "screenshot_error": self.screenshot_error,
-            "fetched_at": self.fetched_at.isoformat(timespec="seconds") if self.fetched_at else None,
-        }
 
 
 # Per adapter instance: vm id (lower) -> the last URLs.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from backend.azure.mapping import health_status
+from backend.mapping import health_status
 from backend.models import HealthStatus
 from backend.safetext import safe_json
 

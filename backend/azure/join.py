@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backend.azure import mapping
+from backend import mapping
 from backend.models import HealthStatus, Inventory, NetworkSecurityGroup, PublicIp, ServiceEvent, Vm
 
 Doc = Mapping[str, Any]

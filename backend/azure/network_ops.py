@@ -18,8 +18,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from backend.adapter import BackendError
-from backend.azure import mapping
+from backend import mapping
+from backend.errors import BackendError
 from backend.safetext import safe_json, safe_line, safe_opt
 from backend.models import Maintenance, ResourceId, Vm, id_name
 from backend.network import ConnectivityCheck, ConnectivityHop, ConnectivityIssue, PrivatePath, VpnConnection

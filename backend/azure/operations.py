@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from backend.adapter import BackendError
+from backend.errors import BackendError
 from backend.models import ResourceId
 from backend.safetext import safe_text
 

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from backend.adapter import BackendError
+from backend.errors import BackendError
 from backend.checks import ComputeUsage, UsageKey
 from backend.models import Inventory
 from backend.regions import normalize

@@ -53,7 +53,7 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.azure import mapping
+from backend import mapping
 from backend.network import Flow, Source, evaluate_inbound
 from backend.probe import (
     PROTOCOL_HYBRID,

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from backend.adapter import Lro, RecoveryBackend
 from backend.recovery.journal import Journal
 
 if TYPE_CHECKING:
+    from backend.models import Vm
     from backend.recovery.facts import VmFacts
     from backend.recovery.plan import Plan, Step
+    from backend.settings import ConnectionSettings
 
 Emit = Callable[[int | None, str, str, dict[str, Any] | None], Awaitable[None]]
 
@@ -25,7 +28,7 @@ class StepFailed(Exception):
 
 @dataclass
 class StepContext:
-    backend: Any  # the adapter (AzureBackend)
+    backend: RecoveryBackend
     journal: Journal
     run_id: str
     index: int
@@ -41,11 +44,11 @@ class StepContext:
     _last_progress: float = 0.0
 
     @property
-    def vm(self):
+    def vm(self) -> Vm:
         return self.facts.vm
 
     @property
-    def settings(self):
+    def settings(self) -> ConnectionSettings:
         return self.backend.settings
 
     # --- reporting ---------------------------------------------------------
@@ -77,7 +80,7 @@ class StepContext:
             return None
         return (self.outputs.get("sending") or {}).get(name)
 
-    async def lro(self, name: str, *, journal_token: bool = True) -> dict[str, Any]:
+    async def lro(self, name: str, *, journal_token: bool = True) -> Lro:
         """Keyword arguments for an adapter write: resume the journaled operation
         if there is one; otherwise journal the intent, then the operation's
         continuation token the moment ARM accepts it.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from backend import mapping
 from backend.models import ResourceId, Vm
 from backend.safetext import safe_json
 
@@ -87,9 +88,7 @@ def _size(doc: dict[str, Any]) -> VmSize:
 
 
 def vm_from_documents(docs: dict[str, Any]) -> Vm:
-    """Read the VM model the way the inventory does (backend/azure/mapping is pure: no SDK)."""
-    from backend.azure import mapping
-
+    """Read the VM model the way the inventory does (``backend.mapping``)."""
     public_ips = {p["id"].lower(): mapping.public_ip(p) for p in docs.get("public_ips") or ()}
     model = docs["model"]
     view = (model.get("properties") or {}).get("instanceView")
@@ -147,7 +146,6 @@ class VmFacts:
     def incident(self) -> Any:
         """The active Azure incident that covers the VM (backend.verdict.Incident), from the
         service issues read with it, or None."""
-        from backend.azure import mapping
         from backend.verdict import incident_for
 
         sub = self.vm.subscription_id

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from backend.adapter import BackendError
+from backend.adapter import RecoveryBackend
+from backend.errors import BackendError
 from backend.recovery import journal as J
 from backend.recovery.journal import Journal, RunRecord
 
@@ -79,10 +80,9 @@ def release_plan(journal: Journal, run_id: str) -> tuple[RunRecord, list[Release
 OnItem = Callable[[ReleaseItem, str, bool], None]  # item, what happened, ok
 
 
-async def release(backend: Any, journal: Journal, run_id: str, *, on_item: OnItem | None = None) -> list[tuple[ReleaseItem, str, bool]]:
+async def release(backend: RecoveryBackend, journal: Journal, run_id: str, *, on_item: OnItem | None = None) -> list[tuple[ReleaseItem, str, bool]]:
     """Delete what `release_plan` marks delete, each checked again in Azure first;
     returns (item, what happened, ok) for every item."""
-    from backend.azure import rescue_ops
     from backend.recovery.runner import run_target
 
     run, items = release_plan(journal, run_id)
@@ -114,9 +114,9 @@ async def release(backend: Any, journal: Journal, run_id: str, *, on_item: OnIte
                 done(item, f"kept: attached to {doc['managedBy'].rsplit('/', 1)[-1]}", False)
             else:
                 if item.kind == "snapshot":
-                    await rescue_ops.delete_snapshot(backend, item.resource_id)
+                    await backend.delete_snapshot(item.resource_id)
                 else:
-                    await rescue_ops.delete_disk(backend, item.resource_id)
+                    await backend.delete_disk(item.resource_id)
                 done(item, "deleted", True, released=True)
         except BackendError as exc:
             done(item, f"failed: {exc}", False)

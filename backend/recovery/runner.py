@@ -26,12 +26,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.adapter import BackendError
+from backend.adapter import RecoveryBackend
+from backend.errors import BackendError
 from backend.recovery import journal as J
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
 from backend.recovery.journal import Journal, RunRecord, utcnow
 from backend.recovery.plan import ALREADY_DONE, BLOCKED, WAIT, Check, Kind, Plan, Verification, ready, verified
+from backend.settings import ConnectionSettings
 
 log = logging.getLogger("aztriage.recovery")
 
@@ -102,7 +104,7 @@ def _kill_hook(boundary: str, index: int) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run_target(settings: Any) -> str:
+def run_target(settings: ConnectionSettings) -> str:
     """Which Azure a run acted on: a resumed run must act on the same one."""
     if getattr(settings, "demo", False):
         return "demo"
@@ -112,7 +114,7 @@ def run_target(settings: Any) -> str:
 class Runner:
     def __init__(
         self,
-        backend: Any,
+        backend: RecoveryBackend,
         journal: Journal,
         *,
         on_event: OnEvent | None = None,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.adapter import BackendError
+from backend.adapter import RecoveryBackend, ResourceReads
+from backend.errors import BackendError
 from backend.models import ResourceId
 from backend.recovery import scenarios
 from backend.recovery.facts import VmFacts
@@ -16,7 +17,7 @@ class VmNotFound(PlanError):
     """No such VM, or the name is ambiguous; one sentence."""
 
 
-async def find_vm(backend: Any, name_or_id: str, subscriptions: list[str] | None = None) -> str:
+async def find_vm(backend: ResourceReads, name_or_id: str, subscriptions: list[str] | None = None) -> str:
     """The id of a VM given by name (unique across the visible subscriptions) or by ARM id."""
     if name_or_id.lower().startswith("/subscriptions/"):
         vm_id = name_or_id.rstrip("/")
@@ -42,13 +43,13 @@ async def find_vm(backend: Any, name_or_id: str, subscriptions: list[str] | None
     return found[0]
 
 
-async def read_vm(backend: Any, vm_id: str) -> VmFacts:
+async def read_vm(backend: ResourceReads, vm_id: str) -> VmFacts:
     """The VM with its full instance view (agent, maintenance), locks and health: what the
     scenario choice is made from (the inventory's list view carries only power states)."""
     return VmFacts.from_documents(await backend.vm_documents(vm_id))
 
 
-async def gather_facts(backend: Any, vm_id: str, scenario_id: str, params: dict[str, Any] | None = None) -> VmFacts:
+async def gather_facts(backend: RecoveryBackend, vm_id: str, scenario_id: str, params: dict[str, Any] | None = None) -> VmFacts:
     """What the scenario's plan is built from; `params` as the plan takes them (a scenario
     may read more than the VM itself, e.g. the rescue VM named in its parameters)."""
     scenario = scenarios.get(scenario_id)
@@ -57,7 +58,7 @@ async def gather_facts(backend: Any, vm_id: str, scenario_id: str, params: dict[
     return VmFacts.from_documents(docs)
 
 
-async def make_plan(backend: Any, vm_id: str, scenario_id: str, params: dict[str, Any] | None = None) -> tuple[Plan, VmFacts]:
+async def make_plan(backend: RecoveryBackend, vm_id: str, scenario_id: str, params: dict[str, Any] | None = None) -> tuple[Plan, VmFacts]:
     """Read the VM and build the scenario's plan (nothing is changed)."""
     scenario = scenarios.get(scenario_id)
     facts = await gather_facts(backend, vm_id, scenario_id, params)

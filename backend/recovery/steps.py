@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
+from backend import mapping
 from backend.models import Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, power_state, provisioning
@@ -52,11 +53,7 @@ def parse_time(value: str | None) -> datetime | None:
     """An ARM timestamp; one without a zone is UTC (ARM writes both forms)."""
     if not value:
         return None
-    from datetime import timezone
-
-    from backend.azure.mapping import parse_time as _parse
-
-    parsed = _parse(value)
+    parsed = mapping.parse_time(value)
     if parsed is not None and parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed

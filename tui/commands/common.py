@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 def run_with_backend(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
     """Start the demo emulator if asked, open the adapter, run `work(backend)`."""
-    from backend.adapter import BackendError
+    from backend.errors import BackendError
     from tui.runtime import demo_emulator, open_backend, resolve_settings
 
     with demo_emulator(args) as emulator:

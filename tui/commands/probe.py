@@ -79,7 +79,7 @@ def _request(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     fmt = output_format(args, ("table", "json"))
     request = _request(args)
-    from backend.adapter import BackendError
+    from backend.errors import BackendError
     from tui.runtime import demo_emulator, open_backend, resolve_settings
 
     with demo_emulator(args) as emulator:

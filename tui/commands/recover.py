@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     printer = Printer(fmt)
     if args.demo:
         import backend.emulator.guest  # noqa: F401  (the demo guests answer RDP/SSH)
-    from backend.adapter import BackendError
+    from backend.errors import BackendError
     from backend.recovery.journal import Journal, JournalError, SecretLeak
     from tui.runtime import demo_emulator, open_backend, resolve_settings
 

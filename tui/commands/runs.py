@@ -127,7 +127,7 @@ def _release(args: argparse.Namespace, journal, fmt: str) -> int:
     """Show what releasing the run deletes and keeps, confirm, then delete (each checked again first)."""
     import asyncio
 
-    from backend.adapter import BackendError
+    from backend.errors import BackendError
     from backend.recovery.release import DELETE, ReleaseRefused, release, release_plan
     from tui.commands.recover import _settings_for_runs
     from tui.runtime import demo_emulator, open_backend, resolve_settings

@@ -59,7 +59,7 @@ async def read_boot(app: Any, state: BootState, *, screenshot: bool = True) -> A
     """Read one VM's boot diagnostics into `state`; returns the screenshot image (or None).
     Never raises: what went wrong is in state.error."""
     from backend import bootdiag
-    from backend.adapter import BackendError
+    from backend.errors import BackendError
     from backend.azure import bootdiag as boot_ops
 
     vm = state.vm

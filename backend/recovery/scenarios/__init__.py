@@ -8,6 +8,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from backend.adapter import RecoveryBackend
 from backend.models import Vm
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Plan, PlanError
@@ -35,7 +36,7 @@ class Scenario:
     def unavailable(self, vm: Vm) -> str | None:
         return self._mod().unavailable(vm)
 
-    async def gather(self, backend: Any, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
+    async def gather(self, backend: RecoveryBackend, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
         """Add what this scenario's plan is built from beyond the VM's own documents
         (a module's optional ``gather``: e.g. the rescue VM the operator picked)."""
         extra = getattr(self._mod(), "gather", None)

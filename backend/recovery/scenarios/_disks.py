@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from backend.adapter import BackendError
+from backend.errors import BackendError
 from backend.models import ResourceId, Vm
 from backend.recovery.context import StepContext
 from backend.recovery.facts import VmFacts, power_state, provisioning
@@ -124,9 +124,7 @@ def nic_ip_options(nic: dict[str, Any]) -> list[Kept]:
 
 
 async def get_vm(ctx: StepContext, vm_id: str) -> dict[str, Any] | None:
-    from backend.azure import rescue_ops
-
-    return await rescue_ops.get_vm(ctx.backend, vm_id)
+    return await ctx.backend.get_vm_or_none(vm_id)
 
 
 async def wait_for_vm(

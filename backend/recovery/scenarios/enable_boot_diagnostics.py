@@ -52,9 +52,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return ready(f"boot diagnostics are off for {vm.name}")
 
     async def run(ctx: StepContext) -> str:
-        from backend.azure import bootdiag
-
-        await bootdiag.enable(ctx.backend, vm.id, **await ctx.lro("enable-boot-diagnostics"))
+        await ctx.backend.enable_boot_diagnostics(vm.id, **await ctx.lro("enable-boot-diagnostics"))
         return f"Azure accepted boot diagnostics for {vm.name}"
 
     async def verify(ctx: StepContext) -> Verification:

@@ -65,6 +65,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from backend.adapter import ResourceReads
+
+from backend.errors import BackendError
 from backend.models import Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, power_state, provisioning
@@ -191,7 +194,7 @@ def _user_data_size(model: dict[str, Any]) -> int | None:
         return len(value)
 
 
-async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
+async def gather(backend: ResourceReads, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
     """userData comes only with GET $expand=userData (the model was read with the instance view):
     read it into the model the run captures, which is the only copy once the VM is deleted."""
     user_data = await backend.get_vm_user_data(vm_id)
@@ -264,11 +267,9 @@ def _nic_ids(model: dict[str, Any]) -> list[str]:
 
 async def _all_kept(ctx: StepContext, model: dict[str, Any]) -> list[Kept]:
     """Every disk, NIC and public IP of the VM with its deleteOption as Azure has it now."""
-    from backend.azure import rescue_ops
-
     kept = vm_delete_options(model)
     for nic_id in _nic_ids(model):
-        nic = await rescue_ops.get_nic(ctx.backend, nic_id)
+        nic = await ctx.backend.get_nic(nic_id)
         if nic is None:
             raise StepFailed(f"NIC {short(nic_id)} of {ctx.vm.name} cannot be read: it no longer exists")
         kept += nic_ip_options(nic)
@@ -310,8 +311,6 @@ def extension_step(vm: Vm, ext: CapturedExtension) -> Step:
         return ready(f"{vm.name} runs and has no {ext.name}")
 
     async def run(ctx: StepContext) -> str:
-        from backend.adapter import BackendError
-
         started = time.monotonic()
         try:
             await ctx.backend.put_extension(vm.id, ext.name, ext.body, **await ctx.lro("install"))
@@ -463,11 +462,9 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
 
     # 3. deleteOption Detach on the public IPs -----------------------------------------------------
     async def ip_options_pre(ctx: StepContext) -> Check:
-        from backend.azure import rescue_ops
-
         risky = []
         for nic_id in _nic_ids(model):
-            nic = await rescue_ops.get_nic(ctx.backend, nic_id)
+            nic = await ctx.backend.get_nic(nic_id)
             if nic is None:
                 return blocked(f"NIC {short(nic_id)} no longer exists")
             risky += [k for k in nic_ip_options(nic) if not k.safe]
@@ -476,11 +473,9 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return ready("deleteOption is Delete on " + ", ".join(k.describe() for k in risky))
 
     async def ip_options_run(ctx: StepContext) -> str:
-        from backend.azure import rescue_ops
-
         changed = []
         for i, nic_id in enumerate(_nic_ids(model)):
-            nic = await rescue_ops.get_nic(ctx.backend, nic_id)
+            nic = await ctx.backend.get_nic(nic_id)
             if nic is None:
                 raise StepFailed(f"NIC {short(nic_id)} no longer exists")
             if all(k.safe for k in nic_ip_options(nic)):
@@ -490,16 +485,14 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
                 pip = (cfg.get("properties") or {}).get("publicIPAddress")
                 if pip and pip.get("id"):
                     pip.setdefault("properties", {})["deleteOption"] = "Detach"
-            await rescue_ops.put_nic(ctx.backend, nic_id, body_nic, **await ctx.lro(f"nic-{i}", journal_token=False))
+            await ctx.backend.put_nic(nic_id, body_nic, **await ctx.lro(f"nic-{i}", journal_token=False))
             changed.append(short(nic_id))
         return f"deleteOption set to Detach on the public IPs of {', '.join(changed)}" if changed else "nothing to change"
 
     async def ip_options_verify(ctx: StepContext) -> Verification:
-        from backend.azure import rescue_ops
-
         ips: list[Kept] = []
         for nic_id in _nic_ids(model):
-            nic = await rescue_ops.get_nic(ctx.backend, nic_id)
+            nic = await ctx.backend.get_nic(nic_id)
             if nic is None:
                 return not_verified(f"NIC {short(nic_id)} no longer exists")
             ips += nic_ip_options(nic)
@@ -536,9 +529,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return ready(f"{vm.name} is {power_state(current)}; every disk, NIC and public IP says Detach")
 
     async def delete_run(ctx: StepContext) -> str:
-        from backend.azure import rescue_ops
-
-        await rescue_ops.delete_vm(ctx.backend, vm.id, **await ctx.lro("delete"))
+        await ctx.backend.delete_vm(vm.id, **await ctx.lro("delete"))
         return f"Azure deleted the VM resource {vm.name}"
 
     async def delete_verify(ctx: StepContext) -> Verification:
@@ -551,12 +542,10 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return verified(f"{vm.name} is deleted; its {len(kept_before)} disks, NICs and public IPs are all still there, detached")
 
     async def _missing(ctx: StepContext) -> list[str]:
-        from backend.azure import rescue_ops
-
         out = []
         for k in kept_before:
             if k.what == "NIC":
-                doc = await rescue_ops.get_nic(ctx.backend, k.resource_id)
+                doc = await ctx.backend.get_nic(k.resource_id)
             elif k.what == "public IP":
                 doc = await ctx.backend.get_public_ip_document(k.resource_id)
             else:
@@ -583,10 +572,8 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return ready("every disk, NIC and public IP is there and detached")
 
     async def create_run(ctx: StepContext) -> str:
-        from backend.azure import rescue_ops
-
         await ctx.record_resource(vm.id, kind="vm", state="creating", note=f"{vm.name} created again on its own disks (yours: aztriage never deletes it)")
-        await rescue_ops.put_vm(ctx.backend, vm.id, body, **await ctx.lro("create"))
+        await ctx.backend.put_vm(vm.id, body, **await ctx.lro("create"))
         return f"Azure created {vm.name} again" + await start_if_stopped(ctx, vm.id, vm.name, "start")
 
     async def create_verify(ctx: StepContext) -> Verification:

@@ -34,7 +34,8 @@ import string
 import time
 from typing import Any
 
-from backend.adapter import BackendError
+from backend.adapter import RecoveryBackend
+from backend.errors import BackendError
 from backend.models import ResourceId, Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, VmSize, power_state, provisioning, vm_from_documents
@@ -105,7 +106,7 @@ def unavailable(vm: Vm) -> str | None:
 # --- what the plan is built from beyond the VM ------------------------------------------------------------
 
 
-async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
+async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
     """The rescue VM the operator picked (same subscription), and what the serial log says."""
     vm = vm_from_documents(documents)
     wanted = (params.get("rescue_vm") or "").strip()
@@ -126,10 +127,8 @@ async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: di
             raise
     if vm.boot_diagnostics.enabled:
         from backend import bootdiag
-        from backend.azure import bootdiag as azure_bootdiag
-
         try:
-            data = await azure_bootdiag.for_vm(backend, vm, screenshot=False)
+            data = await backend.boot_diagnostics(vm, screenshot=False)
         except BackendError as exc:
             documents["boot_verdict_error"] = str(exc)
         else:
@@ -412,8 +411,6 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return ready(f"no disk named {copy_name} yet")
 
     async def copy_run(ctx: StepContext) -> str:
-        from backend.azure import rescue_ops
-
         body: dict[str, Any] = {
             "location": location,
             "sku": {"name": disk_sku},
@@ -428,12 +425,12 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
 
         await tracked_create(
             ctx, copy_id, kind="disk-copy", note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM",
-            create=lambda: _copy(ctx, rescue_ops, body), exists=exists,
+            create=lambda: _copy(ctx, body), exists=exists,
         )
         return f"disk {copy_name} created from the snapshot"
 
-    async def _copy(ctx: StepContext, rescue_ops: Any, body: dict[str, Any]) -> Any:
-        return await rescue_ops.create_disk(ctx.backend, copy_id, body, **await ctx.lro("copy"))
+    async def _copy(ctx: StepContext, body: dict[str, Any]) -> Any:
+        return await ctx.backend.create_disk(copy_id, body, **await ctx.lro("copy"))
 
     async def copy_verify(ctx: StepContext) -> Verification:
         doc = await ctx.backend.get_disk_document(copy_id)
@@ -454,9 +451,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
 
     # 3. the rescue VM's group, NIC and VM (a new rescue VM only) ---------------------------------------------------
     async def group_pre(ctx: StepContext) -> Check:
-        from backend.azure import rescue_ops
-
-        doc = await rescue_ops.get_group(ctx.backend, sub, group)
+        doc = await ctx.backend.get_group(sub, group)
         if doc is not None:
             if tag_of(doc, RUN_TAG) == ctx.run_id:
                 return already_done(f"resource group {group} exists (made by this run)")
@@ -464,28 +459,22 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return ready(f"no group named {group} yet")
 
     async def group_run(ctx: StepContext) -> str:
-        from backend.azure import rescue_ops
-
         async def exists() -> bool:
-            return await rescue_ops.get_group(ctx.backend, sub, group) is not None
+            return await ctx.backend.get_group(sub, group) is not None
 
         body = {"location": location, "tags": dict(tags_base, **{RUN_TAG: ctx.run_id})}
-        await tracked_create(ctx, group_id, kind="resource-group", note=f"made for the rescue of {vm.name}; deleted by the run's cleanup", create=lambda: rescue_ops.create_group(ctx.backend, sub, group, body), exists=exists)
+        await tracked_create(ctx, group_id, kind="resource-group", note=f"made for the rescue of {vm.name}; deleted by the run's cleanup", create=lambda: ctx.backend.create_group(sub, group, body), exists=exists)
         return f"resource group {group} created in {location}"
 
     async def group_verify(ctx: StepContext) -> Verification:
-        from backend.azure import rescue_ops
-
-        doc = await rescue_ops.get_group(ctx.backend, sub, group)
+        doc = await ctx.backend.get_group(sub, group)
         if doc is None or tag_of(doc, RUN_TAG) != ctx.run_id:
             return not_verified(f"resource group {group} does not exist (or is not this run's)")
         await ctx.record_resource(group_id, kind="resource-group", state="created")
         return verified(f"resource group {group} in {doc.get('location')}, tagged {RUN_TAG}={ctx.run_id}")
 
     async def nic_pre(ctx: StepContext) -> Check:
-        from backend.azure import rescue_ops
-
-        doc = await rescue_ops.get_nic(ctx.backend, nic_id)
+        doc = await ctx.backend.get_nic(nic_id)
         if doc is not None:
             if tag_of(doc, RUN_TAG) == ctx.run_id:
                 return already_done(f"NIC {nic_name} exists")
@@ -493,8 +482,6 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return ready(f"no NIC named {nic_name} yet")
 
     async def nic_run(ctx: StepContext) -> str:
-        from backend.azure import rescue_ops
-
         body = {
             "location": location,
             "tags": dict(tags_base, **{RUN_TAG: ctx.run_id}),
@@ -502,18 +489,16 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         }
 
         async def exists() -> bool:
-            return await rescue_ops.get_nic(ctx.backend, nic_id) is not None
+            return await ctx.backend.get_nic(nic_id) is not None
 
         async def create() -> Any:
-            return await rescue_ops.put_nic(ctx.backend, nic_id, body, **await ctx.lro("nic", journal_token=False))
+            return await ctx.backend.put_nic(nic_id, body, **await ctx.lro("nic", journal_token=False))
 
         await tracked_create(ctx, nic_id, kind="network-interface", note="NIC of the rescue VM (deleted with its group)", create=create, exists=exists)
         return f"NIC {nic_name} created in subnet {short(subnet_id or '')}"
 
     async def nic_verify(ctx: StepContext) -> Verification:
-        from backend.azure import rescue_ops
-
-        if await rescue_ops.get_nic(ctx.backend, nic_id) is None:
+        if await ctx.backend.get_nic(nic_id) is None:
             return not_verified(f"NIC {nic_name} does not exist")
         await ctx.record_resource(nic_id, kind="network-interface", state="created")
         return verified(f"NIC {nic_name} in subnet {short(subnet_id or '')} (no public IP)")
@@ -558,8 +543,6 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return ready(f"no VM named {rescue_name} yet")
 
     async def rescue_run(ctx: StepContext) -> str:
-        from backend.azure import rescue_ops
-
         await ctx.record_resource(rescue_os_disk_id, kind="disk", state="creating", note="OS disk of the rescue VM (deleted with its group)")
 
         async def exists() -> bool:
@@ -573,7 +556,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
                 body["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"] = os_disk_of(existing)
             # No continuation token: the request carries the generated password. A resumed
             # run recognises the VM itself (its precondition) and waits for it.
-            return await rescue_ops.put_vm(ctx.backend, rescue_id, body, **await ctx.lro("rescue-vm", journal_token=False))
+            return await ctx.backend.put_vm(rescue_id, body, **await ctx.lro("rescue-vm", journal_token=False))
 
         await tracked_create(ctx, rescue_id, kind="rescue-vm", note=f"rescue VM for {vm.name} (deleted with its group)", create=create, exists=exists)
         started = await start_if_stopped(ctx, rescue_id, rescue_name, "rescue-start")
@@ -757,12 +740,10 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         import asyncio
 
         from backend import bootdiag
-        from backend.azure import bootdiag as azure_bootdiag
-
         deadline = time.monotonic() + reach_timeout(ctx.settings)
         while True:
             try:
-                data = await azure_bootdiag.for_vm(ctx.backend, vm, screenshot=False)
+                data = await ctx.backend.boot_diagnostics(vm, screenshot=False)
             except BackendError as exc:
                 return verified(f"the serial log could not be read ({exc}); the next check tries RDP/SSH")
             result = bootdiag.analyze(data.serial_log or "", vm.os_type)
@@ -776,15 +757,13 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
 
     # 8. cleanup and the report -------------------------------------------------------------------------------------------
     async def cleanup_pre(ctx: StepContext) -> Check:
-        from backend.azure import rescue_ops
-
-        doc = await rescue_ops.get_group(ctx.backend, sub, group)
+        doc = await ctx.backend.get_group(sub, group)
         if doc is None:
             return already_done(f"resource group {group} is gone")
         if tag_of(doc, RUN_TAG) != ctx.run_id:
             return blocked(f"resource group {group} was not made by this run: aztriage never deletes it")
         ledger = {r.resource_id.lower() for r in ctx.journal.resources(ctx.run_id)}
-        held = await rescue_ops.group_resources(ctx.backend, sub, group)
+        held = await ctx.backend.group_resources(sub, group)
         strangers = [r.get("name") or short(r.get("id") or "") for r in held if (r.get("id") or "").lower() not in ledger]
         if strangers:
             return blocked(f"resource group {group} holds {', '.join(strangers)}, which this run did not create: move or delete them, then resume (the group stays)")
@@ -794,15 +773,11 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return ready(f"resource group {group} holds only what this run created: " + ", ".join(r.get("name") or "" for r in held))
 
     async def cleanup_run(ctx: StepContext) -> str:
-        from backend.azure import rescue_ops
-
-        await rescue_ops.delete_group(ctx.backend, sub, group, **await ctx.lro("group-delete"))
+        await ctx.backend.delete_group(sub, group, **await ctx.lro("group-delete"))
         return f"resource group {group} deleted with the rescue VM, its NIC and its OS disk"
 
     async def cleanup_verify(ctx: StepContext) -> Verification:
-        from backend.azure import rescue_ops
-
-        if await rescue_ops.get_group(ctx.backend, sub, group) is not None:
+        if await ctx.backend.get_group(sub, group) is not None:
             return not_verified(f"resource group {group} still exists")
         for kept, what in ((copy_id, "the repaired disk"), (snap_id, "the snapshot"), (os_id, "the original OS disk")):
             doc = await (ctx.backend.get_snapshot(kept) if kept == snap_id else ctx.backend.get_disk_document(kept))

@@ -86,8 +86,6 @@ def snapshot_step(facts: VmFacts, disk: Disk, stamp: str, role: str) -> Step:
         come back "Succeeded" with nothing behind it. Deleting the failed snapshot and
         creating it anew is defined on both ARM and the emulator, and yields a copy taken
         now. Only a snapshot in this run's ledger, without another run's tag, is deleted."""
-        from backend.azure import rescue_ops
-
         if ctx.operation_token("snapshot") is not None:
             return ""  # resuming the create sent after the delete: nothing is left to remove
         doc = await ctx.backend.get_snapshot(snapshot_id)
@@ -104,7 +102,7 @@ def snapshot_step(facts: VmFacts, disk: Disk, stamp: str, role: str) -> Step:
             if doc is not None:
                 raise StepFailed(f"snapshot {name} is still being deleted: resume the run once it is gone")
         else:
-            await rescue_ops.delete_snapshot(ctx.backend, snapshot_id, **await ctx.lro("snapshot-delete"))
+            await ctx.backend.delete_snapshot(snapshot_id, **await ctx.lro("snapshot-delete"))
         await ctx.record_resource(snapshot_id, kind="snapshot", state="deleted", note=note)
         return f"; the {state if state in LEFT_FAILED else 'failed'} snapshot left by the earlier attempt was deleted first"
 

@@ -1,0 +1,18 @@
+"""The failures a backend capability raises, in a module of their own: the
+capability protocols (``backend.adapter``), their Azure implementation
+(``backend.azure``) and the domain code all import it, and it imports nothing."""
+
+from __future__ import annotations
+
+
+class BackendError(Exception):
+    """A failure the operator can act on; ``str()`` is one sentence."""
+
+    def __init__(self, message: str, *, code: str = "Error", status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class BootDiagnosticsOff(BackendError):
+    """The VM has boot diagnostics off: there is nothing to read until they are enabled."""
