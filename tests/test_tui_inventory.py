@@ -202,3 +202,27 @@ async def test_read_only_marker_in_the_header(emulator, read_only):
         header = str(app.screen.query_one(AppHeader).render())
         assert ("READ-ONLY" in header) is read_only
         assert "DEMO" in header and ("03:00:00 UTC" in header or "03:00:00Z" in header)
+
+
+async def test_every_pane_with_a_table_filters_the_same_way(emulator):
+    """`/` shows the filter box and focuses it, typing filters, enter keeps the filter
+    (box still shown) and returns to the table, esc clears it and hides the box: in the
+    Inventory, Connectivity, Recovery, Checklist and Boot panes alike."""
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        for key in ("1", "3", "4", "5", "6"):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: hasattr(app.screen, "filter_box"), what=f"pane {key}")
+            screen = app.screen
+            box, table = screen.query_one("#filter"), screen.table
+            assert not box.display, key
+            await pilot.press("slash", *"prod")
+            assert box.display and box.has_focus and table.filter_text == "prod", key
+            await pilot.press("enter")
+            await pilot.pause()
+            assert box.display and table.has_focus and table.filter_text == "prod", key
+            assert "/prod" in str(screen.query_one("#status-line").content) or key == "4", key
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not box.display and table.filter_text == "" and table.has_focus, key

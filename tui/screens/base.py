@@ -110,8 +110,10 @@ class BaseScreen(Screen):
 class TableFilterMixin:
     """`/` shows the screen's filter box, typing filters its table, esc clears it.
 
-    A screen sets ``filter_box`` to the Input class it composes and has ``table``
-    (with ``set_filter``) and ``update_status``; ``after_filter`` is its hook."""
+    A screen sets ``filter_box`` to the Input class it composes (id ``filter``, hidden
+    by its CSS unless it has the ``-shown`` class or the focus) and has ``table``
+    (with ``set_filter``) and ``update_status``; ``after_filter`` is its hook. A
+    screen's own ``check_action`` ends with ``super().check_action(...)``."""
 
     filter_box: type
 
@@ -139,6 +141,12 @@ class TableFilterMixin:
 
     def after_filter(self) -> None:
         return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter":
+            # Only offered while there is a filter to clear.
+            return bool(self.table.filter_text or self.query_one(self.filter_box).has_focus)
+        return super().check_action(action, parameters)  # type: ignore[misc]
 
     # Typing in the box filters as you go; enter keeps the filter and returns to the table.
     def on_input_changed(self, event) -> None:

@@ -265,13 +265,6 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
             return
         await open_recovery(self, state.vm.id, "enable-boot-diagnostics", f"boot diagnostics are off on {state.vm.name}: nothing to diagnose a boot from")
 
-    # --- filter ---------------------------------------------------------------------------------
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "clear_filter":
-            return bool(self.table.filter_text or self.query_one(BootFilter).has_focus)
-        return True
-
     def update_status(self) -> None:
         table = self.table
         text = Text()

@@ -177,11 +177,9 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
                 self.table.move_cursor_to_key(("vm", vm_id.lower()))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "clear_filter":
-            return bool(self.table.filter_text or self.query_one(FindingsFilter).has_focus)
         if action == "export_report":
             return self.table.cursor_vm_id is not None
-        return True
+        return super().check_action(action, parameters)
 
     @on(FastTable.Selected, "#findings")
     def _selected(self, event: FastTable.Selected) -> None:

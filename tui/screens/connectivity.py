@@ -230,14 +230,12 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self.show_detail()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "clear_filter":
-            return bool(self.table.filter_text or self.query_one(ProbeFilter).has_focus)
         state = self.table.cursor_state
         if action == "open_recovery":
             return bool(state and state.diagnosis and state.diagnosis.recommended_scenario)
         if action in ("write_rdp", "copy_connect"):
             return bool(state and state.diagnosis and state.diagnosis.connect)
-        return True
+        return super().check_action(action, parameters)
 
     @on(FastTable.CursorMoved, "#ports")
     def _cursor_moved(self) -> None:

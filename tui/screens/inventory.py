@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.widgets import Input
 
 from backend.models import Inventory, Vm
-from tui.screens.base import BaseScreen
+from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.fast_table import FastTable
 from widgets.vm_table import COLUMNS, VmTable, subscription_names, vm_row
 
@@ -25,7 +25,8 @@ class FilterInput(Input):
     """The filter box: typing filters the table at once."""
 
 
-class InventoryScreen(BaseScreen):
+class InventoryScreen(TableFilterMixin, BaseScreen):
+    filter_box = FilterInput
     PANE_ID = "inventory"
     CSS_PATH = "inventory.tcss"
     _rows_from: Inventory | None = None  # what _build_rows makes rows of next
@@ -41,9 +42,7 @@ class InventoryScreen(BaseScreen):
         yield VmTable(id="vms")
 
     def on_mount(self) -> None:
-        box = self.query_one(FilterInput)
-        box.cursor_blink = False
-        box.display = False  # shown by `/` and while a filter is set
+        self.query_one(FilterInput).cursor_blink = False
         super().on_mount()
         self.query_one(VmTable).focus()
 
@@ -88,51 +87,6 @@ class InventoryScreen(BaseScreen):
 
     def _apply_rows(self, rows: list) -> None:
         self.table.set_rows(rows)
-        self.update_status()
-
-    # --- filter ------------------------------------------------------------------------
-
-    def action_filter(self) -> None:
-        # A hidden widget cannot take focus: show the box, focus it once laid out.
-        self.query_one(FilterInput).display = True
-        self.call_after_refresh(self._focus_filter)
-
-    def _focus_filter(self) -> None:
-        box = self.query_one(FilterInput)
-        box.focus()
-        box.cursor_position = len(box.value)
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one(FilterInput)
-        box.value = ""
-        box.display = False
-        self.table.set_filter("")
-        self.table.focus()
-        self.update_status()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "clear_filter":
-            # Only offered while there is a filter to clear.
-            return bool(self.table.filter_text or self.query_one(FilterInput).has_focus)
-        return True
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.set_filter(event.value)
-        self.update_status()
-        self.refresh_bindings()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if not event.value.strip():
-            event.input.display = False
-        self.table.focus()
-
-    def set_filter(self, text: str) -> None:
-        box = self.query_one(FilterInput)
-        box.value = text
-        box.display = bool(text)
-        self.table.set_filter(text)
         self.update_status()
 
     # --- rows ----------------------------------------------------------------------------

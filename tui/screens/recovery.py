@@ -34,7 +34,7 @@ from backend.recovery.plan import Plan, PlanError
 from backend.recovery.runner import Runner, RunRefused
 from backend.recovery.scenarios.resize import difference
 from tui.messages import OpenRecovery
-from tui.screens.base import BaseScreen
+from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.confirm_dialog import ConfirmDialog
 from widgets.fast_table import MANY_ROWS, Column, FastTable, Row
 from widgets.secret_field import SecretDialog
@@ -119,7 +119,8 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class RecoveryScreen(BaseScreen):
+class RecoveryScreen(TableFilterMixin, BaseScreen):
+    filter_box = RecoveryFilter
     PANE_ID = "recovery"
     CSS_PATH = "recovery.tcss"
     # Where the journal lives (None: the user's data directory); tests point it elsewhere.
@@ -199,7 +200,7 @@ class RecoveryScreen(BaseScreen):
         }[stage]
         for wid in ("vms", "scenarios", "options", "steps", "runs", "detail", "log"):
             self.query_one(f"#{wid}").display = wid in shown
-        self.query_one(RecoveryFilter).display = stage == VMS and bool(self.query_one(VmTable).filter_text)
+        self.query_one(RecoveryFilter).set_class(stage == VMS and bool(self.table.filter_text), "-shown")
         focus = {VMS: "#vms", SCENARIOS: "#scenarios", OPTIONS: "#options", PLAN: "#steps", RUN: "#steps", RUNS: "#runs"}[stage]
         self.query_one(focus).focus()
         self.show_summary()
@@ -208,6 +209,11 @@ class RecoveryScreen(BaseScreen):
         self.refresh_bindings()
 
     # --- the inventory ------------------------------------------------------------------
+
+    @property
+    def table(self) -> VmTable:
+        """The VM table: the one the filter filters."""
+        return self.query_one(VmTable)
 
     def show_inventory(self, inventory: Inventory) -> None:
         table = self.query_one(VmTable)
@@ -658,7 +664,7 @@ class RecoveryScreen(BaseScreen):
             return self.stage != VMS or bool(self.query_one(VmTable).filter_text)
         if action == "filter":
             return self.stage == VMS
-        return True
+        return super().check_action(action, parameters)
 
     def action_run_plan(self) -> None:
         plan = self.plan
@@ -898,31 +904,8 @@ class RecoveryScreen(BaseScreen):
         self.show_stage(back)
 
     def action_filter(self) -> None:
-        if self.stage != VMS:
-            return
-        box = self.query_one(RecoveryFilter)
-        box.display = True
-        box.focus()
-        box.cursor_position = len(box.value)
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one(RecoveryFilter)
-        box.value = ""
-        box.display = False
-        self.query_one(VmTable).set_filter("")
-        self.query_one(VmTable).focus()
-        self.update_status()
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.query_one(VmTable).set_filter(event.value)
-        self.update_status()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if not event.value.strip():
-            event.input.display = False
-        self.query_one(VmTable).focus()
+        if self.stage == VMS:
+            super().action_filter()
 
     def _failed(self, message: str) -> None:
         self.busy = ""
