@@ -55,3 +55,15 @@ def choose(inv: Inventory, limit: int | None, first: Iterable[str] = ()) -> list
 
     ordered = sorted(candidates, key=rank)  # stable: inventory order within a rank
     return ordered if limit is None else ordered[: max(0, limit)]
+
+
+def shares(subscription_ids: Iterable[str], limit: int) -> dict[str, int]:
+    """How many of ``limit`` reads each subscription (by lower-case id) may start as soon
+    as its own VM list is in: an even split, the remainder to the first subscriptions by
+    id. What a subscription leaves unused goes, once every list is in, to the VMs that
+    ``choose`` ranks first among those not read (``AzureBackend.inventory``)."""
+    ids = sorted({s.lower() for s in subscription_ids})
+    if not ids:
+        return {}
+    base, extra = divmod(max(0, limit), len(ids))
+    return {sub: base + (1 if n < extra else 0) for n, sub in enumerate(ids)}

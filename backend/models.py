@@ -13,10 +13,22 @@ from datetime import datetime
 from typing import Any
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}  # a dataclass type's field names (None: not one)
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn models (and containers of them) into JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    if not isinstance(value, type):
+        try:
+            names = _FIELD_NAMES[cls]
+        except KeyError:
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(value)) if dataclasses.is_dataclass(value) else None
+        if names is not None:
+            return {name: to_jsonable(getattr(value, name)) for name in names}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
@@ -491,6 +503,9 @@ class Inventory:
     requests: int = 0
     elapsed_s: float = 0.0
     fetched_at: datetime | None = None
+    # A load still under way (the console's first load shows it as it comes): lower-case ids
+    # of the VMs whose instance view is chosen to be read and not read yet (shown as "…").
+    views_pending: frozenset[str] = frozenset()
 
     def vm_by_name(self, name: str) -> list[Vm]:
         return [v for v in self.vms if v.name.lower() == name.lower()]

@@ -459,7 +459,9 @@ class AztriageApp(App[int]):
             "errors": [{"subscription_id": e.subscription_id, "code": e.code, "message": e.message} for e in inv.errors],
             "stats": {"requests": inv.requests, "elapsed_s": round(inv.elapsed_s, 3), "subscriptions": len(inv.subscriptions)},
         }
-        return self.export_text("inventory", "json", json.dumps(doc, indent=2, default=str) + "\n")
+        from backend.jsonout import dumps
+
+        return self.export_text("inventory", "json", dumps(doc) + "\n")
 
     def export_health(self) -> Path | None:
         if self.inventory is None:

@@ -11,6 +11,7 @@ request counter, and the join of a few subscription-wide lists into
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 import time
@@ -267,9 +268,6 @@ class AzureBackend(ResourceOperations):
                 chosen.append(sub)
         return chosen, errors
 
-    async def _list(self, pager: Any) -> list[Any]:
-        return [item async for item in pager]
-
     async def _subscription_inventory(self, sub_id: str) -> Inventory:
         """One subscription's VMs from its lists, all fetched at once; each page is reduced as
         it arrives (``backend.azure.join``), the VM list's pages once the lookups are built."""
@@ -301,68 +299,97 @@ class AzureBackend(ResourceOperations):
                 raise outcome
         return lookups.result().inventory(vms)
 
-    async def inventory(self, subscription_ids: list[str] | None = None, *, instance_views: int | None = DEFAULT_INSTANCE_VIEWS) -> Inventory:
+    async def inventory(
+        self,
+        subscription_ids: list[str] | None = None,
+        *,
+        instance_views: int | None = DEFAULT_INSTANCE_VIEWS,
+        on_progress: Callable[[Inventory], None] | None = None,
+    ) -> Inventory:
         """Every VM of the chosen subscriptions, joined from subscription-wide lists.
 
         The statusOnly list gives power and provisioning state only; the VM agent,
         pending maintenance and fault domains are in each VM's own instance view,
         one request per VM. At most ``instance_views`` of them are read (None: all,
-        0: none), most useful first; the rest keep agent status "not checked".
+        0: none), most useful first; the rest keep agent status "not checked". Each
+        subscription starts reading its share of them (``instance_views.shares``) as
+        soon as its own VM list is in; what a share leaves unused is read once every
+        list is in, for the VMs ``instance_views.choose`` ranks first among the rest.
+
+        ``on_progress`` (optional) is called with the inventory so far each time a
+        subscription's lists are joined and once more when every list is in; its
+        ``views_pending`` names the VMs whose instance view is still being read.
 
         The cyclic collector is paused meanwhile (see ``backend.gcpause``): the
         parsed documents hold no cycles and collecting them was half the time."""
         with gc_paused():
-            return await self._inventory(subscription_ids, instance_views)
+            return await self._inventory(subscription_ids, instance_views, on_progress)
 
-    async def _inventory(self, subscription_ids: list[str] | None, instance_views: int | None) -> Inventory:
+    async def _inventory(
+        self, subscription_ids: list[str] | None, instance_views: int | None, on_progress: Callable[[Inventory], None] | None
+    ) -> Inventory:
+        from backend.azure.instance_views import CONCURRENCY, read_instance_views
+        from backend.instance_views import shares
+
         started = time.perf_counter()
         before = self.requests
         subs, errors = await self._subscriptions_for(subscription_ids)
+        share = {} if instance_views is None else shares((s.subscription_id for s in subs), instance_views)
+        view_gate = asyncio.Semaphore(CONCURRENCY)
+        view_reads: list[asyncio.Task] = []
+        impacted_by_sub: dict[str, asyncio.Task] = {}  # per subscription, once its events are in
+        chosen: set[str] = set()  # lower-case ids of the VMs whose view is read (or being read)
+        parts: dict[int, Inventory | SubscriptionError] = {}  # by the subscription's position in subs
 
-        async def one(sub: Subscription) -> Inventory | SubscriptionError:
+        def read_views(vms: list[Vm]) -> None:
+            if vms:
+                chosen.update(vm.id.lower() for vm in vms)
+                view_reads.append(asyncio.ensure_future(read_instance_views(self, vms, semaphore=view_gate)))
+
+        def progress(read: dict[str, Vm] | None = None) -> None:
+            if on_progress is not None:
+                on_progress(_combine(subs, errors, parts, read or {}, frozenset(chosen), requests=self.requests - before, started=started))
+
+        async def one(position: int, sub: Subscription) -> None:
             async with self._semaphore:
                 try:
-                    return await self._subscription_inventory(sub.subscription_id)
+                    part: Inventory | SubscriptionError = await self._subscription_inventory(sub.subscription_id)
                 except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                     log.warning("inventory of subscription %s failed", sub.subscription_id, exc_info=True)
                     code, message = describe_error(exc)
-                    return SubscriptionError(sub.subscription_id, code, message)
+                    part = SubscriptionError(sub.subscription_id, code, message)
+            if isinstance(part, Inventory) and part.events:
+                impacted_by_sub[sub.subscription_id] = asyncio.ensure_future(self.impacted_resources(part.events))
+            if isinstance(part, Inventory) and instance_views != 0:
+                vms = sorted(part.vms, key=_vm_order)
+                part = dataclasses.replace(part, vms=tuple(vms))
+                read_views(choose(part, share.get(sub.subscription_id.lower())))
+            parts[position] = part
+            progress()
 
-        fetched = await asyncio.gather(*(one(s) for s in subs))
-        vms: list[Vm] = []
-        events: list[ServiceEvent] = []
-        nsgs: dict[str, Any] = {}
-        lbs: dict[str, Any] = {}
-        pips_all: dict[str, PublicIp] = {}
-        avsets: dict[str, Any] = {}
-        for part in fetched:
-            if isinstance(part, SubscriptionError):
-                errors.append(part)
-                continue
-            vms.extend(part.vms)
-            events.extend(part.events)
-            nsgs.update(part.nsgs)
-            lbs.update(part.load_balancers)
-            pips_all.update(part.public_ips)
-            avsets.update(part.availability_sets)
-        vms.sort(key=lambda v: (v.subscription_id, v.resource_group.lower(), v.name.lower()))
-        if instance_views != 0 and vms:
-            vms = await self._with_instance_views(vms, instance_views)
-        impacted = await self.impacted_resources(events)
-        return Inventory(
-            subscriptions=tuple(subs),
-            vms=tuple(vms),
-            errors=tuple(errors),
-            events=tuple(events),
-            nsgs=nsgs,
-            load_balancers=lbs,
-            public_ips=pips_all,
-            availability_sets=avsets,
-            impacted=impacted,
-            requests=self.requests - before,
-            elapsed_s=time.perf_counter() - started,
-            fetched_at=datetime.now(timezone.utc),
-        )
+        try:
+            await asyncio.gather(*(one(n, s) for n, s in enumerate(subs)))
+            if instance_views is not None and instance_views > len(chosen):
+                everything = _combine(subs, errors, parts, {}, frozenset(), requests=0, started=started)
+                rest = [vm for vm in choose(everything, None) if vm.id.lower() not in chosen][: instance_views - len(chosen)]
+                read_views(rest)
+                if rest:
+                    progress()
+            read: dict[str, Vm] = {}
+            for views, failed in await asyncio.gather(*view_reads):
+                read.update(views)
+                for vm_id, message in failed.items():
+                    log.info("instance view not read for %s: %s", vm_id, message)
+            impacted: dict[str, tuple[str, ...]] = {}
+            # Joined in subscription order, as one sorted read of them all would be.
+            for found in await asyncio.gather(*(impacted_by_sub[k] for k in sorted(impacted_by_sub))):
+                for tracking_id, targets in found.items():
+                    impacted[tracking_id] = tuple(dict.fromkeys((*impacted.get(tracking_id, ()), *targets)))
+        finally:
+            for task in (*view_reads, *impacted_by_sub.values()):
+                task.cancel()
+        inv = _combine(subs, errors, parts, read, frozenset(), requests=self.requests - before, started=started)
+        return dataclasses.replace(inv, impacted=impacted, fetched_at=datetime.now(timezone.utc))
 
     async def impacted_resources(self, events: Iterable[ServiceEvent]) -> dict[str, tuple[str, ...]]:
         """The resources each active service issue lists as impacted (Resource Health
@@ -387,16 +414,9 @@ class AzureBackend(ResourceOperations):
                 found.setdefault(result[0], []).extend(result[1])
         return {k: tuple(dict.fromkeys(v)) for k, v in found.items()}
 
-    async def _with_instance_views(self, vms: list[Vm], limit: int | None) -> list[Vm]:
-        chosen = choose(Inventory(subscriptions=(), vms=tuple(vms)), limit)
-        read, errors = await self.read_instance_views(chosen)
-        for vm_id, message in errors.items():
-            log.info("instance view not read for %s: %s", vm_id, message)
-        return [read.get(vm.id.lower(), vm) for vm in vms]
-
     # --- capabilities (backend.adapter) ------------------------------------------------
 
-    async def read_instance_views(self, vms: Iterable[Vm], *, concurrency: int = 16) -> tuple[dict[str, Vm], dict[str, str]]:
+    async def read_instance_views(self, vms: Iterable[Vm], *, concurrency: int = instance_views.CONCURRENCY) -> tuple[dict[str, Vm], dict[str, str]]:
         return await instance_views.read_instance_views(self, vms, concurrency=concurrency)
 
     async def health_history(self, resource_id: str, *, limit: int = 50) -> list[HealthStatus]:
@@ -420,33 +440,53 @@ class AzureBackend(ResourceOperations):
     async def inventory_usages(self, inv: Inventory) -> tuple[dict[UsageKey, tuple[ComputeUsage, ...]], dict[UsageKey, str]]:
         return await quota.inventory_usages(self, inv)
 
-    # --- the benchmark's baseline --------------------------------------------------------
 
-    async def inventory_per_vm(self, subscription_ids: list[str] | None = None) -> int:
-        """The per-VM pattern of scripts and `az vm list -d`, kept for the benchmark only:
-        list the VMs, then per VM its instance view, each NIC and each public IP.
-        Returns the number of VMs seen."""
-        subs, _ = await self._subscriptions_for(subscription_ids)
-        semaphore = asyncio.Semaphore(32)
-        count = 0
+def _vm_order(vm: Vm) -> tuple[str, str, str]:
+    return (vm.subscription_id, vm.resource_group.lower(), vm.name.lower())
 
-        async def per_vm(sub_id: str, vm: Any) -> None:
-            compute = self.client("compute", sub_id)
-            network = self.client("network", sub_id)
-            rg = vm["id"].split("/")[4]
-            async with semaphore:
-                await compute.virtual_machines.instance_view(rg, vm["name"])
-                for ref in vm["properties"]["networkProfile"]["networkInterfaces"]:
-                    parts = ref["id"].split("/")
-                    nic = await network.network_interfaces.get(parts[4], parts[-1])
-                    for cfg in nic["properties"].get("ipConfigurations", []):
-                        pip_id = (cfg.get("properties", {}).get("publicIPAddress") or {}).get("id")
-                        if pip_id:
-                            p = pip_id.split("/")
-                            await network.public_ip_addresses.get(p[4], p[-1])
 
-        for sub in subs:
-            vms = await self._list(self.client("compute", sub.subscription_id).virtual_machines.list_all())
-            count += len(vms)
-            await asyncio.gather(*(per_vm(sub.subscription_id, vm) for vm in vms))
-        return count
+def _combine(
+    subs: list[Subscription],
+    errors: list[SubscriptionError],
+    parts: dict[int, Inventory | SubscriptionError],
+    read: dict[str, Vm],
+    pending: frozenset[str],
+    *,
+    requests: int,
+    started: float,
+) -> Inventory:
+    """The subscriptions' parts as one inventory, VMs in (subscription, group, name) order,
+    each replaced by its enriched copy in ``read`` where there is one."""
+    vms: list[Vm] = []
+    events: list[ServiceEvent] = []
+    nsgs: dict[str, Any] = {}
+    lbs: dict[str, Any] = {}
+    pips_all: dict[str, PublicIp] = {}
+    avsets: dict[str, Any] = {}
+    failed = list(errors)
+    for _, part in sorted(parts.items()):
+        if isinstance(part, SubscriptionError):
+            failed.append(part)
+            continue
+        vms.extend(part.vms)
+        events.extend(part.events)
+        nsgs.update(part.nsgs)
+        lbs.update(part.load_balancers)
+        pips_all.update(part.public_ips)
+        avsets.update(part.availability_sets)
+    vms.sort(key=_vm_order)
+    if read:
+        vms = [read.get(vm.id.lower(), vm) for vm in vms]
+    return Inventory(
+        subscriptions=tuple(subs),
+        vms=tuple(vms),
+        errors=tuple(failed),
+        events=tuple(events),
+        nsgs=nsgs,
+        load_balancers=lbs,
+        public_ips=pips_all,
+        availability_sets=avsets,
+        requests=requests,
+        elapsed_s=time.perf_counter() - started,
+        views_pending=pending - read.keys(),
+    )

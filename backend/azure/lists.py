@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import quote
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,45 @@ INVENTORY_LISTS: dict[str, ListRoute] = {
 
 _ERROR_MAP = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
+# GET .../virtualMachines/{name}/instanceView (the SDK's virtual_machines.instance_view).
+INSTANCE_VIEW_API_VERSION = "2026-04-01"
+
+
+def instance_view_path(subscription_id: str, resource_group: str, vm_name: str) -> str:
+    return (
+        f"/subscriptions/{quote(subscription_id, safe='')}/resourceGroups/{quote(resource_group, safe='')}"
+        f"/providers/Microsoft.Compute/virtualMachines/{quote(vm_name, safe='')}/instanceView"
+    )
+
+
+async def _send(client: Any, request: HttpRequest) -> Any:
+    # stream=True keeps ContentDecodePolicy from parsing the body too: it is read and
+    # parsed once, by the caller.
+    response = await client.send_request(request, stream=True)
+    await response.read()
+    if response.status_code != 200:
+        map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    return response
+
+
+def _parse(response: Any, what: str) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"the {what} answer is not valid JSON: {exc}", response=response) from exc
+
+
+async def raw_get(client: Any, path: str, api_version: str) -> dict[str, Any]:
+    """One ARM document as plain JSON through the client's pipeline (retries, auth, the
+    request counter), without the SDK's model deserialization: what raw_list does for a
+    list. Failures raise what the SDK's own operation raises (404: ResourceNotFoundError)."""
+    response = await _send(client, HttpRequest("GET", path, params={"api-version": api_version}))
+    doc = _parse(response, "ARM")
+    if not isinstance(doc, dict):
+        raise DecodeError("the ARM answer is not a JSON object", response=response)
+    return doc
+
 
 # Items reduced per turn of the event loop (see raw_list).
 REDUCE_SLICE = 100
@@ -96,23 +136,14 @@ def raw_list(
             request = HttpRequest("GET", first_url, params={"api-version": route.api_version, **dict(route.params)})
         else:
             request = HttpRequest("GET", next_link)
-        # stream=True keeps ContentDecodePolicy from parsing the body too: it is read and
-        # parsed once, here (a scale:10000 inventory parses ~100 MB of JSON).
-        response = await client.send_request(request, stream=True)
-        await response.read()
-        if response.status_code != 200:
-            map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
-            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-        return response
+        # The body is read and parsed once, in extract_data (a scale:10000 inventory parses ~100 MB of JSON).
+        return await _send(client, request)
 
     async def extract_data(response: Any) -> tuple[str | None, AsyncList]:
         if ready is not None:
             await ready
         async with gate or contextlib.nullcontext():
-            try:
-                body = orjson.loads(response.content)  # ~10 ms for a 1000-VM page (the collector is paused)
-            except orjson.JSONDecodeError as exc:
-                raise DecodeError(f"the list answer is not valid JSON: {exc}", response=response) from exc
+            body = _parse(response, "list")  # ~10 ms for a 1000-VM page (the collector is paused)
             items = body.get("value") or []
             if not json_is_clean(response.content):
                 # The trust boundary for list pages: a page that may hold a control, bidi

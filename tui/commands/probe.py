@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from typing import Any
 
 from tui.cli import CliError
-from tui.commands.common import check_subscriptions, output_format, print_json
+from tui.commands.common import check_subscriptions, output_format, print_json, run_async
 from tui.textfmt import table
 
 EXIT_NOT_ALL_REACHABLE = 3
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 return await _probe(args, backend, request)
 
         try:
-            inventory, report, vms = asyncio.run(main())
+            inventory, report, vms = run_async(main())
         except BackendError as exc:
             raise CliError(str(exc), exit_code=1) from None
     written = _write_rdp_files(args.rdp_file, report) if args.rdp_file else []
