@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+_NATIVE = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+_OPTIONS = _NATIVE | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -32,17 +33,21 @@ def _default(value: Any) -> str:
     return str(value)
 
 
-def dumps_bytes(obj: Any) -> bytes:
-    """Indented JSON as ASCII bytes (no trailing newline)."""
+def dumps_bytes(obj: Any, *, native: bool = False) -> bytes:
+    """Indented JSON as ASCII bytes (no trailing newline). ``native``: dataclasses and
+    datetimes inside are written by orjson as ``backend.models.to_jsonable`` makes them
+    (fields in order, ISO 8601), not as ``str()``."""
     try:
-        out = orjson.dumps(obj, default=_default, option=_OPTIONS)
+        out = orjson.dumps(obj, default=_default, option=_NATIVE if native else _OPTIONS)
     except orjson.JSONEncodeError:  # what orjson refuses (an integer past 64 bits, ...): the slow way
-        return json.dumps(obj, indent=2, default=str).encode("ascii")
+        from backend.models import to_jsonable
+
+        return json.dumps(to_jsonable(obj) if native else obj, indent=2, default=str).encode("ascii")
     if out.isascii():
         return out
     # Non-ASCII can only be inside strings: escaping it there keeps the JSON valid.
     return _NON_ASCII.sub(_escape, out.decode("utf-8")).encode("ascii")
 
 
-def dumps(obj: Any) -> str:
-    return dumps_bytes(obj).decode("ascii")
+def dumps(obj: Any, *, native: bool = False) -> str:
+    return dumps_bytes(obj, native=native).decode("ascii")

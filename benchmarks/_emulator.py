@@ -8,8 +8,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +32,22 @@ def emulator_process(*args: str) -> Iterator[dict]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def timed_process(cmd: list[str], *, stdout: Any = subprocess.DEVNULL, env: dict | None = None, cwd: Path = ROOT) -> dict:
+    """Run a command to its exit: the whole-process figures the user waits for, exec to
+    exit (wall_s), and the ones that do not depend on the machine's load: its CPU time
+    (user + system, cpu_s) and peak RSS, from wait4. A non-zero exit stops the benchmark."""
+    with tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=stdout, stderr=stderr, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            stderr.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {stderr.read().decode(errors='replace').strip()[-500:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def median(values: list[float]) -> float:

@@ -44,3 +44,18 @@ def test_route_matches_the_sdk(name):
     assert query.get("api-version") == route.api_version
     if name == "vm_status":
         assert dict(route.params)["statusOnly"] == "true"
+
+
+def test_subscription_list_and_instance_view_match_the_sdk():
+    from azure.mgmt.compute.operations import _operations as compute
+    from azure.mgmt.resource.subscriptions.operations import _operations as subscriptions
+
+    from backend.azure.lists import INSTANCE_VIEW_API_VERSION, SUBSCRIPTIONS_LIST, instance_view_path
+
+    sdk = subscriptions.build_subscriptions_list_request()
+    assert urlparse(sdk.url).path == SUBSCRIPTIONS_LIST.path
+    assert dict(parse_qsl(urlparse(sdk.url).query))["api-version"] == SUBSCRIPTIONS_LIST.api_version
+    sdk = compute.build_virtual_machines_instance_view_request("rg-a", "vm-1", SUB)
+    assert sdk.method == "GET"
+    assert urlparse(sdk.url).path == instance_view_path(SUB, "rg-a", "vm-1")
+    assert dict(parse_qsl(urlparse(sdk.url).query))["api-version"] == INSTANCE_VIEW_API_VERSION

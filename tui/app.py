@@ -454,14 +454,9 @@ class AztriageApp(App[int]):
         if inv is None:
             self.notify("Nothing to export yet: the inventory is still loading.", severity="warning")
             return None
-        doc = {
-            "vms": [vm.to_json() for vm in inv.vms],
-            "errors": [{"subscription_id": e.subscription_id, "code": e.code, "message": e.message} for e in inv.errors],
-            "stats": {"requests": inv.requests, "elapsed_s": round(inv.elapsed_s, 3), "subscriptions": len(inv.subscriptions)},
-        }
         from backend.jsonout import dumps
 
-        return self.export_text("inventory", "json", dumps(doc) + "\n")
+        return self.export_text("inventory", "json", dumps(inv.to_json(native=True), native=True) + "\n")
 
     def export_health(self) -> Path | None:
         if self.inventory is None:

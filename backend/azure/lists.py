@@ -61,6 +61,9 @@ INVENTORY_LISTS: dict[str, ListRoute] = {
     "events": ListRoute("health", "/providers/Microsoft.ResourceHealth/events", "2025-05-01"),
 }
 
+# GET /subscriptions (the SDK's SubscriptionClient.subscriptions.list); not under a subscription.
+SUBSCRIPTIONS_LIST = ListRoute("subscriptions", "/subscriptions", "2022-12-01")
+
 _ERROR_MAP = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
 # GET .../virtualMachines/{name}/instanceView (the SDK's virtual_machines.instance_view).
@@ -109,7 +112,7 @@ REDUCE_SLICE = 100
 
 def raw_list(
     client: Any,
-    subscription_id: str,
+    subscription_id: str | None,
     route: ListRoute,
     reduce: Callable[[list[Any]], list[Any]] | None = None,
     *,
@@ -121,7 +124,8 @@ def raw_list(
     time: 64,000 async steps cost a scale:10000 inventory about 0.1 s). The page's documents
     are garbage as soon as it is reduced. With ``ready``, a page that has arrived waits (as
     bytes) for it before it is parsed: the VM list is fetched alongside the lists it is
-    joined with.
+    joined with. ``subscription_id`` None: ``route.path`` is the whole path (a list above
+    the subscriptions).
 
     Parsing and reducing run on the event loop, REDUCE_SLICE items per turn, so a console
     keeps drawing and taking keys meanwhile. (A worker thread did this before; every TLS
@@ -129,7 +133,7 @@ def raw_list(
     80-140 ms with next to no CPU used by the loop.) Lists that share a ``gate`` reduce one
     page at a time, the others wait as bytes: without it a 10k inventory held ~50 MB more
     of half-reduced pages at its peak."""
-    first_url = f"/subscriptions/{subscription_id}{route.path}"
+    first_url = route.path if subscription_id is None else f"/subscriptions/{subscription_id}{route.path}"
 
     async def get_next(next_link: str | None = None) -> Any:
         if next_link is None:

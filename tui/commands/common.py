@@ -45,11 +45,11 @@ def run_async(coro: Awaitable[T]) -> T:
     return result[0]
 
 
-def print_json(obj: Any) -> None:
+def print_json(obj: Any, *, native: bool = False) -> None:
     """Indented JSON on stdout (backend/jsonout.py: orjson, ASCII only)."""
     from backend.jsonout import dumps_bytes
 
-    data = dumps_bytes(obj) + b"\n"
+    data = dumps_bytes(obj, native=native) + b"\n"
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:
         sys.stdout.write(data.decode("ascii"))

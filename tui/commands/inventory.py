@@ -42,13 +42,7 @@ def run(args: argparse.Namespace) -> int:
     inv = run_with_backend(args, work)
     check_subscriptions(args, inv.errors)
     if fmt == "json":
-        print_json(
-            {
-                "vms": [vm.to_json() for vm in inv.vms],
-                "errors": [{"subscription_id": e.subscription_id, "code": e.code, "message": e.message} for e in inv.errors],
-                "stats": {"requests": inv.requests, "elapsed_s": round(inv.elapsed_s, 3), "subscriptions": len(inv.subscriptions)},
-            }
-        )
+        print_json(inv.to_json(native=True), native=True)
     else:
         names = {s.subscription_id: s.display_name for s in inv.subscriptions}
         rows = [

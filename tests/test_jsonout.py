@@ -1,0 +1,48 @@
+"""JSON output by orjson: the same document the standard library wrote."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timedelta, timezone
+
+from backend.azure.instance_views import enrich
+from backend.azure.join import join_subscription
+from backend.emulator.estates import load_estate
+from backend.jsonout import dumps
+from benchmarks._estate import LISTS
+
+
+def test_same_text_as_the_standard_library_with_hostile_strings():
+    @dataclasses.dataclass
+    class Thing:
+        x: int = 1
+
+    doc = {
+        "name": "vm\u202e\u0085\x1b[31m\U0001F600 é",
+        "when": datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=2))),
+        "thing": Thing(),
+        7: [None, True, 1.5, (), {}],
+    }
+    text = dumps(doc)
+    assert text == json.dumps(doc, indent=2, default=str)
+    assert text.isascii()  # no raw control, bidi or other non-ASCII character reaches a terminal
+
+
+def test_an_inventory_written_natively_is_the_document_to_jsonable_makes():
+    estate = load_estate("demo", seed=1)
+    docs: dict[str, dict[str, list]] = {}
+    for doc in estate["resources"]:
+        kind = LISTS.get(doc["type"].lower())
+        if kind:
+            docs.setdefault(doc["id"].split("/")[2], {}).setdefault(kind, []).append(doc)
+    for doc in estate.get("availabilityStatuses") or ():
+        docs.setdefault(doc["id"].split("/")[2], {}).setdefault("health", []).append(doc)
+    inv = [join_subscription(sub, d) for sub, d in docs.items()]
+    views = {d["id"].lower(): d["properties"]["instanceView"] for d in estate["resources"] if "instanceView" in d.get("properties", {})}
+    vms = [enrich(vm, views[vm.id.lower()]) if vm.id.lower() in views else vm for part in inv for vm in part.vms]
+    assert any(vm.maintenance.window_start for vm in vms)
+    assert any(vm.health and vm.health.since for vm in vms), "the estate has datetimes to write"
+    assert any(vm.extensions for vm in vms) and any(vm.public_ips for vm in vms)
+    native = json.loads(dumps([vm.to_json(native=True) for vm in vms], native=True))
+    assert native == json.loads(json.dumps([vm.to_json() for vm in vms], indent=2, default=str))
