@@ -77,9 +77,14 @@ class InventorySource(Connected, Protocol):
 
     async def list_subscriptions(self) -> list[Subscription]: ...
 
-    async def inventory(self, subscription_ids: list[str] | None = None, *, instance_views: int | None = ...) -> Inventory: ...
+    async def inventory(
+        self, subscription_ids: list[str] | None = None, *, instance_views: int | None = ..., on_progress: Callable[[Inventory], None] | None = None
+    ) -> Inventory:
+        """``on_progress``, when given, sees the inventory so far as each subscription's
+        lists are joined (``Inventory.views_pending``: instance views still being read)."""
+        ...
 
-    async def read_instance_views(self, vms: Iterable[Vm], *, concurrency: int = 16) -> tuple[dict[str, Vm], dict[str, str]]:
+    async def read_instance_views(self, vms: Iterable[Vm], *, concurrency: int = ...) -> tuple[dict[str, Vm], dict[str, str]]:
         """VMs enriched from their own instance views (agent, maintenance, fault domain),
         by lower-case id, and the reason for each VM whose read failed."""
         ...
