@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input, OptionList, RichLog, Static
+from textual.reactive import reactive
+from textual.widgets import ContentSwitcher, Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from backend.models import Inventory
@@ -44,6 +46,26 @@ from widgets.vm_table import VmTable, subscription_names, vm_row
 log = logging.getLogger("aztriage.console")
 
 VMS, SCENARIOS, OPTIONS, PLAN, RUN, RUNS = "vms", "scenarios", "options", "plan", "run", "runs"
+
+
+@dataclass(frozen=True)
+class StageView:
+    """What one stage of the wizard shows."""
+
+    body: str  # the id of the widget the stage switcher shows (it also takes the focus)
+    crumb: str  # after the VM (and scenario) in the summary line
+    back: str  # where esc goes (PLAN: to the scenarios only when the VM was read)
+    shows_log: bool = False  # the run's log below, instead of the detail panel
+
+
+STAGES: dict[str, StageView] = {
+    VMS: StageView("vms", "choose a VM (enter)", VMS),
+    SCENARIOS: StageView("scenarios", "choose a scenario (enter)", VMS),
+    OPTIONS: StageView("options", "", SCENARIOS),
+    PLAN: StageView("steps", "plan", SCENARIOS),
+    RUN: StageView("steps", "run", VMS, shows_log=True),
+    RUNS: StageView("runs", "runs in the journal", VMS),
+}
 
 RUN_COLUMNS = (
     Column("run", "RUN", min_width=10, max_width=10),
@@ -135,9 +157,11 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         Binding("slash", "filter", "Filter", id="recovery.filter"),
     ]
 
+    # Setting the stage (even to the one shown) lays the screen out for it; the footer follows.
+    stage = reactive(VMS, bindings=True, always_update=True, init=False)
+
     def __init__(self) -> None:
         super().__init__()
-        self.stage = VMS
         self.vm_id: str | None = None
         self.facts: Any = None
         self.scenario_id: str | None = None
@@ -162,11 +186,12 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("", id="summary")
         yield RecoveryFilter(placeholder="filter: name, group, location, state", id="filter", select_on_focus=False)
-        yield VmTable(id="vms")
-        yield OptionList(id="scenarios")
-        yield OptionList(id="options")
-        yield StepList(id="steps")
-        yield RunTable(id="runs")
+        with ContentSwitcher(initial=STAGES[VMS].body, id="stage"):
+            yield VmTable(id="vms")
+            yield OptionList(id="scenarios")
+            yield OptionList(id="options")
+            yield StepList(id="steps")
+            yield RunTable(id="runs")
         yield Static("", id="detail")
         yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=500)
 
@@ -174,7 +199,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.query_one(RecoveryFilter).cursor_blink = False
         super().on_mount()
         self.unfinished = len(self._unfinished())
-        self.show_stage(VMS)
+        self.stage = VMS
 
     def journal(self) -> Any:
         return J.Journal(self.journal_path)
@@ -188,25 +213,15 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             log.warning("the journal cannot be read: %s", exc)
             return []
 
-    def show_stage(self, stage: str) -> None:
-        self.stage = stage
-        shown = {
-            VMS: ("vms", "detail"),
-            SCENARIOS: ("scenarios", "detail"),
-            OPTIONS: ("options", "detail"),
-            PLAN: ("steps", "detail"),
-            RUN: ("steps", "log"),
-            RUNS: ("runs", "detail"),
-        }[stage]
-        for wid in ("vms", "scenarios", "options", "steps", "runs", "detail", "log"):
-            self.query_one(f"#{wid}").display = wid in shown
+    def watch_stage(self, stage: str) -> None:
+        view = STAGES[stage]
+        self.query_one("#stage", ContentSwitcher).current = view.body
+        self.set_class(view.shows_log, "-shows-log")  # recovery.tcss: the log in place of the detail
         self.query_one(RecoveryFilter).set_class(stage == VMS and bool(self.table.filter_text), "-shown")
-        focus = {VMS: "#vms", SCENARIOS: "#scenarios", OPTIONS: "#options", PLAN: "#steps", RUN: "#steps", RUNS: "#runs"}[stage]
-        self.query_one(focus).focus()
+        self.query_one(f"#{view.body}").focus()
         self.show_summary()
         self.show_detail()
         self.update_status()
-        self.refresh_bindings()
 
     # --- the inventory ------------------------------------------------------------------
 
@@ -254,20 +269,15 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
 
     def show_summary(self) -> None:
         text = Text(" Recovery", style="bold")
-        if self.stage == RUNS:
-            text.append(" › runs in the journal")
-        elif self.stage == VMS:
-            text.append(" › choose a VM (enter)")
-        else:
+        crumb = STAGES[self.stage].crumb
+        if self.stage not in (VMS, RUNS):
             text.append(f" › {self.vm_name()}")
             if self.scenario_id and self.stage in (OPTIONS, PLAN, RUN):
                 text.append(f" › {scenarios.get(self.scenario_id).title}")
-            if self.stage == SCENARIOS:
-                text.append(" › choose a scenario (enter)")
-            elif self.stage == PLAN:
-                text.append(" › plan")
-            elif self.stage == RUN:
-                text.append(f" › run {self.run_id or ''}".rstrip())
+            if self.stage == RUN:
+                crumb = f"{crumb} {self.run_id or ''}".rstrip()
+        if crumb:
+            text.append(f" › {crumb}")
         self.query_one("#summary", Static).update(text)
 
     def show_detail(self) -> None:
@@ -437,7 +447,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.plan = None
         self._secrets.clear()
         self.busy = "Reading the VM (instance view, locks, health)…"
-        self.show_stage(SCENARIOS)
+        self.stage = SCENARIOS
         self.query_one("#scenarios", OptionList).clear_options()
         self.load_vm(vm_id)
 
@@ -448,7 +458,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             facts = await service.read_vm(self.aztriage.backend, vm_id)
         except Exception as exc:  # a failed read is shown here, not as a failed refresh
             self._failed(f"reading the VM failed: {_one_line(exc)}")
-            self.show_stage(VMS)
+            self.stage = VMS
             return
         finally:
             self.busy = ""
@@ -474,7 +484,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 first_enabled = i
         if first_enabled is not None:
             options.highlighted = first_enabled
-        self.show_stage(SCENARIOS)
+        self.stage = SCENARIOS
 
     @on(OptionList.OptionHighlighted)
     def _option_highlighted(self) -> None:
@@ -520,7 +530,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 continue
             options.add_option(Option(f"{size.name}  {size.describe()}", id=size.name))
         options.highlighted = 0 if options.option_count else None
-        self.show_stage(OPTIONS)
+        self.stage = OPTIONS
 
     def show_access_options(self) -> None:
         vm = self.facts.vm
@@ -536,7 +546,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             options.add_option(Option(f"Install an SSH public key for {vm.admin_username or 'the administrator'}", id="ssh_key"))
             options.add_option(Option("Reset the SSH configuration and set a new password", id="config+password"))
         options.highlighted = 0
-        self.show_stage(OPTIONS)
+        self.stage = OPTIONS
 
     def show_rescue_options(self) -> None:
         vm = self.facts.vm
@@ -560,7 +570,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         for other in candidates[:5]:
             options.add_option(Option(f"Use {other.name} ({other.resource_group}) as the rescue VM; run the common fixes", id=f"existing:{other.id}"))
         options.highlighted = 0
-        self.show_stage(OPTIONS)
+        self.stage = OPTIONS
 
     @on(OptionList.OptionSelected, "#options")
     def _option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -629,7 +639,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.states, self.messages, self.summary_text, self.run_id = {}, {}, "", None
         self.query_one(StepList).show_steps(plan.steps, self.states, read_only=self.read_only)
         self.query_one(StepList).move_cursor_to_key(0)
-        self.show_stage(PLAN)
+        self.stage = PLAN
 
     @property
     def read_only(self) -> bool:
@@ -714,7 +724,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         log_view = self.query_one("#log", RichLog)
         log_view.clear()
         self._log_step, self._log_last = None, ""
-        self.show_stage(RUN)
+        self.stage = RUN
         secrets, self._secrets = self._secrets, {}
         try:
             with self.journal() as journal:
@@ -723,7 +733,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         except (RunRefused, PlanError) as exc:
             self.running = False
             self._failed(str(exc))
-            self.show_stage(PLAN if self.plan is not None else VMS)
+            self.stage = PLAN if self.plan is not None else VMS
             return
         except Exception as exc:
             self.running = False
@@ -788,7 +798,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self._failed(str(exc))
             return
         self.query_one(RunTable).show_runs(records)
-        self.show_stage(RUNS)
+        self.stage = RUNS
 
     @on(FastTable.CursorMoved, "#runs")
     def _run_cursor(self) -> None:
@@ -897,11 +907,13 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.action_clear_filter()
             return
         self._secrets.clear()
-        back = {SCENARIOS: VMS, OPTIONS: SCENARIOS, PLAN: SCENARIOS if self.facts is not None else VMS, RUN: VMS, RUNS: VMS}[self.stage]
+        back = STAGES[self.stage].back
+        if back == SCENARIOS and self.facts is None:
+            back = VMS
         if back == SCENARIOS and self.facts is not None and not self.query_one("#scenarios", OptionList).option_count:
             self.show_scenarios()
             return
-        self.show_stage(back)
+        self.stage = back
 
     def action_filter(self) -> None:
         if self.stage == VMS:
