@@ -8,6 +8,7 @@ overridden by environment variables.
     probe_ports = [22, 3389]
     role_tag = "role"              # checklist: VMs with the same value of this tag share a role
     role_pattern = "^(?P<role>[a-z]+)-\\d+$"   # ... or, without the tag, this pattern on the name
+    auto_probe = true              # the console probes running VMs (and reads boot logs) after a load
 
     [keys]                         # binding id = key(s)
     refresh = "f5"
@@ -15,7 +16,8 @@ overridden by environment variables.
 
 Environment: AZTRIAGE_CONFIG (another file), AZTRIAGE_SUBSCRIPTIONS (comma
 separated), AZTRIAGE_REFRESH_INTERVAL, AZTRIAGE_THEME, AZTRIAGE_PROBE_PORTS,
-AZTRIAGE_KEYS ("refresh=f5;filter=ctrl+f"), AZTRIAGE_ROLE_TAG, AZTRIAGE_ROLE_PATTERN.
+AZTRIAGE_KEYS ("refresh=f5;filter=ctrl+f"), AZTRIAGE_ROLE_TAG, AZTRIAGE_ROLE_PATTERN,
+AZTRIAGE_AUTO_PROBE (true/false).
 
 A bad value raises ConfigError whose message is one line naming the key.
 """
@@ -33,7 +35,7 @@ DEFAULT_REFRESH_INTERVAL = 60.0
 MIN_REFRESH_INTERVAL = 5.0
 DEFAULT_THEME = "textual-dark"
 DEFAULT_PROBE_PORTS = (22, 3389)
-KNOWN_KEYS = ("subscriptions", "refresh_interval", "theme", "keys", "probe_ports", "role_tag", "role_pattern", "source_ip")
+KNOWN_KEYS = ("subscriptions", "refresh_interval", "theme", "keys", "probe_ports", "role_tag", "role_pattern", "source_ip", "auto_probe")
 DEFAULT_ROLE_TAG = "role"
 
 
@@ -51,6 +53,7 @@ class Config:
     role_tag: str = DEFAULT_ROLE_TAG  # "": roles by name pattern only
     role_pattern: str = ""  # regex on the VM name; group "role" (or group 1) is the role
     source_ip: str | None = None  # NSG evaluation source: an IP address or Internet / VirtualNetwork / AzureLoadBalancer
+    auto_probe: bool = True  # the console probes running VMs in the background after each load (read-only)
     path: Path | None = field(default=None, compare=False)  # the file read, if any
 
 
@@ -137,6 +140,14 @@ def _source_ip(value: Any, where: str) -> str:
     return value.strip()
 
 
+def _auto_probe(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    raise ConfigError(f"{where}: auto_probe must be true or false")
+
+
 _PARSERS = {
     "subscriptions": _subscriptions,
     "refresh_interval": _refresh_interval,
@@ -146,6 +157,7 @@ _PARSERS = {
     "role_tag": _role_tag,
     "role_pattern": _role_pattern,
     "source_ip": _source_ip,
+    "auto_probe": _auto_probe,
 }
 
 
@@ -184,7 +196,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"AZTRIAGE_KEYS: {pair.strip()!r} is not binding_id=key (pairs separated by ';')")
             keys[binding_id.strip()] = key
         out["keys"] = keys
-    for key in ("role_tag", "role_pattern", "source_ip"):
+    for key in ("role_tag", "role_pattern", "source_ip", "auto_probe"):
         if f"AZTRIAGE_{key.upper()}" in env:
             out[key] = env[f"AZTRIAGE_{key.upper()}"]
     return out

@@ -215,7 +215,16 @@ def build_report(
     history_error: str | None = None,
     connectivity: Mapping[str, Any] | None = None,
     recovery: Mapping[str, Any] | None = None,
+    probe_report: Any = None,
 ) -> dict[str, Any]:
+    """`probe_report` (a backend.connectivity.Report of this VM) makes the verdict rest on the
+    probe too; without it the verdict is Azure's view."""
+    from backend.verdict import VerdictBook
+
+    book = VerdictBook()
+    if probe_report is not None:
+        book.record_report(probe_report, [vm], generated_at)
+    verdict = book.verdict(vm, inv, generated_at)
     report = {
         "report_version": REPORT_VERSION,
         "title": f"Incident report: {vm.name}",
@@ -223,6 +232,7 @@ def build_report(
         "source": source,
         "inventory_fetched_at": _iso(inv.fetched_at),
         "vm": vm_facts(vm),
+        "verdict": verdict.to_json(),
         "health": health_section(vm, history, history_error),
         "service_events": events_section(inv, vm),
         "connectivity": dict(connectivity) if connectivity is not None else section("not run", "no probe was run for this report"),
@@ -301,6 +311,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "## Virtual machine",
         "",
     ]
+    verdict = report.get("verdict")
+    if verdict:
+        # The VM's one verdict first: what is wrong, the next step (backend/verdict.py).
+        lines = lines[:-2] + ["## Verdict", "", f"**{verdict['id']}**: {verdict['summary']}", "", f"Next step: {verdict['next_step']}", ""]
+        lines += [f"- {line}" for line in verdict.get("evidence") or []]
+        lines += ["", "## Virtual machine", ""]
     lines += _pairs(vm, skip=("disks", "nics"))
     lines += [""] + _table(vm["disks"], ("name", "role", "sku", "managed", "size_gb", "delete_option"))
     if vm["nics"]:
@@ -472,17 +488,20 @@ def connectivity_from(probe_report: Any) -> dict[str, Any]:
 
 async def connectivity_section(vm: Vm, inv: Inventory, backend: Any, *, probe: bool = True, extra_ports: tuple[int, ...] = ()) -> dict[str, Any]:
     """Probe the VM's RDP/SSH endpoints now and diagnose (backend.connectivity, backend.diagnose)."""
+    return (await probe_vm(vm, inv, backend, probe=probe, extra_ports=extra_ports))[0]
+
+
+async def probe_vm(vm: Vm, inv: Inventory, backend: Any, *, probe: bool = True, extra_ports: tuple[int, ...] = ()) -> tuple[dict[str, Any], Any]:
+    """(the connectivity section, the connectivity report or None when nothing was probed)."""
     if not probe:
-        return section("not run", "probes were turned off for this report (--no-probe)")
-    try:
-        from backend import connectivity
-    except ImportError:
-        return section("not available", "the connectivity probe is not part of this build")
+        return section("not run", "probes were turned off for this report (--no-probe)"), None
+    from backend import connectivity
+
     try:
         probe_report = await connectivity.run(backend, inv, [vm], connectivity.Request(vm_ids=(vm.id,), extra_ports=extra_ports))
     except ValueError as exc:  # a bad probe source (AZTRIAGE_SOURCE_IP) is one sentence
-        return section("failed", str(exc))
-    return connectivity_from(probe_report)
+        return section("failed", str(exc)), None
+    return connectivity_from(probe_report), probe_report
 
 
 async def health_history(backend: Any, vm: Vm) -> tuple[list[HealthStatus] | None, str | None]:
@@ -507,6 +526,7 @@ async def report_for(
 ) -> dict[str, Any]:
     """One VM's report from an inventory and checklist already at hand (the console's export)."""
     history, history_error = await health_history(backend, vm)
+    connectivity, probe_report = await probe_vm(vm, inv, backend, probe=probe)
     return build_report(
         inv,
         vm,
@@ -515,8 +535,9 @@ async def report_for(
         checks=checks,
         history=history,
         history_error=history_error,
-        connectivity=await connectivity_section(vm, inv, backend, probe=probe),
+        connectivity=connectivity,
         recovery=recovery_section(vm, journal_path),
+        probe_report=probe_report,
     )
 
 

@@ -30,6 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for var, sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"), ("XDG_CACHE_HOME", "cache")):
         os.environ[var] = os.path.join(home, sub)
     os.environ.pop("AZURE_CLIENT_ID", None)
+    # Consoles the tests spawn (tmux, serve, CLI) do not probe in the background unless a test asks.
+    os.environ.setdefault("AZTRIAGE_AUTO_PROBE", "false")
     _snapshots_in_the_top_level_folder()
 
 

@@ -41,6 +41,23 @@ def test_inventory_json_against_the_demo():
             assert {"lun", "id", "name", "sku", "managed", "delete_option"} <= set(d)
         for n in vm["nics"]:
             assert {"id", "delete_option", "nsg_id"} <= set(n)
+        assert vm["verdict"]["id"] and vm["verdict"]["next_step"] and vm["verdict"]["probed"] is False
+    verdicts = {vm["name"]: vm["verdict"] for vm in out["vms"]}
+    # Azure's view without a probe: the ERP VM is in an incident, nothing recommended; the stopped ones start.
+    assert verdicts["erp-prod-eus-01"]["id"] == "platform-incident" and verdicts["erp-prod-eus-01"]["recommended_scenario"] is None
+    assert (verdicts["qa-win-01"]["id"], verdicts["qa-win-01"]["recommended_scenario"]) == ("stopped", "start")
+    assert verdicts["web-prod-01"]["id"] == "unknown"
+
+
+def test_probe_json_carries_one_verdict_per_vm():
+    proc = aztriage("probe", "--demo", "--vm", "jump-prod-01", "--vm", "mon-shared-eus-01", "--timeout", "0.5", "--attempts", "1", "--format", "json")
+    assert proc.returncode == 3, proc.stderr  # jump-prod-01's RDP does not answer
+    out = json.loads(proc.stdout)
+    verdicts = {v["vm"]: v for v in out["verdicts"]}
+    assert verdicts["jump-prod-01"]["id"] == "blocked-by-nsg" and verdicts["jump-prod-01"]["recommended_scenario"] == "fix-nsg"
+    assert "Deny-RDP-Incident-4711 at priority 200 (NIC NSG nsg-jump-prod)" in verdicts["jump-prod-01"]["summary"]
+    assert verdicts["mon-shared-eus-01"]["id"] == "agent-not-ready" and "Sign in over SSH" in verdicts["mon-shared-eus-01"]["next_step"]
+    assert all(d["verdict_of_vm"] in ("blocked-by-nsg", "agent-not-ready") for d in out["diagnoses"])
 
 
 def test_inventory_table_fits_80_columns():

@@ -100,3 +100,12 @@ def test_source_ip_from_file_and_environment(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(path, {})
     assert "source_ip" in str(err.value) and str(path) in str(err.value)
+
+
+def test_auto_probe_is_on_by_default_and_turned_off_by_file_or_environment(tmp_path):
+    assert load_config(tmp_path / "nope.toml", environ={}).auto_probe is True
+    assert load_config(write(tmp_path, "auto_probe = false\n"), environ={}).auto_probe is False
+    assert load_config(tmp_path / "nope.toml", environ={"AZTRIAGE_AUTO_PROBE": "off"}).auto_probe is False
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "auto_probe = 'sometimes'\n"), environ={})
+    assert "auto_probe must be true or false" in str(err.value) and "\n" not in str(err.value)

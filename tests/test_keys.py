@@ -93,7 +93,7 @@ async def test_remapped_keys_work_in_the_console(emulator, binding_id, key):
 
     from tui.app import AztriageApp
 
-    app = AztriageApp(demo_settings(emulator), config=Config(refresh_interval=0, keys={binding_id: key}), clock=lambda: FIXED_NOW)
+    app = AztriageApp(demo_settings(emulator), config=Config(refresh_interval=0, keys={binding_id: key}, auto_probe=False), clock=lambda: FIXED_NOW)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_loaded(pilot)
         await pilot.press(key)

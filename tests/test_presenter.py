@@ -42,7 +42,7 @@ def isolated(emu, tmp_path, monkeypatch):
 def present_app(emu, present: bool = True):
     from tui.app import AztriageApp
 
-    return AztriageApp(demo_settings(emu), config=Config(refresh_interval=0), clock=lambda: FIXED_NOW, present=present)
+    return AztriageApp(demo_settings(emu), config=Config(refresh_interval=0, auto_probe=False), clock=lambda: FIXED_NOW, present=present)
 
 
 def panel(app) -> PresenterPanel:
@@ -113,12 +113,15 @@ async def test_an_incident_walkthrough_shows_the_why_and_the_trail(emu):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirmation")
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
-        await wait_for(pilot, lambda: app.presenter.trail.texts[-1].startswith("run "), what="the run in the trail")
+        await wait_for(pilot, lambda: any(t.startswith("run ") for t in app.presenter.trail.texts), what="the run in the trail")
         await settle(pilot)
         texts = app.presenter.trail.texts
         assert "4 Recovery" in texts
         assert f"confirmed: {screen.plan.title} on web-prod-01: {len(screen.plan.steps)} steps" in texts
-        assert texts[-1].startswith(f"run {screen.run_id}: ") and "verified" in texts[-1]
+        run = next(t for t in texts if t.startswith("run "))
+        assert run.startswith(f"run {screen.run_id}: ") and "verified" in run
+        # After the run the VM is probed again (no stale verdict): that may follow the run in the trail.
+        assert all(t.startswith("probed web-prod-01") for t in texts[texts.index(run) + 1 :])
         # The breadcrumb keeps the newest steps when they no longer fit.
         line = trail_text(app)
         assert line.startswith(" done: …") and f"run {screen.run_id}" in line

@@ -252,3 +252,12 @@ def test_report_command_bad_input_is_one_clear_line(tmp_path):
     assert_one_clear_line(proc, "does not exist")
     assert not missing.parent.exists()
     assert_one_clear_line(aztriage("report", "--demo", "--vm", "web-prod-01", "--format", "table"), "--format table is not available here")
+
+
+def test_the_report_opens_with_the_vms_verdict():
+    report = incident_report()
+    assert report["verdict"]["id"] == "platform-incident" and report["verdict"]["incident"]["tracking_id"] == "7T2K-LQ8"
+    assert report["verdict"]["recommended_scenario"] is None
+    text = rpt.render_markdown(report)
+    assert text.index("## Verdict") < text.index("## Virtual machine")
+    assert "no recovery is recommended while Azure is mitigating" in text

@@ -138,7 +138,7 @@ def test_a_config_naming_an_unknown_theme_is_refused_in_one_line():
 def _app(emulator, theme: str = "textual-dark"):
     from tui.app import AztriageApp
 
-    return AztriageApp(demo_settings(emulator), config=Config(refresh_interval=0, theme=theme), clock=lambda: FIXED_NOW)
+    return AztriageApp(demo_settings(emulator), config=Config(refresh_interval=0, theme=theme, auto_probe=False), clock=lambda: FIXED_NOW)
 
 
 async def test_t_picks_a_theme_and_the_next_start_opens_with_it(emulator, tmp_path, monkeypatch):

@@ -207,8 +207,9 @@ async def test_o_opens_the_rescue_recommendation_with_the_repair_commands(emulat
         await wait_for(pilot, lambda: app.current_mode == "recovery", what="recovery pane")
         await pilot.pause(0.3)
         rec = app.screen.recommended
-        assert rec.scenario == "rescue" and rec.reason == "boot diagnostics: did not boot: file system check required"
-        assert any(line.startswith("repair: fsck -yM /dev/disk/azure/scsi1/lun0-part1") for line in rec.evidence)
+        # The VM's verdict (the same in every pane) with the repair commands from its serial log.
+        assert rec.scenario == "rescue" and rec.reason == "the OS did not boot: file system check required"
+        assert any(line.startswith("repair on the rescue VM: fsck -yM /dev/disk/azure/scsi1/lun0-part1") for line in rec.evidence)
 
 
 async def test_the_vm_detail_opens_its_boot_diagnostics_with_b(emulator):

@@ -68,8 +68,18 @@ async def test_sort_by_any_column_and_reverse(emulator):
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_loaded(pilot)
         table = app.screen.query_one(VmTable)
+        # It opens attention first: by verdict, worst first, then by name.
+        from backend.verdict import BY_ID
+
+        ranks = [BY_ID[app.verdict_for(row.item).id].rank for row in table.visible_rows()]
+        assert table.sort_column == "verdict" and ranks == sorted(ranks) and ranks[0] < ranks[-1]
+        assert names(table)[0] == "erp-prod-eus-01"  # Unavailable inside Azure's incident heads the list
+        table.sort_by("name", reverse=False)
+        await pilot.pause()
         assert names(table) == sorted(names(table), key=str.lower)
-        await pilot.press("s")  # next column: group
+        await pilot.press("s")  # next column: the verdict
+        assert table.sort_column == "verdict"
+        await pilot.press("s")  # then group
         assert table.sort_column == "group"
         groups = [row.item.resource_group.lower() for row in table.visible_rows()]
         assert groups == sorted(groups)
@@ -132,6 +142,7 @@ async def test_refresh_keeps_cursor_filter_and_shows_new_state(fresh_emulator):
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_loaded(pilot)
         table = app.screen.query_one(VmTable)
+        table.sort_by("name", reverse=False)  # (attention-first would move the VM once it stops)
         app.screen.set_filter("prod")
         await pilot.pause()
         running = [row.item for row in table.visible_rows() if row.item.power_state == "running"]

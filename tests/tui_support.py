@@ -14,11 +14,12 @@ from backend.config import Config
 from tests.support import FIXED_NOW, demo_settings
 
 
-def make_app(emulator, *, read_only: bool = False, refresh_interval: float = 0, keys: dict | None = None, start_pane: str = "inventory", subscriptions: tuple[str, ...] = ()):
+def make_app(emulator, *, read_only: bool = False, refresh_interval: float = 0, keys: dict | None = None, start_pane: str = "inventory", subscriptions: tuple[str, ...] = (), auto_probe: bool = False):
     from tui.app import AztriageApp
 
     settings = demo_settings(emulator, read_only=read_only, subscriptions=subscriptions)
-    config = Config(refresh_interval=refresh_interval, keys=keys or {})
+    # The background probe is off unless a test is about it: snapshots and timings stay what they were.
+    config = Config(refresh_interval=refresh_interval, keys=keys or {}, auto_probe=auto_probe)
     return AztriageApp(settings, config=config, clock=lambda: FIXED_NOW, start_pane=start_pane)
 
 

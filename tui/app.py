@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState
 from backend.config import Config, ConfigError, load_config
 from backend.models import Inventory
 from backend.settings import ConnectionSettings
-from tui.messages import InventoryChanged, LoadStateChanged, ShowVm
+from tui.messages import InventoryChanged, LoadStateChanged, ShowVm, VerdictsChanged
 from tui.palette import AztriageCommands
 from tui.panes import PANES
 from widgets.app_header import HeaderState
@@ -41,6 +41,7 @@ EXPORT_DIR_NAME = "exports"
 MODAL_RETRY_S = 5.0
 STARTUP_BACKSTOP_S = 1.0  # connect even if no pane reported its first frame
 FIRST_FRAME_GRACE_S = 0.25  # between the first pane's layout and the slow start (see pane_painted)
+AUTO_PROBE_CONCURRENCY = 32  # connections the background probe holds open at once
 
 
 def _utcnow() -> datetime:
@@ -99,6 +100,13 @@ class AztriageApp(App[int]):
         from tui.gc_pacing import GcPacer
 
         self.gc_pacer = GcPacer(busy=self._loading)
+        from backend.verdict import VerdictBook
+
+        # What this session learned about each VM (probes, boot logs): every pane's verdicts come from here.
+        self.verdicts = VerdictBook()
+        self.probe_status = ""  # the background probe's progress, while it runs
+        self.demo_history_seeded = False  # the demo's "last time it had another address" story, told once
+        self._recheck: set[str] = set()  # VM ids (lower) to probe after the next load (a recovery ran)
         for p in PANES:
             self.add_mode(p.id, lambda p=p: p.screen_class()())
 
@@ -115,6 +123,8 @@ class AztriageApp(App[int]):
         return f"{self._identity} @ {s.display_name}" if self._identity else s.display_name
 
     def update_header(self, status: str | None = None, tone: str = "") -> None:
+        if status is None and self.probe_status and not self.load_error:
+            status, tone = self.probe_status, "busy"
         if status is None:
             if self.refreshed_at is not None:
                 status, tone = "↻ " + self.refreshed_at.astimezone(timezone.utc).strftime("%H:%M:%S UTC"), ""
@@ -125,7 +135,7 @@ class AztriageApp(App[int]):
                 status = "✖ " + (status if self.refreshed_at else "not loaded")
         read_only = self.settings.read_only if self.settings else False
         self.header_state = HeaderState(
-            panes=tuple((p.key, p.id, p.title) for p in PANES),
+            panes=tuple((p.key, p.id, p.title, p.short_title) for p in PANES),
             where=self._where(),
             read_only=read_only,
             status=status,
@@ -215,6 +225,7 @@ class AztriageApp(App[int]):
         self.load_error = ""
         self.update_header()
         self.broadcast(InventoryChanged(inventory))
+        self.probe_after_load()
         if inventory.errors:
             failed = ", ".join(self.subscription_label(e.subscription_id) for e in inventory.errors)
             self.notify(f"{len(inventory.errors)} subscription(s) failed to load: {failed}. See the error rows.", severity="error", timeout=8)
@@ -232,6 +243,11 @@ class AztriageApp(App[int]):
         error = worker.error
         if worker.node is not self:
             self._screen_worker_failed(worker)
+            return
+        if worker.group == "auto-probe":
+            # Not a load failure: the inventory stands; the verdicts stay Azure's view.
+            log.error("the background probe failed: %s", error, exc_info=error)
+            self.notify(f"The background probe failed ({type(error).__name__}: {error}); probe from the Connectivity pane.", severity="warning", timeout=8)
             return
         from backend.errors import BackendError
         from backend.settings import SettingsError
@@ -325,13 +341,110 @@ class AztriageApp(App[int]):
     def unsubscribe(self, screen: Screen) -> None:
         self._subscribers.discard(screen)
 
-    def broadcast(self, message_factory: InventoryChanged | LoadStateChanged) -> None:
+    def broadcast(self, message_factory: InventoryChanged | LoadStateChanged | VerdictsChanged) -> None:
         """Send a message to every mounted pane and detail page (each gets its own copy)."""
         for screen in list(self._subscribers):
             if isinstance(message_factory, InventoryChanged):
                 screen.post_message(InventoryChanged(message_factory.inventory))
+            elif isinstance(message_factory, VerdictsChanged):
+                screen.post_message(VerdictsChanged())
             else:
                 screen.post_message(LoadStateChanged())
+
+    # --- verdicts (backend/verdict.py): one per VM, shared by every pane -----------------
+
+    def verdict_for(self, vm: Any) -> Any:
+        return self.verdicts.verdict(vm, self.inventory, self.now())
+
+    def record_probe(self, report: Any, vms: Any) -> None:
+        """A connectivity run's findings (probes, agent, boot logs) become the VMs' evidence."""
+        self.verdicts.record_report(report, vms, self.now())
+        self.broadcast(VerdictsChanged())
+
+    def record_boot(self, vm: Any, boot: Any, *, broadcast: bool = True) -> None:
+        """A serial log read (the Boot pane) becomes the VM's evidence; a sweep broadcasts once at its end."""
+        self.verdicts.record_boot(vm, boot, self.now())
+        if broadcast:
+            self.broadcast(VerdictsChanged())
+
+    def recheck(self, vm_id: str) -> None:
+        """A recovery changed the VM: forget what was probed, read the inventory again and
+        probe the VM once it has loaded, so no pane keeps a verdict from before the fix."""
+        self.verdicts.forget(vm_id)
+        self._recheck.add(vm_id.lower())
+        self.broadcast(VerdictsChanged())
+        if self.backend is not None and not any(w.group == "inventory" and w.is_running for w in self.workers):
+            self.refresh_inventory()
+
+    def probe_after_load(self) -> None:
+        """After a load: probe the running VMs nothing is known about yet (auto_probe), and
+        the VMs a recovery changed."""
+        inventory = self.inventory
+        if inventory is None or self.backend is None:
+            return
+        from backend.verdict import fresh
+
+        wanted = {vm_id for vm_id in self._recheck}
+        if self.config.auto_probe:
+            wanted |= {vm.id.lower() for vm in inventory.vms if vm.power_state == "running" and fresh(vm, self.verdicts.evidence.get(vm.id.lower())) is None}
+        self._recheck.clear()
+        vms = [vm for vm in inventory.vms if vm.id.lower() in wanted and vm.power_state not in ("deallocated",)]
+        if vms:
+            self.background_probe(vms)
+
+    @work(exclusive=True, group="auto-probe", exit_on_error=False, description="probing in the background")
+    async def background_probe(self, vms: list) -> None:
+        """Probe RDP/SSH of `vms` and read the boot logs of those that do not answer: read-only,
+        bounded (AUTO_PROBE_CONCURRENCY connections), cancellable (stop_background_probe)."""
+        from backend import connectivity
+        from backend.lastknown import LastKnownStore, scope_for
+
+        backend, inventory = self.backend, self.inventory
+        done: set[str] = set()
+        total = len(vms)
+
+        def progress(diagnosis: Any) -> None:
+            done.add(diagnosis.vm_id.lower())
+            self.probe_status = f"probing {len(done)}/{total} VMs…"
+            self.update_header()
+
+        self.probe_status = f"probing {total} VMs…"
+        self.update_header()
+        self.broadcast(LoadStateChanged())
+        try:
+            env = await connectivity.environment(backend.settings, inventory)
+            store = LastKnownStore(scope=scope_for(backend.settings))
+            if backend.settings.demo and not self.demo_history_seeded:
+                connectivity.seed_demo_history(store, env, inventory)
+                self.demo_history_seeded = True
+            request = connectivity.Request(
+                source=self.config.source_ip,
+                extra_ports=connectivity.extra_ports(self.config.probe_ports),
+                timeout=2.0,
+                attempts=1,
+                concurrency=AUTO_PROBE_CONCURRENCY,
+            )
+            report = await connectivity.run(backend, inventory, vms, request, env=env, store=store, on_diagnosis=progress)
+        finally:
+            self.probe_status = ""
+            self.update_header()
+            self.broadcast(LoadStateChanged())
+        self.record_probe(report, vms)
+        attention = [vm.name for vm in vms if self.verdict_for(vm).needs_attention]
+        if attention:
+            self.notify(f"{len(attention)} VM(s) need attention: {', '.join(attention[:5])}" + ("…" if len(attention) > 5 else ""), title="verdicts", timeout=6)
+
+    def stop_background_probe(self) -> None:
+        if not self.probe_status:
+            self.notify("No background probe is running.", timeout=2)
+            return
+        for worker in self.workers:
+            if worker.group == "auto-probe":
+                worker.cancel()
+        self.probe_status = ""
+        self.update_header()
+        self.broadcast(LoadStateChanged())
+        self.notify("Background probe stopped; what it found so far is not used. Probe from the Connectivity pane.", timeout=4)
 
     def action_show_pane(self, pane_id: str) -> None:
         # From a detail page, go back to the pane's own page first.
@@ -416,6 +529,7 @@ class AztriageApp(App[int]):
             commands.append((f"view: {p.title.lower()} pane", f"Show pane {p.key}, {p.title}", lambda i=p.id: self.action_show_pane(i)))
         commands += [
             ("view: refresh now", "Load the inventory again", self.action_refresh),
+            ("probe: stop the background probe", "Stop probing RDP/SSH of the running VMs (x in the Inventory)", self.stop_background_probe),
             ("view: keys", "Every key of this screen", self.action_help),
             ("export: inventory as JSON", "Write every VM (the `aztriage inventory --format json` shape) to a file", self.export_inventory),
             ("export: health as JSON", "Write the Health view (the `aztriage health --format json` shape) to a file", self.export_health),
@@ -456,7 +570,10 @@ class AztriageApp(App[int]):
             return None
         from backend.jsonout import dumps
 
-        return self.export_text("inventory", "json", dumps(inv.to_json(native=True), native=True) + "\n")
+        doc = inv.to_json(native=True)
+        for vm_doc, vm in zip(doc["vms"], inv.vms):
+            vm_doc["verdict"] = self.verdict_for(vm).to_json()
+        return self.export_text("inventory", "json", dumps(doc, native=True) + "\n")
 
     def export_health(self) -> Path | None:
         if self.inventory is None:
@@ -464,7 +581,7 @@ class AztriageApp(App[int]):
             return None
         from backend.health import health_view
 
-        return self.export_text("health", "json", json.dumps(health_view(self.inventory).to_json(), indent=2) + "\n")
+        return self.export_text("health", "json", json.dumps(health_view(self.inventory, self.verdicts, self.now()).to_json(), indent=2) + "\n")
 
     async def on_unmount(self) -> None:
         self._cancel_inventory_timer()
@@ -510,6 +627,10 @@ def run(args: argparse.Namespace) -> int:
         check_config(config)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    if getattr(args, "no_auto_probe", False):
+        import dataclasses
+
+        config = dataclasses.replace(config, auto_probe=False)
     settings_from_args(args)  # bad options fail here, before the screen opens
 
     emulator_cm = demo_emulator(args) if args.demo else None

@@ -19,6 +19,11 @@ class LoadStateChanged(Message):
     """A refresh started, failed or the connection came up: panes update their error rows and status."""
 
 
+class VerdictsChanged(Message):
+    """What the session knows about some VMs changed (a probe, a boot log, a recovery run):
+    panes that show verdicts redraw them (backend.verdict, the app's `verdict_for`)."""
+
+
 class ShowVm(Message):
     """Show this VM in the Inventory pane: any pane posts it to the app (the Checklist's enter)."""
 

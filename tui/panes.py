@@ -15,6 +15,11 @@ class Pane:
     id: str  # the app mode name; also used in binding ids ("pane.<id>")
     title: str
     screen: str  # "module:Class"
+    short: str = ""  # the tab's name when the full titles do not fit (80 columns)
+
+    @property
+    def short_title(self) -> str:
+        return self.short or self.title
 
     def screen_class(self):
         module, _, cls = self.screen.partition(":")
@@ -22,12 +27,12 @@ class Pane:
 
 
 PANES: tuple[Pane, ...] = (
-    Pane("1", "inventory", "Inventory", "tui.screens.inventory:InventoryScreen"),
-    Pane("2", "health", "Health", "tui.screens.health:HealthScreen"),
-    Pane("3", "connectivity", "Connectivity", "tui.screens.connectivity:ConnectivityScreen"),
-    Pane("4", "recovery", "Recovery", "tui.screens.recovery:RecoveryScreen"),
-    Pane("5", "checklist", "Checklist", "tui.screens.checklist:ChecklistScreen"),
-    Pane("6", "boot", "Boot", "tui.screens.boot:BootScreen"),
+    Pane("1", "inventory", "Inventory", "tui.screens.inventory:InventoryScreen", "Inv"),
+    Pane("2", "health", "Health", "tui.screens.health:HealthScreen", "Health"),
+    Pane("3", "connectivity", "Connectivity", "tui.screens.connectivity:ConnectivityScreen", "Conn"),
+    Pane("4", "recovery", "Recovery", "tui.screens.recovery:RecoveryScreen", "Recov"),
+    Pane("5", "checklist", "Checklist", "tui.screens.checklist:ChecklistScreen", "Check"),
+    Pane("6", "boot", "Boot", "tui.screens.boot:BootScreen", "Boot"),
 )
 
 

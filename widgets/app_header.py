@@ -13,7 +13,7 @@ from textual.widget import Widget
 
 @dataclass(frozen=True)
 class HeaderState:
-    panes: tuple[tuple[str, str, str], ...] = ()  # (key, id, title)
+    panes: tuple[tuple[str, ...], ...] = ()  # (key, id, title[, short title])
     where: str = ""  # "DEMO" or "identity @ cloud"
     read_only: bool = False
     status: str = ""  # "↻ 03:00:00 UTC", "refreshing…", "connecting…"
@@ -62,24 +62,32 @@ class AppHeader(Widget):
     def _style(self, name: str):
         return self.get_component_rich_style(f"app-header--{name}", partial=True)
 
-    # Ways to fit a narrow terminal, tried in order: (brand, full tab titles, long clock, where)
+    # Ways to fit a narrow terminal, tried in order: (brand, tab titles: "full"/"short"/"", long clock, where).
+    # Every pane keeps a name down to 80 columns (short ones: "Conn", "Recov"); only narrower loses them.
     FITS = (
-        (True, True, True, True),
-        (False, True, True, True),
-        (False, True, False, True),
-        (False, False, False, True),
-        (False, False, False, False),
+        (True, "full", True, True),
+        (False, "full", True, True),
+        (False, "full", False, True),
+        (False, "short", False, True),
+        (False, "short", False, False),
+        (False, "compact", False, True),
+        (False, "compact", False, False),
+        (False, "", False, True),
+        (False, "", False, False),
     )
 
-    def _left(self, brand: bool, titles: bool) -> Text:
+    def _left(self, brand: bool, titles: str) -> Text:
         text = Text()
         if brand:
             text.append(" aztriage ", style=self._style("brand"))
-        for key, pane_id, title in self.state.panes:
+        for key, pane_id, title, *rest in self.state.panes:
+            name = (rest[0] if rest else title) if titles in ("short", "compact") else title
             if pane_id == self.active_pane:
-                text.append(f" {key} {title} ", style=self._style("tab-active"))
+                text.append(f" {key} {name if titles == 'compact' else title} ", style=self._style("tab-active"))
+            elif titles == "compact":
+                text.append(f"{key} {name} ", style=self._style("tab"))
             elif titles:
-                text.append(f" {key} {title} ", style=self._style("tab"))
+                text.append(f" {key} {name} ", style=self._style("tab"))
             else:
                 text.append(f" {key} ", style=self._style("tab"))
         return text

@@ -34,11 +34,14 @@ class BootState:
     error: str = ""
     off: bool = False  # boot diagnostics are disabled
     fetching: bool = False
+    vm_verdict: Any = None  # the VM's verdict (backend.verdict) when the pane knows it: it decides the recovery
 
     @property
     def recommended(self) -> str | None:
         if self.off or not self.vm.boot_diagnostics.enabled:
             return "enable-boot-diagnostics"
+        if self.vm_verdict is not None:
+            return self.vm_verdict.scenario
         return self.verdict.recommended_scenario if self.verdict is not None else None
 
 

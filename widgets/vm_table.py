@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from backend.models import Inventory, Vm
 from widgets import fmt
@@ -15,6 +16,7 @@ COLUMNS = (
     # priority: what goes first when the terminal is narrow (80 columns keeps the states)
     Column("marker", "", min_width=1, max_width=1),
     Column("name", "NAME", min_width=20, max_width=28, shrink=True),
+    Column("verdict", "VERDICT", min_width=9, max_width=18, shrink=True),
     Column("group", "GROUP", min_width=10, max_width=24, shrink=True, priority=3),
     Column("subscription", "SUBSCRIPTION", min_width=12, max_width=24, shrink=True, priority=5),
     Column("location", "LOCATION", min_width=10, max_width=16, shrink=True, priority=4),
@@ -33,8 +35,26 @@ def subscription_names(inventory: Inventory | None) -> dict[str, str]:
     return {s.subscription_id.lower(): s.display_name for s in inventory.subscriptions}
 
 
-def vm_row(vm: Vm, subscription_name: str | None = None) -> Row:
+# The verdict's tone by its attention rank (backend.verdict.KINDS).
+VERDICT_TONES = {
+    "platform-incident": "bad", "not-booting": "bad", "platform-unhealthy": "bad", "blocked-by-nsg": "bad",
+    "guest-firewall": "bad", "guest-service-down": "bad", "guest-unresponsive": "bad", "agent-not-ready": "warn",
+    "ip-changed": "warn", "no-public-path": "muted", "maintenance-pending": "warn", "starting": "accent",
+    "stopped": "warn", "unknown": "muted", "reachable": "ok",
+}
+
+
+def verdict_cell(verdict: Any) -> tuple[str, str | None, tuple[int, int]]:
+    """(text, tone, sort rank) of a VM's verdict: its label, and 'healed' after a platform restart."""
+    if verdict is None:
+        return "-", "muted", (99, 0)
+    text = verdict.label + (" ↻" if verdict.healed_at else "")  # ↻: restarted by the platform (service healing)
+    return text, VERDICT_TONES.get(verdict.id), (verdict.rank, 0 if verdict.healed_at else 1)
+
+
+def vm_row(vm: Vm, subscription_name: str | None = None, verdict: Any = None) -> Row:
     mark, mark_tone = fmt.marker(vm)
+    verdict_text, verdict_tone, verdict_rank = verdict_cell(verdict)
     power, power_tone = fmt.power_cell(vm)
     health, health_tone = fmt.health_cell(vm)
     agent, agent_tone = fmt.agent_cell(vm)
@@ -42,12 +62,13 @@ def vm_row(vm: Vm, subscription_name: str | None = None) -> Row:
     sub = subscription_name or vm.subscription_id
     public_ips = vm.public_ips  # a property that walks the NICs: read it once
     public_ip = fmt.public_ip_cell(vm, public_ips)
-    cells = (mark, vm.name, vm.resource_group, sub, vm.location, fmt.short_size(vm.size), power, health, sla, public_ip, agent)
-    tones = (mark_tone, None, None, "muted", None, None, power_tone, health_tone, sla_tone, None if public_ip != "-" else "muted", agent_tone)
+    cells = (mark, vm.name, verdict_text, vm.resource_group, sub, vm.location, fmt.short_size(vm.size), power, health, sla, public_ip, agent)
+    tones = (mark_tone, None, verdict_tone, None, "muted", None, None, power_tone, health_tone, sla_tone, None if public_ip != "-" else "muted", agent_tone)
     name = vm.name.lower()
     sort_keys = (
         (STATE_ORDER.get(mark, 3), name),
         name,
+        (verdict_rank, name),
         (vm.resource_group.lower(), name),
         (sub.lower(), name),
         (vm.location, name),
@@ -71,21 +92,23 @@ def vm_row(vm: Vm, subscription_name: str | None = None) -> Row:
             vm.power_state,
             vm.availability_state,
             agent,
+            verdict_text,
+            verdict.id if verdict is not None else "",
         )
     ).lower()
     return Row(vm.id.lower(), cells, tones, sort_keys, haystack, vm)
 
 
 class VmTable(FastTable):
-    """Every VM with name, group, subscription, location, size, power, health, SLA shape, public IP and agent."""
+    """Every VM with name, verdict, group, subscription, location, size, power, health, SLA shape, public IP and agent."""
 
-    def __init__(self, *, sort_column: str = "name", empty_text: str = "Loading inventory…", **kwargs) -> None:
+    def __init__(self, *, sort_column: str = "verdict", empty_text: str = "Loading inventory…", **kwargs) -> None:
         super().__init__(COLUMNS, fixed_columns=2, sort_column=sort_column, empty_text=empty_text, **kwargs)
 
-    def update_vms(self, vms: Iterable[Vm], names: Mapping[str, str] | None = None) -> int:
-        """Update rows by key (resource id); cursor, filter and sort stay."""
+    def update_vms(self, vms: Iterable[Vm], names: Mapping[str, str] | None = None, verdict: Callable[[Vm], Any] | None = None) -> int:
+        """Update rows by key (resource id); cursor, filter and sort stay. `verdict(vm)` gives each VM's verdict."""
         names = names or {}
-        return self.set_rows(vm_row(vm, names.get(vm.subscription_id.lower())) for vm in vms)
+        return self.set_rows(vm_row(vm, names.get(vm.subscription_id.lower()), verdict(vm) if verdict else None) for vm in vms)
 
     @property
     def cursor_vm(self) -> Vm | None:

@@ -41,8 +41,15 @@ def run(args: argparse.Namespace) -> int:
 
     inv = run_with_backend(args, work)
     check_subscriptions(args, inv.errors)
+    from backend.verdict import verdicts
+
+    # Azure's view of each VM (nothing is probed here: `aztriage probe` adds what RDP/SSH say).
+    found = verdicts(inv)
     if fmt == "json":
-        print_json(inv.to_json(native=True), native=True)
+        doc = inv.to_json(native=True)
+        for vm_doc, vm in zip(doc["vms"], inv.vms):
+            vm_doc["verdict"] = found[vm.id.lower()].to_json()
+        print_json(doc, native=True)
     else:
         names = {s.subscription_id: s.display_name for s in inv.subscriptions}
         rows = [

@@ -93,13 +93,26 @@ def run(args: argparse.Namespace) -> int:
         except BackendError as exc:
             raise CliError(str(exc), exit_code=1) from None
     written = _write_rdp_files(args.rdp_file, report) if args.rdp_file else []
+    from datetime import datetime, timezone
+
+    from backend.verdict import VerdictBook
+
+    book = VerdictBook()
+    book.record_report(report, vms, datetime.now(timezone.utc))
+    verdicts = {vm.name: book.verdict(vm, inventory) for vm in vms}
     if fmt == "json":
         doc = report.to_json()
+        # One verdict per VM (backend/verdict.py), the same the console shows.
+        doc["verdicts"] = [dict(verdicts[vm.name].to_json(), vm=vm.name, vm_id=vm.id) for vm in vms]
+        for d in doc["diagnoses"]:
+            d["verdict_of_vm"] = verdicts[d["vm"]].id if d["vm"] in verdicts else None
         if written:
             doc["rdp_files"] = [str(p) for p in written]
         print_json(doc)
     else:
         _print_table(report, vms, written)
+        print("\nverdicts:")
+        print(table(("VM", "VERDICT", "NEXT STEP"), [(name, v.id, v.next_step) for name, v in verdicts.items()], shrink=(2, 0)))
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     reachable = all(d.verdict in ("reachable", "ip-changed") for d in report.diagnoses)

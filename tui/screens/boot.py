@@ -33,7 +33,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from backend.models import Inventory
-from tui.messages import OpenRecovery
+from tui.messages import OpenRecovery, VerdictsChanged
 from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
 from widgets.boot_table import BootState, BootTable, boot_row
 from widgets.fast_table import FastTable
@@ -55,9 +55,10 @@ def session_states(app: Any) -> dict[str, BootState]:
     return found
 
 
-async def read_boot(app: Any, state: BootState, *, screenshot: bool = True) -> Any:
+async def read_boot(app: Any, state: BootState, *, screenshot: bool = True, broadcast: bool = True) -> Any:
     """Read one VM's boot diagnostics into `state`; returns the screenshot image (or None).
-    Never raises: what went wrong is in state.error."""
+    Never raises: what went wrong is in state.error. The log's verdict becomes the VM's
+    evidence (the app's verdicts), told to every pane unless `broadcast` is False."""
     from backend import bootdiag
     from backend.errors import BackendError
     from backend.azure import bootdiag as boot_ops
@@ -85,6 +86,8 @@ async def read_boot(app: Any, state: BootState, *, screenshot: bool = True) -> A
     state.off = False
     state.data = data
     state.verdict = bootdiag.analyze(data.serial_log, vm.os_type) if data.serial_log is not None else None
+    if state.verdict is not None and hasattr(app, "record_boot"):
+        app.record_boot(vm, state.verdict, broadcast=broadcast)
     if data.serial_log is None and data.serial_error:
         state.error = data.serial_error
     if data.screenshot:
@@ -158,6 +161,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     def show_inventory(self, inventory: Inventory) -> None:
         states = self.states
         seen = set()
+        verdict = self.aztriage.verdict_for
         for vm in inventory.vms:
             key = vm.id.lower()
             seen.add(key)
@@ -165,6 +169,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
                 states[key].vm = vm
             else:
                 states[key] = BootState(vm)
+            states[key].vm_verdict = verdict(vm)
         for key in [k for k in states if k not in seen]:
             del states[key]
         self._redraw()
@@ -193,7 +198,15 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
 
     def show_detail(self) -> None:
         state = self.table.cursor_state
-        self.query_one("#boot-detail", Static).update(state_lines(state) if state is not None else "")
+        self.query_one("#boot-detail", Static).update(state_lines(state, verdict=self.aztriage.verdict_for(state.vm)) if state is not None else "")
+
+    @on(VerdictsChanged)
+    def _verdicts_changed(self) -> None:
+        if self.aztriage.inventory is not None:
+            if self.is_current:
+                self.show_inventory(self.aztriage.inventory)
+            else:
+                self._behind = True
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -217,7 +230,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
 
         async def one(state: BootState) -> None:
             async with semaphore:
-                await read_boot(self.app, state, screenshot=False)
+                await read_boot(self.app, state, screenshot=False, broadcast=False)
             self._schedule_flush()
 
         try:
@@ -228,6 +241,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
                 s.fetching = False
             self.swept_at = self.aztriage.now()
             self._flush()
+            self.aztriage.broadcast(VerdictsChanged())
         broken = [s.vm.name for s in targets if s.verdict is not None and s.verdict.problem]
         failed = [s for s in targets if s.error]
         if broken:
@@ -251,10 +265,17 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
 
     async def action_open_recovery(self) -> None:
         state = self.table.cursor_state
-        if state is None or not state.recommended:
-            self.notify("Read the VM's log first (enter, or a for all): no recovery is recommended for this row.", severity="warning", timeout=4)
+        if state is None:
             return
-        await open_recovery(self, state.vm.id, state.recommended, *reason_of(state))
+        if state.off or not state.vm.boot_diagnostics.enabled:
+            await open_recovery(self, state.vm.id, "enable-boot-diagnostics", *reason_of(state))
+            return
+        # The VM's one verdict decides (the same in every pane), not the log alone.
+        verdict = self.aztriage.verdict_for(state.vm)
+        if not verdict.scenario:
+            self.notify(f"No recovery is recommended for {state.vm.name}: {verdict.next_step}", severity="warning", timeout=6)
+            return
+        await open_recovery(self, state.vm.id, verdict.scenario, verdict.summary, verdict.evidence)
 
     async def action_enable(self) -> None:
         state = self.table.cursor_state
@@ -426,10 +447,10 @@ class BootDetailScreen(BaseScreen):
         if state is None:
             verdict_box.update(Text(" loading inventory…", style="dim"))
             return
-        text = state_lines(state, loading=loading)
+        text = state_lines(state, loading=loading, verdict=self.aztriage.verdict_for(state.vm))
         if state.data is not None and state.data.fetched_at is not None and not (loading or state.fetching):
             when = self.aztriage.now().strftime("%H:%M:%S UTC")
-            text.append(f"{' · ' if state.recommended else chr(10)}read {when}, {state.data.storage}", style="dim")
+            text.append(f"\nread {when}, {state.data.storage}", style="dim")
         verdict_box.update(text)
         repair_box.update(repair_text(state))
         self.update_status()
@@ -494,10 +515,16 @@ class BootDetailScreen(BaseScreen):
 
     async def action_open_recovery(self) -> None:
         state = self.state
-        if state is None or not state.recommended:
-            self.notify("No recovery is recommended: the last boot shows no known problem.", timeout=4)
+        if state is None:
             return
-        await open_recovery(self, state.vm.id, state.recommended, *reason_of(state))
+        if state.off or not state.vm.boot_diagnostics.enabled:
+            await open_recovery(self, state.vm.id, "enable-boot-diagnostics", *reason_of(state))
+            return
+        verdict = self.aztriage.verdict_for(state.vm)
+        if not verdict.scenario:
+            self.notify(f"No recovery is recommended for {state.vm.name}: {verdict.next_step}", timeout=6)
+            return
+        await open_recovery(self, state.vm.id, verdict.scenario, verdict.summary, verdict.evidence)
 
     async def action_enable(self) -> None:
         state = self.state
@@ -575,7 +602,19 @@ def reason_of(state: BootState) -> tuple[str, tuple[str, ...]]:
     return f"boot diagnostics: {verdict.summary}", evidence
 
 
-def state_lines(state: BootState, *, detail: bool = False, loading: bool = False) -> Text:
+def state_lines(state: BootState, *, detail: bool = False, loading: bool = False, verdict: Any = None) -> Text:
+    text = _state_lines(state, detail=detail, loading=loading)
+    if verdict is not None and not (loading or state.fetching):
+        # The VM's one verdict and its next step, as every pane shows it.
+        text.append("\nVERDICT ", style="bold")
+        text.append(f"{verdict.label}: {verdict.summary}", style="bold")
+        if verdict.scenario:
+            text.append(f"  → o: {verdict.scenario}", style="bold")
+        text.append(f"\n  next: {verdict.next_step}")
+    return text
+
+
+def _state_lines(state: BootState, *, detail: bool = False, loading: bool = False) -> Text:
     vm = state.vm
     text = Text()
     if loading or state.fetching:
@@ -607,10 +646,8 @@ def state_lines(state: BootState, *, detail: bool = False, loading: bool = False
         for other in verdict.findings[1:3]:
             text.append(f"\n  also {other.signature.title}, line {other.line_number}: ", style="dim")
             text.append(other.line)
-    if state.recommended:
-        text.append(f"\n→ o: {state.recommended}", style="bold")
-        if verdict.repair:
-            text.append(" · x: repair commands", style="dim")
+    if verdict.repair:
+        text.append("\nx: repair commands", style="dim")
     return text
 
 

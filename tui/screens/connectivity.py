@@ -27,7 +27,7 @@ from textual.widgets import Input, Static
 from backend.diagnose import NO_PUBLIC_PATH, SCENARIO_TITLES, Diagnosis
 from backend.models import Inventory
 from backend.probe import OPEN, ProbeResult
-from tui.messages import OpenRecovery
+from tui.messages import OpenRecovery, VerdictsChanged
 from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
 from widgets.connectivity_table import ConnectivityTable, PortState, port_row, row_key
 from widgets.fast_table import FastTable
@@ -69,7 +69,6 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self.probe_error = ""
         self.probed_at = None
         self.last_notes: list[str] = []
-        self._seeded = False
         self._flush_timer = None
 
     def compose_body(self) -> ComposeResult:
@@ -173,9 +172,9 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
             )
             env = await connectivity.environment(backend.settings, inventory)
             store = LastKnownStore(scope=scope_for(backend.settings))
-            if backend.settings.demo and not self._seeded:
+            if backend.settings.demo and not app.demo_history_seeded:
                 connectivity.seed_demo_history(store, env, inventory)
-                self._seeded = True
+                app.demo_history_seeded = True
             report = await connectivity.run(
                 backend, inventory, vms, request, env=env, store=store, on_result=self._on_result, on_diagnosis=self._on_diagnosis
             )
@@ -189,6 +188,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
                 state.probing = False
             self._flush()
         self.probed_at = app.now()
+        app.record_probe(report, vms)  # every pane's verdict follows what this probe found
         self.last_notes = report.notes
         for note in report.notes[:3]:
             self.notify(note, severity="warning", timeout=6)
@@ -232,7 +232,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         state = self.table.cursor_state
         if action == "open_recovery":
-            return bool(state and state.diagnosis and state.diagnosis.recommended_scenario)
+            return bool(state and self.aztriage.verdict_for(state.vm).scenario)
         if action in ("write_rdp", "copy_connect"):
             return bool(state and state.diagnosis and state.diagnosis.connect)
         return super().check_action(action, parameters)
@@ -253,17 +253,19 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     # --- recovery, .rdp, clipboard ----------------------------------------------------
 
     async def action_open_recovery(self) -> None:
+        """The recovery the VM's verdict recommends (the same in every pane)."""
         state = self.table.cursor_state
-        d = state.diagnosis if state else None
-        if d is None or not d.recommended_scenario:
-            self.notify("Probe the VM first: no recovery is recommended for this row.", severity="warning", timeout=4)
+        verdict = self.aztriage.verdict_for(state.vm) if state is not None else None
+        if verdict is None or not verdict.scenario:
+            next_step = f": {verdict.next_step}" if verdict is not None else ""
+            self.notify(f"No recovery is recommended for this VM{next_step}", severity="warning", timeout=6)
             return
         from tui.panes import PANES
 
-        message = OpenRecovery(d.vm_id, d.recommended_scenario, reason=d.summary, evidence=d.evidence)
+        message = OpenRecovery(verdict.vm_id, verdict.scenario, reason=verdict.summary, evidence=verdict.evidence)
         if not any(p.id == "recovery" for p in PANES):
             self.notify(
-                f"The Recovery pane is not in this build; from a shell: aztriage recover {d.recommended_scenario} --vm {d.vm}",
+                f"The Recovery pane is not in this build; from a shell: aztriage recover {verdict.scenario} --vm {verdict.vm}",
                 severity="warning",
                 timeout=8,
             )
@@ -329,7 +331,23 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     def show_detail(self) -> None:
         panel = self.query_one("#probe-detail", Static)
         state = self.table.cursor_state
-        panel.update(detail_text(state) if state is not None else "")
+        panel.update(detail_text(state, self.aztriage.verdict_for(state.vm)) if state is not None else "")
+
+    @on(VerdictsChanged)
+    def _verdicts_changed(self) -> None:
+        """Another pane, the background probe or a recovery learned something: the rows of
+        those VMs take the port diagnoses it found, and the panel shows the new verdict."""
+        book = self.aztriage.verdicts
+        for state in self.states.values():
+            evidence = book.evidence.get(state.vm.id.lower())
+            if evidence is None:
+                if state.diagnosis is not None and not state.probing:
+                    state.diagnosis = None  # forgotten (a recovery ran): probe again
+                continue
+            found = next((d for d in evidence.diagnoses if d.port == state.port), None)
+            if found is not None and not state.probing:
+                state.diagnosis = found
+        self._schedule_flush()
 
     def update_status(self) -> None:
         text = Text()
@@ -360,29 +378,37 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         if state is not None:
             vm = state.vm
             commands.append((f"probe: {vm.name} from inside Azure", "Network Watcher's connectivity check from another VM in Azure", self.action_check_from_azure))
-            d = state.diagnosis
-            if d is not None and d.recommended_scenario:
-                commands.append((f"recovery: {d.recommended_scenario} for {vm.name}", SCENARIO_TITLES.get(d.recommended_scenario, ""), self.action_open_recovery))
+            verdict = self.aztriage.verdict_for(vm)
+            if verdict.scenario:
+                commands.append((f"recovery: {verdict.scenario} for {vm.name}", SCENARIO_TITLES.get(verdict.scenario, verdict.next_step), self.action_open_recovery))
             if self._answering(state) is not None and state.port == 3389:
                 commands.append((f"export: .rdp file for {vm.name}", "Write an .rdp file with the current address", self.action_write_rdp))
         return commands
 
 
-def detail_text(state: PortState) -> Any:
+def detail_text(state: PortState, verdict: Any = None) -> Any:
     vm = state.vm
     head = Text()
     head.append(f"{vm.name}", style="bold")
     head.append(f" · port {state.port} · {vm.os_type} · {vm.power_state} · {vm.availability_state}")
     d = state.diagnosis
     lines: list[Any] = [head]
+    if verdict is not None:
+        # The VM's one verdict, as every pane shows it; the port's own diagnosis follows.
+        line = Text()
+        line.append("VERDICT ", style="bold")
+        line.append(f"{verdict.label}: {verdict.summary}", style="bold")
+        if verdict.scenario:
+            line.append(f"  → o: {verdict.scenario}", style="bold")
+        line.append(f"\n  next: {verdict.next_step}")
+        lines.append(line)
     if d is None:
         lines.append(Text("probing…" if state.probing else "not probed yet: p probes this VM, a probes every VM", style="italic"))
         return RichGroup(*lines)
-    verdict = Text()
-    verdict.append(d.summary, style="bold")
-    if d.recommended_scenario:
-        verdict.append(f"  → o: {d.recommended_scenario}", style="bold")
-    lines.append(verdict)
+    port_line = Text()
+    port_line.append(f"port {state.port}: ", style="dim")
+    port_line.append(d.summary)
+    lines.append(port_line)
     for line in d.evidence:
         if line.startswith("recommended: "):
             continue

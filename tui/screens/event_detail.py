@@ -84,7 +84,7 @@ class EventDetailScreen(BaseScreen):
             self.query_one(VmTable).update_vms(())
         else:
             body.update(event_renderable(self.row, self.aztriage.now()))
-            self.query_one(VmTable).update_vms(self.row.impacted_vms, subscription_names(inventory))
+            self.query_one(VmTable).update_vms(self.row.impacted_vms, subscription_names(inventory), self.aztriage.verdict_for)
         self.update_status()
 
     def update_status(self) -> None:

@@ -1,5 +1,7 @@
-"""Pane 1, Inventory: every VM in one table; `/` filters, `s` sorts, enter
-opens the detail panel. Refreshes update rows in place by resource id."""
+"""Pane 1, Inventory: every VM in one table with its verdict (backend/verdict.py),
+attention first; `/` filters, `s` sorts, enter opens the detail panel. Refreshes
+update rows in place by resource id; verdicts follow the background probe, the
+Connectivity and Boot panes and recovery runs (VerdictsChanged)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from textual.binding import Binding
 from textual.widgets import Input
 
 from backend.models import Inventory, Vm
+from tui.messages import VerdictsChanged
 from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.fast_table import FastTable
 from widgets.vm_table import COLUMNS, VmTable, subscription_names, vm_row
@@ -34,6 +37,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="inventory.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="inventory.clear_filter"),
+        Binding("x", "stop_probe", "Stop probe", id="inventory.stop_probe"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -53,14 +57,27 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
     def show_inventory(self, inventory: Inventory) -> None:
         table = self.table
         table.empty_text = "No VMs match the filter." if inventory.vms else "No VMs in the selected subscriptions."
+        verdict = self.aztriage.verdict_for
         # Counted once per load: the status line is redrawn on every keystroke.
-        self._attention = sum(1 for vm in inventory.vms if vm.availability_state != "Available" or vm.power_state != "running")
+        self._attention = sum(1 for vm in inventory.vms if verdict(vm).needs_attention)
         if len(inventory.vms) > ROWS_IN_SLICES:
             self._rows_from = inventory
             self._build_rows()
         else:
-            table.update_vms(inventory.vms, subscription_names(inventory))
+            table.update_vms(inventory.vms, subscription_names(inventory), verdict)
             self.update_status()
+
+    @on(VerdictsChanged)
+    def _verdicts_changed(self) -> None:
+        if self.aztriage.inventory is not None:
+            if self.is_current:
+                self.show_inventory(self.aztriage.inventory)
+            else:
+                self._behind = True
+        self.update_status()
+
+    def action_stop_probe(self) -> None:
+        self.aztriage.stop_background_probe()
 
     @work(exclusive=True, group="inventory-rows", exit_on_error=False, description="building inventory rows")
     async def _build_rows(self) -> None:
@@ -77,9 +94,10 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
         rows: list = []
         try:
             names = subscription_names(inventory)
+            verdict = self.aztriage.verdict_for
             vms = inventory.vms
             for start in range(0, len(vms), ROWS_PER_SLICE):
-                rows.extend(vm_row(vm, names.get(vm.subscription_id.lower())) for vm in vms[start : start + ROWS_PER_SLICE])
+                rows.extend(vm_row(vm, names.get(vm.subscription_id.lower()), verdict(vm)) for vm in vms[start : start + ROWS_PER_SLICE])
                 await asyncio.sleep(0)
             self._apply_rows(rows)
         finally:
@@ -88,6 +106,11 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
     def _apply_rows(self, rows: list) -> None:
         self.table.set_rows(rows)
         self.update_status()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_probe":
+            return bool(self.aztriage.probe_status)
+        return super().check_action(action, parameters)
 
     # --- rows ----------------------------------------------------------------------------
 
@@ -122,7 +145,9 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
             text.append(f"/{table.filter_text}", style="bold")
         attention = getattr(self, "_attention", 0)
         if attention:
-            text.append(f" · {attention} not running or not Available", style="bold")
+            text.append(f" · {attention} need attention", style="bold")
+        if self.aztriage.probe_status:
+            text.append(f" · {self.aztriage.probe_status} (x stops)")
         if table.sort_column:
             label = next((c.label for c in COLUMNS if c.key == table.sort_column), table.sort_column) or "attention"
             text.append(f" · sort {label.lower()} {'▼' if table.sort_reverse else '▲'}")
@@ -153,8 +178,8 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
 
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["name", "resource_group", "subscription_id", "location", "size", "power_state", "availability_state", "sla_shape", "public_ips", "agent_status", "id"])
+        writer.writerow(["name", "verdict", "resource_group", "subscription_id", "location", "size", "power_state", "availability_state", "sla_shape", "public_ips", "agent_status", "id"])
         for row in self.table.visible_rows():
             vm: Vm = row.item
-            writer.writerow([vm.name, vm.resource_group, vm.subscription_id, vm.location, vm.size, vm.power_state, vm.availability_state, vm.sla_shape, " ".join(vm.public_ips), vm.agent_status, vm.id])
+            writer.writerow([vm.name, self.aztriage.verdict_for(vm).id, vm.resource_group, vm.subscription_id, vm.location, vm.size, vm.power_state, vm.availability_state, vm.sla_shape, " ".join(vm.public_ips), vm.agent_status, vm.id])
         self.aztriage.export_text("inventory", "csv", buffer.getvalue())

@@ -236,7 +236,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if len(inventory.vms) > MANY_ROWS:
             self._fill_vm_table()
             return
-        table.update_vms(inventory.vms, subscription_names(inventory))
+        table.update_vms(inventory.vms, subscription_names(inventory), self.aztriage.verdict_for)
         self._vm_table_filled()
 
     def _vm_table_filled(self) -> None:
@@ -253,7 +253,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         try:
             if inventory is not None:
                 names = subscription_names(inventory)
-                await self.query_one(VmTable).set_rows_in_slices(vm_row(vm, names.get(vm.subscription_id.lower())) for vm in inventory.vms)
+                await self.query_one(VmTable).set_rows_in_slices(vm_row(vm, names.get(vm.subscription_id.lower()), self.aztriage.verdict_for(vm)) for vm in inventory.vms)
                 self._vm_table_filled()
         finally:
             inventory = None
@@ -316,6 +316,15 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             for line in rec.evidence[:4]:
                 text.append(f"\n  - {line}")
             text.append("\n")
+        elif self.vm_id:
+            verdict = self._verdict()
+            if verdict is not None:
+                text.append("Verdict: ", style="bold")
+                text.append(f"{verdict.label}: {verdict.summary}")
+                text.append(f"\nNext: {verdict.next_step}")
+                if verdict.incident is not None:
+                    text.append(f"\n  - {verdict.incident.describe()}", style="bold")
+                text.append("\n")
         option = self._highlighted_option("#scenarios")
         if option is not None:
             s = scenarios.get(option)
@@ -465,13 +474,20 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.facts = facts
         self.show_scenarios()
 
+    def _verdict(self) -> Any:
+        """The VM's verdict as every pane shows it (from the inventory's VM and what the session probed)."""
+        inventory = self.aztriage.inventory
+        vm = inventory.vm_by_id(self.vm_id) if inventory is not None and self.vm_id else None
+        return self.aztriage.verdict_for(vm if vm is not None else self.facts.vm) if (vm is not None or self.facts is not None) else None
+
     def show_scenarios(self) -> None:
         rec = self.recommended
         wanted = rec.scenario if rec is not None and self.vm_id and rec.vm_id.lower() == self.vm_id.lower() else None
         options = self.query_one("#scenarios", OptionList)
         options.clear_options()
         first_enabled = None
-        for i, (scenario, reason, recommended) in enumerate(scenarios.choices(self.facts.vm, wanted if wanted in scenarios.IDS else None)):
+        verdict = self._verdict()
+        for i, (scenario, reason, recommended) in enumerate(scenarios.choices(self.facts.vm, wanted if wanted in scenarios.IDS else None, verdict=verdict)):
             prompt = Text()
             prompt.append("★ " if recommended else "  ", style="bold")
             prompt.append(scenario.title, style="bold" if recommended else "")
@@ -746,6 +762,10 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.running = False
         self.run_id = result.run_id
         self.summary_text = result.summary
+        # The run changed the VM: no pane keeps the verdict from before it (read and probe it again).
+        vm_id = self.plan.vm.id if self.plan is not None else self.vm_id
+        if vm_id:
+            self.aztriage.recheck(vm_id)
         self.waiting_run = result.run_id if result.status == J.RUN_WAITING else None
         tone = {"succeeded": "information", "waiting": "warning"}.get(result.status, "error")
         self.notify(result.summary, title=f"run {result.run_id}: {result.status}", severity=tone, timeout=10)

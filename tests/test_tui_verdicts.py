@@ -1,0 +1,142 @@
+"""The console opens on what is broken: the Inventory's VERDICT column fills in from
+the background probe, every pane gives the same answer for a VM, and a recovery run's
+result replaces the verdict from before it (against the emulator's real guests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import emulator_control, start_emulator
+from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
+from widgets.vm_table import VmTable
+
+pytestmark = pytest.mark.xdist_group("tui-verdicts")
+
+
+@pytest.fixture(scope="module")
+def emu():
+    e = start_emulator("demo")
+    yield e
+    e.stop()
+
+
+def verdicts(app) -> dict[str, str]:
+    return {vm.name: app.verdict_for(vm).id for vm in app.inventory.vms}
+
+
+async def test_the_background_probe_fills_the_verdicts_attention_first(emu):
+    app = make_app(emu, auto_probe=True)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_loaded(pilot)
+        # While it runs: the header and the Inventory's status line say so.
+        await wait_for(pilot, lambda: bool(app.probe_status), what="the background probe to start")
+        assert "probing" in app.header_state.status and "x stops" in str(app.screen.query_one("#status-line").render())
+        await wait_for(pilot, lambda: not app.probe_status and verdicts(app)["jump-prod-01"] != "unknown", timeout=60, what="the probe to finish")
+        found = verdicts(app)
+        assert found["jump-prod-01"] == "blocked-by-nsg" and found["tools-lnx-shared-01"] == "blocked-by-nsg"
+        assert found["files-shared-01"] == "guest-firewall" and found["legacy-ftp-01"] == "guest-service-down"
+        assert found["api-dev-01"] == "not-booting" and found["pg-dev-01"] == "not-booting"  # boot logs read for those that fail
+        assert found["mon-shared-eus-01"] == "agent-not-ready" and found["web-prod-01"] == "reachable"
+        await pilot.pause(0.2)
+        table = app.screen.query_one(VmTable)
+        lines = table_lines(table)
+        jump = next(line for line in lines if "jump-prod-01" in line)
+        assert "NSG" in jump
+        # Attention first: nothing that needs attention sits below a reachable VM.
+        ranks = [app.verdict_for(row.item).rank for row in table.visible_rows()]
+        assert ranks == sorted(ranks)
+        assert names_before(table, "web-prod-01") >= {"jump-prod-01", "files-shared-01", "api-dev-01", "erp-prod-eus-01"}
+        # It only read: nothing was written to Azure.
+        assert emulator_control(emu, "GET", "/_emulator/stats")["writes"] == 0
+
+
+def names_before(table, name: str) -> set[str]:
+    rows = [row.item.name for row in table.visible_rows()]
+    return set(rows[: rows.index(name)])
+
+
+async def test_no_background_probe_when_it_is_turned_off(emu):
+    app = make_app(emu, auto_probe=False)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_loaded(pilot)
+        await pilot.pause(0.5)
+        assert not app.probe_status and not any(w.group == "auto-probe" for w in app.workers)
+        assert verdicts(app)["jump-prod-01"] == "unknown"
+
+
+async def test_the_tab_bar_names_every_pane_at_80_columns(emu):
+    from widgets.app_header import AppHeader
+
+    for read_only in (False, True):
+        app = make_app(emu, read_only=read_only)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_loaded(pilot)
+            header = str(app.screen.query_one(AppHeader).render())
+            for name in ("Inv", "Health", "Conn", "Recov", "Check", "Boot"):
+                assert name in header, (name, header)
+            assert "DEMO" in header and ("READ-ONLY" in header) is read_only
+
+
+async def test_connectivity_boot_and_recovery_give_one_answer(emu):
+    """mon-shared-eus-01: SSH answers, the agent is Not Ready: sign in and restart waagent, everywhere."""
+    app = make_app(emu, start_pane="connectivity")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await wait_loaded(pilot)
+        screen = app.screen
+        vm = app.inventory.vm_by_name("mon-shared-eus-01")[0]
+        screen.table.move_cursor_to_key(f"{vm.id.lower()}:22")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.verdict_for(vm).probed, timeout=30, what="the probe")
+        await pilot.pause(0.2)
+        conn = renderable_text(screen.query_one("#probe-detail").content, width=220)
+        assert "VERDICT AGENT" in conn and "Sign in over SSH" in conn and "walinuxagent" in conn
+        await pilot.press("6")
+        await wait_for(pilot, lambda: app.current_mode == "boot", what="the Boot pane")
+        boot = app.screen
+        boot.table.move_cursor_to_key(vm.id.lower())
+        await pilot.pause(0.2)
+        text = renderable_text(boot.query_one("#boot-detail").content, width=220)
+        assert "VERDICT AGENT" in text and "Sign in over SSH" in text
+        row = next(line for line in table_lines(boot.table) if "mon-shared-eus-01" in line)
+        assert row.rstrip().endswith(" -"), row  # RECOVERY: none (the log alone said "restart"; the verdict has none)
+        await pilot.press("o")
+        await pilot.pause(0.2)
+        assert app.current_mode == "boot"  # nothing to open: the notification says the next step
+
+
+async def test_a_recovery_run_replaces_the_verdict_from_before_it(emu):
+    """legacy-ftp-01: sshd is down (guest-service-down); reset-access fixes it; the verdict follows."""
+    from tui.screens.recovery import RecoveryScreen
+
+    app = make_app(emu, start_pane="connectivity")
+    try:
+        async with app.run_test(size=(140, 45)) as pilot:
+            await wait_loaded(pilot)
+            vm = app.inventory.vm_by_name("legacy-ftp-01")[0]
+            app.screen.table.move_cursor_to_key(f"{vm.id.lower()}:22")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.verdict_for(vm).probed, timeout=30, what="the probe")
+            assert app.verdict_for(vm).id == "guest-service-down" and app.verdict_for(vm).scenario == "reset-access"
+            await pilot.press("o")
+            await wait_for(pilot, lambda: app.current_mode == "recovery", what="the Recovery pane")
+            recovery: RecoveryScreen = app.screen
+            await wait_for(pilot, lambda: recovery.facts is not None, what="the VM's facts")
+            await wait_for(pilot, lambda: recovery.query_one("#scenarios").highlighted is not None, what="the scenarios")
+            options = recovery.query_one("#scenarios")
+            assert options.get_option_at_index(0).id == "reset-access"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: recovery.stage in ("options", "plan"), what="the options or the plan")
+            while recovery.stage == "options":
+                await pilot.press("enter")
+                await pilot.pause(0.3)
+            await wait_for(pilot, lambda: recovery.plan is not None and recovery.stage == "plan", what="the plan")
+            await pilot.press("x")
+            from widgets.confirm_dialog import ConfirmDialog
+
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirmation")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: recovery.run_id and not recovery.running, timeout=90, what="the run")
+            # The run's result replaces the verdict: read again and probed again, now reachable.
+            await wait_for(pilot, lambda: app.verdict_for(app.inventory.vm_by_name("legacy-ftp-01")[0]).id == "reachable", timeout=60, what="the new verdict")
+    finally:
+        emulator_control(emu, "POST", "/_emulator/reset")
