@@ -266,7 +266,9 @@ def test_a_perform_maintenance_plan_reads_seven_digit_windows():
     from datetime import datetime, timezone
 
     from backend.models import Disk, Vm
-    from backend.recovery.scenarios import perform_maintenance
+    from backend.recovery.scenarios.power import TABLE
+
+    perform_maintenance = TABLE["perform-maintenance"]
 
     maintenance = mapping.maintenance({"maintenanceRedeployStatus": {
         "isCustomerInitiatedMaintenanceAllowed": False,
