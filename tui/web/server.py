@@ -38,7 +38,7 @@ log = logging.getLogger("aztriage.serve")
 
 TEMPLATES = Path(__file__).resolve().parent
 TOKEN_PARAM = "token"
-REFUSED = "aztriage.refused"  # set on a request the guard refused (and logged)
+REFUSED = web.RequestKey("aztriage.refused", bool)  # set on a request the guard refused (and logged)
 
 FORBIDDEN_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>aztriage: forbidden</title></head>
