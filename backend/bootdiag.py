@@ -20,8 +20,12 @@ disks to another VM" asks the operator to type, made specific.
 
 from __future__ import annotations
 
+import bisect
+import codecs
+import functools
+import itertools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,18 +38,68 @@ RESCUE_DISK = "/dev/disk/azure/scsi1/lun0"  # the OS disk copy, attached at LUN 
 RESCUE_MOUNT = "/rescue"
 WINDOWS_DRIVE = "F:"
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-B]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Terminal escapes a guest writes (colours, titles, hyperlinks): CSI with its parameter and
+# intermediate bytes, OSC up to BEL or ST (never past the next ESC or line end, so a
+# sequence without end costs one scan), charset selection. Linear time, like every
+# pattern here that reads the guest's text. A log with more escapes than any console
+# writes (a hostile one) has its ESC bytes deleted without parsing: each match costs.
+_ANSI = re.compile(r"\x1b\[[0-?]*+[ -/]*+[@-~]|\x1b\][^\x07\x1b\n]*+(?:\x07|\x1b\\)?|\x1b[()][0-9A-B]")
+_MAX_ESCAPES = 100_000
+# C0 but tab and line feed, DEL, and C1 (U+0080-U+009F: 8-bit CSI, OSC, DCS among them).
+_C0 = bytes([*range(0x09), *range(0x0B, 0x0D), *range(0x0E, 0x20), 0x7F])
+_C0_C1 = _C0 + bytes(range(0x80, 0xA0))
+_C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
+
+
+def _strip_controls(text: str) -> str:
+    """`text` without C0 (but tab and line feed), DEL and C1: by byte tables where the
+    text fits in Latin-1 (one pass each way), else C1 by a pattern over its UTF-8."""
+    if text.isascii():
+        return text.encode("ascii").translate(None, _C0).decode("ascii")
+    try:
+        return text.encode("latin-1").translate(None, _C0_C1).decode("latin-1")
+    except UnicodeEncodeError:
+        pass
+    # Valid UTF-8 (encoded from str): deleting whole C1 sequences cannot join the bytes around them into a new one.
+    data = text.encode("utf-8", errors="surrogatepass").translate(None, _C0)
+    return _C1_UTF8.sub(b"", data).decode("utf-8", errors="replace")
+
+
+def _clean_piece(piece: str, parse_escapes: bool) -> list[str]:
+    if parse_escapes:
+        piece = _ANSI.sub("", piece)
+    piece = _strip_controls(piece.replace("\r\n", "\n").replace("\r", "\n"))
+    return [line.rstrip() for line in piece.split("\n")]
 
 
 def clean_lines(text: str | bytes | None) -> list[str]:
-    """The log as lines an operator reads: no colour escapes, no carriage returns."""
+    """The log as lines an operator reads: no terminal escapes, no control characters
+    (C0, DEL, C1), no carriage returns. Bytes are decoded as UTF-8 (bad bytes become U+FFFD).
+
+    Done in pieces of whole lines (about _CHUNK characters): the console runs this in a
+    worker thread, and no single call may hold the GIL for long."""
     if text is None:
         return []
+    escapes = text.count(b"\x1b" if isinstance(text, bytes) else "\x1b")
+    parse_escapes = 0 < escapes <= _MAX_ESCAPES
     if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    text = _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_CONTROL.sub("", line).rstrip() for line in text.split("\n")]
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parts: Iterable[str] = itertools.chain(
+            (decoder.decode(text[i : i + _CHUNK]) for i in range(0, len(text), _CHUNK)), [decoder.decode(b"", final=True)]
+        )
+    else:
+        parts = (text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK))
+    lines: list[str] = []
+    pending: list[str] = []  # the start of a line not ended yet
+    for part in parts:
+        cut = part.rfind("\n")
+        if cut < 0:
+            pending.append(part)
+            continue
+        pending.append(part[: cut + 1])
+        lines.extend(_clean_piece("".join(pending), parse_escapes)[:-1])
+        pending = [part[cut + 1 :]]
+    lines.extend(_clean_piece("".join(pending), parse_escapes))
     while lines and not lines[-1]:
         lines.pop()
     return lines
@@ -58,16 +112,20 @@ def tail(text: str | bytes | None, count: int = 50) -> list[str]:
 
 # --- where each boot starts ------------------------------------------------------------
 
-_KERNEL_ZERO = re.compile(r"^\[\s*0\.000000\]")
-_KERNEL_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]")
-_WINDOWS_START = re.compile(r"^Loading Windows Boot Manager")
+# Patterns searched over the whole log start with a literal (the engine skips to it
+# fast); "at the start of a line" is a look-behind after it, not a leading ^.
+_KERNEL_TIME = re.compile(r"\[(?<![^\n]\[)[^\S\n]*+(\d++\.\d++)\]")
+_WINDOWS_START = re.compile(r"Loading Windows Boot Manager(?<![^\n]Loading Windows Boot Manager)")
 # Firmware and boot loader lines that belong to the boot that follows them.
 _PRELUDE = re.compile(
     r"^(?:$|BdsDxe:|UEFI|EFI stub:|Booting `|Booting from|GNU GRUB|Loading Linux|Loading initial ramdisk|"
     r"Welcome to GRUB|error: no such device|SeaBIOS|iPXE|Press ESC|Boot0)",
     re.IGNORECASE,
 )
-_ALSO_WINDOWS_START = re.compile(r"^Windows Boot Manager: booting|^Windows Boot Loader:|^Starting Windows")
+_ALSO_WINDOWS_START = (
+    re.compile(r"Windows Boot (?:Manager: booting|Loader:)(?<![^\n]Windows Boot Manager: booting)(?<![^\n]Windows Boot Loader:)"),
+    re.compile(r"Starting Windows(?<![^\n]Starting Windows)"),
+)
 
 
 @dataclass(frozen=True)
@@ -79,27 +137,94 @@ class Boot:
         return self.end - self.start
 
 
-def boots(lines: Sequence[str]) -> list[Boot]:
+# The analysis runs in a worker thread beside the console's event loop, and a regex call
+# holds the GIL until it returns: the log is searched in chunks of about _CHUNK characters
+# (whole lines), so no single call keeps the console waiting. Patterns read the first
+# _LINE_CAP characters of a line (a console line is under 1 KiB; the kernel's are 1 KiB at most).
+_CHUNK = 1 << 18
+_LINE_CAP = 1 << 16
+
+
+class _Chunk:
+    __slots__ = ("first", "offsets", "text")
+
+    def __init__(self, first: int, lines: Sequence[str]) -> None:
+        self.first = first  # index (in the whole log) of its first line
+        self.text = "\n".join(lines)
+        self.offsets = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+
+    def line_of(self, pos: int) -> int:
+        return self.first + bisect.bisect_right(self.offsets, pos) - 1
+
+
+class _Text:
+    """Lines joined into chunks, and where each line starts: a pattern searches a chunk of
+    the log in one call (fast, linear) instead of one call per line."""
+
+    def __init__(self, lines: Sequence[str], start: int = 0, end: int | None = None) -> None:
+        end = len(lines) if end is None else end
+        self.start, self.end = start, end
+        capped = [line if len(line) <= _LINE_CAP else line[:_LINE_CAP] for line in lines[start:end]]
+        ends = list(itertools.accumulate(len(line) + 1 for line in capped))
+        self.chunks: list[_Chunk] = []
+        i = 0
+        while i < len(capped):
+            j = max(i + 1, bisect.bisect_right(ends, (ends[i - 1] if i else 0) + _CHUNK, i))
+            self.chunks.append(_Chunk(start + i, capped[i:j]))
+            i = j
+
+    def first(self, rx: re.Pattern[str]) -> tuple[int, re.Match[str]] | None:
+        """The first match in the text, with the index of its line."""
+        for chunk in self.chunks:
+            m = rx.search(chunk.text)
+            if m:
+                return chunk.line_of(m.start()), m
+        return None
+
+    def finditer(self, rx: re.Pattern[str]) -> Iterator[tuple[int, re.Match[str]]]:
+        for chunk in self.chunks:
+            for m in rx.finditer(chunk.text):
+                yield chunk.line_of(m.start()), m
+
+    def contains(self, needle: str) -> bool:
+        return any(needle in chunk.text for chunk in self.chunks)
+
+    def count_lines(self, rx: re.Pattern[str]) -> int:
+        """How many lines `rx` matches (each line once: a match takes the rest of its line)."""
+        whole_line = _rest_of_line(rx)
+        return sum(len(whole_line.findall(chunk.text)) for chunk in self.chunks)
+
+
+@functools.lru_cache(maxsize=64)
+def _rest_of_line(rx: re.Pattern[str]) -> re.Pattern[str]:
+    return re.compile(f"(?:{rx.pattern})[^\\n]*+", rx.flags)
+
+
+def boots(lines: Sequence[str], text: _Text | None = None) -> list[Boot]:
     """The boots in a log, oldest first (always at least one for a non-empty log)."""
     if not lines:
         return []
+    text = text or _Text(lines)
     starts: list[int] = []
+    # Only the lines these patterns match change anything below: find them in one pass each.
+    events = [(i, 0, m.group(1)) for i, m in text.finditer(_KERNEL_TIME)]
+    events += [(i, 1, "") for i, _ in text.finditer(_WINDOWS_START)]
+    events += [(i, 2, "") for rx in _ALSO_WINDOWS_START for i, _ in text.finditer(rx)]
+    events.sort()
     last_time: float | None = None
     windows_seen = False
-    for i, line in enumerate(lines):
-        if _KERNEL_ZERO.match(line):
-            if last_time is None or last_time > 0.0:
-                starts.append(i)
-            last_time = 0.0
-            continue
-        m = _KERNEL_TIME.match(line)
-        if m:
-            last_time = float(m.group(1))
-            continue
-        if _WINDOWS_START.match(line):
+    for i, kind, stamp in events:
+        if kind == 0:
+            if stamp == "0.000000":
+                if last_time is None or last_time > 0.0:
+                    starts.append(i)
+                last_time = 0.0
+            else:
+                last_time = float(stamp)
+        elif kind == 1:
             starts.append(i)
             windows_seen = True
-        elif not windows_seen and _ALSO_WINDOWS_START.match(line) and not any(_WINDOWS_START.match(x) for x in lines[max(0, i - 3) : i]):
+        elif not windows_seen and not any(_WINDOWS_START.match(x) for x in lines[max(0, i - 3) : i]):
             # A log cut before the boot manager line: the loader line starts the boot.
             starts.append(i)
             windows_seen = True
@@ -130,8 +255,21 @@ def last_boot(lines: Sequence[str]) -> Boot:
 # --- signatures ------------------------------------------------------------------------
 
 
+# Every pattern below reads text the guest wrote, a whole boot at a time (``^``/``$``
+# are line ends): each must run in time linear in the text. So no ``.*`` between two
+# parts (a line full of the first part would make it scan the rest once per
+# occurrence): ``_then`` scans only up to the next occurrence; tokens are matched
+# from their start (``(?<!\S)``) or possessively; nothing matches across a line end.
+
+
 def _rx(*patterns: str) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p) for p in patterns)
+    return tuple(re.compile(p, re.MULTILINE) for p in patterns)
+
+
+def _then(first: str, later: str) -> str:
+    """A line with `first` and, after it, `later`, in linear time: from each `first`
+    the scan stops at the next one (where the search starts again)."""
+    return f"{first}(?:(?!{first}|{later})[^\\n])*+{later}"
 
 
 Repair = Callable[[dict[str, str]], list[str]]
@@ -478,7 +616,7 @@ SIGNATURES: tuple[Signature, ...] = (
             r"Timed out waiting for device (?P<device>/dev/\S+?)\.?$",
             r"Failed to mount \S+\.mount - (?P<mount>/\S*)\.$",
             r"Dependency failed for (?P<mount>/\S*)\.$",
-            r"Failed to mount (?P<mount_unit>.+?)\.$",
+            r"Failed to mount (?P<mount_unit>(?:(?!Failed to mount )[^\n])+?)\.$",
             r"mount: (?P<mount>/\S*): (?:special device|can't find) (?P<device>\S+)",
         ),
         "rescue",
@@ -499,9 +637,9 @@ SIGNATURES: tuple[Signature, ...] = (
         ),
         _rx(
             r"The root filesystem on (?P<device>/dev/\S+) requires a manual fsck",
-            r"(?P<device>/dev/\S+): UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY",
-            r"(?P<label>\S+): UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY",
-            r"fsck\.(?P<fstype>\w+) .*?(?P<device>/dev/\S+?)\]?$",
+            r"(?P<device>/dev/(?<!\S/dev/)\S+): UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY",
+            r": UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY(?<=\S: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY)",
+            r"fsck\.(?P<fstype>\w++) (?:(?!fsck\.)[^\n])*?(?<![^\s:=])(?P<device>/dev/[^\s\]]++)\]?$",
         ),
         "rescue",
         True,
@@ -513,7 +651,7 @@ SIGNATURES: tuple[Signature, ...] = (
         LINUX,
         "The kernel stopped with a panic before the system came up (a missing or broken initramfs, a bad kernel update, a root device it cannot find).",
         _rx(r"Kernel panic - not syncing"),
-        _rx(r"Kernel panic - not syncing: (?P<reason>.*?)\s*\]?$", r"Linux version (?P<kernel>\S+)"),
+        _rx(r"Kernel panic - not syncing: (?P<reason>[^\n]*)", r"Linux version (?P<kernel>\S+)"),
         "rescue",
         True,
         _repair_kernel_panic,
@@ -537,11 +675,11 @@ SIGNATURES: tuple[Signature, ...] = (
         "The SSH server did not start (usually a broken sshd_config or host keys): the OS is up, port 22 refuses.",
         _rx(
             r"Failed to start (?:OpenBSD Secure Shell server|OpenSSH server daemon|ssh\.service|sshd\.service)",
-            r"\bsshd?\.service: (?:Main process exited, code=exited, status=255|Failed with result)",
-            r"sshd\[\d+\]: .*(?:Bad configuration option|Missing argument|bad configuration options|Unsupported option)",
+            r"ssh(?<!\wssh)d?\.service: (?:Main process exited, code=exited, status=255|Failed with result)",
+            _then(r"sshd\[\d++\]: ", r"(?:Bad configuration option|Missing argument|bad configuration options|Unsupported option)"),
         ),
         _rx(
-            r"(?P<config_file>/etc/ssh/sshd_config(?:\.d/\S+)?): line (?P<config_line>\d+): .+",
+            r"(?P<config_file>/etc/ssh/sshd_config(?<!\S/etc/ssh/sshd_config)(?:\.d/[^\s:]++)?): line (?P<config_line>\d++): [^\n]",
             r"Failed to start (?:OpenBSD Secure Shell server|OpenSSH server daemon|ssh\.service|sshd\.service)",
         ),
         "reset-access",
@@ -554,14 +692,15 @@ SIGNATURES: tuple[Signature, ...] = (
         LINUX,
         "The Azure Linux Agent cannot work (it cannot reach the WireServer 168.63.129.16, or its service failed): run command, VMAccess and extensions will not work.",
         _rx(
-            r"\bERROR (?:Daemon|ExtHandler)\b",
-            r"Failed to start .*Azure Linux Agent",
-            r"\b(?:wa|walinux)agent\.service: (?:Main process exited, code=exited, status=[1-9]|Failed with result)",
+            r"ERROR (?<!\wERROR )(?:Daemon|ExtHandler)\b",
+            _then("Failed to start ", "Azure Linux Agent"),
+            r"waagent(?<!\wwaagent)\.service: (?:Main process exited, code=exited, status=[1-9]|Failed with result)",
+            r"walinuxagent(?<!\wwalinuxagent)\.service: (?:Main process exited, code=exited, status=[1-9]|Failed with result)",
         ),
         _rx(
-            r"ERROR .*(?:WireServer|168\.63\.129\.16).*",
-            r"\bERROR (?:Daemon|ExtHandler)\b.*",
-            r"Failed to start .*Azure Linux Agent.*",
+            _then("ERROR ", r"(?:WireServer|168\.63\.129\.16)"),
+            r"ERROR (?<!\wERROR )(?:Daemon|ExtHandler)\b",
+            _then("Failed to start ", "Azure Linux Agent"),
         ),
         "restart",
         False,
@@ -573,11 +712,11 @@ SIGNATURES: tuple[Signature, ...] = (
         LINUX,
         "cloud-init failed at boot (metadata service, network or user-data): users, SSH keys or the network may not be set up.",
         _rx(
-            r"Failed to start .*cloud-init",
-            r"cloud-init(?:\[\d+\])?: .*\b(?:ERROR|CRITICAL)\b",
-            r"cloud-init(?:\[\d+\])?: .*Traceback",
+            _then("Failed to start ", "cloud-init"),
+            _then(r"cloud-init(?:\[\d++\])?: ", r"\b(?:ERROR|CRITICAL)\b"),
+            _then(r"cloud-init(?:\[\d++\])?: ", "Traceback"),
         ),
-        _rx(r"cloud-init(?:\[\d+\])?: .*\b(?:ERROR|CRITICAL)\b.*", r"Failed to start .*cloud-init.*"),
+        _rx(_then(r"cloud-init(?:\[\d++\])?: ", r"\b(?:ERROR|CRITICAL)\b"), _then("Failed to start ", "cloud-init")),
         "restart",
         False,
         _repair_cloud_init,
@@ -619,7 +758,7 @@ SIGNATURES: tuple[Signature, ...] = (
             r"Undoing changes made to your computer",
             r"We couldn't complete the updates",
         ),
-        _rx(r"(?:Applying|Working on) updates.*", r"We couldn't complete the updates.*", r"Undoing changes.*"),
+        _rx(r"updates(?:(?<=Applying updates)|(?<=Working on updates))", r"We couldn't complete the updates", r"Undoing changes"),
         "rescue",
         True,
         _repair_updates,
@@ -632,15 +771,15 @@ SIGNATURES: tuple[Signature, ...] = (
         _rx(
             r"The Boot Configuration Data (?:for your PC )?is missing or contains errors",
             r"Windows failed to start\. A recent hardware or software change might be the cause",
-            r"^Status: (?:0xc000000e|0xc0000034|0xc000014c|0xc0000098|0xc0000225|0xc0000001)",
+            r"Status: (?<![^\n]Status: )(?:0xc000000e|0xc0000034|0xc000014c|0xc0000098|0xc0000225|0xc0000001)",
             r"File: \\(?:Boot\\BCD|Windows\\system32\\winload)",
             r"BOOTMGR is missing",
-            r"winload\.(?:exe|efi).* (?:is missing|corrupt)",
+            _then(r"winload\.(?:exe|efi)", " (?:is missing|corrupt)"),
         ),
         _rx(
-            r"^Status: (?P<status>0xc[0-9a-fA-F]{7})",
-            r"The Boot Configuration Data.*",
-            r"Windows failed to start.*",
+            r"Status: (?<![^\n]Status: )(?P<status>0xc[0-9a-fA-F]{7})",
+            r"The Boot Configuration Data",
+            r"Windows failed to start",
         ),
         "rescue",
         True,
@@ -651,72 +790,66 @@ SIGNATURES: tuple[Signature, ...] = (
 BY_ID = {s.id: s for s in SIGNATURES}
 
 # The last boot got this far: the OS is up.
-_LINUX_UP = _rx(r"\blogin: ?$", r"Reached target (?:Multi-User System|Graphical Interface)\.?$")
-_WINDOWS_UP = _rx(r"EVENT: The CMD command is now available", r"^Channel: Cmd\d+")
-_LINUX_HINT = _rx(r"Linux version ", r"systemd\[1\]", r"\[\s*\d+\.\d+\] ", r"\[  OK  \]", r"\(initramfs\)")
-_WINDOWS_HINT = _rx(r"Windows Boot Manager", r"^SAC>", r"Starting Windows", r"Stop code:", r"\*\*\* STOP:", r"Computer is booting, SAC started")
+_LINUX_UP = _rx(r"login(?<!\wlogin): ?$", r"Reached target (?:Multi-User System|Graphical Interface)\.?$")
+_WINDOWS_UP = _rx(r"EVENT: The CMD command is now available", r"Channel: Cmd(?<![^\n]Channel: Cmd)\d")
+_LINUX_HINT = _rx(r"Linux version ", r"systemd\[1\]", r"\[[^\S\n]*+\d++\.\d++\] ", r"\[  OK  \]", r"\(initramfs\)")
+_WINDOWS_HINT = _rx(r"Windows Boot Manager", r"SAC>(?<![^\n]SAC>)", r"Starting Windows", r"Stop code:", r"\*\*\* STOP:", r"Computer is booting, SAC started")
 
 
-def guess_os(lines: Sequence[str]) -> str | None:
-    linux = sum(1 for line in lines for rx in _LINUX_HINT if rx.search(line))
-    windows = sum(1 for line in lines for rx in _WINDOWS_HINT if rx.search(line))
+def guess_os(lines: Sequence[str], text: _Text | None = None) -> str | None:
+    text = text or _Text(lines)
+    linux = sum(text.count_lines(rx) for rx in _LINUX_HINT)
+    windows = sum(text.count_lines(rx) for rx in _WINDOWS_HINT)
     if linux == windows == 0:
         return None
     return LINUX if linux >= windows else WINDOWS
 
 
-def _first_match(lines: Sequence[str], start: int, patterns: Iterable[re.Pattern[str]]) -> tuple[int, re.Match[str]] | None:
-    for rx in patterns:
-        for i in range(start, len(lines)):
-            m = rx.search(lines[i])
-            if m:
-                return i, m
-    return None
+_COMMAND_LINE = re.compile(r"Command line: [^\n]*")
+_ROOT_ARG = re.compile(r"\broot=(\S+)")
 
 
-_ROOT_ARG = re.compile(r"Command line: .*\broot=(\S+)")
+def _trim_reason(reason: str) -> str:
+    """A panic reason without the trailing ``]`` of a bracketed console line, nor spaces."""
+    reason = reason.rstrip()
+    return reason[:-1].rstrip() if reason.endswith("]") else reason
 
 
-def find(lines: Sequence[str], boot: Boot, signature: Signature) -> Finding | None:
+def find(lines: Sequence[str], boot: Boot, signature: Signature, text: _Text | None = None) -> Finding | None:
     """The signature in the lines of one boot, with its evidence line, or None."""
-    scope = lines[boot.start : boot.end]
-    trigger = _first_match(scope, 0, signature.triggers)
+    if text is None or (text.start, text.end) != (boot.start, boot.end):
+        text = _Text(lines, boot.start, boot.end)
+    trigger = next((found for rx in signature.triggers if (found := text.first(rx))), None)
     if trigger is None:
         return None
     facts: dict[str, str] = {}
     evidence_at: int | None = None
-    for rx in signature.evidence:
-        for i, line in enumerate(scope):
-            m = rx.search(line)
-            if m is None:
-                continue
-            for key, value in m.groupdict().items():
-                if value and key not in facts:
-                    facts[key] = value
-            if evidence_at is None:
-                evidence_at = i
-            break
-    for i, line in enumerate(scope):  # facts of the trigger itself (a stop code)
-        m = trigger[1].re.search(line)
-        if m:
-            for key, value in m.groupdict().items():
-                if value and key not in facts:
-                    facts[key] = value
-            break
-    for line in scope:  # where the root file system is (the kernel command line)
-        m = _ROOT_ARG.search(line)
-        if m:
-            facts.setdefault("root", m.group(1))
-            break
-    if signature.id == "fsck-required" and any("XFS (" in line or "xfs_repair" in line for line in scope):
+    evidence = [(rx, True) for rx in signature.evidence] + [(trigger[1].re, False)]  # the trigger's own facts last (a stop code)
+    for rx, is_evidence in evidence:
+        found = text.first(rx)
+        if found is None:
+            continue
+        for key, value in found[1].groupdict().items():
+            if value and key not in facts:
+                facts[key] = value
+        if evidence_at is None and is_evidence:
+            evidence_at = found[0]
+    command_line = text.first(_COMMAND_LINE)  # where the root file system is
+    if command_line:
+        roots = _ROOT_ARG.findall(command_line[1].group(0))
+        if roots:
+            facts.setdefault("root", roots[-1])  # the kernel takes the last root=
+    if "reason" in facts:
+        facts["reason"] = _trim_reason(facts["reason"])
+    if signature.id == "fsck-required" and (text.contains("XFS (") or text.contains("xfs_repair")):
         facts["filesystem"] = "xfs"
     if signature.id == "fsck-required" and "device" in facts:
         facts["device"] = facts["device"].rstrip("]")
     at = evidence_at if evidence_at is not None else trigger[0]
-    line = scope[at].strip()
+    line = lines[at].strip()
     vetted = Facts(facts)
     commands = signature.repair(vetted)
-    return Finding(signature, line, boot.start + at + 1, vetted.usable(), tuple(vetted.notes + commands))
+    return Finding(signature, line, at + 1, vetted.usable(), tuple(vetted.notes + commands))
 
 
 # --- the verdict -------------------------------------------------------------------------------
@@ -799,20 +932,21 @@ class BootVerdict:
 def analyze(text: str | bytes | Sequence[str] | None, os_type: str | None = None) -> BootVerdict:
     """The verdict on the last boot of a serial console log."""
     lines = list(text) if isinstance(text, (list, tuple)) else clean_lines(text)  # type: ignore[arg-type]
-    boot_list = boots(lines)
+    whole = _Text(lines)
+    boot_list = boots(lines, whole)
     last = boot_list[-1] if boot_list else Boot(0, 0)
-    scope = lines[last.start : last.end]
-    os_guess = os_type if os_type in (LINUX, WINDOWS) else guess_os(scope) or guess_os(lines)
+    scope = whole if (last.start, last.end) == (0, len(lines)) else _Text(lines, last.start, last.end)
+    os_guess = os_type if os_type in (LINUX, WINDOWS) else guess_os((), scope) or guess_os((), whole)
     findings = []
     for signature in SIGNATURES:
         if os_guess is not None and signature.os_type != os_guess:
             continue
-        found = find(lines, last, signature)
+        found = find(lines, last, signature, scope)
         if found is not None:
             findings.append(found)
     findings.sort(key=lambda f: (not f.signature.blocks_boot, SIGNATURES.index(f.signature)))
     up_patterns = _WINDOWS_UP if os_guess == WINDOWS else _LINUX_UP
-    reached = any(rx.search(line) for line in scope for rx in up_patterns)
+    reached = any(scope.first(rx) for rx in up_patterns)
     if any(f.signature.blocks_boot for f in findings):
         booted: bool | None = False
     elif reached:

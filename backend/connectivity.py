@@ -358,7 +358,8 @@ async def boot_verdict(backend: Any, vm: Vm) -> Any:
     data = await boot_ops.for_vm(backend, vm, screenshot=False)
     if data.serial_log is None:
         return None
-    return bootdiag.analyze(data.serial_log, vm.os_type)
+    # The guest's text, possibly megabytes of it: analysed in a worker thread, never on the event loop.
+    return await asyncio.to_thread(bootdiag.analyze, data.serial_log, vm.os_type)
 
 
 def boot_facts(verdict: Any) -> dict[str, Any]:

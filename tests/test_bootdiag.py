@@ -4,6 +4,7 @@ only the last boot counts; the repair commands carry what the log told."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,48 @@ def test_screenshot_png_from_bmp_and_bad_bytes():
     assert Image.open(io.BytesIO(png)).getpixel((3, 2)) == (0, 120, 215)
     with pytest.raises(ValueError, match="not an image"):
         bootdiag.screenshot_png(b"<Error>nope</Error>")
+
+
+CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@pytest.mark.parametrize("extra", ["", "\u00e9", "\u2713"], ids=["ascii", "latin-1", "wide"])
+def test_clean_lines_leaves_no_control_character_c0_del_or_c1(extra):
+    raw = (
+        f"a\x1b[2Jb\x1b]0;title\x07c\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\d\x1b]52;c;SGVsbG8=\x07e{extra}\r\n"
+        "8-bit CSI \x9b2J, OSC \x9d0;t\x9c, NEL \x85, DCS \x90x\x9c end\x7f\x08\x00\r"
+        "\x1b[?25l\x1b[1;31mred\x1b[0m \x1b[38;2;1;2;3mrgb\x1b[0m\n"
+    )
+    for text in (raw, raw.encode("utf-8")):
+        lines = bootdiag.clean_lines(text)
+        assert lines[0] == f"abclinkde{extra}"
+        assert lines[1] == "8-bit CSI 2J, OSC 0;t, NEL , DCS x end"
+        assert lines[2] == "red rgb"
+        assert not any(CONTROLS.search(line) for line in lines)
+
+
+def test_a_flood_of_escapes_is_still_stripped_of_every_control():
+    text = ("\x1b[" * 120_000) + "x\x9b" * 60_000 + "\u2713\n" + "\x1b]0;" * 30_000  # more ESC than a console writes
+    lines = bootdiag.clean_lines(text)
+    assert not any(CONTROLS.search(line) for line in lines)
+    assert lines[0].count("x") == 60_000
+
+
+def test_patterns_rewritten_for_linear_time_find_what_they_found_before():
+    panic = bootdiag.analyze(
+        "[    0.000000] Command line: BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro root=/dev/mapper/vg-root quiet\n"
+        "[    1.0] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0) ]\n",
+        "Linux",
+    )
+    assert panic.primary.facts["reason"] == "VFS: Unable to mount root fs on unknown-block(0,0)"
+    assert panic.primary.facts["root"] == "/dev/mapper/vg-root", "the kernel takes the last root="
+    fsck = bootdiag.analyze("[    2.0] systemd-fsck[1]: fsck.ext4 exited with status 4 on /dev/sdb1]\nrequires a manual fsck\n", "Linux")
+    assert fsck.primary.facts == {"fstype": "ext4", "device": "/dev/sdb1"}
+    # A line with the first part twice and the second after the second: still found.
+    agent = bootdiag.analyze("Failed to start x. Failed to start Azure Linux Agent.\n", "Linux")
+    assert agent.primary.id == "guest-agent-failed"
+    assert bootdiag.analyze("x Status: 0xc0000034\n", "Windows").findings == ()
+    assert bootdiag.analyze("Status: 0xc0000034\n", "Windows").primary.facts["status"] == "0xc0000034"
+    sshd = bootdiag.analyze("sshd[9]: /etc/ssh/sshd_config.d/50-x.conf: line 3: Bad configuration option: Foo\n", "Linux")
+    assert sshd.primary.facts["config_file"] == "/etc/ssh/sshd_config.d/50-x.conf"
+    assert sshd.primary.facts["config_line"] == "3"

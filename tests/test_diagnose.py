@@ -322,3 +322,26 @@ async def test_emulator_connectivity_check_uses_the_examples_keys(guest_backend)
         body = json.loads(json.dumps(await poller.result(), default=dict))
         assert body["connectionStatus"] in ("Connected", "Disconnected")
         assert key_paths(body) <= allowed, key_paths(body) - allowed
+
+
+async def test_boot_verdicts_are_analysed_off_the_event_loop(guest_backend, monkeypatch):
+    import asyncio
+
+    from backend import bootdiag
+
+    on_loop: list[bool] = []
+    analyze = bootdiag.analyze
+
+    def recording(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return analyze(*args, **kwargs)
+
+    monkeypatch.setattr(bootdiag, "analyze", recording)
+    inventory = await guest_backend.inventory()
+    verdict = await connectivity.boot_verdict(guest_backend, inventory.vm_by_name("api-dev-01")[0])
+    assert verdict.problem and "emergency mode" in verdict.problem
+    assert on_loop == [False]

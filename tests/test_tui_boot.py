@@ -276,3 +276,33 @@ def test_half_blocks_keep_the_aspect_ratio():
     (segment,) = line
     assert segment.text == "▀▀▀▀"
     assert segment.style.color.triplet == (255, 0, 0) and segment.style.bgcolor.triplet == (0, 0, 255)
+
+
+async def test_the_serial_log_is_analysed_off_the_event_loop(emulator, monkeypatch):
+    """A hostile guest can make its log large: the console reads it in a worker thread,
+    so keys and redraws go on while it is analysed."""
+    import asyncio
+    import threading
+
+    from backend import bootdiag
+
+    calls: list[tuple[int, bool]] = []
+    analyze = bootdiag.analyze
+
+    def recording(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
+        calls.append((threading.get_ident(), on_loop))
+        return analyze(*args, **kwargs)
+
+    monkeypatch.setattr(bootdiag, "analyze", recording)
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_loaded(pilot)
+        screen = await open_detail(pilot, "api-dev-01")
+        assert "did not boot: emergency mode (fstab)" in screen_text(app)
+    assert calls, "the log was analysed"
+    assert all(not on_loop and ident != threading.main_thread().ident for ident, on_loop in calls)

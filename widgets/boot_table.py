@@ -4,7 +4,7 @@ and, once read, what its serial log says about the last boot."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from backend.models import Vm
@@ -31,6 +31,7 @@ class BootState:
     vm: Vm
     data: Any = None  # backend.azure.bootdiag.BootDiagnosticsData
     verdict: Any = None  # backend.bootdiag.BootVerdict
+    lines: list[str] = field(default_factory=list)  # the serial log as shown (backend.bootdiag.clean_lines)
     error: str = ""
     off: bool = False  # boot diagnostics are disabled
     fetching: bool = False

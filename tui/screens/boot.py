@@ -55,6 +55,16 @@ def session_states(app: Any) -> dict[str, BootState]:
     return found
 
 
+def analyze_log(serial_log: str | bytes | None, os_type: str | None) -> tuple[list[str], Any]:
+    """The log's lines as shown, and the verdict on its last boot (run in a worker thread)."""
+    from backend import bootdiag
+
+    if serial_log is None:
+        return [], None
+    lines = bootdiag.clean_lines(serial_log)
+    return lines, bootdiag.analyze(lines, os_type)
+
+
 async def read_boot(app: Any, state: BootState, *, screenshot: bool = True, broadcast: bool = True) -> Any:
     """Read one VM's boot diagnostics into `state`; returns the screenshot image (or None).
     Never raises: what went wrong is in state.error. The log's verdict becomes the VM's
@@ -85,7 +95,8 @@ async def read_boot(app: Any, state: BootState, *, screenshot: bool = True, broa
         state.fetching = False
     state.off = False
     state.data = data
-    state.verdict = bootdiag.analyze(data.serial_log, vm.os_type) if data.serial_log is not None else None
+    # A serial log is the guest's text and can be large: read it off the event loop.
+    state.lines, state.verdict = await asyncio.to_thread(analyze_log, data.serial_log, vm.os_type)
     if state.verdict is not None and hasattr(app, "record_boot"):
         app.record_boot(vm, state.verdict, broadcast=broadcast)
     if data.serial_log is None and data.serial_error:
@@ -420,7 +431,7 @@ class BootDetailScreen(BaseScreen):
             log_view.set_empty_text(f"Boot diagnostics are off for {state.vm.name}: there is no serial log. e: enable them.")
             await shot.show_message(f"Boot diagnostics are off for {state.vm.name}: there is no screenshot. e: enable them.")
         elif state.data is not None:
-            lines = bootdiag.clean_lines(state.data.serial_log)
+            lines = state.lines
             verdict = state.verdict
             last = verdict.last_boot if verdict is not None else bootdiag.Boot(0, len(lines))
             evidence = {f.line_number - 1 for f in verdict.findings} if verdict is not None else set()

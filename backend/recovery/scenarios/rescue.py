@@ -28,6 +28,7 @@ the journal and the safety rails of every aztriage run.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import secrets
 import string
@@ -133,7 +134,8 @@ async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], d
             documents["boot_verdict_error"] = str(exc)
         else:
             if data.serial_log:
-                documents["boot_verdict"] = bootdiag.analyze(data.serial_log, vm.os_type).to_json()
+                verdict = await asyncio.to_thread(bootdiag.analyze, data.serial_log, vm.os_type)
+                documents["boot_verdict"] = verdict.to_json()
             else:
                 documents["boot_verdict_error"] = data.serial_error or "the serial log is empty"
 
@@ -737,8 +739,6 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
 
     # 7. did it boot? -----------------------------------------------------------------------------------------------------
     async def boot_verify(ctx: StepContext) -> Verification:
-        import asyncio
-
         from backend import bootdiag
         deadline = time.monotonic() + reach_timeout(ctx.settings)
         while True:
@@ -746,7 +746,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
                 data = await ctx.backend.boot_diagnostics(vm, screenshot=False)
             except BackendError as exc:
                 return verified(f"the serial log could not be read ({exc}); the next check tries RDP/SSH")
-            result = bootdiag.analyze(data.serial_log or "", vm.os_type)
+            result = await asyncio.to_thread(bootdiag.analyze, data.serial_log or "", vm.os_type)
             if result.booted:
                 return verified(f"serial log: {result.summary}")
             if time.monotonic() >= deadline:
