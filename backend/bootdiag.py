@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend import shellcmd as shell
+from backend.safetext import safe_text
 
 LINUX = "Linux"
 WINDOWS = "Windows"
@@ -69,12 +70,20 @@ def _clean_piece(piece: str, parse_escapes: bool) -> list[str]:
     if parse_escapes:
         piece = _ANSI.sub("", piece)
     piece = _strip_controls(piece.replace("\r\n", "\n").replace("\r", "\n"))
-    return [line.rstrip() for line in piece.split("\n")]
+    # What else cannot be shown as it is (bidi controls, zero-width characters, line
+    # separators) is made visible the way every other untrusted string is (backend/safetext).
+    return [line if line.isprintable() else _shown(line) for line in (raw.rstrip() for raw in piece.split("\n"))]
+
+
+def _shown(line: str) -> str:
+    """safe_text on a line, 64 KiB at a time (a translate call holds the GIL; code points are never split)."""
+    return "".join(safe_text(line[i : i + 65536]) for i in range(0, len(line), 65536))
 
 
 def clean_lines(text: str | bytes | None) -> list[str]:
     """The log as lines an operator reads: no terminal escapes, no control characters
-    (C0, DEL, C1), no carriage returns. Bytes are decoded as UTF-8 (bad bytes become U+FFFD).
+    (C0, DEL, C1: removed), no carriage returns, bidi and invisible characters shown
+    (``<U+202E>``). Bytes are decoded as UTF-8 (bad bytes become U+FFFD).
 
     Done in pieces of whole lines (about _CHUNK characters): the console runs this in a
     worker thread, and no single call may hold the GIL for long."""

@@ -177,6 +177,11 @@ def test_clean_lines_leaves_no_control_character_c0_del_or_c1(extra):
         assert not any(CONTROLS.search(line) for line in lines)
 
 
+def test_clean_lines_shows_bidi_and_invisible_characters_and_keeps_tabs():
+    lines = bootdiag.clean_lines("evil\u202eexe.txt\tzero\u200bwidth\u2028next\n")
+    assert lines == ["evil<U+202E>exe.txt\tzero<U+200B>width<U+2028>next"]
+
+
 def test_a_flood_of_escapes_is_still_stripped_of_every_control():
     text = ("\x1b[" * 120_000) + "x\x9b" * 60_000 + "\u2713\n" + "\x1b]0;" * 30_000  # more ESC than a console writes
     lines = bootdiag.clean_lines(text)
