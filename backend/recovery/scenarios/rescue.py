@@ -33,11 +33,12 @@ import copy
 import secrets
 import string
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from backend.adapter import RecoveryBackend
 from backend.errors import BackendError
-from backend.models import ResourceId, Vm
+from backend.models import Disk, ResourceId, Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, VmSize, power_state, provisioning, vm_from_documents
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified, wait_for_operator
@@ -298,41 +299,137 @@ def _os_type_of(model: dict[str, Any] | None) -> str:
     return str(ref.get("osType") or ("Windows" if (props.get("osProfile") or {}).get("windowsConfiguration") else "Linux"))
 
 
-def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
+@dataclass(frozen=True)
+class RescueLayout:
+    """Every name and id a rescue run uses, computed once from the VM's documents and
+    the parameters. The names carry the moment the facts were read, so a resumed run
+    (which rebuilds its plan from the journal's documents) finds the same ones."""
+
+    facts: VmFacts
+    vm: Vm
+    windows: bool
+    stamp: str  # UTC yyyymmddHHMMSS of the facts: part of every name this run creates
+    run_fixes: bool
+    picked: str | None  # the rescue VM the operator named, as given
+    os_disk: Disk
+    os_id: str
+    os_doc: dict[str, Any] | None
+    generation: str  # the OS disk's Hyper-V generation (V1/V2)
+    os_disk_rid: ResourceId
+    sub: str
+    location: str
+    zones: list[str]
+    disk_sku: str
+    disk_security: dict[str, Any] | None
+    snap_id: str
+    copy_name: str
+    copy_id: str
+    tags_base: dict[str, str]
+    group: str  # the rescue group made for this run (a new rescue VM only)
+    group_id: str
+    rescue_doc: dict[str, Any] | None  # the operator's rescue VM, or None: a new one
+    rescue_id: str
+    rescue_name: str
+    lun: int  # where the copy is attached on the rescue VM
+    nic_name: str
+    nic_id: str
+    rescue_os_disk: str
+    rescue_os_disk_id: str
+    subnet_id: str | None
+    image: dict[str, str]
+    rescue_security: dict[str, Any] | None
+    command_id: str
+    script: list[str]
+    verdict: dict[str, Any] | None  # what the serial log says (gather)
+
+    @property
+    def new_rescue(self) -> bool:
+        return self.rescue_doc is None
+
+
+def rescue_layout(facts: VmFacts, params: dict[str, Any]) -> RescueLayout:
     vm = facts.vm
     windows = _windows(vm.os_type)
     st = stamp(facts)
-    run_fixes = bool(params.get("run_fixes"))
     picked = (params.get("rescue_vm") or "").strip() or None
-    reason = unavailable(vm)
-    blockers: list[str] = [reason] if reason else []
-    warnings: list[str] = []
-
     os_disk = vm.os_disk
     os_id = os_disk.id or ""
     os_doc = _doc(facts, "disks", os_id)
     generation = _generation(facts, os_doc)
     os_rid = ResourceId.parse(os_id) if os_id else ResourceId(vm.subscription_id, vm.resource_group, "", "", "")
     sub = vm.subscription_id
-    location = (os_doc or {}).get("location") or vm.location
-    zones = list((os_doc or {}).get("zones") or vm.zones or ())
-    disk_sku = ((os_doc or {}).get("sku") or {}).get("name") or os_disk.sku or "Premium_LRS"
-    disk_security = copy.deepcopy(disk_props(os_doc).get("securityProfile")) if disk_props(os_doc).get("securityProfile") else None
-    snap_id = resource_id(os_rid.subscription_id or sub, os_rid.resource_group, "Microsoft.Compute/snapshots", snapshot_name(os_disk.name, st))
+    security_profile = disk_props(os_doc).get("securityProfile")
     copy_name = arm_name(vm.name, f"-osdisk-rescued-{st}")
-    copy_id = resource_id(sub, os_rid.resource_group, "Microsoft.Compute/disks", copy_name)
-    tags_base = {FOR_TAG: vm.name}
 
     # the rescue VM: a new one in a group of its own, or the operator's
     group = arm_name(f"rescue-{vm.name}", f"-{st}", MAX_GROUP)
-    group_id = f"/subscriptions/{sub}/resourceGroups/{group}"
     rescue_doc = facts.documents.get("rescue_vm") if picked else None
-    if picked and rescue_doc is None:
-        blockers.append(f"the rescue VM {picked} was not read")
     if rescue_doc is not None:
         rescue_id = rescue_doc["id"]
         rescue_name = rescue_doc.get("name") or short(rescue_id)
         lun = free_lun(rescue_doc)
+    else:
+        rescue_name = arm_name(f"rescue-{vm.name}", "", 15 if windows else 64)
+        rescue_id = resource_id(sub, group, "Microsoft.Compute/virtualMachines", rescue_name)
+        lun = 0
+    nic_name = arm_name(rescue_name, "-nic")
+    rescue_os_disk = arm_name(rescue_name, "-osdisk")
+    subnet_id = None
+    for nic in facts.documents.get("nics") or ():
+        for cfg in (nic.get("properties") or {}).get("ipConfigurations") or ():
+            subnet_id = subnet_id or ((cfg.get("properties") or {}).get("subnet") or {}).get("id")
+    vm_security = (facts.model.get("properties") or {}).get("securityProfile") or {}
+    trusted_launch = (vm_security.get("securityType") or "").lower() == "trustedlaunch"
+    command_id, script = fix_script(vm.os_type, lun, generation)
+    return RescueLayout(
+        facts=facts,
+        vm=vm,
+        windows=windows,
+        stamp=st,
+        run_fixes=bool(params.get("run_fixes")),
+        picked=picked,
+        os_disk=os_disk,
+        os_id=os_id,
+        os_doc=os_doc,
+        generation=generation,
+        os_disk_rid=os_rid,
+        sub=sub,
+        location=(os_doc or {}).get("location") or vm.location,
+        zones=list((os_doc or {}).get("zones") or vm.zones or ()),
+        disk_sku=((os_doc or {}).get("sku") or {}).get("name") or os_disk.sku or "Premium_LRS",
+        disk_security=copy.deepcopy(security_profile) if security_profile else None,
+        snap_id=resource_id(os_rid.subscription_id or sub, os_rid.resource_group, "Microsoft.Compute/snapshots", snapshot_name(os_disk.name, st)),
+        copy_name=copy_name,
+        copy_id=resource_id(sub, os_rid.resource_group, "Microsoft.Compute/disks", copy_name),
+        tags_base={FOR_TAG: vm.name},
+        group=group,
+        group_id=f"/subscriptions/{sub}/resourceGroups/{group}",
+        rescue_doc=rescue_doc,
+        rescue_id=rescue_id,
+        rescue_name=rescue_name,
+        lun=lun,
+        nic_name=nic_name,
+        nic_id=resource_id(sub, group, "Microsoft.Network/networkInterfaces", nic_name),
+        rescue_os_disk=rescue_os_disk,
+        rescue_os_disk_id=resource_id(sub, group, "Microsoft.Compute/disks", rescue_os_disk),
+        subnet_id=subnet_id,
+        image=RESCUE_IMAGES[("windows" if windows else "linux", "V2" if generation == "V2" else "V1")],
+        rescue_security={"securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}} if trusted_launch else None,
+        command_id=command_id,
+        script=script,
+        verdict=facts.documents.get("boot_verdict"),
+    )
+
+
+def _blockers(layout: RescueLayout) -> list[str]:
+    vm, picked, rescue_doc, rescue_id = layout.vm, layout.picked, layout.rescue_doc, layout.rescue_id
+    rescue_name = layout.rescue_name
+    sub, location, zones, disk_sku = layout.sub, layout.location, layout.zones, layout.disk_sku
+    reason = unavailable(vm)
+    blockers: list[str] = [reason] if reason else []
+    if picked and rescue_doc is None:
+        blockers.append(f"the rescue VM {picked} was not read")
+    if rescue_doc is not None:
         if same_id(rescue_id, vm.id):
             blockers.append("the rescue VM must be another VM than the one being repaired")
         if ResourceId.parse(rescue_id).subscription_id.lower() != sub.lower():
@@ -345,31 +442,22 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             blockers.append(f"{rescue_name} runs {_os_type_of(rescue_doc)} and the disk is {vm.os_type}: repair it from a VM of the same OS family")
         if power_state(rescue_doc) != "running":
             blockers.append(f"{rescue_name} is {power_state(rescue_doc)}: start it first, the repair happens on it")
-        elif run_fixes and _agent(rescue_doc) != "Ready":
+        elif layout.run_fixes and _agent(rescue_doc) != "Ready":
             blockers.append(f"the VM agent of {rescue_name} reports '{_agent(rescue_doc)}': the common fixes need it (or leave out --run-fixes)")
-    else:
-        limit = 15 if windows else 64
-        rescue_name = arm_name(f"rescue-{vm.name}", "", limit)
-        rescue_id = resource_id(sub, group, "Microsoft.Compute/virtualMachines", rescue_name)
-        lun = 0
-    nic_name = arm_name(rescue_name, "-nic")
-    nic_id = resource_id(sub, group, "Microsoft.Network/networkInterfaces", nic_name)
-    rescue_os_disk = arm_name(rescue_name, "-osdisk")
-    rescue_os_disk_id = resource_id(sub, group, "Microsoft.Compute/disks", rescue_os_disk)
-    subnet_id = None
-    for nic in facts.documents.get("nics") or ():
-        for cfg in (nic.get("properties") or {}).get("ipConfigurations") or ():
-            subnet_id = subnet_id or ((cfg.get("properties") or {}).get("subnet") or {}).get("id")
-    if rescue_doc is None and not subnet_id:
+    if rescue_doc is None and not layout.subnet_id:
         blockers.append(f"the subnet of {vm.name}'s NIC could not be read: the rescue VM needs a network; pick an existing one with --rescue-vm")
-
     premium = disk_sku.lower().startswith(("premium", "ultra"))
     if premium and VmSize(vm.size, None, None, None, None).premium_io is False:
         blockers.append(f"the OS disk is {disk_sku} and {vm.size} has no premium storage: Azure would refuse the swap; resize first")
-    for lock in facts.locks or ():
-        if lock.level.lower() == "cannotdelete" and lock.scope_kind == "subscription" and rescue_doc is None:
+    return blockers
+
+
+def _warnings(layout: RescueLayout) -> list[str]:
+    vm, verdict = layout.vm, layout.verdict
+    warnings: list[str] = []
+    for lock in layout.facts.locks or ():
+        if lock.level.lower() == "cannotdelete" and lock.scope_kind == "subscription" and layout.new_rescue:
             warnings.append(f"{lock.describe()}: it also covers the rescue group, which the cleanup then cannot delete; delete it yourself after removing the lock.")
-    verdict = facts.documents.get("boot_verdict")
     if verdict and verdict.get("summary"):
         warnings.append(f"Serial log: {verdict['summary']}.")
     warnings.append(
@@ -377,21 +465,51 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     )
     if vm.power_state == "running":
         warnings.append("The snapshot of a running VM is crash-consistent (like pulling the plug): right for a VM that does not boot.")
+    return warnings
 
-    commands = repair_commands(vm.os_type, lun, generation, vm.name, copy_name, verdict)
+
+def _instructions(layout: RescueLayout) -> str:
+    """What the operator does on the rescue VM, with the commands for this disk at its LUN."""
+    vm, rescue_name, lun, copy_name = layout.vm, layout.rescue_name, layout.lun, layout.copy_name
+    commands = repair_commands(vm.os_type, lun, layout.generation, vm.name, copy_name, layout.verdict)
     access = (
         f"sign in to {rescue_name} through its network (it has no public IP: Bastion, VPN, or another VM in {vm.name}'s virtual network) "
         f"or its serial console; to set its password: aztriage recover --vm {rescue_name} --scenario reset-access --password-stdin"
-        if rescue_doc is None
+        if layout.new_rescue
         else f"on {rescue_name}, where the copy is the disk at LUN {lun}"
     )
-    instructions = "\n".join(
-        [f"Repair the copy {copy_name} ({vm.os_type}, attached at LUN {lun}) on the rescue VM {rescue_name}: {access}. As {'Administrator' if windows else 'root'}:"]
+    return "\n".join(
+        [f"Repair the copy {copy_name} ({vm.os_type}, attached at LUN {lun}) on the rescue VM {rescue_name}: {access}. As {'Administrator' if layout.windows else 'root'}:"]
         + [f"  {line}" for line in commands]
         + ["When the copy is repaired (and unmounted), say so: aztriage recover --resume RUN_ID --operator-done (d in the Recovery pane)."]
     )
 
-    # 2. the copy -------------------------------------------------------------------------------------------
+
+def _snapshot_step(layout: RescueLayout) -> Step | None:
+    """1. The snapshot of the OS disk: the safety net, kept until the operator releases it."""
+    facts, vm, st, os_disk = layout.facts, layout.vm, layout.stamp, layout.os_disk
+    snap_id = layout.snap_id
+    snapshot = snapshot_step(facts, os_disk, st, "OS") if os_disk.id else None
+    if snapshot is not None and snapshot.verify is not None:
+        taken = snapshot.verify
+
+        async def snapshot_verify(ctx: StepContext) -> Verification:
+            result = await taken(ctx)
+            if result.ok:
+                await ctx.record_resource(snap_id, kind="snapshot", state="keep", note=f"snapshot of {vm.name}'s original OS disk: kept until you release it")
+            return result
+
+        snapshot.verify = snapshot_verify
+        snapshot.undo = "release it with aztriage runs --release RUN_ID (aztriage never deletes it on its own)"
+
+    return snapshot
+
+
+def _copy_step(layout: RescueLayout) -> Step:
+    """2. A copy of the OS disk from the snapshot, in the OS disk's resource group."""
+    vm, os_doc, generation, os_rid = layout.vm, layout.os_doc, layout.generation, layout.os_disk_rid
+    location, zones, disk_sku, disk_security = layout.location, layout.zones, layout.disk_sku, layout.disk_security
+    snap_id, copy_name, copy_id, tags_base = layout.snap_id, layout.copy_name, layout.copy_id, layout.tags_base
     copy_props: dict[str, Any] = {
         "creationData": {"createOption": "Copy", "sourceResourceId": snap_id},
         "osType": vm.os_type,
@@ -451,7 +569,24 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         await ctx.record_resource(copy_id, kind="disk-copy", state="keep", note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM: kept until you release it")
         return verified(f"copy {copy_name}: {generation}, {security_type(props)}, {props.get('osType')}, " + (f"zone {','.join(zones)}" if zones else "regional"))
 
-    # 3. the rescue VM's group, NIC and VM (a new rescue VM only) ---------------------------------------------------
+    return Step(
+        key="copy-disk",
+        title=f"Copy the OS disk from the snapshot to {copy_name}",
+        why="The repair works on a copy: the original OS disk and the snapshot stay untouched whatever happens on the rescue VM.",
+        changes=f"creates disk {copy_name} ({disk_sku}, {generation}, {security_type(disk_props(os_doc))}" + (f", zone {','.join(zones)}" if zones else "") + f") in {os_rid.resource_group}",
+        kind=Kind.CHANGE,
+        undo="release it with aztriage runs --release RUN_ID while it is not the VM's OS disk",
+        creates="disk-copy",
+        precondition=copy_pre,
+        run=copy_run,
+        verify=copy_verify,
+    )
+
+
+def _group_step(layout: RescueLayout) -> Step:
+    """3. The rescue VM's resource group (a new rescue VM only)."""
+    vm, sub, location, tags_base = layout.vm, layout.sub, layout.location, layout.tags_base
+    group, group_id = layout.group, layout.group_id
     async def group_pre(ctx: StepContext) -> Check:
         doc = await ctx.backend.get_group(sub, group)
         if doc is not None:
@@ -475,6 +610,24 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         await ctx.record_resource(group_id, kind="resource-group", state="created")
         return verified(f"resource group {group} in {doc.get('location')}, tagged {RUN_TAG}={ctx.run_id}")
 
+    return Step(
+        key="rescue-group",
+        title=f"Create resource group {group} for the rescue VM",
+        why="A group of its own holds everything the repair needs and nothing else, so the cleanup deletes exactly that.",
+        changes=f"creates resource group {group} in {location}, tagged {RUN_TAG}",
+        kind=Kind.CHANGE,
+        undo="the cleanup step deletes it",
+        creates="resource-group",
+        precondition=group_pre,
+        run=group_run,
+        verify=group_verify,
+    )
+
+
+def _nic_step(layout: RescueLayout) -> Step:
+    """The rescue VM's NIC, in the VM's own subnet, without a public IP."""
+    vm, location, tags_base, group = layout.vm, layout.location, layout.tags_base, layout.group
+    nic_name, nic_id, subnet_id = layout.nic_name, layout.nic_id, layout.subnet_id
     async def nic_pre(ctx: StepContext) -> Check:
         doc = await ctx.backend.get_nic(nic_id)
         if doc is not None:
@@ -505,12 +658,26 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         await ctx.record_resource(nic_id, kind="network-interface", state="created")
         return verified(f"NIC {nic_name} in subnet {short(subnet_id or '')} (no public IP)")
 
-    image = RESCUE_IMAGES[("windows" if windows else "linux", "V2" if generation == "V2" else "V1")]
-    vm_security = copy.deepcopy(((facts.model.get("properties") or {}).get("securityProfile") or {}))
-    rescue_security = None
-    if (vm_security.get("securityType") or "").lower() == "trustedlaunch":
-        rescue_security = {"securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+    return Step(
+        key="rescue-nic",
+        title=f"Create the rescue VM's NIC {nic_name}",
+        why=f"The rescue VM sits in {vm.name}'s own subnet, reachable the way {vm.name} is, without a public IP.",
+        changes=f"creates NIC {nic_name} in {group}, in subnet {short(subnet_id or '?')}",
+        kind=Kind.CHANGE,
+        undo="deleted with the group by the cleanup step",
+        creates="network-interface",
+        precondition=nic_pre,
+        run=nic_run,
+        verify=nic_verify,
+    )
 
+
+def _rescue_vm_step(layout: RescueLayout) -> Step:
+    """The new rescue VM: the same OS family, generation, region and zone."""
+    vm, windows, generation, location = layout.vm, layout.windows, layout.generation, layout.location
+    zones, tags_base, group, rescue_id = layout.zones, layout.tags_base, layout.group, layout.rescue_id
+    rescue_name, nic_id, rescue_os_disk, rescue_os_disk_id = layout.rescue_name, layout.nic_id, layout.rescue_os_disk, layout.rescue_os_disk_id
+    image, rescue_security = layout.image, layout.rescue_security
     def rescue_body(run_id: str) -> dict[str, Any]:
         os_profile: dict[str, Any] = {"computerName": arm_name(rescue_name, "", 15) if windows else rescue_name, "adminUsername": ADMIN, "adminPassword": _password()}
         if windows:
@@ -576,6 +743,23 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             await ctx.record_resource(rescue_os_disk_id, kind="disk", state="created")
         return verified(f"rescue VM {rescue_name} runs ({_os_type_of(doc)}, {generation}" + (f", zone {','.join(zones)}" if zones else "") + ")")
 
+    return Step(
+        key="rescue-vm",
+        title=f"Create the rescue VM {rescue_name}",
+        why=f"A working {vm.os_type} VM of the same generation ({generation}) in the same region" + (" and zone" if zones else "") + " to attach the copy to.",
+        changes=f"creates VM {rescue_name} ({vm.size}, {image['offer']} {image['sku']}) in {group}; its administrator password is random and never kept",
+        kind=Kind.CHANGE,
+        undo="deleted with the group by the cleanup step",
+        creates="rescue-vm",
+        precondition=rescue_pre,
+        run=rescue_run,
+        verify=rescue_verify,
+    )
+
+
+def _picked_check_step(layout: RescueLayout) -> Step:
+    """The operator's rescue VM, checked before the copy goes to it."""
+    copy_id, rescue_id, rescue_name, lun = layout.copy_id, layout.rescue_id, layout.rescue_name, layout.lun
     async def picked_verify(ctx: StepContext) -> Verification:
         doc = await get_vm(ctx, rescue_id)
         if doc is None:
@@ -587,7 +771,20 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             return not_verified(f"LUN {lun} of {rescue_name} is in use now: resume after freeing it, or start a new run")
         return verified(f"{rescue_name} runs ({_os_type_of(doc)}); the copy goes to its LUN {lun}")
 
-    # 4. attach / detach the copy -----------------------------------------------------------------------------------
+    return Step(
+        key="rescue-check",
+        title=f"Check the rescue VM {rescue_name}",
+        why="The copy is attached to a VM you picked: it must run, in the same region and zone, with a free LUN.",
+        changes="nothing (reads the VM)",
+        kind=Kind.CHECK,
+        verify=picked_verify,
+    )
+
+
+def _attach_step(layout: RescueLayout) -> Step:
+    """4. The copy attached to the rescue VM as a data disk."""
+    windows, copy_name, copy_id, rescue_id = layout.windows, layout.copy_name, layout.copy_id, layout.rescue_id
+    rescue_name, lun = layout.rescue_name, layout.lun
     async def attach_pre(ctx: StepContext) -> Check:
         doc = await get_vm(ctx, rescue_id)
         if doc is None:
@@ -620,35 +817,23 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         device = f"disk at LUN {at}" if windows else f"/dev/disk/azure/scsi1/lun{at}"
         return verified(f"the copy is {device} on {rescue_name}")
 
-    async def detach_pre(ctx: StepContext) -> Check:
-        doc = await get_vm(ctx, rescue_id)
-        if doc is None or lun_of(doc, copy_id) is None:
-            copy_doc = await ctx.backend.get_disk_document(copy_id)
-            if copy_doc is None:
-                return blocked(f"the copy {copy_name} no longer exists")
-            if copy_doc.get("managedBy") and not same_id(copy_doc.get("managedBy"), vm.id):
-                return blocked(f"the copy {copy_name} is attached to {short(copy_doc['managedBy'])}")
-            return already_done(f"the copy is not attached to {rescue_name}")
-        return ready(f"the copy is at LUN {lun_of(doc, copy_id)} of {rescue_name}")
+    return Step(
+        key="attach-copy",
+        title=f"Attach the copy to {rescue_name} at LUN {lun}",
+        why="On the rescue VM the copy is an ordinary data disk: its file systems (or its registry) can be checked and edited.",
+        changes=f"attaches {copy_name} as a data disk of {rescue_name} at LUN {lun}",
+        kind=Kind.CHANGE,
+        undo="the detach step detaches it",
+        precondition=attach_pre,
+        run=attach_run,
+        verify=attach_verify,
+    )
 
-    async def detach_run(ctx: StepContext) -> str:
-        doc = await get_vm(ctx, rescue_id)
-        disks = [ref for ref in data_disk_refs(doc) if not same_id((ref.get("managedDisk") or {}).get("id"), copy_id)]
-        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("detach"))
-        return f"copy detached from {rescue_name}"
 
-    async def detach_verify(ctx: StepContext) -> Verification:
-        copy_doc = await ctx.backend.get_disk_document(copy_id)
-        if copy_doc is None:
-            return not_verified(f"the copy {copy_name} no longer exists")
-        owner = copy_doc.get("managedBy")
-        if owner and not same_id(owner, vm.id):
-            return not_verified(f"the copy is still attached to {short(owner)}")
-        return verified(f"the copy {copy_name} is detached")
-
-    # 5. the fixes, and the operator ---------------------------------------------------------------------------------
-    command_id, script = fix_script(vm.os_type, lun, generation)
-
+def _fixes_step(layout: RescueLayout) -> Step:
+    """5. The common fixes, run on the rescue VM by run command (--run-fixes)."""
+    windows, copy_id, rescue_id, rescue_name = layout.windows, layout.copy_id, layout.rescue_id, layout.rescue_name
+    lun, command_id, script = layout.lun, layout.command_id, layout.script
     async def fixes_pre(ctx: StepContext) -> Check:
         doc = await get_vm(ctx, rescue_id)
         if doc is None:
@@ -684,13 +869,108 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         lines = [x for x in (ctx.outputs.get("stdout") or "").strip().splitlines() if x.strip()]
         return verified("the common fixes ran: " + (lines[-1][:200] if lines else "no output"))
 
+    return Step(
+        key="common-fixes",
+        title=f"Run the common fixes on {rescue_name} by run command",
+        why=("chkdsk, the SYSTEM hive's RDP, firewall and storvsc settings, and the BCD: what makes most Windows VMs boot and answer RDP again." if windows else "fsck on the root file system, nofail on data-disk entries in fstab, a checked sshd_config: what makes most Linux VMs boot and answer SSH again."),
+        changes=f"runs {command_id} on {rescue_name} against the copy at LUN {lun} (never the rescue VM's own disks)",
+        kind=Kind.CHANGE,
+        warnings=("Run command runs as SYSTEM/root, one at a time, cannot be cancelled and needs outbound HTTPS from the rescue VM to Azure.",),
+        needs_agent=True,
+        undo="the original OS disk and the snapshot are untouched: make a new copy to start over",
+        precondition=fixes_pre,
+        run=fixes_run,
+        verify=fixes_verify,
+    )
+
+
+def _repair_step(layout: RescueLayout) -> Step:
+    """6. The operator repairs the copy; the run waits."""
+    copy_name, rescue_name = layout.copy_name, layout.rescue_name
     async def operator_pre(ctx: StepContext) -> Check:
         return wait_for_operator(f"repair the copy {copy_name} on {rescue_name}, then resume with --operator-done")
 
     async def operator_verify(ctx: StepContext) -> Verification:
         return verified("the operator said the copy is repaired")
 
-    # 6. the swap --------------------------------------------------------------------------------------------------------
+    return Step(
+        key="repair",
+        title=f"Repair the copy on {rescue_name} (you)",
+        why="Only a person can judge what the disk needs; the commands for this disk are listed, and the run waits until you say it is done.",
+        changes=f"whatever you change on the copy {copy_name}; the original OS disk and the snapshot stay untouched",
+        kind=Kind.MANUAL,
+        instructions=_instructions(layout),
+        precondition=operator_pre,
+        verify=operator_verify,
+    )
+
+
+def _detach_step(layout: RescueLayout) -> Step:
+    """The copy detached from the rescue VM."""
+    vm, copy_name, copy_id, rescue_id = layout.vm, layout.copy_name, layout.copy_id, layout.rescue_id
+    rescue_name = layout.rescue_name
+    async def detach_pre(ctx: StepContext) -> Check:
+        doc = await get_vm(ctx, rescue_id)
+        if doc is None or lun_of(doc, copy_id) is None:
+            copy_doc = await ctx.backend.get_disk_document(copy_id)
+            if copy_doc is None:
+                return blocked(f"the copy {copy_name} no longer exists")
+            if copy_doc.get("managedBy") and not same_id(copy_doc.get("managedBy"), vm.id):
+                return blocked(f"the copy {copy_name} is attached to {short(copy_doc['managedBy'])}")
+            return already_done(f"the copy is not attached to {rescue_name}")
+        return ready(f"the copy is at LUN {lun_of(doc, copy_id)} of {rescue_name}")
+
+    async def detach_run(ctx: StepContext) -> str:
+        doc = await get_vm(ctx, rescue_id)
+        disks = [ref for ref in data_disk_refs(doc) if not same_id((ref.get("managedDisk") or {}).get("id"), copy_id)]
+        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("detach"))
+        return f"copy detached from {rescue_name}"
+
+    async def detach_verify(ctx: StepContext) -> Verification:
+        copy_doc = await ctx.backend.get_disk_document(copy_id)
+        if copy_doc is None:
+            return not_verified(f"the copy {copy_name} no longer exists")
+        owner = copy_doc.get("managedBy")
+        if owner and not same_id(owner, vm.id):
+            return not_verified(f"the copy is still attached to {short(owner)}")
+        return verified(f"the copy {copy_name} is detached")
+
+    return Step(
+        key="detach-copy",
+        title=f"Detach the copy from {rescue_name}",
+        why="A disk is attached to one VM at a time: it has to leave the rescue VM to become the OS disk.",
+        changes=f"detaches {copy_name} from {rescue_name}",
+        kind=Kind.CHANGE,
+        undo="attach it again (the repair step's commands still apply)",
+        precondition=detach_pre,
+        run=detach_run,
+        verify=detach_verify,
+    )
+
+
+def _deallocate_step(layout: RescueLayout) -> Step:
+    """The VM deallocated: Azure swaps the OS disk of a deallocated VM only."""
+    facts, vm = layout.facts, layout.vm
+    return power_step(
+        facts,
+        action="deallocate",
+        key="deallocate",
+        title=f"Stop and deallocate {vm.name}",
+        why="Azure swaps the OS disk of a stopped (deallocated) VM only.",
+        changes="stops the VM and releases its host (compute billing stops)",
+        kind=Kind.DESTRUCTIVE,
+        allowed_from=(),
+        final_power="deallocated",
+        warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)),
+        undo="start it (until the swap it still has its original OS disk)",
+        done_when=lambda m: f"{vm.name} is already deallocated" if power_state(m) == "deallocated" else None,
+    )
+
+
+def _swap_step(layout: RescueLayout) -> Step:
+    """7. The VM's OS disk swapped to the repaired copy."""
+    vm, os_disk, os_id, generation = layout.vm, layout.os_disk, layout.os_id, layout.generation
+    copy_name, copy_id = layout.copy_name, layout.copy_id
     async def swap_pre(ctx: StepContext) -> Check:
         model = await ctx.current_model()
         if same_id(os_disk_of(model), copy_id):
@@ -737,7 +1017,40 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         await ctx.record_resource(copy_id, kind="disk-copy", state="in-use", note=f"the OS disk of {vm.name} now (yours: aztriage never deletes it)")
         return verified(f"{vm.name} boots from {copy_name}; the original OS disk {os_disk.name} is kept, detached")
 
-    # 7. did it boot? -----------------------------------------------------------------------------------------------------
+    return Step(
+        key="swap-os-disk",
+        title=f"Swap {vm.name}'s OS disk to the repaired copy",
+        why="The VM keeps its identity, NICs, IPs and data disks; only the disk it boots from changes.",
+        changes=f"sets the OS disk of {vm.name} to {copy_name}; the original OS disk {os_disk.name} is detached and kept",
+        kind=Kind.CHANGE,
+        undo=f"swap back: set the OS disk to {os_disk.name} again (deallocated VM)",
+        precondition=swap_pre,
+        run=swap_run,
+        verify=swap_verify,
+    )
+
+
+def _start_step(layout: RescueLayout) -> Step:
+    """The VM started on the repaired disk."""
+    facts, vm, os_disk = layout.facts, layout.vm, layout.os_disk
+    return power_step(
+        facts,
+        action="start",
+        key="start",
+        title=f"Start {vm.name} on the repaired disk",
+        why="The proof of the repair is the VM booting.",
+        changes=f"starts {vm.name}",
+        kind=Kind.CHANGE,
+        undo=f"to undo the repair: deallocate {vm.name} and swap its OS disk back to {os_disk.name}",
+        allowed_from=(),
+        final_power="running",
+        done_when=lambda m: f"{vm.name} is running" if power_state(m) == "running" else None,
+    )
+
+
+def _boot_check_step(layout: RescueLayout) -> Step:
+    """Did it boot? The serial log says."""
+    vm = layout.vm
     async def boot_verify(ctx: StepContext) -> Verification:
         from backend import bootdiag
         deadline = time.monotonic() + reach_timeout(ctx.settings)
@@ -755,7 +1068,20 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
                 return verified(f"serial log: {result.summary}")
             await asyncio.sleep(max(0.2, min(5.0, (ctx.settings.polling_interval or 5.0) * 5)))
 
-    # 8. cleanup and the report -------------------------------------------------------------------------------------------
+    return Step(
+        key="check-boot",
+        title="Check in the serial log that it booted",
+        why="Azure saying the VM runs says nothing about the OS: the serial log shows whether the boot reached the login prompt.",
+        changes="nothing (reads the serial log through boot diagnostics)",
+        kind=Kind.CHECK,
+        verify=boot_verify,
+    )
+
+
+def _cleanup_step(layout: RescueLayout) -> Step:
+    """8. The rescue group deleted, when it holds only what the run's ledger lists."""
+    os_id, sub, snap_id, copy_name = layout.os_id, layout.sub, layout.snap_id, layout.copy_name
+    copy_id, group, group_id = layout.copy_id, layout.group, layout.group_id
     async def cleanup_pre(ctx: StepContext) -> Check:
         doc = await ctx.backend.get_group(sub, group)
         if doc is None:
@@ -789,6 +1115,23 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
                 ctx.journal.record_resource(ctx.run_id, res.resource_id, kind=res.kind, step_key=res.step_key, state="deleted", note=f"deleted with resource group {group} by the run's cleanup")
         return verified(f"resource group {group} is gone; the repaired disk, the snapshot and the original OS disk are all still there")
 
+    return Step(
+        key="cleanup",
+        title=f"Delete the rescue group {group}",
+        why="The rescue VM, its NIC and its OS disk are no longer needed; the group holds only what this run created.",
+        changes=f"deletes resource group {group} (checked first: it holds only resources in this run's ledger); keeps the repaired disk, the snapshot and the original OS disk",
+        kind=Kind.CHANGE,
+        undo=None,
+        precondition=cleanup_pre,
+        run=cleanup_run,
+        verify=cleanup_verify,
+    )
+
+
+def _report_step(layout: RescueLayout) -> Step:
+    """What the VM boots from now, what is kept and what was deleted."""
+    vm, os_disk, copy_name, rescue_doc = layout.vm, layout.os_disk, layout.copy_name, layout.rescue_doc
+    rescue_name = layout.rescue_name
     async def report_verify(ctx: StepContext) -> Verification:
         ledger = ctx.journal.resources(ctx.run_id)
         lines = [f"{vm.name} boots from the repaired copy {copy_name}"]
@@ -803,202 +1146,40 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             lines.append(f"{rescue_name} is yours and stays as it was (the copy is detached from it)")
         return verified("; ".join(lines))
 
-    snapshot = snapshot_step(facts, os_disk, st, "OS") if os_disk.id else None
-    if snapshot is not None and snapshot.verify is not None:
-        taken = snapshot.verify
+    return Step(
+        key="report",
+        title="Summary",
+        why="What the VM boots from now, what is kept and what was deleted.",
+        changes="nothing",
+        kind=Kind.CHECK,
+        verify=report_verify,
+    )
 
-        async def snapshot_verify(ctx: StepContext) -> Verification:
-            result = await taken(ctx)
-            if result.ok:
-                await ctx.record_resource(snap_id, kind="snapshot", state="keep", note=f"snapshot of {vm.name}'s original OS disk: kept until you release it")
-            return result
 
-        snapshot.verify = snapshot_verify
-        snapshot.undo = "release it with aztriage runs --release RUN_ID (aztriage never deletes it on its own)"
-
-    new_rescue = rescue_doc is None
+def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
+    layout = rescue_layout(facts, params)
+    vm, new_rescue = layout.vm, layout.new_rescue
     steps: list[Step | None] = [
         preflight_step(facts),
-        snapshot,
-        Step(
-            key="copy-disk",
-            title=f"Copy the OS disk from the snapshot to {copy_name}",
-            why="The repair works on a copy: the original OS disk and the snapshot stay untouched whatever happens on the rescue VM.",
-            changes=f"creates disk {copy_name} ({disk_sku}, {generation}, {security_type(disk_props(os_doc))}" + (f", zone {','.join(zones)}" if zones else "") + f") in {os_rid.resource_group}",
-            kind=Kind.CHANGE,
-            undo="release it with aztriage runs --release RUN_ID while it is not the VM's OS disk",
-            creates="disk-copy",
-            precondition=copy_pre,
-            run=copy_run,
-            verify=copy_verify,
-        ),
-        Step(
-            key="rescue-group",
-            title=f"Create resource group {group} for the rescue VM",
-            why="A group of its own holds everything the repair needs and nothing else, so the cleanup deletes exactly that.",
-            changes=f"creates resource group {group} in {location}, tagged {RUN_TAG}",
-            kind=Kind.CHANGE,
-            undo="the cleanup step deletes it",
-            creates="resource-group",
-            precondition=group_pre,
-            run=group_run,
-            verify=group_verify,
-        )
-        if new_rescue
-        else None,
-        Step(
-            key="rescue-nic",
-            title=f"Create the rescue VM's NIC {nic_name}",
-            why=f"The rescue VM sits in {vm.name}'s own subnet, reachable the way {vm.name} is, without a public IP.",
-            changes=f"creates NIC {nic_name} in {group}, in subnet {short(subnet_id or '?')}",
-            kind=Kind.CHANGE,
-            undo="deleted with the group by the cleanup step",
-            creates="network-interface",
-            precondition=nic_pre,
-            run=nic_run,
-            verify=nic_verify,
-        )
-        if new_rescue
-        else None,
-        Step(
-            key="rescue-vm",
-            title=f"Create the rescue VM {rescue_name}",
-            why=f"A working {vm.os_type} VM of the same generation ({generation}) in the same region" + (" and zone" if zones else "") + " to attach the copy to.",
-            changes=f"creates VM {rescue_name} ({vm.size}, {image['offer']} {image['sku']}) in {group}; its administrator password is random and never kept",
-            kind=Kind.CHANGE,
-            undo="deleted with the group by the cleanup step",
-            creates="rescue-vm",
-            precondition=rescue_pre,
-            run=rescue_run,
-            verify=rescue_verify,
-        )
-        if new_rescue
-        else Step(
-            key="rescue-check",
-            title=f"Check the rescue VM {rescue_name}",
-            why="The copy is attached to a VM you picked: it must run, in the same region and zone, with a free LUN.",
-            changes="nothing (reads the VM)",
-            kind=Kind.CHECK,
-            verify=picked_verify,
-        ),
-        Step(
-            key="attach-copy",
-            title=f"Attach the copy to {rescue_name} at LUN {lun}",
-            why="On the rescue VM the copy is an ordinary data disk: its file systems (or its registry) can be checked and edited.",
-            changes=f"attaches {copy_name} as a data disk of {rescue_name} at LUN {lun}",
-            kind=Kind.CHANGE,
-            undo="the detach step detaches it",
-            precondition=attach_pre,
-            run=attach_run,
-            verify=attach_verify,
-        ),
-        Step(
-            key="common-fixes",
-            title=f"Run the common fixes on {rescue_name} by run command",
-            why=("chkdsk, the SYSTEM hive's RDP, firewall and storvsc settings, and the BCD: what makes most Windows VMs boot and answer RDP again." if windows else "fsck on the root file system, nofail on data-disk entries in fstab, a checked sshd_config: what makes most Linux VMs boot and answer SSH again."),
-            changes=f"runs {command_id} on {rescue_name} against the copy at LUN {lun} (never the rescue VM's own disks)",
-            kind=Kind.CHANGE,
-            warnings=("Run command runs as SYSTEM/root, one at a time, cannot be cancelled and needs outbound HTTPS from the rescue VM to Azure.",),
-            needs_agent=True,
-            undo="the original OS disk and the snapshot are untouched: make a new copy to start over",
-            precondition=fixes_pre,
-            run=fixes_run,
-            verify=fixes_verify,
-        )
-        if run_fixes
-        else None,
-        Step(
-            key="repair",
-            title=f"Repair the copy on {rescue_name} (you)",
-            why="Only a person can judge what the disk needs; the commands for this disk are listed, and the run waits until you say it is done.",
-            changes=f"whatever you change on the copy {copy_name}; the original OS disk and the snapshot stay untouched",
-            kind=Kind.MANUAL,
-            instructions=instructions,
-            precondition=operator_pre,
-            verify=operator_verify,
-        ),
-        Step(
-            key="detach-copy",
-            title=f"Detach the copy from {rescue_name}",
-            why="A disk is attached to one VM at a time: it has to leave the rescue VM to become the OS disk.",
-            changes=f"detaches {copy_name} from {rescue_name}",
-            kind=Kind.CHANGE,
-            undo="attach it again (the repair step's commands still apply)",
-            precondition=detach_pre,
-            run=detach_run,
-            verify=detach_verify,
-        ),
-        power_step(
-            facts,
-            action="deallocate",
-            key="deallocate",
-            title=f"Stop and deallocate {vm.name}",
-            why="Azure swaps the OS disk of a stopped (deallocated) VM only.",
-            changes="stops the VM and releases its host (compute billing stops)",
-            kind=Kind.DESTRUCTIVE,
-            allowed_from=(),
-            final_power="deallocated",
-            warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)),
-            undo="start it (until the swap it still has its original OS disk)",
-            done_when=lambda m: f"{vm.name} is already deallocated" if power_state(m) == "deallocated" else None,
-        ),
-        Step(
-            key="swap-os-disk",
-            title=f"Swap {vm.name}'s OS disk to the repaired copy",
-            why="The VM keeps its identity, NICs, IPs and data disks; only the disk it boots from changes.",
-            changes=f"sets the OS disk of {vm.name} to {copy_name}; the original OS disk {os_disk.name} is detached and kept",
-            kind=Kind.CHANGE,
-            undo=f"swap back: set the OS disk to {os_disk.name} again (deallocated VM)",
-            precondition=swap_pre,
-            run=swap_run,
-            verify=swap_verify,
-        ),
-        power_step(
-            facts,
-            action="start",
-            key="start",
-            title=f"Start {vm.name} on the repaired disk",
-            why="The proof of the repair is the VM booting.",
-            changes=f"starts {vm.name}",
-            kind=Kind.CHANGE,
-            undo=f"to undo the repair: deallocate {vm.name} and swap its OS disk back to {os_disk.name}",
-            allowed_from=(),
-            final_power="running",
-            done_when=lambda m: f"{vm.name} is running" if power_state(m) == "running" else None,
-        ),
-        Step(
-            key="check-boot",
-            title="Check in the serial log that it booted",
-            why="Azure saying the VM runs says nothing about the OS: the serial log shows whether the boot reached the login prompt.",
-            changes="nothing (reads the serial log through boot diagnostics)",
-            kind=Kind.CHECK,
-            verify=boot_verify,
-        )
-        if vm.boot_diagnostics.enabled
-        else None,
+        _snapshot_step(layout),
+        _copy_step(layout),
+        _group_step(layout) if new_rescue else None,
+        _nic_step(layout) if new_rescue else None,
+        _rescue_vm_step(layout) if new_rescue else _picked_check_step(layout),
+        _attach_step(layout),
+        _fixes_step(layout) if layout.run_fixes else None,
+        _repair_step(layout),
+        _detach_step(layout),
+        _deallocate_step(layout),
+        _swap_step(layout),
+        _start_step(layout),
+        _boot_check_step(layout) if vm.boot_diagnostics.enabled else None,
         reach_step(facts),
-        Step(
-            key="cleanup",
-            title=f"Delete the rescue group {group}",
-            why="The rescue VM, its NIC and its OS disk are no longer needed; the group holds only what this run created.",
-            changes=f"deletes resource group {group} (checked first: it holds only resources in this run's ledger); keeps the repaired disk, the snapshot and the original OS disk",
-            kind=Kind.CHANGE,
-            undo=None,
-            precondition=cleanup_pre,
-            run=cleanup_run,
-            verify=cleanup_verify,
-        )
-        if new_rescue
-        else None,
-        Step(
-            key="report",
-            title="Summary",
-            why="What the VM boots from now, what is kept and what was deleted.",
-            changes="nothing",
-            kind=Kind.CHECK,
-            verify=report_verify,
-        ),
+        _cleanup_step(layout) if new_rescue else None,
+        _report_step(layout),
     ]
+    run_fixes, picked, os_disk, snap_id = layout.run_fixes, layout.picked, layout.os_disk, layout.snap_id
+    copy_name, group, rescue_name, lun = layout.copy_name, layout.group, layout.rescue_name, layout.lun
     details = (
         ("OS disk", os_disk.name, copy_name),
         ("rescue VM", "-", f"{rescue_name} (new, in {group})" if new_rescue else f"{rescue_name} (yours, LUN {lun})"),
@@ -1010,8 +1191,8 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         facts,
         steps,
         f"Snapshot and copy {vm.name}'s OS disk, repair the copy on {'a new rescue VM' if new_rescue else rescue_name}, and swap it in as the OS disk.",
-        warnings=warnings,
-        blockers=blockers,
+        warnings=_warnings(layout),
+        blockers=_blockers(layout),
         details=details,
         params={"rescue_vm": picked, "run_fixes": run_fixes},
         interrupts=True,
