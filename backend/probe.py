@@ -377,14 +377,27 @@ async def _recv_some(sock: socket.socket, limit: int, deadline: float) -> bytes:
         return await loop.sock_recv(sock, limit)
 
 
+# RFC 4253 4.2: the identification line is at most 255 bytes, CR LF included; lines that do
+# not begin with "SSH-" may come before it. OpenSSH reads at most 1024 such lines and 8 KiB.
+SSH_IDENT_MAX = 255
+SSH_PRE_LINES_MAX = 1024
+SSH_PRE_BYTES_MAX = 8192
+
+
 async def check_ssh(sock: socket.socket, timeout: float) -> tuple[str, str | None, str]:
-    """(answered, banner, detail) after reading what the server sends first."""
+    """(answered, banner, detail) after reading what the server sends first.
+
+    "ssh" only for an identification line as RFC 4253 4.2 has it (at most 255 bytes with
+    its CR LF): a longer line that begins with "SSH-" is a peer OpenSSH refuses, so it is
+    not working SSH. A server still in the middle of a line that could become one when the
+    time is up (it sent "SS") did not answer in time: "silent", not "other"."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     received = b""  # everything, for the report when it is not SSH
-    buffer = b""
+    buffer = b""  # the line being read
+    lines_before = 0
     try:
-        while len(received) < 8192:
+        while True:
             chunk = await _recv_some(sock, 4096, deadline)
             if not chunk:
                 break
@@ -392,24 +405,41 @@ async def check_ssh(sock: socket.socket, timeout: float) -> tuple[str, str | Non
             buffer += chunk
             while b"\n" in buffer:
                 line, _, buffer = buffer.partition(b"\n")
-                text = line.rstrip(b"\r").decode("utf-8", "replace")
-                if text.startswith("SSH-"):
-                    return "ssh", text[:255], f"SSH server: {text[:255]}"
-                # RFC 4253 lets a server send other lines first; keep reading.
-            if buffer.startswith(b"SSH-") and len(buffer) > 255:
-                return "ssh", buffer[:255].decode("utf-8", "replace"), "SSH server (identification line without end)"
+                if line.startswith(b"SSH-"):
+                    if len(line) + 1 > SSH_IDENT_MAX:
+                        return "other", _printable(line[:SSH_IDENT_MAX]), _IDENT_TOO_LONG
+                    text = line.rstrip(b"\r").decode("utf-8", "replace")
+                    return "ssh", text, f"SSH server: {text}"
+                # RFC 4253 lets a server send other lines first; keep reading, within bounds.
+                lines_before += 1
+                if lines_before > SSH_PRE_LINES_MAX:
+                    return "other", _printable(received), f"not SSH: more than {SSH_PRE_LINES_MAX} lines before an SSH identification"
+            if buffer.startswith(b"SSH-") and len(buffer) >= SSH_IDENT_MAX:
+                return "other", _printable(buffer[:SSH_IDENT_MAX]), _IDENT_TOO_LONG
             if received[:1] == bytes([TPKT_VERSION]) and len(received) >= 4:
                 return "rdp", None, "the port speaks RDP, not SSH"
+            if len(received) - len(buffer) > SSH_PRE_BYTES_MAX or len(buffer) > SSH_PRE_BYTES_MAX:
+                return "other", _printable(received), f"not SSH: more than {SSH_PRE_BYTES_MAX // 1024} KiB before an SSH identification"
     except TimeoutError:
-        if received:
-            return "other", _printable(received), "an unknown service answered (not SSH)"
-        return "silent", None, f"connected, but no SSH identification within {timeout:g} s"
+        if not received:
+            return "silent", None, f"connected, but no SSH identification within {timeout:g} s"
+        if buffer and _could_become_ident(buffer):
+            return "silent", None, f"connected, but no complete SSH identification within {timeout:g} s ({len(buffer)} bytes of one so far)"
+        return "other", _printable(received), "an unknown service answered (not SSH)"
     except OSError:
         if not received:
             return "closed", None, "the connection was reset before an SSH identification"
     if received:
         return "other", _printable(received), "an unknown service answered (not SSH)"
     return "closed", None, "the connection was closed before an SSH identification"
+
+
+_IDENT_TOO_LONG = f"not SSH: an identification line longer than {SSH_IDENT_MAX} bytes (RFC 4253 4.2), which OpenSSH refuses"
+
+
+def _could_become_ident(partial: bytes) -> bool:
+    """Whether an unfinished line may still turn out to be an SSH identification."""
+    return b"SSH-".startswith(partial[:4]) and len(partial) < SSH_IDENT_MAX
 
 
 async def check_rdp(sock: socket.socket, timeout: float) -> tuple[str, str | None, str]:

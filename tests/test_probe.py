@@ -149,6 +149,64 @@ async def test_ssh_port_that_answers_something_else():
     assert "no SSH identification within 0.4 s" in result.detail
 
 
+def sends(*parts: bytes, then_wait: float = 5.0):
+    """A loopback peer that writes `parts` (one write each, a moment apart) and then keeps
+    the connection open without a word (or until the client goes)."""
+
+    async def server(reader, writer):
+        with contextlib.suppress(Exception):
+            for part in parts:
+                writer.write(part)
+                await writer.drain()
+                await asyncio.sleep(0.01)
+            await asyncio.wait_for(reader.read(100), then_wait)
+        writer.close()
+
+    return server
+
+
+async def ssh_check(*parts: bytes):
+    async with listener(sends(*parts)) as port:
+        return await probe_one(ProbeTarget(HOST, port, "ssh"), FAST)
+
+
+async def test_ssh_identification_line_is_at_most_255_bytes_with_its_cr_lf():
+    longest = b"SSH-2.0-" + b"x" * (255 - 8 - 2) + b"\r\n"
+    assert len(longest) == 255
+    ok = await ssh_check(longest)
+    assert ok.answered == "ssh" and ok.protocol_ok and ok.banner == longest[:-2].decode()
+    one_more = await ssh_check(b"SSH-2.0-" + b"x" * (255 - 8 - 1) + b"\r\n")
+    assert one_more.answered == "other" and one_more.protocol_ok is False
+    assert "not SSH" in one_more.detail and "255 bytes" in one_more.detail
+
+
+async def test_an_endless_line_beginning_with_ssh_is_not_working_ssh():
+    # It never ends: the verdict comes as soon as it passes 255 bytes, not at the timeout.
+    result = await ssh_check(b"SSH-2.0-OpenSSH_9.6 " + b"A" * 4000, b"B" * 60000)
+    assert result.answered == "other" and result.protocol_ok is False
+    assert "identification line longer than 255 bytes" in result.detail
+    assert len(result.banner) <= 255
+
+
+async def test_a_slow_ssh_server_that_sent_part_of_its_identification_did_not_answer_in_time():
+    for partial in (b"S", b"SS", b"SSH-2.0-Open"):
+        result = await ssh_check(partial)
+        assert result.answered == "silent" and result.protocol_ok is False, partial
+        assert "no complete SSH identification within 0.4 s" in result.detail
+    # Something that can no longer become one is another service.
+    other = await ssh_check(b"SX")
+    assert other.answered == "other" and "not SSH" in other.detail
+
+
+async def test_lines_before_the_identification_are_allowed_within_bounds():
+    result = await ssh_check(b"Welcome to the jump host\r\n", b"Authorized use only\r\n", SSH_BANNER)
+    assert result.answered == "ssh" and result.banner == "SSH-2.0-OpenSSH_9.6 Ubuntu-3ubuntu13"
+    flood = await ssh_check(b"banner line\r\n" * 1100, SSH_BANNER)
+    assert flood.answered == "other" and "not SSH" in flood.detail and "before an SSH identification" in flood.detail
+    one_long_line = await ssh_check(b"x" * 9000, b"\r\n" + SSH_BANNER)
+    assert one_long_line.answered == "other" and "before an SSH identification" in one_long_line.detail
+
+
 async def test_rdp_connection_confirm_is_verified():
     async with listener(rdp_server) as port:
         result = await probe_one(ProbeTarget(HOST, port, "rdp"), FAST)
