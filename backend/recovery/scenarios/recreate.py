@@ -358,28 +358,63 @@ def extension_step(vm: Vm, ext: CapturedExtension) -> Step:
 # --- the plan ----------------------------------------------------------------------------------------
 
 
-def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
-    vm = facts.vm
-    model = facts.model
-    original_os = os_disk_of(model)
+@dataclass(frozen=True)
+class RecreateLayout:
+    """What a recreate run works from, computed once from the VM's documents: the
+    captured model and the body it is created again from, what is kept and how."""
+
+    facts: VmFacts
+    vm: Vm
+    model: dict[str, Any]
+    original_os: str | None  # the OS disk's id: the VM is created again on this disk
+    body: dict[str, Any]  # the create request (create_body of the model)
+    kept_before: list[Kept]  # every disk, NIC and public IP with its deleteOption now
+    at_risk: list[Kept]  # those a delete would destroy as things are (deleteOption Delete)
+    has_public_ip: bool
+    extensions: list[CapturedExtension]
+    reinstall: list[CapturedExtension]  # installed again by the run
+    by_hand: list[CapturedExtension]  # protected settings: the operator installs them again
+    user_data: str | None
+    user_data_size: int | None
+    kept_list: str
+
+
+def recreate_layout(facts: VmFacts) -> RecreateLayout:
+    vm, model = facts.vm, facts.model
     body = create_body(model)
     kept_before = vm_delete_options(model) + [k for nic in facts.documents.get("nics") or () for k in nic_ip_options(nic)]
-    at_risk = [k for k in kept_before if not k.safe]
-    has_public_ip = any(nic.public_ips for nic in vm.nics)
     extensions = captured_extensions(model)
-    reinstall = [e for e in extensions if not e.protected]
-    by_hand = [e for e in extensions if e.protected]
-    user_data = body["properties"].get("userData")
-    user_data_size = _user_data_size(model)
+    return RecreateLayout(
+        facts=facts,
+        vm=vm,
+        model=model,
+        original_os=os_disk_of(model),
+        body=body,
+        kept_before=kept_before,
+        at_risk=[k for k in kept_before if not k.safe],
+        has_public_ip=any(nic.public_ips for nic in vm.nics),
+        extensions=extensions,
+        reinstall=[e for e in extensions if not e.protected],
+        by_hand=[e for e in extensions if e.protected],
+        user_data=body["properties"].get("userData"),
+        user_data_size=_user_data_size(model),
+        kept_list=", ".join(f"{k.what} {short(k.resource_id)}" for k in kept_before),
+    )
 
+
+def _blockers(layout: RecreateLayout) -> list[str]:
     blockers: list[str] = []
-    reason = unavailable(vm)
+    reason = unavailable(layout.vm)
     if reason:
         blockers.append(reason)
-    for lock in facts.locks or ():
+    for lock in layout.facts.locks or ():
         if lock.level.lower() == "cannotdelete":
             blockers.append(f"{lock.describe()}: Azure refuses to delete the VM while it is there; remove it (or ask its owner) first")
+    return blockers
 
+
+def _warnings(layout: RecreateLayout) -> list[str]:
+    vm, at_risk, reinstall, user_data = layout.vm, layout.at_risk, layout.reinstall, layout.user_data
     warnings: list[str] = []
     if at_risk:
         warnings.append(
@@ -393,14 +428,14 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             + ", ".join(e.describe() for e in reinstall)
             + " again with the public settings they had (Azure never returns protected settings: an extension that also had some needs them set again)."
         )
-    for e in by_hand:
+    for e in layout.by_hand:
         warnings.append(f"Extension {e.describe()} keeps {e.protected} in protected settings, which Azure never returns: it is not installed again; install it yourself afterwards.")
     if user_data:
         warnings.append(
-            f"userData ({user_data_size} bytes) is carried over: it exists nowhere else once the VM is deleted, so a copy is kept with the captured model "
+            f"userData ({layout.user_data_size} bytes) is carried over: it exists nowhere else once the VM is deleted, so a copy is kept with the captured model "
             "in the run's journal (a private file). Azure does not encrypt userData and says it must never hold secrets."
         )
-    if _system_identity(model):
+    if _system_identity(layout.model):
         warnings.append("The system-assigned managed identity is created again with a new principal ID: grant its roles (Key Vault, storage, ...) again.")
     if vm.availability_set:
         warnings.append(f"The VM goes back into availability set {short(vm.availability_set)}; Azure may give it another fault domain.")
@@ -410,10 +445,32 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         warnings.append(f"{vm.name} is {vm.power_state} now; it is created again running (billing starts).")
     if (vm.priority or "").lower() == "spot":
         warnings.append("It is created again as a Spot VM with the same eviction policy: Azure may refuse it when there is no Spot capacity.")
+    return warnings
 
-    kept_list = ", ".join(f"{k.what} {short(k.resource_id)}" for k in kept_before)
 
-    # 1. the model -------------------------------------------------------------------------
+async def _missing_kept(ctx: StepContext, layout: RecreateLayout) -> list[str]:
+    """What the VM is created again from that is gone, or attached to another VM now."""
+    out = []
+    for k in layout.kept_before:
+        if k.what == "NIC":
+            doc = await ctx.backend.get_nic(k.resource_id)
+        elif k.what == "public IP":
+            doc = await ctx.backend.get_public_ip_document(k.resource_id)
+        else:
+            doc = await ctx.backend.get_disk_document(k.resource_id)
+            if doc is not None and doc.get("managedBy") and not same_id(doc.get("managedBy"), layout.vm.id):
+                out.append(f"{k.what} {short(k.resource_id)} (now attached to {short(doc['managedBy'])})")
+                continue
+        if doc is None:
+            out.append(f"{k.what} {short(k.resource_id)}")
+    return out
+
+
+def _capture_step(layout: RecreateLayout) -> Step:
+    """1. The VM's model, captured (the journal keeps it) before anything changes."""
+    facts, vm, original_os, body = layout.facts, layout.vm, layout.original_os, layout.body
+    kept_before = layout.kept_before
+
     async def capture(ctx: StepContext) -> str:
         captured = (ctx.journal.facts(ctx.run_id) or {}).get("model") or {}
         if not same_id(os_disk_of(captured), original_os):
@@ -421,7 +478,20 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         await ctx.save(create_body=body, kept=[k.resource_id for k in kept_before])
         return f"the full model of {vm.name} (as read at {facts.documents.get('fetched_at')}) and the exact re-create request are in the journal"
 
-    # 2. deleteOption Detach on disks and NICs --------------------------------------------------
+    return Step(
+        key="capture",
+        title="Keep the VM's full model in the journal",
+        why="The VM resource is about to be deleted: its model (size, zone, NICs, disks and LUNs, tags, identity, security profile, extensions, userData) is what it is created again from, and what a person would need to do it by hand.",
+        changes="nothing in Azure (journals the captured model and the exact re-create request)",
+        kind=Kind.CHECK,
+        run=capture,
+    )
+
+
+def _disk_options_step(layout: RecreateLayout) -> Step:
+    """2. deleteOption Detach on the OS disk, the data disks and the NICs."""
+    vm = layout.vm
+
     async def vm_options_pre(ctx: StepContext) -> Check:
         current = await get_vm(ctx, vm.id)
         if current is None:
@@ -460,7 +530,23 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         options = vm_delete_options(current)
         return verified(f"{sum(1 for k in options if k.what != 'NIC')} disks and {sum(1 for k in options if k.what == 'NIC')} NICs say Detach")
 
-    # 3. deleteOption Detach on the public IPs -----------------------------------------------------
+    return Step(
+        key="detach-disks-nics",
+        title="Set deleteOption to Detach on the disks and NICs",
+        why="Azure deletes, with the VM, every disk and NIC whose deleteOption says Delete (the portal's default for new VMs): with Detach they outlive it.",
+        changes=f"sets deleteOption Detach on the OS disk, {len(vm.data_disks)} data disk{'s' if len(vm.data_disks) != 1 else ''} and {len(vm.nics)} NIC{'s' if len(vm.nics) != 1 else ''} of {vm.name} (no reboot)",
+        kind=Kind.CHANGE,
+        undo="set deleteOption back to Delete where it was (the captured model says where)",
+        precondition=vm_options_pre,
+        run=vm_options_run,
+        verify=vm_options_verify,
+    )
+
+
+def _ip_options_step(layout: RecreateLayout) -> Step:
+    """3. deleteOption Detach on the public IPs."""
+    model = layout.model
+
     async def ip_options_pre(ctx: StepContext) -> Check:
         risky = []
         for nic_id in _nic_ids(model):
@@ -501,7 +587,23 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             return not_verified("still Delete: " + ", ".join(k.describe() for k in risky))
         return verified(f"{len(ips)} public IP{'s say' if len(ips) != 1 else ' says'} Detach")
 
-    # 4. read it all back before the delete ------------------------------------------------------
+    return Step(
+        key="detach-public-ips",
+        title="Set deleteOption to Detach on the public IPs",
+        why="A public IP whose NIC ip configuration says Delete is deleted with the VM, and its address is gone for good.",
+        changes="sets deleteOption Detach on the public IP of each NIC ip configuration",
+        kind=Kind.CHANGE,
+        undo="set deleteOption back to Delete where it was (the captured model says where)",
+        precondition=ip_options_pre,
+        run=ip_options_run,
+        verify=ip_options_verify,
+    )
+
+
+def _check_kept_step(layout: RecreateLayout) -> Step:
+    """4. Everything read back as kept before the delete."""
+    vm = layout.vm
+
     async def check_kept(ctx: StepContext) -> str:
         current = await get_vm(ctx, vm.id)
         if current is None:
@@ -513,7 +615,20 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         await ctx.save(kept=[k.resource_id for k in kept])
         return f"all {len(kept)} say Detach: deleting the VM deletes none of " + ", ".join(f"{k.what} {short(k.resource_id)}" for k in kept)
 
-    # 5. delete the VM --------------------------------------------------------------------------------
+    return Step(
+        key="check-kept",
+        title="Read back that nothing will be deleted with the VM",
+        why="The delete comes next: this proves, from what Azure says now, that every disk, NIC and public IP survives it.",
+        changes="nothing (reads the VM and its NICs)",
+        kind=Kind.CHECK,
+        run=check_kept,
+    )
+
+
+def _delete_step(layout: RecreateLayout) -> Step:
+    """5. The VM deleted; its disks, NICs and public IPs stay."""
+    vm, original_os, kept_before, kept_list = layout.vm, layout.original_os, layout.kept_before, layout.kept_list
+
     async def delete_pre(ctx: StepContext) -> Check:
         current = await get_vm(ctx, vm.id)
         if current is None:
@@ -536,28 +651,30 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         gone = await wait_for_vm(ctx, vm.id, lambda m: m is None)
         if gone is not None:
             return not_verified(f"{vm.name} still exists (provisioning {provisioning(gone)[0]})")
-        missing = await _missing(ctx)
+        missing = await _missing_kept(ctx, layout)
         if missing:
             return not_verified("gone with the VM: " + ", ".join(missing))
         return verified(f"{vm.name} is deleted; its {len(kept_before)} disks, NICs and public IPs are all still there, detached")
 
-    async def _missing(ctx: StepContext) -> list[str]:
-        out = []
-        for k in kept_before:
-            if k.what == "NIC":
-                doc = await ctx.backend.get_nic(k.resource_id)
-            elif k.what == "public IP":
-                doc = await ctx.backend.get_public_ip_document(k.resource_id)
-            else:
-                doc = await ctx.backend.get_disk_document(k.resource_id)
-                if doc is not None and doc.get("managedBy") and not same_id(doc.get("managedBy"), vm.id):
-                    out.append(f"{k.what} {short(k.resource_id)} (now attached to {short(doc['managedBy'])})")
-                    continue
-            if doc is None:
-                out.append(f"{k.what} {short(k.resource_id)}")
-        return out
+    return Step(
+        key="delete",
+        title=f"Delete the VM resource {vm.name}",
+        why="The VM is created again from its disks; the old VM resource has to go first (a name exists once per group).",
+        changes=f"deletes the VM resource {vm.name} and its extensions; keeps {kept_list}",
+        kind=Kind.DESTRUCTIVE,
+        warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)) + (("Interrupts service until the VM is created again.",)),
+        undo="none for the VM resource itself; the next steps create it again from the kept disks",
+        precondition=delete_pre,
+        run=delete_run,
+        verify=delete_verify,
+    )
 
-    # 6. create it again --------------------------------------------------------------------------------
+
+def _create_step(layout: RecreateLayout) -> Step:
+    """6. The VM created again from its own disks and NICs."""
+    vm, model, original_os, body = layout.vm, layout.model, layout.original_os, layout.body
+    user_data = layout.user_data
+
     async def create_pre(ctx: StepContext) -> Check:
         current = await get_vm(ctx, vm.id)
         if current is not None:
@@ -566,7 +683,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             if provisioning(current)[0] == "failed":
                 return ready(f"{vm.name} exists on its OS disk but its creation failed: sending it again")
             return already_done(f"{vm.name} exists again on its OS disk {short(original_os or '')}")
-        missing = await _missing(ctx)
+        missing = await _missing_kept(ctx, layout)
         if missing:
             return blocked("cannot recreate: missing or in use " + ", ".join(missing))
         return ready("every disk, NIC and public IP is there and detached")
@@ -602,7 +719,24 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             + (", the same userData" if user_data else "")
         )
 
-    # 7. it runs ---------------------------------------------------------------------------------------------
+    return Step(
+        key="create",
+        title=f"Create {vm.name} again on its own disks",
+        why="The same VM, on the same OS disk and data disks, NICs, size, zone or availability set, tags, identity, security profile and boot diagnostics.",
+        changes=f"creates VM {vm.name} ({vm.size}) attaching OS disk {short(original_os or '')} (createOption Attach) and the rest as they were; deleteOption stays Detach",
+        kind=Kind.CHANGE,
+        undo=None,
+        creates="vm",
+        precondition=create_pre,
+        run=create_run,
+        verify=create_verify,
+    )
+
+
+def _running_step(layout: RecreateLayout) -> Step:
+    """7. It runs."""
+    vm = layout.vm
+
     async def running_verify(ctx: StepContext) -> Verification:
         current = await wait_for_vm(ctx, vm.id, lambda m: m is None or provisioning(m)[0] == "failed" or power_state(m) == "running" or (vm_settled(m) and power_state(m) in ("stopped", "deallocated")))
         if current is None:
@@ -612,7 +746,22 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             return not_verified(f"{vm.name} is {power}, not running", power=power)
         return verified(f"{vm.name} is running", power=power)
 
-    # 8. the report ----------------------------------------------------------------------------------------------
+    return Step(
+        key="running",
+        title=f"Check that {vm.name} runs",
+        why="Azure creating the VM is not the same as the VM running on its host.",
+        changes="nothing (reads the instance view)",
+        kind=Kind.CHECK,
+        verify=running_verify,
+    )
+
+
+def _report_step(layout: RecreateLayout) -> Step:
+    """8. What was kept, what was recreated, what is left to do."""
+    vm, model, at_risk, extensions = layout.vm, layout.model, layout.at_risk, layout.extensions
+    reinstall, by_hand, user_data, user_data_size = layout.reinstall, layout.by_hand, layout.user_data, layout.user_data_size
+    kept_list = layout.kept_list
+
     async def report_verify(ctx: StepContext) -> Verification:
         lines = [f"{vm.name} recreated from its own disks ({vm.size}, {vm.location}" + (f", zone {','.join(vm.zones)}" if vm.zones else "") + (f", availability set {short(vm.availability_set)}" if vm.availability_set else "") + ")"]
         lines.append(f"kept and re-attached: {kept_list}")
@@ -631,90 +780,31 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         lines.append(f"the captured model stays in the journal: aztriage runs {ctx.run_id} --format json")
         return verified("; ".join(lines))
 
+    return Step(
+        key="report",
+        title="Summary",
+        why="What was kept, what was recreated, and what is left for you to do.",
+        changes="nothing",
+        kind=Kind.CHECK,
+        verify=report_verify,
+    )
+
+
+def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
+    layout = recreate_layout(facts)
+    vm, original_os, kept_before = layout.vm, layout.original_os, layout.kept_before
     steps: list[Step | None] = [
         preflight_step(facts),
-        Step(
-            key="capture",
-            title="Keep the VM's full model in the journal",
-            why="The VM resource is about to be deleted: its model (size, zone, NICs, disks and LUNs, tags, identity, security profile, extensions, userData) is what it is created again from, and what a person would need to do it by hand.",
-            changes="nothing in Azure (journals the captured model and the exact re-create request)",
-            kind=Kind.CHECK,
-            run=capture,
-        ),
-        Step(
-            key="detach-disks-nics",
-            title="Set deleteOption to Detach on the disks and NICs",
-            why="Azure deletes, with the VM, every disk and NIC whose deleteOption says Delete (the portal's default for new VMs): with Detach they outlive it.",
-            changes=f"sets deleteOption Detach on the OS disk, {len(vm.data_disks)} data disk{'s' if len(vm.data_disks) != 1 else ''} and {len(vm.nics)} NIC{'s' if len(vm.nics) != 1 else ''} of {vm.name} (no reboot)",
-            kind=Kind.CHANGE,
-            undo="set deleteOption back to Delete where it was (the captured model says where)",
-            precondition=vm_options_pre,
-            run=vm_options_run,
-            verify=vm_options_verify,
-        ),
-        Step(
-            key="detach-public-ips",
-            title="Set deleteOption to Detach on the public IPs",
-            why="A public IP whose NIC ip configuration says Delete is deleted with the VM, and its address is gone for good.",
-            changes="sets deleteOption Detach on the public IP of each NIC ip configuration",
-            kind=Kind.CHANGE,
-            undo="set deleteOption back to Delete where it was (the captured model says where)",
-            precondition=ip_options_pre,
-            run=ip_options_run,
-            verify=ip_options_verify,
-        )
-        if has_public_ip
-        else None,
-        Step(
-            key="check-kept",
-            title="Read back that nothing will be deleted with the VM",
-            why="The delete comes next: this proves, from what Azure says now, that every disk, NIC and public IP survives it.",
-            changes="nothing (reads the VM and its NICs)",
-            kind=Kind.CHECK,
-            run=check_kept,
-        ),
-        Step(
-            key="delete",
-            title=f"Delete the VM resource {vm.name}",
-            why="The VM is created again from its disks; the old VM resource has to go first (a name exists once per group).",
-            changes=f"deletes the VM resource {vm.name} and its extensions; keeps {kept_list}",
-            kind=Kind.DESTRUCTIVE,
-            warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)) + (("Interrupts service until the VM is created again.",)),
-            undo="none for the VM resource itself; the next steps create it again from the kept disks",
-            precondition=delete_pre,
-            run=delete_run,
-            verify=delete_verify,
-        ),
-        Step(
-            key="create",
-            title=f"Create {vm.name} again on its own disks",
-            why="The same VM, on the same OS disk and data disks, NICs, size, zone or availability set, tags, identity, security profile and boot diagnostics.",
-            changes=f"creates VM {vm.name} ({vm.size}) attaching OS disk {short(original_os or '')} (createOption Attach) and the rest as they were; deleteOption stays Detach",
-            kind=Kind.CHANGE,
-            undo=None,
-            creates="vm",
-            precondition=create_pre,
-            run=create_run,
-            verify=create_verify,
-        ),
-        Step(
-            key="running",
-            title=f"Check that {vm.name} runs",
-            why="Azure creating the VM is not the same as the VM running on its host.",
-            changes="nothing (reads the instance view)",
-            kind=Kind.CHECK,
-            verify=running_verify,
-        ),
-        *(extension_step(vm, e) for e in reinstall),
+        _capture_step(layout),
+        _disk_options_step(layout),
+        _ip_options_step(layout) if layout.has_public_ip else None,
+        _check_kept_step(layout),
+        _delete_step(layout),
+        _create_step(layout),
+        _running_step(layout),
+        *(extension_step(vm, e) for e in layout.reinstall),
         reach_step(facts),
-        Step(
-            key="report",
-            title="Summary",
-            why="What was kept, what was recreated, and what is left for you to do.",
-            changes="nothing",
-            kind=Kind.CHECK,
-            verify=report_verify,
-        ),
+        _report_step(layout),
     ]
     out = plan(
         "recreate",
@@ -722,8 +812,8 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         facts,
         steps,
         f"Delete {vm.name} keeping its {len(vm.disks)} disk{'s' if len(vm.disks) != 1 else ''}, NICs and public IPs, and create it again from them.",
-        warnings=warnings,
-        blockers=blockers,
+        warnings=_warnings(layout),
+        blockers=_blockers(layout),
         details=(
             ("OS disk", short(original_os or "?"), "same disk, attached"),
             ("data disks", ", ".join(f"LUN {d.lun}: {d.name}" for d in vm.data_disks) or "none", "same, same LUNs"),

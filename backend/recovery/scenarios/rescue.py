@@ -587,6 +587,7 @@ def _group_step(layout: RescueLayout) -> Step:
     """3. The rescue VM's resource group (a new rescue VM only)."""
     vm, sub, location, tags_base = layout.vm, layout.sub, layout.location, layout.tags_base
     group, group_id = layout.group, layout.group_id
+
     async def group_pre(ctx: StepContext) -> Check:
         doc = await ctx.backend.get_group(sub, group)
         if doc is not None:
@@ -628,6 +629,7 @@ def _nic_step(layout: RescueLayout) -> Step:
     """The rescue VM's NIC, in the VM's own subnet, without a public IP."""
     vm, location, tags_base, group = layout.vm, layout.location, layout.tags_base, layout.group
     nic_name, nic_id, subnet_id = layout.nic_name, layout.nic_id, layout.subnet_id
+
     async def nic_pre(ctx: StepContext) -> Check:
         doc = await ctx.backend.get_nic(nic_id)
         if doc is not None:
@@ -678,6 +680,7 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
     zones, tags_base, group, rescue_id = layout.zones, layout.tags_base, layout.group, layout.rescue_id
     rescue_name, nic_id, rescue_os_disk, rescue_os_disk_id = layout.rescue_name, layout.nic_id, layout.rescue_os_disk, layout.rescue_os_disk_id
     image, rescue_security = layout.image, layout.rescue_security
+
     def rescue_body(run_id: str) -> dict[str, Any]:
         os_profile: dict[str, Any] = {"computerName": arm_name(rescue_name, "", 15) if windows else rescue_name, "adminUsername": ADMIN, "adminPassword": _password()}
         if windows:
@@ -760,6 +763,7 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
 def _picked_check_step(layout: RescueLayout) -> Step:
     """The operator's rescue VM, checked before the copy goes to it."""
     copy_id, rescue_id, rescue_name, lun = layout.copy_id, layout.rescue_id, layout.rescue_name, layout.lun
+
     async def picked_verify(ctx: StepContext) -> Verification:
         doc = await get_vm(ctx, rescue_id)
         if doc is None:
@@ -785,6 +789,7 @@ def _attach_step(layout: RescueLayout) -> Step:
     """4. The copy attached to the rescue VM as a data disk."""
     windows, copy_name, copy_id, rescue_id = layout.windows, layout.copy_name, layout.copy_id, layout.rescue_id
     rescue_name, lun = layout.rescue_name, layout.lun
+
     async def attach_pre(ctx: StepContext) -> Check:
         doc = await get_vm(ctx, rescue_id)
         if doc is None:
@@ -834,6 +839,7 @@ def _fixes_step(layout: RescueLayout) -> Step:
     """5. The common fixes, run on the rescue VM by run command (--run-fixes)."""
     windows, copy_id, rescue_id, rescue_name = layout.windows, layout.copy_id, layout.rescue_id, layout.rescue_name
     lun, command_id, script = layout.lun, layout.command_id, layout.script
+
     async def fixes_pre(ctx: StepContext) -> Check:
         doc = await get_vm(ctx, rescue_id)
         if doc is None:
@@ -887,6 +893,7 @@ def _fixes_step(layout: RescueLayout) -> Step:
 def _repair_step(layout: RescueLayout) -> Step:
     """6. The operator repairs the copy; the run waits."""
     copy_name, rescue_name = layout.copy_name, layout.rescue_name
+
     async def operator_pre(ctx: StepContext) -> Check:
         return wait_for_operator(f"repair the copy {copy_name} on {rescue_name}, then resume with --operator-done")
 
@@ -909,6 +916,7 @@ def _detach_step(layout: RescueLayout) -> Step:
     """The copy detached from the rescue VM."""
     vm, copy_name, copy_id, rescue_id = layout.vm, layout.copy_name, layout.copy_id, layout.rescue_id
     rescue_name = layout.rescue_name
+
     async def detach_pre(ctx: StepContext) -> Check:
         doc = await get_vm(ctx, rescue_id)
         if doc is None or lun_of(doc, copy_id) is None:
@@ -971,6 +979,7 @@ def _swap_step(layout: RescueLayout) -> Step:
     """7. The VM's OS disk swapped to the repaired copy."""
     vm, os_disk, os_id, generation = layout.vm, layout.os_disk, layout.os_id, layout.generation
     copy_name, copy_id = layout.copy_name, layout.copy_id
+
     async def swap_pre(ctx: StepContext) -> Check:
         model = await ctx.current_model()
         if same_id(os_disk_of(model), copy_id):
@@ -1051,6 +1060,7 @@ def _start_step(layout: RescueLayout) -> Step:
 def _boot_check_step(layout: RescueLayout) -> Step:
     """Did it boot? The serial log says."""
     vm = layout.vm
+
     async def boot_verify(ctx: StepContext) -> Verification:
         from backend import bootdiag
         deadline = time.monotonic() + reach_timeout(ctx.settings)
@@ -1082,6 +1092,7 @@ def _cleanup_step(layout: RescueLayout) -> Step:
     """8. The rescue group deleted, when it holds only what the run's ledger lists."""
     os_id, sub, snap_id, copy_name = layout.os_id, layout.sub, layout.snap_id, layout.copy_name
     copy_id, group, group_id = layout.copy_id, layout.group, layout.group_id
+
     async def cleanup_pre(ctx: StepContext) -> Check:
         doc = await ctx.backend.get_group(sub, group)
         if doc is None:
@@ -1132,6 +1143,7 @@ def _report_step(layout: RescueLayout) -> Step:
     """What the VM boots from now, what is kept and what was deleted."""
     vm, os_disk, copy_name, rescue_doc = layout.vm, layout.os_disk, layout.copy_name, layout.rescue_doc
     rescue_name = layout.rescue_name
+
     async def report_verify(ctx: StepContext) -> Verification:
         ledger = ctx.journal.resources(ctx.run_id)
         lines = [f"{vm.name} boots from the repaired copy {copy_name}"]
