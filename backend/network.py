@@ -47,6 +47,11 @@ DEFAULT_VIRTUAL_NETWORK_PREFIXES = (
 SSH_PORT = 22
 RDP_PORT = 3389
 
+# A client's source port is ephemeral: every OS picks it from 1024 and up (RFC 6335: never a
+# system port; Linux 32768-60999, Windows 49152-65535). A rule whose source ports cover all of
+# these admits a client whose port cannot be predicted; a narrower one cannot be counted on.
+EPHEMERAL_PORTS = (1024, 65535)
+
 
 def _default_rule(name: str, priority: int, access: str, source: str, destination: str) -> SecurityRule:
     return SecurityRule(
@@ -126,7 +131,7 @@ class _CompiledRule:
     rule: SecurityRule
     tcp: bool
     ports: tuple[tuple[int, int], ...] | None  # None: any
-    source_ports_any: bool
+    source_ports_any: bool  # covers every ephemeral port a client may use
     sources: _Prefixes
     destinations: _Prefixes
 
@@ -166,13 +171,26 @@ def parse_port_ranges(values: tuple[str, ...]) -> tuple[tuple[int, int], ...] | 
     return tuple(out)
 
 
+def _covers_ephemeral(ranges: tuple[tuple[int, int], ...] | None) -> bool:
+    if ranges is None:
+        return True
+    need, last_needed = EPHEMERAL_PORTS
+    for lo, hi in sorted(ranges):
+        if lo > need:
+            return False
+        need = max(need, hi + 1)
+        if need > last_needed:
+            return True
+    return False
+
+
 @lru_cache(maxsize=65536)
 def _compile_rule(rule: SecurityRule) -> _CompiledRule:
     return _CompiledRule(
         rule=rule,
         tcp=rule.protocol.strip().lower() in ("*", "tcp", "any"),
         ports=parse_port_ranges(rule.destination_ports),
-        source_ports_any=parse_port_ranges(rule.source_ports) is None,
+        source_ports_any=_covers_ephemeral(parse_port_ranges(rule.source_ports)),
         sources=_compile_prefixes(rule.source_prefixes),
         destinations=_compile_prefixes(rule.destination_prefixes),
     )
@@ -282,11 +300,12 @@ def _matches(compiled: _CompiledRule, flow: Flow) -> bool:
         return False
     if compiled.ports is not None and not any(lo <= flow.port <= hi for lo, hi in compiled.ports):
         return False
-    if not compiled.source_ports_any:
-        if flow.source_port is None:
+    if flow.source_port is None:
+        if not compiled.source_ports_any:
             return False
-        ranges = parse_port_ranges(compiled.rule.source_ports) or ()
-        if not any(lo <= flow.source_port <= hi for lo, hi in ranges):
+    else:
+        ranges = parse_port_ranges(compiled.rule.source_ports)
+        if ranges is not None and not any(lo <= flow.source_port <= hi for lo, hi in ranges):
             return False
     if not _prefix_match(compiled.sources, flow.source.address, flow.source.tags):
         return False

@@ -776,3 +776,46 @@ def test_serve_foreground_prints_one_json_line(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and out == ""
+
+
+# --- the emulator's ground truth is its own -------------------------------------------------
+
+DOMAIN_MODULES = (
+    "backend.network", "backend.probe", "backend.bootdiag", "backend.diagnose", "backend.verdict",
+    "backend.connectivity", "backend.checks", "backend.recovery", "backend.health", "backend.sizes",
+    "backend.azure", "backend.models", "backend.report", "backend.lastknown",
+)
+
+
+def test_the_emulator_imports_no_domain_module():
+    """Started with every route extension and the built-in estates, the emulator has loaded
+    none of the product's logic: the NSG evaluator, the probe's protocol code, the boot-log
+    analyzer and the rest cannot be acted out by the guests they are tested against."""
+    code = (
+        "import sys, json\n"
+        "from backend.emulator import server, guest, bootdiag, rescue_ops, recovery_ops, usage, serve\n"
+        "from backend.emulator.estates import load_estate\n"
+        "load_estate('demo'); load_estate('scale:3')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('backend.'))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout)
+    assert any(m.startswith("backend.emulator.") for m in loaded)
+    leaked = [m for m in loaded if m.startswith(DOMAIN_MODULES)]
+    assert leaked == []
+
+
+@pytest.mark.parametrize("requested, cookie, selected", [(0x3, "ops", 0x2), (0x1, None, 0x1), (0x0, "x" * 40, 0x0), (0xB, None, 0x2)])
+def test_the_guests_rdp_bytes_meet_the_probes(requested, cookie, selected):
+    """The emulator's RDP stand-in and the product's probe are written apart; a Connection
+    Request from one is read by the other, and the Confirm the other sends back too."""
+    from backend import probe
+    from backend.emulator import guest
+
+    request = probe.x224_connection_request(requested, cookie)
+    assert guest.requested_protocols(request) == requested
+    answer = probe.parse_connection_confirm(guest.connection_confirm(requested))
+    assert answer.ok and answer.selected == selected and answer.failure is None
+    with pytest.raises(ValueError):
+        guest.requested_protocols(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backend import mapping
+from backend.emulator import nsg as emulated_nsg
 from backend.models import (
     Disk,
     InboundNatRule,
@@ -227,70 +229,104 @@ def test_vm_verdict_reads_the_nic_and_subnet_nsgs_from_the_inventory():
     assert verdict.blocking.level == "subnet" and verdict.blocking.rule.name == "DenySSH"
 
 
-# --- property tests against a reference evaluator -----------------------------
+# --- property tests: the product against the emulator's own evaluator ----------
+# backend/emulator/nsg.py is written from Azure's documented rules, independently of
+# backend/network.py, and reads the ARM documents themselves; here both evaluate the
+# same random NSG documents (through the product's ARM mapping) and must agree.
 
-ADDRESSES = ["52.1.2.3", "20.30.40.50", "10.1.0.4", "10.2.0.9", "192.168.1.10", "168.63.129.16"]
-TAG_SOURCES = ["Internet", "VirtualNetwork", "AzureLoadBalancer"]
-PREFIXES = ["*", "Internet", "VirtualNetwork", "AzureLoadBalancer", "Storage", "10.0.0.0/8", "10.1.0.0/24", "10.1.0.4/32", "52.0.0.0/8", "52.1.2.3", "20.30.40.0/24", "0.0.0.0/0"]
-PORT_SPECS = ["*", "22", "3389", "20-30", "3000-4000", "80", "0-65535"]
-PROTOCOLS = ["*", "Tcp", "TCP", "Udp", "Icmp"]
-VNET_RANGES = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
-
-
-def ref_tag_of(address: str) -> str | None:
-    addr = ipaddress.ip_address(address)
-    if address == "168.63.129.16":
-        return "AzureLoadBalancer"
-    if any(addr in net for net in VNET_RANGES):
-        return "VirtualNetwork"
-    if addr.is_global:
-        return "Internet"
-    return None
+ADDRESSES = ["52.1.2.3", "20.30.40.50", "10.1.0.4", "10.2.0.9", "192.168.1.10", "168.63.129.16", "100.64.1.1", "172.16.5.5"]
+PREFIXES = ["*", "Internet", "VirtualNetwork", "AzureLoadBalancer", "Storage", "AzureCloud.westeurope", "10.0.0.0/8", "10.1.0.0/24", "10.1.0.4/32", "52.0.0.0/8", "52.1.2.3", "20.30.40.0/24", "0.0.0.0/0", "168.63.129.16/32"]
+DESTINATIONS = ["*", "VirtualNetwork", "10.1.0.4", "10.1.0.0/24", "10.9.0.0/16", "Internet", "AzureLoadBalancer", "0.0.0.0/0"]
+PORT_SPECS = ["*", "22", "3389", "20-30", "3000-4000", "80", "0-65535", "22-22"]
+SOURCE_PORT_SPECS = [["*"], ["*"], ["0-65535"], ["1024-65535"], ["0-1023", "1024-65535"], ["49152-65535"], ["22"], ["1024-40000", "40001-65535"]]
+PROTOCOLS = ["*", "Tcp", "TCP", "tcp", "Udp", "Icmp", "Esp", "Ah"]
+ASG = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/applicationSecurityGroups/asg-web"
 
 
-def ref_in(prefix: str, who: tuple[str, str]) -> bool:
-    kind, value = who
-    if prefix == "*":
-        return True
-    try:
-        network = ipaddress.ip_network(prefix, strict=False)
-    except ValueError:
-        tag = value if kind == "tag" else ref_tag_of(value)
-        return tag is not None and prefix.lower() == tag.lower()
-    if kind == "tag":
-        # An address nobody knows is only inside a prefix that holds every address.
-        return network.num_addresses == 2**32
-    return ipaddress.ip_address(value) in network
+def _arm_field(props: dict, single: str, plural: str, values: list, as_list: bool) -> None:
+    if as_list or len(values) > 1:
+        props[plural] = list(values)
+    else:
+        props[single] = values[0]
 
 
-def ref_ports(spec: str) -> set[int]:
-    if spec == "*":
-        return set(range(65536))
-    lo, _, hi = spec.partition("-")
-    return set(range(int(lo), int(hi or lo) + 1))
+@st.composite
+def arm_rule(draw, priority: int) -> dict:
+    """One security rule as ARM returns it (singular or plural fields, ASGs sometimes)."""
+    props = {
+        "priority": priority,
+        "direction": draw(st.sampled_from(["Inbound", "Inbound", "Inbound", "Outbound"])),
+        "access": draw(st.sampled_from(["Allow", "Deny"])),
+        "protocol": draw(st.sampled_from(PROTOCOLS)),
+    }
+    plural = draw(st.booleans())
+    if draw(st.integers(0, 9)) == 0:
+        props["sourceApplicationSecurityGroups"] = [{"id": ASG}]
+    else:
+        _arm_field(props, "sourceAddressPrefix", "sourceAddressPrefixes", draw(st.lists(st.sampled_from(PREFIXES), min_size=1, max_size=3)), plural)
+    if draw(st.integers(0, 9)) == 0:
+        props["destinationApplicationSecurityGroups"] = [{"id": ASG}]
+    else:
+        _arm_field(props, "destinationAddressPrefix", "destinationAddressPrefixes", draw(st.lists(st.sampled_from(DESTINATIONS), min_size=1, max_size=2)), plural)
+    _arm_field(props, "sourcePortRange", "sourcePortRanges", draw(st.sampled_from(SOURCE_PORT_SPECS)), plural)
+    _arm_field(props, "destinationPortRange", "destinationPortRanges", draw(st.lists(st.sampled_from(PORT_SPECS), min_size=1, max_size=3)), plural)
+    return {"name": draw(st.sampled_from(["A", "B", "C", "D", "E"])) + str(priority), "properties": props}
 
 
-def ref_rule_matches(r: SecurityRule, source: tuple[str, str], port: int) -> bool:
-    if r.direction != "Inbound" or r.protocol.lower() not in ("*", "tcp"):
-        return False
-    if not any(port in ref_ports(p) for p in r.destination_ports):
-        return False
-    # An unpredictable ephemeral source port is only matched by a rule that takes every port.
-    if set().union(*(ref_ports(p) for p in r.source_ports)) != set(range(65536)):
-        return False
-    if not any(ref_in(p, source) for p in r.source_prefixes):
-        return False
-    return any(ref_in(p, ("addr", VM_IP)) or p.lower() == "virtualnetwork" for p in r.destination_prefixes)
+@st.composite
+def arm_nsg(draw, name: str = "n") -> dict:
+    priorities = draw(st.lists(st.integers(100, 4096), max_size=8, unique=True))
+    nid = f"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/{name}"
+    props: dict = {"securityRules": [draw(arm_rule(p)) for p in priorities]}
+    if draw(st.booleans()):  # ARM returns the default rules; an estate or a cache may not
+        props["defaultSecurityRules"] = [dict(r, properties=dict(r["properties"])) for r in emulated_nsg.DEFAULT_RULES]
+    return {"id": nid, "name": name, "location": "westeurope", "properties": props}
 
 
-def ref_nsg(group: NetworkSecurityGroup | None, source, port) -> tuple[bool, str | None]:
-    if group is None:
-        return True, None
-    every = list(group.rules) + list(group.default_rules or DEFAULT_INBOUND_RULES)
-    for r in sorted(every, key=lambda r: r.priority):
-        if ref_rule_matches(r, source, port):
-            return r.access == "Allow", r.name
-    return False, None
+nsg_doc_strategy = st.one_of(st.none(), arm_nsg())
+# None: somewhere on the Internet (the product's default source); else a concrete address.
+source_strategy = st.one_of(st.none(), st.sampled_from(ADDRESSES))
+port_strategy = st.sampled_from([22, 25, 80, 3389, 3500, 4001, 8080])
+
+
+def product_verdict(subnet: dict | None, nic: dict | None, source: str | None, port: int):
+    return evaluate_inbound(
+        flow(source or "Internet", port),
+        mapping.network_security_group(subnet) if subnet else None,
+        mapping.network_security_group(nic) if nic else None,
+    )
+
+
+def emulator_decisions(subnet: dict | None, nic: dict | None, source: str | None, port: int):
+    return emulated_nsg.evaluate(subnet, nic, emulated_nsg.Party(source), emulated_nsg.Party(VM_IP), port)
+
+
+@settings(max_examples=600, deadline=None)
+@given(subnet=nsg_doc_strategy, nic=nsg_doc_strategy, source=source_strategy, port=port_strategy)
+def test_product_evaluator_agrees_with_the_emulators(subnet, nic, source, port):
+    verdict = product_verdict(subnet, nic, source, port)
+    emulated = emulator_decisions(subnet, nic, source, port)
+    got = [(d.level, d.allowed, d.rule.name if d.rule else None) for d in verdict.decisions]
+    assert got == [(d.level, d.allowed, d.rule) for d in emulated]
+    blocking = emulated_nsg.blocking(emulated)
+    assert verdict.allowed == (blocking is None)
+    if blocking is not None:
+        assert (verdict.blocking.level, verdict.blocking.rule.name) == (blocking.level, blocking.rule)
+
+
+def test_an_ephemeral_source_port_rule_admits_any_client():
+    """Clients connect from an ephemeral port (1024 and up, never a system port): a rule
+    whose source ports cover 1024-65535 admits them; one that covers only Windows'
+    49152-65535 cannot be counted on for a client whose OS is unknown."""
+    ephemeral = nsg("nic-nsg", rule("AllowRDPFromClients", 100, source_ports=("1024-65535",)))
+    assert evaluate_inbound(flow(), None, ephemeral).allowed
+    split = nsg("nic-nsg", rule("AllowRDPSplit", 100, source_ports=("0-1023", "1024-65535")))
+    assert evaluate_inbound(flow(), None, split).allowed
+    # A known source port is checked as it is: port 80 is not in 1024-65535.
+    assert not evaluate_inbound(Flow(Source.parse("Internet"), ipaddress.ip_address(VM_IP), 3389, source_port=80), None, ephemeral).allowed
+    windows_only = nsg("nic-nsg", rule("AllowRDPFromWindows", 100, source_ports=("49152-65535",)))
+    verdict = evaluate_inbound(flow(), None, windows_only)
+    assert not verdict.allowed and verdict.blocking.rule.name == "DenyAllInBound"
 
 
 rules_strategy = st.lists(
@@ -302,44 +338,27 @@ rules_strategy = st.lists(
         ports=st.lists(st.sampled_from(PORT_SPECS), min_size=1, max_size=3),
         sources=st.lists(st.sampled_from(PREFIXES), min_size=1, max_size=3),
         protocol=st.sampled_from(PROTOCOLS),
-        dests=st.lists(st.sampled_from(["*", "VirtualNetwork", "10.1.0.4", "10.1.0.0/24", "10.9.0.0/16", "Internet"]), min_size=1, max_size=2),
-        sports=st.sampled_from([("*",), ("*",), ("1024-65535",), ("0-65535",)]),
+        dests=st.lists(st.sampled_from(DESTINATIONS), min_size=1, max_size=2),
+        sports=st.sampled_from([tuple(p) for p in SOURCE_PORT_SPECS]),
         direction=st.sampled_from(["Inbound", "Inbound", "Inbound", "Outbound"]),
     ),
     max_size=8,
     unique_by=lambda r: r.priority,
 )
-nsg_strategy = st.one_of(st.none(), rules_strategy.map(lambda rs: nsg("n", *rs)))
-source_strategy = st.one_of(st.sampled_from(ADDRESSES).map(lambda a: ("addr", a)), st.sampled_from(TAG_SOURCES).map(lambda t: ("tag", t)))
-port_strategy = st.sampled_from([22, 25, 80, 3389, 3500, 4001, 8080])
-
-
-@settings(max_examples=400, deadline=None)
-@given(subnet=nsg_strategy, nic=nsg_strategy, source=source_strategy, port=port_strategy)
-def test_evaluator_agrees_with_the_reference(subnet, nic, source, port):
-    verdict = evaluate_inbound(flow(source[1], port), subnet, nic)
-    ref_subnet = ref_nsg(subnet, source, port)
-    ref_nic = ref_nsg(nic, source, port)
-    assert verdict.allowed == (ref_subnet[0] and ref_nic[0])
-    got = [(d.allowed, d.rule.name if d.rule else None) for d in verdict.decisions]
-    assert got == [ref_subnet, ref_nic]
-    if not verdict.allowed:
-        # The blocking decision is the first denial in Azure's order: subnet, then NIC.
-        expected_level = "subnet" if not ref_subnet[0] else "nic"
-        assert verdict.blocking.level == expected_level
+rule_source_strategy = st.sampled_from(["Internet", "VirtualNetwork", "AzureLoadBalancer", *ADDRESSES])
 
 
 @settings(max_examples=200, deadline=None)
-@given(rules=rules_strategy, source=source_strategy, port=port_strategy)
+@given(rules=rules_strategy, source=rule_source_strategy, port=port_strategy)
 def test_rule_order_in_the_document_does_not_matter(rules, source, port):
-    forward = evaluate_inbound(flow(source[1], port), None, nsg("n", *rules))
-    backward = evaluate_inbound(flow(source[1], port), None, nsg("n", *reversed(rules)))
+    forward = evaluate_inbound(flow(source, port), None, nsg("n", *rules))
+    backward = evaluate_inbound(flow(source, port), None, nsg("n", *reversed(rules)))
     assert (forward.allowed, forward.decisions[1].rule) == (backward.allowed, backward.decisions[1].rule)
 
 
 @settings(max_examples=200, deadline=None)
-@given(rules=rules_strategy, source=source_strategy, port=port_strategy)
+@given(rules=rules_strategy, source=rule_source_strategy, port=port_strategy)
 def test_adding_a_deny_before_everything_blocks(rules, source, port):
     blocker = rule("Blocker", 99, "Deny", ports=("*",), sources=("*",), protocol="*")
-    verdict = evaluate_inbound(flow(source[1], port), None, nsg("n", blocker, *rules))
+    verdict = evaluate_inbound(flow(source, port), None, nsg("n", blocker, *rules))
     assert not verdict.allowed and verdict.blocking.rule.name == "Blocker"

@@ -35,6 +35,7 @@ import hmac
 import io
 import logging
 import os
+import re
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,8 +43,6 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlparse
 
 from aiohttp import web
-
-from backend import bootdiag
 
 from . import compute, server
 from .arm import ArmResponse, register_action
@@ -288,18 +287,41 @@ def _wrap(lines: list[str], width: int = SCREEN_COLUMNS) -> list[str]:
     return out
 
 
+# What a terminal shows of the log: escape sequences act, other control characters show nothing.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07|[()][0-9A-B])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The first line of a boot: the kernel's banner (Linux), the boot manager (Windows).
+_LINUX_START = re.compile(r"^\[\s*0\.0+\] Linux version ")
+_WINDOWS_START = "Loading Windows Boot Manager"
+_STOP_CODE = re.compile(r"^Stop code: ([A-Z0-9_]+)")
+
+
+def _screen_lines(text: str) -> list[str]:
+    text = _ESCAPE.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [_CONTROL.sub("", line).rstrip() for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _last_boot(lines: list[str], os_type: str) -> list[str]:
+    """The lines of the last boot in the log: a console shows only what this boot wrote."""
+    if os_type.lower() == "windows":
+        starts = [i for i, line in enumerate(lines) if line.startswith(_WINDOWS_START)]
+    else:
+        starts = [i for i, line in enumerate(lines) if _LINUX_START.match(line)]
+    return lines[starts[-1] :] if starts else lines
+
+
 def console_screen(os_type: str, boot: str, log_text: str) -> tuple[str, list[tuple[int, str, int]]]:
     """What the VM's console shows: (kind, [(row, text, scale)]) on an 80x25 text screen.
-    Linux shows the end of its last boot; Windows a stop screen, or the sign-in screen."""
-    lines = bootdiag.clean_lines(log_text)
-    last = bootdiag.last_boot(lines)
-    scope = lines[last.start : last.end]
+    The boot story decides: Linux shows the end of its last boot; Windows a stop screen
+    (the estate's stop code, or one the last boot in the log shows), or the sign-in screen."""
+    scope = _last_boot(_screen_lines(log_text), os_type)
     if os_type.lower() == "windows":
         code = boot.split(":", 1)[1] if boot.startswith("stop-code:") else None
         if code is None:
-            verdict = bootdiag.analyze(scope, "Windows")
-            stop = next((f for f in verdict.findings if f.id == "stop-code"), None)
-            code = stop.facts.get("code") if stop else None
+            code = next((m.group(1) for m in map(_STOP_CODE.match, reversed(scope)) if m), None)
         if code:
             return "bsod", [
                 (3, ":(", 4),

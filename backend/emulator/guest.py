@@ -18,8 +18,11 @@ would, evaluated again whenever the emulator's state changes:
   an NSG denies it (Azure drops silently), when the VM is not running and when
   Resource Health says the platform made it unavailable.
 
-NSGs are evaluated with ``backend.network`` for a source on the Internet: the
-emulator cannot know where a loopback client pretends to be.
+NSGs are evaluated with the emulator's own evaluator (``nsg.py``, written from
+Azure's documented rules, independent of the product's) for a source
+somewhere on the Internet: the emulator cannot know where a loopback client
+pretends to be. The RDP bytes and the SSH identification line are the
+emulator's own too: nothing here imports the product's domain modules.
 
 Ports below 1024 need root to bind, so the emulator never binds them: guest
 port P < 1024 listens on P + 10000 (SSH 22 -> 10022); RDP 3389 and NAT
@@ -53,17 +56,7 @@ from typing import Any
 
 from aiohttp import web
 
-from backend import mapping
-from backend.network import Flow, Source, evaluate_inbound
-from backend.probe import (
-    PROTOCOL_HYBRID,
-    PROTOCOL_RDP,
-    PROTOCOL_SSL,
-    demo_port,
-    parse_connection_request,
-    x224_connection_confirm,
-)
-
+from . import nsg
 from .arm import Arm, ArmRequest, ArmResponse, error_response
 from .ids import ArmError, parse_id
 from .routing import parse_route
@@ -79,11 +72,55 @@ HOLD_S = 10.0  # an idle client connection is dropped after this long
 WATCHER_RG = "NetworkWatcherRG"
 LINGER_ABORT = struct.pack("ii", 1, 0)
 
+# Ports below 1024 need root to bind: guest port P < 1024 listens on P + this (SSH 22 -> 10022).
+LOW_PORT_OFFSET = 10000
+
 SSH_BANNERS = {
     "canonical": "SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5",
     "redhat": "SSH-2.0-OpenSSH_9.6 RHEL-9",
 }
 DEFAULT_SSH_BANNER = "SSH-2.0-OpenSSH_9.6"
+
+
+
+def listen_port_for(port: int) -> int:
+    """The loopback port a guest port listens on first (taken: the kernel picks another)."""
+    return port + LOW_PORT_OFFSET if 0 < port < 1024 else port
+
+
+# --- RDP's first exchange, as a Windows guest answers it ----------------------------
+# MS-RDPBCGR 2.2.1.1 (Client X.224 Connection Request) and 2.2.1.2 (Server X.224
+# Connection Confirm), framed by TPKT (RFC 1006: version 3, reserved, length of the packet).
+
+TPKT_VERSION = 3
+CR_CDT = 0xE0  # X.224 Connection Request
+CC_CDT = 0xD0  # X.224 Connection Confirm
+RDP_NEG_REQ = 0x01
+RDP_NEG_RSP = 0x02
+PROTOCOL_RDP, PROTOCOL_SSL, PROTOCOL_HYBRID = 0x0, 0x1, 0x2
+
+
+def requested_protocols(packet: bytes) -> int | None:
+    """The client's requestedProtocols from a whole Connection Request; None when it sent
+    no negotiation request. Raises ValueError when the packet is not a Connection Request."""
+    if len(packet) < 11 or packet[0] != TPKT_VERSION or int.from_bytes(packet[2:4], "big") != len(packet):
+        raise ValueError("not a TPKT packet")
+    if packet[5] & 0xF0 != CR_CDT:
+        raise ValueError("not an X.224 Connection Request")
+    # The RDP Negotiation Request, when there is one, is the last 8 bytes (after the cookie or token).
+    neg = packet[-8:]
+    if len(packet) >= 19 and neg[0] == RDP_NEG_REQ and int.from_bytes(neg[2:4], "little") == 8:
+        return int.from_bytes(neg[4:8], "little")
+    return None
+
+
+def connection_confirm(requested: int | None) -> bytes:
+    """A Connection Confirm that picks CredSSP when offered, else TLS, else standard RDP security."""
+    requested = requested or 0
+    selected = PROTOCOL_HYBRID if requested & PROTOCOL_HYBRID else PROTOCOL_SSL if requested & PROTOCOL_SSL else PROTOCOL_RDP
+    negotiation = bytes([RDP_NEG_RSP, 0]) + (8).to_bytes(2, "little") + selected.to_bytes(4, "little")
+    x224 = bytes([6 + len(negotiation), CC_CDT, 0, 0, 0x12, 0x34, 0]) + negotiation
+    return bytes([TPKT_VERSION, 0]) + (4 + len(x224)).to_bytes(2, "big") + x224
 
 
 # --- what each endpoint should do ----------------------------------------------
@@ -145,13 +182,6 @@ def _ssh_banner(vm_doc: dict) -> str:
     return SSH_BANNERS.get(str(image.get("publisher", "")).lower(), DEFAULT_SSH_BANNER)
 
 
-def _nsg_model(store: Store, nsg_id: str | None):
-    if not nsg_id:
-        return None
-    doc = store.get(nsg_id)
-    return mapping.network_security_group(doc) if doc else None
-
-
 def _subnet_nsg_id(store: Store, subnet_id: str | None) -> str | None:
     if not subnet_id:
         return None
@@ -171,6 +201,11 @@ class NicFacts:
     subnet_nsg_id: str | None
     public_ips: list[tuple[str, str]] = field(default_factory=list)  # (address, pip name)
     nat: list[tuple[str, int, int, str]] = field(default_factory=list)  # (frontend address, fe port, be port, rule)
+    asgs: set[str] = field(default_factory=set)  # application security groups of its IP configurations (lower-case ids)
+
+    def party(self) -> nsg.Party:
+        """This NIC as one end of a flow inside Azure."""
+        return nsg.Party(self.private_ip, frozenset(self.asgs))
 
 
 def nic_facts(store: Store, vm_doc: dict) -> list[NicFacts]:
@@ -185,6 +220,7 @@ def nic_facts(store: Store, vm_doc: dict) -> list[NicFacts]:
             cprops = _props(cfg)
             facts.private_ip = facts.private_ip or cprops.get("privateIPAddress")
             facts.subnet_id = facts.subnet_id or (cprops.get("subnet") or {}).get("id")
+            facts.asgs.update(str(a.get("id") or "").lower() for a in cprops.get("applicationSecurityGroups") or ())
             pip = store.get((cprops.get("publicIPAddress") or {}).get("id") or "")
             if pip is not None and _props(pip).get("ipAddress"):
                 facts.public_ips.append((_props(pip)["ipAddress"], pip.get("name") or ""))
@@ -207,8 +243,18 @@ def nic_facts(store: Store, vm_doc: dict) -> list[NicFacts]:
     return out
 
 
-def behaviour(store: Store, vm_doc: dict, nic: NicFacts | None, port: int, source: Source, *, ports: dict[int, str] | None = None) -> Behaviour:
-    """What a connection from `source` to the VM's guest `port` meets."""
+def _vnet_prefixes(store: Store, subnet_id: str | None) -> list[str]:
+    """What the VirtualNetwork service tag holds for a NIC in this subnet: its virtual
+    network's address space and its peers' (private ranges when the estate gives none)."""
+    props = _props(store.get(_vnet_of(subnet_id))) if subnet_id else {}
+    prefixes = list((props.get("addressSpace") or {}).get("addressPrefixes") or ())
+    for peering in props.get("virtualNetworkPeerings") or ():
+        prefixes += (_props(peering).get("remoteAddressSpace") or {}).get("addressPrefixes") or ()
+    return prefixes or list(nsg.PRIVATE_RANGES)
+
+
+def behaviour(store: Store, vm_doc: dict, nic: NicFacts | None, port: int, source: nsg.Party, *, ports: dict[int, str] | None = None) -> Behaviour:
+    """What a connection from `source` (address None: somewhere on the Internet) to the VM's guest `port` meets."""
     vm_id = vm_doc["id"]
     power = store.power_state(vm_id)
     if power != "running":
@@ -217,21 +263,18 @@ def behaviour(store: Store, vm_doc: dict, nic: NicFacts | None, port: int, sourc
     if status.get("availabilityState") == "Unavailable" and status.get("reasonType") != "UserInitiated":
         return Behaviour("silent", "Resource Health: the platform made the VM unavailable", "Platform")
     if nic is not None:
-        try:
-            destination = ipaddress.ip_address(nic.private_ip) if nic.private_ip else None
-        except ValueError:
-            destination = None
-        verdict = evaluate_inbound(
-            Flow(source, destination, port),
-            _nsg_model(store, nic.subnet_nsg_id),
-            _nsg_model(store, nic.nsg_id),
-            subnet_nsg_id=nic.subnet_nsg_id,
-            nic_nsg_id=nic.nsg_id,
+        decisions = nsg.evaluate(
+            store.get(nic.subnet_nsg_id) if nic.subnet_nsg_id else None,
+            store.get(nic.nsg_id) if nic.nsg_id else None,
+            source,
+            nic.party(),
+            port,
+            _vnet_prefixes(store, nic.subnet_id),
         )
-        blocking = verdict.blocking
-        if blocking is not None:
-            name = blocking.rule.name if blocking.rule else ""
-            return Behaviour("silent", f"{blocking.level} NSG {blocking.nsg_name} denies port {port} ({name})", "NetworkSecurityRule", name)
+        denied = nsg.blocking(decisions)
+        if denied is not None:
+            name = denied.rule or ""
+            return Behaviour("silent", f"{denied.level} NSG {denied.nsg_name} denies port {port} ({name})", "NetworkSecurityRule", name)
     mode = (ports if ports is not None else guest_ports(store, vm_doc)).get(port, "refused")
     if mode == "silent":
         return Behaviour("silent", f"the guest drops port {port} (firewall, or the OS is not up)", "GuestFirewall")
@@ -241,7 +284,7 @@ def behaviour(store: Store, vm_doc: dict, nic: NicFacts | None, port: int, sourc
 
 
 def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
-    internet = Source.parse("Internet")
+    internet = nsg.Party(None)
     out: dict[tuple[str, int], Desired] = {}
     for vm_doc in store.all_of_type(VM_TYPE):
         ports = guest_ports(store, vm_doc)
@@ -373,7 +416,7 @@ class GuestNet:
             if current is not None and current.desired.mode == want.mode:
                 current.desired = want  # same behaviour (a failed bind is not retried every tick)
                 continue
-            listen_port = current.listen_port if current is not None else demo_port(want.port)
+            listen_port = current.listen_port if current is not None else listen_port_for(want.port)
             if current is not None:
                 self._close(current)
             self.endpoints[key] = self._open(want, listen_port)
@@ -480,12 +523,11 @@ class GuestNet:
                     if not chunk or len(data) > 4096:
                         return
                     data += chunk
-            request = parse_connection_request(data)
-            if request is None:
+            try:
+                requested = requested_protocols(data)
+            except ValueError:
                 return  # not RDP: a real server drops the connection
-            requested = request.requested_protocols or 0
-            selected = PROTOCOL_HYBRID if requested & PROTOCOL_HYBRID else PROTOCOL_SSL if requested & PROTOCOL_SSL else PROTOCOL_RDP
-            await loop.sock_sendall(conn, x224_connection_confirm(selected))
+            await loop.sock_sendall(conn, connection_confirm(requested))
             await self._until_closed(conn)
         except (OSError, asyncio.TimeoutError):
             pass
@@ -622,7 +664,7 @@ def connectivity(store: Store, body: dict) -> dict:
     dest_issues = list(issues)
     connected = False
     if dest_doc is not None and not issues:
-        src = Source.parse(src_address) if private_path and src_address else Source.parse("Internet")
+        src = src_nic.party() if private_path and src_nic and src_address else nsg.Party(None)
         found = behaviour(store, dest_doc, dest_nic, guest_port, src)
         if found.mode in ("ssh", "rdp"):
             connected = True

@@ -49,6 +49,7 @@ from .arm import ACTION_HANDLERS, error_response
 from .ids import ArmError, normalize_id, parse_id
 from .server import Emulator
 from .store import VM_TYPE, Store
+from .vmsize import premium_capable
 
 DISK_KEYS = ("boot", "ports", "agent", "repairs")  # the guest facts that live on the OS disk
 DEFAULT_PORT = {"22": "ssh", "3389": "rdp"}
@@ -137,13 +138,6 @@ def _security_type(props: dict) -> str:
     return str((props.get("securityProfile") or {}).get("securityType") or "Standard")
 
 
-def _premium_capable(size: str) -> bool | None:
-    from backend.sizes import size_info
-
-    info = size_info(size)
-    if info is None:
-        return None
-    return "s" in info.features or info.family.endswith("S")
 
 
 def check_swap(store: Store, vm_doc: dict, new_disk_id: str) -> None:
@@ -170,7 +164,7 @@ def check_swap(store: Store, vm_doc: dict, new_disk_id: str) -> None:
         )
     sku = str((disk.get("sku") or {}).get("name") or "")
     size = str((_props(vm_doc).get("hardwareProfile") or {}).get("vmSize") or "")
-    if sku.lower().startswith(("premium", "ultra")) and _premium_capable(size) is False:
+    if sku.lower().startswith(("premium", "ultra")) and premium_capable(size) is False:
         raise ArmError(
             409,
             "OperationNotAllowed",

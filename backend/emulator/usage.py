@@ -26,9 +26,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from backend.sizes import vcpus
-
 from .ids import ArmError, location_key
+from .vmsize import vcpus
 
 if TYPE_CHECKING:  # pragma: no cover
     from aiohttp import web
