@@ -151,14 +151,31 @@ async def fetch_emulator_guests(settings: Any) -> dict[str, Any] | None:
         return None
 
 
+async def demo_port_map(settings: Any) -> dict[tuple[str, int], int] | None:
+    """(address, port) -> the loopback port the demo's stand-in for that guest port listens on.
+    Demo mode only (--demo): anywhere else a VM's port is probed where it is, and None is returned
+    without asking. Also None when the emulator has no guest map."""
+    if not getattr(settings, "demo", False):
+        return None
+    guests = await fetch_emulator_guests(settings)
+    if guests is None:
+        return None
+    return {(ep["address"], int(ep["port"])): int(ep["listen_port"]) for ep in guests.get("endpoints") or ()}
+
+
 async def environment(settings: Any, inventory: Inventory) -> Environment:
-    """Real Azure: system DNS for real names. The emulator (ARM on loopback): the
-    inventory resolves the reserved .azure.test names, only loopback is probed, and
-    the emulator's port map says where each guest port really listens."""
+    """Real Azure: system DNS for real names. ARM on loopback (the emulator, a test's
+    stand-in): the inventory resolves the reserved .azure.test names and only loopback is
+    probed, at each VM's own address and port. The demo (--demo) also follows the
+    emulator's port map to where its stand-in for each guest port really listens; with
+    --arm-endpoint alone the map is never read, so a real server at a VM's loopback
+    address and port is what the probe reaches."""
     table = name_table(inventory)
     if not is_loopback_url(settings.endpoint):
         return Environment(resolver=StaticResolver(system_dns=True))
-    env = Environment(resolver=StaticResolver(table, system_dns=False), loopback_only=True, emulator=True)
+    env = Environment(resolver=StaticResolver(table, system_dns=False), loopback_only=True, emulator=bool(settings.demo))
+    if not settings.demo:
+        return env
     guests = await fetch_emulator_guests(settings)
     if guests is None:
         env.note = "the emulator runs no guest listeners: ports will not answer"

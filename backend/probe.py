@@ -41,17 +41,6 @@ STATUSES = (OPEN, REFUSED, TIMEOUT, UNREACHABLE, DNS_FAILED)
 # exist in public DNS, so they are never sent to it.
 RESERVED_SUFFIXES = (".test", ".invalid", ".example", ".localhost", ".local")
 
-# Ports below 1024 need root to bind. The emulator never binds them: a demo
-# guest port P < 1024 listens on P + DEMO_PORT_OFFSET (SSH 22 -> 10022) for
-# every user, and the probe reaches it through `demo_port` (see README).
-DEMO_PORT_OFFSET = 10000
-
-
-def demo_port(port: int) -> int:
-    """The loopback port the emulator really listens on for a guest port."""
-    return port + DEMO_PORT_OFFSET if 0 < port < 1024 else port
-
-
 # --- the RDP and SSH wire formats --------------------------------------------
 
 TPKT_VERSION = 3

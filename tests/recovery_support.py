@@ -75,7 +75,8 @@ def cli_env(home: Path, emu) -> dict[str, str]:
 
 
 def cli_connection(emu) -> list[str]:
-    return ["--arm-endpoint", emu.endpoint, "--ca-file", emu.ca_file, "--auth", "none"]
+    """The demo on the test's running emulator: its guests answer where its port map says."""
+    return ["--demo", "--arm-endpoint", emu.endpoint, "--ca-file", emu.ca_file, "--auth", "none"]
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -22,9 +22,19 @@ def load_settings_config():
         raise CliError(str(exc)) from None
 
 
+def attaches(args: argparse.Namespace) -> bool:
+    """--demo with --arm-endpoint: the demo on an emulator that already runs (`aztriage emulator serve`)."""
+    return bool(args.demo and args.arm_endpoint)
+
+
 def settings_from_args(args: argparse.Namespace) -> ConnectionSettings:
-    if args.demo and args.arm_endpoint:
-        raise CliError("use either --demo or --arm-endpoint, not both")
+    if attaches(args):
+        from backend.settings import is_loopback_url
+
+        if not is_loopback_url(args.arm_endpoint):
+            raise CliError("--demo with --arm-endpoint attaches to a running emulator, which listens on loopback: give its https://127.0.0.1:PORT endpoint")
+        if args.demo_estate != "demo":
+            raise CliError("--demo-estate starts an emulator of its own: with --arm-endpoint the running emulator's estate is used")
     if args.ca_file and not args.arm_endpoint:
         raise CliError("--ca-file only applies with --arm-endpoint")
     auth = args.auth or ("none" if args.demo else "default")
@@ -37,7 +47,7 @@ def settings_from_args(args: argparse.Namespace) -> ConnectionSettings:
         read_only=bool(args.read_only),
         demo=bool(args.demo),
     )
-    if args.demo:
+    if args.demo and not args.arm_endpoint:
         return settings  # endpoint filled in once the emulator runs
     try:
         return settings.validate()
@@ -47,8 +57,9 @@ def settings_from_args(args: argparse.Namespace) -> ConnectionSettings:
 
 @contextlib.contextmanager
 def demo_emulator(args: argparse.Namespace) -> Iterator[object | None]:
-    """Start the embedded emulator for --demo; yields None otherwise."""
-    if not args.demo:
+    """Start the embedded emulator for --demo; yields None otherwise (and when --demo
+    attaches to an emulator that already runs)."""
+    if not args.demo or attaches(args):
         yield None
         return
     from backend.demo import start_emulator

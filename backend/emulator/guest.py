@@ -27,9 +27,13 @@ emulator's own too: nothing here imports the product's domain modules.
 Ports below 1024 need root to bind, so the emulator never binds them: guest
 port P < 1024 listens on P + 10000 (SSH 22 -> 10022); RDP 3389 and NAT
 frontends keep their port. When that port is taken (another emulator on the
-same machine), the kernel picks a free one. Every client finds the real port
-in ``GET /_emulator/guest`` (``endpoints[].listen_port``); root or not, the
-demo behaves the same.
+same machine), the kernel picks a free one. The demo (``--demo``) finds the
+real port in ``GET /_emulator/guest`` (``endpoints[].listen_port``); root or
+not, the demo behaves the same. The product reads that map in demo mode only:
+with ``--arm-endpoint`` it probes each VM's own address and port. An estate
+turns the stand-ins off for one VM with the guest fact ``"stand_ins": false``:
+nothing is bound at its addresses, so a real server there (an OpenSSH, an
+xrdp) is what answers.
 
 Network Watcher: ``POST .../networkWatchers/{nw}/connectivityCheck`` is
 long-running and answers from the same facts, evaluated for the source VM's
@@ -177,6 +181,13 @@ def guest_ports(store: Store, vm_doc: dict) -> dict[int, str]:
     return out
 
 
+def stand_ins(store: Store, vm_doc: dict) -> bool:
+    """Does the emulator act out this VM's ports on loopback? An estate says
+    ``"stand_ins": false`` for a VM whose loopback address has a real server
+    (an OpenSSH, an xrdp) that must not be shadowed by a fake."""
+    return (store.guest.get(vm_doc["id"].lower()) or {}).get("stand_ins") is not False
+
+
 def _ssh_banner(vm_doc: dict) -> str:
     image = (_props(vm_doc).get("storageProfile") or {}).get("imageReference") or {}
     return SSH_BANNERS.get(str(image.get("publisher", "")).lower(), DEFAULT_SSH_BANNER)
@@ -287,6 +298,8 @@ def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
     internet = nsg.Party(None)
     out: dict[tuple[str, int], Desired] = {}
     for vm_doc in store.all_of_type(VM_TYPE):
+        if not stand_ins(store, vm_doc):
+            continue
         ports = guest_ports(store, vm_doc)
         banner = _ssh_banner(vm_doc)
         cache: dict[tuple[str, int], Behaviour] = {}
@@ -729,7 +742,7 @@ def install(app: web.Application, store: Store) -> None:
         guest.sync()
         vms = {}
         for vm_id, facts in store.guest.items():
-            entry = {k: facts[k] for k in ("previous_public_ip", "ports", "boot") if k in facts}
+            entry = {k: facts[k] for k in ("previous_public_ip", "ports", "boot", "stand_ins") if k in facts}
             if entry:
                 vms[vm_id] = entry
         return web.json_response({"enabled": guest.enabled, "endpoints": guest.snapshot(), "vms": vms})

@@ -283,18 +283,20 @@ def power_step(
 
 
 async def probe_options(settings: Any, timeout: float = 2.0) -> Any:
-    """Probe options for this connection. An emulator on loopback serves its
-    guests on loopback only, at the ports its guest map names (backend.connectivity)."""
-    from backend.probe import ProbeOptions, demo_port
+    """Probe options for this connection. ARM on loopback: probe loopback only. The demo
+    (--demo) also follows the emulator's guest map to where each stand-in listens
+    (backend.connectivity.demo_port_map); otherwise the VM's own address and port."""
+    from backend.probe import ProbeOptions
     from backend.settings import is_loopback_url
 
     if not is_loopback_url(settings.endpoint):
         return ProbeOptions(timeout=timeout, attempts=1)
-    from backend.connectivity import fetch_emulator_guests
+    from backend.connectivity import demo_port_map
 
-    guests = await fetch_emulator_guests(settings) or {}
-    ports = {(ep["address"], int(ep["port"])): int(ep["listen_port"]) for ep in guests.get("endpoints") or ()}
-    return ProbeOptions(timeout=timeout, attempts=1, loopback_only=True, port_map=lambda address, port: ports.get((address, port), demo_port(port)))
+    ports = await demo_port_map(settings)
+    if ports is None:
+        return ProbeOptions(timeout=timeout, attempts=1, loopback_only=True)
+    return ProbeOptions(timeout=timeout, attempts=1, loopback_only=True, port_map=lambda address, port: ports.get((address, port), port))
 
 
 async def public_address(ctx: StepContext) -> str | None:

@@ -176,6 +176,9 @@ def run(args: argparse.Namespace) -> int:
     from backend.config import ConfigError
     from tui.runtime import load_settings_config, settings_from_args
 
+    if args.demo and args.arm_endpoint:
+        # Each tab of `serve --demo` runs a demo of its own; attaching them all to one emulator is not offered.
+        raise CliError("use either --demo or --arm-endpoint with serve, not both")
     settings_from_args(args)
     from tui.app import check_config
 

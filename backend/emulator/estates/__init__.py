@@ -9,7 +9,7 @@ An estate is a plain dict (also loadable from a JSON file)::
                               Microsoft.ResourceHealth/availabilityStatuses/current"],
      "events": [Resource Health event docs, id "/subscriptions/<id>/providers/
                 Microsoft.ResourceHealth/events/<tracking id>"],
-     "guest": {"<vm id>": {emulator-only facts: ports, boot, serial_log, previous_public_ip, agent}}}
+     "guest": {"<vm id>": {emulator-only facts: ports, boot, serial_log, previous_public_ip, agent, stand_ins}}}
 
 ``load_estate("demo")``, ``load_estate("scale:10000", subscriptions=20, seed=1)`` or
 ``load_estate("/path/estate.json")``. Every call returns fresh documents the

@@ -266,6 +266,8 @@ def validate_estate(data: Any, where: str = "estate") -> None:
             _fail(where, f"{at}.serial_log must be a string")
         if "agent" in facts and facts["agent"] not in AGENT_VALUES:
             _fail(where, f"{at}.agent is {facts['agent']!r}; use ready or not-ready")
+        if "stand_ins" in facts and not isinstance(facts["stand_ins"], bool):
+            _fail(where, f"{at}.stand_ins is {facts['stand_ins']!r}; use true (the emulator acts out the guest's ports) or false (a real server answers)")
         if "previous_public_ip" in facts:
             try:
                 ipaddress.IPv4Address(facts["previous_public_ip"])
