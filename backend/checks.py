@@ -32,7 +32,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
@@ -41,6 +41,7 @@ from backend.adapter import CheckBackend
 from backend.instance_views import choose
 from backend.models import Inventory, Vm, id_name
 from backend.settings import DEFAULT_INSTANCE_VIEWS
+from backend.verdict import maintenance_window
 
 SEVERITIES = ("high", "medium", "low", "info")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -513,11 +514,15 @@ def check_planned_maintenance(inv: Inventory, ctx: CheckContext) -> Iterable[Fin
         if m.maintenance_window_start or m.maintenance_window_end:
             parts.append(f"scheduled window {_when(m.maintenance_window_start)} to {_when(m.maintenance_window_end)}")
         when = "; ".join(parts) or "no window published yet"
-        fix = (
-            f"Start it yourself at a quiet time inside the self-service window: 'az vm perform-maintenance {_az(vm)}' (the VM restarts); otherwise Azure does it in the scheduled window."
-            if m.self_service_allowed
-            else "Plan for the restart in the scheduled window (fail over or drain the VM first)."
-        )
+        # The verdict's reading of the window, so the checklist and every pane say the same.
+        now = inv.fetched_at or datetime.now(timezone.utc)
+        can_start, window = maintenance_window(vm, now)
+        if can_start:
+            fix = f"Start it yourself at a quiet time: {window} (scenario perform-maintenance, or 'az vm perform-maintenance {_az(vm)}'; the VM restarts); otherwise Azure does it in the scheduled window."
+        elif m.window_end and now > m.window_end:
+            fix = f"Plan for the restart in the scheduled window (fail over or drain the VM first): {window}."
+        else:
+            fix = f"Not yet: {window}. Once Azure allows it, start it yourself (scenario perform-maintenance); otherwise plan for the restart in the scheduled window."
         yield _finding("planned-maintenance", vm, f"planned maintenance is pending on {vm.name}: {when}", fix)
 
 

@@ -37,8 +37,11 @@ async def test_inventory_costs_a_fixed_number_of_requests_per_subscription(backe
     before = emulator_control(emulator, "GET", "/_emulator/stats")["requests"]
     inv = await backend.inventory(instance_views=0)
     after = emulator_control(emulator, "GET", "/_emulator/stats")["requests"]
-    # 1 subscription list + 11 lists per subscription (one page each at the demo's size).
-    assert after - before == inv.requests == 1 + 11 * len(inv.subscriptions)
+    # 1 subscription list + 11 lists per subscription (one page each at the demo's size),
+    # plus one impactedResources read per active service issue and subscription that reports it.
+    issues = {(e.subscription_id, e.id) for e in inv.events if e.status.lower() == "active" and e.type.lower() == "serviceissue"}
+    assert issues, "the demo has an active service issue"
+    assert after - before == inv.requests == 1 + 11 * len(inv.subscriptions) + len(issues)
     # Without instance views the agent and maintenance are not known...
     assert {v.agent_status for v in inv.vms} == {"Unknown"}
     assert not any(v.maintenance.pending for v in inv.vms)

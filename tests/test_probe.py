@@ -350,10 +350,12 @@ ROOT = Path(__file__).resolve().parent.parent
 QUICK_CLI = ("--timeout", "0.3", "--attempts", "1")
 
 
-def aztriage(*args: str) -> subprocess.CompletedProcess:
-    # As the installed `aztriage` entry point runs it (tui.cli:main).
+def aztriage(*args: str, data_home: Path | None = None) -> subprocess.CompletedProcess:
+    # As the installed `aztriage` entry point runs it (tui.cli:main). data_home: a data
+    # directory of its own (last-known addresses), apart from the run's shared test home.
     code = "import sys; from tui.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    env = os.environ.copy() if data_home is None else {**os.environ, "XDG_DATA_HOME": str(data_home)}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
 
 
 def one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
@@ -362,8 +364,9 @@ def one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr, proc.stderr
 
 
-def test_cli_json_shape_and_exit_status():
-    proc = aztriage("probe", "--demo", "--vm", "jump-prod-01", "web-prod-01", "--format", "json", *QUICK_CLI)
+def test_cli_json_shape_and_exit_status(tmp_path):
+    # Its own last-known addresses: another test's probe of the demo must not make web-prod-01's IP look changed.
+    proc = aztriage("probe", "--demo", "--vm", "jump-prod-01", "web-prod-01", "--format", "json", *QUICK_CLI, data_home=tmp_path)
     assert proc.returncode == 3, proc.stderr  # not every port answers
     doc = json.loads(proc.stdout)
     assert {"results", "diagnoses"} <= set(doc)
