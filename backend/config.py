@@ -25,6 +25,7 @@ A bad value raises ConfigError whose message is one line naming the key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,7 +95,8 @@ def _keys(value: Any, where: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for binding_id, keys in value.items():
         if not isinstance(keys, str) or not keys.strip():
-            raise ConfigError(f"{where}: keys.{binding_id} must be a key name such as \"f5\" (several: \"f5,ctrl+r\")")
+            name = binding_id if re.fullmatch(r"[\w.+-]+", str(binding_id)) else repr(str(binding_id))
+            raise ConfigError(f"{where}: keys.{name} must be a key name such as \"f5\" (several: \"f5,ctrl+r\")")
         out[str(binding_id)] = keys.strip()
     return out
 
@@ -117,7 +119,6 @@ def _role_tag(value: Any, where: str) -> str:
 
 
 def _role_pattern(value: Any, where: str) -> str:
-    import re
 
     if not isinstance(value, str):
         raise ConfigError(f"{where}: role_pattern must be a regular expression, e.g. \"^(?P<role>[a-z]+)-\\\\d+$\"")
