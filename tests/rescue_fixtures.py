@@ -20,6 +20,19 @@ def emu():
     e.stop()
 
 
+@pytest.fixture
+def recovery_journal(emu, tmp_path, monkeypatch):
+    """The Recovery pane's journal in this test's own folder, on the reset emulator;
+    the console's other files (exports, last-known addresses) in a data home of its own."""
+    from tui.screens.recovery import RecoveryScreen
+
+    reset(emu)
+    path = tmp_path / "journal.sqlite3"
+    monkeypatch.setattr(RecoveryScreen, "journal_path", path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return path
+
+
 @pytest.fixture(scope="module")
 def before(emu):
     reset(emu)

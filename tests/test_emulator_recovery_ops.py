@@ -8,17 +8,10 @@ import pytest
 
 from backend.adapter import BackendError
 from backend.azure.backend import AzureBackend
-from tests.recovery_support import arm_request, guest_ports, own_emulator, power, put_lock, reset, resources, vm_doc
+from tests.recovery_support import arm_request, guest_ports, power, put_lock, reset, resources, vm_doc
 from tests.support import demo_settings
 
 API = "api-version=2026-04-01"
-
-
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
 
 
 @pytest.fixture

@@ -21,15 +21,8 @@ from backend.recovery import journal as J
 from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.runner import Runner
-from tests.recovery_support import ACCELERATION, arm_request, operations, own_emulator, reset, resources, vm_doc
+from tests.recovery_support import ACCELERATION, arm_request, operations, reset, resources, vm_doc
 from tests.support import demo_settings, emulator_control, start_emulator
-
-
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
 
 
 def fault(emu, **spec: Any) -> None:

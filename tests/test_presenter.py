@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from backend.config import Config
-from tests.recovery_support import own_emulator, reset
+from tests.recovery_support import reset
 from tests.support import FIXED_NOW, demo_settings
 from tests.tui_support import renderable_text, wait_for, wait_loaded
 from tui.presenter import Trail
@@ -21,20 +21,10 @@ from widgets.presenter_panel import Breadcrumb, PresenterPanel, trail_line
 pytestmark = pytest.mark.xdist_group("presenter")
 
 
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
-
-
 @pytest.fixture(autouse=True)
-def isolated(emu, tmp_path, monkeypatch):
-    reset(emu)
-    monkeypatch.setattr(RecoveryScreen, "journal_path", tmp_path / "journal.sqlite3")
+def isolated(emu, recovery_journal, monkeypatch):
     monkeypatch.setattr(ConnectivityScreen, "probe_timeout", 0.3)
     monkeypatch.setattr(ConnectivityScreen, "probe_attempts", 1)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     yield
     reset(emu)
 

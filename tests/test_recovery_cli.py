@@ -32,13 +32,6 @@ SENTINEL = "Sentinel-Pa55-XYZZY-9047"
 AZTRIAGE = [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
 
 
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
-
-
 @pytest.fixture
 def home(tmp_path, emu):
     reset(emu)

@@ -19,7 +19,6 @@ from backend.recovery.runner import Runner, RunRefused
 from tests.recovery_support import (
     guest_ports,
     operation_counts,
-    own_emulator,
     power,
     put_lock,
     reset,
@@ -28,13 +27,6 @@ from tests.recovery_support import (
     writes,
 )
 from tests.support import arm_call, demo_settings, emulator_control
-
-
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
 
 
 @dataclass

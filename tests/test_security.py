@@ -19,20 +19,13 @@ import pytest
 
 from backend.azure.backend import AzureBackend
 from backend.recovery import scenarios
-from tests.recovery_support import cli_connection, cli_env, own_emulator, reset, writes
+from tests.recovery_support import cli_connection, cli_env, reset, writes
 from tests.support import demo_settings, emulator_control
 
 REPO = Path(__file__).resolve().parents[1]
 AZTRIAGE = [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
 PASSWORD = "Sentinel-Pa55-SEC-7731!"
 KEY_BODY = "AAAAC3NzaC1lZDI1NTE5AAAAISentinelKeySEC7731xyzzy"
-
-
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
 
 
 def aztriage(emu, home: Path, *args: str, stdin: str | None = None, connect: bool = True) -> subprocess.CompletedProcess:

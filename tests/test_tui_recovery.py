@@ -10,7 +10,7 @@ import pytest
 from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.runner import Runner
-from tests.recovery_support import guest_ports, operation_counts, own_emulator, reset, vm_doc, writes
+from tests.recovery_support import guest_ports, operation_counts, vm_doc, writes
 from tests.support import demo_settings
 from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
 from tui.messages import OpenRecovery
@@ -23,19 +23,9 @@ pytestmark = pytest.mark.xdist_group("tui-recovery")
 SENTINEL = "Sentinel-Pa55-PANE-3301"
 
 
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
-
-
 @pytest.fixture(autouse=True)
-def private_journal(emu, tmp_path, monkeypatch):
-    reset(emu)
-    path = tmp_path / "journal.sqlite3"
-    monkeypatch.setattr(RecoveryScreen, "journal_path", path)
-    return path
+def private_journal(recovery_journal):
+    return recovery_journal
 
 
 async def open_pane(pilot) -> RecoveryScreen:

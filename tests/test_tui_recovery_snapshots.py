@@ -7,19 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.recovery_support import own_emulator, vm_doc
+from tests.recovery_support import vm_doc
 from tests.tui_support import make_app, wait_for, wait_loaded
 from tui.messages import OpenRecovery
 from tui.screens.recovery import RecoveryScreen
 
 SIZES = [(80, 24), (160, 50)]
-
-
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
 
 
 @pytest.fixture(autouse=True)

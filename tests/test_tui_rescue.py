@@ -8,30 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.recovery_support import own_emulator, power, reset, vm_doc
+from tests.recovery_support import power, vm_doc
 from tests.rescue_support import guest
 from tests.test_tui_recovery import choose_scenario, choose_vm, detail, open_pane, steps_text
 from tests.tui_support import make_app, wait_for
-from tui.screens.recovery import RecoveryScreen
 from widgets.confirm_dialog import ConfirmDialog
 
 pytestmark = pytest.mark.xdist_group("tui-rescue")
 
 
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
-
-
 @pytest.fixture(autouse=True)
-def private_journal(emu, tmp_path, monkeypatch):
-    reset(emu)
+def private_journal(recovery_journal, monkeypatch):
     monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
-    path = tmp_path / "journal.sqlite3"
-    monkeypatch.setattr(RecoveryScreen, "journal_path", path)
-    return path
 
 
 def log_text(screen) -> str:
