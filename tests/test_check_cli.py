@@ -38,7 +38,7 @@ def test_check_markdown_and_filters():
 
 
 def test_check_table_fits_80_columns():
-    proc = aztriage("check", "--demo")
+    proc = aztriage("check", "--demo", "--width", "80")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("SEVERITY") and max(len(line) for line in lines) <= 80

@@ -61,7 +61,7 @@ def test_probe_json_carries_one_verdict_per_vm():
 
 
 def test_inventory_table_fits_80_columns():
-    proc = aztriage("inventory", "--demo")
+    proc = aztriage("inventory", "--demo", "--width", "80")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("NAME")

@@ -52,7 +52,7 @@ def test_health_json_has_the_documented_shape():
 
 
 def test_health_table_is_readable_in_80_columns():
-    proc = aztriage("health", "--demo")
+    proc = aztriage("health", "--demo", "--width", "80")
     assert proc.returncode == 0, proc.stderr
     assert "Resource Health:" in proc.stdout and "Service Health:" in proc.stdout and "Planned maintenance:" in proc.stdout
     assert max(len(line) for line in proc.stdout.splitlines()) <= 80
@@ -90,3 +90,19 @@ def test_importing_the_console_does_not_import_the_azure_sdk():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_pipe_gets_every_character_unless_a_width_is_asked_for():
+    # Standard output is a pipe here: no cell is cut, so `aztriage health | grep erp` finds whole names.
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    whole = aztriage("health", "--demo", env=env)
+    assert whole.returncode == 0, whole.stderr
+    assert "erp-prod-eus-01" in whole.stdout and "…" not in whole.stdout
+    assert max(len(line) for line in whole.stdout.splitlines()) > 80
+    # COLUMNS (as a terminal or a script sets it) and --width fit the table again.
+    for fitted in (aztriage("health", "--demo", env={**env, "COLUMNS": "80"}), aztriage("health", "--demo", "--width", "80", env=env)):
+        assert fitted.returncode == 0, fitted.stderr
+        assert max(len(line) for line in fitted.stdout.splitlines()) <= 80 and "…" in fitted.stdout
+    bad = aztriage("health", "--demo", "--width", "wide", env=env)
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and "'wide' is not a width in columns" in lines[0]

@@ -386,7 +386,7 @@ def test_cli_json_shape_and_exit_status(tmp_path):
 
 
 def test_cli_writes_rdp_files_and_a_table_that_fits(tmp_path):
-    proc = aztriage("probe", "--demo", "--vm", "dc-shared-01", "legacy-ftp-01", "--rdp-file", str(tmp_path), *QUICK_CLI)
+    proc = aztriage("probe", "--demo", "--vm", "dc-shared-01", "legacy-ftp-01", "--rdp-file", str(tmp_path), "--width", "80", *QUICK_CLI)
     assert proc.returncode == 3, proc.stderr
     # Everything but the file path fits 80 columns.
     assert [line for line in proc.stdout.splitlines() if len(line) > 80 and not line.startswith("wrote ")] == []

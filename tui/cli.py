@@ -42,7 +42,14 @@ def global_options() -> argparse.ArgumentParser:
     g.add_argument("--subscription", metavar="ID", action="append", default=S, help="limit to this subscription (repeatable)")
     g.add_argument("--read-only", action="store_true", default=S, help="never change anything in Azure")
     g.add_argument("--format", choices=["table", "json", "md", "text"], default=S, help="output format")
+    g.add_argument("--width", metavar="N", type=_width, default=S, help="fit tables to N columns (default: the terminal's width; a pipe or a file gets every character; COLUMNS also sets it)")
     return p
+
+
+def _width(text: str) -> int:
+    if not text.strip().isdigit() or not 40 <= int(text) <= 10000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a width in columns (40 to 10000)")
+    return int(text)
 
 
 DEFAULTS = {
@@ -55,6 +62,7 @@ DEFAULTS = {
     "subscription": None,
     "read_only": False,
     "format": None,
+    "width": None,
 }
 
 
@@ -112,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not hasattr(args, key):
                 setattr(args, key, value)
         log_path = setup_logging(args.log_level)
+        if args.width:
+            from tui import textfmt
+
+            textfmt.set_width(args.width)
         func = getattr(args, "func", None)
         if func is None:
             return _run_console(args)

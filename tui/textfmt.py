@@ -1,9 +1,45 @@
-"""Plain-text tables for the CLI: fit in the terminal (80 columns by default)."""
+"""Plain-text tables for the CLI: fitted to the terminal, whole when piped.
+
+The width text is fitted to, in this order: `--width N`; the COLUMNS environment
+variable; the terminal's width (at least 80, at most 200) when standard output is a
+terminal. Output to a pipe or a file is never cut: `aztriage health | grep erp` sees
+every character of every cell."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+import textwrap
 from collections.abc import Sequence
+
+MIN_WIDTH, MAX_WIDTH = 80, 200
+_width: int | None = None  # --width, set once by the command line
+
+
+def set_width(width: int | None) -> None:
+    global _width
+    _width = width
+
+
+def output_width() -> int | None:
+    """Columns to fit text to, or None: no limit (standard output is not a terminal)."""
+    if _width:
+        return _width
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if not sys.stdout.isatty():
+        return None
+    return max(MIN_WIDTH, min(shutil.get_terminal_size((MIN_WIDTH, 24)).columns, MAX_WIDTH))
+
+
+def fill(text: str, **kwargs: str) -> str:
+    """textwrap.fill to the output width; one line, whole, when there is no limit."""
+    width = output_width()
+    if width is None:
+        return kwargs.get("initial_indent", "") + text
+    return textwrap.fill(text, width=width, **kwargs)
 
 
 def ellipsize(text: str, width: int) -> str:
@@ -23,7 +59,9 @@ def table(
     """Columns sized to content. When too wide, `optional` columns are dropped
     (last listed first) while the rest would need truncating, then the
     `shrink` columns give way."""
-    width = width or max(80, min(shutil.get_terminal_size((80, 24)).columns, 200))
+    width = width or output_width()
+    if width is None:
+        width = 1 << 30  # a pipe: nothing is cut
     natural = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
     keep = list(range(len(headers)))
     for col in reversed(list(optional)):

@@ -7,7 +7,7 @@ import sys
 
 from tui.cli import CliError
 from tui.commands.common import add_instance_views_option, check_subscriptions, output_format, print_json, run_with_backend
-from tui.textfmt import table
+from tui.textfmt import fill, table
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -87,13 +87,9 @@ def filtered(result, rule_ids, min_severity: str):
 
 
 def print_table(result) -> None:
-    import shutil
-    import textwrap
-
-    width = max(80, min(shutil.get_terminal_size((80, 24)).columns, 200))
     rows = [(f.severity.upper() if f.severity == "high" else f.severity, f.rule, f.vm or f"({f.location})", f.evidence) for f in result.findings]
     if rows:
-        print(table(("SEVERITY", "RULE", "VM", "EVIDENCE"), rows, width=width, shrink=(3, 2, 1)))
+        print(table(("SEVERITY", "RULE", "VM", "EVIDENCE"), rows, shrink=(3, 2, 1)))
     else:
         print("No findings.")
     s = result.summary()
@@ -105,6 +101,6 @@ def print_table(result) -> None:
     tail += [f"not checked: {n.rule} ({n.scope}): {n.reason}" for n in result.not_checked]
     print()
     for line in tail:
-        print(textwrap.fill(line, width=width, subsequent_indent="  "))
+        print(fill(line, subsequent_indent="  "))
     for e in s["errors"]:
         print(f"subscription {e['subscription_id']} failed: {e['code']}: {e['message']}", file=sys.stderr)

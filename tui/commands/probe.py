@@ -9,7 +9,7 @@ from typing import Any
 
 from tui.cli import CliError
 from tui.commands.common import check_subscriptions, output_format, print_json, run_async
-from tui.textfmt import table
+from tui.textfmt import fill, table
 
 EXIT_NOT_ALL_REACHABLE = 3
 EVIDENCE_FOR_AT_MOST = 3  # the table shows evidence when this few VMs are probed
@@ -165,15 +165,11 @@ def _print_table(report: Any, vms: list[Any], written: list[Any]) -> None:
     rows = [(d.vm, str(d.port), d.summary, d.recommended_scenario or "-") for d in report.diagnoses]
     print(table(("VM", "PORT", "DIAGNOSIS", "RECOVERY"), rows, shrink=(2, 0)))
     if len(vms) <= EVIDENCE_FOR_AT_MOST:
-        import shutil
-        import textwrap
-
-        width = max(80, min(shutil.get_terminal_size((80, 24)).columns, 200))
         for d in report.diagnoses:
             print()
-            print(textwrap.fill(f"{d.vm} port {d.port}: {d.summary}", width=width, subsequent_indent="  "))
+            print(fill(f"{d.vm} port {d.port}: {d.summary}", subsequent_indent="  "))
             for line in d.evidence:
-                print(textwrap.fill(line, width=width, initial_indent="  - ", subsequent_indent="    "))
+                print(fill(line, initial_indent="  - ", subsequent_indent="    "))
     connect = [(d.vm, line) for d in report.diagnoses for line in d.connect]
     if connect:
         print("\nconnect:")
