@@ -244,3 +244,58 @@ async def test_unfinished_runs_are_announced_when_the_console_starts(emu, privat
         assert "start on qa-win-01 (interrupted)" in note
         screen = await open_pane(pilot)
         assert "(1 unfinished)" in str(screen.query_one("#status-line").content)
+
+
+async def test_quitting_during_a_run_asks_first_and_says_how_to_resume():
+    from tests.recovery_support import own_emulator
+
+    slow = own_emulator(acceleration=10)  # a restart takes 4 s
+    try:
+        await _quit_during_a_run(slow)
+    finally:
+        slow.stop()
+
+
+async def _quit_during_a_run(emu) -> None:
+    app = make_app(emu)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_pane(pilot)
+        await choose_vm(pilot, screen, "web-prod-01")
+        await choose_scenario(pilot, screen, "restart")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.running and screen.run_id, what="the run under way")
+        run_id = screen.run_id
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the quit question")
+        question = app.screen
+        text = renderable_text(question.query_one("#confirm-lines").content, width=200)
+        assert f"aztriage recover --resume {run_id}" in text and "web-prod-01" in text
+        assert question.focused is question.query_one("#confirm-cancel")  # Enter out of habit keeps it running
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is screen, what="back to the run")
+        await wait_for(pilot, lambda: not screen.running, timeout=60, what="the run")
+        assert app.is_running and screen.states[1] == "verified"
+        # Once nothing runs, q quits at once.
+        await pilot.press("q")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDialog) and app._exit
+
+
+async def test_a_wrong_typed_name_says_so(emu):
+    app = make_app(emu)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_pane(pilot)
+        await choose_vm(pilot, screen, "dev-sandbox-01")
+        await choose_scenario(pilot, screen, "deallocate")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        dialog = app.screen
+        await pilot.press(*"dev-sandbox-1", "enter")
+        await pilot.pause()
+        hint = str(dialog.query_one("#confirm-hint").content)
+        assert isinstance(app.screen, ConfirmDialog) and "does not match" in hint and "dev-sandbox-01" in hint
+        await pilot.press("escape")

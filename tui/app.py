@@ -76,6 +76,8 @@ class AztriageApp(App[int]):
         """`settings` of a reachable endpoint, or `start_settings` that brings one up
         (the demo emulator) in a thread after the first frame; `clock` dates refreshes."""
         super().__init__()
+        # The VM and run id of the recovery the Recovery pane is driving, while it runs (quit asks first).
+        self.recovery_in_progress: tuple[str, str | None] | None = None
         if settings is None and start_settings is None:
             raise ValueError("give settings or start_settings")
         self.settings = settings
@@ -445,6 +447,28 @@ class AztriageApp(App[int]):
         self.update_header()
         self.broadcast(LoadStateChanged())
         self.notify("Background probe stopped; what it found so far is not used. Probe from the Connectivity pane.", timeout=4)
+
+    async def action_quit(self) -> None:
+        """Quit; while a recovery runs, only after the operator says so, with how to resume it."""
+        running = self.recovery_in_progress
+        if running is None:
+            self.exit()
+            return
+        from widgets.confirm_dialog import ConfirmDialog
+
+        vm_name, run_id = running
+        resume = f"aztriage recover --resume {run_id}" if run_id else "aztriage runs (then recover --resume RUN_ID)"
+        lines = [
+            f"A recovery of {vm_name} is running{f' (run {run_id})' if run_id else ''}.",
+            "Quitting stops it between steps: the journal keeps it as interrupted, and no step is left half-done in the journal's eyes.",
+            f"Resume it later in the Recovery pane (h, then u) or with: {resume}",
+        ]
+
+        def decided(quit_anyway: bool | None) -> None:
+            if quit_anyway:
+                self.exit()
+
+        self.push_screen(ConfirmDialog("Quit while a recovery runs?", lines, action="Quit anyway", cancel_first=True), decided)
 
     def action_show_pane(self, pane_id: str) -> None:
         # From a detail page, go back to the pane's own page first.

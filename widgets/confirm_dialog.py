@@ -29,12 +29,14 @@ class ConfirmDialog(ModalScreen[bool]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="confirm.cancel")]
 
-    def __init__(self, title: str, lines: list[str], *, type_name: str | None = None, action: str = "Run") -> None:
+    def __init__(self, title: str, lines: list[str], *, type_name: str | None = None, action: str = "Run", cancel_first: bool = False) -> None:
+        """cancel_first: Cancel has the focus, so an Enter pressed out of habit changes nothing."""
         super().__init__()
         self._title = title
         self._lines = lines
         self.type_name = type_name
         self._action = action
+        self._cancel_first = cancel_first
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -55,7 +57,7 @@ class ConfirmDialog(ModalScreen[bool]):
             box.cursor_blink = False
             box.focus()
         else:
-            self.query_one("#confirm-ok", Button).focus()
+            self.query_one("#confirm-cancel" if self._cancel_first else "#confirm-ok", Button).focus()
 
     @property
     def typed_ok(self) -> bool:
@@ -71,6 +73,13 @@ class ConfirmDialog(ModalScreen[bool]):
     def _submitted(self) -> None:
         if self.typed_ok:
             self.dismiss(True)
+            return
+        typed = self.query_one("#confirm-name", Input).value.strip()
+        hint = self.query_one("#confirm-hint", Static)
+        if typed:
+            hint.update(f"{typed!r} does not match: type the VM's name exactly ({self.type_name}), or Escape to cancel.")
+        else:
+            hint.update(f"Type the VM's name ({self.type_name}) to allow the destructive steps, or Escape to cancel.")
 
     @on(Button.Pressed, "#confirm-ok")
     def _ok(self) -> None:

@@ -735,6 +735,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     async def _drive(self, start: Any, confirm_name: str | None, operator_done: bool = False) -> None:
 
         self.running = True
+        self.aztriage.recovery_in_progress = (confirm_name or (self.plan.vm.name if self.plan is not None else "a VM"), None)
         self.summary_text = ""
         self.waiting_run = None
         log_view = self.query_one("#log", RichLog)
@@ -759,6 +760,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             return
         finally:
             secrets.clear()
+            self.aztriage.recovery_in_progress = None
         self.running = False
         self.run_id = result.run_id
         self.summary_text = result.summary
@@ -782,6 +784,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         """A step event from the runner (same event loop): the step list and the log follow it."""
         if ev.event in ("run-started", "run-resumed"):
             self.run_id = ev.run_id
+            if self.aztriage.recovery_in_progress is not None:
+                self.aztriage.recovery_in_progress = (self.aztriage.recovery_in_progress[0], ev.run_id)
             self.show_summary()
         if ev.index is not None and ev.state:
             self.states[ev.index] = ev.state
