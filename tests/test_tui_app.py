@@ -253,3 +253,33 @@ async def test_every_pane_forwards_its_failed_workers(emulator):
             app.screen.run_worker(fails(pane.id), group="test-worker", exit_on_error=False)
             await wait_for(pilot, lambda: any(f"bug in a worker of {pane.id}" in n.message for n in app._notifications), what=f"{pane.id}'s notification")
         assert app.is_running
+
+
+async def test_the_palette_offers_every_action_on_the_selected_vm_and_recovers_it(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: screen_name(app) == "CommandPalette", what="palette")
+        await pilot.press(*"vm: open web-prod-01")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen_name(app) == "VmDetailScreen", what="detail")
+        names = [name for name, _help, _cb in app.screen.palette_commands()]
+        # Every scenario the VM's state allows, by its id; Start is not offered to a running VM.
+        assert "recover: redeploy to a new host (redeploy) web-prod-01" in names and not any("(start)" in n for n in names)
+        assert "probe: web-prod-01" in names and "vm: boot log of web-prod-01" in names
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: screen_name(app) == "CommandPalette", what="palette")
+        await pilot.press(*"redeploy web-prod-01")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        # The Recovery pane opens on the VM with that scenario chosen: Enter shows its plan.
+        def chosen() -> bool:
+            options = app.screen.query_one("#scenarios")
+            return app.screen.stage == "scenarios" and options.highlighted is not None and options.get_option_at_index(options.highlighted).id == "redeploy"
+
+        await wait_for(pilot, lambda: screen_name(app) == "RecoveryScreen" and chosen(), timeout=30, what="redeploy chosen in the Recovery pane")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.stage == "plan", timeout=30, what="the redeploy plan")
+        assert app.screen.plan.scenario == "redeploy" and app.screen.plan.vm.name == "web-prod-01"

@@ -156,6 +156,8 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
         self.set_status(text)
 
     def palette_commands(self):
+        from tui.vm_commands import vm_commands
+
         table = self.table
         vm = table.cursor_vm
         commands = [
@@ -170,7 +172,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
         commands.append(("export: visible rows as CSV", "Write the rows shown (filter and sort applied) to a CSV file", self.export_csv))
         if vm is not None:
             commands.append((f"vm: details of {vm.name}", "Open the detail panel of the selected VM", lambda: self.open_vm(vm)))
-        return commands
+        return commands + vm_commands(self, vm)
 
     def export_csv(self) -> None:
         import csv

@@ -57,10 +57,13 @@ class VmDetailScreen(BaseScreen):
         self.app.push_screen(BootDetailScreen(self.vm_id))
 
     def palette_commands(self):
+        from tui.vm_commands import vm_commands
+
         name = self.vm.name if self.vm else "this VM"
         return [
             (f"vm: boot diagnostics of {name}", "The serial log and the console screenshot, and what they say (b)", self.action_boot),
             (f"vm: copy resource id of {name}", "Put the ARM resource id on the clipboard", self.action_copy_id),
             (f"vm: copy portal link of {name}", "Put the Azure portal link on the clipboard", self.action_copy_link),
             ("view: back", "Close the detail panel", self.app.pop_screen),
+            *vm_commands(self, self.vm),
         ]
