@@ -237,3 +237,52 @@ async def test_every_pane_with_a_table_filters_the_same_way(emulator):
             await pilot.press("escape")
             await pilot.pause()
             assert not box.display and table.filter_text == "" and table.has_focus, key
+
+
+def agent_cells(table: VmTable) -> dict[str, str]:
+    """Each visible VM's AGENT cell as drawn, by name."""
+    column = [c.key for c in table.columns].index("agent")
+    return {row.item.name: row.cells[column] for row in table.visible_rows()}
+
+
+async def test_first_load_shows_rows_before_instance_views_and_fills_them_in(fresh_emulator):
+    """The rows are on screen from the subscription-wide lists while the instance views are
+    still being read: their agent shows "…", and filtering, sorting and opening a VM work
+    meanwhile; when the views are in, the agent facts replace the "…" in place."""
+    emulator = fresh_emulator
+    emulator_control(emulator, "POST", "/_emulator/faults", {"match": "/instanceView", "method": "GET", "delay_s": 5.0, "count": -1})
+    app = make_app(emulator)
+    async with app.run_test(size=(160, 50)) as pilot:
+        table = app.screen.query_one(VmTable)
+        await wait_for(pilot, lambda: table.row_count == 30, what="the rows from the lists")
+        assert app.loads == 0  # the instance views are still being read
+        waiting = [name for name, cell in agent_cells(table).items() if cell == "…"]
+        assert waiting, agent_cells(table)
+        assert any("…" in line for line in table_lines(table)[1:])
+
+        # Filter, sort and open while the views are read.
+        await pilot.press("slash", *"legacy")
+        await pilot.press("enter")
+        assert names(table) and all(n.startswith("legacy") for n in names(table))
+        table.sort_by("name", reverse=True)
+        await pilot.pause()
+        assert names(table) == sorted(names(table), key=str.lower, reverse=True)
+        vm = next(row.item for row in table.visible_rows() if row.item.power_state == "running" and agent_cells(table)[row.item.name] == "…")
+        table.move_cursor_to_key(vm.id.lower())
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail panel")
+        body = app.screen.query_one("#vm-detail-body")
+        text = renderable_text(body.content)
+        assert app.loads == 0, "the instance views came in before the test looked"
+        assert vm.name in text and "Agent" in text and "…" in text
+
+        # The views come in: the open detail panel and the table fill in, filter and sort kept.
+        await wait_loaded(pilot)
+        text = renderable_text(app.screen.query_one("#vm-detail-body").content)
+        assert "…" not in text and "ready" in text.lower()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.filter_text == "legacy" and table.sort_column == "name" and table.sort_reverse
+        cells = agent_cells(table)
+        assert "…" not in cells.values() and cells[vm.name] != "…"
+    emulator_control(emulator, "DELETE", "/_emulator/faults")

@@ -34,6 +34,9 @@ from tui.palette import AztriageCommands
 from tui.panes import PANES
 from widgets.app_header import HeaderState
 
+# The first load's parts are shown at most this often (tui.app._PartialLoads).
+PARTIAL_EVERY_S = 0.3
+
 log = logging.getLogger("aztriage.console")
 
 EXPORT_DIR_NAME = "exports"
@@ -90,6 +93,7 @@ class AztriageApp(App[int]):
         self.presenter = Presenter(self, enabled=present)  # presenter mode and the trail of operator actions
         self.backend: Any = None
         self.inventory: Inventory | None = None
+        self.inventory_partial = False  # self.inventory is part of a load still under way
         self.refreshed_at: datetime | None = None
         self.load_error: str = ""
         self.exit_message: str | None = None
@@ -210,17 +214,26 @@ class AztriageApp(App[int]):
     async def refresh_inventory(self) -> None:
         self._cancel_inventory_timer()
         self.update_header("loading…" if self.inventory is None else "refreshing…", "busy")
+        # The first load is shown as it comes: each subscription's rows once its lists are
+        # joined, the instance views' facts ("…" until read) when the load lands. A refresh
+        # keeps the table it has until the new inventory is whole.
+        # (A load that failed or was restarted after showing parts leaves a part: the next
+        # load is shown as it comes too.)
+        partial = _PartialLoads(self) if self.inventory is None or self.inventory_partial else None
         try:
             subscriptions = list(self.settings.subscriptions) or None
             # A large inventory is frozen as it lands, before the collector is back (tui/gc_pacing.py).
             with self.gc_pacer.loading():
-                inventory = await self.backend.inventory(subscriptions)
+                inventory = await self.backend.inventory(subscriptions, on_progress=partial.seen if partial else None)
                 if self.gc_pacer.landed(len(inventory.vms)):
                     self.set_interval(1.0, self.gc_pacer.tick)
         finally:
+            if partial is not None:
+                partial.stop()
             self._arm_inventory_timer()
         self.gc_pacer.retire(self.inventory)
         self.inventory = inventory
+        self.inventory_partial = False
         self.loads += 1
         self.refreshed_at = self.now()
         previous_error = self.load_error
@@ -233,6 +246,13 @@ class AztriageApp(App[int]):
             self.notify(f"{len(inventory.errors)} subscription(s) failed to load: {failed}. See the error rows.", severity="error", timeout=8)
         elif previous_error:
             self.notify("Loaded again.", timeout=3)
+
+    def show_partial(self, inventory: Inventory) -> None:
+        """Part of the first load (tui.app._PartialLoads): every pane redraws from it."""
+        self.inventory = inventory
+        self.inventory_partial = True
+        self.update_header(f"loading… {len(inventory.vms)} VMs", "busy")
+        self.broadcast(InventoryChanged(inventory))
 
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
@@ -681,3 +701,41 @@ def run(args: argparse.Namespace) -> int:
     if app.exit_message:
         raise CliError(app.exit_message, exit_code=app.return_code or 2)
     return int(app.return_code or 0)
+
+
+class _PartialLoads:
+    """The first load's inventory so far (``InventorySource.inventory``'s on_progress), shown
+    at most every PARTIAL_EVERY_S: the first part at once, then the newest part. Each part
+    is a whole new table of rows (10,000 of them take a few hundred ms), so the parts in
+    between are skipped."""
+
+    def __init__(self, app: AztriageApp) -> None:
+        self._app = app
+        self._newest: Inventory | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._shown_at = 0.0
+        self.shown = False
+
+    def seen(self, inventory: Inventory) -> None:
+        self._newest = inventory
+        if self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._shown_at + PARTIAL_EVERY_S - loop.time())
+        self._timer = loop.call_later(delay, self._show)
+
+    def _show(self) -> None:
+        self._timer = None
+        inventory, self._newest = self._newest, None
+        if inventory is None:
+            return
+        self._shown_at = asyncio.get_running_loop().time()
+        self.shown = True
+        self._app.show_partial(inventory)
+
+    def stop(self) -> None:
+        """The load landed or failed: no part is shown after this."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._newest = None

@@ -32,7 +32,14 @@ def health_cell(vm: Vm) -> tuple[str, str | None]:
     return state.upper(), "muted"
 
 
-def agent_cell(vm: Vm) -> tuple[str, str | None]:
+# The cell of a fact from the VM's instance view while that view is still being read.
+PENDING = "…"
+
+
+def agent_cell(vm: Vm, pending: bool = False) -> tuple[str, str | None]:
+    """`pending`: the VM's instance view is still being read (the first load, as it comes)."""
+    if pending and not vm.instance_view_read:
+        return PENDING, "muted"
     if vm.agent_status == "Ready":
         return "ready", "ok"
     if vm.power_state != "running":

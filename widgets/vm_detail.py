@@ -43,13 +43,16 @@ def _toned(text: str, tone: str | None) -> Text:
     return Text(text, style=TONE_STYLE.get(tone, ""))
 
 
-def overview(vm: Vm, subscription_name: str) -> Table:
+def overview(vm: Vm, subscription_name: str, pending: bool = False) -> Table:
+    """`pending`: the VM's instance view (agent, fault domain) is still being read."""
     power, power_tone = fmt.power_cell(vm)
-    agent, agent_tone = fmt.agent_cell(vm)
+    agent, agent_tone = fmt.agent_cell(vm, pending)
     sla = vm.sla_shape
     if vm.availability_set:
         sla += f" ({id_name(vm.availability_set)}"
-        if vm.platform_fault_domain is not None:
+        if pending and not vm.instance_view_read:
+            sla += f", fault domain {fmt.PENDING}"
+        elif vm.platform_fault_domain is not None:
             sla += f", fault domain {vm.platform_fault_domain}"
         if vm.platform_update_domain is not None:
             sla += f", update domain {vm.platform_update_domain}"
@@ -119,8 +122,10 @@ def health_section(vm: Vm, now: datetime) -> RenderableType:
     return _kv(rows)
 
 
-def maintenance_section(vm: Vm, now: datetime) -> RenderableType:
+def maintenance_section(vm: Vm, now: datetime, pending: bool = False) -> RenderableType:
     m = vm.maintenance
+    if pending and not vm.instance_view_read:
+        return Text(f"{fmt.PENDING} (the instance view is being read)", style="dim")
     if not m.pending:
         text = "none pending"
         if m.last_result:
@@ -244,6 +249,7 @@ def extensions_section(vm: Vm) -> RenderableType:
 
 def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime) -> Group:
     names = {s.subscription_id.lower(): s.display_name for s in inventory.subscriptions} if inventory else {}
+    pending = inventory is not None and vm.id.lower() in inventory.views_pending
     power, power_tone = fmt.power_cell(vm)
     health, health_tone = fmt.health_cell(vm)
     title = Text()
@@ -254,11 +260,11 @@ def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime) -> 
     title.append(health, style=TONE_STYLE[health_tone])
     parts: list[RenderableType] = [
         title,
-        overview(vm, names.get(vm.subscription_id.lower(), vm.subscription_id)),
+        overview(vm, names.get(vm.subscription_id.lower(), vm.subscription_id), pending),
         _heading("Health"),
         health_section(vm, now),
         _heading("Planned maintenance"),
-        maintenance_section(vm, now),
+        maintenance_section(vm, now, pending),
         _heading("Disks"),
         disks_section(vm),
         _heading("Network interfaces"),

@@ -52,12 +52,13 @@ def verdict_cell(verdict: Any) -> tuple[str, str | None, tuple[int, int]]:
     return text, VERDICT_TONES.get(verdict.id), (verdict.rank, 0 if verdict.healed_at else 1)
 
 
-def vm_row(vm: Vm, subscription_name: str | None = None, verdict: Any = None) -> Row:
+def vm_row(vm: Vm, subscription_name: str | None = None, verdict: Any = None, pending: bool = False) -> Row:
+    """`pending`: the VM's instance view is still being read; its agent cell shows "…" until then."""
     mark, mark_tone = fmt.marker(vm)
     verdict_text, verdict_tone, verdict_rank = verdict_cell(verdict)
     power, power_tone = fmt.power_cell(vm)
     health, health_tone = fmt.health_cell(vm)
-    agent, agent_tone = fmt.agent_cell(vm)
+    agent, agent_tone = fmt.agent_cell(vm, pending)
     sla, sla_tone = fmt.sla_cell(vm)
     sub = subscription_name or vm.subscription_id
     public_ips = vm.public_ips  # a property that walks the NICs: read it once
@@ -105,10 +106,13 @@ class VmTable(FastTable):
     def __init__(self, *, sort_column: str = "verdict", empty_text: str = "Loading inventory…", **kwargs) -> None:
         super().__init__(COLUMNS, fixed_columns=2, sort_column=sort_column, empty_text=empty_text, **kwargs)
 
-    def update_vms(self, vms: Iterable[Vm], names: Mapping[str, str] | None = None, verdict: Callable[[Vm], Any] | None = None) -> int:
-        """Update rows by key (resource id); cursor, filter and sort stay. `verdict(vm)` gives each VM's verdict."""
+    def update_vms(
+        self, vms: Iterable[Vm], names: Mapping[str, str] | None = None, verdict: Callable[[Vm], Any] | None = None, pending: frozenset[str] = frozenset()
+    ) -> int:
+        """Update rows by key (resource id); cursor, filter and sort stay. `verdict(vm)` gives each VM's verdict;
+        `pending` holds the lower-case ids of the VMs whose instance view is still being read."""
         names = names or {}
-        return self.set_rows(vm_row(vm, names.get(vm.subscription_id.lower()), verdict(vm) if verdict else None) for vm in vms)
+        return self.set_rows(vm_row(vm, names.get(vm.subscription_id.lower()), verdict(vm) if verdict else None, vm.id.lower() in pending) for vm in vms)
 
     @property
     def cursor_vm(self) -> Vm | None:

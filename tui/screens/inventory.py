@@ -64,7 +64,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
             self._rows_from = inventory
             self._build_rows()
         else:
-            table.update_vms(inventory.vms, subscription_names(inventory), verdict)
+            table.update_vms(inventory.vms, subscription_names(inventory), verdict, inventory.views_pending)
             self.update_status()
 
     @on(VerdictsChanged)
@@ -96,12 +96,15 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
             names = subscription_names(inventory)
             verdict = self.aztriage.verdict_for
             vms = inventory.vms
+            pending = inventory.views_pending
             for start in range(0, len(vms), ROWS_PER_SLICE):
-                rows.extend(vm_row(vm, names.get(vm.subscription_id.lower()), verdict(vm)) for vm in vms[start : start + ROWS_PER_SLICE])
+                rows.extend(
+                    vm_row(vm, names.get(vm.subscription_id.lower()), verdict(vm), vm.id.lower() in pending) for vm in vms[start : start + ROWS_PER_SLICE]
+                )
                 await asyncio.sleep(0)
             self._apply_rows(rows)
         finally:
-            inventory = vms = rows = None  # noqa: F841 (see the docstring)
+            inventory = vms = rows = pending = None  # noqa: F841 (see the docstring)
 
     def _apply_rows(self, rows: list) -> None:
         self.table.set_rows(rows)
