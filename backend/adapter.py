@@ -43,6 +43,7 @@ __all__ = [
     "InventorySource",
     "Lro",
     "NetworkDiagnostics",
+    "NsgChanges",
     "Quota",
     "RecoveryBackend",
     "ResourceReads",
@@ -211,7 +212,19 @@ class ComputeOperations(Connected, Protocol):
     async def delete_group(self, subscription_id: str, name: str, **lro: Unpack[Lro]) -> None: ...
 
 
-class RecoveryBackend(ResourceReads, ComputeOperations, BootDiagnostics, Protocol):
+class NsgChanges(Connected, Protocol):
+    """NSGs and their security rules (fix-nsg)."""
+
+    async def get_nsg(self, nsg_id: str) -> Document | None: ...
+
+    async def get_subnet(self, subnet_id: str) -> Document | None: ...
+
+    async def put_security_rule(self, rule_id: str, body: Document, **lro: Unpack[Lro]) -> Document: ...
+
+    async def delete_security_rule(self, rule_id: str, **lro: Unpack[Lro]) -> None: ...
+
+
+class RecoveryBackend(ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, Protocol):
     """What a recovery plan and its steps use."""
 
 

@@ -52,7 +52,7 @@ from backend.azure import join
 from backend.azure.credentials import make_credential
 from backend.azure import bootdiag, history, instance_views, network_ops, quota
 from backend.azure.lists import INVENTORY_LISTS, SUBSCRIPTIONS_LIST, ListRoute, raw_list
-from backend.azure.rescue_ops import ResourceOperations
+from backend.azure.nsg_ops import NsgOperations
 from backend.checks import ComputeUsage, UsageKey
 from backend.errors import BackendError
 from backend.gcpause import gc_paused
@@ -123,7 +123,7 @@ class RawArmClient:
         await self._client.close()
 
 
-class AzureBackend(ResourceOperations):
+class AzureBackend(NsgOperations):
     """Every capability of ``backend.adapter`` over the async management SDKs.
 
     The reads and writes of recoveries are the mixins' (``operations``,

@@ -881,6 +881,11 @@ class Arm:
                 raise self._not_found(r)
             return ArmResponse(200, items[idx] if m == "GET" else None)
         self._check_writable(r.sub or "", r.rg)
+        if (parent.get("type") or "").lower() == NSG_T and r.types[-1].lower() == "securityrules" and m in ("PUT", "DELETE"):
+            from . import nsg_ops
+
+            write = nsg_ops.put_rule if m == "PUT" else nsg_ops.delete_rule
+            return write(self, req, parent_id, items, idx)
         if m == "DELETE":
             if idx is None:
                 return ArmResponse(204)

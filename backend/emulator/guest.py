@@ -294,8 +294,15 @@ def behaviour(store: Store, vm_doc: dict, nic: NicFacts | None, port: int, sourc
     return Behaviour(mode, f"{mode} answers on port {port}")
 
 
+# Where the demo's operator connects from, as the VMs' NSGs see it: one public address
+# (from 192.88.99.0/24, the retired 6to4 relay block, so it is nobody's real client).
+# It is in the Internet service tag like any client; an NSG rule for exactly this address
+# (fix-nsg's temporary allow rule) admits the demo's probes. GET /_emulator/guest tells it.
+CLIENT_ADDRESS = "192.88.99.10"
+
+
 def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
-    internet = nsg.Party(None)
+    internet = nsg.Party(CLIENT_ADDRESS)
     out: dict[tuple[str, int], Desired] = {}
     for vm_doc in store.all_of_type(VM_TYPE):
         if not stand_ins(store, vm_doc):
@@ -745,7 +752,7 @@ def install(app: web.Application, store: Store) -> None:
             entry = {k: facts[k] for k in ("previous_public_ip", "ports", "boot", "stand_ins") if k in facts}
             if entry:
                 vms[vm_id] = entry
-        return web.json_response({"enabled": guest.enabled, "endpoints": guest.snapshot(), "vms": vms})
+        return web.json_response({"enabled": guest.enabled, "endpoints": guest.snapshot(), "vms": vms, "client_address": CLIENT_ADDRESS})
 
     async def watchers_route(request: web.Request) -> web.StreamResponse:
         sub = request.match_info["sub"]

@@ -36,6 +36,7 @@ DURATIONS: dict[str, float] = {
     "extension.patch": 30,
     "extension.delete": 30,
     "rg.delete": 60,
+    "securityrule": 20,
 }
 DEFAULT_DURATION = 30.0
 

@@ -1,0 +1,86 @@
+"""Security rules in the emulator as Azure serves them: PUT and DELETE are long-running,
+a priority in use is SecurityRuleConflict, and the demo's stand-ins obey the change."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.adapter import BackendError
+from backend.azure.backend import AzureBackend
+from tests.recovery_support import arm_request, own_emulator, reset, vm_doc
+from tests.support import demo_settings, emulator_control
+
+
+@pytest.fixture(scope="module")
+def emu():
+    e = own_emulator()
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+async def backend(emu):
+    reset(emu)
+    b = AzureBackend(demo_settings(emu), retry_total=1)
+    yield b
+    await b.close()
+
+
+def nsg_of(emu, vm_name: str) -> str:
+    nic_id = vm_doc(emu, vm_name)["doc"]["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+    status, nic = arm_request(emu, "GET", nic_id)
+    assert status == 200
+    return nic["properties"]["networkSecurityGroup"]["id"]
+
+
+def allow(priority: int, source: str, port: str) -> dict:
+    return {"properties": {"priority": priority, "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefix": source,
+                           "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": port}}
+
+
+def rdp_endpoint(emu, vm_name: str) -> dict:
+    """What the demo's stand-in for the VM's RDP port does now (its mode and why)."""
+    guests = emulator_control(emu, "GET", "/_emulator/guest")
+    vm_id = vm_doc(emu, vm_name)["doc"]["id"].lower()
+    (endpoint,) = [e for e in guests["endpoints"] if e["vm_id"].lower() == vm_id and e["port"] == 3389]
+    return endpoint
+
+
+async def test_a_rule_put_is_long_running_and_a_used_priority_is_refused_as_azure_does(emu, backend):
+    nsg = nsg_of(emu, "jump-prod-01")
+    status, body = arm_request(emu, "PUT", f"{nsg}/securityRules/first", allow(199, "192.88.99.10/32", "3389"))
+    assert status == 201 and body["properties"]["provisioningState"] == "Updating"
+    doc = await backend.put_security_rule(f"{nsg}/securityRules/second", allow(198, "192.88.99.10/32", "3389"))
+    assert doc["properties"]["provisioningState"] == "Succeeded"
+    with pytest.raises(BackendError) as caught:
+        await backend.put_security_rule(f"{nsg}/securityRules/third", allow(200, "*", "22"))
+    assert caught.value.status == 400 and caught.value.code == "SecurityRuleConflict"
+    assert "Rules cannot have the same Priority and Direction" in str(caught.value)
+    status, body = arm_request(emu, "PUT", f"{nsg}/securityRules/fourth", allow(99, "*", "22"))
+    assert status == 400 and body["error"]["code"] == "SecurityRuleInvalidPriority"
+    names = [r["name"] for r in (await backend.get_nsg(nsg))["properties"]["securityRules"]]
+    assert names == ["Deny-RDP-Incident-4711", "Allow-RDP", "first", "second"]
+
+
+async def test_a_rule_delete_is_long_running_and_a_missing_rule_is_204(emu, backend):
+    nsg = nsg_of(emu, "jump-prod-01")
+    await backend.put_security_rule(f"{nsg}/securityRules/temp", allow(150, "192.88.99.10/32", "3389"))
+    status, _ = arm_request(emu, "DELETE", f"{nsg}/securityRules/temp")
+    assert status == 202
+    await backend.delete_security_rule(f"{nsg}/securityRules/temp")  # already going: polls to the end
+    status, _ = arm_request(emu, "DELETE", f"{nsg}/securityRules/never-was")
+    assert status == 204
+    assert [r["name"] for r in (await backend.get_nsg(nsg))["properties"]["securityRules"]] == ["Deny-RDP-Incident-4711", "Allow-RDP"]
+
+
+async def test_the_demo_stand_in_answers_once_a_rule_admits_the_demo_client(emu, backend):
+    guests = emulator_control(emu, "GET", "/_emulator/guest")
+    assert guests["client_address"] == "192.88.99.10"
+    nsg = nsg_of(emu, "jump-prod-01")
+    assert rdp_endpoint(emu, "jump-prod-01")["mode"] == "silent"
+    await backend.put_security_rule(f"{nsg}/securityRules/other-client", allow(190, "203.0.113.0/24", "3389"))
+    assert "Deny-RDP-Incident-4711" in rdp_endpoint(emu, "jump-prod-01")["why"]
+    await backend.put_security_rule(f"{nsg}/securityRules/demo-client", allow(191, "192.88.99.0/24", "3389"))
+    assert rdp_endpoint(emu, "jump-prod-01")["mode"] == "rdp"
+    await backend.delete_security_rule(f"{nsg}/securityRules/demo-client")
+    assert rdp_endpoint(emu, "jump-prod-01")["mode"] == "silent"
