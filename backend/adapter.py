@@ -39,6 +39,7 @@ __all__ = [
     "CheckBackend",
     "ComputeOperations",
     "Connected",
+    "ConnectivityBackend",
     "HealthHistory",
     "InventorySource",
     "Lro",
@@ -46,6 +47,7 @@ __all__ = [
     "NsgChanges",
     "Quota",
     "RecoveryBackend",
+    "ReportBackend",
     "ResourceReads",
 ]
 
@@ -232,5 +234,14 @@ class CheckBackend(InventorySource, Quota, Protocol):
     """What the high-availability checklist reads beyond the inventory."""
 
 
-class Backend(CheckBackend, HealthHistory, NetworkDiagnostics, RecoveryBackend, Protocol):
+class ConnectivityBackend(NetworkDiagnostics, BootDiagnostics, Connected, Protocol):
+    """What a connectivity run asks Azure beside its own probes: private paths, the VM
+    agent and maintenance, the serial log of a VM that does not answer, Network Watcher."""
+
+
+class ReportBackend(CheckBackend, HealthHistory, ConnectivityBackend, Protocol):
+    """What an incident report reads: the checklist, the health history, a connectivity run."""
+
+
+class Backend(ReportBackend, RecoveryBackend, Protocol):
     """Every capability: what the console, the CLI and the benchmarks hold."""

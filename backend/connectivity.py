@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.diagnose import Diagnosis, Facts, diagnose
 from backend.lastknown import EndpointChange, LastKnownStore, scope_for
@@ -36,6 +36,10 @@ from backend.network import (
 )
 from backend.probe import OPEN, ProbeOptions, ProbeResult, ProbeTarget, StaticResolver, iter_probes
 from backend.settings import is_loopback_url
+
+if TYPE_CHECKING:
+    from backend.adapter import BootDiagnostics, ConnectivityBackend, NetworkDiagnostics
+    from backend.bootdiag import BootVerdict
 
 log = logging.getLogger("aztriage.connectivity")
 
@@ -250,7 +254,7 @@ def pick_source_vm(inventory: Inventory, vm: Vm) -> Vm | None:
 
 
 async def run(
-    backend: Any,
+    backend: ConnectivityBackend,
     inventory: Inventory,
     vms: Sequence[Vm],
     request: Request,
@@ -309,7 +313,7 @@ async def run(
     semaphore = asyncio.Semaphore(SIDE_CONCURRENCY)
     private_paths: dict[str, PrivatePath] = {}
     runtimes: dict[str, tuple[str, Maintenance]] = {}
-    boot_verdicts: dict[str, Any] = {}  # vm id (lower) -> backend.bootdiag.BootVerdict
+    boot_verdicts: dict[str, BootVerdict | None] = {}  # vm id (lower) -> the serial log's verdict
 
     async def side(coro_factory, key, sink):
         async with semaphore:
@@ -322,16 +326,14 @@ async def run(
                     log.warning("side fact %s failed", key, exc_info=True)
                 report.notes.append(str(exc))
 
-    from backend.azure import network_ops  # the adapter's network operations (imports the SDK lazily)
-
     jobs = []
     answered_vms = {vm_id for (vm_id, _port), rs in grouped.items() if any(r.status == OPEN and r.protocol_ok for r in rs)}
     for vm in vms:
         if not has_public_path(vm, inventory) and vm.power_state == "running":
-            jobs.append(side(lambda vm=vm: network_ops.private_path(backend, vm), vm.id.lower(), private_paths))
+            jobs.append(side(lambda vm=vm: backend.private_path(vm), vm.id.lower(), private_paths))
         wants_runtime = vm.power_state == "running" and (len(vms) <= RUNTIME_FOR_ALL_LIMIT or vm.id.lower() not in answered_vms)
         if wants_runtime and vm.agent_status == "Unknown":
-            jobs.append(side(lambda vm=vm: network_ops.vm_runtime(backend, vm), vm.id.lower(), runtimes))
+            jobs.append(side(lambda vm=vm: backend.vm_runtime(vm), vm.id.lower(), runtimes))
         if vm.power_state == "running" and vm.boot_diagnostics.enabled and vm.id.lower() not in answered_vms:
             # Runs but does not answer: did its OS boot at all? (the serial log from boot diagnostics)
             jobs.append(side(lambda vm=vm: boot_verdict(backend, vm), vm.id.lower(), boot_verdicts))
@@ -367,28 +369,33 @@ async def run(
     return report
 
 
-async def boot_verdict(backend: Any, vm: Vm) -> Any:
+async def boot_verdict(backend: BootDiagnostics, vm: Vm) -> BootVerdict | None:
     """The verdict of the VM's serial log (boot diagnostics), or None when there is no log."""
     from backend import bootdiag
-    from backend.azure import bootdiag as boot_ops
 
-    data = await boot_ops.for_vm(backend, vm, screenshot=False)
+    data = await backend.boot_diagnostics(vm, screenshot=False)
     if data.serial_log is None:
         return None
     # The guest's text, possibly megabytes of it: analysed in a worker thread, never on the event loop.
     return await asyncio.to_thread(bootdiag.analyze, data.serial_log, vm.os_type)
 
 
-def boot_facts(verdict: Any) -> dict[str, Any]:
+def boot_facts(verdict: BootVerdict | None) -> dict[str, Any]:
     """diagnose.Facts fields from a boot verdict."""
     if verdict is None:
         return {}
     return {"boot_problem": verdict.problem, "boot_repair": verdict.repair if verdict.problem else (), "boot_notes": verdict.notes}
 
 
-async def _network_watcher(backend, inventory, vms, grouped, answered_vms, report, semaphore) -> None:
-    from backend.azure import network_ops
-
+async def _network_watcher(
+    backend: NetworkDiagnostics,
+    inventory: Inventory,
+    vms: Sequence[Vm],
+    grouped: dict[tuple[str, int], list[ProbeResult]],
+    answered_vms: set[str],
+    report: Report,
+    semaphore: asyncio.Semaphore,
+) -> None:
     async def one(vm: Vm, port: int) -> None:
         source_vm = pick_source_vm(inventory, vm)
         if source_vm is None:
@@ -398,14 +405,14 @@ async def _network_watcher(backend, inventory, vms, grouped, answered_vms, repor
         async with semaphore:
             try:
                 if same_vnet:
-                    check = await network_ops.check_connectivity(backend, source_vm, port, destination=vm)
+                    check = await backend.check_connectivity(source_vm, port, destination=vm)
                 else:
                     # From another VNet the VM is reached like from the Internet: its public endpoint.
                     first = next(iter(grouped.get((vm.id.lower(), port), ())), None)
                     if first is None:
                         return
                     address = first.address or first.target.host
-                    check = await network_ops.check_connectivity(backend, source_vm, first.target.port, address=address)
+                    check = await backend.check_connectivity(source_vm, first.target.port, address=address)
             except Exception as exc:
                 report.notes.append(f"{vm.name}: {exc}")
                 return

@@ -19,11 +19,14 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.checks import CheckResult, Finding
 from backend.models import HealthStatus, Inventory, ServiceEvent, Vm, id_name, to_jsonable
 from backend.regions import normalize
+
+if TYPE_CHECKING:
+    from backend.adapter import ConnectivityBackend, HealthHistory, ReportBackend
 
 REPORT_VERSION = 1
 REDACTED = "[redacted]"
@@ -486,12 +489,12 @@ def connectivity_from(probe_report: Any) -> dict[str, Any]:
     )
 
 
-async def connectivity_section(vm: Vm, inv: Inventory, backend: Any, *, probe: bool = True, extra_ports: tuple[int, ...] = ()) -> dict[str, Any]:
+async def connectivity_section(vm: Vm, inv: Inventory, backend: ConnectivityBackend, *, probe: bool = True, extra_ports: tuple[int, ...] = ()) -> dict[str, Any]:
     """Probe the VM's RDP/SSH endpoints now and diagnose (backend.connectivity, backend.diagnose)."""
     return (await probe_vm(vm, inv, backend, probe=probe, extra_ports=extra_ports))[0]
 
 
-async def probe_vm(vm: Vm, inv: Inventory, backend: Any, *, probe: bool = True, extra_ports: tuple[int, ...] = ()) -> tuple[dict[str, Any], Any]:
+async def probe_vm(vm: Vm, inv: Inventory, backend: ConnectivityBackend, *, probe: bool = True, extra_ports: tuple[int, ...] = ()) -> tuple[dict[str, Any], Any]:
     """(the connectivity section, the connectivity report or None when nothing was probed)."""
     if not probe:
         return section("not run", "probes were turned off for this report (--no-probe)"), None
@@ -504,18 +507,17 @@ async def probe_vm(vm: Vm, inv: Inventory, backend: Any, *, probe: bool = True, 
     return connectivity_from(probe_report), probe_report
 
 
-async def health_history(backend: Any, vm: Vm) -> tuple[list[HealthStatus] | None, str | None]:
+async def health_history(backend: HealthHistory, vm: Vm) -> tuple[list[HealthStatus] | None, str | None]:
     from backend.errors import BackendError
-    from backend.azure.history import health_history as read_history
 
     try:
-        return await read_history(backend, vm.id), None
+        return await backend.health_history(vm.id), None
     except BackendError as exc:
         return None, str(exc)
 
 
 async def report_for(
-    backend: Any,
+    backend: ReportBackend,
     inv: Inventory,
     vm: Vm,
     *,
@@ -542,7 +544,7 @@ async def report_for(
 
 
 async def collect_reports(
-    backend: Any,
+    backend: ReportBackend,
     names: Sequence[str],
     *,
     subscription_ids: list[str] | None = None,

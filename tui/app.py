@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App
@@ -33,6 +33,9 @@ from tui.messages import InventoryChanged, LoadStateChanged, ShowVm, VerdictsCha
 from tui.palette import AztriageCommands
 from tui.panes import PANES
 from widgets.app_header import HeaderState
+
+if TYPE_CHECKING:
+    from backend.adapter import Backend
 
 # The first load's parts are shown at most this often (tui.app._PartialLoads).
 PARTIAL_EVERY_S = 0.3
@@ -91,7 +94,7 @@ class AztriageApp(App[int]):
         from tui.presenter import Presenter
 
         self.presenter = Presenter(self, enabled=present)  # presenter mode and the trail of operator actions
-        self.backend: Any = None
+        self.backend: Backend | None = None
         self.inventory: Inventory | None = None
         self.inventory_partial = False  # self.inventory is part of a load still under way
         self.refreshed_at: datetime | None = None

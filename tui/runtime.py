@@ -6,9 +6,13 @@ import argparse
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 from backend.settings import ConnectionSettings, SettingsError
 from tui.cli import CliError
+
+if TYPE_CHECKING:
+    from backend.adapter import Backend
 
 
 def load_settings_config():
@@ -85,7 +89,7 @@ def resolve_settings(args: argparse.Namespace, emulator: object | None) -> Conne
 
 
 @contextlib.asynccontextmanager
-async def open_backend(settings: ConnectionSettings) -> AsyncIterator[object]:
+async def open_backend(settings: ConnectionSettings) -> AsyncIterator[Backend]:
     from backend.composition import create_backend
 
     try:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from backend.models import Vm
+from backend.models import BootDiagnosticsData, Vm
 from widgets import fmt
 from widgets.fast_table import Column, FastTable, Row
+
+if TYPE_CHECKING:
+    from backend.bootdiag import BootVerdict
 
 COLUMNS = (
     Column("marker", "", min_width=1, max_width=1),
@@ -29,8 +32,8 @@ class BootState:
     """What is known about one VM's boot diagnostics in this session."""
 
     vm: Vm
-    data: Any = None  # backend.azure.bootdiag.BootDiagnosticsData
-    verdict: Any = None  # backend.bootdiag.BootVerdict
+    data: BootDiagnosticsData | None = None
+    verdict: BootVerdict | None = None
     lines: list[str] = field(default_factory=list)  # the serial log as shown (backend.bootdiag.clean_lines)
     error: str = ""
     off: bool = False  # boot diagnostics are disabled

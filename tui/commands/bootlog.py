@@ -7,10 +7,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tui.cli import CliError
 from tui.commands.common import output_format, print_json, run_with_backend
+
+if TYPE_CHECKING:
+    from backend.adapter import RecoveryBackend
+    from backend.models import BootDiagnosticsData, Vm
 
 DEFAULT_LINES = 40
 
@@ -69,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     shot_path = _check_screenshot_path(args.screenshot)
     subscriptions = list(args.subscription) if args.subscription else None
 
-    async def work(backend: Any) -> tuple[Any, Any]:
-        from backend.azure import bootdiag as boot_ops
+    async def work(backend: RecoveryBackend) -> tuple[Vm, BootDiagnosticsData]:
+        from backend.errors import BootDiagnosticsOff
         from backend.recovery.service import VmNotFound, find_vm, read_vm
 
         try:
@@ -79,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         vm = (await read_vm(backend, vm_id)).vm
         try:
-            data = await boot_ops.for_vm(backend, vm, screenshot=shot_path is not None)
-        except boot_ops.BootDiagnosticsOff as exc:
+            data = await backend.boot_diagnostics(vm, screenshot=shot_path is not None)
+        except BootDiagnosticsOff as exc:
             raise CliError(f"{exc} (aztriage recover --vm {vm.name} --scenario enable-boot-diagnostics)", exit_code=1) from None
         return vm, data
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from tui.cli import CliError
 from tui.commands.common import add_instance_views_option, check_subscriptions, output_format, print_json, run_with_backend
 from tui.textfmt import fill, table
+
+if TYPE_CHECKING:
+    from backend.adapter import CheckBackend
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"unknown rule {', '.join(unknown)}: see 'aztriage check --list-rules'")
     roles = role_settings_from(args)
 
-    async def work(backend):
+    async def work(backend: CheckBackend):
         return await checks.evaluate(backend, list(args.subscription) if args.subscription else None, roles, instance_view_limit=args.instance_views)
 
     inv, result = run_with_backend(args, work)

@@ -6,14 +6,17 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tui.cli import CliError
+
+if TYPE_CHECKING:
+    from backend.adapter import Backend
 
 T = TypeVar("T")
 
 
-def run_with_backend(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
+def run_with_backend(args: argparse.Namespace, work: Callable[[Backend], Awaitable[T]]) -> T:
     """Start the demo emulator if asked, open the adapter, run `work(backend)`."""
     from backend.errors import BackendError
     from tui.runtime import demo_emulator, open_backend, resolve_settings

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from tui.commands.common import check_subscriptions, output_format, print_json, run_with_backend
 from tui.textfmt import table
+
+if TYPE_CHECKING:
+    from backend.adapter import InventorySource
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -23,7 +27,7 @@ def _when(value) -> str:
 def run(args: argparse.Namespace) -> int:
     fmt = output_format(args, ("table", "json"))
 
-    async def work(backend):
+    async def work(backend: InventorySource):
         return await backend.inventory(list(args.subscription) if args.subscription else None)
 
     inv = run_with_backend(args, work)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.cli import CliError
 from tui.commands.common import check_subscriptions, output_format, print_json, run_async
 from tui.textfmt import fill, table
+
+if TYPE_CHECKING:
+    from backend.adapter import Backend
 
 EXIT_NOT_ALL_REACHABLE = 3
 EVIDENCE_FOR_AT_MOST = 3  # the table shows evidence when this few VMs are probed
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if reachable else EXIT_NOT_ALL_REACHABLE
 
 
-async def _probe(args: argparse.Namespace, backend: Any, request: Any):
+async def _probe(args: argparse.Namespace, backend: Backend, request: Any):
     from backend import connectivity
     from backend.lastknown import LastKnownStore, scope_for
 

@@ -10,10 +10,13 @@ import dataclasses
 import getpass
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.cli import CliError
 from tui.commands.common import output_format
+
+if TYPE_CHECKING:
+    from backend.adapter import RecoveryBackend
 
 EXIT_FAILED = 1
 EXIT_WAITING = 3
@@ -272,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("interrupted: the run is in the journal; resume it with 'aztriage recover --resume RUN_ID' (see 'aztriage runs')", exit_code=130) from None
 
 
-async def _start(args: argparse.Namespace, backend: Any, open_journal: Any, secrets: dict[str, str], printer: Printer) -> int:
+async def _start(args: argparse.Namespace, backend: RecoveryBackend, open_journal: Any, secrets: dict[str, str], printer: Printer) -> int:
     from backend.recovery import scenarios, service
     from backend.recovery.plan import PlanError
     from backend.recovery.runner import Runner, RunRefused
@@ -322,7 +325,7 @@ def _confirm_hint(plan: Any, result: Any) -> str:
     return f" --confirm {plan.vm.name}" if any(str(s.kind) == "destructive" for s in later) else ""
 
 
-async def _resume(args: argparse.Namespace, backend: Any, journal: Any, secrets: dict[str, str], printer: Printer) -> int:
+async def _resume(args: argparse.Namespace, backend: RecoveryBackend, journal: Any, secrets: dict[str, str], printer: Printer) -> int:
     from backend.recovery import scenarios
     from backend.recovery.plan import PlanError
     from backend.recovery.runner import Runner, RunRefused

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backend.files import write_private_atomically
 from tui.cli import CliError
 from tui.commands.common import check_subscriptions, output_format, run_with_backend
+
+if TYPE_CHECKING:
+    from backend.adapter import ReportBackend
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if not (out.parent if str(out.parent) else Path(".")).is_dir():
             raise CliError(f"--output {args.output}: the directory {out.parent} does not exist")
 
-    async def work(backend):
+    async def work(backend: ReportBackend):
         try:
             return await collect_reports(
                 backend,

@@ -70,16 +70,15 @@ async def read_boot(app: Any, state: BootState, *, screenshot: bool = True, broa
     Never raises: what went wrong is in state.error. The log's verdict becomes the VM's
     evidence (the app's verdicts), told to every pane unless `broadcast` is False."""
     from backend import bootdiag
-    from backend.errors import BackendError
-    from backend.azure import bootdiag as boot_ops
+    from backend.errors import BackendError, BootDiagnosticsOff
 
     vm = state.vm
     state.fetching = True
     state.error = ""
     image = None
     try:
-        data = await boot_ops.for_vm(app.backend, vm, screenshot=screenshot)
-    except boot_ops.BootDiagnosticsOff:
+        data = await app.backend.boot_diagnostics(vm, screenshot=screenshot)
+    except BootDiagnosticsOff:
         state.off = True
         state.data = None
         state.verdict = None
