@@ -280,7 +280,7 @@ class AztriageApp(App[int]):
         if isinstance(error, (BackendError, SettingsError)):
             message = str(error)
         else:
-            from tui.cli import CliError
+            from tui.errors import CliError
 
             if isinstance(error, CliError) and worker.group == "connect":
                 # Bad --demo-estate and the like: leave with one line on stderr.
@@ -666,7 +666,7 @@ def check_config(config: Config) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Open the console (called by tui/cli.py when no sub-command is given)."""
-    from tui.cli import CliError
+    from tui.errors import CliError
     from tui.runtime import demo_emulator, load_settings_config, resolve_settings, settings_from_args
 
     try:

@@ -11,16 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from backend.settings import AUTH_MODES, CLOUDS
+from tui.errors import CliError  # re-exported: the commands import it from here
 
 log = logging.getLogger("aztriage")
-
-
-class CliError(Exception):
-    """Bad input or an operator-facing failure: printed as one line, exit code 2 unless given."""
-
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class _Parser(argparse.ArgumentParser):

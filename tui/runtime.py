@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from backend.settings import ConnectionSettings, SettingsError
-from tui.cli import CliError
+from tui.errors import CliError
 
 if TYPE_CHECKING:
     from backend.adapter import Backend
