@@ -20,16 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import pty
 import resource
-import select
-import signal
 import statistics
-import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -42,63 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 def first_frame_s(estate: str, size=(80, 24), timeout: float = 30.0) -> float:
     """Spawn the console on a pty; seconds until its first frame (header tabs) is written."""
-    master, slave = pty.openpty()
-    fcntl_size = struct.pack("HHHH", size[1], size[0], 0, 0)
-    import fcntl
+    from benchmarks.launch import seconds_until_shown
 
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, fcntl_size)
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(size[0]), LINES=str(size[1]))
-    env.setdefault("XDG_STATE_HOME", "/tmp/aztriage-bench/state")
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "--demo", "--demo-estate", estate],
-        cwd=ROOT,
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        start_new_session=True,
-    )
-    os.close(slave)
-    seen = b""
-    elapsed = None
-    try:
-        while time.perf_counter() - started < timeout:
-            ready, _, _ = select.select([master], [], [], 0.05)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            seen += chunk
-            # Textual writes each cell; the tab text shows the first frame is out.
-            if b"Inventory" in seen:
-                elapsed = time.perf_counter() - started
-                break
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        # Drain so the child is not blocked on a full pty.
-        while True:
-            ready, _, _ = select.select([master], [], [], 0)
-            if not ready:
-                break
-            try:
-                if not os.read(master, 65536):
-                    break
-            except OSError:
-                break
-        os.close(master)
+    # Textual writes each cell; the tab text shows the first frame is out.
+    elapsed = seconds_until_shown(["--demo", "--demo-estate", estate], b"Inventory", size=size, timeout=timeout)
     if elapsed is None:
         raise SystemExit(f"the console showed no first frame within {timeout:.0f} s")
     return elapsed
