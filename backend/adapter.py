@@ -14,9 +14,10 @@ operator) when Azure or the network fails. Writes take the long-running
 operation options of a recovery step (``Lro``): a continuation token to
 resume, and callbacks for acceptance and progress.
 
-Room is left for the serial console (interactive, over the VM's serial
-port) and Azure Resource Graph (estate-wide queries): each becomes one more
-protocol here, implemented in backend/azure, and joins ``Backend``.
+The serial console (``SerialConsole``) opens an interactive stream on the
+VM's serial port (``SerialStream``: raw terminal bytes both ways, plus the
+gateway's admin commands). Room is left for Azure Resource Graph
+(estate-wide queries): one more protocol here, implemented in backend/azure.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ __all__ = [
     "NetworkDiagnostics",
     "NsgChanges",
     "Quota",
+    "SerialConsole",
+    "SerialStream",
+    "SerialTarget",
     "RecoveryBackend",
     "ReportBackend",
     "ResourceReads",
@@ -226,6 +230,50 @@ class NsgChanges(Connected, Protocol):
     async def delete_security_rule(self, rule_id: str, **lro: Unpack[Lro]) -> None: ...
 
 
+class SerialTarget(TypedDict):
+    """What the serial console preflight learned about a VM it can open."""
+
+    vm_id: str
+    vm_name: str
+    os_type: str  # Linux / Windows: SAC on Windows, SysRq only on Linux
+
+
+class SerialStream(Protocol):
+    """One open serial console session: raw terminal bytes both ways.
+
+    Azure's gateway has no window-size channel (the CLI sends keystrokes only),
+    so the size of the operator's terminal stays on the operator's side."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def send(self, data: bytes) -> None:
+        """Keystrokes to the guest; raises SerialConsoleClosed when the socket is gone."""
+        ...
+
+    async def receive(self) -> bytes:
+        """The guest's next output (never empty); raises SerialConsoleClosed when the socket closes."""
+        ...
+
+    async def admin(self, command: str, sysrq_key: str | None = None) -> None:
+        """An admin command beside the socket: ``nmi``, ``reset`` or ``sysrq`` (Linux, with a key)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class SerialConsole(Protocol):
+    """Azure Serial Console (Microsoft.SerialConsole): preflight, then connect."""
+
+    async def serial_preflight(self, vm_id: str) -> SerialTarget:
+        """Raises SerialConsoleRefused naming the one failing condition."""
+        ...
+
+    async def serial_connect(self, vm_id: str) -> SerialStream:
+        """Preflight, the connect call and the websocket; raises SerialConsoleRefused or BackendError."""
+        ...
+
+
 class RecoveryBackend(ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, Protocol):
     """What a recovery plan and its steps use."""
 
@@ -243,5 +291,5 @@ class ReportBackend(CheckBackend, HealthHistory, ConnectivityBackend, Protocol):
     """What an incident report reads: the checklist, the health history, a connectivity run."""
 
 
-class Backend(ReportBackend, RecoveryBackend, Protocol):
+class Backend(ReportBackend, RecoveryBackend, SerialConsole, Protocol):
     """Every capability: what the console, the CLI and the benchmarks hold."""

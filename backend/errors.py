@@ -16,3 +16,17 @@ class BackendError(Exception):
 
 class BootDiagnosticsOff(BackendError):
     """The VM has boot diagnostics off: there is nothing to read until they are enabled."""
+
+
+class SerialConsoleRefused(BackendError):
+    """The serial console cannot open on this VM; ``reason`` names the one condition
+    (disabled, not-running, boot-diagnostics-off, forbidden, storage-firewall, no-sac,
+    not-found) and ``str()`` says it in one sentence."""
+
+    def __init__(self, reason: str, message: str, *, status: int | None = None):
+        super().__init__(message, code=f"SerialConsole.{reason}", status=status)
+        self.reason = reason
+
+
+class SerialConsoleClosed(BackendError):
+    """The serial console's websocket closed (dropped by the network, the gateway or the VM)."""

