@@ -25,7 +25,6 @@ token is a credential: the URL that carries it is never logged or shown.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -117,7 +116,7 @@ async def preflight(backend: AzureBackend, vm_id: str) -> SerialTarget:
         raise
     except ResourceNotFoundError:
         service = {}
-    except (HttpResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, HttpResponseError, aiohttp.ClientError, OSError) as exc:
         raise BackendError(f"Reading the serial console service failed: {exc.__class__.__name__}.") from exc
     if (service.get("properties") or {}).get("disabled") is not False:
         raise _refused("disabled", "The serial console is disabled for this subscription (az serial-console enable turns it on).")
@@ -152,7 +151,7 @@ async def _check_storage_firewall(backend: AzureBackend, rid: ResourceId, accoun
     )
     try:
         doc = await raw_get(backend.raw_client(), path, STORAGE_API_VERSION)
-    except (HttpResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, HttpResponseError, aiohttp.ClientError, OSError):
         log.debug("boot diagnostics storage account %s not readable", account, exc_info=True)
         return
     acls = (doc.get("properties") or {}).get("networkAcls") or {}
@@ -175,7 +174,7 @@ async def connect(backend: AzureBackend, vm_id: str) -> AzureSerialStream:
     try:
         response = await backend.raw_client().send_request(request, stream=True)
         await response.read()
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError, HttpResponseError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError, HttpResponseError) as exc:
         raise BackendError(f"Connecting the serial console of {rid.name} failed: {exc.__class__.__name__}.") from exc
     status = response.status_code
     if status == 403:
@@ -197,7 +196,7 @@ async def connect(backend: AzureBackend, vm_id: str) -> AzureSerialStream:
         if exc.status == 403:
             raise _refused("forbidden", f"The serial console gateway refused {rid.name} (403).", 403) from exc
         raise BackendError(f"The serial console gateway refused the connection to {rid.name} (HTTP {exc.status}).", status=exc.status) from exc
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise BackendError(f"The serial console gateway of {rid.name} could not be reached: {exc.__class__.__name__}.") from exc
     return AzureSerialStream(session, ws, connection, token, target)
 
@@ -229,7 +228,7 @@ class AzureSerialStream:
         while True:
             try:
                 msg = await self._ws.receive()
-            except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
                 raise SerialConsoleClosed("The serial console connection dropped.") from exc
             if msg.type == aiohttp.WSMsgType.BINARY:
                 if msg.data:
@@ -259,7 +258,7 @@ class AzureSerialStream:
         try:
             async with self._session.post(self.admin_url(command), json=body, headers=headers) as resp:
                 status = resp.status
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise BackendError(f"Sending {command} to {self.target['vm_name']} failed: {exc.__class__.__name__}.") from exc
         if status == 403:
             raise _refused("forbidden", f"Sending {command} to {self.target['vm_name']} was forbidden (403).", 403)

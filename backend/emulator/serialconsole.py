@@ -46,7 +46,6 @@ Importing this module registers it with every emulator started afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -298,7 +297,7 @@ class Shell:
             return ""
         if mode == "login-password":
             c.mode = "shell" if text else "login-user"
-            return f"Welcome to Ubuntu 22.04.4 LTS\r\n\r\n" if text else "\r\nLogin incorrect\r\n"
+            return "Welcome to Ubuntu 22.04.4 LTS\r\n\r\n" if text else "\r\nLogin incorrect\r\n"
         if mode == "emergency-password":
             if not text:
                 return "Login incorrect\r\n\r\n"
