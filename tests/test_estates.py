@@ -916,8 +916,8 @@ def test_error_file_problems(tmp_path):
 
 
 @pytest.mark.parametrize("spec,expected", [
-    ("foo", "unknown estate 'foo': use demo, scale:N or a JSON file"),
-    ("", "use demo, scale:N or a JSON file"),
+    ("foo", "unknown estate 'foo': use demo, hostile, scale:N or a JSON file"),
+    ("", "use demo, hostile, scale:N or a JSON file"),
     ("scale:abc", "scale:N needs a positive whole number"),
     ("scale:0", "scale:N needs a positive whole number"),
     ("scale:-3", "scale:N needs a positive whole number"),

@@ -27,7 +27,7 @@ def global_options() -> argparse.ArgumentParser:
     g = p.add_argument_group("connection")
     S = argparse.SUPPRESS
     g.add_argument("--demo", action="store_true", default=S, help="run against the embedded demo estate (local emulator)")
-    g.add_argument("--demo-estate", metavar="SPEC", default=S, help="estate for --demo: demo, scale:N or a JSON file")
+    g.add_argument("--demo-estate", metavar="SPEC", default=S, help="estate for --demo: demo, hostile, scale:N or a JSON file")
     g.add_argument("--arm-endpoint", metavar="URL", default=S, help="an ARM-compatible endpoint (https)")
     g.add_argument("--ca-file", metavar="PATH", default=S, help="trust only this CA for --arm-endpoint")
     g.add_argument("--auth", choices=AUTH_MODES, default=S, help="how to sign in (default: DefaultAzureCredential)")

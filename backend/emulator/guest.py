@@ -148,6 +148,7 @@ class Desired:
     vm_name: str
     behaviour: Behaviour
     banner: str = DEFAULT_SSH_BANNER
+    rdp_reply: bytes | None = None  # an estate's hostile peer: sent instead of a Connection Confirm
 
     @property
     def mode(self) -> str:
@@ -188,7 +189,10 @@ def stand_ins(store: Store, vm_doc: dict) -> bool:
     return (store.guest.get(vm_doc["id"].lower()) or {}).get("stand_ins") is not False
 
 
-def _ssh_banner(vm_doc: dict) -> str:
+def _ssh_banner(store: Store, vm_doc: dict) -> str:
+    banner = (store.guest.get(vm_doc["id"].lower()) or {}).get("ssh_banner")
+    if isinstance(banner, str):
+        return banner
     image = (_props(vm_doc).get("storageProfile") or {}).get("imageReference") or {}
     return SSH_BANNERS.get(str(image.get("publisher", "")).lower(), DEFAULT_SSH_BANNER)
 
@@ -308,7 +312,9 @@ def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
         if not stand_ins(store, vm_doc):
             continue
         ports = guest_ports(store, vm_doc)
-        banner = _ssh_banner(vm_doc)
+        banner = _ssh_banner(store, vm_doc)
+        reply = (store.guest.get(vm_doc["id"].lower()) or {}).get("rdp_reply")
+        rdp_reply = reply.encode() if isinstance(reply, str) else None
         cache: dict[tuple[str, int], Behaviour] = {}
         for nic in nic_facts(store, vm_doc):
 
@@ -322,10 +328,10 @@ def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
                 if not _is_loopback(address):
                     continue
                 for port in ports:
-                    out[(address, port)] = Desired(address, port, port, "public-ip", vm_doc["id"], vm_doc.get("name") or "", decide(port), banner)
+                    out[(address, port)] = Desired(address, port, port, "public-ip", vm_doc["id"], vm_doc.get("name") or "", decide(port), banner, rdp_reply)
             for address, fe_port, be_port, _rule in nic.nat:
                 if _is_loopback(address) and fe_port:
-                    out[(address, fe_port)] = Desired(address, fe_port, be_port, "lb-nat", vm_doc["id"], vm_doc.get("name") or "", decide(be_port), banner)
+                    out[(address, fe_port)] = Desired(address, fe_port, be_port, "lb-nat", vm_doc["id"], vm_doc.get("name") or "", decide(be_port), banner, rdp_reply)
     return out
 
 
@@ -547,7 +553,7 @@ class GuestNet:
                 requested = requested_protocols(data)
             except ValueError:
                 return  # not RDP: a real server drops the connection
-            await loop.sock_sendall(conn, connection_confirm(requested))
+            await loop.sock_sendall(conn, want.rdp_reply if want.rdp_reply is not None else connection_confirm(requested))
             await self._until_closed(conn)
         except (OSError, asyncio.TimeoutError):
             pass

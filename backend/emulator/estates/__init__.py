@@ -29,7 +29,7 @@ __all__ = ["EstateError", "load_estate", "validate_estate", "parse_resource_id"]
 def load_estate(spec: str, *, subscriptions: int | None = None, seed: int = 0, now: datetime | None = None) -> dict:
     """Build or read an estate.
 
-    spec: ``"demo"``, ``"scale:N"`` (N VMs) or the path of a JSON estate file
+    spec: ``"demo"``, ``"hostile"`` (the demo with attacker-written text everywhere), ``"scale:N"`` (N VMs) or the path of a JSON estate file
     (``.json`` or ``.json.gz``). ``subscriptions`` (scale only, default 3) and
     ``seed`` (scale only) shape the generated estate; ``now`` (default: the
     current UTC time) anchors every timestamp of the built-in estates, so a
@@ -37,7 +37,7 @@ def load_estate(spec: str, *, subscriptions: int | None = None, seed: int = 0, n
     (after validation), with missing optional top-level keys filled in.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise EstateError("an estate must be named: use demo, scale:N or a JSON file")
+        raise EstateError("an estate must be named: use demo, hostile, scale:N or a JSON file")
     if now is None:
         now = datetime.now(timezone.utc)
     elif not isinstance(now, datetime):
@@ -48,6 +48,10 @@ def load_estate(spec: str, *, subscriptions: int | None = None, seed: int = 0, n
         from . import demo
 
         return demo.build(now)
+    if low == "hostile":
+        from . import hostile
+
+        return hostile.build(now)
     if low == "scale" or low.startswith("scale:"):
         raw = text.split(":", 1)[1].strip() if ":" in text else ""
         if not raw.isdigit() or int(raw) <= 0:
@@ -65,5 +69,5 @@ def load_estate(spec: str, *, subscriptions: int | None = None, seed: int = 0, n
         low.endswith((".json", ".json.gz")) or os.sep in text or "/" in text or os.path.exists(text)
     )
     if not looks_like_file:
-        raise EstateError(f"unknown estate {spec!r}: use demo, scale:N or a JSON file")
+        raise EstateError(f"unknown estate {spec!r}: use demo, hostile, scale:N or a JSON file")
     return read_estate_file(os.path.expanduser(text))

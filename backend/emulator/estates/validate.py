@@ -264,6 +264,9 @@ def validate_estate(data: Any, where: str = "estate") -> None:
             _fail(where, f"{at}.boot is {facts['boot']!r}; use ok, emergency-fstab, fsck or stop-code:<CODE>")
         if "serial_log" in facts and not isinstance(facts["serial_log"], str):
             _fail(where, f"{at}.serial_log must be a string")
+        for key in ("ssh_banner", "rdp_reply"):
+            if key in facts and not isinstance(facts[key], str):
+                _fail(where, f"{at}.{key} must be a string (what the guest's stand-in answers)")
         if "agent" in facts and facts["agent"] not in AGENT_VALUES:
             _fail(where, f"{at}.agent is {facts['agent']!r}; use ready or not-ready")
         if "stand_ins" in facts and not isinstance(facts["stand_ins"], bool):
