@@ -32,7 +32,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -187,7 +187,7 @@ class Rule:
     not_checked: Callable[[Inventory, CheckContext], Iterable[NotChecked]] | None = None
 
 
-def _finding(rule: "Rule | str", vm: Vm, evidence: str, fix: str, severity: str | None = None) -> Finding:
+def _finding(rule: Rule | str, vm: Vm, evidence: str, fix: str, severity: str | None = None) -> Finding:
     r = RULES_BY_ID[rule] if isinstance(rule, str) else rule
     return Finding(
         rule=r.id,
@@ -515,7 +515,7 @@ def check_planned_maintenance(inv: Inventory, ctx: CheckContext) -> Iterable[Fin
             parts.append(f"scheduled window {_when(m.maintenance_window_start)} to {_when(m.maintenance_window_end)}")
         when = "; ".join(parts) or "no window published yet"
         # The verdict's reading of the window, so the checklist and every pane say the same.
-        now = inv.fetched_at or datetime.now(timezone.utc)
+        now = inv.fetched_at or datetime.now(UTC)
         can_start, window = maintenance_window(vm, now)
         if can_start:
             fix = f"Start it yourself at a quiet time: {window} (scenario perform-maintenance, or 'az vm perform-maintenance {_az(vm)}'; the VM restarts); otherwise Azure does it in the scheduled window."

@@ -150,7 +150,7 @@ async def fetch_emulator_guests(settings: Any) -> dict[str, Any] | None:
                 if resp.status != 200:
                     return None
                 return await resp.json()
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
         log.warning("the emulator's guest map could not be read from %s", url, exc_info=True)
         return None
 

@@ -8,7 +8,7 @@ run in, and which VMs wait for planned maintenance.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from backend.models import EventUpdate, Inventory, ServiceEvent, Vm, merge_updates
@@ -20,7 +20,7 @@ EVENT_STATUS_RANK = {"active": 0}
 EVENT_LEVEL_RANK = {"critical": 0, "error": 1, "warning": 2, "informational": 3}
 EVENT_TYPE_RANK = {"serviceissue": 0, "plannedmaintenance": 1, "securityadvisory": 2, "healthadvisory": 3}
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def region_key(region: str | None) -> str:
@@ -38,7 +38,7 @@ def reason_label(reason_type: str | None) -> str:
 def _time(value: datetime | None) -> datetime:
     if value is None:
         return _EPOCH
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ class LastKnownStore:
 
     def record(self, vms: Iterable[Vm], resolved: Mapping[str, Iterable[str]] | None = None, *, now: datetime | None = None) -> dict[str, list[EndpointChange]]:
         """Compare every VM with its record, then store what is seen now. Returns the changes by VM id."""
-        stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+        stamp = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
         doc = self._read()
         scope = doc["scopes"].setdefault(self.scope, {})
         changes: dict[str, list[EndpointChange]] = {}
@@ -146,7 +146,7 @@ class LastKnownStore:
         key = vm_id.lower()
         if key in scope and not overwrite:
             return
-        stamp = (seen_at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+        stamp = (seen_at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
         scope[key] = {"public_ips": sorted(public_ips), "resolved": {}, "seen_at": stamp}
         self._write(doc)
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}  # a dataclass type's field names (None: not one)
 
@@ -64,7 +63,7 @@ class ResourceId:
     name: str
 
     @classmethod
-    def parse(cls, resource_id: str) -> "ResourceId":
+    def parse(cls, resource_id: str) -> ResourceId:
         parts = [p for p in (resource_id or "").split("/") if p]
         lower = [p.lower() for p in parts]
         try:

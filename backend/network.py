@@ -89,7 +89,7 @@ class Source:
         return str(self.address) if self.address is not None else INTERNET
 
     @classmethod
-    def parse(cls, text: str | None, virtual_network_prefixes=DEFAULT_VIRTUAL_NETWORK_PREFIXES) -> "Source":
+    def parse(cls, text: str | None, virtual_network_prefixes=DEFAULT_VIRTUAL_NETWORK_PREFIXES) -> Source:
         """'Internet' (default), 'VirtualNetwork', 'AzureLoadBalancer' or an IP address.
 
         Raises ValueError with one sentence for anything else."""

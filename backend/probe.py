@@ -215,7 +215,7 @@ class ProbeTarget:
     via: str = ""
 
     @classmethod
-    def from_endpoint(cls, endpoint: Any) -> "ProbeTarget":
+    def from_endpoint(cls, endpoint: Any) -> ProbeTarget:
         return cls(
             host=endpoint.host,
             port=endpoint.port,
@@ -280,7 +280,7 @@ class ProbeOptions:
     loopback_only: bool = False  # the demo: never send a packet beyond 127.0.0.0/8
     port_map: Callable[[str, int], int] | None = None  # (address, port) -> port to connect
 
-    def validate(self) -> "ProbeOptions":
+    def validate(self) -> ProbeOptions:
         if not (0 < self.timeout <= 600):
             raise ValueError("--timeout must be between 0 and 600 seconds")
         if not (1 <= self.attempts <= 20):

@@ -64,7 +64,7 @@ class ConnectionSettings:
             return urlparse(self.arm_endpoint).netloc
         return self.cloud
 
-    def validate(self) -> "ConnectionSettings":
+    def validate(self) -> ConnectionSettings:
         if self.cloud not in CLOUDS:
             raise SettingsError(f"unknown cloud {self.cloud!r}: use one of {', '.join(CLOUDS)}")
         if self.auth not in AUTH_MODES:

@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def build_inventory(vms: int, subscriptions: int):
     from backend.azure.join import join_subscription
     from backend.models import Inventory, Subscription
-
     from benchmarks._estate import scale_lists
 
     estate, docs = scale_lists(vms, subscriptions)

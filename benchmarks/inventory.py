@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import ROOT, emulator_process, median, timed_process  # noqa: E402
+from benchmarks._emulator import emulator_process, median, timed_process
 
 
 async def per_vm_inventory(backend: Any) -> int:

@@ -18,20 +18,21 @@ import argparse
 import gc
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import orjson  # noqa: E402
+import orjson
 
-from benchmarks._emulator import median  # noqa: E402
+from benchmarks._emulator import median
+
 
 def wire_lists(vms: int, subscriptions: int) -> dict[str, dict[str, bytes]]:
     """Per subscription, per list: the list's answer as JSON bytes."""
     from benchmarks._estate import scale_lists
 
-    _estate, per_sub = scale_lists(vms, subscriptions, health=True, now=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    _estate, per_sub = scale_lists(vms, subscriptions, health=True, now=datetime(2026, 12, 1, tzinfo=UTC))
     return {sub: {name: orjson.dumps({"value": docs}) for name, docs in lists.items()} for sub, lists in per_sub.items()}
 
 

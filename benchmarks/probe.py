@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.probe import OPEN, REFUSED, TIMEOUT, ProbeOptions, ProbeTarget, probe_many  # noqa: E402
-from benchmarks._emulator import median  # noqa: E402
+from backend.probe import OPEN, REFUSED, TIMEOUT, ProbeOptions, ProbeTarget, probe_many
+from benchmarks._emulator import median
 
 BASE_PORT = 20001
 NET = "127.77"
@@ -95,7 +95,7 @@ async def run_plain_asyncio(targets: list[tuple[str, int]], timeout: float, conc
             try:
                 _reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
                 writer.close()
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 pass
 
     started = time.perf_counter()

@@ -103,7 +103,7 @@ class Chromium:
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
 
-    def start(self, timeout: float = 30.0) -> "Chromium":
+    def start(self, timeout: float = 30.0) -> Chromium:
         binary = chromium_path()
         self.profile.mkdir(parents=True, exist_ok=True)
         log = open(self.profile / "chromium.log", "wb")
@@ -151,7 +151,7 @@ class Chromium:
                 pass
             self.process.wait(5)
 
-    async def new_page(self, session: aiohttp.ClientSession) -> "Page":
+    async def new_page(self, session: aiohttp.ClientSession) -> Page:
         async with session.put(f"http://127.0.0.1:{self.port}/json/new?about:blank") as resp:
             target = await resp.json(content_type=None)
         ws = await session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=64 * 1024 * 1024)

@@ -57,7 +57,7 @@ class Scenario:
         return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def recorded(vm_name: str, scenario: str, params: tuple[tuple[str, object], ...] = ()) -> Scenario:
     """Plan `scenario` for `vm_name` on a fresh demo emulator and run it once end to end
     (telling the manual step it is done), recording the boundaries it passes. Called from

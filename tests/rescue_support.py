@@ -14,7 +14,7 @@ from typing import Any
 from backend.azure.backend import AzureBackend
 from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
-from backend.recovery.runner import RunResult, Runner
+from backend.recovery.runner import Runner, RunResult
 from tests.recovery_support import reset
 from tests.support import demo_settings, emulator_control
 

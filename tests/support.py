@@ -5,9 +5,9 @@ imported."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-FIXED_NOW = datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)
+FIXED_NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
 
 def start_emulator(spec: str = "demo", **kwargs):

@@ -119,7 +119,7 @@ def test_firmware_lines_belong_to_the_boot_they_start():
 
 
 def test_page_blob_padding_and_colour_codes_are_not_shown():
-    raw = ("[\x1b[0;32m  OK  \x1b[0m] Reached target Multi-User System.\r\nhost login: ").encode() + b"\x00" * 300
+    raw = (b"[\x1b[0;32m  OK  \x1b[0m] Reached target Multi-User System.\r\nhost login: ") + b"\x00" * 300
     assert bootdiag.clean_lines(raw) == ["[  OK  ] Reached target Multi-User System.", "host login:"]
     assert bootdiag.tail(raw, 1) == ["host login:"]
 

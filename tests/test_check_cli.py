@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_cli import aztriage, assert_one_clear_line
+from tests.test_cli import assert_one_clear_line, aztriage
 
 
 def test_check_json_has_the_documented_shape():

@@ -4,7 +4,7 @@ an estate that has the problem and stays silent on one that does not."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -192,8 +192,8 @@ def test_delete_option_delete_on_disks():
 
 
 def test_planned_maintenance_pending():
-    start = datetime(2026, 12, 1, 0, 0, tzinfo=timezone.utc)
-    m = Maintenance(self_service_allowed=True, window_start=start, window_end=datetime(2026, 12, 8, tzinfo=timezone.utc))
+    start = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    m = Maintenance(self_service_allowed=True, window_start=start, window_end=datetime(2026, 12, 8, tzinfo=UTC))
     found = fired(inventory(good_vm("vm-mnt", maintenance=m)), "planned-maintenance")
     assert [f.vm for f in found] == ["vm-mnt"] and "2026-12-01 00:00 UTC" in found[0].evidence
     assert "perform-maintenance" in found[0].fix

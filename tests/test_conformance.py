@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import ssl
 import urllib.request
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -231,14 +232,14 @@ def test_emulator_uses_the_examples_keys(emulator, kind):
 
 
 def test_every_arm_time_form_parses_timezone_aware():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     seven = mapping.parse_time("2026-12-07T05:28:00.0000000+00:00")
-    assert seven == datetime(2026, 12, 7, 5, 28, tzinfo=timezone.utc)
-    assert mapping.parse_time("2026-12-07T07:28:00.1234567+02:00") == datetime(2026, 12, 7, 5, 28, 0, 123456, tzinfo=timezone.utc)
+    assert seven == datetime(2026, 12, 7, 5, 28, tzinfo=UTC)
+    assert mapping.parse_time("2026-12-07T07:28:00.1234567+02:00") == datetime(2026, 12, 7, 5, 28, 0, 123456, tzinfo=UTC)
     assert mapping.parse_time("2026-12-07T05:28:00Z") == seven
     assert mapping.parse_time("2026-12-07T05:28:00") == seven  # no offset: UTC
-    assert mapping.parse_time("2026-12-07T05:28:00.5") == datetime(2026, 12, 7, 5, 28, 0, 500000, tzinfo=timezone.utc)
+    assert mapping.parse_time("2026-12-07T05:28:00.5") == datetime(2026, 12, 7, 5, 28, 0, 500000, tzinfo=UTC)
     assert mapping.parse_time("not a time") is None and mapping.parse_time("") is None
     # Every time in the official instance-view example comes back aware and in the same instant.
     found = []
@@ -263,7 +264,7 @@ def test_every_arm_time_form_parses_timezone_aware():
 
 def test_a_perform_maintenance_plan_reads_seven_digit_windows():
     import dataclasses
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from backend.models import Disk, Vm
     from backend.recovery.scenarios.power import TABLE
@@ -280,11 +281,11 @@ def test_a_perform_maintenance_plan_reads_seven_digit_windows():
     assert maintenance.window_start.tzinfo is not None
     vm = Vm("/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/v", "v", "s", "g", "westeurope", "Standard_D2s_v5",
             "Linux", "running", "Succeeded", Disk("os", None, None, False, "Detach"), maintenance=maintenance)
-    before = datetime(2026, 12, 6, 5, 32, tzinfo=timezone.utc)
+    before = datetime(2026, 12, 6, 5, 32, tzinfo=UTC)
     reason = perform_maintenance.unavailable(vm, before)
     assert reason and "opens at 2026-12-07 05:28 UTC (in 23h 56m)" in reason
-    inside = datetime(2026, 12, 8, tzinfo=timezone.utc)
+    inside = datetime(2026, 12, 8, tzinfo=UTC)
     assert "isCustomerInitiatedMaintenanceAllowed is false" in perform_maintenance.unavailable(vm, inside)
     allowed = dataclasses.replace(vm, maintenance=dataclasses.replace(maintenance, self_service_allowed=True))
     assert perform_maintenance.unavailable(allowed, inside) is None
-    assert "closed at 2026-12-14 05:28 UTC" in perform_maintenance.unavailable(allowed, datetime(2026, 12, 15, tzinfo=timezone.utc))
+    assert "closed at 2026-12-14 05:28 UTC" in perform_maintenance.unavailable(allowed, datetime(2026, 12, 15, tzinfo=UTC))

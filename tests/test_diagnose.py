@@ -203,7 +203,7 @@ async def test_network_watcher_checks_from_inside_azure(guest_backend):
     assert [(i.type, dict(i.context).get("RuleName")) for i in blocked.issues] == [("NetworkSecurityRule", "Deny-RDP-Incident-4711")]
     firewall = await network_ops.check_connectivity(guest_backend, vm["dev-sandbox-01"], 22, destination=vm["api-dev-01"])
     assert [i.type for i in firewall.issues] == ["GuestFirewall"]
-    with pytest.raises(BackendError, match="qa-win-01.*not running"):
+    with pytest.raises(BackendError, match=r"qa-win-01.*not running"):
         await network_ops.check_connectivity(guest_backend, vm["qa-win-01"], 3389, destination=vm["sql-prod-01"])
 
 

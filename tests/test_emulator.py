@@ -302,9 +302,8 @@ async def test_auth_required_and_api_version_ignored(emu, http):
     st, _, _ = await http("GET", f"/subscriptions/{SUB}")
     assert st == 200
     # control routes need no auth
-    async with aiohttp.ClientSession() as s:
-        async with s.get(f"{emu.endpoint}/_emulator/stats", ssl=http.ssl) as r:
-            assert r.status == 200
+    async with aiohttp.ClientSession() as s, s.get(f"{emu.endpoint}/_emulator/stats", ssl=http.ssl) as r:
+        assert r.status == 200
 
 
 async def test_resource_crud_and_case_insensitive_ids(emu, http):

@@ -39,10 +39,10 @@ async def test_a_running_vm_is_offered_its_family_and_a_deallocated_one_the_regi
 async def test_locks_are_listed_with_those_inherited_from_the_group(emu, backend):
     vm = vm_id(emu, "dc-shared-01")
     own = await backend.list_locks(vm)
-    assert [(l["name"], l["properties"]["level"]) for l in own] == [("do-not-delete-dc", "CanNotDelete")]
+    assert [(lock["name"], lock["properties"]["level"]) for lock in own] == [("do-not-delete-dc", "CanNotDelete")]
     group = vm.rsplit("/providers/", 1)[0]
     put_lock(emu, group, "freeze", "ReadOnly")
-    names = sorted(l["name"] for l in await backend.list_locks(vm))
+    names = sorted(lock["name"] for lock in await backend.list_locks(vm))
     assert names == ["do-not-delete-dc", "freeze"]
     other = vm_id(emu, "web-prod-01")
     assert await backend.list_locks(other) == []

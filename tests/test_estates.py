@@ -9,13 +9,13 @@ import json
 import re
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from backend.emulator.estates import EstateError, load_estate, parse_resource_id, validate_estate
 
-NOW = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 10, 12, 0, 0, tzinfo=UTC)
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 TEN = ipaddress.ip_network("10.0.0.0/8")
@@ -318,7 +318,7 @@ def test_every_call_returns_fresh_documents():
 
 @pytest.mark.parametrize("spec", ["demo", "scale:200"])
 def test_now_anchors_every_timestamp(spec):
-    later = datetime(2031, 6, 1, 8, 30, tzinfo=timezone.utc)
+    later = datetime(2031, 6, 1, 8, 30, tzinfo=UTC)
     est = load_estate(spec, now=later, subscriptions=2)
     stamps = all_timestamps(est)
     assert len(stamps) > 100
@@ -335,7 +335,7 @@ def test_naive_now_is_taken_as_utc():
 def test_default_now_is_the_current_time():
     est = load_estate("demo")
     stamps = all_timestamps(est)
-    assert max(stamps) > datetime.now(timezone.utc)
+    assert max(stamps) > datetime.now(UTC)
 
 
 # ------------------------------------------------------------ well-formed

@@ -150,7 +150,7 @@ async def test_a_vm_whose_disks_nic_and_ip_say_delete_is_recreated_and_every_ori
     plan, result = await rig.run(VM, "recreate")
     doc = end_state_ok(rig, VM, original, result, before, had)
     assert doc["properties"]["vmId"] != original["properties"]["vmId"]  # a new VM resource, on the same disks
-    nic = [n for n in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkInterfaces")["resources"] if n["name"] == "dev-sandbox-01-nic"][0]
+    nic = next(n for n in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkInterfaces")["resources"] if n["name"] == "dev-sandbox-01-nic")
     pip_ref = nic["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"]
     assert pip_ref["properties"]["deleteOption"] == "Detach"
     pips = {p["name"] for p in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/publicIPAddresses")["resources"]}

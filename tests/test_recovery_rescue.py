@@ -23,7 +23,6 @@ from tests.recovery_support import arm_request, power, vm_doc, writes
 from tests.rescue_support import (  # the fixtures emu, before and rig: tests/rescue_fixtures.py
     assert_ledger_matches,
     assert_store_clean,
-    estate,
     fault,
     guest,
     operation_counts,
@@ -163,7 +162,7 @@ async def test_linux_emergency_mode_from_fstab_is_repaired_end_to_end(rig, befor
     assert f"aztriage recover --resume {first.run_id} --operator-done" in first.summary
     fixes = first.record.steps[plan.keys.index("common-fixes")]
     assert "nofail added" in fixes.outputs["stdout"]
-    assert "lsblk -f /dev/disk/azure/scsi1/lun0" in [e for e in rig.events if e.event == "waiting"][0].message
+    assert "lsblk -f /dev/disk/azure/scsi1/lun0" in next(e for e in rig.events if e.event == "waiting").message
     # The copy is repaired; the VM itself still does not boot until the swap.
     assert guest(rig.emu, plan.vm.id).get("boot") == "emergency-fstab"
     # Resuming without the operator's word keeps waiting and does nothing.
@@ -188,7 +187,7 @@ async def test_the_other_demo_vms_are_repaired_end_to_end(rig, before, vm_name, 
         time.sleep(0.1)
     plan, result = await rig.run(vm_name, "rescue", FIXES)
     end_state_ok(rig, plan, result, before)
-    copy = [d for d in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Compute/disks")["resources"] if d["id"].lower() == ids(plan)["copy"]][0]
+    copy = next(d for d in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Compute/disks")["resources"] if d["id"].lower() == ids(plan)["copy"])
     assert copy["properties"].get("securityProfile") == (plan.vm.security_type and {"securityType": plan.vm.security_type})
     assert copy["properties"]["hyperVGeneration"] == "V2"
     assert f"{protocol} answers" in " ".join(s.message for s in result.record.steps)
@@ -291,7 +290,7 @@ async def test_the_admin_password_of_the_rescue_vm_is_never_returned_or_kept(rig
     plan, facts = await rig.plan(VM, "rescue")
     first = await rig.runner(VM).start(plan, lambda f, p: scenarios.build_plan("rescue", f, p), facts)
     assert first.status == "waiting"
-    rescue = [r for r in rig.journal.resources(first.run_id) if r.kind == "rescue-vm"][0]
+    rescue = next(r for r in rig.journal.resources(first.run_id) if r.kind == "rescue-vm")
     status, doc = arm_request(rig.emu, "GET", rescue.resource_id)
     assert status == 200 and "adminPassword" not in str(doc) and doc["properties"]["osProfile"]["adminUsername"] == "rescueadmin"
     dump = str(emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Compute/virtualMachines"))
@@ -401,9 +400,9 @@ async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates
     end_state_ok(rig, plan, result, before)
     counts = operation_counts(rig.emu)
     vm_id, names = plan.vm.id.lower(), ids(plan)
-    rescue_id = [r.resource_id.lower() for r in rig.journal.resources(result.run_id) if r.kind == "rescue-vm"][0]
-    snapshot = [r.resource_id.lower() for r in rig.journal.resources(result.run_id) if r.kind == "snapshot"][0]
-    group = [r.resource_id.lower() for r in rig.journal.resources(result.run_id) if r.kind == "resource-group"][0]
+    rescue_id = next(r.resource_id.lower() for r in rig.journal.resources(result.run_id) if r.kind == "rescue-vm")
+    snapshot = next(r.resource_id.lower() for r in rig.journal.resources(result.run_id) if r.kind == "snapshot")
+    group = next(r.resource_id.lower() for r in rig.journal.resources(result.run_id) if r.kind == "resource-group")
     assert counts[("create", snapshot)] == 1
     assert counts[("create", names["copy"])] == 1
     assert counts[("create", rescue_id)] == 1

@@ -4,12 +4,13 @@ adapter: the plan, the run, its verification, and the emulator's state after."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import pytest
 
-from backend.adapter import BackendError
 from backend import mapping
+from backend.adapter import BackendError
 from backend.azure.backend import AzureBackend
 from backend.recovery import journal as J
 from backend.recovery import scenarios, service
@@ -128,7 +129,7 @@ async def test_resize_shows_the_difference_and_changes_the_size(rig):
 async def test_resize_refuses_sizes_the_vm_cannot_take(rig):
     with pytest.raises(PlanError, match="cannot take size Standard_E64s_v5"):
         await rig.plan("web-prod-03", "resize", {"size": "Standard_E64s_v5"})
-    with pytest.raises(PlanError, match="needs --size: .*Standard_D4s_v5"):
+    with pytest.raises(PlanError, match=r"needs --size: .*Standard_D4s_v5"):
         await rig.plan("web-prod-03", "resize", {})
     # Premium disks cannot move to a size without premium storage.
     plan, _ = await rig.plan("web-prod-03", "resize", {"size": "Standard_D2_v5"})
@@ -369,7 +370,7 @@ async def test_a_second_run_on_the_same_vm_waits_for_the_unfinished_one(rig):
     # An interrupted run: recorded as running, nobody holds its lock.
     rig.journal.create_run(vm_id=plan.vm.id, vm_name="web-prod-01", scenario="restart", params={}, needs_secrets=[], target="demo", facts=facts.documents, steps=[(s.key, s.title, str(s.kind)) for s in plan.steps], run_id="deadbeef00")
     assert rig.journal.get_run("deadbeef00").status == "interrupted"
-    with pytest.raises(RunRefused, match="deadbeef00.*interrupted.*--resume deadbeef00"):
+    with pytest.raises(RunRefused, match=r"deadbeef00.*interrupted.*--resume deadbeef00"):
         await Runner(rig.backend, rig.journal).start(plan, lambda f, p: scenarios.build_plan("restart", f, p), facts)
     Runner(rig.backend, rig.journal).abandon("deadbeef00")
     assert rig.journal.get_run("deadbeef00").status == "failed"
@@ -432,12 +433,12 @@ async def test_a_manual_step_parks_the_run_waiting_and_resumes_when_the_operator
 async def _run_died_while_sending(rig, *, reached_azure: bool) -> str:
     """A restart run whose process died after journaling the intent to send the
     restart and before journaling ARM's answer (the narrowest crash window)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     plan, facts = await rig.plan("web-prod-01", "restart")
     run_id = rig.journal.create_run(vm_id=plan.vm.id, vm_name="web-prod-01", scenario="restart", params={}, needs_secrets=[], target="demo", facts=facts.documents, steps=[(s.key, s.title, str(s.kind)) for s in plan.steps])
     rig.journal.set_step(run_id, 0, J.VERIFIED, message="ok")
-    rig.journal.set_step(run_id, 1, J.RUNNING, started=True, outputs={"sending": {"restart": datetime.now(timezone.utc).isoformat()}})
+    rig.journal.set_step(run_id, 1, J.RUNNING, started=True, outputs={"sending": {"restart": datetime.now(UTC).isoformat()}})
     if reached_azure:
         await rig.backend.vm_action(plan.vm.id, "restart")
     return run_id

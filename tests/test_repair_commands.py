@@ -136,10 +136,7 @@ def test_a_root_device_that_is_shell_code_is_left_out_and_the_repair_says_why():
 
 BASH = shutil.which("bash") or "/bin/bash"
 
-STUBBED = (
-    "lsblk vgscan vgchange mkdir mount cp grep sed findmnt umount chroot ls fsck xfs_repair df du sort tail "
-    "journalctl find vi sshd cloud-init curl head systemctl ip iptables dmesg update-initramfs"
-).split()
+STUBBED = ["lsblk", "vgscan", "vgchange", "mkdir", "mount", "cp", "grep", "sed", "findmnt", "umount", "chroot", "ls", "fsck", "xfs_repair", "df", "du", "sort", "tail", "journalctl", "find", "vi", "sshd", "cloud-init", "curl", "head", "systemctl", "ip", "iptables", "dmesg", "update-initramfs"]
 
 
 def paste(commands: list[str], workdir: Path) -> tuple[list[list[str]], list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,10 +23,10 @@ from backend.models import (
     ServiceEvent,
 )
 from tests.test_checks import SUB, disk, good_vm, inventory
-from tests.test_cli import aztriage, assert_one_clear_line
+from tests.test_cli import assert_one_clear_line, aztriage
 
 GOLDEN = Path(__file__).parent / "golden"
-NOW = datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
 
 def t(hours: float) -> datetime:

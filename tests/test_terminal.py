@@ -13,7 +13,6 @@ import pytest
 
 from tests.tmux_support import Tmux, colours
 
-
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE = [sys.executable, "-m", "tui.cli", "--demo"]
 # The caller's terminal must not leak into the test's.

@@ -249,9 +249,9 @@ async def test_every_pane_forwards_its_failed_workers(emulator):
         await wait_loaded(pilot)
         for pane in PANES:
             await pilot.press(pane.key)
-            await wait_for(pilot, lambda: type(app.screen).__name__ == pane.screen.rpartition(":")[2], what=pane.id)
+            await wait_for(pilot, lambda: type(app.screen).__name__ == pane.screen.rpartition(":")[2], what=pane.id)  # noqa: B023  (awaited in this iteration)
             app.screen.run_worker(fails(pane.id), group="test-worker", exit_on_error=False)
-            await wait_for(pilot, lambda: any(f"bug in a worker of {pane.id}" in n.message for n in app._notifications), what=f"{pane.id}'s notification")
+            await wait_for(pilot, lambda: any(f"bug in a worker of {pane.id}" in n.message for n in app._notifications), what=f"{pane.id}'s notification")  # noqa: B023  (awaited in this iteration)
         assert app.is_running
 
 

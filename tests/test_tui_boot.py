@@ -185,7 +185,7 @@ async def test_boot_diagnostics_off_offers_to_enable_them_through_recovery(emula
     before = emulator_control(emulator, "GET", "/_emulator/stats")["writes"]
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_loaded(pilot)
-        screen = await open_detail(pilot, "dev-spot-01")
+        await open_detail(pilot, "dev-spot-01")
         text = screen_text(app)
         assert "Boot diagnostics are OFF for dev-spot-01" in text
         assert "e: enable them" in text
@@ -302,7 +302,7 @@ async def test_the_serial_log_is_analysed_off_the_event_loop(emulator, monkeypat
     app = make_app(emulator)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_loaded(pilot)
-        screen = await open_detail(pilot, "api-dev-01")
+        await open_detail(pilot, "api-dev-01")
         assert "did not boot: emergency mode (fstab)" in screen_text(app)
     assert calls, "the log was analysed"
     assert all(not on_loop and ident != threading.main_thread().ident for ident, on_loop in calls)

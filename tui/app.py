@@ -15,7 +15,7 @@ import logging
 import os
 import weakref
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from backend.config import Config, ConfigError, load_config
+from backend.config import Config, ConfigError
 from backend.models import Inventory
 from backend.settings import ConnectionSettings
 from tui.messages import InventoryChanged, LoadStateChanged, ShowVm, VerdictsChanged
@@ -54,7 +54,7 @@ AUTO_PROBE_CONCURRENCY = 32  # connections the background probe holds open at on
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class AztriageApp(App[int]):
@@ -139,7 +139,7 @@ class AztriageApp(App[int]):
             status, tone = self.probe_status, "busy"
         if status is None:
             if self.refreshed_at is not None:
-                status, tone = "↻ " + self.refreshed_at.astimezone(timezone.utc).strftime("%H:%M:%S UTC"), ""
+                status, tone = "↻ " + self.refreshed_at.astimezone(UTC).strftime("%H:%M:%S UTC"), ""
             else:
                 status, tone = "connecting…", "busy"
             if self.load_error:
@@ -562,7 +562,7 @@ class AztriageApp(App[int]):
     def error_lines(self) -> list[str]:
         lines = []
         if self.load_error:
-            when = f" (showing data from {self.refreshed_at.astimezone(timezone.utc):%H:%M:%S UTC})" if self.refreshed_at else ""
+            when = f" (showing data from {self.refreshed_at.astimezone(UTC):%H:%M:%S UTC})" if self.refreshed_at else ""
             lines.append(self.load_error.rstrip(".") + when + "; press r to retry.")
         if self.inventory:
             for e in self.inventory.errors:
@@ -603,7 +603,7 @@ class AztriageApp(App[int]):
         """Write atomically to a private file; the notification shows the path."""
         from backend.files import write_private_atomically
 
-        stamp = self.now().astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = self.now().astimezone(UTC).strftime("%Y%m%d-%H%M%S")
         path = self.export_dir() / f"{what}-{stamp}.{extension}"
         try:
             write_private_atomically(path, text)

@@ -103,36 +103,36 @@ class FastTable(ScrollView, can_focus=True):
     class CursorMoved(Message):
         """The cursor is on another row (or on none)."""
 
-        def __init__(self, table: "FastTable", key: Hashable | None, item: Any) -> None:
+        def __init__(self, table: FastTable, key: Hashable | None, item: Any) -> None:
             super().__init__()
             self.table = table
             self.key = key
             self.item = item
 
         @property
-        def control(self) -> "FastTable":
+        def control(self) -> FastTable:
             return self.table
 
     class Selected(Message):
         """Enter (or a double click) on a row."""
 
-        def __init__(self, table: "FastTable", key: Hashable, item: Any) -> None:
+        def __init__(self, table: FastTable, key: Hashable, item: Any) -> None:
             super().__init__()
             self.table = table
             self.key = key
             self.item = item
 
         @property
-        def control(self) -> "FastTable":
+        def control(self) -> FastTable:
             return self.table
 
     class SortChanged(Message):
-        def __init__(self, table: "FastTable") -> None:
+        def __init__(self, table: FastTable) -> None:
             super().__init__()
             self.table = table
 
         @property
-        def control(self) -> "FastTable":
+        def control(self) -> FastTable:
             return self.table
 
     def __init__(

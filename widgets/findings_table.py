@@ -146,6 +146,4 @@ class FindingsTable(FastTable):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Hides "s Sort" from the footer: this table keeps the checklist's order.
-        if action in ("sort_next", "sort_reverse"):
-            return False
-        return True
+        return action not in ("sort_next", "sort_reverse")

@@ -3,7 +3,7 @@ monochrome, upper case marks a bad state), a tone for colour second."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from backend.models import Vm
 
@@ -81,18 +81,18 @@ def short_size(size: str) -> str:
 def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def when(value: datetime | None) -> str:
     """An absolute UTC time, the same on every operator's screen in an incident bridge."""
     value = utc(value)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
 
 
 def clock(value: datetime | None) -> str:
     value = utc(value)
-    return value.astimezone(timezone.utc).strftime("%H:%M:%S UTC") if value else "-"
+    return value.astimezone(UTC).strftime("%H:%M:%S UTC") if value else "-"
 
 
 def ago(value: datetime | None, now: datetime) -> str:

@@ -120,4 +120,4 @@ class MaintenanceTable(FastTable):
         super().__init__(MAINTENANCE_COLUMNS, sort_column="start", empty_text="No planned maintenance pending.", **kwargs)
 
 
-__all__ = ["StatusTable", "EventTable", "MaintenanceTable", "status_rows", "event_rows", "maintenance_rows", "region_key"]
+__all__ = ["EventTable", "MaintenanceTable", "StatusTable", "event_rows", "maintenance_rows", "region_key", "status_rows"]

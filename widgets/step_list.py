@@ -80,6 +80,4 @@ class StepList(FastTable):
         """No column sort here (see sort_by)."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("sort_next", "sort_reverse"):
-            return False
-        return True
+        return action not in ("sort_next", "sort_reverse")

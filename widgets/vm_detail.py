@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from backend.models import Inventory, NetworkInterface, NetworkSecurityGroup, SecurityRule, Vm, id_name
+from backend.models import Inventory, NetworkSecurityGroup, SecurityRule, Vm, id_name
 from widgets import fmt
 
 TONE_STYLE = {"ok": "green", "warn": "yellow", "bad": "bold red", "muted": "dim", None: ""}

@@ -24,7 +24,7 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -56,7 +56,7 @@ class SasUris:
 
 
 # Per adapter instance: vm id (lower) -> the last URLs.
-_CACHE: "weakref.WeakKeyDictionary[Any, dict[str, SasUris]]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[Any, dict[str, SasUris]] = weakref.WeakKeyDictionary()
 
 
 def _cache(backend: Any) -> dict[str, SasUris]:
@@ -91,7 +91,7 @@ def _expiry(url: str) -> float | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -179,7 +179,7 @@ async def _get_blob(backend: Any, url: str) -> bytes:
                     chunks.append(chunk)
                 return b"".join(chunks)
             text = (await resp.text(errors="replace"))[:4000]
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # An exception's text may quote the URL: never with its SAS.
         reason = _QUERY.sub("", str(exc).strip()) or type(exc).__name__
         raise _BlobError(0, "ConnectionFailed", f"cannot read {redact(url)}: {reason}") from None
@@ -261,7 +261,7 @@ async def fetch(
         # Blob Storage's answer (an error code, a <Message>) is text from outside.
         serial_error=safe_line(str(serial)) if isinstance(serial, _BlobError) else None,
         screenshot_error=safe_line(str(shot)) if isinstance(shot, _BlobError) else None,
-        fetched_at=datetime.now(timezone.utc),
+        fetched_at=datetime.now(UTC),
         sas_fetches=fetches,
     )
 

@@ -27,7 +27,7 @@ class StaticTokenCredential:
     async def close(self) -> None:
         return None
 
-    async def __aenter__(self) -> "StaticTokenCredential":
+    async def __aenter__(self) -> StaticTokenCredential:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -46,7 +46,7 @@ class ThreadedCredential:
     async def close(self) -> None:
         await asyncio.to_thread(self._sync.close)
 
-    async def __aenter__(self) -> "ThreadedCredential":
+    async def __aenter__(self) -> ThreadedCredential:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -6,14 +6,14 @@ one request for one VM, used by incident reports.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from backend.mapping import health_status
 from backend.models import HealthStatus
 from backend.safetext import safe_json
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def health_history(backend: Any, resource_id: str, *, limit: int = 50) -> list[HealthStatus]:

@@ -71,7 +71,7 @@ class Lookups:
     events: list[ServiceEvent]
 
     @classmethod
-    def build(cls, sub_id: str, reduced: Mapping[str, list[Any]]) -> "Lookups":
+    def build(cls, sub_id: str, reduced: Mapping[str, list[Any]]) -> Lookups:
         return cls(
             sub_id=sub_id,
             views=dict(reduced.get("vm_status", ())),

@@ -20,9 +20,9 @@ from typing import Any
 
 from backend import mapping
 from backend.errors import BackendError
-from backend.safetext import safe_json, safe_line, safe_opt
 from backend.models import Maintenance, ResourceId, Vm, id_name
 from backend.network import ConnectivityCheck, ConnectivityHop, ConnectivityIssue, PrivatePath, VpnConnection
+from backend.safetext import safe_json, safe_line, safe_opt
 
 
 def _props(doc: Any) -> Mapping[str, Any]:

@@ -21,7 +21,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -310,7 +310,7 @@ class RecoveryOperations:
             "sizes_error": sizes_error,
             "events": events,
             "impacted": impacted,
-            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
     async def service_issue_documents(self, vm_id: str, location: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:

@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from backend.errors import BackendError
 from backend.checks import ComputeUsage, UsageKey
+from backend.errors import BackendError
 from backend.models import Inventory
 from backend.regions import normalize
 from backend.safetext import safe_line

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 
 def import_sdk() -> None:
-    import backend.azure.backend  # noqa: F401  azure.core, azure.identity, aiohttp
-    import azure.mgmt.compute.aio  # noqa: F401
-    import azure.mgmt.network.aio  # noqa: F401
+    import azure.mgmt.compute.aio
+    import azure.mgmt.network.aio
+    import azure.mgmt.resource.subscriptions.aio
     import azure.mgmt.resourcehealth.aio  # noqa: F401
-    import azure.mgmt.resource.subscriptions.aio  # noqa: F401
+
+    import backend.azure.backend  # noqa: F401  azure.core, azure.identity, aiohttp

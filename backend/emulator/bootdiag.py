@@ -38,7 +38,7 @@ import os
 import re
 import weakref
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlparse
 
@@ -78,7 +78,7 @@ class BootDiagState:
         return {"blob_requests": self.blob_requests, "expired": self.expired, "retrievals": self.retrievals}
 
 
-_STATES: "weakref.WeakKeyDictionary[Store, BootDiagState]" = weakref.WeakKeyDictionary()
+_STATES: weakref.WeakKeyDictionary[Store, BootDiagState] = weakref.WeakKeyDictionary()
 
 
 def _state(store: Store) -> BootDiagState:
@@ -113,7 +113,7 @@ def _enabled(doc: dict) -> bool:
 
 
 def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+    return datetime.fromtimestamp(ts, UTC)
 
 
 def _iso(dt: datetime) -> str:
@@ -377,7 +377,7 @@ def draw_screenshot(os_type: str, boot: str, log_text: str) -> bytes:
 
 
 def _storage_error(status: int, code: str, message: str, detail: str | None = None) -> web.Response:
-    body = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}\nRequestId:{os.urandom(8).hex()}\nTime:{_iso(datetime.now(timezone.utc))}</Message>'
+    body = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}\nRequestId:{os.urandom(8).hex()}\nTime:{_iso(datetime.now(UTC))}</Message>'
     if detail:
         body += f"<AuthenticationErrorDetail>{detail}</AuthenticationErrorDetail>"
     body += "</Error>"
@@ -409,8 +409,8 @@ def install(app: web.Application, store: Store) -> None:
             return _storage_error(403, "AuthenticationFailed", "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.", "Signature did not match.")
         now = _utc(store.now())
         try:
-            ends = datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-            begins = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            ends = datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            begins = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
             return _storage_error(403, "AuthenticationFailed", "Server failed to authenticate the request.", "The signed expiry time is not valid.")
         if now > ends or now < begins:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import copy
 import random
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 from .ids import ArmError, build_id, normalize_id, parse_id
 from .lro import iso
@@ -182,7 +184,7 @@ def _sku_tier(sku: str) -> str:
 
 
 def new_disk_doc(
-    store: "Store",
+    store: Store,
     disk_id: str,
     *,
     location: str,
@@ -239,13 +241,13 @@ def new_disk_doc(
     return doc
 
 
-def attach_disk(store: "Store", disk_id: str, vm_id: str) -> None:
+def attach_disk(store: Store, disk_id: str, vm_id: str) -> None:
     disk = store.own(disk_id)
     disk["managedBy"] = store.get(vm_id)["id"] if store.get(vm_id) else vm_id
     disk.setdefault("properties", {})["diskState"] = "Attached"
 
 
-def detach_disk(store: "Store", disk_id: str) -> None:
+def detach_disk(store: Store, disk_id: str) -> None:
     if store.get(disk_id) is None:
         return
     disk = store.own(disk_id)
@@ -260,7 +262,7 @@ def _managed_id(ref: dict) -> str | None:
     return None
 
 
-def prepare_vm_write(store: "Store", vm_id: str, new_doc: dict, old_doc: dict | None) -> None:
+def prepare_vm_write(store: Store, vm_id: str, new_doc: dict, old_doc: dict | None) -> None:
     """Validate a VM create/update and apply its side effects on disks and NICs.
 
     - data disks marked ``toBeDetached`` are removed from the model;
@@ -401,13 +403,13 @@ def _delete_option(ref: dict) -> str:
     return str(opt)
 
 
-def delete_vm_now(store: "Store", vm_id: str) -> None:
+def delete_vm_now(store: Store, vm_id: str) -> None:
     """Delete a VM the way Azure does: honour deleteOption on its disks, NICs and public IPs."""
     doc = store.get(vm_id)
     if doc is None:
         return
     why = f"deleteOption=Delete on VM {doc['id']}"
-    for role, ref in disk_refs(doc):
+    for _role, ref in disk_refs(doc):
         d_id = _managed_id(ref)
         if not d_id or store.get(d_id) is None:
             continue
@@ -443,7 +445,7 @@ def _conflict(action: str, name: str, why: str) -> ArmError:
     return ArmError(409, "OperationNotAllowed", f"Operation '{action}' is not allowed on VM '{name}' {why}")
 
 
-def check_not_deleting(store: "Store", vm_id: str, action: str) -> None:
+def check_not_deleting(store: Store, vm_id: str, action: str) -> None:
     doc = store.get(vm_id)
     if (doc.get("properties") or {}).get("provisioningState") == "Deleting":
         raise _conflict(
@@ -454,7 +456,7 @@ def check_not_deleting(store: "Store", vm_id: str, action: str) -> None:
 
 
 def _transition(
-    store: "Store",
+    store: Store,
     vm_id: str,
     make_op: MakeOp,
     kind: str,
@@ -463,13 +465,13 @@ def _transition(
     during_health: str | None,
     final_power: str | None,
     final_health: str | None,
-    on_success_extra: Callable[["Operation"], None] | None = None,
-) -> "Operation":
+    on_success_extra: Callable[[Operation], None] | None = None,
+) -> Operation:
     group = f"power:{vm_id.lower()}"
     store.preempt(group)
     settled = store.settled(vm_id)
 
-    def success(op: "Operation") -> None:
+    def success(op: Operation) -> None:
         if store.get(vm_id) is None:
             return
         if final_power:
@@ -481,7 +483,7 @@ def _transition(
         if final_health:
             store.set_vm_health(vm_id, final_health)
 
-    def failure(op: "Operation") -> None:
+    def failure(op: Operation) -> None:
         if store.get(vm_id) is None:
             return
         if during_power:
@@ -507,7 +509,7 @@ def epoch(text: Any) -> float | None:
     """Seconds since the epoch of an ARM time ('...Z', '+00:00', up to seven fraction digits), or None."""
     if not isinstance(text, str) or not text.strip():
         return None
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
     if "." in value:
@@ -519,7 +521,7 @@ def epoch(text: Any) -> float | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 
@@ -533,7 +535,7 @@ def maintenance_allowed(status: dict, now: float) -> bool:
     return start <= now <= end
 
 
-def refresh_agent(store: "Store", vm_id: str) -> None:
+def refresh_agent(store: Store, vm_id: str) -> None:
     iv = store.instance_view(vm_id)
     power = power_of(iv)
     if power in ("deallocated", "deallocating"):
@@ -543,7 +545,7 @@ def refresh_agent(store: "Store", vm_id: str) -> None:
     store.touch(vm_id.lower())
 
 
-def vm_action(store: "Store", vm_id: str, action: str, body: Any, make_op: MakeOp) -> "Operation":
+def vm_action(store: Store, vm_id: str, action: str, body: Any, make_op: MakeOp) -> Operation:
     """Start a VM action. ``make_op(kind, *, group, on_success, on_failure, result=None)`` registers the LRO."""
     a = action.lower()
     doc = store.get(vm_id)
@@ -570,7 +572,7 @@ def vm_action(store: "Store", vm_id: str, action: str, body: Any, make_op: MakeO
         return _transition(store, vm_id, make_op, "deallocate", during_power="deallocating",
                            during_health="deallocating", final_power="deallocated", final_health="deallocated")
     if a == "redeploy":
-        def new_host(op: "Operation") -> None:
+        def new_host(op: Operation) -> None:
             g = store.own_guest(vm_id)
             g["host"] = uuid.uuid4().hex
             g["redeploys"] = int(g.get("redeploys", 0)) + 1
@@ -590,7 +592,7 @@ def vm_action(store: "Store", vm_id: str, action: str, body: Any, make_op: MakeO
         if not mrs.get("isCustomerInitiatedMaintenanceAllowed"):
             raise _conflict("performMaintenance", name, "since the Subscription of this VM is not eligible.")
 
-        def clear(op: "Operation") -> None:
+        def clear(op: Operation) -> None:
             store.instance_view(vm_id).pop("maintenanceRedeployStatus", None)
             g = store.own_guest(vm_id)
             g["host"] = uuid.uuid4().hex
@@ -604,7 +606,7 @@ def vm_action(store: "Store", vm_id: str, action: str, body: Any, make_op: MakeO
     raise ArmError(404, "InvalidResourceType", f"The resource type 'virtualMachines/{action}' could not be found in the namespace 'Microsoft.Compute'.")
 
 
-def run_command(store: "Store", vm_id: str, body: Any, make_op: MakeOp) -> "Operation":
+def run_command(store: Store, vm_id: str, body: Any, make_op: MakeOp) -> Operation:
     doc = store.get(vm_id)
     name = doc.get("name")
     if not isinstance(body, dict) or not body.get("commandId"):
@@ -621,7 +623,7 @@ def run_command(store: "Store", vm_id: str, body: Any, make_op: MakeOp) -> "Oper
     command_id = body["commandId"]
     guest = store.guest_facts(vm_id)
 
-    def success(op: "Operation") -> None:
+    def success(op: Operation) -> None:
         if store.get(vm_id) is None:
             raise ArmError(404, "NotFound", f"The virtual machine '{name}' was deleted while the command ran.")
         if not agent_ready(store.guest_facts(vm_id)):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, field
+
 from .ids import ArmError
 
 _ids = itertools.count(1)
@@ -44,7 +45,7 @@ class Fault:
     hits: int = 0
 
     @classmethod
-    def from_spec(cls, spec: dict) -> "Fault":
+    def from_spec(cls, spec: dict) -> Fault:
         if not isinstance(spec, dict):
             raise ValueError("a fault is a JSON object")
         known = {f for f in cls.__dataclass_fields__ if f not in ("id", "hits")}

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import ipaddress
 import json
 import logging
@@ -298,6 +299,15 @@ def behaviour(store: Store, vm_doc: dict, nic: NicFacts | None, port: int, sourc
     return Behaviour(mode, f"{mode} answers on port {port}")
 
 
+def _cached_behaviour(cache: dict[tuple[str, int], Behaviour], store: Store, vm_doc: dict, nic: NicFacts,
+                      source: nsg.Party, ports: dict[int, str], port: int) -> Behaviour:
+    """`behaviour` once per (NIC, port): a VM's public IPs and its NAT rules reach the same guest port."""
+    key = (nic.nic_id, port)
+    if key not in cache:
+        cache[key] = behaviour(store, vm_doc, nic, port, source, ports=ports)
+    return cache[key]
+
+
 # Where the demo's operator connects from, as the VMs' NSGs see it: one public address
 # (from 192.88.99.0/24, the retired 6to4 relay block, so it is nobody's real client).
 # It is in the Internet service tag like any client; an NSG rule for exactly this address
@@ -317,13 +327,7 @@ def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
         rdp_reply = reply.encode() if isinstance(reply, str) else None
         cache: dict[tuple[str, int], Behaviour] = {}
         for nic in nic_facts(store, vm_doc):
-
-            def decide(port: int) -> Behaviour:
-                key = (nic.nic_id, port)
-                if key not in cache:
-                    cache[key] = behaviour(store, vm_doc, nic, port, internet, ports=ports)
-                return cache[key]
-
+            decide = functools.partial(_cached_behaviour, cache, store, vm_doc, nic, internet, ports)
             for address, _name in nic.public_ips:
                 if not _is_loopback(address):
                     continue
@@ -534,7 +538,7 @@ class GuestNet:
         try:
             await loop.sock_sendall(conn, (want.banner + "\r\n").encode())
             await self._until_closed(conn)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
         finally:
             conn.close()
@@ -555,7 +559,7 @@ class GuestNet:
                 return  # not RDP: a real server drops the connection
             await loop.sock_sendall(conn, want.rdp_reply if want.rdp_reply is not None else connection_confirm(requested))
             await self._until_closed(conn)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
         finally:
             conn.close()
@@ -615,7 +619,7 @@ def _vm_from_address(store: Store, address: str) -> tuple[dict, NicFacts | None,
         for nic in nic_facts(store, vm_doc):
             if address in (nic.private_ip, *(a for a, _ in nic.public_ips)):
                 return vm_doc, nic, None
-            for fe, fe_port, be_port, _rule in nic.nat:
+            for fe, _fe_port, be_port, _rule in nic.nat:
                 if fe == address:
                     return vm_doc, nic, be_port
     return None

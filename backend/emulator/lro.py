@@ -9,9 +9,10 @@ tick), never because somebody polled it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 # Nominal Azure durations, in seconds.
 DURATIONS: dict[str, float] = {
@@ -47,7 +48,7 @@ def iso(ts: float | None) -> str | None:
     """Epoch seconds -> ARM-style ISO 8601 UTC timestamp."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_operation_id() -> str:
@@ -73,8 +74,8 @@ class Operation:
     forced: str | None = None  # "Failed" / "Canceled" from a fault
     forced_error: dict | None = None
     group: str | None = None  # operations in the same group preempt each other
-    on_success: Callable[["Operation"], None] | None = field(default=None, repr=False)
-    on_failure: Callable[["Operation"], None] | None = field(default=None, repr=False)
+    on_success: Callable[[Operation], None] | None = field(default=None, repr=False)
+    on_failure: Callable[[Operation], None] | None = field(default=None, repr=False)
 
     @property
     def done(self) -> bool:

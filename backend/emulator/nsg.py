@@ -41,8 +41,8 @@ a source port rule matches only when its ranges cover all of 1024-65535.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 # The address of Azure's platform (health probes, DHCP, DNS): the AzureLoadBalancer tag.
 PLATFORM_ADDRESS = "168.63.129.16"

@@ -65,7 +65,7 @@ class RescueState:
     repairs: int = 0
 
 
-_STATES: "weakref.WeakKeyDictionary[Store, RescueState]" = weakref.WeakKeyDictionary()
+_STATES: weakref.WeakKeyDictionary[Store, RescueState] = weakref.WeakKeyDictionary()
 
 
 def _state(store: Store) -> RescueState:

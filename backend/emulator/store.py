@@ -26,7 +26,8 @@ import json
 import logging
 import time
 from collections import deque
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from . import compute, health
 from .ids import ArmError, build_id, normalize_id, parse_id
@@ -71,7 +72,7 @@ class Store:
         self.acceleration = float(acceleration) if acceleration and acceleration > 0 else 1.0
         self.clock_offset = 0.0
         # callables (store, op) run after any operation reaches a terminal state
-        self.operation_listeners: list[Callable[["Store", Operation], None]] = []
+        self.operation_listeners: list[Callable[[Store, Operation], None]] = []
         self.load()
 
     # ------------------------------------------------------------------ clock
@@ -208,7 +209,7 @@ class Store:
             self.events.setdefault(sub_l, []).append(ev)
 
         # every VM gets a Resource Health status matching its power state
-        for (sub_l, type_l), ids in self._by_type.items():
+        for (_sub_l, type_l), ids in self._by_type.items():
             if type_l != VM_TYPE:
                 continue
             for vm_l in ids:
@@ -338,7 +339,7 @@ class Store:
             return list(self.resources.values())
         t = rtype.lower()
         out: list[dict] = []
-        for (sub_l, type_l), ids in self._by_type.items():
+        for (_sub_l, type_l), ids in self._by_type.items():
             if type_l == t:
                 out.extend(self.resources[i] for i in ids)
         return out
@@ -548,7 +549,7 @@ class Store:
 
     def prewarm(self) -> None:
         """Serialize every document now, so the first inventory does not pay for it."""
-        for rid_l, (sub_l, rg_l, type_l) in self._meta.items():
+        for rid_l, (_sub_l, _rg_l, type_l) in self._meta.items():
             self.item_json(rid_l)
             if type_l == VM_TYPE:
                 self.status_only_json(rid_l)

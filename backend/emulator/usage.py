@@ -105,7 +105,7 @@ def usage_rows(store: Store, sub: str, location: str) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-async def _usages(request: "web.Request") -> "web.StreamResponse":
+async def _usages(request: web.Request) -> web.StreamResponse:
     from aiohttp import web
 
     store: Store = request.app["store"]
@@ -118,7 +118,7 @@ async def _usages(request: "web.Request") -> "web.StreamResponse":
     return web.Response(text=json.dumps(body), content_type="application/json")
 
 
-def usage_routes(app: "web.Application", store: "Store") -> None:
+def usage_routes(app: web.Application, store: Store) -> None:
     """The route extension (registered by server.py with Emulator.add_routes)."""
     app.router.add_get(PATH, _usages)
     # ARM paths are case-insensitive; clients in the wild send either form.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from backend.adapter import Lro, RecoveryBackend
@@ -32,9 +32,9 @@ class StepContext:
     journal: Journal
     run_id: str
     index: int
-    step: "Step"
-    plan: "Plan"
-    facts: "VmFacts"
+    step: Step
+    plan: Plan
+    facts: VmFacts
     secrets: dict[str, str]
     outputs: dict[str, Any]
     emit: Emit
@@ -92,7 +92,7 @@ class StepContext:
         if token is None:
             sending = dict(self.outputs.get("sending") or {})
             # To the microsecond: compared with the time ARM gives the end of the VM's last operation.
-            sending[name] = datetime.now(timezone.utc).isoformat()
+            sending[name] = datetime.now(UTC).isoformat()
             await self.save(sending=sending)
         else:
             await self.log(f"resuming the {name} operation sent before the interruption")

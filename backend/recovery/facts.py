@@ -111,7 +111,7 @@ class VmFacts:
     sizes: tuple[VmSize, ...] | None  # None: not fetched or could not be read
 
     @classmethod
-    def from_documents(cls, docs: dict[str, Any]) -> "VmFacts":
+    def from_documents(cls, docs: dict[str, Any]) -> VmFacts:
         # The models are read from a safe copy (text from outside made safe, see
         # backend/safetext); the documents stay as ARM sent them: they are what a
         # recreate sends back.

@@ -29,7 +29,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,7 @@ class SecretLeak(JournalError):
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def new_run_id() -> str:
@@ -323,7 +323,7 @@ class Journal:
                 os.chmod(extra, 0o600)
 
     @classmethod
-    def open_existing(cls, path: Path | str | None = None) -> "Journal | None":
+    def open_existing(cls, path: Path | str | None = None) -> Journal | None:
         """The journal when its file exists, else None: nothing is created (a refusal,
         or a listing before the first run, writes nothing)."""
         target = Path(path) if path else default_path(create=False)
@@ -334,7 +334,7 @@ class Journal:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -137,7 +137,7 @@ class Step:
 class Plan:
     scenario: str
     title: str
-    vm: "Vm"
+    vm: Vm
     steps: list[Step]
     summary: str
     warnings: tuple[str, ...] = ()
@@ -190,5 +190,5 @@ NO_SLA_WARNING = "This VM is not in an availability set, zone or scale set: noth
 DYNAMIC_IP_WARNING = "Releases the VM's dynamic public IP address {ip}: it will likely get a different one (update DNS and saved RDP/SSH files)."
 
 
-def temp_disk_warning(vm: "Vm") -> str:
+def temp_disk_warning(vm: Vm) -> str:
     return TEMP_DISK_WARNING.get(vm.os_type, TEMP_DISK_WARNING["Linux"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from backend import mapping
@@ -55,7 +55,7 @@ def parse_time(value: str | None) -> datetime | None:
         return None
     parsed = mapping.parse_time(value)
     if parsed is not None and parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
@@ -131,7 +131,7 @@ def preflight_step(facts: VmFacts, *, needs_agent: bool = False, needs_running: 
             raise StepFailed(f"another operation is in progress on {vm.name} (provisioning state {state}): wait for it to finish, then resume")
         try:
             locks = await ctx.backend.list_locks(vm.id)
-        except Exception as exc:  # noqa: BLE001 - a failure to read locks is reported, the change would fail anyway
+        except Exception as exc:
             await ctx.log(f"the management locks could not be read: {exc}")
             locks = []
         read_only = [lock for lock in locks if ((lock.get("properties") or {}).get("level") or "").lower() == "readonly"]
@@ -331,7 +331,6 @@ async def verdict_now(ctx: StepContext) -> Any:
     """The VM's verdict (backend.verdict) from a fresh read of its subscription and a probe of
     its RDP/SSH port: the same diagnosis the Connectivity pane makes. None when it cannot be made."""
     import logging
-    from datetime import timezone
 
     from backend import connectivity
     from backend.verdict import VerdictBook
@@ -342,10 +341,10 @@ async def verdict_now(ctx: StepContext) -> Any:
         if vm is None:
             return None
         report = await connectivity.run(ctx.backend, inventory, [vm], connectivity.Request(timeout=2.0, attempts=1))
-    except Exception:  # noqa: BLE001 - the step already failed; the reason is a best-effort extra
+    except Exception:
         logging.getLogger("aztriage.recovery").warning("the final diagnosis of %s failed", ctx.vm.name, exc_info=True)
         return None
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     book = VerdictBook()
     book.record_report(report, [vm], now)
     return book.verdict(vm, inventory, now)
@@ -389,7 +388,7 @@ def reach_step(facts: VmFacts) -> Step | None:
         key=f"reach-{protocol}",
         title=f"Check that {name} answers",
         why=f"Azure saying the VM runs is not the same as {name} answering: this is what the people waiting on the VM will try first.",
-        changes="nothing (connects to port {port} on the VM's public IP and checks the {name} handshake)".format(port=port, name=name),
+        changes=f"nothing (connects to port {port} on the VM's public IP and checks the {name} handshake)",
         kind=Kind.CHECK,
         verify=verify,
     )

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _one_run(args: argparse.Namespace, journal, fmt: str) -> int | None:
     """--release, --abandon or one run's details; None for the listing."""
-    from backend.recovery.runner import RunRefused, Runner
+    from backend.recovery.runner import Runner, RunRefused
 
     if args.release:
         return _release(args, journal, fmt)

@@ -30,7 +30,7 @@ class BaseScreen(Screen):
     _behind = False  # a newer inventory arrived while the screen was not shown
 
     @property
-    def aztriage(self) -> "AztriageApp":
+    def aztriage(self) -> AztriageApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

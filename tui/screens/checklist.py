@@ -33,7 +33,6 @@ from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.fast_table import MANY_ROWS, FastTable
 from widgets.findings_table import BY_RULE, BY_VM, FindingsTable, Group, rows_for, severity_text
 
-
 log = logging.getLogger("aztriage.console")
 
 

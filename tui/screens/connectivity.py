@@ -33,7 +33,6 @@ from widgets.connectivity_table import ConnectivityTable, PortState, port_row, r
 from widgets.fast_table import FastTable
 
 
-
 class ProbeFilter(Input):
     """The filter box of the Connectivity pane."""
 

@@ -16,8 +16,8 @@ step, so quitting in the middle leaves a run that `u` (or `aztriage recover
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -681,10 +681,10 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             if self.running:
                 return False
             if self.stage == RUN:
-                return True if self.waiting_run else False
+                return bool(self.waiting_run)
             if self.stage == RUNS:
                 record = self.query_one(RunTable).cursor_item
-                return True if record is not None and record.status == J.RUN_WAITING else False
+                return bool(record is not None and record.status == J.RUN_WAITING)
             return False
         if action == "back":
             return self.stage != VMS or bool(self.query_one(VmTable).filter_text)

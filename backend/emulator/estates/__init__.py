@@ -19,11 +19,11 @@ caller may mutate.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .validate import EstateError, parse_resource_id, read_estate_file, validate_estate
 
-__all__ = ["EstateError", "load_estate", "validate_estate", "parse_resource_id"]
+__all__ = ["EstateError", "load_estate", "parse_resource_id", "validate_estate"]
 
 
 def load_estate(spec: str, *, subscriptions: int | None = None, seed: int = 0, now: datetime | None = None) -> dict:
@@ -39,7 +39,7 @@ def load_estate(spec: str, *, subscriptions: int | None = None, seed: int = 0, n
     if not isinstance(spec, str) or not spec.strip():
         raise EstateError("an estate must be named: use demo, hostile, scale:N or a JSON file")
     if now is None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
     elif not isinstance(now, datetime):
         raise EstateError(f"now must be a datetime, not {type(now).__name__}")
     text = spec.strip()

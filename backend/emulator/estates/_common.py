@@ -13,8 +13,9 @@ Nothing here is shared between two documents: the emulator may mutate them.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from . import serial
 
@@ -26,8 +27,8 @@ class Clock:
 
     def __init__(self, now: datetime):
         if now.tzinfo is None:
-            now = now.replace(tzinfo=timezone.utc)
-        self.now = now.astimezone(timezone.utc).replace(microsecond=0)
+            now = now.replace(tzinfo=UTC)
+        self.now = now.astimezone(UTC).replace(microsecond=0)
         self._z: dict[int, str] = {}
         self._o: dict[int, str] = {}
 
@@ -705,7 +706,7 @@ class EstateBuilder:
         img = IMAGES[image]
         os_type = img["os"]
         vid = rid(sub, rg, "Microsoft.Compute/virtualMachines", name)
-        vcpus, _mem, temp_gb, accel_ok = SIZES[size]
+        vcpus, _mem, _temp_gb, accel_ok = SIZES[size]
         tags = dict(tags or {})
         clock = self.clock
         deallocated = power == "deallocated"

@@ -14,7 +14,16 @@ import base64
 from datetime import datetime
 
 from ._common import (
-    DAY, HOUR, MINUTE, SERVICE_HEALING, EstateBuilder, available, degraded, event_props, rid, unavailable,
+    DAY,
+    HOUR,
+    MINUTE,
+    SERVICE_HEALING,
+    EstateBuilder,
+    available,
+    degraded,
+    event_props,
+    rid,
+    unavailable,
     user_stopped,
 )
 

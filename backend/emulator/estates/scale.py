@@ -19,8 +19,18 @@ from datetime import datetime
 from backend.gcpause import gc_paused
 
 from ._common import (
-    DAY, HOUR, MINUTE, REGIONS, SERVICE_HEALING, EstateBuilder, available, degraded, event_props, unavailable,
-    unknown, user_stopped,
+    DAY,
+    HOUR,
+    MINUTE,
+    REGIONS,
+    SERVICE_HEALING,
+    EstateBuilder,
+    available,
+    degraded,
+    event_props,
+    unavailable,
+    unknown,
+    user_stopped,
 )
 
 _NS = uuid.UUID("0e8f4f2c-6a8d-4bd2-b1b5-9a2d5f0e7c11")
@@ -141,7 +151,6 @@ def _build(n: int, subscriptions: int, seed: int, now: datetime) -> dict:
                                        update_domains=5, tags=tags)
             crowded = rand() < 0.2
         lb = None
-        nat_port = 50000
         if count >= 2 and rand() < 0.12:
             lb_pip = b.public_ip(sub, rg, f"pip-lb-{wl}-{g:04d}", region, _public_ip(pip_counter),
                                  zones=["1", "2", "3"] if zonal_region else None, label=f"lb-{wl}-{env}-{g:04d}",

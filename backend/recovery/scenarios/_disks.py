@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from backend.errors import BackendError
@@ -33,8 +33,8 @@ UNMANAGED_REASON = (
 
 def stamp(facts: VmFacts) -> str:
     """UTC yyyymmddHHMMSS of the moment the facts were read: the same on every resume, no fractions."""
-    when = parse_time(facts.documents.get("fetched_at")) or datetime.now(timezone.utc)
-    return when.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S")
+    when = parse_time(facts.documents.get("fetched_at")) or datetime.now(UTC)
+    return when.astimezone(UTC).strftime("%Y%m%d%H%M%S")
 
 
 def arm_name(base: str, suffix: str, limit: int = MAX_NAME) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from backend.models import Vm
@@ -153,11 +153,11 @@ class PowerScenario:
     reach: str = "always"  # check RDP/SSH answers afterwards: "always", "if running" (before the action) or "never"
 
     def unavailable(self, vm: Vm, now: datetime | None = None) -> str | None:
-        return self.unavailable_when(vm, now or datetime.now(timezone.utc))
+        return self.unavailable_when(vm, now or datetime.now(UTC))
 
     def build(self, facts: VmFacts, params: dict[str, Any]) -> Plan:
         vm = facts.vm
-        now = parse_time(facts.documents.get("fetched_at")) or datetime.now(timezone.utc)
+        now = parse_time(facts.documents.get("fetched_at")) or datetime.now(UTC)
         reason = self.unavailable(vm, now)
         m = vm.maintenance
         words = {"name": vm.name, "power": vm.power_state, "window_start": _when(m.window_start), "window_end": _when(m.window_end)}

@@ -41,7 +41,20 @@ from backend.errors import BackendError
 from backend.models import Disk, ResourceId, Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, VmSize, power_state, provisioning, vm_from_documents
-from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified, wait_for_operator
+from backend.recovery.plan import (
+    Check,
+    Kind,
+    Plan,
+    PlanError,
+    Step,
+    Verification,
+    already_done,
+    blocked,
+    not_verified,
+    ready,
+    verified,
+    wait_for_operator,
+)
 from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
 from backend.recovery.scenarios._disks import (
     FOR_TAG,
@@ -60,14 +73,14 @@ from backend.recovery.scenarios._disks import (
     security_type,
     short,
     stamp,
+    start_if_stopped,
     tag_of,
     tracked_create,
-    wait_for_vm,
-    start_if_stopped,
     vm_settled,
+    wait_for_vm,
 )
 from backend.recovery.scenarios.snapshot_disks import snapshot_name, snapshot_step
-from backend.recovery.steps import power_step, reach_step, reach_timeout, preflight_step
+from backend.recovery.steps import power_step, preflight_step, reach_step, reach_timeout
 from backend.shellcmd import AND, OR, comment, literal, ps_quote, sh
 
 ADMIN = "rescueadmin"

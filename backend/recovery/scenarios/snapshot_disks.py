@@ -8,15 +8,32 @@ again when the run resumes, and only when the run's ledger lists it."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from backend.models import Disk, ResourceId, Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
-from backend.recovery.plan import Check, Kind, Plan, Step, Verification, already_done, blocked, not_verified, ready, verified
+from backend.recovery.plan import (
+    Check,
+    Kind,
+    Plan,
+    Step,
+    Verification,
+    already_done,
+    blocked,
+    not_verified,
+    ready,
+    verified,
+)
 from backend.recovery.scenarios._common import plan
-from backend.recovery.scenarios._disks import LEFT_FAILED, made_by_this_run, provisioning_state, tracked_create, wait_gone
+from backend.recovery.scenarios._disks import (
+    LEFT_FAILED,
+    made_by_this_run,
+    provisioning_state,
+    tracked_create,
+    wait_gone,
+)
 from backend.recovery.steps import parse_time, preflight_step
 
 MAX_NAME = 80
@@ -155,8 +172,8 @@ def snapshot_step(facts: VmFacts, disk: Disk, stamp: str, role: str) -> Step:
 
 def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     vm = facts.vm
-    when = parse_time(facts.documents.get("fetched_at")) or datetime.now(timezone.utc)
-    stamp = when.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S")
+    when = parse_time(facts.documents.get("fetched_at")) or datetime.now(UTC)
+    stamp = when.astimezone(UTC).strftime("%Y%m%d%H%M%S")
     disks, skipped = _eligible(vm)
     warnings = list(skipped)
     if vm.power_state == "running":
