@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test install system-deps bench clean
+.PHONY: demo test lint install system-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,7 +20,14 @@ system-deps:
 demo: install
 	$(VENV)/bin/aztriage --demo
 
-test: system-deps install
+# The static checks (configured in pyproject.toml): ruff's rules, the import-linter contracts
+# that keep the layers of README.md's "Architecture", and mypy. `make test` runs them first.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+test: system-deps install lint
 	$(PY) -m pytest -n auto --dist loadgroup
 
 bench: install

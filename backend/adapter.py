@@ -274,8 +274,8 @@ class SerialConsole(Protocol):
         ...
 
 
-class RecoveryBackend(ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, Protocol):
-    """What a recovery plan and its steps use."""
+class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, Protocol):
+    """What a recovery plan and its steps use (the final check reads the inventory again)."""
 
 
 class CheckBackend(InventorySource, Quota, Protocol):

@@ -89,7 +89,7 @@ def clean_lines(text: str | bytes | None) -> list[str]:
     worker thread, and no single call may hold the GIL for long."""
     if text is None:
         return []
-    escapes = text.count(b"\x1b" if isinstance(text, bytes) else "\x1b")
+    escapes = text.count(b"\x1b") if isinstance(text, bytes) else text.count("\x1b")
     parse_escapes = 0 < escapes <= _MAX_ESCAPES
     if isinstance(text, bytes):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -379,7 +379,7 @@ class Facts(dict[str, str]):
         super().__init__(raw)
         self.notes: list[str] = []
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         value = super().get(key)
         if value is None:
             return default
@@ -876,7 +876,8 @@ class BootVerdict:
     @property
     def primary(self) -> Finding | None:
         blocking = [f for f in self.findings if f.signature.blocks_boot]
-        return (blocking or list(self.findings) or [None])[0]
+        first = blocking or self.findings
+        return first[0] if first else None
 
     @property
     def recommended_scenario(self) -> str | None:

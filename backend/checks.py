@@ -670,7 +670,7 @@ class CheckResult:
         by_sev = {s: sum(1 for f in self.findings if f.severity == s) for s in SEVERITIES}
         wide = [f for f in self.findings if not f.vm_id]
 
-        per_vm = []
+        per_vm: list[dict[str, Any]] = []
         for vm in inv.vms:
             mine = self.for_vm(vm.id)
             per_vm.append(
@@ -693,7 +693,7 @@ class CheckResult:
         count_of: dict[str, int] = defaultdict(int)
         for f in self.findings:
             count_of[f.subscription_id.lower()] += 1
-        per_sub = []
+        per_sub: list[dict[str, Any]] = []
         for sub in sub_ids:
             low = sub.lower()
             scores = scores_of.get(low, [])
@@ -714,18 +714,18 @@ class CheckResult:
         of_rule: dict[str, list[Finding]] = defaultdict(list)
         for f in self.findings:
             of_rule[f.rule].append(f)
-        per_rule = []
+        per_rule: list[dict[str, Any]] = []
         for rule in self.rules:
-            mine = of_rule.get(rule.id, [])
+            rule_findings = of_rule.get(rule.id, [])
             per_rule.append(
                 {
                     "rule": rule.id,
                     "title": rule.title,
                     "severity": rule.severity,
-                    "status": "not checked" if rule.id in skipped else ("findings" if mine else "passed"),
-                    "findings": len(mine),
-                    "vms": len({f.vm_id.lower() for f in mine if f.vm_id}),
-                    "points": sum(f.points for f in mine),
+                    "status": "not checked" if rule.id in skipped else ("findings" if rule_findings else "passed"),
+                    "findings": len(rule_findings),
+                    "vms": len({f.vm_id.lower() for f in rule_findings if f.vm_id}),
+                    "points": sum(f.points for f in rule_findings),
                     "source": rule.source,
                 }
             )

@@ -163,6 +163,8 @@ def _connect_lines(vm: Vm, results: Sequence[ProbeResult], port: int) -> tuple[s
 
 def _nsg_summary(verdict: NetworkVerdict) -> str:
     block = verdict.blocking
+    if block is None:  # only called for a verdict that blocks, which always names its decision
+        return "blocked by an NSG"
     rule = block.rule
     level = "NIC" if block.level == "nic" else "subnet"
     default = " (a default rule: no rule allows the port)" if rule is not None and rule.default else ""

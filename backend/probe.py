@@ -197,7 +197,7 @@ class StaticResolver:
             infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise DnsError(f"{host} does not resolve: {exc.strerror}") from None
-        return list(dict.fromkeys(info[4][0] for info in infos))
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 # --- targets and results -------------------------------------------------------

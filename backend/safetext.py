@@ -110,7 +110,7 @@ def safe_opt(value: T) -> T:
     if value.__class__ is str:
         if value.isprintable():  # type: ignore[attr-defined]
             return value
-        return value.translate(_LINE)  # type: ignore[attr-defined,return-value]
+        return value.translate(_LINE)  # type: ignore[attr-defined]
     return value
 
 

@@ -24,6 +24,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from backend.config import Config, ConfigError
@@ -104,7 +105,7 @@ class AztriageApp(App[int]):
         self.load_error: str = ""
         self.exit_message: str | None = None
         self._subscribers: weakref.WeakSet[Screen] = weakref.WeakSet()
-        self._inventory_timer = None
+        self._inventory_timer: Timer | None = None
         self._identity = ""
         self.loads = 0  # finished loads (tests and benchmarks wait on these)
         self._started = False
@@ -120,11 +121,11 @@ class AztriageApp(App[int]):
         self.demo_history_seeded = False  # the demo's "last time it had another address" story, told once
         self._recheck: set[str] = set()  # VM ids (lower) to probe after the next load (a recovery ran)
         for p in PANES:
-            self.add_mode(p.id, lambda p=p: p.screen_class()())
+            self.add_mode(p.id, p.make_screen)
 
     # --- header state ----------------------------------------------------------------
 
-    header_state = reactive(HeaderState, always_update=True)
+    header_state: reactive[HeaderState] = reactive(HeaderState, always_update=True)
 
     def _where(self) -> str:
         s = self.settings
@@ -204,15 +205,18 @@ class AztriageApp(App[int]):
         # The SDK import (about a second) runs in a thread, off the event loop, and
         # alongside the demo emulator's start when there is one.
         sdk = asyncio.to_thread(import_sdk)
-        if self.settings is None:
+        settings = self.settings
+        if settings is None:
+            assert self._start_settings is not None, "the app is given settings or the means to start them"
             self.update_header("starting demo…", "busy")
-            self.settings, _ = await asyncio.gather(asyncio.to_thread(self._start_settings), sdk)
+            started, _ = await asyncio.gather(asyncio.to_thread(self._start_settings), sdk)
+            self.settings = settings = started
         else:
             self.update_header("connecting…", "busy")
             await sdk
         from backend.composition import create_backend
 
-        self.backend = create_backend(self.settings)
+        self.backend = create_backend(settings)
         self._identity = getattr(self.backend, "identity", "")
         self.refresh_inventory()
 
@@ -227,6 +231,7 @@ class AztriageApp(App[int]):
         # load is shown as it comes too.)
         partial = _PartialLoads(self) if self.inventory is None or self.inventory_partial else None
         try:
+            assert self.settings is not None, "connect() sets them before the first load"
             subscriptions = list(self.settings.subscriptions) or None
             # A large inventory is frozen as it lands, before the collector is back (tui/gc_pacing.py).
             with self.gc_pacer.loading():
@@ -428,6 +433,8 @@ class AztriageApp(App[int]):
         from backend.lastknown import LastKnownStore, scope_for
 
         backend, inventory = self.backend, self.inventory
+        if backend is None or inventory is None:  # probe_after_load starts this only after a load
+            return
         done: set[str] = set()
         total = len(vms)
 
@@ -688,6 +695,7 @@ def run(args: argparse.Namespace) -> int:
 
     def start_demo() -> ConnectionSettings:
         # Runs in a worker thread after the first frame: building the estate and TLS material takes a moment.
+        assert emulator_cm is not None  # only the demo starts this way
         emulator = emulator_cm.__enter__()
         started["emulator"] = emulator
         return resolve_settings(args, emulator)
@@ -702,7 +710,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         app.run()
     finally:
-        if "emulator" in started:
+        if "emulator" in started and emulator_cm is not None:
             emulator_cm.__exit__(None, None, None)
     if app.exit_message:
         raise CliError(app.exit_message, exit_code=app.return_code or 2)

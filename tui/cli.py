@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from backend.settings import AUTH_MODES, CLOUDS
 from tui.errors import CliError  # re-exported: the commands import it from here
@@ -17,7 +18,7 @@ log = logging.getLogger("aztriage")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
         raise CliError(f"{message} (see '{self.prog} --help')")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,10 @@ class Pane:
     def screen_class(self):
         module, _, cls = self.screen.partition(":")
         return getattr(importlib.import_module(module), cls)
+
+    def make_screen(self) -> Any:
+        """A new screen of this pane: the app's mode factory."""
+        return self.screen_class()()
 
 
 PANES: tuple[Pane, ...] = (

@@ -34,12 +34,12 @@ def output_width() -> int | None:
     return max(MIN_WIDTH, min(shutil.get_terminal_size((MIN_WIDTH, 24)).columns, MAX_WIDTH))
 
 
-def fill(text: str, **kwargs: str) -> str:
+def fill(text: str, *, initial_indent: str = "", subsequent_indent: str = "") -> str:
     """textwrap.fill to the output width; one line, whole, when there is no limit."""
     width = output_width()
     if width is None:
-        return kwargs.get("initial_indent", "") + text
-    return textwrap.fill(text, width=width, **kwargs)
+        return initial_indent + text
+    return textwrap.fill(text, width=width, initial_indent=initial_indent, subsequent_indent=subsequent_indent)
 
 
 def ellipsize(text: str, width: int) -> str:

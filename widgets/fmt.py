@@ -4,6 +4,7 @@ monochrome, upper case marks a bad state), a tone for colour second."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 from backend.models import Vm
 
@@ -78,6 +79,12 @@ def short_size(size: str) -> str:
     return size.removeprefix("Standard_")
 
 
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
+@overload
+def utc(value: datetime | None) -> datetime | None: ...
 def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None

@@ -37,7 +37,7 @@ def halfblock_lines(image: Any, columns: int, rows: int) -> list[list[Segment]]:
     if columns <= 0 or rows <= 0:
         return []
     # BOX averages the pixels a cell covers: text on a console stays a readable texture.
-    small = image.convert("RGB").resize((columns, rows * 2), Image.BOX)
+    small = image.convert("RGB").resize((columns, rows * 2), Image.Resampling.BOX)
     pixels = small.load()
     styles: dict[tuple, Style] = {}
     out: list[list[Segment]] = []

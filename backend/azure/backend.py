@@ -114,7 +114,7 @@ class RawArmClient:
     def __init__(self, base_url: str, **kwargs: Any) -> None:
         kwargs.pop("credential_scopes", None)
         kwargs.pop("read_timeout", None)
-        self._client = AsyncARMPipelineClient(base_url=base_url, **kwargs)
+        self._client: AsyncARMPipelineClient[Any, Any] = AsyncARMPipelineClient(base_url=base_url, **kwargs)
 
     def send_request(self, request: Any, *, stream: bool = False, **kwargs: Any) -> Awaitable[Any]:
         request.url = self._client.format_url(request.url)
@@ -216,6 +216,7 @@ class AzureBackend(NsgOperations):
         if client is not None:
             return client
         base_url = self.settings.endpoint
+        cls: type[Any]
         if kind == "compute":
             from azure.mgmt.compute.aio import ComputeManagementClient as cls
         elif kind == "network":

@@ -183,7 +183,8 @@ async def _get_blob(backend: Any, url: str) -> bytes:
         # An exception's text may quote the URL: never with its SAS.
         reason = _QUERY.sub("", str(exc).strip()) or type(exc).__name__
         raise _BlobError(0, "ConnectionFailed", f"cannot read {redact(url)}: {reason}") from None
-    code = resp.headers.get("x-ms-error-code") or (_XML_CODE.search(text).group(1) if _XML_CODE.search(text) else str(resp.status))
+    xml_code = _XML_CODE.search(text)
+    code = resp.headers.get("x-ms-error-code") or (xml_code.group(1) if xml_code else str(resp.status))
     detail = _XML_DETAIL.search(text)
     message = _XML_MESSAGE.search(text)
     what = (detail.group(1) if detail else message.group(1) if message else resp.reason or "").strip()

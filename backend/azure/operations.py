@@ -18,6 +18,7 @@ a second line of defence behind the UI and the CLI.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from backend.errors import BackendError
-from backend.models import ResourceId
+from backend.models import ResourceId, Subscription
 from backend.safetext import safe_text
 
 OnStarted = Callable[[str], Awaitable[None] | None]
@@ -96,6 +97,7 @@ class RecoveryOperations:
     settings: Any
     client: Callable[..., Any]
     call: Callable[..., Awaitable[Any]]
+    list_subscriptions: Callable[[], Awaitable[list[Subscription]]]
 
     progress_interval = 0.5  # seconds between progress callbacks while an operation runs
 
@@ -264,7 +266,7 @@ class RecoveryOperations:
                 if pip_id:
                     p = ResourceId.parse(pip_id)
                     pip = await self._get_or_none(
-                        f"reading public IP {p.name}", lambda p=p: self.client("network", p.subscription_id).public_ip_addresses.get(p.resource_group, p.name)
+                        f"reading public IP {p.name}", functools.partial(self.client("network", p.subscription_id).public_ip_addresses.get, p.resource_group, p.name)
                     )
                     if pip is not None:
                         pips.append(to_wire(pip))

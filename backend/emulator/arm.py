@@ -221,7 +221,7 @@ class Arm:
 
     @staticmethod
     def _not_found(r: Route) -> ArmError:
-        path = r.ns + "".join(f"/{t}/{n}" for t, n in zip(r.types, r.names))
+        path = (r.ns or "") + "".join(f"/{t}/{n}" for t, n in zip(r.types, r.names))
         return ArmError(
             404,
             "ResourceNotFound",
@@ -374,7 +374,7 @@ class Arm:
             store.bump((key[0], "#rg"))
             return ArmResponse(200 if doc else 201, new)
         if doc is None:
-            store.resource_group(sub, rg)
+            doc = store.resource_group(sub, rg)  # raises ResourceGroupNotFound
         if m == "PATCH":
             body = self._body_object(req)
             self._check_writable(sub, rg)
@@ -642,7 +642,7 @@ class Arm:
                 return
             iv = store.instance_view(rid)
             now = store.now()
-            cur = store.get(rid)
+            cur = store.must(rid)
             iv["disks"] = [
                 {"name": ref.get("name") or compute.parse_id_name((ref.get("managedDisk") or {}).get("id")),
                  "statuses": [compute._prov_status("succeeded", now)]}
@@ -762,7 +762,7 @@ class Arm:
             if store.get(rid) is None:
                 return
             store.set_provisioning(rid, "Succeeded")
-            cur = store.get(rid)
+            cur = store.must(rid)
             p = cur.get("properties") or {}
             if store.get(vm_id) is None:
                 return
@@ -871,7 +871,7 @@ class Arm:
         r = req.route
         store = self.store
         m = req.method.upper()
-        parent = store.get(parent_id)
+        parent = store.must(parent_id)
         props = parent.get("properties") or {}
         coll_key = _find_key(props, r.types[-1])
         items = props.get(coll_key) or []

@@ -365,11 +365,11 @@ def draw_screenshot(os_type: str, boot: str, log_text: str) -> bytes:
         small = ImageDraw.Draw(glyphs)
         for col, ch in enumerate(text):
             small.text((col * CELL_W + 1, 3), ch, font=font, fill=ink)
-        big = glyphs.resize((glyphs.width * scale, glyphs.height * scale), Image.NEAREST)
+        big = glyphs.resize((glyphs.width * scale, glyphs.height * scale), Image.Resampling.NEAREST)
         x = left if left is not None else (width - big.width) // 2
         image.paste(big, (x, row * CELL_H))
     out = io.BytesIO()
-    image.convert("P", palette=Image.ADAPTIVE, colors=16).save(out, format="BMP")
+    image.convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(out, format="BMP")
     return out.getvalue()
 
 
@@ -422,8 +422,8 @@ def install(app: web.Application, store: Store) -> None:
                 f"Signature not valid in the specified time frame: Start [{_http_date(begins)}] - Expiry [{_http_date(ends)}] - Current [{_http_date(now)}]",
             )
         target = st.blobs.get(path)
-        doc = store.get(target[0]) if target else None
-        if doc is None:
+        doc = store.get(target[0]) if target is not None else None
+        if target is None or doc is None:
             return _storage_error(404, "BlobNotFound", "The specified blob does not exist.")
         store.apply_due()
         text = serial_text(store, doc)

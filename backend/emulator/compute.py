@@ -243,7 +243,8 @@ def new_disk_doc(
 
 def attach_disk(store: Store, disk_id: str, vm_id: str) -> None:
     disk = store.own(disk_id)
-    disk["managedBy"] = store.get(vm_id)["id"] if store.get(vm_id) else vm_id
+    vm_doc = store.get(vm_id)
+    disk["managedBy"] = vm_doc["id"] if vm_doc else vm_id
     disk.setdefault("properties", {})["diskState"] = "Attached"
 
 
@@ -441,12 +442,12 @@ def delete_vm_now(store: Store, vm_id: str) -> None:
 MakeOp = Callable[..., "Operation"]
 
 
-def _conflict(action: str, name: str, why: str) -> ArmError:
+def _conflict(action: str, name: str | None, why: str) -> ArmError:
     return ArmError(409, "OperationNotAllowed", f"Operation '{action}' is not allowed on VM '{name}' {why}")
 
 
 def check_not_deleting(store: Store, vm_id: str, action: str) -> None:
-    doc = store.get(vm_id)
+    doc = store.must(vm_id)
     if (doc.get("properties") or {}).get("provisioningState") == "Deleting":
         raise _conflict(
             action,
@@ -548,7 +549,7 @@ def refresh_agent(store: Store, vm_id: str) -> None:
 def vm_action(store: Store, vm_id: str, action: str, body: Any, make_op: MakeOp) -> Operation:
     """Start a VM action. ``make_op(kind, *, group, on_success, on_failure, result=None)`` registers the LRO."""
     a = action.lower()
-    doc = store.get(vm_id)
+    doc = store.must(vm_id)
     name = doc.get("name")
     check_not_deleting(store, vm_id, action)
     settled = store.settled(vm_id)
@@ -607,7 +608,7 @@ def vm_action(store: Store, vm_id: str, action: str, body: Any, make_op: MakeOp)
 
 
 def run_command(store: Store, vm_id: str, body: Any, make_op: MakeOp) -> Operation:
-    doc = store.get(vm_id)
+    doc = store.must(vm_id)
     name = doc.get("name")
     if not isinstance(body, dict) or not body.get("commandId"):
         raise ArmError(400, "InvalidParameter", "Required parameter 'commandId' is missing (null).")
@@ -633,7 +634,7 @@ def run_command(store: Store, vm_id: str, body: Any, make_op: MakeOp) -> Operati
                 f"VM '{name}' has not reported status for VM agent or extensions. Verify that the OS is up and healthy, "
                 "the VM has a running VM agent, and that it can establish outbound connections to Azure storage.",
             )
-        stdout, stderr = command_output(guest, command_id, body, store.instance_view(vm_id).get("computerName") or name)
+        stdout, stderr = command_output(guest, command_id, body, store.instance_view(vm_id).get("computerName") or name or "")
         op.result = {
             "value": [
                 {

@@ -161,8 +161,10 @@ def _props(doc: dict | None) -> dict:
 
 
 def _is_loopback(address: str | None) -> bool:
+    if not address:
+        return False
     try:
-        return bool(address) and ipaddress.ip_address(address).is_loopback
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
 
@@ -475,6 +477,7 @@ class GuestNet:
         return sock
 
     def _open(self, want: Desired, listen_port: int) -> _Endpoint:
+        assert self._loop is not None, "endpoints are opened once the guest network has started"
         ep = _Endpoint(want, listen_port)
         try:
             try:
@@ -516,7 +519,7 @@ class GuestNet:
 
     def _accept(self, ep: _Endpoint) -> None:
         sock = ep.sock
-        if sock is None:
+        if sock is None or self._loop is None:
             return
         while True:
             try:
@@ -695,13 +698,13 @@ def connectivity(store: Store, body: dict) -> dict:
     connected = False
     if dest_doc is not None and not issues:
         src = src_nic.party() if private_path and src_nic and src_address else nsg.Party(None)
-        found = behaviour(store, dest_doc, dest_nic, guest_port, src)
-        if found.mode in ("ssh", "rdp"):
+        met = behaviour(store, dest_doc, dest_nic, guest_port, src)
+        if met.mode in ("ssh", "rdp"):
             connected = True
         else:
             origin = "Inbound"
-            context = [{"key": "RuleName", "value": found.rule}] if found.rule else [{"key": "Reason", "value": found.why}]
-            dest_issues.append({"origin": origin, "severity": "Error", "type": found.issue or "Unknown", "context": context})
+            context = [{"key": "RuleName", "value": met.rule}] if met.rule else [{"key": "Reason", "value": met.why}]
+            dest_issues.append({"origin": origin, "severity": "Error", "type": met.issue or "Unknown", "context": context})
     elif dest_doc is None and not issues:
         dest_issues.append({"origin": "Outbound", "severity": "Error", "type": "Unknown", "context": [{"key": "Reason", "value": f"nothing in the emulated estate answers at {address}"}]})
     hops = [

@@ -374,7 +374,7 @@ def install(app: web.Application, store: Store) -> None:
             wanted = normalize_id(wanted).lower() if wanted else None
             creating = before is None and method == "PUT"
             swapping = before is not None and bool(wanted) and wanted != before_os
-            if swapping:
+            if swapping and before is not None and wanted:
                 try:
                     merged = copy.deepcopy(before)
                     size = ((body.get("properties") or {}).get("hardwareProfile") or {}).get("vmSize")

@@ -102,7 +102,7 @@ def parse_route(path: str) -> Route:
         )
     if low[2] == "providers" and len(segs) >= 5:
         ns = segs[3]
-        tail = segs[4:]
+        tail = tuple(segs[4:])
         if len(tail) == 1:
             return Route("provider_list", f"/subscriptions/{{s}}/providers/{ns}/{tail[0]}", sub=sub, ns=ns, types=(tail[0],))
         if (

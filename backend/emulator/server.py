@@ -281,6 +281,7 @@ class Emulator:
         if is_write:
             self._writes += 1
         status = 500
+        resp: web.StreamResponse
         try:
             if self.latency_ms > 0:
                 await asyncio.sleep(self.latency_ms / 1000.0)

@@ -276,6 +276,10 @@ class Store:
     def get(self, rid: str) -> dict | None:
         return self.resources.get(normalize_id(rid).lower())
 
+    def must(self, rid: str) -> dict:
+        """The document of a resource the caller knows exists. KeyError if absent."""
+        return self.resources[normalize_id(rid).lower()]
+
     def own(self, rid: str) -> dict:
         """The document, made private (copy-on-write) and marked changed. KeyError if absent."""
         rid_l = normalize_id(rid).lower()

@@ -94,7 +94,7 @@ def usage_rows(store: Store, sub: str, location: str) -> list[dict[str, Any]]:
         "virtualMachines": _row("virtualMachines", counts["virtualMachines"], DEFAULT_VM_LIMIT),
     }
     configured = (getattr(store, "_estate", None) or {}).get("usages") or {}
-    per_sub = next((v for k, v in configured.items() if k.lower() == sub.lower()), {}) or {}
+    per_sub: dict[str, Any] = next((v for k, v in configured.items() if k.lower() == sub.lower()), {}) or {}
     for loc, entries in per_sub.items():
         if location_key(loc) != location_key(location):
             continue

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"Resource Health: {len(view.statuses)} of {len(inv.vms)} VMs not Available (worst first)")
         if view.statuses:
-            rows = [
+            rows: list[tuple[str, ...]] = [
                 (
                     s.vm.name,
                     s.availability_state.upper(),

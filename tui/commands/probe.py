@@ -157,7 +157,7 @@ def _write_rdp_files(directory: str, report: Any) -> list[Any]:
 
 
 def _print_table(report: Any, vms: list[Any], written: list[Any]) -> None:
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for r in report.results:
         where = f"{r.target.host}:{r.target.port}"
         answer = r.banner or (r.answered or "") if r.status == "open" else r.detail

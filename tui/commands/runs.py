@@ -85,7 +85,7 @@ def _one_run(args: argparse.Namespace, journal, fmt: str) -> int | None:
         return _release(args, journal, fmt)
     if args.abandon:
         try:
-            record = Runner(None, journal).abandon(args.abandon)
+            record = Runner(None, journal).abandon(args.abandon)  # type: ignore[arg-type]  # abandoning touches only the journal
         except RunRefused as exc:
             raise CliError(str(exc), exit_code=1) from None
         if fmt == "json":

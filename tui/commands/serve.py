@@ -124,11 +124,15 @@ def allowed_hosts(host: str, port: int, loopback: bool, public_url: str | None) 
     exact: set[tuple[str, int]] = set()
     if public_url:
         parsed = urlparse(public_url)
-        exact.add(split_netloc(parsed.netloc, 443 if parsed.scheme == "https" else 80))
+        public = split_netloc(parsed.netloc, 443 if parsed.scheme == "https" else 80)
+        if public is not None:
+            exact.add(public)
     address = parse_host(host)
     if address is not None and address.is_unspecified:
         return HostNames(frozenset(exact), None if exact else port)
-    exact.add(split_netloc(f"{url_host(host)}:{port}", port))
+    listening = split_netloc(f"{url_host(host)}:{port}", port)
+    if listening is not None:
+        exact.add(listening)
     if loopback:
         exact |= {("127.0.0.1", port), ("localhost", port), ("[::1]", port)}
     return HostNames(frozenset(exact))

@@ -117,6 +117,13 @@ class TableFilterMixin:
 
     filter_box: type
 
+    if TYPE_CHECKING:  # what the screen that mixes this in provides
+        table: Any
+
+        def query_one(self, *args: Any, **kwargs: Any) -> Any: ...
+        def update_status(self) -> None: ...
+        def refresh_bindings(self) -> None: ...
+
     def action_filter(self) -> None:
         box = self.query_one(self.filter_box)
         box.add_class("-shown")
@@ -178,6 +185,14 @@ class StateRowsMixin:
     row: Callable[[Any], Any]
     states: dict
     _flush_timer: Any = None
+
+    if TYPE_CHECKING:  # what the screen that mixes this in provides
+        table: Any
+
+        def set_timer(self, *args: Any, **kwargs: Any) -> Any: ...
+        def show_summary(self) -> None: ...
+        def show_detail(self) -> None: ...
+        def update_status(self) -> None: ...
 
     def _redraw(self) -> None:
         if len(self.states) > MANY_ROWS:

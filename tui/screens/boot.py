@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group
@@ -146,7 +147,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     def __init__(self) -> None:
         super().__init__()
         self.sweeping = False
-        self.swept_at = None
+        self.swept_at: datetime | None = None
         self._flush_timer = None
 
     def compose_body(self) -> ComposeResult:
@@ -165,7 +166,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         return self.query_one(BootTable)
 
     @property
-    def states(self) -> dict[str, BootState]:
+    def states(self) -> dict[str, BootState]:  # type: ignore[override]  # the session's, read-only here; StateRowsMixin only reads it
         return session_states(self.app)
 
     def show_inventory(self, inventory: Inventory) -> None:

@@ -15,6 +15,7 @@ table is redrawn at most every 50 ms however fast results come in.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group as RichGroup
@@ -66,7 +67,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self.states: dict[str, PortState] = {}
         self.probing = False
         self.probe_error = ""
-        self.probed_at = None
+        self.probed_at: datetime | None = None
         self.last_notes: list[str] = []
         self._flush_timer = None
 
@@ -150,6 +151,8 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
 
         app = self.aztriage
         backend, inventory = app.backend, app.inventory
+        if backend is None or inventory is None:  # the pane offers probes once the inventory has loaded
+            return
         vms = [vm for vm in (inventory.vm_by_id(i) for i in vm_ids) if vm is not None]
         wanted = {vm.id.lower() for vm in vms}
         for state in self.states.values():
@@ -316,7 +319,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         if done:
             from backend.diagnose import REACHABLE
 
-            ok = sum(1 for s in done if s.diagnosis.verdict == REACHABLE)
+            ok = sum(1 for s in done if s.diagnosis is not None and s.diagnosis.verdict == REACHABLE)
             text.append(f" · {len(done)} diagnosed: {ok} reachable")
             bad = len(done) - ok
             if bad:
@@ -408,10 +411,10 @@ def detail_text(state: PortState, verdict: Any = None) -> Any:
     port_line.append(f"port {state.port}: ", style="dim")
     port_line.append(d.summary)
     lines.append(port_line)
-    for line in d.evidence:
-        if line.startswith("recommended: "):
+    for evidence_line in d.evidence:
+        if evidence_line.startswith("recommended: "):
             continue
-        lines.append(Text(f"  • {line}"))
+        lines.append(Text(f"  • {evidence_line}"))
     if d.connect:
         lines.append(Text("connect: " + "   ".join(d.connect) + "   (c copies" + (", w writes an .rdp file)" if state.port == 3389 else ")")))
     elif d.verdict == NO_PUBLIC_PATH:

@@ -3,7 +3,7 @@ VMs of mine in its impacted regions."""
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -38,7 +38,7 @@ def event_renderable(row: EventRow, now) -> Group:
     if e.last_update:
         grid.add_row("Last update", fmt.when(e.last_update))
     grid.add_row("My VMs", f"{len(row.impacted_vms)} " + ("listed by Azure as impacted" if row.listed else "in the region (Azure lists no impacted resources)"))
-    parts = [Text(e.title, style="bold"), grid]
+    parts: list[RenderableType] = [Text(e.title, style="bold"), grid]
     if e.summary:
         parts += [Text(""), Text(e.summary)]
     updates = row.updates

@@ -104,7 +104,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
                 await asyncio.sleep(0)
             self._apply_rows(rows)
         finally:
-            inventory = vms = rows = pending = None  # noqa: F841 (see the docstring)
+            inventory, vms, rows, pending = None, (), [], frozenset()  # dropped: see the docstring
 
     def _apply_rows(self, rows: list) -> None:
         self.table.set_rows(rows)

@@ -24,6 +24,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.widgets import ContentSwitcher, Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
@@ -525,6 +526,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     @work(exclusive=True, group="recovery", exit_on_error=False)
     async def load_sizes(self) -> None:
 
+        if self.vm_id is None:
+            return
         self.busy = "Reading the sizes this VM can take…"
         self.show_detail()
         try:
@@ -639,6 +642,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     @work(exclusive=True, group="recovery", exit_on_error=False)
     async def make_plan(self) -> None:
 
+        if self.vm_id is None or self.scenario_id is None:
+            return
         self.busy = "Making the plan (reading the VM again; nothing is changed)…"
         self.show_detail()
         try:
@@ -722,6 +727,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     async def run_plan(self) -> None:
 
         plan = self.plan
+        if plan is None:
+            return
         dialog = ConfirmDialog(
             f"{plan.title} on {plan.vm.name}: {len(plan.steps)} steps",
             self._confirm_lines(plan),
@@ -769,7 +776,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if vm_id:
             self.aztriage.recheck(vm_id)
         self.waiting_run = result.run_id if result.status == J.RUN_WAITING else None
-        tone = {"succeeded": "information", "waiting": "warning"}.get(result.status, "error")
+        tone: SeverityLevel = "information" if result.status == "succeeded" else "warning" if result.status == "waiting" else "error"
         self.notify(result.summary, title=f"run {result.run_id}: {result.status}", severity=tone, timeout=10)
         log_view.write(Text(f"\n{result.summary}", style="bold"))
         for line in self._ledger_lines(result.run_id):

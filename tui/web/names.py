@@ -7,9 +7,14 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from dataclasses import dataclass
+from typing import overload
 from urllib.parse import urlsplit
 
 
+@overload
+def split_netloc(netloc: str, default_port: int) -> tuple[str, int] | None: ...
+@overload
+def split_netloc(netloc: str, default_port: int | None) -> tuple[str, int | None] | None: ...
 def split_netloc(netloc: str, default_port: int | None) -> tuple[str, int | None] | None:
     """("host", port) of a Host header or an origin's netloc, the host in lower case
     (an IPv6 address in brackets, compressed); None when it is malformed."""

@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from multidict import MultiDict
 from textual_serve.server import Server
 
 from tui.web.names import HostNames, host_allowed, origin_allowed, same_secret
@@ -96,7 +97,7 @@ class ConsoleServer(Server):
                 return self._refuse(request, "The token in the address is wrong: open the address <code>aztriage serve</code> printed.", "a wrong token")
             if request.path != "/ws":
                 # The token becomes a cookie; the address bar and the history lose it.
-                query = request.query.copy()
+                query = MultiDict(request.query)
                 query.popall(TOKEN_PARAM)
                 response = web.Response(status=303, headers={"Location": str(request.rel_url.with_query(query))})
                 response.set_cookie(self.cookie_name, self.token, path="/", httponly=True, samesite="Strict", secure=self.secure_cookie)

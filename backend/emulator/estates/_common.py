@@ -13,7 +13,7 @@ Nothing here is shared between two documents: the emulator may mutate them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -413,7 +413,7 @@ class EstateBuilder:
 
     def nic(self, sub: str, rg: str, name: str, location: str, subnet_id: str, *, vm_id: str | None,
             nsg_id: str | None = None, pip_id: str | None = None, pip_delete: str = "Detach",
-            lb_pools: list[str] = (), nat_rules: list[str] = (), accelerated: bool = True,
+            lb_pools: Sequence[str] = (), nat_rules: Sequence[str] = (), accelerated: bool = True,
             private_ip: str | None = None, tags: dict | None = None) -> tuple[str, str, str]:
         """Returns (nic id, ipconfig id, private ip)."""
         nid = rid(sub, rg, "Microsoft.Network/networkInterfaces", name)
@@ -480,14 +480,14 @@ class EstateBuilder:
         raise KeyError(child_id)
 
     def load_balancer(self, sub: str, rg: str, name: str, location: str, pip_id: str, *,
-                      pools: list[str] = ("bepool",), nat: list[tuple[str, int, int]] = (),
-                      lb_rules: list[tuple[str, int, int, str]] = (), tags: dict | None = None) -> str:
+                      pools: Sequence[str] = ("bepool",), nat: Sequence[tuple[str, int, int]] = (),
+                      lb_rules: Sequence[tuple[str, int, int, str]] = (), tags: dict | None = None) -> str:
         """nat: (rule name, frontend port, backend port); lb_rules: (name, fe port, be port, pool)."""
         lid = rid(sub, rg, "Microsoft.Network/loadBalancers", name)
         fe_id = f"{lid}/frontendIPConfigurations/fe-public"
         probe_ids = []
-        probes = []
-        rules = []
+        probes: list[dict[str, Any]] = []
+        rules: list[dict[str, Any]] = []
         for rname, fport, bport, pool in lb_rules:
             pr_id = f"{lid}/probes/probe-{bport}"
             if pr_id not in probe_ids:
@@ -692,12 +692,12 @@ class EstateBuilder:
            fault_domain: int | None = None, update_domain: int | None = None, vmss: str | None = None,
            spot: bool = False, ephemeral: bool = False, trusted_launch: bool = False,
            vhd_account: str | None = None, delete_all: bool = False, os_sku: str = "Premium_LRS",
-           os_size: int | None = None, data_disks: list[tuple[int, str]] = (), power: str = "running",
+           os_size: int | None = None, data_disks: Sequence[tuple[int, str]] = (), power: str = "running",
            agent: str = "ready", maintenance: dict | None = None, boot_diag: str = "managed",
-           lb_pools: list[str] = (), nat_rules: list[str] = (), created: int = -120 * DAY,
+           lb_pools: Sequence[str] = (), nat_rules: Sequence[str] = (), created: int = -120 * DAY,
            uptime: int = 9 * DAY, admin: str | None = None, extensions: bool = True,
            instance_view: bool | None = True, tags: dict | None = None, private_ip: str | None = None,
-           more_extensions: list[dict] = (), user_data: str | None = None) -> dict:
+           more_extensions: Sequence[dict] = (), user_data: str | None = None) -> dict:
         """Builds a VM with its NIC, public IP, disks and instance view. Returns facts for guest/serial.
 
         ``more_extensions``: further extensions as ``{"name", "properties": {publisher, type,

@@ -128,7 +128,7 @@ def _build(n: int, subscriptions: int, seed: int, now: datetime) -> dict:
         sub_regions[sub][region] = sub_regions[sub].get(region, 0) + count
 
         deny_rdp = rand() < 0.06
-        rules = [("Allow-SSH", 300, "Allow", "Tcp", "22", "*"), ("Allow-RDP", 310, "Allow", "Tcp", "3389", "*")]
+        rules: list[tuple] = [("Allow-SSH", 300, "Allow", "Tcp", "22", "*"), ("Allow-RDP", 310, "Allow", "Tcp", "3389", "*")]
         if deny_rdp:
             rules.insert(0, ("Deny-RDP-Internet", 200, "Deny", "Tcp", "3389", "Internet"))
         if wl in ("web", "api", "portal", "iis"):

@@ -11,7 +11,7 @@ import ipaddress
 import json
 import os
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 TOP_LEVEL = {
     "subscriptions": list,
@@ -81,7 +81,7 @@ def read_estate_file(path: str) -> dict:
     return data
 
 
-def _fail(where: str, what: str) -> None:
+def _fail(where: str, what: str) -> NoReturn:
     raise EstateError(f"{where}: {what}")
 
 
@@ -222,7 +222,7 @@ def validate_estate(data: Any, where: str = "estate") -> None:
         at = f"events[{i}]"
         if not isinstance(e, dict):
             _fail(where, f"{at} must be an object")
-        eid = e.get("id")
+        eid = e.get("id") or ""
         m = re.match(r"^/subscriptions/([^/]+)/providers/Microsoft\.ResourceHealth/events/([^/]+)$", eid or "", re.I)
         if not m:
             _fail(where, f"{at} needs an 'id' like /subscriptions/<id>/providers/Microsoft.ResourceHealth/events/<tracking id>")

@@ -60,7 +60,7 @@ def plan(
     incident = facts.incident if scenario in INCIDENT_WARNED_SCENARIOS else None
     # Named when Azure lists the VM as impacted, or when the VM is unhealthy inside the incident.
     if incident is not None and (incident.listed or platform_unhealthy(facts.vm)):
-        steps = [incident_step(incident)] + list(steps)
+        steps = [incident_step(incident), *steps]
         warnings = [incident_warning(incident)] + list(warnings)
     all_warnings = list(dict.fromkeys(list(warnings) + common_warnings(facts.vm, interrupts=interrupts) + lock_warnings(facts)))
     all_blockers = list(dict.fromkeys(list(blockers) + lock_blockers(facts)))

@@ -49,7 +49,7 @@ def resource_id(subscription: str, group: str, rtype: str, name: str) -> str:
 
 
 def same_id(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and a.lower().rstrip("/") == b.lower().rstrip("/")
+    return bool(a and b and a.lower().rstrip("/") == b.lower().rstrip("/"))
 
 
 def short(resource: str) -> str:

@@ -94,7 +94,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     username = params.get("username") or vm.admin_username
     if credential and not username:
         raise PlanError("give the account with --username (the VM's model names no administrator)")
-    if windows and credential and vm.admin_username and username.lower() != vm.admin_username.lower():
+    if windows and credential and vm.admin_username and (username or "").lower() != vm.admin_username.lower():
         raise PlanError(f"on Windows VMAccess only resets the administrator's password ({vm.admin_username}); it cannot add another account")
     reset_config = params.get("reset_config")
     if reset_config is None:
