@@ -24,16 +24,7 @@ from typing import TYPE_CHECKING, Any
 from backend.diagnose import Diagnosis, Facts, diagnose
 from backend.lastknown import EndpointChange, LastKnownStore, scope_for
 from backend.models import Inventory, Maintenance, Vm
-from backend.network import (
-    ConnectivityCheck,
-    Endpoint,
-    PrivatePath,
-    Source,
-    default_ports,
-    endpoints,
-    has_public_path,
-    vm_flow_verdict,
-)
+from backend.network import ConnectivityCheck, Endpoint, PrivatePath, Source, default_ports, endpoints, has_public_path, vm_flow_verdict
 from backend.probe import OPEN, ProbeOptions, ProbeResult, ProbeTarget, StaticResolver, iter_probes
 from backend.settings import is_loopback_url
 

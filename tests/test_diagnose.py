@@ -17,17 +17,7 @@ from backend import connectivity
 from backend.adapter import BackendError
 from backend.azure import network_ops
 from backend.azure.backend import AzureBackend
-from backend.diagnose import (
-    BLOCKED_BY_NSG,
-    GUEST_NOT_ANSWERING,
-    IP_CHANGED,
-    NO_PUBLIC_PATH,
-    PLATFORM_UNHEALTHY,
-    REACHABLE,
-    VM_NOT_RUNNING,
-    Facts,
-    diagnose,
-)
+from backend.diagnose import BLOCKED_BY_NSG, GUEST_NOT_ANSWERING, IP_CHANGED, NO_PUBLIC_PATH, PLATFORM_UNHEALTHY, REACHABLE, VM_NOT_RUNNING, Facts, diagnose
 from backend.lastknown import LastKnownStore
 from backend.models import HealthStatus
 from backend.network import Source, vm_flow_verdict

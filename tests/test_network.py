@@ -11,27 +11,8 @@ from hypothesis import strategies as st
 
 from backend import mapping
 from backend.emulator import nsg as emulated_nsg
-from backend.models import (
-    Disk,
-    InboundNatRule,
-    Inventory,
-    LoadBalancer,
-    NetworkInterface,
-    NetworkSecurityGroup,
-    PublicIp,
-    SecurityRule,
-    Vm,
-)
-from backend.network import (
-    DEFAULT_INBOUND_RULES,
-    Flow,
-    Source,
-    default_ports,
-    endpoints,
-    evaluate_inbound,
-    has_public_path,
-    vm_flow_verdict,
-)
+from backend.models import Disk, InboundNatRule, Inventory, LoadBalancer, NetworkInterface, NetworkSecurityGroup, PublicIp, SecurityRule, Vm
+from backend.network import DEFAULT_INBOUND_RULES, Flow, Source, default_ports, endpoints, evaluate_inbound, has_public_path, vm_flow_verdict
 
 VM_IP = "10.1.0.4"
 

@@ -13,19 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.recovery_support import (
-    cli_connection,
-    cli_env,
-    guest_ports,
-    json_lines,
-    operation_counts,
-    operations,
-    own_emulator,
-    power,
-    reset,
-    vm_doc,
-    writes,
-)
+from tests.recovery_support import cli_connection, cli_env, guest_ports, json_lines, operation_counts, operations, own_emulator, power, reset, vm_doc, writes
 
 REPO = Path(__file__).resolve().parents[1]
 SENTINEL = "Sentinel-Pa55-XYZZY-9047"

@@ -30,17 +30,7 @@ import pytest
 
 from tests import fork_cli
 from tests.kill_points import recorded
-from tests.recovery_support import (
-    arm_request,
-    cli_connection,
-    cli_env,
-    json_lines,
-    own_emulator,
-    power,
-    reset,
-    vm_doc,
-    writes,
-)
+from tests.recovery_support import arm_request, cli_connection, cli_env, json_lines, own_emulator, power, reset, vm_doc, writes
 from tests.rescue_support import assert_store_clean, estate, guest, operation_counts
 from tests.support import emulator_control
 from tests.test_recovery_cli import AZTRIAGE, REPO, journal_path, one_line_error, runs

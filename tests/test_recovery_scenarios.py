@@ -17,16 +17,7 @@ from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.plan import Kind, Plan, PlanError
 from backend.recovery.runner import Runner, RunRefused
-from tests.recovery_support import (
-    guest_ports,
-    operation_counts,
-    power,
-    put_lock,
-    reset,
-    resources,
-    vm_doc,
-    writes,
-)
+from tests.recovery_support import guest_ports, operation_counts, power, put_lock, reset, resources, vm_doc, writes
 from tests.support import arm_call, demo_settings, emulator_control
 
 

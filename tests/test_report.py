@@ -12,16 +12,7 @@ import pytest
 
 from backend import report as rpt
 from backend.checks import CheckContext, ComputeUsage, run_checks
-from backend.models import (
-    EventUpdate,
-    HealthStatus,
-    ImpactedRegion,
-    ImpactedService,
-    NetworkInterface,
-    PublicIp,
-    RecommendedAction,
-    ServiceEvent,
-)
+from backend.models import EventUpdate, HealthStatus, ImpactedRegion, ImpactedService, NetworkInterface, PublicIp, RecommendedAction, ServiceEvent
 from tests.test_checks import SUB, disk, good_vm, inventory
 from tests.test_cli import assert_one_clear_line, aztriage
 

@@ -22,13 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.policies import (
     AsyncRedirectPolicy,
     AsyncRetryPolicy,

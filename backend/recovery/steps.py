@@ -13,19 +13,7 @@ from backend import mapping
 from backend.models import Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, power_state, provisioning
-from backend.recovery.plan import (
-    INTERRUPTS_WARNING,
-    NO_SLA_WARNING,
-    Check,
-    Kind,
-    Step,
-    Verification,
-    already_done,
-    blocked,
-    not_verified,
-    ready,
-    verified,
-)
+from backend.recovery.plan import INTERRUPTS_WARNING, NO_SLA_WARNING, Check, Kind, Step, Verification, already_done, blocked, not_verified, ready, verified
 
 # How long a verify waits for Azure (or the guest) to settle, in seconds of real time.
 SETTLE_TIMEOUT = 600.0

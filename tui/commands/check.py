@@ -7,13 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from tui.cli import CliError
-from tui.commands.common import (
-    add_instance_views_option,
-    check_subscriptions,
-    output_format,
-    print_json,
-    run_with_backend,
-)
+from tui.commands.common import add_instance_views_option, check_subscriptions, output_format, print_json, run_with_backend
 from tui.textfmt import fill, table
 
 if TYPE_CHECKING:

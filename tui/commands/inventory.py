@@ -7,13 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from tui.commands.common import (
-    add_instance_views_option,
-    check_subscriptions,
-    output_format,
-    print_json,
-    run_with_backend,
-)
+from tui.commands.common import add_instance_views_option, check_subscriptions, output_format, print_json, run_with_backend
 from tui.textfmt import table
 
 if TYPE_CHECKING:

@@ -13,19 +13,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from ._common import (
-    DAY,
-    HOUR,
-    MINUTE,
-    SERVICE_HEALING,
-    EstateBuilder,
-    available,
-    degraded,
-    event_props,
-    rid,
-    unavailable,
-    user_stopped,
-)
+from ._common import DAY, HOUR, MINUTE, SERVICE_HEALING, EstateBuilder, available, degraded, event_props, rid, unavailable, user_stopped
 
 TENANT = "5e7d2c1a-64b3-4f8e-b0a9-2d1c7f6e5a38"
 PROD = "3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17"

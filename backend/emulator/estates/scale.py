@@ -18,20 +18,7 @@ from datetime import datetime
 
 from backend.gcpause import gc_paused
 
-from ._common import (
-    DAY,
-    HOUR,
-    MINUTE,
-    REGIONS,
-    SERVICE_HEALING,
-    EstateBuilder,
-    available,
-    degraded,
-    event_props,
-    unavailable,
-    unknown,
-    user_stopped,
-)
+from ._common import DAY, HOUR, MINUTE, REGIONS, SERVICE_HEALING, EstateBuilder, available, degraded, event_props, unavailable, unknown, user_stopped
 
 _NS = uuid.UUID("0e8f4f2c-6a8d-4bd2-b1b5-9a2d5f0e7c11")
 TENANT = "5e7d2c1a-64b3-4f8e-b0a9-2d1c7f6e5a38"

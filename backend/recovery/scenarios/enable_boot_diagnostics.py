@@ -13,18 +13,7 @@ from typing import Any
 from backend.models import Vm
 from backend.recovery.context import StepContext
 from backend.recovery.facts import VmFacts, provisioning
-from backend.recovery.plan import (
-    Check,
-    Kind,
-    Plan,
-    Step,
-    Verification,
-    already_done,
-    blocked,
-    not_verified,
-    ready,
-    verified,
-)
+from backend.recovery.plan import Check, Kind, Plan, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
 from backend.recovery.steps import preflight_step, settled, wait_for_model
 

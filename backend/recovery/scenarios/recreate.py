@@ -70,18 +70,7 @@ from backend.errors import BackendError
 from backend.models import Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, power_state, provisioning
-from backend.recovery.plan import (
-    Check,
-    Kind,
-    Plan,
-    Step,
-    Verification,
-    already_done,
-    blocked,
-    not_verified,
-    ready,
-    verified,
-)
+from backend.recovery.plan import Check, Kind, Plan, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
 from backend.recovery.scenarios._disks import (
     Kept,

@@ -41,20 +41,7 @@ from backend.errors import BackendError
 from backend.models import Disk, ResourceId, Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, VmSize, power_state, provisioning, vm_from_documents
-from backend.recovery.plan import (
-    Check,
-    Kind,
-    Plan,
-    PlanError,
-    Step,
-    Verification,
-    already_done,
-    blocked,
-    not_verified,
-    ready,
-    verified,
-    wait_for_operator,
-)
+from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified, wait_for_operator
 from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
 from backend.recovery.scenarios._disks import (
     FOR_TAG,

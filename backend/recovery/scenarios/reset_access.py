@@ -21,28 +21,9 @@ from typing import Any
 from backend.models import Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, power_state
-from backend.recovery.plan import (
-    Check,
-    Kind,
-    Plan,
-    PlanError,
-    Step,
-    Verification,
-    already_done,
-    blocked,
-    not_verified,
-    ready,
-    verified,
-)
+from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
-from backend.recovery.steps import (
-    SETTLE_TIMEOUT,
-    _agent_from_model,
-    agent_blocker,
-    poll_interval,
-    preflight_step,
-    reach_step,
-)
+from backend.recovery.steps import SETTLE_TIMEOUT, _agent_from_model, agent_blocker, poll_interval, preflight_step, reach_step
 
 HANDLER_NAME = "enablevmaccess"
 WINDOWS = {"publisher": "Microsoft.Compute", "type": "VMAccessAgent", "typeHandlerVersion": "2.0"}

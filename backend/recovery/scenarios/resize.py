@@ -7,20 +7,7 @@ from typing import Any
 from backend.models import Vm
 from backend.recovery.context import StepContext
 from backend.recovery.facts import VmFacts, VmSize, power_state, provisioning
-from backend.recovery.plan import (
-    INTERRUPTS_WARNING,
-    Check,
-    Kind,
-    Plan,
-    PlanError,
-    Step,
-    Verification,
-    already_done,
-    blocked,
-    not_verified,
-    ready,
-    verified,
-)
+from backend.recovery.plan import INTERRUPTS_WARNING, Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan, temp_disk_warnings
 from backend.recovery.steps import preflight_step, reach_step, settled, wait_for_model
 from backend.sizes import has_temp_disk

@@ -14,26 +14,9 @@ from typing import Any
 from backend.models import Disk, ResourceId, Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
-from backend.recovery.plan import (
-    Check,
-    Kind,
-    Plan,
-    Step,
-    Verification,
-    already_done,
-    blocked,
-    not_verified,
-    ready,
-    verified,
-)
+from backend.recovery.plan import Check, Kind, Plan, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
-from backend.recovery.scenarios._disks import (
-    LEFT_FAILED,
-    made_by_this_run,
-    provisioning_state,
-    tracked_create,
-    wait_gone,
-)
+from backend.recovery.scenarios._disks import LEFT_FAILED, made_by_this_run, provisioning_state, tracked_create, wait_gone
 from backend.recovery.steps import parse_time, preflight_step
 
 MAX_NAME = 80
