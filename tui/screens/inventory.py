@@ -6,6 +6,7 @@ Connectivity and Boot panes and recovery runs (VerdictsChanged)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from rich.text import Text
 from textual import on, work
@@ -170,7 +171,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
             commands.append(("view: clear filter", f"Show every VM again (filter is '{table.filter_text}')", self.action_clear_filter))
         for column in COLUMNS:
             label = column.label.lower() or "attention (! first)"
-            commands.append((f"view: sort by {label}", f"Sort the inventory by {label}", lambda key=column.key: table.sort_by(key, reverse=False)))
+            commands.append((f"view: sort by {label}", f"Sort the inventory by {label}", functools.partial(table.sort_by, column.key, reverse=False)))
         commands.append(("view: reverse sort order", "Flip ascending/descending", table.action_sort_reverse))
         commands.append(("export: visible rows as CSV", "Write the rows shown (filter and sort applied) to a CSV file", self.export_csv))
         if vm is not None:
