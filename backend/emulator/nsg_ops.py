@@ -40,7 +40,7 @@ def _validate(name: str, props: dict, others: list[dict]) -> None:
     if str(props.get("protocol", "")).lower() not in PROTOCOLS:
         raise _invalid("protocol", props.get("protocol"))
     try:
-        priority = int(props.get("priority"))
+        priority = int(props.get("priority", ""))  # absent or null: TypeError or ValueError, as Azure says below
     except (TypeError, ValueError):
         raise _invalid("priority", props.get("priority")) from None
     if not 100 <= priority <= 4096:
