@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from backend.checks import CheckResult, Finding
@@ -72,8 +72,8 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _plain(value: Any) -> Any:
@@ -89,7 +89,7 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_plain(v) for v in value]
-    if hasattr(value, "value") and type(value).__module__ != "builtins" and isinstance(getattr(value, "value"), (str, int)):
+    if hasattr(value, "value") and type(value).__module__ != "builtins" and isinstance(value.value, (str, int)):
         return value.value  # enums
     return to_jsonable(value)
 
@@ -170,9 +170,9 @@ def events_section(inv: Inventory, vm: Vm) -> list[dict[str, Any]]:
             seen.setdefault(e.id, e)
     out = []
     want = normalize(vm.location)
-    for e in sorted(seen.values(), key=lambda e: (e.status.lower() != "active", -(e.last_update or e.impact_start or datetime.min.replace(tzinfo=timezone.utc)).timestamp())):
+    for e in sorted(seen.values(), key=lambda e: (e.status.lower() != "active", -(e.last_update or e.impact_start or datetime.min.replace(tzinfo=UTC)).timestamp())):
         updates = [u for s in e.impact for r in s.regions if normalize(r.region) in (want, "global") for u in r.updates]
-        updates.sort(key=lambda u: u.time or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
+        updates.sort(key=lambda u: u.time or datetime.min.replace(tzinfo=UTC), reverse=True)
         out.append(
             {
                 "id": e.id,
@@ -532,7 +532,7 @@ async def report_for(
     return build_report(
         inv,
         vm,
-        generated_at=now or datetime.now(timezone.utc),
+        generated_at=now or datetime.now(UTC),
         source=backend.settings.display_name,
         checks=checks,
         history=history,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from tui.cli import CliError
@@ -96,12 +97,12 @@ def run(args: argparse.Namespace) -> int:
         except BackendError as exc:
             raise CliError(str(exc), exit_code=1) from None
     written = _write_rdp_files(args.rdp_file, report) if args.rdp_file else []
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from backend.verdict import VerdictBook
 
     book = VerdictBook()
-    book.record_report(report, vms, datetime.now(timezone.utc))
+    book.record_report(report, vms, datetime.now(UTC))
     verdicts = {vm.name: book.verdict(vm, inventory) for vm in vms}
     if fmt == "json":
         doc = report.to_json()

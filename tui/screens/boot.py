@@ -46,7 +46,7 @@ log = logging.getLogger("aztriage.console.boot")
 SWEEP_CONCURRENCY = 8
 
 # What this session has read, per app: vm id (lower) -> BootState (shared by the pane and the detail pages).
-_SESSION: "weakref.WeakKeyDictionary[Any, dict[str, BootState]]" = weakref.WeakKeyDictionary()
+_SESSION: weakref.WeakKeyDictionary[Any, dict[str, BootState]] = weakref.WeakKeyDictionary()
 
 
 def session_states(app: Any) -> dict[str, BootState]:
@@ -470,7 +470,7 @@ class BootDetailScreen(BaseScreen):
 
     def action_back(self) -> None:
         box = self.query_one(LogSearch)
-        if box.has_focus or box.has_class("-shown") and box.value:
+        if box.has_focus or (box.has_class("-shown") and box.value):
             self._close_search()
             return
         self.app.pop_screen()
