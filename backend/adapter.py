@@ -47,12 +47,12 @@ __all__ = [
     "NetworkDiagnostics",
     "NsgChanges",
     "Quota",
-    "SerialConsole",
-    "SerialStream",
-    "SerialTarget",
     "RecoveryBackend",
     "ReportBackend",
     "ResourceReads",
+    "SerialConsole",
+    "SerialStream",
+    "SerialTarget",
 ]
 
 Document = dict[str, Any]  # an ARM resource as the wire JSON (camelCase), secrets scrubbed

@@ -16,7 +16,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -42,12 +42,11 @@ from azure.mgmt.core import AsyncARMPipelineClient
 from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuthenticationPolicy
 
 from backend import mapping
-from backend.azure import join
+from backend.adapter import SerialStream, SerialTarget
+from backend.azure import bootdiag, history, instance_views, join, network_ops, quota, serial
 from backend.azure.credentials import make_credential
-from backend.azure import bootdiag, history, instance_views, network_ops, quota, serial
 from backend.azure.lists import INVENTORY_LISTS, SUBSCRIPTIONS_LIST, ListRoute, raw_list
 from backend.azure.nsg_ops import NsgOperations
-from backend.adapter import SerialStream, SerialTarget
 from backend.checks import ComputeUsage, UsageKey
 from backend.errors import BackendError
 from backend.gcpause import gc_paused
@@ -247,7 +246,7 @@ class AzureBackend(NsgOperations):
         if close is not None:
             await close()
 
-    async def __aenter__(self) -> "AzureBackend":
+    async def __aenter__(self) -> AzureBackend:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -262,7 +261,7 @@ class AzureBackend(NsgOperations):
         except ResourceNotFoundError as exc:
             code, message = describe_error(exc)
             raise BackendError(f"{what}: {message}", code=code, status=404) from exc
-        except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError) as exc:
             log.warning("%s failed", what, exc_info=True)
             code, message = describe_error(exc)
             raise BackendError(f"{what}: {message}", code=code, status=getattr(exc, "status_code", None)) from exc
@@ -378,7 +377,7 @@ class AzureBackend(NsgOperations):
             async with self._semaphore:
                 try:
                     part: Inventory | SubscriptionError = await self._subscription_inventory(sub.subscription_id)
-                except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError) as exc:
                     log.warning("inventory of subscription %s failed", sub.subscription_id, exc_info=True)
                     code, message = describe_error(exc)
                     part = SubscriptionError(sub.subscription_id, code, message)
@@ -413,7 +412,7 @@ class AzureBackend(NsgOperations):
             for task in (*view_reads, *impacted_by_sub.values()):
                 task.cancel()
         inv = _combine(subs, errors, parts, read, frozenset(), requests=self.requests - before, started=started)
-        return dataclasses.replace(inv, impacted=impacted, fetched_at=datetime.now(timezone.utc))
+        return dataclasses.replace(inv, impacted=impacted, fetched_at=datetime.now(UTC))
 
     async def impacted_resources(self, events: Iterable[ServiceEvent]) -> dict[str, tuple[str, ...]]:
         """The resources each active service issue lists as impacted (Resource Health
@@ -427,7 +426,7 @@ class AzureBackend(NsgOperations):
             try:
                 pages = raw_list(self.raw_client(), sub_id, route)
                 items = [item async for page in pages for item in page]
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            except (TimeoutError, HttpResponseError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError):
                 log.warning("the impacted resources of event %s could not be read", tracking_id, exc_info=True)
                 return None
             return tracking_id.lower(), [t for t in (mapping.impacted_target(i) for i in items) if t]

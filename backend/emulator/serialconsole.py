@@ -179,7 +179,7 @@ def _sync_guests(store: Store) -> None:
     # The loopback stand-ins (backend/emulator/guest.py) follow at once, as after a run-command.
     for fn in list(store.operation_listeners):
         try:
-            fn(store, None)
+            fn(store, None)  # type: ignore[arg-type]  # no operation: the guest changed by itself
         except Exception:
             log.debug("a listener did not take the guest change", exc_info=True)
 

@@ -33,7 +33,8 @@ import threading
 import time
 import warnings
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import trustme
 from aiohttp import web
@@ -159,7 +160,7 @@ class Emulator:
         return fn
 
     # -------------------------------------------------------------- lifecycle
-    async def start(self) -> "Emulator":
+    async def start(self) -> Emulator:
         ca = trustme.CA(organization_name="aztriage emulator")
         names = ["127.0.0.1", "localhost"] + ([self.host] if self.host not in ("127.0.0.1", "localhost") else [])
         cert = ca.issue_cert(*names)
@@ -224,7 +225,7 @@ class Emulator:
             except OSError:
                 pass
 
-    async def __aenter__(self) -> "Emulator":
+    async def __aenter__(self) -> Emulator:
         return await self.start()
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -482,7 +483,7 @@ class EmulatorThread:
     def store(self) -> Store:
         return self.emulator.store
 
-    def start(self, timeout: float = 30.0) -> "EmulatorThread":
+    def start(self, timeout: float = 30.0) -> EmulatorThread:
         if self._thread is not None:
             return self
         self._thread = threading.Thread(target=self._run, name="aztriage-arm-emulator", daemon=True)
@@ -544,7 +545,7 @@ class EmulatorThread:
         self._thread = None
         self._loop = None
 
-    def __enter__(self) -> "EmulatorThread":
+    def __enter__(self) -> EmulatorThread:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -558,7 +559,10 @@ Emulator.add_routes(usage_routes)
 from .recovery_ops import recovery_routes  # noqa: E402  (locks, vmSizes, run-command and VMAccess effects: backend/emulator/recovery_ops.py)
 
 Emulator.add_routes(recovery_routes)
+# the order the routes register in
+# isort: off
 from . import guest  # noqa: E402,F401  (registers itself: demo guests' RDP/SSH listeners, Network Watcher; backend/emulator/guest.py)
 from . import bootdiag  # noqa: E402,F401  (registers itself: retrieveBootDiagnosticsData and its blobs; backend/emulator/bootdiag.py)
 from . import rescue_ops  # noqa: E402,F401  (registers itself: guest facts that follow OS disks, rescue repairs, swap checks; backend/emulator/rescue_ops.py)
 from . import serialconsole  # noqa: E402,F401  (registers itself: Azure Serial Console routes, gateway and scripted guest consoles; backend/emulator/serialconsole.py)
+# isort: on
