@@ -7,13 +7,15 @@ store holds no deleted customer disk and nothing the ledger does not list."""
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
 
 from backend.emulator.rescue_ops import repair_disk
 from backend.models import ResourceId
-from backend.recovery import scenarios
+from backend.recovery import scenarios, service
+from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Kind, PlanError
 from backend.recovery.release import ReleaseRefused, release, release_plan
 from backend.recovery.runner import Runner, RunRefused
@@ -410,3 +412,31 @@ async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates
     assert counts[("runCommand", rescue_id)] == 1
     assert counts[("deallocate", vm_id)] == 1 and counts[("update", vm_id)] == 1 and counts[("start", vm_id)] == 1
     assert counts[("delete", group)] == 1
+
+
+async def test_a_rescue_vm_must_be_available_and_boot_itself(rig):
+    # pg-dev-01 is running and Available, but its own serial log shows it stuck in initramfs.
+    plan, _ = await rig.plan(VM, "rescue", {"rescue_vm": "pg-dev-01"})
+    assert any("pg-dev-01 does not boot itself" in b and "pick a VM that boots" in b for b in plan.blockers), plan.blockers
+    # dev-sandbox-01 boots and is Available: nothing stands in the way, nothing to warn about.
+    plan, facts = await rig.plan(VM, "rescue", {"rescue_vm": "dev-sandbox-01"})
+    assert not plan.blockers, plan.blockers
+    assert not any("generation" in w or "controller" in w or "attaches disks by" in w for w in plan.warnings)
+    # The same VM, had Resource Health called it Degraded, is refused with the state.
+    docs = dict(facts.documents, rescue_vm_health=copy.deepcopy(facts.documents["rescue_vm_health"]))
+    docs["rescue_vm_health"]["properties"]["availabilityState"] = "Degraded"
+    plan = service.rebuild("rescue", VmFacts.from_documents(docs), {"rescue_vm": "dev-sandbox-01"})
+    assert any("dev-sandbox-01 is Degraded in Resource Health" in b for b in plan.blockers), plan.blockers
+
+
+async def test_a_rescue_vm_of_another_generation_or_disk_controller_is_warned_about(rig):
+    _, facts = await rig.plan(VM, "rescue", {"rescue_vm": "dev-sandbox-01"})
+    docs = dict(facts.documents, rescue_vm=copy.deepcopy(facts.documents["rescue_vm"]))
+    rescue = docs["rescue_vm"]["properties"]
+    ours = str(facts.instance_view.get("hyperVGeneration") or "V1").upper()
+    rescue["instanceView"]["hyperVGeneration"] = "V1" if ours == "V2" else "V2"
+    rescue["storageProfile"]["diskControllerType"] = "NVMe"
+    plan = service.rebuild("rescue", VmFacts.from_documents(docs), {"rescue_vm": "dev-sandbox-01"})
+    assert not plan.blockers, plan.blockers
+    assert any("dev-sandbox-01 is Hyper-V generation" in w and f"disk is {ours}" in w for w in plan.warnings), plan.warnings
+    assert any("dev-sandbox-01 attaches disks by NVMe and api-dev-01 by SCSI" in w for w in plan.warnings), plan.warnings

@@ -102,6 +102,7 @@ def test_rescue_waits_for_the_operator_with_exit_3_then_finishes_and_releases_th
         (["recover", "--vm", "web-prod-01", "--scenario", "restart", "--rescue-vm", "x"], "--rescue-vm and --run-fixes only apply to --scenario rescue"),
         (["recover", "--resume", "abc", "--run-fixes"], "--resume continues a run as it was planned"),
         (["recover", "--vm", "api-dev-01", "--scenario", "rescue", "--rescue-vm", "nope-01", "--yes"], "no VM named nope-01"),
+        (["recover", "--vm", "api-dev-01", "--scenario", "rescue", "--rescue-vm", "pg-dev-01", "--yes"], "pg-dev-01 does not boot itself"),
         (["runs", "--release", "nosuchrun", "--yes"], "there is no run nosuchrun"),
     ],
 )

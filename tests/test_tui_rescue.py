@@ -11,7 +11,7 @@ import pytest
 from tests.recovery_support import power, vm_doc
 from tests.rescue_support import guest
 from tests.test_tui_recovery import choose_scenario, choose_vm, detail, open_pane, steps_text
-from tests.tui_support import make_app, wait_for
+from tests.tui_support import make_app, wait_for, wait_loaded
 from widgets.confirm_dialog import ConfirmDialog
 
 pytestmark = pytest.mark.xdist_group("tui-rescue")
@@ -32,15 +32,21 @@ async def type_name_and_run(pilot, app, name: str) -> None:
     await pilot.press(*name, "enter")
 
 
+async def rescue_options(pilot, screen) -> list[str]:
+    """The ids of the rescue options the pane offers for api-dev-01."""
+    await choose_vm(pilot, screen, "api-dev-01")
+    await choose_scenario(pilot, screen, "rescue")
+    await wait_for(pilot, lambda: screen.stage == "options", what="the rescue options")
+    options = screen.query_one("#options")
+    return [options.get_option_at_index(i).id for i in range(options.option_count)]
+
+
 async def test_rescue_from_the_pane_waits_for_d_and_ends_with_the_ledger(emu):
     app = make_app(emu)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "api-dev-01")
-        await choose_scenario(pilot, screen, "rescue")
-        await wait_for(pilot, lambda: screen.stage == "options", what="the rescue options")
+        ids = await rescue_options(pilot, screen)
         options = screen.query_one("#options")
-        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
         assert ids[:2] == ["new+fixes", "new"]
         assert "existing:" + vm_doc(emu, "dev-sandbox-01")["doc"]["id"] in ids  # same group, region and OS, running
         assert "resource group of its own" in detail(screen)
@@ -89,3 +95,17 @@ async def test_recreate_from_the_pane_needs_the_name_and_shows_what_it_keeps(emu
         assert "all 12 steps verified" in screen.summary_text, screen.summary_text  # with the two extensions installed again
         assert "ledger (what this run created):" in log_text(screen) and "vm " in log_text(screen)
     assert power(emu, "dev-sandbox-01") == "running"
+
+
+async def test_the_rescue_vm_chooser_offers_only_vms_that_boot(emu):
+    """pg-dev-01 (same group, region and OS, running, Available) is stuck in initramfs: once the
+    background probe has read its boot log, the chooser no longer offers it; dev-sandbox-01 stays."""
+    app = make_app(emu, auto_probe=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot)
+        pg = app.inventory.vm_by_name("pg-dev-01")[0]
+        await wait_for(pilot, lambda: app.verdict_for(pg).id == "not-booting", timeout=90, what="pg-dev-01's boot log")
+        screen = await open_pane(pilot)
+        ids = await rescue_options(pilot, screen)
+        assert "existing:" + vm_doc(emu, "dev-sandbox-01")["doc"]["id"] in ids
+        assert "existing:" + pg.id not in ids and not any(i.lower() == "existing:" + pg.id.lower() for i in ids)

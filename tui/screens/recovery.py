@@ -35,6 +35,7 @@ from backend.recovery import scenarios, service
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Plan, PlanError
 from backend.recovery.runner import Runner, RunRefused
+from backend.recovery.scenarios.rescue import UNFIT_RESCUE_VERDICTS
 from backend.recovery.scenarios.resize import difference
 from tui.messages import OpenRecovery
 from tui.screens.base import BaseScreen, TableFilterMixin
@@ -583,6 +584,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             and other.location.lower() == vm.location.lower()
             and other.os_type.lower() == vm.os_type.lower()
             and other.power_state == "running"
+            and other.availability_state == "Available"
+            and self.aztriage.verdict_for(other).id not in UNFIT_RESCUE_VERDICTS
             and not other.vmss_id
             and (not vm.zones or tuple(other.zones) == tuple(vm.zones))
         ]

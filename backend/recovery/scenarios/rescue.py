@@ -127,6 +127,7 @@ async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], d
             if exc.status == 404:
                 raise PlanError(f"no VM with id {found[0]}") from None
             raise
+        await _gather_rescue_vm_fitness(backend, documents)
     if vm.boot_diagnostics.enabled:
         from backend import bootdiag
         try:
@@ -139,6 +140,27 @@ async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], d
                 documents["boot_verdict"] = verdict.to_json()
             else:
                 documents["boot_verdict_error"] = data.serial_error or "the serial log is empty"
+
+
+async def _gather_rescue_vm_fitness(backend: RecoveryBackend, documents: dict[str, Any]) -> None:
+    """Whether the picked rescue VM can do the repair: its Resource Health and whether it
+    boots itself (its own serial log). A VM that does not boot cannot repair another's disk."""
+    from backend import bootdiag
+
+    doc = documents["rescue_vm"]
+    try:
+        documents["rescue_vm_health"] = await backend.get_vm_health(doc["id"])
+    except BackendError as exc:
+        documents["rescue_vm_health_error"] = str(exc)
+    rescue = vm_from_documents({"model": doc})
+    if not rescue.boot_diagnostics.enabled or power_state(doc) != "running":
+        return
+    try:
+        data = await backend.boot_diagnostics(rescue, screenshot=False)
+    except BackendError:
+        return  # cannot tell: the plan says nothing about it
+    if data.serial_log:
+        documents["rescue_vm_boot"] = (await asyncio.to_thread(bootdiag.analyze, data.serial_log, rescue.os_type)).to_json()
 
 
 # --- the commands ---------------------------------------------------------------------------------------------
@@ -444,6 +466,7 @@ def _blockers(layout: RescueLayout) -> list[str]:
             blockers.append(f"{rescue_name} is {power_state(rescue_doc)}: start it first, the repair happens on it")
         elif layout.run_fixes and _agent(rescue_doc) != "Ready":
             blockers.append(f"the VM agent of {rescue_name} reports '{_agent(rescue_doc)}': the common fixes need it (or leave out --run-fixes)")
+        blockers += _rescue_vm_unfit(layout)
     if rescue_doc is None and not layout.subnet_id:
         blockers.append(f"the subnet of {vm.name}'s NIC could not be read: the rescue VM needs a network; pick an existing one with --rescue-vm")
     premium = disk_sku.lower().startswith(("premium", "ultra"))
@@ -452,9 +475,56 @@ def _blockers(layout: RescueLayout) -> list[str]:
     return blockers
 
 
+# Verdicts (backend/verdict.py) of a VM that cannot serve as a rescue VM: it does not boot itself,
+# or Azure has it unavailable. The console's chooser offers none of them.
+UNFIT_RESCUE_VERDICTS = frozenset({"not-booting", "platform-incident", "platform-unhealthy"})
+
+
+def _rescue_vm_unfit(layout: RescueLayout) -> list[str]:
+    """A picked rescue VM must be Available in Resource Health and boot itself."""
+    docs, name = layout.facts.documents, layout.rescue_name
+    out = []
+    health = docs.get("rescue_vm_health")
+    state = ((health or {}).get("properties") or {}).get("availabilityState")
+    if state and state != "Available":
+        out.append(f"{name} is {state} in Resource Health: pick a VM that is Available")
+    boot = docs.get("rescue_vm_boot") or {}
+    if boot.get("booted") is False:
+        out.append(f"{name} does not boot itself ({boot.get('summary') or 'see its serial log'}): pick a VM that boots")
+    return out
+
+
+def _controller(model: dict[str, Any] | None) -> str:
+    storage = ((model or {}).get("properties") or {}).get("storageProfile") or {}
+    return str(storage.get("diskControllerType") or "SCSI").upper().replace("NVME", "NVMe")
+
+
+def rescue_vm_mismatches(layout: RescueLayout) -> list[str]:
+    """A picked rescue VM of another Hyper-V generation or disk controller than the broken VM:
+    a known cause of failed repairs and swaps (az vm repair). Warned, not refused."""
+    doc = layout.rescue_doc
+    if doc is None:
+        return []
+    out = []
+    view = (doc.get("properties") or {}).get("instanceView") or {}
+    theirs = str(view.get("hyperVGeneration") or "").upper()
+    if theirs and theirs != layout.generation:
+        out.append(
+            f"{layout.rescue_name} is Hyper-V generation {theirs} and {layout.vm.name}'s disk is {layout.generation}: "
+            "the repair tools boot and mount another layout (BIOS/MBR or UEFI/GPT); a rescue VM of the same generation is safer."
+        )
+    ours, theirs_c = _controller(layout.facts.model), _controller(doc)
+    if ours != theirs_c:
+        out.append(
+            f"{layout.rescue_name} attaches disks by {theirs_c} and {layout.vm.name} by {ours}: device names differ "
+            "(/dev/sdX or /dev/nvme0nX) and a repair written for one may not fit the other; a rescue VM with the same controller is safer."
+        )
+    return out
+
+
 def _warnings(layout: RescueLayout) -> list[str]:
     vm, verdict = layout.vm, layout.verdict
-    warnings: list[str] = []
+    warnings: list[str] = rescue_vm_mismatches(layout)
     for lock in layout.facts.locks or ():
         if lock.level.lower() == "cannotdelete" and lock.scope_kind == "subscription" and layout.new_rescue:
             warnings.append(f"{lock.describe()}: it also covers the rescue group, which the cleanup then cannot delete; delete it yourself after removing the lock.")
