@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App
+from textual.notifications import SeverityLevel
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
@@ -154,6 +155,14 @@ class AztriageApp(App[int]):
             status=status,
             status_tone=tone,
         )
+
+    # --- notifications ----------------------------------------------------------------
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification is plain text, whatever the caller asks: messages carry VM names,
+        Azure's text and error messages, which are data and never markup (widgets/plain.py).
+        ``Widget.notify`` forwards here with ``markup=True`` by default; that is ignored."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     # --- start ------------------------------------------------------------------------
 

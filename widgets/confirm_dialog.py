@@ -14,6 +14,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from widgets.plain import plain_content
+
 
 class ConfirmDialog(ModalScreen[bool]):
     DEFAULT_CSS = """
@@ -48,7 +50,7 @@ class ConfirmDialog(ModalScreen[bool]):
                 yield Static(f"Type the VM's name ({self.type_name}) to allow the destructive steps:", id="confirm-hint", markup=False)
                 yield Input(placeholder=self.type_name, id="confirm-name", select_on_focus=False)
             with Horizontal(id="confirm-buttons"):
-                yield Button(self._action, id="confirm-ok", variant="error" if self.type_name else "primary", disabled=bool(self.type_name))
+                yield Button(plain_content(self._action), id="confirm-ok", variant="error" if self.type_name else "primary", disabled=bool(self.type_name))
                 yield Button("Cancel", id="confirm-cancel")
 
     def on_mount(self) -> None:

@@ -16,7 +16,7 @@ class ErrorRows(Static):
     """
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("", **kwargs)
+        super().__init__("", markup=False, **kwargs)
         self.errors: tuple[str, ...] = ()
 
     def show_errors(self, errors: Sequence[str]) -> None:

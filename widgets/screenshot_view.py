@@ -128,14 +128,14 @@ class ScreenshotView(Container, can_focus=True):
         self.mode = current_mode()
 
     def compose(self) -> ComposeResult:
-        yield Static("No screenshot yet.", id="screenshot-message")
+        yield Static("No screenshot yet.", id="screenshot-message", markup=False)
 
     async def show_image(self, image: Any, caption: str = "") -> None:
         self.image = image
         self.mode = current_mode()
         await self.remove_children()
         if image is None:
-            await self.mount(Static(caption or "No screenshot.", id="screenshot-message"))
+            await self.mount(Static(caption or "No screenshot.", id="screenshot-message", markup=False))
             return
         if self.mode != HALFBLOCK and _graphics_class is not None:
             widget = _graphics_class(image, classes="graphics")
@@ -143,9 +143,9 @@ class ScreenshotView(Container, can_focus=True):
             widget = HalfBlockView(image, id="halfblock")
         await self.mount(widget)
         if caption:
-            await self.mount(Static(Text(caption, style="dim"), id="screenshot-message"))
+            await self.mount(Static(Text(caption, style="dim"), id="screenshot-message", markup=False))
 
     async def show_message(self, text: str) -> None:
         self.image = None
         await self.remove_children()
-        await self.mount(Static(text, id="screenshot-message"))
+        await self.mount(Static(text, id="screenshot-message", markup=False))

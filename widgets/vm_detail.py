@@ -9,12 +9,14 @@ from datetime import datetime
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.style import Style
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from backend.models import Inventory, NetworkSecurityGroup, SecurityRule, Vm, id_name
 from widgets import fmt
+from widgets.plain import add_plain_row
 
 TONE_STYLE = {"ok": "green", "warn": "yellow", "bad": "bold red", "muted": "dim", None: ""}
 
@@ -28,7 +30,7 @@ def _kv(rows: list[tuple[str, RenderableType | str]]) -> Table:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     for key, value in rows:
-        grid.add_row(key, value)
+        add_plain_row(grid, key, value)
     return grid
 
 
@@ -157,7 +159,7 @@ def disks_section(vm: Vm) -> Table:
             delete = Text("Delete ! DATA LOSS RISK", style="bold red")
         else:
             delete = Text(disk.delete_option, style="green")
-        table.add_row(where, disk.name, sku, size, disk.caching or "-", delete)
+        add_plain_row(table, where, disk.name, sku, size, disk.caching or "-", delete)
     return table
 
 
@@ -178,14 +180,14 @@ def nics_section(vm: Vm, inventory: Inventory | None) -> Table:
         nsg = id_name(nic.nsg_id) if nic.nsg_id else Text("none", style="yellow")
         subnet_nsg = id_name(nic.subnet_nsg_id) if nic.subnet_nsg_id else Text("none", style="dim")
         delete = Text(nic.delete_option, style="yellow" if nic.delete_option.lower() == "delete" else "")
-        table.add_row(name, ", ".join(nic.private_ips) or "-", public, nsg, subnet_nsg, delete)
+        add_plain_row(table, name, ", ".join(nic.private_ips) or "-", public, nsg, subnet_nsg, delete)
     return table
 
 
 def _rule_row(table: Table, rule: SecurityRule) -> None:
     access = Text("Allow", style="green") if rule.access.lower() == "allow" else Text("DENY", style="bold red")
     name = rule.name + (" (default)" if rule.default else "")
-    table.add_row(
+    add_plain_row(table, 
         str(rule.priority),
         name,
         access,
@@ -237,7 +239,7 @@ def extensions_section(vm: Vm) -> RenderableType:
     table = _table("EXTENSION", "TYPE", "VERSION", "STATE", "STATUS")
     for ext in vm.extensions:
         state = ext.provisioning_state or "-"
-        table.add_row(
+        add_plain_row(table, 
             ext.name,
             f"{ext.publisher}.{ext.type}" if ext.publisher and ext.type else (ext.type or "-"),
             ext.version or "-",
@@ -276,7 +278,7 @@ def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime) -> 
     ]
     if vm.tags:
         parts += [_heading("Tags"), Text(", ".join(f"{k}={v}" for k, v in vm.tags))]
-    link = Text(vm.portal_url, style=f"link {vm.portal_url}")
+    link = Text(vm.portal_url, style=Style(link=vm.portal_url))
     parts += [_heading("Where"), _kv([("Resource id", vm.id), ("Portal", link)])]
     return Group(*parts)
 
@@ -294,7 +296,7 @@ class VmDetail(VerticalScroll):
         self.vm: Vm | None = None
 
     def compose(self):
-        yield Static(id="vm-detail-body")
+        yield Static(id="vm-detail-body", markup=False)
 
     def show(self, vm: Vm | None, inventory: Inventory | None, now: datetime) -> None:
         self.vm = vm

@@ -39,7 +39,7 @@ class BaseScreen(Screen):
         yield from self.compose_body()
         yield PresenterPanel(id="presenter")  # shown in presenter mode only (tui/presenter.py)
         yield ErrorRows(id="error-rows")
-        yield Static("", id="status-line")
+        yield Static("", id="status-line", markup=False)
         yield Footer()
 
     def compose_body(self) -> ComposeResult:

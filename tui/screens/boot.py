@@ -151,10 +151,10 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self._flush_timer = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="summary")
+        yield Static("", id="summary", markup=False)
         yield BootFilter(placeholder="filter: name, OS, power, verdict, recovery", id="filter", select_on_focus=False)
         yield BootTable(id="boot-vms")
-        yield Static("", id="boot-detail")
+        yield Static("", id="boot-detail", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(BootFilter).cursor_blink = False
@@ -359,7 +359,7 @@ class BootDetailScreen(BaseScreen):
         return session_states(self.app).get(self.vm_id.lower())
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="boot-verdict")
+        yield Static("", id="boot-verdict", markup=False)
         with TabbedContent(initial="log", id="boot-tabs"):
             with TabPane("Serial log", id="log"):
                 yield LogSearch(placeholder="search the log (enter: next, esc: close)", id="log-search", select_on_focus=False)
@@ -368,7 +368,7 @@ class BootDetailScreen(BaseScreen):
                 yield ScreenshotView(id="screenshot-view")
             with TabPane("Repair", id="repair"):
                 with VerticalScroll(id="repair-scroll"):
-                    yield Static("", id="repair-text")
+                    yield Static("", id="repair-text", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(LogSearch).cursor_blink = False

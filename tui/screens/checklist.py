@@ -68,10 +68,10 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
         self._summary: dict | None = None  # result.summary(), made once per result
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="summary")
+        yield Static("", id="summary", markup=False)
         yield FindingsFilter(placeholder="filter: rule, VM, severity, words of the evidence", id="filter", select_on_focus=False)
         yield FindingsTable(id="findings")
-        yield Static("", id="finding-detail")
+        yield Static("", id="finding-detail", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(FindingsFilter).cursor_blink = False

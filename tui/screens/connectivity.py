@@ -72,10 +72,10 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self._flush_timer = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="summary")
+        yield Static("", id="summary", markup=False)
         yield ProbeFilter(placeholder="filter: name, port, status, verdict, recovery, IP", id="filter", select_on_focus=False)
         yield ConnectivityTable(id="ports")
-        yield Static("", id="probe-detail")
+        yield Static("", id="probe-detail", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(ProbeFilter).cursor_blink = False

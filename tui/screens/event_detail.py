@@ -16,6 +16,7 @@ from backend.health import EventRow, event_by_id
 from backend.models import Inventory
 from tui.screens.base import BaseScreen
 from widgets import fmt
+from widgets.plain import add_plain_row
 from widgets.fast_table import FastTable
 from widgets.vm_table import VmTable, subscription_names
 
@@ -26,18 +27,18 @@ def event_renderable(row: EventRow, now) -> Group:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     status = Text(e.status.upper() if e.status.lower() == "active" else e.status, style="bold red" if e.status.lower() == "active" else "")
-    grid.add_row("Status", status)
-    grid.add_row("Type / level", f"{e.type} / {e.level or '-'}")
-    grid.add_row("Tracking id", e.id)
-    grid.add_row("Regions", ", ".join(e.regions) or "-")
-    grid.add_row("Services", ", ".join(e.services) or "-")
+    add_plain_row(grid, "Status", status)
+    add_plain_row(grid, "Type / level", f"{e.type} / {e.level or '-'}")
+    add_plain_row(grid, "Tracking id", e.id)
+    add_plain_row(grid, "Regions", ", ".join(e.regions) or "-")
+    add_plain_row(grid, "Services", ", ".join(e.services) or "-")
     if e.impact_start:
-        grid.add_row("Impact start", f"{fmt.when(e.impact_start)} ({fmt.ago(e.impact_start, now)})")
+        add_plain_row(grid, "Impact start", f"{fmt.when(e.impact_start)} ({fmt.ago(e.impact_start, now)})")
     if e.impact_mitigation:
-        grid.add_row("Mitigated", fmt.when(e.impact_mitigation))
+        add_plain_row(grid, "Mitigated", fmt.when(e.impact_mitigation))
     if e.last_update:
-        grid.add_row("Last update", fmt.when(e.last_update))
-    grid.add_row("My VMs", f"{len(row.impacted_vms)} " + ("listed by Azure as impacted" if row.listed else "in the region (Azure lists no impacted resources)"))
+        add_plain_row(grid, "Last update", fmt.when(e.last_update))
+    add_plain_row(grid, "My VMs", f"{len(row.impacted_vms)} " + ("listed by Azure as impacted" if row.listed else "in the region (Azure lists no impacted resources)"))
     parts: list[RenderableType] = [Text(e.title, style="bold"), grid]
     if e.summary:
         parts += [Text(""), Text(e.summary)]
@@ -69,7 +70,7 @@ class EventDetailScreen(BaseScreen):
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="event-info"):
-            yield Static(id="event-body")
+            yield Static(id="event-body", markup=False)
         yield VmTable(id="impacted", empty_text="None of my VMs are in the impacted regions.")
 
     def on_mount(self) -> None:

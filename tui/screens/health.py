@@ -35,11 +35,11 @@ class HealthScreen(BaseScreen):
         self.view: HealthView | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Resource Health", id="statuses-title", classes="section-title")
+        yield Static("Resource Health", id="statuses-title", classes="section-title", markup=False)
         yield StatusTable(id="statuses")
-        yield Static("Service Health events", id="events-title", classes="section-title")
+        yield Static("Service Health events", id="events-title", classes="section-title", markup=False)
         yield EventTable(id="events")
-        yield Static("Planned maintenance", id="maintenance-title", classes="section-title")
+        yield Static("Planned maintenance", id="maintenance-title", classes="section-title", markup=False)
         yield MaintenanceTable(id="maintenance")
 
     def on_mount(self) -> None:

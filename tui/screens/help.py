@@ -12,6 +12,8 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from widgets.plain import add_plain_row
+
 PLACES = {
     "AztriageApp": "everywhere",
     "InventoryScreen": "inventory pane",
@@ -96,10 +98,10 @@ class HelpScreen(ModalScreen):
         table.add_column("BINDING ID", style="dim", no_wrap=True)
         last = None
         for place, keys, description, binding_id in key_rows(self.under):
-            table.add_row(place if place != last else "", keys, description, binding_id)
+            add_plain_row(table, place if place != last else "", keys, description, binding_id)
             last = place
         with VerticalScroll(id="help-box"):
-            yield Static(Text("Keys  (esc closes; remap by binding id under [keys] in config.toml)", style="bold"))
-            yield Static(table)
+            yield Static(Text("Keys  (esc closes; remap by binding id under [keys] in config.toml)", style="bold"), markup=False)
+            yield Static(table, markup=False)
             yield Static(Text("Filter box: type to filter as you go, enter keeps the filter, esc clears it.\n"
-                              "ctrl+p opens the command palette: every action, and 'vm: open NAME' to jump to a VM.", style="dim"))
+                              "ctrl+p opens the command palette: every action, and 'vm: open NAME' to jump to a VM.", style="dim"), markup=False)

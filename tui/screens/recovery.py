@@ -186,15 +186,15 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     # --- layout ------------------------------------------------------------------------
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="summary")
+        yield Static("", id="summary", markup=False)
         yield RecoveryFilter(placeholder="filter: name, group, location, state", id="filter", select_on_focus=False)
         with ContentSwitcher(initial=STAGES[VMS].body, id="stage"):
             yield VmTable(id="vms")
-            yield OptionList(id="scenarios")
-            yield OptionList(id="options")
+            yield OptionList(id="scenarios", markup=False)
+            yield OptionList(id="options", markup=False)
             yield StepList(id="steps")
             yield RunTable(id="runs")
-        yield Static("", id="detail")
+        yield Static("", id="detail", markup=False)
         yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=500)
 
     def on_mount(self) -> None:
