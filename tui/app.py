@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App
-from textual.notifications import SeverityLevel
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer

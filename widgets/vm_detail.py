@@ -8,8 +8,8 @@ from datetime import datetime
 
 from rich import box
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -187,7 +187,7 @@ def nics_section(vm: Vm, inventory: Inventory | None) -> Table:
 def _rule_row(table: Table, rule: SecurityRule) -> None:
     access = Text("Allow", style="green") if rule.access.lower() == "allow" else Text("DENY", style="bold red")
     name = rule.name + (" (default)" if rule.default else "")
-    add_plain_row(table, 
+    add_plain_row(table,
         str(rule.priority),
         name,
         access,
@@ -239,7 +239,7 @@ def extensions_section(vm: Vm) -> RenderableType:
     table = _table("EXTENSION", "TYPE", "VERSION", "STATE", "STATUS")
     for ext in vm.extensions:
         state = ext.provisioning_state or "-"
-        add_plain_row(table, 
+        add_plain_row(table,
             ext.name,
             f"{ext.publisher}.{ext.type}" if ext.publisher and ext.type else (ext.type or "-"),
             ext.version or "-",

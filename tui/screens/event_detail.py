@@ -16,8 +16,8 @@ from backend.health import EventRow, event_by_id
 from backend.models import Inventory
 from tui.screens.base import BaseScreen
 from widgets import fmt
-from widgets.plain import add_plain_row
 from widgets.fast_table import FastTable
+from widgets.plain import add_plain_row
 from widgets.vm_table import VmTable, subscription_names
 
 
