@@ -38,6 +38,7 @@ from typing import Any
 
 from backend import regions, sizes
 from backend.adapter import CheckBackend
+from backend.escape import md_inline
 from backend.instance_views import choose
 from backend.models import Inventory, Vm, id_name
 from backend.settings import DEFAULT_INSTANCE_VIEWS
@@ -766,10 +767,6 @@ def run_checks(inv: Inventory, ctx: CheckContext | None = None, *, rules: Iterab
 # --- text -------------------------------------------------------------------------
 
 
-def _md_cell(text: Any) -> str:
-    return str(text if text is not None else "-").replace("|", "\\|").replace("\n", " ")
-
-
 def render_markdown(result: CheckResult, *, title: str = "High-availability checklist") -> str:
     s = result.summary()
     sev = s["by_severity"]
@@ -785,23 +782,23 @@ def render_markdown(result: CheckResult, *, title: str = "High-availability chec
         "|---|---|---|---|---|---|",
     ]
     for r in s["by_rule"]:
-        lines.append(f"| {r['rule']} | {r['severity']} | {r['status']} | {r['findings']} | {r['vms']} | {r['points']} |")
+        lines.append("| " + " | ".join(md_inline(r[k]) for k in ("rule", "severity", "status", "findings", "vms", "points")) + " |")
     lines += ["", "## Subscriptions", "", "| subscription | score | VMs | findings |", "|---|---|---|---|"]
     for sub in s["by_subscription"]:
-        lines.append(f"| {_md_cell(sub['name'])} | {sub['score']} | {sub['vms']} | {sub['findings']} |")
+        lines.append("| " + " | ".join(md_inline(sub[k]) for k in ("name", "score", "vms", "findings")) + " |")
     lines += ["", "## Findings", ""]
     if not result.findings:
         lines.append("No findings.")
     for f in result.findings:
         who = f.vm or f"subscription {f.subscription_id}"
-        lines += [f"### {f.severity.upper()} {f.rule}: {who}", "", f"- Evidence: {f.evidence}", f"- Fix: {f.fix}", ""]
+        lines += [f"### {md_inline(f.severity.upper())} {md_inline(f.rule)}: {md_inline(who)}", "", f"- Evidence: {md_inline(f.evidence)}", f"- Fix: {md_inline(f.fix)}", ""]
     if result.not_checked:
         lines += ["## Not checked", ""]
-        lines += [f"- {n.rule} ({n.scope}): {n.reason}" for n in result.not_checked]
+        lines += [f"- {md_inline(n.rule)} ({md_inline(n.scope)}): {md_inline(n.reason)}" for n in result.not_checked]
         lines.append("")
     if s["errors"]:
         lines += ["## Subscriptions not read", ""]
-        lines += [f"- {e['subscription_id']}: {e['code']}: {e['message']}" for e in s["errors"]]
+        lines += [f"- {md_inline(e['subscription_id'])}: {md_inline(e['code'])}: {md_inline(e['message'])}" for e in s["errors"]]
         lines.append("")
     lines.append(f"_Scoring: {s['scoring']}._")
     return "\n".join(lines).rstrip() + "\n"

@@ -625,13 +625,13 @@ def rdp_file_text(host: str, port: int = 3389, user: str | None = None) -> str:
 
 def write_rdp_file(directory: str | Path, name: str, host: str, port: int = 3389, user: str | None = None) -> Path:
     """Write DIR/NAME.rdp atomically (a half-written file never appears), readable only by the user."""
+    from backend.escape import safe_filename
     from backend.files import write_private_atomically
 
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a directory")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "vm"
-    path = directory / f"{safe}.rdp"
+    path = directory / f"{safe_filename(name)}.rdp"
     write_private_atomically(path, rdp_file_text(host, port, user))
     return path
 

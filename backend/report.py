@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from backend.checks import CheckResult, Finding
+from backend.escape import md_code, md_inline
 from backend.models import HealthStatus, Inventory, ServiceEvent, Vm, id_name, to_jsonable
 from backend.regions import normalize
 
@@ -256,8 +257,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_cell(v) for v in value)
     if isinstance(value, Mapping):
-        return "; ".join(f"{k}: {_cell(v)}" for k, v in value.items() if v not in (None, "", [], {}))
-    return str(value).replace("|", "\\|").replace("\n", " ")
+        return "; ".join(f"{md_inline(k)}: {_cell(v)}" for k, v in value.items() if v not in (None, "", [], {}))
+    return md_inline(value)
 
 
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> list[str]:
@@ -277,8 +278,8 @@ def _pairs(data: Mapping[str, Any], skip: Iterable[str] = ()) -> list[str]:
 
 def _status_line(sec: Mapping[str, Any]) -> list[str]:
     if sec.get("status") == "done":
-        return [f"_{sec['note']}_", ""] if sec.get("note") else []
-    note = f": {sec['note']}" if sec.get("note") else ""
+        return [f"_{md_inline(sec['note'])}_", ""] if sec.get("note") else []
+    note = f": {md_inline(sec['note'])}" if sec.get("note") else ""
     return [f"_{str(sec.get('status', 'not run')).capitalize()}{note}._", ""]
 
 
@@ -307,9 +308,9 @@ def _render_generic(value: Any, depth: int = 0) -> list[str]:
 def render_markdown(report: Mapping[str, Any]) -> str:
     vm = report["vm"]
     lines = [
-        f"# {report['title']}",
+        f"# {md_inline(report['title'])}",
         "",
-        f"Generated {report['generated_at']} from {report['source']} (inventory read {report.get('inventory_fetched_at') or '-'}).",
+        f"Generated {_cell(report['generated_at'])} from {_cell(report['source'])} (inventory read {_cell(report.get('inventory_fetched_at'))}).",
         "",
         "## Virtual machine",
         "",
@@ -317,8 +318,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     verdict = report.get("verdict")
     if verdict:
         # The VM's one verdict first: what is wrong, the next step (backend/verdict.py).
-        lines = lines[:-2] + ["## Verdict", "", f"**{verdict['id']}**: {verdict['summary']}", "", f"Next step: {verdict['next_step']}", ""]
-        lines += [f"- {line}" for line in verdict.get("evidence") or []]
+        lines = lines[:-2] + ["## Verdict", "", f"**{md_inline(verdict['id'])}**: {md_inline(verdict['summary'])}", "", f"Next step: {md_inline(verdict['next_step'])}", ""]
+        lines += [f"- {md_inline(line)}" for line in verdict.get("evidence") or []]
         lines += ["", "## Virtual machine", ""]
     lines += _pairs(vm, skip=("disks", "nics"))
     lines += [""] + _table(vm["disks"], ("name", "role", "sku", "managed", "size_gb", "delete_option"))
@@ -329,31 +330,31 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += ["", "## Health", ""]
     if health["current"]:
         cur = health["current"]
-        title = f": {cur['title']}" if cur.get("title") and cur["title"] != cur["availability_state"] else ""
-        lines.append(f"**{cur['availability_state']}**{title}" + (f" since {cur['since']}" if cur.get("since") else ""))
+        title = f": {md_inline(cur['title'])}" if cur.get("title") and cur["title"] != cur["availability_state"] else ""
+        lines.append(f"**{md_inline(cur['availability_state'])}**{title}" + (f" since {md_inline(cur['since'])}" if cur.get("since") else ""))
         lines.append("")
         lines += _pairs(cur, skip=("availability_state", "title", "since"))
     else:
         lines.append("_Resource Health reported no status for this VM._")
     if health["recently_resolved"]:
         rr = health["recently_resolved"]
-        lines += ["", f"Recently resolved ({rr.get('resolved_at') or 'time unknown'}): {rr.get('summary') or '-'}"]
+        lines += ["", f"Recently resolved ({md_inline(rr.get('resolved_at') or 'time unknown')}): {_cell(rr.get('summary'))}"]
     lines.append("")
     if health["history"]:
         lines += ["### History", ""] + _table(health["history"], ("since", "availability_state", "title", "reason_type"))
     elif health["history"] == []:
         lines.append("_No earlier health statuses were returned._")
     else:
-        lines.append(f"_History not shown: {health['history_note']}._")
+        lines.append(f"_History not shown: {md_inline(health['history_note'])}._")
 
-    lines += ["", f"## Service events in {vm['location']}", ""]
+    lines += ["", f"## Service events in {md_inline(vm['location'])}", ""]
     events = report["service_events"]
     if events:
         lines += _table(events, ("status", "type", "level", "title", "impact_start", "impact_mitigation", "id"))
         latest = [e for e in events if e.get("latest_update")]
         if latest:
             lines.append("")
-            lines += [f"- {e['id']}: {_cell(e['latest_update'])}" for e in latest]
+            lines += [f"- {_cell(e['id'])}: {_cell(e['latest_update'])}" for e in latest]
     else:
         lines.append("_No Service Health events name this region._")
 
@@ -368,10 +369,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         if not isinstance(d, Mapping) or "verdict" not in d:
             lines += _render_generic(d)
             continue
-        lines += [f"### Port {d.get('port')}: {d['verdict']}", "", f"{_cell(d.get('summary'))}", ""]
+        lines += [f"### Port {_cell(d.get('port'))}: {_cell(d['verdict'])}", "", f"{_cell(d.get('summary'))}", ""]
         lines += [f"- {_cell(e)}" for e in d.get("evidence") or []]
         if d.get("connect"):
-            lines += ["", "Connect: " + "; ".join(f"`{c}`" for c in d["connect"])]
+            lines += ["", "Connect: " + "; ".join(md_code(c) for c in d["connect"])]
         lines.append("")
     for change in conn.get("ip_changes") or []:
         lines.append(f"- address change: {_cell(change)}")
@@ -395,17 +396,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     fnd = report["findings"]
     lines += ["", "## Open findings", ""]
     if fnd["status"] != "done":
-        lines.append(f"_Checklist {fnd['status']}._")
+        lines.append(f"_Checklist {md_inline(fnd['status'])}._")
     elif not fnd["items"]:
         lines.append(f"No open findings (score {fnd.get('score')}/100).")
     else:
         lines.append(f"Score {fnd.get('score')}/100.")
         lines.append("")
         for f in fnd["items"]:
-            lines += [f"- **{f['severity'].upper()} {f['rule']}**: {f['evidence']}", f"  - Fix: {f['fix']}"]
+            lines += [f"- **{md_inline(f['severity'].upper())} {md_inline(f['rule'])}**: {md_inline(f['evidence'])}", f"  - Fix: {md_inline(f['fix'])}"]
     nc = [n for n in fnd.get("not_checked") or [] if n["scope"] == "estate" or vm["location"].lower() in n["scope"].lower() or vm["size"] in n["scope"]]
     if nc:
-        lines += ["", "Not checked: " + "; ".join(f"{n['rule']} ({n['reason']})" for n in nc) + "."]
+        lines += ["", "Not checked: " + "; ".join(f"{md_inline(n['rule'])} ({md_inline(n['reason'])})" for n in nc) + "."]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -49,6 +49,15 @@ def emulator():
     emu.stop()
 
 
+@pytest.fixture(scope="session")
+def hostile_emulator():
+    """The hostile estate (backend/emulator/estates/hostile.py): payloads of every class of
+    issue 14 in every field others write. Read-only: no test changes it."""
+    emu = start_emulator("hostile")
+    yield emu
+    emu.stop()
+
+
 @pytest.fixture
 def fresh_emulator(emulator):
     """The shared emulator, reset to its initial estate after the test."""

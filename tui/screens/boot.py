@@ -552,6 +552,7 @@ class BootDetailScreen(BaseScreen):
             self.notify("No screenshot to save.", severity="warning", timeout=3)
             return
         from backend import bootdiag
+        from backend.escape import safe_filename
         from backend.files import write_private_atomically
 
         try:
@@ -560,7 +561,7 @@ class BootDetailScreen(BaseScreen):
             self.notify(str(exc), severity="error")
             return
         stamp = self.aztriage.now().strftime("%Y%m%d-%H%M%S")
-        path = self.aztriage.export_dir() / f"screenshot-{state.vm.name}-{stamp}.png"
+        path = self.aztriage.export_dir() / f"screenshot-{safe_filename(state.vm.name)}-{stamp}.png"
         try:
             write_private_atomically(path, png)
         except OSError as exc:

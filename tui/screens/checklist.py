@@ -267,8 +267,9 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
             log.warning("the incident report of %s failed", vm.name, exc_info=True)
             self.notify(f"The incident report of {vm.name} could not be written: {_one_line(exc)}", severity="error", timeout=8)
             return
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in vm.name)
-        self.aztriage.export_text(f"report-{safe}", "md", render([report], "md"))
+        from backend.escape import safe_filename
+
+        self.aztriage.export_text(f"report-{safe_filename(vm.name)}", "md", render([report], "md"))
 
 
 def _subscription_names(result: CheckResult) -> dict[str, str]:
