@@ -16,20 +16,20 @@ resume, and callbacks for acceptance and progress.
 
 The serial console (``SerialConsole``) opens an interactive stream on the
 VM's serial port (``SerialStream``: raw terminal bytes both ways, plus the
-gateway's admin commands). Room is left for Azure Resource Graph
-(estate-wide queries): one more protocol here, implemented in backend/azure.
+gateway's admin commands). Azure Resource Graph (``ResourceGraph``) runs KQL over
+every subscription in one request per page, within the caller's quota.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
 from backend.errors import BackendError  # re-exported: the error every capability raises
 
 if TYPE_CHECKING:
     from backend.checks import ComputeUsage, UsageKey
-    from backend.models import BootDiagnosticsData, HealthStatus, Inventory, Maintenance, Subscription, Vm
+    from backend.models import BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, Subscription, Vm
     from backend.network import ConnectivityCheck, PrivatePath
     from backend.settings import ConnectionSettings
 
@@ -49,6 +49,7 @@ __all__ = [
     "Quota",
     "RecoveryBackend",
     "ReportBackend",
+    "ResourceGraph",
     "ResourceReads",
     "SerialConsole",
     "SerialStream",
@@ -278,6 +279,27 @@ class SerialConsole(Protocol):
         ...
 
 
+class ResourceGraph(Connected, Protocol):
+    """Azure Resource Graph: KQL over the tenant's resources, a page per request.
+
+    Scope: ``subscriptions`` or ``management_groups``, or neither for the whole tenant
+    (only the first 10,000 subscriptions: ``GraphResult.subscription_limit_hit``). Every
+    page is fetched (``max_rows`` stops early); a query that pages must ``order by id``.
+    The caller's quota is honoured by waiting for its reset, not by drawing a 429. ARG
+    lags ARM by up to a minute: anything that acts on a resource reads it again first.
+    A query ARG rejects raises ``BackendError`` (code ``InvalidQuery``) with ARG's reason."""
+
+    async def graph_query(
+        self,
+        query: str,
+        *,
+        subscriptions: Sequence[str] | None = None,
+        management_groups: Sequence[str] | None = None,
+        page_size: int = ...,
+        max_rows: int | None = None,
+    ) -> GraphResult: ...
+
+
 class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, Protocol):
     """What a recovery plan and its steps use (the final check reads the inventory again)."""
 
@@ -295,5 +317,5 @@ class ReportBackend(CheckBackend, HealthHistory, ConnectivityBackend, Protocol):
     """What an incident report reads: the checklist, the health history, a connectivity run."""
 
 
-class Backend(ReportBackend, RecoveryBackend, SerialConsole, Protocol):
+class Backend(ReportBackend, RecoveryBackend, SerialConsole, ResourceGraph, Protocol):
     """Every capability: what the console, the CLI and the benchmarks hold."""

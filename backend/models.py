@@ -505,6 +505,21 @@ class SubscriptionError:
 
 
 @dataclass(frozen=True, slots=True)
+class GraphResult:
+    """One Azure Resource Graph query, every page of it. ``rows`` are ARG's objects (made
+    safe to show); ``truncated``: ARG cut rows it could not page (``take``, ``summarize``,
+    no ``id`` column); ``subscription_limit_hit``: a tenant or management-group scope held
+    more than 10,000 subscriptions and only the first 10,000 were searched."""
+
+    rows: tuple[dict[str, Any], ...]
+    total_records: int
+    truncated: bool = False
+    subscription_limit_hit: bool = False
+    pages: int = 0
+    quota_waited_s: float = 0.0  # time spent waiting for the quota to reset instead of drawing a 429
+
+
+@dataclass(frozen=True, slots=True)
 class Inventory:
     """Everything one refresh saw, joined. Lookup tables are keyed by lower-case id."""
 

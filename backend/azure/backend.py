@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -43,7 +43,7 @@ from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuth
 
 from backend import mapping
 from backend.adapter import SerialStream, SerialTarget
-from backend.azure import bootdiag, history, instance_views, join, network_ops, quota, serial
+from backend.azure import bootdiag, graph, history, instance_views, join, network_ops, quota, serial
 from backend.azure.credentials import make_credential
 from backend.azure.lists import INVENTORY_LISTS, SUBSCRIPTIONS_LIST, ListRoute, raw_list
 from backend.azure.nsg_ops import NsgOperations
@@ -51,7 +51,7 @@ from backend.checks import ComputeUsage, UsageKey
 from backend.errors import BackendError
 from backend.gcpause import gc_paused
 from backend.instance_views import choose
-from backend.models import BootDiagnosticsData, HealthStatus, Inventory, Maintenance, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
+from backend.models import BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
 from backend.network import ConnectivityCheck, PrivatePath
 from backend.safetext import safe_json, safe_line
 from backend.settings import DEFAULT_INSTANCE_VIEWS, ConnectionSettings
@@ -135,6 +135,7 @@ class AzureBackend(NsgOperations):
         self._counter = _RequestCounter()
         self._semaphore = asyncio.Semaphore(max(1, settings.max_concurrency))
         self._reduce_gate = asyncio.Lock()  # one inventory page reduced at a time (lists.raw_list)
+        self.graph_gate = graph.QuotaGate()  # Resource Graph's quota is per user: one gate per identity
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -465,6 +466,20 @@ class AzureBackend(NsgOperations):
 
     async def serial_connect(self, vm_id: str) -> SerialStream:
         return await serial.connect(self, vm_id)
+
+    async def graph_query(
+        self,
+        query: str,
+        *,
+        subscriptions: Sequence[str] | None = None,
+        management_groups: Sequence[str] | None = None,
+        page_size: int = graph.MAX_PAGE,
+        max_rows: int | None = None,
+    ) -> GraphResult:
+        return await self.call(
+            "querying Azure Resource Graph",
+            lambda: graph.query(self, query, subscriptions=subscriptions, management_groups=management_groups, page_size=page_size, max_rows=max_rows),
+        )
 
     async def inventory_usages(self, inv: Inventory) -> tuple[dict[UsageKey, tuple[ComputeUsage, ...]], dict[UsageKey, str]]:
         return await quota.inventory_usages(self, inv)

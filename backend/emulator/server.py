@@ -61,6 +61,7 @@ OPID_RKEY: web.RequestKey[Any] = web.RequestKey("aztriage_operation_id", object)
 WRITE_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
 # POST actions that only read (e.g. retrieveBootDiagnosticsData, lower-case): not counted as writes.
 READ_ACTIONS: set[str] = set()
+READ_PATHS: set[str] = set()  # lower-case paths of POSTs that only read (Resource Graph queries)
 TICK_S = 0.05
 
 
@@ -124,6 +125,8 @@ class Emulator:
         acceleration: float = 300,
         faults: list[dict] | None = None,
         prewarm: bool = True,
+        graph_quota: tuple[int, float] | None = None,
+        graph_subscription_limit: int | None = None,
     ):
         if not _loopback(host):
             raise ValueError(f"the emulator only listens on loopback addresses (127.0.0.0/8), not {host!r}")
@@ -133,6 +136,9 @@ class Emulator:
         self.page_size = int(page_size)
         self.acceleration = float(acceleration)
         self.prewarm = bool(prewarm)
+        # Azure Resource Graph (backend/emulator/graph.py): queries per window and the scope limit
+        self.graph_quota = graph_quota
+        self.graph_subscription_limit = graph_subscription_limit
         self.store = Store(estate, acceleration=acceleration)
         self.arm = Arm(self.store, page_size=page_size)
         self.faults = FaultSet()
@@ -278,7 +284,7 @@ class Emulator:
         self._requests += 1
         key = f"{method} {route.template}"
         self._by_route[key] = self._by_route.get(key, 0) + 1
-        is_write = method in WRITE_METHODS and not (method == "POST" and (route.last or "").lower() in READ_ACTIONS)
+        is_write = method in WRITE_METHODS and not (method == "POST" and ((route.last or "").lower() in READ_ACTIONS or path.lower() in READ_PATHS))
         if is_write:
             self._writes += 1
         status = 500
@@ -559,6 +565,9 @@ Emulator.add_routes(usage_routes)
 from .recovery_ops import recovery_routes  # noqa: E402  (locks, vmSizes, run-command and VMAccess effects: backend/emulator/recovery_ops.py)
 
 Emulator.add_routes(recovery_routes)
+from .graph import graph_routes  # noqa: E402  (Azure Resource Graph queries: backend/emulator/graph.py)
+
+Emulator.add_routes(graph_routes)
 # the order the routes register in
 # isort: off
 from . import guest  # noqa: E402,F401  (registers itself: demo guests' RDP/SSH listeners, Network Watcher; backend/emulator/guest.py)
