@@ -28,12 +28,15 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 from backend.errors import BackendError  # re-exported: the error every capability raises
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from backend.checks import ComputeUsage, UsageKey
-    from backend.models import BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, Subscription, Vm
+    from backend.models import ActivityEvent, BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, Subscription, Vm
     from backend.network import ConnectivityCheck, PrivatePath
     from backend.settings import ConnectionSettings
 
 __all__ = [
+    "ActivityLog",
     "Backend",
     "BackendError",
     "BootDiagnostics",
@@ -54,6 +57,7 @@ __all__ = [
     "SerialConsole",
     "SerialStream",
     "SerialTarget",
+    "TimelineBackend",
 ]
 
 Document = dict[str, Any]  # an ARM resource as the wire JSON (camelCase), secrets scrubbed
@@ -106,6 +110,29 @@ class HealthHistory(Protocol):
     async def health_history(self, resource_id: str, *, limit: int = 50) -> list[HealthStatus]:
         """Up to ``limit`` availability statuses, newest first."""
         ...
+
+
+class ActivityLog(Protocol):
+    """Azure Monitor's activity log: who sent which write to which resource (90 days, one
+    subscription a call)."""
+
+    async def activity_log(
+        self,
+        subscription_id: str,
+        *,
+        start: datetime,
+        end: datetime,
+        resource_group: str | None = None,
+        resource_uri: str | None = None,
+        correlation_id: str | None = None,
+    ) -> list[ActivityEvent]:
+        """Every entry in [start, end], newest first, scoped to at most one of a resource
+        group, a resource or a correlation id."""
+        ...
+
+
+class TimelineBackend(ActivityLog, HealthHistory, Protocol):
+    """What a VM's incident timeline reads from Azure: the activity log and Resource Health's history."""
 
 
 class NetworkDiagnostics(Protocol):
@@ -313,8 +340,9 @@ class ConnectivityBackend(NetworkDiagnostics, BootDiagnostics, Connected, Protoc
     agent and maintenance, the serial log of a VM that does not answer, Network Watcher."""
 
 
-class ReportBackend(CheckBackend, HealthHistory, ConnectivityBackend, Protocol):
-    """What an incident report reads: the checklist, the health history, a connectivity run."""
+class ReportBackend(CheckBackend, TimelineBackend, ConnectivityBackend, Protocol):
+    """What an incident report reads: the checklist, the health history and the activity log
+    (the timeline), a connectivity run."""
 
 
 class Backend(ReportBackend, RecoveryBackend, SerialConsole, ResourceGraph, Protocol):

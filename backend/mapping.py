@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from backend.models import (
+    ActivityEvent,
     BootDiagnostics,
     Disk,
     EventUpdate,
@@ -330,6 +331,42 @@ def health_status(doc: Doc) -> HealthStatus:
         recommended_actions=actions,
         recently_resolved_summary=resolved.get("unavailableSummary") or resolved.get("unavailabilitySummary"),
         recently_resolved_at=parse_time(resolved.get("resolvedTime")),
+        context=_sym(props.get("context")),
+        category=_sym(props.get("category")),
+    )
+
+
+def _localized(value: Any) -> tuple[str, str]:
+    """(value, localizedValue) of a LocalizableString (or a plain string)."""
+    if isinstance(value, Mapping):
+        raw = str(value.get("value") or "")
+        return raw, str(value.get("localizedValue") or raw)
+    text = str(value or "")
+    return text, text
+
+
+def activity_event(doc: Doc) -> ActivityEvent | None:
+    """One activity-log EventData (wire JSON, already made safe); None without a readable time."""
+    at = parse_time(doc.get("eventTimestamp"))
+    if at is None:
+        return None
+    operation, label = _localized(doc.get("operationName"))
+    status, _ = _localized(doc.get("status"))
+    sub_status, _ = _localized(doc.get("subStatus"))
+    http = doc.get("httpRequest") or {}
+    return ActivityEvent(
+        time=at,
+        operation=_sym(operation),
+        operation_label=_sym(label),
+        status=_sym(status),
+        caller=str(doc.get("caller") or ""),
+        resource_id=str(doc.get("resourceId") or ""),
+        correlation_id=str(doc.get("correlationId") or ""),
+        sub_status=_sym(sub_status),
+        client_ip=str(http.get("clientIpAddress") or "") if isinstance(http, Mapping) else "",
+        level=_sym(str(doc.get("level") or "")),
+        description=str(doc.get("description") or ""),
+        event_id=str(doc.get("eventDataId") or ""),
     )
 
 

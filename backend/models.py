@@ -237,11 +237,32 @@ class HealthStatus:
     recommended_actions: tuple[RecommendedAction, ...] = ()
     recently_resolved_summary: str | None = None
     recently_resolved_at: datetime | None = None
+    context: str | None = None  # Customer Initiated / Platform Initiated / Not Applicable: who caused the change
+    category: str | None = None  # Planned / Unplanned / Not Applicable
 
     @property
     def reason(self) -> str:
         parts = [p for p in (self.reason_type, self.summary or self.title) if p]
         return ": ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityEvent:
+    """One entry of the activity log (Azure Monitor's management events): who sent which
+    operation to which resource, and how it ended. Every string is already safe to show."""
+
+    time: datetime  # eventTimestamp
+    operation: str  # operationName.value: Microsoft.Compute/virtualMachines/deallocate/action
+    operation_label: str  # operationName.localizedValue: Deallocate Virtual Machine
+    status: str  # Started / Accepted / Succeeded / Failed
+    caller: str  # a user's UPN, a service principal's app id, or empty
+    resource_id: str
+    correlation_id: str = ""
+    sub_status: str = ""
+    client_ip: str = ""
+    level: str = ""  # Informational / Warning / Error / Critical
+    description: str = ""
+    event_id: str = ""  # eventDataId
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuth
 
 from backend import mapping
 from backend.adapter import SerialStream, SerialTarget
-from backend.azure import bootdiag, graph, history, instance_views, join, network_ops, quota, serial
+from backend.azure import activity, bootdiag, graph, history, instance_views, join, network_ops, quota, serial
 from backend.azure.credentials import make_credential
 from backend.azure.lists import INVENTORY_LISTS, SUBSCRIPTIONS_LIST, ListRoute, raw_list
 from backend.azure.nsg_ops import NsgOperations
@@ -51,7 +51,7 @@ from backend.checks import ComputeUsage, UsageKey
 from backend.errors import BackendError
 from backend.gcpause import gc_paused
 from backend.instance_views import choose
-from backend.models import BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
+from backend.models import ActivityEvent, BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
 from backend.network import ConnectivityCheck, PrivatePath
 from backend.safetext import safe_json, safe_line
 from backend.settings import DEFAULT_INSTANCE_VIEWS, ConnectionSettings
@@ -219,6 +219,8 @@ class AzureBackend(NsgOperations):
             from azure.mgmt.resourcehealth.aio import ResourceHealthMgmtClient as cls
         elif kind == "resources":
             from azure.mgmt.resource.resources.aio import ResourceManagementClient as cls
+        elif kind == "monitor":
+            from azure.mgmt.monitor.aio import MonitorManagementClient as cls
         elif kind == "locks":
             from azure.mgmt.resource.locks.aio import ManagementLockClient as cls
         elif kind == "subscriptions":
@@ -445,6 +447,20 @@ class AzureBackend(NsgOperations):
 
     async def health_history(self, resource_id: str, *, limit: int = 50) -> list[HealthStatus]:
         return await history.health_history(self, resource_id, limit=limit)
+
+    async def activity_log(
+        self,
+        subscription_id: str,
+        *,
+        start: datetime,
+        end: datetime,
+        resource_group: str | None = None,
+        resource_uri: str | None = None,
+        correlation_id: str | None = None,
+    ) -> list[ActivityEvent]:
+        return await activity.activity_log(
+            self, subscription_id, start=start, end=end, resource_group=resource_group, resource_uri=resource_uri, correlation_id=correlation_id
+        )
 
     async def check_connectivity(self, source: Vm, port: int, *, destination: Vm | None = None, address: str | None = None) -> ConnectivityCheck:
         return await network_ops.check_connectivity(self, source, port, destination=destination, address=address)

@@ -1017,8 +1017,15 @@ class Arm:
         return ArmResponse(200, self._rh_current_doc(req))
 
     def _r_rh_history(self, req: ArmRequest) -> ArmResponse:
+        """AvailabilityStatuses_List of one resource: the current status, then the ones before it."""
         self._method(req, "GET")
-        return ArmResponse(200, {"value": [self._rh_current_doc(req)]})
+        current = self._rh_current_doc(req)
+        past = self.store.availability_history(normalize_id(req.route.resource_path or ""))[1:]
+        if "recommendedactions" not in str(req.query.get("$expand", "")).lower():
+            from .health import without_recommended_actions
+
+            past = [without_recommended_actions(d) for d in past]
+        return ArmResponse(200, {"value": [current, *past]})
 
     def _r_rh_events(self, req: ArmRequest) -> ArmResponse:
         self._method(req, "GET")

@@ -40,6 +40,8 @@ import trustme
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 
+from .activitylog import caller_from
+from .activitylog import install as activity_routes
 from .arm import Arm, ArmRequest, ArmResponse, error_response
 from .faults import FaultSet, corrupt, fault_error, rbac_action
 from .ids import ArmError
@@ -349,7 +351,7 @@ class Emulator:
                 }
             )
             if is_write:
-                self.store.record_write(method, path, status, request.get(OPID_RKEY))
+                self.store.record_write(method, path, status, request.get(OPID_RKEY), caller_from(request.headers.get("Authorization", "")))
 
     @staticmethod
     def _malformed(resp: web.StreamResponse) -> web.StreamResponse:
@@ -568,6 +570,7 @@ Emulator.add_routes(recovery_routes)
 from .graph import graph_routes  # noqa: E402  (Azure Resource Graph queries: backend/emulator/graph.py)
 
 Emulator.add_routes(graph_routes)
+Emulator.add_routes(activity_routes)  # the activity log (Microsoft.Insights management events): backend/emulator/activitylog.py
 # the order the routes register in
 # isort: off
 from . import guest  # noqa: E402,F401  (registers itself: demo guests' RDP/SSH listeners, Network Watcher; backend/emulator/guest.py)

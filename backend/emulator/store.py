@@ -25,11 +25,12 @@ import heapq
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import compute, health
+from . import activitylog, compute, health
 from .ids import ArmError, build_id, normalize_id, parse_id
 from .lro import Operation, iso
 
@@ -64,6 +65,21 @@ def _fast_meta(rid: str) -> tuple[str, str, str, str | None] | None:
     type_l = "/".join([segs[6]] + segs[7::2]).lower()
     parent = "/".join(segs[:-2]) if n > 9 else None
     return segs[2].lower(), segs[4].lower(), type_l, parent
+
+
+def _status_changed(before: dict, after: dict) -> bool:
+    b, a = before.get("properties") or {}, after.get("properties") or {}
+    return (b.get("availabilityState"), b.get("title")) != (a.get("availabilityState"), a.get("title"))
+
+
+def history_doc(doc: dict) -> dict:
+    """An earlier status as the history list shows it: its own name instead of "current"."""
+    if doc.get("name") != "current":
+        return doc
+    props = doc.get("properties") or {}
+    name = uuid.uuid5(uuid.NAMESPACE_URL, f"{doc.get('id')}|{props.get('occuredTime')}|{props.get('title')}").hex
+    rid = str(doc.get("id") or "")
+    return dict(doc, id=rid[: rid.lower().rfind("/current")] + "/" + name, name=name)
 
 
 class Store:
@@ -116,6 +132,7 @@ class Store:
         self._iv_owned: set[str] = set()
         self.settled_power: dict[str, str] = {}
         self.statuses: dict[str, dict] = {}  # resource id_l -> availabilityStatuses/current doc
+        self.status_history: dict[str, list[dict]] = {}  # resource id_l -> earlier statuses, oldest first
         self._status_by_sub: dict[str, dict[str, None]] = {}
         self.events: dict[str, list[dict]] = {}
         self._global_events: list[dict] = []
@@ -125,6 +142,8 @@ class Store:
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
         self.writes: deque[dict] = deque(maxlen=100_000)
+        self.activity: dict[str, list[dict]] = {}  # subscription (lower) -> activity-log EventData, newest first
+        self.activity_pending: dict[str, dict] = {}  # long-running operation id -> its activity-log entry's fields
         self.deleted: list[dict] = []
         self._versions: dict[tuple, int] = {}
         self._json: dict[str, bytes] = {}
@@ -199,6 +218,14 @@ class Store:
             res_l = normalize_id(sid_l[:cut]).lower()
             self._store_status(res_l, st)
 
+        for st in est.get("availabilityHistory", []) or []:
+            sid_l = st.get("id", "").lower()
+            cut = sid_l.find(_RH_MARK)
+            if cut >= 0:
+                self.status_history.setdefault(normalize_id(sid_l[:cut]).lower(), []).append(st)
+        for past in self.status_history.values():
+            past.sort(key=lambda d: activitylog.sort_key((d.get("properties") or {}).get("occuredTime")))
+
         for ev in est.get("events", []) or []:
             eid = ev.get("id", "")
             try:
@@ -207,6 +234,13 @@ class Store:
                 self._global_events.append(ev)
                 continue
             self.events.setdefault(sub_l, []).append(ev)
+
+        for ev in est.get("activityLog", []) or []:
+            sub_l = str(ev.get("subscriptionId") or "").lower()
+            if sub_l:
+                self.activity.setdefault(sub_l, []).append(ev)
+        for events in self.activity.values():
+            events.sort(key=lambda e: activitylog.sort_key(e.get("eventTimestamp")), reverse=True)
 
         # every VM gets a Resource Health status matching its power state
         for (_sub_l, type_l), ids in self._by_type.items():
@@ -445,6 +479,10 @@ class Store:
 
     # ------------------------------------------------------ resource health
     def _store_status(self, res_l: str, doc: dict) -> None:
+        previous = self.statuses.get(res_l)
+        if previous is not None and _status_changed(previous, doc):
+            # Resource Health keeps the statuses a resource went through (availabilityStatuses list)
+            self.status_history.setdefault(res_l, []).append(previous)
         self.statuses[res_l] = doc
         self._status_json.pop((res_l, True), None)
         self._status_json.pop((res_l, False), None)
@@ -496,6 +534,13 @@ class Store:
             return
         prev = self.statuses.get(vm_l)
         self._store_status(vm_l, health.vm_status_for(doc["id"], doc.get("location"), condition, self.now(), prev))
+
+    def availability_history(self, rid: str) -> list[dict]:
+        """The resource's statuses, newest first: the current one, then those before it."""
+        rid_l = normalize_id(rid).lower()
+        current = self.availability_status(rid)
+        past = [history_doc(d) for d in reversed(self.status_history.get(rid_l, []))]
+        return ([current] if current is not None else []) + past
 
     def set_status_doc(self, rid: str, doc: dict) -> None:
         """Replace a resource's availability status (tests, later features)."""
@@ -648,10 +693,19 @@ class Store:
                 log.exception("operation listener failed")
 
     # --------------------------------------------------------------- writes
-    def record_write(self, method: str, path: str, status: int, operation_id: str | None = None) -> None:
+    def record_write(self, method: str, path: str, status: int, operation_id: str | None = None, caller: str = activitylog.DEMO_CALLER) -> None:
         self.writes.append(
             {"method": method, "path": path, "status": status, "operation": operation_id, "t": self.now()}
         )
+        activitylog.record(self, method, path, status, operation_id, caller)
+
+    # ---------------------------------------------------------- activity log
+    def add_activity(self, doc: dict) -> None:
+        """One more activity-log entry: the newest of its subscription."""
+        self.activity.setdefault(str(doc["subscriptionId"]).lower(), []).insert(0, doc)
+
+    def activity_of(self, sub: str) -> list[dict]:
+        return self.activity.get(sub.lower(), [])
 
     # ----------------------------------------------------------------- dump
     def dump(self, rtype: str | None = None) -> dict:

@@ -220,6 +220,8 @@ class EstateBuilder:
         self.statuses: list[dict] = []
         self.events: list[dict] = []
         self.impacted: dict[str, list[str]] = {}
+        self.activity_log: list[dict] = []
+        self.health_history: list[dict] = []
         self.guest: dict[str, dict] = {}
         self.docs: dict[str, dict] = {}  # id -> doc (exact case as built)
         self._subnets: dict[str, list] = {}  # subnet id -> [subnet doc, base "10.1.1.", next host, last host]
@@ -1009,6 +1011,37 @@ class EstateBuilder:
             "properties": properties,
         })
 
+    def past_health(self, resource_id: str, location: str, properties: dict) -> None:
+        """An earlier availability status of the resource (Resource Health's history)."""
+        name = self.guid(f"{resource_id}|{properties.get('occuredTime')}|{properties.get('title')}")
+        self.health_history.append({
+            "id": f"{resource_id}/providers/Microsoft.ResourceHealth/availabilityStatuses/{name}",
+            "name": name,
+            "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
+            "location": location,
+            "properties": properties,
+        })
+
+    def activity(self, resource_id: str, operation: str, *, at: int, caller: str, statuses: Sequence[str] = ("Started", "Succeeded"),
+                 client_ip: str = "", properties: dict | None = None, took: int = 20) -> None:
+        """One operation in the activity log: its Started entry and the ones after it (Accepted, Succeeded,
+        Failed), ``took`` seconds apart, under one correlation id."""
+        from ..activitylog import event_doc
+
+        sub = resource_id.split("/")[2]
+        tenant = next((s.get("tenantId", "") for s in self.subscriptions if s.get("subscriptionId", "").lower() == sub.lower()), "")
+        correlation = self.guid(f"activity|{resource_id}|{operation}|{at}")
+        method = "DELETE" if operation.endswith("/delete") else ("PUT" if operation.endswith("/write") else "POST")
+        for n, status in enumerate(statuses):
+            when = self.clock.z(at + (0 if n == 0 else 1 if status == "Accepted" else took))
+            self.activity_log.append(event_doc(
+                subscription_id=sub, tenant_id=tenant, resource_id=resource_id, operation=operation, status=status, at=when,
+                caller=caller, correlation_id=correlation, method=method, client_ip=client_ip,
+                event_name="BeginRequest" if status == "Started" else "EndRequest",
+                sub_status={"Accepted": "Accepted", "Succeeded": "OK"}.get(status, ""),
+                level="Error" if status == "Failed" else "Informational", properties=properties,
+            ))
+
     def impacted_by(self, tracking_id: str, resource_id: str) -> None:
         """The event lists this resource as impacted (Resource Health impactedResources)."""
         self.impacted.setdefault(tracking_id.lower(), []).append(resource_id)
@@ -1051,6 +1084,8 @@ class EstateBuilder:
             "resources": self.resources,
             "availabilityStatuses": self.statuses,
             "events": self.events,
+            "activityLog": self.activity_log,  # activity-log EventData documents (backend/emulator/activitylog.py)
+            "availabilityHistory": self.health_history,  # earlier Resource Health statuses of resources
             "guest": self.guest,
         }
 

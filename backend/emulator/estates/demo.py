@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from ._common import DAY, HOUR, MINUTE, SERVICE_HEALING, EstateBuilder, available, degraded, event_props, rid, unavailable, user_stopped
+from ._common import DAY, HOUR, MINUTE, SERVICE_HEALING, Clock, EstateBuilder, available, degraded, event_props, rid, unavailable, user_stopped
 
 TENANT = "5e7d2c1a-64b3-4f8e-b0a9-2d1c7f6e5a38"
 PROD = "3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17"
@@ -202,7 +202,7 @@ def build(now: datetime) -> dict:
     ], t)
     sn = b.vnet(P, "rg-jump-prod", "vnet-jump-prod", "westeurope", ["10.14.0.0/16"],
                 [("snet-jump", "10.14.1.0/24", None)], t)
-    vm(P, "rg-jump-prod", "jump-prod-01", "westeurope", image="win2022", size="Standard_B2ms",
+    jump = vm(P, "rg-jump-prod", "jump-prod-01", "westeurope", image="win2022", size="Standard_B2ms",
        subnet_id=sn["snet-jump"], nsg_id=nsg_jump, os_sku="StandardSSD_LRS", uptime=8 * DAY, created=-260 * DAY,
        tags=t)
 
@@ -272,7 +272,7 @@ def build(now: datetime) -> dict:
     vm(S, "rg-legacy-shared", "legacy-app-01", "westeurope", image="win2016", size="Standard_D2s_v3",
        subnet_id=sn["snet-legacy"], nsg_id=nsg_leg, vhd_account=LEGACY_VHD_ACCOUNT, data_disks=[(128, "")],
        boot_diag=LEGACY_DIAG_URI, pip_sku="Basic", uptime=33 * DAY, created=-2100 * DAY, tags=t, extensions=False)
-    vm(S, "rg-legacy-shared", "legacy-app-02", "westeurope", image="win2016", size="Standard_D2s_v3",
+    legacy2 = vm(S, "rg-legacy-shared", "legacy-app-02", "westeurope", image="win2016", size="Standard_D2s_v3",
        subnet_id=sn["snet-legacy"], nsg_id=nsg_leg, vhd_account=LEGACY_VHD_ACCOUNT, data_disks=[(128, "")],
        pip_sku="Basic", power="deallocated", uptime=5 * DAY, created=-2100 * DAY, tags=t, extensions=False)
     vm(S, "rg-legacy-shared", "legacy-ftp-01", "westeurope", image="ubuntu1804", size="Standard_DS1_v2",
@@ -313,7 +313,7 @@ def build(now: datetime) -> dict:
     t = rg(D, "rg-dev-weu", "westeurope", "dev", "dev-team", "contoso-dev")
     nsg_dev = b.nsg(D, "rg-dev-weu", "nsg-dev-weu", "westeurope", [ALLOW_SSH, ALLOW_RDP], t)
     sn = b.vnet(D, "rg-dev-weu", "vnet-dev-weu", "westeurope", ["10.30.0.0/16"], [("snet-dev", "10.30.1.0/24", None)], t)
-    vm(D, "rg-dev-weu", "dev-spot-01", "westeurope", image="ubuntu2204", size="Standard_D2as_v5",
+    spot = vm(D, "rg-dev-weu", "dev-spot-01", "westeurope", image="ubuntu2204", size="Standard_D2as_v5",
        subnet_id=sn["snet-dev"], nsg_id=nsg_dev, spot=True, power="deallocated", boot_diag="off",
        os_sku="StandardSSD_LRS", uptime=14 * HOUR, created=-20 * DAY, tags=t, health={
            "availabilityState": "Unavailable",
@@ -358,7 +358,7 @@ def build(now: datetime) -> dict:
     sn = b.vnet(D, "rg-test-eus", "vnet-test-eus", "eastus", ["10.32.0.0/16"], [("snet-test", "10.32.1.0/24", None)], t)
     vm(D, "rg-test-eus", "win11-tl-dev-01", "eastus", image="win11", size="Standard_D2s_v5", subnet_id=sn["snet-test"],
        nsg_id=nsg_test, trusted_launch=True, power="starting", uptime=40, created=-60 * DAY, tags=t)
-    vm(D, "rg-test-eus", "qa-win-01", "eastus", image="win2019", size="Standard_B2ms", subnet_id=sn["snet-test"],
+    qa = vm(D, "rg-test-eus", "qa-win-01", "eastus", image="win2019", size="Standard_B2ms", subnet_id=sn["snet-test"],
        nsg_id=nsg_test, os_sku="StandardSSD_LRS", power="stopped", uptime=3 * DAY + 4 * HOUR, created=-330 * DAY,
        tags=t)
     vm(D, "rg-test-eus", "iis-test-01", "eastus", image="win2019", size="Standard_D2s_v5", subnet_id=sn["snet-test"],
@@ -366,6 +366,8 @@ def build(now: datetime) -> dict:
        guest={"boot": "stop-code:INACCESSIBLE_BOOT_DEVICE", "ports": {"3389": "silent"}})
 
     _events(b, web2["id"], healed_at, back_at)
+    _history(b, jump=jump["id"], jump_nsg=nsg_jump, spot=spot["id"], qa=qa["id"], legacy2=legacy2["id"], web2=web2["id"],
+             healed_at=healed_at, back_at=back_at)
     # The East US incident lists the resources it hit (Resource Health impactedResources): the ERP VM,
     # whose disks sit on the storage scale units that lost power. Other VMs in the region were spared.
     b.impacted_by("7T2K-LQ8", erp["id"])
@@ -516,3 +518,69 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
         extra={"reason": "Unplanned", "platformInitiated": True,
                "additionalInformation": {"message": f"Impacted resource: {healed_vm}"}},
     ))
+
+
+def _history(b: EstateBuilder, *, jump: str, jump_nsg: str, spot: str, qa: str, legacy2: str, web2: str, healed_at: int, back_at: int) -> None:
+    """What the activity log and Resource Health's history say happened to the VMs of the stories,
+    consistent with their state now (the timeline's "who stopped it?")."""
+    c = b.clock
+    vm_ops = "Microsoft.Compute/virtualMachines"
+    lro = ("Started", "Accepted", "Succeeded")
+
+    # jump-prod-01: restarted by ops a week ago (its uptime); 2 h 40 min ago the security on-call added
+    # the Deny 3389 rule at priority 200 to its NIC's NSG, which beats Allow-RDP at 300: RDP has been blocked since.
+    b.activity(jump, f"{vm_ops}/restart/action", at=-8 * DAY - 3 * MINUTE, caller="ops.admin@contoso.com", statuses=lro, client_ip="198.51.100.24", took=95)
+    b.past_health(jump, "westeurope", user_stopped_transient(c, "Restarting", since=-8 * DAY - 2 * MINUTE))
+    b.activity(f"{jump_nsg}/securityRules/Deny-RDP-Incident-4711", "Microsoft.Network/networkSecurityGroups/securityRules/write",
+               at=-2 * HOUR - 40 * MINUTE, caller="sec.oncall@contoso.com", statuses=lro, client_ip="198.51.100.77", took=12)
+
+    # dev-spot-01: created by its developer, deallocated by her three evenings ago and started yesterday;
+    # Azure evicted it 14 hours ago (Spot capacity). Nobody deallocated it: the platform did.
+    dev = "dana.ng@contoso.com"
+    b.activity(spot, f"{vm_ops}/write", at=-20 * DAY, caller=dev, statuses=lro, client_ip="203.0.113.41", took=140)
+    b.activity(spot, f"{vm_ops}/deallocate/action", at=-3 * DAY - 5 * HOUR, caller=dev, statuses=lro, client_ip="203.0.113.41", took=70)
+    b.past_health(spot, "westeurope", user_stopped(c, power="deallocated", since=-3 * DAY - 5 * HOUR))
+    b.activity(spot, f"{vm_ops}/start/action", at=-28 * HOUR, caller=dev, statuses=lro, client_ip="203.0.113.41", took=50)
+    b.past_health(spot, "westeurope", available(c, since=-28 * HOUR + MINUTE))
+
+    # qa-win-01: stopped three days ago from inside Windows (shutdown /s): no Azure operation, so no
+    # activity-log entry; before that it ran for a month.
+    b.past_health(qa, "eastus", available(c, since=-33 * DAY))
+    b.activity(qa, f"{vm_ops}/write", at=-12 * DAY, caller="qa.lead@contoso.com",
+               statuses=lro, client_ip="203.0.113.90", took=60)
+
+    # legacy-app-02: deallocated by the application owner five days ago.
+    b.activity(legacy2, f"{vm_ops}/deallocate/action", at=-5 * DAY, caller="j.smith@contoso.com", statuses=lro, client_ip="198.51.100.150", took=80)
+    b.past_health(legacy2, "westeurope", available(c, since=-40 * DAY))
+
+    # web-prod-02: its host failed; service healing moved it to a healthy host and restarted it.
+    b.past_health(web2, "westeurope", available(c, since=-23 * DAY))
+    b.past_health(web2, "westeurope", {
+        "availabilityState": "Unavailable",
+        "title": "Unavailable",
+        "summary": SERVICE_HEALING,
+        "reasonType": "Unplanned",
+        "context": "Platform Initiated",
+        "category": "Unplanned",
+        "reasonChronicity": "Persistent",
+        "detailedStatus": "The host server running this virtual machine failed; it was rebooted for repair on a healthy host",
+        "occuredTime": c.z(healed_at),
+        "reportedTime": c.z(back_at),
+    })
+
+
+def user_stopped_transient(c: Clock, title: str, *, since: int) -> dict:
+    """A short user-initiated outage (a restart) as Resource Health reported it."""
+    return {
+        "availabilityState": "Unavailable",
+        "title": title,
+        "summary": "This virtual machine is restarting as requested by an authorized user or process. "
+                   "It will be back online after the reboot completes",
+        "reasonType": "UserInitiated",
+        "reasonChronicity": "Transient",
+        "context": "Customer Initiated",
+        "category": "Not Applicable",
+        "detailedStatus": "",
+        "occuredTime": c.z(since),
+        "reportedTime": c.z(since + 2 * MINUTE),
+    }

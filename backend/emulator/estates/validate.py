@@ -19,6 +19,8 @@ TOP_LEVEL = {
     "resources": list,
     "availabilityStatuses": list,
     "events": list,
+    "activityLog": list,  # optional: activity-log EventData documents (backend/emulator/activitylog.py)
+    "availabilityHistory": list,  # optional: earlier Resource Health availability statuses, any order
     "guest": dict,
     "usages": dict,  # optional compute usage and limits (backend/emulator/usage.py)
     "now": str,

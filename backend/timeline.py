@@ -1,0 +1,424 @@
+"""One VM's incident timeline: who did what, when, on one time axis.
+
+Three sources tell it, merged newest first:
+
+- **activity log** (Azure Monitor, 90 days): every write to the VM and to the
+  resources it stands on (its NICs, their NSGs and the subnet's, its public IPs
+  and disks), with the caller and how it ended. The entries of one operation
+  (Started, Accepted, Succeeded) share a correlation id and show as one line.
+- **Resource Health**: the VM's availability history; each status says why it
+  changed (user-initiated, platform-initiated: Spot eviction, service healing).
+- **aztriage**: recovery runs and their steps from the journal, and what the
+  console itself saw (probes, verdict changes; ``ConsoleEvents``).
+
+"Who stopped this VM?" is answered when the VM is stopped or deallocated: a user
+(the activity log names them), the platform (Resource Health says so), or the
+guest OS, which leaves no activity-log entry because no Azure operation was sent.
+
+Every string in an entry came from a model (already safe) or is built here from
+safe strings; nothing is ever parsed as markup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from backend.errors import BackendError
+from backend.safetext import safe_line
+
+if TYPE_CHECKING:
+    from backend.adapter import TimelineBackend
+    from backend.models import ActivityEvent, HealthStatus, Vm
+
+ACTIVITY, HEALTH, AZTRIAGE = "activity", "health", "aztriage"
+SOURCES = (ACTIVITY, HEALTH, AZTRIAGE)
+SOURCE_LABELS = {ACTIVITY: "activity log", HEALTH: "resource health", AZTRIAGE: "aztriage"}
+RETENTION = timedelta(days=90)  # the activity log keeps 90 days
+PLATFORM = "Azure platform"
+GUEST = "guest OS"
+
+# Operations that stop a VM (its compute goes away or it powers off).
+_STOPS = ("/deallocate/action", "/poweroff/action", "/delete")
+_STARTS = ("/start/action", "/restart/action", "/redeploy/action")
+_STATUS_RANK = {"started": 0, "accepted": 1, "succeeded": 2, "failed": 2, "canceled": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    time: datetime
+    source: str  # activity / health / aztriage
+    actor: str  # who: a caller, "Azure platform", "guest OS", "aztriage"
+    what: str  # one line
+    status: str  # Succeeded / Failed / Unavailable / ...
+    detail: str = ""  # the resource, the summary, the client address
+    link: str = ""  # what to look up: a correlation id, a run id, a status time
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "source": self.source,
+            "actor": self.actor,
+            "what": self.what,
+            "status": self.status,
+            "detail": self.detail,
+            "link": self.link,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WhoStopped:
+    actor: str  # a caller, "Azure platform", "guest OS" or "unknown"
+    at: datetime | None
+    sentence: str  # the answer, one sentence
+
+    def to_json(self) -> dict[str, Any]:
+        return {"actor": self.actor, "at": self.at.astimezone(UTC).isoformat().replace("+00:00", "Z") if self.at else None, "answer": self.sentence}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    vm_id: str
+    vm_name: str
+    since: datetime
+    until: datetime
+    entries: tuple[TimelineEntry, ...] = ()
+    errors: tuple[tuple[str, str], ...] = ()  # (source, one sentence) of each source that could not be read
+    who_stopped: WhoStopped | None = None
+
+    def only(self, sources: Iterable[str]) -> Timeline:
+        """The same timeline with the entries of these sources only."""
+        keep = set(sources)
+        return Timeline(self.vm_id, self.vm_name, self.since, self.until, tuple(e for e in self.entries if e.source in keep), self.errors, self.who_stopped)
+
+    def to_json(self) -> dict[str, Any]:
+        iso = lambda t: t.astimezone(UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
+        return {
+            "vm": self.vm_name,
+            "vm_id": self.vm_id,
+            "since": iso(self.since),
+            "until": iso(self.until),
+            "who_stopped": self.who_stopped.to_json() if self.who_stopped else None,
+            "entries": [e.to_json() for e in self.entries],
+            "errors": [{"source": s, "message": m} for s, m in self.errors],
+        }
+
+
+# --- aztriage's own events ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleEvent:
+    """Something the console saw of a VM: a probe's answer, a verdict that changed."""
+
+    time: datetime
+    vm_id: str
+    what: str
+    status: str
+
+
+@dataclass
+class ConsoleEvents:
+    """What this console session saw, per VM (in memory: a new session starts empty)."""
+
+    limit: int = 500
+    _by_vm: dict[str, list[ConsoleEvent]] = field(default_factory=dict)
+    _verdicts: dict[str, str] = field(default_factory=dict)
+
+    def add(self, event: ConsoleEvent) -> None:
+        events = self._by_vm.setdefault(event.vm_id.lower(), [])
+        events.append(event)
+        del events[: max(0, len(events) - self.limit)]
+
+    def verdict(self, vm_id: str, verdict_id: str, summary: str, at: datetime) -> None:
+        """Record a verdict when it differs from the last one seen for this VM."""
+        key = vm_id.lower()
+        before = self._verdicts.get(key)
+        if before == verdict_id:
+            return
+        self._verdicts[key] = verdict_id
+        what = f"verdict {verdict_id}" + (f" (was {before})" if before else "") + f": {summary}"
+        self.add(ConsoleEvent(at, vm_id, safe_line(what), "seen"))
+
+    def of(self, vm_id: str) -> list[ConsoleEvent]:
+        return list(self._by_vm.get(vm_id.lower(), ()))
+
+
+def console_entries(events: Iterable[ConsoleEvent]) -> list[TimelineEntry]:
+    return [TimelineEntry(e.time, AZTRIAGE, "aztriage", e.what, e.status, "seen by this console") for e in events]
+
+
+def journal_entries(runs: Iterable[Any]) -> list[TimelineEntry]:
+    """Recovery runs and their steps (journal RunRecords) as entries."""
+    out: list[TimelineEntry] = []
+    for run in runs:
+        started = _parse(run.created_at)
+        if started is not None:
+            what = f"recovery run {run.scenario} started"
+            out.append(TimelineEntry(started, AZTRIAGE, "aztriage recovery", safe_line(what), safe_line(run.status), safe_line(run.summary or ""), run.run_id))
+        finished = _parse(run.finished_at)
+        if finished is not None:
+            out.append(TimelineEntry(finished, AZTRIAGE, "aztriage recovery", safe_line(f"recovery run {run.scenario} ended"), safe_line(run.status), safe_line(run.summary or ""), run.run_id))
+        for step in run.steps:
+            at = _parse(step.started_at)
+            if at is None:
+                continue
+            what = f"step {step.idx + 1}: {step.title}"
+            out.append(TimelineEntry(at, AZTRIAGE, "aztriage recovery", safe_line(what), safe_line(step.state), safe_line(step.message or ""), f"{run.run_id}#{step.idx + 1}"))
+    return out
+
+
+def runs_for(vm_id: str, journal_path: Any = None) -> tuple[list[Any], str | None]:
+    """The recovery runs of a VM from the journal (with steps), and why they could not be read."""
+    from pathlib import Path
+
+    from backend.recovery.journal import Journal, JournalError, default_path
+
+    path = Path(journal_path) if journal_path else default_path(create=False)
+    if not path.exists():
+        return [], None
+    try:
+        with Journal(path) as journal:
+            runs = [r for r in journal.list_runs(limit=100_000) if r.vm_id.lower() == vm_id.lower()]
+            for run in runs:
+                if not run.steps:
+                    run.steps = journal.steps(run.run_id)
+    except JournalError as exc:
+        return [], f"the recovery journal could not be read: {exc}"
+    return runs, None
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+# --- Azure's sources -------------------------------------------------------------------
+
+
+def related_resources(vm: Vm) -> dict[str, str]:
+    """Lower-case id -> short label of the VM and what it stands on: NICs, their NSGs and the
+    subnet's, public IPs, managed disks. A write to any of them (or a child: a security rule)
+    belongs on the VM's timeline."""
+    out = {vm.id.lower(): vm.name}
+    for nic in vm.nics:
+        out[nic.id.lower()] = nic.name
+        for nsg in (nic.nsg_id, nic.subnet_nsg_id):
+            if nsg:
+                out[nsg.lower()] = nsg.rsplit("/", 1)[-1]
+        for pip in nic.public_ips:
+            out[pip.id.lower()] = pip.name
+    for disk in vm.disks:
+        if disk.id:
+            out[disk.id.lower()] = disk.name
+    return out
+
+
+def _groups(vm: Vm, related: Iterable[str]) -> list[tuple[str, str]]:
+    """(subscription, resource group) of every related resource."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for rid in [vm.id, *related]:
+        parts = rid.split("/")
+        if len(parts) > 4 and parts[3].lower() == "resourcegroups":
+            found.setdefault((parts[2].lower(), parts[4].lower()), (parts[2], parts[4]))
+    own = (vm.subscription_id.lower(), vm.resource_group.lower())
+    return [found[own]] + [v for k, v in found.items() if k != own] if own in found else list(found.values())
+
+
+def _owner(resource_id: str, related: dict[str, str]) -> str | None:
+    """The related resource this id is, or is a child of (a security rule of an NSG)."""
+    rid = resource_id.lower()
+    while rid.count("/") >= 8:
+        if rid in related:
+            return rid
+        rid = rid.rsplit("/", 2)[0]
+    return rid if rid in related else None
+
+
+def _short_operation(event: ActivityEvent) -> str:
+    if event.operation_label and event.operation_label != event.operation:
+        return event.operation_label
+    return event.operation.rsplit("/", 2)[-2] + " " + event.operation.rsplit("/", 1)[-1] if event.operation.count("/") >= 2 else event.operation
+
+
+def activity_entries(events: Iterable[ActivityEvent], vm: Vm, related: dict[str, str] | None = None) -> list[TimelineEntry]:
+    """The activity log's entries about the VM and what it stands on, one per operation
+    (the entries sharing a correlation id), at the time it started, with how it ended."""
+    related = related if related is not None else related_resources(vm)
+    operations: dict[str, list[ActivityEvent]] = {}
+    for event in events:
+        owner = _owner(event.resource_id, related)
+        if owner is None:
+            continue
+        key = (event.correlation_id or event.event_id or f"{event.time.isoformat()}|{event.operation}").lower() + "|" + event.resource_id.lower()
+        operations.setdefault(key, []).append(event)
+    out = []
+    for group in operations.values():
+        group.sort(key=lambda e: (e.time, _STATUS_RANK.get(e.status.lower(), 1)))
+        first, last = group[0], group[-1]
+        caller = next((e.caller for e in group if e.caller), "") or "unknown caller"
+        owner = _owner(first.resource_id, related) or first.resource_id.lower()
+        target = related.get(owner, first.resource_id.rsplit("/", 1)[-1])
+        if first.resource_id.lower() != owner:
+            target += "/" + first.resource_id.rsplit("/", 1)[-1]
+        detail = f"{first.operation} on {first.resource_id}" + (f" from {first.client_ip}" if first.client_ip else "")
+        out.append(TimelineEntry(first.time, ACTIVITY, caller, f"{_short_operation(first)}: {target}", last.status or "-", detail, first.correlation_id))
+    return out
+
+
+def annotation(status: HealthStatus) -> str:
+    """Why the VM's availability changed, as Resource Health's status tells it (its context,
+    reason and title): the annotation an operator looks for."""
+    context = (status.context or "").lower()
+    reason = (status.reason_type or "").lower()
+    text = " ".join(x for x in (status.title, status.summary, status.detailed_status) if x).lower()
+    if status.availability_state.lower() == "available":
+        return "available"
+    if "platform" in context or (reason == "unplanned" and "user" not in context):
+        if "evict" in text or "preempt" in text:
+            return "Spot eviction: Azure took the capacity back"
+        if "service healing" in text or "rebooted for repair" in text or "healthy host" in text:
+            return "host failure: service healing moved it to a healthy host"
+        return "platform-initiated (unplanned)" if reason == "unplanned" else "platform-initiated"
+    if "vm initiated" in context or ("guest" in text and "inside" in text):
+        return "shut down from inside the guest OS"
+    if "customer" in context or reason == "userinitiated":
+        if "deallocat" in text:
+            return "user-initiated deallocation"
+        if "restart" in text:
+            return "user-initiated restart"
+        if "start" in text:
+            return "user-initiated start"
+        if "stop" in text:
+            return "user-initiated stop"
+        return "user-initiated"
+    return reason or "no reason given"
+
+
+def _health_actor(status: HealthStatus) -> str:
+    context = (status.context or "").lower()
+    if "platform" in context:
+        return PLATFORM
+    if "customer" in context or (status.reason_type or "").lower() == "userinitiated":
+        return "user or process"
+    if "vm initiated" in context:
+        return GUEST
+    return "Resource Health"
+
+
+def health_entries(statuses: Iterable[HealthStatus]) -> list[TimelineEntry]:
+    out = []
+    for status in statuses:
+        at = status.since or status.reported_time
+        if at is None:
+            continue
+        title = status.title or status.availability_state
+        what = status.availability_state if title == status.availability_state else f"{status.availability_state}: {title}"
+        why = annotation(status)
+        if why != "available":
+            what += f" ({why})"
+        out.append(TimelineEntry(at, HEALTH, _health_actor(status), what, status.availability_state, status.summary or "", at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
+    return out
+
+
+def who_stopped(vm: Vm, events: Sequence[ActivityEvent], statuses: Sequence[HealthStatus]) -> WhoStopped | None:
+    """Who stopped or deallocated the VM, when it is stopped or deallocated (None otherwise)."""
+    power = vm.power_state.lower()
+    if power not in ("stopped", "deallocated", "stopping", "deallocating"):
+        return None
+    current = statuses[0] if statuses else vm.health
+    stopped_at = current.since if current is not None and current.availability_state.lower() != "available" else None
+    own = [e for e in events if e.resource_id.lower() == vm.id.lower() and e.status.lower() in ("accepted", "succeeded")]
+    stops = sorted((e for e in own if e.operation.lower().endswith(_STOPS)), key=lambda e: e.time)
+    starts = [e for e in own if e.operation.lower().endswith(_STARTS)]
+    if stopped_at is not None:
+        # The stop that made this outage: sent at most 30 minutes before Resource Health saw it.
+        near = [e for e in stops if stopped_at - timedelta(minutes=30) <= e.time <= stopped_at + timedelta(minutes=5)]
+        stop = near[0] if near else None
+    else:
+        stop = stops[-1] if stops and not any(s.time > stops[-1].time for s in starts) else None
+    if stop is not None:
+        verb = _short_operation(stop).lower()
+        sent = min((e.time for e in events if stop.correlation_id and e.correlation_id == stop.correlation_id), default=stop.time)
+        return WhoStopped(stop.caller or "unknown caller", sent, f"{stop.caller or 'an unknown caller'} ({verb}) at {_hm(sent)} UTC, per the activity log")
+    if current is not None and "platform" in (current.context or "").lower():
+        return WhoStopped(PLATFORM, stopped_at, f"the platform at {_hm(stopped_at)} UTC: {annotation(current)} (no user operation in the activity log)")
+    if power in ("stopped", "stopping"):
+        return WhoStopped(
+            GUEST, stopped_at, f"the guest OS shut itself down{' at ' + _hm(stopped_at) + ' UTC' if stopped_at else ''}: no stop operation was sent to Azure (none in the activity log)"
+        )
+    return WhoStopped("unknown", stopped_at, "not found: no deallocation in the activity log's 90 days and Resource Health names no platform cause")
+
+
+def _hm(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if at else "an unknown time"
+
+
+async def build_timeline(
+    backend: TimelineBackend,
+    vm: Vm,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    runs: Iterable[Any] = (),
+    console: Iterable[ConsoleEvent] = (),
+    journal_error: str | None = None,
+) -> Timeline:
+    """The VM's timeline over [since, until], newest first. A source that cannot be read is
+    named in ``errors`` (one sentence) and the others are still shown."""
+    until = until or datetime.now(UTC)
+    earliest = until - RETENTION
+    start = max(since, earliest)
+    related = related_resources(vm)
+    groups = _groups(vm, related)
+    errors: list[tuple[str, str]] = []
+
+    async def read_activity() -> tuple[list[ActivityEvent], list[str]]:
+        outcomes = await asyncio.gather(*(backend.activity_log(s, start=start, end=until, resource_group=g) for s, g in groups), return_exceptions=True)
+        found: list[ActivityEvent] = []
+        failed: list[str] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BackendError):
+                failed.append(str(outcome))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                found.extend(outcome)
+        return found, failed
+
+    async def read_health() -> tuple[list[HealthStatus], str | None]:
+        try:
+            return list(await backend.health_history(vm.id)), None
+        except BackendError as exc:
+            return [], str(exc)
+
+    (events, activity_errors), (statuses, health_error) = await asyncio.gather(read_activity(), read_health())
+    errors.extend((ACTIVITY, m) for m in dict.fromkeys(activity_errors))
+    if health_error:
+        errors.append((HEALTH, health_error))
+    if journal_error:
+        errors.append((AZTRIAGE, journal_error))
+    entries = activity_entries(events, vm, related) + health_entries(statuses) + journal_entries(runs) + console_entries(console)
+    window = [e for e in entries if start <= e.time <= until + timedelta(minutes=1)]
+    window.sort(key=lambda e: e.time, reverse=True)
+    return Timeline(vm.id, vm.name, start, until, tuple(window), tuple(errors), who_stopped(vm, events, statuses))
+
+
+def parse_since(text: str) -> timedelta:
+    """``90m``, ``24h``, ``7d`` -> a duration (at most the activity log's 90 days); ValueError with one sentence."""
+    value = text.strip().lower()
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit() or int(value[:-1]) <= 0:
+        raise ValueError(f"--since {text!r} is not a duration: use minutes, hours or days such as 90m, 24h or 7d")
+    seconds = int(value[:-1]) * units[value[-1]]
+    if seconds > RETENTION.total_seconds():
+        raise ValueError(f"--since {text} reaches further back than the activity log keeps (90 days)")
+    return timedelta(seconds=seconds)

@@ -1,0 +1,196 @@
+"""The per-VM incident timeline: the activity log and Resource Health's history as the
+emulator serves them (Azure's shapes, $filter grammar, paging), the real adapter reading
+them over HTTPS, and the demo's stories as an operator sees them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+
+from backend.azure.backend import AzureBackend
+from backend.errors import BackendError
+from backend.report import find_vm
+from backend.timeline import ACTIVITY, AZTRIAGE, HEALTH, build_timeline, parse_since
+from tests.support import FIXED_NOW, arm_call, demo_settings, emulator_control, start_emulator
+
+pytestmark = pytest.mark.xdist_group("timeline")
+
+PROD = "3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17"
+DEV = "c7a95f30-91be-4d28-8e4f-2b6d3a7c9015"
+VALUES = "/providers/Microsoft.Insights/eventtypes/management/values?api-version=2015-04-01"
+SPOT = f"/subscriptions/{DEV}/resourceGroups/rg-dev-weu/providers/Microsoft.Compute/virtualMachines/dev-spot-01"
+
+
+def _z(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _values(sub: str, flt: str, extra: str = "") -> str:
+    return f"/subscriptions/{sub}{VALUES}&$filter={quote(flt)}{extra}"
+
+
+WINDOW = f"eventTimestamp ge '{_z(FIXED_NOW - timedelta(days=30))}' and eventTimestamp le '{_z(datetime.now(UTC))}'"
+
+
+def test_activity_log_answers_in_azure_monitors_shape_newest_first(emulator):
+    status, body = arm_call(emulator, "GET", _values(PROD, WINDOW + " and resourceGroupName eq 'rg-jump-prod'"))
+    assert status == 200
+    events = body["value"]
+    times = [e["eventTimestamp"] for e in events]
+    assert times == sorted(times, reverse=True)
+    rule = [e for e in events if e["operationName"]["value"] == "Microsoft.Network/networkSecurityGroups/securityRules/write"]
+    assert [e["status"]["value"] for e in rule] == ["Succeeded", "Accepted", "Started"]
+    first = rule[0]
+    assert first["caller"] == "sec.oncall@contoso.com"
+    assert first["resourceId"].endswith("/networkSecurityGroups/nsg-jump-prod/securityRules/Deny-RDP-Incident-4711")
+    assert len({e["correlationId"] for e in rule}) == 1
+    for key in ("eventDataId", "correlationId", "level", "resourceGroupName", "submissionTimestamp", "subscriptionId", "tenantId", "httpRequest", "claims"):
+        assert key in first, key
+    assert first["category"]["value"] == "Administrative"
+
+
+def test_activity_log_filters_by_resource_uri_and_correlation_id(emulator):
+    _, body = arm_call(emulator, "GET", _values(DEV, WINDOW + f" and resourceUri eq '{SPOT}'"))
+    operations = {e["operationName"]["value"] for e in body["value"]}
+    assert operations == {f"Microsoft.Compute/virtualMachines/{op}" for op in ("write", "deallocate/action", "start/action")}
+    correlation = body["value"][0]["correlationId"]
+    _, one = arm_call(emulator, "GET", _values(DEV, WINDOW + f" and correlationId eq '{correlation}'"))
+    assert {e["correlationId"] for e in one["value"]} == {correlation}
+    assert len(one["value"]) == 3
+    # the time range is honoured: a day of history before the deallocation holds none of it
+    day = f"eventTimestamp ge '{_z(FIXED_NOW - timedelta(days=5))}' and eventTimestamp le '{_z(FIXED_NOW - timedelta(days=4))}'"
+    _, none = arm_call(emulator, "GET", _values(DEV, day + f" and resourceUri eq '{SPOT}'"))
+    assert none["value"] == []
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        "",
+        "resourceGroupName eq 'rg-dev-weu'",
+        "eventTimestamp gt '2026-11-01T00:00:00Z'",
+        "eventTimestamp ge 'yesterday'",
+        "eventTimestamp ge '2026-11-01T00:00:00Z' and resourceGroupName eq 'a' and correlationId eq 'b'",
+    ],
+)
+def test_a_filter_outside_the_grammar_is_a_400_with_a_message(emulator, flt):
+    status, body = arm_call(emulator, "GET", f"/subscriptions/{DEV}{VALUES}" + (f"&$filter={quote(flt)}" if flt else ""))
+    assert status == 400
+    assert body["error"]["code"] == "BadRequest"
+    assert "$filter" in body["error"]["message"] or "time" in body["error"]["message"]
+
+
+def test_activity_log_pages_by_next_link():
+    emu = start_emulator("demo", page_size=2)
+    try:
+        seen: list[dict] = []
+        path: str | None = _values(DEV, WINDOW + " and resourceGroupName eq 'rg-dev-weu'")
+        pages = 0
+        while path:
+            status, body = arm_call(emu, "GET", path)
+            assert status == 200
+            assert len(body["value"]) <= 2
+            seen += body["value"]
+            pages += 1
+            link = body.get("nextLink")
+            path = link[len(emu.endpoint) :] if link else None
+        assert pages >= 5
+        assert len({e["eventDataId"] for e in seen}) == len(seen) == 9
+    finally:
+        emu.stop()
+
+
+async def test_every_write_is_recorded_with_its_caller_and_how_it_ended(backend, fresh_emulator):
+    vm = SPOT.replace("dev-spot-01", "dev-ephemeral-01")
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    await backend.vm_action(vm, "restart")
+    events = await backend.activity_log(DEV, start=before, end=datetime.now(UTC) + timedelta(minutes=1), resource_uri=vm)
+    assert [(e.status, e.operation) for e in events][-1] == ("Started", "Microsoft.Compute/virtualMachines/restart/action")
+    assert "Succeeded" in {e.status for e in events}
+    assert {e.caller for e in events} == {"demo operator"}
+    assert len({e.correlation_id for e in events}) == 1
+
+
+async def test_adapter_follows_next_links_and_names_a_bad_filter_in_one_sentence():
+    emu = start_emulator("demo", page_size=2)
+    backend = AzureBackend(demo_settings(emu), retry_total=1)
+    try:
+        events = await backend.activity_log(DEV, start=FIXED_NOW - timedelta(days=30), end=datetime.now(UTC), resource_group="rg-dev-weu")
+        assert len(events) == 9
+        assert [e.time for e in events] == sorted((e.time for e in events), reverse=True)
+        assert {e.caller for e in events} == {"dana.ng@contoso.com"}
+        with pytest.raises(BackendError) as err:
+            await backend.activity_log(DEV, start=datetime.now(UTC), end=datetime.now(UTC) - timedelta(days=1))
+        assert str(err.value).startswith("reading the activity log: The end time")
+        assert "\n" not in str(err.value)
+    finally:
+        await backend.close()
+        emu.stop()
+
+
+async def test_health_history_lists_the_statuses_before_the_current_one(backend, emulator):
+    history = await backend.health_history(SPOT)
+    assert [h.title for h in history] == ["Evicted", "Available", "Stopped and deallocated"]
+    assert history[0].context == "Platform Initiated"
+
+
+async def _timeline(backend, name: str, days: int = 30):
+    inv = await backend.inventory(instance_views=0)
+    return await build_timeline(backend, find_vm(inv, name), since=FIXED_NOW - timedelta(days=days))
+
+
+async def test_dev_spot_01_was_deallocated_by_the_platform_not_by_its_owner(backend, emulator):
+    tl = await _timeline(backend, "dev-spot-01")
+    assert tl.errors == ()
+    assert tl.who_stopped is not None and tl.who_stopped.actor == "Azure platform"
+    assert "Spot eviction" in tl.who_stopped.sentence
+    assert tl.who_stopped.at == FIXED_NOW - timedelta(hours=14)
+    top = tl.entries[0]
+    assert (top.source, top.actor, top.status) == (HEALTH, "Azure platform", "Unavailable")
+    mine = [(e.actor, e.what, e.status) for e in tl.entries if e.source == ACTIVITY]
+    # one line per operation, newest first, with who sent it
+    assert mine == [
+        ("dana.ng@contoso.com", "Start Virtual Machine: dev-spot-01", "Succeeded"),
+        ("dana.ng@contoso.com", "Deallocate Virtual Machine: dev-spot-01", "Succeeded"),
+        ("dana.ng@contoso.com", "Create or Update Virtual Machine: dev-spot-01", "Succeeded"),
+    ]
+
+
+async def test_jump_prod_01_shows_the_nsg_rule_write_that_blocks_rdp(backend, emulator):
+    tl = await _timeline(backend, "jump-prod-01")
+    assert tl.who_stopped is None  # it runs
+    top = tl.entries[0]
+    assert top.source == ACTIVITY
+    assert top.actor == "sec.oncall@contoso.com"
+    assert top.what == "Create or Update Security Rule: nsg-jump-prod/Deny-RDP-Incident-4711"
+    assert top.status == "Succeeded"
+    assert top.time == FIXED_NOW - timedelta(hours=2, minutes=40)
+    assert "from 198.51.100.77" in top.detail
+
+
+async def test_a_guest_shutdown_and_a_user_deallocation_are_told_apart(backend, emulator):
+    qa = await _timeline(backend, "qa-win-01")
+    assert qa.who_stopped is not None and qa.who_stopped.actor == "guest OS"
+    assert "no stop operation was sent to Azure" in qa.who_stopped.sentence
+    legacy = await _timeline(backend, "legacy-app-02")
+    assert legacy.who_stopped is not None and legacy.who_stopped.actor == "j.smith@contoso.com"
+    assert legacy.who_stopped.at == FIXED_NOW - timedelta(days=5)
+
+
+async def test_a_source_that_fails_is_named_and_the_others_still_shown(backend, fresh_emulator):
+    emulator_control(fresh_emulator, "POST", "/_emulator/faults", {"match": "eventtypes/management/values", "status": 403, "count": 10})
+    tl = await _timeline(backend, "dev-spot-01")
+    assert [s for s, _ in tl.errors] == [ACTIVITY]
+    assert "\n" not in tl.errors[0][1]
+    assert {e.source for e in tl.entries} == {HEALTH}
+
+
+def test_since_accepts_minutes_hours_days_up_to_ninety_days():
+    assert parse_since("24h") == timedelta(hours=24)
+    assert parse_since("90d") == timedelta(days=90)
+    for bad in ("", "24", "h", "-3d", "91d", "2w"):
+        with pytest.raises(ValueError):
+            parse_since(bad)
+    assert AZTRIAGE == "aztriage"
