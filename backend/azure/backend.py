@@ -51,7 +51,19 @@ from backend.checks import ComputeUsage, UsageKey
 from backend.errors import BackendError
 from backend.gcpause import gc_paused
 from backend.instance_views import choose
-from backend.models import ActivityEvent, BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, PublicIp, ServiceEvent, Subscription, SubscriptionError, Vm
+from backend.models import (
+    ActivityEvent,
+    BootDiagnosticsData,
+    GraphResult,
+    HealthStatus,
+    Inventory,
+    Maintenance,
+    PublicIp,
+    ServiceEvent,
+    Subscription,
+    SubscriptionError,
+    Vm,
+)
 from backend.network import ConnectivityCheck, PrivatePath
 from backend.safetext import safe_json, safe_line
 from backend.settings import DEFAULT_INSTANCE_VIEWS, ConnectionSettings
