@@ -48,6 +48,7 @@ __all__ = [
     "InventorySource",
     "Lro",
     "NetworkDiagnostics",
+    "NetworkPathChanges",
     "NsgChanges",
     "Quota",
     "RecoveryBackend",
@@ -262,6 +263,32 @@ class NsgChanges(Connected, Protocol):
     async def delete_security_rule(self, rule_id: str, **lro: Unpack[Lro]) -> None: ...
 
 
+class NetworkPathChanges(Connected, Protocol):
+    """Site-to-site VPN connections and gateways (reset-vpn), public IP addresses (upgrade-public-ip)."""
+
+    async def private_path(self, vm: Vm) -> PrivatePath:
+        """VPN connections and Bastion hosts serving the VM's virtual network (errors inside)."""
+        ...
+
+    async def get_vpn_connection(self, connection_id: str) -> Document | None: ...
+
+    async def get_vpn_gateway(self, gateway_id: str) -> Document | None: ...
+
+    async def reset_vpn_connection(self, connection_id: str, **lro: Unpack[Lro]) -> None:
+        """Tear the connection's tunnels down and negotiate them again (VirtualNetworkGatewayConnections_ResetConnection)."""
+        ...
+
+    async def reset_vpn_gateway(self, gateway_id: str, **lro: Unpack[Lro]) -> Document:
+        """Reboot the gateway's active instance; the standby takes over (VirtualNetworkGateways_Reset)."""
+        ...
+
+    async def put_public_ip(self, pip_id: str, body: Document, **lro: Unpack[Lro]) -> Document: ...
+
+    async def put_nsg(self, nsg_id: str, body: Document, **lro: Unpack[Lro]) -> Document:
+        """Create or replace a network security group (the one a Standard public IP needs)."""
+        ...
+
+
 class SerialTarget(TypedDict):
     """What the serial console preflight learned about a VM it can open."""
 
@@ -327,7 +354,7 @@ class ResourceGraph(Connected, Protocol):
     ) -> GraphResult: ...
 
 
-class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, Protocol):
+class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, NetworkPathChanges, Protocol):
     """What a recovery plan and its steps use (the final check reads the inventory again)."""
 
 

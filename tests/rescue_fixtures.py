@@ -51,3 +51,15 @@ def rigs(emu, before, tmp_path, monkeypatch):
 async def rig(rigs):
     async with rigs() as r:
         yield r
+
+
+@pytest.fixture
+async def reset_backend(emu):
+    """The real adapter (one retry) on this module's emulator, reset first."""
+    from backend.azure.backend import AzureBackend
+    from tests.support import demo_settings
+
+    reset(emu)
+    b = AzureBackend(demo_settings(emu), retry_total=1)
+    yield b
+    await b.close()

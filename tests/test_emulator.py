@@ -317,7 +317,9 @@ async def test_resource_crud_and_case_insensitive_ids(emu, http):
     # generic resource: PUT create / update, PATCH merge, DELETE
     pip = rid(SUB, "rg-app", "Microsoft.Network/publicIPAddresses", "pip-new")
     st, _, body = await http("PUT", pip + f"?{API}", {"location": LOC, "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Static"}})
-    assert st == 201 and body["properties"]["provisioningState"] == "Succeeded" and body["properties"]["ipAddress"]
+    # Long-running, as in Azure: Updating until its operation ends.
+    assert st == 201 and body["properties"]["provisioningState"] == "Updating" and body["properties"]["ipAddress"]
+    emu.store.advance(60)
     st, _, body = await http("PATCH", pip + f"?{API}", {"tags": {"x": "1"}, "properties": {"idleTimeoutInMinutes": 10}})
     assert st == 200 and body["tags"] == {"x": "1"} and body["properties"]["publicIPAllocationMethod"] == "Static"
     assert body["properties"]["idleTimeoutInMinutes"] == 10

@@ -46,7 +46,7 @@ from backend.adapter import SerialStream, SerialTarget
 from backend.azure import activity, bootdiag, graph, history, instance_views, join, network_ops, quota, serial
 from backend.azure.credentials import make_credential
 from backend.azure.lists import INVENTORY_LISTS, SUBSCRIPTIONS_LIST, ListRoute, raw_list
-from backend.azure.nsg_ops import NsgOperations
+from backend.azure.netpath_ops import NetPathOperations
 from backend.checks import ComputeUsage, UsageKey
 from backend.errors import BackendError
 from backend.gcpause import gc_paused
@@ -129,7 +129,7 @@ class RawArmClient:
         await self._client.close()
 
 
-class AzureBackend(NsgOperations):
+class AzureBackend(NetPathOperations):
     """Every capability of ``backend.adapter`` over the async management SDKs.
 
     The reads and writes of recoveries are the mixins' (``operations``,

@@ -45,6 +45,7 @@ SNAPSHOT_T = "microsoft.compute/snapshots"
 EXT_T = "microsoft.compute/virtualmachines/extensions"
 NSG_T = "microsoft.network/networksecuritygroups"
 PIP_T = "microsoft.network/publicipaddresses"
+NIC_T = "microsoft.network/networkinterfaces"
 
 # properties ARM computes and a PUT body does not carry: kept across updates
 READONLY_PROPS = (
@@ -563,20 +564,24 @@ class Arm:
             return self._disk_write(req, doc, existing, patch)
         if t == EXT_T:
             return self._ext_write(req, doc, existing, patch)
+        if t == PIP_T:
+            from . import netpath_ops
+
+            return netpath_ops.write_public_ip(self, req, doc, existing)
         store = self.store
         props = doc.setdefault("properties", {})
         if t == NSG_T and "defaultSecurityRules" not in props:
             props["defaultSecurityRules"] = default_security_rules(doc["id"])
-        if t == PIP_T and not props.get("ipAddress"):
-            static = str(props.get("publicIPAllocationMethod", "")).lower() == "static"
-            standard = str((doc.get("sku") or {}).get("name", "")).lower() == "standard"
-            if static or standard:  # Standard SKU addresses are always static
-                h = uuid.uuid5(uuid.NAMESPACE_URL, doc["id"].lower()).int
-                props["ipAddress"] = f"20.{(h >> 16) & 255}.{(h >> 8) & 255}.{max(1, h & 255)}"
+        if t == NIC_T:
+            from . import netpath_ops
+
+            netpath_ops.check_nic_write(store, doc)
         if not existing and t.startswith("microsoft.network/"):
             props.setdefault("resourceGuid", str(uuid.uuid4()))
         props["provisioningState"] = "Succeeded"
         store.put(doc)
+        if t == NIC_T:
+            netpath_ops.sync_nic_public_ips(store, doc, existing)
         return ArmResponse(200 if existing else 201, doc)
 
     # -------------------------------------------------------------- VM writes

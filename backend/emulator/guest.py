@@ -220,6 +220,7 @@ class NicFacts:
     public_ips: list[tuple[str, str]] = field(default_factory=list)  # (address, pip name)
     nat: list[tuple[str, int, int, str]] = field(default_factory=list)  # (frontend address, fe port, be port, rule)
     asgs: set[str] = field(default_factory=set)  # application security groups of its IP configurations (lower-case ids)
+    standard_ips: set[str] = field(default_factory=set)  # addresses of its Standard SKU public IPs (closed unless an NSG allows)
 
     def party(self) -> nsg.Party:
         """This NIC as one end of a flow inside Azure."""
@@ -242,6 +243,8 @@ def nic_facts(store: Store, vm_doc: dict) -> list[NicFacts]:
             pip = store.get((cprops.get("publicIPAddress") or {}).get("id") or "")
             if pip is not None and _props(pip).get("ipAddress"):
                 facts.public_ips.append((_props(pip)["ipAddress"], pip.get("name") or ""))
+                if str((pip.get("sku") or {}).get("name") or "").lower() == "standard":
+                    facts.standard_ips.add(_props(pip)["ipAddress"])
             for nat_ref in cprops.get("loadBalancerInboundNatRules") or ():
                 nat_id = nat_ref.get("id") or ""
                 lb = store.get(nat_id.rsplit("/inboundNatRules/", 1)[0])
@@ -315,6 +318,7 @@ def _cached_behaviour(cache: dict[tuple[str, int], Behaviour], store: Store, vm_
 # It is in the Internet service tag like any client; an NSG rule for exactly this address
 # (fix-nsg's temporary allow rule) admits the demo's probes. GET /_emulator/guest tells it.
 CLIENT_ADDRESS = "192.88.99.10"
+STANDARD_IP_CLOSED = Behaviour("silent", "a Standard public IP is closed to inbound traffic until an NSG allows it", "NetworkSecurityRule")
 
 
 def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
@@ -333,8 +337,11 @@ def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
             for address, _name in nic.public_ips:
                 if not _is_loopback(address):
                     continue
+                # A Standard SKU public IP is secure by default: with no NSG on the NIC or its subnet, nothing comes in.
+                closed = address in nic.standard_ips and nic.nsg_id is None and nic.subnet_nsg_id is None
                 for port in ports:
-                    out[(address, port)] = Desired(address, port, port, "public-ip", vm_doc["id"], vm_doc.get("name") or "", decide(port), banner, rdp_reply)
+                    behaviour = STANDARD_IP_CLOSED if closed else decide(port)
+                    out[(address, port)] = Desired(address, port, port, "public-ip", vm_doc["id"], vm_doc.get("name") or "", behaviour, banner, rdp_reply)
             for address, fe_port, be_port, _rule in nic.nat:
                 if _is_loopback(address) and fe_port:
                     out[(address, fe_port)] = Desired(address, fe_port, be_port, "lb-nat", vm_doc["id"], vm_doc.get("name") or "", decide(be_port), banner, rdp_reply)

@@ -38,6 +38,11 @@ DURATIONS: dict[str, float] = {
     "extension.delete": 30,
     "rg.delete": 60,
     "securityrule": 20,
+    # Azure: a connection reset re-negotiates its tunnels in about a minute; a gateway reset reboots
+    # its active instance and fails over to the standby (a few minutes); a public IP write is quick.
+    "connection.reset": 60,
+    "gateway.reset": 300,
+    "publicip.put": 15,
 }
 DEFAULT_DURATION = 30.0
 

@@ -209,6 +209,9 @@ class Store:
 
         for facts_id, facts in (est.get("guest") or {}).items():
             self.guest[normalize_id(facts_id).lower()] = facts
+        # Why a VPN connection is down lives beside it, with the guests' facts (backend/emulator/netpath_ops.py).
+        for connection_id, fact in (est.get("tunnels") or {}).items():
+            self.guest[normalize_id(connection_id).lower()] = {"tunnel": fact}
 
         for st in est.get("availabilityStatuses", []) or []:
             sid_l = st.get("id", "").lower()

@@ -222,6 +222,7 @@ class EstateBuilder:
         self.impacted: dict[str, list[str]] = {}
         self.activity_log: list[dict] = []
         self.health_history: list[dict] = []
+        self.tunnels: dict[str, str] = {}  # VPN connection id -> why it is down (backend/emulator/netpath_ops.py)
         self.guest: dict[str, dict] = {}
         self.docs: dict[str, dict] = {}  # id -> doc (exact case as built)
         self._subnets: dict[str, list] = {}  # subnet id -> [subnet doc, base "10.1.1.", next host, last host]
@@ -1087,6 +1088,7 @@ class EstateBuilder:
             "activityLog": self.activity_log,  # activity-log EventData documents (backend/emulator/activitylog.py)
             "availabilityHistory": self.health_history,  # earlier Resource Health statuses of resources
             "guest": self.guest,
+            "tunnels": self.tunnels,
         }
 
 

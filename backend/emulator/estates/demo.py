@@ -449,6 +449,8 @@ def _vpn(b: EstateBuilder, sub: str, group: str, loc: str, gateway_subnet: str, 
             "egressBytesTransferred": 0,
         },
     })
+    # Why it is down (backend/emulator/netpath_ops.py): a stale security association, which a reset of the connection clears.
+    b.tunnels[cn_id] = "stuck"
 
 
 def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> None:

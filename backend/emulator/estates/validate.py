@@ -24,6 +24,7 @@ TOP_LEVEL = {
     "guest": dict,
     "usages": dict,  # optional compute usage and limits (backend/emulator/usage.py)
     "now": str,
+    "tunnels": dict,  # optional: VPN connection id -> why it is down (stuck / gateway / peer-down / up; backend/emulator/netpath_ops.py)
     "impactedResources": dict,  # optional: tracking id (lower case) -> the resource ids the event lists  # optional: the instant the estate was built for (maintenance windows are read on it)
 }
 OPTIONAL_TOP_LEVEL = {"description", "$schema"}
@@ -247,6 +248,12 @@ def validate_estate(data: Any, where: str = "estate") -> None:
         except UsageError as exc:
             raise EstateError(str(exc)) from None
 
+    for key, fact in data.get("tunnels", {}).items():
+        at = f"tunnels[{key!r}]"
+        if "/providers/microsoft.network/connections/" not in str(key).lower():
+            _fail(where, f"{at} is not the id of a virtual network gateway connection")
+        if fact not in ("stuck", "gateway", "peer-down", "up"):
+            _fail(where, f"{at} is {fact!r}; use stuck, gateway, peer-down or up")
     for key, facts in data.get("guest", {}).items():
         at = f"guest[{key!r}]"
         r = ids.get(key.lower()) if isinstance(key, str) else None
