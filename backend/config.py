@@ -9,6 +9,8 @@ overridden by environment variables.
     role_tag = "role"              # checklist: VMs with the same value of this tag share a role
     role_pattern = "^(?P<role>[a-z]+)-\\d+$"   # ... or, without the tag, this pattern on the name
     auto_probe = true              # the console probes running VMs (and reads boot logs) after a load
+    inventory_engine = "auto"      # arm (subscription-wide lists), arg (Azure Resource Graph) or auto
+    graph_threshold = 100          # auto: Azure Resource Graph above this many subscriptions
 
     [keys]                         # binding id = key(s)
     refresh = "f5"
@@ -17,7 +19,7 @@ overridden by environment variables.
 Environment: AZTRIAGE_CONFIG (another file), AZTRIAGE_SUBSCRIPTIONS (comma
 separated), AZTRIAGE_REFRESH_INTERVAL, AZTRIAGE_THEME, AZTRIAGE_PROBE_PORTS,
 AZTRIAGE_KEYS ("refresh=f5;filter=ctrl+f"), AZTRIAGE_ROLE_TAG, AZTRIAGE_ROLE_PATTERN,
-AZTRIAGE_AUTO_PROBE (true/false).
+AZTRIAGE_AUTO_PROBE (true/false), AZTRIAGE_INVENTORY_ENGINE, AZTRIAGE_GRAPH_THRESHOLD.
 
 A bad value raises ConfigError whose message is one line naming the key.
 """
@@ -32,11 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.settings import ENGINES, GRAPH_THRESHOLD
+
 DEFAULT_REFRESH_INTERVAL = 60.0
 MIN_REFRESH_INTERVAL = 5.0
 DEFAULT_THEME = "textual-dark"
 DEFAULT_PROBE_PORTS = (22, 3389)
-KNOWN_KEYS = ("subscriptions", "refresh_interval", "theme", "keys", "probe_ports", "role_tag", "role_pattern", "source_ip", "auto_probe")
+KNOWN_KEYS = (
+    "subscriptions", "refresh_interval", "theme", "keys", "probe_ports", "role_tag", "role_pattern", "source_ip", "auto_probe", "inventory_engine", "graph_threshold"
+)
 DEFAULT_ROLE_TAG = "role"
 
 
@@ -55,6 +61,8 @@ class Config:
     role_pattern: str = ""  # regex on the VM name; group "role" (or group 1) is the role
     source_ip: str | None = None  # NSG evaluation source: an IP address or Internet / VirtualNetwork / AzureLoadBalancer
     auto_probe: bool = True  # the console probes running VMs in the background after each load (read-only)
+    inventory_engine: str = "auto"  # backend.settings.ENGINES
+    graph_threshold: int = GRAPH_THRESHOLD
     path: Path | None = field(default=None, compare=False)  # the file read, if any
 
 
@@ -149,6 +157,20 @@ def _auto_probe(value: Any, where: str) -> bool:
     raise ConfigError(f"{where}: auto_probe must be true or false")
 
 
+def _inventory_engine(value: Any, where: str) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in ENGINES:
+        raise ConfigError(f"{where}: inventory_engine must be one of {', '.join(ENGINES)}")
+    return value.strip().lower()
+
+
+def _graph_threshold(value: Any, where: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: graph_threshold must be a whole number of subscriptions (0 or more)")
+    return value
+
+
 _PARSERS = {
     "subscriptions": _subscriptions,
     "refresh_interval": _refresh_interval,
@@ -159,6 +181,8 @@ _PARSERS = {
     "role_pattern": _role_pattern,
     "source_ip": _source_ip,
     "auto_probe": _auto_probe,
+    "inventory_engine": _inventory_engine,
+    "graph_threshold": _graph_threshold,
 }
 
 
@@ -197,7 +221,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"AZTRIAGE_KEYS: {pair.strip()!r} is not binding_id=key (pairs separated by ';')")
             keys[binding_id.strip()] = key
         out["keys"] = keys
-    for key in ("role_tag", "role_pattern", "source_ip", "auto_probe"):
+    for key in ("role_tag", "role_pattern", "source_ip", "auto_probe", "inventory_engine", "graph_threshold"):
         if f"AZTRIAGE_{key.upper()}" in env:
             out[key] = env[f"AZTRIAGE_{key.upper()}"]
     return out

@@ -561,6 +561,10 @@ class Inventory:
     # A load still under way (the console's first load shows it as it comes): lower-case ids
     # of the VMs whose instance view is chosen to be read and not read yet (shown as "…").
     views_pending: frozenset[str] = frozenset()
+    engine: str = "arm"  # what read it: "arm" (the subscription-wide lists) or "arg" (Azure Resource Graph)
+    # What the operator must know about this answer's completeness (Resource Graph cut a
+    # result short, searched only part of the scope, or changed while paged): one sentence each.
+    warnings: tuple[str, ...] = ()
 
     def to_json(self, *, native: bool = False) -> dict[str, Any]:
         """The document of `aztriage inventory --format json` and the console's export
@@ -568,7 +572,8 @@ class Inventory:
         return {
             "vms": [vm.to_json(native=native) for vm in self.vms],
             "errors": [{"subscription_id": e.subscription_id, "code": e.code, "message": e.message} for e in self.errors],
-            "stats": {"requests": self.requests, "elapsed_s": round(self.elapsed_s, 3), "subscriptions": len(self.subscriptions)},
+            "warnings": list(self.warnings),
+            "stats": {"requests": self.requests, "elapsed_s": round(self.elapsed_s, 3), "subscriptions": len(self.subscriptions), "engine": self.engine},
         }
 
     def vm_by_name(self, name: str) -> list[Vm]:

@@ -9,6 +9,12 @@ from urllib.parse import urlparse
 # Instance views (one GET per VM: agent, maintenance, fault domain) an inventory reads by default.
 DEFAULT_INSTANCE_VIEWS = 500
 
+# Inventory engines: the subscription-wide ARM lists, Azure Resource Graph, or ARG above
+# GRAPH_THRESHOLD subscriptions (ARM: 11 requests per subscription, in parallel, outside
+# ARG's per-user quota; ARG: 3 queries plus a page per 1,000 resources per 100 subscriptions).
+ENGINES = ("auto", "arm", "arg")
+GRAPH_THRESHOLD = 100
+
 AUTH_MODES = ("default", "cli", "device-code", "env", "managed-identity", "none")
 
 # ARM endpoint and token scope of each national cloud (azure.mgmt.core.tools.get_arm_endpoints).
@@ -44,7 +50,13 @@ class ConnectionSettings:
     demo: bool = False
     polling_interval: float | None = None  # None: ARM's Retry-After / SDK default
     max_concurrency: int = 16  # subscriptions listed at once (each sends 11 lists concurrently)
+    engine: str = "auto"  # inventory engine (ENGINES): auto uses Resource Graph above graph_threshold subscriptions
+    graph_threshold: int = GRAPH_THRESHOLD
     label: str = field(default="", compare=False)
+
+    def uses_graph(self, subscriptions: int) -> bool:
+        """Whether an inventory of this many subscriptions comes from Azure Resource Graph."""
+        return self.engine == "arg" or (self.engine == "auto" and subscriptions > self.graph_threshold)
 
     @property
     def endpoint(self) -> str:
@@ -67,6 +79,8 @@ class ConnectionSettings:
     def validate(self) -> ConnectionSettings:
         if self.cloud not in CLOUDS:
             raise SettingsError(f"unknown cloud {self.cloud!r}: use one of {', '.join(CLOUDS)}")
+        if self.engine not in ENGINES:
+            raise SettingsError(f"unknown inventory engine {self.engine!r}: use one of {', '.join(ENGINES)}")
         if self.auth not in AUTH_MODES:
             raise SettingsError(f"unknown auth mode {self.auth!r}: use one of {', '.join(AUTH_MODES)}")
         if self.arm_endpoint:

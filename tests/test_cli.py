@@ -30,7 +30,7 @@ def test_inventory_json_against_the_demo():
     proc = aztriage("inventory", "--demo", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert set(out) == {"vms", "errors", "stats"}
+    assert set(out) == {"vms", "errors", "warnings", "stats"}
     assert out["errors"] == []
     assert out["stats"]["requests"] > 0
     required = {"id", "name", "subscription_id", "resource_group", "location", "size", "os_type", "power_state", "provisioning_state", "availability_state", "health_reason", "zones", "availability_set", "private_ips", "public_ips", "fqdn", "os_disk", "data_disks", "nics", "agent_status", "boot_diagnostics", "maintenance"}

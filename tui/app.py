@@ -266,6 +266,8 @@ class AztriageApp(App[int]):
             self.notify(f"{len(inventory.errors)} subscription(s) failed to load: {failed}. See the error rows.", severity="error", timeout=8)
         elif previous_error:
             self.notify("Loaded again.", timeout=3)
+        for warning in inventory.warnings:  # Resource Graph said its answer is incomplete
+            self.notify(warning, severity="warning", timeout=10)
 
     def show_partial(self, inventory: Inventory) -> None:
         """Part of the first load (tui.app._PartialLoads): every pane redraws from it."""

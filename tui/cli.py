@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from backend.settings import AUTH_MODES, CLOUDS
+from backend.settings import AUTH_MODES, CLOUDS, ENGINES, GRAPH_THRESHOLD
 from tui.errors import CliError  # re-exported: the commands import it from here
 
 log = logging.getLogger("aztriage")
@@ -35,6 +35,9 @@ def global_options() -> argparse.ArgumentParser:
     g.add_argument("--cloud", choices=list(CLOUDS), default=S, help="national cloud")
     g.add_argument("--subscription", metavar="ID", action="append", default=S, help="limit to this subscription (repeatable)")
     g.add_argument("--read-only", action="store_true", default=S, help="never change anything in Azure")
+    g.add_argument(
+        "--engine", choices=ENGINES, default=S, help=f"inventory engine: ARM lists, Azure Resource Graph, or auto (ARG above {GRAPH_THRESHOLD} subscriptions; config: inventory_engine)"
+    )
     g.add_argument("--format", choices=["table", "json", "md", "text"], default=S, help="output format")
     g.add_argument("--width", metavar="N", type=_width, default=S, help="fit tables to N columns (default: the terminal's width; a pipe or a file gets every character; COLUMNS also sets it)")
     return p
@@ -55,6 +58,7 @@ DEFAULTS = {
     "cloud": "AzureCloud",
     "subscription": None,
     "read_only": False,
+    "engine": None,
     "format": None,
     "width": None,
 }

@@ -42,14 +42,17 @@ def settings_from_args(args: argparse.Namespace) -> ConnectionSettings:
     if args.ca_file and not args.arm_endpoint:
         raise CliError("--ca-file only applies with --arm-endpoint")
     auth = args.auth or ("none" if args.demo else "default")
+    config = load_settings_config()
     settings = ConnectionSettings(
         arm_endpoint=args.arm_endpoint,
         ca_file=args.ca_file,
         auth=auth,
         cloud=args.cloud,
-        subscriptions=tuple(args.subscription or (() if args.demo else load_settings_config().subscriptions)),
+        subscriptions=tuple(args.subscription or (() if args.demo else config.subscriptions)),
         read_only=bool(args.read_only),
         demo=bool(args.demo),
+        engine=getattr(args, "engine", None) or config.inventory_engine,
+        graph_threshold=config.graph_threshold,
     )
     if args.demo and not args.arm_endpoint:
         return settings  # endpoint filled in once the emulator runs

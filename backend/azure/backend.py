@@ -344,7 +344,9 @@ class AzureBackend(NetPathOperations):
         instance_views: int | None = DEFAULT_INSTANCE_VIEWS,
         on_progress: Callable[[Inventory], None] | None = None,
     ) -> Inventory:
-        """Every VM of the chosen subscriptions, joined from subscription-wide lists.
+        """Every VM of the chosen subscriptions, joined from subscription-wide lists, or
+        from Azure Resource Graph when ``settings.uses_graph`` says so for this many
+        subscriptions (``graph_inventory``: the same inventory, ``engine`` "arg").
 
         The statusOnly list gives power and provisioning state only; the VM agent,
         pending maintenance and fault domains are in each VM's own instance view,
@@ -372,6 +374,8 @@ class AzureBackend(NetPathOperations):
         started = time.perf_counter()
         before = self.requests
         subs, errors = await self._subscriptions_for(subscription_ids)
+        use_graph = self.settings.uses_graph(len(subs))
+        warnings: list[str] = []
         share = {} if instance_views is None else shares((s.subscription_id for s in subs), instance_views)
         view_gate = asyncio.Semaphore(CONCURRENCY)
         view_reads: list[asyncio.Task] = []
@@ -388,16 +392,26 @@ class AzureBackend(NetPathOperations):
             if on_progress is not None:
                 on_progress(_combine(subs, errors, parts, read or {}, frozenset(chosen), requests=self.requests - before, started=started))
 
-        async def one(position: int, sub: Subscription) -> None:
+        graph_batches: list[asyncio.Task] = []
+        graph_parts = self._graph_parts(subs, warnings, graph_batches) if use_graph else {}
+
+        async def read_part(sub: Subscription) -> Inventory | SubscriptionError:
+            if use_graph:
+                return await graph_parts[sub.subscription_id]
             async with self._semaphore:
                 try:
-                    part: Inventory | SubscriptionError = await self._subscription_inventory(sub.subscription_id)
+                    return await self._subscription_inventory(sub.subscription_id)
                 except (TimeoutError, HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError) as exc:
                     log.warning("inventory of subscription %s failed", sub.subscription_id, exc_info=True)
                     code, message = describe_error(exc)
-                    part = SubscriptionError(sub.subscription_id, code, message)
+                    return SubscriptionError(sub.subscription_id, code, message)
+
+        async def one(position: int, sub: Subscription) -> None:
+            part = await read_part(sub)
             if isinstance(part, Inventory) and part.events:
-                impacted_by_sub[sub.subscription_id] = asyncio.ensure_future(self.impacted_resources(part.events))
+                # Resource Graph brought the impacted resources with the events; the ARM engine reads them
+                found = _given(part.impacted) if use_graph else self.impacted_resources(part.events)
+                impacted_by_sub[sub.subscription_id] = asyncio.ensure_future(found)
             if isinstance(part, Inventory) and instance_views != 0:
                 vms = sorted(part.vms, key=_vm_order)
                 part = dataclasses.replace(part, vms=tuple(vms))
@@ -424,10 +438,44 @@ class AzureBackend(NetPathOperations):
                 for tracking_id, targets in found.items():
                     impacted[tracking_id] = tuple(dict.fromkeys((*impacted.get(tracking_id, ()), *targets)))
         finally:
-            for task in (*view_reads, *impacted_by_sub.values()):
+            for task in (*view_reads, *impacted_by_sub.values(), *graph_batches):
                 task.cancel()
         inv = _combine(subs, errors, parts, read, frozenset(), requests=self.requests - before, started=started)
-        return dataclasses.replace(inv, impacted=impacted, fetched_at=datetime.now(UTC))
+        engine = "arg" if use_graph else "arm"
+        return dataclasses.replace(inv, impacted=impacted, fetched_at=datetime.now(UTC), engine=engine, warnings=tuple(dict.fromkeys(warnings)))
+
+    def _graph_parts(
+        self, subs: list[Subscription], warnings: list[str], tasks: list[asyncio.Task]
+    ) -> dict[str, asyncio.Future[Inventory | SubscriptionError]]:
+        """Each subscription's part, as its Resource Graph batch delivers it: batches of
+        ``graph_inventory.BATCH`` subscriptions, ``CONCURRENT_BATCHES`` of them at a time
+        (staggered over the quota's windows, as Microsoft advises for large tenants)."""
+        from backend.azure import graph_inventory
+
+        loop = asyncio.get_running_loop()
+        futures: dict[str, asyncio.Future[Inventory | SubscriptionError]] = {s.subscription_id: loop.create_future() for s in subs}
+        gate = asyncio.Semaphore(graph_inventory.CONCURRENT_BATCHES)
+
+        async def batch(ids: list[str]) -> None:
+            async with gate:
+                outcome = await graph_inventory.read_batch(self, ids)
+            warnings.extend(outcome.warnings)
+            for sub_id, part in outcome.parts.items():
+                if not futures[sub_id].done():
+                    futures[sub_id].set_result(part)
+
+        tasks.extend(asyncio.ensure_future(batch(ids)) for ids in graph_inventory.batches([s.subscription_id for s in subs]))
+
+        def failed(task: asyncio.Task) -> None:
+            if task.cancelled() or task.exception() is None:
+                return
+            for future in futures.values():
+                if not future.done():
+                    future.set_exception(task.exception() or RuntimeError("a Resource Graph batch failed"))
+
+        for task in tasks:
+            task.add_done_callback(failed)
+        return futures
 
     async def impacted_resources(self, events: Iterable[ServiceEvent]) -> dict[str, tuple[str, ...]]:
         """The resources each active service issue lists as impacted (Resource Health
@@ -511,6 +559,10 @@ class AzureBackend(NetPathOperations):
 
     async def inventory_usages(self, inv: Inventory) -> tuple[dict[UsageKey, tuple[ComputeUsage, ...]], dict[UsageKey, str]]:
         return await quota.inventory_usages(self, inv)
+
+
+async def _given(value: T) -> T:
+    return value
 
 
 def _vm_order(vm: Vm) -> tuple[str, str, str]:

@@ -23,7 +23,8 @@ carries ``x-ms-user-quota-remaining`` and ``x-ms-user-quota-resets-after``
 (``hh:mm:ss``), and a request past the quota gets 429 ``RateLimiting`` with
 ``Retry-After``. A tenant or management-group scope covers only the first
 ``subscription_limit`` (10,000) subscriptions, and then says so with
-``x-ms-tenant-subscription-limit-hit: true``.
+``x-ms-tenant-subscription-limit-hit: true``. A test can make it cut every answer
+after N rows (``Emulator(graph_truncate_after=N)``), as ARG does when it truncates.
 
 Tables: ``resources`` (every resource but Uniform scale-set instances; VMs carry
 ``properties.extended.instanceView.powerState``), ``computeresources`` (the
@@ -99,8 +100,11 @@ def resets_after(seconds: float) -> str:
 class Graph:
     """The ARG endpoint's state: quota, the scope limit, and recent results for paging."""
 
-    def __init__(self, store: Store, *, quota: tuple[int, float] = DEFAULT_QUOTA, subscription_limit: int = SUBSCRIPTION_LIMIT) -> None:
+    def __init__(
+        self, store: Store, *, quota: tuple[int, float] = DEFAULT_QUOTA, subscription_limit: int = SUBSCRIPTION_LIMIT, truncate_after: int | None = None
+    ) -> None:
         self.store = store
+        self.truncate_after = truncate_after
         self.quota = Quota(*quota)
         self.subscription_limit = subscription_limit
         self._results: OrderedDict[str, tuple[list[Row], bool, bool]] = OrderedDict()
@@ -278,10 +282,13 @@ class Graph:
         except KqlError as exc:
             return _bad_request(str(exc), "ParserFailure", token=exc.token)
         total = len(rows)
+        cut = self.truncate_after is not None and total > self.truncate_after
+        if cut:
+            rows, limited = rows[: self.truncate_after], True  # ARG cut the answer (a test's fault)
         chunk = rows[skip : skip + top]
         more = skip + top < total
         pageable = not limited and (not rows or "id" in rows[0])
-        out: dict[str, Any] = {"totalRecords": total, "count": len(chunk), "resultTruncated": "true" if more and not pageable else "false"}
+        out: dict[str, Any] = {"totalRecords": total, "count": len(chunk), "resultTruncated": "true" if cut or (more and not pageable) else "false"}
         if more and pageable:
             out["$skipToken"] = base64.urlsafe_b64encode(json.dumps({"q": key, "o": skip + top, "p": page + 1}).encode()).decode()
         if result_format.lower() == "table":
@@ -389,7 +396,7 @@ def graph_routes(app: web.Application, store: Store) -> None:
     emulator = app.get(EMULATOR_KEY)
     quota = getattr(emulator, "graph_quota", None) or DEFAULT_QUOTA
     limit = getattr(emulator, "graph_subscription_limit", None) or SUBSCRIPTION_LIMIT
-    app[GRAPH_KEY] = Graph(store, quota=quota, subscription_limit=limit)
+    app[GRAPH_KEY] = Graph(store, quota=quota, subscription_limit=limit, truncate_after=getattr(emulator, "graph_truncate_after", None))
     READ_PATHS.add(PATH.lower())
     app.router.add_post(PATH, _query)
     app.router.add_post(PATH.lower(), _query)

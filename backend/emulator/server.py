@@ -129,6 +129,7 @@ class Emulator:
         prewarm: bool = True,
         graph_quota: tuple[int, float] | None = None,
         graph_subscription_limit: int | None = None,
+        graph_truncate_after: int | None = None,
     ):
         if not _loopback(host):
             raise ValueError(f"the emulator only listens on loopback addresses (127.0.0.0/8), not {host!r}")
@@ -141,6 +142,7 @@ class Emulator:
         # Azure Resource Graph (backend/emulator/graph.py): queries per window and the scope limit
         self.graph_quota = graph_quota
         self.graph_subscription_limit = graph_subscription_limit
+        self.graph_truncate_after = graph_truncate_after
         self.store = Store(estate, acceleration=acceleration)
         self.arm = Arm(self.store, page_size=page_size)
         self.faults = FaultSet()

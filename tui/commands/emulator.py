@@ -20,7 +20,19 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--page-size", type=int, default=1000)
+    s.add_argument("--graph-quota", metavar="N/SECONDS", type=_quota, default=None, help="Resource Graph queries per window (default 15/5, Microsoft's documented example)")
     s.set_defaults(func=serve)
+
+
+def _quota(text: str) -> tuple[int, float]:
+    count, sep, window = text.partition("/")
+    try:
+        parsed = (int(count), float(window))
+    except ValueError:
+        parsed = (0, 0.0)
+    if not sep or parsed[0] < 1 or parsed[1] <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a quota: use queries/seconds, e.g. 15/5")
+    return parsed
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -55,4 +67,5 @@ def serve(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         page_size=args.page_size,
         faults=faults,
+        graph_quota=args.graph_quota,
     )

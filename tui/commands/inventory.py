@@ -72,9 +72,12 @@ def run(args: argparse.Namespace) -> int:
             for vm in inv.vms
         ]
         print(table(("NAME", "GROUP", "SUBSCRIPTION", "LOCATION", "SIZE", "POWER", "HEALTH", "SLA", "PUBLIC IP", "AGENT"), rows, shrink=(1, 0, 8), optional=(1, 3, 4, 2)))
-        print(f"\n{len(inv.vms)} VMs in {len(inv.subscriptions)} subscriptions; {inv.requests} requests in {inv.elapsed_s:.2f} s")
+        engine = " (Azure Resource Graph)" if inv.engine == "arg" else ""
+        print(f"\n{len(inv.vms)} VMs in {len(inv.subscriptions)} subscriptions; {inv.requests} requests in {inv.elapsed_s:.2f} s{engine}")
         for e in inv.errors:
             print(f"subscription {e.subscription_id} failed: {e.code}: {e.message}", file=sys.stderr)
+    for warning in inv.warnings:  # on stderr in every format: JSON readers get them in "warnings" too
+        print(f"warning: {warning}", file=sys.stderr)
     if inv.errors and len(inv.errors) >= len(inv.subscriptions):
         return 1
     return 0
