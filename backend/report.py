@@ -220,6 +220,7 @@ def build_report(
     connectivity: Mapping[str, Any] | None = None,
     recovery: Mapping[str, Any] | None = None,
     probe_report: Any = None,
+    timeline: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`probe_report` (a backend.connectivity.Report of this VM) makes the verdict rest on the
     probe too; without it the verdict is Azure's view."""
@@ -243,7 +244,32 @@ def build_report(
         "recovery": dict(recovery) if recovery is not None else section("not available", "the recovery journal was not read"),
         "findings": findings_section(vm, checks),
     }
+    if timeline is not None:
+        report["timeline"] = dict(timeline)
     return redact(report)
+
+
+def timeline_section(timeline: Any) -> dict[str, Any]:
+    """The section from a ``backend.timeline.Timeline``: its window, who stopped the VM, the entries."""
+    data = timeline.to_json()
+    note = "; ".join(f"{e['source']}: {e['message']}" for e in data["errors"]) or None
+    return section("partial" if note else "done", note, **{k: v for k, v in data.items() if k not in ("vm", "vm_id")})
+
+
+def timeline_markdown(data: Mapping[str, Any]) -> list[str]:
+    """The timeline as Markdown lines: who stopped the VM, then every entry, newest first."""
+    lines = [f"From {_cell(data.get('since'))} to {_cell(data.get('until'))} (UTC), newest first.", ""]
+    who = data.get("who_stopped")
+    if who:
+        lines += [f"**Who stopped it:** {_cell(who.get('answer'))}", ""]
+    entries = data.get("entries") or []
+    if entries:
+        lines += _table(entries, ("time", "source", "actor", "what", "status"))
+    else:
+        lines.append("_Nothing happened to this VM in this window that the activity log, Resource Health or aztriage recorded._")
+    for err in data.get("errors") or []:
+        lines += ["", f"_Not read: {_cell(err.get('source'))}: {_cell(err.get('message'))}_"]
+    return lines
 
 
 # --- Markdown ---------------------------------------------------------------------
@@ -376,6 +402,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append("")
     for change in conn.get("ip_changes") or []:
         lines.append(f"- address change: {_cell(change)}")
+
+    if "timeline" in report:
+        lines += ["", "## Timeline", ""] + timeline_markdown(report["timeline"])
 
     rec = report["recovery"]
     lines += ["", "## Recovery runs", ""] + _status_line(rec)
@@ -528,12 +557,17 @@ async def report_for(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """One VM's report from an inventory and checklist already at hand (the console's export)."""
+    from backend.timeline import build_timeline, incident_window, runs_for
+
     history, history_error = await health_history(backend, vm)
     connectivity, probe_report = await probe_vm(vm, inv, backend, probe=probe)
+    generated_at = now or datetime.now(UTC)
+    runs, journal_error = runs_for(vm.id, journal_path)
+    timeline = await build_timeline(backend, vm, since=incident_window(vm, generated_at), until=generated_at, runs=runs, journal_error=journal_error)
     return build_report(
         inv,
         vm,
-        generated_at=now or datetime.now(UTC),
+        generated_at=generated_at,
         source=backend.settings.display_name,
         checks=checks,
         history=history,
@@ -541,6 +575,7 @@ async def report_for(
         connectivity=connectivity,
         recovery=recovery_section(vm, journal_path),
         probe_report=probe_report,
+        timeline=timeline_section(timeline),
     )
 
 

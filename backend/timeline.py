@@ -95,7 +95,7 @@ class Timeline:
         return Timeline(self.vm_id, self.vm_name, self.since, self.until, tuple(e for e in self.entries if e.source in keep), self.errors, self.who_stopped)
 
     def to_json(self) -> dict[str, Any]:
-        iso = lambda t: t.astimezone(UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
+        iso = lambda t: t.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")  # noqa: E731
         return {
             "vm": self.vm_name,
             "vm_id": self.vm_id,
@@ -410,6 +410,16 @@ async def build_timeline(
     window = [e for e in entries if start <= e.time <= until + timedelta(minutes=1)]
     window.sort(key=lambda e: e.time, reverse=True)
     return Timeline(vm.id, vm.name, start, until, tuple(window), tuple(errors), who_stopped(vm, events, statuses))
+
+
+def incident_window(vm: Vm, now: datetime) -> datetime:
+    """Where an incident report's timeline starts: a day before now, or, when the VM has been
+    out of Available for longer, two hours before Resource Health saw it go (at most 90 days)."""
+    start = now - timedelta(hours=24)
+    health = vm.health
+    if health is not None and health.availability_state.lower() != "available" and health.since is not None:
+        start = min(start, health.since - timedelta(hours=2))
+    return max(start, now - RETENTION)
 
 
 def parse_since(text: str) -> timedelta:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, list[list[str]]] = {
     "probe": [["--all", "--timeout", "1", "--attempts", "1"]],
     "bootlog": [["--vm", "api-dev-01"], ["--vm", "pg-dev-01"], ["--vm", "iis-test-01"]],
     "recover": [["--vm", "api-dev-01", "--scenario", "rescue", "--dry-run"], ["--vm", "web-prod-01", "--scenario", "restart", "--dry-run"]],
+    "timeline": [["--vm", "jump-prod-01", "--since", "30d"], ["--vm", "dev-spot-01", "--since", "90d"]],
     "runs": [[]],
     "keys": [[]],
     # Long-running servers: what they print besides their data is covered here (help); what
@@ -47,7 +48,7 @@ COMMANDS: dict[str, list[list[str]]] = {
 
 # (command, argument list) whose output shows text from the estate: it must show some of it
 # made visible (so the check above is not passing on output that never saw a payload).
-SHOWS_HOSTILE_TEXT = {"inventory", "health", "check", "report", "probe", "bootlog"}
+SHOWS_HOSTILE_TEXT = {"inventory", "health", "check", "report", "probe", "bootlog", "timeline"}
 
 
 def _parser_commands() -> dict[str, object]:

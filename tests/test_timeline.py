@@ -194,3 +194,81 @@ def test_since_accepts_minutes_hours_days_up_to_ninety_days():
         with pytest.raises(ValueError):
             parse_since(bad)
     assert AZTRIAGE == "aztriage"
+
+
+# --- the CLI: `aztriage timeline` and the incident report --------------------------------
+
+
+def aztriage(*args: str):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = os.environ.copy()
+    env["COLUMNS"] = "120"
+    entry = "import sys; from tui.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", entry, *args], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=180, env=env)
+
+
+def test_cli_table_answers_who_stopped_dev_spot_01_above_its_history():
+    proc = aztriage("timeline", "--demo", "--vm", "dev-spot-01", "--since", "30d")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("Timeline of dev-spot-01: ")
+    assert lines[1].startswith("Who stopped it: the platform at ") and "Spot eviction" in lines[1]
+    header = next(i for i, line in enumerate(lines) if line.startswith("TIME (UTC)"))
+    assert lines[header].split() == ["TIME", "(UTC)", "SOURCE", "WHO", "WHAT", "STATUS"]
+    rows = lines[header + 1 :]
+    assert "Azure platform" in rows[0] and "Evicted" in rows[0]
+    assert sum("dana.ng@contoso.com" in r for r in rows) == 3
+    assert any("Deallocate Virtual Machine" in r and "Succeeded" in r for r in rows)
+
+
+def test_cli_json_has_the_documented_shape_and_source_filter():
+    proc = aztriage("timeline", "--demo", "--vm", "jump-prod-01", "--since", "30d", "--format", "json", "--source", "activity")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    doc = json.loads(proc.stdout)
+    assert set(doc) == {"vm", "vm_id", "since", "until", "who_stopped", "entries", "errors"}
+    assert doc["vm"] == "jump-prod-01" and doc["who_stopped"] is None and doc["errors"] == []
+    assert {e["source"] for e in doc["entries"]} == {"activity"}
+    top = doc["entries"][0]
+    assert set(top) == {"time", "source", "actor", "what", "status", "detail", "link"}
+    assert (top["actor"], top["what"], top["status"]) == ("sec.oncall@contoso.com", "Create or Update Security Rule: nsg-jump-prod/Deny-RDP-Incident-4711", "Succeeded")
+    assert top["time"].endswith("Z")
+
+
+def test_cli_markdown_is_a_table_with_escaped_cells():
+    proc = aztriage("timeline", "--demo", "--vm", "qa-win-01", "--since", "30d", "--format", "md")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# Timeline: qa-win-01\n")
+    assert "**Who stopped it:** the guest OS shut itself down" in proc.stdout
+    assert "| time | source | actor | what | status |" in proc.stdout
+    assert "qa.lead@contoso.com" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--vm", "dev-spot-01", "--since", "3w"], "--since '3w' is not a duration"),
+        (["--vm", "dev-spot-01", "--since", "120d"], "further back than the activity log keeps (90 days)"),
+        (["--vm", "no-such-vm"], "no VM named 'no-such-vm'"),
+    ],
+)
+def test_cli_bad_input_is_one_sentence_and_a_non_zero_exit(args, says):
+    proc = aztriage("timeline", "--demo", *args)
+    assert proc.returncode != 0
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_incident_report_carries_the_timeline_of_its_window():
+    proc = aztriage("report", "--demo", "--vm", "jump-prod-01", "--no-probe")
+    assert proc.returncode == 0, proc.stderr
+    section = proc.stdout.split("## Timeline", 1)[1].split("\n## ", 1)[0]
+    assert "sec.oncall@contoso.com" in section and "Deny-RDP-Incident-4711" in section
+    # the window is the last day: last week's restart is not in it
+    assert "Restart Virtual Machine" not in section

@@ -282,8 +282,18 @@ def build(now: datetime, *, seed: int = 14) -> dict:
             _agent(iv, rng)
     for status in estate.get("availabilityStatuses") or []:
         _health(status.get("properties") or {}, rng)
+    for status in estate.get("availabilityHistory") or []:
+        _health(status.get("properties") or {}, rng)
     for event in estate.get("events") or []:
         _event(event.get("properties") or {}, rng)
+    # The activity log: a caller is whatever the token's identity is called; the operation's
+    # friendly name and the description come from Azure and the tenant.
+    for entry in estate.get("activityLog") or []:
+        entry["caller"] = hostile_line(rng, str(entry.get("caller") or "caller"))
+        entry["description"] = hostile_text(rng, "description")
+        for key in ("operationName", "status"):
+            if isinstance(entry.get(key), dict):
+                entry[key]["localizedValue"] = hostile_line(rng, str(entry[key].get("localizedValue") or key))
     for i, facts in enumerate((estate.get("guest") or {}).values()):
         cls = control[i % len(control)]
         if isinstance(facts.get("serial_log"), str):
