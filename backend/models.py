@@ -538,6 +538,7 @@ class GraphResult:
     subscription_limit_hit: bool = False
     pages: int = 0
     quota_waited_s: float = 0.0  # time spent waiting for the quota to reset instead of drawing a 429
+    read: int = 0  # rows received over every page (``rows`` is empty when a caller took them page by page)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,9 +85,10 @@ def per_vm_child(endpoint: str, ca_file: str) -> None:
     print(json.dumps(asyncio.run(main())))
 
 
-def run_aztriage(info: dict) -> dict:
+def run_aztriage(info: dict, *options: str) -> dict:
+    """One `aztriage inventory --format json` (with ``options``) against the emulator."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [sys.executable, "-m", "tui.cli", "inventory", "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none", "--format", "json"]
+        cmd = [sys.executable, "-m", "tui.cli", "inventory", "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none", "--format", "json", *options]
         with open(out.name, "wb") as fh:
             proc = timed_process(cmd, stdout=fh)
         doc = json.loads(Path(out.name).read_bytes())
@@ -100,6 +101,8 @@ def run_aztriage(info: dict) -> dict:
         "vms": len(doc["vms"]),
         "views_read": sum(1 for vm in doc["vms"] if vm["instance_view_read"]),
         "errors": len(doc["errors"]),
+        "warnings": len(doc.get("warnings", ())),
+        "engine": doc["stats"].get("engine", "arm"),
     }
 
 

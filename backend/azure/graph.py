@@ -28,7 +28,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -124,8 +124,10 @@ async def query(
     management_groups: Sequence[str] | None = None,
     page_size: int = MAX_PAGE,
     max_rows: int | None = None,
+    on_page: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> GraphResult:
-    """Every page of one query (or ``max_rows`` rows), as one result."""
+    """Every page of one query (or ``max_rows`` rows), as one result; with ``on_page``,
+    each page goes to it as it comes and the result holds no rows (``read`` counts them)."""
     if not 1 <= page_size <= MAX_PAGE:
         raise ValueError(f"page_size must be 1..{MAX_PAGE}")
     gate = backend.graph_gate
@@ -139,6 +141,7 @@ async def query(
     truncated = False
     limit_hit = False
     pages = 0
+    read = 0
     waited_before = gate.waited_s
     token: str | None = None
     client = backend.raw_client()
@@ -167,12 +170,16 @@ async def query(
             raise BackendError("Resource Graph answered a table where objects were asked for", code="UnexpectedAnswer")
         if data and not json_is_clean(response.content):
             data = safe_json(data)  # the trust boundary: tenant-written text made safe before anything reads it
-        rows.extend(data)
+        read += len(data)
+        if on_page is not None:
+            on_page(data)
+        else:
+            rows.extend(data)
         total = int(page.get("totalRecords") or 0)
         truncated = truncated or str(page.get("resultTruncated", "false")).lower() == "true"
         limit_hit = limit_hit or str(headers.get(SUBSCRIPTION_LIMIT_HIT, "")).lower() == "true"
         token = page.get("$skipToken") or None
-        if token is None or (max_rows is not None and len(rows) >= max_rows):
+        if token is None or (max_rows is not None and read >= max_rows):
             break
     if max_rows is not None and len(rows) > max_rows:
         rows = rows[:max_rows]
@@ -183,4 +190,5 @@ async def query(
         subscription_limit_hit=limit_hit,
         pages=pages,
         quota_waited_s=gate.waited_s - waited_before,
+        read=read,
     )

@@ -28,17 +28,18 @@ import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from backend import mapping
-from backend.azure import join
+from backend.azure import graph, join
 from backend.models import GraphResult, Inventory, SubscriptionError
 
 if TYPE_CHECKING:
     from backend.azure.backend import AzureBackend
 
 BATCH = 100
-CONCURRENT_BATCHES = 3
+CONCURRENT_BATCHES = 2
 
 # inventory list (join.REDUCERS) -> the type ARG gives its rows (lower case)
 TYPES: dict[str, str] = {
@@ -74,10 +75,12 @@ QUERIES = (RESOURCES_QUERY, HEALTH_QUERY, SERVICE_HEALTH_QUERY)
 
 @dataclass
 class _Rows:
-    """One subscription's rows, sorted into the ARM lists they stand for."""
+    """One subscription's rows, reduced page by page as the ARM engine reduces its lists
+    (``join.reduce_page``); VM documents wait for the lookups, as the ARM VM list does."""
 
-    lists: dict[str, list[Mapping[str, Any]]] = field(default_factory=lambda: {name: [] for name in join.LOOKUP_LISTS + ("vms",)})
-    extensions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # VM id (lower) -> extension rows
+    reduced: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in join.LOOKUP_LISTS})
+    vms: list[dict[str, Any]] = field(default_factory=list)
+    extensions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # VM id (lower) -> extension documents
     impacted: dict[str, list[str]] = field(default_factory=dict)  # tracking id (lower) -> resource ids
 
 
@@ -102,47 +105,55 @@ def _tracking_id(impacted_row_id: str) -> str:
     return parts[low.index("events") + 1] if "events" in low[:-1] else ""
 
 
-def sort_rows(results: Sequence[GraphResult]) -> dict[str, _Rows]:
-    """Every batch row under its subscription (lower-case id) and list."""
-    out: dict[str, _Rows] = {}
-    for result in results:
-        for row in result.rows:
+class BatchRows:
+    """A batch's rows under their subscriptions (lower-case id), reduced as each page comes:
+    a page's documents die with it, so a batch of 100 subscriptions never holds them all."""
+
+    def __init__(self) -> None:
+        self.by_sub: dict[str, _Rows] = {}
+
+    def add_page(self, page: Sequence[dict[str, Any]]) -> None:
+        unreduced: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for row in page:
             sub = str(row.get("subscriptionId") or "").lower()
-            rows = out.setdefault(sub, _Rows())
+            rows = self.by_sub.get(sub)
+            if rows is None:
+                rows = self.by_sub[sub] = _Rows()
             kind = str(row.get("type") or "").lower()
             name = _BY_TYPE.get(kind)
             if name == "vms":
                 view = ((row.get("properties") or {}).get("extended") or {}).get("instanceView") or {}
                 code = (view.get("powerState") or {}).get("code")
-                # the statusOnly list's shape, so the ARM engine's mapping reads it unchanged
-                rows.lists["vm_status"].append({"id": row["id"], "properties": {"instanceView": {"statuses": [{"code": code}] if code else []}}})
-                rows.lists["vms"].append(arm_document(row))
+                # the statusOnly list's shape, so the ARM engine's reducer and mapping read it unchanged
+                unreduced.setdefault((sub, "vm_status"), []).append({"id": row["id"], "properties": {"instanceView": {"statuses": [{"code": code}] if code else []}}})
+                rows.vms.append(arm_document(row))
             elif name is not None:
-                rows.lists[name].append(arm_document(row))
+                unreduced.setdefault((sub, name), []).append(arm_document(row))
             elif kind == EXTENSION_TYPE:
                 vm_id = str(row.get("id") or "").rsplit("/extensions/", 1)[0].lower()
                 rows.extensions.setdefault(vm_id, []).append(arm_document(row))
             elif kind == "microsoft.resourcehealth/availabilitystatuses":
-                rows.lists["health"].append(row)
+                unreduced.setdefault((sub, "health"), []).append(row)
             elif kind == "microsoft.resourcehealth/events":
-                rows.lists["events"].append(row)
+                unreduced.setdefault((sub, "events"), []).append(row)
             elif kind == "microsoft.resourcehealth/events/impactedresources":
                 target = mapping.impacted_target(row)
                 if target:
                     rows.impacted.setdefault(_tracking_id(str(row.get("id") or "")).lower(), []).append(target)
-    return out
+        for (sub, name), docs in unreduced.items():
+            self.by_sub[sub].reduced[name].extend(join.reduce_page(name, sub, list(docs)))
 
 
 def subscription_part(sub_id: str, rows: _Rows | None) -> Inventory:
     """One subscription's part of the inventory, joined as the ARM engine joins its lists;
     ``impacted`` holds the targets of its active service issues (as ``impacted_resources``)."""
     rows = rows or _Rows()
-    vms = []
-    for doc in rows.lists["vms"]:
+    lookups = join.Lookups.build(sub_id, rows.reduced)
+    docs = []
+    for doc in rows.vms:
         extensions = rows.extensions.get(str(doc["id"]).lower())
-        vms.append({**doc, "resources": extensions} if extensions else doc)
-    rows.lists["vms"] = vms
-    part = join.join_subscription(sub_id, rows.lists)
+        docs.append({**doc, "resources": extensions} if extensions else doc)
+    part = lookups.inventory(lookups.vm_page(docs))
     active = {e.id.lower() for e in part.events if e.status.lower() == "active" and e.type.lower() == "serviceissue"}
     # An active issue with no impacted rows lists none (an empty tuple), as an empty ARM list does.
     impacted = {k: tuple(dict.fromkeys(rows.impacted.get(k, ()))) for k in sorted(active)}
@@ -164,21 +175,27 @@ async def read_batch(backend: AzureBackend, subscription_ids: Sequence[str]) -> 
     batch's subscriptions, each named with the reason."""
     from backend.errors import BackendError
 
+    collected = BatchRows()
+    results: list[GraphResult] = []
     try:
-        results = [await backend.graph_query(q, subscriptions=subscription_ids) for q in QUERIES]
+        for q in QUERIES:
+            results.append(
+                await backend.call(
+                    "querying Azure Resource Graph", partial(graph.query, backend, q, subscriptions=subscription_ids, on_page=collected.add_page)
+                )
+            )
     except BackendError as exc:
-        reason = SubscriptionError("", exc.code, str(exc))
-        return BatchOutcome({s: SubscriptionError(s, reason.code, reason.message) for s in subscription_ids}, [])
+        return BatchOutcome({s: SubscriptionError(s, exc.code, str(exc)) for s in subscription_ids}, [])
     warnings = []
     for q, result in zip(QUERIES, results):
         table = q.split(" ", 1)[0]
         if result.truncated:
             warnings.append(f"Resource Graph cut its answer from {table} for {len(subscription_ids)} subscriptions short (resultTruncated): some of their resources are missing; narrow the scope with --subscription")
-        elif len(result.rows) != result.total_records:
-            warnings.append(f"Resource Graph's answer from {table} changed while it was paged ({result.total_records} rows announced, {len(result.rows)} read): refresh to see a settled estate")
+        elif result.read != result.total_records:
+            warnings.append(f"Resource Graph's answer from {table} changed while it was paged ({result.total_records} rows announced, {result.read} read): refresh to see a settled estate")
         if result.subscription_limit_hit:  # not with explicit batches; said if ARG ever says it
             warnings.append("Resource Graph searched only the first 10,000 subscriptions in scope (x-ms-tenant-subscription-limit-hit)")
-    by_sub = sort_rows(results)
+    by_sub = collected.by_sub
     parts: dict[str, Inventory | SubscriptionError] = {}
     for sub in subscription_ids:
         parts[sub] = subscription_part(sub, by_sub.get(sub.lower()))

@@ -1,0 +1,83 @@
+"""Inventory engines side by side: Azure Resource Graph versus the ARM lists, on a
+tenant of many subscriptions (default scale:100000 over 1,000 subscriptions, 30 ms
+per request, ARG's quota at Microsoft's documented example of 15 queries per 5 s).
+
+Each run is the operator's command in a process of its own, the emulator in another:
+
+    aztriage inventory --engine arm|arg --format json   (default options otherwise)
+
+For each engine: the whole process, exec to exit (wall), the in-process figure
+(``stats.elapsed_s``), CPU time and peak RSS (wait4), the requests it sent, and the
+Resource Graph queries the emulator answered with 429 (the client should draw none:
+it waits for the quota to reset instead). Medians of --runs runs. Loopback only.
+
+    .venv/bin/python benchmarks/graph.py [--vms 100000] [--subscriptions 1000] [--latency-ms 30] [--graph-quota 15/5] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import ssl
+import sys
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._emulator import emulator_process, median
+from benchmarks.inventory import run_aztriage
+
+
+def graph_statuses(info: dict) -> list[int]:
+    ctx = ssl.create_default_context(cafile=info["ca_file"])
+    with urllib.request.urlopen(info["endpoint"] + "/_emulator/requests", context=ctx, timeout=60) as resp:
+        log = json.loads(resp.read())
+    return [r["status"] for r in log if r["path"].lower().startswith("/providers/microsoft.resourcegraph/")]
+
+
+def run(info: dict, engine: str) -> dict:
+    before = len(graph_statuses(info))
+    result = run_aztriage(info, "--engine", engine)
+    statuses = graph_statuses(info)[before:]
+    return {**result, "graph_queries": len(statuses), "throttled": statuses.count(429)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vms", type=int, default=100_000)
+    ap.add_argument("--subscriptions", type=int, default=1000)
+    ap.add_argument("--latency-ms", type=float, default=30)
+    ap.add_argument("--graph-quota", default="15/5", help="queries/seconds (Microsoft's documented example: 15/5)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--engines", default="arg,arm")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    load = os.getloadavg()[0]
+    results: dict[str, list[dict]] = {}
+    serve = ["--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms), "--graph-quota", args.graph_quota]
+    with emulator_process(*serve) as info:
+        for engine in args.engines.split(","):
+            results[engine] = []
+            for _ in range(args.runs):
+                r = run(info, engine)
+                results[engine].append(r)
+                print(
+                    f"  {engine} run: whole process {r['whole_process_s']:.1f} s, in-process {r['in_process_s']:.1f} s, CPU {r['cpu_s']:.1f} s, "
+                    f"peak RSS {r['peak_rss_mb']:.0f} MB, {r['requests']} requests ({r['graph_queries']} ARG queries, {r['throttled']} throttled), "
+                    f"{r['vms']} VMs, {r['errors']} errors, {r['warnings']} warnings",
+                    flush=True,
+                )
+    print(f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request, ARG quota {args.graph_quota}; "
+          f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+    print(f"  {'engine':<8} {'whole process':>13} {'in-process':>11} {'CPU':>8} {'requests':>9} {'ARG 429s':>9} {'peak RSS':>9}")
+    for engine, runs in results.items():
+        m = {k: median([r[k] for r in runs]) for k in ("whole_process_s", "in_process_s", "cpu_s", "requests", "throttled", "peak_rss_mb")}
+        print(f"  {engine:<8} {m['whole_process_s']:>11.1f} s {m['in_process_s']:>9.1f} s {m['cpu_s']:>6.1f} s {m['requests']:>9.0f} {m['throttled']:>9.0f} {m['peak_rss_mb']:>6.0f} MB   ({len(runs)} runs)")
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
