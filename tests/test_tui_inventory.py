@@ -286,3 +286,16 @@ async def test_first_load_shows_rows_before_instance_views_and_fills_them_in(fre
         cells = agent_cells(table)
         assert "…" not in cells.values() and cells[vm.name] != "…"
     emulator_control(emulator, "DELETE", "/_emulator/faults")
+
+
+async def test_the_detail_never_splits_an_address_at_80_columns(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot)
+        from widgets.vm_detail import nics_section
+
+        for vm in app.inventory.vms:
+            addresses = [ip for nic in vm.nics for ip in nic.private_ips] + [p.ip_address for nic in vm.nics for p in nic.public_ips if p.ip_address]
+            text = renderable_text(nics_section(vm, app.inventory), width=76)
+            for address in addresses:
+                assert any(address in line for line in text.splitlines()), (vm.name, address, text)

@@ -166,6 +166,10 @@ class FastTable(ScrollView, can_focus=True):
         self.hidden_columns: tuple[str, ...] = ()
         self._cursor = 0
         self._cursor_key: Hashable | None = None
+        # Until the operator (or a pane, for them) puts the cursor on a row, it stays on the
+        # top row: a table that fills in or re-sorts keeps showing the worst VM first instead
+        # of following whichever row happened to be first in a partial load.
+        self._cursor_placed = False
         self._filter_terms: tuple[str, ...] = ()
         self.filter_text = ""
         self.sort_column = sort_column
@@ -324,7 +328,8 @@ class FastTable(ScrollView, can_focus=True):
         return self._position_cache
 
     def _reorder(self) -> None:
-        remembered = self._cursor_key
+        previous = self._cursor_key
+        remembered = previous if self._cursor_placed else None
         keys = self._filtered(self._filter_terms)
         self._order = keys
         self._position_cache = None
@@ -343,13 +348,14 @@ class FastTable(ScrollView, can_focus=True):
         self._update_virtual_size()
         self._scroll_cursor_into_view()
         self.refresh()
-        self._cursor_changed(force=remembered != self.cursor_key)
+        self._cursor_changed(force=previous != self.cursor_key)
 
     # --- cursor ----------------------------------------------------------------------
 
     def move_cursor(self, row: int) -> None:
         if not self._order:
             return
+        self._cursor_placed = True
         row = max(0, min(row, len(self._order) - 1))
         if row == self._cursor and self._cursor_key == self._order[row]:
             return

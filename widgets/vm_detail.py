@@ -181,6 +181,10 @@ def nics_section(vm: Vm, inventory: Inventory | None) -> Table:
         subnet_nsg = id_name(nic.subnet_nsg_id) if nic.subnet_nsg_id else Text("none", style="dim")
         delete = Text(nic.delete_option, style="yellow" if nic.delete_option.lower() == "delete" else "")
         add_plain_row(table, name, ", ".join(nic.private_ips) or "-", public, nsg, subnet_nsg, delete)
+    # An address is never split across two lines (127.10.1.1 / 9 misreads as another host):
+    # the address columns are at least as wide as their longest address.
+    for column, texts in ((1, [ip for nic in vm.nics for ip in nic.private_ips]), (2, [p.ip_address or "" for nic in vm.nics for p in nic.public_ips])):
+        table.columns[column].min_width = max([len(t) for t in texts] + [len(str(table.columns[column].header))])
     return table
 
 
