@@ -136,15 +136,34 @@ def health_lines(vm: Vm) -> list[str]:
 
 
 def event_lines(vm: Vm, events: Iterable[ServiceEvent]) -> list[str]:
+    """One line per active service issue in the VM's region (an event listed once per
+    subscription is one line)."""
     region = vm.location.replace(" ", "").lower()
-    lines: dict[str, str] = {}  # one line per tracking id (an event is listed once per subscription)
+    found = _issues_by_region(events if isinstance(events, tuple) else tuple(events)).get(region, ())
+    return [f"active service issue {tracking_id} in {vm.location}: {title}" for tracking_id, title in found]
+
+
+# The index of the last events tuple seen: every VM of an inventory is judged against the same
+# tuple, and building the regions of each event once per VM was 0.3 s of a 10,000-VM `inventory`.
+_issue_index: tuple[tuple[ServiceEvent, ...], dict[str, tuple[tuple[str, str], ...]]] | None = None
+
+
+def _issues_by_region(events: tuple[ServiceEvent, ...]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Normalised region -> (tracking id, title) of each active service issue there, in
+    the events' order, each tracking id once."""
+    global _issue_index
+    cached = _issue_index
+    if cached is not None and cached[0] is events:
+        return cached[1]
+    index: dict[str, dict[str, str]] = {}
     for e in events:
         if e.status.lower() != "active" or e.type not in ("ServiceIssue",):
             continue
-        regions = {r.replace(" ", "").lower() for r in e.regions}
-        if region in regions:
-            lines.setdefault(e.id, f"active service issue {e.id} in {vm.location}: {e.title}")
-    return list(lines.values())
+        for r in {r.replace(" ", "").lower() for r in e.regions}:
+            index.setdefault(r, {}).setdefault(e.id, e.title)
+    result = {r: tuple(found.items()) for r, found in index.items()}
+    _issue_index = (events, result)
+    return result
 
 
 def _connect_lines(vm: Vm, results: Sequence[ProbeResult], port: int) -> tuple[str, ...]:
