@@ -562,6 +562,8 @@ class Inventory:
     # A load still under way (the console's first load shows it as it comes): lower-case ids
     # of the VMs whose instance view is chosen to be read and not read yet (shown as "…").
     views_pending: frozenset[str] = frozenset()
+    # ... and how many subscriptions' lists are still being read (0: every VM is listed).
+    lists_pending: int = 0
     engine: str = "arm"  # what read it: "arm" (the subscription-wide lists) or "arg" (Azure Resource Graph)
     # What the operator must know about this answer's completeness (Resource Graph cut a
     # result short, searched only part of the scope, or changed while paged): one sentence each.

@@ -3,6 +3,8 @@ refresh that keeps cursor and filter, and errors as rows."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.support import emulator_control
@@ -299,3 +301,30 @@ async def test_the_detail_never_splits_an_address_at_80_columns(emulator):
             text = renderable_text(nics_section(vm, app.inventory), width=76)
             for address in addresses:
                 assert any(address in line for line in text.splitlines()), (vm.name, address, text)
+
+
+async def test_the_whole_table_is_shown_as_soon_as_every_subscription_is_listed():
+    """Parts of the first load are shown at most once a second, but the part that lists every
+    VM is shown at once: the operator does not wait a second for the last subscriptions."""
+    from backend.models import Inventory
+    from tui.app import _PartialLoads
+
+    shown: list[Inventory] = []
+
+    class App:
+        def show_partial(self, inventory: Inventory) -> None:
+            shown.append(inventory)
+
+    loads = _PartialLoads(App())  # type: ignore[arg-type]
+    first, middle, whole = (Inventory((), (), lists_pending=n) for n in (19, 5, 0))
+    loads.seen(first)
+    await asyncio.sleep(0.05)
+    assert shown == [first]
+    loads.seen(middle)  # within the second: held back
+    await asyncio.sleep(0.05)
+    assert shown == [first]
+    loads.seen(whole)
+    assert shown == [first, whole]  # at once, and the held-back part is not shown after it
+    await asyncio.sleep(0.05)
+    assert shown == [first, whole]
+    loads.stop()

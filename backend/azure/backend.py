@@ -613,4 +613,5 @@ def _combine(
         requests=requests,
         elapsed_s=time.perf_counter() - started,
         views_pending=pending.difference(read),
+        lists_pending=len(subs) - len(parts),
     )
