@@ -414,6 +414,7 @@ def service_event(doc: Doc, subscription_id: str) -> ServiceEvent:
 # --- compute -----------------------------------------------------------------
 
 _POWER_PREFIX = "powerstate/"
+UNIFORM_INSTANCE_TYPE = "microsoft.compute/virtualmachinescalesets/virtualmachines"
 _PROVISIONING_PREFIX = "provisioningstate/"
 
 
@@ -521,6 +522,8 @@ def virtual_machine(
     facts of the subscription's disk and NIC resources (``disk_facts``, ``nic_facts``)."""
     rid = ResourceId.parse(doc["id"])
     props = doc.get("properties") or {}
+    # An instance of a Uniform scale set: its size is the scale set's SKU, its scale set is in its id.
+    uniform = _lower(doc.get("type")) == UNIFORM_INSTANCE_TYPE
     storage = props.get("storageProfile") or {}
     os_ref = storage.get("osDisk") or {}
     view = instance_view if instance_view is not None else props.get("instanceView")
@@ -571,7 +574,7 @@ def virtual_machine(
         subscription_id=rid.subscription_id,
         resource_group=rid.resource_group,
         location=_sym(doc.get("location") or ""),
-        size=_sym(_get(props, "hardwareProfile", "vmSize") or ""),
+        size=_sym(_get(props, "hardwareProfile", "vmSize") or (_get(doc, "sku", "name") if uniform else None) or ""),
         os_type=_sym(os_ref.get("osType") or ("Windows" if os_profile.get("windowsConfiguration") else "Linux")),
         power_state=_sym(power),
         provisioning_state=_sym(provisioning),
@@ -583,7 +586,8 @@ def virtual_machine(
         availability_set=_get(props, "availabilitySet", "id"),
         platform_fault_domain=(view or {}).get("platformFaultDomain"),
         platform_update_domain=(view or {}).get("platformUpdateDomain"),
-        vmss_id=_get(props, "virtualMachineScaleSet", "id"),
+        vmss_id=_get(props, "virtualMachineScaleSet", "id") or (doc["id"].rsplit("/virtualMachines/", 1)[0] if uniform else None),
+        uniform_instance=uniform,
         priority=props.get("priority"),
         agent_status=_sym(agent),
         agent_version=_sym(agent_version),

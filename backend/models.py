@@ -324,6 +324,9 @@ class Vm:
     platform_fault_domain: int | None = None
     platform_update_domain: int | None = None
     vmss_id: str | None = None
+    # An instance of a Uniform scale set (Resource Graph's computeresources): Azure acts on it
+    # through the scale set's API only, so no recovery of aztriage applies to it.
+    uniform_instance: bool = False
     priority: str | None = None  # Regular / Spot / Low
     agent_status: str = "Unknown"  # Ready / Not Ready / Unknown
     agent_version: str | None = None
@@ -426,6 +429,7 @@ class Vm:
             "availability_set": self.availability_set,
             "sla_shape": self.sla_shape,
             "vmss_id": self.vmss_id,
+            "uniform_instance": self.uniform_instance,
             "priority": self.priority,
             "private_ips": list(self.private_ips),
             "public_ips": list(self.public_ips),

@@ -66,8 +66,8 @@ async def test_many_subscriptions_are_queried_in_batches_with_far_fewer_requests
         emu.stop()
     _assert_same(arm, arg)
     assert len(arg.subscriptions) == 250
-    # 3 batches of at most 100 subscriptions, 3 queries each, and a page per further 1,000 rows
-    assert 9 <= len(log) <= 12
+    # 3 batches of at most 100 subscriptions, 4 queries each, and a page per further 1,000 rows
+    assert 12 <= len(log) <= 15
     assert arg.requests == 1 + len(log)  # and the subscription list
     assert arm.requests >= 11 * 250
 
@@ -129,3 +129,48 @@ def test_the_engine_and_threshold_come_from_the_config_or_environment(tmp_path):
     assert load_config(path, environ={"AZTRIAGE_INVENTORY_ENGINE": "arm"}).inventory_engine == "arm"
     with pytest.raises(ConfigError, match="inventory_engine"):
         load_config(path, environ={"AZTRIAGE_INVENTORY_ENGINE": "kusto"})
+
+
+async def test_uniform_scale_set_instances_come_from_resource_graph_and_refuse_recoveries():
+    from backend.azure.backend import AzureBackend
+    from backend.emulator.estates import load_estate
+    from backend.emulator.estates.uniform import add_uniform_scale_set
+    from backend.emulator.server import EmulatorThread
+    from backend.recovery import scenarios
+    from backend.recovery.service import VmNotFound, find_vm
+    from tests.support import FIXED_NOW
+
+    estate = load_estate("demo", now=FIXED_NOW)
+    web = next(r for r in estate["resources"] if r["type"] == "Microsoft.Compute/virtualMachines" and r["name"] == "web-prod-01")
+    sub, rg = web["id"].split("/")[2], web["id"].split("/")[4]
+    subnet = next(r for r in estate["resources"] if r["type"] == "Microsoft.Network/networkInterfaces" and r["id"] == web["properties"]["networkProfile"]["networkInterfaces"][0]["id"])
+    subnet_id = subnet["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"]
+    ids = add_uniform_scale_set(estate, sub, rg, "vmss-render", web["location"], size="Standard_D4s_v5", subnet_id=subnet_id, powers=("running", "running", "deallocated"))
+    emu = EmulatorThread(estate, graph_quota=(10_000, 1.0)).start()
+    try:
+        arm, arg = await _inventories(emu, instance_views=0)
+        b = AzureBackend(demo_settings(emu))
+        try:
+            with pytest.raises(VmNotFound):
+                await find_vm(b, ids[0])
+        finally:
+            await b.close()
+    finally:
+        emu.stop()
+    instances = [vm for vm in arg.vms if vm.uniform_instance]
+    assert sorted(vm.id for vm in instances) == sorted(ids)
+    assert [vm.power_state for vm in sorted(instances, key=lambda v: v.id)] == ["running", "running", "deallocated"]
+    assert {vm.size for vm in instances} == {"Standard_D4s_v5"}
+    assert {vm.vmss_id.rsplit("/", 1)[-1] for vm in instances} == {"vmss-render"}
+    assert sorted(ip for vm in instances for ip in vm.private_ips) == ["10.250.0.4", "10.250.0.5", "10.250.0.6"]
+    assert vm_json_marks(instances[0])
+    # Azure's VM list does not return them: the ARM engine's inventory is the rest, unchanged.
+    assert not any(vm.uniform_instance for vm in arm.vms)
+    assert [vm for vm in arg.vms if not vm.uniform_instance] == list(arm.vms)
+    for scenario, why, _recommended in scenarios.choices(instances[0]):
+        assert why is not None and "Uniform scale set vmss-render" in why, scenario.id
+
+
+def vm_json_marks(vm) -> bool:
+    doc = vm.to_json()
+    return doc["uniform_instance"] is True and doc["vmss_id"].endswith("/virtualMachineScaleSets/vmss-render")

@@ -9,6 +9,9 @@ tenants: groups of subscriptions under 300, its sample uses 100), at most
 - ``resources`` for the eight types the ARM lists return (VMs, disks, availability
   sets, NICs, public IPs, NSGs, load balancers, virtual networks) and the VMs'
   extensions, ordered by id so the pages neither repeat nor miss rows;
+- ``computeresources`` for the instances of Uniform scale sets and their NICs, which
+  the ARM VM list does not return at all (``Vm.uniform_instance``; the ARM engine
+  shows them not, as Azure's subscription-wide list does not);
 - ``healthresources`` for the VMs' availability statuses;
 - ``servicehealthresources`` for service events and their impacted resources.
 
@@ -70,7 +73,10 @@ SERVICE_HEALTH_QUERY = (
     "servicehealthresources | where type in~ ('microsoft.resourcehealth/events', 'microsoft.resourcehealth/events/impactedresources')"
     " | project id, name, type, subscriptionId, properties | order by id asc"
 )
-QUERIES = (RESOURCES_QUERY, HEALTH_QUERY, SERVICE_HEALTH_QUERY)
+UNIFORM_TYPE = "microsoft.compute/virtualmachinescalesets/virtualmachines"
+UNIFORM_NIC_TYPE = UNIFORM_TYPE + "/networkinterfaces"
+COMPUTE_QUERY = f"computeresources | where type in~ ('{UNIFORM_TYPE}', '{UNIFORM_NIC_TYPE}') | project {_COLUMNS} | order by id asc"
+QUERIES = (RESOURCES_QUERY, COMPUTE_QUERY, HEALTH_QUERY, SERVICE_HEALTH_QUERY)
 
 
 @dataclass
@@ -120,7 +126,7 @@ class BatchRows:
             if rows is None:
                 rows = self.by_sub[sub] = _Rows()
             kind = str(row.get("type") or "").lower()
-            name = _BY_TYPE.get(kind)
+            name = _BY_TYPE.get(kind) or {UNIFORM_TYPE: "vms", UNIFORM_NIC_TYPE: "nics"}.get(kind)
             if name == "vms":
                 view = ((row.get("properties") or {}).get("extended") or {}).get("instanceView") or {}
                 code = (view.get("powerState") or {}).get("code")

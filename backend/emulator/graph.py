@@ -29,7 +29,7 @@ after N rows (``Emulator(graph_truncate_after=N)``), as ARG does when it truncat
 Tables: ``resources`` (every resource but Uniform scale-set instances; VMs carry
 ``properties.extended.instanceView.powerState``), ``computeresources`` (the
 instances of Uniform scale sets, ``microsoft.compute/virtualmachinescalesets/
-virtualmachines``), ``healthresources`` (availability statuses, with
+virtualmachines``, and their NICs), ``healthresources`` (availability statuses, with
 ``properties.targetResourceId``), ``servicehealthresources`` (service events and
 their impacted resources). Columns are ARG's: ``id, name, type`` (lower case),
 ``tenantId, kind, location, resourceGroup`` (lower case), ``subscriptionId,
@@ -139,7 +139,7 @@ class Graph:
 
         def resources(uniform: bool) -> Iterator[Row]:
             for (sub_l, type_l), ids in list(store._by_type.items()):
-                if sub_l not in wanted or (type_l == UNIFORM_INSTANCE) != uniform:
+                if sub_l not in wanted or type_l.startswith(UNIFORM_INSTANCE) != uniform:
                     continue
                 for rid_l in list(ids):
                     doc = store.resources.get(rid_l)

@@ -34,6 +34,9 @@ class Scenario:
         return self._mod().build(facts, dict(params))
 
     def unavailable(self, vm: Vm) -> str | None:
+        if vm.uniform_instance:
+            scale_set = (vm.vmss_id or "").rsplit("/", 1)[-1]
+            return f"{vm.name} is an instance of the Uniform scale set {scale_set}: Azure acts on it only through the scale set (az vmss restart, reimage or redeploy --instance-ids)"
         return self._mod().unavailable(vm)
 
     async def gather(self, backend: RecoveryBackend, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
