@@ -58,6 +58,7 @@ __all__ = [
     "SerialConsole",
     "SerialStream",
     "SerialTarget",
+    "SizeCatalog",
     "TimelineBackend",
 ]
 
@@ -251,6 +252,14 @@ class ComputeOperations(Connected, Protocol):
     async def delete_group(self, subscription_id: str, name: str, **lro: Unpack[Lro]) -> None: ...
 
 
+class SizeCatalog(Protocol):
+    """The VM sizes a region offers a subscription (Resource SKUs): capabilities, zones, restrictions."""
+
+    async def list_vm_skus(self, subscription_id: str, location: str) -> list[Document]:
+        """Every VM size of the region as Azure lists it (``resourceType`` virtualMachines), restrictions included."""
+        ...
+
+
 class NsgChanges(Connected, Protocol):
     """NSGs and their security rules (fix-nsg)."""
 
@@ -354,7 +363,7 @@ class ResourceGraph(Connected, Protocol):
     ) -> GraphResult: ...
 
 
-class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, NetworkPathChanges, Protocol):
+class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, NetworkPathChanges, SizeCatalog, Protocol):
     """What a recovery plan and its steps use (the final check reads the inventory again)."""
 
 

@@ -131,6 +131,24 @@ class Rig:
             result = await self.runner(vm_name, hook, operator_done).resume(run_id, scenarios.build_plan)
         return result
 
+    async def run_with_fault_at(self, vm_name: str, scenario: str, params: dict, key: str, spec: dict[str, Any]) -> tuple[Any, RunResult, int]:
+        """Plan and run, arming the emulator fault `spec` (once) just before the step `key`;
+        returns the plan, the failed run's result and the index of that step. The run is
+        checked to have stopped honestly there: the steps before it done, those after pending."""
+        plan, facts = await self.plan(vm_name, scenario, params)
+        target = plan.keys.index(key)
+
+        def arm_fault(where: str, index: int) -> None:
+            if (where, index) == ("before", target):
+                fault(self.emu, dict(spec, count=1))
+
+        result = await self.runner(vm_name, arm_fault).start(plan, lambda f, p: scenarios.build_plan(scenario, f, p), facts)
+        assert result.status == "failed", result.summary
+        got = states(result)
+        assert got[target] == "failed" and set(got[:target]) <= {"verified", "skipped"} and set(got[target + 1 :]) == {"pending"}, got
+        assert result.summary.startswith(f"stopped at step {target + 1} ({plan.steps[target].title})")
+        return plan, result, target
+
     async def run_killed_at(self, vm_name: str, scenario: str, params: dict, boundary: tuple[str, int]) -> tuple[Any, RunResult, bool]:
         """Run, dying once at `boundary`, then resume (saying the manual step is done) until it ends."""
         state = {"armed": True, "killed": False}

@@ -44,6 +44,7 @@ from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuth
 from backend import mapping
 from backend.adapter import SerialStream, SerialTarget
 from backend.azure import activity, bootdiag, graph, history, instance_views, join, network_ops, quota, serial
+from backend.azure.compute_skus import SkuOperations
 from backend.azure.credentials import make_credential
 from backend.azure.lists import INVENTORY_LISTS, SUBSCRIPTIONS_LIST, ListRoute, raw_list
 from backend.azure.netpath_ops import NetPathOperations
@@ -129,7 +130,7 @@ class RawArmClient:
         await self._client.close()
 
 
-class AzureBackend(NetPathOperations):
+class AzureBackend(NetPathOperations, SkuOperations):
     """Every capability of ``backend.adapter`` over the async management SDKs.
 
     The reads and writes of recoveries are the mixins' (``operations``,

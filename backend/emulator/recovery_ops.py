@@ -67,6 +67,9 @@ SIZES: dict[str, tuple[int, float, int, int]] = {
     "Standard_E2s_v5": (2, 16, 4, 0),
     "Standard_E4s_v5": (4, 32, 8, 0),
     "Standard_E8s_v5": (8, 64, 16, 0),
+    "Standard_E16s_v5": (16, 128, 32, 0),
+    "Standard_F2s_v2": (2, 4, 4, 16),
+    "Standard_F4s_v2": (4, 8, 8, 32),
 }
 
 

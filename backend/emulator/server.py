@@ -573,6 +573,9 @@ from .graph import graph_routes  # noqa: E402  (Azure Resource Graph queries: ba
 
 Emulator.add_routes(graph_routes)
 Emulator.add_routes(activity_routes)  # the activity log (Microsoft.Insights management events): backend/emulator/activitylog.py
+from .skus import install as sku_routes  # noqa: E402  (Resource SKUs per region and the size rules of VM writes: backend/emulator/skus.py)
+
+Emulator.add_routes(sku_routes)
 # the order the routes register in
 # isort: off
 from . import guest  # noqa: E402,F401  (registers itself: demo guests' RDP/SSH listeners, Network Watcher; backend/emulator/guest.py)

@@ -36,6 +36,7 @@ from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Plan, PlanError
 from backend.recovery.runner import Runner, RunRefused
 from backend.recovery.scenarios.rescue import UNFIT_RESCUE_VERDICTS
+from backend.recovery.scenarios.resize import choices as resize_choices
 from backend.recovery.scenarios.resize import difference
 from tui.messages import OpenRecovery
 from tui.screens.base import BaseScreen, TableFilterMixin
@@ -340,12 +341,17 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     def _options_text(self) -> Text:
         if self._option_kind == "size" and self.facts is not None:
             option = self._highlighted_option("#options")
-            target = self.facts.size(option) if option else None
-            current = self.facts.size(self.facts.vm.size)
+            listed = {size.name: (size, how) for size, how in resize_choices(self.facts)}
+            target, how = listed.get(option or "", (None, ""))
+            current = self.facts.size(self.facts.vm.size) or next((s for s, _ in listed.values() if s.name == self.facts.vm.size), None)
             text = Text(f"{self.facts.vm.size} → {option or '?'}\n", style="bold")
             if target is not None:
                 for what, before, after in difference(current, self.facts.vm.size, target)[1:]:
                     text.append(f"  {what}: {before} → {after}\n")
+                if how == "deallocate first":
+                    text.append("  its cluster does not offer it: the plan deallocates, resizes and starts it again\n", style="bold")
+                elif how:
+                    text.append(f"  {how}\n", style="bold")
             return text
         if self._option_kind == "rescue":
             return Text(
@@ -539,16 +545,18 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         finally:
             self.busy = ""
         self.facts = facts
-        if not facts.sizes:
-            self._failed(f"no other size is offered for {facts.vm.name}: {facts.sizes_error or 'deallocate it to see every size of the region'}")
+        sizes = resize_choices(facts)
+        if not sizes:
+            self._failed(f"no other size is offered for {facts.vm.name}: {facts.sizes_error or 'the region lists none'}")
             return
         options = self.query_one("#options", OptionList)
         options.clear_options()
         self._option_kind = "size"
-        for size in facts.sizes:
-            if size.name.lower() == facts.vm.size.lower():
-                continue
-            options.add_option(Option(f"{size.name}  {size.describe()}", id=size.name))
+        # Sizes the VM can take where it runs first, then those that need a deallocation, then those Azure refuses.
+        order = {"": 0, "deallocate first": 1}
+        for size, how in sorted(sizes, key=lambda item: order.get(item[1], 2)):
+            label = f"{size.name}  {size.describe()}" + (f"  ({how})" if how else "")
+            options.add_option(Option(label, id=size.name))
         options.highlighted = 0 if options.option_count else None
         self.stage = OPTIONS
 

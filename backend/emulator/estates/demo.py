@@ -371,7 +371,11 @@ def build(now: datetime) -> dict:
     # The East US incident lists the resources it hit (Resource Health impactedResources): the ERP VM,
     # whose disks sit on the storage scale units that lost power. Other VMs in the region were spared.
     b.impacted_by("7T2K-LQ8", erp["id"])
-    return b.finish()
+    estate = b.finish()
+    # Sizes this production subscription may not use (Resource SKUs restrictions): a resize of
+    # web-prod-03 (zone 3) to E8s_v5, or of any VM to E16s_v5 in West Europe, is refused with the reason.
+    estate["skuRestrictions"] = {P: {"westeurope": {"Standard_E8s_v5": ["3"], "Standard_E16s_v5": "all"}}}
+    return estate
 
 
 def _vpn(b: EstateBuilder, sub: str, group: str, loc: str, gateway_subnet: str, address: str, tags: dict) -> None:

@@ -23,6 +23,7 @@ TOP_LEVEL = {
     "availabilityHistory": list,  # optional: earlier Resource Health availability statuses, any order
     "guest": dict,
     "usages": dict,  # optional compute usage and limits (backend/emulator/usage.py)
+    "skuRestrictions": dict,  # optional: sizes the subscription may not use per region or zone (backend/emulator/skus.py)
     "now": str,
     "tunnels": dict,  # optional: VPN connection id -> why it is down (stuck / gateway / peer-down / up; backend/emulator/netpath_ops.py)
     "impactedResources": dict,  # optional: tracking id (lower case) -> the resource ids the event lists  # optional: the instant the estate was built for (maintenance windows are read on it)
@@ -75,7 +76,7 @@ def read_estate_file(path: str) -> dict:
         # pattern): still one sentence, never a traceback.
         raise EstateError(f"{where} has a value of the wrong kind ({type(exc).__name__}: {exc})") from None
     for key, kind in TOP_LEVEL.items():
-        if key != "usages":  # optional overrides: absent means "count from the estate"
+        if key not in ("usages", "skuRestrictions"):  # optional overrides: absent means "count from the estate"
             data.setdefault(key, kind())
     for key in OPTIONAL_TOP_LEVEL:
         data.pop(key, None)
