@@ -203,3 +203,35 @@ def test_connectivity_pane_snapshot(snap_compare, pane_emulator, size, monkeypat
     monkeypatch.setattr(ConnectivityScreen, "probe_attempts", 1)
     app = make_app(pane_emulator, start_pane="connectivity")
     assert snap_compare(app, terminal_size=size, run_before=probed_then_cursor_on({"payroll-app-01", "legacy-app-02"}, "payroll-app-01"))
+
+
+async def test_z_at_80x24_shows_network_watchers_answer_on_screen(pane_emulator):
+    """Network Watcher's answer is the last of the evidence: at 80x24 the panel is scrolled to it
+    and it is said in a notification; the panel's border says how to scroll back up."""
+    from tests.tui_support import screen_text
+
+    async with make_app(pane_emulator).run_test(size=(80, 24)) as pilot:
+        screen = await open_pane(pilot)
+        screen.set_filter("jump-prod-01")
+        await pilot.pause()
+        await pilot.press("z")
+        await probed(pilot, screen, {"jump-prod-01"})
+        await pilot.pause(0.2)
+        assert "Network Watcher from" in detail(screen)
+        assert any(str(n.message).startswith("Network Watcher from") for n in pilot.app._notifications)
+        pilot.app.clear_notifications()
+        await pilot.pause(0.1)
+        shown = screen_text(pilot.app)
+        assert "Network Watcher from" in shown, shown
+        assert "above" in shown and "tab: scroll" in shown, shown
+        # The panel takes the focus with tab and scrolls back to the verdict by keys.
+        panel = screen.query_one("#probe-detail-box")
+        for _ in range(4):  # the table, the filter box (shown), the panel
+            if panel.has_focus:
+                break
+            await pilot.press("tab")
+        assert panel.has_focus
+        await pilot.press("home")
+        await pilot.pause(0.1)
+        shown = screen_text(pilot.app)
+        assert "VERDICT NSG" in shown and "more line" in shown, shown

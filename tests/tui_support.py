@@ -46,6 +46,11 @@ def table_lines(table) -> list[str]:
     return [table.render_line(y).text for y in range(table.size.height)]
 
 
+def screen_text(app) -> str:
+    """What the terminal shows now (the top screen and what a modal lets through), one line per row."""
+    return "\n".join("".join(segment.text for segment in strip) for strip in app.screen._compositor.render_strips())
+
+
 def renderable_text(renderable, width: int = 160) -> str:
     console = Console(width=width, record=True, color_system=None, file=open("/dev/null", "w"))
     console.print(renderable)

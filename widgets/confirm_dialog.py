@@ -7,29 +7,39 @@ with them on screen."""
 
 from __future__ import annotations
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from widgets.plain import plain_content
+from widgets.scroll_panel import ScrollPanel
 
 
 class ConfirmDialog(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmDialog { align: center middle; }
-    ConfirmDialog > Vertical { width: 76; max-width: 96%; height: auto; max-height: 90%; border: thick $warning; background: $surface; padding: 0 1; }
+    ConfirmDialog > Vertical { width: 76; max-width: 100%; height: auto; max-height: 100%; border: thick $warning; background: $surface; padding: 0 1; }
     ConfirmDialog #confirm-title { text-style: bold; padding: 0 1; }
-    ConfirmDialog #confirm-body { height: auto; max-height: 14; padding: 0 1; }
+    ConfirmDialog #confirm-body { height: auto; padding: 0 1; border-top: solid $panel-lighten-2; }
     ConfirmDialog #confirm-name { margin: 0 1; }
     ConfirmDialog #confirm-hint { color: $text-muted; padding: 0 1; }
     ConfirmDialog #confirm-buttons { height: auto; padding: 0 1; }
     ConfirmDialog Button { margin-right: 2; min-width: 10; }
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="confirm.cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="confirm.cancel"),
+        # The body scrolls wherever the focus is (the name box and the buttons do not use these keys).
+        Binding("up", "scroll_body('scroll_up')", "Scroll up", show=False, id="confirm.scroll_up"),
+        Binding("down", "scroll_body('scroll_down')", "Scroll down", show=False, id="confirm.scroll_down"),
+        Binding("pageup", "scroll_body('page_up')", "Page up", show=False, id="confirm.page_up"),
+        Binding("pagedown", "scroll_body('page_down')", "Page down", show=False, id="confirm.page_down"),
+    ]
+    # Lines the dialog keeps around its body when the screen is short: the frame never pushes the buttons out.
+    MIN_BODY_LINES = 3
 
     def __init__(self, title: str, lines: list[str], *, type_name: str | None = None, action: str = "Run", cancel_first: bool = False) -> None:
         """cancel_first: Cancel has the focus, so an Enter pressed out of habit changes nothing."""
@@ -44,7 +54,7 @@ class ConfirmDialog(ModalScreen[bool]):
         with Vertical():
             # Plain text, never markup: step titles carry [brackets] and VM names anything.
             yield Static(self._title, id="confirm-title", markup=False)
-            with VerticalScroll(id="confirm-body"):
+            with ScrollPanel(id="confirm-body", name="more", reach=None):
                 yield Static("\n".join(self._lines), id="confirm-lines", markup=False)
             if self.type_name:
                 yield Static(f"Type the VM's name ({self.type_name}) to allow the destructive steps:", id="confirm-hint", markup=False)
@@ -52,6 +62,21 @@ class ConfirmDialog(ModalScreen[bool]):
             with Horizontal(id="confirm-buttons"):
                 yield Button(plain_content(self._action), id="confirm-ok", variant="error" if self.type_name else "primary", disabled=bool(self.type_name))
                 yield Button("Cancel", id="confirm-cancel")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """The body takes what the screen leaves after the title, the name box and the buttons."""
+        body = self.query_one("#confirm-body", ScrollPanel)
+        frame = self.query_one(Vertical)
+        around = frame.styles.gutter.height + sum(child.outer_size.height for child in frame.children if child is not body and child.display)
+        room = max(self.MIN_BODY_LINES, self.size.height - around)
+        if body.styles.max_height is None or body.styles.max_height.value != room:
+            body.styles.max_height = room
+
+    def action_scroll_body(self, how: str) -> None:
+        getattr(self.query_one("#confirm-body", ScrollPanel), f"action_{how}")()
 
     def on_mount(self) -> None:
         if self.type_name:
@@ -82,6 +107,7 @@ class ConfirmDialog(ModalScreen[bool]):
             hint.update(f"{typed!r} does not match: type the VM's name exactly ({self.type_name}), or Escape to cancel.")
         else:
             hint.update(f"Type the VM's name ({self.type_name}) to allow the destructive steps, or Escape to cancel.")
+        self.call_after_refresh(self._fit)  # the hint may take another line
 
     @on(Button.Pressed, "#confirm-ok")
     def _ok(self) -> None:

@@ -11,12 +11,12 @@ from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
-from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from backend.models import Inventory, NetworkSecurityGroup, SecurityRule, Vm, id_name
 from widgets import fmt
 from widgets.plain import add_plain_row
+from widgets.scroll_panel import ScrollPanel
 
 TONE_STYLE = {"ok": "green", "warn": "yellow", "bad": "bold red", "muted": "dim", None: ""}
 
@@ -287,16 +287,17 @@ def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime) -> 
     return Group(*parts)
 
 
-class VmDetail(VerticalScroll):
-    """The detail panel of one VM; `show` redraws it from a (new) inventory."""
+class VmDetail(ScrollPanel):
+    """The detail panel of one VM; `show` redraws it from a (new) inventory. It has the
+    focus, and its top border says how much is below (the page is longer than 24 lines)."""
 
     DEFAULT_CSS = """
-    VmDetail { padding: 0 1; }
+    VmDetail { padding: 0 1; border-top: solid $panel-lighten-2; }
     VmDetail > Static { width: 100%; }
     """
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(name="VM", reach=None, **kwargs)
         self.vm: Vm | None = None
 
     def compose(self):

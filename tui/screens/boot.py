@@ -39,6 +39,7 @@ from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
 from widgets.boot_table import BootState, BootTable, boot_row
 from widgets.fast_table import FastTable
 from widgets.screenshot_view import ScreenshotView
+from widgets.scroll_panel import ScrollPanel
 from widgets.serial_log import SerialLogView
 
 log = logging.getLogger("aztriage.console.boot")
@@ -154,7 +155,8 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         yield Static("", id="summary", markup=False)
         yield BootFilter(placeholder="filter: name, OS, power, verdict, recovery", id="filter", select_on_focus=False)
         yield BootTable(id="boot-vms")
-        yield Static("", id="boot-detail", markup=False)
+        with ScrollPanel(id="boot-detail-box", name="details"):
+            yield Static("", id="boot-detail", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(BootFilter).cursor_blink = False
@@ -359,7 +361,8 @@ class BootDetailScreen(BaseScreen):
         return session_states(self.app).get(self.vm_id.lower())
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="boot-verdict", markup=False)
+        with ScrollPanel(id="boot-verdict-box", name="verdict"):
+            yield Static("", id="boot-verdict", markup=False)
         with TabbedContent(initial="log", id="boot-tabs"):
             with TabPane("Serial log", id="log"):
                 yield LogSearch(placeholder="search the log (enter: next, esc: close)", id="log-search", select_on_focus=False)

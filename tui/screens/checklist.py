@@ -32,6 +32,7 @@ from tui.messages import ShowVm
 from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.fast_table import MANY_ROWS, FastTable
 from widgets.findings_table import BY_RULE, BY_VM, FindingsTable, Group, rows_for, severity_text
+from widgets.scroll_panel import ScrollPanel
 
 log = logging.getLogger("aztriage.console")
 
@@ -71,7 +72,8 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
         yield Static("", id="summary", markup=False)
         yield FindingsFilter(placeholder="filter: rule, VM, severity, words of the evidence", id="filter", select_on_focus=False)
         yield FindingsTable(id="findings")
-        yield Static("", id="finding-detail", markup=False)
+        with ScrollPanel(id="finding-detail-box", name="finding"):
+            yield Static("", id="finding-detail", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(FindingsFilter).cursor_blink = False

@@ -32,6 +32,7 @@ from tui.messages import OpenRecovery, VerdictsChanged
 from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
 from widgets.connectivity_table import ConnectivityTable, PortState, port_row, row_key
 from widgets.fast_table import FastTable
+from widgets.scroll_panel import ScrollPanel
 
 
 class ProbeFilter(Input):
@@ -75,7 +76,8 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         yield Static("", id="summary", markup=False)
         yield ProbeFilter(placeholder="filter: name, port, status, verdict, recovery, IP", id="filter", select_on_focus=False)
         yield ConnectivityTable(id="ports")
-        yield Static("", id="probe-detail", markup=False)
+        with ScrollPanel(id="probe-detail-box", name="evidence"):
+            yield Static("", id="probe-detail", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(ProbeFilter).cursor_blink = False
@@ -198,6 +200,18 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         for change in changed[:3]:
             self.notify(f"{change.vm_name}: {change.describe()}", title="address changed", severity="warning", timeout=10)
         self._flush()
+        if from_azure:
+            self._show_azure_checks(report)
+
+    def _show_azure_checks(self, report: Any) -> None:
+        """Network Watcher's answer is the last of the evidence: said at once, and the panel
+        scrolled to it, so `z` never looks like nothing happened."""
+        checks = [check.describe() for check in report.checks.values()]
+        if checks:
+            self.notify(checks[0], title="from inside Azure", timeout=8)
+        elif not report.notes:  # a note (no VM to check from, a failed check) was shown already
+            self.notify("Network Watcher had nothing to check: the port already answers, or no VM in Azure can test it (see the evidence).", timeout=8)
+        self.call_after_refresh(self.query_one("#probe-detail-box", ScrollPanel).scroll_end, animate=False)
 
     def _on_result(self, result: ProbeResult) -> None:
         for port in (result.target.guest_port, result.target.port):

@@ -9,7 +9,6 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from backend.health import EventRow, event_by_id
@@ -18,6 +17,7 @@ from tui.screens.base import BaseScreen
 from widgets import fmt
 from widgets.fast_table import FastTable
 from widgets.plain import add_plain_row
+from widgets.scroll_panel import ScrollPanel
 from widgets.vm_table import VmTable, subscription_names
 
 
@@ -69,7 +69,7 @@ class EventDetailScreen(BaseScreen):
         self.row: EventRow | None = None
 
     def compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="event-info"):
+        with ScrollPanel(id="event-info", name="event"):
             yield Static(id="event-body", markup=False)
         yield VmTable(id="impacted", empty_text="None of my VMs are in the impacted regions.")
 

@@ -42,6 +42,7 @@ from tui.messages import OpenRecovery
 from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.confirm_dialog import ConfirmDialog
 from widgets.fast_table import MANY_ROWS, Column, FastTable, Row
+from widgets.scroll_panel import ScrollPanel
 from widgets.secret_field import SecretDialog
 from widgets.step_list import StepList, kind_text
 from widgets.vm_table import VmTable, subscription_names, vm_row
@@ -195,8 +196,10 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             yield OptionList(id="options", markup=False)
             yield StepList(id="steps")
             yield RunTable(id="runs")
-        yield Static("", id="detail", markup=False)
-        yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=500)
+        with ScrollPanel(id="detail-box"):
+            yield Static("", id="detail", markup=False)
+        # min_width: lines wrap at the log's own width (RichLog's default renders 78 columns, cut at 80x24).
+        yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=500, min_width=20)
 
     def on_mount(self) -> None:
         self.query_one(RecoveryFilter).cursor_blink = False

@@ -1,0 +1,83 @@
+"""A panel of text that scrolls by keyboard to everything it holds, and says so.
+
+A pane's detail panel (the Connectivity evidence, the Recovery plan's step) can hold
+more than an 80x24 terminal leaves it. It takes the focus (tab), scrolls with
+up/down/PgUp/PgDn/home/end, and while part of its text is out of view its top border
+says how many lines are hidden and how to reach them: nothing decisive sits below a
+fold that looks like the end."""
+
+from __future__ import annotations
+
+from textual import events
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+
+from widgets.plain import plain_content
+
+
+class ScrollPanel(VerticalScroll, can_focus=True):
+    DEFAULT_CSS = """
+    ScrollPanel { height: auto; scrollbar-size-vertical: 1; border-subtitle-align: left; }
+    ScrollPanel:focus { border-title-style: bold; border-subtitle-style: bold; }
+    ScrollPanel > Static { height: auto; width: 1fr; }
+    """
+
+    BINDINGS = [
+        Binding("up,k", "scroll_up", "Up", show=False, id="panel.up"),
+        Binding("down,j", "scroll_down", "Down", show=False, id="panel.down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="panel.page_up"),
+        Binding("pagedown,space", "page_down", "Page down", show=False, id="panel.page_down"),
+        Binding("home,g", "scroll_home", "Top", show=False, id="panel.top"),
+        Binding("end,G", "scroll_end", "Bottom", show=False, id="panel.bottom"),
+    ]
+
+    SCROLL_KEYS = "↑↓ PgUp PgDn scroll"
+
+    def __init__(self, *, id: str | None = None, name: str = "details", reach: str | None = "tab") -> None:
+        """name: what the border calls it; reach: the key that brings the focus here (None: the
+        screen scrolls this panel with the arrow keys wherever the focus is, as a dialog does)."""
+        super().__init__(id=id)
+        self.panel_name = name
+        self.reach = reach
+
+    @property
+    def hidden_below(self) -> int:
+        return max(0, round(self.max_scroll_y - self.scroll_y))
+
+    @property
+    def hidden_above(self) -> int:
+        return max(0, round(self.scroll_y))
+
+    def hint(self) -> str:
+        """What the top border says: empty when everything is in view."""
+        below, above = self.hidden_below, self.hidden_above
+        if not below and not above:
+            return ""
+        parts = []
+        if above:
+            parts.append(f"▲ {above} above")
+        if below:
+            parts.append(f"▼ {below} more line{'s' if below != 1 else ''}")
+        if self.reach is None:
+            how = self.SCROLL_KEYS
+        else:
+            how = f"{self.SCROLL_KEYS}, shift+tab back" if self.has_focus else f"{self.reach}: scroll"
+        return f"{self.panel_name}: {' · '.join(parts)} ({how})"
+
+    def show_hint(self) -> None:
+        # On whichever edge has a border: a panel below a table has its top one, one above a table its bottom one.
+        self.border_title = plain_content(self.hint())
+        self.border_subtitle = plain_content(self.hint())
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.show_hint()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.show_hint()
+
+    def on_focus(self) -> None:
+        self.show_hint()
+
+    def on_blur(self) -> None:
+        self.show_hint()
