@@ -58,6 +58,15 @@ def hostile_emulator():
     emu.stop()
 
 
+@pytest.fixture(scope="session")
+def graph_emulator():
+    """The demo estate with a Resource Graph quota no test spends (tests that measure the
+    quota start their own), for the tests that only read through Resource Graph."""
+    emu = start_emulator("demo", graph_quota=(10_000, 1.0))
+    yield emu
+    emu.stop()
+
+
 @pytest.fixture
 def fresh_emulator(emulator):
     """The shared emulator, reset to its initial estate after the test."""

@@ -17,22 +17,14 @@ VMS = "resources | where type =~ 'microsoft.compute/virtualmachines' | project i
 ARG = "/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01"
 
 
-@pytest.fixture(scope="module")
-def roomy():
-    """The demo with a quota no test here spends."""
-    emu = start_emulator("demo", graph_quota=(10_000, 1.0))
-    yield emu
-    emu.stop()
-
-
 async def _backend(emu):
     from backend.azure.backend import AzureBackend
 
     return AzureBackend(demo_settings(emu), retry_total=3)
 
 
-async def test_pages_follow_the_skip_token_and_every_vm_comes_once(roomy):
-    b = await _backend(roomy)
+async def test_pages_follow_the_skip_token_and_every_vm_comes_once(graph_emulator):
+    b = await _backend(graph_emulator)
     try:
         result = await b.graph_query(VMS, page_size=7)
         inv = await b.inventory(instance_views=0)
@@ -46,24 +38,24 @@ async def test_pages_follow_the_skip_token_and_every_vm_comes_once(roomy):
     assert not result.truncated
 
 
-def test_a_query_without_order_repeats_and_misses_rows_between_pages(roomy):
+def test_a_query_without_order_repeats_and_misses_rows_between_pages(graph_emulator):
     # The emulator, like ARG, promises no order across pages without `order by`:
     # a client that forgets it gets duplicates and gaps, so the tests above mean something.
     query = "resources | where type =~ 'microsoft.compute/virtualmachines' | project id"
     seen: list[str] = []
-    status, page = arm_call(roomy, "POST", ARG, {"query": query, "options": {"$top": 7, "resultFormat": "objectArray"}})
+    status, page = arm_call(graph_emulator, "POST", ARG, {"query": query, "options": {"$top": 7, "resultFormat": "objectArray"}})
     while True:
         assert status == 200
         seen += [r["id"] for r in page["data"]]
         if "$skipToken" not in page:
             break
-        status, page = arm_call(roomy, "POST", ARG, {"query": query, "options": {"$top": 7, "$skipToken": page["$skipToken"]}})
+        status, page = arm_call(graph_emulator, "POST", ARG, {"query": query, "options": {"$top": 7, "$skipToken": page["$skipToken"]}})
     assert len(seen) == 30
     assert len(set(seen)) < 30
 
 
-async def test_take_cuts_the_result_and_says_so(roomy):
-    b = await _backend(roomy)
+async def test_take_cuts_the_result_and_says_so(graph_emulator):
+    b = await _backend(graph_emulator)
     try:
         result = await b.graph_query("resources | order by id asc | take 50", page_size=10)
     finally:
@@ -74,8 +66,8 @@ async def test_take_cuts_the_result_and_says_so(roomy):
     assert result.total_records == 50
 
 
-async def test_a_query_outside_the_subset_is_refused_with_the_reason(roomy):
-    b = await _backend(roomy)
+async def test_a_query_outside_the_subset_is_refused_with_the_reason(graph_emulator):
+    b = await _backend(graph_emulator)
     try:
         with pytest.raises(BackendError) as caught:
             await b.graph_query("resources | parse name with * '-' env")
@@ -86,12 +78,12 @@ async def test_a_query_outside_the_subset_is_refused_with_the_reason(roomy):
     assert "\n" not in str(caught.value)
 
 
-def test_the_error_and_answer_shapes_are_args(roomy):
-    status, body = arm_call(roomy, "POST", ARG, {"query": "resources | where", "options": {"$top": 5000}})
+def test_the_error_and_answer_shapes_are_args(graph_emulator):
+    status, body = arm_call(graph_emulator, "POST", ARG, {"query": "resources | where", "options": {"$top": 5000}})
     assert status == 400
     assert body["error"]["code"] == "BadRequest"
     assert body["error"]["details"][0]["code"] == "InvalidQuery"
-    status, body = arm_call(roomy, "POST", ARG, {"query": "resources | summarize count() by type | order by count_ desc", "options": {"resultFormat": "table"}})
+    status, body = arm_call(graph_emulator, "POST", ARG, {"query": "resources | summarize count() by type | order by count_ desc", "options": {"resultFormat": "table"}})
     assert status == 200
     assert [c["name"] for c in body["data"]["columns"]] == ["type", "count_"]
     assert body["resultTruncated"] == "false"
@@ -99,7 +91,7 @@ def test_the_error_and_answer_shapes_are_args(roomy):
     assert counts["microsoft.compute/virtualmachines"] == 30
 
 
-async def test_microsofts_vm_nic_public_ip_sample_joins_like_the_inventory(roomy):
+async def test_microsofts_vm_nic_public_ip_sample_joins_like_the_inventory(graph_emulator):
     # The documented sample "VMs with their NIC and public IP" (mv-expand, two leftouter joins, summarize by).
     sample = """Resources
 | where type =~ 'microsoft.compute/virtualmachines'
@@ -119,7 +111,7 @@ async def test_microsofts_vm_nic_public_ip_sample_joins_like_the_inventory(roomy
     Resources | where type =~ 'microsoft.network/publicipaddresses'
     | project publicIpId = id, publicIpAddress = properties.ipAddress) on publicIpId
 | project-away publicIpId1"""
-    b = await _backend(roomy)
+    b = await _backend(graph_emulator)
     try:
         result = await b.graph_query(sample)
         inv = await b.inventory(instance_views=0)
@@ -188,13 +180,13 @@ async def test_a_429_from_a_spent_quota_is_retried_after_its_reset():
     assert elapsed >= 1.0  # Retry-After: the rest of the 2-second window, rounded up
 
 
-def test_every_answer_carries_the_quota_headers(roomy):
+def test_every_answer_carries_the_quota_headers(graph_emulator):
     import json
     import ssl
     import urllib.request
 
-    ctx = ssl.create_default_context(cafile=roomy.ca_file)
-    req = urllib.request.Request(roomy.endpoint + ARG, data=json.dumps({"query": VMS}).encode(), method="POST", headers={"Content-Type": "application/json", "Authorization": "Bearer headers-test"})
+    ctx = ssl.create_default_context(cafile=graph_emulator.ca_file)
+    req = urllib.request.Request(graph_emulator.endpoint + ARG, data=json.dumps({"query": VMS}).encode(), method="POST", headers={"Content-Type": "application/json", "Authorization": "Bearer headers-test"})
     with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
         remaining = resp.headers["x-ms-user-quota-remaining"]
         resets = resp.headers["x-ms-user-quota-resets-after"]

@@ -15,13 +15,6 @@ from tests.test_cli import aztriage
 pytestmark = pytest.mark.xdist_group("graph")
 
 
-@pytest.fixture(scope="module")
-def demo_with_room():
-    emu = start_emulator("demo", graph_quota=(10_000, 1.0))
-    yield emu
-    emu.stop()
-
-
 async def _inventories(emu, **kwargs):
     from backend.azure.backend import AzureBackend
 
@@ -50,8 +43,8 @@ def _assert_same(arm, arg):
     assert sorted(arg.events, key=lambda e: (e.subscription_id, e.id)) == sorted(arm.events, key=lambda e: (e.subscription_id, e.id))
 
 
-async def test_the_demo_estate_gives_the_same_inventory_from_both_engines(demo_with_room):
-    arm, arg = await _inventories(demo_with_room)
+async def test_the_demo_estate_gives_the_same_inventory_from_both_engines(graph_emulator):
+    arm, arg = await _inventories(graph_emulator)
     _assert_same(arm, arg)
     assert any(vm.instance_view_read for vm in arg.vms)  # the agent still comes from instance views
     assert arg.impacted  # the demo's service issue names its VMs
@@ -72,12 +65,12 @@ async def test_many_subscriptions_are_queried_in_batches_with_far_fewer_requests
     assert arm.requests >= 11 * 250
 
 
-async def test_auto_uses_resource_graph_above_the_threshold(demo_with_room):
+async def test_auto_uses_resource_graph_above_the_threshold(graph_emulator):
     from backend.azure.backend import AzureBackend
 
     engines = {}
     for threshold in (2, 3):
-        b = AzureBackend(dataclasses.replace(demo_settings(demo_with_room), engine="auto", graph_threshold=threshold))
+        b = AzureBackend(dataclasses.replace(demo_settings(graph_emulator), engine="auto", graph_threshold=threshold))
         try:
             engines[threshold] = (await b.inventory(instance_views=0)).engine
         finally:
@@ -85,10 +78,10 @@ async def test_auto_uses_resource_graph_above_the_threshold(demo_with_room):
     assert engines == {2: "arg", 3: "arm"}  # the demo has three subscriptions
 
 
-def test_the_cli_prints_the_same_inventory_from_either_engine(demo_with_room):
+def test_the_cli_prints_the_same_inventory_from_either_engine(graph_emulator):
     docs = {}
     for engine in ("arm", "arg"):
-        attach = ("--demo", "--arm-endpoint", demo_with_room.endpoint, "--ca-file", demo_with_room.ca_file)
+        attach = ("--demo", "--arm-endpoint", graph_emulator.endpoint, "--ca-file", graph_emulator.ca_file)
         proc = aztriage("inventory", *attach, "--engine", engine, "--format", "json")
         assert proc.returncode == 0, proc.stderr
         docs[engine] = json.loads(proc.stdout)

@@ -1,0 +1,62 @@
+"""`aztriage find`: a VM anywhere in the tenant by name, IP or id, from Resource Graph
+(the real adapter and CLI against the emulator over HTTPS)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backend.search import SearchError, classify, find_vms, kql_string
+from tests.support import demo_settings
+from tests.test_cli import aztriage
+
+pytestmark = pytest.mark.xdist_group("graph")
+
+
+@pytest.fixture
+async def backend(graph_emulator):
+    from backend.azure.backend import AzureBackend
+
+    b = AzureBackend(demo_settings(graph_emulator))
+    yield b
+    await b.close()
+
+
+async def test_a_vm_is_found_by_name_id_private_and_public_ip(backend):
+    inv = await backend.inventory(instance_views=0)
+    vm = next(v for v in inv.vms if v.public_ips and v.private_ips)
+    before = backend.requests
+    by_name = await find_vms(backend, vm.name.upper())
+    assert backend.requests - before == 1  # one Resource Graph query, no inventory
+    assert [(f.id, f.matched, f.power_state) for f in by_name.vms] == [(vm.id, "name", vm.power_state)]
+    assert [f.id for f in (await find_vms(backend, vm.id)).vms] == [vm.id]
+    private = await find_vms(backend, vm.private_ips[0])
+    assert vm.id in [f.id for f in private.vms]
+    assert {f.matched for f in private.vms} == {"private IP"}
+    public = await find_vms(backend, vm.public_ips[0])
+    assert [(f.id, f.matched) for f in public.vms] == [(vm.id, "public IP")]
+    assert not (await find_vms(backend, "no-such-vm")).vms
+
+
+def test_the_text_is_checked_and_quoted_for_kql():
+    assert classify(" 10.0.0.4 ") == ("ip", "10.0.0.4")
+    assert classify("web-prod-01") == ("name", "web-prod-01")
+    for bad in ("x' or 1==1 or name =~ '", "a|b", "/subscriptions/x/evil"):
+        with pytest.raises(SearchError):
+            classify(bad)
+    assert kql_string("it's\\") == "'it\\'s\\\\'"
+
+
+def test_the_cli_finds_a_vm_and_says_when_none_matches(graph_emulator):
+    attach = ("--demo", "--arm-endpoint", graph_emulator.endpoint, "--ca-file", graph_emulator.ca_file)
+    proc = aztriage("find", *attach, "web-prod-01", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [v["name"] for v in doc["vms"]] == ["web-prod-01"]
+    assert doc["truncated"] is False
+    missing = aztriage("find", *attach, "no-such-vm")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == ["aztriage: no VM matches no-such-vm in the subscriptions Resource Graph searched"]
+    bad = aztriage("find", *attach, "a'b")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
