@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from tui.gc_pacing import FULL_EVERY_S, LARGE_ESTATE_VMS, SWITCH_INTERVAL_S, GcPacer
+from tui.gc_pacing import FULL_EVERY_S, GROWTH_FOR_FULL, LARGE_ESTATE_VMS, SWITCH_INTERVAL_S, GcPacer
 
 
 def test_small_estates_are_left_to_the_interpreter():
@@ -18,7 +18,21 @@ def test_small_estates_are_left_to_the_interpreter():
     assert gc.isenabled() and not pacer.engaged and gc.get_freeze_count() == 0
 
 
-def test_a_large_estate_is_frozen_collected_when_due_and_released():
+def frozen_garbage(count: int) -> None:
+    """`count` reference cycles that die after being frozen, as a load's worker does."""
+    cycles = []
+    for _ in range(count):
+        cycle: list = []
+        cycle.append(cycle)
+        cycles.append(cycle)
+    gc.freeze()
+    del cycles, cycle
+
+
+def test_a_large_estate_is_frozen_and_fully_collected_only_when_garbage_can_have_grown():
+    """The long full collection (the whole heap) runs only when due, idle, with no old inventory
+    being let go, and when the frozen heap has grown enough to hold garbage worth it; then the
+    garbage a freeze caught is freed."""
     now = [1000.0]
     busy = [False]
     saved = sys.getswitchinterval()
@@ -28,15 +42,39 @@ def test_a_large_estate_is_frozen_collected_when_due_and_released():
             assert pacer.landed(LARGE_ESTATE_VMS) is True
         assert gc.isenabled() and gc.get_freeze_count() > 0
         assert sys.getswitchinterval() == SWITCH_INTERVAL_S
-        pacer.tick()
-        assert pacer.full_collections == 0  # not due yet
         now[0] += FULL_EVERY_S
+        pacer.tick()
+        assert pacer.full_collections == 0  # due by the clock, but the frozen heap has not grown
+
+        base = gc.get_freeze_count()
+        frozen_garbage(int(base * GROWTH_FOR_FULL) + 1000)
+        pacer._retiring = 1  # an old inventory is still being let go (retire)
+        pacer.tick()
+        assert pacer.full_collections == 0
+        pacer._retiring = 0
         busy[0] = True
         pacer.tick()
-        assert pacer.full_collections == 0  # due, but a load is running
+        assert pacer.full_collections == 0  # a load is running
         busy[0] = False
         pacer.tick()
-        assert pacer.full_collections == 1 and gc.get_freeze_count() > 0
+        assert pacer.full_collections == 1 and 0 < gc.get_freeze_count() < base + 1000  # the garbage is gone
+
+        frozen_garbage(int(base * GROWTH_FOR_FULL) + 1000)
+        pacer.tick()
+        assert pacer.full_collections == 1  # grown again, but the last one was less than FULL_EVERY_S ago
     finally:
         pacer.release()
     assert gc.get_freeze_count() == 0 and sys.getswitchinterval() == saved and not pacer.engaged
+
+
+async def test_an_old_inventory_counts_as_being_let_go_until_its_last_slice_is_dropped():
+    import asyncio
+
+    from tui.gc_pacing import release_gradually
+
+    finished = []
+    objects = list(range(1200))
+    release_gradually(objects, per_turn=500, done=lambda: finished.append(True))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert objects == [] and finished == [True]

@@ -29,7 +29,7 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from backend.config import Config, ConfigError
-from backend.models import Inventory
+from backend.models import Inventory, Vm
 from backend.settings import ConnectionSettings
 from tui.messages import InventoryChanged, LoadStateChanged, ShowVm, VerdictsChanged
 from tui.palette import AztriageCommands
@@ -102,6 +102,7 @@ class AztriageApp(App[int]):
         self.backend: Backend | None = None
         self.inventory: Inventory | None = None
         self.inventory_partial = False  # self.inventory is part of a load still under way
+        self._probe_vms: list[Vm] = []  # for background_probe (see probe_after_load)
         self.refreshed_at: datetime | None = None
         self.load_error: str = ""
         self.exit_message: str | None = None
@@ -434,14 +435,21 @@ class AztriageApp(App[int]):
         self._recheck.clear()
         vms = [vm for vm in inventory.vms if vm.id.lower() in wanted and vm.power_state not in ("deallocated",)]
         if vms:
-            self.background_probe(vms)
+            # Handed over in an attribute, not as the worker's argument: a finished worker sits in
+            # a reference cycle until a full collection, and its arguments (these VMs, and with
+            # them an old inventory's objects) with it (tui/gc_pacing.py).
+            self._probe_vms = vms
+            self.background_probe()
 
     @work(exclusive=True, group="auto-probe", exit_on_error=False, description="probing in the background")
-    async def background_probe(self, vms: list) -> None:
-        """Probe RDP/SSH of `vms` and read the boot logs of those that do not answer: read-only,
-        bounded (AUTO_PROBE_CONCURRENCY connections), cancellable (stop_background_probe)."""
+    async def background_probe(self) -> None:
+        """Probe RDP/SSH of the VMs probe_after_load chose and read the boot logs of those that do
+        not answer: read-only, bounded (AUTO_PROBE_CONCURRENCY connections), cancellable
+        (stop_background_probe)."""
         from backend import connectivity
         from backend.lastknown import LastKnownStore, scope_for
+
+        vms, self._probe_vms = self._probe_vms, []
 
         backend, inventory = self.backend, self.inventory
         if backend is None or inventory is None:  # probe_after_load starts this only after a load

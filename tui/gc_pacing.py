@@ -22,9 +22,20 @@ once an inventory is large:
   has landed, and what exists then (the new inventory, modules, Textual, the
   SDK) is frozen (gc.freeze, no copying): later collections walk only what
   was made since, which is little;
-- every FULL_EVERY_S, between refreshes, everything is unfrozen, collected
-  once and frozen again: the few reference cycles that were alive at a freeze
-  and died later (finished workers, Textual caches) are freed there.
+- before each load, what was made since the last freeze is collected (the
+  frozen heap is not walked: a few milliseconds), so that garbage is not frozen
+  with the next inventory;
+- what a freeze still catches alive and dies later (the refresh's own worker,
+  Textual's render caches of that moment: about 1,200 objects a load, measured
+  with gc.DEBUG_SAVEALL after the background probe stopped passing its VMs as
+  a worker argument, which had kept a whole old inventory frozen) is freed by a
+  full collection (everything unfrozen, collected, frozen again). That walks
+  the whole heap: 0.8-1.1 s at 10,000 VMs with every pane open. So it runs
+  only when it can be worth it: the frozen heap has grown by GROWTH_FOR_FULL
+  over what the last full collection left, counted between refreshes with no
+  old inventory still being let go, and at most every FULL_EVERY_S: at
+  10,000 VMs, some hundred refreshes apart, when the garbage could be a fifth
+  of the heap.
 
 Freeing is paced too. An old inventory is freed by whoever drops the last
 reference to it, all at once: 10,000 VMs take 30-70 ms, in whichever pane
@@ -61,24 +72,29 @@ log = logging.getLogger("aztriage.console")
 # From this many VMs on the pacing pays; below, a collection is short anyway.
 LARGE_ESTATE_VMS = 2000
 FULL_EVERY_S = 300.0
+GROWTH_FOR_FULL = 0.2
 RETIRE_AFTER_S = 3.0
 SWITCH_INTERVAL_S = 0.001
 RELEASE_PER_TURN = 500
 
 
-def release_gradually(objects: list, *, delay: float = 0.0, per_turn: int = RELEASE_PER_TURN) -> None:
+def release_gradually(objects: list, *, delay: float = 0.0, per_turn: int = RELEASE_PER_TURN, done: Callable[[], None] | None = None) -> None:
     """Drop this list's references `per_turn` at a time, one slice per turn of the running
     event loop, starting after `delay` seconds: whatever only the list still holds is
-    freed a slice at a time instead of in one long pause."""
+    freed a slice at a time instead of in one long pause. `done` is called after the last."""
     loop = asyncio.get_running_loop()
 
     def release_some() -> None:
         del objects[-per_turn:]
         if objects:
             loop.call_soon(release_some)
+        elif done is not None:
+            done()
 
     if objects:
         loop.call_later(delay, release_some)
+    elif done is not None:
+        done()
 
 
 def inventory_objects(inventory) -> list:
@@ -94,12 +110,16 @@ class GcPacer:
         self.engaged = False
         self._saved_switch_interval = sys.getswitchinterval()
         self._last_full = 0.0
+        self._frozen_after_full = 0  # gc.get_freeze_count() after the last full collection (or the first freeze)
+        self._retiring = 0  # old inventories not yet let go (retire)
         self.full_collections = 0
 
     @contextlib.contextmanager
     def loading(self) -> Iterator[None]:
         """Around one inventory load: the collector off until the caller has called
         landed() (or the load failed)."""
+        if self.engaged:
+            gc.collect()  # only what is not frozen: made since the last load landed
         with gc_paused():
             yield
 
@@ -115,22 +135,37 @@ class GcPacer:
         self._saved_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(SWITCH_INTERVAL_S, self._saved_switch_interval))
         self._last_full = self._clock()
+        self._frozen_after_full = gc.get_freeze_count()
         log.info("garbage collection paced for %d VMs (%d objects frozen)", vm_count, gc.get_freeze_count())
         return True
 
     def retire(self, inventory) -> None:
         """An inventory the console no longer shows: freed gradually once every pane has let go."""
         if self.engaged and inventory is not None:
-            release_gradually(inventory_objects(inventory), delay=RETIRE_AFTER_S)
+            self._retiring += 1
+
+            def let_go() -> None:
+                self._retiring -= 1
+
+            release_gradually(inventory_objects(inventory), delay=RETIRE_AFTER_S, done=let_go)
+
+    def full_collection_due(self) -> bool:
+        """No inventory is being read, drawn or let go, the last full collection was FULL_EVERY_S
+        ago or more, and the frozen heap has grown by GROWTH_FOR_FULL since: what has grown is
+        live inventory or garbage a freeze caught, and with no old inventory left, garbage."""
+        if not self.engaged or self._retiring or self._clock() - self._last_full < FULL_EVERY_S or self._busy():
+            return False
+        return gc.get_freeze_count() > self._frozen_after_full * (1 + GROWTH_FOR_FULL)
 
     def tick(self) -> None:
-        """A full collection when one is due and no inventory is being read or drawn."""
-        if not self.engaged or self._clock() - self._last_full < FULL_EVERY_S or self._busy():
+        """A full collection when one is due (full_collection_due)."""
+        if not self.full_collection_due():
             return
         gc.unfreeze()
         gc.collect()
         gc.freeze()
         self._last_full = self._clock()
+        self._frozen_after_full = gc.get_freeze_count()
         self.full_collections += 1
 
     def release(self) -> None:
