@@ -384,6 +384,16 @@ def impacted_target(doc: Doc) -> str | None:
     return target if isinstance(target, str) and target.startswith("/subscriptions/") else None
 
 
+def camel_keys(value: Any) -> Any:
+    """Resource Graph's servicehealthresources properties (EventType, Status, Impact, ...) with
+    the first letter of each key lowered: the keys of Resource Health's own event documents."""
+    if isinstance(value, dict):
+        return {(k[:1].lower() + k[1:]): camel_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel_keys(v) for v in value]
+    return value
+
+
 def service_event(doc: Doc, subscription_id: str) -> ServiceEvent:
     props = doc.get("properties") or {}
     impact = []

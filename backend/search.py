@@ -1,5 +1,6 @@
-"""Find a VM anywhere in the tenant by name, IP address or id, with Azure Resource Graph,
-without loading the inventory (``aztriage find``).
+"""Tenant-wide questions answered by Azure Resource Graph without loading the inventory:
+find a VM by name, IP address or id (``aztriage find``), and what is broken
+(``aztriage broken``: VMs not Available, active service events, pending maintenance).
 
 A name or an id is one query (VMs whose name or id match, case-insensitively); an IP
 address is one query per kind of address: NICs whose private address matches, public
@@ -17,7 +18,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from backend import mapping
 from backend.adapter import ResourceGraph
+from backend.models import HealthStatus, ServiceEvent
 from backend.safetext import safe_line
 
 MAX_MATCHES = 50
@@ -124,3 +127,75 @@ def _found(row: dict, matched: str) -> FoundVm:
         power_state=power.split("/", 1)[1].lower() if "/" in power else "unknown",
         matched=matched,
     )
+
+
+# --- what is broken across the tenant ---------------------------------------------------
+
+BROKEN_VMS_QUERY = (
+    "healthresources | where type =~ 'microsoft.resourcehealth/availabilitystatuses'"
+    " | where tostring(properties.targetResourceType) =~ 'microsoft.compute/virtualmachines'"
+    " | where tostring(properties.availabilityState) != 'Available'"
+    " | project id, vmId = tolower(tostring(properties.targetResourceId)), subscriptionId, properties"
+    " | join kind=leftouter (resources | where type =~ 'microsoft.compute/virtualmachines'"
+    " | project vmId = tolower(id), vmResourceId = id, vmName = name, resourceGroup, location, power = tostring(properties.extended.instanceView.powerState.code)) on vmId"
+    " | order by id asc"
+)
+ACTIVE_EVENTS_QUERY = (
+    "servicehealthresources | where type =~ 'microsoft.resourcehealth/events'"
+    " | where tostring(properties.Status) =~ 'Active' | project id, name, subscriptionId, properties | order by id asc"
+)
+PENDING_MAINTENANCE_QUERY = (
+    "maintenanceresources | where type =~ 'microsoft.maintenance/updates'"
+    " | where tostring(properties.status) in~ ('Pending', 'InProgress') | project id, name, subscriptionId, properties | order by id asc"
+)
+
+
+@dataclass(frozen=True)
+class BrokenVm:
+    vm: FoundVm
+    health: HealthStatus
+
+
+@dataclass(frozen=True)
+class Broken:
+    """What is wrong across the tenant, from three Resource Graph queries."""
+
+    vms: tuple[BrokenVm, ...]
+    events: tuple[ServiceEvent, ...]
+    maintenance: tuple[dict, ...]  # microsoft.maintenance/updates rows, as ARG gives them (made safe)
+    warnings: tuple[str, ...]
+    queries: int
+
+
+async def broken(graph: ResourceGraph, subscriptions: list[str] | None = None) -> Broken:
+    """VMs whose Resource Health is not Available (with their power state), active Service
+    Health events and pending platform maintenance, tenant-wide, without the inventory."""
+    vms_result = await graph.graph_query(BROKEN_VMS_QUERY, subscriptions=subscriptions)
+    events_result = await graph.graph_query(ACTIVE_EVENTS_QUERY, subscriptions=subscriptions)
+    maintenance_result = await graph.graph_query(PENDING_MAINTENANCE_QUERY, subscriptions=subscriptions)
+    results = (vms_result, events_result, maintenance_result)
+    warnings = []
+    if any(r.truncated for r in results):
+        warnings.append("Resource Graph cut an answer short: some of what is broken may be missing; narrow the scope with --subscription")
+    if any(r.subscription_limit_hit for r in results):
+        warnings.append("Resource Graph searched only the first 10,000 subscriptions of the tenant: name more with --subscription")
+    found = []
+    for row in vms_result.rows:
+        vm_id = str(row.get("vmId") or "")
+        found.append(BrokenVm(
+            FoundVm(
+                id=str(row.get("vmResourceId") or vm_id),
+                name=str(row.get("vmName") or vm_id.rsplit("/", 1)[-1]),
+                resource_group=str(row.get("resourceGroup") or ""),
+                subscription_id=str(row.get("subscriptionId") or ""),
+                location=str(row.get("location") or ""),
+                power_state=str(row.get("power") or "").split("/", 1)[-1].lower() or "unknown",
+                matched="health",
+            ),
+            mapping.health_status({"id": row.get("id"), "properties": row.get("properties") or {}}),
+        ))
+    events = tuple(
+        mapping.service_event({"id": r.get("id"), "name": r.get("name"), "properties": mapping.camel_keys(r.get("properties") or {})}, str(r.get("subscriptionId") or ""))
+        for r in events_result.rows
+    )
+    return Broken(tuple(found), events, tuple(maintenance_result.rows), tuple(warnings), sum(r.pages for r in results))

@@ -60,3 +60,36 @@ def test_the_cli_finds_a_vm_and_says_when_none_matches(graph_emulator):
     assert missing.stderr.strip().splitlines() == ["aztriage: no VM matches no-such-vm in the subscriptions Resource Graph searched"]
     bad = aztriage("find", *attach, "a'b")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+async def test_what_is_broken_across_the_tenant_matches_the_health_view(backend):
+    from backend.health import health_view
+    from backend.search import broken
+
+    inv = await backend.inventory(instance_views=0)
+    view = health_view(inv)
+    before = backend.requests
+    found = await broken(backend)
+    assert backend.requests - before <= 3  # three queries, one page each, no inventory
+    assert sorted(b.vm.id.lower() for b in found.vms) == sorted(s.vm.id.lower() for s in view.statuses)
+    by_id = {s.vm.id.lower(): s for s in view.statuses}
+    for b in found.vms:
+        status = by_id[b.vm.id.lower()]
+        assert (b.vm.id, b.vm.name, b.vm.power_state) == (status.vm.id, status.vm.name, status.vm.power_state)
+        assert b.health.availability_state == status.availability_state
+    active = {(e.subscription_id, e.id) for e in inv.events if e.status.lower() == "active"}
+    assert {(e.subscription_id, e.id) for e in found.events} == active
+    assert all(e.title for e in found.events)
+    assert found.warnings == ()
+
+
+def test_the_cli_lists_what_is_broken(graph_emulator):
+    attach = ("--demo", "--arm-endpoint", graph_emulator.endpoint, "--ca-file", graph_emulator.ca_file)
+    proc = aztriage("broken", *attach, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["vms"] and doc["events"]
+    assert doc["stats"]["queries"] == 3
+    table = aztriage("broken", *attach)
+    assert table.returncode == 0, table.stderr
+    assert "VMs not Available:" in table.stdout and "Active service events:" in table.stdout

@@ -141,7 +141,7 @@ class BatchRows:
             elif kind == "microsoft.resourcehealth/availabilitystatuses":
                 unreduced.setdefault((sub, "health"), []).append(row)
             elif kind == "microsoft.resourcehealth/events":
-                unreduced.setdefault((sub, "events"), []).append(row)
+                unreduced.setdefault((sub, "events"), []).append({**row, "properties": mapping.camel_keys(row.get("properties") or {})})
             elif kind == "microsoft.resourcehealth/events/impactedresources":
                 target = mapping.impacted_target(row)
                 if target:

@@ -31,7 +31,8 @@ Tables: ``resources`` (every resource but Uniform scale-set instances; VMs carry
 instances of Uniform scale sets, ``microsoft.compute/virtualmachinescalesets/
 virtualmachines``, and their NICs), ``healthresources`` (availability statuses, with
 ``properties.targetResourceId``), ``servicehealthresources`` (service events and
-their impacted resources). Columns are ARG's: ``id, name, type`` (lower case),
+their impacted resources; an event's properties PascalCase, as ARG gives them:
+``EventType``, ``Status``, ``Title``, ``Impact``...). Columns are ARG's: ``id, name, type`` (lower case),
 ``tenantId, kind, location, resourceGroup`` (lower case), ``subscriptionId,
 managedBy, sku, plan, properties, tags, identity, zones, extendedLocation``.
 Other tables answer as empty.
@@ -181,7 +182,7 @@ class Graph:
                         "location": "global",
                         "resourceGroup": "",
                         "subscriptionId": sub,
-                        "properties": event.get("properties") or {},
+                        "properties": _pascal(event.get("properties") or {}),  # ARG writes these keys PascalCase
                     }
                     for target in store.impacted_resources(tracking):
                         try:
@@ -316,6 +317,15 @@ class Graph:
             turn = (page * 7919) % len(rows)
             rows = rows[turn:] + rows[:turn]
         return rows, ordered, limited
+
+
+def _pascal(value: Any) -> Any:
+    """Resource Health's event properties as servicehealthresources holds them: EventType, Status, Title, Impact, ..."""
+    if isinstance(value, dict):
+        return {(k[:1].upper() + k[1:]): _pascal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pascal(v) for v in value]
+    return value
 
 
 def _group_of(resource_id: str) -> str:
