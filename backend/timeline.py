@@ -129,6 +129,7 @@ class ConsoleEvents:
     _verdicts: dict[str, str] = field(default_factory=dict)
 
     def add(self, event: ConsoleEvent) -> None:
+        event = ConsoleEvent(event.time, event.vm_id, safe_line(event.what), safe_line(event.status))
         events = self._by_vm.setdefault(event.vm_id.lower(), [])
         events.append(event)
         del events[: max(0, len(events) - self.limit)]

@@ -119,6 +119,10 @@ class AztriageApp(App[int]):
 
         # What this session learned about each VM (probes, boot logs): every pane's verdicts come from here.
         self.verdicts = VerdictBook()
+        from backend.timeline import ConsoleEvents
+
+        # What this session saw of each VM (probes, verdict changes), for its timeline.
+        self.console_events = ConsoleEvents()
         self.probe_status = ""  # the background probe's progress, while it runs
         self.demo_history_seeded = False  # the demo's "last time it had another address" story, told once
         self._recheck: set[str] = set()  # VM ids (lower) to probe after the next load (a recovery ran)
@@ -404,7 +408,21 @@ class AztriageApp(App[int]):
     def record_probe(self, report: Any, vms: Any) -> None:
         """A connectivity run's findings (probes, agent, boot logs) become the VMs' evidence."""
         self.verdicts.record_report(report, vms, self.now())
+        self._remember(report, vms)
         self.broadcast(VerdictsChanged())
+
+    def _remember(self, report: Any, vms: Any) -> None:
+        """A probe's answers and any verdict it changed, on the probed VMs' timelines."""
+        from backend.timeline import ConsoleEvent
+
+        now = self.now()
+        by_id = {vm.id.lower(): vm for vm in vms}
+        for diagnosis in getattr(report, "diagnoses", ()) or ():
+            if diagnosis.vm_id.lower() in by_id:
+                self.console_events.add(ConsoleEvent(now, diagnosis.vm_id, f"probe of port {diagnosis.port}: {diagnosis.summary}", diagnosis.verdict))
+        for vm in by_id.values():
+            verdict = self.verdicts.verdict(vm, self.inventory, now)
+            self.console_events.verdict(vm.id, verdict.id, verdict.summary, now)
 
     def record_boot(self, vm: Any, boot: Any, *, broadcast: bool = True) -> None:
         """A serial log read (the Boot pane) becomes the VM's evidence; a sweep broadcasts once at its end."""

@@ -1,7 +1,7 @@
 """The command palette's actions on one VM, the same from every pane that has a VM
 selected (Inventory, Health, Connectivity, Boot, the VM detail): recover it with any
-scenario its state allows, probe it, read its boot log. Typing "redeploy", "probe" or
-"boot" in the palette finds them."""
+scenario its state allows, probe it, read its boot log, see its timeline. Typing "redeploy",
+"probe", "boot" or "timeline" in the palette finds them."""
 
 from __future__ import annotations
 
@@ -26,7 +26,14 @@ def vm_commands(screen: Any, vm: Vm | None) -> list[Command]:
             ))
     commands.append((f"probe: {vm.name}", "Check RDP/SSH of this VM now, and say why not (Connectivity pane)", lambda: _probe(screen, vm)))
     commands.append((f"vm: boot log of {vm.name}", "The serial log and the console screenshot, and what they say", lambda: _boot(screen, vm)))
+    commands.append((f"vm: timeline of {vm.name}", "Who did what, when: activity log, Resource Health and aztriage's runs (T)", lambda: open_timeline(screen, vm)))
     return commands
+
+
+def open_timeline(screen: Any, vm: Vm) -> None:
+    from tui.screens.timeline import TimelineScreen
+
+    screen.app.push_screen(TimelineScreen(vm.id))
 
 
 def _recover(screen: Any, vm: Vm, scenario_id: str) -> None:

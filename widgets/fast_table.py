@@ -463,6 +463,14 @@ class FastTable(ScrollView, can_focus=True):
         width = sum(w + 1 for w in self._widths if w) + 1
         self.virtual_size = Size(width, len(self._order) + 1)
 
+    def refit(self) -> None:
+        """Fit the columns to the table's width again (rows set before the table had a size
+        were fitted to none)."""
+        self._fitted_for = -1
+        self._update_virtual_size()
+        self._line_cache.clear()
+        self.refresh()
+
     def on_resize(self, event: events.Resize) -> None:
         self._fitted_for = -1
         self._update_virtual_size()

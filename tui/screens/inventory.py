@@ -39,6 +39,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
         Binding("slash", "filter", "Filter", id="inventory.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="inventory.clear_filter"),
         Binding("x", "stop_probe", "Stop probe", id="inventory.stop_probe"),
+        Binding("T", "timeline", "Timeline", show=False, id="inventory.timeline"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -79,6 +80,14 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
 
     def action_stop_probe(self) -> None:
         self.aztriage.stop_background_probe()
+
+    def action_timeline(self) -> None:
+        """The timeline of the VM under the cursor (who did what to it, when)."""
+        vm = self.table.cursor_vm
+        if vm is not None:
+            from tui.vm_commands import open_timeline
+
+            open_timeline(self, vm)
 
     @work(exclusive=True, group="inventory-rows", exit_on_error=False, description="building inventory rows")
     async def _build_rows(self) -> None:

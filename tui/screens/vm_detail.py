@@ -19,6 +19,7 @@ class VmDetailScreen(BaseScreen):
         Binding("c", "copy_id", "Copy id", id="detail.copy_id"),
         Binding("o", "copy_link", "Copy portal link", id="detail.copy_link"),
         Binding("b", "boot", "Boot diagnostics", show=False, id="detail.boot"),
+        Binding("T", "timeline", "Timeline", show=False, id="detail.timeline"),
     ]
 
     def __init__(self, vm_id: str) -> None:
@@ -40,7 +41,7 @@ class VmDetailScreen(BaseScreen):
 
     def update_status(self) -> None:
         name = self.vm.name if self.vm else self.vm_id.rsplit("/", 1)[-1]
-        self.set_status(f" VM {name} · esc back · c copy resource id · o copy portal link")
+        self.set_status(f" VM {name} · esc back · T timeline · c copy id · o copy portal link")
 
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(self.vm_id)
@@ -55,6 +56,11 @@ class VmDetailScreen(BaseScreen):
         from tui.screens.boot import BootDetailScreen
 
         self.app.push_screen(BootDetailScreen(self.vm_id))
+
+    def action_timeline(self) -> None:
+        from tui.screens.timeline import TimelineScreen
+
+        self.app.push_screen(TimelineScreen(self.vm_id))
 
     def palette_commands(self):
         from tui.vm_commands import vm_commands
