@@ -40,7 +40,7 @@ SCENARIO_TITLES = {
     "restart": "restart the VM",
     "reset-access": "reset the RDP/SSH configuration (VM access extension)",
     "run-fix": "run a command in the guest to fix its firewall or service",
-    "fix-nsg": "change the NSG rule (manual)",
+    "fix-nsg": "let RDP/SSH from your address past the NSG rule (temporary allow rule)",
     "rescue": "repair the OS disk on a rescue VM",
     "perform-maintenance": "start the pending maintenance now",
 }

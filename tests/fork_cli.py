@@ -26,6 +26,7 @@ PRELOAD = [
     "backend.recovery.runner",
     "backend.recovery.scenarios.rescue",
     "backend.recovery.scenarios.recreate",
+    "backend.recovery.scenarios.fix_nsg",
     "azure.mgmt.compute.aio",
     "azure.mgmt.network.aio",
     "azure.mgmt.resource.resources.aio",

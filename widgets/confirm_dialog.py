@@ -41,9 +41,13 @@ class ConfirmDialog(ModalScreen[bool]):
     # Lines the dialog keeps around its body when the screen is short: the frame never pushes the buttons out.
     MIN_BODY_LINES = 3
 
-    def __init__(self, title: str, lines: list[str], *, type_name: str | None = None, action: str = "Run", cancel_first: bool = False) -> None:
-        """cancel_first: Cancel has the focus, so an Enter pressed out of habit changes nothing."""
+    def __init__(
+        self, title: str, lines: list[str], *, type_name: str | None = None, action: str = "Run", cancel_first: bool = False, typed_what: str | None = None
+    ) -> None:
+        """cancel_first: Cancel has the focus, so an Enter pressed out of habit changes nothing.
+        typed_what: what the text to type is and what it allows (default: the VM's name, for destructive steps)."""
         super().__init__()
+        self._typed_what = typed_what
         self._title = title
         self._lines = lines
         self.type_name = type_name
@@ -57,7 +61,7 @@ class ConfirmDialog(ModalScreen[bool]):
             with ScrollPanel(id="confirm-body", name="more", reach=None):
                 yield Static("\n".join(self._lines), id="confirm-lines", markup=False)
             if self.type_name:
-                yield Static(f"Type the VM's name ({self.type_name}) to allow the destructive steps:", id="confirm-hint", markup=False)
+                yield Static(f"Type {self._what} to {self._allows}:", id="confirm-hint", markup=False)
                 yield Input(placeholder=self.type_name, id="confirm-name", select_on_focus=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button(plain_content(self._action), id="confirm-ok", variant="error" if self.type_name else "primary", disabled=bool(self.type_name))
@@ -104,10 +108,18 @@ class ConfirmDialog(ModalScreen[bool]):
         typed = self.query_one("#confirm-name", Input).value.strip()
         hint = self.query_one("#confirm-hint", Static)
         if typed:
-            hint.update(f"{typed!r} does not match: type the VM's name exactly ({self.type_name}), or Escape to cancel.")
+            hint.update(f"{typed!r} does not match: type {self._what} exactly, or Escape to cancel.")
         else:
-            hint.update(f"Type the VM's name ({self.type_name}) to allow the destructive steps, or Escape to cancel.")
+            hint.update(f"Type {self._what} to {self._allows}, or Escape to cancel.")
         self.call_after_refresh(self._fit)  # the hint may take another line
+
+    @property
+    def _what(self) -> str:
+        return f"'{self.type_name}'" if self._typed_what else f"the VM's name ({self.type_name})"
+
+    @property
+    def _allows(self) -> str:
+        return self._typed_what or "allow the destructive steps"
 
     @on(Button.Pressed, "#confirm-ok")
     def _ok(self) -> None:

@@ -7,7 +7,9 @@ deletes those and nothing else, each checked again in Azure first:
 - a snapshot the run took, when it still carries the run's tag;
 - a disk copy the run made, when it carries the run's tag and is attached
   to no VM (a copy swapped in as a VM's OS disk is marked "in-use": that
-  VM's disk, never deleted).
+  VM's disk, never deleted);
+- a temporary NSG rule fix-nsg made, when its description still names the
+  run (one whose create was cut short is looked for too).
 
 Never deleted: a customer's disk (the original OS disk a rescue swapped out
 stays, detached, for the operator to delete by hand), a recreated VM, the
@@ -25,11 +27,12 @@ from typing import Any
 from backend.adapter import RecoveryBackend
 from backend.errors import BackendError
 from backend.recovery import journal as J
+from backend.recovery.context import StepFailed
 from backend.recovery.journal import Journal, RunRecord
 
 DELETE, KEEP = "delete", "keep"
 RUN_TAG = "aztriage-run"
-RELEASABLE = ("snapshot", "disk-copy")
+RELEASABLE = ("snapshot", "disk-copy", "security-rule")
 
 
 class ReleaseRefused(Exception):
@@ -62,7 +65,9 @@ def release_plan(journal: Journal, run_id: str) -> tuple[RunRecord, list[Release
     for res in run.resources:
         if res.state in J.LEDGER_GONE:
             continue
-        if res.state == "keep" and res.kind in RELEASABLE:
+        if res.kind == "security-rule" and res.state in ("keep", "creating", "failed", "created"):
+            items.append(ReleaseItem(res.resource_id, res.kind, DELETE, "a temporary NSG rule this run made"))
+        elif res.state == "keep" and res.kind in RELEASABLE:
             items.append(ReleaseItem(res.resource_id, res.kind, DELETE, f"a {res.kind.replace('-', ' ')} this run kept until released"))
         elif res.state == "in-use":
             items.append(ReleaseItem(res.resource_id, res.kind, KEEP, "in use by a VM now: never deleted by aztriage"))
@@ -102,6 +107,12 @@ async def release(backend: RecoveryBackend, journal: Journal, run_id: str, *, on
             done(item, f"kept: {item.reason}", True)
             continue
         try:
+            if item.kind == "security-rule":
+                from backend.recovery.scenarios.fix_nsg import delete_own_rule
+
+                text = await delete_own_rule(backend, item.resource_id, run_id)
+                done(item, "already gone" if text.endswith("already gone") else "deleted", True, released=True)
+                continue
             if item.kind == "snapshot":
                 doc = await backend.get_snapshot(item.resource_id)
             else:
@@ -118,6 +129,8 @@ async def release(backend: RecoveryBackend, journal: Journal, run_id: str, *, on
                 else:
                     await backend.delete_disk(item.resource_id)
                 done(item, "deleted", True, released=True)
+        except StepFailed as exc:
+            done(item, f"kept: {exc}", False)
         except BackendError as exc:
             done(item, f"failed: {exc}", False)
     return out

@@ -49,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--operator-done", action="store_true", help="with --resume: the manual step the run waits on is done")
     p.add_argument("--rescue-vm", metavar="NAME", help="rescue: repair the disk copy on this existing VM instead of a new rescue VM")
     p.add_argument("--run-fixes", action="store_true", help="rescue: run the common fixes on the rescue VM by run command before the manual step")
+    p.add_argument("--source-ip", metavar="ADDRESS", help="fix-nsg: the address (or CIDR) to allow; default: detected (demo) or AZTRIAGE_SOURCE_IP")
+    p.add_argument("--confirm-source", metavar="PHRASE", help="fix-nsg with --source-ip '*': the phrase the plan asks for, typed ('allow PORT from anywhere')")
+    p.add_argument("--disable-rule", action="store_true", help="fix-nsg: delete the blocking rule itself instead (destructive; --undo restores it)")
+    p.add_argument("--hours", type=int, metavar="N", help="fix-nsg: how long the temporary rule is meant to stay (said in its description; default 4)")
     p.set_defaults(func=run)
 
 
@@ -62,8 +66,11 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.resume:
         if args.vm or args.scenario:
             raise CliError("--resume takes the run id alone: the VM and the scenario come from the journal")
-        if args.dry_run or args.size or args.username or args.reset_config or args.rescue_vm or args.run_fixes:
-            raise CliError("--resume continues a run as it was planned: --dry-run, --size, --username, --reset-config, --rescue-vm and --run-fixes do not apply")
+        if args.dry_run or args.size or args.username or args.reset_config or args.rescue_vm or args.run_fixes or _nsg_args(args):
+            raise CliError(
+                "--resume continues a run as it was planned: --dry-run, --size, --username, --reset-config, --rescue-vm, --run-fixes, "
+                "--source-ip, --confirm-source, --disable-rule and --hours do not apply"
+            )
         return
     if args.operator_done:
         raise CliError("--operator-done only applies with --resume RUN_ID")
@@ -79,8 +86,16 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError("--password-stdin, --ssh-key, --username and --reset-config only apply to --scenario reset-access")
     if args.scenario != "rescue" and (args.rescue_vm or args.run_fixes):
         raise CliError("--rescue-vm and --run-fixes only apply to --scenario rescue")
+    if args.scenario != "fix-nsg" and _nsg_args(args):
+        raise CliError("--source-ip, --confirm-source, --disable-rule and --hours only apply to --scenario fix-nsg")
+    if args.disable_rule and (args.source_ip or args.confirm_source or args.hours is not None):
+        raise CliError("--disable-rule deletes the blocking rule for every source: --source-ip, --confirm-source and --hours do not apply")
     if args.password_stdin and args.ssh_key:
         raise CliError("give either --password-stdin or --ssh-key, not both")
+
+
+def _nsg_args(args: argparse.Namespace) -> bool:
+    return bool(args.source_ip or args.confirm_source or args.disable_rule or args.hours is not None)
 
 
 def read_secrets(args: argparse.Namespace) -> dict[str, str]:
@@ -119,6 +134,11 @@ def read_secrets(args: argparse.Namespace) -> dict[str, str]:
 def _params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[str, Any]:
     if args.scenario == "resize":
         return {"size": args.size} if args.size else {}
+    if args.scenario == "fix-nsg":
+        params: dict[str, Any] = {"source": args.source_ip, "disable_rule": bool(args.disable_rule), "hours": args.hours}
+        if args.confirm_source:
+            params["wide_confirmed"] = args.confirm_source.strip()
+        return params
     if args.scenario == "rescue":
         return {"rescue_vm": args.rescue_vm, "run_fixes": bool(args.run_fixes)}
     if args.scenario == "reset-access":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from tui.cli import CliError
 from tui.commands.common import output_format
@@ -27,7 +28,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="delete what a finished run kept until released (its snapshots, unused disk copies, its own resource groups); "
         "never a customer disk, never a VM",
     )
-    p.add_argument("--yes", action="store_true", help="with --release: do not ask (for scripts)")
+    p.add_argument(
+        "--undo",
+        metavar="RUN_ID",
+        help="reverse what a finished run changed where its steps can be undone (fix-nsg: delete its allow rules, put a deleted rule back)",
+    )
+    p.add_argument("--yes", action="store_true", help="with --release or --undo: do not ask (for scripts)")
     p.set_defaults(func=run)
 
 
@@ -40,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     fmt = output_format(args, ("table", "json"), default="table")
     from backend.recovery.journal import Journal, JournalError
 
-    if args.release and (args.abandon or args.run_id):
+    if args.release and (args.abandon or args.run_id or args.undo):
         raise CliError("--release takes the run id alone")
+    if args.undo and (args.abandon or args.run_id):
+        raise CliError("--undo takes the run id alone")
     try:
         # Only read: a listing (or a refusal) before the first run creates no journal.
         journal = Journal.open_existing()
@@ -49,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc), exit_code=1) from None
     if journal is None:
         # The same sentence and exit status as when the journal exists without that run.
-        if args.release or args.abandon:
-            raise CliError(f"there is no run {args.release or args.abandon} in the journal", exit_code=1)
+        if args.release or args.abandon or args.undo:
+            raise CliError(f"there is no run {args.release or args.abandon or args.undo} in the journal", exit_code=1)
         if args.run_id:
             raise CliError(f"there is no run {args.run_id} in the journal")
         records = []
@@ -83,6 +91,8 @@ def _one_run(args: argparse.Namespace, journal, fmt: str) -> int | None:
 
     if args.release:
         return _release(args, journal, fmt)
+    if args.undo:
+        return _undo(args, journal, fmt)
     if args.abandon:
         try:
             record = Runner(None, journal).abandon(args.abandon)  # type: ignore[arg-type]  # abandoning touches only the journal
@@ -125,12 +135,7 @@ def _print_one(record, events) -> None:
 
 def _release(args: argparse.Namespace, journal, fmt: str) -> int:
     """Show what releasing the run deletes and keeps, confirm, then delete (each checked again first)."""
-    import asyncio
-
-    from backend.errors import BackendError
     from backend.recovery.release import DELETE, ReleaseRefused, release, release_plan
-    from tui.commands.recover import _settings_for_runs
-    from tui.runtime import demo_emulator, open_backend, resolve_settings
 
     if args.abandon or args.run_id:
         raise CliError("--release takes the run id alone")
@@ -149,14 +154,7 @@ def _release(args: argparse.Namespace, journal, fmt: str) -> int:
         else:
             print("nothing to release")
         return 0
-    if args.read_only:
-        raise CliError("read-only mode: nothing was deleted", exit_code=1)
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise CliError(f"add --yes to delete the {len(deletes)} resource(s) listed (or run it on a terminal to confirm)")
-        typed = input(f"Type the run id ({run.run_id}) to delete {len(deletes)} resource(s): ").strip()
-        if typed != run.run_id:
-            raise CliError("not released: nothing was deleted", exit_code=1)
+    _confirm(args, run.run_id, "deleted", f"delete the {len(deletes)} resource(s) listed")
 
     def on_item(item, text: str, ok: bool) -> None:
         if fmt == "json":
@@ -165,17 +163,65 @@ def _release(args: argparse.Namespace, journal, fmt: str) -> int:
             print(f"{'ok  ' if ok else 'FAIL'} {item.kind} {item.name}: {text}")
         sys.stdout.flush()
 
+    results = _on_azure(args, lambda backend: release(backend, journal, run.run_id, on_item=on_item), ReleaseRefused)
+    return 0 if all(ok for _, _, ok in results) else 1
+
+
+def _confirm(args: argparse.Namespace, run_id: str, done: str, what: str) -> None:
+    """Refused under --read-only; --yes, or the run id typed on a terminal."""
+    if args.read_only:
+        raise CliError(f"read-only mode: nothing was {done}", exit_code=1)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError(f"add --yes to {what} (or run it on a terminal to confirm)")
+        typed = input(f"Type the run id ({run_id}) to {what}: ").strip()
+        if typed != run_id:
+            raise CliError(f"not confirmed: nothing was {done}", exit_code=1)
+
+
+def _on_azure(args: argparse.Namespace, act: Any, refused: type[Exception]) -> Any:
+    """`act(backend)` on the connection the arguments name; its refusals and Azure's failures as one sentence."""
+    import asyncio
+
+    from backend.errors import BackendError
+    from tui.commands.recover import _settings_for_runs
+    from tui.runtime import demo_emulator, open_backend, resolve_settings
+
     with demo_emulator(args) as emulator:
         settings = _settings_for_runs(resolve_settings(args, emulator))
 
         async def main():
             async with open_backend(settings) as backend:
-                return await release(backend, journal, run.run_id, on_item=on_item)
+                return await act(backend)
 
         try:
-            results = asyncio.run(main())
-        except ReleaseRefused as exc:
+            return asyncio.run(main())
+        except refused as exc:
             raise CliError(str(exc), exit_code=1) from None
         except BackendError as exc:
             raise CliError(str(exc), exit_code=1) from None
+
+
+def _undo(args: argparse.Namespace, journal, fmt: str) -> int:
+    """Show what undoing the run does, confirm, then undo its steps, last first (each checks Azure first)."""
+    from backend.recovery.undo import UndoRefused, undo, undo_plan
+
+    try:
+        run, _, items = undo_plan(journal, args.undo)
+    except UndoRefused as exc:
+        raise CliError(str(exc), exit_code=1) from None
+    if fmt != "json":
+        print(f"run {run.run_id}: {run.scenario} on {run.vm_name} - {run.status}")
+        for item in items:
+            print(f"  {'UNDO' if item.can_undo else 'keep'} step {item.index + 1}: {item.title}  ({item.how})")
+    _confirm(args, run.run_id, "undone", "undo the steps listed")
+
+    def on_item(item, text: str, ok: bool) -> None:
+        if fmt == "json":
+            sys.stdout.write(json.dumps({"step": item.index + 1, "title": item.title, "result": text, "ok": ok}) + "\n")
+        else:
+            print(f"{'ok  ' if ok else 'FAIL'} step {item.index + 1}: {text}")
+        sys.stdout.flush()
+
+    results = _on_azure(args, lambda backend: undo(backend, journal, run.run_id, on_item=on_item), UndoRefused)
     return 0 if all(ok for _, _, ok in results) else 1

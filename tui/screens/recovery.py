@@ -363,6 +363,13 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 "and keeps the original OS disk and the snapshot.",
                 style="dim",
             )
+        if self._option_kind == "nsg":
+            return Text(
+                "Your address is the one aztriage knows (the demo's, or AZTRIAGE_SOURCE_IP; aztriage does not ask the internet); "
+                "another address or range: aztriage recover --scenario fix-nsg --source-ip. The allow rule names the run and until "
+                "when in its description; 'aztriage runs --release RUN_ID' deletes it and nothing else.",
+                style="dim",
+            )
         return Text("A password or key is typed in a masked field, sent only in the extension's protected settings, and never kept.", style="dim")
 
     def _plan_text(self) -> Text:
@@ -528,6 +535,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.show_access_options()
         elif self.scenario_id == "rescue":
             self.show_rescue_options()
+        elif self.scenario_id == "fix-nsg":
+            self.show_nsg_options()
         else:
             self.make_plan()
 
@@ -605,9 +614,50 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         options.highlighted = 0
         self.stage = OPTIONS
 
+    def show_nsg_options(self) -> None:
+        from backend.recovery.steps import protocol_name, remote_port
+
+        port, protocol = remote_port(self.facts.vm)
+        name = protocol_name(protocol)
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        self._option_kind = "nsg"
+        options.add_option(Option(f"Allow {name} (port {port}) from your address only: a temporary rule above the deny, released later", id="allow"))
+        options.add_option(Option(f"Allow {name} (port {port}) from anywhere on the internet (you type a phrase that says so)", id="wide"))
+        options.add_option(Option("Delete the blocking rule itself (destructive: the VM's name typed; undo restores it)", id="disable"))
+        options.highlighted = 0
+        self.stage = OPTIONS
+
+    @work(exclusive=True, group="recovery-secret", exit_on_error=False)
+    async def confirm_wide_source(self) -> None:
+        from backend.recovery.scenarios.fix_nsg import wide_confirmation
+        from backend.recovery.steps import remote_port
+
+        port, _ = remote_port(self.facts.vm)
+        phrase = wide_confirmation(port)
+        dialog = ConfirmDialog(
+            f"Allow port {port} from anywhere?",
+            [f"The rule admits port {port} of {self.facts.vm.name} from every address on the internet until it is released: anyone can try to sign in."],
+            type_name=phrase,
+            typed_what="make a plan that allows it",
+            action="Plan",
+        )
+        if not await self.app.push_screen_wait(dialog):
+            self.notify("Nothing planned: choose another option.", timeout=3)
+            return
+        self.params = {"source": "*", "wide_confirmed": phrase}
+        self.make_plan()
+
     @on(OptionList.OptionSelected, "#options")
     def _option_selected(self, event: OptionList.OptionSelected) -> None:
         choice = event.option.id or ""
+        if self._option_kind == "nsg":
+            if choice == "wide":
+                self.confirm_wide_source()
+                return
+            self.params = {"disable_rule": choice == "disable"}
+            self.make_plan()
+            return
         if self._option_kind == "rescue":
             picked = choice.split(":", 1)[1] if choice.startswith("existing:") else None
             self.params = {"rescue_vm": picked, "run_fixes": choice != "new"}

@@ -1,0 +1,108 @@
+"""fix-nsg in the Recovery pane, as an operator drives it from the Connectivity diagnosis:
+the scenario comes first and recommended, its three options (your address, anywhere with
+a typed phrase, delete the rule with the VM's name typed), the run to a verified RDP
+check, and read-only."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.recovery_support import resources, vm_doc, writes
+from tests.test_tui_recovery import open_pane, steps_text
+from tests.tui_support import make_app, wait_for
+from tui.messages import OpenRecovery
+from widgets.confirm_dialog import ConfirmDialog
+
+pytestmark = pytest.mark.xdist_group("tui-recovery")
+
+
+@pytest.fixture(autouse=True)
+def private_journal(recovery_journal):
+    return recovery_journal
+
+
+def jump_rules(emu) -> dict[str, dict]:
+    (doc,) = [d for d in resources(emu, "Microsoft.Network/networkSecurityGroups") if d["name"] == "nsg-jump-prod"]
+    return {r["name"]: r["properties"] for r in doc["properties"].get("securityRules") or ()}
+
+
+async def open_fix_nsg(pilot, emu, option: str):
+    screen = await open_pane(pilot)
+    vm_id = vm_doc(emu, "jump-prod-01")["doc"]["id"]
+    screen.post_message(OpenRecovery(vm_id, "fix-nsg", reason="blocked by NSG rule Deny-RDP-Incident-4711 at priority 200 (NIC NSG nsg-jump-prod)"))
+    await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="the scenarios")
+    options = screen.query_one("#scenarios")
+    first = options.get_option_at_index(0)
+    assert first.id == "fix-nsg" and "recommended" in str(first.prompt) and options.highlighted == 0
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: screen.stage == "options", what="the options")
+    choices = screen.query_one("#options")
+    ids = [choices.get_option_at_index(i).id for i in range(choices.option_count)]
+    assert ids == ["allow", "wide", "disable"]
+    choices.highlighted = ids.index(option)
+    await pilot.press("enter")
+    return screen
+
+
+async def test_fix_nsg_from_the_diagnosis_to_rdp_answering(emu):
+    app = make_app(emu)
+    async with app.run_test(size=(110, 36)) as pilot:
+        screen = await open_fix_nsg(pilot, emu, "allow")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        text = steps_text(screen)
+        assert "Temporary allow rule: 192.88.99.10 to port 3389" in text
+        assert screen.plan.steps[1].title == "Temporary allow rule: 192.88.99.10 to port 3389, priority 199, NIC NSG nsg-jump-prod"
+        assert "Check that RDP answers" in text
+        before = writes(emu)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        assert app.screen.type_name is None and writes(emu) == before
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
+        assert screen.states == {0: "verified", 1: "verified", 2: "verified"}, screen.summary_text
+        assert f"aztriage-{screen.run_id}-allow-3389" in jump_rules(emu)
+        log_text = "\n".join(str(line.text) for line in screen.query_one("#log").lines)
+        assert "RDP answers on" in log_text
+
+
+async def test_anywhere_needs_the_phrase_typed(emu):
+    app = make_app(emu)
+    async with app.run_test(size=(110, 36)) as pilot:
+        screen = await open_fix_nsg(pilot, emu, "wide")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the phrase dialog")
+        dialog = app.screen
+        assert dialog.type_name == "allow 3389 from anywhere"
+        await pilot.press(*"allow 3389", "enter")
+        await pilot.pause()
+        hint = str(dialog.query_one("#confirm-hint").content)
+        assert isinstance(app.screen, ConfirmDialog) and "does not match" in hint and "'allow 3389 from anywhere'" in hint
+        await pilot.press(*" from anywhere", "enter")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert screen.plan.steps[1].title.startswith("Temporary allow rule: anywhere (every internet address) to port 3389")
+        assert screen.plan.params["source"] == "*" and not screen.plan.blockers
+
+
+async def test_deleting_the_rule_asks_for_the_vms_name(emu):
+    app = make_app(emu)
+    async with app.run_test(size=(110, 36)) as pilot:
+        screen = await open_fix_nsg(pilot, emu, "disable")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert "DESTRUCTIVE" in steps_text(screen) and "Delete the blocking rule Deny-RDP-Incident-4711" in steps_text(screen)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        assert app.screen.type_name == "jump-prod-01"
+        await pilot.press(*"jump-prod-01", "enter")
+        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
+        assert screen.states[1] == "verified" and "Deny-RDP-Incident-4711" not in jump_rules(emu)
+
+
+async def test_read_only_shows_the_rule_change_disabled(emu):
+    app = make_app(emu, read_only=True)
+    async with app.run_test(size=(110, 36)) as pilot:
+        screen = await open_fix_nsg(pilot, emu, "allow")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert "– disabled" in steps_text(screen)
+        before = writes(emu)
+        await pilot.press("x")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDialog) and writes(emu) == before and screen.run_id is None
