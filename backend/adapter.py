@@ -133,10 +133,6 @@ class ActivityLog(Protocol):
         ...
 
 
-class TimelineBackend(ActivityLog, HealthHistory, Protocol):
-    """What a VM's incident timeline reads from Azure: the activity log and Resource Health's history."""
-
-
 class NetworkDiagnostics(Protocol):
     """Network Watcher checks and the private paths into a VM's network."""
 
@@ -361,6 +357,11 @@ class ResourceGraph(Connected, Protocol):
         page_size: int = ...,
         max_rows: int | None = None,
     ) -> GraphResult: ...
+
+
+class TimelineBackend(ActivityLog, HealthHistory, ResourceGraph, Protocol):
+    """What a VM's incident timeline reads from Azure: the activity log, Resource Health's
+    history and Resource Graph's resourcechanges."""
 
 
 class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, NetworkPathChanges, SizeCatalog, Protocol):

@@ -6,6 +6,10 @@ Three sources tell it, merged newest first:
   resources it stands on (its NICs, their NSGs and the subnet's, its public IPs
   and disks), with the caller and how it ended. The entries of one operation
   (Started, Accepted, Succeeded) share a correlation id and show as one line.
+- **resource changes** (Resource Graph ``resourcechanges``, 14 days): the properties
+  that changed on the VM and what it stands on, with changedBy, clientType and the
+  operation; a change made by an operation the activity log shows is told on that
+  operation's line (the same correlation id), so one Azure operation shows once.
 - **Resource Health**: the VM's availability history; each status says why it
   changed (user-initiated, platform-initiated: Spot eviction, service healing).
 - **aztriage**: recovery runs and their steps from the journal, and what the
@@ -34,10 +38,11 @@ if TYPE_CHECKING:
     from backend.adapter import TimelineBackend
     from backend.models import ActivityEvent, HealthStatus, Vm
 
-ACTIVITY, HEALTH, AZTRIAGE = "activity", "health", "aztriage"
-SOURCES = (ACTIVITY, HEALTH, AZTRIAGE)
-SOURCE_LABELS = {ACTIVITY: "activity log", HEALTH: "resource health", AZTRIAGE: "aztriage"}
+ACTIVITY, HEALTH, CHANGES, AZTRIAGE = "activity", "health", "changes", "aztriage"
+SOURCES = (ACTIVITY, HEALTH, CHANGES, AZTRIAGE)
+SOURCE_LABELS = {ACTIVITY: "activity log", HEALTH: "resource health", CHANGES: "resource changes", AZTRIAGE: "aztriage"}
 RETENTION = timedelta(days=90)  # the activity log keeps 90 days
+CHANGE_RETENTION = timedelta(days=14)  # Resource Graph's resourcechanges keeps 14
 PLATFORM = "Azure platform"
 GUEST = "guest OS"
 
@@ -275,6 +280,64 @@ def activity_entries(events: Iterable[ActivityEvent], vm: Vm, related: dict[str,
     return out
 
 
+def changes_query(resource_ids: Iterable[str]) -> str:
+    """The Resource Graph query of the changes of these resources (ordered by id, so it pages)."""
+    quoted = ", ".join("'" + rid.lower().replace("'", "") + "'" for rid in resource_ids)
+    return f"resourcechanges | where tolower(tostring(properties.targetResourceId)) in~ ({quoted}) | project id, properties | order by id asc"
+
+
+def _value(value: Any) -> str:
+    return "(none)" if value is None or value == "" else safe_line(str(value))
+
+
+def _diff(changes: dict[str, Any], limit: int = 3) -> str:
+    parts = []
+    for key, change in list(changes.items())[:limit]:
+        change = change if isinstance(change, dict) else {}
+        parts.append(f"{safe_line(str(key)).removeprefix('properties.')}: {_value(change.get('previousValue'))} → {_value(change.get('newValue'))}")
+    more = len(changes) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def change_entries(rows: Iterable[dict[str, Any]], related: dict[str, str]) -> list[TimelineEntry]:
+    """Resource Graph resourcechanges rows as entries: what changed (previous → new) and who changed it."""
+    out = []
+    for row in rows:
+        props = row.get("properties") or {}
+        attrs = props.get("changeAttributes") or {}
+        at = _parse(str(attrs.get("timestamp") or ""))
+        if at is None:
+            continue
+        target = str(props.get("targetResourceId") or "")
+        label = related.get(target.lower(), target.rsplit("/", 1)[-1])
+        raw = props.get("changes")
+        changes: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        kind = safe_line(str(props.get("changeType") or "Update"))
+        client = safe_line(str(attrs.get("clientType") or ""))
+        operation = safe_line(str(attrs.get("operation") or ""))
+        what = f"{kind} {label}: {_diff(changes)}" if changes else f"{kind} {label}"
+        detail = " ".join(x for x in (operation, f"via {client}" if client else "", f"({len(changes)} properties)") if x)
+        out.append(TimelineEntry(at, CHANGES, safe_line(str(attrs.get("changedBy") or "unknown")), what, kind, detail, safe_line(str(attrs.get("correlationId") or ""))))
+    return out
+
+
+def merge_changes(activity: list[TimelineEntry], changes: list[TimelineEntry]) -> list[TimelineEntry]:
+    """One Azure operation shows once: a change whose correlation id is an activity-log
+    operation's is told on that operation's line (its diff in the detail)."""
+    by_correlation = {e.link.lower(): n for n, e in enumerate(activity) if e.link}
+    merged = list(activity)
+    rest = []
+    for change in changes:
+        n = by_correlation.get(change.link.lower()) if change.link else None
+        if n is None:
+            rest.append(change)
+            continue
+        entry = merged[n]
+        diff = change.what.split(": ", 1)[1] if ": " in change.what else change.what
+        merged[n] = TimelineEntry(entry.time, entry.source, entry.actor, entry.what, entry.status, f"{entry.detail}; changed {diff}", entry.link)
+    return merged + rest
+
+
 def annotation(status: HealthStatus) -> str:
     """Why the VM's availability changed, as Resource Health's status tells it (its context,
     reason and title): the annotation an operator looks for."""
@@ -401,13 +464,23 @@ async def build_timeline(
         except BackendError as exc:
             return [], str(exc)
 
-    (events, activity_errors), (statuses, health_error) = await asyncio.gather(read_activity(), read_health())
+    async def read_changes() -> tuple[list[dict[str, Any]], str | None]:
+        try:
+            result = await backend.graph_query(changes_query(related), subscriptions=sorted({s for s, _ in groups}))
+        except BackendError as exc:
+            return [], str(exc)
+        return list(result.rows), None
+
+    (events, activity_errors), (statuses, health_error), (change_rows, change_error) = await asyncio.gather(read_activity(), read_health(), read_changes())
     errors.extend((ACTIVITY, m) for m in dict.fromkeys(activity_errors))
     if health_error:
         errors.append((HEALTH, health_error))
+    if change_error:
+        errors.append((CHANGES, change_error))
     if journal_error:
         errors.append((AZTRIAGE, journal_error))
-    entries = activity_entries(events, vm, related) + health_entries(statuses) + journal_entries(runs) + console_entries(console)
+    azure = merge_changes(activity_entries(events, vm, related), change_entries(change_rows, related))
+    entries = azure + health_entries(statuses) + journal_entries(runs) + console_entries(console)
     window = [e for e in entries if start <= e.time <= until + timedelta(minutes=1)]
     window.sort(key=lambda e: e.time, reverse=True)
     return Timeline(vm.id, vm.name, start, until, tuple(window), tuple(errors), who_stopped(vm, events, statuses))

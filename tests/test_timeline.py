@@ -272,3 +272,38 @@ def test_incident_report_carries_the_timeline_of_its_window():
     assert "sec.oncall@contoso.com" in section and "Deny-RDP-Incident-4711" in section
     # the window is the last day: last week's restart is not in it
     assert "Restart Virtual Machine" not in section
+
+
+# --- resource changes (Resource Graph resourcechanges) ------------------------------------
+
+
+async def test_resourcechanges_rows_carry_the_diff_and_who_made_it(backend, emulator):
+    nsg = f"/subscriptions/{PROD}/resourceGroups/rg-jump-prod/providers/Microsoft.Network/networkSecurityGroups/nsg-jump-prod"
+    from backend.timeline import changes_query
+
+    result = await backend.graph_query(changes_query([nsg]), subscriptions=[PROD])
+    assert len(result.rows) == 1
+    props = result.rows[0]["properties"]
+    assert props["targetResourceId"] == nsg and props["changeType"] == "Update"
+    attrs = props["changeAttributes"]
+    assert (attrs["changedBy"], attrs["clientType"], attrs["operation"]) == ("sec.oncall@contoso.com", "Azure Portal", "Microsoft.Network/networkSecurityGroups/securityRules/write")
+    assert props["changes"]["properties.securityRules[0].properties.access"] == {"previousValue": None, "newValue": "Deny", "changeCategory": "User", "propertyChangeType": "Insert"}
+
+
+async def test_a_change_made_by_a_logged_operation_is_told_on_its_line(backend, emulator):
+    jump = await _timeline(backend, "jump-prod-01")
+    rule = jump.entries[0]
+    assert rule.source == ACTIVITY
+    assert "changed securityRules[0].name: (none) → Deny-RDP-Incident-4711" in rule.detail
+    assert "securityRules[0].properties.access: (none) → Deny" in rule.detail
+    assert not [e for e in jump.entries if e.source == "changes"]  # shown once, on the operation's line
+    qa = await _timeline(backend, "qa-win-01")
+    resize = [e for e in qa.entries if e.source == ACTIVITY]
+    assert len(resize) == 1 and "hardwareProfile.vmSize: Standard_B2s → Standard_B2ms" in resize[0].detail
+
+
+async def test_resource_graph_failing_is_named_and_the_activity_log_still_shown(backend, fresh_emulator):
+    emulator_control(fresh_emulator, "POST", "/_emulator/faults", {"match": "Microsoft.ResourceGraph/resources", "status": 403, "count": 10})
+    tl = await _timeline(backend, "jump-prod-01")
+    assert [s for s, _ in tl.errors] == ["changes"]
+    assert tl.entries[0].actor == "sec.oncall@contoso.com" and "changed" not in tl.entries[0].detail

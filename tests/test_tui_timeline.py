@@ -90,6 +90,8 @@ def test_timeline_snapshot_at_80x24(snap_compare, emulator):
         await pilot.press("T")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, TimelineScreen) and pilot.app.screen.timeline is not None and not pilot.app.screen.loading, what="timeline")
         await wait_for(pilot, lambda: not pilot.app.screen.table.hidden_columns, what="the columns fitted to the screen")
+        # laid out: the who line and the entry below the table have their full height
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#who").size.height == 2 and pilot.app.screen.query_one("#entry").size.height == 3, what="layout")
         await pilot.pause()
 
     assert snap_compare(make_app(emulator), terminal_size=(80, 24), run_before=run_before)

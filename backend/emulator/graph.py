@@ -202,6 +202,18 @@ class Graph:
                             "properties": {"targetResourceId": target, "targetRegion": store.location_of(target), "trackingId": tracking},
                         }
 
+        def changes() -> Iterator[Row]:
+            # resourcechanges keeps 14 days (on the estate's clock)
+            oldest = store.estate_now() - 14 * 86400
+            for change in store.resource_changes:
+                sub_l = str(change.get("subscriptionId") or "").lower()
+                if sub_l not in wanted:
+                    continue
+                stamp = ((change.get("properties") or {}).get("changeAttributes") or {}).get("timestamp")
+                if _epoch(stamp) < oldest:
+                    continue
+                yield dict(change, subscriptionId=wanted[sub_l], tenantId=tenants.get(sub_l, ""))
+
         def source(name: str) -> Iterable[Row]:
             if name == "resources":
                 return resources(False)
@@ -211,7 +223,9 @@ class Graph:
                 return health()
             if name == "servicehealthresources":
                 return service_health()
-            if name in ("maintenanceresources", "resourcecontainers", "advisorresources", "resourcechanges", "healthresourcechanges"):
+            if name == "resourcechanges":
+                return changes()
+            if name in ("maintenanceresources", "resourcecontainers", "advisorresources", "healthresourcechanges"):
                 return ()
             raise KqlError(f"the table {name!r} is not served by the emulator", name)
 
@@ -317,6 +331,16 @@ class Graph:
             turn = (page * 7919) % len(rows)
             rows = rows[turn:] + rows[:turn]
         return rows, ordered, limited
+
+
+def _epoch(stamp: Any) -> float:
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _pascal(value: Any) -> Any:

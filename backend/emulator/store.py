@@ -143,7 +143,8 @@ class Store:
         self._seq = 0
         self.writes: deque[dict] = deque(maxlen=100_000)
         self.activity: dict[str, list[dict]] = {}  # subscription (lower) -> activity-log EventData, newest first
-        self.activity_pending: dict[str, dict] = {}  # long-running operation id -> its activity-log entry's fields
+        self.activity_pending: dict[str, dict] = {}
+        self.resource_changes: list[dict] = list(est.get("resourceChanges", []) or [])  # ARG resourcechanges rows  # long-running operation id -> its activity-log entry's fields
         self.deleted: list[dict] = []
         self._versions: dict[tuple, int] = {}
         self._json: dict[str, bytes] = {}

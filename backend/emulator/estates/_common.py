@@ -222,6 +222,7 @@ class EstateBuilder:
         self.impacted: dict[str, list[str]] = {}
         self.activity_log: list[dict] = []
         self.health_history: list[dict] = []
+        self.changes: list[dict] = []
         self.tunnels: dict[str, str] = {}  # VPN connection id -> why it is down (backend/emulator/netpath_ops.py)
         self.guest: dict[str, dict] = {}
         self.docs: dict[str, dict] = {}  # id -> doc (exact case as built)
@@ -1031,7 +1032,7 @@ class EstateBuilder:
 
         sub = resource_id.split("/")[2]
         tenant = next((s.get("tenantId", "") for s in self.subscriptions if s.get("subscriptionId", "").lower() == sub.lower()), "")
-        correlation = self.guid(f"activity|{resource_id}|{operation}|{at}")
+        correlation = self.activity_correlation(resource_id, operation, at)
         method = "DELETE" if operation.endswith("/delete") else ("PUT" if operation.endswith("/write") else "POST")
         for n, status in enumerate(statuses):
             when = self.clock.z(at + (0 if n == 0 else 1 if status == "Accepted" else took))
@@ -1042,6 +1043,45 @@ class EstateBuilder:
                 sub_status={"Accepted": "Accepted", "Succeeded": "OK"}.get(status, ""),
                 level="Error" if status == "Failed" else "Informational", properties=properties,
             ))
+
+    def activity_correlation(self, resource_id: str, operation: str, at: int) -> str:
+        """The correlation id ``activity`` gives that operation (a change made by it carries it too)."""
+        return self.guid(f"activity|{resource_id}|{operation}|{at}")
+
+    def change(self, target_id: str, change_type: str, *, at: int, changed_by: str, client_type: str, operation: str,
+               changes: dict[str, tuple[Any, Any]], correlation_id: str = "") -> None:
+        """A Resource Graph ``resourcechanges`` row: the properties that changed (previous, new) and who changed them."""
+        parts = target_id.split("/")
+        name = self.guid(f"change|{target_id}|{at}|{operation}")
+        self.changes.append({
+            "id": f"{target_id}/providers/Microsoft.Resources/changes/{name}",
+            "name": name,
+            "type": "microsoft.resources/changes",
+            "location": "",
+            "resourceGroup": parts[4].lower() if len(parts) > 4 else "",
+            "subscriptionId": parts[2],
+            "properties": {
+                "targetResourceId": target_id,
+                "targetResourceType": "/".join([parts[6], *parts[7::2]]) if len(parts) > 7 else "",
+                "changeType": change_type,
+                "changeAttributes": {
+                    "timestamp": self.clock.z(at),
+                    "correlationId": correlation_id or self.guid(f"correlation|{name}"),
+                    "changedBy": changed_by,
+                    "changedByType": "User" if "@" in changed_by else "Application",
+                    "clientType": client_type,
+                    "operation": operation,
+                    "changesCount": len(changes),
+                    "previousResourceSnapshotId": self.guid(f"snapshot|{name}|before"),
+                    "newResourceSnapshotId": self.guid(f"snapshot|{name}|after"),
+                },
+                "changes": {
+                    key: {"previousValue": before, "newValue": after, "changeCategory": "User",
+                          "propertyChangeType": "Insert" if before is None else "Remove" if after is None else "Update"}
+                    for key, (before, after) in changes.items()
+                },
+            },
+        })
 
     def impacted_by(self, tracking_id: str, resource_id: str) -> None:
         """The event lists this resource as impacted (Resource Health impactedResources)."""
@@ -1087,6 +1127,7 @@ class EstateBuilder:
             "events": self.events,
             "activityLog": self.activity_log,  # activity-log EventData documents (backend/emulator/activitylog.py)
             "availabilityHistory": self.health_history,  # earlier Resource Health statuses of resources
+            "resourceChanges": self.changes,  # Resource Graph resourcechanges rows (property diffs and who made them)
             "guest": self.guest,
             "tunnels": self.tunnels,
         }

@@ -537,8 +537,17 @@ def _history(b: EstateBuilder, *, jump: str, jump_nsg: str, spot: str, qa: str, 
     # the Deny 3389 rule at priority 200 to its NIC's NSG, which beats Allow-RDP at 300: RDP has been blocked since.
     b.activity(jump, f"{vm_ops}/restart/action", at=-8 * DAY - 3 * MINUTE, caller="ops.admin@contoso.com", statuses=lro, client_ip="198.51.100.24", took=95)
     b.past_health(jump, "westeurope", user_stopped_transient(c, "Restarting", since=-8 * DAY - 2 * MINUTE))
-    b.activity(f"{jump_nsg}/securityRules/Deny-RDP-Incident-4711", "Microsoft.Network/networkSecurityGroups/securityRules/write",
-               at=-2 * HOUR - 40 * MINUTE, caller="sec.oncall@contoso.com", statuses=lro, client_ip="198.51.100.77", took=12)
+    rule_op = "Microsoft.Network/networkSecurityGroups/securityRules/write"
+    rule_at = -2 * HOUR - 40 * MINUTE
+    rule_id = f"{jump_nsg}/securityRules/Deny-RDP-Incident-4711"
+    b.activity(rule_id, rule_op, at=rule_at, caller="sec.oncall@contoso.com", statuses=lro, client_ip="198.51.100.77", took=12)
+    b.change(jump_nsg, "Update", at=rule_at + 12, changed_by="sec.oncall@contoso.com", client_type="Azure Portal", operation=rule_op,
+             correlation_id=b.activity_correlation(rule_id, rule_op, rule_at), changes={
+                 "properties.securityRules[0].name": (None, "Deny-RDP-Incident-4711"),
+                 "properties.securityRules[0].properties.access": (None, "Deny"),
+                 "properties.securityRules[0].properties.priority": (None, "200"),
+                 "properties.securityRules[0].properties.destinationPortRange": (None, "3389"),
+             })
 
     # dev-spot-01: created by its developer, deallocated by her three evenings ago and started yesterday;
     # Azure evicted it 14 hours ago (Spot capacity). Nobody deallocated it: the platform did.
@@ -554,6 +563,9 @@ def _history(b: EstateBuilder, *, jump: str, jump_nsg: str, spot: str, qa: str, 
     b.past_health(qa, "eastus", available(c, since=-33 * DAY))
     b.activity(qa, f"{vm_ops}/write", at=-12 * DAY, caller="qa.lead@contoso.com",
                statuses=lro, client_ip="203.0.113.90", took=60)
+    b.change(qa, "Update", at=-12 * DAY + 60, changed_by="qa.lead@contoso.com", client_type="Azure CLI", operation=f"{vm_ops}/write",
+             correlation_id=b.activity_correlation(qa, f"{vm_ops}/write", -12 * DAY),
+             changes={"properties.hardwareProfile.vmSize": ("Standard_B2s", "Standard_B2ms")})
 
     # legacy-app-02: deallocated by the application owner five days ago.
     b.activity(legacy2, f"{vm_ops}/deallocate/action", at=-5 * DAY, caller="j.smith@contoso.com", statuses=lro, client_ip="198.51.100.150", took=80)

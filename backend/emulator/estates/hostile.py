@@ -288,6 +288,12 @@ def build(now: datetime, *, seed: int = 14) -> dict:
         _event(event.get("properties") or {}, rng)
     # The activity log: a caller is whatever the token's identity is called; the operation's
     # friendly name and the description come from Azure and the tenant.
+    for change in estate.get("resourceChanges") or []:
+        attrs = (change.get("properties") or {}).get("changeAttributes") or {}
+        attrs["changedBy"] = hostile_line(rng, str(attrs.get("changedBy") or "someone"))
+        attrs["clientType"] = hostile_line(rng, str(attrs.get("clientType") or "client"))
+        for diff in ((change.get("properties") or {}).get("changes") or {}).values():
+            diff["newValue"] = hostile_line(rng, str(diff.get("newValue") or "value"))
     for entry in estate.get("activityLog") or []:
         entry["caller"] = hostile_line(rng, str(entry.get("caller") or "caller"))
         entry["description"] = hostile_text(rng, "description")

@@ -21,6 +21,7 @@ TOP_LEVEL = {
     "events": list,
     "activityLog": list,  # optional: activity-log EventData documents (backend/emulator/activitylog.py)
     "availabilityHistory": list,  # optional: earlier Resource Health availability statuses, any order
+    "resourceChanges": list,  # optional: Resource Graph resourcechanges rows (property diffs with who made them)
     "guest": dict,
     "usages": dict,  # optional compute usage and limits (backend/emulator/usage.py)
     "skuRestrictions": dict,  # optional: sizes the subscription may not use per region or zone (backend/emulator/skus.py)
