@@ -336,3 +336,31 @@ async def test_undo_and_release_refuse_an_unfinished_run(rig):
 
     with pytest.raises(ReleaseRefused, match="resume it"):
         release_plan(rig.journal, run.run_id)
+
+
+# --- a run's final check names the rule (issue 16, item 1) -------------------------------------------------
+
+
+@pytest.mark.parametrize("vm_name", list(STORIES))
+async def test_a_restart_that_cannot_help_ends_naming_the_rule_and_fix_nsg(rig, vm_name, monkeypatch):
+    # Resumed after a kill before the final check, as an operator on a dropped SSH session would.
+    from tests.rescue_support import Killed
+
+    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "1")
+    nsg, blocking, priority, _ = STORIES[vm_name]
+    plan, facts = await rig.plan(vm_name, "restart")
+    last = len(plan.steps) - 1
+
+    def die(where: str, index: int) -> None:
+        if (where, index) == ("before", last):
+            raise Killed()
+
+    with pytest.raises(Killed):
+        await rig.runner(vm_name, die).start(plan, lambda f, p: scenarios.build_plan("restart", f, p), facts)
+    (run,) = rig.journal.list_runs()
+    result = await rig.resume(run.run_id, vm_name)
+    assert result.status == J.RUN_FAILED
+    level = "subnet" if vm_name.startswith("tools") else "NIC"
+    assert f"verdict: blocked by NSG rule {blocking} at priority {priority} ({level} NSG {nsg})" in result.summary
+    assert "fix-nsg" in result.summary and "inside the guest" not in result.summary and "run-fix or reset-access" not in result.summary
+    assert result.record.steps[last].outputs["verify"]["verdict"]["recommended_scenario"] == "fix-nsg"

@@ -106,3 +106,46 @@ async def test_read_only_shows_the_rule_change_disabled(emu):
         await pilot.press("x")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmDialog) and writes(emu) == before and screen.run_id is None
+
+
+async def _runs_stage(pilot, screen, run_id: str) -> None:
+    await pilot.press("escape")
+    await pilot.press("h")
+    await wait_for(pilot, lambda: screen.stage == "runs", what="the runs")
+    table = screen.query_one("#runs")
+    assert table.cursor_item is not None and table.cursor_item.run_id == run_id
+
+
+async def test_release_and_undo_from_the_runs_stage(emu):
+    before = jump_rules(emu)
+    app = make_app(emu)
+    async with app.run_test(size=(110, 36)) as pilot:
+        screen = await open_fix_nsg(pilot, emu, "allow")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
+        run_id = screen.run_id
+        assert len(jump_rules(emu)) == len(before) + 1
+        await _runs_stage(pilot, screen, run_id)
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the release dialog")
+        dialog = app.screen
+        assert dialog.type_name == run_id and "DELETE security-rule" in str(dialog.query_one("#confirm-lines").content)
+        await pilot.press(*run_id, "enter")
+        await wait_for(pilot, lambda: jump_rules(emu) == before, timeout=30, what="the rule deleted")
+
+        # The destructive option, then its undo: the rule comes back as it was.
+        screen = await open_fix_nsg(pilot, emu, "disable")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        await pilot.press(*"jump-prod-01", "enter")
+        await wait_for(pilot, lambda: screen.run_id and screen.run_id != run_id and not screen.running, timeout=60, what="the run")
+        assert "Deny-RDP-Incident-4711" not in jump_rules(emu)
+        await _runs_stage(pilot, screen, screen.run_id)
+        await pilot.press("z")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the undo dialog")
+        await pilot.press(*screen.run_id, "enter")
+        await wait_for(pilot, lambda: jump_rules(emu) == before, timeout=30, what="the rule restored")

@@ -29,6 +29,7 @@ from textual.reactive import reactive
 from textual.widgets import ContentSwitcher, Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
+from backend.errors import BackendError
 from backend.models import Inventory
 from backend.recovery import journal as J
 from backend.recovery import scenarios, service
@@ -157,6 +158,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         Binding("u", "resume", "Resume run", id="recovery.resume"),
         Binding("d", "operator_done", "Done", id="recovery.done"),
         Binding("h", "history", "Runs", id="recovery.history"),
+        Binding("z", "undo_run", "Undo run", id="recovery.undo"),
+        Binding("L", "release_run", "Release", id="recovery.release"),
         Binding("escape", "back", "Back", id="recovery.back"),
         Binding("slash", "filter", "Filter", id="recovery.filter"),
     ]
@@ -425,6 +428,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             text.append("d: the manual step is done, continue · u: resume (asks whether it is done)", style="bold")
         elif record.unfinished:
             text.append("u: resume this run", style="bold")
+        else:
+            text.append("z: undo what this run changed (where its steps can be) · L: release what it kept until released", style="dim")
         return text
 
     def update_status(self) -> None:
@@ -434,7 +439,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             OPTIONS: "enter: choose · esc: back",
             PLAN: "read-only: changes are disabled · esc: back · ↑↓: step details" if self.read_only else "x: run the plan · esc: back · ↑↓: step details",
             RUN: "running…" if self.running else ("d: the repair is done, continue · esc: back · h: runs" if self.waiting_run else "esc: back to the VMs · h: runs"),
-            RUNS: "u: resume the selected run · d: a waiting run's manual step is done · esc: back",
+            RUNS: "u: resume · d: manual step done · z: undo · L: release · esc: back",
         }
         text = Text(f" {hints.get(self.stage, '')}")
         if self.stage == VMS:
@@ -755,6 +760,11 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 record = self.query_one(RunTable).cursor_item
                 return bool(record is not None and record.status == J.RUN_WAITING)
             return False
+        if action in ("undo_run", "release_run"):
+            if self.stage != RUNS or self.running:
+                return False
+            record = self.query_one(RunTable).cursor_item
+            return True if record is not None and not record.unfinished and not self.read_only else None
         if action == "back":
             return self.stage != VMS or bool(self.query_one(VmTable).filter_text)
         if action == "filter":
@@ -916,6 +926,57 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.notify("Still connecting; try again in a moment.", timeout=3)
             return
         self.resume_run(record.run_id)
+
+    def action_undo_run(self) -> None:
+        record = self.query_one(RunTable).cursor_item if self.stage == RUNS else None
+        if record is not None and self.aztriage.backend is not None:
+            self.undo_or_release(record.run_id, "undo")
+
+    def action_release_run(self) -> None:
+        record = self.query_one(RunTable).cursor_item if self.stage == RUNS else None
+        if record is not None and self.aztriage.backend is not None:
+            self.undo_or_release(record.run_id, "release")
+
+    @work(exclusive=True, group="recovery-run", exit_on_error=False)
+    async def undo_or_release(self, run_id: str, what: str) -> None:
+        """`runs --undo` / `runs --release` from the pane: shown, confirmed by the run id typed, then done."""
+        from backend.recovery.release import DELETE, ReleaseRefused, release, release_plan
+        from backend.recovery.undo import UndoRefused, undo, undo_plan
+
+        if self.read_only:
+            self.notify("Read-only: nothing can be undone or released.", severity="warning", timeout=4)
+            return
+        try:
+            with self.journal() as journal:
+                if what == "undo":
+                    run, _, steps = undo_plan(journal, run_id)
+                    lines = [f"{'undo' if i.can_undo else 'keep'} step {i.index + 1}: {i.title} ({i.how})" for i in steps]
+                else:
+                    run, items = release_plan(journal, run_id)
+                    lines = [f"{'DELETE' if i.action == DELETE else 'keep'} {i.kind} {i.name} ({i.reason})" for i in items]
+                    if not any(i.action == DELETE for i in items):
+                        self.notify(f"Run {run_id} keeps nothing to release.", timeout=4)
+                        return
+        except (UndoRefused, ReleaseRefused, J.JournalError) as exc:
+            self.notify(str(exc), severity="error", timeout=6)
+            return
+        verb = "Undo" if what == "undo" else "Release"
+        dialog = ConfirmDialog(f"{verb} run {run_id}: {run.scenario} on {run.vm_name}", lines, type_name=run_id, typed_what=f"{what} it", action=verb)
+        if not await self.app.push_screen_wait(dialog):
+            self.notify("Nothing was changed.", timeout=3)
+            return
+        try:
+            with self.journal() as journal:
+                if what == "undo":
+                    results = [(text, ok) for _, text, ok in await undo(self.aztriage.backend, journal, run_id)]
+                else:
+                    results = [(f"{item.kind} {item.name}: {text}", ok) for item, text, ok in await release(self.aztriage.backend, journal, run_id)]
+        except (UndoRefused, ReleaseRefused, BackendError) as exc:
+            self.notify(f"{verb} of run {run_id} failed: {exc}", severity="error", timeout=8)
+            return
+        failed = [text for text, ok in results if not ok]
+        self.notify("; ".join(text for text, _ in results), severity="error" if failed else "information", timeout=8)
+        self.action_history()
 
     def _ledger_lines(self, run_id: str) -> list[str]:
         """The run's ledger: everything it created, and what became of it."""
