@@ -221,6 +221,7 @@ def build_report(
     recovery: Mapping[str, Any] | None = None,
     probe_report: Any = None,
     timeline: Mapping[str, Any] | None = None,
+    console: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`probe_report` (a backend.connectivity.Report of this VM) makes the verdict rest on the
     probe too; without it the verdict is Azure's view."""
@@ -242,6 +243,7 @@ def build_report(
         "service_events": events_section(inv, vm),
         "connectivity": dict(connectivity) if connectivity is not None else section("not run", "no probe was run for this report"),
         "recovery": dict(recovery) if recovery is not None else section("not available", "the recovery journal was not read"),
+        "console_sessions": dict(console) if console is not None else section("not available", "the journal was not read"),
         "findings": findings_section(vm, checks),
     }
     if timeline is not None:
@@ -422,6 +424,26 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             lines += ["", "Created by this run (kept until released):", ""] + _table(run["resources"], ("kind", "resource_id", "state", "created_at", "released_at"))
         lines.append("")
 
+    console = report.get("console_sessions") or section("not available", "the journal was not read")
+    lines += ["", "## Serial console sessions", ""] + _status_line(console)
+    sessions = console.get("sessions") or []
+    if console.get("status") == "done" and not sessions and not console.get("note"):
+        lines.append("_No serial console session was recorded for this VM._")
+    if sessions:
+        rows = [
+            {
+                "opened_at": s.get("opened_at"),
+                "closed_at": s.get("closed_at") or "still open or cut off",
+                "duration_s": s.get("duration_s"),
+                "mode": "read-only" if s.get("read_only") else "interactive",
+                "reconnects": s.get("reconnects"),
+                "admin_commands": ", ".join(a.get("command", "") + (f" {a['key']}" if a.get("key") else "") for a in s.get("admin_commands") or []),
+                "end": s.get("end"),
+            }
+            for s in sessions
+        ]
+        lines += _table(rows) + ["", "_What was typed is never recorded (it carries passwords)._"]
+
     fnd = report["findings"]
     lines += ["", "## Open findings", ""]
     if fnd["status"] != "done":
@@ -505,6 +527,28 @@ def recovery_section(vm: Vm, journal_path: Any = None) -> dict[str, Any]:
     return recovery_from_runs(records)
 
 
+def console_section(vm: Vm, journal_path: Any = None) -> dict[str, Any]:
+    """The serial console sessions opened on this VM, from the journal (never what was typed)."""
+    from pathlib import Path
+
+    from backend.recovery.journal import Journal, JournalError, default_path
+
+    path = Path(journal_path) if journal_path else default_path(create=False)
+    if not path.exists():
+        return section("done", f"no journal exists yet at {path}", sessions=[])
+    try:
+        with Journal(path) as journal:
+            records = journal.console_sessions(vm.id)
+    except JournalError as exc:
+        return section("failed", str(exc), sessions=[])
+    sessions = []
+    for record in records:
+        data = record.to_json()
+        data["duration_s"] = _seconds_between(record.opened_at, record.closed_at)
+        sessions.append(data)
+    return section("done", None, sessions=sessions)
+
+
 def connectivity_from(probe_report: Any) -> dict[str, Any]:
     """The section from a ``backend.connectivity.Report`` (probe results, diagnoses, notes)."""
     data = probe_report.to_json()
@@ -576,6 +620,7 @@ async def report_for(
         recovery=recovery_section(vm, journal_path),
         probe_report=probe_report,
         timeline=timeline_section(timeline),
+        console=console_section(vm, journal_path),
     )
 
 

@@ -30,6 +30,9 @@ from typing import Any
 from backend import diagnose as D
 from backend.models import Inventory, ServiceEvent, Vm
 
+# Verdicts that put the fault inside the guest OS: its serial console can reach it when RDP/SSH cannot.
+GUEST_SIDE = frozenset({"not-booting", "guest-firewall", "guest-service-down", "guest-unresponsive", "agent-not-ready"})
+
 
 @dataclass(frozen=True)
 class Kind:

@@ -43,6 +43,9 @@ COMMANDS: dict[str, list[list[str]]] = {
     # Long-running servers: what they print besides their data is covered here (help); what
     # they serve is the console (tests of serve and of the console's output stream).
     "serve": [["--help"]],
+    # Full screen: what its screen writes for the hostile guest's bytes is checked on a pty in
+    # tests/test_serial_console_view.py; here its help and its refusals (one line on stderr).
+    "console": [["--help"], ["--vm", "dev-spot-01"]],
     "emulator": [["serve", "--help"]],
 }
 

@@ -123,7 +123,23 @@ def incident_report():
     inv, vm = incident_inventory()
     checks = run_checks(inv, CheckContext(usages={(SUB, "westeurope"): (ComputeUsage("cores", "Total Regional vCPUs", 92, 100),)}, backup=None))
     history = [vm.health, HealthStatus("Available", title="Available", since=t(-24 * 9))]
-    return rpt.build_report(inv, vm, generated_at=NOW, source="DEMO", checks=checks, history=history, connectivity=probe_section(vm), recovery=recovery_runs(vm))
+    return rpt.build_report(
+        inv, vm, generated_at=NOW, source="DEMO", checks=checks, history=history, connectivity=probe_section(vm), recovery=recovery_runs(vm), console=console_sessions(vm)
+    )
+
+
+def console_sessions(vm):
+    """Two serial console sessions on the VM: one that reset it, one watched read-only and cut off."""
+    return rpt.section(
+        "done",
+        None,
+        sessions=[
+            {"session_id": "c1", "vm": vm.name, "read_only": False, "opened_at": "2026-11-30T02:05:00+00:00", "closed_at": "2026-11-30T02:12:30+00:00", "duration_s": 450.0,
+             "reconnects": 1, "admin_commands": [{"command": "sysrq", "key": "s", "at": "2026-11-30T02:10:00+00:00"}, {"command": "reset", "at": "2026-11-30T02:11:00+00:00"}], "end": "left"},
+            {"session_id": "c2", "vm": vm.name, "read_only": True, "opened_at": "2026-11-30T02:40:00+00:00", "closed_at": None, "duration_s": None,
+             "reconnects": 0, "admin_commands": [], "end": ""},
+        ],
+    )
 
 
 def test_markdown_report_matches_the_golden_file():
@@ -177,6 +193,7 @@ def test_missing_sections_say_so_instead_of_guessing():
     text = rpt.render_markdown(report)
     assert "_Not run: no probe was run for this report._" in text
     assert "_Not available: the recovery journal was not read._" in text
+    assert "## Serial console sessions\n\n_Not available: the journal was not read._" in text
     assert "_Checklist not run._" in text and "_History not shown: the health history was not read._" in text
 
 
@@ -252,3 +269,25 @@ def test_the_report_opens_with_the_vms_verdict():
     text = rpt.render_markdown(report)
     assert text.index("## Verdict") < text.index("## Virtual machine")
     assert "no recovery is recommended while Azure is mitigating" in text
+
+
+def test_console_sessions_come_from_the_journal_without_what_was_typed(tmp_path):
+    from backend.recovery.journal import Journal
+
+    inv, vm = incident_inventory()
+    other = good_vm("other-01")
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as journal:
+        first = journal.open_console_session(vm.id, vm.name, read_only=False)
+        journal.console_reconnected(first)
+        journal.console_admin(first, "nmi")
+        journal.close_console_session(first, "left")
+        journal.open_console_session(other.id, other.name, read_only=True)
+    section = rpt.console_section(vm, path)
+    (session,) = section["sessions"]
+    assert section["status"] == "done" and session["reconnects"] == 1 and session["end"] == "left" and session["duration_s"] is not None
+    assert [a["command"] for a in session["admin_commands"]] == ["nmi"]
+    report = rpt.build_report(inv, vm, generated_at=NOW, source="DEMO", console=section)
+    text = rpt.render_markdown(report)
+    assert "| interactive | 1 | nmi | left |" in text and "What was typed is never recorded" in text
+    assert rpt.console_section(vm, tmp_path / "none.sqlite3")["sessions"] == []

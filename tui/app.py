@@ -161,6 +161,12 @@ class AztriageApp(App[int]):
             status_tone=tone,
         )
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # A serial console's terminal takes Ctrl+Q (XON) for the guest: quit stays on q elsewhere and in the palette.
+        if action == "quit" and getattr(self.focused, "TAKES_EVERY_KEY", False):
+            return False
+        return super().check_action(action, parameters)
+
     # --- notifications ----------------------------------------------------------------
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None, markup: bool = False) -> None:

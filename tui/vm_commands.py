@@ -1,7 +1,7 @@
 """The command palette's actions on one VM, the same from every pane that has a VM
 selected (Inventory, Health, Connectivity, Boot, the VM detail): recover it with any
-scenario its state allows, probe it, read its boot log, see its timeline. Typing "redeploy",
-"probe", "boot" or "timeline" in the palette finds them."""
+scenario its state allows, probe it, read its boot log, see its timeline, open its serial
+console. Typing "redeploy", "probe", "boot", "timeline" or "console" in the palette finds them."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def vm_commands(screen: Any, vm: Vm | None) -> list[Command]:
     commands.append((f"probe: {vm.name}", "Check RDP/SSH of this VM now, and say why not (Connectivity pane)", lambda: _probe(screen, vm)))
     commands.append((f"vm: boot log of {vm.name}", "The serial log and the console screenshot, and what they say", lambda: _boot(screen, vm)))
     commands.append((f"vm: timeline of {vm.name}", "Who did what, when: activity log, Resource Health and aztriage's runs (T)", lambda: open_timeline(screen, vm)))
+    commands.append((f"vm: serial console of {vm.name}", "Type into the VM through Azure Serial Console (ctrl+] leaves)", lambda: _console(screen, vm)))
     return commands
 
 
@@ -50,6 +51,12 @@ def _probe(screen: Any, vm: Vm) -> None:
         app.screen.start_probe([vm.id], vm.name)
 
     screen.run_worker(go(), exclusive=False)
+
+
+def _console(screen: Any, vm: Vm) -> None:
+    from tui.screens.serial_console import open_console
+
+    open_console(screen, vm)
 
 
 def _boot(screen: Any, vm: Vm) -> None:

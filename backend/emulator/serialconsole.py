@@ -22,7 +22,9 @@ The guest console is a TEST DOUBLE, not an OS: a line discipline (echo,
 Backspace, Ctrl+C, escape sequences swallowed) and a handful of scripted
 commands, acted out from the VM's guest facts (``boot``, ``ports``):
 
-- Linux, booted: ``HOST login:``, any password for any user, then a prompt
+- Linux, booted: ``HOST login:`` after the guest fact ``console_issue`` (its
+  /etc/issue, written to the port as it is: the hostile estate puts every class
+  of terminal payload there), any password for any user, then a prompt
   with ``systemctl status|start|restart|enable ssh[d]`` (a refused port 22
   starts answering), ``sudo``, ``exit``, ``reboot``.
 - Linux, ``boot: emergency-fstab``: systemd's emergency mode; any root
@@ -115,12 +117,20 @@ class GuestConsole:
 class SerialState:
     def __init__(self, store: Store, estate: dict):
         self.store = store
-        self.disabled: set[str] = {s.lower() for s in ((estate.get("serial_console") or {}).get("disabled") or [])}
+        self._initially_disabled = frozenset(s.lower() for s in ((estate.get("serial_console") or {}).get("disabled") or []))
+        self.disabled: set[str] = set(self._initially_disabled)
         self.sessions: dict[str, str] = {}  # session id -> vm id (lower)
         self.consoles: dict[str, GuestConsole] = {}
         self.sockets: set[web.WebSocketResponse] = set()
         self.admin_log: list[dict] = []
         self.loaded = id(store.resources)
+
+    def follow_reset(self) -> None:
+        """The estate was reset (/_emulator/reset): every guest boots afresh and the service is as the estate says."""
+        if self.loaded != id(self.store.resources):
+            self.loaded = id(self.store.resources)
+            self.consoles.clear()
+            self.disabled = set(self._initially_disabled)
 
 
 def _state(app: web.Application) -> SerialState:
@@ -224,7 +234,8 @@ class Shell:
             return "\r\n" + EMERGENCY_BANNER + "\r\n" + self.prompt()
         if c.mode == "halted":
             return f"\r\n[FAILED] The system did not boot ({boot}).\r\n"
-        return f"\r\n[  OK  ] Reached target Multi-User System.\r\n\r\nUbuntu 22.04.4 LTS {c.host} ttyS0\r\n\r\n" + self.prompt()
+        issue = str(_facts(self.store, c.vm_id).get("console_issue") or "").replace("\r\n", "\n").replace("\n", "\r\n")
+        return f"\r\n[  OK  ] Reached target Multi-User System.\r\n\r\nUbuntu 22.04.4 LTS {c.host} ttyS0\r\n{issue}\r\n" + self.prompt()
 
     def prompt(self) -> str:
         c = self.c
@@ -473,10 +484,12 @@ def install(app: web.Application, store: Store) -> None:
     ns = r"{ns:(?i:microsoft\.serialconsole)}"
 
     async def service(request: web.Request) -> web.Response:
+        state.follow_reset()
         sub = request.match_info["sub"].lower()
         return web.json_response({"properties": {"disabled": sub in state.disabled}})
 
     async def switch(request: web.Request) -> web.Response:
+        state.follow_reset()
         sub = request.match_info["sub"].lower()
         action = request.match_info["action"].lower()
         if action == "disableconsole":
@@ -488,6 +501,7 @@ def install(app: web.Application, store: Store) -> None:
         return web.json_response({"properties": {"disabled": sub in state.disabled}})
 
     async def connect(request: web.Request) -> web.Response:
+        state.follow_reset()
         vm_path = "/" + request.match_info["vm"]
         doc = _vm_doc(store, vm_path)
         if doc is None or doc.get("type", VM_TYPE).lower() != VM_TYPE.lower():
@@ -505,9 +519,7 @@ def install(app: web.Application, store: Store) -> None:
         return web.json_response({"connectionString": f"wss://{request.host}{GATEWAY_PREFIX}/n/connector/{secrets.token_hex(4)}/sessions/{sid}/client"})
 
     def console_for(vm_l: str) -> GuestConsole:
-        if state.loaded != id(store.resources):  # the estate was reset: every guest boots afresh
-            state.loaded = id(store.resources)
-            state.consoles.clear()
+        state.follow_reset()
         found = state.consoles.get(vm_l)
         if found is None:
             doc = store.get(vm_l) or {}

@@ -13,6 +13,9 @@ Tables
 - events: the step events, in order (what `--format json` prints).
 - resources: the ledger of everything a run created (snapshots, disk copies,
   rescue VMs), written *before* the create is sent so nothing is forgotten.
+- console_sessions: each serial console session opened on a VM (when, read-only
+  or not, reconnects, the admin commands sent, when and how it closed). Never
+  the keystrokes: they carry passwords.
 
 Secrets never reach this file: the runner hands the journal the secret values
 of the run, and every text written is checked against them (a second line of
@@ -118,6 +121,18 @@ CREATE TABLE IF NOT EXISTS resources (
     released_at TEXT,
     PRIMARY KEY (run_id, resource_id)
 );
+CREATE TABLE IF NOT EXISTS console_sessions (
+    session_id TEXT PRIMARY KEY,
+    vm_id TEXT NOT NULL,
+    vm_name TEXT NOT NULL,
+    read_only INTEGER NOT NULL DEFAULT 0,
+    opened_at TEXT NOT NULL,
+    closed_at TEXT,
+    reconnects INTEGER NOT NULL DEFAULT 0,
+    admin TEXT NOT NULL DEFAULT '[]',
+    end_reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS console_sessions_vm ON console_sessions (vm_id);
 """
 
 
@@ -197,6 +212,34 @@ class ResourceRecord:
             "note": self.note,
             "created_at": self.created_at,
             "released_at": self.released_at,
+        }
+
+
+@dataclass
+class ConsoleSession:
+    """One serial console session on a VM, as the journal keeps it (never what was typed)."""
+
+    session_id: str
+    vm_id: str
+    vm_name: str
+    read_only: bool
+    opened_at: str
+    closed_at: str | None
+    reconnects: int
+    admin: list[dict[str, Any]]
+    end_reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "vm": self.vm_name,
+            "vm_id": self.vm_id,
+            "read_only": self.read_only,
+            "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
+            "reconnects": self.reconnects,
+            "admin_commands": list(self.admin),
+            "end": self.end_reason,
         }
 
 
@@ -575,3 +618,46 @@ class Journal:
                 (run_id,),
             ).fetchall()
         return [ResourceRecord(*r) for r in rows]
+
+    # --- serial console sessions (never their keystrokes) ---------------------
+
+    def open_console_session(self, vm_id: str, vm_name: str, *, read_only: bool) -> str:
+        session_id = new_run_id()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO console_sessions (session_id, vm_id, vm_name, read_only, opened_at) VALUES (?, ?, ?, ?, ?)",
+                (session_id, vm_id, self._clean(vm_name), int(read_only), utcnow()),
+            )
+        return session_id
+
+    def console_reconnected(self, session_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE console_sessions SET reconnects=reconnects+1 WHERE session_id=?", (session_id,))
+
+    def console_admin(self, session_id: str, command: str, key: str | None = None) -> None:
+        """An admin command (nmi, reset, sysrq with its key) sent from the session."""
+        with self._tx() as db:
+            row = db.execute("SELECT admin FROM console_sessions WHERE session_id=?", (session_id,)).fetchone()
+            if row is None:
+                return
+            admin = json.loads(row[0] or "[]")
+            entry: dict[str, Any] = {"command": command, "at": utcnow()}
+            if key:
+                entry["key"] = key
+            admin.append(entry)
+            db.execute("UPDATE console_sessions SET admin=? WHERE session_id=?", (self._json(admin), session_id))
+
+    def close_console_session(self, session_id: str, reason: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE console_sessions SET closed_at=?, end_reason=? WHERE session_id=? AND closed_at IS NULL",
+                (utcnow(), self._clean(reason), session_id),
+            )
+
+    def console_sessions(self, vm_id: str | None = None) -> list[ConsoleSession]:
+        query = "SELECT session_id, vm_id, vm_name, read_only, opened_at, closed_at, reconnects, admin, end_reason FROM console_sessions"
+        if vm_id is None:
+            rows = self._db.execute(query + " ORDER BY opened_at, rowid").fetchall()
+        else:
+            rows = self._db.execute(query + " WHERE lower(vm_id)=lower(?) ORDER BY opened_at, rowid", (vm_id,)).fetchall()
+        return [ConsoleSession(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], json.loads(r[7] or "[]"), r[8]) for r in rows]

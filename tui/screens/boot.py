@@ -141,6 +141,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         Binding("a", "read_all", "Read all logs", id="boot.read_all"),
         Binding("o", "open_recovery", "Recovery", id="boot.open_recovery"),
         Binding("e", "enable", "Enable boot diag", id="boot.enable"),
+        Binding("i", "console", "Serial console", id="boot.console"),
         Binding("slash", "filter", "Filter", id="boot.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="boot.clear_filter"),
     ]
@@ -311,8 +312,15 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
                 text.append(f"/{table.filter_text}", style="bold")
             if table.row_count:
                 text.append(f" · row {table.cursor_row + 1}/{table.row_count}")
-            text.append(" · enter: serial log and screenshot")
+            text.append(" · enter: serial log and screenshot · i: serial console")
         self.set_status(text)
+
+    def action_console(self) -> None:
+        from tui.screens.serial_console import open_console
+
+        state = self.table.cursor_state
+        if state is not None:
+            open_console(self, state.vm)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:
         commands: list[tuple[str, str, Any]] = [
@@ -322,6 +330,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         state = self.table.cursor_state
         if state is not None:
             commands.append((f"boot: serial log and screenshot of {state.vm.name}", "Open the boot diagnostics of the selected VM", lambda: self.app.push_screen(BootDetailScreen(state.vm.id))))
+            commands.append((f"boot: serial console of {state.vm.name}", "Type into the VM through Azure Serial Console (i)", self.action_console))
         return commands
 
 
@@ -599,6 +608,10 @@ class BootDetailScreen(BaseScreen):
             ("export: screenshot as PNG", "Write the console screenshot to a file", self.action_save_screenshot),
             ("view: back", "Close the boot diagnostics", self.app.pop_screen),
         ]
+        if state is not None:
+            from tui.screens.serial_console import open_console
+
+            commands.append((f"boot: serial console of {name}", "Type into the VM through Azure Serial Console (ctrl+] leaves)", lambda: open_console(self, state.vm)))
         if state is not None and state.recommended:
             commands.append((f"recovery: {state.recommended} for {name}", "Open the recommended recovery in the Recovery pane", self.action_open_recovery))
         return commands

@@ -5,7 +5,8 @@ One row per VM and port. `p` probes the selected VMs (the rows marked with
 space, else the one under the cursor), `f` the rows the filter shows, `a`
 every VM. The table fills in as results arrive; the panel below shows the
 selected row's verdict, its evidence and a ready-to-use connection line.
-`o` opens the recommended recovery in the Recovery pane, `z` asks Network
+`o` opens the recommended recovery in the Recovery pane, `i` the serial
+console when the verdict puts the fault in the guest, `z` asks Network
 Watcher to try the port from another VM inside Azure, `w` writes an .rdp
 file with the current address, `c` copies the connection line.
 
@@ -28,6 +29,7 @@ from textual.widgets import Input, Static
 from backend.diagnose import NO_PUBLIC_PATH, SCENARIO_TITLES, Diagnosis
 from backend.models import Inventory
 from backend.probe import OPEN, ProbeResult
+from backend.verdict import GUEST_SIDE
 from tui.messages import OpenRecovery, VerdictsChanged
 from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
 from widgets.connectivity_table import ConnectivityTable, PortState, port_row, row_key
@@ -52,6 +54,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         Binding("space", "toggle_mark", "Mark", id="connectivity.mark"),
         Binding("o", "open_recovery", "Recovery", id="connectivity.open_recovery"),
         Binding("z", "check_from_azure", "From Azure", id="connectivity.from_azure"),
+        Binding("i", "console", "Serial console", id="connectivity.console"),
         Binding("w", "write_rdp", ".rdp file", show=False, id="connectivity.write_rdp"),
         Binding("c", "copy_connect", "Copy connect line", show=False, id="connectivity.copy"),
         Binding("slash", "filter", "Filter", id="connectivity.filter"),
@@ -251,6 +254,8 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
             return bool(state and self.aztriage.verdict_for(state.vm).scenario)
         if action in ("write_rdp", "copy_connect"):
             return bool(state and state.diagnosis and state.diagnosis.connect)
+        if action == "console":
+            return self._guest_side() is not None
         return super().check_action(action, parameters)
 
     @on(FastTable.CursorMoved, "#ports")
@@ -266,7 +271,21 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         if state is not None and state.diagnosis is None and not state.probing:
             self.start_probe([state.vm.id], state.vm.name)
 
-    # --- recovery, .rdp, clipboard ----------------------------------------------------
+    # --- recovery, serial console, .rdp, clipboard -------------------------------------
+
+    def _guest_side(self) -> Any:
+        """The VM under the cursor when its verdict puts the fault in the guest (its serial console can reach it)."""
+        state = self.table.cursor_state
+        if state is None:
+            return None
+        return state.vm if self.aztriage.verdict_for(state.vm).id in GUEST_SIDE else None
+
+    def action_console(self) -> None:
+        from tui.screens.serial_console import open_console
+
+        vm = self._guest_side()
+        if vm is not None:
+            open_console(self, vm)
 
     async def action_open_recovery(self) -> None:
         """The recovery the VM's verdict recommends (the same in every pane)."""
@@ -397,6 +416,8 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
             verdict = self.aztriage.verdict_for(vm)
             if verdict.scenario:
                 commands.append((f"recovery: {verdict.scenario} for {vm.name}", SCENARIO_TITLES.get(verdict.scenario, verdict.next_step), self.action_open_recovery))
+            if verdict.id in GUEST_SIDE:
+                commands.append((f"vm: serial console of {vm.name}", "The fault is in the guest: type into it through Azure Serial Console (i)", self.action_console))
             if self._answering(state) is not None and state.port == 3389:
                 commands.append((f"export: .rdp file for {vm.name}", "Write an .rdp file with the current address", self.action_write_rdp))
         return commands
@@ -417,6 +438,8 @@ def detail_text(state: PortState, verdict: Any = None) -> Any:
         if verdict.scenario:
             line.append(f"  → o: {verdict.scenario}", style="bold")
         line.append(f"\n  next: {verdict.next_step}")
+        if verdict.id in GUEST_SIDE:
+            line.append("\n  or fix it in the guest: i opens its serial console")
         lines.append(line)
     if d is None:
         lines.append(Text("probing…" if state.probing else "not probed yet: p probes this VM, a probes every VM", style="italic"))

@@ -20,6 +20,7 @@ class VmDetailScreen(BaseScreen):
         Binding("o", "copy_link", "Copy portal link", id="detail.copy_link"),
         Binding("b", "boot", "Boot diagnostics", show=False, id="detail.boot"),
         Binding("T", "timeline", "Timeline", show=False, id="detail.timeline"),
+        Binding("i", "console", "Serial console", id="detail.console"),
     ]
 
     def __init__(self, vm_id: str) -> None:
@@ -41,7 +42,7 @@ class VmDetailScreen(BaseScreen):
 
     def update_status(self) -> None:
         name = self.vm.name if self.vm else self.vm_id.rsplit("/", 1)[-1]
-        self.set_status(f" VM {name} · esc back · T timeline · c copy id · o copy portal link")
+        self.set_status(f" VM {name} · esc back · T timeline · c copy id · i serial console")
 
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(self.vm_id)
@@ -61,6 +62,14 @@ class VmDetailScreen(BaseScreen):
         from tui.screens.timeline import TimelineScreen
 
         self.app.push_screen(TimelineScreen(self.vm_id))
+
+    def action_console(self) -> None:
+        from tui.screens.serial_console import open_console
+
+        if self.vm is None:
+            self.notify("The VM is not in the inventory (yet).", severity="warning", timeout=4)
+            return
+        open_console(self, self.vm)
 
     def palette_commands(self):
         from tui.vm_commands import vm_commands

@@ -4,7 +4,7 @@ aztriage shows text that others write: the tenant (subscription display names, t
 NSG rule descriptions), Azure (Resource Health titles, summaries and recommended
 actions; Service Health titles, headers, updates and service names), the guest (VM
 agent version and status strings, the serial console log and the screenshot drawn
-from it) and whoever answers on a probed address (the SSH identification line, the
+from it, and what its interactive serial console prints) and whoever answers on a probed address (the SSH identification line, the
 RDP reply). Here each of those fields holds payloads of every class in
 :data:`CLASSES`, generated per class from a seeded random source, so a test that
 checks the *class* of what comes out (no C0 but newline and tab, no DEL, no C1, no
@@ -306,4 +306,5 @@ def build(now: datetime, *, seed: int = 14) -> dict:
             facts["serial_log"] += serial_lines(rng)
         facts["ssh_banner"] = ssh_banner(rng, cls)
         facts["rdp_reply"] = rdp_reply(rng, cls)
+        facts["console_issue"] = serial_lines(rng)  # what its serial console prints before the login prompt
     return estate
