@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import uuid
+import zlib
 from datetime import datetime
 
 from backend.gcpause import gc_paused
@@ -276,13 +277,20 @@ def _build(n: int, subscriptions: int, seed: int, now: datetime) -> dict:
     return b.finish()
 
 
+def _tracking_suffix(key: str) -> str:
+    return f"{zlib.crc32(key.encode()) & 0xFFFF:04X}-{zlib.crc32(key.encode()) % 1000:03d}"
+
+
 def _events(b: EstateBuilder, subs, sub_regions, maint_regions, rng) -> None:
     c = b.clock
-    for i, sub in enumerate(subs):
+    for sub in subs:
         regions = sorted(sub_regions[sub], key=lambda r: (-sub_regions[sub][r], r)) or ["westeurope"]
         active = regions[0]
         name = REGIONS[active][0]
-        tid = f"{rng.getrandbits(16):04X}-{i:03d}"
+        rng.getrandbits(16)  # kept: the estate's random sequence stays what it was
+        # One service issue per region, shared by the subscriptions it touches, as Azure has one
+        # tracking id per incident: a thousand subscriptions do not make a thousand outages.
+        tid = _tracking_suffix(active)
         ups = [(-40 * MINUTE, f"Starting at {c.at(-45 * MINUTE):%H:%M} UTC, a subset of customers using Virtual "
                               f"Machines in {name} may experience connection failures. Engineers are investigating."),
                (-12 * MINUTE, "A networking device in one datacenter was identified as the cause and taken out of "
@@ -295,8 +303,8 @@ def _events(b: EstateBuilder, subs, sub_regions, maint_regions, rng) -> None:
         other = regions[-1]
         ups = [(-6 * DAY, f"Mitigated: customers may have seen allocation failures for Virtual Machines in "
                           f"{REGIONS[other][0]}.")]
-        b.event(sub, "RS" + tid, event_props(
-            c, event_type="ServiceIssue", status="Resolved", tracking_id="RS" + tid, subscription=sub,
+        b.event(sub, "RS" + _tracking_suffix(other), event_props(
+            c, event_type="ServiceIssue", status="Resolved", tracking_id="RS" + _tracking_suffix(other), subscription=sub,
             title=f"Mitigated - Virtual Machines - {REGIONS[other][0]} - Allocation failures", summary=ups[0][1],
             level="Warning", event_level="Warning", start=-6 * DAY - 2 * HOUR, mitigation=-6 * DAY,
             regions=[(other, "Resolved", ups)],
@@ -305,8 +313,9 @@ def _events(b: EstateBuilder, subs, sub_regions, maint_regions, rng) -> None:
             mregs = sorted(maint_regions[sub])
             ups = [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits "
                               "you.")]
-            b.event(sub, "PM" + tid, event_props(
-                c, event_type="PlannedMaintenance", status="Active", tracking_id="PM" + tid, subscription=sub,
+            pm = _tracking_suffix("-".join(mregs))
+            b.event(sub, "PM" + pm, event_props(
+                c, event_type="PlannedMaintenance", status="Active", tracking_id="PM" + pm, subscription=sub,
                 title="Planned maintenance: Virtual Machines - " + ", ".join(REGIONS[r][0] for r in mregs),
                 summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines.",
                 level="Warning", event_level="Informational", start=10 * DAY, mitigation=16 * DAY,
@@ -314,8 +323,8 @@ def _events(b: EstateBuilder, subs, sub_regions, maint_regions, rng) -> None:
             ))
         ups = [(-10 * DAY, "Virtual machines running an outdated Azure VM agent can lose the ability to run "
                            "extensions and to report health. Update the agent.")]
-        b.event(sub, "HA" + tid, event_props(
-            c, event_type="HealthAdvisory", status="Active", tracking_id="HA" + tid, subscription=sub,
+        b.event(sub, "HA" + _tracking_suffix(regions[0]), event_props(
+            c, event_type="HealthAdvisory", status="Active", tracking_id="HA" + _tracking_suffix(regions[0]), subscription=sub,
             title="Action recommended: update the Azure VM agent to a supported version", summary=ups[0][1],
             level="Warning", event_level="Informational", start=-10 * DAY, mitigation=None,
             regions=[(r, "Active", ups) for r in regions[:3]],
