@@ -328,3 +328,35 @@ async def test_the_whole_table_is_shown_as_soon_as_every_subscription_is_listed(
     await asyncio.sleep(0.05)
     assert shown == [first, whole]
     loads.stop()
+
+
+async def test_a_pane_left_for_another_lets_go_of_its_rows_and_has_them_back_when_shown(emulator, monkeypatch):
+    """On a large estate (here: the threshold lowered to the demo's 30 VMs) a pane the operator
+    leaves for another drops its rows; shown again, it has every row back, with the filter, the
+    sort and the VM under the cursor as they were."""
+    import tui.screens.base as base
+
+    monkeypatch.setattr(base, "HIDDEN_ROWS_KEPT", 10)
+    app = make_app(emulator)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_loaded(pilot)
+        inventory = app.screen
+        table = inventory.query_one(VmTable)
+        table.sort_by("name", reverse=True)
+        table.move_cursor(4)
+        await pilot.pause()
+        before, under_cursor = table_lines(table), table.cursor_key
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.current_mode == "health", what="the Health pane")
+        await wait_for(pilot, lambda: table.total_count == 0, what="the hidden Inventory letting go of its rows")
+        await pilot.press("1")
+        await wait_for(pilot, lambda: table.total_count == 30, what="the rows back")
+        await pilot.pause()
+        assert table.cursor_key == under_cursor and table.cursor_row == 4
+        assert table_lines(table) == before
+
+        # A page opened over the pane (the VM's detail) is not leaving it: the rows stay.
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail panel")
+        await pilot.pause(0.2)
+        assert table.total_count == 30

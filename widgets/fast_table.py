@@ -231,6 +231,24 @@ class FastTable(ScrollView, can_focus=True):
         self._release(old)
         return changed
 
+    def release_rows(self) -> bool:
+        """Let go of every row while the table is not shown (a pane the operator left, on a
+        large estate): the cursor's row, the filter and the sort are kept, and the next
+        set_rows() puts the cursor back on its row. True if there were rows to let go."""
+        if not self._rows:
+            return False
+        key = self._cursor_key
+        old = self._rows
+        self._rows = {}
+        self._order = []
+        self._position_cache = None
+        self._sorted_all = None
+        self._last_filter = ((), [])
+        self._line_cache.clear()
+        self._release(old)
+        self._cursor_key = key
+        return True
+
     async def set_rows_in_slices(self, rows: Iterable[Row], per_turn: int = ROWS_PER_TURN) -> int:
         """set_rows() for many rows from a worker: the rows are made `per_turn` at a time,
         the event loop runs between slices (10,000 rows take a few hundred ms of Python)."""

@@ -16,11 +16,15 @@ from backend.models import Inventory
 from tui.messages import InventoryChanged, LoadStateChanged
 from widgets.app_header import AppHeader
 from widgets.error_rows import ErrorRows
-from widgets.fast_table import MANY_ROWS
+from widgets.fast_table import MANY_ROWS, FastTable
 from widgets.presenter_panel import PresenterPanel
 
 if TYPE_CHECKING:
     from tui.app import AztriageApp
+
+
+# From this many VMs a pane the operator leaves lets go of its rows (BaseScreen._hidden).
+HIDDEN_ROWS_KEPT = 2000
 
 
 class BaseScreen(Screen):
@@ -71,6 +75,20 @@ class BaseScreen(Screen):
             # (It keeps no reference to the new inventory meanwhile.)
             self._behind = True
         self.show_load_state()
+
+    @on(events.ScreenSuspend)
+    def _hidden(self) -> None:
+        # A pane the operator left for another pane (not a page opened over it) lets go of its
+        # table rows on a large estate and rebuilds them when shown: at 10,000 VMs each pane's
+        # rows are tens of MB that nobody looks at. What the pane knows (probe results, logs
+        # read, the checklist's result) stays; only the rows drawn from it go.
+        inventory = self.aztriage.inventory
+        if not self.PANE_ID or self.app.current_mode == self.PANE_ID or inventory is None or len(inventory.vms) <= HIDDEN_ROWS_KEPT:
+            return
+        for table in self.query(FastTable):
+            # Only the tables of the estate (a plan's steps or the run list stay as they are).
+            if table.total_count > HIDDEN_ROWS_KEPT and table.release_rows():
+                self._behind = True
 
     @on(events.ScreenResume)
     def _catch_up(self) -> None:
