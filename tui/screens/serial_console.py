@@ -210,6 +210,7 @@ class SerialConsoleScreen(Screen[None]):
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._leaving = False
         self._read_only_told = False
+        self.typed = False  # something was sent to the guest (or an admin command): what other panes know of it may be stale
         # Made here, not queried: the session's last words (on unmount) still reach them.
         self._title = Static("", id="console-title", markup=False)
         self.terminal = SerialTerminal(id="guest")
@@ -349,6 +350,7 @@ class SerialConsoleScreen(Screen[None]):
         if self.stage != CONNECTED:
             self.say(f"Not sent: the console is {self.stage}.")
             return
+        self.typed = True
         self._outbox.put_nowait(event.data)
 
     # --- the journal ------------------------------------------------------------------
@@ -495,6 +497,7 @@ class SerialConsoleScreen(Screen[None]):
         except BackendError as exc:
             self.notify(f"{command} was not sent: {exc}", severity="error", timeout=8)
             return
+        self.typed = True
         await self._journal_admin(command, key)
         what = f"SysRq {key}" if key else command.upper() if command == "nmi" else command
         self.say(f"{what} sent to {name}.")
@@ -526,4 +529,12 @@ def open_console(screen: Any, vm: Any) -> None:
         return
     settings = getattr(app, "settings", None)
     read_only = bool(getattr(settings, "read_only", False))
-    app.push_screen(SerialConsoleScreen(backend, vm.id, vm.name, read_only=read_only))
+    screen = SerialConsoleScreen(backend, vm.id, vm.name, read_only=read_only)
+
+    def left(_result: None) -> None:
+        # What the operator did in the guest (a repaired fstab, a started sshd) is checked
+        # again: the inventory is read and the VM probed, so no pane keeps the old verdict.
+        if screen.typed and hasattr(app, "recheck"):
+            app.recheck(vm.id)
+
+    app.push_screen(screen, left)
