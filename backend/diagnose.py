@@ -43,6 +43,7 @@ SCENARIO_TITLES = {
     "fix-nsg": "let RDP/SSH from your address past the NSG rule (temporary allow rule)",
     "rescue": "repair the OS disk on a rescue VM",
     "perform-maintenance": "start the pending maintenance now",
+    "upgrade-public-ip": "make the public IP Static and Standard, keeping its address",
 }
 
 NOT_RUNNING_STATES = ("stopped", "deallocated", "stopping", "deallocating")
@@ -277,9 +278,11 @@ def diagnose(f: Facts) -> Diagnosis:
             old = ", ".join(f.ip_changes[0].old)
             new = ", ".join(f.ip_changes[0].new)
             evidence = change_lines + [f"connect to {new}: .rdp files, bookmarks and DNS records that name {old} are stale"] + evidence
+            scenario = None
             if any((p.allocation or "").lower() == "dynamic" or (p.sku or "").lower() == "basic" for n in vm.nics for p in n.public_ips):
                 evidence.append("the public IP is dynamic (Basic): make it Static so it keeps its address")
-            return make(IP_CHANGED, f"IP changed from {old} to {new}", evidence, None)
+                scenario = "upgrade-public-ip"
+            return make(IP_CHANGED, f"IP changed from {old} to {new}", evidence, scenario)
         if agent and agent != "Ready":
             evidence.append(f"VM agent: {agent} (extensions and run commands will not work until it is Ready)")
         evidence += health_lines(vm)[1:] if vm.health and vm.health.recently_resolved_summary else []

@@ -485,8 +485,16 @@ def _from_diagnosis(vm: Vm, d: D.Diagnosis, agent: str | None, now: datetime, ma
     if d.verdict == D.BLOCKED_BY_NSG:
         return make("blocked-by-nsg", d.summary, lines, since=checked_at, next_step=f"Change the rule: {d.summary.removeprefix('blocked by ')} (scenario fix-nsg).")
     if d.verdict == D.NO_PUBLIC_PATH:
+        down = [line for line in lines if line.endswith((" is NotConnected", " is Connecting", " is Unknown"))]
+        if d.recommended_scenario == "reset-vpn":
+            what = down[0] if down else "a VPN connection that serves its network is not Connected"
+            return make("no-public-path", d.summary, lines, scenario="reset-vpn", since=checked_at,
+                        next_step=f"Reset the VPN connection ({what}; scenario reset-vpn), then reach it over the VPN or Bastion.")
         return make("no-public-path", d.summary, lines, since=checked_at)
     if d.verdict == D.IP_CHANGED:
+        if d.recommended_scenario == "upgrade-public-ip":
+            return make("ip-changed", d.summary, lines, scenario="upgrade-public-ip", since=checked_at,
+                        next_step="Connect to the new address; make the public IP Static (and Standard) so it keeps it (scenario upgrade-public-ip).")
         return make("ip-changed", d.summary, lines, since=checked_at)
     if d.verdict == D.GUEST_NOT_ANSWERING:
         if cause == "boot" or (boot is not None and getattr(boot, "problem", None)):

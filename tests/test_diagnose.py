@@ -41,7 +41,7 @@ EXPECTED = {
     "erp-prod-eus-01": (PLATFORM_UNHEALTHY, "redeploy", "Unavailable"),
     "jump-prod-01": (BLOCKED_BY_NSG, "fix-nsg", "blocked by NSG rule Deny-RDP-Incident-4711 at priority 200 (NIC NSG nsg-jump-prod)"),
     "dc-shared-01": (REACHABLE, None, "RDP answers"),
-    "rdgw-shared-01": (IP_CHANGED, None, "IP changed from 127.10.2.201 to 127.10.2.11"),
+    "rdgw-shared-01": (IP_CHANGED, "upgrade-public-ip", "IP changed from 127.10.2.201 to 127.10.2.11"),
     "tools-lnx-shared-01": (BLOCKED_BY_NSG, "fix-nsg", "blocked by NSG rule Deny-SSH-Inbound at priority 110 (subnet NSG nsg-snet-tools-shared)"),
     "files-shared-01": (GUEST_NOT_ANSWERING, "run-fix", "RDP times out"),
     "mon-shared-eus-01": (REACHABLE, None, "SSH answers"),

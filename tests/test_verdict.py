@@ -33,7 +33,7 @@ PROBED = {
     "erp-prod-eus-01": ("platform-incident", None),
     "jump-prod-01": ("blocked-by-nsg", "fix-nsg"),
     "dc-shared-01": ("reachable", None),
-    "rdgw-shared-01": ("ip-changed", None),
+    "rdgw-shared-01": ("ip-changed", "upgrade-public-ip"),
     "tools-lnx-shared-01": ("blocked-by-nsg", "fix-nsg"),
     "files-shared-01": ("guest-firewall", "run-fix"),
     "mon-shared-eus-01": ("agent-not-ready", None),

@@ -53,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--confirm-source", metavar="PHRASE", help="fix-nsg with --source-ip '*': the phrase the plan asks for, typed ('allow PORT from anywhere')")
     p.add_argument("--disable-rule", action="store_true", help="fix-nsg: delete the blocking rule itself instead (destructive; --undo restores it)")
     p.add_argument("--hours", type=int, metavar="N", help="fix-nsg: how long the temporary rule is meant to stay (said in its description; default 4)")
+    p.add_argument("--public-ip", metavar="NAME", help="upgrade-public-ip: the public IP to change (default: the VM's first Basic or Dynamic one)")
     p.set_defaults(func=run)
 
 
@@ -66,10 +67,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.resume:
         if args.vm or args.scenario:
             raise CliError("--resume takes the run id alone: the VM and the scenario come from the journal")
-        if args.dry_run or args.size or args.username or args.reset_config or args.rescue_vm or args.run_fixes or _nsg_args(args):
+        if args.dry_run or args.size or args.username or args.reset_config or args.rescue_vm or args.run_fixes or _nsg_args(args) or args.public_ip:
             raise CliError(
                 "--resume continues a run as it was planned: --dry-run, --size, --username, --reset-config, --rescue-vm, --run-fixes, "
-                "--source-ip, --confirm-source, --disable-rule and --hours do not apply"
+                "--source-ip, --confirm-source, --disable-rule, --hours and --public-ip do not apply"
             )
         return
     if args.operator_done:
@@ -90,6 +91,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError("--source-ip, --confirm-source, --disable-rule and --hours only apply to --scenario fix-nsg")
     if args.disable_rule and (args.source_ip or args.confirm_source or args.hours is not None):
         raise CliError("--disable-rule deletes the blocking rule for every source: --source-ip, --confirm-source and --hours do not apply")
+    if args.scenario != "upgrade-public-ip" and args.public_ip:
+        raise CliError("--public-ip only applies to --scenario upgrade-public-ip")
     if args.password_stdin and args.ssh_key:
         raise CliError("give either --password-stdin or --ssh-key, not both")
 
@@ -141,6 +144,8 @@ def _params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[str, Any]
         return params
     if args.scenario == "rescue":
         return {"rescue_vm": args.rescue_vm, "run_fixes": bool(args.run_fixes)}
+    if args.scenario == "upgrade-public-ip":
+        return {"public_ip": args.public_ip} if args.public_ip else {}
     if args.scenario == "reset-access":
         credential = "password" if "password" in secrets else "ssh_key" if "ssh_key" in secrets else None
         return {"credential": credential, "username": args.username, "reset_config": args.reset_config}
