@@ -22,7 +22,9 @@ so a run resumed after a crash recognises what already happened.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,7 @@ from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
-from backend.recovery.steps import preflight_step, protocol_name, reach_step, remote_port
+from backend.recovery.steps import SETTLE_TIMEOUT, poll_interval, preflight_step, protocol_name, reach_step, remote_port
 
 RETIRED = "Basic SKU public IP addresses were retired on 30 September 2025: Azure no longer supports them, and upgrading to Standard is the way Azure documents."
 NSG_RULE_PRIORITY = 300
@@ -165,6 +167,16 @@ async def _nic(ctx: StepContext, lay: Layout) -> dict[str, Any]:
     return doc
 
 
+async def _settled_pip(ctx: StepContext, lay: Layout) -> dict[str, Any]:
+    """The IP once no operation runs on it (a run resumed after a crash may find its own write still Updating)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        pip = await _pip(ctx, lay)
+        if not _busy(pip) or time.monotonic() >= deadline:
+            return pip
+        await asyncio.sleep(poll_interval(ctx.settings))
+
+
 def _config(nic: dict[str, Any], lay: Layout) -> dict[str, Any]:
     for cfg in _props(nic).get("ipConfigurations") or ():
         if (cfg.get("name") or "").lower() == lay.config_name.lower():
@@ -213,7 +225,7 @@ def static_step(lay: Layout) -> Step:
         return f"{lay.pip_name} is Static with address {_props(doc).get('ipAddress') or 'none'}"
 
     async def verify(ctx: StepContext) -> Verification:
-        pip = await _pip(ctx, lay)
+        pip = await _settled_pip(ctx, lay)
         address = _props(pip).get("ipAddress")
         if _allocation(pip).lower() != "static" or _busy(pip):
             return not_verified(f"{lay.pip_name} is {_allocation(pip)} ({_props(pip).get('provisioningState')})")
@@ -367,7 +379,7 @@ def upgrade_step(lay: Layout) -> Step:
         return f"{lay.pip_name} is {_sku(doc)} with address {_props(doc).get('ipAddress') or 'none'}"
 
     async def verify(ctx: StepContext) -> Verification:
-        pip = await _pip(ctx, lay)
+        pip = await _settled_pip(ctx, lay)
         if _sku(pip).lower() != "standard" or _busy(pip):
             return not_verified(f"{lay.pip_name} is {_sku(pip)} ({_props(pip).get('provisioningState')})")
         changed = await _kept_address(ctx, pip)
@@ -433,7 +445,7 @@ def final_address_step(lay: Layout, vm: Vm) -> Step:
     """For a VM that is not running: what the final address is, since nothing answers to probe."""
 
     async def verify(ctx: StepContext) -> Verification:
-        pip = await _pip(ctx, lay)
+        pip = await _settled_pip(ctx, lay)
         address = _props(pip).get("ipAddress")
         if _allocation(pip).lower() != "static" or not address:
             return not_verified(f"{lay.pip_name} is {_allocation(pip)} with address {address or 'none'}")
