@@ -307,3 +307,39 @@ async def test_resource_graph_failing_is_named_and_the_activity_log_still_shown(
     tl = await _timeline(backend, "jump-prod-01")
     assert [s for s, _ in tl.errors] == ["changes"]
     assert tl.entries[0].actor == "sec.oncall@contoso.com" and "changed" not in tl.entries[0].detail
+
+
+# --- aztriage's own: the journal's runs and what the console saw ---------------------------
+
+
+async def test_recovery_runs_and_console_events_are_on_the_vms_timeline(backend, emulator, tmp_path):
+    from backend.recovery.journal import Journal
+    from backend.timeline import ConsoleEvent, ConsoleEvents, runs_for
+
+    inv = await backend.inventory(instance_views=0)
+    vm = find_vm(inv, "dev-spot-01")
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as journal:
+        run_id = journal.create_run(vm_id=vm.id, vm_name=vm.name, scenario="start", params={}, needs_secrets=[], target=vm.name, facts={},
+                                    steps=[("check", "Check the VM", "check"), ("start", "Start the VM", "change")])
+        journal.set_step(run_id, 0, "verified", started=True)
+        journal.set_step(run_id, 1, "failed", started=True, message="AllocationFailed: no Spot capacity")
+        journal.set_run_status(run_id, "failed", "the start failed")
+        journal.create_run(vm_id=SPOT.replace("dev-spot-01", "dev-sandbox-01"), vm_name="dev-sandbox-01", scenario="restart", params={},
+                           needs_secrets=[], target="dev-sandbox-01", facts={}, steps=[("restart", "Restart", "change")])
+    runs, error = runs_for(vm.id, path)
+    assert error is None and [r.run_id for r in runs] == [run_id]  # only this VM's run
+    seen = ConsoleEvents()
+    now = datetime.now(UTC)
+    seen.add(ConsoleEvent(now, vm.id, "probe of port 22: \x1b[2Jnot answering", "vm-stopped"))
+    seen.verdict(vm.id, "stopped", "the VM is deallocated", now)
+    seen.verdict(vm.id, "stopped", "the VM is deallocated", now)  # the same verdict again is not a change
+    tl = await build_timeline(backend, vm, since=FIXED_NOW - timedelta(days=30), runs=runs, console=seen.of(vm.id))
+    mine = [e for e in tl.only([AZTRIAGE]).entries]
+    whats = [e.what for e in mine]
+    assert "recovery run start started" in whats and "recovery run start ended" in whats
+    step = next(e for e in mine if e.what == "step 2: Start the VM")
+    assert (step.status, step.detail, step.link) == ("failed", "AllocationFailed: no Spot capacity", f"{run_id}#2")
+    assert "probe of port 22: ␛[2Jnot answering" in whats  # made safe where it was recorded
+    assert sum(w.startswith("verdict stopped") for w in whats) == 1
+    assert {e.source for e in tl.only([AZTRIAGE]).entries} == {AZTRIAGE}

@@ -59,6 +59,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# A probe of at most this many VMs also puts the verdicts it changed on their timelines.
+VERDICT_EVENTS_UP_TO = 200
+
 class AztriageApp(App[int]):
     TITLE = "aztriage"
     CSS_PATH = ["app.tcss", "presenter.tcss"]
@@ -426,6 +429,8 @@ class AztriageApp(App[int]):
         for diagnosis in getattr(report, "diagnoses", ()) or ():
             if diagnosis.vm_id.lower() in by_id:
                 self.console_events.add(ConsoleEvent(now, diagnosis.vm_id, f"probe of port {diagnosis.port}: {diagnosis.summary}", diagnosis.verdict))
+        if len(by_id) > VERDICT_EVENTS_UP_TO:
+            return  # a background sweep of a large estate: its panes work out the verdicts already
         for vm in by_id.values():
             verdict = self.verdicts.verdict(vm, self.inventory, now)
             self.console_events.verdict(vm.id, verdict.id, verdict.summary, now)
