@@ -177,7 +177,8 @@ def _cli(emu, home: Path, *argv: str) -> str:
 def test_report_and_checklist_markdown_show_hostile_text_as_text(hostile_emulator, tmp_path):
     report = _cli(hostile_emulator, tmp_path, "report", "--no-probe", "--vm", "api-dev-01", "--vm", "files-shared-01", "--vm", "web-prod-01")
     checklist = _cli(hostile_emulator, tmp_path, "--format", "md", "check")
-    for name, text in (("report", report), ("check --format md", checklist)):
+    timeline = _cli(hostile_emulator, tmp_path, "--format", "md", "timeline", "--vm", "jump-prod-01", "--since", "30d")
+    for name, text in (("report", report), ("check --format md", checklist), ("timeline --format md", timeline)):
         assert "MARKUP" in text, f"{name} shows none of the hostile estate's text"
         assert markdown_problems(text) == [], name
     # The estate's HTML and link payloads are there, as text.

@@ -58,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "json":
         print_json(timeline.to_json())
     elif fmt == "md":
+        from backend.escape import md_inline
         from backend.report import timeline_markdown
 
-        sys.stdout.write("\n".join([f"# Timeline: {timeline.vm_name}", "", *timeline_markdown(timeline.to_json())]).rstrip() + "\n")
+        sys.stdout.write("\n".join([f"# Timeline: {md_inline(timeline.vm_name)}", "", *timeline_markdown(timeline.to_json())]).rstrip() + "\n")
     else:
         print(render_table(timeline))
     for source, message in timeline.errors:
