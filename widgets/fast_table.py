@@ -543,6 +543,8 @@ class FastTable(ScrollView, can_focus=True):
             if not w:
                 continue
             text = texts[i]
+            if not text.isprintable():  # prose (a summary) keeps its tabs and newlines: a cell is one line
+                text = text.translate(_ONE_LINE)
             if text.isascii():
                 if len(text) > w:
                     text = text[: w - 1] + "…"
@@ -640,6 +642,11 @@ class FastTable(ScrollView, can_focus=True):
             self.move_cursor(row)
             if event.chain >= 2:
                 self.action_select()
+
+
+# Whitespace that moves a terminal's cursor, as a space: a TAB written raw jumps to a tab stop
+# the screen does not know of and leaves old cells behind (models keep them in multi-line text).
+_ONE_LINE = {ord("\t"): " ", ord("\n"): " ", ord("\r"): " "}
 
 
 def sort_text(text: str) -> tuple[int, str]:

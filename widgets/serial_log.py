@@ -74,7 +74,9 @@ class SerialLogView(ScrollView, can_focus=True):
 
     def set_log(self, lines: list[str], last_start: int = 0, last_end: int | None = None, evidence: set[int] | None = None, *, follow: bool = True) -> None:
         """Show these lines; `follow` scrolls to where the last boot went wrong (its first evidence line), else to the end."""
-        self.lines = list(lines)
+        # A log keeps its tabs (backend/safetext): drawn raw, a TAB would jump to the terminal's own
+        # tab stop and leave old cells behind, so they are expanded to the 8-column stops here.
+        self.lines = [line.expandtabs() if "\t" in line else line for line in lines]
         self._spans_cache = None
         self.last_start = last_start
         self.last_end = len(self.lines) if last_end is None else last_end

@@ -346,6 +346,9 @@ def draw_screenshot(os_type: str, boot: str, log_text: str) -> bytes:
     from PIL import Image, ImageDraw, ImageFont
 
     kind, rows = console_screen(os_type, boot, log_text)
+    # The console's font has Latin-1 only (as a VGA text console has one code page): anything
+    # else a guest writes (bidi controls, CJK) is drawn as "?", never a failed screenshot.
+    rows = [(row, "".join(ch if ord(ch) <= 0xFF else "?" for ch in text), scale) for row, text, scale in rows]
     background, ink = {"bsod": (BSOD_BLUE, WHITE), "lock": (LOCK_BLUE, WHITE)}.get(kind, (BLACK, GREY))
     width, height = SCREEN_COLUMNS * CELL_W, SCREEN_ROWS * CELL_H
     image = Image.new("RGB", (width, height), background)

@@ -106,14 +106,19 @@ def _line_separator(rng: random.Random) -> str:
     return rng.choice(["\u2028", "\u2029", "\u0085"])
 
 
+# Rich / Textual markup: a style, a link, actions run on a click. Shown as it is written when
+# it is not parsed (so a check can look for its brackets on the screen).
+RICH_MARKUP = [
+    "[bold red]MARKUP[/bold red]",
+    "[link=file:///etc/passwd]MARKUP[/link]",
+    "[@click=app.quit]MARKUP[/]",
+    "[@click=app.screenshot('pwned.svg')]MARKUP[/]",
+    "[reverse blink]MARKUP",
+]
+
+
 def _rich_markup(rng: random.Random) -> str:
-    return rng.choice([
-        "[bold red]MARKUP[/bold red]",
-        "[link=file:///etc/passwd]MARKUP[/link]",
-        "[@click=app.quit]MARKUP[/]",
-        "[@click=app.screenshot('pwned.svg')]MARKUP[/]",
-        "[reverse blink]MARKUP",
-    ])
+    return rng.choice(RICH_MARKUP)
 
 
 def _markdown_html(rng: random.Random) -> str:
@@ -159,6 +164,21 @@ CLASSES: dict[str, Callable[[random.Random], str]] = {
 
 # The classes that are code points a terminal obeys (what no output may carry raw).
 CONTROL_CLASSES = ("csi", "osc0", "osc8", "osc52", "dcs", "c1", "bel", "bs", "cr", "del", "nul", "c0", "bidi", "zero_width", "line_separator")
+
+
+# Every code point a terminal obeys or that hides or reorders text, each by name: C0 (newline and
+# tab included: they are text in prose, not in a one-line field), DEL, C1, the bidi embeddings,
+# overrides and isolates, zero-width and other invisible format characters, line and paragraph
+# separators. The classes above pick among them at random; these name each one, so a check can be
+# proven against all of them, and the estate's serial logs and tags carry every one.
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\ufeff", "\u061c", "\u00ad", "\u2028", "\u2029"]
+EVERY_CODE_POINT: dict[str, str] = {
+    **{f"c0-{cp:02x}": chr(cp) for cp in range(0x20)},
+    "del": "\x7f",
+    **{f"c1-{cp:02x}": chr(cp) for cp in range(0x80, 0xA0)},
+    **{f"bidi-{ord(ch):04x}": ch for ch in BIDI},
+    **{f"invisible-{ord(ch):04x}": ch for ch in INVISIBLE},
+}
 
 
 def payload(cls: str, rng: random.Random) -> str:
@@ -243,6 +263,7 @@ def serial_lines(rng: random.Random) -> str:
         f"[   13.000000] sshd[812]: /etc/ssh/sshd_config{payload('bidi', rng)}: line 3: Bad configuration option: {hostile_line(rng, '')}",
     ]
     lines += [f"[   14.{i:06d}] {hostile_line(rng, cls, (cls,))}" for i, cls in enumerate(CLASSES)]
+    lines += [f"[   15.{i:06d}] {name}: <{ch}>" for i, (name, ch) in enumerate(EVERY_CODE_POINT.items()) if ch != "\n"]
     return "\n".join(lines) + "\n"
 
 
@@ -274,6 +295,7 @@ def build(now: datetime, *, seed: int = 14) -> dict:
                 tags[key] = hostile_line(rng, str(tags[key]))
             # Tag names cannot hold <>%&\?/ (ARM); anything else can.
             tags["owner" + payload(control[i % len(control)], rng)] = hostile_line(rng, "team")
+            tags["controls"] = "every one: " + "".join(EVERY_CODE_POINT.values())
         props = doc.get("properties") or {}
         for rule in props.get("securityRules") or []:
             rule.setdefault("properties", {})["description"] = hostile_text(rng, "rule")
