@@ -39,6 +39,10 @@ COMMANDS: dict[str, list[list[str]]] = {
     "recover": [["--vm", "api-dev-01", "--scenario", "rescue", "--dry-run"], ["--vm", "web-prod-01", "--scenario", "restart", "--dry-run"],
                 ["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--dry-run"], ["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--disable-rule", "--dry-run"]],
     "timeline": [["--vm", "jump-prod-01", "--since", "30d"], ["--vm", "dev-spot-01", "--since", "90d"]],
+    # A VM from Resource Graph by name and by address (no tenant prose in its columns).
+    "find": [["api-dev-01"], ["127.10.3.13"]],
+    # Not Available VMs, active events and maintenance from Resource Graph (health text in it).
+    "broken": [[]],
     "runs": [[]],
     "keys": [[]],
     # Long-running servers: what they print besides their data is covered here (help); what
@@ -52,7 +56,7 @@ COMMANDS: dict[str, list[list[str]]] = {
 
 # (command, argument list) whose output shows text from the estate: it must show some of it
 # made visible (so the check above is not passing on output that never saw a payload).
-SHOWS_HOSTILE_TEXT = {"inventory", "health", "check", "report", "probe", "bootlog", "timeline"}
+SHOWS_HOSTILE_TEXT = {"broken", "inventory", "health", "check", "report", "probe", "bootlog", "timeline"}
 
 
 def _parser_commands() -> dict[str, object]:

@@ -200,3 +200,11 @@ async def test_console_exports_are_escaped(hostile_emulator):
     assert any("␛" in c or "<U+" in c for c in cells), "the export shows none of the hostile estate's text"
     assert not [c for c in cells if c.lstrip(" ").startswith(CSV_FORMULA_STARTERS)]
     assert any(c.startswith("'") for c in cells), "no hostile cell began with a formula starter: the estate changed?"
+
+
+def test_a_cli_table_row_stays_one_line_whatever_its_prose_holds():
+    from tui.textfmt import table
+
+    summary = safe_text(hostile.hostile_text(random.Random(3), "summary"))
+    assert "\n" in summary and "\t" not in table(("VM", "SUMMARY"), [("vm-1", summary), ("vm-2", "x\ty")])
+    assert len(table(("VM", "SUMMARY"), [("vm-1", summary), ("vm-2", "x\ty")], width=1 << 20).splitlines()) == 3

@@ -48,6 +48,15 @@ def ellipsize(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+_ONE_LINE = {ord("\t"): " ", ord("\n"): " ", ord("\r"): " "}
+
+
+def one_line(value: object) -> str:
+    """``value`` as text on one line (newline, tab and CR as spaces)."""
+    text = str(value)
+    return text if text.isprintable() else text.translate(_ONE_LINE)
+
+
 def table(
     headers: Sequence[str],
     rows: Sequence[Sequence[str]],
@@ -62,6 +71,9 @@ def table(
     width = width or output_width()
     if width is None:
         width = 1 << 30  # a pipe: nothing is cut
+    # A cell is one line: prose from Azure or the tenant (a summary) keeps its newlines and tabs
+    # in the models, which would break the row or jump to a tab stop here.
+    rows = [[one_line(c) for c in r] for r in rows]
     natural = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
     keep = list(range(len(headers)))
     for col in reversed(list(optional)):
