@@ -423,3 +423,48 @@ def test_the_cli_says_bad_input_and_refusals_in_one_line(tmp_path, vm, code, wor
     assert proc.returncode == code and proc.stdout == b""
     (line,) = proc.stderr.decode().splitlines()
     assert words in line and line.startswith("aztriage: ")
+
+
+@pytest.fixture(scope="module")
+def boot_diagnostics_off_emulator():
+    """The demo estate with boot diagnostics off on a running VM (dev-ephemeral-01)."""
+    from backend.emulator.estates import load_estate
+    from backend.emulator.server import EmulatorThread
+    from tests.support import FIXED_NOW
+
+    estate = load_estate("demo", now=FIXED_NOW)
+    (doc,) = [d for d in estate["resources"] if d.get("name") == "dev-ephemeral-01" and d.get("type", "").lower() == "microsoft.compute/virtualmachines"]
+    doc["properties"]["diagnosticsProfile"] = {"bootDiagnostics": {"enabled": False}}
+    emu = EmulatorThread(estate).start()
+    yield emu
+    emu.stop()
+
+
+async def test_boot_diagnostics_off_is_the_check_that_failed(boot_diagnostics_off_emulator):
+    app = make_app(boot_diagnostics_off_emulator)
+    async with app.run_test(size=(160, 24)) as pilot:
+        screen = await open_from_detail(pilot, "dev-ephemeral-01")
+        await wait_for(pilot, lambda: screen.stage == "refused", what="the refusal")
+        status = str(screen.query_one("#console-status").render())
+        assert "Refused (check failed: boot diagnostics on): VM dev-ephemeral-01 has boot diagnostics off" in status
+
+
+async def test_sac_on_windows_opens_the_guest_firewall(fresh_emulator):
+    app = make_app(fresh_emulator)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_from_detail(pilot, "files-shared-01")
+        await see(pilot, screen, "SAC>")
+        assert screen.os_type == "Windows"
+        names = [name for name, _help, _cb in screen.palette_commands()]
+        assert any("NMI" in n for n in names) and not any("SysRq" in n for n in names)  # SysRq is Linux only
+        for line, expect in (("cmd", "Channel: Cmd0001"), ("ch -si 1", "Username:"), ("ops", "Domain  :"), ("", "Password:"), ("pw", "system32>")):
+            await type_keys(pilot, line)
+            await pilot.press("enter")
+            await see(pilot, screen, expect)
+        await type_keys(pilot, 'netsh advfirewall firewall add rule name="RDP" dir=in action=allow protocol=TCP localport=3389')
+        await pilot.press("enter")
+        await see(pilot, screen, "Ok.")
+        await pilot.press("ctrl+right_square_bracket")
+    vms = emulator_control(fresh_emulator, "GET", "/_emulator/guest")["vms"]
+    facts = next(v for k, v in vms.items() if k.lower().endswith("/files-shared-01"))
+    assert facts["ports"]["3389"] == "rdp"
