@@ -242,7 +242,7 @@ class SerialConsoleScreen(Screen[None]):
             text.append(f" · {self.os_type}")
         text.append(f" · {self.stage}")
         if self.read_only:
-            text.append(" · READ-ONLY (watching, nothing is sent)")
+            text.append(" · READ-ONLY")  # watching: nothing typed is sent (the status line says so when you type)
         text.append(f" · {model.columns}x{model.lines}")
         self._title.update(text)
 
