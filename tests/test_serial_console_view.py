@@ -468,3 +468,15 @@ async def test_sac_on_windows_opens_the_guest_firewall(fresh_emulator):
     vms = emulator_control(fresh_emulator, "GET", "/_emulator/guest")["vms"]
     facts = next(v for k, v in vms.items() if k.lower().endswith("/files-shared-01"))
     assert facts["ports"]["3389"] == "rdp"
+
+
+def test_the_scrollback_keeps_what_scrolled_off_and_is_searched():
+    from tui.screens.serial_console import ScrollbackSearch
+
+    terminal = SerialTerminal(columns=40, lines=5)
+    terminal.feed(b"".join(f"boot line {n}\r\n".encode() for n in range(1, 31)))
+    lines = terminal.scrollback_lines()
+    assert lines[0] == "boot line 1" and "boot line 30" in lines and "boot line 1" not in terminal.text().splitlines()
+    search = ScrollbackSearch(lines)
+    assert [line for _n, line in search.matches("LINE 2")] == ["boot line 2", *(f"boot line {n}" for n in range(20, 30))]
+    assert search.matches("") == []
