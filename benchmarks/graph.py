@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import emulator_process, median
+from benchmarks._emulator import emulator_process, median, timed_process
 from benchmarks.inventory import run_aztriage
 
 
@@ -44,6 +44,24 @@ def run(info: dict, engine: str) -> dict:
     return {**result, "graph_queries": len(statuses), "throttled": statuses.count(429)}
 
 
+def a_vm_name(info: dict) -> str:
+    """The name of the last VM by id (one ARG query, outside any measured run)."""
+    ctx = ssl.create_default_context(cafile=info["ca_file"])
+    body = json.dumps({"query": "resources | where type =~ 'microsoft.compute/virtualmachines' | project id, name | order by id desc | take 1"}).encode()
+    req = urllib.request.Request(info["endpoint"] + "/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer benchmark"})
+    with urllib.request.urlopen(req, context=ctx, timeout=120) as resp:
+        return json.loads(resp.read())["data"][0]["name"]
+
+
+def timed_triage(info: dict, command: list[str]) -> dict:
+    """One `aztriage broken` / `aztriage find` (JSON to /dev/null), with the ARG queries it sent."""
+    before = len(graph_statuses(info))
+    cmd = [sys.executable, "-m", "tui.cli", *command, "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none", "--format", "json"]
+    proc = timed_process(cmd)
+    return {**proc, "queries": len(graph_statuses(info)) - before}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--vms", type=int, default=100_000)
@@ -52,13 +70,19 @@ def main() -> None:
     ap.add_argument("--graph-quota", default="15/5", help="queries/seconds (Microsoft's documented example: 15/5)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--engines", default="arg,arm")
+    ap.add_argument("--triage-runs", type=int, default=0, help="also time `aztriage broken` and `aztriage find NAME` this many times each")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     load = os.getloadavg()[0]
     results: dict[str, list[dict]] = {}
     serve = ["--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms), "--graph-quota", args.graph_quota]
+    triage: dict[str, list[dict]] = {}
     with emulator_process(*serve) as info:
-        for engine in args.engines.split(","):
+        for name, command in (("broken", ["broken"]), ("find", ["find", a_vm_name(info)])) if args.triage_runs else ():
+            triage[name] = [timed_triage(info, command) for _ in range(args.triage_runs)]
+            for r in triage[name]:
+                print(f"  {name} run: whole process {r['wall_s']:.2f} s, CPU {r['cpu_s']:.2f} s, {r['queries']} ARG queries", flush=True)
+        for engine in [e for e in args.engines.split(",") if e]:
             results[engine] = []
             for _ in range(args.runs):
                 r = run(info, engine)
@@ -75,8 +99,10 @@ def main() -> None:
     for engine, runs in results.items():
         m = {k: median([r[k] for r in runs]) for k in ("whole_process_s", "in_process_s", "cpu_s", "requests", "throttled", "peak_rss_mb")}
         print(f"  {engine:<8} {m['whole_process_s']:>11.1f} s {m['in_process_s']:>9.1f} s {m['cpu_s']:>6.1f} s {m['requests']:>9.0f} {m['throttled']:>9.0f} {m['peak_rss_mb']:>6.0f} MB   ({len(runs)} runs)")
+    for name, runs in triage.items():
+        print(f"  aztriage {name}: whole process {median([r['wall_s'] for r in runs]):.2f} s (median of {len(runs)}), {median([r['queries'] for r in runs]):.0f} ARG queries")
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps({"inventory": results, "triage": triage}))
 
 
 if __name__ == "__main__":
