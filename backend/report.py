@@ -601,13 +601,12 @@ async def report_for(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """One VM's report from an inventory and checklist already at hand (the console's export)."""
-    from backend.timeline import build_timeline, incident_window, runs_for
+    from backend.timeline import build_timeline, incident_window, journal_for
 
     history, history_error = await health_history(backend, vm)
     connectivity, probe_report = await probe_vm(vm, inv, backend, probe=probe)
     generated_at = now or datetime.now(UTC)
-    runs, journal_error = runs_for(vm.id, journal_path)
-    timeline = await build_timeline(backend, vm, since=incident_window(vm, generated_at), until=generated_at, runs=runs, journal_error=journal_error)
+    timeline = await build_timeline(backend, vm, since=incident_window(vm, generated_at), until=generated_at, journal=journal_for(vm.id, journal_path))
     return build_report(
         inv,
         vm,

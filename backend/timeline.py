@@ -177,24 +177,60 @@ def journal_entries(runs: Iterable[Any]) -> list[TimelineEntry]:
     return out
 
 
-def runs_for(vm_id: str, journal_path: Any = None) -> tuple[list[Any], str | None]:
-    """The recovery runs of a VM from the journal (with steps), and why they could not be read."""
+def session_entries(sessions: Iterable[Any]) -> list[TimelineEntry]:
+    """Serial console sessions from the journal (journal ConsoleSessions): opened, the admin
+    commands sent (NMI, reset, SysRq), closed. What was typed is never kept, so never shown."""
+    out: list[TimelineEntry] = []
+    for session in sessions:
+        mode = "read-only" if session.read_only else "interactive"
+        opened = _parse(session.opened_at)
+        if opened is not None:
+            what = f"serial console session opened ({mode})" + (f", {session.reconnects} reconnects" if session.reconnects else "")
+            out.append(TimelineEntry(opened, AZTRIAGE, "aztriage console", what, "closed" if session.closed_at else "open", "", session.session_id))
+        for command in session.admin:
+            at = _parse(str(command.get("at") or ""))
+            if at is not None:
+                name = safe_line(str(command.get("command") or "?"))
+                key = f" {safe_line(str(command['key']))}" if command.get("key") else ""
+                out.append(TimelineEntry(at, AZTRIAGE, "aztriage console", f"serial console admin command: {name}{key}", "sent", "", session.session_id))
+        closed = _parse(session.closed_at)
+        if closed is not None:
+            reason = safe_line(session.end_reason or "")
+            out.append(TimelineEntry(closed, AZTRIAGE, "aztriage console", "serial console session closed" + (f": {reason}" if reason else ""), "closed", "", session.session_id))
+    return out
+
+
+@dataclass(frozen=True)
+class JournalFacts:
+    """What the journal holds about one VM: recovery runs (with steps) and serial console sessions."""
+
+    runs: tuple[Any, ...] = ()
+    sessions: tuple[Any, ...] = ()
+    error: str | None = None  # why the journal could not be read
+
+    def entries(self) -> list[TimelineEntry]:
+        return journal_entries(self.runs) + session_entries(self.sessions)
+
+
+def journal_for(vm_id: str, journal_path: Any = None) -> JournalFacts:
+    """The VM's recovery runs and serial console sessions from the journal (none when there is no journal)."""
     from pathlib import Path
 
     from backend.recovery.journal import Journal, JournalError, default_path
 
     path = Path(journal_path) if journal_path else default_path(create=False)
     if not path.exists():
-        return [], None
+        return JournalFacts()
     try:
         with Journal(path) as journal:
             runs = [r for r in journal.list_runs(limit=100_000) if r.vm_id.lower() == vm_id.lower()]
             for run in runs:
                 if not run.steps:
                     run.steps = journal.steps(run.run_id)
+            sessions = journal.console_sessions(vm_id)
     except JournalError as exc:
-        return [], f"the recovery journal could not be read: {exc}"
-    return runs, None
+        return JournalFacts(error=f"the recovery journal could not be read: {exc}")
+    return JournalFacts(tuple(runs), tuple(sessions))
 
 
 def _parse(value: str | None) -> datetime | None:
@@ -432,9 +468,8 @@ async def build_timeline(
     *,
     since: datetime,
     until: datetime | None = None,
-    runs: Iterable[Any] = (),
+    journal: JournalFacts | None = None,
     console: Iterable[ConsoleEvent] = (),
-    journal_error: str | None = None,
 ) -> Timeline:
     """The VM's timeline over [since, until], newest first. A source that cannot be read is
     named in ``errors`` (one sentence) and the others are still shown."""
@@ -477,10 +512,11 @@ async def build_timeline(
         errors.append((HEALTH, health_error))
     if change_error:
         errors.append((CHANGES, change_error))
-    if journal_error:
-        errors.append((AZTRIAGE, journal_error))
+    journal = journal or JournalFacts()
+    if journal.error:
+        errors.append((AZTRIAGE, journal.error))
     azure = merge_changes(activity_entries(events, vm, related), change_entries(change_rows, related))
-    entries = azure + health_entries(statuses) + journal_entries(runs) + console_entries(console)
+    entries = azure + health_entries(statuses) + journal.entries() + console_entries(console)
     window = [e for e in entries if start <= e.time <= until + timedelta(minutes=1)]
     window.sort(key=lambda e: e.time, reverse=True)
     return Timeline(vm.id, vm.name, start, until, tuple(window), tuple(errors), who_stopped(vm, events, statuses))

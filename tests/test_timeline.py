@@ -314,7 +314,7 @@ async def test_resource_graph_failing_is_named_and_the_activity_log_still_shown(
 
 async def test_recovery_runs_and_console_events_are_on_the_vms_timeline(backend, emulator, tmp_path):
     from backend.recovery.journal import Journal
-    from backend.timeline import ConsoleEvent, ConsoleEvents, runs_for
+    from backend.timeline import ConsoleEvent, ConsoleEvents, journal_for
 
     inv = await backend.inventory(instance_views=0)
     vm = find_vm(inv, "dev-spot-01")
@@ -327,14 +327,17 @@ async def test_recovery_runs_and_console_events_are_on_the_vms_timeline(backend,
         journal.set_run_status(run_id, "failed", "the start failed")
         journal.create_run(vm_id=SPOT.replace("dev-spot-01", "dev-sandbox-01"), vm_name="dev-sandbox-01", scenario="restart", params={},
                            needs_secrets=[], target="dev-sandbox-01", facts={}, steps=[("restart", "Restart", "change")])
-    runs, error = runs_for(vm.id, path)
-    assert error is None and [r.run_id for r in runs] == [run_id]  # only this VM's run
+        session = journal.open_console_session(vm.id, vm.name, read_only=False)
+        journal.console_admin(session, "sysrq", "b")
+        journal.close_console_session(session, "closed by the operator")
+    facts = journal_for(vm.id, path)
+    assert facts.error is None and [r.run_id for r in facts.runs] == [run_id]  # only this VM's run
     seen = ConsoleEvents()
     now = datetime.now(UTC)
     seen.add(ConsoleEvent(now, vm.id, "probe of port 22: \x1b[2Jnot answering", "vm-stopped"))
     seen.verdict(vm.id, "stopped", "the VM is deallocated", now)
     seen.verdict(vm.id, "stopped", "the VM is deallocated", now)  # the same verdict again is not a change
-    tl = await build_timeline(backend, vm, since=FIXED_NOW - timedelta(days=30), runs=runs, console=seen.of(vm.id))
+    tl = await build_timeline(backend, vm, since=FIXED_NOW - timedelta(days=30), journal=facts, console=seen.of(vm.id))
     mine = [e for e in tl.only([AZTRIAGE]).entries]
     whats = [e.what for e in mine]
     assert "recovery run start started" in whats and "recovery run start ended" in whats
@@ -342,4 +345,6 @@ async def test_recovery_runs_and_console_events_are_on_the_vms_timeline(backend,
     assert (step.status, step.detail, step.link) == ("failed", "AllocationFailed: no Spot capacity", f"{run_id}#2")
     assert "probe of port 22: ␛[2Jnot answering" in whats  # made safe where it was recorded
     assert sum(w.startswith("verdict stopped") for w in whats) == 1
+    # the serial console session: opened, the SysRq sent, closed (never what was typed)
+    assert {"serial console session opened (interactive)", "serial console admin command: sysrq b", "serial console session closed: closed by the operator"} <= set(whats)
     assert {e.source for e in tl.only([AZTRIAGE]).entries} == {AZTRIAGE}

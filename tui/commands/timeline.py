@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from backend.report import ReportError, find_vm
-    from backend.timeline import build_timeline, parse_since, runs_for
+    from backend.timeline import build_timeline, journal_for, parse_since
 
     fmt = output_format(args, ("table", "json", "md"))
     try:
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         except ReportError as exc:
             raise CliError(str(exc)) from None
         now = datetime.now(UTC)
-        runs, journal_error = runs_for(vm.id)
-        return inv, await build_timeline(backend, vm, since=now - since, until=now, runs=runs, journal_error=journal_error)
+        return inv, await build_timeline(backend, vm, since=now - since, until=now, journal=journal_for(vm.id))
 
     inv, timeline = run_with_backend(args, work)
     check_subscriptions(args, getattr(inv, "errors", ()))

@@ -66,7 +66,7 @@ class TimelineScreen(BaseScreen):
 
     @work(exclusive=True, group="timeline", exit_on_error=False, description="reading the timeline")
     async def load(self) -> None:
-        from backend.timeline import build_timeline, runs_for
+        from backend.timeline import build_timeline, journal_for
 
         app = self.aztriage
         vm, backend = self.vm, app.backend
@@ -76,10 +76,8 @@ class TimelineScreen(BaseScreen):
         self.update_status()
         try:
             now = app.now()
-            runs, journal_error = await asyncio.to_thread(runs_for, vm.id)
-            self.timeline = await build_timeline(
-                backend, vm, since=now - WINDOWS[self.window][1], until=now, runs=runs, console=app.console_events.of(vm.id), journal_error=journal_error
-            )
+            journal = await asyncio.to_thread(journal_for, vm.id)
+            self.timeline = await build_timeline(backend, vm, since=now - WINDOWS[self.window][1], until=now, journal=journal, console=app.console_events.of(vm.id))
         finally:
             self.loading = False
         self.redraw()
