@@ -279,6 +279,10 @@ class NetworkPathChanges(Connected, Protocol):
 
     async def get_vpn_gateway(self, gateway_id: str) -> Document | None: ...
 
+    async def get_local_network_gateway(self, gateway_id: str) -> Document | None:
+        """The on-premises side of a site-to-site connection: its address and address space."""
+        ...
+
     async def reset_vpn_connection(self, connection_id: str, **lro: Unpack[Lro]) -> None:
         """Tear the connection's tunnels down and negotiate them again (VirtualNetworkGatewayConnections_ResetConnection)."""
         ...

@@ -44,6 +44,7 @@ SCENARIO_TITLES = {
     "rescue": "repair the OS disk on a rescue VM",
     "perform-maintenance": "start the pending maintenance now",
     "upgrade-public-ip": "make the public IP Static and Standard, keeping its address",
+    "reset-vpn": "reset the site-to-site VPN connection (or its gateway)",
 }
 
 NOT_RUNNING_STATES = ("stopped", "deallocated", "stopping", "deallocating")
@@ -254,7 +255,8 @@ def diagnose(f: Facts) -> Diagnosis:
             evidence += probe_lines
         else:
             evidence.append("from a network that reaches the VNet (VPN), probe again with --private")
-        return make(NO_PUBLIC_PATH, "no public path: reach it through the VPN or Bastion", evidence + connectivity_lines, None)
+        down = [c for c in f.private_path.vpn_connections if not c.connected] if f.private_path is not None else []
+        return make(NO_PUBLIC_PATH, "no public path: reach it through the VPN or Bastion", evidence + connectivity_lines, "reset-vpn" if down else None)
 
     if not results:
         return make(NOT_PROBED, f"not probed: no endpoint for {proto}", health_lines(vm), None)

@@ -50,7 +50,7 @@ EXPECTED = {
     "legacy-ftp-01": (GUEST_NOT_ANSWERING, "reset-access", "SSH refused"),
     "build-lnx-01": (REACHABLE, None, "SSH answers"),
     "build-win-01": (REACHABLE, None, "RDP answers"),
-    "payroll-app-01": (NO_PUBLIC_PATH, None, "no public path"),
+    "payroll-app-01": (NO_PUBLIC_PATH, "reset-vpn", "no public path"),
     "dev-spot-01": (VM_NOT_RUNNING, "start", "deallocated"),
     "dev-ephemeral-01": (REACHABLE, None, "SSH answers"),
     "dev-sandbox-01": (REACHABLE, None, "SSH answers"),

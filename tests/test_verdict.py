@@ -42,7 +42,7 @@ PROBED = {
     "legacy-ftp-01": ("guest-service-down", "reset-access"),
     "build-lnx-01": ("reachable", None),
     "build-win-01": ("reachable", None),
-    "payroll-app-01": ("no-public-path", None),
+    "payroll-app-01": ("no-public-path", "reset-vpn"),
     "dev-spot-01": ("stopped", "start"),
     "dev-ephemeral-01": ("reachable", None),
     "dev-sandbox-01": ("reachable", None),

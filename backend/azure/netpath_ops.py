@@ -51,6 +51,14 @@ class NetPathOperations(NsgOperations):
         )
         return to_wire(doc)
 
+    async def get_local_network_gateway(self, gateway_id: str) -> dict[str, Any] | None:
+        rid = _parts(gateway_id, "localNetworkGateways", "local network gateway")
+        network = self.client("network", rid.subscription_id)
+        doc = await self._get_or_none(
+            f"reading local network gateway {rid.name}", lambda: network.local_network_gateways.get(rid.resource_group, rid.name)
+        )
+        return to_wire(doc)
+
     async def reset_vpn_connection(self, connection_id: str, **lro: Any) -> None:
         rid = _parts(connection_id, "connections", "VPN connection")
         network = self.client("network", rid.subscription_id)

@@ -54,6 +54,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--disable-rule", action="store_true", help="fix-nsg: delete the blocking rule itself instead (destructive; --undo restores it)")
     p.add_argument("--hours", type=int, metavar="N", help="fix-nsg: how long the temporary rule is meant to stay (said in its description; default 4)")
     p.add_argument("--public-ip", metavar="NAME", help="upgrade-public-ip: the public IP to change (default: the VM's first Basic or Dynamic one)")
+    p.add_argument("--connection", metavar="NAME", help="reset-vpn: the VPN connection to reset (default: the first one serving the VM's network that is not Connected)")
+    p.add_argument("--gateway", action="store_true", help="reset-vpn: also reset the VPN gateway if the connection reset does not help (interrupts every connection on it)")
     p.set_defaults(func=run)
 
 
@@ -67,10 +69,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.resume:
         if args.vm or args.scenario:
             raise CliError("--resume takes the run id alone: the VM and the scenario come from the journal")
-        if args.dry_run or args.size or args.username or args.reset_config or args.rescue_vm or args.run_fixes or _nsg_args(args) or args.public_ip:
+        if args.dry_run or args.size or args.username or args.reset_config or args.rescue_vm or args.run_fixes or _nsg_args(args) or args.public_ip or args.connection or args.gateway:
             raise CliError(
                 "--resume continues a run as it was planned: --dry-run, --size, --username, --reset-config, --rescue-vm, --run-fixes, "
-                "--source-ip, --confirm-source, --disable-rule, --hours and --public-ip do not apply"
+                "--source-ip, --confirm-source, --disable-rule, --hours, --public-ip, --connection and --gateway do not apply"
             )
         return
     if args.operator_done:
@@ -91,6 +93,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError("--source-ip, --confirm-source, --disable-rule and --hours only apply to --scenario fix-nsg")
     if args.disable_rule and (args.source_ip or args.confirm_source or args.hours is not None):
         raise CliError("--disable-rule deletes the blocking rule for every source: --source-ip, --confirm-source and --hours do not apply")
+    if args.scenario != "reset-vpn" and (args.connection or args.gateway):
+        raise CliError("--connection and --gateway only apply to --scenario reset-vpn")
     if args.scenario != "upgrade-public-ip" and args.public_ip:
         raise CliError("--public-ip only applies to --scenario upgrade-public-ip")
     if args.password_stdin and args.ssh_key:
@@ -144,6 +148,8 @@ def _params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[str, Any]
         return params
     if args.scenario == "rescue":
         return {"rescue_vm": args.rescue_vm, "run_fixes": bool(args.run_fixes)}
+    if args.scenario == "reset-vpn":
+        return {"connection": args.connection, "gateway": bool(args.gateway)}
     if args.scenario == "upgrade-public-ip":
         return {"public_ip": args.public_ip} if args.public_ip else {}
     if args.scenario == "reset-access":

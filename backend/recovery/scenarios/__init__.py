@@ -62,6 +62,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("enable-boot-diagnostics", "Enable boot diagnostics", "Turn on boot diagnostics (managed storage) so the next boot leaves a serial log and a screenshot.", "enable_boot_diagnostics"),
     Scenario("rescue", "Repair the OS disk on a rescue VM", "Copy the OS disk, attach the copy to a rescue VM, repair it there, and swap it in as the OS disk.", "rescue"),
     Scenario("recreate", "Recreate from its disks", "Delete the VM, keeping every disk, NIC and public IP, and create it again from them.", "recreate"),
+    Scenario("reset-vpn", "Reset the site-to-site VPN", "Reset the VPN connection a private-only VM is reached through and, as a heavier option, its gateway.", "reset_vpn", changes_vm=False),
     Scenario("upgrade-public-ip", "Static public IP, Standard SKU", "Make a Basic or Dynamic public IP Static and upgrade it to Standard, keeping its address.", "upgrade_public_ip"),
 )
 
