@@ -51,9 +51,9 @@ def home(tmp_path: Path) -> dict[str, str]:
 def start(term: Tmux, tmp_path: Path, **env: str) -> None:
     env = {"TERM": "xterm-256color", **home(tmp_path), **env}
     term.start(CONSOLE, env, unset=tuple(u for u in UNSET if u not in env))
-    # Loaded: the rows of the demo estate with their states and verdicts in words (the AGENT
-    # column, with its "NOT READY", is one of those an 80-column table leaves out).
-    term.wait_for("erp-prod-eus-01", "UNAVAILABLE", "DEALLOCATED", "INCIDENT", "NAME", "row 1/30", timeout=60)
+    # Loaded (not only the rows of the lists: the instance views too): the rows of the demo
+    # estate with their states and verdicts in words.
+    term.wait_for("erp-prod-eus-01", "UNAVAILABLE", "DEALLOCATED", "NOT READY", "INCIDENT", "NAME", "row 1/30", "DEMO", timeout=60, absent=("loading…",))
 
 
 def walk(term: Tmux) -> None:

@@ -15,7 +15,7 @@ HEALTH_ORDER = {"Unavailable": 0, "Degraded": 1, "Unknown": 2, "Available": 3}
 COLUMNS = (
     # priority: what goes first when the terminal is narrow (80 columns keeps the states)
     Column("marker", "", min_width=1, max_width=1),
-    Column("name", "NAME", min_width=20, max_width=28, shrink=True),
+    Column("name", "NAME", min_width=19, max_width=28, shrink=True),
     Column("verdict", "VERDICT", min_width=9, max_width=18, shrink=True),
     Column("group", "GROUP", min_width=10, max_width=24, shrink=True, priority=3),
     Column("subscription", "SUBSCRIPTION", min_width=12, max_width=24, shrink=True, priority=5),
