@@ -368,17 +368,19 @@ class TimelineBackend(ActivityLog, HealthHistory, ResourceGraph, Protocol):
     history and Resource Graph's resourcechanges."""
 
 
-class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, BootDiagnostics, NsgChanges, NetworkPathChanges, SizeCatalog, Protocol):
-    """What a recovery plan and its steps use (the final check reads the inventory again)."""
+class ConnectivityBackend(NetworkDiagnostics, BootDiagnostics, Connected, Protocol):
+    """What a connectivity run asks Azure beside its own probes: private paths, the VM
+    agent and maintenance, the serial log of a VM that does not answer, Network Watcher."""
+
+
+class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, ConnectivityBackend, NsgChanges, NetworkPathChanges, SizeCatalog, Protocol):
+    """What a recovery plan and its steps use: the final check reads the inventory again and
+    makes the connectivity diagnosis the Connectivity pane makes (so a connectivity run's
+    capabilities, boot diagnostics among them)."""
 
 
 class CheckBackend(InventorySource, Quota, Protocol):
     """What the high-availability checklist reads beyond the inventory."""
-
-
-class ConnectivityBackend(NetworkDiagnostics, BootDiagnostics, Connected, Protocol):
-    """What a connectivity run asks Azure beside its own probes: private paths, the VM
-    agent and maintenance, the serial log of a VM that does not answer, Network Watcher."""
 
 
 class ReportBackend(CheckBackend, TimelineBackend, ConnectivityBackend, Protocol):

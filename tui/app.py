@@ -102,7 +102,7 @@ class AztriageApp(App[int]):
         from tui.presenter import Presenter
 
         self.presenter = Presenter(self, enabled=present)  # presenter mode and the trail of operator actions
-        self.backend: Backend | None = None
+        self.backend: Backend | None = None  # made by connect(); `connected_backend` for work after it
         self.inventory: Inventory | None = None
         self.inventory_partial = False  # self.inventory is part of a load still under way
         self._probe_vms: list[Vm] = []  # for background_probe (see probe_after_load)
@@ -258,7 +258,7 @@ class AztriageApp(App[int]):
             subscriptions = list(self.settings.subscriptions) or None
             # A large inventory is frozen as it lands, before the collector is back (tui/gc_pacing.py).
             with self.gc_pacer.loading():
-                inventory = await self.backend.inventory(subscriptions, on_progress=partial.seen if partial else None)
+                inventory = await self.connected_backend.inventory(subscriptions, on_progress=partial.seen if partial else None)
                 if self.gc_pacer.landed(len(inventory.vms)):
                     self.set_interval(1.0, self.gc_pacer.tick)
         finally:
@@ -646,6 +646,14 @@ class AztriageApp(App[int]):
 
         commands += [(f"view: theme {name}", f"Switch to the {name} theme (remembered)", lambda name=name: setattr(self, "theme", name)) for name in theme_names()]
         return commands
+
+    @property
+    def connected_backend(self) -> Backend:
+        """The backend, for work that only starts once connect() made it (a load, a recovery
+        step, a report): a failure that names itself if that ever does not hold."""
+        if self.backend is None:
+            raise RuntimeError("aztriage is not connected to Azure yet: wait for the first load, or restart it")
+        return self.backend
 
     def export_dir(self) -> Path:
         from backend.paths import data_dir

@@ -196,7 +196,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         states = list(self.states.values())
         off = sum(1 for s in states if not s.vm.boot_diagnostics.enabled)
         read = [s for s in states if s.verdict is not None]
-        broken = [s for s in read if s.verdict.problem]
+        broken = [s for s in read if s.verdict is not None and s.verdict.problem]
         text = Text(" ")
         text.append(f"{len(states)} VMs", style="bold")
         text.append(f" · boot diagnostics off on {off}")

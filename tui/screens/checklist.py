@@ -264,7 +264,7 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
         if result is None or vm is None:
             return
         try:
-            report = await report_for(self.aztriage.backend, result.inventory, vm, checks=result, now=self.aztriage.now())
+            report = await report_for(self.aztriage.connected_backend, result.inventory, vm, checks=result, now=self.aztriage.now())
         except Exception as exc:  # the report fails alone; the inventory load is not at fault
             log.warning("the incident report of %s failed", vm.name, exc_info=True)
             self.notify(f"The incident report of {vm.name} could not be written: {_one_line(exc)}", severity="error", timeout=8)

@@ -487,7 +487,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     async def load_vm(self, vm_id: str) -> None:
 
         try:
-            facts = await service.read_vm(self.aztriage.backend, vm_id)
+            facts = await service.read_vm(self.aztriage.connected_backend, vm_id)
         except Exception as exc:  # a failed read is shown here, not as a failed refresh
             self._failed(f"reading the VM failed: {_one_line(exc)}")
             self.stage = VMS
@@ -555,7 +555,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.busy = "Reading the sizes this VM can take…"
         self.show_detail()
         try:
-            facts = await service.gather_facts(self.aztriage.backend, self.vm_id, "resize")
+            facts = await service.gather_facts(self.aztriage.connected_backend, self.vm_id, "resize")
         except Exception as exc:
             self._failed(f"reading the sizes failed: {_one_line(exc)}")
             return
@@ -716,7 +716,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.busy = "Making the plan (reading the VM again; nothing is changed)…"
         self.show_detail()
         try:
-            plan, facts = await service.make_plan(self.aztriage.backend, self.vm_id, self.scenario_id, self.params)
+            plan, facts = await service.make_plan(self.aztriage.connected_backend, self.vm_id, self.scenario_id, self.params)
         except PlanError as exc:
             self._failed(str(exc))
             return
@@ -811,7 +811,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if not await self.app.push_screen_wait(dialog):
             self.notify("Not run: nothing was changed.", timeout=3)
             return
-        await self._drive(lambda runner: runner.start(plan, lambda f, p: scenarios.build_plan(plan.scenario, f, p), self.facts, refresh=lambda: service.gather_facts(self.aztriage.backend, plan.vm.id, plan.scenario, plan.params)), plan.vm.name)
+        await self._drive(lambda runner: runner.start(plan, lambda f, p: scenarios.build_plan(plan.scenario, f, p), self.facts, refresh=lambda: service.gather_facts(self.aztriage.connected_backend, plan.vm.id, plan.scenario, plan.params)), plan.vm.name)
 
     async def _drive(self, start: Any, confirm_name: str | None, operator_done: bool = False) -> None:
 
@@ -826,7 +826,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         secrets, self._secrets = self._secrets, {}
         try:
             with self.journal() as journal:
-                runner = Runner(self.aztriage.backend, journal, on_event=self._on_event, secrets=secrets, confirm_name=confirm_name, operator_done=operator_done)
+                runner = Runner(self.aztriage.connected_backend, journal, on_event=self._on_event, secrets=secrets, confirm_name=confirm_name, operator_done=operator_done)
                 result = await start(runner)
         except (RunRefused, PlanError) as exc:
             self.running = False
@@ -968,9 +968,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         try:
             with self.journal() as journal:
                 if what == "undo":
-                    results = [(text, ok) for _, text, ok in await undo(self.aztriage.backend, journal, run_id)]
+                    results = [(text, ok) for _, text, ok in await undo(self.aztriage.connected_backend, journal, run_id)]
                 else:
-                    results = [(f"{item.kind} {item.name}: {text}", ok) for item, text, ok in await release(self.aztriage.backend, journal, run_id)]
+                    results = [(f"{item.kind} {item.name}: {text}", ok) for item, text, ok in await release(self.aztriage.connected_backend, journal, run_id)]
         except (UndoRefused, ReleaseRefused, BackendError) as exc:
             self.notify(f"{verb} of run {run_id} failed: {exc}", severity="error", timeout=8)
             return
