@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActivityLog",
+    "AvailabilitySets",
     "Backend",
     "BackendError",
     "BootDiagnostics",
@@ -256,6 +257,16 @@ class SizeCatalog(Protocol):
         ...
 
 
+class AvailabilitySets(Protocol):
+    """Availability sets: read one, create one (move-to-set)."""
+
+    async def get_availability_set(self, set_id: str) -> Document | None: ...
+
+    async def put_availability_set(self, set_id: str, body: Document) -> Document:
+        """Create or update the set (not long-running); refused under ``--read-only``."""
+        ...
+
+
 class NsgChanges(Connected, Protocol):
     """NSGs and their security rules (fix-nsg)."""
 
@@ -373,7 +384,7 @@ class ConnectivityBackend(NetworkDiagnostics, BootDiagnostics, Connected, Protoc
     agent and maintenance, the serial log of a VM that does not answer, Network Watcher."""
 
 
-class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, ConnectivityBackend, NsgChanges, NetworkPathChanges, SizeCatalog, Protocol):
+class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, ConnectivityBackend, NsgChanges, NetworkPathChanges, SizeCatalog, AvailabilitySets, Protocol):
     """What a recovery plan and its steps use: the final check reads the inventory again and
     makes the connectivity diagnosis the Connectivity pane makes (so a connectivity run's
     capabilities, boot diagnostics among them)."""

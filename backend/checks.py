@@ -42,6 +42,7 @@ from backend.escape import md_inline
 from backend.instance_views import choose
 from backend.models import Inventory, Vm, id_name
 from backend.settings import DEFAULT_INSTANCE_VIEWS
+from backend.shellcmd import sh
 from backend.verdict import maintenance_window
 
 SEVERITIES = ("high", "medium", "low", "info")
@@ -259,7 +260,10 @@ def check_no_redundancy(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
             "no-zone-or-set",
             vm,
             f"{vm.name} is in no availability zone, availability set or scale set in {vm.location}: a host failure or maintenance takes the service down",
-            f"Run the service on two or more VMs in {where}; a VM cannot be moved into a zone or set in place, so recreate it from its disks into one (keep the OS disk: set deleteOption Detach first).",
+            f"Run the service on two or more VMs in {where}; a VM cannot be moved into a zone or set in place: "
+            + (f"'{sh('aztriage', 'recover', '--vm', vm.name, '--scenario', 'move-to-zone', '--zone', 'N')}' recreates it in one from copies of its disks (the originals kept)."
+               if regions.offers_zones(vm.location) else
+               f"'{sh('aztriage', 'recover', '--vm', vm.name, '--scenario', 'move-to-set', '--availability-set', 'NAME')}' recreates it in one from copies of its disks (the originals kept)."),
         )
 
 
@@ -273,7 +277,8 @@ def check_single_vm_set(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
             "single-vm-set",
             vm,
             f"availability set {_set_name(inv, set_id, vm)} holds only {vm.name}: a set of one VM has no multi-instance SLA",
-            f"Add a second VM doing the same work to {_set_name(inv, set_id, vm)} (or move the service to availability zones).",
+            f"Add a second VM doing the same work to {_set_name(inv, set_id, vm)} (or move the service to availability zones: "
+            f"'{sh('aztriage', 'recover', '--vm', vm.name, '--scenario', 'move-to-zone', '--zone', 'N')}').",
         )
 
 
@@ -309,7 +314,8 @@ def check_set_domains(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
                 "set-domains",
                 vm,
                 f"availability set {set_name} ({names}): " + "; ".join(problems) + " - one rack or one maintenance batch takes them all",
-                f"Give {set_name} at least 2 fault and 5 update domains (only possible while it is empty: create a new set and recreate the VMs into it from their disks), or move to availability zones.",
+                f"Give {set_name} at least 2 fault and 5 update domains (only possible while it is empty: "
+                f"'{sh('aztriage', 'recover', '--vm', vm.name, '--scenario', 'move-to-set', '--availability-set', 'NEW')}' creates a new set with 2 and 5 and recreates the VM in it from copies of its disks), or move to availability zones (move-to-zone).",
             )
 
 

@@ -55,7 +55,9 @@ async def test_the_region_lists_every_size_with_zones_and_the_subscriptions_rest
     e4 = by_name["Standard_E4s_v5"]
     assert e4["resourceType"] == "virtualMachines" and e4["locationInfo"][0]["zones"] == ["1", "2", "3"]
     caps = {c["name"]: c["value"] for c in e4["capabilities"]}
-    assert caps["vCPUs"] == "4" and caps["MemoryGB"] == "32" and caps["PremiumIO"] == "True" and e4["restrictions"] == []
+    assert caps["vCPUs"] == "4" and caps["MemoryGB"] == "32" and caps["PremiumIO"] == "True"
+    assert [r["restrictionInfo"].get("zones") for r in e4["restrictions"]] == [["2"]]  # zone 2 only: web-prod-03 (zone 3) may take it
+    assert by_name["Standard_D4s_v5"]["restrictions"] == []
     assert by_name["Standard_E8s_v5"]["restrictions"] == [
         {"type": "Zone", "values": ["westeurope"], "restrictionInfo": {"locations": ["westeurope"], "zones": ["3"]}, "reasonCode": "NotAvailableForSubscription"}
     ]

@@ -218,6 +218,8 @@ READ_ONLY_RUNS = {
     "enable-boot-diagnostics": ("web-prod-01", []),
     "rescue": ("api-dev-01", ["--run-fixes", "--confirm", "api-dev-01"]),
     "recreate": ("dev-sandbox-01", ["--confirm", "dev-sandbox-01"]),
+    "move-to-zone": ("app-prod-ne-02", ["--zone", "1", "--confirm", "app-prod-ne-02"]),
+    "move-to-set": ("sql-prod-02", ["--availability-set", "avset-sql-prod-b", "--confirm", "sql-prod-02"]),
 }
 
 

@@ -1,6 +1,7 @@
-"""The adapter's size catalogue: the VM sizes a region offers a subscription, from
-Resource SKUs (``GET /subscriptions/{s}/providers/Microsoft.Compute/skus`` with
-``$filter=location eq '{region}'``), one request per region however many VMs it holds.
+"""The adapter's size catalogue and availability sets: the VM sizes a region offers a
+subscription, from Resource SKUs (``GET /subscriptions/{s}/providers/Microsoft.Compute/skus``
+with ``$filter=location eq '{region}'``), one request per region however many VMs it holds;
+an availability set read, and created (a PUT that is not long-running) for move-to-set.
 
 A mixin of ``AzureBackend`` (which provides ``client()`` and ``call()``); it returns
 wire documents as ARM sent them, so a recovery plan keeps them in its journal.
@@ -12,11 +13,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from backend.azure.operations import to_wire
+from backend.models import ResourceId
 
 
 class SkuOperations:
     client: Callable[..., Any]
     call: Callable[..., Awaitable[Any]]
+    _get_or_none: Callable[..., Awaitable[Any]]
+    refuse_write: Callable[[str], None]
 
     async def list_vm_skus(self, subscription_id: str, location: str) -> list[dict[str, Any]]:
         compute = self.client("compute", subscription_id)
@@ -27,3 +31,16 @@ class SkuOperations:
             return [doc async for sku in pager if ((doc := to_wire(sku)).get("resourceType") or "").lower() == "virtualmachines"]
 
         return await self.call(f"listing the VM sizes {region} offers", fetch)
+
+    async def get_availability_set(self, set_id: str) -> dict[str, Any] | None:
+        rid = ResourceId.parse(set_id)
+        compute = self.client("compute", rid.subscription_id)
+        doc = await self._get_or_none(f"reading availability set {rid.name}", lambda: compute.availability_sets.get(rid.resource_group, rid.name))
+        return to_wire(doc)
+
+    async def put_availability_set(self, set_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        rid = ResourceId.parse(set_id)
+        what = f"creating availability set {rid.name}"
+        self.refuse_write(what)
+        compute = self.client("compute", rid.subscription_id)
+        return to_wire(await self.call(what, lambda: compute.availability_sets.create_or_update(rid.resource_group, rid.name, body)))

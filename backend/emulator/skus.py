@@ -16,6 +16,18 @@ enforces on VM writes.
     not offer: 409 ``OperationNotAllowed`` listing the sizes the cluster does offer
     (``recovery_ops.available_sizes``; deallocate first and every size of the region is open).
 
+Placement, as Azure enforces it on a VM write (what move-to-zone and move-to-set meet):
+
+* a VM in both an availability zone and an availability set: 400 ``InvalidParameter``;
+* an existing VM's ``zones`` or ``availabilitySet`` changed: 409 ``PropertyChangeNotAllowed``
+  (a VM moves into a zone or a set only by being created again);
+* an availability set that does not exist (404 ``NotFound``), in another region (400
+  ``InvalidParameter``), or of the ``Classic`` SKU for a VM with managed disks (400
+  ``InvalidParameter``); a created VM joins the set's ``virtualMachines``, a deleted one leaves it;
+* a create attaching a zonal disk of another zone (or to a VM with no zone): 400 ``BadRequest``;
+* an availability set PUT with a fault-domain count outside 1-3 or an update-domain count
+  outside 1-20: 400 ``InvalidParameter``.
+
 An estate may restrict sizes with an optional top-level ``"skuRestrictions"`` object::
 
     "skuRestrictions": {
@@ -167,6 +179,83 @@ def check_size(store: Store, vm_id: str, before: dict | None, body: dict, method
             )
 
 
+def _ref_id(value: Any) -> str:
+    return str((value or {}).get("id") or "") if isinstance(value, dict) else ""
+
+
+def check_placement(store: Store, vm_id: str, before: dict | None, body: dict, method: str) -> None:
+    """Raise ArmError for a VM write Azure refuses for its zone, availability set or disks' zones."""
+    from .ids import parse_id
+
+    p = parse_id(vm_id)
+    props = body.get("properties") or {}
+    old_props = (before or {}).get("properties") or {}
+    zones = [str(z) for z in body.get("zones") or []] if "zones" in body or before is None else [str(z) for z in (before or {}).get("zones") or []]
+    set_ref = _ref_id(props.get("availabilitySet")) if "availabilitySet" in props or before is None else _ref_id(old_props.get("availabilitySet"))
+    if zones and set_ref:
+        raise ArmError(400, "InvalidParameter", f"Virtual machine '{p.name}' cannot be in an availability set and an availability zone at the same time.")
+    if before is not None:
+        if "zones" in body and sorted(zones) != sorted(str(z) for z in before.get("zones") or []):
+            raise ArmError(409, "PropertyChangeNotAllowed", "Changing property 'zones' is not allowed.")
+        if "availabilitySet" in props and set_ref.lower() != _ref_id(old_props.get("availabilitySet")).lower():
+            raise ArmError(409, "PropertyChangeNotAllowed", "Changing property 'availabilitySet.id' is not allowed.")
+        return
+    location = location_key(body.get("location"))
+    if set_ref:
+        avset = store.get(set_ref)
+        if avset is None:
+            raise ArmError(404, "NotFound", f"Availability set '{set_ref.rsplit('/', 1)[-1]}' was not found ({set_ref}).")
+        if location_key(avset.get("location")) != location:
+            raise ArmError(400, "InvalidParameter", f"Availability set '{avset.get('name')}' is in {location_key(avset.get('location'))}, not in {location}.")
+        managed = bool(((props.get("storageProfile") or {}).get("osDisk") or {}).get("managedDisk"))
+        if managed and str((avset.get("sku") or {}).get("name") or "Classic").lower() != "aligned":
+            raise ArmError(
+                400,
+                "InvalidParameter",
+                "Addition of a VM with managed disks to non-managed Availability Set or addition of a VM with blob based disks to managed Availability Set "
+                "is not supported. Please create an Availability Set with 'Aligned' SKU in order to add a VM with managed disks to it.",
+            )
+    storage = props.get("storageProfile") or {}
+    for ref in [storage.get("osDisk") or {}] + list(storage.get("dataDisks") or []):
+        disk_id = _ref_id(ref.get("managedDisk"))
+        disk = store.get(disk_id) if disk_id else None
+        disk_zones = [str(z) for z in (disk or {}).get("zones") or []]
+        if disk_zones and sorted(disk_zones) != sorted(zones):
+            raise ArmError(
+                400,
+                "BadRequest",
+                f"Disk '{disk.get('name') if disk else disk_id}' is in zone {','.join(disk_zones)} and cannot be attached to virtual machine '{p.name}' "
+                f"{'in zone ' + ','.join(zones) if zones else 'which is in no zone'}.",
+            )
+
+
+def check_availability_set(body: dict) -> None:
+    props = body.get("properties") or {}
+    faults, updates = props.get("platformFaultDomainCount", 2), props.get("platformUpdateDomainCount", 5)
+    if not isinstance(faults, int) or not 1 <= faults <= 3:
+        raise ArmError(400, "InvalidParameter", f"The value {faults} of parameter 'platformFaultDomainCount' is out of range: it must be between 1 and 3.")
+    if not isinstance(updates, int) or not 1 <= updates <= 20:
+        raise ArmError(400, "InvalidParameter", f"The value {updates} of parameter 'platformUpdateDomainCount' is out of range: it must be between 1 and 20.")
+
+
+def _set_members(store: Store, set_id: str, vm_id: str, *, add: bool) -> None:
+    if not set_id or store.get(set_id) is None:
+        return
+    avset = store.own(set_id)
+    members = avset.setdefault("properties", {}).setdefault("virtualMachines", [])
+    members[:] = [m for m in members if str(m.get("id") or "").lower() != vm_id.lower()]
+    if add:
+        members.append({"id": vm_id})
+
+
+def _set_of(path: str) -> str | None:
+    segs = [s for s in path.split("/") if s]
+    low = [s.lower() for s in segs]
+    if len(segs) == 8 and low[0] == "subscriptions" and low[2] == "resourcegroups" and low[5] == "microsoft.compute" and low[6] == "availabilitysets":
+        return "/" + "/".join(segs)
+    return None
+
+
 def _vm_of(path: str) -> str | None:
     segs = [s for s in path.split("/") if s]
     low = [s.lower() for s in segs]
@@ -198,26 +287,45 @@ def install(app: web.Application, store: Store) -> None:
         return web.Response(text=json.dumps({"value": value}), content_type="application/json")
 
     @web.middleware
-    async def size_rules(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.method.upper() not in ("PUT", "PATCH"):
-            return await handler(request)
+    async def size_and_placement_rules(request: web.Request, handler: Any) -> web.StreamResponse:
+        method = request.method.upper()
         vm_id = _vm_of(request.path)
-        if vm_id is None:
+        set_id = _set_of(request.path)
+        if method not in ("PUT", "PATCH", "DELETE") or (vm_id is None and set_id is None):
             return await handler(request)
-        try:
-            raw = await request.read()
-            body = json.loads(raw) if raw.strip() else None
-        except ValueError:
-            body = None  # the core answers 400
-        if isinstance(body, dict):
-            store.apply_due()
+        body: Any = None
+        if method != "DELETE":
             try:
-                check_size(store, vm_id, store.get(vm_id), body, request.method.upper())
+                raw = await request.read()
+                body = json.loads(raw) if raw.strip() else None
+            except ValueError:
+                body = None  # the core answers 400
+        store.apply_due()
+        before = store.get(vm_id) if vm_id else None
+        if isinstance(body, dict):
+            try:
+                if vm_id is not None:
+                    check_size(store, vm_id, before, body, method)
+                    check_placement(store, vm_id, before, body, method)
+                elif method == "PUT":
+                    check_availability_set(body)
             except ArmError as exc:
                 resp = error_response(exc)
                 return web.json_response(resp.body, status=resp.status)
-        return await handler(request)
+        response = await handler(request)
+        if set_id is not None and method == "PUT" and response.status == 201:
+            # AvailabilitySets_CreateOrUpdate answers 200 whether it created the set or not (not long-running).
+            body_bytes = getattr(response, "body", None)
+            if isinstance(body_bytes, (bytes, bytearray)):
+                return web.Response(status=200, body=bytes(body_bytes), content_type="application/json")
+        if vm_id is not None and response.status < 400:
+            after = store.get(vm_id)
+            if method == "DELETE" and before is not None:
+                _set_members(store, _ref_id((before.get("properties") or {}).get("availabilitySet")), before["id"], add=False)
+            elif before is None and after is not None:
+                _set_members(store, _ref_id((after.get("properties") or {}).get("availabilitySet")), after["id"], add=True)
+        return response
 
     app.router.add_get(PATH, skus)
     app.router.add_get(PATH.replace("Microsoft.Compute", "microsoft.compute"), skus)
-    app.middlewares.append(size_rules)
+    app.middlewares.append(size_and_placement_rules)

@@ -9,7 +9,10 @@ deletes those and nothing else, each checked again in Azure first:
   to no VM (a copy swapped in as a VM's OS disk is marked "in-use": that
   VM's disk, never deleted);
 - a temporary NSG rule fix-nsg made, when its description still names the
-  run (one whose create was cut short is looked for too).
+  run (one whose create was cut short is looked for too);
+- a move's original disk (move-to-zone, move-to-set: "moved-disk"), when it is
+  attached to no VM and the copy that replaced it is attached to one: the
+  moved VM runs on the copy, so the original is no longer the only one.
 
 Never deleted: a customer's disk (the original OS disk a rescue swapped out
 stays, detached, for the operator to delete by hand), a recreated VM, the
@@ -32,7 +35,7 @@ from backend.recovery.journal import Journal, RunRecord
 
 DELETE, KEEP = "delete", "keep"
 RUN_TAG = "aztriage-run"
-RELEASABLE = ("snapshot", "disk-copy", "security-rule")
+RELEASABLE = ("snapshot", "disk-copy", "security-rule", "moved-disk")
 
 
 class ReleaseRefused(Exception):
@@ -107,6 +110,10 @@ async def release(backend: RecoveryBackend, journal: Journal, run_id: str, *, on
             done(item, f"kept: {item.reason}", True)
             continue
         try:
+            if item.kind == "moved-disk":
+                text, ok, released = await _release_original(backend, run, item)
+                done(item, text, ok, released=released)
+                continue
             if item.kind == "security-rule":
                 from backend.recovery.scenarios.fix_nsg import delete_own_rule
 
@@ -134,3 +141,21 @@ async def release(backend: RecoveryBackend, journal: Journal, run_id: str, *, on
         except BackendError as exc:
             done(item, f"failed: {exc}", False)
     return out
+
+
+async def _release_original(backend: RecoveryBackend, run: RunRecord, item: ReleaseItem) -> tuple[str, bool, bool]:
+    """A move's original disk: deleted only when it is detached and its copy is attached to a VM."""
+    moved: dict[str, str] = {}
+    for step in run.steps:
+        moved.update({k.lower(): v for k, v in ((step.outputs or {}).get("moved") or {}).items()})
+    copy_id = moved.get(item.resource_id.lower())
+    doc = await backend.get_disk_document(item.resource_id)
+    if doc is None:
+        return "already gone", True, True
+    if doc.get("managedBy"):
+        return f"kept: attached to {doc['managedBy'].rsplit('/', 1)[-1]}", False, False
+    copy = await backend.get_disk_document(copy_id) if copy_id else None
+    if copy_id is None or copy is None or not copy.get("managedBy"):
+        return f"kept: its copy {(copy_id or '?').rsplit('/', 1)[-1]} is not attached to a VM, so this may be the only good copy", False, False
+    await backend.delete_disk(item.resource_id)
+    return f"deleted (the VM runs on its copy {copy_id.rsplit('/', 1)[-1]})", True, True

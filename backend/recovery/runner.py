@@ -298,10 +298,14 @@ class Runner:
                 summary = f"stopped at step {index + 1} ({step.title}): {message}"
                 break
         else:
-            created = [r for r in self.journal.resources(run_id) if r.state not in J.LEDGER_GONE]
+            held = [r for r in self.journal.resources(run_id) if r.state not in J.LEDGER_GONE]
+            created = [r for r in held if r.kind != "moved-disk"]
+            originals = [r for r in held if r.kind == "moved-disk"]  # a move's original disks: the customer's, not created
             summary = f"{plan.title} on {plan.vm.name}: all {len(plan.steps)} steps verified"
             if created:
                 summary += f"; {len(created)} resource{'s' if len(created) != 1 else ''} created and kept: " + ", ".join(r.resource_id.rsplit("/", 1)[-1] for r in created)
+            if originals:
+                summary += "; original disks kept, detached, until released: " + ", ".join(r.resource_id.rsplit("/", 1)[-1] for r in originals)
         if status != J.RUN_SUCCEEDED:
             # Say what the run left behind so far: a stopped run is honest about what exists.
             held = [r for r in self.journal.resources(run_id) if r.state not in J.LEDGER_GONE]

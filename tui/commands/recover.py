@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--yes", action="store_true", help="run the plan without asking")
     p.add_argument("--confirm", metavar="VM_NAME", help="the VM's name, typed, to allow destructive steps")
     p.add_argument("--size", metavar="SIZE", help="resize: the new size (e.g. Standard_D4s_v5)")
+    p.add_argument("--zone", metavar="N", help="move-to-zone: the availability zone (1, 2 or 3)")
+    p.add_argument("--availability-set", metavar="NAME", help="move-to-set: the availability set (its name in the VM's group, or its id); a new one is created")
     p.add_argument("--password-stdin", action="store_true", help="reset-access: read the new password from standard input")
     p.add_argument("--ssh-key", metavar="FILE", help="reset-access (Linux): the SSH public key file to install")
     p.add_argument("--username", metavar="USER", help="reset-access: the account (default: the VM's administrator)")
@@ -69,10 +71,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.resume:
         if args.vm or args.scenario:
             raise CliError("--resume takes the run id alone: the VM and the scenario come from the journal")
-        if args.dry_run or args.size or args.username or args.reset_config or args.rescue_vm or args.run_fixes or _nsg_args(args) or args.public_ip or args.connection or args.gateway:
+        if args.dry_run or args.size or args.username or args.reset_config or args.rescue_vm or args.run_fixes or _nsg_args(args) or args.public_ip or args.connection or args.gateway or args.zone or args.availability_set:
             raise CliError(
                 "--resume continues a run as it was planned: --dry-run, --size, --username, --reset-config, --rescue-vm, --run-fixes, "
-                "--source-ip, --confirm-source, --disable-rule, --hours, --public-ip, --connection and --gateway do not apply"
+                "--source-ip, --confirm-source, --disable-rule, --hours, --public-ip, --connection, --gateway, --zone and --availability-set do not apply"
             )
         return
     if args.operator_done:
@@ -87,6 +89,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError("--size only applies to --scenario resize")
     if args.scenario != "reset-access" and (args.password_stdin or args.ssh_key or args.username or args.reset_config):
         raise CliError("--password-stdin, --ssh-key, --username and --reset-config only apply to --scenario reset-access")
+    if args.zone and args.scenario != "move-to-zone":
+        raise CliError("--zone only applies to --scenario move-to-zone")
+    if args.availability_set and args.scenario != "move-to-set":
+        raise CliError("--availability-set only applies to --scenario move-to-set")
     if args.scenario != "rescue" and (args.rescue_vm or args.run_fixes):
         raise CliError("--rescue-vm and --run-fixes only apply to --scenario rescue")
     if args.scenario != "fix-nsg" and _nsg_args(args):
@@ -152,6 +158,10 @@ def _params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[str, Any]
         return {"connection": args.connection, "gateway": bool(args.gateway)}
     if args.scenario == "upgrade-public-ip":
         return {"public_ip": args.public_ip} if args.public_ip else {}
+    if args.scenario == "move-to-zone":
+        return {"zone": args.zone} if args.zone else {}
+    if args.scenario == "move-to-set":
+        return {"availability_set": args.availability_set} if args.availability_set else {}
     if args.scenario == "reset-access":
         credential = "password" if "password" in secrets else "ssh_key" if "ssh_key" in secrets else None
         return {"credential": credential, "username": args.username, "reset_config": args.reset_config}

@@ -359,6 +359,13 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 elif how:
                     text.append(f"  {how}\n", style="bold")
             return text
+        if self._option_kind in ("zone", "set"):
+            return Text(
+                "Azure cannot move a VM into a zone or a set in place: the plan deallocates it, snapshots and copies its disks to the new "
+                "place, and creates it again there with the same NICs, tags, identity and extensions. The original disks and the "
+                "snapshots are kept until you release the run.",
+                style="dim",
+            )
         if self._option_kind == "rescue":
             return Text(
                 "A new rescue VM lives in a resource group of its own that the run deletes at the end; an existing VM is used as it is "
@@ -542,6 +549,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.show_rescue_options()
         elif self.scenario_id == "fix-nsg":
             self.show_nsg_options()
+        elif self.scenario_id in ("move-to-zone", "move-to-set"):
+            self.show_move_options()
         else:
             self.make_plan()
 
@@ -653,6 +662,33 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.params = {"source": "*", "wide_confirmed": phrase}
         self.make_plan()
 
+    def show_move_options(self) -> None:
+        """Zones 1-3 (the plan says why one is refused), or a new availability set and the
+        sets of the VM's group and region that the inventory knows."""
+        vm = self.facts.vm
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        if self.scenario_id == "move-to-zone":
+            self._option_kind = "zone"
+            for zone in ("1", "2", "3"):
+                now = " (where it is now)" if list(vm.zones) == [zone] else ""
+                options.add_option(Option(f"Zone {zone}{now}", id=zone))
+        else:
+            self._option_kind = "set"
+            new_name = f"avset-{vm.name}"[:80]
+            options.add_option(Option(f"A new availability set {new_name} (2 fault and 5 update domains)", id=new_name))
+            inventory = self.aztriage.inventory
+            for set_id, doc in sorted((inventory.availability_sets if inventory else {}).items()):
+                if set_id.lower() == (vm.availability_set or "").lower() or str(doc.get("location") or "").lower() != vm.location.lower():
+                    continue
+                if f"/resourcegroups/{vm.resource_group.lower()}/" not in set_id.lower():
+                    continue
+                props = doc.get("properties") or {}
+                name = set_id.rsplit("/", 1)[-1]
+                options.add_option(Option(f"{name} ({props.get('platformFaultDomainCount')} fault, {props.get('platformUpdateDomainCount')} update domains)", id=name))
+        options.highlighted = 0
+        self.stage = OPTIONS
+
     @on(OptionList.OptionSelected, "#options")
     def _option_selected(self, event: OptionList.OptionSelected) -> None:
         choice = event.option.id or ""
@@ -670,6 +706,10 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             return
         if self._option_kind == "size":
             self.params = {"size": choice}
+            self.make_plan()
+            return
+        if self._option_kind in ("zone", "set"):
+            self.params = {"zone": choice} if self._option_kind == "zone" else {"availability_set": choice}
             self.make_plan()
             return
         reset_config = "config" in choice

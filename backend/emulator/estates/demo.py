@@ -373,8 +373,9 @@ def build(now: datetime) -> dict:
     b.impacted_by("7T2K-LQ8", erp["id"])
     estate = b.finish()
     # Sizes this production subscription may not use (Resource SKUs restrictions): a resize of
-    # web-prod-03 (zone 3) to E8s_v5, or of any VM to E16s_v5 in West Europe, is refused with the reason.
-    estate["skuRestrictions"] = {P: {"westeurope": {"Standard_E8s_v5": ["3"], "Standard_E16s_v5": "all"}}}
+    # web-prod-03 (zone 3) to E8s_v5, or of any VM to E16s_v5 in West Europe, is refused with the
+    # reason; so is a move of an E4s_v5 SQL VM to zone 2 (move-to-zone), while zone 1 is open.
+    estate["skuRestrictions"] = {P: {"westeurope": {"Standard_E8s_v5": ["3"], "Standard_E16s_v5": "all", "Standard_E4s_v5": ["2"]}}}
     return estate
 
 

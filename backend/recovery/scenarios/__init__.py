@@ -64,6 +64,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("recreate", "Recreate from its disks", "Delete the VM, keeping every disk, NIC and public IP, and create it again from them.", "recreate"),
     Scenario("reset-vpn", "Reset the site-to-site VPN", "Reset the VPN connection a private-only VM is reached through and, as a heavier option, its gateway.", "reset_vpn", changes_vm=False),
     Scenario("upgrade-public-ip", "Static public IP, Standard SKU", "Make a Basic or Dynamic public IP Static and upgrade it to Standard, keeping its address.", "upgrade_public_ip"),
+    Scenario("move-to-zone", "Move to an availability zone", "Create the VM again in an availability zone from copies of its disks; the originals are kept until released.", "move"),
+    Scenario("move-to-set", "Move to an availability set", "Create the VM again in an availability set (made with 2 fault and 5 update domains if new) from copies of its disks.", "move"),
 )
 
 IDS = tuple(s.id for s in SCENARIOS)

@@ -376,6 +376,11 @@ class RecreateLayout:
     user_data: str | None
     user_data_size: int | None
     kept_list: str
+    create_os: str | None = None  # the OS disk the VM is created on, when not its own (move-to-zone/set: a copy)
+
+    @property
+    def boots_from(self) -> str | None:
+        return self.create_os or self.original_os
 
 
 def recreate_layout(facts: VmFacts) -> RecreateLayout:
@@ -670,8 +675,8 @@ def _delete_step(layout: RecreateLayout) -> Step:
 
 
 def _create_step(layout: RecreateLayout) -> Step:
-    """6. The VM created again from its own disks and NICs."""
-    vm, model, original_os, body = layout.vm, layout.model, layout.original_os, layout.body
+    """6. The VM created again from its own disks and NICs (or, moving it, from their copies)."""
+    vm, model, original_os, body = layout.vm, layout.model, layout.boots_from, layout.body
     user_data = layout.user_data
 
     async def create_pre(ctx: StepContext) -> Check:
