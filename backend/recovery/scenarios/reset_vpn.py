@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from backend.adapter import RecoveryBackend
 from backend.models import ResourceId, Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
@@ -73,7 +74,7 @@ def unavailable(vm: Vm) -> str | None:
     return None
 
 
-async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
+async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
     """The VPN connections serving the VM's virtual network (with their status), their gateways and peers."""
     vm = VmFacts.from_documents(documents).vm
     path = await backend.private_path(vm)

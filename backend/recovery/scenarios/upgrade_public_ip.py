@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from backend.adapter import RecoveryBackend
 from backend.models import ResourceId, Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
@@ -97,7 +98,7 @@ def unavailable(vm: Vm) -> str | None:
     return None
 
 
-async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
+async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
     """The subnets of the VM's NICs: whether an NSG there would admit traffic to a Standard IP."""
     subnets: list[dict[str, Any]] = []
     for nic in documents.get("nics") or ():
