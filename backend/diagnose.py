@@ -20,7 +20,7 @@ from typing import Any
 from backend.lastknown import EndpointChange
 from backend.models import Maintenance, ServiceEvent, Vm
 from backend.network import ConnectivityCheck, NetworkVerdict, PrivatePath
-from backend.probe import DNS_FAILED, OPEN, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, ssh_command
+from backend.probe import DNS_FAILED, OPEN, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, connect_host, ssh_command
 
 REACHABLE = "reachable"
 VM_NOT_RUNNING = "vm-not-running"
@@ -173,7 +173,7 @@ def _connect_lines(vm: Vm, results: Sequence[ProbeResult], port: int) -> tuple[s
     best = next((r for r in results if r.status == OPEN and r.protocol_ok), None) or next((r for r in results if r.status == OPEN), None)
     if best is None:
         return ()
-    host = best.address or best.target.host
+    host = connect_host(best, results)  # the DNS name when Azure gives one: the next address change does not make it stale
     connect_port = best.connect_port or best.target.port
     if port == 22 or best.target.protocol == "ssh":
         return (ssh_command(host, connect_port, vm.admin_username),)

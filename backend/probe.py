@@ -603,6 +603,21 @@ async def probe_many(
 # --- ready-to-use connection lines --------------------------------------------
 
 
+def connect_host(best: ProbeResult, results: Iterable[ProbeResult] = ()) -> str:
+    """Where an .rdp file or an ssh line should point for the endpoint that answered: the DNS
+    name Azure gives that public IP or load-balancer frontend when it has one (the next change of
+    address does not make the file stale), the address otherwise. A name comes from a result of
+    kind ``fqdn`` through the same public IP or NAT rule (``via``) and port."""
+    target = best.target
+    if target.kind == "fqdn":
+        return target.host
+    for other in results:
+        t = other.target
+        if t.kind == "fqdn" and t.vm_id == target.vm_id and t.via == target.via and t.port == target.port:
+            return t.host
+    return best.address or target.host
+
+
 def ssh_command(host: str, port: int = 22, user: str | None = None) -> str:
     who = f"{user}@{host}" if user else host
     return f"ssh -p {port} {who}" if port != 22 else f"ssh {who}"

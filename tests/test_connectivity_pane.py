@@ -116,7 +116,7 @@ async def test_mark_probes_only_the_marked_vms_and_filter_probes_the_shown_ones(
         await pilot.press("f")
         await probed(pilot, screen, {"web-prod-01", "web-prod-02", "web-prod-03"})
         assert sorted(s.vm.name for s in screen.states.values() if s.diagnosis) == ["web-prod-01", "web-prod-02", "web-prod-03"]
-        assert "ssh -p " in detail(screen) and "@127.10.1." in detail(screen)
+        assert "ssh -p " in detail(screen) and "@web-prod-01.westeurope.cloudapp.azure.test" in detail(screen)  # by name, not address
 
         screen.set_filter("legacy")
         await pilot.pause()
@@ -175,7 +175,8 @@ async def test_write_rdp_file_with_the_current_address(pane_emulator, tmp_path):
         path = pilot.app.export_dir() / "dc-shared-01.rdp"
         assert path.exists()
         first = path.read_text().splitlines()[0]
-        assert first.startswith("full address:s:127.10.2.10")
+        assert first.startswith("full address:s:dc-shared-01.westeurope.cloudapp.azure.test")  # its DNS name outlives an address change
+        assert path.stat().st_mode & 0o777 == 0o600
 
 
 def probed_then_cursor_on(names, cursor):

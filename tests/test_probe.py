@@ -390,10 +390,12 @@ def test_cli_writes_rdp_files_and_a_table_that_fits(tmp_path):
     assert proc.returncode == 3, proc.stderr
     # Everything but the file path fits 80 columns.
     assert [line for line in proc.stdout.splitlines() if len(line) > 80 and not line.startswith("wrote ")] == []
-    assert "reset-access" in proc.stdout and "mstsc /v:127.10.2.10" in proc.stdout
+    # By the VM's DNS name, not its address: the next address change does not make them stale.
+    assert "reset-access" in proc.stdout and "mstsc /v:dc-shared-01.westeurope.cloudapp.azure.test" in proc.stdout
     rdp = tmp_path / "dc-shared-01.rdp"
-    # 3389 on the VM's own loopback address (or the port the emulator fell back to when another held it).
-    assert rdp.read_text().splitlines()[0].startswith("full address:s:127.10.2.10")
+    # 3389 (or the port the emulator fell back to when another held it), by name; readable only by the user.
+    assert rdp.read_text().splitlines()[0].startswith("full address:s:dc-shared-01.westeurope.cloudapp.azure.test")
+    assert rdp.stat().st_mode & 0o777 == 0o600
     assert f"wrote {rdp}" in proc.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["dc-shared-01.rdp"]  # only VMs whose RDP answers
 
@@ -410,3 +412,16 @@ def test_cli_writes_rdp_files_and_a_table_that_fits(tmp_path):
 )
 def test_cli_bad_input_is_one_line(args, needle):
     one_line_error(aztriage("probe", "--demo", *args), needle)
+
+
+def test_the_connect_host_is_the_name_azure_gives_else_the_address():
+    from backend.probe import OPEN, ProbeResult, ProbeTarget, connect_host
+
+    vm_id = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/v"
+    by_ip = ProbeResult(ProbeTarget("203.0.113.7", 3389, "rdp", "v", vm_id, "public-ip", via="v-ip"), OPEN, address="203.0.113.7")
+    by_name = ProbeResult(ProbeTarget("v.westeurope.cloudapp.azure.com", 3389, "rdp", "v", vm_id, "fqdn", via="v-ip"), OPEN, address="203.0.113.7")
+    other_ip = ProbeResult(ProbeTarget("v2.westeurope.cloudapp.azure.com", 3389, "rdp", "v", vm_id, "fqdn", via="another-ip"), OPEN)
+    assert connect_host(by_ip, [by_ip, by_name]) == "v.westeurope.cloudapp.azure.com"
+    assert connect_host(by_name, [by_name]) == "v.westeurope.cloudapp.azure.com"
+    assert connect_host(by_ip, [by_ip, other_ip]) == "203.0.113.7"  # a name of another public IP is not this one's
+    assert connect_host(by_ip, [by_ip]) == "203.0.113.7"

@@ -142,7 +142,7 @@ async def _probe(args: argparse.Namespace, backend: Backend, request: Any):
 
 
 def _write_rdp_files(directory: str, report: Any) -> list[Any]:
-    from backend.probe import OPEN, write_rdp_file
+    from backend.probe import OPEN, connect_host, write_rdp_file
 
     written = []
     done: set[str] = set()
@@ -151,7 +151,8 @@ def _write_rdp_files(directory: str, report: Any) -> list[Any]:
             continue
         done.add(r.target.vm_id)
         try:
-            written.append(write_rdp_file(directory, r.target.vm, r.address or r.target.host, r.connect_port or r.target.port))
+            # The VM's DNS name when Azure gives one, so the file still works after the address changes.
+            written.append(write_rdp_file(directory, r.target.vm, connect_host(r, report.results), r.connect_port or r.target.port))
         except OSError as exc:
             raise CliError(f"--rdp-file: cannot write into {directory}: {exc.strerror or exc}") from None
     return written

@@ -309,7 +309,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self.app.screen.post_message(message)
 
     def action_write_rdp(self) -> None:
-        from backend.probe import write_rdp_file
+        from backend.probe import connect_host, write_rdp_file
 
         state = self.table.cursor_state
         best = self._answering(state)
@@ -317,7 +317,8 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
             self.notify("Only a Windows VM whose RDP answers gets an .rdp file.", severity="warning", timeout=4)
             return
         try:
-            path = write_rdp_file(self.aztriage.export_dir(), state.vm.name, best.address or best.target.host, best.connect_port or best.target.port, state.vm.admin_username)
+            host = connect_host(best, state.results.values())  # the VM's DNS name when it has one, so the file outlives an address change
+            path = write_rdp_file(self.aztriage.export_dir(), state.vm.name, host, best.connect_port or best.target.port, state.vm.admin_username)
         except OSError as exc:
             self.notify(f"The .rdp file cannot be written: {exc.strerror or exc}.", severity="error")
             return
