@@ -236,3 +236,38 @@ async def test_z_at_80x24_shows_network_watchers_answer_on_screen(pane_emulator)
         await pilot.pause(0.1)
         shown = screen_text(pilot.app)
         assert "VERDICT NSG" in shown and "more line" in shown, shown
+
+
+async def test_the_private_path_and_the_source_address_are_reachable_from_the_pane(pane_emulator):
+    """The CLI's --private and --source-ip: v probes the VMs' private IPs too, u sets the NSGs' source."""
+    from widgets.text_prompt import TextPrompt
+
+    async with make_app(pane_emulator).run_test(size=(140, 45)) as pilot:
+        screen = await open_pane(pilot)
+        screen.set_filter("payroll-app-01")
+        await pilot.pause()
+        await pilot.press("p")
+        await probed(pilot, screen, {"payroll-app-01"})
+        assert "probe again with --private" in detail(screen)
+        await pilot.press("v")
+        await pilot.pause()
+        assert screen.private and "private IPs too" in renderable_text(screen.query_one("#summary").content, width=220)
+        await pilot.press("u")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TextPrompt), what="the source prompt")
+        prompt = pilot.app.screen
+        prompt.query_one("#prompt-input").value = "not-an-address"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, TextPrompt)
+        assert "neither an IP address nor one of Internet" in renderable_text(prompt.query_one("#prompt-error").content, width=200)
+        prompt.query_one("#prompt-input").value = "203.0.113.7"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: pilot.app.screen is screen, what="back to the pane")
+        assert screen.source_ip == "203.0.113.7"
+        await pilot.press("p")
+        await probed(pilot, screen, {"payroll-app-01"})
+        text = detail(screen)
+        # The private address was probed this time, and the NSGs were evaluated for the address typed.
+        assert "probe again with --private" not in text and "10.0.1.4" in text
+        assert "from 203.0.113.7" in text
+        assert "source 203.0.113.7" in renderable_text(screen.query_one("#summary").content, width=220)

@@ -56,6 +56,8 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         Binding("z", "check_from_azure", "From Azure", id="connectivity.from_azure"),
         Binding("i", "console", "Serial console", id="connectivity.console"),
         Binding("w", "write_rdp", ".rdp file", show=False, id="connectivity.write_rdp"),
+        Binding("v", "toggle_private", "Private IPs", show=False, id="connectivity.private"),
+        Binding("u", "source_ip", "Source address", show=False, id="connectivity.source_ip"),
         Binding("c", "copy_connect", "Copy connect line", show=False, id="connectivity.copy"),
         Binding("slash", "filter", "Filter", id="connectivity.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="connectivity.clear_filter"),
@@ -73,6 +75,10 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self.probe_error = ""
         self.probed_at: datetime | None = None
         self.last_notes: list[str] = []
+        # The CLI's --private and --source-ip, for this session: private IPs probed too (from a network
+        # that reaches the VNet, e.g. over the VPN), and the source the NSGs are evaluated for.
+        self.private = False
+        self.source_ip: str | None = None
         self._flush_timer = None
 
     def compose_body(self) -> ComposeResult:
@@ -170,7 +176,8 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self._flush()
         try:
             request = connectivity.Request(
-                source=app.config.source_ip,
+                private=self.private,
+                source=self.source_ip or app.config.source_ip,
                 extra_ports=connectivity.extra_ports(getattr(app.config, "probe_ports", ())),
                 timeout=self.probe_timeout,
                 attempts=self.probe_attempts,
@@ -308,6 +315,39 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         await self.app.switch_mode("recovery")
         self.app.screen.post_message(message)
 
+    def action_toggle_private(self) -> None:
+        """--private: the next probes try the VMs' private IPs too (from a network that reaches the VNet)."""
+        self.private = not self.private
+        if self.private:
+            self.notify("Probes now try private IPs too: from a network that reaches the VNet (VPN, peering). v turns it off.", timeout=6)
+        else:
+            self.notify("Probes try public endpoints only.", timeout=4)
+        self.show_summary()
+
+    def action_source_ip(self) -> None:
+        """--source-ip: the address (or Internet, VirtualNetwork) the NSGs are evaluated for."""
+        self.ask_source_ip()
+
+    @work(exclusive=True, group="source-ip", exit_on_error=False)
+    async def ask_source_ip(self) -> None:
+        from backend.network import Source
+        from widgets.text_prompt import TextPrompt
+
+        def check(value: str) -> str:
+            Source.parse(value)  # ValueError with one sentence
+            return value
+
+        current = self.source_ip or self.aztriage.config.source_ip or ""
+        answer = await self.app.push_screen_wait(
+            TextPrompt("Source address", "Evaluate the NSGs for this source: an IP address, Internet or VirtualNetwork (empty: the configured one).",
+                       value=current, check=check, placeholder="203.0.113.7")
+        )
+        if answer is None:
+            return
+        self.source_ip = answer or None
+        self.notify(f"NSGs are evaluated for {self.source_ip or self.aztriage.config.source_ip or 'Internet'}: probe again to see.", timeout=5)
+        self.show_summary()
+
     def action_write_rdp(self) -> None:
         from backend.probe import connect_host, write_rdp_file
 
@@ -360,7 +400,9 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
                 text.append(f", {bad} NOT", style="bold")
         if self.probed_at is not None and not self.probing:
             text.append(f" · {self.probed_at:%H:%M:%S}")
-        source = self.aztriage.config.source_ip or "Internet"
+        source = self.source_ip or self.aztriage.config.source_ip or "Internet"
+        if self.private:
+            text.append(" · private IPs too")
         text.append(f" · source {source}")
         self.query_one("#summary", Static).update(text)
 
@@ -409,6 +451,9 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
             ("probe: VMs shown", "Probe every VM the filter shows", self.action_probe_filtered),
             ("probe: every VM", "Probe RDP/SSH of every VM in the inventory", self.action_probe_all),
             ("view: filter connectivity", "Type to filter by name, port, status, verdict, recovery or IP", self.action_filter),
+            ("probe: private IPs " + ("off" if self.private else "on"),
+             "Also probe the VMs' private IPs, from a network that reaches the VNet (VPN, peering): the CLI's --private (v)", self.action_toggle_private),
+            ("probe: source address", "The address the NSGs are evaluated for: the CLI's --source-ip (u)", self.action_source_ip),
         ]
         state = self.table.cursor_state
         if state is not None:
@@ -420,7 +465,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
             if verdict.id in GUEST_SIDE:
                 commands.append((f"vm: serial console of {vm.name}", "The fault is in the guest: type into it through Azure Serial Console (i)", self.action_console))
             if self._answering(state) is not None and state.port == 3389:
-                commands.append((f"export: .rdp file for {vm.name}", "Write an .rdp file with the current address", self.action_write_rdp))
+                commands.append((f"export: .rdp file for {vm.name}", "Write an .rdp file with the VM's DNS name (or its address)", self.action_write_rdp))
         return commands
 
 
