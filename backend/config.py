@@ -164,7 +164,7 @@ def _inventory_engine(value: Any, where: str) -> str:
 
 
 def _graph_threshold(value: Any, where: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{where}: graph_threshold must be a whole number of subscriptions (0 or more)")
