@@ -1,0 +1,87 @@
+"""`aztriage recover --scenario upgrade-public-ip|reset-vpn` as an operator runs them: real
+processes, --read-only, the typed name for destructive steps, and real kill -9 (SIGKILL) at every
+boundary a run of each plan passes (recorded from the plan itself by tests/kill_points.py, so a
+new step or operation is covered by itself), then --resume to the same end with nothing done twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.kill_points import recorded
+from tests.recovery_support import operation_counts, reset, writes
+from tests.test_recovery_cli import one_line_error, runs
+from tests.test_recovery_reset_vpn import connection, status
+from tests.test_recovery_rescue_cli import _kill_at_each, aztriage, chunk
+from tests.test_recovery_upgrade_ip import nic_and_pip, upgraded_keeping
+
+UPGRADE = ["recover", "--vm", "rdgw-shared-01", "--scenario", "upgrade-public-ip", "--yes", "--confirm", "rdgw-shared-01"]
+RESET_VPN = ["recover", "--vm", "payroll-app-01", "--scenario", "reset-vpn", "--gateway", "--yes", "--confirm", "payroll-app-01"]
+
+
+@pytest.fixture
+def home(tmp_path, emu):
+    reset(emu)
+    return tmp_path / "home"
+
+
+def test_upgrade_public_ip_from_the_cli_needs_the_name_refuses_read_only_and_keeps_the_address(emu, home):
+    address = nic_and_pip(emu, "rdgw-shared-01")[1]["properties"]["ipAddress"]
+    before = writes(emu)
+    shown = aztriage(emu, home, "recover", "--vm", "rdgw-shared-01", "--scenario", "upgrade-public-ip", "--dry-run")
+    assert shown.returncode == 0 and "retired on 30 September 2025" in shown.stdout and "[DESTRUCTIVE] Disassociate" in shown.stdout
+    read_only = aztriage(emu, home, *UPGRADE, "--read-only")
+    assert read_only.returncode != 0 and "read-only" in one_line_error(read_only)
+    unnamed = aztriage(emu, home, "recover", "--vm", "rdgw-shared-01", "--scenario", "upgrade-public-ip", "--yes")
+    assert unnamed.returncode == 2 and "this plan has destructive steps: add --confirm rdgw-shared-01" in one_line_error(unnamed)
+    assert writes(emu) == before
+    done = aztriage(emu, home, *UPGRADE)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    assert f"RDP answers on {address}:3389" in done.stdout
+    upgraded_keeping(emu, "rdgw-shared-01", address)
+
+
+def test_reset_vpn_from_the_cli_brings_the_connection_back(emu, home):
+    done = aztriage(emu, home, "recover", "--vm", "payroll-app-01", "--scenario", "reset-vpn", "--yes")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    assert "cn-hub-to-onprem-amsterdam is Connected" in done.stdout
+    assert status(emu) == "Connected"
+    wrong = aztriage(emu, home, "recover", "--vm", "payroll-app-01", "--scenario", "resize", "--gateway")
+    assert wrong.returncode == 2 and "--connection and --gateway only apply to --scenario reset-vpn" in one_line_error(wrong)
+
+
+@pytest.fixture(scope="module")
+def recorded_steps():
+    return {
+        "upgrade-public-ip": recorded("rdgw-shared-01", "upgrade-public-ip").steps,
+        "reset-vpn": recorded("payroll-app-01", "reset-vpn", (("gateway", True),)).steps,
+    }
+
+
+CASES = {"upgrade-public-ip": 2, "reset-vpn": 1}
+
+
+@pytest.mark.parametrize("scenario, case", [(s, n) for s, count in CASES.items() for n in range(count)], ids=lambda v: str(v + 1) if isinstance(v, int) else v)
+def test_killed_with_sigkill_at_every_boundary_resumes_to_the_same_end(emu, home, tmp_path, recorded_steps, scenario, case):
+    steps = chunk(recorded_steps[scenario], case, CASES[scenario])
+    points = [p for step in steps for p in step.points]
+    assert all(step.points for step in steps), "a step the recorded run never reached"
+    fresh = 0
+    while points:
+        if fresh:
+            reset(emu)
+            home = tmp_path / f"home-{fresh}"
+        fresh += 1
+        if scenario == "upgrade-public-ip":
+            nic, pip = nic_and_pip(emu, "rdgw-shared-01")
+            _kill_at_each(emu, home, UPGRADE, "rdgw-shared-01", points)
+            upgraded_keeping(emu, "rdgw-shared-01", pip["properties"]["ipAddress"])
+            assert operation_counts(emu)[("put", pip["id"].lower())] == 2  # Static, then Standard: nothing twice
+        else:
+            _kill_at_each(emu, home, RESET_VPN, "payroll-app-01", points)
+            assert status(emu) == "Connected"
+            conn = connection(emu)
+            counts = operation_counts(emu)
+            assert counts[("resetconnection", conn["id"].lower())] == 1
+            assert counts[("reset", conn["properties"]["virtualNetworkGateway1"]["id"].lower())] == 0  # not needed: skipped
+        (listed,) = runs(emu, home)
+        assert listed["status"] == "succeeded"
