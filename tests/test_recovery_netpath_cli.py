@@ -10,8 +10,8 @@ import pytest
 from tests.kill_points import recorded
 from tests.recovery_support import operation_counts, reset, writes
 from tests.test_recovery_cli import one_line_error, runs
-from tests.test_recovery_reset_vpn import connection, status
 from tests.test_recovery_rescue_cli import _kill_at_each, aztriage, chunk
+from tests.test_recovery_reset_vpn import connection, status
 from tests.test_recovery_upgrade_ip import nic_and_pip, upgraded_keeping
 
 UPGRADE = ["recover", "--vm", "rdgw-shared-01", "--scenario", "upgrade-public-ip", "--yes", "--confirm", "rdgw-shared-01"]
