@@ -41,6 +41,7 @@ from backend.adapter import CheckBackend
 from backend.escape import md_inline
 from backend.instance_views import choose
 from backend.models import Inventory, Vm, id_name
+from backend.retirements import RETIREMENTS
 from backend.settings import DEFAULT_INSTANCE_VIEWS
 from backend.shellcmd import sh
 from backend.verdict import maintenance_window
@@ -345,7 +346,7 @@ def check_unmanaged_disks(inv: Inventory, ctx: CheckContext) -> Iterable[Finding
         yield _finding(
             "unmanaged-disks",
             vm,
-            f"{vm.name} uses unmanaged VHD disks, retired by Azure on 30 September 2025: {listed}",
+            f"{vm.name} uses unmanaged VHD disks, {RETIREMENTS['unmanaged-disks'].when((inv.fetched_at or datetime.now(UTC)).date())} ({RETIREMENTS['unmanaged-disks'].link}): {listed}",
             f"Convert the VM to managed disks: 'az vm deallocate {_az(vm)}' then 'az vm convert {_az(vm)}' (the VM is down during the conversion).",
         )
 
@@ -614,6 +615,51 @@ def check_backup(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
             )
 
 
+def check_retirements(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
+    """Retiring Azure features a VM uses (backend/retirements.py: one table of dates and links).
+    Unmanaged disks have their own rule; NSG flow logs are not read (see retirements_not_checked)."""
+    from backend.retirements import extension_retirements, retiring_size
+
+    today = (inv.fetched_at or datetime.now(UTC)).date()
+
+    def finding(vm: Vm, key: str, uses: str) -> Finding:
+        r = RETIREMENTS[key]
+        return _finding(
+            "retirement",
+            vm,
+            f"{vm.name} uses {uses}: {r.what}, {r.when(today)}",
+            f"Move to {r.move_to} {r.deadline(today)} ({r.link}).",
+            severity=r.severity(today),
+        )
+
+    for vm in inv.vms:
+        for nic in vm.nics:
+            for pip in nic.public_ips:
+                known = inv.public_ips.get(pip.id.lower()) or pip
+                if (known.sku or "").lower() == "basic":
+                    yield finding(vm, "basic-public-ip", f"Basic SKU public IP {pip.name}")
+            pools = nic.load_balancer_backend_pool_ids + nic.load_balancer_inbound_nat_rule_ids
+            for lb_id in sorted({_lb_of_pool(p).split("/inboundNatRules/")[0].lower() for p in pools}):
+                lb = inv.load_balancers.get(lb_id)
+                if lb is not None and (lb.sku or "").lower() == "basic":
+                    yield finding(vm, "basic-load-balancer", f"Basic load balancer {lb.name}")
+        for r, name in extension_retirements(vm):
+            yield finding(vm, r.id, f"extension {name}")
+        if retiring_size(vm.size):
+            yield finding(vm, "d-ls-series", f"size {vm.size}")
+
+
+def retirements_not_checked(inv: Inventory, ctx: CheckContext) -> Iterable[NotChecked]:
+    r = RETIREMENTS["nsg-flow-logs"]
+    if inv.vms:
+        yield NotChecked(
+            "retirement",
+            "estate",
+            f"NSG flow logs are not read by aztriage ({r.what}, {r.when((inv.fetched_at or datetime.now(UTC)).date())}): list them with "
+            f"'az network watcher flow-log list --location REGION' and move them to {r.move_to} ({r.link})",
+        )
+
+
 def backup_not_checked(inv: Inventory, ctx: CheckContext) -> Iterable[NotChecked]:
     if ctx.backup is None:
         yield NotChecked("azure-backup", "estate", ctx.backup_unavailable_reason)
@@ -636,6 +682,7 @@ RULES: tuple[Rule, ...] = (
     Rule("temporary-disk", "Temporary disk: data there is not kept", "info", "runbook: Temporary Disk D:", check_temp_disk, temp_disk_not_checked),
     Rule("entry-level-size", "A- or B-series size for production load", "low", "APRL 3201dba8", check_entry_level_size),
     Rule("azure-backup", "Not protected by Azure Backup", "medium", "runbook: VM Backups; APRL 1981f704", check_backup, backup_not_checked),
+    Rule("retirement", "Uses an Azure feature that is retired or retiring", "medium", "Microsoft's retirement list (backend/retirements.py)", check_retirements, retirements_not_checked),
 )
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 _RULE_ORDER = {r.id: i for i, r in enumerate(RULES)}

@@ -295,3 +295,41 @@ def test_markdown_lists_findings_and_not_checked():
     text = checks.render_markdown(run_checks(inventory(good_vm("vm-x", zones=()))))
     assert "### HIGH no-zone-or-set: vm-x" in text
     assert "## Not checked" in text and "azure-backup" in text
+
+
+def test_retirements_come_from_one_dated_table_and_match_what_a_vm_uses():
+    from datetime import date
+
+    from backend.retirements import RETIREMENTS, retiring_size
+
+    assert RETIREMENTS["azure-diagnostics"].on == date(2026, 3, 31) and RETIREMENTS["azure-disk-encryption"].on == date(2028, 9, 15)
+    assert RETIREMENTS["log-analytics-agent"].severity(date(2026, 12, 6)) == "high"
+    assert RETIREMENTS["nsg-flow-logs"].severity(date(2026, 12, 6)) == "medium"
+    assert RETIREMENTS["d-ls-series"].severity(date(2026, 12, 6)) == "low"
+    assert RETIREMENTS["nsg-flow-logs"].when(date(2027, 10, 1)) == "retired on 30 September 2027"
+    for size in ("Standard_D2", "Standard_DS13-4_v2", "Standard_D15_v2", "Standard_DS1_v2", "Standard_L8s"):
+        assert retiring_size(size), size
+    for size in ("Standard_D2s_v3", "Standard_D2_v3", "Standard_D4s_v5", "Standard_L8s_v3", "Standard_DS1_v3"):
+        assert not retiring_size(size), size
+
+
+def test_retiring_extensions_are_flagged_with_their_date_and_migration():
+    from backend.models import Extension
+
+    def ext(name: str, publisher: str, handler: str) -> Extension:
+        return Extension(name=name, type=handler, publisher=publisher, version="1.0", provisioning_state="Succeeded")
+
+    vm = good_vm("vm-old-agents", extensions=(
+        ext("MMA", "Microsoft.EnterpriseCloud.Monitoring", "MicrosoftMonitoringAgent"),
+        ext("WAD", "Microsoft.Azure.Diagnostics", "IaaSDiagnostics"),
+        ext("ADE", "Microsoft.Azure.Security", "AzureDiskEncryption"),
+        ext("AMA", "Microsoft.Azure.Monitor", "AzureMonitorWindowsAgent"),
+    ))
+    inv = dataclasses.replace(inventory(vm), fetched_at=datetime(2026, 12, 6, tzinfo=UTC))
+    found = {f.evidence.split(": ", 1)[0]: f for f in fired(inv, "retirement")}
+    assert set(found) == {"vm-old-agents uses extension MMA", "vm-old-agents uses extension WAD", "vm-old-agents uses extension ADE"}
+    assert found["vm-old-agents uses extension MMA"].severity == "high" and "the Azure Monitor Agent" in found["vm-old-agents uses extension MMA"].fix
+    assert "retired on 31 March 2026" in found["vm-old-agents uses extension WAD"].evidence
+    ade = found["vm-old-agents uses extension ADE"]
+    assert ade.severity == "low" and "encryption at host before 15 September 2028" in ade.fix and "disk-encryption-migrate" in ade.fix
+    assert not fired(inventory(good_vm()), "retirement")

@@ -60,7 +60,16 @@ async def test_demo_estate_gives_its_stories_as_findings(demo_result):
     assert {"jump-prod-01", "rdgw-shared-01", "tools-lnx-shared-01"} <= found["entry-level-size"]
     # Nothing is invented: the demo has no role tags and its regions have quota to spare.
     assert "role-not-load-balanced" not in found and "vcpu-quota" not in found
-    assert [n.rule for n in result.not_checked] == ["azure-backup"]
+    # Azure Backup is not read, and NSG flow logs (retiring) are named with the tool that lists them.
+    assert [n.rule for n in result.not_checked] == ["azure-backup", "retirement"]
+    assert "az network watcher flow-log list" in result.not_checked[1].reason
+    # Retirements, each dated from the one table (backend/retirements.py) with its migration link.
+    assert {"legacy-app-01", "legacy-ftp-01", "rdgw-shared-01"} <= found["retirement"]
+    basic = next(f for f in result.findings if f.rule == "retirement" and f.vm == "rdgw-shared-01")
+    assert basic.severity == "high" and "Basic SKU public IP addresses, retired on 30 September 2025" in basic.evidence
+    assert "public-ip-basic-upgrade-guidance" in basic.fix and "already retired" in basic.fix
+    size = next(f for f in result.findings if f.rule == "retirement" and "Standard_DS1_v2" in f.evidence)
+    assert size.vm == "legacy-ftp-01" and size.severity == "low" and "retiring on 1 May 2028" in size.evidence
 
 
 async def test_demo_evidence_names_the_facts(demo_result):
