@@ -1,0 +1,55 @@
+"""The network recoveries in the Recovery pane as an operator drives them: reset-vpn opened from
+payroll-app-01 brings its VPN connection back; upgrade-public-ip on rdgw-shared-01 asks for the
+typed name (its disassociation is destructive) and ends with RDP answering on the same address."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_recovery_reset_vpn import status
+from tests.test_recovery_upgrade_ip import nic_and_pip, upgraded_keeping
+from tests.test_tui_recovery import choose_scenario, choose_vm, open_pane, steps_text
+from tests.tui_support import make_app, wait_for
+from widgets.confirm_dialog import ConfirmDialog
+
+pytestmark = pytest.mark.xdist_group("tui-recovery")
+
+
+@pytest.fixture(autouse=True)
+def private_journal(recovery_journal):
+    return recovery_journal
+
+
+async def test_reset_vpn_runs_from_the_pane_and_the_connection_comes_back(emu):
+    app = make_app(emu)
+    async with app.run_test(size=(110, 36)) as pilot:
+        screen = await open_pane(pilot)
+        await choose_vm(pilot, screen, "payroll-app-01")
+        await choose_scenario(pilot, screen, "reset-vpn")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert "Reset VPN connection cn-hub-to-onprem-amsterdam" in steps_text(screen)
+        await pilot.press("x")
+        await pilot.pause()
+        if isinstance(app.screen, ConfirmDialog):
+            await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
+        assert set(screen.states.values()) == {"verified"}
+        assert status(emu) == "Connected"
+
+
+async def test_upgrade_public_ip_from_the_pane_needs_the_typed_name_and_keeps_the_address(emu):
+    address = nic_and_pip(emu, "rdgw-shared-01")[1]["properties"]["ipAddress"]
+    app = make_app(emu)
+    async with app.run_test(size=(110, 36)) as pilot:
+        screen = await open_pane(pilot)
+        await choose_vm(pilot, screen, "rdgw-shared-01")
+        await choose_scenario(pilot, screen, "upgrade-public-ip")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert "DESTRUCTIVE" in steps_text(screen)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        assert app.screen.type_name == "rdgw-shared-01"
+        await pilot.press(*"rdgw-shared-01", "enter")
+        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=90, what="the run")
+        assert set(screen.states.values()) == {"verified"}
+        upgraded_keeping(emu, "rdgw-shared-01", address)
