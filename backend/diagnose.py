@@ -20,7 +20,7 @@ from typing import Any
 from backend.lastknown import EndpointChange
 from backend.models import Maintenance, ServiceEvent, Vm
 from backend.network import ConnectivityCheck, NetworkVerdict, PrivatePath
-from backend.probe import DNS_FAILED, OPEN, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, connect_host, ssh_command
+from backend.probe import DNS_FAILED, OPEN, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, connect_host, mstsc_command, ssh_command
 
 REACHABLE = "reachable"
 VM_NOT_RUNNING = "vm-not-running"
@@ -178,7 +178,7 @@ def _connect_lines(vm: Vm, results: Sequence[ProbeResult], port: int) -> tuple[s
     if port == 22 or best.target.protocol == "ssh":
         return (ssh_command(host, connect_port, vm.admin_username),)
     if port == 3389 or best.target.protocol == "rdp":
-        return (f"mstsc /v:{host}:{connect_port}" if connect_port != 3389 else f"mstsc /v:{host}",)
+        return (mstsc_command(host, connect_port),)
     return ()
 
 

@@ -18,6 +18,7 @@ import asyncio
 import errno
 import ipaddress
 import os
+import re
 import socket
 import statistics
 import struct
@@ -619,8 +620,22 @@ def connect_host(best: ProbeResult, results: Iterable[ProbeResult] = ()) -> str:
 
 
 def ssh_command(host: str, port: int = 22, user: str | None = None) -> str:
+    """The ssh line to paste: the destination (a user name and an address from the tenant) is
+    one quoted word, after ``--`` when it would read as an option."""
+    from backend.shellcmd import sh
+
     who = f"{user}@{host}" if user else host
-    return f"ssh -p {port} {who}" if port != 22 else f"ssh {who}"
+    options = ["-p", str(port)] if port != 22 else []
+    return str(sh("ssh", *options, *(["--"] if who.startswith("-") else []), who))
+
+
+def mstsc_command(host: str, port: int = 3389) -> str:
+    """The mstsc line to paste (cmd or PowerShell): ``/v:`` and the address, single-quoted
+    unless it is only what an address is made of."""
+    from backend.shellcmd import ps_quote
+
+    target = f"/v:{host}:{port}" if port != 3389 else f"/v:{host}"
+    return "mstsc " + (target if re.fullmatch(r"/v:[A-Za-z0-9.:\[\]-]+", target) else ps_quote(target))
 
 
 def rdp_file_text(host: str, port: int = 3389, user: str | None = None) -> str:

@@ -208,3 +208,30 @@ def test_a_cli_table_row_stays_one_line_whatever_its_prose_holds():
     summary = safe_text(hostile.hostile_text(random.Random(3), "summary"))
     assert "\n" in summary and "\t" not in table(("VM", "SUMMARY"), [("vm-1", summary), ("vm-2", "x\ty")])
     assert len(table(("VM", "SUMMARY"), [("vm-1", summary), ("vm-2", "x\ty")], width=1 << 20).splitlines()) == 3
+
+
+@given(st.text(max_size=30), st.text(min_size=1, max_size=30), st.integers(1, 65535))
+@settings(max_examples=300, deadline=None)
+def test_a_connect_line_is_ssh_and_one_destination_whatever_the_names(user, host, port):
+    import shlex
+
+    from backend.probe import ssh_command
+
+    words = shlex.split(ssh_command(host, port, user or None))
+    who = f"{user}@{host}" if user else host
+    assert words[0] == "ssh" and words[-1] == who
+    assert words[1:-1] in ([], ["-p", str(port)], ["--"], ["-p", str(port), "--"])
+    assert (words[-2] == "--") == who.startswith("-")
+
+
+@pytest.mark.parametrize("host", ["127.10.1.19", "vm.westeurope.cloudapp.azure.com", "a b", "x;calc", "x' & calc & '", "$(calc)"])
+def test_an_mstsc_line_is_one_argument(host):
+    from backend.probe import mstsc_command
+
+    line = mstsc_command(host, 3390)
+    assert line.startswith("mstsc ")
+    argument = line.removeprefix("mstsc ")
+    if host[0].isalnum() and all(c.isalnum() or c in ".-" for c in host):
+        assert argument == f"/v:{host}:3390"
+    else:  # one single-quoted PowerShell word: ' doubled inside, nothing else special
+        assert argument.startswith("'") and argument.endswith("'") and "'" not in argument[1:-1].replace("''", "")
