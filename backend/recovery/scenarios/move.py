@@ -203,6 +203,7 @@ def _kept_snapshot_step(facts: VmFacts, move: DiskMove) -> Step:
     step.verify = verify
     step.why = "The copies in the new place are made from it, and it stays as the way back until you release it."
     step.undo = "release it with aztriage runs --release RUN_ID (aztriage never deletes it on its own)"
+    step.changes = step.changes.replace("kept until you delete it", "kept until you release the run")
     return step
 
 
