@@ -99,9 +99,9 @@ async def test_an_incident_walkthrough_shows_the_why_and_the_trail(emu):
         shown = why_text(app)
         assert f"Step 2 of {len(screen.plan.steps)}: {step.title}" in shown
         assert " ".join(step.why.split()) in " ".join(shown.split())
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirmation")
-        await pilot.press("enter")
+        await pilot.press("shift+tab", "enter")  # a redeploy interrupts service: Cancel has the focus
         await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
         await wait_for(pilot, lambda: any(t.startswith("run ") for t in app.presenter.trail.texts), what="the run in the trail")
         await settle(pilot)

@@ -249,7 +249,7 @@ async def test_the_recovery_pane_lists_the_regions_sizes_and_moves_the_vm_after_
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         text = steps_text(screen)
         assert "Deallocate web-prod-03 to release its host" in text and "Start web-prod-03 as Standard_E4s_v5" in text
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         assert app.screen.type_name == VM
         await pilot.press(*VM, "enter")

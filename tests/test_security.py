@@ -272,7 +272,7 @@ async def test_read_only_console_sends_zero_writes_through_every_pane_and_a_reco
         options.highlighted = ids.index("restart")
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
-        await pilot.press("x")
+        await pilot.press("o")
         await pilot.pause()
         screen.action_run_plan()
         await pilot.pause(0.3)

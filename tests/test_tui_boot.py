@@ -105,8 +105,8 @@ async def test_serial_log_search_last_boot_and_refresh(emulator):
         await wait_for(pilot, lambda: screen.fetches >= 2, what="refresh")
         assert blob_requests(emulator) == before + 2
         assert view.matches == [30, 33], "the search stays across a refresh"
-        # x: what to type on the rescue VM.
-        await pilot.press("x")
+        # m: what to type on the rescue VM.
+        await pilot.press("m")
         await pilot.pause(0.1)
         assert "What to type on the rescue VM (scenario rescue):" in screen_text(app)
         assert "/rescue/etc/fstab" in screen_text(app)

@@ -69,7 +69,7 @@ def test_screenshot_in_half_blocks_linux_console(snap_compare, emulator):
 
 
 def test_repair_commands(snap_compare, emulator):
-    assert snap_compare(make_app(emulator), terminal_size=(120, 36), run_before=detail("pg-dev-01", "x"))
+    assert snap_compare(make_app(emulator), terminal_size=(120, 36), run_before=detail("pg-dev-01", "m"))
 
 
 def test_boot_diagnostics_off(snap_compare, emulator):

@@ -54,7 +54,7 @@ async def test_fix_nsg_from_the_diagnosis_to_rdp_answering(emu):
         assert screen.plan.steps[1].title == "Temporary allow rule: 192.88.99.10 to port 3389, priority 199, NIC NSG nsg-jump-prod"
         assert "Check that RDP answers" in text
         before = writes(emu)
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         assert app.screen.type_name is None and writes(emu) == before
         await pilot.press("enter")
@@ -88,7 +88,7 @@ async def test_deleting_the_rule_asks_for_the_vms_name(emu):
         screen = await open_fix_nsg(pilot, emu, "disable")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert "DESTRUCTIVE" in steps_text(screen) and "Delete the blocking rule Deny-RDP-Incident-4711" in steps_text(screen)
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         assert app.screen.type_name == "jump-prod-01"
         await pilot.press(*"jump-prod-01", "enter")
@@ -103,7 +103,7 @@ async def test_read_only_shows_the_rule_change_disabled(emu):
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert "– disabled" in steps_text(screen)
         before = writes(emu)
-        await pilot.press("x")
+        await pilot.press("o")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmDialog) and writes(emu) == before and screen.run_id is None
 
@@ -122,7 +122,7 @@ async def test_release_and_undo_from_the_runs_stage(emu):
     async with app.run_test(size=(110, 36)) as pilot:
         screen = await open_fix_nsg(pilot, emu, "allow")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
@@ -139,7 +139,7 @@ async def test_release_and_undo_from_the_runs_stage(emu):
         # The destructive option, then its undo: the rule comes back as it was.
         screen = await open_fix_nsg(pilot, emu, "disable")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         await pilot.press(*"jump-prod-01", "enter")
         await wait_for(pilot, lambda: screen.run_id and screen.run_id != run_id and not screen.running, timeout=60, what="the run")

@@ -75,11 +75,18 @@ async def test_restart_from_vm_to_verified_run(emu):
         shown = detail(screen)
         assert "why:" in shown and "changes: reboots the guest operating system" in shown and "Interrupts service" in shown
         before = writes(emu)
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         assert app.screen.type_name is None  # nothing destructive: a plain yes
-        assert writes(emu) == before  # nothing changes before the yes
+        # A restart interrupts service: Cancel has the focus, so a habitual enter changes nothing.
+        assert "THIS INTERRUPTS SERVICE" in renderable_text(app.screen.query_one("#confirm-lines").content, width=200)
+        assert app.screen.query_one("#confirm-cancel").has_focus
         await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog), what="the dialog to close")
+        assert writes(emu) == before and screen.run_id is None  # nothing changes before the yes
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        await pilot.press("shift+tab", "enter")  # Run, chosen on purpose
         await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
         assert screen.states == {0: "verified", 1: "verified", 2: "verified"}
         assert "✓ verified" in steps_text(screen)
@@ -99,7 +106,7 @@ async def test_a_destructive_plan_runs_only_after_the_name_is_typed(emu):
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert "DESTRUCTIVE" in steps_text(screen)
         before = writes(emu)
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         dialog = app.screen
         assert dialog.type_name == "dev-sandbox-01"
@@ -111,7 +118,7 @@ async def test_a_destructive_plan_runs_only_after_the_name_is_typed(emu):
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, what="back to the plan")
         assert writes(emu) == before and screen.run_id is None
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog again")
         await pilot.press(*"dev-sandbox-01", "enter")
         await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
@@ -131,7 +138,7 @@ async def test_read_only_shows_the_plan_with_changes_disabled_and_never_runs(emu
         assert "– disabled" in steps_text(screen)
         assert "read-only: changes are disabled" in str(screen.query_one("#status-line").content)
         before = writes(emu)
-        await pilot.press("x")
+        await pilot.press("o")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmDialog)
         screen.action_run_plan()
@@ -187,7 +194,7 @@ async def test_a_password_is_typed_masked_sent_and_never_shown_or_kept(emu, priv
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert screen.plan.needs_secrets == ("password",)
         assert SENTINEL not in app.export_screenshot()
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirm")
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
@@ -265,9 +272,9 @@ async def _quit_during_a_run(emu) -> None:
         await choose_vm(pilot, screen, "web-prod-01")
         await choose_scenario(pilot, screen, "restart")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
-        await pilot.press("enter")
+        await pilot.press("shift+tab", "enter")  # a restart: Cancel has the focus, Run is chosen on purpose
         await wait_for(pilot, lambda: screen.running and screen.run_id, what="the run under way")
         run_id = screen.run_id
         await pilot.press("q")
@@ -293,7 +300,7 @@ async def test_a_wrong_typed_name_says_so(emu):
         await choose_vm(pilot, screen, "dev-sandbox-01")
         await choose_scenario(pilot, screen, "deallocate")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         dialog = app.screen
         await pilot.press(*"dev-sandbox-1", "enter")

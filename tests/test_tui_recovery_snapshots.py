@@ -71,7 +71,7 @@ def test_recovery_scenarios_after_a_diagnosis(snap_compare, emu):
 def test_recovery_confirm_with_typed_name(snap_compare, emu):
     async def run_before(pilot) -> None:
         await _plan(pilot, "web-prod-02", "redeploy")
-        await pilot.press("x")
+        await pilot.press("o")
         await pilot.pause()
         await pilot.press(*"web-prod")
         await pilot.pause()

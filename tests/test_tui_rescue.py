@@ -56,7 +56,7 @@ async def test_rescue_from_the_pane_waits_for_d_and_ends_with_the_ledger(emu):
         text = steps_text(screen)
         assert "Repair the copy on rescue-api-dev-01 (you)" in text and "Swap api-dev-01's OS disk" in text
         assert "Serial log: did not boot: emergency mode (fstab)" in detail(screen)
-        await pilot.press("x")
+        await pilot.press("o")
         await type_name_and_run(pilot, app, "api-dev-01")
         await wait_for(pilot, lambda: screen.waiting_run and not screen.running, timeout=60, what="the wait for the operator")
         assert "lsblk -f /dev/disk/azure/scsi1/lun0" in log_text(screen)
@@ -86,7 +86,7 @@ async def test_recreate_from_the_pane_needs_the_name_and_shows_what_it_keeps(emu
         await wait_for(pilot, lambda: screen.stage == "plan", timeout=30, what="the plan")
         assert "DESTRUCTIVE" in steps_text(screen)
         assert "deleteOption is Delete on OS disk" in detail(screen)
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         assert app.screen.type_name == "dev-sandbox-01"
         assert any("deletes the VM resource dev-sandbox-01" in line for line in app.screen._lines)

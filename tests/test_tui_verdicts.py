@@ -30,7 +30,7 @@ async def test_the_background_probe_fills_the_verdicts_attention_first(emu):
         await wait_loaded(pilot)
         # While it runs: the header and the Inventory's status line say so.
         await wait_for(pilot, lambda: bool(app.probe_status), what="the background probe to start")
-        assert "probing" in app.header_state.status and "x stops" in str(app.screen.query_one("#status-line").render())
+        assert "probing" in app.header_state.status and "X stops" in str(app.screen.query_one("#status-line").render())
         await wait_for(pilot, lambda: not app.probe_status and verdicts(app)["jump-prod-01"] != "unknown", timeout=60, what="the probe to finish")
         found = verdicts(app)
         assert found["jump-prod-01"] == "blocked-by-nsg" and found["tools-lnx-shared-01"] == "blocked-by-nsg"
@@ -99,9 +99,13 @@ async def test_connectivity_boot_and_recovery_give_one_answer(emu):
         assert "VERDICT AGENT" in text and "Sign in over SSH" in text
         row = next(line for line in table_lines(boot.table) if "mon-shared-eus-01" in line)
         assert row.rstrip().endswith(" -"), row  # RECOVERY: none (the log alone said "restart"; the verdict has none)
+        # o recovers from every pane: with no recovery recommended, the Recovery pane opens on the VM's
+        # scenarios with none starred (the log alone said "restart"; the verdict has none).
         await pilot.press("o")
-        await pilot.pause(0.2)
-        assert app.current_mode == "boot"  # nothing to open: the notification says the next step
+        await wait_for(pilot, lambda: app.current_mode == "recovery" and app.screen.facts is not None and app.screen.stage == "scenarios", what="the scenarios")
+        options = app.screen.query_one("#scenarios")
+        prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert prompts and not any("recommended" in p for p in prompts), prompts
 
 
 async def test_a_recovery_run_replaces_the_verdict_from_before_it(emu):
@@ -130,7 +134,7 @@ async def test_a_recovery_run_replaces_the_verdict_from_before_it(emu):
                 await pilot.press("enter")
                 await pilot.pause(0.3)
             await wait_for(pilot, lambda: recovery.plan is not None and recovery.stage == "plan", what="the plan")
-            await pilot.press("x")
+            await pilot.press("o")
             from widgets.confirm_dialog import ConfirmDialog
 
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirmation")

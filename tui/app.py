@@ -69,10 +69,11 @@ class AztriageApp(App[int]):
     BINDINGS = [
         # Pane keys are shown as the header's tabs, not in the footer.
         *(Binding(p.key, f"show_pane('{p.id}')", p.title, show=False, id=f"pane.{p.id}") for p in PANES),
-        Binding("r", "refresh", "Refresh", id="refresh"),
+        # Refresh and Quit are in `?` and the palette: the footer's 80 columns go to the pane's verbs.
+        Binding("r", "refresh", "Refresh", show=False, id="refresh"),
         Binding("question_mark", "help", "Keys", id="help"),
         Binding("ctrl+p", "command_palette", "Commands", show=False, id="command_palette", priority=True),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding("q", "quit", "Quit", show=False, id="quit"),
         Binding("t", "change_theme", "Theme", show=False, id="theme.pick"),
         Binding("P", "toggle_present", "Presenter mode", show=False, id="present.toggle"),
     ]
@@ -634,7 +635,7 @@ class AztriageApp(App[int]):
             commands.append((f"view: {p.title.lower()} pane", f"Show pane {p.key}, {p.title}", lambda i=p.id: self.action_show_pane(i)))
         commands += [
             ("view: refresh now", "Load the inventory again", self.action_refresh),
-            ("probe: stop the background probe", "Stop probing RDP/SSH of the running VMs (x in the Inventory)", self.stop_background_probe),
+            ("probe: stop the background probe", "Stop probing RDP/SSH of the running VMs (X in the Inventory)", self.stop_background_probe),
             ("view: keys", "Every key of this screen", self.action_help),
             ("export: inventory as JSON", "Write every VM (the `aztriage inventory --format json` shape) to a file", self.export_inventory),
             ("export: health as JSON", "Write the Health view (the `aztriage health --format json` shape) to a file", self.export_health),

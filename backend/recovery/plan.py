@@ -155,6 +155,13 @@ class Plan:
         return any(s.writes for s in self.steps)
 
     @property
+    def interrupts_service(self) -> bool:
+        """A step stops, restarts or moves the VM (restart, redeploy, resize, rescue, recreate...):
+        its plan says so, and its confirmation's default answer is Cancel."""
+        warnings = [*self.warnings, *(w for s in self.steps for w in s.warnings)]
+        return any(w.startswith(INTERRUPTS_PREFIX) for w in warnings)
+
+    @property
     def keys(self) -> list[str]:
         return [s.key for s in self.steps]
 
@@ -185,7 +192,8 @@ TEMP_DISK_WARNING = {
     "Windows": "Erases the temporary disk (D:): anything stored there is lost.",
     "Linux": "Erases the temporary disk (/dev/sdb1, usually /mnt or /mnt/resource): anything stored there is lost.",
 }
-INTERRUPTS_WARNING = "Interrupts service: the VM is unreachable until it is back up."
+INTERRUPTS_PREFIX = "Interrupts service"  # every warning that says the VM stops answering begins so
+INTERRUPTS_WARNING = f"{INTERRUPTS_PREFIX}: the VM is unreachable until it is back up."
 NO_SLA_WARNING = "This VM is not in an availability set, zone or scale set: nothing serves its workload while it is down."
 DYNAMIC_IP_WARNING = "Releases the VM's dynamic public IP address {ip}: it will likely get a different one (update DNS and saved RDP/SSH files)."
 

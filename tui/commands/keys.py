@@ -49,5 +49,8 @@ def run(args: argparse.Namespace) -> int:
     where = f" from {config.path}" if config.path else ""
     overridden = sum(1 for e in entries if e.source == "config")
     note = f"{overridden} remapped{where} (marked *)" if overridden else "no keys remapped"
-    print(f"\n{len(entries)} bindings; {note}. Remap under [keys] in config.toml: binding_id = \"key[,key]\".")
+    from tui.screens.help import VERBS
+
+    print(f"\nEverywhere a VM is selected: {VERBS}.")
+    print(f"{len(entries)} bindings; {note}. Remap under [keys] in config.toml: binding_id = \"key[,key]\".")
     return 0

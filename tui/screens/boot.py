@@ -114,7 +114,8 @@ async def open_recovery(screen: Any, vm_id: str, scenario: str, reason: str, evi
     from tui.panes import PANES
 
     if not any(p.id == "recovery" for p in PANES):
-        screen.notify(f"The Recovery pane is not in this build; from a shell: aztriage recover --vm NAME --scenario {scenario}", severity="warning", timeout=8)
+        name = vm_id.rstrip("/").rsplit("/", 1)[-1]
+        screen.notify(f"The Recovery pane is not in this build; from a shell: aztriage recover {scenario or 'SCENARIO'} --vm {name}", severity="warning", timeout=8)
         return
     message = OpenRecovery(vm_id, scenario, reason=reason, evidence=evidence)
     await screen.app.switch_mode("recovery")
@@ -138,11 +139,12 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     CSS_PATH = "boot.tcss"
 
     BINDINGS = [
-        Binding("a", "read_all", "Read all logs", id="boot.read_all"),
-        Binding("o", "open_recovery", "Recovery", id="boot.open_recovery"),
-        Binding("e", "enable", "Enable boot diag", id="boot.enable"),
-        Binding("i", "console", "Serial console", id="boot.console"),
-        Binding("slash", "filter", "Filter", id="boot.filter"),
+        Binding("a", "read_all", "Read all", id="boot.read_all"),
+        Binding("o", "open_recovery", "Recover", id="boot.open_recovery"),
+        Binding("p", "probe", "Probe", show=False, id="boot.probe"),
+        Binding("e", "enable", "Enable", id="boot.enable"),
+        Binding("i", "console", "Serial console", show=False, id="boot.console"),
+        Binding("slash", "filter", "Filter", show=False, id="boot.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="boot.clear_filter"),
     ]
 
@@ -285,11 +287,15 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
             await open_recovery(self, state.vm.id, "enable-boot-diagnostics", *reason_of(state))
             return
         # The VM's one verdict decides (the same in every pane), not the log alone.
-        verdict = self.aztriage.verdict_for(state.vm)
-        if not verdict.scenario:
-            self.notify(f"No recovery is recommended for {state.vm.name}: {verdict.next_step}", severity="warning", timeout=6)
-            return
-        await open_recovery(self, state.vm.id, verdict.scenario, verdict.summary, verdict.evidence)
+        from tui.vm_commands import recover
+
+        recover(self, state.vm)  # the VM's verdict's recovery, else its list of scenarios
+
+    def action_probe(self) -> None:
+        from tui.vm_commands import probe
+
+        state = self.table.cursor_state
+        probe(self, state.vm if state is not None else None)
 
     async def action_enable(self) -> None:
         state = self.table.cursor_state
@@ -350,11 +356,12 @@ class BootDetailScreen(BaseScreen):
         Binding("slash", "search", "Search", id="bootlog.search"),
         Binding("n", "next_match(1)", "Next match", show=False, id="bootlog.next"),
         Binding("N", "next_match(-1)", "Previous match", show=False, id="bootlog.previous"),
-        Binding("b", "last_boot", "Last boot", id="bootlog.last_boot"),
+        Binding("b", "last_boot", "Last boot", show=False, id="bootlog.last_boot"),
         Binding("v", "tab('log')", "Log", show=False, id="bootlog.log"),
-        Binding("s", "tab('screenshot')", "Screenshot", id="bootlog.screenshot"),
-        Binding("x", "tab('repair')", "Repair", show=False, id="bootlog.repair"),
-        Binding("o", "open_recovery", "Recovery", id="bootlog.open_recovery"),
+        Binding("s", "tab('screenshot')", "Shot", id="bootlog.screenshot"),
+        Binding("m", "tab('repair')", "Repair", id="bootlog.repair"),
+        Binding("o", "open_recovery", "Recover", id="bootlog.open_recovery"),
+        Binding("p", "probe", "Probe", show=False, id="bootlog.probe"),
         Binding("e", "enable", "Enable", show=False, id="bootlog.enable"),
         Binding("w", "save_screenshot", "Save PNG", show=False, id="bootlog.save"),
     ]
@@ -543,11 +550,15 @@ class BootDetailScreen(BaseScreen):
         if state.off or not state.vm.boot_diagnostics.enabled:
             await open_recovery(self, state.vm.id, "enable-boot-diagnostics", *reason_of(state))
             return
-        verdict = self.aztriage.verdict_for(state.vm)
-        if not verdict.scenario:
-            self.notify(f"No recovery is recommended for {state.vm.name}: {verdict.next_step}", timeout=6)
-            return
-        await open_recovery(self, state.vm.id, verdict.scenario, verdict.summary, verdict.evidence)
+        from tui.vm_commands import recover
+
+        recover(self, state.vm)  # the VM's verdict's recovery, else its list of scenarios
+
+    def action_probe(self) -> None:
+        from tui.vm_commands import probe
+
+        state = self.state
+        probe(self, state.vm if state is not None else None)
 
     async def action_enable(self) -> None:
         state = self.state
@@ -593,7 +604,7 @@ class BootDetailScreen(BaseScreen):
                 text.append(f" · /{view.term}: match {view.current + 1} of {len(view.matches)} (n/N)", style="bold")
             else:
                 text.append(f" · /{view.term}: no match", style="bold")
-        text.append(" · x repair · v log")
+        text.append(" · m repair · v log · o recover")
         self.set_status(text)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:
@@ -675,7 +686,7 @@ def _state_lines(state: BootState, *, detail: bool = False, loading: bool = Fals
             text.append(f"\n  also {other.signature.title}, line {other.line_number}: ", style="dim")
             text.append(other.line)
     if verdict.repair:
-        text.append("\nx: repair commands", style="dim")
+        text.append("\nm: repair commands", style="dim")
     return text
 
 

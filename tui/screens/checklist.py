@@ -55,7 +55,7 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
         Binding("slash", "filter", "Filter", id="checklist.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="checklist.clear_filter"),
         Binding("b", "toggle_grouping", "By rule/VM", id="checklist.group"),
-        Binding("x", "export_report", "Export report", id="checklist.export_report"),
+        Binding("x", "export_report", "Export", id="checklist.export_report"),
     ]
 
     def __init__(self) -> None:

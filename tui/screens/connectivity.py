@@ -30,7 +30,7 @@ from backend.diagnose import NO_PUBLIC_PATH, SCENARIO_TITLES, Diagnosis
 from backend.models import Inventory
 from backend.probe import OPEN, ProbeResult
 from backend.verdict import GUEST_SIDE
-from tui.messages import OpenRecovery, VerdictsChanged
+from tui.messages import VerdictsChanged
 from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
 from widgets.connectivity_table import ConnectivityTable, PortState, port_row, row_key
 from widgets.fast_table import FastTable
@@ -49,17 +49,17 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
 
     BINDINGS = [
         Binding("p", "probe_selected", "Probe", id="connectivity.probe"),
-        Binding("f", "probe_filtered", "Probe shown", id="connectivity.probe_filtered"),
-        Binding("a", "probe_all", "Probe all", id="connectivity.probe_all"),
-        Binding("space", "toggle_mark", "Mark", id="connectivity.mark"),
-        Binding("o", "open_recovery", "Recovery", id="connectivity.open_recovery"),
-        Binding("z", "check_from_azure", "From Azure", id="connectivity.from_azure"),
-        Binding("i", "console", "Serial console", id="connectivity.console"),
+        Binding("f", "probe_filtered", "Probe shown", show=False, id="connectivity.probe_filtered"),
+        Binding("a", "probe_all", "All", id="connectivity.probe_all"),
+        Binding("space", "toggle_mark", "Mark", show=False, id="connectivity.mark"),
+        Binding("o", "open_recovery", "Recover", id="connectivity.open_recovery"),
+        Binding("z", "check_from_azure", "Azure", id="connectivity.from_azure"),
+        Binding("i", "console", "Serial console", show=False, id="connectivity.console"),
         Binding("w", "write_rdp", ".rdp file", show=False, id="connectivity.write_rdp"),
         Binding("v", "toggle_private", "Private IPs", show=False, id="connectivity.private"),
         Binding("u", "source_ip", "Source address", show=False, id="connectivity.source_ip"),
-        Binding("c", "copy_connect", "Copy connect line", show=False, id="connectivity.copy"),
-        Binding("slash", "filter", "Filter", id="connectivity.filter"),
+        Binding("c", "copy_connect", "Copy", show=False, id="connectivity.copy"),
+        Binding("slash", "filter", "Filter", show=False, id="connectivity.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="connectivity.clear_filter"),
     ]
 
@@ -142,6 +142,15 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         if state is None:
             return
         self.start_probe([state.vm.id], f"{state.vm.name} from inside Azure", from_azure=True)
+
+    def probe_vm(self, vm: Any) -> None:
+        """Another pane's `p`: the cursor on the VM's row (the filter cleared if it hides it), and probe it."""
+        keys = [key for key, state in self.states.items() if state.vm.id.lower() == vm.id.lower()]
+        if keys and self.table.filter_text and not any(row.item.vm.id.lower() == vm.id.lower() for row in self.table.visible_rows()):
+            self.action_clear_filter()
+        if keys:
+            self.table.move_cursor_to_key(keys[0])
+        self.start_probe([vm.id], vm.name)
 
     def start_probe(self, vm_ids: list[str], what: str, *, from_azure: bool = False) -> None:
         if self.aztriage.backend is None or self.aztriage.inventory is None:
@@ -258,7 +267,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         state = self.table.cursor_state
         if action == "open_recovery":
-            return bool(state and self.aztriage.verdict_for(state.vm).scenario)
+            return state is not None
         if action in ("write_rdp", "copy_connect"):
             return bool(state and state.diagnosis and state.diagnosis.connect)
         if action == "console":
@@ -294,26 +303,12 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         if vm is not None:
             open_console(self, vm)
 
-    async def action_open_recovery(self) -> None:
-        """The recovery the VM's verdict recommends (the same in every pane)."""
-        state = self.table.cursor_state
-        verdict = self.aztriage.verdict_for(state.vm) if state is not None else None
-        if verdict is None or not verdict.scenario:
-            next_step = f": {verdict.next_step}" if verdict is not None else ""
-            self.notify(f"No recovery is recommended for this VM{next_step}", severity="warning", timeout=6)
-            return
-        from tui.panes import PANES
+    def action_open_recovery(self) -> None:
+        """The recovery the VM's verdict recommends (the same in every pane), else its list of scenarios."""
+        from tui.vm_commands import recover
 
-        message = OpenRecovery(verdict.vm_id, verdict.scenario, reason=verdict.summary, evidence=verdict.evidence)
-        if not any(p.id == "recovery" for p in PANES):
-            self.notify(
-                f"The Recovery pane is not in this build; from a shell: aztriage recover {verdict.scenario} --vm {verdict.vm}",
-                severity="warning",
-                timeout=8,
-            )
-            return
-        await self.app.switch_mode("recovery")
-        self.app.screen.post_message(message)
+        state = self.table.cursor_state
+        recover(self, state.vm if state is not None else None)
 
     def action_toggle_private(self) -> None:
         """--private: the next probes try the VMs' private IPs too (from a network that reaches the VNet)."""
@@ -368,9 +363,10 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         state = self.table.cursor_state
         if state is None or state.diagnosis is None or not state.diagnosis.connect:
             return
-        line = state.diagnosis.connect[0]
-        self.app.copy_to_clipboard(line)
-        self.notify(f"Copied: {line}", timeout=4)
+        from widgets.copy_dialog import CopyDialog
+
+        items = [(f"connect line {i + 1}" if len(state.diagnosis.connect) > 1 else "connect line", line) for i, line in enumerate(state.diagnosis.connect)]
+        self.app.push_screen(CopyDialog(f"Copy: how to reach {state.vm.name}", items, file_stem=f"connect-{state.vm.name}", write=self.aztriage.export_text))
 
     @staticmethod
     def _answering(state: PortState | None) -> ProbeResult | None:
@@ -442,7 +438,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
             marked = len({s.vm.id for s in self.states.values() if s.marked})
             if marked:
                 text.append(f" {marked} marked ·")
-        text.append(" p probe · f shown · a all · space mark · o recovery · z from Azure")
+        text.append(" p probe · f shown · a all · space mark · o recover · z from Azure · c copy · w .rdp")
         self.set_status(text)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:

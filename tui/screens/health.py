@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -26,8 +27,11 @@ class HealthScreen(BaseScreen):
     CSS_PATH = "health.tcss"
 
     BINDINGS = [
-        Binding("tab", "app.focus_next", "Next table", id="health.next_table"),
+        Binding("tab", "app.focus_next", "Next", id="health.next_table"),
         Binding("shift+tab", "app.focus_previous", "Previous table", show=False, id="health.previous_table"),
+        Binding("o", "recover", "Recover", id="health.recover"),
+        Binding("p", "probe", "Probe", id="health.probe"),
+        Binding("x", "export", "Export", show=False, id="health.export"),
     ]
 
     def __init__(self) -> None:
@@ -92,6 +96,32 @@ class HealthScreen(BaseScreen):
         text.append(f" · {len(v.events)} events · {len(v.maintenance)} maintenance pending")
         self.set_status(text)
 
+    def selected_vm(self) -> Any:
+        """The VM under the cursor of the focused table (Resource Health or maintenance)."""
+        focused = self.focused
+        if isinstance(focused, (StatusTable, MaintenanceTable)):
+            item = focused.cursor_item
+            return item.vm if item is not None else None
+        return None
+
+    def action_recover(self) -> None:
+        from tui.vm_commands import recover
+
+        recover(self, self.selected_vm())
+
+    def action_probe(self) -> None:
+        from tui.vm_commands import probe
+
+        probe(self, self.selected_vm())
+
+    def action_export(self) -> None:
+        self.aztriage.export_health()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("recover", "probe"):
+            return self.selected_vm() is not None or None  # greyed out on the events table
+        return super().check_action(action, parameters)
+
     @on(FastTable.Selected, "#statuses")
     @on(FastTable.Selected, "#maintenance")
     def _open_vm(self, event: FastTable.Selected) -> None:
@@ -109,7 +139,9 @@ class HealthScreen(BaseScreen):
         self.app.push_screen(EventDetailScreen(event_id))
 
     def palette_commands(self):
-        commands = []
+        from tui.vm_commands import vm_commands
+
+        commands = vm_commands(self, self.selected_vm())
         if self.view:
             for row in self.view.events:
                 commands.append((f"view: event {row.event.title}", f"{row.event.status} {row.event.type}: updates and impacted VMs", lambda i=row.id: self.open_event(i)))

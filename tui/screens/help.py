@@ -39,7 +39,14 @@ PLACES = {
     "BootDetailScreen": "boot diagnostics",
     "SerialLogView": "serial log",
     "LogSearch": "filter box",
+    "ScrollPanel": "detail panels",
+    "VmDetail": "detail panels",
+    "ChoiceList": "lists",
+    "CopyDialog": "copy dialog",
 }
+
+# The verbs on a VM, the same key in every pane (tui/vm_commands.py): shown first by `?` and `aztriage keys`.
+VERBS = "enter open · o recover · p probe · c copy · x export · esc back · / filter · tab next panel"
 
 
 def _bindings_of(node: DOMNode) -> list[Binding]:
@@ -66,6 +73,8 @@ def key_rows(screen: Screen) -> list[tuple[str, str, str, str]]:
         if place is None:
             continue
         for binding in _bindings_of(node):
+            if not binding.id:
+                continue  # a widget's own keys (the filter box's cursor keys): not the console's map
             key = (place, binding.action)
             display = screen.app.get_key_display(binding)
             if key not in grouped:
@@ -102,6 +111,7 @@ class HelpScreen(ModalScreen):
             last = place
         with VerticalScroll(id="help-box"):
             yield Static(Text("Keys  (esc closes; remap by binding id under [keys] in config.toml)", style="bold"), markup=False)
+            yield Static(Text("Everywhere a VM is selected: " + VERBS), markup=False)
             yield Static(table, markup=False)
             yield Static(Text("Filter box: type to filter as you go, enter keeps the filter, esc clears it.\n"
                               "ctrl+p opens the command palette: every action, and 'vm: open NAME' to jump to a VM.", style="dim"), markup=False)

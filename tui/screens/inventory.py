@@ -38,7 +38,10 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="inventory.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="inventory.clear_filter"),
-        Binding("x", "stop_probe", "Stop probe", id="inventory.stop_probe"),
+        Binding("o", "recover", "Recover", id="inventory.recover"),
+        Binding("p", "probe", "Probe", id="inventory.probe"),
+        Binding("x", "export", "Export", show=False, id="inventory.export"),
+        Binding("X", "stop_probe", "Stop probe", show=False, id="inventory.stop_probe"),
         Binding("T", "timeline", "Timeline", show=False, id="inventory.timeline"),
     ]
 
@@ -88,6 +91,19 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
             from tui.vm_commands import open_timeline
 
             open_timeline(self, vm)
+
+    def action_recover(self) -> None:
+        from tui.vm_commands import recover
+
+        recover(self, self.table.cursor_vm)
+
+    def action_probe(self) -> None:
+        from tui.vm_commands import probe
+
+        probe(self, self.table.cursor_vm)
+
+    def action_export(self) -> None:
+        self.aztriage.export_inventory()
 
     @work(exclusive=True, group="inventory-rows", exit_on_error=False, description="building inventory rows")
     async def _build_rows(self) -> None:
@@ -160,7 +176,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
         if attention:
             text.append(f" · {attention} need attention", style="bold")
         if self.aztriage.probe_status:
-            text.append(f" · {self.aztriage.probe_status} (x stops)")
+            text.append(f" · {self.aztriage.probe_status} (X stops)")
         if table.sort_column:
             label = next((c.label for c in COLUMNS if c.key == table.sort_column), table.sort_column) or "attention"
             text.append(f" · sort {label.lower()} {'▼' if table.sort_reverse else '▲'}")

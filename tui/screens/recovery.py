@@ -43,6 +43,7 @@ from tui.messages import OpenRecovery
 from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.confirm_dialog import ConfirmDialog
 from widgets.fast_table import MANY_ROWS, Column, FastTable, Row
+from widgets.option_list import ChoiceList
 from widgets.scroll_panel import ScrollPanel
 from widgets.secret_field import SecretDialog
 from widgets.step_list import StepList, kind_text
@@ -154,7 +155,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     journal_path: ClassVar[Path | None] = None
 
     BINDINGS = [
-        Binding("x", "run_plan", "Run plan", id="recovery.run"),
+        Binding("o", "run_plan", "Recover", id="recovery.run"),
         Binding("u", "resume", "Resume run", id="recovery.resume"),
         Binding("d", "operator_done", "Done", id="recovery.done"),
         Binding("h", "history", "Runs", id="recovery.history"),
@@ -195,8 +196,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         yield RecoveryFilter(placeholder="filter: name, group, location, state", id="filter", select_on_focus=False)
         with ContentSwitcher(initial=STAGES[VMS].body, id="stage"):
             yield VmTable(id="vms")
-            yield OptionList(id="scenarios", markup=False)
-            yield OptionList(id="options", markup=False)
+            yield ChoiceList(id="scenarios", markup=False)
+            yield ChoiceList(id="options", markup=False)
             yield StepList(id="steps")
             yield RunTable(id="runs")
         with ScrollPanel(id="detail-box"):
@@ -320,7 +321,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if rec is not None and self.vm_id and rec.vm_id.lower() == self.vm_id.lower():
             text.append("Diagnosis: ", style="bold")
             text.append(rec.reason or "-")
-            if rec.scenario not in scenarios.IDS:
+            if rec.scenario and rec.scenario not in scenarios.IDS:
                 text.append(f"\nRecommended: {rec.scenario}, which this pane cannot run; the scenarios below are what it can do.", style="bold")
             for line in rec.evidence[:4]:
                 text.append(f"\n  - {line}")
@@ -388,6 +389,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             return Text("")
         text = Text()
         text.append(plan.summary + "\n", style="bold")
+        if plan.interrupts_service:
+            text.append("Interrupts service:", style="bold reverse")
+            text.append(f" {plan.vm.name} stops answering while this runs.\n")
         for what, before, after in plan.details:
             text.append(f"  {what}: {before} → {after}\n")
         index = self.query_one(StepList).cursor_index
@@ -444,7 +448,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             VMS: "enter: choose a recovery · /: filter · h: runs" + (f" ({self.unfinished} unfinished)" if self.unfinished else ""),
             SCENARIOS: "enter: plan this scenario · esc: back",
             OPTIONS: "enter: choose · esc: back",
-            PLAN: "read-only: changes are disabled · esc: back · ↑↓: step details" if self.read_only else "x: run the plan · esc: back · ↑↓: step details",
+            PLAN: "read-only: changes are disabled · esc: back · ↑↓: step details" if self.read_only else "o: run the plan · ↑↓: steps · tab: details · esc: back",
             RUN: "running…" if self.running else ("d: the repair is done, continue · esc: back · h: runs" if self.waiting_run else "esc: back to the VMs · h: runs"),
             RUNS: "u: resume · d: manual step done · z: undo · L: release · esc: back",
         }
@@ -825,6 +829,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
 
     def _confirm_lines(self, plan: Plan, steps: list[int] | None = None) -> list[str]:
         lines = [plan.summary, ""]
+        if plan.interrupts_service:
+            lines[1:1] = [f"THIS INTERRUPTS SERVICE: {plan.vm.name} stops answering while it runs.", ""]
         for i, step in enumerate(plan.steps):
             if steps is not None and i not in steps:
                 continue
@@ -847,6 +853,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             f"{plan.title} on {plan.vm.name}: {len(plan.steps)} steps",
             self._confirm_lines(plan),
             type_name=plan.vm.name if plan.destructive else None,
+            cancel_first=plan.interrupts_service,  # Enter pressed out of habit does not take a VM down
         )
         if not await self.app.push_screen_wait(dialog):
             self.notify("Not run: nothing was changed.", timeout=3)

@@ -16,11 +16,13 @@ class VmDetailScreen(BaseScreen):
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="detail.back"),
-        Binding("c", "copy_id", "Copy id", id="detail.copy_id"),
-        Binding("o", "copy_link", "Copy portal link", id="detail.copy_link"),
+        Binding("o", "recover", "Recover", id="detail.recover"),
+        Binding("p", "probe", "Probe", id="detail.probe"),
+        Binding("c", "copy", "Copy", id="detail.copy"),
+        Binding("x", "export", "Export", show=False, id="detail.export"),
         Binding("b", "boot", "Boot diagnostics", show=False, id="detail.boot"),
         Binding("T", "timeline", "Timeline", show=False, id="detail.timeline"),
-        Binding("i", "console", "Serial console", id="detail.console"),
+        Binding("i", "console", "Console", id="detail.console"),
     ]
 
     def __init__(self, vm_id: str) -> None:
@@ -42,16 +44,32 @@ class VmDetailScreen(BaseScreen):
 
     def update_status(self) -> None:
         name = self.vm.name if self.vm else self.vm_id.rsplit("/", 1)[-1]
-        self.set_status(f" VM {name} · esc back · T timeline · c copy id · i serial console")
+        self.set_status(f" VM {name} · esc back · x export · T timeline · b boot log")
 
-    def action_copy_id(self) -> None:
-        self.app.copy_to_clipboard(self.vm_id)
-        self.notify("Resource id copied to the clipboard (OSC 52).", timeout=3)
+    def action_copy(self) -> None:
+        """The resource id and the portal link, whole and selectable, sent to the clipboard on request."""
+        from widgets.copy_dialog import CopyDialog
 
-    def action_copy_link(self) -> None:
-        if self.vm:
-            self.app.copy_to_clipboard(self.vm.portal_url)
-            self.notify("Portal link copied to the clipboard (OSC 52).", timeout=3)
+        name = self.vm.name if self.vm else self.vm_id.rsplit("/", 1)[-1]
+        items = [("resource id", self.vm_id)]
+        if self.vm is not None:
+            items.append(("portal link", self.vm.portal_url))
+        self.app.push_screen(CopyDialog(f"Copy from {name}", items, file_stem=f"vm-{name}-ids", write=self.aztriage.export_text))
+
+    def action_recover(self) -> None:
+        from tui.vm_commands import recover
+
+        recover(self, self.vm)
+
+    def action_probe(self) -> None:
+        from tui.vm_commands import probe
+
+        probe(self, self.vm)
+
+    def action_export(self) -> None:
+        from tui.vm_commands import export_vm
+
+        export_vm(self, self.vm)
 
     def action_boot(self) -> None:
         from tui.screens.boot import BootDetailScreen
@@ -77,8 +95,7 @@ class VmDetailScreen(BaseScreen):
         name = self.vm.name if self.vm else "this VM"
         return [
             (f"vm: boot diagnostics of {name}", "The serial log and the console screenshot, and what they say (b)", self.action_boot),
-            (f"vm: copy resource id of {name}", "Put the ARM resource id on the clipboard", self.action_copy_id),
-            (f"vm: copy portal link of {name}", "Put the Azure portal link on the clipboard", self.action_copy_link),
+            (f"vm: copy resource id or portal link of {name}", "Show them whole and selectable; send one to the clipboard (c)", self.action_copy),
             ("view: back", "Close the detail panel", self.app.pop_screen),
             *vm_commands(self, self.vm),
         ]

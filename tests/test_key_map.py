@@ -1,0 +1,96 @@
+"""One key map: the same verb has the same key in every pane (enter open, o recover,
+p probe, c copy, x export, esc back), and a key names one verb; the lists move with
+j/k/g/G like the tables; `?` shows the console's keys, not a text box's own."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from textual.app import App
+from textual.binding import Binding
+from textual.widgets.option_list import Option
+
+from tests.tui_support import make_app, screen_text, wait_for, wait_loaded
+from tui.keymap import declared_bindings
+from widgets.option_list import ChoiceList
+
+VERB_KEYS = {"Recover": "o", "Probe": "p", "Copy": "c", "Export": "x", "Back": "escape", "Open": "enter"}
+
+
+def test_each_verb_has_one_key_and_each_verb_key_means_that_verb():
+    by_description: dict[str, set[str]] = defaultdict(set)
+    by_key: dict[str, set[str]] = defaultdict(set)
+    for _cls, binding in declared_bindings():
+        assert isinstance(binding, Binding)
+        by_description[binding.description].add(binding.key)
+        by_key[binding.key].add(binding.description)
+    for verb, key in VERB_KEYS.items():
+        assert by_description[verb] == {key}, (verb, by_description[verb])
+        assert by_key[key] <= {verb, "Back to the console", "Clear filter", "Cancel", "Close"} if key == "escape" else by_key[key] == {verb}, (key, by_key[key])
+    # Each verb is offered where a VM is selected.
+    owners = defaultdict(set)
+    for cls, binding in declared_bindings():
+        owners[binding.description].add(cls.__name__)
+    for pane in ("InventoryScreen", "HealthScreen", "VmDetailScreen", "ConnectivityScreen", "BootScreen", "BootDetailScreen"):
+        assert pane in owners["Recover"] and pane in owners["Probe"], pane
+
+
+class Choices(App[None]):
+    def compose(self):
+        yield ChoiceList(*(Option(f"scenario {i}", id=f"s{i}") for i in range(12)), id="choices")
+
+
+async def test_the_scenario_and_option_lists_move_with_j_k_g_G():
+    app = Choices()
+    async with app.run_test(size=(80, 24)) as pilot:
+        choices = app.query_one(ChoiceList)
+        choices.focus()
+        choices.highlighted = 0
+        await pilot.press("j", "j")
+        assert choices.highlighted == 2
+        await pilot.press("k")
+        assert choices.highlighted == 1
+        await pilot.press("G")
+        assert choices.highlighted == 11
+        await pilot.press("g")
+        assert choices.highlighted == 0
+
+
+async def test_help_shows_the_consoles_keys_not_the_filter_boxs(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+        assert "o recover · p probe · c copy · x export · esc back" in shown
+        assert "Recover" in shown and "inventory.recover" in shown
+        # Textual's Input keys ("Move cursor left", "Delete character left", ...) are not the console's map.
+        assert "cursor left" not in shown.lower() and "delete" not in shown.lower(), shown
+
+
+async def test_o_from_the_inventory_and_p_from_the_vm_detail(emulator):
+    from tui.screens.connectivity import ConnectivityScreen
+    from tui.screens.recovery import RecoveryScreen
+
+    app = make_app(emulator)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot)
+        inventory = app.screen
+        inventory.set_filter("dev-spot-01")
+        await pilot.pause()
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, RecoveryScreen) and app.screen.facts is not None, what="the Recovery pane on dev-spot-01")
+        recovery = app.screen
+        assert recovery.vm_name() == "dev-spot-01"
+        options = recovery.query_one("#scenarios")
+        assert options.get_option_at_index(options.highlighted).id == "start"  # the verdict's recovery, first
+        await pilot.press("1")
+        await pilot.pause()
+        await pilot.press("enter")  # the detail of the (filtered) VM
+        await pilot.pause(0.2)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectivityScreen) and not app.screen.probing and app.screen.probed_at is not None, what="the probe")
+        probed = [s for s in app.screen.states.values() if s.diagnosis is not None]
+        assert {s.vm.name for s in probed} == {"dev-spot-01"}
+        assert "dev-spot-01" in screen_text(app)
