@@ -32,6 +32,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("AZURE_CLIENT_ID", None)
     # Consoles the tests spawn (tmux, serve, CLI) do not probe in the background unless a test asks.
     os.environ.setdefault("AZTRIAGE_AUTO_PROBE", "false")
+    # Every --demo command of the suite starts from the built estate (they share one home); the tests
+    # of the demo's saved state (test_demo_state.py) turn it back on.
+    os.environ.setdefault("AZTRIAGE_DEMO_STATE", "fresh")
     _snapshots_in_the_top_level_folder()
 
 

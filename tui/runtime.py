@@ -69,17 +69,27 @@ def demo_emulator(args: argparse.Namespace) -> Iterator[object | None]:
     if not args.demo or attaches(args):
         yield None
         return
-    from backend.demo import start_emulator
+    from backend.demo import keeps_state, save_demo_state, start_emulator, start_kept_demo
     from backend.emulator.estates import EstateError
 
+    seed = int(os.environ.get("AZTRIAGE_DEMO_SEED", "0"))
+    kept = keeps_state(args.demo_estate, seed)
     try:
-        emulator = start_emulator(args.demo_estate, seed=int(os.environ.get("AZTRIAGE_DEMO_SEED", "0")))
+        emulator = start_kept_demo(seed) if kept else start_emulator(args.demo_estate, seed=seed)
     except EstateError as exc:
         raise CliError(str(exc)) from None
     try:
         yield emulator
     finally:
-        emulator.stop()
+        try:
+            if kept:
+                save_demo_state(emulator)  # the next --demo command goes on from here
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            import logging
+
+            logging.getLogger("aztriage").warning("the demo's state was not saved: %s", exc)
+        finally:
+            emulator.stop()
 
 
 def resolve_settings(args: argparse.Namespace, emulator: object | None) -> ConnectionSettings:

@@ -711,6 +711,53 @@ class Store:
     def activity_of(self, sub: str) -> list[dict]:
         return self.activity.get(sub.lower(), [])
 
+    # ---------------------------------------------------------------- saved
+    def settle(self, limit: int = 10_000) -> None:
+        """Finish every operation still under way (the clock moves to each one's end)."""
+        for _ in range(limit):
+            due = self.next_due()
+            if due is None:
+                return
+            self.advance(max(0.0, due - self.now()) + 0.001)
+
+    def export_estate(self) -> dict:
+        """The estate as it stands now, in the shape load() reads: the demo keeps its state
+        from one command to the next (backend/demo_state.py). Operations under way are
+        finished first; what the estate configures and never changes is carried over."""
+        self.settle()
+        estate = {k: v for k, v in self._estate.items() if k not in ("resources", "resourceGroups", "availabilityStatuses", "availabilityHistory", "activityLog", "guest", "tunnels")}
+        if self._estate_epoch is not None:
+            estate["now"] = iso(self.estate_now())
+        resources = []
+        for rid_l, doc in self.resources.items():
+            doc = {k: v for k, v in doc.items() if k != "resources"}  # extensions are resources of their own below
+            if rid_l in self.instance_views or rid_l in self.user_data:
+                props = dict(doc.get("properties") or {})
+                if rid_l in self.instance_views:
+                    props["instanceView"] = self.instance_views[rid_l]
+                if rid_l in self.user_data:
+                    props["userData"] = self.user_data[rid_l]
+                doc["properties"] = props
+            resources.append(doc)
+        estate["resources"] = resources
+        estate["resourceGroups"] = list(self.resource_groups.values())
+        estate["availabilityStatuses"] = list(self.statuses.values())
+        estate["availabilityHistory"] = [doc for past in self.status_history.values() for doc in past]
+        estate["activityLog"] = [event for events in self.activity.values() for event in events]
+        guest = {rid: dict(facts) for rid, facts in self.guest.items()}  # VPN tunnels' facts live here too, as load() put them
+        from . import bootdiag  # (imported here: it reads the store)
+
+        for (_sub_l, type_l), ids in self._by_type.items():
+            if type_l != VM_TYPE:
+                continue
+            for vm_l in ids:
+                # The serial log blob as it is now (a repaired VM's log ends with its good boot) is what the next start holds.
+                text = bootdiag.serial_text(self, self.resources[vm_l])
+                if text and vm_l in guest:
+                    guest[vm_l]["serial_log"] = text
+        estate["guest"] = guest
+        return json.loads(json.dumps(estate))  # a deep copy that holds only JSON
+
     # ----------------------------------------------------------------- dump
     def dump(self, rtype: str | None = None) -> dict:
         t = (rtype or "").lower()

@@ -22,6 +22,18 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     s.add_argument("--page-size", type=int, default=1000)
     s.add_argument("--graph-quota", metavar="N/SECONDS", type=_quota, default=None, help="Resource Graph queries per window (default 15/5, Microsoft's documented example)")
     s.set_defaults(func=serve)
+    r = emu.add_parser("reset-demo", help="forget the demo's saved state: the next --demo command starts from the built demo estate")
+    r.set_defaults(func=reset_demo)
+
+
+def reset_demo(args: argparse.Namespace) -> int:
+    from backend.demo import demo_state_path, reset_demo_state
+
+    if reset_demo_state():
+        print(f"The demo's saved state ({demo_state_path()}) is forgotten: the next --demo command starts afresh.")
+    else:
+        print("The demo has no saved state: the next --demo command starts afresh.")
+    return 0
 
 
 def _quota(text: str) -> tuple[int, float]:
