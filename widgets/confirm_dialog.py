@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from widgets.plain import plain_content
-from widgets.scroll_panel import ScrollPanel
+from widgets.scroll_panel import ScrollPanel, fit_in_frame
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -72,12 +72,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def _fit(self) -> None:
         """The body takes what the screen leaves after the title, the name box and the buttons."""
-        body = self.query_one("#confirm-body", ScrollPanel)
-        frame = self.query_one(Vertical)
-        around = frame.styles.gutter.height + sum(child.outer_size.height for child in frame.children if child is not body and child.display)
-        room = max(self.MIN_BODY_LINES, self.size.height - around)
-        if body.styles.max_height is None or body.styles.max_height.value != room:
-            body.styles.max_height = room
+        fit_in_frame(self.query_one("#confirm-body", ScrollPanel), self.query_one(Vertical), self.size.height, self.MIN_BODY_LINES)
 
     def action_scroll_body(self, how: str) -> None:
         getattr(self.query_one("#confirm-body", ScrollPanel), f"action_{how}")()

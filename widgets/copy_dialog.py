@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from widgets.plain import plain_content
-from widgets.scroll_panel import ScrollPanel
+from widgets.scroll_panel import ScrollPanel, fit_in_frame
 
 CopyItem = tuple[str, str]  # (what it is, the value)
 
@@ -89,10 +89,7 @@ class CopyDialog(ModalScreen[None]):
         self.call_after_refresh(self._fit)
 
     def _fit(self) -> None:
-        body = self.query_one("#copy-body", ScrollPanel)
-        frame = self.query_one(Vertical)
-        around = frame.styles.gutter.height + sum(child.outer_size.height for child in frame.children if child is not body and child.display)
-        body.styles.max_height = max(3, min(14, self.size.height - around))
+        fit_in_frame(self.query_one("#copy-body", ScrollPanel), self.query_one(Vertical), self.size.height, maximum=14)
 
     def action_send(self, index: int) -> None:
         if index >= len(self.items):

@@ -11,8 +11,20 @@ from __future__ import annotations
 from textual import events
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 
 from widgets.plain import plain_content
+
+
+def fit_in_frame(body: ScrollPanel, frame: Widget, screen_height: int, minimum: int = 3, maximum: int | None = None) -> None:
+    """A dialog's body takes what the screen leaves after the frame's other parts (title, name box,
+    buttons): the buttons are never pushed off an 80x24 screen, the body scrolls instead."""
+    around = frame.styles.gutter.height + sum(child.outer_size.height for child in frame.children if child is not body and child.display)
+    room = max(minimum, screen_height - around)
+    if maximum is not None:
+        room = min(room, maximum)
+    if body.styles.max_height is None or body.styles.max_height.value != room:
+        body.styles.max_height = room
 
 
 class ScrollPanel(VerticalScroll, can_focus=True):
