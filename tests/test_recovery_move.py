@@ -290,7 +290,7 @@ async def test_the_recovery_pane_moves_a_vm_into_the_zone_chosen_after_the_name_
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert f"Create {VM} in zone 1 on the copies" in steps_text(screen)
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         assert app.screen.type_name == VM
         await pilot.press(*VM, "enter")

@@ -28,10 +28,10 @@ async def test_reset_vpn_runs_from_the_pane_and_the_connection_comes_back(emu):
         await choose_scenario(pilot, screen, "reset-vpn")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert "Reset VPN connection cn-hub-to-onprem-amsterdam" in steps_text(screen)
-        await pilot.press("x")
+        await pilot.press("o")
         await pilot.pause()
         if isinstance(app.screen, ConfirmDialog):
-            await pilot.press("enter")
+            await pilot.click("#confirm-ok")  # Run (Cancel has the focus when the plan interrupts service)
         await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
         assert set(screen.states.values()) == {"verified"}
         assert status(emu) == "Connected"
@@ -46,7 +46,7 @@ async def test_upgrade_public_ip_from_the_pane_needs_the_typed_name_and_keeps_th
         await choose_scenario(pilot, screen, "upgrade-public-ip")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert "DESTRUCTIVE" in steps_text(screen)
-        await pilot.press("x")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         assert app.screen.type_name == "rdgw-shared-01"
         await pilot.press(*"rdgw-shared-01", "enter")
