@@ -26,7 +26,7 @@ def test_each_verb_has_one_key_and_each_verb_key_means_that_verb():
         by_key[binding.key].add(binding.description)
     for verb, key in VERB_KEYS.items():
         assert by_description[verb] == {key}, (verb, by_description[verb])
-        assert by_key[key] <= {verb, "Back to the console", "Clear filter", "Cancel", "Close"} if key == "escape" else by_key[key] == {verb}, (key, by_key[key])
+        assert by_key[key] <= {verb, "Back to the console", "Clear filter", "Clear", "Cancel", "Close"} if key == "escape" else by_key[key] == {verb}, (key, by_key[key])
     # Each verb is offered where a VM is selected.
     owners = defaultdict(set)
     for cls, binding in declared_bindings():

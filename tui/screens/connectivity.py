@@ -50,7 +50,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     BINDINGS = [
         Binding("p", "probe_selected", "Probe", id="connectivity.probe"),
         Binding("f", "probe_filtered", "Probe shown", show=False, id="connectivity.probe_filtered"),
-        Binding("a", "probe_all", "All", id="connectivity.probe_all"),
+        Binding("a", "probe_all", "All", show=False, id="connectivity.probe_all"),
         Binding("space", "toggle_mark", "Mark", show=False, id="connectivity.mark"),
         Binding("o", "open_recovery", "Recover", id="connectivity.open_recovery"),
         Binding("z", "check_from_azure", "Azure", id="connectivity.from_azure"),
@@ -60,7 +60,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         Binding("u", "source_ip", "Source address", show=False, id="connectivity.source_ip"),
         Binding("c", "copy_connect", "Copy", show=False, id="connectivity.copy"),
         Binding("slash", "filter", "Filter", show=False, id="connectivity.filter"),
-        Binding("escape", "clear_filter", "Clear filter", id="connectivity.clear_filter"),
+        Binding("escape", "clear_filter", "Clear", id="connectivity.clear_filter"),
     ]
 
     # Probe settings (tests make them short).
