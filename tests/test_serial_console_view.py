@@ -100,6 +100,12 @@ def test_application_cursor_mode_sends_ss3_arrows():
     assert terminal.application_cursor
 
 
+def test_an_8_bit_osc_from_the_guest_hides_nothing_after_it():
+    terminal = SerialTerminal(columns=40, lines=3)
+    terminal.feed("before \u009d0;title\u009c after\r\n\u009b2J still here".encode())
+    assert terminal.text().splitlines()[:2] == ["before \ufffd0;title\ufffd after", "\ufffd2J still here"]
+
+
 def test_a_cell_shows_only_printable_text():
     assert safe_cell("a") == "a" and safe_cell("界") == "界" and safe_cell("e\u0301") == "e\u0301"
     for cp in (0x1B, 0x9B, 0x202E, 0x200B, 0x2028, 0x00AD):
@@ -107,8 +113,9 @@ def test_a_cell_shows_only_printable_text():
 
 
 def test_markup_from_the_guest_is_drawn_as_text():
-    from tests.hostile_payloads import MARKUP_CLICK_TEXT, MARKUP_LINK_TEXT, MARKUP_STYLE_TEXT
+    from tests.hostile_payloads import RICH_MARKUP
 
+    MARKUP_STYLE_TEXT, MARKUP_LINK_TEXT, MARKUP_CLICK_TEXT = RICH_MARKUP[:3]
     terminal = SerialTerminal(columns=120, lines=5)
     terminal.feed(f"{MARKUP_STYLE_TEXT} {MARKUP_LINK_TEXT}\r\n{MARKUP_CLICK_TEXT}".encode())
     assert terminal.text().splitlines()[:2] == [f"{MARKUP_STYLE_TEXT} {MARKUP_LINK_TEXT}", MARKUP_CLICK_TEXT]

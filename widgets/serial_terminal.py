@@ -3,7 +3,8 @@ drawn cell by cell as plain text with styles.
 
 The guest's bytes are untrusted (a guest can print any escape sequence). They
 never reach the operator's terminal: pyte interprets them into a grid of cells
-(a character and its colours), and each cell is drawn as a ``Segment`` of plain
+(a character and its colours; 8-bit C1 controls are shown as ``�``, not obeyed),
+and each cell is drawn as a ``Segment`` of plain
 text with a Rich ``Style``. A cell whose text is a control, a format character
 (bidi, zero-width) or anything not one or two columns wide is drawn as ``�``.
 Titles, clipboard writes, hyperlinks and device-status queries that pyte parses
@@ -16,6 +17,7 @@ bindings do not see them; the screen decides what leaves (Ctrl+]).
 
 from __future__ import annotations
 
+import codecs
 import unicodedata
 from collections import deque
 from collections.abc import Iterable
@@ -34,6 +36,9 @@ from textual.widget import Widget
 SCROLLBACK_LINES = 5000
 DECCKM = 1 << 5  # private mode 1 (application cursor keys), as pyte stores private modes
 REPLACEMENT = "\ufffd"
+# 8-bit C1 controls (U+0080-U+009F) arrive UTF-8 encoded; as VTE does, they are not obeyed but shown
+# as U+FFFD: an 8-bit OSC or DCS would otherwise swallow everything the guest prints after it.
+_C1_SHOWN = {cp: REPLACEMENT for cp in range(0x80, 0xA0)}
 FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 # Keys without a character, as xterm sends them (normal cursor mode; application mode below).
@@ -168,7 +173,8 @@ class SerialTerminal(Widget, can_focus=True):
     def __init__(self, *, columns: int = 80, lines: int = 24, id: str | None = None) -> None:
         super().__init__(id=id)
         self.screen_model = GuestScreen(columns, lines)
-        self._stream = pyte.ByteStream(self.screen_model)
+        self._stream = pyte.Stream(self.screen_model)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._styles: dict[tuple, Style] = {}
         self.bytes_in = 0
 
@@ -176,7 +182,7 @@ class SerialTerminal(Widget, can_focus=True):
 
     def feed(self, data: bytes) -> None:
         self.bytes_in += len(data)
-        self._stream.feed(data)
+        self._stream.feed(self._decoder.decode(data).translate(_C1_SHOWN))
         self.refresh()
 
     def text(self) -> str:
