@@ -220,6 +220,9 @@ READ_ONLY_RUNS = {
     "recreate": ("dev-sandbox-01", ["--confirm", "dev-sandbox-01"]),
     "move-to-zone": ("app-prod-ne-02", ["--zone", "1", "--confirm", "app-prod-ne-02"]),
     "move-to-set": ("sql-prod-02", ["--availability-set", "avset-sql-prod-b", "--confirm", "sql-prod-02"]),
+    "fix-nsg": ("jump-prod-01", []),
+    "upgrade-public-ip": ("rdgw-shared-01", ["--confirm", "rdgw-shared-01"]),
+    "reset-vpn": ("payroll-app-01", ["--gateway", "--confirm", "payroll-app-01"]),
 }
 
 
