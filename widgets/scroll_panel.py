@@ -11,6 +11,7 @@ from __future__ import annotations
 from textual import events
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.widget import Widget
 
 from widgets.plain import plain_content
@@ -83,6 +84,15 @@ class ScrollPanel(VerticalScroll, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self.show_hint()
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        # New content changes what is hidden without always sending this panel a Resize (the
+        # title stayed empty over a plan step with lines below the fold): every size change
+        # passes here, the hint is redrawn once the change is laid out.
+        changed = super()._size_updated(size, virtual_size, container_size, layout)
+        if changed:
+            self.call_after_refresh(self.show_hint)
+        return changed
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
