@@ -22,9 +22,9 @@ once an inventory is large:
   has landed, and what exists then (the new inventory, modules, Textual, the
   SDK) is frozen (gc.freeze, no copying): later collections walk only what
   was made since, which is little;
-- before each load, what was made since the last freeze is collected (the
-  frozen heap is not walked: a few milliseconds), so that garbage is not frozen
-  with the next inventory;
+- before each load, what was made since the last freeze is collected (only
+  that: the frozen heap is not walked), so that garbage is not frozen with the
+  next inventory;
 - what a freeze still catches alive and dies later (the refresh's own worker,
   Textual's render caches of that moment: about 1,200 objects a load, measured
   with gc.DEBUG_SAVEALL after the background probe stopped passing its VMs as
