@@ -32,8 +32,7 @@ once an inventory is large:
   full collection (everything unfrozen, collected, frozen again). That walks
   the whole heap: 0.8-1.1 s at 10,000 VMs with every pane open. So it runs
   only when it can be worth it: the frozen heap has grown by GROWTH_FOR_FULL
-  over what the last full collection left, counted between refreshes with no
-  old inventory still being let go, and at most every FULL_EVERY_S: at
+  over what the last full collection left, and at most every FULL_EVERY_S: at
   10,000 VMs, some hundred refreshes apart, when the garbage could be a fifth
   of the heap.
 
@@ -150,10 +149,12 @@ class GcPacer:
             release_gradually(inventory_objects(inventory), delay=RETIRE_AFTER_S, done=let_go)
 
     def full_collection_due(self) -> bool:
-        """No inventory is being read, drawn or let go, the last full collection was FULL_EVERY_S
-        ago or more, and the frozen heap has grown by GROWTH_FOR_FULL since: what has grown is
-        live inventory or garbage a freeze caught, and with no old inventory left, garbage."""
-        if not self.engaged or self._retiring or self._clock() - self._last_full < FULL_EVERY_S or self._busy():
+        """No inventory is being read or drawn, the last full collection was FULL_EVERY_S ago or
+        more, and the frozen heap has grown by GROWTH_FOR_FULL since (live inventory or garbage a
+        freeze caught): at worst a full collection every FULL_EVERY_S, as before."""
+        # (An old inventory still being let go counts as growth: at a refresh every few seconds one
+        # always is, and waiting for none let the frozen garbage grow without bound in the soak.)
+        if not self.engaged or self._clock() - self._last_full < FULL_EVERY_S or self._busy():
             return False
         return gc.get_freeze_count() > self._frozen_after_full * (1 + GROWTH_FOR_FULL)
 
