@@ -5,7 +5,7 @@ inventory at once.
 
 Every rule is a pure function ``(Inventory, CheckContext) -> Iterable[Finding]``.
 Facts the inventory does not carry come in through ``CheckContext``:
-regional compute usage (``backend.azure.quota``), Azure Backup protection
+regional compute usage (the ``Quota`` capability of ``backend.adapter``), Azure Backup protection
 (no adapter reads it yet) and the role settings. A rule whose input is missing
 is reported as *not checked* with the reason; it never guesses.
 

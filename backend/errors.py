@@ -1,6 +1,6 @@
 """The failures a backend capability raises, in a module of their own: the
-capability protocols (``backend.adapter``), their Azure implementation
-(``backend.azure``) and the domain code all import it, and it imports nothing."""
+capability protocols (``backend.adapter``), their Azure implementation and the
+domain code all import it, and it imports nothing."""
 
 from __future__ import annotations
 

@@ -61,15 +61,3 @@ def test_a_large_estate_is_frozen_and_fully_collected_only_when_garbage_can_have
         pacer.release()
     assert gc.get_freeze_count() == 0 and sys.getswitchinterval() == saved and not pacer.engaged
 
-
-async def test_an_old_inventory_counts_as_being_let_go_until_its_last_slice_is_dropped():
-    import asyncio
-
-    from tui.gc_pacing import release_gradually
-
-    finished = []
-    objects = list(range(1200))
-    release_gradually(objects, per_turn=500, done=lambda: finished.append(True))
-    for _ in range(10):
-        await asyncio.sleep(0)
-    assert objects == [] and finished == [True]

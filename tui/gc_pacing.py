@@ -77,23 +77,19 @@ SWITCH_INTERVAL_S = 0.001
 RELEASE_PER_TURN = 500
 
 
-def release_gradually(objects: list, *, delay: float = 0.0, per_turn: int = RELEASE_PER_TURN, done: Callable[[], None] | None = None) -> None:
+def release_gradually(objects: list, *, delay: float = 0.0, per_turn: int = RELEASE_PER_TURN) -> None:
     """Drop this list's references `per_turn` at a time, one slice per turn of the running
     event loop, starting after `delay` seconds: whatever only the list still holds is
-    freed a slice at a time instead of in one long pause. `done` is called after the last."""
+    freed a slice at a time instead of in one long pause."""
     loop = asyncio.get_running_loop()
 
     def release_some() -> None:
         del objects[-per_turn:]
         if objects:
             loop.call_soon(release_some)
-        elif done is not None:
-            done()
 
     if objects:
         loop.call_later(delay, release_some)
-    elif done is not None:
-        done()
 
 
 def inventory_objects(inventory) -> list:
@@ -110,7 +106,6 @@ class GcPacer:
         self._saved_switch_interval = sys.getswitchinterval()
         self._last_full = 0.0
         self._frozen_after_full = 0  # gc.get_freeze_count() after the last full collection (or the first freeze)
-        self._retiring = 0  # old inventories not yet let go (retire)
         self.full_collections = 0
 
     @contextlib.contextmanager
@@ -141,12 +136,7 @@ class GcPacer:
     def retire(self, inventory) -> None:
         """An inventory the console no longer shows: freed gradually once every pane has let go."""
         if self.engaged and inventory is not None:
-            self._retiring += 1
-
-            def let_go() -> None:
-                self._retiring -= 1
-
-            release_gradually(inventory_objects(inventory), delay=RETIRE_AFTER_S, done=let_go)
+            release_gradually(inventory_objects(inventory), delay=RETIRE_AFTER_S)
 
     def full_collection_due(self) -> bool:
         """No inventory is being read or drawn, the last full collection was FULL_EVERY_S ago or
