@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from backend.checks import ComputeUsage, UsageKey
-    from backend.models import ActivityEvent, BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, Subscription, Vm
+    from backend.models import ActivityEvent, BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, StorageAccount, Subscription, Vm
     from backend.network import ConnectivityCheck, PrivatePath
     from backend.settings import ConnectionSettings
 
@@ -60,6 +60,7 @@ __all__ = [
     "SerialStream",
     "SerialTarget",
     "SizeCatalog",
+    "StorageAccounts",
     "TimelineBackend",
 ]
 
@@ -341,6 +342,15 @@ class SerialStream(Protocol):
     async def close(self) -> None: ...
 
 
+class StorageAccounts(Protocol):
+    """Storage accounts (Microsoft.Storage): what the serial console preflight reads of a
+    custom boot-diagnostics account (its firewall)."""
+
+    async def storage_account(self, subscription_id: str, resource_group: str, name: str) -> StorageAccount | None:
+        """The account, or None when it is not in that resource group (404); raises BackendError otherwise."""
+        ...
+
+
 class SerialConsole(Protocol):
     """Azure Serial Console (Microsoft.SerialConsole): preflight, then connect."""
 
@@ -399,5 +409,5 @@ class ReportBackend(CheckBackend, TimelineBackend, ConnectivityBackend, Protocol
     (the timeline), a connectivity run."""
 
 
-class Backend(ReportBackend, RecoveryBackend, SerialConsole, ResourceGraph, Protocol):
+class Backend(ReportBackend, RecoveryBackend, SerialConsole, StorageAccounts, ResourceGraph, Protocol):
     """Every capability: what the console, the CLI and the benchmarks hold."""

@@ -37,6 +37,7 @@ from backend.models import (
     ResourceId,
     SecurityRule,
     ServiceEvent,
+    StorageAccount,
     Subscription,
     Vm,
 )
@@ -106,6 +107,23 @@ def subscription(doc: Doc) -> Subscription:
         subscription_id=doc.get("subscriptionId") or ResourceId.parse(doc["id"]).subscription_id,
         display_name=doc.get("displayName") or doc.get("subscriptionId") or "",
         state=doc.get("state") or "Enabled",
+    )
+
+
+def storage_account(doc: Doc) -> StorageAccount:
+    """Microsoft.Storage/storageAccounts (GET, ``StorageAccount``): its firewall (``networkAcls``)."""
+    props = doc.get("properties") or {}
+    acls = props.get("networkAcls") or {}
+    allowed = [r for r in acls.get("ipRules") or () if isinstance(r, Mapping) and str(r.get("action") or "Allow").lower() == "allow"]
+    return StorageAccount(
+        id=doc["id"],
+        name=doc.get("name") or ResourceId.parse(doc["id"]).name,
+        location=doc.get("location") or "",
+        default_action=str(acls.get("defaultAction") or "Allow"),
+        public_network_access=str(props.get("publicNetworkAccess") or "Enabled"),
+        bypass=str(acls.get("bypass") or "None"),
+        ip_rules=tuple(str(r.get("value") or "") for r in allowed if r.get("value")),
+        virtual_network_rules=len(acls.get("virtualNetworkRules") or ()),
     )
 
 

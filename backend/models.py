@@ -305,6 +305,25 @@ class BootDiagnostics:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageAccount:
+    """A storage account's firewall, as far as a service that reaches it (the serial console's
+    gateway reading boot diagnostics) cares: Microsoft.Storage/storageAccounts ``networkAcls``."""
+
+    id: str
+    name: str
+    location: str
+    default_action: str = "Allow"  # networkAcls.defaultAction: Deny turns the firewall on
+    public_network_access: str = "Enabled"  # Disabled: only private endpoints reach it
+    bypass: str = "AzureServices"
+    ip_rules: tuple[str, ...] = ()  # the addresses and CIDR ranges an Allow rule lets in
+    virtual_network_rules: int = 0
+
+    @property
+    def firewalled(self) -> bool:
+        return self.default_action.lower() == "deny" or self.public_network_access.lower() == "disabled"
+
+
+@dataclass(frozen=True, slots=True)
 class Vm:
     id: str
     name: str

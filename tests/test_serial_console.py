@@ -11,7 +11,7 @@ from azure.core.rest import HttpRequest
 
 from backend.azure.backend import AzureBackend
 from backend.errors import SerialConsoleClosed, SerialConsoleRefused
-from tests.support import demo_settings, emulator_control, start_emulator
+from tests.support import arm_call, demo_settings, emulator_control, start_emulator
 
 pytestmark = pytest.mark.xdist_group("serialconsole")
 
@@ -188,3 +188,80 @@ async def test_disabled_subscription_and_forbidden(emu, backend):
     with pytest.raises(SerialConsoleRefused) as err:
         await backend.serial_preflight(vid)
     assert err.value.reason == "disabled"
+
+
+# --- a custom boot-diagnostics storage account behind a firewall ---------------------------
+
+LEGACY_ACCOUNT = "contosolegacydiag"
+
+
+def account_path(emu, vid: str) -> str:
+    rg = vid.split("/")[4]
+    return f"/subscriptions/{vid.split('/')[2]}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{LEGACY_ACCOUNT}?api-version=2023-01-01"
+
+
+async def test_a_storage_firewall_that_keeps_the_serial_console_out_is_the_refusal(emu, backend):
+    """legacy-app-01's boot diagnostics use a customer account whose firewall lets only the office in."""
+    vid = vm_id(emu, "legacy-app-01")
+    status, doc = arm_call(emu, "GET", account_path(emu, vid))
+    assert status == 200 and doc["properties"]["networkAcls"]["defaultAction"] == "Deny"
+    with pytest.raises(SerialConsoleRefused) as err:
+        await backend.serial_connect(vid)
+    message = str(err.value)
+    assert err.value.reason == "storage-firewall"
+    assert LEGACY_ACCOUNT in message and "Europe" in message and "52.146.139.220" in message and "managed storage" in message
+    assert message.count(". ") == 0 and "\n" not in message  # one sentence
+
+
+async def test_allowing_the_serial_consoles_addresses_lets_it_through(emu, backend):
+    from backend.serialconsole import geography_of
+
+    vid = vm_id(emu, "legacy-app-01")
+    status, doc = arm_call(emu, "GET", account_path(emu, vid))
+    europe = geography_of("westeurope")
+    assert europe is not None
+    # Half of them is not enough: the gateway may come from any address of the geography.
+    doc["properties"]["networkAcls"]["ipRules"] += [{"value": a, "action": "Allow"} for a in europe.addresses[:4]]
+    assert arm_call(emu, "PUT", account_path(emu, vid), doc)[0] in (200, 201)
+    with pytest.raises(SerialConsoleRefused) as err:
+        await backend.serial_preflight(vid)
+    assert err.value.reason == "storage-firewall" and europe.addresses[4] in str(err.value) and "and 2 more" in str(err.value)
+    doc["properties"]["networkAcls"]["ipRules"] += [{"value": a, "action": "Allow"} for a in europe.addresses[4:]]
+    assert arm_call(emu, "PUT", account_path(emu, vid), doc)[0] in (200, 201)
+    stream = await backend.serial_connect(vid)
+    try:
+        assert "SAC>" in await read_until(stream, "SAC>")
+    finally:
+        await stream.close()
+
+
+async def test_public_network_access_disabled_and_an_unreadable_account(emu, backend):
+    vid = vm_id(emu, "legacy-app-01")
+    status, doc = arm_call(emu, "GET", account_path(emu, vid))
+    doc["properties"]["publicNetworkAccess"] = "Disabled"
+    arm_call(emu, "PUT", account_path(emu, vid), doc)
+    with pytest.raises(SerialConsoleRefused) as err:
+        await backend.serial_preflight(vid)
+    assert err.value.reason == "storage-firewall" and "public network access disabled" in str(err.value)
+    # An account aztriage may not read is not held against the VM (the gateway may still pass).
+    emulator_control(emu, "POST", "/_emulator/faults", {"match": f"/storageAccounts/{LEGACY_ACCOUNT}", "method": "GET", "status": 403, "count": 5})
+    target = await backend.serial_preflight(vid)
+    assert target["vm_name"] == "legacy-app-01" and target["os_type"] == "Windows"
+
+
+def test_the_storage_firewall_rule_on_its_own():
+    from backend.models import StorageAccount
+    from backend.serialconsole import geography_of, missing_addresses, storage_firewall_refusal
+
+    open_account = StorageAccount(id="/x/sa", name="sa", location="westeurope")
+    assert storage_firewall_refusal(open_account, "westeurope") is None
+    europe = geography_of("West Europe")
+    assert europe is not None and europe.name == "Europe" and geography_of("North Europe") is europe
+    ranges = StorageAccount(id="/x/sa", name="sa", location="westeurope", default_action="Deny", ip_rules=("52.146.0.0/16", "not an address", *europe.addresses[1:2]))
+    # A range covers what it contains; what is not an address lets nothing in.
+    assert set(missing_addresses(ranges, "westeurope")) == set(europe.addresses) - {"52.146.139.220", "52.146.137.65", "52.146.139.221", europe.addresses[1]}
+    everything = StorageAccount(id="/x/sa", name="sa", location="westeurope", default_action="Deny", ip_rules=europe.addresses)
+    assert storage_firewall_refusal(everything, "northeurope") is None
+    # The same rules say nothing for another geography, and a one-region geography cannot pass at all.
+    assert "United States" in (storage_firewall_refusal(everything, "eastus") or "")
+    assert "italynorth (a geography with one region)" in (storage_firewall_refusal(everything, "italynorth") or "")

@@ -219,8 +219,9 @@ def _forbid(emulator) -> None:
         ("win11-tl-dev-01", None, "check failed: Windows Special Administration Console (SAC)", "Windows client edition"),
         ("api-dev-01", _disable, "check failed: serial console service of the subscription", "disabled for this subscription"),
         ("api-dev-01", _forbid, "check failed: access (Virtual Machine Contributor)", "403"),
+        ("legacy-app-01", None, "check failed: boot diagnostics storage firewall", "allow its Europe addresses (52.146.139.220, 20.105.209.72 and 6 more)"),
     ],
-    ids=["not-running", "no-sac", "disabled", "forbidden"],
+    ids=["not-running", "no-sac", "disabled", "forbidden", "storage-firewall"],
 )
 async def test_a_refusal_is_one_line_naming_the_failing_check(fresh_emulator, name, arrange, check, words):
     app = make_app(fresh_emulator)
@@ -418,6 +419,7 @@ def test_journal_schema_keeps_no_keystroke_column(tmp_path):
     [
         ("no-such-vm", 2, "no VM named no-such-vm"),
         ("dev-spot-01", 1, "the serial console cannot open: VM dev-spot-01 is deallocated: the serial console needs it running."),
+        ("legacy-app-01", 1, "the serial console cannot open: Boot diagnostics storage account contosolegacydiag has a firewall that does not let the serial console in"),
     ],
 )
 def test_the_cli_says_bad_input_and_refusals_in_one_line(tmp_path, vm, code, words):

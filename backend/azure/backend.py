@@ -61,6 +61,7 @@ from backend.models import (
     Maintenance,
     PublicIp,
     ServiceEvent,
+    StorageAccount,
     Subscription,
     SubscriptionError,
     Vm,
@@ -537,6 +538,9 @@ class AzureBackend(NetPathOperations, SkuOperations):
 
     async def enable_boot_diagnostics(self, vm_id: str, **lro: Any) -> dict[str, Any]:
         return await bootdiag.enable(self, vm_id, **lro)
+
+    async def storage_account(self, subscription_id: str, resource_group: str, name: str) -> StorageAccount | None:
+        return await serial.storage_account(self, subscription_id, resource_group, name)
 
     async def serial_preflight(self, vm_id: str) -> SerialTarget:
         return await serial.preflight(self, vm_id)

@@ -6,8 +6,9 @@ src/serial-console/azext_serialconsole/custom.py) does them:
   Microsoft.SerialConsole/consoleServices/default`` must say
   ``properties.disabled: false``; the VM (``$expand=instanceView``) must run
   and have boot diagnostics on. We add what Microsoft's docs require beside
-  it: a custom boot-diagnostics storage account whose firewall denies by
-  default blocks the console, and Windows client SKUs have no SAC.
+  it: a custom boot-diagnostics storage account whose firewall does not
+  allow the serial console's addresses for the VM's geography blocks the
+  console (``backend.serialconsole``), and Windows client SKUs have no SAC.
 - connect: ``POST {vm id}/providers/Microsoft.SerialConsole/serialPorts/0/
   connect`` answers ``{"connectionString": "wss://..."}``; the CLI opens
   ``connectionString + "?authorization=" + <ARM access token>``.
@@ -35,10 +36,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from yarl import URL
 
+from backend import mapping
 from backend.adapter import SerialTarget
 from backend.azure.lists import raw_get
 from backend.errors import BackendError, SerialConsoleClosed, SerialConsoleRefused
-from backend.models import ResourceId
+from backend.models import ResourceId, StorageAccount
+from backend.safetext import safe_json
+from backend.serialconsole import storage_firewall_refusal
 
 if TYPE_CHECKING:
     from backend.azure.backend import AzureBackend
@@ -139,27 +143,39 @@ async def preflight(backend: AzureBackend, vm_id: str) -> SerialTarget:
         raise _refused("no-sac", f"VM {rid.name} runs a Windows client edition, which has no Special Administration Console (SAC).")
     account = _storage_account(boot.get("storageUri"))
     if account:
-        await _check_storage_firewall(backend, rid, account)
+        await _check_storage_firewall(backend, rid, account, str(doc.get("location") or ""))
     return SerialTarget(vm_id=vm_id, vm_name=rid.name, os_type=os_type)
 
 
-async def _check_storage_firewall(backend: AzureBackend, rid: ResourceId, account: str) -> None:
-    # The CLI looks the account up in the VM's resource group; an account it cannot read is not held against the VM.
+async def storage_account(backend: AzureBackend, subscription_id: str, resource_group: str, name: str) -> StorageAccount | None:
+    """``GET .../Microsoft.Storage/storageAccounts/{name}`` (the ``StorageAccounts`` capability)."""
     path = (
-        f"/subscriptions/{quote(rid.subscription_id, safe='')}/resourceGroups/{quote(rid.resource_group, safe='')}"
-        f"/providers/Microsoft.Storage/storageAccounts/{quote(account, safe='')}"
+        f"/subscriptions/{quote(subscription_id, safe='')}/resourceGroups/{quote(resource_group, safe='')}"
+        f"/providers/Microsoft.Storage/storageAccounts/{quote(name, safe='')}"
     )
+
+    async def fetch() -> StorageAccount:
+        return mapping.storage_account(safe_json(await raw_get(backend.raw_client(), path, STORAGE_API_VERSION)))
+
     try:
-        doc = await raw_get(backend.raw_client(), path, STORAGE_API_VERSION)
-    except (TimeoutError, HttpResponseError, aiohttp.ClientError, OSError):
-        log.debug("boot diagnostics storage account %s not readable", account, exc_info=True)
+        return await backend.call(f"reading storage account {name}", fetch)
+    except BackendError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+async def _check_storage_firewall(backend: AzureBackend, rid: ResourceId, account_name: str, region: str) -> None:
+    # As the CLI: the account is looked up in the VM's resource group. One aztriage cannot
+    # read (elsewhere, or no Reader on it) is not held against the VM: the gateway may still pass.
+    try:
+        account = await backend.storage_account(rid.subscription_id, rid.resource_group, account_name)
+    except BackendError:
+        log.debug("boot diagnostics storage account %s not readable", account_name, exc_info=True)
         return
-    acls = (doc.get("properties") or {}).get("networkAcls") or {}
-    if str(acls.get("defaultAction") or "Allow").lower() == "deny":
-        raise _refused(
-            "storage-firewall",
-            f"Boot diagnostics storage account {account} has a firewall: allow the serial console's IP addresses for the VM's geography, or use managed storage.",
-        )
+    refusal = storage_firewall_refusal(account, region) if account is not None else None
+    if refusal:
+        raise _refused("storage-firewall", refusal)
 
 
 async def connect(backend: AzureBackend, vm_id: str) -> AzureSerialStream:

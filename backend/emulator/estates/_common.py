@@ -598,6 +598,49 @@ class EstateBuilder:
         })
         return lid
 
+    # ----------------------------------------------------------------- storage
+
+    def storage_account(self, sub: str, rg: str, name: str, location: str, *, created: int, default_action: str = "Allow",
+                        ip_rules: Sequence[str] = (), public_network_access: str = "Enabled", sku: str = "Standard_LRS",
+                        tags: dict | None = None) -> str:
+        """A storage account as ``StorageAccounts_GetProperties`` returns it (its firewall: ``networkAcls``)."""
+        sid = rid(sub, rg, "Microsoft.Storage/storageAccounts", name)
+        endpoints = {svc: f"https://{name}.{svc}.core.windows.net/" for svc in ("blob", "queue", "table", "file")}
+        self.add({
+            "id": sid,
+            "name": name,
+            "type": "Microsoft.Storage/storageAccounts",
+            "location": location,
+            "kind": "StorageV2",
+            "sku": {"name": sku, "tier": "Standard"},
+            "tags": dict(tags or {}),
+            "properties": {
+                "provisioningState": "Succeeded",
+                "creationTime": self.clock.z(created),
+                "primaryLocation": location,
+                "statusOfPrimary": "available",
+                "primaryEndpoints": endpoints,
+                "accessTier": "Hot",
+                "supportsHttpsTrafficOnly": True,
+                "minimumTlsVersion": "TLS1_2",
+                "allowBlobPublicAccess": False,
+                "publicNetworkAccess": public_network_access,
+                "networkAcls": {
+                    "bypass": "AzureServices",
+                    "defaultAction": default_action,
+                    "ipRules": [{"value": value, "action": "Allow"} for value in ip_rules],
+                    "virtualNetworkRules": [],
+                    "resourceAccessRules": [],
+                },
+                "encryption": {
+                    "keySource": "Microsoft.Storage",
+                    "services": {"blob": {"enabled": True, "keyType": "Account", "lastEnabledTime": self.clock.z(created)},
+                                 "file": {"enabled": True, "keyType": "Account", "lastEnabledTime": self.clock.z(created)}},
+                },
+            },
+        })
+        return sid
+
     # ----------------------------------------------------------------- compute
 
     def availability_set(self, sub: str, rg: str, name: str, location: str, *, fault_domains: int = 2,

@@ -27,7 +27,8 @@ SUBSCRIPTIONS = {
 }
 
 LEGACY_VHD_ACCOUNT = "contosolegacyvhds"
-LEGACY_DIAG_URI = "https://contosolegacydiag.blob.core.windows.net/"
+LEGACY_DIAG_ACCOUNT = "contosolegacydiag"
+LEGACY_DIAG_URI = f"https://{LEGACY_DIAG_ACCOUNT}.blob.core.windows.net/"
 
 # VM name -> the story it tells (also the table in the hand-over report)
 STORIES: dict[str, str] = {
@@ -46,7 +47,7 @@ STORIES: dict[str, str] = {
     "tools-lnx-shared-01": "subnet-level NSG denies SSH although the NIC NSG allows it",
     "files-shared-01": "NSG allows RDP but the guest firewall drops 3389 (silent)",
     "mon-shared-eus-01": "VM agent Not Ready (waagent cannot reach the WireServer)",
-    "legacy-app-01": "unmanaged VHD in contosolegacyvhds; boot diagnostics in a customer storage account",
+    "legacy-app-01": "unmanaged VHD in contosolegacyvhds; boot diagnostics in a customer storage account whose firewall lets only the office in (its serial console is refused)",
     "legacy-app-02": "unmanaged VHD in contosolegacyvhds; deallocated, so its Basic dynamic IP has no address",
     "legacy-ftp-01": "unmanaged VHD in contosolegacyvhds; Standard_DS1_v2 with temp disk; sshd down (refused)",
     "build-lnx-01": "no public IP: reachable only via lb-build-shared NAT 50001 -> 22",
@@ -269,6 +270,10 @@ def build(now: datetime) -> dict:
     ], t)
     sn = b.vnet(S, "rg-legacy-shared", "vnet-legacy-shared", "westeurope", ["10.24.0.0/16"],
                 [("snet-legacy", "10.24.1.0/24", None)], t)
+    # Its boot diagnostics go to a customer storage account whose firewall lets only the office
+    # in (198.51.100.0/24), not the serial console's addresses: its serial console is refused.
+    b.storage_account(S, "rg-legacy-shared", LEGACY_DIAG_ACCOUNT, "westeurope", created=-2100 * DAY,
+                      default_action="Deny", ip_rules=["198.51.100.0/24"], tags=t)
     vm(S, "rg-legacy-shared", "legacy-app-01", "westeurope", image="win2016", size="Standard_D2s_v3",
        subnet_id=sn["snet-legacy"], nsg_id=nsg_leg, vhd_account=LEGACY_VHD_ACCOUNT, data_disks=[(128, "")],
        boot_diag=LEGACY_DIAG_URI, pip_sku="Basic", uptime=33 * DAY, created=-2100 * DAY, tags=t, extensions=False)
