@@ -65,7 +65,7 @@ from . import nsg
 from .arm import Arm, ArmRequest, ArmResponse, error_response
 from .ids import ArmError, parse_id
 from .routing import parse_route
-from .server import EMULATOR_KEY, FAULT_RKEY, OPID_RKEY, ROUTE_RKEY, Emulator, to_web
+from .server import EMULATOR_KEY, OPID_RKEY, ROUTE_RKEY, Emulator, arm_request, cancel_and_wait, to_web
 from .store import VM_TYPE, Store
 
 log = logging.getLogger("aztriage.emulator.guest")
@@ -398,12 +398,7 @@ class GuestNet:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task)
         for key in list(self.endpoints):
             self._close(self.endpoints.pop(key))
 
@@ -800,19 +795,7 @@ def install(app: web.Application, store: Store) -> None:
                 body = json.loads(raw) if raw.strip() else None
             except ValueError as exc:
                 raise ArmError(400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: '{exc}'.") from None
-            fault = request.get(FAULT_RKEY)
-            req = ArmRequest(
-                method="POST",
-                path=request.path,
-                raw_path=request.rel_url.raw_path,
-                query={k.lower(): v for k, v in request.query.items()},
-                raw_query=request.rel_url.raw_query_string,
-                body=body,
-                base_url=f"https://{request.host}" if request.host else (emulator.endpoint or ""),
-                route=request.get(ROUTE_RKEY) or parse_route(request.path),
-                lro_result=fault.lro_result if fault is not None else None,
-                lro_error=fault.lro_error if fault is not None else None,
-            )
+            req = arm_request(request, body, method="POST", endpoint=emulator.endpoint, route=request.get(ROUTE_RKEY) or parse_route(request.path))
             response = _connectivity_check(emulator.arm, req, watcher)
             request[OPID_RKEY] = req.operation_id
             return to_web(response)

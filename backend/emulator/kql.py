@@ -245,18 +245,23 @@ class _Parser:
         self.next()
         if op in ("in", "in~", "!in", "!in~"):
             self.expect("(")
-            items: list[Expr] = []
-            while not self.is_(")"):
-                items.append(self.primary())
-                if not self.is_(")"):
-                    self.expect(",")
-            self.expect(")")
+            items = self.arguments(self.primary)
             return lambda row: _compare(op, left(row), [item(row) for item in items])
         if op == "!startswith":
             right = self.primary()
             return lambda row: not _compare("startswith", left(row), right(row))
         right = self.primary()
         return lambda row: _compare(op, left(row), right(row))
+
+    def arguments(self, parse: Callable[[], Expr]) -> list[Expr]:
+        """A comma-separated list up to and including its closing parenthesis (the opening one is read)."""
+        items: list[Expr] = []
+        while not self.is_(")"):
+            items.append(parse())
+            if not self.is_(")"):
+                self.expect(",")
+        self.expect(")")
+        return items
 
     def primary(self) -> Expr:
         tok = self.next()
@@ -278,12 +283,7 @@ class _Parser:
                 if fn is None:
                     raise KqlError(f"the function {tok.text}() is not in the emulator's KQL subset", tok.text)
                 self.next()
-                args: list[Expr] = []
-                while not self.is_(")"):
-                    args.append(self.expr())
-                    if not self.is_(")"):
-                        self.expect(",")
-                self.expect(")")
+                args = self.arguments(self.expr)
                 base = (lambda f, a: lambda row: f(*(x(row) for x in a)))(fn, args)
             else:
                 column = tok.text

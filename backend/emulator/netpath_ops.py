@@ -104,12 +104,18 @@ def _busy(doc: dict, what: str) -> None:
         )
 
 
+def _to_reset(arm: Any, req: Any, what: str) -> dict:
+    """The resource a reset names: refused under a lock, or while another operation runs on it."""
+    route = req.route
+    doc = arm.store.must(route.resource_id)
+    arm._check_writable(route.sub or "", route.rg)
+    _busy(doc, what)
+    return doc
+
+
 def _reset_connection(arm: Any, req: Any) -> ArmResponse:
     store: Store = arm.store
-    route = req.route
-    doc = store.must(route.resource_id)
-    arm._check_writable(route.sub or "", route.rg)
-    _busy(doc, "connection")
+    doc = _to_reset(arm, req, "connection")
     cid = doc["id"]
     before = _props(doc).get("connectionStatus") or "Unknown"
     make = arm.operation_factory(req, cid, namespace="Microsoft.Network", location=doc.get("location"), duration_key="connection.reset")
@@ -134,10 +140,7 @@ def _set_gateway_state(store: Store, gateway_id: str, state: str) -> None:
 
 def _reset_gateway(arm: Any, req: Any) -> ArmResponse:
     store: Store = arm.store
-    route = req.route
-    doc = store.must(route.resource_id)
-    arm._check_writable(route.sub or "", route.rg)
-    _busy(doc, "virtual network gateway")
+    doc = _to_reset(arm, req, "virtual network gateway")
     gid = doc["id"]
     before = {c["id"]: _props(c).get("connectionStatus") or "Unknown" for c in _connections_of(store, gid)}
     make = arm.operation_factory(req, gid, namespace="Microsoft.Network", location=doc.get("location"), duration_key="gateway.reset")

@@ -168,6 +168,14 @@ def run_command_effect(store: Store, vm_id: str, body: dict) -> str:
     return ""
 
 
+def append_stdout(operation: Any, lines: list[str]) -> None:
+    """Add `lines` to what a finished run command's StdOut status says."""
+    if lines and isinstance(operation.result, dict):
+        for status in operation.result.get("value") or []:
+            if "StdOut" in (status.get("code") or ""):
+                status["message"] = "\n".join(x for x in (status.get("message"), *lines) if x)
+
+
 def _run_command(arm: Any, req: Any) -> ArmResponse:
     """POST runCommand: the core's run command, plus its effect on the guest when it succeeds."""
     store: Store = arm.store
@@ -193,10 +201,7 @@ def _run_command(arm: Any, req: Any) -> ArmResponse:
         if core_success is not None:
             core_success(operation)
         line = run_command_effect(store, vm_id, body)
-        if line and isinstance(operation.result, dict):
-            for status in operation.result.get("value") or []:
-                if "StdOut" in (status.get("code") or ""):
-                    status["message"] = "\n".join(x for x in (status.get("message"), line) if x)
+        append_stdout(operation, [line] if line else [])
 
     op.on_success = success
     return arm.lro_response(req, op, 202)

@@ -44,7 +44,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import recovery_ops  # noqa: F401  (its runCommand handler is the one extended here)
+from . import recovery_ops  # its runCommand handler is the one extended here
 from .arm import ACTION_HANDLERS, error_response
 from .ids import ArmError, normalize_id, parse_id
 from .server import Emulator
@@ -271,11 +271,7 @@ def _extend_run_command() -> None:
             def success(operation: Any) -> None:
                 if earlier is not None:
                     earlier(operation)
-                lines = run_command_repair(store, vm_id, body)
-                if lines and isinstance(operation.result, dict):
-                    for status in operation.result.get("value") or []:
-                        if "StdOut" in (status.get("code") or ""):
-                            status["message"] = "\n".join(x for x in (status.get("message"), *lines) if x)
+                recovery_ops.append_stdout(operation, run_command_repair(store, vm_id, body))
 
             op.on_success = success
         return response

@@ -109,6 +109,34 @@ def to_web(resp: ArmResponse) -> web.Response:
     return out
 
 
+def arm_request(request: web.Request, body: Any, *, method: str, endpoint: str | None, route: Any) -> ArmRequest:
+    """The emulator's view of an HTTP request (with the fault the fault middleware attached, if any)."""
+    fault = request.get(FAULT_RKEY)
+    return ArmRequest(
+        method=method,
+        path=request.path,
+        raw_path=request.rel_url.raw_path,
+        query={k.lower(): v for k, v in request.query.items()},
+        raw_query=request.rel_url.raw_query_string,
+        body=body,
+        base_url=f"https://{request.host}" if request.host else (endpoint or ""),
+        route=route,
+        lro_result=fault.lro_result if fault is not None else None,
+        lro_error=fault.lro_error if fault is not None else None,
+    )
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task and wait until it has ended, whatever it ended with."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=_dumps(data), content_type="application/json")
 
@@ -216,13 +244,8 @@ class Emulator:
         return self
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            try:
-                await self._ticker
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._ticker = None
+        await cancel_and_wait(self._ticker)
+        self._ticker = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -381,19 +404,7 @@ class Emulator:
                         )
                     )
                 )
-        fault = request.get(FAULT_RKEY)
-        req = ArmRequest(
-            method=request.method.upper(),
-            path=request.path,
-            raw_path=request.rel_url.raw_path,
-            query={k.lower(): v for k, v in request.query.items()},
-            raw_query=request.rel_url.raw_query_string,
-            body=body,
-            base_url=f"https://{request.host}" if request.host else (self.endpoint or ""),
-            route=route,
-            lro_result=fault.lro_result if fault is not None else None,
-            lro_error=fault.lro_error if fault is not None else None,
-        )
+        req = arm_request(request, body, method=request.method.upper(), endpoint=self.endpoint, route=route)
         out = self.arm.handle(req)
         if inspect.isawaitable(out):
             try:

@@ -248,18 +248,11 @@ def _set_members(store: Store, set_id: str, vm_id: str, *, add: bool) -> None:
         members.append({"id": vm_id})
 
 
-def _set_of(path: str) -> str | None:
+def _compute_resource_of(path: str, rtype: str) -> str | None:
+    """The id of the Microsoft.Compute resource of type `rtype` (lower case) a request path names, or None."""
     segs = [s for s in path.split("/") if s]
     low = [s.lower() for s in segs]
-    if len(segs) == 8 and low[0] == "subscriptions" and low[2] == "resourcegroups" and low[5] == "microsoft.compute" and low[6] == "availabilitysets":
-        return "/" + "/".join(segs)
-    return None
-
-
-def _vm_of(path: str) -> str | None:
-    segs = [s for s in path.split("/") if s]
-    low = [s.lower() for s in segs]
-    if len(segs) == 8 and low[0] == "subscriptions" and low[2] == "resourcegroups" and low[5] == "microsoft.compute" and low[6] == "virtualmachines":
+    if len(segs) == 8 and low[0] == "subscriptions" and low[2] == "resourcegroups" and low[5] == "microsoft.compute" and low[6] == rtype:
         return "/" + "/".join(segs)
     return None
 
@@ -289,8 +282,8 @@ def install(app: web.Application, store: Store) -> None:
     @web.middleware
     async def size_and_placement_rules(request: web.Request, handler: Any) -> web.StreamResponse:
         method = request.method.upper()
-        vm_id = _vm_of(request.path)
-        set_id = _set_of(request.path)
+        vm_id = _compute_resource_of(request.path, "virtualmachines")
+        set_id = _compute_resource_of(request.path, "availabilitysets")
         if method not in ("PUT", "PATCH", "DELETE") or (vm_id is None and set_id is None):
             return await handler(request)
         body: Any = None

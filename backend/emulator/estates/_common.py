@@ -1201,24 +1201,31 @@ def available(c: Clock, *, since: int = -9 * DAY, recently_resolved: tuple[int, 
     return p
 
 
+def user_transient(c: Clock, state: str, title: str, summary: str, *, since: int, reported: int) -> dict:
+    """A short outage a user or process asked for (a start, a restart), as Resource Health reports it."""
+    return {
+        "availabilityState": state,
+        "title": title,
+        "summary": summary,
+        "reasonType": "UserInitiated",
+        "reasonChronicity": "Transient",
+        "context": "Customer Initiated",
+        "category": "Not Applicable",
+        "detailedStatus": "",
+        "occuredTime": c.z(since),
+        "reportedTime": c.z(reported),
+    }
+
+
 def user_stopped(c: Clock, *, power: str, since: int) -> dict:
     if power == "deallocated":
         title, summary = ("Stopped and deallocated",
                           "This virtual machine is stopped and deallocated as requested by an authorized user or process")
     elif power == "starting":
-        return {
-            "availabilityState": "Unknown",
-            "title": "Unknown",
-            "summary": "This virtual machine is starting as requested by an authorized user or process. "
-                       "It will be online shortly",
-            "reasonType": "UserInitiated",
-            "reasonChronicity": "Transient",
-            "context": "Customer Initiated",
-            "category": "Not Applicable",
-            "detailedStatus": "",
-            "occuredTime": c.z(since),
-            "reportedTime": c.z(-30),
-        }
+        return user_transient(c, "Unknown", "Unknown",
+                              "This virtual machine is starting as requested by an authorized user or process. "
+                              "It will be online shortly",
+                              since=since, reported=-30)
     else:
         title, summary = ("Stopped by user or process",
                           "This virtual machine is stopped as requested by an authorized user or process; "

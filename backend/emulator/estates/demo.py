@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from ._common import DAY, HOUR, MINUTE, SERVICE_HEALING, Clock, EstateBuilder, available, degraded, event_props, rid, unavailable, user_stopped
+from ._common import DAY, HOUR, MINUTE, SERVICE_HEALING, Clock, EstateBuilder, available, degraded, event_props, rid, unavailable, user_stopped, user_transient
 
 TENANT = "5e7d2c1a-64b3-4f8e-b0a9-2d1c7f6e5a38"
 PROD = "3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17"
@@ -595,16 +595,7 @@ def _history(b: EstateBuilder, *, jump: str, jump_nsg: str, spot: str, qa: str, 
 
 def user_stopped_transient(c: Clock, title: str, *, since: int) -> dict:
     """A short user-initiated outage (a restart) as Resource Health reported it."""
-    return {
-        "availabilityState": "Unavailable",
-        "title": title,
-        "summary": "This virtual machine is restarting as requested by an authorized user or process. "
-                   "It will be back online after the reboot completes",
-        "reasonType": "UserInitiated",
-        "reasonChronicity": "Transient",
-        "context": "Customer Initiated",
-        "category": "Not Applicable",
-        "detailedStatus": "",
-        "occuredTime": c.z(since),
-        "reportedTime": c.z(since + 2 * MINUTE),
-    }
+    return user_transient(c, "Unavailable", title,
+                          "This virtual machine is restarting as requested by an authorized user or process. "
+                          "It will be back online after the reboot completes",
+                          since=since, reported=since + 2 * MINUTE)

@@ -90,6 +90,18 @@ def _fail(where: str, what: str) -> NoReturn:
     raise EstateError(f"{where}: {what}")
 
 
+def _check_named_id(where: str, at: str, doc: dict[str, Any], pattern: str, like: str, subs: set[str]) -> None:
+    """`doc`'s id matches `pattern` (subscription, name), under a listed subscription, with its name as `name`."""
+    rid = doc.get("id") or ""
+    m = re.match(pattern, rid, re.I)
+    if not m:
+        _fail(where, f"{at} needs an 'id' like {like}")
+    if m.group(1).lower() not in subs:
+        _fail(where, f"{at} ({rid}) is under subscription {m.group(1)}, which is not listed in 'subscriptions'")
+    if doc.get("name") != m.group(2):
+        _fail(where, f"{at} ({rid}) must have 'name' {m.group(2)!r}")
+
+
 def parse_resource_id(rid: str) -> tuple[str, str, str, str] | None:
     """(subscription, resource group, full type, name) of a well-formed resource id, else None.
 
@@ -160,13 +172,7 @@ def validate_estate(data: Any, where: str = "estate") -> None:
         if not isinstance(g, dict):
             _fail(where, f"{at} must be an object")
         gid = g.get("id")
-        m = re.match(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)$", gid or "", re.I)
-        if not m:
-            _fail(where, f"{at} needs an 'id' like /subscriptions/<id>/resourceGroups/<name>")
-        if m.group(1).lower() not in subs:
-            _fail(where, f"{at} ({gid}) is under subscription {m.group(1)}, which is not listed in 'subscriptions'")
-        if g.get("name") != m.group(2):
-            _fail(where, f"{at} ({gid}) must have 'name' {m.group(2)!r}")
+        _check_named_id(where, at, g, r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)$", "/subscriptions/<id>/resourceGroups/<name>", subs)
         if not isinstance(g.get("location"), str):
             _fail(where, f"{at} ({gid}) has no 'location'")
 
@@ -228,13 +234,10 @@ def validate_estate(data: Any, where: str = "estate") -> None:
         if not isinstance(e, dict):
             _fail(where, f"{at} must be an object")
         eid = e.get("id") or ""
-        m = re.match(r"^/subscriptions/([^/]+)/providers/Microsoft\.ResourceHealth/events/([^/]+)$", eid or "", re.I)
-        if not m:
-            _fail(where, f"{at} needs an 'id' like /subscriptions/<id>/providers/Microsoft.ResourceHealth/events/<tracking id>")
-        if m.group(1).lower() not in subs:
-            _fail(where, f"{at} ({eid}) is under subscription {m.group(1)}, which is not listed in 'subscriptions'")
-        if e.get("name") != m.group(2):
-            _fail(where, f"{at} ({eid}) must have 'name' {m.group(2)!r}")
+        _check_named_id(
+            where, at, e, r"^/subscriptions/([^/]+)/providers/Microsoft\.ResourceHealth/events/([^/]+)$",
+            "/subscriptions/<id>/providers/Microsoft.ResourceHealth/events/<tracking id>", subs,
+        )
         if eid.lower() in seen_events:
             _fail(where, f"{at} repeats the id {eid}")
         seen_events.add(eid.lower())
