@@ -34,10 +34,7 @@ class NsgOperations(ResourceOperations):
     """NSGs and their security rules, as fix-nsg reads and changes them."""
 
     async def get_nsg(self, nsg_id: str) -> dict[str, Any] | None:
-        rid = ResourceId.parse(nsg_id)
-        network = self.client("network", rid.subscription_id)
-        doc = await self._get_or_none(f"reading NSG {rid.name}", lambda: network.network_security_groups.get(rid.resource_group, rid.name))
-        return to_wire(doc)
+        return await self._read("network", ResourceId.parse(nsg_id), "NSG", lambda c: c.network_security_groups)
 
     async def get_subnet(self, subnet_id: str) -> dict[str, Any] | None:
         head, sep, subnet = subnet_id.rstrip("/").rpartition("/subnets/")

@@ -185,6 +185,18 @@ class RecoveryOperations:
                 return None
             raise
 
+    async def _read(self, client: str, rid: ResourceId, what: str, group: Callable[[Any], Any]) -> dict[str, Any] | None:
+        """The resource `rid` of a resource group as ARM sends it, or None when it does not exist;
+        `group` picks the SDK client's operations group (``lambda c: c.disks``)."""
+        sdk = self.client(client, rid.subscription_id)
+        return to_wire(await self._get_or_none(f"reading {what} {rid.name}", lambda: group(sdk).get(rid.resource_group, rid.name)))
+
+    async def _create_or_update(self, client: str, rid: ResourceId, doing: str, group: Callable[[Any], Any], body: dict[str, Any], lro: dict[str, Any]) -> Any:
+        """PUT the resource `rid` as a long-running operation (refused under --read-only) and
+        return what ARM ends with; `doing` names it in errors ("creating disk")."""
+        sdk = self.client(client, rid.subscription_id)
+        return to_wire(await self._lro(f"{doing} {rid.name}", lambda **kw: group(sdk).begin_create_or_update(rid.resource_group, rid.name, body, **kw), **lro))
+
     async def find_vm_ids(self, name: str, subscription_ids: list[str] | None = None) -> list[str]:
         """Ids of the VMs with this name (case-insensitive) in the given or visible subscriptions:
         one VM list per subscription, nothing else (a recovery needs one VM, not the inventory)."""
@@ -205,10 +217,7 @@ class RecoveryOperations:
         return sorted(i for ids in found for i in ids)
 
     async def get_disk_document(self, disk_id: str) -> dict[str, Any] | None:
-        rid = ResourceId.parse(disk_id)
-        compute = self.client("compute", rid.subscription_id)
-        doc = await self._get_or_none(f"reading disk {rid.name}", lambda: compute.disks.get(rid.resource_group, rid.name))
-        return to_wire(doc)
+        return await self._read("compute", ResourceId.parse(disk_id), "disk", lambda c: c.disks)
 
     async def list_locks(self, resource_id: str) -> list[dict[str, Any]]:
         """Management locks that apply to a resource (its own and those inherited from its group and subscription)."""
@@ -367,16 +376,10 @@ class RecoveryOperations:
         return scrub(to_wire(doc))
 
     async def get_public_ip_document(self, pip_id: str) -> dict[str, Any] | None:
-        rid = ResourceId.parse(pip_id)
-        network = self.client("network", rid.subscription_id)
-        doc = await self._get_or_none(f"reading public IP {rid.name}", lambda: network.public_ip_addresses.get(rid.resource_group, rid.name))
-        return to_wire(doc)
+        return await self._read("network", ResourceId.parse(pip_id), "public IP", lambda c: c.public_ip_addresses)
 
     async def get_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
-        rid = ResourceId.parse(snapshot_id)
-        compute = self.client("compute", rid.subscription_id)
-        doc = await self._get_or_none(f"reading snapshot {rid.name}", lambda: compute.snapshots.get(rid.resource_group, rid.name))
-        return to_wire(doc)
+        return await self._read("compute", ResourceId.parse(snapshot_id), "snapshot", lambda c: c.snapshots)
 
     # --- writes -------------------------------------------------------------
 
@@ -440,12 +443,6 @@ class RecoveryOperations:
         return out
 
     async def create_snapshot(self, snapshot_id: str, body: dict[str, Any], **lro: Any) -> dict[str, Any]:
-        rid = ResourceId.parse(snapshot_id)
-        compute = self.client("compute", rid.subscription_id)
-        doc = await self._lro(
-            f"creating snapshot {rid.name}",
-            lambda **kw: compute.snapshots.begin_create_or_update(rid.resource_group, rid.name, body, **kw),
-            **lro,
-        )
-        return to_wire(doc)
+        out: dict[str, Any] = await self._create_or_update("compute", ResourceId.parse(snapshot_id), "creating snapshot", lambda c: c.snapshots, body, lro)
+        return out
 

@@ -78,14 +78,7 @@ class ResourceOperations(RecoveryOperations):
     # --- disks and snapshots ------------------------------------------------------------------------
 
     async def create_disk(self, disk_id: str, body: dict[str, Any], **lro: Any) -> dict[str, Any]:
-        rid = _rid(disk_id, "disk")
-        compute = self.client("compute", rid.subscription_id)
-        doc = await self._lro(
-            f"creating disk {rid.name}",
-            lambda **kw: compute.disks.begin_create_or_update(rid.resource_group, rid.name, body, **kw),
-            **lro,
-        )
-        return to_wire(doc) or {}
+        return await self._create_or_update("compute", _rid(disk_id, "disk"), "creating disk", lambda c: c.disks, body, lro) or {}
 
     async def delete_disk(self, disk_id: str, **lro: Any) -> None:
         rid = _rid(disk_id, "disk")
@@ -100,24 +93,14 @@ class ResourceOperations(RecoveryOperations):
     # --- network interfaces ----------------------------------------------------------------------------
 
     async def get_nic(self, nic_id: str) -> dict[str, Any] | None:
-        rid = _rid(nic_id, "network interface")
-        network = self.client("network", rid.subscription_id)
-        doc = await self._get_or_none(f"reading NIC {rid.name}", lambda: network.network_interfaces.get(rid.resource_group, rid.name))
-        return to_wire(doc)
+        return await self._read("network", _rid(nic_id, "network interface"), "NIC", lambda c: c.network_interfaces)
 
     async def put_nic(self, nic_id: str, body: dict[str, Any], **lro: Any) -> dict[str, Any]:
         """Create or update a NIC. Callers pass ``journal_token=False``: azure-mgmt-network
         cannot rebuild the result of a NIC PUT from a continuation token (its deserializer
         reads the token's response body, which the token does not keep), so a resumed step
         recognises the NIC by reading it instead."""
-        rid = _rid(nic_id, "network interface")
-        network = self.client("network", rid.subscription_id)
-        doc = await self._lro(
-            f"updating NIC {rid.name}",
-            lambda **kw: network.network_interfaces.begin_create_or_update(rid.resource_group, rid.name, body, **kw),
-            **lro,
-        )
-        return to_wire(doc) or {}
+        return await self._create_or_update("network", _rid(nic_id, "network interface"), "updating NIC", lambda c: c.network_interfaces, body, lro) or {}
 
     # --- resource groups ---------------------------------------------------------------------------------
 
