@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from backend.adapter import RecoveryBackend
 from backend.models import Disk, ResourceId, Vm
@@ -53,6 +54,8 @@ from backend.recovery.scenarios._disks import (
 from backend.recovery.scenarios._sizes import find, gather_region_sizes, region_sizes
 from backend.recovery.scenarios.snapshot_disks import snapshot_name, snapshot_step
 from backend.recovery.steps import power_step, preflight_step, reach_step
+
+T = TypeVar("T")
 
 ZONAL_SKUS_OK = ("premium_lrs", "standardssd_lrs", "standard_lrs", "premiumv2_lrs")  # ZRS disks have no zone of their own
 
@@ -352,8 +355,9 @@ def build(facts: VmFacts, params: dict[str, Any], scenario: str) -> Plan:
         done_when=lambda model: f"{vm.name} is deallocated" if power_state(model) == "deallocated" else None,
         verify_done=True,
     )
-    deallocate.precondition = _gone_means_done(vm, deallocate.precondition)
-    deallocate.verify = _gone_means_verified(vm, deallocate.verify)
+    assert deallocate.precondition is not None and deallocate.verify is not None
+    deallocate.precondition = _unless_moved(vm, deallocate.precondition, already_done(f"{vm.name} was deleted (or created again) by this run"))
+    deallocate.verify = _unless_moved(vm, deallocate.verify, verified(f"{vm.name} was deallocated before the move"))
     steps: list[Step | None] = [
         preflight_step(facts),
         R._capture_step(layout),
@@ -398,24 +402,16 @@ def same_id_key(resource: str | None) -> str:
     return (resource or "").lower().rstrip("/")
 
 
-def _gone_means_done(vm: Vm, check: Any) -> Any:
-    """A run resumed after the delete finds no VM: the deallocation is long done."""
+def _unless_moved(vm: Vm, check: Callable[[StepContext], Awaitable[T]], moved: T) -> Callable[[StepContext], Awaitable[T]]:
+    """A run resumed after the delete finds no VM (or the VM already created again): the
+    deallocation is long done, and `moved` says so instead of `check`."""
 
-    async def pre(ctx: StepContext) -> Check:
+    async def checked(ctx: StepContext) -> T:
         if await ctx.backend.get_vm_or_none(vm.id) is None or _created_again(ctx):
-            return already_done(f"{vm.name} was deleted (or created again) by this run")
+            return moved
         return await check(ctx)
 
-    return pre
-
-
-def _gone_means_verified(vm: Vm, check: Any) -> Any:
-    async def verify(ctx: StepContext) -> Verification:
-        if await ctx.backend.get_vm_or_none(vm.id) is None or _created_again(ctx):
-            return verified(f"{vm.name} was deallocated before the move")
-        return await check(ctx)
-
-    return verify
+    return checked
 
 
 def _created_again(ctx: StepContext) -> bool:

@@ -66,6 +66,7 @@ from backend.recovery.scenarios._disks import (
     vm_settled,
     wait_for_vm,
 )
+from backend.recovery.scenarios.run_fix import command_output
 from backend.recovery.scenarios.snapshot_disks import snapshot_name, snapshot_step
 from backend.recovery.steps import power_step, preflight_step, reach_step, reach_timeout
 from backend.shellcmd import AND, OR, comment, literal, ps_quote, sh
@@ -923,13 +924,7 @@ def _fixes_step(layout: RescueLayout) -> Step:
     async def fixes_run(ctx: StepContext) -> str:
         started = time.monotonic()
         result = await ctx.backend.run_command(rescue_id, command_id, script=script, **await ctx.lro("fixes"))
-        stdout = stderr = ""
-        for status in result.get("value") or ():
-            code = (status.get("code") or "").lower()
-            if "stdout" in code:
-                stdout = status.get("message") or ""
-            elif "stderr" in code:
-                stderr = status.get("message") or ""
+        stdout, stderr = command_output(result)
         await ctx.save(stdout=stdout[-OUTPUT_KEPT:], stderr=stderr[-OUTPUT_KEPT:])
         for line in [x for x in stdout.strip().splitlines() if x.strip()][-6:]:
             await ctx.log(line[:200])

@@ -43,7 +43,8 @@ def unavailable(vm: Vm) -> str | None:
     return agent_blocker(vm)
 
 
-def _output(result: dict[str, Any]) -> tuple[str, str]:
+def command_output(result: dict[str, Any]) -> tuple[str, str]:
+    """(stdout, stderr) of a finished run command, from its instance view's status messages."""
     stdout = stderr = ""
     for status in result.get("value") or ():
         code = (status.get("code") or "").lower()
@@ -70,7 +71,7 @@ def command_step(
     async def run(ctx: StepContext) -> str:
         started = time.monotonic()
         result = await ctx.backend.run_command(vm.id, command_id, script=script, parameters=parameters, **await ctx.lro(key))
-        stdout, stderr = _output(result)
+        stdout, stderr = command_output(result)
         await ctx.save(stdout=stdout[-OUTPUT_KEPT:], stderr=stderr[-OUTPUT_KEPT:])
         if stdout.strip():
             await ctx.log(stdout.strip().splitlines()[-1][:200])
