@@ -10,7 +10,7 @@ import pytest
 from azure.core.rest import HttpRequest
 
 from backend.azure.backend import AzureBackend
-from backend.errors import SerialConsoleClosed, SerialConsoleRefused
+from backend.errors import BackendError, SerialConsoleClosed, SerialConsoleRefused
 from tests.support import arm_call, demo_settings, emulator_control, start_emulator
 
 pytestmark = pytest.mark.xdist_group("serialconsole")
@@ -144,6 +144,40 @@ async def test_admin_commands_reach_the_gateway(emu, backend):
     log = emulator_control(emu, "GET", "/_emulator/serialconsole/admin")
     assert [entry["command"] for entry in log][-3:] == ["sysrq", "nmi", "reset"]
     assert log[-3]["parameters"] == {"SysRqCommand": "b"}
+
+
+async def test_nmi_and_sysrq_act_on_the_guest(emu, backend):
+    """Linux logs an unknown NMI and carries on (the session is kept); SysRq prints the kernel's
+    answer and b reboots it; Windows stops on NMI_HARDWARE_FAILURE and restarts (the CMD channel is gone)."""
+    linux = await backend.serial_connect(vm_id(emu, "dev-ephemeral-01"))
+    try:
+        await read_until(linux, "login: ")
+        await linux.admin("nmi")
+        seen = await read_until(linux, "trying to continue")
+        assert "NMI received for unknown reason" in seen and "Reached target" not in seen
+        await linux.admin("sysrq", "h")
+        assert "reboot(b)" in await read_until(linux, "sysrq: HELP")
+        await linux.admin("sysrq", "s")
+        await read_until(linux, "Emergency Sync complete")
+        await linux.admin("sysrq", "b")
+        assert "login: " in (await read_until(linux, "Reached target Multi-User System")).split("sysrq: Resetting", 1)[1]
+    finally:
+        await linux.close()
+    windows = await backend.serial_connect(vm_id(emu, "files-shared-01"))
+    try:
+        await read_until(windows, "SAC>")
+        await type_line(windows, "cmd", "SAC>")
+        await windows.admin("nmi")
+        after = await read_until(windows, "SAC started and initialized")
+        assert "Stop code: NMI_HARDWARE_FAILURE" in after.split("SAC started", 1)[0]
+        with pytest.raises(BackendError):
+            await windows.admin("sysrq", "b")  # Linux only: refused before anything is sent
+    finally:
+        await windows.close()
+    log = emulator_control(emu, "GET", "/_emulator/serialconsole/admin")
+    assert [(e["command"], e["parameters"]) for e in log[-5:]] == [
+        ("nmi", {}), ("sysrq", {"SysRqCommand": "h"}), ("sysrq", {"SysRqCommand": "s"}), ("sysrq", {"SysRqCommand": "b"}), ("nmi", {}),
+    ]
 
 
 async def test_a_dropped_socket_is_reported_and_a_reconnect_finds_the_same_console(emu, backend):

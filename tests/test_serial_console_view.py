@@ -294,6 +294,66 @@ async def test_reset_is_confirmed_by_the_vms_name_and_journaled(fresh_emulator):
     assert [a["command"] for a in session.admin] == ["reset"] and session.end_reason == "aztriage closed"
 
 
+def console_app(emulator, name: str, *, read_only: bool = False):
+    """What `aztriage console --vm NAME` runs: the serial console screen alone."""
+    from tests.support import demo_settings
+    from tui.serial_app import SerialConsoleApp
+
+    docs = emulator_control(emulator, "GET", "/_emulator/resources?type=Microsoft.Compute/virtualMachines")["resources"]
+    vm_id = next(d["id"] for d in docs if d.get("name") == name)
+    return SerialConsoleApp(demo_settings(emulator, read_only=read_only), vm_id, name)
+
+
+async def test_nmi_is_confirmed_reaches_the_gateway_and_the_guest_shows_it(fresh_emulator):
+    """The CLI's console (`aztriage console --vm`): NMI from the palette's action asks first, with
+    Cancel as the default; sent, the Linux guest logs the unknown NMI and the journal keeps it."""
+    from widgets.confirm_dialog import ConfirmDialog
+
+    before = len(emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin"))
+    app = console_app(fresh_emulator, "dev-ephemeral-01")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "SerialConsoleScreen", what="the console screen")
+        screen = app.screen
+        await see(pilot, screen, "login:")
+        names = [name for name, _help, _cb in screen.palette_commands()]
+        assert "console: send NMI to dev-ephemeral-01" in names
+        screen.action_nmi()
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirmation")
+        assert "Send NMI to dev-ephemeral-01?" in str(app.screen.query_one("#confirm-title").render())
+        await pilot.press("enter")  # Cancel has the focus: nothing is sent
+        await wait_for(pilot, lambda: app.screen is screen, what="cancel")
+        await pilot.pause(0.2)
+        assert len(emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin")) == before
+        screen.action_nmi()
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirmation")
+        await pilot.press("shift+tab", "enter")  # Send NMI, chosen on purpose
+        await wait_for(pilot, lambda: app.screen is screen, what="the dialog to close")
+        await wait_for(pilot, lambda: "NMI sent to dev-ephemeral-01" in str(screen.query_one("#console-status").render()), what="the NMI")
+        await see(pilot, screen, "NMI received for unknown reason", "Dazed and confused")
+        session_id = screen.session_id
+        await pilot.press("ctrl+right_square_bracket")
+    log = emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin")
+    assert [(e["command"], e["parameters"]) for e in log[before:]] == [("nmi", {})]
+    (session,) = [s for s in sessions("dev-ephemeral-01") if s.session_id == session_id]
+    assert [a["command"] for a in session.admin] == ["nmi"] and session.end_reason == "left"
+
+
+async def test_read_only_sends_no_admin_command_from_the_cli_console(fresh_emulator):
+    before = len(emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin"))
+    app = console_app(fresh_emulator, "dev-ephemeral-01", read_only=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "SerialConsoleScreen", what="the console screen")
+        screen = app.screen
+        await see(pilot, screen, "login:")
+        assert not any(word in name for name, _h, _c in screen.palette_commands() for word in ("NMI", "reset", "SysRq"))
+        for action in (screen.action_nmi, screen.action_sysrq, screen.action_reset):
+            action()
+            await pilot.pause(0.2)
+            assert app.screen is screen  # no confirmation: nothing to confirm
+        assert "Reached target" in screen.terminal.text() and "NMI received" not in screen.terminal.text()
+    assert len(emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin")) == before
+
+
 async def test_sysrq_takes_a_typed_key_and_cancel_sends_nothing(fresh_emulator):
     from tui.screens.serial_console import SysRqDialog
 

@@ -14,8 +14,12 @@ ARM routes (bearer token, counted like every ARM request):
 The gateway (under ``/_emulator/`` because, as in Azure, it is another host
 that takes the token in the query, ``?authorization=``, or as a bearer header
 for admin commands): ``GET .../client`` upgrades to the websocket;
-``POST .../adminCommand/{nmi|reset|sysrq}`` answers 200 (reset reboots the
-guest console). ``POST /_emulator/serialconsole/drop`` closes every open
+``POST .../adminCommand/{nmi|reset|sysrq}`` answers 200 and acts on the guest:
+reset reboots it; NMI makes Windows stop on NMI_HARDWARE_FAILURE and restart, and
+Linux log "NMI received for unknown reason" (or panic and restart when the guest
+fact ``unknown_nmi_panic`` is set); SysRq b (reboot), c (crash, then restart),
+s (sync), u (remount read-only) act as the kernel does, any other key prints the
+kernel's SysRq help. ``POST /_emulator/serialconsole/drop`` closes every open
 socket (a test's dropped connection).
 
 The guest console is a TEST DOUBLE, not an OS: a line discipline (echo,
@@ -121,7 +125,7 @@ class SerialState:
         self.disabled: set[str] = set(self._initially_disabled)
         self.sessions: dict[str, str] = {}  # session id -> vm id (lower)
         self.consoles: dict[str, GuestConsole] = {}
-        self.sockets: set[web.WebSocketResponse] = set()
+        self.sockets: dict[web.WebSocketResponse, str] = {}  # open socket -> its VM id (lower)
         self.admin_log: list[dict] = []
         self.loaded = id(store.resources)
 
@@ -420,6 +424,48 @@ class Shell:
         self.boot()
         return "[  OK  ] Reached target Reboot.\r\nreboot: Restarting system\r\n" + self._boot_text()[: -len(self.prompt()) or None]
 
+    # --- admin commands beside the socket
+    def nmi(self) -> str:
+        """A non-maskable interrupt: Windows bug-checks (NMI_HARDWARE_FAILURE, a crash dump) and
+        restarts; Linux logs the unknown NMI and carries on, or panics and restarts when the guest
+        fact ``unknown_nmi_panic`` says kernel.unknown_nmi_panic=1."""
+        c = self.c
+        if c.os_type.lower() == "windows":
+            if c.mode == "halted":
+                return ""  # already stopped on a stop code
+            self.boot()
+            return ("\r\nYour PC ran into a problem and needs to restart. We're just collecting some error info, and then we'll restart for you.\r\n"
+                    "Stop code: NMI_HARDWARE_FAILURE (0x00000080)\r\n" + self._boot_text())
+        if c.mode == "halted":
+            return ""
+        text = "\r\nUhhuh. NMI received for unknown reason 3d on CPU 0.\r\nDo you have a strange power saving mode enabled?\r\n"
+        if _facts(self.store, c.vm_id).get("unknown_nmi_panic"):
+            return text + "Kernel panic - not syncing: NMI: Not continuing\r\n" + self._restart()
+        return text + "Dazed and confused, but trying to continue\r\n" + self.prompt() + c.line
+
+    def sysrq(self, key: str) -> str:
+        """A magic SysRq key to the Linux kernel (Ubuntu's kernel.sysrq=176 allows sync, remount
+        read-only and reboot; crash is allowed from the console as the gateway sends it)."""
+        c = self.c
+        if c.mode == "halted":
+            return ""
+        after = "\r\n" + self.prompt() + c.line
+        if key == "b":
+            return "\r\nsysrq: Resetting\r\n" + self._restart()
+        if key == "c":
+            return "\r\nsysrq: Trigger a crash\r\nKernel panic - not syncing: sysrq triggered crash\r\n" + self._restart()
+        if key == "s":
+            return "\r\nsysrq: Emergency Sync\r\nEmergency Sync complete" + after
+        if key == "u":
+            c.root_rw = False
+            return "\r\nsysrq: Emergency Remount R/O\r\nEmergency Remount complete" + after
+        return "\r\nsysrq: HELP : loglevel(0-9) reboot(b) crash(c) terminate-all-tasks(e) memory-full-oom-kill(f) kill-all-tasks(i) thaw-filesystems(j) sak(k) show-backtrace-all-active-cpus(l) show-memory-usage(m) nice-all-RT-tasks(n) poweroff(o) show-registers(p) show-all-timers(q) unraw(r) sync(s) show-task-states(t) unmount(u) show-blocked-tasks(w) dump-ftrace-buffer(z)" + after
+
+    def _restart(self) -> str:
+        """The guest restarts at once (no shutdown): it boots as its boot state says."""
+        self.boot()
+        return "\r\n" + self._boot_text()
+
     # --- Windows
     def _sac(self, text: str) -> str:
         c = self.c
@@ -535,7 +581,7 @@ def install(app: web.Application, store: Store) -> None:
             return web.Response(status=404, text="no such session")
         ws = web.WebSocketResponse(heartbeat=30.0)
         await ws.prepare(request)
-        state.sockets.add(ws)
+        state.sockets[ws] = vm_l
         shell = Shell(store, console_for(vm_l))
         try:
             await ws.send_bytes(shell.greeting().encode())
@@ -550,7 +596,7 @@ def install(app: web.Application, store: Store) -> None:
                 if out:
                     await ws.send_bytes(out.encode())
         finally:
-            state.sockets.discard(ws)
+            state.sockets.pop(ws, None)
         return ws
 
     async def admin(request: web.Request) -> web.Response:
@@ -563,13 +609,21 @@ def install(app: web.Application, store: Store) -> None:
         body = await request.json()
         state.admin_log.append({"vm": vm_l, "command": command, "parameters": body.get("commandParameters") or {}})
         console = console_for(vm_l)
+        if command not in ("nmi", "reset", "sysrq"):
+            return web.Response(status=404)
         if command == "sysrq" and console.os_type.lower() == "windows":
             return web.Response(status=400)
+        shell = Shell(store, console)
         if command == "reset":
-            Shell(store, console).boot()
-            text = Shell(store, console)._boot_text()
-            for ws in list(state.sockets):
-                await ws.send_bytes(("\r\n" + text).encode())
+            shell.boot()
+            text = "\r\n" + shell._boot_text()
+        elif command == "nmi":
+            text = shell.nmi()
+        else:
+            text = shell.sysrq(str((body.get("commandParameters") or {}).get("SysRqCommand") or ""))
+        for ws, socket_vm in list(state.sockets.items()):
+            if socket_vm == vm_l and text:
+                await ws.send_bytes(text.encode())
         return web.json_response({})
 
     async def drop(request: web.Request) -> web.Response:
