@@ -115,6 +115,7 @@ class AztriageApp(App[int]):
         self._identity = ""
         self.loads = 0  # finished loads (tests and benchmarks wait on these)
         self._started = False
+        self._told_unfinished = False
         self.failures = 0
         from tui.gc_pacing import GcPacer
 
@@ -212,10 +213,14 @@ class AztriageApp(App[int]):
 
     def _start_work(self) -> None:
         self.connect()
-        self.call_after_refresh(self._notify_unfinished_recoveries)
 
     def _notify_unfinished_recoveries(self) -> None:
-        """A recovery run that a crash or a lost session interrupted is listed at the next start."""
+        """A recovery run that a crash or a lost session interrupted is listed at the next
+        start: once the first load has ended (the Recovery pane's modules take about 0.1 s
+        to import, which the first table no longer waits for)."""
+        if self._told_unfinished:
+            return
+        self._told_unfinished = True
         from tui.screens.recovery import unfinished_runs_notice
 
         notice = unfinished_runs_notice()
@@ -226,8 +231,9 @@ class AztriageApp(App[int]):
     async def connect(self) -> None:
         from backend.composition import import_sdk
 
-        # The SDK import (about a second) runs in a thread, off the event loop, and
-        # alongside the demo emulator's start when there is one.
+        # What the first load needs of the SDK runs in a thread, off the event loop, and
+        # alongside the demo emulator's start when there is one; the management clients
+        # are imported once the first load is in (warm_sdk_clients).
         sdk = asyncio.to_thread(import_sdk)
         settings = self.settings
         if settings is None:
@@ -243,6 +249,16 @@ class AztriageApp(App[int]):
         self.backend = create_backend(settings)
         self._identity = getattr(self.backend, "identity", "")
         self.refresh_inventory()
+
+    @work(exclusive=True, group="warm-up", exit_on_error=False)
+    async def warm_sdk_clients(self) -> None:
+        """Import the SDK's management clients (about 0.5 s of CPU) in a thread, once the
+        first load is in: the first recovery, boot log or Network Watcher check does not
+        import them on the event loop. (Imported alongside the first load, they held the
+        interpreter lock while it parsed its pages: `benchmarks/launch.py`.)"""
+        from backend.composition import import_sdk_clients
+
+        await asyncio.to_thread(import_sdk_clients)
 
     @work(exclusive=True, group="inventory", exit_on_error=False)
     async def refresh_inventory(self) -> None:
@@ -266,6 +282,7 @@ class AztriageApp(App[int]):
             if partial is not None:
                 partial.stop()
             self._arm_inventory_timer()
+            self.call_after_refresh(self._notify_unfinished_recoveries)
         self.gc_pacer.retire(self.inventory)
         self.inventory = inventory
         self.inventory_partial = False
@@ -276,6 +293,8 @@ class AztriageApp(App[int]):
         self.update_header()
         self.broadcast(InventoryChanged(inventory))
         self.probe_after_load()
+        if self.loads == 1:
+            self.warm_sdk_clients()
         if inventory.errors:
             failed = ", ".join(self.subscription_label(e.subscription_id) for e in inventory.errors)
             self.notify(f"{len(inventory.errors)} subscription(s) failed to load: {failed}. See the error rows.", severity="error", timeout=8)
@@ -330,6 +349,8 @@ class AztriageApp(App[int]):
         self.broadcast(LoadStateChanged())
         next_step = "press r to try again" if self.backend is not None else "check the connection options and restart"
         self.notify(f"{self.load_error.rstrip('.')}; {next_step}.", severity="error", timeout=10)
+        if worker.group == "connect":
+            self._notify_unfinished_recoveries()  # no load comes to tell it after
 
     def _screen_worker_failed(self, worker: Worker) -> None:
         """A screen's worker (rows, a sweep, a probe, a recovery step) failed: that is a
