@@ -481,7 +481,10 @@ async def build_timeline(
     errors: list[tuple[str, str]] = []
 
     async def read_activity() -> tuple[list[ActivityEvent], list[str]]:
-        outcomes = await asyncio.gather(*(backend.activity_log(s, start=start, end=until, resource_group=g) for s, g in groups), return_exceptions=True)
+        # The filter takes whole seconds: a write sent in the second `until` falls in would be cut
+        # off, so ask for the same minute of slack the window below allows.
+        end = until + timedelta(minutes=1)
+        outcomes = await asyncio.gather(*(backend.activity_log(s, start=start, end=end, resource_group=g) for s, g in groups), return_exceptions=True)
         found: list[ActivityEvent] = []
         failed: list[str] = []
         for outcome in outcomes:

@@ -348,3 +348,47 @@ async def test_recovery_runs_and_console_events_are_on_the_vms_timeline(backend,
     # the serial console session: opened, the SysRq sent, closed (never what was typed)
     assert {"serial console session opened (interactive)", "serial console admin command: sysrq b", "serial console session closed: closed by the operator"} <= set(whats)
     assert {e.source for e in tl.only([AZTRIAGE]).entries} == {AZTRIAGE}
+
+
+async def test_a_write_through_aztriage_becomes_a_change_with_who_and_the_diff(backend, fresh_emulator):
+    """The emulator turns live writes into resourcechanges rows (changedBy, clientType, operation,
+    the property diff, the activity log's correlation id): the operator's own rule is on the timeline."""
+    from backend.timeline import changes_query
+
+    inv = await backend.inventory(instance_views=0)
+    vm = find_vm(inv, "jump-prod-01")
+    nsg = vm.nics[0].nsg_id
+    rule = {"properties": {"protocol": "Tcp", "sourceAddressPrefix": "203.0.113.7/32", "sourcePortRange": "*", "destinationAddressPrefix": "*",
+                           "destinationPortRange": "3389", "access": "Allow", "priority": 150, "direction": "Inbound"}}
+    await backend.put_security_rule(f"{nsg}/securityRules/Allow-RDP-Operator", rule)
+    rows = (await backend.graph_query(changes_query([nsg]), subscriptions=[PROD])).rows
+    (live,) = [r["properties"] for r in rows if r["properties"]["changeAttributes"]["changedBy"] == "demo operator"]
+    attrs = live["changeAttributes"]
+    assert (live["changeType"], attrs["clientType"], attrs["operation"]) == ("Update", "aztriage/0.1", "Microsoft.Network/networkSecurityGroups/securityRules/write")
+    added = {k.split("]", 1)[1]: v["newValue"] for k, v in live["changes"].items() if v["propertyChangeType"] == "Insert"}
+    assert added[".name"] == "Allow-RDP-Operator" and added[".properties.access"] == "Allow" and added[".properties.priority"] == 150
+    assert not any(k.endswith((".id", ".etag", "provisioningState")) for k in live["changes"])  # identity and churn are not changes
+    tl = await build_timeline(backend, vm, since=FIXED_NOW - timedelta(days=30))
+    top = tl.entries[0]  # the write, told once: the activity log's line carries the diff
+    assert (top.source, top.actor, top.status) == (ACTIVITY, "demo operator", "Succeeded")
+    assert top.what == "Create or Update Security Rule: nsg-jump-prod/Allow-RDP-Operator"
+    assert "(none) → Allow-RDP-Operator" in top.detail and "(none) → Allow" in top.detail
+    assert not [e for e in tl.entries if e.source == "changes"]
+
+
+async def test_a_long_running_write_becomes_a_change_when_it_ends_and_a_no_op_leaves_none(backend, fresh_emulator):
+    from backend.timeline import changes_query
+
+    inv = await backend.inventory(instance_views=0)
+    vm = find_vm(inv, "dev-ephemeral-01")
+    doc = await backend.get_vm_document(vm.id)
+    tags = dict(doc.get("tags") or {})
+    status, _ = arm_call(fresh_emulator, "PATCH", f"{vm.id}?api-version=2024-07-01", {"tags": {**tags, "incident": "INC-4711"}})
+    assert status in (200, 202)
+    emulator_control(fresh_emulator, "POST", "/_emulator/advance", {"seconds": 600})
+    arm_call(fresh_emulator, "PATCH", f"{vm.id}?api-version=2024-07-01", {"tags": {**tags, "incident": "INC-4711"}})  # the same again: no change
+    emulator_control(fresh_emulator, "POST", "/_emulator/advance", {"seconds": 600})
+    rows = (await backend.graph_query(changes_query([vm.id]), subscriptions=[DEV])).rows
+    live = [r["properties"] for r in rows if r["properties"]["changeAttributes"]["changedBy"] == "demo operator"]
+    assert len(live) == 1
+    assert live[0]["changes"] == {"tags.incident": {"previousValue": None, "newValue": "INC-4711", "changeCategory": "User", "propertyChangeType": "Insert"}}

@@ -187,11 +187,11 @@ def operation_of(method: str, path: str) -> tuple[str, str] | None:
 # -------------------------------------------------------------------- recording
 
 
-def record(store: Store, method: str, path: str, status: int, operation_id: str | None, caller: str) -> None:
-    """The activity-log entries of one write the emulator answered."""
+def record(store: Store, method: str, path: str, status: int, operation_id: str | None, caller: str) -> str | None:
+    """The activity-log entries of one write the emulator answered; their correlation id."""
     found = operation_of(method, path)
     if found is None or status == 0:
-        return
+        return None
     operation, rid = found
     sub = rid.split("/")[2]
     tenant = (store.subscriptions.get(sub.lower()) or {}).get("tenantId", "")
@@ -209,6 +209,7 @@ def record(store: Store, method: str, path: str, status: int, operation_id: str 
         end = event_doc(status="Failed", sub_status=str(status), at=at, level="Error", **common)
     store.add_activity(begin)
     store.add_activity(end)
+    return correlation
 
 
 def operation_finished(store: Store, op: Operation) -> None:

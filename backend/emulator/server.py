@@ -40,6 +40,7 @@ import trustme
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 
+from . import changes
 from .activitylog import caller_from
 from .activitylog import install as activity_routes
 from .arm import Arm, ArmRequest, ArmResponse, error_response
@@ -312,8 +313,10 @@ class Emulator:
         key = f"{method} {route.template}"
         self._by_route[key] = self._by_route.get(key, 0) + 1
         is_write = method in WRITE_METHODS and not (method == "POST" and ((route.last or "").lower() in READ_ACTIONS or path.lower() in READ_PATHS))
+        before = None
         if is_write:
             self._writes += 1
+            before = changes.snapshot(self.store, method, path)  # what the write changes, as it was
         status = 500
         resp: web.StreamResponse
         try:
@@ -376,7 +379,10 @@ class Emulator:
                 }
             )
             if is_write:
-                self.store.record_write(method, path, status, request.get(OPID_RKEY), caller_from(request.headers.get("Authorization", "")))
+                self.store.record_write(
+                    method, path, status, request.get(OPID_RKEY), caller_from(request.headers.get("Authorization", "")),
+                    before=before, client=changes.client_type(request.headers.get("User-Agent", "")),
+                )
 
     @staticmethod
     def _malformed(resp: web.StreamResponse) -> web.StreamResponse:

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import activitylog, compute, health
+from . import activitylog, changes, compute, health
 from .ids import ArmError, build_id, normalize_id, parse_id
 from .lro import Operation, iso
 
@@ -89,6 +89,7 @@ class Store:
         self.clock_offset = 0.0
         # callables (store, op) run after any operation reaches a terminal state
         self.operation_listeners: list[Callable[[Store, Operation], None]] = []
+        changes.install_listener(self)
         self.load()
 
     # ------------------------------------------------------------------ clock
@@ -143,8 +144,9 @@ class Store:
         self._seq = 0
         self.writes: deque[dict] = deque(maxlen=100_000)
         self.activity: dict[str, list[dict]] = {}  # subscription (lower) -> activity-log EventData, newest first
-        self.activity_pending: dict[str, dict] = {}
-        self.resource_changes: list[dict] = list(est.get("resourceChanges", []) or [])  # ARG resourcechanges rows  # long-running operation id -> its activity-log entry's fields
+        self.activity_pending: dict[str, dict] = {}  # long-running operation id -> its activity-log entry's fields
+        self.resource_changes: list[dict] = list(est.get("resourceChanges", []) or [])  # ARG resourcechanges rows: the estate's, then each live write's
+        self.changes_pending: dict[str, changes.Pending] = {}  # long-running operation id -> the write's snapshot before it
         self.deleted: list[dict] = []
         self._versions: dict[tuple, int] = {}
         self._json: dict[str, bytes] = {}
@@ -697,11 +699,24 @@ class Store:
                 log.exception("operation listener failed")
 
     # --------------------------------------------------------------- writes
-    def record_write(self, method: str, path: str, status: int, operation_id: str | None = None, caller: str = activitylog.DEMO_CALLER) -> None:
+    def record_write(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        operation_id: str | None = None,
+        caller: str = activitylog.DEMO_CALLER,
+        *,
+        before: changes.Pending | None = None,
+        client: str = "",
+    ) -> None:
+        """One write answered: the write log, its activity-log entries and (with the snapshot
+        taken before it, ``changes.snapshot``) its Resource Graph change."""
         self.writes.append(
             {"method": method, "path": path, "status": status, "operation": operation_id, "t": self.now()}
         )
-        activitylog.record(self, method, path, status, operation_id, caller)
+        correlation = activitylog.record(self, method, path, status, operation_id, caller)
+        changes.record(self, before, status, operation_id, caller, client, correlation or "")
 
     # ---------------------------------------------------------- activity log
     def add_activity(self, doc: dict) -> None:
@@ -744,6 +759,7 @@ class Store:
         estate["availabilityStatuses"] = list(self.statuses.values())
         estate["availabilityHistory"] = [doc for past in self.status_history.values() for doc in past]
         estate["activityLog"] = [event for events in self.activity.values() for event in events]
+        estate["resourceChanges"] = list(self.resource_changes)
         guest = {rid: dict(facts) for rid, facts in self.guest.items()}  # VPN tunnels' facts live here too, as load() put them
         from . import bootdiag  # (imported here: it reads the store)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..changes import change_row, property_change
 from . import serial
 
 # --------------------------------------------------------------------------- time
@@ -1094,37 +1095,13 @@ class EstateBuilder:
     def change(self, target_id: str, change_type: str, *, at: int, changed_by: str, client_type: str, operation: str,
                changes: dict[str, tuple[Any, Any]], correlation_id: str = "") -> None:
         """A Resource Graph ``resourcechanges`` row: the properties that changed (previous, new) and who changed them."""
-        parts = target_id.split("/")
         name = self.guid(f"change|{target_id}|{at}|{operation}")
-        self.changes.append({
-            "id": f"{target_id}/providers/Microsoft.Resources/changes/{name}",
-            "name": name,
-            "type": "microsoft.resources/changes",
-            "location": "",
-            "resourceGroup": parts[4].lower() if len(parts) > 4 else "",
-            "subscriptionId": parts[2],
-            "properties": {
-                "targetResourceId": target_id,
-                "targetResourceType": "/".join([parts[6], *parts[7::2]]) if len(parts) > 7 else "",
-                "changeType": change_type,
-                "changeAttributes": {
-                    "timestamp": self.clock.z(at),
-                    "correlationId": correlation_id or self.guid(f"correlation|{name}"),
-                    "changedBy": changed_by,
-                    "changedByType": "User" if "@" in changed_by else "Application",
-                    "clientType": client_type,
-                    "operation": operation,
-                    "changesCount": len(changes),
-                    "previousResourceSnapshotId": self.guid(f"snapshot|{name}|before"),
-                    "newResourceSnapshotId": self.guid(f"snapshot|{name}|after"),
-                },
-                "changes": {
-                    key: {"previousValue": before, "newValue": after, "changeCategory": "User",
-                          "propertyChangeType": "Insert" if before is None else "Remove" if after is None else "Update"}
-                    for key, (before, after) in changes.items()
-                },
-            },
-        })
+        self.changes.append(change_row(
+            target_id, change_type, name=name, timestamp=self.clock.z(at), correlation=correlation_id or self.guid(f"correlation|{name}"),
+            changed_by=changed_by, client=client_type, operation=operation,
+            changes={key: property_change(before, after) for key, (before, after) in changes.items()},
+            snapshots=(self.guid(f"snapshot|{name}|before"), self.guid(f"snapshot|{name}|after")),
+        ))
 
     def impacted_by(self, tracking_id: str, resource_id: str) -> None:
         """The event lists this resource as impacted (Resource Health impactedResources)."""
