@@ -1,7 +1,7 @@
 """VPN resets and public IP writes in the emulator as Azure serves them, read through the real
 adapter, and checked against Azure's official REST examples (tests/data/azure-rest-examples):
 a connection reset and a gateway reset are long-running POSTs whose 202 carries
-Azure-AsyncOperation, a public IP PUT is long-running, an associated IP cannot change its SKU,
+Azure-AsyncOperation, a public IP PUT and a NIC PUT are long-running, an associated IP cannot change its SKU,
 a dynamic address goes with its association, and a Standard IP admits nothing without an NSG."""
 
 from __future__ import annotations
@@ -175,6 +175,77 @@ async def test_disassociating_releases_a_dynamic_address_keeps_a_static_one_and_
     bare["properties"].pop("networkSecurityGroup")
     await backend.put_nic(nic_id, bare)
     assert rdp_endpoint(emu, address, 3389)["mode"] == "silent"
+
+
+def put_with_headers(emu, path: str, body: dict) -> tuple[int, dict, dict]:
+    """A PUT as any client sends it: the status, the headers and the body of the first answer."""
+    import ssl
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{emu.endpoint}{path}?api-version=2024-05-01",
+        data=json.dumps(body).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer test-token"},
+    )
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=emu.ca_file), timeout=10) as resp:
+        return resp.status, dict(resp.headers), json.loads(resp.read())
+
+
+async def test_a_nic_put_is_long_running_like_azures_and_associates_its_ip_only_when_it_succeeds(emu, backend):
+    spec = example("NetworkInterfaceCreate.json")
+    legacy = vm_doc(emu, "legacy-app-01")["doc"]
+    group = legacy["id"].split("/providers/")[0]
+    subnet = (await backend.get_nic(legacy["properties"]["networkProfile"]["networkInterfaces"][0]["id"]))["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"]
+    ip_body = example("PublicIpAddressCreateDefaults.json")["parameters"]["parameters"]
+    pips = [await backend.put_public_ip(f"{group}/providers/Microsoft.Network/publicIPAddresses/test-ip-{n}", ip_body) for n in (1, 2)]
+
+    def request(pip_id: str) -> dict:
+        body = json.loads(json.dumps(spec["parameters"]["parameters"]))  # the example's request, on the demo's subnet and IP
+        first = body["properties"]["ipConfigurations"][0]["properties"]
+        first["publicIPAddress"]["id"], first["subnet"]["id"] = pip_id, subnet
+        return body
+
+    # 201 with Azure-AsyncOperation and provisioningState Updating, as Azure answers a long-running PUT.
+    nic_id = f"{group}/providers/Microsoft.Network/networkInterfaces/test-nic"
+    status, headers, answer = put_with_headers(emu, nic_id, request(pips[0]["id"]))
+    assert status == 201 and "/operations/" in headers["Azure-AsyncOperation"]
+    assert answer["properties"]["provisioningState"] == "Updating"
+    assert [op["status"] for op in operations(emu) if op["resource_id"].lower() == nic_id.lower()] in (["InProgress"], ["Succeeded"])
+
+    # The adapter's poller follows the operation to Succeeded; the IP is associated once it has.
+    doc = await backend.put_nic(nic_id + "-2", request(pips[1]["id"]))
+    assert doc["properties"]["provisioningState"] == "Succeeded"
+    vocabulary = key_paths(spec["responses"]["201"]["body"]) | key_paths(spec["responses"]["200"]["body"])
+    extras = {"tags", "etag", "properties.resourceGuid"}
+    assert sorted(p for p in key_paths(doc) if p not in vocabulary and p not in extras) == []
+    held = await backend.get_public_ip_document(pips[1]["id"])
+    assert held["properties"]["ipConfiguration"]["id"].lower() == f"{nic_id}-2/ipConfigurations/ipconfig1".lower()
+    assert (await backend.get_nic(nic_id))["properties"]["provisioningState"] == "Succeeded"
+    # An update answers 200, still long-running.
+    status, headers, answer = put_with_headers(emu, nic_id, request(pips[0]["id"]))
+    assert status == 200 and "Azure-AsyncOperation" in headers and answer["properties"]["provisioningState"] == "Updating"
+
+
+async def test_a_nic_put_whose_operation_fails_leaves_the_nic_and_its_ip_as_they_were(emu, backend):
+    vm = vm_doc(emu, "legacy-app-01")["doc"]
+    nic_id = vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+    nic = await backend.get_nic(nic_id)
+    pip = pip_of(emu, "legacy-app-01")
+    bare = json.loads(json.dumps(nic))
+    bare["properties"]["ipConfigurations"][0]["properties"].pop("publicIPAddress")
+    fault = {"lro_result": "Failed", "lro_error": {"code": "InternalServerError", "message": "An error occurred."}, "count": 1}
+    emulator_control(emu, "POST", "/_emulator/faults", dict(fault, match=f"/networkInterfaces/{nic['name']}", method="PUT"))
+    try:
+        with pytest.raises(BackendError):
+            await backend.put_nic(nic_id, bare)
+    finally:
+        emulator_control(emu, "DELETE", "/_emulator/faults")
+    after = await backend.get_nic(nic_id)
+    assert after["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"]["id"].lower() == pip["id"].lower()
+    assert after["properties"]["provisioningState"] == "Succeeded"
+    kept = await backend.get_public_ip_document(pip["id"])
+    assert kept["properties"]["ipAddress"] == pip["properties"]["ipAddress"] and "ipConfiguration" in kept["properties"]
 
 
 async def test_a_public_ip_another_nic_holds_cannot_be_taken(emu, backend):

@@ -1,5 +1,6 @@
 """The fault matrix over every write of upgrade-public-ip and reset-vpn: a 429 (ridden out by the
-adapter's retry), a 500 on every attempt, and a long-running operation that ends Failed. Each
+adapter's retry), a 500 on every attempt, and a long-running operation that ends Failed (the NIC
+PUTs that disassociate and associate the IP are long-running, as in Azure). Each
 fault is armed the moment the runner marks its step running, so it hits that step's write and
 nothing before it. A run that fails stops at that step with an honest journal; --resume ends
 verified, and no operation is started more often than the fault made necessary."""
@@ -20,9 +21,9 @@ from tests.test_recovery_upgrade_ip import nic_and_pip, upgraded_keeping
 # (scenario, VM, params, step key, request path it writes (a substring), method, long-running)
 WRITES = {
     "static": ("upgrade-public-ip", "rdgw-shared-01", {}, "static", "/publicIPAddresses/rdgw-shared-01-ip", "PUT", True),
-    "disassociate": ("upgrade-public-ip", "rdgw-shared-01", {}, "disassociate", "/networkInterfaces/rdgw-shared-01-nic", "PUT", False),
+    "disassociate": ("upgrade-public-ip", "rdgw-shared-01", {}, "disassociate", "/networkInterfaces/rdgw-shared-01-nic", "PUT", True),
     "upgrade": ("upgrade-public-ip", "rdgw-shared-01", {}, "upgrade", "/publicIPAddresses/rdgw-shared-01-ip", "PUT", True),
-    "associate": ("upgrade-public-ip", "rdgw-shared-01", {}, "associate", "/networkInterfaces/rdgw-shared-01-nic", "PUT", False),
+    "associate": ("upgrade-public-ip", "rdgw-shared-01", {}, "associate", "/networkInterfaces/rdgw-shared-01-nic", "PUT", True),
     "reset-connection": ("reset-vpn", "payroll-app-01", {}, "reset-connection", "/resetconnection", "POST", True),
     "reset-gateway": ("reset-vpn", "payroll-app-01", {"gateway": True}, "reset-gateway", "/virtualNetworkGateways/vgw-hub-weu/reset", "POST", True),
 }
@@ -39,11 +40,14 @@ def clear(emu) -> None:
 
 
 def ops(emu) -> Counter:
-    """Operations started on the public IP and on the VPN connection and gateway, by kind."""
-    pip = nic_and_pip(emu, "rdgw-shared-01")[1]["id"].lower()
+    """Operations started on the public IP, its NIC ("nic-put") and on the VPN connection and gateway, by kind."""
+    nic, pip = nic_and_pip(emu, "rdgw-shared-01")
     conn = connection(emu)
-    ids = {pip, conn["id"].lower(), conn["properties"]["virtualNetworkGateway1"]["id"].lower()}
-    return Counter(kind for (kind, rid), n in operation_counts(emu).items() for _ in range(n) if rid in ids)
+    ids = {pip["id"].lower(), conn["id"].lower(), conn["properties"]["virtualNetworkGateway1"]["id"].lower()}
+    counts = operation_counts(emu)
+    out = Counter(kind for (kind, rid), n in counts.items() for _ in range(n) if rid in ids)
+    out["nic-put"] = sum(n for (kind, rid), n in counts.items() if rid == nic["id"].lower() and kind == "put")
+    return +out
 
 
 def ended_well(emu, scenario: str, address: str | None) -> None:
@@ -72,7 +76,7 @@ async def test_each_new_write_under_each_fault_stops_honestly_and_resumes_to_the
         result = await rig.runner(vm_name, arm).start(plan, lambda f, p: scenarios.build_plan(scenario, f, p), facts)
     finally:
         clear(rig.emu)
-    baseline = Counter({"put": 2}) if scenario == "upgrade-public-ip" else Counter({"resetconnection": 1, "reset": int(key == "reset-gateway")})
+    baseline = Counter({"put": 2, "nic-put": 2}) if scenario == "upgrade-public-ip" else Counter({"resetconnection": 1, "reset": int(key == "reset-gateway")})
     if fault_name == "429":
         # Retried by the adapter: the run never noticed.
         assert result.status == J.RUN_SUCCEEDED, result.summary
@@ -89,5 +93,5 @@ async def test_each_new_write_under_each_fault_stops_honestly_and_resumes_to_the
     # A 500 started nothing; an operation that ended Failed is started once more, never more.
     extra: Counter = Counter()
     if fault_name == "lro-failed":
-        extra[{"static": "put", "upgrade": "put", "reset-connection": "resetconnection", "reset-gateway": "reset"}[key]] = 1
+        extra[{"static": "put", "upgrade": "put", "disassociate": "nic-put", "associate": "nic-put", "reset-connection": "resetconnection", "reset-gateway": "reset"}[key]] = 1
     assert ops(rig.emu) == +(baseline + extra), ops(rig.emu)

@@ -1,6 +1,6 @@
 """fix-nsg in the Recovery pane, as an operator drives it from the Connectivity diagnosis:
-the scenario comes first and recommended, its three options (your address, anywhere with
-a typed phrase, delete the rule with the VM's name typed), the run to a verified RDP
+the scenario comes first and recommended, its options (your address, the source and hours
+to change, anywhere with a typed phrase, delete the rule with the VM's name typed), the run to a verified RDP
 check, and read-only."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def jump_rules(emu) -> dict[str, dict]:
     return {r["name"]: r["properties"] for r in doc["properties"].get("securityRules") or ()}
 
 
-async def open_fix_nsg(pilot, emu, option: str):
+async def open_fix_nsg(pilot, emu, option: str, *, choose: bool = True):
     screen = await open_pane(pilot)
     vm_id = vm_doc(emu, "jump-prod-01")["doc"]["id"]
     screen.post_message(OpenRecovery(vm_id, "fix-nsg", reason="blocked by NSG rule Deny-RDP-Incident-4711 at priority 200 (NIC NSG nsg-jump-prod)"))
@@ -38,9 +38,10 @@ async def open_fix_nsg(pilot, emu, option: str):
     await wait_for(pilot, lambda: screen.stage == "options", what="the options")
     choices = screen.query_one("#options")
     ids = [choices.get_option_at_index(i).id for i in range(choices.option_count)]
-    assert ids == ["allow", "wide", "disable"]
+    assert ids == ["allow", "source", "hours", "wide", "disable"]
     choices.highlighted = ids.index(option)
-    await pilot.press("enter")
+    if choose:
+        await pilot.press("enter")
     return screen
 
 

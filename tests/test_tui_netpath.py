@@ -26,6 +26,9 @@ async def test_reset_vpn_runs_from_the_pane_and_the_connection_comes_back(emu):
         screen = await open_pane(pilot)
         await choose_vm(pilot, screen, "payroll-app-01")
         await choose_scenario(pilot, screen, "reset-vpn")
+        await wait_for(pilot, lambda: screen.stage == "options", what="the options")
+        assert screen.query_one("#options").get_option_at_index(0).id == "connection:cn-hub-to-onprem-amsterdam"
+        await pilot.press("enter")  # the connection only (the gateway option is the next line)
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert "Reset VPN connection cn-hub-to-onprem-amsterdam" in steps_text(screen)
         await pilot.press("o")

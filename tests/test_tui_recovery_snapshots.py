@@ -1,5 +1,6 @@
 """How the Recovery pane looks: a plan, the scenario choice after a diagnosis,
-the typed-name confirmation, the masked secret field and a read-only plan.
+the typed-name confirmation, the masked secret field, a read-only plan, and the
+network recoveries' option lists (fix-nsg's source and hours, reset-vpn's gateway).
 SVGs in snapshots/test_tui_recovery_snapshots/; nothing here changes the
 emulator (no plan is confirmed), so the pictures are stable."""
 
@@ -93,6 +94,38 @@ def test_recovery_masked_password(snap_compare, emu):
         await pilot.press("down", "enter")
         await pilot.pause()
         await pilot.press(*"Not-Shown-Pa55word!")
+        await pilot.pause()
+
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+
+
+async def _options(pilot, vm: str, scenario: str) -> RecoveryScreen:
+    screen = await _pane(pilot)
+    screen.query_one("#vms").set_filter(vm)
+    await pilot.pause()
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="scenarios")
+    options = screen.query_one("#scenarios")
+    options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(scenario)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: screen.stage == "options", what="options")
+    await pilot.pause()
+    return screen
+
+
+def test_recovery_fix_nsg_options(snap_compare, emu):
+    async def run_before(pilot) -> None:
+        await _options(pilot, "jump-prod-01", "fix-nsg")
+        await pilot.press("j")
+        await pilot.pause()
+
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_recovery_reset_vpn_gateway_option(snap_compare, emu):
+    async def run_before(pilot) -> None:
+        await _options(pilot, "payroll-app-01", "reset-vpn")
+        await pilot.press("j")
         await pilot.pause()
 
     assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)

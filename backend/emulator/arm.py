@@ -568,20 +568,18 @@ class Arm:
             from . import netpath_ops
 
             return netpath_ops.write_public_ip(self, req, doc, existing)
+        if t == NIC_T:
+            from . import netpath_ops
+
+            return netpath_ops.write_nic(self, req, doc, existing)
         store = self.store
         props = doc.setdefault("properties", {})
         if t == NSG_T and "defaultSecurityRules" not in props:
             props["defaultSecurityRules"] = default_security_rules(doc["id"])
-        if t == NIC_T:
-            from . import netpath_ops
-
-            netpath_ops.check_nic_write(store, doc)
         if not existing and t.startswith("microsoft.network/"):
             props.setdefault("resourceGuid", str(uuid.uuid4()))
         props["provisioningState"] = "Succeeded"
         store.put(doc)
-        if t == NIC_T:
-            netpath_ops.sync_nic_public_ips(store, doc, existing)
         return ArmResponse(200 if existing else 201, doc)
 
     # -------------------------------------------------------------- VM writes

@@ -43,6 +43,8 @@ DURATIONS: dict[str, float] = {
     "connection.reset": 60,
     "gateway.reset": 300,
     "publicip.put": 15,
+    # A NIC write (an IP configuration's public IP, its NSG) is long-running too, and quick.
+    "nic.put": 10,
 }
 DEFAULT_DURATION = 30.0
 

@@ -8,6 +8,8 @@
   the standby takes over: every connection on the gateway is ``Connecting`` while it runs.
 - ``PUT .../publicIPAddresses/{name}`` (PublicIPAddresses_CreateOrUpdate): long-running (201/200 with
   ``Azure-AsyncOperation``), ``Updating`` until it ends; a failed write leaves the IP as it was.
+- ``PUT .../networkInterfaces/{name}`` (NetworkInterfaces_CreateOrUpdate): the same (``write_nic``);
+  another write while one runs is refused with ``409 AnotherOperationInProgress``.
 
 Why a connection is down is a fact of the estate, kept beside the connection in the guest facts
 (``tunnel``), never in its document: ``stuck`` (a stale IKE/IPsec security association: a reset of
@@ -281,6 +283,42 @@ def check_nic_write(store: Store, doc: dict) -> None:
         holder = (_props(pip).get("ipConfiguration") or {}).get("id")
         if holder and holder.lower() != cfg_id.lower():
             raise ArmError(400, "PublicIPAddressInUse", f"Resource {pip['id']} is in use by {holder}; it cannot be referenced by {cfg_id}.")
+
+
+def write_nic(arm: Any, req: Any, doc: dict, existing: dict | None) -> ArmResponse:
+    """NetworkInterfaces_CreateOrUpdate: long-running as Azure serves it (201 for a new NIC, 200 for an
+    update, with Azure-AsyncOperation), ``Updating`` until the operation ends. The public IPs it
+    references are associated (and those it dropped disassociated) when it succeeds; a failed write
+    leaves the NIC, and its public IPs, as they were."""
+    store: Store = arm.store
+    if existing is not None:
+        _busy(existing, "network interface")
+    check_nic_write(store, doc)
+    props = doc.setdefault("properties", {})
+    if existing is None:
+        props.setdefault("resourceGuid", str(uuid.uuid4()))
+    previous = copy.deepcopy(existing)
+    props["provisioningState"] = "Updating"
+    store.put(doc)
+    nid = doc["id"]
+    make = arm.operation_factory(req, nid, namespace="Microsoft.Network", location=doc.get("location"), duration_key="nic.put")
+
+    def success(op: Any) -> None:
+        current = store.get(nid)
+        if current is None:
+            return
+        store.own(nid).setdefault("properties", {})["provisioningState"] = "Succeeded"
+        sync_nic_public_ips(store, current, previous)
+        store.touch(normalize_id(nid).lower())
+
+    def failure(op: Any) -> None:
+        if previous is None:
+            store.remove(nid, reason=f"the create of network interface {doc.get('name')} failed")
+        else:
+            store.put(previous)
+
+    op = make("put", on_success=success, on_failure=failure)
+    return arm.lro_response(req, op, 200 if existing is not None else 201, copy.deepcopy(doc))
 
 
 def sync_nic_public_ips(store: Store, doc: dict, existing: dict | None) -> None:

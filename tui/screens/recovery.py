@@ -36,9 +36,12 @@ from backend.recovery import scenarios, service
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Plan, PlanError
 from backend.recovery.runner import Runner, RunRefused
+from backend.recovery.scenarios.fix_nsg import DEFAULT_HOURS as DEFAULT_NSG_HOURS
+from backend.recovery.scenarios.fix_nsg import MAX_HOURS as MAX_NSG_HOURS
 from backend.recovery.scenarios.rescue import UNFIT_RESCUE_VERDICTS
 from backend.recovery.scenarios.resize import choices as resize_choices
 from backend.recovery.scenarios.resize import difference
+from backend.recovery.scenarios.upgrade_public_ip import ip_choices as upgrade_ip_choices
 from tui.messages import OpenRecovery
 from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.confirm_dialog import ConfirmDialog
@@ -47,6 +50,7 @@ from widgets.option_list import ChoiceList
 from widgets.scroll_panel import ScrollPanel
 from widgets.secret_field import SecretDialog
 from widgets.step_list import StepList, kind_text
+from widgets.text_prompt import TextPrompt
 from widgets.vm_table import VmTable, subscription_names, vm_row
 
 log = logging.getLogger("aztriage.console")
@@ -187,6 +191,11 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self._log_last = ""
         self._secrets: dict[str, str] = {}  # only between a masked field and the run that sends it
         self._option_kind = ""
+        self._nsg_detected: str | None = None  # fix-nsg: the address aztriage knows for the operator
+        self._nsg_source: str | None = None  # fix-nsg: the source the allow rule admits (the detected one unless typed)
+        self._nsg_hours = DEFAULT_NSG_HOURS
+        self._nsg_wide_confirmed: str | None = None  # the phrase typed for * / Internet
+        self._vpn_choices: dict[str, Any] = {}
         self.waiting_run: str | None = None  # the run on screen waits for the operator (d resumes it)
 
     # --- layout ------------------------------------------------------------------------
@@ -376,9 +385,32 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             )
         if self._option_kind == "nsg":
             return Text(
-                "Your address is the one aztriage knows (the demo's, or AZTRIAGE_SOURCE_IP; aztriage does not ask the internet); "
-                "another address or range: aztriage recover --scenario fix-nsg --source-ip. The allow rule names the run and until "
-                "when in its description; 'aztriage runs --release RUN_ID' deletes it and nothing else.",
+                "The allow rule admits only the source shown (your address as aztriage knows it: the demo's, or AZTRIAGE_SOURCE_IP; "
+                "aztriage does not ask the internet); enter on the source or hours line changes it. The rule names the run and until when "
+                "in its description; releasing the run (h, then L) deletes it and nothing else.",
+                style="dim",
+            )
+        if self._option_kind == "vpn":
+            from backend.recovery.scenarios.reset_vpn import CONNECTION_RESET, GATEWAY_RESET
+
+            option = self._highlighted_option("#options") or ""
+            what, _, name = option.partition(":")
+            chosen = self._vpn_choices.get(name)
+            if chosen is None:
+                return Text("")
+            text = Text(f"Connection {chosen.name} is {chosen.status}. ", style="bold")
+            text.append(f"Resetting it: {CONNECTION_RESET}.")
+            if what == "gateway":
+                text.append(f"\nInterrupts service: gateway {chosen.gateway}", style="bold reverse")
+                text.append(f" (only if the connection reset did not help): {GATEWAY_RESET}")
+                if chosen.siblings:
+                    text.append(f" Also interrupted: {', '.join(chosen.siblings)}.", style="bold")
+                text.append("\nThe gateway reset is destructive: you type the VM's name to run it.")
+            return text
+        if self._option_kind == "pip":
+            return Text(
+                "A Basic IP is made Static and upgraded to Standard keeping its address (it is disassociated for about a minute); "
+                "a Dynamic Standard IP is made Static. Only the IP chosen changes.",
                 style="dim",
             )
         return Text("A password or key is typed in a masked field, sent only in the extension's protected settings, and never kept.", style="dim")
@@ -552,7 +584,11 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         elif self.scenario_id == "rescue":
             self.show_rescue_options()
         elif self.scenario_id == "fix-nsg":
-            self.show_nsg_options()
+            self.load_nsg_options()
+        elif self.scenario_id == "reset-vpn":
+            self.load_vpn_options()
+        elif self.scenario_id == "upgrade-public-ip" and len(upgrade_ip_choices(self.facts.vm)) > 1:
+            self.show_ip_options()
         elif self.scenario_id in ("move-to-zone", "move-to-set"):
             self.show_move_options()
         else:
@@ -632,18 +668,150 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         options.highlighted = 0
         self.stage = OPTIONS
 
-    def show_nsg_options(self) -> None:
+    @work(exclusive=True, group="recovery", exit_on_error=False)
+    async def load_nsg_options(self) -> None:
+        """Read the NSGs and the address aztriage knows for the operator, then list the choices."""
+        if self.vm_id is None:
+            return
+        self.busy = "Reading the NSGs and your address…"
+        self.show_detail()
+        try:
+            facts = await service.gather_facts(self.aztriage.connected_backend, self.vm_id, "fix-nsg")
+        except Exception as exc:
+            self._failed(f"reading the NSGs failed: {_one_line(exc)}")
+            return
+        finally:
+            self.busy = ""
+        self.facts = facts
+        network = facts.documents.get("network") or {}
+        self._nsg_detected = network.get("detected_source")
+        self._nsg_source = self._nsg_detected
+        self._nsg_hours = DEFAULT_NSG_HOURS
+        self._nsg_wide_confirmed = None
+        self.show_nsg_options()
+
+    def show_nsg_options(self, highlight: str = "allow") -> None:
         from backend.recovery.steps import protocol_name, remote_port
 
         port, protocol = remote_port(self.facts.vm)
         name = protocol_name(protocol)
+        source = self._nsg_source
+        if source is None:
+            whom = "your address (unknown: type it)"
+        elif self._nsg_wide_confirmed:
+            whom = "anywhere (confirmed)"
+        elif source == self._nsg_detected:
+            whom = f"{source} (your address)"
+        else:
+            whom = source
         options = self.query_one("#options", OptionList)
         options.clear_options()
         self._option_kind = "nsg"
-        options.add_option(Option(f"Allow {name} (port {port}) from your address only: a temporary rule above the deny, released later", id="allow"))
-        options.add_option(Option(f"Allow {name} (port {port}) from anywhere on the internet (you type a phrase that says so)", id="wide"))
-        options.add_option(Option("Delete the blocking rule itself (destructive: the VM's name typed; undo restores it)", id="disable"))
+        options.add_option(Option(f"Allow {name} ({port}) from {whom} for {self._nsg_hours} h, above the deny", id="allow"))
+        options.add_option(Option(f"  source: {source or 'not known'} - enter to type an address or a CIDR range", id="source"))
+        options.add_option(Option(f"  hours the rule stays: {self._nsg_hours} - enter to type 1 to {MAX_NSG_HOURS}", id="hours"))
+        options.add_option(Option(f"Allow {name} ({port}) from anywhere on the internet (you type a phrase)", id="wide"))
+        options.add_option(Option("Delete the blocking rule (destructive: the VM's name typed; undo restores it)", id="disable"))
+        ids = ["allow", "source", "hours", "wide", "disable"]
+        options.highlighted = ids.index(highlight)
+        self.stage = OPTIONS
+
+    @work(exclusive=True, group="recovery-secret", exit_on_error=False)
+    async def ask_nsg_source(self) -> None:
+        """The source of the allow rule: an address or a CIDR; * or Internet only after the typed phrase."""
+        from backend.recovery.scenarios.fix_nsg import parse_source
+
+        def check(value: str) -> str:
+            try:
+                choice = parse_source(value, [], self._nsg_detected)
+            except PlanError as exc:
+                raise ValueError(str(exc).replace("--source-ip ", "")) from None
+            return "*" if choice.wide else choice.prefix
+
+        value = await self.app.push_screen_wait(
+            TextPrompt(
+                "Allow from which address?",
+                "An address or a range (CIDR, e.g. 203.0.113.0/24); * or Internet admits everyone, and asks you to type that it may:",
+                value=self._nsg_source or "",
+                check=check,
+                placeholder="203.0.113.7 or 203.0.113.0/24",
+            )
+        )
+        if not value:
+            self.show_nsg_options("source")
+            return
+        if value == "*":
+            self.confirm_wide_source()
+            return
+        self._nsg_source, self._nsg_wide_confirmed = value, None
+        self.show_nsg_options("allow")
+
+    @work(exclusive=True, group="recovery-secret", exit_on_error=False)
+    async def ask_nsg_hours(self) -> None:
+        def check(value: str) -> str:
+            if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_NSG_HOURS:
+                raise ValueError(f"give a whole number of hours from 1 to {MAX_NSG_HOURS}")
+            return str(int(value))
+
+        value = await self.app.push_screen_wait(
+            TextPrompt("How long may the rule stay?", f"Hours (1-{MAX_NSG_HOURS}); the rule's description says until when, and releasing the run deletes it:", value=str(self._nsg_hours), check=check)
+        )
+        if value:
+            self._nsg_hours = int(value)
+        self.show_nsg_options("allow" if value else "hours")
+
+    def _nsg_params(self, disable: bool = False) -> dict[str, Any]:
+        if disable:
+            return {"disable_rule": True}
+        params: dict[str, Any] = {"source": self._nsg_source, "hours": self._nsg_hours, "disable_rule": False}
+        if self._nsg_wide_confirmed:
+            params["wide_confirmed"] = self._nsg_wide_confirmed
+        return params
+
+    @work(exclusive=True, group="recovery", exit_on_error=False)
+    async def load_vpn_options(self) -> None:
+        """Read the VPN connections serving the VM's network, then list what can be reset."""
+        from backend.recovery.scenarios.reset_vpn import connection_choices
+
+        if self.vm_id is None:
+            return
+        self.busy = "Reading the VPN connections of the VM's network…"
+        self.show_detail()
+        try:
+            facts = await service.gather_facts(self.aztriage.connected_backend, self.vm_id, "reset-vpn")
+        except Exception as exc:
+            self._failed(f"reading the VPN connections failed: {_one_line(exc)}")
+            return
+        finally:
+            self.busy = ""
+        self.facts = facts
+        choices = connection_choices(facts)
+        if not choices:
+            self.params = {}
+            self.make_plan()  # the plan says why there is nothing to reset
+            return
+        self._vpn_choices = {c.name: c for c in choices}
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        self._option_kind = "vpn"
+        for c in choices:
+            state = f"{c.status}: a reset only interrupts it" if c.connected else c.status
+            options.add_option(Option(f"Reset connection {c.name} ({state})", id=f"connection:{c.name}"))
+            options.add_option(Option(f"  then gateway {c.gateway} if still down (heavier: all its connections drop)", id=f"gateway:{c.name}"))
         options.highlighted = 0
+        self.stage = OPTIONS
+
+    def show_ip_options(self) -> None:
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        self._option_kind = "pip"
+        first = None
+        for i, (name, now, done) in enumerate(upgrade_ip_choices(self.facts.vm)):
+            label = f"{name}  {now}" + (f"  - {done}" if done else "")
+            options.add_option(Option(label, id=name, disabled=bool(done)))
+            if first is None and not done:
+                first = i
+        options.highlighted = first
         self.stage = OPTIONS
 
     @work(exclusive=True, group="recovery-secret", exit_on_error=False)
@@ -663,7 +831,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if not await self.app.push_screen_wait(dialog):
             self.notify("Nothing planned: choose another option.", timeout=3)
             return
-        self.params = {"source": "*", "wide_confirmed": phrase}
+        self._nsg_source, self._nsg_wide_confirmed = "*", phrase
+        self.params = self._nsg_params()
         self.make_plan()
 
     def show_move_options(self) -> None:
@@ -699,8 +868,21 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if self._option_kind == "nsg":
             if choice == "wide":
                 self.confirm_wide_source()
-                return
-            self.params = {"disable_rule": choice == "disable"}
+            elif choice == "source" or (choice == "allow" and not self._nsg_source):
+                self.ask_nsg_source()
+            elif choice == "hours":
+                self.ask_nsg_hours()
+            else:
+                self.params = self._nsg_params(disable=choice == "disable")
+                self.make_plan()
+            return
+        if self._option_kind == "vpn":
+            what, _, connection = choice.partition(":")
+            self.params = {"connection": connection, "gateway": what == "gateway"}
+            self.make_plan()
+            return
+        if self._option_kind == "pip":
+            self.params = {"public_ip": choice}
             self.make_plan()
             return
         if self._option_kind == "rescue":

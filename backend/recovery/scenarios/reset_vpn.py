@@ -98,6 +98,38 @@ async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], d
     documents["vpn_peers"] = [p for p in peers.values() if p]
 
 
+@dataclass(frozen=True)
+class ConnectionChoice:
+    """One VPN connection serving the VM's network, as the console offers it."""
+
+    name: str
+    status: str
+    gateway: str
+    siblings: tuple[str, ...]  # the other connections on its gateway (interrupted by a gateway reset)
+
+    @property
+    def connected(self) -> bool:
+        return self.status.lower() == "connected"
+
+
+def connection_choices(facts: VmFacts) -> list[ConnectionChoice]:
+    """Every connection gathered for the VM's network, those that are down first."""
+    connections = facts.documents.get("vpn_connections") or []
+    out = []
+    for conn in connections:
+        gateway_id = (_props(conn).get("virtualNetworkGateway1") or {}).get("id") or ""
+        name = safe_line(conn.get("name") or _name(conn.get("id")))
+        siblings = tuple(
+            sorted(
+                safe_line(c.get("name") or "")
+                for c in connections
+                if c is not conn and ((_props(c).get("virtualNetworkGateway1") or {}).get("id") or "").lower() == gateway_id.lower()
+            )
+        )
+        out.append(ConnectionChoice(name, _status(conn), _name(gateway_id), siblings))
+    return sorted(out, key=lambda c: c.connected)
+
+
 def layout(facts: VmFacts, params: dict[str, Any]) -> tuple[Layout | None, str | None]:
     """The connection to reset, or why there is none."""
     docs = facts.documents

@@ -90,6 +90,18 @@ def _candidate(vm: Vm) -> str | None:
     return None
 
 
+def ip_choices(vm: Vm) -> list[tuple[str, str, str | None]]:
+    """(name, what it is now, why it needs no change or None) for each public IP of the VM's NICs."""
+    out = []
+    for nic in vm.nics:
+        for pip in nic.public_ips:
+            sku, allocation = pip.sku or "Basic", pip.allocation or "Dynamic"
+            now = f"{pip.ip_address or 'no address'}, {sku}, {allocation}, NIC {nic.name}"
+            done = sku.lower() != "basic" and allocation.lower() != "dynamic"
+            out.append((pip.name, now, "already Standard and Static" if done else None))
+    return out
+
+
 def unavailable(vm: Vm) -> str | None:
     if not any(nic.public_ips for nic in vm.nics):
         return f"{vm.name} has no public IP address"
