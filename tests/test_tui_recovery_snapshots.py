@@ -28,7 +28,8 @@ async def _pane(pilot) -> RecoveryScreen:
     return pilot.app.screen
 
 
-async def _plan(pilot, vm: str, scenario: str) -> RecoveryScreen:
+async def _choose(pilot, vm: str, scenario: str, stage: str) -> RecoveryScreen:
+    """The VM and the scenario chosen, on to `stage` (the plan, or the scenario's options)."""
     screen = await _pane(pilot)
     screen.query_one("#vms").set_filter(vm)
     await pilot.pause()
@@ -37,7 +38,12 @@ async def _plan(pilot, vm: str, scenario: str) -> RecoveryScreen:
     options = screen.query_one("#scenarios")
     options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(scenario)
     await pilot.press("enter")
-    await wait_for(pilot, lambda: screen.stage == "plan", what="plan")
+    await wait_for(pilot, lambda: screen.stage == stage, what=stage)
+    return screen
+
+
+async def _plan(pilot, vm: str, scenario: str) -> RecoveryScreen:
+    screen = await _choose(pilot, vm, scenario, "plan")
     await pilot.press("down")
     await pilot.pause()
     return screen
@@ -99,23 +105,9 @@ def test_recovery_masked_password(snap_compare, emu):
     assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
 
 
-async def _options(pilot, vm: str, scenario: str) -> RecoveryScreen:
-    screen = await _pane(pilot)
-    screen.query_one("#vms").set_filter(vm)
-    await pilot.pause()
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="scenarios")
-    options = screen.query_one("#scenarios")
-    options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(scenario)
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: screen.stage == "options", what="options")
-    await pilot.pause()
-    return screen
-
-
 def test_recovery_fix_nsg_options(snap_compare, emu):
     async def run_before(pilot) -> None:
-        await _options(pilot, "jump-prod-01", "fix-nsg")
+        await _choose(pilot, "jump-prod-01", "fix-nsg", "options")
         await pilot.press("j")
         await pilot.pause()
 
@@ -124,7 +116,7 @@ def test_recovery_fix_nsg_options(snap_compare, emu):
 
 def test_recovery_reset_vpn_gateway_option(snap_compare, emu):
     async def run_before(pilot) -> None:
-        await _options(pilot, "payroll-app-01", "reset-vpn")
+        await _choose(pilot, "payroll-app-01", "reset-vpn", "options")
         await pilot.press("j")
         await pilot.pause()
 

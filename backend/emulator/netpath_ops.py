@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .arm import ArmResponse, register_action
@@ -237,23 +238,37 @@ def write_public_ip(arm: Any, req: Any, doc: dict, existing: dict | None) -> Arm
     props.pop("ipAddress", None)
     if address:
         props["ipAddress"] = address
+    return long_running_put(arm, req, doc, existing, duration_key="publicip.put", what=f"public IP {name}")
+
+
+def long_running_put(
+    arm: Any, req: Any, doc: dict, existing: dict | None, *, duration_key: str, what: str, on_success: Callable[[dict, dict | None], None] | None = None
+) -> ArmResponse:
+    """A network resource's CreateOrUpdate as Azure serves it: 201 (new) or 200 (update) with
+    Azure-AsyncOperation, ``Updating`` until the operation ends; ``on_success(doc, previous)``
+    applies its effects then, and a failed operation leaves the resource as it was (a new one goes)."""
+    store: Store = arm.store
+    props = doc.setdefault("properties", {})
     if existing is None:
         props.setdefault("resourceGuid", str(uuid.uuid4()))
     previous = copy.deepcopy(existing)
     props["provisioningState"] = "Updating"
     store.put(doc)
-    pid = doc["id"]
-    make = arm.operation_factory(req, pid, namespace="Microsoft.Network", location=doc.get("location"), duration_key="publicip.put")
+    rid = doc["id"]
+    make = arm.operation_factory(req, rid, namespace="Microsoft.Network", location=doc.get("location"), duration_key=duration_key)
 
     def success(op: Any) -> None:
-        if store.get(pid) is None:
+        current = store.get(rid)
+        if current is None:
             return
-        store.own(pid).setdefault("properties", {})["provisioningState"] = "Succeeded"
-        store.touch(normalize_id(pid).lower())
+        store.own(rid).setdefault("properties", {})["provisioningState"] = "Succeeded"
+        if on_success is not None:
+            on_success(current, previous)
+        store.touch(normalize_id(rid).lower())
 
     def failure(op: Any) -> None:
         if previous is None:
-            store.remove(pid, reason=f"the create of public IP {name} failed")
+            store.remove(rid, reason=f"the create of {what} failed")
         else:
             store.put(previous)
 
@@ -294,31 +309,9 @@ def write_nic(arm: Any, req: Any, doc: dict, existing: dict | None) -> ArmRespon
     if existing is not None:
         _busy(existing, "network interface")
     check_nic_write(store, doc)
-    props = doc.setdefault("properties", {})
-    if existing is None:
-        props.setdefault("resourceGuid", str(uuid.uuid4()))
-    previous = copy.deepcopy(existing)
-    props["provisioningState"] = "Updating"
-    store.put(doc)
-    nid = doc["id"]
-    make = arm.operation_factory(req, nid, namespace="Microsoft.Network", location=doc.get("location"), duration_key="nic.put")
-
-    def success(op: Any) -> None:
-        current = store.get(nid)
-        if current is None:
-            return
-        store.own(nid).setdefault("properties", {})["provisioningState"] = "Succeeded"
-        sync_nic_public_ips(store, current, previous)
-        store.touch(normalize_id(nid).lower())
-
-    def failure(op: Any) -> None:
-        if previous is None:
-            store.remove(nid, reason=f"the create of network interface {doc.get('name')} failed")
-        else:
-            store.put(previous)
-
-    op = make("put", on_success=success, on_failure=failure)
-    return arm.lro_response(req, op, 200 if existing is not None else 201, copy.deepcopy(doc))
+    return long_running_put(
+        arm, req, doc, existing, duration_key="nic.put", what=f"network interface {doc.get('name')}", on_success=lambda current, previous: sync_nic_public_ips(store, current, previous)
+    )
 
 
 def sync_nic_public_ips(store: Store, doc: dict, existing: dict | None) -> None:

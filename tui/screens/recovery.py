@@ -596,21 +596,29 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
 
     # --- scenario options (size, credential) -----------------------------------------------
 
-    @work(exclusive=True, group="recovery", exit_on_error=False)
-    async def load_sizes(self) -> None:
-
+    async def _gather(self, scenario_id: str, what: str) -> VmFacts | None:
+        """What the scenario's options are made from, read with `what` on screen meanwhile
+        (None: the failure is shown)."""
         if self.vm_id is None:
-            return
-        self.busy = "Reading the sizes this VM can take…"
+            return None
+        self.busy = f"Reading {what}…"
         self.show_detail()
         try:
-            facts = await service.gather_facts(self.aztriage.connected_backend, self.vm_id, "resize")
+            facts = await service.gather_facts(self.aztriage.connected_backend, self.vm_id, scenario_id)
         except Exception as exc:
-            self._failed(f"reading the sizes failed: {_one_line(exc)}")
-            return
+            self._failed(f"reading {what} failed: {_one_line(exc)}")
+            return None
         finally:
             self.busy = ""
         self.facts = facts
+        return facts
+
+    @work(exclusive=True, group="recovery", exit_on_error=False)
+    async def load_sizes(self) -> None:
+
+        facts = await self._gather("resize", "the sizes this VM can take")
+        if facts is None:
+            return
         sizes = resize_choices(facts)
         if not sizes:
             self._failed(f"no other size is offered for {facts.vm.name}: {facts.sizes_error or 'the region lists none'}")
@@ -671,18 +679,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     @work(exclusive=True, group="recovery", exit_on_error=False)
     async def load_nsg_options(self) -> None:
         """Read the NSGs and the address aztriage knows for the operator, then list the choices."""
-        if self.vm_id is None:
+        facts = await self._gather("fix-nsg", "the NSGs and your address")
+        if facts is None:
             return
-        self.busy = "Reading the NSGs and your address…"
-        self.show_detail()
-        try:
-            facts = await service.gather_facts(self.aztriage.connected_backend, self.vm_id, "fix-nsg")
-        except Exception as exc:
-            self._failed(f"reading the NSGs failed: {_one_line(exc)}")
-            return
-        finally:
-            self.busy = ""
-        self.facts = facts
         network = facts.documents.get("network") or {}
         self._nsg_detected = network.get("detected_source")
         self._nsg_source = self._nsg_detected
@@ -773,18 +772,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         """Read the VPN connections serving the VM's network, then list what can be reset."""
         from backend.recovery.scenarios.reset_vpn import connection_choices
 
-        if self.vm_id is None:
+        facts = await self._gather("reset-vpn", "the VPN connections of the VM's network")
+        if facts is None:
             return
-        self.busy = "Reading the VPN connections of the VM's network…"
-        self.show_detail()
-        try:
-            facts = await service.gather_facts(self.aztriage.connected_backend, self.vm_id, "reset-vpn")
-        except Exception as exc:
-            self._failed(f"reading the VPN connections failed: {_one_line(exc)}")
-            return
-        finally:
-            self.busy = ""
-        self.facts = facts
         choices = connection_choices(facts)
         if not choices:
             self.params = {}
