@@ -36,64 +36,130 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident set of a running process so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class PtyConsole:
+    """`aztriage ARGS` on a pseudo-terminal of `size`, as an operator's terminal runs it:
+    what it writes is watched for markers, keys are written to it as the terminal would."""
+
+    def __init__(self, args: list[str], *, size=(80, 24)) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+        env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(size[0]), LINES=str(size[1]), PYTHONPATH=str(ROOT))
+        env.setdefault("XDG_STATE_HOME", "/tmp/aztriage-bench/state")
+        self.master = master
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "tui.cli", *args], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+        os.close(slave)
+
+    def wait_for(self, marker: bytes, timeout: float = 60.0) -> float | None:
+        """perf_counter() when `marker` is among the bytes written from now on (None: not
+        within `timeout`, or the process exited first)."""
+        seen = b""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if not ready:
+                if self.proc.poll() is not None:
+                    return None
+                continue
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return None
+            seen = seen[-len(marker) :] + chunk
+            if marker in seen:
+                return time.perf_counter()
+        return None
+
+    def drain(self, quiet_s: float = 0.3) -> None:
+        """Read until the console has written nothing for `quiet_s` (the screen is settled)."""
+        while select.select([self.master], [], [], quiet_s)[0]:
+            try:
+                if not os.read(self.master, 65536):
+                    return
+            except OSError:
+                return
+
+    def key_to_marker_s(self, key: bytes, marker: bytes, timeout: float = 30.0) -> float | None:
+        """Seconds from writing `key` to the first bytes that contain `marker`."""
+        sent = time.perf_counter()
+        os.write(self.master, key)
+        shown = self.wait_for(marker, timeout)
+        return None if shown is None else shown - sent
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.drain(0)  # so the child is not blocked on a full pty
+        os.close(self.master)
+
+
 def seconds_until_shown(args: list[str], marker: bytes, *, size=(80, 24), timeout: float = 60.0, cpu: list[float] | None = None) -> float | None:
     """Spawn `aztriage ARGS` on a pseudo-terminal of `size`; seconds until `marker` is
     among the bytes it writes (None: not within `timeout`, or it exited first). With
     ``cpu``, the CPU time the process had used by then is appended to it: a figure the
     machine's load changes far less than the wall time."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(size[0]), LINES=str(size[1]), PYTHONPATH=str(ROOT))
-    env.setdefault("XDG_STATE_HOME", "/tmp/aztriage-bench/state")
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", *args], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
-    os.close(slave)
-    seen = b""
-    elapsed = None
+    console = PtyConsole(args, size=size)
     try:
-        while time.perf_counter() - started < timeout:
-            ready, _, _ = select.select([master], [], [], 0.05)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            seen = seen[-len(marker) :] + chunk
-            if marker in seen:
-                elapsed = time.perf_counter() - started
-                if cpu is not None:
-                    cpu.append(cpu_seconds(proc.pid))
-                break
+        shown = console.wait_for(marker, timeout)
+        if shown is not None and cpu is not None:
+            cpu.append(cpu_seconds(console.proc.pid))
+        return None if shown is None else shown - console.started
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        # Drain so the child is not blocked on a full pty.
-        while select.select([master], [], [], 0)[0]:
-            try:
-                if not os.read(master, 65536):
-                    break
-            except OSError:
-                break
-        os.close(master)
-    return elapsed
+        console.close()
+
+
+def connect_args(info: dict) -> list[str]:
+    return ["--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none"]
 
 
 def launch_to_table_s(info: dict, vms: int, cpu: list[float] | None = None) -> float:
-    args = ["--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none"]
-    elapsed = seconds_until_shown(args, f" {vms} VMs".encode(), size=(160, 50), cpu=cpu)
+    elapsed = seconds_until_shown(connect_args(info), f" {vms} VMs".encode(), size=(160, 50), cpu=cpu)
     if elapsed is None:
         raise SystemExit(f"the console showed no table of {vms} VMs in time")
     return elapsed
+
+
+FILTER_KEYS = (b"w", b"e", b"b")
+
+
+def keys_and_memory(info: dict, vms: int, settle_s: float) -> tuple[list[float], float]:
+    """In one console, once its table of every VM is shown and `settle_s` has passed (the
+    instance views, the background probe): seconds from each filter keystroke ("/", then
+    w, e, b) to the bytes that show the new filter, and the console's peak RSS so far (MB)."""
+    console = PtyConsole(connect_args(info), size=(160, 50))
+    try:
+        if console.wait_for(f" {vms} VMs".encode()) is None:
+            raise SystemExit(f"the console showed no table of {vms} VMs in time")
+        time.sleep(settle_s)
+        console.drain()
+        os.write(console.master, b"/")
+        console.drain()
+        typed, seconds = b"", []
+        for key in FILTER_KEYS:
+            typed += key
+            elapsed = console.key_to_marker_s(key, b"/" + typed)
+            if elapsed is None:
+                raise SystemExit(f"the console did not show the filter /{typed.decode()}")
+            seconds.append(elapsed)
+            console.drain()
+        return seconds, peak_rss_mb(console.proc.pid)
+    finally:
+        console.close()
 
 
 def main() -> int:
@@ -102,6 +168,7 @@ def main() -> int:
     ap.add_argument("--subscriptions", type=int, default=20)
     ap.add_argument("--latency-ms", type=float, default=30)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=10.0, help="seconds after the table before the keys are typed")
     args = ap.parse_args()
     load = os.getloadavg()[0]
     with emulator_process("--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms)) as info:
@@ -110,9 +177,18 @@ def main() -> int:
         for _ in range(args.runs):
             runs.append(launch_to_table_s(info, args.vms, cpu))
             print(f"  run: launch to {args.vms} rows {runs[-1]:.2f} s, {cpu[-1]:.2f} s CPU", flush=True)
+        keys: list[float] = []
+        rss: list[float] = []
+        for _ in range(args.runs):
+            seconds, peak = keys_and_memory(info, args.vms, args.settle)
+            keys += seconds
+            rss.append(peak)
+            print(f"  run: filter keystrokes {', '.join(f'{k * 1000:.0f}' for k in seconds)} ms; peak RSS {peak:.0f} MB", flush=True)
     print(f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
     print(f"  launch to a table of every VM (whole process)  {median(runs):.2f} s median ({min(runs):.2f}-{max(runs):.2f}, {len(runs)} runs)   target <= 2.0 s")
     print(f"  CPU the console had used by then                {median(cpu):.2f} s median ({min(cpu):.2f}-{max(cpu):.2f})")
+    print(f"  filter keystroke to the bytes that show it      {median(keys) * 1000:.0f} ms median ({min(keys) * 1000:.0f}-{max(keys) * 1000:.0f}, {len(keys)} keys)   target <= 50 ms")
+    print(f"  peak RSS of the console, {args.settle:g} s after the table  {median(rss):.0f} MB median ({min(rss):.0f}-{max(rss):.0f})")
     return 0
 
 

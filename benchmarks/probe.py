@@ -10,6 +10,12 @@
    ceil(N / concurrency) x timeout.
 3. Side by side: `nmap -sT` on the same addresses and ports, if nmap is
    installed; and a plain asyncio.open_connection loop for reference.
+4. The whole process an operator waits for (--estate-vms, default 1,000; 0 skips it):
+   `aztriage probe --all --format json --attempts 1 --timeout 1` from exec to exit,
+   against `aztriage emulator serve --estate scale:N` in a process of its own, whose
+   guests answer on real loopback listeners (open, refused, silent, wrong protocol):
+   Python's start, the imports, the inventory, the probes, the boot logs of the VMs
+   that do not answer and the output. Wall, CPU and peak RSS.
 
 Every figure is the median of --runs runs. Nothing leaves 127.0.0.0/8.
 
@@ -20,19 +26,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
+import os
 import resource
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.probe import OPEN, REFUSED, TIMEOUT, ProbeOptions, ProbeTarget, probe_many
-from benchmarks._emulator import median
+from benchmarks._emulator import ROOT, emulator_process, median, timed_process
 
 BASE_PORT = 20001
 NET = "127.77"
@@ -123,6 +132,7 @@ def main() -> None:
     ap.add_argument("--silent-concurrency", type=int, default=100)
     ap.add_argument("--timeout", type=float, default=0.5, help="per attempt, for the silent endpoints")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--estate-vms", type=int, default=1000, help="VMs of the whole-process run (0: skip it)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -172,6 +182,31 @@ def main() -> None:
     finally:
         helper.stdin.close()
         helper.wait(timeout=30)
+    if args.estate_vms:
+        whole_process(args.estate_vms, args.runs)
+
+
+def whole_process(vms: int, runs: int) -> None:
+    """`aztriage probe` from exec to exit against an emulator in a process of its own."""
+    with emulator_process("--estate", f"scale:{vms}", "--subscriptions", "2", "--latency-ms", "30") as info:
+        cmd = [
+            sys.executable, "-m", "tui.cli", "probe", "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none",
+            "--all", "--format", "json", "--attempts", "1", "--timeout", "1",
+        ]
+        figures, probes, elapsed = [], 0, 0.0
+        for _ in range(runs):
+            with tempfile.TemporaryFile() as out:
+                # exit 3: some VMs do not answer, as the estate means them to
+                figures.append(timed_process(cmd, stdout=out, env={**os.environ, "PYTHONPATH": str(ROOT)}, ok=(0, 3)))
+                out.seek(0)
+                stats = json.loads(out.read()).get("stats", {})
+            probes, elapsed = stats.get("probes", 0), elapsed + stats.get("elapsed_s", 0.0)
+    print(f"whole process: aztriage probe --all --format json --attempts 1 --timeout 1, scale:{vms} over 2 subscriptions, 30 ms per request")
+    print(
+        f"  median {median([f['wall_s'] for f in figures]):.2f} s exec to exit, {median([f['cpu_s'] for f in figures]):.2f} s CPU, "
+        f"peak RSS {median([f['peak_rss_mb'] for f in figures]):.0f} MB; {probes} probes, of which the probing itself "
+        f"(in-process) {elapsed / runs:.2f} s on average"
+    )
 
 
 if __name__ == "__main__":
