@@ -53,7 +53,6 @@ from backend.errors import BackendError
 from backend.gcpause import gc_paused
 from backend.instance_views import choose
 from backend.models import (
-    ActivityEvent,
     BootDiagnosticsData,
     GraphResult,
     HealthStatus,
@@ -510,19 +509,8 @@ class AzureBackend(NetPathOperations, SkuOperations):
     async def health_history(self, resource_id: str, *, limit: int = 50) -> list[HealthStatus]:
         return await history.health_history(self, resource_id, limit=limit)
 
-    async def activity_log(
-        self,
-        subscription_id: str,
-        *,
-        start: datetime,
-        end: datetime,
-        resource_group: str | None = None,
-        resource_uri: str | None = None,
-        correlation_id: str | None = None,
-    ) -> list[ActivityEvent]:
-        return await activity.activity_log(
-            self, subscription_id, start=start, end=end, resource_group=resource_group, resource_uri=resource_uri, correlation_id=correlation_id
-        )
+    # The module's function takes the backend first: as a class attribute it is the method itself.
+    activity_log = activity.activity_log
 
     async def check_connectivity(self, source: Vm, port: int, *, destination: Vm | None = None, address: str | None = None) -> ConnectivityCheck:
         return await network_ops.check_connectivity(self, source, port, destination=destination, address=address)
