@@ -36,23 +36,13 @@ from backend.adapter import RecoveryBackend
 from backend.models import Disk, ResourceId, Vm
 from backend.recovery.context import StepContext
 from backend.recovery.facts import VmFacts, power_state
-from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
+from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, not_verified, ready, verified
 from backend.recovery.scenarios import recreate as R
 from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
-from backend.recovery.scenarios._disks import (
-    RUN_TAG,
-    arm_name,
-    disk_props,
-    disk_refusal,
-    provisioning_state,
-    resource_id,
-    same_id,
-    short,
-    stamp,
-    tracked_create,
-)
+from backend.recovery.scenarios._copies import DiskCopy, disk_copy_step, kept_snapshot_step
+from backend.recovery.scenarios._disks import arm_name, disk_props, disk_refusal, resource_id, same_id, short, stamp
 from backend.recovery.scenarios._sizes import find, gather_region_sizes, region_sizes
-from backend.recovery.scenarios.snapshot_disks import snapshot_name, snapshot_step
+from backend.recovery.scenarios.snapshot_disks import snapshot_name
 from backend.recovery.steps import power_step, preflight_step, reach_step
 
 T = TypeVar("T")
@@ -134,78 +124,40 @@ def _copy_step(vm: Vm, move: DiskMove) -> Step:
         if props.get(key):
             copy_props[key] = copy.deepcopy(props[key])
     where = f"zone {','.join(move.copy_zones)}" if move.copy_zones else "regional (no zone)"
+    disk_copy = DiskCopy(
+        copy_id=move.copy_id,
+        snapshot_id=move.snapshot_id,
+        location=move.doc.get("location") or vm.location,
+        sku=sku,
+        zones=move.copy_zones,
+        tags=dict(move.doc.get("tags") or {}, **{"aztriage-moved-from": move.disk.name}),
+        properties=copy_props,
+        creating_note=f"copy of {vm.name}'s {move.role} disk {move.disk.name}, {where}",
+        kept_note=f"copy of {vm.name}'s {move.role} disk, {where}: the moved VM boots from it",
+    )
 
-    async def pre(ctx: StepContext) -> Check:
-        doc = await ctx.backend.get_disk_document(move.copy_id)
-        if doc is not None:
-            if not same_id((disk_props(doc).get("creationData") or {}).get("sourceResourceId"), move.snapshot_id):
-                return blocked(f"a disk named {move.copy_name} already exists and is not a copy of {short(move.snapshot_id)}")
-            if provisioning_state(doc) == "failed":
-                return ready(f"the earlier copy {move.copy_name} failed: sending it again")
-            return already_done(f"the copy {move.copy_name} exists")
-        if await ctx.backend.get_snapshot(move.snapshot_id) is None:
-            return blocked(f"the snapshot {short(move.snapshot_id)} does not exist: the copy is made from it")
-        return ready(f"no disk named {move.copy_name} yet")
-
-    async def run(ctx: StepContext) -> str:
-        body: dict[str, Any] = {
-            "location": move.doc.get("location") or vm.location,
-            "sku": {"name": sku},
-            "tags": dict(move.doc.get("tags") or {}, **{RUN_TAG: ctx.run_id, "aztriage-moved-from": move.disk.name}),
-            "properties": copy_props,
-        }
-        if move.copy_zones:
-            body["zones"] = list(move.copy_zones)
-
-        async def exists() -> bool:
-            return await ctx.backend.get_disk_document(move.copy_id) is not None
-
-        async def create() -> Any:
-            return await ctx.backend.create_disk(move.copy_id, body, **await ctx.lro("copy"))
-
-        await tracked_create(ctx, move.copy_id, kind="disk-copy", note=f"copy of {vm.name}'s {move.role} disk {move.disk.name}, {where}", create=create, exists=exists)
-        return f"disk {move.copy_name} created from the snapshot, {where}"
-
-    async def verify(ctx: StepContext) -> Verification:
-        doc = await ctx.backend.get_disk_document(move.copy_id)
-        if doc is None:
-            return not_verified(f"the copy {move.copy_name} does not exist")
-        state = provisioning_state(doc)
-        if state != "succeeded":
-            return not_verified(f"the copy {move.copy_name} is {state or 'in an unknown state'}")
+    def mismatch(doc: dict[str, Any]) -> str | None:
         if sorted(doc.get("zones") or ()) != sorted(move.copy_zones):
-            return not_verified(f"the copy {move.copy_name} is in zone {','.join(doc.get('zones') or ()) or 'none'}, not {','.join(move.copy_zones) or 'none'}")
-        await ctx.record_resource(move.copy_id, kind="disk-copy", state="keep", note=f"copy of {vm.name}'s {move.role} disk, {where}: the moved VM boots from it")
-        return verified(f"copy {move.copy_name} of {move.disk.name}: {sku}, {where}")
+            return f"the copy {move.copy_name} is in zone {','.join(doc.get('zones') or ()) or 'none'}, not {','.join(move.copy_zones) or 'none'}"
+        return None
 
-    return Step(
+    return disk_copy_step(
+        disk_copy,
         key="copy-os" if move.disk.lun is None else f"copy-lun{move.disk.lun}",
         title=f"Copy the {move.role} disk {move.disk.name} to {move.copy_name}",
         why="The VM is created again on copies of its disks made where it goes: a zonal VM attaches only disks of its zone, and the originals stay untouched.",
         changes=f"creates disk {move.copy_name} ({sku}, {where}) from the snapshot",
-        kind=Kind.CHANGE,
         undo="release it with aztriage runs --release RUN_ID while no VM uses it",
-        creates="disk-copy",
-        precondition=pre,
-        run=run,
-        verify=verify,
+        created=f"disk {move.copy_name} created from the snapshot, {where}",
+        mismatch=mismatch,
+        described=lambda doc: f"copy {move.copy_name} of {move.disk.name}: {sku}, {where}",
     )
 
 
 def _kept_snapshot_step(facts: VmFacts, move: DiskMove) -> Step:
-    step = snapshot_step(facts, move.disk, stamp(facts), move.role)
-    taken = step.verify
-
-    async def verify(ctx: StepContext) -> Verification:
-        assert taken is not None
-        result = await taken(ctx)
-        if result.ok:
-            await ctx.record_resource(move.snapshot_id, kind="snapshot", state="keep", note=f"snapshot of {facts.vm.name}'s {move.role} disk before the move: kept until you release it")
-        return result
-
-    step.verify = verify
+    note = f"snapshot of {facts.vm.name}'s {move.role} disk before the move: kept until you release it"
+    step = kept_snapshot_step(facts, move.disk, move.role, move.snapshot_id, note)
     step.why = "The copies in the new place are made from it, and it stays as the way back until you release it."
-    step.undo = "release it with aztriage runs --release RUN_ID (aztriage never deletes it on its own)"
     step.changes = step.changes.replace("kept until you delete it", "kept until you release the run")
     return step
 

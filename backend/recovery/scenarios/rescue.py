@@ -43,6 +43,7 @@ from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, VmSize, power_state, provisioning, vm_from_documents
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified, wait_for_operator
 from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
+from backend.recovery.scenarios._copies import DiskCopy, disk_copy_step, kept_snapshot_step
 from backend.recovery.scenarios._disks import (
     FOR_TAG,
     MAX_GROUP,
@@ -67,7 +68,7 @@ from backend.recovery.scenarios._disks import (
     wait_for_vm,
 )
 from backend.recovery.scenarios.run_fix import command_output
-from backend.recovery.scenarios.snapshot_disks import snapshot_name, snapshot_step
+from backend.recovery.scenarios.snapshot_disks import snapshot_name
 from backend.recovery.steps import power_step, preflight_step, reach_step, reach_timeout
 from backend.shellcmd import AND, OR, comment, literal, ps_quote, sh
 
@@ -558,99 +559,56 @@ def _instructions(layout: RescueLayout) -> str:
 
 def _snapshot_step(layout: RescueLayout) -> Step | None:
     """1. The snapshot of the OS disk: the safety net, kept until the operator releases it."""
-    facts, vm, st, os_disk = layout.facts, layout.vm, layout.stamp, layout.os_disk
-    snap_id = layout.snap_id
-    snapshot = snapshot_step(facts, os_disk, st, "OS") if os_disk.id else None
-    if snapshot is not None and snapshot.verify is not None:
-        taken = snapshot.verify
-
-        async def snapshot_verify(ctx: StepContext) -> Verification:
-            result = await taken(ctx)
-            if result.ok:
-                await ctx.record_resource(snap_id, kind="snapshot", state="keep", note=f"snapshot of {vm.name}'s original OS disk: kept until you release it")
-            return result
-
-        snapshot.verify = snapshot_verify
-        snapshot.undo = "release it with aztriage runs --release RUN_ID (aztriage never deletes it on its own)"
-
-    return snapshot
+    if not layout.os_disk.id:
+        return None
+    note = f"snapshot of {layout.vm.name}'s original OS disk: kept until you release it"
+    return kept_snapshot_step(layout.facts, layout.os_disk, "OS", layout.snap_id, note)
 
 
 def _copy_step(layout: RescueLayout) -> Step:
     """2. A copy of the OS disk from the snapshot, in the OS disk's resource group."""
-    vm, os_doc, generation, os_rid = layout.vm, layout.os_doc, layout.generation, layout.os_disk_rid
-    location, zones, disk_sku, disk_security = layout.location, layout.zones, layout.disk_sku, layout.disk_security
-    snap_id, copy_name, copy_id, tags_base = layout.snap_id, layout.copy_name, layout.copy_id, layout.tags_base
+    vm, os_doc, generation, zones = layout.vm, layout.os_doc, layout.generation, layout.zones
+    copy_name, disk_sku = layout.copy_name, layout.disk_sku
     copy_props: dict[str, Any] = {
-        "creationData": {"createOption": "Copy", "sourceResourceId": snap_id},
+        "creationData": {"createOption": "Copy", "sourceResourceId": layout.snap_id},
         "osType": vm.os_type,
         "hyperVGeneration": generation,
     }
-    if disk_security:
-        copy_props["securityProfile"] = disk_security
+    if layout.disk_security:
+        copy_props["securityProfile"] = layout.disk_security
+    disk_copy = DiskCopy(
+        copy_id=layout.copy_id,
+        snapshot_id=layout.snap_id,
+        location=layout.location,
+        sku=disk_sku,
+        zones=tuple(zones),
+        tags=layout.tags_base,
+        properties=copy_props,
+        creating_note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM",
+        # Kept until released (or until it becomes the VM's OS disk, in the swap step).
+        kept_note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM: kept until you release it",
+    )
 
-    async def copy_pre(ctx: StepContext) -> Check:
-        doc = await ctx.backend.get_disk_document(copy_id)
-        if doc is not None:
-            if not same_id((disk_props(doc).get("creationData") or {}).get("sourceResourceId"), snap_id):
-                return blocked(f"a disk named {copy_name} already exists and is not a copy of {short(snap_id)}")
-            if (disk_props(doc).get("provisioningState") or "").lower() == "failed":
-                return ready(f"the earlier copy {copy_name} failed: sending it again")
-            return already_done(f"the copy {copy_name} exists")
-        if await ctx.backend.get_snapshot(snap_id) is None:
-            return blocked(f"the snapshot {short(snap_id)} does not exist: the copy is made from it")
-        return ready(f"no disk named {copy_name} yet")
-
-    async def copy_run(ctx: StepContext) -> str:
-        body: dict[str, Any] = {
-            "location": location,
-            "sku": {"name": disk_sku},
-            "tags": dict(tags_base, **{RUN_TAG: ctx.run_id}),
-            "properties": copy_props,
-        }
-        if zones:
-            body["zones"] = zones
-
-        async def exists() -> bool:
-            return await ctx.backend.get_disk_document(copy_id) is not None
-
-        await tracked_create(
-            ctx, copy_id, kind="disk-copy", note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM",
-            create=lambda: _copy(ctx, body), exists=exists,
-        )
-        return f"disk {copy_name} created from the snapshot"
-
-    async def _copy(ctx: StepContext, body: dict[str, Any]) -> Any:
-        return await ctx.backend.create_disk(copy_id, body, **await ctx.lro("copy"))
-
-    async def copy_verify(ctx: StepContext) -> Verification:
-        doc = await ctx.backend.get_disk_document(copy_id)
-        if doc is None:
-            return not_verified(f"the copy {copy_name} does not exist")
-        props = disk_props(doc)
-        state = (props.get("provisioningState") or "").lower()
-        if state != "succeeded":
-            return not_verified(f"the copy {copy_name} is {state or 'in an unknown state'}")
+    def mismatch(doc: dict[str, Any]) -> str | None:
         problems = _mismatch(doc, generation, security_type(disk_props(os_doc)), vm.os_type)
         if sorted(doc.get("zones") or ()) != sorted(zones):
             problems.append(f"zone {','.join(doc.get('zones') or ()) or 'none'} instead of {','.join(zones) or 'none'}")
-        if problems:
-            return not_verified(f"the copy {copy_name} does not match the OS disk: " + "; ".join(problems))
-        # Kept until released (or until it becomes the VM's OS disk, below).
-        await ctx.record_resource(copy_id, kind="disk-copy", state="keep", note=f"copy of {vm.name}'s OS disk, repaired on the rescue VM: kept until you release it")
-        return verified(f"copy {copy_name}: {generation}, {security_type(props)}, {props.get('osType')}, " + (f"zone {','.join(zones)}" if zones else "regional"))
+        return f"the copy {copy_name} does not match the OS disk: " + "; ".join(problems) if problems else None
 
-    return Step(
+    def described(doc: dict[str, Any]) -> str:
+        props = disk_props(doc)
+        return f"copy {copy_name}: {generation}, {security_type(props)}, {props.get('osType')}, " + (f"zone {','.join(zones)}" if zones else "regional")
+
+    return disk_copy_step(
+        disk_copy,
         key="copy-disk",
         title=f"Copy the OS disk from the snapshot to {copy_name}",
         why="The repair works on a copy: the original OS disk and the snapshot stay untouched whatever happens on the rescue VM.",
-        changes=f"creates disk {copy_name} ({disk_sku}, {generation}, {security_type(disk_props(os_doc))}" + (f", zone {','.join(zones)}" if zones else "") + f") in {os_rid.resource_group}",
-        kind=Kind.CHANGE,
+        changes=f"creates disk {copy_name} ({disk_sku}, {generation}, {security_type(disk_props(os_doc))}" + (f", zone {','.join(zones)}" if zones else "") + f") in {layout.os_disk_rid.resource_group}",
         undo="release it with aztriage runs --release RUN_ID while it is not the VM's OS disk",
-        creates="disk-copy",
-        precondition=copy_pre,
-        run=copy_run,
-        verify=copy_verify,
+        created=f"disk {copy_name} created from the snapshot",
+        mismatch=mismatch,
+        described=described,
     )
 
 
