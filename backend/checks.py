@@ -291,22 +291,15 @@ def check_set_domains(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
         props = doc.get("properties") or {}
         set_name = _set_name(inv, set_id, vms[0])
         problems: list[str] = []
-        fd_count = props.get("platformFaultDomainCount")
-        ud_count = props.get("platformUpdateDomainCount")
-        if fd_count == 1:
-            problems.append("the set has a single fault domain (platformFaultDomainCount 1)")
-        else:
-            fds = {v.platform_fault_domain for v in vms if v.platform_fault_domain is not None}
-            known = [v for v in vms if v.platform_fault_domain is not None]
-            if len(known) >= 2 and len(fds) == 1:
-                problems.append(f"{len(known)} of its VMs share fault domain {fds.pop()}")
-        if ud_count == 1:
-            problems.append("the set has a single update domain (platformUpdateDomainCount 1)")
-        else:
-            uds = {v.platform_update_domain for v in vms if v.platform_update_domain is not None}
-            known = [v for v in vms if v.platform_update_domain is not None]
-            if len(known) >= 2 and len(uds) == 1:
-                problems.append(f"{len(known)} of its VMs share update domain {uds.pop()}")
+        for count_key, domains, what in (
+            ("platformFaultDomainCount", [v.platform_fault_domain for v in vms], "fault domain"),
+            ("platformUpdateDomainCount", [v.platform_update_domain for v in vms], "update domain"),
+        ):
+            known = [d for d in domains if d is not None]
+            if props.get(count_key) == 1:
+                problems.append(f"the set has a single {what} ({count_key} 1)")
+            elif len(known) >= 2 and len(set(known)) == 1:
+                problems.append(f"{len(known)} of its VMs share {what} {known[0]}")
         if not problems:
             continue
         names = _names(v.name for v in vms)

@@ -60,10 +60,7 @@ _CACHE: weakref.WeakKeyDictionary[Any, dict[str, SasUris]] = weakref.WeakKeyDict
 
 
 def _cache(backend: Any) -> dict[str, SasUris]:
-    found = _CACHE.get(backend)
-    if found is None:
-        found = _CACHE[backend] = {}
-    return found
+    return _CACHE.setdefault(backend, {})
 
 
 def forget(backend: Any, vm_id: str | None = None) -> None:

@@ -616,21 +616,18 @@ class Arm:
             store.settled_power[rid.lower()] = "deallocated"
             store.set_vm_health(rid, "creating")
 
-            def success(op: Operation) -> None:
-                if store.get(rid) is None:
+            def settle(power: str, provisioning: str, error: dict | None = None) -> None:
+                if store.get(rid) is None:  # deleted while it was being created
                     return
-                store.set_power(rid, "running", settled=True)
-                compute.refresh_agent(store, rid)
-                store.set_provisioning(rid, "Succeeded")
-                store.set_vm_health(rid, "running")
+                compute.settle_power(store, rid, power)
+                store.set_provisioning(rid, provisioning, error=error)
+                store.set_vm_health(rid, power)
+
+            def success(op: Operation) -> None:
+                settle("running", "Succeeded")
 
             def failure(op: Operation) -> None:
-                if store.get(rid) is None:
-                    return
-                store.set_power(rid, "deallocated", settled=True)
-                compute.refresh_agent(store, rid)
-                store.set_provisioning(rid, "Failed", error=op.error)
-                store.set_vm_health(rid, "deallocated")
+                settle("deallocated", "Failed", op.error)
 
             op = make("create", group=f"vmwrite:{rid.lower()}", on_success=success, on_failure=failure)
             return self.lro_response(req, op, 201, doc)

@@ -476,8 +476,7 @@ def _transition(
         if store.get(vm_id) is None:
             return
         if final_power:
-            store.set_power(vm_id, final_power, settled=True)
-            refresh_agent(store, vm_id)
+            settle_power(store, vm_id, final_power)
         store.set_provisioning(vm_id, "Succeeded")
         if on_success_extra:
             on_success_extra(op)
@@ -488,8 +487,7 @@ def _transition(
         if store.get(vm_id) is None:
             return
         if during_power:
-            store.set_power(vm_id, settled, settled=True)
-            refresh_agent(store, vm_id)
+            settle_power(store, vm_id, settled)
         if op.status == "Canceled" or op.forced == "Canceled":
             store.set_provisioning(vm_id, "Succeeded")
         else:
@@ -534,6 +532,12 @@ def maintenance_allowed(status: dict, now: float) -> bool:
     if start is None or end is None:
         return bool(status.get("isCustomerInitiatedMaintenanceAllowed"))
     return start <= now <= end
+
+
+def settle_power(store: Store, vm_id: str, power: str) -> None:
+    """The VM's power state as an operation left it (settled), and the agent's status to match."""
+    store.set_power(vm_id, power, settled=True)
+    refresh_agent(store, vm_id)
 
 
 def refresh_agent(store: Store, vm_id: str) -> None:
