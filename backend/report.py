@@ -222,14 +222,18 @@ def build_report(
     probe_report: Any = None,
     timeline: Mapping[str, Any] | None = None,
     console: Mapping[str, Any] | None = None,
+    recent_change: Any = None,
 ) -> dict[str, Any]:
     """`probe_report` (a backend.connectivity.Report of this VM) makes the verdict rest on the
-    probe too; without it the verdict is Azure's view."""
+    probe too; without it the verdict is Azure's view. `recent_change` (the timeline's latest
+    change, backend.timeline) is evidence when the verdict is not reachable."""
     from backend.verdict import VerdictBook
 
     book = VerdictBook()
     if probe_report is not None:
         book.record_report(probe_report, [vm], generated_at)
+    if recent_change is not None:
+        book.record_changes({vm.id: recent_change})
     verdict = book.verdict(vm, inv, generated_at)
     report = {
         "report_version": REPORT_VERSION,
@@ -620,6 +624,7 @@ async def report_for(
         probe_report=probe_report,
         timeline=timeline_section(timeline),
         console=console_section(vm, journal_path),
+        recent_change=timeline.recent_change(generated_at),
     )
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from backend.errors import BackendError
 from backend.safetext import safe_line
 
 if TYPE_CHECKING:
-    from backend.adapter import TimelineBackend
+    from backend.adapter import ResourceGraph, TimelineBackend
     from backend.models import ActivityEvent, HealthStatus, Vm
 
 ACTIVITY, HEALTH, CHANGES, AZTRIAGE = "activity", "health", "changes", "aztriage"
@@ -93,11 +93,16 @@ class Timeline:
     entries: tuple[TimelineEntry, ...] = ()
     errors: tuple[tuple[str, str], ...] = ()  # (source, one sentence) of each source that could not be read
     who_stopped: WhoStopped | None = None
+    changes: tuple[TimelineEntry, ...] = ()  # the resource changes read, each on its own (before the merge), newest first
 
     def only(self, sources: Iterable[str]) -> Timeline:
         """The same timeline with the entries of these sources only."""
         keep = set(sources)
-        return Timeline(self.vm_id, self.vm_name, self.since, self.until, tuple(e for e in self.entries if e.source in keep), self.errors, self.who_stopped)
+        return replace(self, entries=tuple(e for e in self.entries if e.source in keep))
+
+    def recent_change(self, now: datetime) -> TimelineEntry | None:
+        """The VM's latest change, when it is recent (verdict evidence: backend.verdict)."""
+        return latest_change(self.changes, now)
 
     def to_json(self) -> dict[str, Any]:
         iso = lambda t: t.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")  # noqa: E731
@@ -337,24 +342,64 @@ def _diff(changes: dict[str, Any], limit: int = 3) -> str:
 
 def change_entries(rows: Iterable[dict[str, Any]], related: dict[str, str]) -> list[TimelineEntry]:
     """Resource Graph resourcechanges rows as entries: what changed (previous → new) and who changed it."""
-    out = []
-    for row in rows:
-        props = row.get("properties") or {}
-        attrs = props.get("changeAttributes") or {}
-        at = _parse(str(attrs.get("timestamp") or ""))
-        if at is None:
-            continue
-        target = str(props.get("targetResourceId") or "")
-        label = related.get(target.lower(), target.rsplit("/", 1)[-1])
-        raw = props.get("changes")
-        changes: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        kind = safe_line(str(props.get("changeType") or "Update"))
-        client = safe_line(str(attrs.get("clientType") or ""))
-        operation = safe_line(str(attrs.get("operation") or ""))
-        what = f"{kind} {label}: {_diff(changes)}" if changes else f"{kind} {label}"
-        detail = " ".join(x for x in (operation, f"via {client}" if client else "", f"({len(changes)} properties)") if x)
-        out.append(TimelineEntry(at, CHANGES, safe_line(str(attrs.get("changedBy") or "unknown")), what, kind, detail, safe_line(str(attrs.get("correlationId") or ""))))
-    return out
+    return [entry for entry in (change_entry(row, related) for row in rows) if entry is not None]
+
+
+def change_entry(row: dict[str, Any], related: dict[str, str]) -> TimelineEntry | None:
+    """One resourcechanges row as an entry (None without a timestamp)."""
+    props = row.get("properties") or {}
+    attrs = props.get("changeAttributes") or {}
+    at = _parse(str(attrs.get("timestamp") or ""))
+    if at is None:
+        return None
+    target = str(props.get("targetResourceId") or "")
+    label = related.get(target.lower(), target.rsplit("/", 1)[-1])
+    raw = props.get("changes")
+    changes: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    kind = safe_line(str(props.get("changeType") or "Update"))
+    client = safe_line(str(attrs.get("clientType") or ""))
+    operation = safe_line(str(attrs.get("operation") or ""))
+    what = f"{kind} {label}: {_diff(changes)}" if changes else f"{kind} {label}"
+    detail = " ".join(x for x in (operation, f"via {client}" if client else "", f"({len(changes)} properties)") if x)
+    return TimelineEntry(at, CHANGES, safe_line(str(attrs.get("changedBy") or "unknown")), what, kind, detail, safe_line(str(attrs.get("correlationId") or "")))
+
+
+RECENT_CHANGE = timedelta(hours=24)  # a change this recent is evidence in a verdict that is not reachable
+_CLOCK_SKEW = timedelta(minutes=5)
+_IDS_PER_QUERY = 200  # resource ids in one resourcechanges query (the KQL stays a few tens of KB)
+
+
+def latest_change(changes: Iterable[TimelineEntry], now: datetime) -> TimelineEntry | None:
+    """The newest change no older than RECENT_CHANGE before `now` (and not after it)."""
+    recent = [c for c in changes if now - RECENT_CHANGE <= c.time <= now + _CLOCK_SKEW]
+    return max(recent, key=lambda c: c.time, default=None)
+
+
+async def recent_changes(backend: ResourceGraph, vms: Sequence[Vm], now: datetime) -> dict[str, TimelineEntry | None]:
+    """Each VM's latest recent change (to it, its NICs, NSGs, public IPs or disks), keyed by its
+    lower-case id (None: none in the last RECENT_CHANGE), from Resource Graph's resourcechanges:
+    one query a few hundred resources, whatever the number of VMs. Raises BackendError."""
+    related_by_vm = {vm.id.lower(): related_resources(vm) for vm in vms}
+    labels: dict[str, str] = {}
+    owners: dict[str, list[str]] = {}
+    for vm_key, related in related_by_vm.items():
+        labels.update(related)
+        for rid in related:
+            owners.setdefault(rid, []).append(vm_key)
+    subscriptions = sorted({vm.subscription_id for vm in vms})
+    ids = sorted(owners)
+    found: dict[str, TimelineEntry | None] = dict.fromkeys(related_by_vm)
+    for n in range(0, len(ids), _IDS_PER_QUERY):
+        result = await backend.graph_query(changes_query(ids[n : n + _IDS_PER_QUERY]), subscriptions=subscriptions)
+        for row in result.rows:
+            entry = change_entry(row, labels)
+            if entry is None or latest_change((entry,), now) is None:
+                continue
+            for vm_key in owners.get(str((row.get("properties") or {}).get("targetResourceId") or "").lower(), ()):
+                best = found[vm_key]
+                if best is None or entry.time > best.time:
+                    found[vm_key] = entry
+    return found
 
 
 def merge_changes(activity: list[TimelineEntry], changes: list[TimelineEntry]) -> list[TimelineEntry]:
@@ -518,11 +563,12 @@ async def build_timeline(
     journal = journal or JournalFacts()
     if journal.error:
         errors.append((AZTRIAGE, journal.error))
-    azure = merge_changes(activity_entries(events, vm, related), change_entries(change_rows, related))
+    changes = change_entries(change_rows, related)
+    azure = merge_changes(activity_entries(events, vm, related), changes)
     entries = azure + health_entries(statuses) + journal.entries() + console_entries(console)
     window = [e for e in entries if start <= e.time <= until + timedelta(minutes=1)]
     window.sort(key=lambda e: e.time, reverse=True)
-    return Timeline(vm.id, vm.name, start, until, tuple(window), tuple(errors), who_stopped(vm, events, statuses))
+    return Timeline(vm.id, vm.name, start, until, tuple(window), tuple(errors), who_stopped(vm, events, statuses), tuple(sorted(changes, key=lambda c: c.time, reverse=True)))
 
 
 def incident_window(vm: Vm, now: datetime) -> datetime:

@@ -25,10 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend import diagnose as D
 from backend.models import Inventory, ServiceEvent, Vm
+
+if TYPE_CHECKING:
+    from backend.adapter import ResourceGraph
 
 # Verdicts that put the fault inside the guest OS: its serial console can reach it when RDP/SSH cannot.
 GUEST_SIDE = frozenset({"not-booting", "guest-firewall", "guest-service-down", "guest-unresponsive", "agent-not-ready"})
@@ -217,6 +220,7 @@ class Verdict:
     healed_at: datetime | None = None  # a recent platform restart (service healing)
     connect: tuple[str, ...] = ()
     probed: bool = False  # the verdict rests on a probe of RDP/SSH
+    change: Any = None  # the VM's recent change (backend.timeline.TimelineEntry) when the verdict is not reachable: who, what, when
 
     @property
     def kind(self) -> Kind:
@@ -245,7 +249,39 @@ class Verdict:
             "incident": self.incident.to_json() if self.incident else None,
             "healed_at": _iso(self.healed_at),
             "probed": self.probed,
+            "recent_change": change_json(self.change) if self.change is not None else None,
         }
+
+
+# --- what changed ---------------------------------------------------------------------
+
+# A verdict that is not one of these takes the VM's recent change as evidence ("what changed?").
+QUIET = frozenset({"reachable", "unknown", "starting"})
+RECENT_CHANGE_S = 24 * 3600  # as backend.timeline.RECENT_CHANGE
+
+
+def recent(change: Any, now: datetime) -> bool:
+    if change is None:
+        return False
+    at = _utc(change.time) or now
+    return -300 <= (now - at).total_seconds() <= RECENT_CHANGE_S
+
+
+def change_line(change: Any, now: datetime) -> str:
+    """The evidence line: when, who, what (the diff), how."""
+    at = _utc(change.time) or now
+    line = f"changed {_span(now - at)} ago ({_when(at)}) by {change.actor}: {change.what}"
+    return line + (f" [{change.detail}]" if change.detail else "")
+
+
+def change_json(change: Any) -> dict[str, Any]:
+    return {
+        "time": _iso(change.time),
+        "changed_by": change.actor,
+        "what": change.what,
+        "how": change.detail,
+        "correlation_id": change.link or None,
+    }
 
 
 # --- Azure's view ---------------------------------------------------------------------
@@ -378,8 +414,11 @@ def decide(
     impacted: Mapping[str, Iterable[str]] | None = None,
     evidence: Evidence | None = None,
     now: datetime | None = None,
+    change: Any = None,
 ) -> Verdict:
-    """The one verdict for `vm` from everything known about it."""
+    """The one verdict for `vm` from everything known about it. `change` is its latest change
+    (backend.timeline.TimelineEntry, resourcechanges): evidence when it is recent and the
+    verdict is not reachable."""
     now = _utc(now) or datetime.now(UTC)
     events = tuple(events)
     evidence = fresh(vm, evidence)
@@ -398,9 +437,12 @@ def decide(
         out = [line for line in lines if line]
         if healed and not any("recently" in line for line in out):
             out.append(f"restarted by the platform (service healing), back at {_when(healed)}: {health.recently_resolved_summary}")  # type: ignore[union-attr]
+        what_changed = change if verdict_id not in QUIET and recent(change, now) else None
+        if what_changed is not None:
+            out.append(change_line(what_changed, now))
         return Verdict(
             vm.id, vm.name, verdict_id, summary, tuple(dict.fromkeys(out)), chosen, step, since, incident, healed,
-            diagnosis.connect if diagnosis else (), diagnosis is not None,
+            diagnosis.connect if diagnosis else (), diagnosis is not None, what_changed,
         )
 
     health_lines = D.health_lines(vm)
@@ -536,6 +578,16 @@ class VerdictBook:
     evidence: dict[str, Evidence] = field(default_factory=dict)
     _since: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
     generation: int = 0  # bumped on every change (panes redraw when it moves)
+    changes: dict[str, Any] = field(default_factory=dict)  # lower-case VM id -> its latest recent change, None: read, none
+
+    def record_changes(self, found: Mapping[str, Any]) -> None:
+        """What backend.timeline found of the VMs' recent changes (a timeline or recent_changes)."""
+        for key, change in found.items():
+            self.changes[key.lower()] = change
+        self.generation += 1
+
+    def changes_known(self, vm_id: str) -> bool:
+        return vm_id.lower() in self.changes
 
     def record_diagnoses(self, vm: Vm, diagnoses: Iterable[D.Diagnosis], at: datetime, *, boot: Any = None, agent_status: str | None = None) -> None:
         key = vm.id.lower()
@@ -572,7 +624,7 @@ class VerdictBook:
     def verdict(self, vm: Vm, inventory: Inventory | None, now: datetime | None = None) -> Verdict:
         events = inventory.events if inventory is not None else ()
         impacted = getattr(inventory, "impacted", None) if inventory is not None else None
-        found = decide(vm, events=events, impacted=impacted, evidence=self.evidence.get(vm.id.lower()), now=now)
+        found = decide(vm, events=events, impacted=impacted, evidence=self.evidence.get(vm.id.lower()), now=now, change=self.changes.get(vm.id.lower()))
         # "since" is when this verdict was first seen for the VM, unless the evidence dates it earlier.
         key = vm.id.lower()
         previous = self._since.get(key)
@@ -580,6 +632,30 @@ class VerdictBook:
             found = replace(found, since=previous[1])
         self._since[key] = (found.id, found.since)
         return found
+
+
+# The VMs whose changes one call reads at most: a background sweep of a large estate does not
+# turn into a Resource Graph scan of every VM (the ones that need attention come first).
+CHANGES_FOR_UP_TO = 200
+
+
+async def read_changes(book: VerdictBook, backend: ResourceGraph, inventory: Inventory | None, vms: Iterable[Vm], now: datetime) -> str | None:
+    """Read the recent changes of those of `vms` whose verdict is not reachable (and whose changes
+    the book does not know yet) and record them: one Resource Graph query per few hundred
+    resources, never one per VM. The error in one sentence, or None."""
+    from backend.errors import BackendError
+    from backend.timeline import recent_changes
+
+    wanted = [vm for vm in vms if not book.changes_known(vm.id) and book.verdict(vm, inventory, now).id not in QUIET]
+    wanted.sort(key=lambda vm: book.verdict(vm, inventory, now).rank)
+    if not wanted:
+        return None
+    try:
+        found = await recent_changes(backend, wanted[:CHANGES_FOR_UP_TO], now)
+    except BackendError as exc:
+        return f"The recent changes were not read: {str(exc).rstrip('.')}."
+    book.record_changes(found)
+    return None
 
 
 def verdicts(inventory: Inventory, book: VerdictBook | None = None, now: datetime | None = None) -> dict[str, Verdict]:

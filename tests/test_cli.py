@@ -58,6 +58,11 @@ def test_probe_json_carries_one_verdict_per_vm():
     assert "Deny-RDP-Incident-4711 at priority 200 (NIC NSG nsg-jump-prod)" in verdicts["jump-prod-01"]["summary"]
     assert verdicts["mon-shared-eus-01"]["id"] == "agent-not-ready" and "Sign in over SSH" in verdicts["mon-shared-eus-01"]["next_step"]
     assert all(d["verdict_of_vm"] in ("blocked-by-nsg", "agent-not-ready") for d in out["diagnoses"])
+    # What changed: the Deny rule the security on-call added 2 h 40 min before, with who and how.
+    change = verdicts["jump-prod-01"]["recent_change"]
+    assert change["changed_by"] == "sec.oncall@contoso.com" and "Deny-RDP-Incident-4711" in change["what"] and "via Azure Portal" in change["how"]
+    assert any(line.startswith("changed 2h") and "sec.oncall@contoso.com" in line for line in verdicts["jump-prod-01"]["evidence"])
+    assert verdicts["mon-shared-eus-01"]["recent_change"] is None
 
 
 def test_inventory_table_fits_80_columns():

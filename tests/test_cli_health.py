@@ -106,3 +106,26 @@ def test_a_pipe_gets_every_character_unless_a_width_is_asked_for():
     bad = aztriage("health", "--demo", "--width", "wide", env=env)
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and len(lines) == 1 and "'wide' is not a width in columns" in lines[0]
+
+
+def test_a_recent_change_is_evidence_in_the_verdict_of_a_vm_not_available(fresh_emulator):
+    """The emulator records the operator's own write as a resourcechanges row; `aztriage health`
+    reads the changes of the VMs not Available (one Resource Graph query) and puts the latest in
+    their verdicts: who, what, when, in the JSON and in the table."""
+    from tests.support import arm_call, emulator_control
+
+    docs = emulator_control(fresh_emulator, "GET", "/_emulator/resources?type=Microsoft.Compute/virtualMachines")["resources"]
+    spot = next(d for d in docs if d["name"] == "dev-spot-01")
+    status, _ = arm_call(fresh_emulator, "PATCH", f"{spot['id']}?api-version=2024-07-01", {"tags": {**(spot.get("tags") or {}), "owner": "nightly-shutdown"}})
+    assert status in (200, 202)
+    emulator_control(fresh_emulator, "POST", "/_emulator/advance", {"seconds": 600})
+    connection = ["--arm-endpoint", fresh_emulator.endpoint, "--ca-file", fresh_emulator.ca_file, "--auth", "none"]
+    doc = json.loads(aztriage("health", *connection, "--format", "json").stdout)
+    by_vm = {s["vm"]: s["verdict"] for s in doc["statuses"]}
+    change = by_vm["dev-spot-01"]["recent_change"]
+    assert change["changed_by"] == "demo operator" and "tags.owner" in change["what"] and "nightly-shutdown" in change["what"]
+    assert any(line.startswith("changed ") and "nightly-shutdown" in line for line in by_vm["dev-spot-01"]["evidence"])
+    assert by_vm["legacy-app-02"]["recent_change"] is None  # nothing changed on it lately
+    table = aztriage("health", *connection).stdout
+    assert "Recent changes (evidence in the verdict):" in table
+    assert "dev-spot-01: changed " in table and "by demo operator: Update dev-spot-01: tags.owner:" in table

@@ -291,3 +291,17 @@ def test_console_sessions_come_from_the_journal_without_what_was_typed(tmp_path)
     text = rpt.render_markdown(report)
     assert "| interactive | 1 | nmi | left |" in text and "What was typed is never recorded" in text
     assert rpt.console_section(vm, tmp_path / "none.sqlite3")["sessions"] == []
+
+
+def test_the_reports_verdict_carries_the_recent_change_from_its_timeline(tmp_path):
+    """jump-prod-01's RDP is blocked: the report's timeline holds the NSG rule added 2 h 40 min
+    before, and its verdict takes that change as evidence (who, what, when), in JSON and Markdown."""
+    out = tmp_path / "jump.md"
+    proc = aztriage("report", "--demo", "--vm", "jump-prod-01", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    verdict_part = out.read_text().split("## Virtual machine", 1)[0]
+    assert "**blocked-by-nsg**" in verdict_part
+    assert "- changed 2h" in verdict_part and "by sec.oncall@contoso.com: Update nsg-jump-prod:" in verdict_part and "Deny-RDP-Incident-4711" in verdict_part
+    doc = json.loads(aztriage("report", "--demo", "--vm", "jump-prod-01", "--format", "json").stdout)
+    change = doc["reports"][0]["verdict"]["recent_change"]
+    assert change["changed_by"] == "sec.oncall@contoso.com" and change["correlation_id"]

@@ -186,3 +186,35 @@ def test_every_verdict_is_documented_in_the_readme():
         assert f"`{kind.id}`" in readme, kind.id
     assert set(V.SCENARIO) == set(V.VERDICT_IDS)
     assert sorted(k.rank for k in V.KINDS) == list(range(len(V.KINDS)))
+
+
+async def test_a_recent_change_is_evidence_in_a_verdict_that_is_not_reachable(probed, emulator):
+    """Health-first: jump-prod-01's RDP is blocked, and the NSG rule sec.oncall added 2 h 40 min ago
+    (Resource Graph resourcechanges) is in its verdict: who, what, when. A reachable VM's changes
+    are not held against it, and a change older than a day is history, not evidence."""
+    from backend.timeline import recent_changes
+
+    inventory, _report, probed_book = probed
+    book = V.VerdictBook(evidence=dict(probed_book.evidence))
+    vms = [inventory.vm_by_name(n)[0] for n in ("jump-prod-01", "web-prod-01", "qa-win-01")]
+    backend = AzureBackend(demo_settings(emulator), retry_total=2)
+    try:
+        found = await recent_changes(backend, vms, NOW)
+    finally:
+        await backend.close()
+    assert set(found) == {vm.id.lower() for vm in vms}
+    assert found[vms[2].id.lower()] is None  # qa-win-01's resize was 12 days ago
+    book.record_changes(found)
+    jump = book.verdict(vms[0], inventory, NOW)
+    assert jump.id == "blocked-by-nsg" and jump.change is not None
+    line = jump.evidence[-1]
+    assert line.startswith("changed 2h 44m ago (2026-11-30 00:20 UTC) by sec.oncall@contoso.com: Update nsg-jump-prod: ")
+    assert "Deny-RDP-Incident-4711" in line and "via Azure Portal" in line
+    doc = jump.to_json()["recent_change"]
+    assert doc["changed_by"] == "sec.oncall@contoso.com" and doc["time"].startswith("2026-11-30T00:20")
+    # The same change on a VM that answers says nothing; a day later it is no longer evidence.
+    web = dataclasses.replace(vms[1])
+    book.record_changes({web.id: jump.change})
+    assert book.verdict(web, inventory, NOW).change is None and not any(x.startswith("changed ") for x in book.verdict(web, inventory, NOW).evidence)
+    later = book.verdict(vms[0], inventory, NOW + timedelta(days=1))
+    assert later.change is None and not later.evidence[-1].startswith("changed ")

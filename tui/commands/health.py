@@ -12,7 +12,7 @@ from tui.commands.common import check_subscriptions, output_format, print_json, 
 from tui.textfmt import table
 
 if TYPE_CHECKING:
-    from backend.adapter import InventorySource
+    from backend.adapter import Backend
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -27,14 +27,27 @@ def _when(value) -> str:
 def run(args: argparse.Namespace) -> int:
     fmt = output_format(args, ("table", "json"))
 
-    async def work(backend: InventorySource):
-        return await backend.inventory(list(args.subscription) if args.subscription else None)
+    from datetime import UTC, datetime
 
-    inv = run_with_backend(args, work)
+    from backend.verdict import VerdictBook
+
+    book = VerdictBook()
+    now = datetime.now(UTC)
+
+    async def work(backend: Backend):
+        from backend.verdict import read_changes
+
+        inv = await backend.inventory(list(args.subscription) if args.subscription else None)
+        # The VMs not Available: what changed on them lately is evidence in their verdicts
+        # (one Resource Graph query, after the inventory).
+        bad = [vm for vm in inv.vms if vm.availability_state.lower() != "available"]
+        return inv, await read_changes(book, backend, inv, bad, now)
+
+    inv, changes_error = run_with_backend(args, work)
     check_subscriptions(args, inv.errors)
     from backend.health import health_view
 
-    view = health_view(inv)
+    view = health_view(inv, book, now)
     if fmt == "json":
         print_json(view.to_json())
     else:
@@ -52,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
                 for s in view.statuses
             ]
             print(table(("VM", "STATE", "REASON", "SINCE (UTC)", "SUMMARY", "RECOMMENDED ACTIONS"), rows, shrink=(4, 5, 0)))
+            changed = [(s.vm.name, s.verdict.change) for s in view.statuses if s.verdict is not None and s.verdict.change is not None]
+            if changed:
+                from backend.verdict import change_line
+
+                print("\nRecent changes (evidence in the verdict):")
+                for name, change in changed:
+                    print(f"  {name}: {change_line(change, now)}")
         print(f"\nService Health: {len(view.events)} events")
         if view.events:
             rows = [
@@ -74,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     # In every format: a failed subscription is named, not silently left out of the view.
     for e in inv.errors:
         print(f"subscription {e.subscription_id} failed: {e.code}: {e.message}", file=sys.stderr)
+    if changes_error:
+        print(f"note: {changes_error}", file=sys.stderr)
     if inv.errors and len(inv.errors) >= len(inv.subscriptions):
         return 1
     return 0

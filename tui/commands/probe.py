@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tui.cli import CliError
@@ -89,20 +89,22 @@ def run(args: argparse.Namespace) -> int:
         settings = resolve_settings(args, emulator)
 
         async def main():
+            from backend.verdict import VerdictBook, read_changes
+
             async with open_backend(settings) as backend:
-                return await _probe(args, backend, request)
+                inventory, report, vms = await _probe(args, backend, request)
+                now = datetime.now(UTC)
+                book = VerdictBook()
+                book.record_report(report, vms, now)
+                # A VM that does not answer: what changed on it lately is evidence (one Resource Graph query).
+                changes_error = await read_changes(book, backend, inventory, vms, now)
+                return inventory, report, vms, book, changes_error
 
         try:
-            inventory, report, vms = run_async(main())
+            inventory, report, vms, book, changes_error = run_async(main())
         except BackendError as exc:
             raise CliError(str(exc), exit_code=1) from None
     written = _write_rdp_files(args.rdp_file, report) if args.rdp_file else []
-    from datetime import datetime
-
-    from backend.verdict import VerdictBook
-
-    book = VerdictBook()
-    book.record_report(report, vms, datetime.now(UTC))
     verdicts = {vm.name: book.verdict(vm, inventory) for vm in vms}
     if fmt == "json":
         doc = report.to_json()
@@ -117,8 +119,11 @@ def run(args: argparse.Namespace) -> int:
         _print_table(report, vms, written)
         print("\nverdicts:")
         print(table(("VM", "VERDICT", "NEXT STEP"), [(name, v.id, v.next_step) for name, v in verdicts.items()], shrink=(2, 0)))
+        _print_changes(verdicts)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
+    if changes_error:
+        print(f"note: {changes_error}", file=sys.stderr)
     reachable = all(d.verdict in ("reachable", "ip-changed") for d in report.diagnoses)
     return 0 if reachable else EXIT_NOT_ALL_REACHABLE
 
@@ -183,3 +188,16 @@ def _print_table(report: Any, vms: list[Any], written: list[Any]) -> None:
     for path in written:
         print(f"wrote {path}")
     print(f"\n{len(report.results)} endpoints of {len(vms)} VMs probed in {report.elapsed_s:.2f} s")
+
+
+def _print_changes(verdicts: dict) -> None:
+    """What changed lately on the VMs that do not answer (their verdict's evidence)."""
+    rows = [(name, v.change) for name, v in verdicts.items() if v.change is not None]
+    if not rows:
+        return
+    from backend.verdict import change_line
+
+    now = datetime.now(UTC)
+    print("\nrecent changes (evidence in the verdict):")
+    for name, change in rows:
+        print(f"  {name}: {change_line(change, now)}")
