@@ -280,6 +280,7 @@ class ProbeOptions:
     banner_timeout: float | None = None  # default: `timeout`
     loopback_only: bool = False  # the demo: never send a packet beyond 127.0.0.0/8
     port_map: Callable[[str, int], int] | None = None  # (address, port) -> port to connect
+    rdp_protocols: int = PROTOCOL_SSL | PROTOCOL_HYBRID  # what the RDP check offers (TLS alone: does the server demand NLA?)
 
     def validate(self) -> ProbeOptions:
         if not (0 < self.timeout <= 600):
@@ -432,14 +433,14 @@ def _could_become_ident(partial: bytes) -> bool:
     return b"SSH-".startswith(partial[:4]) and len(partial) < SSH_IDENT_MAX
 
 
-async def check_rdp(sock: socket.socket, timeout: float) -> tuple[str, str | None, str]:
-    """Send an X.224 Connection Request; (answered, banner, detail)."""
+async def check_rdp(sock: socket.socket, timeout: float, requested: int = PROTOCOL_SSL | PROTOCOL_HYBRID) -> tuple[str, str | None, str]:
+    """Send an X.224 Connection Request offering `requested`; (answered, banner, detail)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     buffer = b""
     try:
         async with asyncio.timeout(timeout):
-            await loop.sock_sendall(sock, x224_connection_request())
+            await loop.sock_sendall(sock, x224_connection_request(requested))
         while True:
             chunk = await _recv_some(sock, 4096, deadline)
             if not chunk:
@@ -512,8 +513,11 @@ async def probe_one(target: ProbeTarget, options: ProbeOptions, resolver: Resolv
         samples.append(elapsed)
         try:
             if answered is None and options.check_protocol and target.protocol in ("ssh", "rdp"):
-                check = check_ssh if target.protocol == "ssh" else check_rdp
-                answered, banner, detail = await check(sock, options.banner_timeout or options.timeout)
+                wait = options.banner_timeout or options.timeout
+                if target.protocol == "ssh":
+                    answered, banner, detail = await check_ssh(sock, wait)
+                else:
+                    answered, banner, detail = await check_rdp(sock, wait, options.rdp_protocols)
         finally:
             sock.close()
     if samples:

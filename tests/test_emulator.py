@@ -807,16 +807,29 @@ def test_the_emulator_imports_no_domain_module():
     assert leaked == []
 
 
-@pytest.mark.parametrize("requested, cookie, selected", [(0x3, "ops", 0x2), (0x1, None, 0x1), (0x0, "x" * 40, 0x0), (0xB, None, 0x2)])
-def test_the_guests_rdp_bytes_meet_the_probes(requested, cookie, selected):
+@pytest.mark.parametrize(
+    "requested, cookie, listener, selected, failure",
+    [
+        (0x3, "ops", (1, 2), 0x2, None),
+        (0x1, None, (0, 1), 0x1, None),
+        (0x0, "x" * 40, (0, 1), 0x0, None),
+        (0xB, None, (1, 2), 0x2, None),
+        # NLA required (Windows' default): a client without CredSSP is refused, as Windows refuses it.
+        (0x1, None, (1, 2), None, 5),
+        (0x0, None, (0, 2), None, 1),  # SecurityLayer 2: TLS required
+        (0x3, None, (0, 0), None, 2),  # SecurityLayer 0: standard RDP security only
+    ],
+)
+def test_the_guests_rdp_bytes_meet_the_probes(requested, cookie, listener, selected, failure):
     """The emulator's RDP stand-in and the product's probe are written apart; a Connection
-    Request from one is read by the other, and the Confirm the other sends back too."""
+    Request from one is read by the other, and the Confirm the other sends back too (with the
+    listener's UserAuthentication and SecurityLayer deciding, as on Windows)."""
     from backend import probe
     from backend.emulator import guest
 
     request = probe.x224_connection_request(requested, cookie)
     assert guest.requested_protocols(request) == requested
-    answer = probe.parse_connection_confirm(guest.connection_confirm(requested))
-    assert answer.ok and answer.selected == selected and answer.failure is None
+    answer = probe.parse_connection_confirm(guest.connection_confirm(requested, user_authentication=listener[0], security_layer=listener[1]))
+    assert answer.ok and answer.selected == selected and answer.failure == failure
     with pytest.raises(ValueError):
         guest.requested_protocols(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

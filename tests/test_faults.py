@@ -183,6 +183,7 @@ RECOVERY = {
     "resize": ("web-prod-03", "resize", "/virtualMachines/web-prod-03", "update"),
     "enable-boot-diagnostics": ("dev-spot-01", "enable-boot-diagnostics", "/virtualMachines/dev-spot-01", "update"),
     "reset-access": ("legacy-ftp-01", "reset-access", "/extensions/", None),
+    "disable-nla": ("rdgw-shared-01", "disable-nla", "/runCommand", None),
 }
 # The write each case's fault hits (POST for a VM action) and the plan's parameters.
 METHOD = {"snapshot-disks": "PUT", "resize": "PATCH", "enable-boot-diagnostics": "PATCH", "reset-access": "PUT"}

@@ -223,6 +223,7 @@ READ_ONLY_RUNS = {
     "fix-nsg": ("jump-prod-01", []),
     "upgrade-public-ip": ("rdgw-shared-01", ["--confirm", "rdgw-shared-01"]),
     "reset-vpn": ("payroll-app-01", ["--gateway", "--confirm", "payroll-app-01"]),
+    "disable-nla": ("rdgw-shared-01", []),
 }
 
 

@@ -2,7 +2,8 @@
 source (the detected address, edited, a CIDR; * only after the typed phrase) and hours;
 reset-vpn's connection (when there are several) and its heavier gateway option, with the
 interruption it causes on screen and the VM's name typed to run it; upgrade-public-ip's
-public IP when the VM has several. All by keys, through the real app."""
+public IP when the VM has several; disable-nla, which says it weakens security before it runs.
+All by keys, through the real app."""
 
 from __future__ import annotations
 
@@ -185,3 +186,26 @@ async def test_upgrade_public_ip_asks_which_ip_when_the_vm_has_several(emu):
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert screen.plan.params["public_ip"] == "rdgw-shared-01-ip2"
         assert "public IP rdgw-shared-01-ip2" in screen.plan.summary
+
+
+async def test_disable_nla_from_the_pane_says_it_weakens_security_and_turns_nla_off(emu):
+    app = make_app(emu)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_pane(pilot)
+        await choose_vm(pilot, screen, "rdgw-shared-01")
+        options = screen.query_one("#scenarios")
+        options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index("disable-nla")
+        await pilot.pause()
+        assert "RDP check that answers with CredSSP (NLA) while you cannot sign in" in " ".join(detail(screen).split())
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert "Turn NLA off on the RDP listener (weakens security)" in steps_text(screen)
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
+        lines = str(app.screen.query_one("#confirm-lines").content)
+        assert "WEAKENS SECURITY" in lines
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
+        assert set(screen.states.values()) == {"verified"}, screen.messages
+    facts = emu.store.guest_facts(vm_doc(emu, "rdgw-shared-01")["doc"]["id"])
+    assert facts["rdp_security"] == {"UserAuthentication": 0, "SecurityLayer": 1}

@@ -119,13 +119,37 @@ def requested_protocols(packet: bytes) -> int | None:
     return None
 
 
-def connection_confirm(requested: int | None) -> bytes:
-    """A Connection Confirm that picks CredSSP when offered, else TLS, else standard RDP security."""
+RDP_NEG_FAILURE = 0x03
+SSL_REQUIRED_BY_SERVER, SSL_NOT_ALLOWED_BY_SERVER, HYBRID_REQUIRED_BY_SERVER = 1, 2, 5
+
+
+def connection_confirm(requested: int | None, *, user_authentication: int = 1, security_layer: int = 2) -> bytes:
+    """A Connection Confirm as Windows answers it, from the RDP-Tcp listener's registry values:
+    with UserAuthentication=1 (NLA required) a client that does not offer CredSSP gets
+    HYBRID_REQUIRED_BY_SERVER; SecurityLayer 0 allows only standard RDP security, 2 requires TLS
+    (or CredSSP), 1 negotiates. Otherwise CredSSP when offered, else TLS, else standard RDP security."""
     requested = requested or 0
-    selected = PROTOCOL_HYBRID if requested & PROTOCOL_HYBRID else PROTOCOL_SSL if requested & PROTOCOL_SSL else PROTOCOL_RDP
-    negotiation = bytes([RDP_NEG_RSP, 0]) + (8).to_bytes(2, "little") + selected.to_bytes(4, "little")
+    failure = None
+    if user_authentication and not requested & PROTOCOL_HYBRID:
+        failure = HYBRID_REQUIRED_BY_SERVER
+    elif security_layer == 0 and requested & (PROTOCOL_SSL | PROTOCOL_HYBRID):
+        failure = SSL_NOT_ALLOWED_BY_SERVER
+    elif security_layer == 2 and not requested & (PROTOCOL_SSL | PROTOCOL_HYBRID):
+        failure = SSL_REQUIRED_BY_SERVER
+    if failure is not None:
+        negotiation = bytes([RDP_NEG_FAILURE, 0]) + (8).to_bytes(2, "little") + failure.to_bytes(4, "little")
+    else:
+        selected = PROTOCOL_HYBRID if requested & PROTOCOL_HYBRID else PROTOCOL_SSL if requested & PROTOCOL_SSL else PROTOCOL_RDP
+        negotiation = bytes([RDP_NEG_RSP, 0]) + (8).to_bytes(2, "little") + selected.to_bytes(4, "little")
     x224 = bytes([6 + len(negotiation), CC_CDT, 0, 0, 0x12, 0x34, 0]) + negotiation
     return bytes([TPKT_VERSION, 0]) + (4 + len(x224)).to_bytes(2, "big") + x224
+
+
+def rdp_security(guest: dict) -> tuple[int, int]:
+    """(UserAuthentication, SecurityLayer) of a Windows guest's RDP-Tcp listener: Windows' defaults
+    (NLA required, TLS) unless the guest facts say otherwise (``rdp_security``)."""
+    values = guest.get("rdp_security") or {}
+    return int(values.get("UserAuthentication", 1)), int(values.get("SecurityLayer", 2))
 
 
 # --- what each endpoint should do ----------------------------------------------
@@ -150,6 +174,7 @@ class Desired:
     behaviour: Behaviour
     banner: str = DEFAULT_SSH_BANNER
     rdp_reply: bytes | None = None  # an estate's hostile peer: sent instead of a Connection Confirm
+    rdp_security: tuple[int, int] = (1, 2)  # the listener's UserAuthentication and SecurityLayer
 
     @property
     def mode(self) -> str:
@@ -329,8 +354,10 @@ def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
             continue
         ports = guest_ports(store, vm_doc)
         banner = _ssh_banner(store, vm_doc)
-        reply = (store.guest.get(vm_doc["id"].lower()) or {}).get("rdp_reply")
+        facts = store.guest.get(vm_doc["id"].lower()) or {}
+        reply = facts.get("rdp_reply")
         rdp_reply = reply.encode() if isinstance(reply, str) else None
+        security = rdp_security(facts)
         cache: dict[tuple[str, int], Behaviour] = {}
         for nic in nic_facts(store, vm_doc):
             decide = functools.partial(_cached_behaviour, cache, store, vm_doc, nic, internet, ports)
@@ -341,10 +368,10 @@ def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
                 closed = address in nic.standard_ips and nic.nsg_id is None and nic.subnet_nsg_id is None
                 for port in ports:
                     behaviour = STANDARD_IP_CLOSED if closed else decide(port)
-                    out[(address, port)] = Desired(address, port, port, "public-ip", vm_doc["id"], vm_doc.get("name") or "", behaviour, banner, rdp_reply)
+                    out[(address, port)] = Desired(address, port, port, "public-ip", vm_doc["id"], vm_doc.get("name") or "", behaviour, banner, rdp_reply, security)
             for address, fe_port, be_port, _rule in nic.nat:
                 if _is_loopback(address) and fe_port:
-                    out[(address, fe_port)] = Desired(address, fe_port, be_port, "lb-nat", vm_doc["id"], vm_doc.get("name") or "", decide(be_port), banner, rdp_reply)
+                    out[(address, fe_port)] = Desired(address, fe_port, be_port, "lb-nat", vm_doc["id"], vm_doc.get("name") or "", decide(be_port), banner, rdp_reply, security)
     return out
 
 
@@ -562,7 +589,7 @@ class GuestNet:
                 requested = requested_protocols(data)
             except ValueError:
                 return  # not RDP: a real server drops the connection
-            await loop.sock_sendall(conn, want.rdp_reply if want.rdp_reply is not None else connection_confirm(requested))
+            await loop.sock_sendall(conn, want.rdp_reply if want.rdp_reply is not None else connection_confirm(requested, user_authentication=want.rdp_security[0], security_layer=want.rdp_security[1]))
             await self._until_closed(conn)
         except (TimeoutError, OSError):
             pass

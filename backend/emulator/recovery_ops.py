@@ -146,11 +146,39 @@ def _script_text(body: dict) -> str:
     return "\n".join(str(line) for line in script).lower()
 
 
+_SET_VALUE = re.compile(r"set-itemproperty[^\n;]*-name (userauthentication|securitylayer) -value (\d)")
+_WHEN_LAYER = re.compile(r"if \(\$\w+\.securitylayer -eq (\d)\) \{[^}]*-name securitylayer -value (\d)")
+
+
+def _rdp_security_effect(store: Store, vm_id: str, text: str) -> str:
+    """A PowerShell script that sets the RDP-Tcp listener's UserAuthentication / SecurityLayer
+    (NLA on or off): the guest's listener answers the next connection with the new values. Its
+    output says the values before and after, as the script writes them."""
+    if not _booted(store.guest_facts(vm_id)):
+        return ""
+    guest = store.own_guest(vm_id)
+    values = guest.setdefault("rdp_security", {})
+    before = {"UserAuthentication": int(values.get("UserAuthentication", 1)), "SecurityLayer": int(values.get("SecurityLayer", 2))}
+    conditional = _WHEN_LAYER.search(text)
+    for name, value in _SET_VALUE.findall(text[: conditional.start()] if conditional else text):
+        values["UserAuthentication" if name == "userauthentication" else "SecurityLayer"] = int(value)
+    if conditional and before["SecurityLayer"] == int(conditional.group(1)):
+        values["SecurityLayer"] = int(conditional.group(2))
+    store.touch(normalize_id(vm_id).lower())
+    after = {"UserAuthentication": values.get("UserAuthentication", 1), "SecurityLayer": values.get("SecurityLayer", 2)}
+    return (
+        f"before: UserAuthentication={before['UserAuthentication']} SecurityLayer={before['SecurityLayer']}\n"
+        f"after: UserAuthentication={after['UserAuthentication']} SecurityLayer={after['SecurityLayer']}"
+    )
+
+
 def run_command_effect(store: Store, vm_id: str, body: dict) -> str:
     """Apply a run command's effect on the guest facts; returns a line for StdOut."""
     command = str(body.get("commandId") or "")
     text = _script_text(body)
     params = {str(p.get("name")).upper(): str(p.get("value")) for p in body.get("parameters") or [] if isinstance(p, dict)}
+    if command == "RunPowerShellScript" and "userauthentication" in text:
+        return _rdp_security_effect(store, vm_id, text)
     if command == "RunPowerShellScript" and ("fdenytsconnections" in text or "enable-netfirewallrule" in text):
         fixed = _fix_port(store, vm_id, "3389", ("silent", "refused"), "rdp")
         return "Remote Desktop enabled; firewall rule group Remote Desktop enabled" + ("" if fixed else " (no change)")

@@ -298,8 +298,11 @@ async def public_address(ctx: StepContext) -> str | None:
     return None
 
 
-async def probe_remote(ctx: StepContext, *, timeout: float = 2.0) -> tuple[bool, str, dict[str, Any]]:
-    """(answers, what was seen, data) for the VM's RDP/SSH port on its public IP."""
+async def probe_remote(ctx: StepContext, *, timeout: float = 2.0, rdp_protocols: int | None = None) -> tuple[bool, str, dict[str, Any]]:
+    """(answers, what was seen, data) for the VM's RDP/SSH port on its public IP; `rdp_protocols`:
+    what the RDP check offers, when not what a client offers by default (TLS and CredSSP)."""
+    import dataclasses
+
     from backend.probe import ProbeTarget, probe_one
 
     port, protocol = remote_port(ctx.vm)
@@ -307,12 +310,29 @@ async def probe_remote(ctx: StepContext, *, timeout: float = 2.0) -> tuple[bool,
     if not address:
         return False, "the VM has no public IP address now", {}
     target = ProbeTarget(host=address, port=port, protocol=protocol, vm=ctx.vm.name, vm_id=ctx.vm.id, kind="public-ip")
-    result = await probe_one(target, await probe_options(ctx.settings, timeout))
+    options = await probe_options(ctx.settings, timeout)
+    if rdp_protocols is not None:
+        options = dataclasses.replace(options, rdp_protocols=rdp_protocols)
+    result = await probe_one(target, options)
     answered = result.protocol_ok is True
     seen = f"{protocol_name(protocol)} on {address}:{port}: {result.status}" + (f" ({result.detail})" if result.detail and not answered else "")
     if answered:
         seen = f"{protocol_name(protocol)} answers on {address}:{port}" + (f" ({result.banner})" if result.banner else "")
-    return answered, seen, {"address": address, "port": port, "status": result.status, "answered": result.answered}
+    return answered, seen, {"address": address, "port": port, "status": result.status, "answered": result.answered, "banner": result.banner}
+
+
+async def rdp_requires_nla(ctx: StepContext) -> tuple[bool | None, str]:
+    """Whether the VM's RDP listener requires NLA, asked as a client without CredSSP asks
+    (TLS only): HYBRID_REQUIRED_BY_SERVER says it does. None: RDP could not be reached."""
+    from backend.probe import PROTOCOL_SSL
+
+    answers, seen, data = await probe_remote(ctx, rdp_protocols=PROTOCOL_SSL)
+    if not answers:
+        return None, seen
+    where = f"RDP on {data['address']}:{data['port']}"
+    if "HYBRID_REQUIRED_BY_SERVER" in (data.get("banner") or ""):
+        return True, f"{where} requires NLA: a client without CredSSP is refused (HYBRID_REQUIRED_BY_SERVER)"
+    return False, f"{where} takes a client without CredSSP ({data.get('banner') or 'answered'}): NLA is off, the sign-in screen is shown"
 
 
 async def verdict_now(ctx: StepContext) -> Any:
@@ -382,15 +402,23 @@ def reach_step(facts: VmFacts) -> Step | None:
     )
 
 
+async def running_with_agent(ctx: StepContext, what: str) -> Check | None:
+    """Blocked unless the VM runs with a Ready agent, as `what` (run command, an extension) needs; None: it does."""
+    model = await ctx.current_model()
+    if power_state(model) != "running":
+        return blocked(f"{ctx.vm.name} is {power_state(model)}: {what} needs it running")
+    if _agent_from_model(model) != "Ready":
+        return blocked(f"the VM agent on {ctx.vm.name} reports '{_agent_from_model(model)}': {what} needs a working agent")
+    return None
+
+
 def already_answers(reason_prefix: str = "") -> Callable[[StepContext], Any]:
     """A precondition: a guest fix is not needed when RDP/SSH already answers."""
 
     async def precondition(ctx: StepContext) -> Check:
-        model = await ctx.current_model()
-        if power_state(model) != "running":
-            return blocked(f"{ctx.vm.name} is {power_state(model)}: run command needs it running")
-        if _agent_from_model(model) != "Ready":
-            return blocked(f"the VM agent on {ctx.vm.name} reports '{_agent_from_model(model)}': run command needs a working agent")
+        blocker = await running_with_agent(ctx, "run command")
+        if blocker is not None:
+            return blocker
         answers, seen, _ = await probe_remote(ctx)
         if answers:
             return already_done(f"{reason_prefix}{seen}: not needed")

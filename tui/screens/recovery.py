@@ -352,6 +352,13 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             reason = s.unavailable(self.facts.vm) if self.facts is not None else None
             if reason:
                 text.append(f"\nunavailable: {reason}", style="bold")
+            elif s.id == "disable-nla":
+                verdict = self._verdict()
+                if verdict is not None and any("CredSSP" in line for line in (verdict.summary, *verdict.evidence)):
+                    text.append("\nThe RDP check answered with CredSSP (NLA): ", style="bold")
+                    text.append("when you cannot sign in because the password expired, this gets you to the sign-in screen that changes it.")
+                else:
+                    text.append("\nFor an RDP check that answers with CredSSP (NLA) while you cannot sign in (an expired password).", style="dim")
         return text
 
     def _options_text(self) -> Text:

@@ -57,6 +57,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("reset-access", "Reset remote access", "Reset the RDP/SSH configuration and/or an account's password or SSH key through the VM agent.", "reset_access"),
     Scenario("run-fix", "Guest fixes by run command", "Re-enable RDP or SSH inside the guest through the VM agent (firewall rule, service, port, certificate).", "run_fix"),
     Scenario("perform-maintenance", "Planned maintenance now", "Start the pending platform maintenance now, at a time that suits you, instead of in Azure's window.", "power"),
+    Scenario("disable-nla", "Turn NLA off (expired password)", "Let a client without CredSSP reach the sign-in screen to change an expired password; weakens security until undone.", "disable_nla"),
     Scenario("fix-nsg", "Fix the NSG rule", "Let RDP/SSH from your address past the NSG rule that denies it: a temporary allow rule (or delete the rule).", "fix_nsg", changes_vm=False),
     Scenario("snapshot-disks", "Snapshot every disk", "Take a snapshot of each managed disk: the safety net before anything risky.", "snapshot_disks", changes_vm=False),
     Scenario("enable-boot-diagnostics", "Enable boot diagnostics", "Turn on boot diagnostics (managed storage) so the next boot leaves a serial log and a screenshot.", "enable_boot_diagnostics"),
