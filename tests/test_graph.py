@@ -192,3 +192,36 @@ def test_every_answer_carries_the_quota_headers(graph_emulator):
         resets = resp.headers["x-ms-user-quota-resets-after"]
     assert remaining == "9999"
     assert resets == "00:00:01"
+
+
+def test_answers_follow_the_estate_when_rows_are_kept_between_queries():
+    """The endpoint keeps built rows (per subscription and type) and a join's right side
+    between queries: a change to a VM or its health shows in the very next answer."""
+    from backend.emulator.estates import load_estate
+    from backend.emulator.graph import Graph
+    from backend.emulator.store import Store
+
+    store = Store(load_estate("demo"))
+    graph = Graph(store, quota=(10_000, 1.0))
+    joined = (
+        "healthresources | where type =~ 'microsoft.resourcehealth/availabilitystatuses'"
+        " | project id, vmId = tolower(tostring(properties.targetResourceId)), state = tostring(properties.availabilityState)"
+        " | join kind=inner (resources | where type =~ 'microsoft.compute/virtualmachines'"
+        " | project vmId = tolower(id), power = tostring(properties.extended.instanceView.powerState.code)) on vmId | order by id asc"
+    )
+
+    def answer() -> dict[str, tuple[str, str]]:
+        status, body, _ = graph.answer({"query": joined})
+        assert status == 200
+        return {r["vmId"]: (r["state"], r["power"]) for r in body["data"]}
+
+    before = answer()
+    vm_l, (state, power) = next((k, v) for k, v in before.items() if v[1] == "PowerState/running")
+    assert answer() == before  # served again from the kept rows
+    store.set_power(vm_l, "deallocated", settled=True)
+    store.set_status_doc(vm_l, store.derived_status(vm_l))
+    after = answer()
+    assert after[vm_l] == ("Unavailable", "PowerState/deallocated") != (state, power)
+    assert {k: v for k, v in after.items() if k != vm_l} == {k: v for k, v in before.items() if k != vm_l}
+    status, body, _ = graph.answer({"query": f"resources | where type =~ 'microsoft.compute/virtualmachines' | where tolower(id) == '{vm_l}' | project id, power = tostring(properties.extended.instanceView.powerState.code)"})
+    assert [r["power"] for r in body["data"]] == ["PowerState/deallocated"]

@@ -32,10 +32,20 @@ instances of Uniform scale sets, ``microsoft.compute/virtualmachinescalesets/
 virtualmachines``, and their NICs), ``healthresources`` (availability statuses, with
 ``properties.targetResourceId``), ``servicehealthresources`` (service events and
 their impacted resources; an event's properties PascalCase, as ARG gives them:
-``EventType``, ``Status``, ``Title``, ``Impact``...). Columns are ARG's: ``id, name, type`` (lower case),
+``EventType``, ``Status``, ``Title``, ``Impact``...), ``maintenanceresources``
+(``microsoft.maintenance/updates``, one per VM with platform maintenance pending: id
+``<vm id>/providers/Microsoft.Maintenance/updates``, ``properties.value[]`` the updates as
+the Maintenance RP lists them: ``maintenanceScope`` Host, ``impactType`` Restart,
+``status`` Pending or InProgress (inside the maintenance window), ``impactDurationInSec``,
+``notBefore`` (the maintenance window's start), ``resourceId``). Columns are ARG's: ``id, name, type`` (lower case),
 ``tenantId, kind, location, resourceGroup`` (lower case), ``subscriptionId,
 managedBy, sku, plan, properties, tags, identity, zones, extendedLocation``.
 Other tables answer as empty.
+
+Rows are built once per subscription and type and again only after one of those
+resources changed (the store's list version), and a first ``where type =~ 'X'`` reads
+only that type (``kql.TableSource``), as ARG's index would: a name search of a
+100,000-VM tenant does not build half a million rows.
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ SUBSCRIPTION_LIMIT = 10_000
 DEFAULT_QUOTA = (15, 5.0)  # Microsoft's documented example: 15 queries per 5 seconds per user
 VM_TYPE = "microsoft.compute/virtualmachines"
 UNIFORM_INSTANCE = "microsoft.compute/virtualmachinescalesets/virtualmachines"
+MAINTENANCE_UPDATES = "microsoft.maintenance/updates"
 GRAPH_KEY: web.AppKey[Graph] = web.AppKey("aztriage_graph")
 
 
@@ -109,6 +120,13 @@ class Graph:
         self.quota = Quota(*quota)
         self.subscription_limit = subscription_limit
         self._results: OrderedDict[str, tuple[list[Row], bool, bool]] = OrderedDict()
+        self._rows_by_type: dict[tuple[str, str], tuple[int, list[Row]]] = {}
+        # a join's right side: (text, scope) -> (the store versions it was read at, its rows)
+        self._subqueries: OrderedDict[tuple[str, tuple[str, ...]], tuple[tuple[tuple[tuple, int], ...], list[Row]]] = OrderedDict()
+        self._recorders: list[set[tuple] | None] = []  # what the subqueries being run read (None: a read no version covers)
+        self._health_rows: dict[str, tuple[dict, str, Row]] = {}
+        self._maintained_by_sub: dict[str, tuple[int, list[str]]] = {}
+        self._event_rows: dict[tuple[str, str], tuple[dict, Row]] = {}
 
     # ------------------------------------------------------------------ scope
     def scope(self, body: dict) -> tuple[list[str], bool]:
@@ -138,27 +156,35 @@ class Graph:
         wanted = {s.lower(): s for s in subscriptions}
         tenants = {k: (v.get("tenantId") or "") for k, v in store.subscriptions.items()}
 
-        def resources(uniform: bool) -> Iterator[Row]:
-            for (sub_l, type_l), ids in list(store._by_type.items()):
-                if sub_l not in wanted or type_l.startswith(UNIFORM_INSTANCE) != uniform:
+        def resources(uniform: bool, types: frozenset[str] | None) -> Iterator[Row]:
+            # With the types known, every (subscription, type) pair is read, one without
+            # resources too: its version says when the first one appears.
+            keys = [(sub_l, type_l) for sub_l in wanted for type_l in sorted(types)] if types is not None else list(store._by_type)
+            if types is None:
+                self._record(None)
+            for sub_l, type_l in keys:
+                if sub_l not in wanted or (types is not None and type_l not in types) or type_l.startswith(UNIFORM_INSTANCE) != uniform:
                     continue
-                for rid_l in list(ids):
-                    doc = store.resources.get(rid_l)
-                    if doc is not None:
-                        yield self._resource_row(rid_l, doc, type_l, wanted[sub_l], tenants.get(sub_l, ""))
+                self._record((sub_l, type_l))
+                yield from self._type_rows(sub_l, type_l, wanted[sub_l], tenants.get(sub_l, ""))
 
         def health() -> Iterator[Row]:
             for sub_l, sub in wanted.items():
+                self._record((sub_l, "#rh"))
                 for res_l in store.status_ids(sub_l):
                     doc = store.statuses.get(res_l)
                     if doc is None:
+                        continue
+                    cached = self._health_rows.get(res_l)
+                    if cached is not None and cached[0] is doc and cached[1] == sub:
+                        yield cached[2]
                         continue
                     target = doc["id"].split("/providers/Microsoft.ResourceHealth/", 1)[0] if "/providers/Microsoft.ResourceHealth/" in doc["id"] else doc["id"]
                     meta = store.meta(target.lower())
                     props = dict(doc.get("properties") or {})
                     props.setdefault("targetResourceId", target)
                     props.setdefault("targetResourceType", (store.resources.get(target.lower()) or {}).get("type") or (meta[2] if meta else ""))
-                    yield {
+                    row = {
                         "id": doc["id"],
                         "name": doc.get("name") or "current",
                         "type": "microsoft.resourcehealth/availabilitystatuses",
@@ -168,22 +194,37 @@ class Graph:
                         "subscriptionId": sub,
                         "properties": props,
                     }
+                    self._health_rows[res_l] = (doc, sub, row)
+                    yield row
+
+        def maintenance() -> Iterator[Row]:
+            # microsoft.maintenance/updates: one row per VM with platform maintenance pending
+            # (its instance view's maintenanceRedeployStatus, not yet completed).
+            for sub_l, sub in wanted.items():
+                for vm_l in self._maintained(sub_l):
+                    row = self._maintenance_row(vm_l, sub, tenants.get(sub_l, ""))
+                    if row is not None:
+                        yield row
 
         def service_health() -> Iterator[Row]:
             for sub_l, sub in wanted.items():
                 for event in store.events_of(sub_l):
                     tracking = event.get("name") or str(event.get("id", "")).rsplit("/", 1)[-1]
                     event_id = f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/events/{tracking}"
-                    yield {
-                        "id": event_id,
-                        "name": tracking,
-                        "type": "microsoft.resourcehealth/events",
-                        "tenantId": tenants.get(sub_l, ""),
-                        "location": "global",
-                        "resourceGroup": "",
-                        "subscriptionId": sub,
-                        "properties": _pascal(event.get("properties") or {}),  # ARG writes these keys PascalCase
-                    }
+                    kept = self._event_rows.get((sub_l, event_id))
+                    if kept is None or kept[0] is not event:  # an event changes by being replaced
+                        kept = (event, {
+                            "id": event_id,
+                            "name": tracking,
+                            "type": "microsoft.resourcehealth/events",
+                            "tenantId": tenants.get(sub_l, ""),
+                            "location": "global",
+                            "resourceGroup": "",
+                            "subscriptionId": sub,
+                            "properties": _pascal(event.get("properties") or {}),  # ARG writes these keys PascalCase
+                        })
+                        self._event_rows[(sub_l, event_id)] = kept
+                    yield kept[1]
                     for target in store.impacted_resources(tracking):
                         try:
                             if parse_id(target).subscription.lower() != sub_l:
@@ -214,22 +255,114 @@ class Graph:
                     continue
                 yield dict(change, subscriptionId=wanted[sub_l], tenantId=tenants.get(sub_l, ""))
 
-        def source(name: str) -> Iterable[Row]:
+        def source(name: str, types: frozenset[str] | None = None) -> Iterable[Row]:
+            if name not in ("resources", "computeresources", "healthresources"):
+                self._record(None)  # events, changes, maintenance: no version says when they change
             if name == "resources":
-                return resources(False)
+                return resources(False, types)
             if name == "computeresources":
-                return resources(True)
+                return resources(True, types)
             if name == "healthresources":
                 return health()
+            if name == "maintenanceresources":
+                return maintenance() if types is None or MAINTENANCE_UPDATES in types else ()
             if name == "servicehealthresources":
                 return service_health()
             if name == "resourcechanges":
                 return changes()
-            if name in ("maintenanceresources", "resourcecontainers", "advisorresources", "healthresourcechanges"):
+            if name in ("resourcecontainers", "advisorresources", "healthresourcechanges"):
                 return ()
             raise KqlError(f"the table {name!r} is not served by the emulator", name)
 
         return source
+
+    def _record(self, key: tuple | None) -> None:
+        for i, reads in enumerate(self._recorders):
+            if reads is not None:
+                if key is None:
+                    self._recorders[i] = None
+                else:
+                    reads.add(key)
+
+    def subquery(self, scope: tuple[str, ...], text: str, compute: Any) -> list[Row]:
+        """A join's right side, run again only after what it read changed (``kql.SubqueryCache``):
+        Microsoft's samples join every VM's row to a handful, and at 100,000 VMs projecting them
+        all again for each query is most of the emulator's time."""
+        versions = self.store._versions
+        key = (text, scope)
+        hit = self._subqueries.get(key)
+        if hit is not None and all(versions.get(k, 0) == v for k, v in hit[0]):
+            self._subqueries.move_to_end(key)
+            return hit[1]
+        self._recorders.append(set())
+        try:
+            rows = compute()
+        finally:
+            reads = self._recorders.pop()
+        if reads is not None:
+            self._subqueries[key] = (tuple((k, versions.get(k, 0)) for k in reads), rows)
+            while len(self._subqueries) > 16:
+                self._subqueries.popitem(last=False)
+        return rows
+
+    def _type_rows(self, sub_l: str, type_l: str, sub: str, tenant: str) -> list[Row]:
+        """The rows of one subscription's resources of one type, built again only after one
+        of them changed (the store's list version): a 100,000-VM estate is not rebuilt per query."""
+        cached = self._rows_by_type.get((sub_l, type_l))
+        if cached is not None and cached[0] == self.store._versions.get((sub_l, type_l), 0):
+            return cached[1]
+        rows = []
+        for rid_l in list(self.store._by_type.get((sub_l, type_l), ())):
+            doc = self.store.resources.get(rid_l)
+            if doc is not None:
+                rows.append(self._resource_row(rid_l, doc, type_l, sub, tenant))
+        # read after building: a first read of an instance view may itself bump the version
+        self._rows_by_type[(sub_l, type_l)] = (self.store._versions.get((sub_l, type_l), 0), rows)
+        return rows
+
+    def _maintained(self, sub_l: str) -> list[str]:
+        """The subscription's VMs whose instance view holds a maintenance status, found again
+        only after one of its VMs changed."""
+        version = self.store._versions.get((sub_l, VM_TYPE), 0)
+        cached = self._maintained_by_sub.get(sub_l)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        vms = [vm_l for vm_l in list(self.store._by_type.get((sub_l, VM_TYPE), ())) if self.store.peek_instance_view(vm_l).get("maintenanceRedeployStatus")]
+        self._maintained_by_sub[sub_l] = (self.store._versions.get((sub_l, VM_TYPE), 0), vms)
+        return vms
+
+    def _maintenance_row(self, vm_l: str, sub: str, tenant: str) -> Row | None:
+        doc = self.store.resources.get(vm_l)
+        view = self.store.peek_instance_view(vm_l) if doc is not None else {}
+        status = view.get("maintenanceRedeployStatus") or {}
+        if not status or status.get("lastOperationResultCode") == "MaintenanceCompleted":
+            return None
+        assert doc is not None
+        now = self.store.estate_now()
+        starts = _epoch(status.get("maintenanceWindowStartTime"))
+        ends = _epoch(status.get("maintenanceWindowEndTime"))
+        if ends and now >= ends:
+            return None  # the window is over: Azure did it
+        meta = self.store.meta(vm_l)
+        update = {
+            "maintenanceScope": "Host",
+            "impactType": "Restart",  # maintenance that needs a reboot, the kind the self-service window is for
+            "status": "InProgress" if starts and now >= starts else "Pending",
+            "impactDurationInSec": 30,
+            "notBefore": status.get("maintenanceWindowStartTime"),
+            "resourceId": doc["id"],
+        }
+        return {
+            "id": f"{doc['id']}/providers/Microsoft.Maintenance/updates",
+            "name": "updates",
+            "type": MAINTENANCE_UPDATES,
+            "tenantId": tenant,
+            "kind": "",
+            "location": doc.get("location") or "",
+            "resourceGroup": meta[1] if meta else "",
+            "subscriptionId": sub,
+            "properties": {"value": [update]},
+        }
 
     def _resource_row(self, rid_l: str, doc: dict, type_l: str, sub: str, tenant: str) -> Row:
         props = doc.get("properties") or {}
@@ -318,7 +451,8 @@ class Graph:
     def _rows(self, key: str, query: str, subs: list[str], page: int, *, fresh: bool) -> tuple[list[Row], bool, bool]:
         cached = None if fresh else self._results.get(key)
         if cached is None:
-            result = run(query, self.tables(subs))
+            scope = tuple(s.lower() for s in subs)
+            result = run(query, self.tables(subs), subqueries=lambda text, compute: self.subquery(scope, text, compute))
             cached = (result.rows, result.ordered, result.limited)
             self._results[key] = cached
             self._results.move_to_end(key)

@@ -35,7 +35,10 @@ from dataclasses import dataclass
 from typing import Any
 
 Row = dict[str, Any]
-TableSource = Callable[[str], Iterable[Row]]
+# A table by name; ``types`` (lower case), when given, are the only ``type`` values the
+# query keeps (its first stage is ``where type =~ 'X'`` or ``where type in~ (...)``): a
+# source may leave out other rows, as ARG's index does. The stage still runs after it.
+TableSource = Callable[[str, "frozenset[str] | None"], Iterable[Row]]
 
 
 class KqlError(ValueError):
@@ -107,6 +110,10 @@ def to_string(value: Any) -> str:
     return str(value)
 
 
+def _str(value: Any) -> str:
+    return value if type(value) is str else to_string(value)
+
+
 def _to_number(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
@@ -164,9 +171,9 @@ def _compare(op: str, left: Any, right: Any) -> bool:
 
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "tolower": lambda v: to_string(v).lower(),
-    "toupper": lambda v: to_string(v).upper(),
-    "tostring": to_string,
+    "tolower": lambda v: _str(v).lower(),
+    "toupper": lambda v: _str(v).upper(),
+    "tostring": _str,
     "toint": _to_number,
     "tolong": _to_number,
     "isempty": _empty,
@@ -245,12 +252,34 @@ class _Parser:
         self.next()
         if op in ("in", "in~", "!in", "!in~"):
             self.expect("(")
+            start = self.i
             items = self.arguments(self.primary)
+            listed = self.toks[start : self.i - 1]  # the items and their commas
+            if op.endswith("~") and all(t.kind in ("str", "num") or t.text == "," for t in listed):
+                # a list of literals, compared without case: one set, made once
+                wanted = {to_string(t.value).lower() for t in listed if t.kind in ("str", "num")}
+                negate = op.startswith("!")
+                return lambda row: (_str(left(row)).lower() in wanted) != negate
             return lambda row: _compare(op, left(row), [item(row) for item in items])
         if op == "!startswith":
             right = self.primary()
             return lambda row: not _compare("startswith", left(row), right(row))
+        literal = self.peek().kind == "str"  # a string literal is never followed by a path
+        value = self.peek().value
         right = self.primary()
+        if literal and op in ("=~", "!~"):
+            low = str(value).lower()
+            if op == "=~":
+                return lambda row: _str(left(row)).lower() == low
+            return lambda row: _str(left(row)).lower() != low
+        if literal and op in ("==", "!="):
+            text = str(value)
+
+            def same(row: Row) -> bool:
+                v = left(row)
+                return v is not None and (v == text if type(v) is str else to_string(v) == text)
+
+            return same if op == "==" else lambda row: not same(row)
         return lambda row: _compare(op, left(row), right(row))
 
     def arguments(self, parse: Callable[[], Expr]) -> list[Expr]:
@@ -284,7 +313,10 @@ class _Parser:
                     raise KqlError(f"the function {tok.text}() is not in the emulator's KQL subset", tok.text)
                 self.next()
                 args = self.arguments(self.expr)
-                base = (lambda f, a: lambda row: f(*(x(row) for x in a)))(fn, args)
+                if len(args) == 1:
+                    base = (lambda f, a: lambda row: f(a(row)))(fn, args[0])
+                else:
+                    base = (lambda f, a: lambda row: f(*[x(row) for x in a]))(fn, args)
             else:
                 column = tok.text
                 base = lambda row: row.get(column)  # noqa: E731
@@ -309,6 +341,17 @@ class _Parser:
                 break
         if not steps:
             return base
+        if all(isinstance(step, str) for step in steps):
+
+            def walk_names(row: Row) -> Any:
+                value = base(row)
+                for step in steps:
+                    if type(value) is not dict:
+                        return None
+                    value = value.get(step)
+                return value
+
+            return walk_names
 
         def walk(row: Row) -> Any:
             value = base(row)
@@ -400,18 +443,41 @@ class Result:
 _OPERATORS = {"where", "project", "extend", "project-away", "order", "sort", "take", "limit", "summarize", "mv-expand", "join"}
 
 
-def run(query: str, tables: TableSource) -> Result:
+# (subquery text, how to run it) -> its rows: a source may keep the rows of a join's right
+# side while what they were read from is unchanged (graph.Graph does).
+SubqueryCache = Callable[[str, Callable[[], list[Row]]], list[Row]]
+
+
+def run(query: str, tables: TableSource, *, subqueries: SubqueryCache | None = None) -> Result:
     stages = _split_stages(query)
     if not stages or not stages[0]:
         raise KqlError("the query is empty")
     head = tokenize(stages[0])
-    if head[0].kind == "name" and len(head) == 2:
-        rows: list[Row] = list(tables(head[0].text.lower()))
-    else:
+    if head[0].kind != "name" or len(head) != 2:
         raise KqlError(f"a query starts with a table name, not {stages[0][:40]!r}", stages[0][:40])
+    table = head[0].text.lower()
+    # The table and the wheres that follow it: a source may keep what they select (queries
+    # that start alike, such as two over the VMs that are not Available, share it).
+    filters = 1
+    while filters < len(stages) and re.match(r"where\b", stages[filters], re.I):
+        filters += 1
+
+    def select() -> list[Row]:
+        selected: list[Row] = list(tables(table, _types_kept(stages[1] if len(stages) > 1 else "")))
+        return _stages(stages[1:filters], selected, tables, subqueries).rows
+
+    if subqueries is not None and filters > 1:
+        rows = subqueries(" | ".join(stages[:filters]), select)
+    else:
+        rows = select()
+    result = _stages(stages[filters:], list(rows), tables, subqueries)
+    return result
+
+
+def _stages(stages: list[str], rows: list[Row], tables: TableSource, subqueries: SubqueryCache | None) -> Result:
     ordered = False
     limited = False
-    for stage in stages[1:]:
+    for stage in stages:
         word = re.match(r"[A-Za-z][A-Za-z-]*", stage)
         if word is None or word.group(0).lower() not in _OPERATORS:
             name = word.group(0) if word else stage[:20]
@@ -484,7 +550,7 @@ def run(query: str, tables: TableSource) -> Result:
                     out.append({**r, target: None if isinstance(value, list) else value})
             rows = out
         elif op == "join":
-            rows = _join(p, stage, rows, tables)
+            rows = _join(p, stage, rows, tables, subqueries)
         else:
             raise KqlError(f"the operator {op!r} is not in the emulator's KQL subset", op)
         if not p.at_end():
@@ -492,7 +558,23 @@ def run(query: str, tables: TableSource) -> Result:
     return Result(rows, ordered, limited)
 
 
-def _join(p: _Parser, stage: str, left_rows: list[Row], tables: TableSource) -> list[Row]:
+_TYPE_IS = re.compile(r"where\s+type\s*(?:=~|==)\s*'([^'\\]*)'", re.I)
+_TYPE_IN = re.compile(r"where\s+type\s+in~?\s*\(\s*('[^'\\]*'(?:\s*,\s*'[^'\\]*')*)\s*\)", re.I)
+
+
+def _types_kept(stage: str) -> frozenset[str] | None:
+    """The types a first ``where`` keeps, when it is only a type test (lower case)."""
+    stage = stage.strip()
+    m = _TYPE_IS.fullmatch(stage)
+    if m is not None:
+        return frozenset({m.group(1).lower()})
+    m = _TYPE_IN.fullmatch(stage)
+    if m is not None:
+        return frozenset(t.strip()[1:-1].lower() for t in m.group(1).split(","))
+    return None
+
+
+def _join(p: _Parser, stage: str, left_rows: list[Row], tables: TableSource, subqueries: SubqueryCache | None) -> list[Row]:
     kind = "innerunique"
     if p.is_("kind"):
         p.next()
@@ -513,7 +595,10 @@ def _join(p: _Parser, stage: str, left_rows: list[Row], tables: TableSource) -> 
             depth -= 1
     inner_text = _inner_text(stage)
     del start
-    right_rows = run(inner_text, tables).rows
+    if subqueries is None:
+        right_rows = run(inner_text, tables).rows
+    else:
+        right_rows = subqueries(inner_text, lambda: run(inner_text, tables, subqueries=subqueries).rows)
     p.expect("on")
     if p.peek().text.lower() == "$left":
         p.next()
