@@ -383,6 +383,12 @@ class ResourceGraph(Connected, Protocol):
         max_rows: int | None = None,
     ) -> GraphResult: ...
 
+    async def graph_vms(self, vm_ids: Sequence[str]) -> Inventory:
+        """These VMs (ids as Resource Graph gave them), read whole from Resource Graph: an
+        inventory of them alone, with the NSGs, public IPs, load balancers, availability
+        statuses and service events their panes need. A few queries, whatever the tenant's size."""
+        ...
+
 
 class TimelineBackend(ActivityLog, HealthHistory, ResourceGraph, Protocol):
     """What a VM's incident timeline reads from Azure: the activity log, Resource Health's

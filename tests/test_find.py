@@ -66,12 +66,15 @@ async def test_what_is_broken_across_the_tenant_matches_the_health_view(backend)
     from backend.health import health_view
     from backend.search import broken
 
-    inv = await backend.inventory(instance_views=0)
+    inv = await backend.inventory(instance_views=None)  # every instance view: pending maintenance is in them
     view = health_view(inv)
     before = backend.requests
     found = await broken(backend)
-    assert backend.requests - before <= 3  # three queries, one page each, no inventory
-    assert sorted(b.vm.id.lower() for b in found.vms) == sorted(s.vm.id.lower() for s in view.statuses)
+    assert backend.requests - before <= 4  # four queries, one page each, no inventory
+    # Listed: not Available for a reason the owner did not choose; counted: stopped, deallocated or starting by choice.
+    chosen = [s for s in view.statuses if s.reason_type == "user-initiated"]
+    assert chosen and found.stopped_by_owner == len(chosen)
+    assert sorted(b.vm.id.lower() for b in found.vms) == sorted(s.vm.id.lower() for s in view.statuses if s not in chosen)
     by_id = {s.vm.id.lower(): s for s in view.statuses}
     for b in found.vms:
         status = by_id[b.vm.id.lower()]
@@ -80,6 +83,13 @@ async def test_what_is_broken_across_the_tenant_matches_the_health_view(backend)
     active = {(e.subscription_id, e.id) for e in inv.events if e.status.lower() == "active"}
     assert {(e.subscription_id, e.id) for e in found.events} == active
     assert all(e.title for e in found.events)
+    # Pending platform maintenance from maintenanceresources is what the VMs' instance views say.
+    assert view.maintenance
+    assert sorted(m.vm_id.lower() for m in found.maintenance) == sorted(m.vm.id.lower() for m in view.maintenance)
+    for m in found.maintenance:
+        row = next(r for r in view.maintenance if r.vm.id.lower() == m.vm_id.lower())
+        assert m.status in ("Pending", "InProgress") and m.scope == "Host"
+        assert m.not_before == row.vm.maintenance.maintenance_window_start
     assert found.warnings == ()
 
 
@@ -89,7 +99,26 @@ def test_the_cli_lists_what_is_broken(graph_emulator):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["vms"] and doc["events"]
-    assert doc["stats"]["queries"] == 3
+    assert doc["stats"]["queries"] == 4
+    assert doc["maintenance"] and all(m["vm"] and m["status"] for m in doc["maintenance"])
+    assert doc["stopped_by_owner"] > 0
     table = aztriage("broken", *attach)
     assert table.returncode == 0, table.stderr
     assert "VMs not Available:" in table.stdout and "Active service events:" in table.stdout
+    assert "Pending platform maintenance:" in table.stdout and "NOT BEFORE" in table.stdout
+
+
+async def test_a_found_vm_is_read_whole_from_resource_graph(backend):
+    """What the console adds when it opens a VM it had not loaded: the same VM, NSGs and
+    public IP as the full inventory, from a few queries."""
+    inv = await backend.inventory(instance_views=0)
+    vm = next(v for v in inv.vms if v.public_ips and any(n.nsg_id or n.subnet_nsg_id for n in v.nics))
+    before = backend.requests
+    part = await backend.graph_vms([vm.id])
+    assert backend.requests - before <= 6  # three or four queries and the subscriptions' list
+    assert [v.id for v in part.vms] == [vm.id]
+    assert part.vms[0] == vm  # field by field, as the full inventory joined it
+    nsg_ids = [i for n in vm.nics for i in (n.nsg_id, n.subnet_nsg_id) if i]
+    assert nsg_ids and all(part.nsg(i) == inv.nsg(i) is not None for i in nsg_ids)
+    assert [s.display_name for s in part.subscriptions] == [s.display_name for s in inv.subscriptions if s.subscription_id == vm.subscription_id]
+    assert part.engine == "arg"

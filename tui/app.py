@@ -87,6 +87,7 @@ class AztriageApp(App[int]):
         clock: Callable[[], datetime] = _utcnow,
         start_pane: str = "inventory",
         present: bool = False,
+        broken: bool = False,
     ) -> None:
         """`settings` of a reachable endpoint, or `start_settings` that brings one up
         (the demo emulator) in a thread after the first frame; `clock` dates refreshes."""
@@ -106,6 +107,14 @@ class AztriageApp(App[int]):
         self.backend: Backend | None = None  # made by connect(); `connected_backend` for work after it
         self.inventory: Inventory | None = None
         self.inventory_partial = False  # self.inventory is part of a load still under way
+        # What is broken, from Resource Graph, instead of every VM (--broken; the palette loads
+        # every VM), or before them (a tenant above graph_threshold subscriptions).
+        self.broken_only = broken
+        self.showing_broken = False  # self.inventory is what is broken, not every VM
+        self.broken_note = ""  # what the broken view counted but does not list
+        # VMs found in the tenant beyond those loaded (vm: find, the Inventory filter), read
+        # whole from Resource Graph: kept in every inventory the console shows.
+        self.found: Inventory | None = None
         self._probe_vms: list[Vm] = []  # for background_probe (see probe_after_load)
         self.refreshed_at: datetime | None = None
         self.load_error: str = ""
@@ -152,6 +161,9 @@ class AztriageApp(App[int]):
         if status is None:
             if self.refreshed_at is not None:
                 status, tone = "↻ " + self.refreshed_at.astimezone(UTC).strftime("%H:%M:%S UTC"), ""
+                if self.showing_broken:
+                    status = "BROKEN ONLY " + status if self.broken_only else "broken shown · loading every VM…"
+                    tone = "" if self.broken_only else "busy"
             else:
                 status, tone = "connecting…", "busy"
             if self.load_error:
@@ -248,6 +260,18 @@ class AztriageApp(App[int]):
 
         self.backend = create_backend(settings)
         self._identity = getattr(self.backend, "identity", "")
+        if self.broken_only:
+            await self._load_broken()
+            self._arm_inventory_timer()
+            return
+        if await self._tenant_scale():
+            from backend.errors import BackendError
+
+            try:
+                await self._load_broken()
+            except BackendError as exc:  # every VM still loads: that answer will say what is wrong
+                log.warning("what is broken could not be read first: %s", exc, exc_info=True)
+                self.notify(f"What is broken could not be read first ({exc}); loading every VM.", severity="warning", timeout=8)
         self.refresh_inventory()
 
     @work(exclusive=True, group="warm-up", exit_on_error=False)
@@ -260,6 +284,56 @@ class AztriageApp(App[int]):
 
         await asyncio.to_thread(import_sdk_clients)
 
+    async def _tenant_scale(self) -> bool:
+        """A tenant too large to wait for: more subscriptions than graph_threshold, read through
+        Resource Graph (engine auto or arg). The console shows what is broken first."""
+        settings = self.settings
+        if settings is None or settings.engine == "arm":
+            return False
+        from backend.errors import BackendError
+
+        try:
+            count = len(settings.subscriptions) or len(await self.connected_backend.list_subscriptions())
+        except BackendError:
+            return False  # the load that follows says what is wrong, where a load's errors go
+        return count > settings.graph_threshold and settings.uses_graph(count)
+
+    async def _load_broken(self) -> None:
+        """What is broken across the tenant (backend/search.py: four Resource Graph queries),
+        shown in every pane as an inventory of those VMs alone until every VM is loaded."""
+        from backend.search import broken, broken_inventory
+
+        assert self.settings is not None, "connect() sets them first"
+        self.update_header("reading what is broken…", "busy")
+        backend = self.connected_backend
+        subscriptions = list(self.settings.subscriptions) or None
+        found = await broken(backend, subscriptions)
+        known = await backend.list_subscriptions()
+        inventory = self._with_found(broken_inventory(found, known))
+        if self.inventory is not None and not self.showing_broken:
+            return  # every VM landed meanwhile: it says more
+        self.inventory = inventory
+        self.showing_broken = True
+        self.inventory_partial = False
+        self.broken_note = f"{found.stopped_by_owner} VMs stopped by their owners not listed" if found.stopped_by_owner else ""
+        self.loads += 1
+        self.refreshed_at = self.now()
+        self.load_error = ""
+        self.update_header()
+        self.broadcast(InventoryChanged(inventory))
+        if self.loads == 1:
+            self.warm_sdk_clients()
+        for warning in found.warnings:
+            self.notify(warning, severity="warning", timeout=10)
+        every = "the palette's 'view: load every VM' loads every VM" if self.broken_only else "every VM is loading"
+        self.notify(f"What is broken across the tenant: {len(found.vms)} VMs not Available, {len(found.events)} active events, "
+                    f"{len(found.maintenance)} VMs with maintenance pending ({found.queries} Resource Graph queries); {every}.", timeout=8)
+
+    def load_every_vm(self) -> None:
+        """Leave the broken-only view: load every VM (the palette)."""
+        self.broken_only = False
+        self.action_refresh()
+
     @work(exclusive=True, group="inventory", exit_on_error=False)
     async def refresh_inventory(self) -> None:
         self._cancel_inventory_timer()
@@ -269,7 +343,14 @@ class AztriageApp(App[int]):
         # keeps the table it has until the new inventory is whole.
         # (A load that failed or was restarted after showing parts leaves a part: the next
         # load is shown as it comes too.)
-        partial = _PartialLoads(self) if self.inventory is None or self.inventory_partial else None
+        if self.broken_only:
+            try:
+                await self._load_broken()
+            finally:
+                self._arm_inventory_timer()
+            return
+        # What is broken stays on screen until every VM has landed: parts would show less of it.
+        partial = _PartialLoads(self) if (self.inventory is None or self.inventory_partial) and not self.showing_broken else None
         try:
             assert self.settings is not None, "connect() sets them before the first load"
             subscriptions = list(self.settings.subscriptions) or None
@@ -284,8 +365,11 @@ class AztriageApp(App[int]):
             self._arm_inventory_timer()
             self.call_after_refresh(self._notify_unfinished_recoveries)
         self.gc_pacer.retire(self.inventory)
+        inventory = self._with_found(inventory)
         self.inventory = inventory
         self.inventory_partial = False
+        self.showing_broken = False
+        self.broken_note = ""
         self.loads += 1
         self.refreshed_at = self.now()
         previous_error = self.load_error
@@ -302,6 +386,45 @@ class AztriageApp(App[int]):
             self.notify("Loaded again.", timeout=3)
         for warning in inventory.warnings:  # Resource Graph said its answer is incomplete
             self.notify(warning, severity="warning", timeout=10)
+
+    def _with_found(self, inventory: Inventory) -> Inventory:
+        """The VMs found in the tenant (vm: find, the Inventory filter) that this inventory lacks, added to it."""
+        if self.found is None:
+            return inventory
+        from backend.search import merge_inventories
+
+        return merge_inventories(inventory, self.found)
+
+    async def find_in_tenant(self, text: str) -> list[Vm]:
+        """A VM by name, IP or id anywhere in the tenant (one Resource Graph query), read whole
+        and added to the inventory every pane shows; the VMs found, or none."""
+        from backend.search import find_vms, merge_inventories
+
+        backend = self.connected_backend
+        found = await find_vms(backend, text)  # the whole tenant, whichever subscriptions are loaded
+        if not found.vms:
+            return []
+        part = await backend.graph_vms([v.id for v in found.vms])
+        self.found = part if self.found is None else merge_inventories(self.found, part)
+        if self.inventory is not None:
+            self.inventory = merge_inventories(self.inventory, part)
+            self.broadcast(InventoryChanged(self.inventory))
+        if found.truncated:
+            self.notify("More VMs match than are shown (or Resource Graph cut its answer): search with more of the name.", severity="warning", timeout=8)
+        return list(part.vms)
+
+    async def read_whole(self, vm_id: str) -> None:
+        """A VM the broken view knows only from its health or maintenance row, read whole from
+        Resource Graph (its NICs, disks, NSGs), in every pane from now on."""
+        from backend.search import merge_inventories
+
+        part = await self.connected_backend.graph_vms([vm_id])
+        if not part.vms:
+            return
+        self.found = part if self.found is None else merge_inventories(self.found, part)
+        if self.inventory is not None:
+            self.inventory = merge_inventories(self.inventory, part)
+            self.broadcast(InventoryChanged(self.inventory))
 
     def show_partial(self, inventory: Inventory) -> None:
         """Part of the first load (tui.app._PartialLoads): every pane redraws from it."""
@@ -656,6 +779,7 @@ class AztriageApp(App[int]):
             commands.append((f"view: {p.title.lower()} pane", f"Show pane {p.key}, {p.title}", lambda i=p.id: self.action_show_pane(i)))
         commands += [
             ("view: refresh now", "Load the inventory again", self.action_refresh),
+            *([("view: load every VM", "Leave the what-is-broken view (--broken) and load every VM of the tenant", self.load_every_vm)] if self.broken_only else []),
             ("probe: stop the background probe", "Stop probing RDP/SSH of the running VMs (X in the Inventory)", self.stop_background_probe),
             ("view: keys", "Every key of this screen", self.action_help),
             ("export: inventory as JSON", "Write every VM (the `aztriage inventory --format json` shape) to a file", self.export_inventory),
@@ -779,9 +903,9 @@ def run(args: argparse.Namespace) -> int:
         return resolve_settings(args, emulator)
 
     if args.demo:
-        app = AztriageApp(start_settings=start_demo, config=config, present=bool(getattr(args, "present", False)))
+        app = AztriageApp(start_settings=start_demo, config=config, present=bool(getattr(args, "present", False)), broken=bool(getattr(args, "broken", False)))
     else:
-        app = AztriageApp(resolve_settings(args, None), config=config, present=bool(getattr(args, "present", False)))
+        app = AztriageApp(resolve_settings(args, None), config=config, present=bool(getattr(args, "present", False)), broken=bool(getattr(args, "broken", False)))
     from widgets.screenshot_view import prepare_graphics
 
     prepare_graphics()  # asks the terminal about image protocols while it can still answer

@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aztriage", description="Triage and recover Azure virtual machines.", parents=parents)
     parser.add_argument("--log-level", default="INFO", help=argparse.SUPPRESS)
     parser.add_argument("--present", action="store_true", help="presenter mode: roomier layout, the why of each step shown large, a trail of what was done (P toggles)")
+    parser.add_argument(
+        "--broken",
+        action="store_true",
+        help="open on what is broken across the tenant (Azure Resource Graph: VMs not Available, active events, pending maintenance) "
+        "instead of loading every VM; the palette's 'view: load every VM' loads them (above graph_threshold subscriptions the console "
+        "shows what is broken first by itself, then loads every VM)",
+    )
     parser.add_argument("--no-auto-probe", action="store_true", help="the console does not probe running VMs in the background after a load (config: auto_probe = false)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _command_modules():

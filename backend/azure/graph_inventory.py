@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from backend import mapping
 from backend.azure import graph, join
@@ -208,3 +211,67 @@ async def read_batch(backend: AzureBackend, subscription_ids: Sequence[str]) -> 
         if len(parts) % 20 == 0:
             await asyncio.sleep(0)  # the console keeps drawing while a batch is joined
     return BatchOutcome(parts, warnings)
+
+
+# --- a few VMs, read whole, wherever they are in the tenant ------------------------------
+
+_REFERENCE = re.compile(r"/subscriptions/[^/\"]+/resourceGroups/[^/\"]+/providers/Microsoft\.(?:Compute|Network)/[A-Za-z]+/[^/\"]+", re.I)
+
+
+def _group_scope(ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(subscription ids, resource group names) the ARM ids are in."""
+    subs: dict[str, str] = {}
+    groups: dict[str, str] = {}
+    for rid in ids:
+        parts = rid.split("/")
+        if len(parts) > 4 and parts[1].lower() == "subscriptions" and parts[3].lower() == "resourcegroups":
+            subs.setdefault(parts[2].lower(), parts[2])
+            groups.setdefault(parts[4].lower(), parts[4])
+    return list(subs.values()), list(groups.values())
+
+
+def _in_list(values: Sequence[str]) -> str:
+    from backend.search import kql_string
+
+    return ", ".join(kql_string(v) for v in sorted(set(values)))
+
+
+async def read_vms(backend: AzureBackend, vm_ids: Sequence[str]) -> dict[str, Inventory]:
+    """The VMs of ``vm_ids`` (as Resource Graph spells them) read whole, by subscription: the
+    resources of their resource groups, then what those reference in other groups (a VNet,
+    NSG or load balancer in a shared network group), the VMs' availability statuses and their
+    subscriptions' service events, joined as the inventory joins them. Three queries at once
+    and at most one more; the parts hold only these VMs (with the lookups they need)."""
+    subs, groups = _group_scope(vm_ids)
+    if not subs:
+        return {}
+    wanted = {v.lower() for v in vm_ids}
+    types = ", ".join(f"'{t}'" for t in (*TYPES.values(), EXTENSION_TYPE))
+    in_groups = (
+        f"resources | where type in~ ({types}) | where resourceGroup in~ ({_in_list([g.lower() for g in groups])}) | project {_COLUMNS} | order by id asc"
+    )
+    health = HEALTH_QUERY.replace(" | project", f" | where tolower(tostring(properties.targetResourceId)) in ({_in_list(sorted(wanted))}) | project", 1)
+    found, statuses, events = await asyncio.gather(
+        backend.graph_query(in_groups, subscriptions=subs),
+        backend.graph_query(health, subscriptions=subs),
+        backend.graph_query(SERVICE_HEALTH_QUERY, subscriptions=subs),
+    )
+    rows = list(found.rows)
+    have = {str(r.get("id") or "").lower() for r in rows}
+    referenced: dict[str, str] = {}
+    for row in rows:
+        for match in _REFERENCE.findall(orjson.dumps(row.get("properties")).decode()):
+            if match.lower() not in have:
+                referenced.setdefault(match.lower(), match)
+    elsewhere = [r for r in referenced if "/providers/" in r and r.split("/providers/", 1)[1].rsplit("/", 1)[0] in TYPES.values()]
+    if elsewhere:
+        more = await backend.graph_query(
+            f"resources | where type in~ ({types}) | where tolower(id) in ({_in_list(elsewhere)}) | project {_COLUMNS} | order by id asc",
+            subscriptions=_group_scope(elsewhere)[0],
+        )
+        rows.extend(more.rows)
+    collected = BatchRows()
+    collected.add_page([r for r in rows if r.get("type") != TYPES["vms"] or str(r.get("id") or "").lower() in wanted])
+    collected.add_page(list(statuses.rows))
+    collected.add_page(list(events.rows))
+    return {sub: subscription_part(sub, collected.by_sub.get(sub.lower())) for sub in {str(r.get("subscriptionId") or "") for r in rows if r.get("subscriptionId")}}

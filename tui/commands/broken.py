@@ -1,4 +1,4 @@
-"""`aztriage broken`: what is wrong across the tenant, from Azure Resource Graph in three
+"""`aztriage broken`: what is wrong across the tenant, from Azure Resource Graph in four
 queries, before (or instead of) loading every VM (backend/search.py)."""
 
 from __future__ import annotations
@@ -37,12 +37,17 @@ def run(args: argparse.Namespace) -> int:
                 for b in found.vms
             ],
             "events": [{"id": e.id, "subscription_id": e.subscription_id, "type": e.type, "title": e.title, "regions": list(e.regions)} for e in found.events],
-            "maintenance": [{"id": m.get("id"), "subscription_id": m.get("subscriptionId")} for m in found.maintenance],
+            "stopped_by_owner": found.stopped_by_owner,
+            "maintenance": [
+                {"vm_id": m.vm_id, "vm": m.vm_name, "subscription_id": m.subscription_id, "resource_group": m.resource_group, "status": m.status,
+                 "impact_type": m.impact_type, "scope": m.scope, "not_before": m.not_before.isoformat() if m.not_before else None}
+                for m in found.maintenance
+            ],
             "warnings": list(found.warnings),
             "stats": {"queries": found.queries},
         })
     else:
-        print(f"VMs not Available: {len(found.vms)}")
+        print(f"VMs not Available: {len(found.vms)}" + (f" (and {found.stopped_by_owner} stopped, deallocated or starting by their owners' choice, not listed)" if found.stopped_by_owner else ""))
         if found.vms:
             rows = [(b.vm.name, b.vm.resource_group, b.vm.power_state, b.health.availability_state.upper(), b.health.reason or "-") for b in found.vms]
             print(table(("VM", "GROUP", "POWER", "HEALTH", "REASON"), rows, shrink=(4, 1)))
@@ -54,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
                 kind, title, regions, count = seen[e.id]
                 seen[e.id] = (kind, title, regions, count + 1)
             print(table(("TRACKING ID", "TYPE", "TITLE", "REGIONS", "SUBSCRIPTIONS"), [(k, *v[:3], str(v[3])) for k, v in seen.items()], shrink=(2, 3)))
-        print(f"\nPending platform maintenance (maintenanceresources): {len(found.maintenance)}")
+        print(f"\nPending platform maintenance: {len(found.maintenance)}")
+        if found.maintenance:
+            pending = [(m.vm_name, m.resource_group, m.status, m.impact_type, m.scope, m.not_before.strftime("%Y-%m-%d %H:%M UTC") if m.not_before else "-") for m in found.maintenance]
+            print(table(("VM", "GROUP", "STATUS", "IMPACT", "SCOPE", "NOT BEFORE"), pending, shrink=(1,)))
         print(f"\n{found.queries} Resource Graph queries")
     for warning in found.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -136,6 +136,32 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
         self.table.set_rows(rows)
         self.update_status()
 
+    def on_input_submitted(self, event) -> None:
+        """enter in the filter: with no loaded VM matching a name, IP address or id, the tenant is
+        searched (one Resource Graph query) and what it finds is added to the table. (Textual
+        also runs TableFilterMixin's handler, which keeps the filter.)"""
+        if event.input.id != "filter" or self.table.row_count or not event.value.strip():
+            return
+        from tui.palette import tenant_search_text
+
+        text = tenant_search_text(event.value)
+        if text is not None and self.aztriage.backend is not None:
+            self._search_tenant(text)
+
+    @work(exclusive=True, group="tenant-find", exit_on_error=False, description="searching the tenant")
+    async def _search_tenant(self, text: str) -> None:
+        from backend.errors import BackendError
+
+        self.set_status(f" searching the tenant for {text}… (Resource Graph)")
+        try:
+            found = await self.aztriage.find_in_tenant(text)
+        except BackendError as exc:
+            self.notify(f"The tenant search failed: {exc}", severity="error", timeout=8)
+            found = []
+        if not found:
+            self.notify(f"No VM matches {text} in the tenant either (Resource Graph searched every subscription in scope).", severity="warning", timeout=6)
+        self.update_status()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop_probe":
             return bool(self.aztriage.probe_status)
@@ -172,6 +198,10 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
         if table.filter_text:
             text.append(f" · {table.row_count} match ")
             text.append(f"/{table.filter_text}", style="bold")
+            if not table.row_count:
+                text.append(" · enter searches the tenant")
+        if self.aztriage.showing_broken:
+            text.append(" · what is broken only" + (f" ({self.aztriage.broken_note})" if self.aztriage.broken_note else ""), style="bold")
         attention = getattr(self, "_attention", 0)
         if attention:
             text.append(f" · {attention} need attention", style="bold")

@@ -3,6 +3,7 @@ is looked up again by id in each new inventory."""
 
 from __future__ import annotations
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 
@@ -29,6 +30,7 @@ class VmDetailScreen(BaseScreen):
         super().__init__()
         self.vm_id = vm_id
         self.vm: Vm | None = None
+        self._reading = False  # a sketch of the VM (the broken view's) is being read whole
 
     def compose_body(self) -> ComposeResult:
         yield VmDetail(id="detail")
@@ -38,9 +40,21 @@ class VmDetailScreen(BaseScreen):
         self.query_one(VmDetail).focus()
 
     def show_inventory(self, inventory: Inventory) -> None:
+        from backend.search import is_sketch
+
         self.vm = inventory.vm_by_id(self.vm_id)
         self.query_one(VmDetail).show(self.vm, inventory, self.aztriage.now())
         self.update_status()
+        if self.vm is not None and is_sketch(self.vm) and not self._reading:
+            self._reading = True
+            self.set_status(f" VM {self.vm.name} · reading it whole from Resource Graph…")
+            self._read_whole()
+
+    @work(exclusive=True, group="read-vm", exit_on_error=False, description="reading the VM from Resource Graph")
+    async def _read_whole(self) -> None:
+        """The broken view knows this VM from its health row only: its NICs, disks and NSGs
+        come from Resource Graph now (the new inventory redraws this page)."""
+        await self.aztriage.read_whole(self.vm_id)
 
     def update_status(self) -> None:
         name = self.vm.name if self.vm else self.vm_id.rsplit("/", 1)[-1]
