@@ -617,8 +617,11 @@ class VerdictBook:
         self.generation += 1
 
     def forget(self, vm_id: str) -> None:
-        """A recovery changed the VM: what was probed before no longer holds."""
-        if self.evidence.pop(vm_id.lower(), None) is not None:
+        """A recovery changed the VM: what was probed before no longer holds (and its own
+        change is the latest now: the changes are read again)."""
+        had_changes = vm_id.lower() in self.changes
+        self.changes.pop(vm_id.lower(), None)
+        if self.evidence.pop(vm_id.lower(), None) is not None or had_changes:
             self.generation += 1
 
     def verdict(self, vm: Vm, inventory: Inventory | None, now: datetime | None = None) -> Verdict:

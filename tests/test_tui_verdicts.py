@@ -4,6 +4,8 @@ result replaces the verdict from before it (against the emulator's real guests).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.support import emulator_control, start_emulator
@@ -144,3 +146,30 @@ async def test_a_recovery_run_replaces_the_verdict_from_before_it(emu):
             await wait_for(pilot, lambda: app.verdict_for(app.inventory.vm_by_name("legacy-ftp-01")[0]).id == "reachable", timeout=60, what="the new verdict")
     finally:
         emulator_control(emu, "POST", "/_emulator/reset")
+
+
+async def test_what_changed_is_in_the_verdict_of_a_vm_that_does_not_answer(emu):
+    """jump-prod-01's RDP is blocked: after the probe, the console reads its recent changes (one
+    Resource Graph query, not in the inventory load) and the NSG rule sec.oncall added 2 h 40 min
+    before is in its verdict: in the Connectivity evidence and in the VM detail's Verdict section."""
+    from tui.screens.vm_detail import VmDetailScreen
+
+    app = make_app(emu, start_pane="connectivity")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_loaded(pilot)
+        vm = app.inventory.vm_by_name("jump-prod-01")[0]
+        assert not app.verdicts.changes_known(vm.id)  # nothing read with the inventory
+        screen = app.screen
+        screen.table.move_cursor_to_key(f"{vm.id.lower()}:3389")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.verdict_for(vm).change is not None, timeout=40, what="the recent change")
+        await pilot.pause(0.3)
+        conn = renderable_text(screen.query_one("#probe-detail").content, width=300)
+        assert re.search(r"\n  changed 2h \d+m ago \(2026-11-30 00:20 UTC\) by sec\.oncall@contoso\.com: Update nsg-jump-prod: .*Deny-RDP-Incident-4711", conn), conn
+        web = app.inventory.vm_by_name("web-prod-01")[0]
+        assert not app.verdicts.changes_known(web.id)  # only the VMs that need it are read
+        await app.push_screen(VmDetailScreen(vm.id))
+        await pilot.pause(0.3)
+        detail = renderable_text(app.screen.query_one("#vm-detail-body").content, width=300)
+        assert "Verdict" in detail and "NSG  blocked by NSG rule Deny-RDP-Incident-4711" in detail
+        assert re.search(r"• changed 2h \d+m ago \(2026-11-30 00:20 UTC\) by sec\.oncall@contoso\.com", detail), detail

@@ -116,6 +116,7 @@ class AztriageApp(App[int]):
         # whole from Resource Graph: kept in every inventory the console shows.
         self.found: Inventory | None = None
         self._probe_vms: list[Vm] = []  # for background_probe (see probe_after_load)
+        self._changes_vms: list[Vm] = []  # for read_changes (see changes_for)
         self.refreshed_at: datetime | None = None
         self.load_error: str = ""
         self.exit_message: str | None = None
@@ -563,6 +564,40 @@ class AztriageApp(App[int]):
         """A connectivity run's findings (probes, agent, boot logs) become the VMs' evidence."""
         self.verdicts.record_report(report, vms, self.now())
         self._remember(report, vms)
+        self.broadcast(VerdictsChanged())
+        vms = list(vms)
+        if len(vms) <= VERDICT_EVENTS_UP_TO:  # a background sweep of a large estate does not scan its changes
+            self.changes_for(vms)
+
+    def changes_for(self, vms: Any) -> None:
+        """What changed lately on those of `vms` that do not answer (verdict evidence), read after
+        the fact: one Resource Graph query, never a request per VM, never in the inventory load."""
+        from backend.verdict import QUIET
+
+        inventory = self.inventory
+        wanted = [vm for vm in vms if not self.verdicts.changes_known(vm.id) and self.verdict_for(vm).id not in QUIET]
+        if self.backend is None or inventory is None or not wanted:
+            return
+        self._changes_vms = self._changes_vms + wanted  # handed over in an attribute (see probe_after_load)
+        self.read_changes()
+
+    def record_changes(self, found: Any) -> None:
+        """Changes a timeline already read (backend.timeline.Timeline.recent_change)."""
+        self.verdicts.record_changes(found)
+        self.broadcast(VerdictsChanged())
+
+    @work(group="changes", exit_on_error=False, description="reading recent changes")
+    async def read_changes(self) -> None:
+        from backend.verdict import read_changes
+
+        vms, self._changes_vms = self._changes_vms, []
+        backend = self.backend
+        if backend is None or not vms:
+            return
+        error = await read_changes(self.verdicts, backend, self.inventory, vms, self.now())
+        if error:
+            log.info("%s", error)  # evidence the verdict can do without: not worth a notification
+            return
         self.broadcast(VerdictsChanged())
 
     def _remember(self, report: Any, vms: Any) -> None:

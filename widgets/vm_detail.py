@@ -5,6 +5,7 @@ Delete), NICs, the NSG rules that apply, extensions, and where it lives."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -253,7 +254,23 @@ def extensions_section(vm: Vm) -> RenderableType:
     return table
 
 
-def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime) -> Group:
+def verdict_section(verdict: Any) -> RenderableType:
+    """The VM's one verdict (backend.verdict), as every pane has it: what is wrong, the next
+    step, and the evidence (a recent change among it: who, what, when)."""
+    from widgets.vm_table import VERDICT_TONES
+
+    text = Text()
+    text.append(f"{verdict.label}", style=TONE_STYLE.get(VERDICT_TONES.get(verdict.id), "") or "bold")
+    text.append(f"  {verdict.summary}")
+    text.append("\nNext: ", style="bold")
+    text.append(verdict.next_step)
+    for line in verdict.evidence:
+        text.append("\n  • ")
+        text.append(line, style="bold" if line.startswith("changed ") else "")
+    return text
+
+
+def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime, verdict: Any = None) -> Group:
     names = {s.subscription_id.lower(): s.display_name for s in inventory.subscriptions} if inventory else {}
     pending = inventory is not None and vm.id.lower() in inventory.views_pending
     power, power_tone = fmt.power_cell(vm)
@@ -264,8 +281,10 @@ def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime) -> 
     title.append(power, style=TONE_STYLE[power_tone])
     title.append("  ")
     title.append(health, style=TONE_STYLE[health_tone])
-    parts: list[RenderableType] = [
-        title,
+    parts: list[RenderableType] = [title]
+    if verdict is not None:
+        parts += [_heading("Verdict"), verdict_section(verdict), _heading("Overview")]
+    parts += [
         overview(vm, names.get(vm.subscription_id.lower(), vm.subscription_id), pending),
         _heading("Health"),
         health_section(vm, now),
@@ -303,10 +322,10 @@ class VmDetail(ScrollPanel):
     def compose(self):
         yield Static(id="vm-detail-body", markup=False)
 
-    def show(self, vm: Vm | None, inventory: Inventory | None, now: datetime) -> None:
+    def show(self, vm: Vm | None, inventory: Inventory | None, now: datetime, verdict: Any = None) -> None:
         self.vm = vm
         body = self.query_one("#vm-detail-body", Static)
         if vm is None:
             body.update(Text("This VM is no longer in the inventory (deleted, or its subscription failed to load).", style="yellow"))
         else:
-            body.update(vm_detail_renderable(vm, inventory, now))
+            body.update(vm_detail_renderable(vm, inventory, now, verdict))

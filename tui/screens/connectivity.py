@@ -29,7 +29,7 @@ from textual.widgets import Input, Static
 from backend.diagnose import NO_PUBLIC_PATH, SCENARIO_TITLES, Diagnosis
 from backend.models import Inventory
 from backend.probe import OPEN, ProbeResult
-from backend.verdict import GUEST_SIDE
+from backend.verdict import GUEST_SIDE, change_line
 from tui.messages import VerdictsChanged
 from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
 from widgets.connectivity_table import ConnectivityTable, PortState, port_row, row_key
@@ -405,7 +405,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
     def show_detail(self) -> None:
         panel = self.query_one("#probe-detail", Static)
         state = self.table.cursor_state
-        panel.update(detail_text(state, self.aztriage.verdict_for(state.vm)) if state is not None else "")
+        panel.update(detail_text(state, self.aztriage.verdict_for(state.vm), self.aztriage.now()) if state is not None else "")
 
     @on(VerdictsChanged)
     def _verdicts_changed(self) -> None:
@@ -465,7 +465,7 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         return commands
 
 
-def detail_text(state: PortState, verdict: Any = None) -> Any:
+def detail_text(state: PortState, verdict: Any = None, now: Any = None) -> Any:
     vm = state.vm
     head = Text()
     head.append(f"{vm.name}", style="bold")
@@ -482,6 +482,10 @@ def detail_text(state: PortState, verdict: Any = None) -> Any:
         line.append(f"\n  next: {verdict.next_step}")
         if verdict.id in GUEST_SIDE:
             line.append("\n  or fix it in the guest: i opens its serial console")
+        if verdict.change is not None:
+            # What changed lately (resourcechanges): the operator's first question on a bridge.
+            line.append("\n  ")
+            line.append(change_line(verdict.change, now) if now is not None else verdict.change.what, style="bold")
         lines.append(line)
     if d is None:
         lines.append(Text("probing…" if state.probing else "not probed yet: p probes this VM, a probes every VM", style="italic"))

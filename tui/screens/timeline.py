@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from backend.models import Inventory, Vm
-from backend.timeline import SOURCE_LABELS, SOURCES, Timeline, TimelineEntry
+from backend.timeline import CHANGES, SOURCE_LABELS, SOURCES, Timeline, TimelineEntry
 from tui.screens.base import BaseScreen
 from widgets.fast_table import FastTable
 from widgets.timeline_table import TimelineTable, timeline_rows
@@ -81,6 +81,8 @@ class TimelineScreen(BaseScreen):
         finally:
             self.loading = False
         self.redraw()
+        if not any(source == CHANGES for source, _ in self.timeline.errors):
+            app.record_changes({vm.id: self.timeline.recent_change(now)})  # read already: the verdict's evidence too
 
     def redraw(self) -> None:
         tl = self.timeline

@@ -3,11 +3,12 @@ is looked up again by id in each new inventory."""
 
 from __future__ import annotations
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 
 from backend.models import Inventory, Vm
+from tui.messages import VerdictsChanged
 from tui.screens.base import BaseScreen
 from widgets.vm_detail import VmDetail
 
@@ -43,18 +44,29 @@ class VmDetailScreen(BaseScreen):
         from backend.search import is_sketch
 
         self.vm = inventory.vm_by_id(self.vm_id)
-        self.query_one(VmDetail).show(self.vm, inventory, self.aztriage.now())
-        self.update_status()
+        self._show(inventory)
         if self.vm is not None and is_sketch(self.vm) and not self._reading:
             self._reading = True
             self.set_status(f" VM {self.vm.name} · reading it whole from Resource Graph…")
             self._read_whole()
+        elif self.vm is not None:
+            # A VM that does not answer: what changed on it lately (read once, after the fact).
+            self.aztriage.changes_for([self.vm])
+
+    def _show(self, inventory: Inventory | None) -> None:
+        verdict = self.aztriage.verdict_for(self.vm) if self.vm is not None and inventory is not None else None
+        self.query_one(VmDetail).show(self.vm, inventory, self.aztriage.now(), verdict)
+        self.update_status()
 
     @work(exclusive=True, group="read-vm", exit_on_error=False, description="reading the VM from Resource Graph")
     async def _read_whole(self) -> None:
         """The broken view knows this VM from its health row only: its NICs, disks and NSGs
         come from Resource Graph now (the new inventory redraws this page)."""
         await self.aztriage.read_whole(self.vm_id)
+
+    @on(VerdictsChanged)
+    def _verdicts_changed(self) -> None:
+        self._show(self.aztriage.inventory)
 
     def update_status(self) -> None:
         name = self.vm.name if self.vm else self.vm_id.rsplit("/", 1)[-1]
