@@ -3,8 +3,9 @@ find a VM by name, IP address or id (``aztriage find``), and what is broken
 (``aztriage broken``: VMs not Available, active service events, pending maintenance).
 
 A name or an id is one query (VMs whose name or id match, case-insensitively); an IP
-address is one query per kind of address: NICs whose private address matches, public
-IPs whose address matches (their NIC's VM is found in the same answer's rows). The scope is
+address is one query per kind of address, both at once: NICs whose private address
+matches, public IPs whose address matches; then the NICs those sit on (one more query,
+only for a public address) and the VMs (one). The scope is
 the whole tenant unless subscriptions are given: ARG then searches only the first 10,000
 subscriptions, and says so (``Found.subscription_limit_hit``).
 
@@ -88,16 +89,18 @@ async def find_vms(graph: ResourceGraph, text: str, subscriptions: list[str] | N
         vms = [_found(row, kind) for row in result.rows]
         return Found(tuple(vms[:MAX_MATCHES]), result.truncated or len(vms) > MAX_MATCHES, result.subscription_limit_hit)
     # An IP: NICs holding it as a private address, public IPs holding it (and the NIC they sit on).
-    nics = await graph.graph_query(
-        "resources | where type =~ 'microsoft.network/networkinterfaces' | mv-expand ipconfig = properties.ipConfigurations"
-        f" | where tostring(ipconfig.properties.privateIPAddress) == {literal}"
-        " | project id, vm = tolower(tostring(properties.virtualMachine.id)) | order by id asc",
-        subscriptions=subscriptions,
-    )
-    publics = await graph.graph_query(
-        f"resources | where type =~ 'microsoft.network/publicipaddresses' | where tostring(properties.ipAddress) == {literal}"
-        " | project id, nic = tolower(tostring(properties.ipConfiguration.id)) | order by id asc",
-        subscriptions=subscriptions,
+    nics, publics = await asyncio.gather(  # both at once: one round trip
+        graph.graph_query(
+            "resources | where type =~ 'microsoft.network/networkinterfaces' | mv-expand ipconfig = properties.ipConfigurations"
+            f" | where tostring(ipconfig.properties.privateIPAddress) == {literal}"
+            " | project id, vm = tolower(tostring(properties.virtualMachine.id)) | order by id asc",
+            subscriptions=subscriptions,
+        ),
+        graph.graph_query(
+            f"resources | where type =~ 'microsoft.network/publicipaddresses' | where tostring(properties.ipAddress) == {literal}"
+            " | project id, nic = tolower(tostring(properties.ipConfiguration.id)) | order by id asc",
+            subscriptions=subscriptions,
+        ),
     )
     private_vms = {str(r.get("vm") or "") for r in nics.rows} - {""}
     public_nics = {str(r.get("nic") or "").split("/ipconfigurations/")[0] for r in publics.rows} - {""}
