@@ -201,7 +201,8 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
             if not table.row_count:
                 text.append(" · enter searches the tenant")
         if self.aztriage.showing_broken:
-            text.append(" · what is broken only" + (f" ({self.aztriage.broken_note})" if self.aztriage.broken_note else ""), style="bold")
+            which = "what is broken only" if self.aztriage.broken_only else "what is broken, every VM loading"
+            text.append(f" · {which}" + (f" ({self.aztriage.broken_note})" if self.aztriage.broken_note else ""), style="bold")
         attention = getattr(self, "_attention", 0)
         if attention:
             text.append(f" · {attention} need attention", style="bold")
