@@ -173,3 +173,10 @@ async def test_what_changed_is_in_the_verdict_of_a_vm_that_does_not_answer(emu):
         detail = renderable_text(app.screen.query_one("#vm-detail-body").content, width=300)
         assert "Verdict" in detail and "NSG  blocked by NSG rule Deny-RDP-Incident-4711" in detail
         assert re.search(r"• changed 2h \d+m ago \(2026-11-30 00:20 UTC\) by sec\.oncall@contoso\.com", detail), detail
+        app.pop_screen()
+        await pilot.press("6")  # the Boot pane's verdict block says it too
+        await wait_for(pilot, lambda: app.current_mode == "boot", what="the Boot pane")
+        app.screen.table.move_cursor_to_key(vm.id.lower())
+        await pilot.pause(0.3)
+        boot = renderable_text(app.screen.query_one("#boot-detail").content, width=300)
+        assert re.search(r"VERDICT NSG: .*\n  next: .*\n  changed 2h \d+m ago .* by sec\.oncall@contoso\.com", boot, re.S), boot

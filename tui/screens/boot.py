@@ -214,7 +214,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
 
     def show_detail(self) -> None:
         state = self.table.cursor_state
-        self.query_one("#boot-detail", Static).update(state_lines(state, verdict=self.aztriage.verdict_for(state.vm)) if state is not None else "")
+        self.query_one("#boot-detail", Static).update(state_lines(state, verdict=self.aztriage.verdict_for(state.vm), now=self.aztriage.now()) if state is not None else "")
 
     @on(VerdictsChanged)
     def _verdicts_changed(self) -> None:
@@ -477,7 +477,7 @@ class BootDetailScreen(BaseScreen):
         if state is None:
             verdict_box.update(Text(" loading inventory…", style="dim"))
             return
-        text = state_lines(state, loading=loading, verdict=self.aztriage.verdict_for(state.vm))
+        text = state_lines(state, loading=loading, verdict=self.aztriage.verdict_for(state.vm), now=self.aztriage.now())
         if state.data is not None and state.data.fetched_at is not None and not (loading or state.fetching):
             when = self.aztriage.now().strftime("%H:%M:%S UTC")
             text.append(f"\nread {when}, {state.data.storage}", style="dim")
@@ -641,15 +641,20 @@ def reason_of(state: BootState) -> tuple[str, tuple[str, ...]]:
     return f"boot diagnostics: {verdict.summary}", evidence
 
 
-def state_lines(state: BootState, *, detail: bool = False, loading: bool = False, verdict: Any = None) -> Text:
+def state_lines(state: BootState, *, detail: bool = False, loading: bool = False, verdict: Any = None, now: Any = None) -> Text:
     text = _state_lines(state, detail=detail, loading=loading)
     if verdict is not None and not (loading or state.fetching):
-        # The VM's one verdict and its next step, as every pane shows it.
+        # The VM's one verdict and its next step, as every pane shows it, and what changed lately.
         text.append("\nVERDICT ", style="bold")
         text.append(f"{verdict.label}: {verdict.summary}", style="bold")
         if verdict.scenario:
             text.append(f"  → o: {verdict.scenario}", style="bold")
         text.append(f"\n  next: {verdict.next_step}")
+        if verdict.change is not None and now is not None:
+            from backend.verdict import change_line
+
+            text.append("\n  ")
+            text.append(change_line(verdict.change, now), style="bold")
     return text
 
 
