@@ -293,6 +293,8 @@ class Graph:
         hit = self._subqueries.get(key)
         if hit is not None and all(versions.get(k, 0) == v for k, v in hit[0]):
             self._subqueries.move_to_end(key)
+            for read, _ in hit[0]:  # what kept it holds for whatever is kept around it too
+                self._record(read)
             return hit[1]
         self._recorders.append(set())
         try:
@@ -301,7 +303,7 @@ class Graph:
             reads = self._recorders.pop()
         if reads is not None:
             self._subqueries[key] = (tuple((k, versions.get(k, 0)) for k in reads), rows)
-            while len(self._subqueries) > 16:
+            while len(self._subqueries) > 64:
                 self._subqueries.popitem(last=False)
         return rows
 

@@ -456,22 +456,22 @@ def run(query: str, tables: TableSource, *, subqueries: SubqueryCache | None = N
     if head[0].kind != "name" or len(head) != 2:
         raise KqlError(f"a query starts with a table name, not {stages[0][:40]!r}", stages[0][:40])
     table = head[0].text.lower()
-    # The table and the wheres that follow it: a source may keep what they select (queries
-    # that start alike, such as two over the VMs that are not Available, share it).
-    filters = 1
-    while filters < len(stages) and re.match(r"where\b", stages[filters], re.I):
-        filters += 1
+    # The table and the wheres and mv-expands that follow it: a source may keep what each of
+    # them leaves (queries that start alike share it: two over the VMs that are not Available,
+    # every search of the NICs' addresses, whatever the address).
+    lead = 1
+    while lead < len(stages) and re.match(r"(where|mv-expand)\b", stages[lead], re.I):
+        lead += 1
 
-    def select() -> list[Row]:
-        selected: list[Row] = list(tables(table, _types_kept(stages[1] if len(stages) > 1 else "")))
-        return _stages(stages[1:filters], selected, tables, subqueries).rows
+    def prefix(k: int) -> list[Row]:
+        """The rows after stages[:k]."""
+        if k == 1:
+            return list(tables(table, _types_kept(stages[1] if len(stages) > 1 else "")))
+        if subqueries is None:
+            return _stages(stages[1:k], prefix(1), tables, None).rows
+        return subqueries(" | ".join(stages[:k]), lambda: _stages([stages[k - 1]], prefix(k - 1), tables, subqueries).rows)
 
-    if subqueries is not None and filters > 1:
-        rows = subqueries(" | ".join(stages[:filters]), select)
-    else:
-        rows = select()
-    result = _stages(stages[filters:], list(rows), tables, subqueries)
-    return result
+    return _stages(stages[lead:], list(prefix(lead)), tables, subqueries)
 
 
 def _stages(stages: list[str], rows: list[Row], tables: TableSource, subqueries: SubqueryCache | None) -> Result:
