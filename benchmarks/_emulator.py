@@ -25,7 +25,7 @@ def emulator_process(*args: str) -> Iterator[dict]:
         line = proc.stdout.readline()
         if not line:
             raise SystemExit(f"the emulator did not start: {' '.join(cmd)}")
-        yield json.loads(line)
+        yield {**json.loads(line), "pid": proc.pid}  # the pid: a benchmark may read the emulator's CPU time
     finally:
         proc.terminate()
         try:
