@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -30,7 +31,15 @@ def serve_foreground(estate: dict, **kwargs: Any) -> int:
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def main() -> int:
-        emu = Emulator(estate, **kwargs)
+        # The store is millions of small acyclic containers at scale:100000: the cyclic collector
+        # would walk them again and again while they are made (most of the time of a load), and
+        # after that they live as long as the process, so later collections skip them (freeze).
+        gc.disable()
+        try:
+            emu = Emulator(estate, **kwargs)
+        finally:
+            gc.enable()
+        gc.freeze()
         try:
             await emu.start()
         except Exception as exc:
