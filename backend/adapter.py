@@ -30,6 +30,7 @@ from backend.errors import BackendError  # re-exported: the error every capabili
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from backend.backup import BackupBook
     from backend.checks import ComputeUsage, UsageKey
     from backend.models import ActivityEvent, BootDiagnosticsData, GraphResult, HealthStatus, Inventory, Maintenance, StorageAccount, Subscription, Vm
     from backend.network import ConnectivityCheck, PrivatePath
@@ -40,6 +41,7 @@ __all__ = [
     "AvailabilitySets",
     "Backend",
     "BackendError",
+    "BackupProtection",
     "BootDiagnostics",
     "CheckBackend",
     "ComputeOperations",
@@ -258,6 +260,31 @@ class SizeCatalog(Protocol):
         ...
 
 
+class BackupProtection(Protocol):
+    """Azure Backup through Recovery Services: which VMs a vault protects, and an on-demand backup."""
+
+    async def backup_protection(self, subscription_ids: Sequence[str]) -> BackupBook:
+        """Every VM protected in a vault of these subscriptions (vaults, then each vault's
+        protected VMs and policies: O(vaults) requests); a subscription that cannot be read
+        is in ``errors``, never raised."""
+        ...
+
+    async def get_protected_item(self, item_id: str) -> Document | None: ...
+
+    async def trigger_backup(self, item_id: str, retain_until: str, **lro: Unpack[Lro]) -> Document:
+        """Back the VM up now (kept until ``retain_until``, ISO UTC); returns the finished
+        operation, whose ``properties.jobId`` is the backup job. Refused under ``--read-only``."""
+        ...
+
+    async def list_backup_jobs(self, vault_id: str, *, since: datetime | None = None) -> list[Document]:
+        """The vault's backup jobs, those started at or after ``since`` when given."""
+        ...
+
+    async def get_backup_job(self, job_id: str) -> Document | None:
+        """A backup job by its full id (``.../vaults/{v}/backupJobs/{name}``)."""
+        ...
+
+
 class AvailabilitySets(Protocol):
     """Availability sets: read one, create one (move-to-set)."""
 
@@ -400,14 +427,16 @@ class ConnectivityBackend(NetworkDiagnostics, BootDiagnostics, Connected, Protoc
     agent and maintenance, the serial log of a VM that does not answer, Network Watcher."""
 
 
-class RecoveryBackend(InventorySource, ResourceReads, ComputeOperations, ConnectivityBackend, NsgChanges, NetworkPathChanges, SizeCatalog, AvailabilitySets, Protocol):
+class RecoveryBackend(
+    InventorySource, ResourceReads, ComputeOperations, ConnectivityBackend, NsgChanges, NetworkPathChanges, SizeCatalog, AvailabilitySets, BackupProtection, Protocol
+):
     """What a recovery plan and its steps use: the final check reads the inventory again and
     makes the connectivity diagnosis the Connectivity pane makes (so a connectivity run's
     capabilities, boot diagnostics among them)."""
 
 
-class CheckBackend(InventorySource, Quota, Protocol):
-    """What the high-availability checklist reads beyond the inventory."""
+class CheckBackend(InventorySource, Quota, BackupProtection, Protocol):
+    """What the high-availability checklist reads beyond the inventory: compute usage, Azure Backup."""
 
 
 class ReportBackend(CheckBackend, TimelineBackend, ConnectivityBackend, Protocol):

@@ -6,7 +6,7 @@ inventory at once.
 Every rule is a pure function ``(Inventory, CheckContext) -> Iterable[Finding]``.
 Facts the inventory does not carry come in through ``CheckContext``:
 regional compute usage (the ``Quota`` capability of ``backend.adapter``), Azure Backup protection
-(no adapter reads it yet) and the role settings. A rule whose input is missing
+(the ``BackupProtection`` capability: Recovery Services vaults, ``backend.backup``) and the role settings. A rule whose input is missing
 is reported as *not checked* with the reason; it never guesses.
 
 Scoring (documented here because operators will ask):
@@ -38,6 +38,7 @@ from typing import Any
 
 from backend import regions, sizes
 from backend.adapter import CheckBackend
+from backend.backup import BackupBook
 from backend.escape import md_inline
 from backend.instance_views import choose
 from backend.models import Inventory, Vm, id_name
@@ -121,23 +122,52 @@ class ComputeUsage:
         return name == "cores" or name.endswith("family")
 
 
+# Dev and Spot VMs are not ranked with production: each finding on a VM that is not production
+# is one severity lower (high -> medium -> low -> info) and says why. A VM is not production when
+# it is a Spot VM (Azure may evict it at any time), when its environment tag (``environment`` or
+# ``env``) or its role tag (``role_tag``) has one of NONPROD_VALUES, or, without an environment
+# tag, when its name matches ``nonprod_pattern`` (config; DEFAULT_NONPROD_PATTERN otherwise).
+ENVIRONMENT_TAGS = ("environment", "env")
+NONPROD_VALUES = frozenset({"dev", "development", "test", "testing", "qa", "uat", "staging", "stage", "sandbox", "sbx", "lab", "demo", "poc", "nonprod", "non-prod"})
+DEFAULT_NONPROD_PATTERN = r"(^|[-_.])(dev|test|tst|qa|uat|sbx|sandbox|lab)([-_.]|\d|$)"
+LOWER_SEVERITY = {"high": "medium", "medium": "low", "low": "info", "info": "info"}
+
+
 @dataclass(frozen=True)
 class RoleSettings:
     """How VMs of one role are recognised: a tag (value = role), else a name pattern.
 
     The pattern is a regular expression matched against the VM name; its group
     named ``role`` (or its first group, or the whole match) is the role.
+    ``nonprod_pattern`` picks out dev/test VMs by name (see ENVIRONMENT_TAGS above).
     """
 
     tag: str | None = DEFAULT_ROLE_TAG
     pattern: str | None = None
+    nonprod_pattern: str | None = DEFAULT_NONPROD_PATTERN
 
     def __post_init__(self) -> None:
-        if self.pattern:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"role pattern {self.pattern!r} is not a valid regular expression: {exc}") from None
+        for what, value in (("role pattern", self.pattern), ("non-production pattern", self.nonprod_pattern)):
+            if value:
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise ValueError(f"{what} {value!r} is not a valid regular expression: {exc}") from None
+
+    def nonprod(self, vm: Vm) -> str | None:
+        """Why the VM is not ranked with production, or None when it is."""
+        if (vm.priority or "").lower() == "spot":
+            return "Spot VM"
+        environment_tagged = False
+        for key, value in vm.tags:
+            low = key.lower()
+            if low in ENVIRONMENT_TAGS or (self.tag and low == self.tag.lower()):
+                if value.strip().lower() in NONPROD_VALUES:
+                    return f"tag {key}={value.strip()}"
+                environment_tagged = environment_tagged or (low in ENVIRONMENT_TAGS and bool(value.strip()))
+        if not environment_tagged and self.nonprod_pattern and re.search(self.nonprod_pattern, vm.name, re.IGNORECASE):
+            return "a dev/test name"
+        return None
 
     def role_of(self, vm: Vm) -> tuple[str, str] | None:
         """(role, how it was found) or None."""
@@ -165,9 +195,10 @@ class CheckContext:
     # and in usage_errors the regions whose read failed (reason as one sentence).
     usages: Mapping[UsageKey, tuple[ComputeUsage, ...]] | None = None
     usage_errors: Mapping[UsageKey, str] = field(default_factory=dict)
-    # None: Azure Backup could not be asked. Otherwise lower-case VM id -> protected.
-    backup: Mapping[str, bool] | None = None
-    backup_unavailable_reason: str = "the Azure Backup (Recovery Services) API is not available to aztriage yet; check protection in the portal or with 'az backup item list'"
+    # None: Azure Backup was not read. Otherwise every VM protected in a vault of the subscriptions
+    # read (book.read); a subscription whose vaults could not be read is in book.errors.
+    backup: BackupBook | None = None
+    backup_unavailable_reason: str = "Azure Backup (Recovery Services vaults) was not read; check protection in the portal or with 'az backup item list'"
     quota_threshold: float = DEFAULT_QUOTA_THRESHOLD
     # The VM agent, planned maintenance and fault/update domains live in each VM's
     # instance view. None: the inventory's VMs carry them (hand-built inventories).
@@ -598,16 +629,42 @@ def check_backup(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
     if ctx.backup is None:
         return
     for vm in inv.vms:
-        protected = ctx.backup.get(vm.id.lower())
-        if protected is False:
+        if ctx.backup.known(vm.id) and ctx.backup.item(vm.id) is None:
             yield _finding(
                 "azure-backup",
                 vm,
-                f"{vm.name} is not a protected item in any Recovery Services vault",
-                f"Protect it: 'az backup protection enable-for-vm --vm {vm.id} --vault-name VAULT --policy-name POLICY -g VAULT_GROUP'.",
+                f"{vm.name} is not a protected item in any Recovery Services vault of its subscription",
+                f"Protect it from a vault in {vm.location}: 'az backup protection enable-for-vm --vm {vm.id} --vault-name VAULT --policy-name POLICY -g VAULT_GROUP'.",
             )
 
 
+def check_backup_health(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
+    """A protected VM whose last good backup is older than its policy allows, whose backups
+    fail, or whose protection is stopped (backend/backup.py: how old a policy allows)."""
+    if ctx.backup is None:
+        return
+    now = inv.fetched_at or datetime.now(UTC)
+    for vm in inv.vms:
+        item = ctx.backup.item(vm.id)
+        if item is None:
+            continue
+        problems = item.problems(now)
+        if not problems:
+            continue
+        if item.stopped:
+            fix = (f"Resume protection in vault {item.vault} ('az backup protection resume -g {item.resource_group} --vault-name {item.vault} "
+                   f"--container-name {item.container} --item-name {item.item} --policy-name POLICY'), then take a backup now "
+                   f"('aztriage recover --vm {vm.name} --scenario backup-now').")
+        else:
+            fix = (f"Take a backup now ('aztriage recover --vm {vm.name} --scenario backup-now') and find why the scheduled ones "
+                   f"do not succeed (the vault's Backup jobs: 'az backup job list -g {item.resource_group} --vault-name {item.vault}').")
+        yield _finding(
+            "backup-health",
+            vm,
+            f"{vm.name} ({item.describe(now)}): " + "; ".join(problems),
+            fix,
+            severity="high" if item.stale(now) or item.stopped else "medium",
+        )
 def check_retirements(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
     """Retiring Azure features a VM uses (backend/retirements.py: one table of dates and links).
     Unmanaged disks have their own rule; NSG flow logs are not read (see retirements_not_checked)."""
@@ -653,9 +710,21 @@ def retirements_not_checked(inv: Inventory, ctx: CheckContext) -> Iterable[NotCh
         )
 
 
-def backup_not_checked(inv: Inventory, ctx: CheckContext) -> Iterable[NotChecked]:
+def _backup_not_checked(rule: str, inv: Inventory, ctx: CheckContext) -> Iterable[NotChecked]:
     if ctx.backup is None:
-        yield NotChecked("azure-backup", "estate", ctx.backup_unavailable_reason)
+        yield NotChecked(rule, "estate", ctx.backup_unavailable_reason)
+        return
+    for sub, reason in sorted(ctx.backup.errors.items()):
+        if any(vm.subscription_id.lower() == sub for vm in inv.vms):
+            yield NotChecked(rule, f"subscription {sub}", f"its Recovery Services vaults could not be read: {reason}")
+
+
+def backup_not_checked(inv: Inventory, ctx: CheckContext) -> Iterable[NotChecked]:
+    yield from _backup_not_checked("azure-backup", inv, ctx)
+
+
+def backup_health_not_checked(inv: Inventory, ctx: CheckContext) -> Iterable[NotChecked]:
+    yield from _backup_not_checked("backup-health", inv, ctx)
 
 
 RULES: tuple[Rule, ...] = (
@@ -675,6 +744,7 @@ RULES: tuple[Rule, ...] = (
     Rule("temporary-disk", "Temporary disk: data there is not kept", "info", "runbook: Temporary Disk D:", check_temp_disk, temp_disk_not_checked),
     Rule("entry-level-size", "A- or B-series size for production load", "low", "APRL 3201dba8", check_entry_level_size),
     Rule("azure-backup", "Not protected by Azure Backup", "medium", "runbook: VM Backups; APRL 1981f704", check_backup, backup_not_checked),
+    Rule("backup-health", "Azure Backup older than its policy allows, failing or stopped", "high", "runbook: VM Backups", check_backup_health, backup_health_not_checked),
     Rule("retirement", "Uses an Azure feature that is retired or retiring", "medium", "Microsoft's retirement list (backend/retirements.py)", check_retirements, retirements_not_checked),
 )
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
@@ -806,8 +876,31 @@ def run_checks(inv: Inventory, ctx: CheckContext | None = None, *, rules: Iterab
         findings.extend(rule.check(inv, ctx))
         if rule.not_checked is not None:
             skipped.extend(rule.not_checked(inv, ctx))
+    findings = _ranked_by_environment(inv, findings, ctx.roles)
     findings.sort(key=sort_key)
     return CheckResult(inventory=inv, findings=tuple(findings), not_checked=tuple(skipped), rules=chosen)
+
+
+def _ranked_by_environment(inv: Inventory, findings: list[Finding], roles: RoleSettings) -> list[Finding]:
+    """Findings on VMs that are not production one severity lower, saying why (RoleSettings.nonprod)."""
+    why_of: dict[str, str | None] = {}
+    by_id = {vm.id.lower(): vm for vm in inv.vms} if findings else {}
+    out = []
+    for f in findings:
+        vm = by_id.get((f.vm_id or "").lower())
+        if vm is None or f.severity == "info":
+            out.append(f)
+            continue
+        key = vm.id.lower()
+        if key not in why_of:
+            why_of[key] = roles.nonprod(vm)
+        why = why_of[key]
+        if why is None:
+            out.append(f)
+            continue
+        lower = LOWER_SEVERITY[f.severity]
+        out.append(dataclasses.replace(f, severity=lower, evidence=f"{f.evidence} (not production, {why}: {lower}, not {f.severity})"))
+    return out
 
 
 # --- text -------------------------------------------------------------------------
@@ -854,7 +947,8 @@ def role_settings(config: Any) -> RoleSettings:
     """The role settings from ``backend.config.Config`` (role_tag, role_pattern)."""
     tag = getattr(config, "role_tag", DEFAULT_ROLE_TAG)
     pattern = getattr(config, "role_pattern", "")
-    return RoleSettings(tag=tag or None, pattern=pattern or None)
+    nonprod = getattr(config, "nonprod_pattern", None)
+    return RoleSettings(tag=tag or None, pattern=pattern or None, nonprod_pattern=DEFAULT_NONPROD_PATTERN if nonprod is None else (nonprod or None))
 
 
 # --- reading what the rules need through the adapter ---------------------------------
@@ -872,6 +966,7 @@ class CheckFacts:
     usages: Mapping[UsageKey, tuple[ComputeUsage, ...]]
     usage_errors: Mapping[UsageKey, str]
     instance_view_limit: int | None
+    backup: BackupBook | None = None
 
     def apply(self, inv: Inventory) -> tuple[Inventory, frozenset[str]]:
         """``inv`` with the instance-view facts of the VMs read (a newer inventory keeps them)."""
@@ -893,7 +988,9 @@ class CheckFacts:
             reason = f"their instance view could not be read ({len(self.view_errors)} reads failed, e.g. {next(iter(self.view_errors.values()))})"
         else:
             reason = f"their instance view was not read (at most {self.instance_view_limit} VMs per check; 'aztriage check --instance-views all' reads every VM)"
-        return CheckContext(roles=roles or RoleSettings(), usages=self.usages, usage_errors=self.usage_errors, views_read=read, views_not_read_reason=reason)
+        return CheckContext(
+            roles=roles or RoleSettings(), usages=self.usages, usage_errors=self.usage_errors, backup=self.backup, views_read=read, views_not_read_reason=reason
+        )
 
 
 def view_facts_present(vm: Vm) -> bool:
@@ -903,7 +1000,8 @@ def view_facts_present(vm: Vm) -> bool:
 
 async def read_facts(backend: CheckBackend, inv: Inventory, *, instance_view_limit: int | None = DEFAULT_INSTANCE_VIEW_LIMIT, first: Iterable[str] = ()) -> CheckFacts:
     """Instance views of at most ``instance_view_limit`` VMs (None: all that are not
-    deallocated; ``first`` are read first) and the compute usage of every region in use.
+    deallocated; ``first`` are read first), the compute usage of every region in use and
+    the Azure Backup protection of every subscription that holds a VM, read at once.
 
     VMs the inventory already enriched with their instance view are not read again:
     they count as read."""
@@ -915,9 +1013,11 @@ async def read_facts(backend: CheckBackend, inv: Inventory, *, instance_view_lim
     if instance_view_limit is not None:
         rest = rest[: max(0, instance_view_limit - len(already) - len(named))]
     to_read = named + rest
-    views, view_errors = await backend.read_instance_views(to_read)
-    usages, usage_errors = await backend.inventory_usages(inv)
-    return CheckFacts({**already, **views}, view_errors, usages, usage_errors, instance_view_limit)
+    subscriptions = list(dict.fromkeys(vm.subscription_id for vm in inv.vms))
+    (views, view_errors), (usages, usage_errors), backup = await asyncio.gather(
+        backend.read_instance_views(to_read), backend.inventory_usages(inv), backend.backup_protection(subscriptions)
+    )
+    return CheckFacts({**already, **views}, view_errors, usages, usage_errors, instance_view_limit, backup)
 
 
 async def run_with_facts(inv: Inventory, facts: CheckFacts, roles: RoleSettings | None = None) -> tuple[Inventory, CheckResult]:

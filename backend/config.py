@@ -8,6 +8,7 @@ overridden by environment variables.
     probe_ports = [22, 3389]
     role_tag = "role"              # checklist: VMs with the same value of this tag share a role
     role_pattern = "^(?P<role>[a-z]+)-\\d+$"   # ... or, without the tag, this pattern on the name
+    nonprod_pattern = "(^|-)(dev|test|qa)(-|\\d|$)"  # checklist: names of dev/test VMs (severities lowered)
     auto_probe = true              # the console probes running VMs (and reads boot logs) after a load
     inventory_engine = "auto"      # arm (subscription-wide lists), arg (Azure Resource Graph) or auto
     graph_threshold = 100          # auto: Azure Resource Graph above this many subscriptions
@@ -18,7 +19,7 @@ overridden by environment variables.
 
 Environment: AZTRIAGE_CONFIG (another file), AZTRIAGE_SUBSCRIPTIONS (comma
 separated), AZTRIAGE_REFRESH_INTERVAL, AZTRIAGE_THEME, AZTRIAGE_PROBE_PORTS,
-AZTRIAGE_KEYS ("refresh=f5;filter=ctrl+f"), AZTRIAGE_ROLE_TAG, AZTRIAGE_ROLE_PATTERN,
+AZTRIAGE_KEYS ("refresh=f5;filter=ctrl+f"), AZTRIAGE_ROLE_TAG, AZTRIAGE_ROLE_PATTERN, AZTRIAGE_NONPROD_PATTERN,
 AZTRIAGE_AUTO_PROBE (true/false), AZTRIAGE_INVENTORY_ENGINE, AZTRIAGE_GRAPH_THRESHOLD.
 
 A bad value raises ConfigError whose message is one line naming the key.
@@ -41,7 +42,8 @@ MIN_REFRESH_INTERVAL = 5.0
 DEFAULT_THEME = "textual-dark"
 DEFAULT_PROBE_PORTS = (22, 3389)
 KNOWN_KEYS = (
-    "subscriptions", "refresh_interval", "theme", "keys", "probe_ports", "role_tag", "role_pattern", "source_ip", "auto_probe", "inventory_engine", "graph_threshold"
+    "subscriptions", "refresh_interval", "theme", "keys", "probe_ports", "role_tag", "role_pattern", "nonprod_pattern", "source_ip", "auto_probe", "inventory_engine",
+    "graph_threshold",
 )
 DEFAULT_ROLE_TAG = "role"
 
@@ -59,6 +61,7 @@ class Config:
     probe_ports: tuple[int, ...] = DEFAULT_PROBE_PORTS
     role_tag: str = DEFAULT_ROLE_TAG  # "": roles by name pattern only
     role_pattern: str = ""  # regex on the VM name; group "role" (or group 1) is the role
+    nonprod_pattern: str | None = None  # regex on the VM name for dev/test VMs (None: backend.checks' default, "": tags only)
     source_ip: str | None = None  # NSG evaluation source: an IP address or Internet / VirtualNetwork / AzureLoadBalancer
     auto_probe: bool = True  # the console probes running VMs in the background after each load (read-only)
     inventory_engine: str = "auto"  # backend.settings.ENGINES
@@ -137,6 +140,16 @@ def _role_pattern(value: Any, where: str) -> str:
     return value
 
 
+def _nonprod_pattern(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: nonprod_pattern must be a regular expression on VM names, e.g. \"(^|-)(dev|test)(-|\\\\d|$)\" (\"\" for tags only)")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ConfigError(f"{where}: nonprod_pattern is not a valid regular expression: {exc}") from None
+    return value
+
+
 def _source_ip(value: Any, where: str) -> str:
     from backend.network import Source
 
@@ -179,6 +192,7 @@ _PARSERS = {
     "probe_ports": _probe_ports,
     "role_tag": _role_tag,
     "role_pattern": _role_pattern,
+    "nonprod_pattern": _nonprod_pattern,
     "source_ip": _source_ip,
     "auto_probe": _auto_probe,
     "inventory_engine": _inventory_engine,
@@ -221,7 +235,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"AZTRIAGE_KEYS: {pair.strip()!r} is not binding_id=key (pairs separated by ';')")
             keys[binding_id.strip()] = key
         out["keys"] = keys
-    for key in ("role_tag", "role_pattern", "source_ip", "auto_probe", "inventory_engine", "graph_threshold"):
+    for key in ("role_tag", "role_pattern", "nonprod_pattern", "source_ip", "auto_probe", "inventory_engine", "graph_threshold"):
         if f"AZTRIAGE_{key.upper()}" in env:
             out[key] = env[f"AZTRIAGE_{key.upper()}"]
     return out

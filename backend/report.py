@@ -459,7 +459,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append("")
         for f in fnd["items"]:
             lines += [f"- **{md_inline(f['severity'].upper())} {md_inline(f['rule'])}**: {md_inline(f['evidence'])}", f"  - Fix: {md_inline(f['fix'])}"]
-    nc = [n for n in fnd.get("not_checked") or [] if n["scope"] == "estate" or vm["location"].lower() in n["scope"].lower() or vm["size"] in n["scope"]]
+    nc = [
+        n
+        for n in fnd.get("not_checked") or []
+        if n["scope"] in ("estate", f"subscription {str(vm.get('subscription_id') or '').lower()}")
+        or vm["location"].lower() in n["scope"].lower()
+        or vm["size"] in n["scope"]
+    ]
     if nc:
         lines += ["", "Not checked: " + "; ".join(f"{md_inline(n['rule'])} ({md_inline(n['reason'])})" for n in nc) + "."]
     return "\n".join(lines).rstrip() + "\n"

@@ -18,7 +18,8 @@ def test_check_json_has_the_documented_shape():
     s = doc["summary"]
     assert {"score", "vms", "findings", "by_severity", "by_rule", "by_vm", "by_subscription", "not_checked", "scoring"} <= set(s)
     assert s["vms"] == 30 and 0 <= s["score"] <= 100
-    assert {r["rule"]: r["status"] for r in s["by_rule"]}["azure-backup"] == "not checked"
+    status = {r["rule"]: r["status"] for r in s["by_rule"]}
+    assert status["azure-backup"] == status["backup-health"] == "findings"  # read from the Recovery Services vaults
     delete = [f["vm"] for f in doc["findings"] if f["rule"] == "disk-delete-option"]
     assert delete == ["dev-sandbox-01"]
     # Worst first.
@@ -43,7 +44,7 @@ def test_check_table_fits_80_columns():
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("SEVERITY") and max(len(line) for line in lines) <= 80
     assert any(line.startswith("HIGH") and "unmanaged-disks" in line and "legacy-app-01" in line for line in lines)
-    assert any(line.startswith("Score ") for line in lines) and any("not checked: azure-backup" in line for line in lines)
+    assert any(line.startswith("Score ") for line in lines) and any("not checked: retirement" in line for line in lines)
 
 
 def test_check_bad_input_is_one_clear_line():
@@ -57,7 +58,7 @@ def test_list_rules_names_every_rule_with_its_source():
     assert proc.returncode == 0, proc.stderr
     for rule in ("no-zone-or-set", "single-vm-set", "set-domains", "single-instance-disks", "unmanaged-disks", "shared-storage-account",
                  "lrs-where-zrs", "role-not-load-balanced", "boot-diagnostics-off", "vm-agent-not-ready", "disk-delete-option",
-                 "planned-maintenance", "vcpu-quota", "temporary-disk", "azure-backup"):
+                 "planned-maintenance", "vcpu-quota", "temporary-disk", "azure-backup", "backup-health"):
         assert rule in proc.stdout
 
 

@@ -9,10 +9,21 @@ from datetime import UTC, datetime
 import pytest
 
 from backend import checks, sizes
+from backend.backup import BackupBook, BackupItem
 from backend.checks import CheckContext, ComputeUsage, RoleSettings, run_checks
 from backend.models import BootDiagnostics, Disk, Inventory, Maintenance, NetworkInterface, Subscription, Vm
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
+
+
+def backup_item(vm: Vm, *, hours_ago: float = 3.0) -> BackupItem:
+    """A VM protected by a daily policy whose last good backup is ``hours_ago`` old."""
+    from datetime import timedelta
+
+    good = datetime.now(UTC) - timedelta(hours=hours_ago)
+    vault = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv"
+    return BackupItem(vm.id, "rsv", vault, vault + "/backupFabrics/Azure/protectionContainers/c/protectedItems/i", "c", "i", "DefaultPolicy",
+                      "daily at 02:00 UTC", timedelta(hours=30), "Protected", "Passed", "Completed", good, good)
 RG = "rg-app"
 
 
@@ -57,7 +68,9 @@ def fired(inv: Inventory, rule: str, ctx: CheckContext | None = None) -> list[ch
 
 
 def test_the_good_vm_passes_every_rule():
-    result = run_checks(inventory(good_vm()), CheckContext(usages={}, backup={}))
+    vm = good_vm()
+    protected = BackupBook(items={vm.id.lower(): backup_item(vm)}, read=frozenset({SUB.lower()}))
+    result = run_checks(inventory(vm), CheckContext(usages={}, backup=protected))
     assert result.findings == ()
     assert result.summary()["score"] == 100
 
@@ -262,14 +275,17 @@ def test_entry_level_sizes():
     assert fired(inventory(good_vm()), "entry-level-size") == []
 
 
-def test_azure_backup_is_not_checked_unless_asked():
+def test_azure_backup_is_not_checked_unless_read():
     result = run_checks(inventory(good_vm()))
     assert [f for f in result.findings if f.rule == "azure-backup"] == []
-    assert any(n.rule == "azure-backup" and "not available" in n.reason for n in result.not_checked)
+    assert any(n.rule == "azure-backup" and "was not read" in n.reason for n in result.not_checked)
     vm = good_vm()
-    asked = run_checks(inventory(vm), CheckContext(backup={vm.id.lower(): False}))
+    asked = run_checks(inventory(vm), CheckContext(backup=BackupBook(read=frozenset({SUB.lower()}))))
     assert [f.vm for f in asked.findings if f.rule == "azure-backup"] == [vm.name]
     assert not any(n.rule == "azure-backup" for n in asked.not_checked)
+    failed = run_checks(inventory(vm), CheckContext(backup=BackupBook(errors={SUB.lower(): "listing the vaults: forbidden"})))
+    assert not [f for f in failed.findings if f.rule == "azure-backup"]
+    assert any(n.rule == "azure-backup" and n.scope == f"subscription {SUB.lower()}" and "forbidden" in n.reason for n in failed.not_checked)
 
 
 def test_rollups_and_order_worst_first():
@@ -333,3 +349,25 @@ def test_retiring_extensions_are_flagged_with_their_date_and_migration():
     ade = found["vm-old-agents uses extension ADE"]
     assert ade.severity == "low" and "encryption at host before 15 September 2028" in ade.fix and "disk-encryption-migrate" in ade.fix
     assert not fired(inventory(good_vm()), "retirement")
+
+
+def test_dev_and_spot_vms_are_not_ranked_with_production():
+    prod = good_vm("app-01", zones=(), tags=(("env", "prod"),))
+    dev = good_vm("app-02", zones=(), tags=(("env", "dev"),))
+    spot = good_vm("batch-01", zones=(), priority="Spot")
+    named = good_vm("web-dev-03", zones=())
+    prod_named_dev = good_vm("api-dev-01", zones=(), tags=(("environment", "Production"),))
+    role = good_vm("tools-01", zones=(), tags=(("role", "sandbox"),))
+    result = run_checks(inventory(prod, dev, spot, named, prod_named_dev, role))
+    sev = {f.vm: f for f in result.findings if f.rule == "no-zone-or-set"}
+    assert {n: f.severity for n, f in sev.items()} == {
+        "app-01": "high", "api-dev-01": "high", "app-02": "medium", "batch-01": "medium", "web-dev-03": "medium", "tools-01": "medium"}
+    assert sev["app-02"].evidence.endswith("(not production, tag env=dev: medium, not high)")
+    assert "not production, Spot VM" in sev["batch-01"].evidence and "a dev/test name" in sev["web-dev-03"].evidence
+    # Production comes first: every high finding is a production VM's.
+    assert [f.vm for f in result.findings if f.severity == "high"] == ["api-dev-01", "app-01"]
+    # The name pattern is the operator's to change ("" : tags and Spot only).
+    tags_only = run_checks(inventory(named), CheckContext(roles=RoleSettings(nonprod_pattern=None)))
+    assert [f.severity for f in tags_only.findings if f.rule == "no-zone-or-set"] == ["high"]
+    with pytest.raises(ValueError, match="non-production pattern"):
+        RoleSettings(nonprod_pattern="(")

@@ -60,9 +60,11 @@ async def test_demo_estate_gives_its_stories_as_findings(demo_result):
     assert {"jump-prod-01", "rdgw-shared-01", "tools-lnx-shared-01"} <= found["entry-level-size"]
     # Nothing is invented: the demo has no role tags and its regions have quota to spare.
     assert "role-not-load-balanced" not in found and "vcpu-quota" not in found
-    # Azure Backup is not read, and NSG flow logs (retiring) are named with the tool that lists them.
-    assert [n.rule for n in result.not_checked] == ["azure-backup", "retirement"]
-    assert "az network watcher flow-log list" in result.not_checked[1].reason
+    # Azure Backup is read (the vaults' protected VMs); NSG flow logs (retiring) are named with the tool that lists them.
+    assert {"jump-prod-01", "payroll-app-01"} <= found["azure-backup"] and "web-prod-01" not in found["azure-backup"]
+    assert found["backup-health"] == {"app-prod-ne-01", "erp-prod-eus-01", "mon-shared-eus-01", "legacy-app-01"}
+    assert [n.rule for n in result.not_checked] == ["retirement"]
+    assert "az network watcher flow-log list" in result.not_checked[0].reason
     # Retirements, each dated from the one table (backend/retirements.py) with its migration link.
     assert {"legacy-app-01", "legacy-ftp-01", "rdgw-shared-01"} <= found["retirement"]
     basic = next(f for f in result.findings if f.rule == "retirement" and f.vm == "rdgw-shared-01")

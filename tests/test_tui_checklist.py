@@ -56,8 +56,8 @@ async def test_findings_grouped_by_rule_worst_first_with_evidence_and_fix(emulat
         assert any(r[0] == "checklist pane" and r[3] == "checklist.export_report" for r in rows)
         # "Not checked" is listed, never hidden.
         not_checked = [row for row in table.visible_rows() if row.key == ("group", "not-checked")]
-        assert not_checked and not_checked[0].cells[1] == "▾ not checked (2)"
-        assert any(row.key[0] == "not-checked" and row.item.rule == "azure-backup" for row in table.visible_rows())
+        assert not_checked and not_checked[0].cells[1] == "▾ not checked (1)"
+        assert any(row.key[0] == "not-checked" and row.item.rule == "retirement" for row in table.visible_rows())
 
 
 async def test_group_by_vm_filter_and_enter_jumps_to_the_vm(emulator):

@@ -47,6 +47,7 @@ def test_vm_detail_panel(snap_compare, emulator, size):
         await pilot.pause()
         await pilot.press("enter")
         await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "VmDetailScreen", what="detail")
+        await wait_for(pilot, lambda: pilot.app.screen.backup is not None, what="its Azure Backup")
 
     assert snap_compare(make_app(emulator), terminal_size=size, run_before=run_before)
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from backend.backup import BackupBook, age
 from backend.models import Inventory, NetworkSecurityGroup, SecurityRule, Vm, id_name
 from widgets import fmt
 from widgets.plain import add_plain_row
@@ -148,6 +149,36 @@ def maintenance_section(vm: Vm, now: datetime, pending: bool = False) -> Rendera
     return _kv(rows)
 
 
+def backup_section(vm: Vm, book: BackupBook | None, now: datetime) -> RenderableType:
+    """Azure Backup: the vault and policy that protect the VM and how old its last good backup is
+    (measured from when the vaults were read), or that nothing protects it."""
+    if book is None:
+        return Text(f"{fmt.PENDING} (reading the Recovery Services vaults of its subscription)", style="dim")
+    item = book.item(vm.id)
+    if item is None:
+        if book.known(vm.id):
+            return _toned(
+                "NOT PROTECTED: no Recovery Services vault of its subscription lists it (the checklist's azure-backup finding says how to protect it)", "warn"
+            )
+        sub = vm.subscription_id.lower()
+        return _toned(f"not read: {book.errors.get(sub, 'the vaults of its subscription were not read')}", "muted")
+    at = book.read_at or now
+    problems = item.problems(at)
+    good = item.last_good
+    state_tone = "bad" if item.stopped else ("ok" if item.protection_state.lower() == "protected" else None)
+    rows: list[tuple[str, RenderableType | str]] = [
+        ("Vault", f"{item.vault} (resource group {item.resource_group})"),
+        ("Policy", f"{item.policy}: {item.schedule}; a good backup may be {item.allowed_age.total_seconds() / 3600:.0f} h old at most"),
+        ("Protection", _toned(f"{item.protection_state}, health {item.health or 'unknown'}", state_tone)),
+        ("Last backup", _toned(item.last_backup(at), "bad" if item.last_backup_status.lower() == "failed" else None)),
+        ("Last good backup", _toned(f"{age(at - good)} ago" if good else "none yet", "bad" if item.stale(at) else "ok")),
+    ]
+    if problems:
+        rows.append(("Problem", _toned("; ".join(problems), "bad")))
+        rows.append(("Next", f"aztriage recover --vm {vm.name} --scenario backup-now (Recovery pane: Back up now (Azure Backup))"))
+    return _kv(rows)
+
+
 def disks_section(vm: Vm) -> Table:
     table = _table("DISK", "NAME", "SKU", "SIZE", "CACHING", "ON VM DELETE")
     for disk in vm.disks:
@@ -270,7 +301,7 @@ def verdict_section(verdict: Any) -> RenderableType:
     return text
 
 
-def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime, verdict: Any = None) -> Group:
+def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime, verdict: Any = None, backup: BackupBook | None = None) -> Group:
     names = {s.subscription_id.lower(): s.display_name for s in inventory.subscriptions} if inventory else {}
     pending = inventory is not None and vm.id.lower() in inventory.views_pending
     power, power_tone = fmt.power_cell(vm)
@@ -290,6 +321,8 @@ def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime, ver
         health_section(vm, now),
         _heading("Planned maintenance"),
         maintenance_section(vm, now, pending),
+        _heading("Azure Backup"),
+        backup_section(vm, backup, now),
         _heading("Disks"),
         disks_section(vm),
         _heading("Network interfaces"),
@@ -322,10 +355,10 @@ class VmDetail(ScrollPanel):
     def compose(self):
         yield Static(id="vm-detail-body", markup=False)
 
-    def show(self, vm: Vm | None, inventory: Inventory | None, now: datetime, verdict: Any = None) -> None:
+    def show(self, vm: Vm | None, inventory: Inventory | None, now: datetime, verdict: Any = None, backup: BackupBook | None = None) -> None:
         self.vm = vm
         body = self.query_one("#vm-detail-body", Static)
         if vm is None:
             body.update(Text("This VM is no longer in the inventory (deleted, or its subscription failed to load).", style="yellow"))
         else:
-            body.update(vm_detail_renderable(vm, inventory, now, verdict))
+            body.update(vm_detail_renderable(vm, inventory, now, verdict, backup))

@@ -44,6 +44,7 @@ from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuth
 from backend import mapping
 from backend.adapter import SerialStream, SerialTarget
 from backend.azure import activity, bootdiag, graph, history, instance_views, join, serial
+from backend.azure.backup_ops import BackupOperations
 from backend.azure.compute_skus import SkuOperations
 from backend.azure.credentials import make_credential
 from backend.azure.lists import INVENTORY_LISTS, SUBSCRIPTIONS_LIST, ListRoute, raw_list
@@ -132,7 +133,7 @@ class RawArmClient:
         await self._client.close()
 
 
-class AzureBackend(NetPathOperations, SkuOperations):
+class AzureBackend(NetPathOperations, SkuOperations, BackupOperations):
     """Every capability of ``backend.adapter`` over the async management SDKs.
 
     The reads and writes of recoveries are the mixins' (``operations``,
@@ -238,6 +239,10 @@ class AzureBackend(NetPathOperations, SkuOperations):
             from azure.mgmt.monitor.aio import MonitorManagementClient as cls
         elif kind == "locks":
             from azure.mgmt.resource.locks.aio import ManagementLockClient as cls
+        elif kind == "recoveryservices":
+            from azure.mgmt.recoveryservices.aio import RecoveryServicesClient as cls
+        elif kind == "recoveryservicesbackup":
+            from azure.mgmt.recoveryservicesbackup.aio import RecoveryServicesBackupClient as cls
         elif kind == "subscriptions":
             from azure.mgmt.resource.subscriptions.aio import SubscriptionClient
 

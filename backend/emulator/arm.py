@@ -40,6 +40,16 @@ def register_action(resource_type: str, action: str, fn: ActionHandler, method: 
     return fn
 
 
+NAMESPACE_HANDLERS: dict[str, ActionHandler] = {}
+
+
+def register_namespace(namespace: str, fn: ActionHandler) -> ActionHandler:
+    """Serve every route below a top-level resource of ``namespace`` (a vault's protected items,
+    jobs and operations) with ``fn(arm, req)``; the top-level resources stay generic."""
+    NAMESPACE_HANDLERS[namespace.lower()] = fn
+    return fn
+
+
 DISK_T = "microsoft.compute/disks"
 SNAPSHOT_T = "microsoft.compute/snapshots"
 EXT_T = "microsoft.compute/virtualmachines/extensions"
@@ -174,6 +184,10 @@ class Arm:
     # ================================================================ dispatch
     def handle(self, req: ArmRequest) -> Any:
         try:
+            r = req.route
+            below = NAMESPACE_HANDLERS.get((r.ns or "").lower()) if len(r.types) > 1 else None
+            if below is not None and r.kind in ("resource", "resource_sub"):
+                return below(self, req)
             fn = getattr(self, "_r_" + req.route.kind, None)
             if fn is None:
                 raise self._no_route(req)

@@ -212,6 +212,8 @@ class Store:
 
         for facts_id, facts in (est.get("guest") or {}).items():
             self.guest[normalize_id(facts_id).lower()] = facts
+        # Azure Backup: per Recovery Services vault, its protected items, policies, jobs and operations (backend/emulator/backup.py).
+        self.backup: dict[str, dict] = {normalize_id(v).lower(): copy.deepcopy(state) for v, state in (est.get("backup") or {}).items()}
         # Why a VPN connection is down lives beside it, with the guests' facts (backend/emulator/netpath_ops.py).
         for connection_id, fact in (est.get("tunnels") or {}).items():
             self.guest[normalize_id(connection_id).lower()] = {"tunnel": fact}
@@ -740,7 +742,7 @@ class Store:
         from one command to the next (backend/demo_state.py). Operations under way are
         finished first; what the estate configures and never changes is carried over."""
         self.settle()
-        estate = {k: v for k, v in self._estate.items() if k not in ("resources", "resourceGroups", "availabilityStatuses", "availabilityHistory", "activityLog", "guest", "tunnels")}
+        estate = {k: v for k, v in self._estate.items() if k not in ("resources", "resourceGroups", "availabilityStatuses", "availabilityHistory", "activityLog", "guest", "tunnels", "backup")}
         if self._estate_epoch is not None:
             estate["now"] = iso(self.estate_now())
         resources = []
@@ -772,6 +774,10 @@ class Store:
                 if text and vm_l in guest:
                     guest[vm_l]["serial_log"] = text
         estate["guest"] = guest
+        from . import backup  # (imported here: it reads the store)
+
+        backup.settle(self)
+        estate["backup"] = self.backup
         return json.loads(json.dumps(estate))  # a deep copy that holds only JSON
 
     # ----------------------------------------------------------------- dump

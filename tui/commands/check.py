@@ -38,7 +38,7 @@ def role_settings_from(args: argparse.Namespace):
     tag = base.tag if args.role_tag is None else (args.role_tag.strip() or None)
     pattern = base.pattern if args.role_pattern is None else (args.role_pattern or None)
     try:
-        return RoleSettings(tag=tag, pattern=pattern)
+        return RoleSettings(tag=tag, pattern=pattern, nonprod_pattern=base.nonprod_pattern)
     except ValueError as exc:
         raise CliError(str(exc)) from None
 

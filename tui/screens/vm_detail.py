@@ -7,6 +7,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 
+from backend.backup import BackupBook
 from backend.models import Inventory, Vm
 from tui.messages import VerdictsChanged
 from tui.screens.base import BaseScreen
@@ -32,6 +33,7 @@ class VmDetailScreen(BaseScreen):
         self.vm_id = vm_id
         self.vm: Vm | None = None
         self._reading = False  # a sketch of the VM (the broken view's) is being read whole
+        self.backup: BackupBook | None = None  # the VM's subscription's Azure Backup, once read
 
     def compose_body(self) -> ComposeResult:
         yield VmDetail(id="detail")
@@ -55,8 +57,19 @@ class VmDetailScreen(BaseScreen):
 
     def _show(self, inventory: Inventory | None) -> None:
         verdict = self.aztriage.verdict_for(self.vm) if self.vm is not None and inventory is not None else None
-        self.query_one(VmDetail).show(self.vm, inventory, self.aztriage.now(), verdict)
+        self.query_one(VmDetail).show(self.vm, inventory, self.aztriage.now(), verdict, self.backup)
         self.update_status()
+        if self.backup is None and self.vm is not None:
+            self.read_backup(self.vm.subscription_id)
+
+    @work(exclusive=True, group="vm-backup", exit_on_error=False, description="reading Azure Backup")
+    async def read_backup(self, subscription_id: str) -> None:
+        """The Recovery Services vaults of the VM's subscription (one list, two per vault)."""
+        backend = self.aztriage.backend
+        if backend is None:
+            return
+        self.backup = await backend.backup_protection([subscription_id])
+        self._show(self.aztriage.inventory)
 
     @work(exclusive=True, group="read-vm", exit_on_error=False, description="reading the VM from Resource Graph")
     async def _read_whole(self) -> None:

@@ -376,7 +376,11 @@ def build(now: datetime) -> dict:
     # The East US incident lists the resources it hit (Resource Health impactedResources): the ERP VM,
     # whose disks sit on the storage scale units that lost power. Other VMs in the region were spared.
     b.impacted_by("7T2K-LQ8", erp["id"])
+    from ._backup import add_backup
+
+    backup = add_backup(b, P, S)
     estate = b.finish()
+    estate["backup"] = backup  # Recovery Services vaults' protected VMs and policies (backend/emulator/backup.py)
     # Sizes this production subscription may not use (Resource SKUs restrictions): a resize of
     # web-prod-03 (zone 3) to E8s_v5, or of any VM to E16s_v5 in West Europe, is refused with the
     # reason; so is a move of an E4s_v5 SQL VM to zone 2 (move-to-zone), while zone 1 is open.

@@ -26,6 +26,7 @@ TOP_LEVEL = {
     "usages": dict,  # optional compute usage and limits (backend/emulator/usage.py)
     "skuRestrictions": dict,  # optional: sizes the subscription may not use per region or zone (backend/emulator/skus.py)
     "now": str,
+    "backup": dict,  # optional: Recovery Services vault id -> {"items", "policies"} of Azure Backup (backend/emulator/backup.py)
     "tunnels": dict,  # optional: VPN connection id -> why it is down (stuck / gateway / peer-down / up; backend/emulator/netpath_ops.py)
     "impactedResources": dict,  # optional: tracking id (lower case) -> the resource ids the event lists  # optional: the instant the estate was built for (maintenance windows are read on it)
 }

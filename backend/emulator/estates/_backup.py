@@ -1,0 +1,163 @@
+"""The demo estate's Azure Backup: Recovery Services vaults (one per subscription and region, as a
+vault protects VMs of its own region only), their VM backup policies and protected VMs.
+
+The story: production's web and SQL tiers are protected and current; app-prod-ne-01's backups
+have failed for four days and erp-prod-eus-01's last good backup is three days old under a daily
+policy (both stale); mon-shared-eus-01 is protected, but its VM agent does not answer, so its last
+backup failed and an on-demand one fails too; legacy-app-01's protection was stopped; every other
+VM (the jump host, the dev/test subscription) is not protected at all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import DAY, HOUR, MINUTE, Clock, EstateBuilder
+
+RG_BACKUP = "rg-backup"
+
+
+def _vm_id(sub: str, group: str, name: str) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def _daily(vault_id: str, c: Clock) -> dict[str, Any]:
+    return {
+        "id": f"{vault_id}/backupPolicies/DefaultPolicy",
+        "name": "DefaultPolicy",
+        "type": "Microsoft.RecoveryServices/vaults/backupPolicies",
+        "properties": {
+            "backupManagementType": "AzureIaasVM",
+            "policyType": "V1",
+            "instantRpRetentionRangeInDays": 2,
+            "timeZone": "UTC",
+            "protectedItemsCount": 0,
+            "schedulePolicy": {"schedulePolicyType": "SimpleSchedulePolicy", "scheduleRunFrequency": "Daily", "scheduleRunTimes": ["2020-01-01T02:00:00Z"], "scheduleWeeklyFrequency": 0},
+            "retentionPolicy": {
+                "retentionPolicyType": "LongTermRetentionPolicy",
+                "dailySchedule": {"retentionTimes": ["2020-01-01T02:00:00Z"], "retentionDuration": {"count": 30, "durationType": "Days"}},
+            },
+        },
+    }
+
+
+def _every_4_hours(vault_id: str, c: Clock) -> dict[str, Any]:
+    return {
+        "id": f"{vault_id}/backupPolicies/EnhancedPolicy-4h",
+        "name": "EnhancedPolicy-4h",
+        "type": "Microsoft.RecoveryServices/vaults/backupPolicies",
+        "properties": {
+            "backupManagementType": "AzureIaasVM",
+            "policyType": "V2",
+            "instantRpRetentionRangeInDays": 7,
+            "timeZone": "UTC",
+            "protectedItemsCount": 0,
+            "schedulePolicy": {
+                "schedulePolicyType": "SimpleSchedulePolicyV2",
+                "scheduleRunFrequency": "Hourly",
+                "hourlySchedule": {"interval": 4, "scheduleWindowStartTime": "2020-01-01T00:00:00Z", "scheduleWindowDuration": 24},
+            },
+            "retentionPolicy": {
+                "retentionPolicyType": "LongTermRetentionPolicy",
+                "dailySchedule": {"retentionTimes": ["2020-01-01T00:00:00Z"], "retentionDuration": {"count": 30, "durationType": "Days"}},
+            },
+        },
+    }
+
+
+def _item(c: Clock, vault_id: str, vm_id: str, policy: dict, *, last: int | None, good: int | None, status: str = "Completed",
+          state: str = "Protected", health: str = "Passed") -> dict[str, Any]:
+    parts = vm_id.split("/")
+    group, name = parts[4], parts[-1]
+    container = f"iaasvmcontainerv2;{group.lower()};{name.lower()}"
+    props: dict[str, Any] = {
+        "protectedItemType": "Microsoft.Compute/virtualMachines",
+        "backupManagementType": "AzureIaasVM",
+        "workloadType": "VM",
+        "containerName": container,
+        "sourceResourceId": vm_id,
+        "virtualMachineId": vm_id,
+        "friendlyName": name,
+        "policyId": policy["id"],
+        "policyName": policy["name"],
+        "protectionStatus": "Healthy" if health == "Passed" else "Unhealthy",
+        "protectionState": state,
+        "healthStatus": health,
+        "lastBackupStatus": status,
+        "protectedItemDataId": str(abs(hash(vm_id.lower())) % 10**15),
+        "isScheduledForDeferredDelete": False,
+        "extendedInfo": {"recoveryPointCount": 12 if good is not None else 0, "policyInconsistent": False},
+    }
+    if last is not None:
+        props["lastBackupTime"] = c.z(last)
+    if good is not None:
+        props["lastRecoveryPoint"] = c.z(good)
+        props["extendedInfo"]["oldestRecoveryPoint"] = c.z(good - 30 * DAY)
+    return {
+        "id": f"{vault_id}/backupFabrics/Azure/protectionContainers/IaasVMContainer;{container}/protectedItems/VM;{container}",
+        "name": f"VM;{container}",
+        "type": "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems",
+        "properties": props,
+    }
+
+
+def add_backup(b: EstateBuilder, prod: str, shared: str) -> dict[str, Any]:
+    """The vaults (resources of ``b``) and what they hold (the estate's ``backup``)."""
+    c = b.clock
+    backup: dict[str, Any] = {}
+    groups: set[str] = set()
+
+    def vault(sub: str, name: str, location: str, env: str) -> str:
+        tags = {"env": env, "owner": "backup-team", "app": "azure-backup"}
+        if sub not in groups:
+            b.resource_group(sub, RG_BACKUP, "westeurope", tags)
+            groups.add(sub)
+        vault_id = f"/subscriptions/{sub}/resourceGroups/{RG_BACKUP}/providers/Microsoft.RecoveryServices/vaults/{name}"
+        b.add({
+            "id": vault_id,
+            "name": name,
+            "type": "Microsoft.RecoveryServices/vaults",
+            "location": location,
+            "tags": tags,
+            "etag": 'W/"datetime\'2026-01-01T00%3A00%3A00Z\'"',
+            "sku": {"name": "RS0", "tier": "Standard"},
+            "properties": {"provisioningState": "Succeeded", "publicNetworkAccess": "Enabled"},
+        })
+        return vault_id
+
+    def protect(vault_id: str, policies: list[dict], items: list[dict]) -> None:
+        for policy in policies:
+            policy["properties"]["protectedItemsCount"] = sum(1 for i in items if i["properties"]["policyId"] == policy["id"])
+        backup[vault_id] = {"policies": policies, "items": items}
+
+    weu = vault(prod, "rsv-prod-weu", "westeurope", "prod")
+    daily, hourly = _daily(weu, c), _every_4_hours(weu, c)
+    items = [_item(c, weu, _vm_id(prod, "rg-web-prod", f"web-prod-0{n}"), daily, last=-21 * HOUR, good=-21 * HOUR + 14 * MINUTE) for n in (1, 2, 3)]
+    items += [_item(c, weu, _vm_id(prod, "rg-sql-prod", f"sql-prod-0{n}"), hourly, last=-2 * HOUR, good=-2 * HOUR + 9 * MINUTE) for n in (1, 2, 3)]
+    protect(weu, [daily, hourly], items)
+
+    neu = vault(prod, "rsv-prod-neu", "northeurope", "prod")
+    daily = _daily(neu, c)
+    protect(neu, [daily], [
+        _item(c, neu, _vm_id(prod, "rg-app-prod", "app-prod-ne-01"), daily, last=-22 * HOUR, good=-4 * DAY - 22 * HOUR, status="Failed", health="ActionRequired"),
+    ])
+
+    eus = vault(prod, "rsv-prod-eus", "eastus", "prod")
+    daily = _daily(eus, c)
+    protect(eus, [daily], [_item(c, eus, _vm_id(prod, "rg-erp-prod", "erp-prod-eus-01"), daily, last=-3 * DAY - 1 * HOUR, good=-3 * DAY - 1 * HOUR + 20 * MINUTE)])
+
+    shared_weu = vault(shared, "rsv-shared-weu", "westeurope", "shared")
+    daily = _daily(shared_weu, c)
+    protect(shared_weu, [daily], [
+        _item(c, shared_weu, _vm_id(shared, "rg-identity-shared", "dc-shared-01"), daily, last=-20 * HOUR, good=-20 * HOUR + 11 * MINUTE),
+        _item(c, shared_weu, _vm_id(shared, "rg-files-shared", "files-shared-01"), daily, last=-20 * HOUR, good=-20 * HOUR + 48 * MINUTE),
+        _item(c, shared_weu, _vm_id(shared, "rg-legacy-shared", "legacy-app-01"), daily, last=-41 * DAY, good=-41 * DAY + 30 * MINUTE,
+              state="ProtectionStopped", health="Passed"),
+    ])
+
+    shared_eus = vault(shared, "rsv-shared-eus", "eastus", "shared")
+    daily = _daily(shared_eus, c)
+    protect(shared_eus, [daily], [
+        _item(c, shared_eus, _vm_id(shared, "rg-monitoring-shared", "mon-shared-eus-01"), daily, last=-22 * HOUR, good=-2 * DAY - 22 * HOUR,
+              status="Failed", health="ActionRequired"),
+    ])
+    return backup
