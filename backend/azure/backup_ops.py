@@ -168,7 +168,7 @@ class BackupOperations:
         if since is None:
             return jobs
         cutoff = since.astimezone(UTC).replace(microsecond=0)
-        return [j for j in jobs if (parse_time(((j.get("properties") or {}).get("startTime"))) or cutoff) >= cutoff]
+        return [j for j in jobs if (parse_time((j.get("properties") or {}).get("startTime")) or cutoff) >= cutoff]
 
     async def get_backup_job(self, job_id: str) -> dict[str, Any] | None:
         """A backup job by its full id (``.../vaults/{v}/backupJobs/{name}``)."""

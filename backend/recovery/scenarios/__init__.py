@@ -31,7 +31,12 @@ class Scenario:
         return module if table is None else table[self.id]
 
     def build(self, facts: VmFacts, params: dict[str, Any]) -> Plan:
-        return self._mod().build(facts, dict(params))
+        made = self._mod().build(facts, dict(params))
+        if self.id in OFFERS_BACKUP_FIRST:
+            from backend.recovery.scenarios.backup_now import offer_first
+
+            made = offer_first(made, facts, dict(params))
+        return made
 
     def unavailable(self, vm: Vm) -> str | None:
         if vm.uniform_instance:
@@ -45,7 +50,16 @@ class Scenario:
         extra = getattr(self._mod(), "gather", None)
         if extra is not None:
             await extra(backend, vm_id, dict(params), documents)
+        if self.id in OFFERS_BACKUP_FIRST:
+            # Whether Azure Backup protects the VM: its plan then offers a backup as the first step.
+            from backend.recovery.scenarios import backup_now
 
+            await backup_now.gather(backend, vm_id, dict(params), documents)
+
+
+# Plans that recreate, move, repair or resize a VM offer an on-demand Azure Backup of a protected VM
+# as their optional first step (backup_now.offer_first; `backup_first` in their parameters).
+OFFERS_BACKUP_FIRST = ("recreate", "move-to-zone", "move-to-set", "rescue", "resize")
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("restart", "Restart", "Reboot the VM on its host; disks, IPs and the temporary disk stay.", "power"),
@@ -59,6 +73,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("perform-maintenance", "Planned maintenance now", "Start the pending platform maintenance now, at a time that suits you, instead of in Azure's window.", "power"),
     Scenario("disable-nla", "Turn NLA off (expired password)", "Let a client without CredSSP reach the sign-in screen to change an expired password; weakens security until undone.", "disable_nla"),
     Scenario("fix-nsg", "Fix the NSG rule", "Let RDP/SSH from your address past the NSG rule that denies it: a temporary allow rule (or delete the rule).", "fix_nsg", changes_vm=False),
+    Scenario("backup-now", "Back up now (Azure Backup)", "Take an on-demand Azure Backup of a protected VM: a recovery point of every disk, in its vault.", "backup_now", changes_vm=False),
     Scenario("snapshot-disks", "Snapshot every disk", "Take a snapshot of each managed disk: the safety net before anything risky.", "snapshot_disks", changes_vm=False),
     Scenario("enable-boot-diagnostics", "Enable boot diagnostics", "Turn on boot diagnostics (managed storage) so the next boot leaves a serial log and a screenshot.", "enable_boot_diagnostics"),
     Scenario("rescue", "Repair the OS disk on a rescue VM", "Copy the OS disk, attach the copy to a rescue VM, repair it there, and swap it in as the OS disk.", "rescue"),
