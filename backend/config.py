@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,25 +129,23 @@ def _role_tag(value: Any, where: str) -> str:
     return value.strip()
 
 
-def _role_pattern(value: Any, where: str) -> str:
+def _regex(key: str, example: str) -> Callable[[Any, str], str]:
+    """A parser for a setting that is a regular expression (role_pattern, nonprod_pattern)."""
 
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: role_pattern must be a regular expression, e.g. \"^(?P<role>[a-z]+)-\\\\d+$\"")
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ConfigError(f"{where}: role_pattern is not a valid regular expression: {exc}") from None
-    return value
+    def parse(value: Any, where: str) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key} must be a regular expression, e.g. {example}")
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ConfigError(f"{where}: {key} is not a valid regular expression: {exc}") from None
+        return value
+
+    return parse
 
 
-def _nonprod_pattern(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: nonprod_pattern must be a regular expression on VM names, e.g. \"(^|-)(dev|test)(-|\\\\d|$)\" (\"\" for tags only)")
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ConfigError(f"{where}: nonprod_pattern is not a valid regular expression: {exc}") from None
-    return value
+_role_pattern = _regex("role_pattern", "\"^(?P<role>[a-z]+)-\\\\d+$\"")
+_nonprod_pattern = _regex("nonprod_pattern", "\"(^|-)(dev|test)(-|\\\\d|$)\" on VM names (\"\" for tags only)")
 
 
 def _source_ip(value: Any, where: str) -> str:
