@@ -190,8 +190,10 @@ async def test_a_password_is_typed_masked_sent_and_never_shown_or_kept(emu, priv
         await pilot.pause()
         assert field.password and SENTINEL not in app.export_screenshot()
         assert SENTINEL not in repr(field)
-        await pilot.press("enter")
+        await pilot.press("enter")  # to the confirmation field: the same password again
+        await pilot.press(*SENTINEL, "enter")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert screen.plan.params["username"] == "contosoadmin"
         assert screen.plan.needs_secrets == ("password",)
         assert SENTINEL not in app.export_screenshot()
         await pilot.press("o")

@@ -27,7 +27,9 @@ class SecretField(Input):
 
 
 class SecretDialog(ModalScreen[str | None]):
-    """Ask for a secret; `check(value)` raises ValueError with one sentence when it is not acceptable."""
+    """Ask for a secret; `check(value)` raises ValueError with one sentence when it is not acceptable.
+    With `confirm`, a second masked field takes it again, and the two must match (a new password
+    mistyped once, unseen, would lock the account out)."""
 
     DEFAULT_CSS = """
     SecretDialog { align: center middle; }
@@ -40,44 +42,73 @@ class SecretDialog(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="secret.cancel")]
 
-    def __init__(self, title: str, prompt: str, *, check: Callable[[str], str | None] | None = None, placeholder: str = "") -> None:
+    def __init__(
+        self, title: str, prompt: str, *, check: Callable[[str], str | None] | None = None, placeholder: str = "", confirm: bool = False
+    ) -> None:
         super().__init__()
         self._title = title
         self._prompt = prompt
         self._check = check
         self._placeholder = placeholder
+        self._confirm = confirm
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self._title, id="secret-title", markup=False)
             yield Static(self._prompt, id="secret-prompt", markup=False)
             yield SecretField(placeholder=self._placeholder, id="secret")
+            if self._confirm:
+                yield Static("Type it again:", id="secret-again-prompt", markup=False)
+                yield SecretField(placeholder=self._placeholder, id="secret-again")
             yield Static("", id="secret-error", markup=False)
             with Vertical(id="secret-buttons"):
                 yield Button("Use it", id="secret-ok", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one(SecretField).focus()
+        self.query_one("#secret", SecretField).focus()
+
+    def _fields(self) -> list[SecretField]:
+        return list(self.query(SecretField))
 
     def _submit(self) -> None:
-        field = self.query_one(SecretField)
+        field = self.query_one("#secret", SecretField)
         value = field.value
+        error = self.query_one("#secret-error", Static)
         if not value:
-            self.query_one("#secret-error", Static).update("Nothing typed.")
+            error.update("Nothing typed.")
+            field.focus()
             return
         if self._check is not None:
             try:
                 cleaned = self._check(value)
             except ValueError as exc:
                 # The message says what is wrong, never the value.
-                self.query_one("#secret-error", Static).update(str(exc))
+                error.update(str(exc))
+                field.focus()
                 return
             value = cleaned if cleaned is not None else value
-        field.value = ""
+        if self._confirm:
+            again = self.query_one("#secret-again", SecretField)
+            if not again.value:
+                error.update("")
+                again.focus()
+                return
+            if again.value != field.value:
+                for each in self._fields():
+                    each.value = ""
+                error.update("The two entries differ: type it twice again.")
+                field.focus()
+                return
+        for each in self._fields():
+            each.value = ""
         self.dismiss(value)
 
     @on(Input.Submitted, "#secret")
     def _submitted(self) -> None:
+        self._submit()
+
+    @on(Input.Submitted, "#secret-again")
+    def _submitted_again(self) -> None:
         self._submit()
 
     @on(Button.Pressed, "#secret-ok")
@@ -85,5 +116,6 @@ class SecretDialog(ModalScreen[str | None]):
         self._submit()
 
     def action_cancel(self) -> None:
-        self.query_one(SecretField).value = ""
+        for each in self._fields():
+            each.value = ""
         self.dismiss(None)

@@ -56,6 +56,7 @@ from widgets.vm_table import VmTable, subscription_names, vm_row
 log = logging.getLogger("aztriage.console")
 
 VMS, SCENARIOS, OPTIONS, PLAN, RUN, RUNS = "vms", "scenarios", "options", "plan", "run", "runs"
+NEW_ACCOUNT = "+account"  # the option that names another account (no account name starts with +)
 
 
 @dataclass(frozen=True)
@@ -418,6 +419,12 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             return Text(
                 "A Basic IP is made Static and upgraded to Standard keeping its address (it is disassociated for about a minute); "
                 "a Dynamic Standard IP is made Static. Only the IP chosen changes.",
+                style="dim",
+            )
+        if self._option_kind == "account":
+            return Text(
+                "The accounts the VM's model names: its administrator and the users whose SSH keys it places. Another account is "
+                "typed by name; VMAccess creates it when it does not exist. The password (typed twice) or key is never kept.",
                 style="dim",
             )
         return Text("A password or key is typed in a masked field, sent only in the extension's protected settings, and never kept.", style="dim")
@@ -895,16 +902,67 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.params = {"zone": choice} if self._option_kind == "zone" else {"availability_set": choice}
             self.make_plan()
             return
+        if self._option_kind == "account":
+            if choice == NEW_ACCOUNT:
+                self.ask_account()
+            else:
+                self.ask_secret(self.params["credential"], choice)
+            return
         reset_config = "config" in choice
         credential = "password" if "password" in choice else "ssh_key" if choice == "ssh_key" else None
         self.params = {"credential": credential, "reset_config": reset_config if credential else None}
         if credential:
-            self.ask_secret(credential)
+            self.show_account_options()
         else:
             self.make_plan()
 
+    def show_account_options(self) -> None:
+        """Whose password or key: the accounts the VM's model names, or another one typed (Linux:
+        VMAccess creates it). On Windows VMAccess resets only the administrator's password."""
+        from backend.recovery.scenarios.reset_access import known_accounts
+
+        windows = self.facts.vm.os_type.lower() == "windows"
+        accounts = known_accounts(self.facts)
+        if windows and self.facts.vm.admin_username:
+            self.ask_secret(self.params["credential"], self.facts.vm.admin_username)
+            return
+        if windows:
+            self.ask_account()  # the model does not name the administrator: the operator does
+            return
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        self._option_kind = "account"
+        for name, how in accounts:
+            options.add_option(Option(f"{name}  ({how})", id=name))
+        options.add_option(Option("Another account: type its name (VMAccess creates it if it does not exist)", id=NEW_ACCOUNT))
+        options.highlighted = 0
+        self.stage = OPTIONS
+
     @work(exclusive=True, group="recovery-secret", exit_on_error=False)
-    async def ask_secret(self, credential: str) -> None:
+    async def ask_account(self) -> None:
+        from backend.recovery.scenarios.reset_access import check_username
+
+        vm = self.facts.vm
+        windows = vm.os_type.lower() == "windows"
+
+        def check(value: str) -> str:
+            try:
+                return check_username(value, vm.os_type)
+            except PlanError as exc:
+                raise ValueError(str(exc)) from None
+
+        if windows:
+            title, prompt = "The administrator", f"The model of {vm.name} does not name its administrator; VMAccess resets only that account's password. Its name:"
+        else:
+            title, prompt = "Which account?", f"The account on {vm.name} to give the {'password' if self.params['credential'] == 'password' else 'SSH key'} (created if it does not exist):"
+        name = await self.app.push_screen_wait(TextPrompt(title, prompt, check=check, placeholder="azureuser"))
+        if not name:
+            self.notify("Nothing changed: no account was named.", timeout=3)
+            return
+        self.ask_secret(self.params["credential"], name)
+
+    @work(exclusive=True, group="recovery-secret", exit_on_error=False)
+    async def ask_secret(self, credential: str, username: str) -> None:
         from backend.recovery.scenarios.reset_access import check_password, check_ssh_key
 
         os_type = self.facts.vm.os_type
@@ -919,7 +977,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 raise ValueError(str(exc)) from None
 
         if credential == "password":
-            dialog = SecretDialog("New password", f"The new password for {self.facts.vm.admin_username or 'the account'} (typed masked, never kept):", check=check)
+            dialog = SecretDialog("New password", f"The new password for {username} (typed masked, never shown or kept):", check=check, confirm=True)
         else:
             dialog = SecretDialog("SSH public key", "Paste the public key (one line, ssh-ed25519 or ssh-rsa …):", check=check, placeholder="ssh-ed25519 AAAA… user@host")
         value = await self.app.push_screen_wait(dialog)
@@ -927,6 +985,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.notify("Nothing changed: no secret was given.", timeout=3)
             return
         self._secrets = {credential: value}
+        self.params = {**self.params, "username": username}
         self.make_plan()
 
     # --- the plan ----------------------------------------------------------------------------

@@ -56,6 +56,44 @@ def check_ssh_key(key: str) -> str:
     return text
 
 
+# What useradd takes (and VMAccessForLinux passes to it): a lower-case letter or _, then letters, digits, _ or -.
+_LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# Windows: no \ / [ ] : ; | = , + * ? < > " @, at most 20 characters, not only dots and spaces.
+_WINDOWS_USER = re.compile(r"[^\\/\[\]:;|=,+*?<>\"@\x00-\x1f]{1,20}")
+RESERVED_USERS = {"root", "admin", "administrator", "guest", "daemon", "bin", "sys", "nobody", "sshd"}
+
+
+def check_username(name: str, os_type: str) -> str:
+    """An account name VMAccess can take on this OS, or PlanError (one sentence)."""
+    value = name.strip()
+    pattern = _WINDOWS_USER if os_type.lower() == "windows" else _LINUX_USER
+    if not pattern.fullmatch(value) or not value.strip(". "):
+        shape = "up to 20 characters, none of \\ / [ ] : ; | = , + * ? < > \" @" if os_type.lower() == "windows" else (
+            "a lower-case letter or _, then up to 31 lower-case letters, digits, _ or -"
+        )
+        raise PlanError(f"{value!r} is not an account name VMAccess can use ({shape})")
+    if value.lower() in RESERVED_USERS:
+        raise PlanError(f"{value} is a reserved account: choose the administrator or another user")
+    return value
+
+
+def known_accounts(facts: VmFacts) -> list[tuple[str, str]]:
+    """(account, how it is known) from the VM's model: its administrator, and on Linux every user
+    whose SSH key the model places (/home/USER/.ssh/authorized_keys). Names that are not account
+    names are left out: they are the tenant's text, not accounts."""
+    vm = facts.vm
+    out: dict[str, str] = {}
+    if vm.admin_username:
+        out[vm.admin_username] = "the VM's administrator"
+    profile = ((facts.documents.get("model") or {}).get("properties") or {}).get("osProfile") or {}
+    keys = ((profile.get("linuxConfiguration") or {}).get("ssh") or {}).get("publicKeys") or ()
+    for key in keys:
+        found = re.fullmatch(r"/home/([a-z_][a-z0-9_-]{0,31})/\.ssh/authorized_keys", str(key.get("path") or ""))
+        if found and found.group(1) not in out:
+            out[found.group(1)] = "has an SSH key in the VM's model"
+    return list(out.items())
+
+
 def _extension_name(facts: VmFacts, handler: dict[str, str]) -> tuple[str, str]:
     existing = facts.extension(handler["type"])
     if existing:
@@ -74,7 +112,9 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         raise PlanError("Windows VMs take a password, not an SSH key")
     username = params.get("username") or vm.admin_username
     if credential and not username:
-        raise PlanError("give the account with --username (the VM's model names no administrator)")
+        raise PlanError("name the account (--username, or choose it in the Recovery pane): the VM's model names no administrator")
+    if credential and params.get("username") and params["username"] != vm.admin_username:
+        username = check_username(str(params["username"]), vm.os_type)
     if windows and credential and vm.admin_username and (username or "").lower() != vm.admin_username.lower():
         raise PlanError(f"on Windows VMAccess only resets the administrator's password ({vm.admin_username}); it cannot add another account")
     reset_config = params.get("reset_config")
