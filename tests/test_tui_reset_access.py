@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.test_tui_network_options import option_ids
 from tests.test_tui_recovery import choose_scenario, choose_vm, open_pane
 from tests.tui_support import make_app, wait_for
 from widgets.confirm_dialog import ConfirmDialog
@@ -21,11 +22,6 @@ PASSWORD = "Sentinel-Pa55-ACCOUNT-77"
 @pytest.fixture(autouse=True)
 def private_journal(recovery_journal):
     return recovery_journal
-
-
-def option_ids(screen) -> list[str]:
-    options = screen.query_one("#options")
-    return [options.get_option_at_index(i).id for i in range(options.option_count)]
 
 
 async def to_credential(pilot, screen, vm: str, credential: str) -> None:
