@@ -61,3 +61,45 @@ def test_a_large_estate_is_frozen_and_fully_collected_only_when_garbage_can_have
         pacer.release()
     assert gc.get_freeze_count() == 0 and sys.getswitchinterval() == saved and not pacer.engaged
 
+
+
+def test_the_pages_malloc_keeps_after_a_load_are_given_back_to_the_system():
+    """What a load parsed and freed stays in the process (glibc keeps freed pages for reuse)
+    until the pacer trims the heap: when the process has grown TRIM_GROWTH_MB since the last
+    trim, no load is running, and TRIM_EVERY_S has passed."""
+    import pytest
+
+    from tui.gc_pacing import TRIM_EVERY_S, TRIM_GROWTH_MB, resident_mb
+
+    now = [1000.0]
+    busy = [False]
+    pacer = GcPacer(busy=lambda: busy[0], clock=lambda: now[0])
+    if pacer._trim is None or resident_mb() is None:
+        pytest.skip("not glibc on Linux: there is no malloc_trim to call")
+    try:
+        with pacer.loading():
+            pacer.landed(LARGE_ESTATE_VMS)
+        pacer.tick()  # the first tick trims what the process holds so far
+        assert pacer.trims == 1
+        # A parse's worth of 1 KB documents, freed but for one in 64, which keeps malloc from
+        # giving the pages back by itself.
+        documents = [bytes(1024) for _ in range(160_000)]
+        kept = documents[::64]
+        del documents
+        grown = resident_mb()
+        assert grown is not None and grown - pacer._resident_after_trim >= TRIM_GROWTH_MB
+        now[0] += TRIM_EVERY_S
+        busy[0] = True
+        pacer.tick()
+        assert pacer.trims == 1  # a load is running: later
+        busy[0] = False
+        pacer.tick()
+        assert pacer.trims == 2
+        after = resident_mb()
+        assert after is not None and after < grown - TRIM_GROWTH_MB  # the freed pages left the process
+        now[0] += TRIM_EVERY_S
+        pacer.tick()
+        assert pacer.trims == 2  # nothing has grown since
+        assert len(kept) == 2500
+    finally:
+        pacer.release()

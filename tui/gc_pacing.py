@@ -50,6 +50,14 @@ get it back from that thread; a page read in many small pieces then holds the
 loop back with next to no CPU used (seen in the stall traces). A shorter
 switch interval (SWITCH_INTERVAL_S) shortens each of those waits.
 
+And the C heap is trimmed. A load parses about 100 MB of JSON; Python frees it,
+but glibc's malloc keeps most of the freed pages for reuse, so the process
+kept them too: at 10,000 VMs with every pane open, 454 MB resident of which
+malloc_trim gave back 98 MB in 29 ms (measured while the machine was loaded).
+Once the process has grown TRIM_GROWTH_MB since the last trim, and no
+inventory is being read or drawn, the pacer's tick trims the heap, at most
+every TRIM_EVERY_S.
+
 Small estates are left to the interpreter. The console hands the interpreter
 its settings back when it closes (the tests run many consoles in one process).
 """
@@ -58,11 +66,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from backend.gcpause import gc_paused
 
@@ -75,6 +86,25 @@ GROWTH_FOR_FULL = 0.2
 RETIRE_AFTER_S = 3.0
 SWITCH_INTERVAL_S = 0.001
 RELEASE_PER_TURN = 500
+TRIM_EVERY_S = 5.0
+TRIM_GROWTH_MB = 32.0
+
+
+def resident_mb() -> float | None:
+    """This process's resident set now (Linux /proc), None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim, None elsewhere (musl, macOS)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def release_gradually(objects: list, *, delay: float = 0.0, per_turn: int = RELEASE_PER_TURN) -> None:
@@ -107,6 +137,10 @@ class GcPacer:
         self._last_full = 0.0
         self._frozen_after_full = 0  # gc.get_freeze_count() after the last full collection (or the first freeze)
         self.full_collections = 0
+        self._trim = _malloc_trim()
+        self._last_trim = 0.0
+        self._resident_after_trim = 0.0
+        self.trims = 0
 
     @contextlib.contextmanager
     def loading(self) -> Iterator[None]:
@@ -149,15 +183,37 @@ class GcPacer:
         return gc.get_freeze_count() > self._frozen_after_full * (1 + GROWTH_FOR_FULL)
 
     def tick(self) -> None:
-        """A full collection when one is due (full_collection_due)."""
-        if not self.full_collection_due():
+        """A full collection when one is due (full_collection_due), then a trim of the C heap
+        when one is due (trim_due)."""
+        if self.full_collection_due():
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            self._last_full = self._clock()
+            self._frozen_after_full = gc.get_freeze_count()
+            self.full_collections += 1
+        resident = resident_mb()
+        if resident is not None and self.trim_due(resident):
+            self.trim_heap()
+
+    def trim_due(self, resident_mb: float) -> bool:
+        """No inventory is being read or drawn, the last trim was TRIM_EVERY_S ago or more, and the
+        process has grown TRIM_GROWTH_MB since."""
+        if not self.engaged or self._trim is None or self._clock() - self._last_trim < TRIM_EVERY_S or self._busy():
+            return False
+        return resident_mb >= self._resident_after_trim + TRIM_GROWTH_MB
+
+    def trim_heap(self) -> None:
+        """Give the pages malloc keeps free back to the system (glibc's malloc_trim)."""
+        if self._trim is None:
             return
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
-        self._last_full = self._clock()
-        self._frozen_after_full = gc.get_freeze_count()
-        self.full_collections += 1
+        started = time.perf_counter()
+        before = resident_mb()
+        self._trim(0)
+        self._last_trim = self._clock()
+        self._resident_after_trim = resident_mb() or 0.0
+        self.trims += 1
+        log.info("heap trimmed: %.0f -> %.0f MB resident in %.0f ms", before or 0.0, self._resident_after_trim, 1000 * (time.perf_counter() - started))
 
     def release(self) -> None:
         """The interpreter's own behaviour again (the console is closing)."""
