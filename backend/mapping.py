@@ -262,16 +262,16 @@ def nic_facts(doc: Doc) -> NicFacts:
             ipconfig_ids.append(cfg["id"])
         if cfg_props.get("privateIPAddress"):
             private.append(cfg_props["privateIPAddress"])
-        subnet_id = subnet_id or _get(cfg_props, "subnet", "id")
+        subnet_id = subnet_id or _sym(_get(cfg_props, "subnet", "id"))
         pip_ref = cfg_props.get("publicIPAddress") or {}
         if pip_ref.get("id"):
             pip_refs.append((pip_ref["id"], _get(pip_ref, "properties", "deleteOption")))
-        pools.extend(p.get("id") for p in cfg_props.get("loadBalancerBackendAddressPools") or () if p.get("id"))
+        pools.extend(_sym(p.get("id")) for p in cfg_props.get("loadBalancerBackendAddressPools") or () if p.get("id"))
         nats.extend(n.get("id") for n in cfg_props.get("loadBalancerInboundNatRules") or () if n.get("id"))
     return NicFacts(
         id=doc["id"],
         name=doc.get("name") or ResourceId.parse(doc["id"]).name,
-        nsg_id=_get(props, "networkSecurityGroup", "id"),
+        nsg_id=_sym(_get(props, "networkSecurityGroup", "id")),  # the ids a resource group's VMs share: one string each
         subnet_id=subnet_id,
         private_ips=tuple(private),
         public_ip_refs=tuple(pip_refs),
@@ -599,8 +599,8 @@ def virtual_machine(
     return Vm(
         id=doc["id"],
         name=doc.get("name") or rid.name,
-        subscription_id=rid.subscription_id,
-        resource_group=rid.resource_group,
+        subscription_id=_sym(rid.subscription_id),
+        resource_group=_sym(rid.resource_group),
         location=_sym(doc.get("location") or ""),
         size=_sym(_get(props, "hardwareProfile", "vmSize") or (_get(doc, "sku", "name") if uniform else None) or ""),
         os_type=_sym(os_ref.get("osType") or ("Windows" if os_profile.get("windowsConfiguration") else "Linux")),
@@ -611,22 +611,22 @@ def virtual_machine(
         nics=tuple(vm_nics),
         health=health,
         zones=_as_tuple(doc.get("zones")),
-        availability_set=_get(props, "availabilitySet", "id"),
+        availability_set=_sym(_get(props, "availabilitySet", "id")),
         platform_fault_domain=(view or {}).get("platformFaultDomain"),
         platform_update_domain=(view or {}).get("platformUpdateDomain"),
-        vmss_id=_get(props, "virtualMachineScaleSet", "id") or (doc["id"].rsplit("/virtualMachines/", 1)[0] if uniform else None),
+        vmss_id=_sym(_get(props, "virtualMachineScaleSet", "id")) or (doc["id"].rsplit("/virtualMachines/", 1)[0] if uniform else None),
         uniform_instance=uniform,
-        priority=props.get("priority"),
+        priority=_sym(props.get("priority")),
         agent_status=_sym(agent),
         agent_version=_sym(agent_version),
-        boot_diagnostics=BootDiagnostics(enabled=bool(boot.get("enabled")), storage_uri=boot.get("storageUri")),
+        boot_diagnostics=BootDiagnostics(enabled=bool(boot.get("enabled")), storage_uri=_sym(boot.get("storageUri"))),
         maintenance=maintenance(view),
         extensions=tuple(extensions),
         tags=tuple(sorted((_sym(k), _sym(v)) for k, v in (doc.get("tags") or {}).items())),
         computer_name=os_profile.get("computerName") or (view or {}).get("computerName"),
         admin_username=os_profile.get("adminUsername"),
-        hyper_v_generation=(view or {}).get("hyperVGeneration"),
-        security_type=_get(props, "securityProfile", "securityType"),
+        hyper_v_generation=_sym((view or {}).get("hyperVGeneration")),
+        security_type=_sym(_get(props, "securityProfile", "securityType")),
         image=image_text,
         time_created=parse_time(props.get("timeCreated")),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from sys import intern
 from typing import Any
 
 from backend.models import Inventory, Vm
@@ -70,10 +71,10 @@ def vm_row(vm: Vm, subscription_name: str | None = None, verdict: Any = None, pe
         (STATE_ORDER.get(mark, 3), name),
         name,
         (verdict_rank, name),
-        (vm.resource_group.lower(), name),
-        (sub.lower(), name),
+        (intern(vm.resource_group.lower()), name),  # shared by the group's VMs: one string, not one per row
+        (intern(sub.lower()), name),
         (vm.location, name),
-        (vm.size.lower(), name),
+        (intern(vm.size.lower()), name),
         (power, name),
         (HEALTH_ORDER.get(vm.availability_state, 2), name),
         (sla, name),
