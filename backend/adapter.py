@@ -96,10 +96,17 @@ class InventorySource(Connected, Protocol):
     async def list_subscriptions(self) -> list[Subscription]: ...
 
     async def inventory(
-        self, subscription_ids: list[str] | None = None, *, instance_views: int | None = ..., on_progress: Callable[[Inventory], None] | None = None
+        self,
+        subscription_ids: list[str] | None = None,
+        *,
+        instance_views: int | None = ...,
+        on_progress: Callable[[Inventory], None] | None = None,
+        visible: Sequence[Subscription] | None = None,
     ) -> Inventory:
         """``on_progress``, when given, sees the inventory so far as each subscription's
-        lists are joined (``Inventory.views_pending``: instance views still being read)."""
+        lists are joined (``Inventory.views_pending``: instance views still being read).
+        ``visible``: the subscriptions the caller listed a moment ago (list_subscriptions),
+        used instead of listing them again."""
         ...
 
     async def read_instance_views(self, vms: Iterable[Vm], *, concurrency: int = ...) -> tuple[dict[str, Vm], dict[str, str]]:

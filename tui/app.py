@@ -126,6 +126,7 @@ class AztriageApp(App[int]):
         self.loads = 0  # finished loads (tests and benchmarks wait on these)
         self._started = False
         self._told_unfinished = False
+        self._listed_subscriptions: Any = None
         self.failures = 0
         from tui.gc_pacing import GcPacer
 
@@ -294,7 +295,11 @@ class AztriageApp(App[int]):
         from backend.errors import BackendError
 
         try:
-            count = len(settings.subscriptions) or len(await self.connected_backend.list_subscriptions())
+            if settings.subscriptions:
+                count = len(settings.subscriptions)
+            else:
+                self._listed_subscriptions = await self.connected_backend.list_subscriptions()  # the first load uses them
+                count = len(self._listed_subscriptions)
         except BackendError:
             return False  # the load that follows says what is wrong, where a load's errors go
         return count > settings.graph_threshold and settings.uses_graph(count)
@@ -357,7 +362,8 @@ class AztriageApp(App[int]):
             subscriptions = list(self.settings.subscriptions) or None
             # A large inventory is frozen as it lands, before the collector is back (tui/gc_pacing.py).
             with self.gc_pacer.loading():
-                inventory = await self.connected_backend.inventory(subscriptions, on_progress=partial.seen if partial else None)
+                listed, self._listed_subscriptions = self._listed_subscriptions, None  # listed by connect() a moment ago
+                inventory = await self.connected_backend.inventory(subscriptions, on_progress=partial.seen if partial else None, visible=listed)
                 if self.gc_pacer.landed(len(inventory.vms)):
                     self.set_interval(1.0, self.gc_pacer.tick)
         finally:

@@ -298,9 +298,12 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations):
 
         return await self.call("listing subscriptions", fetch)
 
-    async def _subscriptions_for(self, subscription_ids: list[str] | None) -> tuple[list[Subscription], list[SubscriptionError]]:
+    async def _subscriptions_for(
+        self, subscription_ids: list[str] | None, visible: Sequence[Subscription] | None = None
+    ) -> tuple[list[Subscription], list[SubscriptionError]]:
         wanted = list(subscription_ids or self.settings.subscriptions)
-        visible = await self.list_subscriptions()
+        if visible is None:
+            visible = await self.list_subscriptions()
         if not wanted:
             return [s for s in visible if s.state.lower() in ("enabled", "warned", "pastdue")], []
         by_id = {s.subscription_id.lower(): s for s in visible}
@@ -351,6 +354,7 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations):
         *,
         instance_views: int | None = DEFAULT_INSTANCE_VIEWS,
         on_progress: Callable[[Inventory], None] | None = None,
+        visible: Sequence[Subscription] | None = None,
     ) -> Inventory:
         """Every VM of the chosen subscriptions, joined from subscription-wide lists, or
         from Azure Resource Graph when ``settings.uses_graph`` says so for this many
@@ -367,21 +371,26 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations):
         ``on_progress`` (optional) is called with the inventory so far each time a
         subscription's lists are joined and once more when every list is in; its
         ``views_pending`` names the VMs whose instance view is still being read.
+        ``visible``: the subscriptions the caller has just listed (not listed again).
 
         The cyclic collector is paused meanwhile (see ``backend.gcpause``): the
         parsed documents hold no cycles and collecting them was half the time."""
         with gc_paused():
-            return await self._inventory(subscription_ids, instance_views, on_progress)
+            return await self._inventory(subscription_ids, instance_views, on_progress, visible)
 
     async def _inventory(
-        self, subscription_ids: list[str] | None, instance_views: int | None, on_progress: Callable[[Inventory], None] | None
+        self,
+        subscription_ids: list[str] | None,
+        instance_views: int | None,
+        on_progress: Callable[[Inventory], None] | None,
+        visible: Sequence[Subscription] | None = None,
     ) -> Inventory:
         from backend.azure.instance_views import CONCURRENCY, read_instance_views
         from backend.instance_views import shares
 
         started = time.perf_counter()
         before = self.requests
-        subs, errors = await self._subscriptions_for(subscription_ids)
+        subs, errors = await self._subscriptions_for(subscription_ids, visible)
         use_graph = self.settings.uses_graph(len(subs))
         warnings: list[str] = []
         share = {} if instance_views is None else shares((s.subscription_id for s in subs), instance_views)
