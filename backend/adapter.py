@@ -58,6 +58,7 @@ __all__ = [
     "ReportBackend",
     "ResourceGraph",
     "ResourceReads",
+    "RestorePoints",
     "SerialConsole",
     "SerialStream",
     "SerialTarget",
@@ -292,6 +293,22 @@ class BackupProtection(Protocol):
         ...
 
 
+class RestorePoints(Protocol):
+    """Compute restore points: a collection per VM, and restore points of all its disks at once."""
+
+    async def get_restore_point_collection(self, collection_id: str) -> Document | None: ...
+
+    async def put_restore_point_collection(self, collection_id: str, body: Document) -> Document:
+        """Create the collection (not long-running); refused under ``--read-only``."""
+        ...
+
+    async def get_restore_point(self, restore_point_id: str) -> Document | None: ...
+
+    async def create_restore_point(self, restore_point_id: str, body: Document, **lro: Unpack[Lro]) -> Document: ...
+
+    async def delete_restore_point(self, restore_point_id: str, **lro: Unpack[Lro]) -> None: ...
+
+
 class AvailabilitySets(Protocol):
     """Availability sets: read one, create one (move-to-set)."""
 
@@ -435,7 +452,8 @@ class ConnectivityBackend(NetworkDiagnostics, BootDiagnostics, Connected, Protoc
 
 
 class RecoveryBackend(
-    InventorySource, ResourceReads, ComputeOperations, ConnectivityBackend, NsgChanges, NetworkPathChanges, SizeCatalog, AvailabilitySets, BackupProtection, Protocol
+    InventorySource, ResourceReads, ComputeOperations, ConnectivityBackend, NsgChanges, NetworkPathChanges, SizeCatalog, AvailabilitySets, BackupProtection, RestorePoints,
+    Protocol,
 ):
     """What a recovery plan and its steps use: the final check reads the inventory again and
     makes the connectivity diagnosis the Connectivity pane makes (so a connectivity run's

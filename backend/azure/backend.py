@@ -49,6 +49,7 @@ from backend.azure.compute_skus import SkuOperations
 from backend.azure.credentials import make_credential
 from backend.azure.lists import INVENTORY_LISTS, SUBSCRIPTIONS_LIST, ListRoute, raw_list
 from backend.azure.netpath_ops import NetPathOperations
+from backend.azure.restore_point_ops import RestorePointOperations
 from backend.errors import BackendError
 from backend.gcpause import gc_paused
 from backend.instance_views import choose
@@ -133,7 +134,7 @@ class RawArmClient:
         await self._client.close()
 
 
-class AzureBackend(NetPathOperations, SkuOperations, BackupOperations):
+class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePointOperations):
     """Every capability of ``backend.adapter`` over the async management SDKs.
 
     The reads and writes of recoveries are the mixins' (``operations``,

@@ -50,6 +50,15 @@ def register_namespace(namespace: str, fn: ActionHandler) -> ActionHandler:
     return fn
 
 
+WRITERS: dict[str, Callable[..., ArmResponse]] = {}
+
+
+def register_writer(resource_type: str, fn: Callable[..., ArmResponse]) -> None:
+    """Serve PUT (and PATCH) of ``resource_type`` with ``fn(arm, req, doc, existing)``: a resource
+    whose write Azure validates or runs as a long-running operation (restore points)."""
+    WRITERS[resource_type.lower()] = fn
+
+
 DISK_T = "microsoft.compute/disks"
 SNAPSHOT_T = "microsoft.compute/snapshots"
 EXT_T = "microsoft.compute/virtualmachines/extensions"
@@ -571,6 +580,9 @@ class Arm:
 
     def _write(self, req: ArmRequest, doc: dict, existing: dict | None, *, patch: bool) -> ArmResponse:
         t = (doc.get("type") or "").lower()
+        writer = WRITERS.get(t)
+        if writer is not None:
+            return writer(self, req, doc, existing)
         if t == VM_TYPE:
             doc.pop("resources", None)  # extensions are child resources, echoed by GET only
             return self._vm_write(req, doc, existing, patch)

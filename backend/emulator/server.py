@@ -599,6 +599,7 @@ from . import guest  # noqa: E402,F401  (registers itself: demo guests' RDP/SSH 
 from . import bootdiag  # noqa: E402,F401  (registers itself: retrieveBootDiagnosticsData and its blobs; backend/emulator/bootdiag.py)
 from . import rescue_ops  # noqa: E402,F401  (registers itself: guest facts that follow OS disks, rescue repairs, swap checks; backend/emulator/rescue_ops.py)
 from . import serialconsole  # noqa: E402,F401  (registers itself: Azure Serial Console routes, gateway and scripted guest consoles; backend/emulator/serialconsole.py)
+from . import restore_points  # noqa: E402,F401  (registers itself: restore point collections and restore points; backend/emulator/restore_points.py)
 from . import backup  # noqa: E402,F401  (registers itself: Azure Backup's vault items, policies, on-demand backups and jobs; backend/emulator/backup.py)
 from . import netpath_ops  # noqa: E402,F401  (registers itself: VPN connection and gateway resets, public IP writes; backend/emulator/netpath_ops.py)
 # isort: on

@@ -1,0 +1,64 @@
+"""The adapter's Compute restore points (azure-mgmt-compute): a restore point collection per VM
+(RestorePointCollections_CreateOrUpdate, not long-running) and restore points in it
+(RestorePoints_Create and _Delete, long-running; RestorePoints_Get). A restore point captures
+every disk of the VM at one instant, application- or crash-consistent. A mixin of ``AzureBackend``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from backend.azure.operations import to_wire
+from backend.errors import BackendError
+from backend.models import ResourceId
+
+
+def _rp_parts(restore_point_id: str) -> tuple[str, str, str, str]:
+    """(subscription, group, collection, restore point) of a restore point id."""
+    parts = restore_point_id.split("/")
+    lower = [p.lower() for p in parts]
+    try:
+        collection = parts[lower.index("restorepointcollections") + 1]
+        name = parts[lower.index("restorepoints") + 1]
+    except (ValueError, IndexError):
+        raise BackendError(f"{restore_point_id!r} is not a restore point id") from None
+    rid = ResourceId.parse(restore_point_id)
+    return rid.subscription_id, rid.resource_group, collection, name
+
+
+class RestorePointOperations:
+    client: Callable[..., Any]
+    call: Callable[..., Awaitable[Any]]
+    _get_or_none: Callable[..., Awaitable[Any]]
+    _lro: Callable[..., Awaitable[Any]]
+    refuse_write: Callable[[str], None]
+
+    async def get_restore_point_collection(self, collection_id: str) -> dict[str, Any] | None:
+        rid = ResourceId.parse(collection_id)
+        compute = self.client("compute", rid.subscription_id)
+        doc = await self._get_or_none(f"reading restore point collection {rid.name}", lambda: compute.restore_point_collections.get(rid.resource_group, rid.name))
+        return to_wire(doc)
+
+    async def put_restore_point_collection(self, collection_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        rid = ResourceId.parse(collection_id)
+        what = f"creating restore point collection {rid.name}"
+        self.refuse_write(what)
+        compute = self.client("compute", rid.subscription_id)
+        return to_wire(await self.call(what, lambda: compute.restore_point_collections.create_or_update(rid.resource_group, rid.name, body)))
+
+    async def get_restore_point(self, restore_point_id: str) -> dict[str, Any] | None:
+        sub, rg, collection, name = _rp_parts(restore_point_id)
+        compute = self.client("compute", sub)
+        doc = await self._get_or_none(f"reading restore point {name}", lambda: compute.restore_points.get(rg, collection, name))
+        return to_wire(doc)
+
+    async def create_restore_point(self, restore_point_id: str, body: dict[str, Any], **lro: Any) -> dict[str, Any]:
+        sub, rg, collection, name = _rp_parts(restore_point_id)
+        compute = self.client("compute", sub)
+        doc = await self._lro(f"creating restore point {name}", lambda **kw: compute.restore_points.begin_create(rg, collection, name, body, **kw), **lro)
+        return to_wire(doc) or {}
+
+    async def delete_restore_point(self, restore_point_id: str, **lro: Any) -> None:
+        sub, rg, collection, name = _rp_parts(restore_point_id)
+        compute = self.client("compute", sub)
+        await self._lro(f"deleting restore point {name}", lambda **kw: compute.restore_points.begin_delete(rg, collection, name, **kw), **lro)

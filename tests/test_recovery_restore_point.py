@@ -1,0 +1,148 @@
+"""restore-point end to end through the real adapter: a restore point collection for the VM and
+an application- or crash-consistent restore point of all its disks at one instant (RestorePoints_Create,
+long-running), with Azure's refusals; killed at any boundary it resumes to the same end with one
+restore point taken; a failed create is deleted and taken again; the CLI and read-only."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from backend.recovery.plan import Kind, PlanError
+from tests.kill_points import deal, recorded
+from tests.recovery_support import arm_request, json_lines, operation_counts, resources, vm_doc, writes
+from tests.rescue_support import states
+
+VM = "sql-prod-01"  # running, agent ready, an OS disk and two data disks
+
+
+def restore_points(emu) -> list[dict]:
+    return resources(emu, "Microsoft.Compute/restorePointCollections/restorePoints")
+
+
+def taken(rig, result, *, mode: str = "ApplicationConsistent") -> dict:
+    assert result.status == "succeeded", result.summary
+    assert set(states(result)) <= {"verified", "skipped"}, states(result)
+    (rp,) = restore_points(rig.emu)
+    assert rp["properties"]["provisioningState"] == "Succeeded" and rp["properties"]["consistencyMode"] == mode
+    creates = [k for (kind, rid), k in operation_counts(rig.emu).items() if kind == "create" and "/restorepoints/" in rid]
+    assert creates == [1], creates
+    return rp
+
+
+async def test_the_plan_and_what_it_refuses(rig):
+    plan, _ = await rig.plan(VM, "restore-point")
+    assert plan.keys == ["preflight", "collection", "restore-point"] and not plan.blockers and not plan.interrupts_service
+    assert plan.params == {"consistency": "application"} and plan.steps[2].kind is Kind.CHANGE
+    assert "of 3 disks" in plan.steps[2].changes and "the VM agent freezes the applications" in plan.steps[2].why
+    stopped, _ = await rig.plan("qa-win-01", "restore-point")
+    assert stopped.params == {"consistency": "crash"} and not stopped.blockers
+    app, _ = await rig.plan("qa-win-01", "restore-point", {"consistency": "application"})
+    assert "needs qa-win-01 running with a working VM agent (it is stopped)" in app.blockers[0]
+    ephemeral, _ = await rig.plan("dev-ephemeral-01", "restore-point")
+    assert "ephemeral OS disk" in ephemeral.blockers[0]
+    legacy, _ = await rig.plan("legacy-app-01", "restore-point")
+    assert "unmanaged disks" in legacy.blockers[0]
+    with pytest.raises(PlanError, match="application or crash"):
+        await rig.plan(VM, "restore-point", {"consistency": "fuzzy"})
+
+
+async def test_every_disk_is_captured_at_one_instant(rig):
+    _, result = await rig.run(VM, "restore-point")
+    rp = taken(rig, result)
+    meta = rp["properties"]["sourceMetadata"]
+    disks = [meta["storageProfile"]["osDisk"], *meta["storageProfile"]["dataDisks"]]
+    assert len(disks) == 3 and all(d["diskRestorePoint"]["id"].startswith(rp["id"] + "/diskRestorePoints/") for d in disks)
+    assert meta["hardwareProfile"]["vmSize"] == "Standard_E4s_v5"
+    drps = resources(rig.emu, "Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints")
+    assert {d["properties"]["sourceResourceId"].lower() for d in drps} == {d["managedDisk"]["id"].lower() for d in disks}
+    assert "holds all 3 disks of sql-prod-01, ApplicationConsistent" in result.record.steps[-1].message
+    ledger = {r.kind: r.state for r in rig.journal.resources(result.run_id)}
+    assert ledger == {"restore-point-collection": "created", "restore-point": "created"}
+    # A second run reuses the collection and takes a second restore point.
+    _, again = await rig.run(VM, "restore-point", {"consistency": "crash"})
+    assert again.status == "succeeded" and again.record.steps[1].state == "skipped"
+
+
+async def test_azure_refuses_what_it_cannot_take(rig):
+    vm_id = vm_doc(rig.emu, "qa-win-01")["doc"]["id"]
+    rpc = vm_id.split("/providers/")[0] + "/providers/Microsoft.Compute/restorePointCollections/rpc-qa"
+    status, body = arm_request(rig.emu, "PUT", rpc, {"location": "eastus", "properties": {"source": {"id": vm_id}}})
+    assert status == 201 and body["properties"]["source"]["location"] == "eastus"
+    status, body = arm_request(rig.emu, "PUT", rpc + "/restorePoints/rp1", {"properties": {"consistencyMode": "ApplicationConsistent"}})
+    assert status == 400 and body["error"]["code"] == "OperationNotAllowed" and "it is stopped" in body["error"]["message"]
+    status, body = arm_request(rig.emu, "PUT", rpc + "/restorePoints/rp1", {"properties": {"consistencyMode": "CrashConsistent"}})
+    assert status == 201 and body["properties"]["provisioningState"] == "Creating"
+    status, body = arm_request(rig.emu, "PUT", rpc + "/restorePoints/rp1", {"properties": {"consistencyMode": "CrashConsistent"}})
+    assert status == 409 and body["error"]["code"] == "PropertyChangeNotAllowed"
+
+
+async def test_a_failed_restore_point_is_deleted_and_taken_again(rig):
+    from tests.rescue_support import fault
+
+    fault(rig.emu, {"match": "/restorePoints/", "method": "PUT", "lro_result": "Failed", "count": 1})
+    _, failed = await rig.run(VM, "restore-point")
+    assert failed.status == "failed" and states(failed) == ["verified", "verified", "failed"], failed.summary
+    (left,) = restore_points(rig.emu)
+    assert left["properties"]["provisioningState"] == "Failed"  # as Azure leaves it
+    done = await rig.resume(failed.run_id, VM)
+    assert done.status == "succeeded", done.summary
+    assert any("the failed one left by the earlier attempt was deleted first" in str(event) for event in rig.events)
+    (rp,) = restore_points(rig.emu)
+    assert rp["properties"]["provisioningState"] == "Succeeded"
+
+
+KILL_TESTS = 2
+
+
+@pytest.fixture(scope="module")
+def boundaries() -> list[tuple[str, int]]:
+    return recorded(VM, "restore-point", ()).points
+
+
+@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
+async def test_killed_at_any_boundary_resumes_with_one_restore_point(rigs, boundaries, hand):
+    assert ("operation", 2) in boundaries
+    for boundary in deal(boundaries, hand, KILL_TESTS):
+        async with rigs() as rig:
+            try:
+                _, result, killed = await rig.run_killed_at(VM, "restore-point", {}, boundary)
+                assert killed
+                taken(rig, result)
+            except AssertionError as exc:
+                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+
+
+@pytest.fixture
+def home(tmp_path, emu):
+    from tests.recovery_support import reset
+
+    reset(emu)
+    return tmp_path / "home"
+
+
+def test_kill_9_in_the_restore_point_resumes_and_takes_one(emu, home):
+    from tests.test_recovery_cli import aztriage, runs
+
+    first = aztriage(emu, home, "recover", "--vm", VM, "--scenario", "restore-point", "--consistency", "crash", "--yes", kill_at="operation:2")
+    assert first.returncode == -signal.SIGKILL, (first.returncode, first.stderr)
+    (listed,) = runs(emu, home)
+    second = aztriage(emu, home, "recover", "--resume", listed["run_id"])
+    assert second.returncode == 0, second.stdout + second.stderr
+    (rp,) = restore_points(emu)
+    assert rp["properties"]["consistencyMode"] == "CrashConsistent"
+
+
+def test_the_cli_plan_and_read_only(emu, home):
+    from tests.test_recovery_cli import aztriage, one_line_error
+
+    proc = aztriage(emu, home, "recover", "--vm", VM, "--scenario", "restore-point", "--dry-run", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = json_lines(proc.stdout)
+    assert [s["key"] for s in line["plan"]["steps"]] == ["preflight", "collection", "restore-point"]
+    before = writes(emu)
+    proc = aztriage(emu, home, "--read-only", "recover", "--vm", VM, "--scenario", "restore-point", "--yes")
+    assert proc.returncode == 1 and "read-only" in one_line_error(proc)
+    assert f"[change] Take an application-consistent restore point of {VM} (disabled: read-only)" in proc.stdout
+    assert writes(emu) == before and restore_points(emu) == []
