@@ -10,13 +10,14 @@ never mix with a real estate's.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from backend.files import write_private_atomically
 from backend.models import Vm
@@ -85,8 +86,8 @@ class LastKnownStore:
 
     def _read(self) -> dict[str, Any]:
         try:
-            with open(self.path, encoding="utf-8") as fh:
-                doc = json.load(fh)
+            with open(self.path, "rb") as fh:
+                doc = orjson.loads(fh.read())
         except FileNotFoundError:
             return {"version": VERSION, "scopes": {}}
         except (OSError, ValueError):
@@ -162,7 +163,9 @@ class LastKnownStore:
 
     def _write(self, doc: dict[str, Any]) -> None:
         doc["version"] = VERSION
-        write_private_atomically(self.path, json.dumps(doc, indent=1, sort_keys=True))
+        # orjson: the background probe of a 10,000-VM estate writes this file after every load,
+        # on the console's event loop (json.dumps with indentation took 0.1-0.3 s of it).
+        write_private_atomically(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
 def scope_for(settings: Any) -> str:
     """One scope per ARM endpoint (the demo's emulator port changes every run, so it gets one fixed scope)."""
