@@ -86,6 +86,16 @@ async def backend(emulator):
     await b.close()
 
 
+@pytest.fixture
+def term(tmp_path):
+    """A private tmux server with an 80x24 pane (tests/tmux_support.py), killed after the test."""
+    from tests.tmux_support import Tmux
+
+    t = Tmux(tmp_path)
+    yield t
+    t.kill()
+
+
 # --- snapshot tests (pytest-textual-snapshot) ----------------------------------------
 # SVGs live in the top-level snapshots/<test module>/ folder. Neither syrupy 4.8 nor the
 # plugin has an option for the folder; snap_compare looks SVGImageExtension up in its

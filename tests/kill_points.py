@@ -18,6 +18,7 @@ import asyncio
 import functools
 import os
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,34 @@ def deal(items: list | tuple, hand: int, hands: int) -> list:
     collecting them needs no recorded run; the run is recorded when a hand is played."""
     assert len(items) >= hands, f"only {len(items)} to deal into {hands} tests: lower the number of tests"
     return list(items[hand::hands])
+
+
+def chunk(steps: tuple, n: int, count: int) -> tuple:
+    """The n-th (0-based) of `count` consecutive chunks of `steps`, as even as they come."""
+    assert len(steps) >= count, f"{len(steps)} steps cannot fill {count} cases"
+    return steps[n * len(steps) // count : (n + 1) * len(steps) // count]
+
+
+def case_points(steps: tuple[StepPoints, ...], case: int, cases: int) -> list[str]:
+    """The boundaries a CLI kill test kills at: those of the `case`-th of `cases` chunks of the steps."""
+    chosen = chunk(steps, case, cases)
+    assert all(step.points for step in chosen), "a step the recorded run never reached"
+    return [p for step in chosen for p in step.points]
+
+
+def kill_rounds(emu, points: list[str], home: Path, tmp_path: Path) -> Iterator[Path]:
+    """The homes of a CLI kill test's rounds: a round while `points` remain (each round's run
+    takes off those it was killed at); every round after the first starts on the emulator
+    reset to its estate, with a home of its own."""
+    from tests.recovery_support import reset
+
+    fresh = 0
+    while points:
+        if fresh:
+            reset(emu)
+            home = tmp_path / f"home-{fresh}"
+        fresh += 1
+        yield home
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ guest listeners), plans and runs against it, and its counters."""
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
+import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -110,3 +114,34 @@ def arm_request(emu, method: str, path: str, body: Any = None) -> tuple[int, Any
 def put_lock(emu, scope: str, name: str, level: str = "ReadOnly") -> None:
     status, _ = arm_request(emu, "PUT", f"{scope}/providers/Microsoft.Authorization/locks/{name}", {"properties": {"level": level}})
     assert status in (200, 201), status
+
+
+def journal_path(home: Path) -> Path:
+    """The journal of the `aztriage` processes run with `cli_env(home, ...)`."""
+    return home / "data" / "aztriage" / "journal.sqlite3"
+
+
+def kill_when_accepted(proc: subprocess.Popen, home: Path, step: str, timeout: float) -> None:
+    """kill -9 the `recover` process `proc` as soon as its journal holds the long-running
+    operation of step `step` as accepted by Azure; fails if that never happened."""
+    token = None
+    deadline = time.monotonic() + timeout
+    while token is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            with sqlite3.connect(journal_path(home), timeout=1) as db:
+                row = db.execute("SELECT outputs FROM steps WHERE key=?", (step,)).fetchone()
+        except sqlite3.Error:
+            continue
+        if row:
+            token = json.loads(row[0]).get("operations", {}).get(step) or None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert token, f"the {step} was never journaled as accepted"
+
+
+def operation_on(emu, kind: str, vm_name: str) -> dict[str, Any]:
+    """The one operation of `kind` the emulator has seen on the VM."""
+    vm_id = vm_doc(emu, vm_name)["doc"]["id"].lower()
+    (op,) = [o for o in operations(emu) if o["kind"] == kind and o["resource_id"].lower() == vm_id]
+    return op

@@ -33,6 +33,13 @@ def recovery_journal(emu, tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture
+def home(tmp_path, emu):
+    """The home of this test's `aztriage` processes (tests.recovery_support.cli_env), on the reset emulator."""
+    reset(emu)
+    return tmp_path / "home"
+
+
 @pytest.fixture(scope="module")
 def before(emu):
     reset(emu)

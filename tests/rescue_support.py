@@ -110,16 +110,19 @@ class Rig:
         vm_id = await service.find_vm(self.backend, vm_name)
         return await service.make_plan(self.backend, vm_id, scenario, params or {})
 
-    def runner(self, vm_name: str | None, hook=None, operator_done: bool = False) -> Runner:
-        kwargs: dict[str, Any] = {"on_event": self.events.append, "confirm_name": vm_name, "operator_done": operator_done}
+    def runner(self, vm_name: str | None, hook=None, operator_done: bool = False, secrets: dict | None = None) -> Runner:
+        kwargs: dict[str, Any] = {"on_event": self.events.append, "confirm_name": vm_name, "operator_done": operator_done, "secrets": secrets}
         if hook is not None:
             kwargs["hook"] = hook
         return Runner(self.backend, self.journal, **kwargs)
 
-    async def run(self, vm_name: str, scenario: str, params: dict | None = None, *, hook=None, operator_done: bool = True) -> tuple[Any, RunResult]:
-        """Plan and run; when it waits for the operator and `operator_done`, say it is done and resume."""
+    async def run(
+        self, vm_name: str, scenario: str, params: dict | None = None, *, hook=None, operator_done: bool = True, secrets: dict | None = None
+    ) -> tuple[Any, RunResult]:
+        """Plan and run (with `secrets`, as typed by the operator); when it waits for the operator
+        and `operator_done`, say it is done and resume."""
         plan, facts = await self.plan(vm_name, scenario, params)
-        result = await self.runner(vm_name, hook).start(plan, lambda f, p: scenarios.build_plan(scenario, f, p), facts)
+        result = await self.runner(vm_name, hook, secrets=secrets).start(plan, lambda f, p: scenarios.build_plan(scenario, f, p), facts)
         if result.status == "waiting" and operator_done:
             result = await self.resume(result.run_id, vm_name)
         return plan, result

@@ -56,3 +56,15 @@ def demo_settings(emu, **overrides):
     from backend.settings import ConnectionSettings
 
     return settings_for(emu, ConnectionSettings(**overrides))
+
+
+def assert_one_clear_line(proc, *needles: str) -> str:
+    """A refusal as an operator must see it: a non-zero exit and one line on stderr that
+    says each of `needles`, never a traceback. Returns the line."""
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]

@@ -19,25 +19,14 @@ from backend.diagnose import GUEST_NOT_ANSWERING
 from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
 from backend.recovery.runner import Runner, RunRefused
-from tests.support import demo_settings, emulator_control, start_emulator
+from tests.support import demo_settings, emulator_control
 
 pytestmark = pytest.mark.xdist_group("bootdiag")
 
 
-@pytest.fixture(scope="module")
-def emu():
-    """An emulator of this module's own: these tests move its clock and change its VMs."""
-    e = start_emulator("demo", acceleration=3000)
-    yield e
-    e.stop()
-
-
 @pytest.fixture
-async def backend(emu):
-    emulator_control(emu, "POST", "/_emulator/reset")
-    b = AzureBackend(demo_settings(emu), retry_total=1)
-    yield b
-    await b.close()
+def backend(reset_backend):  # the adapter on this module's own, reset emulator (tests/rescue_fixtures.py)
+    return reset_backend
 
 
 async def vm_of(backend, name):

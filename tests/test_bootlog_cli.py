@@ -10,6 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from tests.support import assert_one_clear_line
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -18,16 +20,6 @@ def bootlog(emulator, *args: str, timeout: float = 120) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "tui.cli", "bootlog", *connection, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
     )
-
-
-def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode != 0
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def test_json_shape_with_the_screenshot_saved(emulator, tmp_path):
@@ -72,21 +64,21 @@ def test_a_clean_vm_json_has_no_signature(emulator):
 
 
 def test_unknown_vm_is_one_line(emulator):
-    one_line_error(bootlog(emulator, "--vm", "no-such-vm"), "no VM named no-such-vm")
+    assert_one_clear_line(bootlog(emulator, "--vm", "no-such-vm"), "no VM named no-such-vm")
 
 
 def test_boot_diagnostics_off_is_one_line_and_says_how_to_enable(emulator):
-    line = one_line_error(bootlog(emulator, "--vm", "dev-spot-01", "--format", "json"), "boot diagnostics are off on VM dev-spot-01", "enable-boot-diagnostics")
+    line = assert_one_clear_line(bootlog(emulator, "--vm", "dev-spot-01", "--format", "json"), "boot diagnostics are off on VM dev-spot-01", "enable-boot-diagnostics")
     assert line.startswith("aztriage: ")
 
 
 def test_bad_input_fails_before_anything_is_read_or_written(emulator, tmp_path):
     before = json.loads(_stats(emulator))["requests"]
-    one_line_error(bootlog(emulator, "--vm", "api-dev-01", "--screenshot", str(tmp_path / "nope" / "x.png")), "does not exist")
-    one_line_error(bootlog(emulator, "--vm", "api-dev-01", "--screenshot", str(tmp_path / "x.jpg")), "must end in .png")
-    one_line_error(bootlog(emulator, "--vm", "api-dev-01", "--format", "table"), "--format table is not available here")
-    one_line_error(bootlog(emulator, "--vm", "api-dev-01", "--lines", "zero"), "not a number of lines")
-    one_line_error(bootlog(emulator), "--vm")
+    assert_one_clear_line(bootlog(emulator, "--vm", "api-dev-01", "--screenshot", str(tmp_path / "nope" / "x.png")), "does not exist")
+    assert_one_clear_line(bootlog(emulator, "--vm", "api-dev-01", "--screenshot", str(tmp_path / "x.jpg")), "must end in .png")
+    assert_one_clear_line(bootlog(emulator, "--vm", "api-dev-01", "--format", "table"), "--format table is not available here")
+    assert_one_clear_line(bootlog(emulator, "--vm", "api-dev-01", "--lines", "zero"), "not a number of lines")
+    assert_one_clear_line(bootlog(emulator), "--vm")
     assert json.loads(_stats(emulator))["requests"] == before, "bad input sends nothing"
     assert list(tmp_path.iterdir()) == []
 

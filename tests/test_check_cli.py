@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.test_cli import assert_one_clear_line, aztriage
+from tests.support import assert_one_clear_line
+from tests.test_cli import aztriage
 
 
 def test_check_json_has_the_documented_shape():

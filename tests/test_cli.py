@@ -10,20 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import assert_one_clear_line
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def aztriage(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=ROOT, capture_output=True, text=True, input=input, timeout=timeout, env=os.environ.copy())
-
-
-def assert_one_clear_line(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode != 0
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def test_inventory_json_against_the_demo():

@@ -48,6 +48,14 @@ async def probed(pilot, screen, names) -> None:
     await pilot.pause(0.1)
 
 
+async def probe_one(pilot, screen, name: str) -> None:
+    """Filter the pane to one VM, probe it with p and wait for its diagnosis."""
+    screen.set_filter(name)
+    await pilot.pause()
+    await pilot.press("p")
+    await probed(pilot, screen, {name})
+
+
 def detail(screen) -> str:
     return renderable_text(screen.query_one("#probe-detail").content, width=220)
 
@@ -66,10 +74,7 @@ async def test_every_vm_has_a_row_before_anything_is_probed(pane_emulator):
 async def test_probe_the_selected_vm_and_read_the_evidence(pane_emulator):
     async with make_app(pane_emulator).run_test(size=(140, 45)) as pilot:
         screen = await open_pane(pilot)
-        screen.set_filter("jump-prod-01")
-        await pilot.pause()
-        await pilot.press("p")
-        await probed(pilot, screen, {"jump-prod-01"})
+        await probe_one(pilot, screen, "jump-prod-01")
         line = next(line for line in table_lines(screen.table) if "jump-prod-01" in line)
         assert "TIMEOUT" in line and "NSG BLOCKS" in line and "fix-nsg" in line
         text = detail(screen)
@@ -132,10 +137,7 @@ async def test_mark_probes_only_the_marked_vms_and_filter_probes_the_shown_ones(
 async def test_open_recovery_lands_in_the_recovery_pane_with_the_scenario(pane_emulator):
     async with make_app(pane_emulator).run_test(size=(140, 45)) as pilot:
         screen = await open_pane(pilot)
-        screen.set_filter("legacy-ftp-01")
-        await pilot.pause()
-        await pilot.press("p")
-        await probed(pilot, screen, {"legacy-ftp-01"})
+        await probe_one(pilot, screen, "legacy-ftp-01")
         assert screen.check_action("open_recovery", ()) is True
         await pilot.press("o")
         await wait_for(pilot, lambda: getattr(pilot.app.screen, "recommended", None) is not None, what="the Recovery pane")
@@ -154,10 +156,7 @@ async def test_without_a_recovery_pane_o_says_what_to_run(pane_emulator, monkeyp
     monkeypatch.setattr(tui.panes, "PANES", tuple(p for p in tui.panes.PANES if p.id != "recovery"))
     async with make_app(pane_emulator).run_test(size=(140, 45)) as pilot:
         screen = await open_pane(pilot)
-        screen.set_filter("qa-win-01")
-        await pilot.pause()
-        await pilot.press("p")
-        await probed(pilot, screen, {"qa-win-01"})
+        await probe_one(pilot, screen, "qa-win-01")
         await pilot.press("o")
         await pilot.pause()
         assert any("aztriage recover start --vm qa-win-01" in str(n.message) for n in pilot.app._notifications)
@@ -166,10 +165,7 @@ async def test_without_a_recovery_pane_o_says_what_to_run(pane_emulator, monkeyp
 async def test_write_rdp_file_with_the_current_address(pane_emulator, tmp_path):
     async with make_app(pane_emulator).run_test(size=(140, 45)) as pilot:
         screen = await open_pane(pilot)
-        screen.set_filter("dc-shared-01")
-        await pilot.pause()
-        await pilot.press("p")
-        await probed(pilot, screen, {"dc-shared-01"})
+        await probe_one(pilot, screen, "dc-shared-01")
         await pilot.press("w")
         await pilot.pause()
         path = pilot.app.export_dir() / "dc-shared-01.rdp"
@@ -244,10 +240,7 @@ async def test_the_private_path_and_the_source_address_are_reachable_from_the_pa
 
     async with make_app(pane_emulator).run_test(size=(140, 45)) as pilot:
         screen = await open_pane(pilot)
-        screen.set_filter("payroll-app-01")
-        await pilot.pause()
-        await pilot.press("p")
-        await probed(pilot, screen, {"payroll-app-01"})
+        await probe_one(pilot, screen, "payroll-app-01")
         assert "probe again with --private" in detail(screen)
         await pilot.press("v")
         await pilot.pause()

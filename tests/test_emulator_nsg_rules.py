@@ -6,24 +6,13 @@ from __future__ import annotations
 import pytest
 
 from backend.adapter import BackendError
-from backend.azure.backend import AzureBackend
-from tests.recovery_support import arm_request, own_emulator, reset, vm_doc
-from tests.support import demo_settings, emulator_control
-
-
-@pytest.fixture(scope="module")
-def emu():
-    e = own_emulator()
-    yield e
-    e.stop()
+from tests.recovery_support import arm_request, vm_doc
+from tests.support import emulator_control
 
 
 @pytest.fixture
-async def backend(emu):
-    reset(emu)
-    b = AzureBackend(demo_settings(emu), retry_total=1)
-    yield b
-    await b.close()
+def backend(reset_backend):  # the adapter on this module's own, reset emulator (tests/rescue_fixtures.py)
+    return reset_backend
 
 
 def nsg_of(emu, vm_name: str) -> str:

@@ -7,19 +7,14 @@ from __future__ import annotations
 import pytest
 
 from backend.adapter import BackendError
-from backend.azure.backend import AzureBackend
-from tests.recovery_support import arm_request, guest_ports, power, put_lock, reset, resources, vm_doc
-from tests.support import demo_settings
+from tests.recovery_support import arm_request, guest_ports, power, put_lock, resources, vm_doc
 
 API = "api-version=2026-04-01"
 
 
 @pytest.fixture
-async def backend(emu):
-    reset(emu)
-    b = AzureBackend(demo_settings(emu), retry_total=1)
-    yield b
-    await b.close()
+def backend(reset_backend):  # the adapter on this module's own, reset emulator (tests/rescue_fixtures.py)
+    return reset_backend
 
 
 def vm_id(emu, name: str) -> str:

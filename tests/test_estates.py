@@ -9,6 +9,7 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -71,23 +72,21 @@ def power(vm: dict) -> str:
     return "running"  # the emulator derives a running view where none is given
 
 
+def sub_resources(node) -> Iterator[dict]:
+    """Every object below `node` with an id and properties (subnets, ip configurations, LB parts, rules), depth first."""
+    if isinstance(node, dict):
+        if isinstance(node.get("id"), str) and "properties" in node:
+            yield node
+        for v in node.values():
+            yield from sub_resources(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from sub_resources(v)
+
+
 def child_ids(estate: dict) -> set[str]:
     """Ids of sub-resources (subnets, ip configurations, LB parts, rules) in lower case."""
-    out = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("id"), str) and "properties" in node:
-                out.add(node["id"].lower())
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    for r in estate["resources"]:
-        walk(r.get("properties", {}))
-    return out
+    return {node["id"].lower() for r in estate["resources"] for node in sub_resources(r.get("properties", {}))}
 
 
 def rule_matches_port(props: dict, port: int) -> bool:
@@ -238,21 +237,13 @@ def check_ids(estate: dict) -> None:
         assert parsed[2].lower() == r["type"].lower()
         assert r["id"].lower() not in seen, f"duplicate id {r['id']}"
         seen.add(r["id"].lower())
-    kids = Counter()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("id"), str) and "properties" in node and "name" in node:
-                kids[node["id"].lower()] += 1
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    for r in estate["resources"]:
-        walk(r.get("properties", {}))
-        walk(r.get("resources", []))
+    kids = Counter(
+        node["id"].lower()
+        for r in estate["resources"]
+        for part in (r.get("properties", {}), r.get("resources", []))
+        for node in sub_resources(part)
+        if "name" in node
+    )
     dupes = [k for k, n in kids.items() if n > 1]
     assert not dupes, dupes[:5]
     ids = [s["id"].lower() for s in estate["availabilityStatuses"]] + [e["id"].lower() for e in estate["events"]]

@@ -8,32 +8,14 @@ that the text that decides is on screen or reachable by keys:
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.tmux_support import Tmux
-
-CONSOLE = [sys.executable, "-m", "tui.cli", "--demo"]
-UNSET = ("NO_COLOR", "COLORTERM", "TEXTUAL_COLOR_SYSTEM", "TEXTUAL_DRIVER", "TERM_PROGRAM", "AZTRIAGE_THEME", "AZTRIAGE_CONFIG")
-
-
-@pytest.fixture
-def term(tmp_path):
-    t = Tmux(tmp_path)
-    yield t
-    t.kill()
+from tests.tmux_support import Tmux, start_console
 
 
 def start(term: Tmux, tmp_path: Path) -> None:
-    env = {
-        "TERM": "xterm-256color",
-        "AZTRIAGE_CONFIG": str(tmp_path / "none.toml"),
-        **{f"XDG_{kind.upper()}_HOME": str(tmp_path / kind) for kind in ("data", "config", "state", "cache")},
-    }
-    term.start(CONSOLE, env, unset=tuple(u for u in UNSET if u not in env))
+    start_console(term, tmp_path)
     term.wait_for("erp-prod-eus-01", "row 1/30", timeout=60)
 
 

@@ -5,25 +5,31 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.recovery_support import cli_connection, cli_env, guest_ports, json_lines, operation_counts, operations, own_emulator, power, reset, vm_doc, writes
+from tests.recovery_support import (
+    cli_connection,
+    cli_env,
+    guest_ports,
+    journal_path,
+    json_lines,
+    kill_when_accepted,
+    operation_counts,
+    operation_on,
+    operations,
+    own_emulator,
+    power,
+    vm_doc,
+    writes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SENTINEL = "Sentinel-Pa55-XYZZY-9047"
 AZTRIAGE = [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
-
-
-@pytest.fixture
-def home(tmp_path, emu):
-    reset(emu)
-    return tmp_path / "home"
 
 
 def aztriage(emu, home: Path, *args: str, kill_at: str | None = None, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -40,10 +46,6 @@ def aztriage(emu, home: Path, *args: str, kill_at: str | None = None, stdin: str
         text=True,
         timeout=timeout,
     )
-
-
-def journal_path(home: Path) -> Path:
-    return home / "data" / "aztriage" / "journal.sqlite3"
 
 
 def runs(emu, home: Path) -> list[dict]:
@@ -298,23 +300,9 @@ def test_kill_9_in_the_middle_of_a_long_operation_resumes_polling_the_same_one(t
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        token = None
-        deadline = time.monotonic() + 30
-        while token is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            try:
-                with sqlite3.connect(journal_path(home), timeout=1) as db:
-                    row = db.execute("SELECT outputs FROM steps WHERE key='restart'").fetchone()
-            except sqlite3.Error:
-                continue
-            if row and json.loads(row[0]).get("operations", {}).get("restart"):
-                token = json.loads(row[0])["operations"]["restart"]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        assert token, "the restart was never journaled as accepted"
+        kill_when_accepted(proc, home, "restart", timeout=30)
+        assert operation_on(slow, "restart", "web-prod-01")["status"] == "InProgress"  # killed in the middle of it
         vm_id = vm_doc(slow, "web-prod-01")["doc"]["id"].lower()
-        (op,) = [o for o in operations(slow) if o["kind"] == "restart" and o["resource_id"].lower() == vm_id]
-        assert op["status"] == "InProgress"  # killed in the middle of it
         (listed,) = runs(slow, home)
         second = aztriage(slow, home, "recover", "--resume", listed["run_id"])
         assert second.returncode == 0, second.stdout + second.stderr

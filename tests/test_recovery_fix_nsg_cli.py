@@ -20,12 +20,6 @@ from tests.test_recovery_cli import REPO, aztriage, one_line_error, runs
 # emu (this module's own emulator): tests/rescue_fixtures.py
 
 
-@pytest.fixture
-def home(tmp_path, emu):
-    reset(emu)
-    return tmp_path / "home"
-
-
 def nsg_rules(emu, name: str) -> dict[str, dict]:
     (doc,) = [d for d in resources(emu, "Microsoft.Network/networkSecurityGroups") if d["name"] == name]
     return {r["name"]: r["properties"] for r in doc["properties"].get("securityRules") or ()}

@@ -234,14 +234,6 @@ async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates
 # --- the CLI and the console ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def home(tmp_path, emu):
-    from tests.recovery_support import reset
-
-    reset(emu)
-    return tmp_path / "home"
-
-
 def test_the_cli_plans_refuses_bad_input_in_one_sentence_and_resumes_after_kill_9(emu, home):
     from tests.test_recovery_cli import aztriage, one_line_error, runs
 
@@ -274,15 +266,12 @@ def test_the_cli_plans_refuses_bad_input_in_one_sentence_and_resumes_after_kill_
 
 
 async def test_the_recovery_pane_moves_a_vm_into_the_zone_chosen_after_the_name_is_typed(emu, recovery_journal):
-    from tests.test_tui_recovery import choose_scenario, choose_vm, detail, open_pane, steps_text
-    from tests.tui_support import make_app, wait_for
+    from tests.tui_support import detail, make_app, open_scenario, steps_text, wait_for
     from widgets.confirm_dialog import ConfirmDialog
 
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, VM)
-        await choose_scenario(pilot, screen, "move-to-zone")
+        screen = await open_scenario(pilot, VM, "move-to-zone")
         await wait_for(pilot, lambda: screen.stage == "options", what="the zones")
         options = screen.query_one("#options")
         assert [options.get_option_at_index(i).id for i in range(options.option_count)] == ["1", "2", "3"]

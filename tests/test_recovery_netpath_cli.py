@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kill_points import recorded
-from tests.recovery_support import operation_counts, reset, vm_doc, writes
+from tests.kill_points import case_points, kill_rounds, recorded
+from tests.recovery_support import operation_counts, vm_doc, writes
 from tests.test_recovery_cli import one_line_error, runs
-from tests.test_recovery_rescue_cli import _kill_at_each, aztriage, chunk
+from tests.test_recovery_rescue_cli import _kill_at_each, aztriage
 from tests.test_recovery_reset_vpn import connection, status
 from tests.test_recovery_upgrade_ip import nic_and_pip, upgraded_keeping
 
@@ -24,12 +24,6 @@ def nla_listener(emu) -> tuple[dict, int]:
     vm_id = vm_doc(emu, "rdgw-shared-01")["doc"]["id"]
     values = dict(emu.store.guest_facts(vm_id).get("rdp_security") or {"UserAuthentication": 1, "SecurityLayer": 2})
     return values, operation_counts(emu)[("runCommand", vm_id.lower())]
-
-
-@pytest.fixture
-def home(tmp_path, emu):
-    reset(emu)
-    return tmp_path / "home"
 
 
 def test_upgrade_public_ip_from_the_cli_needs_the_name_refuses_read_only_and_keeps_the_address(emu, home):
@@ -82,29 +76,22 @@ CASES = {"upgrade-public-ip": 2, "reset-vpn": 1, "disable-nla": 1}
 
 @pytest.mark.parametrize("scenario, case", [(s, n) for s, count in CASES.items() for n in range(count)], ids=lambda v: str(v + 1) if isinstance(v, int) else v)
 def test_killed_with_sigkill_at_every_boundary_resumes_to_the_same_end(emu, home, tmp_path, recorded_steps, scenario, case):
-    steps = chunk(recorded_steps[scenario], case, CASES[scenario])
-    points = [p for step in steps for p in step.points]
-    assert all(step.points for step in steps), "a step the recorded run never reached"
-    fresh = 0
-    while points:
-        if fresh:
-            reset(emu)
-            home = tmp_path / f"home-{fresh}"
-        fresh += 1
+    points = case_points(recorded_steps[scenario], case, CASES[scenario])
+    for this_home in kill_rounds(emu, points, home, tmp_path):
         if scenario == "upgrade-public-ip":
             nic, pip = nic_and_pip(emu, "rdgw-shared-01")
-            _kill_at_each(emu, home, UPGRADE, "rdgw-shared-01", points)
+            _kill_at_each(emu, this_home, UPGRADE, "rdgw-shared-01", points)
             upgraded_keeping(emu, "rdgw-shared-01", pip["properties"]["ipAddress"])
             assert operation_counts(emu)[("put", pip["id"].lower())] == 2  # Static, then Standard: nothing twice
         elif scenario == "disable-nla":
-            _kill_at_each(emu, home, DISABLE_NLA, "rdgw-shared-01", points)
+            _kill_at_each(emu, this_home, DISABLE_NLA, "rdgw-shared-01", points)
             assert nla_listener(emu) == ({"UserAuthentication": 0, "SecurityLayer": 1}, 1)  # sent once
         else:
-            _kill_at_each(emu, home, RESET_VPN, "payroll-app-01", points)
+            _kill_at_each(emu, this_home, RESET_VPN, "payroll-app-01", points)
             assert status(emu) == "Connected"
             conn = connection(emu)
             counts = operation_counts(emu)
             assert counts[("resetconnection", conn["id"].lower())] == 1
             assert counts[("reset", conn["properties"]["virtualNetworkGateway1"]["id"].lower())] == 0  # not needed: skipped
-        (listed,) = runs(emu, home)
+        (listed,) = runs(emu, this_home)
         assert listed["status"] == "succeeded"

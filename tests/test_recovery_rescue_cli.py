@@ -20,28 +20,30 @@ test_recovery_recreate.py, with failures injected at each step."""
 
 from __future__ import annotations
 
-import json
 import signal
-import sqlite3
 import subprocess
-import time
 
 import pytest
 
 from tests import fork_cli
-from tests.kill_points import recorded
-from tests.recovery_support import arm_request, cli_connection, cli_env, json_lines, own_emulator, power, reset, vm_doc, writes
+from tests.kill_points import case_points, kill_rounds, recorded
+from tests.recovery_support import (
+    arm_request,
+    cli_connection,
+    cli_env,
+    journal_path,
+    json_lines,
+    kill_when_accepted,
+    operation_on,
+    own_emulator,
+    power,
+    vm_doc,
+    writes,
+)
 from tests.rescue_support import assert_store_clean, estate, guest, operation_counts
-from tests.support import emulator_control
-from tests.test_recovery_cli import AZTRIAGE, REPO, journal_path, one_line_error, runs
+from tests.test_recovery_cli import AZTRIAGE, REPO, one_line_error, runs
 
 # emu (this module's own emulator) and before (its estate at the start): tests/rescue_fixtures.py
-
-
-@pytest.fixture
-def home(tmp_path, emu):
-    reset(emu)
-    return tmp_path / "home"
 
 
 def aztriage(emu, home, *args: str, kill_at: str | None = None, stdin: str | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -158,12 +160,6 @@ def recorded_steps():
     }
 
 
-def chunk(steps: tuple, n: int, count: int) -> tuple:
-    """The n-th (0-based) of `count` consecutive chunks of `steps`, as even as they come."""
-    assert len(steps) >= count, f"{len(steps)} steps cannot fill {count} cases"
-    return steps[n * len(steps) // count : (n + 1) * len(steps) // count]
-
-
 def _forked(emu, home, *args: str, kill_at: str | None = None) -> fork_cli.Result:
     env = dict(cli_env(home, emu), AZTRIAGE_REACH_TIMEOUT="3")
     if kill_at:
@@ -264,24 +260,17 @@ def _recreate_ended_well(emu, home, original: dict, had: dict, user_data: str | 
 
 @pytest.mark.parametrize("scenario, case", [(s, n) for s, count in CASES.items() for n in range(count)], ids=lambda v: str(v + 1) if isinstance(v, int) else v)
 def test_killed_with_sigkill_at_every_boundary_resumes_to_the_same_end(emu, home, before, tmp_path, recorded_steps, scenario, case):
-    steps = chunk(recorded_steps[scenario], case, CASES[scenario])
-    points = [p for step in steps for p in step.points]
-    assert all(step.points for step in steps), "a step the recorded run never reached"
-    fresh = 0
-    while points:
-        if fresh:
-            reset(emu)
-            home = tmp_path / f"home-{fresh}"
-        fresh += 1
+    points = case_points(recorded_steps[scenario], case, CASES[scenario])
+    for this_home in kill_rounds(emu, points, home, tmp_path):
         if scenario == "rescue":
-            run_id = _kill_at_each(emu, home, RESCUE, "api-dev-01", points)
-            _rescue_ended_well(emu, home, run_id, before)
+            run_id = _kill_at_each(emu, this_home, RESCUE, "api-dev-01", points)
+            _rescue_ended_well(emu, this_home, run_id, before)
         else:
             original = vm_doc(emu, "dev-sandbox-01")["doc"]
             had, user_data = _extensions(emu, "dev-sandbox-01")
             assert user_data and any(p["type"] == "CustomScript" for p in had.values())
-            _kill_at_each(emu, home, RECREATE, "dev-sandbox-01", points)
-            _recreate_ended_well(emu, home, original, had, user_data, before)
+            _kill_at_each(emu, this_home, RECREATE, "dev-sandbox-01", points)
+            _recreate_ended_well(emu, this_home, original, had, user_data, before)
 
 
 def test_kill_9_in_the_middle_of_the_delete_resumes_polling_the_same_delete(tmp_path):
@@ -293,23 +282,9 @@ def test_kill_9_in_the_middle_of_the_delete_resumes_polling_the_same_delete(tmp_
             [*AZTRIAGE, *RECREATE, *cli_connection(slow)], cwd=REPO, env=dict(cli_env(home, slow), AZTRIAGE_REACH_TIMEOUT="3"),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        token = None
-        deadline = time.monotonic() + 60
-        while token is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            try:
-                with sqlite3.connect(journal_path(home), timeout=1) as db:
-                    row = db.execute("SELECT outputs FROM steps WHERE key='delete'").fetchone()
-            except sqlite3.Error:
-                continue
-            if row and json.loads(row[0]).get("operations", {}).get("delete"):
-                token = json.loads(row[0])["operations"]["delete"]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        assert token, "the delete was never journaled as accepted"
+        kill_when_accepted(proc, home, "delete", timeout=60)
+        assert operation_on(slow, "delete", "dev-sandbox-01")["status"] == "InProgress"
         vm_id = vm_doc(slow, "dev-sandbox-01")["doc"]["id"].lower()
-        (op,) = [o for o in slow_ops(slow) if o["kind"] == "delete" and o["resource_id"].lower() == vm_id]
-        assert op["status"] == "InProgress"
         (listed,) = runs(slow, home)
         second = aztriage(slow, home, "recover", "--resume", listed["run_id"], "--confirm", "dev-sandbox-01", timeout=120)
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr
@@ -320,7 +295,3 @@ def test_kill_9_in_the_middle_of_the_delete_resumes_polling_the_same_delete(tmp_
             assert_store_clean(slow, j, start)
     finally:
         slow.stop()
-
-
-def slow_ops(emu) -> list[dict]:
-    return emulator_control(emu, "GET", "/_emulator/operations")

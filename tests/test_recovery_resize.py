@@ -185,14 +185,6 @@ async def test_killed_at_any_boundary_resumes_to_the_same_end_sending_each_opera
 # --- the CLI and the console ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def home(tmp_path, emu):
-    from tests.recovery_support import reset
-
-    reset(emu)
-    return tmp_path / "home"
-
-
 @pytest.mark.parametrize("kill_at", ["operation:1", "operation:2", "operation:3"])
 def test_kill_9_in_each_operation_resumes_and_sends_each_once(emu, home, kill_at):
     from tests.test_recovery_cli import aztriage, runs
@@ -228,15 +220,12 @@ def test_the_cli_shows_the_plan_and_read_only_disables_every_write(emu, home):
 
 
 async def test_the_recovery_pane_lists_the_regions_sizes_and_moves_the_vm_after_the_name_is_typed(emu, recovery_journal):
-    from tests.test_tui_recovery import choose_scenario, choose_vm, detail, open_pane, steps_text
-    from tests.tui_support import make_app, wait_for
+    from tests.tui_support import detail, make_app, open_scenario, steps_text, wait_for
     from widgets.confirm_dialog import ConfirmDialog
 
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, VM)
-        await choose_scenario(pilot, screen, "resize")
+        screen = await open_scenario(pilot, VM, "resize")
         await wait_for(pilot, lambda: screen.stage == "options", what="the sizes")
         options = screen.query_one("#options")
         prompts = {options.get_option_at_index(i).id: str(options.get_option_at_index(i).prompt) for i in range(options.option_count)}

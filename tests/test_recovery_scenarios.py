@@ -3,9 +3,7 @@ adapter: the plan, the run, its verification, and the emulator's state after."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
 
 import pytest
 
@@ -15,28 +13,11 @@ from backend.azure.backend import AzureBackend
 from backend.recovery import journal as J
 from backend.recovery import scenarios, service
 from backend.recovery.journal import Journal
-from backend.recovery.plan import Kind, Plan, PlanError
+from backend.recovery.plan import Kind, PlanError
 from backend.recovery.runner import Runner, RunRefused
 from tests.recovery_support import guest_ports, operation_counts, power, put_lock, reset, resources, vm_doc, writes
+from tests.rescue_support import Rig
 from tests.support import arm_call, demo_settings, emulator_control
-
-
-@dataclass
-class Rig:
-    emu: Any
-    backend: AzureBackend
-    journal: Journal
-    events: list = field(default_factory=list)
-
-    async def plan(self, vm_name: str, scenario: str, params: dict | None = None) -> tuple[Plan, Any]:
-        vm_id = await service.find_vm(self.backend, vm_name)
-        return await service.make_plan(self.backend, vm_id, scenario, params or {})
-
-    async def run(self, vm_name: str, scenario: str, params: dict | None = None, secrets: dict | None = None, confirm: bool = True):
-        plan, facts = await self.plan(vm_name, scenario, params)
-        runner = Runner(self.backend, self.journal, on_event=self.events.append, secrets=secrets, confirm_name=vm_name if confirm else None)
-        result = await runner.start(plan, lambda f, p: scenarios.build_plan(scenario, f, p), facts)
-        return plan, result
 
 
 @pytest.fixture

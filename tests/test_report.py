@@ -13,8 +13,9 @@ import pytest
 from backend import report as rpt
 from backend.checks import CheckContext, ComputeUsage, run_checks
 from backend.models import EventUpdate, HealthStatus, ImpactedRegion, ImpactedService, NetworkInterface, PublicIp, RecommendedAction, ServiceEvent
+from tests.support import assert_one_clear_line
 from tests.test_checks import SUB, disk, good_vm, inventory
-from tests.test_cli import assert_one_clear_line, aztriage
+from tests.test_cli import aztriage
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)

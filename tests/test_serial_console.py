@@ -9,26 +9,15 @@ import asyncio
 import pytest
 from azure.core.rest import HttpRequest
 
-from backend.azure.backend import AzureBackend
 from backend.errors import BackendError, SerialConsoleClosed, SerialConsoleRefused
-from tests.support import arm_call, demo_settings, emulator_control, start_emulator
+from tests.support import arm_call, emulator_control
 
 pytestmark = pytest.mark.xdist_group("serialconsole")
 
 
-@pytest.fixture(scope="module")
-def emu():
-    e = start_emulator("demo", acceleration=3000)
-    yield e
-    e.stop()
-
-
 @pytest.fixture
-async def backend(emu):
-    emulator_control(emu, "POST", "/_emulator/reset")
-    b = AzureBackend(demo_settings(emu), retry_total=1)
-    yield b
-    await b.close()
+def backend(reset_backend):  # the adapter on this module's own, reset emulator (tests/rescue_fixtures.py)
+    return reset_backend
 
 
 def vm_id(emu, name: str) -> str:

@@ -6,33 +6,16 @@ reboots, leaves with Ctrl+], and the VM answers SSH: the verdict is reachable.""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.tmux_support import Tmux
+from tests.tmux_support import start_console
 
 ROOT = Path(__file__).resolve().parent.parent
-CONSOLE = [sys.executable, "-m", "tui.cli", "--demo"]
-UNSET = ("NO_COLOR", "COLORTERM", "TEXTUAL_COLOR_SYSTEM", "TEXTUAL_DRIVER", "TERM_PROGRAM", "AZTRIAGE_THEME", "AZTRIAGE_CONFIG")
-
-
-@pytest.fixture
-def term(tmp_path):
-    t = Tmux(tmp_path)
-    yield t
-    t.kill()
 
 
 def test_the_fstab_story_is_fixed_from_the_serial_console_at_80x24(term, tmp_path):
-    env = {
-        "TERM": "xterm-256color",
-        "AZTRIAGE_CONFIG": str(tmp_path / "none.toml"),
-        **{f"XDG_{kind.upper()}_HOME": str(tmp_path / kind) for kind in ("data", "config", "state", "cache")},
-    }
-    term.start(CONSOLE, env, unset=tuple(u for u in UNSET if u not in env))
+    start_console(term, tmp_path)
     term.wait_for("api-dev-01", "row 1/30", timeout=60)
 
     term.keys("3")

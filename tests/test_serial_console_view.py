@@ -36,6 +36,13 @@ async def open_from_detail(pilot, name: str):
     return app.screen
 
 
+async def at_login(pilot, name: str = "dev-ephemeral-01"):
+    """The serial console of `name` opened from its detail page, showing the guest's login prompt."""
+    screen = await open_from_detail(pilot, name)
+    await see(pilot, screen, "login:")
+    return screen
+
+
 async def see(pilot, screen, *needles: str, timeout: float = 15.0) -> str:
     try:
         await wait_for(pilot, lambda: all(n in screen.terminal.text() for n in needles), timeout=timeout, what=f"{needles} on the guest's screen")
@@ -51,6 +58,18 @@ async def type_keys(pilot, text: str) -> None:
 def sessions(name: str):
     with Journal(default_path()) as journal:
         return [s for s in journal.console_sessions() if s.vm_name == name]
+
+
+def admin_log(emu) -> list[dict]:
+    """The admin commands (reset, NMI, SysRq) the emulator's serial console gateway was sent."""
+    return emulator_control(emu, "GET", "/_emulator/serialconsole/admin")
+
+
+async def admin_dialog(pilot, screen, action: str, kind):
+    """The console's admin command `action` asked for: the dialog of `kind` it opens, on top."""
+    getattr(screen, f"action_{action}")()
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), what=f"the {action} dialog")
+    return pilot.app.screen
 
 
 def journal_bytes() -> bytes:
@@ -164,8 +183,7 @@ async def test_bytes_both_ways_and_the_journal_keeps_the_session_not_the_keys(fr
 async def test_the_terminal_follows_the_widget_size(fresh_emulator):
     app = make_app(fresh_emulator)
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_from_detail(pilot, "dev-ephemeral-01")
-        await see(pilot, screen, "login:")
+        screen = await at_login(pilot)
         model = screen.terminal.screen_model
         assert (model.columns, model.lines) == (100, 28)  # the title and status lines take two
         await pilot.resize_terminal(120, 40)
@@ -242,8 +260,7 @@ async def test_a_refusal_is_one_line_naming_the_failing_check(fresh_emulator, na
 async def test_read_only_watches_and_sends_nothing(fresh_emulator):
     app = make_app(fresh_emulator, read_only=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_from_detail(pilot, "dev-ephemeral-01")
-        await see(pilot, screen, "login:")
+        screen = await at_login(pilot)
         assert "READ-ONLY" in str(screen.query_one("#console-title").render())
         await type_keys(pilot, "root")
         await pilot.press("enter")
@@ -257,9 +274,7 @@ async def test_read_only_watches_and_sends_nothing(fresh_emulator):
         assert not any(type(s).__name__ == "ConfirmDialog" for s in app.screen_stack)
         session_id = screen.session_id
         await pilot.press("ctrl+right_square_bracket")
-    assert emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin") == [] or all(
-        entry["command"] not in ("reset",) for entry in emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin")
-    )
+    assert all(entry["command"] != "reset" for entry in admin_log(fresh_emulator))
     (session,) = [s for s in sessions("dev-ephemeral-01") if s.session_id == session_id]
     assert session.read_only
 
@@ -269,14 +284,11 @@ async def test_reset_is_confirmed_by_the_vms_name_and_journaled(fresh_emulator):
 
     from widgets.confirm_dialog import ConfirmDialog
 
-    before = len(emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin"))
+    before = len(admin_log(fresh_emulator))
     app = make_app(fresh_emulator)
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_from_detail(pilot, "dev-ephemeral-01")
-        await see(pilot, screen, "login:")
-        screen.action_reset()
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirmation")
-        dialog = app.screen
+        screen = await at_login(pilot)
+        dialog = await admin_dialog(pilot, screen, "reset", ConfirmDialog)
         await type_keys(pilot, "dev-ephemeral")
         await pilot.press("enter")  # not the name: nothing happens
         await pilot.pause(0.1)
@@ -288,7 +300,7 @@ async def test_reset_is_confirmed_by_the_vms_name_and_journaled(fresh_emulator):
         await wait_for(pilot, lambda: "reset sent" in str(screen.query_one("#console-status").render()), what="the reset")
         await see(pilot, screen, "Reached target Multi-User System")
         session_id = screen.session_id
-    log = emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin")
+    log = admin_log(fresh_emulator)
     assert [e["command"] for e in log[before:]] == ["reset"]
     (session,) = [s for s in sessions("dev-ephemeral-01") if s.session_id == session_id]
     assert [a["command"] for a in session.admin] == ["reset"] and session.end_reason == "aztriage closed"
@@ -357,20 +369,17 @@ async def test_read_only_sends_no_admin_command_from_the_cli_console(fresh_emula
 async def test_sysrq_takes_a_typed_key_and_cancel_sends_nothing(fresh_emulator):
     from tui.screens.serial_console import SysRqDialog
 
-    before = len(emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin"))
+    before = len(admin_log(fresh_emulator))
     app = make_app(fresh_emulator)
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_from_detail(pilot, "dev-ephemeral-01")
-        await see(pilot, screen, "login:")
-        screen.action_sysrq()
-        await wait_for(pilot, lambda: isinstance(app.screen, SysRqDialog), what="the SysRq dialog")
+        screen = await at_login(pilot)
+        await admin_dialog(pilot, screen, "sysrq", SysRqDialog)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, what="cancel")
-        screen.action_sysrq()
-        await wait_for(pilot, lambda: isinstance(app.screen, SysRqDialog), what="the SysRq dialog")
+        await admin_dialog(pilot, screen, "sysrq", SysRqDialog)
         await pilot.press("s", "enter")
         await wait_for(pilot, lambda: "SysRq s sent" in str(screen.query_one("#console-status").render()), what="SysRq")
-    log = emulator_control(fresh_emulator, "GET", "/_emulator/serialconsole/admin")
+    log = admin_log(fresh_emulator)
     assert [(e["command"], e["parameters"]) for e in log[before:]] == [("sysrq", {"SysRqCommand": "s"})]
 
 
@@ -390,8 +399,7 @@ async def test_hostile_bytes_from_the_guest_are_cells_never_terminal_commands(ho
     of them, the app's title is untouched, and nothing is answered back to the guest."""
     app = make_app(hostile_emulator)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_from_detail(pilot, "dev-ephemeral-01")
-        await see(pilot, screen, "login:")
+        screen = await at_login(pilot)
         terminal = screen.terminal
         assert terminal.bytes_in > 1500
         drawn = "".join(segment.text for y in range(terminal.size.height) for segment in terminal.render_line(y))

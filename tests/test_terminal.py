@@ -5,18 +5,12 @@ quit); what the operator would read comes back from capture-pane."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.tmux_support import Tmux, colours
+from tests.tmux_support import Tmux, colours, start_console
 
 ROOT = Path(__file__).resolve().parent.parent
-CONSOLE = [sys.executable, "-m", "tui.cli", "--demo"]
-# The caller's terminal must not leak into the test's.
-UNSET = ("NO_COLOR", "COLORTERM", "TEXTUAL_COLOR_SYSTEM", "TEXTUAL_DRIVER", "TERM_PROGRAM", "AZTRIAGE_THEME", "AZTRIAGE_CONFIG")
 
 # Colours without a hue: the grey ramp and the greys of the 256-colour cube, black, white, greys.
 GREY_256 = {0, 7, 8, 15, 16, 59, 102, 145, 188, 231, *range(232, 256)}
@@ -33,24 +27,8 @@ def is_grey(colour: str) -> bool:
     return parts[0] in GREY_16
 
 
-@pytest.fixture
-def term(tmp_path):
-    t = Tmux(tmp_path)
-    yield t
-    t.kill()
-
-
-def home(tmp_path: Path) -> dict[str, str]:
-    """A home of its own: no journal of other tests' runs (whose notice would cover the table)."""
-    return {
-        "AZTRIAGE_CONFIG": str(tmp_path / "none.toml"),
-        **{f"XDG_{kind.upper()}_HOME": str(tmp_path / kind) for kind in ("data", "config", "state", "cache")},
-    }
-
-
 def start(term: Tmux, tmp_path: Path, **env: str) -> None:
-    env = {"TERM": "xterm-256color", **home(tmp_path), **env}
-    term.start(CONSOLE, env, unset=tuple(u for u in UNSET if u not in env))
+    start_console(term, tmp_path, **env)
     # Loaded (not only the rows of the lists: the instance views too): the rows of the demo
     # estate with their states and verdicts in words.
     term.wait_for("erp-prod-eus-01", "UNAVAILABLE", "DEALLOCATED", "NOT READY", "INCIDENT", "NAME", "row 1/30", "DEMO", timeout=60, absent=("loading…",))
@@ -114,7 +92,7 @@ def test_no_color_is_greys_only_and_every_state_reads_in_words(term, tmp_path):
 
 
 def test_presenter_mode_fits_80x24(term, tmp_path):
-    term.start([*CONSOLE, "--present"], {"TERM": "xterm-256color", **home(tmp_path)}, unset=UNSET[:-1])
+    start_console(term, tmp_path, "--present")
     screen = term.wait_for("erp-prod-eus-01", "done: 1 Inventory", timeout=60)
     assert len(screen.splitlines()) <= 24
     term.keys("2")

@@ -17,6 +17,21 @@ def screen_name(app) -> str:
     return type(app.screen).__name__
 
 
+async def run_from_palette(pilot, command: str) -> None:
+    """Open the command palette with ctrl+p, type `command` and press enter on what it offers first."""
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: screen_name(pilot.app) == "CommandPalette", what="palette")
+    await pilot.press(*command)
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+
+
+async def open_from_palette(pilot, vm_name: str) -> None:
+    """The VM's detail page, reached by its name in the command palette."""
+    await run_from_palette(pilot, f"vm: open {vm_name}")
+    await wait_for(pilot, lambda: screen_name(pilot.app) == "VmDetailScreen", what="detail")
+
+
 async def test_number_keys_switch_panes_and_keep_state(emulator):
     from widgets.app_header import AppHeader
     from widgets.vm_table import VmTable
@@ -116,11 +131,7 @@ async def test_palette_exports_inventory_json_to_a_shown_path(emulator):
     app = make_app(emulator)
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_loaded(pilot)
-        await pilot.press("ctrl+p")
-        await wait_for(pilot, lambda: screen_name(app) == "CommandPalette", what="palette")
-        await pilot.press(*"export: inventory as JSON")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await run_from_palette(pilot, "export: inventory as JSON")
         await wait_for(pilot, lambda: any("Exported inventory to" in str(n.message) for n in app._notifications), what="export notification")
         note = next(str(n.message) for n in app._notifications if "Exported inventory to" in str(n.message))
         path = Path(note.split("Exported inventory to ", 1)[1].strip())
@@ -134,12 +145,7 @@ async def test_palette_jumps_to_a_vm_by_name(emulator):
     app = make_app(emulator)
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_loaded(pilot)
-        await pilot.press("ctrl+p")
-        await wait_for(pilot, lambda: screen_name(app) == "CommandPalette", what="palette")
-        await pilot.press(*"vm: open erp-prod-eus-01")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: screen_name(app) == "VmDetailScreen", what="detail")
+        await open_from_palette(pilot, "erp-prod-eus-01")
         assert app.screen.vm.name == "erp-prod-eus-01"
 
 
@@ -259,21 +265,12 @@ async def test_the_palette_offers_every_action_on_the_selected_vm_and_recovers_i
     app = make_app(emulator)
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_loaded(pilot)
-        await pilot.press("ctrl+p")
-        await wait_for(pilot, lambda: screen_name(app) == "CommandPalette", what="palette")
-        await pilot.press(*"vm: open web-prod-01")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: screen_name(app) == "VmDetailScreen", what="detail")
+        await open_from_palette(pilot, "web-prod-01")
         names = [name for name, _help, _cb in app.screen.palette_commands()]
         # Every scenario the VM's state allows, by its id; Start is not offered to a running VM.
         assert "recover: redeploy to a new host (redeploy) web-prod-01" in names and not any("(start)" in n for n in names)
         assert "probe: web-prod-01" in names and "vm: boot log of web-prod-01" in names
-        await pilot.press("ctrl+p")
-        await wait_for(pilot, lambda: screen_name(app) == "CommandPalette", what="palette")
-        await pilot.press(*"redeploy web-prod-01")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await run_from_palette(pilot, "redeploy web-prod-01")
         # The Recovery pane opens on the VM with that scenario chosen: Enter shows its plan.
         def chosen() -> bool:
             options = app.screen.query_one("#scenarios")

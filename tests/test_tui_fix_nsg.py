@@ -8,17 +8,11 @@ from __future__ import annotations
 import pytest
 
 from tests.recovery_support import resources, vm_doc, writes
-from tests.test_tui_recovery import open_pane, steps_text
-from tests.tui_support import make_app, wait_for
+from tests.tui_support import make_app, open_recovery_pane, steps_text, wait_for
 from tui.messages import OpenRecovery
 from widgets.confirm_dialog import ConfirmDialog
 
-pytestmark = pytest.mark.xdist_group("tui-recovery")
-
-
-@pytest.fixture(autouse=True)
-def private_journal(recovery_journal):
-    return recovery_journal
+pytestmark = [pytest.mark.xdist_group("tui-recovery"), pytest.mark.usefixtures("recovery_journal")]  # a journal of its own per test
 
 
 def jump_rules(emu) -> dict[str, dict]:
@@ -27,7 +21,7 @@ def jump_rules(emu) -> dict[str, dict]:
 
 
 async def open_fix_nsg(pilot, emu, option: str, *, choose: bool = True):
-    screen = await open_pane(pilot)
+    screen = await open_recovery_pane(pilot)
     vm_id = vm_doc(emu, "jump-prod-01")["doc"]["id"]
     screen.post_message(OpenRecovery(vm_id, "fix-nsg", reason="blocked by NSG rule Deny-RDP-Incident-4711 at priority 200 (NIC NSG nsg-jump-prod)"))
     await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="the scenarios")

@@ -8,22 +8,16 @@ import pytest
 
 from tests.test_recovery_reset_vpn import status
 from tests.test_recovery_upgrade_ip import nic_and_pip, upgraded_keeping
-from tests.test_tui_recovery import choose_scenario, choose_vm, open_pane, steps_text
-from tests.tui_support import make_app, wait_for
+from tests.tui_support import choose_scenario, choose_vm, make_app, open_plan, open_recovery_pane, steps_text, wait_for
 from widgets.confirm_dialog import ConfirmDialog
 
-pytestmark = pytest.mark.xdist_group("tui-recovery")
-
-
-@pytest.fixture(autouse=True)
-def private_journal(recovery_journal):
-    return recovery_journal
+pytestmark = [pytest.mark.xdist_group("tui-recovery"), pytest.mark.usefixtures("recovery_journal")]  # a journal of its own per test
 
 
 async def test_reset_vpn_runs_from_the_pane_and_the_connection_comes_back(emu):
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         await choose_vm(pilot, screen, "payroll-app-01")
         await choose_scenario(pilot, screen, "reset-vpn")
         await wait_for(pilot, lambda: screen.stage == "options", what="the options")
@@ -44,10 +38,7 @@ async def test_upgrade_public_ip_from_the_pane_needs_the_typed_name_and_keeps_th
     address = nic_and_pip(emu, "rdgw-shared-01")[1]["properties"]["ipAddress"]
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "rdgw-shared-01")
-        await choose_scenario(pilot, screen, "upgrade-public-ip")
-        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        screen = await open_plan(pilot, "rdgw-shared-01", "upgrade-public-ip")
         assert "DESTRUCTIVE" in steps_text(screen)
         await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")

@@ -12,9 +12,20 @@ from backend.recovery.journal import Journal
 from backend.recovery.runner import Runner
 from tests.recovery_support import guest_ports, operation_counts, vm_doc, writes
 from tests.support import demo_settings
-from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
+from tests.tui_support import (
+    choose_scenario,
+    choose_vm,
+    detail,
+    make_app,
+    open_plan,
+    open_recovery_pane,
+    open_scenario,
+    renderable_text,
+    steps_text,
+    table_lines,
+    wait_for,
+)
 from tui.messages import OpenRecovery
-from tui.screens.recovery import RecoveryScreen
 from widgets.confirm_dialog import ConfirmDialog
 from widgets.secret_field import SecretDialog, SecretField
 
@@ -28,40 +39,10 @@ def private_journal(recovery_journal):
     return recovery_journal
 
 
-async def open_pane(pilot) -> RecoveryScreen:
-    await wait_loaded(pilot)
-    await pilot.press("4")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RecoveryScreen), what="the recovery pane")
-    await pilot.pause()
-    return pilot.app.screen
-
-
-async def choose_vm(pilot, screen: RecoveryScreen, name: str) -> None:
-    await pilot.press("slash", *name)
-    await pilot.press("enter")  # keeps the filter, back to the table
-    await pilot.press("enter")  # chooses the VM
-    await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="the scenarios")
-
-
-async def choose_scenario(pilot, screen: RecoveryScreen, scenario_id: str) -> None:
-    options = screen.query_one("#scenarios")
-    ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
-    options.highlighted = ids.index(scenario_id)
-    await pilot.press("enter")
-
-
-def detail(screen) -> str:
-    return renderable_text(screen.query_one("#detail").content, width=200)
-
-
-def steps_text(screen) -> str:
-    return "\n".join(table_lines(screen.query_one("#steps")))
-
-
 async def test_restart_from_vm_to_verified_run(emu):
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         await choose_vm(pilot, screen, "web-prod-01")
         options = screen.query_one("#scenarios")
         prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
@@ -100,10 +81,7 @@ async def test_restart_from_vm_to_verified_run(emu):
 async def test_a_destructive_plan_runs_only_after_the_name_is_typed(emu):
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "dev-sandbox-01")
-        await choose_scenario(pilot, screen, "deallocate")
-        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        screen = await open_plan(pilot, "dev-sandbox-01", "deallocate")
         assert "DESTRUCTIVE" in steps_text(screen)
         before = writes(emu)
         await pilot.press("o")
@@ -131,10 +109,7 @@ async def test_a_destructive_plan_runs_only_after_the_name_is_typed(emu):
 async def test_read_only_shows_the_plan_with_changes_disabled_and_never_runs(emu):
     app = make_app(emu, read_only=True)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "web-prod-01")
-        await choose_scenario(pilot, screen, "restart")
-        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        screen = await open_plan(pilot, "web-prod-01", "restart")
         assert "– disabled" in steps_text(screen)
         assert "read-only: changes are disabled" in str(screen.query_one("#status-line").content)
         before = writes(emu)
@@ -150,7 +125,7 @@ async def test_read_only_shows_the_plan_with_changes_disabled_and_never_runs(emu
 async def test_the_connectivity_diagnosis_opens_with_its_scenario_first(emu):
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         vm_id = vm_doc(emu, "files-shared-01")["doc"]["id"]
         screen.post_message(OpenRecovery(vm_id, "run-fix", reason="the guest does not answer RDP: its firewall drops 3389", evidence=("NSG allows 3389 from Internet",)))
         await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="the scenarios")
@@ -172,9 +147,7 @@ async def test_the_connectivity_diagnosis_opens_with_its_scenario_first(emu):
 async def test_a_password_is_typed_masked_sent_and_never_shown_or_kept(emu, private_journal):
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "files-shared-01")
-        await choose_scenario(pilot, screen, "reset-access")
+        screen = await open_scenario(pilot, "files-shared-01", "reset-access")
         await wait_for(pilot, lambda: screen.stage == "options", what="the options")
         options = screen.query_one("#options")
         options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index("password")
@@ -233,7 +206,7 @@ async def test_an_interrupted_run_is_listed_and_resumed_from_the_pane(emu, priva
     await interrupted_run(emu, private_journal, "web-prod-01", "restart", ("operation", 1))
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         await pilot.press("h")
         await wait_for(pilot, lambda: screen.stage == "runs", what="the runs")
         lines = table_lines(screen.query_one("#runs"))
@@ -253,7 +226,7 @@ async def test_unfinished_runs_are_announced_when_the_console_starts(emu, privat
         await wait_for(pilot, lambda: any("unfinished recovery run" in str(n.message) for n in app._notifications), what="the notice")
         note = next(str(n.message) for n in app._notifications if "unfinished recovery run" in str(n.message))
         assert "start on qa-win-01 (interrupted)" in note
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         assert "(1 unfinished)" in str(screen.query_one("#status-line").content)
 
 
@@ -270,10 +243,7 @@ async def test_quitting_during_a_run_asks_first_and_says_how_to_resume():
 async def _quit_during_a_run(emu) -> None:
     app = make_app(emu)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "web-prod-01")
-        await choose_scenario(pilot, screen, "restart")
-        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        screen = await open_plan(pilot, "web-prod-01", "restart")
         await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         await pilot.press("shift+tab", "enter")  # a restart: Cancel has the focus, Run is chosen on purpose
@@ -298,10 +268,7 @@ async def _quit_during_a_run(emu) -> None:
 async def test_a_wrong_typed_name_says_so(emu):
     app = make_app(emu)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "dev-sandbox-01")
-        await choose_scenario(pilot, screen, "deallocate")
-        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        await open_plan(pilot, "dev-sandbox-01", "deallocate")
         await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
         dialog = app.screen

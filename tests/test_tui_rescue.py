@@ -10,8 +10,7 @@ import pytest
 
 from tests.recovery_support import power, vm_doc
 from tests.rescue_support import guest
-from tests.test_tui_recovery import choose_scenario, choose_vm, detail, open_pane, steps_text
-from tests.tui_support import make_app, wait_for, wait_loaded
+from tests.tui_support import choose_scenario, choose_vm, detail, make_app, open_plan, open_recovery_pane, steps_text, wait_for, wait_loaded
 from widgets.confirm_dialog import ConfirmDialog
 
 pytestmark = pytest.mark.xdist_group("tui-rescue")
@@ -44,7 +43,7 @@ async def rescue_options(pilot, screen) -> list[str]:
 async def test_rescue_from_the_pane_waits_for_d_and_ends_with_the_ledger(emu):
     app = make_app(emu)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         ids = await rescue_options(pilot, screen)
         options = screen.query_one("#options")
         assert ids[:2] == ["new+fixes", "new"]
@@ -80,10 +79,7 @@ async def test_rescue_from_the_pane_waits_for_d_and_ends_with_the_ledger(emu):
 async def test_recreate_from_the_pane_needs_the_name_and_shows_what_it_keeps(emu):
     app = make_app(emu)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "dev-sandbox-01")
-        await choose_scenario(pilot, screen, "recreate")
-        await wait_for(pilot, lambda: screen.stage == "plan", timeout=30, what="the plan")
+        screen = await open_plan(pilot, "dev-sandbox-01", "recreate")
         assert "DESTRUCTIVE" in steps_text(screen)
         assert "deleteOption is Delete on OS disk" in detail(screen)
         await pilot.press("o")
@@ -105,7 +101,7 @@ async def test_the_rescue_vm_chooser_offers_only_vms_that_boot(emu):
         await wait_loaded(pilot)
         pg = app.inventory.vm_by_name("pg-dev-01")[0]
         await wait_for(pilot, lambda: app.verdict_for(pg).id == "not-booting", timeout=90, what="pg-dev-01's boot log")
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         ids = await rescue_options(pilot, screen)
         assert "existing:" + vm_doc(emu, "dev-sandbox-01")["doc"]["id"] in ids
         assert "existing:" + pg.id not in ids and not any(i.lower() == "existing:" + pg.id.lower() for i in ids)

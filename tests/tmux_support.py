@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,10 @@ INSTALL_HINT = "install it with 'apt-get install -y tmux' (make test does this w
 _counter = itertools.count(1)
 
 SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+
+CONSOLE = [sys.executable, "-m", "tui.cli", "--demo"]
+# The caller's terminal must not leak into the test's.
+UNSET = ("NO_COLOR", "COLORTERM", "TEXTUAL_COLOR_SYSTEM", "TEXTUAL_DRIVER", "TERM_PROGRAM", "AZTRIAGE_THEME", "AZTRIAGE_CONFIG")
 
 
 def tmux_path() -> str:
@@ -121,3 +126,17 @@ def colours(text_with_escapes: str) -> set[str]:
                 found.add(f"bg:{code}")
             i += 1
     return found
+
+
+def private_home(tmp_path: Path) -> dict[str, str]:
+    """A home of its own: no journal of other tests' runs (whose notice would cover the table)."""
+    return {
+        "AZTRIAGE_CONFIG": str(tmp_path / "none.toml"),
+        **{f"XDG_{kind.upper()}_HOME": str(tmp_path / kind) for kind in ("data", "config", "state", "cache")},
+    }
+
+
+def start_console(term: Tmux, tmp_path: Path, *args: str, **env: str) -> None:
+    """`aztriage --demo ARGS` in the pane as an operator's xterm runs it, with a home of its own."""
+    env = {"TERM": "xterm-256color", **private_home(tmp_path), **env}
+    term.start([*CONSOLE, *args], env, unset=tuple(u for u in UNSET if u not in env))

@@ -69,3 +69,55 @@ def arm_post(emulator, path: str, body=None) -> int:
     )
     with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
         return resp.status
+
+
+# --- the Recovery pane ---------------------------------------------------------------------
+
+
+async def open_recovery_pane(pilot):
+    """The Recovery pane (key 4) once the first load has landed."""
+    from tui.screens.recovery import RecoveryScreen
+
+    await wait_loaded(pilot)
+    await pilot.press("4")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RecoveryScreen), what="the recovery pane")
+    await pilot.pause()
+    return pilot.app.screen
+
+
+async def choose_vm(pilot, screen, name: str) -> None:
+    """Filter the pane's VM table to `name` by typing, as an operator does, and choose it."""
+    await pilot.press("slash", *name)
+    await pilot.press("enter")  # keeps the filter, back to the table
+    await pilot.press("enter")  # chooses the VM
+    await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="the scenarios")
+
+
+async def choose_scenario(pilot, screen, scenario_id: str) -> None:
+    options = screen.query_one("#scenarios")
+    ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+    options.highlighted = ids.index(scenario_id)
+    await pilot.press("enter")
+
+
+async def open_scenario(pilot, vm_name: str, scenario_id: str):
+    """The Recovery pane with `scenario_id` chosen for `vm_name` by keys (its options or plan on the way)."""
+    screen = await open_recovery_pane(pilot)
+    await choose_vm(pilot, screen, vm_name)
+    await choose_scenario(pilot, screen, scenario_id)
+    return screen
+
+
+async def open_plan(pilot, vm_name: str, scenario_id: str, timeout: float = 30.0):
+    """The Recovery pane showing `scenario_id`'s plan for `vm_name`, chosen by keys."""
+    screen = await open_scenario(pilot, vm_name, scenario_id)
+    await wait_for(pilot, lambda: screen.stage == "plan", timeout=timeout, what="the plan")
+    return screen
+
+
+def detail(screen) -> str:
+    return renderable_text(screen.query_one("#detail").content, width=200)
+
+
+def steps_text(screen) -> str:
+    return "\n".join(table_lines(screen.query_one("#steps")))
