@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 
 @dataclass(frozen=True)
 class StepPoints:
@@ -37,6 +39,11 @@ def deal(items: list | tuple, hand: int, hands: int) -> list:
     collecting them needs no recorded run; the run is recorded when a hand is played."""
     assert len(items) >= hands, f"only {len(items)} to deal into {hands} tests: lower the number of tests"
     return list(items[hand::hands])
+
+
+def hands(count: int) -> pytest.MarkDecorator:
+    """Parametrizes an in-process kill test over `count` hands (ids hand-N-of-COUNT) of the recorded boundaries (see deal)."""
+    return pytest.mark.parametrize("hand", range(count), ids=lambda n: f"hand-{n + 1}-of-{count}")
 
 
 def chunk(steps: tuple, n: int, count: int) -> tuple:
@@ -90,7 +97,7 @@ class Scenario:
 def recorded(vm_name: str, scenario: str, params: tuple[tuple[str, object], ...] = ()) -> Scenario:
     """Plan `scenario` for `vm_name` on a fresh demo emulator and run it once end to end
     (telling the manual step it is done), recording the boundaries it passes. Called from
-    fixtures, never at import: collecting the tests does no recovery. Once per process."""
+    fixtures and tests, never at import: collecting the tests does no recovery. Once per process."""
     from backend.recovery import scenarios
     from backend.recovery.plan import Kind
     from tests.recovery_support import own_emulator

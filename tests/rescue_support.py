@@ -197,5 +197,16 @@ async def fresh_rig(emu, journal_path) -> AsyncIterator[Rig]:
         rig.journal.close()
 
 
+@asynccontextmanager
+async def killed_at(rigs, boundary: tuple[str, int]) -> AsyncIterator[Rig]:
+    """A fresh rig (from the `rigs` fixture) for one boundary of a kill test; an assertion that
+    fails inside says which boundary it was."""
+    async with rigs() as rig:
+        try:
+            yield rig
+        except AssertionError as exc:
+            raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+
+
 def states(result: RunResult) -> list[str]:
     return [s.state for s in result.record.steps]

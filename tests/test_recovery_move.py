@@ -16,9 +16,9 @@ import pytest
 from backend.recovery.plan import PlanError
 from backend.recovery.release import release
 from backend.recovery.runner import RunRefused
-from tests.kill_points import deal, recorded
+from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import arm_request, json_lines, power, resources, vm_doc, writes
-from tests.rescue_support import assert_ledger_matches, operation_counts, states
+from tests.rescue_support import assert_ledger_matches, killed_at, operation_counts, states
 
 VM = "app-prod-ne-02"  # northeurope, no zone or set (the checklist's no-zone-or-set): into zone 1
 ZONE = {"zone": "1"}
@@ -210,25 +210,17 @@ async def test_a_failure_at_each_write_leaves_an_honest_journal_and_resumes(rig,
 KILL_TESTS = 8
 
 
-@pytest.fixture(scope="module")
-def boundaries() -> list[tuple[str, int]]:
-    return recorded(VM, "move-to-zone", tuple(ZONE.items())).points
-
-
-@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
-async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, boundaries, hand):
-    for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with rigs() as rig:
-            try:
-                original = vm_doc(rig.emu, VM)["doc"]
-                plan, result, killed = await rig.run_killed_at(VM, "move-to-zone", ZONE, boundary)
-                assert killed
-                moved_ok(rig, result, original)
-                counts = operation_counts(rig.emu)
-                snaps = [k for k in counts if k[0] == "create" and "/snapshots/" in k[1]]
-                assert len(snaps) == 2 and all(counts[k] == 1 for k in snaps), counts
-            except AssertionError as exc:
-                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+@hands(KILL_TESTS)
+async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, hand):
+    for boundary in deal(recorded(VM, "move-to-zone", tuple(ZONE.items())).points, hand, KILL_TESTS):
+        async with killed_at(rigs, boundary) as rig:
+            original = vm_doc(rig.emu, VM)["doc"]
+            plan, result, killed = await rig.run_killed_at(VM, "move-to-zone", ZONE, boundary)
+            assert killed
+            moved_ok(rig, result, original)
+            counts = operation_counts(rig.emu)
+            snaps = [k for k in counts if k[0] == "create" and "/snapshots/" in k[1]]
+            assert len(snaps) == 2 and all(counts[k] == 1 for k in snaps), counts
 
 
 # --- the CLI and the console ----------------------------------------------------------------------

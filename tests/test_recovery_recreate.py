@@ -15,12 +15,13 @@ import pytest
 from backend.recovery import scenarios
 from backend.recovery.runner import Runner, RunRefused
 from backend.recovery.scenarios.recreate import PROTECTED_HANDLERS, captured_extensions, create_body
-from tests.kill_points import deal, recorded
+from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import arm_request, power, put_lock, vm_doc, writes
 from tests.rescue_support import (  # the fixtures emu, before and rig: tests/rescue_fixtures.py
     assert_ledger_matches,
     assert_store_clean,
     fault,
+    killed_at,
     operation_counts,
     states,
 )
@@ -289,28 +290,20 @@ async def test_a_failure_at_each_step_leaves_an_honest_journal_and_resumes(rig, 
 KILL_TESTS = 12  # the recorded boundaries are dealt out over this many tests
 
 
-@pytest.fixture(scope="module")
-def boundaries() -> list[tuple[str, int]]:
-    """Every boundary a run of the plan passes (recorded from the plan itself: a new step is covered)."""
-    return recorded(VM, "recreate").points
-
-
-@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
-async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, before, boundaries, hand):
-    for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with rigs() as rig:
-            try:
-                original = vm_doc(rig.emu, VM)["doc"]
-                had = extensions_and_user_data(rig.emu, VM)
-                plan, result, killed = await rig.run_killed_at(VM, "recreate", {}, boundary)
-                assert killed
-                end_state_ok(rig, VM, original, result, before, had)
-                counts = operation_counts(rig.emu)
-                vm_id = plan.vm.id.lower()
-                assert counts[("delete", vm_id)] == 1 and counts[("create", vm_id)] == 1 and counts[("update", vm_id)] == 1
-                assert all(counts[("create", f"{vm_id}/extensions/{k.split('-', 1)[1].lower()}")] == 1 for k in plan.keys if k.startswith("extension-"))
-            except AssertionError as exc:
-                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+@hands(KILL_TESTS)
+async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, before, hand):
+    # Every boundary a run of the plan passes (recorded from the plan itself: a new step is covered).
+    for boundary in deal(recorded(VM, "recreate").points, hand, KILL_TESTS):
+        async with killed_at(rigs, boundary) as rig:
+            original = vm_doc(rig.emu, VM)["doc"]
+            had = extensions_and_user_data(rig.emu, VM)
+            plan, result, killed = await rig.run_killed_at(VM, "recreate", {}, boundary)
+            assert killed
+            end_state_ok(rig, VM, original, result, before, had)
+            counts = operation_counts(rig.emu)
+            vm_id = plan.vm.id.lower()
+            assert counts[("delete", vm_id)] == 1 and counts[("create", vm_id)] == 1 and counts[("update", vm_id)] == 1
+            assert all(counts[("create", f"{vm_id}/extensions/{k.split('-', 1)[1].lower()}")] == 1 for k in plan.keys if k.startswith("extension-"))
 
 
 async def test_a_lock_that_forbids_deleting_blocks_the_plan(rig):

@@ -12,9 +12,9 @@ import pytest
 from backend.recovery import scenarios
 from backend.recovery.plan import Kind
 from backend.recovery.runner import RunRefused
-from tests.kill_points import deal, recorded
+from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import operation_counts, put_lock, writes
-from tests.rescue_support import states
+from tests.rescue_support import killed_at, states
 from tests.support import emulator_control
 
 VM = "payroll-app-01"
@@ -121,19 +121,11 @@ async def test_a_read_only_lock_on_the_connection_stops_it_before_any_reset(rig)
 KILL_TESTS = 3
 
 
-@pytest.fixture(scope="module")
-def boundaries() -> list[tuple[str, int]]:
-    return recorded(VM, "reset-vpn", (("gateway", True),)).points
-
-
-@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
-async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, boundaries, hand):
-    for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with rigs() as rig:
-            try:
-                plan, result, killed = await rig.run_killed_at(VM, "reset-vpn", {"gateway": True}, boundary)
-                assert killed and result.status == "succeeded", result.summary
-                assert status(rig.emu) == "Connected"
-                assert resets(rig.emu) == (1, 0)
-            except AssertionError as exc:
-                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+@hands(KILL_TESTS)
+async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, hand):
+    for boundary in deal(recorded(VM, "reset-vpn", (("gateway", True),)).points, hand, KILL_TESTS):
+        async with killed_at(rigs, boundary) as rig:
+            plan, result, killed = await rig.run_killed_at(VM, "reset-vpn", {"gateway": True}, boundary)
+            assert killed and result.status == "succeeded", result.summary
+            assert status(rig.emu) == "Connected"
+            assert resets(rig.emu) == (1, 0)

@@ -16,9 +16,9 @@ from backend.adapter import BackendError
 from backend.recovery import scenarios
 from backend.recovery.plan import Kind, PlanError
 from backend.recovery.runner import RunRefused
-from tests.kill_points import deal, recorded
+from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import arm_request, json_lines, power, vm_doc, writes
-from tests.rescue_support import operation_counts, states
+from tests.rescue_support import killed_at, operation_counts, states
 
 VM = "web-prod-03"  # D2s_v5 in zone 3 of West Europe: its cluster offers D-family sizes only
 BIGGER = "Standard_E4s_v5"  # more memory, another family: deallocate, resize, start
@@ -165,21 +165,13 @@ async def test_a_failure_at_each_write_leaves_an_honest_journal_and_resumes(rig,
 KILL_TESTS = 6  # the recorded boundaries are dealt out over this many tests
 
 
-@pytest.fixture(scope="module")
-def boundaries() -> list[tuple[str, int]]:
-    return recorded(VM, "resize", tuple(PARAMS.items())).points
-
-
-@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
-async def test_killed_at_any_boundary_resumes_to_the_same_end_sending_each_operation_once(rigs, boundaries, hand):
-    for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with rigs() as rig:
-            try:
-                plan, result, killed = await rig.run_killed_at(VM, "resize", PARAMS, boundary)
-                assert killed
-                moved_ok(rig, result)
-            except AssertionError as exc:
-                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+@hands(KILL_TESTS)
+async def test_killed_at_any_boundary_resumes_to_the_same_end_sending_each_operation_once(rigs, hand):
+    for boundary in deal(recorded(VM, "resize", tuple(PARAMS.items())).points, hand, KILL_TESTS):
+        async with killed_at(rigs, boundary) as rig:
+            plan, result, killed = await rig.run_killed_at(VM, "resize", PARAMS, boundary)
+            assert killed
+            moved_ok(rig, result)
 
 
 # --- the CLI and the console ----------------------------------------------------------------------

@@ -15,9 +15,9 @@ import pytest
 from backend.recovery import scenarios
 from backend.recovery.plan import Kind, PlanError
 from backend.recovery.runner import RunRefused
-from tests.kill_points import deal, recorded
+from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import arm_request, operation_counts, vm_doc
-from tests.rescue_support import states
+from tests.rescue_support import killed_at, states
 from tests.support import emulator_control
 
 VM = "rdgw-shared-01"
@@ -133,21 +133,13 @@ async def test_a_read_only_lock_or_a_standard_ip_stop_it_before_anything_changes
 KILL_TESTS = 4
 
 
-@pytest.fixture(scope="module")
-def boundaries() -> list[tuple[str, int]]:
-    return recorded(VM, "upgrade-public-ip").points
-
-
-@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
-async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, boundaries, hand):
-    for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with rigs() as rig:
-            try:
-                nic, pip = nic_and_pip(rig.emu, VM)
-                plan, result, killed = await rig.run_killed_at(VM, "upgrade-public-ip", {}, boundary)
-                assert killed and result.status == "succeeded", result.summary
-                upgraded_keeping(rig.emu, VM, pip["properties"]["ipAddress"])
-                assert operation_counts(rig.emu)[("put", pip["id"].lower())] == 2
-                assert pip_writes(rig.emu, pip["id"])[nic["id"].lower()] == 2
-            except AssertionError as exc:
-                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+@hands(KILL_TESTS)
+async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, hand):
+    for boundary in deal(recorded(VM, "upgrade-public-ip").points, hand, KILL_TESTS):
+        async with killed_at(rigs, boundary) as rig:
+            nic, pip = nic_and_pip(rig.emu, VM)
+            plan, result, killed = await rig.run_killed_at(VM, "upgrade-public-ip", {}, boundary)
+            assert killed and result.status == "succeeded", result.summary
+            upgraded_keeping(rig.emu, VM, pip["properties"]["ipAddress"])
+            assert operation_counts(rig.emu)[("put", pip["id"].lower())] == 2
+            assert pip_writes(rig.emu, pip["id"])[nic["id"].lower()] == 2
