@@ -62,6 +62,27 @@ def matches(haystack: str, terms: Sequence[str]) -> bool:
     return all(term in haystack for term in terms)
 
 
+class TableMessage(Message):
+    """A message from a FastTable about itself (its ``control``)."""
+
+    def __init__(self, table: FastTable) -> None:
+        super().__init__()
+        self.table = table
+
+    @property
+    def control(self) -> FastTable:
+        return self.table
+
+
+class RowMessage(TableMessage):
+    """A message from a FastTable about one of its rows (or none): its key and item."""
+
+    def __init__(self, table: FastTable, key: Hashable | None, item: Any) -> None:
+        super().__init__(table)
+        self.key = key
+        self.item = item
+
+
 class FastTable(ScrollView, can_focus=True):
     """A virtual table: rows by key, filter, sort, cursor; only visible lines are drawn."""
 
@@ -100,40 +121,14 @@ class FastTable(ScrollView, can_focus=True):
         Binding("S", "sort_reverse", "Reverse sort", show=False, id="table.sort_reverse"),
     ]
 
-    class CursorMoved(Message):
+    class CursorMoved(RowMessage):
         """The cursor is on another row (or on none)."""
 
-        def __init__(self, table: FastTable, key: Hashable | None, item: Any) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-            self.item = item
-
-        @property
-        def control(self) -> FastTable:
-            return self.table
-
-    class Selected(Message):
+    class Selected(RowMessage):
         """Enter (or a double click) on a row."""
 
-        def __init__(self, table: FastTable, key: Hashable, item: Any) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-            self.item = item
-
-        @property
-        def control(self) -> FastTable:
-            return self.table
-
-    class SortChanged(Message):
-        def __init__(self, table: FastTable) -> None:
-            super().__init__()
-            self.table = table
-
-        @property
-        def control(self) -> FastTable:
-            return self.table
+    class SortChanged(TableMessage):
+        """The rows are sorted by another column or the other way."""
 
     def __init__(
         self,

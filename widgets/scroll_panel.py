@@ -9,12 +9,25 @@ fold that looks like the end."""
 from __future__ import annotations
 
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.geometry import Size
 from textual.widget import Widget
 
 from widgets.plain import plain_content
+
+
+def scroll_bindings(prefix: str) -> list[BindingType]:
+    """The keys that scroll text, the same in every panel and log (up/down or k/j, PgUp/PgDn
+    or space, home/end or g/G); `prefix` starts their binding ids (``panel.up``)."""
+    return [
+        Binding("up,k", "scroll_up", "Up", show=False, id=f"{prefix}.up"),
+        Binding("down,j", "scroll_down", "Down", show=False, id=f"{prefix}.down"),
+        Binding("pageup", "page_up", "Page up", show=False, id=f"{prefix}.page_up"),
+        Binding("pagedown,space", "page_down", "Page down", show=False, id=f"{prefix}.page_down"),
+        Binding("home,g", "scroll_home", "Top", show=False, id=f"{prefix}.top"),
+        Binding("end,G", "scroll_end", "Bottom", show=False, id=f"{prefix}.bottom"),
+    ]
 
 
 def fit_in_frame(body: ScrollPanel, frame: Widget, screen_height: int, minimum: int = 3, maximum: int | None = None) -> None:
@@ -35,14 +48,7 @@ class ScrollPanel(VerticalScroll, can_focus=True):
     ScrollPanel > Static { height: auto; width: 1fr; }
     """
 
-    BINDINGS = [
-        Binding("up,k", "scroll_up", "Up", show=False, id="panel.up"),
-        Binding("down,j", "scroll_down", "Down", show=False, id="panel.down"),
-        Binding("pageup", "page_up", "Page up", show=False, id="panel.page_up"),
-        Binding("pagedown,space", "page_down", "Page down", show=False, id="panel.page_down"),
-        Binding("home,g", "scroll_home", "Top", show=False, id="panel.top"),
-        Binding("end,G", "scroll_end", "Bottom", show=False, id="panel.bottom"),
-    ]
+    BINDINGS = scroll_bindings("panel")
 
     SCROLL_KEYS = "↑↓ PgUp PgDn scroll"
 

@@ -20,6 +20,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from widgets.scroll_panel import scroll_bindings
+
 GUTTER = 2
 
 
@@ -46,12 +48,7 @@ class SerialLogView(ScrollView, can_focus=True):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "scroll_up", "Up", show=False, id="log.up"),
-        Binding("down,j", "scroll_down", "Down", show=False, id="log.down"),
-        Binding("pageup", "page_up", "Page up", show=False, id="log.page_up"),
-        Binding("pagedown,space", "page_down", "Page down", show=False, id="log.page_down"),
-        Binding("home,g", "scroll_home", "Top", show=False, id="log.top"),
-        Binding("end,G", "scroll_end", "Bottom", show=False, id="log.bottom"),
+        *scroll_bindings("log"),
         Binding("left,h", "scroll_left", "Left", show=False, id="log.left"),
         Binding("right,l", "scroll_right", "Right", show=False, id="log.right"),
     ]

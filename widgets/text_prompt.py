@@ -14,8 +14,9 @@ from textual.widgets import Input, Static
 
 
 class TextPrompt(ModalScreen[str | None]):
-    """Ask for one line; `check(value)` returns the value to use or raises ValueError with one sentence.
-    An empty answer is handed back as "" (the caller's default); escape cancels (None)."""
+    """Ask for one line; `check(value)` returns the value to use (None: the value as typed) or
+    raises ValueError with one sentence, shown under the field. An empty answer is handed back
+    as "" (the caller's default); escape cancels (None)."""
 
     DEFAULT_CSS = """
     TextPrompt { align: center middle; }
@@ -25,8 +26,10 @@ class TextPrompt(ModalScreen[str | None]):
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
+    # The ids of the title, the prompt and the line that says why an answer is refused.
+    IDS = ("prompt-title", "prompt-text", "prompt-error")
 
-    def __init__(self, title: str, prompt: str, *, value: str = "", check: Callable[[str], str] | None = None, placeholder: str = "") -> None:
+    def __init__(self, title: str, prompt: str, *, value: str = "", check: Callable[[str], str | None] | None = None, placeholder: str = "") -> None:
         super().__init__()
         self._title = title
         self._prompt = prompt
@@ -35,25 +38,45 @@ class TextPrompt(ModalScreen[str | None]):
         self._placeholder = placeholder
 
     def compose(self) -> ComposeResult:
+        title_id, prompt_id, error_id = self.IDS
         with Vertical():
-            yield Static(self._title, id="prompt-title", markup=False)
-            yield Static(self._prompt, id="prompt-text", markup=False)
-            yield Input(value=self._value, placeholder=self._placeholder, id="prompt-input", select_on_focus=False)
-            yield Static("", id="prompt-error", markup=False)
+            yield Static(self._title, id=title_id, markup=False)
+            yield Static(self._prompt, id=prompt_id, markup=False)
+            yield self.make_field()
+            yield Static("", id=error_id, markup=False)
+            yield from self.compose_buttons()
+
+    def make_field(self) -> Input:
+        field = Input(value=self._value, placeholder=self._placeholder, id="prompt-input", select_on_focus=False)
+        field.cursor_blink = False
+        return field
+
+    def compose_buttons(self) -> ComposeResult:
+        yield from ()
 
     def on_mount(self) -> None:
-        field = self.query_one(Input)
-        field.cursor_blink = False
-        field.focus()
+        self.query_one(Input).focus()
+
+    def say_why_not(self, sentence: str) -> None:
+        self.query_one(f"#{self.IDS[2]}", Static).update(sentence)
+
+    def checked(self, value: str) -> str | None:
+        """The value to hand back, or None when `check` refused it (its sentence is shown)."""
+        if self._check is None:
+            return value
+        try:
+            cleaned = self._check(value)
+        except ValueError as exc:
+            self.say_why_not(str(exc))  # what is wrong, never the value
+            return None
+        return value if cleaned is None else cleaned
 
     @on(Input.Submitted, "#prompt-input")
     def _submitted(self) -> None:
-        value = self.query_one(Input).value.strip()
-        if value and self._check is not None:
-            try:
-                value = self._check(value)
-            except ValueError as exc:
-                self.query_one("#prompt-error", Static).update(str(exc))
+        value: str | None = self.query_one(Input).value.strip()
+        if value:
+            value = self.checked(value)
+            if value is None:
                 return
         self.dismiss(value)
 

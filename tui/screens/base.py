@@ -4,12 +4,13 @@ status line and the footer, and redrawing when the inventory changes."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Static
 from textual.worker import Worker
 
 from backend.models import Inventory
@@ -18,6 +19,7 @@ from widgets.app_header import AppHeader
 from widgets.error_rows import ErrorRows
 from widgets.fast_table import MANY_ROWS, FastTable
 from widgets.presenter_panel import PresenterPanel
+from widgets.scroll_panel import ScrollPanel
 
 if TYPE_CHECKING:
     from tui.app import AztriageApp
@@ -76,6 +78,14 @@ class BaseScreen(Screen):
             self._behind = True
         self.show_load_state()
 
+    def redraw_when_shown(self) -> None:
+        """Redraw from the app's inventory now if the screen is shown, else when it is shown again."""
+        if self.aztriage.inventory is not None:
+            if self.is_current:
+                self.show_inventory(self.aztriage.inventory)
+            else:
+                self._behind = True
+
     @on(events.ScreenSuspend)
     def _hidden(self) -> None:
         # A pane the operator left for another pane (not a page opened over it) lets go of its
@@ -125,15 +135,25 @@ class BaseScreen(Screen):
         return []
 
 
+class FilterBox(Input):
+    """A pane's filter box: typing filters the pane's table at once. Hidden by the pane's CSS
+    unless it has the ``-shown`` class or the focus."""
+
+    def __init__(self, placeholder: str) -> None:
+        super().__init__(placeholder=placeholder, id="filter", select_on_focus=False)
+        # No blinking cursor: steadier over SSH and on a screen share.
+        self.set_reactive(Input.cursor_blink, False)
+
+
 class TableFilterMixin:
-    """`/` shows the screen's filter box, typing filters its table, esc clears it.
+    """`/` shows the screen's filter box, typing filters its table, esc clears it: the
+    one filter of every pane with a table (the table's own matching: FastTable.set_filter).
 
-    A screen sets ``filter_box`` to the Input class it composes (id ``filter``, hidden
-    by its CSS unless it has the ``-shown`` class or the focus) and has ``table``
-    (with ``set_filter``) and ``update_status``; ``after_filter`` is its hook. A
-    screen's own ``check_action`` ends with ``super().check_action(...)``."""
+    A screen composes ``self.filter_box(placeholder)`` and has ``table`` (with
+    ``set_filter``) and ``update_status``; ``after_filter`` is its hook. A screen's own
+    ``check_action`` ends with ``super().check_action(...)``."""
 
-    filter_box: type
+    filter_box = FilterBox
 
     if TYPE_CHECKING:  # what the screen that mixes this in provides
         table: Any
@@ -188,6 +208,36 @@ class TableFilterMixin:
         if not event.value.strip():
             event.input.remove_class("-shown")
         self.table.focus()
+
+
+TableT = TypeVar("TableT", bound=Widget)  # a FastTable of the pane's own kind, made with its id alone
+
+
+class TablePane(TableFilterMixin, BaseScreen, Generic[TableT]):
+    """A pane of a summary line, the filter box, one table and the scrolling detail panel of
+    its current row (Boot, Checklist, Connectivity). A pane sets the table's type and id, the
+    detail's id (its panel is ``<id>-box``) and the panel's name, said in its border's hint."""
+
+    table_type: type[TableT]
+    table_id = ""
+    detail_id = ""
+    detail_name = ""
+    filter_placeholder = ""
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="summary", markup=False)
+        yield self.filter_box(self.filter_placeholder)
+        yield self.table_type(id=self.table_id)
+        with ScrollPanel(id=f"{self.detail_id}-box", name=self.detail_name):
+            yield Static("", id=self.detail_id, markup=False)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.table.focus()
+
+    @property
+    def table(self) -> TableT:
+        return self.query_one(self.table_type)
 
 
 class StateRowsMixin:

@@ -35,7 +35,7 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from backend.models import Inventory
 from tui.messages import OpenRecovery, VerdictsChanged
-from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
+from tui.screens.base import BaseScreen, StateRowsMixin, TablePane
 from widgets.boot_table import BootState, BootTable, boot_row
 from widgets.fast_table import FastTable
 from widgets.screenshot_view import ScreenshotView
@@ -122,19 +122,28 @@ async def open_recovery(screen: Any, vm_id: str, scenario: str, reason: str, evi
     screen.app.screen.post_message(message)
 
 
+async def recover_from_boot(screen: Any, state: BootState | None) -> None:
+    """o in the Boot pane and on the boot page: a VM whose boot diagnostics are off gets them
+    enabled first; otherwise the VM's one verdict decides (the same in every pane), not the
+    log alone: its recovery, else its list of scenarios."""
+    if state is None:
+        return
+    if state.off or not state.vm.boot_diagnostics.enabled:
+        await open_recovery(screen, state.vm.id, "enable-boot-diagnostics", *reason_of(state))
+        return
+    from tui.vm_commands import recover
+
+    recover(screen, state.vm)
+
+
 # --- the pane ---------------------------------------------------------------------------------
 
 
-class BootFilter(Input):
-    """The filter box of the Boot pane."""
-
-
-class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
-    filter_box = BootFilter
-
-    def after_filter(self) -> None:
-        self.show_detail()
+class BootScreen(StateRowsMixin, TablePane[BootTable]):
     PANE_ID = "boot"
+    table_type, table_id = BootTable, "boot-vms"
+    detail_id, detail_name = "boot-detail", "details"
+    filter_placeholder = "filter: name, OS, power, verdict, recovery"
     row = staticmethod(boot_row)  # StateRowsMixin
     CSS_PATH = "boot.tcss"
 
@@ -148,27 +157,14 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         Binding("escape", "clear_filter", "Clear filter", id="boot.clear_filter"),
     ]
 
+    def after_filter(self) -> None:
+        self.show_detail()
+
     def __init__(self) -> None:
         super().__init__()
         self.sweeping = False
         self.swept_at: datetime | None = None
         self._flush_timer = None
-
-    def compose_body(self) -> ComposeResult:
-        yield Static("", id="summary", markup=False)
-        yield BootFilter(placeholder="filter: name, OS, power, verdict, recovery", id="filter", select_on_focus=False)
-        yield BootTable(id="boot-vms")
-        with ScrollPanel(id="boot-detail-box", name="details"):
-            yield Static("", id="boot-detail", markup=False)
-
-    def on_mount(self) -> None:
-        self.query_one(BootFilter).cursor_blink = False
-        super().on_mount()
-        self.table.focus()
-
-    @property
-    def table(self) -> BootTable:
-        return self.query_one(BootTable)
 
     @property
     def states(self) -> dict[str, BootState]:  # type: ignore[override]  # the session's, read-only here; StateRowsMixin only reads it
@@ -218,11 +214,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
 
     @on(VerdictsChanged)
     def _verdicts_changed(self) -> None:
-        if self.aztriage.inventory is not None:
-            if self.is_current:
-                self.show_inventory(self.aztriage.inventory)
-            else:
-                self._behind = True
+        self.redraw_when_shown()
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -280,16 +272,7 @@ class BootScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self.update_status()
 
     async def action_open_recovery(self) -> None:
-        state = self.table.cursor_state
-        if state is None:
-            return
-        if state.off or not state.vm.boot_diagnostics.enabled:
-            await open_recovery(self, state.vm.id, "enable-boot-diagnostics", *reason_of(state))
-            return
-        # The VM's one verdict decides (the same in every pane), not the log alone.
-        from tui.vm_commands import recover
-
-        recover(self, state.vm)  # the VM's verdict's recovery, else its list of scenarios
+        await recover_from_boot(self, self.table.cursor_state)
 
     def action_probe(self) -> None:
         from tui.vm_commands import probe
@@ -544,15 +527,7 @@ class BootDetailScreen(BaseScreen):
         self.query_one(SerialLogView).show_last_boot()
 
     async def action_open_recovery(self) -> None:
-        state = self.state
-        if state is None:
-            return
-        if state.off or not state.vm.boot_diagnostics.enabled:
-            await open_recovery(self, state.vm.id, "enable-boot-diagnostics", *reason_of(state))
-            return
-        from tui.vm_commands import recover
-
-        recover(self, state.vm)  # the VM's verdict's recovery, else its list of scenarios
+        await recover_from_boot(self, self.state)
 
     def action_probe(self) -> None:
         from tui.vm_commands import probe

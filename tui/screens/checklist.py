@@ -21,18 +21,16 @@ from typing import Any
 from rich.console import Group as RichGroup
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from backend.checks import RULES_BY_ID, CheckResult, CheckSession, Finding, NotChecked, render_markdown, role_settings
 from backend.models import Inventory
 from tui.gc_pacing import release_gradually
 from tui.messages import ShowVm
-from tui.screens.base import BaseScreen, TableFilterMixin
+from tui.screens.base import TablePane
 from widgets.fast_table import MANY_ROWS, FastTable
 from widgets.findings_table import BY_RULE, BY_VM, FindingsTable, Group, rows_for, severity_text
-from widgets.scroll_panel import ScrollPanel
 
 log = logging.getLogger("aztriage.console")
 
@@ -42,13 +40,11 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class FindingsFilter(Input):
-    """The filter box of the Checklist pane."""
-
-
-class ChecklistScreen(TableFilterMixin, BaseScreen):
-    filter_box = FindingsFilter
+class ChecklistScreen(TablePane[FindingsTable]):
     PANE_ID = "checklist"
+    table_type, table_id = FindingsTable, "findings"
+    detail_id, detail_name = "finding-detail", "finding"
+    filter_placeholder = "filter: rule, VM, severity, words of the evidence"
     CSS_PATH = "checklist.tcss"
 
     BINDINGS = [
@@ -67,22 +63,6 @@ class ChecklistScreen(TableFilterMixin, BaseScreen):
         self.session = CheckSession()
         self._pending: Inventory | None = None
         self._summary: dict | None = None  # result.summary(), made once per result
-
-    def compose_body(self) -> ComposeResult:
-        yield Static("", id="summary", markup=False)
-        yield FindingsFilter(placeholder="filter: rule, VM, severity, words of the evidence", id="filter", select_on_focus=False)
-        yield FindingsTable(id="findings")
-        with ScrollPanel(id="finding-detail-box", name="finding"):
-            yield Static("", id="finding-detail", markup=False)
-
-    def on_mount(self) -> None:
-        self.query_one(FindingsFilter).cursor_blink = False
-        super().on_mount()
-        self.table.focus()
-
-    @property
-    def table(self) -> FindingsTable:
-        return self.query_one(FindingsTable)
 
     # --- checking ----------------------------------------------------------------------
 

@@ -22,28 +22,25 @@ from typing import Any
 from rich.console import Group as RichGroup
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from backend.diagnose import NO_PUBLIC_PATH, SCENARIO_TITLES, Diagnosis
 from backend.models import Inventory
 from backend.probe import OPEN, ProbeResult
 from backend.verdict import GUEST_SIDE, change_line
 from tui.messages import VerdictsChanged
-from tui.screens.base import BaseScreen, StateRowsMixin, TableFilterMixin
+from tui.screens.base import StateRowsMixin, TablePane
 from widgets.connectivity_table import ConnectivityTable, PortState, port_row, row_key
 from widgets.fast_table import FastTable
 from widgets.scroll_panel import ScrollPanel
 
 
-class ProbeFilter(Input):
-    """The filter box of the Connectivity pane."""
-
-
-class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
-    filter_box = ProbeFilter
+class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
     PANE_ID = "connectivity"
+    table_type, table_id = ConnectivityTable, "ports"
+    detail_id, detail_name = "probe-detail", "evidence"
+    filter_placeholder = "filter: name, port, status, verdict, recovery, IP"
     row = staticmethod(port_row)  # StateRowsMixin
     CSS_PATH = "connectivity.tcss"
 
@@ -80,22 +77,6 @@ class ConnectivityScreen(StateRowsMixin, TableFilterMixin, BaseScreen):
         self.private = False
         self.source_ip: str | None = None
         self._flush_timer = None
-
-    def compose_body(self) -> ComposeResult:
-        yield Static("", id="summary", markup=False)
-        yield ProbeFilter(placeholder="filter: name, port, status, verdict, recovery, IP", id="filter", select_on_focus=False)
-        yield ConnectivityTable(id="ports")
-        with ScrollPanel(id="probe-detail-box", name="evidence"):
-            yield Static("", id="probe-detail", markup=False)
-
-    def on_mount(self) -> None:
-        self.query_one(ProbeFilter).cursor_blink = False
-        super().on_mount()
-        self.table.focus()
-
-    @property
-    def table(self) -> ConnectivityTable:
-        return self.query_one(ConnectivityTable)
 
     # --- rows ------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input
 
 from backend.models import Inventory, Vm
 from tui.messages import VerdictsChanged
@@ -25,12 +24,7 @@ ROWS_IN_SLICES = 2000
 ROWS_PER_SLICE = 250
 
 
-class FilterInput(Input):
-    """The filter box: typing filters the table at once."""
-
-
 class InventoryScreen(TableFilterMixin, BaseScreen):
-    filter_box = FilterInput
     PANE_ID = "inventory"
     CSS_PATH = "inventory.tcss"
     _rows_from: Inventory | None = None  # what _build_rows makes rows of next
@@ -46,12 +40,10 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
     ]
 
     def compose_body(self) -> ComposeResult:
-        # No blinking cursor: steadier over SSH and on a screen share.
-        yield FilterInput(placeholder="filter: name, group, subscription, location, IP, state", id="filter", select_on_focus=False)
+        yield self.filter_box("filter: name, group, subscription, location, IP, state")
         yield VmTable(id="vms")
 
     def on_mount(self) -> None:
-        self.query_one(FilterInput).cursor_blink = False
         super().on_mount()
         self.query_one(VmTable).focus()
 
@@ -74,11 +66,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
 
     @on(VerdictsChanged)
     def _verdicts_changed(self) -> None:
-        if self.aztriage.inventory is not None:
-            if self.is_current:
-                self.show_inventory(self.aztriage.inventory)
-            else:
-                self._behind = True
+        self.redraw_when_shown()
         self.update_status()
 
     def action_stop_probe(self) -> None:

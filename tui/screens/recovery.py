@@ -26,7 +26,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
-from textual.widgets import ContentSwitcher, Input, OptionList, RichLog, Static
+from textual.widgets import ContentSwitcher, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from backend.errors import BackendError
@@ -89,10 +89,6 @@ RUN_COLUMNS = (
 STATUS_TONES = {"succeeded": "ok", "failed": "bad", "interrupted": "warn", "waiting": "warn", "running": "accent"}
 
 
-class RecoveryFilter(Input):
-    """The VM filter of the Recovery pane."""
-
-
 class RunTable(FastTable):
     """The journal's runs, unfinished first."""
 
@@ -153,7 +149,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 class RecoveryScreen(TableFilterMixin, BaseScreen):
-    filter_box = RecoveryFilter
     PANE_ID = "recovery"
     CSS_PATH = "recovery.tcss"
     # Where the journal lives (None: the user's data directory); tests point it elsewhere.
@@ -203,7 +198,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="summary", markup=False)
-        yield RecoveryFilter(placeholder="filter: name, group, location, state", id="filter", select_on_focus=False)
+        yield self.filter_box("filter: name, group, location, state")
         with ContentSwitcher(initial=STAGES[VMS].body, id="stage"):
             yield VmTable(id="vms")
             yield ChoiceList(id="scenarios", markup=False)
@@ -216,7 +211,6 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=500, min_width=20)
 
     def on_mount(self) -> None:
-        self.query_one(RecoveryFilter).cursor_blink = False
         super().on_mount()
         self.unfinished = len(self._unfinished())
         self.stage = VMS
@@ -237,7 +231,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         view = STAGES[stage]
         self.query_one("#stage", ContentSwitcher).current = view.body
         self.set_class(view.shows_log, "-shows-log")  # recovery.tcss: the log in place of the detail
-        self.query_one(RecoveryFilter).set_class(stage == VMS and bool(self.table.filter_text), "-shown")
+        self.query_one(self.filter_box).set_class(stage == VMS and bool(self.table.filter_text), "-shown")
         self.query_one(f"#{view.body}").focus()
         self.show_summary()
         self.show_detail()
@@ -637,40 +631,46 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if not sizes:
             self._failed(f"no other size is offered for {facts.vm.name}: {facts.sizes_error or 'the region lists none'}")
             return
-        options = self.query_one("#options", OptionList)
-        options.clear_options()
-        self._option_kind = "size"
         # Sizes the VM can take where it runs first, then those that need a deallocation, then those Azure refuses.
         order = {"": 0, "deallocate first": 1}
+        choices = []
         for size, how in sorted(sizes, key=lambda item: order.get(item[1], 2)):
             label = f"{size.name}  {size.describe()}" + (f"  ({how})" if how else "")
-            options.add_option(Option(label, id=size.name))
-        options.highlighted = 0 if options.option_count else None
+            choices.append(Option(label, id=size.name))
+        self.offer_options("size", choices)
+
+    def offer_options(self, kind: str, choices: list[Option], highlighted: int | None = 0) -> None:
+        """The options stage with these choices (`kind` says what a choice means), one highlighted (the first)."""
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        self._option_kind = kind
+        options.add_options(choices)
+        options.highlighted = highlighted if choices else None
         self.stage = OPTIONS
 
     def show_access_options(self) -> None:
         vm = self.facts.vm
-        options = self.query_one("#options", OptionList)
-        options.clear_options()
-        self._option_kind = "access"
+        account = vm.admin_username or "the administrator"
         if vm.os_type.lower() == "windows":
-            options.add_option(Option("Reset the Remote Desktop configuration only", id="config"))
-            options.add_option(Option(f"Reset the RDP configuration and the password of {vm.admin_username or 'the administrator'}", id="password"))
+            choices = [
+                Option("Reset the Remote Desktop configuration only", id="config"),
+                Option(f"Reset the RDP configuration and the password of {account}", id="password"),
+            ]
         else:
-            options.add_option(Option("Reset the SSH configuration (sshd) only", id="config"))
-            options.add_option(Option(f"Set a new password for {vm.admin_username or 'the administrator'}", id="password"))
-            options.add_option(Option(f"Install an SSH public key for {vm.admin_username or 'the administrator'}", id="ssh_key"))
-            options.add_option(Option("Reset the SSH configuration and set a new password", id="config+password"))
-        options.highlighted = 0
-        self.stage = OPTIONS
+            choices = [
+                Option("Reset the SSH configuration (sshd) only", id="config"),
+                Option(f"Set a new password for {account}", id="password"),
+                Option(f"Install an SSH public key for {account}", id="ssh_key"),
+                Option("Reset the SSH configuration and set a new password", id="config+password"),
+            ]
+        self.offer_options("access", choices)
 
     def show_rescue_options(self) -> None:
         vm = self.facts.vm
-        options = self.query_one("#options", OptionList)
-        options.clear_options()
-        self._option_kind = "rescue"
-        options.add_option(Option("New rescue VM (its own resource group); run the common fixes by run command, then you check", id="new+fixes"))
-        options.add_option(Option("New rescue VM (its own resource group); you repair the disk yourself", id="new"))
+        choices = [
+            Option("New rescue VM (its own resource group); run the common fixes by run command, then you check", id="new+fixes"),
+            Option("New rescue VM (its own resource group); you repair the disk yourself", id="new"),
+        ]
         inventory = self.aztriage.inventory
         candidates = [
             other
@@ -686,9 +686,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             and (not vm.zones or tuple(other.zones) == tuple(vm.zones))
         ]
         for other in candidates[:5]:
-            options.add_option(Option(f"Use {other.name} ({other.resource_group}) as the rescue VM; run the common fixes", id=f"existing:{other.id}"))
-        options.highlighted = 0
-        self.stage = OPTIONS
+            choices.append(Option(f"Use {other.name} ({other.resource_group}) as the rescue VM; run the common fixes", id=f"existing:{other.id}"))
+        self.offer_options("rescue", choices)
 
     @work(exclusive=True, group="recovery", exit_on_error=False)
     async def load_nsg_options(self) -> None:
@@ -717,17 +716,14 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             whom = f"{source} (your address)"
         else:
             whom = source
-        options = self.query_one("#options", OptionList)
-        options.clear_options()
-        self._option_kind = "nsg"
-        options.add_option(Option(f"Allow {name} ({port}) from {whom} for {self._nsg_hours} h, above the deny", id="allow"))
-        options.add_option(Option(f"  source: {source or 'not known'} - enter to type an address or a CIDR range", id="source"))
-        options.add_option(Option(f"  hours the rule stays: {self._nsg_hours} - enter to type 1 to {MAX_NSG_HOURS}", id="hours"))
-        options.add_option(Option(f"Allow {name} ({port}) from anywhere on the internet (you type a phrase)", id="wide"))
-        options.add_option(Option("Delete the blocking rule (destructive: the VM's name typed; undo restores it)", id="disable"))
-        ids = ["allow", "source", "hours", "wide", "disable"]
-        options.highlighted = ids.index(highlight)
-        self.stage = OPTIONS
+        choices = [
+            Option(f"Allow {name} ({port}) from {whom} for {self._nsg_hours} h, above the deny", id="allow"),
+            Option(f"  source: {source or 'not known'} - enter to type an address or a CIDR range", id="source"),
+            Option(f"  hours the rule stays: {self._nsg_hours} - enter to type 1 to {MAX_NSG_HOURS}", id="hours"),
+            Option(f"Allow {name} ({port}) from anywhere on the internet (you type a phrase)", id="wide"),
+            Option("Delete the blocking rule (destructive: the VM's name typed; undo restores it)", id="disable"),
+        ]
+        self.offer_options("nsg", choices, highlighted=[c.id for c in choices].index(highlight))
 
     @work(exclusive=True, group="recovery-secret", exit_on_error=False)
     async def ask_nsg_source(self) -> None:
@@ -795,28 +791,17 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.make_plan()  # the plan says why there is nothing to reset
             return
         self._vpn_choices = {c.name: c for c in choices}
-        options = self.query_one("#options", OptionList)
-        options.clear_options()
-        self._option_kind = "vpn"
+        lines = []
         for c in choices:
             state = f"{c.status}: a reset only interrupts it" if c.connected else c.status
-            options.add_option(Option(f"Reset connection {c.name} ({state})", id=f"connection:{c.name}"))
-            options.add_option(Option(f"  then gateway {c.gateway} if still down (heavier: all its connections drop)", id=f"gateway:{c.name}"))
-        options.highlighted = 0
-        self.stage = OPTIONS
+            lines.append(Option(f"Reset connection {c.name} ({state})", id=f"connection:{c.name}"))
+            lines.append(Option(f"  then gateway {c.gateway} if still down (heavier: all its connections drop)", id=f"gateway:{c.name}"))
+        self.offer_options("vpn", lines)
 
     def show_ip_options(self) -> None:
-        options = self.query_one("#options", OptionList)
-        options.clear_options()
-        self._option_kind = "pip"
-        first = None
-        for i, (name, now, done) in enumerate(upgrade_ip_choices(self.facts.vm)):
-            label = f"{name}  {now}" + (f"  - {done}" if done else "")
-            options.add_option(Option(label, id=name, disabled=bool(done)))
-            if first is None and not done:
-                first = i
-        options.highlighted = first
-        self.stage = OPTIONS
+        choices = [Option(f"{name}  {now}" + (f"  - {done}" if done else ""), id=name, disabled=bool(done)) for name, now, done in upgrade_ip_choices(self.facts.vm)]
+        # The first IP that still needs the upgrade (those already Standard and Static are greyed out).
+        self.offer_options("pip", choices, highlighted=next((i for i, choice in enumerate(choices) if not choice.disabled), None))
 
     @work(exclusive=True, group="recovery-secret", exit_on_error=False)
     async def confirm_wide_source(self) -> None:
@@ -843,28 +828,22 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         """Zones 1-3 (the plan says why one is refused), or a new availability set and the
         sets of the VM's group and region that the inventory knows."""
         vm = self.facts.vm
-        options = self.query_one("#options", OptionList)
-        options.clear_options()
         if self.scenario_id == "move-to-zone":
-            self._option_kind = "zone"
-            for zone in ("1", "2", "3"):
-                now = " (where it is now)" if list(vm.zones) == [zone] else ""
-                options.add_option(Option(f"Zone {zone}{now}", id=zone))
-        else:
-            self._option_kind = "set"
-            new_name = f"avset-{vm.name}"[:80]
-            options.add_option(Option(f"A new availability set {new_name} (2 fault and 5 update domains)", id=new_name))
-            inventory = self.aztriage.inventory
-            for set_id, doc in sorted((inventory.availability_sets if inventory else {}).items()):
-                if set_id.lower() == (vm.availability_set or "").lower() or str(doc.get("location") or "").lower() != vm.location.lower():
-                    continue
-                if f"/resourcegroups/{vm.resource_group.lower()}/" not in set_id.lower():
-                    continue
-                props = doc.get("properties") or {}
-                name = set_id.rsplit("/", 1)[-1]
-                options.add_option(Option(f"{name} ({props.get('platformFaultDomainCount')} fault, {props.get('platformUpdateDomainCount')} update domains)", id=name))
-        options.highlighted = 0
-        self.stage = OPTIONS
+            zones = [Option(f"Zone {zone}" + (" (where it is now)" if list(vm.zones) == [zone] else ""), id=zone) for zone in ("1", "2", "3")]
+            self.offer_options("zone", zones)
+            return
+        new_name = f"avset-{vm.name}"[:80]
+        sets = [Option(f"A new availability set {new_name} (2 fault and 5 update domains)", id=new_name)]
+        inventory = self.aztriage.inventory
+        for set_id, doc in sorted((inventory.availability_sets if inventory else {}).items()):
+            if set_id.lower() == (vm.availability_set or "").lower() or str(doc.get("location") or "").lower() != vm.location.lower():
+                continue
+            if f"/resourcegroups/{vm.resource_group.lower()}/" not in set_id.lower():
+                continue
+            props = doc.get("properties") or {}
+            name = set_id.rsplit("/", 1)[-1]
+            sets.append(Option(f"{name} ({props.get('platformFaultDomainCount')} fault, {props.get('platformUpdateDomainCount')} update domains)", id=name))
+        self.offer_options("set", sets)
 
     @on(OptionList.OptionSelected, "#options")
     def _option_selected(self, event: OptionList.OptionSelected) -> None:
