@@ -258,23 +258,17 @@ def test_the_cli_plans_refuses_bad_input_in_one_sentence_and_resumes_after_kill_
 
 
 async def test_the_recovery_pane_moves_a_vm_into_the_zone_chosen_after_the_name_is_typed(emu, recovery_journal):
-    from tests.tui_support import detail, make_app, open_scenario, steps_text, wait_for
-    from widgets.confirm_dialog import ConfirmDialog
+    from tests.tui_support import detail, make_app, open_options, run_confirmed_by_name, steps_text, wait_for
 
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_scenario(pilot, VM, "move-to-zone")
-        await wait_for(pilot, lambda: screen.stage == "options", what="the zones")
+        screen = await open_options(pilot, VM, "move-to-zone")
         options = screen.query_one("#options")
         assert [options.get_option_at_index(i).id for i in range(options.option_count)] == ["1", "2", "3"]
         assert "cannot move a VM into a zone or a set in place" in detail(screen)
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert f"Create {VM} in zone 1 on the copies" in steps_text(screen)
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
-        assert app.screen.type_name == VM
-        await pilot.press(*VM, "enter")
-        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=120, what="the run")
+        await run_confirmed_by_name(pilot, screen, VM, timeout=120)
         assert set(screen.states.values()) <= {"verified", "skipped"}, screen.states
     assert vm_doc(emu, VM)["doc"]["zones"] == ["1"]

@@ -212,13 +212,11 @@ def test_the_cli_shows_the_plan_and_read_only_disables_every_write(emu, home):
 
 
 async def test_the_recovery_pane_lists_the_regions_sizes_and_moves_the_vm_after_the_name_is_typed(emu, recovery_journal):
-    from tests.tui_support import detail, make_app, open_scenario, steps_text, wait_for
-    from widgets.confirm_dialog import ConfirmDialog
+    from tests.tui_support import detail, make_app, open_options, run_confirmed_by_name, steps_text, wait_for
 
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_scenario(pilot, VM, "resize")
-        await wait_for(pilot, lambda: screen.stage == "options", what="the sizes")
+        screen = await open_options(pilot, VM, "resize")
         options = screen.query_one("#options")
         prompts = {options.get_option_at_index(i).id: str(options.get_option_at_index(i).prompt) for i in range(options.option_count)}
         assert prompts["Standard_D4s_v5"].endswith("16 GiB") and "(deallocate first)" in prompts[BIGGER]
@@ -230,10 +228,6 @@ async def test_the_recovery_pane_lists_the_regions_sizes_and_moves_the_vm_after_
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         text = steps_text(screen)
         assert "Deallocate web-prod-03 to release its host" in text and "Start web-prod-03 as Standard_E4s_v5" in text
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
-        assert app.screen.type_name == VM
-        await pilot.press(*VM, "enter")
-        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=90, what="the run")
+        await run_confirmed_by_name(pilot, screen, VM, timeout=90)
         assert set(screen.states.values()) == {"verified"}, screen.states
     assert size_of(emu, VM) == BIGGER and power(emu, VM) == "running"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.recovery_support import resources, vm_doc, writes
-from tests.tui_support import make_app, open_recovery_pane, steps_text, wait_for
+from tests.tui_support import make_app, open_recovery_pane, run_confirmed_by_name, steps_text, wait_for
 from tui.messages import OpenRecovery
 from widgets.confirm_dialog import ConfirmDialog
 
@@ -83,11 +83,7 @@ async def test_deleting_the_rule_asks_for_the_vms_name(emu):
         screen = await open_fix_nsg(pilot, emu, "disable")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert "DESTRUCTIVE" in steps_text(screen) and "Delete the blocking rule Deny-RDP-Incident-4711" in steps_text(screen)
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
-        assert app.screen.type_name == "jump-prod-01"
-        await pilot.press(*"jump-prod-01", "enter")
-        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=60, what="the run")
+        await run_confirmed_by_name(pilot, screen, "jump-prod-01", timeout=60)
         assert screen.states[1] == "verified" and "Deny-RDP-Incident-4711" not in jump_rules(emu)
 
 

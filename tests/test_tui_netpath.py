@@ -8,7 +8,7 @@ import pytest
 
 from tests.test_recovery_reset_vpn import status
 from tests.test_recovery_upgrade_ip import nic_and_pip, upgraded_keeping
-from tests.tui_support import choose_scenario, choose_vm, make_app, open_plan, open_recovery_pane, steps_text, wait_for
+from tests.tui_support import make_app, open_options, open_plan, run_confirmed_by_name, steps_text, wait_for
 from widgets.confirm_dialog import ConfirmDialog
 
 pytestmark = [pytest.mark.xdist_group("tui-recovery"), pytest.mark.usefixtures("recovery_journal")]  # a journal of its own per test
@@ -17,10 +17,7 @@ pytestmark = [pytest.mark.xdist_group("tui-recovery"), pytest.mark.usefixtures("
 async def test_reset_vpn_runs_from_the_pane_and_the_connection_comes_back(emu):
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_recovery_pane(pilot)
-        await choose_vm(pilot, screen, "payroll-app-01")
-        await choose_scenario(pilot, screen, "reset-vpn")
-        await wait_for(pilot, lambda: screen.stage == "options", what="the options")
+        screen = await open_options(pilot, "payroll-app-01", "reset-vpn")
         assert screen.query_one("#options").get_option_at_index(0).id == "connection:cn-hub-to-onprem-amsterdam"
         await pilot.press("enter")  # the connection only (the gateway option is the next line)
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
@@ -40,10 +37,6 @@ async def test_upgrade_public_ip_from_the_pane_needs_the_typed_name_and_keeps_th
     async with app.run_test(size=(110, 36)) as pilot:
         screen = await open_plan(pilot, "rdgw-shared-01", "upgrade-public-ip")
         assert "DESTRUCTIVE" in steps_text(screen)
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
-        assert app.screen.type_name == "rdgw-shared-01"
-        await pilot.press(*"rdgw-shared-01", "enter")
-        await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=90, what="the run")
+        await run_confirmed_by_name(pilot, screen, "rdgw-shared-01", timeout=90)
         assert set(screen.states.values()) == {"verified"}
         upgraded_keeping(emu, "rdgw-shared-01", address)

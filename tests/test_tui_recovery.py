@@ -17,9 +17,9 @@ from tests.tui_support import (
     choose_vm,
     detail,
     make_app,
+    open_options,
     open_plan,
     open_recovery_pane,
-    open_scenario,
     renderable_text,
     steps_text,
     table_lines,
@@ -147,8 +147,7 @@ async def test_the_connectivity_diagnosis_opens_with_its_scenario_first(emu):
 async def test_a_password_is_typed_masked_sent_and_never_shown_or_kept(emu, private_journal):
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_scenario(pilot, "files-shared-01", "reset-access")
-        await wait_for(pilot, lambda: screen.stage == "options", what="the options")
+        screen = await open_options(pilot, "files-shared-01", "reset-access")
         options = screen.query_one("#options")
         options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index("password")
         await pilot.press("enter")

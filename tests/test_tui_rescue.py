@@ -10,7 +10,7 @@ import pytest
 
 from tests.recovery_support import power, vm_doc
 from tests.rescue_support import guest
-from tests.tui_support import choose_scenario, choose_vm, detail, make_app, open_plan, open_recovery_pane, steps_text, wait_for, wait_loaded
+from tests.tui_support import choose_scenario, choose_vm, confirm_by_name, detail, make_app, open_plan, open_recovery_pane, steps_text, wait_for, wait_loaded
 from widgets.confirm_dialog import ConfirmDialog
 
 pytestmark = pytest.mark.xdist_group("tui-rescue")
@@ -23,12 +23,6 @@ def private_journal(recovery_journal, monkeypatch):
 
 def log_text(screen) -> str:
     return "\n".join(str(line.text) for line in screen.query_one("#log").lines)
-
-
-async def type_name_and_run(pilot, app, name: str) -> None:
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
-    assert app.screen.type_name == name
-    await pilot.press(*name, "enter")
 
 
 async def rescue_options(pilot, screen) -> list[str]:
@@ -56,7 +50,7 @@ async def test_rescue_from_the_pane_waits_for_d_and_ends_with_the_ledger(emu):
         assert "Repair the copy on rescue-api-dev-01 (you)" in text and "Swap api-dev-01's OS disk" in text
         assert "Serial log: did not boot: emergency mode (fstab)" in detail(screen)
         await pilot.press("o")
-        await type_name_and_run(pilot, app, "api-dev-01")
+        await confirm_by_name(pilot, "api-dev-01")
         await wait_for(pilot, lambda: screen.waiting_run and not screen.running, timeout=60, what="the wait for the operator")
         assert "lsblk -f /dev/disk/azure/scsi1/lun0" in log_text(screen)
         assert "d: the repair is done" in str(screen.query_one("#status-line").content)
@@ -66,7 +60,7 @@ async def test_rescue_from_the_pane_waits_for_d_and_ends_with_the_ledger(emu):
         assert "lsblk" in "\n".join(app.screen._lines)
         await pilot.press("enter")
         # The rest deallocates the VM: its name is typed again.
-        await type_name_and_run(pilot, app, "api-dev-01")
+        await confirm_by_name(pilot, "api-dev-01")
         await wait_for(pilot, lambda: screen.summary_text and not screen.running and not screen.waiting_run, timeout=60, what="the end of the run")
         assert "all 17 steps verified" in screen.summary_text, screen.summary_text
         log = log_text(screen)
@@ -83,10 +77,8 @@ async def test_recreate_from_the_pane_needs_the_name_and_shows_what_it_keeps(emu
         assert "DESTRUCTIVE" in steps_text(screen)
         assert "deleteOption is Delete on OS disk" in detail(screen)
         await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirm dialog")
-        assert app.screen.type_name == "dev-sandbox-01"
-        assert any("deletes the VM resource dev-sandbox-01" in line for line in app.screen._lines)
-        await pilot.press(*"dev-sandbox-01", "enter")
+        dialog = await confirm_by_name(pilot, "dev-sandbox-01")
+        assert any("deletes the VM resource dev-sandbox-01" in line for line in dialog._lines)
         await wait_for(pilot, lambda: screen.summary_text and not screen.running, timeout=60, what="the run")
         assert "all 12 steps verified" in screen.summary_text, screen.summary_text  # with the two extensions installed again
         assert "ledger (what this run created):" in log_text(screen) and "vm " in log_text(screen)

@@ -108,11 +108,36 @@ async def open_scenario(pilot, vm_name: str, scenario_id: str):
     return screen
 
 
+async def open_options(pilot, vm_name: str, scenario_id: str):
+    """The Recovery pane at `scenario_id`'s options for `vm_name` (zones, sizes, an account...)."""
+    screen = await open_scenario(pilot, vm_name, scenario_id)
+    await wait_for(pilot, lambda: screen.stage == "options", what="the options")
+    return screen
+
+
 async def open_plan(pilot, vm_name: str, scenario_id: str, timeout: float = 30.0):
     """The Recovery pane showing `scenario_id`'s plan for `vm_name`, chosen by keys."""
     screen = await open_scenario(pilot, vm_name, scenario_id)
     await wait_for(pilot, lambda: screen.stage == "plan", timeout=timeout, what="the plan")
     return screen
+
+
+async def confirm_by_name(pilot, name: str):
+    """The confirmation a destructive plan asks for, with `name` (the VM's) typed into it; returns the dialog."""
+    from widgets.confirm_dialog import ConfirmDialog
+
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog), what="the confirm dialog")
+    dialog = pilot.app.screen
+    assert dialog.type_name == name
+    await pilot.press(*name, "enter")
+    return dialog
+
+
+async def run_confirmed_by_name(pilot, screen, name: str, timeout: float = 60.0) -> None:
+    """o on the plan, `name` typed into the confirmation, and the run to its end."""
+    await pilot.press("o")
+    await confirm_by_name(pilot, name)
+    await wait_for(pilot, lambda: screen.run_id and not screen.running, timeout=timeout, what="the run")
 
 
 def detail(screen) -> str:
