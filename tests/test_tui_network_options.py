@@ -14,8 +14,7 @@ import pytest
 from tests.recovery_support import arm_request, resources, vm_doc
 from tests.test_recovery_reset_vpn import status
 from tests.test_tui_fix_nsg import open_fix_nsg
-from tests.test_tui_recovery import choose_scenario, choose_vm, detail, open_pane, steps_text
-from tests.tui_support import make_app, wait_for
+from tests.tui_support import choose_scenario, choose_vm, detail, make_app, open_options, open_recovery_pane, steps_text, wait_for
 from widgets.confirm_dialog import ConfirmDialog
 from widgets.text_prompt import TextPrompt
 
@@ -117,10 +116,7 @@ async def test_reset_vpn_offers_each_connection_and_the_gateway_reset_with_its_i
     add_connection(emu, "cn-hub-to-onprem-rotterdam", "Connected")
     app = make_app(emu)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "payroll-app-01")
-        await choose_scenario(pilot, screen, "reset-vpn")
-        await wait_for(pilot, lambda: screen.stage == "options", what="the options")
+        screen = await open_options(pilot, "payroll-app-01", "reset-vpn")
         assert option_ids(screen) == [
             "connection:cn-hub-to-onprem-amsterdam",
             "gateway:cn-hub-to-onprem-amsterdam",
@@ -176,10 +172,7 @@ async def test_upgrade_public_ip_asks_which_ip_when_the_vm_has_several(emu):
     assert code == 200
     app = make_app(emu)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_pane(pilot)
-        await choose_vm(pilot, screen, "rdgw-shared-01")
-        await choose_scenario(pilot, screen, "upgrade-public-ip")
-        await wait_for(pilot, lambda: screen.stage == "options", what="the options")
+        screen = await open_options(pilot, "rdgw-shared-01", "upgrade-public-ip")
         assert option_ids(screen) == ["rdgw-shared-01-ip", "rdgw-shared-01-ip2"]
         assert "Basic, Dynamic" in option_text(screen, "rdgw-shared-01-ip2")
         await pilot.press("G", "enter")
@@ -191,7 +184,7 @@ async def test_upgrade_public_ip_asks_which_ip_when_the_vm_has_several(emu):
 async def test_disable_nla_from_the_pane_says_it_weakens_security_and_turns_nla_off(emu):
     app = make_app(emu)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         await choose_vm(pilot, screen, "rdgw-shared-01")
         options = screen.query_one("#scenarios")
         options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index("disable-nla")
