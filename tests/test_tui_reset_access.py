@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.test_tui_network_options import option_ids
-from tests.test_tui_recovery import choose_scenario, choose_vm, open_pane
-from tests.tui_support import make_app, wait_for
+from tests.tui_support import choose_scenario, choose_vm, make_app, open_recovery_pane, wait_for
 from widgets.confirm_dialog import ConfirmDialog
 from widgets.secret_field import SecretDialog
 from widgets.text_prompt import TextPrompt
@@ -44,7 +43,7 @@ async def type_name(pilot, app, name: str) -> TextPrompt:
 async def test_a_new_linux_account_is_named_and_its_password_typed_twice(emu, private_journal):
     app = make_app(emu)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         await to_credential(pilot, screen, "build-lnx-01", "password")
         await wait_for(pilot, lambda: screen._option_kind == "account", what="the accounts")
         assert option_ids(screen) == ["azureuser", "+account"]
@@ -82,7 +81,7 @@ async def test_a_new_linux_account_is_named_and_its_password_typed_twice(emu, pr
 async def test_no_administrator_in_the_model_is_no_longer_a_dead_end(emu):
     app = make_app(emu)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_pane(pilot)
+        screen = await open_recovery_pane(pilot)
         # Linux: no account is known, so the list offers only a typed one.
         await to_credential(pilot, screen, "legacy-ftp-01", "ssh_key")
         await wait_for(pilot, lambda: screen._option_kind == "account", what="the accounts")
