@@ -14,7 +14,7 @@ import pytest
 from tests.recovery_support import arm_request, resources, vm_doc
 from tests.test_recovery_reset_vpn import status
 from tests.test_tui_fix_nsg import open_fix_nsg
-from tests.tui_support import choose_scenario, choose_vm, detail, make_app, open_options, open_recovery_pane, steps_text, wait_for
+from tests.tui_support import choose_scenario, detail, make_app, open_options, open_scenarios, steps_text, wait_for
 from widgets.confirm_dialog import ConfirmDialog
 from widgets.text_prompt import TextPrompt
 
@@ -184,8 +184,7 @@ async def test_upgrade_public_ip_asks_which_ip_when_the_vm_has_several(emu):
 async def test_disable_nla_from_the_pane_says_it_weakens_security_and_turns_nla_off(emu):
     app = make_app(emu)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_recovery_pane(pilot)
-        await choose_vm(pilot, screen, "rdgw-shared-01")
+        screen = await open_scenarios(pilot, "rdgw-shared-01")
         options = screen.query_one("#scenarios")
         options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index("disable-nla")
         await pilot.pause()

@@ -14,12 +14,12 @@ from tests.recovery_support import guest_ports, operation_counts, vm_doc, writes
 from tests.support import demo_settings
 from tests.tui_support import (
     choose_scenario,
-    choose_vm,
     detail,
     make_app,
     open_options,
     open_plan,
     open_recovery_pane,
+    open_scenarios,
     renderable_text,
     steps_text,
     table_lines,
@@ -42,8 +42,7 @@ def private_journal(recovery_journal):
 async def test_restart_from_vm_to_verified_run(emu):
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
-        screen = await open_recovery_pane(pilot)
-        await choose_vm(pilot, screen, "web-prod-01")
+        screen = await open_scenarios(pilot, "web-prod-01")
         options = screen.query_one("#scenarios")
         prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert any("Start" in p and "unavailable: web-prod-01 is already running" in p for p in prompts)

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_tui_network_options import option_ids
+from tests.test_tui_network_options import answer, option_ids
 from tests.tui_support import choose_scenario, choose_vm, make_app, open_recovery_pane, wait_for
 from widgets.confirm_dialog import ConfirmDialog
 from widgets.secret_field import SecretDialog
-from widgets.text_prompt import TextPrompt
 
 pytestmark = pytest.mark.xdist_group("tui-recovery")
 
@@ -31,15 +30,6 @@ async def to_credential(pilot, screen, vm: str, credential: str) -> None:
     await pilot.press("enter")
 
 
-async def type_name(pilot, app, name: str) -> TextPrompt:
-    await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt), what="the account prompt")
-    prompt = app.screen
-    prompt.query_one("#prompt-input").value = ""
-    await pilot.press(*name, "enter")
-    await pilot.pause()
-    return prompt
-
-
 async def test_a_new_linux_account_is_named_and_its_password_typed_twice(emu, private_journal):
     app = make_app(emu)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -49,11 +39,11 @@ async def test_a_new_linux_account_is_named_and_its_password_typed_twice(emu, pr
         assert option_ids(screen) == ["azureuser", "+account"]
         assert "the VM's administrator" in str(screen.query_one("#options").get_option_at_index(0).prompt)
         await pilot.press("G", "enter")
-        prompt = await type_name(pilot, app, "root")
+        prompt = await answer(pilot, app, "root")
         assert app.screen is prompt and "reserved account" in str(prompt.query_one("#prompt-error").content)
-        prompt = await type_name(pilot, app, "Ops Rescue")
+        prompt = await answer(pilot, app, "Ops Rescue")
         assert app.screen is prompt and "not an account name" in str(prompt.query_one("#prompt-error").content)
-        await type_name(pilot, app, "opsrescue")
+        await answer(pilot, app, "opsrescue")
         await wait_for(pilot, lambda: isinstance(app.screen, SecretDialog), what="the password dialog")
         dialog = app.screen
         assert "opsrescue" in str(dialog.query_one("#secret-prompt").content)
@@ -87,7 +77,7 @@ async def test_no_administrator_in_the_model_is_no_longer_a_dead_end(emu):
         await wait_for(pilot, lambda: screen._option_kind == "account", what="the accounts")
         assert option_ids(screen) == ["+account"]
         await pilot.press("enter")
-        await type_name(pilot, app, "ftpadmin")
+        await answer(pilot, app, "ftpadmin")
         await wait_for(pilot, lambda: isinstance(app.screen, SecretDialog), what="the key dialog")
         assert not app.screen.query("#secret-again")  # a public key is not a secret typed blind
         await pilot.press(*"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtest ops@contoso", "enter")
@@ -99,9 +89,9 @@ async def test_no_administrator_in_the_model_is_no_longer_a_dead_end(emu):
         await wait_for(pilot, lambda: screen.stage == "vms", what="the VMs")
         await pilot.press("escape")
         await to_credential(pilot, screen, "legacy-app-01", "password")
-        prompt = await type_name(pilot, app, "contoso/admin")
+        prompt = await answer(pilot, app, "contoso/admin")
         assert app.screen is prompt and "not an account name" in str(prompt.query_one("#prompt-error").content)
-        await type_name(pilot, app, "legacyadmin")
+        await answer(pilot, app, "legacyadmin")
         await wait_for(pilot, lambda: isinstance(app.screen, SecretDialog), what="the password dialog")
         await pilot.press(*PASSWORD, "enter", *PASSWORD, "enter")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")

@@ -93,6 +93,13 @@ async def choose_vm(pilot, screen, name: str) -> None:
     await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="the scenarios")
 
 
+async def open_scenarios(pilot, vm_name: str):
+    """The Recovery pane with `vm_name` chosen by keys: its list of scenarios."""
+    screen = await open_recovery_pane(pilot)
+    await choose_vm(pilot, screen, vm_name)
+    return screen
+
+
 async def choose_scenario(pilot, screen, scenario_id: str) -> None:
     options = screen.query_one("#scenarios")
     ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
@@ -102,8 +109,7 @@ async def choose_scenario(pilot, screen, scenario_id: str) -> None:
 
 async def open_scenario(pilot, vm_name: str, scenario_id: str):
     """The Recovery pane with `scenario_id` chosen for `vm_name` by keys (its options or plan on the way)."""
-    screen = await open_recovery_pane(pilot)
-    await choose_vm(pilot, screen, vm_name)
+    screen = await open_scenarios(pilot, vm_name)
     await choose_scenario(pilot, screen, scenario_id)
     return screen
 
