@@ -13,9 +13,9 @@ import pytest
 
 from backend.recovery.plan import Kind, PlanError
 from backend.recovery.runner import RunRefused
-from tests.kill_points import deal, recorded
+from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import json_lines, operations, writes
-from tests.rescue_support import states
+from tests.rescue_support import killed_at, states
 
 VM = "erp-prod-eus-01"  # protected in rsv-prod-eus, its last good backup three days old (stale)
 PARAMS: dict = {}
@@ -133,22 +133,15 @@ async def test_a_failure_of_the_backup_leaves_an_honest_journal_and_resumes(rig,
 KILL_TESTS = 2
 
 
-@pytest.fixture(scope="module")
-def boundaries() -> list[tuple[str, int]]:
-    return recorded(VM, "backup-now", ()).points
-
-
-@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
-async def test_killed_at_any_boundary_resumes_to_the_same_end_with_one_backup(rigs, boundaries, hand):
+@hands(KILL_TESTS)
+async def test_killed_at_any_boundary_resumes_to_the_same_end_with_one_backup(rigs, hand):
+    boundaries = recorded(VM, "backup-now", ()).points
     assert ("operation", 1) in boundaries
     for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with rigs() as rig:
-            try:
-                _, result, killed = await rig.run_killed_at(VM, "backup-now", PARAMS, boundary)
-                assert killed
-                backed_up(rig, result)
-            except AssertionError as exc:
-                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+        async with killed_at(rigs, boundary) as rig:
+            _, result, killed = await rig.run_killed_at(VM, "backup-now", PARAMS, boundary)
+            assert killed
+            backed_up(rig, result)
 
 
 async def test_a_send_whose_acceptance_was_never_journaled_finds_its_job(rig):

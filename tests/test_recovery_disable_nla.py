@@ -15,9 +15,9 @@ from backend.recovery.plan import PlanError
 from backend.recovery.scenarios.disable_nla import restore_script, values_before
 from backend.recovery.steps import probe_options
 from backend.recovery.undo import undo
-from tests.kill_points import deal, recorded
+from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import operation_counts, vm_doc
-from tests.rescue_support import states
+from tests.rescue_support import killed_at, states
 
 VM = "rdgw-shared-01"
 
@@ -103,19 +103,12 @@ def test_undo_puts_back_only_values_read_from_the_guest_and_checked():
 KILL_TESTS = 2
 
 
-@pytest.fixture(scope="module")
-def boundaries() -> list[tuple[str, int]]:
-    return recorded(VM, "disable-nla", ()).points
-
-
-@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
-async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, boundaries, hand):
+@hands(KILL_TESTS)
+async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, hand):
+    boundaries = recorded(VM, "disable-nla", ()).points
     for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with rigs() as rig:
-            try:
-                plan, result, killed = await rig.run_killed_at(VM, "disable-nla", {}, boundary)
-                assert killed and result.status == "succeeded", result.summary
-                assert listener(rig.emu) == {"UserAuthentication": 0, "SecurityLayer": 1}
-                assert run_commands(rig.emu) == 1
-            except AssertionError as exc:
-                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+        async with killed_at(rigs, boundary) as rig:
+            plan, result, killed = await rig.run_killed_at(VM, "disable-nla", {}, boundary)
+            assert killed and result.status == "succeeded", result.summary
+            assert listener(rig.emu) == {"UserAuthentication": 0, "SecurityLayer": 1}
+            assert run_commands(rig.emu) == 1

@@ -10,9 +10,9 @@ import signal
 import pytest
 
 from backend.recovery.plan import Kind, PlanError
-from tests.kill_points import deal, recorded
+from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import arm_request, json_lines, operation_counts, resources, vm_doc, writes
-from tests.rescue_support import states
+from tests.rescue_support import killed_at, states
 
 VM = "sql-prod-01"  # running, agent ready, an OS disk and two data disks
 
@@ -96,22 +96,15 @@ async def test_a_failed_restore_point_is_deleted_and_taken_again(rig):
 KILL_TESTS = 2
 
 
-@pytest.fixture(scope="module")
-def boundaries() -> list[tuple[str, int]]:
-    return recorded(VM, "restore-point", ()).points
-
-
-@pytest.mark.parametrize("hand", range(KILL_TESTS), ids=lambda n: f"hand-{n + 1}-of-{KILL_TESTS}")
-async def test_killed_at_any_boundary_resumes_with_one_restore_point(rigs, boundaries, hand):
+@hands(KILL_TESTS)
+async def test_killed_at_any_boundary_resumes_with_one_restore_point(rigs, hand):
+    boundaries = recorded(VM, "restore-point", ()).points
     assert ("operation", 2) in boundaries
     for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with rigs() as rig:
-            try:
-                _, result, killed = await rig.run_killed_at(VM, "restore-point", {}, boundary)
-                assert killed
-                taken(rig, result)
-            except AssertionError as exc:
-                raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+        async with killed_at(rigs, boundary) as rig:
+            _, result, killed = await rig.run_killed_at(VM, "restore-point", {}, boundary)
+            assert killed
+            taken(rig, result)
 
 
 @pytest.fixture
