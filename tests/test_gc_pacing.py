@@ -103,3 +103,21 @@ def test_the_pages_malloc_keeps_after_a_load_are_given_back_to_the_system():
         assert len(kept) == 2500
     finally:
         pacer.release()
+
+
+def test_what_a_background_probe_made_is_frozen_once_it_has_finished():
+    """After the load's freeze, the background probe makes findings for every VM; once it has
+    finished they are frozen too, so automatic collections no longer walk them."""
+    pacer = GcPacer(busy=lambda: False)
+    try:
+        pacer.settled()
+        assert gc.get_freeze_count() == 0  # a small estate: left to the interpreter
+        with pacer.loading():
+            pacer.landed(LARGE_ESTATE_VMS)
+        frozen = gc.get_freeze_count()
+        findings = [{"vm": i, "evidence": [str(i)]} for i in range(20_000)]
+        pacer.settled()
+        assert gc.get_freeze_count() >= frozen + 20_000
+        assert len(findings) == 20_000
+    finally:
+        pacer.release()

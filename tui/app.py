@@ -699,6 +699,7 @@ class AztriageApp(App[int]):
             self.update_header()
             self.broadcast(LoadStateChanged())
         self.record_probe(report, vms)
+        self.gc_pacer.settled()  # what the probe found lives until the next one: frozen, not walked
         attention = [vm.name for vm in vms if self.verdict_for(vm).needs_attention]
         if attention:
             self.notify(f"{len(attention)} VM(s) need attention: {', '.join(attention[:5])}" + ("…" if len(attention) > 5 else ""), title="verdicts", timeout=6)
