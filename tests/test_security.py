@@ -217,6 +217,7 @@ READ_ONLY_RUNS = {
     "snapshot-disks": ("web-prod-03", []),
     "backup-now": ("erp-prod-eus-01", []),
     "restore-point": ("sql-prod-01", []),
+    "restore-disk": ("web-prod-03", ["--source", "web-prod-03-os-snap", "--confirm", "web-prod-03"]),
     "enable-boot-diagnostics": ("web-prod-01", []),
     "rescue": ("api-dev-01", ["--run-fixes", "--confirm", "api-dev-01"]),
     "recreate": ("dev-sandbox-01", ["--confirm", "dev-sandbox-01"]),

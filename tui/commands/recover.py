@@ -59,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--connection", metavar="NAME", help="reset-vpn: the VPN connection to reset (default: the first one serving the VM's network that is not Connected)")
     p.add_argument("--retain-days", type=int, metavar="N", help="backup-now: keep the recovery point N days (1-99, default 30)")
     p.add_argument("--consistency", choices=("application", "crash"), help="restore-point: application-consistent (the VM agent freezes the applications; default when it can) or crash-consistent")
+    p.add_argument("--source", metavar="SNAPSHOT", help="restore-disk: the snapshot to make the new disk from (its name in the VM's group, or its id)")
+    p.add_argument("--disk", metavar="os|LUN", help="restore-disk: the disk to swap, os (default) or a data disk's LUN")
     p.add_argument("--backup-first", action="store_true", help="recreate, move-to-zone/-set, rescue, resize: take an on-demand Azure Backup first (protected VMs)")
     p.add_argument("--gateway", action="store_true", help="reset-vpn: also reset the VPN gateway if the connection reset does not help (interrupts every connection on it)")
     p.set_defaults(func=run)
@@ -155,6 +157,8 @@ def _params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[str, Any]
 
 
 def _scenario_params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[str, Any]:
+    if args.scenario == "restore-disk":
+        return {k: v for k, v in (("source", args.source), ("disk", args.disk)) if v is not None}
     if args.scenario == "restore-point":
         return {"consistency": args.consistency} if args.consistency else {}
     if args.scenario == "backup-now":

@@ -75,6 +75,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("fix-nsg", "Fix the NSG rule", "Let RDP/SSH from your address past the NSG rule that denies it: a temporary allow rule (or delete the rule).", "fix_nsg", changes_vm=False),
     Scenario("backup-now", "Back up now (Azure Backup)", "Take an on-demand Azure Backup of a protected VM: a recovery point of every disk, in its vault.", "backup_now", changes_vm=False),
     Scenario("restore-point", "Restore point of every disk", "Take an application- or crash-consistent restore point of all the VM's disks at one instant.", "restore_point", changes_vm=False),
+    Scenario("restore-disk", "Restore a disk from a snapshot", "Swap the OS disk or a data disk for a disk made from a snapshot of it, keeping the old disk.", "restore_disk"),
     Scenario("snapshot-disks", "Snapshot every disk", "Take a snapshot of each managed disk: the safety net before anything risky.", "snapshot_disks", changes_vm=False),
     Scenario("enable-boot-diagnostics", "Enable boot diagnostics", "Turn on boot diagnostics (managed storage) so the next boot leaves a serial log and a screenshot.", "enable_boot_diagnostics"),
     Scenario("rescue", "Repair the OS disk on a rescue VM", "Copy the OS disk, attach the copy to a rescue VM, repair it there, and swap it in as the OS disk.", "rescue"),
