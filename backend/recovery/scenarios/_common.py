@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from backend.models import Vm
-from backend.recovery.facts import VmFacts
-from backend.recovery.plan import DYNAMIC_IP_WARNING, Plan, Step, temp_disk_warning
-from backend.recovery.steps import common_warnings, lock_blockers, lock_warnings
+from backend.recovery.facts import VmFacts, power_state
+from backend.recovery.plan import DYNAMIC_IP_WARNING, Kind, Plan, Step, temp_disk_warning
+from backend.recovery.steps import common_warnings, lock_blockers, lock_warnings, power_step
 from backend.sizes import has_temp_disk
 from backend.verdict import INCIDENT_WARNED_SCENARIOS, Incident, platform_unhealthy
 
@@ -98,3 +98,23 @@ def ephemeral_reason(vm: Vm, what: str) -> str | None:
     if vm.os_disk.ephemeral:
         return f"{vm.name} has an ephemeral OS disk, which lives on its host: Azure cannot {what} it"
     return None
+
+
+def deallocate_to_swap_step(facts: VmFacts, undo: str) -> Step:
+    """The VM deallocated before its OS disk is swapped (rescue, restore-disk): Azure swaps the
+    OS disk of a stopped (deallocated) VM only."""
+    vm = facts.vm
+    return power_step(
+        facts,
+        action="deallocate",
+        key="deallocate",
+        title=f"Stop and deallocate {vm.name}",
+        why="Azure swaps the OS disk of a stopped (deallocated) VM only.",
+        changes="stops the VM and releases its host (compute billing stops)",
+        kind=Kind.DESTRUCTIVE,
+        allowed_from=(),
+        final_power="deallocated",
+        warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)),
+        undo=undo,
+        done_when=lambda m: f"{vm.name} is already deallocated" if power_state(m) == "deallocated" else None,
+    )

@@ -42,7 +42,7 @@ from backend.models import Disk, ResourceId, Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, VmSize, power_state, provisioning, vm_from_documents
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified, wait_for_operator
-from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
+from backend.recovery.scenarios._common import deallocate_to_swap_step, plan
 from backend.recovery.scenarios._copies import DiskCopy, disk_copy_step, kept_snapshot_step
 from backend.recovery.scenarios._disks import (
     FOR_TAG,
@@ -981,21 +981,7 @@ def _detach_step(layout: RescueLayout) -> Step:
 
 def _deallocate_step(layout: RescueLayout) -> Step:
     """The VM deallocated: Azure swaps the OS disk of a deallocated VM only."""
-    facts, vm = layout.facts, layout.vm
-    return power_step(
-        facts,
-        action="deallocate",
-        key="deallocate",
-        title=f"Stop and deallocate {vm.name}",
-        why="Azure swaps the OS disk of a stopped (deallocated) VM only.",
-        changes="stops the VM and releases its host (compute billing stops)",
-        kind=Kind.DESTRUCTIVE,
-        allowed_from=(),
-        final_power="deallocated",
-        warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)),
-        undo="start it (until the swap it still has its original OS disk)",
-        done_when=lambda m: f"{vm.name} is already deallocated" if power_state(m) == "deallocated" else None,
-    )
+    return deallocate_to_swap_step(layout.facts, "start it (until the swap it still has its original OS disk)")
 
 
 def _swap_step(layout: RescueLayout) -> Step:

@@ -17,7 +17,7 @@ from backend.models import Disk, ResourceId, Vm
 from backend.recovery.context import StepContext
 from backend.recovery.facts import VmFacts, power_state
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
-from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
+from backend.recovery.scenarios._common import deallocate_to_swap_step, plan
 from backend.recovery.scenarios._copies import DiskCopy, disk_copy_step
 from backend.recovery.scenarios._disks import arm_name, data_disk_refs, os_disk_of, resource_id, same_id, short, stamp
 from backend.recovery.steps import power_step, preflight_step, reach_step
@@ -193,20 +193,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     warnings = []
     if target.lun is None:
         steps += [
-            power_step(
-                facts,
-                action="deallocate",
-                key="deallocate",
-                title=f"Stop and deallocate {vm.name}",
-                why="Azure swaps the OS disk of a stopped (deallocated) VM only.",
-                changes="stops the VM and releases its host (compute billing stops)",
-                kind=Kind.DESTRUCTIVE,
-                allowed_from=(),
-                final_power="deallocated",
-                warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)),
-                undo="start it (until the swap it still has its old OS disk)",
-                done_when=lambda m: f"{vm.name} is already deallocated" if power_state(m) == "deallocated" else None,
-            ),
+            deallocate_to_swap_step(facts, "start it (until the swap it still has its old OS disk)"),
             _swap_os_step(vm, target, new_id),
             power_step(
                 facts,
