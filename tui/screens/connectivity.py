@@ -43,6 +43,7 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
     filter_placeholder = "filter: name, port, status, verdict, recovery, IP"
     row = staticmethod(port_row)  # StateRowsMixin
     CSS_PATH = "connectivity.tcss"
+    _azure_answer_for: PortState | None = None  # the row whose Network Watcher answer the panel keeps in view
 
     BINDINGS = [
         Binding("p", "probe_selected", "Probe", id="connectivity.probe"),
@@ -211,6 +212,7 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
             self.notify(checks[0], title="from inside Azure", timeout=8)
         elif not report.notes:  # a note (no VM to check from, a failed check) was shown already
             self.notify("Network Watcher had nothing to check: the port already answers, or no VM in Azure can test it (see the evidence).", timeout=8)
+        self._azure_answer_for = self.table.cursor_state
         self.call_after_refresh(self.query_one("#probe-detail-box", ScrollPanel).scroll_end, animate=False)
 
     def _on_result(self, result: ProbeResult) -> None:
@@ -387,6 +389,13 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
         panel = self.query_one("#probe-detail", Static)
         state = self.table.cursor_state
         panel.update(detail_text(state, self.aztriage.verdict_for(state.vm), self.aztriage.now()) if state is not None else "")
+        box = self.query_one("#probe-detail-box", ScrollPanel)
+        if state is None or state is not self._azure_answer_for or box.has_focus:
+            self._azure_answer_for = None  # another row, or the operator scrolls: the panel is theirs
+        else:
+            # Network Watcher's answer stays in view while the evidence above it grows (the
+            # VM's recent change is read after the probe and comes in at the top).
+            self.call_after_refresh(box.scroll_end, animate=False)
 
     @on(VerdictsChanged)
     def _verdicts_changed(self) -> None:
