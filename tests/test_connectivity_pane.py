@@ -118,7 +118,7 @@ async def test_mark_probes_only_the_marked_vms_and_filter_probes_the_shown_ones(
         screen = await open_pane(pilot)
         screen.set_filter("web-prod")
         await pilot.pause()
-        await pilot.press("f")
+        await pilot.press("F")
         await probed(pilot, screen, {"web-prod-01", "web-prod-02", "web-prod-03"})
         assert sorted(s.vm.name for s in screen.states.values() if s.diagnosis) == ["web-prod-01", "web-prod-02", "web-prod-03"]
         assert "ssh -p " in detail(screen) and "@web-prod-01.westeurope.cloudapp.azure.test" in detail(screen)  # by name, not address
@@ -166,7 +166,7 @@ async def test_write_rdp_file_with_the_current_address(pane_emulator, tmp_path):
     async with make_app(pane_emulator).run_test(size=(140, 45)) as pilot:
         screen = await open_pane(pilot)
         await probe_one(pilot, screen, "dc-shared-01")
-        await pilot.press("w")
+        await pilot.press("x")
         await pilot.pause()
         path = pilot.app.export_dir() / "dc-shared-01.rdp"
         assert path.exists()
@@ -245,7 +245,7 @@ async def test_the_private_path_and_the_source_address_are_reachable_from_the_pa
         await pilot.press("v")
         await pilot.pause()
         assert screen.private and "private IPs too" in renderable_text(screen.query_one("#summary").content, width=220)
-        await pilot.press("u")
+        await pilot.press("A")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, TextPrompt), what="the source prompt")
         prompt = pilot.app.screen
         prompt.query_one("#prompt-input").value = "not-an-address"

@@ -143,7 +143,7 @@ def test_no_payload_reaches_the_terminal_from_any_pane(term, tmp_path, hostile_e
     term.type("MARKUP")
     _keys(term, seen, "Enter", "n", "n")
     # Its repair commands (facts from the log, quoted) and its screenshot (drawn from the log).
-    _keys(term, seen, "m", "PageDown", "s", "v")
+    _keys(term, seen, "m", "PageDown", "v", "v")  # v: the next view (the log, then the screenshot)
     _keys(term, seen, "Escape", "Escape", "1", "q", pause=1)
     term.wait_exit(timeout=30)
     time.sleep(0.5)

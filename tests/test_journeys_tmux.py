@@ -4,7 +4,17 @@ that the text that decides is on screen or reachable by keys:
 - NSG block -> fix: Connectivity names the blocking rule, `z` puts Network Watcher's
   answer on screen, `o` opens fix-nsg in the Recovery pane.
 - IP changed -> .rdp: the new address and the advice to make the IP Static are reachable
-  in the evidence panel (tab, then scroll), and `w` writes the .rdp file."""
+  in the evidence panel (tab, then scroll), and `x` exports the .rdp file.
+- no-boot -> rescue: the Boot pane's sweep (`a`) finds the VM that does not boot, `o` opens
+  the rescue plan starred; the
+  operator gives the rescue VM their SSH key, types the VM's name, and when the run waits,
+  `d` puts the repair commands and where the rescue VM is (its private IP, ssh, the serial
+  console) on screen.
+- outage -> track: the Health pane's active incident opens on its tracking id, status,
+  latest update and the VM Azure lists; that VM's detail opens on its verdict and its
+  recovery list says no recovery is recommended while Azure mitigates, with the latest update.
+- maintenance -> perform: the pending maintenance's window is in the Health pane, and the
+  scenario list says when Azure lets the maintenance be started (PgDn reaches the line)."""
 
 from __future__ import annotations
 
@@ -19,12 +29,30 @@ def start(term: Tmux, tmp_path: Path) -> None:
     term.wait_for("erp-prod-eus-01", "row 1/30", timeout=60)
 
 
+def filter_inventory(term: Tmux, name: str) -> None:
+    type_filter(term, name, f"1 match /{name}")
+    term.keys("Enter")  # keeps the filter, back to the table
+    term.wait_for(f"1 match /{name}", "o Recover", timeout=30)  # the footer of the table, not of the box
+
+
+def whole(screen: str) -> None:
+    lines = screen.splitlines()
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
+
+
+def type_filter(term: Tmux, name: str, shown: str) -> None:
+    """/ then the name, once the box has the focus (its footer: esc clears, none of the table's keys):
+    a name typed earlier would reach the pane's own keys (1 switches pane, p probes)."""
+    term.keys("/")
+    term.wait_for("esc Clear", absent=("o Recover", "p Probe"), timeout=30)
+    term.type(name)
+    term.wait_for(shown, timeout=30)
+
+
 def filter_connectivity(term: Tmux, name: str) -> None:
     term.keys("3")
     term.wait_for("PORT STATUS")
-    term.keys("/")
-    time.sleep(0.5)  # the box takes focus on the frame after it is shown
-    term.type(name)
+    type_filter(term, name, f"/{name}")
     term.keys("Enter")
     time.sleep(0.5)
 
@@ -64,9 +92,126 @@ def test_ip_changed_to_rdp_file_at_80x24(term, tmp_path):
         time.sleep(0.3)
         seen = term.screen()
     assert "Static" in seen or "static" in seen, seen
-    term.keys("w")  # the pane's key, from the evidence panel too
+    term.keys("x")  # export: the pane's .rdp file, from the evidence panel too
     term.wait_for("Wrote", ".rdp", timeout=20)
     rdp = next((tmp_path / "data" / "aztriage" / "exports").glob("rdgw-shared-01*.rdp"))
     assert rdp.read_text().startswith("full address:s:rdgw-shared-01")  # by name: the new address is what it resolves to
+    term.keys("q")
+    assert term.wait_exit() == 0
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJourneyKey0001 operator@laptop"
+
+
+def test_no_boot_to_rescue_at_80x24(term, tmp_path):
+    start(term, tmp_path)
+    term.keys("6")  # Boot: which VMs did not boot?
+    term.wait_for("LAST BOOT", timeout=30)
+    term.keys("a")  # read every serial log
+    term.wait_for("emergency mode (fstab)", timeout=120)
+    type_filter(term, "api-dev-01", "/api-dev-01")
+    term.keys("Enter")
+    term.wait_for("o Recover", timeout=30)
+    term.keys("o")  # recover: the verdict's recovery
+    screen = term.wait_for("Recovery › api-dev-01", "★ Repair the OS disk on a rescue VM", timeout=60)
+    assert "did not boot: emergency mode (fstab)" in screen
+    term.keys("Enter")
+    term.wait_for("New rescue VM", timeout=30)
+    term.keys("Enter")  # a new rescue VM, the common fixes run first
+    screen = term.wait_for("Sign in to the rescue VM as rescueadmin with your SSH public key", timeout=30)
+    assert "no public IP" in screen
+    term.keys("Enter")
+    term.wait_for("Paste the public key", timeout=30)
+    term.type(KEY)
+    term.keys("Enter")
+    screen = term.wait_for("› plan", "Create the rescue VM rescue-api-dev-01", timeout=60)
+    assert "AAAAC3Nza" not in screen  # typed masked, never shown back
+    # The plan says how the operator signs in: reachable in its detail panel.
+    seen = screen
+    for _ in range(10):
+        if "sign-in" in seen:
+            break
+        term.keys("Tab", "PageDown")
+        time.sleep(0.4)
+        seen = term.screen()
+    assert "rescueadmin with your SSH public key" in " ".join(seen.split()), seen
+    term.keys("o")  # run the plan shown
+    term.wait_for("Type the VM's name (api-dev-01)", timeout=30)
+    term.type("api-dev-01")
+    term.keys("Enter")
+    screen = term.wait_for("WAITING", "d: the repair is done", timeout=180)
+    whole(screen)
+    term.keys("d")
+    screen = term.wait_for("waits for you", timeout=30)
+    flat = " ".join(screen.split())
+    assert "private IP 10." in flat and "ssh rescueadmin@10." in flat and "aztriage console --vm rescue-api-dev-01" in flat, screen
+    whole(screen)
+    # The repair commands are in the same dialog, a few pages down.
+    seen = screen
+    for _ in range(12):
+        if "lsblk" in seen:
+            break
+        term.keys("PageDown")
+        time.sleep(0.3)
+        seen = term.screen()
+    assert "lsblk" in seen, seen
+    # Its buttons (the run's result toast may sit over Cancel for its 10 s).
+    term.wait_for("lsblk", "It is done", "Cancel", timeout=20)
+    term.keys("Escape")
+    term.wait_for("d: the repair is done", timeout=30)
+    term.keys("q")
+    assert term.wait_exit() == 0
+
+
+def test_outage_to_track_at_80x24(term, tmp_path):
+    start(term, tmp_path)
+    term.keys("2")
+    term.wait_for("Service Health events", "ACTIVE", timeout=30)
+    term.keys("Tab")  # the events table; the active incident is first
+    time.sleep(0.5)
+    term.keys("Enter")
+    screen = term.wait_for("Tracking id", "7T2K-LQ8", timeout=30)
+    whole(screen)
+    assert "ACTIVE" in screen and "Last update" in screen and "1 listed by Azure as impacted" in screen
+    assert "erp-prod-eus-01" in screen and "INCIDENT" in screen
+    term.keys("Enter")  # the VM Azure lists: its detail opens on its verdict
+    screen = term.wait_for("erp-prod-eus-01", "Verdict", "esc Back", timeout=30)
+    whole(screen)
+    flat = " ".join(screen.split())
+    assert "platform incident 7T2K-LQ8" in flat and "no recovery is recommended while Azure is mitigating" in flat
+    term.keys("o")  # recover? Azure is on it
+    screen = term.wait_for("Recovery › erp-prod-eus-01", "platform incident 7T2K-LQ8", timeout=60)
+    whole(screen)
+    flat = " ".join(screen.split())
+    assert "no recovery is recommended" in flat and "★" not in screen
+    assert "latest update" in flat and "Power has been restored" in flat
+    term.keys("q")
+    assert term.wait_exit() == 0
+
+
+def test_maintenance_to_perform_at_80x24(term, tmp_path):
+    start(term, tmp_path)
+    term.keys("2")
+    screen = term.wait_for("Planned maintenance", "app-prod-ne-01", timeout=30)
+    assert "2 VMs with maintenance pending" in screen
+    term.keys("1")
+    filter_inventory(term, "app-prod-ne-01")
+    term.keys("o")
+    screen = term.wait_for("Recovery › app-prod-ne-01", "planned maintenance pending", timeout=60)
+    flat = " ".join(screen.split())
+    assert "self-service window opens at" in flat and "closes at" in flat
+    # The scenario that performs it is listed at the end, unavailable until the window opens:
+    # PgDn brings its line (and the reason) into view.
+    seen = screen
+    for _ in range(4):
+        if "Planned maintenance now" in seen:
+            break
+        term.keys("PageDown")
+        time.sleep(0.4)
+        seen = term.screen()
+    assert "Planned maintenance now" in seen, seen
+    flat = " ".join(seen.split())
+    assert "unavailable: Azure refuses it now" in flat and "window opens" in flat, seen
+    whole(seen)
     term.keys("q")
     assert term.wait_exit() == 0

@@ -94,3 +94,80 @@ async def test_o_from_the_inventory_and_p_from_the_vm_detail(emulator):
         probed = [s for s in app.screen.states.values() if s.diagnosis is not None]
         assert {s.vm.name for s in probed} == {"dev-spot-01"}
         assert "dev-spot-01" in screen_text(app)
+
+
+# Words that name one verb: esc leaves where you are (clears the filter first, closes a dialog),
+# and / finds (filters a list, searches a log).
+SAME_VERB = {
+    "Clear filter": "Back", "Clear": "Back", "Cancel": "Back", "Close": "Back", "Back to the console": "Back",
+    "Search": "Filter",
+}
+
+
+def _verb(description: str) -> str:
+    return SAME_VERB.get(description, description)
+
+
+def test_no_key_means_two_verbs_in_any_pane_or_dialog():
+    """Every binding the console declares (screens, dialogs, widgets, the app): a key means one verb
+    wherever it is pressed. A dialog's number keys pick its own numbered items (the copy dialog), which
+    a pane's number keys (1-6: panes) cannot mean while it is open: those are the only exception."""
+    from textual.screen import ModalScreen
+
+    verbs_of_key: dict[str, set[str]] = defaultdict(set)
+    where: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for cls, binding in declared_bindings():
+        for key in (k.strip() for k in binding.key.split(",")):
+            if key.isdigit() and issubclass(cls, ModalScreen):
+                continue
+            verbs_of_key[key].add(_verb(binding.description))
+            where[(key, _verb(binding.description))].add(cls.__name__)
+    twice = {key: {verb: sorted(where[(key, verb)]) for verb in verbs} for key, verbs in verbs_of_key.items() if len(verbs) > 1}
+    assert twice == {}, twice
+    # The keys the issue found with two meanings now have one each.
+    assert verbs_of_key["z"] == {"Azure"} and verbs_of_key["u"] == {"Undo run"} and verbs_of_key["b"] == {"Boot log"}
+    assert verbs_of_key["v"] == {"View"} and verbs_of_key["w"] == {"Window"} and verbs_of_key["x"] == {"Export"}
+
+
+def test_each_verb_has_one_key():
+    """The other way round: a verb (other than moving in a list) is reached by the same key in every pane."""
+    navigation = {"Up", "Down", "Page up", "Page down", "Top", "Bottom", "Left", "Right"}
+    keys_of_verb: dict[str, set[str]] = defaultdict(set)
+    for _cls, binding in declared_bindings():
+        verb = _verb(binding.description)
+        if verb not in navigation and not binding.key.isdigit():
+            keys_of_verb[verb].add(binding.key)
+    assert {verb: keys for verb, keys in keys_of_verb.items() if len(keys) > 1} == {}
+
+
+def _readme_key_table() -> dict[str, str]:
+    """README's key map: | key | verb | where |, one row per key."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("<!-- key map -->", 2)[1]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and not cells[0][1].isdigit():
+            rows[cells[0].strip("`")] = cells[1]
+    return rows
+
+
+def test_readme_key_table_agrees_with_the_bindings_aztriage_keys_and_help_show():
+    from textual.keys import format_key
+
+    from tui.keymap import display_key
+
+    declared: dict[str, set[str]] = defaultdict(set)
+    for _cls, binding in declared_bindings():
+        for key in (k.strip() for k in binding.key.split(",")):
+            if key.isdigit():
+                continue  # 1-6 panes, and the copy dialog's items: a row of their own in the README
+            declared[display_key(key)].add(_verb(binding.description))
+    readme = _readme_key_table()
+    assert readme, "README has no key map"
+    assert set(readme) == set(declared), (sorted(set(declared) - set(readme)), sorted(set(readme) - set(declared)))
+    for key, verbs in declared.items():
+        assert readme[key] in verbs, (key, readme[key], verbs)
+    assert format_key("question_mark") == "?"

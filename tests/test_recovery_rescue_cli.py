@@ -20,6 +20,7 @@ test_recovery_recreate.py, with failures injected at each step."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 
@@ -41,6 +42,7 @@ from tests.recovery_support import (
     writes,
 )
 from tests.rescue_support import assert_store_clean, estate, guest, operation_counts
+from tests.support import emulator_control
 from tests.test_recovery_cli import AZTRIAGE, REPO, one_line_error, runs
 
 # emu (this module's own emulator) and before (its estate at the start): tests/rescue_fixtures.py
@@ -295,3 +297,105 @@ def test_kill_9_in_the_middle_of_the_delete_resumes_polling_the_same_delete(tmp_
             assert_store_clean(slow, j, start)
     finally:
         slow.stop()
+
+
+# --- the way in to a new rescue VM: the operator's key or password, never kept ----------------------------
+
+RESCUE_PASSWORD = "Rescue-Sentinel-Pa55-4417!"
+RESCUE_KEY_BODY = "AAAAC3NzaC1lZDI1NTE5AAAAIRescueSentinelKey4417plugh"
+
+
+def _secret_variants(secret: str) -> list[bytes]:
+    import base64
+
+    raw = secret.encode()
+    return [raw, base64.b64encode(raw), secret.encode("utf-16-le"), json.dumps(secret).encode()]
+
+
+def _assert_nowhere(secret: str, home, outputs: list[str]) -> None:
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert {"journal.sqlite3", "aztriage.log", "report.md"} <= {p.name for p in files}
+    for path in files:
+        data = path.read_bytes()
+        for variant in _secret_variants(secret):
+            assert variant not in data, f"{secret[:12]}… found in {path}"
+    for text in outputs:
+        assert secret not in text
+
+
+def _row(out: str, label: str) -> str:
+    """A row of the plan's NOW/AFTER table."""
+    return next(line for line in out.splitlines() if line.startswith(label + " ")).rstrip()
+
+
+def _finish_and_report(emu, home, run_id: str, outputs: list[str]) -> None:
+    for args in (
+        ("recover", "--resume", run_id, "--operator-done", "--confirm", "api-dev-01"),
+        ("runs", run_id, "--format", "json"),
+        ("report", "--vm", "api-dev-01", "--no-probe", "--output", str(home / "report.md")),
+    ):
+        proc = aztriage(emu, home, "--log-level", "DEBUG", *args)
+        outputs += [proc.stdout, proc.stderr]
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_rescue_vm_takes_the_operators_password_and_says_how_to_reach_it(emu, home):
+    from backend.emulator.accounts import password_matches
+
+    first = aztriage(emu, home, "--log-level", "DEBUG", "--width", "400", *RESCUE, "--password-stdin", stdin=RESCUE_PASSWORD + "\n")
+    outputs = [first.stdout, first.stderr]
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert _row(first.stdout, "sign-in").endswith("rescueadmin with the password you typed (never kept)")
+    assert _row(first.stdout, "reached").endswith("private IP only (VPN, Bastion) or serial console")
+    rescue = vm_doc(emu, "rescue-api-dev-01")
+    profile = rescue["doc"]["properties"]["osProfile"]
+    assert profile["adminUsername"] == "rescueadmin" and "adminPassword" not in profile  # ARM never returns it
+    assert profile["linuxConfiguration"]["disablePasswordAuthentication"] is False
+    # The guest the emulator created holds that password (a salted hash of it), not a random one.
+    account = guest(emu, rescue["doc"]["id"])["account"]
+    assert account["user"] == "rescueadmin" and password_matches(account["password"], RESCUE_PASSWORD)
+    assert not password_matches(account["password"], RESCUE_PASSWORD + "x")
+    # Where it is: its private IP (no public one), by VPN/Bastion, or its serial console.
+    nic = rescue["doc"]["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+    (nic_doc,) = [d for d in emulator_control(emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkInterfaces")["resources"] if d["id"].lower() == nic.lower()]
+    address = nic_doc["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
+    assert address and "publicIPAddress" not in nic_doc["properties"]["ipConfigurations"][0]["properties"]
+    assert f"private IP {address}, no public IP" in first.stdout
+    # The step that waits says where the rescue VM is, as it is now.
+    waiting = next(line for line in first.stdout.splitlines() if "repair the copy" in line and "private IP" in line)
+    assert f"ssh rescueadmin@{address}" in waiting and "aztriage console --vm rescue-api-dev-01" in waiting and "Bastion" in waiting
+    run_id = runs(emu, home)[0]["run_id"]
+    _finish_and_report(emu, home, run_id, outputs)
+    _assert_nowhere(RESCUE_PASSWORD, home, outputs)
+
+
+def test_rescue_vm_takes_the_operators_ssh_key_with_password_sign_in_off(emu, home, tmp_path):
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text(f"ssh-ed25519 {RESCUE_KEY_BODY} operator@laptop\n")
+    first = aztriage(emu, home, "--log-level", "DEBUG", "--width", "400", *RESCUE, "--ssh-key", str(key))
+    outputs = [first.stdout, first.stderr]
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert _row(first.stdout, "sign-in").endswith("rescueadmin with your SSH public key (password sign-in off)")
+    rescue = vm_doc(emu, "rescue-api-dev-01")
+    linux = rescue["doc"]["properties"]["osProfile"]["linuxConfiguration"]
+    assert linux["disablePasswordAuthentication"] is True
+    assert linux["ssh"]["publicKeys"] == [{"path": "/home/rescueadmin/.ssh/authorized_keys", "keyData": f"ssh-ed25519 {RESCUE_KEY_BODY} operator@laptop"}]
+    account = guest(emu, rescue["doc"]["id"])["account"]
+    assert account["password"] is None and account["password_login"] is False and account["ssh_keys"] == [f"ssh-ed25519 {RESCUE_KEY_BODY} operator@laptop"]
+    waiting = next(line for line in first.stdout.splitlines() if "repair the copy" in line and "private IP" in line)
+    assert "--auth-type ssh-key" in waiting and "which signs in with a password: set one with reset-access first" in waiting
+    run_id = runs(emu, home)[0]["run_id"]
+    _finish_and_report(emu, home, run_id, outputs)
+    _assert_nowhere(RESCUE_KEY_BODY, home, outputs)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--rescue-vm", "dev-sandbox-01", "--password-stdin"], "--password-stdin and --ssh-key set up a new rescue VM"),
+        (["--username", "ops"], "--username and --reset-config only apply to --scenario reset-access"),
+    ],
+)
+def test_rescue_way_in_bad_input_is_one_line(emu, home, extra, message):
+    proc = aztriage(emu, home, "recover", "--vm", "api-dev-01", "--scenario", "rescue", "--yes", *extra, stdin="x\n")
+    assert proc.returncode == 2 and message in one_line_error(proc)

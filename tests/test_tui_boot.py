@@ -95,8 +95,8 @@ async def test_serial_log_search_last_boot_and_refresh(emulator):
         assert "/datadrive: match 2 of 2" in screen_text(app)
         await pilot.press("N")
         assert view.current_line == 30
-        # b: the start of the last boot.
-        await pilot.press("b")
+        # B: the start of the last boot.
+        await pilot.press("B")
         await pilot.pause()
         assert view.scroll_offset.y == view.last_start
         # r reads both blobs again.
@@ -144,7 +144,7 @@ async def test_screenshot_in_half_blocks(emulator):
     async with app.run_test(size=(100, 40)) as pilot:
         await wait_loaded(pilot)
         screen = await open_detail(pilot, "iis-test-01")
-        await pilot.press("s")
+        await pilot.press("v")  # the next view after the log: the screenshot
         await pilot.pause(0.2)
         shot = screen.query_one(ScreenshotView)
         assert shot.query(HalfBlockView)
@@ -166,7 +166,7 @@ async def test_screenshot_through_a_graphics_protocol(emulator, capfd):
             await wait_loaded(pilot)
             screen = await open_detail(pilot, "iis-test-01")
             capfd.readouterr()
-            await pilot.press("s")
+            await pilot.press("v")
             await pilot.pause(0.3)
             assert screen.query_one(ScreenshotView).query(image_widgets.TGPImage)
             sent = capfd.readouterr().out
@@ -230,7 +230,7 @@ async def test_save_the_screenshot_as_png(emulator, test_home):
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_loaded(pilot)
         await open_detail(pilot, "api-dev-01")
-        await pilot.press("w")
+        await pilot.press("x")
         await pilot.pause()
         saved = sorted(app.export_dir().glob("screenshot-api-dev-01-*.png"))
         assert saved, list(app.export_dir().iterdir())

@@ -61,11 +61,11 @@ def test_serial_log_search(snap_compare, emulator):
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_screenshot_in_half_blocks_stop_code(snap_compare, emulator, size):
-    assert snap_compare(make_app(emulator), terminal_size=size, run_before=detail("iis-test-01", "s"))
+    assert snap_compare(make_app(emulator), terminal_size=size, run_before=detail("iis-test-01", "v"))
 
 
 def test_screenshot_in_half_blocks_linux_console(snap_compare, emulator):
-    assert snap_compare(make_app(emulator), terminal_size=(160, 50), run_before=detail("pg-dev-01", "s"))
+    assert snap_compare(make_app(emulator), terminal_size=(160, 50), run_before=detail("pg-dev-01", "v"))
 
 
 def test_repair_commands(snap_compare, emulator):

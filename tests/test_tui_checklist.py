@@ -52,7 +52,7 @@ async def test_findings_grouped_by_rule_worst_first_with_evidence_and_fix(emulat
         from tui.screens.help import key_rows
 
         rows = key_rows(screen)
-        assert ("checklist pane", "b", "By rule/VM", "checklist.group") in rows
+        assert ("checklist pane", "v", "View", "checklist.group") in rows
         assert any(r[0] == "checklist pane" and r[3] == "checklist.export_report" for r in rows)
         # "Not checked" is listed, never hidden.
         not_checked = [row for row in table.visible_rows() if row.key == ("group", "not-checked")]
@@ -65,7 +65,7 @@ async def test_group_by_vm_filter_and_enter_jumps_to_the_vm(emulator):
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_checklist(pilot)
         table = screen.query_one(FindingsTable)
-        await pilot.press("b")
+        await pilot.press("v")
         first = table.visible_rows()[0]
         assert first.key[0] == "vm" and first.cells[0] == "HIGH"
         scores = [row.item.score for row in table.visible_rows() if row.key[0] == "vm"]
@@ -134,7 +134,7 @@ def test_checklist_pane_by_rule(snap_compare, emulator, size):
 
 
 def test_checklist_pane_by_vm(snap_compare, emulator):
-    assert snap_compare(make_app(emulator), terminal_size=(120, 36), run_before=checklist_ready("b", "down", "down"))
+    assert snap_compare(make_app(emulator), terminal_size=(120, 36), run_before=checklist_ready("v", "down", "down"))
 
 
 def test_checklist_pane_filtered_finding_detail(snap_compare, emulator):

@@ -101,7 +101,7 @@ async def test_read_only_shows_the_rule_change_disabled(emu):
 
 async def _runs_stage(pilot, screen, run_id: str) -> None:
     await pilot.press("escape")
-    await pilot.press("h")
+    await pilot.press("H")
     await wait_for(pilot, lambda: screen.stage == "runs", what="the runs")
     table = screen.query_one("#runs")
     assert table.cursor_item is not None and table.cursor_item.run_id == run_id
@@ -136,7 +136,7 @@ async def test_release_and_undo_from_the_runs_stage(emu):
         await wait_for(pilot, lambda: screen.run_id and screen.run_id != run_id and not screen.running, timeout=60, what="the run")
         assert "Deny-RDP-Incident-4711" not in jump_rules(emu)
         await _runs_stage(pilot, screen, screen.run_id)
-        await pilot.press("z")
+        await pilot.press("u")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the undo dialog")
         await pilot.press(*screen.run_id, "enter")
         await wait_for(pilot, lambda: jump_rules(emu) == before, timeout=30, what="the rule restored")

@@ -205,12 +205,12 @@ async def test_an_interrupted_run_is_listed_and_resumed_from_the_pane(emu, priva
     app = make_app(emu)
     async with app.run_test(size=(110, 36)) as pilot:
         screen = await open_recovery_pane(pilot)
-        await pilot.press("h")
+        await pilot.press("H")
         await wait_for(pilot, lambda: screen.stage == "runs", what="the runs")
         lines = table_lines(screen.query_one("#runs"))
         assert "INTERRUPTED" in lines[1] and "web-prod-01" in lines[1] and "1/3" in lines[1]
-        assert "u: resume this run" in detail(screen)
-        await pilot.press("u")
+        assert "R: resume this run" in detail(screen)
+        await pilot.press("R")
         await wait_for(pilot, lambda: screen.run_id and not screen.running and screen.summary_text, timeout=60, what="the resumed run")
         assert screen.states == {0: "verified", 1: "verified", 2: "verified"}
     vm = vm_doc(emu, "web-prod-01")["doc"]["id"].lower()

@@ -12,6 +12,10 @@ from tests.recovery_support import power, vm_doc
 from tests.rescue_support import guest
 from tests.tui_support import choose_scenario, choose_vm, confirm_by_name, detail, make_app, open_plan, open_recovery_pane, steps_text, wait_for, wait_loaded
 from widgets.confirm_dialog import ConfirmDialog
+from widgets.secret_field import SecretDialog, SecretField
+
+KEY_BODY = "AAAAC3NzaC1lZDI1NTE5AAAAIConsoleRescueKey0042"
+KEY = f"ssh-ed25519 {KEY_BODY} operator@laptop"
 
 pytestmark = pytest.mark.xdist_group("tui-rescue")
 
@@ -45,19 +49,35 @@ async def test_rescue_from_the_pane_waits_for_d_and_ends_with_the_ledger(emu):
         assert "resource group of its own" in detail(screen)
         options.highlighted = 0
         await pilot.press("enter")
+        # The rescue VM has no public IP: how will the operator sign in to it?
+        await wait_for(pilot, lambda: screen._option_kind == "rescue-access", what="the way in to the rescue VM")
+        assert [options.get_option_at_index(i).id for i in range(options.option_count)] == ["ssh_key", "password", "none"]
+        assert "no public IP" in detail(screen) and "serial console" in detail(screen)
+        await pilot.press("enter")  # your SSH public key
+        await wait_for(pilot, lambda: isinstance(app.screen, SecretDialog), what="the key dialog")
+        app.screen.query_one("#secret", SecretField).value = KEY
+        await pilot.press("enter")
         await wait_for(pilot, lambda: screen.stage == "plan", timeout=30, what="the plan")
         text = steps_text(screen)
         assert "Repair the copy on rescue-api-dev-01 (you)" in text and "Swap api-dev-01's OS disk" in text
         assert "Serial log: did not boot: emergency mode (fstab)" in detail(screen)
+        assert "sign-in: - → rescueadmin with your SSH public key" in detail(screen) and KEY_BODY not in detail(screen)
         await pilot.press("o")
         await confirm_by_name(pilot, "api-dev-01")
         await wait_for(pilot, lambda: screen.waiting_run and not screen.running, timeout=60, what="the wait for the operator")
-        assert "lsblk -f /dev/disk/azure/scsi1/lun0" in log_text(screen)
+        log = log_text(screen)
+        assert "lsblk -f /dev/disk/azure/scsi1/lun0" in log
+        rescue = vm_doc(emu, "rescue-api-dev-01")["doc"]
+        assert guest(emu, rescue["id"])["account"]["ssh_keys"] == [KEY]
+        flat = " ".join(log.split())  # the log wraps long lines
+        assert "private IP 10." in flat and "ssh rescueadmin@10." in flat and "aztriage console --vm rescue-api-dev-01" in flat
+        assert KEY_BODY not in log
         assert "d: the repair is done" in str(screen.query_one("#status-line").content)
         assert screen.check_action("operator_done", ()) is True
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="is it done?")
-        assert "lsblk" in "\n".join(app.screen._lines)
+        asked = "\n".join(app.screen._lines)
+        assert "lsblk" in asked and "ssh rescueadmin@10." in asked
         await pilot.press("enter")
         # The rest deallocates the VM: its name is typed again.
         await confirm_by_name(pilot, "api-dev-01")

@@ -729,7 +729,7 @@ class AztriageApp(App[int]):
         lines = [
             f"A recovery of {vm_name} is running{f' (run {run_id})' if run_id else ''}.",
             "Quitting stops it between steps: the journal keeps it as interrupted, and no step is left half-done in the journal's eyes.",
-            f"Resume it later in the Recovery pane (h, then u) or with: {resume}",
+            f"Resume it later in the Recovery pane (H, then R) or with: {resume}",
         ]
 
         def decided(quit_anyway: bool | None) -> None:

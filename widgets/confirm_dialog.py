@@ -33,8 +33,8 @@ class ConfirmDialog(ModalScreen[bool]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="confirm.cancel"),
         # The body scrolls wherever the focus is (the name box and the buttons do not use these keys).
-        Binding("up", "scroll_body('scroll_up')", "Scroll up", show=False, id="confirm.scroll_up"),
-        Binding("down", "scroll_body('scroll_down')", "Scroll down", show=False, id="confirm.scroll_down"),
+        Binding("up", "scroll_body('scroll_up')", "Up", show=False, id="confirm.scroll_up"),
+        Binding("down", "scroll_body('scroll_down')", "Down", show=False, id="confirm.scroll_down"),
         Binding("pageup", "scroll_body('page_up')", "Page up", show=False, id="confirm.page_up"),
         Binding("pagedown", "scroll_body('page_down')", "Page down", show=False, id="confirm.page_down"),
     ]

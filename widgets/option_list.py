@@ -11,9 +11,22 @@ class ChoiceList(OptionList):
     BINDINGS = [
         Binding("up,k", "cursor_up", "Up", show=False, id="list.up"),
         Binding("down,j", "cursor_down", "Down", show=False, id="list.down"),
-        Binding("home,g", "first", "First", show=False, id="list.first"),
-        Binding("end,G", "last", "Last", show=False, id="list.last"),
+        Binding("home,g", "first", "Top", show=False, id="list.first"),
+        Binding("end,G", "last", "Bottom", show=False, id="list.last"),
         Binding("pageup", "page_up", "Page up", show=False, id="list.page_up"),
         Binding("pagedown", "page_down", "Page down", show=False, id="list.page_down"),
         Binding("enter", "select", "Open", id="list.select"),
     ]
+
+    # Unavailable choices (disabled: their reason is in the line) sit at the end of the scenario
+    # list and cannot be highlighted; G/End and PgDn still bring them into view.
+
+    def action_last(self) -> None:
+        super().action_last()
+        self.scroll_end(animate=False)
+
+    def action_page_down(self) -> None:
+        before = self.highlighted
+        super().action_page_down()
+        if self.highlighted == before:
+            self.scroll_page_down(animate=False)

@@ -18,13 +18,13 @@ from widgets.plain import plain_content
 
 
 def scroll_bindings(prefix: str) -> list[BindingType]:
-    """The keys that scroll text, the same in every panel and log (up/down or k/j, PgUp/PgDn
-    or space, home/end or g/G); `prefix` starts their binding ids (``panel.up``)."""
+    """The keys that scroll text, the same in every panel and log (up/down or k/j, PgUp/PgDn,
+    home/end or g/G; space is Connectivity's mark); `prefix` starts their binding ids (``panel.up``)."""
     return [
         Binding("up,k", "scroll_up", "Up", show=False, id=f"{prefix}.up"),
         Binding("down,j", "scroll_down", "Down", show=False, id=f"{prefix}.down"),
         Binding("pageup", "page_up", "Page up", show=False, id=f"{prefix}.page_up"),
-        Binding("pagedown,space", "page_down", "Page down", show=False, id=f"{prefix}.page_down"),
+        Binding("pagedown", "page_down", "Page down", show=False, id=f"{prefix}.page_down"),
         Binding("home,g", "scroll_home", "Top", show=False, id=f"{prefix}.top"),
         Binding("end,G", "scroll_end", "Bottom", show=False, id=f"{prefix}.bottom"),
     ]

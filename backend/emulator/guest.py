@@ -791,7 +791,7 @@ def install(app: web.Application, store: Store) -> None:
         guest.sync()
         vms = {}
         for vm_id, facts in store.guest.items():
-            entry = {k: facts[k] for k in ("previous_public_ip", "ports", "boot", "stand_ins") if k in facts}
+            entry = {k: facts[k] for k in ("previous_public_ip", "ports", "boot", "stand_ins", "account") if k in facts}
             if entry:
                 vms[vm_id] = entry
         return web.json_response({"enabled": guest.enabled, "endpoints": guest.snapshot(), "vms": vms, "client_address": CLIENT_ADDRESS})

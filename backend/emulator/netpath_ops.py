@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import itertools
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -289,6 +290,41 @@ def _referenced_ips(nic: dict | None) -> dict[str, str]:
     return out
 
 
+def assign_private_ips(store: Store, doc: dict, existing: dict | None) -> None:
+    """ARM gives every IP configuration a private address from its subnet: one it already had
+    (the same configuration), a static one asked for, or the next free host of the subnet
+    (Azure keeps the first four and the broadcast address for itself)."""
+    before = {str(c.get("name") or "").lower(): _props(c).get("privateIPAddress") for c in _props(existing).get("ipConfigurations") or ()}
+    for cfg in _props(doc).get("ipConfigurations") or ():
+        props = cfg.setdefault("properties", {})
+        kept = before.get(str(cfg.get("name") or "").lower())
+        if str(props.get("privateIPAllocationMethod") or "Dynamic").lower() == "dynamic" and kept:
+            props["privateIPAddress"] = kept
+        if props.get("privateIPAddress"):
+            continue
+        subnet_id = str((props.get("subnet") or {}).get("id") or "")
+        if "/subnets/" not in subnet_id.lower():
+            continue
+        vnet = store.get(subnet_id[: subnet_id.lower().index("/subnets/")])
+        subnet_name = subnet_id.rsplit("/", 1)[-1].lower()
+        prefix = next((_props(s).get("addressPrefix") for s in _props(vnet).get("subnets") or () if str(s.get("name") or "").lower() == subnet_name), None)
+        if not prefix:
+            continue
+        used = {
+            _props(c).get("privateIPAddress")
+            for nic in store.all_of_type("Microsoft.Network/networkInterfaces")
+            for c in _props(nic).get("ipConfigurations") or ()
+        }
+        network = ipaddress.ip_network(str(prefix), strict=False)
+        for host in itertools.islice(network.hosts(), 3, None):
+            if str(host) not in used:
+                props["privateIPAddress"] = str(host)
+                break
+        else:
+            raise ArmError(400, "SubnetIsFull", f"Subnet {subnet_id} has no free address.")
+        props.setdefault("privateIPAllocationMethod", "Dynamic")
+
+
 def check_nic_write(store: Store, doc: dict) -> None:
     """Refuse a NIC write that takes a public IP another IP configuration holds."""
     for pip_l, cfg_id in _referenced_ips(doc).items():
@@ -309,6 +345,7 @@ def write_nic(arm: Any, req: Any, doc: dict, existing: dict | None) -> ArmRespon
     if existing is not None:
         _busy(existing, "network interface")
     check_nic_write(store, doc)
+    assign_private_ips(store, doc, existing)
     return long_running_put(
         arm, req, doc, existing, duration_key="nic.put", what=f"network interface {doc.get('name')}", on_success=lambda current, previous: sync_nic_public_ips(store, current, previous)
     )

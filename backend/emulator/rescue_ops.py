@@ -22,7 +22,10 @@
   another OS type, another security type (Trusted Launch, confidential), or
   a Premium disk on a size without premium storage (409, as ARM answers).
 - ARM never returns ``osProfile.adminPassword`` or ``customData``: neither
-  does the emulator (they are dropped from the stored document too).
+  does the emulator (they are dropped from the stored document too). A VM
+  created here keeps its administrator in its guest facts (``account``: the
+  user, a salted hash of the password, the SSH public keys), which the serial
+  console's login checks (backend/emulator/accounts.py).
 - A VM created on an existing OS disk reports that disk's Hyper-V
   generation in its instance view (the core's default is V1).
 - ``GET /subscriptions/{s}/resourceGroups/{rg}/resources``: the resources
@@ -45,6 +48,7 @@ from typing import Any
 from aiohttp import web
 
 from . import recovery_ops  # its runCommand handler is the one extended here
+from .accounts import provisioned_account
 from .arm import ACTION_HANDLERS, error_response
 from .ids import ArmError, normalize_id, parse_id
 from .server import Emulator
@@ -396,6 +400,9 @@ def install(app: web.Application, store: Store) -> None:
             if incoming is not None:
                 _boot_vm_from(store, after["id"], incoming)
             if creating:
+                account = provisioned_account(_props(body if isinstance(body, dict) else {}).get("osProfile"))
+                if account is not None:
+                    store.own_guest(after["id"])["account"] = account  # what the guest keeps: a salted hash, never the password
                 generation = _props(store.get(os_disk_id(after) or "")).get("hyperVGeneration")
                 if generation:
                     store.instance_view(after["id"])["hyperVGeneration"] = generation

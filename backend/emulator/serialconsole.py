@@ -28,7 +28,8 @@ commands, acted out from the VM's guest facts (``boot``, ``ports``):
 
 - Linux, booted: ``HOST login:`` after the guest fact ``console_issue`` (its
   /etc/issue, written to the port as it is: the hostile estate puts every class
-  of terminal payload there), any password for any user, then a prompt
+  of terminal payload there), any password for any user (but the administrator a
+  VM was created with here, whose password is checked: backend/emulator/accounts.py), then a prompt
   with ``systemctl status|start|restart|enable ssh[d]`` (a refused port 22
   starts answering), ``sudo``, ``exit``, ``reboot``.
 - Linux, ``boot: emergency-fstab``: systemd's emergency mode; any root
@@ -62,6 +63,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from . import server
+from .accounts import may_sign_in
 from .ids import normalize_id
 from .store import VM_TYPE, Store
 
@@ -311,8 +313,9 @@ class Shell:
                 c.mode = "login-password"
             return ""
         if mode == "login-password":
-            c.mode = "shell" if text else "login-user"
-            return "Welcome to Ubuntu 22.04.4 LTS\r\n\r\n" if text else "\r\nLogin incorrect\r\n"
+            ok = may_sign_in(_facts(self.store, c.vm_id), c.user, line.rstrip("\r\n"))
+            c.mode = "shell" if ok else "login-user"
+            return "Welcome to Ubuntu 22.04.4 LTS\r\n\r\n" if ok else "\r\nLogin incorrect\r\n"
         if mode == "emergency-password":
             if not text:
                 return "Login incorrect\r\n\r\n"

@@ -44,8 +44,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--size", metavar="SIZE", help="resize: the new size (e.g. Standard_D4s_v5)")
     p.add_argument("--zone", metavar="N", help="move-to-zone: the availability zone (1, 2 or 3)")
     p.add_argument("--availability-set", metavar="NAME", help="move-to-set: the availability set (its name in the VM's group, or its id); a new one is created")
-    p.add_argument("--password-stdin", action="store_true", help="reset-access: read the new password from standard input")
-    p.add_argument("--ssh-key", metavar="FILE", help="reset-access (Linux): the SSH public key file to install")
+    p.add_argument("--password-stdin", action="store_true", help="reset-access: read the new password from standard input; rescue: the password of the new rescue VM's administrator (typed twice on a terminal)")
+    p.add_argument("--ssh-key", metavar="FILE", help="reset-access (Linux): the SSH public key file to install; rescue (Linux): the key that signs in to the new rescue VM")
     p.add_argument("--username", metavar="USER", help="reset-access: the account (default: the VM's administrator)")
     p.add_argument("--reset-config", action="store_true", default=None, help="reset-access (Linux): also reset the SSH configuration")
     p.add_argument("--operator-done", action="store_true", help="with --resume: the manual step the run waits on is done")
@@ -92,8 +92,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError(str(exc)) from None
     if args.size and args.scenario != "resize":
         raise CliError("--size only applies to --scenario resize")
-    if args.scenario != "reset-access" and (args.password_stdin or args.ssh_key or args.username or args.reset_config):
-        raise CliError("--password-stdin, --ssh-key, --username and --reset-config only apply to --scenario reset-access")
+    if args.scenario not in ("reset-access", "rescue") and (args.password_stdin or args.ssh_key):
+        raise CliError("--password-stdin and --ssh-key only apply to --scenario reset-access and rescue")
+    if args.scenario != "reset-access" and (args.username or args.reset_config):
+        raise CliError("--username and --reset-config only apply to --scenario reset-access")
+    if args.rescue_vm and (args.password_stdin or args.ssh_key):
+        raise CliError("--password-stdin and --ssh-key set up a new rescue VM: the VM given with --rescue-vm keeps its own accounts")
     if args.zone and args.scenario != "move-to-zone":
         raise CliError("--zone only applies to --scenario move-to-zone")
     if args.availability_set and args.scenario != "move-to-set":
@@ -124,7 +128,7 @@ def read_secrets(args: argparse.Namespace) -> dict[str, str]:
     secrets: dict[str, str] = {}
     if args.password_stdin:
         if sys.stdin.isatty():
-            password = getpass.getpass("new password: ")
+            password = ask_password("new password: ")
         else:
             password = sys.stdin.read()
             if password.endswith("\n"):
@@ -149,6 +153,40 @@ def read_secrets(args: argparse.Namespace) -> dict[str, str]:
     return secrets
 
 
+def ask_password(prompt: str) -> str:
+    """A password typed twice on the terminal, never echoed; two that differ stop here."""
+    password = getpass.getpass(prompt)
+    if password and getpass.getpass("again, to confirm: ") != password:
+        raise CliError("the two passwords differ: nothing was changed")
+    return password
+
+
+def ask_rescue_way_in(os_type: str, secrets: dict[str, str]) -> None:
+    """On a terminal: how the operator will sign in to the new rescue VM (Linux: a key file, or a password)."""
+    from backend.recovery.plan import PlanError
+    from backend.recovery.scenarios.rescue import ADMIN
+    from backend.recovery.scenarios.reset_access import check_password, check_ssh_key
+
+    if os_type.lower() != "windows":
+        path = input(f"The rescue VM has no public IP. Your SSH public key file for {ADMIN} (enter: a password instead): ").strip()
+        if path:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    secrets["ssh_key"] = check_ssh_key(fh.read(64 * 1024))
+            except OSError as exc:
+                raise CliError(f"{path} cannot be read: {exc.strerror}") from None
+            except (UnicodeDecodeError, PlanError) as exc:
+                raise CliError(f"{path}: {exc if isinstance(exc, PlanError) else 'not a text file'}") from None
+            return
+    password = ask_password(f"A password for {ADMIN} on the rescue VM (never kept; enter: none, set it later): ")
+    if password:
+        try:
+            check_password(password, os_type)
+        except PlanError as exc:
+            raise CliError(str(exc)) from None
+        secrets["password"] = password
+
+
 def _params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[str, Any]:
     params = _scenario_params(args, secrets)
     if getattr(args, "backup_first", False):
@@ -171,7 +209,8 @@ def _scenario_params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[
             params["wide_confirmed"] = args.confirm_source.strip()
         return params
     if args.scenario == "rescue":
-        return {"rescue_vm": args.rescue_vm, "run_fixes": bool(args.run_fixes)}
+        credential = "password" if "password" in secrets else "ssh_key" if "ssh_key" in secrets else None
+        return {"rescue_vm": args.rescue_vm, "run_fixes": bool(args.run_fixes), "credential": credential}
     if args.scenario == "reset-vpn":
         return {"connection": args.connection, "gateway": bool(args.gateway)}
     if args.scenario == "upgrade-public-ip":
@@ -343,6 +382,10 @@ async def _start(args: argparse.Namespace, backend: RecoveryBackend, open_journa
     try:
         vm_id = await service.find_vm(backend, args.vm, list(args.subscription) if args.subscription else None)
         plan, facts = await service.make_plan(backend, vm_id, args.scenario, _params(args, secrets))
+        if args.scenario == "rescue" and not secrets and not args.rescue_vm and not args.dry_run and sys.stdin.isatty() and printer.fmt != "json":
+            ask_rescue_way_in(facts.vm.os_type, secrets)
+            if secrets:
+                plan, facts = await service.make_plan(backend, vm_id, args.scenario, _params(args, secrets))
         if "password" in secrets:
             check_password(secrets["password"], facts.vm.os_type)
     except PlanError as exc:

@@ -6,12 +6,12 @@ diagnostics on (a triage sweep: which VMs did not boot?), enter opens one.
 
 The detail page of one VM (enter here, `b` in the VM detail): the verdict
 with its evidence line and the recovery it calls for; tabs for the serial
-log (scrollable, `/` searches, `n`/`N` step through matches, `b` jumps to
+log (scrollable, `/` searches, `n`/`N` step through matches, `B` jumps to
 the last boot, which is highlighted), the screenshot (drawn with a graphics
 protocol where the terminal has one, in half blocks elsewhere) and the
-repair commands. `r` reads both again, `o` opens the recommended recovery,
+repair commands (`v` goes to the next, `m` to the repair commands). `r` reads both again, `o` opens the recommended recovery,
 `e` enables boot diagnostics (a change, made in the Recovery pane with its
-confirmation; read-only shows it disabled), `w` saves the screenshot as PNG.
+confirmation; read-only shows it disabled), `x` exports the screenshot as PNG.
 
 Reads run in workers; a failure is shown on the page and as a notification,
 never as a load failure of the inventory.
@@ -148,7 +148,7 @@ class BootScreen(StateRowsMixin, TablePane[BootTable]):
     CSS_PATH = "boot.tcss"
 
     BINDINGS = [
-        Binding("a", "read_all", "Read all", id="boot.read_all"),
+        Binding("a", "read_all", "Check all", id="boot.read_all"),
         Binding("o", "open_recovery", "Recover", id="boot.open_recovery"),
         Binding("p", "probe", "Probe", show=False, id="boot.probe"),
         Binding("e", "enable", "Enable", id="boot.enable"),
@@ -339,14 +339,13 @@ class BootDetailScreen(BaseScreen):
         Binding("slash", "search", "Search", id="bootlog.search"),
         Binding("n", "next_match(1)", "Next match", show=False, id="bootlog.next"),
         Binding("N", "next_match(-1)", "Previous match", show=False, id="bootlog.previous"),
-        Binding("b", "last_boot", "Last boot", show=False, id="bootlog.last_boot"),
-        Binding("v", "tab('log')", "Log", show=False, id="bootlog.log"),
-        Binding("s", "tab('screenshot')", "Shot", id="bootlog.screenshot"),
+        Binding("B", "last_boot", "Last boot", show=False, id="bootlog.last_boot"),
+        Binding("v", "next_view", "View", id="bootlog.view"),
         Binding("m", "tab('repair')", "Repair", id="bootlog.repair"),
         Binding("o", "open_recovery", "Recover", id="bootlog.open_recovery"),
         Binding("p", "probe", "Probe", show=False, id="bootlog.probe"),
         Binding("e", "enable", "Enable", show=False, id="bootlog.enable"),
-        Binding("w", "save_screenshot", "Save PNG", show=False, id="bootlog.save"),
+        Binding("x", "save_screenshot", "Export", show=False, id="bootlog.save"),
     ]
 
     def __init__(self, vm_id: str) -> None:
@@ -488,6 +487,14 @@ class BootDetailScreen(BaseScreen):
         if focus:
             self.call_after_refresh(lambda: self.query_one(target).focus())
 
+    VIEWS = ("log", "screenshot", "repair")
+
+    def action_next_view(self) -> None:
+        """v: the next view of the VM's boot diagnostics (log, screenshot, repair commands)."""
+        active = self.query_one(TabbedContent).active
+        index = self.VIEWS.index(active) if active in self.VIEWS else -1
+        self.action_tab(self.VIEWS[(index + 1) % len(self.VIEWS)])
+
     def action_search(self) -> None:
         self.action_tab("log", focus=False)
         box = self.query_one(LogSearch)
@@ -579,7 +586,7 @@ class BootDetailScreen(BaseScreen):
                 text.append(f" · /{view.term}: match {view.current + 1} of {len(view.matches)} (n/N)", style="bold")
             else:
                 text.append(f" · /{view.term}: no match", style="bold")
-        text.append(" · m repair · v log · o recover")
+        text.append(" · v view · m repair · o recover")
         self.set_status(text)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:

@@ -50,7 +50,7 @@ class ChecklistScreen(TablePane[FindingsTable]):
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="checklist.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="checklist.clear_filter"),
-        Binding("b", "toggle_grouping", "By rule/VM", id="checklist.group"),
+        Binding("v", "toggle_grouping", "View", id="checklist.group"),
         Binding("x", "export_report", "Export", id="checklist.export_report"),
     ]
 
@@ -186,7 +186,7 @@ class ChecklistScreen(TablePane[FindingsTable]):
             if table.filter_text:
                 text.append(f" · {table.row_count} rows match ")
                 text.append(f"/{table.filter_text}", style="bold")
-        text.append(" · enter: show VM · b: by rule/VM · x: export report")
+        text.append(" · enter: show VM · v: by rule/VM · x: export report")
         self.set_status(text)
 
     # --- exports -----------------------------------------------------------------------

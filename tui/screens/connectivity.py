@@ -47,15 +47,15 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
 
     BINDINGS = [
         Binding("p", "probe_selected", "Probe", id="connectivity.probe"),
-        Binding("f", "probe_filtered", "Probe shown", show=False, id="connectivity.probe_filtered"),
-        Binding("a", "probe_all", "All", show=False, id="connectivity.probe_all"),
+        Binding("F", "probe_filtered", "Probe shown", show=False, id="connectivity.probe_filtered"),
+        Binding("a", "probe_all", "Check all", show=False, id="connectivity.probe_all"),
         Binding("space", "toggle_mark", "Mark", show=False, id="connectivity.mark"),
         Binding("o", "open_recovery", "Recover", id="connectivity.open_recovery"),
         Binding("z", "check_from_azure", "Azure", id="connectivity.from_azure"),
         Binding("i", "console", "Serial console", show=False, id="connectivity.console"),
-        Binding("w", "write_rdp", ".rdp file", show=False, id="connectivity.write_rdp"),
-        Binding("v", "toggle_private", "Private IPs", show=False, id="connectivity.private"),
-        Binding("u", "source_ip", "Source address", show=False, id="connectivity.source_ip"),
+        Binding("x", "write_rdp", "Export", show=False, id="connectivity.write_rdp"),
+        Binding("v", "toggle_private", "View", show=False, id="connectivity.private"),
+        Binding("A", "source_ip", "Source address", show=False, id="connectivity.source_ip"),
         Binding("c", "copy_connect", "Copy", show=False, id="connectivity.copy"),
         Binding("slash", "filter", "Filter", show=False, id="connectivity.filter"),
         Binding("escape", "clear_filter", "Clear", id="connectivity.clear_filter"),
@@ -428,7 +428,7 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
             marked = len({s.vm.id for s in self.states.values() if s.marked})
             if marked:
                 text.append(f" {marked} marked ·")
-        text.append(" p probe · f shown · a all · space mark · o recover · z from Azure · c copy · w .rdp")
+        text.append(" p probe · F shown · a all · space mark · o recover · z from Azure · c copy · x .rdp")
         self.set_status(text)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:
@@ -439,7 +439,7 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
             ("view: filter connectivity", "Type to filter by name, port, status, verdict, recovery or IP", self.action_filter),
             ("probe: private IPs " + ("off" if self.private else "on"),
              "Also probe the VMs' private IPs, from a network that reaches the VNet (VPN, peering): the CLI's --private (v)", self.action_toggle_private),
-            ("probe: source address", "The address the NSGs are evaluated for: the CLI's --source-ip (u)", self.action_source_ip),
+            ("probe: source address", "The address the NSGs are evaluated for: the CLI's --source-ip (A)", self.action_source_ip),
         ]
         state = self.table.cursor_state
         if state is not None:
@@ -489,7 +489,7 @@ def detail_text(state: PortState, verdict: Any = None, now: Any = None) -> Any:
             continue
         lines.append(Text(f"  • {evidence_line}"))
     if d.connect:
-        lines.append(Text("connect: " + "   ".join(d.connect) + "   (c copies" + (", w writes an .rdp file)" if state.port == 3389 else ")")))
+        lines.append(Text("connect: " + "   ".join(d.connect) + "   (c copies" + (", x writes an .rdp file)" if state.port == 3389 else ")")))
     elif d.verdict == NO_PUBLIC_PATH:
         lines.append(Text("connect: over the VPN or through Bastion, to " + (", ".join(vm.private_ips) or "its private address")))
     return RichGroup(*lines)

@@ -43,7 +43,7 @@ PLACES = {
 }
 
 # The verbs on a VM, the same key in every pane (tui/vm_commands.py): shown first by `?` and `aztriage keys`.
-VERBS = "enter open · o recover · p probe · c copy · x export · esc back · / filter · tab next panel"
+VERBS = "enter open · o recover · p probe · c copy · x export · esc back · / filter (in a log: search) · v next view · i serial console · tab next panel"
 
 
 def _bindings_of(node: DOMNode) -> list[Binding]:
@@ -89,7 +89,8 @@ class HelpScreen(ModalScreen):
     CSS_PATH = "help.tcss"
 
     BINDINGS = [
-        Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close"),
+        Binding("escape", "app.pop_screen", "Close", id="help.close"),
+        Binding("question_mark", "app.pop_screen", "Keys", id="help.toggle"),
     ]
 
     def __init__(self, under: Screen) -> None:
@@ -107,7 +108,7 @@ class HelpScreen(ModalScreen):
             add_plain_row(table, place if place != last else "", keys, description, binding_id)
             last = place
         with VerticalScroll(id="help-box"):
-            yield Static(Text("Keys  (esc closes; remap by binding id under [keys] in config.toml)", style="bold"), markup=False)
+            yield Static(Text("Keys  (esc or ? closes; remap by binding id under [keys] in config.toml)", style="bold"), markup=False)
             yield Static(Text("Everywhere a VM is selected: " + VERBS), markup=False)
             yield Static(table, markup=False)
             yield Static(Text("Filter box: type to filter as you go, enter keeps the filter, esc clears it.\n"

@@ -140,7 +140,7 @@ def unfinished_runs_notice(path: Path | None = None) -> str | None:
     if not runs:
         return None
     names = ", ".join(f"{r.scenario} on {r.vm_name} ({r.status})" for r in runs[:3]) + (" …" if len(runs) > 3 else "")
-    return f"{len(runs)} unfinished recovery run(s): {names}. Pane 4, then h and u, resumes where it stopped."
+    return f"{len(runs)} unfinished recovery run(s): {names}. Pane 4, then H and R, resumes where it stopped."
 
 
 def _one_line(exc: BaseException) -> str:
@@ -156,10 +156,10 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
 
     BINDINGS = [
         Binding("o", "run_plan", "Recover", id="recovery.run"),
-        Binding("u", "resume", "Resume run", id="recovery.resume"),
+        Binding("R", "resume", "Resume run", id="recovery.resume"),
         Binding("d", "operator_done", "Done", id="recovery.done"),
-        Binding("h", "history", "Runs", id="recovery.history"),
-        Binding("z", "undo_run", "Undo run", id="recovery.undo"),
+        Binding("H", "history", "Runs", id="recovery.history"),
+        Binding("u", "undo_run", "Undo run", id="recovery.undo"),
         Binding("L", "release_run", "Release", id="recovery.release"),
         Binding("escape", "back", "Back", id="recovery.back"),
         Binding("slash", "filter", "Filter", id="recovery.filter"),
@@ -316,7 +316,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         text.append(f"{vm.name}", style="bold")
         text.append(f"  {vm.resource_group} · {vm.location} · {vm.os_type} · {vm.size}\n")
         text.append(f"power {vm.power_state} · health {vm.availability_state} · SLA {vm.sla_shape}")
-        text.append("\nenter: choose a recovery for this VM · h: runs in the journal", style="dim")
+        text.append("\nenter: choose a recovery for this VM · H: runs in the journal", style="dim")
         return text
 
     def _scenario_text(self) -> Text:
@@ -385,11 +385,18 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 "and keeps the original OS disk and the snapshot.",
                 style="dim",
             )
+        if self._option_kind == "rescue-access":
+            return Text(
+                "The rescue VM has no public IP: you reach it at its private IP from its virtual network (a VPN, Azure Bastion, "
+                "another VM there), or through its serial console (aztriage console --vm RESCUE_VM, or i in the console), which "
+                "signs in with a password. The key or password goes once into the create request and is never kept, shown or journaled.",
+                style="dim",
+            )
         if self._option_kind == "nsg":
             return Text(
                 "The allow rule admits only the source shown (your address as aztriage knows it: the demo's, or AZTRIAGE_SOURCE_IP; "
                 "aztriage does not ask the internet); enter on the source or hours line changes it. The rule names the run and until when "
-                "in its description; releasing the run (h, then L) deletes it and nothing else.",
+                "in its description; releasing the run (H, then L) deletes it and nothing else.",
                 style="dim",
             )
         if self._option_kind == "vpn":
@@ -476,21 +483,21 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         for res in record.resources:
             text.append(f"  created {res.kind} {res.resource_id.rsplit('/', 1)[-1]} ({res.state})\n")
         if record.status == J.RUN_WAITING:
-            text.append("d: the manual step is done, continue · u: resume (asks whether it is done)", style="bold")
+            text.append("d: the manual step is done, continue · R: resume (asks whether it is done)", style="bold")
         elif record.unfinished:
-            text.append("u: resume this run", style="bold")
+            text.append("R: resume this run", style="bold")
         else:
-            text.append("z: undo what this run changed (where its steps can be) · L: release what it kept until released", style="dim")
+            text.append("u: undo what this run changed (where its steps can be) · L: release what it kept until released", style="dim")
         return text
 
     def update_status(self) -> None:
         hints = {
-            VMS: "enter: choose a recovery · /: filter · h: runs" + (f" ({self.unfinished} unfinished)" if self.unfinished else ""),
+            VMS: "enter: choose a recovery · /: filter · H: runs" + (f" ({self.unfinished} unfinished)" if self.unfinished else ""),
             SCENARIOS: "enter: plan this scenario · esc: back",
             OPTIONS: "enter: choose · esc: back",
             PLAN: "read-only: changes are disabled · esc: back · ↑↓: step details" if self.read_only else "o: run the plan · ↑↓: steps · tab: details · esc: back",
-            RUN: "running…" if self.running else ("d: the repair is done, continue · esc: back · h: runs" if self.waiting_run else "esc: back to the VMs · h: runs"),
-            RUNS: "u: resume · d: manual step done · z: undo · L: release · esc: back",
+            RUN: "running…" if self.running else ("d: the repair is done, continue · esc: back · H: runs" if self.waiting_run else "esc: back to the VMs · H: runs"),
+            RUNS: "R: resume · d: manual step done · u: undo · L: release · esc: back",
         }
         text = Text(f" {hints.get(self.stage, '')}")
         if self.stage == VMS:
@@ -689,6 +696,20 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             choices.append(Option(f"Use {other.name} ({other.resource_group}) as the rescue VM; run the common fixes", id=f"existing:{other.id}"))
         self.offer_options("rescue", choices)
 
+    def show_rescue_access_options(self) -> None:
+        """The new rescue VM has no public IP: how will the operator sign in to it?"""
+        from backend.recovery.scenarios.rescue import ADMIN
+
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        self._option_kind = "rescue-access"
+        if self.facts.vm.os_type.lower() != "windows":
+            options.add_option(Option(f"Sign in to the rescue VM as {ADMIN} with your SSH public key (paste it; password sign-in off)", id="ssh_key"))
+        options.add_option(Option(f"Sign in to the rescue VM as {ADMIN} with a password you type twice (never kept)", id="password"))
+        options.add_option(Option(f"No way in for now ({ADMIN} gets a random password nobody keeps; reset-access later)", id="none"))
+        options.highlighted = 0
+        self.stage = OPTIONS
+
     @work(exclusive=True, group="recovery", exit_on_error=False)
     async def load_nsg_options(self) -> None:
         """Read the NSGs and the address aztriage knows for the operator, then list the choices."""
@@ -871,7 +892,19 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if self._option_kind == "rescue":
             picked = choice.split(":", 1)[1] if choice.startswith("existing:") else None
             self.params = {"rescue_vm": picked, "run_fixes": choice != "new"}
-            self.make_plan()
+            if picked:
+                self.make_plan()
+            else:
+                self.show_rescue_access_options()
+            return
+        if self._option_kind == "rescue-access":
+            self.params["credential"] = choice if choice in ("password", "ssh_key") else None
+            if self.params["credential"]:
+                from backend.recovery.scenarios.rescue import ADMIN
+
+                self.ask_secret(self.params["credential"], ADMIN, for_rescue=True)
+            else:
+                self.make_plan()
             return
         if self._option_kind == "size":
             self.params = {"size": choice}
@@ -941,7 +974,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.ask_secret(self.params["credential"], name)
 
     @work(exclusive=True, group="recovery-secret", exit_on_error=False)
-    async def ask_secret(self, credential: str, username: str) -> None:
+    async def ask_secret(self, credential: str, username: str, *, for_rescue: bool = False) -> None:
         from backend.recovery.scenarios.reset_access import check_password, check_ssh_key
 
         os_type = self.facts.vm.os_type
@@ -955,10 +988,13 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             except PlanError as exc:
                 raise ValueError(str(exc)) from None
 
+        where = " on the rescue VM" if for_rescue else ""
         if credential == "password":
-            dialog = SecretDialog("New password", f"The new password for {username} (typed masked, never shown or kept):", check=check, confirm=True)
+            dialog = SecretDialog("New password", f"The new password for {username}{where} (typed masked, never shown or kept):", check=check, confirm=True)
         else:
-            dialog = SecretDialog("SSH public key", "Paste the public key (one line, ssh-ed25519 or ssh-rsa …):", check=check, placeholder="ssh-ed25519 AAAA… user@host")
+            dialog = SecretDialog(
+                "SSH public key", "Paste the public key" + (f" for {username}{where}" if for_rescue else "") + " (one line, ssh-ed25519 or ssh-rsa …):", check=check, placeholder="ssh-ed25519 AAAA… user@host"
+            )
         value = await self.app.push_screen_wait(dialog)
         if value is None:
             self.notify("Nothing changed: no secret was given.", timeout=3)
@@ -1100,7 +1136,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         except Exception as exc:
             self.running = False
             log.warning("the recovery run failed", exc_info=True)
-            self._failed(f"the run stopped: {_one_line(exc)}; it is in the journal (h, then u to resume)")
+            self._failed(f"the run stopped: {_one_line(exc)}; it is in the journal (H, then R to resume)")
             self.update_status()
             return
         finally:
@@ -1289,7 +1325,11 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         waiting = [s for s in record.steps if s.state == J.WAITING]
         if waiting:
             operator_done = await self.app.push_screen_wait(
-                ConfirmDialog(f"Run {run_id} waits for you", [plan.steps[waiting[0].idx].instructions or waiting[0].title, "", "Is it done?"], action="It is done")
+                ConfirmDialog(
+                    f"Run {run_id} waits for you",
+                    [*([waiting[0].message, ""] if waiting[0].message else []), plan.steps[waiting[0].idx].instructions or waiting[0].title, "", "Is it done?"],
+                    action="It is done",
+                )
             )
             if not operator_done:
                 return

@@ -30,7 +30,7 @@ class TimelineScreen(BaseScreen):
         Binding("escape", "app.pop_screen", "Back", id="timeline.back"),
         Binding("f", "next_source", "Source", id="timeline.source"),
         Binding("w", "next_window", "Window", id="timeline.window"),
-        Binding("r", "reload", "Reload", id="timeline.reload"),
+        Binding("r", "reload", "Refresh", id="timeline.reload"),
     ]
 
     def __init__(self, vm_id: str, *, window: int = 1) -> None:

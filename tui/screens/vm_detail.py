@@ -23,9 +23,9 @@ class VmDetailScreen(BaseScreen):
         Binding("p", "probe", "Probe", id="detail.probe"),
         Binding("c", "copy", "Copy", id="detail.copy"),
         Binding("x", "export", "Export", show=False, id="detail.export"),
-        Binding("b", "boot", "Boot diagnostics", show=False, id="detail.boot"),
+        Binding("b", "boot", "Boot log", show=False, id="detail.boot"),
         Binding("T", "timeline", "Timeline", show=False, id="detail.timeline"),
-        Binding("i", "console", "Console", id="detail.console"),
+        Binding("i", "console", "Serial console", id="detail.console"),
     ]
 
     def __init__(self, vm_id: str) -> None:

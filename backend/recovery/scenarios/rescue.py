@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import ipaddress
 import secrets
 import string
 import time
@@ -365,10 +366,17 @@ class RescueLayout:
     command_id: str
     script: list[str]
     verdict: dict[str, Any] | None  # what the serial log says (gather)
+    credential: str | None  # how the operator signs in to a new rescue VM: "password", "ssh_key" or None (a random password)
 
     @property
     def new_rescue(self) -> bool:
         return self.rescue_doc is None
+
+    @property
+    def token_kept(self) -> bool:
+        """Whether a write to the rescue VM may journal its continuation token: the token holds
+        ARM's first answer, the VM's model, which names the operator's SSH key when one was given."""
+        return not (self.new_rescue and self.credential == "ssh_key")
 
 
 def rescue_layout(facts: VmFacts, params: dict[str, Any]) -> RescueLayout:
@@ -405,6 +413,13 @@ def rescue_layout(facts: VmFacts, params: dict[str, Any]) -> RescueLayout:
     vm_security = (facts.model.get("properties") or {}).get("securityProfile") or {}
     trusted_launch = (vm_security.get("securityType") or "").lower() == "trustedlaunch"
     command_id, script = fix_script(vm.os_type, lun, generation)
+    credential = params.get("credential") or None
+    if credential not in (None, "password", "ssh_key"):
+        raise PlanError(f"unknown credential {credential!r}: a password or an SSH public key")
+    if credential and picked:
+        raise PlanError(f"{rescue_name} is your own VM and keeps its accounts: --password-stdin and --ssh-key are for a new rescue VM")
+    if credential == "ssh_key" and windows:
+        raise PlanError("a Windows rescue VM takes a password, not an SSH key")
     return RescueLayout(
         facts=facts,
         vm=vm,
@@ -442,6 +457,7 @@ def rescue_layout(facts: VmFacts, params: dict[str, Any]) -> RescueLayout:
         command_id=command_id,
         script=script,
         verdict=facts.documents.get("boot_verdict"),
+        credential=credential,
     )
 
 
@@ -532,6 +548,11 @@ def _warnings(layout: RescueLayout) -> list[str]:
             warnings.append(f"{lock.describe()}: it also covers the rescue group, which the cleanup then cannot delete; delete it yourself after removing the lock.")
     if verdict and verdict.get("summary"):
         warnings.append(f"Serial log: {verdict['summary']}.")
+    if layout.new_rescue and layout.credential is None:
+        warnings.append(
+            f"No way in was given for the rescue VM: {ADMIN} gets a random password that is never kept. Give your SSH key (Linux) or a password "
+            f"(--ssh-key FILE or --password-stdin; asked in the console), or set one later with reset-access before you sign in."
+        )
     warnings.append(
         f"{vm.name} is down until the repaired disk is swapped in; the original OS disk stays, detached, and the snapshot is kept until you release it (aztriage runs --release RUN_ID)."
     )
@@ -540,13 +561,42 @@ def _warnings(layout: RescueLayout) -> list[str]:
     return warnings
 
 
+def sign_in(layout: RescueLayout) -> str:
+    """How the operator signs in to a new rescue VM: the account and what proves it (never the secret)."""
+    if layout.credential == "ssh_key":
+        return f"{ADMIN} with your SSH public key (password sign-in off)"
+    if layout.credential == "password":
+        return f"{ADMIN} with the password you typed (never kept)"
+    return f"nobody yet: {ADMIN} has a random password that is never kept"
+
+
+def reach(layout: RescueLayout, private_ip: str | None = None) -> str:
+    """Where a new rescue VM is reached: it has no public IP."""
+    address = private_ip or "PRIVATE_IP"
+    name = layout.rescue_name
+    by_network = (
+        f"{sh('mstsc', f'/v:{address}')} from a machine in {layout.vm.name}'s virtual network (a VPN, or another VM there), "
+        f"or Azure Bastion: {sh('az', 'network', 'bastion', 'rdp', '--name', 'BASTION', '--resource-group', 'BASTION_GROUP', '--target-resource-id', layout.rescue_id)}"
+        if layout.windows
+        else f"{sh('ssh', f'{ADMIN}@{address}')} from a machine in {layout.vm.name}'s virtual network (a VPN, or another VM there), "
+        f"or Azure Bastion: {sh('az', 'network', 'bastion', 'ssh', '--name', 'BASTION', '--resource-group', 'BASTION_GROUP', '--target-resource-id', layout.rescue_id, '--auth-type', 'ssh-key' if layout.credential == 'ssh_key' else 'password', '--username', ADMIN)}"
+    )
+    if not private_ip:
+        by_network += " (PRIVATE_IP: the rescue VM's private address, shown when it is created)"
+    console = f"or its serial console: {sh('aztriage', 'console', '--vm', name)} (i in the console)"
+    if layout.credential == "ssh_key":
+        console += ", which signs in with a password: set one with reset-access first"
+    elif layout.credential is None:
+        by_network = f"first give {ADMIN} a password or key: aztriage recover --vm {name} --scenario reset-access --password-stdin; then {by_network}"
+    return f"{by_network}; {console}"
+
+
 def _instructions(layout: RescueLayout) -> str:
     """What the operator does on the rescue VM, with the commands for this disk at its LUN."""
     vm, rescue_name, lun, copy_name = layout.vm, layout.rescue_name, layout.lun, layout.copy_name
     commands = repair_commands(vm.os_type, lun, layout.generation, vm.name, copy_name, layout.verdict)
     access = (
-        f"sign in to {rescue_name} through its network (it has no public IP: Bastion, VPN, or another VM in {vm.name}'s virtual network) "
-        f"or its serial console; to set its password: aztriage recover --vm {rescue_name} --scenario reset-access --password-stdin"
+        f"it has no public IP. Sign in as {sign_in(layout)}: {reach(layout)}"
         if layout.new_rescue
         else f"on {rescue_name}, where the copy is the disk at LUN {lun}"
     )
@@ -555,6 +605,20 @@ def _instructions(layout: RescueLayout) -> str:
         + [f"  {line}" for line in commands]
         + ["When the copy is repaired (and unmounted), say so: aztriage recover --resume RUN_ID --operator-done (d in the Recovery pane)."]
     )
+
+
+async def rescue_private_ip(ctx: StepContext, layout: RescueLayout) -> str | None:
+    """The new rescue VM's private IP, read from its NIC (dynamic: known once the NIC exists)."""
+    if not layout.new_rescue:
+        return None
+    doc = await ctx.backend.get_nic(layout.nic_id)
+    for cfg in ((doc or {}).get("properties") or {}).get("ipConfigurations") or ():
+        address = (cfg.get("properties") or {}).get("privateIPAddress")
+        try:
+            return str(ipaddress.ip_address(str(address))) if address else None
+        except ValueError:
+            return None  # not an address: never pasted into a command
+    return None
 
 
 def _snapshot_step(layout: RescueLayout) -> Step | None:
@@ -710,12 +774,20 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
     rescue_name, nic_id, rescue_os_disk, rescue_os_disk_id = layout.rescue_name, layout.nic_id, layout.rescue_os_disk, layout.rescue_os_disk_id
     image, rescue_security = layout.image, layout.rescue_security
 
-    def rescue_body(run_id: str) -> dict[str, Any]:
-        os_profile: dict[str, Any] = {"computerName": arm_name(rescue_name, "", 15) if windows else rescue_name, "adminUsername": ADMIN, "adminPassword": _password()}
-        if windows:
-            os_profile["windowsConfiguration"] = {"provisionVMAgent": True}
+    credential = layout.credential
+
+    def rescue_body(run_id: str, secrets_given: dict[str, str]) -> dict[str, Any]:
+        os_profile: dict[str, Any] = {"computerName": arm_name(rescue_name, "", 15) if windows else rescue_name, "adminUsername": ADMIN}
+        if credential == "ssh_key":
+            # Key only: no password to guess; the key goes where Azure's Linux agent installs it.
+            key = {"path": f"/home/{ADMIN}/.ssh/authorized_keys", "keyData": secrets_given["ssh_key"]}
+            os_profile["linuxConfiguration"] = {"disablePasswordAuthentication": True, "ssh": {"publicKeys": [key]}, "provisionVMAgent": True}
         else:
-            os_profile["linuxConfiguration"] = {"disablePasswordAuthentication": False, "provisionVMAgent": True}
+            os_profile["adminPassword"] = secrets_given["password"] if credential == "password" else _password()
+            if windows:
+                os_profile["windowsConfiguration"] = {"provisionVMAgent": True}
+            else:
+                os_profile["linuxConfiguration"] = {"disablePasswordAuthentication": False, "provisionVMAgent": True}
         props: dict[str, Any] = {
             "hardwareProfile": {"vmSize": vm.size},
             "storageProfile": {
@@ -749,8 +821,11 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
         async def exists() -> bool:
             return await get_vm(ctx, rescue_id) is not None
 
+        if credential and not ctx.secrets.get(credential):
+            raise StepFailed(f"the {credential.replace('_', ' ')} for {ADMIN} was not given (secrets are never kept: give it again)")
+
         async def create() -> Any:
-            body = rescue_body(ctx.run_id)
+            body = rescue_body(ctx.run_id, ctx.secrets)
             existing = await get_vm(ctx, rescue_id)
             if existing is not None and os_disk_of(existing):
                 # Sent again after a failed create: the VM keeps the OS disk it already has.
@@ -773,16 +848,19 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
         await ctx.record_resource(rescue_id, kind="rescue-vm", state="created")
         if await ctx.backend.get_disk_document(rescue_os_disk_id) is not None:
             await ctx.record_resource(rescue_os_disk_id, kind="disk", state="created")
-        return verified(f"rescue VM {rescue_name} runs ({_os_type_of(doc)}, {generation}" + (f", zone {','.join(zones)}" if zones else "") + ")")
+        address = await rescue_private_ip(ctx, layout)
+        where = f"; private IP {address}, no public IP" if address else "; no public IP"
+        return verified(f"rescue VM {rescue_name} runs ({_os_type_of(doc)}, {generation}" + (f", zone {','.join(zones)}" if zones else "") + ")" + where)
 
     return Step(
         key="rescue-vm",
         title=f"Create the rescue VM {rescue_name}",
         why=f"A working {vm.os_type} VM of the same generation ({generation}) in the same region" + (" and zone" if zones else "") + " to attach the copy to.",
-        changes=f"creates VM {rescue_name} ({vm.size}, {image['offer']} {image['sku']}) in {group}; its administrator password is random and never kept",
+        changes=f"creates VM {rescue_name} ({vm.size}, {image['offer']} {image['sku']}) in {group}, no public IP; sign-in: {sign_in(layout)}",
         kind=Kind.CHANGE,
         undo="deleted with the group by the cleanup step",
         creates="rescue-vm",
+        uses_secrets=bool(credential),
         precondition=rescue_pre,
         run=rescue_run,
         verify=rescue_verify,
@@ -840,7 +918,7 @@ def _attach_step(layout: RescueLayout) -> Step:
         if doc is None:
             raise StepFailed(f"the rescue VM {rescue_name} does not exist")
         disks = data_disk_refs(doc) + [{"lun": lun, "name": copy_name, "createOption": "Attach", "caching": "None", "managedDisk": {"id": copy_id}, "deleteOption": "Detach"}]
-        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("attach"))
+        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("attach", journal_token=layout.token_kept))
         return f"copy attached to {rescue_name} at LUN {lun}"
 
     async def attach_verify(ctx: StepContext) -> Verification:
@@ -918,7 +996,9 @@ def _repair_step(layout: RescueLayout) -> Step:
     copy_name, rescue_name = layout.copy_name, layout.rescue_name
 
     async def operator_pre(ctx: StepContext) -> Check:
-        return wait_for_operator(f"repair the copy {copy_name} on {rescue_name}, then resume with --operator-done")
+        address = await rescue_private_ip(ctx, layout)
+        where = f" (private IP {address}; sign in as {sign_in(layout)}: {reach(layout, address)})" if layout.new_rescue else ""
+        return wait_for_operator(f"repair the copy {copy_name} on {rescue_name}{where}, then resume with --operator-done")
 
     async def operator_verify(ctx: StepContext) -> Verification:
         return verified("the operator said the copy is repaired")
@@ -954,7 +1034,7 @@ def _detach_step(layout: RescueLayout) -> Step:
     async def detach_run(ctx: StepContext) -> str:
         doc = await get_vm(ctx, rescue_id)
         disks = [ref for ref in data_disk_refs(doc) if not same_id((ref.get("managedDisk") or {}).get("id"), copy_id)]
-        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("detach"))
+        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("detach", journal_token=layout.token_kept))
         return f"copy detached from {rescue_name}"
 
     async def detach_verify(ctx: StepContext) -> Verification:
@@ -1201,11 +1281,13 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     ]
     run_fixes, picked, os_disk, snap_id = layout.run_fixes, layout.picked, layout.os_disk, layout.snap_id
     copy_name, group, rescue_name, lun = layout.copy_name, layout.group, layout.rescue_name, layout.lun
-    details = (
+    details: tuple[tuple[str, str, str], ...] = (
         ("OS disk", os_disk.name, copy_name),
         ("rescue VM", "-", f"{rescue_name} (new, in {group})" if new_rescue else f"{rescue_name} (yours, LUN {lun})"),
         ("kept", "-", f"snapshot {short(snap_id)}; original OS disk {os_disk.name}"),
     )
+    if new_rescue:
+        details += (("sign-in", "-", sign_in(layout)), ("reached", "-", "private IP only (VPN, Bastion) or serial console"))
     return plan(
         "rescue",
         "Repair the OS disk on a rescue VM",
@@ -1215,7 +1297,8 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         warnings=_warnings(layout),
         blockers=_blockers(layout),
         details=details,
-        params={"rescue_vm": picked, "run_fixes": run_fixes},
+        params={"rescue_vm": picked, "run_fixes": run_fixes, "credential": layout.credential},
+        needs_secrets=(layout.credential,) if layout.credential else (),
         interrupts=True,
     )
 
