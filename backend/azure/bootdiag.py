@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from backend.errors import BackendError, BootDiagnosticsOff
+from backend.mapping import parse_time
 from backend.models import BootDiagnosticsData, ResourceId
 from backend.safetext import safe_line
 
@@ -80,16 +81,8 @@ def redact(url: str) -> str:
 
 def _expiry(url: str) -> float | None:
     values = parse_qs(urlparse(url).query).get("se")
-    if not values:
-        return None
-    text = values[0].replace("Z", "+00:00")
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    expires = parse_time(values[0]) if values else None
+    return expires.timestamp() if expires else None
 
 
 def _vm_parts(vm_id: str) -> tuple[str, str, str]:
