@@ -35,6 +35,17 @@ def filter_inventory(term: Tmux, name: str) -> None:
     term.wait_for(f"1 match /{name}", "o Recover", timeout=30)  # the footer of the table, not of the box
 
 
+def keys_until(term: Tmux, needle: str, seen: str, *keys: str, tries: int = 12) -> str:
+    """Press the keys (a scroll) until the needle is on screen; the screen last seen."""
+    for _ in range(tries):
+        if needle in seen:
+            break
+        term.keys(*keys)
+        time.sleep(0.4)
+        seen = term.screen()
+    return seen
+
+
 def whole(screen: str) -> None:
     lines = screen.splitlines()
     assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
@@ -127,13 +138,7 @@ def test_no_boot_to_rescue_at_80x24(term, tmp_path):
     screen = term.wait_for("› plan", "Create the rescue VM rescue-api-dev-01", timeout=60)
     assert "AAAAC3Nza" not in screen  # typed masked, never shown back
     # The plan says how the operator signs in: reachable in its detail panel.
-    seen = screen
-    for _ in range(10):
-        if "sign-in" in seen:
-            break
-        term.keys("Tab", "PageDown")
-        time.sleep(0.4)
-        seen = term.screen()
+    seen = keys_until(term, "sign-in", screen, "Tab", "PageDown", tries=10)
     assert "rescueadmin with your SSH public key" in " ".join(seen.split()), seen
     term.keys("o")  # run the plan shown
     term.wait_for("Type the VM's name (api-dev-01)", timeout=30)
@@ -143,17 +148,16 @@ def test_no_boot_to_rescue_at_80x24(term, tmp_path):
     whole(screen)
     term.keys("d")
     screen = term.wait_for("waits for you", timeout=30)
-    flat = " ".join(screen.split())
-    assert "private IP 10." in flat and "ssh rescueadmin@10." in flat and "aztriage console --vm rescue-api-dev-01" in flat, screen
+    # Where the rescue VM is, at the top of the dialog (the run's result toast may cover its right side for 10 s).
+    wanted = ("private IP 10.", "ssh rescueadmin@10.", "aztriage console --vm rescue-api-dev-01")
+    deadline = time.monotonic() + 20
+    while not all(w in " ".join(screen.split()) for w in wanted) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        screen = term.screen()
+    assert all(w in " ".join(screen.split()) for w in wanted), screen
     whole(screen)
     # The repair commands are in the same dialog, a few pages down.
-    seen = screen
-    for _ in range(12):
-        if "lsblk" in seen:
-            break
-        term.keys("PageDown")
-        time.sleep(0.3)
-        seen = term.screen()
+    seen = keys_until(term, "lsblk", screen, "PageDown")
     assert "lsblk" in seen, seen
     # Its buttons (the run's result toast may sit over Cancel for its 10 s).
     term.wait_for("lsblk", "It is done", "Cancel", timeout=20)
@@ -202,13 +206,7 @@ def test_maintenance_to_perform_at_80x24(term, tmp_path):
     assert "self-service window opens at" in flat and "closes at" in flat
     # The scenario that performs it is listed at the end, unavailable until the window opens:
     # PgDn brings its line (and the reason) into view.
-    seen = screen
-    for _ in range(4):
-        if "Planned maintenance now" in seen:
-            break
-        term.keys("PageDown")
-        time.sleep(0.4)
-        seen = term.screen()
+    seen = keys_until(term, "Planned maintenance now", screen, "PageDown", tries=4)
     assert "Planned maintenance now" in seen, seen
     flat = " ".join(seen.split())
     assert "unavailable: Azure refuses it now" in flat and "window opens" in flat, seen
