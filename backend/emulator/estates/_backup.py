@@ -20,6 +20,12 @@ def _vm_id(sub: str, group: str, name: str) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}"
 
 
+def _time_of_day(c: Clock, hour: int) -> str:
+    """A schedule time as Azure writes it: only the time of day counts, the date is the day the
+    policy was written (today's, so the estate's every timestamp follows its now)."""
+    return f"{c.now:%Y-%m-%d}T{hour:02d}:00:00Z"
+
+
 def _daily(vault_id: str, c: Clock) -> dict[str, Any]:
     return {
         "id": f"{vault_id}/backupPolicies/DefaultPolicy",
@@ -31,10 +37,10 @@ def _daily(vault_id: str, c: Clock) -> dict[str, Any]:
             "instantRpRetentionRangeInDays": 2,
             "timeZone": "UTC",
             "protectedItemsCount": 0,
-            "schedulePolicy": {"schedulePolicyType": "SimpleSchedulePolicy", "scheduleRunFrequency": "Daily", "scheduleRunTimes": ["2020-01-01T02:00:00Z"], "scheduleWeeklyFrequency": 0},
+            "schedulePolicy": {"schedulePolicyType": "SimpleSchedulePolicy", "scheduleRunFrequency": "Daily", "scheduleRunTimes": [_time_of_day(c, 2)], "scheduleWeeklyFrequency": 0},
             "retentionPolicy": {
                 "retentionPolicyType": "LongTermRetentionPolicy",
-                "dailySchedule": {"retentionTimes": ["2020-01-01T02:00:00Z"], "retentionDuration": {"count": 30, "durationType": "Days"}},
+                "dailySchedule": {"retentionTimes": [_time_of_day(c, 2)], "retentionDuration": {"count": 30, "durationType": "Days"}},
             },
         },
     }
@@ -54,11 +60,11 @@ def _every_4_hours(vault_id: str, c: Clock) -> dict[str, Any]:
             "schedulePolicy": {
                 "schedulePolicyType": "SimpleSchedulePolicyV2",
                 "scheduleRunFrequency": "Hourly",
-                "hourlySchedule": {"interval": 4, "scheduleWindowStartTime": "2020-01-01T00:00:00Z", "scheduleWindowDuration": 24},
+                "hourlySchedule": {"interval": 4, "scheduleWindowStartTime": _time_of_day(c, 0), "scheduleWindowDuration": 24},
             },
             "retentionPolicy": {
                 "retentionPolicyType": "LongTermRetentionPolicy",
-                "dailySchedule": {"retentionTimes": ["2020-01-01T00:00:00Z"], "retentionDuration": {"count": 30, "durationType": "Days"}},
+                "dailySchedule": {"retentionTimes": [_time_of_day(c, 0)], "retentionDuration": {"count": 30, "durationType": "Days"}},
             },
         },
     }
