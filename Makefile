@@ -20,10 +20,12 @@ system-deps:
 demo: install
 	$(VENV)/bin/aztriage --demo
 
-# The static checks (configured in pyproject.toml): ruff's rules, the import-linter contracts
-# that keep the layers of README.md's "Architecture", and mypy. `make test` runs them first.
+# The static checks (configured in pyproject.toml): ruff's rules and its formatter (the tree is
+# formatted: `ruff format .`), the import-linter contracts that keep the layers of README.md's
+# "Architecture", and mypy. `make test` runs them first.
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 

@@ -452,7 +452,16 @@ class ConnectivityBackend(NetworkDiagnostics, BootDiagnostics, Connected, Protoc
 
 
 class RecoveryBackend(
-    InventorySource, ResourceReads, ComputeOperations, ConnectivityBackend, NsgChanges, NetworkPathChanges, SizeCatalog, AvailabilitySets, BackupProtection, RestorePoints,
+    InventorySource,
+    ResourceReads,
+    ComputeOperations,
+    ConnectivityBackend,
+    NsgChanges,
+    NetworkPathChanges,
+    SizeCatalog,
+    AvailabilitySets,
+    BackupProtection,
+    RestorePoints,
     Protocol,
 ):
     """What a recovery plan and its steps use: the final check reads the inventory again and

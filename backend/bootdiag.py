@@ -93,9 +93,7 @@ def clean_lines(text: str | bytes | None) -> list[str]:
     parse_escapes = 0 < escapes <= _MAX_ESCAPES
     if isinstance(text, bytes):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        parts: Iterable[str] = itertools.chain(
-            (decoder.decode(text[i : i + _CHUNK]) for i in range(0, len(text), _CHUNK)), [decoder.decode(b"", final=True)]
-        )
+        parts: Iterable[str] = itertools.chain((decoder.decode(text[i : i + _CHUNK]) for i in range(0, len(text), _CHUNK)), [decoder.decode(b"", final=True)])
     else:
         parts = (text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK))
     lines: list[str] = []
@@ -421,7 +419,9 @@ def _mount_root(facts: dict[str, str] | None = None) -> list[str]:
     root = (facts or {}).get("root") or ""
     if root.startswith("/dev/mapper/"):
         return [
-            shell.literal("vgscan && vgchange -ay   # the root file system is on LVM; if the rescue VM has a volume group of the same name, vgimportclone the copy first"),
+            shell.literal(
+                "vgscan && vgchange -ay   # the root file system is on LVM; if the rescue VM has a volume group of the same name, vgimportclone the copy first"
+            ),
             shell.sh("mkdir", "-p", RESCUE_MOUNT, shell.AND, "mount", root, RESCUE_MOUNT),
         ]
     partition = _partition(root if root.startswith("/dev/") else None)
@@ -480,17 +480,29 @@ def _repair_kernel_panic(facts: dict[str, str]) -> list[str]:
         out.append(shell.sh("chroot", RESCUE_MOUNT, "update-initramfs", "-u", "-k", kernel, note=f"RHEL/SUSE: chroot {RESCUE_MOUNT} dracut -f --kver {kernel}"))
     else:
         out.append(shell.sh("chroot", RESCUE_MOUNT, "update-initramfs", "-u", "-k", "all", note=f"RHEL/SUSE: chroot {RESCUE_MOUNT} dracut -f --regenerate-all"))
-    out.append(shell.sh("chroot", RESCUE_MOUNT, "update-grub", note=f"RHEL: chroot {RESCUE_MOUNT} grub2-mkconfig -o /boot/grub2/grub.cfg; or make the previous kernel the default"))
+    out.append(
+        shell.sh(
+            "chroot",
+            RESCUE_MOUNT,
+            "update-grub",
+            note=f"RHEL: chroot {RESCUE_MOUNT} grub2-mkconfig -o /boot/grub2/grub.cfg; or make the previous kernel the default",
+        )
+    )
     return out + _umount()
 
 
 def _repair_disk_full(facts: dict[str, str]) -> list[str]:
-    return _find_disk() + _mount_root(facts) + [
-        shell.sh("df", "-h", RESCUE_MOUNT),
-        shell.literal(f"du -xh --max-depth=3 {RESCUE_MOUNT}/var {RESCUE_MOUNT}/home {RESCUE_MOUNT}/tmp 2>/dev/null | sort -h | tail -15"),
-        shell.sh("journalctl", "-D", f"{RESCUE_MOUNT}/var/log/journal", "--vacuum-size=200M"),
-        shell.literal(f"find {RESCUE_MOUNT}/var/log -name '*.gz' -delete   # rotated logs; or expand the OS disk instead"),
-    ] + _umount()
+    return (
+        _find_disk()
+        + _mount_root(facts)
+        + [
+            shell.sh("df", "-h", RESCUE_MOUNT),
+            shell.literal(f"du -xh --max-depth=3 {RESCUE_MOUNT}/var {RESCUE_MOUNT}/home {RESCUE_MOUNT}/tmp 2>/dev/null | sort -h | tail -15"),
+            shell.sh("journalctl", "-D", f"{RESCUE_MOUNT}/var/log/journal", "--vacuum-size=200M"),
+            shell.literal(f"find {RESCUE_MOUNT}/var/log -name '*.gz' -delete   # rotated logs; or expand the OS disk instead"),
+        ]
+        + _umount()
+    )
 
 
 def _repair_cloud_init(facts: dict[str, str]) -> list[str]:
@@ -515,10 +527,14 @@ def _repair_agent(facts: dict[str, str]) -> list[str]:
 def _repair_sshd(facts: dict[str, str]) -> list[str]:
     line = facts.get("config_line")
     config = facts.get("config_file") or "/etc/ssh/sshd_config"
-    out = _find_disk() + _mount_root(facts) + [
-        shell.sh("chroot", RESCUE_MOUNT, "sshd", "-t", note=f"prints the offending line of {config}"),
-        shell.sh("cp", f"{RESCUE_MOUNT}{config}", f"{RESCUE_MOUNT}{config}.bak"),
-    ]
+    out = (
+        _find_disk()
+        + _mount_root(facts)
+        + [
+            shell.sh("chroot", RESCUE_MOUNT, "sshd", "-t", note=f"prints the offending line of {config}"),
+            shell.sh("cp", f"{RESCUE_MOUNT}{config}", f"{RESCUE_MOUNT}{config}.bak"),
+        ]
+    )
     if line:
         out.append(shell.sh("sed", "-n", f"{int(line)}p", f"{RESCUE_MOUNT}{config}", note="the line sshd refused: fix or remove it"))
     else:
@@ -736,7 +752,12 @@ SIGNATURES: tuple[Signature, ...] = (
         "Windows stop code",
         WINDOWS,
         "Windows crashed while starting (a blue screen with a stop code) and does not reach the sign-in screen.",
-        _rx(r"Stop code: (?P<code>[A-Z0-9_]+)", r"\*\*\* STOP: 0x[0-9A-Fa-f]{8}", r"Your PC ran into a problem and needs to restart", r"Your PC ran into a problem"),
+        _rx(
+            r"Stop code: (?P<code>[A-Z0-9_]+)",
+            r"\*\*\* STOP: 0x[0-9A-Fa-f]{8}",
+            r"Your PC ran into a problem and needs to restart",
+            r"Your PC ran into a problem",
+        ),
         _rx(r"Stop code: (?P<code>[A-Z0-9_]+)", r"\*\*\* STOP: (?P<code>0x[0-9A-Fa-f]{8})"),
         "rescue",
         True,

@@ -128,7 +128,9 @@ class ComputeUsage:
 # ``env``) or its role tag (``role_tag``) has one of NONPROD_VALUES, or, without an environment
 # tag, when its name matches ``nonprod_pattern`` (config; DEFAULT_NONPROD_PATTERN otherwise).
 ENVIRONMENT_TAGS = ("environment", "env")
-NONPROD_VALUES = frozenset({"dev", "development", "test", "testing", "qa", "uat", "staging", "stage", "sandbox", "sbx", "lab", "demo", "poc", "nonprod", "non-prod"})
+NONPROD_VALUES = frozenset(
+    {"dev", "development", "test", "testing", "qa", "uat", "staging", "stage", "sandbox", "sbx", "lab", "demo", "poc", "nonprod", "non-prod"}
+)
 DEFAULT_NONPROD_PATTERN = r"(^|[-_.])(dev|test|tst|qa|uat|sbx|sandbox|lab)([-_.]|\d|$)"
 LOWER_SEVERITY = {"high": "medium", "medium": "low", "low": "info", "info": "info"}
 
@@ -293,9 +295,11 @@ def check_no_redundancy(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
             vm,
             f"{vm.name} is in no availability zone, availability set or scale set in {vm.location}: a host failure or maintenance takes the service down",
             f"Run the service on two or more VMs in {where}; a VM cannot be moved into a zone or set in place: "
-            + (f"'{sh('aztriage', 'recover', '--vm', vm.name, '--scenario', 'move-to-zone', '--zone', 'N')}' recreates it in one from copies of its disks (the originals kept)."
-               if regions.offers_zones(vm.location) else
-               f"'{sh('aztriage', 'recover', '--vm', vm.name, '--scenario', 'move-to-set', '--availability-set', 'NAME')}' recreates it in one from copies of its disks (the originals kept)."),
+            + (
+                f"'{sh('aztriage', 'recover', '--vm', vm.name, '--scenario', 'move-to-zone', '--zone', 'N')}' recreates it in one from copies of its disks (the originals kept)."
+                if regions.offers_zones(vm.location)
+                else f"'{sh('aztriage', 'recover', '--vm', vm.name, '--scenario', 'move-to-set', '--availability-set', 'NAME')}' recreates it in one from copies of its disks (the originals kept)."
+            ),
         )
 
 
@@ -508,7 +512,11 @@ def domains_not_checked(inv: Inventory, ctx: CheckContext) -> Iterable[NotChecke
             continue
         unknown = [v for v in running if v.platform_fault_domain is None or v.platform_update_domain is None]
         if unknown:
-            yield NotChecked("set-domains", f"availability set {_set_name(inv, set_id, vms[0])}", f"the fault and update domains of {_names((v.name for v in unknown), 3)} are not known ({ctx.views_not_read_reason})")
+            yield NotChecked(
+                "set-domains",
+                f"availability set {_set_name(inv, set_id, vms[0])}",
+                f"the fault and update domains of {_names((v.name for v in unknown), 3)} are not known ({ctx.views_not_read_reason})",
+            )
 
 
 def check_delete_option(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
@@ -652,12 +660,16 @@ def check_backup_health(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
         if not problems:
             continue
         if item.stopped:
-            fix = (f"Resume protection in vault {item.vault} ('az backup protection resume -g {item.resource_group} --vault-name {item.vault} "
-                   f"--container-name {item.container} --item-name {item.item} --policy-name POLICY'), then take a backup now "
-                   f"('aztriage recover --vm {vm.name} --scenario backup-now').")
+            fix = (
+                f"Resume protection in vault {item.vault} ('az backup protection resume -g {item.resource_group} --vault-name {item.vault} "
+                f"--container-name {item.container} --item-name {item.item} --policy-name POLICY'), then take a backup now "
+                f"('aztriage recover --vm {vm.name} --scenario backup-now')."
+            )
         else:
-            fix = (f"Take a backup now ('aztriage recover --vm {vm.name} --scenario backup-now') and find why the scheduled ones "
-                   f"do not succeed (the vault's Backup jobs: 'az backup job list -g {item.resource_group} --vault-name {item.vault}').")
+            fix = (
+                f"Take a backup now ('aztriage recover --vm {vm.name} --scenario backup-now') and find why the scheduled ones "
+                f"do not succeed (the vault's Backup jobs: 'az backup job list -g {item.resource_group} --vault-name {item.vault}')."
+            )
         yield _finding(
             "backup-health",
             vm,
@@ -665,6 +677,8 @@ def check_backup_health(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
             fix,
             severity="high" if item.stale(now) or item.stopped else "medium",
         )
+
+
 def check_retirements(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
     """Retiring Azure features a VM uses (backend/retirements.py: one table of dates and links).
     Unmanaged disks have their own rule; NSG flow logs are not read (see retirements_not_checked)."""
@@ -730,22 +744,45 @@ def backup_health_not_checked(inv: Inventory, ctx: CheckContext) -> Iterable[Not
 RULES: tuple[Rule, ...] = (
     Rule("no-zone-or-set", "No availability zone or availability set", "high", "runbook: Availability Set; APRL 2bd0be95, 273f6b30", check_no_redundancy),
     Rule("single-vm-set", "Availability set holds a single VM", "medium", "runbook: Availability Set", check_single_vm_set),
-    Rule("set-domains", "Availability set crowded into one fault or update domain", "medium", "runbook: Availability Set", check_set_domains, domains_not_checked),
+    Rule(
+        "set-domains", "Availability set crowded into one fault or update domain", "medium", "runbook: Availability Set", check_set_domains, domains_not_checked
+    ),
     Rule("single-instance-disks", "Single-instance VM without Premium SSD or Ultra disks", "high", "APRL df0ff862", check_disk_sla),
     Rule("unmanaged-disks", "Unmanaged (VHD) disks", "high", "APRL 122d11d7", check_unmanaged_disks),
     Rule("shared-storage-account", "Several VMs' VHDs in one storage account", "medium", "runbook: Mitigating Storage Failure", check_shared_storage_account),
     Rule("lrs-where-zrs", "Disks on LRS where zone-redundant storage is offered", "low", "runbook: Geo Replication; APRL fa0cf4f5", check_lrs_where_zrs),
     Rule("role-not-load-balanced", "VM of a role not behind its peers' load balancer", "medium", "runbook: Load Balance", check_role_load_balancer),
     Rule("boot-diagnostics-off", "Boot diagnostics off", "low", "aztriage: screenshot and serial console for recovery", check_boot_diagnostics),
-    Rule("vm-agent-not-ready", "VM agent missing or not ready", "medium", "aztriage: password reset and run command need the agent", check_vm_agent, agent_not_checked),
+    Rule(
+        "vm-agent-not-ready",
+        "VM agent missing or not ready",
+        "medium",
+        "aztriage: password reset and run command need the agent",
+        check_vm_agent,
+        agent_not_checked,
+    ),
     Rule("disk-delete-option", "Disks deleted with the VM (deleteOption Delete)", "high", "aztriage: never lose a disk in a recovery", check_delete_option),
     Rule("planned-maintenance", "Planned maintenance pending", "medium", "runbook: reasons for restarts", check_planned_maintenance, maintenance_not_checked),
     Rule("vcpu-quota", "Regional vCPU quota nearly used", "medium", "runbook: Limits of the platform", check_vcpu_quota, quota_not_checked),
     Rule("temporary-disk", "Temporary disk: data there is not kept", "info", "runbook: Temporary Disk D:", check_temp_disk, temp_disk_not_checked),
     Rule("entry-level-size", "A- or B-series size for production load", "low", "APRL 3201dba8", check_entry_level_size),
     Rule("azure-backup", "Not protected by Azure Backup", "medium", "runbook: VM Backups; APRL 1981f704", check_backup, backup_not_checked),
-    Rule("backup-health", "Azure Backup older than its policy allows, failing or stopped", "high", "runbook: VM Backups", check_backup_health, backup_health_not_checked),
-    Rule("retirement", "Uses an Azure feature that is retired or retiring", "medium", "Microsoft's retirement list (backend/retirements.py)", check_retirements, retirements_not_checked),
+    Rule(
+        "backup-health",
+        "Azure Backup older than its policy allows, failing or stopped",
+        "high",
+        "runbook: VM Backups",
+        check_backup_health,
+        backup_health_not_checked,
+    ),
+    Rule(
+        "retirement",
+        "Uses an Azure feature that is retired or retiring",
+        "medium",
+        "Microsoft's retirement list (backend/retirements.py)",
+        check_retirements,
+        retirements_not_checked,
+    ),
 )
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 _RULE_ORDER = {r.id: i for i, r in enumerate(RULES)}
@@ -930,7 +967,13 @@ def render_markdown(result: CheckResult, *, title: str = "High-availability chec
         lines.append("No findings.")
     for f in result.findings:
         who = f.vm or f"subscription {f.subscription_id}"
-        lines += [f"### {md_inline(f.severity.upper())} {md_inline(f.rule)}: {md_inline(who)}", "", f"- Evidence: {md_inline(f.evidence)}", f"- Fix: {md_inline(f.fix)}", ""]
+        lines += [
+            f"### {md_inline(f.severity.upper())} {md_inline(f.rule)}: {md_inline(who)}",
+            "",
+            f"- Evidence: {md_inline(f.evidence)}",
+            f"- Fix: {md_inline(f.fix)}",
+            "",
+        ]
     if result.not_checked:
         lines += ["## Not checked", ""]
         lines += [f"- {md_inline(n.rule)} ({md_inline(n.scope)}): {md_inline(n.reason)}" for n in result.not_checked]
@@ -987,7 +1030,9 @@ class CheckFacts:
         if self.view_errors:
             reason = f"their instance view could not be read ({len(self.view_errors)} reads failed, e.g. {next(iter(self.view_errors.values()))})"
         else:
-            reason = f"their instance view was not read (at most {self.instance_view_limit} VMs per check; 'aztriage check --instance-views all' reads every VM)"
+            reason = (
+                f"their instance view was not read (at most {self.instance_view_limit} VMs per check; 'aztriage check --instance-views all' reads every VM)"
+            )
         return CheckContext(
             roles=roles or RoleSettings(), usages=self.usages, usage_errors=self.usage_errors, backup=self.backup, views_read=read, views_not_read_reason=reason
         )
@@ -998,7 +1043,9 @@ def view_facts_present(vm: Vm) -> bool:
     return vm.instance_view_read
 
 
-async def read_facts(backend: CheckBackend, inv: Inventory, *, instance_view_limit: int | None = DEFAULT_INSTANCE_VIEW_LIMIT, first: Iterable[str] = ()) -> CheckFacts:
+async def read_facts(
+    backend: CheckBackend, inv: Inventory, *, instance_view_limit: int | None = DEFAULT_INSTANCE_VIEW_LIMIT, first: Iterable[str] = ()
+) -> CheckFacts:
     """Instance views of at most ``instance_view_limit`` VMs (None: all that are not
     deallocated; ``first`` are read first), the compute usage of every region in use and
     the Azure Backup protection of every subscription that holds a VM, read at once.
@@ -1069,5 +1116,3 @@ class CheckSession:
             self.read_at = self._clock()
         assert self.facts is not None
         return await run_with_facts(inv, self.facts, roles)
-
-

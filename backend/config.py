@@ -42,7 +42,17 @@ MIN_REFRESH_INTERVAL = 5.0
 DEFAULT_THEME = "textual-dark"
 DEFAULT_PROBE_PORTS = (22, 3389)
 KNOWN_KEYS = (
-    "subscriptions", "refresh_interval", "theme", "keys", "probe_ports", "role_tag", "role_pattern", "nonprod_pattern", "source_ip", "auto_probe", "inventory_engine",
+    "subscriptions",
+    "refresh_interval",
+    "theme",
+    "keys",
+    "probe_ports",
+    "role_tag",
+    "role_pattern",
+    "nonprod_pattern",
+    "source_ip",
+    "auto_probe",
+    "inventory_engine",
     "graph_threshold",
 )
 DEFAULT_ROLE_TAG = "role"
@@ -102,12 +112,12 @@ def _theme(value: Any, where: str) -> str:
 
 def _keys(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: keys must be a table of binding id = key, e.g. [keys] refresh = \"f5\"")
+        raise ConfigError(f'{where}: keys must be a table of binding id = key, e.g. [keys] refresh = "f5"')
     out: dict[str, str] = {}
     for binding_id, keys in value.items():
         if not isinstance(keys, str) or not keys.strip():
             name = binding_id if re.fullmatch(r"[\w.+-]+", str(binding_id)) else repr(str(binding_id))
-            raise ConfigError(f"{where}: keys.{name} must be a key name such as \"f5\" (several: \"f5,ctrl+r\")")
+            raise ConfigError(f'{where}: keys.{name} must be a key name such as "f5" (several: "f5,ctrl+r")')
         out[str(binding_id)] = keys.strip()
     return out
 
@@ -125,7 +135,7 @@ def _probe_ports(value: Any, where: str) -> tuple[int, ...]:
 
 def _role_tag(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"{where}: role_tag must be a tag name such as \"role\" (\"\" to use role_pattern only)")
+        raise ConfigError(f'{where}: role_tag must be a tag name such as "role" ("" to use role_pattern only)')
     return value.strip()
 
 
@@ -144,8 +154,8 @@ def _regex(key: str, example: str) -> Callable[[Any, str], str]:
     return parse
 
 
-_role_pattern = _regex("role_pattern", "\"^(?P<role>[a-z]+)-\\\\d+$\"")
-_nonprod_pattern = _regex("nonprod_pattern", "\"(^|-)(dev|test)(-|\\\\d|$)\" on VM names (\"\" for tags only)")
+_role_pattern = _regex("role_pattern", '"^(?P<role>[a-z]+)-\\\\d+$"')
+_nonprod_pattern = _regex("nonprod_pattern", '"(^|-)(dev|test)(-|\\\\d|$)" on VM names ("" for tags only)')
 
 
 def _source_ip(value: Any, where: str) -> str:

@@ -233,6 +233,7 @@ def choose_vms(inventory: Inventory, names: Sequence[str] | None) -> list[Vm]:
 
 def pick_source_vm(inventory: Inventory, vm: Vm) -> Vm | None:
     """Another running VM for Network Watcher: same VNet first, then same subscription and region."""
+
     def vnet(v: Vm) -> str:
         subnet = next((n.subnet_id for n in v.nics if n.subnet_id), "") or ""
         return subnet.lower().rsplit("/subnets/", 1)[0]
@@ -404,7 +405,10 @@ async def _network_watcher(
         if source_vm is None:
             report.notes.append(f"{vm.name}: no running VM nearby to check from inside Azure")
             return
-        same_vnet = next((n.subnet_id for n in source_vm.nics if n.subnet_id), "").lower().rsplit("/subnets/", 1)[0] == next((n.subnet_id for n in vm.nics if n.subnet_id), "").lower().rsplit("/subnets/", 1)[0]
+        same_vnet = (
+            next((n.subnet_id for n in source_vm.nics if n.subnet_id), "").lower().rsplit("/subnets/", 1)[0]
+            == next((n.subnet_id for n in vm.nics if n.subnet_id), "").lower().rsplit("/subnets/", 1)[0]
+        )
         async with semaphore:
             try:
                 if same_vnet:
@@ -425,7 +429,7 @@ async def _network_watcher(
     for vm in vms:
         if vm.power_state != "running" or vm.id.lower() in answered_vms:
             continue
-        for (vm_id, port) in list(grouped):
+        for vm_id, port in list(grouped):
             if vm_id == vm.id.lower():
                 tasks.append(one(vm, port))
         if not has_public_path(vm, inventory):

@@ -219,7 +219,9 @@ def diagnose(f: Facts) -> Diagnosis:
         evidence = [f"power state: {power}"] + health_lines(vm)
         if power == "starting":
             return make(VM_NOT_RUNNING, "VM not running: it is starting", evidence + ["probe again when it reports running"] + probe_lines, None)
-        if power in ("deallocated", "deallocating") and any(p.allocation == "Dynamic" or (p.sku or "").lower() == "basic" for n in vm.nics for p in n.public_ips):
+        if power in ("deallocated", "deallocating") and any(
+            p.allocation == "Dynamic" or (p.sku or "").lower() == "basic" for n in vm.nics for p in n.public_ips
+        ):
             evidence.append("its dynamic public IP is released while deallocated: it gets a new address when started (stale .rdp files and DNS records)")
         if vm.priority and vm.priority.lower() == "spot":
             evidence.append("a Spot VM: Azure can evict it again when it needs the capacity")
@@ -310,11 +312,25 @@ def diagnose(f: Facts) -> Diagnosis:
         evidence.append("Azure reaches the port from inside: the problem is on your side (LAN, proxy, VPN, firewall)")
     if opened:
         wrong = opened[0]
-        what = {"silent": "connects but says nothing", "closed": "connects and hangs up", "other": "answers something else"}.get(wrong.answered or "", "does not speak it")
-        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: the port {what}, not {proto}", evidence, "reset-access" if agent in (None, "Ready") else "restart", "wrong-protocol")
+        what = {"silent": "connects but says nothing", "closed": "connects and hangs up", "other": "answers something else"}.get(
+            wrong.answered or "", "does not speak it"
+        )
+        return make(
+            GUEST_NOT_ANSWERING,
+            f"guest not answering though Azure allows it: the port {what}, not {proto}",
+            evidence,
+            "reset-access" if agent in (None, "Ready") else "restart",
+            "wrong-protocol",
+        )
     if refused:
         evidence.append(f"the guest answers with a reset: it is up, but nothing listens on {port} (service stopped or moved)")
-        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: {proto} refused", evidence, "reset-access" if agent in (None, "Ready") else "restart", "refused")
+        return make(
+            GUEST_NOT_ANSWERING,
+            f"guest not answering though Azure allows it: {proto} refused",
+            evidence,
+            "reset-access" if agent in (None, "Ready") else "restart",
+            "refused",
+        )
     if all(r.status in (UNREACHABLE, DNS_FAILED) for r in results):
         return make(GUEST_NOT_ANSWERING, "guest not checked: no endpoint could be probed from here", evidence, None, "unprobed")
     if agent == "Ready":

@@ -197,11 +197,7 @@ def vms_in_regions(inventory: Inventory, regions: tuple[str, ...] | list[str], s
     """My VMs located in any of `regions` (display or programmatic names), optionally in these subscriptions."""
     wanted = {region_key(r) for r in regions}
     subs = {s.lower() for s in subscription_ids} if subscription_ids else None
-    return tuple(
-        vm
-        for vm in inventory.vms
-        if region_key(vm.location) in wanted and (subs is None or vm.subscription_id.lower() in subs)
-    )
+    return tuple(vm for vm in inventory.vms if region_key(vm.location) in wanted and (subs is None or vm.subscription_id.lower() in subs))
 
 
 def event_sort_key(row: EventRow) -> tuple:

@@ -167,6 +167,7 @@ class LastKnownStore:
         # on the console's event loop (json.dumps with indentation took 0.1-0.3 s of it).
         write_private_atomically(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
+
 def scope_for(settings: Any) -> str:
     """One scope per ARM endpoint (the demo's emulator port changes every run, so it gets one fixed scope)."""
     if getattr(settings, "demo", False):

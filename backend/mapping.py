@@ -332,9 +332,7 @@ def health_status(doc: Doc) -> HealthStatus:
     props = doc.get("properties") or {}
     resolved = props.get("recentlyResolved") or {}
     actions = tuple(
-        RecommendedAction(action=_sym(a.get("action") or ""), url=_sym(a.get("actionUrl")))
-        for a in props.get("recommendedActions") or ()
-        if a.get("action")
+        RecommendedAction(action=_sym(a.get("action") or ""), url=_sym(a.get("actionUrl"))) for a in props.get("recommendedActions") or () if a.get("action")
     )
     return HealthStatus(
         availability_state=_sym(props.get("availabilityState") or "Unknown"),
@@ -418,10 +416,7 @@ def service_event(doc: Doc, subscription_id: str) -> ServiceEvent:
     for svc in props.get("impact") or ():
         regions = []
         for reg in svc.get("impactedRegions") or ():
-            updates = tuple(
-                EventUpdate(summary=u.get("summary") or "", time=parse_time(u.get("updateDateTime")))
-                for u in reg.get("updates") or ()
-            )
+            updates = tuple(EventUpdate(summary=u.get("summary") or "", time=parse_time(u.get("updateDateTime"))) for u in reg.get("updates") or ())
             regions.append(ImpactedRegion(region=reg.get("impactedRegion") or "", status=reg.get("status"), updates=updates))
         impact.append(ImpactedService(service=svc.get("impactedService") or "", regions=tuple(regions)))
     return ServiceEvent(
@@ -591,7 +586,9 @@ def virtual_machine(
     for name, ev in views.items():
         if name and name not in known:
             status = next((s.get("displayStatus") for s in ev.get("statuses") or () if s.get("displayStatus")), None)
-            extensions.append(Extension(name=name, type=ev.get("type"), publisher=None, version=ev.get("typeHandlerVersion"), provisioning_state=None, status=status))
+            extensions.append(
+                Extension(name=name, type=ev.get("type"), publisher=None, version=ev.get("typeHandlerVersion"), provisioning_state=None, status=status)
+            )
 
     os_profile = props.get("osProfile") or {}
     image = storage.get("imageReference") or {}

@@ -279,9 +279,7 @@ class Maintenance:
 
     @property
     def pending(self) -> bool:
-        return bool(self.self_service_allowed or self.window_start or self.maintenance_window_start) and (
-            self.last_result not in ("MaintenanceCompleted",)
-        )
+        return bool(self.self_service_allowed or self.window_start or self.maintenance_window_start) and (self.last_result not in ("MaintenanceCompleted",))
 
 
 @dataclass(frozen=True, slots=True)

@@ -558,9 +558,7 @@ def _is_address(host: str) -> bool:
         return False
 
 
-async def iter_probes(
-    targets: Iterable[ProbeTarget], options: ProbeOptions | None = None, resolver: Resolver | None = None
-) -> AsyncIterator[ProbeResult]:
+async def iter_probes(targets: Iterable[ProbeTarget], options: ProbeOptions | None = None, resolver: Resolver | None = None) -> AsyncIterator[ProbeResult]:
     """Probe everything with at most `concurrency` at once; yield results as they finish."""
     options = (options or ProbeOptions()).validate()
     resolver = resolver or StaticResolver()
@@ -668,4 +666,3 @@ def write_rdp_file(directory: str | Path, name: str, host: str, port: int = 3389
     path = directory / f"{safe_filename(name)}.rdp"
     write_private_atomically(path, rdp_file_text(host, port, user))
     return path
-

@@ -35,8 +35,22 @@ REDACTED = "[redacted]"
 # Keys whose values are never shown, wherever they appear (journal outputs, diagnosis
 # evidence...): compared without case, "_", "-" or spaces.
 _SECRET_KEY_PARTS = (
-    "password", "passphrase", "passwd", "secret", "token", "privatekey", "sshkey", "sshpublickey", "publickeys",
-    "credential", "protectedsettings", "customdata", "connectionstring", "sastoken", "sasurl", "sasuri",
+    "password",
+    "passphrase",
+    "passwd",
+    "secret",
+    "token",
+    "privatekey",
+    "sshkey",
+    "sshpublickey",
+    "publickeys",
+    "credential",
+    "protectedsettings",
+    "customdata",
+    "connectionstring",
+    "sastoken",
+    "sasurl",
+    "sasuri",
 )
 _SECRET_KEY_EXACT = ("sig", "pwd")
 
@@ -129,7 +143,10 @@ def vm_facts(vm: Vm) -> dict[str, Any]:
             }
             for d in vm.disks
         ],
-        "nics": [{"name": n.name, "nsg": id_name(n.nsg_id) or None, "subnet_nsg": id_name(n.subnet_nsg_id) or None, "delete_option": n.delete_option} for n in vm.nics],
+        "nics": [
+            {"name": n.name, "nsg": id_name(n.nsg_id) or None, "subnet_nsg": id_name(n.subnet_nsg_id) or None, "delete_option": n.delete_option}
+            for n in vm.nics
+        ],
     }
 
 
@@ -171,7 +188,9 @@ def events_section(inv: Inventory, vm: Vm) -> list[dict[str, Any]]:
             seen.setdefault(e.id, e)
     out = []
     want = normalize(vm.location)
-    for e in sorted(seen.values(), key=lambda e: (e.status.lower() != "active", -(e.last_update or e.impact_start or datetime.min.replace(tzinfo=UTC)).timestamp())):
+    for e in sorted(
+        seen.values(), key=lambda e: (e.status.lower() != "active", -(e.last_update or e.impact_start or datetime.min.replace(tzinfo=UTC)).timestamp())
+    ):
         updates = [u for s in e.impact for r in s.regions if normalize(r.region) in (want, "global") for u in r.updates]
         updates.sort(key=lambda u: u.time or datetime.min.replace(tzinfo=UTC), reverse=True)
         out.append(
@@ -195,7 +214,11 @@ def findings_section(vm: Vm, result: CheckResult | None) -> dict[str, Any]:
     if result is None:
         return {"status": "not run", "items": [], "not_checked": []}
     mine: Iterable[Finding] = result.for_vm(vm.id)
-    wide = [f for f in result.findings if not f.vm_id and f.subscription_id.lower() == vm.subscription_id.lower() and normalize(f.location) == normalize(vm.location)]
+    wide = [
+        f
+        for f in result.findings
+        if not f.vm_id and f.subscription_id.lower() == vm.subscription_id.lower() and normalize(f.location) == normalize(vm.location)
+    ]
     from backend.checks import sort_key
 
     items = [f.to_json() for f in sorted(list(mine) + wide, key=sort_key)]
@@ -350,7 +373,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     verdict = report.get("verdict")
     if verdict:
         # The VM's one verdict first: what is wrong, the next step (backend/verdict.py).
-        lines = lines[:-2] + ["## Verdict", "", f"**{md_inline(verdict['id'])}**: {md_inline(verdict['summary'])}", "", f"Next step: {md_inline(verdict['next_step'])}", ""]
+        lines = lines[:-2] + [
+            "## Verdict",
+            "",
+            f"**{md_inline(verdict['id'])}**: {md_inline(verdict['summary'])}",
+            "",
+            f"Next step: {md_inline(verdict['next_step'])}",
+            "",
+        ]
         lines += [f"- {md_inline(line)}" for line in verdict.get("evidence") or []]
         lines += ["", "## Virtual machine", ""]
     lines += _pairs(vm, skip=("disks", "nics"))
@@ -425,7 +455,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         if run.get("steps"):
             lines += [""] + _table(run["steps"], ("index", "title", "kind", "state", "started_at", "finished_at", "duration_s", "message"))
         if run.get("resources"):
-            lines += ["", "Created by this run (kept until released):", ""] + _table(run["resources"], ("kind", "resource_id", "state", "created_at", "released_at"))
+            lines += ["", "Created by this run (kept until released):", ""] + _table(
+                run["resources"], ("kind", "resource_id", "state", "created_at", "released_at")
+            )
         lines.append("")
 
     console = report.get("console_sessions") or section("not available", "the journal was not read")
@@ -573,12 +605,16 @@ def connectivity_from(probe_report: Any) -> dict[str, Any]:
     )
 
 
-async def connectivity_section(vm: Vm, inv: Inventory, backend: ConnectivityBackend, *, probe: bool = True, extra_ports: tuple[int, ...] = ()) -> dict[str, Any]:
+async def connectivity_section(
+    vm: Vm, inv: Inventory, backend: ConnectivityBackend, *, probe: bool = True, extra_ports: tuple[int, ...] = ()
+) -> dict[str, Any]:
     """Probe the VM's RDP/SSH endpoints now and diagnose (backend.connectivity, backend.diagnose)."""
     return (await probe_vm(vm, inv, backend, probe=probe, extra_ports=extra_ports))[0]
 
 
-async def probe_vm(vm: Vm, inv: Inventory, backend: ConnectivityBackend, *, probe: bool = True, extra_ports: tuple[int, ...] = ()) -> tuple[dict[str, Any], Any]:
+async def probe_vm(
+    vm: Vm, inv: Inventory, backend: ConnectivityBackend, *, probe: bool = True, extra_ports: tuple[int, ...] = ()
+) -> tuple[dict[str, Any], Any]:
     """(the connectivity section, the connectivity report or None when nothing was probed)."""
     if not probe:
         return section("not run", "probes were turned off for this report (--no-probe)"), None

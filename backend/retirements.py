@@ -55,22 +55,58 @@ class Retirement:
 RETIREMENTS: dict[str, Retirement] = {
     r.id: r
     for r in (
-        Retirement("basic-public-ip", "Basic SKU public IP addresses", date(2025, 9, 30),
-                   "https://learn.microsoft.com/azure/virtual-network/ip-services/public-ip-basic-upgrade-guidance", "a Standard SKU public IP"),
-        Retirement("basic-load-balancer", "Basic Load Balancer", date(2025, 9, 30),
-                   "https://learn.microsoft.com/azure/load-balancer/load-balancer-basic-upgrade-guidance", "a Standard Load Balancer"),
-        Retirement("unmanaged-disks", "unmanaged (VHD) disks: such VMs cannot start", date(2025, 9, 30),
-                   "https://learn.microsoft.com/azure/virtual-machines/unmanaged-disks-deprecation", "managed disks"),
-        Retirement("log-analytics-agent", "the Log Analytics agent (MMA/OMS)", date(2024, 8, 31),
-                   "https://learn.microsoft.com/azure/azure-monitor/agents/azure-monitor-agent-migration", "the Azure Monitor Agent"),
-        Retirement("azure-diagnostics", "the Azure Diagnostics extension (WAD/LAD)", date(2026, 3, 31),
-                   "https://learn.microsoft.com/azure/azure-monitor/agents/diagnostics-extension-overview", "the Azure Monitor Agent"),
-        Retirement("d-ls-series", "the D, Ds, Dv2, Dsv2 and Ls series sizes", date(2028, 5, 1),
-                   "https://learn.microsoft.com/azure/virtual-machines/sizes/retirement/d-ds-dv2-dsv2-ls-series-retirement", "a current size (for example Dsv5 or Lsv3)"),
-        Retirement("azure-disk-encryption", "Azure Disk Encryption (ADE)", date(2028, 9, 15),
-                   "https://learn.microsoft.com/azure/virtual-machines/disk-encryption-migrate", "encryption at host"),
-        Retirement("nsg-flow-logs", "NSG flow logs", date(2027, 9, 30),
-                   "https://learn.microsoft.com/azure/network-watcher/nsg-flow-logs-migrate", "VNet flow logs"),
+        Retirement(
+            "basic-public-ip",
+            "Basic SKU public IP addresses",
+            date(2025, 9, 30),
+            "https://learn.microsoft.com/azure/virtual-network/ip-services/public-ip-basic-upgrade-guidance",
+            "a Standard SKU public IP",
+        ),
+        Retirement(
+            "basic-load-balancer",
+            "Basic Load Balancer",
+            date(2025, 9, 30),
+            "https://learn.microsoft.com/azure/load-balancer/load-balancer-basic-upgrade-guidance",
+            "a Standard Load Balancer",
+        ),
+        Retirement(
+            "unmanaged-disks",
+            "unmanaged (VHD) disks: such VMs cannot start",
+            date(2025, 9, 30),
+            "https://learn.microsoft.com/azure/virtual-machines/unmanaged-disks-deprecation",
+            "managed disks",
+        ),
+        Retirement(
+            "log-analytics-agent",
+            "the Log Analytics agent (MMA/OMS)",
+            date(2024, 8, 31),
+            "https://learn.microsoft.com/azure/azure-monitor/agents/azure-monitor-agent-migration",
+            "the Azure Monitor Agent",
+        ),
+        Retirement(
+            "azure-diagnostics",
+            "the Azure Diagnostics extension (WAD/LAD)",
+            date(2026, 3, 31),
+            "https://learn.microsoft.com/azure/azure-monitor/agents/diagnostics-extension-overview",
+            "the Azure Monitor Agent",
+        ),
+        Retirement(
+            "d-ls-series",
+            "the D, Ds, Dv2, Dsv2 and Ls series sizes",
+            date(2028, 5, 1),
+            "https://learn.microsoft.com/azure/virtual-machines/sizes/retirement/d-ds-dv2-dsv2-ls-series-retirement",
+            "a current size (for example Dsv5 or Lsv3)",
+        ),
+        Retirement(
+            "azure-disk-encryption",
+            "Azure Disk Encryption (ADE)",
+            date(2028, 9, 15),
+            "https://learn.microsoft.com/azure/virtual-machines/disk-encryption-migrate",
+            "encryption at host",
+        ),
+        Retirement(
+            "nsg-flow-logs", "NSG flow logs", date(2027, 9, 30), "https://learn.microsoft.com/azure/network-watcher/nsg-flow-logs-migrate", "VNet flow logs"
+        ),
     )
 }
 

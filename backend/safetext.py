@@ -127,9 +127,7 @@ def is_safe_text(value: str) -> bool:
 # Keys whose string values are prose that may run over several lines (Resource Health and
 # Service Health summaries and updates, NSG rule descriptions, operation and run-command
 # messages): newline and tab stay there. Every other string of a document is one line.
-MULTILINE_KEYS = frozenset(
-    {"summary", "description", "detailedStatus", "unavailableSummary", "unavailabilitySummary", "message", "lastOperationMessage"}
-)
+MULTILINE_KEYS = frozenset({"summary", "description", "detailedStatus", "unavailableSummary", "unavailabilitySummary", "message", "lastOperationMessage"})
 
 
 def safe_json(doc: Any, key: str | None = None) -> Any:

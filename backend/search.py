@@ -71,7 +71,9 @@ def classify(text: str) -> tuple[str, str]:
         pass
     if value.lower().startswith("/subscriptions/"):
         if _ID.fullmatch(value.rstrip("/")) is None:
-            raise SearchError(f"{safe_line(value)!r} is not the id of a VM (/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/virtualMachines/NAME)")
+            raise SearchError(
+                f"{safe_line(value)!r} is not the id of a VM (/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/virtualMachines/NAME)"
+            )
         return "id", value.rstrip("/")
     if _NAME.fullmatch(value) is None:
         raise SearchError(f"{safe_line(value)!r} is neither a VM name (letters, digits, . _ - ( ), at most 64), an IP address nor a VM id")
@@ -121,7 +123,11 @@ async def find_vms(graph: ResourceGraph, text: str, subscriptions: list[str] | N
             subscriptions=subscriptions,
         )
         matches = [_found(row, "public IP" if row["id"].lower() in public_vms else "private IP") for row in result.rows]
-    return Found(tuple(matches[:MAX_MATCHES]), nics.truncated or publics.truncated or len(wanted) > MAX_MATCHES, nics.subscription_limit_hit or publics.subscription_limit_hit)
+    return Found(
+        tuple(matches[:MAX_MATCHES]),
+        nics.truncated or publics.truncated or len(wanted) > MAX_MATCHES,
+        nics.subscription_limit_hit or publics.subscription_limit_hit,
+    )
 
 
 def _found(row: dict, matched: str) -> FoundVm:
@@ -227,22 +233,26 @@ async def broken(graph: ResourceGraph, subscriptions: list[str] | None = None) -
     found = []
     for row in vms_result.rows:
         vm_id = str(row.get("vmId") or "")
-        found.append(BrokenVm(
-            FoundVm(
-                id=str(row.get("vmResourceId") or vm_id),
-                name=str(row.get("vmName") or vm_id.rsplit("/", 1)[-1]),
-                resource_group=str(row.get("resourceGroup") or ""),
-                subscription_id=str(row.get("subscriptionId") or ""),
-                location=str(row.get("location") or ""),
-                power_state=str(row.get("power") or "").split("/", 1)[-1].lower() or "unknown",
-                matched="health",
-            ),
-            mapping.health_status({"id": row.get("id"), "properties": row.get("properties") or {}}),
-            size=str(row.get("size") or ""),
-            os_type=str(row.get("osType") or ""),
-        ))
+        found.append(
+            BrokenVm(
+                FoundVm(
+                    id=str(row.get("vmResourceId") or vm_id),
+                    name=str(row.get("vmName") or vm_id.rsplit("/", 1)[-1]),
+                    resource_group=str(row.get("resourceGroup") or ""),
+                    subscription_id=str(row.get("subscriptionId") or ""),
+                    location=str(row.get("location") or ""),
+                    power_state=str(row.get("power") or "").split("/", 1)[-1].lower() or "unknown",
+                    matched="health",
+                ),
+                mapping.health_status({"id": row.get("id"), "properties": row.get("properties") or {}}),
+                size=str(row.get("size") or ""),
+                os_type=str(row.get("osType") or ""),
+            )
+        )
     events = tuple(
-        mapping.service_event({"id": r.get("id"), "name": r.get("name"), "properties": mapping.camel_keys(r.get("properties") or {})}, str(r.get("subscriptionId") or ""))
+        mapping.service_event(
+            {"id": r.get("id"), "name": r.get("name"), "properties": mapping.camel_keys(r.get("properties") or {})}, str(r.get("subscriptionId") or "")
+        )
         for r in events_result.rows
     )
     stopped = sum(_count(r) for r in stopped_result.rows)
@@ -279,7 +289,9 @@ def broken_inventory(found: Broken, subscriptions: Sequence[Subscription] = ()) 
     disks, the agent) stays unknown until the VM is read whole (``ResourceGraph.graph_vms``)."""
     vms: dict[str, Vm] = {}
     for b in found.vms:
-        vms[b.vm.id.lower()] = _sketch(b.vm.id, b.vm.name, b.vm.subscription_id, b.vm.resource_group, b.vm.location, b.vm.power_state, b.size, b.os_type, health=b.health)
+        vms[b.vm.id.lower()] = _sketch(
+            b.vm.id, b.vm.name, b.vm.subscription_id, b.vm.resource_group, b.vm.location, b.vm.power_state, b.size, b.os_type, health=b.health
+        )
     for m in found.maintenance:
         pending = Maintenance(maintenance_window_start=m.not_before)
         known = vms.get(m.vm_id.lower())
@@ -291,7 +303,9 @@ def broken_inventory(found: Broken, subscriptions: Sequence[Subscription] = ()) 
     for vm in vms.values():
         subs.setdefault(vm.subscription_id.lower(), Subscription(vm.subscription_id, vm.subscription_id))
     ordered = sorted(vms.values(), key=lambda v: (v.subscription_id, v.resource_group.lower(), v.name.lower()))
-    return Inventory(subscriptions=tuple(subs.values()), vms=tuple(ordered), events=found.events, engine="arg", warnings=found.warnings, fetched_at=datetime.now(UTC))
+    return Inventory(
+        subscriptions=tuple(subs.values()), vms=tuple(ordered), events=found.events, engine="arg", warnings=found.warnings, fetched_at=datetime.now(UTC)
+    )
 
 
 # The OS disk of a VM known only from a Resource Graph answer (``is_sketch``).
@@ -307,8 +321,17 @@ def is_sketch(vm: Vm) -> bool:
 def _sketch(vm_id: str, name: str, subscription_id: str, group: str, location: str, power: str, size: str, os_type: str, **known: Any) -> Vm:
     """A VM as far as a Resource Graph answer describes it."""
     return Vm(
-        id=vm_id, name=name, subscription_id=subscription_id, resource_group=group, location=location, size=size, os_type=os_type,
-        power_state=power, provisioning_state="", os_disk=_UNKNOWN_DISK, **known,
+        id=vm_id,
+        name=name,
+        subscription_id=subscription_id,
+        resource_group=group,
+        location=location,
+        size=size,
+        os_type=os_type,
+        power_state=power,
+        provisioning_state="",
+        os_disk=_UNKNOWN_DISK,
+        **known,
     )
 
 

@@ -172,13 +172,27 @@ def journal_entries(runs: Iterable[Any]) -> list[TimelineEntry]:
             out.append(TimelineEntry(started, AZTRIAGE, "aztriage recovery", safe_line(what), safe_line(run.status), safe_line(run.summary or ""), run.run_id))
         finished = _parse(run.finished_at)
         if finished is not None:
-            out.append(TimelineEntry(finished, AZTRIAGE, "aztriage recovery", safe_line(f"recovery run {run.scenario} ended"), safe_line(run.status), safe_line(run.summary or ""), run.run_id))
+            out.append(
+                TimelineEntry(
+                    finished,
+                    AZTRIAGE,
+                    "aztriage recovery",
+                    safe_line(f"recovery run {run.scenario} ended"),
+                    safe_line(run.status),
+                    safe_line(run.summary or ""),
+                    run.run_id,
+                )
+            )
         for step in run.steps:
             at = _parse(step.started_at)
             if at is None:
                 continue
             what = f"step {step.idx + 1}: {step.title}"
-            out.append(TimelineEntry(at, AZTRIAGE, "aztriage recovery", safe_line(what), safe_line(step.state), safe_line(step.message or ""), f"{run.run_id}#{step.idx + 1}"))
+            out.append(
+                TimelineEntry(
+                    at, AZTRIAGE, "aztriage recovery", safe_line(what), safe_line(step.state), safe_line(step.message or ""), f"{run.run_id}#{step.idx + 1}"
+                )
+            )
     return out
 
 
@@ -201,7 +215,11 @@ def session_entries(sessions: Iterable[Any]) -> list[TimelineEntry]:
         closed = _parse(session.closed_at)
         if closed is not None:
             reason = safe_line(session.end_reason or "")
-            out.append(TimelineEntry(closed, AZTRIAGE, "aztriage console", "serial console session closed" + (f": {reason}" if reason else ""), "closed", "", session.session_id))
+            out.append(
+                TimelineEntry(
+                    closed, AZTRIAGE, "aztriage console", "serial console session closed" + (f": {reason}" if reason else ""), "closed", "", session.session_id
+                )
+            )
     return out
 
 
@@ -470,7 +488,11 @@ def health_entries(statuses: Iterable[HealthStatus]) -> list[TimelineEntry]:
         why = annotation(status)
         if why != "available":
             what += f" ({why})"
-        out.append(TimelineEntry(at, HEALTH, _health_actor(status), what, status.availability_state, status.summary or "", at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
+        out.append(
+            TimelineEntry(
+                at, HEALTH, _health_actor(status), what, status.availability_state, status.summary or "", at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            )
+        )
     return out
 
 
@@ -498,7 +520,9 @@ def who_stopped(vm: Vm, events: Sequence[ActivityEvent], statuses: Sequence[Heal
         return WhoStopped(PLATFORM, stopped_at, f"the platform at {_hm(stopped_at)} UTC: {annotation(current)} (no user operation in the activity log)")
     if power in ("stopped", "stopping"):
         return WhoStopped(
-            GUEST, stopped_at, f"the guest OS shut itself down{' at ' + _hm(stopped_at) + ' UTC' if stopped_at else ''}: no stop operation was sent to Azure (none in the activity log)"
+            GUEST,
+            stopped_at,
+            f"the guest OS shut itself down{' at ' + _hm(stopped_at) + ' UTC' if stopped_at else ''}: no stop operation was sent to Azure (none in the activity log)",
         )
     return WhoStopped("unknown", stopped_at, "not found: no deallocation in the activity log's 90 days and Resource Health names no platform cause")
 
@@ -568,7 +592,16 @@ async def build_timeline(
     entries = azure + health_entries(statuses) + journal.entries() + console_entries(console)
     window = [e for e in entries if start <= e.time <= until + timedelta(minutes=1)]
     window.sort(key=lambda e: e.time, reverse=True)
-    return Timeline(vm.id, vm.name, start, until, tuple(window), tuple(errors), who_stopped(vm, events, statuses), tuple(sorted(changes, key=lambda c: c.time, reverse=True)))
+    return Timeline(
+        vm.id,
+        vm.name,
+        start,
+        until,
+        tuple(window),
+        tuple(errors),
+        who_stopped(vm, events, statuses),
+        tuple(sorted(changes, key=lambda c: c.time, reverse=True)),
+    )
 
 
 def incident_window(vm: Vm, now: datetime) -> datetime:

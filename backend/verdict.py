@@ -50,66 +50,119 @@ class Kind:
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("platform-incident", "INCIDENT", 0,
-         "Azure reports the VM unavailable or degraded during an active Service Health incident that lists it (or, when the incident lists no resources, covers its region).",
-         "Resource Health (state, reason, ETA), Service Health events (tracking id, status, impact start, latest update), the event's impacted resources",
-         "Wait for Azure's mitigation and follow the incident; no recovery is recommended while Azure is mitigating (redeploy, recreate and rescue plans open with a warning naming the incident)."),
-    Kind("not-booting", "NO BOOT", 1,
-         "Azure runs the VM, but its serial log shows the OS did not boot (emergency mode, fsck, kernel panic, stop code...).",
-         "power state, boot-diagnostics serial log signatures, probe results",
-         "Repair the OS disk from a rescue VM (scenario rescue) with the repair commands the Boot pane shows."),
-    Kind("platform-unhealthy", "UNHEALTHY", 2,
-         "Resource Health says Unavailable or Degraded for a platform reason, and no active incident covers the VM.",
-         "Resource Health (state, reason type, detail, recommended actions), probe results",
-         "Redeploy the VM to a new host (scenario redeploy)."),
-    Kind("blocked-by-nsg", "NSG", 3,
-         "An NSG rule (NIC or subnet) denies the RDP/SSH port from the probing source, and the port does not answer.",
-         "NSG evaluation of NIC and subnet rules in priority order, probe results",
-         "Change the rule that denies the port (scenario fix-nsg: the rule, its priority and NSG are named)."),
-    Kind("guest-firewall", "FIREWALL", 4,
-         "Azure allows the port and the VM agent is Ready (the OS is up), but the port times out: the guest firewall or the service drops it.",
-         "power, Resource Health, NSG evaluation, probe results (timeouts), VM agent",
-         "Open the port in the guest with a run command (scenario run-fix)."),
-    Kind("guest-service-down", "SERVICE", 5,
-         "The guest answers on the port with a reset (nothing listens) or with something that is not RDP/SSH.",
-         "probe results (refused, wrong protocol), NSG evaluation, VM agent",
-         "Reset the RDP/SSH configuration through the VM agent (scenario reset-access), or restart the VM when the agent is not Ready."),
-    Kind("guest-unresponsive", "NO ANSWER", 6,
-         "Azure allows the port but it times out and the VM agent is not Ready: the OS may be hung or still booting.",
-         "probe results (timeouts), VM agent, boot log when read",
-         "Read the boot log (Boot pane); restart the VM (scenario restart)."),
-    Kind("agent-not-ready", "AGENT", 7,
-         "RDP/SSH is not the problem (it answers, or was not checked), but the VM agent is not Ready: extensions, run command and password resets do not work.",
-         "VM agent status from the instance view, probe results",
-         "Sign in over SSH/RDP and restart the agent (waagent / WindowsAzureGuestAgent); from outside, the serial console."),
-    Kind("ip-changed", "NEW IP", 8,
-         "The port answers, but on another address than last time (a dynamic public IP was released): .rdp files, bookmarks and DNS records are stale.",
-         "last-known addresses of the VM, probe results, public IP allocation",
-         "Connect to the new address; make the public IP Static so it keeps it."),
-    Kind("no-public-path", "PRIVATE", 9,
-         "The VM has no public IP and no load-balancer NAT rule to its RDP/SSH port.",
-         "NICs, public IPs, load-balancer NAT rules, the private path (VPN gateway, peering, Bastion)",
-         "Reach it over the VPN or Bastion (probe again with --private from a network that reaches the VNet)."),
-    Kind("maintenance-pending", "MAINT", 10,
-         "Planned maintenance is pending for the VM (it will be rebooted).",
-         "maintenanceRedeployStatus of the instance view (isCustomerInitiatedMaintenanceAllowed, self-service and scheduled windows), Service Health planned maintenance",
-         "Start it yourself while the self-service window is open (scenario perform-maintenance); before the window opens, wait for it."),
-    Kind("starting", "STARTING", 11,
-         "The VM is starting (or another power transition is under way).",
-         "power state",
-         "Wait, then probe again."),
-    Kind("stopped", "STOPPED", 12,
-         "The VM is stopped or deallocated: nothing answers until it runs.",
-         "power state, Resource Health (user-initiated or eviction), public IP allocation, Spot priority",
-         "Start it (scenario start)."),
-    Kind("unknown", "?", 13,
-         "Azure sees no problem, but RDP/SSH has not been checked yet (or could not be probed from here).",
-         "power, Resource Health, VM agent",
-         "Probe it (Connectivity pane, `aztriage probe`)."),
-    Kind("reachable", "OK", 14,
-         "RDP/SSH answers with the right protocol and Azure reports no problem.",
-         "probe results (handshake), Resource Health, VM agent",
-         "Nothing to do."),
+    Kind(
+        "platform-incident",
+        "INCIDENT",
+        0,
+        "Azure reports the VM unavailable or degraded during an active Service Health incident that lists it (or, when the incident lists no resources, covers its region).",
+        "Resource Health (state, reason, ETA), Service Health events (tracking id, status, impact start, latest update), the event's impacted resources",
+        "Wait for Azure's mitigation and follow the incident; no recovery is recommended while Azure is mitigating (redeploy, recreate and rescue plans open with a warning naming the incident).",
+    ),
+    Kind(
+        "not-booting",
+        "NO BOOT",
+        1,
+        "Azure runs the VM, but its serial log shows the OS did not boot (emergency mode, fsck, kernel panic, stop code...).",
+        "power state, boot-diagnostics serial log signatures, probe results",
+        "Repair the OS disk from a rescue VM (scenario rescue) with the repair commands the Boot pane shows.",
+    ),
+    Kind(
+        "platform-unhealthy",
+        "UNHEALTHY",
+        2,
+        "Resource Health says Unavailable or Degraded for a platform reason, and no active incident covers the VM.",
+        "Resource Health (state, reason type, detail, recommended actions), probe results",
+        "Redeploy the VM to a new host (scenario redeploy).",
+    ),
+    Kind(
+        "blocked-by-nsg",
+        "NSG",
+        3,
+        "An NSG rule (NIC or subnet) denies the RDP/SSH port from the probing source, and the port does not answer.",
+        "NSG evaluation of NIC and subnet rules in priority order, probe results",
+        "Change the rule that denies the port (scenario fix-nsg: the rule, its priority and NSG are named).",
+    ),
+    Kind(
+        "guest-firewall",
+        "FIREWALL",
+        4,
+        "Azure allows the port and the VM agent is Ready (the OS is up), but the port times out: the guest firewall or the service drops it.",
+        "power, Resource Health, NSG evaluation, probe results (timeouts), VM agent",
+        "Open the port in the guest with a run command (scenario run-fix).",
+    ),
+    Kind(
+        "guest-service-down",
+        "SERVICE",
+        5,
+        "The guest answers on the port with a reset (nothing listens) or with something that is not RDP/SSH.",
+        "probe results (refused, wrong protocol), NSG evaluation, VM agent",
+        "Reset the RDP/SSH configuration through the VM agent (scenario reset-access), or restart the VM when the agent is not Ready.",
+    ),
+    Kind(
+        "guest-unresponsive",
+        "NO ANSWER",
+        6,
+        "Azure allows the port but it times out and the VM agent is not Ready: the OS may be hung or still booting.",
+        "probe results (timeouts), VM agent, boot log when read",
+        "Read the boot log (Boot pane); restart the VM (scenario restart).",
+    ),
+    Kind(
+        "agent-not-ready",
+        "AGENT",
+        7,
+        "RDP/SSH is not the problem (it answers, or was not checked), but the VM agent is not Ready: extensions, run command and password resets do not work.",
+        "VM agent status from the instance view, probe results",
+        "Sign in over SSH/RDP and restart the agent (waagent / WindowsAzureGuestAgent); from outside, the serial console.",
+    ),
+    Kind(
+        "ip-changed",
+        "NEW IP",
+        8,
+        "The port answers, but on another address than last time (a dynamic public IP was released): .rdp files, bookmarks and DNS records are stale.",
+        "last-known addresses of the VM, probe results, public IP allocation",
+        "Connect to the new address; make the public IP Static so it keeps it.",
+    ),
+    Kind(
+        "no-public-path",
+        "PRIVATE",
+        9,
+        "The VM has no public IP and no load-balancer NAT rule to its RDP/SSH port.",
+        "NICs, public IPs, load-balancer NAT rules, the private path (VPN gateway, peering, Bastion)",
+        "Reach it over the VPN or Bastion (probe again with --private from a network that reaches the VNet).",
+    ),
+    Kind(
+        "maintenance-pending",
+        "MAINT",
+        10,
+        "Planned maintenance is pending for the VM (it will be rebooted).",
+        "maintenanceRedeployStatus of the instance view (isCustomerInitiatedMaintenanceAllowed, self-service and scheduled windows), Service Health planned maintenance",
+        "Start it yourself while the self-service window is open (scenario perform-maintenance); before the window opens, wait for it.",
+    ),
+    Kind("starting", "STARTING", 11, "The VM is starting (or another power transition is under way).", "power state", "Wait, then probe again."),
+    Kind(
+        "stopped",
+        "STOPPED",
+        12,
+        "The VM is stopped or deallocated: nothing answers until it runs.",
+        "power state, Resource Health (user-initiated or eviction), public IP allocation, Spot priority",
+        "Start it (scenario start).",
+    ),
+    Kind(
+        "unknown",
+        "?",
+        13,
+        "Azure sees no problem, but RDP/SSH has not been checked yet (or could not be probed from here).",
+        "power, Resource Health, VM agent",
+        "Probe it (Connectivity pane, `aztriage probe`).",
+    ),
+    Kind(
+        "reachable",
+        "OK",
+        14,
+        "RDP/SSH answers with the right protocol and Azure reports no problem.",
+        "probe results (handshake), Resource Health, VM agent",
+        "Nothing to do.",
+    ),
 )
 BY_ID: dict[str, Kind] = {k.id: k for k in KINDS}
 VERDICT_IDS: tuple[str, ...] = tuple(k.id for k in KINDS)
@@ -360,7 +413,10 @@ def maintenance_window(vm: Vm, now: datetime) -> tuple[bool, str]:
     if start and now < start:
         return False, f"the self-service window opens at {_when(start)} (in {_span(start - now)}) and closes at {_when(end)}"
     if end and now > end:
-        return False, f"the self-service window closed at {_when(end)}; Azure does it in its window {_when(m.maintenance_window_start)} to {_when(m.maintenance_window_end)}"
+        return (
+            False,
+            f"the self-service window closed at {_when(end)}; Azure does it in its window {_when(m.maintenance_window_start)} to {_when(m.maintenance_window_end)}",
+        )
     if not m.self_service_allowed:
         return False, "Azure does not allow starting it now (isCustomerInitiatedMaintenanceAllowed is false)"
     return True, f"the self-service window is open until {_when(end)}" if end else "the self-service window is open"
@@ -429,8 +485,16 @@ def decide(
     healed = healed_at(vm, now)
     agent = (evidence.agent_status if evidence else None) or (vm.agent_status if vm.instance_view_read or vm.agent_status not in ("Unknown", "") else None)
 
-    def make(verdict_id: str, summary: str, lines: Iterable[str], *, scenario: str | None = "default", next_step: str | None = None,
-             since: datetime | None = None, incident: Incident | None = None) -> Verdict:
+    def make(
+        verdict_id: str,
+        summary: str,
+        lines: Iterable[str],
+        *,
+        scenario: str | None = "default",
+        next_step: str | None = None,
+        since: datetime | None = None,
+        incident: Incident | None = None,
+    ) -> Verdict:
         kind = BY_ID[verdict_id]
         chosen = SCENARIO[verdict_id] if scenario == "default" else scenario
         step = next_step or kind.next_step
@@ -441,8 +505,19 @@ def decide(
         if what_changed is not None:
             out.append(change_line(what_changed, now))
         return Verdict(
-            vm.id, vm.name, verdict_id, summary, tuple(dict.fromkeys(out)), chosen, step, since, incident, healed,
-            diagnosis.connect if diagnosis else (), diagnosis is not None, what_changed,
+            vm.id,
+            vm.name,
+            verdict_id,
+            summary,
+            tuple(dict.fromkeys(out)),
+            chosen,
+            step,
+            since,
+            incident,
+            healed,
+            diagnosis.connect if diagnosis else (),
+            diagnosis is not None,
+            what_changed,
         )
 
     health_lines = D.health_lines(vm)
@@ -451,19 +526,26 @@ def decide(
     # 1. Not running: nothing else matters until it runs.
     power = vm.power_state
     if power == "starting":
-        return make("starting", "starting: probe again when it reports running", [f"power state: {power}"] + health_lines, since=health.since if health else None)
+        return make(
+            "starting", "starting: probe again when it reports running", [f"power state: {power}"] + health_lines, since=health.since if health else None
+        )
     if power in D.NOT_RUNNING_STATES:
         lines = [f"power state: {power}"] + health_lines
-        if power in ("deallocated", "deallocating") and any((p.allocation or "").lower() == "dynamic" or (p.sku or "").lower() == "basic" for n in vm.nics for p in n.public_ips):
+        if power in ("deallocated", "deallocating") and any(
+            (p.allocation or "").lower() == "dynamic" or (p.sku or "").lower() == "basic" for n in vm.nics for p in n.public_ips
+        ):
             lines.append("its dynamic public IP is released while deallocated: it gets a new address when started")
         if (vm.priority or "").lower() == "spot":
             lines.append("a Spot VM: Azure can evict it again when it needs the capacity")
         what = "stopped (still billed: not deallocated)" if power == "stopped" else power
-        return make("stopped", f"VM {what}", lines, scenario=None if power in ("stopping", "deallocating") else "start",
-                    since=health.since if health else None)
+        return make("stopped", f"VM {what}", lines, scenario=None if power in ("stopping", "deallocating") else "start", since=health.since if health else None)
     if power not in ("running",):
-        return make("unknown", f"power state {power}: Azure does not say whether the VM runs", [f"power state: {power}"] + health_lines,
-                    next_step="Read the VM again (r); if it stays unknown, check the Activity Log.")
+        return make(
+            "unknown",
+            f"power state {power}: Azure does not say whether the VM runs",
+            [f"power state: {power}"] + health_lines,
+            next_step="Read the VM again (r); if it stays unknown, check the Activity Log.",
+        )
 
     # 2. Azure says the platform is the problem: first, is Azure already mitigating an incident?
     if platform_unhealthy(vm):
@@ -475,13 +557,22 @@ def decide(
             lines += health_lines
             if diagnosis is not None and diagnosis.verdict == D.REACHABLE:
                 lines.append(diagnosis.summary)
-            return make("platform-incident", f"platform incident {incident.tracking_id}: Resource Health {vm.availability_state} while Azure mitigates ({incident.status})",
-                        lines, since=incident.impact_start or (health.since if health else None), incident=incident,
-                        next_step=f"Wait for Azure's mitigation of {incident.tracking_id}" + (f" (ETA {_when(incident.eta)})" if incident.eta else "") + " and follow its updates; no recovery is recommended while Azure is mitigating.")
+            return make(
+                "platform-incident",
+                f"platform incident {incident.tracking_id}: Resource Health {vm.availability_state} while Azure mitigates ({incident.status})",
+                lines,
+                since=incident.impact_start or (health.since if health else None),
+                incident=incident,
+                next_step=f"Wait for Azure's mitigation of {incident.tracking_id}"
+                + (f" (ETA {_when(incident.eta)})" if incident.eta else "")
+                + " and follow its updates; no recovery is recommended while Azure is mitigating.",
+            )
         lines = health_lines + region_events
         if diagnosis is not None:
             lines += list(diagnosis.evidence)
-        summary = f"platform unhealthy: Resource Health says {vm.availability_state}" + (f" ({health.summary or health.title})" if health and (health.summary or health.title) else "")
+        summary = f"platform unhealthy: Resource Health says {vm.availability_state}" + (
+            f" ({health.summary or health.title})" if health and (health.summary or health.title) else ""
+        )
         return make("platform-unhealthy", summary, lines, since=health.since if health else None)
 
     # 3. What the probe of RDP/SSH found (backend.diagnose owns the port-level reasoning).
@@ -496,8 +587,12 @@ def decide(
         lines += [f"repair on the rescue VM: {c}" for c in boot.repair]
         return make("not-booting", f"the OS did not boot: {boot.problem.split(':', 1)[0]}", lines, since=checked_at)
     if agent and agent != "Ready":
-        return make("agent-not-ready", f"VM agent {agent}; RDP/SSH not checked yet", [f"VM agent: {agent} (extensions, run command and VMAccess will not work)"] + health_lines,
-                    next_step="Probe RDP/SSH (Connectivity); if it answers, sign in and restart the agent, else use the serial console.")
+        return make(
+            "agent-not-ready",
+            f"VM agent {agent}; RDP/SSH not checked yet",
+            [f"VM agent: {agent} (extensions, run command and VMAccess will not work)"] + health_lines,
+            next_step="Probe RDP/SSH (Connectivity); if it answers, sign in and restart the agent, else use the serial console.",
+        )
     if vm.maintenance.pending:
         return _maintenance(vm, now, make, health_lines)
     if diagnosis is not None and diagnosis.cause == "unprobed":
@@ -515,28 +610,54 @@ def _maintenance(vm: Vm, now: datetime, make: Any, lines: list[str], prefix: lis
     if m.last_result and m.last_result != "None":
         out.append(f"last maintenance operation: {m.last_result}" + (f" ({m.last_message})" if m.last_message else ""))
     if open_now:
-        return make("maintenance-pending", f"planned maintenance pending; {when}", out + lines, scenario="perform-maintenance",
-                    next_step="Start it at a time that suits you while the window is open (scenario perform-maintenance).", since=_utc(m.window_start))
-    return make("maintenance-pending", f"planned maintenance pending; {when}", out + lines, scenario=None,
-                next_step=f"Nothing to do yet: {when}.", since=_utc(m.window_start))
+        return make(
+            "maintenance-pending",
+            f"planned maintenance pending; {when}",
+            out + lines,
+            scenario="perform-maintenance",
+            next_step="Start it at a time that suits you while the window is open (scenario perform-maintenance).",
+            since=_utc(m.window_start),
+        )
+    return make(
+        "maintenance-pending",
+        f"planned maintenance pending; {when}",
+        out + lines,
+        scenario=None,
+        next_step=f"Nothing to do yet: {when}.",
+        since=_utc(m.window_start),
+    )
 
 
 def _from_diagnosis(vm: Vm, d: D.Diagnosis, agent: str | None, now: datetime, make: Any, checked_at: datetime | None, boot: Any) -> Verdict | None:
     lines = [line for line in d.evidence if not line.startswith("recommended: ")]
     cause = d.cause
     if d.verdict == D.BLOCKED_BY_NSG:
-        return make("blocked-by-nsg", d.summary, lines, since=checked_at, next_step=f"Change the rule: {d.summary.removeprefix('blocked by ')} (scenario fix-nsg).")
+        return make(
+            "blocked-by-nsg", d.summary, lines, since=checked_at, next_step=f"Change the rule: {d.summary.removeprefix('blocked by ')} (scenario fix-nsg)."
+        )
     if d.verdict == D.NO_PUBLIC_PATH:
         down = [line for line in lines if line.endswith((" is NotConnected", " is Connecting", " is Unknown"))]
         if d.recommended_scenario == "reset-vpn":
             what = down[0] if down else "a VPN connection that serves its network is not Connected"
-            return make("no-public-path", d.summary, lines, scenario="reset-vpn", since=checked_at,
-                        next_step=f"Reset the VPN connection ({what}; scenario reset-vpn), then reach it over the VPN or Bastion.")
+            return make(
+                "no-public-path",
+                d.summary,
+                lines,
+                scenario="reset-vpn",
+                since=checked_at,
+                next_step=f"Reset the VPN connection ({what}; scenario reset-vpn), then reach it over the VPN or Bastion.",
+            )
         return make("no-public-path", d.summary, lines, since=checked_at)
     if d.verdict == D.IP_CHANGED:
         if d.recommended_scenario == "upgrade-public-ip":
-            return make("ip-changed", d.summary, lines, scenario="upgrade-public-ip", since=checked_at,
-                        next_step="Connect to the new address; make the public IP Static (and Standard) so it keeps it (scenario upgrade-public-ip).")
+            return make(
+                "ip-changed",
+                d.summary,
+                lines,
+                scenario="upgrade-public-ip",
+                since=checked_at,
+                next_step="Connect to the new address; make the public IP Static (and Standard) so it keeps it (scenario upgrade-public-ip).",
+            )
         return make("ip-changed", d.summary, lines, since=checked_at)
     if d.verdict == D.GUEST_NOT_ANSWERING:
         if cause == "boot" or (boot is not None and getattr(boot, "problem", None)):
@@ -549,7 +670,12 @@ def _from_diagnosis(vm: Vm, d: D.Diagnosis, agent: str | None, now: datetime, ma
         if cause in ("refused", "wrong-protocol"):
             return make("guest-service-down", d.summary, lines, scenario=d.recommended_scenario, since=checked_at)
         if cause == "firewall":
-            return make("guest-firewall", d.summary.replace("guest not answering though Azure allows it", "guest firewall or service drops the port"), lines, since=checked_at)
+            return make(
+                "guest-firewall",
+                d.summary.replace("guest not answering though Azure allows it", "guest firewall or service drops the port"),
+                lines,
+                since=checked_at,
+            )
         if cause == "hung":
             return make("guest-unresponsive", d.summary, lines, since=checked_at)
         return None  # unprobed: Azure's view decides
@@ -559,9 +685,13 @@ def _from_diagnosis(vm: Vm, d: D.Diagnosis, agent: str | None, now: datetime, ma
             proto = "SSH" if d.port == 22 else "RDP" if d.port == 3389 else f"port {d.port}"
             how = "sudo systemctl restart walinuxagent (waagent)" if vm.os_type.lower() != "windows" else "Restart-Service WindowsAzureGuestAgent"
             connect = f" ({d.connect[0]})" if d.connect else ""
-            return make("agent-not-ready", f"VM agent {agent} while {proto} answers",
-                        [f"VM agent: {agent}: extensions, run command and VMAccess will not work until it is Ready", port_line] + lines,
-                        next_step=f"Sign in over {proto}{connect} and restart the agent: {how}; check that it reaches the WireServer (168.63.129.16).", since=checked_at)
+            return make(
+                "agent-not-ready",
+                f"VM agent {agent} while {proto} answers",
+                [f"VM agent: {agent}: extensions, run command and VMAccess will not work until it is Ready", port_line] + lines,
+                next_step=f"Sign in over {proto}{connect} and restart the agent: {how}; check that it reaches the WireServer (168.63.129.16).",
+                since=checked_at,
+            )
         if vm.maintenance.pending:
             return _maintenance(vm, now, make, lines, [port_line])
         return make("reachable", d.summary, lines, since=checked_at)

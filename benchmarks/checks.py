@@ -61,7 +61,9 @@ def main() -> int:
         result.summary()
         times.append(time.perf_counter() - started)
         findings = len(result.findings)
-    print(f"checklist over {len(inv.vms)} VMs in {len(inv.subscriptions)} subscriptions: {findings} findings, in process median {statistics.median(times):.3f} s (runs: {', '.join(f'{t:.3f}' for t in times)})")
+    print(
+        f"checklist over {len(inv.vms)} VMs in {len(inv.subscriptions)} subscriptions: {findings} findings, in process median {statistics.median(times):.3f} s (runs: {', '.join(f'{t:.3f}' for t in times)})"
+    )
     if not args.no_whole_process:
         whole_process(args)
     return 0
@@ -78,7 +80,20 @@ def whole_process(args: argparse.Namespace) -> None:
     with emulator_process("--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms)) as info:
         for _ in range(args.runs):
             with tempfile.TemporaryFile() as out:
-                cmd = [sys.executable, "-m", "tui.cli", "check", "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none", "--format", "json"]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "tui.cli",
+                    "check",
+                    "--arm-endpoint",
+                    info["endpoint"],
+                    "--ca-file",
+                    info["ca_file"],
+                    "--auth",
+                    "none",
+                    "--format",
+                    "json",
+                ]
                 runs.append(timed_process(cmd, stdout=out, env={**os.environ, "XDG_STATE_HOME": tempfile.gettempdir() + "/aztriage-bench/state"}))
     wall = [r["wall_s"] for r in runs]
     print(

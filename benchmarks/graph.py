@@ -56,18 +56,28 @@ def a_vm(info: dict) -> tuple[str, str]:
     """The name and public IP of the last VM by id that has one (ARG queries outside any
     measured run; the first one also has the emulator build its rows)."""
     vm = _graph(info, "resources | where type =~ 'microsoft.compute/virtualmachines' | project id, name | order by id desc | take 1")[0]
-    nics = _graph(info, "resources | where type =~ 'microsoft.network/networkinterfaces' | mv-expand ipconfig = properties.ipConfigurations"
-                  " | where isnotempty(tostring(ipconfig.properties.publicIPAddress.id))"
-                  " | project id, pip = tolower(tostring(ipconfig.properties.publicIPAddress.id)) | order by id desc | take 1")
-    address = _graph(info, f"resources | where type =~ 'microsoft.network/publicipaddresses' | where tolower(id) == '{nics[0]['pip']}' | project id, ip = tostring(properties.ipAddress)")
+    nics = _graph(
+        info,
+        "resources | where type =~ 'microsoft.network/networkinterfaces' | mv-expand ipconfig = properties.ipConfigurations"
+        " | where isnotempty(tostring(ipconfig.properties.publicIPAddress.id))"
+        " | project id, pip = tolower(tostring(ipconfig.properties.publicIPAddress.id)) | order by id desc | take 1",
+    )
+    address = _graph(
+        info,
+        f"resources | where type =~ 'microsoft.network/publicipaddresses' | where tolower(id) == '{nics[0]['pip']}' | project id, ip = tostring(properties.ipAddress)",
+    )
     return vm["name"], address[0]["ip"]
 
 
 def _graph(info: dict, query: str) -> list[dict]:
     ctx = ssl.create_default_context(cafile=info["ca_file"])
     body = json.dumps({"query": query}).encode()
-    req = urllib.request.Request(info["endpoint"] + "/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01", data=body, method="POST",
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer benchmark"})
+    req = urllib.request.Request(
+        info["endpoint"] + "/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer benchmark"},
+    )
     with urllib.request.urlopen(req, context=ctx, timeout=600) as resp:
         return json.loads(resp.read())["data"]
 
@@ -101,7 +111,16 @@ def main() -> None:
     args = ap.parse_args()
     load = os.getloadavg()[0]
     results: dict[str, list[dict]] = {}
-    serve = ["--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms), "--graph-quota", args.graph_quota]
+    serve = [
+        "--estate",
+        f"scale:{args.vms}",
+        "--subscriptions",
+        str(args.subscriptions),
+        "--latency-ms",
+        str(args.latency_ms),
+        "--graph-quota",
+        args.graph_quota,
+    ]
     triage: dict[str, list[dict]] = {}
     window_s = float(args.graph_quota.split("/")[1])
     with emulator_process(*serve) as info:
@@ -112,8 +131,11 @@ def main() -> None:
                 timed_triage(info, command, window_s)  # the emulator builds what these queries read, once
                 triage[label] = [timed_triage(info, command, window_s) for _ in range(args.triage_runs)]
                 for r in triage[label]:
-                    print(f"  {label} run: whole process {r['wall_s']:.2f} s, CPU {r['cpu_s']:.2f} s (the emulator's {r['emulator_cpu_s']:.2f} s), "
-                          f"{r['queries']} ARG queries ({r['throttled']} throttled)", flush=True)
+                    print(
+                        f"  {label} run: whole process {r['wall_s']:.2f} s, CPU {r['cpu_s']:.2f} s (the emulator's {r['emulator_cpu_s']:.2f} s), "
+                        f"{r['queries']} ARG queries ({r['throttled']} throttled)",
+                        flush=True,
+                    )
         for engine in [e for e in args.engines.split(",") if e]:
             results[engine] = []
             for _ in range(args.runs):
@@ -125,16 +147,22 @@ def main() -> None:
                     f"{r['vms']} VMs, {r['errors']} errors, {r['warnings']} warnings",
                     flush=True,
                 )
-    print(f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request, ARG quota {args.graph_quota}; "
-          f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+    print(
+        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request, ARG quota {args.graph_quota}; "
+        f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
+    )
     print(f"  {'engine':<8} {'whole process':>13} {'in-process':>11} {'CPU':>8} {'requests':>9} {'ARG 429s':>9} {'peak RSS':>9}")
     for engine, runs in results.items():
         m = {k: median([r[k] for r in runs]) for k in ("whole_process_s", "in_process_s", "cpu_s", "requests", "throttled", "peak_rss_mb")}
-        print(f"  {engine:<8} {m['whole_process_s']:>11.1f} s {m['in_process_s']:>9.1f} s {m['cpu_s']:>6.1f} s {m['requests']:>9.0f} {m['throttled']:>9.0f} {m['peak_rss_mb']:>6.0f} MB   ({len(runs)} runs)")
+        print(
+            f"  {engine:<8} {m['whole_process_s']:>11.1f} s {m['in_process_s']:>9.1f} s {m['cpu_s']:>6.1f} s {m['requests']:>9.0f} {m['throttled']:>9.0f} {m['peak_rss_mb']:>6.0f} MB   ({len(runs)} runs)"
+        )
     for name, runs in triage.items():
-        print(f"  aztriage {name}: whole process {median([r['wall_s'] for r in runs]):.2f} s, CPU {median([r['cpu_s'] for r in runs]):.2f} s "
-              f"(the emulator's {median([r['emulator_cpu_s'] for r in runs]):.2f} s), "
-              f"{median([r['queries'] for r in runs]):.0f} ARG queries, {median([r['throttled'] for r in runs]):.0f} throttled (medians of {len(runs)})")
+        print(
+            f"  aztriage {name}: whole process {median([r['wall_s'] for r in runs]):.2f} s, CPU {median([r['cpu_s'] for r in runs]):.2f} s "
+            f"(the emulator's {median([r['emulator_cpu_s'] for r in runs]):.2f} s), "
+            f"{median([r['queries'] for r in runs]):.0f} ARG queries, {median([r['throttled'] for r in runs]):.0f} throttled (medians of {len(runs)})"
+        )
     if args.json:
         print(json.dumps({"inventory": results, "triage": triage}))
 

@@ -88,7 +88,21 @@ def per_vm_child(endpoint: str, ca_file: str) -> None:
 def run_aztriage(info: dict, *options: str) -> dict:
     """One `aztriage inventory --format json` (with ``options``) against the emulator."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [sys.executable, "-m", "tui.cli", "inventory", "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none", "--format", "json", *options]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "inventory",
+            "--arm-endpoint",
+            info["endpoint"],
+            "--ca-file",
+            info["ca_file"],
+            "--auth",
+            "none",
+            "--format",
+            "json",
+            *options,
+        ]
         with open(out.name, "wb") as fh:
             proc = timed_process(cmd, stdout=fh)
         doc = json.loads(Path(out.name).read_bytes())
@@ -138,25 +152,37 @@ def main() -> None:
         for _ in range(args.runs):
             ours.append(run_aztriage(info))
             r = ours[-1]
-            print(f"  aztriage run: whole process {r['whole_process_s']:.2f} s, in-process {r['in_process_s']:.2f} s, CPU {r['cpu_s']:.2f} s, {r['requests']} requests", flush=True)
+            print(
+                f"  aztriage run: whole process {r['whole_process_s']:.2f} s, in-process {r['in_process_s']:.2f} s, CPU {r['cpu_s']:.2f} s, {r['requests']} requests",
+                flush=True,
+            )
         peer = []
         for _ in range(args.per_vm_runs):
             peer.append(run_per_vm(info))
             r = peer[-1]
-            print(f"  per-VM run:   whole process {r['whole_process_s']:.2f} s, in-process {r['in_process_s']:.2f} s, CPU {r['cpu_s']:.2f} s, {r['requests']} requests", flush=True)
+            print(
+                f"  per-VM run:   whole process {r['whole_process_s']:.2f} s, in-process {r['in_process_s']:.2f} s, CPU {r['cpu_s']:.2f} s, {r['requests']} requests",
+                flush=True,
+            )
     a = summary(ours)
-    print(f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+    print(
+        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
+    )
     print(f"  {'':<44} {'whole process':>13} {'in-process':>11} {'CPU':>8} {'requests':>9} {'peak RSS':>9}")
     rows = [("aztriage inventory --format json (defaults)", a)]
     if peer:
         rows.append(("per-VM gets (az vm list -d style)", summary(peer)))
     for name, s in rows:
-        print(f"  {name:<44} {s['whole_process_s']:>11.2f} s {s['in_process_s']:>9.2f} s {s['cpu_s']:>6.2f} s {s['requests']:>9.0f} {s['peak_rss_mb']:>6.0f} MB   ({s['runs']} runs, {s['vms']} VMs)")
+        print(
+            f"  {name:<44} {s['whole_process_s']:>11.2f} s {s['in_process_s']:>9.2f} s {s['cpu_s']:>6.2f} s {s['requests']:>9.0f} {s['peak_rss_mb']:>6.0f} MB   ({s['runs']} runs, {s['vms']} VMs)"
+        )
     views = median([r["views_read"] for r in ours])
     print(f"  aztriage: {(a['requests'] - 1 - views) / args.subscriptions:.1f} requests per subscription plus {views:.0f} instance views (cap 500)")
     if peer:
         p = rows[1][1]
-        print(f"  per-VM is {p['whole_process_s'] / a['whole_process_s']:.1f}x slower whole-process, {p['in_process_s'] / a['in_process_s']:.1f}x in-process (target >= 20x)")
+        print(
+            f"  per-VM is {p['whole_process_s'] / a['whole_process_s']:.1f}x slower whole-process, {p['in_process_s'] / a['in_process_s']:.1f}x in-process (target >= 20x)"
+        )
     if args.json:
         print(json.dumps({"aztriage": a, "per_vm": rows[1][1] if peer else None, "runs": {"aztriage": ours, "per_vm": peer}}))
 

@@ -55,7 +55,9 @@ class PtyConsole:
         env.setdefault("XDG_STATE_HOME", "/tmp/aztriage-bench/state")
         self.master = master
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "tui.cli", *args], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", *args], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
         os.close(slave)
 
     def wait_for(self, marker: bytes, timeout: float = 60.0) -> float | None:
@@ -184,10 +186,14 @@ def main() -> int:
             keys += seconds
             rss.append(peak)
             print(f"  run: filter keystrokes {', '.join(f'{k * 1000:.0f}' for k in seconds)} ms; peak RSS {peak:.0f} MB", flush=True)
-    print(f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+    print(
+        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
+    )
     print(f"  launch to a table of every VM (whole process)  {median(runs):.2f} s median ({min(runs):.2f}-{max(runs):.2f}, {len(runs)} runs)   target <= 2.0 s")
     print(f"  CPU the console had used by then                {median(cpu):.2f} s median ({min(cpu):.2f}-{max(cpu):.2f})")
-    print(f"  filter keystroke to the bytes that show it      {median(keys) * 1000:.0f} ms median ({min(keys) * 1000:.0f}-{max(keys) * 1000:.0f}, {len(keys)} keys)   target <= 50 ms")
+    print(
+        f"  filter keystroke to the bytes that show it      {median(keys) * 1000:.0f} ms median ({min(keys) * 1000:.0f}-{max(keys) * 1000:.0f}, {len(keys)} keys)   target <= 50 ms"
+    )
     print(f"  peak RSS of the console, {args.settle:g} s after the table  {median(rss):.0f} MB median ({min(rss):.0f}-{max(rss):.0f})")
     return 0
 

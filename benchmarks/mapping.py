@@ -94,8 +94,20 @@ def whole_process(vms: int, subscriptions: int, runs: int) -> None:
 
     with emulator_process("--estate", f"scale:{vms}", "--subscriptions", str(subscriptions)) as info:
         cmd = [
-            sys.executable, "-m", "tui.cli", "inventory", "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"],
-            "--auth", "none", "--instance-views", "0", "--format", "json",
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "inventory",
+            "--arm-endpoint",
+            info["endpoint"],
+            "--ca-file",
+            info["ca_file"],
+            "--auth",
+            "none",
+            "--instance-views",
+            "0",
+            "--format",
+            "json",
         ]
         figures = [timed_process(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(runs)]
     print(

@@ -75,8 +75,12 @@ def main() -> int:
             peaks.append(peak)
             steps = ", ".join(f"{k.decode()}: {mb:.0f}" for k, mb in zip((*PANE_KEYS, b"1"), panes))
             print(f"  run: after each pane (MB) {steps}; {args.settle:g} s later {now:.0f} MB, peak {peak:.0f} MB", flush=True)
-    print(f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
-    print(f"  the console with every pane opened (whole process, VmRSS)  {median(held):.0f} MB median ({min(held):.0f}-{max(held):.0f}, {len(held)} runs)   target <= 400 MB")
+    print(
+        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    )
+    print(
+        f"  the console with every pane opened (whole process, VmRSS)  {median(held):.0f} MB median ({min(held):.0f}-{max(held):.0f}, {len(held)} runs)   target <= 400 MB"
+    )
     print(f"  its peak (VmHWM)                                           {median(peaks):.0f} MB median ({min(peaks):.0f}-{max(peaks):.0f})")
     return 0
 

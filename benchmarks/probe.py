@@ -143,7 +143,9 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     helper = subprocess.Popen(
         [sys.executable, __file__, "--serve", "--endpoints", str(args.endpoints), "--open-ratio", str(args.open_ratio), "--silent", str(args.silent)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = helper.stdout.readline()
@@ -158,8 +160,12 @@ def main() -> None:
             walls.append(wall)
         expected_open = len(opened)
         print(f"mixed: {args.endpoints} endpoints ({expected_open} open, {args.endpoints - expected_open} refused), concurrency {args.concurrency}")
-        print(f"  aztriage probe engine   median {median(walls):.3f} s  ({args.endpoints / median(walls):,.0f} probes/s)  runs: {', '.join(f'{w:.3f}' for w in walls)}")
-        print(f"  classified: {counts.get(OPEN, 0)} open, {counts.get(REFUSED, 0)} refused, {sum(v for k, v in counts.items() if k not in (OPEN, REFUSED))} other")
+        print(
+            f"  aztriage probe engine   median {median(walls):.3f} s  ({args.endpoints / median(walls):,.0f} probes/s)  runs: {', '.join(f'{w:.3f}' for w in walls)}"
+        )
+        print(
+            f"  classified: {counts.get(OPEN, 0)} open, {counts.get(REFUSED, 0)} refused, {sum(v for k, v in counts.items() if k not in (OPEN, REFUSED))} other"
+        )
         if counts.get(OPEN, 0) != expected_open or counts.get(REFUSED, 0) != args.endpoints - expected_open:
             print("  WARNING: the classification does not match the listeners")
         plain = [asyncio.run(run_plain_asyncio(every, 1.0, args.concurrency)) for _ in range(args.runs)]
@@ -178,7 +184,9 @@ def main() -> None:
                 wall, scounts = asyncio.run(run_engine([ProbeTarget(a, p) for a, p in silent], args.timeout, args.silent_concurrency))
                 swalls.append(wall)
             print(f"silent: {len(silent)} endpoints, concurrency {args.silent_concurrency}, timeout {args.timeout} s")
-            print(f"  aztriage probe engine   median {median(swalls):.3f} s  (expected ceil(N/concurrency) x timeout = {expected:.3f} s)  {scounts.get(TIMEOUT, 0)} timeouts")
+            print(
+                f"  aztriage probe engine   median {median(swalls):.3f} s  (expected ceil(N/concurrency) x timeout = {expected:.3f} s)  {scounts.get(TIMEOUT, 0)} timeouts"
+            )
     finally:
         helper.stdin.close()
         helper.wait(timeout=30)
@@ -190,8 +198,23 @@ def whole_process(vms: int, runs: int) -> None:
     """`aztriage probe` from exec to exit against an emulator in a process of its own."""
     with emulator_process("--estate", f"scale:{vms}", "--subscriptions", "2", "--latency-ms", "30") as info:
         cmd = [
-            sys.executable, "-m", "tui.cli", "probe", "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none",
-            "--all", "--format", "json", "--attempts", "1", "--timeout", "1",
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "probe",
+            "--arm-endpoint",
+            info["endpoint"],
+            "--ca-file",
+            info["ca_file"],
+            "--auth",
+            "none",
+            "--all",
+            "--format",
+            "json",
+            "--attempts",
+            "1",
+            "--timeout",
+            "1",
         ]
         figures, probes, elapsed = [], 0, 0.0
         for _ in range(runs):

@@ -280,10 +280,14 @@ def main() -> None:
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             whole.append(time.perf_counter() - t0)
             whole_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    print(f"whole process (start, imports, read, analyze): median {statistics.median(whole):.2f} s wall (runs {min(whole):.2f}-{max(whole):.2f} s), {statistics.median(whole_cpu):.2f} s CPU")
+    print(
+        f"whole process (start, imports, read, analyze): median {statistics.median(whole):.2f} s wall (runs {min(whole):.2f}-{max(whole):.2f} s), {statistics.median(whole_cpu):.2f} s CPU"
+    )
     measure_view(log, args.runs)
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall time is only meaningful on an idle machine)")
-    print(f"target <= 2 s: {'met' if statistics.median(whole) <= 2.0 else 'NOT met'} on wall time; {'met' if statistics.median(whole_cpu) <= 2.0 else 'NOT met'} on CPU time")
+    print(
+        f"target <= 2 s: {'met' if statistics.median(whole) <= 2.0 else 'NOT met'} on wall time; {'met' if statistics.median(whole_cpu) <= 2.0 else 'NOT met'} on CPU time"
+    )
 
 
 if __name__ == "__main__":

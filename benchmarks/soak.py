@@ -266,9 +266,13 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     s, e, lag = result["start"], result["end"], result["loop_lag_ms"]
-    print(f"estate {args.estate}: {result['vms']} VMs, refresh every {args.interval:g} s, soak {args.seconds:g} s, {result['refreshes']} refreshes (first load {result['first_load_s']} s)")
+    print(
+        f"estate {args.estate}: {result['vms']} VMs, refresh every {args.interval:g} s, soak {args.seconds:g} s, {result['refreshes']} refreshes (first load {result['first_load_s']} s)"
+    )
     print(f"panes opened    {', '.join(result['panes_opened'])}; shown during the soak: {result['pane_shown']}")
-    print(f"RSS             start {s['rss_mb']} MB  end {e['rss_mb']} MB  ({result['rss_growth_pct']:+} %); after the first load {result['first_load_rss_mb']} MB, peak {result['peak_rss_mb']} MB")
+    print(
+        f"RSS             start {s['rss_mb']} MB  end {e['rss_mb']} MB  ({result['rss_growth_pct']:+} %); after the first load {result['first_load_rss_mb']} MB, peak {result['peak_rss_mb']} MB"
+    )
     print(f"asyncio tasks   start {s['asyncio_tasks']}  end {e['asyncio_tasks']}")
     print(f"workers         start {s['workers_total']} ({s['workers_running']} running)  end {e['workers_total']} ({e['workers_running']} running)")
     print(f"loop lag        p50 {lag['p50']} ms  p95 {lag['p95']} ms  p99 {lag['p99']} ms  max {lag['max']} ms  ({lag['samples']} ticks)")
@@ -278,7 +282,9 @@ def main() -> int:
         f"gc              {e['gc_frozen_objects']} objects frozen, {e['gc_tracked_objects']} not; {e['paced_full_collections']} paced full collections in the soak"
         + (f"; one at the end took {paced['ms']} ms ({paced['cpu_ms']} ms CPU)" if paced else "")
     )
-    print(f"console CPU     {e['cpu_s'] - s['cpu_s']:.1f} s in {args.seconds:g} s; machine load average {s['load_avg_1m']} at the start, {e['load_avg_1m']} at the end ({os.cpu_count()} CPUs)")
+    print(
+        f"console CPU     {e['cpu_s'] - s['cpu_s']:.1f} s in {args.seconds:g} s; machine load average {s['load_avg_1m']} at the start, {e['load_avg_1m']} at the end ({os.cpu_count()} CPUs)"
+    )
     if result["trace"]:
         from benchmarks._stalltrace import print_report
 

@@ -51,8 +51,15 @@ def one_run(info: dict, vms: int, settle_s: float, timeout_s: float) -> dict:
     finally:
         console.close()
     statuses = graph_statuses(info)[before:]
-    return {"broken_s": broken_s, "broken_cpu_s": broken_cpu, "every_s": every_s, "every_cpu_s": every_cpu, "peak_rss_mb": rss,
-            "graph_queries": len(statuses), "throttled": statuses.count(429)}
+    return {
+        "broken_s": broken_s,
+        "broken_cpu_s": broken_cpu,
+        "every_s": every_s,
+        "every_cpu_s": every_cpu,
+        "peak_rss_mb": rss,
+        "graph_queries": len(statuses),
+        "throttled": statuses.count(429),
+    }
 
 
 def main() -> int:
@@ -66,7 +73,16 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the table of every VM")
     args = ap.parse_args()
     load = os.getloadavg()[0]
-    serve = ["--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms), "--graph-quota", args.graph_quota]
+    serve = [
+        "--estate",
+        f"scale:{args.vms}",
+        "--subscriptions",
+        str(args.subscriptions),
+        "--latency-ms",
+        str(args.latency_ms),
+        "--graph-quota",
+        args.graph_quota,
+    ]
     runs = []
     with emulator_process(*serve) as info:
         a_vm(info)  # the emulator builds its VMs' rows (instance views) once, outside the runs
@@ -74,10 +90,15 @@ def main() -> int:
             time.sleep(float(args.graph_quota.split("/")[1]))  # a fresh quota window
             r = one_run(info, args.vms, args.settle, args.timeout)
             runs.append(r)
-            print(f"  run: what is broken {r['broken_s']:.2f} s ({r['broken_cpu_s']:.2f} s CPU), every VM {r['every_s']:.1f} s ({r['every_cpu_s']:.1f} s CPU), "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB, {r['graph_queries']} ARG queries ({r['throttled']} throttled)", flush=True)
-    print(f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request, ARG quota {args.graph_quota}; "
-          f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+            print(
+                f"  run: what is broken {r['broken_s']:.2f} s ({r['broken_cpu_s']:.2f} s CPU), every VM {r['every_s']:.1f} s ({r['every_cpu_s']:.1f} s CPU), "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB, {r['graph_queries']} ARG queries ({r['throttled']} throttled)",
+                flush=True,
+            )
+    print(
+        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request, ARG quota {args.graph_quota}; "
+        f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
+    )
     m = {k: median([r[k] for r in runs]) for k in runs[0]}
     print(f"  console to what is broken (whole process)   {m['broken_s']:.2f} s, {m['broken_cpu_s']:.2f} s CPU")
     print(f"  console to the table of every VM           {m['every_s']:.1f} s, {m['every_cpu_s']:.1f} s CPU")

@@ -32,7 +32,12 @@ from benchmarks._emulator import emulator_process, median, timed_process
 SUB = "3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17"  # the demo's Contoso Production
 GROUP = f"/subscriptions/{SUB}/resourceGroups/rg-web-prod/providers"
 TARGETS = [f"{GROUP}/Microsoft.Compute/virtualMachines/web-prod-0{n}" for n in (1, 2, 3)] + [f"{GROUP}/Microsoft.Network/networkSecurityGroups/nsg-web-prod"]
-OPERATIONS = ["Microsoft.Compute/virtualMachines/restart/action", "Microsoft.Compute/virtualMachines/write", "Microsoft.Compute/virtualMachines/extensions/write", "Microsoft.Network/networkSecurityGroups/write"]
+OPERATIONS = [
+    "Microsoft.Compute/virtualMachines/restart/action",
+    "Microsoft.Compute/virtualMachines/write",
+    "Microsoft.Compute/virtualMachines/extensions/write",
+    "Microsoft.Network/networkSecurityGroups/write",
+]
 
 
 def busy_estate(entries: int, now: datetime) -> dict:
@@ -47,11 +52,20 @@ def busy_estate(entries: int, now: datetime) -> dict:
         at = now - timedelta(seconds=span * n / (entries // 2))
         correlation = str(uuid.UUID(int=n + 1))
         for status, shift in (("Started", 0), ("Succeeded", 30)):
-            estate["activityLog"].append(event_doc(
-                subscription_id=SUB, tenant_id="", resource_id=target, operation=operation, status=status,
-                at=(at + timedelta(seconds=shift)).strftime("%Y-%m-%dT%H:%M:%SZ"), caller=f"pipeline-{n % 7}@contoso.com",
-                correlation_id=correlation, method="POST", event_name="BeginRequest" if status == "Started" else "EndRequest",
-            ))
+            estate["activityLog"].append(
+                event_doc(
+                    subscription_id=SUB,
+                    tenant_id="",
+                    resource_id=target,
+                    operation=operation,
+                    status=status,
+                    at=(at + timedelta(seconds=shift)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    caller=f"pipeline-{n % 7}@contoso.com",
+                    correlation_id=correlation,
+                    method="POST",
+                    event_name="BeginRequest" if status == "Started" else "EndRequest",
+                )
+            )
     return estate
 
 
@@ -101,20 +115,42 @@ def main() -> None:
             whole = []
             for _ in range(args.runs):
                 with tempfile.TemporaryFile() as out:
-                    cmd = [sys.executable, "-m", "tui.cli", "timeline", "--vm", "web-prod-01", "--since", "90d", "--format", "json",
-                           "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none"]
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "tui.cli",
+                        "timeline",
+                        "--vm",
+                        "web-prod-01",
+                        "--since",
+                        "90d",
+                        "--format",
+                        "json",
+                        "--arm-endpoint",
+                        info["endpoint"],
+                        "--ca-file",
+                        info["ca_file"],
+                        "--auth",
+                        "none",
+                    ]
                     whole.append(timed_process(cmd, stdout=out, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}))
                     out.seek(0)
                     shown = len(json.loads(out.read())["entries"])
             inner = asyncio.run(in_process(info, args.runs))
-    print(f"{args.entries} activity-log entries over 90 days in the VM's group, {args.latency_ms:g} ms per request; "
-          f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
-    print(f"  whole process (aztriage timeline --since 90d --format json): {median([w['wall_s'] for w in whole]):.2f} s wall "
-          f"(runs {min(w['wall_s'] for w in whole):.2f}-{max(w['wall_s'] for w in whole):.2f}), CPU {median([w['cpu_s'] for w in whole]):.2f} s, "
-          f"peak RSS {median([w['peak_rss_mb'] for w in whole]):.0f} MB; {shown} entries shown")
-    print(f"  in process: the activity log read ({inner['events']} entries) {inner['arrive_s']:.2f} s; "
-          f"the timeline made from it ({inner['entries']} operations of the VM) {inner['made_s'] * 1000:.0f} ms; "
-          f"build_timeline as a whole (activity log, health, changes) {inner['build_timeline_s']:.2f} s")
+    print(
+        f"{args.entries} activity-log entries over 90 days in the VM's group, {args.latency_ms:g} ms per request; "
+        f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
+    )
+    print(
+        f"  whole process (aztriage timeline --since 90d --format json): {median([w['wall_s'] for w in whole]):.2f} s wall "
+        f"(runs {min(w['wall_s'] for w in whole):.2f}-{max(w['wall_s'] for w in whole):.2f}), CPU {median([w['cpu_s'] for w in whole]):.2f} s, "
+        f"peak RSS {median([w['peak_rss_mb'] for w in whole]):.0f} MB; {shown} entries shown"
+    )
+    print(
+        f"  in process: the activity log read ({inner['events']} entries) {inner['arrive_s']:.2f} s; "
+        f"the timeline made from it ({inner['entries']} operations of the VM) {inner['made_s'] * 1000:.0f} ms; "
+        f"build_timeline as a whole (activity log, health, changes) {inner['build_timeline_s']:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -194,11 +194,31 @@ def main() -> int:
         results = asyncio.run(in_process(info["endpoint"], info["ca_file"], args.runs))
         from benchmarks.launch import keys_and_memory
 
-        vms = len(json.loads(subprocess.run(
-            [sys.executable, "-m", "tui.cli", "inventory", "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none",
-             "--instance-views", "0", "--format", "json"],
-            cwd=ROOT, capture_output=True, check=True,
-        ).stdout)["vms"])
+        vms = len(
+            json.loads(
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tui.cli",
+                        "inventory",
+                        "--arm-endpoint",
+                        info["endpoint"],
+                        "--ca-file",
+                        info["ca_file"],
+                        "--auth",
+                        "none",
+                        "--instance-views",
+                        "0",
+                        "--format",
+                        "json",
+                    ],
+                    cwd=ROOT,
+                    capture_output=True,
+                    check=True,
+                ).stdout
+            )["vms"]
+        )
         whole = [keys_and_memory(info, vms, settle_s=2.0) for _ in range(args.runs)]
     finally:
         emulator.terminate()

@@ -14,7 +14,16 @@ import tempfile
 import pytest
 
 # The helper modules' asserts explain themselves like the tests' own (registered before they are imported).
-pytest.register_assert_rewrite("tests.support", "tests.recovery_support", "tests.rescue_support", "tests.kill_points", "tests.tui_support", "tests.browser_support", "tests.tmux_support", "tests.fork_cli")
+pytest.register_assert_rewrite(
+    "tests.support",
+    "tests.recovery_support",
+    "tests.rescue_support",
+    "tests.kill_points",
+    "tests.tui_support",
+    "tests.browser_support",
+    "tests.tmux_support",
+    "tests.fork_cli",
+)
 
 from tests.support import demo_settings, emulator_control, start_emulator  # noqa: E402
 

@@ -41,8 +41,9 @@ def arm_call(emu, method: str, path: str, body=None) -> tuple[int, dict]:
 
     ctx = ssl.create_default_context(cafile=emu.ca_file)
     data = json.dumps(body).encode() if body is not None else b""
-    req = urllib.request.Request(emu.endpoint + path, data=data if method != "GET" else None, method=method,
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer test"})
+    req = urllib.request.Request(
+        emu.endpoint + path, data=data if method != "GET" else None, method=method, headers={"Content-Type": "application/json", "Authorization": "Bearer test"}
+    )
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
             raw, status = resp.read(), resp.status

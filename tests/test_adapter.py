@@ -94,7 +94,9 @@ async def test_scale_inventory_pages_and_stays_o_subscriptions():
 async def test_forbidden_subscription_is_named_and_the_others_come_back(backend, fresh_emulator, provider):
     inv0 = await backend.inventory()
     victim = inv0.subscriptions[1].subscription_id
-    emulator_control(fresh_emulator, "POST", "/_emulator/faults", {"match": f"/subscriptions/{victim}/providers/{provider}", "method": "GET", "status": 403, "count": -1})
+    emulator_control(
+        fresh_emulator, "POST", "/_emulator/faults", {"match": f"/subscriptions/{victim}/providers/{provider}", "method": "GET", "status": 403, "count": -1}
+    )
     inv = await backend.inventory()
     assert [e.subscription_id for e in inv.errors] == [victim]
     assert inv.errors[0].code == "AuthorizationFailed"
@@ -102,7 +104,12 @@ async def test_forbidden_subscription_is_named_and_the_others_come_back(backend,
 
 
 async def test_throttling_with_retry_after_is_honoured(backend, fresh_emulator):
-    emulator_control(fresh_emulator, "POST", "/_emulator/faults", {"match": "/providers/Microsoft.Compute/disks", "method": "GET", "status": 429, "retry_after_s": 1, "count": 2})
+    emulator_control(
+        fresh_emulator,
+        "POST",
+        "/_emulator/faults",
+        {"match": "/providers/Microsoft.Compute/disks", "method": "GET", "status": 429, "retry_after_s": 1, "count": 2},
+    )
     started = time.perf_counter()
     inv = await backend.inventory()
     elapsed = time.perf_counter() - started
@@ -118,7 +125,18 @@ async def test_provider_registration_never_fires(backend, fresh_emulator):
     # the SDK's default pipeline would then POST a registration (a write). Ours must not.
     inv0 = await backend.inventory()
     victim = inv0.subscriptions[0].subscription_id
-    emulator_control(fresh_emulator, "POST", "/_emulator/faults", {"match": f"/subscriptions/{victim}/providers/Microsoft.Network/loadBalancers", "method": "GET", "status": 409, "code": "MissingSubscriptionRegistration", "count": -1})
+    emulator_control(
+        fresh_emulator,
+        "POST",
+        "/_emulator/faults",
+        {
+            "match": f"/subscriptions/{victim}/providers/Microsoft.Network/loadBalancers",
+            "method": "GET",
+            "status": 409,
+            "code": "MissingSubscriptionRegistration",
+            "count": -1,
+        },
+    )
     inv = await backend.inventory()
     assert [e.subscription_id for e in inv.errors] == [victim]
     stats = emulator_control(fresh_emulator, "GET", "/_emulator/stats")

@@ -45,7 +45,12 @@ async def test_protection_is_read_per_vault_not_per_vm(backend):
 
 
 async def test_a_subscription_whose_vaults_cannot_be_read_is_not_known(backend, fresh_emulator):
-    emulator_control(fresh_emulator, "POST", "/_emulator/faults", {"match": f"/subscriptions/{SHARED}/providers/Microsoft.RecoveryServices/vaults", "status": 403, "code": "AuthorizationFailed", "count": -1})
+    emulator_control(
+        fresh_emulator,
+        "POST",
+        "/_emulator/faults",
+        {"match": f"/subscriptions/{SHARED}/providers/Microsoft.RecoveryServices/vaults", "status": 403, "code": "AuthorizationFailed", "count": -1},
+    )
     book = await backend.backup_protection([PROD, SHARED])
     assert book.read == {PROD}
     assert SHARED in book.errors and "Recovery Services vaults" in book.errors[SHARED]
@@ -57,7 +62,9 @@ def test_the_emulator_serves_the_real_shapes(emulator):
     vault = f"/subscriptions/{PROD}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-prod-weu"
     status, listed = arm_call(emulator, "GET", f"/subscriptions/{PROD}/providers/Microsoft.RecoveryServices/vaults?api-version=2026-11-01")
     assert status == 200 and {v["name"] for v in listed["value"]} == {"rsv-prod-weu", "rsv-prod-neu", "rsv-prod-eus"}
-    status, items = arm_call(emulator, "GET", f"{vault}/backupProtectedItems?api-version=2026-10-01&$filter=backupManagementType%20eq%20'AzureIaasVM'%20and%20itemType%20eq%20'VM'")
+    status, items = arm_call(
+        emulator, "GET", f"{vault}/backupProtectedItems?api-version=2026-10-01&$filter=backupManagementType%20eq%20'AzureIaasVM'%20and%20itemType%20eq%20'VM'"
+    )
     assert status == 200
     item = items["value"][0]
     assert item["type"] == "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems"
@@ -69,12 +76,20 @@ def test_the_emulator_serves_the_real_shapes(emulator):
     assert status == 200 and none["value"] == []
     status, err = arm_call(emulator, "GET", f"{vault}/backupJobs/nope?api-version=2026-10-01")
     assert status == 404 and err["error"]["code"] == "BMSUserErrorJobNotFound"
-    status, err = arm_call(emulator, "GET", f"/subscriptions/{PROD}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/nope/backupJobs/x?api-version=2026-10-01")
+    status, err = arm_call(
+        emulator, "GET", f"/subscriptions/{PROD}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/nope/backupJobs/x?api-version=2026-10-01"
+    )
     assert status == 404
 
 
 def test_weekly_and_unknown_schedules_and_a_vm_protected_twice():
-    weekly = policy_from({"id": "p", "name": "Weekly", "properties": {"schedulePolicy": {"scheduleRunFrequency": "Weekly", "scheduleRunDays": ["Sunday"], "scheduleRunTimes": ["2020-01-01T23:00:00Z"]}}})
+    weekly = policy_from(
+        {
+            "id": "p",
+            "name": "Weekly",
+            "properties": {"schedulePolicy": {"scheduleRunFrequency": "Weekly", "scheduleRunDays": ["Sunday"], "scheduleRunTimes": ["2020-01-01T23:00:00Z"]}},
+        }
+    )
     assert weekly.schedule == "weekly on Sunday at 23:00 UTC" and weekly.allowed_age == timedelta(days=7) + timedelta(days=7) / 4
     odd = policy_from({"id": "p", "name": "Odd", "properties": {"schedulePolicy": {"scheduleRunFrequency": "Monthly"}}})
     assert odd.period is None and odd.allowed_age == timedelta(hours=30)
@@ -83,8 +98,11 @@ def test_weekly_and_unknown_schedules_and_a_vm_protected_twice():
     new = {"id": "/subscriptions/s/resourceGroups/b/providers/Microsoft.RecoveryServices/vaults/new", "name": "new"}
 
     def item(vault, state):
-        return {"id": vault["id"] + "/backupFabrics/Azure/protectionContainers/c/protectedItems/i", "name": "i",
-                "properties": {"virtualMachineId": vm, "protectionState": state, "lastRecoveryPoint": "2026-01-01T00:00:00Z", "policyId": "x/backupPolicies/P"}}
+        return {
+            "id": vault["id"] + "/backupFabrics/Azure/protectionContainers/c/protectedItems/i",
+            "name": "i",
+            "properties": {"virtualMachineId": vm, "protectionState": state, "lastRecoveryPoint": "2026-01-01T00:00:00Z", "policyId": "x/backupPolicies/P"},
+        }
 
     book = subscription_book("s", [(new, [item(new, "Protected")], []), (old, [item(old, "ProtectionStopped")], [])])
     assert book.item(vm).vault == "new" and book.item(vm).schedule == "policy not read"

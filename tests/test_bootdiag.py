@@ -114,7 +114,9 @@ def test_windows_reboot_after_a_crash_is_a_new_boot():
 
 
 def test_firmware_lines_belong_to_the_boot_they_start():
-    lines = bootdiag.clean_lines("old boot\n[   99.000000] reboot: Restarting system\nBdsDxe: loading Boot0001 \"ubuntu\"\n[    0.000000] Linux version 6.8.0\nlogin: ")
+    lines = bootdiag.clean_lines(
+        'old boot\n[   99.000000] reboot: Restarting system\nBdsDxe: loading Boot0001 "ubuntu"\n[    0.000000] Linux version 6.8.0\nlogin: '
+    )
     assert [b.start for b in bootdiag.boots(lines)] == [0, 2]
 
 

@@ -68,7 +68,9 @@ def test_unknown_vm_is_one_line(emulator):
 
 
 def test_boot_diagnostics_off_is_one_line_and_says_how_to_enable(emulator):
-    line = assert_one_clear_line(bootlog(emulator, "--vm", "dev-spot-01", "--format", "json"), "boot diagnostics are off on VM dev-spot-01", "enable-boot-diagnostics")
+    line = assert_one_clear_line(
+        bootlog(emulator, "--vm", "dev-spot-01", "--format", "json"), "boot diagnostics are off on VM dev-spot-01", "enable-boot-diagnostics"
+    )
     assert line.startswith("aztriage: ")
 
 

@@ -57,9 +57,24 @@ def test_check_bad_input_is_one_clear_line():
 def test_list_rules_names_every_rule_with_its_source():
     proc = aztriage("check", "--list-rules")
     assert proc.returncode == 0, proc.stderr
-    for rule in ("no-zone-or-set", "single-vm-set", "set-domains", "single-instance-disks", "unmanaged-disks", "shared-storage-account",
-                 "lrs-where-zrs", "role-not-load-balanced", "boot-diagnostics-off", "vm-agent-not-ready", "disk-delete-option",
-                 "planned-maintenance", "vcpu-quota", "temporary-disk", "azure-backup", "backup-health"):
+    for rule in (
+        "no-zone-or-set",
+        "single-vm-set",
+        "set-domains",
+        "single-instance-disks",
+        "unmanaged-disks",
+        "shared-storage-account",
+        "lrs-where-zrs",
+        "role-not-load-balanced",
+        "boot-diagnostics-off",
+        "vm-agent-not-ready",
+        "disk-delete-option",
+        "planned-maintenance",
+        "vcpu-quota",
+        "temporary-disk",
+        "azure-backup",
+        "backup-health",
+    ):
         assert rule in proc.stdout
 
 
@@ -76,7 +91,11 @@ def test_role_rule_is_configured_by_the_environment_or_the_command_line(tmp_path
     def run(*extra: str, env: dict | None = None) -> list[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "tui.cli", "check", "--demo", "--demo-estate", estate, "--format", "json", "--rule", "role-not-load-balanced", *extra],
-            cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **(env or {})},
         )
         assert proc.returncode == 0, proc.stderr
         return [f["vm"] for f in json.loads(proc.stdout)["findings"]]

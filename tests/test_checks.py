@@ -22,15 +22,33 @@ def backup_item(vm: Vm, *, hours_ago: float = 3.0) -> BackupItem:
 
     good = datetime.now(UTC) - timedelta(hours=hours_ago)
     vault = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv"
-    return BackupItem(vm.id, "rsv", vault, vault + "/backupFabrics/Azure/protectionContainers/c/protectedItems/i", "c", "i", "DefaultPolicy",
-                      "daily at 02:00 UTC", timedelta(hours=30), "Protected", "Passed", "Completed", good, good)
+    return BackupItem(
+        vm.id,
+        "rsv",
+        vault,
+        vault + "/backupFabrics/Azure/protectionContainers/c/protectedItems/i",
+        "c",
+        "i",
+        "DefaultPolicy",
+        "daily at 02:00 UTC",
+        timedelta(hours=30),
+        "Protected",
+        "Passed",
+        "Completed",
+        good,
+        good,
+    )
+
+
 RG = "rg-app"
 
 
 def disk(name: str = "osdisk", sku: str | None = "Premium_LRS", *, lun: int | None = None, delete: str = "Detach", vhd: str | None = None) -> Disk:
     if vhd:
         return Disk(name=name, id=None, sku=None, managed=False, delete_option=delete, vhd_uri=vhd, lun=lun)
-    return Disk(name=name, id=f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/disks/{name}", sku=sku, managed=True, delete_option=delete, lun=lun)
+    return Disk(
+        name=name, id=f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/disks/{name}", sku=sku, managed=True, delete_option=delete, lun=lun
+    )
 
 
 def avset_id(name: str) -> str:
@@ -154,7 +172,9 @@ def test_lrs_where_zrs_is_offered():
 
 def _in_pool(vm: Vm, lb: str | None) -> Vm:
     pools = (f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/loadBalancers/{lb}/backendAddressPools/pool",) if lb else ()
-    return dataclasses.replace(vm, nics=(NetworkInterface(id=f"/nic/{vm.name}", name=f"{vm.name}-nic", delete_option="Detach", load_balancer_backend_pool_ids=pools),))
+    return dataclasses.replace(
+        vm, nics=(NetworkInterface(id=f"/nic/{vm.name}", name=f"{vm.name}-nic", delete_option="Detach", load_balancer_backend_pool_ids=pools),)
+    )
 
 
 def test_role_by_tag_not_behind_peers_load_balancer():
@@ -196,7 +216,11 @@ def test_vm_agent_missing_or_not_ready_on_a_running_vm():
 
 
 def test_delete_option_delete_on_disks():
-    vm = good_vm("vm-del", os_disk=dataclasses.replace(disk("del-os", "Premium_ZRS"), delete_option="Delete"), data_disks=(disk("keep", "Premium_ZRS", lun=0), disk("gone", "Premium_ZRS", lun=1, delete="Delete")))
+    vm = good_vm(
+        "vm-del",
+        os_disk=dataclasses.replace(disk("del-os", "Premium_ZRS"), delete_option="Delete"),
+        data_disks=(disk("keep", "Premium_ZRS", lun=0), disk("gone", "Premium_ZRS", lun=1, delete="Delete")),
+    )
     found = fired(inventory(vm), "disk-delete-option")
     assert len(found) == 1 and found[0].severity == "high"
     assert "OS disk del-os" in found[0].evidence and "data disk LUN 1 gone" in found[0].evidence and "keep" not in found[0].evidence
@@ -217,7 +241,9 @@ def test_planned_maintenance_pending():
 def test_vcpu_quota_nearly_used_is_a_subscription_finding():
     inv = inventory(good_vm())
     key = (SUB, "westeurope")
-    full = CheckContext(usages={key: (ComputeUsage("cores", "Total Regional vCPUs", 19, 20), ComputeUsage("virtualMachines", "Virtual Machines", 25000, 25000))})
+    full = CheckContext(
+        usages={key: (ComputeUsage("cores", "Total Regional vCPUs", 19, 20), ComputeUsage("virtualMachines", "Virtual Machines", 25000, 25000))}
+    )
     found = fired(inv, "vcpu-quota", full)
     # The VM-count row is not a vCPU limit; the vCPU row at 95% is high.
     assert len(found) == 1 and found[0].vm_id is None and found[0].severity == "high"
@@ -335,12 +361,15 @@ def test_retiring_extensions_are_flagged_with_their_date_and_migration():
     def ext(name: str, publisher: str, handler: str) -> Extension:
         return Extension(name=name, type=handler, publisher=publisher, version="1.0", provisioning_state="Succeeded")
 
-    vm = good_vm("vm-old-agents", extensions=(
-        ext("MMA", "Microsoft.EnterpriseCloud.Monitoring", "MicrosoftMonitoringAgent"),
-        ext("WAD", "Microsoft.Azure.Diagnostics", "IaaSDiagnostics"),
-        ext("ADE", "Microsoft.Azure.Security", "AzureDiskEncryption"),
-        ext("AMA", "Microsoft.Azure.Monitor", "AzureMonitorWindowsAgent"),
-    ))
+    vm = good_vm(
+        "vm-old-agents",
+        extensions=(
+            ext("MMA", "Microsoft.EnterpriseCloud.Monitoring", "MicrosoftMonitoringAgent"),
+            ext("WAD", "Microsoft.Azure.Diagnostics", "IaaSDiagnostics"),
+            ext("ADE", "Microsoft.Azure.Security", "AzureDiskEncryption"),
+            ext("AMA", "Microsoft.Azure.Monitor", "AzureMonitorWindowsAgent"),
+        ),
+    )
     inv = dataclasses.replace(inventory(vm), fetched_at=datetime(2026, 12, 6, tzinfo=UTC))
     found = {f.evidence.split(": ", 1)[0]: f for f in fired(inv, "retirement")}
     assert set(found) == {"vm-old-agents uses extension MMA", "vm-old-agents uses extension WAD", "vm-old-agents uses extension ADE"}
@@ -361,7 +390,13 @@ def test_dev_and_spot_vms_are_not_ranked_with_production():
     result = run_checks(inventory(prod, dev, spot, named, prod_named_dev, role))
     sev = {f.vm: f for f in result.findings if f.rule == "no-zone-or-set"}
     assert {n: f.severity for n, f in sev.items()} == {
-        "app-01": "high", "api-dev-01": "high", "app-02": "medium", "batch-01": "medium", "web-dev-03": "medium", "tools-01": "medium"}
+        "app-01": "high",
+        "api-dev-01": "high",
+        "app-02": "medium",
+        "batch-01": "medium",
+        "web-dev-03": "medium",
+        "tools-01": "medium",
+    }
     assert sev["app-02"].evidence.endswith("(not production, tag env=dev: medium, not high)")
     assert "not production, Spot VM" in sev["batch-01"].evidence and "a dev/test name" in sev["web-dev-03"].evidence
     # Production comes first: every high finding is a production VM's.

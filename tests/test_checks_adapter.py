@@ -198,8 +198,18 @@ def web_estate(tmp_path) -> str:
     pip = b.public_ip(SUB, "rg-web", "pip-lb-web", "westeurope", "127.10.9.10", zones=["1", "2", "3"])
     lb = b.load_balancer(SUB, "rg-web", "lb-web", "westeurope", pip, pools=["bepool"], lb_rules=[("http", 80, 80, "bepool")])
     for i, pooled in ((1, True), (2, True), (3, False)):
-        b.vm(SUB, "rg-web", f"web-{i:02d}", "westeurope", image="ubuntu2204", size="Standard_D2s_v5", subnet_id=subnets["snet"],
-             zones=[str(i)], lb_pools=[f"{lb}/backendAddressPools/bepool"] if pooled else [], tags={"tier": "web"})
+        b.vm(
+            SUB,
+            "rg-web",
+            f"web-{i:02d}",
+            "westeurope",
+            image="ubuntu2204",
+            size="Standard_D2s_v5",
+            subnet_id=subnets["snet"],
+            zones=[str(i)],
+            lb_pools=[f"{lb}/backendAddressPools/bepool"] if pooled else [],
+            tags={"tier": "web"},
+        )
     path = tmp_path / "web.json"
     path.write_text(json.dumps(b.finish()))
     return str(path)

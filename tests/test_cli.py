@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def aztriage(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=ROOT, capture_output=True, text=True, input=input, timeout=timeout, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args], cwd=ROOT, capture_output=True, text=True, input=input, timeout=timeout, env=os.environ.copy()
+    )
 
 
 def test_inventory_json_against_the_demo():
@@ -26,7 +28,30 @@ def test_inventory_json_against_the_demo():
     assert set(out) == {"vms", "errors", "warnings", "stats"}
     assert out["errors"] == []
     assert out["stats"]["requests"] > 0
-    required = {"id", "name", "subscription_id", "resource_group", "location", "size", "os_type", "power_state", "provisioning_state", "availability_state", "health_reason", "zones", "availability_set", "private_ips", "public_ips", "fqdn", "os_disk", "data_disks", "nics", "agent_status", "boot_diagnostics", "maintenance"}
+    required = {
+        "id",
+        "name",
+        "subscription_id",
+        "resource_group",
+        "location",
+        "size",
+        "os_type",
+        "power_state",
+        "provisioning_state",
+        "availability_state",
+        "health_reason",
+        "zones",
+        "availability_set",
+        "private_ips",
+        "public_ips",
+        "fqdn",
+        "os_disk",
+        "data_disks",
+        "nics",
+        "agent_status",
+        "boot_diagnostics",
+        "maintenance",
+    }
     for vm in out["vms"]:
         assert required <= set(vm), required - set(vm)
         assert {"id", "name", "sku", "managed", "delete_option", "vhd_uri"} <= set(vm["os_disk"])
@@ -101,7 +126,9 @@ def test_bad_arguments_are_one_clear_line(args, needle):
 
 
 def test_emulator_serve_prints_exactly_one_json_line():
-    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "emulator", "serve", "--estate", "scale:50"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "emulator", "serve", "--estate", "scale:50"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         info = json.loads(proc.stdout.readline())
         assert set(info) == {"endpoint", "ca_file"}

@@ -26,7 +26,12 @@ EXAMPLES = Path(__file__).parent / "data" / "azure-rest-examples"
 
 # Example files by the resource type they describe.
 BY_TYPE = {
-    "vm": ["compute/VirtualMachine_Get.json", "compute/VirtualMachine_ListAll_MinimumSet_Gen.json", "compute/VirtualMachine_Create_WithDataDisksFromSourceResource.json", "compute/VirtualMachine_Update_DetachDataDiskUsingToBeDetachedProperty.json"],
+    "vm": [
+        "compute/VirtualMachine_Get.json",
+        "compute/VirtualMachine_ListAll_MinimumSet_Gen.json",
+        "compute/VirtualMachine_Create_WithDataDisksFromSourceResource.json",
+        "compute/VirtualMachine_Update_DetachDataDiskUsingToBeDetachedProperty.json",
+    ],
     "instance_view": ["compute/VirtualMachine_Get_InstanceView.json"],
     "availability_set": ["compute/AvailabilitySet_Get_MaximumSet_Gen.json"],
     "disk": ["compute/Disk_Get.json", "compute/Disk_Create_ByCopyingASnapshot.json"],
@@ -43,24 +48,88 @@ BY_TYPE = {
 # above show (checked against the Compute/Network/ResourceHealth specifications).
 SPEC_EXTRAS = {
     "vm": {
-        "zones", "properties.osProfile.allowExtensionOperations", "properties.osProfile.requireGuestProvisionSignal",
-        "properties.osProfile.secrets", "properties.osProfile.linuxConfiguration", "properties.osProfile.windowsConfiguration",
-        "properties.storageProfile.diskControllerType", "properties.storageProfile.imageReference.exactVersion",
-        "properties.storageProfile.osDisk.vhd", "properties.storageProfile.osDisk.vhd.uri", "properties.storageProfile.osDisk.diffDiskSettings",
-        "properties.storageProfile.dataDisks[].vhd", "properties.storageProfile.dataDisks[].vhd.uri",
-        "properties.storageProfile.dataDisks[].writeAcceleratorEnabled", "properties.additionalCapabilities",
-        "properties.licenseType", "properties.priority", "properties.evictionPolicy", "properties.billingProfile",
-        "properties.virtualMachineScaleSet", "properties.availabilitySet", "properties.securityProfile", "resources[].properties.enableAutomaticUpgrade",
+        "zones",
+        "properties.osProfile.allowExtensionOperations",
+        "properties.osProfile.requireGuestProvisionSignal",
+        "properties.osProfile.secrets",
+        "properties.osProfile.linuxConfiguration",
+        "properties.osProfile.windowsConfiguration",
+        "properties.storageProfile.diskControllerType",
+        "properties.storageProfile.imageReference.exactVersion",
+        "properties.storageProfile.osDisk.vhd",
+        "properties.storageProfile.osDisk.vhd.uri",
+        "properties.storageProfile.osDisk.diffDiskSettings",
+        "properties.storageProfile.dataDisks[].vhd",
+        "properties.storageProfile.dataDisks[].vhd.uri",
+        "properties.storageProfile.dataDisks[].writeAcceleratorEnabled",
+        "properties.additionalCapabilities",
+        "properties.licenseType",
+        "properties.priority",
+        "properties.evictionPolicy",
+        "properties.billingProfile",
+        "properties.virtualMachineScaleSet",
+        "properties.availabilitySet",
+        "properties.securityProfile",
+        "resources[].properties.enableAutomaticUpgrade",
         "properties.instanceView",
         # deleteOption (min api 2021-03-01): none of the examples sets it (see the examples' README).
-        "properties.storageProfile.osDisk.deleteOption", "properties.storageProfile.dataDisks[].deleteOption",
+        "properties.storageProfile.osDisk.deleteOption",
+        "properties.storageProfile.dataDisks[].deleteOption",
         "properties.networkProfile.networkInterfaces[].properties",
     },
-    "disk": {"zones", "properties.diskIOPSReadWrite", "properties.diskMBpsReadWrite", "properties.diskSizeBytes", "properties.diskState", "properties.networkAccessPolicy", "properties.publicNetworkAccess", "properties.supportedCapabilities", "properties.tier", "properties.uniqueId", "properties.securityProfile", "properties.managedBy", "managedBy", "sku.tier", "properties.encryption"},
-    "load_balancer": {"properties.outboundRules", "sku.tier", "properties.frontendIPConfigurations[].properties.publicIPAddress", "properties.backendAddressPools[].properties.backendIPConfigurations", "properties.inboundNatRules[].properties.backendIPConfiguration"},
-    "nic": {"properties.nicType", "properties.resourceGuid", "properties.ipConfigurations[].type", "properties.ipConfigurations[].properties.loadBalancerBackendAddressPools", "properties.ipConfigurations[].properties.loadBalancerInboundNatRules", "properties.ipConfigurations[].properties.publicIPAddress.properties", "properties.virtualMachine", "properties.networkSecurityGroup"},
-    "nsg": {"properties.networkInterfaces", "properties.subnets", "properties.resourceGuid", "properties.securityRules[].properties.destinationPortRanges", "properties.securityRules[].properties.sourcePortRanges", "properties.securityRules[].properties.sourceAddressPrefixes", "properties.securityRules[].properties.destinationAddressPrefixes"},
-    "public_ip": {"zones", "sku", "properties.ipAddress", "properties.dnsSettings", "properties.ipTags", "properties.resourceGuid", "properties.deleteOption", "properties.ipConfiguration"},
+    "disk": {
+        "zones",
+        "properties.diskIOPSReadWrite",
+        "properties.diskMBpsReadWrite",
+        "properties.diskSizeBytes",
+        "properties.diskState",
+        "properties.networkAccessPolicy",
+        "properties.publicNetworkAccess",
+        "properties.supportedCapabilities",
+        "properties.tier",
+        "properties.uniqueId",
+        "properties.securityProfile",
+        "properties.managedBy",
+        "managedBy",
+        "sku.tier",
+        "properties.encryption",
+    },
+    "load_balancer": {
+        "properties.outboundRules",
+        "sku.tier",
+        "properties.frontendIPConfigurations[].properties.publicIPAddress",
+        "properties.backendAddressPools[].properties.backendIPConfigurations",
+        "properties.inboundNatRules[].properties.backendIPConfiguration",
+    },
+    "nic": {
+        "properties.nicType",
+        "properties.resourceGuid",
+        "properties.ipConfigurations[].type",
+        "properties.ipConfigurations[].properties.loadBalancerBackendAddressPools",
+        "properties.ipConfigurations[].properties.loadBalancerInboundNatRules",
+        "properties.ipConfigurations[].properties.publicIPAddress.properties",
+        "properties.virtualMachine",
+        "properties.networkSecurityGroup",
+    },
+    "nsg": {
+        "properties.networkInterfaces",
+        "properties.subnets",
+        "properties.resourceGuid",
+        "properties.securityRules[].properties.destinationPortRanges",
+        "properties.securityRules[].properties.sourcePortRanges",
+        "properties.securityRules[].properties.sourceAddressPrefixes",
+        "properties.securityRules[].properties.destinationAddressPrefixes",
+    },
+    "public_ip": {
+        "zones",
+        "sku",
+        "properties.ipAddress",
+        "properties.dnsSettings",
+        "properties.ipTags",
+        "properties.resourceGuid",
+        "properties.deleteOption",
+        "properties.ipConfiguration",
+    },
     "event": {"properties.additionalInformation", "properties.platformInitiated", "properties.reason", "properties.impact[].impactedRegions[].updates"},
 }
 
@@ -210,7 +279,10 @@ def test_emulator_uses_the_examples_keys(emulator, kind):
         "nic": [_first(store, "Microsoft.Network/networkInterfaces"), f"/subscriptions/{sub}/providers/Microsoft.Network/networkInterfaces"],
         "nsg": [_first(store, "Microsoft.Network/networkSecurityGroups")],
         "public_ip": [_first(store, "Microsoft.Network/publicIPAddresses"), f"/subscriptions/{sub}/providers/Microsoft.Network/publicIPAddresses"],
-        "availability_status": [vm + "/providers/Microsoft.ResourceHealth/availabilityStatuses/current?$expand=recommendedactions", f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/availabilityStatuses?$expand=recommendedactions"],
+        "availability_status": [
+            vm + "/providers/Microsoft.ResourceHealth/availabilityStatuses/current?$expand=recommendedactions",
+            f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/availabilityStatuses?$expand=recommendedactions",
+        ],
         "event": [f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/events"],
         "impacted_resource": [f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/events/7T2K-LQ8/impactedResources"],
     }[kind]
@@ -271,16 +343,31 @@ def test_a_perform_maintenance_plan_reads_seven_digit_windows():
 
     perform_maintenance = TABLE["perform-maintenance"]
 
-    maintenance = mapping.maintenance({"maintenanceRedeployStatus": {
-        "isCustomerInitiatedMaintenanceAllowed": False,
-        "preMaintenanceWindowStartTime": "2026-12-07T05:28:00.0000000+00:00",
-        "preMaintenanceWindowEndTime": "2026-12-14T05:28:00.0000000+00:00",
-        "maintenanceWindowStartTime": "2026-12-16T05:28:00.0000000+00:00",
-        "maintenanceWindowEndTime": "2026-12-18T05:28:00.0000000+00:00",
-    }})
+    maintenance = mapping.maintenance(
+        {
+            "maintenanceRedeployStatus": {
+                "isCustomerInitiatedMaintenanceAllowed": False,
+                "preMaintenanceWindowStartTime": "2026-12-07T05:28:00.0000000+00:00",
+                "preMaintenanceWindowEndTime": "2026-12-14T05:28:00.0000000+00:00",
+                "maintenanceWindowStartTime": "2026-12-16T05:28:00.0000000+00:00",
+                "maintenanceWindowEndTime": "2026-12-18T05:28:00.0000000+00:00",
+            }
+        }
+    )
     assert maintenance.window_start.tzinfo is not None
-    vm = Vm("/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/v", "v", "s", "g", "westeurope", "Standard_D2s_v5",
-            "Linux", "running", "Succeeded", Disk("os", None, None, False, "Detach"), maintenance=maintenance)
+    vm = Vm(
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/v",
+        "v",
+        "s",
+        "g",
+        "westeurope",
+        "Standard_D2s_v5",
+        "Linux",
+        "running",
+        "Succeeded",
+        Disk("os", None, None, False, "Detach"),
+        maintenance=maintenance,
+    )
     before = datetime(2026, 12, 6, 5, 32, tzinfo=UTC)
     reason = perform_maintenance.unavailable(vm, before)
     assert reason and "opens at 2026-12-07 05:28 UTC (in 23h 56m)" in reason

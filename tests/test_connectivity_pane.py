@@ -44,7 +44,11 @@ async def open_pane(pilot) -> ConnectivityScreen:
 
 
 async def probed(pilot, screen, names) -> None:
-    await wait_for(pilot, lambda: not screen.probing and all(screen.states[k].diagnosis for k in screen.states if screen.states[k].vm.name in names), what=f"diagnoses of {names}")
+    await wait_for(
+        pilot,
+        lambda: not screen.probing and all(screen.states[k].diagnosis for k in screen.states if screen.states[k].vm.name in names),
+        what=f"diagnoses of {names}",
+    )
     await pilot.pause(0.1)
 
 

@@ -147,7 +147,18 @@ async def test_guests_follow_power_nsg_and_guest_changes(guest_backend, guest_em
     _inv, report = await probe_run(guest_backend, store, ["dev-sandbox-01"])
     assert by_vm(report)["dev-sandbox-01"].verdict == REACHABLE
 
-    rule = {"properties": {"priority": 120, "direction": "Inbound", "access": "Deny", "protocol": "Tcp", "sourceAddressPrefix": "*", "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": "22"}}
+    rule = {
+        "properties": {
+            "priority": 120,
+            "direction": "Inbound",
+            "access": "Deny",
+            "protocol": "Tcp",
+            "sourceAddressPrefix": "*",
+            "sourcePortRange": "*",
+            "destinationAddressPrefix": "*",
+            "destinationPortRange": "22",
+        }
+    }
     await (await network.security_rules.begin_create_or_update("rg-dev-weu", "nsg-dev-weu", "Deny-SSH-Test", rule)).result()
     _inv, report = await probe_run(guest_backend, store, ["dev-sandbox-01"])
     d = by_vm(report)["dev-sandbox-01"]
@@ -228,12 +239,28 @@ def demo_inventory(guest_emulator):
 
 
 def result(vm, host, port, status, answered=None, protocol="ssh", banner=None):
-    return ProbeResult(ProbeTarget(host, port, protocol, vm=vm.name, vm_id=vm.id, kind="public-ip"), status, latency_ms=1.0 if status == OPEN else None, address=host, connect_port=port, answered=answered, banner=banner)
+    return ProbeResult(
+        ProbeTarget(host, port, protocol, vm=vm.name, vm_id=vm.id, kind="public-ip"),
+        status,
+        latency_ms=1.0 if status == OPEN else None,
+        address=host,
+        connect_port=port,
+        answered=answered,
+        banner=banner,
+    )
 
 
 def test_wrong_protocol_on_the_port_means_reset_access(demo_inventory):
     vm = demo_inventory.vm_by_name("web-prod-01")[0]
-    d = diagnose(Facts(vm, 22, (result(vm, "127.10.1.11", 22, OPEN, answered="other", banner="HTTP/1.1 400"),), nsg=vm_flow_verdict(vm, demo_inventory, 22, Source.parse(None)), agent_status="Ready"))
+    d = diagnose(
+        Facts(
+            vm,
+            22,
+            (result(vm, "127.10.1.11", 22, OPEN, answered="other", banner="HTTP/1.1 400"),),
+            nsg=vm_flow_verdict(vm, demo_inventory, 22, Source.parse(None)),
+            agent_status="Ready",
+        )
+    )
     assert (d.verdict, d.recommended_scenario) == (GUEST_NOT_ANSWERING, "reset-access")
     assert "answers something else, not SSH" in d.summary
 
@@ -304,10 +331,21 @@ async def test_emulator_connectivity_check_uses_the_examples_keys(guest_backend)
     example = json.loads((EXAMPLES / "NetworkWatcherConnectivityCheck.json").read_text())
     inventory = await guest_backend.inventory()
     vm = {v.name: v for v in inventory.vms}
-    allowed = key_paths(example["responses"]["200"]["body"]) | {"hops[].issues[].origin", "hops[].issues[].severity", "hops[].issues[].type", "hops[].issues[].context", "hops[].issues[].context[].key", "hops[].issues[].context[].value"}
+    allowed = key_paths(example["responses"]["200"]["body"]) | {
+        "hops[].issues[].origin",
+        "hops[].issues[].severity",
+        "hops[].issues[].type",
+        "hops[].issues[].context",
+        "hops[].issues[].context[].key",
+        "hops[].issues[].context[].value",
+    }
     client = guest_backend.client("network", vm["web-prod-01"].subscription_id)
     for source, target in (("web-prod-02", "web-prod-01"), ("sql-prod-01", "jump-prod-01")):
-        params = {"source": {"resourceId": vm[source].id}, "destination": {"resourceId": vm[target].id, "port": 3389 if target == "jump-prod-01" else 22}, "preferredIPVersion": "IPv4"}
+        params = {
+            "source": {"resourceId": vm[source].id},
+            "destination": {"resourceId": vm[target].id, "port": 3389 if target == "jump-prod-01" else 22},
+            "preferredIPVersion": "IPv4",
+        }
         poller = await client.network_watchers.begin_check_connectivity("NetworkWatcherRG", f"NetworkWatcher_{vm[source].location}", params)
         # The SDK's hybrid models are mappings over the wire JSON.
         body = json.loads(json.dumps(await poller.result(), default=dict))

@@ -47,7 +47,13 @@ def settle(*keys: str):
 
 
 def test_confirm_of_a_plan_that_interrupts_service_has_cancel_first(snap_compare):
-    lines = ["1. Pre-flight checks", "2. Restart web-prod-01", "3. Check that RDP answers", "", "Interrupts service: web-prod-01 stops answering while this runs."]
+    lines = [
+        "1. Pre-flight checks",
+        "2. Restart web-prod-01",
+        "3. Check that RDP answers",
+        "",
+        "Interrupts service: web-prod-01 stops answering while this runs.",
+    ]
     dialog = ConfirmDialog("Run restart on web-prod-01?", lines, action="Run", cancel_first=True)
     assert snap_compare(Host(dialog), terminal_size=SIZE, run_before=settle())
 
@@ -76,7 +82,9 @@ def test_text_prompt_with_a_refused_answer(snap_compare):
     def check(value: str) -> str:
         raise ValueError(f"{value} is not an IP address or a CIDR range.")
 
-    dialog = TextPrompt("Source address", "The address (or CIDR range) the NSGs are evaluated for; empty: the detected one.", check=check, placeholder="203.0.113.7")
+    dialog = TextPrompt(
+        "Source address", "The address (or CIDR range) the NSGs are evaluated for; empty: the detected one.", check=check, placeholder="203.0.113.7"
+    )
     assert snap_compare(Host(dialog), terminal_size=SIZE, run_before=settle(*"not-an-address", "enter"))
 
 

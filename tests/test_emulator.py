@@ -79,9 +79,7 @@ def small_estate(n_vms: int = 3) -> dict:
                         ],
                     },
                     "osProfile": {"computerName": vm, "adminUsername": "azureuser", "linuxConfiguration": {}},
-                    "networkProfile": {
-                        "networkInterfaces": [{"id": nic_id, "properties": {"primary": True, "deleteOption": "Delete"}}]
-                    },
+                    "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"primary": True, "deleteOption": "Delete"}}]},
                 },
             }
             if i == 2:  # a VM with planned maintenance pending, given by the estate's instance view
@@ -331,9 +329,18 @@ async def test_resource_crud_and_case_insensitive_ids(emu, http):
     assert st == 204
     # nested child kept inside its parent (NSG security rule)
     nsg = rid(SUB, "rg-net", "Microsoft.Network/networkSecurityGroups", "nsg1")
-    rule = {"properties": {"priority": 200, "direction": "Inbound", "access": "Deny", "protocol": "Tcp",
-                           "sourceAddressPrefix": "*", "sourcePortRange": "*", "destinationAddressPrefix": "*",
-                           "destinationPortRange": "3389"}}
+    rule = {
+        "properties": {
+            "priority": 200,
+            "direction": "Inbound",
+            "access": "Deny",
+            "protocol": "Tcp",
+            "sourceAddressPrefix": "*",
+            "sourcePortRange": "*",
+            "destinationAddressPrefix": "*",
+            "destinationPortRange": "3389",
+        }
+    }
     st, _, body = await http("PUT", nsg + f"/securityRules/deny-rdp?{API}", rule)
     assert st == 201 and body["type"] == "Microsoft.Network/networkSecurityGroups/securityRules"
     st, _, body = await http("GET", nsg + f"?{API}")
@@ -503,8 +510,11 @@ async def test_lro_completes_by_time_without_polling(emu, http):
 
 
 async def test_lro_forced_failure_and_preemption(emu, http):
-    await http("POST", "/_emulator/faults", {"match": "/start", "method": "POST", "lro_result": "Failed",
-                                              "lro_error": {"code": "AllocationFailed", "message": "No capacity."}})
+    await http(
+        "POST",
+        "/_emulator/faults",
+        {"match": "/start", "method": "POST", "lro_result": "Failed", "lro_error": {"code": "AllocationFailed", "message": "No capacity."}},
+    )
     await http("POST", vm_id("vm1") + f"/powerOff?{API}")
     st, h, _ = await http("POST", vm_id("vm1") + f"/start?{API}")
     assert st == 202  # preempts the powerOff
@@ -579,10 +589,14 @@ async def test_vm_patch_disk_copy_and_os_swap(emu, http):
     assert osd["deleteOption"] == "Detach" and osd["name"] == "vm1-os" and doc["properties"]["provisioningState"] == "Succeeded"
     # snapshot of the OS disk, then a disk copied from the snapshot
     snap = rid(SUB, "rg-app", "Microsoft.Compute/snapshots", "vm1-os-snap")
-    st, h, body = await http("PUT", snap + f"?{API}", {"location": LOC, "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk_id("vm1-os")}}})
+    st, h, body = await http(
+        "PUT", snap + f"?{API}", {"location": LOC, "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk_id("vm1-os")}}}
+    )
     assert st == 202 and (await wait_op(http, h))["status"] == "Succeeded"
     copy_id = disk_id("vm1-os-copy")
-    st, h, body = await http("PUT", copy_id + f"?{API}", {"location": LOC, "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": snap.lstrip("/")}}})
+    st, h, body = await http(
+        "PUT", copy_id + f"?{API}", {"location": LOC, "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": snap.lstrip("/")}}}
+    )
     assert st == 202 and body["properties"]["provisioningState"] == "Updating"
     assert (await wait_op(http, h))["status"] == "Succeeded"
     st, _, disk = await http("GET", copy_id + f"?{API}")
@@ -721,7 +735,8 @@ async def test_real_sdk_against_emulator(emu, http):
         disk = await client.disks.get("rg-app", "vm1-data")
         assert disk.managed_by == vm_id("vm1")
         poller = await client.disks.begin_create_or_update(
-            "rg-app", "sdk-copy",
+            "rg-app",
+            "sdk-copy",
             {"location": LOC, "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk_id("vm1-os")}}},
         )
         copied = await poller.result()
@@ -782,9 +797,20 @@ def test_serve_foreground_prints_one_json_line(tmp_path):
 # --- the emulator's ground truth is its own -------------------------------------------------
 
 DOMAIN_MODULES = (
-    "backend.network", "backend.probe", "backend.bootdiag", "backend.diagnose", "backend.verdict",
-    "backend.connectivity", "backend.checks", "backend.recovery", "backend.health", "backend.sizes",
-    "backend.azure", "backend.models", "backend.report", "backend.lastknown",
+    "backend.network",
+    "backend.probe",
+    "backend.bootdiag",
+    "backend.diagnose",
+    "backend.verdict",
+    "backend.connectivity",
+    "backend.checks",
+    "backend.recovery",
+    "backend.health",
+    "backend.sizes",
+    "backend.azure",
+    "backend.models",
+    "backend.report",
+    "backend.lastknown",
 )
 
 

@@ -196,7 +196,9 @@ async def test_a_nic_put_is_long_running_like_azures_and_associates_its_ip_only_
     spec = example("NetworkInterfaceCreate.json")
     legacy = vm_doc(emu, "legacy-app-01")["doc"]
     group = legacy["id"].split("/providers/")[0]
-    subnet = (await backend.get_nic(legacy["properties"]["networkProfile"]["networkInterfaces"][0]["id"]))["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"]
+    subnet = (await backend.get_nic(legacy["properties"]["networkProfile"]["networkInterfaces"][0]["id"]))["properties"]["ipConfigurations"][0]["properties"][
+        "subnet"
+    ]["id"]
     ip_body = example("PublicIpAddressCreateDefaults.json")["parameters"]["parameters"]
     pips = [await backend.put_public_ip(f"{group}/providers/Microsoft.Network/publicIPAddresses/test-ip-{n}", ip_body) for n in (1, 2)]
 

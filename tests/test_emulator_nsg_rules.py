@@ -23,8 +23,18 @@ def nsg_of(emu, vm_name: str) -> str:
 
 
 def allow(priority: int, source: str, port: str) -> dict:
-    return {"properties": {"priority": priority, "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefix": source,
-                           "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": port}}
+    return {
+        "properties": {
+            "priority": priority,
+            "direction": "Inbound",
+            "access": "Allow",
+            "protocol": "Tcp",
+            "sourceAddressPrefix": source,
+            "sourcePortRange": "*",
+            "destinationAddressPrefix": "*",
+            "destinationPortRange": port,
+        }
+    }
 
 
 def rdp_endpoint(emu, vm_name: str) -> dict:

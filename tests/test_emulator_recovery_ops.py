@@ -28,7 +28,14 @@ async def test_a_running_vm_is_offered_its_family_and_a_deallocated_one_the_regi
     deallocated = {s["name"] for s in await backend.list_available_sizes(vm_id(emu, "legacy-app-02"))}
     assert {"Standard_B2ms", "Standard_E4s_v5", "Standard_A1_v2"} <= deallocated
     size = next(s for s in await backend.list_available_sizes(vm_id(emu, "web-prod-01")) if s["name"] == "Standard_D4s_v5")
-    assert size == {"name": "Standard_D4s_v5", "numberOfCores": 4, "osDiskSizeInMB": 1047552, "resourceDiskSizeInMB": 0, "memoryInMB": 16384, "maxDataDiskCount": 8}
+    assert size == {
+        "name": "Standard_D4s_v5",
+        "numberOfCores": 4,
+        "osDiskSizeInMB": 1047552,
+        "resourceDiskSizeInMB": 0,
+        "memoryInMB": 16384,
+        "maxDataDiskCount": 8,
+    }
 
 
 async def test_locks_are_listed_with_those_inherited_from_the_group(emu, backend):
@@ -112,5 +119,18 @@ async def test_vmaccess_resets_access_and_protected_settings_never_come_back(emu
     assert secret not in repr(resources(emu, "Microsoft.Compute/virtualMachines/extensions"))
     # Linux: reset_ssh brings a refused sshd back.
     ftp = vm_id(emu, "legacy-ftp-01")
-    await backend.put_extension(ftp, "enablevmaccess", {"location": "westeurope", "properties": {"publisher": "Microsoft.OSTCExtensions", "type": "VMAccessForLinux", "typeHandlerVersion": "1.4", "settings": {}, "protectedSettings": {"reset_ssh": True}}})
+    await backend.put_extension(
+        ftp,
+        "enablevmaccess",
+        {
+            "location": "westeurope",
+            "properties": {
+                "publisher": "Microsoft.OSTCExtensions",
+                "type": "VMAccessForLinux",
+                "typeHandlerVersion": "1.4",
+                "settings": {},
+                "protectedSettings": {"reset_ssh": True},
+            },
+        },
+    )
     assert guest_ports(emu, ftp)["22"] == "ssh"

@@ -351,14 +351,20 @@ def test_addresses_are_loopback_public_and_private_ten(fixture, request):
 
 @pytest.mark.parametrize("fixture", ["demo", "scale"])
 def test_nsgs_carry_the_six_azure_default_rules(fixture, request):
-    expected = [("AllowVnetInBound", 65000, "Inbound", "Allow"), ("AllowAzureLoadBalancerInBound", 65001, "Inbound", "Allow"),
-                ("DenyAllInBound", 65500, "Inbound", "Deny"), ("AllowVnetOutBound", 65000, "Outbound", "Allow"),
-                ("AllowInternetOutBound", 65001, "Outbound", "Allow"), ("DenyAllOutBound", 65500, "Outbound", "Deny")]
+    expected = [
+        ("AllowVnetInBound", 65000, "Inbound", "Allow"),
+        ("AllowAzureLoadBalancerInBound", 65001, "Inbound", "Allow"),
+        ("DenyAllInBound", 65500, "Inbound", "Deny"),
+        ("AllowVnetOutBound", 65000, "Outbound", "Allow"),
+        ("AllowInternetOutBound", 65001, "Outbound", "Allow"),
+        ("DenyAllOutBound", 65500, "Outbound", "Deny"),
+    ]
     nsgs = by_type(request.getfixturevalue(fixture), "Microsoft.Network/networkSecurityGroups")
     assert nsgs
     for nsg in nsgs:
-        got = [(r["name"], r["properties"]["priority"], r["properties"]["direction"], r["properties"]["access"])
-               for r in nsg["properties"]["defaultSecurityRules"]]
+        got = [
+            (r["name"], r["properties"]["priority"], r["properties"]["direction"], r["properties"]["access"]) for r in nsg["properties"]["defaultSecurityRules"]
+        ]
         assert got == expected
         for r in nsg["properties"]["securityRules"]:
             assert 100 <= r["properties"]["priority"] <= 4096
@@ -377,8 +383,7 @@ def test_documents_have_arm_shapes(demo):
     vm = vms(demo)["web-prod-01"]
     assert set(vm) >= {"id", "name", "type", "location", "tags", "properties"}
     p = vm["properties"]
-    assert {"vmId", "hardwareProfile", "storageProfile", "osProfile", "networkProfile", "diagnosticsProfile",
-            "provisioningState", "timeCreated"} <= set(p)
+    assert {"vmId", "hardwareProfile", "storageProfile", "osProfile", "networkProfile", "diagnosticsProfile", "provisioningState", "timeCreated"} <= set(p)
     iv = p["instanceView"]
     assert [s["code"] for s in iv["statuses"]] == ["ProvisioningState/succeeded", "PowerState/running"]
     assert iv["vmAgent"]["statuses"][0]["displayStatus"] == "Ready"
@@ -410,8 +415,7 @@ def test_demo_subscriptions_regions_and_size(demo):
 
 def test_demo_service_healing(demo):
     hv = health(demo)
-    healed = [v for v in by_type(demo, VM_TYPE)
-              if hv[v["id"].lower()]["availabilityState"] == "Available" and "recentlyResolved" in hv[v["id"].lower()]]
+    healed = [v for v in by_type(demo, VM_TYPE) if hv[v["id"].lower()]["availabilityState"] == "Available" and "recentlyResolved" in hv[v["id"].lower()]]
     assert [v["name"] for v in healed] == ["web-prod-02"]
     rr = hv[healed[0]["id"].lower()]["recentlyResolved"]
     assert "service healing" in rr["unavailableSummary"]
@@ -463,13 +467,10 @@ def test_demo_service_issues_and_advisory(demo):
         assert "impactMitigationTime" not in e
     # the eastus event reaches every subscription with VMs in eastus
     eus_subs = {v["id"].split("/")[2] for v in by_type(demo, VM_TYPE) if v["location"] == "eastus"}
-    active_subs = {e["id"].split("/")[2] for e in demo["events"]
-                   if e["properties"]["eventType"] == "ServiceIssue" and e["properties"]["status"] == "Active"}
+    active_subs = {e["id"].split("/")[2] for e in demo["events"] if e["properties"]["eventType"] == "ServiceIssue" and e["properties"]["status"] == "Active"}
     assert eus_subs <= active_subs
-    resolved = [e for e in ev if e["eventType"] == "ServiceIssue" and e["status"] == "Resolved"
-                and e["eventSource"] == "ServiceHealth"]
-    assert resolved and all(
-        "East US" not in {r["impactedRegion"] for i in e["impact"] for r in i["impactedRegions"]} for e in resolved)
+    resolved = [e for e in ev if e["eventType"] == "ServiceIssue" and e["status"] == "Resolved" and e["eventSource"] == "ServiceHealth"]
+    assert resolved and all("East US" not in {r["impactedRegion"] for i in e["impact"] for r in i["impactedRegions"]} for e in resolved)
     assert any(e["eventType"] == "HealthAdvisory" for e in ev)
 
 
@@ -484,8 +485,7 @@ def test_demo_exactly_one_windows_vm_has_a_winning_deny_rdp_rule(demo):
         nsg = idx[nsg_ref["id"].lower()]
         win = nsg_verdict(nsg, 3389)
         if win["properties"]["access"] == "Deny" and win["name"] in {r["name"] for r in nsg["properties"]["securityRules"]}:
-            allows = [r for r in nsg["properties"]["securityRules"]
-                      if r["properties"]["access"] == "Allow" and rule_matches_port(r["properties"], 3389)]
+            allows = [r for r in nsg["properties"]["securityRules"] if r["properties"]["access"] == "Allow" and rule_matches_port(r["properties"], 3389)]
             assert allows and all(a["properties"]["priority"] > win["properties"]["priority"] for a in allows)
             blocked.append(v)
     assert [v["name"] for v in blocked] == ["jump-prod-01"]
@@ -494,8 +494,7 @@ def test_demo_exactly_one_windows_vm_has_a_winning_deny_rdp_rule(demo):
 
 def test_demo_subnet_nsg_denies_ssh_while_nic_nsg_allows(demo):
     idx = index(demo)
-    subnets = {sn["id"].lower(): sn for vn in by_type(demo, "Microsoft.Network/virtualNetworks")
-               for sn in vn["properties"]["subnets"]}
+    subnets = {sn["id"].lower(): sn for vn in by_type(demo, "Microsoft.Network/virtualNetworks") for sn in vn["properties"]["subnets"]}
     found = []
     for v in by_type(demo, VM_TYPE):
         nic = nic_of(demo, v)
@@ -504,8 +503,7 @@ def test_demo_subnet_nsg_denies_ssh_while_nic_nsg_allows(demo):
             continue
         subnet_nsg = idx[sn["properties"]["networkSecurityGroup"]["id"].lower()]
         nic_nsg = idx[nic["properties"]["networkSecurityGroup"]["id"].lower()]
-        if nsg_verdict(subnet_nsg, 22)["properties"]["access"] == "Deny" and \
-                nsg_verdict(nic_nsg, 22)["properties"]["access"] == "Allow":
+        if nsg_verdict(subnet_nsg, 22)["properties"]["access"] == "Deny" and nsg_verdict(nic_nsg, 22)["properties"]["access"] == "Allow":
             found.append(v["name"])
     assert found == ["tools-lnx-shared-01"]
     assert vms(demo)["tools-lnx-shared-01"]["properties"]["storageProfile"]["osDisk"]["osType"] == "Linux"
@@ -521,8 +519,7 @@ def test_demo_public_ip_changed(demo):
 
 def test_demo_guest_firewall_drops_rdp_while_nsg_allows(demo):
     idx = index(demo)
-    silent = [v for v in by_type(demo, VM_TYPE) if guest(demo, v)["boot"] == "ok"
-              and "silent" in guest(demo, v)["ports"].values()]
+    silent = [v for v in by_type(demo, VM_TYPE) if guest(demo, v)["boot"] == "ok" and "silent" in guest(demo, v)["ports"].values()]
     assert [v["name"] for v in silent] == ["files-shared-01"]
     nsg = idx[nic_of(demo, silent[0])["properties"]["networkSecurityGroup"]["id"].lower()]
     assert nsg_verdict(nsg, 3389)["properties"]["access"] == "Allow"
@@ -530,9 +527,11 @@ def test_demo_guest_firewall_drops_rdp_while_nsg_allows(demo):
 
 
 def test_demo_vm_agent_not_ready(demo):
-    not_ready = [v for v in by_type(demo, VM_TYPE)
-                 if v["properties"].get("instanceView", {}).get("vmAgent", {}).get("statuses", [{}])[0]
-                 .get("displayStatus") == "Not Ready"]
+    not_ready = [
+        v
+        for v in by_type(demo, VM_TYPE)
+        if v["properties"].get("instanceView", {}).get("vmAgent", {}).get("statuses", [{}])[0].get("displayStatus") == "Not Ready"
+    ]
     assert [v["name"] for v in not_ready] == ["mon-shared-eus-01"]
     assert guest(demo, not_ready[0])["agent"] == "not-ready"
     assert "WireServer" in guest(demo, not_ready[0])["serial_log"]
@@ -543,8 +542,7 @@ def test_demo_placement_shapes(demo):
     v = by_type(demo, VM_TYPE)
     zonal = [x for x in v if x.get("zones")]
     assert len(zonal) >= 3 and {z for x in zonal for z in x["zones"]} >= {"1", "2", "3"}
-    single = [x for x in v if not x.get("zones") and "availabilitySet" not in x["properties"]
-              and "virtualMachineScaleSet" not in x["properties"]]
+    single = [x for x in v if not x.get("zones") and "availabilitySet" not in x["properties"] and "virtualMachineScaleSet" not in x["properties"]]
     assert len(single) >= 5
     sets = by_type(demo, "Microsoft.Compute/availabilitySets")
     sizes = sorted(len(s["properties"]["virtualMachines"]) for s in sets)
@@ -574,8 +572,12 @@ def test_demo_delete_options(demo):
         sp = x["properties"]["storageProfile"]
         nic_opts = [n["properties"]["deleteOption"] for n in x["properties"]["networkProfile"]["networkInterfaces"]]
         detach_nics += nic_opts == ["Detach"]
-        if sp["osDisk"]["deleteOption"] == "Delete" and sp["dataDisks"] and nic_opts == ["Delete"] and all(
-                d["deleteOption"] == "Delete" for d in sp["dataDisks"]):
+        if (
+            sp["osDisk"]["deleteOption"] == "Delete"
+            and sp["dataDisks"]
+            and nic_opts == ["Delete"]
+            and all(d["deleteOption"] == "Delete" for d in sp["dataDisks"])
+        ):
             all_delete.append(x["name"])
     assert all_delete == ["dev-sandbox-01"]
     assert detach_nics >= len(v) - 2
@@ -612,16 +614,20 @@ def test_demo_nat_only_vms(demo):
 
 def test_demo_private_only_vm_behind_a_broken_vpn(demo):
     idx = index(demo)
-    private = [x for x in by_type(demo, VM_TYPE)
-               if "publicIPAddress" not in ipconfig(nic_of(demo, x))
-               and not ipconfig(nic_of(demo, x)).get("loadBalancerInboundNatRules")]
+    private = [
+        x
+        for x in by_type(demo, VM_TYPE)
+        if "publicIPAddress" not in ipconfig(nic_of(demo, x)) and not ipconfig(nic_of(demo, x)).get("loadBalancerInboundNatRules")
+    ]
     assert [x["name"] for x in private] == ["payroll-app-01"]
     vnet_id = ipconfig(nic_of(demo, private[0]))["subnet"]["id"].rsplit("/subnets/", 1)[0].lower()
-    gws = [g for g in by_type(demo, "Microsoft.Network/virtualNetworkGateways")
-           if g["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"].lower().startswith(vnet_id + "/")]
+    gws = [
+        g
+        for g in by_type(demo, "Microsoft.Network/virtualNetworkGateways")
+        if g["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"].lower().startswith(vnet_id + "/")
+    ]
     assert len(gws) == 1
-    conns = [c for c in by_type(demo, "Microsoft.Network/connections")
-             if c["properties"]["virtualNetworkGateway1"]["id"] == gws[0]["id"]]
+    conns = [c for c in by_type(demo, "Microsoft.Network/connections") if c["properties"]["virtualNetworkGateway1"]["id"] == gws[0]["id"]]
     assert [c["properties"]["connectionStatus"] for c in conns] == ["NotConnected"]
     assert idx[vnet_id]["properties"]["subnets"][0]["name"] == "GatewaySubnet"
 
@@ -634,7 +640,8 @@ def test_demo_boot_diagnostics(demo):
     assert kinds["off"] == 1 and kinds["custom"] == 1 and kinds["managed"] >= 20
     custom = next(x for x in by_type(demo, VM_TYPE) if x["properties"]["diagnosticsProfile"]["bootDiagnostics"].get("storageUri"))
     assert custom["properties"]["instanceView"]["bootDiagnostics"]["serialConsoleLogBlobUri"].startswith(
-        custom["properties"]["diagnosticsProfile"]["bootDiagnostics"]["storageUri"])
+        custom["properties"]["diagnosticsProfile"]["bootDiagnostics"]["storageUri"]
+    )
 
 
 def test_demo_special_vm_kinds(demo):
@@ -759,8 +766,7 @@ def test_scale_variety(scale):
     assert any(x["properties"]["storageProfile"]["osDisk"]["deleteOption"] == "Delete" for x in v)
     assert any(x["properties"].get("priority") == "Spot" for x in v)
     for sub in scale["subscriptions"]:
-        types = {e["properties"]["eventType"] for e in scale["events"]
-                 if e["id"].startswith(f"/subscriptions/{sub['subscriptionId']}/")}
+        types = {e["properties"]["eventType"] for e in scale["events"] if e["id"].startswith(f"/subscriptions/{sub['subscriptionId']}/")}
         assert {"ServiceIssue", "HealthAdvisory"} <= types
     boots = Counter(g["boot"].split(":")[0] for g in scale["guest"].values())
     assert boots["ok"] > 0.9 * len(v)
@@ -804,16 +810,26 @@ def minimal(sub="11111111-2222-3333-4444-555555555555") -> dict:
     vm_id = f"/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"
     return {
         "subscriptions": [{"subscriptionId": sub, "displayName": "One", "state": "Enabled"}],
-        "resources": [{
-            "id": vm_id, "name": "vm1", "type": "Microsoft.Compute/virtualMachines", "location": "westeurope",
-            "properties": {
-                "hardwareProfile": {"vmSize": "Standard_B2s"},
-                "storageProfile": {"osDisk": {"osType": "Linux", "name": "d"}},
-                "networkProfile": {"networkInterfaces": []},
-            },
-        }],
-        "availabilityStatuses": [{"id": vm_id + "/providers/Microsoft.ResourceHealth/availabilityStatuses/current",
-                                  "name": "current", "properties": {"availabilityState": "Available"}}],
+        "resources": [
+            {
+                "id": vm_id,
+                "name": "vm1",
+                "type": "Microsoft.Compute/virtualMachines",
+                "location": "westeurope",
+                "properties": {
+                    "hardwareProfile": {"vmSize": "Standard_B2s"},
+                    "storageProfile": {"osDisk": {"osType": "Linux", "name": "d"}},
+                    "networkProfile": {"networkInterfaces": []},
+                },
+            }
+        ],
+        "availabilityStatuses": [
+            {
+                "id": vm_id + "/providers/Microsoft.ResourceHealth/availabilityStatuses/current",
+                "name": "current",
+                "properties": {"availabilityState": "Available"},
+            }
+        ],
         "events": [],
         "guest": {vm_id: {"ports": {"22": "ssh"}, "boot": "ok"}},
     }
@@ -855,31 +871,42 @@ def test_error_unknown_subscription(tmp_path):
     assert "99999999-2222-3333-4444-555555555555" in msg and "not listed in 'subscriptions'" in msg
 
 
-@pytest.mark.parametrize("mutate,expected", [
-    (lambda d: d.update(extra=1), "unknown top-level key 'extra'"),
-    (lambda d: d.update(resources={}), "'resources' must be a list"),
-    (lambda d: d.pop("subscriptions"), "there is no 'subscriptions' list"),
-    (lambda d: d["subscriptions"][0].update(subscriptionId="not-a-guid"), "subscriptions[0] needs a 'subscriptionId'"),
-    (lambda d: d["resources"][0].update(id="/subscriptions/11111111-2222-3333-4444-555555555555/vm1"),
-     "has a malformed ARM id"),
-    (lambda d: d["resources"][0].update(name="other"), "has name 'other' but its id ends in 'vm1'"),
-    (lambda d: d["resources"][0].update(type="Microsoft.Compute/disks"), "has type 'Microsoft.Compute/disks'"),
-    (lambda d: d["resources"].append(dict(d["resources"][0])), "resources[1] repeats the id"),
-    (lambda d: d["resources"][0]["properties"].pop("hardwareProfile"), "has no properties.hardwareProfile.vmSize"),
-    (lambda d: d["availabilityStatuses"][0].update(id=d["resources"][0]["id"] + "/providers/Microsoft.ResourceHealth/availabilityStatuses/latest"),
-     "must end with /providers/Microsoft.ResourceHealth/availabilityStatuses/current"),
-    (lambda d: d["availabilityStatuses"][0]["properties"].update(availabilityState="Fine"),
-     "needs properties.availabilityState"),
-    (lambda d: d["events"].append({"id": "/subscriptions/99999999-2222-3333-4444-555555555555/providers/"
-                                         "Microsoft.ResourceHealth/events/AB-1", "name": "AB-1",
-                                   "properties": {"eventType": "ServiceIssue"}}),
-     "events[0] (/subscriptions/9999"),
-    (lambda d: d["guest"].update({"/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/nope": {}}),
-     "is not the id of a virtual machine in 'resources'"),
-    (lambda d: next(iter(d["guest"].values())).update(ports={"22": "open"}), "use one of"),
-    (lambda d: next(iter(d["guest"].values())).update(boot="broken"), ".boot is 'broken'"),
-    (lambda d: next(iter(d["guest"].values())).update(previous_public_ip="nope"), "not an IPv4 address"),
-])
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (lambda d: d.update(extra=1), "unknown top-level key 'extra'"),
+        (lambda d: d.update(resources={}), "'resources' must be a list"),
+        (lambda d: d.pop("subscriptions"), "there is no 'subscriptions' list"),
+        (lambda d: d["subscriptions"][0].update(subscriptionId="not-a-guid"), "subscriptions[0] needs a 'subscriptionId'"),
+        (lambda d: d["resources"][0].update(id="/subscriptions/11111111-2222-3333-4444-555555555555/vm1"), "has a malformed ARM id"),
+        (lambda d: d["resources"][0].update(name="other"), "has name 'other' but its id ends in 'vm1'"),
+        (lambda d: d["resources"][0].update(type="Microsoft.Compute/disks"), "has type 'Microsoft.Compute/disks'"),
+        (lambda d: d["resources"].append(dict(d["resources"][0])), "resources[1] repeats the id"),
+        (lambda d: d["resources"][0]["properties"].pop("hardwareProfile"), "has no properties.hardwareProfile.vmSize"),
+        (
+            lambda d: d["availabilityStatuses"][0].update(id=d["resources"][0]["id"] + "/providers/Microsoft.ResourceHealth/availabilityStatuses/latest"),
+            "must end with /providers/Microsoft.ResourceHealth/availabilityStatuses/current",
+        ),
+        (lambda d: d["availabilityStatuses"][0]["properties"].update(availabilityState="Fine"), "needs properties.availabilityState"),
+        (
+            lambda d: d["events"].append(
+                {
+                    "id": "/subscriptions/99999999-2222-3333-4444-555555555555/providers/Microsoft.ResourceHealth/events/AB-1",
+                    "name": "AB-1",
+                    "properties": {"eventType": "ServiceIssue"},
+                }
+            ),
+            "events[0] (/subscriptions/9999",
+        ),
+        (
+            lambda d: d["guest"].update({"/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/nope": {}}),
+            "is not the id of a virtual machine in 'resources'",
+        ),
+        (lambda d: next(iter(d["guest"].values())).update(ports={"22": "open"}), "use one of"),
+        (lambda d: next(iter(d["guest"].values())).update(boot="broken"), ".boot is 'broken'"),
+        (lambda d: next(iter(d["guest"].values())).update(previous_public_ip="nope"), "not an IPv4 address"),
+    ],
+)
 def test_error_messages_name_the_file_and_the_problem(tmp_path, mutate, expected):
     data = minimal()
     mutate(data)
@@ -906,15 +933,18 @@ def test_error_file_problems(tmp_path):
         load_estate(str(p))
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("foo", "unknown estate 'foo': use demo, hostile, scale:N or a JSON file"),
-    ("", "use demo, hostile, scale:N or a JSON file"),
-    ("scale:abc", "scale:N needs a positive whole number"),
-    ("scale:0", "scale:N needs a positive whole number"),
-    ("scale:-3", "scale:N needs a positive whole number"),
-    ("scale:1.5", "scale:N needs a positive whole number"),
-    ("scale", "scale:N needs a positive whole number"),
-])
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("foo", "unknown estate 'foo': use demo, hostile, scale:N or a JSON file"),
+        ("", "use demo, hostile, scale:N or a JSON file"),
+        ("scale:abc", "scale:N needs a positive whole number"),
+        ("scale:0", "scale:N needs a positive whole number"),
+        ("scale:-3", "scale:N needs a positive whole number"),
+        ("scale:1.5", "scale:N needs a positive whole number"),
+        ("scale", "scale:N needs a positive whole number"),
+    ],
+)
 def test_error_bad_specs(spec, expected):
     with pytest.raises(EstateError) as exc:
         load_estate(spec)

@@ -409,7 +409,9 @@ async def test_a_failed_snapshot_this_run_did_not_make_is_never_deleted(emu, tmp
         name = snapshot_name(disk.name, stamp(facts))
         foreign = disk.id.rsplit("/providers/", 1)[0] + f"/providers/Microsoft.Compute/snapshots/{name}"
         fault(emu, match=f"/snapshots/{name}", method="PUT", lro_result="Failed")
-        status, _ = arm_request(emu, "PUT", foreign, {"location": facts.vm.location, "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk.id}}})
+        status, _ = arm_request(
+            emu, "PUT", foreign, {"location": facts.vm.location, "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk.id}}}
+        )
         assert status in (200, 201, 202)
         for _ in range(100):
             states = {d["name"]: _state(d) for d in resources(emu, "Microsoft.Compute/snapshots")}

@@ -93,5 +93,14 @@ async def test_each_new_write_under_each_fault_stops_honestly_and_resumes_to_the
     # A 500 started nothing; an operation that ended Failed is started once more, never more.
     extra: Counter = Counter()
     if fault_name == "lro-failed":
-        extra[{"static": "put", "upgrade": "put", "disassociate": "nic-put", "associate": "nic-put", "reset-connection": "resetconnection", "reset-gateway": "reset"}[key]] = 1
+        extra[
+            {
+                "static": "put",
+                "upgrade": "put",
+                "disassociate": "nic-put",
+                "associate": "nic-put",
+                "reset-connection": "resetconnection",
+                "reset-gateway": "reset",
+            }[key]
+        ] = 1
     assert ops(rig.emu) == +(baseline + extra), ops(rig.emu)

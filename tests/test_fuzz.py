@@ -133,7 +133,24 @@ def test_generated_environment_settings_load_or_are_refused_in_one_sentence(env)
 # --- NSG prefixes, port ranges, sources ------------------------------------------------------------
 
 prefixes = st.lists(
-    st.sampled_from(["*", "Internet", "VirtualNetwork", "AzureLoadBalancer", "10.0.0.0/8", "0.0.0.0/0", "::/0", "1.2.3.4", "1.2.3.4/33", "300.1.1.1", "fe80::1/64", "Storage.WestEurope", "", "  "])
+    st.sampled_from(
+        [
+            "*",
+            "Internet",
+            "VirtualNetwork",
+            "AzureLoadBalancer",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "::/0",
+            "1.2.3.4",
+            "1.2.3.4/33",
+            "300.1.1.1",
+            "fe80::1/64",
+            "Storage.WestEurope",
+            "",
+            "  ",
+        ]
+    )
     | weird_text,
     min_size=0,
     max_size=4,
@@ -183,7 +200,10 @@ def test_a_generated_source_parses_or_is_refused_in_one_sentence(text):
 
 # --- resource ids ---------------------------------------------------------------------------------
 
-segments = st.sampled_from(["subscriptions", "resourceGroups", "providers", "Microsoft.Compute", "virtualMachines", "vm1", "", "SUBSCRIPTIONS", "..", " "]) | weird_text
+segments = (
+    st.sampled_from(["subscriptions", "resourceGroups", "providers", "Microsoft.Compute", "virtualMachines", "vm1", "", "SUBSCRIPTIONS", "..", " "])
+    | weird_text
+)
 
 
 @FUZZ
@@ -226,7 +246,28 @@ def _written(home: Path, *, journal: bool = True) -> list[Path]:
 
 
 COMMANDS = ["inventory", "health", "probe", "check", "report", "recover", "runs", "bootlog"]
-OPTIONS = ["--vm", "--scenario", "--subscription", "--format", "--size", "--resume", "--confirm", "--username", "--ssh-key", "--output", "--abandon", "--port", "--source", "--cloud", "--auth", "--dry-run", "--read-only", "--no-probe", "--demo-estate", "-o"]
+OPTIONS = [
+    "--vm",
+    "--scenario",
+    "--subscription",
+    "--format",
+    "--size",
+    "--resume",
+    "--confirm",
+    "--username",
+    "--ssh-key",
+    "--output",
+    "--abandon",
+    "--port",
+    "--source",
+    "--cloud",
+    "--auth",
+    "--dry-run",
+    "--read-only",
+    "--no-probe",
+    "--demo-estate",
+    "-o",
+]
 argv_tokens = st.sampled_from(OPTIONS) | weird_text.filter(lambda s: not s.startswith("--demo") and s not in ("--yes", "-y"))
 
 
@@ -255,7 +296,22 @@ def test_generated_command_lines_give_an_exit_code_and_never_a_traceback(emu, pr
         assert path.name.startswith("journal") or path.suffix in (".lock",) or path.name == "last-known-endpoints.json" or "report" in str(path), path
 
 
-vm_names = st.sampled_from(["ü" * 300, "a" * 5000, "💥", "web-prod-01\n", "web prod", "-rf", "名前", "\u202eevil", "web-prod-0%", "*", "/subscriptions/", "/subscriptions/x/resourceGroups"]) | weird_text.filter(lambda s: s.strip() and not s.startswith("-"))
+vm_names = st.sampled_from(
+    [
+        "ü" * 300,
+        "a" * 5000,
+        "💥",
+        "web-prod-01\n",
+        "web prod",
+        "-rf",
+        "名前",
+        "\u202eevil",
+        "web-prod-0%",
+        "*",
+        "/subscriptions/",
+        "/subscriptions/x/resourceGroups",
+    ]
+) | weird_text.filter(lambda s: s.strip() and not s.startswith("-"))
 
 
 @FEW

@@ -62,7 +62,6 @@ def test_a_large_estate_is_frozen_and_fully_collected_only_when_garbage_can_have
     assert gc.get_freeze_count() == 0 and sys.getswitchinterval() == saved and not pacer.engaged
 
 
-
 def test_the_pages_malloc_keeps_after_a_load_are_given_back_to_the_system():
     """What a load parsed and freed stays in the process (glibc keeps freed pages for reuse)
     until the pacer trims the heap: when the process has grown TRIM_GROWTH_MB since the last

@@ -83,7 +83,9 @@ def test_the_error_and_answer_shapes_are_args(graph_emulator):
     assert status == 400
     assert body["error"]["code"] == "BadRequest"
     assert body["error"]["details"][0]["code"] == "InvalidQuery"
-    status, body = arm_call(graph_emulator, "POST", ARG, {"query": "resources | summarize count() by type | order by count_ desc", "options": {"resultFormat": "table"}})
+    status, body = arm_call(
+        graph_emulator, "POST", ARG, {"query": "resources | summarize count() by type | order by count_ desc", "options": {"resultFormat": "table"}}
+    )
     assert status == 200
     assert [c["name"] for c in body["data"]["columns"]] == ["type", "count_"]
     assert body["resultTruncated"] == "false"
@@ -186,7 +188,12 @@ def test_every_answer_carries_the_quota_headers(graph_emulator):
     import urllib.request
 
     ctx = ssl.create_default_context(cafile=graph_emulator.ca_file)
-    req = urllib.request.Request(graph_emulator.endpoint + ARG, data=json.dumps({"query": VMS}).encode(), method="POST", headers={"Content-Type": "application/json", "Authorization": "Bearer headers-test"})
+    req = urllib.request.Request(
+        graph_emulator.endpoint + ARG,
+        data=json.dumps({"query": VMS}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer headers-test"},
+    )
     with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
         remaining = resp.headers["x-ms-user-quota-remaining"]
         resets = resp.headers["x-ms-user-quota-resets-after"]
@@ -223,5 +230,9 @@ def test_answers_follow_the_estate_when_rows_are_kept_between_queries():
     after = answer()
     assert after[vm_l] == ("Unavailable", "PowerState/deallocated") != (state, power)
     assert {k: v for k, v in after.items() if k != vm_l} == {k: v for k, v in before.items() if k != vm_l}
-    status, body, _ = graph.answer({"query": f"resources | where type =~ 'microsoft.compute/virtualmachines' | where tolower(id) == '{vm_l}' | project id, power = tostring(properties.extended.instanceView.powerState.code)"})
+    status, body, _ = graph.answer(
+        {
+            "query": f"resources | where type =~ 'microsoft.compute/virtualmachines' | where tolower(id) == '{vm_l}' | project id, power = tostring(properties.extended.instanceView.powerState.code)"
+        }
+    )
     assert [r["power"] for r in body["data"]] == ["PowerState/deallocated"]

@@ -136,9 +136,15 @@ async def test_uniform_scale_set_instances_come_from_resource_graph_and_refuse_r
     estate = load_estate("demo", now=FIXED_NOW)
     web = next(r for r in estate["resources"] if r["type"] == "Microsoft.Compute/virtualMachines" and r["name"] == "web-prod-01")
     sub, rg = web["id"].split("/")[2], web["id"].split("/")[4]
-    subnet = next(r for r in estate["resources"] if r["type"] == "Microsoft.Network/networkInterfaces" and r["id"] == web["properties"]["networkProfile"]["networkInterfaces"][0]["id"])
+    subnet = next(
+        r
+        for r in estate["resources"]
+        if r["type"] == "Microsoft.Network/networkInterfaces" and r["id"] == web["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+    )
     subnet_id = subnet["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"]
-    ids = add_uniform_scale_set(estate, sub, rg, "vmss-render", web["location"], size="Standard_D4s_v5", subnet_id=subnet_id, powers=("running", "running", "deallocated"))
+    ids = add_uniform_scale_set(
+        estate, sub, rg, "vmss-render", web["location"], size="Standard_D4s_v5", subnet_id=subnet_id, powers=("running", "running", "deallocated")
+    )
     emu = EmulatorThread(estate, graph_quota=(10_000, 1.0)).start()
     try:
         arm, arg = await _inventories(emu, instance_views=0)

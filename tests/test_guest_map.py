@@ -186,7 +186,9 @@ def test_demo_attaches_to_a_running_emulator(rig, capsys):
     from tui.cli import main
 
     emu, real, shadowed = rig
-    code = main(["probe", "--demo", "--arm-endpoint", emu.endpoint, "--ca-file", emu.ca_file, "--vm", SHADOWED, "--format", "json", "--timeout", "1", "--attempts", "1"])
+    code = main(
+        ["probe", "--demo", "--arm-endpoint", emu.endpoint, "--ca-file", emu.ca_file, "--vm", SHADOWED, "--format", "json", "--timeout", "1", "--attempts", "1"]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     ssh = next(r for r in json.loads(out)["results"] if r["kind"] == "public-ip" and r["port"] == 22)

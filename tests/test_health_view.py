@@ -138,8 +138,20 @@ def test_json_shape_has_the_documented_keys():
     assert doc["statuses"][0]["reason_type"] == "unplanned"
     assert doc["statuses"][0]["recommended_actions"] == ["Restart the VM"]
     assert set(doc["events"][0]) == {
-        "id", "type", "status", "level", "title", "regions", "services", "subscriptions", "impacted_vms", "impacted",
-        "impacted_vm_names", "impact_start", "last_update", "updates",
+        "id",
+        "type",
+        "status",
+        "level",
+        "title",
+        "regions",
+        "services",
+        "subscriptions",
+        "impacted_vms",
+        "impacted",
+        "impacted_vm_names",
+        "impact_start",
+        "last_update",
+        "updates",
     }
     assert doc["events"][0]["impacted_vms"] == 2 and doc["events"][0]["impacted"] == "in the region"
     assert doc["events"][0]["updates"] == [{"time": NOW.isoformat(), "summary": "x"}]
@@ -150,8 +162,16 @@ def test_updates_of_an_event_shared_by_subscriptions_and_services_are_listed_onc
     ups = (EventUpdate("first", NOW - timedelta(hours=2)), EventUpdate("second", NOW - timedelta(hours=1)))
     regions = (ImpactedRegion("East US", updates=ups),)
     shared = [
-        ServiceEvent("T1", sub, "ServiceIssue", "Active", "Warning", "t", last_update=NOW,
-                     impact=(ImpactedService("Virtual Machines", regions), ImpactedService("Storage", regions)))
+        ServiceEvent(
+            "T1",
+            sub,
+            "ServiceIssue",
+            "Active",
+            "Warning",
+            "t",
+            last_update=NOW,
+            impact=(ImpactedService("Virtual Machines", regions), ImpactedService("Storage", regions)),
+        )
         for sub in (SUB, OTHER)
     ]
     assert [u.summary for u in shared[0].updates] == ["second", "first"]
@@ -162,8 +182,7 @@ def test_updates_of_an_event_shared_by_subscriptions_and_services_are_listed_onc
 
 def test_my_vms_are_the_impacted_resources_azure_lists_where_it_lists_them():
     vms = [vm("a"), vm("b"), vm("c", location="westeurope")]
-    listed = Inventory(subscriptions=(Subscription(SUB, "prod"),), vms=tuple(vms), events=(event("T1"), event("T2")),
-                       impacted={"t1": (vms[1].id.upper(),)})
+    listed = Inventory(subscriptions=(Subscription(SUB, "prod"),), vms=tuple(vms), events=(event("T1"), event("T2")), impacted={"t1": (vms[1].id.upper(),)})
     rows = {r.id: r for r in service_events(listed)}
     assert [v.name for v in rows["T1"].impacted_vms] == ["b"] and rows["T1"].listed
     assert {v.name for v in rows["T2"].impacted_vms} == {"a", "b"} and rows["T2"].impact_scope == "in the region"

@@ -36,8 +36,12 @@ COMMANDS: dict[str, list[list[str]]] = {
     "report": [["--vm", "api-dev-01", "--vm", "files-shared-01", "--vm", "iis-test-01"]],
     "probe": [["--all", "--timeout", "1", "--attempts", "1"]],
     "bootlog": [["--vm", "api-dev-01"], ["--vm", "pg-dev-01"], ["--vm", "iis-test-01"]],
-    "recover": [["--vm", "api-dev-01", "--scenario", "rescue", "--dry-run"], ["--vm", "web-prod-01", "--scenario", "restart", "--dry-run"],
-                ["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--dry-run"], ["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--disable-rule", "--dry-run"]],
+    "recover": [
+        ["--vm", "api-dev-01", "--scenario", "rescue", "--dry-run"],
+        ["--vm", "web-prod-01", "--scenario", "restart", "--dry-run"],
+        ["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--dry-run"],
+        ["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--disable-rule", "--dry-run"],
+    ],
     "timeline": [["--vm", "jump-prod-01", "--since", "30d"], ["--vm", "dev-spot-01", "--since", "90d"]],
     # A VM from Resource Graph by name and by address (no tenant prose in its columns).
     "find": [["api-dev-01"], ["127.10.3.13"]],

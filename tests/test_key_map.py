@@ -26,7 +26,10 @@ def test_each_verb_has_one_key_and_each_verb_key_means_that_verb():
         by_key[binding.key].add(binding.description)
     for verb, key in VERB_KEYS.items():
         assert by_description[verb] == {key}, (verb, by_description[verb])
-        assert by_key[key] <= {verb, "Back to the console", "Clear filter", "Clear", "Cancel", "Close"} if key == "escape" else by_key[key] == {verb}, (key, by_key[key])
+        assert by_key[key] <= {verb, "Back to the console", "Clear filter", "Clear", "Cancel", "Close"} if key == "escape" else by_key[key] == {verb}, (
+            key,
+            by_key[key],
+        )
     # Each verb is offered where a VM is selected.
     owners = defaultdict(set)
     for cls, binding in declared_bindings():
@@ -90,7 +93,9 @@ async def test_o_from_the_inventory_and_p_from_the_vm_detail(emulator):
         await pilot.press("enter")  # the detail of the (filtered) VM
         await pilot.pause(0.2)
         await pilot.press("p")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConnectivityScreen) and not app.screen.probing and app.screen.probed_at is not None, what="the probe")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, ConnectivityScreen) and not app.screen.probing and app.screen.probed_at is not None, what="the probe"
+        )
         probed = [s for s in app.screen.states.values() if s.diagnosis is not None]
         assert {s.vm.name for s in probed} == {"dev-spot-01"}
         assert "dev-spot-01" in screen_text(app)
@@ -99,7 +104,11 @@ async def test_o_from_the_inventory_and_p_from_the_vm_detail(emulator):
 # Words that name one verb: esc leaves where you are (clears the filter first, closes a dialog),
 # and / finds (filters a list, searches a log).
 SAME_VERB = {
-    "Clear filter": "Back", "Clear": "Back", "Cancel": "Back", "Close": "Back", "Back to the console": "Back",
+    "Clear filter": "Back",
+    "Clear": "Back",
+    "Cancel": "Back",
+    "Close": "Back",
+    "Back to the console": "Back",
     "Search": "Filter",
 }
 

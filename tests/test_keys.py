@@ -64,7 +64,15 @@ def test_keys_as_json(tmp_path, monkeypatch, capsys):
     assert main(["keys", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     sort = next(e for e in doc if e["binding_id"] == "table.sort")
-    assert sort == {"binding_id": "table.sort", "keys": ["o"], "display": "o", "description": "Sort", "where": "tables", "source": "config", "class": "FastTable"}
+    assert sort == {
+        "binding_id": "table.sort",
+        "keys": ["o"],
+        "display": "o",
+        "description": "Sort",
+        "where": "tables",
+        "source": "config",
+        "class": "FastTable",
+    }
 
 
 def test_an_unknown_binding_id_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):

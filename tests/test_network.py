@@ -174,7 +174,11 @@ def test_endpoints_cover_public_ip_fqdn_nat_and_private_on_request():
         protocol="Tcp",
         backend_ip_configuration_id=f"{SUB}/Microsoft.Network/networkInterfaces/web1-nic/ipConfigurations/ipconfig1",
     )
-    inv = Inventory(subscriptions=(), vms=(), load_balancers={lb_id.lower(): LoadBalancer(id=lb_id, name="lb1", location="westeurope", sku="Standard", inbound_nat_rules=(nat,))})
+    inv = Inventory(
+        subscriptions=(),
+        vms=(),
+        load_balancers={lb_id.lower(): LoadBalancer(id=lb_id, name="lb1", location="westeurope", sku="Standard", inbound_nat_rules=(nat,))},
+    )
     vm = make_vm(pip="127.0.2.9", fqdn="web1.westeurope.cloudapp.azure.test")
     found = [(e.kind, e.host, e.port, e.guest_port, e.protocol) for e in endpoints(vm, inv, default_ports(vm))]
     assert found == [
@@ -216,7 +220,22 @@ def test_vm_verdict_reads_the_nic_and_subnet_nsgs_from_the_inventory():
 # same random NSG documents (through the product's ARM mapping) and must agree.
 
 ADDRESSES = ["52.1.2.3", "20.30.40.50", "10.1.0.4", "10.2.0.9", "192.168.1.10", "168.63.129.16", "100.64.1.1", "172.16.5.5"]
-PREFIXES = ["*", "Internet", "VirtualNetwork", "AzureLoadBalancer", "Storage", "AzureCloud.westeurope", "10.0.0.0/8", "10.1.0.0/24", "10.1.0.4/32", "52.0.0.0/8", "52.1.2.3", "20.30.40.0/24", "0.0.0.0/0", "168.63.129.16/32"]
+PREFIXES = [
+    "*",
+    "Internet",
+    "VirtualNetwork",
+    "AzureLoadBalancer",
+    "Storage",
+    "AzureCloud.westeurope",
+    "10.0.0.0/8",
+    "10.1.0.0/24",
+    "10.1.0.4/32",
+    "52.0.0.0/8",
+    "52.1.2.3",
+    "20.30.40.0/24",
+    "0.0.0.0/0",
+    "168.63.129.16/32",
+]
 DESTINATIONS = ["*", "VirtualNetwork", "10.1.0.4", "10.1.0.0/24", "10.9.0.0/16", "Internet", "AzureLoadBalancer", "0.0.0.0/0"]
 PORT_SPECS = ["*", "22", "3389", "20-30", "3000-4000", "80", "0-65535", "22-22"]
 SOURCE_PORT_SPECS = [["*"], ["*"], ["0-65535"], ["1024-65535"], ["0-1023", "1024-65535"], ["49152-65535"], ["22"], ["1024-40000", "40001-65535"]]
@@ -248,7 +267,9 @@ def arm_rule(draw, priority: int) -> dict:
     if draw(st.integers(0, 9)) == 0:
         props["destinationApplicationSecurityGroups"] = [{"id": ASG}]
     else:
-        _arm_field(props, "destinationAddressPrefix", "destinationAddressPrefixes", draw(st.lists(st.sampled_from(DESTINATIONS), min_size=1, max_size=2)), plural)
+        _arm_field(
+            props, "destinationAddressPrefix", "destinationAddressPrefixes", draw(st.lists(st.sampled_from(DESTINATIONS), min_size=1, max_size=2)), plural
+        )
     _arm_field(props, "sourcePortRange", "sourcePortRanges", draw(st.sampled_from(SOURCE_PORT_SPECS)), plural)
     _arm_field(props, "destinationPortRange", "destinationPortRanges", draw(st.lists(st.sampled_from(PORT_SPECS), min_size=1, max_size=3)), plural)
     return {"name": draw(st.sampled_from(["A", "B", "C", "D", "E"])) + str(priority), "properties": props}
@@ -312,7 +333,9 @@ def test_an_ephemeral_source_port_rule_admits_any_client():
 
 rules_strategy = st.lists(
     st.builds(
-        lambda name, prio, access, ports, sources, protocol, dests, sports, direction: rule(name, prio, access, ports, sources, protocol, dests, sports, direction),
+        lambda name, prio, access, ports, sources, protocol, dests, sports, direction: rule(
+            name, prio, access, ports, sources, protocol, dests, sports, direction
+        ),
         name=st.sampled_from(["A", "B", "C", "D", "E"]),
         prio=st.integers(100, 4096),
         access=st.sampled_from(["Allow", "Deny"]),

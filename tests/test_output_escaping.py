@@ -168,7 +168,12 @@ def _cli(emu, home: Path, *argv: str) -> str:
     env = cli_env(home, emu)
     proc = subprocess.run(
         [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())", *argv, *cli_connection(emu)],
-        cwd=REPO, env=env, capture_output=True, timeout=300, check=False, text=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+        text=True,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.stdout

@@ -52,11 +52,7 @@ def problems(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
     where = path.relative_to(ROOT)
     out: list[str] = []
-    static_classes = {
-        node.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ClassDef) and any(_name(b) in MARKUP_WIDGETS for b in node.bases)
-    }
+    static_classes = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and any(_name(b) in MARKUP_WIDGETS for b in node.bases)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = _name(node.func)

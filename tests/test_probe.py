@@ -36,11 +36,7 @@ HOST = "127.0.0.1"
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.6 Ubuntu-3ubuntu13\r\n"
 
 # MS-RDPBCGR 4.1.1 and 4.1.2: the protocol's own annotated examples.
-SPEC_CONNECTION_REQUEST = bytes.fromhex(
-    "0300002c27e00000000000"
-    + b"Cookie: mstshash=eltons\r\n".hex()
-    + "0100080000000000"
-)
+SPEC_CONNECTION_REQUEST = bytes.fromhex("0300002c27e00000000000" + b"Cookie: mstshash=eltons\r\n".hex() + "0100080000000000")
 SPEC_CONNECTION_CONFIRM = bytes.fromhex("030000130ed000001234000200080000000000")
 
 
@@ -117,7 +113,11 @@ async def test_open_refused_and_silent_are_told_apart():
     async with listener(ssh_server) as open_port:
         with silent_listener() as silent_port:
             refused_port = free_port()
-            targets = [ProbeTarget(HOST, open_port, "ssh", vm="a"), ProbeTarget(HOST, refused_port, "ssh", vm="b"), ProbeTarget(HOST, silent_port, "ssh", vm="c")]
+            targets = [
+                ProbeTarget(HOST, open_port, "ssh", vm="a"),
+                ProbeTarget(HOST, refused_port, "ssh", vm="b"),
+                ProbeTarget(HOST, silent_port, "ssh", vm="c"),
+            ]
             started = time.perf_counter()
             results = await probe_many(targets, ProbeOptions(timeout=0.5, attempts=2))
             elapsed = time.perf_counter() - started
@@ -312,7 +312,9 @@ async def test_results_arrive_as_they_finish():
     async with listener(ssh_server) as open_port:
         with silent_listener() as silent_port:
             order = []
-            async for result in iter_probes([ProbeTarget(HOST, silent_port, "ssh"), ProbeTarget(HOST, open_port, "ssh")], ProbeOptions(timeout=0.4, attempts=1)):
+            async for result in iter_probes(
+                [ProbeTarget(HOST, silent_port, "ssh"), ProbeTarget(HOST, open_port, "ssh")], ProbeOptions(timeout=0.4, attempts=1)
+            ):
                 order.append(result.status)
     assert order == [OPEN, TIMEOUT]
 

@@ -27,8 +27,11 @@ def backups(emu, vm: str = VM) -> list[dict]:
 
 
 async def item_of(rig, vm: str = VM):
-    vm_id = f"/subscriptions/{'3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17' if 'shared' not in vm else '8d14e6a2-2c5f-4b9e-a7d3-61f0c9e8b453'}/resourceGroups/" + {
-        VM: "rg-erp-prod", "web-prod-01": "rg-web-prod", "mon-shared-eus-01": "rg-monitoring-shared"}[vm] + f"/providers/Microsoft.Compute/virtualMachines/{vm}"
+    vm_id = (
+        f"/subscriptions/{'3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17' if 'shared' not in vm else '8d14e6a2-2c5f-4b9e-a7d3-61f0c9e8b453'}/resourceGroups/"
+        + {VM: "rg-erp-prod", "web-prod-01": "rg-web-prod", "mon-shared-eus-01": "rg-monitoring-shared"}[vm]
+        + f"/providers/Microsoft.Compute/virtualMachines/{vm}"
+    )
     book = await rig.backend.backup_protection([vm_id.split("/")[2]])
     return book.item(vm_id), book
 
@@ -203,7 +206,9 @@ def test_the_cli_plans_runs_and_read_only_sends_nothing(emu, home):
     assert proc.returncode == 0, proc.stderr
     (line,) = json_lines(proc.stdout)
     assert [s["key"] for s in line["plan"]["steps"]] == ["preflight", "backup-now"] and line["plan"]["params"] == {"retain_days": 7}
-    proc = aztriage(emu, home, "recover", "--vm", "web-prod-03", "--scenario", "resize", "--size", "Standard_E4s_v5", "--backup-first", "--dry-run", "--format", "json")
+    proc = aztriage(
+        emu, home, "recover", "--vm", "web-prod-03", "--scenario", "resize", "--size", "Standard_E4s_v5", "--backup-first", "--dry-run", "--format", "json"
+    )
     assert proc.returncode == 0, proc.stderr
     (line,) = json_lines(proc.stdout)
     assert [s["key"] for s in line["plan"]["steps"]][:2] == ["preflight", "backup-now"]

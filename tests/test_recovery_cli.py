@@ -230,7 +230,9 @@ def test_a_failed_run_exits_1_and_tells_how_to_resume(emu, home):
 RESTART_BOUNDARIES = [f"{b}:{i}" for i in range(3) for b in ("before", "running", "done", "verified")] + ["operation:1"]
 
 
-def _kill_then_resume(emu, home, args: list[str], kill_at: str, *, resume_args: tuple[str, ...] = (), stdin: str | None = None) -> tuple[str, subprocess.CompletedProcess]:
+def _kill_then_resume(
+    emu, home, args: list[str], kill_at: str, *, resume_args: tuple[str, ...] = (), stdin: str | None = None
+) -> tuple[str, subprocess.CompletedProcess]:
     first = aztriage(emu, home, "recover", *args, kill_at=kill_at, stdin=stdin)
     assert first.returncode == -signal.SIGKILL, (first.returncode, first.stderr)
     (listed,) = runs(emu, home)
@@ -367,7 +369,9 @@ def test_a_reset_that_must_send_again_asks_for_the_secret_again(emu, home):
 def test_an_ssh_key_reset_keeps_the_key_out_of_the_journal(emu, home, tmp_path):
     key = tmp_path / "id_ed25519.pub"
     key.write_text(f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{SENTINEL} operator@laptop\n")
-    proc = aztriage(emu, home, "recover", "--vm", "legacy-ftp-01", "--scenario", "reset-access", "--ssh-key", str(key), "--username", "ops", "--reset-config", "--yes")
+    proc = aztriage(
+        emu, home, "recover", "--vm", "legacy-ftp-01", "--scenario", "reset-access", "--ssh-key", str(key), "--username", "ops", "--reset-config", "--yes"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for path in _files_under(home):
         assert SENTINEL.encode() not in path.read_bytes(), path

@@ -60,7 +60,12 @@ async def verdict(rig, vm_name: str) -> Any:
     env = await connectivity.environment(rig.backend.settings, inventory)
     vms = connectivity.choose_vms(inventory, [vm_name])
     report = await connectivity.run(
-        rig.backend, inventory, vms, connectivity.Request(timeout=0.5, attempts=1), env=env, store=LastKnownStore(rig.journal.path.parent / "lastknown.json", scope="t")
+        rig.backend,
+        inventory,
+        vms,
+        connectivity.Request(timeout=0.5, attempts=1),
+        env=env,
+        store=LastKnownStore(rig.journal.path.parent / "lastknown.json", scope="t"),
     )
     (diagnosis,) = report.diagnoses
     return diagnosis
@@ -68,8 +73,15 @@ async def verdict(rig, vm_name: str) -> Any:
 
 def put_rule(emu, nsg: str, name: str, **props: Any) -> None:
     """A rule written by someone else (another operator, a tool): inbound TCP, deny unless said."""
-    body = {"protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": "22", "sourceAddressPrefix": "*",
-            "destinationAddressPrefix": "*", "access": "Deny", "direction": "Inbound"} | props
+    body = {
+        "protocol": "Tcp",
+        "sourcePortRange": "*",
+        "destinationPortRange": "22",
+        "sourceAddressPrefix": "*",
+        "destinationAddressPrefix": "*",
+        "access": "Deny",
+        "direction": "Inbound",
+    } | props
     status, _ = arm_request(emu, "PUT", f"{nsg_doc(emu, nsg)['id']}/securityRules/{name}", {"properties": body})
     assert status in (200, 201), status
 

@@ -82,7 +82,11 @@ def test_deleting_the_rule_needs_the_name_and_undo_puts_it_back(emu, home):
     [
         (["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--source-ip", "my-laptop", "--yes"], 2, "neither an IP address, a CIDR range"),
         (["--vm", "jump-prod-01", "--scenario", "restart", "--source-ip", "192.0.2.1"], 2, "only apply to --scenario fix-nsg"),
-        (["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--disable-rule", "--source-ip", "192.0.2.1"], 2, "--disable-rule deletes the blocking rule for every source"),
+        (
+            ["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--disable-rule", "--source-ip", "192.0.2.1"],
+            2,
+            "--disable-rule deletes the blocking rule for every source",
+        ),
         (["--resume", "abc", "--source-ip", "192.0.2.1"], 2, "--resume continues a run as it was planned"),
         (["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--source-ip", "*", "--yes"], 1, "confirm by typing 'allow 3389 from anywhere' (--confirm-source)"),
         (["--vm", "jump-prod-01", "--scenario", "fix-nsg", "--source-ip", "*", "--confirm-source", "yes", "--yes"], 1, "'allow 3389 from anywhere'"),
@@ -99,7 +103,20 @@ def test_refusals_are_one_sentence_and_write_nothing(emu, home, args, code, mess
 
 
 def test_anywhere_runs_once_the_phrase_is_typed(emu, home):
-    proc = aztriage(emu, home, "recover", "--vm", "jump-prod-01", "--scenario", "fix-nsg", "--source-ip", "0.0.0.0/0", "--confirm-source", "allow 3389 from anywhere", "--yes")
+    proc = aztriage(
+        emu,
+        home,
+        "recover",
+        "--vm",
+        "jump-prod-01",
+        "--scenario",
+        "fix-nsg",
+        "--source-ip",
+        "0.0.0.0/0",
+        "--confirm-source",
+        "allow 3389 from anywhere",
+        "--yes",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (made,) = [r for n, r in nsg_rules(emu, "nsg-jump-prod").items() if n.startswith("aztriage-")]
     assert made["sourceAddressPrefix"] == "0.0.0.0/0"
@@ -114,7 +131,9 @@ def test_read_only_shows_the_change_disabled_and_writes_nothing(emu, home):
 
 
 def test_json_plan_names_the_rule_the_effect_and_the_release(emu, home):
-    proc = aztriage(emu, home, "recover", "--vm", "tools-lnx-shared-01", "--scenario", "fix-nsg", "--source-ip", "203.0.113.0/24", "--dry-run", "--format", "json")
+    proc = aztriage(
+        emu, home, "recover", "--vm", "tools-lnx-shared-01", "--scenario", "fix-nsg", "--source-ip", "203.0.113.0/24", "--dry-run", "--format", "json"
+    )
     assert proc.returncode == 0, proc.stderr
     (line,) = json_lines(proc.stdout)
     plan = line["plan"]

@@ -76,20 +76,36 @@ async def test_azure_refuses_a_zone_or_set_changed_in_place_and_a_disk_of_anothe
     status, body = arm_request(rig.emu, "PATCH", sql_id, {"properties": {"availabilitySet": {"id": other}}})
     assert status == 409 and "availabilitySet.id" in body["error"]["message"]
     group = vm_id.rsplit("/providers/", 1)[0]
-    status, body = arm_request(rig.emu, "PUT", f"{group}/providers/Microsoft.Compute/availabilitySets/bad", {"location": "northeurope", "properties": {"platformFaultDomainCount": 4}})
+    status, body = arm_request(
+        rig.emu, "PUT", f"{group}/providers/Microsoft.Compute/availabilitySets/bad", {"location": "northeurope", "properties": {"platformFaultDomainCount": 4}}
+    )
     assert status == 400 and "platformFaultDomainCount" in body["error"]["message"]
     # A VM created in zone 2 with a disk of zone 3 (web-prod-03's): refused before anything changes.
     web3 = vm_doc(rig.emu, "web-prod-03")["doc"]
     zonal = disk(rig.emu, web3["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"])
     assert zonal["zones"] == ["3"]
     new_vm = web3["id"].rsplit("/", 1)[0] + "/probe-vm"
-    status, body = arm_request(rig.emu, "PUT", new_vm, {"location": "westeurope", "zones": ["2"], "properties": {
-        "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
-        "storageProfile": {"osDisk": {"createOption": "Attach", "osType": "Linux", "managedDisk": {"id": zonal["id"]}}},
-        "networkProfile": {"networkInterfaces": []}}})
+    status, body = arm_request(
+        rig.emu,
+        "PUT",
+        new_vm,
+        {
+            "location": "westeurope",
+            "zones": ["2"],
+            "properties": {
+                "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+                "storageProfile": {"osDisk": {"createOption": "Attach", "osType": "Linux", "managedDisk": {"id": zonal["id"]}}},
+                "networkProfile": {"networkInterfaces": []},
+            },
+        },
+    )
     assert status == 400 and body["error"]["code"] == "BadRequest" and "zone 3" in body["error"]["message"]
-    status, body = arm_request(rig.emu, "PUT", new_vm, {"location": "westeurope", "zones": ["2"], "properties": {
-        "availabilitySet": {"id": other}, "hardwareProfile": {"vmSize": "Standard_D2s_v5"}}})
+    status, body = arm_request(
+        rig.emu,
+        "PUT",
+        new_vm,
+        {"location": "westeurope", "zones": ["2"], "properties": {"availabilitySet": {"id": other}, "hardwareProfile": {"vmSize": "Standard_D2s_v5"}}},
+    )
     assert status == 400 and "availability set and an availability zone" in body["error"]["message"]
 
 
@@ -100,8 +116,22 @@ async def test_the_plan_copies_every_disk_into_the_zone_and_keeps_the_originals(
     before = writes(rig.emu)
     plan, _ = await rig.plan(VM, "move-to-zone", ZONE)
     assert plan.keys == [
-        "preflight", "capture", "deallocate", "snapshot-os", "snapshot-lun0", "copy-os", "copy-lun0", "detach-disks-nics",
-        "detach-public-ips", "check-kept", "delete", "create", "running", "extension-AzureMonitorLinuxAgent", "reach-ssh", "keep-originals",
+        "preflight",
+        "capture",
+        "deallocate",
+        "snapshot-os",
+        "snapshot-lun0",
+        "copy-os",
+        "copy-lun0",
+        "detach-disks-nics",
+        "detach-public-ips",
+        "check-kept",
+        "delete",
+        "create",
+        "running",
+        "extension-AzureMonitorLinuxAgent",
+        "reach-ssh",
+        "keep-originals",
     ]
     assert plan.destructive and not plan.blockers
     rows = {what: (b, a) for what, b, a in plan.details}

@@ -86,13 +86,25 @@ async def test_the_plan_refuses_what_cannot_be_recreated_and_sends_no_writes(rig
     before_writes = writes(rig.emu)
     plan, _ = await rig.plan(VM, "recreate")
     assert plan.keys == [
-        "preflight", "capture", "detach-disks-nics", "detach-public-ips", "check-kept", "delete", "create", "running",
-        "extension-AzureMonitorLinuxAgent", "extension-DependencyAgentLinux", "reach-ssh", "report",
+        "preflight",
+        "capture",
+        "detach-disks-nics",
+        "detach-public-ips",
+        "check-kept",
+        "delete",
+        "create",
+        "running",
+        "extension-AzureMonitorLinuxAgent",
+        "extension-DependencyAgentLinux",
+        "reach-ssh",
+        "report",
     ]
     assert plan.destructive and not plan.blockers
     assert any("deleteOption is Delete on OS disk" in w and "public IP dev-sandbox-01-ip" in w for w in plan.warnings)
     assert any("installs AzureMonitorLinuxAgent (Microsoft.Azure.Monitor.AzureMonitorLinuxAgent 1.33), DependencyAgentLinux" in w for w in plan.warnings)
-    assert any("sandbox-bootstrap (Microsoft.Azure.Extensions.CustomScript 2.1) keeps its command line" in w and "install it yourself" in w for w in plan.warnings)
+    assert any(
+        "sandbox-bootstrap (Microsoft.Azure.Extensions.CustomScript 2.1) keeps its command line" in w and "install it yourself" in w for w in plan.warnings
+    )
     assert any("userData (" in w and "a copy is kept with the captured model" in w for w in plan.warnings)
     for vm_name, reason in [
         ("dev-ephemeral-01", "ephemeral OS disk"),
@@ -117,7 +129,12 @@ def test_the_create_request_attaches_the_disks_and_carries_the_settings():
         "location": "westeurope",
         "zones": ["2"],
         "tags": {"env": "prod"},
-        "identity": {"type": "SystemAssigned, UserAssigned", "principalId": "p", "tenantId": "t", "userAssignedIdentities": {"/subscriptions/s/x/id1": {"principalId": "q"}}},
+        "identity": {
+            "type": "SystemAssigned, UserAssigned",
+            "principalId": "p",
+            "tenantId": "t",
+            "userAssignedIdentities": {"/subscriptions/s/x/id1": {"principalId": "q"}},
+        },
         "properties": {
             "vmId": "old",
             "provisioningState": "Succeeded",
@@ -126,8 +143,17 @@ def test_the_create_request_attaches_the_disks_and_carries_the_settings():
             "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
             "storageProfile": {
                 "imageReference": {"publisher": "Canonical"},
-                "osDisk": {"osType": "Linux", "name": "os", "createOption": "FromImage", "caching": "ReadWrite", "managedDisk": {"id": "/d/os", "storageAccountType": "Premium_LRS"}, "deleteOption": "Delete"},
-                "dataDisks": [{"lun": 3, "name": "data", "createOption": "Empty", "managedDisk": {"id": "/d/data"}, "deleteOption": "Delete", "diskSizeGB": 64}],
+                "osDisk": {
+                    "osType": "Linux",
+                    "name": "os",
+                    "createOption": "FromImage",
+                    "caching": "ReadWrite",
+                    "managedDisk": {"id": "/d/os", "storageAccountType": "Premium_LRS"},
+                    "deleteOption": "Delete",
+                },
+                "dataDisks": [
+                    {"lun": 3, "name": "data", "createOption": "Empty", "managedDisk": {"id": "/d/data"}, "deleteOption": "Delete", "diskSizeGB": 64}
+                ],
             },
             "osProfile": {"computerName": "x", "adminUsername": "azureuser"},
             "networkProfile": {"networkInterfaces": [{"id": "/n/nic", "properties": {"primary": True, "deleteOption": "Delete"}}]},
@@ -138,8 +164,17 @@ def test_the_create_request_attaches_the_disks_and_carries_the_settings():
     assert body["zones"] == ["2"] and body["tags"] == {"env": "prod"} and body["location"] == "westeurope"
     assert body["identity"] == {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {"/subscriptions/s/x/id1": {}}}
     assert "osProfile" not in props and "imageReference" not in props["storageProfile"] and "vmId" not in props
-    assert props["storageProfile"]["osDisk"] == {"osType": "Linux", "name": "os", "createOption": "Attach", "managedDisk": {"id": "/d/os"}, "deleteOption": "Detach", "caching": "ReadWrite"}
-    assert props["storageProfile"]["dataDisks"] == [{"lun": 3, "name": "data", "createOption": "Attach", "managedDisk": {"id": "/d/data"}, "deleteOption": "Detach"}]
+    assert props["storageProfile"]["osDisk"] == {
+        "osType": "Linux",
+        "name": "os",
+        "createOption": "Attach",
+        "managedDisk": {"id": "/d/os"},
+        "deleteOption": "Detach",
+        "caching": "ReadWrite",
+    }
+    assert props["storageProfile"]["dataDisks"] == [
+        {"lun": 3, "name": "data", "createOption": "Attach", "managedDisk": {"id": "/d/data"}, "deleteOption": "Detach"}
+    ]
     assert props["networkProfile"]["networkInterfaces"] == [{"id": "/n/nic", "properties": {"primary": True, "deleteOption": "Detach"}}]
     assert props["securityProfile"]["securityType"] == "TrustedLaunch" and props["diagnosticsProfile"]["bootDiagnostics"]["enabled"]
 
@@ -151,7 +186,11 @@ async def test_a_vm_whose_disks_nic_and_ip_say_delete_is_recreated_and_every_ori
     plan, result = await rig.run(VM, "recreate")
     doc = end_state_ok(rig, VM, original, result, before, had)
     assert doc["properties"]["vmId"] != original["properties"]["vmId"]  # a new VM resource, on the same disks
-    nic = next(n for n in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkInterfaces")["resources"] if n["name"] == "dev-sandbox-01-nic")
+    nic = next(
+        n
+        for n in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkInterfaces")["resources"]
+        if n["name"] == "dev-sandbox-01-nic"
+    )
     pip_ref = nic["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"]
     assert pip_ref["properties"]["deleteOption"] == "Detach"
     pips = {p["name"] for p in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/publicIPAddresses")["resources"]}
@@ -187,19 +226,36 @@ def test_extensions_are_captured_with_their_public_settings_in_install_order():
     vm = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1"
 
     def ext(name, publisher, handler, **props):
-        return {"name": name, "id": f"{vm}/extensions/{name}", "type": "Microsoft.Compute/virtualMachines/extensions", "location": "westeurope",
-                "properties": dict({"publisher": publisher, "type": handler, "typeHandlerVersion": "1.0", "provisioningState": "Succeeded"}, **props)}
+        return {
+            "name": name,
+            "id": f"{vm}/extensions/{name}",
+            "type": "Microsoft.Compute/virtualMachines/extensions",
+            "location": "westeurope",
+            "properties": dict({"publisher": publisher, "type": handler, "typeHandlerVersion": "1.0", "provisioningState": "Succeeded"}, **props),
+        }
 
-    model = {"location": "westeurope", "resources": [
-        ext("app", "Contoso.Tools", "AppAgent", settings={"port": 8080}, provisionAfterExtensions=["monitor"], autoUpgradeMinorVersion=True),
-        ext("monitor", "Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", enableAutomaticUpgrade=True, settings={}),
-        ext("enablevmaccess", "Microsoft.OSTCExtensions", "VMAccessForLinux", settings={}),
-        ext("oms", "Microsoft.EnterpriseCloud.Monitoring", "OmsAgentForLinux", settings={"workspaceId": "w"}, protectedSettings={"workspaceKey": "k"}),
-    ]}
+    model = {
+        "location": "westeurope",
+        "resources": [
+            ext("app", "Contoso.Tools", "AppAgent", settings={"port": 8080}, provisionAfterExtensions=["monitor"], autoUpgradeMinorVersion=True),
+            ext("monitor", "Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", enableAutomaticUpgrade=True, settings={}),
+            ext("enablevmaccess", "Microsoft.OSTCExtensions", "VMAccessForLinux", settings={}),
+            ext("oms", "Microsoft.EnterpriseCloud.Monitoring", "OmsAgentForLinux", settings={"workspaceId": "w"}, protectedSettings={"workspaceKey": "k"}),
+        ],
+    }
     captured = captured_extensions(model)
     assert [e.name for e in captured] == ["monitor", "app", "enablevmaccess", "oms"]  # app asks to come after monitor
     by_name = {e.name: e for e in captured}
-    assert by_name["app"].body == {"location": "westeurope", "properties": {"publisher": "Contoso.Tools", "type": "AppAgent", "typeHandlerVersion": "1.0", "autoUpgradeMinorVersion": True, "settings": {"port": 8080}}}
+    assert by_name["app"].body == {
+        "location": "westeurope",
+        "properties": {
+            "publisher": "Contoso.Tools",
+            "type": "AppAgent",
+            "typeHandlerVersion": "1.0",
+            "autoUpgradeMinorVersion": True,
+            "settings": {"port": 8080},
+        },
+    }
     assert by_name["monitor"].protected is None and by_name["monitor"].body["properties"]["enableAutomaticUpgrade"] is True
     assert by_name["enablevmaccess"].protected == "a password or an SSH key" and by_name["oms"].protected == "the workspace key"
     assert all("protectedSettings" not in e.body["properties"] and "provisioningState" not in e.body["properties"] for e in captured)

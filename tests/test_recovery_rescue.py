@@ -80,15 +80,38 @@ async def test_the_plan_lists_every_step_with_the_exact_commands_and_changes_not
     before_writes = writes(rig.emu)
     plan, facts = await rig.plan(VM, "rescue", FIXES)
     assert plan.keys == [
-        "preflight", "snapshot-os", "copy-disk", "rescue-group", "rescue-nic", "rescue-vm", "attach-copy", "common-fixes",
-        "repair", "detach-copy", "deallocate", "swap-os-disk", "start", "check-boot", "reach-ssh", "cleanup", "report",
+        "preflight",
+        "snapshot-os",
+        "copy-disk",
+        "rescue-group",
+        "rescue-nic",
+        "rescue-vm",
+        "attach-copy",
+        "common-fixes",
+        "repair",
+        "detach-copy",
+        "deallocate",
+        "swap-os-disk",
+        "start",
+        "check-boot",
+        "reach-ssh",
+        "cleanup",
+        "report",
     ]
     assert plan.destructive and not plan.blockers
     assert writes(rig.emu) == before_writes
     manual = plan.steps[plan.keys.index("repair")]
     assert manual.kind is Kind.MANUAL
     text = manual.instructions
-    for expected in ("lsblk -f /dev/disk/azure/scsi1/lun0", "dmesg | grep SCSI", "not mounted: safe to check", "fsck -yM /dev/disk/azure/scsi1/lun0-part1", "/rescue/etc/fstab", "sshd_config", "--operator-done"):
+    for expected in (
+        "lsblk -f /dev/disk/azure/scsi1/lun0",
+        "dmesg | grep SCSI",
+        "not mounted: safe to check",
+        "fsck -yM /dev/disk/azure/scsi1/lun0-part1",
+        "/rescue/etc/fstab",
+        "sshd_config",
+        "--operator-done",
+    ):
         assert expected in text, expected
     # What the serial log says went wrong, with its commands for this LUN.
     assert "emergency mode (fstab)" in text and "Timed out waiting for device" in text
@@ -102,7 +125,15 @@ async def test_the_plan_lists_every_step_with_the_exact_commands_and_changes_not
 async def test_windows_commands_load_the_system_hive_and_fix_rdp_bcd_and_chkdsk(rig):
     plan, _ = await rig.plan("iis-test-01", "rescue", FIXES)
     text = plan.steps[plan.keys.index("repair")].instructions
-    for expected in ("reg load HKLM\\BROKENSYSTEM F:\\Windows\\System32\\config\\SYSTEM", "fDenyTSConnections", "RemoteDesktop-UserMode-In-TCP", "storvsc", "bcdedit /store S:\\EFI\\Microsoft\\Boot\\BCD", "chkdsk F: /f", "INACCESSIBLE_BOOT_DEVICE"):
+    for expected in (
+        "reg load HKLM\\BROKENSYSTEM F:\\Windows\\System32\\config\\SYSTEM",
+        "fDenyTSConnections",
+        "RemoteDesktop-UserMode-In-TCP",
+        "storvsc",
+        "bcdedit /store S:\\EFI\\Microsoft\\Boot\\BCD",
+        "chkdsk F: /f",
+        "INACCESSIBLE_BOOT_DEVICE",
+    ):
         assert expected in text, expected
     assert plan.keys[-4:] == ["check-boot", "reach-rdp", "cleanup", "report"]
     rescue = plan.steps[plan.keys.index("rescue-vm")]
@@ -189,7 +220,9 @@ async def test_the_other_demo_vms_are_repaired_end_to_end(rig, before, vm_name, 
         time.sleep(0.1)
     plan, result = await rig.run(vm_name, "rescue", FIXES)
     end_state_ok(rig, plan, result, before)
-    copy = next(d for d in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Compute/disks")["resources"] if d["id"].lower() == ids(plan)["copy"])
+    copy = next(
+        d for d in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Compute/disks")["resources"] if d["id"].lower() == ids(plan)["copy"]
+    )
     assert copy["properties"].get("securityProfile") == (plan.vm.security_type and {"securityType": plan.vm.security_type})
     assert copy["properties"]["hyperVGeneration"] == "V2"
     assert f"{protocol} answers" in " ".join(s.message for s in result.record.steps)
@@ -350,7 +383,9 @@ RESCUE_FAULTS = [
 ]
 
 
-@pytest.mark.parametrize("key, spec", RESCUE_FAULTS, ids=[k + (f"-lro-{s['lro_result'].lower()}" if k == "snapshot-os" and "lro_result" in s else "") for k, s in RESCUE_FAULTS])
+@pytest.mark.parametrize(
+    "key, spec", RESCUE_FAULTS, ids=[k + (f"-lro-{s['lro_result'].lower()}" if k == "snapshot-os" and "lro_result" in s else "") for k, s in RESCUE_FAULTS]
+)
 async def test_a_failure_at_each_step_leaves_an_honest_journal_and_resumes(rig, before, key, spec):
     plan, facts = await rig.plan(VM, "rescue", FIXES)
     target = plan.keys.index(key)
@@ -381,9 +416,39 @@ async def test_a_failure_at_each_step_leaves_an_honest_journal_and_resumes(rig, 
 
 
 def _rescue_boundaries() -> list[tuple[str, int]]:
-    keys = ["preflight", "snapshot-os", "copy-disk", "rescue-group", "rescue-nic", "rescue-vm", "attach-copy", "common-fixes",
-            "repair", "detach-copy", "deallocate", "swap-os-disk", "start", "check-boot", "reach-ssh", "cleanup", "report"]
-    writes_ = {"snapshot-os", "copy-disk", "rescue-group", "rescue-nic", "rescue-vm", "attach-copy", "common-fixes", "detach-copy", "deallocate", "swap-os-disk", "start", "cleanup"}
+    keys = [
+        "preflight",
+        "snapshot-os",
+        "copy-disk",
+        "rescue-group",
+        "rescue-nic",
+        "rescue-vm",
+        "attach-copy",
+        "common-fixes",
+        "repair",
+        "detach-copy",
+        "deallocate",
+        "swap-os-disk",
+        "start",
+        "check-boot",
+        "reach-ssh",
+        "cleanup",
+        "report",
+    ]
+    writes_ = {
+        "snapshot-os",
+        "copy-disk",
+        "rescue-group",
+        "rescue-nic",
+        "rescue-vm",
+        "attach-copy",
+        "common-fixes",
+        "detach-copy",
+        "deallocate",
+        "swap-os-disk",
+        "start",
+        "cleanup",
+    }
     out = []
     for i, key in enumerate(keys):
         out.append(("before", i))

@@ -281,8 +281,11 @@ def test_kill_9_in_the_middle_of_the_delete_resumes_polling_the_same_delete(tmp_
         home = tmp_path / "home"
         start = estate(slow)
         proc = subprocess.Popen(
-            [*AZTRIAGE, *RECREATE, *cli_connection(slow)], cwd=REPO, env=dict(cli_env(home, slow), AZTRIAGE_REACH_TIMEOUT="3"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [*AZTRIAGE, *RECREATE, *cli_connection(slow)],
+            cwd=REPO,
+            env=dict(cli_env(home, slow), AZTRIAGE_REACH_TIMEOUT="3"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         kill_when_accepted(proc, home, "delete", timeout=60)
         assert operation_on(slow, "delete", "dev-sandbox-01")["status"] == "InProgress"
@@ -357,7 +360,9 @@ def test_rescue_vm_takes_the_operators_password_and_says_how_to_reach_it(emu, ho
     assert not password_matches(account["password"], RESCUE_PASSWORD + "x")
     # Where it is: its private IP (no public one), by VPN/Bastion, or its serial console.
     nic = rescue["doc"]["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
-    (nic_doc,) = [d for d in emulator_control(emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkInterfaces")["resources"] if d["id"].lower() == nic.lower()]
+    (nic_doc,) = [
+        d for d in emulator_control(emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkInterfaces")["resources"] if d["id"].lower() == nic.lower()
+    ]
     address = nic_doc["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
     assert address and "publicIPAddress" not in nic_doc["properties"]["ipConfigurations"][0]["properties"]
     assert f"private IP {address}, no public IP" in first.stdout

@@ -59,7 +59,12 @@ async def test_the_region_lists_every_size_with_zones_and_the_subscriptions_rest
     assert [r["restrictionInfo"].get("zones") for r in e4["restrictions"]] == [["2"]]  # zone 2 only: web-prod-03 (zone 3) may take it
     assert by_name["Standard_D4s_v5"]["restrictions"] == []
     assert by_name["Standard_E8s_v5"]["restrictions"] == [
-        {"type": "Zone", "values": ["westeurope"], "restrictionInfo": {"locations": ["westeurope"], "zones": ["3"]}, "reasonCode": "NotAvailableForSubscription"}
+        {
+            "type": "Zone",
+            "values": ["westeurope"],
+            "restrictionInfo": {"locations": ["westeurope"], "zones": ["3"]},
+            "reasonCode": "NotAvailableForSubscription",
+        }
     ]
     assert by_name["Standard_E16s_v5"]["restrictions"][0]["type"] == "Location"
     status, body = arm_request(rig.emu, "GET", f"/subscriptions/{sub}/providers/Microsoft.Compute/skus?$filter=name%20eq%20'x'")

@@ -340,7 +340,17 @@ async def test_dev_ephemeral_cannot_be_deallocated_or_redeployed(rig):
 async def test_a_second_run_on_the_same_vm_waits_for_the_unfinished_one(rig):
     plan, facts = await rig.plan("web-prod-01", "restart")
     # An interrupted run: recorded as running, nobody holds its lock.
-    rig.journal.create_run(vm_id=plan.vm.id, vm_name="web-prod-01", scenario="restart", params={}, needs_secrets=[], target="demo", facts=facts.documents, steps=[(s.key, s.title, str(s.kind)) for s in plan.steps], run_id="deadbeef00")
+    rig.journal.create_run(
+        vm_id=plan.vm.id,
+        vm_name="web-prod-01",
+        scenario="restart",
+        params={},
+        needs_secrets=[],
+        target="demo",
+        facts=facts.documents,
+        steps=[(s.key, s.title, str(s.kind)) for s in plan.steps],
+        run_id="deadbeef00",
+    )
     assert rig.journal.get_run("deadbeef00").status == "interrupted"
     with pytest.raises(RunRefused, match=r"deadbeef00.*interrupted.*--resume deadbeef00"):
         await Runner(rig.backend, rig.journal).start(plan, lambda f, p: scenarios.build_plan("restart", f, p), facts)
@@ -380,7 +390,19 @@ async def test_a_manual_step_parks_the_run_waiting_and_resumes_when_the_operator
         async def check(ctx):
             return verified("the operator repaired the disk")
 
-        plan.steps.insert(2, Step(key="operator", title="Repair the disk on the rescue VM", why="only a person can", changes="whatever the operator does", kind=Kind.MANUAL, instructions="fix fstab, then resume with --operator-done", precondition=wait, verify=check))
+        plan.steps.insert(
+            2,
+            Step(
+                key="operator",
+                title="Repair the disk on the rescue VM",
+                why="only a person can",
+                changes="whatever the operator does",
+                kind=Kind.MANUAL,
+                instructions="fix fstab, then resume with --operator-done",
+                precondition=wait,
+                verify=check,
+            ),
+        )
         plan.scenario = "snapshot-disks"
         return plan
 
@@ -408,7 +430,16 @@ async def _run_died_while_sending(rig, *, reached_azure: bool) -> str:
     from datetime import datetime
 
     plan, facts = await rig.plan("web-prod-01", "restart")
-    run_id = rig.journal.create_run(vm_id=plan.vm.id, vm_name="web-prod-01", scenario="restart", params={}, needs_secrets=[], target="demo", facts=facts.documents, steps=[(s.key, s.title, str(s.kind)) for s in plan.steps])
+    run_id = rig.journal.create_run(
+        vm_id=plan.vm.id,
+        vm_name="web-prod-01",
+        scenario="restart",
+        params={},
+        needs_secrets=[],
+        target="demo",
+        facts=facts.documents,
+        steps=[(s.key, s.title, str(s.kind)) for s in plan.steps],
+    )
     rig.journal.set_step(run_id, 0, J.VERIFIED, message="ok")
     rig.journal.set_step(run_id, 1, J.RUNNING, started=True, outputs={"sending": {"restart": datetime.now(UTC).isoformat()}})
     if reached_azure:

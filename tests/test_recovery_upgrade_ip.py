@@ -47,7 +47,11 @@ def pip_writes(emu, pip_id: str) -> Counter:
     """Accepted writes on the public IP and on NICs, by method and resource."""
     out: Counter = Counter()
     for r in emulator_control(emu, "GET", "/_emulator/requests"):
-        if r["method"] in ("PUT", "PATCH") and r.get("status", 0) < 300 and ("/publicipaddresses/" in r["path"].lower() or "/networkinterfaces/" in r["path"].lower()):
+        if (
+            r["method"] in ("PUT", "PATCH")
+            and r.get("status", 0) < 300
+            and ("/publicipaddresses/" in r["path"].lower() or "/networkinterfaces/" in r["path"].lower())
+        ):
             out[r["path"].lower().split("?")[0]] += 1
     return out
 

@@ -33,7 +33,11 @@ HOSTILE = ";|&$`'\"\\ \n\t(){}<>*?![]#~=/.-_:+,%^aZ09\u00e9\u0085\u202e"
 fact_text = st.one_of(
     st.text(max_size=40),
     st.text(alphabet=HOSTILE, max_size=40),
-    st.builds(lambda a, b: a + b, st.sampled_from(["/dev/", "/dev/mapper/", "/etc/ssh/sshd_config", "UUID=", "5.15.0-", "/data", ""]), st.text(alphabet=HOSTILE, max_size=20)),
+    st.builds(
+        lambda a, b: a + b,
+        st.sampled_from(["/dev/", "/dev/mapper/", "/etc/ssh/sshd_config", "UUID=", "5.15.0-", "/data", ""]),
+        st.text(alphabet=HOSTILE, max_size=20),
+    ),
 )
 shaped_fact = {
     "root": st.from_regex(r"\A/dev/mapper/[a-z][a-z0-9_-]{0,12}\Z|\A/dev/sd[a-c][1-4]\Z|\AUUID=[0-9a-f-]{8,36}\Z"),
@@ -136,7 +140,38 @@ def test_a_root_device_that_is_shell_code_is_left_out_and_the_repair_says_why():
 
 BASH = shutil.which("bash") or "/bin/bash"
 
-STUBBED = ["lsblk", "vgscan", "vgchange", "mkdir", "mount", "cp", "grep", "sed", "findmnt", "umount", "chroot", "ls", "fsck", "xfs_repair", "df", "du", "sort", "tail", "journalctl", "find", "vi", "sshd", "cloud-init", "curl", "head", "systemctl", "ip", "iptables", "dmesg", "update-initramfs"]
+STUBBED = [
+    "lsblk",
+    "vgscan",
+    "vgchange",
+    "mkdir",
+    "mount",
+    "cp",
+    "grep",
+    "sed",
+    "findmnt",
+    "umount",
+    "chroot",
+    "ls",
+    "fsck",
+    "xfs_repair",
+    "df",
+    "du",
+    "sort",
+    "tail",
+    "journalctl",
+    "find",
+    "vi",
+    "sshd",
+    "cloud-init",
+    "curl",
+    "head",
+    "systemctl",
+    "ip",
+    "iptables",
+    "dmesg",
+    "update-initramfs",
+]
 
 
 def paste(commands: list[str], workdir: Path) -> tuple[list[list[str]], list[str]]:
@@ -208,7 +243,11 @@ def test_pasting_the_repair_of_a_hostile_log_runs_only_the_intended_commands(tmp
 @settings(max_examples=60, deadline=None)
 @given(vm_name=st.text(max_size=30), copy_name=st.text(alphabet=HOSTILE, max_size=30), line=st.text(alphabet=HOSTILE, max_size=60), lun=st.integers(0, 63))
 def test_rescue_plan_commands_keep_names_and_log_lines_in_comments(vm_name, copy_name, line, lun):
-    verdict = {"summary": "did not boot: kernel panic", "signatures": [{"line_number": 3, "line": line}], "repair": list(bootdiag.analyze("Kernel panic - not syncing: x").repair)}
+    verdict = {
+        "summary": "did not boot: kernel panic",
+        "signatures": [{"line_number": 3, "line": line}],
+        "repair": list(bootdiag.analyze("Kernel panic - not syncing: x").repair),
+    }
     for os_type in ("Linux", "Windows"):
         commands = repair_commands(os_type, lun, "V2", vm_name, copy_name, verdict)
         assert not any(CONTROL.search(c) for c in commands)

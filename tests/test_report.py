@@ -68,9 +68,21 @@ def incident_inventory():
         title="Virtual Machines - West Europe - Connectivity failures",
         impact_start=t(-1),
         last_update=t(-0.2),
-        impact=(ImpactedService("Virtual Machines", (ImpactedRegion("West Europe", "Active", (EventUpdate("Engineers are mitigating a storage power event.", t(-0.2)),)),)),),
+        impact=(
+            ImpactedService(
+                "Virtual Machines", (ImpactedRegion("West Europe", "Active", (EventUpdate("Engineers are mitigating a storage power event.", t(-0.2)),)),)
+            ),
+        ),
     )
-    elsewhere = ServiceEvent(id="2M9D-TH0", subscription_id=SUB, type="ServiceIssue", status="Active", level="Warning", title="Virtual Machines - East US - Allocation failures", impact=(ImpactedService("Virtual Machines", (ImpactedRegion("East US"),)),))
+    elsewhere = ServiceEvent(
+        id="2M9D-TH0",
+        subscription_id=SUB,
+        type="ServiceIssue",
+        status="Active",
+        level="Warning",
+        title="Virtual Machines - East US - Allocation failures",
+        impact=(ImpactedService("Virtual Machines", (ImpactedRegion("East US"),)),),
+    )
     return inventory(vm, events=(here, elsewhere)), vm
 
 
@@ -87,7 +99,11 @@ def probe_section(vm):
         3389,
         "platform-unhealthy",
         "Azure reports the VM Unavailable (Unplanned)",
-        ("Resource Health: Unavailable", "127.10.9.4:3389: timeout (no answer within 2 s (2 attempts))", "recommended: redeploy the VM to a new host (scenario redeploy)"),
+        (
+            "Resource Health: Unavailable",
+            "127.10.9.4:3389: timeout (no answer within 2 s (2 attempts))",
+            "recommended: redeploy the VM to a new host (scenario redeploy)",
+        ),
         "redeploy",
     )
     return rpt.connectivity_from(Report(results=[result], diagnoses=[diagnosis], notes=["probed from this machine"]))
@@ -98,9 +114,27 @@ def recovery_runs(vm):
 
     steps = [
         StepRecord("r1", 0, "snapshot", "Snapshot the OS disk", "change", "verified", "2026-11-30T02:20:00+00:00", "2026-11-30T02:21:30+00:00"),
-        StepRecord("r1", 1, "redeploy", "Redeploy to a new host", "change", "failed", "2026-11-30T02:21:30+00:00", "2026-11-30T02:30:00+00:00", message="OperationNotAllowed: the SAS https://x.blob.core.windows.net/c/d.vhd?sv=2024&sig=SECRETSIG was rejected"),
+        StepRecord(
+            "r1",
+            1,
+            "redeploy",
+            "Redeploy to a new host",
+            "change",
+            "failed",
+            "2026-11-30T02:21:30+00:00",
+            "2026-11-30T02:30:00+00:00",
+            message="OperationNotAllowed: the SAS https://x.blob.core.windows.net/c/d.vhd?sv=2024&sig=SECRETSIG was rejected",
+        ),
     ]
-    resource = ResourceRecord("r1", f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/snapshots/app-01-os-snap", "snapshot", "snapshot", "created", "before redeploy", "2026-11-30T02:21:00+00:00")
+    resource = ResourceRecord(
+        "r1",
+        f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/snapshots/app-01-os-snap",
+        "snapshot",
+        "snapshot",
+        "created",
+        "before redeploy",
+        "2026-11-30T02:21:00+00:00",
+    )
     run = RunRecord(
         run_id="r1",
         vm_id=vm.id,
@@ -125,7 +159,15 @@ def incident_report():
     checks = run_checks(inv, CheckContext(usages={(SUB, "westeurope"): (ComputeUsage("cores", "Total Regional vCPUs", 92, 100),)}, backup=None))
     history = [vm.health, HealthStatus("Available", title="Available", since=t(-24 * 9))]
     return rpt.build_report(
-        inv, vm, generated_at=NOW, source="DEMO", checks=checks, history=history, connectivity=probe_section(vm), recovery=recovery_runs(vm), console=console_sessions(vm)
+        inv,
+        vm,
+        generated_at=NOW,
+        source="DEMO",
+        checks=checks,
+        history=history,
+        connectivity=probe_section(vm),
+        recovery=recovery_runs(vm),
+        console=console_sessions(vm),
     )
 
 
@@ -135,10 +177,31 @@ def console_sessions(vm):
         "done",
         None,
         sessions=[
-            {"session_id": "c1", "vm": vm.name, "read_only": False, "opened_at": "2026-11-30T02:05:00+00:00", "closed_at": "2026-11-30T02:12:30+00:00", "duration_s": 450.0,
-             "reconnects": 1, "admin_commands": [{"command": "sysrq", "key": "s", "at": "2026-11-30T02:10:00+00:00"}, {"command": "reset", "at": "2026-11-30T02:11:00+00:00"}], "end": "left"},
-            {"session_id": "c2", "vm": vm.name, "read_only": True, "opened_at": "2026-11-30T02:40:00+00:00", "closed_at": None, "duration_s": None,
-             "reconnects": 0, "admin_commands": [], "end": ""},
+            {
+                "session_id": "c1",
+                "vm": vm.name,
+                "read_only": False,
+                "opened_at": "2026-11-30T02:05:00+00:00",
+                "closed_at": "2026-11-30T02:12:30+00:00",
+                "duration_s": 450.0,
+                "reconnects": 1,
+                "admin_commands": [
+                    {"command": "sysrq", "key": "s", "at": "2026-11-30T02:10:00+00:00"},
+                    {"command": "reset", "at": "2026-11-30T02:11:00+00:00"},
+                ],
+                "end": "left",
+            },
+            {
+                "session_id": "c2",
+                "vm": vm.name,
+                "read_only": True,
+                "opened_at": "2026-11-30T02:40:00+00:00",
+                "closed_at": None,
+                "duration_s": None,
+                "reconnects": 0,
+                "admin_commands": [],
+                "end": "",
+            },
         ],
     )
 
@@ -205,7 +268,16 @@ def test_recovery_runs_come_from_the_journal(tmp_path):
     other = good_vm("other-01")
     path = tmp_path / "journal.sqlite3"
     with Journal(path) as journal:
-        run_id = journal.create_run(vm_id=vm.id, vm_name=vm.name, scenario="restart", params={}, needs_secrets=[], target=vm.name, facts={}, steps=[("restart", "Restart the VM", "change")])
+        run_id = journal.create_run(
+            vm_id=vm.id,
+            vm_name=vm.name,
+            scenario="restart",
+            params={},
+            needs_secrets=[],
+            target=vm.name,
+            facts={},
+            steps=[("restart", "Restart the VM", "change")],
+        )
         journal.set_step(run_id, 0, "running", started=True)
         journal.set_step(run_id, 0, VERIFIED, message="running again")
         journal.set_run_status(run_id, "succeeded", "restarted")

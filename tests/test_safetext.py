@@ -136,6 +136,13 @@ def test_json_fast_path_knows_harmless_escapes_from_risky_ones():
     from backend.safetext import json_is_clean
 
     assert json_is_clean(b'{"a":"plain ascii","b":"caf\xc3\xa9","c":"say \\"hi\\"","d":"C:\\\\temp\\\\x"}')
-    for risky in (b'{"a":"x\\u001b[2J"}', b'{"a":"two\\nlines"}', b'{"a":"x\\u202e"}', b'{"a":"\xe2\x80\xae"}',
-                  b'{"a":"\xc2\x9b"}', b'{"a":"del\x7f"}', b'{"a":"C:\\\\\\u001b"}'):
+    for risky in (
+        b'{"a":"x\\u001b[2J"}',
+        b'{"a":"two\\nlines"}',
+        b'{"a":"x\\u202e"}',
+        b'{"a":"\xe2\x80\xae"}',
+        b'{"a":"\xc2\x9b"}',
+        b'{"a":"del\x7f"}',
+        b'{"a":"C:\\\\\\u001b"}',
+    ):
         assert not json_is_clean(risky), risky

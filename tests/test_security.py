@@ -71,7 +71,21 @@ def test_no_secret_in_any_file_or_output_across_recover_runs_report_and_logs(emu
 
     run("recover", "--vm", "files-shared-01", "--scenario", "reset-access", "--password-stdin", "--yes", stdin=PASSWORD + "\n")
     run("recover", "--vm", "legacy-ftp-01", "--scenario", "reset-access", "--ssh-key", str(key), "--username", "ops", "--reset-config", "--yes")
-    run("recover", "--vm", "legacy-ftp-01", "--scenario", "reset-access", "--ssh-key", str(key), "--username", "ops", "--reset-config", "--format", "json", "--yes")
+    run(
+        "recover",
+        "--vm",
+        "legacy-ftp-01",
+        "--scenario",
+        "reset-access",
+        "--ssh-key",
+        str(key),
+        "--username",
+        "ops",
+        "--reset-config",
+        "--format",
+        "json",
+        "--yes",
+    )
     listed = json.loads(run("runs", "--format", "json").stdout)
     rows = listed if isinstance(listed, list) else listed.get("runs", [])
     assert len(rows) >= 3
@@ -189,7 +203,14 @@ def no_outside_traffic(monkeypatch):
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["https://192.0.2.10", "https://10.0.0.4:8443", "https://management.azure.com", "https://localhost.example.test", "https://127.0.0.1.example.test", "https://[2001:db8::1]"],
+    [
+        "https://192.0.2.10",
+        "https://10.0.0.4:8443",
+        "https://management.azure.com",
+        "https://localhost.example.test",
+        "https://127.0.0.1.example.test",
+        "https://[2001:db8::1]",
+    ],
 )
 def test_auth_none_is_refused_for_a_non_loopback_endpoint(endpoint, capsys, no_outside_traffic):
     from tui.cli import main
@@ -239,7 +260,9 @@ def test_read_only_recover_sends_zero_writes(emu, tmp_path, scenario):
     vm, extra = READ_ONLY_RUNS[scenario]
     home = tmp_path / "home"
     before = writes(emu)
-    proc = aztriage(emu, home, "--read-only", "recover", "--vm", vm, "--scenario", scenario, "--yes", *extra, stdin=PASSWORD + "\n" if "--password-stdin" in extra else None)
+    proc = aztriage(
+        emu, home, "--read-only", "recover", "--vm", vm, "--scenario", scenario, "--yes", *extra, stdin=PASSWORD + "\n" if "--password-stdin" in extra else None
+    )
     assert writes(emu) == before, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.returncode != 0 or "read-only" in (proc.stdout + proc.stderr).lower()
@@ -297,8 +320,32 @@ async def test_provider_auto_registration_never_fires_on_a_read_or_an_action(emu
         inv0 = await backend.inventory(instance_views=0)
         victim = inv0.subscriptions[0].subscription_id
         vm = next(v for v in inv0.vms if v.name == "web-prod-01")
-        emulator_control(emu, "POST", "/_emulator/faults", {"match": f"/subscriptions/{victim}/providers/Microsoft.Compute/disks", "method": "GET", "status": 409, "code": "MissingSubscriptionRegistration", "message": "The subscription is not registered to use namespace 'Microsoft.Compute'.", "count": -1})
-        emulator_control(emu, "POST", "/_emulator/faults", {"match": "/restart", "method": "POST", "status": 409, "code": "MissingSubscriptionRegistration", "message": "The subscription is not registered to use namespace 'Microsoft.Compute'.", "count": -1})
+        emulator_control(
+            emu,
+            "POST",
+            "/_emulator/faults",
+            {
+                "match": f"/subscriptions/{victim}/providers/Microsoft.Compute/disks",
+                "method": "GET",
+                "status": 409,
+                "code": "MissingSubscriptionRegistration",
+                "message": "The subscription is not registered to use namespace 'Microsoft.Compute'.",
+                "count": -1,
+            },
+        )
+        emulator_control(
+            emu,
+            "POST",
+            "/_emulator/faults",
+            {
+                "match": "/restart",
+                "method": "POST",
+                "status": 409,
+                "code": "MissingSubscriptionRegistration",
+                "message": "The subscription is not registered to use namespace 'Microsoft.Compute'.",
+                "count": -1,
+            },
+        )
         inv = await backend.inventory(instance_views=0)
         assert [e.subscription_id for e in inv.errors] == [victim]
         assert "not registered" in inv.errors[0].message

@@ -36,11 +36,13 @@ def guest_facts(emu, vid: str) -> dict:
 
 async def read_until(stream, needle: str, timeout: float = 5.0) -> str:
     seen = b""
+
     async def loop() -> str:
         nonlocal seen
         while needle.encode() not in seen:
             seen += await stream.receive()
         return seen.decode()
+
     try:
         return await asyncio.wait_for(loop(), timeout)
     except TimeoutError:
@@ -165,7 +167,11 @@ async def test_nmi_and_sysrq_act_on_the_guest(emu, backend):
         await windows.close()
     log = emulator_control(emu, "GET", "/_emulator/serialconsole/admin")
     assert [(e["command"], e["parameters"]) for e in log[-5:]] == [
-        ("nmi", {}), ("sysrq", {"SysRqCommand": "h"}), ("sysrq", {"SysRqCommand": "s"}), ("sysrq", {"SysRqCommand": "b"}), ("nmi", {}),
+        ("nmi", {}),
+        ("sysrq", {"SysRqCommand": "h"}),
+        ("sysrq", {"SysRqCommand": "s"}),
+        ("sysrq", {"SysRqCommand": "b"}),
+        ("nmi", {}),
     ]
 
 
@@ -206,7 +212,9 @@ async def test_disabled_subscription_and_forbidden(emu, backend):
     with pytest.raises(SerialConsoleRefused) as err:
         await backend.serial_connect(vid)
     assert err.value.reason == "forbidden" and "403" in str(err.value)
-    disable = HttpRequest("POST", f"/subscriptions/{sub}/providers/Microsoft.SerialConsole/consoleServices/default/disableConsole", params={"api-version": "2018-05-01"})
+    disable = HttpRequest(
+        "POST", f"/subscriptions/{sub}/providers/Microsoft.SerialConsole/consoleServices/default/disableConsole", params={"api-version": "2018-05-01"}
+    )
     await backend.raw_client().send_request(disable)
     with pytest.raises(SerialConsoleRefused) as err:
         await backend.serial_preflight(vid)
@@ -280,7 +288,9 @@ def test_the_storage_firewall_rule_on_its_own():
     assert storage_firewall_refusal(open_account, "westeurope") is None
     europe = geography_of("West Europe")
     assert europe is not None and europe.name == "Europe" and geography_of("North Europe") is europe
-    ranges = StorageAccount(id="/x/sa", name="sa", location="westeurope", default_action="Deny", ip_rules=("52.146.0.0/16", "not an address", *europe.addresses[1:2]))
+    ranges = StorageAccount(
+        id="/x/sa", name="sa", location="westeurope", default_action="Deny", ip_rules=("52.146.0.0/16", "not an address", *europe.addresses[1:2])
+    )
     # A range covers what it contains; what is not an address lets nothing in.
     assert set(missing_addresses(ranges, "westeurope")) == set(europe.addresses) - {"52.146.139.220", "52.146.137.65", "52.146.139.221", europe.addresses[1]}
     everything = StorageAccount(id="/x/sa", name="sa", location="westeurope", default_action="Deny", ip_rules=europe.addresses)

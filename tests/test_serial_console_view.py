@@ -429,7 +429,13 @@ def test_hostile_bytes_never_reach_the_operators_terminal(tmp_path):
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "console", "--demo", "--demo-estate", "hostile", "--vm", "dev-ephemeral-01"],
-        stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, close_fds=True, start_new_session=True,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=ROOT,
+        close_fds=True,
+        start_new_session=True,
     )
     os.close(slave)
     out = b""
@@ -487,7 +493,11 @@ def test_journal_schema_keeps_no_keystroke_column(tmp_path):
     [
         ("no-such-vm", 2, "no VM named no-such-vm"),
         ("dev-spot-01", 1, "the serial console cannot open: VM dev-spot-01 is deallocated: the serial console needs it running."),
-        ("legacy-app-01", 1, "the serial console cannot open: Boot diagnostics storage account contosolegacydiag has a firewall that does not let the serial console in"),
+        (
+            "legacy-app-01",
+            1,
+            "the serial console cannot open: Boot diagnostics storage account contosolegacydiag has a firewall that does not let the serial console in",
+        ),
     ],
 )
 def test_the_cli_says_bad_input_and_refusals_in_one_line(tmp_path, vm, code, words):

@@ -67,14 +67,41 @@ def test_each_tab_runs_the_console_with_the_same_options(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
     args = build_parser().parse_args(
-        ["serve", "--arm-endpoint", "https://127.0.0.1:9443", "--ca-file", str(ca), "--auth", "none", "--subscription", "s1", "--subscription", "s2", "--read-only", "--present"]
+        [
+            "serve",
+            "--arm-endpoint",
+            "https://127.0.0.1:9443",
+            "--ca-file",
+            str(ca),
+            "--auth",
+            "none",
+            "--subscription",
+            "s1",
+            "--subscription",
+            "s2",
+            "--read-only",
+            "--present",
+        ]
     )
     for key, value in {"demo": False, "demo_estate": "demo", "cloud": "AzureCloud", "format": None}.items():
         if not hasattr(args, key):
             setattr(args, key, value)
     argv = console_command(args)
     assert argv[:3] == [sys.executable, "-m", "tui.cli"]
-    assert argv[3:] == ["--arm-endpoint", "https://127.0.0.1:9443", "--ca-file", str(ca.resolve()), "--auth", "none", "--subscription", "s1", "--subscription", "s2", "--read-only", "--present"]
+    assert argv[3:] == [
+        "--arm-endpoint",
+        "https://127.0.0.1:9443",
+        "--ca-file",
+        str(ca.resolve()),
+        "--auth",
+        "none",
+        "--subscription",
+        "s1",
+        "--subscription",
+        "s2",
+        "--read-only",
+        "--present",
+    ]
 
 
 def test_the_guards_answer_to_this_servers_names_only():
@@ -113,8 +140,31 @@ def test_allow_remote_without_public_url_pins_host_and_origin_to_the_listening_a
     assert host_allowed("triage.example.org", public) and not host_allowed("10.0.0.5:8000", public)
 
 
-MALFORMED_HOSTS = ["[::1", "127.0.0.1:99999", "127.0.0.1:abc", "127.0.0.1:8000:8000", "a b:8000", "user@127.0.0.1:8000", "127.0.0.1:8000/x", "\x00", "", "[fe80::1%eth0]:8000", "ex\u0430mple.org:8000"]
-MALFORMED_ORIGINS = ["http://[::1", "http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://[zz::1]:8000", "javascript:alert(1)", "http://127.0.0.1:8000/path", "http:///", "//127.0.0.1:8000", "http://user:pw@127.0.0.1:8000", "\u0000"]
+MALFORMED_HOSTS = [
+    "[::1",
+    "127.0.0.1:99999",
+    "127.0.0.1:abc",
+    "127.0.0.1:8000:8000",
+    "a b:8000",
+    "user@127.0.0.1:8000",
+    "127.0.0.1:8000/x",
+    "\x00",
+    "",
+    "[fe80::1%eth0]:8000",
+    "ex\u0430mple.org:8000",
+]
+MALFORMED_ORIGINS = [
+    "http://[::1",
+    "http://127.0.0.1:99999",
+    "http://127.0.0.1:abc",
+    "http://[zz::1]:8000",
+    "javascript:alert(1)",
+    "http://127.0.0.1:8000/path",
+    "http:///",
+    "//127.0.0.1:8000",
+    "http://user:pw@127.0.0.1:8000",
+    "\u0000",
+]
 
 
 def test_malformed_host_and_origin_headers_are_refused_without_an_exception():
@@ -299,7 +349,13 @@ async def test_a_malformed_origin_or_host_is_403_and_one_log_line(served):
                 break
             await asyncio.sleep(0.02)
         for headers in [*({"Origin": o} for o in MALFORMED_ORIGINS if "\x00" not in o), *({"Host": h} for h in MALFORMED_HOSTS if h and "\x00" not in h)]:
-            headers = {**headers, "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+            headers = {
+                **headers,
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            }
             lines, printed = served.log_lines(), served.output.read_text()
             async with session.get(served.url + "/ws", headers=headers) as resp:
                 assert resp.status == 403, headers
@@ -320,7 +376,9 @@ async def test_a_wildcard_server_refuses_a_rebinding_name_and_serves_its_ip_addr
 
     port = free_port()
     token = "t0ken-" * 8
-    server = ConsoleServer("true", host="0.0.0.0", port=port, public_url=f"http://0.0.0.0:{port}", names=allowed_hosts("0.0.0.0", port, False, None), token=token, title="aztriage")
+    server = ConsoleServer(
+        "true", host="0.0.0.0", port=port, public_url=f"http://0.0.0.0:{port}", names=allowed_hosts("0.0.0.0", port, False, None), token=token, title="aztriage"
+    )
     async with TestServer(await server._make_app(), host="127.0.0.1", port=port) as test_server:
         url = str(test_server.make_url("/"))
         async with client(cookies={f"aztriage-token-{port}": token}) as session:

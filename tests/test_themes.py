@@ -107,7 +107,9 @@ def contrast(a: str, b: str) -> float:
 
 def test_high_contrast_text_meets_wcag_aaa_on_every_background():
     t = HIGH_CONTRAST_THEME
-    texts = [t.foreground, t.warning, t.success] + [t.variables[k] for k in ("text-muted", "text-primary", "text-error", "text-warning", "text-success", "text-accent", "footer-key-foreground")]
+    texts = [t.foreground, t.warning, t.success] + [
+        t.variables[k] for k in ("text-muted", "text-primary", "text-error", "text-warning", "text-success", "text-accent", "footer-key-foreground")
+    ]
     for background in (t.background, t.surface, t.panel, t.boost):
         for color in texts:
             assert contrast(color, background) >= 7.0, (color, background)

@@ -236,7 +236,11 @@ def test_cli_json_has_the_documented_shape_and_source_filter():
     assert {e["source"] for e in doc["entries"]} == {"activity"}
     top = doc["entries"][0]
     assert set(top) == {"time", "source", "actor", "what", "status", "detail", "link"}
-    assert (top["actor"], top["what"], top["status"]) == ("sec.oncall@contoso.com", "Create or Update Security Rule: nsg-jump-prod/Deny-RDP-Incident-4711", "Succeeded")
+    assert (top["actor"], top["what"], top["status"]) == (
+        "sec.oncall@contoso.com",
+        "Create or Update Security Rule: nsg-jump-prod/Deny-RDP-Incident-4711",
+        "Succeeded",
+    )
     assert top["time"].endswith("Z")
 
 
@@ -286,8 +290,17 @@ async def test_resourcechanges_rows_carry_the_diff_and_who_made_it(backend, emul
     props = result.rows[0]["properties"]
     assert props["targetResourceId"] == nsg and props["changeType"] == "Update"
     attrs = props["changeAttributes"]
-    assert (attrs["changedBy"], attrs["clientType"], attrs["operation"]) == ("sec.oncall@contoso.com", "Azure Portal", "Microsoft.Network/networkSecurityGroups/securityRules/write")
-    assert props["changes"]["properties.securityRules[0].properties.access"] == {"previousValue": None, "newValue": "Deny", "changeCategory": "User", "propertyChangeType": "Insert"}
+    assert (attrs["changedBy"], attrs["clientType"], attrs["operation"]) == (
+        "sec.oncall@contoso.com",
+        "Azure Portal",
+        "Microsoft.Network/networkSecurityGroups/securityRules/write",
+    )
+    assert props["changes"]["properties.securityRules[0].properties.access"] == {
+        "previousValue": None,
+        "newValue": "Deny",
+        "changeCategory": "User",
+        "propertyChangeType": "Insert",
+    }
 
 
 async def test_a_change_made_by_a_logged_operation_is_told_on_its_line(backend, emulator):
@@ -320,13 +333,29 @@ async def test_recovery_runs_and_console_events_are_on_the_vms_timeline(backend,
     vm = find_vm(inv, "dev-spot-01")
     path = tmp_path / "journal.sqlite3"
     with Journal(path) as journal:
-        run_id = journal.create_run(vm_id=vm.id, vm_name=vm.name, scenario="start", params={}, needs_secrets=[], target=vm.name, facts={},
-                                    steps=[("check", "Check the VM", "check"), ("start", "Start the VM", "change")])
+        run_id = journal.create_run(
+            vm_id=vm.id,
+            vm_name=vm.name,
+            scenario="start",
+            params={},
+            needs_secrets=[],
+            target=vm.name,
+            facts={},
+            steps=[("check", "Check the VM", "check"), ("start", "Start the VM", "change")],
+        )
         journal.set_step(run_id, 0, "verified", started=True)
         journal.set_step(run_id, 1, "failed", started=True, message="AllocationFailed: no Spot capacity")
         journal.set_run_status(run_id, "failed", "the start failed")
-        journal.create_run(vm_id=SPOT.replace("dev-spot-01", "dev-sandbox-01"), vm_name="dev-sandbox-01", scenario="restart", params={},
-                           needs_secrets=[], target="dev-sandbox-01", facts={}, steps=[("restart", "Restart", "change")])
+        journal.create_run(
+            vm_id=SPOT.replace("dev-spot-01", "dev-sandbox-01"),
+            vm_name="dev-sandbox-01",
+            scenario="restart",
+            params={},
+            needs_secrets=[],
+            target="dev-sandbox-01",
+            facts={},
+            steps=[("restart", "Restart", "change")],
+        )
         session = journal.open_console_session(vm.id, vm.name, read_only=False)
         journal.console_admin(session, "sysrq", "b")
         journal.close_console_session(session, "closed by the operator")
@@ -346,7 +375,11 @@ async def test_recovery_runs_and_console_events_are_on_the_vms_timeline(backend,
     assert "probe of port 22: ␛[2Jnot answering" in whats  # made safe where it was recorded
     assert sum(w.startswith("verdict stopped") for w in whats) == 1
     # the serial console session: opened, the SysRq sent, closed (never what was typed)
-    assert {"serial console session opened (interactive)", "serial console admin command: sysrq b", "serial console session closed: closed by the operator"} <= set(whats)
+    assert {
+        "serial console session opened (interactive)",
+        "serial console admin command: sysrq b",
+        "serial console session closed: closed by the operator",
+    } <= set(whats)
     assert {e.source for e in tl.only([AZTRIAGE]).entries} == {AZTRIAGE}
 
 
@@ -358,13 +391,27 @@ async def test_a_write_through_aztriage_becomes_a_change_with_who_and_the_diff(b
     inv = await backend.inventory(instance_views=0)
     vm = find_vm(inv, "jump-prod-01")
     nsg = vm.nics[0].nsg_id
-    rule = {"properties": {"protocol": "Tcp", "sourceAddressPrefix": "203.0.113.7/32", "sourcePortRange": "*", "destinationAddressPrefix": "*",
-                           "destinationPortRange": "3389", "access": "Allow", "priority": 150, "direction": "Inbound"}}
+    rule = {
+        "properties": {
+            "protocol": "Tcp",
+            "sourceAddressPrefix": "203.0.113.7/32",
+            "sourcePortRange": "*",
+            "destinationAddressPrefix": "*",
+            "destinationPortRange": "3389",
+            "access": "Allow",
+            "priority": 150,
+            "direction": "Inbound",
+        }
+    }
     await backend.put_security_rule(f"{nsg}/securityRules/Allow-RDP-Operator", rule)
     rows = (await backend.graph_query(changes_query([nsg]), subscriptions=[PROD])).rows
     (live,) = [r["properties"] for r in rows if r["properties"]["changeAttributes"]["changedBy"] == "demo operator"]
     attrs = live["changeAttributes"]
-    assert (live["changeType"], attrs["clientType"], attrs["operation"]) == ("Update", "aztriage/0.1", "Microsoft.Network/networkSecurityGroups/securityRules/write")
+    assert (live["changeType"], attrs["clientType"], attrs["operation"]) == (
+        "Update",
+        "aztriage/0.1",
+        "Microsoft.Network/networkSecurityGroups/securityRules/write",
+    )
     added = {k.split("]", 1)[1]: v["newValue"] for k, v in live["changes"].items() if v["propertyChangeType"] == "Insert"}
     assert added[".name"] == "Allow-RDP-Operator" and added[".properties.access"] == "Allow" and added[".properties.priority"] == 150
     assert not any(k.endswith((".id", ".etag", "provisioningState")) for k in live["changes"])  # identity and churn are not changes

@@ -271,6 +271,7 @@ async def test_the_palette_offers_every_action_on_the_selected_vm_and_recovers_i
         assert "recover: redeploy to a new host (redeploy) web-prod-01" in names and not any("(start)" in n for n in names)
         assert "probe: web-prod-01" in names and "vm: boot log of web-prod-01" in names
         await run_from_palette(pilot, "redeploy web-prod-01")
+
         # The Recovery pane opens on the VM with that scenario chosen: Enter shows its plan.
         def chosen() -> bool:
             options = app.screen.query_one("#scenarios")

@@ -77,7 +77,9 @@ async def test_group_by_vm_filter_and_enter_jumps_to_the_vm(emulator):
         assert {f.rule for f in shown if f.vm == "sql-prod-02"} >= {"set-domains"}
         assert all(f.vm == "sql-prod-02" or "sql-prod-02" in f.evidence for f in shown)
         assert any("▾ sql-prod-02 (" in line for line in table_lines(table))
-        table.move_cursor_to_key(next(row.key for row in table.visible_rows() if row.key[0] == "finding" and row.item.rule == "set-domains" and row.item.vm == "sql-prod-02"))
+        table.move_cursor_to_key(
+            next(row.key for row in table.visible_rows() if row.key[0] == "finding" and row.item.rule == "set-domains" and row.item.vm == "sql-prod-02")
+        )
         await pilot.pause()
         assert "share fault domain 0" in detail(screen)
         await pilot.press("enter")

@@ -126,7 +126,9 @@ async def test_the_connectivity_diagnosis_opens_with_its_scenario_first(emu):
     async with app.run_test(size=(110, 36)) as pilot:
         screen = await open_recovery_pane(pilot)
         vm_id = vm_doc(emu, "files-shared-01")["doc"]["id"]
-        screen.post_message(OpenRecovery(vm_id, "run-fix", reason="the guest does not answer RDP: its firewall drops 3389", evidence=("NSG allows 3389 from Internet",)))
+        screen.post_message(
+            OpenRecovery(vm_id, "run-fix", reason="the guest does not answer RDP: its firewall drops 3389", evidence=("NSG allows 3389 from Internet",))
+        )
         await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="the scenarios")
         options = screen.query_one("#scenarios")
         first = options.get_option_at_index(0)

@@ -68,7 +68,14 @@ def test_recovery_scenarios_after_a_diagnosis(snap_compare, emu):
     async def run_before(pilot) -> None:
         screen = await _pane(pilot)
         vm_id = vm_doc(emu, "files-shared-01")["doc"]["id"]
-        screen.post_message(OpenRecovery(vm_id, "run-fix", reason="the guest does not answer RDP although the NSG allows it", evidence=("NSG nsg-files-shared allows 3389 (Allow-RDP, priority 310)",)))
+        screen.post_message(
+            OpenRecovery(
+                vm_id,
+                "run-fix",
+                reason="the guest does not answer RDP although the NSG allows it",
+                evidence=("NSG nsg-files-shared allows 3389 (Allow-RDP, priority 310)",),
+            )
+        )
         await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="scenarios")
         await pilot.pause()
 

@@ -68,7 +68,9 @@ async def test_reached_from_the_vm_detail_and_the_inventory(emulator):
         await wait_loaded(pilot)
         await pilot.press("slash", *"jump-prod-01", "enter")
         await pilot.press("T")
-        await wait_for(pilot, lambda: isinstance(app.screen, TimelineScreen) and app.screen.timeline is not None and not app.screen.loading, what="timeline from inventory")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, TimelineScreen) and app.screen.timeline is not None and not app.screen.loading, what="timeline from inventory"
+        )
         assert app.screen.vm.name == "jump-prod-01"
         top = app.screen.table.visible_rows()[0].item
         assert (top.actor, top.what) == ("sec.oncall@contoso.com", "Create or Update Security Rule: nsg-jump-prod/Deny-RDP-Incident-4711")
@@ -88,10 +90,16 @@ def test_timeline_snapshot_at_80x24(snap_compare, emulator):
         pilot.app.screen.set_filter("dev-spot-01")
         await pilot.pause()
         await pilot.press("T")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TimelineScreen) and pilot.app.screen.timeline is not None and not pilot.app.screen.loading, what="timeline")
+        await wait_for(
+            pilot,
+            lambda: isinstance(pilot.app.screen, TimelineScreen) and pilot.app.screen.timeline is not None and not pilot.app.screen.loading,
+            what="timeline",
+        )
         await wait_for(pilot, lambda: not pilot.app.screen.table.hidden_columns, what="the columns fitted to the screen")
         # laid out: the who line and the entry below the table have their full height
-        await wait_for(pilot, lambda: pilot.app.screen.query_one("#who").size.height == 2 and pilot.app.screen.query_one("#entry").size.height == 3, what="layout")
+        await wait_for(
+            pilot, lambda: pilot.app.screen.query_one("#who").size.height == 2 and pilot.app.screen.query_one("#entry").size.height == 3, what="layout"
+        )
         await pilot.pause()
 
     assert snap_compare(make_app(emulator), terminal_size=(80, 24), run_before=run_before)

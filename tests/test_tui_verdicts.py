@@ -165,7 +165,9 @@ async def test_what_changed_is_in_the_verdict_of_a_vm_that_does_not_answer(emu):
         await wait_for(pilot, lambda: app.verdict_for(vm).change is not None, timeout=40, what="the recent change")
         await pilot.pause(0.3)
         conn = renderable_text(screen.query_one("#probe-detail").content, width=300)
-        assert re.search(r"\n  changed 2h \d+m ago \(2026-11-30 00:20 UTC\) by sec\.oncall@contoso\.com: Update nsg-jump-prod: .*Deny-RDP-Incident-4711", conn), conn
+        assert re.search(
+            r"\n  changed 2h \d+m ago \(2026-11-30 00:20 UTC\) by sec\.oncall@contoso\.com: Update nsg-jump-prod: .*Deny-RDP-Incident-4711", conn
+        ), conn
         web = app.inventory.vm_by_name("web-prod-01")[0]
         assert not app.verdicts.changes_known(web.id)  # only the VMs that need it are read
         await app.push_screen(VmDetailScreen(vm.id))

@@ -14,7 +14,16 @@ from backend.config import Config
 from tests.support import FIXED_NOW, demo_settings
 
 
-def make_app(emulator, *, read_only: bool = False, refresh_interval: float = 0, keys: dict | None = None, start_pane: str = "inventory", subscriptions: tuple[str, ...] = (), auto_probe: bool = False):
+def make_app(
+    emulator,
+    *,
+    read_only: bool = False,
+    refresh_interval: float = 0,
+    keys: dict | None = None,
+    start_pane: str = "inventory",
+    subscriptions: tuple[str, ...] = (),
+    auto_probe: bool = False,
+):
     from tui.app import AztriageApp
 
     settings = demo_settings(emulator, read_only=read_only, subscriptions=subscriptions)

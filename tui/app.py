@@ -62,6 +62,7 @@ def _utcnow() -> datetime:
 # A probe of at most this many VMs also puts the verdicts it changed on their timelines.
 VERDICT_EVENTS_UP_TO = 200
 
+
 class AztriageApp(App[int]):
     TITLE = "aztriage"
     CSS_PATH = ["app.tcss", "presenter.tcss"]
@@ -332,8 +333,11 @@ class AztriageApp(App[int]):
         for warning in found.warnings:
             self.notify(warning, severity="warning", timeout=10)
         every = "the palette's 'view: load every VM' loads every VM" if self.broken_only else "every VM is loading"
-        self.notify(f"What is broken across the tenant: {len(found.vms)} VMs not Available, {len(found.events)} active events, "
-                    f"{len(found.maintenance)} VMs with maintenance pending ({found.queries} Resource Graph queries); {every}.", timeout=8)
+        self.notify(
+            f"What is broken across the tenant: {len(found.vms)} VMs not Available, {len(found.events)} active events, "
+            f"{len(found.maintenance)} VMs with maintenance pending ({found.queries} Resource Graph queries); {every}.",
+            timeout=8,
+        )
 
     def load_every_vm(self) -> None:
         """Leave the broken-only view: load every VM (the palette)."""
@@ -498,8 +502,7 @@ class AztriageApp(App[int]):
         first_line = next(iter(str(error).splitlines()), "")
         log_file = next((h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
         self.notify(
-            f"{what} on the {where} screen failed: {type(error).__name__}: {first_line}"
-            + (f" (traceback in {log_file})" if log_file else ""),
+            f"{what} on the {where} screen failed: {type(error).__name__}: {first_line}" + (f" (traceback in {log_file})" if log_file else ""),
             title="error" if isinstance(error, (BackendError, SettingsError)) else "internal error",
             severity="error",
             timeout=15,
@@ -821,18 +824,28 @@ class AztriageApp(App[int]):
             commands.append((f"view: {p.title.lower()} pane", f"Show pane {p.key}, {p.title}", lambda i=p.id: self.action_show_pane(i)))
         commands += [
             ("view: refresh now", "Load the inventory again", self.action_refresh),
-            *([("view: load every VM", "Leave the what-is-broken view (--broken) and load every VM of the tenant", self.load_every_vm)] if self.broken_only else []),
+            *(
+                [("view: load every VM", "Leave the what-is-broken view (--broken) and load every VM of the tenant", self.load_every_vm)]
+                if self.broken_only
+                else []
+            ),
             ("probe: stop the background probe", "Stop probing RDP/SSH of the running VMs (X in the Inventory)", self.stop_background_probe),
             ("view: keys", "Every key of this screen", self.action_help),
             ("export: inventory as JSON", "Write every VM (the `aztriage inventory --format json` shape) to a file", self.export_inventory),
             ("export: health as JSON", "Write the Health view (the `aztriage health --format json` shape) to a file", self.export_health),
             ("app: quit", "Leave aztriage", self.exit),
-            ("view: presenter mode " + ("off" if self.presenter.enabled else "on"), "Roomier layout, the why of each step and diagnosis shown large, a trail of what was done (P)", self.action_toggle_present),
+            (
+                "view: presenter mode " + ("off" if self.presenter.enabled else "on"),
+                "Roomier layout, the why of each step and diagnosis shown large, a trail of what was done (P)",
+                self.action_toggle_present,
+            ),
             ("view: theme picker", "Choose a colour theme; it is remembered in the config file (t)", self.action_change_theme),
         ]
         from tui.themes import theme_names
 
-        commands += [(f"view: theme {name}", f"Switch to the {name} theme (remembered)", lambda name=name: setattr(self, "theme", name)) for name in theme_names()]
+        commands += [
+            (f"view: theme {name}", f"Switch to the {name} theme (remembered)", lambda name=name: setattr(self, "theme", name)) for name in theme_names()
+        ]
         return commands
 
     @property
@@ -947,7 +960,9 @@ def run(args: argparse.Namespace) -> int:
     if args.demo:
         app = AztriageApp(start_settings=start_demo, config=config, present=bool(getattr(args, "present", False)), broken=bool(getattr(args, "broken", False)))
     else:
-        app = AztriageApp(resolve_settings(args, None), config=config, present=bool(getattr(args, "present", False)), broken=bool(getattr(args, "broken", False)))
+        app = AztriageApp(
+            resolve_settings(args, None), config=config, present=bool(getattr(args, "present", False)), broken=bool(getattr(args, "broken", False))
+        )
     from widgets.screenshot_view import prepare_graphics
 
     prepare_graphics()  # asks the terminal about image protocols while it can still answer

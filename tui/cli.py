@@ -36,10 +36,19 @@ def global_options() -> argparse.ArgumentParser:
     g.add_argument("--subscription", metavar="ID", action="append", default=S, help="limit to this subscription (repeatable)")
     g.add_argument("--read-only", action="store_true", default=S, help="never change anything in Azure")
     g.add_argument(
-        "--engine", choices=ENGINES, default=S, help=f"inventory engine: ARM lists, Azure Resource Graph, or auto (ARG above {GRAPH_THRESHOLD} subscriptions; config: inventory_engine)"
+        "--engine",
+        choices=ENGINES,
+        default=S,
+        help=f"inventory engine: ARM lists, Azure Resource Graph, or auto (ARG above {GRAPH_THRESHOLD} subscriptions; config: inventory_engine)",
     )
     g.add_argument("--format", choices=["table", "json", "md", "text"], default=S, help="output format")
-    g.add_argument("--width", metavar="N", type=_width, default=S, help="fit tables to N columns (default: the terminal's width; a pipe or a file gets every character; COLUMNS also sets it)")
+    g.add_argument(
+        "--width",
+        metavar="N",
+        type=_width,
+        default=S,
+        help="fit tables to N columns (default: the terminal's width; a pipe or a file gets every character; COLUMNS also sets it)",
+    )
     return p
 
 
@@ -68,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parents = [global_options()]
     parser = _Parser(prog="aztriage", description="Triage and recover Azure virtual machines.", parents=parents)
     parser.add_argument("--log-level", default="INFO", help=argparse.SUPPRESS)
-    parser.add_argument("--present", action="store_true", help="presenter mode: roomier layout, the why of each step shown large, a trail of what was done (P toggles)")
+    parser.add_argument(
+        "--present", action="store_true", help="presenter mode: roomier layout, the why of each step shown large, a trail of what was done (P toggles)"
+    )
     parser.add_argument(
         "--broken",
         action="store_true",
@@ -76,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of loading every VM; the palette's 'view: load every VM' loads them (above graph_threshold subscriptions the console "
         "shows what is broken first by itself, then loads every VM)",
     )
-    parser.add_argument("--no-auto-probe", action="store_true", help="the console does not probe running VMs in the background after a load (config: auto_probe = false)")
+    parser.add_argument(
+        "--no-auto-probe", action="store_true", help="the console does not probe running VMs in the background after a load (config: auto_probe = false)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _command_modules():
         importlib.import_module(f"tui.commands.{name}").add_parser(sub, parents)
@@ -110,8 +123,7 @@ def one_line(text: str) -> str:
     import unicodedata
 
     return "".join(
-        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp") else ch
-        for ch in text
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp") else ch for ch in text
     )
 
 

@@ -68,12 +68,7 @@ def binding_classes() -> list[type]:
     found: dict[str, type] = {}
     for module in _modules():
         for obj in vars(module).values():
-            if (
-                isinstance(obj, type)
-                and issubclass(obj, DOMNode)
-                and obj.__module__ == module.__name__
-                and "BINDINGS" in obj.__dict__
-            ):
+            if isinstance(obj, type) and issubclass(obj, DOMNode) and obj.__module__ == module.__name__ and "BINDINGS" in obj.__dict__:
                 found[f"{obj.__module__}.{obj.__qualname__}"] = obj
     return [found[name] for name in sorted(found, key=_class_order)]
 

@@ -85,13 +85,25 @@ class AztriageCommands(Provider):
             name = f"vm: open {vm.name}"
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score * 0.9, matcher.highlight(name), partial(self._open_vm, vm.id), text=name, help=f"{vm.resource_group} · {vm.location} · {vm.power_state}")
+                yield Hit(
+                    score * 0.9,
+                    matcher.highlight(name),
+                    partial(self._open_vm, vm.id),
+                    text=name,
+                    help=f"{vm.resource_group} · {vm.location} · {vm.power_state}",
+                )
         wanted = tenant_search_text(query)
         if wanted is not None and getattr(self.app, "backend", None) is not None:
             # One Resource Graph query when chosen (never per keystroke): VMs not loaded are found too.
             name = f"vm: find {wanted} in the tenant"
             # Below the loaded VMs' jumps unless what was typed is this command itself.
-            yield Hit(matcher.match(name) * 0.8 or 0.2, Content(name), partial(self._find, wanted), text=name, help="Search every subscription by name, IP address or id (Azure Resource Graph) and open it")
+            yield Hit(
+                matcher.match(name) * 0.8 or 0.2,
+                Content(name),
+                partial(self._find, wanted),
+                text=name,
+                help="Search every subscription by name, IP address or id (Azure Resource Graph) and open it",
+            )
 
     def _find(self, text: str) -> None:
         self.app.run_worker(find_and_open(self.app, text), group="tenant-find", exclusive=True, exit_on_error=False)

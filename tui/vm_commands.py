@@ -26,16 +26,26 @@ def vm_commands(screen: Any, vm: Vm | None) -> list[Command]:
     commands: list[Command] = []
     for scenario in SCENARIOS:
         if scenario.unavailable(vm) is None:
-            commands.append((
-                f"recover: {scenario.title.lower()} ({scenario.id}) {vm.name}",
-                scenario.summary,
-                lambda s=scenario.id: _recover(screen, vm, s),
-            ))
+            commands.append(
+                (
+                    f"recover: {scenario.title.lower()} ({scenario.id}) {vm.name}",
+                    scenario.summary,
+                    lambda s=scenario.id: _recover(screen, vm, s),
+                )
+            )
     commands.append((f"probe: {vm.name}", "Check RDP/SSH of this VM now, and say why not (Connectivity pane; p)", lambda: probe(screen, vm)))
     commands.append((f"vm: boot log of {vm.name}", "The serial log and the console screenshot, and what they say", lambda: _boot(screen, vm)))
-    commands.append((f"vm: timeline of {vm.name}", "Who did what, when: activity log, Resource Health and aztriage's runs (T)", lambda: open_timeline(screen, vm)))
+    commands.append(
+        (f"vm: timeline of {vm.name}", "Who did what, when: activity log, Resource Health and aztriage's runs (T)", lambda: open_timeline(screen, vm))
+    )
     commands.append((f"vm: serial console of {vm.name}", "Type into the VM through Azure Serial Console (ctrl+] leaves)", lambda: _console(screen, vm)))
-    commands.append((f"export: report of {vm.name}", "Write the VM's verdict, evidence, ids and portal link to the export folder (x in the VM detail)", lambda: export_vm(screen, vm)))
+    commands.append(
+        (
+            f"export: report of {vm.name}",
+            "Write the VM's verdict, evidence, ids and portal link to the export folder (x in the VM detail)",
+            lambda: export_vm(screen, vm),
+        )
+    )
     return commands
 
 
@@ -112,4 +122,3 @@ def _boot(screen: Any, vm: Vm) -> None:
     from tui.screens.boot import BootDetailScreen
 
     screen.app.push_screen(BootDetailScreen(vm.id))
-

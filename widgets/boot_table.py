@@ -90,7 +90,15 @@ def boot_row(state: BootState) -> Row:
     recovery = state.recommended or "-"
     marker = "!" if verdict_tone == "bad" else ("~" if verdict_tone == "warn" or diag == "OFF" else " ")
     cells = (marker, vm.name, vm.os_type, power, diag, verdict, recovery)
-    tones = ("bad" if marker == "!" else "warn" if marker == "~" else None, None, None, power_tone, diag_tone, verdict_tone, "accent" if recovery != "-" else "muted")
+    tones = (
+        "bad" if marker == "!" else "warn" if marker == "~" else None,
+        None,
+        None,
+        power_tone,
+        diag_tone,
+        verdict_tone,
+        "accent" if recovery != "-" else "muted",
+    )
     name = vm.name.lower()
     sort_keys = (
         ({"!": 0, "~": 1}.get(marker, 2), name),

@@ -33,7 +33,16 @@ VERDICT_TEXT = {
 }
 STATUS_RANK = {OPEN: 0, REFUSED: 1, TIMEOUT: 2, UNREACHABLE: 3, DNS_FAILED: 4}
 KIND_RANK = {"public-ip": 0, "lb-nat": 1, "fqdn": 2, "private": 3}
-VERDICT_ORDER = {GUEST_NOT_ANSWERING: 0, BLOCKED_BY_NSG: 1, PLATFORM_UNHEALTHY: 2, VM_NOT_RUNNING: 3, NO_PUBLIC_PATH: 4, IP_CHANGED: 5, REACHABLE: 6, NOT_PROBED: 7}
+VERDICT_ORDER = {
+    GUEST_NOT_ANSWERING: 0,
+    BLOCKED_BY_NSG: 1,
+    PLATFORM_UNHEALTHY: 2,
+    VM_NOT_RUNNING: 3,
+    NO_PUBLIC_PATH: 4,
+    IP_CHANGED: 5,
+    REACHABLE: 6,
+    NOT_PROBED: 7,
+}
 
 COLUMNS = (
     Column("marker", "", min_width=1, max_width=1),
@@ -117,7 +126,17 @@ def port_row(state: PortState) -> Row:
         marker, marker_tone = " ", None
     vm = state.vm
     cells = (marker, vm.name, str(state.port), endpoint, status, ms, answer, verdict, recovery)
-    tones = (marker_tone, None, None, None if best else "muted", status_tone, None if ms != "-" else "muted", answer_tone, verdict_tone, "accent" if recovery != "-" else "muted")
+    tones = (
+        marker_tone,
+        None,
+        None,
+        None if best else "muted",
+        status_tone,
+        None if ms != "-" else "muted",
+        answer_tone,
+        verdict_tone,
+        "accent" if recovery != "-" else "muted",
+    )
     name = vm.name.lower()
     sort_keys = (
         (0 if state.marked else 1, VERDICT_ORDER.get(d.verdict, 9) if d else 9, name),

@@ -52,7 +52,9 @@ def finding_key(f: Finding) -> Hashable:
 
 
 def _haystack(f: Finding, names: Mapping[str, str]) -> str:
-    return " ".join((f.severity, f.rule, f.title, f.vm or "", f.resource_group, f.location, names.get(f.subscription_id.lower(), f.subscription_id), f.evidence)).lower()
+    return " ".join(
+        (f.severity, f.rule, f.title, f.vm or "", f.resource_group, f.location, names.get(f.subscription_id.lower(), f.subscription_id), f.evidence)
+    ).lower()
 
 
 def _finding_row(f: Finding, label: str, names: Mapping[str, str]) -> Row:
@@ -61,7 +63,14 @@ def _finding_row(f: Finding, label: str, names: Mapping[str, str]) -> Row:
 
 def _header(key: Hashable, severity: str, label: str, detail: str, item: Group, members: Iterable[Row]) -> Row:
     hay = " ".join([label.lower(), detail.lower()] + [m.haystack for m in members])
-    return Row(key, (severity_text(severity) if severity else "-", "▾ " + label, detail), (SEVERITY_TONES.get(severity, "muted") or "accent", "accent", "muted"), (), hay, item)
+    return Row(
+        key,
+        (severity_text(severity) if severity else "-", "▾ " + label, detail),
+        (SEVERITY_TONES.get(severity, "muted") or "accent", "accent", "muted"),
+        (),
+        hay,
+        item,
+    )
 
 
 def rows_for(result: CheckResult, grouping: str, names: Mapping[str, str] | None = None) -> list[Row]:
@@ -80,7 +89,9 @@ def rows_for(result: CheckResult, grouping: str, names: Mapping[str, str] | None
             found.sort(key=lambda f: (SEVERITY_RANK[f.severity], (f.vm or "").lower()))
             members = [_finding_row(f, f.vm or f"subscription {names.get(f.subscription_id.lower(), f.subscription_id)} · {f.location}", names) for f in found]
             worst = found[0].severity
-            detail = f"{r['title']} · {r['vms'] or len(found)} {'VM' if (r['vms'] or len(found)) == 1 else 'VMs'}" + (f" · -{r['points']} points" if r["points"] else "")
+            detail = f"{r['title']} · {r['vms'] or len(found)} {'VM' if (r['vms'] or len(found)) == 1 else 'VMs'}" + (
+                f" · -{r['points']} points" if r["points"] else ""
+            )
             group = Group("rule", r["rule"], r["title"], tuple(found))
             rows.append(_header(("rule", r["rule"]), worst, f"{r['rule']} ({len(found)})", detail, group, members))
             rows.extend(members)
@@ -101,15 +112,40 @@ def rows_for(result: CheckResult, grouping: str, names: Mapping[str, str] | None
         if wide:
             members = [_finding_row(f, f.rule, names) for f in wide]
             group = Group("subscription", "wide", "subscription-wide", tuple(wide))
-            rows.append(_header(("group", "subscription-wide"), wide[0].severity, f"subscription-wide ({len(wide)})", "quota and other limits of a subscription in a region", group, members))
+            rows.append(
+                _header(
+                    ("group", "subscription-wide"),
+                    wide[0].severity,
+                    f"subscription-wide ({len(wide)})",
+                    "quota and other limits of a subscription in a region",
+                    group,
+                    members,
+                )
+            )
             rows.extend(members)
     if result.not_checked:
         members = [
-            Row(("not-checked", n.rule, n.scope), ("-", "  " + n.rule, f"{n.scope}: {n.reason}"), ("muted", "muted", "muted"), (), f"not checked {n.rule} {n.scope} {n.reason}".lower(), n)
+            Row(
+                ("not-checked", n.rule, n.scope),
+                ("-", "  " + n.rule, f"{n.scope}: {n.reason}"),
+                ("muted", "muted", "muted"),
+                (),
+                f"not checked {n.rule} {n.scope} {n.reason}".lower(),
+                n,
+            )
             for n in result.not_checked
         ]
         group = Group("not-checked", "not-checked", "not checked", not_checked=tuple(result.not_checked))
-        rows.append(_header(("group", "not-checked"), "", f"not checked ({len(members)})", "rules or scopes that could not be evaluated: no answer is invented", group, members))
+        rows.append(
+            _header(
+                ("group", "not-checked"),
+                "",
+                f"not checked ({len(members)})",
+                "rules or scopes that could not be evaluated: no answer is invented",
+                group,
+                members,
+            )
+        )
         rows.extend(members)
     return rows
 

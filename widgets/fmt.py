@@ -59,8 +59,10 @@ def sla_cell(vm: Vm) -> tuple[str, str | None]:
 
 def marker(vm: Vm) -> tuple[str, str | None]:
     """One character that flags a VM needing attention: '!' broken, '~' watch, ' ' fine."""
-    if vm.availability_state == "Unavailable" or vm.power_state in ("stopped", "deallocated") or (
-        vm.power_state == "running" and vm.agent_status == "Not Ready"
+    if (
+        vm.availability_state == "Unavailable"
+        or vm.power_state in ("stopped", "deallocated")
+        or (vm.power_state == "running" and vm.agent_status == "Not Ready")
     ):
         return "!", "bad"
     if vm.availability_state != "Available" or vm.power_state != "running" or vm.maintenance.pending:

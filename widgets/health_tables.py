@@ -57,7 +57,14 @@ def status_rows(rows: Iterable[StatusRow], now: datetime) -> list[Row]:
         cells = (s.vm.name, state, s.reason_type or "-", fmt.ago(s.since, now).removesuffix(" ago"), s.summary, action)
         tones = (None, tone, "bad" if s.reason_type == "unplanned" else None, "muted", None, "accent" if actions else "muted")
         # The backend's order (worst first) is the default; other sorts are by cell text.
-        sort_keys = (s.vm.name.lower(), rank, (s.reason_type, rank), (s.since is None, fmt.utc(s.since).isoformat() if s.since else ""), s.summary.lower(), action.lower())
+        sort_keys = (
+            s.vm.name.lower(),
+            rank,
+            (s.reason_type, rank),
+            (s.since is None, fmt.utc(s.since).isoformat() if s.since else ""),
+            s.summary.lower(),
+            action.lower(),
+        )
         haystack = " ".join((s.vm.name, s.vm.resource_group, s.vm.location, state, s.reason_type, s.summary)).lower()
         out.append(Row(s.vm.id.lower(), cells, tones, sort_keys, haystack, s))
     return out
@@ -68,7 +75,7 @@ def event_rows(rows: Iterable[EventRow]) -> list[Row]:
     for rank, r in enumerate(rows):
         e = r.event
         active = e.status.lower() == "active"
-        level = (e.level or "-")
+        level = e.level or "-"
         level_text = level.upper() if level.lower() in ("error", "critical") else level.lower()
         cells = (
             e.status.upper() if active else e.status.lower(),

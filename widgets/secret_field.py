@@ -42,9 +42,7 @@ class SecretDialog(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="secret.cancel")]
 
-    def __init__(
-        self, title: str, prompt: str, *, check: Callable[[str], str | None] | None = None, placeholder: str = "", confirm: bool = False
-    ) -> None:
+    def __init__(self, title: str, prompt: str, *, check: Callable[[str], str | None] | None = None, placeholder: str = "", confirm: bool = False) -> None:
         super().__init__()
         self._title = title
         self._prompt = prompt

@@ -198,9 +198,10 @@ def disks_section(vm: Vm) -> Table:
 def nics_section(vm: Vm, inventory: Inventory | None) -> Table:
     table = _table("NIC", "PRIVATE IP", "PUBLIC IP", "NSG", "SUBNET NSG", "ON VM DELETE")
     for nic in vm.nics:
-        public = ", ".join(
-            (p.ip_address or "(none)") + (f" {p.fqdn}" if p.fqdn else "") + (f" [{p.allocation}]" if p.allocation else "") for p in nic.public_ips
-        ) or "-"
+        public = (
+            ", ".join((p.ip_address or "(none)") + (f" {p.fqdn}" if p.fqdn else "") + (f" [{p.allocation}]" if p.allocation else "") for p in nic.public_ips)
+            or "-"
+        )
         name = nic.name + (" (primary)" if nic.primary and len(vm.nics) > 1 else "")
         extras = []
         if nic.accelerated_networking:
@@ -223,7 +224,8 @@ def nics_section(vm: Vm, inventory: Inventory | None) -> Table:
 def _rule_row(table: Table, rule: SecurityRule) -> None:
     access = Text("Allow", style="green") if rule.access.lower() == "allow" else Text("DENY", style="bold red")
     name = rule.name + (" (default)" if rule.default else "")
-    add_plain_row(table,
+    add_plain_row(
+        table,
         str(rule.priority),
         name,
         access,
@@ -275,7 +277,8 @@ def extensions_section(vm: Vm) -> RenderableType:
     table = _table("EXTENSION", "TYPE", "VERSION", "STATE", "STATUS")
     for ext in vm.extensions:
         state = ext.provisioning_state or "-"
-        add_plain_row(table,
+        add_plain_row(
+            table,
             ext.name,
             f"{ext.publisher}.{ext.type}" if ext.publisher and ext.type else (ext.type or "-"),
             ext.version or "-",

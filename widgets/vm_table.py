@@ -38,10 +38,21 @@ def subscription_names(inventory: Inventory | None) -> dict[str, str]:
 
 # The verdict's tone by its attention rank (backend.verdict.KINDS).
 VERDICT_TONES = {
-    "platform-incident": "bad", "not-booting": "bad", "platform-unhealthy": "bad", "blocked-by-nsg": "bad",
-    "guest-firewall": "bad", "guest-service-down": "bad", "guest-unresponsive": "bad", "agent-not-ready": "warn",
-    "ip-changed": "warn", "no-public-path": "muted", "maintenance-pending": "warn", "starting": "accent",
-    "stopped": "warn", "unknown": "muted", "reachable": "ok",
+    "platform-incident": "bad",
+    "not-booting": "bad",
+    "platform-unhealthy": "bad",
+    "blocked-by-nsg": "bad",
+    "guest-firewall": "bad",
+    "guest-service-down": "bad",
+    "guest-unresponsive": "bad",
+    "agent-not-ready": "warn",
+    "ip-changed": "warn",
+    "no-public-path": "muted",
+    "maintenance-pending": "warn",
+    "starting": "accent",
+    "stopped": "warn",
+    "unknown": "muted",
+    "reachable": "ok",
 }
 
 

@@ -339,9 +339,7 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePo
                 lookups.set_exception(exc)
                 raise
 
-        built, vms = await asyncio.gather(
-            build_lookups(), read("vms", lambda items: lookups.result().vm_page(items), ready=lookups), return_exceptions=True
-        )
+        built, vms = await asyncio.gather(build_lookups(), read("vms", lambda items: lookups.result().vm_page(items), ready=lookups), return_exceptions=True)
         for outcome in (built, vms):
             if isinstance(outcome, BaseException):
                 if lookups.done() and not lookups.cancelled():
@@ -419,7 +417,15 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePo
             async with self._semaphore:
                 try:
                     return await self._subscription_inventory(sub.subscription_id)
-                except (TimeoutError, HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError) as exc:
+                except (
+                    TimeoutError,
+                    HttpResponseError,
+                    ClientAuthenticationError,
+                    ServiceRequestError,
+                    ServiceResponseError,
+                    aiohttp.ClientError,
+                    OSError,
+                ) as exc:
                     log.warning("inventory of subscription %s failed", sub.subscription_id, exc_info=True)
                     code, message = describe_error(exc)
                     return SubscriptionError(sub.subscription_id, code, message)

@@ -188,7 +188,11 @@ def _raise(status: int, code: str, what: str, url: str, rejected: bool) -> bytes
         raise _BlobError(status, code, f"{blob} does not exist yet: boot diagnostics capture from the VM's next start (start or restart it)")
     if status == 403 and code in ("AuthorizationFailure", "AuthorizationPermissionMismatch"):
         account = (urlparse(url).hostname or "").split(".", 1)[0]
-        raise _BlobError(status, code, f"the storage account {account} refuses this network or identity ({code}): allow your address in its firewall, or switch the VM to managed boot diagnostics")
+        raise _BlobError(
+            status,
+            code,
+            f"the storage account {account} refuses this network or identity ({code}): allow your address in its firewall, or switch the VM to managed boot diagnostics",
+        )
     raise _BlobError(status, code, f"reading {blob} failed: {status} {code}" + (f": {what}" if what else ""), sas_rejected=rejected)
 
 

@@ -62,11 +62,7 @@ EXTENSION_TYPE = "microsoft.compute/virtualmachines/extensions"
 _BY_TYPE = {t: name for name, t in TYPES.items()}
 _COLUMNS = "id, name, type, location, subscriptionId, kind, managedBy, sku, plan, properties, tags, identity, zones, extendedLocation"
 
-RESOURCES_QUERY = (
-    "resources | where type in~ ("
-    + ", ".join(f"'{t}'" for t in (*TYPES.values(), EXTENSION_TYPE))
-    + f") | project {_COLUMNS} | order by id asc"
-)
+RESOURCES_QUERY = "resources | where type in~ (" + ", ".join(f"'{t}'" for t in (*TYPES.values(), EXTENSION_TYPE)) + f") | project {_COLUMNS} | order by id asc"
 HEALTH_QUERY = (
     "healthresources | where type =~ 'microsoft.resourcehealth/availabilitystatuses'"
     " | where tostring(properties.targetResourceType) =~ 'microsoft.compute/virtualmachines'"
@@ -134,7 +130,9 @@ class BatchRows:
                 view = ((row.get("properties") or {}).get("extended") or {}).get("instanceView") or {}
                 code = (view.get("powerState") or {}).get("code")
                 # the statusOnly list's shape, so the ARM engine's reducer and mapping read it unchanged
-                unreduced.setdefault((sub, "vm_status"), []).append({"id": row["id"], "properties": {"instanceView": {"statuses": [{"code": code}] if code else []}}})
+                unreduced.setdefault((sub, "vm_status"), []).append(
+                    {"id": row["id"], "properties": {"instanceView": {"statuses": [{"code": code}] if code else []}}}
+                )
                 rows.vms.append(arm_document(row))
             elif name is not None:
                 unreduced.setdefault((sub, name), []).append(arm_document(row))
@@ -199,9 +197,13 @@ async def read_batch(backend: AzureBackend, subscription_ids: Sequence[str]) -> 
     for q, result in zip(QUERIES, results):
         table = q.split(" ", 1)[0]
         if result.truncated:
-            warnings.append(f"Resource Graph cut its answer from {table} for {len(subscription_ids)} subscriptions short (resultTruncated): some of their resources are missing; narrow the scope with --subscription")
+            warnings.append(
+                f"Resource Graph cut its answer from {table} for {len(subscription_ids)} subscriptions short (resultTruncated): some of their resources are missing; narrow the scope with --subscription"
+            )
         elif result.read != result.total_records:
-            warnings.append(f"Resource Graph's answer from {table} changed while it was paged ({result.total_records} rows announced, {result.read} read): refresh to see a settled estate")
+            warnings.append(
+                f"Resource Graph's answer from {table} changed while it was paged ({result.total_records} rows announced, {result.read} read): refresh to see a settled estate"
+            )
         if result.subscription_limit_hit:  # not with explicit batches; said if ARG ever says it
             warnings.append("Resource Graph searched only the first 10,000 subscriptions in scope (x-ms-tenant-subscription-limit-hit)")
     by_sub = collected.by_sub
@@ -274,4 +276,6 @@ async def read_vms(backend: AzureBackend, vm_ids: Sequence[str]) -> dict[str, In
     collected.add_page([r for r in rows if r.get("type") != TYPES["vms"] or str(r.get("id") or "").lower() in wanted])
     collected.add_page(list(statuses.rows))
     collected.add_page(list(events.rows))
-    return {sub: subscription_part(sub, collected.by_sub.get(sub.lower())) for sub in {str(r.get("subscriptionId") or "") for r in rows if r.get("subscriptionId")}}
+    return {
+        sub: subscription_part(sub, collected.by_sub.get(sub.lower())) for sub in {str(r.get("subscriptionId") or "") for r in rows if r.get("subscriptionId")}
+    }

@@ -36,13 +36,19 @@ class NetPathOperations(NsgOperations):
     """VPN connections and gateways, and public IP addresses, as reset-vpn and upgrade-public-ip change them."""
 
     async def get_vpn_connection(self, connection_id: str) -> dict[str, Any] | None:
-        return await self._read("network", _parts(connection_id, "connections", "VPN connection"), "VPN connection", lambda c: c.virtual_network_gateway_connections)
+        return await self._read(
+            "network", _parts(connection_id, "connections", "VPN connection"), "VPN connection", lambda c: c.virtual_network_gateway_connections
+        )
 
     async def get_vpn_gateway(self, gateway_id: str) -> dict[str, Any] | None:
-        return await self._read("network", _parts(gateway_id, "virtualNetworkGateways", "virtual network gateway"), "virtual network gateway", lambda c: c.virtual_network_gateways)
+        return await self._read(
+            "network", _parts(gateway_id, "virtualNetworkGateways", "virtual network gateway"), "virtual network gateway", lambda c: c.virtual_network_gateways
+        )
 
     async def get_local_network_gateway(self, gateway_id: str) -> dict[str, Any] | None:
-        return await self._read("network", _parts(gateway_id, "localNetworkGateways", "local network gateway"), "local network gateway", lambda c: c.local_network_gateways)
+        return await self._read(
+            "network", _parts(gateway_id, "localNetworkGateways", "local network gateway"), "local network gateway", lambda c: c.local_network_gateways
+        )
 
     async def reset_vpn_connection(self, connection_id: str, **lro: Any) -> None:
         rid = _parts(connection_id, "connections", "VPN connection")
@@ -64,7 +70,17 @@ class NetPathOperations(NsgOperations):
         return to_wire(doc) or {}
 
     async def put_public_ip(self, pip_id: str, body: dict[str, Any], **lro: Any) -> dict[str, Any]:
-        return await self._create_or_update("network", _parts(pip_id, "publicIPAddresses", "public IP address"), "updating public IP address", lambda c: c.public_ip_addresses, body, lro) or {}
+        return (
+            await self._create_or_update(
+                "network", _parts(pip_id, "publicIPAddresses", "public IP address"), "updating public IP address", lambda c: c.public_ip_addresses, body, lro
+            )
+            or {}
+        )
 
     async def put_nsg(self, nsg_id: str, body: dict[str, Any], **lro: Any) -> dict[str, Any]:
-        return await self._create_or_update("network", _parts(nsg_id, "networkSecurityGroups", "network security group"), "writing NSG", lambda c: c.network_security_groups, body, lro) or {}
+        return (
+            await self._create_or_update(
+                "network", _parts(nsg_id, "networkSecurityGroups", "network security group"), "writing NSG", lambda c: c.network_security_groups, body, lro
+            )
+            or {}
+        )

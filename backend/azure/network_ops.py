@@ -48,7 +48,9 @@ async def find_network_watcher(backend: Any, subscription_id: str, location: str
         if _lower(watcher.get("location")).replace(" ", "") == wanted:
             rid = ResourceId.parse(watcher["id"])
             return rid.resource_group, watcher.get("name") or rid.name
-    raise BackendError(f"Network Watcher is not enabled in {location} for subscription {subscription_id}; enable it to check from inside Azure", code="NetworkWatcherNotFound")
+    raise BackendError(
+        f"Network Watcher is not enabled in {location} for subscription {subscription_id}; enable it to check from inside Azure", code="NetworkWatcherNotFound"
+    )
 
 
 def _issue(doc: Mapping[str, Any]) -> ConnectivityIssue:

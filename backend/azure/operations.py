@@ -275,7 +275,8 @@ class RecoveryOperations:
                 if pip_id:
                     p = ResourceId.parse(pip_id)
                     pip = await self._get_or_none(
-                        f"reading public IP {p.name}", functools.partial(self.client("network", p.subscription_id).public_ip_addresses.get, p.resource_group, p.name)
+                        f"reading public IP {p.name}",
+                        functools.partial(self.client("network", p.subscription_id).public_ip_addresses.get, p.resource_group, p.name),
                     )
                     if pip is not None:
                         pips.append(to_wire(pip))
@@ -445,4 +446,3 @@ class RecoveryOperations:
     async def create_snapshot(self, snapshot_id: str, body: dict[str, Any], **lro: Any) -> dict[str, Any]:
         out: dict[str, Any] = await self._create_or_update("compute", ResourceId.parse(snapshot_id), "creating snapshot", lambda c: c.snapshots, body, lro)
         return out
-

@@ -36,7 +36,9 @@ class RestorePointOperations:
     async def get_restore_point_collection(self, collection_id: str) -> dict[str, Any] | None:
         rid = ResourceId.parse(collection_id)
         compute = self.client("compute", rid.subscription_id)
-        doc = await self._get_or_none(f"reading restore point collection {rid.name}", lambda: compute.restore_point_collections.get(rid.resource_group, rid.name))
+        doc = await self._get_or_none(
+            f"reading restore point collection {rid.name}", lambda: compute.restore_point_collections.get(rid.resource_group, rid.name)
+        )
         return to_wire(doc)
 
     async def put_restore_point_collection(self, collection_id: str, body: dict[str, Any]) -> dict[str, Any]:

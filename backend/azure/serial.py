@@ -128,7 +128,9 @@ async def preflight(backend: AzureBackend, vm_id: str) -> SerialTarget:
         doc = await backend.get_vm_document(vm_id)
     except BackendError as exc:
         if exc.status == 403:
-            raise _refused("forbidden", f"Reading VM {rid.name} was forbidden (403): the serial console needs Virtual Machine Contributor on the VM.", 403) from exc
+            raise _refused(
+                "forbidden", f"Reading VM {rid.name} was forbidden (403): the serial console needs Virtual Machine Contributor on the VM.", 403
+            ) from exc
         if exc.status == 404:
             raise _refused("not-found", f"VM {rid.name} was not found.", 404) from exc
         raise

@@ -43,9 +43,25 @@ API_VERSIONS = frozenset({"2015-04-01", "2017-03-01-preview"})
 PAGE_SIZE = 200  # Azure Monitor's pages are small; the emulator's page_size caps it further
 DEMO_CALLER = "demo operator"
 SELECTABLE = (
-    "authorization", "claims", "correlationId", "description", "eventDataId", "eventName", "eventTimestamp", "httpRequest", "level",
-    "operationId", "operationName", "properties", "resourceGroupName", "resourceProviderName", "resourceId", "status",
-    "submissionTimestamp", "subStatus", "subscriptionId",
+    "authorization",
+    "claims",
+    "correlationId",
+    "description",
+    "eventDataId",
+    "eventName",
+    "eventTimestamp",
+    "httpRequest",
+    "level",
+    "operationId",
+    "operationName",
+    "properties",
+    "resourceGroupName",
+    "resourceProviderName",
+    "resourceId",
+    "status",
+    "submissionTimestamp",
+    "subStatus",
+    "subscriptionId",
 )
 
 # Friendly names Azure gives the operations aztriage and its recoveries send (operationName.localizedValue).
@@ -197,7 +213,15 @@ def record(store: Store, method: str, path: str, status: int, operation_id: str 
     tenant = (store.subscriptions.get(sub.lower()) or {}).get("tenantId", "")
     correlation = str(uuid.uuid4())
     at = iso(store.now()) or ""
-    common = {"subscription_id": sub, "tenant_id": tenant, "resource_id": rid, "operation": operation, "caller": caller, "correlation_id": correlation, "method": method}
+    common = {
+        "subscription_id": sub,
+        "tenant_id": tenant,
+        "resource_id": rid,
+        "operation": operation,
+        "caller": caller,
+        "correlation_id": correlation,
+        "method": method,
+    }
     begin = event_doc(status="Started", at=at, event_name="BeginRequest", **common)
     if status == 202:
         end = event_doc(status="Accepted", sub_status="Accepted", at=at, **common)

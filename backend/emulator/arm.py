@@ -249,8 +249,7 @@ class Arm:
         return ArmError(
             404,
             "ResourceNotFound",
-            f"The Resource '{path}' under resource group '{r.rg}' was not found. "
-            "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+            f"The Resource '{path}' under resource group '{r.rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
         )
 
     @staticmethod
@@ -258,8 +257,7 @@ class Arm:
         return ArmError(
             404,
             "ParentResourceNotFound",
-            f"Can not perform requested operation on nested resource. Parent resource "
-            f"'{'/'.join(r.names[:-1])}' not found.",
+            f"Can not perform requested operation on nested resource. Parent resource '{'/'.join(r.names[:-1])}' not found.",
         )
 
     def _body_object(self, req: ArmRequest) -> dict:
@@ -328,10 +326,7 @@ class Arm:
         return make
 
     def lro_headers(self, req: ArmRequest, op: Operation) -> dict[str, str]:
-        base = (
-            f"{req.base_url}/subscriptions/{op.subscription}/providers/{op.namespace}"
-            f"/locations/{op.location}/operations/{op.id}"
-        )
+        base = f"{req.base_url}/subscriptions/{op.subscription}/providers/{op.namespace}/locations/{op.location}/operations/{op.id}"
         api = req.query.get("api-version") or "2026-04-01"
         return {
             "Azure-AsyncOperation": f"{base}?api-version={api}",
@@ -429,7 +424,9 @@ class Arm:
                     store.remove(rid_l, reason=f"resource group {rg} deleted")
             gone = store.resource_groups.pop(key, None)
             if gone is not None:
-                store.deleted.append({"id": gone["id"], "type": "Microsoft.Resources/resourceGroups", "deletedAt": iso(store.now()), "reason": "delete", "doc": gone})
+                store.deleted.append(
+                    {"id": gone["id"], "type": "Microsoft.Resources/resourceGroups", "deletedAt": iso(store.now()), "reason": "delete", "doc": gone}
+                )
             store.bump((key[0], "#rg"))
 
         def failure(op: Operation) -> None:
@@ -626,9 +623,7 @@ class Arm:
                 store.user_data.pop(rid.lower(), None)
         elif existing is None:
             store.user_data.pop(rid.lower(), None)
-        make = self.operation_factory(
-            req, rid, namespace="Microsoft.Compute", location=doc.get("location"), duration_key="vm.patch" if patch else "vm.put"
-        )
+        make = self.operation_factory(req, rid, namespace="Microsoft.Compute", location=doc.get("location"), duration_key="vm.patch" if patch else "vm.put")
         if existing is None:
             props["vmId"] = str(uuid.uuid4())
             props["timeCreated"] = iso(store.now())
@@ -670,8 +665,10 @@ class Arm:
             now = store.now()
             cur = store.must(rid)
             iv["disks"] = [
-                {"name": ref.get("name") or compute.parse_id_name((ref.get("managedDisk") or {}).get("id")),
-                 "statuses": [compute._prov_status("succeeded", now)]}
+                {
+                    "name": ref.get("name") or compute.parse_id_name((ref.get("managedDisk") or {}).get("id")),
+                    "statuses": [compute._prov_status("succeeded", now)],
+                }
                 for _, ref in compute.disk_refs(cur)
             ]
             store.set_provisioning(rid, "Succeeded")
@@ -763,7 +760,10 @@ class Arm:
                 store.set_provisioning(rid, "Canceled" if op.forced == "Canceled" else "Failed")
 
         make = self.operation_factory(
-            req, rid, namespace="Microsoft.Compute", location=doc.get("location"),
+            req,
+            rid,
+            namespace="Microsoft.Compute",
+            location=doc.get("location"),
             duration_key=f"{base}.{'patch' if patch else 'put'}",
         )
         op = make(kind, on_success=success, on_failure=failure)
@@ -817,7 +817,10 @@ class Arm:
                 store.set_provisioning(rid, "Failed")
 
         make = self.operation_factory(
-            req, rid, namespace="Microsoft.Compute", location=doc.get("location"),
+            req,
+            rid,
+            namespace="Microsoft.Compute",
+            location=doc.get("location"),
             duration_key="extension.patch" if patch else "extension.put",
         )
         op = make("update" if existing else "create", on_success=success, on_failure=failure)
@@ -1094,16 +1097,20 @@ class Arm:
             if parsed.subscription.lower() != sub:
                 continue
             name = uuid.uuid5(uuid.NAMESPACE_URL, f"{tid}|{target.lower()}").hex
-            items.append(_dumpb({
-                "id": f"/subscriptions/{req.route.sub}/providers/Microsoft.ResourceHealth/events/{tid}/impactedResources/{name}",
-                "name": name,
-                "type": "Microsoft.ResourceHealth/events/impactedResources",
-                "properties": {
-                    "targetResourceType": "Microsoft.Compute/VirtualMachines",
-                    "targetResourceId": target,
-                    "targetRegion": self.store.location_of(target),
-                },
-            }))
+            items.append(
+                _dumpb(
+                    {
+                        "id": f"/subscriptions/{req.route.sub}/providers/Microsoft.ResourceHealth/events/{tid}/impactedResources/{name}",
+                        "name": name,
+                        "type": "Microsoft.ResourceHealth/events/impactedResources",
+                        "properties": {
+                            "targetResourceType": "Microsoft.Compute/VirtualMachines",
+                            "targetResourceId": target,
+                            "targetRegion": self.store.location_of(target),
+                        },
+                    }
+                )
+            )
         return self._page(req, ("impacted", sub, tid.lower()), (sub, "#ev"), lambda: items)
 
     def _r_rh_resource_events(self, req: ArmRequest) -> ArmResponse:
@@ -1114,4 +1121,3 @@ class Arm:
 
     def _r_unknown(self, req: ArmRequest) -> ArmResponse:
         raise self._no_route(req)
-

@@ -175,7 +175,11 @@ def _job_doc(store: Store, vault_id: str, name: str, job: dict) -> dict:
         "actionsInfo": ["Cancellable"] if status == "InProgress" else [],
         "extendedInfo": {
             "tasksList": tasks,
-            "propertyBag": {"VM Name": job["vm_name"], "Backup Size": "0 MB" if not snap_done else "12288 MB", "Recovery point expiry time in UTC": job["expiry"]},
+            "propertyBag": {
+                "VM Name": job["vm_name"],
+                "Backup Size": "0 MB" if not snap_done else "12288 MB",
+                "Recovery point expiry time in UTC": job["expiry"],
+            },
             "progressPercentage": 100.0 if status != "InProgress" else (50.0 if snap_done else 10.0),
         },
     }
@@ -301,7 +305,11 @@ def handle(arm: Any, req: Any) -> ArmResponse:
     method = req.method.upper()
     vault_id = _vault_id(req.path)
     if store.get(vault_id) is None:
-        raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.RecoveryServices/vaults/{vault_id.rsplit('/', 1)[-1]}' under resource group '{route.rg}' was not found.")
+        raise ArmError(
+            404,
+            "ResourceNotFound",
+            f"The Resource 'Microsoft.RecoveryServices/vaults/{vault_id.rsplit('/', 1)[-1]}' under resource group '{route.rg}' was not found.",
+        )
     settle(store)
     if types[:4] == ["vaults", "backupfabrics", "protectioncontainers", "protecteditems"]:
         item_id = normalize_id("/".join(req.path.split("/")[:15]))  # /subscriptions/../protectedItems/{i}
@@ -317,7 +325,9 @@ def handle(arm: Any, req: Any) -> ArmResponse:
         if route.kind == "resource" and tail == ["operationresults"] and method == "GET":
             body = _operation_status(store, route.names[-1])
             if body["status"] == "InProgress":
-                return ArmResponse(202, None, {"Location": f"{req.base_url}{req.path}?api-version={req.query.get('api-version') or '2026-10-01'}", "Retry-After": "60"})
+                return ArmResponse(
+                    202, None, {"Location": f"{req.base_url}{req.path}?api-version={req.query.get('api-version') or '2026-10-01'}", "Retry-After": "60"}
+                )
             return ArmResponse(204)
     if route.kind == "resource" and types == ["vaults", "backupoperations"] and method == "GET":
         return ArmResponse(200, _operation_status(store, route.names[-1]))

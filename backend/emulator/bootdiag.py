@@ -92,9 +92,7 @@ def _state(store: Store) -> BootDiagState:
         estate = getattr(store, "_estate", None) or {}
         state.original_boot = {normalize_id(vm_id).lower(): str((facts or {}).get("boot") or "ok") for vm_id, facts in (estate.get("guest") or {}).items()}
         state.enabled_at_load = {
-            normalize_id(doc["id"]).lower()
-            for doc in estate.get("resources") or ()
-            if str(doc.get("type") or "").lower() == VM_TYPE and _enabled(doc)
+            normalize_id(doc["id"]).lower() for doc in estate.get("resources") or () if str(doc.get("type") or "").lower() == VM_TYPE and _enabled(doc)
         }
         state.booted_since = set()
     return state
@@ -409,7 +407,12 @@ def install(app: web.Application, store: Store) -> None:
         if not sig:
             return _storage_error(404, "ResourceNotFound", "The specified resource does not exist.")
         if q.get("sv") != SAS_VERSION or not hmac.compare_digest(sig, _sign(st, path, start, expiry)):
-            return _storage_error(403, "AuthenticationFailed", "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.", "Signature did not match.")
+            return _storage_error(
+                403,
+                "AuthenticationFailed",
+                "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
+                "Signature did not match.",
+            )
         now = _utc(store.now())
         try:
             ends = datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

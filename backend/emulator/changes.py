@@ -225,11 +225,20 @@ def _add(store: Store, pending: Pending) -> None:
     kind = "Create" if pending.before is None else "Delete" if after is None else "Update"
     if kind == "Update" and not changes:
         return
-    store.resource_changes.append(change_row(
-        pending.target_id, kind, name=str(uuid.uuid4()), timestamp=iso(store.now()) or "", correlation=pending.correlation,
-        changed_by=pending.caller, client=pending.client, operation=pending.operation, changes=changes,
-        snapshots=(str(uuid.uuid4()), str(uuid.uuid4())),
-    ))
+    store.resource_changes.append(
+        change_row(
+            pending.target_id,
+            kind,
+            name=str(uuid.uuid4()),
+            timestamp=iso(store.now()) or "",
+            correlation=pending.correlation,
+            changed_by=pending.caller,
+            client=pending.client,
+            operation=pending.operation,
+            changes=changes,
+            snapshots=(str(uuid.uuid4()), str(uuid.uuid4())),
+        )
+    )
 
 
 def install_listener(store: Store) -> None:

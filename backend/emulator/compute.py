@@ -294,9 +294,7 @@ def prepare_vm_write(store: Store, vm_id: str, new_doc: dict, old_doc: dict | No
                 "InvalidParameter",
                 f"Required parameter 'managedDisk.id' is missing (null) for the {'OS' if role == 'os' else 'data'} disk with createOption Attach.",
             )
-        name = ref.get("name") or (
-            f"{p.name}_OsDisk_1_{uuid.uuid4().hex}" if role == "os" else f"{p.name}_disk{ref.get('lun', 0)}_{uuid.uuid4().hex[:12]}"
-        )
+        name = ref.get("name") or (f"{p.name}_OsDisk_1_{uuid.uuid4().hex}" if role == "os" else f"{p.name}_disk{ref.get('lun', 0)}_{uuid.uuid4().hex[:12]}")
         disk_id = build_id(p.subscription, p.resource_group, "Microsoft.Compute", ("disks",), (name,))
         if store.get(disk_id) is not None:
             raise ArmError(409, "Conflict", f"Disk '{name}' already exists in resource group '{p.resource_group}'.")
@@ -348,8 +346,7 @@ def prepare_vm_write(store: Store, vm_id: str, new_doc: dict, old_doc: dict | No
                 raise ArmError(
                     409,
                     "OperationNotAllowed",
-                    f"Operation 'swapOsDisk' is not allowed on VM '{p.name}' since the VM is {power}. "
-                    "Stop (deallocate) the VM before swapping its OS disk.",
+                    f"Operation 'swapOsDisk' is not allowed on VM '{p.name}' since the VM is {power}. Stop (deallocate) the VM before swapping its OS disk.",
                 )
             old_disk, new_disk = store.get(old_os), store.get(new_os)
             if old_disk and new_disk:
@@ -560,23 +557,28 @@ def vm_action(store: Store, vm_id: str, action: str, body: Any, make_op: MakeOp)
     power = store.power_state(vm_id)
 
     if a == "start":
-        return _transition(store, vm_id, make_op, "start", during_power="starting", during_health="starting",
-                           final_power="running", final_health="running")
+        return _transition(store, vm_id, make_op, "start", during_power="starting", during_health="starting", final_power="running", final_health="running")
     if a == "restart":
         if power in ("deallocated", "deallocating"):
             raise _conflict("restart", name, "since the VM is deallocated or marked to be deallocated.")
-        return _transition(store, vm_id, make_op, "restart", during_power="starting", during_health="restarting",
-                           final_power="running", final_health="running")
+        return _transition(store, vm_id, make_op, "restart", during_power="starting", during_health="restarting", final_power="running", final_health="running")
     if a == "poweroff":
         if settled == "deallocated" and power == "deallocated":
-            return _transition(store, vm_id, make_op, "powerOff", during_power=None, during_health=None,
-                               final_power=None, final_health=None)
-        return _transition(store, vm_id, make_op, "powerOff", during_power="stopping", during_health="stopping",
-                           final_power="stopped", final_health="stopped")
+            return _transition(store, vm_id, make_op, "powerOff", during_power=None, during_health=None, final_power=None, final_health=None)
+        return _transition(store, vm_id, make_op, "powerOff", during_power="stopping", during_health="stopping", final_power="stopped", final_health="stopped")
     if a == "deallocate":
-        return _transition(store, vm_id, make_op, "deallocate", during_power="deallocating",
-                           during_health="deallocating", final_power="deallocated", final_health="deallocated")
+        return _transition(
+            store,
+            vm_id,
+            make_op,
+            "deallocate",
+            during_power="deallocating",
+            during_health="deallocating",
+            final_power="deallocated",
+            final_health="deallocated",
+        )
     if a == "redeploy":
+
         def new_host(op: Operation) -> None:
             g = store.own_guest(vm_id)
             g["host"] = uuid.uuid4().hex
@@ -587,11 +589,19 @@ def vm_action(store: Store, vm_id: str, action: str, body: Any, make_op: MakeOp)
             iv["platformUpdateDomain"] = rnd.randint(0, 4)
             store.touch(vm_id.lower())
 
-        return _transition(store, vm_id, make_op, "redeploy", during_power="starting", during_health="redeploying",
-                           final_power="running", final_health="running", on_success_extra=new_host)
+        return _transition(
+            store,
+            vm_id,
+            make_op,
+            "redeploy",
+            during_power="starting",
+            during_health="redeploying",
+            final_power="running",
+            final_health="running",
+            on_success_extra=new_host,
+        )
     if a == "reapply":
-        return _transition(store, vm_id, make_op, "reapply", during_power=None, during_health=None,
-                           final_power=None, final_health=None)
+        return _transition(store, vm_id, make_op, "reapply", during_power=None, during_health=None, final_power=None, final_health=None)
     if a == "performmaintenance":
         mrs = store.instance_view(vm_id).get("maintenanceRedeployStatus") or {}
         if not mrs.get("isCustomerInitiatedMaintenanceAllowed"):
@@ -603,9 +613,17 @@ def vm_action(store: Store, vm_id: str, action: str, body: Any, make_op: MakeOp)
             g["host"] = uuid.uuid4().hex
             store.touch(vm_id.lower())
 
-        return _transition(store, vm_id, make_op, "performMaintenance", during_power="starting",
-                           during_health="maintenance", final_power="running", final_health="running",
-                           on_success_extra=clear)
+        return _transition(
+            store,
+            vm_id,
+            make_op,
+            "performMaintenance",
+            during_power="starting",
+            during_health="maintenance",
+            final_power="running",
+            final_health="running",
+            on_success_extra=clear,
+        )
     if a == "runcommand":
         return run_command(store, vm_id, body, make_op)
     raise ArmError(404, "InvalidResourceType", f"The resource type 'virtualMachines/{action}' could not be found in the namespace 'Microsoft.Compute'.")

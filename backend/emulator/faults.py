@@ -172,4 +172,3 @@ def corrupt(body: bytes) -> bytes:
     if len(body) < 4:
         return b'{"value": [{"id": '
     return body[: len(body) // 2]
-

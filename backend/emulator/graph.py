@@ -213,16 +213,19 @@ class Graph:
                     event_id = f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/events/{tracking}"
                     kept = self._event_rows.get((sub_l, event_id))
                     if kept is None or kept[0] is not event:  # an event changes by being replaced
-                        kept = (event, {
-                            "id": event_id,
-                            "name": tracking,
-                            "type": "microsoft.resourcehealth/events",
-                            "tenantId": tenants.get(sub_l, ""),
-                            "location": "global",
-                            "resourceGroup": "",
-                            "subscriptionId": sub,
-                            "properties": _pascal(event.get("properties") or {}),  # ARG writes these keys PascalCase
-                        })
+                        kept = (
+                            event,
+                            {
+                                "id": event_id,
+                                "name": tracking,
+                                "type": "microsoft.resourcehealth/events",
+                                "tenantId": tenants.get(sub_l, ""),
+                                "location": "global",
+                                "resourceGroup": "",
+                                "subscriptionId": sub,
+                                "properties": _pascal(event.get("properties") or {}),  # ARG writes these keys PascalCase
+                            },
+                        )
                         self._event_rows[(sub_l, event_id)] = kept
                     yield kept[1]
                     for target in store.impacted_resources(tracking):
@@ -426,7 +429,9 @@ class Graph:
                     raise ValueError("another query")
                 skip, page = int(decoded["o"]), int(decoded["p"])
             except (ValueError, KeyError, TypeError):
-                return _bad_request("The $skipToken is not valid for this query and these scopes: send it with the same query and scopes it came with.", "InvalidSkipToken")
+                return _bad_request(
+                    "The $skipToken is not valid for this query and these scopes: send it with the same query and scopes it came with.", "InvalidSkipToken"
+                )
         try:
             rows, _ordered, limited = self._rows(key, query, subs, page, fresh=not token)
         except KqlError as exc:
@@ -521,7 +526,10 @@ def _bad_request(message: str, code: str, token: str = "") -> tuple[int, dict, d
             "code": "BadRequest",
             "message": f"Please provide below info when asking for support: timestamp = {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, correlationId = {uuid.uuid4()}.",
             "details": [
-                {"code": "InvalidQuery", "message": "Query is invalid. Please refer to the documentation for the Azure Resource Graph service and fix the error before retrying."},
+                {
+                    "code": "InvalidQuery",
+                    "message": "Query is invalid. Please refer to the documentation for the Azure Resource Graph service and fix the error before retrying.",
+                },
                 detail,
             ],
         }
@@ -535,7 +543,12 @@ async def _query(request: web.Request) -> web.StreamResponse:
     allowed, remaining, resets = graph.quota.take(caller, time.monotonic())
     headers = {"x-ms-user-quota-remaining": str(remaining), "x-ms-user-quota-resets-after": resets_after(resets)}
     if request.query.get("api-version") not in API_VERSIONS:
-        body = {"error": {"code": "InvalidApiVersionParameter", "message": f"The api-version '{request.query.get('api-version', '')}' is invalid. The supported versions are '{', '.join(API_VERSIONS)}'."}}
+        body = {
+            "error": {
+                "code": "InvalidApiVersionParameter",
+                "message": f"The api-version '{request.query.get('api-version', '')}' is invalid. The supported versions are '{', '.join(API_VERSIONS)}'.",
+            }
+        }
         return web.Response(status=400, body=orjson.dumps(body), content_type="application/json", headers=headers)
     if not allowed:
         headers["Retry-After"] = str(max(1, math.ceil(resets)))

@@ -87,7 +87,6 @@ SSH_BANNERS = {
 DEFAULT_SSH_BANNER = "SSH-2.0-OpenSSH_9.6"
 
 
-
 def listen_port_for(port: int) -> int:
     """The loopback port a guest port listens on first (taken: the kernel picks another)."""
     return port + LOW_PORT_OFFSET if 0 < port < 1024 else port
@@ -329,8 +328,9 @@ def behaviour(store: Store, vm_doc: dict, nic: NicFacts | None, port: int, sourc
     return Behaviour(mode, f"{mode} answers on port {port}")
 
 
-def _cached_behaviour(cache: dict[tuple[str, int], Behaviour], store: Store, vm_doc: dict, nic: NicFacts,
-                      source: nsg.Party, ports: dict[int, str], port: int) -> Behaviour:
+def _cached_behaviour(
+    cache: dict[tuple[str, int], Behaviour], store: Store, vm_doc: dict, nic: NicFacts, source: nsg.Party, ports: dict[int, str], port: int
+) -> Behaviour:
     """`behaviour` once per (NIC, port): a VM's public IPs and its NAT rules reach the same guest port."""
     key = (nic.nic_id, port)
     if key not in cache:
@@ -368,10 +368,14 @@ def desired_endpoints(store: Store) -> dict[tuple[str, int], Desired]:
                 closed = address in nic.standard_ips and nic.nsg_id is None and nic.subnet_nsg_id is None
                 for port in ports:
                     behaviour = STANDARD_IP_CLOSED if closed else decide(port)
-                    out[(address, port)] = Desired(address, port, port, "public-ip", vm_doc["id"], vm_doc.get("name") or "", behaviour, banner, rdp_reply, security)
+                    out[(address, port)] = Desired(
+                        address, port, port, "public-ip", vm_doc["id"], vm_doc.get("name") or "", behaviour, banner, rdp_reply, security
+                    )
             for address, fe_port, be_port, _rule in nic.nat:
                 if _is_loopback(address) and fe_port:
-                    out[(address, fe_port)] = Desired(address, fe_port, be_port, "lb-nat", vm_doc["id"], vm_doc.get("name") or "", decide(be_port), banner, rdp_reply, security)
+                    out[(address, fe_port)] = Desired(
+                        address, fe_port, be_port, "lb-nat", vm_doc["id"], vm_doc.get("name") or "", decide(be_port), banner, rdp_reply, security
+                    )
     return out
 
 
@@ -589,7 +593,12 @@ class GuestNet:
                 requested = requested_protocols(data)
             except ValueError:
                 return  # not RDP: a real server drops the connection
-            await loop.sock_sendall(conn, want.rdp_reply if want.rdp_reply is not None else connection_confirm(requested, user_authentication=want.rdp_security[0], security_layer=want.rdp_security[1]))
+            await loop.sock_sendall(
+                conn,
+                want.rdp_reply
+                if want.rdp_reply is not None
+                else connection_confirm(requested, user_authentication=want.rdp_security[0], security_layer=want.rdp_security[1]),
+            )
             await self._until_closed(conn)
         except (TimeoutError, OSError):
             pass
@@ -720,7 +729,14 @@ def connectivity(store: Store, body: dict) -> dict:
 
     private_path = bool(dest_nic and src_nic and address == dest_nic.private_ip and _vnet_of(dest_nic.subnet_id) == _vnet_of(src_nic.subnet_id))
     if dest_nic is not None and address == dest_nic.private_ip and not private_path:
-        issues.append({"origin": "Outbound", "severity": "Error", "type": "UserDefinedRoute", "context": [{"key": "Reason", "value": "the destination's virtual network is not the source's and is not peered"}]})
+        issues.append(
+            {
+                "origin": "Outbound",
+                "severity": "Error",
+                "type": "UserDefinedRoute",
+                "context": [{"key": "Reason", "value": "the destination's virtual network is not the source's and is not peered"}],
+            }
+        )
     hop_src = "00000000-0000-0000-0000-00000000a001"
     hop_dst = "00000000-0000-0000-0000-00000000a002"
     dest_issues = list(issues)
@@ -735,10 +751,24 @@ def connectivity(store: Store, body: dict) -> dict:
             context = [{"key": "RuleName", "value": met.rule}] if met.rule else [{"key": "Reason", "value": met.why}]
             dest_issues.append({"origin": origin, "severity": "Error", "type": met.issue or "Unknown", "context": context})
     elif dest_doc is None and not issues:
-        dest_issues.append({"origin": "Outbound", "severity": "Error", "type": "Unknown", "context": [{"key": "Reason", "value": f"nothing in the emulated estate answers at {address}"}]})
+        dest_issues.append(
+            {
+                "origin": "Outbound",
+                "severity": "Error",
+                "type": "Unknown",
+                "context": [{"key": "Reason", "value": f"nothing in the emulated estate answers at {address}"}],
+            }
+        )
     hops = [
         _hop(hop_src, "Source", src_address, (src_nic.nic_id + "/ipConfigurations/ipconfig1") if src_nic else src_id, [hop_dst], []),
-        _hop(hop_dst, "VirtualNetwork" if private_path else "Internet", address, (dest_nic.nic_id + "/ipConfigurations/ipconfig1") if dest_nic else None, [], dest_issues),
+        _hop(
+            hop_dst,
+            "VirtualNetwork" if private_path else "Internet",
+            address,
+            (dest_nic.nic_id + "/ipConfigurations/ipconfig1") if dest_nic else None,
+            [],
+            dest_issues,
+        ),
     ]
     sent = 66
     return {
@@ -768,11 +798,9 @@ def _connectivity_check(arm: Arm, req: ArmRequest, watcher: dict) -> ArmResponse
     return arm.lro_response(req, op, 202)
 
 
-
 # --- wiring ----------------------------------------------------------------------------
 
 GUEST_KEY = web.AppKey("guest", GuestNet)
-
 
 
 def install(app: web.Application, store: Store) -> None:
@@ -816,7 +844,9 @@ def install(app: web.Application, store: Store) -> None:
                 None,
             )
             if watcher is None:
-                raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.Network/networkWatchers/{info['nw']}' under resource group '{info['rg']}' was not found.")
+                raise ArmError(
+                    404, "ResourceNotFound", f"The Resource 'Microsoft.Network/networkWatchers/{info['nw']}' under resource group '{info['rg']}' was not found."
+                )
             raw = await request.read()
             try:
                 body = json.loads(raw) if raw.strip() else None

@@ -44,8 +44,7 @@ USER_INITIATED: dict[str, tuple[str, str, str]] = {
     "restarting": (
         "Unavailable",
         "Restarting",
-        "This virtual machine is restarting as requested by an authorized user or process. "
-        "It will be back online after the reboot completes.",
+        "This virtual machine is restarting as requested by an authorized user or process. It will be back online after the reboot completes.",
     ),
     "redeploying": (
         "Unavailable",
@@ -56,8 +55,7 @@ USER_INITIATED: dict[str, tuple[str, str, str]] = {
     "maintenance": (
         "Unavailable",
         "Maintenance",
-        "This virtual machine is undergoing maintenance as requested by an authorized user or process. "
-        "It will be back online after the maintenance completes.",
+        "This virtual machine is undergoing maintenance as requested by an authorized user or process. It will be back online after the maintenance completes.",
     ),
     "deleting": (
         "Unavailable",

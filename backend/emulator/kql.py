@@ -187,7 +187,27 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "not": lambda v: not v,
 }
 
-_COMPARE_OPS = {"==", "!=", "=~", "!~", "<", "<=", ">", ">=", "in", "in~", "!in", "!in~", "contains", "!contains", "has", "!has", "startswith", "!startswith", "endswith"}
+_COMPARE_OPS = {
+    "==",
+    "!=",
+    "=~",
+    "!~",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "in",
+    "in~",
+    "!in",
+    "!in~",
+    "contains",
+    "!contains",
+    "has",
+    "!has",
+    "startswith",
+    "!startswith",
+    "endswith",
+}
 
 Expr = Callable[[Row], Any]
 

@@ -80,8 +80,7 @@ def _connections_of(store: Store, gateway_id: str) -> list[dict]:
     return [
         c
         for c in store.all_of_type("Microsoft.Network/connections")
-        if _lower((_props(c).get("virtualNetworkGateway1") or {}).get("id")) == gw
-        or _lower((_props(c).get("virtualNetworkGateway2") or {}).get("id")) == gw
+        if _lower((_props(c).get("virtualNetworkGateway1") or {}).get("id")) == gw or _lower((_props(c).get("virtualNetworkGateway2") or {}).get("id")) == gw
     ]
 
 
@@ -221,8 +220,7 @@ def write_public_ip(arm: Any, req: Any, doc: dict, existing: dict | None) -> Arm
     sku, allocation = _sku(doc), _allocation(doc)
     name = doc.get("name")
     if sku == "standard" and allocation != "static":
-        raise ArmError(400, "StandardSkuPublicIPAddressesMustBeStatic",
-                       f"Standard sku publicIp {doc['id']} must have AllocationMethod set to Static.")
+        raise ArmError(400, "StandardSkuPublicIPAddressesMustBeStatic", f"Standard sku publicIp {doc['id']} must have AllocationMethod set to Static.")
     if existing is not None:
         _busy(existing, "public IP address")
         old_sku = _sku(existing)
@@ -230,8 +228,9 @@ def write_public_ip(arm: Any, req: Any, doc: dict, existing: dict | None) -> Arm
         if old_sku == "standard" and sku == "basic":
             raise ArmError(400, "PublicIPSkuDowngradeNotAllowed", f"Public IP address {doc['id']} cannot be changed from Standard to Basic SKU.")
         if old_sku != sku and configuration:
-            raise ArmError(400, "PublicIPAddressInUseCannotUpdate",
-                           f"Public IP address {doc['id']} is in use by ipconfig {configuration} and cannot be updated.")
+            raise ArmError(
+                400, "PublicIPAddressInUseCannotUpdate", f"Public IP address {doc['id']} is in use by ipconfig {configuration} and cannot be updated."
+            )
     address = _props(existing).get("ipAddress") if existing is not None else None
     configuration = (_props(existing).get("ipConfiguration") or {}).get("id") if existing is not None else None
     if not address and (allocation == "static" or (configuration and _vm_running(store, configuration))):
@@ -347,7 +346,13 @@ def write_nic(arm: Any, req: Any, doc: dict, existing: dict | None) -> ArmRespon
     check_nic_write(store, doc)
     assign_private_ips(store, doc, existing)
     return long_running_put(
-        arm, req, doc, existing, duration_key="nic.put", what=f"network interface {doc.get('name')}", on_success=lambda current, previous: sync_nic_public_ips(store, current, previous)
+        arm,
+        req,
+        doc,
+        existing,
+        duration_key="nic.put",
+        what=f"network interface {doc.get('name')}",
+        on_success=lambda current, previous: sync_nic_public_ips(store, current, previous),
     )
 
 

@@ -327,6 +327,7 @@ def _without_protected_settings(response: web.StreamResponse) -> web.StreamRespo
 
 def recovery_routes(app: web.Application, store: Store) -> None:
     """Route extension (server.py): management locks, ScopeLocked, no protectedSettings in answers, VMAccess effects."""
+
     async def locks_list(request: web.Request) -> web.Response:
         scope = _clean_scope(request.match_info["scope"])
         try:

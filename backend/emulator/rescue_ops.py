@@ -142,8 +142,6 @@ def _security_type(props: dict) -> str:
     return str((props.get("securityProfile") or {}).get("securityType") or "Standard")
 
 
-
-
 def check_swap(store: Store, vm_doc: dict, new_disk_id: str) -> None:
     """ARM's refusals of an OS-disk swap that the core's generation check does not make."""
     disk = store.get(new_disk_id)

@@ -66,7 +66,10 @@ def _disk_entry(store: Store, ref: dict, rp_id: str, *, os_type: str | None = No
     name = ref.get("name") or disk_id.rsplit("/", 1)[-1]
     drp_id = f"{rp_id}/diskRestorePoints/{name}_{uuid.uuid4().hex[:12]}"
     entry = {k: copy.deepcopy(v) for k, v in ref.items() if k in ("lun", "name", "caching", "diskSizeGB", "writeAcceleratorEnabled")}
-    entry["managedDisk"] = {"id": disk_id, "storageAccountType": ((disk.get("sku") or {}).get("name")) or (ref.get("managedDisk") or {}).get("storageAccountType")}
+    entry["managedDisk"] = {
+        "id": disk_id,
+        "storageAccountType": ((disk.get("sku") or {}).get("name")) or (ref.get("managedDisk") or {}).get("storageAccountType"),
+    }
     entry["diskRestorePoint"] = {"id": drp_id}
     if os_type:
         entry["osType"] = os_type
@@ -118,8 +121,11 @@ def _write_restore_point(arm: Any, req: Any, doc: dict, existing: dict | None) -
     agent = str(store.guest_facts(vm["id"]).get("agent") or "ready")
     if mode == "ApplicationConsistent" and (power != "running" or agent != "ready"):
         why = f"it is {power}" if power != "running" else "its VM agent does not answer"
-        raise ArmError(400, "OperationNotAllowed",
-                       f"An application-consistent restore point of VM {vm['name']} needs the VM running with a working VM agent ({why}): take a crash-consistent one.")
+        raise ArmError(
+            400,
+            "OperationNotAllowed",
+            f"An application-consistent restore point of VM {vm['name']} needs the VM running with a working VM agent ({why}): take a crash-consistent one.",
+        )
     excluded = {normalize_id(d.get("id") or "").lower() for d in props.get("excludeDisks") or ()}
     drps: list[dict] = []
     os_entry, drp = _disk_entry(store, os_disk, rp_id, os_type=os_disk.get("osType"))
@@ -132,21 +138,23 @@ def _write_restore_point(arm: Any, req: Any, doc: dict, existing: dict | None) -
         data_entries.append(entry)
         drps.append(drp)
     os_profile = vprops.get("osProfile") or {}
-    props.update({
-        "consistencyMode": mode,
-        "excludeDisks": copy.deepcopy(props.get("excludeDisks") or []),
-        "sourceMetadata": {
-            "vmId": vprops.get("vmId"),
-            "location": vm.get("location"),
-            "hardwareProfile": copy.deepcopy(vprops.get("hardwareProfile") or {}),
-            "storageProfile": {"osDisk": os_entry, "dataDisks": data_entries, "diskControllerType": storage.get("diskControllerType") or "SCSI"},
-            "osProfile": {k: os_profile.get(k) for k in ("computerName", "adminUsername") if os_profile.get(k)},
-            "securityProfile": copy.deepcopy(vprops.get("securityProfile") or {}),
-            "diagnosticsProfile": copy.deepcopy(vprops.get("diagnosticsProfile") or {}),
-        },
-        "timeCreated": iso(store.now()),
-        "provisioningState": "Creating",
-    })
+    props.update(
+        {
+            "consistencyMode": mode,
+            "excludeDisks": copy.deepcopy(props.get("excludeDisks") or []),
+            "sourceMetadata": {
+                "vmId": vprops.get("vmId"),
+                "location": vm.get("location"),
+                "hardwareProfile": copy.deepcopy(vprops.get("hardwareProfile") or {}),
+                "storageProfile": {"osDisk": os_entry, "dataDisks": data_entries, "diskControllerType": storage.get("diskControllerType") or "SCSI"},
+                "osProfile": {k: os_profile.get(k) for k in ("computerName", "adminUsername") if os_profile.get(k)},
+                "securityProfile": copy.deepcopy(vprops.get("securityProfile") or {}),
+                "diagnosticsProfile": copy.deepcopy(vprops.get("diagnosticsProfile") or {}),
+            },
+            "timeCreated": iso(store.now()),
+            "provisioningState": "Creating",
+        }
+    )
     doc.pop("location", None)
     store.put(doc)
     make = arm.operation_factory(req, rp_id, namespace="Microsoft.Compute", location=vm.get("location"), duration_key="restorepoint.put")

@@ -105,11 +105,7 @@ def parse_route(path: str) -> Route:
         tail = tuple(segs[4:])
         if len(tail) == 1:
             return Route("provider_list", f"/subscriptions/{{s}}/providers/{ns}/{tail[0]}", sub=sub, ns=ns, types=(tail[0],))
-        if (
-            len(tail) == 4
-            and tail[0].lower() == "locations"
-            and tail[2].lower() in ("operations", "operationresults", "operationstatuses")
-        ):
+        if len(tail) == 4 and tail[0].lower() == "locations" and tail[2].lower() in ("operations", "operationresults", "operationstatuses"):
             return Route(
                 "operation",
                 f"/subscriptions/{{s}}/providers/{ns}/locations/{{loc}}/{tail[2]}/{{op}}",

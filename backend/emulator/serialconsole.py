@@ -84,8 +84,8 @@ FSTAB = (
 EMERGENCY_BANNER = (
     "[FAILED] Failed to mount /datadrive.\r\n"
     "[DEPEND] Dependency failed for Local File Systems.\r\n"
-    "You are in emergency mode. After logging in, type \"journalctl -xb\" to view\r\n"
-    "system logs, \"systemctl reboot\" to reboot, \"systemctl default\" or \"exit\"\r\n"
+    'You are in emergency mode. After logging in, type "journalctl -xb" to view\r\n'
+    'system logs, "systemctl reboot" to reboot, "systemctl default" or "exit"\r\n'
     "to boot into default mode.\r\n"
 )
 ROOT_PASSWORD_PROMPT = "Give root password for maintenance\r\n(or press Control-D to continue): "
@@ -235,7 +235,10 @@ class Shell:
             if c.mode == "halted":
                 code = boot.split(":", 1)[1] if ":" in boot else "UNKNOWN"
                 return f"\r\nYour PC ran into a problem and needs to restart.\r\nStop code: {code}\r\n"
-            return "\r\nComputer is booting, SAC started and initialized.\r\n\r\nUse the \"ch -?\" command for information about using channels.\r\nUse the \"?\" command for general help.\r\n\r\n" + self.prompt()
+            return (
+                '\r\nComputer is booting, SAC started and initialized.\r\n\r\nUse the "ch -?" command for information about using channels.\r\nUse the "?" command for general help.\r\n\r\n'
+                + self.prompt()
+            )
         if c.mode == "emergency-password":
             return "\r\n" + EMERGENCY_BANNER + "\r\n" + self.prompt()
         if c.mode == "halted":
@@ -437,8 +440,10 @@ class Shell:
             if c.mode == "halted":
                 return ""  # already stopped on a stop code
             self.boot()
-            return ("\r\nYour PC ran into a problem and needs to restart. We're just collecting some error info, and then we'll restart for you.\r\n"
-                    "Stop code: NMI_HARDWARE_FAILURE (0x00000080)\r\n" + self._boot_text())
+            return (
+                "\r\nYour PC ran into a problem and needs to restart. We're just collecting some error info, and then we'll restart for you.\r\n"
+                "Stop code: NMI_HARDWARE_FAILURE (0x00000080)\r\n" + self._boot_text()
+            )
         if c.mode == "halted":
             return ""
         text = "\r\nUhhuh. NMI received for unknown reason 3d on CPU 0.\r\nDo you have a strange power saving mode enabled?\r\n"
@@ -462,7 +467,10 @@ class Shell:
         if key == "u":
             c.root_rw = False
             return "\r\nsysrq: Emergency Remount R/O\r\nEmergency Remount complete" + after
-        return "\r\nsysrq: HELP : loglevel(0-9) reboot(b) crash(c) terminate-all-tasks(e) memory-full-oom-kill(f) kill-all-tasks(i) thaw-filesystems(j) sak(k) show-backtrace-all-active-cpus(l) show-memory-usage(m) nice-all-RT-tasks(n) poweroff(o) show-registers(p) show-all-timers(q) unraw(r) sync(s) show-task-states(t) unmount(u) show-blocked-tasks(w) dump-ftrace-buffer(z)" + after
+        return (
+            "\r\nsysrq: HELP : loglevel(0-9) reboot(b) crash(c) terminate-all-tasks(e) memory-full-oom-kill(f) kill-all-tasks(i) thaw-filesystems(j) sak(k) show-backtrace-all-active-cpus(l) show-memory-usage(m) nice-all-RT-tasks(n) poweroff(o) show-registers(p) show-all-timers(q) unraw(r) sync(s) show-task-states(t) unmount(u) show-blocked-tasks(w) dump-ftrace-buffer(z)"
+            + after
+        )
 
     def _restart(self) -> str:
         """The guest restarts at once (no shutdown): it boots as its boot state says."""
@@ -479,9 +487,11 @@ class Shell:
             return "ch   Channel management commands.\r\ncmd  Create a Command Prompt channel.\r\nid   Display the computer identification information.\r\nrestart  Restart the system immediately.\r\n"
         if words[0] == "cmd":
             c.cmd_open = True
-            return "The Command Prompt session was successfully launched.\r\nEVENT:   A new channel has been created.  Use \"ch -?\" for channel help.\r\nChannel: Cmd0001\r\n"
+            return 'The Command Prompt session was successfully launched.\r\nEVENT:   A new channel has been created.  Use "ch -?" for channel help.\r\nChannel: Cmd0001\r\n'
         if words == ["ch"]:
-            return "Channel List\r\n\r\n(Use \"ch -?\" for information on using channels)\r\n\r\n# Status  Channel Name\r\n0 (AV)    SAC\r\n" + ("1 (AV)    Cmd0001\r\n" if c.cmd_open else "")
+            return 'Channel List\r\n\r\n(Use "ch -?" for information on using channels)\r\n\r\n# Status  Channel Name\r\n0 (AV)    SAC\r\n' + (
+                "1 (AV)    Cmd0001\r\n" if c.cmd_open else ""
+            )
         if words[:2] == ["ch", "-si"]:
             if c.cmd_open and words[2:] == ["1"]:
                 c.mode = "cmd-user"
@@ -557,12 +567,18 @@ def install(app: web.Application, store: Store) -> None:
             return web.json_response({"error": {"code": "ResourceNotFound", "message": "The VM was not found."}}, status=404)
         sub = request.match_info["vm"].split("/")[1].lower()
         if sub in state.disabled:
-            return web.json_response({"error": {"code": "SerialConsoleDisabled", "message": "Azure Serial Console is not enabled for this subscription."}}, status=409)
+            return web.json_response(
+                {"error": {"code": "SerialConsoleDisabled", "message": "Azure Serial Console is not enabled for this subscription."}}, status=409
+            )
         power = store.power_state(doc["id"])
         if power not in ("running", "starting"):
-            return web.json_response({"error": {"code": "VmNotRunning", "message": "Azure Serial Console requires a virtual machine to be running."}}, status=409)
+            return web.json_response(
+                {"error": {"code": "VmNotRunning", "message": "Azure Serial Console requires a virtual machine to be running."}}, status=409
+            )
         if not _boot_enabled(doc):
-            return web.json_response({"error": {"code": "BootDiagnosticsDisabled", "message": "Azure Serial Console requires boot diagnostics to be enabled."}}, status=409)
+            return web.json_response(
+                {"error": {"code": "BootDiagnosticsDisabled", "message": "Azure Serial Console requires boot diagnostics to be enabled."}}, status=409
+            )
         sid = secrets.token_hex(8)
         state.sessions[sid] = normalize_id(doc["id"]).lower()
         return web.json_response({"connectionString": f"wss://{request.host}{GATEWAY_PREFIX}/n/connector/{secrets.token_hex(4)}/sessions/{sid}/client"})
@@ -641,7 +657,9 @@ def install(app: web.Application, store: Store) -> None:
     r = app.router
     r.add_get(f"/subscriptions/{{sub}}/providers/{ns}/consoleServices/default", service)
     r.add_post(f"/subscriptions/{{sub}}/providers/{ns}/consoleServices/default/{{action}}", switch)
-    r.add_post(f"/{{vm:subscriptions/[^/]+/resource[gG]roups/[^/]+/providers/Microsoft\\.Compute/virtualMachines/[^/]+}}/providers/{ns}/serialPorts/0/connect", connect)
+    r.add_post(
+        f"/{{vm:subscriptions/[^/]+/resource[gG]roups/[^/]+/providers/Microsoft\\.Compute/virtualMachines/[^/]+}}/providers/{ns}/serialPorts/0/connect", connect
+    )
     r.add_get(f"{GATEWAY_PREFIX}/n/connector/{{container}}/sessions/{{sid}}/client", client)
     r.add_post(f"{GATEWAY_PREFIX}/n/connector/{{container}}/sessions/{{sid}}/adminCommand/{{command}}", admin)
     r.add_post(f"{GATEWAY_PREFIX}/drop", drop)

@@ -348,9 +348,7 @@ class Emulator:
                     )
                 )
             elif fault is not None and fault.status is not None:
-                err = fault_error(
-                    fault, method, path, route.sub, route.ns, rbac_action(method, _rbac_type(route), route.last), iso(time.time()) or ""
-                )
+                err = fault_error(fault, method, path, route.sub, route.ns, rbac_action(method, _rbac_type(route), route.last), iso(time.time()) or "")
                 resp = to_web(error_response(err))
             else:
                 self.store.apply_due()
@@ -380,15 +378,24 @@ class Emulator:
             )
             if is_write:
                 self.store.record_write(
-                    method, path, status, request.get(OPID_RKEY), caller_from(request.headers.get("Authorization", "")),
-                    before=before, client=changes.client_type(request.headers.get("User-Agent", "")),
+                    method,
+                    path,
+                    status,
+                    request.get(OPID_RKEY),
+                    caller_from(request.headers.get("Authorization", "")),
+                    before=before,
+                    client=changes.client_type(request.headers.get("User-Agent", "")),
                 )
 
     @staticmethod
     def _malformed(resp: web.StreamResponse) -> web.StreamResponse:
         body = resp.body if isinstance(resp, web.Response) else None
         data = body if isinstance(body, (bytes, bytearray)) else b""
-        out = web.Response(status=resp.status, body=corrupt(bytes(data)), headers={k: v for k, v in resp.headers.items() if k.lower() not in ("content-length", "content-type")})
+        out = web.Response(
+            status=resp.status,
+            body=corrupt(bytes(data)),
+            headers={k: v for k, v in resp.headers.items() if k.lower() not in ("content-length", "content-type")},
+        )
         out.content_type = "application/json"
         return out
 

@@ -119,7 +119,12 @@ def sku_doc(name: str, location: str, restricted: Any) -> dict[str, Any]:
         )
     elif restricted:
         out["restrictions"].append(
-            {"type": "Zone", "values": [region], "restrictionInfo": {"locations": [region], "zones": [str(z) for z in restricted]}, "reasonCode": "NotAvailableForSubscription"}
+            {
+                "type": "Zone",
+                "values": [region],
+                "restrictionInfo": {"locations": [region], "zones": [str(z) for z in restricted]},
+                "reasonCode": "NotAvailableForSubscription",
+            }
         )
     return out
 

@@ -714,9 +714,7 @@ class Store:
     ) -> None:
         """One write answered: the write log, its activity-log entries and (with the snapshot
         taken before it, ``changes.snapshot``) its Resource Graph change."""
-        self.writes.append(
-            {"method": method, "path": path, "status": status, "operation": operation_id, "t": self.now()}
-        )
+        self.writes.append({"method": method, "path": path, "status": status, "operation": operation_id, "t": self.now()})
         correlation = activitylog.record(self, method, path, status, operation_id, caller)
         changes.record(self, before, status, operation_id, caller, client, correlation or "")
 
@@ -742,7 +740,11 @@ class Store:
         from one command to the next (backend/demo_state.py). Operations under way are
         finished first; what the estate configures and never changes is carried over."""
         self.settle()
-        estate = {k: v for k, v in self._estate.items() if k not in ("resources", "resourceGroups", "availabilityStatuses", "availabilityHistory", "activityLog", "guest", "tunnels", "backup")}
+        estate = {
+            k: v
+            for k, v in self._estate.items()
+            if k not in ("resources", "resourceGroups", "availabilityStatuses", "availabilityHistory", "activityLog", "guest", "tunnels", "backup")
+        }
         if self._estate_epoch is not None:
             estate["now"] = iso(self.estate_now())
         resources = []
@@ -789,9 +791,7 @@ class Store:
             "deleted": deleted,
         }
         if not t or t == VM_TYPE:
-            out["instanceViews"] = {
-                d["id"]: self.instance_view(d["id"]) for d in self.all_of_type("Microsoft.Compute/virtualMachines")
-            }
+            out["instanceViews"] = {d["id"]: self.instance_view(d["id"]) for d in self.all_of_type("Microsoft.Compute/virtualMachines")}
         if not t or t == RG_TYPE:
             out["resourceGroups"] = list(self.resource_groups.values())
         if not t:

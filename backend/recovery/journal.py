@@ -517,10 +517,7 @@ class Journal:
             "SELECT run_id, idx, key, title, kind, state, started_at, finished_at, attempts, outputs, message FROM steps WHERE run_id=? ORDER BY idx",
             (run_id,),
         ).fetchall()
-        return [
-            StepRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9] or "{}"), r[10])
-            for r in rows
-        ]
+        return [StepRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9] or "{}"), r[10]) for r in rows]
 
     def step(self, run_id: str, idx: int) -> StepRecord:
         for s in self.steps(run_id):

@@ -63,7 +63,9 @@ def release_plan(journal: Journal, run_id: str) -> tuple[RunRecord, list[Release
     if run is None:
         raise ReleaseRefused(f"there is no run {run_id} in the journal")
     if run.unfinished:
-        raise ReleaseRefused(f"run {run_id} is {run.status}: resume it (aztriage recover --resume {run_id}) or abandon it (aztriage runs --abandon {run_id}) first")
+        raise ReleaseRefused(
+            f"run {run_id} is {run.status}: resume it (aztriage recover --resume {run_id}) or abandon it (aztriage runs --abandon {run_id}) first"
+        )
     items: list[ReleaseItem] = []
     for res in run.resources:
         if res.state in J.LEDGER_GONE:
@@ -77,11 +79,20 @@ def release_plan(journal: Journal, run_id: str) -> tuple[RunRecord, list[Release
         elif res.kind in ("vm",):
             items.append(ReleaseItem(res.resource_id, res.kind, KEEP, "yours: aztriage never deletes it"))
         else:
-            items.append(ReleaseItem(res.resource_id, res.kind, KEEP, "not kept for release: the run's own cleanup deletes it (resume the run), or delete it yourself"))
+            items.append(
+                ReleaseItem(res.resource_id, res.kind, KEEP, "not kept for release: the run's own cleanup deletes it (resume the run), or delete it yourself")
+            )
     for step in run.steps:
         original = (step.outputs or {}).get("original_os_disk")
         if original:
-            items.append(ReleaseItem(original, "original-os-disk", KEEP, "the VM's original OS disk, detached: a customer disk, never deleted by aztriage (delete it yourself once the VM is good)"))
+            items.append(
+                ReleaseItem(
+                    original,
+                    "original-os-disk",
+                    KEEP,
+                    "the VM's original OS disk, detached: a customer disk, never deleted by aztriage (delete it yourself once the VM is good)",
+                )
+            )
     return run, items
 
 

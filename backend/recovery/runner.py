@@ -205,7 +205,14 @@ class Runner:
                 steps=[(s.key, s.title, str(s.kind)) for s in plan.steps],
             )
             self._titles = {i: (s.key, s.title) for i, s in enumerate(plan.steps)}
-            await self._emit(run_id, None, "run-started", f"{plan.title} on {plan.vm.name}: {len(plan.steps)} steps", {"scenario": plan.scenario, "vm": plan.vm.name}, state=J.RUN_RUNNING)
+            await self._emit(
+                run_id,
+                None,
+                "run-started",
+                f"{plan.title} on {plan.vm.name}: {len(plan.steps)} steps",
+                {"scenario": plan.scenario, "vm": plan.vm.name},
+                state=J.RUN_RUNNING,
+            )
             return await self._drive(run_id, plan, facts)
         finally:
             run_lock.release()
@@ -256,7 +263,13 @@ class Runner:
         try:
             self.journal.set_run_status(run_id, J.RUN_RUNNING)
             self._titles = {i: (s.key, s.title) for i, s in enumerate(plan.steps)}
-            await self._emit(run_id, None, "run-resumed", f"resuming {plan.title} on {plan.vm.name} at step {pending[0] + 1 if pending else len(plan.steps)}", state=J.RUN_RUNNING)
+            await self._emit(
+                run_id,
+                None,
+                "run-resumed",
+                f"resuming {plan.title} on {plan.vm.name} at step {pending[0] + 1 if pending else len(plan.steps)}",
+                state=J.RUN_RUNNING,
+            )
             return await self._drive(run_id, plan, facts)
         finally:
             run_lock.release()
@@ -303,7 +316,9 @@ class Runner:
             originals = [r for r in held if r.kind == "moved-disk"]  # a move's original disks: the customer's, not created
             summary = f"{plan.title} on {plan.vm.name}: all {len(plan.steps)} steps verified"
             if created:
-                summary += f"; {len(created)} resource{'s' if len(created) != 1 else ''} created and kept: " + ", ".join(r.resource_id.rsplit("/", 1)[-1] for r in created)
+                summary += f"; {len(created)} resource{'s' if len(created) != 1 else ''} created and kept: " + ", ".join(
+                    r.resource_id.rsplit("/", 1)[-1] for r in created
+                )
             if originals:
                 summary += "; original disks kept, detached, until released: " + ", ".join(r.resource_id.rsplit("/", 1)[-1] for r in originals)
         if status != J.RUN_SUCCEEDED:

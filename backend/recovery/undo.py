@@ -42,7 +42,9 @@ def undo_plan(journal: Journal, run_id: str) -> tuple[RunRecord, Plan, list[Undo
     if run is None:
         raise UndoRefused(f"there is no run {run_id} in the journal")
     if run.unfinished:
-        raise UndoRefused(f"run {run_id} is {run.status}: resume it (aztriage recover --resume {run_id}) or abandon it (aztriage runs --abandon {run_id}) first")
+        raise UndoRefused(
+            f"run {run_id} is {run.status}: resume it (aztriage recover --resume {run_id}) or abandon it (aztriage runs --abandon {run_id}) first"
+        )
     documents = journal.facts(run_id)
     if not documents:
         raise UndoRefused(f"run {run_id} has no recorded facts to rebuild its plan from")
@@ -88,8 +90,17 @@ async def undo(backend: RecoveryBackend, journal: Journal, run_id: str, *, on_it
                     journal.add_event(run_id, idx, event, message, data)
 
                 ctx = StepContext(
-                    backend=backend, journal=journal, run_id=run_id, index=item.index, step=step, plan=plan, facts=facts,
-                    secrets={}, outputs=dict(journal.step(run_id, item.index).outputs), emit=emit, hook=lambda *_: None,
+                    backend=backend,
+                    journal=journal,
+                    run_id=run_id,
+                    index=item.index,
+                    step=step,
+                    plan=plan,
+                    facts=facts,
+                    secrets={},
+                    outputs=dict(journal.step(run_id, item.index).outputs),
+                    emit=emit,
+                    hook=lambda *_: None,
                 )
                 try:
                     assert step.undo_run is not None

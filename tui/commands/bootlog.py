@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         description="Read a VM's boot diagnostics (the serial console log and the console screenshot) through "
         "Compute's retrieve-boot-diagnostics-data operation, and name the known problems in its last boot "
         "with the evidence line and the recovery to use.",
-        epilog="Exit status: 0 when the log was read (whatever it says: see \"booted\" in the JSON), 1 when it could not be "
+        epilog='Exit status: 0 when the log was read (whatever it says: see "booted" in the JSON), 1 when it could not be '
         "read (boot diagnostics off, Azure or the storage account refused) or the screenshot could not be saved, 2 for bad input.",
     )
     p.add_argument("--vm", metavar="NAME", required=True, help="the VM (its name, or its ARM id when the name is not unique)")

@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--page-size", type=int, default=1000)
-    s.add_argument("--graph-quota", metavar="N/SECONDS", type=_quota, default=None, help="Resource Graph queries per window (default 15/5, Microsoft's documented example)")
+    s.add_argument(
+        "--graph-quota", metavar="N/SECONDS", type=_quota, default=None, help="Resource Graph queries per window (default 15/5, Microsoft's documented example)"
+    )
     s.set_defaults(func=serve)
     r = emu.add_parser("reset-demo", help="forget the demo's saved state: the next --demo command starts from the built demo estate")
     r.set_defaults(func=reset_demo)

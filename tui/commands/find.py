@@ -36,20 +36,31 @@ def run(args: argparse.Namespace) -> int:
 
     found = run_with_backend(args, work)
     if fmt == "json":
-        print_json({
-            "vms": [
-                {"id": v.id, "name": v.name, "resource_group": v.resource_group, "subscription_id": v.subscription_id, "location": v.location,
-                 "power_state": v.power_state, "matched": v.matched}
-                for v in found.vms
-            ],
-            "truncated": found.truncated,
-            "subscription_limit_hit": found.subscription_limit_hit,
-        })
+        print_json(
+            {
+                "vms": [
+                    {
+                        "id": v.id,
+                        "name": v.name,
+                        "resource_group": v.resource_group,
+                        "subscription_id": v.subscription_id,
+                        "location": v.location,
+                        "power_state": v.power_state,
+                        "matched": v.matched,
+                    }
+                    for v in found.vms
+                ],
+                "truncated": found.truncated,
+                "subscription_limit_hit": found.subscription_limit_hit,
+            }
+        )
     elif found.vms:
         rows = [(v.name, v.resource_group, v.subscription_id, v.location, v.power_state, v.matched, v.id) for v in found.vms]
         print(table(("NAME", "GROUP", "SUBSCRIPTION", "LOCATION", "POWER", "MATCHED", "ID"), rows, shrink=(6, 2, 1)))
     if found.truncated:
-        print(f"warning: more VMs match than the {MAX_MATCHES} shown (or Resource Graph cut its answer): narrow the search with --subscription", file=sys.stderr)
+        print(
+            f"warning: more VMs match than the {MAX_MATCHES} shown (or Resource Graph cut its answer): narrow the search with --subscription", file=sys.stderr
+        )
     if found.subscription_limit_hit:
         print("warning: Resource Graph searched only the first 10,000 subscriptions of the tenant: name more with --subscription", file=sys.stderr)
     if not found.vms:

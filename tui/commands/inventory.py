@@ -85,7 +85,14 @@ def _write(inv: Inventory, fmt: str) -> None:
             )
             for vm in inv.vms
         ]
-        print(table(("NAME", "GROUP", "SUBSCRIPTION", "LOCATION", "SIZE", "POWER", "HEALTH", "SLA", "PUBLIC IP", "AGENT"), rows, shrink=(1, 0, 8), optional=(1, 3, 4, 2)))
+        print(
+            table(
+                ("NAME", "GROUP", "SUBSCRIPTION", "LOCATION", "SIZE", "POWER", "HEALTH", "SLA", "PUBLIC IP", "AGENT"),
+                rows,
+                shrink=(1, 0, 8),
+                optional=(1, 3, 4, 2),
+            )
+        )
         engine = " (Azure Resource Graph)" if inv.engine == "arg" else ""
         print(f"\n{len(inv.vms)} VMs in {len(inv.subscriptions)} subscriptions; {inv.requests} requests in {inv.elapsed_s:.2f} s{engine}")
         for e in inv.errors:

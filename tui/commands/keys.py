@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         parents=parents,
         help="print the console's key map (binding id, keys, what, where) with the config's overrides",
         description="Print every key of the console with the overrides from [keys] in config.toml applied. "
-        "Remap a key by its binding id, e.g. [keys] refresh = \"f5\" (several keys: \"f5,ctrl+r\").",
+        'Remap a key by its binding id, e.g. [keys] refresh = "f5" (several keys: "f5,ctrl+r").',
     )
     p.set_defaults(func=run)
 
@@ -52,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
     from tui.screens.help import VERBS
 
     print(f"\nEverywhere a VM is selected: {VERBS}.")
-    print(f"{len(entries)} bindings; {note}. Remap under [keys] in config.toml: binding_id = \"key[,key]\".")
+    print(f'{len(entries)} bindings; {note}. Remap under [keys] in config.toml: binding_id = "key[,key]".')
     return 0

@@ -26,8 +26,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="probe RDP/SSH of VMs and explain why a port does not answer",
         description="Probe each VM's public IPs, FQDNs and load-balancer NAT frontends on 22 (Linux) or 3389 (Windows), "
         "check that SSH or RDP really answers, and diagnose why not.",
-        epilog=f"Exit status: 0 when every probed port is reachable, {EXIT_NOT_ALL_REACHABLE} when some are not, "
-        "2 for bad input, 1 when Azure cannot be read.",
+        epilog=f"Exit status: 0 when every probed port is reachable, {EXIT_NOT_ALL_REACHABLE} when some are not, 2 for bad input, 1 when Azure cannot be read.",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--vm", metavar="NAME", nargs="+", action="extend", help="the VMs to probe (repeatable)")
@@ -168,7 +167,16 @@ def _print_table(report: Any, vms: list[Any], written: list[Any]) -> None:
     for r in report.results:
         where = f"{r.target.host}:{r.target.port}"
         answer = r.banner or (r.answered or "") if r.status == "open" else r.detail
-        rows.append((r.target.vm, where, r.target.kind, r.status.upper() if r.status != "open" else "open", f"{r.latency_ms:.1f}" if r.latency_ms is not None else "-", answer or ""))
+        rows.append(
+            (
+                r.target.vm,
+                where,
+                r.target.kind,
+                r.status.upper() if r.status != "open" else "open",
+                f"{r.latency_ms:.1f}" if r.latency_ms is not None else "-",
+                answer or "",
+            )
+        )
     if rows:
         print(table(("VM", "ENDPOINT", "VIA", "STATUS", "MS", "ANSWER"), rows, shrink=(5, 1, 0)))
         print()

@@ -44,8 +44,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--size", metavar="SIZE", help="resize: the new size (e.g. Standard_D4s_v5)")
     p.add_argument("--zone", metavar="N", help="move-to-zone: the availability zone (1, 2 or 3)")
     p.add_argument("--availability-set", metavar="NAME", help="move-to-set: the availability set (its name in the VM's group, or its id); a new one is created")
-    p.add_argument("--password-stdin", action="store_true", help="reset-access: read the new password from standard input; rescue: the password of the new rescue VM's administrator (typed twice on a terminal)")
-    p.add_argument("--ssh-key", metavar="FILE", help="reset-access (Linux): the SSH public key file to install; rescue (Linux): the key that signs in to the new rescue VM")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="reset-access: read the new password from standard input; rescue: the password of the new rescue VM's administrator (typed twice on a terminal)",
+    )
+    p.add_argument(
+        "--ssh-key", metavar="FILE", help="reset-access (Linux): the SSH public key file to install; rescue (Linux): the key that signs in to the new rescue VM"
+    )
     p.add_argument("--username", metavar="USER", help="reset-access: the account (default: the VM's administrator)")
     p.add_argument("--reset-config", action="store_true", default=None, help="reset-access (Linux): also reset the SSH configuration")
     p.add_argument("--operator-done", action="store_true", help="with --resume: the manual step the run waits on is done")
@@ -56,13 +62,23 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--disable-rule", action="store_true", help="fix-nsg: delete the blocking rule itself instead (destructive; --undo restores it)")
     p.add_argument("--hours", type=int, metavar="N", help="fix-nsg: how long the temporary rule is meant to stay (said in its description; default 4)")
     p.add_argument("--public-ip", metavar="NAME", help="upgrade-public-ip: the public IP to change (default: the VM's first Basic or Dynamic one)")
-    p.add_argument("--connection", metavar="NAME", help="reset-vpn: the VPN connection to reset (default: the first one serving the VM's network that is not Connected)")
+    p.add_argument(
+        "--connection", metavar="NAME", help="reset-vpn: the VPN connection to reset (default: the first one serving the VM's network that is not Connected)"
+    )
     p.add_argument("--retain-days", type=int, metavar="N", help="backup-now: keep the recovery point N days (1-99, default 30)")
-    p.add_argument("--consistency", choices=("application", "crash"), help="restore-point: application-consistent (the VM agent freezes the applications; default when it can) or crash-consistent")
+    p.add_argument(
+        "--consistency",
+        choices=("application", "crash"),
+        help="restore-point: application-consistent (the VM agent freezes the applications; default when it can) or crash-consistent",
+    )
     p.add_argument("--source", metavar="SNAPSHOT", help="restore-disk: the snapshot to make the new disk from (its name in the VM's group, or its id)")
     p.add_argument("--disk", metavar="os|LUN", help="restore-disk: the disk to swap, os (default) or a data disk's LUN")
-    p.add_argument("--backup-first", action="store_true", help="recreate, move-to-zone/-set, rescue, resize: take an on-demand Azure Backup first (protected VMs)")
-    p.add_argument("--gateway", action="store_true", help="reset-vpn: also reset the VPN gateway if the connection reset does not help (interrupts every connection on it)")
+    p.add_argument(
+        "--backup-first", action="store_true", help="recreate, move-to-zone/-set, rescue, resize: take an on-demand Azure Backup first (protected VMs)"
+    )
+    p.add_argument(
+        "--gateway", action="store_true", help="reset-vpn: also reset the VPN gateway if the connection reset does not help (interrupts every connection on it)"
+    )
     p.set_defaults(func=run)
 
 
@@ -76,7 +92,20 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.resume:
         if args.vm or args.scenario:
             raise CliError("--resume takes the run id alone: the VM and the scenario come from the journal")
-        if args.dry_run or args.size or args.username or args.reset_config or args.rescue_vm or args.run_fixes or _nsg_args(args) or args.public_ip or args.connection or args.gateway or args.zone or args.availability_set:
+        if (
+            args.dry_run
+            or args.size
+            or args.username
+            or args.reset_config
+            or args.rescue_vm
+            or args.run_fixes
+            or _nsg_args(args)
+            or args.public_ip
+            or args.connection
+            or args.gateway
+            or args.zone
+            or args.availability_set
+        ):
             raise CliError(
                 "--resume continues a run as it was planned: --dry-run, --size, --username, --reset-config, --rescue-vm, --run-fixes, "
                 "--source-ip, --confirm-source, --disable-rule, --hours, --public-ip, --connection, --gateway, --zone and --availability-set do not apply"
@@ -370,7 +399,9 @@ def run(args: argparse.Namespace) -> int:
         except SecretLeak as exc:
             raise CliError(f"internal error: {exc}; nothing more was done", exit_code=1) from None
         except KeyboardInterrupt:
-            raise CliError("interrupted: the run is in the journal; resume it with 'aztriage recover --resume RUN_ID' (see 'aztriage runs')", exit_code=130) from None
+            raise CliError(
+                "interrupted: the run is in the journal; resume it with 'aztriage recover --resume RUN_ID' (see 'aztriage runs')", exit_code=130
+            ) from None
 
 
 async def _start(args: argparse.Namespace, backend: RecoveryBackend, open_journal: Any, secrets: dict[str, str], printer: Printer) -> int:

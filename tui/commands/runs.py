@@ -25,8 +25,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument(
         "--release",
         metavar="RUN_ID",
-        help="delete what a finished run kept until released (its snapshots, unused disk copies, its own resource groups); "
-        "never a customer disk, never a VM",
+        help="delete what a finished run kept until released (its snapshots, unused disk copies, its own resource groups); never a customer disk, never a VM",
     )
     p.add_argument(
         "--undo",
@@ -77,7 +76,17 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for r in records:
         done = sum(1 for s in r.steps if s.state in ("verified", "skipped"))
-        rows.append((r.run_id, r.vm_name, r.scenario, r.status.upper() if r.unfinished else r.status, f"{done}/{len(r.steps)}", r.created_at.replace("T", " ")[:16], r.summary or "-"))
+        rows.append(
+            (
+                r.run_id,
+                r.vm_name,
+                r.scenario,
+                r.status.upper() if r.unfinished else r.status,
+                f"{done}/{len(r.steps)}",
+                r.created_at.replace("T", " ")[:16],
+                r.summary or "-",
+            )
+        )
     print(table(("RUN", "VM", "SCENARIO", "STATUS", "STEPS", "STARTED (UTC)", "SUMMARY"), rows, shrink=(6,)))
     unfinished = [r for r in records if r.unfinished and r.status != "running"]
     if unfinished:

@@ -203,10 +203,15 @@ def run(args: argparse.Namespace) -> int:
         names=allowed_hosts(args.host, args.port, loopback, public_url),
         token=secrets.token_urlsafe(32),  # per launch; printed once, in the address to open
         title=TITLE,
-        note="loopback only; see 'aztriage serve --help' to reach it from elsewhere" if loopback else "REACHABLE FROM THE NETWORK, with the token as its only lock",
+        note="loopback only; see 'aztriage serve --help' to reach it from elsewhere"
+        if loopback
+        else "REACHABLE FROM THE NETWORK, with the token as its only lock",
     )
     if not loopback:
-        print(f"aztriage: warning: serving on {args.host}: anyone who reaches port {args.port} with the token drives a console with this machine's Azure sign-in", file=sys.stderr)
+        print(
+            f"aztriage: warning: serving on {args.host}: anyone who reaches port {args.port} with the token drives a console with this machine's Azure sign-in",
+            file=sys.stderr,
+        )
     try:
         server.serve()
     except OSError as exc:

@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p = sub.add_parser("timeline", parents=parents, help="who did what to a VM, when: activity log, Resource Health and recovery runs on one time axis")
     p.add_argument("--vm", metavar="NAME", required=True, help="the VM: NAME, RESOURCE_GROUP/NAME or its id")
     p.add_argument("--since", metavar="AGE", default="24h", help="how far back: 90m, 24h, 7d (at most 90d, the activity log's retention; default 24h)")
-    p.add_argument("--source", metavar="SOURCE", action="append", choices=SOURCE_CHOICES, help="only this source: activity, health, changes or aztriage (repeatable)")
+    p.add_argument(
+        "--source", metavar="SOURCE", action="append", choices=SOURCE_CHOICES, help="only this source: activity, health, changes or aztriage (repeatable)"
+    )
     p.set_defaults(func=run)
 
 

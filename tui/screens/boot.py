@@ -115,7 +115,9 @@ async def open_recovery(screen: Any, vm_id: str, scenario: str, reason: str, evi
 
     if not any(p.id == "recovery" for p in PANES):
         name = vm_id.rstrip("/").rsplit("/", 1)[-1]
-        screen.notify(f"The Recovery pane is not in this build; from a shell: aztriage recover {scenario or 'SCENARIO'} --vm {name}", severity="warning", timeout=8)
+        screen.notify(
+            f"The Recovery pane is not in this build; from a shell: aztriage recover {scenario or 'SCENARIO'} --vm {name}", severity="warning", timeout=8
+        )
         return
     message = OpenRecovery(vm_id, scenario, reason=reason, evidence=evidence)
     await screen.app.switch_mode("recovery")
@@ -210,7 +212,9 @@ class BootScreen(StateRowsMixin, TablePane[BootTable]):
 
     def show_detail(self) -> None:
         state = self.table.cursor_state
-        self.query_one("#boot-detail", Static).update(state_lines(state, verdict=self.aztriage.verdict_for(state.vm), now=self.aztriage.now()) if state is not None else "")
+        self.query_one("#boot-detail", Static).update(
+            state_lines(state, verdict=self.aztriage.verdict_for(state.vm), now=self.aztriage.now()) if state is not None else ""
+        )
 
     @on(VerdictsChanged)
     def _verdicts_changed(self) -> None:
@@ -318,7 +322,13 @@ class BootScreen(StateRowsMixin, TablePane[BootTable]):
         ]
         state = self.table.cursor_state
         if state is not None:
-            commands.append((f"boot: serial log and screenshot of {state.vm.name}", "Open the boot diagnostics of the selected VM", lambda: self.app.push_screen(BootDetailScreen(state.vm.id))))
+            commands.append(
+                (
+                    f"boot: serial log and screenshot of {state.vm.name}",
+                    "Open the boot diagnostics of the selected VM",
+                    lambda: self.app.push_screen(BootDetailScreen(state.vm.id)),
+                )
+            )
             commands.append((f"boot: serial console of {state.vm.name}", "Type into the VM through Azure Serial Console (i)", self.action_console))
         return commands
 
@@ -604,7 +614,9 @@ class BootDetailScreen(BaseScreen):
         if state is not None:
             from tui.screens.serial_console import open_console
 
-            commands.append((f"boot: serial console of {name}", "Type into the VM through Azure Serial Console (ctrl+] leaves)", lambda: open_console(self, state.vm)))
+            commands.append(
+                (f"boot: serial console of {name}", "Type into the VM through Azure Serial Console (ctrl+] leaves)", lambda: open_console(self, state.vm))
+            )
         if state is not None and state.recommended:
             commands.append((f"recovery: {state.recommended} for {name}", "Open the recommended recovery in the Recovery pane", self.action_open_recovery))
         return commands

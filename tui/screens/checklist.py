@@ -195,7 +195,11 @@ class ChecklistScreen(TablePane[FindingsTable]):
         commands: list[tuple[str, str, Any]] = [
             ("view: filter findings", "Type to filter by rule, VM, severity or evidence", self.action_filter),
             (f"view: group findings by {'VM' if self.grouping == BY_RULE else 'rule'}", "Switch the grouping of the checklist", self.action_toggle_grouping),
-            ("checklist: read instance views and quota now", "Read the VM agent, maintenance, fault domains and compute usage again (one request per VM)", self.recheck),
+            (
+                "checklist: read instance views and quota now",
+                "Read the VM agent, maintenance, fault domains and compute usage again (one request per VM)",
+                self.recheck,
+            ),
         ]
         if self.result is not None:
             commands += [

@@ -180,9 +180,7 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
             if backend.settings.demo and not app.demo_history_seeded:
                 connectivity.seed_demo_history(store, env, inventory)
                 app.demo_history_seeded = True
-            report = await connectivity.run(
-                backend, inventory, vms, request, env=env, store=store, on_result=self._on_result, on_diagnosis=self._on_diagnosis
-            )
+            report = await connectivity.run(backend, inventory, vms, request, env=env, store=store, on_result=self._on_result, on_diagnosis=self._on_diagnosis)
         except Exception as exc:  # shown in the pane; the rows keep what arrived
             self.probe_error = f"probe failed: {exc}"
             self.notify(f"The probe failed: {exc}", severity="error", timeout=8)
@@ -317,8 +315,13 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
 
         current = self.source_ip or self.aztriage.config.source_ip or ""
         answer = await self.app.push_screen_wait(
-            TextPrompt("Source address", "Evaluate the NSGs for this source: an IP address, Internet or VirtualNetwork (empty: the configured one).",
-                       value=current, check=check, placeholder="203.0.113.7")
+            TextPrompt(
+                "Source address",
+                "Evaluate the NSGs for this source: an IP address, Internet or VirtualNetwork (empty: the configured one).",
+                value=current,
+                check=check,
+                placeholder="203.0.113.7",
+            )
         )
         if answer is None:
             return
@@ -437,19 +440,28 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
             ("probe: VMs shown", "Probe every VM the filter shows", self.action_probe_filtered),
             ("probe: every VM", "Probe RDP/SSH of every VM in the inventory", self.action_probe_all),
             ("view: filter connectivity", "Type to filter by name, port, status, verdict, recovery or IP", self.action_filter),
-            ("probe: private IPs " + ("off" if self.private else "on"),
-             "Also probe the VMs' private IPs, from a network that reaches the VNet (VPN, peering): the CLI's --private (v)", self.action_toggle_private),
+            (
+                "probe: private IPs " + ("off" if self.private else "on"),
+                "Also probe the VMs' private IPs, from a network that reaches the VNet (VPN, peering): the CLI's --private (v)",
+                self.action_toggle_private,
+            ),
             ("probe: source address", "The address the NSGs are evaluated for: the CLI's --source-ip (A)", self.action_source_ip),
         ]
         state = self.table.cursor_state
         if state is not None:
             vm = state.vm
-            commands.append((f"probe: {vm.name} from inside Azure", "Network Watcher's connectivity check from another VM in Azure", self.action_check_from_azure))
+            commands.append(
+                (f"probe: {vm.name} from inside Azure", "Network Watcher's connectivity check from another VM in Azure", self.action_check_from_azure)
+            )
             verdict = self.aztriage.verdict_for(vm)
             if verdict.scenario:
-                commands.append((f"recovery: {verdict.scenario} for {vm.name}", SCENARIO_TITLES.get(verdict.scenario, verdict.next_step), self.action_open_recovery))
+                commands.append(
+                    (f"recovery: {verdict.scenario} for {vm.name}", SCENARIO_TITLES.get(verdict.scenario, verdict.next_step), self.action_open_recovery)
+                )
             if verdict.id in GUEST_SIDE:
-                commands.append((f"vm: serial console of {vm.name}", "The fault is in the guest: type into it through Azure Serial Console (i)", self.action_console))
+                commands.append(
+                    (f"vm: serial console of {vm.name}", "The fault is in the guest: type into it through Azure Serial Console (i)", self.action_console)
+                )
             if self._answering(state) is not None and state.port == 3389:
                 commands.append((f"export: .rdp file for {vm.name}", "Write an .rdp file with the VM's DNS name (or its address)", self.action_write_rdp))
         return commands

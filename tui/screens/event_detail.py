@@ -38,7 +38,9 @@ def event_renderable(row: EventRow, now) -> Group:
         add_plain_row(grid, "Mitigated", fmt.when(e.impact_mitigation))
     if e.last_update:
         add_plain_row(grid, "Last update", fmt.when(e.last_update))
-    add_plain_row(grid, "My VMs", f"{len(row.impacted_vms)} " + ("listed by Azure as impacted" if row.listed else "in the region (Azure lists no impacted resources)"))
+    add_plain_row(
+        grid, "My VMs", f"{len(row.impacted_vms)} " + ("listed by Azure as impacted" if row.listed else "in the region (Azure lists no impacted resources)")
+    )
     parts: list[RenderableType] = [Text(e.title, style="bold"), grid]
     if e.summary:
         parts += [Text(""), Text(e.summary)]

@@ -144,7 +144,9 @@ class HealthScreen(BaseScreen):
         commands = vm_commands(self, self.selected_vm())
         if self.view:
             for row in self.view.events:
-                commands.append((f"view: event {row.event.title}", f"{row.event.status} {row.event.type}: updates and impacted VMs", lambda i=row.id: self.open_event(i)))
+                commands.append(
+                    (f"view: event {row.event.title}", f"{row.event.status} {row.event.type}: updates and impacted VMs", lambda i=row.id: self.open_event(i))
+                )
         return commands
 
 

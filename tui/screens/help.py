@@ -111,5 +111,11 @@ class HelpScreen(ModalScreen):
             yield Static(Text("Keys  (esc or ? closes; remap by binding id under [keys] in config.toml)", style="bold"), markup=False)
             yield Static(Text("Everywhere a VM is selected: " + VERBS), markup=False)
             yield Static(table, markup=False)
-            yield Static(Text("Filter box: type to filter as you go, enter keeps the filter, esc clears it.\n"
-                              "ctrl+p opens the command palette: every action, and 'vm: open NAME' to jump to a VM.", style="dim"), markup=False)
+            yield Static(
+                Text(
+                    "Filter box: type to filter as you go, enter keeps the filter, esc clears it.\n"
+                    "ctrl+p opens the command palette: every action, and 'vm: open NAME' to jump to a VM.",
+                    style="dim",
+                ),
+                markup=False,
+            )

@@ -230,9 +230,37 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
 
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["name", "verdict", "resource_group", "subscription_id", "location", "size", "power_state", "availability_state", "sla_shape", "public_ips", "agent_status", "id"])
+        writer.writerow(
+            [
+                "name",
+                "verdict",
+                "resource_group",
+                "subscription_id",
+                "location",
+                "size",
+                "power_state",
+                "availability_state",
+                "sla_shape",
+                "public_ips",
+                "agent_status",
+                "id",
+            ]
+        )
         for row in self.table.visible_rows():
             vm: Vm = row.item
-            cells = [vm.name, self.aztriage.verdict_for(vm).id, vm.resource_group, vm.subscription_id, vm.location, vm.size, vm.power_state, vm.availability_state, vm.sla_shape, " ".join(vm.public_ips), vm.agent_status, vm.id]
+            cells = [
+                vm.name,
+                self.aztriage.verdict_for(vm).id,
+                vm.resource_group,
+                vm.subscription_id,
+                vm.location,
+                vm.size,
+                vm.power_state,
+                vm.availability_state,
+                vm.sla_shape,
+                " ".join(vm.public_ips),
+                vm.agent_status,
+                vm.id,
+            ]
             writer.writerow([csv_cell(cell) for cell in cells])
         self.aztriage.export_text("inventory", "csv", buffer.getvalue())

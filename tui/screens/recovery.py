@@ -267,7 +267,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         try:
             if inventory is not None:
                 names = subscription_names(inventory)
-                await self.query_one(VmTable).set_rows_in_slices(vm_row(vm, names.get(vm.subscription_id.lower()), self.aztriage.verdict_for(vm)) for vm in inventory.vms)
+                await self.query_one(VmTable).set_rows_in_slices(
+                    vm_row(vm, names.get(vm.subscription_id.lower()), self.aztriage.verdict_for(vm)) for vm in inventory.vms
+                )
                 self._vm_table_filled()
         finally:
             inventory = None
@@ -495,8 +497,12 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             VMS: "enter: choose a recovery · /: filter · H: runs" + (f" ({self.unfinished} unfinished)" if self.unfinished else ""),
             SCENARIOS: "enter: plan this scenario · esc: back",
             OPTIONS: "enter: choose · esc: back",
-            PLAN: "read-only: changes are disabled · esc: back · ↑↓: step details" if self.read_only else "o: run the plan · ↑↓: steps · tab: details · esc: back",
-            RUN: "running…" if self.running else ("d: the repair is done, continue · esc: back · H: runs" if self.waiting_run else "esc: back to the VMs · H: runs"),
+            PLAN: "read-only: changes are disabled · esc: back · ↑↓: step details"
+            if self.read_only
+            else "o: run the plan · ↑↓: steps · tab: details · esc: back",
+            RUN: "running…"
+            if self.running
+            else ("d: the repair is done, continue · esc: back · H: runs" if self.waiting_run else "esc: back to the VMs · H: runs"),
             RUNS: "R: resume · d: manual step done · u: undo · L: release · esc: back",
         }
         text = Text(f" {hints.get(self.stage, '')}")
@@ -784,7 +790,12 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             return str(int(value))
 
         value = await self.app.push_screen_wait(
-            TextPrompt("How long may the rule stay?", f"Hours (1-{MAX_NSG_HOURS}); the rule's description says until when, and releasing the run deletes it:", value=str(self._nsg_hours), check=check)
+            TextPrompt(
+                "How long may the rule stay?",
+                f"Hours (1-{MAX_NSG_HOURS}); the rule's description says until when, and releasing the run deletes it:",
+                value=str(self._nsg_hours),
+                check=check,
+            )
         )
         if value:
             self._nsg_hours = int(value)
@@ -820,7 +831,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.offer_options("vpn", lines)
 
     def show_ip_options(self) -> None:
-        choices = [Option(f"{name}  {now}" + (f"  - {done}" if done else ""), id=name, disabled=bool(done)) for name, now, done in upgrade_ip_choices(self.facts.vm)]
+        choices = [
+            Option(f"{name}  {now}" + (f"  - {done}" if done else ""), id=name, disabled=bool(done)) for name, now, done in upgrade_ip_choices(self.facts.vm)
+        ]
         # The first IP that still needs the upgrade (those already Standard and Static are greyed out).
         self.offer_options("pip", choices, highlighted=next((i for i, choice in enumerate(choices) if not choice.disabled), None))
 
@@ -964,9 +977,15 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 raise ValueError(str(exc)) from None
 
         if windows:
-            title, prompt = "The administrator", f"The model of {vm.name} does not name its administrator; VMAccess resets only that account's password. Its name:"
+            title, prompt = (
+                "The administrator",
+                f"The model of {vm.name} does not name its administrator; VMAccess resets only that account's password. Its name:",
+            )
         else:
-            title, prompt = "Which account?", f"The account on {vm.name} to give the {'password' if self.params['credential'] == 'password' else 'SSH key'} (created if it does not exist):"
+            title, prompt = (
+                "Which account?",
+                f"The account on {vm.name} to give the {'password' if self.params['credential'] == 'password' else 'SSH key'} (created if it does not exist):",
+            )
         name = await self.app.push_screen_wait(TextPrompt(title, prompt, check=check, placeholder="azureuser"))
         if not name:
             self.notify("Nothing changed: no account was named.", timeout=3)
@@ -993,7 +1012,10 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             dialog = SecretDialog("New password", f"The new password for {username}{where} (typed masked, never shown or kept):", check=check, confirm=True)
         else:
             dialog = SecretDialog(
-                "SSH public key", "Paste the public key" + (f" for {username}{where}" if for_rescue else "") + " (one line, ssh-ed25519 or ssh-rsa …):", check=check, placeholder="ssh-ed25519 AAAA… user@host"
+                "SSH public key",
+                "Paste the public key" + (f" for {username}{where}" if for_rescue else "") + " (one line, ssh-ed25519 or ssh-rsa …):",
+                check=check,
+                placeholder="ssh-ed25519 AAAA… user@host",
             )
         value = await self.app.push_screen_wait(dialog)
         if value is None:
@@ -1073,7 +1095,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if plan is None or self.stage != PLAN:
             return
         if self.read_only:
-            self.notify("Read-only: the plan is shown and nothing can be changed (start aztriage without --read-only to run it).", severity="warning", timeout=6)
+            self.notify(
+                "Read-only: the plan is shown and nothing can be changed (start aztriage without --read-only to run it).", severity="warning", timeout=6
+            )
             return
         if plan.blockers:
             self.notify(f"This plan cannot run: {plan.blockers[0]}", severity="error", timeout=8)
@@ -1111,7 +1135,15 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if not await self.app.push_screen_wait(dialog):
             self.notify("Not run: nothing was changed.", timeout=3)
             return
-        await self._drive(lambda runner: runner.start(plan, lambda f, p: scenarios.build_plan(plan.scenario, f, p), self.facts, refresh=lambda: service.gather_facts(self.aztriage.connected_backend, plan.vm.id, plan.scenario, plan.params)), plan.vm.name)
+        await self._drive(
+            lambda runner: runner.start(
+                plan,
+                lambda f, p: scenarios.build_plan(plan.scenario, f, p),
+                self.facts,
+                refresh=lambda: service.gather_facts(self.aztriage.connected_backend, plan.vm.id, plan.scenario, plan.params),
+            ),
+            plan.vm.name,
+        )
 
     async def _drive(self, start: Any, confirm_name: str | None, operator_done: bool = False) -> None:
 
@@ -1126,7 +1158,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         secrets, self._secrets = self._secrets, {}
         try:
             with self.journal() as journal:
-                runner = Runner(self.aztriage.connected_backend, journal, on_event=self._on_event, secrets=secrets, confirm_name=confirm_name, operator_done=operator_done)
+                runner = Runner(
+                    self.aztriage.connected_backend, journal, on_event=self._on_event, secrets=secrets, confirm_name=confirm_name, operator_done=operator_done
+                )
                 result = await start(runner)
         except (RunRefused, PlanError) as exc:
             self.running = False
@@ -1335,14 +1369,18 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 return
         needs = [n for n in record.needs_secrets if any(plan.steps[i].uses_secrets and record.steps[i].state in (J.PENDING, J.FAILED) for i in pending)]
         for name in needs:
-            value = await self.app.push_screen_wait(SecretDialog("The secret again", f"Run {run_id} still has to send the {name.replace('_', ' ')}; secrets are never kept, so type it again:"))
+            value = await self.app.push_screen_wait(
+                SecretDialog("The secret again", f"Run {run_id} still has to send the {name.replace('_', ' ')}; secrets are never kept, so type it again:")
+            )
             if value is None:
                 self.notify("Not resumed: nothing was changed.", timeout=3)
                 return
             self._secrets[name] = value
         confirm = None
         if any(plan.steps[i].kind.value == "destructive" for i in pending):
-            ok = await self.app.push_screen_wait(ConfirmDialog(f"Resume {plan.title} on {plan.vm.name}", self._confirm_lines(plan, pending), type_name=plan.vm.name, action="Resume"))
+            ok = await self.app.push_screen_wait(
+                ConfirmDialog(f"Resume {plan.title} on {plan.vm.name}", self._confirm_lines(plan, pending), type_name=plan.vm.name, action="Resume")
+            )
             if not ok:
                 self.notify("Not resumed: nothing was changed.", timeout=3)
                 return

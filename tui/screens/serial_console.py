@@ -486,7 +486,9 @@ class SerialConsoleScreen(Screen[None]):
                 f"{name} is reset at once, like pressing the reset button: no shutdown, no sync.",
                 "Unsaved data in the guest is lost and file systems may need a check.",
             ]
-            if not await self.app.push_screen_wait(ConfirmDialog(f"Reset {name}?", lines, type_name=name, action="Reset", cancel_first=True, typed_what="allow the reset")):
+            if not await self.app.push_screen_wait(
+                ConfirmDialog(f"Reset {name}?", lines, type_name=name, action="Reset", cancel_first=True, typed_what="allow the reset")
+            ):
                 return
         stream = self.stream
         if stream is None:

@@ -77,7 +77,9 @@ class TimelineScreen(BaseScreen):
         try:
             now = app.now()
             journal = await asyncio.to_thread(journal_for, vm.id)
-            self.timeline = await build_timeline(backend, vm, since=now - WINDOWS[self.window][1], until=now, journal=journal, console=app.console_events.of(vm.id))
+            self.timeline = await build_timeline(
+                backend, vm, since=now - WINDOWS[self.window][1], until=now, journal=journal, console=app.console_events.of(vm.id)
+            )
         finally:
             self.loading = False
         self.redraw()

@@ -65,9 +65,7 @@ def load_estate(spec: str, *, subscriptions: int | None = None, seed: int = 0, n
         from . import scale
 
         return scale.build(int(raw), subscriptions=subscriptions, seed=seed, now=now)
-    looks_like_file = (
-        low.endswith((".json", ".json.gz")) or os.sep in text or "/" in text or os.path.exists(text)
-    )
+    looks_like_file = low.endswith((".json", ".json.gz")) or os.sep in text or "/" in text or os.path.exists(text)
     if not looks_like_file:
         raise EstateError(f"unknown estate {spec!r}: use demo, hostile, scale:N or a JSON file")
     return read_estate_file(os.path.expanduser(text))

@@ -37,7 +37,12 @@ def _daily(vault_id: str, c: Clock) -> dict[str, Any]:
             "instantRpRetentionRangeInDays": 2,
             "timeZone": "UTC",
             "protectedItemsCount": 0,
-            "schedulePolicy": {"schedulePolicyType": "SimpleSchedulePolicy", "scheduleRunFrequency": "Daily", "scheduleRunTimes": [_time_of_day(c, 2)], "scheduleWeeklyFrequency": 0},
+            "schedulePolicy": {
+                "schedulePolicyType": "SimpleSchedulePolicy",
+                "scheduleRunFrequency": "Daily",
+                "scheduleRunTimes": [_time_of_day(c, 2)],
+                "scheduleWeeklyFrequency": 0,
+            },
             "retentionPolicy": {
                 "retentionPolicyType": "LongTermRetentionPolicy",
                 "dailySchedule": {"retentionTimes": [_time_of_day(c, 2)], "retentionDuration": {"count": 30, "durationType": "Days"}},
@@ -70,8 +75,18 @@ def _every_4_hours(vault_id: str, c: Clock) -> dict[str, Any]:
     }
 
 
-def _item(c: Clock, vault_id: str, vm_id: str, policy: dict, *, last: int | None, good: int | None, status: str = "Completed",
-          state: str = "Protected", health: str = "Passed") -> dict[str, Any]:
+def _item(
+    c: Clock,
+    vault_id: str,
+    vm_id: str,
+    policy: dict,
+    *,
+    last: int | None,
+    good: int | None,
+    status: str = "Completed",
+    state: str = "Protected",
+    health: str = "Passed",
+) -> dict[str, Any]:
     parts = vm_id.split("/")
     group, name = parts[4], parts[-1]
     container = f"iaasvmcontainerv2;{group.lower()};{name.lower()}"
@@ -118,16 +133,18 @@ def add_backup(b: EstateBuilder, prod: str, shared: str) -> dict[str, Any]:
             b.resource_group(sub, RG_BACKUP, "westeurope", tags)
             groups.add(sub)
         vault_id = f"/subscriptions/{sub}/resourceGroups/{RG_BACKUP}/providers/Microsoft.RecoveryServices/vaults/{name}"
-        b.add({
-            "id": vault_id,
-            "name": name,
-            "type": "Microsoft.RecoveryServices/vaults",
-            "location": location,
-            "tags": tags,
-            "etag": 'W/"datetime\'2026-01-01T00%3A00%3A00Z\'"',
-            "sku": {"name": "RS0", "tier": "Standard"},
-            "properties": {"provisioningState": "Succeeded", "publicNetworkAccess": "Enabled"},
-        })
+        b.add(
+            {
+                "id": vault_id,
+                "name": name,
+                "type": "Microsoft.RecoveryServices/vaults",
+                "location": location,
+                "tags": tags,
+                "etag": "W/\"datetime'2026-01-01T00%3A00%3A00Z'\"",
+                "sku": {"name": "RS0", "tier": "Standard"},
+                "properties": {"provisioningState": "Succeeded", "publicNetworkAccess": "Enabled"},
+            }
+        )
         return vault_id
 
     def protect(vault_id: str, policies: list[dict], items: list[dict]) -> None:
@@ -143,27 +160,66 @@ def add_backup(b: EstateBuilder, prod: str, shared: str) -> dict[str, Any]:
 
     neu = vault(prod, "rsv-prod-neu", "northeurope", "prod")
     daily = _daily(neu, c)
-    protect(neu, [daily], [
-        _item(c, neu, _vm_id(prod, "rg-app-prod", "app-prod-ne-01"), daily, last=-22 * HOUR, good=-4 * DAY - 22 * HOUR, status="Failed", health="ActionRequired"),
-    ])
+    protect(
+        neu,
+        [daily],
+        [
+            _item(
+                c,
+                neu,
+                _vm_id(prod, "rg-app-prod", "app-prod-ne-01"),
+                daily,
+                last=-22 * HOUR,
+                good=-4 * DAY - 22 * HOUR,
+                status="Failed",
+                health="ActionRequired",
+            ),
+        ],
+    )
 
     eus = vault(prod, "rsv-prod-eus", "eastus", "prod")
     daily = _daily(eus, c)
-    protect(eus, [daily], [_item(c, eus, _vm_id(prod, "rg-erp-prod", "erp-prod-eus-01"), daily, last=-3 * DAY - 1 * HOUR, good=-3 * DAY - 1 * HOUR + 20 * MINUTE)])
+    protect(
+        eus, [daily], [_item(c, eus, _vm_id(prod, "rg-erp-prod", "erp-prod-eus-01"), daily, last=-3 * DAY - 1 * HOUR, good=-3 * DAY - 1 * HOUR + 20 * MINUTE)]
+    )
 
     shared_weu = vault(shared, "rsv-shared-weu", "westeurope", "shared")
     daily = _daily(shared_weu, c)
-    protect(shared_weu, [daily], [
-        _item(c, shared_weu, _vm_id(shared, "rg-identity-shared", "dc-shared-01"), daily, last=-20 * HOUR, good=-20 * HOUR + 11 * MINUTE),
-        _item(c, shared_weu, _vm_id(shared, "rg-files-shared", "files-shared-01"), daily, last=-20 * HOUR, good=-20 * HOUR + 48 * MINUTE),
-        _item(c, shared_weu, _vm_id(shared, "rg-legacy-shared", "legacy-app-01"), daily, last=-41 * DAY, good=-41 * DAY + 30 * MINUTE,
-              state="ProtectionStopped", health="Passed"),
-    ])
+    protect(
+        shared_weu,
+        [daily],
+        [
+            _item(c, shared_weu, _vm_id(shared, "rg-identity-shared", "dc-shared-01"), daily, last=-20 * HOUR, good=-20 * HOUR + 11 * MINUTE),
+            _item(c, shared_weu, _vm_id(shared, "rg-files-shared", "files-shared-01"), daily, last=-20 * HOUR, good=-20 * HOUR + 48 * MINUTE),
+            _item(
+                c,
+                shared_weu,
+                _vm_id(shared, "rg-legacy-shared", "legacy-app-01"),
+                daily,
+                last=-41 * DAY,
+                good=-41 * DAY + 30 * MINUTE,
+                state="ProtectionStopped",
+                health="Passed",
+            ),
+        ],
+    )
 
     shared_eus = vault(shared, "rsv-shared-eus", "eastus", "shared")
     daily = _daily(shared_eus, c)
-    protect(shared_eus, [daily], [
-        _item(c, shared_eus, _vm_id(shared, "rg-monitoring-shared", "mon-shared-eus-01"), daily, last=-22 * HOUR, good=-2 * DAY - 22 * HOUR,
-              status="Failed", health="ActionRequired"),
-    ])
+    protect(
+        shared_eus,
+        [daily],
+        [
+            _item(
+                c,
+                shared_eus,
+                _vm_id(shared, "rg-monitoring-shared", "mon-shared-eus-01"),
+                daily,
+                last=-22 * HOUR,
+                good=-2 * DAY - 22 * HOUR,
+                status="Failed",
+                health="ActionRequired",
+            ),
+        ],
+    )
     return backup

@@ -91,58 +91,124 @@ SIZES: dict[str, tuple[int, int, int, bool]] = {
 # image key -> facts about it
 IMAGES: dict[str, dict[str, str]] = {
     "ubuntu2204": {
-        "os": "Linux", "publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2",
-        "exact": "22.04.202409100", "gen": "V2", "os_name": "ubuntu", "os_version": "22.04",
-        "family": "ubuntu", "pretty": "Ubuntu 22.04.5 LTS", "kernel": "5.15.0-1071-azure", "systemd": "249.11-0ubuntu3.12",
+        "os": "Linux",
+        "publisher": "Canonical",
+        "offer": "0001-com-ubuntu-server-jammy",
+        "sku": "22_04-lts-gen2",
+        "exact": "22.04.202409100",
+        "gen": "V2",
+        "os_name": "ubuntu",
+        "os_version": "22.04",
+        "family": "ubuntu",
+        "pretty": "Ubuntu 22.04.5 LTS",
+        "kernel": "5.15.0-1071-azure",
+        "systemd": "249.11-0ubuntu3.12",
         "cloudinit": "24.1.3-0ubuntu1~22.04.5",
     },
     "ubuntu2404": {
-        "os": "Linux", "publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server",
-        "exact": "24.04.202409120", "gen": "V2", "os_name": "ubuntu", "os_version": "24.04",
-        "family": "ubuntu", "pretty": "Ubuntu 24.04.1 LTS", "kernel": "6.8.0-1014-azure", "systemd": "255.4-1ubuntu8.4",
+        "os": "Linux",
+        "publisher": "Canonical",
+        "offer": "ubuntu-24_04-lts",
+        "sku": "server",
+        "exact": "24.04.202409120",
+        "gen": "V2",
+        "os_name": "ubuntu",
+        "os_version": "24.04",
+        "family": "ubuntu",
+        "pretty": "Ubuntu 24.04.1 LTS",
+        "kernel": "6.8.0-1014-azure",
+        "systemd": "255.4-1ubuntu8.4",
         "cloudinit": "24.2-0ubuntu1~24.04.2",
     },
     "rhel9": {
-        "os": "Linux", "publisher": "RedHat", "offer": "RHEL", "sku": "9-lvm-gen2",
-        "exact": "9.4.2024081415", "gen": "V2", "os_name": "redhat", "os_version": "9.4",
-        "family": "rhel", "pretty": "Red Hat Enterprise Linux 9.4 (Plow)", "kernel": "5.14.0-427.31.1.el9_4.x86_64",
-        "systemd": "252-32.el9_4.7", "cloudinit": "23.4-7.el9_4.5",
+        "os": "Linux",
+        "publisher": "RedHat",
+        "offer": "RHEL",
+        "sku": "9-lvm-gen2",
+        "exact": "9.4.2024081415",
+        "gen": "V2",
+        "os_name": "redhat",
+        "os_version": "9.4",
+        "family": "rhel",
+        "pretty": "Red Hat Enterprise Linux 9.4 (Plow)",
+        "kernel": "5.14.0-427.31.1.el9_4.x86_64",
+        "systemd": "252-32.el9_4.7",
+        "cloudinit": "23.4-7.el9_4.5",
     },
     "ubuntu1804": {
-        "os": "Linux", "publisher": "Canonical", "offer": "UbuntuServer", "sku": "18.04-LTS",
-        "exact": "18.04.202306070", "gen": "V1", "os_name": "ubuntu", "os_version": "18.04",
-        "family": "ubuntu", "pretty": "Ubuntu 18.04.6 LTS", "kernel": "5.4.0-1109-azure", "systemd": "237-3ubuntu10.57",
+        "os": "Linux",
+        "publisher": "Canonical",
+        "offer": "UbuntuServer",
+        "sku": "18.04-LTS",
+        "exact": "18.04.202306070",
+        "gen": "V1",
+        "os_name": "ubuntu",
+        "os_version": "18.04",
+        "family": "ubuntu",
+        "pretty": "Ubuntu 18.04.6 LTS",
+        "kernel": "5.4.0-1109-azure",
+        "systemd": "237-3ubuntu10.57",
         "cloudinit": "23.1.2-0ubuntu0~18.04.1",
     },
     "win2022": {
-        "os": "Windows", "publisher": "MicrosoftWindowsServer", "offer": "WindowsServer",
-        "sku": "2022-datacenter-azure-edition", "exact": "20348.2700.240905", "gen": "V2",
-        "os_name": "Windows Server 2022 Datacenter Azure Edition", "os_version": "Microsoft Windows NT 10.0.20348.0",
-        "family": "windows", "build": "20348",
+        "os": "Windows",
+        "publisher": "MicrosoftWindowsServer",
+        "offer": "WindowsServer",
+        "sku": "2022-datacenter-azure-edition",
+        "exact": "20348.2700.240905",
+        "gen": "V2",
+        "os_name": "Windows Server 2022 Datacenter Azure Edition",
+        "os_version": "Microsoft Windows NT 10.0.20348.0",
+        "family": "windows",
+        "build": "20348",
     },
     "win2019": {
-        "os": "Windows", "publisher": "MicrosoftWindowsServer", "offer": "WindowsServer",
-        "sku": "2019-datacenter-gensecond", "exact": "17763.6293.240905", "gen": "V2",
-        "os_name": "Windows Server 2019 Datacenter", "os_version": "Microsoft Windows NT 10.0.17763.0",
-        "family": "windows", "build": "17763",
+        "os": "Windows",
+        "publisher": "MicrosoftWindowsServer",
+        "offer": "WindowsServer",
+        "sku": "2019-datacenter-gensecond",
+        "exact": "17763.6293.240905",
+        "gen": "V2",
+        "os_name": "Windows Server 2019 Datacenter",
+        "os_version": "Microsoft Windows NT 10.0.17763.0",
+        "family": "windows",
+        "build": "17763",
     },
     "win2016": {
-        "os": "Windows", "publisher": "MicrosoftWindowsServer", "offer": "WindowsServer",
-        "sku": "2016-Datacenter", "exact": "14393.7336.240905", "gen": "V1",
-        "os_name": "Windows Server 2016 Datacenter", "os_version": "Microsoft Windows NT 10.0.14393.0",
-        "family": "windows", "build": "14393",
+        "os": "Windows",
+        "publisher": "MicrosoftWindowsServer",
+        "offer": "WindowsServer",
+        "sku": "2016-Datacenter",
+        "exact": "14393.7336.240905",
+        "gen": "V1",
+        "os_name": "Windows Server 2016 Datacenter",
+        "os_version": "Microsoft Windows NT 10.0.14393.0",
+        "family": "windows",
+        "build": "14393",
     },
     "sql2022": {
-        "os": "Windows", "publisher": "MicrosoftSQLServer", "offer": "sql2022-ws2022", "sku": "standard-gen2",
-        "exact": "16.0.240910", "gen": "V2",
-        "os_name": "Windows Server 2022 Datacenter", "os_version": "Microsoft Windows NT 10.0.20348.0",
-        "family": "windows", "build": "20348",
+        "os": "Windows",
+        "publisher": "MicrosoftSQLServer",
+        "offer": "sql2022-ws2022",
+        "sku": "standard-gen2",
+        "exact": "16.0.240910",
+        "gen": "V2",
+        "os_name": "Windows Server 2022 Datacenter",
+        "os_version": "Microsoft Windows NT 10.0.20348.0",
+        "family": "windows",
+        "build": "20348",
     },
     "win11": {
-        "os": "Windows", "publisher": "MicrosoftWindowsDesktop", "offer": "windows-11", "sku": "win11-23h2-pro",
-        "exact": "22631.4169.240905", "gen": "V2",
-        "os_name": "Windows 11 Pro", "os_version": "Microsoft Windows NT 10.0.22631.0",
-        "family": "windows", "build": "22631",
+        "os": "Windows",
+        "publisher": "MicrosoftWindowsDesktop",
+        "offer": "windows-11",
+        "sku": "win11-23h2-pro",
+        "exact": "22631.4169.240905",
+        "gen": "V2",
+        "os_name": "Windows 11 Pro",
+        "os_version": "Microsoft Windows NT 10.0.22631.0",
+        "family": "windows",
+        "build": "22631",
     },
 }
 
@@ -150,8 +216,7 @@ AGENT_VERSION = {"Linux": "2.11.1.12", "Windows": "2.7.41491.1102"}
 
 DISK_TIERS = [(4, 32), (6, 64), (10, 128), (15, 256), (20, 512), (30, 1024), (40, 2048), (50, 4096)]
 # tier number -> (Premium IOPS, Premium MBps)
-PREMIUM_PERF = {4: (120, 25), 6: (240, 50), 10: (500, 100), 15: (1100, 125), 20: (2300, 150), 30: (5000, 200),
-                40: (7500, 250), 50: (7500, 250)}
+PREMIUM_PERF = {4: (120, 25), 6: (240, 50), 10: (500, 100), 15: (1100, 125), 20: (2300, 150), 30: (5000, 200), 40: (7500, 250), 50: (7500, 250)}
 
 
 def disk_tier(sku: str, size_gb: int) -> tuple[str | None, int, int]:
@@ -171,9 +236,15 @@ def disk_tier(sku: str, size_gb: int) -> tuple[str | None, int, int]:
     return f"S{num}", 500, 60
 
 
-SKU_TIER = {"Premium_LRS": "Premium", "Premium_ZRS": "Premium", "StandardSSD_LRS": "Standard",
-            "StandardSSD_ZRS": "Standard", "Standard_LRS": "Standard", "UltraSSD_LRS": "Ultra",
-            "PremiumV2_LRS": "Premium"}
+SKU_TIER = {
+    "Premium_LRS": "Premium",
+    "Premium_ZRS": "Premium",
+    "StandardSSD_LRS": "Standard",
+    "StandardSSD_ZRS": "Standard",
+    "Standard_LRS": "Standard",
+    "UltraSSD_LRS": "Ultra",
+    "PremiumV2_LRS": "Premium",
+}
 
 DEFAULT_RULES = (
     ("AllowVnetInBound", "Allow inbound traffic from all VMs in VNET", "VirtualNetwork", "VirtualNetwork", "Allow", 65000, "Inbound"),
@@ -239,33 +310,37 @@ class EstateBuilder:
         return doc
 
     def subscription(self, sub: str, name: str, tenant: str, state: str = "Enabled") -> None:
-        self.subscriptions.append({
-            "id": f"/subscriptions/{sub}",
-            "subscriptionId": sub,
-            "tenantId": tenant,
-            "displayName": name,
-            "state": state,
-            "subscriptionPolicies": {
-                "locationPlacementId": "Public_2014-09-01",
-                "quotaId": "EnterpriseAgreement_2014-09-01" if "Dev" not in name else "MSDNDevTest_2014-09-01",
-                "spendingLimit": "Off",
-            },
-            "authorizationSource": "RoleBased",
-            "managedByTenants": [],
-        })
+        self.subscriptions.append(
+            {
+                "id": f"/subscriptions/{sub}",
+                "subscriptionId": sub,
+                "tenantId": tenant,
+                "displayName": name,
+                "state": state,
+                "subscriptionPolicies": {
+                    "locationPlacementId": "Public_2014-09-01",
+                    "quotaId": "EnterpriseAgreement_2014-09-01" if "Dev" not in name else "MSDNDevTest_2014-09-01",
+                    "spendingLimit": "Off",
+                },
+                "authorizationSource": "RoleBased",
+                "managedByTenants": [],
+            }
+        )
 
     def resource_group(self, sub: str, name: str, location: str, tags: dict | None = None) -> str:
         gid = f"/subscriptions/{sub}/resourceGroups/{name}"
         if gid.lower() not in self._rgs:
             self._rgs.add(gid.lower())
-            self.resource_groups.append({
-                "id": gid,
-                "name": name,
-                "type": "Microsoft.Resources/resourceGroups",
-                "location": location,
-                "tags": dict(tags or {}),
-                "properties": {"provisioningState": "Succeeded"},
-            })
+            self.resource_groups.append(
+                {
+                    "id": gid,
+                    "name": name,
+                    "type": "Microsoft.Resources/resourceGroups",
+                    "location": location,
+                    "tags": dict(tags or {}),
+                    "properties": {"provisioningState": "Succeeded"},
+                }
+            )
         return gid
 
     def mac(self) -> str:
@@ -320,25 +395,28 @@ class EstateBuilder:
             }
             for n, d, s, t, a, p, dr in DEFAULT_RULES
         ]
-        self.add({
-            "name": name,
-            "id": nid,
-            "type": "Microsoft.Network/networkSecurityGroups",
-            "location": location,
-            "tags": dict(tags or {}),
-            "properties": {
-                "provisioningState": "Succeeded",
-                "resourceGuid": self.guid(nid),
-                "securityRules": custom,
-                "defaultSecurityRules": defaults,
-                "networkInterfaces": [],
-                "subnets": [],
-            },
-        })
+        self.add(
+            {
+                "name": name,
+                "id": nid,
+                "type": "Microsoft.Network/networkSecurityGroups",
+                "location": location,
+                "tags": dict(tags or {}),
+                "properties": {
+                    "provisioningState": "Succeeded",
+                    "resourceGuid": self.guid(nid),
+                    "securityRules": custom,
+                    "defaultSecurityRules": defaults,
+                    "networkInterfaces": [],
+                    "subnets": [],
+                },
+            }
+        )
         return nid
 
-    def vnet(self, sub: str, rg: str, name: str, location: str, prefixes: list[str],
-             subnets: list[tuple[str, str, str | None]], tags: dict | None = None) -> dict[str, str]:
+    def vnet(
+        self, sub: str, rg: str, name: str, location: str, prefixes: list[str], subnets: list[tuple[str, str, str | None]], tags: dict | None = None
+    ) -> dict[str, str]:
         """subnets: (name, "10.1.1.0/24", nsg id or None). Returns name -> subnet id."""
         vid = rid(sub, rg, "Microsoft.Network/virtualNetworks", name)
         out = {}
@@ -359,21 +437,23 @@ class EstateBuilder:
             size = 2 ** (32 - int(bits))
             self._subnets[sid] = [doc, o, int(o[3]) + 4, int(o[3]) + size - 2]
             out[sname] = sid
-        self.add({
-            "name": name,
-            "id": vid,
-            "type": "Microsoft.Network/virtualNetworks",
-            "location": location,
-            "tags": dict(tags or {}),
-            "properties": {
-                "provisioningState": "Succeeded",
-                "resourceGuid": self.guid(vid),
-                "addressSpace": {"addressPrefixes": list(prefixes)},
-                "subnets": subnet_docs,
-                "virtualNetworkPeerings": [],
-                "enableDdosProtection": False,
-            },
-        })
+        self.add(
+            {
+                "name": name,
+                "id": vid,
+                "type": "Microsoft.Network/virtualNetworks",
+                "location": location,
+                "tags": dict(tags or {}),
+                "properties": {
+                    "provisioningState": "Succeeded",
+                    "resourceGuid": self.guid(vid),
+                    "addressSpace": {"addressPrefixes": list(prefixes)},
+                    "subnets": subnet_docs,
+                    "virtualNetworkPeerings": [],
+                    "enableDdosProtection": False,
+                },
+            }
+        )
         return out
 
     def next_private_ip(self, subnet_id: str) -> str:
@@ -386,9 +466,21 @@ class EstateBuilder:
         o2, o3 = int(o[2]) + host // 256, host % 256
         return f"{o[0]}.{o[1]}.{o2}.{o3}"
 
-    def public_ip(self, sub: str, rg: str, name: str, location: str, address: str | None, *,
-                  sku: str = "Standard", allocation: str = "Static", zones: list[str] | None = None,
-                  label: str | None = None, delete_option: str | None = None, tags: dict | None = None) -> str:
+    def public_ip(
+        self,
+        sub: str,
+        rg: str,
+        name: str,
+        location: str,
+        address: str | None,
+        *,
+        sku: str = "Standard",
+        allocation: str = "Static",
+        zones: list[str] | None = None,
+        label: str | None = None,
+        delete_option: str | None = None,
+        tags: dict | None = None,
+    ) -> str:
         pid = rid(sub, rg, "Microsoft.Network/publicIPAddresses", name)
         props: dict[str, Any] = {"provisioningState": "Succeeded", "resourceGuid": self.guid(pid)}
         if address:
@@ -416,10 +508,24 @@ class EstateBuilder:
         self.add(doc)
         return pid
 
-    def nic(self, sub: str, rg: str, name: str, location: str, subnet_id: str, *, vm_id: str | None,
-            nsg_id: str | None = None, pip_id: str | None = None, pip_delete: str = "Detach",
-            lb_pools: Sequence[str] = (), nat_rules: Sequence[str] = (), accelerated: bool = True,
-            private_ip: str | None = None, tags: dict | None = None) -> tuple[str, str, str]:
+    def nic(
+        self,
+        sub: str,
+        rg: str,
+        name: str,
+        location: str,
+        subnet_id: str,
+        *,
+        vm_id: str | None,
+        nsg_id: str | None = None,
+        pip_id: str | None = None,
+        pip_delete: str = "Detach",
+        lb_pools: Sequence[str] = (),
+        nat_rules: Sequence[str] = (),
+        accelerated: bool = True,
+        private_ip: str | None = None,
+        tags: dict | None = None,
+    ) -> tuple[str, str, str]:
         """Returns (nic id, ipconfig id, private ip)."""
         nid = rid(sub, rg, "Microsoft.Network/networkInterfaces", name)
         cid = f"{nid}/ipConfigurations/ipconfig1"
@@ -447,12 +553,14 @@ class EstateBuilder:
         props: dict[str, Any] = {
             "provisioningState": "Succeeded",
             "resourceGuid": self.guid(nid),
-            "ipConfigurations": [{
-                "name": "ipconfig1",
-                "id": cid,
-                "type": "Microsoft.Network/networkInterfaces/ipConfigurations",
-                "properties": cprops,
-            }],
+            "ipConfigurations": [
+                {
+                    "name": "ipconfig1",
+                    "id": cid,
+                    "type": "Microsoft.Network/networkInterfaces/ipConfigurations",
+                    "properties": cprops,
+                }
+            ],
             "dnsSettings": {"dnsServers": [], "appliedDnsServers": []},
             "macAddress": self.mac(),
             "enableAcceleratedNetworking": accelerated,
@@ -467,14 +575,16 @@ class EstateBuilder:
         if vm_id:
             props["virtualMachine"] = {"id": vm_id}
         props["nicType"] = "Standard"
-        self.add({
-            "name": name,
-            "id": nid,
-            "type": "Microsoft.Network/networkInterfaces",
-            "location": location,
-            "tags": dict(tags or {}),
-            "properties": props,
-        })
+        self.add(
+            {
+                "name": name,
+                "id": nid,
+                "type": "Microsoft.Network/networkInterfaces",
+                "location": location,
+                "tags": dict(tags or {}),
+                "properties": props,
+            }
+        )
         return nid, cid, ip
 
     def _lb_child(self, child_id: str) -> dict:
@@ -484,9 +594,19 @@ class EstateBuilder:
                 return item
         raise KeyError(child_id)
 
-    def load_balancer(self, sub: str, rg: str, name: str, location: str, pip_id: str, *,
-                      pools: Sequence[str] = ("bepool",), nat: Sequence[tuple[str, int, int]] = (),
-                      lb_rules: Sequence[tuple[str, int, int, str]] = (), tags: dict | None = None) -> str:
+    def load_balancer(
+        self,
+        sub: str,
+        rg: str,
+        name: str,
+        location: str,
+        pip_id: str,
+        *,
+        pools: Sequence[str] = ("bepool",),
+        nat: Sequence[tuple[str, int, int]] = (),
+        lb_rules: Sequence[tuple[str, int, int, str]] = (),
+        tags: dict | None = None,
+    ) -> str:
         """nat: (rule name, frontend port, backend port); lb_rules: (name, fe port, be port, pool)."""
         lid = rid(sub, rg, "Microsoft.Network/loadBalancers", name)
         fe_id = f"{lid}/frontendIPConfigurations/fe-public"
@@ -497,39 +617,43 @@ class EstateBuilder:
             pr_id = f"{lid}/probes/probe-{bport}"
             if pr_id not in probe_ids:
                 probe_ids.append(pr_id)
-                probes.append({
-                    "name": f"probe-{bport}",
-                    "id": pr_id,
-                    "type": "Microsoft.Network/loadBalancers/probes",
+                probes.append(
+                    {
+                        "name": f"probe-{bport}",
+                        "id": pr_id,
+                        "type": "Microsoft.Network/loadBalancers/probes",
+                        "properties": {
+                            "provisioningState": "Succeeded",
+                            "protocol": "Tcp",
+                            "port": bport,
+                            "intervalInSeconds": 5,
+                            "numberOfProbes": 1,
+                            "probeThreshold": 1,
+                            "loadBalancingRules": [],
+                        },
+                    }
+                )
+            rules.append(
+                {
+                    "name": rname,
+                    "id": f"{lid}/loadBalancingRules/{rname}",
+                    "type": "Microsoft.Network/loadBalancers/loadBalancingRules",
                     "properties": {
                         "provisioningState": "Succeeded",
+                        "frontendIPConfiguration": {"id": fe_id},
+                        "backendAddressPool": {"id": f"{lid}/backendAddressPools/{pool}"},
+                        "probe": {"id": pr_id},
                         "protocol": "Tcp",
-                        "port": bport,
-                        "intervalInSeconds": 5,
-                        "numberOfProbes": 1,
-                        "probeThreshold": 1,
-                        "loadBalancingRules": [],
+                        "loadDistribution": "Default",
+                        "frontendPort": fport,
+                        "backendPort": bport,
+                        "idleTimeoutInMinutes": 4,
+                        "enableFloatingIP": False,
+                        "enableTcpReset": True,
+                        "disableOutboundSnat": True,
                     },
-                })
-            rules.append({
-                "name": rname,
-                "id": f"{lid}/loadBalancingRules/{rname}",
-                "type": "Microsoft.Network/loadBalancers/loadBalancingRules",
-                "properties": {
-                    "provisioningState": "Succeeded",
-                    "frontendIPConfiguration": {"id": fe_id},
-                    "backendAddressPool": {"id": f"{lid}/backendAddressPools/{pool}"},
-                    "probe": {"id": pr_id},
-                    "protocol": "Tcp",
-                    "loadDistribution": "Default",
-                    "frontendPort": fport,
-                    "backendPort": bport,
-                    "idleTimeoutInMinutes": 4,
-                    "enableFloatingIP": False,
-                    "enableTcpReset": True,
-                    "disableOutboundSnat": True,
-                },
-            })
+                }
+            )
             for p in probes:
                 if p["id"] == pr_id:
                     p["properties"]["loadBalancingRules"].append({"id": f"{lid}/loadBalancingRules/{rname}"})
@@ -559,111 +683,132 @@ class EstateBuilder:
                 "properties": {
                     "provisioningState": "Succeeded",
                     "backendIPConfigurations": [],
-                    "loadBalancingRules": [
-                        {"id": r["id"]} for r in rules if r["properties"]["backendAddressPool"]["id"].endswith("/" + p)
-                    ],
+                    "loadBalancingRules": [{"id": r["id"]} for r in rules if r["properties"]["backendAddressPool"]["id"].endswith("/" + p)],
                 },
             }
             for p in pools
         ]
         self.docs[pip_id]["properties"]["ipConfiguration"] = {"id": fe_id}
-        self.add({
-            "name": name,
-            "id": lid,
-            "type": "Microsoft.Network/loadBalancers",
-            "location": location,
-            "tags": dict(tags or {}),
-            "sku": {"name": "Standard", "tier": "Regional"},
-            "properties": {
-                "provisioningState": "Succeeded",
-                "resourceGuid": self.guid(lid),
-                "frontendIPConfigurations": [{
-                    "name": "fe-public",
-                    "id": fe_id,
-                    "type": "Microsoft.Network/loadBalancers/frontendIPConfigurations",
-                    "properties": {
-                        "provisioningState": "Succeeded",
-                        "privateIPAllocationMethod": "Dynamic",
-                        "publicIPAddress": {"id": pip_id},
-                        "inboundNatRules": [{"id": n["id"]} for n in nat_docs],
-                        "loadBalancingRules": [{"id": r["id"]} for r in rules],
-                    },
-                }],
-                "backendAddressPools": pool_docs,
-                "loadBalancingRules": rules,
-                "probes": probes,
-                "inboundNatRules": nat_docs,
-                "inboundNatPools": [],
-                "outboundRules": [],
-            },
-        })
+        self.add(
+            {
+                "name": name,
+                "id": lid,
+                "type": "Microsoft.Network/loadBalancers",
+                "location": location,
+                "tags": dict(tags or {}),
+                "sku": {"name": "Standard", "tier": "Regional"},
+                "properties": {
+                    "provisioningState": "Succeeded",
+                    "resourceGuid": self.guid(lid),
+                    "frontendIPConfigurations": [
+                        {
+                            "name": "fe-public",
+                            "id": fe_id,
+                            "type": "Microsoft.Network/loadBalancers/frontendIPConfigurations",
+                            "properties": {
+                                "provisioningState": "Succeeded",
+                                "privateIPAllocationMethod": "Dynamic",
+                                "publicIPAddress": {"id": pip_id},
+                                "inboundNatRules": [{"id": n["id"]} for n in nat_docs],
+                                "loadBalancingRules": [{"id": r["id"]} for r in rules],
+                            },
+                        }
+                    ],
+                    "backendAddressPools": pool_docs,
+                    "loadBalancingRules": rules,
+                    "probes": probes,
+                    "inboundNatRules": nat_docs,
+                    "inboundNatPools": [],
+                    "outboundRules": [],
+                },
+            }
+        )
         return lid
 
     # ----------------------------------------------------------------- storage
 
-    def storage_account(self, sub: str, rg: str, name: str, location: str, *, created: int, default_action: str = "Allow",
-                        ip_rules: Sequence[str] = (), public_network_access: str = "Enabled", sku: str = "Standard_LRS",
-                        tags: dict | None = None) -> str:
+    def storage_account(
+        self,
+        sub: str,
+        rg: str,
+        name: str,
+        location: str,
+        *,
+        created: int,
+        default_action: str = "Allow",
+        ip_rules: Sequence[str] = (),
+        public_network_access: str = "Enabled",
+        sku: str = "Standard_LRS",
+        tags: dict | None = None,
+    ) -> str:
         """A storage account as ``StorageAccounts_GetProperties`` returns it (its firewall: ``networkAcls``)."""
         sid = rid(sub, rg, "Microsoft.Storage/storageAccounts", name)
         endpoints = {svc: f"https://{name}.{svc}.core.windows.net/" for svc in ("blob", "queue", "table", "file")}
-        self.add({
-            "id": sid,
-            "name": name,
-            "type": "Microsoft.Storage/storageAccounts",
-            "location": location,
-            "kind": "StorageV2",
-            "sku": {"name": sku, "tier": "Standard"},
-            "tags": dict(tags or {}),
-            "properties": {
-                "provisioningState": "Succeeded",
-                "creationTime": self.clock.z(created),
-                "primaryLocation": location,
-                "statusOfPrimary": "available",
-                "primaryEndpoints": endpoints,
-                "accessTier": "Hot",
-                "supportsHttpsTrafficOnly": True,
-                "minimumTlsVersion": "TLS1_2",
-                "allowBlobPublicAccess": False,
-                "publicNetworkAccess": public_network_access,
-                "networkAcls": {
-                    "bypass": "AzureServices",
-                    "defaultAction": default_action,
-                    "ipRules": [{"value": value, "action": "Allow"} for value in ip_rules],
-                    "virtualNetworkRules": [],
-                    "resourceAccessRules": [],
+        self.add(
+            {
+                "id": sid,
+                "name": name,
+                "type": "Microsoft.Storage/storageAccounts",
+                "location": location,
+                "kind": "StorageV2",
+                "sku": {"name": sku, "tier": "Standard"},
+                "tags": dict(tags or {}),
+                "properties": {
+                    "provisioningState": "Succeeded",
+                    "creationTime": self.clock.z(created),
+                    "primaryLocation": location,
+                    "statusOfPrimary": "available",
+                    "primaryEndpoints": endpoints,
+                    "accessTier": "Hot",
+                    "supportsHttpsTrafficOnly": True,
+                    "minimumTlsVersion": "TLS1_2",
+                    "allowBlobPublicAccess": False,
+                    "publicNetworkAccess": public_network_access,
+                    "networkAcls": {
+                        "bypass": "AzureServices",
+                        "defaultAction": default_action,
+                        "ipRules": [{"value": value, "action": "Allow"} for value in ip_rules],
+                        "virtualNetworkRules": [],
+                        "resourceAccessRules": [],
+                    },
+                    "encryption": {
+                        "keySource": "Microsoft.Storage",
+                        "services": {
+                            "blob": {"enabled": True, "keyType": "Account", "lastEnabledTime": self.clock.z(created)},
+                            "file": {"enabled": True, "keyType": "Account", "lastEnabledTime": self.clock.z(created)},
+                        },
+                    },
                 },
-                "encryption": {
-                    "keySource": "Microsoft.Storage",
-                    "services": {"blob": {"enabled": True, "keyType": "Account", "lastEnabledTime": self.clock.z(created)},
-                                 "file": {"enabled": True, "keyType": "Account", "lastEnabledTime": self.clock.z(created)}},
-                },
-            },
-        })
+            }
+        )
         return sid
 
     # ----------------------------------------------------------------- compute
 
-    def availability_set(self, sub: str, rg: str, name: str, location: str, *, fault_domains: int = 2,
-                         update_domains: int = 5, tags: dict | None = None) -> str:
+    def availability_set(
+        self, sub: str, rg: str, name: str, location: str, *, fault_domains: int = 2, update_domains: int = 5, tags: dict | None = None
+    ) -> str:
         aid = rid(sub, rg, "Microsoft.Compute/availabilitySets", name)
-        self.add({
-            "name": name,
-            "id": aid,
-            "type": "Microsoft.Compute/availabilitySets",
-            "location": location,
-            "tags": dict(tags or {}),
-            "sku": {"name": "Aligned"},
-            "properties": {
-                "platformFaultDomainCount": fault_domains,
-                "platformUpdateDomainCount": update_domains,
-                "virtualMachines": [],
-            },
-        })
+        self.add(
+            {
+                "name": name,
+                "id": aid,
+                "type": "Microsoft.Compute/availabilitySets",
+                "location": location,
+                "tags": dict(tags or {}),
+                "sku": {"name": "Aligned"},
+                "properties": {
+                    "platformFaultDomainCount": fault_domains,
+                    "platformUpdateDomainCount": update_domains,
+                    "virtualMachines": [],
+                },
+            }
+        )
         return aid
 
-    def scale_set(self, sub: str, rg: str, name: str, location: str, size: str, *, capacity: int,
-                  zones: list[str] | None = None, tags: dict | None = None) -> str:
+    def scale_set(
+        self, sub: str, rg: str, name: str, location: str, size: str, *, capacity: int, zones: list[str] | None = None, tags: dict | None = None
+    ) -> str:
         sid = rid(sub, rg, "Microsoft.Compute/virtualMachineScaleSets", name)
         doc: dict[str, Any] = {
             "name": name,
@@ -686,10 +831,25 @@ class EstateBuilder:
         self.add(doc)
         return sid
 
-    def disk(self, sub: str, rg: str, name: str, location: str, *, sku: str, size_gb: int, vm_id: str | None,
-             os_type: str | None = None, image: dict | None = None, gen: str | None = None,
-             trusted_launch: bool = False, zones: list[str] | None = None, state: str = "Attached",
-             created: int = -30 * DAY, tags: dict | None = None) -> str:
+    def disk(
+        self,
+        sub: str,
+        rg: str,
+        name: str,
+        location: str,
+        *,
+        sku: str,
+        size_gb: int,
+        vm_id: str | None,
+        os_type: str | None = None,
+        image: dict | None = None,
+        gen: str | None = None,
+        trusted_launch: bool = False,
+        zones: list[str] | None = None,
+        state: str = "Attached",
+        created: int = -30 * DAY,
+        tags: dict | None = None,
+    ) -> str:
         did = rid(sub, rg, "Microsoft.Compute/disks", name)
         tier, iops, mbps = disk_tier(sku, size_gb)
         props: dict[str, Any] = {}
@@ -701,9 +861,11 @@ class EstateBuilder:
             props["creationData"] = {
                 "createOption": "FromImage",
                 "imageReference": {
-                    "id": (f"/Subscriptions/{sub}/Providers/Microsoft.Compute/Locations/{location}/Publishers/"
-                           f"{image['publisher']}/ArtifactTypes/VMImage/Offers/{image['offer']}/Skus/{image['sku']}"
-                           f"/Versions/{image['exact']}"),
+                    "id": (
+                        f"/Subscriptions/{sub}/Providers/Microsoft.Compute/Locations/{location}/Publishers/"
+                        f"{image['publisher']}/ArtifactTypes/VMImage/Offers/{image['offer']}/Skus/{image['sku']}"
+                        f"/Versions/{image['exact']}"
+                    ),
                 },
             }
         else:
@@ -723,8 +885,7 @@ class EstateBuilder:
         props["uniqueId"] = self.guid(did)
         if tier:
             props["tier"] = tier
-        doc: dict[str, Any] = {"name": name, "id": did, "type": "Microsoft.Compute/disks", "location": location,
-                               "tags": dict(tags or {})}
+        doc: dict[str, Any] = {"name": name, "id": did, "type": "Microsoft.Compute/disks", "location": location, "tags": dict(tags or {})}
         if vm_id:
             doc["managedBy"] = vm_id
         if zones:
@@ -734,18 +895,49 @@ class EstateBuilder:
         self.add(doc)
         return did
 
-    def vm(self, sub: str, rg: str, name: str, location: str, *, image: str, size: str, subnet_id: str,
-           nsg_id: str | None = None, public_ip: str | None = None, pip_sku: str = "Standard",
-           pip_label: str | None = None, zones: list[str] | None = None, avset: str | None = None,
-           fault_domain: int | None = None, update_domain: int | None = None, vmss: str | None = None,
-           spot: bool = False, ephemeral: bool = False, trusted_launch: bool = False,
-           vhd_account: str | None = None, delete_all: bool = False, os_sku: str = "Premium_LRS",
-           os_size: int | None = None, data_disks: Sequence[tuple[int, str]] = (), power: str = "running",
-           agent: str = "ready", maintenance: dict | None = None, boot_diag: str = "managed",
-           lb_pools: Sequence[str] = (), nat_rules: Sequence[str] = (), created: int = -120 * DAY,
-           uptime: int = 9 * DAY, admin: str | None = None, extensions: bool = True,
-           instance_view: bool | None = True, tags: dict | None = None, private_ip: str | None = None,
-           more_extensions: Sequence[dict] = (), user_data: str | None = None) -> dict:
+    def vm(
+        self,
+        sub: str,
+        rg: str,
+        name: str,
+        location: str,
+        *,
+        image: str,
+        size: str,
+        subnet_id: str,
+        nsg_id: str | None = None,
+        public_ip: str | None = None,
+        pip_sku: str = "Standard",
+        pip_label: str | None = None,
+        zones: list[str] | None = None,
+        avset: str | None = None,
+        fault_domain: int | None = None,
+        update_domain: int | None = None,
+        vmss: str | None = None,
+        spot: bool = False,
+        ephemeral: bool = False,
+        trusted_launch: bool = False,
+        vhd_account: str | None = None,
+        delete_all: bool = False,
+        os_sku: str = "Premium_LRS",
+        os_size: int | None = None,
+        data_disks: Sequence[tuple[int, str]] = (),
+        power: str = "running",
+        agent: str = "ready",
+        maintenance: dict | None = None,
+        boot_diag: str = "managed",
+        lb_pools: Sequence[str] = (),
+        nat_rules: Sequence[str] = (),
+        created: int = -120 * DAY,
+        uptime: int = 9 * DAY,
+        admin: str | None = None,
+        extensions: bool = True,
+        instance_view: bool | None = True,
+        tags: dict | None = None,
+        private_ip: str | None = None,
+        more_extensions: Sequence[dict] = (),
+        user_data: str | None = None,
+    ) -> dict:
         """Builds a VM with its NIC, public IP, disks and instance view. Returns facts for guest/serial.
 
         ``more_extensions``: further extensions as ``{"name", "properties": {publisher, type,
@@ -771,19 +963,31 @@ class EstateBuilder:
             address = public_ip
             if pip_sku != "Standard" and deallocated:
                 address = None  # a Basic dynamic IP is released while the VM is deallocated
-            pip_zones = (list(zones) if zones else ["1", "2", "3"]) if (
-                pip_sku == "Standard" and REGIONS.get(location, ("", False))[1]) else None
-            pip_id = self.public_ip(sub, rg, f"{name}-ip", location, address, sku=pip_sku, allocation=allocation,
-                                    zones=pip_zones, label=pip_label, delete_option=detach, tags=tags)
-        nic_id, _cid, ip = self.nic(sub, rg, f"{short}-nic", location, subnet_id, vm_id=vid, nsg_id=nsg_id,
-                                    pip_id=pip_id, pip_delete=detach, lb_pools=lb_pools, nat_rules=nat_rules,
-                                    accelerated=accel_ok and vcpus >= 2, private_ip=private_ip, tags=tags)
+            pip_zones = (list(zones) if zones else ["1", "2", "3"]) if (pip_sku == "Standard" and REGIONS.get(location, ("", False))[1]) else None
+            pip_id = self.public_ip(
+                sub, rg, f"{name}-ip", location, address, sku=pip_sku, allocation=allocation, zones=pip_zones, label=pip_label, delete_option=detach, tags=tags
+            )
+        nic_id, _cid, ip = self.nic(
+            sub,
+            rg,
+            f"{short}-nic",
+            location,
+            subnet_id,
+            vm_id=vid,
+            nsg_id=nsg_id,
+            pip_id=pip_id,
+            pip_delete=detach,
+            lb_pools=lb_pools,
+            nat_rules=nat_rules,
+            accelerated=accel_ok and vcpus >= 2,
+            private_ip=private_ip,
+            tags=tags,
+        )
 
         # -- storage
         image_ref = None
         if not vhd_account:
-            image_ref = {"publisher": img["publisher"], "offer": img["offer"], "sku": img["sku"],
-                         "version": "latest", "exactVersion": img["exact"]}
+            image_ref = {"publisher": img["publisher"], "offer": img["offer"], "sku": img["sku"], "version": "latest", "exactVersion": img["exact"]}
         os_size = os_size or (30 if os_type == "Linux" else 127)
         os_name = f"{name}_OsDisk_1_{self.guid(vid + '#os').replace('-', '')}"
         os_disk: dict[str, Any] = {"osType": os_type, "name": os_name}
@@ -805,9 +1009,23 @@ class EstateBuilder:
         else:
             os_disk["createOption"] = "FromImage"
             os_disk["caching"] = "ReadWrite"
-            did = self.disk(sub, rg, os_name, location, sku=os_sku, size_gb=os_size, vm_id=vid, os_type=os_type,
-                            image=img, gen=gen, trusted_launch=trusted_launch, zones=zones, state=disk_state,
-                            created=created, tags=tags)
+            did = self.disk(
+                sub,
+                rg,
+                os_name,
+                location,
+                sku=os_sku,
+                size_gb=os_size,
+                vm_id=vid,
+                os_type=os_type,
+                image=img,
+                gen=gen,
+                trusted_launch=trusted_launch,
+                zones=zones,
+                state=disk_state,
+                created=created,
+                tags=tags,
+            )
             os_disk["managedDisk"] = {"storageAccountType": os_sku, "id": did}
         os_disk["deleteOption"] = "Delete" if ephemeral else detach
         os_disk["diskSizeGB"] = os_size
@@ -825,8 +1043,7 @@ class EstateBuilder:
                 entry["name"] = dname
                 entry["createOption"] = "Attach" if lun % 2 else "Empty"
                 entry["caching"] = "None" if dsku.startswith("Ultra") else "ReadOnly"
-                ddid = self.disk(sub, rg, dname, location, sku=dsku, size_gb=dsize, vm_id=vid, zones=zones,
-                                 state=disk_state, created=created, tags=tags)
+                ddid = self.disk(sub, rg, dname, location, sku=dsku, size_gb=dsize, vm_id=vid, zones=zones, state=disk_state, created=created, tags=tags)
                 entry["managedDisk"] = {"storageAccountType": dsku, "id": ddid}
             entry["deleteOption"] = detach
             entry["diskSizeGB"] = dsize
@@ -856,15 +1073,18 @@ class EstateBuilder:
             props["additionalCapabilities"] = {"ultraSSDEnabled": True, "hibernationEnabled": False}
         if not vhd_account:  # specialized (attached) disks carry no osProfile
             admin = admin or ("azureuser" if os_type == "Linux" else "contosoadmin")
-            osp: dict[str, Any] = {"computerName": name if os_type == "Linux" else name[:15],
-                                   "adminUsername": admin}
+            osp: dict[str, Any] = {"computerName": name if os_type == "Linux" else name[:15], "adminUsername": admin}
             if os_type == "Linux":
                 osp["linuxConfiguration"] = {
                     "disablePasswordAuthentication": True,
-                    "ssh": {"publicKeys": [{
-                        "path": f"/home/{admin}/.ssh/authorized_keys",
-                        "keyData": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH8Qh0Fy2C8oVt9kWd5uJb3mN0aztriageDemoKey ops@contoso",
-                    }]},
+                    "ssh": {
+                        "publicKeys": [
+                            {
+                                "path": f"/home/{admin}/.ssh/authorized_keys",
+                                "keyData": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH8Qh0Fy2C8oVt9kWd5uJb3mN0aztriageDemoKey ops@contoso",
+                            }
+                        ]
+                    },
                     "provisionVMAgent": True,
                     "patchSettings": {"patchMode": "ImageDefault", "assessmentMode": "ImageDefault"},
                 }
@@ -878,9 +1098,7 @@ class EstateBuilder:
             osp["allowExtensionOperations"] = True
             osp["requireGuestProvisionSignal"] = True
             props["osProfile"] = osp
-        props["networkProfile"] = {
-            "networkInterfaces": [{"id": nic_id, "properties": {"primary": True, "deleteOption": detach}}]
-        }
+        props["networkProfile"] = {"networkInterfaces": [{"id": nic_id, "properties": {"primary": True, "deleteOption": detach}}]}
         if boot_diag == "off":
             props["diagnosticsProfile"] = {"bootDiagnostics": {"enabled": False}}
         elif boot_diag == "managed":
@@ -906,19 +1124,32 @@ class EstateBuilder:
         ext_name = "AzureMonitorLinuxAgent" if os_type == "Linux" else "AzureMonitorWindowsAgent"
         ext_version = "1.33" if os_type == "Linux" else "1.30"
         if instance_view is None:  # only where the emulator's derived "running, agent ready" view would differ
-            instance_view = (power != "running" or agent != "ready" or bool(maintenance) or fault_domain is not None
-                             or boot_diag not in ("off", "managed"))
-        extra = [{
-            "name": e["name"],
-            "id": f"{vid}/extensions/{e['name']}",
-            "type": "Microsoft.Compute/virtualMachines/extensions",
-            "location": location,
-            "properties": dict(e["properties"], provisioningState="Succeeded"),
-        } for e in more_extensions]
+            instance_view = power != "running" or agent != "ready" or bool(maintenance) or fault_domain is not None or boot_diag not in ("off", "managed")
+        extra = [
+            {
+                "name": e["name"],
+                "id": f"{vid}/extensions/{e['name']}",
+                "type": "Microsoft.Compute/virtualMachines/extensions",
+                "location": location,
+                "properties": dict(e["properties"], provisioningState="Succeeded"),
+            }
+            for e in more_extensions
+        ]
         if instance_view:
             props["instanceView"] = self._instance_view(
-                name, img, power, agent, maintenance, fault_domain, update_domain, disk_names, boot_diag,
-                ext_name if extensions else None, ext_version, uptime, vm_guid,
+                name,
+                img,
+                power,
+                agent,
+                maintenance,
+                fault_domain,
+                update_domain,
+                disk_names,
+                boot_diag,
+                ext_name if extensions else None,
+                ext_version,
+                uptime,
+                vm_guid,
             )
             if extra and power == "running" and agent != "not-ready":
                 iv = props["instanceView"]
@@ -927,40 +1158,48 @@ class EstateBuilder:
                     handler = f"{p['publisher']}.{p['type']}"
                     ok = {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"}
                     iv.setdefault("vmAgent", {}).setdefault("extensionHandlers", []).append(
-                        {"type": handler, "typeHandlerVersion": p["typeHandlerVersion"],
-                         "status": dict(ok, displayStatus="Ready")})
+                        {"type": handler, "typeHandlerVersion": p["typeHandlerVersion"], "status": dict(ok, displayStatus="Ready")}
+                    )
                     iv.setdefault("extensions", []).append(
-                        {"name": e["name"], "type": handler, "typeHandlerVersion": p["typeHandlerVersion"],
-                         "statuses": [dict(ok, message="Enable succeeded")]})
-        doc: dict[str, Any] = {"name": name, "id": vid, "type": "Microsoft.Compute/virtualMachines",
-                               "location": location, "tags": tags}
+                        {"name": e["name"], "type": handler, "typeHandlerVersion": p["typeHandlerVersion"], "statuses": [dict(ok, message="Enable succeeded")]}
+                    )
+        doc: dict[str, Any] = {"name": name, "id": vid, "type": "Microsoft.Compute/virtualMachines", "location": location, "tags": tags}
         if zones:
             doc["zones"] = list(zones)
         doc["properties"] = props
         if extensions:
-            doc["resources"] = [{
-                "name": ext_name,
-                "id": f"{vid}/extensions/{ext_name}",
-                "type": "Microsoft.Compute/virtualMachines/extensions",
-                "location": location,
-                "properties": {
-                    "autoUpgradeMinorVersion": True,
-                    "enableAutomaticUpgrade": True,
-                    "provisioningState": "Succeeded",
-                    "publisher": "Microsoft.Azure.Monitor",
-                    "type": ext_name,
-                    "typeHandlerVersion": ext_version,
-                    "settings": {},
-                },
-            }]
+            doc["resources"] = [
+                {
+                    "name": ext_name,
+                    "id": f"{vid}/extensions/{ext_name}",
+                    "type": "Microsoft.Compute/virtualMachines/extensions",
+                    "location": location,
+                    "properties": {
+                        "autoUpgradeMinorVersion": True,
+                        "enableAutomaticUpgrade": True,
+                        "provisioningState": "Succeeded",
+                        "publisher": "Microsoft.Azure.Monitor",
+                        "type": ext_name,
+                        "typeHandlerVersion": ext_version,
+                        "settings": {},
+                    },
+                }
+            ]
         if extra:
             doc["resources"] = doc.get("resources", []) + extra
         self.add(doc)
-        return {"id": vid, "private_ip": ip, "public_ip": address, "os": os_type, "image": img, "nic": nic_id,
-                "pip": pip_id, "instance_view": bool(instance_view)}
+        return {
+            "id": vid,
+            "private_ip": ip,
+            "public_ip": address,
+            "os": os_type,
+            "image": img,
+            "nic": nic_id,
+            "pip": pip_id,
+            "instance_view": bool(instance_view),
+        }
 
-    def _instance_view(self, name, img, power, agent, maintenance, fd, ud, disk_names, boot_diag, ext_name,
-                       ext_version, uptime, vm_guid) -> dict:
+    def _instance_view(self, name, img, power, agent, maintenance, fd, ud, disk_names, boot_diag, ext_name, ext_version, uptime, vm_guid) -> dict:
         clock = self.clock
         os_type = img["os"]
         iv: dict[str, Any] = {}
@@ -976,36 +1215,45 @@ class EstateBuilder:
             if agent == "not-ready":
                 iv["vmAgent"] = {
                     "vmAgentVersion": "Unknown",
-                    "statuses": [{
-                        "code": "ProvisioningState/Unavailable",
-                        "level": "Warning",
-                        "displayStatus": "Not Ready",
-                        "message": "VM Agent is unresponsive.",
-                        "time": clock.o(-3 * HOUR - 17 * MINUTE),
-                    }],
+                    "statuses": [
+                        {
+                            "code": "ProvisioningState/Unavailable",
+                            "level": "Warning",
+                            "displayStatus": "Not Ready",
+                            "message": "VM Agent is unresponsive.",
+                            "time": clock.o(-3 * HOUR - 17 * MINUTE),
+                        }
+                    ],
                     "extensionHandlers": [],
                 }
             else:
                 iv["vmAgent"] = {
                     "vmAgentVersion": AGENT_VERSION[os_type],
-                    "statuses": [{
-                        "code": "ProvisioningState/succeeded",
-                        "level": "Info",
-                        "displayStatus": "Ready",
-                        "message": "GuestAgent is running and accepting new configurations.",
-                        "time": clock.o(-2 * MINUTE),
-                    }],
-                    "extensionHandlers": ([{
-                        "type": f"Microsoft.Azure.Monitor.{ext_name}",
-                        "typeHandlerVersion": ext_version,
-                        "status": {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready"},
-                    }] if ext_name else []),
+                    "statuses": [
+                        {
+                            "code": "ProvisioningState/succeeded",
+                            "level": "Info",
+                            "displayStatus": "Ready",
+                            "message": "GuestAgent is running and accepting new configurations.",
+                            "time": clock.o(-2 * MINUTE),
+                        }
+                    ],
+                    "extensionHandlers": (
+                        [
+                            {
+                                "type": f"Microsoft.Azure.Monitor.{ext_name}",
+                                "typeHandlerVersion": ext_version,
+                                "status": {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready"},
+                            }
+                        ]
+                        if ext_name
+                        else []
+                    ),
                 }
         if maintenance:
             iv["maintenanceRedeployStatus"] = maintenance
         iv["disks"] = [
-            {"name": d, "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info",
-                                      "displayStatus": "Provisioning succeeded", "time": boot_t}]}
+            {"name": d, "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "time": boot_t}]}
             for d in disk_names
         ]
         if boot_diag not in ("off", "managed"):
@@ -1017,20 +1265,23 @@ class EstateBuilder:
             }
         if ext_name and power == "running":
             ok = agent != "not-ready"
-            iv["extensions"] = [{
-                "name": ext_name,
-                "type": f"Microsoft.Azure.Monitor.{ext_name}",
-                "typeHandlerVersion": ext_version,
-                "statuses": [{
-                    "code": "ProvisioningState/succeeded" if ok else "ProvisioningState/Unavailable",
-                    "level": "Info" if ok else "Warning",
-                    "displayStatus": "Provisioning succeeded" if ok else "Not Ready",
-                    "message": "Enable succeeded" if ok else "Extension status not available: the VM agent is not ready.",
-                }],
-            }]
+            iv["extensions"] = [
+                {
+                    "name": ext_name,
+                    "type": f"Microsoft.Azure.Monitor.{ext_name}",
+                    "typeHandlerVersion": ext_version,
+                    "statuses": [
+                        {
+                            "code": "ProvisioningState/succeeded" if ok else "ProvisioningState/Unavailable",
+                            "level": "Info" if ok else "Warning",
+                            "displayStatus": "Provisioning succeeded" if ok else "Not Ready",
+                            "message": "Enable succeeded" if ok else "Extension status not available: the VM agent is not ready.",
+                        }
+                    ],
+                }
+            ]
         iv["hyperVGeneration"] = img["gen"]
-        prov = {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
-                "time": boot_t}
+        prov = {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "time": boot_t}
         if power == "starting":
             prov = {"code": "ProvisioningState/updating", "level": "Info", "displayStatus": "Updating"}
         iv["statuses"] = [prov, {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"}]
@@ -1049,27 +1300,41 @@ class EstateBuilder:
     # ------------------------------------------------------------ resource health
 
     def health(self, resource_id: str, location: str, properties: dict) -> None:
-        self.statuses.append({
-            "id": resource_id + HEALTH_NS,
-            "name": "current",
-            "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
-            "location": location,
-            "properties": properties,
-        })
+        self.statuses.append(
+            {
+                "id": resource_id + HEALTH_NS,
+                "name": "current",
+                "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
+                "location": location,
+                "properties": properties,
+            }
+        )
 
     def past_health(self, resource_id: str, location: str, properties: dict) -> None:
         """An earlier availability status of the resource (Resource Health's history)."""
         name = self.guid(f"{resource_id}|{properties.get('occuredTime')}|{properties.get('title')}")
-        self.health_history.append({
-            "id": f"{resource_id}/providers/Microsoft.ResourceHealth/availabilityStatuses/{name}",
-            "name": name,
-            "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
-            "location": location,
-            "properties": properties,
-        })
+        self.health_history.append(
+            {
+                "id": f"{resource_id}/providers/Microsoft.ResourceHealth/availabilityStatuses/{name}",
+                "name": name,
+                "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
+                "location": location,
+                "properties": properties,
+            }
+        )
 
-    def activity(self, resource_id: str, operation: str, *, at: int, caller: str, statuses: Sequence[str] = ("Started", "Succeeded"),
-                 client_ip: str = "", properties: dict | None = None, took: int = 20) -> None:
+    def activity(
+        self,
+        resource_id: str,
+        operation: str,
+        *,
+        at: int,
+        caller: str,
+        statuses: Sequence[str] = ("Started", "Succeeded"),
+        client_ip: str = "",
+        properties: dict | None = None,
+        took: int = 20,
+    ) -> None:
         """One operation in the activity log: its Started entry and the ones after it (Accepted, Succeeded,
         Failed), ``took`` seconds apart, under one correlation id."""
         from ..activitylog import event_doc
@@ -1080,45 +1345,75 @@ class EstateBuilder:
         method = "DELETE" if operation.endswith("/delete") else ("PUT" if operation.endswith("/write") else "POST")
         for n, status in enumerate(statuses):
             when = self.clock.z(at + (0 if n == 0 else 1 if status == "Accepted" else took))
-            self.activity_log.append(event_doc(
-                subscription_id=sub, tenant_id=tenant, resource_id=resource_id, operation=operation, status=status, at=when,
-                caller=caller, correlation_id=correlation, method=method, client_ip=client_ip,
-                event_name="BeginRequest" if status == "Started" else "EndRequest",
-                sub_status={"Accepted": "Accepted", "Succeeded": "OK"}.get(status, ""),
-                level="Error" if status == "Failed" else "Informational", properties=properties,
-            ))
+            self.activity_log.append(
+                event_doc(
+                    subscription_id=sub,
+                    tenant_id=tenant,
+                    resource_id=resource_id,
+                    operation=operation,
+                    status=status,
+                    at=when,
+                    caller=caller,
+                    correlation_id=correlation,
+                    method=method,
+                    client_ip=client_ip,
+                    event_name="BeginRequest" if status == "Started" else "EndRequest",
+                    sub_status={"Accepted": "Accepted", "Succeeded": "OK"}.get(status, ""),
+                    level="Error" if status == "Failed" else "Informational",
+                    properties=properties,
+                )
+            )
 
     def activity_correlation(self, resource_id: str, operation: str, at: int) -> str:
         """The correlation id ``activity`` gives that operation (a change made by it carries it too)."""
         return self.guid(f"activity|{resource_id}|{operation}|{at}")
 
-    def change(self, target_id: str, change_type: str, *, at: int, changed_by: str, client_type: str, operation: str,
-               changes: dict[str, tuple[Any, Any]], correlation_id: str = "") -> None:
+    def change(
+        self,
+        target_id: str,
+        change_type: str,
+        *,
+        at: int,
+        changed_by: str,
+        client_type: str,
+        operation: str,
+        changes: dict[str, tuple[Any, Any]],
+        correlation_id: str = "",
+    ) -> None:
         """A Resource Graph ``resourcechanges`` row: the properties that changed (previous, new) and who changed them."""
         name = self.guid(f"change|{target_id}|{at}|{operation}")
-        self.changes.append(change_row(
-            target_id, change_type, name=name, timestamp=self.clock.z(at), correlation=correlation_id or self.guid(f"correlation|{name}"),
-            changed_by=changed_by, client=client_type, operation=operation,
-            changes={key: property_change(before, after) for key, (before, after) in changes.items()},
-            snapshots=(self.guid(f"snapshot|{name}|before"), self.guid(f"snapshot|{name}|after")),
-        ))
+        self.changes.append(
+            change_row(
+                target_id,
+                change_type,
+                name=name,
+                timestamp=self.clock.z(at),
+                correlation=correlation_id or self.guid(f"correlation|{name}"),
+                changed_by=changed_by,
+                client=client_type,
+                operation=operation,
+                changes={key: property_change(before, after) for key, (before, after) in changes.items()},
+                snapshots=(self.guid(f"snapshot|{name}|before"), self.guid(f"snapshot|{name}|after")),
+            )
+        )
 
     def impacted_by(self, tracking_id: str, resource_id: str) -> None:
         """The event lists this resource as impacted (Resource Health impactedResources)."""
         self.impacted.setdefault(tracking_id.lower(), []).append(resource_id)
 
     def event(self, sub: str, tracking_id: str, properties: dict) -> None:
-        self.events.append({
-            "id": f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/events/{tracking_id}",
-            "name": tracking_id,
-            "type": "/providers/Microsoft.ResourceHealth/events",
-            "properties": properties,
-        })
+        self.events.append(
+            {
+                "id": f"/subscriptions/{sub}/providers/Microsoft.ResourceHealth/events/{tracking_id}",
+                "name": tracking_id,
+                "type": "/providers/Microsoft.ResourceHealth/events",
+                "properties": properties,
+            }
+        )
 
     # --------------------------------------------------------------------- guest
 
-    def guest_facts(self, facts: dict, *, name: str, boot: str = "ok", ports: dict | None = None,
-                    uptime: int = 9 * DAY, **extra: Any) -> None:
+    def guest_facts(self, facts: dict, *, name: str, boot: str = "ok", ports: dict | None = None, uptime: int = 9 * DAY, **extra: Any) -> None:
         os_type = facts["os"]
         if ports is None:
             ports = {"22": "ssh"} if os_type == "Linux" else {"3389": "rdp"}
@@ -1131,8 +1426,12 @@ class EstateBuilder:
             g["os_version"] = img["os_version"]
             g["hyper_v_generation"] = img["gen"]
         g["serial_log"] = serial.serial_log(
-            name=name, image=facts["image"], private_ip=facts["private_ip"], boot=boot,
-            boot_time=self.clock.at(-uptime), agent_ready=extra.get("agent") != "not-ready",
+            name=name,
+            image=facts["image"],
+            private_ip=facts["private_ip"],
+            boot=boot,
+            boot_time=self.clock.at(-uptime),
+            agent_ready=extra.get("agent") != "not-ready",
         )
         self.guest[facts["id"]] = g
 
@@ -1196,17 +1495,21 @@ def user_transient(c: Clock, state: str, title: str, summary: str, *, since: int
 
 def user_stopped(c: Clock, *, power: str, since: int) -> dict:
     if power == "deallocated":
-        title, summary = ("Stopped and deallocated",
-                          "This virtual machine is stopped and deallocated as requested by an authorized user or process")
+        title, summary = ("Stopped and deallocated", "This virtual machine is stopped and deallocated as requested by an authorized user or process")
     elif power == "starting":
-        return user_transient(c, "Unknown", "Unknown",
-                              "This virtual machine is starting as requested by an authorized user or process. "
-                              "It will be online shortly",
-                              since=since, reported=-30)
+        return user_transient(
+            c,
+            "Unknown",
+            "Unknown",
+            "This virtual machine is starting as requested by an authorized user or process. It will be online shortly",
+            since=since,
+            reported=-30,
+        )
     else:
-        title, summary = ("Stopped by user or process",
-                          "This virtual machine is stopped as requested by an authorized user or process; "
-                          "its compute resources are still allocated and billed")
+        title, summary = (
+            "Stopped by user or process",
+            "This virtual machine is stopped as requested by an authorized user or process; its compute resources are still allocated and billed",
+        )
     return {
         "availabilityState": "Unavailable",
         "title": title,
@@ -1218,11 +1521,13 @@ def user_stopped(c: Clock, *, power: str, since: int) -> dict:
         "detailedStatus": "",
         "occuredTime": c.z(since),
         "reportedTime": c.z(-90),
-        "recommendedActions": [{
-            "action": "To start this virtual machine, open the resource blade and click Start",
-            "actionUrl": "<#ResourceBlade>",
-            "actionUrlText": "resource blade",
-        }],
+        "recommendedActions": [
+            {
+                "action": "To start this virtual machine, open the resource blade and click Start",
+                "actionUrl": "<#ResourceBlade>",
+                "actionUrlText": "resource blade",
+            }
+        ],
     }
 
 
@@ -1243,10 +1548,16 @@ def unavailable(c: Clock, *, since: int, eta: int | None = 30 * MINUTE) -> dict:
     if eta is not None:
         p["resolutionETA"] = c.z(eta)
     p["recommendedActions"] = [
-        {"action": "To start this virtual machine, open the resource blade and click Start",
-         "actionUrl": "<#ResourceBlade>", "actionUrlText": "resource blade"},
-        {"action": "If you are experiencing problems you believe are caused by Azure, contact support",
-         "actionUrl": "<#SupportCase>", "actionUrlText": "contact support"},
+        {
+            "action": "To start this virtual machine, open the resource blade and click Start",
+            "actionUrl": "<#ResourceBlade>",
+            "actionUrlText": "resource blade",
+        },
+        {
+            "action": "If you are experiencing problems you believe are caused by Azure, contact support",
+            "actionUrl": "<#SupportCase>",
+            "actionUrlText": "contact support",
+        },
     ]
     return p
 
@@ -1255,22 +1566,23 @@ def degraded(c: Clock, *, since: int) -> dict:
     return {
         "availabilityState": "Degraded",
         "title": "Degraded",
-        "summary": "We're sorry, your virtual machine is degraded because a hardware failure was predicted on "
-                   "the host server",
+        "summary": "We're sorry, your virtual machine is degraded because a hardware failure was predicted on the host server",
         "reasonType": "Unplanned",
         "context": "Platform Initiated",
         "category": "Unplanned",
         "reasonChronicity": "Persistent",
         "detailedStatus": "Azure detected a hardware degradation on the host server that is expected to cause a "
-                          "failure soon. Redeploy the virtual machine to move it to a healthy host before the host "
-                          "is taken out of service",
+        "failure soon. Redeploy the virtual machine to move it to a healthy host before the host "
+        "is taken out of service",
         "occuredTime": c.z(since),
         "reportedTime": c.z(-3 * MINUTE),
         "recommendedActions": [
-            {"action": "Redeploy this virtual machine to move it to a new host",
-             "actionUrl": "<#Redeploy>", "actionUrlText": "Redeploy"},
-            {"action": "If you are experiencing problems you believe are caused by Azure, contact support",
-             "actionUrl": "<#SupportCase>", "actionUrlText": "contact support"},
+            {"action": "Redeploy this virtual machine to move it to a new host", "actionUrl": "<#Redeploy>", "actionUrlText": "Redeploy"},
+            {
+                "action": "If you are experiencing problems you believe are caused by Azure, contact support",
+                "actionUrl": "<#SupportCase>",
+                "actionUrlText": "contact support",
+            },
         ],
     }
 
@@ -1283,43 +1595,63 @@ def unknown(c: Clock, *, since: int) -> dict:
         "reasonChronicity": "Transient",
         "context": "Not Applicable",
         "category": "Not Applicable",
-        "detailedStatus": "Resource Health hasn't received information about this virtual machine for more "
-                          "than 10 minutes",
+        "detailedStatus": "Resource Health hasn't received information about this virtual machine for more than 10 minutes",
         "occuredTime": c.z(since),
         "reportedTime": c.z(-60),
     }
 
 
-SERVICE_HEALING = ("We're sorry, your virtual machine was unavailable because of an unexpected failure on the host "
-                   "server. Azure service healing moved it to a healthy host and restarted it")
+SERVICE_HEALING = (
+    "We're sorry, your virtual machine was unavailable because of an unexpected failure on the host "
+    "server. Azure service healing moved it to a healthy host and restarted it"
+)
 
 
 # ---------------------------------------------------------------------- events
 
 
-def event_props(c: Clock, *, event_type: str, status: str, title: str, summary: str, level: str,
-                event_level: str, start: int, mitigation: int | None, regions: list[tuple[str, str, list]],
-                subscription: str, services: tuple[str, ...] = ("Virtual Machines",), tracking_id: str,
-                header: str | None = None, source: str = "ServiceHealth", extra: dict | None = None) -> dict:
+def event_props(
+    c: Clock,
+    *,
+    event_type: str,
+    status: str,
+    title: str,
+    summary: str,
+    level: str,
+    event_level: str,
+    start: int,
+    mitigation: int | None,
+    regions: list[tuple[str, str, list]],
+    subscription: str,
+    services: tuple[str, ...] = ("Virtual Machines",),
+    tracking_id: str,
+    header: str | None = None,
+    source: str = "ServiceHealth",
+    extra: dict | None = None,
+) -> dict:
     """regions: (region name, status, [(offset seconds, summary), ...] updates, newest last)."""
     impact = []
     for svc in services:
         impacted = []
         for region, rstatus, updates in regions:
             ups = [{"summary": s, "updateDateTime": c.z(t)} for t, s in sorted(updates, reverse=True)]
-            impacted.append({
-                "impactedRegion": REGIONS[region][0],
-                "status": rstatus,
-                "impactedSubscriptions": [subscription],
-                "impactedTenants": [],
-                "lastUpdateTime": c.z(max(t for t, _ in updates)) if updates else c.z(start),
-                "updates": ups,
-            })
-        impact.append({
-            "impactedService": svc,
-            "impactedServiceGuid": VM_SERVICE_GUID if svc == "Virtual Machines" else stable_guid(svc),
-            "impactedRegions": impacted,
-        })
+            impacted.append(
+                {
+                    "impactedRegion": REGIONS[region][0],
+                    "status": rstatus,
+                    "impactedSubscriptions": [subscription],
+                    "impactedTenants": [],
+                    "lastUpdateTime": c.z(max(t for t, _ in updates)) if updates else c.z(start),
+                    "updates": ups,
+                }
+            )
+        impact.append(
+            {
+                "impactedService": svc,
+                "impactedServiceGuid": VM_SERVICE_GUID if svc == "Virtual Machines" else stable_guid(svc),
+                "impactedRegions": impacted,
+            }
+        )
     last = max([t for _, _, ups in regions for t, _ in ups] or [start])
     p: dict[str, Any] = {
         "eventType": event_type,
@@ -1327,19 +1659,24 @@ def event_props(c: Clock, *, event_type: str, status: str, title: str, summary: 
         "status": status,
         "title": title,
         "summary": summary,
-        "header": header or {
+        "header": header
+        or {
             "ServiceIssue": "Your service might have been impacted by an Azure service issue",
             "PlannedMaintenance": "Your service might be impacted by an upcoming Azure planned maintenance",
             "HealthAdvisory": "Your service might be impacted by an Azure health advisory",
         }.get(event_type, ""),
         "article": {"articleContent": f"<html><p>{summary}</p></html>"},
-        "links": [{
-            "type": "Hyperlink",
-            "displayText": {"value": "Request RCA", "localizedValue": "Request RCA"},
-            "extensionName": "Microsoft_Azure_Health",
-            "bladeName": "RequestRCABlade",
-            "parameters": {"trackingId": tracking_id, "rcaRequested": "False"},
-        }] if event_type == "ServiceIssue" else [],
+        "links": [
+            {
+                "type": "Hyperlink",
+                "displayText": {"value": "Request RCA", "localizedValue": "Request RCA"},
+                "extensionName": "Microsoft_Azure_Health",
+                "bladeName": "RequestRCABlade",
+                "parameters": {"trackingId": tracking_id, "rcaRequested": "False"},
+            }
+        ]
+        if event_type == "ServiceIssue"
+        else [],
         "level": level,
         "eventLevel": event_level,
         "impactStartTime": c.z(start),

@@ -84,19 +84,32 @@ class _Subs:
 # public settings, one whose command lives in protected settings (ARM never returns those), and
 # userData, which a recreate has to carry over.
 SANDBOX_EXTENSIONS = [
-    {"name": "DependencyAgentLinux", "properties": {
-        "publisher": "Microsoft.Azure.Monitoring.DependencyAgent", "type": "DependencyAgentLinux",
-        "typeHandlerVersion": "9.10", "autoUpgradeMinorVersion": True, "enableAutomaticUpgrade": True,
-        "settings": {"enableAMA": "true"}}},
-    {"name": "sandbox-bootstrap", "properties": {
-        "publisher": "Microsoft.Azure.Extensions", "type": "CustomScript", "typeHandlerVersion": "2.1",
-        "autoUpgradeMinorVersion": True,
-        "settings": {"fileUris": ["https://stcontosodevtools.blob.core.windows.net/bootstrap/sandbox.sh"]}}},
+    {
+        "name": "DependencyAgentLinux",
+        "properties": {
+            "publisher": "Microsoft.Azure.Monitoring.DependencyAgent",
+            "type": "DependencyAgentLinux",
+            "typeHandlerVersion": "9.10",
+            "autoUpgradeMinorVersion": True,
+            "enableAutomaticUpgrade": True,
+            "settings": {"enableAMA": "true"},
+        },
+    },
+    {
+        "name": "sandbox-bootstrap",
+        "properties": {
+            "publisher": "Microsoft.Azure.Extensions",
+            "type": "CustomScript",
+            "typeHandlerVersion": "2.1",
+            "autoUpgradeMinorVersion": True,
+            "settings": {"fileUris": ["https://stcontosodevtools.blob.core.windows.net/bootstrap/sandbox.sh"]},
+        },
+    },
 ]
 SANDBOX_USER_DATA = base64.b64encode(
-    b"#!/bin/sh\n# dev-sandbox-01: what the platform team expects on a sandbox\n"
-    b"echo 'role=sandbox team=platform' > /etc/sandbox-role\n"
+    b"#!/bin/sh\n# dev-sandbox-01: what the platform team expects on a sandbox\necho 'role=sandbox team=platform' > /etc/sandbox-role\n"
 ).decode()
+
 
 def build(now: datetime) -> dict:
     b = EstateBuilder(now)
@@ -106,8 +119,7 @@ def build(now: datetime) -> dict:
         b.subscription(sub, name, TENANT)
 
     def tags(env: str, owner: str, app: str) -> dict:
-        return {"env": env, "owner": owner, "app": app, "costCenter": {"prod": "CC-1042", "shared": "CC-2001"}.get(
-            env, "CC-3300")}
+        return {"env": env, "owner": owner, "app": app, "costCenter": {"prod": "CC-1042", "shared": "CC-2001"}.get(env, "CC-3300")}
 
     def rg(sub, name, loc, env, owner, app):
         b.resource_group(sub, name, loc, tags(env, owner, app))
@@ -133,246 +145,679 @@ def build(now: datetime) -> dict:
     P = PROD
     # -- web tier: three zonal VMs behind a public Standard load balancer
     t = rg(P, "rg-web-prod", "westeurope", "prod", "web-team", "contoso-web")
-    nsg_web = b.nsg(P, "rg-web-prod", "nsg-web-prod", "westeurope", [
-        ("Allow-HTTP-HTTPS", 100, "Allow", "Tcp", ["80", "443"], "Internet"),
-        ALLOW_SSH,
-    ], t)
-    sn = b.vnet(P, "rg-web-prod", "vnet-web-prod", "westeurope", ["10.10.0.0/16"],
-                [("snet-web", "10.10.1.0/24", None)], t)
-    lb_pip = b.public_ip(P, "rg-web-prod", "pip-lb-web-prod", "westeurope", ips.ip(P), zones=["1", "2", "3"],
-                         label="contoso-web-prod", tags=t)
-    lb_web = b.load_balancer(P, "rg-web-prod", "lb-web-prod", "westeurope", lb_pip, pools=["bepool-web"],
-                             lb_rules=[("rule-http", 80, 80, "bepool-web"), ("rule-https", 443, 443, "bepool-web")],
-                             tags=t)
+    nsg_web = b.nsg(
+        P,
+        "rg-web-prod",
+        "nsg-web-prod",
+        "westeurope",
+        [
+            ("Allow-HTTP-HTTPS", 100, "Allow", "Tcp", ["80", "443"], "Internet"),
+            ALLOW_SSH,
+        ],
+        t,
+    )
+    sn = b.vnet(P, "rg-web-prod", "vnet-web-prod", "westeurope", ["10.10.0.0/16"], [("snet-web", "10.10.1.0/24", None)], t)
+    lb_pip = b.public_ip(P, "rg-web-prod", "pip-lb-web-prod", "westeurope", ips.ip(P), zones=["1", "2", "3"], label="contoso-web-prod", tags=t)
+    lb_web = b.load_balancer(
+        P,
+        "rg-web-prod",
+        "lb-web-prod",
+        "westeurope",
+        lb_pip,
+        pools=["bepool-web"],
+        lb_rules=[("rule-http", 80, 80, "bepool-web"), ("rule-https", 443, 443, "bepool-web")],
+        tags=t,
+    )
     pool = f"{lb_web}/backendAddressPools/bepool-web"
-    vm(P, "rg-web-prod", "web-prod-01", "westeurope", image="ubuntu2204", size="Standard_D2s_v5",
-       subnet_id=sn["snet-web"], nsg_id=nsg_web, zones=["1"], lb_pools=[pool], data_disks=[(128, "Premium_LRS")],
-       uptime=23 * DAY, created=-410 * DAY, tags=t)
+    vm(
+        P,
+        "rg-web-prod",
+        "web-prod-01",
+        "westeurope",
+        image="ubuntu2204",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-web"],
+        nsg_id=nsg_web,
+        zones=["1"],
+        lb_pools=[pool],
+        data_disks=[(128, "Premium_LRS")],
+        uptime=23 * DAY,
+        created=-410 * DAY,
+        tags=t,
+    )
     healed_at, back_at = -6 * HOUR - 12 * MINUTE, -5 * HOUR - 49 * MINUTE
-    web2 = vm(P, "rg-web-prod", "web-prod-02", "westeurope", image="ubuntu2204", size="Standard_D2s_v5",
-              subnet_id=sn["snet-web"], nsg_id=nsg_web, zones=["2"], lb_pools=[pool],
-              data_disks=[(128, "Premium_LRS")], uptime=-back_at, created=-410 * DAY, tags=t,
-              health=available(c, since=back_at, recently_resolved=(healed_at, back_at, SERVICE_HEALING)))
-    vm(P, "rg-web-prod", "web-prod-03", "westeurope", image="ubuntu2204", size="Standard_D2s_v5",
-       subnet_id=sn["snet-web"], nsg_id=nsg_web, zones=["3"], lb_pools=[pool], data_disks=[(128, "Premium_LRS")],
-       uptime=23 * DAY, created=-410 * DAY, tags=t)
+    web2 = vm(
+        P,
+        "rg-web-prod",
+        "web-prod-02",
+        "westeurope",
+        image="ubuntu2204",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-web"],
+        nsg_id=nsg_web,
+        zones=["2"],
+        lb_pools=[pool],
+        data_disks=[(128, "Premium_LRS")],
+        uptime=-back_at,
+        created=-410 * DAY,
+        tags=t,
+        health=available(c, since=back_at, recently_resolved=(healed_at, back_at, SERVICE_HEALING)),
+    )
+    vm(
+        P,
+        "rg-web-prod",
+        "web-prod-03",
+        "westeurope",
+        image="ubuntu2204",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-web"],
+        nsg_id=nsg_web,
+        zones=["3"],
+        lb_pools=[pool],
+        data_disks=[(128, "Premium_LRS")],
+        uptime=23 * DAY,
+        created=-410 * DAY,
+        tags=t,
+    )
 
     # -- SQL: an availability set of three, all crowded in fault domain 0
     t = rg(P, "rg-sql-prod", "westeurope", "prod", "dba-team", "contoso-sql")
-    nsg_sql = b.nsg(P, "rg-sql-prod", "nsg-sql-prod", "westeurope", [
-        ("Allow-SQL-From-Web", 200, "Allow", "Tcp", "1433", "10.10.1.0/24"),
-        ALLOW_RDP,
-    ], t)
-    sn = b.vnet(P, "rg-sql-prod", "vnet-sql-prod", "westeurope", ["10.11.0.0/16"],
-                [("snet-sql", "10.11.1.0/24", None)], t)
-    avset_sql = b.availability_set(P, "rg-sql-prod", "avset-sql-prod", "westeurope", fault_domains=2,
-                                   update_domains=5, tags=t)
+    nsg_sql = b.nsg(
+        P,
+        "rg-sql-prod",
+        "nsg-sql-prod",
+        "westeurope",
+        [
+            ("Allow-SQL-From-Web", 200, "Allow", "Tcp", "1433", "10.10.1.0/24"),
+            ALLOW_RDP,
+        ],
+        t,
+    )
+    sn = b.vnet(P, "rg-sql-prod", "vnet-sql-prod", "westeurope", ["10.11.0.0/16"], [("snet-sql", "10.11.1.0/24", None)], t)
+    avset_sql = b.availability_set(P, "rg-sql-prod", "avset-sql-prod", "westeurope", fault_domains=2, update_domains=5, tags=t)
     for i, name in enumerate(("sql-prod-01", "sql-prod-02", "sql-prod-03")):
-        vm(P, "rg-sql-prod", name, "westeurope", image="sql2022", size="Standard_E4s_v5", subnet_id=sn["snet-sql"],
-           nsg_id=nsg_sql, avset=avset_sql, fault_domain=0, update_domain=i,
-           data_disks=[(512, "Premium_LRS"), (256, "Premium_LRS")], uptime=31 * DAY, created=-700 * DAY, tags=t,
-           health=degraded(c, since=-42 * MINUTE) if name == "sql-prod-02" else None)
+        vm(
+            P,
+            "rg-sql-prod",
+            name,
+            "westeurope",
+            image="sql2022",
+            size="Standard_E4s_v5",
+            subnet_id=sn["snet-sql"],
+            nsg_id=nsg_sql,
+            avset=avset_sql,
+            fault_domain=0,
+            update_domain=i,
+            data_disks=[(512, "Premium_LRS"), (256, "Premium_LRS")],
+            uptime=31 * DAY,
+            created=-700 * DAY,
+            tags=t,
+            health=degraded(c, since=-42 * MINUTE) if name == "sql-prod-02" else None,
+        )
 
     # -- northeurope app servers with planned maintenance pending
     t = rg(P, "rg-app-prod", "northeurope", "prod", "app-team", "contoso-portal")
     nsg_app = b.nsg(P, "rg-app-prod", "nsg-app-prod", "northeurope", [ALLOW_SSH, ALLOW_RDP], t)
-    sn = b.vnet(P, "rg-app-prod", "vnet-app-prod", "northeurope", ["10.12.0.0/16"],
-                [("snet-app", "10.12.1.0/24", None)], t)
+    sn = b.vnet(P, "rg-app-prod", "vnet-app-prod", "northeurope", ["10.12.0.0/16"], [("snet-app", "10.12.1.0/24", None)], t)
     maint = (1 * DAY, 8 * DAY, 9 * DAY, 11 * DAY)
-    vm(P, "rg-app-prod", "app-prod-ne-01", "northeurope", image="win2022", size="Standard_D4s_v5",
-       subnet_id=sn["snet-app"], nsg_id=nsg_app, data_disks=[(256, "Premium_LRS")], maintenance=b.maintenance(*maint),
-       uptime=44 * DAY, created=-380 * DAY, tags=t)
-    vm(P, "rg-app-prod", "app-prod-ne-02", "northeurope", image="rhel9", size="Standard_D2s_v5",
-       subnet_id=sn["snet-app"], nsg_id=nsg_app, data_disks=[(128, "StandardSSD_LRS")],
-       maintenance=b.maintenance(*maint), uptime=44 * DAY, created=-380 * DAY, tags=t)
+    vm(
+        P,
+        "rg-app-prod",
+        "app-prod-ne-01",
+        "northeurope",
+        image="win2022",
+        size="Standard_D4s_v5",
+        subnet_id=sn["snet-app"],
+        nsg_id=nsg_app,
+        data_disks=[(256, "Premium_LRS")],
+        maintenance=b.maintenance(*maint),
+        uptime=44 * DAY,
+        created=-380 * DAY,
+        tags=t,
+    )
+    vm(
+        P,
+        "rg-app-prod",
+        "app-prod-ne-02",
+        "northeurope",
+        image="rhel9",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-app"],
+        nsg_id=nsg_app,
+        data_disks=[(128, "StandardSSD_LRS")],
+        maintenance=b.maintenance(*maint),
+        uptime=44 * DAY,
+        created=-380 * DAY,
+        tags=t,
+    )
 
     # -- eastus ERP, down during the region's service issue
     t = rg(P, "rg-erp-prod", "eastus", "prod", "erp-team", "contoso-erp")
     nsg_erp = b.nsg(P, "rg-erp-prod", "nsg-erp-prod", "eastus", [ALLOW_RDP], t)
     sn = b.vnet(P, "rg-erp-prod", "vnet-erp-prod", "eastus", ["10.13.0.0/16"], [("snet-erp", "10.13.1.0/24", None)], t)
-    erp = vm(P, "rg-erp-prod", "erp-prod-eus-01", "eastus", image="win2022", size="Standard_E8s_v5",
-       subnet_id=sn["snet-erp"], nsg_id=nsg_erp, zones=["1"], data_disks=[(1024, "UltraSSD_LRS"), (256, "Premium_LRS")],
-       uptime=62 * DAY, created=-500 * DAY, tags=t, health=unavailable(c, since=-47 * MINUTE))
+    erp = vm(
+        P,
+        "rg-erp-prod",
+        "erp-prod-eus-01",
+        "eastus",
+        image="win2022",
+        size="Standard_E8s_v5",
+        subnet_id=sn["snet-erp"],
+        nsg_id=nsg_erp,
+        zones=["1"],
+        data_disks=[(1024, "UltraSSD_LRS"), (256, "Premium_LRS")],
+        uptime=62 * DAY,
+        created=-500 * DAY,
+        tags=t,
+        health=unavailable(c, since=-47 * MINUTE),
+    )
 
     # -- jump host whose NSG blocks RDP
     t = rg(P, "rg-jump-prod", "westeurope", "prod", "ops-team", "jump")
-    nsg_jump = b.nsg(P, "rg-jump-prod", "nsg-jump-prod", "westeurope", [
-        ("Deny-RDP-Incident-4711", 200, "Deny", "Tcp", "3389", "*", "Inbound",
-         "Temporary block during security incident INC-4711"),
-        ("Allow-RDP", 300, "Allow", "Tcp", "3389", "*"),
-    ], t)
-    sn = b.vnet(P, "rg-jump-prod", "vnet-jump-prod", "westeurope", ["10.14.0.0/16"],
-                [("snet-jump", "10.14.1.0/24", None)], t)
-    jump = vm(P, "rg-jump-prod", "jump-prod-01", "westeurope", image="win2022", size="Standard_B2ms",
-       subnet_id=sn["snet-jump"], nsg_id=nsg_jump, os_sku="StandardSSD_LRS", uptime=8 * DAY, created=-260 * DAY,
-       tags=t)
+    nsg_jump = b.nsg(
+        P,
+        "rg-jump-prod",
+        "nsg-jump-prod",
+        "westeurope",
+        [
+            ("Deny-RDP-Incident-4711", 200, "Deny", "Tcp", "3389", "*", "Inbound", "Temporary block during security incident INC-4711"),
+            ("Allow-RDP", 300, "Allow", "Tcp", "3389", "*"),
+        ],
+        t,
+    )
+    sn = b.vnet(P, "rg-jump-prod", "vnet-jump-prod", "westeurope", ["10.14.0.0/16"], [("snet-jump", "10.14.1.0/24", None)], t)
+    jump = vm(
+        P,
+        "rg-jump-prod",
+        "jump-prod-01",
+        "westeurope",
+        image="win2022",
+        size="Standard_B2ms",
+        subnet_id=sn["snet-jump"],
+        nsg_id=nsg_jump,
+        os_sku="StandardSSD_LRS",
+        uptime=8 * DAY,
+        created=-260 * DAY,
+        tags=t,
+    )
 
     # ============================================================ Shared Services
     S = SHARED
     t = rg(S, "rg-identity-shared", "westeurope", "shared", "identity-team", "active-directory")
-    nsg_id_ = b.nsg(S, "rg-identity-shared", "nsg-identity-shared", "westeurope", [
-        ("Allow-AD-DS-VNet", 200, "Allow", "*", ["53", "88", "135", "389", "445", "464", "636", "3268-3269"],
-         "VirtualNetwork"),
-        ALLOW_RDP,
-    ], t)
-    sn = b.vnet(S, "rg-identity-shared", "vnet-identity-shared", "westeurope", ["10.20.0.0/16"],
-                [("snet-identity", "10.20.1.0/24", None)], t)
-    avset_dc = b.availability_set(S, "rg-identity-shared", "avset-dc-shared", "westeurope", fault_domains=2,
-                                  update_domains=5, tags=t)
-    dc = vm(S, "rg-identity-shared", "dc-shared-01", "westeurope", image="win2022", size="Standard_D2s_v5",
-            subnet_id=sn["snet-identity"], nsg_id=nsg_id_, avset=avset_dc, fault_domain=0, update_domain=0,
-            data_disks=[(64, "Premium_ZRS")], uptime=17 * DAY, created=-900 * DAY, tags=t)
-    b.add({
-        "id": dc["id"] + "/providers/Microsoft.Authorization/locks/do-not-delete-dc",
-        "name": "do-not-delete-dc",
-        "type": "Microsoft.Authorization/locks",
-        "properties": {"level": "CanNotDelete", "notes": "Domain controller: deleting it breaks sign-in", "owners": []},
-    })
+    nsg_id_ = b.nsg(
+        S,
+        "rg-identity-shared",
+        "nsg-identity-shared",
+        "westeurope",
+        [
+            ("Allow-AD-DS-VNet", 200, "Allow", "*", ["53", "88", "135", "389", "445", "464", "636", "3268-3269"], "VirtualNetwork"),
+            ALLOW_RDP,
+        ],
+        t,
+    )
+    sn = b.vnet(S, "rg-identity-shared", "vnet-identity-shared", "westeurope", ["10.20.0.0/16"], [("snet-identity", "10.20.1.0/24", None)], t)
+    avset_dc = b.availability_set(S, "rg-identity-shared", "avset-dc-shared", "westeurope", fault_domains=2, update_domains=5, tags=t)
+    dc = vm(
+        S,
+        "rg-identity-shared",
+        "dc-shared-01",
+        "westeurope",
+        image="win2022",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-identity"],
+        nsg_id=nsg_id_,
+        avset=avset_dc,
+        fault_domain=0,
+        update_domain=0,
+        data_disks=[(64, "Premium_ZRS")],
+        uptime=17 * DAY,
+        created=-900 * DAY,
+        tags=t,
+    )
+    b.add(
+        {
+            "id": dc["id"] + "/providers/Microsoft.Authorization/locks/do-not-delete-dc",
+            "name": "do-not-delete-dc",
+            "type": "Microsoft.Authorization/locks",
+            "properties": {"level": "CanNotDelete", "notes": "Domain controller: deleting it breaks sign-in", "owners": []},
+        }
+    )
 
     t = rg(S, "rg-jumpbox-shared", "northeurope", "shared", "ops-team", "jumpbox")
     nsg_jb = b.nsg(S, "rg-jumpbox-shared", "nsg-jumpbox-shared", "northeurope", [ALLOW_SSH, ALLOW_RDP], t)
-    nsg_tools = b.nsg(S, "rg-jumpbox-shared", "nsg-snet-tools-shared", "northeurope", [
-        ("Deny-SSH-Inbound", 110, "Deny", "Tcp", "22", "*", "Inbound", "SSH only through Bastion"),
-    ], t)
-    sn = b.vnet(S, "rg-jumpbox-shared", "vnet-jumpbox-shared", "northeurope", ["10.21.0.0/16"],
-                [("snet-jumpbox", "10.21.1.0/24", None), ("snet-tools", "10.21.2.0/24", nsg_tools)], t)
+    nsg_tools = b.nsg(
+        S,
+        "rg-jumpbox-shared",
+        "nsg-snet-tools-shared",
+        "northeurope",
+        [
+            ("Deny-SSH-Inbound", 110, "Deny", "Tcp", "22", "*", "Inbound", "SSH only through Bastion"),
+        ],
+        t,
+    )
+    sn = b.vnet(
+        S,
+        "rg-jumpbox-shared",
+        "vnet-jumpbox-shared",
+        "northeurope",
+        ["10.21.0.0/16"],
+        [("snet-jumpbox", "10.21.1.0/24", None), ("snet-tools", "10.21.2.0/24", nsg_tools)],
+        t,
+    )
     old_ip = "127.10.2.201"
-    vm(S, "rg-jumpbox-shared", "rdgw-shared-01", "northeurope", image="win2019", size="Standard_B2ms",
-       subnet_id=sn["snet-jumpbox"], nsg_id=nsg_jb, pip_sku="Basic", os_sku="StandardSSD_LRS",
-       uptime=2 * DAY + 3 * HOUR, created=-1100 * DAY, tags=t, guest={"previous_public_ip": old_ip})
-    vm(S, "rg-jumpbox-shared", "tools-lnx-shared-01", "northeurope", image="ubuntu2204", size="Standard_B2s",
-       subnet_id=sn["snet-tools"], nsg_id=nsg_jb, os_sku="StandardSSD_LRS", uptime=15 * DAY, created=-300 * DAY,
-       tags=t)
+    vm(
+        S,
+        "rg-jumpbox-shared",
+        "rdgw-shared-01",
+        "northeurope",
+        image="win2019",
+        size="Standard_B2ms",
+        subnet_id=sn["snet-jumpbox"],
+        nsg_id=nsg_jb,
+        pip_sku="Basic",
+        os_sku="StandardSSD_LRS",
+        uptime=2 * DAY + 3 * HOUR,
+        created=-1100 * DAY,
+        tags=t,
+        guest={"previous_public_ip": old_ip},
+    )
+    vm(
+        S,
+        "rg-jumpbox-shared",
+        "tools-lnx-shared-01",
+        "northeurope",
+        image="ubuntu2204",
+        size="Standard_B2s",
+        subnet_id=sn["snet-tools"],
+        nsg_id=nsg_jb,
+        os_sku="StandardSSD_LRS",
+        uptime=15 * DAY,
+        created=-300 * DAY,
+        tags=t,
+    )
 
     t = rg(S, "rg-files-shared", "westeurope", "shared", "infra-team", "file-services")
-    nsg_files = b.nsg(S, "rg-files-shared", "nsg-files-shared", "westeurope", [
-        ("Allow-SMB-VNet", 200, "Allow", "Tcp", "445", "VirtualNetwork"),
-        ALLOW_RDP,
-    ], t)
-    sn = b.vnet(S, "rg-files-shared", "vnet-files-shared", "westeurope", ["10.22.0.0/16"],
-                [("snet-files", "10.22.1.0/24", None)], t)
-    vm(S, "rg-files-shared", "files-shared-01", "westeurope", image="win2022", size="Standard_D4s_v5",
-       subnet_id=sn["snet-files"], nsg_id=nsg_files,
-       data_disks=[(1024, "StandardSSD_LRS"), (2048, "Standard_LRS")], uptime=6 * DAY, created=-640 * DAY, tags=t,
-       guest={"ports": {"3389": "silent"}})
+    nsg_files = b.nsg(
+        S,
+        "rg-files-shared",
+        "nsg-files-shared",
+        "westeurope",
+        [
+            ("Allow-SMB-VNet", 200, "Allow", "Tcp", "445", "VirtualNetwork"),
+            ALLOW_RDP,
+        ],
+        t,
+    )
+    sn = b.vnet(S, "rg-files-shared", "vnet-files-shared", "westeurope", ["10.22.0.0/16"], [("snet-files", "10.22.1.0/24", None)], t)
+    vm(
+        S,
+        "rg-files-shared",
+        "files-shared-01",
+        "westeurope",
+        image="win2022",
+        size="Standard_D4s_v5",
+        subnet_id=sn["snet-files"],
+        nsg_id=nsg_files,
+        data_disks=[(1024, "StandardSSD_LRS"), (2048, "Standard_LRS")],
+        uptime=6 * DAY,
+        created=-640 * DAY,
+        tags=t,
+        guest={"ports": {"3389": "silent"}},
+    )
 
     t = rg(S, "rg-monitoring-shared", "eastus", "shared", "ops-team", "monitoring")
     nsg_mon = b.nsg(S, "rg-monitoring-shared", "nsg-monitoring-shared", "eastus", [ALLOW_SSH], t)
-    sn = b.vnet(S, "rg-monitoring-shared", "vnet-monitoring-shared", "eastus", ["10.23.0.0/16"],
-                [("snet-monitoring", "10.23.1.0/24", None)], t)
-    vm(S, "rg-monitoring-shared", "mon-shared-eus-01", "eastus", image="ubuntu1804", size="Standard_B2ms",
-       subnet_id=sn["snet-monitoring"], nsg_id=nsg_mon, os_sku="StandardSSD_LRS", data_disks=[(256, "Standard_LRS")],
-       agent="not-ready", uptime=71 * DAY, created=-1200 * DAY, tags=t, guest={"agent": "not-ready"})
+    sn = b.vnet(S, "rg-monitoring-shared", "vnet-monitoring-shared", "eastus", ["10.23.0.0/16"], [("snet-monitoring", "10.23.1.0/24", None)], t)
+    vm(
+        S,
+        "rg-monitoring-shared",
+        "mon-shared-eus-01",
+        "eastus",
+        image="ubuntu1804",
+        size="Standard_B2ms",
+        subnet_id=sn["snet-monitoring"],
+        nsg_id=nsg_mon,
+        os_sku="StandardSSD_LRS",
+        data_disks=[(256, "Standard_LRS")],
+        agent="not-ready",
+        uptime=71 * DAY,
+        created=-1200 * DAY,
+        tags=t,
+        guest={"agent": "not-ready"},
+    )
 
     t = rg(S, "rg-legacy-shared", "westeurope", "shared", "infra-team", "legacy-lob")
-    nsg_leg = b.nsg(S, "rg-legacy-shared", "nsg-legacy-shared", "westeurope", [
-        ("Allow-FTP", 200, "Allow", "Tcp", ["21", "50000-50100"], "*"), ALLOW_SSH, ALLOW_RDP,
-    ], t)
-    sn = b.vnet(S, "rg-legacy-shared", "vnet-legacy-shared", "westeurope", ["10.24.0.0/16"],
-                [("snet-legacy", "10.24.1.0/24", None)], t)
+    nsg_leg = b.nsg(
+        S,
+        "rg-legacy-shared",
+        "nsg-legacy-shared",
+        "westeurope",
+        [
+            ("Allow-FTP", 200, "Allow", "Tcp", ["21", "50000-50100"], "*"),
+            ALLOW_SSH,
+            ALLOW_RDP,
+        ],
+        t,
+    )
+    sn = b.vnet(S, "rg-legacy-shared", "vnet-legacy-shared", "westeurope", ["10.24.0.0/16"], [("snet-legacy", "10.24.1.0/24", None)], t)
     # Its boot diagnostics go to a customer storage account whose firewall lets only the office
     # in (198.51.100.0/24), not the serial console's addresses: its serial console is refused.
-    b.storage_account(S, "rg-legacy-shared", LEGACY_DIAG_ACCOUNT, "westeurope", created=-2100 * DAY,
-                      default_action="Deny", ip_rules=["198.51.100.0/24"], tags=t)
-    vm(S, "rg-legacy-shared", "legacy-app-01", "westeurope", image="win2016", size="Standard_D2s_v3",
-       subnet_id=sn["snet-legacy"], nsg_id=nsg_leg, vhd_account=LEGACY_VHD_ACCOUNT, data_disks=[(128, "")],
-       boot_diag=LEGACY_DIAG_URI, pip_sku="Basic", uptime=33 * DAY, created=-2100 * DAY, tags=t, extensions=False)
-    legacy2 = vm(S, "rg-legacy-shared", "legacy-app-02", "westeurope", image="win2016", size="Standard_D2s_v3",
-       subnet_id=sn["snet-legacy"], nsg_id=nsg_leg, vhd_account=LEGACY_VHD_ACCOUNT, data_disks=[(128, "")],
-       pip_sku="Basic", power="deallocated", uptime=5 * DAY, created=-2100 * DAY, tags=t, extensions=False)
-    vm(S, "rg-legacy-shared", "legacy-ftp-01", "westeurope", image="ubuntu1804", size="Standard_DS1_v2",
-       subnet_id=sn["snet-legacy"], nsg_id=nsg_leg, vhd_account=LEGACY_VHD_ACCOUNT, pip_sku="Basic",
-       uptime=90 * DAY, created=-1900 * DAY, tags=t, extensions=False, guest={"ports": {"22": "refused"}})
+    b.storage_account(
+        S, "rg-legacy-shared", LEGACY_DIAG_ACCOUNT, "westeurope", created=-2100 * DAY, default_action="Deny", ip_rules=["198.51.100.0/24"], tags=t
+    )
+    vm(
+        S,
+        "rg-legacy-shared",
+        "legacy-app-01",
+        "westeurope",
+        image="win2016",
+        size="Standard_D2s_v3",
+        subnet_id=sn["snet-legacy"],
+        nsg_id=nsg_leg,
+        vhd_account=LEGACY_VHD_ACCOUNT,
+        data_disks=[(128, "")],
+        boot_diag=LEGACY_DIAG_URI,
+        pip_sku="Basic",
+        uptime=33 * DAY,
+        created=-2100 * DAY,
+        tags=t,
+        extensions=False,
+    )
+    legacy2 = vm(
+        S,
+        "rg-legacy-shared",
+        "legacy-app-02",
+        "westeurope",
+        image="win2016",
+        size="Standard_D2s_v3",
+        subnet_id=sn["snet-legacy"],
+        nsg_id=nsg_leg,
+        vhd_account=LEGACY_VHD_ACCOUNT,
+        data_disks=[(128, "")],
+        pip_sku="Basic",
+        power="deallocated",
+        uptime=5 * DAY,
+        created=-2100 * DAY,
+        tags=t,
+        extensions=False,
+    )
+    vm(
+        S,
+        "rg-legacy-shared",
+        "legacy-ftp-01",
+        "westeurope",
+        image="ubuntu1804",
+        size="Standard_DS1_v2",
+        subnet_id=sn["snet-legacy"],
+        nsg_id=nsg_leg,
+        vhd_account=LEGACY_VHD_ACCOUNT,
+        pip_sku="Basic",
+        uptime=90 * DAY,
+        created=-1900 * DAY,
+        tags=t,
+        extensions=False,
+        guest={"ports": {"22": "refused"}},
+    )
 
     t = rg(S, "rg-build-shared", "westeurope", "shared", "devops-team", "build-agents")
     nsg_build = b.nsg(S, "rg-build-shared", "nsg-build-shared", "westeurope", [ALLOW_SSH, ALLOW_RDP], t)
-    sn = b.vnet(S, "rg-build-shared", "vnet-build-shared", "westeurope", ["10.25.0.0/16"],
-                [("snet-build", "10.25.1.0/24", None)], t)
-    lb_pip = b.public_ip(S, "rg-build-shared", "pip-lb-build-shared", "westeurope", ips.ip(S), zones=["1", "2", "3"],
-                         label="contoso-build", tags=t)
-    lb_build = b.load_balancer(S, "rg-build-shared", "lb-build-shared", "westeurope", lb_pip, pools=["bepool-build"],
-                               nat=[("nat-ssh-build-lnx-01", 50001, 22), ("nat-rdp-build-win-01", 50002, 3389)],
-                               tags=t)
-    vm(S, "rg-build-shared", "build-lnx-01", "westeurope", image="ubuntu2204", size="Standard_D2as_v5",
-       subnet_id=sn["snet-build"], nsg_id=nsg_build, pip=False, lb_pools=[f"{lb_build}/backendAddressPools/bepool-build"],
-       nat_rules=[f"{lb_build}/inboundNatRules/nat-ssh-build-lnx-01"], os_sku="StandardSSD_LRS",
-       uptime=4 * DAY, created=-200 * DAY, tags=t)
-    vm(S, "rg-build-shared", "build-win-01", "westeurope", image="win2022", size="Standard_D2as_v5",
-       subnet_id=sn["snet-build"], nsg_id=nsg_build, pip=False, lb_pools=[f"{lb_build}/backendAddressPools/bepool-build"],
-       nat_rules=[f"{lb_build}/inboundNatRules/nat-rdp-build-win-01"], os_sku="StandardSSD_LRS",
-       uptime=4 * DAY, created=-200 * DAY, tags=t)
+    sn = b.vnet(S, "rg-build-shared", "vnet-build-shared", "westeurope", ["10.25.0.0/16"], [("snet-build", "10.25.1.0/24", None)], t)
+    lb_pip = b.public_ip(S, "rg-build-shared", "pip-lb-build-shared", "westeurope", ips.ip(S), zones=["1", "2", "3"], label="contoso-build", tags=t)
+    lb_build = b.load_balancer(
+        S,
+        "rg-build-shared",
+        "lb-build-shared",
+        "westeurope",
+        lb_pip,
+        pools=["bepool-build"],
+        nat=[("nat-ssh-build-lnx-01", 50001, 22), ("nat-rdp-build-win-01", 50002, 3389)],
+        tags=t,
+    )
+    vm(
+        S,
+        "rg-build-shared",
+        "build-lnx-01",
+        "westeurope",
+        image="ubuntu2204",
+        size="Standard_D2as_v5",
+        subnet_id=sn["snet-build"],
+        nsg_id=nsg_build,
+        pip=False,
+        lb_pools=[f"{lb_build}/backendAddressPools/bepool-build"],
+        nat_rules=[f"{lb_build}/inboundNatRules/nat-ssh-build-lnx-01"],
+        os_sku="StandardSSD_LRS",
+        uptime=4 * DAY,
+        created=-200 * DAY,
+        tags=t,
+    )
+    vm(
+        S,
+        "rg-build-shared",
+        "build-win-01",
+        "westeurope",
+        image="win2022",
+        size="Standard_D2as_v5",
+        subnet_id=sn["snet-build"],
+        nsg_id=nsg_build,
+        pip=False,
+        lb_pools=[f"{lb_build}/backendAddressPools/bepool-build"],
+        nat_rules=[f"{lb_build}/inboundNatRules/nat-rdp-build-win-01"],
+        os_sku="StandardSSD_LRS",
+        uptime=4 * DAY,
+        created=-200 * DAY,
+        tags=t,
+    )
 
     # -- hub VNet with a site-to-site VPN that is down, and a private-only VM behind it
     t = rg(S, "rg-connectivity-shared", "westeurope", "shared", "network-team", "hub")
-    nsg_hub = b.nsg(S, "rg-connectivity-shared", "nsg-hub-apps", "westeurope", [
-        ("Allow-RDP-From-OnPrem", 200, "Allow", "Tcp", "3389", "192.168.0.0/16"),
-    ], t)
-    sn = b.vnet(S, "rg-connectivity-shared", "vnet-hub-weu", "westeurope", ["10.0.0.0/16"],
-                [("GatewaySubnet", "10.0.255.0/27", None), ("snet-apps", "10.0.1.0/24", nsg_hub)], t)
+    nsg_hub = b.nsg(
+        S,
+        "rg-connectivity-shared",
+        "nsg-hub-apps",
+        "westeurope",
+        [
+            ("Allow-RDP-From-OnPrem", 200, "Allow", "Tcp", "3389", "192.168.0.0/16"),
+        ],
+        t,
+    )
+    sn = b.vnet(
+        S,
+        "rg-connectivity-shared",
+        "vnet-hub-weu",
+        "westeurope",
+        ["10.0.0.0/16"],
+        [("GatewaySubnet", "10.0.255.0/27", None), ("snet-apps", "10.0.1.0/24", nsg_hub)],
+        t,
+    )
     _vpn(b, S, "rg-connectivity-shared", "westeurope", sn["GatewaySubnet"], ips.ip(S), t)
-    vm(S, "rg-connectivity-shared", "payroll-app-01", "westeurope", image="win2019", size="Standard_D2s_v5",
-       subnet_id=sn["snet-apps"], pip=False, uptime=27 * DAY, created=-800 * DAY, tags=t)
+    vm(
+        S,
+        "rg-connectivity-shared",
+        "payroll-app-01",
+        "westeurope",
+        image="win2019",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-apps"],
+        pip=False,
+        uptime=27 * DAY,
+        created=-800 * DAY,
+        tags=t,
+    )
 
     # ================================================================ Dev/Test
     D = DEV
     t = rg(D, "rg-dev-weu", "westeurope", "dev", "dev-team", "contoso-dev")
     nsg_dev = b.nsg(D, "rg-dev-weu", "nsg-dev-weu", "westeurope", [ALLOW_SSH, ALLOW_RDP], t)
     sn = b.vnet(D, "rg-dev-weu", "vnet-dev-weu", "westeurope", ["10.30.0.0/16"], [("snet-dev", "10.30.1.0/24", None)], t)
-    spot = vm(D, "rg-dev-weu", "dev-spot-01", "westeurope", image="ubuntu2204", size="Standard_D2as_v5",
-       subnet_id=sn["snet-dev"], nsg_id=nsg_dev, spot=True, power="deallocated", boot_diag="off",
-       os_sku="StandardSSD_LRS", uptime=14 * HOUR, created=-20 * DAY, tags=t, health={
-           "availabilityState": "Unavailable",
-           "title": "Evicted",
-           "summary": "This Azure Spot virtual machine was evicted and deallocated because Azure needed the "
-                      "capacity back",
-           "reasonType": "Planned",
-           "context": "Platform Initiated",
-           "category": "Planned",
-           "reasonChronicity": "Persistent",
-           "detailedStatus": "Spot virtual machines can be evicted at any time when Azure needs the capacity",
-           "occuredTime": c.z(-14 * HOUR),
-           "reportedTime": c.z(-90),
-           "recommendedActions": [{"action": "To start this virtual machine, open the resource blade and click "
-                                             "Start", "actionUrl": "<#ResourceBlade>",
-                                   "actionUrlText": "resource blade"}],
-       })
-    vm(D, "rg-dev-weu", "dev-ephemeral-01", "westeurope", image="ubuntu2404", size="Standard_D2ds_v5",
-       subnet_id=sn["snet-dev"], nsg_id=nsg_dev, ephemeral=True, uptime=3 * DAY, created=-3 * DAY, tags=t)
-    vm(D, "rg-dev-weu", "dev-sandbox-01", "westeurope", image="ubuntu2204", size="Standard_B2ms",
-       subnet_id=sn["snet-dev"], nsg_id=nsg_dev, delete_all=True, os_sku="StandardSSD_LRS",
-       data_disks=[(64, "StandardSSD_LRS"), (32, "StandardSSD_LRS")], uptime=1 * DAY, created=-9 * DAY, tags=t,
-       more_extensions=SANDBOX_EXTENSIONS, user_data=SANDBOX_USER_DATA)
-    vm(D, "rg-dev-weu", "api-dev-01", "westeurope", image="ubuntu2204", size="Standard_D2s_v5",
-       subnet_id=sn["snet-dev"], nsg_id=nsg_dev, os_sku="StandardSSD_LRS", uptime=38 * MINUTE, created=-150 * DAY,
-       tags=t, guest={"boot": "emergency-fstab", "ports": {"22": "silent"}})
-    vm(D, "rg-dev-weu", "pg-dev-01", "westeurope", image="ubuntu2204", size="Standard_D2s_v5",
-       subnet_id=sn["snet-dev"], nsg_id=nsg_dev, data_disks=[(256, "Premium_LRS")], uptime=2 * HOUR,
-       created=-230 * DAY, tags=t, guest={"boot": "fsck", "ports": {"22": "silent"}})
+    spot = vm(
+        D,
+        "rg-dev-weu",
+        "dev-spot-01",
+        "westeurope",
+        image="ubuntu2204",
+        size="Standard_D2as_v5",
+        subnet_id=sn["snet-dev"],
+        nsg_id=nsg_dev,
+        spot=True,
+        power="deallocated",
+        boot_diag="off",
+        os_sku="StandardSSD_LRS",
+        uptime=14 * HOUR,
+        created=-20 * DAY,
+        tags=t,
+        health={
+            "availabilityState": "Unavailable",
+            "title": "Evicted",
+            "summary": "This Azure Spot virtual machine was evicted and deallocated because Azure needed the capacity back",
+            "reasonType": "Planned",
+            "context": "Platform Initiated",
+            "category": "Planned",
+            "reasonChronicity": "Persistent",
+            "detailedStatus": "Spot virtual machines can be evicted at any time when Azure needs the capacity",
+            "occuredTime": c.z(-14 * HOUR),
+            "reportedTime": c.z(-90),
+            "recommendedActions": [
+                {
+                    "action": "To start this virtual machine, open the resource blade and click Start",
+                    "actionUrl": "<#ResourceBlade>",
+                    "actionUrlText": "resource blade",
+                }
+            ],
+        },
+    )
+    vm(
+        D,
+        "rg-dev-weu",
+        "dev-ephemeral-01",
+        "westeurope",
+        image="ubuntu2404",
+        size="Standard_D2ds_v5",
+        subnet_id=sn["snet-dev"],
+        nsg_id=nsg_dev,
+        ephemeral=True,
+        uptime=3 * DAY,
+        created=-3 * DAY,
+        tags=t,
+    )
+    vm(
+        D,
+        "rg-dev-weu",
+        "dev-sandbox-01",
+        "westeurope",
+        image="ubuntu2204",
+        size="Standard_B2ms",
+        subnet_id=sn["snet-dev"],
+        nsg_id=nsg_dev,
+        delete_all=True,
+        os_sku="StandardSSD_LRS",
+        data_disks=[(64, "StandardSSD_LRS"), (32, "StandardSSD_LRS")],
+        uptime=1 * DAY,
+        created=-9 * DAY,
+        tags=t,
+        more_extensions=SANDBOX_EXTENSIONS,
+        user_data=SANDBOX_USER_DATA,
+    )
+    vm(
+        D,
+        "rg-dev-weu",
+        "api-dev-01",
+        "westeurope",
+        image="ubuntu2204",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-dev"],
+        nsg_id=nsg_dev,
+        os_sku="StandardSSD_LRS",
+        uptime=38 * MINUTE,
+        created=-150 * DAY,
+        tags=t,
+        guest={"boot": "emergency-fstab", "ports": {"22": "silent"}},
+    )
+    vm(
+        D,
+        "rg-dev-weu",
+        "pg-dev-01",
+        "westeurope",
+        image="ubuntu2204",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-dev"],
+        nsg_id=nsg_dev,
+        data_disks=[(256, "Premium_LRS")],
+        uptime=2 * HOUR,
+        created=-230 * DAY,
+        tags=t,
+        guest={"boot": "fsck", "ports": {"22": "silent"}},
+    )
 
     t = rg(D, "rg-build-dev", "northeurope", "dev", "devops-team", "build-agents")
     nsg_bd = b.nsg(D, "rg-build-dev", "nsg-build-dev", "northeurope", [ALLOW_SSH], t)
-    sn = b.vnet(D, "rg-build-dev", "vnet-build-dev", "northeurope", ["10.31.0.0/16"],
-                [("snet-build", "10.31.1.0/24", None)], t)
+    sn = b.vnet(D, "rg-build-dev", "vnet-build-dev", "northeurope", ["10.31.0.0/16"], [("snet-build", "10.31.1.0/24", None)], t)
     vmss = b.scale_set(D, "rg-build-dev", "vmss-build-dev", "northeurope", "Standard_D2s_v5", capacity=1, tags=t)
-    vm(D, "rg-build-dev", "vmss-build-dev_3f9a1c2e", "northeurope", image="ubuntu2204", size="Standard_D2s_v5",
-       subnet_id=sn["snet-build"], nsg_id=nsg_bd, vmss=vmss, os_sku="StandardSSD_LRS", uptime=11 * DAY,
-       created=-11 * DAY, tags=t)
+    vm(
+        D,
+        "rg-build-dev",
+        "vmss-build-dev_3f9a1c2e",
+        "northeurope",
+        image="ubuntu2204",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-build"],
+        nsg_id=nsg_bd,
+        vmss=vmss,
+        os_sku="StandardSSD_LRS",
+        uptime=11 * DAY,
+        created=-11 * DAY,
+        tags=t,
+    )
 
     t = rg(D, "rg-test-eus", "eastus", "test", "qa-team", "contoso-qa")
     nsg_test = b.nsg(D, "rg-test-eus", "nsg-test-eus", "eastus", [ALLOW_RDP], t)
     sn = b.vnet(D, "rg-test-eus", "vnet-test-eus", "eastus", ["10.32.0.0/16"], [("snet-test", "10.32.1.0/24", None)], t)
-    vm(D, "rg-test-eus", "win11-tl-dev-01", "eastus", image="win11", size="Standard_D2s_v5", subnet_id=sn["snet-test"],
-       nsg_id=nsg_test, trusted_launch=True, power="starting", uptime=40, created=-60 * DAY, tags=t)
-    qa = vm(D, "rg-test-eus", "qa-win-01", "eastus", image="win2019", size="Standard_B2ms", subnet_id=sn["snet-test"],
-       nsg_id=nsg_test, os_sku="StandardSSD_LRS", power="stopped", uptime=3 * DAY + 4 * HOUR, created=-330 * DAY,
-       tags=t)
-    vm(D, "rg-test-eus", "iis-test-01", "eastus", image="win2019", size="Standard_D2s_v5", subnet_id=sn["snet-test"],
-       nsg_id=nsg_test, uptime=25 * MINUTE, created=-330 * DAY, tags=t,
-       guest={"boot": "stop-code:INACCESSIBLE_BOOT_DEVICE", "ports": {"3389": "silent"}})
+    vm(
+        D,
+        "rg-test-eus",
+        "win11-tl-dev-01",
+        "eastus",
+        image="win11",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-test"],
+        nsg_id=nsg_test,
+        trusted_launch=True,
+        power="starting",
+        uptime=40,
+        created=-60 * DAY,
+        tags=t,
+    )
+    qa = vm(
+        D,
+        "rg-test-eus",
+        "qa-win-01",
+        "eastus",
+        image="win2019",
+        size="Standard_B2ms",
+        subnet_id=sn["snet-test"],
+        nsg_id=nsg_test,
+        os_sku="StandardSSD_LRS",
+        power="stopped",
+        uptime=3 * DAY + 4 * HOUR,
+        created=-330 * DAY,
+        tags=t,
+    )
+    vm(
+        D,
+        "rg-test-eus",
+        "iis-test-01",
+        "eastus",
+        image="win2019",
+        size="Standard_D2s_v5",
+        subnet_id=sn["snet-test"],
+        nsg_id=nsg_test,
+        uptime=25 * MINUTE,
+        created=-330 * DAY,
+        tags=t,
+        guest={"boot": "stop-code:INACCESSIBLE_BOOT_DEVICE", "ports": {"3389": "silent"}},
+    )
 
     _events(b, web2["id"], healed_at, back_at)
-    _history(b, jump=jump["id"], jump_nsg=nsg_jump, spot=spot["id"], qa=qa["id"], legacy2=legacy2["id"], web2=web2["id"],
-             healed_at=healed_at, back_at=back_at)
+    _history(b, jump=jump["id"], jump_nsg=nsg_jump, spot=spot["id"], qa=qa["id"], legacy2=legacy2["id"], web2=web2["id"], healed_at=healed_at, back_at=back_at)
     # The East US incident lists the resources it hit (Resource Health impactedResources): the ERP VM,
     # whose disks sit on the storage scale units that lost power. Other VMs in the region were spared.
     b.impacted_by("7T2K-LQ8", erp["id"])
@@ -393,76 +838,84 @@ def _vpn(b: EstateBuilder, sub: str, group: str, loc: str, gateway_subnet: str, 
     gw_id = rid(sub, group, "Microsoft.Network/virtualNetworkGateways", "vgw-hub-weu")
     cfg_id = f"{gw_id}/ipConfigurations/default"
     b.docs[pip]["properties"]["ipConfiguration"] = {"id": cfg_id}
-    b.add({
-        "name": "vgw-hub-weu",
-        "id": gw_id,
-        "type": "Microsoft.Network/virtualNetworkGateways",
-        "location": loc,
-        "tags": dict(tags),
-        "properties": {
-            "provisioningState": "Succeeded",
-            "resourceGuid": b.guid(gw_id),
-            "ipConfigurations": [{
-                "name": "default",
-                "id": cfg_id,
-                "properties": {
-                    "provisioningState": "Succeeded",
-                    "privateIPAllocationMethod": "Dynamic",
-                    "subnet": {"id": gateway_subnet},
-                    "publicIPAddress": {"id": pip},
-                },
-            }],
-            "sku": {"name": "VpnGw1AZ", "tier": "VpnGw1AZ", "capacity": 2},
-            "gatewayType": "Vpn",
-            "vpnType": "RouteBased",
-            "vpnGatewayGeneration": "Generation1",
-            "enableBgp": False,
-            "activeActive": False,
-            "enablePrivateIpAddress": False,
-        },
-    })
+    b.add(
+        {
+            "name": "vgw-hub-weu",
+            "id": gw_id,
+            "type": "Microsoft.Network/virtualNetworkGateways",
+            "location": loc,
+            "tags": dict(tags),
+            "properties": {
+                "provisioningState": "Succeeded",
+                "resourceGuid": b.guid(gw_id),
+                "ipConfigurations": [
+                    {
+                        "name": "default",
+                        "id": cfg_id,
+                        "properties": {
+                            "provisioningState": "Succeeded",
+                            "privateIPAllocationMethod": "Dynamic",
+                            "subnet": {"id": gateway_subnet},
+                            "publicIPAddress": {"id": pip},
+                        },
+                    }
+                ],
+                "sku": {"name": "VpnGw1AZ", "tier": "VpnGw1AZ", "capacity": 2},
+                "gatewayType": "Vpn",
+                "vpnType": "RouteBased",
+                "vpnGatewayGeneration": "Generation1",
+                "enableBgp": False,
+                "activeActive": False,
+                "enablePrivateIpAddress": False,
+            },
+        }
+    )
     b._subnets[gateway_subnet][0]["properties"]["ipConfigurations"].append({"id": cfg_id})
     lgw_id = rid(sub, group, "Microsoft.Network/localNetworkGateways", "lgw-onprem-amsterdam")
-    b.add({
-        "name": "lgw-onprem-amsterdam",
-        "id": lgw_id,
-        "type": "Microsoft.Network/localNetworkGateways",
-        "location": loc,
-        "tags": dict(tags),
-        "properties": {
-            "provisioningState": "Succeeded",
-            "resourceGuid": b.guid(lgw_id),
-            "localNetworkAddressSpace": {"addressPrefixes": ["192.168.0.0/16"]},
-            "gatewayIpAddress": "127.10.250.1",
-        },
-    })
+    b.add(
+        {
+            "name": "lgw-onprem-amsterdam",
+            "id": lgw_id,
+            "type": "Microsoft.Network/localNetworkGateways",
+            "location": loc,
+            "tags": dict(tags),
+            "properties": {
+                "provisioningState": "Succeeded",
+                "resourceGuid": b.guid(lgw_id),
+                "localNetworkAddressSpace": {"addressPrefixes": ["192.168.0.0/16"]},
+                "gatewayIpAddress": "127.10.250.1",
+            },
+        }
+    )
     cn_id = rid(sub, group, "Microsoft.Network/connections", "cn-hub-to-onprem-amsterdam")
-    b.add({
-        "name": "cn-hub-to-onprem-amsterdam",
-        "id": cn_id,
-        "type": "Microsoft.Network/connections",
-        "location": loc,
-        "tags": dict(tags),
-        "properties": {
-            "provisioningState": "Succeeded",
-            "resourceGuid": b.guid(cn_id),
-            "virtualNetworkGateway1": {"id": gw_id, "properties": {}},
-            "localNetworkGateway2": {"id": lgw_id, "properties": {}},
-            "connectionType": "IPsec",
-            "connectionProtocol": "IKEv2",
-            "connectionMode": "Default",
-            "routingWeight": 0,
-            "dpdTimeoutSeconds": 45,
-            "enableBgp": False,
-            "useLocalAzureIpAddress": False,
-            "usePolicyBasedTrafficSelectors": False,
-            "ipsecPolicies": [],
-            "trafficSelectorPolicies": [],
-            "connectionStatus": "NotConnected",
-            "ingressBytesTransferred": 0,
-            "egressBytesTransferred": 0,
-        },
-    })
+    b.add(
+        {
+            "name": "cn-hub-to-onprem-amsterdam",
+            "id": cn_id,
+            "type": "Microsoft.Network/connections",
+            "location": loc,
+            "tags": dict(tags),
+            "properties": {
+                "provisioningState": "Succeeded",
+                "resourceGuid": b.guid(cn_id),
+                "virtualNetworkGateway1": {"id": gw_id, "properties": {}},
+                "localNetworkGateway2": {"id": lgw_id, "properties": {}},
+                "connectionType": "IPsec",
+                "connectionProtocol": "IKEv2",
+                "connectionMode": "Default",
+                "routingWeight": 0,
+                "dpdTimeoutSeconds": 45,
+                "enableBgp": False,
+                "useLocalAzureIpAddress": False,
+                "usePolicyBasedTrafficSelectors": False,
+                "ipsecPolicies": [],
+                "trafficSelectorPolicies": [],
+                "connectionStatus": "NotConnected",
+                "ingressBytesTransferred": 0,
+                "egressBytesTransferred": 0,
+            },
+        }
+    )
     # Why it is down (backend/emulator/netpath_ops.py): a stale security association, which a reset of the connection clears.
     b.tunnels[cn_id] = "stuck"
 
@@ -471,69 +924,150 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
     c = b.clock
     eus_start = -55 * MINUTE
     eus_updates = [
-        (-50 * MINUTE, "Starting at {t} UTC, a subset of customers using Virtual Machines in East US may experience "
-                       "connection failures or unexpected restarts. Engineers are investigating."),
-        (-31 * MINUTE, "We have identified a power event affecting a subset of storage scale units in one datacenter "
-                       "in East US. Virtual Machines whose disks are hosted there may be unavailable. Engineers are "
-                       "working on mitigation."),
-        (-9 * MINUTE, "Power has been restored to the affected storage scale units. Most Virtual Machines are "
-                      "recovering; some may need a restart. The next update will be provided in 60 minutes."),
+        (
+            -50 * MINUTE,
+            "Starting at {t} UTC, a subset of customers using Virtual Machines in East US may experience "
+            "connection failures or unexpected restarts. Engineers are investigating.",
+        ),
+        (
+            -31 * MINUTE,
+            "We have identified a power event affecting a subset of storage scale units in one datacenter "
+            "in East US. Virtual Machines whose disks are hosted there may be unavailable. Engineers are "
+            "working on mitigation.",
+        ),
+        (
+            -9 * MINUTE,
+            "Power has been restored to the affected storage scale units. Most Virtual Machines are "
+            "recovering; some may need a restart. The next update will be provided in 60 minutes.",
+        ),
     ]
     first = c.at(eus_start).strftime("%H:%M")
     eus_updates = [(t, s.replace("{t}", first)) for t, s in eus_updates]
     for sub in (PROD, SHARED, DEV):
-        b.event(sub, "7T2K-LQ8", event_props(
-            c, event_type="ServiceIssue", status="Active", tracking_id="7T2K-LQ8", subscription=sub,
-            title="Virtual Machines - East US - Connectivity failures and unexpected restarts",
-            summary=eus_updates[-1][1], level="Warning", event_level="Error", start=eus_start, mitigation=None,
-            regions=[("eastus", "Active", eus_updates)], services=("Virtual Machines", "Storage"),
-        ))
+        b.event(
+            sub,
+            "7T2K-LQ8",
+            event_props(
+                c,
+                event_type="ServiceIssue",
+                status="Active",
+                tracking_id="7T2K-LQ8",
+                subscription=sub,
+                title="Virtual Machines - East US - Connectivity failures and unexpected restarts",
+                summary=eus_updates[-1][1],
+                level="Warning",
+                event_level="Error",
+                start=eus_start,
+                mitigation=None,
+                regions=[("eastus", "Active", eus_updates)],
+                services=("Virtual Machines", "Storage"),
+            ),
+        )
     for sub in (PROD, SHARED):
-        ups = [(-4 * DAY - 3 * HOUR + 20 * MINUTE, "Engineers are investigating allocation failures for Virtual "
-                                                   "Machines in North Europe."),
-               (-4 * DAY - 1 * HOUR, "Mitigated: between {s} and {e} UTC, customers may have seen allocation failures "
-                                     "when starting or resizing Virtual Machines in North Europe. A configuration "
-                                     "change was rolled back."
-                .replace("{s}", c.at(-4 * DAY - 3 * HOUR).strftime("%d %b %H:%M"))
-                .replace("{e}", c.at(-4 * DAY - 1 * HOUR).strftime("%H:%M")))]
-        b.event(sub, "2M9D-TH0", event_props(
-            c, event_type="ServiceIssue", status="Resolved", tracking_id="2M9D-TH0", subscription=sub,
-            title="Mitigated - Virtual Machines - North Europe - Allocation failures",
-            summary=ups[-1][1], level="Warning", event_level="Warning", start=-4 * DAY - 3 * HOUR,
-            mitigation=-4 * DAY - 1 * HOUR, regions=[("northeurope", "Resolved", ups)],
-        ))
+        ups = [
+            (-4 * DAY - 3 * HOUR + 20 * MINUTE, "Engineers are investigating allocation failures for Virtual Machines in North Europe."),
+            (
+                -4 * DAY - 1 * HOUR,
+                "Mitigated: between {s} and {e} UTC, customers may have seen allocation failures "
+                "when starting or resizing Virtual Machines in North Europe. A configuration "
+                "change was rolled back.".replace("{s}", c.at(-4 * DAY - 3 * HOUR).strftime("%d %b %H:%M")).replace(
+                    "{e}", c.at(-4 * DAY - 1 * HOUR).strftime("%H:%M")
+                ),
+            ),
+        ]
+        b.event(
+            sub,
+            "2M9D-TH0",
+            event_props(
+                c,
+                event_type="ServiceIssue",
+                status="Resolved",
+                tracking_id="2M9D-TH0",
+                subscription=sub,
+                title="Mitigated - Virtual Machines - North Europe - Allocation failures",
+                summary=ups[-1][1],
+                level="Warning",
+                event_level="Warning",
+                start=-4 * DAY - 3 * HOUR,
+                mitigation=-4 * DAY - 1 * HOUR,
+                regions=[("northeurope", "Resolved", ups)],
+            ),
+        )
     mw_start, mw_end = 9 * DAY, 11 * DAY
-    b.event(PROD, "9Q7S-P2X", event_props(
-        c, event_type="PlannedMaintenance", status="Active", tracking_id="9Q7S-P2X", subscription=PROD,
-        title="Planned maintenance: Virtual Machines - North Europe",
-        summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines in North "
-                "Europe. You can start maintenance yourself during the self-service window "
-                f"({c.z(1 * DAY)} to {c.z(8 * DAY)}); otherwise it happens during the scheduled window "
-                f"({c.z(mw_start)} to {c.z(mw_end)}).",
-        level="Warning", event_level="Informational", start=mw_start, mitigation=mw_end,
-        regions=[("northeurope", "Active", [(-2 * DAY, "Maintenance scheduled. Use the self-service window to "
-                                                       "redeploy at a time that suits you.")])],
-    ))
+    b.event(
+        PROD,
+        "9Q7S-P2X",
+        event_props(
+            c,
+            event_type="PlannedMaintenance",
+            status="Active",
+            tracking_id="9Q7S-P2X",
+            subscription=PROD,
+            title="Planned maintenance: Virtual Machines - North Europe",
+            summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines in North "
+            "Europe. You can start maintenance yourself during the self-service window "
+            f"({c.z(1 * DAY)} to {c.z(8 * DAY)}); otherwise it happens during the scheduled window "
+            f"({c.z(mw_start)} to {c.z(mw_end)}).",
+            level="Warning",
+            event_level="Informational",
+            start=mw_start,
+            mitigation=mw_end,
+            regions=[("northeurope", "Active", [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")])],
+        ),
+    )
     for sub in (PROD, SHARED, DEV):
-        ups = [(-10 * DAY, "Virtual machines running an Azure VM agent older than 2.2.53 (Linux) or 2.7.41491.1010 "
-                           "(Windows) can lose the ability to run extensions and to report health. Update the agent.")]
-        b.event(sub, "4H1A-RV8", event_props(
-            c, event_type="HealthAdvisory", status="Active", tracking_id="4H1A-RV8", subscription=sub,
-            title="Action recommended: update the Azure VM agent to a supported version",
-            summary=ups[0][1], level="Warning", event_level="Informational", start=-10 * DAY, mitigation=None,
-            regions=[(r, "Active", ups) for r in ("westeurope", "northeurope", "eastus")],
-        ))
-    ups = [(back_at, "Azure detected a failure of the host server running web-prod-02. Service healing moved the "
-                     "virtual machine to a healthy host and restarted it. No action is needed.")]
-    b.event(PROD, "RH-WP02-7F3C", event_props(
-        c, event_type="ServiceIssue", status="Resolved", tracking_id="RH-WP02-7F3C", subscription=PROD,
-        source="ResourceHealth",
-        title="Unplanned: virtual machine web-prod-02 was restarted by service healing",
-        summary=ups[0][1], level="Warning", event_level="Warning", start=healed_at, mitigation=back_at,
-        regions=[("westeurope", "Resolved", ups)],
-        extra={"reason": "Unplanned", "platformInitiated": True,
-               "additionalInformation": {"message": f"Impacted resource: {healed_vm}"}},
-    ))
+        ups = [
+            (
+                -10 * DAY,
+                "Virtual machines running an Azure VM agent older than 2.2.53 (Linux) or 2.7.41491.1010 "
+                "(Windows) can lose the ability to run extensions and to report health. Update the agent.",
+            )
+        ]
+        b.event(
+            sub,
+            "4H1A-RV8",
+            event_props(
+                c,
+                event_type="HealthAdvisory",
+                status="Active",
+                tracking_id="4H1A-RV8",
+                subscription=sub,
+                title="Action recommended: update the Azure VM agent to a supported version",
+                summary=ups[0][1],
+                level="Warning",
+                event_level="Informational",
+                start=-10 * DAY,
+                mitigation=None,
+                regions=[(r, "Active", ups) for r in ("westeurope", "northeurope", "eastus")],
+            ),
+        )
+    ups = [
+        (
+            back_at,
+            "Azure detected a failure of the host server running web-prod-02. Service healing moved the "
+            "virtual machine to a healthy host and restarted it. No action is needed.",
+        )
+    ]
+    b.event(
+        PROD,
+        "RH-WP02-7F3C",
+        event_props(
+            c,
+            event_type="ServiceIssue",
+            status="Resolved",
+            tracking_id="RH-WP02-7F3C",
+            subscription=PROD,
+            source="ResourceHealth",
+            title="Unplanned: virtual machine web-prod-02 was restarted by service healing",
+            summary=ups[0][1],
+            level="Warning",
+            event_level="Warning",
+            start=healed_at,
+            mitigation=back_at,
+            regions=[("westeurope", "Resolved", ups)],
+            extra={"reason": "Unplanned", "platformInitiated": True, "additionalInformation": {"message": f"Impacted resource: {healed_vm}"}},
+        ),
+    )
 
 
 def _history(b: EstateBuilder, *, jump: str, jump_nsg: str, spot: str, qa: str, legacy2: str, web2: str, healed_at: int, back_at: int) -> None:
@@ -551,13 +1085,21 @@ def _history(b: EstateBuilder, *, jump: str, jump_nsg: str, spot: str, qa: str, 
     rule_at = -2 * HOUR - 40 * MINUTE
     rule_id = f"{jump_nsg}/securityRules/Deny-RDP-Incident-4711"
     b.activity(rule_id, rule_op, at=rule_at, caller="sec.oncall@contoso.com", statuses=lro, client_ip="198.51.100.77", took=12)
-    b.change(jump_nsg, "Update", at=rule_at + 12, changed_by="sec.oncall@contoso.com", client_type="Azure Portal", operation=rule_op,
-             correlation_id=b.activity_correlation(rule_id, rule_op, rule_at), changes={
-                 "properties.securityRules[0].name": (None, "Deny-RDP-Incident-4711"),
-                 "properties.securityRules[0].properties.access": (None, "Deny"),
-                 "properties.securityRules[0].properties.priority": (None, "200"),
-                 "properties.securityRules[0].properties.destinationPortRange": (None, "3389"),
-             })
+    b.change(
+        jump_nsg,
+        "Update",
+        at=rule_at + 12,
+        changed_by="sec.oncall@contoso.com",
+        client_type="Azure Portal",
+        operation=rule_op,
+        correlation_id=b.activity_correlation(rule_id, rule_op, rule_at),
+        changes={
+            "properties.securityRules[0].name": (None, "Deny-RDP-Incident-4711"),
+            "properties.securityRules[0].properties.access": (None, "Deny"),
+            "properties.securityRules[0].properties.priority": (None, "200"),
+            "properties.securityRules[0].properties.destinationPortRange": (None, "3389"),
+        },
+    )
 
     # dev-spot-01: created by its developer, deallocated by her three evenings ago and started yesterday;
     # Azure evicted it 14 hours ago (Spot capacity). Nobody deallocated it: the platform did.
@@ -571,11 +1113,17 @@ def _history(b: EstateBuilder, *, jump: str, jump_nsg: str, spot: str, qa: str, 
     # qa-win-01: stopped three days ago from inside Windows (shutdown /s): no Azure operation, so no
     # activity-log entry; before that it ran for a month.
     b.past_health(qa, "eastus", available(c, since=-33 * DAY))
-    b.activity(qa, f"{vm_ops}/write", at=-12 * DAY, caller="qa.lead@contoso.com",
-               statuses=lro, client_ip="203.0.113.90", took=60)
-    b.change(qa, "Update", at=-12 * DAY + 60, changed_by="qa.lead@contoso.com", client_type="Azure CLI", operation=f"{vm_ops}/write",
-             correlation_id=b.activity_correlation(qa, f"{vm_ops}/write", -12 * DAY),
-             changes={"properties.hardwareProfile.vmSize": ("Standard_B2s", "Standard_B2ms")})
+    b.activity(qa, f"{vm_ops}/write", at=-12 * DAY, caller="qa.lead@contoso.com", statuses=lro, client_ip="203.0.113.90", took=60)
+    b.change(
+        qa,
+        "Update",
+        at=-12 * DAY + 60,
+        changed_by="qa.lead@contoso.com",
+        client_type="Azure CLI",
+        operation=f"{vm_ops}/write",
+        correlation_id=b.activity_correlation(qa, f"{vm_ops}/write", -12 * DAY),
+        changes={"properties.hardwareProfile.vmSize": ("Standard_B2s", "Standard_B2ms")},
+    )
 
     # legacy-app-02: deallocated by the application owner five days ago.
     b.activity(legacy2, f"{vm_ops}/deallocate/action", at=-5 * DAY, caller="j.smith@contoso.com", statuses=lro, client_ip="198.51.100.150", took=80)
@@ -583,23 +1131,31 @@ def _history(b: EstateBuilder, *, jump: str, jump_nsg: str, spot: str, qa: str, 
 
     # web-prod-02: its host failed; service healing moved it to a healthy host and restarted it.
     b.past_health(web2, "westeurope", available(c, since=-23 * DAY))
-    b.past_health(web2, "westeurope", {
-        "availabilityState": "Unavailable",
-        "title": "Unavailable",
-        "summary": SERVICE_HEALING,
-        "reasonType": "Unplanned",
-        "context": "Platform Initiated",
-        "category": "Unplanned",
-        "reasonChronicity": "Persistent",
-        "detailedStatus": "The host server running this virtual machine failed; it was rebooted for repair on a healthy host",
-        "occuredTime": c.z(healed_at),
-        "reportedTime": c.z(back_at),
-    })
+    b.past_health(
+        web2,
+        "westeurope",
+        {
+            "availabilityState": "Unavailable",
+            "title": "Unavailable",
+            "summary": SERVICE_HEALING,
+            "reasonType": "Unplanned",
+            "context": "Platform Initiated",
+            "category": "Unplanned",
+            "reasonChronicity": "Persistent",
+            "detailedStatus": "The host server running this virtual machine failed; it was rebooted for repair on a healthy host",
+            "occuredTime": c.z(healed_at),
+            "reportedTime": c.z(back_at),
+        },
+    )
 
 
 def user_stopped_transient(c: Clock, title: str, *, since: int) -> dict:
     """A short user-initiated outage (a restart) as Resource Health reported it."""
-    return user_transient(c, "Unavailable", title,
-                          "This virtual machine is restarting as requested by an authorized user or process. "
-                          "It will be back online after the reboot completes",
-                          since=since, reported=since + 2 * MINUTE)
+    return user_transient(
+        c,
+        "Unavailable",
+        title,
+        "This virtual machine is restarting as requested by an authorized user or process. It will be back online after the reboot completes",
+        since=since,
+        reported=since + 2 * MINUTE,
+    )

@@ -60,7 +60,7 @@ def _osc52(rng: random.Random) -> str:
 
 
 def _dcs(rng: random.Random) -> str:
-    return ESC + "P" + rng.choice(["$q\"p", "1$r0m", "+q544e"]) + _word(rng) + ST
+    return ESC + "P" + rng.choice(['$q"p', "1$r0m", "+q544e"]) + _word(rng) + ST
 
 
 def _c1(rng: random.Random) -> str:
@@ -122,21 +122,23 @@ def _rich_markup(rng: random.Random) -> str:
 
 
 def _markdown_html(rng: random.Random) -> str:
-    return rng.choice([
-        "<script>alert(1)</script>",
-        "<img src=x onerror=alert(1)>",
-        "[click me](javascript:alert(1))",
-        "<a href=\"javascript:alert(1)\">x</a>",
-        "a | b | c",
-        "`$(id)` ``` ",
-        "![x](javascript:alert(1))",
-        "<iframe src=//evil.test>",
-    ])
+    return rng.choice(
+        [
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            "[click me](javascript:alert(1))",
+            '<a href="javascript:alert(1)">x</a>',
+            "a | b | c",
+            "`$(id)` ``` ",
+            "![x](javascript:alert(1))",
+            "<iframe src=//evil.test>",
+        ]
+    )
 
 
 def _csv_formula(rng: random.Random) -> str:
     starter = rng.choice(CSV_STARTERS)
-    return starter + rng.choice(["=HYPERLINK(\"https://evil.test\",\"x\")", "cmd|' /C calc'!A0", "SUM(1+1)*cmd|'/C calc'!A0", "1+1"])
+    return starter + rng.choice(['=HYPERLINK("https://evil.test","x")', "cmd|' /C calc'!A0", "SUM(1+1)*cmd|'/C calc'!A0", "1+1"])
 
 
 # class name -> generator. A payload of class "csv_formula" is only a formula at the start of a cell:

@@ -24,22 +24,76 @@ from ._common import DAY, HOUR, MINUTE, REGIONS, SERVICE_HEALING, EstateBuilder,
 _NS = uuid.UUID("0e8f4f2c-6a8d-4bd2-b1b5-9a2d5f0e7c11")
 TENANT = "5e7d2c1a-64b3-4f8e-b0a9-2d1c7f6e5a38"
 
-UNITS = ["Production", "Shared Services", "Dev/Test", "Retail", "Finance", "HR Systems", "Manufacturing",
-         "Logistics", "Marketing", "Data Platform", "Sandbox", "SAP", "Research", "Customer Portal", "IoT",
-         "Security", "Analytics", "Mobile", "Partner APIs", "Archive"]
+UNITS = [
+    "Production",
+    "Shared Services",
+    "Dev/Test",
+    "Retail",
+    "Finance",
+    "HR Systems",
+    "Manufacturing",
+    "Logistics",
+    "Marketing",
+    "Data Platform",
+    "Sandbox",
+    "SAP",
+    "Research",
+    "Customer Portal",
+    "IoT",
+    "Security",
+    "Analytics",
+    "Mobile",
+    "Partner APIs",
+    "Archive",
+]
 
 # (region, weight)
-REGION_WEIGHTS = [("westeurope", 30), ("northeurope", 20), ("eastus", 20), ("eastus2", 8), ("westus2", 6),
-                  ("uksouth", 5), ("swedencentral", 3), ("southeastasia", 3), ("centralus", 3), ("westus", 2)]
-WORKLOADS = ["web", "api", "app", "sql", "db", "cache", "batch", "etl", "files", "jump", "mq", "iis", "ftp",
-             "mon", "build", "erp", "crm", "bi", "portal", "search"]
+REGION_WEIGHTS = [
+    ("westeurope", 30),
+    ("northeurope", 20),
+    ("eastus", 20),
+    ("eastus2", 8),
+    ("westus2", 6),
+    ("uksouth", 5),
+    ("swedencentral", 3),
+    ("southeastasia", 3),
+    ("centralus", 3),
+    ("westus", 2),
+]
+WORKLOADS = [
+    "web",
+    "api",
+    "app",
+    "sql",
+    "db",
+    "cache",
+    "batch",
+    "etl",
+    "files",
+    "jump",
+    "mq",
+    "iis",
+    "ftp",
+    "mon",
+    "build",
+    "erp",
+    "crm",
+    "bi",
+    "portal",
+    "search",
+]
 WINDOWS_HEAVY = {"sql", "iis", "files", "erp", "crm", "bi", "jump"}
 ENVS = ["prod", "prod", "prod", "uat", "test", "dev"]
 LINUX_IMAGES = ["ubuntu2204"] * 5 + ["ubuntu2404"] * 2 + ["rhel9"] * 2 + ["ubuntu1804"]
 WINDOWS_IMAGES = ["win2022"] * 5 + ["win2019"] * 3 + ["sql2022", "win2016"]
-SIZES = ["Standard_D2s_v5"] * 5 + ["Standard_B2ms"] * 3 + ["Standard_D4s_v5"] * 2 + ["Standard_E4s_v5"] * 2 + [
-    "Standard_D2as_v5"] * 2 + ["Standard_DS1_v2", "Standard_E8s_v5", "Standard_F4s_v2", "Standard_B2s",
-                               "Standard_D2s_v3"]
+SIZES = (
+    ["Standard_D2s_v5"] * 5
+    + ["Standard_B2ms"] * 3
+    + ["Standard_D4s_v5"] * 2
+    + ["Standard_E4s_v5"] * 2
+    + ["Standard_D2as_v5"] * 2
+    + ["Standard_DS1_v2", "Standard_E8s_v5", "Standard_F4s_v2", "Standard_B2s", "Standard_D2s_v3"]
+)
 DATA_SKUS = ["Premium_LRS"] * 5 + ["StandardSSD_LRS"] * 3 + ["Standard_LRS", "Premium_ZRS"]
 DATA_SIZES = [32, 64, 128, 128, 256, 256, 512, 1024]
 STOP_CODES = ["INACCESSIBLE_BOOT_DEVICE", "CRITICAL_PROCESS_DIED", "CRITICAL_SERVICE_FAILED"]
@@ -72,6 +126,7 @@ def _build(n: int, subscriptions: int, seed: int, now: datetime) -> dict:
 
     def choice(seq):  # rng.choice is several times slower and this runs ~8 times per VM
         return seq[int(rand() * len(seq))]
+
     getrandbits = rng.getrandbits
 
     def guid(_key: str) -> str:
@@ -124,31 +179,44 @@ def _build(n: int, subscriptions: int, seed: int, now: datetime) -> dict:
         nsg = b.nsg(sub, rg, f"nsg-{wl}-{env}-{g:04d}", region, rules, tags)
         subnet_nsg = None
         if rand() < 0.04:
-            subnet_nsg = b.nsg(sub, rg, f"nsg-snet-{wl}-{g:04d}", region, [
-                ("Deny-SSH-Inbound", 110, "Deny", "Tcp", "22", "*", "Inbound", "SSH only through Bastion"),
-            ], tags)
+            subnet_nsg = b.nsg(
+                sub,
+                rg,
+                f"nsg-snet-{wl}-{g:04d}",
+                region,
+                [
+                    ("Deny-SSH-Inbound", 110, "Deny", "Tcp", "22", "*", "Inbound", "SSH only through Bastion"),
+                ],
+                tags,
+            )
         o2, o3 = (g >> 8) & 255, g & 255
-        sn = b.vnet(sub, rg, f"vnet-{wl}-{env}-{g:04d}", region, [f"10.{o2}.{o3}.0/24"],
-                    [("default", f"10.{o2}.{o3}.0/24", subnet_nsg)], tags)["default"]
+        sn = b.vnet(sub, rg, f"vnet-{wl}-{env}-{g:04d}", region, [f"10.{o2}.{o3}.0/24"], [("default", f"10.{o2}.{o3}.0/24", subnet_nsg)], tags)["default"]
         avset = None
         crowded = False
         fd_count = 2
         if count >= 2 and rand() < 0.35:
             fd_count = choice((2, 2, 3))
-            avset = b.availability_set(sub, rg, f"avset-{wl}-{env}-{g:04d}", region, fault_domains=fd_count,
-                                       update_domains=5, tags=tags)
+            avset = b.availability_set(sub, rg, f"avset-{wl}-{env}-{g:04d}", region, fault_domains=fd_count, update_domains=5, tags=tags)
             crowded = rand() < 0.2
         lb = None
         if count >= 2 and rand() < 0.12:
-            lb_pip = b.public_ip(sub, rg, f"pip-lb-{wl}-{g:04d}", region, _public_ip(pip_counter),
-                                 zones=["1", "2", "3"] if zonal_region else None, label=f"lb-{wl}-{env}-{g:04d}",
-                                 tags=tags)
+            lb_pip = b.public_ip(
+                sub,
+                rg,
+                f"pip-lb-{wl}-{g:04d}",
+                region,
+                _public_ip(pip_counter),
+                zones=["1", "2", "3"] if zonal_region else None,
+                label=f"lb-{wl}-{env}-{g:04d}",
+                tags=tags,
+            )
             pip_counter += 1
             nat = []
             for k in range(count):
                 nat.append((f"nat-{k:02d}", 50001 + k, 0))  # backend port fixed below per VM OS
-            lb = b.load_balancer(sub, rg, f"lb-{wl}-{env}-{g:04d}", region, lb_pip, pools=["bepool"], nat=nat,
-                                 lb_rules=[("rule-https", 443, 443, "bepool")], tags=tags)
+            lb = b.load_balancer(
+                sub, rg, f"lb-{wl}-{env}-{g:04d}", region, lb_pip, pools=["bepool"], nat=nat, lb_rules=[("rule-https", 443, 443, "bepool")], tags=tags
+            )
         vmss = None
         if count >= 3 and rand() < 0.05:
             vmss = b.scale_set(sub, rg, f"vmss-{wl}-{env}-{g:04d}", region, "Standard_D2s_v5", capacity=0, tags=tags)
@@ -181,7 +249,7 @@ def _build(n: int, subscriptions: int, seed: int, now: datetime) -> dict:
                 size = "Standard_D2ds_v5"
             if not zones and not member_of and not ephemeral and rand() < 0.025:
                 unmanaged = True
-            trusted = (not unmanaged and image not in ("win2016", "ubuntu1804") and rand() < 0.3)
+            trusted = not unmanaged and image not in ("win2016", "ubuntu1804") and rand() < 0.3
             delete_all = ephemeral or rand() < 0.2
             has_pip = rand() < 0.5
             nat_rules = []
@@ -232,15 +300,39 @@ def _build(n: int, subscriptions: int, seed: int, now: datetime) -> dict:
             bd = rand()
             boot_diag = "managed" if bd < 0.85 else "off" if bd < 0.95 else f"https://stbootdiag{si:03d}.blob.core.windows.net/"
             facts = b.vm(
-                sub, rg, name, region, image=image, size=size, subnet_id=sn, nsg_id=nsg,
-                public_ip=address, pip_sku=pip_sku,
+                sub,
+                rg,
+                name,
+                region,
+                image=image,
+                size=size,
+                subnet_id=sn,
+                nsg_id=nsg,
+                public_ip=address,
+                pip_sku=pip_sku,
                 pip_label=name.replace("_", "-") if has_pip and rand() < 0.5 else None,
-                zones=zones, avset=in_set, fault_domain=fd, update_domain=ud, vmss=member_of, spot=spot,
-                ephemeral=ephemeral, trusted_launch=trusted,
-                vhd_account=f"stlegacyvhd{si:03d}" if unmanaged else None, delete_all=delete_all,
-                os_sku=choice(("Premium_LRS", "Premium_LRS", "StandardSSD_LRS")), data_disks=data, power=power,
-                agent=agent, maintenance=maintenance, boot_diag=boot_diag, lb_pools=lb_pools, nat_rules=nat_rules,
-                created=choice(now_offsets_created), uptime=uptime, extensions=rand() < 0.5, tags=tags,
+                zones=zones,
+                avset=in_set,
+                fault_domain=fd,
+                update_domain=ud,
+                vmss=member_of,
+                spot=spot,
+                ephemeral=ephemeral,
+                trusted_launch=trusted,
+                vhd_account=f"stlegacyvhd{si:03d}" if unmanaged else None,
+                delete_all=delete_all,
+                os_sku=choice(("Premium_LRS", "Premium_LRS", "StandardSSD_LRS")),
+                data_disks=data,
+                power=power,
+                agent=agent,
+                maintenance=maintenance,
+                boot_diag=boot_diag,
+                lb_pools=lb_pools,
+                nat_rules=nat_rules,
+                created=choice(now_offsets_created),
+                uptime=uptime,
+                extensions=rand() < 0.5,
+                tags=tags,
                 instance_view=None,
             )
             # -- Resource Health
@@ -291,41 +383,95 @@ def _events(b: EstateBuilder, subs, sub_regions, maint_regions, rng) -> None:
         # One service issue per region, shared by the subscriptions it touches, as Azure has one
         # tracking id per incident: a thousand subscriptions do not make a thousand outages.
         tid = _tracking_suffix(active)
-        ups = [(-40 * MINUTE, f"Starting at {c.at(-45 * MINUTE):%H:%M} UTC, a subset of customers using Virtual "
-                              f"Machines in {name} may experience connection failures. Engineers are investigating."),
-               (-12 * MINUTE, "A networking device in one datacenter was identified as the cause and taken out of "
-                              "rotation. Impacted Virtual Machines are recovering.")]
-        b.event(sub, "SI" + tid, event_props(
-            c, event_type="ServiceIssue", status="Active", tracking_id="SI" + tid, subscription=sub,
-            title=f"Virtual Machines - {name} - Connectivity failures", summary=ups[-1][1], level="Warning",
-            event_level="Error", start=-45 * MINUTE, mitigation=None, regions=[(active, "Active", ups)],
-        ))
+        ups = [
+            (
+                -40 * MINUTE,
+                f"Starting at {c.at(-45 * MINUTE):%H:%M} UTC, a subset of customers using Virtual "
+                f"Machines in {name} may experience connection failures. Engineers are investigating.",
+            ),
+            (
+                -12 * MINUTE,
+                "A networking device in one datacenter was identified as the cause and taken out of rotation. Impacted Virtual Machines are recovering.",
+            ),
+        ]
+        b.event(
+            sub,
+            "SI" + tid,
+            event_props(
+                c,
+                event_type="ServiceIssue",
+                status="Active",
+                tracking_id="SI" + tid,
+                subscription=sub,
+                title=f"Virtual Machines - {name} - Connectivity failures",
+                summary=ups[-1][1],
+                level="Warning",
+                event_level="Error",
+                start=-45 * MINUTE,
+                mitigation=None,
+                regions=[(active, "Active", ups)],
+            ),
+        )
         other = regions[-1]
-        ups = [(-6 * DAY, f"Mitigated: customers may have seen allocation failures for Virtual Machines in "
-                          f"{REGIONS[other][0]}.")]
-        b.event(sub, "RS" + _tracking_suffix(other), event_props(
-            c, event_type="ServiceIssue", status="Resolved", tracking_id="RS" + _tracking_suffix(other), subscription=sub,
-            title=f"Mitigated - Virtual Machines - {REGIONS[other][0]} - Allocation failures", summary=ups[0][1],
-            level="Warning", event_level="Warning", start=-6 * DAY - 2 * HOUR, mitigation=-6 * DAY,
-            regions=[(other, "Resolved", ups)],
-        ))
+        ups = [(-6 * DAY, f"Mitigated: customers may have seen allocation failures for Virtual Machines in {REGIONS[other][0]}.")]
+        b.event(
+            sub,
+            "RS" + _tracking_suffix(other),
+            event_props(
+                c,
+                event_type="ServiceIssue",
+                status="Resolved",
+                tracking_id="RS" + _tracking_suffix(other),
+                subscription=sub,
+                title=f"Mitigated - Virtual Machines - {REGIONS[other][0]} - Allocation failures",
+                summary=ups[0][1],
+                level="Warning",
+                event_level="Warning",
+                start=-6 * DAY - 2 * HOUR,
+                mitigation=-6 * DAY,
+                regions=[(other, "Resolved", ups)],
+            ),
+        )
         if maint_regions[sub]:
             mregs = sorted(maint_regions[sub])
-            ups = [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits "
-                              "you.")]
+            ups = [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")]
             pm = _tracking_suffix("-".join(mregs))
-            b.event(sub, "PM" + pm, event_props(
-                c, event_type="PlannedMaintenance", status="Active", tracking_id="PM" + pm, subscription=sub,
-                title="Planned maintenance: Virtual Machines - " + ", ".join(REGIONS[r][0] for r in mregs),
-                summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines.",
-                level="Warning", event_level="Informational", start=10 * DAY, mitigation=16 * DAY,
-                regions=[(r, "Active", ups) for r in mregs],
-            ))
-        ups = [(-10 * DAY, "Virtual machines running an outdated Azure VM agent can lose the ability to run "
-                           "extensions and to report health. Update the agent.")]
-        b.event(sub, "HA" + _tracking_suffix(regions[0]), event_props(
-            c, event_type="HealthAdvisory", status="Active", tracking_id="HA" + _tracking_suffix(regions[0]), subscription=sub,
-            title="Action recommended: update the Azure VM agent to a supported version", summary=ups[0][1],
-            level="Warning", event_level="Informational", start=-10 * DAY, mitigation=None,
-            regions=[(r, "Active", ups) for r in regions[:3]],
-        ))
+            b.event(
+                sub,
+                "PM" + pm,
+                event_props(
+                    c,
+                    event_type="PlannedMaintenance",
+                    status="Active",
+                    tracking_id="PM" + pm,
+                    subscription=sub,
+                    title="Planned maintenance: Virtual Machines - " + ", ".join(REGIONS[r][0] for r in mregs),
+                    summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines.",
+                    level="Warning",
+                    event_level="Informational",
+                    start=10 * DAY,
+                    mitigation=16 * DAY,
+                    regions=[(r, "Active", ups) for r in mregs],
+                ),
+            )
+        ups = [
+            (-10 * DAY, "Virtual machines running an outdated Azure VM agent can lose the ability to run extensions and to report health. Update the agent.")
+        ]
+        b.event(
+            sub,
+            "HA" + _tracking_suffix(regions[0]),
+            event_props(
+                c,
+                event_type="HealthAdvisory",
+                status="Active",
+                tracking_id="HA" + _tracking_suffix(regions[0]),
+                subscription=sub,
+                title="Action recommended: update the Azure VM agent to a supported version",
+                summary=ups[0][1],
+                level="Warning",
+                event_level="Informational",
+                start=-10 * DAY,
+                mitigation=None,
+                regions=[(r, "Active", ups) for r in regions[:3]],
+            ),
+        )

@@ -180,8 +180,10 @@ SAC>
 {agent_lines}"""
 
 _WIN_AGENT_READY = "EVENT: Windows Azure Guest Agent (WindowsAzureGuestAgent) reported Ready.\nSAC>"
-_WIN_AGENT_BROKEN = ("EVENT: The Windows Azure Guest Agent service terminated unexpectedly. It has done this 3 time(s).\n"
-                     "EVENT: The RdAgent service entered the stopped state.\nSAC>")
+_WIN_AGENT_BROKEN = (
+    "EVENT: The Windows Azure Guest Agent service terminated unexpectedly. It has done this 3 time(s).\n"
+    "EVENT: The RdAgent service entered the stopped state.\nSAC>"
+)
 
 _WIN_STOP = """\
 Windows is loading files...
@@ -229,8 +231,7 @@ _TOKEN_RE = re.compile("\x00(name|ip|ippad|cname|gw)\x00")
 _cache: dict[tuple, list[str]] = {}
 
 
-def serial_log(*, name: str, image: dict, private_ip: str, boot: str, boot_time: datetime,
-               agent_ready: bool = True) -> str:
+def serial_log(*, name: str, image: dict, private_ip: str, boot: str, boot_time: datetime, agent_ready: bool = True) -> str:
     """The serial console text for one VM (a few dozen lines, ends where the boot stopped)."""
     key = (image["os_name"], image.get("kernel"), image["exact"], boot, boot_time, agent_ready)
     parts = _cache.get(key)
@@ -261,9 +262,14 @@ def _render(image: dict, boot: str, boot_time: datetime, agent_ready: bool) -> s
         agent_tag = "waagent[1012]" if rhel else "python3[1012]"
         agent_unit = "Azure Linux Agent" if rhel else "Azure Linux Agent (walinuxagent)"
         head = _LINUX_HEAD.format(
-            kernel=image["kernel"], build=int(hx[:4], 16) % 90 + 10,
-            partuuid=f"{hx[:8]}-{hx[8:12]}-4{hx[13:16]}-9a1c-{hx[:12]}", os_blocks=62914560, os_gb="32.2",
-            mac=hx[:8], systemd=image["systemd"], name=name,
+            kernel=image["kernel"],
+            build=int(hx[:4], 16) % 90 + 10,
+            partuuid=f"{hx[:8]}-{hx[8:12]}-4{hx[13:16]}-9a1c-{hx[:12]}",
+            os_blocks=62914560,
+            os_gb="32.2",
+            mac=hx[:8],
+            systemd=image["systemd"],
+            name=name,
         )
         if boot == "emergency-fstab":
             tail = _LINUX_FSTAB.format(bad_uuid=f"{hx[8:16]}-1c2d-4e5f-8a9b-{hx[:12]}")
@@ -273,11 +279,17 @@ def _render(image: dict, boot: str, boot_time: datetime, agent_ready: bool) -> s
             tail = _LINUX_FSCK
         else:
             agent_lines = (_AGENT_READY if agent_ready else _AGENT_BROKEN).format(
-                agent_tag=agent_tag, agent_unit_short="waagent.service" if rhel else "walinuxagent.service")
+                agent_tag=agent_tag, agent_unit_short="waagent.service" if rhel else "walinuxagent.service"
+            )
             tail = _LINUX_OK.format(
-                boot=_rfc2822(boot_time), ci=image.get("cloudinit", "24.1.3"), ip=_IPPAD,
-                sshd="OpenSSH server daemon" if rhel else "OpenBSD Secure Shell server", agent_unit=agent_unit,
-                agent_lines=agent_lines, pretty=image["pretty"], name=name,
+                boot=_rfc2822(boot_time),
+                ci=image.get("cloudinit", "24.1.3"),
+                ip=_IPPAD,
+                sshd="OpenSSH server daemon" if rhel else "OpenBSD Secure Shell server",
+                agent_unit=agent_unit,
+                agent_lines=agent_lines,
+                pretty=image["pretty"],
+                name=name,
             )
         return head + tail
     product = image["os_name"]
@@ -287,8 +299,13 @@ def _render(image: dict, boot: str, boot_time: datetime, agent_ready: bool) -> s
         return head.rsplit("SAC>\n", 1)[0] + _WIN_STOP.format(code=code, hex=STOP_CODES.get(code, "0x000000EF"))
     guid = f"{hx[:8]}-{hx[8:12]}-{hx[12:16]}-8d1e-{hx[4:16]}".upper()
     return head + _WIN_OK.format(
-        ip=private_ip, gw=_GW, ll=f"{hx[:4]}:{hx[4:8]}:{hx[8:12]}:{hx[12:16]}%4", cname=_CNAME,
-        guid=guid, build=image["build"], product=product,
+        ip=private_ip,
+        gw=_GW,
+        ll=f"{hx[:4]}:{hx[4:8]}:{hx[8:12]}:{hx[12:16]}%4",
+        cname=_CNAME,
+        guid=guid,
+        build=image["build"],
+        product=product,
         ptype="WinNT" if "Windows 1" in product else "ServerNT",
         time=boot_time.strftime("%Y-%m-%d %H:%M:%S"),
         agent_lines=_WIN_AGENT_READY if agent_ready else _WIN_AGENT_BROKEN,

@@ -236,8 +236,12 @@ def validate_estate(data: Any, where: str = "estate") -> None:
             _fail(where, f"{at} must be an object")
         eid = e.get("id") or ""
         _check_named_id(
-            where, at, e, r"^/subscriptions/([^/]+)/providers/Microsoft\.ResourceHealth/events/([^/]+)$",
-            "/subscriptions/<id>/providers/Microsoft.ResourceHealth/events/<tracking id>", subs,
+            where,
+            at,
+            e,
+            r"^/subscriptions/([^/]+)/providers/Microsoft\.ResourceHealth/events/([^/]+)$",
+            "/subscriptions/<id>/providers/Microsoft.ResourceHealth/events/<tracking id>",
+            subs,
         )
         if eid.lower() in seen_events:
             _fail(where, f"{at} repeats the id {eid}")
@@ -269,7 +273,7 @@ def validate_estate(data: Any, where: str = "estate") -> None:
             _fail(where, f"{at} must be an object")
         ports = facts.get("ports", {})
         if not isinstance(ports, dict):
-            _fail(where, f"{at}.ports must be an object like {{\"22\": \"ssh\"}}")
+            _fail(where, f'{at}.ports must be an object like {{"22": "ssh"}}')
         for port, answer in ports.items():
             if not (isinstance(port, str) and port.isdigit() and 0 < int(port) < 65536):
                 _fail(where, f"{at}.ports has {port!r}, which is not a TCP port number")
@@ -304,10 +308,9 @@ def _check_vm(where: str, at: str, r: dict) -> None:
     sp = props.get("storageProfile")
     if not isinstance(sp, dict) or not isinstance(sp.get("osDisk"), dict):
         _fail(where, f"{at} ({rid}) has no properties.storageProfile.osDisk")
-    nics = (props.get("networkProfile") or {}).get("networkInterfaces") if isinstance(
-        props.get("networkProfile"), dict) else None
+    nics = (props.get("networkProfile") or {}).get("networkInterfaces") if isinstance(props.get("networkProfile"), dict) else None
     if not isinstance(nics, list) or not all(isinstance(n, dict) and isinstance(n.get("id"), str) for n in nics):
-        _fail(where, f"{at} ({rid}) needs properties.networkProfile.networkInterfaces as a list of {{\"id\": ...}}")
+        _fail(where, f'{at} ({rid}) needs properties.networkProfile.networkInterfaces as a list of {{"id": ...}}')
     iv = props.get("instanceView")
     if iv is not None and not (isinstance(iv, dict) and isinstance(iv.get("statuses", []), list)):
         _fail(where, f"{at} ({rid}) has a properties.instanceView that is not an object with a 'statuses' list")

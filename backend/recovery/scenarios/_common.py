@@ -13,8 +13,10 @@ from backend.verdict import INCIDENT_WARNED_SCENARIOS, Incident, platform_unheal
 
 
 def incident_warning(incident: Incident) -> str:
-    return (f"{incident.describe()}. Azure is mitigating it: a recovery now may be undone or made worse by the "
-            "mitigation; wait for Azure unless the business cannot.")
+    return (
+        f"{incident.describe()}. Azure is mitigating it: a recovery now may be undone or made worse by the "
+        "mitigation; wait for Azure unless the business cannot."
+    )
 
 
 def incident_step(incident: Incident) -> Step:

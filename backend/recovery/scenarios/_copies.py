@@ -56,7 +56,12 @@ class DiskCopy:
         return short(self.copy_id)
 
     def body(self, run_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"location": self.location, "sku": {"name": self.sku}, "tags": dict(self.tags, **{RUN_TAG: run_id}), "properties": self.properties}
+        body: dict[str, Any] = {
+            "location": self.location,
+            "sku": {"name": self.sku},
+            "tags": dict(self.tags, **{RUN_TAG: run_id}),
+            "properties": self.properties,
+        }
         if self.zones:
             body["zones"] = list(self.zones)
         return body

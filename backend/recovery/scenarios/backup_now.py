@@ -78,7 +78,9 @@ def _retain_until(facts: VmFacts, params: dict[str, Any]) -> tuple[int, str]:
     if not 1 <= days <= 99:
         from backend.recovery.plan import PlanError
 
-        raise PlanError(f"--retain-days must be a whole number of days from 1 to 99 (an on-demand VM backup is kept at most 99 days), not {params.get('retain_days')!r}")
+        raise PlanError(
+            f"--retain-days must be a whole number of days from 1 to 99 (an on-demand VM backup is kept at most 99 days), not {params.get('retain_days')!r}"
+        )
     made = parse_time(facts.documents.get("fetched_at")) or datetime.now(UTC)
     until = (made.astimezone(UTC) + timedelta(days=days)).replace(microsecond=0)
     return days, until.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -143,20 +145,26 @@ def backup_step(facts: VmFacts, params: dict[str, Any], *, key: str = "backup-no
         while True:
             status, snapshot, error = _job_state(await ctx.backend.get_backup_job(job_id))
             if status.lower() in ("failed", "cancelled", "canceled") or snapshot.lower() == "failed":
-                return not_verified(f"backup job {job_name} of {vm.name} {status.lower() or 'failed'}: {error or 'see the job in vault ' + vault}", job_id=job_id)
+                return not_verified(
+                    f"backup job {job_name} of {vm.name} {status.lower() or 'failed'}: {error or 'see the job in vault ' + vault}", job_id=job_id
+                )
             if status.lower() in ("completed", "completedwithwarnings") or snapshot.lower() == "completed":
                 done = "the backup is complete" if status.lower().startswith("completed") else "the copy to the vault goes on in Azure"
                 return verified(f"backup job {job_name}: the snapshot of every disk of {vm.name} is taken and can be restored now; {done}", job_id=job_id)
             if time.monotonic() >= deadline:
-                return not_verified(f"backup job {job_name} is still {status or 'running'} (snapshot {snapshot or 'not started'}): resume the run to wait for it", job_id=job_id)
+                return not_verified(
+                    f"backup job {job_name} is still {status or 'running'} (snapshot {snapshot or 'not started'}): resume the run to wait for it", job_id=job_id
+                )
             await asyncio.sleep(interval)
 
     title = f"Back up {vm.name} now in vault {vault}" + (" (optional first step)" if optional else "")
     return Step(
         key=key,
         title=title,
-        why=(f"{vm.name} is protected by Azure Backup ({protection.get('describe') or 'vault ' + vault}): a recovery point taken now is what you "
-             "restore if a later step goes wrong, or if the scheduled backups have fallen behind."),
+        why=(
+            f"{vm.name} is protected by Azure Backup ({protection.get('describe') or 'vault ' + vault}): a recovery point taken now is what you "
+            "restore if a later step goes wrong, or if the scheduled backups have fallen behind."
+        ),
         changes=f"an on-demand backup job in vault {vault} (a snapshot of every disk, then a copy to the vault), kept {days} days (until {retain_until}); the VM keeps running",
         kind=Kind.CHANGE,
         undo=f"nothing to undo: the recovery point expires on {retain_until} (or delete it from vault {vault})",
@@ -171,10 +179,14 @@ def _blockers(facts: VmFacts) -> list[str]:
     if protection.get("error"):
         return [f"Azure Backup could not be read: {protection['error']}"]
     if not protection.get("protected"):
-        return [f"{facts.vm.name} is not protected by Azure Backup in any Recovery Services vault of its subscription: protect it first "
-                f"('az backup protection enable-for-vm'), or take snapshots instead (snapshot-disks, restore-point)"]
+        return [
+            f"{facts.vm.name} is not protected by Azure Backup in any Recovery Services vault of its subscription: protect it first "
+            f"('az backup protection enable-for-vm'), or take snapshots instead (snapshot-disks, restore-point)"
+        ]
     if protection.get("stopped"):
-        return [f"protection of {facts.vm.name} in vault {protection.get('vault')} is {protection.get('protection_state')}: resume it before an on-demand backup"]
+        return [
+            f"protection of {facts.vm.name} in vault {protection.get('vault')} is {protection.get('protection_state')}: resume it before an on-demand backup"
+        ]
     return []
 
 
@@ -210,8 +222,11 @@ def offer_first(made: Plan, facts: VmFacts, params: dict[str, Any]) -> Plan:
     if not protection.get("protected") or protection.get("stopped") or made.blockers:
         return made
     if not params.get("backup_first"):
-        made.warnings = (*made.warnings, f"{facts.vm.name} is protected by Azure Backup ({protection.get('describe')}): recover --backup-first "
-                         "takes an on-demand backup as this plan's first step (or run backup-now before it).")
+        made.warnings = (
+            *made.warnings,
+            f"{facts.vm.name} is protected by Azure Backup ({protection.get('describe')}): recover --backup-first "
+            "takes an on-demand backup as this plan's first step (or run backup-now before it).",
+        )
         return made
     at = next((i + 1 for i, s in enumerate(made.steps) if s.key == "preflight"), 0)
     made.steps.insert(at, backup_step(facts, params, optional=True))

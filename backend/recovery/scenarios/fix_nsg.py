@@ -401,7 +401,11 @@ def _allow_step(analysis: Analysis, lv: Level, hours: int) -> Step:
             return already_done(f"rule {name} is already in {lv.where}")
         for item in (doc.get("properties") or {}).get("securityRules") or ():
             props = item.get("properties") or {}
-            if (item.get("name") or "").lower() != name.lower() and str(props.get("direction", "")).lower() == "inbound" and int(props.get("priority") or 0) == priority:
+            if (
+                (item.get("name") or "").lower() != name.lower()
+                and str(props.get("direction", "")).lower() == "inbound"
+                and int(props.get("priority") or 0) == priority
+            ):
                 return blocked(f"priority {priority} in {lv.where} is now taken by rule {safe_json(item.get('name') or '?')}: make the plan again")
         return ready(f"priority {priority} is free in {lv.where}")
 
@@ -417,7 +421,9 @@ def _allow_step(analysis: Analysis, lv: Level, hours: int) -> Step:
         # The ledger first: a crash between the two leaves a rule the release still finds.
         await ctx.record_resource(rid, kind=RULE_KIND, state="creating", note=description)
         try:
-            await ctx.backend.put_security_rule(rid, allow_body(source.prefix, analysis.destination, port, priority, description), **await ctx.lro("put", journal_token=False))
+            await ctx.backend.put_security_rule(
+                rid, allow_body(source.prefix, analysis.destination, port, priority, description), **await ctx.lro("put", journal_token=False)
+            )
         except BackendError:
             there = _find(await ctx.backend.get_nsg(nsg_id), name)
             await ctx.record_resource(rid, kind=RULE_KIND, state="failed" if there else "not-created", note=description)
@@ -479,9 +485,7 @@ def _disable_step(analysis: Analysis, lv: Level) -> Step:
     captured = _find(lv.nsg_doc, rule.name)
     rid = f"{nsg_id}/securityRules/{rule.name}"
     internet = Source.parse("Internet")
-    after = evaluate_nsg(
-        dataclasses.replace(lv.nsg, rules=tuple(r for r in lv.nsg.rules if r.name != rule.name)), analysis.flow(internet), lv.level, lv.nsg.id
-    )
+    after = evaluate_nsg(dataclasses.replace(lv.nsg, rules=tuple(r for r in lv.nsg.rules if r.name != rule.name)), analysis.flow(internet), lv.level, lv.nsg.id)
     then = (
         f"after it, {_rule_text(after.rule)} decides port {port} from the internet: {'allowed' if after.allowed else 'denied'}"
         if after.rule is not None

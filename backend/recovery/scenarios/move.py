@@ -93,14 +93,16 @@ def _moves(facts: VmFacts, zones: tuple[str, ...]) -> list[DiskMove]:
         doc = _disk_doc(facts, disk.id)
         sku = str((doc.get("sku") or {}).get("name") or disk.sku or "")
         copy_zones = zones if sku.lower() in ZONAL_SKUS_OK else ()
-        out.append(DiskMove(
-            disk=disk,
-            role="OS" if disk.lun is None else f"data (LUN {disk.lun})",
-            doc=doc,
-            snapshot_id=resource_id(rid.subscription_id, rid.resource_group, "Microsoft.Compute/snapshots", snapshot_name(disk.name, when)),
-            copy_id=resource_id(rid.subscription_id, rid.resource_group, "Microsoft.Compute/disks", arm_name(disk.name, tag)),
-            copy_zones=copy_zones,
-        ))
+        out.append(
+            DiskMove(
+                disk=disk,
+                role="OS" if disk.lun is None else f"data (LUN {disk.lun})",
+                doc=doc,
+                snapshot_id=resource_id(rid.subscription_id, rid.resource_group, "Microsoft.Compute/snapshots", snapshot_name(disk.name, when)),
+                copy_id=resource_id(rid.subscription_id, rid.resource_group, "Microsoft.Compute/disks", arm_name(disk.name, tag)),
+                copy_zones=copy_zones,
+            )
+        )
     return out
 
 
@@ -111,7 +113,11 @@ async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], d
         sub = ResourceId.parse(vm_id)
         model = documents.get("model") or {}
         value = str(params["availability_set"])
-        set_id = value if value.lower().startswith("/subscriptions/") else resource_id(sub.subscription_id, sub.resource_group, "Microsoft.Compute/availabilitySets", value)
+        set_id = (
+            value
+            if value.lower().startswith("/subscriptions/")
+            else resource_id(sub.subscription_id, sub.resource_group, "Microsoft.Compute/availabilitySets", value)
+        )
         documents["availability_set"] = await backend.get_availability_set(set_id)
         documents.setdefault("availability_set_location", model.get("location"))
 
@@ -164,7 +170,12 @@ def _kept_snapshot_step(facts: VmFacts, move: DiskMove) -> Step:
 
 def _set_step(vm: Vm, set_id: str, location: str) -> Step:
     name = short(set_id)
-    body = {"location": location, "sku": {"name": "Aligned"}, "tags": dict(vm.tags or {}), "properties": {"platformFaultDomainCount": 2, "platformUpdateDomainCount": 5}}
+    body = {
+        "location": location,
+        "sku": {"name": "Aligned"},
+        "tags": dict(vm.tags or {}),
+        "properties": {"platformFaultDomainCount": 2, "platformUpdateDomainCount": 5},
+    }
 
     async def pre(ctx: StepContext) -> Check:
         if await ctx.backend.get_availability_set(set_id) is not None:
@@ -172,7 +183,9 @@ def _set_step(vm: Vm, set_id: str, location: str) -> Step:
         return ready(f"no availability set {name} yet")
 
     async def run(ctx: StepContext) -> str:
-        await ctx.record_resource(set_id, kind="availability-set", state="creating", note=f"availability set {name} for {vm.name} (yours: aztriage never deletes it)")
+        await ctx.record_resource(
+            set_id, kind="availability-set", state="creating", note=f"availability set {name} for {vm.name} (yours: aztriage never deletes it)"
+        )
         await ctx.backend.put_availability_set(set_id, body)
         return f"availability set {name} created with 2 fault and 5 update domains"
 
@@ -201,7 +214,12 @@ def _set_step(vm: Vm, set_id: str, location: str) -> Step:
 def _keep_originals_step(vm: Vm, moves: list[DiskMove]) -> Step:
     async def run(ctx: StepContext) -> str:
         for m in moves:
-            await ctx.record_resource(m.disk.id or "", kind="moved-disk", state="keep", note=f"{vm.name}'s original {m.role} disk before the move (now on {m.copy_name}): kept until you release it")
+            await ctx.record_resource(
+                m.disk.id or "",
+                kind="moved-disk",
+                state="keep",
+                note=f"{vm.name}'s original {m.role} disk before the move (now on {m.copy_name}): kept until you release it",
+            )
             await ctx.record_resource(m.copy_id, kind="disk-copy", state="in-use", note=f"{vm.name}'s {m.role} disk now: never deleted by aztriage")
         await ctx.save(moved={m.disk.id: m.copy_id for m in moves})
         return "kept, detached: " + ", ".join(m.disk.name for m in moves) + f"; release them with aztriage runs --release {ctx.run_id} once {vm.name} is good"
@@ -221,10 +239,14 @@ def _blockers(facts: VmFacts, params: dict[str, Any], layout: R.RecreateLayout, 
     out = list(R._blockers(layout))
     props = facts.model.get("properties") or {}
     if props.get("proximityPlacementGroup"):
-        out.append(f"{vm.name} is in proximity placement group {short((props['proximityPlacementGroup'] or {}).get('id') or '')}: Azure places its VMs together; take it out of the group first (az vm update --ppg '')")
+        out.append(
+            f"{vm.name} is in proximity placement group {short((props['proximityPlacementGroup'] or {}).get('id') or '')}: Azure places its VMs together; take it out of the group first (az vm update --ppg '')"
+        )
     ultra = [d.name for d in vm.disks if (d.sku or "").lower().startswith("ultra")]
     if ultra:
-        out.append(f"{', '.join(ultra)} {'is an Ultra disk' if len(ultra) == 1 else 'are Ultra disks'}: Azure cannot snapshot Ultra disks in every region, so there is nothing to copy from; move the data to a Premium SSD first")
+        out.append(
+            f"{', '.join(ultra)} {'is an Ultra disk' if len(ultra) == 1 else 'are Ultra disks'}: Azure cannot snapshot Ultra disks in every region, so there is nothing to copy from; move the data to a Premium SSD first"
+        )
     zone = str(params.get("zone") or "")
     if zone:
         region = region_sizes(facts)
@@ -243,7 +265,9 @@ def _blockers(facts: VmFacts, params: dict[str, Any], layout: R.RecreateLayout, 
         for nic in vm.nics:
             for pip in nic.public_ips:
                 if pip.zones and len(pip.zones) == 1 and pip.zones[0] != zone:
-                    out.append(f"public IP {pip.name} is pinned to zone {pip.zones[0]}: a VM in zone {zone} cannot use it (give the VM a zone-redundant or regional public IP first)")
+                    out.append(
+                        f"public IP {pip.name} is pinned to zone {pip.zones[0]}: a VM in zone {zone} cannot use it (give the VM a zone-redundant or regional public IP first)"
+                    )
     if set_id:
         if same_id(vm.availability_set, set_id):
             out.append(f"{vm.name} already is in availability set {short(set_id)}")
@@ -251,7 +275,9 @@ def _blockers(facts: VmFacts, params: dict[str, Any], layout: R.RecreateLayout, 
             if "".join(str(set_doc.get("location") or "").split()).lower() != "".join(vm.location.split()).lower():
                 out.append(f"availability set {short(set_id)} is in {set_doc.get('location')}, not in {vm.location}: a set holds VMs of its own region only")
             if str((set_doc.get("sku") or {}).get("name") or "Classic").lower() != "aligned":
-                out.append(f"availability set {short(set_id)} is a Classic set (unmanaged disks): a VM with managed disks needs an Aligned set; name a new set and the run creates one")
+                out.append(
+                    f"availability set {short(set_id)} is a Classic set (unmanaged disks): a VM with managed disks needs an Aligned set; name a new set and the run creates one"
+                )
     return out
 
 
@@ -271,7 +297,9 @@ def build(facts: VmFacts, params: dict[str, Any], scenario: str) -> Plan:
     copies = {same_id_key(m.disk.id): m for m in moves}
     body = copy.deepcopy(layout.body)
     storage = body["properties"]["storageProfile"]
-    storage["osDisk"]["managedDisk"]["id"] = copies[same_id_key(layout.original_os)].copy_id if same_id_key(layout.original_os) in copies else storage["osDisk"]["managedDisk"]["id"]
+    storage["osDisk"]["managedDisk"]["id"] = (
+        copies[same_id_key(layout.original_os)].copy_id if same_id_key(layout.original_os) in copies else storage["osDisk"]["managedDisk"]["id"]
+    )
     storage["osDisk"]["name"] = short(storage["osDisk"]["managedDisk"]["id"] or "") or storage["osDisk"].get("name")
     for ref in storage.get("dataDisks") or ():
         m = copies.get(same_id_key(ref["managedDisk"]["id"]))
@@ -291,7 +319,9 @@ def build(facts: VmFacts, params: dict[str, Any], scenario: str) -> Plan:
     create = R._create_step(layout)
     create.title = f"Create {vm.name} in {where} on the copies"
     create.why = "The same VM (name, size, NICs, tags, identity, security profile, boot diagnostics) in its new place, booting from the copies of its disks."
-    create.changes = f"creates VM {vm.name} ({vm.size}) in {where}, attaching the copies {', '.join(m.copy_name for m in moves)} (createOption Attach); deleteOption Detach"
+    create.changes = (
+        f"creates VM {vm.name} ({vm.size}) in {where}, attaching the copies {', '.join(m.copy_name for m in moves)} (createOption Attach); deleteOption Detach"
+    )
     deallocate = power_step(
         facts,
         action="deallocate",
@@ -328,7 +358,9 @@ def build(facts: VmFacts, params: dict[str, Any], scenario: str) -> Plan:
         _keep_originals_step(vm, moves),
     ]
     warnings = [w for w in R._warnings(layout) if "goes back into availability set" not in w and "capacity in zone" not in w]
-    warnings.append(f"The original disks ({', '.join(d.name for d in vm.disks)}) are kept, detached, with their snapshots: aztriage runs --release RUN_ID deletes them once the moved VM is good.")
+    warnings.append(
+        f"The original disks ({', '.join(d.name for d in vm.disks)}) are kept, detached, with their snapshots: aztriage runs --release RUN_ID deletes them once the moved VM is good."
+    )
     if not running:
         warnings.append(f"{vm.name} is {vm.power_state} now; it is created again running.")
     out = plan(
@@ -340,7 +372,11 @@ def build(facts: VmFacts, params: dict[str, Any], scenario: str) -> Plan:
         warnings=warnings,
         blockers=_blockers(facts, params, layout, set_doc, set_id),
         details=(
-            ("placement", f"zone {','.join(vm.zones)}" if vm.zones else (f"availability set {short(vm.availability_set)}" if vm.availability_set else "none"), where),
+            (
+                "placement",
+                f"zone {','.join(vm.zones)}" if vm.zones else (f"availability set {short(vm.availability_set)}" if vm.availability_set else "none"),
+                where,
+            ),
             *((f"{m.role} disk", m.disk.name, f"{m.copy_name} ({'zone ' + ','.join(m.copy_zones) if m.copy_zones else 'regional'})") for m in moves),
         ),
         params={"zone": zone} if zones else {"availability_set": set_id},

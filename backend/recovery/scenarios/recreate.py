@@ -163,7 +163,9 @@ def captured_extensions(model: dict[str, Any]) -> list[CapturedExtension]:
         if doc.get("tags"):
             body["tags"] = copy.deepcopy(doc["tags"])
         handler = f"{props['publisher']}.{props['type']}".lower()
-        found[name] = CapturedExtension(name, props["publisher"], props["type"], str(props.get("typeHandlerVersion") or ""), body, PROTECTED_HANDLERS.get(handler))
+        found[name] = CapturedExtension(
+            name, props["publisher"], props["type"], str(props.get("typeHandlerVersion") or ""), body, PROTECTED_HANDLERS.get(handler)
+        )
         after[name] = [n for n in props.get("provisionAfterExtensions") or () if isinstance(n, str)]
     ordered: list[str] = []
 
@@ -296,7 +298,9 @@ def extension_step(vm: Vm, ext: CapturedExtension) -> Step:
         doc = await ctx.backend.get_extension(vm.id, ext.name)
         if doc is not None and not _same_handler(doc, ext):
             props = doc.get("properties") or {}
-            return blocked(f"{vm.name} has another extension named {ext.name} ({props.get('publisher')}.{props.get('type')}): remove it, or install {ext.handler} yourself")
+            return blocked(
+                f"{vm.name} has another extension named {ext.name} ({props.get('publisher')}.{props.get('type')}): remove it, or install {ext.handler} yourself"
+            )
         state = (((doc or {}).get("properties") or {}).get("provisioningState") or "").lower()
         if doc is not None and state == "succeeded":
             return already_done(f"{ext.name} is installed")
@@ -331,7 +335,11 @@ def extension_step(vm: Vm, ext: CapturedExtension) -> Step:
         if state != "succeeded":
             statuses = (props.get("instanceView") or {}).get("statuses") or []
             detail = "; ".join(x.get("message") or x.get("displayStatus") or "" for x in statuses if x.get("message") or x.get("displayStatus"))
-            return not_verified(f"{ext.name} ended {state or 'unknown'}" + (f" ({detail})" if detail else "") + f"; {vm.name} runs without it: resume to try again, or install it yourself")
+            return not_verified(
+                f"{ext.name} ended {state or 'unknown'}"
+                + (f" ({detail})" if detail else "")
+                + f"; {vm.name} runs without it: resume to try again, or install it yourself"
+            )
         want = ext.body["properties"]
         differs = [k for k in ("typeHandlerVersion", "settings") if props.get(k) != want.get(k)]
         if not _same_handler(doc, ext):
@@ -422,7 +430,8 @@ def _warnings(layout: RecreateLayout) -> list[str]:
     warnings: list[str] = []
     if at_risk:
         warnings.append(
-            "deleteOption is Delete on " + ", ".join(k.describe().rsplit(":", 1)[0] for k in at_risk)
+            "deleteOption is Delete on "
+            + ", ".join(k.describe().rsplit(":", 1)[0] for k in at_risk)
             + ": deleting the VM as it is would destroy them; the run sets Detach and reads it back before anything is deleted."
         )
     warnings += temp_disk_warnings(vm) + dynamic_ip_warnings(vm)
@@ -433,7 +442,9 @@ def _warnings(layout: RecreateLayout) -> list[str]:
             + " again with the public settings they had (Azure never returns protected settings: an extension that also had some needs them set again)."
         )
     for e in layout.by_hand:
-        warnings.append(f"Extension {e.describe()} keeps {e.protected} in protected settings, which Azure never returns: it is not installed again; install it yourself afterwards.")
+        warnings.append(
+            f"Extension {e.describe()} keeps {e.protected} in protected settings, which Azure never returns: it is not installed again; install it yourself afterwards."
+        )
     if user_data:
         warnings.append(
             f"userData ({layout.user_data_size} bytes) is carried over: it exists nowhere else once the VM is deleted, so a copy is kept with the captured model "
@@ -444,7 +455,9 @@ def _warnings(layout: RecreateLayout) -> list[str]:
     if vm.availability_set:
         warnings.append(f"The VM goes back into availability set {short(vm.availability_set)}; Azure may give it another fault domain.")
     if vm.zones:
-        warnings.append(f"If Azure has no {vm.size} capacity in zone {','.join(vm.zones)} when the VM is created again, the create fails: the disks stay safe and detached, and resuming tries again.")
+        warnings.append(
+            f"If Azure has no {vm.size} capacity in zone {','.join(vm.zones)} when the VM is created again, the create fails: the disks stay safe and detached, and resuming tries again."
+        )
     if vm.power_state in ("stopped", "deallocated"):
         warnings.append(f"{vm.name} is {vm.power_state} now; it is created again running (billing starts).")
     if (vm.priority or "").lower() == "spot":
@@ -683,7 +696,9 @@ def _create_step(layout: RecreateLayout) -> Step:
         current = await get_vm(ctx, vm.id)
         if current is not None:
             if not same_id(os_disk_of(current), original_os):
-                return blocked(f"a VM named {vm.name} exists and does not boot from {short(original_os or '')}: the disks are safe and detached; remove that VM or recreate under another name by hand")
+                return blocked(
+                    f"a VM named {vm.name} exists and does not boot from {short(original_os or '')}: the disks are safe and detached; remove that VM or recreate under another name by hand"
+                )
             if provisioning(current)[0] == "failed":
                 return ready(f"{vm.name} exists on its OS disk but its creation failed: sending it again")
             return already_done(f"{vm.name} exists again on its OS disk {short(original_os or '')}")
@@ -708,7 +723,10 @@ def _create_step(layout: RecreateLayout) -> Step:
         if not same_id(os_disk_of(current), original_os):
             problems.append("it does not boot from the original OS disk")
         want_data = {ref["lun"]: ref["managedDisk"]["id"].lower() for ref in body["properties"]["storageProfile"]["dataDisks"]}
-        got_data = {ref.get("lun"): ((ref.get("managedDisk") or {}).get("id") or "").lower() for ref in ((current.get("properties") or {}).get("storageProfile") or {}).get("dataDisks") or ()}
+        got_data = {
+            ref.get("lun"): ((ref.get("managedDisk") or {}).get("id") or "").lower()
+            for ref in ((current.get("properties") or {}).get("storageProfile") or {}).get("dataDisks") or ()
+        }
         if want_data != got_data:
             problems.append("its data disks are not at their LUNs")
         if sorted(n.lower() for n in _nic_ids(current)) != sorted(n.lower() for n in _nic_ids(model)):
@@ -742,7 +760,13 @@ def _running_step(layout: RecreateLayout) -> Step:
     vm = layout.vm
 
     async def running_verify(ctx: StepContext) -> Verification:
-        current = await wait_for_vm(ctx, vm.id, lambda m: m is None or provisioning(m)[0] == "failed" or power_state(m) == "running" or (vm_settled(m) and power_state(m) in ("stopped", "deallocated")))
+        current = await wait_for_vm(
+            ctx,
+            vm.id,
+            lambda m: (
+                m is None or provisioning(m)[0] == "failed" or power_state(m) == "running" or (vm_settled(m) and power_state(m) in ("stopped", "deallocated"))
+            ),
+        )
         if current is None:
             return not_verified(f"{vm.name} does not exist")
         power = power_state(current)
@@ -767,9 +791,18 @@ def _report_step(layout: RecreateLayout) -> Step:
     kept_list = layout.kept_list
 
     async def report_verify(ctx: StepContext) -> Verification:
-        lines = [f"{vm.name} recreated from its own disks ({vm.size}, {vm.location}" + (f", zone {','.join(vm.zones)}" if vm.zones else "") + (f", availability set {short(vm.availability_set)}" if vm.availability_set else "") + ")"]
+        lines = [
+            f"{vm.name} recreated from its own disks ({vm.size}, {vm.location}"
+            + (f", zone {','.join(vm.zones)}" if vm.zones else "")
+            + (f", availability set {short(vm.availability_set)}" if vm.availability_set else "")
+            + ")"
+        ]
         lines.append(f"kept and re-attached: {kept_list}")
-        lines.append("deleteOption is Detach on all of them now (it was Delete on " + ", ".join(short(k.resource_id) for k in at_risk) + ")" if at_risk else "deleteOption is Detach on all of them")
+        lines.append(
+            "deleteOption is Detach on all of them now (it was Delete on " + ", ".join(short(k.resource_id) for k in at_risk) + ")"
+            if at_risk
+            else "deleteOption is Detach on all of them"
+        )
         if reinstall:
             lines.append("extensions installed again with their public settings: " + ", ".join(e.describe() for e in reinstall))
         if extensions:

@@ -133,6 +133,7 @@ async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], d
         await _gather_rescue_vm_fitness(backend, documents)
     if vm.boot_diagnostics.enabled:
         from backend import bootdiag
+
         try:
             data = await backend.boot_diagnostics(vm, screenshot=False)
         except BackendError as exc:
@@ -178,7 +179,7 @@ def fix_script(os_type: str, lun: int, generation: str) -> tuple[str, list[str]]
                 "if ($efi) { $efi | Add-PartitionAccessPath -AccessPath 'S:\\' -ErrorAction SilentlyContinue; $bcd = 'S:\\EFI\\Microsoft\\Boot\\BCD' } else { throw 'no EFI system partition on the copy' }",
             ]
             if generation == "V2"
-            else ["$bcd = \"$d\\boot\\bcd\""]
+            else ['$bcd = "$d\\boot\\bcd"']
         )
         script = [
             "$ErrorActionPreference = 'Stop'",
@@ -188,15 +189,15 @@ def fix_script(os_type: str, lun: int, generation: str) -> tuple[str, list[str]]
             "Set-Disk -Number $disk.Number -IsReadOnly $false",
             "$part = Get-Partition -DiskNumber $disk.Number | Where-Object { $_.Type -eq 'Basic' } | Sort-Object Size -Descending | Select-Object -First 1",
             "if (-not $part.DriveLetter) { $part | Add-PartitionAccessPath -AssignDriveLetter; $part = Get-Partition -DiskNumber $disk.Number -PartitionNumber $part.PartitionNumber }",
-            "$d = \"$($part.DriveLetter):\"",
-            "Write-Output \"copy of the OS disk at LUN " + str(lun) + ": $d\"",
+            '$d = "$($part.DriveLetter):"',
+            'Write-Output "copy of the OS disk at LUN ' + str(lun) + ': $d"',
             "chkdsk $d /f",
-            "reg load HKLM\\BROKENSYSTEM \"$d\\Windows\\System32\\config\\SYSTEM\"",
+            'reg load HKLM\\BROKENSYSTEM "$d\\Windows\\System32\\config\\SYSTEM"',
             "foreach ($cs in 'ControlSet001','ControlSet002') {",
-            "  reg add \"HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server\" /v fDenyTSConnections /t REG_DWORD /d 0 /f",
-            "  reg add \"HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp\" /v PortNumber /t REG_DWORD /d 3389 /f",
-            f"  reg add \"HKLM\\BROKENSYSTEM\\$cs\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules\" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d \"{FIREWALL_RULE}\" /f",
-            "  reg add \"HKLM\\BROKENSYSTEM\\$cs\\Services\\storvsc\" /v Start /t REG_DWORD /d 0 /f",
+            '  reg add "HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server" /v fDenyTSConnections /t REG_DWORD /d 0 /f',
+            '  reg add "HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp" /v PortNumber /t REG_DWORD /d 3389 /f',
+            f'  reg add "HKLM\\BROKENSYSTEM\\$cs\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d "{FIREWALL_RULE}" /f',
+            '  reg add "HKLM\\BROKENSYSTEM\\$cs\\Services\\storvsc" /v Start /t REG_DWORD /d 0 /f',
             "}",
             "reg unload HKLM\\BROKENSYSTEM",
             *bcd,
@@ -211,17 +212,17 @@ def fix_script(os_type: str, lun: int, generation: str) -> tuple[str, list[str]]
     script = [
         "set -u",
         f"disk={dev}",
-        "dev=$(readlink -f \"$disk\")",
-        "echo \"copy of the OS disk: $disk -> $dev\"; lsblk -f \"$dev\"",
+        'dev=$(readlink -f "$disk")',
+        'echo "copy of the OS disk: $disk -> $dev"; lsblk -f "$dev"',
         "dmesg | grep SCSI | tail -3",
         "root=$(lsblk -lnpbo NAME,FSTYPE,SIZE \"$dev\" | awk '$2 ~ /^(ext[234]|xfs|btrfs)$/ {print $3, $1}' | sort -n | tail -1 | cut -d' ' -f2)",
-        "[ -n \"$root\" ] || { echo \"REFUSED: no Linux root file system on $dev\" >&2; exit 1; }",
-        "if findmnt -S \"$root\" >/dev/null; then echo \"REFUSED: $root is mounted: it is never checked while mounted\" >&2; exit 1; fi",
-        "fstype=$(lsblk -no FSTYPE \"$root\")",
-        "if [ \"$fstype\" = xfs ]; then xfs_repair \"$root\"; else fsck -yM \"$root\"; fi",
-        "mkdir -p /rescue && mount $([ \"$fstype\" = xfs ] && echo -o nouuid) \"$root\" /rescue",
+        '[ -n "$root" ] || { echo "REFUSED: no Linux root file system on $dev" >&2; exit 1; }',
+        'if findmnt -S "$root" >/dev/null; then echo "REFUSED: $root is mounted: it is never checked while mounted" >&2; exit 1; fi',
+        'fstype=$(lsblk -no FSTYPE "$root")',
+        'if [ "$fstype" = xfs ]; then xfs_repair "$root"; else fsck -yM "$root"; fi',
+        'mkdir -p /rescue && mount $([ "$fstype" = xfs ] && echo -o nouuid) "$root" /rescue',
         "cp /rescue/etc/fstab /rescue/etc/fstab.aztriage.bak",
-        "awk 'BEGIN{OFS=\"\\t\"} /^[[:space:]]*#/ || NF<4 {print; next} $2!=\"/\" && $2!=\"/boot\" && $2!=\"/boot/efi\" && $3!=\"swap\" && $4 !~ /nofail/ {$4=$4\",nofail\"} {print}' /rescue/etc/fstab.aztriage.bak > /rescue/etc/fstab",
+        'awk \'BEGIN{OFS="\\t"} /^[[:space:]]*#/ || NF<4 {print; next} $2!="/" && $2!="/boot" && $2!="/boot/efi" && $3!="swap" && $4 !~ /nofail/ {$4=$4",nofail"} {print}\' /rescue/etc/fstab.aztriage.bak > /rescue/etc/fstab',
         "findmnt --verify --tab-file /rescue/etc/fstab || true",
         "sshd -t -f /rescue/etc/ssh/sshd_config && echo 'sshd_config: ok'",
         "for d in dev proc sys; do mount --bind /$d /rescue/$d; done",
@@ -241,11 +242,7 @@ def repair_commands(os_type: str, lun: int, generation: str, vm_name: str, copy_
     lun = int(lun)
     vm_name, copy_name = comment(vm_name), comment(copy_name)
     if _windows(os_type):
-        bcd = (
-            ["# diskpart: select the copy's EFI partition, assign letter=S   (Gen2: the BCD is S:\\EFI\\Microsoft\\Boot\\BCD)"]
-            if generation == "V2"
-            else []
-        )
+        bcd = ["# diskpart: select the copy's EFI partition, assign letter=S   (Gen2: the BCD is S:\\EFI\\Microsoft\\Boot\\BCD)"] if generation == "V2" else []
         store = "S:\\EFI\\Microsoft\\Boot\\BCD" if generation == "V2" else "F:\\boot\\bcd"
         lines = [
             f"diskmgmt.msc   # the disk at LUN {lun} is the copy {copy_name}: bring it online; its Windows partition is F: below",
@@ -253,10 +250,10 @@ def repair_commands(os_type: str, lun: int, generation: str, vm_name: str, copy_
             "chkdsk F: /f",
             "reg load HKLM\\BROKENSYSTEM F:\\Windows\\System32\\config\\SYSTEM   # the copy's SYSTEM hive",
             "reg query HKLM\\BROKENSYSTEM\\Select /v Current   # the control set in use (001 below)",
-            "reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server\" /v fDenyTSConnections /t REG_DWORD /d 0 /f   # RDP on",
-            "reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp\" /v PortNumber /t REG_DWORD /d 3389 /f",
-            f"reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules\" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d {ps_quote(FIREWALL_RULE)} /f   # the RDP firewall rule",
-            "reg add \"HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\storvsc\" /v Start /t REG_DWORD /d 0 /f   # Azure's storage driver at boot (INACCESSIBLE_BOOT_DEVICE)",
+            'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server" /v fDenyTSConnections /t REG_DWORD /d 0 /f   # RDP on',
+            'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp" /v PortNumber /t REG_DWORD /d 3389 /f',
+            f'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d {ps_quote(FIREWALL_RULE)} /f   # the RDP firewall rule',
+            'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\storvsc" /v Start /t REG_DWORD /d 0 /f   # Azure\'s storage driver at boot (INACCESSIBLE_BOOT_DEVICE)',
             "reg unload HKLM\\BROKENSYSTEM",
             *bcd,
             f"bcdedit /store {store} /enum /v",
@@ -268,12 +265,25 @@ def repair_commands(os_type: str, lun: int, generation: str, vm_name: str, copy_
         dev = f"/dev/disk/azure/scsi1/lun{lun}"
         part = f"{dev}-part1"
         lines = [
-            sh("lsblk", "-f", dev, note=f"the copy {copy_name} of {vm_name}'s OS disk; its root file system is the largest ext4/xfs partition (-part1 on Azure's images)"),
+            sh(
+                "lsblk",
+                "-f",
+                dev,
+                note=f"the copy {copy_name} of {vm_name}'s OS disk; its root file system is the largest ext4/xfs partition (-part1 on Azure's images)",
+            ),
             literal("dmesg | grep SCSI | tail   # the same disk by its sdX name"),
             sh("findmnt", part, OR, "echo", "not mounted: safe to check", note="never run fsck on a mounted file system"),
             sh("fsck", "-yM", part, note=f"xfs: xfs_repair {part}"),
             sh("mkdir", "-p", "/rescue", AND, "mount", part, "/rescue", note="xfs: mount -o nouuid"),
-            sh("cp", "/rescue/etc/fstab", "/rescue/etc/fstab.bak", AND, "vi", "/rescue/etc/fstab", note="add nofail to (or comment out) the entries of data disks that are gone"),
+            sh(
+                "cp",
+                "/rescue/etc/fstab",
+                "/rescue/etc/fstab.bak",
+                AND,
+                "vi",
+                "/rescue/etc/fstab",
+                note="add nofail to (or comment out) the entries of data disks that are gone",
+            ),
             sh("findmnt", "--verify", "--tab-file", "/rescue/etc/fstab"),
             sh("sshd", "-t", "-f", "/rescue/etc/ssh/sshd_config", note="then fix what it names in /rescue/etc/ssh/sshd_config"),
             sh("umount", "/rescue", note="before the copy is detached"),
@@ -545,7 +555,9 @@ def _warnings(layout: RescueLayout) -> list[str]:
     warnings: list[str] = rescue_vm_mismatches(layout)
     for lock in layout.facts.locks or ():
         if lock.level.lower() == "cannotdelete" and lock.scope_kind == "subscription" and layout.new_rescue:
-            warnings.append(f"{lock.describe()}: it also covers the rescue group, which the cleanup then cannot delete; delete it yourself after removing the lock.")
+            warnings.append(
+                f"{lock.describe()}: it also covers the rescue group, which the cleanup then cannot delete; delete it yourself after removing the lock."
+            )
     if verdict and verdict.get("summary"):
         warnings.append(f"Serial log: {verdict['summary']}.")
     if layout.new_rescue and layout.credential is None:
@@ -601,7 +613,9 @@ def _instructions(layout: RescueLayout) -> str:
         else f"on {rescue_name}, where the copy is the disk at LUN {lun}"
     )
     return "\n".join(
-        [f"Repair the copy {copy_name} ({vm.os_type}, attached at LUN {lun}) on the rescue VM {rescue_name}: {access}. As {'Administrator' if layout.windows else 'root'}:"]
+        [
+            f"Repair the copy {copy_name} ({vm.os_type}, attached at LUN {lun}) on the rescue VM {rescue_name}: {access}. As {'Administrator' if layout.windows else 'root'}:"
+        ]
         + [f"  {line}" for line in commands]
         + ["When the copy is repaired (and unmounted), say so: aztriage recover --resume RUN_ID --operator-done (d in the Recovery pane)."]
     )
@@ -668,7 +682,9 @@ def _copy_step(layout: RescueLayout) -> Step:
         key="copy-disk",
         title=f"Copy the OS disk from the snapshot to {copy_name}",
         why="The repair works on a copy: the original OS disk and the snapshot stay untouched whatever happens on the rescue VM.",
-        changes=f"creates disk {copy_name} ({disk_sku}, {generation}, {security_type(disk_props(os_doc))}" + (f", zone {','.join(zones)}" if zones else "") + f") in {layout.os_disk_rid.resource_group}",
+        changes=f"creates disk {copy_name} ({disk_sku}, {generation}, {security_type(disk_props(os_doc))}"
+        + (f", zone {','.join(zones)}" if zones else "")
+        + f") in {layout.os_disk_rid.resource_group}",
         undo="release it with aztriage runs --release RUN_ID while it is not the VM's OS disk",
         created=f"disk {copy_name} created from the snapshot",
         mismatch=mismatch,
@@ -686,7 +702,9 @@ def _group_step(layout: RescueLayout) -> Step:
         if doc is not None:
             if tag_of(doc, RUN_TAG) == ctx.run_id:
                 return already_done(f"resource group {group} exists (made by this run)")
-            return blocked(f"a resource group named {group} already exists and was not made by this run: aztriage never uses (or deletes) a group it did not create")
+            return blocked(
+                f"a resource group named {group} already exists and was not made by this run: aztriage never uses (or deletes) a group it did not create"
+            )
         return ready(f"no group named {group} yet")
 
     async def group_run(ctx: StepContext) -> str:
@@ -694,7 +712,14 @@ def _group_step(layout: RescueLayout) -> Step:
             return await ctx.backend.get_group(sub, group) is not None
 
         body = {"location": location, "tags": dict(tags_base, **{RUN_TAG: ctx.run_id})}
-        await tracked_create(ctx, group_id, kind="resource-group", note=f"made for the rescue of {vm.name}; deleted by the run's cleanup", create=lambda: ctx.backend.create_group(sub, group, body), exists=exists)
+        await tracked_create(
+            ctx,
+            group_id,
+            kind="resource-group",
+            note=f"made for the rescue of {vm.name}; deleted by the run's cleanup",
+            create=lambda: ctx.backend.create_group(sub, group, body),
+            exists=exists,
+        )
         return f"resource group {group} created in {location}"
 
     async def group_verify(ctx: StepContext) -> Verification:
@@ -792,7 +817,14 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
             "hardwareProfile": {"vmSize": vm.size},
             "storageProfile": {
                 "imageReference": dict(image),
-                "osDisk": {"name": rescue_os_disk, "osType": vm.os_type, "createOption": "FromImage", "caching": "ReadWrite", "managedDisk": {"storageAccountType": RESCUE_OS_SKU}, "deleteOption": "Delete"},
+                "osDisk": {
+                    "name": rescue_os_disk,
+                    "osType": vm.os_type,
+                    "createOption": "FromImage",
+                    "caching": "ReadWrite",
+                    "managedDisk": {"storageAccountType": RESCUE_OS_SKU},
+                    "deleteOption": "Delete",
+                },
             },
             "osProfile": os_profile,
             "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"primary": True, "deleteOption": "Delete"}}]},
@@ -917,8 +949,12 @@ def _attach_step(layout: RescueLayout) -> Step:
         doc = await get_vm(ctx, rescue_id)
         if doc is None:
             raise StepFailed(f"the rescue VM {rescue_name} does not exist")
-        disks = data_disk_refs(doc) + [{"lun": lun, "name": copy_name, "createOption": "Attach", "caching": "None", "managedDisk": {"id": copy_id}, "deleteOption": "Detach"}]
-        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("attach", journal_token=layout.token_kept))
+        disks = data_disk_refs(doc) + [
+            {"lun": lun, "name": copy_name, "createOption": "Attach", "caching": "None", "managedDisk": {"id": copy_id}, "deleteOption": "Detach"}
+        ]
+        await ctx.backend.update_vm(
+            rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("attach", journal_token=layout.token_kept)
+        )
         return f"copy attached to {rescue_name} at LUN {lun}"
 
     async def attach_verify(ctx: StepContext) -> Verification:
@@ -952,7 +988,9 @@ def _fixes_step(layout: RescueLayout) -> Step:
         if doc is None:
             return blocked(f"the rescue VM {rescue_name} does not exist")
         if power_state(doc) != "running" or _agent(doc) != "Ready":
-            return blocked(f"{rescue_name} is {power_state(doc)} with its VM agent '{_agent(doc)}': run command needs both; repair the copy by hand (the next step lists the commands)")
+            return blocked(
+                f"{rescue_name} is {power_state(doc)} with its VM agent '{_agent(doc)}': run command needs both; repair the copy by hand (the next step lists the commands)"
+            )
         if lun_of(doc, copy_id) is None:
             return blocked(f"the copy is not attached to {rescue_name}")
         return ready(f"{rescue_name} runs and its agent is ready")
@@ -979,7 +1017,11 @@ def _fixes_step(layout: RescueLayout) -> Step:
     return Step(
         key="common-fixes",
         title=f"Run the common fixes on {rescue_name} by run command",
-        why=("chkdsk, the SYSTEM hive's RDP, firewall and storvsc settings, and the BCD: what makes most Windows VMs boot and answer RDP again." if windows else "fsck on the root file system, nofail on data-disk entries in fstab, a checked sshd_config: what makes most Linux VMs boot and answer SSH again."),
+        why=(
+            "chkdsk, the SYSTEM hive's RDP, firewall and storvsc settings, and the BCD: what makes most Windows VMs boot and answer RDP again."
+            if windows
+            else "fsck on the root file system, nofail on data-disk entries in fstab, a checked sshd_config: what makes most Linux VMs boot and answer SSH again."
+        ),
         changes=f"runs {command_id} on {rescue_name} against the copy at LUN {lun} (never the rescue VM's own disks)",
         kind=Kind.CHANGE,
         warnings=("Run command runs as SYSTEM/root, one at a time, cannot be cancelled and needs outbound HTTPS from the rescue VM to Azure.",),
@@ -1034,7 +1076,9 @@ def _detach_step(layout: RescueLayout) -> Step:
     async def detach_run(ctx: StepContext) -> str:
         doc = await get_vm(ctx, rescue_id)
         disks = [ref for ref in data_disk_refs(doc) if not same_id((ref.get("managedDisk") or {}).get("id"), copy_id)]
-        await ctx.backend.update_vm(rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("detach", journal_token=layout.token_kept))
+        await ctx.backend.update_vm(
+            rescue_id, {"properties": {"storageProfile": {"dataDisks": disks}}}, **await ctx.lro("detach", journal_token=layout.token_kept)
+        )
         return f"copy detached from {rescue_name}"
 
     async def detach_verify(ctx: StepContext) -> Verification:
@@ -1086,8 +1130,8 @@ def _swap_step(layout: RescueLayout) -> Step:
         want_security = str(((model.get("properties") or {}).get("securityProfile") or {}).get("securityType") or "Standard")
         want_os = str((((model.get("properties") or {}).get("storageProfile") or {}).get("osDisk") or {}).get("osType") or vm.os_type)
         problems = _mismatch(copy_doc, want_generation, want_security, want_os)
-        sku = ((copy_doc.get("sku") or {}).get("name") or "")
-        size = (((model.get("properties") or {}).get("hardwareProfile") or {}).get("vmSize") or vm.size)
+        sku = (copy_doc.get("sku") or {}).get("name") or ""
+        size = ((model.get("properties") or {}).get("hardwareProfile") or {}).get("vmSize") or vm.size
         if sku.lower().startswith(("premium", "ultra")) and VmSize(size, None, None, None, None).premium_io is False:
             problems.append(f"the copy is {sku} and {size} has no premium storage")
         if problems:
@@ -1152,6 +1196,7 @@ def _boot_check_step(layout: RescueLayout) -> Step:
 
     async def boot_verify(ctx: StepContext) -> Verification:
         from backend import bootdiag
+
         deadline = time.monotonic() + reach_timeout(ctx.settings)
         while True:
             try:
@@ -1192,7 +1237,9 @@ def _cleanup_step(layout: RescueLayout) -> Step:
         held = await ctx.backend.group_resources(sub, group)
         strangers = [r.get("name") or short(r.get("id") or "") for r in held if (r.get("id") or "").lower() not in ledger]
         if strangers:
-            return blocked(f"resource group {group} holds {', '.join(strangers)}, which this run did not create: move or delete them, then resume (the group stays)")
+            return blocked(
+                f"resource group {group} holds {', '.join(strangers)}, which this run did not create: move or delete them, then resume (the group stays)"
+            )
         copy_doc = await ctx.backend.get_disk_document(copy_id)
         if copy_doc is not None and copy_doc.get("managedBy") and (copy_doc["managedBy"].lower().startswith(group_id.lower() + "/")):
             return blocked(f"the copy {copy_name} is still attached to {short(copy_doc['managedBy'])}")
@@ -1212,7 +1259,14 @@ def _cleanup_step(layout: RescueLayout) -> Step:
         prefix = group_id.lower() + "/"
         for res in ctx.journal.resources(ctx.run_id):
             if res.resource_id.lower() == group_id.lower() or res.resource_id.lower().startswith(prefix):
-                ctx.journal.record_resource(ctx.run_id, res.resource_id, kind=res.kind, step_key=res.step_key, state="deleted", note=f"deleted with resource group {group} by the run's cleanup")
+                ctx.journal.record_resource(
+                    ctx.run_id,
+                    res.resource_id,
+                    kind=res.kind,
+                    step_key=res.step_key,
+                    state="deleted",
+                    note=f"deleted with resource group {group} by the run's cleanup",
+                )
         return verified(f"resource group {group} is gone; the repaired disk, the snapshot and the original OS disk are all still there")
 
     return Step(
@@ -1239,7 +1293,9 @@ def _report_step(layout: RescueLayout) -> Step:
         lines.append(f"kept, never deleted by aztriage: the original OS disk {os_disk.name} (detached; swap it back to undo)")
         keep = [r for r in ledger if r.state == "keep"]
         if keep:
-            lines.append("kept until you release them (aztriage runs --release " + ctx.run_id + "): " + ", ".join(f"{r.kind} {short(r.resource_id)}" for r in keep))
+            lines.append(
+                "kept until you release them (aztriage runs --release " + ctx.run_id + "): " + ", ".join(f"{r.kind} {short(r.resource_id)}" for r in keep)
+            )
         gone = [r for r in ledger if r.state == "deleted"]
         if gone:
             lines.append("deleted by the cleanup: " + ", ".join(f"{r.kind} {short(r.resource_id)}" for r in gone))

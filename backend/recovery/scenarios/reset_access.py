@@ -68,8 +68,10 @@ def check_username(name: str, os_type: str) -> str:
     value = name.strip()
     pattern = _WINDOWS_USER if os_type.lower() == "windows" else _LINUX_USER
     if not pattern.fullmatch(value) or not value.strip(". "):
-        shape = "up to 20 characters, none of \\ / [ ] : ; | = , + * ? < > \" @" if os_type.lower() == "windows" else (
-            "a lower-case letter or _, then up to 31 lower-case letters, digits, _ or -"
+        shape = (
+            'up to 20 characters, none of \\ / [ ] : ; | = , + * ? < > " @'
+            if os_type.lower() == "windows"
+            else ("a lower-case letter or _, then up to 31 lower-case letters, digits, _ or -")
         )
         raise PlanError(f"{value!r} is not an account name VMAccess can use ({shape})")
     if value.lower() in RESERVED_USERS:

@@ -155,9 +155,7 @@ def layout(facts: VmFacts, params: dict[str, Any]) -> tuple[Layout | None, str |
     peer_id = (props.get("localNetworkGateway2") or props.get("virtualNetworkGateway2") or {}).get("id")
     peer_doc = next((p for p in docs.get("vpn_peers") or () if (p.get("id") or "").lower() == (peer_id or "").lower()), None)
     siblings = sorted(
-        safe_line(c.get("name") or "")
-        for c in connections
-        if ((_props(c).get("virtualNetworkGateway1") or {}).get("id") or "").lower() == gateway_id.lower()
+        safe_line(c.get("name") or "") for c in connections if ((_props(c).get("virtualNetworkGateway1") or {}).get("id") or "").lower() == gateway_id.lower()
     )
     return Layout(
         connection_id=conn["id"],
@@ -340,17 +338,28 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     lay, why_not = layout(facts, params)
     if lay is None:
         # Nothing to reset: a plan with the reason as its blocker (shown, never run).
-        return plan("reset-vpn", "Reset the site-to-site VPN", facts, [], f"No VPN connection to reset for {vm.name}.",
-                    blockers=[why_not or "no VPN connection to reset"], params={"gateway": with_gateway})
+        return plan(
+            "reset-vpn",
+            "Reset the site-to-site VPN",
+            facts,
+            [],
+            f"No VPN connection to reset for {vm.name}.",
+            blockers=[why_not or "no VPN connection to reset"],
+            params={"gateway": with_gateway},
+        )
     steps: list[Step | None] = [status_step(lay), connection_step(lay, gateway_follows=with_gateway)]
     warnings = [f"Resetting {lay.connection}: {CONNECTION_RESET}."]
     if with_gateway:
         steps.append(gateway_step(lay))
         others = [s for s in lay.siblings if s != lay.connection]
-        warnings.append(f"Resetting gateway {lay.gateway} (only if the connection reset did not help): {GATEWAY_RESET}"
-                        + (f" Also interrupted: {', '.join(others)}." if others else ""))
+        warnings.append(
+            f"Resetting gateway {lay.gateway} (only if the connection reset did not help): {GATEWAY_RESET}"
+            + (f" Also interrupted: {', '.join(others)}." if others else "")
+        )
     else:
-        warnings.append(f"If the connection reset does not bring it back, plan again with the gateway option (--gateway) to reset gateway {lay.gateway}: heavier, it interrupts every connection on it.")
+        warnings.append(
+            f"If the connection reset does not bring it back, plan again with the gateway option (--gateway) to reset gateway {lay.gateway}: heavier, it interrupts every connection on it."
+        )
     steps.append(connected_step(lay, vm))
     what = "the connection, then if needed its gateway" if with_gateway else "the connection"
     return plan(

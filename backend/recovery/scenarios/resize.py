@@ -56,7 +56,11 @@ def difference(current: VmSize | None, current_name: str, target: VmSize) -> tup
         ("memory", _gib(current.memory_mb if current else None), _gib(target.memory_mb)),
         ("max data disks", num(current.max_data_disks if current else None), num(target.max_data_disks)),
         ("temporary disk", _temp(current, current_name), _temp(target, target.name)),
-        ("premium SSD", {True: "yes", False: "no", None: "?"}[VmSize(current_name, None, None, None, None).premium_io], {True: "yes", False: "no", None: "?"}[target.premium_io]),
+        (
+            "premium SSD",
+            {True: "yes", False: "no", None: "?"}[VmSize(current_name, None, None, None, None).premium_io],
+            {True: "yes", False: "no", None: "?"}[target.premium_io],
+        ),
     )
 
 
@@ -93,7 +97,9 @@ def _target(facts: VmFacts, wanted: str) -> tuple[VmSize, RegionSize | None]:
     moved = [s.name for s, how in listed if how == "deallocate first"]
     sample = ", ".join(here[:8]) + (" ..." if len(here) > 8 else "")
     if moved:
-        sample = (f"{sample} where it runs now; " if here else "") + f"{len(moved)} more of the region after a deallocation ({', '.join(moved[:4])}{' ...' if len(moved) > 4 else ''})"
+        sample = (
+            f"{sample} where it runs now; " if here else ""
+        ) + f"{len(moved)} more of the region after a deallocation ({', '.join(moved[:4])}{' ...' if len(moved) > 4 else ''})"
     if not wanted:
         raise PlanError(f"resize needs --size: {vm.name} ({vm.size}) can take {sample or 'no other size'}")
     if wanted.lower() == vm.size.lower():
@@ -119,7 +125,9 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             blockers.append(f"{refusal}: pick another size, or ask for it with a quota request (Azure portal: Help + support)")
     premium = [d.name for d in vm.disks if (d.sku or "").lower().startswith(("premium", "ultra"))]
     if premium and target.premium_io is False:
-        blockers.append(f"{target.name} cannot use Premium SSD, and {', '.join(premium)} {'is' if len(premium) == 1 else 'are'} Premium: pick a size with 's' in its name")
+        blockers.append(
+            f"{target.name} cannot use Premium SSD, and {', '.join(premium)} {'is' if len(premium) == 1 else 'are'} Premium: pick a size with 's' in its name"
+        )
     if target.max_data_disks is not None and len(vm.data_disks) > target.max_data_disks:
         blockers.append(f"{vm.name} has {len(vm.data_disks)} data disks and {target.name} takes at most {target.max_data_disks}")
     now_temp, new_temp = has_temp_disk(vm.size), has_temp_disk(target.name)
@@ -182,6 +190,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     )
     steps: list[Step | None] = [preflight_step(facts)]
     if moves:
+
         def deallocated_or_resized(model: dict[str, Any]) -> str | None:
             if resized(model):
                 return f"{vm.name} already is {target.name}"
@@ -189,41 +198,51 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
                 return f"{vm.name} is deallocated"
             return None
 
-        steps.append(power_step(
-            facts,
-            action="deallocate",
-            key="deallocate",
-            title=f"Deallocate {vm.name} to release its host",
-            why=f"The hardware cluster {vm.name} runs on does not offer {target.name}; a deallocated VM can take any size of the region (the runbook's move to a different node).",
-            changes="stops the VM and releases its host (compute billing stops until it starts again)",
-            kind=Kind.DESTRUCTIVE,
-            allowed_from=("running", "stopped", "deallocated"),
-            final_power=None,  # deallocated, or already resized (and maybe started) when a run resumes
-            warnings=((INTERRUPTS_WARNING,) if running else ()) + losses,
-            undo=f"start it again (aztriage recover --vm {vm.name} --scenario start)",
-            done_when=deallocated_or_resized,
-            verify_done=True,
-        ))
+        steps.append(
+            power_step(
+                facts,
+                action="deallocate",
+                key="deallocate",
+                title=f"Deallocate {vm.name} to release its host",
+                why=f"The hardware cluster {vm.name} runs on does not offer {target.name}; a deallocated VM can take any size of the region (the runbook's move to a different node).",
+                changes="stops the VM and releases its host (compute billing stops until it starts again)",
+                kind=Kind.DESTRUCTIVE,
+                allowed_from=("running", "stopped", "deallocated"),
+                final_power=None,  # deallocated, or already resized (and maybe started) when a run resumes
+                warnings=((INTERRUPTS_WARNING,) if running else ()) + losses,
+                undo=f"start it again (aztriage recover --vm {vm.name} --scenario start)",
+                done_when=deallocated_or_resized,
+                verify_done=True,
+            )
+        )
     steps.append(resize)
     if moves and running:
-        steps.append(power_step(
-            facts,
-            action="start",
-            key="start",
-            title=f"Start {vm.name} as {target.name}",
-            why=f"{vm.name} was running before the resize; Azure allocates it on a host that offers {target.name}.",
-            changes="starts the VM (compute billing resumes)",
-            kind=Kind.CHANGE,
-            allowed_from=("deallocated", "stopped", "running"),
-            final_power="running",
-            undo=f"deallocate it (aztriage recover --vm {vm.name} --scenario deallocate)",
-            done_when=lambda model: f"{vm.name} is running" if power_state(model) == "running" and resized(model) else None,
-            verify_done=True,
-        ))
+        steps.append(
+            power_step(
+                facts,
+                action="start",
+                key="start",
+                title=f"Start {vm.name} as {target.name}",
+                why=f"{vm.name} was running before the resize; Azure allocates it on a host that offers {target.name}.",
+                changes="starts the VM (compute billing resumes)",
+                kind=Kind.CHANGE,
+                allowed_from=("deallocated", "stopped", "running"),
+                final_power="running",
+                undo=f"deallocate it (aztriage recover --vm {vm.name} --scenario deallocate)",
+                done_when=lambda model: f"{vm.name} is running" if power_state(model) == "running" and resized(model) else None,
+                verify_done=True,
+            )
+        )
     if running:
         steps.append(reach_step(facts))
-    how = " (deallocate, resize, start: its cluster does not offer it)" if moves and running else (" (deallocate, resize: its cluster does not offer it)" if moves else "")
-    details = difference(current, vm.size, target) + (("host", "its current hardware cluster", "any host of the region that offers it" if moves else "the same cluster"),)
+    how = (
+        " (deallocate, resize, start: its cluster does not offer it)"
+        if moves and running
+        else (" (deallocate, resize: its cluster does not offer it)" if moves else "")
+    )
+    details = difference(current, vm.size, target) + (
+        ("host", "its current hardware cluster", "any host of the region that offers it" if moves else "the same cluster"),
+    )
     return plan(
         "resize",
         "Resize",

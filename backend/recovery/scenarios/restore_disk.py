@@ -58,7 +58,11 @@ async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: di
     if not source:
         return
     rid = ResourceId.parse(vm_id)
-    snapshot = source.rstrip("/") if source.lower().startswith("/subscriptions/") else resource_id(rid.subscription_id, rid.resource_group, "Microsoft.Compute/snapshots", source)
+    snapshot = (
+        source.rstrip("/")
+        if source.lower().startswith("/subscriptions/")
+        else resource_id(rid.subscription_id, rid.resource_group, "Microsoft.Compute/snapshots", source)
+    )
     documents["restore_source"] = await backend.get_snapshot(snapshot)
 
 
@@ -139,7 +143,12 @@ async def _verify_swapped(ctx: StepContext, vm: Vm, old: Disk, new_id: str, lun:
         return not_verified(f"the old disk {old.name} is gone")
     if kept.get("managedBy"):
         return not_verified(f"the old disk {old.name} is still attached to {short(kept['managedBy'])}")
-    await ctx.record_resource(new_id, kind="disk-copy", state="in-use", note=f"{'the OS disk' if lun is None else f'the data disk at LUN {lun}'} of {vm.name} now (yours: aztriage never deletes it)")
+    await ctx.record_resource(
+        new_id,
+        kind="disk-copy",
+        state="in-use",
+        note=f"{'the OS disk' if lun is None else f'the data disk at LUN {lun}'} of {vm.name} now (yours: aztriage never deletes it)",
+    )
     return verified(f"{vm.name} has {short(new_id)} {'as its OS disk' if lun is None else f'at LUN {lun}'}; the old disk {old.name} is kept, detached")
 
 
@@ -157,7 +166,9 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     else:
         of = str((((snapshot.get("properties") or {}).get("creationData")) or {}).get("sourceResourceId") or "")
         if not same_id(of, target.id):
-            blockers.append(f"snapshot {short(snapshot_id)} is of {short(of) or 'another disk'}, not of {target.name}: restore a disk from a snapshot of itself")
+            blockers.append(
+                f"snapshot {short(snapshot_id)} is of {short(of) or 'another disk'}, not of {target.name}: restore a disk from a snapshot of itself"
+            )
     disk_doc: dict[str, Any] = next((d for d in facts.documents.get("disks") or () if same_id(d.get("id"), target.id)), {})
     new_id = resource_id(vm.subscription_id, vm.resource_group, "Microsoft.Compute/disks", arm_name(target.name, f"-restored-{stamp(facts)}"))
     props: dict[str, Any] = {"creationData": {"createOption": "Copy", "sourceResourceId": snapshot_id}}

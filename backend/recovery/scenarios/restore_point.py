@@ -46,7 +46,9 @@ def _consistency(vm: Vm, params: dict[str, Any]) -> tuple[str, list[str]]:
     blockers = []
     if asked == "application" and not can_freeze:
         why = f"it is {vm.power_state}" if vm.power_state != "running" else f"its VM agent reports '{vm.agent_status}'"
-        blockers.append(f"an application-consistent restore point needs {vm.name} running with a working VM agent ({why}): take a crash-consistent one (--consistency crash)")
+        blockers.append(
+            f"an application-consistent restore point needs {vm.name} running with a working VM agent ({why}): take a crash-consistent one (--consistency crash)"
+        )
     return asked, blockers
 
 
@@ -151,13 +153,21 @@ def restore_point_step(facts: VmFacts, consistency: str, name: str) -> Step:
             return not_verified(f"restore point {name} does not hold {', '.join(missing)}")
         await ctx.record_resource(rp, kind="restore-point", state="created", note=note)
         got = props.get("consistencyMode") or mode
-        return verified(f"restore point {name} holds all {len(disks)} disk{'s' if len(disks) != 1 else ''} of {vm.name}, {got}", restore_point_id=rp, consistency=got)
+        return verified(
+            f"restore point {name} holds all {len(disks)} disk{'s' if len(disks) != 1 else ''} of {vm.name}, {got}", restore_point_id=rp, consistency=got
+        )
 
     return Step(
         key="restore-point",
         title=f"Take {'an' if consistency == 'application' else 'a'} {consistency}-consistent restore point of {vm.name}",
-        why=("One restore point captures every disk at the same instant, so the disks agree with each other; "
-             + ("the VM agent freezes the applications for that instant." if consistency == "application" else "crash-consistent: like pulling the plug, with no application frozen.")),
+        why=(
+            "One restore point captures every disk at the same instant, so the disks agree with each other; "
+            + (
+                "the VM agent freezes the applications for that instant."
+                if consistency == "application"
+                else "crash-consistent: like pulling the plug, with no application frozen."
+            )
+        ),
         changes=f"creates restore point {name} of {len(disks)} disk{'s' if len(disks) != 1 else ''} in collection {collection_id(vm).rsplit('/', 1)[-1]} (billed as incremental snapshots; kept)",
         kind=Kind.CHANGE,
         undo=f"delete restore point {name} once it is no longer needed (aztriage never deletes it)",
@@ -178,7 +188,9 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     steps: list[Step | None] = [preflight_step(facts), collection_step(facts), restore_point_step(facts, consistency, name)]
     warnings = []
     if consistency == "crash" and vm.power_state == "running":
-        warnings.append(f"{vm.name} is running: a crash-consistent restore point is like pulling the plug; --consistency application freezes the applications first.")
+        warnings.append(
+            f"{vm.name} is running: a crash-consistent restore point is like pulling the plug; --consistency application freezes the applications first."
+        )
     return plan(
         "restore-point",
         "Restore point of every disk",

@@ -57,7 +57,9 @@ def snapshot_step(facts: VmFacts, disk: Disk, stamp: str, role: str) -> Step:
     rid = ResourceId.parse(disk.id or "")
     name = snapshot_name(disk.name, stamp)
     snapshot_id = f"/subscriptions/{rid.subscription_id}/resourceGroups/{rid.resource_group}/providers/Microsoft.Compute/snapshots/{name}"
-    location = next((d.get("location") for d in facts.documents.get("disks") or () if (d.get("id") or "").lower() == (disk.id or "").lower()), None) or vm.location
+    location = (
+        next((d.get("location") for d in facts.documents.get("disks") or () if (d.get("id") or "").lower() == (disk.id or "").lower()), None) or vm.location
+    )
 
     note = f"snapshot of {role} disk {disk.name} of {vm.name}"
 
@@ -95,7 +97,9 @@ def snapshot_step(facts: VmFacts, disk: Disk, stamp: str, role: str) -> Step:
         if doc is None or not (state in LEFT_FAILED or state == "deleting"):
             return ""
         if not made_by_this_run(ctx, snapshot_id, doc):
-            raise StepFailed(f"a snapshot named {name} exists in provisioning state {state} and was not made by this run: delete it yourself, then resume the run")
+            raise StepFailed(
+                f"a snapshot named {name} exists in provisioning state {state} and was not made by this run: delete it yourself, then resume the run"
+            )
         if state == "deleting" and ctx.operation_token("snapshot-delete") is None:
             # A delete sent before an interruption, its operation not journaled: wait for it, never send a second one.
             doc = await wait_gone(lambda: ctx.backend.get_snapshot(snapshot_id), ctx.settings)
@@ -160,7 +164,9 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     disks, skipped = _eligible(vm)
     warnings = list(skipped)
     if vm.power_state == "running":
-        warnings.append(f"{vm.name} is running: the snapshots are crash-consistent (like pulling the plug); stop the application or the VM first for an application-consistent copy.")
+        warnings.append(
+            f"{vm.name} is running: the snapshots are crash-consistent (like pulling the plug); stop the application or the VM first for an application-consistent copy."
+        )
     steps: list[Step | None] = [preflight_step(facts)]
     for disk in disks:
         steps.append(snapshot_step(facts, disk, stamp, "OS" if disk.lun is None else f"data (LUN {disk.lun})"))

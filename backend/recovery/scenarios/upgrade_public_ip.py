@@ -36,7 +36,9 @@ from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verificati
 from backend.recovery.scenarios._common import plan
 from backend.recovery.steps import SETTLE_TIMEOUT, poll_interval, preflight_step, protocol_name, reach_step, remote_port
 
-RETIRED = "Basic SKU public IP addresses were retired on 30 September 2025: Azure no longer supports them, and upgrading to Standard is the way Azure documents."
+RETIRED = (
+    "Basic SKU public IP addresses were retired on 30 September 2025: Azure no longer supports them, and upgrading to Standard is the way Azure documents."
+)
 NSG_RULE_PRIORITY = 300
 
 
@@ -144,7 +146,9 @@ def layout(facts: VmFacts, params: dict[str, Any]) -> Layout:
             rid = ResourceId.parse(nic["id"])
             new_nsg = None
             if not nsgs and _sku(pip).lower() == "basic":
-                new_nsg = f"/subscriptions/{rid.subscription_id}/resourceGroups/{rid.resource_group}/providers/Microsoft.Network/networkSecurityGroups/{vm.name}-nsg"
+                new_nsg = (
+                    f"/subscriptions/{rid.subscription_id}/resourceGroups/{rid.resource_group}/providers/Microsoft.Network/networkSecurityGroups/{vm.name}-nsg"
+                )
             return Layout(
                 pip_id=pip["id"],
                 pip_name=pip.get("name") or ResourceId.parse(pip["id"]).name,
@@ -508,7 +512,9 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             )
             steps.append(create_nsg_step(lay, facts))
         else:
-            warnings.append(f"A Standard IP admits only what an NSG allows: {', '.join(lay.nsgs)} decide{'s' if len(lay.nsgs) == 1 else ''} what reaches {vm.name}.")
+            warnings.append(
+                f"A Standard IP admits only what an NSG allows: {', '.join(lay.nsgs)} decide{'s' if len(lay.nsgs) == 1 else ''} what reaches {vm.name}."
+            )
         steps += [disassociate_step(lay, vm), upgrade_step(lay), associate_step(lay)]
     steps.append(reach_step(facts) if vm.power_state == "running" else final_address_step(lay, vm))
     before = f"{lay.sku}, {lay.allocation}, {lay.address or 'no address'}"
