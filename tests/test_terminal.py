@@ -55,6 +55,9 @@ def walk(term: Tmux) -> None:
     term.keys("Enter")  # keep the filter, back to the table
     time.sleep(0.5)  # the table takes focus on the next frame
     term.keys("Enter")  # open the VM under the cursor
+    # The VM detail opens on its verdict; the overview below it is a page down.
+    term.wait_for("VM erp-prod-eus-01 · esc back", "Verdict", "INCIDENT", "Next: Wait for Azure's mitigation")
+    term.keys("PageDown")
     term.wait_for("VM erp-prod-eus-01 · esc back", "rg-erp-prod", "eastus")
     term.keys("Escape")
     term.wait_for("1 match /erp-prod", "erp-prod-eus-01", absent=("esc back", "web-prod-01"))

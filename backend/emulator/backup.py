@@ -72,7 +72,7 @@ def _offset(store: Store) -> float:
     """Wall clock minus the estate's clock: the estate writes its backups' times on its own clock
     (anchored at its "now"), and they are served on the emulator's, so a backup taken "21 hours
     ago" is 21 hours old whenever the estate is loaded."""
-    return store.now() - store.estate_now()
+    return store.estate_offset()
 
 
 def _on_estate_clock(store: Store, ts: float) -> str | None:
