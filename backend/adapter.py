@@ -211,6 +211,10 @@ class ResourceReads(Connected, Protocol):
 
     async def get_snapshot(self, snapshot_id: str) -> Document | None: ...
 
+    async def list_snapshots(self, subscription_id: str) -> list[Document]:
+        """Every snapshot of the subscription (Snapshots_List): what a disk can be restored from."""
+        ...
+
     async def get_public_ip_document(self, pip_id: str) -> Document | None: ...
 
     async def get_nic(self, nic_id: str) -> Document | None: ...
@@ -296,7 +300,14 @@ class BackupProtection(Protocol):
 class RestorePoints(Protocol):
     """Compute restore points: a collection per VM, and restore points of all its disks at once."""
 
-    async def get_restore_point_collection(self, collection_id: str) -> Document | None: ...
+    async def get_restore_point_collection(self, collection_id: str, *, restore_points: bool = False) -> Document | None:
+        """The collection; with ``restore_points``, its restore points in ``properties.restorePoints``
+        (``$expand=restorePoints``), each with the disk restore points of its disks."""
+        ...
+
+    async def list_restore_point_collections(self, subscription_id: str) -> list[Document]:
+        """Every restore point collection of the subscription (RestorePointCollections_ListAll)."""
+        ...
 
     async def put_restore_point_collection(self, collection_id: str, body: Document) -> Document:
         """Create the collection (not long-running); refused under ``--read-only``."""
@@ -307,6 +318,10 @@ class RestorePoints(Protocol):
     async def create_restore_point(self, restore_point_id: str, body: Document, **lro: Unpack[Lro]) -> Document: ...
 
     async def delete_restore_point(self, restore_point_id: str, **lro: Unpack[Lro]) -> None: ...
+
+    async def get_disk_restore_point(self, disk_restore_point_id: str) -> Document | None:
+        """One disk of a restore point (DiskRestorePoint_Get): what a disk is restored from."""
+        ...
 
 
 class AvailabilitySets(Protocol):

@@ -382,6 +382,14 @@ class RecoveryOperations:
     async def get_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
         return await self._read("compute", ResourceId.parse(snapshot_id), "snapshot", lambda c: c.snapshots)
 
+    async def list_snapshots(self, subscription_id: str) -> list[dict[str, Any]]:
+        compute = self.client("compute", subscription_id)
+
+        async def fetch() -> list[dict[str, Any]]:
+            return [to_wire(snapshot) async for snapshot in compute.snapshots.list()]
+
+        return await self.call("listing the subscription's snapshots", fetch)
+
     # --- writes -------------------------------------------------------------
 
     async def vm_action(self, vm_id: str, action: str, **lro: Any) -> None:

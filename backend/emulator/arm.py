@@ -59,6 +59,15 @@ def register_writer(resource_type: str, fn: Callable[..., ArmResponse]) -> None:
     WRITERS[resource_type.lower()] = fn
 
 
+VIEWS: dict[str, Callable[..., dict]] = {}
+
+
+def register_view(resource_type: str, fn: Callable[..., dict]) -> None:
+    """Serve GET of ``resource_type`` as ``fn(arm, req, doc)`` returns it: a resource whose GET
+    adds what Azure expands on request (a restore point collection's ``$expand=restorePoints``)."""
+    VIEWS[resource_type.lower()] = fn
+
+
 DISK_T = "microsoft.compute/disks"
 SNAPSHOT_T = "microsoft.compute/snapshots"
 EXT_T = "microsoft.compute/virtualmachines/extensions"
@@ -527,6 +536,9 @@ class Arm:
 
     def _view(self, req: ArmRequest, doc: dict) -> dict:
         """A resource as GET returns it (VMs: extensions under ``resources``, optional instance view)."""
+        view = VIEWS.get((doc.get("type") or "").lower())
+        if view is not None:
+            return view(self, req, doc)
         if (doc.get("type") or "").lower() != VM_TYPE:
             return doc
         out = dict(doc)
@@ -696,10 +708,13 @@ class Arm:
                 if not src_id:
                     raise ArmError(400, "InvalidParameter", "creationData.sourceResourceId is required when createOption is Copy.")
                 source = store.get(normalize_id(src_id))
-                if source is None:
+                if "/diskrestorepoints/" in normalize_id(src_id).lower() or co.lower() == "restore":
+                    from .restore_points import restore_source
+
+                    source = restore_source(store, src_id, co)
+                elif source is None:
                     raise ArmError(404, "NotFound", f"Resource '{normalize_id(src_id)}' was not found.")
-                st = (source.get("type") or "").lower()
-                if st not in (DISK_T, SNAPSHOT_T):
+                elif (source.get("type") or "").lower() not in (DISK_T, SNAPSHOT_T):
                     raise ArmError(400, "InvalidParameter", f"Resource '{source['id']}' is not a disk or a snapshot.")
             elif co.lower() == "empty" and not props.get("diskSizeGB"):
                 raise ArmError(400, "InvalidParameter", "Required parameter 'diskSizeGB' is missing (null).")

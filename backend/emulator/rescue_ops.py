@@ -118,6 +118,11 @@ def _record_disk(store: Store, disk_id: str, facts: dict) -> None:
     _state(store).disk_facts[normalize_id(disk_id).lower()] = _subset(facts)
 
 
+def carry_facts(store: Store, copy_id: str, source_id: str) -> None:
+    """`copy_id` (a disk restore point, a copy) holds the guest that `source_id` holds now."""
+    _record_disk(store, copy_id, facts_of_disk(store, source_id))
+
+
 def _save_vm_to_disk(store: Store, vm_doc: dict) -> None:
     disk_l = os_disk_id(vm_doc)
     if disk_l:
@@ -414,7 +419,7 @@ def install(app: web.Application, store: Store) -> None:
         if method == "PUT" and before is None and response.status < 400 and isinstance(body, dict):
             source = ((body.get("properties") or {}).get("creationData") or {}).get("sourceResourceId")
             if source and store.get(rid) is not None:
-                _record_disk(store, rid, facts_of_disk(store, source))
+                carry_facts(store, rid, source)
         return response
 
     app.router.add_get(r"/subscriptions/{sub}/{g:(?i:resourcegroups)}/{rg}/{r:(?i:resources)}", group_resources)

@@ -14,7 +14,17 @@ RestorePoints).
   in any power state. A VM with an ephemeral OS disk or unmanaged disks is refused (400
   ``OperationNotAllowed``), as Azure refuses them. A restore point cannot be changed once made
   (409 ``PropertyChangeNotAllowed``); a failed create is left Failed, as Azure leaves it, until
-  it is deleted.
+  it is deleted. Each disk restore point exists from the create on (``completionPercent`` 0 until
+  the restore point succeeds) and holds its disk's guest as it was at that instant.
+- ``GET .../restorePointCollections/{c}?$expand=restorePoints``: the collection with its restore
+  points in ``properties.restorePoints`` (how a client finds the disk restore points, as Microsoft's
+  documents say); ``GET .../restorePoints/{rp}/diskRestorePoints[/{d}]`` (DiskRestorePoint_Get and
+  _ListByRestorePoint).
+- A disk made from a disk restore point (Disks_CreateOrUpdate, ``creationData.createOption``
+  ``Restore``, ``sourceResourceId`` the disk restore point): the size, SKU, OS type and generation
+  of the disk it captured. Refused as Azure refuses it: a source that is not a disk restore point
+  (400 ``InvalidParameter``), a restore point that is still being created or failed (409
+  ``OperationNotAllowed``); a disk restore point is never a ``Copy`` source (400).
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import copy
 import uuid
 from typing import Any
 
-from .arm import ArmResponse, register_writer
+from .arm import ArmResponse, register_view, register_writer
 from .ids import ArmError, normalize_id
 from .lro import iso
 from .store import VM_TYPE, Store
@@ -70,6 +80,7 @@ def _disk_entry(store: Store, ref: dict, rp_id: str, *, os_type: str | None = No
         "id": disk_id,
         "storageAccountType": ((disk.get("sku") or {}).get("name")) or (ref.get("managedDisk") or {}).get("storageAccountType"),
     }
+    entry["diskSizeGB"] = ref.get("diskSizeGB") or _props(disk).get("diskSizeGB")
     entry["diskRestorePoint"] = {"id": drp_id}
     if os_type:
         entry["osType"] = os_type
@@ -89,8 +100,8 @@ def _disk_entry(store: Store, ref: dict, rp_id: str, *, os_type: str | None = No
             "familyId": str(uuid.uuid5(uuid.NAMESPACE_URL, disk_id.lower())),
             "networkAccessPolicy": "AllowAll",
             "publicNetworkAccess": "Enabled",
-            "completionPercent": 100.0,
-            "replicationState": "Succeeded",
+            "completionPercent": 0.0,
+            "replicationState": "Creating",
         },
     }
     return entry, drp
@@ -157,13 +168,19 @@ def _write_restore_point(arm: Any, req: Any, doc: dict, existing: dict | None) -
     )
     doc.pop("location", None)
     store.put(doc)
+    from .rescue_ops import carry_facts  # the guest on each disk, at this instant
+
+    for drp_doc in drps:
+        store.put(drp_doc)
+        carry_facts(store, drp_doc["id"], drp_doc["properties"]["sourceResourceId"])
     make = arm.operation_factory(req, rp_id, namespace="Microsoft.Compute", location=vm.get("location"), duration_key="restorepoint.put")
 
     def success(op: Any) -> None:
         if store.get(rp_id) is None:
             return
         for drp_doc in drps:
-            store.put(drp_doc)
+            if store.get(drp_doc["id"]) is not None:
+                store.own(drp_doc["id"])["properties"].update({"completionPercent": 100.0, "replicationState": "Succeeded"})
         store.own(rp_id).setdefault("properties", {})["provisioningState"] = "Succeeded"
         store.touch(normalize_id(rp_id).lower())
         op.result = copy.deepcopy(store.get(rp_id))
@@ -177,5 +194,51 @@ def _write_restore_point(arm: Any, req: Any, doc: dict, existing: dict | None) -
     return arm.lro_response(req, op, 201, copy.deepcopy(doc))
 
 
+def _view_collection(arm: Any, req: Any, doc: dict) -> dict:
+    """RestorePointCollections_Get: with ``$expand=restorePoints``, its restore points in full."""
+    if "restorepoints" not in str(req.query.get("$expand", "")).lower():
+        return doc
+    store: Store = arm.store
+    out = copy.deepcopy(doc)
+    points = [store.get(c) for c in store.children(doc["id"])]
+    out.setdefault("properties", {})["restorePoints"] = [p for p in points if p and (p.get("type") or "").lower() == RP_T]
+    return out
+
+
+def restore_source(store: Store, source_id: str, create_option: str) -> dict:
+    """What a disk is restored from (createOption Restore): the disk restore point, with the size
+    and SKU of the disk it captured; Azure's refusals raised as ArmError."""
+    source = store.get(normalize_id(source_id))
+    if create_option.lower() != "restore":
+        raise ArmError(400, "InvalidParameter", f"A disk restore point is restored with createOption Restore, not {create_option}.")
+    if source is None:
+        raise ArmError(404, "NotFound", f"Resource '{normalize_id(source_id)}' was not found.")
+    if (source.get("type") or "").lower() != DRP_TYPE.lower():
+        raise ArmError(400, "InvalidParameter", f"createOption Restore needs a disk restore point as its source; '{source['id']}' is not one.")
+    rp_id = source["id"][: source["id"].lower().index("/diskrestorepoints/")]
+    state = str(_props(store.get(rp_id)).get("provisioningState") or "")
+    if state != "Succeeded":
+        raise ArmError(
+            409,
+            "OperationNotAllowed",
+            f"The restore point '{rp_id.rsplit('/', 1)[-1]}' is {state or 'not ready'}: a disk can be restored only from a restore point that succeeded.",
+        )
+    storage = (_props(store.get(rp_id)).get("sourceMetadata") or {}).get("storageProfile") or {}
+    entry: dict = next(
+        (
+            e
+            for e in [storage.get("osDisk") or {}, *(storage.get("dataDisks") or ())]
+            if normalize_id((e.get("diskRestorePoint") or {}).get("id") or "").lower() == source["id"].lower()
+        ),
+        {},
+    )
+    out = copy.deepcopy(source)
+    out["properties"]["diskSizeGB"] = entry.get("diskSizeGB")
+    out["sku"] = {"name": (entry.get("managedDisk") or {}).get("storageAccountType") or "Premium_LRS"}
+    out["location"] = out["properties"].get("sourceResourceLocation")
+    return out
+
+
+register_view("Microsoft.Compute/restorePointCollections", _view_collection)
 register_writer("Microsoft.Compute/restorePointCollections", _write_collection)
 register_writer("Microsoft.Compute/restorePointCollections/restorePoints", _write_restore_point)
