@@ -34,13 +34,26 @@ def emulator_process(*args: str) -> Iterator[dict]:
             proc.kill()
 
 
+def scale_estate(vms: int, subscriptions: int, latency_ms: float | None = None) -> tuple[str, ...]:
+    """`emulator serve`'s options for the synthetic estate scale:VMS over SUBSCRIPTIONS,
+    each request answered after LATENCY_MS (none: at once)."""
+    latency = ("--latency-ms", str(latency_ms)) if latency_ms is not None else ()
+    return ("--estate", f"scale:{vms}", "--subscriptions", str(subscriptions), *latency)
+
+
+def aztriage_command(info: dict, command: str, *options: str) -> list[str]:
+    """`aztriage COMMAND OPTIONS` against the emulator ``info`` describes (no sign-in)."""
+    return [sys.executable, "-m", "tui.cli", command, "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none", *options]
+
+
 def timed_process(cmd: list[str], *, stdout: Any = subprocess.DEVNULL, env: dict | None = None, cwd: Path = ROOT, ok: tuple[int, ...] = (0,)) -> dict:
     """Run a command to its exit: the whole-process figures the user waits for, exec to
     exit (wall_s), and the ones that do not depend on the machine's load: its CPU time
-    (user + system, cpu_s) and peak RSS, from wait4. An exit status not in ``ok`` stops the benchmark."""
+    (user + system, cpu_s) and peak RSS, from wait4. The command imports this checkout
+    (PYTHONPATH), with ``env``'s variables besides. An exit status not in ``ok`` stops the benchmark."""
     with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=stdout, stderr=stderr, env=env)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=stdout, stderr=stderr, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -48,6 +61,23 @@ def timed_process(cmd: list[str], *, stdout: Any = subprocess.DEVNULL, env: dict
             stderr.seek(0)
             raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {stderr.read().decode(errors='replace').strip()[-500:]}")
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def timed_json(cmd: list[str], **options: Any) -> tuple[dict, Any]:
+    """``timed_process`` of a command that prints one JSON document: its figures and the document."""
+    with tempfile.TemporaryFile() as out:
+        figures = timed_process(cmd, stdout=out, **options)
+        out.seek(0)
+        return figures, json.loads(out.read())
+
+
+def whole_process_medians(figures: list[dict]) -> str:
+    """The medians of ``timed_process`` figures, as the benchmarks print them."""
+    wall = [f["wall_s"] for f in figures]
+    return (
+        f"median {median(wall):.2f} s exec to exit (runs {min(wall):.2f}-{max(wall):.2f}), {median([f['cpu_s'] for f in figures]):.2f} s CPU, "
+        f"peak RSS {median([f['peak_rss_mb'] for f in figures]):.0f} MB"
+    )
 
 
 def median(values: list[float]) -> float:

@@ -74,32 +74,14 @@ def whole_process(args: argparse.Namespace) -> None:
     import os
     import tempfile
 
-    from benchmarks._emulator import emulator_process, median, timed_process
+    from benchmarks._emulator import aztriage_command, emulator_process, scale_estate, timed_process, whole_process_medians
 
-    runs = []
-    with emulator_process("--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms)) as info:
-        for _ in range(args.runs):
-            with tempfile.TemporaryFile() as out:
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "tui.cli",
-                    "check",
-                    "--arm-endpoint",
-                    info["endpoint"],
-                    "--ca-file",
-                    info["ca_file"],
-                    "--auth",
-                    "none",
-                    "--format",
-                    "json",
-                ]
-                runs.append(timed_process(cmd, stdout=out, env={**os.environ, "XDG_STATE_HOME": tempfile.gettempdir() + "/aztriage-bench/state"}))
-    wall = [r["wall_s"] for r in runs]
+    with emulator_process(*scale_estate(args.vms, args.subscriptions, args.latency_ms)) as info:
+        cmd = aztriage_command(info, "check", "--format", "json")
+        runs = [timed_process(cmd, env={"XDG_STATE_HOME": tempfile.gettempdir() + "/aztriage-bench/state"}) for _ in range(args.runs)]
     print(
-        f"aztriage check --format json, whole process (exec to exit, {args.latency_ms:g} ms per request): median {median(wall):.2f} s "
-        f"(runs: {', '.join(f'{w:.2f}' for w in wall)}), CPU {median([r['cpu_s'] for r in runs]):.2f} s, "
-        f"peak RSS {median([r['peak_rss_mb'] for r in runs]):.0f} MB; load average {os.getloadavg()[0]:.1f}"
+        f"aztriage check --format json, whole process ({args.latency_ms:g} ms per request): {whole_process_medians(runs)}; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
 
 

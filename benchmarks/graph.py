@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import emulator_process, median, timed_process
+from benchmarks._emulator import aztriage_command, emulator_process, median, scale_estate, timed_process
 from benchmarks.inventory import run_aztriage
 
 
@@ -90,7 +90,7 @@ def timed_triage(info: dict, command: list[str], quota_window_s: float) -> dict:
 
     time.sleep(quota_window_s)
     before = len(graph_statuses(info))
-    cmd = [sys.executable, "-m", "tui.cli", *command, "--arm-endpoint", info["endpoint"], "--ca-file", info["ca_file"], "--auth", "none", "--format", "json"]
+    cmd = aztriage_command(info, *command, "--format", "json")
     emulator_cpu = cpu_seconds(info["pid"])
     proc = timed_process(cmd)
     emulator_cpu = cpu_seconds(info["pid"]) - emulator_cpu
@@ -111,16 +111,7 @@ def main() -> None:
     args = ap.parse_args()
     load = os.getloadavg()[0]
     results: dict[str, list[dict]] = {}
-    serve = [
-        "--estate",
-        f"scale:{args.vms}",
-        "--subscriptions",
-        str(args.subscriptions),
-        "--latency-ms",
-        str(args.latency_ms),
-        "--graph-quota",
-        args.graph_quota,
-    ]
+    serve = [*scale_estate(args.vms, args.subscriptions, args.latency_ms), "--graph-quota", args.graph_quota]
     triage: dict[str, list[dict]] = {}
     window_s = float(args.graph_quota.split("/")[1])
     with emulator_process(*serve) as info:

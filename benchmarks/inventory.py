@@ -26,14 +26,13 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import emulator_process, median, timed_process
+from benchmarks._emulator import aztriage_command, emulator_process, median, scale_estate, timed_json
 
 
 async def per_vm_inventory(backend: Any) -> int:
@@ -87,25 +86,7 @@ def per_vm_child(endpoint: str, ca_file: str) -> None:
 
 def run_aztriage(info: dict, *options: str) -> dict:
     """One `aztriage inventory --format json` (with ``options``) against the emulator."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [
-            sys.executable,
-            "-m",
-            "tui.cli",
-            "inventory",
-            "--arm-endpoint",
-            info["endpoint"],
-            "--ca-file",
-            info["ca_file"],
-            "--auth",
-            "none",
-            "--format",
-            "json",
-            *options,
-        ]
-        with open(out.name, "wb") as fh:
-            proc = timed_process(cmd, stdout=fh)
-        doc = json.loads(Path(out.name).read_bytes())
+    proc, doc = timed_json(aztriage_command(info, "inventory", "--format", "json", *options))
     return {
         "whole_process_s": proc["wall_s"],
         "cpu_s": proc["cpu_s"],
@@ -121,10 +102,7 @@ def run_aztriage(info: dict, *options: str) -> dict:
 
 
 def run_per_vm(info: dict) -> dict:
-    with tempfile.TemporaryFile() as out:
-        proc = timed_process([sys.executable, __file__, "--per-vm-child", info["endpoint"], info["ca_file"]], stdout=out)
-        out.seek(0)
-        doc = json.loads(out.read().decode().strip().splitlines()[-1])
+    proc, doc = timed_json([sys.executable, __file__, "--per-vm-child", info["endpoint"], info["ca_file"]])
     return {"whole_process_s": proc["wall_s"], "cpu_s": proc["cpu_s"], "peak_rss_mb": proc["peak_rss_mb"], **doc}
 
 
@@ -147,7 +125,7 @@ def main() -> None:
         per_vm_child(*args.per_vm_child)
         return
     load = os.getloadavg()[0]
-    with emulator_process("--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms)) as info:
+    with emulator_process(*scale_estate(args.vms, args.subscriptions, args.latency_ms)) as info:
         ours = []
         for _ in range(args.runs):
             ours.append(run_aztriage(info))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import ROOT, emulator_process, median
+from benchmarks._emulator import ROOT, emulator_process, median, scale_estate
 
 
 def cpu_seconds(pid: int) -> float:
@@ -173,7 +173,7 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after the table before the keys are typed")
     args = ap.parse_args()
     load = os.getloadavg()[0]
-    with emulator_process("--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms)) as info:
+    with emulator_process(*scale_estate(args.vms, args.subscriptions, args.latency_ms)) as info:
         runs: list[float] = []
         cpu: list[float] = []
         for _ in range(args.runs):

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
 
-from benchmarks._emulator import ROOT, emulator_process, median, timed_process
+from benchmarks._emulator import aztriage_command, emulator_process, median, scale_estate, timed_process, whole_process_medians
 
 
 def wire_lists(vms: int, subscriptions: int) -> dict[str, dict[str, bytes]]:
@@ -90,30 +90,10 @@ def main() -> None:
 
 
 def whole_process(vms: int, subscriptions: int, runs: int) -> None:
-    import os
-
-    with emulator_process("--estate", f"scale:{vms}", "--subscriptions", str(subscriptions)) as info:
-        cmd = [
-            sys.executable,
-            "-m",
-            "tui.cli",
-            "inventory",
-            "--arm-endpoint",
-            info["endpoint"],
-            "--ca-file",
-            info["ca_file"],
-            "--auth",
-            "none",
-            "--instance-views",
-            "0",
-            "--format",
-            "json",
-        ]
-        figures = [timed_process(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(runs)]
-    print(
-        f"  whole process, aztriage inventory --format json --instance-views 0: median {median([f['wall_s'] for f in figures]):.2f} s "
-        f"exec to exit, {median([f['cpu_s'] for f in figures]):.2f} s CPU, peak RSS {median([f['peak_rss_mb'] for f in figures]):.0f} MB"
-    )
+    with emulator_process(*scale_estate(vms, subscriptions)) as info:
+        cmd = aztriage_command(info, "inventory", "--instance-views", "0", "--format", "json")
+        figures = [timed_process(cmd) for _ in range(runs)]
+    print(f"  whole process, aztriage inventory --format json --instance-views 0: {whole_process_medians(figures)}")
 
 
 if __name__ == "__main__":

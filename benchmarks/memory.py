@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import emulator_process, median
+from benchmarks._emulator import emulator_process, median, scale_estate
 from benchmarks.launch import PtyConsole, connect_args, peak_rss_mb
 
 PANE_KEYS = (b"2", b"3", b"4", b"5", b"6")
@@ -68,7 +68,7 @@ def main() -> int:
     args = ap.parse_args()
     load = os.getloadavg()[0]
     held, peaks = [], []
-    with emulator_process("--estate", f"scale:{args.vms}", "--subscriptions", str(args.subscriptions), "--latency-ms", str(args.latency_ms)) as info:
+    with emulator_process(*scale_estate(args.vms, args.subscriptions, args.latency_ms)) as info:
         for _ in range(args.runs):
             now, peak, panes = one_run(info, args.vms, args.dwell, args.settle)
             held.append(now)

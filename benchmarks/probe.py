@@ -26,22 +26,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import os
 import resource
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.probe import OPEN, REFUSED, TIMEOUT, ProbeOptions, ProbeTarget, probe_many
-from benchmarks._emulator import ROOT, emulator_process, median, timed_process
+from benchmarks._emulator import aztriage_command, emulator_process, median, scale_estate, timed_json, whole_process_medians
 
 BASE_PORT = 20001
 NET = "127.77"
@@ -196,40 +193,17 @@ def main() -> None:
 
 def whole_process(vms: int, runs: int) -> None:
     """`aztriage probe` from exec to exit against an emulator in a process of its own."""
-    with emulator_process("--estate", f"scale:{vms}", "--subscriptions", "2", "--latency-ms", "30") as info:
-        cmd = [
-            sys.executable,
-            "-m",
-            "tui.cli",
-            "probe",
-            "--arm-endpoint",
-            info["endpoint"],
-            "--ca-file",
-            info["ca_file"],
-            "--auth",
-            "none",
-            "--all",
-            "--format",
-            "json",
-            "--attempts",
-            "1",
-            "--timeout",
-            "1",
-        ]
+    with emulator_process(*scale_estate(vms, 2, 30)) as info:
+        cmd = aztriage_command(info, "probe", "--all", "--format", "json", "--attempts", "1", "--timeout", "1")
         figures, probes, elapsed = [], 0, 0.0
         for _ in range(runs):
-            with tempfile.TemporaryFile() as out:
-                # exit 3: some VMs do not answer, as the estate means them to
-                figures.append(timed_process(cmd, stdout=out, env={**os.environ, "PYTHONPATH": str(ROOT)}, ok=(0, 3)))
-                out.seek(0)
-                stats = json.loads(out.read()).get("stats", {})
+            # exit 3: some VMs do not answer, as the estate means them to
+            figure, doc = timed_json(cmd, ok=(0, 3))
+            figures.append(figure)
+            stats = doc.get("stats", {})
             probes, elapsed = stats.get("probes", 0), elapsed + stats.get("elapsed_s", 0.0)
     print(f"whole process: aztriage probe --all --format json --attempts 1 --timeout 1, scale:{vms} over 2 subscriptions, 30 ms per request")
-    print(
-        f"  median {median([f['wall_s'] for f in figures]):.2f} s exec to exit, {median([f['cpu_s'] for f in figures]):.2f} s CPU, "
-        f"peak RSS {median([f['peak_rss_mb'] for f in figures]):.0f} MB; {probes} probes, of which the probing itself "
-        f"(in-process) {elapsed / runs:.2f} s on average"
-    )
+    print(f"  {whole_process_medians(figures)}; {probes} probes, of which the probing itself (in-process) {elapsed / runs:.2f} s on average")
 
 
 if __name__ == "__main__":

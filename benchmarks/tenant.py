@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import emulator_process, median
+from benchmarks._emulator import emulator_process, median, scale_estate
 from benchmarks.graph import a_vm, graph_statuses
 from benchmarks.launch import PtyConsole, connect_args, cpu_seconds, peak_rss_mb
 
@@ -73,16 +73,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the table of every VM")
     args = ap.parse_args()
     load = os.getloadavg()[0]
-    serve = [
-        "--estate",
-        f"scale:{args.vms}",
-        "--subscriptions",
-        str(args.subscriptions),
-        "--latency-ms",
-        str(args.latency_ms),
-        "--graph-quota",
-        args.graph_quota,
-    ]
+    serve = [*scale_estate(args.vms, args.subscriptions, args.latency_ms), "--graph-quota", args.graph_quota]
     runs = []
     with emulator_process(*serve) as info:
         a_vm(info)  # the emulator builds its VMs' rows (instance views) once, outside the runs

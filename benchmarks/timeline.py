@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import emulator_process, median, timed_process
+from benchmarks._emulator import aztriage_command, emulator_process, median, timed_json, whole_process_medians
 
 SUB = "3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17"  # the demo's Contoso Production
 GROUP = f"/subscriptions/{SUB}/resourceGroups/rg-web-prod/providers"
@@ -112,40 +112,18 @@ def main() -> None:
         path = Path(tmp) / "busy.json"
         path.write_text(json.dumps(busy_estate(args.entries, datetime.now(UTC))))
         with emulator_process("--estate", str(path), "--latency-ms", str(args.latency_ms)) as info:
+            cmd = aztriage_command(info, "timeline", "--vm", "web-prod-01", "--since", "90d", "--format", "json")
             whole = []
             for _ in range(args.runs):
-                with tempfile.TemporaryFile() as out:
-                    cmd = [
-                        sys.executable,
-                        "-m",
-                        "tui.cli",
-                        "timeline",
-                        "--vm",
-                        "web-prod-01",
-                        "--since",
-                        "90d",
-                        "--format",
-                        "json",
-                        "--arm-endpoint",
-                        info["endpoint"],
-                        "--ca-file",
-                        info["ca_file"],
-                        "--auth",
-                        "none",
-                    ]
-                    whole.append(timed_process(cmd, stdout=out, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}))
-                    out.seek(0)
-                    shown = len(json.loads(out.read())["entries"])
+                figures, doc = timed_json(cmd)
+                whole.append(figures)
+                shown = len(doc["entries"])
             inner = asyncio.run(in_process(info, args.runs))
     print(
         f"{args.entries} activity-log entries over 90 days in the VM's group, {args.latency_ms:g} ms per request; "
         f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
     )
-    print(
-        f"  whole process (aztriage timeline --since 90d --format json): {median([w['wall_s'] for w in whole]):.2f} s wall "
-        f"(runs {min(w['wall_s'] for w in whole):.2f}-{max(w['wall_s'] for w in whole):.2f}), CPU {median([w['cpu_s'] for w in whole]):.2f} s, "
-        f"peak RSS {median([w['peak_rss_mb'] for w in whole]):.0f} MB; {shown} entries shown"
-    )
+    print(f"  whole process (aztriage timeline --since 90d --format json): {whole_process_medians(whole)}; {shown} entries shown")
     print(
         f"  in process: the activity log read ({inner['events']} entries) {inner['arrive_s']:.2f} s; "
         f"the timeline made from it ({inner['entries']} operations of the VM) {inner['made_s'] * 1000:.0f} ms; "

@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._emulator import aztriage_command, emulator_process  # noqa: E402
 
 # --- 1. process start to first frame -----------------------------------------------------
 
@@ -49,20 +50,6 @@ def first_frame_s(estate: str, size=(80, 24), timeout: float = 30.0) -> float:
 
 
 # --- 2-5. in-process measurements against a separate emulator process ---------------------
-
-
-def start_emulator_process(estate: str) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "emulator", "serve", "--estate", estate],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit("the emulator did not start: " + proc.stderr.read().strip())
-    return proc, json.loads(line)
 
 
 class FrameClock:
@@ -189,40 +176,13 @@ def main() -> int:
     args = parser.parse_args()
 
     frames = [first_frame_s(args.estate) for _ in range(args.runs)]
-    emulator, info = start_emulator_process(args.estate)
-    try:
+    with emulator_process("--estate", args.estate) as info:
         results = asyncio.run(in_process(info["endpoint"], info["ca_file"], args.runs))
         from benchmarks.launch import keys_and_memory
 
-        vms = len(
-            json.loads(
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "tui.cli",
-                        "inventory",
-                        "--arm-endpoint",
-                        info["endpoint"],
-                        "--ca-file",
-                        info["ca_file"],
-                        "--auth",
-                        "none",
-                        "--instance-views",
-                        "0",
-                        "--format",
-                        "json",
-                    ],
-                    cwd=ROOT,
-                    capture_output=True,
-                    check=True,
-                ).stdout
-            )["vms"]
-        )
+        inventory = aztriage_command(info, "inventory", "--instance-views", "0", "--format", "json")
+        vms = len(json.loads(subprocess.run(inventory, cwd=ROOT, capture_output=True, check=True).stdout)["vms"])
         whole = [keys_and_memory(info, vms, settle_s=2.0) for _ in range(args.runs)]
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def med(values: list[float]) -> float:
