@@ -3,6 +3,7 @@ emulator's CPU does not count against the client's)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -32,6 +33,23 @@ def emulator_process(*args: str) -> Iterator[dict]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def add_scale_options(ap: argparse.ArgumentParser, *, vms: int = 10000, subscriptions: int = 20, runs: int = 5) -> None:
+    """The options of a benchmark on a scale:N estate: its size, the emulator's latency, the runs."""
+    ap.add_argument("--vms", type=int, default=vms)
+    ap.add_argument("--subscriptions", type=int, default=subscriptions)
+    ap.add_argument("--latency-ms", type=float, default=30)
+    ap.add_argument("--runs", type=int, default=runs)
+
+
+def status_mb(pid: int | str, field: str) -> float:
+    """A memory figure of a process (``"self"``: this one) from /proc/PID/status, in MB:
+    VmRSS, what it holds now, or VmHWM, its peak so far."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def scale_estate(vms: int, subscriptions: int, latency_ms: float | None = None) -> tuple[str, ...]:

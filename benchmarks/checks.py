@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._emulator import add_scale_options, aztriage_command, emulator_process, scale_estate, timed_process, whole_process_medians
+
 
 def build_inventory(vms: int, subscriptions: int):
     from backend.azure.join import join_subscription
@@ -42,10 +44,7 @@ def build_inventory(vms: int, subscriptions: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vms", type=int, default=10000)
-    parser.add_argument("--subscriptions", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--latency-ms", type=float, default=30)
+    add_scale_options(parser)
     parser.add_argument("--no-whole-process", action="store_true", help="only the in-process figure")
     args = parser.parse_args()
 
@@ -73,8 +72,6 @@ def whole_process(args: argparse.Namespace) -> None:
     """`aztriage check --format json` from exec to exit against the emulator."""
     import os
     import tempfile
-
-    from benchmarks._emulator import aztriage_command, emulator_process, scale_estate, timed_process, whole_process_medians
 
     with emulator_process(*scale_estate(args.vms, args.subscriptions, args.latency_ms)) as info:
         cmd = aztriage_command(info, "check", "--format", "json")

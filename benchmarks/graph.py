@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import aztriage_command, emulator_process, median, scale_estate, timed_process
+from benchmarks._emulator import add_scale_options, aztriage_command, emulator_process, median, scale_estate, timed_process
 from benchmarks.inventory import run_aztriage
 
 
@@ -100,11 +100,8 @@ def timed_triage(info: dict, command: list[str], quota_window_s: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--vms", type=int, default=100_000)
-    ap.add_argument("--subscriptions", type=int, default=1000)
-    ap.add_argument("--latency-ms", type=float, default=30)
+    add_scale_options(ap, vms=100_000, subscriptions=1000, runs=3)
     ap.add_argument("--graph-quota", default="15/5", help="queries/seconds (Microsoft's documented example: 15/5)")
-    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--engines", default="arg,arm")
     ap.add_argument("--triage-runs", type=int, default=0, help="also time `aztriage broken`, `aztriage find NAME` and `aztriage find IP` this many times each")
     ap.add_argument("--json", action="store_true")

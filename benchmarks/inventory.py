@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import aztriage_command, emulator_process, median, scale_estate, timed_json
+from benchmarks._emulator import add_scale_options, aztriage_command, emulator_process, median, scale_estate, timed_json
 
 
 async def per_vm_inventory(backend: Any) -> int:
@@ -106,6 +106,14 @@ def run_per_vm(info: dict) -> dict:
     return {"whole_process_s": proc["wall_s"], "cpu_s": proc["cpu_s"], "peak_rss_mb": proc["peak_rss_mb"], **doc}
 
 
+def say_run(label: str, r: dict) -> dict:
+    print(
+        f"  {label} whole process {r['whole_process_s']:.2f} s, in-process {r['in_process_s']:.2f} s, CPU {r['cpu_s']:.2f} s, {r['requests']} requests",
+        flush=True,
+    )
+    return r
+
+
 def summary(runs: list[dict]) -> dict:
     keys = ("whole_process_s", "in_process_s", "cpu_s", "requests", "peak_rss_mb")
     return {"runs": len(runs), "vms": runs[0]["vms"], **{k: round(median([r[k] for r in runs]), 3) for k in keys}}
@@ -113,10 +121,7 @@ def summary(runs: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--vms", type=int, default=10000)
-    ap.add_argument("--subscriptions", type=int, default=20)
-    ap.add_argument("--latency-ms", type=float, default=30)
-    ap.add_argument("--runs", type=int, default=5)
+    add_scale_options(ap)
     ap.add_argument("--per-vm-runs", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print the result as JSON too")
     ap.add_argument("--per-vm-child", nargs=2, metavar=("ENDPOINT", "CA"), help=argparse.SUPPRESS)
@@ -126,22 +131,8 @@ def main() -> None:
         return
     load = os.getloadavg()[0]
     with emulator_process(*scale_estate(args.vms, args.subscriptions, args.latency_ms)) as info:
-        ours = []
-        for _ in range(args.runs):
-            ours.append(run_aztriage(info))
-            r = ours[-1]
-            print(
-                f"  aztriage run: whole process {r['whole_process_s']:.2f} s, in-process {r['in_process_s']:.2f} s, CPU {r['cpu_s']:.2f} s, {r['requests']} requests",
-                flush=True,
-            )
-        peer = []
-        for _ in range(args.per_vm_runs):
-            peer.append(run_per_vm(info))
-            r = peer[-1]
-            print(
-                f"  per-VM run:   whole process {r['whole_process_s']:.2f} s, in-process {r['in_process_s']:.2f} s, CPU {r['cpu_s']:.2f} s, {r['requests']} requests",
-                flush=True,
-            )
+        ours = [say_run("aztriage run:", run_aztriage(info)) for _ in range(args.runs)]
+        peer = [say_run("per-VM run:  ", run_per_vm(info)) for _ in range(args.per_vm_runs)]
     a = summary(ours)
     print(
         f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"

@@ -27,21 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import ROOT, emulator_process, median, scale_estate
+from benchmarks._emulator import ROOT, add_scale_options, emulator_process, median, scale_estate, status_mb
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a running process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The peak resident set of a running process so far (VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class PtyConsole:
@@ -159,17 +151,14 @@ def keys_and_memory(info: dict, vms: int, settle_s: float) -> tuple[list[float],
                 raise SystemExit(f"the console did not show the filter /{typed.decode()}")
             seconds.append(elapsed)
             console.drain()
-        return seconds, peak_rss_mb(console.proc.pid)
+        return seconds, status_mb(console.proc.pid, "VmHWM")
     finally:
         console.close()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--vms", type=int, default=10000)
-    ap.add_argument("--subscriptions", type=int, default=20)
-    ap.add_argument("--latency-ms", type=float, default=30)
-    ap.add_argument("--runs", type=int, default=5)
+    add_scale_options(ap)
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after the table before the keys are typed")
     args = ap.parse_args()
     load = os.getloadavg()[0]

@@ -23,17 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import emulator_process, median, scale_estate
-from benchmarks.launch import PtyConsole, connect_args, peak_rss_mb
+from benchmarks._emulator import add_scale_options, emulator_process, median, scale_estate, status_mb
+from benchmarks.launch import PtyConsole, connect_args
 
 PANE_KEYS = (b"2", b"3", b"4", b"5", b"6")
-
-
-def resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def one_run(info: dict, vms: int, dwell: float, settle: float) -> tuple[float, float, list[float]]:
@@ -48,21 +41,18 @@ def one_run(info: dict, vms: int, dwell: float, settle: float) -> tuple[float, f
             deadline = time.perf_counter() + dwell
             while time.perf_counter() < deadline:
                 console.drain(0.1)
-            after_panes.append(resident_mb(console.proc.pid))
+            after_panes.append(status_mb(console.proc.pid, "VmRSS"))
         deadline = time.perf_counter() + settle
         while time.perf_counter() < deadline:
             console.drain(0.2)
-        return resident_mb(console.proc.pid), peak_rss_mb(console.proc.pid), after_panes
+        return status_mb(console.proc.pid, "VmRSS"), status_mb(console.proc.pid, "VmHWM"), after_panes
     finally:
         console.close()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--vms", type=int, default=10000)
-    ap.add_argument("--subscriptions", type=int, default=20)
-    ap.add_argument("--latency-ms", type=float, default=30)
-    ap.add_argument("--runs", type=int, default=3)
+    add_scale_options(ap, runs=3)
     ap.add_argument("--dwell", type=float, default=3.0, help="seconds on each pane")
     ap.add_argument("--settle", type=float, default=10.0, help="seconds back on Inventory before the figure")
     args = ap.parse_args()

@@ -48,26 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._emulator import emulator_process  # noqa: E402
+from benchmarks._emulator import emulator_process, status_mb  # noqa: E402
 
 TICK_S = 0.05
 WARMUP_REFRESHES = 5
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class LoopLag:
@@ -114,7 +98,7 @@ def snapshot(app) -> dict:
     workers = list(app.workers)
     tasks = _our_tasks()
     return {
-        "rss_mb": round(rss_mb(), 1),
+        "rss_mb": round(status_mb("self", "VmRSS"), 1),
         "load_avg_1m": round(os.getloadavg()[0], 2),  # other processes on the machine inflate the lag
         "cpu_s": round(sum(os.times()[:2]), 2),
         "asyncio_tasks": len(tasks),
@@ -171,7 +155,7 @@ async def soak(endpoint: str, ca_file: str, seconds: float, interval: float, *, 
         await _wait_for_load(app, pilot, 1)
         first_load_s = time.perf_counter() - t0
         await _between_refreshes(app, pilot)
-        first_load_rss = round(rss_mb(), 1)
+        first_load_rss = round(status_mb("self", "VmRSS"), 1)
         if panes:
             # An operator opens every pane once; each stays mounted (an app mode) from then on.
             for p in PANES:
@@ -197,7 +181,7 @@ async def soak(endpoint: str, ca_file: str, seconds: float, interval: float, *, 
         samples = []
         while time.perf_counter() < deadline:
             await asyncio.sleep(min(10.0, max(0.0, deadline - time.perf_counter())))
-            samples.append({"t_s": round(time.perf_counter() - t0, 1), "rss_mb": round(rss_mb(), 1), "loads": app.loads})
+            samples.append({"t_s": round(time.perf_counter() - t0, 1), "rss_mb": round(status_mb("self", "VmRSS"), 1), "loads": app.loads})
         if tracer:
             tracer.stop()
         lag.stop()
@@ -221,7 +205,7 @@ async def soak(endpoint: str, ca_file: str, seconds: float, interval: float, *, 
         "pane_shown": shown_at_end,
         "first_load_s": round(first_load_s, 2),
         "first_load_rss_mb": first_load_rss,
-        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_rss_mb": round(status_mb("self", "VmHWM"), 1),
         "refreshes": end["loads"] - start_loads,
         "vms": len(app.inventory.vms) if app.inventory else 0,
         "start": start,

@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import emulator_process, median, scale_estate
+from benchmarks._emulator import add_scale_options, emulator_process, median, scale_estate, status_mb
 from benchmarks.graph import a_vm, graph_statuses
-from benchmarks.launch import PtyConsole, connect_args, cpu_seconds, peak_rss_mb
+from benchmarks.launch import PtyConsole, connect_args, cpu_seconds
 
 BROKEN_MARKER = b"what is broken, every VM loading"
 
@@ -47,7 +47,7 @@ def one_run(info: dict, vms: int, settle_s: float, timeout_s: float) -> dict:
         every_s, every_cpu = whole - console.started, cpu_seconds(console.proc.pid)
         time.sleep(settle_s)
         console.drain()
-        rss = peak_rss_mb(console.proc.pid)
+        rss = status_mb(console.proc.pid, "VmHWM")
     finally:
         console.close()
     statuses = graph_statuses(info)[before:]
@@ -64,11 +64,8 @@ def one_run(info: dict, vms: int, settle_s: float, timeout_s: float) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--vms", type=int, default=100_000)
-    ap.add_argument("--subscriptions", type=int, default=1000)
-    ap.add_argument("--latency-ms", type=float, default=30)
+    add_scale_options(ap, vms=100_000, subscriptions=1000, runs=1)
     ap.add_argument("--graph-quota", default="15/5")
-    ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after the table of every VM before the peak RSS is read")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the table of every VM")
     args = ap.parse_args()
