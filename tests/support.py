@@ -32,6 +32,14 @@ def emulator_control(emu, method: str, path: str, body=None):
     return json.loads(raw) if raw else None
 
 
+def record_run(journal, vm_id: str, vm_name: str, scenario: str, steps: list, *, target: str | None = None, facts: dict | None = None, **more) -> str:
+    """Record a run of SCENARIO on a VM in the recovery journal, as the runner would
+    before its first step (no parameters, no secrets; target: the VM's name unless given)."""
+    return journal.create_run(
+        vm_id=vm_id, vm_name=vm_name, scenario=scenario, params={}, needs_secrets=[], target=target or vm_name, facts=facts or {}, steps=steps, **more
+    )
+
+
 def arm_call(emu, method: str, path: str, body=None) -> tuple[int, dict]:
     """(status, JSON body) of an ARM call to the emulator, error bodies included."""
     import json

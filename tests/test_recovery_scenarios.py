@@ -17,7 +17,7 @@ from backend.recovery.plan import Kind, PlanError
 from backend.recovery.runner import Runner, RunRefused
 from tests.recovery_support import guest_ports, operation_counts, power, put_lock, reset, resources, vm_doc, writes
 from tests.rescue_support import Rig
-from tests.support import arm_call, demo_settings, emulator_control
+from tests.support import arm_call, demo_settings, emulator_control, record_run
 
 
 @pytest.fixture
@@ -337,20 +337,16 @@ async def test_dev_ephemeral_cannot_be_deallocated_or_redeployed(rig):
         assert any("ephemeral OS disk" in b for b in plan.blockers)
 
 
+def record_plan(rig, plan, facts, **more) -> str:
+    """A run of PLAN recorded in the journal and nothing done yet (its process gone before its first step)."""
+    steps = [(s.key, s.title, str(s.kind)) for s in plan.steps]
+    return record_run(rig.journal, plan.vm.id, plan.vm.name, plan.scenario, steps, target="demo", facts=facts.documents, **more)
+
+
 async def test_a_second_run_on_the_same_vm_waits_for_the_unfinished_one(rig):
     plan, facts = await rig.plan("web-prod-01", "restart")
     # An interrupted run: recorded as running, nobody holds its lock.
-    rig.journal.create_run(
-        vm_id=plan.vm.id,
-        vm_name="web-prod-01",
-        scenario="restart",
-        params={},
-        needs_secrets=[],
-        target="demo",
-        facts=facts.documents,
-        steps=[(s.key, s.title, str(s.kind)) for s in plan.steps],
-        run_id="deadbeef00",
-    )
+    record_plan(rig, plan, facts, run_id="deadbeef00")
     assert rig.journal.get_run("deadbeef00").status == "interrupted"
     with pytest.raises(RunRefused, match=r"deadbeef00.*interrupted.*--resume deadbeef00"):
         await Runner(rig.backend, rig.journal).start(plan, lambda f, p: scenarios.build_plan("restart", f, p), facts)
@@ -430,16 +426,7 @@ async def _run_died_while_sending(rig, *, reached_azure: bool) -> str:
     from datetime import datetime
 
     plan, facts = await rig.plan("web-prod-01", "restart")
-    run_id = rig.journal.create_run(
-        vm_id=plan.vm.id,
-        vm_name="web-prod-01",
-        scenario="restart",
-        params={},
-        needs_secrets=[],
-        target="demo",
-        facts=facts.documents,
-        steps=[(s.key, s.title, str(s.kind)) for s in plan.steps],
-    )
+    run_id = record_plan(rig, plan, facts)
     rig.journal.set_step(run_id, 0, J.VERIFIED, message="ok")
     rig.journal.set_step(run_id, 1, J.RUNNING, started=True, outputs={"sending": {"restart": datetime.now(UTC).isoformat()}})
     if reached_azure:

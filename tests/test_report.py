@@ -13,7 +13,7 @@ import pytest
 from backend import report as rpt
 from backend.checks import CheckContext, ComputeUsage, run_checks
 from backend.models import EventUpdate, HealthStatus, ImpactedRegion, ImpactedService, NetworkInterface, PublicIp, RecommendedAction, ServiceEvent
-from tests.support import assert_one_clear_line
+from tests.support import assert_one_clear_line, record_run
 from tests.test_checks import SUB, disk, good_vm, inventory
 from tests.test_cli import aztriage
 
@@ -268,20 +268,11 @@ def test_recovery_runs_come_from_the_journal(tmp_path):
     other = good_vm("other-01")
     path = tmp_path / "journal.sqlite3"
     with Journal(path) as journal:
-        run_id = journal.create_run(
-            vm_id=vm.id,
-            vm_name=vm.name,
-            scenario="restart",
-            params={},
-            needs_secrets=[],
-            target=vm.name,
-            facts={},
-            steps=[("restart", "Restart the VM", "change")],
-        )
+        run_id = record_run(journal, vm.id, vm.name, "restart", [("restart", "Restart the VM", "change")])
         journal.set_step(run_id, 0, "running", started=True)
         journal.set_step(run_id, 0, VERIFIED, message="running again")
         journal.set_run_status(run_id, "succeeded", "restarted")
-        journal.create_run(vm_id=other.id, vm_name=other.name, scenario="start", params={}, needs_secrets=[], target=other.name, facts={}, steps=[])
+        record_run(journal, other.id, other.name, "start", [])
     section = rpt.recovery_section(vm, path)
     assert section["status"] == "done" and [r["scenario"] for r in section["runs"]] == ["restart"]
     assert section["runs"][0]["steps"][0]["state"] == VERIFIED and section["runs"][0]["steps"][0]["duration_s"] is not None

@@ -13,7 +13,7 @@ from backend.azure.backend import AzureBackend
 from backend.errors import BackendError
 from backend.report import find_vm
 from backend.timeline import ACTIVITY, AZTRIAGE, HEALTH, build_timeline, parse_since
-from tests.support import FIXED_NOW, arm_call, demo_settings, emulator_control, start_emulator
+from tests.support import FIXED_NOW, arm_call, demo_settings, emulator_control, record_run, start_emulator
 
 pytestmark = pytest.mark.xdist_group("timeline")
 
@@ -333,29 +333,11 @@ async def test_recovery_runs_and_console_events_are_on_the_vms_timeline(backend,
     vm = find_vm(inv, "dev-spot-01")
     path = tmp_path / "journal.sqlite3"
     with Journal(path) as journal:
-        run_id = journal.create_run(
-            vm_id=vm.id,
-            vm_name=vm.name,
-            scenario="start",
-            params={},
-            needs_secrets=[],
-            target=vm.name,
-            facts={},
-            steps=[("check", "Check the VM", "check"), ("start", "Start the VM", "change")],
-        )
+        run_id = record_run(journal, vm.id, vm.name, "start", [("check", "Check the VM", "check"), ("start", "Start the VM", "change")])
         journal.set_step(run_id, 0, "verified", started=True)
         journal.set_step(run_id, 1, "failed", started=True, message="AllocationFailed: no Spot capacity")
         journal.set_run_status(run_id, "failed", "the start failed")
-        journal.create_run(
-            vm_id=SPOT.replace("dev-spot-01", "dev-sandbox-01"),
-            vm_name="dev-sandbox-01",
-            scenario="restart",
-            params={},
-            needs_secrets=[],
-            target="dev-sandbox-01",
-            facts={},
-            steps=[("restart", "Restart", "change")],
-        )
+        record_run(journal, SPOT.replace("dev-spot-01", "dev-sandbox-01"), "dev-sandbox-01", "restart", [("restart", "Restart", "change")])
         session = journal.open_console_session(vm.id, vm.name, read_only=False)
         journal.console_admin(session, "sysrq", "b")
         journal.close_console_session(session, "closed by the operator")
