@@ -147,3 +147,35 @@ async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates
             upgraded_keeping(rig.emu, VM, pip["properties"]["ipAddress"])
             assert operation_counts(rig.emu)[("put", pip["id"].lower())] == 2
             assert pip_writes(rig.emu, pip["id"])[nic["id"].lower()] == 2
+
+
+@pytest.fixture(scope="module")
+def slow_emu():
+    """An emulator whose NIC writes last a second (10 s of Azure at 10x): long enough for a run
+    killed just after ARM accepted one to resume while it still runs."""
+    from tests.recovery_support import own_emulator
+
+    emu = own_emulator(acceleration=10)
+    yield emu
+    emu.stop()
+
+
+@pytest.mark.parametrize("step", ["disassociate", "associate"])
+async def test_a_run_killed_while_its_nic_write_runs_waits_for_it_and_sends_it_once(slow_emu, tmp_path, monkeypatch, step):
+    # The IP's association moves only when the NIC's write ends: a resume that read the IP alone
+    # took the running write for one never sent and sent it again (a duplicate, or a 409).
+    from tests.rescue_support import fresh_rig
+
+    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
+    async with fresh_rig(slow_emu, tmp_path / "journal.sqlite3") as rig:
+        nic, pip = nic_and_pip(rig.emu, VM)
+        plan, _ = await rig.plan(VM, "upgrade-public-ip")
+        boundary = ("operation", plan.keys.index(step))
+        plan, result, killed = await rig.run_killed_at(VM, "upgrade-public-ip", {}, boundary)
+        assert killed and result.status == "succeeded", result.summary
+        upgraded_keeping(rig.emu, VM, pip["properties"]["ipAddress"])
+        assert pip_writes(rig.emu, pip["id"])[nic["id"].lower()] == 2
+        refused = [r for r in emulator_control(rig.emu, "GET", "/_emulator/requests") if r["method"] == "PUT" and r.get("status", 0) >= 400]
+        assert refused == []
+        waited = [e for e in rig.journal.events(result.run_id) if e["step"] == boundary[1] and e["event"] == "log"]
+        assert any(f"{nic['name']} is Updating: waiting for the operation on it to end" in e["message"] for e in waited), waited

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,14 +185,30 @@ async def _nic(ctx: StepContext, lay: Layout) -> dict[str, Any]:
     return doc
 
 
-async def _settled_pip(ctx: StepContext, lay: Layout) -> dict[str, Any]:
-    """The IP once no operation runs on it (a run resumed after a crash may find its own write still Updating)."""
+async def _settled(ctx: StepContext, read: Callable[[StepContext, Layout], Awaitable[dict[str, Any]]], lay: Layout) -> dict[str, Any]:
+    """The resource once no operation runs on it (a run resumed after a crash may find its own
+    write still Updating); still busy after SETTLE_TIMEOUT, it is returned as it is."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
+    said = False
     while True:
-        pip = await _pip(ctx, lay)
-        if not _busy(pip) or time.monotonic() >= deadline:
-            return pip
+        doc = await read(ctx, lay)
+        if not _busy(doc) or time.monotonic() >= deadline:
+            return doc
+        if not said:
+            said = True
+            await ctx.log(f"{doc.get('name') or 'the resource'} is {_busy(doc)}: waiting for the operation on it to end before going on")
         await asyncio.sleep(poll_interval(ctx.settings))
+
+
+async def _settled_pip(ctx: StepContext, lay: Layout) -> dict[str, Any]:
+    return await _settled(ctx, _pip, lay)
+
+
+async def _settled_nic(ctx: StepContext, lay: Layout) -> dict[str, Any]:
+    """The NIC once its write has ended: Azure moves the public IP's association (the IP's
+    ``ipConfiguration``) only when the NIC's operation succeeds, so while it runs the IP still
+    names the configuration the NIC no longer references."""
+    return await _settled(ctx, _nic, lay)
 
 
 def _config(nic: dict[str, Any], lay: Layout) -> dict[str, Any]:
@@ -199,6 +216,12 @@ def _config(nic: dict[str, Any], lay: Layout) -> dict[str, Any]:
         if (cfg.get("name") or "").lower() == lay.config_name.lower():
             return cfg
     raise StepFailed(f"NIC {lay.nic_name} no longer has the IP configuration {lay.config_name}")
+
+
+def _references(nic: dict[str, Any], lay: Layout) -> bool:
+    """Whether the NIC's IP configuration names the public IP (what the NIC write changes)."""
+    ref = (_props(_config(nic, lay)).get("publicIPAddress") or {}).get("id") or ""
+    return str(ref).lower() == lay.pip_id.lower()
 
 
 def _holder(pip: dict[str, Any]) -> str:
@@ -336,9 +359,16 @@ def create_nsg_step(lay: Layout, facts: VmFacts) -> Step:
 
 def disassociate_step(lay: Layout, vm: Vm) -> Step:
     async def precondition(ctx: StepContext) -> Check:
+        # The NIC first, and settled: a run killed while its NIC write ran finds the NIC without the
+        # IP (the write is in Azure) while the IP still names the configuration until that write ends.
+        nic = await _settled_nic(ctx, lay)
+        if _busy(nic):
+            return blocked(f"another operation is running on NIC {lay.nic_name} ({_busy(nic)}): resume when it has finished")
         pip = await _pip(ctx, lay)
         if _sku(pip).lower() == "standard":
             return already_done(f"{lay.pip_name} is already Standard")
+        if not _references(nic, lay) and (not _holder(pip) or _associated_here(pip, lay)):
+            return already_done(f"{lay.pip_name} is not on {lay.nic_name}/{lay.config_name}")
         if not _holder(pip):
             return already_done(f"{lay.pip_name} is not associated")
         if not _associated_here(pip, lay):
@@ -349,11 +379,13 @@ def disassociate_step(lay: Layout, vm: Vm) -> Step:
 
     async def run(ctx: StepContext) -> str:
         nic = copy.deepcopy(await _nic(ctx, lay))
-        _props(_config(nic, lay)).pop("publicIPAddress", None)
-        await ctx.backend.put_nic(lay.nic_id, nic, **await ctx.lro("disassociate", journal_token=False))
+        if _references(nic, lay):
+            _props(_config(nic, lay)).pop("publicIPAddress", None)
+            await ctx.backend.put_nic(lay.nic_id, nic, **await ctx.lro("disassociate", journal_token=False))
         return f"{lay.pip_name} is off {lay.nic_name}/{lay.config_name}"
 
     async def verify(ctx: StepContext) -> Verification:
+        await _settled_nic(ctx, lay)
         pip = await _pip(ctx, lay)
         if _holder(pip):
             return not_verified(f"{lay.pip_name} is still associated with {_holder(pip)}")
@@ -419,23 +451,33 @@ def upgrade_step(lay: Layout) -> Step:
 def associate_step(lay: Layout) -> Step:
     nsg_name = ResourceId.parse(lay.new_nsg_id).name if lay.new_nsg_id else None
 
+    def wanted(nic: dict[str, Any]) -> bool:
+        nsg = str((_props(nic).get("networkSecurityGroup") or {}).get("id") or "")
+        return _references(nic, lay) and (not lay.new_nsg_id or nsg.lower() == lay.new_nsg_id.lower())
+
     async def precondition(ctx: StepContext) -> Check:
+        # As for the disassociation: the NIC tells whether the association was already sent.
+        nic = await _settled_nic(ctx, lay)
+        if _busy(nic):
+            return blocked(f"another operation is running on NIC {lay.nic_name} ({_busy(nic)}): resume when it has finished")
         pip = await _pip(ctx, lay)
-        if _associated_here(pip, lay):
+        if _associated_here(pip, lay) and wanted(nic):
             return already_done(f"{lay.pip_name} is on {lay.nic_name}/{lay.config_name}")
-        if _holder(pip):
+        if _holder(pip) and not _associated_here(pip, lay):
             return blocked(f"{lay.pip_name} is now used by {_holder(pip)}")
         return ready(f"{lay.pip_name} is free")
 
     async def run(ctx: StepContext) -> str:
         nic = copy.deepcopy(await _nic(ctx, lay))
-        _config(nic, lay).setdefault("properties", {})["publicIPAddress"] = {"id": lay.pip_id}
-        if lay.new_nsg_id:
-            nic.setdefault("properties", {})["networkSecurityGroup"] = {"id": lay.new_nsg_id}
-        await ctx.backend.put_nic(lay.nic_id, nic, **await ctx.lro("associate", journal_token=False))
+        if not wanted(nic):
+            _config(nic, lay).setdefault("properties", {})["publicIPAddress"] = {"id": lay.pip_id}
+            if lay.new_nsg_id:
+                nic.setdefault("properties", {})["networkSecurityGroup"] = {"id": lay.new_nsg_id}
+            await ctx.backend.put_nic(lay.nic_id, nic, **await ctx.lro("associate", journal_token=False))
         return f"{lay.pip_name} is on {lay.nic_name}/{lay.config_name} again" + (f", with NSG {nsg_name}" if nsg_name else "")
 
     async def verify(ctx: StepContext) -> Verification:
+        await _settled_nic(ctx, lay)
         pip = await _pip(ctx, lay)
         if not _associated_here(pip, lay):
             return not_verified(f"{lay.pip_name} is not on {lay.nic_name}/{lay.config_name}")
