@@ -1,6 +1,9 @@
 """restore-disk end to end through the real adapter: a disk made from a snapshot of the VM's OS
-disk (or a data disk) swapped in, the old disk kept; refusals (no such snapshot, a snapshot of
-another disk, no such LUN); killed at any boundary it resumes to the same end; the CLI."""
+disk (or a data disk), or from the VM's restore point (its disk restore point of that disk,
+createOption Restore), swapped in, the old disk kept; refusals (no such snapshot, a snapshot of
+another disk, no such LUN, a restore point of another VM, one still being created or failed, a
+name that fits two sources) and the emulator's, as Azure's; killed at any boundary it resumes to
+the same end; the CLI."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ import pytest
 
 from backend.recovery.plan import Kind, PlanError
 from tests.kill_points import deal
-from tests.recovery_support import power, vm_doc
+from tests.recovery_support import arm_request, power, resources, vm_doc
+from tests.rescue_support import guest
 
 VM = "web-prod-03"
 
@@ -57,10 +61,92 @@ async def test_a_data_disk_is_swapped_at_its_lun_while_the_vm_runs(rig):
     assert lun_name(rig.emu, 0) != old and power(rig.emu, VM) == "running"
 
 
+async def restore_point_of(rig, vm: str = VM) -> dict:
+    """restore-point first (crash-consistent): its restore point document."""
+    _, result = await rig.run(vm, "restore-point", {"consistency": "crash"})
+    assert result.status == "succeeded", result.summary
+    (point,) = [p for p in resources(rig.emu, "Microsoft.Compute/restorePointCollections/restorePoints") if f"/rpc-{vm}/" in p["id"].lower()]
+    return point
+
+
+def break_guest(emu, vm: str = VM) -> str:
+    """The guest on the VM's OS disk stops booting (a bad fstab): what a restore brings back from before."""
+    vm_id = vm_doc(emu, vm)["doc"]["id"]
+    emu.store.own_guest(vm_id).update({"boot": "emergency-fstab", "ports": {"22": "silent"}})
+    emu.store.touch(vm_id.lower())
+    return vm_id
+
+
+async def test_the_os_disk_is_restored_from_a_restore_point_named_by_its_name(rig):
+    point = await restore_point_of(rig)
+    os_entry = point["properties"]["sourceMetadata"]["storageProfile"]["osDisk"]
+    vm_id = break_guest(rig.emu)
+    old = os_disk_name(rig.emu)
+    plan, result = await rig.run(VM, "restore-disk", {"source": point["name"]})
+    assert plan.keys == ["preflight", "restore-copy", "deallocate", "swap-os-disk", "start", "reach-ssh"] and not plan.blockers
+    drp = os_entry["diskRestorePoint"]["id"].rsplit("/", 1)[-1]
+    assert plan.steps[1].title.endswith(f"from restore point {point['name']} (its disk restore point of {old}, {drp})")
+    assert "createOption Restore" in plan.steps[1].changes and plan.title == "Restore a disk from a restore point"
+    assert plan.params == {"disk": "os", "source": point["id"]}
+    assert result.status == "succeeded", result.summary
+    new = os_disk_name(rig.emu)
+    assert new != old and "-restored-" in new
+    (disk,) = [d for d in resources(rig.emu, "Microsoft.Compute/disks") if d["name"] == new]
+    assert disk["properties"]["creationData"] == {"createOption": "Restore", "sourceResourceId": os_entry["diskRestorePoint"]["id"]}
+    assert guest(rig.emu, vm_id).get("boot") in (None, "ok") and power(rig.emu, VM) == "running"  # the guest as it was
+    assert result.record.steps[-1].state == "verified"
+    kept = await rig.backend.get_disk_document(os_entry["managedDisk"]["id"])
+    assert kept is not None and not kept.get("managedBy")
+
+
+async def test_a_data_disk_is_restored_from_a_restore_point_given_by_id(rig):
+    point = await restore_point_of(rig)
+    (entry,) = [e for e in point["properties"]["sourceMetadata"]["storageProfile"]["dataDisks"] if e["lun"] == 0]
+    old = lun_name(rig.emu, 0)
+    plan, result = await rig.run(VM, "restore-disk", {"source": point["id"], "disk": "0"})
+    assert plan.keys == ["preflight", "restore-copy", "swap-lun0"] and not plan.blockers
+    assert f"(its disk restore point of {old}, " in plan.steps[1].title
+    assert result.status == "succeeded", result.summary
+    (disk,) = [d for d in resources(rig.emu, "Microsoft.Compute/disks") if d["name"] == lun_name(rig.emu, 0)]
+    assert disk["properties"]["creationData"]["sourceResourceId"] == entry["diskRestorePoint"]["id"] and disk["properties"]["diskSizeGB"] == 128
+
+
+async def test_what_it_refuses_of_restore_points(rig):
+    other = await restore_point_of(rig, "sql-prod-01")
+    plan, _ = await rig.plan(VM, "restore-disk", {"source": other["id"]})
+    assert any("holds no restore point of" in b and "restore a disk from a restore point of itself" in b for b in plan.blockers), plan.blockers
+    point = await restore_point_of(rig)
+    rig.emu.store.own(point["id"])["properties"]["provisioningState"] = "Creating"
+    plan, _ = await rig.plan(VM, "restore-disk", {"source": point["name"]})
+    assert any("is still being created" in b for b in plan.blockers), plan.blockers
+    drp = point["properties"]["sourceMetadata"]["storageProfile"]["osDisk"]["diskRestorePoint"]["id"]
+    disk = vm_doc(rig.emu, VM)["doc"]["id"].split("/providers/")[0] + "/providers/Microsoft.Compute/disks/restored"
+    body = {"location": "westeurope", "properties": {"creationData": {"createOption": "Restore", "sourceResourceId": drp}}}
+    status, answer = arm_request(rig.emu, "PUT", disk, body)
+    assert status == 409 and answer["error"]["code"] == "OperationNotAllowed" and "is Creating" in answer["error"]["message"]
+    rig.emu.store.own(point["id"])["properties"]["provisioningState"] = "Failed"
+    plan, _ = await rig.plan(VM, "restore-disk", {"source": point["name"]})
+    assert any("is failed: a disk is restored only from a restore point that succeeded" in b for b in plan.blockers), plan.blockers
+    status, answer = arm_request(rig.emu, "PUT", disk, dict(body, properties={"creationData": {"createOption": "Copy", "sourceResourceId": drp}}))
+    assert status == 400 and answer["error"]["code"] == "InvalidParameter"
+    status, answer = arm_request(rig.emu, "PUT", disk, dict(body, properties={"creationData": {"createOption": "Restore", "sourceResourceId": drp + "x"}}))
+    assert status == 404
+    missing, _ = await rig.plan(VM, "restore-disk", {"source": point["id"] + "x"})
+    assert f"restore point {point['name']}x does not exist" in missing.blockers
+    # A snapshot named as the restore point: the name fits two sources, the plan asks for an id.
+    snap = disk.replace("/disks/restored", f"/snapshots/{point['name']}")
+    os_id = vm_doc(rig.emu, VM)["doc"]["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"]
+    assert arm_request(rig.emu, "PUT", snap, {"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": os_id}}})[
+        0
+    ] in (200, 201, 202)
+    twice, _ = await rig.plan(VM, "restore-disk", {"source": point["name"]})
+    assert any(f"2 snapshots or restore points are named {point['name']}" in b and "give --source as an id" in b for b in twice.blockers), twice.blockers
+
+
 async def test_what_it_refuses(rig):
     snaps = await snapshot_of(rig)
     missing, _ = await rig.plan(VM, "restore-disk", {"source": "no-such-snap"})
-    assert "snapshot no-such-snap does not exist" in missing.blockers
+    assert "no snapshot in rg-web-prod and no restore point of web-prod-03 is named no-such-snap" in missing.blockers
     other, _ = await rig.plan(VM, "restore-disk", {"source": snaps[0]})  # a data disk's snapshot for the OS disk
     assert any("not of" in b for b in other.blockers)
     with pytest.raises(PlanError, match="no data disk at LUN 7"):
@@ -110,8 +196,6 @@ def test_the_cli_asks_for_the_name_and_read_only_sends_nothing(emu, home):
 
     snap = aztriage(emu, home, "recover", "--vm", VM, "--scenario", "snapshot-disks", "--yes")
     assert snap.returncode == 0, snap.stdout + snap.stderr
-    from tests.recovery_support import resources
-
     os_id = vm_doc(emu, VM)["doc"]["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"].lower()
     name = next(s["name"] for s in resources(emu, "Microsoft.Compute/snapshots") if s["properties"]["creationData"]["sourceResourceId"].lower() == os_id)
     before = writes(emu)
@@ -123,3 +207,16 @@ def test_the_cli_asks_for_the_name_and_read_only_sends_nothing(emu, home):
     proc = aztriage(emu, home, "recover", "--vm", VM, "--scenario", "restore-disk", "--source", name, "--yes", "--confirm", VM)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert power(emu, VM) == "running" and "-restored-" in os_disk_name(emu)
+
+
+def test_the_cli_restores_from_a_restore_point_named_by_its_name(emu, home):
+    from tests.test_recovery_cli import aztriage
+
+    taken = aztriage(emu, home, "recover", "--vm", VM, "--scenario", "restore-point", "--consistency", "crash", "--yes")
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    (point,) = [p for p in resources(emu, "Microsoft.Compute/restorePointCollections/restorePoints") if f"/rpc-{VM}/" in p["id"].lower()]
+    dry = aztriage(emu, home, "recover", "--vm", VM, "--scenario", "restore-disk", "--source", point["name"], "--disk", "0", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"from restore point {point['name']} (its disk restore point of {lun_name(emu, 0)}, " in dry.stdout
+    helped = aztriage(emu, home, "recover", "--help")
+    assert "a restore point of the VM (its name" in " ".join(helped.stdout.split())

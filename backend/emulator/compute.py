@@ -303,7 +303,12 @@ def prepare_vm_write(store: Store, vm_id: str, new_doc: dict, old_doc: dict | No
             src_id = ((ref.get("sourceResource") or {}).get("id")) or None
             if not src_id:
                 raise ArmError(400, "InvalidParameter", "sourceResource.id is required when createOption is Copy.")
-            source = store.get(src_id)
+            if co == "restore":  # from a disk restore point, as Disks_CreateOrUpdate restores one
+                from .restore_points import restore_source
+
+                source = restore_source(store, src_id, "Restore")
+            else:
+                source = store.get(src_id)
             if source is None:
                 raise ArmError(404, "NotFound", f"Resource '{src_id}' was not found.")
         os_type = ref.get("osType")

@@ -17,7 +17,7 @@ from typing import Any
 
 from backend.adapter import RecoveryBackend
 from backend.mapping import parse_time
-from backend.models import Vm
+from backend.models import ResourceId, Vm
 from backend.safetext import safe_json
 
 SNAPSHOT, RESTORE_POINT = "snapshot", "restore-point"
@@ -129,11 +129,11 @@ def restore_point_source(doc: dict[str, Any], vm: Vm) -> RestoreSource | None:
     )
 
 
-async def restore_point_documents(backend: RecoveryBackend, vm: Vm) -> list[dict[str, Any]]:
-    """Every restore point of every collection whose source is `vm`, as ARM sends them."""
+async def restore_point_documents(backend: RecoveryBackend, vm_id: str) -> list[dict[str, Any]]:
+    """Every restore point of every collection whose source is the VM `vm_id`, as ARM sends them."""
     out: list[dict[str, Any]] = []
-    for rpc in await backend.list_restore_point_collections(vm.subscription_id):
-        if not _same(((rpc.get("properties") or {}).get("source") or {}).get("id"), vm.id):
+    for rpc in await backend.list_restore_point_collections(ResourceId.parse(vm_id).subscription_id):
+        if not _same(((rpc.get("properties") or {}).get("source") or {}).get("id"), vm_id):
             continue
         full = await backend.get_restore_point_collection(str(rpc.get("id") or ""), restore_points=True)
         out.extend((full or {}).get("properties", {}).get("restorePoints") or ())
@@ -148,7 +148,7 @@ async def restore_sources(backend: RecoveryBackend, vm: Vm) -> list[RestoreSourc
         source = snapshot_source(doc, vm)
         if source is not None:
             out.append(source)
-    for doc in safe_json(await restore_point_documents(backend, vm)):
+    for doc in safe_json(await restore_point_documents(backend, vm.id)):
         source = restore_point_source(doc, vm)
         if source is not None:
             out.append(source)

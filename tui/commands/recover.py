@@ -71,7 +71,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         choices=("application", "crash"),
         help="restore-point: application-consistent (the VM agent freezes the applications; default when it can) or crash-consistent",
     )
-    p.add_argument("--source", metavar="SNAPSHOT", help="restore-disk: the snapshot to make the new disk from (its name in the VM's group, or its id)")
+    p.add_argument(
+        "--source",
+        metavar="SNAPSHOT|RESTORE_POINT",
+        help="restore-disk: what to make the new disk from: a snapshot of the disk (its name in the VM's group, or its id) or a restore point "
+        "of the VM (its name, e.g. rp-20261206031500, or its id .../restorePointCollections/C/restorePoints/P); the disk it holds of --disk is used",
+    )
     p.add_argument("--disk", metavar="os|LUN", help="restore-disk: the disk to swap, os (default) or a data disk's LUN")
     p.add_argument(
         "--backup-first", action="store_true", help="recreate, move-to-zone/-set, rescue, resize: take an on-demand Azure Backup first (protected VMs)"

@@ -112,8 +112,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "restore-disk",
-        "Restore a disk from a snapshot",
-        "Swap the OS disk or a data disk for a disk made from a snapshot of it, keeping the old disk.",
+        "Restore a disk (snapshot or restore point)",
+        "Swap the OS disk or a data disk for a disk made from a snapshot or a restore point of it, keeping the old disk.",
         "restore_disk",
     ),
     Scenario(

@@ -39,7 +39,8 @@ def kept_snapshot_step(facts: VmFacts, disk: Disk, role: str, snapshot_id: str, 
 
 @dataclass(frozen=True)
 class DiskCopy:
-    """A managed disk a run creates from a snapshot (createOption Copy)."""
+    """A managed disk a run creates from a snapshot (createOption Copy), or from a disk restore
+    point (createOption Restore: ``snapshot_id`` is then the disk restore point)."""
 
     copy_id: str
     snapshot_id: str
@@ -50,6 +51,11 @@ class DiskCopy:
     properties: dict[str, Any]  # creationData and what the copy carries over (osType, generation, ...)
     creating_note: str  # the ledger's note while it is being created
     kept_note: str  # the ledger's note once it is there: kept until released
+    from_restore_point: bool = False
+
+    @property
+    def source_words(self) -> str:
+        return "disk restore point" if self.from_restore_point else "snapshot"
 
     @property
     def name(self) -> str:
@@ -93,8 +99,9 @@ def disk_copy_step(
             if provisioning_state(doc) == "failed":
                 return ready(f"the earlier copy {name} failed: sending it again")
             return already_done(f"the copy {name} exists")
-        if await ctx.backend.get_snapshot(copy.snapshot_id) is None:
-            return blocked(f"the snapshot {short(copy.snapshot_id)} does not exist: the copy is made from it")
+        read = ctx.backend.get_disk_restore_point if copy.from_restore_point else ctx.backend.get_snapshot
+        if await read(copy.snapshot_id) is None:
+            return blocked(f"the {copy.source_words} {short(copy.snapshot_id)} does not exist: the copy is made from it")
         return ready(f"no disk named {name} yet")
 
     async def run(ctx: StepContext) -> str:

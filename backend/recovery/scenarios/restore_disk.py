@@ -1,16 +1,22 @@
-"""restore-disk: swap the VM's OS disk (or a data disk) for a disk made from a snapshot of it,
-keeping the old disk. The snapshot is chosen by name or id (``source``; snapshot-disks, rescue
-and the moves take them); ``disk`` is ``os`` (default) or a data disk's LUN.
+"""restore-disk: swap the VM's OS disk (or a data disk) for a disk made from a snapshot of it or
+from a restore point of the VM, keeping the old disk. ``source`` names either, by name or id: a
+snapshot (snapshot-disks, rescue and the moves take them; a name is looked for in the VM's
+resource group) or a restore point (restore-point takes them; a name is looked for among the
+restore points of the VM's collections); ``disk`` is ``os`` (default) or a data disk's LUN. A
+restore point holds every disk of the VM: the new disk is made from its disk restore point of
+the disk being swapped (createOption Restore), and the plan says which. The list of both kinds for
+a VM is backend.recovery.sources.restore_sources (what the console offers).
 
-OS disk: the new disk is made from the snapshot, the VM deallocated (Azure swaps the OS disk of
-a deallocated VM only), its OS disk set to the new one, the VM started, RDP/SSH checked. Data
-disk: the new disk is made, then one PATCH puts it at the same LUN in place of the old one while
-the VM runs. Either way the application loses its disk for a moment: destructive to uptime, so
-the VM's name is typed. The old disk is detached and kept (aztriage never deletes it); the new
-disk is the VM's own from then on."""
+OS disk: the new disk is made from the source, the VM deallocated (Azure swaps the OS disk of a
+deallocated VM only), its OS disk set to the new one, the VM started, RDP/SSH checked. Data disk:
+the new disk is made, then one PATCH puts it at the same LUN in place of the old one while the VM
+runs. Either way the application loses its disk for a moment: destructive to uptime, so the VM's
+name is typed. The old disk is detached and kept (aztriage never deletes it); the new disk is the
+VM's own from then on."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from backend.models import Disk, ResourceId, Vm
@@ -20,7 +26,9 @@ from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verificati
 from backend.recovery.scenarios._common import deallocate_to_swap_step, plan
 from backend.recovery.scenarios._copies import DiskCopy, disk_copy_step
 from backend.recovery.scenarios._disks import arm_name, data_disk_refs, os_disk_of, resource_id, same_id, short, stamp
+from backend.recovery.sources import RESTORE_POINT, SNAPSHOT, restore_point_documents, restore_point_source
 from backend.recovery.steps import power_step, preflight_step, reach_step
+from backend.safetext import safe_json
 
 
 def unavailable(vm: Vm) -> str | None:
@@ -46,24 +54,108 @@ def _target(vm: Vm, params: dict[str, Any]) -> Disk:
     raise PlanError(f"{vm.name} has no data disk at LUN {lun} (its LUNs: {luns})")
 
 
-def _snapshot_id(vm: Vm, source: str) -> str:
-    if source.lower().startswith("/subscriptions/"):
-        return source.rstrip("/")
-    return resource_id(vm.subscription_id, vm.resource_group, "Microsoft.Compute/snapshots", source)
+def _is_id(source: str) -> bool:
+    return source.lower().startswith("/subscriptions/")
+
+
+def _restore_point_id(source: str) -> str | None:
+    """The restore point a --source id names (a disk restore point id names its restore point), or None."""
+    low = source.lower()
+    if "/restorepointcollections/" not in low or "/restorepoints/" not in low:
+        return None
+    cut = low.find("/diskrestorepoints/")
+    return source[:cut] if cut >= 0 else source
+
+
+def _snapshot_id(subscription: str, group: str, source: str) -> str:
+    return source if _is_id(source) else resource_id(subscription, group, "Microsoft.Compute/snapshots", source)
 
 
 async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
-    """The snapshot the disk is restored from (None: it does not exist)."""
-    source = str(params.get("source") or "").strip()
+    """The source the disk is restored from, as ARM sends it (None: it does not exist): a snapshot
+    or a restore point given by id, or the one named so (a snapshot in the VM's group, a restore
+    point of the VM); when the name fits more than one, their ids, and none is chosen."""
+    source = str(params.get("source") or "").strip().rstrip("/")
     if not source:
         return
     rid = ResourceId.parse(vm_id)
-    snapshot = (
-        source.rstrip("/")
-        if source.lower().startswith("/subscriptions/")
-        else resource_id(rid.subscription_id, rid.resource_group, "Microsoft.Compute/snapshots", source)
+    point_id = _restore_point_id(source) if _is_id(source) else None
+    if point_id is not None:
+        documents["restore_source_kind"] = RESTORE_POINT
+        documents["restore_source"] = await backend.get_restore_point(point_id)
+        return
+    snapshot = await backend.get_snapshot(_snapshot_id(rid.subscription_id, rid.resource_group, source))
+    points = [] if _is_id(source) else [d for d in await restore_point_documents(backend, vm_id) if str(d.get("name") or "").lower() == source.lower()]
+    found = ([snapshot] if snapshot is not None else []) + points
+    if len(found) > 1:
+        documents["restore_source_candidates"] = [str(d.get("id") or "") for d in found]
+        return
+    documents["restore_source_kind"] = RESTORE_POINT if points else SNAPSHOT
+    documents["restore_source"] = found[0] if found else None
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What the new disk is made from, as the plan words it."""
+
+    id: str  # the snapshot or the restore point (the plan's --source from then on)
+    made_from: str  # the snapshot, or the disk restore point of the disk being swapped
+    words: str  # "snapshot X" / "restore point X"
+    since: str  # "the snapshot" / "the restore point"
+    from_restore_point: bool
+    blockers: tuple[str, ...]
+
+
+def _resolve(facts: VmFacts, target: Disk, source: str) -> _Source:
+    vm = facts.vm
+    docs = facts.documents
+    candidates = docs.get("restore_source_candidates")
+    doc = docs.get("restore_source")
+    if candidates:
+        listed = "; ".join(candidates)
+        return _Source(
+            source,
+            source,
+            source,
+            "the source",
+            False,
+            (f"{len(candidates)} snapshots or restore points are named {source} ({listed}): give --source as an id",),
+        )
+    if docs.get("restore_source_kind") != RESTORE_POINT:
+        snapshot_id = _snapshot_id(vm.subscription_id, vm.resource_group, source)
+        words = f"snapshot {short(snapshot_id)}"
+        blockers = []
+        if doc is None:
+            blockers.append(
+                f"{words} does not exist" if _is_id(source) else f"no snapshot in {vm.resource_group} and no restore point of {vm.name} is named {source}"
+            )
+        else:
+            of = str((((doc.get("properties") or {}).get("creationData")) or {}).get("sourceResourceId") or "")
+            if not same_id(of, target.id):
+                blockers.append(f"{words} is of {short(of) or 'another disk'}, not of {target.name}: restore a disk from a snapshot of itself")
+        return _Source(snapshot_id, snapshot_id, words, "the snapshot", False, tuple(blockers))
+    point_id = str((doc or {}).get("id") or _restore_point_id(source) or source)
+    words = f"restore point {short(point_id)}"
+    if doc is None:
+        return _Source(point_id, point_id, words, "the restore point", True, (f"{words} does not exist",))
+    blockers = []
+    state = str(((doc.get("properties") or {}).get("provisioningState")) or "").lower()
+    if state in ("creating", "updating", ""):
+        blockers.append(f"{words} is still being created: restore from it once it has succeeded (aztriage recover --scenario restore-disk again then)")
+    elif state != "succeeded":
+        blockers.append(f"{words} is {state}: a disk is restored only from a restore point that succeeded; take another (restore-point)")
+    held = restore_point_source(safe_json(doc), vm)
+    entry = held.disk("os" if target.lun is None else target.lun) if held is not None else None
+    if entry is None or not same_id(entry.disk_id, target.id):
+        storage = (((doc.get("properties") or {}).get("sourceMetadata") or {}).get("storageProfile")) or {}
+        names = [short(str((e.get("managedDisk") or {}).get("id") or "?")) for e in [storage.get("osDisk") or {}, *(storage.get("dataDisks") or ())] if e]
+        blockers.append(
+            f"{words} holds no restore point of {target.name} (it holds {', '.join(names) or 'no disk'}): restore a disk from a restore point of itself"
+        )
+        return _Source(point_id, point_id, words, "the restore point", True, tuple(blockers))
+    return _Source(
+        point_id, entry.source_id, f"{words} (its disk restore point of {target.name}, {short(entry.source_id)})", "the restore point", True, tuple(blockers)
     )
-    documents["restore_source"] = await backend.get_snapshot(snapshot)
 
 
 def _swap_os_step(vm: Vm, old: Disk, new_id: str) -> Step:
@@ -95,7 +187,7 @@ def _swap_os_step(vm: Vm, old: Disk, new_id: str) -> Step:
     )
 
 
-def _swap_data_step(vm: Vm, old: Disk, new_id: str) -> Step:
+def _swap_data_step(vm: Vm, old: Disk, new_id: str, since: str) -> Step:
     new_name = short(new_id)
     lun = old.lun
 
@@ -122,7 +214,7 @@ def _swap_data_step(vm: Vm, old: Disk, new_id: str) -> Step:
         why="One change of the VM puts the restored disk where the old one was: the same LUN, so the guest finds it where it expects it.",
         changes=f"detaches {old.name} from LUN {lun} of {vm.name} (kept) and attaches {new_name} there; the guest loses that disk for a moment",
         kind=Kind.DESTRUCTIVE,
-        warnings=(f"Whatever was written to {old.name} since the snapshot is not on {new_name}: it stays on {old.name}, which is kept.",),
+        warnings=(f"Whatever was written to {old.name} since {since} was taken is not on {new_name}: it stays on {old.name}, which is kept.",),
         undo=f"attach {old.name} at LUN {lun} again in place of {new_name}",
         precondition=precondition,
         run=run,
@@ -154,37 +246,30 @@ async def _verify_swapped(ctx: StepContext, vm: Vm, old: Disk, new_id: str, lun:
 
 def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     vm = facts.vm
-    source = str(params.get("source") or "").strip()
+    source = str(params.get("source") or "").strip().rstrip("/")
     if not source:
-        raise PlanError("restore-disk needs --source SNAPSHOT: the snapshot (name in the VM's resource group, or id) to make the new disk from")
+        raise PlanError("restore-disk needs --source SNAPSHOT|RESTORE_POINT: the snapshot or restore point (its name, or its id) to make the new disk from")
     target = _target(vm, params)
-    snapshot_id = _snapshot_id(vm, source)
-    snapshot = facts.documents.get("restore_source")
-    blockers = [r for r in (unavailable(vm),) if r]
-    if snapshot is None:
-        blockers.append(f"snapshot {short(snapshot_id)} does not exist")
-    else:
-        of = str((((snapshot.get("properties") or {}).get("creationData")) or {}).get("sourceResourceId") or "")
-        if not same_id(of, target.id):
-            blockers.append(
-                f"snapshot {short(snapshot_id)} is of {short(of) or 'another disk'}, not of {target.name}: restore a disk from a snapshot of itself"
-            )
+    chosen = _resolve(facts, target, source)
+    blockers = [r for r in (unavailable(vm),) if r] + list(chosen.blockers)
     disk_doc: dict[str, Any] = next((d for d in facts.documents.get("disks") or () if same_id(d.get("id"), target.id)), {})
     new_id = resource_id(vm.subscription_id, vm.resource_group, "Microsoft.Compute/disks", arm_name(target.name, f"-restored-{stamp(facts)}"))
-    props: dict[str, Any] = {"creationData": {"createOption": "Copy", "sourceResourceId": snapshot_id}}
+    option = "Restore" if chosen.from_restore_point else "Copy"
+    props: dict[str, Any] = {"creationData": {"createOption": option, "sourceResourceId": chosen.made_from}}
     for key in ("osType", "hyperVGeneration", "securityProfile", "supportedCapabilities"):
         if (disk_doc.get("properties") or {}).get(key) is not None:
             props[key] = (disk_doc.get("properties") or {})[key]
     copy = DiskCopy(
         copy_id=new_id,
-        snapshot_id=snapshot_id,
+        snapshot_id=chosen.made_from,
         location=disk_doc.get("location") or vm.location,
         sku=((disk_doc.get("sku") or {}).get("name")) or target.sku or "Premium_LRS",
         zones=tuple(disk_doc.get("zones") or vm.zones or ()),
-        tags={"aztriage-vm": vm.name, "aztriage-restored-from": short(snapshot_id)},
+        tags={"aztriage-vm": vm.name, "aztriage-restored-from": short(chosen.id)},
         properties=props,
-        creating_note=f"restored copy of {target.name} from {short(snapshot_id)} for {vm.name}",
+        creating_note=f"restored copy of {target.name} from {short(chosen.id)} for {vm.name}",
         kept_note=f"restored copy of {target.name}, to be swapped in",
+        from_restore_point=chosen.from_restore_point,
     )
     new_name = short(new_id)
     steps: list[Step | None] = [
@@ -192,13 +277,13 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         disk_copy_step(
             copy,
             key="restore-copy",
-            title=f"Make {new_name} from snapshot {short(snapshot_id)}",
-            why=f"The new disk holds {target.name} as it was when the snapshot was taken; {target.name} itself is not touched.",
-            changes=f"creates disk {new_name} ({copy.sku}) from snapshot {short(snapshot_id)}",
+            title=f"Make {new_name} from {chosen.words}",
+            why=f"The new disk holds {target.name} as it was when {chosen.since} was taken; {target.name} itself is not touched.",
+            changes=f"creates disk {new_name} ({copy.sku}) from {chosen.words} (createOption {option})",
             undo=f"delete {new_name} if it is not swapped in",
-            created=f"disk {new_name} created from {short(snapshot_id)}",
+            created=f"disk {new_name} created from {chosen.words}",
             mismatch=lambda doc: None,
-            described=lambda doc: f"disk {new_name} is a copy of snapshot {short(snapshot_id)}",
+            described=lambda doc: f"disk {new_name} is a copy of {chosen.words}",
         ),
     ]
     warnings = []
@@ -221,17 +306,18 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
             ),
             reach_step(facts),
         ]
-        warnings.append(f"Whatever was written to {target.name} since the snapshot is not on {new_name}: it stays on {target.name}, which is kept.")
+        warnings.append(f"Whatever was written to {target.name} since {chosen.since} was taken is not on {new_name}: it stays on {target.name}, which is kept.")
     else:
-        steps.append(_swap_data_step(vm, target, new_id))
+        steps.append(_swap_data_step(vm, target, new_id, chosen.since))
+    which = "OS disk" if target.lun is None else f"data disk at LUN {target.lun}"
     return plan(
         "restore-disk",
-        "Restore a disk from a snapshot",
+        f"Restore a disk from a {'restore point' if chosen.from_restore_point else 'snapshot'}",
         facts,
         steps,
-        f"Swap {vm.name}'s {'OS disk' if target.lun is None else f'data disk at LUN {target.lun}'} {target.name} for {new_name}, made from snapshot {short(snapshot_id)}; {target.name} is kept.",
+        f"Swap {vm.name}'s {which} {target.name} for {new_name}, made from {chosen.words}; {target.name} is kept.",
         warnings=warnings,
         blockers=blockers,
-        params={"disk": "os" if target.lun is None else str(target.lun), "source": snapshot_id},
+        params={"disk": "os" if target.lun is None else str(target.lun), "source": chosen.id},
         interrupts=target.lun is None,
     )
