@@ -309,6 +309,10 @@ class RestorePoints(Protocol):
         """Every restore point collection of the subscription (RestorePointCollections_ListAll)."""
         ...
 
+    async def delete_restore_point_collection(self, collection_id: str, **lro: Unpack[Lro]) -> None:
+        """Delete the collection and every restore point in it (the caller checked it holds none it must keep)."""
+        ...
+
     async def put_restore_point_collection(self, collection_id: str, body: Document) -> Document:
         """Create the collection (not long-running); refused under ``--read-only``."""
         ...

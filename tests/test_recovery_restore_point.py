@@ -5,6 +5,7 @@ restore point taken; a failed create is deleted and taken again; the CLI and rea
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import pytest
@@ -59,7 +60,7 @@ async def test_every_disk_is_captured_at_one_instant(rig):
     assert {d["properties"]["sourceResourceId"].lower() for d in drps} == {d["managedDisk"]["id"].lower() for d in disks}
     assert "holds all 3 disks of sql-prod-01, ApplicationConsistent" in result.record.steps[-1].message
     ledger = {r.kind: r.state for r in rig.journal.resources(result.run_id)}
-    assert ledger == {"restore-point-collection": "created", "restore-point": "created"}
+    assert ledger == {"restore-point-collection": "keep", "restore-point": "keep"}
     # A second run reuses the collection and takes a second restore point.
     _, again = await rig.run(VM, "restore-point", {"consistency": "crash"})
     assert again.status == "succeeded" and again.record.steps[1].state == "skipped"
@@ -139,3 +140,29 @@ def test_the_cli_plan_and_read_only(emu, home):
     assert proc.returncode == 1 and "read-only" in one_line_error(proc)
     assert f"[change] Take an application-consistent restore point of {VM} (disabled: read-only)" in proc.stdout
     assert writes(emu) == before and restore_points(emu) == []
+
+
+async def test_release_deletes_the_restore_points_the_run_took_and_its_collection_once_empty(rig):
+    from backend.recovery.release import release, release_plan
+
+    _, first = await rig.run(VM, "restore-point")
+    taken(rig, first)
+    await asyncio.sleep(1.1)  # the next restore point's name (rp-<UTC second>) differs
+    _, second = await rig.run(VM, "restore-point", {"consistency": "crash"})
+    assert second.status == "succeeded", second.summary
+    assert {r.kind: r.state for r in rig.journal.resources(second.run_id)} == {"restore-point": "keep"}  # the collection was the first run's
+    one, two = sorted(restore_points(rig.emu), key=lambda p: p["properties"]["timeCreated"])
+    _, items = release_plan(rig.journal, first.run_id)
+    assert [(i.kind, i.action) for i in items] == [("restore-point", "delete"), ("restore-point-collection", "delete")]
+    done = {item.kind: (text, ok) for item, text, ok in await release(rig.backend, rig.journal, first.run_id)}
+    assert done["restore-point"] == ("deleted", True)
+    assert done["restore-point-collection"] == (f"kept: it holds 1 restore point this run did not take ({two['name']})", True)
+    assert [p["id"] for p in restore_points(rig.emu)] == [two["id"]] and resources(rig.emu, "Microsoft.Compute/restorePointCollections")
+    done = {item.kind: (text, ok) for item, text, ok in await release(rig.backend, rig.journal, second.run_id)}
+    assert done == {"restore-point": ("deleted", True)} and not restore_points(rig.emu)
+    assert resources(rig.emu, "Microsoft.Compute/restorePointCollections")  # not the second run's to delete
+    done = {item.kind: (text, ok) for item, text, ok in await release(rig.backend, rig.journal, first.run_id)}
+    assert done == {"restore-point-collection": ("deleted (it held no other restore point)", True)}
+    assert not resources(rig.emu, "Microsoft.Compute/restorePointCollections")
+    assert {r.state for r in rig.journal.resources(first.run_id)} == {"released"}
+    assert one["id"] != two["id"]

@@ -59,6 +59,15 @@ class RestorePointOperations:
         compute = self.client("compute", rid.subscription_id)
         return to_wire(await self.call(what, lambda: compute.restore_point_collections.create_or_update(rid.resource_group, rid.name, body)))
 
+    async def delete_restore_point_collection(self, collection_id: str, **lro: Any) -> None:
+        rid = ResourceId.parse(collection_id)
+        compute = self.client("compute", rid.subscription_id)
+        await self._lro(
+            f"deleting restore point collection {rid.name}",
+            lambda **kw: compute.restore_point_collections.begin_delete(rid.resource_group, rid.name, **kw),
+            **lro,
+        )
+
     async def get_restore_point(self, restore_point_id: str) -> dict[str, Any] | None:
         sub, rg, collection, name = _rp_parts(restore_point_id)
         compute = self.client("compute", sub)

@@ -12,7 +12,10 @@ deletes those and nothing else, each checked again in Azure first:
   run (one whose create was cut short is looked for too);
 - a move's original disk (move-to-zone, move-to-set: "moved-disk"), when it is
   attached to no VM and the copy that replaced it is attached to one: the
-  moved VM runs on the copy, so the original is no longer the only one.
+  moved VM runs on the copy, so the original is no longer the only one;
+- a restore point the run took (restore-point), when its collection is still
+  the run's VM's; then the restore point collection, when the run created it
+  and it holds no other restore point (a later run's restore points keep it).
 
 Never deleted: a customer's disk (the original OS disk a rescue swapped out
 stays, detached, for the operator to delete by hand), a recreated VM, the
@@ -23,7 +26,7 @@ runs are refused: resume or abandon them first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +38,7 @@ from backend.recovery.journal import Journal, RunRecord
 
 DELETE, KEEP = "delete", "keep"
 RUN_TAG = "aztriage-run"
-RELEASABLE = ("snapshot", "disk-copy", "security-rule", "moved-disk")
+RELEASABLE = ("snapshot", "disk-copy", "security-rule", "moved-disk", "restore-point", "restore-point-collection")
 
 
 class ReleaseRefused(Exception):
@@ -82,6 +85,8 @@ def release_plan(journal: Journal, run_id: str) -> tuple[RunRecord, list[Release
             items.append(
                 ReleaseItem(res.resource_id, res.kind, KEEP, "not kept for release: the run's own cleanup deletes it (resume the run), or delete it yourself")
             )
+    # A collection is looked at once the restore points in it are released.
+    items.sort(key=lambda item: item.kind == "restore-point-collection")
     for step in run.steps:
         original = (step.outputs or {}).get("original_os_disk")
         if original:
@@ -121,8 +126,8 @@ async def release(backend: RecoveryBackend, journal: Journal, run_id: str, *, on
             done(item, f"kept: {item.reason}", True)
             continue
         try:
-            if item.kind == "moved-disk":
-                text, ok, released = await _release_original(backend, run, item)
+            if item.kind in RELEASERS:
+                text, ok, released = await RELEASERS[item.kind](backend, run, item)
                 done(item, text, ok, released=released)
                 continue
             if item.kind == "security-rule":
@@ -154,6 +159,41 @@ async def release(backend: RecoveryBackend, journal: Journal, run_id: str, *, on
     return out
 
 
+def _collection_of(restore_point_id: str) -> str:
+    return restore_point_id[: restore_point_id.lower().index("/restorepoints/")]
+
+
+def _source_of(collection: dict[str, Any] | None) -> str:
+    return str((((collection or {}).get("properties") or {}).get("source") or {}).get("id") or "")
+
+
+async def _release_restore_point(backend: RecoveryBackend, run: RunRecord, item: ReleaseItem) -> tuple[str, bool, bool]:
+    """A restore point the run took: deleted while its collection is still the run's VM's."""
+    if await backend.get_restore_point(item.resource_id) is None:
+        return "already gone", True, True
+    source = _source_of(await backend.get_restore_point_collection(_collection_of(item.resource_id)))
+    if source.lower() != run.vm_id.lower():
+        return f"kept: its collection is of {source.rsplit('/', 1)[-1] or 'another VM'}, not of {run.vm_name}", False, False
+    await backend.delete_restore_point(item.resource_id)
+    return "deleted", True, True
+
+
+async def _release_collection(backend: RecoveryBackend, run: RunRecord, item: ReleaseItem) -> tuple[str, bool, bool]:
+    """The restore point collection the run created: deleted only when it holds no restore point
+    left (deleting a collection deletes every restore point in it)."""
+    doc = await backend.get_restore_point_collection(item.resource_id, restore_points=True)
+    if doc is None:
+        return "already gone", True, True
+    if _source_of(doc).lower() != run.vm_id.lower():
+        return f"kept: it is the collection of {_source_of(doc).rsplit('/', 1)[-1] or 'another VM'}, not of {run.vm_name}", False, False
+    others = [str(p.get("name") or "?") for p in (doc.get("properties") or {}).get("restorePoints") or ()]
+    if others:
+        listed = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        return f"kept: it holds {len(others)} restore point{'s' if len(others) != 1 else ''} this run did not take ({listed})", True, False
+    await backend.delete_restore_point_collection(item.resource_id)
+    return "deleted (it held no other restore point)", True, True
+
+
 async def _release_original(backend: RecoveryBackend, run: RunRecord, item: ReleaseItem) -> tuple[str, bool, bool]:
     """A move's original disk: deleted only when it is detached and its copy is attached to a VM."""
     moved: dict[str, str] = {}
@@ -170,3 +210,11 @@ async def _release_original(backend: RecoveryBackend, run: RunRecord, item: Rele
         return f"kept: its copy {(copy_id or '?').rsplit('/', 1)[-1]} is not attached to a VM, so this may be the only good copy", False, False
     await backend.delete_disk(item.resource_id)
     return f"deleted (the VM runs on its copy {copy_id.rsplit('/', 1)[-1]})", True, True
+
+
+Releaser = Callable[[RecoveryBackend, RunRecord, ReleaseItem], Awaitable[tuple[str, bool, bool]]]
+RELEASERS: dict[str, Releaser] = {
+    "moved-disk": _release_original,
+    "restore-point": _release_restore_point,
+    "restore-point-collection": _release_collection,
+}

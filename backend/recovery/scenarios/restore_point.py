@@ -4,10 +4,12 @@ runs with a working VM agent (the agent freezes the applications for the instant
 the pre/post scripts on Linux), crash-consistent otherwise or when asked (``consistency``).
 
 Two steps after the pre-flight check: the VM's restore point collection (``rpc-<vm>`` in its
-resource group; made once, kept) and the restore point (``rp-<UTC stamp>``, long-running). Both are
-in the run's ledger before they are sent; nothing is ever deleted, except a restore point this run
-itself left Failed (Azure leaves a failed create in place), which a resumed run deletes and takes
-again. Each disk's restore point is what restore-disk makes a disk from."""
+resource group; made once, reused by later runs) and the restore point (``rp-<UTC stamp>``,
+long-running). Both are in the run's ledger before they are sent and kept until the operator
+releases the run (``aztriage runs --release RUN_ID``): release deletes the restore point, and the
+collection when this run created it and it holds no other restore point. A run deletes nothing
+else, except a restore point it itself left Failed (Azure leaves a failed create in place), which a
+resumed run deletes and takes again. Each disk's restore point is what restore-disk makes a disk from."""
 
 from __future__ import annotations
 
@@ -82,7 +84,9 @@ def collection_step(facts: VmFacts) -> Step:
         doc = await ctx.backend.get_restore_point_collection(rpc)
         if doc is None or not same_id(((doc.get("properties") or {}).get("source") or {}).get("id"), vm.id):
             return not_verified(f"restore point collection {name} of {vm.name} is not there")
-        await ctx.record_resource(rpc, kind="restore-point-collection", state="created", note=f"restore point collection of {vm.name}")
+        if any(same_id(r.resource_id, rpc) for r in ctx.journal.resources(ctx.run_id)):
+            # This run created it: kept until released (an earlier run's collection is not this run's to release).
+            await ctx.record_resource(rpc, kind="restore-point-collection", state="keep", note=f"restore point collection of {vm.name}")
         return verified(f"restore point collection {name} holds {vm.name}'s restore points", collection_id=rpc)
 
     return Step(
@@ -91,7 +95,7 @@ def collection_step(facts: VmFacts) -> Step:
         why="Azure keeps a VM's restore points in a collection of its own, made once and reused.",
         changes=f"creates restore point collection {name} in resource group {vm.resource_group} (free; kept)",
         kind=Kind.CHANGE,
-        undo="nothing to undo: an empty collection costs nothing (az restore-point collection delete removes it and every restore point in it)",
+        undo="release the run (aztriage runs --release RUN_ID): a collection this run created is deleted once it holds no other restore point",
         creates="restore-point-collection",
         precondition=precondition,
         run=run,
@@ -151,7 +155,9 @@ def restore_point_step(facts: VmFacts, consistency: str, name: str) -> Step:
         missing = [d.name for d in disks if (d.id or "").lower() not in have]
         if missing:
             return not_verified(f"restore point {name} does not hold {', '.join(missing)}")
-        await ctx.record_resource(rp, kind="restore-point", state="created", note=note)
+        if any(same_id(r.resource_id, rp) for r in ctx.journal.resources(ctx.run_id)):
+            # Taken by this run (in its ledger since before the create): kept until released.
+            await ctx.record_resource(rp, kind="restore-point", state="keep", note=note)
         got = props.get("consistencyMode") or mode
         return verified(
             f"restore point {name} holds all {len(disks)} disk{'s' if len(disks) != 1 else ''} of {vm.name}, {got}", restore_point_id=rp, consistency=got
@@ -170,7 +176,7 @@ def restore_point_step(facts: VmFacts, consistency: str, name: str) -> Step:
         ),
         changes=f"creates restore point {name} of {len(disks)} disk{'s' if len(disks) != 1 else ''} in collection {collection_id(vm).rsplit('/', 1)[-1]} (billed as incremental snapshots; kept)",
         kind=Kind.CHANGE,
-        undo=f"delete restore point {name} once it is no longer needed (aztriage never deletes it)",
+        undo=f"release the run once restore point {name} is no longer needed (aztriage runs --release RUN_ID deletes it)",
         creates="restore-point",
         precondition=precondition,
         run=run,
