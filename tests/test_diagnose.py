@@ -36,7 +36,7 @@ EXPECTED = {
     "sql-prod-01": (REACHABLE, None, "RDP answers"),
     "sql-prod-02": (PLATFORM_UNHEALTHY, "redeploy", "Degraded"),
     "sql-prod-03": (REACHABLE, None, "RDP answers"),
-    "app-prod-ne-01": (REACHABLE, None, "RDP answers"),  # the self-service window opens a day after the estate's now
+    "app-prod-ne-01": (REACHABLE, "perform-maintenance", "RDP answers"),  # its maintenance window is open: start it
     "app-prod-ne-02": (REACHABLE, None, "SSH answers"),
     "erp-prod-eus-01": (PLATFORM_UNHEALTHY, "redeploy", "Unavailable"),
     "jump-prod-01": (BLOCKED_BY_NSG, "fix-nsg", "blocked by NSG rule Deny-RDP-Incident-4711 at priority 200 (NIC NSG nsg-jump-prod)"),

@@ -4,6 +4,7 @@ scrolls by keys from wherever the focus is, and its border says how much is hidd
 from __future__ import annotations
 
 from textual.app import App
+from textual.containers import Vertical
 from textual.widgets import Button
 
 from tests.tui_support import screen_text
@@ -45,6 +46,23 @@ async def test_a_long_destructive_confirm_keeps_its_buttons_on_screen_and_scroll
         await pilot.press(*"app-prod-ne-02", "enter")
         await pilot.pause(0.1)
     assert app.answer is True
+
+
+async def test_a_wrong_name_said_on_two_lines_keeps_the_buttons_whole_inside_the_frame():
+    dialog = ConfirmDialog("Run perform-maintenance on app-prod-ne-02?", LONG, type_name="app-prod-ne-02", action="Run 3 steps")
+    app = DialogApp(dialog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press(*"app-prod-ne-01", "enter")
+        await pilot.pause(0.3)
+        shown = screen_text(app)
+        assert "'app-prod-ne-01' does not match" in shown and "Escape to cancel." in shown, shown
+        frame = dialog.query_one(Vertical).region
+        for button_id in ("#confirm-ok", "#confirm-cancel"):
+            region = dialog.query_one(button_id, Button).region
+            # All three rows of the button above the frame's bottom border (its lower edge was under it).
+            assert region.height == 3 and region.bottom <= frame.bottom - 1, (button_id, region, frame)
+    assert app.answer is None
 
 
 async def test_a_short_confirm_is_not_stretched_and_says_nothing_is_hidden():

@@ -278,9 +278,6 @@ def _one_good_snapshot_per_disk(emu, journal, resumed, vm_name: str, fault_name:
 async def test_a_recovery_stops_at_the_failing_step_and_resumes_once_the_fault_clears(emu, tmp_path, case, fault_name):
     vm_name, scenario, needle, kind = RECOVERY[case]
     reset(emu)
-    if scenario == "perform-maintenance":
-        # Azure allows it only inside the self-service window, which opens a day after the estate's "now".
-        emulator_control(emu, "POST", "/_emulator/advance", {"seconds": 25 * 3600})
     backend = AzureBackend(demo_settings(emu), retry_total=1)
     journal = Journal(tmp_path / "journal.sqlite3")
     try:

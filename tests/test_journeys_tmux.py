@@ -13,8 +13,10 @@ that the text that decides is on screen or reachable by keys:
 - outage -> track: the Health pane's active incident opens on its tracking id, status,
   latest update and the VM Azure lists; that VM's detail opens on its verdict and its
   recovery list says no recovery is recommended while Azure mitigates, with the latest update.
-- maintenance -> perform: the pending maintenance's window is in the Health pane, and the
-  scenario list says when Azure lets the maintenance be started (PgDn reaches the line)."""
+- maintenance -> perform: the pending maintenance is in the Health pane; the VM whose
+  self-service window is open gets perform-maintenance recommended; its plan is confirmed by
+  the VM's name (Enter before it runs nothing), Azure's operation is watched to its end and
+  the run's result line is on screen; the Health pane then lists only the other VM."""
 
 from __future__ import annotations
 
@@ -201,15 +203,34 @@ def test_maintenance_to_perform_at_80x24(term, tmp_path):
     term.keys("1")
     filter_inventory(term, "app-prod-ne-01")
     term.keys("o")
-    screen = term.wait_for("Recovery › app-prod-ne-01", "planned maintenance pending", timeout=60)
+    # Its self-service window is open: the scenario that performs it is recommended, first.
+    screen = term.wait_for("Recovery › app-prod-ne-01", "★ Planned maintenance now", "planned maintenance pending", timeout=60)
     flat = " ".join(screen.split())
-    assert "self-service window opens at" in flat and "closes at" in flat
-    # The scenario that performs it is listed at the end, unavailable until the window opens:
-    # PgDn brings its line (and the reason) into view.
-    seen = keys_until(term, "Planned maintenance now", screen, "PageDown", tries=4)
-    assert "Planned maintenance now" in seen, seen
-    flat = " ".join(seen.split())
-    assert "unavailable: Azure refuses it now" in flat and "window opens" in flat, seen
-    whole(seen)
+    assert "the self-service window is open until" in flat and "scheduled window" in flat, screen
+    whole(screen)
+    term.keys("Enter")  # the starred scenario's plan
+    screen = term.wait_for("Planned maintenance now › plan", "Start the planned maintenance of app-prod-ne-01 now", timeout=60)
+    assert "Interrupts service" in screen, screen
+    term.keys("o")  # run the plan shown: the confirm dialog, its buttons in the frame
+    screen = term.wait_for("THIS INTERRUPTS SERVICE", "Type the VM's name (app-prod-ne-01)", "Run", "Cancel", timeout=30)
+    whole(screen)
+    # Enter out of habit, before the name is typed, runs nothing and says what to do.
+    term.keys("Enter")
+    screen = term.wait_for("Escape to cancel.", "Run", "Cancel", timeout=30)
+    assert "Type the VM's name (app-prod-ne-01)" in screen and "succeeded" not in screen
+    assert "▁▁▁▁▁▁▁▁▁▁  ▁▁▁▁▁▁▁▁▁▁" in screen.splitlines()[-2], screen  # the buttons whole: their lower edge above the frame's
+    term.type("app-prod-ne-01")
+    term.keys("Enter")
+    # Azure's long-running operation, watched to its end: the result line the operator reads.
+    screen = term.wait_for("Planned maintenance now on app-prod-ne-01: all 3 steps verified", timeout=180)
+    flat = " ".join(screen.split())
+    assert "Azure finished the perform maintenance" in flat and "no maintenance is pending any more" in flat, screen
+    assert "RDP answers on 127.10.1.17:3389" in flat, screen
+    whole(screen)
+    # Done once, the Health pane no longer lists it.
+    term.keys("2")
+    screen = term.wait_for("1 VM with maintenance pending", "app-prod-ne-02", timeout=60)
+    rows = screen.split("1 VM with maintenance pending")[-1].splitlines()  # (the run's toast may still be at their right)
+    assert any(r.lstrip().startswith("app-prod-ne-02") for r in rows) and not any(r.lstrip().startswith("app-prod-ne-01") for r in rows), screen
     term.keys("q")
     assert term.wait_exit() == 0

@@ -359,7 +359,7 @@ async def test_scenario_choices_put_the_recommended_first_and_say_why_others_are
     choices = scenarios.choices(vm)
     assert choices[0][0].id == "redeploy" and choices[0][2]
     # Maintenance whose self-service window has not opened: not recommended, and unavailable with the reason.
-    vm = (await service.read_vm(rig.backend, await service.find_vm(rig.backend, "app-prod-ne-01"))).vm
+    vm = (await service.read_vm(rig.backend, await service.find_vm(rig.backend, "app-prod-ne-02"))).vm
     by_id = {s.id: (reason, rec) for s, reason, rec in scenarios.choices(vm)}
     assert by_id["perform-maintenance"][1] is False and "isCustomerInitiatedMaintenanceAllowed is false" in by_id["perform-maintenance"][0]
     stopped = (await service.read_vm(rig.backend, await service.find_vm(rig.backend, "qa-win-01"))).vm

@@ -28,8 +28,8 @@ PROBED = {
     "sql-prod-01": ("reachable", None),
     "sql-prod-02": ("platform-unhealthy", "redeploy"),
     "sql-prod-03": ("reachable", None),
-    "app-prod-ne-01": ("maintenance-pending", None),  # the self-service window opens tomorrow
-    "app-prod-ne-02": ("maintenance-pending", None),
+    "app-prod-ne-01": ("maintenance-pending", "perform-maintenance"),  # its self-service window is open
+    "app-prod-ne-02": ("maintenance-pending", None),  # its self-service window opens tomorrow
     "erp-prod-eus-01": ("platform-incident", None),
     "jump-prod-01": ("blocked-by-nsg", "fix-nsg"),
     "dc-shared-01": ("reachable", None),
@@ -57,7 +57,7 @@ PROBED = {
 # Before anything is probed: what Azure's view alone tells.
 AZURE_ONLY = {name: ("unknown", None) for name in PROBED} | {
     "sql-prod-02": ("platform-unhealthy", "redeploy"),
-    "app-prod-ne-01": ("maintenance-pending", None),
+    "app-prod-ne-01": ("maintenance-pending", "perform-maintenance"),
     "app-prod-ne-02": ("maintenance-pending", None),
     "erp-prod-eus-01": ("platform-incident", None),
     "mon-shared-eus-01": ("agent-not-ready", None),
@@ -120,8 +120,9 @@ async def test_the_verdicts_carry_what_the_operator_acts_on(probed):
     assert erp.scenario is None and "no recovery is recommended" in erp.next_step
     assert any("Power has been restored" in line for line in erp.evidence)
     assert erp.since == erp.incident.impact_start
-    # Item 3: the maintenance window is not open yet, and the verdict says when it opens.
-    app = got["app-prod-ne-01"]
+    # Item 3: one maintenance window is open (start it now), the other not yet (the verdict says when it opens).
+    assert "open until" in got["app-prod-ne-01"].summary
+    app = got["app-prod-ne-02"]
     assert "opens at" in app.summary and "in 23h" in app.summary
     # Item 5: SSH answers on mon-shared-eus-01, so the first step is to sign in and restart the agent.
     mon = got["mon-shared-eus-01"]

@@ -335,7 +335,7 @@ class AztriageApp(App[int]):
         every = "the palette's 'view: load every VM' loads every VM" if self.broken_only else "every VM is loading"
         self.notify(
             f"What is broken across the tenant: {len(found.vms)} VMs not Available, {len(found.events)} active events, "
-            f"{len(found.maintenance)} VMs with maintenance pending ({found.queries} Resource Graph queries); {every}.",
+            f"{len(found.maintenance)} {'VM' if len(found.maintenance) == 1 else 'VMs'} with maintenance pending ({found.queries} Resource Graph queries); {every}.",
             timeout=8,
         )
 

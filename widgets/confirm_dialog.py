@@ -11,11 +11,24 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from widgets.plain import plain_content
 from widgets.scroll_panel import ScrollPanel, fit_in_frame
+
+
+class _Hint(Static):
+    """The line above the name box. When what it says takes another line, the dialog fits its
+    body again once the hint has its new size (before that, the frame pushed the buttons'
+    bottom edge under its border)."""
+
+    class Resized(Message):
+        pass
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.post_message(self.Resized())
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -61,7 +74,7 @@ class ConfirmDialog(ModalScreen[bool]):
             with ScrollPanel(id="confirm-body", name="more", reach=None):
                 yield Static("\n".join(self._lines), id="confirm-lines", markup=False)
             if self.type_name:
-                yield Static(f"Type {self._what} to {self._allows}:", id="confirm-hint", markup=False)
+                yield _Hint(f"Type {self._what} to {self._allows}:", id="confirm-hint", markup=False)
                 yield Input(placeholder=self.type_name, id="confirm-name", select_on_focus=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button(plain_content(self._action), id="confirm-ok", variant="error" if self.type_name else "primary", disabled=bool(self.type_name))
@@ -69,6 +82,10 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self._fit)
+
+    @on(_Hint.Resized)
+    def _hint_resized(self) -> None:
+        self._fit()
 
     def _fit(self) -> None:
         """The body takes what the screen leaves after the title, the name box and the buttons."""
@@ -106,7 +123,6 @@ class ConfirmDialog(ModalScreen[bool]):
             hint.update(f"{typed!r} does not match: type {self._what} exactly, or Escape to cancel.")
         else:
             hint.update(f"Type {self._what} to {self._allows}, or Escape to cancel.")
-        self.call_after_refresh(self._fit)  # the hint may take another line
 
     @property
     def _what(self) -> str:

@@ -75,7 +75,12 @@ class HealthScreen(BaseScreen):
         self._title("#statuses-title", "Resource Health", f"{len(view.statuses)} of {total} VMs not Available, worst first", bool(view.statuses))
         active = sum(1 for e in view.events if e.event.status.lower() == "active")
         self._title("#events-title", "Service Health events", f"{len(view.events)} events, {active} active · enter: updates and impacted VMs", bool(active))
-        self._title("#maintenance-title", "Planned maintenance", f"{len(view.maintenance)} VMs with maintenance pending", bool(view.maintenance))
+        self._title(
+            "#maintenance-title",
+            "Planned maintenance",
+            f"{len(view.maintenance)} {'VM' if len(view.maintenance) == 1 else 'VMs'} with maintenance pending",
+            bool(view.maintenance),
+        )
         self.update_status()
 
     def _title(self, selector: str, title: str, detail: str, alert: bool) -> None:

@@ -1288,9 +1288,11 @@ class EstateBuilder:
         return iv
 
     def maintenance(self, pre_start: int, pre_end: int, mw_start: int, mw_end: int) -> dict:
+        """Pending platform maintenance, its windows in seconds from the estate's now. Azure
+        reports isCustomerInitiatedMaintenanceAllowed true only inside the self-service window."""
         c = self.clock
         return {
-            "isCustomerInitiatedMaintenanceAllowed": True,
+            "isCustomerInitiatedMaintenanceAllowed": pre_start <= 0 <= pre_end,
             "preMaintenanceWindowStartTime": c.o(pre_start),
             "preMaintenanceWindowEndTime": c.o(pre_end),
             "maintenanceWindowStartTime": c.o(mw_start),

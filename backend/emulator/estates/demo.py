@@ -38,8 +38,8 @@ STORIES: dict[str, str] = {
     "sql-prod-01": "availability set avset-sql-prod, all three members crowded in fault domain 0",
     "sql-prod-02": "same availability set; Resource Health Degraded (host hardware failure predicted)",
     "sql-prod-03": "same availability set, fault domain 0",
-    "app-prod-ne-01": "single VM; planned maintenance pending with a self-service window",
-    "app-prod-ne-02": "single VM; planned maintenance pending with a self-service window",
+    "app-prod-ne-01": "single VM; planned maintenance pending, its self-service window open now (perform-maintenance runs)",
+    "app-prod-ne-02": "single VM; planned maintenance pending, its self-service window opens a day from now (Azure refuses it before)",
     "erp-prod-eus-01": "zonal, Ultra disk; Unavailable now (Unplanned) during the East US service issue, which lists it as impacted",
     "jump-prod-01": "NIC NSG Deny 3389 at priority 200 beats Allow 3389 at 300: RDP blocked",
     "dc-shared-01": "availability set holding only this VM; Premium_ZRS data disk; CanNotDelete lock",
@@ -259,7 +259,12 @@ def build(now: datetime) -> dict:
     t = rg(P, "rg-app-prod", "northeurope", "prod", "app-team", "contoso-portal")
     nsg_app = b.nsg(P, "rg-app-prod", "nsg-app-prod", "northeurope", [ALLOW_SSH, ALLOW_RDP], t)
     sn = b.vnet(P, "rg-app-prod", "vnet-app-prod", "northeurope", ["10.12.0.0/16"], [("snet-app", "10.12.1.0/24", None)], t)
-    maint = (1 * DAY, 8 * DAY, 9 * DAY, 11 * DAY)
+    # Two waves of one maintenance: app-prod-ne-01's self-service window opened yesterday, so the
+    # operator can start it now; app-prod-ne-02's opens tomorrow, and Azure refuses it until then.
+    # Both close before the scheduled window in which Azure does it itself.
+    mw_start, mw_end = 9 * DAY, 11 * DAY
+    maint_open = (-1 * DAY, 8 * DAY, mw_start, mw_end)
+    maint_later = (1 * DAY, 8 * DAY, mw_start, mw_end)
     vm(
         P,
         "rg-app-prod",
@@ -270,7 +275,7 @@ def build(now: datetime) -> dict:
         subnet_id=sn["snet-app"],
         nsg_id=nsg_app,
         data_disks=[(256, "Premium_LRS")],
-        maintenance=b.maintenance(*maint),
+        maintenance=b.maintenance(*maint_open),
         uptime=44 * DAY,
         created=-380 * DAY,
         tags=t,
@@ -285,7 +290,7 @@ def build(now: datetime) -> dict:
         subnet_id=sn["snet-app"],
         nsg_id=nsg_app,
         data_disks=[(128, "StandardSSD_LRS")],
-        maintenance=b.maintenance(*maint),
+        maintenance=b.maintenance(*maint_later),
         uptime=44 * DAY,
         created=-380 * DAY,
         tags=t,
@@ -1005,8 +1010,8 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
             subscription=PROD,
             title="Planned maintenance: Virtual Machines - North Europe",
             summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines in North "
-            "Europe. You can start maintenance yourself during the self-service window "
-            f"({c.z(1 * DAY)} to {c.z(8 * DAY)}); otherwise it happens during the scheduled window "
+            "Europe. You can start maintenance yourself during each VM's self-service window (they open in waves "
+            f"from {c.z(-1 * DAY)} and close at {c.z(8 * DAY)}); otherwise it happens during the scheduled window "
             f"({c.z(mw_start)} to {c.z(mw_end)}).",
             level="Warning",
             event_level="Informational",
