@@ -1,7 +1,8 @@
 """The fault matrix: every fault the emulator can inject, on the inventory, the
 health lists and every recovery scenario whose change is one action or one
-write (rescue and recreate fail at each of their steps in their own tests),
-through the real adapter. What an operator must see: every healthy subscription listed and the
+write (rescue and recreate fail at each of their steps in their own tests), and
+429, 500 and a failed long-running operation on each write of backup-now,
+restore-point and restore-disk from a restore point, through the real adapter. What an operator must see: every healthy subscription listed and the
 failed ones named in one sentence; a recovery that stops at the failing step
 with an honest journal, resumes once the fault clears, and never starts an
 Azure operation twice."""
@@ -322,6 +323,78 @@ async def test_a_recovery_stops_at_the_failing_step_and_resumes_once_the_fault_c
         clear_faults(emu)
         await backend.close()
         journal.close()
+
+
+# --- backup-now, restore-point and restore-disk from a restore point: every write -------------
+
+# Each write of these scenarios: (VM, scenario, the write's method, a path its URL holds, the step
+# that sends it, whether Azure runs it as a long-running operation). restore-disk restores the OS
+# disk from a restore point taken first (restore-point, before the fault is armed).
+RESTORE_WRITES = {
+    "backup-now/trigger": ("erp-prod-eus-01", "backup-now", "POST", "/backup", "backup-now", True),
+    "restore-point/collection": ("sql-prod-01", "restore-point", "PUT", "/restorePointCollections/", "collection", False),
+    "restore-point/restore-point": ("sql-prod-01", "restore-point", "PUT", "/restorePoints/", "restore-point", True),
+    "restore-disk/disk": ("web-prod-03", "restore-disk", "PUT", "/Microsoft.Compute/disks/", "restore-copy", True),
+    "restore-disk/deallocate": ("web-prod-03", "restore-disk", "POST", "/deallocate", "deallocate", True),
+    "restore-disk/swap": ("web-prod-03", "restore-disk", "PATCH", "/virtualMachines/web-prod-03", "swap-os-disk", True),
+    "restore-disk/start": ("web-prod-03", "restore-disk", "POST", "/start", "start", True),
+}
+WRITE_FAULTS = {
+    "429": dict(status=429, retry_after_s=1, count=-1),  # throttled past the client's retry
+    "500": dict(status=500, count=-1),
+    "lro-failed": dict(lro_result="Failed", lro_error={"code": "InternalExecutionError", "message": "The operation failed."}),
+}
+# A write that is not long-running (the collection's PUT) has no operation to fail.
+RESTORE_WRITE_CASES = [(c, f) for c, w in RESTORE_WRITES.items() for f in WRITE_FAULTS if w[5] or not f.startswith("lro")]
+
+
+@pytest.mark.parametrize(("case", "fault_name"), RESTORE_WRITE_CASES)
+async def test_a_backup_or_restore_write_that_fails_stops_there_and_resumes_once_the_fault_clears(emu, tmp_path, monkeypatch, case, fault_name):
+    from tests.rescue_support import make_rig
+
+    vm_name, scenario, method, needle, key, _ = RESTORE_WRITES[case]
+    monkeypatch.setenv("AZTRIAGE_REACH_TIMEOUT", "3")
+    reset(emu)
+    rig = await make_rig(emu, tmp_path / "journal.sqlite3")
+    try:
+        params: dict[str, Any] = {}
+        if scenario == "restore-disk":
+            _, taken = await rig.run(vm_name, "restore-point", {"consistency": "crash"})
+            assert taken.status == J.RUN_SUCCEEDED, taken.summary
+            (point,) = resources(emu, "Microsoft.Compute/restorePointCollections/restorePoints")
+            params = {"source": point["name"]}
+        plan, facts = await rig.plan(vm_name, scenario, params)
+        at = plan.keys.index(key)
+        before = len(_write_requests(emu, needle, method))
+        fault(emu, match=needle, method=method, **WRITE_FAULTS[fault_name])
+        result = await rig.runner(vm_name).start(plan, _build(scenario), facts)
+        clear_faults(emu)
+        assert result.status == J.RUN_FAILED, result.summary
+        states = [s.state for s in result.record.steps]
+        assert states[at] == J.FAILED and set(states[:at]) <= {J.VERIFIED, J.SKIPPED} and set(states[at + 1 :]) <= {J.PENDING}, states
+        message = result.record.steps[at].message
+        assert message and "\n" not in message and "Traceback" not in message and result.summary.startswith(f"stopped at step {at + 1} ")
+        refused = len(_write_requests(emu, needle, method)) - before  # writes Azure accepted while the fault was on
+
+        resumed = await rig.resume(result.run_id, vm_name)
+        assert resumed.status == J.RUN_SUCCEEDED, resumed.summary
+        accepted = Counter(r["path"].lower() for r in _write_requests(emu, needle, method)[before:])
+        if fault_name == "lro-failed":  # started, ended Failed, started again once: never a third time
+            assert refused >= 1 and max(accepted.values()) <= 2, accepted
+        else:  # refused outright: nothing started, so the resume sends it once
+            assert refused == 0 and set(accepted.values()) == {1}, accepted
+        if scenario == "restore-disk":
+            (disk,) = [d for d in resources(emu, "Microsoft.Compute/disks") if "-restored-" in d["name"]]
+            assert disk["properties"]["creationData"]["createOption"] == "Restore" and _state(disk) == "Succeeded"
+            assert vm_doc(emu, vm_name)["doc"]["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"].lower() == disk["id"].lower()
+        if scenario == "restore-point":
+            (point,) = resources(emu, "Microsoft.Compute/restorePointCollections/restorePoints")  # one, taken again if it failed
+            assert _state(point) == "Succeeded"
+            assert {r.kind: r.state for r in rig.journal.resources(resumed.run_id)} == {"restore-point-collection": "keep", "restore-point": "keep"}
+    finally:
+        clear_faults(emu)
+        await rig.backend.close()
+        rig.journal.close()
 
 
 @pytest.mark.parametrize("lro_result", ["Failed", "Canceled"])
