@@ -140,3 +140,34 @@ async def test_release_and_undo_from_the_runs_stage(emu):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the undo dialog")
         await pilot.press(*screen.run_id, "enter")
         await wait_for(pilot, lambda: jump_rules(emu) == before, timeout=30, what="the rule restored")
+
+
+async def test_the_options_say_where_your_address_came_from(emu):
+    app = make_app(emu)
+    async with app.run_test(size=(110, 36)) as pilot:
+        screen = await open_fix_nsg(pilot, emu, "allow", choose=False)
+        shown = str(screen.query_one("#detail").render())
+        assert "Your address 192.88.99.10: the demo's address for you." in shown
+
+
+async def test_behind_nat_the_pane_says_the_address_azure_sees_cannot_be_known_and_asks_for_it(emu, monkeypatch):
+    # The emulator as any ARM endpoint (not the demo), and this machine's address on the route to the VM a private one.
+    from backend import source_address
+    from backend.config import Config
+    from backend.settings import ConnectionSettings
+    from tests.support import FIXED_NOW
+    from tui.app import AztriageApp
+
+    monkeypatch.delenv("AZTRIAGE_SOURCE_IP", raising=False)
+    monkeypatch.setattr(source_address, "route_source", lambda target: "192.168.1.23")
+    settings = ConnectionSettings(arm_endpoint=emu.endpoint, ca_file=emu.ca_file, auth="none", polling_interval=0.02)
+    app = AztriageApp(settings, config=Config(refresh_interval=0, auto_probe=False), clock=lambda: FIXED_NOW)
+    async with app.run_test(size=(110, 36)) as pilot:
+        screen = await open_fix_nsg(pilot, emu, "allow", choose=False)
+        shown = str(screen.query_one("#detail").render())
+        assert "is 192.168.1.23, a private address: Azure sees the address of a NAT in front of it, which cannot be known" in " ".join(shown.split())
+        assert "type it on the source line" in shown
+        choices = screen.query_one("#options")
+        assert "your address (unknown: type it)" in str(choices.get_option_at_index(0).prompt)
+        await pilot.press("enter")  # allow, with no address: asks for it
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "TextPrompt", what="the address prompt")

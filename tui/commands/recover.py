@@ -57,7 +57,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--operator-done", action="store_true", help="with --resume: the manual step the run waits on is done")
     p.add_argument("--rescue-vm", metavar="NAME", help="rescue: repair the disk copy on this existing VM instead of a new rescue VM")
     p.add_argument("--run-fixes", action="store_true", help="rescue: run the common fixes on the rescue VM by run command before the manual step")
-    p.add_argument("--source-ip", metavar="ADDRESS", help="fix-nsg: the address (or CIDR) to allow; default: detected (demo) or AZTRIAGE_SOURCE_IP")
+    p.add_argument(
+        "--source-ip",
+        metavar="ADDRESS",
+        help="fix-nsg: the address (or CIDR) to allow; default: AZTRIAGE_SOURCE_IP, the demo's, or this machine's address on the route to the VM when it is public",
+    )
     p.add_argument("--confirm-source", metavar="PHRASE", help="fix-nsg with --source-ip '*': the phrase the plan asks for, typed ('allow PORT from anywhere')")
     p.add_argument("--disable-rule", action="store_true", help="fix-nsg: delete the blocking rule itself instead (destructive; --undo restores it)")
     p.add_argument("--hours", type=int, metavar="N", help="fix-nsg: how long the temporary rule is meant to stay (said in its description; default 4)")

@@ -188,6 +188,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self._secrets: dict[str, str] = {}  # only between a masked field and the run that sends it
         self._option_kind = ""
         self._nsg_detected: str | None = None  # fix-nsg: the address aztriage knows for the operator
+        self._nsg_origin = ""  # where that address came from, or why it is not known (backend.source_address)
         self._nsg_source: str | None = None  # fix-nsg: the source the allow rule admits (the detected one unless typed)
         self._nsg_hours = DEFAULT_NSG_HOURS
         self._nsg_wide_confirmed: str | None = None  # the phrase typed for * / Internet
@@ -395,12 +396,17 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 style="dim",
             )
         if self._option_kind == "nsg":
-            return Text(
-                "The allow rule admits only the source shown (your address as aztriage knows it: the demo's, or AZTRIAGE_SOURCE_IP; "
-                "aztriage does not ask the internet); enter on the source or hours line changes it. The rule names the run and until when "
-                "in its description; releasing the run (H, then L) deletes it and nothing else.",
+            text = Text()
+            if self._nsg_detected and self._nsg_origin:
+                text.append(f"Your address {self._nsg_detected}: {self._nsg_origin}.\n")
+            elif self._nsg_origin:
+                text.append(f"{self._nsg_origin}: type it on the source line.\n", style="bold")
+            text.append(
+                "The allow rule admits only the source shown; aztriage never asks a service on the internet. Enter on the source or hours "
+                "line changes it. The rule names the run and until when in its description; releasing the run (H, then L) deletes it and nothing else.",
                 style="dim",
             )
+            return text
         if self._option_kind == "vpn":
             from backend.recovery.scenarios.reset_vpn import CONNECTION_RESET, GATEWAY_RESET
 
@@ -724,6 +730,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             return
         network = facts.documents.get("network") or {}
         self._nsg_detected = network.get("detected_source")
+        self._nsg_origin = str(network.get("source_origin") or "")
         self._nsg_source = self._nsg_detected
         self._nsg_hours = DEFAULT_NSG_HOURS
         self._nsg_wide_confirmed = None

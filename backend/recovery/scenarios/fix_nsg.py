@@ -1,7 +1,8 @@
 """fix-nsg: the recovery for the blocked-by-NSG verdict.
 
-Default: a temporary allow rule for the operator's source address (detected on the demo
-or from AZTRIAGE_SOURCE_IP, or given: an address or a CIDR; ``*``/Internet/0.0.0.0/0
+Default: a temporary allow rule for the operator's source address (given: an address or a
+CIDR; from AZTRIAGE_SOURCE_IP; the demo's; or detected, backend.source_address, when this
+machine's address on the route to the VM is public; ``*``/Internet/0.0.0.0/0
 only with a typed confirmation that says so) for the VM's RDP/SSH port, at a free
 priority above the rule that denies it, in each NSG where a deny sits (subnet and/or
 NIC). The rule's name carries the run id and its description says which run made it,
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backend import mapping
+from backend import mapping, source_address
 from backend.adapter import RecoveryBackend
 from backend.errors import BackendError
 from backend.models import NetworkSecurityGroup, SecurityRule, Vm, id_name
@@ -41,6 +42,7 @@ from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verificati
 from backend.recovery.scenarios._common import plan as make_plan
 from backend.recovery.steps import SETTLE_TIMEOUT, poll_interval, preflight_step, protocol_name, reach_step, remote_port
 from backend.safetext import safe_json
+from backend.source_address import ASK, SourceGuess
 
 SCENARIO = "fix-nsg"
 RULE_KIND = "security-rule"
@@ -84,7 +86,8 @@ def _primary_nic(docs: list[dict[str, Any]], vm_model: dict[str, Any]) -> dict[s
 
 async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
     """The NSGs of the VM's primary NIC and of its subnet, and the operator's address when it
-    can be known without asking the internet (the demo's emulator says it; AZTRIAGE_SOURCE_IP)."""
+    can be known without asking the internet (AZTRIAGE_SOURCE_IP; the demo's emulator says it; this
+    machine's public address on the route to the VM), with where it came from or why it is not known."""
     nic = _primary_nic(documents.get("nics") or [], documents["model"])
     network: dict[str, Any] = {"nic_id": None, "subnet_id": None, "nic_nsg_id": None, "subnet_nsg_id": None, "nsgs": [], "unreadable": []}
     if nic is not None:
@@ -104,19 +107,41 @@ async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], d
                     network["unreadable"].append(nsg_id)
                 else:
                     network["nsgs"].append(doc)
-    network["detected_source"] = await detect_source(backend)
+    guess = await detect_source(backend, route_target(nic, documents.get("public_ips") or ()))
+    network["detected_source"], network["source_origin"] = guess.address, guess.origin
     documents["network"] = network
 
 
-async def detect_source(backend: RecoveryBackend) -> str | None:
+def route_target(nic: dict[str, Any] | None, public_ips: Any) -> str | None:
+    """The address the operator reaches the VM on: its primary NIC's public IP, else its private one."""
+    configs = ((nic or {}).get("properties") or {}).get("ipConfigurations") or ()
+    addresses = {(p.get("id") or "").lower(): ((p.get("properties") or {}).get("ipAddress")) for p in public_ips}
+    for cfg in configs:
+        pip_id = (((cfg.get("properties") or {}).get("publicIPAddress") or {}).get("id") or "").lower()
+        if addresses.get(pip_id):
+            return str(addresses[pip_id])
+    for cfg in configs:
+        private = (cfg.get("properties") or {}).get("privateIPAddress")
+        if private:
+            return str(private)
+    return None
+
+
+async def detect_source(backend: RecoveryBackend, target: str | None) -> SourceGuess:
+    """The operator's address and where it came from: AZTRIAGE_SOURCE_IP; on the demo, the
+    emulator's; elsewhere the kernel's address on the route to the VM (source_address.detect:
+    no traffic, no outside service), used only when it is public."""
     from backend.connectivity import SOURCE_ENV, fetch_emulator_guests
 
     if os.environ.get(SOURCE_ENV):
-        return os.environ[SOURCE_ENV].strip()
+        return SourceGuess(os.environ[SOURCE_ENV].strip(), f"from {SOURCE_ENV}")
     if getattr(backend.settings, "demo", False):
         guests = await fetch_emulator_guests(backend.settings)
-        return (guests or {}).get("client_address")
-    return None
+        address = (guests or {}).get("client_address")
+        return SourceGuess(address, "the demo's address for you") if address else SourceGuess(None, "The demo's emulator does not say your address")
+    if target is None:
+        return SourceGuess(None, "The VM has no address to find this machine's route to, so the address Azure sees cannot be detected")
+    return source_address.detect(target)
 
 
 # --- the source -------------------------------------------------------------------------------
@@ -274,10 +299,8 @@ def analyse(facts: VmFacts, source_text: str | None, *, disable: bool) -> Analys
     detected = network.get("detected_source")
     text = source_text or detected
     if not text:
-        raise PlanError(
-            "fix-nsg needs your public source address: give --source-ip ADDRESS (or a CIDR), or set AZTRIAGE_SOURCE_IP "
-            "(aztriage does not ask a service on the internet for it)"
-        )
+        why = network.get("source_origin") or "fix-nsg needs your public source address, and aztriage does not ask a service on the internet for it"
+        raise PlanError(f"{why}: {ASK}")
     rules = [r for n in (subnet_nsg, nic_nsg) if n is not None for r in inbound_rules(n)]
     source = parse_source(text, rules, detected)
     blockers: list[str] = []
@@ -559,6 +582,19 @@ def _description(item: dict[str, Any] | None) -> str:
 # --- the plan -----------------------------------------------------------------------------------------
 
 
+def _origin(facts: VmFacts, source: SourceChoice) -> str:
+    """Where the allowed address came from, when it is the one aztriage found (" (detected: ...)")."""
+    network = safe_json(facts.documents.get("network") or {})
+    detected, origin = network.get("detected_source"), network.get("source_origin")
+    if not (detected and origin) or source.wide:
+        return ""
+    try:
+        same = ipaddress.ip_network(source.prefix, strict=False) == ipaddress.ip_network(str(detected), strict=False)
+    except ValueError:
+        return ""
+    return f" ({origin})" if same else ""
+
+
 def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     vm = facts.vm
     disable = bool(params.get("disable_rule"))
@@ -594,7 +630,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         summary = f"Delete the rule that denies {name} (port {port}) to {vm.name} in the {where}; undo restores it as captured."
     else:
         summary = (
-            f"Let {name} (port {port}) from {analysis.source.label()} through to {vm.name}: a temporary allow rule in the {where}, "
+            f"Let {name} (port {port}) from {analysis.source.label()}{_origin(facts, analysis.source)} through to {vm.name}: a temporary allow rule in the {where}, "
             f"above the rule that denies it, for {hours} h; aztriage runs --release RUN_ID deletes it."
         )
     return make_plan(
