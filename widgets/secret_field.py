@@ -11,8 +11,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
+
+from widgets.text_prompt import TextPrompt
 
 
 class SecretField(Input):
@@ -26,14 +27,12 @@ class SecretField(Input):
         return f"SecretField(id={self.id!r}, {len(self.value)} characters)"
 
 
-class SecretDialog(ModalScreen[str | None]):
-    """Ask for a secret; `check(value)` raises ValueError with one sentence when it is not acceptable.
+class SecretDialog(TextPrompt):
+    """Ask for a secret, in TextPrompt's frame; `check(value)` raises ValueError with one sentence when it is not acceptable.
     With `confirm`, a second masked field takes it again, and the two must match (a new password
     mistyped once, unseen, would lock the account out)."""
 
     DEFAULT_CSS = """
-    SecretDialog { align: center middle; }
-    SecretDialog > Vertical { width: 70; max-width: 95%; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
     SecretDialog #secret-title { text-style: bold; margin-bottom: 1; }
     SecretDialog #secret-error { color: $text-error; height: auto; }
     SecretDialog #secret-buttons { height: auto; margin-top: 1; }
@@ -41,29 +40,21 @@ class SecretDialog(ModalScreen[str | None]):
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="secret.cancel")]
+    IDS = ("secret-title", "secret-prompt", "secret-error")
 
     def __init__(self, title: str, prompt: str, *, check: Callable[[str], str | None] | None = None, placeholder: str = "", confirm: bool = False) -> None:
-        super().__init__()
-        self._title = title
-        self._prompt = prompt
-        self._check = check
-        self._placeholder = placeholder
+        super().__init__(title, prompt, check=check, placeholder=placeholder)
         self._confirm = confirm
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(self._title, id="secret-title", markup=False)
-            yield Static(self._prompt, id="secret-prompt", markup=False)
-            yield SecretField(placeholder=self._placeholder, id="secret")
-            if self._confirm:
-                yield Static("Type it again:", id="secret-again-prompt", markup=False)
-                yield SecretField(placeholder=self._placeholder, id="secret-again")
-            yield Static("", id="secret-error", markup=False)
-            with Vertical(id="secret-buttons"):
-                yield Button("Use it", id="secret-ok", variant="primary")
+    def compose_field(self) -> ComposeResult:
+        yield SecretField(placeholder=self._placeholder, id="secret")
+        if self._confirm:
+            yield Static("Type it again:", id="secret-again-prompt", markup=False)
+            yield SecretField(placeholder=self._placeholder, id="secret-again")
 
-    def on_mount(self) -> None:
-        self.query_one("#secret", SecretField).focus()
+    def compose_buttons(self) -> ComposeResult:
+        with Vertical(id="secret-buttons"):
+            yield Button("Use it", id="secret-ok", variant="primary")
 
     def _fields(self) -> list[SecretField]:
         return list(self.query(SecretField))
@@ -76,15 +67,10 @@ class SecretDialog(ModalScreen[str | None]):
             error.update("Nothing typed.")
             field.focus()
             return
-        if self._check is not None:
-            try:
-                cleaned = self._check(value)
-            except ValueError as exc:
-                # The message says what is wrong, never the value.
-                error.update(str(exc))
-                field.focus()
-                return
-            value = cleaned if cleaned is not None else value
+        checked = self.checked(value)  # a refusal says what is wrong, never the value
+        if checked is None:
+            field.focus()
+            return
         if self._confirm:
             again = self.query_one("#secret-again", SecretField)
             if not again.value:
@@ -99,10 +85,10 @@ class SecretDialog(ModalScreen[str | None]):
                 return
         for each in self._fields():
             each.value = ""
-        self.dismiss(value)
+        self.dismiss(checked)
 
     @on(Input.Submitted, "#secret")
-    def _submitted(self) -> None:
+    def _submitted_secret(self) -> None:
         self._submit()
 
     @on(Input.Submitted, "#secret-again")

@@ -42,14 +42,14 @@ class TextPrompt(ModalScreen[str | None]):
         with Vertical():
             yield Static(self._title, id=title_id, markup=False)
             yield Static(self._prompt, id=prompt_id, markup=False)
-            yield self.make_field()
+            yield from self.compose_field()
             yield Static("", id=error_id, markup=False)
             yield from self.compose_buttons()
 
-    def make_field(self) -> Input:
+    def compose_field(self) -> ComposeResult:
         field = Input(value=self._value, placeholder=self._placeholder, id="prompt-input", select_on_focus=False)
         field.cursor_blink = False
-        return field
+        yield field
 
     def compose_buttons(self) -> ComposeResult:
         yield from ()
