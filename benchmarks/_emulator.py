@@ -43,6 +43,16 @@ def add_scale_options(ap: argparse.ArgumentParser, *, vms: int = 10000, subscrip
     ap.add_argument("--runs", type=int, default=runs)
 
 
+def conditions(estate: str, load_at_start: float) -> str:
+    """The line a benchmark's figures stand under: the estate and the machine's load as it ran."""
+    return f"{estate}; load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
+
+
+def scale_conditions(args: argparse.Namespace, load_at_start: float, *more: str) -> str:
+    """``conditions`` for the scale:N estate of ``add_scale_options`` (and ``more``, e.g. the ARG quota)."""
+    return conditions(", ".join((f"scale:{args.vms} over {args.subscriptions} subscriptions", f"{args.latency_ms:g} ms per request", *more)), load_at_start)
+
+
 def status_mb(pid: int | str, field: str) -> float:
     """A memory figure of a process (``"self"``: this one) from /proc/PID/status, in MB:
     VmRSS, what it holds now, or VmHWM, its peak so far."""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import add_scale_options, aztriage_command, emulator_process, median, scale_estate, timed_process
+from benchmarks._emulator import add_scale_options, aztriage_command, emulator_process, median, scale_conditions, scale_estate, timed_process
 from benchmarks.inventory import run_aztriage
 
 
@@ -135,10 +135,7 @@ def main() -> None:
                     f"{r['vms']} VMs, {r['errors']} errors, {r['warnings']} warnings",
                     flush=True,
                 )
-    print(
-        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request, ARG quota {args.graph_quota}; "
-        f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
-    )
+    print(scale_conditions(args, load, f"ARG quota {args.graph_quota}"))
     print(f"  {'engine':<8} {'whole process':>13} {'in-process':>11} {'CPU':>8} {'requests':>9} {'ARG 429s':>9} {'peak RSS':>9}")
     for engine, runs in results.items():
         m = {k: median([r[k] for r in runs]) for k in ("whole_process_s", "in_process_s", "cpu_s", "requests", "throttled", "peak_rss_mb")}

@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import add_scale_options, aztriage_command, emulator_process, median, scale_estate, timed_json
+from benchmarks._emulator import add_scale_options, aztriage_command, emulator_process, median, scale_conditions, scale_estate, timed_json
 
 
 async def per_vm_inventory(backend: Any) -> int:
@@ -134,9 +134,7 @@ def main() -> None:
         ours = [say_run("aztriage run:", run_aztriage(info)) for _ in range(args.runs)]
         peer = [say_run("per-VM run:  ", run_per_vm(info)) for _ in range(args.per_vm_runs)]
     a = summary(ours)
-    print(
-        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
-    )
+    print(scale_conditions(args, load))
     print(f"  {'':<44} {'whole process':>13} {'in-process':>11} {'CPU':>8} {'requests':>9} {'peak RSS':>9}")
     rows = [("aztriage inventory --format json (defaults)", a)]
     if peer:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import ROOT, add_scale_options, emulator_process, median, scale_estate, status_mb
+from benchmarks._emulator import ROOT, add_scale_options, emulator_process, median, scale_conditions, scale_estate, status_mb
 
 
 def cpu_seconds(pid: int) -> float:
@@ -175,9 +175,7 @@ def main() -> int:
             keys += seconds
             rss.append(peak)
             print(f"  run: filter keystrokes {', '.join(f'{k * 1000:.0f}' for k in seconds)} ms; peak RSS {peak:.0f} MB", flush=True)
-    print(
-        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
-    )
+    print(scale_conditions(args, load))
     print(f"  launch to a table of every VM (whole process)  {median(runs):.2f} s median ({min(runs):.2f}-{max(runs):.2f}, {len(runs)} runs)   target <= 2.0 s")
     print(f"  CPU the console had used by then                {median(cpu):.2f} s median ({min(cpu):.2f}-{max(cpu):.2f})")
     print(

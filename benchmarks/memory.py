@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import add_scale_options, emulator_process, median, scale_estate, status_mb
+from benchmarks._emulator import add_scale_options, emulator_process, median, scale_conditions, scale_estate, status_mb
 from benchmarks.launch import PtyConsole, connect_args
 
 PANE_KEYS = (b"2", b"3", b"4", b"5", b"6")
@@ -65,9 +65,7 @@ def main() -> int:
             peaks.append(peak)
             steps = ", ".join(f"{k.decode()}: {mb:.0f}" for k, mb in zip((*PANE_KEYS, b"1"), panes))
             print(f"  run: after each pane (MB) {steps}; {args.settle:g} s later {now:.0f} MB, peak {peak:.0f} MB", flush=True)
-    print(
-        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-    )
+    print(scale_conditions(args, load))
     print(
         f"  the console with every pane opened (whole process, VmRSS)  {median(held):.0f} MB median ({min(held):.0f}-{max(held):.0f}, {len(held)} runs)   target <= 400 MB"
     )

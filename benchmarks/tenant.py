@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import add_scale_options, emulator_process, median, scale_estate, status_mb
+from benchmarks._emulator import add_scale_options, emulator_process, median, scale_conditions, scale_estate, status_mb
 from benchmarks.graph import a_vm, graph_statuses
 from benchmarks.launch import PtyConsole, connect_args, cpu_seconds
 
@@ -83,10 +83,7 @@ def main() -> int:
                 f"peak RSS {r['peak_rss_mb']:.0f} MB, {r['graph_queries']} ARG queries ({r['throttled']} throttled)",
                 flush=True,
             )
-    print(
-        f"scale:{args.vms} over {args.subscriptions} subscriptions, {args.latency_ms:g} ms per request, ARG quota {args.graph_quota}; "
-        f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
-    )
+    print(scale_conditions(args, load, f"ARG quota {args.graph_quota}"))
     m = {k: median([r[k] for r in runs]) for k in runs[0]}
     print(f"  console to what is broken (whole process)   {m['broken_s']:.2f} s, {m['broken_cpu_s']:.2f} s CPU")
     print(f"  console to the table of every VM           {m['every_s']:.1f} s, {m['every_cpu_s']:.1f} s CPU")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import aztriage_command, emulator_process, median, timed_json, whole_process_medians
+from benchmarks._emulator import aztriage_command, conditions, emulator_process, median, timed_json, whole_process_medians
 
 SUB = "3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17"  # the demo's Contoso Production
 GROUP = f"/subscriptions/{SUB}/resourceGroups/rg-web-prod/providers"
@@ -119,10 +119,7 @@ def main() -> None:
                 whole.append(figures)
                 shown = len(doc["entries"])
             inner = asyncio.run(in_process(info, args.runs))
-    print(
-        f"{args.entries} activity-log entries over 90 days in the VM's group, {args.latency_ms:g} ms per request; "
-        f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
-    )
+    print(conditions(f"{args.entries} activity-log entries over 90 days in the VM's group, {args.latency_ms:g} ms per request", load))
     print(f"  whole process (aztriage timeline --since 90d --format json): {whole_process_medians(whole)}; {shown} entries shown")
     print(
         f"  in process: the activity log read ({inner['events']} entries) {inner['arrive_s']:.2f} s; "
