@@ -19,8 +19,8 @@ from backend.models import ResourceId
 class SkuOperations:
     client: Callable[..., Any]
     call: Callable[..., Awaitable[Any]]
-    _get_or_none: Callable[..., Awaitable[Any]]
-    refuse_write: Callable[[str], None]
+    _read: Callable[..., Awaitable[Any]]
+    _put: Callable[..., Awaitable[Any]]
 
     async def list_vm_skus(self, subscription_id: str, location: str) -> list[dict[str, Any]]:
         compute = self.client("compute", subscription_id)
@@ -33,14 +33,7 @@ class SkuOperations:
         return await self.call(f"listing the VM sizes {region} offers", fetch)
 
     async def get_availability_set(self, set_id: str) -> dict[str, Any] | None:
-        rid = ResourceId.parse(set_id)
-        compute = self.client("compute", rid.subscription_id)
-        doc = await self._get_or_none(f"reading availability set {rid.name}", lambda: compute.availability_sets.get(rid.resource_group, rid.name))
-        return to_wire(doc)
+        return await self._read("compute", ResourceId.parse(set_id), "availability set", lambda c: c.availability_sets)
 
     async def put_availability_set(self, set_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        rid = ResourceId.parse(set_id)
-        what = f"creating availability set {rid.name}"
-        self.refuse_write(what)
-        compute = self.client("compute", rid.subscription_id)
-        return to_wire(await self.call(what, lambda: compute.availability_sets.create_or_update(rid.resource_group, rid.name, body)))
+        return await self._put("compute", ResourceId.parse(set_id), "creating availability set", lambda c: c.availability_sets, body)

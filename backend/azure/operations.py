@@ -197,6 +197,14 @@ class RecoveryOperations:
         sdk = self.client(client, rid.subscription_id)
         return to_wire(await self._lro(f"{doing} {rid.name}", lambda **kw: group(sdk).begin_create_or_update(rid.resource_group, rid.name, body, **kw), **lro))
 
+    async def _put(self, client: str, rid: ResourceId, doing: str, group: Callable[[Any], Any], body: dict[str, Any]) -> dict[str, Any]:
+        """PUT the resource `rid` where ARM answers at once, not with a long-running operation
+        (refused under --read-only); `doing` names it in errors ("creating availability set")."""
+        what = f"{doing} {rid.name}"
+        self.refuse_write(what)
+        sdk = self.client(client, rid.subscription_id)
+        return to_wire(await self.call(what, lambda: group(sdk).create_or_update(rid.resource_group, rid.name, body)))
+
     async def find_vm_ids(self, name: str, subscription_ids: list[str] | None = None) -> list[str]:
         """Ids of the VMs with this name (case-insensitive) in the given or visible subscriptions:
         one VM list per subscription, nothing else (a recovery needs one VM, not the inventory)."""

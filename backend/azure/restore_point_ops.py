@@ -33,7 +33,7 @@ class RestorePointOperations:
     call: Callable[..., Awaitable[Any]]
     _get_or_none: Callable[..., Awaitable[Any]]
     _lro: Callable[..., Awaitable[Any]]
-    refuse_write: Callable[[str], None]
+    _put: Callable[..., Awaitable[Any]]
 
     async def get_restore_point_collection(self, collection_id: str, *, restore_points: bool = False) -> dict[str, Any] | None:
         rid = ResourceId.parse(collection_id)
@@ -53,11 +53,7 @@ class RestorePointOperations:
         return await self.call("listing the subscription's restore point collections", fetch)
 
     async def put_restore_point_collection(self, collection_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        rid = ResourceId.parse(collection_id)
-        what = f"creating restore point collection {rid.name}"
-        self.refuse_write(what)
-        compute = self.client("compute", rid.subscription_id)
-        return to_wire(await self.call(what, lambda: compute.restore_point_collections.create_or_update(rid.resource_group, rid.name, body)))
+        return await self._put("compute", ResourceId.parse(collection_id), "creating restore point collection", lambda c: c.restore_point_collections, body)
 
     async def delete_restore_point_collection(self, collection_id: str, **lro: Any) -> None:
         rid = ResourceId.parse(collection_id)
