@@ -310,27 +310,17 @@ def diagnose(f: Facts) -> Diagnosis:
     evidence += connectivity_lines + change_lines
     if f.connectivity is not None and f.connectivity.connected:
         evidence.append("Azure reaches the port from inside: the problem is on your side (LAN, proxy, VPN, firewall)")
+    # A guest that answers wrongly, or refuses, is up: reset its access unless its agent is unwell.
+    up_scenario = "reset-access" if agent in (None, "Ready") else "restart"
     if opened:
         wrong = opened[0]
         what = {"silent": "connects but says nothing", "closed": "connects and hangs up", "other": "answers something else"}.get(
             wrong.answered or "", "does not speak it"
         )
-        return make(
-            GUEST_NOT_ANSWERING,
-            f"guest not answering though Azure allows it: the port {what}, not {proto}",
-            evidence,
-            "reset-access" if agent in (None, "Ready") else "restart",
-            "wrong-protocol",
-        )
+        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: the port {what}, not {proto}", evidence, up_scenario, "wrong-protocol")
     if refused:
         evidence.append(f"the guest answers with a reset: it is up, but nothing listens on {port} (service stopped or moved)")
-        return make(
-            GUEST_NOT_ANSWERING,
-            f"guest not answering though Azure allows it: {proto} refused",
-            evidence,
-            "reset-access" if agent in (None, "Ready") else "restart",
-            "refused",
-        )
+        return make(GUEST_NOT_ANSWERING, f"guest not answering though Azure allows it: {proto} refused", evidence, up_scenario, "refused")
     if all(r.status in (UNREACHABLE, DNS_FAILED) for r in results):
         return make(GUEST_NOT_ANSWERING, "guest not checked: no endpoint could be probed from here", evidence, None, "unprobed")
     if agent == "Ready":
