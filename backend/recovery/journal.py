@@ -30,7 +30,7 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -492,6 +492,16 @@ class Journal:
         run = self._run_row_to_record(row)
         run.steps = self.steps(run_id)
         run.resources = self.resources(run_id)
+        return run
+
+    def ended_run(self, run_id: str, refuse: Callable[[str], Exception]) -> RunRecord:
+        """The run, which must have ended (undo and release act only on those): otherwise
+        ``refuse`` is raised with the sentence for the operator, naming what to do first."""
+        run = self.get_run(run_id)
+        if run is None:
+            raise refuse(f"there is no run {run_id} in the journal")
+        if run.unfinished:
+            raise refuse(f"run {run_id} is {run.status}: resume it (aztriage recover --resume {run_id}) or abandon it (aztriage runs --abandon {run_id}) first")
         return run
 
     def list_runs(self, limit: int = 200) -> list[RunRecord]:

@@ -62,13 +62,7 @@ class ReleaseItem:
 
 def release_plan(journal: Journal, run_id: str) -> tuple[RunRecord, list[ReleaseItem]]:
     """What releasing this run would delete and what stays (nothing is read from Azure yet)."""
-    run = journal.get_run(run_id)
-    if run is None:
-        raise ReleaseRefused(f"there is no run {run_id} in the journal")
-    if run.unfinished:
-        raise ReleaseRefused(
-            f"run {run_id} is {run.status}: resume it (aztriage recover --resume {run_id}) or abandon it (aztriage runs --abandon {run_id}) first"
-        )
+    run = journal.ended_run(run_id, ReleaseRefused)
     items: list[ReleaseItem] = []
     for res in run.resources:
         if res.state in J.LEDGER_GONE:

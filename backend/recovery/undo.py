@@ -38,13 +38,7 @@ def undo_plan(journal: Journal, run_id: str) -> tuple[RunRecord, Plan, list[Undo
     """What undoing the run would do (nothing is read from Azure yet), last step first."""
     from backend.recovery import scenarios
 
-    run = journal.get_run(run_id)
-    if run is None:
-        raise UndoRefused(f"there is no run {run_id} in the journal")
-    if run.unfinished:
-        raise UndoRefused(
-            f"run {run_id} is {run.status}: resume it (aztriage recover --resume {run_id}) or abandon it (aztriage runs --abandon {run_id}) first"
-        )
+    run = journal.ended_run(run_id, UndoRefused)
     documents = journal.facts(run_id)
     if not documents:
         raise UndoRefused(f"run {run_id} has no recorded facts to rebuild its plan from")
