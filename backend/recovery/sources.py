@@ -86,6 +86,20 @@ def _vm_disks(vm: Vm) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _source(kind: str, doc: dict[str, Any], disks: tuple[SourceDisk, ...], consistency: str | None = None) -> RestoreSource:
+    """What a snapshot's and a restore point's documents both say: id, name, when made, state."""
+    props = doc.get("properties") or {}
+    return RestoreSource(
+        kind=kind,
+        id=str(doc.get("id") or ""),
+        name=str(doc.get("name") or ""),
+        created=parse_time(props.get("timeCreated")),
+        state=str(props.get("provisioningState") or "").lower(),
+        disks=disks,
+        consistency=consistency,
+    )
+
+
 def snapshot_source(doc: dict[str, Any], vm: Vm) -> RestoreSource | None:
     """A snapshot document as a source of one of `vm`'s disks (None: it is of no disk of the VM)."""
     props = doc.get("properties") or {}
@@ -93,14 +107,7 @@ def snapshot_source(doc: dict[str, Any], vm: Vm) -> RestoreSource | None:
     held = _vm_disks(vm).get(of.lower().rstrip("/"))
     if held is None:
         return None
-    return RestoreSource(
-        kind=SNAPSHOT,
-        id=str(doc.get("id") or ""),
-        name=str(doc.get("name") or ""),
-        created=parse_time(props.get("timeCreated")),
-        state=str(props.get("provisioningState") or "").lower(),
-        disks=(SourceDisk(held[0], of, held[1], str(doc.get("id") or "")),),
-    )
+    return _source(SNAPSHOT, doc, (SourceDisk(held[0], of, held[1], str(doc.get("id") or "")),))
 
 
 def restore_point_source(doc: dict[str, Any], vm: Vm) -> RestoreSource | None:
@@ -118,15 +125,7 @@ def restore_point_source(doc: dict[str, Any], vm: Vm) -> RestoreSource | None:
     if not disks:
         return None
     disks.sort(key=lambda d: (d.disk != "os", int(d.disk) if d.disk.isdigit() else 0))
-    return RestoreSource(
-        kind=RESTORE_POINT,
-        id=str(doc.get("id") or ""),
-        name=str(doc.get("name") or ""),
-        created=parse_time(props.get("timeCreated")),
-        state=str(props.get("provisioningState") or "").lower(),
-        disks=tuple(disks),
-        consistency=props.get("consistencyMode"),
-    )
+    return _source(RESTORE_POINT, doc, tuple(disks), consistency=props.get("consistencyMode"))
 
 
 async def restore_point_documents(backend: RecoveryBackend, vm_id: str) -> list[dict[str, Any]]:
