@@ -29,6 +29,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from widgets.scroll_panel import move_bindings
+
 TONES = ("ok", "warn", "bad", "muted", "accent")
 RELEASE_PER_TURN = 1000  # replaced rows freed per turn of the event loop (see FastTable._release)
 ROWS_PER_TURN = 250  # rows made per turn of the event loop (see FastTable.set_rows_in_slices)
@@ -110,12 +112,7 @@ class FastTable(ScrollView, can_focus=True):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor(-1)", "Up", show=False, id="table.up"),
-        Binding("down,j", "cursor(1)", "Down", show=False, id="table.down"),
-        Binding("pageup", "page(-1)", "Page up", show=False, id="table.page_up"),
-        Binding("pagedown", "page(1)", "Page down", show=False, id="table.page_down"),
-        Binding("home,g", "jump(0)", "Top", show=False, id="table.first"),
-        Binding("end,G", "jump(-1)", "Bottom", show=False, id="table.last"),
+        *move_bindings("table", up="cursor(-1)", down="cursor(1)", page_up="page(-1)", page_down="page(1)", first="jump(0)", last="jump(-1)"),
         Binding("enter", "select", "Open", id="table.select"),
         Binding("s", "sort_next", "Sort", id="table.sort"),
         Binding("S", "sort_reverse", "Reverse sort", show=False, id="table.sort_reverse"),

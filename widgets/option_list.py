@@ -6,15 +6,12 @@ from __future__ import annotations
 from textual.binding import Binding
 from textual.widgets import OptionList
 
+from widgets.scroll_panel import move_bindings
+
 
 class ChoiceList(OptionList):
     BINDINGS = [
-        Binding("up,k", "cursor_up", "Up", show=False, id="list.up"),
-        Binding("down,j", "cursor_down", "Down", show=False, id="list.down"),
-        Binding("home,g", "first", "Top", show=False, id="list.first"),
-        Binding("end,G", "last", "Bottom", show=False, id="list.last"),
-        Binding("pageup", "page_up", "Page up", show=False, id="list.page_up"),
-        Binding("pagedown", "page_down", "Page down", show=False, id="list.page_down"),
+        *move_bindings("list", up="cursor_up", down="cursor_down", first="first", last="last", page_up="page_up", page_down="page_down"),
         Binding("enter", "select", "Open", id="list.select"),
     ]
 

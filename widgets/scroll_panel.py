@@ -16,18 +16,28 @@ from textual.widget import Widget
 
 from widgets.plain import plain_content
 
+# The keys that move through text, a table or a list, the same everywhere (up/down or k/j,
+# PgUp/PgDn, home/end or g/G; space is Connectivity's mark), by the name their binding ids end with.
+MOVE_KEYS = {
+    "up": ("up,k", "Up"),
+    "down": ("down,j", "Down"),
+    "page_up": ("pageup", "Page up"),
+    "page_down": ("pagedown", "Page down"),
+    "top": ("home,g", "Top"),
+    "bottom": ("end,G", "Bottom"),
+}
+MOVE_KEYS |= {"first": MOVE_KEYS["top"], "last": MOVE_KEYS["bottom"]}  # a table's and a list's names for them
+
+
+def move_bindings(prefix: str, **actions: str) -> list[BindingType]:
+    """The moving keys of one widget: `actions` gives, in order, each binding's name (a key of
+    MOVE_KEYS, which says its keys) and the widget's action; `prefix` starts the ids (``table.up``)."""
+    return [Binding(MOVE_KEYS[name][0], action, MOVE_KEYS[name][1], show=False, id=f"{prefix}.{name}") for name, action in actions.items()]
+
 
 def scroll_bindings(prefix: str) -> list[BindingType]:
-    """The keys that scroll text, the same in every panel and log (up/down or k/j, PgUp/PgDn,
-    home/end or g/G; space is Connectivity's mark); `prefix` starts their binding ids (``panel.up``)."""
-    return [
-        Binding("up,k", "scroll_up", "Up", show=False, id=f"{prefix}.up"),
-        Binding("down,j", "scroll_down", "Down", show=False, id=f"{prefix}.down"),
-        Binding("pageup", "page_up", "Page up", show=False, id=f"{prefix}.page_up"),
-        Binding("pagedown", "page_down", "Page down", show=False, id=f"{prefix}.page_down"),
-        Binding("home,g", "scroll_home", "Top", show=False, id=f"{prefix}.top"),
-        Binding("end,G", "scroll_end", "Bottom", show=False, id=f"{prefix}.bottom"),
-    ]
+    """The moving keys of a panel or a log that scrolls text (``panel.up``)."""
+    return move_bindings(prefix, up="scroll_up", down="scroll_down", page_up="page_up", page_down="page_down", top="scroll_home", bottom="scroll_end")
 
 
 def fit_in_frame(body: ScrollPanel, frame: Widget, screen_height: int, minimum: int = 3, maximum: int | None = None) -> None:
