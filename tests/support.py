@@ -40,6 +40,42 @@ def record_run(journal, vm_id: str, vm_name: str, scenario: str, steps: list, *,
     )
 
 
+def assert_secret_nowhere(secret: str, home, outputs: list[str]) -> None:
+    """Neither the secret nor its base64, UTF-16 or JSON forms is in any file aztriage wrote
+    under HOME (which holds the journal, the log and a report), nor in any of the outputs."""
+    import base64
+    import json
+
+    raw = secret.encode()
+    variants = [raw, base64.b64encode(raw), secret.encode("utf-16-le"), json.dumps(secret).encode()]
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert {"journal.sqlite3", "aztriage.log", "report.md"} <= {p.name for p in files}
+    for path in files:
+        data = path.read_bytes()
+        for variant in variants:
+            assert variant not in data, f"{secret[:12]}… found in {path}"
+    for text in outputs:
+        assert secret not in text
+
+
+def inbound_rule(priority: int, port: str, access: str = "Deny", **properties) -> dict:
+    """An NSG security rule as a PUT sends it: inbound TCP to PORT from any address and source port
+    (``properties`` change any of that)."""
+    return {
+        "properties": {
+            "priority": priority,
+            "direction": "Inbound",
+            "access": access,
+            "protocol": "Tcp",
+            "sourceAddressPrefix": "*",
+            "sourcePortRange": "*",
+            "destinationAddressPrefix": "*",
+            "destinationPortRange": port,
+        }
+        | properties
+    }
+
+
 def arm_call(emu, method: str, path: str, body=None) -> tuple[int, dict]:
     """(status, JSON body) of an ARM call to the emulator, error bodies included."""
     import json

@@ -34,6 +34,26 @@ from tests.support import emulator_control
 
 VM = "api-dev-01"
 FIXES = {"run_fixes": True}
+# The steps of a rescue with the common fixes, in order.
+STEPS = [
+    "preflight",
+    "snapshot-os",
+    "copy-disk",
+    "rescue-group",
+    "rescue-nic",
+    "rescue-vm",
+    "attach-copy",
+    "common-fixes",
+    "repair",
+    "detach-copy",
+    "deallocate",
+    "swap-os-disk",
+    "start",
+    "check-boot",
+    "reach-ssh",
+    "cleanup",
+    "report",
+]
 
 
 def ids(plan) -> dict[str, str]:
@@ -79,25 +99,7 @@ def end_state_ok(rig, plan, result, before) -> None:
 async def test_the_plan_lists_every_step_with_the_exact_commands_and_changes_nothing(rig):
     before_writes = writes(rig.emu)
     plan, facts = await rig.plan(VM, "rescue", FIXES)
-    assert plan.keys == [
-        "preflight",
-        "snapshot-os",
-        "copy-disk",
-        "rescue-group",
-        "rescue-nic",
-        "rescue-vm",
-        "attach-copy",
-        "common-fixes",
-        "repair",
-        "detach-copy",
-        "deallocate",
-        "swap-os-disk",
-        "start",
-        "check-boot",
-        "reach-ssh",
-        "cleanup",
-        "report",
-    ]
+    assert plan.keys == STEPS
     assert plan.destructive and not plan.blockers
     assert writes(rig.emu) == before_writes
     manual = plan.steps[plan.keys.index("repair")]
@@ -416,47 +418,15 @@ async def test_a_failure_at_each_step_leaves_an_honest_journal_and_resumes(rig, 
 
 
 def _rescue_boundaries() -> list[tuple[str, int]]:
-    keys = [
-        "preflight",
-        "snapshot-os",
-        "copy-disk",
-        "rescue-group",
-        "rescue-nic",
-        "rescue-vm",
-        "attach-copy",
-        "common-fixes",
-        "repair",
-        "detach-copy",
-        "deallocate",
-        "swap-os-disk",
-        "start",
-        "check-boot",
-        "reach-ssh",
-        "cleanup",
-        "report",
-    ]
-    writes_ = {
-        "snapshot-os",
-        "copy-disk",
-        "rescue-group",
-        "rescue-nic",
-        "rescue-vm",
-        "attach-copy",
-        "common-fixes",
-        "detach-copy",
-        "deallocate",
-        "swap-os-disk",
-        "start",
-        "cleanup",
-    }
+    writes_ = set(STEPS) - {"preflight", "repair", "check-boot", "reach-ssh", "report"}
     out = []
-    for i, key in enumerate(keys):
+    for i, key in enumerate(STEPS):
         out.append(("before", i))
         if key in writes_:
             out += [("running", i), ("done", i)]
             if key != "rescue-group":  # the only write that is not a long-running operation
                 out.append(("operation", i))
-    out.append(("verified", len(keys) - 1))
+    out.append(("verified", len(STEPS) - 1))
     return out
 
 

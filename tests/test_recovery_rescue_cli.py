@@ -20,7 +20,6 @@ test_recovery_recreate.py, with failures injected at each step."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 
@@ -42,7 +41,7 @@ from tests.recovery_support import (
     writes,
 )
 from tests.rescue_support import assert_store_clean, estate, guest, operation_counts
-from tests.support import emulator_control
+from tests.support import assert_secret_nowhere, emulator_control
 from tests.test_recovery_cli import AZTRIAGE, REPO, one_line_error, runs
 
 # emu (this module's own emulator) and before (its estate at the start): tests/rescue_fixtures.py
@@ -308,24 +307,6 @@ RESCUE_PASSWORD = "Rescue-Sentinel-Pa55-4417!"
 RESCUE_KEY_BODY = "AAAAC3NzaC1lZDI1NTE5AAAAIRescueSentinelKey4417plugh"
 
 
-def _secret_variants(secret: str) -> list[bytes]:
-    import base64
-
-    raw = secret.encode()
-    return [raw, base64.b64encode(raw), secret.encode("utf-16-le"), json.dumps(secret).encode()]
-
-
-def _assert_nowhere(secret: str, home, outputs: list[str]) -> None:
-    files = [p for p in home.rglob("*") if p.is_file()]
-    assert {"journal.sqlite3", "aztriage.log", "report.md"} <= {p.name for p in files}
-    for path in files:
-        data = path.read_bytes()
-        for variant in _secret_variants(secret):
-            assert variant not in data, f"{secret[:12]}… found in {path}"
-    for text in outputs:
-        assert secret not in text
-
-
 def _row(out: str, label: str) -> str:
     """A row of the plan's NOW/AFTER table."""
     return next(line for line in out.splitlines() if line.startswith(label + " ")).rstrip()
@@ -371,7 +352,7 @@ def test_rescue_vm_takes_the_operators_password_and_says_how_to_reach_it(emu, ho
     assert f"ssh rescueadmin@{address}" in waiting and "aztriage console --vm rescue-api-dev-01" in waiting and "Bastion" in waiting
     run_id = runs(emu, home)[0]["run_id"]
     _finish_and_report(emu, home, run_id, outputs)
-    _assert_nowhere(RESCUE_PASSWORD, home, outputs)
+    assert_secret_nowhere(RESCUE_PASSWORD, home, outputs)
 
 
 def test_rescue_vm_takes_the_operators_ssh_key_with_password_sign_in_off(emu, home, tmp_path):
@@ -391,7 +372,7 @@ def test_rescue_vm_takes_the_operators_ssh_key_with_password_sign_in_off(emu, ho
     assert "--auth-type ssh-key" in waiting and "which signs in with a password: set one with reset-access first" in waiting
     run_id = runs(emu, home)[0]["run_id"]
     _finish_and_report(emu, home, run_id, outputs)
-    _assert_nowhere(RESCUE_KEY_BODY, home, outputs)
+    assert_secret_nowhere(RESCUE_KEY_BODY, home, outputs)
 
 
 @pytest.mark.parametrize(
