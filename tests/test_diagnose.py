@@ -22,7 +22,7 @@ from backend.lastknown import LastKnownStore
 from backend.models import HealthStatus
 from backend.network import Source, vm_flow_verdict
 from backend.probe import OPEN, REFUSED, TIMEOUT, ProbeResult, ProbeTarget
-from tests.support import demo_settings, emulator_control, start_emulator
+from tests.support import demo_settings, emulator_control, inbound_rule, start_emulator
 
 pytestmark = pytest.mark.xdist_group("connectivity")
 
@@ -147,18 +147,7 @@ async def test_guests_follow_power_nsg_and_guest_changes(guest_backend, guest_em
     _inv, report = await probe_run(guest_backend, store, ["dev-sandbox-01"])
     assert by_vm(report)["dev-sandbox-01"].verdict == REACHABLE
 
-    rule = {
-        "properties": {
-            "priority": 120,
-            "direction": "Inbound",
-            "access": "Deny",
-            "protocol": "Tcp",
-            "sourceAddressPrefix": "*",
-            "sourcePortRange": "*",
-            "destinationAddressPrefix": "*",
-            "destinationPortRange": "22",
-        }
-    }
+    rule = inbound_rule(120, "22")
     await (await network.security_rules.begin_create_or_update("rg-dev-weu", "nsg-dev-weu", "Deny-SSH-Test", rule)).result()
     _inv, report = await probe_run(guest_backend, store, ["dev-sandbox-01"])
     d = by_vm(report)["dev-sandbox-01"]

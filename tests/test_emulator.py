@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from backend.emulator.server import Emulator, EmulatorThread
+from tests.support import inbound_rule
 
 SUB = "00000000-0000-0000-0000-00000000000a"
 SUB2 = "00000000-0000-0000-0000-00000000000b"
@@ -160,23 +161,7 @@ def small_estate(n_vms: int = 3) -> dict:
                 "name": "nsg1",
                 "type": "Microsoft.Network/networkSecurityGroups",
                 "location": LOC,
-                "properties": {
-                    "securityRules": [
-                        {
-                            "name": "allow-ssh",
-                            "properties": {
-                                "priority": 100,
-                                "direction": "Inbound",
-                                "access": "Allow",
-                                "protocol": "Tcp",
-                                "sourceAddressPrefix": "*",
-                                "sourcePortRange": "*",
-                                "destinationAddressPrefix": "*",
-                                "destinationPortRange": "22",
-                            },
-                        }
-                    ]
-                },
+                "properties": {"securityRules": [{"name": "allow-ssh", **inbound_rule(100, "22", "Allow")}]},
             }
         )
     platform_down = {
@@ -329,18 +314,7 @@ async def test_resource_crud_and_case_insensitive_ids(emu, http):
     assert st == 204
     # nested child kept inside its parent (NSG security rule)
     nsg = rid(SUB, "rg-net", "Microsoft.Network/networkSecurityGroups", "nsg1")
-    rule = {
-        "properties": {
-            "priority": 200,
-            "direction": "Inbound",
-            "access": "Deny",
-            "protocol": "Tcp",
-            "sourceAddressPrefix": "*",
-            "sourcePortRange": "*",
-            "destinationAddressPrefix": "*",
-            "destinationPortRange": "3389",
-        }
-    }
+    rule = inbound_rule(200, "3389")
     st, _, body = await http("PUT", nsg + f"/securityRules/deny-rdp?{API}", rule)
     assert st == 201 and body["type"] == "Microsoft.Network/networkSecurityGroups/securityRules"
     st, _, body = await http("GET", nsg + f"?{API}")

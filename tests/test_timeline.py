@@ -13,7 +13,7 @@ from backend.azure.backend import AzureBackend
 from backend.errors import BackendError
 from backend.report import find_vm
 from backend.timeline import ACTIVITY, AZTRIAGE, HEALTH, build_timeline, parse_since
-from tests.support import FIXED_NOW, arm_call, demo_settings, emulator_control, record_run, start_emulator
+from tests.support import FIXED_NOW, arm_call, demo_settings, emulator_control, inbound_rule, record_run, start_emulator
 
 pytestmark = pytest.mark.xdist_group("timeline")
 
@@ -373,18 +373,7 @@ async def test_a_write_through_aztriage_becomes_a_change_with_who_and_the_diff(b
     inv = await backend.inventory(instance_views=0)
     vm = find_vm(inv, "jump-prod-01")
     nsg = vm.nics[0].nsg_id
-    rule = {
-        "properties": {
-            "protocol": "Tcp",
-            "sourceAddressPrefix": "203.0.113.7/32",
-            "sourcePortRange": "*",
-            "destinationAddressPrefix": "*",
-            "destinationPortRange": "3389",
-            "access": "Allow",
-            "priority": 150,
-            "direction": "Inbound",
-        }
-    }
+    rule = inbound_rule(150, "3389", "Allow", sourceAddressPrefix="203.0.113.7/32")
     await backend.put_security_rule(f"{nsg}/securityRules/Allow-RDP-Operator", rule)
     rows = (await backend.graph_query(changes_query([nsg]), subscriptions=[PROD])).rows
     (live,) = [r["properties"] for r in rows if r["properties"]["changeAttributes"]["changedBy"] == "demo operator"]
