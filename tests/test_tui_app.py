@@ -281,3 +281,37 @@ async def test_the_palette_offers_every_action_on_the_selected_vm_and_recovers_i
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen.stage == "plan", timeout=30, what="the redeploy plan")
         assert app.screen.plan.scenario == "redeploy" and app.screen.plan.vm.name == "web-prod-01"
+
+
+async def test_a_cancelled_worker_lets_go_of_what_its_frames_held(emulator):
+    """A refresh cancels the background probe; whatever the cancelled worker's frames held
+    (an inventory, its findings) must be freed, although Textual keeps the worker itself
+    alive in the context of every callback scheduled while it ran. (A failed worker's
+    frames are let go the same way once it is reported; pytest's log capture keeps the
+    reported traceback, so that case is not asserted here.)"""
+    import asyncio
+    import gc
+    import weakref
+
+    class Findings:  # stands for an inventory and what a probe found on it
+        pass
+
+    held: list[weakref.ref] = []
+    started = asyncio.Event()
+
+    async def probe_like() -> None:
+        findings = Findings()
+        held.append(weakref.ref(findings))
+        app.set_interval(60, lambda: None)  # scheduled while the worker runs: its context keeps the worker
+        started.set()
+        await asyncio.sleep(3600)
+
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        worker = app.screen.run_worker(probe_like(), group="test-probe", exit_on_error=False)
+        await started.wait()
+        worker.cancel()
+        await wait_for(pilot, lambda: worker.is_finished, what="the worker's end")
+        await wait_for(pilot, lambda: gc.collect() >= 0 and held[0]() is None, what="the worker's findings freed")
+        assert app.is_running

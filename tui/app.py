@@ -31,6 +31,7 @@ from textual.worker import Worker, WorkerState
 from backend.config import Config, ConfigError
 from backend.models import Inventory, Vm
 from backend.settings import ConnectionSettings
+from tui.gc_pacing import forget_frames
 from tui.messages import InventoryChanged, LoadStateChanged, ShowVm, VerdictsChanged
 from tui.palette import AztriageCommands
 from tui.panes import PANES
@@ -450,8 +451,16 @@ class AztriageApp(App[int]):
         notification: the app's own workers, and every screen's, which Textual posts to
         the screen that started them and BaseScreen forwards here."""
         worker = event.worker
-        if event.state != WorkerState.ERROR:
-            return
+        if event.state == WorkerState.ERROR:
+            self._worker_failed(worker)
+        if event.state in (WorkerState.CANCELLED, WorkerState.ERROR):
+            # What stopped the worker keeps the frames it stopped in, and with them the
+            # inventory and findings they held, for as long as the Worker lives: every
+            # callback scheduled while it ran keeps it (Textual's active_worker context
+            # variable). A refresh cancels the background probe each time (tui/gc_pacing.py).
+            forget_frames(worker.error)
+
+    def _worker_failed(self, worker: Worker) -> None:
         error = worker.error
         if worker.node is not self:
             self._screen_worker_failed(worker)
