@@ -336,14 +336,14 @@ def print_report(report: dict, out=sys.stdout) -> None:
         )
         for t in s["top"]:
             print(f"            {t}", file=out)
-    print("innermost project frames while the loop was held (samples):", file=out)
-    for label, n in report["innermost_project_frames"]:
-        print(f"  {n:5d}  {label}", file=out)
-    print("innermost frames (samples):", file=out)
-    for label, n in report["innermost_frames"]:
-        print(f"  {n:5d}  {label}", file=out)
-    print("stacks (innermost first):", file=out)
-    for label, n in report["stacks"][:6]:
-        print(f"  {n:5d}  {label}", file=out)
+    samples = (
+        ("innermost project frames while the loop was held (samples):", report["innermost_project_frames"]),
+        ("innermost frames (samples):", report["innermost_frames"]),
+        ("stacks (innermost first):", report["stacks"][:6]),
+    )
+    for heading, counted in samples:
+        print(heading, file=out)
+        for label, n in counted:
+            print(f"  {n:5d}  {label}", file=out)
     print(f"GIL holds (watchdog woke > threshold late): {report['gil_holds']}", file=out)
     print(f"gc by generation: {report['gc']}", file=out)
