@@ -1403,6 +1403,10 @@ class EstateBuilder:
         """The event lists this resource as impacted (Resource Health impactedResources)."""
         self.impacted.setdefault(tracking_id.lower(), []).append(resource_id)
 
+    def service_event(self, c: Clock, sub: str, tracking_id: str, **props: Any) -> None:
+        """A Service Health event of subscription SUB (event_props gives its properties from ``props``)."""
+        self.event(sub, tracking_id, event_props(c, tracking_id=tracking_id, subscription=sub, **props))
+
     def event(self, sub: str, tracking_id: str, properties: dict) -> None:
         self.events.append(
             {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from ._common import DAY, HOUR, MINUTE, SERVICE_HEALING, Clock, EstateBuilder, available, degraded, event_props, rid, unavailable, user_stopped, user_transient
+from ._common import DAY, HOUR, MINUTE, SERVICE_HEALING, Clock, EstateBuilder, available, degraded, rid, unavailable, user_stopped, user_transient
 
 TENANT = "5e7d2c1a-64b3-4f8e-b0a9-2d1c7f6e5a38"
 PROD = "3f2b8c1e-7a4d-4e2b-9c61-5d8a0f4b2e17"
@@ -949,24 +949,20 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
     first = c.at(eus_start).strftime("%H:%M")
     eus_updates = [(t, s.replace("{t}", first)) for t, s in eus_updates]
     for sub in (PROD, SHARED, DEV):
-        b.event(
+        b.service_event(
+            c,
             sub,
             "7T2K-LQ8",
-            event_props(
-                c,
-                event_type="ServiceIssue",
-                status="Active",
-                tracking_id="7T2K-LQ8",
-                subscription=sub,
-                title="Virtual Machines - East US - Connectivity failures and unexpected restarts",
-                summary=eus_updates[-1][1],
-                level="Warning",
-                event_level="Error",
-                start=eus_start,
-                mitigation=None,
-                regions=[("eastus", "Active", eus_updates)],
-                services=("Virtual Machines", "Storage"),
-            ),
+            event_type="ServiceIssue",
+            status="Active",
+            title="Virtual Machines - East US - Connectivity failures and unexpected restarts",
+            summary=eus_updates[-1][1],
+            level="Warning",
+            event_level="Error",
+            start=eus_start,
+            mitigation=None,
+            regions=[("eastus", "Active", eus_updates)],
+            services=("Virtual Machines", "Storage"),
         )
     for sub in (PROD, SHARED):
         ups = [
@@ -980,45 +976,37 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
                 ),
             ),
         ]
-        b.event(
+        b.service_event(
+            c,
             sub,
             "2M9D-TH0",
-            event_props(
-                c,
-                event_type="ServiceIssue",
-                status="Resolved",
-                tracking_id="2M9D-TH0",
-                subscription=sub,
-                title="Mitigated - Virtual Machines - North Europe - Allocation failures",
-                summary=ups[-1][1],
-                level="Warning",
-                event_level="Warning",
-                start=-4 * DAY - 3 * HOUR,
-                mitigation=-4 * DAY - 1 * HOUR,
-                regions=[("northeurope", "Resolved", ups)],
-            ),
+            event_type="ServiceIssue",
+            status="Resolved",
+            title="Mitigated - Virtual Machines - North Europe - Allocation failures",
+            summary=ups[-1][1],
+            level="Warning",
+            event_level="Warning",
+            start=-4 * DAY - 3 * HOUR,
+            mitigation=-4 * DAY - 1 * HOUR,
+            regions=[("northeurope", "Resolved", ups)],
         )
     mw_start, mw_end = 9 * DAY, 11 * DAY
-    b.event(
+    b.service_event(
+        c,
         PROD,
         "9Q7S-P2X",
-        event_props(
-            c,
-            event_type="PlannedMaintenance",
-            status="Active",
-            tracking_id="9Q7S-P2X",
-            subscription=PROD,
-            title="Planned maintenance: Virtual Machines - North Europe",
-            summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines in North "
-            "Europe. You can start maintenance yourself during each VM's self-service window (they open in waves "
-            f"from {c.z(-1 * DAY)} and close at {c.z(8 * DAY)}); otherwise it happens during the scheduled window "
-            f"({c.z(mw_start)} to {c.z(mw_end)}).",
-            level="Warning",
-            event_level="Informational",
-            start=mw_start,
-            mitigation=mw_end,
-            regions=[("northeurope", "Active", [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")])],
-        ),
+        event_type="PlannedMaintenance",
+        status="Active",
+        title="Planned maintenance: Virtual Machines - North Europe",
+        summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines in North "
+        "Europe. You can start maintenance yourself during each VM's self-service window (they open in waves "
+        f"from {c.z(-1 * DAY)} and close at {c.z(8 * DAY)}); otherwise it happens during the scheduled window "
+        f"({c.z(mw_start)} to {c.z(mw_end)}).",
+        level="Warning",
+        event_level="Informational",
+        start=mw_start,
+        mitigation=mw_end,
+        regions=[("northeurope", "Active", [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")])],
     )
     for sub in (PROD, SHARED, DEV):
         ups = [
@@ -1028,23 +1016,19 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
                 "(Windows) can lose the ability to run extensions and to report health. Update the agent.",
             )
         ]
-        b.event(
+        b.service_event(
+            c,
             sub,
             "4H1A-RV8",
-            event_props(
-                c,
-                event_type="HealthAdvisory",
-                status="Active",
-                tracking_id="4H1A-RV8",
-                subscription=sub,
-                title="Action recommended: update the Azure VM agent to a supported version",
-                summary=ups[0][1],
-                level="Warning",
-                event_level="Informational",
-                start=-10 * DAY,
-                mitigation=None,
-                regions=[(r, "Active", ups) for r in ("westeurope", "northeurope", "eastus")],
-            ),
+            event_type="HealthAdvisory",
+            status="Active",
+            title="Action recommended: update the Azure VM agent to a supported version",
+            summary=ups[0][1],
+            level="Warning",
+            event_level="Informational",
+            start=-10 * DAY,
+            mitigation=None,
+            regions=[(r, "Active", ups) for r in ("westeurope", "northeurope", "eastus")],
         )
     ups = [
         (
@@ -1053,25 +1037,21 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
             "virtual machine to a healthy host and restarted it. No action is needed.",
         )
     ]
-    b.event(
+    b.service_event(
+        c,
         PROD,
         "RH-WP02-7F3C",
-        event_props(
-            c,
-            event_type="ServiceIssue",
-            status="Resolved",
-            tracking_id="RH-WP02-7F3C",
-            subscription=PROD,
-            source="ResourceHealth",
-            title="Unplanned: virtual machine web-prod-02 was restarted by service healing",
-            summary=ups[0][1],
-            level="Warning",
-            event_level="Warning",
-            start=healed_at,
-            mitigation=back_at,
-            regions=[("westeurope", "Resolved", ups)],
-            extra={"reason": "Unplanned", "platformInitiated": True, "additionalInformation": {"message": f"Impacted resource: {healed_vm}"}},
-        ),
+        event_type="ServiceIssue",
+        status="Resolved",
+        source="ResourceHealth",
+        title="Unplanned: virtual machine web-prod-02 was restarted by service healing",
+        summary=ups[0][1],
+        level="Warning",
+        event_level="Warning",
+        start=healed_at,
+        mitigation=back_at,
+        regions=[("westeurope", "Resolved", ups)],
+        extra={"reason": "Unplanned", "platformInitiated": True, "additionalInformation": {"message": f"Impacted resource: {healed_vm}"}},
     )
 
 

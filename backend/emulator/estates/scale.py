@@ -19,7 +19,7 @@ from datetime import datetime
 
 from backend.gcpause import gc_paused
 
-from ._common import DAY, HOUR, MINUTE, REGIONS, SERVICE_HEALING, EstateBuilder, available, degraded, event_props, unavailable, unknown, user_stopped
+from ._common import DAY, HOUR, MINUTE, REGIONS, SERVICE_HEALING, EstateBuilder, available, degraded, unavailable, unknown, user_stopped
 
 _NS = uuid.UUID("0e8f4f2c-6a8d-4bd2-b1b5-9a2d5f0e7c11")
 TENANT = "5e7d2c1a-64b3-4f8e-b0a9-2d1c7f6e5a38"
@@ -394,84 +394,68 @@ def _events(b: EstateBuilder, subs, sub_regions, maint_regions, rng) -> None:
                 "A networking device in one datacenter was identified as the cause and taken out of rotation. Impacted Virtual Machines are recovering.",
             ),
         ]
-        b.event(
+        b.service_event(
+            c,
             sub,
             "SI" + tid,
-            event_props(
-                c,
-                event_type="ServiceIssue",
-                status="Active",
-                tracking_id="SI" + tid,
-                subscription=sub,
-                title=f"Virtual Machines - {name} - Connectivity failures",
-                summary=ups[-1][1],
-                level="Warning",
-                event_level="Error",
-                start=-45 * MINUTE,
-                mitigation=None,
-                regions=[(active, "Active", ups)],
-            ),
+            event_type="ServiceIssue",
+            status="Active",
+            title=f"Virtual Machines - {name} - Connectivity failures",
+            summary=ups[-1][1],
+            level="Warning",
+            event_level="Error",
+            start=-45 * MINUTE,
+            mitigation=None,
+            regions=[(active, "Active", ups)],
         )
         other = regions[-1]
         ups = [(-6 * DAY, f"Mitigated: customers may have seen allocation failures for Virtual Machines in {REGIONS[other][0]}.")]
-        b.event(
+        b.service_event(
+            c,
             sub,
             "RS" + _tracking_suffix(other),
-            event_props(
-                c,
-                event_type="ServiceIssue",
-                status="Resolved",
-                tracking_id="RS" + _tracking_suffix(other),
-                subscription=sub,
-                title=f"Mitigated - Virtual Machines - {REGIONS[other][0]} - Allocation failures",
-                summary=ups[0][1],
-                level="Warning",
-                event_level="Warning",
-                start=-6 * DAY - 2 * HOUR,
-                mitigation=-6 * DAY,
-                regions=[(other, "Resolved", ups)],
-            ),
+            event_type="ServiceIssue",
+            status="Resolved",
+            title=f"Mitigated - Virtual Machines - {REGIONS[other][0]} - Allocation failures",
+            summary=ups[0][1],
+            level="Warning",
+            event_level="Warning",
+            start=-6 * DAY - 2 * HOUR,
+            mitigation=-6 * DAY,
+            regions=[(other, "Resolved", ups)],
         )
         if maint_regions[sub]:
             mregs = sorted(maint_regions[sub])
             ups = [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")]
             pm = _tracking_suffix("-".join(mregs))
-            b.event(
+            b.service_event(
+                c,
                 sub,
                 "PM" + pm,
-                event_props(
-                    c,
-                    event_type="PlannedMaintenance",
-                    status="Active",
-                    tracking_id="PM" + pm,
-                    subscription=sub,
-                    title="Planned maintenance: Virtual Machines - " + ", ".join(REGIONS[r][0] for r in mregs),
-                    summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines.",
-                    level="Warning",
-                    event_level="Informational",
-                    start=10 * DAY,
-                    mitigation=16 * DAY,
-                    regions=[(r, "Active", ups) for r in mregs],
-                ),
+                event_type="PlannedMaintenance",
+                status="Active",
+                title="Planned maintenance: Virtual Machines - " + ", ".join(REGIONS[r][0] for r in mregs),
+                summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines.",
+                level="Warning",
+                event_level="Informational",
+                start=10 * DAY,
+                mitigation=16 * DAY,
+                regions=[(r, "Active", ups) for r in mregs],
             )
         ups = [
             (-10 * DAY, "Virtual machines running an outdated Azure VM agent can lose the ability to run extensions and to report health. Update the agent.")
         ]
-        b.event(
+        b.service_event(
+            c,
             sub,
             "HA" + _tracking_suffix(regions[0]),
-            event_props(
-                c,
-                event_type="HealthAdvisory",
-                status="Active",
-                tracking_id="HA" + _tracking_suffix(regions[0]),
-                subscription=sub,
-                title="Action recommended: update the Azure VM agent to a supported version",
-                summary=ups[0][1],
-                level="Warning",
-                event_level="Informational",
-                start=-10 * DAY,
-                mitigation=None,
-                regions=[(r, "Active", ups) for r in regions[:3]],
-            ),
+            event_type="HealthAdvisory",
+            status="Active",
+            title="Action recommended: update the Azure VM agent to a supported version",
+            summary=ups[0][1],
+            level="Warning",
+            event_level="Informational",
+            start=-10 * DAY,
+            mitigation=None,
+            regions=[(r, "Active", ups) for r in regions[:3]],
         )
