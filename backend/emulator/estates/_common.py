@@ -1407,6 +1407,24 @@ class EstateBuilder:
         """A Service Health event of subscription SUB (event_props gives its properties from ``props``)."""
         self.event(sub, tracking_id, event_props(c, tracking_id=tracking_id, subscription=sub, **props))
 
+    def agent_advisory(self, c: Clock, sub: str, tracking_id: str, regions: Sequence[str], summary: str) -> None:
+        """The health advisory that asks to update outdated VM agents, active in REGIONS for ten days."""
+        ups = [(-10 * DAY, summary)]
+        self.service_event(
+            c,
+            sub,
+            tracking_id,
+            event_type="HealthAdvisory",
+            status="Active",
+            title="Action recommended: update the Azure VM agent to a supported version",
+            summary=summary,
+            level="Warning",
+            event_level="Informational",
+            start=-10 * DAY,
+            mitigation=None,
+            regions=[(r, "Active", ups) for r in regions],
+        )
+
     def event(self, sub: str, tracking_id: str, properties: dict) -> None:
         self.events.append(
             {

@@ -1009,26 +1009,13 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
         regions=[("northeurope", "Active", [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")])],
     )
     for sub in (PROD, SHARED, DEV):
-        ups = [
-            (
-                -10 * DAY,
-                "Virtual machines running an Azure VM agent older than 2.2.53 (Linux) or 2.7.41491.1010 "
-                "(Windows) can lose the ability to run extensions and to report health. Update the agent.",
-            )
-        ]
-        b.service_event(
+        b.agent_advisory(
             c,
             sub,
             "4H1A-RV8",
-            event_type="HealthAdvisory",
-            status="Active",
-            title="Action recommended: update the Azure VM agent to a supported version",
-            summary=ups[0][1],
-            level="Warning",
-            event_level="Informational",
-            start=-10 * DAY,
-            mitigation=None,
-            regions=[(r, "Active", ups) for r in ("westeurope", "northeurope", "eastus")],
+            ("westeurope", "northeurope", "eastus"),
+            "Virtual machines running an Azure VM agent older than 2.2.53 (Linux) or 2.7.41491.1010 "
+            "(Windows) can lose the ability to run extensions and to report health. Update the agent.",
         )
     ups = [
         (

@@ -442,20 +442,10 @@ def _events(b: EstateBuilder, subs, sub_regions, maint_regions, rng) -> None:
                 mitigation=16 * DAY,
                 regions=[(r, "Active", ups) for r in mregs],
             )
-        ups = [
-            (-10 * DAY, "Virtual machines running an outdated Azure VM agent can lose the ability to run extensions and to report health. Update the agent.")
-        ]
-        b.service_event(
+        b.agent_advisory(
             c,
             sub,
             "HA" + _tracking_suffix(regions[0]),
-            event_type="HealthAdvisory",
-            status="Active",
-            title="Action recommended: update the Azure VM agent to a supported version",
-            summary=ups[0][1],
-            level="Warning",
-            event_level="Informational",
-            start=-10 * DAY,
-            mitigation=None,
-            regions=[(r, "Active", ups) for r in regions[:3]],
+            regions[:3],
+            "Virtual machines running an outdated Azure VM agent can lose the ability to run extensions and to report health. Update the agent.",
         )
