@@ -146,3 +146,28 @@ def test_starting_the_cli_does_not_import_the_sdk():
     code = "import sys, tui.cli; tui.cli.build_parser(); print(any(m.startswith(('azure', 'textual')) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("argv", "imported"),
+    [
+        ([], []),  # the console: no sub-command's module
+        (["--demo", "--subscription", "probe"], []),  # 'probe' is the subscription's id here
+        (["--format", "json", "inventory", "--instance-views", "0"], ["inventory"]),
+        (["recover", "--help"], ["recover"]),
+        (["--help"], "every"),
+        (["inventroy"], "every"),  # the error lists every command
+    ],
+)
+def test_a_command_line_imports_only_the_sub_command_it_names(argv, imported):
+    """Starting the console or one command does not import every command's module (the
+    recover command's alone imports every scenario)."""
+    from tui.commands import MODULES
+
+    code = (
+        "import sys, tui.cli\n"
+        f"p = tui.cli.build_parser({argv!r})\n"
+        "print(sorted(m.rpartition('.')[2] for m in sys.modules if m.startswith('tui.commands.') and m != 'tui.commands.common'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(sorted(MODULES if imported == "every" else imported))
