@@ -52,7 +52,14 @@ def problems(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
     where = path.relative_to(ROOT)
     out: list[str] = []
-    static_classes = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and any(_name(b) in MARKUP_WIDGETS for b in node.bases)}
+    # The calls made inside a Static subclass (a screen in the same file may call its own super().__init__).
+    in_static = {
+        id(call)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and any(_name(b) in MARKUP_WIDGETS for b in node.bases)
+        for call in ast.walk(node)
+        if isinstance(call, ast.Call)
+    }
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = _name(node.func)
@@ -66,7 +73,7 @@ def problems(path: Path) -> list[str]:
                 parent_off = name == "Option"  # checked below: every OptionList has markup=False
                 if not parent_off:
                     out.append(f"{where}:{node.lineno}: {name}(label) parses a str label as markup; wrap it with plain_content()")
-            if isinstance(node.func, ast.Attribute) and node.func.attr == "__init__" and static_classes:
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "__init__" and id(node) in in_static:
                 # super().__init__ of a Static subclass must turn markup off.
                 inner = node.func.value
                 if isinstance(inner, ast.Call) and _name(inner.func) == "super" and not _markup_off(node):
