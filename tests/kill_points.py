@@ -18,10 +18,11 @@ import asyncio
 import functools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,10 +95,12 @@ class Scenario:
 
 
 @functools.cache
-def recorded(vm_name: str, scenario: str, params: tuple[tuple[str, object], ...] = ()) -> Scenario:
+def recorded(vm_name: str, scenario: str, params: tuple[tuple[str, object], ...] = (), prepare: Callable[[Any], None] | None = None) -> Scenario:
     """Plan `scenario` for `vm_name` on a fresh demo emulator and run it once end to end
-    (telling the manual step it is done), recording the boundaries it passes. Called from
-    fixtures and tests, never at import: collecting the tests does no recovery. Once per process."""
+    (telling the manual step it is done), recording the boundaries it passes. `prepare(emu)`,
+    when given (a module-level function: it is part of the cache key), changes the estate first,
+    for a plan the demo does not make as it is. Called from fixtures and tests, never at import:
+    collecting the tests does no recovery. Once per process."""
     from backend.recovery import scenarios
     from backend.recovery.plan import Kind
     from tests.recovery_support import own_emulator
@@ -129,6 +132,8 @@ def recorded(vm_name: str, scenario: str, params: tuple[tuple[str, object], ...]
     old = os.environ.get("AZTRIAGE_REACH_TIMEOUT")
     os.environ["AZTRIAGE_REACH_TIMEOUT"] = "3"
     try:
+        if prepare is not None:
+            prepare(emu)
         with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(1) as pool:
             # In a thread of its own, so its event loop never meets the tests' loop.
             plan = pool.submit(asyncio.run, run(emu, Path(tmp) / "journal.sqlite3")).result()

@@ -3,6 +3,8 @@ a priority in use is SecurityRuleConflict, and the demo's stand-ins obey the cha
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from backend.adapter import BackendError
@@ -83,3 +85,67 @@ async def test_the_demo_stand_in_answers_once_a_rule_admits_the_demo_client(emu,
     assert rdp_endpoint(emu, "jump-prod-01")["mode"] == "rdp"
     await backend.delete_security_rule(f"{nsg}/securityRules/demo-client")
     assert rdp_endpoint(emu, "jump-prod-01")["mode"] == "silent"
+
+
+async def test_the_examples_rule_request_is_answered_as_the_example_answers(emu, backend):
+    """SecurityRules_CreateOrUpdate as in Azure's official example (tests/data/azure-rest-examples):
+    201 for a new rule, 200 for an update, both long-running, with no key the example does not know."""
+    from tests.test_conformance import key_paths
+    from tests.test_emulator_netpath import EXAMPLES, put_with_headers
+
+    spec = json.loads((EXAMPLES / "NetworkSecurityGroupRuleCreate.json").read_text())
+    body = spec["parameters"]["securityRuleParameters"]
+    rule_id = f"{nsg_of(emu, 'jump-prod-01')}/securityRules/{spec['parameters']['securityRuleName']}"
+    status, headers, answer = put_with_headers(emu, rule_id, body)
+    assert status == 201 and "/operations/" in headers["Azure-AsyncOperation"]
+    assert answer["properties"]["provisioningState"] == "Updating"
+    doc = await backend.put_security_rule(rule_id, body)  # an update: polled to its end
+    assert doc["properties"]["provisioningState"] == "Succeeded"
+    assert {k: doc["properties"][k] for k in body["properties"]} == body["properties"]
+    vocabulary = key_paths(spec["responses"]["201"]["body"]) | key_paths(spec["responses"]["200"]["body"])
+    assert sorted(p for p in key_paths(doc) if p not in vocabulary and p not in {"etag", "type"}) == []
+    status, _, _ = put_with_headers(emu, rule_id, body)
+    assert status == 200
+
+
+async def test_an_nsg_put_is_long_running_and_a_failed_create_leaves_nothing(emu, backend):
+    """NetworkSecurityGroups_CreateOrUpdate (upgrade-public-ip creates one for a Standard IP): 201 with
+    Azure-AsyncOperation and Updating until it ends; a failed create leaves no NSG."""
+    from tests.test_emulator_netpath import put_with_headers
+
+    group = vm_doc(emu, "legacy-app-01")["doc"]["id"].split("/providers/")[0]
+    nsg_id = f"{group}/providers/Microsoft.Network/networkSecurityGroups/test-nsg"
+    body = {"location": "westeurope", "properties": {"securityRules": [{"name": "Allow-RDP", **allow(300, "Internet", "3389")}]}}
+    status, headers, answer = put_with_headers(emu, nsg_id, body)
+    assert status == 201 and "/operations/" in headers["Azure-AsyncOperation"]
+    assert answer["properties"]["provisioningState"] == "Updating"
+    assert [r["name"] for r in answer["properties"]["defaultSecurityRules"]][:3] == ["AllowVnetInBound", "AllowAzureLoadBalancerInBound", "DenyAllInBound"]
+    doc = await backend.put_nsg(nsg_id + "-2", body)  # the adapter polls it to its end
+    assert doc["properties"]["provisioningState"] == "Succeeded"
+    # A create whose operation fails leaves no NSG behind.
+    failed = f"{group}/providers/Microsoft.Network/networkSecurityGroups/test-nsg-failed"
+    fault = {"lro_result": "Failed", "lro_error": {"code": "InternalServerError", "message": "An error occurred."}, "count": 1}
+    emulator_control(emu, "POST", "/_emulator/faults", dict(fault, match="/networkSecurityGroups/test-nsg-failed", method="PUT"))
+    try:
+        with pytest.raises(BackendError):
+            await backend.put_nsg(failed, body)
+    finally:
+        emulator_control(emu, "DELETE", "/_emulator/faults")
+    assert await backend.get_nsg(failed) is None
+
+
+def test_a_second_nsg_write_while_the_first_runs_is_refused_as_azure_does():
+    """An emulator on Azure's own clock, so the first write is still running: 409 AnotherOperationInProgress."""
+    from tests.recovery_support import own_emulator
+
+    slow = own_emulator(acceleration=1)
+    try:
+        group = vm_doc(slow, "legacy-app-01")["doc"]["id"].split("/providers/")[0]
+        nsg_id = f"{group}/providers/Microsoft.Network/networkSecurityGroups/test-nsg"
+        body = {"location": "westeurope", "properties": {"securityRules": [{"name": "Allow-RDP", **allow(300, "Internet", "3389")}]}}
+        status, first = arm_request(slow, "PUT", nsg_id, body)
+        assert status == 201 and first["properties"]["provisioningState"] == "Updating"
+        status, refused = arm_request(slow, "PUT", nsg_id, body)
+        assert status == 409 and refused["error"]["code"] == "AnotherOperationInProgress"
+    finally:
+        slow.stop()

@@ -104,3 +104,40 @@ async def test_each_new_write_under_each_fault_stops_honestly_and_resumes_to_the
             }[key]
         ] = 1
     assert ops(rig.emu) == +(baseline + extra), ops(rig.emu)
+
+
+@pytest.mark.parametrize("fault_name", list(FAULTS))
+async def test_the_nsg_create_under_each_fault_stops_honestly_and_resumes_to_one_nsg_in_the_ledger(rig, fault_name):
+    """upgrade-public-ip's NSG create (neither the NIC nor its subnet has one) under each fault:
+    the ledger never claims an NSG that is not there, and the resumed run creates it once."""
+    from backend.recovery import scenarios
+    from tests.test_recovery_upgrade_ip import BARE, bare_nsg_id, without_nsg
+
+    without_nsg(rig.emu)
+    nic, pip = nic_and_pip(rig.emu, BARE)
+    nsg_id = bare_nsg_id(nic)
+    plan, facts = await rig.plan(BARE, "upgrade-public-ip")
+    target = plan.keys.index("create-nsg")
+
+    def arm(where: str, index: int) -> None:
+        if where == "running" and index == target:
+            emulator_control(rig.emu, "POST", "/_emulator/faults", dict(FAULTS[fault_name], match=f"/networkSecurityGroups/{BARE}-nsg", method="PUT"))
+
+    try:
+        result = await rig.runner(BARE, arm).start(plan, lambda f, p: scenarios.build_plan("upgrade-public-ip", f, p), facts)
+    finally:
+        clear(rig.emu)
+    if fault_name != "429":  # a 429 is ridden out by the adapter's retry
+        assert result.status == J.RUN_FAILED, result.summary
+        got = states(result)
+        assert got[target] == "failed" and set(got[target + 1 :]) == {"pending"}, got
+        assert [(r.kind, r.state) for r in rig.journal.resources(result.run_id)] == [("nsg", "creating")]
+        assert all(
+            d["id"].lower() != nsg_id.lower()
+            for d in emulator_control(rig.emu, "GET", "/_emulator/resources?type=Microsoft.Network/networkSecurityGroups")["resources"]
+        )
+        result = await rig.resume(result.run_id, BARE)
+    assert result.status == J.RUN_SUCCEEDED, result.summary
+    upgraded_keeping(rig.emu, BARE, pip["properties"]["ipAddress"])
+    assert [(r.kind, r.state) for r in rig.journal.resources(result.run_id)] == [("nsg", "created")]
+    assert operation_counts(rig.emu)[("put", nsg_id.lower())] == (2 if fault_name == "lro-failed" else 1)  # a failed create is sent again once

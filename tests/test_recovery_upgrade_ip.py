@@ -8,6 +8,7 @@ here, with SIGKILL in tests/test_recovery_netpath_cli.py) ends the same, nothing
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import pytest
@@ -97,20 +98,39 @@ async def test_a_deallocated_vm_cannot_keep_an_address_it_no_longer_has_and_the_
     assert f"Static at {pip['properties']['ipAddress']}" in result.record.steps[-1].message
 
 
-async def test_without_any_nsg_the_plan_creates_one_for_rdp_only_and_rdp_answers_through_it(rig):
-    vm_name = "legacy-app-01"
-    nic, pip = nic_and_pip(rig.emu, vm_name)
+BARE = "legacy-app-01"  # running, Basic and Dynamic; its subnet has no NSG
+
+
+def without_nsg(emu) -> None:
+    """BARE's NIC without its NSG, as another operator left it: neither the NIC nor its subnet has
+    one, so the plan creates one. Waits for the NIC's write to end."""
+    nic, _ = nic_and_pip(emu, BARE)
     bare = json.loads(json.dumps(nic))
     bare["properties"].pop("networkSecurityGroup")
-    status, _ = arm_request(rig.emu, "PUT", nic["id"], bare)
+    status, _ = arm_request(emu, "PUT", nic["id"], bare)
     assert status == 200
+    for _ in range(200):
+        if arm_request(emu, "GET", nic["id"])[1]["properties"]["provisioningState"] == "Succeeded":
+            return
+        time.sleep(0.01)
+    raise AssertionError("the NIC's write did not end")
+
+
+def bare_nsg_id(nic: dict) -> str:
+    return nic["id"].split("/providers/")[0] + f"/providers/Microsoft.Network/networkSecurityGroups/{BARE}-nsg"
+
+
+async def test_without_any_nsg_the_plan_creates_one_for_rdp_only_and_rdp_answers_through_it(rig):
+    vm_name = BARE
+    nic, pip = nic_and_pip(rig.emu, vm_name)
+    without_nsg(rig.emu)
     plan, _ = await rig.plan(vm_name, "upgrade-public-ip")
     assert "create-nsg" in plan.keys
     assert any("Neither NIC" in w and f"{vm_name}-nsg" in w and "RDP (TCP 3389)" in w for w in plan.warnings)
     plan, result = await rig.run(vm_name, "upgrade-public-ip")
     assert result.status == "succeeded", result.summary
     upgraded_keeping(rig.emu, vm_name, pip["properties"]["ipAddress"])
-    nsg_id = nic["id"].split("/providers/")[0] + f"/providers/Microsoft.Network/networkSecurityGroups/{vm_name}-nsg"
+    nsg_id = bare_nsg_id(nic)
     status, nsg = arm_request(rig.emu, "GET", nsg_id)
     assert status == 200
     assert [(r["properties"]["destinationPortRange"], r["properties"]["access"]) for r in nsg["properties"]["securityRules"]] == [("3389", "Allow")]
@@ -147,6 +167,25 @@ async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates
             upgraded_keeping(rig.emu, VM, pip["properties"]["ipAddress"])
             assert operation_counts(rig.emu)[("put", pip["id"].lower())] == 2
             assert pip_writes(rig.emu, pip["id"])[nic["id"].lower()] == 2
+
+
+@hands(2)
+async def test_the_plan_that_creates_an_nsg_killed_at_any_boundary_resumes_to_one_nsg_in_the_ledger(rigs, hand):
+    for boundary in deal(recorded(BARE, "upgrade-public-ip", (), without_nsg).points, hand, 2):
+        async with killed_at(rigs, boundary) as rig:
+            without_nsg(rig.emu)
+            nic, pip = nic_and_pip(rig.emu, BARE)
+            nic_writes = pip_writes(rig.emu, pip["id"])[nic["id"].lower()]
+            plan, result, killed = await rig.run_killed_at(BARE, "upgrade-public-ip", {}, boundary)
+            assert "create-nsg" in plan.keys
+            assert killed and result.status == "succeeded", result.summary
+            upgraded_keeping(rig.emu, BARE, pip["properties"]["ipAddress"])
+            counts = operation_counts(rig.emu)
+            assert counts[("put", pip["id"].lower())] == 2 and counts[("put", bare_nsg_id(nic).lower())] == 1
+            assert pip_writes(rig.emu, pip["id"])[nic["id"].lower()] == nic_writes + 2
+            status, nic = arm_request(rig.emu, "GET", nic["id"])
+            assert nic["properties"]["networkSecurityGroup"]["id"].lower() == bare_nsg_id(nic).lower()
+            assert [(r.kind, r.state) for r in rig.journal.resources(result.run_id)] == [("nsg", "created")]
 
 
 @pytest.fixture(scope="module")

@@ -611,6 +611,10 @@ class Arm:
         props = doc.setdefault("properties", {})
         if t == NSG_T and "defaultSecurityRules" not in props:
             props["defaultSecurityRules"] = default_security_rules(doc["id"])
+        if t == NSG_T:
+            from . import netpath_ops
+
+            return netpath_ops.write_nsg(self, req, doc, existing)
         if not existing and t.startswith("microsoft.network/"):
             props.setdefault("resourceGuid", str(uuid.uuid4()))
         props["provisioningState"] = "Succeeded"

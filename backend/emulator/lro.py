@@ -45,6 +45,8 @@ DURATIONS: dict[str, float] = {
     "publicip.put": 15,
     # A NIC write (an IP configuration's public IP, its NSG) is long-running too, and quick.
     "nic.put": 10,
+    # So is an NSG's CreateOrUpdate (upgrade-public-ip creates one for a Standard IP).
+    "nsg.put": 15,
     # Azure Backup: the trigger operation ends once the job is queued (the job itself runs on, backend/emulator/backup.py);
     # a restore point of every disk is an instant snapshot set.
     "backup.trigger": 20,

@@ -9,7 +9,8 @@
 - ``PUT .../publicIPAddresses/{name}`` (PublicIPAddresses_CreateOrUpdate): long-running (201/200 with
   ``Azure-AsyncOperation``), ``Updating`` until it ends; a failed write leaves the IP as it was.
 - ``PUT .../networkInterfaces/{name}`` (NetworkInterfaces_CreateOrUpdate): the same (``write_nic``);
-  another write while one runs is refused with ``409 AnotherOperationInProgress``.
+  another write while one runs is refused with ``409 AnotherOperationInProgress``;
+- ``PUT .../networkSecurityGroups/{name}`` (NetworkSecurityGroups_CreateOrUpdate): the same (``write_nsg``).
 
 Why a connection is down is a fact of the estate, kept beside the connection in the guest facts
 (``tunnel``), never in its document: ``stuck`` (a stale IKE/IPsec security association: a reset of
@@ -378,6 +379,15 @@ def sync_nic_public_ips(store: Store, doc: dict, existing: dict | None) -> None:
         if _allocation(pip) == "dynamic":
             props.pop("ipAddress", None)  # a dynamic address is released with its association
         store.touch(normalize_id(pip_l).lower())
+
+
+def write_nsg(arm: Any, req: Any, doc: dict, existing: dict | None) -> ArmResponse:
+    """NetworkSecurityGroups_CreateOrUpdate: long-running as Azure serves it (201 for a new NSG, 200
+    for an update, with Azure-AsyncOperation), ``Updating`` until it ends; another write while one
+    runs is refused with 409; a failed create leaves no NSG, a failed update the NSG as it was."""
+    if existing is not None:
+        _busy(existing, "network security group")
+    return long_running_put(arm, req, doc, existing, duration_key="nsg.put", what=f"network security group {doc.get('name')}")
 
 
 register_action("Microsoft.Network/connections", "resetconnection", _reset_connection)

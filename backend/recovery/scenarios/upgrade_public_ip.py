@@ -330,11 +330,19 @@ def create_nsg_step(lay: Layout, facts: VmFacts) -> Step:
         await ctx.record_resource(nsg_id, kind="nsg", state="created", note=f"admits {protocol_name(protocol)} to {facts.vm.name}'s Standard public IP")
         return f"created NSG {name} allowing {protocol_name(protocol)} (TCP {port}) from the Internet"
 
+    async def read(ctx: StepContext, lay: Layout) -> dict[str, Any]:
+        return await ctx.backend.get_nsg(nsg_id) or {}
+
     async def verify(ctx: StepContext) -> Verification:
-        doc = await ctx.backend.get_nsg(nsg_id)
+        # Settled: the NIC write of the association must not meet the NSG's create still running.
+        doc = await _settled(ctx, read, lay) or None
         rules = [r for r in _props(doc).get("securityRules") or () if str(_props(r).get("destinationPortRange")) == str(port)]
-        if doc is None or not rules:
-            return not_verified(f"NSG {name} does not allow port {port}")
+        if doc is None or not rules or _busy(doc):
+            return not_verified(f"NSG {name} does not allow port {port}" if doc is None or not rules else f"NSG {name} is {_busy(doc)}")
+        # A run killed while its create ran finds the NSG there on resume: the ledger, which says
+        # "creating" (this run sent it), now says created. An NSG this run never sent stays out of it.
+        if any(r.resource_id.lower() == nsg_id.lower() and r.state == "creating" for r in ctx.journal.resources(ctx.run_id)):
+            await ctx.record_resource(nsg_id, kind="nsg", state="created", note=f"admits {protocol_name(protocol)} to {facts.vm.name}'s Standard public IP")
         return verified(f"NSG {name} allows {protocol_name(protocol)} (TCP {port})")
 
     return Step(
