@@ -129,3 +129,23 @@ async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates
             assert killed and result.status == "succeeded", result.summary
             assert status(rig.emu) == "Connected"
             assert resets(rig.emu) == (1, 0)
+
+
+def wedged_gateway(emu) -> None:
+    """The hub gateway itself is stuck: only a gateway reset brings the connection back."""
+    set_tunnel(emu, "gateway")
+
+
+@hands(KILL_TESTS)
+async def test_the_gateway_reset_killed_at_any_boundary_resumes_to_one_reset_of_each(rigs, hand):
+    # The recorded run passes the gateway reset's own boundaries (its operation in flight
+    # among them): the connection is NotConnected after the connection reset, so it runs.
+    points = recorded(VM, "reset-vpn", (("gateway", True),), wedged_gateway).points
+    assert ("operation", 2) in points  # reset-gateway, the third step
+    for boundary in deal(points, hand, KILL_TESTS):
+        async with killed_at(rigs, boundary) as rig:
+            wedged_gateway(rig.emu)
+            plan, result, killed = await rig.run_killed_at(VM, "reset-vpn", {"gateway": True}, boundary)
+            assert killed and result.status == "succeeded", result.summary
+            assert status(rig.emu) == "Connected"
+            assert resets(rig.emu) == (1, 1)
