@@ -713,7 +713,10 @@ class VerdictBook:
     # changed: lower-case VM id -> (the Vm it was made for, the verdict). Every pane asks for
     # every VM's verdict; they share one object per VM instead of each making its own.
     _made: dict[str, tuple[Vm, Verdict]] = field(default_factory=dict, repr=False)
-    _made_for: tuple[Any, int, int] | None = field(default=None, repr=False)
+    # What they were made from: the events and impacted resources (an inventory's, which the
+    # first load's parts share: a part adds subscriptions, not new copies of what was read),
+    # the evidence's generation and the VERDICT_REUSE_S window.
+    _made_for: tuple[Any, Any, int, int] | None = field(default=None, repr=False)
 
     def record_changes(self, found: Mapping[str, Any]) -> None:
         """What backend.timeline found of the VMs' recent changes (a timeline or recent_changes)."""
@@ -760,21 +763,22 @@ class VerdictBook:
             self.generation += 1
 
     def verdict(self, vm: Vm, inventory: Inventory | None, now: datetime | None = None) -> Verdict:
-        """The VM's verdict; the same object to every caller while the Vm, the inventory and
-        the evidence are the same, within VERDICT_REUSE_S (at 10,000 VMs each pane made its
-        own: about 0.2 s of the event loop and 5-15 MB a pane)."""
+        """The VM's verdict; the same object to every caller while the Vm, the inventory's events
+        and the evidence are the same, within VERDICT_REUSE_S (at 10,000 VMs each pane made its
+        own: about 0.2 s of the event loop and 5-15 MB a pane; and each part of the first load,
+        a new inventory of the same VMs, made them all again)."""
         now = _utc(now) or datetime.now(UTC)
-        scope = (inventory, self.generation, int(now.timestamp() // VERDICT_REUSE_S))
+        events = inventory.events if inventory is not None else ()
+        impacted = getattr(inventory, "impacted", None) if inventory is not None else None
+        scope = (events, impacted, self.generation, int(now.timestamp() // VERDICT_REUSE_S))
         made_for = self._made_for
-        if made_for is None or made_for[0] is not inventory or made_for[1:] != scope[1:]:
+        if made_for is None or made_for[2:] != scope[2:] or not _same_events(made_for[0], events) or not _same_impacted(made_for[1], impacted):
             self._made.clear()
             self._made_for = scope
         key = vm.id.lower()
         made = self._made.get(key)
         if made is not None and made[0] is vm:
             return made[1]
-        events = inventory.events if inventory is not None else ()
-        impacted = getattr(inventory, "impacted", None) if inventory is not None else None
         found = decide(vm, events=events, impacted=impacted, evidence=self.evidence.get(key), now=now, change=self.changes.get(key))
         # "since" is when this verdict was first seen for the VM, unless the evidence dates it earlier.
         previous = self._since.get(key)
@@ -783,6 +787,15 @@ class VerdictBook:
         self._since[key] = (found.id, found.since)
         self._made[key] = (vm, found)
         return found
+
+
+def _same_events(a: Any, b: Any) -> bool:
+    """The same events, item for item (each part of the first load is a new tuple of them)."""
+    return a is b or (len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True)))
+
+
+def _same_impacted(a: Any, b: Any) -> bool:
+    return a is b or (not a and not b) or a == b
 
 
 # How long a verdict made for a VM serves every pane that asks again (the same Vm and

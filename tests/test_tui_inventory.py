@@ -360,3 +360,39 @@ async def test_a_pane_left_for_another_lets_go_of_its_rows_and_has_them_back_whe
         await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail panel")
         await pilot.pause(0.2)
         assert table.total_count == 30
+
+
+async def test_rows_are_made_again_only_for_vms_whose_row_changed(emulator, monkeypatch):
+    """A large estate's rows (here: the threshold lowered to the demo's 30 VMs) are made once:
+    a new inventory of the same VMs (each part of the first load) keeps them, and a verdict
+    that changes remakes that VM's row alone, which then reads as a fresh one would."""
+    import dataclasses
+
+    import tui.screens.inventory as inventory_screen
+    from widgets.vm_table import vm_row
+
+    monkeypatch.setattr(inventory_screen, "ROWS_IN_SLICES", 10)
+    app = make_app(emulator)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_loaded(pilot)
+        table = app.screen.query_one(VmTable)
+        inventory = app.inventory
+        keys = [vm.id.lower() for vm in inventory.vms]
+        first = {key: table.get_row(key) for key in keys}
+        assert all(first.values())
+
+        app.screen.show_inventory(dataclasses.replace(inventory, events=tuple(inventory.events)))
+        await wait_for(pilot, lambda: not any(w.group == "inventory-rows" and w.is_running for w in app.screen.workers), what="the rows")
+        assert all(table.get_row(key) is first[key] for key in keys)
+
+        # A probe found web-prod-01's guest agent not ready: its verdict changes, the others' do not.
+        vm = next(v for v in inventory.vms if v.name == "web-prod-01")
+        before = app.verdict_for(vm)
+        app.verdicts.record_diagnoses(vm, (), app.now(), agent_status="NotReady")
+        assert app.verdict_for(vm) != before
+        app.screen.show_inventory(inventory)
+        await wait_for(pilot, lambda: table.get_row(vm.id.lower()) is not first[vm.id.lower()], what="web-prod-01's row made again")
+        names = {s.subscription_id.lower(): s.display_name for s in inventory.subscriptions}
+        fresh = vm_row(vm, names.get(vm.subscription_id.lower()), app.verdict_for(vm), vm.id.lower() in inventory.views_pending)
+        assert table.get_row(vm.id.lower()).cells == fresh.cells != first[vm.id.lower()].cells
+        assert sum(table.get_row(key) is first[key] for key in keys) == len(keys) - 1

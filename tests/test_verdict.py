@@ -219,3 +219,20 @@ async def test_a_recent_change_is_evidence_in_a_verdict_that_is_not_reachable(pr
     assert book.verdict(web, inventory, NOW).change is None and not any(x.startswith("changed ") for x in book.verdict(web, inventory, NOW).evidence)
     later = book.verdict(vms[0], inventory, NOW + timedelta(days=1))
     assert later.change is None and not later.evidence[-1].startswith("changed ")
+
+
+async def test_a_part_of_the_first_load_reuses_the_verdicts_until_an_event_comes_in(probed):
+    """Each part of the first load is a new inventory of the same VMs: their verdicts are not
+    made again for it, unless what they depend on (the events) changed."""
+    inventory, _report, book = probed
+    first = by_name(inventory, book)
+    part = dataclasses.replace(inventory, events=tuple(inventory.events))  # a new inventory, the same VMs and events
+    again = by_name(part, book)
+    assert all(again[name] is first[name] for name in first)
+    # A new active service issue where one already is: the verdicts are made again, as a book
+    # that had made none would make them.
+    issue = next(e for e in inventory.events if e.type == "ServiceIssue" and e.status == "Active")
+    with_new = dataclasses.replace(inventory, events=(*inventory.events, dataclasses.replace(issue, id="NEW-ISSUE-1", title="a new outage")))
+    later = by_name(with_new, book)
+    assert all(later[name] is not first[name] for name in first)
+    assert later == by_name(with_new, V.VerdictBook(evidence=dict(book.evidence)))

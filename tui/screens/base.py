@@ -99,6 +99,11 @@ class BaseScreen(Screen):
             # Only the tables of the estate (a plan's steps or the run list stay as they are).
             if table.total_count > HIDDEN_ROWS_KEPT and table.release_rows():
                 self._behind = True
+                self.rows_released()
+
+    def rows_released(self) -> None:
+        """The pane's estate tables let go of their rows (it is hidden): anything kept to
+        make them again goes too."""
 
     @on(events.ScreenResume)
     def _catch_up(self) -> None:

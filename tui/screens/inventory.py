@@ -28,6 +28,11 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
     PANE_ID = "inventory"
     CSS_PATH = "inventory.tcss"
     _rows_from: Inventory | None = None  # what _build_rows makes rows of next
+    # The rows shown, by the VM they show: id(vm) -> (vm, verdict, pending, subscription name, row).
+    # A row is made again only when one of those changed (a verdict: made again and different):
+    # each part of the first load adds subscriptions to the same VMs, and the background probe
+    # changes a few verdicts at a time.
+    _made_rows: dict[int, tuple]
 
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="inventory.filter"),
@@ -45,6 +50,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self._made_rows = {}
         self.query_one(VmTable).focus()
 
     @property
@@ -106,19 +112,31 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
         if inventory is None:
             return
         rows: list = []
+        made: dict[int, tuple] = {}
         try:
             names = subscription_names(inventory)
             verdict = self.aztriage.verdict_for
             vms = inventory.vms
             pending = inventory.views_pending
+            before = self._made_rows
             for start in range(0, len(vms), ROWS_PER_SLICE):
-                rows.extend(
-                    vm_row(vm, names.get(vm.subscription_id.lower()), verdict(vm), vm.id.lower() in pending) for vm in vms[start : start + ROWS_PER_SLICE]
-                )
+                for vm in vms[start : start + ROWS_PER_SLICE]:
+                    inputs = (vm, verdict(vm), vm.id.lower() in pending, names.get(vm.subscription_id.lower()))
+                    known = before.get(id(vm))
+                    if known is not None and known[0] is vm and known[2:4] == inputs[2:] and (known[1] is inputs[1] or known[1] == inputs[1]):
+                        row = known[4]
+                    else:
+                        row = vm_row(vm, inputs[3], inputs[1], inputs[2])
+                    made[id(vm)] = (*inputs, row)
+                    rows.append(row)
                 await asyncio.sleep(0)
+            self._made_rows = made
             self._apply_rows(rows)
         finally:
-            inventory, vms, rows, pending = None, (), [], frozenset()  # dropped: see the docstring
+            inventory, vms, rows, pending, made, before = None, (), [], frozenset(), {}, {}  # dropped: see the docstring
+
+    def rows_released(self) -> None:
+        self._made_rows = {}
 
     def _apply_rows(self, rows: list) -> None:
         self.table.set_rows(rows)
