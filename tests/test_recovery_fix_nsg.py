@@ -305,6 +305,46 @@ async def test_a_fault_on_each_write_stops_honestly_and_resumes_to_one_rule(rig,
         assert blocking not in rules(rig.emu, nsg)
 
 
+@pytest.mark.parametrize("name", list(FAULTS))
+async def test_a_fault_on_the_releases_delete_keeps_the_rule_in_the_ledger_and_a_second_release_deletes_it(rig, name):
+    nsg, _, _, _ = STORIES["jump-prod-01"]
+    before = rules(rig.emu, nsg)
+    _, result = await rig.run("jump-prod-01", "fix-nsg")
+    fault(rig.emu, match="/securityRules/", method="DELETE", **FAULTS[name])
+    try:
+        done = await release(rig.backend, rig.journal, result.run_id)
+    finally:
+        emulator_control(rig.emu, "DELETE", "/_emulator/faults")
+    if name == "429":  # ridden out by the adapter's retry
+        assert [(text, ok) for _, text, ok in done] == [("deleted", True)] and rules(rig.emu, nsg) == before
+        return
+    assert [ok for _, _, ok in done] == [False] and done[0][1].startswith("failed: ")
+    assert rig.journal.resources(result.run_id)[0].state == "keep"  # still this run's, still to release
+    assert len(rules(rig.emu, nsg)) == len(before) + 1  # a failed delete leaves the rule as it was
+    done = await release(rig.backend, rig.journal, result.run_id)
+    assert [(text, ok) for _, text, ok in done] == [("deleted", True)]
+    assert rules(rig.emu, nsg) == before and rig.journal.resources(result.run_id)[0].state == "released"
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+async def test_a_fault_on_the_undos_restore_says_so_and_a_second_undo_puts_the_rule_back(rig, name):
+    nsg, blocking, _, _ = STORIES["jump-prod-01"]
+    before = rules(rig.emu, nsg)
+    _, result = await rig.run("jump-prod-01", "fix-nsg", {"disable_rule": True})
+    assert result.status == J.RUN_SUCCEEDED and blocking not in rules(rig.emu, nsg)
+    fault(rig.emu, match="/securityRules/", method="PUT", **FAULTS[name])
+    try:
+        done = await undo(rig.backend, rig.journal, result.run_id)
+    finally:
+        emulator_control(rig.emu, "DELETE", "/_emulator/faults")
+    if name != "429":  # a 429 is ridden out by the adapter's retry
+        assert [ok for _, _, ok in done] == [False], done
+        assert blocking not in rules(rig.emu, nsg)
+        done = await undo(rig.backend, rig.journal, result.run_id)
+    assert [ok for _, _, ok in done] == [True], done
+    assert rules(rig.emu, nsg) == before  # as captured
+
+
 def _boundaries(params: tuple = ()) -> list[tuple[str, int]]:
     return recorded("jump-prod-01", "fix-nsg", params).points
 

@@ -11,7 +11,7 @@ import pytest
 
 from backend.recovery import scenarios
 from backend.recovery.plan import Kind
-from backend.recovery.runner import RunRefused
+from backend.recovery.runner import Runner, RunRefused
 from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import operation_counts, put_lock, writes
 from tests.rescue_support import killed_at, states
@@ -116,6 +116,30 @@ async def test_a_read_only_lock_on_the_connection_stops_it_before_any_reset(rig)
     assert plan.blockers == ()
     assert result.status == "failed" and "a ReadOnly lock ('freeze') covers the connection" in result.summary
     assert resets(rig.emu) == (0, 0)
+
+
+async def test_read_only_shows_both_resets_disabled_and_sends_none(rig):
+    from dataclasses import replace
+
+    from backend.azure.backend import AzureBackend
+    from backend.recovery import service
+
+    backend = AzureBackend(replace(rig.backend.settings, read_only=True), retry_total=0)
+    before = writes(rig.emu)
+    try:
+        plan, facts = await service.make_plan(backend, await service.find_vm(backend, VM), "reset-vpn", {"gateway": True})
+        shown = plan.to_json(read_only=True)
+        assert [(s["key"], s.get("disabled", False)) for s in shown["steps"]] == [
+            ("vpn-status", False),
+            ("reset-connection", True),
+            ("reset-gateway", True),
+            ("vpn-connected", False),
+        ]
+        with pytest.raises(RunRefused, match="read-only"):
+            await Runner(backend, rig.journal, confirm_name=VM).start(plan, lambda f, p: scenarios.build_plan("reset-vpn", f, p), facts)
+    finally:
+        await backend.close()
+    assert writes(rig.emu) == before and resets(rig.emu) == (0, 0)
 
 
 KILL_TESTS = 3
