@@ -149,3 +149,35 @@ def test_a_second_nsg_write_while_the_first_runs_is_refused_as_azure_does():
         assert status == 409 and refused["error"]["code"] == "AnotherOperationInProgress"
     finally:
         slow.stop()
+
+
+def _delete(emu, path: str) -> tuple[int, dict]:
+    """A DELETE as any client sends it: the status and headers of the first answer."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"{emu.endpoint}{path}?api-version=2025-03-01", method="DELETE", headers={"Authorization": "Bearer test-token"})
+    try:
+        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=emu.ca_file), timeout=10) as resp:
+            return resp.status, dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers)
+
+
+async def test_a_rule_delete_is_answered_as_the_delete_example_answers(emu, backend):
+    """SecurityRules_Delete as in Azure's official example: 202 with Azure-AsyncOperation for a rule
+    that is there (200 is the example's other answer), 204 for one that is not."""
+    from tests.test_emulator_netpath import EXAMPLES
+
+    spec = json.loads((EXAMPLES / "NetworkSecurityGroupRuleDelete.json").read_text())
+    nsg = nsg_of(emu, "jump-prod-01")
+    rule_id = f"{nsg}/securityRules/{spec['parameters']['securityRuleName']}"
+    await backend.put_security_rule(rule_id, allow(150, "192.88.99.10/32", "3389"))
+    status, headers = _delete(emu, rule_id)
+    assert str(status) in spec["responses"] and set(spec["responses"][str(status)].get("headers") or {}) <= set(headers)
+    assert status == 202 and "/operations/" in headers["Azure-AsyncOperation"]
+    await backend.delete_security_rule(rule_id)  # already going: polled to its end
+    assert "rule1" not in [r["name"] for r in (await backend.get_nsg(nsg))["properties"]["securityRules"]]
+    status, headers = _delete(emu, rule_id)
+    assert status == 204 and "204" in spec["responses"]

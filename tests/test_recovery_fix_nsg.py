@@ -125,6 +125,29 @@ async def test_the_blocked_vm_answers_after_fix_nsg_and_is_blocked_again_after_r
     assert blocked_again.verdict == "blocked-by-nsg" and blocking in blocked_again.summary
 
 
+async def test_a_deny_in_both_the_subnet_and_the_nic_nsg_gets_a_rule_in_each_and_release_deletes_both(rig):
+    from tests.recovery_support import vm_doc
+
+    vm_name = "tools-lnx-shared-01"
+    subnet_nsg, _, _, port = STORIES[vm_name]
+    nic_id = vm_doc(rig.emu, vm_name)["doc"]["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+    status, nic = arm_request(rig.emu, "GET", nic_id)
+    assert status == 200
+    nic_nsg = nic["properties"]["networkSecurityGroup"]["id"].rsplit("/", 1)[-1]
+    put_rule(rig.emu, nic_nsg, "Deny-SSH-Nic", priority=150)
+    before = {name: rules(rig.emu, name) for name in (subnet_nsg, nic_nsg)}
+    plan, result = await rig.run(vm_name, "fix-nsg")
+    assert [k for k in plan.keys if k.startswith("allow-")] == ["allow-subnet", "allow-nic"]
+    assert result.status == J.RUN_SUCCEEDED, result.summary  # SSH answers through both
+    made = {name: set(rules(rig.emu, name)) - set(before[name]) for name in before}
+    assert made == {subnet_nsg: {f"aztriage-{result.run_id}-allow-{port}"}, nic_nsg: {f"aztriage-{result.run_id}-allow-{port}"}}
+    assert rules(rig.emu, nic_nsg)[f"aztriage-{result.run_id}-allow-{port}"]["priority"] == 149
+    assert sorted(r.state for r in rig.journal.resources(result.run_id)) == ["keep", "keep"]
+    done = await release(rig.backend, rig.journal, result.run_id)
+    assert [(text, ok) for _, text, ok in done] == [("deleted", True), ("deleted", True)]
+    assert {name: rules(rig.emu, name) for name in before} == before
+
+
 async def test_release_deletes_only_the_rules_the_run_made(rig):
     nsg, _, _, _ = STORIES["jump-prod-01"]
     _, result = await rig.run("jump-prod-01", "fix-nsg")
