@@ -128,3 +128,66 @@ def test_recovery_reset_vpn_gateway_option(snap_compare, emu):
         await pilot.pause()
 
     assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_recovery_restore_point_options(snap_compare, emu):
+    """mon-shared-eus-01's agent is not Ready: application-consistent is greyed out with the reason."""
+
+    async def run_before(pilot) -> None:
+        await _choose(pilot, "mon-shared-eus-01", "restore-point", "options")
+
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_recovery_backup_now_options(snap_compare, emu):
+    async def run_before(pilot) -> None:
+        await _choose(pilot, "erp-prod-eus-01", "backup-now", "options")
+        await pilot.press("j")
+        await pilot.pause()
+
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+
+
+def put_snapshot(emu, vm: str, disk: dict, name: str, taken: str) -> None:
+    """A snapshot of one of the VM's disks, taken at a fixed time (the picture does not move)."""
+    doc = vm_doc(emu, vm)["doc"]
+    group_id = doc["id"].split("/providers/")[0]
+    emu.store.put(
+        {
+            "id": f"{group_id}/providers/Microsoft.Compute/snapshots/{name}",
+            "name": name,
+            "type": "Microsoft.Compute/snapshots",
+            "location": doc["location"],
+            "sku": {"name": "Standard_ZRS"},
+            "properties": {
+                "creationData": {"createOption": "Copy", "sourceResourceId": disk["managedDisk"]["id"]},
+                "timeCreated": taken,
+                "provisioningState": "Succeeded",
+            },
+        }
+    )
+
+
+def test_recovery_restore_disk_sources(snap_compare, emu):
+    storage = vm_doc(emu, "web-prod-03")["doc"]["properties"]["storageProfile"]
+    put_snapshot(emu, "web-prod-03", storage["osDisk"], "snap-web-prod-03-os-before-patch", "2026-03-14T02:10:00Z")
+    put_snapshot(emu, "web-prod-03", storage["osDisk"], "snap-web-prod-03-os-weekly", "2026-03-09T01:00:00Z")
+    put_snapshot(emu, "web-prod-03", storage["dataDisks"][0], "snap-web-prod-03-data-before-patch", "2026-03-14T02:10:30Z")
+
+    async def run_before(pilot) -> None:
+        await _choose(pilot, "web-prod-03", "restore-disk", "options")
+
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_recovery_plan_with_a_backup_first(snap_compare, emu):
+    async def run_before(pilot) -> None:
+        screen = await _choose(pilot, "web-prod-03", "resize", "options")
+        options = screen.query_one("#options")
+        options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index("Standard_E4s_v5")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.plan.params.get("backup_first"), what="the plan with the backup")
+
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)

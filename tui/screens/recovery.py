@@ -36,6 +36,7 @@ from backend.recovery import scenarios, service
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Plan, PlanError
 from backend.recovery.runner import Runner, RunRefused
+from backend.recovery.scenarios.backup_now import DEFAULT_RETAIN_DAYS, kept_until, offers_backup_first
 from backend.recovery.scenarios.fix_nsg import DEFAULT_HOURS as DEFAULT_NSG_HOURS
 from backend.recovery.scenarios.fix_nsg import MAX_HOURS as MAX_NSG_HOURS
 from backend.recovery.scenarios.rescue import UNFIT_RESCUE_VERDICTS
@@ -143,6 +144,24 @@ def unfinished_runs_notice(path: Path | None = None) -> str | None:
     return f"{len(runs)} unfinished recovery run(s): {names}. Pane 4, then H and R, resumes where it stopped."
 
 
+def resumable(record: Any) -> bool:
+    """A run R (or enter) picks up again, as `recover --resume` does: interrupted, waiting, or failed
+    (once its cause is fixed); not one another process is working on."""
+    return record.status in (J.RUN_INTERRUPTED, J.RUN_WAITING, J.RUN_FAILED)
+
+
+def _source_line(source: Any) -> str:
+    """A snapshot or restore point under the disk it restores: kind, name, when, its consistency, and
+    why it cannot be used yet (the picker's heading already names the disk)."""
+    parts = [f"{'snapshot' if source.kind == 'snapshot' else 'restore point'} {source.name}"]
+    parts.append(source.created.strftime("%Y-%m-%d %H:%M UTC") if source.created else "time not known")
+    if source.consistency:
+        parts.append(source.consistency.removesuffix("Consistent").lower() + "-consistent")
+    if not source.ready:
+        parts.append(f"not ready: {source.state or 'state unknown'}")
+    return " · ".join(parts)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -156,6 +175,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
 
     BINDINGS = [
         Binding("o", "run_plan", "Recover", id="recovery.run"),
+        Binding("y", "backup_first", "Backup first", id="recovery.backup_first"),
         Binding("R", "resume", "Resume run", id="recovery.resume"),
         Binding("d", "operator_done", "Done", id="recovery.done"),
         Binding("H", "history", "Runs", id="recovery.history"),
@@ -193,6 +213,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self._nsg_hours = DEFAULT_NSG_HOURS
         self._nsg_wide_confirmed: str | None = None  # the phrase typed for * / Internet
         self._vpn_choices: dict[str, Any] = {}
+        self._retain_days = DEFAULT_RETAIN_DAYS  # backup-now: how long the recovery point is kept
+        self._restore_choices: dict[str, tuple[Any, Any]] = {}  # restore-disk: option id -> (disk, source)
         self.waiting_run: str | None = None  # the run on screen waits for the operator (d resumes it)
 
     # --- layout ------------------------------------------------------------------------
@@ -424,6 +446,21 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                     text.append(f" Also interrupted: {', '.join(chosen.siblings)}.", style="bold")
                 text.append("\nThe gateway reset is destructive: you type the VM's name to run it.")
             return text
+        if self._option_kind == "consistency":
+            return Text(
+                f"One restore point holds every disk of {self.facts.vm.name} at the same instant, in its restore point collection "
+                "(billed as incremental snapshots; kept until you delete it). Application-consistent needs the VM running with a "
+                "Ready VM agent (VSS on Windows, the pre/post scripts on Linux); crash-consistent can be taken of any VM.",
+                style="dim",
+            )
+        if self._option_kind == "backup":
+            return Text(
+                "The on-demand backup takes a snapshot of every disk, then copies it to the vault (that part can take hours and goes "
+                "on in Azure). The recovery point expires after the days shown (the plan gives the date); enter on the days line changes them.",
+                style="dim",
+            )
+        if self._option_kind == "restore":
+            return self._restore_text()
         if self._option_kind == "pip":
             return Text(
                 "A Basic IP is made Static and upgraded to Standard keeping its address (it is disassociated for about a minute); "
@@ -437,6 +474,21 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 style="dim",
             )
         return Text("A password or key is typed in a masked field, sent only in the extension's protected settings, and never kept.", style="dim")
+
+    def _restore_text(self) -> Text:
+        held, source = self._restore_choices.get(self._highlighted_option("#options") or "", (None, None))
+        vm = self.facts.vm.name
+        if held is None:
+            return Text(f"Neither a snapshot nor a restore point of a disk of {vm} was found.", style="dim")
+        kind = "snapshot" if source.kind == "snapshot" else "restore point"
+        text = Text(f"A new disk made from {kind} {source.name} replaces {held.disk_name}, which is kept, detached.\n", style="bold")
+        if held.disk == "os":
+            text.append("Interrupts service:", style="bold reverse")
+            text.append(f" {vm} is deallocated (you type its name), its OS disk swapped, and started again.")
+        else:
+            text.append(f"The data disk at LUN {held.disk} is swapped while the VM runs (you type its name): the guest loses it for a moment.")
+        text.append(f"\nWhat was written to it since the {kind} stays on the old disk only.", style="dim")
+        return text
 
     def _plan_text(self) -> Text:
         plan = self.plan
@@ -492,7 +544,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             text.append(f"  created {res.kind} {res.resource_id.rsplit('/', 1)[-1]} ({res.state})\n")
         if record.status == J.RUN_WAITING:
             text.append("d: the manual step is done, continue · R: resume (asks whether it is done)", style="bold")
-        elif record.unfinished:
+        elif record.status == J.RUN_FAILED:
+            text.append("R: resume once its cause is fixed · u: undo · L: release what it kept", style="bold")
+        elif resumable(record):
             text.append("R: resume this run", style="bold")
         else:
             text.append("u: undo what this run changed (where its steps can be) · L: release what it kept until released", style="dim")
@@ -505,6 +559,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             OPTIONS: "enter: choose · esc: back",
             PLAN: "read-only: changes are disabled · esc: back · ↑↓: step details"
             if self.read_only
+            else "o: run the plan · y: back up first or not · ↑↓: steps · esc: back"
+            if self._backup_first_offered()
             else "o: run the plan · ↑↓: steps · tab: details · esc: back",
             RUN: "running…"
             if self.running
@@ -618,6 +674,12 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.show_ip_options()
         elif self.scenario_id in ("move-to-zone", "move-to-set"):
             self.show_move_options()
+        elif self.scenario_id == "restore-point":
+            self.show_consistency_options()
+        elif self.scenario_id == "backup-now":
+            self.load_backup_options()
+        elif self.scenario_id == "restore-disk":
+            self.load_restore_sources()
         else:
             self.make_plan()
 
@@ -886,9 +948,127 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             sets.append(Option(f"{name} ({props.get('platformFaultDomainCount')} fault, {props.get('platformUpdateDomainCount')} update domains)", id=name))
         self.offer_options("set", sets)
 
+    def show_consistency_options(self) -> None:
+        """restore-point: application- or crash-consistent, the plan's default first; a mode the VM
+        cannot take now (not running, its agent not Ready) is greyed out with the plan's reason."""
+        from backend.recovery.scenarios.restore_point import MODES
+
+        default = scenarios.build_plan("restore-point", self.facts, {}).params.get("consistency")
+        words = {
+            "application": "Application-consistent: the VM agent freezes the applications for that instant",
+            "crash": "Crash-consistent: every disk at one instant, nothing frozen",
+        }
+        choices = []
+        for mode in MODES:
+            blockers = scenarios.build_plan("restore-point", self.facts, {"consistency": mode}).blockers
+            label = words.get(mode, mode) + ("  (the default)" if mode == default else "") + (f"  - not now: {blockers[0]}" if blockers else "")
+            choices.append(Option(label, id=mode, disabled=bool(blockers)))
+        self.offer_options("consistency", choices, highlighted=list(MODES).index(default) if default in MODES else None)
+
+    @work(exclusive=True, group="recovery", exit_on_error=False)
+    async def load_backup_options(self) -> None:
+        """backup-now: read whether Azure Backup protects the VM; a VM that cannot be backed up goes
+        straight to the plan, which says why."""
+        facts = await self._gather("backup-now", "the VM's Azure Backup protection")
+        if facts is None:
+            return
+        self._retain_days = DEFAULT_RETAIN_DAYS
+        if scenarios.build_plan("backup-now", facts, {}).blockers:
+            self.make_plan()
+            return
+        self.show_backup_options()
+
+    def show_backup_options(self, highlight: str = "backup") -> None:
+        days, _ = kept_until(self.facts, {"retain_days": self._retain_days})
+        vault = (self.facts.documents.get("backup") or {}).get("vault") or "its vault"
+        choices = [
+            Option(f"Back up now in vault {vault}, the recovery point kept {days} days", id="backup"),
+            Option(f"  days the recovery point is kept: {days} - enter to type 1 to 99", id="days"),
+        ]
+        self.offer_options("backup", choices, highlighted=[c.id for c in choices].index(highlight))
+
+    @work(exclusive=True, group="recovery-secret", exit_on_error=False)
+    async def ask_retain_days(self) -> None:
+        def check(value: str) -> str:
+            if not (value.isascii() and value.isdigit()):
+                raise ValueError("give a whole number of days from 1 to 99")
+            try:
+                days, _ = kept_until(self.facts, {"retain_days": int(value)})
+            except PlanError as exc:
+                raise ValueError(str(exc).replace("--retain-days ", "the days ")) from None
+            return str(days)
+
+        value = await self.app.push_screen_wait(
+            TextPrompt(
+                "How long is the recovery point kept?",
+                "Days (1-99: an on-demand backup of a VM is kept at most 99 days); it expires then, in its vault:",
+                value=str(self._retain_days),
+                check=check,
+            )
+        )
+        if value:
+            self._retain_days = int(value)
+        self.show_backup_options("backup" if value else "days")
+
+    @work(exclusive=True, group="recovery", exit_on_error=False)
+    async def load_restore_sources(self) -> None:
+        """restore-disk: the snapshots of the VM's disks, listed under the disk each restores."""
+        if self.facts is None:
+            return
+        from backend.recovery.sources import restore_sources
+
+        self.busy = "Reading the snapshots and restore points of the VM's disks…"
+        self.show_detail()
+        try:
+            sources = await restore_sources(self.aztriage.connected_backend, self.facts.vm)
+        except Exception as exc:
+            self._failed(f"reading the snapshots and restore points failed: {_one_line(exc)}")
+            return
+        finally:
+            self.busy = ""
+        self.show_restore_sources(sources)
+
+    def show_restore_sources(self, sources: list[Any]) -> None:
+        """One heading per disk of the VM (the OS disk, then each data disk by LUN), under it the
+        snapshots and restore points that hold it, newest first; one not ready yet (being created,
+        failed) is greyed out with its state, and a disk with nothing to restore from says so."""
+        choices: list[Option] = []
+        self._restore_choices = {}
+        for disk in self.facts.vm.disks:
+            if not disk.managed or not disk.id:
+                continue
+            which = "os" if disk.lun is None else str(disk.lun)
+            heading = f"OS disk {disk.name}" if disk.lun is None else f"Data disk {disk.name} (LUN {disk.lun})"
+            choices.append(Option(heading, id=f"disk:{which}", disabled=True))
+            mine = [source for source in sources if source.disk(which) is not None]
+            for source in mine:
+                option_id = f"source:{len(self._restore_choices)}"
+                self._restore_choices[option_id] = (source.disk(which), source)
+                choices.append(Option(f"  {_source_line(source)}", id=option_id, disabled=not source.ready))
+            if not mine:
+                choices.append(Option("  nothing to restore it from: snapshot-disks or restore-point takes one", id=f"none:{which}", disabled=True))
+        first = next((i for i, choice in enumerate(choices) if not choice.disabled), None)
+        self.offer_options("restore", choices, highlighted=first)
+
     @on(OptionList.OptionSelected, "#options")
     def _option_selected(self, event: OptionList.OptionSelected) -> None:
         choice = event.option.id or ""
+        if self._option_kind == "consistency":
+            self.params = {"consistency": choice}
+            self.make_plan()
+            return
+        if self._option_kind == "backup":
+            if choice == "days":
+                self.ask_retain_days()
+            else:
+                self.params = {"retain_days": self._retain_days}
+                self.make_plan()
+            return
+        if self._option_kind == "restore":
+            held, source = self._restore_choices[choice]
+            self.params = {"source": source.id, "disk": held.disk}
+            self.make_plan()
+            return
         if self._option_kind == "nsg":
             if choice == "wide":
                 self.confirm_wide_source()
@@ -1067,7 +1247,26 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if self.stage == PLAN:
             self.show_detail()
 
+    def _backup_first_offered(self) -> bool:
+        """The plan shown can take (or takes) an on-demand Azure Backup as its first step."""
+        plan = self.plan
+        if plan is None or self.facts is None or plan.scenario not in scenarios.OFFERS_BACKUP_FIRST:
+            return False
+        return bool(plan.params.get("backup_first")) or offers_backup_first(self.facts, plan)
+
+    def action_backup_first(self) -> None:
+        """y on a protected VM's plan: the on-demand backup as its first step, or not; the plan is made again."""
+        if self.stage != PLAN or self.running or not self._backup_first_offered():
+            return
+        assert self.plan is not None
+        self.params = {key: value for key, value in self.params.items() if key != "backup_first"}
+        if not self.plan.params.get("backup_first"):
+            self.params["backup_first"] = True
+        self.make_plan()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "backup_first":
+            return self.stage == PLAN and not self.running and self._backup_first_offered()
         if action == "run_plan":
             if self.stage != PLAN or self.plan is None or self.running:
                 return False
@@ -1076,7 +1275,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             if self.stage != RUNS or self.running:
                 return False
             record = self.query_one(RunTable).cursor_item
-            return True if record is not None and record.unfinished and record.status != "running" else None
+            return True if record is not None and resumable(record) else None
         if action == "operator_done":
             if self.running:
                 return False
@@ -1255,12 +1454,12 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     @on(FastTable.Selected, "#runs")
     def _run_selected(self) -> None:
         record = self.query_one(RunTable).cursor_item
-        if record is not None and record.unfinished:
+        if record is not None and resumable(record):
             self.action_resume()
 
     def action_resume(self) -> None:
         record = self.query_one(RunTable).cursor_item if self.stage == RUNS else None
-        if record is None or not record.unfinished:
+        if record is None or not resumable(record):
             self.notify("Choose an interrupted, waiting or failed run to resume.", timeout=3)
             return
         if self.aztriage.backend is None:

@@ -69,7 +69,8 @@ def _protection(facts: VmFacts) -> dict[str, Any]:
     return facts.documents.get("backup") or {}
 
 
-def _retain_until(facts: VmFacts, params: dict[str, Any]) -> tuple[int, str]:
+def kept_until(facts: VmFacts, params: dict[str, Any]) -> tuple[int, str]:
+    """(days, until when as ISO UTC) the on-demand recovery point is kept; a PlanError for days out of 1-99."""
     raw = params.get("retain_days")
     try:
         days = DEFAULT_RETAIN_DAYS if raw is None else int(raw)
@@ -101,7 +102,7 @@ def backup_step(facts: VmFacts, params: dict[str, Any], *, key: str = "backup-no
     protection = _protection(facts)
     item_id = str(protection.get("item_id") or "")
     vault, vault_id = str(protection.get("vault") or ""), str(protection.get("vault_id") or "")
-    days, retain_until = _retain_until(facts, params)
+    days, retain_until = kept_until(facts, params)
 
     async def find_started_job(ctx: StepContext, since: str) -> str | None:
         sent = parse_time(since)
@@ -200,7 +201,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     warnings = []
     if vm.power_state == "running" and vm.agent_status not in ("Ready", "not checked"):
         warnings.append(f"The VM agent reports '{vm.agent_status}': Azure Backup needs it to take the snapshot of a running VM, so the job will likely fail.")
-    days, _ = _retain_until(facts, params)
+    days, _ = kept_until(facts, params)
     return plan(
         "backup-now",
         "Back up now (Azure Backup)",
@@ -215,17 +216,22 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     )
 
 
+def offers_backup_first(facts: VmFacts, made: Plan) -> bool:
+    """Whether the plan can take an on-demand backup first: Azure Backup protects the VM (not stopped) and the plan can run."""
+    protection = _protection(facts)
+    return bool(protection.get("protected")) and not protection.get("stopped") and not made.blockers
+
+
 def offer_first(made: Plan, facts: VmFacts, params: dict[str, Any]) -> Plan:
     """A plan of ``scenarios.OFFERS_BACKUP_FIRST`` for a protected VM: with ``backup_first`` an on-demand backup
     is its first step after the pre-flight check; without, a warning says it can be."""
-    protection = _protection(facts)
-    if not protection.get("protected") or protection.get("stopped") or made.blockers:
+    if not offers_backup_first(facts, made):
         return made
     if not params.get("backup_first"):
         made.warnings = (
             *made.warnings,
-            f"{facts.vm.name} is protected by Azure Backup ({protection.get('describe')}): recover --backup-first "
-            "takes an on-demand backup as this plan's first step (or run backup-now before it).",
+            f"{facts.vm.name} is protected by Azure Backup ({_protection(facts).get('describe')}): recover --backup-first "
+            "(y on the Recovery pane's plan) takes an on-demand backup as this plan's first step (or run backup-now before it).",
         )
         return made
     at = next((i + 1 for i, s in enumerate(made.steps) if s.key == "preflight"), 0)
