@@ -1,7 +1,8 @@
 """Every dialog of the console at 80x24, as an operator on a small SSH window sees it:
 the confirm (Cancel first when the plan interrupts service), the destructive one that
 wants the VM's name typed (a wrong name said in words, the long body scrolled with its
-hint), the copy dialog, the one-line text prompt, the masked secret field with its
+hint), the rescue run that waits for the operator (its commands folded to paste back whole,
+the ARM id broken only before a '/'), the copy dialog (long values broken the same way), the one-line text prompt, the masked secret field with its
 confirmation, the question before quitting while a recovery runs, the SysRq dialog, and
 the option list that asks how to sign in to a rescue VM. SVGs in
 snapshots/test_dialog_snapshots/; update them with `--snapshot-update` on this whole file
@@ -76,6 +77,40 @@ def test_copy_dialog(snap_compare):
     ]
     dialog = CopyDialog("Copy: web-prod-01", items, file_stem="web-prod-01", write=lambda *_: None)
     assert snap_compare(Host(dialog), terminal_size=SIZE, run_before=settle())
+
+
+def rescue_instructions(os_type: str, address: str) -> str:
+    """A new rescue VM's instructions as the rescue scenario writes them once its address is known
+    (a layout of only what they read: the names, the LUN, how the operator signs in)."""
+    from types import SimpleNamespace
+
+    from backend.recovery.scenarios import rescue
+
+    windows = os_type == "Windows"
+    name = "iis-test-01" if windows else "api-dev-01"
+    layout = SimpleNamespace(
+        vm=SimpleNamespace(name=name, os_type=os_type),
+        rescue_name=f"rescue-{name}",
+        rescue_id=f"/subscriptions/c7a95f30-91be-4d28-8e4f-2b6d3a7c9015/resourceGroups/rescue-{name}-20261207015239/providers/Microsoft.Compute/virtualMachines/rescue-{name}",
+        lun=0,
+        copy_name=f"{name}-osdisk-rescued-20261207015239",
+        generation="V2",
+        verdict=None,
+        new_rescue=True,
+        credential="password" if windows else "ssh_key",
+        windows=windows,
+    )
+    return rescue._instructions(layout, address)
+
+
+@pytest.mark.parametrize("os_type", ["Linux", "Windows"])
+def test_rescue_waits_for_you_with_its_commands_whole(snap_compare, os_type):
+    from backend.shellcmd import POSIX, POWERSHELL, fold_text
+
+    shell = POWERSHELL if os_type == "Windows" else POSIX
+    lines = [rescue_instructions(os_type, "10.30.1.9"), "", "Is it done?"]
+    dialog = ConfirmDialog("Run 5a81ba44c8 waits for you", lines, action="It is done", fold=lambda text, width: fold_text(text, width, shell))
+    assert snap_compare(Host(dialog), terminal_size=SIZE, run_before=settle(*["pagedown"] * (0 if os_type == "Linux" else 2)))
 
 
 def test_text_prompt_with_a_refused_answer(snap_compare):

@@ -20,6 +20,7 @@ that the text that decides is on screen or reachable by keys:
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -150,15 +151,19 @@ def test_no_boot_to_rescue_at_80x24(term, tmp_path):
     whole(screen)
     term.keys("d")
     screen = term.wait_for("waits for you", timeout=30)
-    # Where the rescue VM is, at the top of the dialog (the run's result toast may cover its right side for 10 s).
-    wanted = ("private IP 10.", "ssh rescueadmin@10.", "aztriage console --vm rescue-api-dev-01")
+    # Where the rescue VM is, at the top of the dialog (the run's result toast may cover its right side for 10 s):
+    # the ssh line whole on a line of its own, as it is pasted.
+    wanted = ("private IP", "ssh rescueadmin@10.")
     deadline = time.monotonic() + 20
     while not all(w in " ".join(screen.split()) for w in wanted) and time.monotonic() < deadline:
         time.sleep(0.5)
         screen = term.screen()
     assert all(w in " ".join(screen.split()) for w in wanted), screen
+    assert re.search(r"█ +ssh rescueadmin@10\.\d+\.\d+\.\d+ +█", screen), screen
     whole(screen)
-    # The repair commands are in the same dialog, a few pages down.
+    # Its serial console just below, and the repair commands in the same dialog, a few pages down.
+    seen = keys_until(term, "aztriage console --vm rescue-api-dev-01", screen, "Down")
+    assert "aztriage console --vm rescue-api-dev-01" in seen, seen
     seen = keys_until(term, "lsblk", screen, "PageDown")
     assert "lsblk" in seen, seen
     # Its buttons (the run's result toast may sit over Cancel for its 10 s).

@@ -6,12 +6,16 @@ the repair is done, and the summary with the run's ledger."""
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pytest
 
 from tests.recovery_support import power, vm_doc
 from tests.rescue_support import guest
 from tests.tui_support import choose_scenario, choose_vm, confirm_by_name, detail, make_app, open_plan, open_recovery_pane, steps_text, wait_for, wait_loaded
 from widgets.confirm_dialog import ConfirmDialog
+from widgets.folded_text import FoldedText
 from widgets.secret_field import SecretDialog, SecretField
 
 KEY_BODY = "AAAAC3NzaC1lZDI1NTE5AAAAIConsoleRescueKey0042"
@@ -27,6 +31,28 @@ def private_journal(recovery_journal, monkeypatch):
 
 def log_text(screen) -> str:
     return "\n".join(str(line.text) for line in screen.query_one("#log").lines)
+
+
+async def commands_whole_at_80x24(pilot, dialog, rescue_id: str) -> None:
+    """The 'waits for you' dialog on an 80x24 screen: no line wider than its box, the rescue VM's
+    address whole on its ssh line, the Bastion command's ARM id broken only before a '/' with
+    bash's line continuation (so the lines pasted are the command), no comment line that runs."""
+    await pilot.resize_terminal(80, 24)
+    await pilot.pause(0.3)
+    box = dialog.query_one("#confirm-lines", FoldedText)
+    lines = box.lines
+    assert box.size.width <= 70 and all(len(line) <= box.size.width for line in lines), (box.size.width, lines)
+    (ssh,) = [line for line in lines if "ssh rescueadmin@" in line]
+    assert re.fullmatch(r"\s+ssh rescueadmin@10\.\d+\.\d+\.\d+", ssh), ssh  # the address whole, alone with its command
+    text = "\n".join(lines)
+    assert f"--target-resource-id {rescue_id} --auth-type ssh-key" in re.sub(r" \\\n\s*", " ", text).replace("\\\n", ""), text
+    for line, after in itertools.pairwise(lines):
+        if line.endswith("\\") and not line.endswith(" \\"):  # a word broken by a continuation: only before a '/'
+            assert line[-2].isalnum() and after.startswith("/"), (line, after)
+    # Every address on screen is whole: none ends a line cut after a dot.
+    assert not any(re.search(r"\b\d{1,3}(\.\d{1,3}){0,2}\.?$", line) for line in lines if "10." in line and "ssh" not in line), lines
+    await pilot.resize_terminal(120, 40)
+    await pilot.pause(0.3)
 
 
 async def rescue_options(pilot, screen) -> list[str]:
@@ -78,6 +104,7 @@ async def test_rescue_from_the_pane_waits_for_d_and_ends_with_the_ledger(emu):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="is it done?")
         asked = "\n".join(app.screen._lines)
         assert "lsblk" in asked and "ssh rescueadmin@10." in asked
+        await commands_whole_at_80x24(pilot, app.screen, vm_doc(emu, "rescue-api-dev-01")["doc"]["id"])
         await pilot.press("enter")
         # The rest deallocates the VM: its name is typed again.
         await confirm_by_name(pilot, "api-dev-01")

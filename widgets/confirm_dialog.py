@@ -7,6 +7,8 @@ with them on screen."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +17,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from widgets.folded_text import FoldedText, plain_layout
 from widgets.plain import plain_content
 from widgets.scroll_panel import ScrollPanel, fit_in_frame
 
@@ -55,11 +58,22 @@ class ConfirmDialog(ModalScreen[bool]):
     MIN_BODY_LINES = 3
 
     def __init__(
-        self, title: str, lines: list[str], *, type_name: str | None = None, action: str = "Run", cancel_first: bool = False, typed_what: str | None = None
+        self,
+        title: str,
+        lines: list[str],
+        *,
+        type_name: str | None = None,
+        action: str = "Run",
+        cancel_first: bool = False,
+        typed_what: str | None = None,
+        fold: Callable[[str, int], str] | None = None,
     ) -> None:
         """cancel_first: Cancel has the focus, so an Enter pressed out of habit changes nothing.
-        typed_what: what the text to type is and what it allows (default: the VM's name, for destructive steps)."""
+        typed_what: what the text to type is and what it allows (default: the VM's name, for destructive steps).
+        fold: lays the body out for a width (text, width) -> text, where it holds commands the
+        operator copies (backend.shellcmd.fold_text), instead of Textual's wrap."""
         super().__init__()
+        self._fold = fold
         self._typed_what = typed_what
         self._title = title
         self._lines = lines
@@ -72,7 +86,11 @@ class ConfirmDialog(ModalScreen[bool]):
             # Plain text, never markup: step titles carry [brackets] and VM names anything.
             yield Static(self._title, id="confirm-title", markup=False)
             with ScrollPanel(id="confirm-body", name="more", reach=None):
-                yield Static("\n".join(self._lines), id="confirm-lines", markup=False)
+                if self._fold is not None:
+                    fold, text = self._fold, "\n".join(self._lines)
+                    yield FoldedText(plain_layout(lambda width: fold(text, width)), id="confirm-lines")
+                else:
+                    yield Static("\n".join(self._lines), id="confirm-lines", markup=False)
             if self.type_name:
                 yield _Hint(f"Type {self._what} to {self._allows}:", id="confirm-hint", markup=False)
                 yield Input(placeholder=self.type_name, id="confirm-name", select_on_focus=False)

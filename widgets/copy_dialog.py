@@ -2,9 +2,12 @@
 
 A terminal copies through OSC 52 only if it (and tmux, and the SSH client) allow it, and
 nothing tells the app whether it did. So the dialog shows each value in full, where the
-operator can select it with the mouse (shift+drag in most terminals), sends one to the
-clipboard with its number key and says "sent", never "copied", and writes them all to a
-file in the export folder on `x`."""
+operator can select it with the mouse, sends one to the clipboard with its number key and
+says "sent", never "copied", and writes them all to a file in the export folder on `x`.
+
+A value longer than a line (an ARM id, a portal link) is broken only before a `/` (or after a
+space), never inside a name, a GUID or an address, and what is selected in the dialog comes back
+in one piece (widgets/folded_text.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from backend.shellcmd import break_token
+from widgets.folded_text import FoldedText
 from widgets.plain import plain_content
 from widgets.scroll_panel import ScrollPanel, fit_in_frame
 
@@ -68,14 +73,11 @@ class CopyDialog(ModalScreen[None]):
         with Vertical():
             yield Static(self._title, id="copy-title", markup=False)
             with ScrollPanel(id="copy-body", name="values", reach="tab"):
-                text = Text()
-                for number, (label, value) in enumerate(self.items, start=1):
-                    text.append(f"{number}  {label}\n", style="bold")
-                    text.append(value + "\n", style="")
-                yield Static(text, id="copy-values", markup=False)
+                yield FoldedText(self._layout, id="copy-values")
             yield Static(
-                "Select a value above with the mouse (shift+drag in most terminals), or press its number to send it to the clipboard "
-                f"by OSC 52. {clipboard_caveat()} x writes them all to the export folder.",
+                "Select a value above with the mouse: a drag then ctrl+c sends it in one piece, as its number key does, to the "
+                f"clipboard by OSC 52. {clipboard_caveat()} Shift+drag, the terminal's own selection in most terminals, copies it as "
+                "shown, a line per piece. x writes them all, whole, to the export folder.",
                 id="copy-hint",
                 markup=False,
             )
@@ -84,6 +86,18 @@ class CopyDialog(ModalScreen[None]):
                     yield Button(plain_content(f"{number} {label}"), id=f"copy-send-{number}")
                 yield Button("x file", id="copy-export")
                 yield Button("Close", id="copy-close")
+
+    def _layout(self, width: int) -> tuple[list[Text], set[int]]:
+        """Each value under its label; one longer than the line in pieces (soft breaks)."""
+        lines: list[Text] = []
+        soft: set[int] = set()
+        for number, (label, value) in enumerate(self.items, start=1):
+            lines.append(Text(f"{number}  {label}", style="bold"))
+            for i, piece in enumerate(break_token(value, width)):
+                if i:
+                    soft.add(len(lines))
+                lines.append(Text(piece))
+        return lines, soft
 
     def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self._fit)

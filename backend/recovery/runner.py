@@ -360,7 +360,8 @@ class Runner:
         try:
             if step.kind is Kind.MANUAL and state == J.WAITING:
                 if not self.operator_done:
-                    await self._emit(run_id, index, "waiting", step.instructions or step.title, state=J.WAITING)
+                    found = str(outputs.get("instructions") or "")
+                    await self._emit(run_id, index, "waiting", found or step.instructions or step.title, state=J.WAITING)
                     return J.WAITING
                 self.journal.set_step(run_id, index, J.DONE, message="the operator said it is done")
                 await self._emit(run_id, index, "done", "the operator said it is done", state=J.DONE)
@@ -377,8 +378,10 @@ class Runner:
                         await self._emit(run_id, index, "failed", check.reason, state=J.FAILED)
                         return J.FAILED
                     if check.verdict == WAIT:
-                        self.journal.set_step(run_id, index, J.WAITING, message=check.reason)
-                        await self._emit(run_id, index, "waiting", step.instructions or check.reason, state=J.WAITING)
+                        # Instructions the check wrote from what it found (a rescue VM's address) replace the plan's.
+                        found = str((check.data or {}).get("instructions") or "")
+                        self.journal.set_step(run_id, index, J.WAITING, message=check.reason, outputs={"instructions": found} if found else None)
+                        await self._emit(run_id, index, "waiting", found or step.instructions or check.reason, state=J.WAITING)
                         return J.WAITING
                     if check.verdict == ALREADY_DONE:
                         return await self._verify(ctx, step, skipped_because=check.reason)

@@ -43,6 +43,7 @@ from backend.recovery.scenarios.rescue import UNFIT_RESCUE_VERDICTS
 from backend.recovery.scenarios.resize import choices as resize_choices
 from backend.recovery.scenarios.resize import difference
 from backend.recovery.scenarios.upgrade_public_ip import ip_choices as upgrade_ip_choices
+from backend.shellcmd import POSIX, POWERSHELL, fold_text
 from tui.messages import OpenRecovery
 from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.confirm_dialog import ConfirmDialog
@@ -1427,7 +1428,15 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         # A check's result repeats what its precondition already said: say it once.
         text = ev.message if ev.message != self._log_last else {"skipped": "already done", "verified": "ok"}.get(ev.event, ev.message)
         self._log_last = ev.message
+        if ev.event == "waiting" and "\n" in text:
+            # What the operator does now, its commands folded to paste back whole (the log would cut them anywhere).
+            text = fold_text(text, max(20, log_view.scrollable_content_region.width - len(mark) - 1), self._shell())
         log_view.write(f"{mark}{text}")
+
+    def _shell(self) -> str:
+        """The shell the commands of this VM's instructions are written for."""
+        os_type = self.plan.vm.os_type if self.plan is not None else ""
+        return POWERSHELL if (os_type or "").lower() == "windows" else POSIX
 
     # --- runs in the journal -----------------------------------------------------------------------
 
@@ -1564,11 +1573,16 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         operator_done = False
         waiting = [s for s in record.steps if s.state == J.WAITING]
         if waiting:
+            # What the step wrote when it began to wait (the rescue VM's address in it), else the plan's.
+            found = str(waiting[0].outputs.get("instructions") or "")
+            said = [waiting[0].message, ""] if waiting[0].message and not found else []
+            shell = self._shell()
             operator_done = await self.app.push_screen_wait(
                 ConfirmDialog(
                     f"Run {run_id} waits for you",
-                    [*([waiting[0].message, ""] if waiting[0].message else []), plan.steps[waiting[0].idx].instructions or waiting[0].title, "", "Is it done?"],
+                    [*said, found or plan.steps[waiting[0].idx].instructions or waiting[0].title, "", "Is it done?"],
                     action="It is done",
+                    fold=lambda text, width: fold_text(text, width, shell),  # its commands stay whole and paste back as they are
                 )
             )
             if not operator_done:

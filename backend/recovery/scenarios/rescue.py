@@ -582,42 +582,66 @@ def sign_in(layout: RescueLayout) -> str:
     return f"nobody yet: {ADMIN} has a random password that is never kept"
 
 
-def reach(layout: RescueLayout, private_ip: str | None = None) -> str:
-    """Where a new rescue VM is reached: it has no public IP."""
+def reach(layout: RescueLayout, private_ip: str | None = None) -> list[str]:
+    """Where a new rescue VM is reached (it has no public IP): lines of prose, each command on an
+    indented line of its own, whole, so it is copied as it is (fold_text folds it for a narrow screen)."""
     address = private_ip or "PRIVATE_IP"
     name = layout.rescue_name
-    by_network = (
-        f"{sh('mstsc', f'/v:{address}')} from a machine in {layout.vm.name}'s virtual network (a VPN, or another VM there), "
-        f"or Azure Bastion: {sh('az', 'network', 'bastion', 'rdp', '--name', 'BASTION', '--resource-group', 'BASTION_GROUP', '--target-resource-id', layout.rescue_id)}"
-        if layout.windows
-        else f"{sh('ssh', f'{ADMIN}@{address}')} from a machine in {layout.vm.name}'s virtual network (a VPN, or another VM there), "
-        f"or Azure Bastion: {sh('az', 'network', 'bastion', 'ssh', '--name', 'BASTION', '--resource-group', 'BASTION_GROUP', '--target-resource-id', layout.rescue_id, '--auth-type', 'ssh-key' if layout.credential == 'ssh_key' else 'password', '--username', ADMIN)}"
-    )
+    lines: list[str] = []
+    if layout.credential is None:
+        lines += [f"First give {ADMIN} a password or key:", "    " + sh("aztriage", "recover", "--vm", name, "--scenario", "reset-access", "--password-stdin")]
+    where = f"from a machine in {layout.vm.name}'s virtual network (a VPN, or another VM there)"
     if not private_ip:
-        by_network += " (PRIVATE_IP: the rescue VM's private address, shown when it is created)"
-    console = f"or its serial console: {sh('aztriage', 'console', '--vm', name)} (i in the console)"
+        where += " (PRIVATE_IP: the rescue VM's private address, shown when it is created)"
+    bastion = [
+        "az",
+        "network",
+        "bastion",
+        "rdp" if layout.windows else "ssh",
+        "--name",
+        "BASTION",
+        "--resource-group",
+        "BASTION_GROUP",
+        "--target-resource-id",
+        layout.rescue_id,
+    ]
+    if layout.windows:
+        lines += [f"By RDP {where}:", "    " + sh("mstsc", f"/v:{address}")]
+    else:
+        lines += [f"By SSH {where}:", "    " + sh("ssh", f"{ADMIN}@{address}")]
+        bastion += ["--auth-type", "ssh-key" if layout.credential == "ssh_key" else "password", "--username", ADMIN]
+    lines += ["or through Azure Bastion:", "    " + sh(*bastion)]
+    console = "or its serial console (i in the console)"
     if layout.credential == "ssh_key":
         console += ", which signs in with a password: set one with reset-access first"
-    elif layout.credential is None:
-        by_network = f"first give {ADMIN} a password or key: aztriage recover --vm {name} --scenario reset-access --password-stdin; then {by_network}"
-    return f"{by_network}; {console}"
+    lines += [console + ":", "    " + sh("aztriage", "console", "--vm", name)]
+    return lines
 
 
-def _instructions(layout: RescueLayout) -> str:
-    """What the operator does on the rescue VM, with the commands for this disk at its LUN."""
+def one_line(lines: list[str]) -> str:
+    """reach()'s lines as one line (the journal's message, a CLI line): a command ends at its ';'."""
+    return " ".join(line.strip() + (";" if line[:1].isspace() else "") for line in lines).rstrip(";")
+
+
+def _instructions(layout: RescueLayout, private_ip: str | None = None) -> str:
+    """What the operator does on the rescue VM, with the commands for this disk at its LUN, each
+    command on an indented line of its own (whole, so it pastes as it is)."""
     vm, rescue_name, lun, copy_name = layout.vm, layout.rescue_name, layout.lun, layout.copy_name
     commands = repair_commands(vm.os_type, lun, layout.generation, vm.name, copy_name, layout.verdict)
-    access = (
-        f"it has no public IP. Sign in as {sign_in(layout)}: {reach(layout)}"
-        if layout.new_rescue
-        else f"on {rescue_name}, where the copy is the disk at LUN {lun}"
-    )
+    head = f"Repair the copy {copy_name} ({vm.os_type}, attached at LUN {lun}) on the rescue VM {rescue_name}"
+    if layout.new_rescue:
+        lines = [head + (f" (private IP {private_ip}, no public IP)." if private_ip else ": it has no public IP."), f"Sign in as {sign_in(layout)}."]
+        lines += reach(layout, private_ip)
+    else:
+        lines = [head + f", where the copy is the disk at LUN {lun}."]
     return "\n".join(
-        [
-            f"Repair the copy {copy_name} ({vm.os_type}, attached at LUN {lun}) on the rescue VM {rescue_name}: {access}. As {'Administrator' if layout.windows else 'root'}:"
-        ]
+        lines
+        + [f"Then, as {'Administrator (PowerShell)' if layout.windows else 'root'}:"]
         + [f"  {line}" for line in commands]
-        + ["When the copy is repaired (and unmounted), say so: aztriage recover --resume RUN_ID --operator-done (d in the Recovery pane)."]
+        + [
+            "When the copy is repaired (and unmounted), say so (d in the Recovery pane):",
+            "  " + sh("aztriage", "recover", "--resume", "RUN_ID", "--operator-done"),
+        ]
     )
 
 
@@ -1039,8 +1063,11 @@ def _repair_step(layout: RescueLayout) -> Step:
 
     async def operator_pre(ctx: StepContext) -> Check:
         address = await rescue_private_ip(ctx, layout)
-        where = f" (private IP {address}; sign in as {sign_in(layout)}: {reach(layout, address)})" if layout.new_rescue else ""
-        return wait_for_operator(f"repair the copy {copy_name} on {rescue_name}{where}, then resume with --operator-done")
+        where = f" (private IP {address}; sign in as {sign_in(layout)}: {one_line(reach(layout, address))})" if layout.new_rescue else ""
+        # The instructions again, now that the rescue VM's address is known: what the operator is shown.
+        return wait_for_operator(
+            f"repair the copy {copy_name} on {rescue_name}{where}, then resume with --operator-done", instructions=_instructions(layout, address)
+        )
 
     async def operator_verify(ctx: StepContext) -> Verification:
         return verified("the operator said the copy is repaired")
