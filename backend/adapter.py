@@ -103,11 +103,13 @@ class InventorySource(Connected, Protocol):
         instance_views: int | None = ...,
         on_progress: Callable[[Inventory], None] | None = None,
         visible: Sequence[Subscription] | None = None,
+        views_after_lists: bool = False,
     ) -> Inventory:
         """``on_progress``, when given, sees the inventory so far as each subscription's
         lists are joined (``Inventory.views_pending``: instance views still being read).
         ``visible``: the subscriptions the caller listed a moment ago (list_subscriptions),
-        used instead of listing them again."""
+        used instead of listing them again. ``views_after_lists``: no instance view is read
+        before every list is in (a console that shows the whole table first)."""
         ...
 
     async def read_instance_views(self, vms: Iterable[Vm], *, concurrency: int = ...) -> tuple[dict[str, Vm], dict[str, str]]:

@@ -168,3 +168,32 @@ async def test_tls_trusts_only_the_given_ca(emulator, tmp_path):
         assert "certificate" in str(err.value).lower() or "ssl" in str(err.value).lower()
     finally:
         await b.close()
+
+
+async def test_a_console_first_load_reads_no_instance_view_before_every_list_is_in(backend, fresh_emulator):
+    """views_after_lists (the console's first load): the lists of every subscription are all
+    answered before the first instance view is asked for, and the views are still read (their
+    VMs are pending in every part shown before)."""
+    emulator_control(fresh_emulator, "POST", "/_emulator/reset")  # an empty request log of this test's own
+    # One subscription's disks come a second late: the others' lists are in well before.
+    late = (await backend.list_subscriptions())[-1].subscription_id
+    emulator_control(
+        fresh_emulator,
+        "POST",
+        "/_emulator/faults",
+        {"match": f"/subscriptions/{late}/providers/Microsoft.Compute/disks", "method": "GET", "status": None, "delay_s": 1.0, "count": 1},
+    )
+    parts = []
+    inv = await backend.inventory(on_progress=parts.append, views_after_lists=True)
+    log = [r["path"] for r in emulator_control(fresh_emulator, "GET", "/_emulator/requests")]
+    views = [n for n, path in enumerate(log) if path.endswith("/instanceView")]
+    lists = [
+        n
+        for n, path in enumerate(log)
+        if path.count("/") <= 6 and path.rsplit("/", 1)[-1] in ("virtualMachines", "networkInterfaces", "disks", "publicIPAddresses")
+    ]
+    assert views and lists and max(lists) < min(views)
+    read = {vm.id.lower() for vm in inv.vms if vm.instance_view_read}
+    assert read and not inv.views_pending
+    whole = next(p for p in parts if p.lists_pending == 0)
+    assert read <= whole.views_pending  # shown with "…" until read

@@ -368,7 +368,9 @@ class AztriageApp(App[int]):
             # A large inventory is frozen as it lands, before the collector is back (tui/gc_pacing.py).
             with self.gc_pacer.loading():
                 listed, self._listed_subscriptions = self._listed_subscriptions, None  # listed by connect() a moment ago
-                inventory = await self.connected_backend.inventory(subscriptions, on_progress=partial.seen if partial else None, visible=listed)
+                inventory = await self.connected_backend.inventory(
+                    subscriptions, on_progress=partial.seen if partial else None, visible=listed, views_after_lists=partial is not None
+                )
                 if self.gc_pacer.landed(len(inventory.vms)):
                     self.set_interval(1.0, self.gc_pacer.tick)
         finally:

@@ -354,6 +354,7 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePo
         instance_views: int | None = DEFAULT_INSTANCE_VIEWS,
         on_progress: Callable[[Inventory], None] | None = None,
         visible: Sequence[Subscription] | None = None,
+        views_after_lists: bool = False,
     ) -> Inventory:
         """Every VM of the chosen subscriptions, joined from subscription-wide lists, or
         from Azure Resource Graph when ``settings.uses_graph`` says so for this many
@@ -366,6 +367,10 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePo
         subscription starts reading its share of them (``instance_views.shares``) as
         soon as its own VM list is in; what a share leaves unused is read once every
         list is in, for the VMs ``instance_views.choose`` ranks first among the rest.
+        With ``views_after_lists`` no instance view is read before every list is in: the
+        console's first table waits for the lists alone (500 instance views read meanwhile
+        took about a fifth of the CPU the console spent before showing 10,000 VMs,
+        `benchmarks/launch.py`); their facts show "…" until read.
 
         ``on_progress`` (optional) is called with the inventory so far each time a
         subscription's lists are joined and once more when every list is in; its
@@ -375,7 +380,7 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePo
         The cyclic collector is paused meanwhile (see ``backend.gcpause``): the
         parsed documents hold no cycles and collecting them was half the time."""
         with gc_paused():
-            return await self._inventory(subscription_ids, instance_views, on_progress, visible)
+            return await self._inventory(subscription_ids, instance_views, on_progress, visible, views_after_lists)
 
     async def _inventory(
         self,
@@ -383,6 +388,7 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePo
         instance_views: int | None,
         on_progress: Callable[[Inventory], None] | None,
         visible: Sequence[Subscription] | None = None,
+        views_after_lists: bool = False,
     ) -> Inventory:
         from backend.azure.instance_views import CONCURRENCY, read_instance_views
         from backend.instance_views import shares
@@ -399,10 +405,15 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePo
         chosen: set[str] = set()  # lower-case ids of the VMs whose view is read (or being read)
         parts: dict[int, Inventory | SubscriptionError] = {}  # by the subscription's position in subs
 
-        def read_views(vms: list[Vm]) -> None:
+        held: list[list[Vm]] = []  # views_after_lists: chosen, read once every list is in
+
+        def read_views(vms: list[Vm], *, now: bool = False) -> None:
             if vms:
                 chosen.update(vm.id.lower() for vm in vms)
-                view_reads.append(asyncio.ensure_future(read_instance_views(self, vms, semaphore=view_gate)))
+                if views_after_lists and not now:
+                    held.append(vms)
+                else:
+                    view_reads.append(asyncio.ensure_future(read_instance_views(self, vms, semaphore=view_gate)))
 
         def progress(read: dict[str, Vm] | None = None) -> None:
             if on_progress is not None:
@@ -445,10 +456,12 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePo
 
         try:
             await asyncio.gather(*(one(n, s) for n, s in enumerate(subs)))
+            for vms in held:
+                read_views(vms, now=True)
             if instance_views is not None and instance_views > len(chosen):
                 everything = _combine(subs, errors, parts, {}, frozenset(), requests=0, started=started)
                 rest = [vm for vm in choose(everything, None) if vm.id.lower() not in chosen][: instance_views - len(chosen)]
-                read_views(rest)
+                read_views(rest, now=True)
                 if rest:
                     progress()
             read: dict[str, Vm] = {}
