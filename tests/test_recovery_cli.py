@@ -119,6 +119,11 @@ def test_read_only_shows_every_change_disabled_and_sends_no_write(emu, home):
         (["--vm", "web-prod-03", "--scenario", "resize", "--size", "Standard_Q99_v9", "--yes"], "cannot take size Standard_Q99_v9"),
         (["--resume", "nosuchrun"], "there is no run nosuchrun"),
         (["--vm", "files-shared-01", "--scenario", "reset-access", "--ssh-key", "/nonexistent.pub", "--yes"], "cannot be read"),
+        (["--vm", "web-prod-03", "--scenario", "restore-point", "--retain-days", "7"], "--retain-days only applies to --scenario backup-now"),
+        (["--vm", "web-prod-03", "--scenario", "backup-now", "--consistency", "crash"], "--consistency only applies to --scenario restore-point"),
+        (["--vm", "web-prod-03", "--scenario", "restore-point", "--source", "snap-1"], "--source and --disk only apply to --scenario restore-disk"),
+        (["--vm", "web-prod-03", "--scenario", "restart", "--backup-first"], "--backup-first only applies to --scenario recreate"),
+        (["--resume", "nosuchrun", "--consistency", "crash"], "--resume continues a run as it was planned"),
     ],
 )
 def test_bad_input_is_one_sentence_exit_2_and_changes_nothing(emu, home, args, message):

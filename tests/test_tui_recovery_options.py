@@ -10,12 +10,15 @@ import pytest
 
 from tests.recovery_support import arm_request, journal_path, json_lines, vm_doc
 from tests.rescue_support import fault
-from tests.test_recovery_cli import aztriage, runs
+from tests.test_recovery_cli import aztriage, one_line_error, runs
 from tests.test_tui_network_options import answer, move_to, option_ids, option_text
 from tests.tui_support import choose_scenario, choose_vm, detail, make_app, open_options, open_plan, open_recovery_pane, steps_text, wait_for
 from tui.screens.recovery import RecoveryScreen
 from widgets.confirm_dialog import ConfirmDialog
+from widgets.secret_field import SecretDialog
 from widgets.text_prompt import TextPrompt
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtest ops@contoso"
 
 pytestmark = pytest.mark.xdist_group("tui-recovery")
 
@@ -246,3 +249,66 @@ async def test_a_hostile_snapshot_name_is_shown_as_text(emu):
         assert "[bold]x[/bold]" in line and "\x1b" not in line and "\u202e" not in line
         shown = detail(screen)
         assert "[bold]x[/bold]" in shown and "\x1b" not in shown
+
+
+async def test_every_other_option_the_cli_takes_is_in_the_pane(emu, tmp_path):
+    """reset-access's --reset-config with --ssh-key, rescue's --rescue-vm without --run-fixes and
+    move-to-set's --availability-set of any name: each chosen by keys, recorded as the CLI records it."""
+    app = make_app(emu)
+    async with app.run_test(size=(80, 24)) as pilot:
+        # reset-access on Linux: the SSH configuration reset and a key installed, in one run.
+        screen = await open_options(pilot, "build-lnx-01", "reset-access")
+        await move_to(pilot, screen, "config+ssh_key")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen._option_kind == "account", what="the accounts")
+        await pilot.press("enter")  # azureuser, the VM's administrator
+        await wait_for(pilot, lambda: isinstance(app.screen, SecretDialog), what="the key dialog")
+        await pilot.press(*KEY, "enter")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert {k: screen.plan.params[k] for k in ("credential", "reset_config", "username")} == {
+            "credential": "ssh_key",
+            "reset_config": True,
+            "username": "azureuser",
+        }
+        changes = screen.plan.steps[1].changes
+        assert "restores the default sshd configuration" in changes and "adds the SSH public key to azureuser" in changes
+        await pilot.press("escape")
+
+        # rescue on an existing VM, the disk repaired by hand (no common fixes run).
+        await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "vms", what="the VMs")
+        await pilot.press("escape")
+        await choose_vm(pilot, screen, "api-dev-01")
+        await choose_scenario(pilot, screen, "rescue")
+        await wait_for(pilot, lambda: screen.stage == "options", what="the rescue options")
+        sandbox = vm_doc(emu, "dev-sandbox-01")["doc"]["id"]
+        assert option_text(screen, f"existing-manual:{sandbox}") == "  Use dev-sandbox-01; you repair the disk yourself"
+        await move_to(pilot, screen, f"existing-manual:{sandbox}")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert screen.plan.params == {"rescue_vm": sandbox, "run_fixes": False, "credential": None}
+        assert not any("common fixes" in step.title.lower() for step in screen.plan.steps)
+        await pilot.press("escape")
+
+        # move-to-set into a set named by the operator (refused: a name Azure would not take).
+        await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "vms", what="the VMs")
+        await pilot.press("escape")
+        await choose_vm(pilot, screen, "sql-prod-02")
+        await choose_scenario(pilot, screen, "move-to-set")
+        await wait_for(pilot, lambda: screen.stage == "options", what="the sets")
+        assert option_ids(screen)[-1] == "+set"
+        await pilot.press("G", "enter")
+        prompt = await answer(pilot, app, "avset sql/c")
+        assert app.screen is prompt and "is not an availability set's name" in str(prompt.query_one("#prompt-error").content)
+        await answer(pilot, app, "avset-sql-prod-c")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        set_id = screen.plan.params["availability_set"]
+        assert set_id.endswith("/availabilitySets/avset-sql-prod-c") and not screen.plan.blockers
+    assert dry_run_params(emu, tmp_path, "--vm", "sql-prod-02", "--scenario", "move-to-set", "--availability-set", "avset-sql-prod-c") == {
+        "availability_set": set_id
+    }
+    refused = cli(emu, tmp_path, "recover", "--vm", "sql-prod-02", "--scenario", "move-to-set", "--availability-set", "sql/c", "--dry-run")
+    assert refused.returncode == 2 and "is not an availability set's name" in one_line_error(refused)

@@ -114,10 +114,12 @@ def _check_args(args: argparse.Namespace) -> None:
             or args.gateway
             or args.zone
             or args.availability_set
+            or _restore_args(args)
         ):
             raise CliError(
                 "--resume continues a run as it was planned: --dry-run, --size, --username, --reset-config, --rescue-vm, --run-fixes, "
-                "--source-ip, --confirm-source, --disable-rule, --hours, --public-ip, --connection, --gateway, --zone and --availability-set do not apply"
+                "--source-ip, --confirm-source, --disable-rule, --hours, --public-ip, --connection, --gateway, --zone, --availability-set, "
+                "--retain-days, --consistency, --source, --disk and --backup-first do not apply"
             )
         return
     if args.operator_done:
@@ -152,6 +154,19 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError("--public-ip only applies to --scenario upgrade-public-ip")
     if args.password_stdin and args.ssh_key:
         raise CliError("give either --password-stdin or --ssh-key, not both")
+    if args.retain_days is not None and args.scenario != "backup-now":
+        raise CliError("--retain-days only applies to --scenario backup-now (a backup taken first by --backup-first is kept 30 days)")
+    if args.consistency and args.scenario != "restore-point":
+        raise CliError("--consistency only applies to --scenario restore-point")
+    if (args.source or args.disk) and args.scenario != "restore-disk":
+        raise CliError("--source and --disk only apply to --scenario restore-disk")
+    if args.backup_first and args.scenario not in scenarios.OFFERS_BACKUP_FIRST:
+        raise CliError(f"--backup-first only applies to --scenario {', '.join(scenarios.OFFERS_BACKUP_FIRST)}")
+
+
+def _restore_args(args: argparse.Namespace) -> bool:
+    """Options of backup-now, restore-point, restore-disk and --backup-first (none applies to a resume)."""
+    return bool(args.retain_days is not None or args.consistency or args.source or args.disk or args.backup_first)
 
 
 def _nsg_args(args: argparse.Namespace) -> bool:

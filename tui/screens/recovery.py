@@ -59,6 +59,7 @@ log = logging.getLogger("aztriage.console")
 
 VMS, SCENARIOS, OPTIONS, PLAN, RUN, RUNS = "vms", "scenarios", "options", "plan", "run", "runs"
 NEW_ACCOUNT = "+account"  # the option that names another account (no account name starts with +)
+NEW_SET = "+set"  # the option that names another availability set (no set's name starts with +)
 
 
 @dataclass(frozen=True)
@@ -744,6 +745,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 Option(f"Set a new password for {account}", id="password"),
                 Option(f"Install an SSH public key for {account}", id="ssh_key"),
                 Option("Reset the SSH configuration and set a new password", id="config+password"),
+                Option("Reset the SSH configuration and install an SSH public key", id="config+ssh_key"),
             ]
         self.offer_options("access", choices)
 
@@ -769,6 +771,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         ]
         for other in candidates[:5]:
             choices.append(Option(f"Use {other.name} ({other.resource_group}) as the rescue VM; run the common fixes", id=f"existing:{other.id}"))
+            choices.append(Option(f"  Use {other.name}; you repair the disk yourself", id=f"existing-manual:{other.id}"))
         self.offer_options("rescue", choices)
 
     def show_rescue_access_options(self) -> None:
@@ -947,7 +950,34 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             props = doc.get("properties") or {}
             name = set_id.rsplit("/", 1)[-1]
             sets.append(Option(f"{name} ({props.get('platformFaultDomainCount')} fault, {props.get('platformUpdateDomainCount')} update domains)", id=name))
+        sets.append(Option("Another set: type its name (one of the VM's group, or a new one)", id=NEW_SET))
         self.offer_options("set", sets)
+
+    @work(exclusive=True, group="recovery-secret", exit_on_error=False)
+    async def ask_set_name(self) -> None:
+        """move-to-set: a set named by the operator, as --availability-set takes it."""
+        from backend.recovery.scenarios.move import check_set_name
+
+        def check(value: str) -> str:
+            try:
+                return check_set_name(value)
+            except PlanError as exc:
+                raise ValueError(str(exc)) from None
+
+        vm = self.facts.vm
+        name = await self.app.push_screen_wait(
+            TextPrompt(
+                "Which availability set?",
+                f"Its name: a set of {vm.resource_group} in {vm.location}, or a new one the run creates there (2 fault, 5 update domains):",
+                check=check,
+                placeholder=f"avset-{vm.name}"[:80],
+            )
+        )
+        if not name:
+            self.show_move_options()
+            return
+        self.params = {"availability_set": name}
+        self.make_plan()
 
     def show_consistency_options(self) -> None:
         """restore-point: application- or crash-consistent, the plan's default first; a mode the VM
@@ -1091,8 +1121,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.make_plan()
             return
         if self._option_kind == "rescue":
-            picked = choice.split(":", 1)[1] if choice.startswith("existing:") else None
-            self.params = {"rescue_vm": picked, "run_fixes": choice != "new"}
+            how, _, picked = choice.partition(":")
+            self.params = {"rescue_vm": picked or None, "run_fixes": how in ("new+fixes", "existing")}
             if picked:
                 self.make_plan()
             else:
@@ -1111,6 +1141,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.params = {"size": choice}
             self.make_plan()
             return
+        if self._option_kind == "set" and choice == NEW_SET:
+            self.ask_set_name()
+            return
         if self._option_kind in ("zone", "set"):
             self.params = {"zone": choice} if self._option_kind == "zone" else {"availability_set": choice}
             self.make_plan()
@@ -1122,7 +1155,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 self.ask_secret(self.params["credential"], choice)
             return
         reset_config = "config" in choice
-        credential = "password" if "password" in choice else "ssh_key" if choice == "ssh_key" else None
+        credential = "password" if "password" in choice else "ssh_key" if "ssh_key" in choice else None
         self.params = {"credential": credential, "reset_config": reset_config if credential else None}
         if credential:
             self.show_account_options()

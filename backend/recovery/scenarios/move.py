@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -68,10 +69,26 @@ def _where(params: dict[str, Any]) -> str:
     return f"zone {params['zone']}" if params.get("zone") else f"availability set {short(params.get('availability_set') or '')}"
 
 
+# Azure's rule for an availability set's name: 1-80 letters, digits, '_', '.', '-'; it starts with a
+# letter or digit and ends with a letter, digit or '_'.
+SET_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?")
+
+
+def check_set_name(value: str) -> str:
+    """An availability set's name as given (`--availability-set`, or typed in the Recovery pane), or a PlanError."""
+    name = value.strip()
+    if not SET_NAME.fullmatch(name):
+        raise PlanError(
+            f"{name[:90]!r} is not an availability set's name: 1-80 letters, digits, '_', '.' or '-', starting with a letter or digit "
+            "and ending with a letter, digit or '_' (or give the set's id)"
+        )
+    return name
+
+
 def _set_id(vm: Vm, value: str) -> str:
     if value.lower().startswith("/subscriptions/"):
         return value.rstrip("/")
-    return resource_id(vm.subscription_id, vm.resource_group, "Microsoft.Compute/availabilitySets", value)
+    return resource_id(vm.subscription_id, vm.resource_group, "Microsoft.Compute/availabilitySets", check_set_name(value))
 
 
 def _disk_doc(facts: VmFacts, disk_id: str | None) -> dict[str, Any]:
