@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from backend.models import id_name
 from tests.support import emulator_control
 from tests.tui_support import arm_post, make_app, renderable_text, table_lines, wait_for, wait_loaded
 from widgets.error_rows import ErrorRows
@@ -290,17 +291,33 @@ async def test_first_load_shows_rows_before_instance_views_and_fills_them_in(fre
     emulator_control(emulator, "DELETE", "/_emulator/faults")
 
 
-async def test_the_detail_never_splits_an_address_at_80_columns(emulator):
+async def test_the_detail_never_cuts_an_address_a_name_or_an_id_at_80_columns(emulator):
+    """Every VM's detail at 80 columns (the panel's 77): each address, FQDN, disk, NIC and NSG
+    name is whole on one line; the resource id and the portal link, longer than a line, are
+    broken only before a '/' (an IP cut as 127.10.1.1 / 9 misreads as another host)."""
     app = make_app(emulator)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_loaded(pilot)
-        from widgets.vm_detail import nics_section
+        from widgets.vm_detail import vm_detail_renderable
 
         for vm in app.inventory.vms:
-            addresses = [ip for nic in vm.nics for ip in nic.private_ips] + [p.ip_address for nic in vm.nics for p in nic.public_ips if p.ip_address]
-            text = renderable_text(nics_section(vm, app.inventory), width=76)
-            for address in addresses:
-                assert any(address in line for line in text.splitlines()), (vm.name, address, text)
+            text = renderable_text(vm_detail_renderable(vm, app.inventory, app.now()), width=77)
+            lines = [line.strip() for line in text.splitlines()]
+            whole = [ip for nic in vm.nics for ip in nic.private_ips] + [p.ip_address for nic in vm.nics for p in nic.public_ips if p.ip_address]
+            whole += [p.fqdn for nic in vm.nics for p in nic.public_ips if p.fqdn] + [d.name for d in vm.disks] + [n.name for n in vm.nics]
+            whole += [id_name(n.nsg_id) for n in vm.nics if n.nsg_id] + [e.name for e in vm.extensions]
+            for value in whole:
+                assert any(value in line for line in lines), (vm.name, value, text)
+            for label, value in (("Resource id", vm.id), ("Portal", vm.portal_url), ("Image", vm.image or "")):
+                if not value:
+                    continue
+                at = next(i for i, line in enumerate(lines) if line.startswith(label))
+                pieces = [lines[at][len(label) :].strip()]
+                for line in lines[at + 1 :]:
+                    if "".join(pieces) == value:
+                        break
+                    pieces.append(line)
+                assert "".join(pieces) == value and all(p[:1] in "/:" for p in pieces[1:]), (vm.name, pieces)
 
 
 async def test_the_whole_table_is_shown_as_soon_as_every_subscription_is_listed():

@@ -4,11 +4,13 @@ Delete), NICs, the NSG rules that apply, extensions, and where it lives."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -16,6 +18,7 @@ from textual.widgets import Static
 
 from backend.backup import BackupBook, age
 from backend.models import Inventory, NetworkSecurityGroup, SecurityRule, Vm, id_name
+from backend.shellcmd import break_token
 from widgets import fmt
 from widgets.plain import add_plain_row
 from widgets.scroll_panel import ScrollPanel
@@ -25,6 +28,24 @@ TONE_STYLE = {"ok": "green", "warn": "yellow", "bad": "bold red", "muted": "dim"
 
 def _heading(title: str) -> Text:
     return Text(f"\n{title}", style="bold underline")
+
+
+class Unbroken:
+    """A value that is never cut inside a name, a GUID or an address: when it is longer than the
+    width it gets (an ARM id, a portal link, an image URN, a disk's name), it is broken only
+    before one of its separators, and each piece starts with it. Rich folds it anywhere."""
+
+    def __init__(self, value: str, separators: str = "/?&#", style: str | Style = "") -> None:
+        self.value, self.separators, self.style = value, separators, style
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        # Narrowest: its longest piece between two separators; widest: the whole value on one line.
+        pieces = re.split(f"(?=[{re.escape(self.separators)}])|(?<= )", self.value) if self.value else [""]
+        return Measurement(min(options.max_width, max(len(p) for p in pieces)), max(len(self.value), 1))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for piece in break_token(self.value, options.max_width, self.separators):
+            yield Text(piece, style=self.style, no_wrap=True, overflow="crop")
 
 
 def _kv(rows: list[tuple[str, RenderableType | str]]) -> Table:
@@ -37,7 +58,7 @@ def _kv(rows: list[tuple[str, RenderableType | str]]) -> Table:
 
 
 def _table(*headers: str) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False, expand=False)
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False, expand=False)
     for h in headers:
         table.add_column(h, overflow="fold")
     return table
@@ -78,7 +99,8 @@ def overview(vm: Vm, subscription_name: str, pending: bool = False) -> Table:
         ("Resource group", vm.resource_group),
         ("Location", vm.location + (f", zone {','.join(vm.zones)}" if vm.zones else "")),
         ("Size", vm.size + (f"  ({vm.priority})" if vm.priority and vm.priority != "Regular" else "")),
-        ("OS", " ".join(p for p in (vm.os_type, vm.image or "", f"gen {vm.hyper_v_generation}" if vm.hyper_v_generation else "", vm.security_type or "") if p)),
+        ("OS", " ".join(p for p in (vm.os_type, f"gen {vm.hyper_v_generation}" if vm.hyper_v_generation else "", vm.security_type or "") if p)),
+        *([("Image", Unbroken(vm.image, ":/"))] if vm.image else []),
         ("Power", _toned(power, power_tone)),
         ("Provisioning", _toned(vm.provisioning_state, None if vm.provisioning_state == "Succeeded" else "bad")),
         ("SLA shape", _toned(sla, "warn" if vm.sla_shape == "none" else None)),
@@ -88,7 +110,7 @@ def overview(vm: Vm, subscription_name: str, pending: bool = False) -> Table:
         ("Public IPs", ", ".join(vm.public_ips) or "-"),
     ]
     if vm.fqdn:
-        rows.append(("FQDN", vm.fqdn))
+        rows.append(("FQDN", Unbroken(vm.fqdn, ".")))
     if vm.computer_name or vm.admin_username:
         rows.append(("Computer", " ".join(p for p in (vm.computer_name or "", f"admin {vm.admin_username}" if vm.admin_username else "") if p)))
     return _kv(rows)
@@ -179,8 +201,19 @@ def backup_section(vm: Vm, book: BackupBook | None, now: datetime) -> Renderable
     return _kv(rows)
 
 
+def _facts(*facts: RenderableType | str) -> Text:
+    """Short facts on one line, between dots; a line too long breaks between them, never inside one."""
+    text = Text()
+    for fact in facts:
+        if text:
+            text.append(" · ")
+        text.append(fact if isinstance(fact, Text) else Text(str(fact)))
+    return text
+
+
 def disks_section(vm: Vm) -> Table:
-    table = _table("DISK", "NAME", "SKU", "SIZE", "CACHING", "ON VM DELETE")
+    """A card per disk: where it is and its name on a line of their own (a name is never cut), then its facts."""
+    rows: list[tuple[str, RenderableType | str]] = []
     for disk in vm.disks:
         where = "OS" if disk.lun is None else f"LUN {disk.lun}"
         if disk.ephemeral:
@@ -188,50 +221,49 @@ def disks_section(vm: Vm) -> Table:
         sku = disk.sku or ("VHD " + (disk.storage_account or "") if not disk.managed else "-")
         size = f"{disk.size_gb} GB" if disk.size_gb else "-"
         if disk.data_loss_risk:
-            delete = Text("Delete ! DATA LOSS RISK", style="bold red")
+            delete = Text("on VM delete: Delete ! DATA LOSS RISK", style="bold red")
         else:
-            delete = Text(disk.delete_option, style="green")
-        add_plain_row(table, where, disk.name, sku, size, disk.caching or "-", delete)
-    return table
+            delete = Text(f"on VM delete: {disk.delete_option}", style="green")
+        rows.append((where, Group(Unbroken(disk.name, "_-."), _facts(sku, size, f"caching {disk.caching or '-'}", delete))))
+    return _kv(rows)
 
 
 def nics_section(vm: Vm, inventory: Inventory | None) -> Table:
-    table = _table("NIC", "PRIVATE IP", "PUBLIC IP", "NSG", "SUBNET NSG", "ON VM DELETE")
+    """A card per NIC: its name, its addresses (each whole), the FQDN, the NSGs and what happens on delete."""
+    rows: list[tuple[str, RenderableType | str]] = []
     for nic in vm.nics:
-        public = (
-            ", ".join((p.ip_address or "(none)") + (f" {p.fqdn}" if p.fqdn else "") + (f" [{p.allocation}]" if p.allocation else "") for p in nic.public_ips)
-            or "-"
-        )
         name = nic.name + (" (primary)" if nic.primary and len(vm.nics) > 1 else "")
+        lines: list[RenderableType] = [Unbroken(name, "-_.")]
         extras = []
         if nic.accelerated_networking:
-            extras.append("accel")
+            extras.append("accelerated networking")
         if nic.load_balancer_inbound_nat_rule_ids:
             extras.append(f"{len(nic.load_balancer_inbound_nat_rule_ids)} LB NAT rule(s)")
-        if extras:
-            name += "\n" + ", ".join(extras)
-        nsg = id_name(nic.nsg_id) if nic.nsg_id else Text("none", style="yellow")
-        subnet_nsg = id_name(nic.subnet_nsg_id) if nic.subnet_nsg_id else Text("none", style="dim")
-        delete = Text(nic.delete_option, style="yellow" if nic.delete_option.lower() == "delete" else "")
-        add_plain_row(table, name, ", ".join(nic.private_ips) or "-", public, nsg, subnet_nsg, delete)
-    # An address is never split across two lines (127.10.1.1 / 9 misreads as another host):
-    # the address columns are at least as wide as their longest address.
-    for column, texts in ((1, [ip for nic in vm.nics for ip in nic.private_ips]), (2, [p.ip_address or "" for nic in vm.nics for p in nic.public_ips])):
-        table.columns[column].min_width = max([len(t) for t in texts] + [len(str(table.columns[column].header))])
-    return table
+        public = [(p.ip_address or "(none)") + (f" [{p.allocation}]" if p.allocation else "") for p in nic.public_ips]
+        lines.append(_facts(f"private {', '.join(nic.private_ips) or '-'}", f"public {', '.join(public) or '-'}", *extras))
+        for fqdn in (p.fqdn for p in nic.public_ips if p.fqdn):
+            lines.append(Unbroken(f"FQDN {fqdn}", "."))
+        nsg = Text("NSG ") + (Text(id_name(nic.nsg_id)) if nic.nsg_id else Text("none", style="yellow"))
+        subnet_nsg = Text("subnet NSG ") + (Text(id_name(nic.subnet_nsg_id)) if nic.subnet_nsg_id else Text("none", style="dim"))
+        delete = Text(f"on VM delete: {nic.delete_option}", style="yellow" if nic.delete_option.lower() == "delete" else "")
+        lines.append(_facts(nsg, subnet_nsg, delete))
+        rows.append(("NIC", Group(*lines)))
+    return _kv(rows)
 
 
 def _rule_row(table: Table, rule: SecurityRule) -> None:
     access = Text("Allow", style="green") if rule.access.lower() == "allow" else Text("DENY", style="bold red")
-    name = rule.name + (" (default)" if rule.default else "")
+    name: RenderableType = Unbroken(rule.name, "-_.")
+    if rule.default:
+        name = Group(name, Text("(default)", style="dim"))
     add_plain_row(
         table,
         str(rule.priority),
         name,
         access,
         rule.protocol,
-        ",".join(rule.source_prefixes),
-        ",".join(rule.destination_ports),
+        Unbroken(",".join(rule.source_prefixes), ","),  # an address or a range is never cut
+        Unbroken(",".join(rule.destination_ports), ","),
     )
 
 
@@ -272,20 +304,18 @@ def nsg_section(vm: Vm, inventory: Inventory | None) -> RenderableType:
 
 
 def extensions_section(vm: Vm) -> RenderableType:
+    """A card per extension: its name, then its type, version, state and status."""
     if not vm.extensions:
         return Text("none", style="dim")
-    table = _table("EXTENSION", "TYPE", "VERSION", "STATE", "STATUS")
+    rows: list[tuple[str, RenderableType | str]] = []
     for ext in vm.extensions:
         state = ext.provisioning_state or "-"
-        add_plain_row(
-            table,
-            ext.name,
-            f"{ext.publisher}.{ext.type}" if ext.publisher and ext.type else (ext.type or "-"),
-            ext.version or "-",
-            _toned(state if state == "Succeeded" else state.upper(), None if state == "Succeeded" else "bad"),
-            ext.status or "-",
-        )
-    return table
+        kind = f"{ext.publisher}.{ext.type}" if ext.publisher and ext.type else (ext.type or "-")
+        facts = _facts(f"version {ext.version or '-'}", _toned(state if state == "Succeeded" else state.upper(), None if state == "Succeeded" else "bad"))
+        if ext.status:
+            facts.append(f" · {ext.status}")
+        rows.append(("", Group(Unbroken(ext.name, "-_."), Unbroken(kind, "."), facts)))
+    return _kv(rows)
 
 
 def verdict_section(verdict: Any) -> RenderableType:
@@ -337,8 +367,7 @@ def vm_detail_renderable(vm: Vm, inventory: Inventory | None, now: datetime, ver
     ]
     if vm.tags:
         parts += [_heading("Tags"), Text(", ".join(f"{k}={v}" for k, v in vm.tags))]
-    link = Text(vm.portal_url, style=Style(link=vm.portal_url))
-    parts += [_heading("Where"), _kv([("Resource id", vm.id), ("Portal", link)])]
+    parts += [_heading("Where"), _kv([("Resource id", Unbroken(vm.id)), ("Portal", Unbroken(vm.portal_url, style=Style(link=vm.portal_url)))])]
     return Group(*parts)
 
 
