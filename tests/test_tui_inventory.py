@@ -397,6 +397,9 @@ async def test_rows_are_made_again_only_for_vms_whose_row_changed(emulator, monk
         keys = [vm.id.lower() for vm in inventory.vms]
         first = {key: table.get_row(key) for key in keys}
         assert all(first.values())
+        # The VMs that need attention are counted as the rows are made, as the status line says.
+        attention = sum(app.verdict_for(vm).needs_attention for vm in inventory.vms)
+        assert attention and f"{attention} need attention" in str(app.screen.query_one("#status-line").content)
 
         app.screen.show_inventory(dataclasses.replace(inventory, events=tuple(inventory.events)))
         await wait_for(pilot, lambda: not any(w.group == "inventory-rows" and w.is_running for w in app.screen.workers), what="the rows")
