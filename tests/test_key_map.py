@@ -72,6 +72,28 @@ async def test_help_shows_the_consoles_keys_not_the_filter_boxs(emulator):
         assert "cursor left" not in shown.lower() and "delete" not in shown.lower(), shown
 
 
+async def test_footers_and_status_lines_are_whole_at_80_columns_with_a_filter_on(emulator):
+    """With a filter on, each pane's footer still ends with '? Keys' (the esc key's 'Clear filter'
+    pushed it off), and the Connectivity status line's keys end whole, filtered or not ('x .rdp' was cut)."""
+    app = make_app(emulator)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot)
+        for pane in ("1", "3", "5", "6"):
+            await pilot.press(pane)
+            await pilot.pause(0.3)
+            app.screen.set_filter("web")
+            await pilot.pause(0.3)
+            lines = screen_text(app).splitlines()
+            assert "? Keys" in lines[-1], (pane, lines[-1])
+            if pane == "3":
+                assert lines[-2].rstrip().endswith("x .rdp"), lines[-2]
+        await pilot.press("3")
+        await pilot.pause(0.3)
+        app.screen.set_filter("")
+        await pilot.pause(0.3)
+        assert screen_text(app).splitlines()[-2].rstrip().endswith("x .rdp")
+
+
 async def test_o_from_the_inventory_and_p_from_the_vm_detail(emulator):
     from tui.screens.connectivity import ConnectivityScreen
     from tui.screens.recovery import RecoveryScreen

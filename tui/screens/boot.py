@@ -156,7 +156,7 @@ class BootScreen(StateRowsMixin, TablePane[BootTable]):
         Binding("e", "enable", "Enable", id="boot.enable"),
         Binding("i", "console", "Serial console", show=False, id="boot.console"),
         Binding("slash", "filter", "Filter", show=False, id="boot.filter"),
-        Binding("escape", "clear_filter", "Clear filter", id="boot.clear_filter"),
+        Binding("escape", "clear_filter", "Clear", id="boot.clear_filter"),
     ]
 
     def after_filter(self) -> None:
@@ -274,6 +274,14 @@ class BootScreen(StateRowsMixin, TablePane[BootTable]):
     def _cursor(self) -> None:
         self.show_detail()
         self.update_status()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "enable":
+            # Offered for a VM whose boot diagnostics are off (the footer has no room for a key that does nothing).
+            state = self.table.cursor_state
+            return state is not None and not state.vm.boot_diagnostics.enabled
+        return super().check_action(action, parameters)
 
     async def action_open_recovery(self) -> None:
         await recover_from_boot(self, self.table.cursor_state)

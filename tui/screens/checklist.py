@@ -49,7 +49,7 @@ class ChecklistScreen(TablePane[FindingsTable]):
 
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="checklist.filter"),
-        Binding("escape", "clear_filter", "Clear filter", id="checklist.clear_filter"),
+        Binding("escape", "clear_filter", "Clear", id="checklist.clear_filter"),
         Binding("v", "toggle_grouping", "View", id="checklist.group"),
         Binding("x", "export_report", "Export", id="checklist.export_report"),
     ]

@@ -431,7 +431,11 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
             marked = len({s.vm.id for s in self.states.values() if s.marked})
             if marked:
                 text.append(f" {marked} marked ·")
-        text.append(" p probe · F shown · a all · space mark · o recover · z from Azure · c copy · x .rdp")
+        # The keys, whole at 80 columns: shorter when the filter or the marks take the start of the line.
+        if text.plain:
+            text.append(" p probe · o recover · z Azure · c copy · x .rdp")
+        else:
+            text.append(" p probe · F shown · a all · space mark · o recover · z Azure · c copy · x .rdp")
         self.set_status(text)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:

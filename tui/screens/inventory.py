@@ -36,7 +36,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
 
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="inventory.filter"),
-        Binding("escape", "clear_filter", "Clear filter", id="inventory.clear_filter"),
+        Binding("escape", "clear_filter", "Clear", id="inventory.clear_filter"),
         Binding("o", "recover", "Recover", id="inventory.recover"),
         Binding("p", "probe", "Probe", id="inventory.probe"),
         Binding("x", "export", "Export", show=False, id="inventory.export"),
