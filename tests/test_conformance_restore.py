@@ -101,7 +101,7 @@ def test_the_restore_sources_read_the_examples(as_model):
 async def test_the_emulator_answers_with_the_examples_keys(rig):
     _, result = await rig.run("sql-prod-01", "restore-point", {"consistency": "crash"})
     assert result.status == "succeeded", result.summary
-    (collection,) = resources(rig.emu, "Microsoft.Compute/restorePointCollections")
+    (collection,) = [c for c in resources(rig.emu, "Microsoft.Compute/restorePointCollections") if c["name"] == "rpc-sql-prod-01"]
     status, expanded = arm_request(rig.emu, "GET", collection["id"] + "?$expand=restorePoints")
     assert status == 200 and len(expanded["properties"]["restorePoints"]) == 1
     vocab = key_paths(body(COLLECTION))

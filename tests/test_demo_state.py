@@ -45,3 +45,21 @@ def test_the_readme_two_step_rescue_finishes_in_the_demo_and_reset_forgets_it(tm
     # Afresh: api-dev-01 does not boot again.
     again = cli(home, "bootlog", "--demo", "--vm", "api-dev-01", "--format", "json")
     assert again.returncode == 0 and json.loads(again.stdout)["booted"] is False
+
+
+def test_the_demo_restores_iis_test_01_from_last_nights_restore_point_and_it_boots_again(tmp_path):
+    """iis-test-01 stops on INACCESSIBLE_BOOT_DEVICE; the demo keeps a snapshot of its OS disk from
+    yesterday and last night's restore point: the plan names both when --source is missing, and
+    restoring from the restore point brings back a guest that boots and answers RDP."""
+    home = tmp_path / "home"
+    asked = cli(home, "recover", "--demo", "--vm", "iis-test-01", "--scenario", "restore-disk")
+    assert asked.returncode == 2, asked.stdout + asked.stderr
+    assert "iis-test-01 has: restore point rp-nightly · " in asked.stderr and "; snapshot iis-test-01-os-before-update · " in asked.stderr
+    before = cli(home, "bootlog", "--demo", "--vm", "iis-test-01", "--format", "json")
+    assert before.returncode == 0 and json.loads(before.stdout)["booted"] is False
+    done = cli(home, "recover", "--demo", "--vm", "iis-test-01", "--scenario", "restore-disk", "--source", "rp-nightly", "--yes", "--confirm", "iis-test-01")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "from restore point rp-nightly (its disk restore point of iis-test-01_OsDisk_1_" in done.stdout
+    assert "all 6 steps verified" in done.stdout and "RDP answers" in done.stdout
+    after = cli(home, "bootlog", "--demo", "--vm", "iis-test-01", "--format", "json")
+    assert after.returncode == 0 and json.loads(after.stdout)["booted"] is True, json.loads(after.stdout)["summary"]

@@ -361,7 +361,7 @@ async def test_a_backup_or_restore_write_that_fails_stops_there_and_resumes_once
         if scenario == "restore-disk":
             _, taken = await rig.run(vm_name, "restore-point", {"consistency": "crash"})
             assert taken.status == J.RUN_SUCCEEDED, taken.summary
-            (point,) = resources(emu, "Microsoft.Compute/restorePointCollections/restorePoints")
+            (point,) = [p for p in resources(emu, "Microsoft.Compute/restorePointCollections/restorePoints") if f"/rpc-{vm_name}/" in p["id"].lower()]
             params = {"source": point["name"]}
         plan, facts = await rig.plan(vm_name, scenario, params)
         at = plan.keys.index(key)
@@ -388,7 +388,8 @@ async def test_a_backup_or_restore_write_that_fails_stops_there_and_resumes_once
             assert disk["properties"]["creationData"]["createOption"] == "Restore" and _state(disk) == "Succeeded"
             assert vm_doc(emu, vm_name)["doc"]["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"].lower() == disk["id"].lower()
         if scenario == "restore-point":
-            (point,) = resources(emu, "Microsoft.Compute/restorePointCollections/restorePoints")  # one, taken again if it failed
+            # one, taken again if it failed
+            (point,) = [p for p in resources(emu, "Microsoft.Compute/restorePointCollections/restorePoints") if f"/rpc-{vm_name}/" in p["id"].lower()]
             assert _state(point) == "Succeeded"
             assert {r.kind: r.state for r in rig.journal.resources(resumed.run_id)} == {"restore-point-collection": "keep", "restore-point": "keep"}
     finally:

@@ -18,8 +18,13 @@ from tests.rescue_support import killed_at, states
 VM = "sql-prod-01"  # running, agent ready, an OS disk and two data disks
 
 
-def restore_points(emu) -> list[dict]:
-    return resources(emu, "Microsoft.Compute/restorePointCollections/restorePoints")
+def restore_points(emu, rtype: str = "restorePoints") -> list[dict]:
+    """The VM's restore points (or their diskRestorePoints): the demo keeps another VM's too."""
+    return [d for d in resources(emu, f"Microsoft.Compute/restorePointCollections/{rtype}") if f"/rpc-{VM}/" in d["id"].lower()]
+
+
+def collections(emu) -> list[dict]:
+    return [d for d in resources(emu, "Microsoft.Compute/restorePointCollections") if d["name"] == f"rpc-{VM}"]
 
 
 def taken(rig, result, *, mode: str = "ApplicationConsistent") -> dict:
@@ -56,7 +61,7 @@ async def test_every_disk_is_captured_at_one_instant(rig):
     disks = [meta["storageProfile"]["osDisk"], *meta["storageProfile"]["dataDisks"]]
     assert len(disks) == 3 and all(d["diskRestorePoint"]["id"].startswith(rp["id"] + "/diskRestorePoints/") for d in disks)
     assert meta["hardwareProfile"]["vmSize"] == "Standard_E4s_v5"
-    drps = resources(rig.emu, "Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints")
+    drps = restore_points(rig.emu, "restorePoints/diskRestorePoints")
     assert {d["properties"]["sourceResourceId"].lower() for d in drps} == {d["managedDisk"]["id"].lower() for d in disks}
     assert "holds all 3 disks of sql-prod-01, ApplicationConsistent" in result.record.steps[-1].message
     ledger = {r.kind: r.state for r in rig.journal.resources(result.run_id)}
@@ -157,12 +162,12 @@ async def test_release_deletes_the_restore_points_the_run_took_and_its_collectio
     done = {item.kind: (text, ok) for item, text, ok in await release(rig.backend, rig.journal, first.run_id)}
     assert done["restore-point"] == ("deleted", True)
     assert done["restore-point-collection"] == (f"kept: it holds 1 restore point this run did not take ({two['name']})", True)
-    assert [p["id"] for p in restore_points(rig.emu)] == [two["id"]] and resources(rig.emu, "Microsoft.Compute/restorePointCollections")
+    assert [p["id"] for p in restore_points(rig.emu)] == [two["id"]] and collections(rig.emu)
     done = {item.kind: (text, ok) for item, text, ok in await release(rig.backend, rig.journal, second.run_id)}
     assert done == {"restore-point": ("deleted", True)} and not restore_points(rig.emu)
-    assert resources(rig.emu, "Microsoft.Compute/restorePointCollections")  # not the second run's to delete
+    assert collections(rig.emu)  # not the second run's to delete
     done = {item.kind: (text, ok) for item, text, ok in await release(rig.backend, rig.journal, first.run_id)}
     assert done == {"restore-point-collection": ("deleted (it held no other restore point)", True)}
-    assert not resources(rig.emu, "Microsoft.Compute/restorePointCollections")
+    assert not collections(rig.emu)
     assert {r.state for r in rig.journal.resources(first.run_id)} == {"released"}
     assert one["id"] != two["id"]

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..changes import change_row, property_change
+from ..ids import parse_id
 from . import serial
 
 # --------------------------------------------------------------------------- time
@@ -894,6 +895,123 @@ class EstateBuilder:
         doc["properties"] = props
         self.add(doc)
         return did
+
+    def snapshot(self, disk_id: str, name: str, *, at: int, tags: dict | None = None) -> str:
+        """A full snapshot of a disk of the estate taken `at` seconds from now (Snapshots_CreateOrUpdate, Copy)."""
+        disk = self.docs[disk_id]
+        props = disk["properties"]
+        p = parse_id(disk_id)
+        sid = rid(p.subscription, p.resource_group, "Microsoft.Compute/snapshots", name)
+        doc: dict[str, Any] = {
+            "name": name,
+            "id": sid,
+            "type": "Microsoft.Compute/snapshots",
+            "location": disk["location"],
+            "tags": dict(tags or {}),
+            "sku": {"name": "Standard_LRS", "tier": "Standard"},
+            "properties": {
+                **{k: props[k] for k in ("osType", "hyperVGeneration", "supportedCapabilities", "securityProfile") if k in props},
+                "creationData": {"createOption": "Copy", "sourceResourceId": disk_id, "sourceUniqueId": props.get("uniqueId")},
+                "diskSizeGB": props.get("diskSizeGB"),
+                "diskSizeBytes": props.get("diskSizeBytes"),
+                "encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+                "incremental": False,
+                "networkAccessPolicy": "AllowAll",
+                "publicNetworkAccess": "Enabled",
+                "timeCreated": self.clock.o(at),
+                "uniqueId": self.guid(sid),
+                "provisioningState": "Succeeded",
+            },
+        }
+        self.add(doc)
+        return sid
+
+    def restore_point(self, vm_doc: dict, name: str, *, at: int, consistency: str = "ApplicationConsistent", tags: dict | None = None) -> str:
+        """A restore point of every disk of a VM of the estate, taken `at` seconds from now, in the
+        VM's collection ``rpc-<vm>`` (made here when it is not yet): the collection, the restore
+        point with its sourceMetadata, and a disk restore point per disk, as Azure keeps them."""
+        p = parse_id(vm_doc["id"])
+        vprops = vm_doc["properties"]
+        rpc = rid(p.subscription, p.resource_group, "Microsoft.Compute/restorePointCollections", f"rpc-{vm_doc['name']}")
+        if rpc not in self.docs:
+            self.add(
+                {
+                    "name": f"rpc-{vm_doc['name']}",
+                    "id": rpc,
+                    "type": "Microsoft.Compute/restorePointCollections",
+                    "location": vm_doc["location"],
+                    "tags": dict(tags or {}),
+                    "properties": {
+                        "source": {"id": vm_doc["id"], "location": vm_doc["location"]},
+                        "restorePointCollectionId": self.guid(rpc),
+                        "provisioningState": "Succeeded",
+                    },
+                }
+            )
+        rp = f"{rpc}/restorePoints/{name}"
+        storage = vprops["storageProfile"]
+        disk_points: list[dict] = []  # added after their restore point
+
+        def entry(ref: dict, os_type: str | None) -> dict:
+            disk = self.docs[ref["managedDisk"]["id"]]
+            dprops = disk["properties"]
+            drp = f"{rp}/diskRestorePoints/{disk['name']}_{self.guid(rp + disk['id'])}"
+            disk_points.append(
+                {
+                    "id": drp,
+                    "name": drp.rsplit("/", 1)[-1],
+                    "type": "Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints",
+                    "properties": {
+                        "timeCreated": self.clock.o(at),
+                        "sourceResourceId": disk["id"],
+                        "sourceUniqueId": dprops.get("uniqueId"),
+                        "sourceResourceLocation": disk["location"],
+                        **{k: dprops[k] for k in ("osType", "hyperVGeneration", "supportedCapabilities") if k in dprops},
+                        "familyId": self.guid("family" + disk["id"]),
+                        "networkAccessPolicy": "AllowAll",
+                        "publicNetworkAccess": "Enabled",
+                        "completionPercent": 100.0,
+                        "replicationState": "Succeeded",
+                    },
+                }
+            )
+            out = {k: ref[k] for k in ("lun", "name", "caching") if k in ref}
+            out["diskSizeGB"] = dprops.get("diskSizeGB")
+            out["managedDisk"] = {"id": disk["id"], "storageAccountType": disk["sku"]["name"]}
+            out["diskRestorePoint"] = {"id": drp}
+            if os_type:
+                out["osType"] = os_type
+            return out
+
+        os_ref = storage["osDisk"]
+        point = {
+            "name": name,
+            "id": rp,
+            "type": "Microsoft.Compute/restorePointCollections/restorePoints",
+            "properties": {
+                "consistencyMode": consistency,
+                "excludeDisks": [],
+                "sourceMetadata": {
+                    "vmId": vprops.get("vmId"),
+                    "location": vm_doc["location"],
+                    "hardwareProfile": dict(vprops.get("hardwareProfile") or {}),
+                    "storageProfile": {
+                        "osDisk": entry(os_ref, os_ref.get("osType")),
+                        "dataDisks": [entry(ref, None) for ref in storage.get("dataDisks") or ()],
+                        "diskControllerType": storage.get("diskControllerType") or "SCSI",
+                    },
+                    "osProfile": {k: v for k, v in (vprops.get("osProfile") or {}).items() if k in ("computerName", "adminUsername")},
+                    "securityProfile": dict(vprops.get("securityProfile") or {}),
+                    "diagnosticsProfile": dict(vprops.get("diagnosticsProfile") or {}),
+                },
+                "timeCreated": self.clock.o(at),
+                "provisioningState": "Succeeded",
+            },
+        }
+        self.add(point)
+        for doc in disk_points:
+            self.add(doc)
+        return rp
 
     def vm(
         self,

@@ -61,7 +61,7 @@ STORIES: dict[str, str] = {
     "qa-win-01": "stopped but not deallocated (still billed)",
     "api-dev-01": "Linux stuck in emergency mode: /etc/fstab names a disk that was detached",
     "pg-dev-01": "Linux stuck in initramfs asking for a manual fsck",
-    "iis-test-01": "Windows stop code INACCESSIBLE_BOOT_DEVICE",
+    "iis-test-01": "Windows stop code INACCESSIBLE_BOOT_DEVICE since a storage driver update this morning; a snapshot of its OS disk from yesterday (iis-test-01-os-before-update) and last night's restore point (rp-nightly) hold it as it was (restore-disk)",
 }
 
 ALLOW_SSH = ("Allow-SSH", 300, "Allow", "Tcp", "22", "*")
@@ -806,7 +806,7 @@ def build(now: datetime) -> dict:
         created=-330 * DAY,
         tags=t,
     )
-    vm(
+    iis = vm(
         D,
         "rg-test-eus",
         "iis-test-01",
@@ -820,6 +820,12 @@ def build(now: datetime) -> dict:
         tags=t,
         guest={"boot": "stop-code:INACCESSIBLE_BOOT_DEVICE", "ports": {"3389": "silent"}},
     )
+    # What restore-disk restores it from: a snapshot of its OS disk taken yesterday and last night's
+    # restore point, both from before the storage driver update that broke its boot this morning.
+    iis_doc = b.docs[iis["id"]]
+    iis_os = iis_doc["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"]
+    b.snapshot(iis_os, "iis-test-01-os-before-update", at=-DAY, tags=t)
+    b.restore_point(iis_doc, "rp-nightly", at=-9 * HOUR, tags=t)
 
     _events(b, web2["id"], healed_at, back_at)
     _history(b, jump=jump["id"], jump_nsg=nsg_jump, spot=spot["id"], qa=qa["id"], legacy2=legacy2["id"], web2=web2["id"], healed_at=healed_at, back_at=back_at)

@@ -37,8 +37,13 @@ BOOT_RE = re.compile(r"^(ok|emergency-fstab|fsck|stop-code:[A-Z0-9_]+)$")
 AGENT_VALUES = {"ready", "not-ready"}
 SUBSCRIPTION_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 HEALTH_SUFFIX = "/providers/microsoft.resourcehealth/availabilitystatuses/current"
-# resources that live outside a resource group's provider tree and have no location
-_NO_LOCATION = {"microsoft.authorization/locks"}
+# resources that live outside a resource group's provider tree, and proxy resources Azure serves
+# without a location (a collection's restore points and their disk restore points), have none
+_NO_LOCATION = {
+    "microsoft.authorization/locks",
+    "microsoft.compute/restorepointcollections/restorepoints",
+    "microsoft.compute/restorepointcollections/restorepoints/diskrestorepoints",
+}
 
 
 class EstateError(ValueError):

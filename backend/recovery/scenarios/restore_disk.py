@@ -26,7 +26,7 @@ from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verificati
 from backend.recovery.scenarios._common import deallocate_to_swap_step, plan
 from backend.recovery.scenarios._copies import DiskCopy, disk_copy_step
 from backend.recovery.scenarios._disks import arm_name, data_disk_refs, os_disk_of, resource_id, same_id, short, stamp
-from backend.recovery.sources import RESTORE_POINT, SNAPSHOT, restore_point_documents, restore_point_source
+from backend.recovery.sources import RESTORE_POINT, SNAPSHOT, restore_point_documents, restore_point_source, restore_sources
 from backend.recovery.steps import power_step, preflight_step, reach_step
 from backend.safetext import safe_json
 
@@ -77,6 +77,8 @@ async def gather(backend: Any, vm_id: str, params: dict[str, Any], documents: di
     point of the VM); when the name fits more than one, their ids, and none is chosen."""
     source = str(params.get("source") or "").strip().rstrip("/")
     if not source:
+        # What the operator can choose from, for the sentence that asks for --source.
+        documents["restore_choices"] = [s.label for s in await restore_sources(backend, VmFacts.from_documents(documents).vm)]
         return
     rid = ResourceId.parse(vm_id)
     point_id = _restore_point_id(source) if _is_id(source) else None
@@ -248,7 +250,15 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     vm = facts.vm
     source = str(params.get("source") or "").strip().rstrip("/")
     if not source:
-        raise PlanError("restore-disk needs --source SNAPSHOT|RESTORE_POINT: the snapshot or restore point (its name, or its id) to make the new disk from")
+        choices = facts.documents.get("restore_choices") or []
+        raise PlanError(
+            "restore-disk needs --source SNAPSHOT|RESTORE_POINT: the snapshot or restore point (its name, or its id) to make the new disk from; "
+            + (
+                f"{vm.name} has: {'; '.join(choices)}"
+                if choices
+                else f"{vm.name} has no snapshot of its disks and no restore point (take one: snapshot-disks, restore-point)"
+            )
+        )
     target = _target(vm, params)
     chosen = _resolve(facts, target, source)
     blockers = [r for r in (unavailable(vm),) if r] + list(chosen.blockers)
