@@ -182,6 +182,26 @@ async def test_killed_at_any_boundary_resumes_to_the_same_end(rigs, hand):
                 raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
 
 
+# The step a restore point changes (the disk restored from its disk restore point, createOption
+# Restore): killed at each of its boundaries, the run resumes to one restored disk, sent once.
+RESTORE_COPY = [(where, 1) for where in ("before", "running", "operation", "done")]
+
+
+@pytest.mark.parametrize("boundary", RESTORE_COPY, ids=lambda b: f"{b[0]}:{b[1]}")
+async def test_killed_while_restoring_from_a_restore_point_resumes_to_one_disk(rigs, boundary):
+    from tests.rescue_support import killed_at, operation_counts
+
+    async with killed_at(rigs, boundary) as rig:
+        point = await restore_point_of(rig)
+        old = os_disk_name(rig.emu)
+        _, result, killed = await rig.run_killed_at(VM, "restore-disk", {"source": point["name"]}, boundary)
+        assert killed and result.status == "succeeded", result.summary
+        assert os_disk_name(rig.emu) != old and power(rig.emu, VM) == "running"
+        (disk,) = [d for d in resources(rig.emu, "Microsoft.Compute/disks") if "-restored-" in d["name"]]
+        assert disk["properties"]["creationData"]["createOption"] == "Restore"
+        assert operation_counts(rig.emu)[("create", disk["id"].lower())] == 1
+
+
 @pytest.fixture
 def home(tmp_path, emu):
     from tests.recovery_support import reset
