@@ -78,19 +78,21 @@ async def test_footers_and_status_lines_are_whole_at_80_columns_with_a_filter_on
     app = make_app(emulator)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_loaded(pilot)
-        for pane in ("1", "3", "5", "6"):
+        panes = {"1": "inventory", "3": "connectivity", "5": "checklist", "6": "boot"}
+        for pane, pane_id in panes.items():
             await pilot.press(pane)
-            await pilot.pause(0.3)
+            await wait_for(pilot, lambda want=pane_id: getattr(app.screen, "PANE_ID", None) == want, what=f"pane {pane}")
             app.screen.set_filter("web")
-            await pilot.pause(0.3)
+            # The footer follows the filter (esc clears it now): wait for it, then read it.
+            await wait_for(pilot, lambda: "esc Clear" in screen_text(app).splitlines()[-1], what=f"the footer of pane {pane} with a filter on")
             lines = screen_text(app).splitlines()
             assert "? Keys" in lines[-1], (pane, lines[-1])
             if pane == "3":
                 assert lines[-2].rstrip().endswith("x .rdp"), lines[-2]
         await pilot.press("3")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: getattr(app.screen, "PANE_ID", None) == "connectivity", what="pane 3")
         app.screen.set_filter("")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "esc Clear" not in screen_text(app).splitlines()[-1], what="the footer without a filter")
         assert screen_text(app).splitlines()[-2].rstrip().endswith("x .rdp")
 
 
