@@ -4,7 +4,7 @@ wants the VM's name typed (a wrong name said in words, the long body scrolled wi
 hint), the rescue run that waits for the operator (its commands folded to paste back whole,
 the ARM id broken only before a '/'), the copy dialog (long values broken the same way), the one-line text prompt, the masked secret field with its
 confirmation, the question before quitting while a recovery runs, the SysRq dialog, and
-the option list that asks how to sign in to a rescue VM. SVGs in
+the option list that asks how to sign in to a rescue VM, the serial console's scrollback search and the keys (`?`). SVGs in
 snapshots/test_dialog_snapshots/; update them with `--snapshot-update` on this whole file
 after reading the new SVG's text."""
 
@@ -149,6 +149,25 @@ def test_sysrq_dialog(snap_compare):
     from tui.screens.serial_console import SysRqDialog
 
     assert snap_compare(Host(SysRqDialog("api-dev-01")), terminal_size=SIZE, run_before=settle())
+
+
+def test_scrollback_search_of_the_serial_console(snap_compare):
+    from tui.screens.serial_console import ScrollbackSearch
+
+    lines = [f"[  {n:4d}.000000] systemd[1]: Started unit {n}." for n in range(1, 60)] + [
+        "[   61.034000] systemd[1]: Timed out waiting for device /dev/disk/by-uuid/2df1230a-1c2d-4e5f-8a9b-f292af692df1.",
+        'You are in emergency mode. After logging in, type "journalctl -xb" to view system logs.',
+    ]
+    assert snap_compare(Host(ScrollbackSearch(lines)), terminal_size=SIZE, run_before=settle(*"Timed out"))
+
+
+def test_help_at_80x24(snap_compare, emulator):
+    async def run_before(pilot) -> None:
+        await wait_loaded(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(emulator), terminal_size=SIZE, run_before=run_before)
 
 
 def test_quit_while_a_recovery_runs(snap_compare, emulator):
