@@ -101,6 +101,10 @@ async def test_the_blocked_vm_answers_after_fix_nsg_and_is_blocked_again_after_r
     plan, result = await rig.run(vm_name, "fix-nsg")
     assert result.status == J.RUN_SUCCEEDED, result.summary
     assert [s.kind for s in plan.steps] == [Kind.CHECK, Kind.CHANGE, Kind.CHECK] and not plan.destructive
+    # The effect on the NSG's other traffic: one source, one port, one destination; the deny still decides for the rest.
+    why = plan.steps[1].why
+    assert f"Only TCP {port} from 192.88.99.10 to " in why and f"{blocking} (priority {priority}) still decides for every other source" in why
+    assert "no other VM is opened" in why or "is not opened" in why
     run_id = result.run_id
     after = rules(rig.emu, nsg)
     (added,) = set(after) - set(before)
