@@ -746,18 +746,23 @@ class AztriageApp(App[int]):
         from widgets.confirm_dialog import ConfirmDialog
 
         vm_name, run_id = running
-        resume = f"aztriage recover --resume {run_id}" if run_id else "aztriage runs (then recover --resume RUN_ID)"
+        from backend.shellcmd import fold_text
+
+        resume = f"aztriage recover --resume {run_id}" if run_id else "aztriage runs"
         lines = [
             f"A recovery of {vm_name} is running{f' (run {run_id})' if run_id else ''}.",
             "Quitting stops it between steps: the journal keeps it as interrupted, and no step is left half-done in the journal's eyes.",
-            f"Resume it later in the Recovery pane (H, then R) or with: {resume}",
+            "Resume it later in the Recovery pane (H, then R) or with:"
+            if run_id
+            else "Resume it later in the Recovery pane (H, then R), or find its run id with:",
+            f"  {resume}",  # a command on a line of its own: copied whole
         ]
 
         def decided(quit_anyway: bool | None) -> None:
             if quit_anyway:
                 self.exit()
 
-        self.push_screen(ConfirmDialog("Quit while a recovery runs?", lines, action="Quit anyway", cancel_first=True), decided)
+        self.push_screen(ConfirmDialog("Quit while a recovery runs?", lines, action="Quit anyway", cancel_first=True, fold=fold_text), decided)
 
     def action_show_pane(self, pane_id: str) -> None:
         # From a detail page, go back to the pane's own page first.
