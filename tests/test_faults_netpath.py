@@ -139,5 +139,5 @@ async def test_the_nsg_create_under_each_fault_stops_honestly_and_resumes_to_one
         result = await rig.resume(result.run_id, BARE)
     assert result.status == J.RUN_SUCCEEDED, result.summary
     upgraded_keeping(rig.emu, BARE, pip["properties"]["ipAddress"])
-    assert [(r.kind, r.state) for r in rig.journal.resources(result.run_id)] == [("nsg", "created")]
+    assert [(r.kind, r.state) for r in rig.journal.resources(result.run_id)] == [("nsg", "in-use")]
     assert operation_counts(rig.emu)[("put", nsg_id.lower())] == (2 if fault_name == "lro-failed" else 1)  # a failed create is sent again once

@@ -136,7 +136,12 @@ async def test_without_any_nsg_the_plan_creates_one_for_rdp_only_and_rdp_answers
     assert [(r["properties"]["destinationPortRange"], r["properties"]["access"]) for r in nsg["properties"]["securityRules"]] == [("3389", "Allow")]
     status, nic = arm_request(rig.emu, "GET", nic["id"])
     assert nic["properties"]["networkSecurityGroup"]["id"].lower() == nsg_id.lower()
-    assert [(r.kind, r.state) for r in rig.journal.resources(result.run_id)] == [("nsg", "created")]
+    assert [(r.kind, r.state) for r in rig.journal.resources(result.run_id)] == [("nsg", "in-use")]
+    # The NSG guards the NIC now: releasing the run keeps it, and says why.
+    from backend.recovery.release import KEEP, release_plan
+
+    _run, items = release_plan(rig.journal, result.run_id)
+    assert [(i.resource_id.lower(), i.action, i.reason) for i in items] == [(nsg_id.lower(), KEEP, "in use by a VM now: never deleted by aztriage")]
 
 
 async def test_a_read_only_lock_or_a_standard_ip_stop_it_before_anything_changes(rig):
@@ -185,7 +190,7 @@ async def test_the_plan_that_creates_an_nsg_killed_at_any_boundary_resumes_to_on
             assert pip_writes(rig.emu, pip["id"])[nic["id"].lower()] == nic_writes + 2
             status, nic = arm_request(rig.emu, "GET", nic["id"])
             assert nic["properties"]["networkSecurityGroup"]["id"].lower() == bare_nsg_id(nic).lower()
-            assert [(r.kind, r.state) for r in rig.journal.resources(result.run_id)] == [("nsg", "created")]
+            assert [(r.kind, r.state) for r in rig.journal.resources(result.run_id)] == [("nsg", "in-use")]
 
 
 @pytest.fixture(scope="module")

@@ -485,10 +485,13 @@ def associate_step(lay: Layout) -> Step:
         return f"{lay.pip_name} is on {lay.nic_name}/{lay.config_name} again" + (f", with NSG {nsg_name}" if nsg_name else "")
 
     async def verify(ctx: StepContext) -> Verification:
-        await _settled_nic(ctx, lay)
+        nic = await _settled_nic(ctx, lay)
         pip = await _pip(ctx, lay)
         if not _associated_here(pip, lay):
             return not_verified(f"{lay.pip_name} is not on {lay.nic_name}/{lay.config_name}")
+        if lay.new_nsg_id and wanted(nic) and any(r.resource_id.lower() == lay.new_nsg_id.lower() for r in ctx.journal.resources(ctx.run_id)):
+            # The NSG this run created guards the NIC now: runs --release keeps it (in use).
+            await ctx.record_resource(lay.new_nsg_id, kind="nsg", state="in-use", note=f"guards NIC {lay.nic_name} and its Standard public IP")
         changed = await _kept_address(ctx, pip)
         return changed or verified(f"{lay.pip_name} ({_props(pip).get('ipAddress')}) is on {lay.nic_name} again", address=_props(pip).get("ipAddress"))
 
