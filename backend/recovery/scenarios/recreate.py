@@ -266,15 +266,32 @@ def _nic_ids(model: dict[str, Any]) -> list[str]:
     return [n["id"] for n in ((model.get("properties") or {}).get("networkProfile") or {}).get("networkInterfaces") or () if n.get("id")]
 
 
-async def _all_kept(ctx: StepContext, model: dict[str, Any]) -> list[Kept]:
-    """Every disk, NIC and public IP of the VM with its deleteOption as Azure has it now."""
-    kept = vm_delete_options(model)
+async def _public_ips(ctx: StepContext, model: dict[str, Any]) -> tuple[list[Kept], str | None]:
+    """The public IPs of the model's NICs with the deleteOption each NIC says now, read NIC by
+    NIC; the first NIC that no longer exists ends the reading (second: its id, else None)."""
+    ips: list[Kept] = []
     for nic_id in _nic_ids(model):
         nic = await ctx.backend.get_nic(nic_id)
         if nic is None:
-            raise StepFailed(f"NIC {short(nic_id)} of {ctx.vm.name} cannot be read: it no longer exists")
-        kept += nic_ip_options(nic)
-    return kept
+            return ips, nic_id
+        ips += nic_ip_options(nic)
+    return ips, None
+
+
+async def _all_kept(ctx: StepContext, model: dict[str, Any]) -> list[Kept]:
+    """Every disk, NIC and public IP of the VM with its deleteOption as Azure has it now."""
+    ips, gone = await _public_ips(ctx, model)
+    if gone:
+        raise StepFailed(f"NIC {short(gone)} of {ctx.vm.name} cannot be read: it no longer exists")
+    return vm_delete_options(model) + ips
+
+
+def _would_delete(kept: list[Kept]) -> str | None:
+    """What deleting the VM would destroy as things are (deleteOption not Detach), or None."""
+    risky = [k for k in kept if not k.safe]
+    if not risky:
+        return None
+    return "deleting the VM now would delete " + ", ".join(k.describe() for k in risky) + ": nothing was deleted"
 
 
 # --- extensions, installed again ------------------------------------------------------------------------
@@ -565,12 +582,10 @@ def _ip_options_step(layout: RecreateLayout) -> Step:
     model = layout.model
 
     async def ip_options_pre(ctx: StepContext) -> Check:
-        risky = []
-        for nic_id in _nic_ids(model):
-            nic = await ctx.backend.get_nic(nic_id)
-            if nic is None:
-                return blocked(f"NIC {short(nic_id)} no longer exists")
-            risky += [k for k in nic_ip_options(nic) if not k.safe]
+        ips, gone = await _public_ips(ctx, model)
+        if gone:
+            return blocked(f"NIC {short(gone)} no longer exists")
+        risky = [k for k in ips if not k.safe]
         if not risky:
             return already_done("every public IP already says Detach")
         return ready("deleteOption is Delete on " + ", ".join(k.describe() for k in risky))
@@ -593,12 +608,9 @@ def _ip_options_step(layout: RecreateLayout) -> Step:
         return f"deleteOption set to Detach on the public IPs of {', '.join(changed)}" if changed else "nothing to change"
 
     async def ip_options_verify(ctx: StepContext) -> Verification:
-        ips: list[Kept] = []
-        for nic_id in _nic_ids(model):
-            nic = await ctx.backend.get_nic(nic_id)
-            if nic is None:
-                return not_verified(f"NIC {short(nic_id)} no longer exists")
-            ips += nic_ip_options(nic)
+        ips, gone = await _public_ips(ctx, model)
+        if gone:
+            return not_verified(f"NIC {short(gone)} no longer exists")
         risky = [k for k in ips if not k.safe]
         if risky:
             return not_verified("still Delete: " + ", ".join(k.describe() for k in risky))
@@ -626,9 +638,9 @@ def _check_kept_step(layout: RecreateLayout) -> Step:
         if current is None:
             raise StepFailed(f"{vm.name} no longer exists")
         kept = await _all_kept(ctx, current)
-        risky = [k for k in kept if not k.safe]
-        if risky:
-            raise StepFailed("deleting the VM now would delete " + ", ".join(k.describe() for k in risky) + ": nothing was deleted")
+        deletes = _would_delete(kept)
+        if deletes:
+            raise StepFailed(deletes)
         await ctx.save(kept=[k.resource_id for k in kept])
         return f"all {len(kept)} say Detach: deleting the VM deletes none of " + ", ".join(f"{k.what} {short(k.resource_id)}" for k in kept)
 
@@ -655,9 +667,9 @@ def _delete_step(layout: RecreateLayout) -> Step:
             return blocked(f"another operation is in progress on {vm.name} (provisioning state {state}): wait for it, then resume")
         if not same_id(os_disk_of(current), original_os):
             return blocked(f"{vm.name} no longer boots from {short(original_os or '')}: it changed since the run started; nothing was deleted")
-        risky = [k for k in await _all_kept(ctx, current) if not k.safe]
-        if risky:
-            return blocked("deleting the VM now would delete " + ", ".join(k.describe() for k in risky) + ": nothing was deleted")
+        deletes = _would_delete(await _all_kept(ctx, current))
+        if deletes:
+            return blocked(deletes)
         return ready(f"{vm.name} is {power_state(current)}; every disk, NIC and public IP says Detach")
 
     async def delete_run(ctx: StepContext) -> str:
