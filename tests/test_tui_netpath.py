@@ -40,3 +40,26 @@ async def test_upgrade_public_ip_from_the_pane_needs_the_typed_name_and_keeps_th
         await run_confirmed_by_name(pilot, screen, "rdgw-shared-01", timeout=90)
         assert set(screen.states.values()) == {"verified"}
         upgraded_keeping(emu, "rdgw-shared-01", address)
+
+
+@pytest.mark.parametrize(("vm_name", "scenario"), [("payroll-app-01", "reset-vpn"), ("rdgw-shared-01", "upgrade-public-ip")])
+async def test_read_only_shows_the_network_plan_with_changes_disabled_and_never_runs(emu, vm_name, scenario):
+    from tests.recovery_support import writes
+
+    app = make_app(emu, read_only=True)
+    async with app.run_test(size=(110, 36)) as pilot:
+        if scenario == "reset-vpn":
+            screen = await open_options(pilot, vm_name, scenario)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        else:
+            screen = await open_plan(pilot, vm_name, scenario)
+        assert "– disabled" in steps_text(screen)
+        assert "read-only: changes are disabled" in str(screen.query_one("#status-line").content)
+        before = writes(emu)
+        await pilot.press("o")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDialog)
+        screen.action_run_plan()
+        await pilot.pause()
+        assert writes(emu) == before and screen.run_id is None
