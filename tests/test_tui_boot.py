@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.support import emulator_control
-from tests.tui_support import make_app, wait_for, wait_loaded
+from tests.tui_support import make_app, renderable_text, wait_for, wait_loaded
 from tui.screens.boot import BootDetailScreen, BootScreen
 from widgets import screenshot_view
 from widgets.screenshot_view import HalfBlockView, ScreenshotView
@@ -306,3 +306,29 @@ async def test_the_serial_log_is_analysed_off_the_event_loop(emulator, monkeypat
         assert "did not boot: emergency mode (fstab)" in screen_text(app)
     assert calls, "the log was analysed"
     assert all(not on_loop and ident != threading.main_thread().ident for ident, on_loop in calls)
+
+
+@pytest.mark.parametrize("name", ["api-dev-01", "pg-dev-01"])
+async def test_repair_commands_paste_back_whole_at_80x24(emulator, name):
+    """m at 80x24: every repair command fits its line, is folded only with bash's line
+    continuation (so the lines copied are the command), and its comment stands above it."""
+    from tests.test_shell_fold import bash_body, command_of
+
+    app = make_app(emulator)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot)
+        screen = await open_detail(pilot, name)
+        await pilot.press("m")
+        await pilot.pause(0.2)
+        box = screen.query_one("#repair-text")
+        width = box.size.width
+        lines = renderable_text(box.content, width=width).splitlines()
+        assert all(len(line.rstrip()) <= width for line in lines), (width, lines)
+        start = next(i for i, line in enumerate(lines) if line.startswith("What to type"))
+        shown = "\n".join(line.rstrip() for line in lines[start + 1 :])
+        verdict = screen.state.verdict
+        assert verdict is not None and verdict.repair
+        for command in verdict.repair:
+            assert command_of(command) and command_of(command).split()[0] in shown, command
+        # bash reads the folded lines as the commands themselves.
+        assert bash_body(shown) == bash_body("\n".join(command_of(c) for c in verdict.repair if command_of(c)))

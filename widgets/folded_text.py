@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 from textual import events
 from textual.selection import Selection
@@ -69,3 +70,15 @@ def plain_layout(fold: Callable[[int], str]) -> Layout:
         return [Text(line) for line in fold(width).split("\n")], set()
 
     return layout
+
+
+class FoldedLines:
+    """A Rich renderable of lines laid out by `fold` for the width Rich gives it: commands inside
+    a larger page (the boot log's repair commands) fold as FoldedText's do."""
+
+    def __init__(self, text: str, fold: Callable[[str, int], str], style: str = "") -> None:
+        self.text, self.fold, self.style = text, fold, style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.fold(self.text, max(8, options.max_width)).split("\n"):
+            yield Text(line, style=self.style, no_wrap=True, overflow="crop")

@@ -34,10 +34,12 @@ from textual.containers import VerticalScroll
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from backend.models import Inventory
+from backend.shellcmd import POSIX, POWERSHELL, fold_text
 from tui.messages import OpenRecovery, VerdictsChanged
 from tui.screens.base import BaseScreen, StateRowsMixin, TablePane
 from widgets.boot_table import BootState, BootTable, boot_row
 from widgets.fast_table import FastTable
+from widgets.folded_text import FoldedLines
 from widgets.screenshot_view import ScreenshotView
 from widgets.scroll_panel import ScrollPanel
 from widgets.serial_log import SerialLogView
@@ -710,10 +712,9 @@ def repair_text(state: BootState) -> Any:
         head.append(f"  (line {finding.line_number}, recovery: {finding.recommended_scenario})\n", style="dim")
         head.append(finding.signature.explain + "\n")
         parts.append(head)
-    commands = Text()
     where = "on the rescue VM (scenario rescue)" if verdict.recommended_scenario == "rescue" else f"(scenario {verdict.recommended_scenario})"
-    commands.append(f"\nWhat to type {where}:\n", style="bold")
-    for command in verdict.repair:
-        commands.append(f"  {command}\n")
-    parts.append(commands)
+    parts.append(Text(f"\nWhat to type {where}:", style="bold"))
+    # Each command folded to paste back whole at any width (Textual's wrap cut them anywhere).
+    shell = POWERSHELL if (state.vm.os_type or "").lower() == "windows" else POSIX
+    parts.append(FoldedLines("\n".join(f"  {command}" for command in verdict.repair), lambda text, width: fold_text(text, width, shell)))
     return Group(*parts)
