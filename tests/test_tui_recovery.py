@@ -21,6 +21,7 @@ from tests.tui_support import (
     open_recovery_pane,
     open_scenarios,
     renderable_text,
+    screen_text,
     steps_text,
     table_lines,
     wait_for,
@@ -212,6 +213,11 @@ async def test_an_interrupted_run_is_listed_and_resumed_from_the_pane(emu, priva
         lines = table_lines(screen.query_one("#runs"))
         assert "INTERRUPTED" in lines[1] and "web-prod-01" in lines[1] and "1/3" in lines[1]
         assert "R: resume this run" in detail(screen)
+        # At 80 columns its footer is whole: R, u, L and '? Keys' ('Resume run', 'Undo run' pushed it off).
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: "? Keys" in screen_text(app).splitlines()[-1] and "R Resume" in screen_text(app).splitlines()[-1], what="the runs footer")
+        await pilot.resize_terminal(110, 36)
+        await pilot.pause(0.2)
         await pilot.press("R")
         await wait_for(pilot, lambda: screen.run_id and not screen.running and screen.summary_text, timeout=60, what="the resumed run")
         assert screen.states == {0: "verified", 1: "verified", 2: "verified"}

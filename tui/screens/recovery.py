@@ -178,10 +178,10 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     BINDINGS = [
         Binding("o", "run_plan", "Recover", id="recovery.run"),
         Binding("y", "backup_first", "Backup first", id="recovery.backup_first"),
-        Binding("R", "resume", "Resume run", id="recovery.resume"),
+        Binding("R", "resume", "Resume", id="recovery.resume"),
         Binding("d", "operator_done", "Done", id="recovery.done"),
         Binding("H", "history", "Runs", id="recovery.history"),
-        Binding("u", "undo_run", "Undo run", id="recovery.undo"),
+        Binding("u", "undo_run", "Undo", id="recovery.undo"),
         Binding("L", "release_run", "Release", id="recovery.release"),
         Binding("escape", "back", "Back", id="recovery.back"),
         Binding("slash", "filter", "Filter", id="recovery.filter"),
