@@ -184,6 +184,7 @@ def test_outage_to_track_at_80x24(term, tmp_path):
     screen = term.wait_for("Tracking id", "7T2K-LQ8", timeout=30)
     whole(screen)
     assert "ACTIVE" in screen and "Last update" in screen and "1 listed by Azure as impacted" in screen
+    assert "1 impacted VM ·" in screen, screen  # (was '1 impacted VMs')
     assert "erp-prod-eus-01" in screen and "INCIDENT" in screen
     term.keys("Enter")  # the VM Azure lists: its detail opens on its verdict
     screen = term.wait_for("erp-prod-eus-01", "Verdict", "esc Back", timeout=30)

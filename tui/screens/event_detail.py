@@ -92,7 +92,7 @@ class EventDetailScreen(BaseScreen):
 
     def update_status(self) -> None:
         count = len(self.row.impacted_vms) if self.row else 0
-        self.set_status(f" event {self.event_id} · {count} impacted VMs · enter: VM details · esc back")
+        self.set_status(f" event {self.event_id} · {count} impacted {'VM' if count == 1 else 'VMs'} · enter: VM details · esc back")
 
     @on(FastTable.Selected, "#impacted")
     def _open_vm(self, event: FastTable.Selected) -> None:
