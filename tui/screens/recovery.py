@@ -157,8 +157,8 @@ def _source_line(source: Any) -> str:
     why it cannot be used yet (the picker's heading already names the disk)."""
     parts = [f"{'snapshot' if source.kind == 'snapshot' else 'restore point'} {source.name}"]
     parts.append(source.created.strftime("%Y-%m-%d %H:%M UTC") if source.created else "time not known")
-    if source.consistency:
-        parts.append(source.consistency.removesuffix("Consistent").lower() + "-consistent")
+    if source.consistency:  # short enough for 80 columns: app- or crash-consistent
+        parts.append(source.consistency.removesuffix("Consistent").lower().replace("application", "app") + "-consistent")
     if not source.ready:
         parts.append(f"not ready: {source.state or 'state unknown'}")
     return " · ".join(parts)
@@ -986,7 +986,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
 
         default = scenarios.build_plan("restore-point", self.facts, {}).params.get("consistency")
         words = {
-            "application": "Application-consistent: the VM agent freezes the applications for that instant",
+            "application": "Application-consistent: the VM agent freezes the applications",
             "crash": "Crash-consistent: every disk at one instant, nothing frozen",
         }
         choices = []
