@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from backend import mapping
 from backend.models import Vm
@@ -21,6 +21,8 @@ SETTLE_TIMEOUT = 600.0
 # answer; the emulator's guests answer at once (AZTRIAGE_REACH_TIMEOUT overrides).
 REACH_TIMEOUT = 180.0
 EMULATOR_REACH_TIMEOUT = 10.0
+
+T = TypeVar("T")
 
 
 def reach_timeout(settings: Any) -> float:
@@ -156,15 +158,21 @@ def _agent_from_model(model: dict[str, Any]) -> str:
 # --- waiting for Azure -----------------------------------------------------------------
 
 
+async def poll_until(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], settings: Any, *, timeout: float | None = None) -> T:
+    """Call `read` until `done(result)` holds or the timeout (SETTLE_TIMEOUT unless given)
+    passes, every polling interval; returns the last result, done or not."""
+    deadline = time.monotonic() + (SETTLE_TIMEOUT if timeout is None else timeout)
+    interval = poll_interval(settings)
+    while True:
+        result = await read()
+        if done(result) or time.monotonic() >= deadline:
+            return result
+        await asyncio.sleep(interval)
+
+
 async def wait_for_model(ctx: StepContext, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = SETTLE_TIMEOUT) -> dict[str, Any]:
     """Read the VM until `predicate(model)` holds or the timeout passes; returns the last model."""
-    deadline = time.monotonic() + timeout
-    interval = poll_interval(ctx.settings)
-    while True:
-        model = await ctx.current_model()
-        if predicate(model) or time.monotonic() >= deadline:
-            return model
-        await asyncio.sleep(interval)
+    return await poll_until(ctx.current_model, predicate, ctx.settings, timeout=timeout)
 
 
 def settled(model: dict[str, Any]) -> bool:

@@ -5,9 +5,7 @@ what a create left behind when Azure refused it."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +15,7 @@ from backend.errors import BackendError
 from backend.models import ResourceId, Vm
 from backend.recovery.context import StepContext
 from backend.recovery.facts import VmFacts, power_state, provisioning
-from backend.recovery.steps import parse_time, poll_interval, settled
+from backend.recovery.steps import parse_time, poll_until, settled
 
 MAX_NAME = 80  # disks and snapshots: 1 to 80 characters
 MAX_GROUP = 90
@@ -135,15 +133,7 @@ async def wait_for_vm(
     timeout: float | None = None,
 ) -> dict[str, Any] | None:
     """Read a VM (None once it is gone) until `predicate` holds or the timeout passes."""
-    from backend.recovery import steps
-
-    deadline = time.monotonic() + (steps.SETTLE_TIMEOUT if timeout is None else timeout)
-    interval = poll_interval(ctx.settings)
-    while True:
-        model = await get_vm(ctx, vm_id)
-        if predicate(model) or time.monotonic() >= deadline:
-            return model
-        await asyncio.sleep(interval)
+    return await poll_until(lambda: get_vm(ctx, vm_id), predicate, ctx.settings, timeout=timeout)
 
 
 def vm_settled(model: dict[str, Any] | None) -> bool:
@@ -249,15 +239,7 @@ def made_by_this_run(ctx: StepContext, resource: str, doc: dict[str, Any] | None
 
 async def wait_gone(read: Callable[[], Awaitable[dict[str, Any] | None]], settings: Any) -> dict[str, Any] | None:
     """Read until the resource is gone or the settle timeout passes; returns the last read (None once gone)."""
-    from backend.recovery import steps
-
-    deadline = time.monotonic() + steps.SETTLE_TIMEOUT
-    interval = poll_interval(settings)
-    while True:
-        doc = await read()
-        if doc is None or time.monotonic() >= deadline:
-            return doc
-        await asyncio.sleep(interval)
+    return await poll_until(read, lambda doc: doc is None, settings)
 
 
 def rg_of(resource: str) -> str:

@@ -59,7 +59,6 @@ journal keeps it) is what to recreate from by hand if ever needed.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 from dataclasses import dataclass
@@ -78,6 +77,7 @@ from backend.recovery.scenarios._disks import (
     get_vm,
     nic_ip_options,
     os_disk_of,
+    provisioning_state,
     same_id,
     short,
     start_if_stopped,
@@ -85,7 +85,7 @@ from backend.recovery.scenarios._disks import (
     vm_settled,
     wait_for_vm,
 )
-from backend.recovery.steps import preflight_step, reach_step
+from backend.recovery.steps import poll_until, preflight_step, reach_step
 
 # Settings of the VM carried over as they are (what the model says; read-only parts dropped).
 CARRIED = (
@@ -306,7 +306,6 @@ def extension_step(vm: Vm, ext: CapturedExtension) -> Step:
     """Install one extension again: a PUT of the child resource, journaled like every
     long-running operation; an extension already there with the same handler (installed
     by this run before an interruption) is recognised, not sent again."""
-    from backend.recovery.steps import SETTLE_TIMEOUT, poll_interval
 
     async def precondition(ctx: StepContext) -> Check:
         current = await get_vm(ctx, vm.id)
@@ -318,7 +317,7 @@ def extension_step(vm: Vm, ext: CapturedExtension) -> Step:
             return blocked(
                 f"{vm.name} has another extension named {ext.name} ({props.get('publisher')}.{props.get('type')}): remove it, or install {ext.handler} yourself"
             )
-        state = (((doc or {}).get("properties") or {}).get("provisioningState") or "").lower()
+        state = provisioning_state(doc)
         if doc is not None and state == "succeeded":
             return already_done(f"{ext.name} is installed")
         if doc is not None and state in ("creating", "updating"):
@@ -338,15 +337,13 @@ def extension_step(vm: Vm, ext: CapturedExtension) -> Step:
             raise StepFailed(f"{exc} ({vm.name} is recreated and runs without {ext.name}: resume to try again, or install it yourself)") from exc
         return f"Azure installed {ext.handler} {ext.version} in {time.monotonic() - started:.0f} s"
 
+    def ended(doc: dict[str, Any] | None) -> bool:
+        return doc is None or provisioning_state(doc) in ("succeeded", "failed")
+
     async def verify(ctx: StepContext) -> Verification:
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while True:
-            doc = await ctx.backend.get_extension(vm.id, ext.name)
-            props = (doc or {}).get("properties") or {}
-            state = (props.get("provisioningState") or "").lower()
-            if doc is None or state in ("succeeded", "failed") or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(poll_interval(ctx.settings))
+        doc = await poll_until(lambda: ctx.backend.get_extension(vm.id, ext.name), ended, ctx.settings)
+        props = (doc or {}).get("properties") or {}
+        state = provisioning_state(doc)
         if doc is None:
             return not_verified(f"{ext.name} is not on {vm.name}")
         if state != "succeeded":

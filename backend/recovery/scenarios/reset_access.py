@@ -13,7 +13,6 @@ the run id: after a crash the step sees its own PUT and does not send it again.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from typing import Any
@@ -23,7 +22,7 @@ from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, power_state
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
-from backend.recovery.steps import SETTLE_TIMEOUT, _agent_from_model, agent_blocker, poll_interval, preflight_step, reach_step
+from backend.recovery.steps import _agent_from_model, agent_blocker, poll_until, preflight_step, reach_step
 
 HANDLER_NAME = "enablevmaccess"
 WINDOWS = {"publisher": "Microsoft.Compute", "type": "VMAccessAgent", "typeHandlerVersion": "2.0"}
@@ -200,16 +199,16 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         return f"{handler['type']} finished in {time.monotonic() - started:.0f} s"
 
     async def verify(ctx: StepContext) -> Verification:
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while True:
-            ext = await ctx.backend.get_extension(vm.id, name)
+        def finished(ext: dict[str, Any] | None) -> bool:
             props = (ext or {}).get("properties") or {}
             state = (props.get("provisioningState") or "").lower()
-            if ext and props.get("forceUpdateTag") == tag(ctx) and state in ("succeeded", "failed"):
-                break
-            if time.monotonic() >= deadline:
-                return not_verified(f"the {handler['type']} extension did not finish (provisioning {state or 'unknown'})")
-            await asyncio.sleep(poll_interval(ctx.settings))
+            return bool(ext) and props.get("forceUpdateTag") == tag(ctx) and state in ("succeeded", "failed")
+
+        ext = await poll_until(lambda: ctx.backend.get_extension(vm.id, name), finished, ctx.settings)
+        props = (ext or {}).get("properties") or {}
+        state = (props.get("provisioningState") or "").lower()
+        if not finished(ext):
+            return not_verified(f"the {handler['type']} extension did not finish (provisioning {state or 'unknown'})")
         statuses = ((props.get("instanceView") or {}).get("statuses")) or []
         detail = "; ".join(s.get("message") or s.get("displayStatus") or "" for s in statuses if s.get("message") or s.get("displayStatus"))
         if state != "succeeded":
