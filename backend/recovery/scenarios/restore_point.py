@@ -202,7 +202,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
         "Restore point of every disk",
         facts,
         steps,
-        f"Take a {consistency}-consistent restore point {name} of every disk of {vm.name} at one instant; the VM keeps running.",
+        f"Take {'an' if consistency == 'application' else 'a'} {consistency}-consistent restore point {name} of every disk of {vm.name} at one instant; the VM keeps running.",
         warnings=warnings,
         blockers=blockers,
         params={"consistency": consistency},
