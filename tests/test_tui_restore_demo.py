@@ -29,7 +29,7 @@ async def test_iis_test_01_is_restored_from_last_nights_restore_point_in_the_con
         options = screen.query_one("#options")
         lines = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert lines[0].startswith("OS disk iis-test-01_OsDisk_1_"), lines
-        assert lines[1].startswith("  restore point rp-nightly · ") and "application-consistent" in lines[1], lines
+        assert lines[1].startswith("  restore point rp-nightly · ") and "app-consistent" in lines[1], lines
         assert lines[2].startswith("  snapshot iis-test-01-os-before-update · "), lines
         assert options.highlighted == 1 and "made from restore point rp-nightly" in detail(screen)
         await pilot.press("enter")
