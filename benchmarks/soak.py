@@ -28,8 +28,9 @@ longer than 50 ms, stack samples of the main thread, its CPU time and the proces
 (a stall with little CPU is the machine running something else), and the garbage
 collections inside it.
 
-Targets (issue 8): RSS flat (end within 10 % of start), no leaked workers or tasks,
-loop lag p99 <= 50 ms.
+Targets (issue 8): RSS flat (end within 10 % of start), no leaked workers or tasks (the
+background probe, started again by every refresh, may be running at the end), loop lag p99
+<= 50 ms; issue 17: no stall above 100 ms (the lag's max).
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ def snapshot(app) -> dict:
         "task_kinds": _task_kinds(tasks),
         "workers_total": len(workers),
         "workers_running": sum(1 for w in workers if w.is_running),
+        # The background probe is started again by every refresh (and outlasts a 2 s one): running
+        # at the end is its design, not a leak; every other worker must have ended.
+        "workers_running_not_probe": sum(1 for w in workers if w.is_running and w.group != "auto-probe"),
         "workers": [f"{w.group}:{w.description or w.name} ({w.state.name})" for w in workers],
         "loads": app.loads,
         "failures": app.failures,
@@ -258,7 +262,9 @@ def main() -> int:
         f"RSS             start {s['rss_mb']} MB  end {e['rss_mb']} MB  ({result['rss_growth_pct']:+} %); after the first load {result['first_load_rss_mb']} MB, peak {result['peak_rss_mb']} MB"
     )
     print(f"asyncio tasks   start {s['asyncio_tasks']}  end {e['asyncio_tasks']}")
-    print(f"workers         start {s['workers_total']} ({s['workers_running']} running)  end {e['workers_total']} ({e['workers_running']} running)")
+    print(
+        f"workers         start {s['workers_total']} ({s['workers_running']} running)  end {e['workers_total']} ({e['workers_running']} running, {e['workers_running_not_probe']} of them not the background probe)"
+    )
     print(f"loop lag        p50 {lag['p50']} ms  p95 {lag['p95']} ms  p99 {lag['p99']} ms  max {lag['max']} ms  ({lag['samples']} ticks)")
     print(f"failed loads    {e['failures']}")
     paced = result["paced_full_collection_at_end"]
@@ -273,8 +279,8 @@ def main() -> int:
         from benchmarks._stalltrace import print_report
 
         print_report(result["trace"])
-    ok = result["rss_growth_pct"] <= 10 and e["asyncio_tasks"] <= s["asyncio_tasks"] + 2 and e["workers_running"] == 0 and lag["p99"] <= 50
-    print("targets:", "met" if ok else "NOT met (RSS within 10 %, no leaked tasks/workers, p99 <= 50 ms)")
+    ok = result["rss_growth_pct"] <= 10 and e["asyncio_tasks"] <= s["asyncio_tasks"] + 2 and e["workers_running_not_probe"] == 0 and lag["p99"] <= 50
+    print("targets:", "met" if ok else "NOT met (RSS within 10 %, no leaked tasks/workers but the background probe, p99 <= 50 ms)")
     return 0 if ok else 1
 
 
