@@ -774,7 +774,9 @@ class VerdictBook:
         made_for = self._made_for
         if made_for is None or made_for[2:] != scope[2:] or not _same_events(made_for[0], events) or not _same_impacted(made_for[1], impacted):
             self._made.clear()
-            self._made_for = scope
+        # This call's objects from now on: the next call with the same inventory compares by
+        # identity alone (the item-by-item comparison runs once per new inventory, not per VM).
+        self._made_for = scope
         key = vm.id.lower()
         made = self._made.get(key)
         if made is not None and made[0] is vm:
