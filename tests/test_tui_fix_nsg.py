@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.recovery_support import resources, vm_doc, writes
-from tests.tui_support import make_app, open_recovery_pane, run_confirmed_by_name, steps_text, wait_for
+from tests.tui_support import assert_read_only_never_runs, make_app, open_recovery_pane, run_confirmed_by_name, steps_text, wait_for
 from tui.messages import OpenRecovery
 from widgets.confirm_dialog import ConfirmDialog
 
@@ -92,11 +92,7 @@ async def test_read_only_shows_the_rule_change_disabled(emu):
     async with app.run_test(size=(110, 36)) as pilot:
         screen = await open_fix_nsg(pilot, emu, "allow")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
-        assert "– disabled" in steps_text(screen)
-        before = writes(emu)
-        await pilot.press("o")
-        await pilot.pause()
-        assert not isinstance(app.screen, ConfirmDialog) and writes(emu) == before and screen.run_id is None
+        await assert_read_only_never_runs(pilot, app, screen, emu)
 
 
 async def _runs_stage(pilot, screen, run_id: str) -> None:

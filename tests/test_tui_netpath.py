@@ -8,7 +8,7 @@ import pytest
 
 from tests.test_recovery_reset_vpn import status
 from tests.test_recovery_upgrade_ip import nic_and_pip, upgraded_keeping
-from tests.tui_support import make_app, open_options, open_plan, run_confirmed_by_name, steps_text, wait_for
+from tests.tui_support import assert_read_only_never_runs, make_app, open_options, open_plan, run_confirmed_by_name, steps_text, wait_for
 from widgets.confirm_dialog import ConfirmDialog
 
 pytestmark = [pytest.mark.xdist_group("tui-recovery"), pytest.mark.usefixtures("recovery_journal")]  # a journal of its own per test
@@ -44,8 +44,6 @@ async def test_upgrade_public_ip_from_the_pane_needs_the_typed_name_and_keeps_th
 
 @pytest.mark.parametrize(("vm_name", "scenario"), [("payroll-app-01", "reset-vpn"), ("rdgw-shared-01", "upgrade-public-ip")])
 async def test_read_only_shows_the_network_plan_with_changes_disabled_and_never_runs(emu, vm_name, scenario):
-    from tests.recovery_support import writes
-
     app = make_app(emu, read_only=True)
     async with app.run_test(size=(110, 36)) as pilot:
         if scenario == "reset-vpn":
@@ -54,12 +52,4 @@ async def test_read_only_shows_the_network_plan_with_changes_disabled_and_never_
             await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         else:
             screen = await open_plan(pilot, vm_name, scenario)
-        assert "– disabled" in steps_text(screen)
-        assert "read-only: changes are disabled" in str(screen.query_one("#status-line").content)
-        before = writes(emu)
-        await pilot.press("o")
-        await pilot.pause()
-        assert not isinstance(app.screen, ConfirmDialog)
-        screen.action_run_plan()
-        await pilot.pause()
-        assert writes(emu) == before and screen.run_id is None
+        await assert_read_only_never_runs(pilot, app, screen, emu)

@@ -13,6 +13,7 @@ from backend.recovery.runner import Runner
 from tests.recovery_support import guest_ports, operation_counts, vm_doc, writes
 from tests.support import demo_settings
 from tests.tui_support import (
+    assert_read_only_never_runs,
     choose_scenario,
     detail,
     make_app,
@@ -110,16 +111,7 @@ async def test_read_only_shows_the_plan_with_changes_disabled_and_never_runs(emu
     app = make_app(emu, read_only=True)
     async with app.run_test(size=(110, 36)) as pilot:
         screen = await open_plan(pilot, "web-prod-01", "restart")
-        assert "– disabled" in steps_text(screen)
-        assert "read-only: changes are disabled" in str(screen.query_one("#status-line").content)
-        before = writes(emu)
-        await pilot.press("o")
-        await pilot.pause()
-        assert not isinstance(app.screen, ConfirmDialog)
-        screen.action_run_plan()
-        await pilot.pause()
-        assert writes(emu) == before
-        assert screen.run_id is None
+        await assert_read_only_never_runs(pilot, app, screen, emu)
 
 
 async def test_the_connectivity_diagnosis_opens_with_its_scenario_first(emu):

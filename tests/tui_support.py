@@ -161,3 +161,20 @@ def detail(screen) -> str:
 
 def steps_text(screen) -> str:
     return "\n".join(table_lines(screen.query_one("#steps")))
+
+
+async def assert_read_only_never_runs(pilot, app, screen, emu) -> None:
+    """A plan shown under --read-only: its changes are marked disabled, the status line says
+    so, and neither `o` nor the run action itself opens a confirmation or sends a write."""
+    from tests.recovery_support import writes
+    from widgets.confirm_dialog import ConfirmDialog
+
+    assert "– disabled" in steps_text(screen)
+    assert "read-only: changes are disabled" in str(screen.query_one("#status-line").content)
+    before = writes(emu)
+    await pilot.press("o")
+    await pilot.pause()
+    assert not isinstance(app.screen, ConfirmDialog)
+    screen.action_run_plan()
+    await pilot.pause()
+    assert writes(emu) == before and screen.run_id is None
