@@ -9,6 +9,7 @@ same end, with each rule written once and every rule it made in its ledger."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -84,6 +85,12 @@ def put_rule(emu, nsg: str, name: str, **props: Any) -> None:
     } | props
     status, _ = arm_request(emu, "PUT", f"{nsg_doc(emu, nsg)['id']}/securityRules/{name}", {"properties": body})
     assert status in (200, 201), status
+    # The write is long-running, as in Azure: the rule is there once it reads Succeeded (a test
+    # that reads the rules at once could see it Updating, and later Succeeded, as a change).
+    deadline = time.monotonic() + 10
+    while rules(emu, nsg)[name].get("provisioningState") != "Succeeded":
+        assert time.monotonic() < deadline, f"rule {name} did not finish"
+        time.sleep(0.05)
 
 
 def fault(emu, **spec: Any) -> None:
