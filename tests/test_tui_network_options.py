@@ -135,6 +135,9 @@ async def test_reset_vpn_offers_each_connection_and_the_gateway_reset_with_its_i
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert screen.plan.params == {"gateway": False, "connection": "cn-hub-to-onprem-rotterdam"}
         await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "options", what="the connections again")
+        assert option_ids(screen)[screen.query_one("#options").highlighted] == "connection:cn-hub-to-onprem-rotterdam"
+        await pilot.press("escape")
         await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
         await choose_scenario(pilot, screen, "reset-vpn")
         await wait_for(pilot, lambda: screen.stage == "options", what="the options")

@@ -52,6 +52,9 @@ async def test_restore_point_offers_the_modes_the_vm_can_take_and_plans_the_chos
         assert screen.plan.params == {"consistency": "crash"}
         assert "Take a crash-consistent restore point of web-prod-01" in steps_text(screen)
         assert "crash-consistent restore point is like pulling the plug" in detail(screen)
+        await pilot.press("escape")  # back to the modes, the one chosen highlighted
+        await wait_for(pilot, lambda: screen.stage == "options", what="the modes again")
+        assert screen.query_one("#options").highlighted == 1
         await pilot.press("escape")
         await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
 
@@ -86,6 +89,9 @@ async def test_backup_now_takes_the_days_typed_and_refuses_more_than_99(emu, tmp
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert screen.plan.params == {"retain_days": 7} and "(kept 7 days)" in screen.plan.summary
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "options", what="the backup options again")
+        assert "kept 7 days" in option_text(screen, "backup") and screen.query_one("#options").highlighted == 0
         await pilot.press("escape")
         await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
 
@@ -165,6 +171,9 @@ async def test_restore_disk_lists_the_snapshots_of_each_disk_and_the_cli_resumes
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert screen.plan.params == {"disk": "0", "source": data_snap}
         assert f"Swap data disk {data_disk} (LUN 0)" in steps_text(screen)
+        await pilot.press("escape")  # the sources again, the snapshot chosen highlighted
+        await wait_for(pilot, lambda: screen.stage == "options", what="the sources again")
+        assert options.highlighted == 3
         await pilot.press("escape")
         await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
         await choose_scenario(pilot, screen, "restore-disk")
@@ -272,6 +281,11 @@ async def test_every_other_option_the_cli_takes_is_in_the_pane(emu, tmp_path):
         }
         changes = screen.plan.steps[1].changes
         assert "restores the default sshd configuration" in changes and "adds the SSH public key to azureuser" in changes
+        await pilot.press("escape")  # the account chosen, then what was reset: each esc one choice back
+        await wait_for(pilot, lambda: screen.stage == "options" and screen._option_kind == "account", what="the accounts again")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen._option_kind == "access", what="the access choices again")
+        assert option_ids(screen)[screen.query_one("#options").highlighted] == "config+ssh_key"
         await pilot.press("escape")
 
         # rescue on an existing VM, the disk repaired by hand (no common fixes run).
@@ -289,6 +303,8 @@ async def test_every_other_option_the_cli_takes_is_in_the_pane(emu, tmp_path):
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert screen.plan.params == {"rescue_vm": sandbox, "run_fixes": False, "credential": None}
         assert not any("common fixes" in step.title.lower() for step in screen.plan.steps)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "options", what="the rescue options again")
         await pilot.press("escape")
 
         # move-to-set into a set named by the operator (refused: a name Azure would not take).
@@ -312,3 +328,57 @@ async def test_every_other_option_the_cli_takes_is_in_the_pane(emu, tmp_path):
     }
     refused = cli(emu, tmp_path, "recover", "--vm", "sql-prod-02", "--scenario", "move-to-set", "--availability-set", "sql/c", "--dry-run")
     assert refused.returncode == 2 and "is not an availability set's name" in one_line_error(refused)
+
+
+def status_line(screen) -> str:
+    return str(screen.query_one("#status-line").content)
+
+
+async def test_esc_on_a_rescue_plan_goes_back_to_its_options_with_the_choice_highlighted(emu):
+    """esc on a plan made from options goes back to them, the choice made highlighted; each esc one choice
+    back from there (how to sign in to a new rescue VM, then which rescue VM), then the scenarios. The
+    status line says where esc goes, at 80x24."""
+    app = make_app(emu)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_options(pilot, "api-dev-01", "rescue")
+        sandbox = vm_doc(emu, "dev-sandbox-01")["doc"]["id"]
+        assert "esc: the scenarios" in status_line(screen)
+        await move_to(pilot, screen, f"existing-manual:{sandbox}")
+        chosen = screen.query_one("#options").highlighted
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert "esc: the options" in status_line(screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "options", what="the rescue options again")
+        assert screen.query_one("#options").highlighted == chosen and option_ids(screen)[chosen] == f"existing-manual:{sandbox}"
+        assert "esc: the scenarios" in status_line(screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
+
+        # A new rescue VM with no way in: esc goes back to how to sign in, then to the rescue VM chosen.
+        await choose_scenario(pilot, screen, "rescue")
+        await wait_for(pilot, lambda: screen.stage == "options" and screen._option_kind == "rescue", what="the rescue options")
+        await move_to(pilot, screen, "new")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen._option_kind == "rescue-access", what="how to sign in")
+        assert "esc: the previous options" in status_line(screen)
+        await move_to(pilot, screen, "none")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
+        assert screen.plan.params == {"rescue_vm": None, "run_fixes": False, "credential": None}
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "options", what="how to sign in again")
+        assert screen._option_kind == "rescue-access" and option_ids(screen)[screen.query_one("#options").highlighted] == "none"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen._option_kind == "rescue", what="the rescue options again")
+        assert option_ids(screen)[screen.query_one("#options").highlighted] == "new"
+        assert "esc: the scenarios" in status_line(screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
+
+        # A scenario without options: esc on its plan goes to the scenarios, as before.
+        await choose_scenario(pilot, screen, "restart")
+        await wait_for(pilot, lambda: screen.stage == "plan", what="the restart plan")
+        assert "esc: the scenarios" in status_line(screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")

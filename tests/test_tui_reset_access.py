@@ -84,8 +84,7 @@ async def test_no_administrator_in_the_model_is_no_longer_a_dead_end(emu):
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         assert screen.plan.params["username"] == "ftpadmin" and not screen.plan.blockers
         # Windows: VMAccess resets only the administrator, whose name the operator gives.
-        await pilot.press("escape")
-        await pilot.press("escape")
+        await pilot.press("escape", "escape", "escape", "escape")  # the accounts, the access choices, the scenarios, the VMs
         await wait_for(pilot, lambda: screen.stage == "vms", what="the VMs")
         await pilot.press("escape")
         await to_credential(pilot, screen, "legacy-app-01", "password")

@@ -16,7 +16,8 @@ from textual.widgets import Input, Static
 class TextPrompt(ModalScreen[str | None]):
     """Ask for one line; `check(value)` returns the value to use (None: the value as typed) or
     raises ValueError with one sentence, shown under the field. An empty answer is handed back
-    as "" (the caller's default); escape cancels (None)."""
+    as "" (the caller's default); escape cancels (None). `error`: the sentence that refused the
+    answer asked again (a check the caller makes after the prompt, e.g. against the inventory)."""
 
     DEFAULT_CSS = """
     TextPrompt { align: center middle; }
@@ -29,8 +30,11 @@ class TextPrompt(ModalScreen[str | None]):
     # The ids of the title, the prompt and the line that says why an answer is refused.
     IDS = ("prompt-title", "prompt-text", "prompt-error")
 
-    def __init__(self, title: str, prompt: str, *, value: str = "", check: Callable[[str], str | None] | None = None, placeholder: str = "") -> None:
+    def __init__(
+        self, title: str, prompt: str, *, value: str = "", check: Callable[[str], str | None] | None = None, placeholder: str = "", error: str = ""
+    ) -> None:
         super().__init__()
+        self._error = error
         self._title = title
         self._prompt = prompt
         self._value = value
@@ -43,7 +47,7 @@ class TextPrompt(ModalScreen[str | None]):
             yield Static(self._title, id=title_id, markup=False)
             yield Static(self._prompt, id=prompt_id, markup=False)
             yield from self.compose_field()
-            yield Static("", id=error_id, markup=False)
+            yield Static(self._error, id=error_id, markup=False)
             yield from self.compose_buttons()
 
     def compose_field(self) -> ComposeResult:

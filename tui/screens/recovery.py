@@ -30,7 +30,7 @@ from textual.widgets import ContentSwitcher, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from backend.errors import BackendError
-from backend.models import Inventory
+from backend.models import Inventory, Vm
 from backend.recovery import journal as J
 from backend.recovery import scenarios, service
 from backend.recovery.facts import VmFacts
@@ -39,7 +39,7 @@ from backend.recovery.runner import Runner, RunRefused
 from backend.recovery.scenarios.backup_now import DEFAULT_RETAIN_DAYS, kept_until, offers_backup_first
 from backend.recovery.scenarios.fix_nsg import DEFAULT_HOURS as DEFAULT_NSG_HOURS
 from backend.recovery.scenarios.fix_nsg import MAX_HOURS as MAX_NSG_HOURS
-from backend.recovery.scenarios.rescue import UNFIT_RESCUE_VERDICTS
+from backend.recovery.scenarios.rescue import find_rescue_vm, rescue_vm_refusal
 from backend.recovery.scenarios.resize import choices as resize_choices
 from backend.recovery.scenarios.resize import difference
 from backend.recovery.scenarios.upgrade_public_ip import ip_choices as upgrade_ip_choices
@@ -60,6 +60,8 @@ log = logging.getLogger("aztriage.console")
 VMS, SCENARIOS, OPTIONS, PLAN, RUN, RUNS = "vms", "scenarios", "options", "plan", "run", "runs"
 NEW_ACCOUNT = "+account"  # the option that names another account (no account name starts with +)
 NEW_SET = "+set"  # the option that names another availability set (no set's name starts with +)
+NEW_RESCUE = "+rescue"  # the option that names another rescue VM (no VM's id starts with +)
+RESCUE_LISTED = 5  # the rescue VMs the options list by name; any other is typed
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class StageView:
 
     body: str  # the id of the widget the stage switcher shows (it also takes the focus)
     crumb: str  # after the VM (and scenario) in the summary line
-    back: str  # where esc goes (PLAN: to the scenarios only when the VM was read)
+    back: str  # where esc goes (PLAN: to the scenario's options when it had some, else the scenarios, once the VM was read)
     shows_log: bool = False  # the run's log below, instead of the detail panel
 
 
@@ -217,6 +219,11 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self._vpn_choices: dict[str, Any] = {}
         self._retain_days = DEFAULT_RETAIN_DAYS  # backup-now: how long the recovery point is kept
         self._restore_choices: dict[str, tuple[Any, Any]] = {}  # restore-disk: option id -> (disk, source)
+        self._typed_rescue: Vm | None = None  # rescue: the VM the operator typed, listed with the others from then on
+        # The scenario whose options the options list holds (esc on its plan goes back to them), and the
+        # options a nested choice came from (the rescue VM before how to sign in to it): esc goes back to them.
+        self._options_for: str | None = None
+        self._option_parents: list[tuple[str, list[tuple[Any, str | None, bool]], int | None]] = []
         self.waiting_run: str | None = None  # the run on screen waits for the operator (d resumes it)
 
     # --- layout ------------------------------------------------------------------------
@@ -555,15 +562,16 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         return text
 
     def update_status(self) -> None:
+        back = "the options" if self._plan_has_options() else "the scenarios"
         hints = {
             VMS: "enter: choose a recovery · /: filter · H: runs" + (f" ({self.unfinished} unfinished)" if self.unfinished else ""),
             SCENARIOS: "enter: plan this scenario · esc: back",
-            OPTIONS: "enter: choose · esc: back",
-            PLAN: "read-only: changes are disabled · esc: back · ↑↓: step details"
+            OPTIONS: f"enter: choose · esc: {'the previous options' if self._option_parents else 'the scenarios'}",
+            PLAN: f"read-only: changes are disabled · esc: {back} · ↑↓: step details"
             if self.read_only
-            else "o: run the plan · y: back up first or not · ↑↓: steps · esc: back"
+            else f"o: run the plan · y: back up first or not · ↑↓: steps · esc: {back}"
             if self._backup_first_offered()
-            else "o: run the plan · ↑↓: steps · tab: details · esc: back",
+            else f"o: run the plan · ↑↓: steps · tab: details · esc: {back}",
             RUN: "running…"
             if self.running
             else ("d: the repair is done, continue · esc: back · H: runs" if self.waiting_run else "esc: back to the VMs · H: runs"),
@@ -574,6 +582,10 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             table = self.query_one(VmTable)
             text.append(f" · {table.row_count} of {table.total_count} VMs")
         self.set_status(text)
+
+    def _plan_has_options(self) -> bool:
+        """The plan shown was made from options chosen for its scenario: esc goes back to them."""
+        return self.scenario_id is not None and self._options_for == self.scenario_id and self.query_one("#options", OptionList).option_count > 0
 
     def _highlighted_option(self, selector: str) -> str | None:
         options = self.query_one(selector, OptionList)
@@ -605,6 +617,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self.facts = None
         self.scenario_id = None
         self.plan = None
+        self._forget_options()
         self._secrets.clear()
         self.busy = "Reading the VM (instance view, locks, health)…"
         self.stage = SCENARIOS
@@ -661,6 +674,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     def _scenario_selected(self, event: OptionList.OptionSelected) -> None:
         self.scenario_id = event.option.id
         self.params = {}
+        self._forget_options()
         self._secrets.clear()
         if self.scenario_id == "resize":
             self.load_sizes()
@@ -722,14 +736,39 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             choices.append(Option(label, id=size.name))
         self.offer_options("size", choices)
 
-    def offer_options(self, kind: str, choices: list[Option], highlighted: int | None = 0) -> None:
-        """The options stage with these choices (`kind` says what a choice means), one highlighted (the first)."""
+    def offer_options(self, kind: str, choices: list[Option], highlighted: int | None = 0, *, nested: bool = False) -> None:
+        """The options stage with these choices (`kind` says what a choice means), one highlighted (the first).
+        `nested`: a choice that follows the one on screen (esc goes back to it, as it was)."""
         options = self.query_one("#options", OptionList)
+        if nested and options.option_count:
+            shown = [options.get_option_at_index(i) for i in range(options.option_count)]
+            self._option_parents.append((self._option_kind, [(o.prompt, o.id, o.disabled) for o in shown], options.highlighted))
+        elif not nested:
+            self._option_parents.clear()
         options.clear_options()
         self._option_kind = kind
+        self._options_for = self.scenario_id
         options.add_options(choices)
         options.highlighted = highlighted if choices else None
         self.stage = OPTIONS
+
+    def _forget_options(self) -> None:
+        """A new VM or scenario: the options shown belong to none of its plans."""
+        self._options_for = None
+        self._option_parents.clear()
+        self._typed_rescue = None
+
+    def _options_back(self) -> bool:
+        """esc on nested options: the options they came from, the choice made there highlighted (False: none)."""
+        if not self._option_parents:
+            return False
+        kind, shown, highlighted = self._option_parents.pop()
+        parents = self._option_parents
+        self._option_parents = []  # offer_options (not nested) clears them
+        self.offer_options(kind, [Option(prompt, id=option_id, disabled=disabled) for prompt, option_id, disabled in shown], highlighted)
+        self._option_parents = parents
+        self.update_status()
+        return True
 
     def show_access_options(self) -> None:
         vm = self.facts.vm
@@ -749,44 +788,91 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             ]
         self.offer_options("access", choices)
 
-    def show_rescue_options(self) -> None:
+    def show_rescue_options(self, highlight: str | None = None) -> None:
+        """A new rescue VM, or one of the first running VMs that can serve (those of the VM's own
+        resource group first), the one typed last, and the option that types another one."""
         vm = self.facts.vm
         choices = [
             Option("New rescue VM (its own resource group); run the common fixes by run command, then you check", id="new+fixes"),
             Option("New rescue VM (its own resource group); you repair the disk yourself", id="new"),
         ]
         inventory = self.aztriage.inventory
-        candidates = [
-            other
-            for other in (inventory.vms if inventory else ())
-            if other.id.lower() != vm.id.lower()
-            and other.subscription_id.lower() == vm.subscription_id.lower()
-            and other.location.lower() == vm.location.lower()
-            and other.os_type.lower() == vm.os_type.lower()
-            and other.power_state == "running"
-            and other.availability_state == "Available"
-            and self.aztriage.verdict_for(other).id not in UNFIT_RESCUE_VERDICTS
-            and not other.vmss_id
-            and (not vm.zones or tuple(other.zones) == tuple(vm.zones))
-        ]
-        for other in candidates[:5]:
+        candidates = sorted(
+            (other for other in (inventory.vms if inventory else ()) if rescue_vm_refusal(vm, other, self.aztriage.verdict_for(other)) is None),
+            key=lambda other: other.resource_group.lower() != vm.resource_group.lower(),
+        )
+        listed = candidates[:RESCUE_LISTED]
+        typed = self._typed_rescue
+        if typed is not None and all(other.id.lower() != typed.id.lower() for other in listed):
+            listed.append(typed)
+        for other in listed:
             choices.append(Option(f"Use {other.name} ({other.resource_group}) as the rescue VM; run the common fixes", id=f"existing:{other.id}"))
             choices.append(Option(f"  Use {other.name}; you repair the disk yourself", id=f"existing-manual:{other.id}"))
-        self.offer_options("rescue", choices)
+        more = sum(1 for other in candidates if all(other.id.lower() != shown.id.lower() for shown in listed))
+        if more:
+            choices.append(Option(f"Use another VM: {more} more running VM{'s' if more != 1 else ''} could serve; type its name…", id=NEW_RESCUE))
+        else:
+            choices.append(Option("Use another VM as the rescue VM: type its name or id…", id=NEW_RESCUE))
+        ids = [choice.id for choice in choices]
+        self.offer_options("rescue", choices, highlighted=ids.index(highlight) if highlight in ids else 0)
+
+    @work(exclusive=True, group="recovery-secret", exit_on_error=False)
+    async def ask_rescue_vm(self) -> None:
+        """rescue: a rescue VM the operator names, as --rescue-vm takes it (a name in the VM's
+        subscription, or an id), checked as the listed ones are; refused with one sentence and asked again."""
+        vm, inventory = self.facts.vm, self.aztriage.inventory
+        if inventory is None:
+            self.notify("The inventory is still loading; try again in a moment.", timeout=3)
+            return
+
+        async def in_inventory(name: str, subscription_ids: list[str]) -> list[str]:
+            subscriptions = {s.lower() for s in subscription_ids}
+            return sorted(other.id for other in inventory.vm_by_name(name) if other.subscription_id.lower() in subscriptions)
+
+        typed, refusal = "", ""
+        while True:
+            answer = await self.app.push_screen_wait(
+                TextPrompt(
+                    "Which VM repairs the disk?",
+                    f"A running {vm.os_type} VM of {vm.name}'s subscription in {vm.location}"
+                    + (f", zone {','.join(vm.zones)}" if vm.zones else "")
+                    + ": its name, or its id if the name is not unique:",
+                    value=typed,
+                    error=refusal,
+                    placeholder="rescue-vm-01",
+                )
+            )
+            if not answer:
+                self.show_rescue_options(NEW_RESCUE)
+                return
+            typed = answer
+            try:
+                rescue_id = await find_rescue_vm(in_inventory, vm, typed)
+            except PlanError as exc:
+                refusal = str(exc)
+            else:
+                other = inventory.vm_by_id(rescue_id)
+                refusal = (
+                    f"no VM with id {rescue_id} in the inventory: a rescue VM must be in the same subscription and region"
+                    if other is None
+                    else rescue_vm_refusal(vm, other, self.aztriage.verdict_for(other)) or ""
+                )
+                if other is not None and not refusal:
+                    self._typed_rescue = other
+                    self.show_rescue_options(f"existing:{other.id}")
+                    return
+            self.query_one("#detail", Static).update(Text(refusal, style="bold"))
 
     def show_rescue_access_options(self) -> None:
         """The new rescue VM has no public IP: how will the operator sign in to it?"""
         from backend.recovery.scenarios.rescue import ADMIN
 
-        options = self.query_one("#options", OptionList)
-        options.clear_options()
-        self._option_kind = "rescue-access"
+        choices = []
         if self.facts.vm.os_type.lower() != "windows":
-            options.add_option(Option(f"Sign in to the rescue VM as {ADMIN} with your SSH public key (paste it; password sign-in off)", id="ssh_key"))
-        options.add_option(Option(f"Sign in to the rescue VM as {ADMIN} with a password you type twice (never kept)", id="password"))
-        options.add_option(Option(f"No way in for now ({ADMIN} gets a random password nobody keeps; reset-access later)", id="none"))
-        options.highlighted = 0
-        self.stage = OPTIONS
+            choices.append(Option(f"Sign in to the rescue VM as {ADMIN} with your SSH public key (paste it; password sign-in off)", id="ssh_key"))
+        choices.append(Option(f"Sign in to the rescue VM as {ADMIN} with a password you type twice (never kept)", id="password"))
+        choices.append(Option(f"No way in for now ({ADMIN} gets a random password nobody keeps; reset-access later)", id="none"))
+        self.offer_options("rescue-access", choices, nested=True)
 
     @work(exclusive=True, group="recovery", exit_on_error=False)
     async def load_nsg_options(self) -> None:
@@ -1120,6 +1206,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.params = {"public_ip": choice}
             self.make_plan()
             return
+        if self._option_kind == "rescue" and choice == NEW_RESCUE:
+            self.ask_rescue_vm()
+            return
         if self._option_kind == "rescue":
             how, _, picked = choice.partition(":")
             self.params = {"rescue_vm": picked or None, "run_fixes": how in ("new+fixes", "existing")}
@@ -1175,14 +1264,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         if windows:
             self.ask_account()  # the model does not name the administrator: the operator does
             return
-        options = self.query_one("#options", OptionList)
-        options.clear_options()
-        self._option_kind = "account"
-        for name, how in accounts:
-            options.add_option(Option(f"{name}  ({how})", id=name))
-        options.add_option(Option("Another account: type its name (VMAccess creates it if it does not exist)", id=NEW_ACCOUNT))
-        options.highlighted = 0
-        self.stage = OPTIONS
+        choices = [Option(f"{name}  ({how})", id=name) for name, how in accounts]
+        choices.append(Option("Another account: type its name (VMAccess creates it if it does not exist)", id=NEW_ACCOUNT))
+        self.offer_options("account", choices, nested=True)
 
     @work(exclusive=True, group="recovery-secret", exit_on_error=False)
     async def ask_account(self) -> None:
@@ -1600,6 +1684,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self._failed(f"run {run_id} cannot be resumed: {exc}")
             return
         self.vm_id, self.facts, self.scenario_id, self.plan = record.vm_id, facts, record.scenario, plan
+        self._forget_options()
         self.states = {s.idx: s.state for s in record.steps}
         self.messages = {s.idx: s.message for s in record.steps if s.message}
         pending = [s.idx for s in record.steps if s.state not in J.FINISHED_STEP_STATES]
@@ -1658,7 +1743,11 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.action_clear_filter()
             return
         self._secrets.clear()
+        if self.stage == OPTIONS and self._options_back():
+            return
         back = STAGES[self.stage].back
+        if self.stage == PLAN and self._plan_has_options():
+            back = OPTIONS
         if back == SCENARIOS and self.facts is None:
             back = VMS
         if back == SCENARIOS and self.facts is not None and not self.query_one("#scenarios", OptionList).option_count:

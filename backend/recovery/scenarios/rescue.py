@@ -34,6 +34,7 @@ import ipaddress
 import secrets
 import string
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,7 @@ from backend.recovery.scenarios.run_fix import command_output
 from backend.recovery.scenarios.snapshot_disks import snapshot_name
 from backend.recovery.steps import power_step, preflight_step, reach_step, reach_timeout
 from backend.shellcmd import AND, OR, comment, literal, ps_quote, sh
+from backend.verdict import Verdict
 
 ADMIN = "rescueadmin"
 RESCUE_OS_SKU = "StandardSSD_LRS"
@@ -116,19 +118,12 @@ async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], d
     vm = vm_from_documents(documents)
     wanted = (params.get("rescue_vm") or "").strip()
     if wanted:
-        if wanted.lower().startswith("/subscriptions/"):
-            found = [wanted]
-        else:
-            found = await backend.find_vm_ids(wanted, [vm.subscription_id])
-        if not found:
-            raise PlanError(f"no VM named {wanted} in the subscription of {vm.name}: a rescue VM must be in the same subscription and region")
-        if len(found) > 1:
-            raise PlanError(f"{len(found)} VMs are named {wanted}: give the rescue VM's id with --rescue-vm /subscriptions/...")
+        rescue_id = await find_rescue_vm(backend.find_vm_ids, vm, wanted)
         try:
-            documents["rescue_vm"] = await backend.get_vm_document(found[0])
+            documents["rescue_vm"] = await backend.get_vm_document(rescue_id)
         except BackendError as exc:
             if exc.status == 404:
-                raise PlanError(f"no VM with id {found[0]}") from None
+                raise PlanError(f"no VM with id {rescue_id}") from None
             raise
         await _gather_rescue_vm_fitness(backend, documents)
     if vm.boot_diagnostics.enabled:
@@ -144,6 +139,22 @@ async def gather(backend: RecoveryBackend, vm_id: str, params: dict[str, Any], d
                 documents["boot_verdict"] = verdict.to_json()
             else:
                 documents["boot_verdict_error"] = data.serial_error or "the serial log is empty"
+
+
+async def find_rescue_vm(find_vm_ids: Callable[[str, list[str]], Awaitable[list[str]]], vm: Vm, wanted: str) -> str:
+    """The id of the rescue VM the operator names for `vm` (``--rescue-vm``, or typed in the console):
+    an ARM id as given, else the one VM of that name in `vm`'s subscription, found by `find_vm_ids`
+    (the backend's VM lists for the CLI, the inventory in the console). PlanError: none, or several."""
+    wanted = wanted.strip()
+    if wanted.lower().startswith("/subscriptions/"):
+        return wanted.rstrip("/")
+    found = await find_vm_ids(wanted, [vm.subscription_id])
+    if not found:
+        raise PlanError(f"no VM named {wanted} in the subscription of {vm.name}: a rescue VM must be in the same subscription and region")
+    if len(found) > 1:
+        groups = ", ".join(ResourceId.parse(found_id).resource_group for found_id in found)
+        raise PlanError(f"{len(found)} VMs are named {wanted} (in {groups}): give the rescue VM's id, /subscriptions/…/virtualMachines/{wanted}")
+    return found[0]
 
 
 async def _gather_rescue_vm_fitness(backend: RecoveryBackend, documents: dict[str, Any]) -> None:
@@ -506,6 +517,33 @@ def _blockers(layout: RescueLayout) -> list[str]:
 # Verdicts (backend/verdict.py) of a VM that cannot serve as a rescue VM: it does not boot itself,
 # or Azure has it unavailable. The console's chooser offers none of them.
 UNFIT_RESCUE_VERDICTS = frozenset({"not-booting", "platform-incident", "platform-unhealthy"})
+
+
+def rescue_vm_refusal(vm: Vm, other: Vm, verdict: Verdict | None) -> str | None:
+    """Why `other` (as the inventory knows it, with its verdict) cannot be the rescue VM that repairs
+    `vm`'s OS disk, in one sentence; None: it can. The console lists only the VMs this passes and
+    refuses a name typed there with its sentence; the plan checks the VM again as it reads it."""
+    name = other.name
+    if other.id.lower() == vm.id.lower():
+        return f"{name} is the VM being repaired: the rescue VM must be another one"
+    if other.subscription_id.lower() != vm.subscription_id.lower():
+        return f"{name} is in another subscription: a disk can only be attached within its subscription"
+    if other.location.lower() != vm.location.lower():
+        return f"{name} is in {other.location} and {vm.name} in {vm.location}: a disk attaches only in its region"
+    if other.os_type.lower() != vm.os_type.lower():
+        return f"{name} runs {other.os_type} and the disk is {vm.os_type}: repair it from a VM of the same OS family"
+    if other.vmss_id:
+        return f"{name} is an instance of a scale set, which its model rebuilds: pick a standalone VM"
+    if vm.zones and sorted(other.zones) != sorted(vm.zones):
+        where = f"zone {','.join(other.zones)}" if other.zones else "no zone"
+        return f"{name} is in {where} and the disk copy will be in zone {','.join(vm.zones)}: a zonal disk attaches only in its zone"
+    if other.power_state != "running":
+        return f"{name} is {other.power_state or 'in no known power state'}: start it first, the repair happens on it"
+    if other.availability_state != "Available":
+        return f"{name} is {other.availability_state or 'Unknown'} in Resource Health: pick a VM that is Available"
+    if verdict is not None and verdict.id in UNFIT_RESCUE_VERDICTS:
+        return f"{name} cannot repair another VM's disk ({verdict.label}: {verdict.summary})"
+    return None
 
 
 def _rescue_vm_unfit(layout: RescueLayout) -> list[str]:
