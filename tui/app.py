@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
@@ -736,6 +736,11 @@ class AztriageApp(App[int]):
         self.update_header()
         self.broadcast(LoadStateChanged())
         self.notify("Background probe stopped; what it found so far is not used. Probe from the Connectivity pane.", timeout=4)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent) and not event.is_forwarded:
+            self.gc_pacer.operator_active()  # no full collection while the operator is at the keys (tui/gc_pacing.py)
+        await super().on_event(event)
 
     async def action_quit(self) -> None:
         """Quit; while a recovery runs, only after the operator says so, with how to resume it."""

@@ -25,16 +25,23 @@ once an inventory is large:
 - before each load, what was made since the last freeze is collected (only
   that: the frozen heap is not walked), so that garbage is not frozen with the
   next inventory;
-- what a freeze still catches alive and dies later (the refresh's own worker,
-  Textual's render caches of that moment: about 1,200 objects a load, measured
-  with gc.DEBUG_SAVEALL after the background probe stopped passing its VMs as
-  a worker argument, which had kept a whole old inventory frozen) is freed by a
-  full collection (everything unfrozen, collected, frozen again). That walks
-  the whole heap: 0.8-1.1 s at 10,000 VMs with every pane open. So it runs
-  only when it can be worth it: the frozen heap has grown by GROWTH_FOR_FULL
-  over what the last full collection left, and at most every FULL_EVERY_S: at
-  10,000 VMs, some hundred refreshes apart, when the garbage could be a fifth
-  of the heap.
+- what a freeze catches alive and dies later is freed by reference counting,
+  unless it is in a reference cycle. Measured with gc.DEBUG_SAVEALL over 21
+  refreshes at 10,000 VMs with every pane open, that cyclic garbage was 730
+  objects a refresh, 600 of them Textual strips that cached themselves
+  (cut_render_cycles stops that) and one a closure of release_gradually (now
+  a module function); about 100 are left: the HTTP connections the server
+  closed (asyncio's transports and aiohttp's protocols reference each other)
+  and finished workers (a worker, its task and the task's context).
+  Frozen garbage is freed only by a full collection (everything unfrozen,
+  collected, frozen again), which walks the whole heap: 0.55-0.7 s at 10,000
+  VMs with every pane open. So it runs only when the garbage is worth it:
+  when its estimate (the rise of the frozen heap's floor, _watch_floor)
+  reaches GROWTH_FOR_FULL of the heap, at most every FULL_EVERY_S, and only
+  once the operator has not touched the keyboard or mouse for
+  IDLE_FOR_FULL_S. At 100 objects a refresh that is about 2,200 refreshes
+  at 10,000 VMs: three hours at the 5 s minimum refresh, a day and a half at
+  the default minute.
 
 Freeing is paced too. An old inventory is freed by whoever drops the last
 reference to it, all at once: 10,000 VMs take 30-70 ms, in whichever pane
@@ -72,7 +79,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from backend.gcpause import gc_paused
@@ -83,6 +90,9 @@ log = logging.getLogger("aztriage.console")
 LARGE_ESTATE_VMS = 2000
 FULL_EVERY_S = 300.0
 GROWTH_FOR_FULL = 0.2
+FLOOR_WINDOW_S = 60.0
+LIVE_STEP = 0.05
+IDLE_FOR_FULL_S = 10.0
 RETIRE_AFTER_S = 3.0
 SWITCH_INTERVAL_S = 0.001
 RELEASE_PER_TURN = 500
@@ -107,19 +117,25 @@ def _malloc_trim() -> Any:
         return None
 
 
-def release_gradually(objects: list, *, delay: float = 0.0, per_turn: int = RELEASE_PER_TURN) -> None:
+def release_gradually(objects: list, *, delay: float = 0.0, per_turn: int = RELEASE_PER_TURN, done: Callable[[], None] | None = None) -> None:
     """Drop this list's references `per_turn` at a time, one slice per turn of the running
     event loop, starting after `delay` seconds: whatever only the list still holds is
-    freed a slice at a time instead of in one long pause."""
+    freed a slice at a time instead of in one long pause. `done` is called after the last slice."""
     loop = asyncio.get_running_loop()
-
-    def release_some() -> None:
-        del objects[-per_turn:]
-        if objects:
-            loop.call_soon(release_some)
-
     if objects:
-        loop.call_later(delay, release_some)
+        loop.call_later(delay, _release_some, loop, objects, per_turn, done)
+    elif done is not None:
+        done()
+
+
+def _release_some(loop: asyncio.AbstractEventLoop, objects: list, per_turn: int, done: Callable[[], None] | None) -> None:
+    # A module function, not a closure calling itself: that closure was a reference cycle, one
+    # more piece of garbage a freeze caught on every refresh.
+    del objects[-per_turn:]
+    if objects:
+        loop.call_soon(_release_some, loop, objects, per_turn, done)
+    elif done is not None:
+        done()
 
 
 def forget_frames(error: BaseException | None) -> None:
@@ -136,6 +152,32 @@ def forget_frames(error: BaseException | None) -> None:
         error = error.__cause__ or error.__context__
 
 
+def cut_render_cycles() -> None:
+    """Stop Textual's Strip from keeping itself in its own caches. `Strip.divide` at the strip's
+    own length returns `[self]` and caches it, and `Strip.crop_extend` to its own length caches
+    `self`: each such strip is a reference cycle (with its seven caches, its segments and their
+    lists), so reference counting never frees it. Frozen alive in a render cache, it stayed until
+    a full collection: about 600 of the 730 objects of cyclic garbage a refresh left at 10,000
+    VMs with every pane open (gc.DEBUG_SAVEALL after 21 refreshes, benchmarks/soak.py). The
+    same results without the self-reference; idempotent."""
+    from textual.strip import Strip
+
+    if getattr(Strip.divide, "_aztriage_no_cycle", False):
+        return
+    divide, crop_extend = Strip.divide, Strip.crop_extend
+
+    def divide_without_cycle(self: Strip, cuts) -> Sequence[Strip]:
+        cuts = [cut for cut in cuts if cut <= self.cell_length]
+        return [self] if cuts == [self.cell_length] else divide(self, cuts)
+
+    def crop_extend_without_cycle(self: Strip, start: int, end: int, style) -> Strip:
+        return self if start <= 0 and end == self.cell_length else crop_extend(self, start, end, style)
+
+    divide_without_cycle._aztriage_no_cycle = True  # type: ignore[attr-defined]
+    Strip.divide = divide_without_cycle  # type: ignore[method-assign]
+    Strip.crop_extend = crop_extend_without_cycle  # type: ignore[method-assign]
+
+
 def inventory_objects(inventory) -> list:
     """The big parts of an inventory, for release_gradually."""
     return [*inventory.vms, *inventory.nsgs.values(), *inventory.load_balancers.values(), *inventory.public_ips.values()]
@@ -149,8 +191,13 @@ class GcPacer:
         self.engaged = False
         self._saved_switch_interval = sys.getswitchinterval()
         self._last_full = 0.0
-        self._frozen_after_full = 0  # gc.get_freeze_count() after the last full collection (or the first freeze)
+        self._last_input = float("-inf")
+        self._window_started = 0.0
+        self._window_floor: int | None = None  # the lowest frozen count read in this window
+        self._floor: int | None = None  # ... in the last window
+        self.garbage_estimate = 0  # frozen objects thought garbage since the last full collection
         self.full_collections = 0
+        self.retiring = 0  # old inventories not yet let go of (retire)
         self._trim = _malloc_trim()
         self._last_trim = 0.0
         self._resident_after_trim = 0.0
@@ -174,10 +221,10 @@ class GcPacer:
         if self.engaged:
             return False
         self.engaged = True
+        cut_render_cycles()
         self._saved_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(SWITCH_INTERVAL_S, self._saved_switch_interval))
-        self._last_full = self._clock()
-        self._frozen_after_full = gc.get_freeze_count()
+        self._last_full = self._window_started = self._clock()
         log.info("garbage collection paced for %d VMs (%d objects frozen)", vm_count, gc.get_freeze_count())
         return True
 
@@ -193,28 +240,59 @@ class GcPacer:
     def retire(self, inventory) -> None:
         """An inventory the console no longer shows: freed gradually once every pane has let go."""
         if self.engaged and inventory is not None:
-            release_gradually(inventory_objects(inventory), delay=RETIRE_AFTER_S)
+            self.retiring += 1
+            release_gradually(inventory_objects(inventory), delay=RETIRE_AFTER_S, done=self._retired)
+
+    def _retired(self) -> None:
+        self.retiring -= 1
+
+    def operator_active(self) -> None:
+        """A key or the mouse: the operator is at the console (no full collection for IDLE_FOR_FULL_S)."""
+        self._last_input = self._clock()
+
+    def _watch_floor(self) -> None:
+        """Estimate the garbage frozen since the last full collection without walking the heap.
+        The frozen heap is live data plus the cyclic garbage a freeze caught; it is read when no
+        old inventory is being let go of (`retiring`), so it holds one inventory and what the
+        panes keep. Its lowest reading in each FLOOR_WINDOW_S (the floor) rises with garbage, a
+        little every refresh, and with live data, in steps (a pane opened for the first time,
+        the first probe's findings). So a rise of the floor from one window to the next counts
+        as garbage when it is small (at most LIVE_STEP of the heap), and as live data otherwise."""
+        now = self._clock()
+        if not self.retiring:
+            frozen = gc.get_freeze_count()
+            self._window_floor = frozen if self._window_floor is None else min(self._window_floor, frozen)
+        if now - self._window_started < FLOOR_WINDOW_S:
+            return
+        floor, self._window_floor, self._window_started = self._window_floor, None, now
+        if floor is None:
+            return
+        if self._floor is not None and 0 < floor - self._floor <= LIVE_STEP * self._floor:
+            self.garbage_estimate += floor - self._floor
+        self._floor = floor
 
     def full_collection_due(self) -> bool:
-        """No inventory is being read or drawn, the last full collection was FULL_EVERY_S ago or
-        more, and the frozen heap has grown by GROWTH_FOR_FULL since (live inventory or garbage a
-        freeze caught): at worst a full collection every FULL_EVERY_S, as before."""
-        # (An old inventory still being let go counts as growth: at a refresh every few seconds one
-        # always is, and waiting for none let the frozen garbage grow without bound in the soak.)
-        if not self.engaged or self._clock() - self._last_full < FULL_EVERY_S or self._busy():
+        """The garbage estimate (_watch_floor) has reached GROWTH_FOR_FULL of the frozen heap, the
+        last full collection was FULL_EVERY_S ago or more, no inventory is being read or drawn,
+        and the operator has not touched a key or the mouse for IDLE_FOR_FULL_S."""
+        if not self.engaged or self._floor is None or self.garbage_estimate < GROWTH_FOR_FULL * self._floor:
             return False
-        return gc.get_freeze_count() > self._frozen_after_full * (1 + GROWTH_FOR_FULL)
+        now = self._clock()
+        return now - self._last_full >= FULL_EVERY_S and now - self._last_input >= IDLE_FOR_FULL_S and not self._busy()
 
     def tick(self) -> None:
         """A full collection when one is due (full_collection_due), then a trim of the C heap
         when one is due (trim_due)."""
+        self._watch_floor()
         if self.full_collection_due():
+            started = time.perf_counter()
             gc.unfreeze()
-            gc.collect()
+            collected = gc.collect()
             gc.freeze()
             self._last_full = self._clock()
-            self._frozen_after_full = gc.get_freeze_count()
+            self.garbage_estimate, self._floor, self._window_floor, self._window_started = 0, None, None, self._last_full
             self.full_collections += 1
+            log.info("full collection: %d objects freed in %.0f ms", collected, 1000 * (time.perf_counter() - started))
         resident = resident_mb()
         if resident is not None and self.trim_due(resident):
             self.trim_heap()
