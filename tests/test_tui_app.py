@@ -283,6 +283,34 @@ async def test_the_palette_offers_every_action_on_the_selected_vm_and_recovers_i
         assert app.screen.plan.scenario == "redeploy" and app.screen.plan.vm.name == "web-prod-01"
 
 
+async def test_a_finished_worker_is_freed_without_a_collection(emulator):
+    """A finished worker and its task were a reference cycle (the task's context holds the
+    worker), garbage that only the console's rare full collection freed on a large estate
+    (tui/gc_pacing.py). Once its end is reported, reference counting frees it and its result."""
+    import gc
+    import weakref
+
+    class Findings:
+        pass
+
+    async def work() -> Findings:
+        return Findings()
+
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        gc.disable()
+        try:
+            workers = [app.screen.run_worker(work(), group="test-work")]
+            await wait_for(pilot, lambda: workers[0].is_finished, what="the worker's end")
+            result = weakref.ref(workers[0].result)
+            workers.clear()
+            await wait_for(pilot, lambda: result() is None, timeout=5, what="the finished worker and its result freed")
+        finally:
+            gc.enable()
+        assert app.is_running
+
+
 async def test_a_cancelled_worker_lets_go_of_what_its_frames_held(emulator):
     """A refresh cancels the background probe; whatever the cancelled worker's frames held
     (an inventory, its findings) must be freed, although Textual keeps the worker itself

@@ -31,7 +31,7 @@ from textual.worker import Worker, WorkerState
 from backend.config import Config, ConfigError
 from backend.models import Inventory, Vm
 from backend.settings import ConnectionSettings
-from tui.gc_pacing import forget_frames
+from tui.gc_pacing import forget_frames, forget_task
 from tui.messages import InventoryChanged, LoadStateChanged, ShowVm, VerdictsChanged
 from tui.palette import AztriageCommands
 from tui.panes import PANES
@@ -465,6 +465,8 @@ class AztriageApp(App[int]):
             # callback scheduled while it ran keeps it (Textual's active_worker context
             # variable). A refresh cancels the background probe each time (tui/gc_pacing.py).
             forget_frames(worker.error)
+        if event.state in (WorkerState.SUCCESS, WorkerState.CANCELLED, WorkerState.ERROR):
+            forget_task(worker)  # a finished worker and its task were a reference cycle
 
     def _worker_failed(self, worker: Worker) -> None:
         error = worker.error

@@ -28,20 +28,22 @@ once an inventory is large:
 - what a freeze catches alive and dies later is freed by reference counting,
   unless it is in a reference cycle. Measured with gc.DEBUG_SAVEALL over 21
   refreshes at 10,000 VMs with every pane open, that cyclic garbage was 730
-  objects a refresh, 600 of them Textual strips that cached themselves
-  (cut_render_cycles stops that) and one a closure of release_gradually (now
-  a module function); about 100 are left: the HTTP connections the server
-  closed (asyncio's transports and aiohttp's protocols reference each other)
-  and finished workers (a worker, its task and the task's context).
+  objects a refresh: Textual strips that cached themselves, asyncio's
+  transports of closed connections (Python 3.11), finished workers and their
+  tasks, and a closure of release_gradually. cut_reference_cycles,
+  forget_task and a module function for release_gradually took it to 50 a
+  refresh: aiohttp's handlers of connections the server closed (handler,
+  reader and error refer to each other).
   Frozen garbage is freed only by a full collection (everything unfrozen,
-  collected, frozen again), which walks the whole heap: 0.55-0.7 s at 10,000
+  collected, frozen again), which walks the whole heap: 0.5-0.8 s at 10,000
   VMs with every pane open. So it runs only when the garbage is worth it:
   when its estimate (the rise of the frozen heap's floor, _watch_floor)
   reaches GROWTH_FOR_FULL of the heap, at most every FULL_EVERY_S, and only
   once the operator has not touched the keyboard or mouse for
-  IDLE_FOR_FULL_S. At 100 objects a refresh that is about 2,200 refreshes
-  at 10,000 VMs: three hours at the 5 s minimum refresh, a day and a half at
-  the default minute.
+  IDLE_FOR_FULL_S. At 50 objects a refresh that is about 5,000 refreshes
+  (1.3 million objects frozen): seven hours at a refresh every 2 s (a
+  refresh every 5 s in all, as loads take 3 s then), more at the 5 s
+  minimum, three and a half days at the default minute.
 
 Freeing is paced too. An old inventory is freed by whoever drops the last
 reference to it, all at once: 10,000 VMs take 30-70 ms, in whichever pane
@@ -152,14 +154,19 @@ def forget_frames(error: BaseException | None) -> None:
         error = error.__cause__ or error.__context__
 
 
-def cut_render_cycles() -> None:
-    """Stop Textual's Strip from keeping itself in its own caches. `Strip.divide` at the strip's
-    own length returns `[self]` and caches it, and `Strip.crop_extend` to its own length caches
-    `self`: each such strip is a reference cycle (with its seven caches, its segments and their
-    lists), so reference counting never frees it. Frozen alive in a render cache, it stayed until
-    a full collection: about 600 of the 730 objects of cyclic garbage a refresh left at 10,000
-    VMs with every pane open (gc.DEBUG_SAVEALL after 21 refreshes, benchmarks/soak.py). The
-    same results without the self-reference; idempotent."""
+def cut_reference_cycles() -> None:
+    """Stop two library objects from referencing themselves; idempotent, the same results.
+
+    Textual's Strip: `Strip.divide` at the strip's own length returns `[self]` and caches it, and
+    `Strip.crop_extend` to its own length caches `self`. Each such strip was a reference cycle
+    (with its seven caches, its segments and their lists), so reference counting never freed it;
+    frozen alive in a render cache, it stayed until a full collection: about 600 of the 730
+    objects of cyclic garbage a refresh left at 10,000 VMs with every pane open (gc.DEBUG_SAVEALL
+    after 21 refreshes, benchmarks/soak.py).
+
+    asyncio's socket transport on Python 3.11 keeps its own bound method (`_read_ready_cb`) after
+    it is closed, so every HTTP connection the server closed was garbage only a collection freed.
+    Python 3.12 drops it in `close()`; the same is done here on 3.11."""
     from textual.strip import Strip
 
     if getattr(Strip.divide, "_aztriage_no_cycle", False):
@@ -176,6 +183,27 @@ def cut_render_cycles() -> None:
     divide_without_cycle._aztriage_no_cycle = True  # type: ignore[attr-defined]
     Strip.divide = divide_without_cycle  # type: ignore[method-assign]
     Strip.crop_extend = crop_extend_without_cycle  # type: ignore[method-assign]
+
+    if sys.version_info < (3, 12):
+        from asyncio import selector_events
+
+        transport: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+        close = transport.close
+
+        def close_without_cycle(self: Any) -> None:
+            self._read_ready_cb = None
+            close(self)
+
+        transport.close = close_without_cycle
+
+
+def forget_task(worker: Any) -> None:
+    """Let a finished Textual worker go of its task. The task's context holds the worker
+    (Textual's `active_worker` variable), so the two were a reference cycle: about one finished
+    worker a refresh was garbage only a full collection freed."""
+    task = getattr(worker, "_task", None)
+    if task is not None and task.done():
+        worker._task = None
 
 
 def inventory_objects(inventory) -> list:
@@ -195,6 +223,7 @@ class GcPacer:
         self._window_started = 0.0
         self._window_floor: int | None = None  # the lowest frozen count read in this window
         self._floor: int | None = None  # ... in the last window
+        self._base = 0  # the floor with the live data's steps and no garbage
         self.garbage_estimate = 0  # frozen objects thought garbage since the last full collection
         self.full_collections = 0
         self.retiring = 0  # old inventories not yet let go of (retire)
@@ -221,7 +250,7 @@ class GcPacer:
         if self.engaged:
             return False
         self.engaged = True
-        cut_render_cycles()
+        cut_reference_cycles()
         self._saved_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(SWITCH_INTERVAL_S, self._saved_switch_interval))
         self._last_full = self._window_started = self._clock()
@@ -257,7 +286,9 @@ class GcPacer:
         panes keep. Its lowest reading in each FLOOR_WINDOW_S (the floor) rises with garbage, a
         little every refresh, and with live data, in steps (a pane opened for the first time,
         the first probe's findings). So a rise of the floor from one window to the next counts
-        as garbage when it is small (at most LIVE_STEP of the heap), and as live data otherwise."""
+        as live data when it is a step (more than LIVE_STEP of the heap from one window to the
+        next); the garbage estimate is how far the floor stands above where those steps alone
+        would have put it (so ups and downs of the live data do not add up)."""
         now = self._clock()
         if not self.retiring:
             frozen = gc.get_freeze_count()
@@ -267,9 +298,14 @@ class GcPacer:
         floor, self._window_floor, self._window_started = self._window_floor, None, now
         if floor is None:
             return
-        if self._floor is not None and 0 < floor - self._floor <= LIVE_STEP * self._floor:
-            self.garbage_estimate += floor - self._floor
+        if self._floor is None:
+            self._base = floor
+        elif floor - self._floor > LIVE_STEP * self._floor:
+            self._base += floor - self._floor  # a step of live data
+        else:
+            self._base = min(self._base, floor)  # live data let go of
         self._floor = floor
+        self.garbage_estimate = floor - self._base
 
     def full_collection_due(self) -> bool:
         """The garbage estimate (_watch_floor) has reached GROWTH_FOR_FULL of the frozen heap, the
