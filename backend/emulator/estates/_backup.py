@@ -9,6 +9,7 @@ VM (the jump host, the dev/test subscription) is not protected at all."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from ._common import DAY, HOUR, MINUTE, Clock, EstateBuilder
@@ -104,7 +105,7 @@ def _item(
         "protectionState": state,
         "healthStatus": health,
         "lastBackupStatus": status,
-        "protectedItemDataId": str(abs(hash(vm_id.lower())) % 10**15),
+        "protectedItemDataId": str(zlib.crc32(vm_id.lower().encode()) * 1_000_003 % 10**15),  # the same in every process (hash() is not)
         "isScheduledForDeferredDelete": False,
         "extendedInfo": {"recoveryPointCount": 12 if good is not None else 0, "policyInconsistent": False},
     }
