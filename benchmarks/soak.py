@@ -106,6 +106,7 @@ def snapshot(app) -> dict:
         "gc_tracked_objects": len(gc.get_objects()),
         "gc_frozen_objects": gc.get_freeze_count(),
         "paced_full_collections": app.gc_pacer.full_collections,
+        "gc_garbage_estimate": app.gc_pacer.garbage_estimate,  # frozen objects the pacer thinks garbage (tui/gc_pacing.py)
         "full_collection": {"ms": round(1000 * full_collect[0], 1), "cpu_ms": round(1000 * full_collect[1], 1), "collected": collected},
         "task_kinds": _task_kinds(tasks),
         "workers_total": len(workers),
@@ -198,9 +199,9 @@ async def soak(endpoint: str, ca_file: str, seconds: float, interval: float, *, 
             # What the console's own full collection (every FULL_EVERY_S, tui/gc_pacing.py) costs now.
             t, cpu = time.perf_counter(), time.thread_time()
             gc.unfreeze()
-            gc.collect()
+            collected = gc.collect()
             gc.freeze()
-            paced = {"ms": round(1000 * (time.perf_counter() - t), 1), "cpu_ms": round(1000 * (time.thread_time() - cpu), 1)}
+            paced = {"ms": round(1000 * (time.perf_counter() - t), 1), "cpu_ms": round(1000 * (time.thread_time() - cpu), 1), "collected": collected}
         shown_at_end = app.current_mode
     return {
         "seconds": seconds,
@@ -272,6 +273,11 @@ def main() -> int:
         f"gc              {e['gc_frozen_objects']} objects frozen, {e['gc_tracked_objects']} not; {e['paced_full_collections']} paced full collections in the soak"
         + (f"; one at the end took {paced['ms']} ms ({paced['cpu_ms']} ms CPU)" if paced else "")
     )
+    if paced:
+        print(
+            f"frozen garbage  the pacer's estimate {e['gc_garbage_estimate']} objects at the end ({s['gc_garbage_estimate']} at the start); "
+            f"the full collection at the end freed {paced['collected']}, everything since the first load: {paced['collected'] / max(1, e['loads']):.0f} a load"
+        )
     print(
         f"console CPU     {e['cpu_s'] - s['cpu_s']:.1f} s in {args.seconds:g} s; machine load average {s['load_avg_1m']} at the start, {e['load_avg_1m']} at the end ({os.cpu_count()} CPUs)"
     )
