@@ -75,6 +75,29 @@ async def test_every_vm_has_a_row_before_anything_is_probed(pane_emulator):
         assert "not probed yet" in detail(screen)
 
 
+async def test_a_hidden_pane_makes_its_rows_when_shown_not_at_every_verdict(pane_emulator, monkeypatch):
+    """A large estate's Connectivity pane (here: the threshold lowered to the demo's VMs), left for
+    another pane, lets go of its rows; a verdict learned meanwhile (the background probe's, every
+    refresh) does not make them all again while nobody looks (96 ms a time at 10,000 VMs); shown
+    again, the pane has every row, with what was learned."""
+    import tui.screens.base as base
+    from tui.messages import VerdictsChanged
+
+    monkeypatch.setattr(base, "HIDDEN_ROWS_KEPT", 10)
+    app = make_app(pane_emulator)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await open_pane(pilot)
+        rows = screen.table.total_count
+        assert rows == len(screen.states) > 10
+        await pilot.press("1")
+        await wait_for(pilot, lambda: screen.table.total_count == 0, what="the hidden pane letting go of its rows")
+        app.broadcast(VerdictsChanged())
+        await pilot.pause(0.3)
+        assert screen.table.total_count == 0  # not made again while hidden
+        await pilot.press("3")
+        await wait_for(pilot, lambda: screen.table.total_count == rows, what="the rows back")
+
+
 async def test_probe_the_selected_vm_and_read_the_evidence(pane_emulator):
     async with make_app(pane_emulator).run_test(size=(140, 45)) as pilot:
         screen = await open_pane(pilot)
