@@ -178,7 +178,7 @@ async def test_open_recovery_lands_in_the_recovery_pane_with_the_scenario(pane_e
 
 
 async def test_without_a_recovery_pane_o_says_what_to_run(pane_emulator, monkeypatch):
-    import tui.app  # noqa: F401  (imported first: imported under the patch, its PANES would lack Recovery for every later test in this process)
+    import tui.app  # first: imported under the patch, its own PANES would lack Recovery for every later test in this process
     import tui.panes
 
     monkeypatch.setattr(tui.panes, "PANES", tuple(p for p in tui.panes.PANES if p.id != "recovery"))
