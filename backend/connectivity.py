@@ -296,7 +296,8 @@ async def run(
             if r.address not in resolved[r.target.host.lower()]:
                 resolved[r.target.host.lower()].append(r.address)
     try:
-        report.changes = store.record(vms, resolved)
+        # In a thread: comparing thousands of VMs and the file's fsync are not the event loop's work.
+        report.changes = await asyncio.to_thread(store.record, vms, resolved)
     except OSError as exc:
         report.notes.append(f"the last-known addresses could not be saved: {exc.strerror or exc}")
 
