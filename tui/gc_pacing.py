@@ -40,10 +40,12 @@ once an inventory is large:
   when its estimate (the rise of the frozen heap's floor, _watch_floor)
   reaches GROWTH_FOR_FULL of the heap, at most every FULL_EVERY_S, and only
   once the operator has not touched the keyboard or mouse for
-  IDLE_FOR_FULL_S. At 50 objects a refresh that is about 5,000 refreshes
-  (1.3 million objects frozen): seven hours at a refresh every 2 s (a
-  refresh every 5 s in all, as loads take 3 s then), more at the 5 s
-  minimum, three and a half days at the default minute.
+  IDLE_FOR_FULL_S. At 50 objects a refresh that is 5,000-6,000 refreshes
+  (1.4-1.5 million objects frozen): about six hours at a refresh every 2 s
+  (139 refreshes in the 600 s soak, as each load takes about 2 s), more at
+  the 5 s minimum, three and a half days at the default minute. Readings are
+  taken only when no old inventory is being let go of: with none ever, there
+  is no estimate and no full collection (refreshes come at least 5 s apart).
 
 Freeing is paced too. An old inventory is freed by whoever drops the last
 reference to it, all at once: 10,000 VMs take 30-70 ms, in whichever pane
