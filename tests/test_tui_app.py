@@ -343,3 +343,19 @@ async def test_a_cancelled_worker_lets_go_of_what_its_frames_held(emulator):
         await wait_for(pilot, lambda: worker.is_finished, what="the worker's end")
         await wait_for(pilot, lambda: gc.collect() >= 0 and held[0]() is None, what="the worker's findings freed")
         assert app.is_running
+
+
+async def test_a_key_tells_the_collector_pacer_the_operator_is_at_the_console(emulator):
+    # The pacer holds back a full collection (a freeze of half a second or more at 10,000 VMs)
+    # while the operator is at the keys: the app must tell it of every key.
+    import time
+
+    from tui.gc_pacing import IDLE_FOR_FULL_S
+
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_loaded(pilot)
+        assert app.gc_pacer._last_input == float("-inf")
+        await pilot.press("2")
+        assert screen_name(app) == "HealthScreen"
+        assert time.monotonic() - app.gc_pacer._last_input < IDLE_FOR_FULL_S

@@ -295,7 +295,7 @@ class StateRowsMixin:
         if not self.is_current:
             # Hidden (another pane is shown, or a page over this one): redrawn when shown again
             # (BaseScreen._catch_up). At 10,000 VMs the Connectivity pane, hidden, made its
-            # 15,000 rows again each time the background probe changed a verdict: 96 ms a time,
+            # rows (one per VM and port) again each time the background probe changed a verdict: 96 ms on average,
             # 215 times in a 600 s soak (benchmarks/soak.py --trace).
             self._behind = True
             return
