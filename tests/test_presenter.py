@@ -140,6 +140,27 @@ async def test_the_key_toggles_presenter_mode_and_the_trail_is_kept_meanwhile(em
         assert not app.has_class("-present") and panel(app).region.height == 0
 
 
+async def test_a_panel_whose_lines_are_not_mounted_yet_is_shown_later_not_a_crash(emu):
+    # A page being composed has its panel before the panel's own lines; the presenter looks a few
+    # times a second and must neither crash on it nor take it as shown.
+    from textual.widgets import Static
+
+    app = present_app(emu)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot)
+        await settle(pilot)
+        shown = why_text(app)
+        assert shown
+        await panel(app).remove_children()
+        await pilot.press("P", "P")  # off and on again: the presenter shows the panel at once
+        await pilot.pause()
+        why = Static("", id="presenter-why", markup=False)
+        await panel(app).mount_all([why, Breadcrumb(id="presenter-trail")])
+        await settle(pilot)
+        assert why_text(app) == shown
+        assert "done: 1 Inventory" in trail_text(app)
+
+
 async def test_the_palette_offers_presenter_mode(emu):
     app = present_app(emu, present=False)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -221,8 +221,8 @@ class Presenter:
         shown = (id(screen), focus, len(trail), trail[-1] if trail else None)
         if shown == self._shown:
             return
-        self._shown = shown
-        panel.show(focus, trail)
+        if panel.show(focus, trail):
+            self._shown = shown
 
     # --- the trail ---------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
@@ -70,11 +71,18 @@ class PresenterPanel(Vertical):
         yield why
         yield Breadcrumb(id="presenter-trail")
 
-    def show(self, focus: Focus | None, trail: Sequence[str]) -> None:
-        why = self.query_one("#presenter-why", Static)
+    def show(self, focus: Focus | None, trail: Sequence[str]) -> bool:
+        """Show `focus` and `trail`; False when the panel's own lines are not mounted yet (a page
+        being composed), so the caller shows them again on its next tick."""
+        try:
+            why = self.query_one("#presenter-why", Static)
+            breadcrumb = self.query_one(Breadcrumb)
+        except NoMatches:
+            return False
         if focus is None:
             why.display = False
         else:
             why.update(focus_text(focus))
             why.display = True
-        self.query_one(Breadcrumb).items = tuple(trail)
+        breadcrumb.items = tuple(trail)
+        return True
