@@ -118,16 +118,33 @@ async def test_probe_all_fills_the_table_live_and_marks_what_needs_work(pane_emu
 
         original = screen._flush
 
+        refresh: list[int] = []  # diagnoses before and after a refresh that lands mid-probe
+
+        def diagnosed() -> int:
+            return sum(1 for s in screen.states.values() if s.diagnosis)
+
         def spy():
             original()
             done = sum(1 for s in screen.states.values() if s.diagnosis or s.results)
             seen_partial.append(done)
 
+        on_diagnosis = screen._on_diagnosis
+
+        def refresh_meanwhile(diagnosis):
+            on_diagnosis(diagnosis)
+            if not refresh:
+                refresh.append(diagnosed())
+                screen.show_inventory(pilot.app.inventory)  # what an automatic refresh does
+                refresh.append(diagnosed())
+
         screen._flush = spy
+        screen._on_diagnosis = refresh_meanwhile
         await pilot.press("a")
         await probed(pilot, screen, {s.vm.name for s in screen.states.values()})
         # The table was drawn while results were still arriving, not only at the end.
         assert any(0 < n < len(screen.states) for n in seen_partial)
+        # A refresh meanwhile kept what the probe had found so far.
+        assert refresh and refresh[1] == refresh[0]
         verdicts = {s.vm.name: s.diagnosis.verdict for s in screen.states.values()}
         assert verdicts["web-prod-01"] == "reachable" and verdicts["legacy-ftp-01"] == "guest-not-answering"
         assert verdicts["rdgw-shared-01"] == "ip-changed"  # the demo's story, replayed in every session

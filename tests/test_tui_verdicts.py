@@ -48,6 +48,13 @@ async def test_the_background_probe_fills_the_verdicts_attention_first(emu):
         ranks = [app.verdict_for(row.item).rank for row in table.visible_rows()]
         assert ranks == sorted(ranks)
         assert names_before(table, "web-prod-01") >= {"jump-prod-01", "files-shared-01", "api-dev-01", "erp-prod-eus-01"}
+        # The Connectivity pane, opened after the probe, says the same of each port.
+        await pilot.press("3")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConnectivityScreen", what="the Connectivity pane")
+        await pilot.pause(0.3)
+        rows = table_lines(app.screen.table)
+        assert "NSG BLOCKS" in next(line for line in rows if "jump-prod-01" in line)
+        assert "reachable" in next(line for line in rows if "web-prod-01" in line)
         # It only read: nothing was written to Azure.
         assert emulator_control(emu, "GET", "/_emulator/stats")["writes"] == 0
 

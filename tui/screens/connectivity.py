@@ -70,6 +70,7 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
         super().__init__()
         self.states: dict[str, PortState] = {}
         self.probing = False
+        self._probing_ids: frozenset[str] = frozenset()  # the VMs this pane's probe is running on
         self.probe_error = ""
         self.probed_at: datetime | None = None
         self.last_notes: list[str] = []
@@ -98,6 +99,7 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
                 else:
                     fresh[key] = PortState(vm, port)
         self.states = fresh
+        self._take_verdicts()
         self._redraw()
 
     # --- probing -----------------------------------------------------------------------
@@ -163,6 +165,7 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
                 state.diagnosis = None
                 state.probing = True
         self.probing = True
+        self._probing_ids = frozenset(wanted)
         self.probe_error = ""
         self._flush()
         try:
@@ -187,6 +190,7 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
             return
         finally:
             self.probing = False
+            self._probing_ids = frozenset()
             for state in self.states.values():
                 state.probing = False
             self._flush()
@@ -404,17 +408,27 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
     def _verdicts_changed(self) -> None:
         """Another pane, the background probe or a recovery learned something: the rows of
         those VMs take the port diagnoses it found, and the panel shows the new verdict."""
+        self._take_verdicts()
+        self._schedule_flush()
+
+    def _take_verdicts(self) -> None:
+        """Each row's diagnosis is the session's evidence for that VM and port, wherever it was
+        found (this pane's probe, the background probe, before the pane was first opened); the
+        rows of a probe this pane is running keep what it says (it becomes evidence when it ends)."""
+        from backend.verdict import fresh
+
         book = self.aztriage.verdicts
+        running = self._probing_ids
         for state in self.states.values():
-            evidence = book.evidence.get(state.vm.id.lower())
+            if state.probing or (running and state.vm.id.lower() in running):
+                continue
+            evidence = fresh(state.vm, book.evidence.get(state.vm.id.lower()))
             if evidence is None:
-                if state.diagnosis is not None and not state.probing:
-                    state.diagnosis = None  # forgotten (a recovery ran): probe again
+                state.diagnosis = None  # none yet, forgotten (a recovery ran) or stale (the VM started or stopped)
                 continue
             found = next((d for d in evidence.diagnoses if d.port == state.port), None)
-            if found is not None and not state.probing:
+            if found is not None:
                 state.diagnosis = found
-        self._schedule_flush()
 
     def update_status(self) -> None:
         text = Text()
