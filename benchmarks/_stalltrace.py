@@ -71,8 +71,9 @@ class StallTracer:
         self.sample_s = sample_s
         self.max_samples = max_samples
         self.stalls: list[dict] = []
-        self.gil_holds: list[tuple[float, float]] = []  # (when, how late the watchdog woke)
-        self.gcs: list[tuple[float, float, int, int, float]] = []  # (start, wall s, generation, collected, CPU s)
+        # (when, how late the watchdog woke, where the other threads were just after)
+        self.gil_holds: list[tuple[float, float, tuple[str, ...]]] = []
+        self.gcs: list[tuple[float, float, int, int, float, str]] = []  # (start, wall s, generation, collected, CPU s, thread)
         self._beat = time.perf_counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -92,7 +93,8 @@ class StallTracer:
         elif self._gc_start is not None:
             now = time.perf_counter()
             cpu = time.thread_time() - self._gc_cpu_start
-            self.gcs.append((self._gc_start, now - self._gc_start, info.get("generation", -1), info.get("collected", 0), cpu))
+            where = "main" if threading.current_thread() is self._main else "other thread"
+            self.gcs.append((self._gc_start, now - self._gc_start, info.get("generation", -1), info.get("collected", 0), cpu, where))
             self._gc_start = None
 
     # --- heartbeat and watchdog -----------------------------------------------------
@@ -111,6 +113,27 @@ class StallTracer:
             frame = frame.f_back
         return tuple(stack)  # innermost first
 
+    def _others(self) -> tuple[str, ...]:
+        """Where each thread but the main one and this watchdog is: its innermost project frame
+        (else its innermost frame). Taken just after the watchdog got the GIL back late, it
+        names the code another thread held the GIL in, or the line just after it."""
+        me = threading.get_ident()
+        found = []
+        for ident, frame in sys._current_frames().items():
+            if ident in (me, self._main.ident):
+                continue
+            innermost = frame
+            ours = None
+            while frame is not None:
+                if ours is None and _is_ours(frame.f_code.co_filename):
+                    ours = frame
+                frame = frame.f_back
+            pick = ours or innermost
+            if (pick.f_code.co_name, pick.f_code.co_filename.rsplit("/", 1)[-1]) in (("_worker", "thread.py"), ("wait", "threading.py")):
+                continue  # an idle pool thread
+            found.append(f"{_where(pick.f_code.co_filename)}:{pick.f_lineno} {pick.f_code.co_name}")
+        return tuple(found)
+
     def _watch(self) -> None:
         stall: dict | None = None
         last = time.perf_counter()
@@ -120,7 +143,7 @@ class StallTracer:
             overslept = now - last - self.sample_s
             last = now
             if overslept > self.threshold_s:
-                self.gil_holds.append((now, overslept))
+                self.gil_holds.append((now, overslept, self._others()))
             late = now - self._beat
             if late > self.threshold_s:
                 if stall is None:
@@ -164,7 +187,12 @@ class StallTracer:
         callback = handle._callback
         task = getattr(callback, "__self__", None)
         if isinstance(task, asyncio.Task):
-            name = task.get_coro().__qualname__
+            coro = task.get_coro()
+            name = coro.__qualname__
+            timer = getattr(coro, "cr_frame", None) and coro.cr_frame.f_locals.get("self")
+            if name.startswith("Timer.") and timer is not None:
+                callback = getattr(timer, "_callback", None)
+                name += f" of {getattr(callback, '__qualname__', callback)!s}"
             now = self._awaiting(task)
             text = f"task {name}"
             if resumed:
@@ -283,7 +311,7 @@ class StallTracer:
             )
         gc_by_gen: dict[int, list[float]] = {}
         gc_cpu_by_gen: dict[int, list[float]] = {}
-        for _, dur, gen, _, cpu in self.gcs:
+        for _, dur, gen, _, cpu, _thread in self.gcs:
             gc_by_gen.setdefault(gen, []).append(dur)
             gc_cpu_by_gen.setdefault(gen, []).append(cpu)
         by_what: dict[str, list[float]] = {}
@@ -303,7 +331,17 @@ class StallTracer:
             "innermost_project_frames": innermost_ours.most_common(top),
             "innermost_frames": innermost_any.most_common(top),
             "stacks": stacks.most_common(top),
-            "gil_holds": {"count": len(self.gil_holds), "max_ms": round(1000 * max((g[1] for g in self.gil_holds), default=0), 1)},
+            "gil_holds": {
+                "count": len(self.gil_holds),
+                "max_ms": round(1000 * max((g[1] for g in self.gil_holds), default=0), 1),
+                "longest": [{"ms": round(1000 * late, 1), "other_threads_at": list(at)} for _, late, at in sorted(self.gil_holds, key=lambda g: -g[1])[:top]],
+                "other_threads_at": Counter(place for _, _, at in self.gil_holds for place in at).most_common(top),
+            },
+            "gc_in_other_threads": {
+                "count": sum(1 for g in self.gcs if g[5] != "main"),
+                "max_ms": round(1000 * max((g[1] for g in self.gcs if g[5] != "main"), default=0), 1),
+                "over_20ms": sum(1 for g in self.gcs if g[5] != "main" and g[1] > 0.02),
+            },
             "gc": {
                 str(gen): {
                     "count": len(d),
@@ -345,5 +383,12 @@ def print_report(report: dict, out=sys.stdout) -> None:
         print(heading, file=out)
         for label, n in counted:
             print(f"  {n:5d}  {label}", file=out)
-    print(f"GIL holds (watchdog woke > threshold late): {report['gil_holds']}", file=out)
+    holds = report["gil_holds"]
+    print(f"GIL holds (watchdog woke > threshold late): {holds['count']}, longest {holds['max_ms']} ms", file=out)
+    for hold in holds["longest"]:
+        print(f"  {hold['ms']:7.1f} ms; other threads then at: {'; '.join(hold['other_threads_at']) or '(none busy)'}", file=out)
+    print("  where other threads were after each hold:", file=out)
+    for place, n in holds["other_threads_at"]:
+        print(f"  {n:5d}  {place}", file=out)
+    print(f"gc in threads other than the main one: {report['gc_in_other_threads']}", file=out)
     print(f"gc by generation: {report['gc']}", file=out)

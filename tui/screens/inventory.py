@@ -72,6 +72,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
             self._attention = sum(1 for vm in inventory.vms if verdict(vm).needs_attention)
             table.update_vms(inventory.vms, subscription_names(inventory), verdict, inventory.views_pending)
             self.update_status()
+            self.aztriage.gc_pacer.settled()  # see _build_rows
 
     @on(VerdictsChanged)
     def _verdicts_changed(self) -> None:
@@ -138,6 +139,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
             self._made_rows = made
             self._attention = attention
             self._apply_rows(rows)
+            self.aztriage.gc_pacer.settled()  # rows that live until the next refresh: frozen, not walked (tui/gc_pacing.py)
         finally:
             inventory, vms, rows, pending, made, before = None, (), [], frozenset(), {}, {}  # dropped: see the docstring
 
