@@ -28,6 +28,7 @@ from backend.models import Inventory, Maintenance, Vm
 from backend.network import ConnectivityCheck, Endpoint, PrivatePath, Source, default_ports, endpoints, has_public_path, vm_flow_verdict
 from backend.probe import OPEN, ProbeOptions, ProbeResult, ProbeTarget, StaticResolver, iter_probes
 from backend.settings import is_loopback_url
+from backend.turns import Turns
 
 if TYPE_CHECKING:
     from backend.adapter import BootDiagnostics, ConnectivityBackend, NetworkDiagnostics
@@ -39,7 +40,9 @@ SOURCE_ENV = "AZTRIAGE_SOURCE_IP"
 # Beyond this many VMs, instance views are read only for VMs whose port did not answer.
 RUNTIME_FOR_ALL_LIMIT = 100
 SIDE_CONCURRENCY = 8
-PLAN_PER_TURN = 500  # VMs planned per turn of the event loop (a background sweep of 10,000 held it 80 ms at once)
+# VMs planned at a time (plan() takes a list); the loop gets a turn every few ms (backend.turns):
+# a background sweep of 10,000 held it 80-160 ms at once.
+PLAN_SLICE = 50
 
 
 @dataclass(frozen=True)
@@ -268,9 +271,11 @@ async def run(
         report.notes.append(env.note)
 
     planned: list[Planned] = []
-    for start in range(0, len(vms), PLAN_PER_TURN):  # a background sweep plans thousands: a slice per turn of the loop
-        planned += plan(inventory, vms[start : start + PLAN_PER_TURN], request)
-        await asyncio.sleep(0)
+    turns = Turns()
+    for start in range(0, len(vms), PLAN_SLICE):  # a background sweep plans thousands: a few ms per turn of the loop
+        planned += plan(inventory, vms[start : start + PLAN_SLICE], request)
+        if turns.due():
+            await turns.next()
     options = ProbeOptions(
         timeout=request.timeout,
         attempts=request.attempts,
@@ -304,12 +309,12 @@ async def run(
     # Group results per VM and guest port.
     await asyncio.sleep(0)
     grouped: dict[tuple[str, int], list[ProbeResult]] = {}
-    for i, r in enumerate(results, 1):
+    for r in results:
         p = by_target.get(id(r.target))
         guest_port = p.endpoint.guest_port if p else r.target.port
         grouped.setdefault((r.target.vm_id.lower(), guest_port), []).append(r)
-        if not i % (4 * PLAN_PER_TURN):
-            await asyncio.sleep(0)
+        if turns.due():
+            await turns.next()
 
     semaphore = asyncio.Semaphore(SIDE_CONCURRENCY)
     private_paths: dict[str, PrivatePath] = {}
@@ -355,9 +360,9 @@ async def run(
     if request.from_azure:
         await _network_watcher(backend, inventory, vms, grouped, answered_vms, report, semaphore)
 
-    for i, vm in enumerate(vms, 1):
-        if not i % PLAN_PER_TURN:
-            await asyncio.sleep(0)  # diagnosed a slice per turn of the loop, as they were planned
+    for vm in vms:
+        if turns.due():
+            await turns.next()  # diagnosed a few ms per turn of the loop, as they were planned
         runtime = runtimes.get(vm.id.lower())
         for port in default_ports(vm, request.extra_ports):
             facts = Facts(

@@ -14,7 +14,6 @@ carries the meaning (upper case, markers) so the table reads in monochrome.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,11 +28,11 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from backend.turns import Turns
 from widgets.scroll_panel import move_bindings
 
 TONES = ("ok", "warn", "bad", "muted", "accent")
 RELEASE_PER_TURN = 1000  # replaced rows freed per turn of the event loop (see FastTable._release)
-ROWS_PER_TURN = 250  # rows made per turn of the event loop (see FastTable.set_rows_in_slices)
 MANY_ROWS = 2000  # above this, screens make their rows in slices
 
 
@@ -241,17 +240,16 @@ class FastTable(ScrollView, can_focus=True):
         self._cursor_key = key
         return True
 
-    async def set_rows_in_slices(self, rows: Iterable[Row], per_turn: int = ROWS_PER_TURN) -> int:
-        """set_rows() for many rows from a worker: the rows are made `per_turn` at a time,
-        the event loop runs between slices (10,000 rows take a few hundred ms of Python)."""
+    async def set_rows_in_slices(self, rows: Iterable[Row]) -> int:
+        """set_rows() for many rows from a worker: the rows are made a few milliseconds at a
+        time (backend.turns), the event loop runs between (10,000 rows take a few hundred ms
+        of Python)."""
         made: list[Row] = []
-        source = iter(rows)
-        while True:
-            before = len(made)
-            made.extend(itertools.islice(source, per_turn))
-            if len(made) == before:
-                break
-            await asyncio.sleep(0)
+        turns = Turns()
+        for row in rows:
+            made.append(row)
+            if turns.due():
+                await turns.next()
         return self.set_rows(made)
 
     def _release(self, rows: dict[Hashable, Row]) -> None:

@@ -5,7 +5,6 @@ Connectivity and Boot panes and recovery runs (VerdictsChanged)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 
 from rich.text import Text
@@ -14,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 
 from backend.models import Inventory, Vm
+from backend.turns import Turns
 from tui.messages import VerdictsChanged
 from tui.screens.base import BaseScreen, TableFilterMixin
 from widgets.fast_table import FastTable
@@ -21,7 +21,6 @@ from widgets.vm_table import COLUMNS, VmTable, subscription_names, vm_row
 
 # Above this many VMs, rows are built in slices (10k rows take ~0.3 s of Python).
 ROWS_IN_SLICES = 2000
-ROWS_PER_SLICE = 250
 
 
 class InventoryScreen(TableFilterMixin, BaseScreen):
@@ -64,7 +63,7 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
         if len(inventory.vms) > ROWS_IN_SLICES:
             # The VMs that need attention are counted as the rows are made, a slice at a time:
             # made again (every VERDICT_REUSE_S, or on new evidence), 10,000 verdicts in one
-            # piece hold the event loop for about 0.1 s (tui.app.VERDICTS_PER_TURN).
+            # piece hold the event loop for 0.1-0.25 s (a few ms per turn: backend.turns).
             self._rows_from = inventory
             self._build_rows()
         else:
@@ -124,18 +123,19 @@ class InventoryScreen(TableFilterMixin, BaseScreen):
             vms = inventory.vms
             pending = inventory.views_pending
             before = self._made_rows
-            for start in range(0, len(vms), ROWS_PER_SLICE):
-                for vm in vms[start : start + ROWS_PER_SLICE]:
-                    inputs = (vm, verdict(vm), vm.id.lower() in pending, names.get(vm.subscription_id.lower()))
-                    known = before.get(id(vm))
-                    if known is not None and known[0] is vm and known[2:4] == inputs[2:] and (known[1] is inputs[1] or known[1] == inputs[1]):
-                        row = known[4]
-                    else:
-                        row = vm_row(vm, inputs[3], inputs[1], inputs[2])
-                    made[id(vm)] = (*inputs, row)
-                    rows.append(row)
-                    attention += inputs[1].needs_attention
-                await asyncio.sleep(0)
+            turns = Turns()
+            for vm in vms:
+                inputs = (vm, verdict(vm), vm.id.lower() in pending, names.get(vm.subscription_id.lower()))
+                known = before.get(id(vm))
+                if known is not None and known[0] is vm and known[2:4] == inputs[2:] and (known[1] is inputs[1] or known[1] == inputs[1]):
+                    row = known[4]
+                else:
+                    row = vm_row(vm, inputs[3], inputs[1], inputs[2])
+                made[id(vm)] = (*inputs, row)
+                rows.append(row)
+                attention += inputs[1].needs_attention
+                if turns.due():
+                    await turns.next()
             self._made_rows = made
             self._attention = attention
             self._apply_rows(rows)
