@@ -127,7 +127,7 @@ def snapshot(app) -> dict:
         "gc_tracked_objects": len(gc.get_objects()),
         "gc_frozen_objects": gc.get_freeze_count(),
         "paced_full_collections": app.gc_pacer.full_collections,
-        "gc_garbage_estimate": app.gc_pacer.garbage_estimate,  # frozen objects the pacer thinks garbage (tui/gc_pacing.py)
+        "gc_garbage_estimate": app.gc_pacer.garbage_estimate,  # heap blocks the pacer thinks frozen garbage (tui/gc_pacing.py)
         "full_collection": {"ms": round(1000 * full_collect[0], 1), "cpu_ms": round(1000 * full_collect[1], 1), "collected": collected},
         "task_kinds": _task_kinds(tasks),
         "workers_total": len(workers),
@@ -300,7 +300,7 @@ def main() -> int:
     )
     if paced:
         print(
-            f"frozen garbage  the pacer's estimate {e['gc_garbage_estimate']} objects at the end ({s['gc_garbage_estimate']} at the start); "
+            f"frozen garbage  the pacer's estimate {e['gc_garbage_estimate']} heap blocks at the end ({s['gc_garbage_estimate']} at the start); "
             f"the full collection at the end freed {paced['collected']} frozen objects, what the freezes since the first load caught: {paced['collected'] / max(1, e['loads']):.0f} a load"
         )
     print(

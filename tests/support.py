@@ -113,3 +113,39 @@ def assert_one_clear_line(proc, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
+
+
+# A VM built in memory (no emulator) for the pure-function tests: one NIC, a public IP or FQDN when given.
+SUB = "/subscriptions/s/resourceGroups/rg/providers"
+VM_IP = "10.1.0.4"
+
+
+def make_vm(name="web1", os_type="Linux", pip=None, fqdn=None, nat_ids=(), nsg_id=None, subnet_nsg_id=None):
+    from backend.models import Disk, NetworkInterface, PublicIp, Vm
+
+    nic_id = f"{SUB}/Microsoft.Network/networkInterfaces/{name}-nic"
+    public = (PublicIp(id=f"{SUB}/Microsoft.Network/publicIPAddresses/{name}-pip", name=f"{name}-pip", ip_address=pip, fqdn=fqdn),) if pip or fqdn else ()
+    nic = NetworkInterface(
+        id=nic_id,
+        name=f"{name}-nic",
+        delete_option="Detach",
+        nsg_id=nsg_id,
+        subnet_nsg_id=subnet_nsg_id,
+        private_ips=(VM_IP,),
+        public_ips=public,
+        ip_configuration_ids=(f"{nic_id}/ipConfigurations/ipconfig1",),
+        load_balancer_inbound_nat_rule_ids=tuple(nat_ids),
+    )
+    return Vm(
+        id=f"{SUB}/Microsoft.Compute/virtualMachines/{name}",
+        name=name,
+        subscription_id="s",
+        resource_group="rg",
+        location="westeurope",
+        size="Standard_B2s",
+        os_type=os_type,
+        power_state="running",
+        provisioning_state="Succeeded",
+        os_disk=Disk(name=f"{name}-os", id=None, sku="Premium_LRS", managed=True, delete_option="Detach"),
+        nics=(nic,),
+    )

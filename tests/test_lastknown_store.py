@@ -9,37 +9,11 @@ import threading
 from dataclasses import replace
 
 from backend.lastknown import LastKnownStore
-from backend.models import Disk, NetworkInterface, PublicIp, Vm
-
-SUB = "/subscriptions/s/resourceGroups/rg/providers"
+from tests.support import make_vm
 
 
-def vm(i: int) -> Vm:
-    name = f"vm{i:05d}"
-    nic_id = f"{SUB}/Microsoft.Network/networkInterfaces/{name}-nic"
-    nic = NetworkInterface(
-        id=nic_id,
-        name=f"{name}-nic",
-        delete_option="Detach",
-        private_ips=("10.1.0.4",),
-        public_ips=(
-            PublicIp(id=f"{SUB}/Microsoft.Network/publicIPAddresses/{name}-pip", name=f"{name}-pip", ip_address=f"127.1.{i // 250}.{i % 250 + 1}", fqdn=None),
-        ),
-        ip_configuration_ids=(f"{nic_id}/ipConfigurations/ipconfig1",),
-    )
-    return Vm(
-        id=f"{SUB}/Microsoft.Compute/virtualMachines/{name}",
-        name=name,
-        subscription_id="s",
-        resource_group="rg",
-        location="westeurope",
-        size="Standard_B2s",
-        os_type="Linux",
-        power_state="running",
-        provisioning_state="Succeeded",
-        os_disk=Disk(name=f"{name}-os", id=None, sku="Premium_LRS", managed=True, delete_option="Detach"),
-        nics=(nic,),
-    )
+def vm(i: int):
+    return make_vm(f"vm{i:05d}", pip=f"127.1.{i // 250}.{i % 250 + 1}")
 
 
 def test_a_record_from_a_worker_thread_sets_off_no_collection(tmp_path):

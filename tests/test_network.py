@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 
 from backend import mapping
 from backend.emulator import nsg as emulated_nsg
-from backend.models import Disk, InboundNatRule, Inventory, LoadBalancer, NetworkInterface, NetworkSecurityGroup, PublicIp, SecurityRule, Vm
+from backend.models import InboundNatRule, Inventory, LoadBalancer, NetworkSecurityGroup, SecurityRule
 from backend.network import DEFAULT_INBOUND_RULES, Flow, Source, default_ports, endpoints, evaluate_inbound, has_public_path, vm_flow_verdict
-
-VM_IP = "10.1.0.4"
+from tests.support import SUB, VM_IP, make_vm
 
 
 def rule(name, priority, access="Allow", ports=("3389",), sources=("*",), protocol="Tcp", destinations=("*",), source_ports=("*",), direction="Inbound"):
@@ -128,37 +127,6 @@ def test_bad_source_is_one_sentence():
 
 
 # --- reachability facts -------------------------------------------------------
-
-SUB = "/subscriptions/s/resourceGroups/rg/providers"
-
-
-def make_vm(name="web1", os_type="Linux", pip=None, fqdn=None, nat_ids=(), nsg_id=None, subnet_nsg_id=None):
-    nic_id = f"{SUB}/Microsoft.Network/networkInterfaces/{name}-nic"
-    public = (PublicIp(id=f"{SUB}/Microsoft.Network/publicIPAddresses/{name}-pip", name=f"{name}-pip", ip_address=pip, fqdn=fqdn),) if pip or fqdn else ()
-    nic = NetworkInterface(
-        id=nic_id,
-        name=f"{name}-nic",
-        delete_option="Detach",
-        nsg_id=nsg_id,
-        subnet_nsg_id=subnet_nsg_id,
-        private_ips=(VM_IP,),
-        public_ips=public,
-        ip_configuration_ids=(f"{nic_id}/ipConfigurations/ipconfig1",),
-        load_balancer_inbound_nat_rule_ids=tuple(nat_ids),
-    )
-    return Vm(
-        id=f"{SUB}/Microsoft.Compute/virtualMachines/{name}",
-        name=name,
-        subscription_id="s",
-        resource_group="rg",
-        location="westeurope",
-        size="Standard_B2s",
-        os_type=os_type,
-        power_state="running",
-        provisioning_state="Succeeded",
-        os_disk=Disk(name=f"{name}-os", id=None, sku="Premium_LRS", managed=True, delete_option="Detach"),
-        nics=(nic,),
-    )
 
 
 def test_endpoints_cover_public_ip_fqdn_nat_and_private_on_request():
