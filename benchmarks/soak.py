@@ -128,6 +128,7 @@ def snapshot(app) -> dict:
         "gc_frozen_objects": gc.get_freeze_count(),
         "paced_full_collections": app.gc_pacer.full_collections,
         "gc_garbage_estimate": app.gc_pacer.garbage_estimate,  # heap blocks the pacer thinks frozen garbage (tui/gc_pacing.py)
+        "gc_heap_floor": app.gc_pacer.floor,  # the heap's floor the estimate is measured against (None before a first window)
         "full_collection": {"ms": round(1000 * full_collect[0], 1), "cpu_ms": round(1000 * full_collect[1], 1), "collected": collected},
         "task_kinds": _task_kinds(tasks),
         "workers_total": len(workers),
@@ -299,8 +300,11 @@ def main() -> int:
         + (f"; one at the end took {paced['ms']} ms ({paced['cpu_ms']} ms CPU)" if paced else "")
     )
     if paced:
+        from tui.gc_pacing import GROWTH_FOR_FULL
+
         print(
-            f"frozen garbage  the pacer's estimate {e['gc_garbage_estimate']} heap blocks at the end ({s['gc_garbage_estimate']} at the start); "
+            f"frozen garbage  the pacer's estimate {e['gc_garbage_estimate']} heap blocks at the end ({s['gc_garbage_estimate']} at the start), "
+            f"against a heap floor of {e['gc_heap_floor']} blocks (a full collection is due at {GROWTH_FOR_FULL:.0%} of it); "
             f"the full collection at the end freed {paced['collected']} frozen objects, what the freezes since the first load caught: {paced['collected'] / max(1, e['loads']):.0f} a load"
         )
     print(
