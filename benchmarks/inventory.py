@@ -21,7 +21,7 @@ Loopback only.
         [--per-vm-runs 1] [--per-vm-concurrency 1]
 
 The peer at --per-vm-concurrency 1 (the default) is `az vm list -d` itself: about 25,000
-requests one after another, 12-13 minutes at 30 ms each.
+requests one after another: 860 s (14 minutes) at 30 ms each on the sixth stop's machine.
 """
 
 from __future__ import annotations
