@@ -41,7 +41,7 @@ from backend.adapter import CheckBackend
 from backend.backup import BackupBook
 from backend.escape import md_inline
 from backend.instance_views import choose
-from backend.models import Inventory, Vm, id_name
+from backend.models import Inventory, Vm, id_name, named_fields
 from backend.retirements import RETIREMENTS
 from backend.settings import DEFAULT_INSTANCE_VIEWS
 from backend.shellcmd import sh
@@ -58,6 +58,10 @@ DEFAULT_INSTANCE_VIEW_LIMIT = DEFAULT_INSTANCE_VIEWS
 
 # Premium SSD (v1 and v2) and Ultra: what the single-instance VM SLA requires.
 PREMIUM_SKUS = ("premium_lrs", "premium_zrs", "premiumv2_lrs", "ultrassd_lrs")
+
+
+# A finding's JSON object, in this order (`aztriage check --format json`).
+_FINDING_KEYS = ("vm_id", "vm", "rule", "severity", "evidence", "fix", "title", "subscription_id", "resource_group", "location")
 
 
 @dataclass(frozen=True)
@@ -78,18 +82,7 @@ class Finding:
         return SEVERITY_POINTS[self.severity]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "vm_id": self.vm_id,
-            "vm": self.vm,
-            "rule": self.rule,
-            "severity": self.severity,
-            "evidence": self.evidence,
-            "fix": self.fix,
-            "title": self.title,
-            "subscription_id": self.subscription_id,
-            "resource_group": self.resource_group,
-            "location": self.location,
-        }
+        return named_fields(self, _FINDING_KEYS)
 
 
 @dataclass(frozen=True)

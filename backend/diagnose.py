@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.lastknown import EndpointChange
-from backend.models import Maintenance, ServiceEvent, Vm
+from backend.models import Maintenance, ServiceEvent, Vm, named_fields
 from backend.network import ConnectivityCheck, NetworkVerdict, PrivatePath
 from backend.probe import DNS_FAILED, OPEN, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, connect_host, mstsc_command, ssh_command
 
@@ -65,17 +65,7 @@ class Diagnosis:
     cause: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "vm": self.vm,
-            "vm_id": self.vm_id,
-            "port": self.port,
-            "verdict": self.verdict,
-            "summary": self.summary,
-            "evidence": list(self.evidence),
-            "recommended_scenario": self.recommended_scenario,
-            "connect": list(self.connect),
-            "cause": self.cause,
-        }
+        return named_fields(self, ("vm", "vm_id", "port", "verdict", "summary", "evidence", "recommended_scenario", "connect", "cause"))
 
 
 @dataclass(frozen=True)

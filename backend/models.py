@@ -30,6 +30,12 @@ def _fields(value: Any) -> dict[str, Any]:
     return {name: getattr(value, name) for name in _field_names(value) or ()}
 
 
+def named_fields(value: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON object of a ``to_json`` that writes attributes under their own names:
+    ``names`` of ``value``, in that order, tuples as lists."""
+    return {name: list(v) if (v := getattr(value, name)).__class__ is tuple else v for name in names}
+
+
 def _as_is(value: Any) -> Any:
     return value
 

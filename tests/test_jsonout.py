@@ -46,3 +46,40 @@ def test_an_inventory_written_natively_is_the_document_to_jsonable_makes():
     assert any(vm.extensions for vm in vms) and any(vm.public_ips for vm in vms)
     native = json.loads(dumps([vm.to_json(native=True) for vm in vms], native=True))
     assert native == json.loads(json.dumps([vm.to_json() for vm in vms], indent=2, default=str))
+
+
+def test_a_finding_and_a_diagnosis_keep_their_json_shape():
+    # What `aztriage check` and `aztriage probe --format json` print per finding and per
+    # diagnosis: these keys in this order, sequences as JSON arrays.
+    from backend.checks import Finding
+    from backend.diagnose import Diagnosis
+
+    finding = Finding(
+        "boot-diagnostics-off", "medium", "Boot diagnostics", "off", "enable it", "sub", vm_id="/x/vm", vm="vm", resource_group="rg", location="eastus"
+    )
+    assert list(finding.to_json().items()) == [
+        ("vm_id", "/x/vm"),
+        ("vm", "vm"),
+        ("rule", "boot-diagnostics-off"),
+        ("severity", "medium"),
+        ("evidence", "off"),
+        ("fix", "enable it"),
+        ("title", "Boot diagnostics"),
+        ("subscription_id", "sub"),
+        ("resource_group", "rg"),
+        ("location", "eastus"),
+    ]
+    diagnosis = Diagnosis("vm", "/x/vm", 22, "reachable", "open", evidence=("a", "b"), connect=("ssh vm",), cause=None)
+    assert json.loads(dumps(diagnosis.to_json())) == {
+        "vm": "vm",
+        "vm_id": "/x/vm",
+        "port": 22,
+        "verdict": "reachable",
+        "summary": "open",
+        "evidence": ["a", "b"],
+        "recommended_scenario": None,
+        "connect": ["ssh vm"],
+        "cause": None,
+    }
+    assert list(diagnosis.to_json()) == ["vm", "vm_id", "port", "verdict", "summary", "evidence", "recommended_scenario", "connect", "cause"]
+    assert diagnosis.to_json()["evidence"] == ["a", "b"]  # a list, as before: callers compare and extend it
