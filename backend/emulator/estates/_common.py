@@ -1525,6 +1525,56 @@ class EstateBuilder:
         """A Service Health event of subscription SUB (event_props gives its properties from ``props``)."""
         self.event(sub, tracking_id, event_props(c, tracking_id=tracking_id, subscription=sub, **props))
 
+    def service_issue(
+        self,
+        sub: str,
+        tracking_id: str,
+        *,
+        title: str,
+        region: str,
+        updates: list[tuple[int, str]],
+        start: int,
+        mitigation: int | None = None,
+        event_level: str = "Warning",
+        **props: Any,
+    ) -> None:
+        """A service issue in REGION as subscription SUB sees it: Active until it is mitigated, then
+        Resolved; its summary is its newest update (``updates`` run oldest first)."""
+        status = "Active" if mitigation is None else "Resolved"
+        self.service_event(
+            self.clock,
+            sub,
+            tracking_id,
+            event_type="ServiceIssue",
+            status=status,
+            title=title,
+            summary=updates[-1][1],
+            level="Warning",
+            event_level=event_level,
+            start=start,
+            mitigation=mitigation,
+            regions=[(region, status, updates)],
+            **props,
+        )
+
+    def planned_maintenance(self, sub: str, tracking_id: str, *, title: str, summary: str, regions: Sequence[str], start: int, end: int) -> None:
+        """Planned maintenance of VM hosts in REGIONS from START to END, announced two days ago."""
+        ups = [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")]
+        self.service_event(
+            self.clock,
+            sub,
+            tracking_id,
+            event_type="PlannedMaintenance",
+            status="Active",
+            title=title,
+            summary=summary,
+            level="Warning",
+            event_level="Informational",
+            start=start,
+            mitigation=end,
+            regions=[(r, "Active", ups) for r in regions],
+        )
+
     def agent_advisory(self, c: Clock, sub: str, tracking_id: str, regions: Sequence[str], summary: str) -> None:
         """The health advisory that asks to update outdated VM agents, active in REGIONS for ten days."""
         ups = [(-10 * DAY, summary)]
