@@ -348,7 +348,7 @@ def build(now: datetime) -> dict:
 
     legacy = group(S, "rg-legacy-shared", "westeurope", "shared", "infra-team", "legacy-lob")
     legacy.network([("Allow-FTP", 200, "Allow", "Tcp", ["21", "50000-50100"], "*"), ALLOW_SSH, ALLOW_RDP], "10.24.0.0/16", ("snet-legacy", "10.24.1.0/24"))
-    # Its boot diagnostics go to a customer storage account whose firewall lets only the office
+    # legacy-app-01's boot diagnostics go to a customer storage account whose firewall lets only the office
     # in (198.51.100.0/24), not the serial console's addresses: its serial console is refused.
     b.storage_account(
         S, legacy.name, LEGACY_DIAG_ACCOUNT, legacy.loc, created=-2100 * DAY, default_action="Deny", ip_rules=["198.51.100.0/24"], tags=legacy.tags
