@@ -112,3 +112,11 @@ def median(values: list[float]) -> float:
     s = sorted(values)
     n = len(s)
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def spread(values: list[float], unit: str, digits: int = 0, *, scale: float = 1, counted: str = "") -> str:
+    """VALUES (times SCALE) as the figure lines give them, "MEDIAN UNIT median (LOW-HIGH, N COUNTED)",
+    with DIGITS decimals; the count only where COUNTED (e.g. "runs") names what it counts."""
+    low, middle, high = (f"{v * scale:.{digits}f}" for v in (min(values), median(values), max(values)))
+    count = f", {len(values)} {counted}" if counted else ""
+    return f"{middle} {unit} median ({low}-{high}{count})"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import ROOT, add_scale_options, emulator_process, median, scale_conditions, scale_estate, status_mb
+from benchmarks._emulator import ROOT, add_scale_options, emulator_process, scale_conditions, scale_estate, spread, status_mb
 
 
 def cpu_seconds(pid: int) -> float:
@@ -179,12 +179,10 @@ def main() -> int:
             rss.append(peak)
             print(f"  run: filter keystrokes {', '.join(f'{k * 1000:.0f}' for k in seconds)} ms; peak RSS {peak:.0f} MB", flush=True)
     print(scale_conditions(args, load))
-    print(f"  launch to a table of every VM (whole process)  {median(runs):.2f} s median ({min(runs):.2f}-{max(runs):.2f}, {len(runs)} runs)   target <= 2.0 s")
-    print(f"  CPU the console had used by then                {median(cpu):.2f} s median ({min(cpu):.2f}-{max(cpu):.2f})")
-    print(
-        f"  filter keystroke to the bytes that show it      {median(keys) * 1000:.0f} ms median ({min(keys) * 1000:.0f}-{max(keys) * 1000:.0f}, {len(keys)} keys)   target <= 50 ms"
-    )
-    print(f"  peak RSS of the console, {args.settle:g} s after the table  {median(rss):.0f} MB median ({min(rss):.0f}-{max(rss):.0f})")
+    print(f"  launch to a table of every VM (whole process)  {spread(runs, 's', 2, counted='runs')}   target <= 2.0 s")
+    print(f"  CPU the console had used by then                {spread(cpu, 's', 2)}")
+    print(f"  filter keystroke to the bytes that show it      {spread(keys, 'ms', scale=1000, counted='keys')}   target <= 50 ms")
+    print(f"  peak RSS of the console, {args.settle:g} s after the table  {spread(rss, 'MB')}")
     return 0
 
 

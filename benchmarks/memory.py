@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import add_scale_options, emulator_process, median, scale_conditions, scale_estate, status_mb
+from benchmarks._emulator import add_scale_options, emulator_process, scale_conditions, scale_estate, spread, status_mb
 from benchmarks.launch import PtyConsole, connect_args
 
 PANE_KEYS = (b"2", b"3", b"4", b"5", b"6")
@@ -66,10 +66,8 @@ def main() -> int:
             steps = ", ".join(f"{k.decode()}: {mb:.0f}" for k, mb in zip((*PANE_KEYS, b"1"), panes))
             print(f"  run: after each pane (MB) {steps}; {args.settle:g} s later {now:.0f} MB, peak {peak:.0f} MB", flush=True)
     print(scale_conditions(args, load))
-    print(
-        f"  the console with every pane opened (whole process, VmRSS)  {median(held):.0f} MB median ({min(held):.0f}-{max(held):.0f}, {len(held)} runs)   target <= 400 MB"
-    )
-    print(f"  its peak (VmHWM)                                           {median(peaks):.0f} MB median ({min(peaks):.0f}-{max(peaks):.0f})")
+    print(f"  the console with every pane opened (whole process, VmRSS)  {spread(held, 'MB', counted='runs')}   target <= 400 MB")
+    print(f"  its peak (VmHWM)                                           {spread(peaks, 'MB')}")
     return 0
 
 

@@ -40,6 +40,19 @@ def record_run(journal, vm_id: str, vm_name: str, scenario: str, steps: list, *,
     )
 
 
+def succeeded(proc) -> str:
+    """The stdout of a finished command, which must have exited 0 (its stderr says why not)."""
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def service_event(tracking_id: str, title: str, *, sub: str, level: str | None = "Warning", status: str = "Active", etype: str = "ServiceIssue", **fields):
+    """A Service Health event of subscription SUB as the inventory holds it (an active service issue unless told otherwise)."""
+    from backend.models import ServiceEvent
+
+    return ServiceEvent(id=tracking_id, subscription_id=sub, type=etype, status=status, level=level, title=title, **fields)
+
+
 def assert_secret_nowhere(secret: str, home, outputs: list[str]) -> None:
     """Neither the secret nor its base64, UTF-16 or JSON forms is in any file aztriage wrote
     under HOME (which holds the journal, the log and a report), nor in any of the outputs."""

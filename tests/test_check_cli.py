@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 
-from tests.support import assert_one_clear_line
+from tests.support import assert_one_clear_line, succeeded
 from tests.test_cli import aztriage
 
 
 def test_check_json_has_the_documented_shape():
-    proc = aztriage("check", "--demo", "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = json.loads(succeeded(aztriage("check", "--demo", "--format", "json")))
     assert set(doc) == {"findings", "summary"}
     for f in doc["findings"]:
         assert {"vm_id", "vm", "rule", "severity", "evidence", "fix"} <= set(f)
@@ -29,20 +27,18 @@ def test_check_json_has_the_documented_shape():
 
 
 def test_check_markdown_and_filters():
-    proc = aztriage("check", "--demo", "--format", "md", "--rule", "unmanaged-disks", "--rule", "vm-agent-not-ready")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("# High-availability checklist")
-    assert "### HIGH unmanaged-disks: legacy-ftp-01" in proc.stdout
-    assert "### MEDIUM vm-agent-not-ready: mon-shared-eus-01" in proc.stdout
-    assert "no-zone-or-set" not in proc.stdout
+    stdout = succeeded(aztriage("check", "--demo", "--format", "md", "--rule", "unmanaged-disks", "--rule", "vm-agent-not-ready"))
+    assert stdout.startswith("# High-availability checklist")
+    assert "### HIGH unmanaged-disks: legacy-ftp-01" in stdout
+    assert "### MEDIUM vm-agent-not-ready: mon-shared-eus-01" in stdout
+    assert "no-zone-or-set" not in stdout
     high = json.loads(aztriage("check", "--demo", "--format", "json", "--min-severity", "high").stdout)
     assert high["findings"] and {f["severity"] for f in high["findings"]} == {"high"}
 
 
 def test_check_table_fits_80_columns():
-    proc = aztriage("check", "--demo", "--width", "80")
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    stdout = succeeded(aztriage("check", "--demo", "--width", "80"))
+    lines = stdout.splitlines()
     assert lines[0].startswith("SEVERITY") and max(len(line) for line in lines) <= 80
     assert any(line.startswith("HIGH") and "unmanaged-disks" in line and "legacy-app-01" in line for line in lines)
     assert any(line.startswith("Score ") for line in lines) and any("not checked: retirement" in line for line in lines)
@@ -55,8 +51,7 @@ def test_check_bad_input_is_one_clear_line():
 
 
 def test_list_rules_names_every_rule_with_its_source():
-    proc = aztriage("check", "--list-rules")
-    assert proc.returncode == 0, proc.stderr
+    stdout = succeeded(aztriage("check", "--list-rules"))
     for rule in (
         "no-zone-or-set",
         "single-vm-set",
@@ -75,7 +70,7 @@ def test_list_rules_names_every_rule_with_its_source():
         "azure-backup",
         "backup-health",
     ):
-        assert rule in proc.stdout
+        assert rule in stdout
 
 
 def test_role_rule_is_configured_by_the_environment_or_the_command_line(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import assert_one_clear_line
+from tests.support import assert_one_clear_line, succeeded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,9 +22,7 @@ def aztriage(*args: str, input: str | None = None, timeout: float = 120) -> subp
 
 
 def test_inventory_json_against_the_demo():
-    proc = aztriage("inventory", "--demo", "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = json.loads(succeeded(aztriage("inventory", "--demo", "--format", "json")))
     assert set(out) == {"vms", "errors", "warnings", "stats"}
     assert out["errors"] == []
     assert out["stats"]["requests"] > 0
@@ -84,12 +82,11 @@ def test_probe_json_carries_one_verdict_per_vm():
 
 
 def test_inventory_table_fits_80_columns():
-    proc = aztriage("inventory", "--demo", "--width", "80")
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    stdout = succeeded(aztriage("inventory", "--demo", "--width", "80"))
+    lines = stdout.splitlines()
     assert lines[0].startswith("NAME")
     assert max(len(line) for line in lines) <= 80
-    assert "VMs in 3 subscriptions" in proc.stdout
+    assert "VMs in 3 subscriptions" in stdout
 
 
 def test_unknown_subscription_is_one_clear_line():

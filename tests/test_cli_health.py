@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import succeeded
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,9 +23,7 @@ def aztriage(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
 
 
 def test_health_json_has_the_documented_shape():
-    proc = aztriage("health", "--demo", "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = json.loads(succeeded(aztriage("health", "--demo", "--format", "json")))
     assert set(doc) == {"statuses", "events", "maintenance"}
     assert doc["statuses"], "the demo estate has VMs that are not Available"
     for s in doc["statuses"]:
@@ -52,10 +52,9 @@ def test_health_json_has_the_documented_shape():
 
 
 def test_health_table_is_readable_in_80_columns():
-    proc = aztriage("health", "--demo", "--width", "80")
-    assert proc.returncode == 0, proc.stderr
-    assert "Resource Health:" in proc.stdout and "Service Health:" in proc.stdout and "Planned maintenance:" in proc.stdout
-    assert max(len(line) for line in proc.stdout.splitlines()) <= 80
+    stdout = succeeded(aztriage("health", "--demo", "--width", "80"))
+    assert "Resource Health:" in stdout and "Service Health:" in stdout and "Planned maintenance:" in stdout
+    assert max(len(line) for line in stdout.splitlines()) <= 80
 
 
 def test_bad_config_is_one_line_naming_the_key(tmp_path):

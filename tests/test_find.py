@@ -8,7 +8,7 @@ import json
 import pytest
 
 from backend.search import SearchError, classify, find_vms, kql_string
-from tests.support import demo_settings
+from tests.support import demo_settings, succeeded
 from tests.test_cli import aztriage
 
 pytestmark = pytest.mark.xdist_group("graph")
@@ -50,9 +50,7 @@ def test_the_text_is_checked_and_quoted_for_kql():
 
 def test_the_cli_finds_a_vm_and_says_when_none_matches(graph_emulator):
     attach = ("--demo", "--arm-endpoint", graph_emulator.endpoint, "--ca-file", graph_emulator.ca_file)
-    proc = aztriage("find", *attach, "web-prod-01", "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = json.loads(succeeded(aztriage("find", *attach, "web-prod-01", "--format", "json")))
     assert [v["name"] for v in doc["vms"]] == ["web-prod-01"]
     assert doc["truncated"] is False
     missing = aztriage("find", *attach, "no-such-vm")
@@ -95,9 +93,8 @@ async def test_what_is_broken_across_the_tenant_matches_the_health_view(backend)
 
 def test_the_cli_lists_what_is_broken(graph_emulator):
     attach = ("--demo", "--arm-endpoint", graph_emulator.endpoint, "--ca-file", graph_emulator.ca_file)
-    proc = aztriage("broken", *attach, "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    stdout = succeeded(aztriage("broken", *attach, "--format", "json"))
+    doc = json.loads(stdout)
     assert doc["vms"] and doc["events"]
     assert doc["stats"]["queries"] == 4
     assert doc["maintenance"] and all(m["vm"] and m["status"] for m in doc["maintenance"])

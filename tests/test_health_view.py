@@ -5,19 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from backend.health import health_view, pending_maintenance, service_events, unhealthy
-from backend.models import (
-    Disk,
-    EventUpdate,
-    HealthStatus,
-    ImpactedRegion,
-    ImpactedService,
-    Inventory,
-    Maintenance,
-    RecommendedAction,
-    ServiceEvent,
-    Subscription,
-    Vm,
-)
+from backend.models import Disk, EventUpdate, HealthStatus, ImpactedRegion, ImpactedService, Inventory, Maintenance, RecommendedAction, Subscription, Vm
+from tests.support import service_event
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 SUB = "00000000-0000-0000-0000-00000000000a"
@@ -49,13 +38,13 @@ def vm(name, state="Available", reason=None, since_h=1.0, location="eastus", sub
 
 
 def event(tracking, status="Active", level="Warning", etype="ServiceIssue", regions=("East US",), sub=SUB, updated_h=1):
-    return ServiceEvent(
-        id=tracking,
-        subscription_id=sub,
-        type=etype,
+    return service_event(
+        tracking,
+        f"event {tracking}",
+        sub=sub,
         status=status,
         level=level,
-        title=f"event {tracking}",
+        etype=etype,
         last_update=NOW - timedelta(hours=updated_h),
         impact=(ImpactedService("Virtual Machines", tuple(ImpactedRegion(r, updates=(EventUpdate("x", NOW),)) for r in regions)),),
     )
@@ -162,16 +151,7 @@ def test_updates_of_an_event_shared_by_subscriptions_and_services_are_listed_onc
     ups = (EventUpdate("first", NOW - timedelta(hours=2)), EventUpdate("second", NOW - timedelta(hours=1)))
     regions = (ImpactedRegion("East US", updates=ups),)
     shared = [
-        ServiceEvent(
-            "T1",
-            sub,
-            "ServiceIssue",
-            "Active",
-            "Warning",
-            "t",
-            last_update=NOW,
-            impact=(ImpactedService("Virtual Machines", regions), ImpactedService("Storage", regions)),
-        )
+        service_event("T1", "t", sub=sub, last_update=NOW, impact=(ImpactedService("Virtual Machines", regions), ImpactedService("Storage", regions)))
         for sub in (SUB, OTHER)
     ]
     assert [u.summary for u in shared[0].updates] == ["second", "first"]

@@ -12,8 +12,8 @@ import pytest
 
 from backend import report as rpt
 from backend.checks import CheckContext, ComputeUsage, run_checks
-from backend.models import EventUpdate, HealthStatus, ImpactedRegion, ImpactedService, NetworkInterface, PublicIp, RecommendedAction, ServiceEvent
-from tests.support import assert_one_clear_line, record_run
+from backend.models import EventUpdate, HealthStatus, ImpactedRegion, ImpactedService, NetworkInterface, PublicIp, RecommendedAction
+from tests.support import assert_one_clear_line, record_run, service_event, succeeded
 from tests.test_checks import SUB, disk, good_vm, inventory
 from tests.test_cli import aztriage
 
@@ -59,13 +59,11 @@ def incident_inventory():
         image="MicrosoftWindowsServer:WindowsServer:2022-datacenter:latest",
         admin_username="azureadmin",
     )
-    here = ServiceEvent(
-        id="7T2K-LQ8",
-        subscription_id=SUB,
-        type="ServiceIssue",
-        status="Active",
+    here = service_event(
+        "7T2K-LQ8",
+        "Virtual Machines - West Europe - Connectivity failures",
+        sub=SUB,
         level="Error",
-        title="Virtual Machines - West Europe - Connectivity failures",
         impact_start=t(-1),
         last_update=t(-0.2),
         impact=(
@@ -74,14 +72,8 @@ def incident_inventory():
             ),
         ),
     )
-    elsewhere = ServiceEvent(
-        id="2M9D-TH0",
-        subscription_id=SUB,
-        type="ServiceIssue",
-        status="Active",
-        level="Warning",
-        title="Virtual Machines - East US - Allocation failures",
-        impact=(ImpactedService("Virtual Machines", (ImpactedRegion("East US"),)),),
+    elsewhere = service_event(
+        "2M9D-TH0", "Virtual Machines - East US - Allocation failures", sub=SUB, impact=(ImpactedService("Virtual Machines", (ImpactedRegion("East US"),)),)
     )
     return inventory(vm, events=(here, elsewhere)), vm
 
@@ -296,9 +288,8 @@ def test_vm_lookup_by_name_group_and_id():
 
 def test_report_command_writes_a_private_file_and_shows_its_path(tmp_path):
     out = tmp_path / "incident.md"
-    proc = aztriage("report", "--demo", "--vm", "legacy-ftp-01", "--output", str(out))
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"incident report written to {out}"
+    stdout = succeeded(aztriage("report", "--demo", "--vm", "legacy-ftp-01", "--output", str(out)))
+    assert stdout.strip() == f"incident report written to {out}"
     text = out.read_text()
     assert text.startswith("# Incident report: legacy-ftp-01")
     assert "## Connectivity: probes and diagnosis" in text and "| public-ip |" in text
@@ -307,9 +298,7 @@ def test_report_command_writes_a_private_file_and_shows_its_path(tmp_path):
 
 
 def test_report_command_json_to_stdout_for_two_vms():
-    proc = aztriage("report", "--demo", "--vm", "sql-prod-02", "--vm", "rg-dev-weu/dev-sandbox-01", "--format", "json", "--no-probe")
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = json.loads(succeeded(aztriage("report", "--demo", "--vm", "sql-prod-02", "--vm", "rg-dev-weu/dev-sandbox-01", "--format", "json", "--no-probe")))
     assert [r["vm"]["name"] for r in doc["reports"]] == ["sql-prod-02", "dev-sandbox-01"]
     sql = doc["reports"][0]
     assert sql["health"]["current"]["availability_state"] == "Degraded"
@@ -361,8 +350,7 @@ def test_the_reports_verdict_carries_the_recent_change_from_its_timeline(tmp_pat
     """jump-prod-01's RDP is blocked: the report's timeline holds the NSG rule added 2 h 40 min
     before, and its verdict takes that change as evidence (who, what, when), in JSON and Markdown."""
     out = tmp_path / "jump.md"
-    proc = aztriage("report", "--demo", "--vm", "jump-prod-01", "--output", str(out))
-    assert proc.returncode == 0, proc.stderr
+    succeeded(aztriage("report", "--demo", "--vm", "jump-prod-01", "--output", str(out)))
     verdict_part = out.read_text().split("## Virtual machine", 1)[0]
     assert "**blocked-by-nsg**" in verdict_part
     assert "- changed 2h" in verdict_part and "by sec.oncall@contoso.com: Update nsg-jump-prod:" in verdict_part and "Deny-RDP-Incident-4711" in verdict_part

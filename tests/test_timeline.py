@@ -13,7 +13,7 @@ from backend.azure.backend import AzureBackend
 from backend.errors import BackendError
 from backend.report import find_vm
 from backend.timeline import ACTIVITY, AZTRIAGE, HEALTH, build_timeline, parse_since
-from tests.support import FIXED_NOW, arm_call, demo_settings, emulator_control, inbound_rule, record_run, start_emulator
+from tests.support import FIXED_NOW, arm_call, demo_settings, emulator_control, inbound_rule, record_run, start_emulator, succeeded
 
 pytestmark = pytest.mark.xdist_group("timeline")
 
@@ -212,9 +212,8 @@ def aztriage(*args: str):
 
 
 def test_cli_table_answers_who_stopped_dev_spot_01_above_its_history():
-    proc = aztriage("timeline", "--demo", "--vm", "dev-spot-01", "--since", "30d")
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    stdout = succeeded(aztriage("timeline", "--demo", "--vm", "dev-spot-01", "--since", "30d"))
+    lines = stdout.splitlines()
     assert lines[0].startswith("Timeline of dev-spot-01: ")
     assert lines[1].startswith("Who stopped it: the platform at ") and "Spot eviction" in lines[1]
     header = next(i for i, line in enumerate(lines) if line.startswith("TIME (UTC)"))
@@ -226,11 +225,10 @@ def test_cli_table_answers_who_stopped_dev_spot_01_above_its_history():
 
 
 def test_cli_json_has_the_documented_shape_and_source_filter():
-    proc = aztriage("timeline", "--demo", "--vm", "jump-prod-01", "--since", "30d", "--format", "json", "--source", "activity")
-    assert proc.returncode == 0, proc.stderr
+    stdout = succeeded(aztriage("timeline", "--demo", "--vm", "jump-prod-01", "--since", "30d", "--format", "json", "--source", "activity"))
     import json
 
-    doc = json.loads(proc.stdout)
+    doc = json.loads(stdout)
     assert set(doc) == {"vm", "vm_id", "since", "until", "who_stopped", "entries", "errors"}
     assert doc["vm"] == "jump-prod-01" and doc["who_stopped"] is None and doc["errors"] == []
     assert {e["source"] for e in doc["entries"]} == {"activity"}
@@ -245,12 +243,11 @@ def test_cli_json_has_the_documented_shape_and_source_filter():
 
 
 def test_cli_markdown_is_a_table_with_escaped_cells():
-    proc = aztriage("timeline", "--demo", "--vm", "qa-win-01", "--since", "30d", "--format", "md")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("# Timeline: qa-win-01\n")
-    assert "**Who stopped it:** the guest OS shut itself down" in proc.stdout
-    assert "| time | source | actor | what | status |" in proc.stdout
-    assert "qa.lead@contoso.com" in proc.stdout
+    stdout = succeeded(aztriage("timeline", "--demo", "--vm", "qa-win-01", "--since", "30d", "--format", "md"))
+    assert stdout.startswith("# Timeline: qa-win-01\n")
+    assert "**Who stopped it:** the guest OS shut itself down" in stdout
+    assert "| time | source | actor | what | status |" in stdout
+    assert "qa.lead@contoso.com" in stdout
 
 
 @pytest.mark.parametrize(
@@ -270,9 +267,8 @@ def test_cli_bad_input_is_one_sentence_and_a_non_zero_exit(args, says):
 
 
 def test_incident_report_carries_the_timeline_of_its_window():
-    proc = aztriage("report", "--demo", "--vm", "jump-prod-01", "--no-probe")
-    assert proc.returncode == 0, proc.stderr
-    section = proc.stdout.split("## Timeline", 1)[1].split("\n## ", 1)[0]
+    stdout = succeeded(aztriage("report", "--demo", "--vm", "jump-prod-01", "--no-probe"))
+    section = stdout.split("## Timeline", 1)[1].split("\n## ", 1)[0]
     assert "sec.oncall@contoso.com" in section and "Deny-RDP-Incident-4711" in section
     # the window is the last day: last week's restart is not in it
     assert "Restart Virtual Machine" not in section

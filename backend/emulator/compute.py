@@ -464,12 +464,15 @@ def _transition(
     make_op: MakeOp,
     kind: str,
     *,
-    during_power: str | None,
-    during_health: str | None,
-    final_power: str | None,
-    final_health: str | None,
+    during: str | None,
+    final: str | None,
+    health: str | None = None,
     on_success_extra: Callable[[Operation], None] | None = None,
 ) -> Operation:
+    """A VM action as an LRO: the VM's power state and Resource Health read DURING while it runs
+    (HEALTH instead for the health where Resource Health words it otherwise, as for a restart), and
+    both read FINAL once it succeeds; None for both leaves the state as it is (reapply)."""
+    during_health = health or during
     group = f"power:{vm_id.lower()}"
     store.preempt(group)
     settled = store.settled(vm_id)
@@ -477,18 +480,18 @@ def _transition(
     def success(op: Operation) -> None:
         if store.get(vm_id) is None:
             return
-        if final_power:
-            settle_power(store, vm_id, final_power)
+        if final:
+            settle_power(store, vm_id, final)
         store.set_provisioning(vm_id, "Succeeded")
         if on_success_extra:
             on_success_extra(op)
-        if final_health:
-            store.set_vm_health(vm_id, final_health)
+        if final:
+            store.set_vm_health(vm_id, final)
 
     def failure(op: Operation) -> None:
         if store.get(vm_id) is None:
             return
-        if during_power:
+        if during:
             settle_power(store, vm_id, settled)
         if op.status == "Canceled" or op.forced == "Canceled":
             store.set_provisioning(vm_id, "Succeeded")
@@ -498,8 +501,8 @@ def _transition(
             store.set_vm_health(vm_id, settled)
 
     op = make_op(kind, group=group, on_success=success, on_failure=failure)
-    if during_power:
-        store.set_power(vm_id, during_power)
+    if during:
+        store.set_power(vm_id, during)
     store.set_provisioning(vm_id, "Updating")
     if during_health:
         store.set_vm_health(vm_id, during_health)
@@ -562,26 +565,17 @@ def vm_action(store: Store, vm_id: str, action: str, body: Any, make_op: MakeOp)
     power = store.power_state(vm_id)
 
     if a == "start":
-        return _transition(store, vm_id, make_op, "start", during_power="starting", during_health="starting", final_power="running", final_health="running")
+        return _transition(store, vm_id, make_op, "start", during="starting", final="running")
     if a == "restart":
         if power in ("deallocated", "deallocating"):
             raise _conflict("restart", name, "since the VM is deallocated or marked to be deallocated.")
-        return _transition(store, vm_id, make_op, "restart", during_power="starting", during_health="restarting", final_power="running", final_health="running")
+        return _transition(store, vm_id, make_op, "restart", during="starting", health="restarting", final="running")
     if a == "poweroff":
         if settled == "deallocated" and power == "deallocated":
-            return _transition(store, vm_id, make_op, "powerOff", during_power=None, during_health=None, final_power=None, final_health=None)
-        return _transition(store, vm_id, make_op, "powerOff", during_power="stopping", during_health="stopping", final_power="stopped", final_health="stopped")
+            return _transition(store, vm_id, make_op, "powerOff", during=None, final=None)
+        return _transition(store, vm_id, make_op, "powerOff", during="stopping", final="stopped")
     if a == "deallocate":
-        return _transition(
-            store,
-            vm_id,
-            make_op,
-            "deallocate",
-            during_power="deallocating",
-            during_health="deallocating",
-            final_power="deallocated",
-            final_health="deallocated",
-        )
+        return _transition(store, vm_id, make_op, "deallocate", during="deallocating", final="deallocated")
     if a == "redeploy":
 
         def new_host(op: Operation) -> None:
@@ -594,19 +588,9 @@ def vm_action(store: Store, vm_id: str, action: str, body: Any, make_op: MakeOp)
             iv["platformUpdateDomain"] = rnd.randint(0, 4)
             store.touch(vm_id.lower())
 
-        return _transition(
-            store,
-            vm_id,
-            make_op,
-            "redeploy",
-            during_power="starting",
-            during_health="redeploying",
-            final_power="running",
-            final_health="running",
-            on_success_extra=new_host,
-        )
+        return _transition(store, vm_id, make_op, "redeploy", during="starting", health="redeploying", final="running", on_success_extra=new_host)
     if a == "reapply":
-        return _transition(store, vm_id, make_op, "reapply", during_power=None, during_health=None, final_power=None, final_health=None)
+        return _transition(store, vm_id, make_op, "reapply", during=None, final=None)
     if a == "performmaintenance":
         mrs = store.instance_view(vm_id).get("maintenanceRedeployStatus") or {}
         if not mrs.get("isCustomerInitiatedMaintenanceAllowed"):
@@ -618,17 +602,7 @@ def vm_action(store: Store, vm_id: str, action: str, body: Any, make_op: MakeOp)
             g["host"] = uuid.uuid4().hex
             store.touch(vm_id.lower())
 
-        return _transition(
-            store,
-            vm_id,
-            make_op,
-            "performMaintenance",
-            during_power="starting",
-            during_health="maintenance",
-            final_power="running",
-            final_health="running",
-            on_success_extra=clear,
-        )
+        return _transition(store, vm_id, make_op, "performMaintenance", during="starting", health="maintenance", final="running", on_success_extra=clear)
     if a == "runcommand":
         return run_command(store, vm_id, body, make_op)
     raise ArmError(404, "InvalidResourceType", f"The resource type 'virtualMachines/{action}' could not be found in the namespace 'Microsoft.Compute'.")

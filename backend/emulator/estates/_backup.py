@@ -27,53 +27,44 @@ def _time_of_day(c: Clock, hour: int) -> str:
     return f"{c.now:%Y-%m-%d}T{hour:02d}:00:00Z"
 
 
-def _daily(vault_id: str, c: Clock) -> dict[str, Any]:
+def _policy(vault_id: str, name: str, c: Clock, *, policy_type: str, instant_days: int, schedule: dict[str, Any], hour: int) -> dict[str, Any]:
+    """A VM backup policy: SCHEDULE says when it backs up; the daily recovery point, taken at HOUR, is kept 30 days."""
     return {
-        "id": f"{vault_id}/backupPolicies/DefaultPolicy",
-        "name": "DefaultPolicy",
+        "id": f"{vault_id}/backupPolicies/{name}",
+        "name": name,
         "type": "Microsoft.RecoveryServices/vaults/backupPolicies",
         "properties": {
             "backupManagementType": "AzureIaasVM",
-            "policyType": "V1",
-            "instantRpRetentionRangeInDays": 2,
+            "policyType": policy_type,
+            "instantRpRetentionRangeInDays": instant_days,
             "timeZone": "UTC",
             "protectedItemsCount": 0,
-            "schedulePolicy": {
-                "schedulePolicyType": "SimpleSchedulePolicy",
-                "scheduleRunFrequency": "Daily",
-                "scheduleRunTimes": [_time_of_day(c, 2)],
-                "scheduleWeeklyFrequency": 0,
-            },
+            "schedulePolicy": schedule,
             "retentionPolicy": {
                 "retentionPolicyType": "LongTermRetentionPolicy",
-                "dailySchedule": {"retentionTimes": [_time_of_day(c, 2)], "retentionDuration": {"count": 30, "durationType": "Days"}},
+                "dailySchedule": {"retentionTimes": [_time_of_day(c, hour)], "retentionDuration": {"count": 30, "durationType": "Days"}},
             },
         },
     }
+
+
+def _daily(vault_id: str, c: Clock) -> dict[str, Any]:
+    schedule = {
+        "schedulePolicyType": "SimpleSchedulePolicy",
+        "scheduleRunFrequency": "Daily",
+        "scheduleRunTimes": [_time_of_day(c, 2)],
+        "scheduleWeeklyFrequency": 0,
+    }
+    return _policy(vault_id, "DefaultPolicy", c, policy_type="V1", instant_days=2, schedule=schedule, hour=2)
 
 
 def _every_4_hours(vault_id: str, c: Clock) -> dict[str, Any]:
-    return {
-        "id": f"{vault_id}/backupPolicies/EnhancedPolicy-4h",
-        "name": "EnhancedPolicy-4h",
-        "type": "Microsoft.RecoveryServices/vaults/backupPolicies",
-        "properties": {
-            "backupManagementType": "AzureIaasVM",
-            "policyType": "V2",
-            "instantRpRetentionRangeInDays": 7,
-            "timeZone": "UTC",
-            "protectedItemsCount": 0,
-            "schedulePolicy": {
-                "schedulePolicyType": "SimpleSchedulePolicyV2",
-                "scheduleRunFrequency": "Hourly",
-                "hourlySchedule": {"interval": 4, "scheduleWindowStartTime": _time_of_day(c, 0), "scheduleWindowDuration": 24},
-            },
-            "retentionPolicy": {
-                "retentionPolicyType": "LongTermRetentionPolicy",
-                "dailySchedule": {"retentionTimes": [_time_of_day(c, 0)], "retentionDuration": {"count": 30, "durationType": "Days"}},
-            },
-        },
+    schedule = {
+        "schedulePolicyType": "SimpleSchedulePolicyV2",
+        "scheduleRunFrequency": "Hourly",
+        "hourlySchedule": {"interval": 4, "scheduleWindowStartTime": _time_of_day(c, 0), "scheduleWindowDuration": 24},
     }
+    return _policy(vault_id, "EnhancedPolicy-4h", c, policy_type="V2", instant_days=7, schedule=schedule, hour=0)
 
 
 def _item(
@@ -159,68 +150,31 @@ def add_backup(b: EstateBuilder, prod: str, shared: str) -> dict[str, Any]:
     items += [_item(c, weu, _vm_id(prod, "rg-sql-prod", f"sql-prod-0{n}"), hourly, last=-2 * HOUR, good=-2 * HOUR + 9 * MINUTE) for n in (1, 2, 3)]
     protect(weu, [daily, hourly], items)
 
-    neu = vault(prod, "rsv-prod-neu", "northeurope", "prod")
-    daily = _daily(neu, c)
-    protect(
-        neu,
-        [daily],
-        [
-            _item(
-                c,
-                neu,
-                _vm_id(prod, "rg-app-prod", "app-prod-ne-01"),
-                daily,
-                last=-22 * HOUR,
-                good=-4 * DAY - 22 * HOUR,
-                status="Failed",
-                health="ActionRequired",
-            ),
-        ],
-    )
+    def daily_vault(sub: str, name: str, location: str, env: str, *vms: tuple[str, str, dict[str, Any]]) -> None:
+        """A vault whose one daily policy protects VMS: (resource group, VM name, how its backups went)."""
+        vault_id = vault(sub, name, location, env)
+        daily = _daily(vault_id, c)
+        protect(vault_id, [daily], [_item(c, vault_id, _vm_id(sub, group, vm), daily, **backups) for group, vm, backups in vms])
 
-    eus = vault(prod, "rsv-prod-eus", "eastus", "prod")
-    daily = _daily(eus, c)
-    protect(
-        eus, [daily], [_item(c, eus, _vm_id(prod, "rg-erp-prod", "erp-prod-eus-01"), daily, last=-3 * DAY - 1 * HOUR, good=-3 * DAY - 1 * HOUR + 20 * MINUTE)]
+    failing = {"status": "Failed", "health": "ActionRequired"}
+    daily_vault(prod, "rsv-prod-neu", "northeurope", "prod", ("rg-app-prod", "app-prod-ne-01", {"last": -22 * HOUR, "good": -4 * DAY - 22 * HOUR, **failing}))
+    daily_vault(
+        prod, "rsv-prod-eus", "eastus", "prod", ("rg-erp-prod", "erp-prod-eus-01", {"last": -3 * DAY - 1 * HOUR, "good": -3 * DAY - 1 * HOUR + 20 * MINUTE})
     )
-
-    shared_weu = vault(shared, "rsv-shared-weu", "westeurope", "shared")
-    daily = _daily(shared_weu, c)
-    protect(
-        shared_weu,
-        [daily],
-        [
-            _item(c, shared_weu, _vm_id(shared, "rg-identity-shared", "dc-shared-01"), daily, last=-20 * HOUR, good=-20 * HOUR + 11 * MINUTE),
-            _item(c, shared_weu, _vm_id(shared, "rg-files-shared", "files-shared-01"), daily, last=-20 * HOUR, good=-20 * HOUR + 48 * MINUTE),
-            _item(
-                c,
-                shared_weu,
-                _vm_id(shared, "rg-legacy-shared", "legacy-app-01"),
-                daily,
-                last=-41 * DAY,
-                good=-41 * DAY + 30 * MINUTE,
-                state="ProtectionStopped",
-                health="Passed",
-            ),
-        ],
+    daily_vault(
+        shared,
+        "rsv-shared-weu",
+        "westeurope",
+        "shared",
+        ("rg-identity-shared", "dc-shared-01", {"last": -20 * HOUR, "good": -20 * HOUR + 11 * MINUTE}),
+        ("rg-files-shared", "files-shared-01", {"last": -20 * HOUR, "good": -20 * HOUR + 48 * MINUTE}),
+        ("rg-legacy-shared", "legacy-app-01", {"last": -41 * DAY, "good": -41 * DAY + 30 * MINUTE, "state": "ProtectionStopped", "health": "Passed"}),
     )
-
-    shared_eus = vault(shared, "rsv-shared-eus", "eastus", "shared")
-    daily = _daily(shared_eus, c)
-    protect(
-        shared_eus,
-        [daily],
-        [
-            _item(
-                c,
-                shared_eus,
-                _vm_id(shared, "rg-monitoring-shared", "mon-shared-eus-01"),
-                daily,
-                last=-22 * HOUR,
-                good=-2 * DAY - 22 * HOUR,
-                status="Failed",
-                health="ActionRequired",
-            ),
-        ],
+    daily_vault(
+        shared,
+        "rsv-shared-eus",
+        "eastus",
+        "shared",
+        ("rg-monitoring-shared", "mon-shared-eus-01", {"last": -22 * HOUR, "good": -2 * DAY - 22 * HOUR, **failing}),
     )
     return backup

@@ -270,6 +270,13 @@ def rid(sub: str, rg: str, rtype: str, name: str) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{rtype}/{name}"
 
 
+def arm_head(resource_id: str, location: str, tags: dict | None) -> dict[str, Any]:
+    """The fields an ARM resource document starts with: its name, id and type (read from the id
+    of a top-level resource, as ``rid`` writes it), location and a copy of its tags."""
+    parts = resource_id.split("/")
+    return {"name": parts[8], "id": resource_id, "type": f"{parts[6]}/{parts[7]}", "location": location, "tags": dict(tags or {})}
+
+
 def quirky_upper(resource_id: str) -> str:
     """ARM returns availability-set membership ids with the group and name upper-cased."""
     parts = resource_id.split("/")
@@ -398,11 +405,7 @@ class EstateBuilder:
         ]
         self.add(
             {
-                "name": name,
-                "id": nid,
-                "type": "Microsoft.Network/networkSecurityGroups",
-                "location": location,
-                "tags": dict(tags or {}),
+                **arm_head(nid, location, tags),
                 "properties": {
                     "provisioningState": "Succeeded",
                     "resourceGuid": self.guid(nid),
@@ -440,11 +443,7 @@ class EstateBuilder:
             out[sname] = sid
         self.add(
             {
-                "name": name,
-                "id": vid,
-                "type": "Microsoft.Network/virtualNetworks",
-                "location": location,
-                "tags": dict(tags or {}),
+                **arm_head(vid, location, tags),
                 "properties": {
                     "provisioningState": "Succeeded",
                     "resourceGuid": self.guid(vid),
@@ -496,11 +495,7 @@ class EstateBuilder:
         if delete_option:
             props["deleteOption"] = delete_option
         doc: dict[str, Any] = {
-            "name": name,
-            "id": pid,
-            "type": "Microsoft.Network/publicIPAddresses",
-            "location": location,
-            "tags": dict(tags or {}),
+            **arm_head(pid, location, tags),
         }
         if zones:
             doc["zones"] = list(zones)
@@ -578,11 +573,7 @@ class EstateBuilder:
         props["nicType"] = "Standard"
         self.add(
             {
-                "name": name,
-                "id": nid,
-                "type": "Microsoft.Network/networkInterfaces",
-                "location": location,
-                "tags": dict(tags or {}),
+                **arm_head(nid, location, tags),
                 "properties": props,
             }
         )
@@ -692,11 +683,7 @@ class EstateBuilder:
         self.docs[pip_id]["properties"]["ipConfiguration"] = {"id": fe_id}
         self.add(
             {
-                "name": name,
-                "id": lid,
-                "type": "Microsoft.Network/loadBalancers",
-                "location": location,
-                "tags": dict(tags or {}),
+                **arm_head(lid, location, tags),
                 "sku": {"name": "Standard", "tier": "Regional"},
                 "properties": {
                     "provisioningState": "Succeeded",
@@ -792,11 +779,7 @@ class EstateBuilder:
         aid = rid(sub, rg, "Microsoft.Compute/availabilitySets", name)
         self.add(
             {
-                "name": name,
-                "id": aid,
-                "type": "Microsoft.Compute/availabilitySets",
-                "location": location,
-                "tags": dict(tags or {}),
+                **arm_head(aid, location, tags),
                 "sku": {"name": "Aligned"},
                 "properties": {
                     "platformFaultDomainCount": fault_domains,
@@ -812,11 +795,7 @@ class EstateBuilder:
     ) -> str:
         sid = rid(sub, rg, "Microsoft.Compute/virtualMachineScaleSets", name)
         doc: dict[str, Any] = {
-            "name": name,
-            "id": sid,
-            "type": "Microsoft.Compute/virtualMachineScaleSets",
-            "location": location,
-            "tags": dict(tags or {}),
+            **arm_head(sid, location, tags),
             "sku": {"name": size, "tier": "Standard", "capacity": capacity},
         }
         if zones:
@@ -886,7 +865,7 @@ class EstateBuilder:
         props["uniqueId"] = self.guid(did)
         if tier:
             props["tier"] = tier
-        doc: dict[str, Any] = {"name": name, "id": did, "type": "Microsoft.Compute/disks", "location": location, "tags": dict(tags or {})}
+        doc = arm_head(did, location, tags)
         if vm_id:
             doc["managedBy"] = vm_id
         if zones:
@@ -903,11 +882,7 @@ class EstateBuilder:
         p = parse_id(disk_id)
         sid = rid(p.subscription, p.resource_group, "Microsoft.Compute/snapshots", name)
         doc: dict[str, Any] = {
-            "name": name,
-            "id": sid,
-            "type": "Microsoft.Compute/snapshots",
-            "location": disk["location"],
-            "tags": dict(tags or {}),
+            **arm_head(sid, disk["location"], tags),
             "sku": {"name": "Standard_LRS", "tier": "Standard"},
             "properties": {
                 **{k: props[k] for k in ("osType", "hyperVGeneration", "supportedCapabilities", "securityProfile") if k in props},
@@ -936,11 +911,7 @@ class EstateBuilder:
         if rpc not in self.docs:
             self.add(
                 {
-                    "name": f"rpc-{vm_doc['name']}",
-                    "id": rpc,
-                    "type": "Microsoft.Compute/restorePointCollections",
-                    "location": vm_doc["location"],
-                    "tags": dict(tags or {}),
+                    **arm_head(rpc, vm_doc["location"], tags),
                     "properties": {
                         "source": {"id": vm_doc["id"], "location": vm_doc["location"]},
                         "restorePointCollectionId": self.guid(rpc),
@@ -1281,7 +1252,7 @@ class EstateBuilder:
                     iv.setdefault("extensions", []).append(
                         {"name": e["name"], "type": handler, "typeHandlerVersion": p["typeHandlerVersion"], "statuses": [dict(ok, message="Enable succeeded")]}
                     )
-        doc: dict[str, Any] = {"name": name, "id": vid, "type": "Microsoft.Compute/virtualMachines", "location": location, "tags": tags}
+        doc = arm_head(vid, location, tags)
         if zones:
             doc["zones"] = list(zones)
         doc["properties"] = props
@@ -1525,22 +1496,78 @@ class EstateBuilder:
         """A Service Health event of subscription SUB (event_props gives its properties from ``props``)."""
         self.event(sub, tracking_id, event_props(c, tracking_id=tracking_id, subscription=sub, **props))
 
+    def service_issue(
+        self,
+        sub: str,
+        tracking_id: str,
+        *,
+        title: str,
+        region: str,
+        updates: list[tuple[int, str]],
+        start: int,
+        mitigation: int | None = None,
+        event_level: str = "Warning",
+        **props: Any,
+    ) -> None:
+        """A service issue in REGION as subscription SUB sees it: Active until it is mitigated, then
+        Resolved; its summary is its newest update (``updates`` run oldest first)."""
+        status = "Active" if mitigation is None else "Resolved"
+        self.service_event(
+            self.clock,
+            sub,
+            tracking_id,
+            event_type="ServiceIssue",
+            status=status,
+            title=title,
+            summary=updates[-1][1],
+            level="Warning",
+            event_level=event_level,
+            start=start,
+            mitigation=mitigation,
+            regions=[(region, status, updates)],
+            **props,
+        )
+
+    def planned_maintenance(self, sub: str, tracking_id: str, *, title: str, summary: str, regions: Sequence[str], start: int, end: int) -> None:
+        """Planned maintenance of VM hosts in REGIONS from START to END, announced two days ago."""
+        announced = (-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")
+        self._notice(self.clock, sub, tracking_id, "PlannedMaintenance", title=title, summary=summary, regions=regions, update=announced, start=start, end=end)
+
     def agent_advisory(self, c: Clock, sub: str, tracking_id: str, regions: Sequence[str], summary: str) -> None:
         """The health advisory that asks to update outdated VM agents, active in REGIONS for ten days."""
-        ups = [(-10 * DAY, summary)]
+        title = "Action recommended: update the Azure VM agent to a supported version"
+        self._notice(
+            c, sub, tracking_id, "HealthAdvisory", title=title, summary=summary, regions=regions, update=(-10 * DAY, summary), start=-10 * DAY, end=None
+        )
+
+    def _notice(
+        self,
+        c: Clock,
+        sub: str,
+        tracking_id: str,
+        event_type: str,
+        *,
+        title: str,
+        summary: str,
+        regions: Sequence[str],
+        update: tuple[int, str],
+        start: int,
+        end: int | None,
+    ) -> None:
+        """An active informational event in REGIONS with one update (planned maintenance, an advisory)."""
         self.service_event(
             c,
             sub,
             tracking_id,
-            event_type="HealthAdvisory",
+            event_type=event_type,
             status="Active",
-            title="Action recommended: update the Azure VM agent to a supported version",
+            title=title,
             summary=summary,
             level="Warning",
             event_level="Informational",
-            start=-10 * DAY,
-            mitigation=None,
-            regions=[(r, "Active", ups) for r in regions],
+            start=start,
+            mitigation=end,
+            regions=[(r, "Active", [update]) for r in regions],
         )
 
     def event(self, sub: str, tracking_id: str, properties: dict) -> None:

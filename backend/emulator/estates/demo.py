@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from typing import Any
 
 from ._common import DAY, HOUR, MINUTE, SERVICE_HEALING, Clock, EstateBuilder, available, degraded, rid, unavailable, user_stopped, user_transient
 
@@ -111,6 +112,58 @@ SANDBOX_USER_DATA = base64.b64encode(
 ).decode()
 
 
+class _Group:
+    """A resource group and what its VMs share: subscription, location, tags, and the subnet and
+    NSG a VM is put on unless it names its own (set by :meth:`network`, or by hand)."""
+
+    def __init__(self, b: EstateBuilder, ips: _Subs, sub: str, name: str, loc: str, env: str, owner: str, app: str) -> None:
+        self.b, self.ips, self.sub, self.name, self.loc = b, ips, sub, name, loc
+        self.tags = {"env": env, "owner": owner, "app": app, "costCenter": {"prod": "CC-1042", "shared": "CC-2001"}.get(env, "CC-3300")}
+        b.resource_group(sub, name, loc, self.tags)
+        self.subnets: dict[str, str] = {}
+        self.subnet_id = ""
+        self.nsg_id: str | None = None
+
+    def nsg(self, name: str, rules: list[tuple]) -> str:
+        return self.b.nsg(self.sub, self.name, name, self.loc, rules, self.tags)
+
+    def vnet(self, name: str, prefix: str, subnets: list[tuple[str, str, str | None]]) -> dict[str, str]:
+        self.subnets = self.b.vnet(self.sub, self.name, name, self.loc, [prefix], subnets, self.tags)
+        return self.subnets
+
+    def network(self, rules: list[tuple], prefix: str, subnet: tuple[str, str]) -> str:
+        """The usual network of a group rg-X: NSG nsg-X (on the VMs' NICs) and VNet vnet-X with one subnet. Returns the NSG's id."""
+        base = self.name.removeprefix("rg-")
+        self.nsg_id = nsg_id = self.nsg(f"nsg-{base}", rules)
+        self.vnet(f"vnet-{base}", prefix, [(*subnet, None)])
+        self.subnet_id = self.subnets[subnet[0]]
+        return nsg_id
+
+    def load_balancer(self, name: str, label: str, **kw: Any) -> str:
+        """A load balancer behind a zone-redundant public IP pip-<name> whose DNS label is LABEL."""
+        pip = self.b.public_ip(self.sub, self.name, f"pip-{name}", self.loc, self.ips.ip(self.sub), zones=["1", "2", "3"], label=label, tags=self.tags)
+        return self.b.load_balancer(self.sub, self.name, name, self.loc, pip, tags=self.tags, **kw)
+
+    def vm(self, name: str, *, health: dict | None = None, guest: dict | None = None, uptime: int = 12 * DAY, pip: bool | str = True, **kw: Any) -> dict:
+        """One VM with health and guest facts; pip=True gives it a Standard static public IP, an address that one, False none."""
+        b = self.b
+        if pip is True:
+            kw.setdefault("public_ip", self.ips.ip(self.sub))
+            kw.setdefault("pip_label", name.replace("_", "-"))
+        elif pip:  # an address given explicitly
+            kw["public_ip"] = pip
+            kw.setdefault("pip_label", name.replace("_", "-"))
+        kw.setdefault("subnet_id", self.subnet_id)
+        kw.setdefault("nsg_id", self.nsg_id)
+        facts = b.vm(self.sub, self.name, name, self.loc, uptime=uptime, tags=self.tags, **kw)
+        power = kw.get("power", "running")
+        if health is None:
+            health = available(b.clock, since=-uptime) if power == "running" else user_stopped(b.clock, power=power, since=-uptime)
+        b.health(facts["id"], self.loc, health)
+        b.guest_facts(facts, name=name, uptime=uptime, **(guest or {}))
+        return facts
+
+
 def build(now: datetime) -> dict:
     b = EstateBuilder(now)
     c = b.clock
@@ -118,266 +171,119 @@ def build(now: datetime) -> dict:
     for sub, (name, _i) in SUBSCRIPTIONS.items():
         b.subscription(sub, name, TENANT)
 
-    def tags(env: str, owner: str, app: str) -> dict:
-        return {"env": env, "owner": owner, "app": app, "costCenter": {"prod": "CC-1042", "shared": "CC-2001"}.get(env, "CC-3300")}
-
-    def rg(sub, name, loc, env, owner, app):
-        b.resource_group(sub, name, loc, tags(env, owner, app))
-        return tags(env, owner, app)
-
-    def vm(sub, group, name, loc, *, health=None, guest=None, uptime=12 * DAY, pip=True, **kw):
-        """One VM with health and guest facts; pip=True gives it a Standard static public IP."""
-        if pip is True:
-            kw.setdefault("public_ip", ips.ip(sub))
-            kw.setdefault("pip_label", name.replace("_", "-"))
-        elif pip:  # an address given explicitly
-            kw["public_ip"] = pip
-            kw.setdefault("pip_label", name.replace("_", "-"))
-        facts = b.vm(sub, group, name, loc, uptime=uptime, **kw)
-        power = kw.get("power", "running")
-        if health is None:
-            health = available(c, since=-uptime) if power == "running" else user_stopped(c, power=power, since=-uptime)
-        b.health(facts["id"], loc, health)
-        b.guest_facts(facts, name=name, uptime=uptime, **(guest or {}))
-        return facts
+    def group(sub: str, name: str, loc: str, env: str, owner: str, app: str) -> _Group:
+        return _Group(b, ips, sub, name, loc, env, owner, app)
 
     # ================================================================ Production
     P = PROD
     # -- web tier: three zonal VMs behind a public Standard load balancer
-    t = rg(P, "rg-web-prod", "westeurope", "prod", "web-team", "contoso-web")
-    nsg_web = b.nsg(
-        P,
-        "rg-web-prod",
-        "nsg-web-prod",
-        "westeurope",
-        [
-            ("Allow-HTTP-HTTPS", 100, "Allow", "Tcp", ["80", "443"], "Internet"),
-            ALLOW_SSH,
-        ],
-        t,
-    )
-    sn = b.vnet(P, "rg-web-prod", "vnet-web-prod", "westeurope", ["10.10.0.0/16"], [("snet-web", "10.10.1.0/24", None)], t)
-    lb_pip = b.public_ip(P, "rg-web-prod", "pip-lb-web-prod", "westeurope", ips.ip(P), zones=["1", "2", "3"], label="contoso-web-prod", tags=t)
-    lb_web = b.load_balancer(
-        P,
-        "rg-web-prod",
+    web = group(P, "rg-web-prod", "westeurope", "prod", "web-team", "contoso-web")
+    web.network([("Allow-HTTP-HTTPS", 100, "Allow", "Tcp", ["80", "443"], "Internet"), ALLOW_SSH], "10.10.0.0/16", ("snet-web", "10.10.1.0/24"))
+    lb_web = web.load_balancer(
         "lb-web-prod",
-        "westeurope",
-        lb_pip,
+        "contoso-web-prod",
         pools=["bepool-web"],
         lb_rules=[("rule-http", 80, 80, "bepool-web"), ("rule-https", 443, 443, "bepool-web")],
-        tags=t,
     )
     pool = f"{lb_web}/backendAddressPools/bepool-web"
-    vm(
-        P,
-        "rg-web-prod",
-        "web-prod-01",
-        "westeurope",
-        image="ubuntu2204",
-        size="Standard_D2s_v5",
-        subnet_id=sn["snet-web"],
-        nsg_id=nsg_web,
-        zones=["1"],
-        lb_pools=[pool],
-        data_disks=[(128, "Premium_LRS")],
-        uptime=23 * DAY,
-        created=-410 * DAY,
-        tags=t,
-    )
+    # one VM a zone; web-prod-02 was restarted by service healing a few hours ago
     healed_at, back_at = -6 * HOUR - 12 * MINUTE, -5 * HOUR - 49 * MINUTE
-    web2 = vm(
-        P,
-        "rg-web-prod",
-        "web-prod-02",
-        "westeurope",
-        image="ubuntu2204",
-        size="Standard_D2s_v5",
-        subnet_id=sn["snet-web"],
-        nsg_id=nsg_web,
-        zones=["2"],
-        lb_pools=[pool],
-        data_disks=[(128, "Premium_LRS")],
-        uptime=-back_at,
-        created=-410 * DAY,
-        tags=t,
-        health=available(c, since=back_at, recently_resolved=(healed_at, back_at, SERVICE_HEALING)),
-    )
-    vm(
-        P,
-        "rg-web-prod",
-        "web-prod-03",
-        "westeurope",
-        image="ubuntu2204",
-        size="Standard_D2s_v5",
-        subnet_id=sn["snet-web"],
-        nsg_id=nsg_web,
-        zones=["3"],
-        lb_pools=[pool],
-        data_disks=[(128, "Premium_LRS")],
-        uptime=23 * DAY,
-        created=-410 * DAY,
-        tags=t,
-    )
+    web_tier = []
+    for zone in ("1", "2", "3"):
+        healed = zone == "2"
+        web_tier.append(
+            web.vm(
+                f"web-prod-0{zone}",
+                image="ubuntu2204",
+                size="Standard_D2s_v5",
+                zones=[zone],
+                lb_pools=[pool],
+                data_disks=[(128, "Premium_LRS")],
+                uptime=-back_at if healed else 23 * DAY,
+                created=-410 * DAY,
+                health=available(c, since=back_at, recently_resolved=(healed_at, back_at, SERVICE_HEALING)) if healed else None,
+            )
+        )
+    web2 = web_tier[1]
 
     # -- SQL: an availability set of three, all crowded in fault domain 0
-    t = rg(P, "rg-sql-prod", "westeurope", "prod", "dba-team", "contoso-sql")
-    nsg_sql = b.nsg(
-        P,
-        "rg-sql-prod",
-        "nsg-sql-prod",
-        "westeurope",
-        [
-            ("Allow-SQL-From-Web", 200, "Allow", "Tcp", "1433", "10.10.1.0/24"),
-            ALLOW_RDP,
-        ],
-        t,
-    )
-    sn = b.vnet(P, "rg-sql-prod", "vnet-sql-prod", "westeurope", ["10.11.0.0/16"], [("snet-sql", "10.11.1.0/24", None)], t)
-    avset_sql = b.availability_set(P, "rg-sql-prod", "avset-sql-prod", "westeurope", fault_domains=2, update_domains=5, tags=t)
+    sql = group(P, "rg-sql-prod", "westeurope", "prod", "dba-team", "contoso-sql")
+    sql.network([("Allow-SQL-From-Web", 200, "Allow", "Tcp", "1433", "10.10.1.0/24"), ALLOW_RDP], "10.11.0.0/16", ("snet-sql", "10.11.1.0/24"))
+    avset_sql = b.availability_set(P, sql.name, "avset-sql-prod", sql.loc, fault_domains=2, update_domains=5, tags=sql.tags)
     for i, name in enumerate(("sql-prod-01", "sql-prod-02", "sql-prod-03")):
-        vm(
-            P,
-            "rg-sql-prod",
+        sql.vm(
             name,
-            "westeurope",
             image="sql2022",
             size="Standard_E4s_v5",
-            subnet_id=sn["snet-sql"],
-            nsg_id=nsg_sql,
             avset=avset_sql,
             fault_domain=0,
             update_domain=i,
             data_disks=[(512, "Premium_LRS"), (256, "Premium_LRS")],
             uptime=31 * DAY,
             created=-700 * DAY,
-            tags=t,
             health=degraded(c, since=-42 * MINUTE) if name == "sql-prod-02" else None,
         )
 
     # -- northeurope app servers with planned maintenance pending
-    t = rg(P, "rg-app-prod", "northeurope", "prod", "app-team", "contoso-portal")
-    nsg_app = b.nsg(P, "rg-app-prod", "nsg-app-prod", "northeurope", [ALLOW_SSH, ALLOW_RDP], t)
-    sn = b.vnet(P, "rg-app-prod", "vnet-app-prod", "northeurope", ["10.12.0.0/16"], [("snet-app", "10.12.1.0/24", None)], t)
+    app = group(P, "rg-app-prod", "northeurope", "prod", "app-team", "contoso-portal")
+    app.network([ALLOW_SSH, ALLOW_RDP], "10.12.0.0/16", ("snet-app", "10.12.1.0/24"))
     # Two waves of one maintenance: app-prod-ne-01's self-service window opened yesterday, so the
     # operator can start it now; app-prod-ne-02's opens tomorrow, and Azure refuses it until then.
     # Both close before the scheduled window in which Azure does it itself.
     mw_start, mw_end = 9 * DAY, 11 * DAY
-    maint_open = (-1 * DAY, 8 * DAY, mw_start, mw_end)
-    maint_later = (1 * DAY, 8 * DAY, mw_start, mw_end)
-    vm(
-        P,
-        "rg-app-prod",
-        "app-prod-ne-01",
-        "northeurope",
-        image="win2022",
-        size="Standard_D4s_v5",
-        subnet_id=sn["snet-app"],
-        nsg_id=nsg_app,
-        data_disks=[(256, "Premium_LRS")],
-        maintenance=b.maintenance(*maint_open),
-        uptime=44 * DAY,
-        created=-380 * DAY,
-        tags=t,
+    waves = (
+        ("app-prod-ne-01", "win2022", "Standard_D4s_v5", (256, "Premium_LRS"), -1 * DAY),
+        ("app-prod-ne-02", "rhel9", "Standard_D2s_v5", (128, "StandardSSD_LRS"), 1 * DAY),
     )
-    vm(
-        P,
-        "rg-app-prod",
-        "app-prod-ne-02",
-        "northeurope",
-        image="rhel9",
-        size="Standard_D2s_v5",
-        subnet_id=sn["snet-app"],
-        nsg_id=nsg_app,
-        data_disks=[(128, "StandardSSD_LRS")],
-        maintenance=b.maintenance(*maint_later),
-        uptime=44 * DAY,
-        created=-380 * DAY,
-        tags=t,
-    )
+    for name, image, size, data_disk, window_opens in waves:
+        maintenance = b.maintenance(window_opens, 8 * DAY, mw_start, mw_end)
+        app.vm(name, image=image, size=size, data_disks=[data_disk], maintenance=maintenance, uptime=44 * DAY, created=-380 * DAY)
 
     # -- eastus ERP, down during the region's service issue
-    t = rg(P, "rg-erp-prod", "eastus", "prod", "erp-team", "contoso-erp")
-    nsg_erp = b.nsg(P, "rg-erp-prod", "nsg-erp-prod", "eastus", [ALLOW_RDP], t)
-    sn = b.vnet(P, "rg-erp-prod", "vnet-erp-prod", "eastus", ["10.13.0.0/16"], [("snet-erp", "10.13.1.0/24", None)], t)
-    erp = vm(
-        P,
-        "rg-erp-prod",
+    erp_group = group(P, "rg-erp-prod", "eastus", "prod", "erp-team", "contoso-erp")
+    erp_group.network([ALLOW_RDP], "10.13.0.0/16", ("snet-erp", "10.13.1.0/24"))
+    erp = erp_group.vm(
         "erp-prod-eus-01",
-        "eastus",
         image="win2022",
         size="Standard_E8s_v5",
-        subnet_id=sn["snet-erp"],
-        nsg_id=nsg_erp,
         zones=["1"],
         data_disks=[(1024, "UltraSSD_LRS"), (256, "Premium_LRS")],
         uptime=62 * DAY,
         created=-500 * DAY,
-        tags=t,
         health=unavailable(c, since=-47 * MINUTE),
     )
 
     # -- jump host whose NSG blocks RDP
-    t = rg(P, "rg-jump-prod", "westeurope", "prod", "ops-team", "jump")
-    nsg_jump = b.nsg(
-        P,
-        "rg-jump-prod",
-        "nsg-jump-prod",
-        "westeurope",
+    jump_group = group(P, "rg-jump-prod", "westeurope", "prod", "ops-team", "jump")
+    nsg_jump = jump_group.network(
         [
             ("Deny-RDP-Incident-4711", 200, "Deny", "Tcp", "3389", "*", "Inbound", "Temporary block during security incident INC-4711"),
             ("Allow-RDP", 300, "Allow", "Tcp", "3389", "*"),
         ],
-        t,
+        "10.14.0.0/16",
+        ("snet-jump", "10.14.1.0/24"),
     )
-    sn = b.vnet(P, "rg-jump-prod", "vnet-jump-prod", "westeurope", ["10.14.0.0/16"], [("snet-jump", "10.14.1.0/24", None)], t)
-    jump = vm(
-        P,
-        "rg-jump-prod",
-        "jump-prod-01",
-        "westeurope",
-        image="win2022",
-        size="Standard_B2ms",
-        subnet_id=sn["snet-jump"],
-        nsg_id=nsg_jump,
-        os_sku="StandardSSD_LRS",
-        uptime=8 * DAY,
-        created=-260 * DAY,
-        tags=t,
-    )
+    jump = jump_group.vm("jump-prod-01", image="win2022", size="Standard_B2ms", os_sku="StandardSSD_LRS", uptime=8 * DAY, created=-260 * DAY)
 
     # ============================================================ Shared Services
     S = SHARED
-    t = rg(S, "rg-identity-shared", "westeurope", "shared", "identity-team", "active-directory")
-    nsg_id_ = b.nsg(
-        S,
-        "rg-identity-shared",
-        "nsg-identity-shared",
-        "westeurope",
-        [
-            ("Allow-AD-DS-VNet", 200, "Allow", "*", ["53", "88", "135", "389", "445", "464", "636", "3268-3269"], "VirtualNetwork"),
-            ALLOW_RDP,
-        ],
-        t,
+    identity = group(S, "rg-identity-shared", "westeurope", "shared", "identity-team", "active-directory")
+    identity.network(
+        [("Allow-AD-DS-VNet", 200, "Allow", "*", ["53", "88", "135", "389", "445", "464", "636", "3268-3269"], "VirtualNetwork"), ALLOW_RDP],
+        "10.20.0.0/16",
+        ("snet-identity", "10.20.1.0/24"),
     )
-    sn = b.vnet(S, "rg-identity-shared", "vnet-identity-shared", "westeurope", ["10.20.0.0/16"], [("snet-identity", "10.20.1.0/24", None)], t)
-    avset_dc = b.availability_set(S, "rg-identity-shared", "avset-dc-shared", "westeurope", fault_domains=2, update_domains=5, tags=t)
-    dc = vm(
-        S,
-        "rg-identity-shared",
+    avset_dc = b.availability_set(S, identity.name, "avset-dc-shared", identity.loc, fault_domains=2, update_domains=5, tags=identity.tags)
+    dc = identity.vm(
         "dc-shared-01",
-        "westeurope",
         image="win2022",
         size="Standard_D2s_v5",
-        subnet_id=sn["snet-identity"],
-        nsg_id=nsg_id_,
         avset=avset_dc,
         fault_domain=0,
         update_domain=0,
         data_disks=[(64, "Premium_ZRS")],
         uptime=17 * DAY,
         created=-900 * DAY,
-        tags=t,
     )
     b.add(
         {
@@ -388,288 +294,127 @@ def build(now: datetime) -> dict:
         }
     )
 
-    t = rg(S, "rg-jumpbox-shared", "northeurope", "shared", "ops-team", "jumpbox")
-    nsg_jb = b.nsg(S, "rg-jumpbox-shared", "nsg-jumpbox-shared", "northeurope", [ALLOW_SSH, ALLOW_RDP], t)
-    nsg_tools = b.nsg(
-        S,
-        "rg-jumpbox-shared",
-        "nsg-snet-tools-shared",
-        "northeurope",
-        [
-            ("Deny-SSH-Inbound", 110, "Deny", "Tcp", "22", "*", "Inbound", "SSH only through Bastion"),
-        ],
-        t,
-    )
-    sn = b.vnet(
-        S,
-        "rg-jumpbox-shared",
-        "vnet-jumpbox-shared",
-        "northeurope",
-        ["10.21.0.0/16"],
-        [("snet-jumpbox", "10.21.1.0/24", None), ("snet-tools", "10.21.2.0/24", nsg_tools)],
-        t,
-    )
+    jumpbox = group(S, "rg-jumpbox-shared", "northeurope", "shared", "ops-team", "jumpbox")
+    jumpbox.nsg_id = jumpbox.nsg("nsg-jumpbox-shared", [ALLOW_SSH, ALLOW_RDP])
+    nsg_tools = jumpbox.nsg("nsg-snet-tools-shared", [("Deny-SSH-Inbound", 110, "Deny", "Tcp", "22", "*", "Inbound", "SSH only through Bastion")])
+    jumpbox.vnet("vnet-jumpbox-shared", "10.21.0.0/16", [("snet-jumpbox", "10.21.1.0/24", None), ("snet-tools", "10.21.2.0/24", nsg_tools)])
+    jumpbox.subnet_id = jumpbox.subnets["snet-jumpbox"]
     old_ip = "127.10.2.201"
-    vm(
-        S,
-        "rg-jumpbox-shared",
+    jumpbox.vm(
         "rdgw-shared-01",
-        "northeurope",
         image="win2019",
         size="Standard_B2ms",
-        subnet_id=sn["snet-jumpbox"],
-        nsg_id=nsg_jb,
         pip_sku="Basic",
         os_sku="StandardSSD_LRS",
         uptime=2 * DAY + 3 * HOUR,
         created=-1100 * DAY,
-        tags=t,
         guest={"previous_public_ip": old_ip},
     )
-    vm(
-        S,
-        "rg-jumpbox-shared",
+    jumpbox.vm(
         "tools-lnx-shared-01",
-        "northeurope",
         image="ubuntu2204",
         size="Standard_B2s",
-        subnet_id=sn["snet-tools"],
-        nsg_id=nsg_jb,
+        subnet_id=jumpbox.subnets["snet-tools"],
         os_sku="StandardSSD_LRS",
         uptime=15 * DAY,
         created=-300 * DAY,
-        tags=t,
     )
 
-    t = rg(S, "rg-files-shared", "westeurope", "shared", "infra-team", "file-services")
-    nsg_files = b.nsg(
-        S,
-        "rg-files-shared",
-        "nsg-files-shared",
-        "westeurope",
-        [
-            ("Allow-SMB-VNet", 200, "Allow", "Tcp", "445", "VirtualNetwork"),
-            ALLOW_RDP,
-        ],
-        t,
-    )
-    sn = b.vnet(S, "rg-files-shared", "vnet-files-shared", "westeurope", ["10.22.0.0/16"], [("snet-files", "10.22.1.0/24", None)], t)
-    vm(
-        S,
-        "rg-files-shared",
+    files = group(S, "rg-files-shared", "westeurope", "shared", "infra-team", "file-services")
+    files.network([("Allow-SMB-VNet", 200, "Allow", "Tcp", "445", "VirtualNetwork"), ALLOW_RDP], "10.22.0.0/16", ("snet-files", "10.22.1.0/24"))
+    files.vm(
         "files-shared-01",
-        "westeurope",
         image="win2022",
         size="Standard_D4s_v5",
-        subnet_id=sn["snet-files"],
-        nsg_id=nsg_files,
         data_disks=[(1024, "StandardSSD_LRS"), (2048, "Standard_LRS")],
         uptime=6 * DAY,
         created=-640 * DAY,
-        tags=t,
         guest={"ports": {"3389": "silent"}},
     )
 
-    t = rg(S, "rg-monitoring-shared", "eastus", "shared", "ops-team", "monitoring")
-    nsg_mon = b.nsg(S, "rg-monitoring-shared", "nsg-monitoring-shared", "eastus", [ALLOW_SSH], t)
-    sn = b.vnet(S, "rg-monitoring-shared", "vnet-monitoring-shared", "eastus", ["10.23.0.0/16"], [("snet-monitoring", "10.23.1.0/24", None)], t)
-    vm(
-        S,
-        "rg-monitoring-shared",
+    monitoring = group(S, "rg-monitoring-shared", "eastus", "shared", "ops-team", "monitoring")
+    monitoring.network([ALLOW_SSH], "10.23.0.0/16", ("snet-monitoring", "10.23.1.0/24"))
+    monitoring.vm(
         "mon-shared-eus-01",
-        "eastus",
         image="ubuntu1804",
         size="Standard_B2ms",
-        subnet_id=sn["snet-monitoring"],
-        nsg_id=nsg_mon,
         os_sku="StandardSSD_LRS",
         data_disks=[(256, "Standard_LRS")],
         agent="not-ready",
         uptime=71 * DAY,
         created=-1200 * DAY,
-        tags=t,
         guest={"agent": "not-ready"},
     )
 
-    t = rg(S, "rg-legacy-shared", "westeurope", "shared", "infra-team", "legacy-lob")
-    nsg_leg = b.nsg(
-        S,
-        "rg-legacy-shared",
-        "nsg-legacy-shared",
-        "westeurope",
-        [
-            ("Allow-FTP", 200, "Allow", "Tcp", ["21", "50000-50100"], "*"),
-            ALLOW_SSH,
-            ALLOW_RDP,
-        ],
-        t,
-    )
-    sn = b.vnet(S, "rg-legacy-shared", "vnet-legacy-shared", "westeurope", ["10.24.0.0/16"], [("snet-legacy", "10.24.1.0/24", None)], t)
-    # Its boot diagnostics go to a customer storage account whose firewall lets only the office
+    legacy = group(S, "rg-legacy-shared", "westeurope", "shared", "infra-team", "legacy-lob")
+    legacy.network([("Allow-FTP", 200, "Allow", "Tcp", ["21", "50000-50100"], "*"), ALLOW_SSH, ALLOW_RDP], "10.24.0.0/16", ("snet-legacy", "10.24.1.0/24"))
+    # legacy-app-01's boot diagnostics go to a customer storage account whose firewall lets only the office
     # in (198.51.100.0/24), not the serial console's addresses: its serial console is refused.
     b.storage_account(
-        S, "rg-legacy-shared", LEGACY_DIAG_ACCOUNT, "westeurope", created=-2100 * DAY, default_action="Deny", ip_rules=["198.51.100.0/24"], tags=t
+        S, legacy.name, LEGACY_DIAG_ACCOUNT, legacy.loc, created=-2100 * DAY, default_action="Deny", ip_rules=["198.51.100.0/24"], tags=legacy.tags
     )
-    vm(
-        S,
-        "rg-legacy-shared",
+    # what the three legacy VMs have in common: unmanaged VHDs, a Basic dynamic IP, no extensions
+    unmanaged: dict[str, Any] = {"vhd_account": LEGACY_VHD_ACCOUNT, "pip_sku": "Basic", "extensions": False}
+    legacy.vm(
         "legacy-app-01",
-        "westeurope",
         image="win2016",
         size="Standard_D2s_v3",
-        subnet_id=sn["snet-legacy"],
-        nsg_id=nsg_leg,
-        vhd_account=LEGACY_VHD_ACCOUNT,
         data_disks=[(128, "")],
         boot_diag=LEGACY_DIAG_URI,
-        pip_sku="Basic",
         uptime=33 * DAY,
         created=-2100 * DAY,
-        tags=t,
-        extensions=False,
+        **unmanaged,
     )
-    legacy2 = vm(
-        S,
-        "rg-legacy-shared",
-        "legacy-app-02",
-        "westeurope",
-        image="win2016",
-        size="Standard_D2s_v3",
-        subnet_id=sn["snet-legacy"],
-        nsg_id=nsg_leg,
-        vhd_account=LEGACY_VHD_ACCOUNT,
-        data_disks=[(128, "")],
-        pip_sku="Basic",
-        power="deallocated",
-        uptime=5 * DAY,
-        created=-2100 * DAY,
-        tags=t,
-        extensions=False,
+    legacy2 = legacy.vm(
+        "legacy-app-02", image="win2016", size="Standard_D2s_v3", data_disks=[(128, "")], power="deallocated", uptime=5 * DAY, created=-2100 * DAY, **unmanaged
     )
-    vm(
-        S,
-        "rg-legacy-shared",
-        "legacy-ftp-01",
-        "westeurope",
-        image="ubuntu1804",
-        size="Standard_DS1_v2",
-        subnet_id=sn["snet-legacy"],
-        nsg_id=nsg_leg,
-        vhd_account=LEGACY_VHD_ACCOUNT,
-        pip_sku="Basic",
-        uptime=90 * DAY,
-        created=-1900 * DAY,
-        tags=t,
-        extensions=False,
-        guest={"ports": {"22": "refused"}},
+    legacy.vm(
+        "legacy-ftp-01", image="ubuntu1804", size="Standard_DS1_v2", uptime=90 * DAY, created=-1900 * DAY, guest={"ports": {"22": "refused"}}, **unmanaged
     )
 
-    t = rg(S, "rg-build-shared", "westeurope", "shared", "devops-team", "build-agents")
-    nsg_build = b.nsg(S, "rg-build-shared", "nsg-build-shared", "westeurope", [ALLOW_SSH, ALLOW_RDP], t)
-    sn = b.vnet(S, "rg-build-shared", "vnet-build-shared", "westeurope", ["10.25.0.0/16"], [("snet-build", "10.25.1.0/24", None)], t)
-    lb_pip = b.public_ip(S, "rg-build-shared", "pip-lb-build-shared", "westeurope", ips.ip(S), zones=["1", "2", "3"], label="contoso-build", tags=t)
-    lb_build = b.load_balancer(
-        S,
-        "rg-build-shared",
+    build_shared = group(S, "rg-build-shared", "westeurope", "shared", "devops-team", "build-agents")
+    build_shared.network([ALLOW_SSH, ALLOW_RDP], "10.25.0.0/16", ("snet-build", "10.25.1.0/24"))
+    lb_build = build_shared.load_balancer(
         "lb-build-shared",
-        "westeurope",
-        lb_pip,
+        "contoso-build",
         pools=["bepool-build"],
         nat=[("nat-ssh-build-lnx-01", 50001, 22), ("nat-rdp-build-win-01", 50002, 3389)],
-        tags=t,
     )
-    vm(
-        S,
-        "rg-build-shared",
-        "build-lnx-01",
-        "westeurope",
-        image="ubuntu2204",
-        size="Standard_D2as_v5",
-        subnet_id=sn["snet-build"],
-        nsg_id=nsg_build,
-        pip=False,
-        lb_pools=[f"{lb_build}/backendAddressPools/bepool-build"],
-        nat_rules=[f"{lb_build}/inboundNatRules/nat-ssh-build-lnx-01"],
-        os_sku="StandardSSD_LRS",
-        uptime=4 * DAY,
-        created=-200 * DAY,
-        tags=t,
-    )
-    vm(
-        S,
-        "rg-build-shared",
-        "build-win-01",
-        "westeurope",
-        image="win2022",
-        size="Standard_D2as_v5",
-        subnet_id=sn["snet-build"],
-        nsg_id=nsg_build,
-        pip=False,
-        lb_pools=[f"{lb_build}/backendAddressPools/bepool-build"],
-        nat_rules=[f"{lb_build}/inboundNatRules/nat-rdp-build-win-01"],
-        os_sku="StandardSSD_LRS",
-        uptime=4 * DAY,
-        created=-200 * DAY,
-        tags=t,
-    )
+    # no public IP: each is reached through its NAT rule on the load balancer
+    for name, image, nat in (("build-lnx-01", "ubuntu2204", "nat-ssh-build-lnx-01"), ("build-win-01", "win2022", "nat-rdp-build-win-01")):
+        build_shared.vm(
+            name,
+            image=image,
+            size="Standard_D2as_v5",
+            pip=False,
+            lb_pools=[f"{lb_build}/backendAddressPools/bepool-build"],
+            nat_rules=[f"{lb_build}/inboundNatRules/{nat}"],
+            os_sku="StandardSSD_LRS",
+            uptime=4 * DAY,
+            created=-200 * DAY,
+        )
 
     # -- hub VNet with a site-to-site VPN that is down, and a private-only VM behind it
-    t = rg(S, "rg-connectivity-shared", "westeurope", "shared", "network-team", "hub")
-    nsg_hub = b.nsg(
-        S,
-        "rg-connectivity-shared",
-        "nsg-hub-apps",
-        "westeurope",
-        [
-            ("Allow-RDP-From-OnPrem", 200, "Allow", "Tcp", "3389", "192.168.0.0/16"),
-        ],
-        t,
-    )
-    sn = b.vnet(
-        S,
-        "rg-connectivity-shared",
-        "vnet-hub-weu",
-        "westeurope",
-        ["10.0.0.0/16"],
-        [("GatewaySubnet", "10.0.255.0/27", None), ("snet-apps", "10.0.1.0/24", nsg_hub)],
-        t,
-    )
-    _vpn(b, S, "rg-connectivity-shared", "westeurope", sn["GatewaySubnet"], ips.ip(S), t)
-    vm(
-        S,
-        "rg-connectivity-shared",
-        "payroll-app-01",
-        "westeurope",
-        image="win2019",
-        size="Standard_D2s_v5",
-        subnet_id=sn["snet-apps"],
-        pip=False,
-        uptime=27 * DAY,
-        created=-800 * DAY,
-        tags=t,
-    )
+    hub = group(S, "rg-connectivity-shared", "westeurope", "shared", "network-team", "hub")
+    nsg_hub = hub.nsg("nsg-hub-apps", [("Allow-RDP-From-OnPrem", 200, "Allow", "Tcp", "3389", "192.168.0.0/16")])
+    hub.vnet("vnet-hub-weu", "10.0.0.0/16", [("GatewaySubnet", "10.0.255.0/27", None), ("snet-apps", "10.0.1.0/24", nsg_hub)])
+    _vpn(b, S, hub.name, hub.loc, hub.subnets["GatewaySubnet"], ips.ip(S), hub.tags)
+    hub.vm("payroll-app-01", image="win2019", size="Standard_D2s_v5", subnet_id=hub.subnets["snet-apps"], pip=False, uptime=27 * DAY, created=-800 * DAY)
 
     # ================================================================ Dev/Test
     D = DEV
-    t = rg(D, "rg-dev-weu", "westeurope", "dev", "dev-team", "contoso-dev")
-    nsg_dev = b.nsg(D, "rg-dev-weu", "nsg-dev-weu", "westeurope", [ALLOW_SSH, ALLOW_RDP], t)
-    sn = b.vnet(D, "rg-dev-weu", "vnet-dev-weu", "westeurope", ["10.30.0.0/16"], [("snet-dev", "10.30.1.0/24", None)], t)
-    spot = vm(
-        D,
-        "rg-dev-weu",
+    dev = group(D, "rg-dev-weu", "westeurope", "dev", "dev-team", "contoso-dev")
+    dev.network([ALLOW_SSH, ALLOW_RDP], "10.30.0.0/16", ("snet-dev", "10.30.1.0/24"))
+    spot = dev.vm(
         "dev-spot-01",
-        "westeurope",
         image="ubuntu2204",
         size="Standard_D2as_v5",
-        subnet_id=sn["snet-dev"],
-        nsg_id=nsg_dev,
         spot=True,
         power="deallocated",
         boot_diag="off",
         os_sku="StandardSSD_LRS",
         uptime=14 * HOUR,
         created=-20 * DAY,
-        tags=t,
         health={
             "availabilityState": "Unavailable",
             "title": "Evicted",
@@ -690,142 +435,61 @@ def build(now: datetime) -> dict:
             ],
         },
     )
-    vm(
-        D,
-        "rg-dev-weu",
-        "dev-ephemeral-01",
-        "westeurope",
-        image="ubuntu2404",
-        size="Standard_D2ds_v5",
-        subnet_id=sn["snet-dev"],
-        nsg_id=nsg_dev,
-        ephemeral=True,
-        uptime=3 * DAY,
-        created=-3 * DAY,
-        tags=t,
-    )
-    vm(
-        D,
-        "rg-dev-weu",
+    dev.vm("dev-ephemeral-01", image="ubuntu2404", size="Standard_D2ds_v5", ephemeral=True, uptime=3 * DAY, created=-3 * DAY)
+    dev.vm(
         "dev-sandbox-01",
-        "westeurope",
         image="ubuntu2204",
         size="Standard_B2ms",
-        subnet_id=sn["snet-dev"],
-        nsg_id=nsg_dev,
         delete_all=True,
         os_sku="StandardSSD_LRS",
         data_disks=[(64, "StandardSSD_LRS"), (32, "StandardSSD_LRS")],
         uptime=1 * DAY,
         created=-9 * DAY,
-        tags=t,
         more_extensions=SANDBOX_EXTENSIONS,
         user_data=SANDBOX_USER_DATA,
     )
-    vm(
-        D,
-        "rg-dev-weu",
+    dev.vm(
         "api-dev-01",
-        "westeurope",
         image="ubuntu2204",
         size="Standard_D2s_v5",
-        subnet_id=sn["snet-dev"],
-        nsg_id=nsg_dev,
         os_sku="StandardSSD_LRS",
         uptime=38 * MINUTE,
         created=-150 * DAY,
-        tags=t,
         guest={"boot": "emergency-fstab", "ports": {"22": "silent"}},
     )
-    vm(
-        D,
-        "rg-dev-weu",
+    dev.vm(
         "pg-dev-01",
-        "westeurope",
         image="ubuntu2204",
         size="Standard_D2s_v5",
-        subnet_id=sn["snet-dev"],
-        nsg_id=nsg_dev,
         data_disks=[(256, "Premium_LRS")],
         uptime=2 * HOUR,
         created=-230 * DAY,
-        tags=t,
         guest={"boot": "fsck", "ports": {"22": "silent"}},
     )
 
-    t = rg(D, "rg-build-dev", "northeurope", "dev", "devops-team", "build-agents")
-    nsg_bd = b.nsg(D, "rg-build-dev", "nsg-build-dev", "northeurope", [ALLOW_SSH], t)
-    sn = b.vnet(D, "rg-build-dev", "vnet-build-dev", "northeurope", ["10.31.0.0/16"], [("snet-build", "10.31.1.0/24", None)], t)
-    vmss = b.scale_set(D, "rg-build-dev", "vmss-build-dev", "northeurope", "Standard_D2s_v5", capacity=1, tags=t)
-    vm(
-        D,
-        "rg-build-dev",
-        "vmss-build-dev_3f9a1c2e",
-        "northeurope",
-        image="ubuntu2204",
-        size="Standard_D2s_v5",
-        subnet_id=sn["snet-build"],
-        nsg_id=nsg_bd,
-        vmss=vmss,
-        os_sku="StandardSSD_LRS",
-        uptime=11 * DAY,
-        created=-11 * DAY,
-        tags=t,
-    )
+    build_dev = group(D, "rg-build-dev", "northeurope", "dev", "devops-team", "build-agents")
+    build_dev.network([ALLOW_SSH], "10.31.0.0/16", ("snet-build", "10.31.1.0/24"))
+    vmss = b.scale_set(D, build_dev.name, "vmss-build-dev", build_dev.loc, "Standard_D2s_v5", capacity=1, tags=build_dev.tags)
+    build_dev.vm("vmss-build-dev_3f9a1c2e", image="ubuntu2204", size="Standard_D2s_v5", vmss=vmss, os_sku="StandardSSD_LRS", uptime=11 * DAY, created=-11 * DAY)
 
-    t = rg(D, "rg-test-eus", "eastus", "test", "qa-team", "contoso-qa")
-    nsg_test = b.nsg(D, "rg-test-eus", "nsg-test-eus", "eastus", [ALLOW_RDP], t)
-    sn = b.vnet(D, "rg-test-eus", "vnet-test-eus", "eastus", ["10.32.0.0/16"], [("snet-test", "10.32.1.0/24", None)], t)
-    vm(
-        D,
-        "rg-test-eus",
-        "win11-tl-dev-01",
-        "eastus",
-        image="win11",
-        size="Standard_D2s_v5",
-        subnet_id=sn["snet-test"],
-        nsg_id=nsg_test,
-        trusted_launch=True,
-        power="starting",
-        uptime=40,
-        created=-60 * DAY,
-        tags=t,
-    )
-    qa = vm(
-        D,
-        "rg-test-eus",
-        "qa-win-01",
-        "eastus",
-        image="win2019",
-        size="Standard_B2ms",
-        subnet_id=sn["snet-test"],
-        nsg_id=nsg_test,
-        os_sku="StandardSSD_LRS",
-        power="stopped",
-        uptime=3 * DAY + 4 * HOUR,
-        created=-330 * DAY,
-        tags=t,
-    )
-    iis = vm(
-        D,
-        "rg-test-eus",
+    test = group(D, "rg-test-eus", "eastus", "test", "qa-team", "contoso-qa")
+    test.network([ALLOW_RDP], "10.32.0.0/16", ("snet-test", "10.32.1.0/24"))
+    test.vm("win11-tl-dev-01", image="win11", size="Standard_D2s_v5", trusted_launch=True, power="starting", uptime=40, created=-60 * DAY)
+    qa = test.vm("qa-win-01", image="win2019", size="Standard_B2ms", os_sku="StandardSSD_LRS", power="stopped", uptime=3 * DAY + 4 * HOUR, created=-330 * DAY)
+    iis = test.vm(
         "iis-test-01",
-        "eastus",
         image="win2019",
         size="Standard_D2s_v5",
-        subnet_id=sn["snet-test"],
-        nsg_id=nsg_test,
         uptime=25 * MINUTE,
         created=-330 * DAY,
-        tags=t,
         guest={"boot": "stop-code:INACCESSIBLE_BOOT_DEVICE", "ports": {"3389": "silent"}},
     )
     # What restore-disk restores it from: a snapshot of its OS disk taken yesterday and last night's
     # restore point, both from before the storage driver update that broke its boot this morning.
     iis_doc = b.docs[iis["id"]]
     iis_os = iis_doc["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"]
-    b.snapshot(iis_os, "iis-test-01-os-before-update", at=-DAY, tags=t)
-    b.restore_point(iis_doc, "rp-nightly", at=-9 * HOUR, tags=t)
+    b.snapshot(iis_os, "iis-test-01-os-before-update", at=-DAY, tags=test.tags)
+    b.restore_point(iis_doc, "rp-nightly", at=-9 * HOUR, tags=test.tags)
 
     _events(b, web2["id"], healed_at, back_at)
     _history(b, jump=jump["id"], jump_nsg=nsg_jump, spot=spot["id"], qa=qa["id"], legacy2=legacy2["id"], web2=web2["id"], healed_at=healed_at, back_at=back_at)
@@ -955,19 +619,14 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
     first = c.at(eus_start).strftime("%H:%M")
     eus_updates = [(t, s.replace("{t}", first)) for t, s in eus_updates]
     for sub in (PROD, SHARED, DEV):
-        b.service_event(
-            c,
+        b.service_issue(
             sub,
             "7T2K-LQ8",
-            event_type="ServiceIssue",
-            status="Active",
             title="Virtual Machines - East US - Connectivity failures and unexpected restarts",
-            summary=eus_updates[-1][1],
-            level="Warning",
-            event_level="Error",
+            region="eastus",
+            updates=eus_updates,
             start=eus_start,
-            mitigation=None,
-            regions=[("eastus", "Active", eus_updates)],
+            event_level="Error",
             services=("Virtual Machines", "Storage"),
         )
     for sub in (PROD, SHARED):
@@ -982,37 +641,27 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
                 ),
             ),
         ]
-        b.service_event(
-            c,
+        b.service_issue(
             sub,
             "2M9D-TH0",
-            event_type="ServiceIssue",
-            status="Resolved",
             title="Mitigated - Virtual Machines - North Europe - Allocation failures",
-            summary=ups[-1][1],
-            level="Warning",
-            event_level="Warning",
+            region="northeurope",
+            updates=ups,
             start=-4 * DAY - 3 * HOUR,
             mitigation=-4 * DAY - 1 * HOUR,
-            regions=[("northeurope", "Resolved", ups)],
         )
     mw_start, mw_end = 9 * DAY, 11 * DAY
-    b.service_event(
-        c,
+    b.planned_maintenance(
         PROD,
         "9Q7S-P2X",
-        event_type="PlannedMaintenance",
-        status="Active",
         title="Planned maintenance: Virtual Machines - North Europe",
         summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines in North "
         "Europe. You can start maintenance yourself during each VM's self-service window (they open in waves "
         f"from {c.z(-1 * DAY)} and close at {c.z(8 * DAY)}); otherwise it happens during the scheduled window "
         f"({c.z(mw_start)} to {c.z(mw_end)}).",
-        level="Warning",
-        event_level="Informational",
+        regions=["northeurope"],
         start=mw_start,
-        mitigation=mw_end,
-        regions=[("northeurope", "Active", [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")])],
+        end=mw_end,
     )
     for sub in (PROD, SHARED, DEV):
         b.agent_advisory(
@@ -1030,20 +679,15 @@ def _events(b: EstateBuilder, healed_vm: str, healed_at: int, back_at: int) -> N
             "virtual machine to a healthy host and restarted it. No action is needed.",
         )
     ]
-    b.service_event(
-        c,
+    b.service_issue(
         PROD,
         "RH-WP02-7F3C",
-        event_type="ServiceIssue",
-        status="Resolved",
-        source="ResourceHealth",
         title="Unplanned: virtual machine web-prod-02 was restarted by service healing",
-        summary=ups[0][1],
-        level="Warning",
-        event_level="Warning",
+        region="westeurope",
+        updates=ups,
         start=healed_at,
         mitigation=back_at,
-        regions=[("westeurope", "Resolved", ups)],
+        source="ResourceHealth",
         extra={"reason": "Unplanned", "platformInitiated": True, "additionalInformation": {"message": f"Impacted resource: {healed_vm}"}},
     )
 

@@ -394,53 +394,36 @@ def _events(b: EstateBuilder, subs, sub_regions, maint_regions, rng) -> None:
                 "A networking device in one datacenter was identified as the cause and taken out of rotation. Impacted Virtual Machines are recovering.",
             ),
         ]
-        b.service_event(
-            c,
+        b.service_issue(
             sub,
             "SI" + tid,
-            event_type="ServiceIssue",
-            status="Active",
             title=f"Virtual Machines - {name} - Connectivity failures",
-            summary=ups[-1][1],
-            level="Warning",
-            event_level="Error",
+            region=active,
+            updates=ups,
             start=-45 * MINUTE,
-            mitigation=None,
-            regions=[(active, "Active", ups)],
+            event_level="Error",
         )
         other = regions[-1]
         ups = [(-6 * DAY, f"Mitigated: customers may have seen allocation failures for Virtual Machines in {REGIONS[other][0]}.")]
-        b.service_event(
-            c,
+        b.service_issue(
             sub,
             "RS" + _tracking_suffix(other),
-            event_type="ServiceIssue",
-            status="Resolved",
             title=f"Mitigated - Virtual Machines - {REGIONS[other][0]} - Allocation failures",
-            summary=ups[0][1],
-            level="Warning",
-            event_level="Warning",
+            region=other,
+            updates=ups,
             start=-6 * DAY - 2 * HOUR,
             mitigation=-6 * DAY,
-            regions=[(other, "Resolved", ups)],
         )
         if maint_regions[sub]:
             mregs = sorted(maint_regions[sub])
-            ups = [(-2 * DAY, "Maintenance scheduled. Use the self-service window to redeploy at a time that suits you.")]
-            pm = _tracking_suffix("-".join(mregs))
-            b.service_event(
-                c,
+            b.planned_maintenance(
                 sub,
-                "PM" + pm,
-                event_type="PlannedMaintenance",
-                status="Active",
+                "PM" + _tracking_suffix("-".join(mregs)),
                 title="Planned maintenance: Virtual Machines - " + ", ".join(REGIONS[r][0] for r in mregs),
                 summary="Azure will perform host maintenance that requires a reboot of some Virtual Machines.",
-                level="Warning",
-                event_level="Informational",
+                regions=mregs,
                 start=10 * DAY,
-                mitigation=16 * DAY,
-                regions=[(r, "Active", ups) for r in mregs],
+                end=16 * DAY,
             )
         b.agent_advisory(
             c,
