@@ -6,7 +6,9 @@ samples the main thread's Python stack (sys._current_frames) every `sample_s`
 until the heartbeat comes back. Each stall keeps its samples, its length, the
 main thread's and the whole process's CPU time during it (from /proc, so a loop
 held by another thread's GIL shows as main-thread CPU well below the stall's
-length) and the garbage collections that ran inside it (gc.callbacks).
+length), how long the main thread waited, runnable, for a CPU (schedstat: the
+machine running other work), the machine's steal time (its hypervisor running
+other machines), and the garbage collections that ran inside it (gc.callbacks).
 
 Every event-loop callback's CPU time is measured too (time.thread_time around
 asyncio's Handle._run): a callback that used more than `cpu_threshold_s` of the
@@ -43,6 +45,25 @@ def _cpu_s(path: str) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _runqueue_s(path: str) -> float:
+    """Time a thread has waited, runnable, for a CPU (/proc/.../schedstat's second field, ns)."""
+    try:
+        with open(path) as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def _steal_s() -> float:
+    """CPU time the hypervisor gave other machines, summed over this machine's CPUs (/proc/stat)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -82,6 +103,7 @@ class StallTracer:
         self._gc_cpu_start = 0.0
         self._main = threading.main_thread()
         self._main_stat = f"/proc/self/task/{self._main.native_id}/stat"
+        self._main_sched = f"/proc/self/task/{self._main.native_id}/schedstat"
 
     # --- gc timing -----------------------------------------------------------------
 
@@ -151,6 +173,8 @@ class StallTracer:
                         "start": self._beat,
                         "main_cpu0": _cpu_s(self._main_stat),
                         "proc_cpu0": _cpu_s("/proc/self/stat"),
+                        "runqueue0": _runqueue_s(self._main_sched),
+                        "steal0": _steal_s(),
                         "samples": [],
                         "gil_late_s": 0.0,
                     }
@@ -162,6 +186,8 @@ class StallTracer:
                 stall["end"] = self._beat
                 stall["main_cpu_s"] = _cpu_s(self._main_stat) - stall.pop("main_cpu0")
                 stall["proc_cpu_s"] = _cpu_s("/proc/self/stat") - stall.pop("proc_cpu0")
+                stall["runqueue_s"] = _runqueue_s(self._main_sched) - stall.pop("runqueue0")
+                stall["steal_s"] = _steal_s() - stall.pop("steal0")
                 self.stalls.append(stall)
                 stall = None
 
@@ -301,6 +327,8 @@ class StallTracer:
                     "ms": round(1000 * length, 1),
                     "main_cpu_ms": round(1000 * s["main_cpu_s"]),
                     "process_cpu_ms": round(1000 * s["proc_cpu_s"]),
+                    "runqueue_ms": round(1000 * s["runqueue_s"]),
+                    "steal_ms": round(1000 * s["steal_s"]),
                     "gil_late_ms": round(1000 * s["gil_late_s"]),
                     "gc_ms": round(1000 * sum(g[1] for g in gc_in), 1),
                     "gc_cpu_ms": round(1000 * sum(g[4] for g in gc_in), 1),
@@ -369,6 +397,7 @@ def print_report(report: dict, out=sys.stdout) -> None:
     for s in report["longest"]:
         print(
             f"  {s['ms']:7.1f} ms  main-thread CPU {s['main_cpu_ms']} ms, process CPU {s['process_cpu_ms']} ms, "
+            f"main thread runnable but off a CPU {s['runqueue_ms']} ms, the machine's steal {s['steal_ms']} ms, "
             f"GIL held past the watchdog {s['gil_late_ms']} ms, gc {s['gc_ms']} ms (CPU {s['gc_cpu_ms']} ms) {s['gc_generations']}",
             file=out,
         )
