@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,6 +202,13 @@ def _peer_hint(lay: Layout) -> str:
     return f"check the on-premises VPN device {lay.peer}{where}{nets}: that it is up, reachable, and uses the same shared key and IPsec/IKE settings"
 
 
+async def _send_reset(ctx: StepContext, operation: str, send: Callable[..., Awaitable[Any]], resource_id: str, what: str) -> str:
+    """Send one reset as a long-running operation (a resumed run polls the one already sent) and say how long Azure took."""
+    started = time.monotonic()
+    await send(resource_id, **await ctx.lro(operation))
+    return f"Azure reset {what} in {time.monotonic() - started:.0f} s"
+
+
 # --- steps ---------------------------------------------------------------------------------------
 
 
@@ -241,9 +249,7 @@ def connection_step(lay: Layout, *, gateway_follows: bool) -> Step:
         return ready(f"{lay.connection} is {status}")
 
     async def run(ctx: StepContext) -> str:
-        started = time.monotonic()
-        await ctx.backend.reset_vpn_connection(lay.connection_id, **await ctx.lro("reset-connection"))
-        return f"Azure reset {lay.connection} in {time.monotonic() - started:.0f} s"
+        return await _send_reset(ctx, "reset-connection", ctx.backend.reset_vpn_connection, lay.connection_id, lay.connection)
 
     async def verify(ctx: StepContext) -> Verification:
         status = await _settled_status(ctx, lay)
@@ -288,9 +294,7 @@ def gateway_step(lay: Layout) -> Step:
         return ready(f"{lay.connection} is {status}")
 
     async def run(ctx: StepContext) -> str:
-        started = time.monotonic()
-        await ctx.backend.reset_vpn_gateway(lay.gateway_id, **await ctx.lro("reset-gateway"))
-        return f"Azure reset gateway {lay.gateway} in {time.monotonic() - started:.0f} s"
+        return await _send_reset(ctx, "reset-gateway", ctx.backend.reset_vpn_gateway, lay.gateway_id, f"gateway {lay.gateway}")
 
     async def verify(ctx: StepContext) -> Verification:
         status = await _settled_status(ctx, lay, gateway=True)
