@@ -20,7 +20,6 @@ network) as what to check next.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
-from backend.recovery.steps import SETTLE_TIMEOUT, poll_interval
+from backend.recovery.steps import poll_until
 from backend.safetext import safe_line
 
 CONNECTION_RESET = "Azure takes about a minute; traffic over this connection stops while its tunnels are negotiated again (seconds to a minute)"
@@ -184,16 +183,17 @@ async def _connection(ctx: StepContext, lay: Layout) -> dict[str, Any]:
 
 async def _settled_status(ctx: StepContext, lay: Layout, *, gateway: bool = False) -> str:
     """The connection's status once it is no longer Connecting (and the gateway no longer Updating)."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while True:
+
+    async def read() -> tuple[str, bool]:
         status = _status(await _connection(ctx, lay))
         busy = status.lower() == "connecting"
         if gateway and not busy:
             gw = await ctx.backend.get_vpn_gateway(lay.gateway_id)
             busy = str(_props(gw).get("provisioningState") or "").lower() == "updating"
-        if not busy or time.monotonic() >= deadline:
-            return status
-        await asyncio.sleep(poll_interval(ctx.settings))
+        return status, busy
+
+    status, _ = await poll_until(read, lambda seen: not seen[1], ctx.settings)
+    return status
 
 
 def _peer_hint(lay: Layout) -> str:
