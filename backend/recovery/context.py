@@ -43,6 +43,41 @@ class StepContext:
     recognised: str | None = None  # set before verify when the step was found already done
     _last_progress: float = 0.0
 
+    @classmethod
+    def for_step(
+        cls,
+        backend: RecoveryBackend,
+        journal: Journal,
+        run_id: str,
+        plan: Plan,
+        facts: VmFacts,
+        index: int,
+        *,
+        outputs: dict[str, Any],
+        secrets: dict[str, str] | None = None,
+        emit: Emit | None = None,
+        hook: Callable[[str, int], None] | None = None,
+    ) -> StepContext:
+        """The context of step `index` of `plan` in run `run_id`. Without `emit` its events go to
+        the journal only; without `hook` no test hook is called; without `secrets` it has none."""
+
+        async def journal_only(idx: int | None, event: str, message: str, data: dict[str, Any] | None) -> None:
+            journal.add_event(run_id, idx, event, message, data)
+
+        return cls(
+            backend=backend,
+            journal=journal,
+            run_id=run_id,
+            index=index,
+            step=plan.steps[index],
+            plan=plan,
+            facts=facts,
+            secrets=secrets if secrets is not None else {},
+            outputs=outputs,
+            emit=emit or journal_only,
+            hook=hook or (lambda *_: None),
+        )
+
     @property
     def vm(self) -> Vm:
         return self.facts.vm

@@ -18,11 +18,12 @@ second run until that one is resumed or abandoned.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,7 +160,9 @@ class Runner:
         if missing:
             raise RunRefused(f"this plan needs the {' and the '.join(n.replace('_', ' ') for n in missing)}, which was not given")
 
-    def _lock(self, run_id: str, vm_id: str, vm_name: str) -> tuple[J.RunLock, J.RunLock]:
+    @contextlib.contextmanager
+    def _locked(self, run_id: str, vm_id: str, vm_name: str) -> Iterator[None]:
+        """Hold the VM's lock and the run's while the body works on the run."""
         vm_lock = self.journal.vm_lock(vm_id)
         if not vm_lock.acquire():
             raise RunRefused(f"another aztriage process is running a recovery on {vm_name}; wait for it or stop it first")
@@ -167,7 +170,17 @@ class Runner:
         if not run_lock.acquire():
             vm_lock.release()
             raise RunRefused(f"run {run_id} is being worked on by another aztriage process")
-        return vm_lock, run_lock
+        try:
+            yield
+        finally:
+            run_lock.release()
+            vm_lock.release()
+
+    async def _announce_and_drive(self, run_id: str, plan: Plan, facts: VmFacts, event: str, message: str, data: dict[str, Any] | None = None) -> RunResult:
+        """Say that the run starts (or resumes), then walk its steps."""
+        self._titles = {i: (s.key, s.title) for i, s in enumerate(plan.steps)}
+        await self._emit(run_id, None, event, message, data, state=J.RUN_RUNNING)
+        return await self._drive(run_id, plan, facts)
 
     # --- start and resume -----------------------------------------------------------
 
@@ -184,8 +197,7 @@ class Runner:
                 f"resume it with 'aztriage recover --resume {other.run_id}' or abandon it with 'aztriage runs --abandon {other.run_id}'"
             )
         run_id = J.new_run_id()
-        vm_lock, run_lock = self._lock(run_id, plan.vm.id, plan.vm.name)
-        try:
+        with self._locked(run_id, plan.vm.id, plan.vm.name):
             if refresh is not None:
                 facts = await refresh()
                 fresh = build(facts, plan.params)
@@ -204,19 +216,9 @@ class Runner:
                 facts=facts.documents,
                 steps=[(s.key, s.title, str(s.kind)) for s in plan.steps],
             )
-            self._titles = {i: (s.key, s.title) for i, s in enumerate(plan.steps)}
-            await self._emit(
-                run_id,
-                None,
-                "run-started",
-                f"{plan.title} on {plan.vm.name}: {len(plan.steps)} steps",
-                {"scenario": plan.scenario, "vm": plan.vm.name},
-                state=J.RUN_RUNNING,
+            return await self._announce_and_drive(
+                run_id, plan, facts, "run-started", f"{plan.title} on {plan.vm.name}: {len(plan.steps)} steps", {"scenario": plan.scenario, "vm": plan.vm.name}
             )
-            return await self._drive(run_id, plan, facts)
-        finally:
-            run_lock.release()
-            vm_lock.release()
 
     async def resume(self, run_id: str, build: Callable[[str, VmFacts, dict[str, Any]], Plan]) -> RunResult:
         """Resume an interrupted, waiting or failed run from the journal."""
@@ -259,21 +261,10 @@ class Runner:
                     f"this run needs the {' and the '.join(n.replace('_', ' ') for n in missing)} again (secrets are never kept): "
                     "pass --password-stdin or --ssh-key"
                 )
-        vm_lock, run_lock = self._lock(run_id, run.vm_id, run.vm_name)
-        try:
+        with self._locked(run_id, run.vm_id, run.vm_name):
             self.journal.set_run_status(run_id, J.RUN_RUNNING)
-            self._titles = {i: (s.key, s.title) for i, s in enumerate(plan.steps)}
-            await self._emit(
-                run_id,
-                None,
-                "run-resumed",
-                f"resuming {plan.title} on {plan.vm.name} at step {pending[0] + 1 if pending else len(plan.steps)}",
-                state=J.RUN_RUNNING,
-            )
-            return await self._drive(run_id, plan, facts)
-        finally:
-            run_lock.release()
-            vm_lock.release()
+            at = pending[0] + 1 if pending else len(plan.steps)
+            return await self._announce_and_drive(run_id, plan, facts, "run-resumed", f"resuming {plan.title} on {plan.vm.name} at step {at}")
 
     def abandon(self, run_id: str) -> RunRecord:
         """Mark an unfinished run failed so the VM can get a new run; created resources stay in the ledger."""
@@ -344,19 +335,7 @@ class Runner:
         async def emit(idx: int | None, event: str, message: str, data: dict[str, Any] | None) -> None:
             await self._emit(run_id, idx, event, message, data)
 
-        ctx = StepContext(
-            backend=self.backend,
-            journal=self.journal,
-            run_id=run_id,
-            index=index,
-            step=step,
-            plan=plan,
-            facts=facts,
-            secrets=self.secrets,
-            outputs=outputs,
-            emit=emit,
-            hook=self.hook,
-        )
+        ctx = StepContext.for_step(self.backend, self.journal, run_id, plan, facts, index, outputs=outputs, secrets=self.secrets, emit=emit, hook=self.hook)
         try:
             if step.kind is Kind.MANUAL and state == J.WAITING:
                 if not self.operator_done:

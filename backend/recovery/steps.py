@@ -193,6 +193,11 @@ def _took_effect_since(model: dict[str, Any], sent_at: str) -> bool:
 # --- power actions -----------------------------------------------------------------------
 
 
+def already_in(vm: Vm, state: str) -> Callable[[dict[str, Any]], str | None]:
+    """A power step's `done_when`: the VM is already in the power state `state`."""
+    return lambda model: f"{vm.name} is already {state}" if power_state(model) == state else None
+
+
 def power_step(
     facts: VmFacts,
     *,

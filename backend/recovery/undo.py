@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from backend.adapter import RecoveryBackend
 from backend.errors import BackendError
@@ -79,23 +78,7 @@ async def undo(backend: RecoveryBackend, journal: Journal, run_id: str, *, on_it
                 text, ok = f"left as it is: {item.how}", True
             else:
                 step = plan.steps[item.index]
-
-                async def emit(idx: int | None, event: str, message: str, data: dict[str, Any] | None) -> None:
-                    journal.add_event(run_id, idx, event, message, data)
-
-                ctx = StepContext(
-                    backend=backend,
-                    journal=journal,
-                    run_id=run_id,
-                    index=item.index,
-                    step=step,
-                    plan=plan,
-                    facts=facts,
-                    secrets={},
-                    outputs=dict(journal.step(run_id, item.index).outputs),
-                    emit=emit,
-                    hook=lambda *_: None,
-                )
+                ctx = StepContext.for_step(backend, journal, run_id, plan, facts, item.index, outputs=dict(journal.step(run_id, item.index).outputs))
                 try:
                     assert step.undo_run is not None
                     text, ok = (await step.undo_run(ctx)) or "undone", True

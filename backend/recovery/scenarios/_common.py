@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from backend.models import Vm
-from backend.recovery.facts import VmFacts, power_state
+from backend.recovery.facts import VmFacts
 from backend.recovery.plan import DYNAMIC_IP_WARNING, Kind, Plan, Step, temp_disk_warning
-from backend.recovery.steps import common_warnings, lock_blockers, lock_warnings, power_step
+from backend.recovery.steps import already_in, common_warnings, lock_blockers, lock_warnings, power_step
 from backend.sizes import has_temp_disk
 from backend.verdict import INCIDENT_WARNED_SCENARIOS, Incident, platform_unhealthy
 
@@ -118,5 +118,5 @@ def deallocate_to_swap_step(facts: VmFacts, undo: str) -> Step:
         final_power="deallocated",
         warnings=tuple(temp_disk_warnings(vm) + dynamic_ip_warnings(vm)),
         undo=undo,
-        done_when=lambda m: f"{vm.name} is already deallocated" if power_state(m) == "deallocated" else None,
+        done_when=already_in(vm, "deallocated"),
     )

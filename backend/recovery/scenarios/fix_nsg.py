@@ -21,12 +21,10 @@ is refused, with that rule named.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import ipaddress
 import os
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +38,7 @@ from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan as make_plan
-from backend.recovery.steps import SETTLE_TIMEOUT, poll_interval, preflight_step, protocol_name, reach_step, remote_port
+from backend.recovery.steps import poll_until, preflight_step, protocol_name, reach_step, remote_port
 from backend.safetext import safe_json
 from backend.source_address import ASK, SourceGuess
 
@@ -374,12 +372,9 @@ def _state(item: dict[str, Any] | None) -> str:
 async def _settled_nsg(ctx: StepContext, nsg_id: str, rule: str) -> dict[str, Any] | None:
     """The NSG once the rule named is not in the middle of a write (a write interrupted by a
     crash goes on in Azure: wait for its end rather than send another)."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while True:
-        doc = await ctx.backend.get_nsg(nsg_id)
-        if _state(_find(doc, rule)).lower() not in ("updating", "deleting", "creating") or time.monotonic() >= deadline:
-            return doc
-        await asyncio.sleep(poll_interval(ctx.settings))
+    return await poll_until(
+        lambda: ctx.backend.get_nsg(nsg_id), lambda doc: _state(_find(doc, rule)).lower() not in ("updating", "deleting", "creating"), ctx.settings
+    )
 
 
 def _level_allows(analysis: Analysis, lv: Level, doc: dict[str, Any]) -> NsgDecision | None:

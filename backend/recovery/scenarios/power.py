@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backend.models import Vm
-from backend.recovery.facts import VmFacts, power_state
+from backend.recovery.facts import VmFacts
 from backend.recovery.plan import INTERRUPTS_WARNING, Kind, Plan
 from backend.recovery.scenarios._common import dynamic_ip_warnings, ephemeral_reason, plan, temp_disk_warnings
-from backend.recovery.steps import parse_time, power_step, preflight_step, reach_step
+from backend.recovery.steps import already_in, parse_time, power_step, preflight_step, reach_step
 
 Model = dict[str, Any]
 
@@ -108,10 +108,7 @@ def _maintenance_notes(vm: Vm) -> list[str]:
 
 
 def _power_is(state: str) -> Callable[[Vm], Callable[[Model], str | None]]:
-    def for_vm(vm: Vm) -> Callable[[Model], str | None]:
-        return lambda model: f"{vm.name} is already {state}" if power_state(model) == state else None
-
-    return for_vm
+    return lambda vm: already_in(vm, state)
 
 
 def _maintenance_done(vm: Vm) -> Callable[[Model], str | None]:

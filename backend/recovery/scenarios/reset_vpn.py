@@ -20,8 +20,8 @@ network) as what to check next.
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
-from backend.recovery.steps import SETTLE_TIMEOUT, poll_interval
+from backend.recovery.steps import poll_until
 from backend.safetext import safe_line
 
 CONNECTION_RESET = "Azure takes about a minute; traffic over this connection stops while its tunnels are negotiated again (seconds to a minute)"
@@ -183,22 +183,30 @@ async def _connection(ctx: StepContext, lay: Layout) -> dict[str, Any]:
 
 async def _settled_status(ctx: StepContext, lay: Layout, *, gateway: bool = False) -> str:
     """The connection's status once it is no longer Connecting (and the gateway no longer Updating)."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while True:
+
+    async def read() -> tuple[str, bool]:
         status = _status(await _connection(ctx, lay))
         busy = status.lower() == "connecting"
         if gateway and not busy:
             gw = await ctx.backend.get_vpn_gateway(lay.gateway_id)
             busy = str(_props(gw).get("provisioningState") or "").lower() == "updating"
-        if not busy or time.monotonic() >= deadline:
-            return status
-        await asyncio.sleep(poll_interval(ctx.settings))
+        return status, busy
+
+    status, _ = await poll_until(read, lambda seen: not seen[1], ctx.settings)
+    return status
 
 
 def _peer_hint(lay: Layout) -> str:
     where = f" at {lay.peer_address}" if lay.peer_address else ""
     nets = f" ({', '.join(lay.peer_prefixes)})" if lay.peer_prefixes else ""
     return f"check the on-premises VPN device {lay.peer}{where}{nets}: that it is up, reachable, and uses the same shared key and IPsec/IKE settings"
+
+
+async def _send_reset(ctx: StepContext, operation: str, send: Callable[..., Awaitable[Any]], resource_id: str, what: str) -> str:
+    """Send one reset as a long-running operation (a resumed run polls the one already sent) and say how long Azure took."""
+    started = time.monotonic()
+    await send(resource_id, **await ctx.lro(operation))
+    return f"Azure reset {what} in {time.monotonic() - started:.0f} s"
 
 
 # --- steps ---------------------------------------------------------------------------------------
@@ -241,9 +249,7 @@ def connection_step(lay: Layout, *, gateway_follows: bool) -> Step:
         return ready(f"{lay.connection} is {status}")
 
     async def run(ctx: StepContext) -> str:
-        started = time.monotonic()
-        await ctx.backend.reset_vpn_connection(lay.connection_id, **await ctx.lro("reset-connection"))
-        return f"Azure reset {lay.connection} in {time.monotonic() - started:.0f} s"
+        return await _send_reset(ctx, "reset-connection", ctx.backend.reset_vpn_connection, lay.connection_id, lay.connection)
 
     async def verify(ctx: StepContext) -> Verification:
         status = await _settled_status(ctx, lay)
@@ -288,9 +294,7 @@ def gateway_step(lay: Layout) -> Step:
         return ready(f"{lay.connection} is {status}")
 
     async def run(ctx: StepContext) -> str:
-        started = time.monotonic()
-        await ctx.backend.reset_vpn_gateway(lay.gateway_id, **await ctx.lro("reset-gateway"))
-        return f"Azure reset gateway {lay.gateway} in {time.monotonic() - started:.0f} s"
+        return await _send_reset(ctx, "reset-gateway", ctx.backend.reset_vpn_gateway, lay.gateway_id, f"gateway {lay.gateway}")
 
     async def verify(ctx: StepContext) -> Verification:
         status = await _settled_status(ctx, lay, gateway=True)

@@ -246,6 +246,35 @@ async def _kept_address(ctx: StepContext, pip: dict[str, Any]) -> Verification |
     return None
 
 
+async def _put_static(ctx: StepContext, lay: Layout, operation: str, *, sku: str | None = None) -> dict[str, Any]:
+    """Write the public IP as it is now, made Static (and of `sku`); Azure's answer."""
+    body = copy.deepcopy(await _pip(ctx, lay))
+    if sku:
+        body["sku"] = {"name": sku, "tier": "Regional"}
+    body.setdefault("properties", {})["publicIPAllocationMethod"] = "Static"
+    return await ctx.backend.put_public_ip(lay.pip_id, body, **await ctx.lro(operation, journal_token=False))
+
+
+async def _settled_as(ctx: StepContext, lay: Layout, read: Callable[[dict[str, Any]], str], wanted: str) -> tuple[dict[str, Any], Verification | None]:
+    """The public IP once no operation runs on it, and why it is not verified: `read` of it is
+    not `wanted`, an operation still runs, or the address this run started with is gone (None: it is verified)."""
+    pip = await _settled_pip(ctx, lay)
+    if read(pip).lower() != wanted.lower() or _busy(pip):
+        return pip, not_verified(f"{lay.pip_name} is {read(pip)} ({_props(pip).get('provisioningState')})")
+    return pip, await _kept_address(ctx, pip)
+
+
+async def _nic_then_pip(ctx: StepContext, lay: Layout) -> tuple[dict[str, Any], dict[str, Any], Check | None]:
+    """The NIC, then the public IP, for a step that writes the NIC; blocked while an operation
+    still runs on the NIC (None: free). The NIC first, and settled: a run killed while its NIC
+    write ran finds the NIC without the IP (the write is in Azure) while the IP still names the
+    configuration until that write ends."""
+    nic = await _settled_nic(ctx, lay)
+    if _busy(nic):
+        return nic, {}, blocked(f"another operation is running on NIC {lay.nic_name} ({_busy(nic)}): resume when it has finished")
+    return nic, await _pip(ctx, lay), None
+
+
 # --- steps --------------------------------------------------------------------------------------
 
 
@@ -259,19 +288,14 @@ def static_step(lay: Layout) -> Step:
         return ready(f"{lay.pip_name} is {_allocation(pip)}, address {_props(pip).get('ipAddress') or 'none'}")
 
     async def run(ctx: StepContext) -> str:
-        body = copy.deepcopy(await _pip(ctx, lay))
-        body.setdefault("properties", {})["publicIPAllocationMethod"] = "Static"
-        doc = await ctx.backend.put_public_ip(lay.pip_id, body, **await ctx.lro("static", journal_token=False))
+        doc = await _put_static(ctx, lay, "static")
         return f"{lay.pip_name} is Static with address {_props(doc).get('ipAddress') or 'none'}"
 
     async def verify(ctx: StepContext) -> Verification:
-        pip = await _settled_pip(ctx, lay)
+        pip, failed = await _settled_as(ctx, lay, _allocation, "Static")
+        if failed is not None:
+            return failed
         address = _props(pip).get("ipAddress")
-        if _allocation(pip).lower() != "static" or _busy(pip):
-            return not_verified(f"{lay.pip_name} is {_allocation(pip)} ({_props(pip).get('provisioningState')})")
-        changed = await _kept_address(ctx, pip)
-        if changed is not None:
-            return changed
         kept = "kept its address" if lay.address else "got a new address"
         return verified(f"{lay.pip_name} is Static and {kept}: {address or 'none'}", address=address)
 
@@ -367,12 +391,9 @@ def create_nsg_step(lay: Layout, facts: VmFacts) -> Step:
 
 def disassociate_step(lay: Layout, vm: Vm) -> Step:
     async def precondition(ctx: StepContext) -> Check:
-        # The NIC first, and settled: a run killed while its NIC write ran finds the NIC without the
-        # IP (the write is in Azure) while the IP still names the configuration until that write ends.
-        nic = await _settled_nic(ctx, lay)
-        if _busy(nic):
-            return blocked(f"another operation is running on NIC {lay.nic_name} ({_busy(nic)}): resume when it has finished")
-        pip = await _pip(ctx, lay)
+        nic, pip, busy = await _nic_then_pip(ctx, lay)
+        if busy is not None:
+            return busy
         if _sku(pip).lower() == "standard":
             return already_done(f"{lay.pip_name} is already Standard")
         if not _references(nic, lay) and (not _holder(pip) or _associated_here(pip, lay)):
@@ -429,18 +450,12 @@ def upgrade_step(lay: Layout) -> Step:
         return ready(f"{lay.pip_name} is Basic and free")
 
     async def run(ctx: StepContext) -> str:
-        body = copy.deepcopy(await _pip(ctx, lay))
-        body["sku"] = {"name": "Standard", "tier": "Regional"}
-        body.setdefault("properties", {})["publicIPAllocationMethod"] = "Static"
-        doc = await ctx.backend.put_public_ip(lay.pip_id, body, **await ctx.lro("upgrade", journal_token=False))
+        doc = await _put_static(ctx, lay, "upgrade", sku="Standard")
         return f"{lay.pip_name} is {_sku(doc)} with address {_props(doc).get('ipAddress') or 'none'}"
 
     async def verify(ctx: StepContext) -> Verification:
-        pip = await _settled_pip(ctx, lay)
-        if _sku(pip).lower() != "standard" or _busy(pip):
-            return not_verified(f"{lay.pip_name} is {_sku(pip)} ({_props(pip).get('provisioningState')})")
-        changed = await _kept_address(ctx, pip)
-        return changed or verified(f"{lay.pip_name} is Standard and keeps {_props(pip).get('ipAddress') or 'no address'}")
+        pip, failed = await _settled_as(ctx, lay, _sku, "Standard")
+        return failed or verified(f"{lay.pip_name} is Standard and keeps {_props(pip).get('ipAddress') or 'no address'}")
 
     return Step(
         key="upgrade",
@@ -465,10 +480,9 @@ def associate_step(lay: Layout) -> Step:
 
     async def precondition(ctx: StepContext) -> Check:
         # As for the disassociation: the NIC tells whether the association was already sent.
-        nic = await _settled_nic(ctx, lay)
-        if _busy(nic):
-            return blocked(f"another operation is running on NIC {lay.nic_name} ({_busy(nic)}): resume when it has finished")
-        pip = await _pip(ctx, lay)
+        nic, pip, busy = await _nic_then_pip(ctx, lay)
+        if busy is not None:
+            return busy
         if _associated_here(pip, lay) and wanted(nic):
             return already_done(f"{lay.pip_name} is on {lay.nic_name}/{lay.config_name}")
         if _holder(pip) and not _associated_here(pip, lay):
