@@ -218,6 +218,15 @@ async def tracked_create(
         raise
 
 
+def exists_by(read: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[bool]]:
+    """`tracked_create`'s `exists`, from a read of the resource that returns None when it is not there."""
+
+    async def exists() -> bool:
+        return await read() is not None
+
+    return exists
+
+
 # Terminal provisioning states a create can leave a resource in when its operation did not succeed.
 LEFT_FAILED = ("failed", "canceled")
 

@@ -54,6 +54,7 @@ from backend.recovery.scenarios._disks import (
     data_disk_refs,
     disk_props,
     disk_refusal,
+    exists_by,
     free_lun,
     get_vm,
     lun_of,
@@ -69,6 +70,7 @@ from backend.recovery.scenarios._disks import (
     vm_settled,
     wait_for_vm,
 )
+from backend.recovery.scenarios._factories import run_tagged, summary_step
 from backend.recovery.scenarios.run_fix import command_output
 from backend.recovery.scenarios.snapshot_disks import snapshot_name
 from backend.recovery.steps import power_step, preflight_step, reach_step, reach_timeout
@@ -760,19 +762,15 @@ def _group_step(layout: RescueLayout) -> Step:
     group, group_id = layout.group, layout.group_id
 
     async def group_pre(ctx: StepContext) -> Check:
-        doc = await ctx.backend.get_group(sub, group)
-        if doc is not None:
-            if tag_of(doc, RUN_TAG) == ctx.run_id:
-                return already_done(f"resource group {group} exists (made by this run)")
-            return blocked(
-                f"a resource group named {group} already exists and was not made by this run: aztriage never uses (or deletes) a group it did not create"
-            )
-        return ready(f"no group named {group} yet")
+        return run_tagged(
+            ctx,
+            await ctx.backend.get_group(sub, group),
+            absent=f"no group named {group} yet",
+            made=f"resource group {group} exists (made by this run)",
+            foreign=f"a resource group named {group} already exists and was not made by this run: aztriage never uses (or deletes) a group it did not create",
+        )
 
     async def group_run(ctx: StepContext) -> str:
-        async def exists() -> bool:
-            return await ctx.backend.get_group(sub, group) is not None
-
         body = {"location": location, "tags": dict(tags_base, **{RUN_TAG: ctx.run_id})}
         await tracked_create(
             ctx,
@@ -780,7 +778,7 @@ def _group_step(layout: RescueLayout) -> Step:
             kind="resource-group",
             note=f"made for the rescue of {vm.name}; deleted by the run's cleanup",
             create=lambda: ctx.backend.create_group(sub, group, body),
-            exists=exists,
+            exists=exists_by(lambda: ctx.backend.get_group(sub, group)),
         )
         return f"resource group {group} created in {location}"
 
@@ -811,12 +809,13 @@ def _nic_step(layout: RescueLayout) -> Step:
     nic_name, nic_id, subnet_id = layout.nic_name, layout.nic_id, layout.subnet_id
 
     async def nic_pre(ctx: StepContext) -> Check:
-        doc = await ctx.backend.get_nic(nic_id)
-        if doc is not None:
-            if tag_of(doc, RUN_TAG) == ctx.run_id:
-                return already_done(f"NIC {nic_name} exists")
-            return blocked(f"a NIC named {nic_name} exists in {group} and was not made by this run")
-        return ready(f"no NIC named {nic_name} yet")
+        return run_tagged(
+            ctx,
+            await ctx.backend.get_nic(nic_id),
+            absent=f"no NIC named {nic_name} yet",
+            made=f"NIC {nic_name} exists",
+            foreign=f"a NIC named {nic_name} exists in {group} and was not made by this run",
+        )
 
     async def nic_run(ctx: StepContext) -> str:
         body = {
@@ -825,12 +824,10 @@ def _nic_step(layout: RescueLayout) -> Step:
             "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}, "privateIPAllocationMethod": "Dynamic"}}]},
         }
 
-        async def exists() -> bool:
-            return await ctx.backend.get_nic(nic_id) is not None
-
         async def create() -> Any:
             return await ctx.backend.put_nic(nic_id, body, **await ctx.lro("nic", journal_token=False))
 
+        exists = exists_by(lambda: ctx.backend.get_nic(nic_id))
         await tracked_create(ctx, nic_id, kind="network-interface", note="NIC of the rescue VM (deleted with its group)", create=create, exists=exists)
         return f"NIC {nic_name} created in subnet {short(subnet_id or '')}"
 
@@ -901,19 +898,18 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
 
     async def rescue_pre(ctx: StepContext) -> Check:
         doc = await get_vm(ctx, rescue_id)
-        if doc is not None:
-            if tag_of(doc, RUN_TAG) != ctx.run_id:
-                return blocked(f"a VM named {rescue_name} exists in {group} and was not made by this run")
-            if provisioning(doc)[0] == "failed":
-                return ready(f"the earlier create of {rescue_name} failed: sending it again")
-            return already_done(f"the rescue VM {rescue_name} exists")
-        return ready(f"no VM named {rescue_name} yet")
+        if doc is not None and tag_of(doc, RUN_TAG) == ctx.run_id and provisioning(doc)[0] == "failed":
+            return ready(f"the earlier create of {rescue_name} failed: sending it again")
+        return run_tagged(
+            ctx,
+            doc,
+            absent=f"no VM named {rescue_name} yet",
+            made=f"the rescue VM {rescue_name} exists",
+            foreign=f"a VM named {rescue_name} exists in {group} and was not made by this run",
+        )
 
     async def rescue_run(ctx: StepContext) -> str:
         await ctx.record_resource(rescue_os_disk_id, kind="disk", state="creating", note="OS disk of the rescue VM (deleted with its group)")
-
-        async def exists() -> bool:
-            return await get_vm(ctx, rescue_id) is not None
 
         if credential and not ctx.secrets.get(credential):
             raise StepFailed(f"the {credential.replace('_', ' ')} for {ADMIN} was not given (secrets are never kept: give it again)")
@@ -928,6 +924,7 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
             # run recognises the VM itself (its precondition) and waits for it.
             return await ctx.backend.put_vm(rescue_id, body, **await ctx.lro("rescue-vm", journal_token=False))
 
+        exists = exists_by(lambda: get_vm(ctx, rescue_id))
         await tracked_create(ctx, rescue_id, kind="rescue-vm", note=f"rescue VM for {vm.name} (deleted with its group)", create=create, exists=exists)
         started = await start_if_stopped(ctx, rescue_id, rescue_name, "rescue-start")
         return f"rescue VM {rescue_name} created ({vm.size}, {image['offer']} {image['sku']})" + started
@@ -1352,7 +1349,7 @@ def _report_step(layout: RescueLayout) -> Step:
     vm, os_disk, copy_name, rescue_doc = layout.vm, layout.os_disk, layout.copy_name, layout.rescue_doc
     rescue_name = layout.rescue_name
 
-    async def report_verify(ctx: StepContext) -> Verification:
+    async def summary_lines(ctx: StepContext) -> list[str]:
         ledger = ctx.journal.resources(ctx.run_id)
         lines = [f"{vm.name} boots from the repaired copy {copy_name}"]
         lines.append(f"kept, never deleted by aztriage: the original OS disk {os_disk.name} (detached; swap it back to undo)")
@@ -1366,16 +1363,9 @@ def _report_step(layout: RescueLayout) -> Step:
             lines.append("deleted by the cleanup: " + ", ".join(f"{r.kind} {short(r.resource_id)}" for r in gone))
         if rescue_doc is not None:
             lines.append(f"{rescue_name} is yours and stays as it was (the copy is detached from it)")
-        return verified("; ".join(lines))
+        return lines
 
-    return Step(
-        key="report",
-        title="Summary",
-        why="What the VM boots from now, what is kept and what was deleted.",
-        changes="nothing",
-        kind=Kind.CHECK,
-        verify=report_verify,
-    )
+    return summary_step("What the VM boots from now, what is kept and what was deleted.", summary_lines)
 
 
 def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
