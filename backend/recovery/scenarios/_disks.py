@@ -1,7 +1,7 @@
-"""Helpers the recreate and rescue scenarios share: resource names that ARM
-accepts, the delete options of a VM's disks, NICs and public IPs, reading a
-VM that may be gone, waiting for a VM other than the plan's, and recording
-what a create left behind when Azure refused it."""
+"""Helpers the scenarios that work on disks share (recreate, rescue, the moves, snapshot-disks,
+restore-point, restore-disk): resource names that ARM accepts, the delete options of a VM's
+disks, NICs and public IPs, reading a VM that may be gone, waiting for a VM other than the
+plan's, swapping a VM's OS disk, and recording what a create left behind when Azure refused it."""
 
 from __future__ import annotations
 
@@ -176,6 +176,14 @@ def free_lun(model: dict[str, Any] | None) -> int:
     while lun in used:
         lun += 1
     return lun
+
+
+async def swap_os_disk(ctx: StepContext, vm: Vm, disk_id: str) -> str:
+    """Make `disk_id` the OS disk of `vm` (Azure swaps the OS disk of a deallocated VM only); the run's line."""
+    name = short(disk_id)
+    patch = {"properties": {"storageProfile": {"osDisk": {"name": name, "managedDisk": {"id": disk_id}}}}}
+    await ctx.backend.update_vm(vm.id, patch, **await ctx.lro("swap"))
+    return f"{vm.name}'s OS disk is now {name}"
 
 
 def tag_of(doc: dict[str, Any] | None, key: str) -> str | None:

@@ -65,6 +65,7 @@ from backend.recovery.scenarios._disks import (
     short,
     stamp,
     start_if_stopped,
+    swap_os_disk,
     tag_of,
     tracked_create,
     vm_settled,
@@ -92,10 +93,29 @@ FIREWALL_RULE = (
     "Name=@FirewallAPI.dll,-28775|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|"
 )
 EFI_GPT_TYPE = "{c12a7328-f81f-11d2-ba4b-00a0c93ec93b}"
+# What the Windows repair sets in the copy's SYSTEM hive, under a control set: (key, value, type,
+# data, what it is for). The common fixes set them under ControlSet001 and ControlSet002; the
+# commands shown for a repair by hand, under ControlSet001, each with what it is for.
+SYSTEM_HIVE_FIXES = (
+    ("Control\\Terminal Server", "fDenyTSConnections", "REG_DWORD", "0", "RDP on"),
+    ("Control\\Terminal Server\\WinStations\\RDP-Tcp", "PortNumber", "REG_DWORD", "3389", ""),
+    ("Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules", "RemoteDesktop-UserMode-In-TCP", "REG_SZ", FIREWALL_RULE, "the RDP firewall rule"),
+    ("Services\\storvsc", "Start", "REG_DWORD", "0", "Azure's storage driver at boot (INACCESSIBLE_BOOT_DEVICE)"),
+)
 
 
 def _windows(os_type: str) -> bool:
     return os_type.lower() == "windows"
+
+
+def _system_hive_fixes(control_set: str, quote: Callable[[str], str], *, notes: bool) -> list[str]:
+    """SYSTEM_HIVE_FIXES as reg add commands under `control_set` of the copy's hive (loaded as
+    HKLM\\BROKENSYSTEM), a string's data quoted by `quote`; with `notes`, what each is for as a comment."""
+    return [
+        f'reg add "HKLM\\BROKENSYSTEM\\{control_set}\\{key}" /v {value} /t {kind} /d {quote(data) if kind == "REG_SZ" else data} /f'
+        + (f"   # {note}" if notes and note else "")
+        for key, value, kind, data, note in SYSTEM_HIVE_FIXES
+    ]
 
 
 def unavailable(vm: Vm) -> str | None:
@@ -207,10 +227,7 @@ def fix_script(os_type: str, lun: int, generation: str) -> tuple[str, list[str]]
             "chkdsk $d /f",
             'reg load HKLM\\BROKENSYSTEM "$d\\Windows\\System32\\config\\SYSTEM"',
             "foreach ($cs in 'ControlSet001','ControlSet002') {",
-            '  reg add "HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server" /v fDenyTSConnections /t REG_DWORD /d 0 /f',
-            '  reg add "HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp" /v PortNumber /t REG_DWORD /d 3389 /f',
-            f'  reg add "HKLM\\BROKENSYSTEM\\$cs\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d "{FIREWALL_RULE}" /f',
-            '  reg add "HKLM\\BROKENSYSTEM\\$cs\\Services\\storvsc" /v Start /t REG_DWORD /d 0 /f',
+            *("  " + line for line in _system_hive_fixes("$cs", lambda data: f'"{data}"', notes=False)),
             "}",
             "reg unload HKLM\\BROKENSYSTEM",
             *bcd,
@@ -263,10 +280,7 @@ def repair_commands(os_type: str, lun: int, generation: str, vm_name: str, copy_
             "chkdsk F: /f",
             "reg load HKLM\\BROKENSYSTEM F:\\Windows\\System32\\config\\SYSTEM   # the copy's SYSTEM hive",
             "reg query HKLM\\BROKENSYSTEM\\Select /v Current   # the control set in use (001 below)",
-            'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server" /v fDenyTSConnections /t REG_DWORD /d 0 /f   # RDP on',
-            'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp" /v PortNumber /t REG_DWORD /d 3389 /f',
-            f'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d {ps_quote(FIREWALL_RULE)} /f   # the RDP firewall rule',
-            'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\storvsc" /v Start /t REG_DWORD /d 0 /f   # Azure\'s storage driver at boot (INACCESSIBLE_BOOT_DEVICE)',
+            *_system_hive_fixes("ControlSet001", ps_quote, notes=True),
             "reg unload HKLM\\BROKENSYSTEM",
             *bcd,
             f"bcdedit /store {store} /enum /v",
@@ -1205,9 +1219,7 @@ def _swap_step(layout: RescueLayout) -> Step:
         original = os_disk_of(model)
         if original and not same_id(original, copy_id):
             await ctx.save(original_os_disk=original)
-        patch = {"properties": {"storageProfile": {"osDisk": {"name": copy_name, "managedDisk": {"id": copy_id}}}}}
-        await ctx.backend.update_vm(vm.id, patch, **await ctx.lro("swap"))
-        return f"{vm.name}'s OS disk is now {copy_name}"
+        return await swap_os_disk(ctx, vm, copy_id)
 
     async def swap_verify(ctx: StepContext) -> Verification:
         model = await ctx.current_model()
