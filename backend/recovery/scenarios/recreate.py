@@ -220,25 +220,8 @@ def create_body(model: dict[str, Any]) -> dict[str, Any]:
     storage = props.get("storageProfile") or {}
     os_ref = storage.get("osDisk") or {}
     new_props: dict[str, Any] = {k: copy.deepcopy(props[k]) for k in CARRIED if props.get(k) is not None}
-    os_disk: dict[str, Any] = {
-        "osType": os_ref.get("osType"),
-        "name": os_ref.get("name"),
-        "createOption": "Attach",
-        "managedDisk": {"id": (os_ref.get("managedDisk") or {}).get("id")},
-        "deleteOption": "Detach",
-    }
-    os_disk.update({k: os_ref[k] for k in DISK_CARRIED if os_ref.get(k) is not None})
-    data_disks = []
-    for ref in storage.get("dataDisks") or ():
-        disk = {
-            "lun": ref.get("lun"),
-            "name": ref.get("name"),
-            "createOption": "Attach",
-            "managedDisk": {"id": (ref.get("managedDisk") or {}).get("id")},
-            "deleteOption": "Detach",
-        }
-        disk.update({k: ref[k] for k in DISK_CARRIED if ref.get(k) is not None})
-        data_disks.append(disk)
+    os_disk = _attached(os_ref, osType=os_ref.get("osType"))
+    data_disks = [_attached(ref, lun=ref.get("lun")) for ref in storage.get("dataDisks") or ()]
     new_storage: dict[str, Any] = {"osDisk": os_disk, "dataDisks": data_disks}
     if storage.get("diskControllerType"):
         new_storage["diskControllerType"] = storage["diskControllerType"]
@@ -258,6 +241,21 @@ def create_body(model: dict[str, Any]) -> dict[str, Any]:
         if identity.get("userAssignedIdentities"):
             body["identity"]["userAssignedIdentities"] = {k: {} for k in identity["userAssignedIdentities"]}
     return body
+
+
+def _attached(ref: dict[str, Any], **first: Any) -> dict[str, Any]:
+    """The create body's reference to the disk of `ref` (the OS disk's or a data disk's, as the
+    model has it): attached as it is, deleteOption Detach, with what DISK_CARRIED carries over;
+    `first`: what tells it apart (the OS type, or the LUN)."""
+    disk: dict[str, Any] = {
+        **first,
+        "name": ref.get("name"),
+        "createOption": "Attach",
+        "managedDisk": {"id": (ref.get("managedDisk") or {}).get("id")},
+        "deleteOption": "Detach",
+    }
+    disk.update({k: ref[k] for k in DISK_CARRIED if ref.get(k) is not None})
+    return disk
 
 
 def _system_identity(model: dict[str, Any]) -> bool:
