@@ -1,7 +1,7 @@
-"""Helpers the recreate and rescue scenarios share: resource names that ARM
-accepts, the delete options of a VM's disks, NICs and public IPs, reading a
-VM that may be gone, waiting for a VM other than the plan's, and recording
-what a create left behind when Azure refused it."""
+"""Helpers the scenarios that work on disks share (recreate, rescue, the moves, snapshot-disks,
+restore-point, restore-disk): resource names that ARM accepts, the delete options of a VM's
+disks, NICs and public IPs, reading a VM that may be gone, waiting for a VM other than the
+plan's, swapping a VM's OS disk, and recording what a create left behind when Azure refused it."""
 
 from __future__ import annotations
 
@@ -178,6 +178,14 @@ def free_lun(model: dict[str, Any] | None) -> int:
     return lun
 
 
+async def swap_os_disk(ctx: StepContext, vm: Vm, disk_id: str) -> str:
+    """Make `disk_id` the OS disk of `vm` (Azure swaps the OS disk of a deallocated VM only); the run's line."""
+    name = short(disk_id)
+    patch = {"properties": {"storageProfile": {"osDisk": {"name": name, "managedDisk": {"id": disk_id}}}}}
+    await ctx.backend.update_vm(vm.id, patch, **await ctx.lro("swap"))
+    return f"{vm.name}'s OS disk is now {name}"
+
+
 def tag_of(doc: dict[str, Any] | None, key: str) -> str | None:
     return ((doc or {}).get("tags") or {}).get(key)
 
@@ -216,6 +224,15 @@ async def tracked_create(
         if there is not None:
             await ctx.record_resource(resource, kind=kind, state="failed" if there else "not-created", note=note)
         raise
+
+
+def exists_by(read: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[bool]]:
+    """`tracked_create`'s `exists`, from a read of the resource that returns None when it is not there."""
+
+    async def exists() -> bool:
+        return await read() is not None
+
+    return exists
 
 
 # Terminal provisioning states a create can leave a resource in when its operation did not succeed.

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +70,7 @@ from backend.errors import BackendError
 from backend.models import Vm
 from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts, power_state, provisioning
-from backend.recovery.plan import Check, Kind, Plan, Step, Verification, already_done, blocked, not_verified, ready, verified
+from backend.recovery.plan import Check, Kind, Plan, Precondition, Step, Verification, Verify, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import dynamic_ip_warnings, plan, temp_disk_warnings
 from backend.recovery.scenarios._disks import (
     Kept,
@@ -85,6 +86,7 @@ from backend.recovery.scenarios._disks import (
     vm_settled,
     wait_for_vm,
 )
+from backend.recovery.scenarios._factories import summary_step
 from backend.recovery.steps import poll_until, preflight_step, reach_step
 
 # Settings of the VM carried over as they are (what the model says; read-only parts dropped).
@@ -218,25 +220,8 @@ def create_body(model: dict[str, Any]) -> dict[str, Any]:
     storage = props.get("storageProfile") or {}
     os_ref = storage.get("osDisk") or {}
     new_props: dict[str, Any] = {k: copy.deepcopy(props[k]) for k in CARRIED if props.get(k) is not None}
-    os_disk: dict[str, Any] = {
-        "osType": os_ref.get("osType"),
-        "name": os_ref.get("name"),
-        "createOption": "Attach",
-        "managedDisk": {"id": (os_ref.get("managedDisk") or {}).get("id")},
-        "deleteOption": "Detach",
-    }
-    os_disk.update({k: os_ref[k] for k in DISK_CARRIED if os_ref.get(k) is not None})
-    data_disks = []
-    for ref in storage.get("dataDisks") or ():
-        disk = {
-            "lun": ref.get("lun"),
-            "name": ref.get("name"),
-            "createOption": "Attach",
-            "managedDisk": {"id": (ref.get("managedDisk") or {}).get("id")},
-            "deleteOption": "Detach",
-        }
-        disk.update({k: ref[k] for k in DISK_CARRIED if ref.get(k) is not None})
-        data_disks.append(disk)
+    os_disk = _attached(os_ref, osType=os_ref.get("osType"))
+    data_disks = [_attached(ref, lun=ref.get("lun")) for ref in storage.get("dataDisks") or ()]
     new_storage: dict[str, Any] = {"osDisk": os_disk, "dataDisks": data_disks}
     if storage.get("diskControllerType"):
         new_storage["diskControllerType"] = storage["diskControllerType"]
@@ -256,6 +241,21 @@ def create_body(model: dict[str, Any]) -> dict[str, Any]:
         if identity.get("userAssignedIdentities"):
             body["identity"]["userAssignedIdentities"] = {k: {} for k in identity["userAssignedIdentities"]}
     return body
+
+
+def _attached(ref: dict[str, Any], **first: Any) -> dict[str, Any]:
+    """The create body's reference to the disk of `ref` (the OS disk's or a data disk's, as the
+    model has it): attached as it is, deleteOption Detach, with what DISK_CARRIED carries over;
+    `first`: what tells it apart (the OS type, or the LUN)."""
+    disk: dict[str, Any] = {
+        **first,
+        "name": ref.get("name"),
+        "createOption": "Attach",
+        "managedDisk": {"id": (ref.get("managedDisk") or {}).get("id")},
+        "deleteOption": "Detach",
+    }
+    disk.update({k: ref[k] for k in DISK_CARRIED if ref.get(k) is not None})
+    return disk
 
 
 def _system_identity(model: dict[str, Any]) -> bool:
@@ -519,20 +519,48 @@ def _capture_step(layout: RecreateLayout) -> Step:
     )
 
 
+# What must outlive the delete, with its deleteOption as Azure has it now; or why it cannot be read.
+OptionsRead = Callable[[StepContext], Awaitable[tuple[list[Kept], str | None]]]
+DETACH_UNDO = "set deleteOption back to Delete where it was (the captured model says where)"
+
+
+def _detach_checks(read: OptionsRead, everything: str, counted: Callable[[list[Kept]], str], unreadable_note: str = "") -> tuple[Precondition, Verify]:
+    """The precondition and the verification of a step that sets deleteOption Detach on what `read`
+    returns (the disks and NICs, or the public IPs): already done when every one says Detach,
+    verified by reading them back; `counted` says what the verification found."""
+
+    async def precondition(ctx: StepContext) -> Check:
+        options, unreadable = await read(ctx)
+        if unreadable:
+            return blocked(unreadable + unreadable_note)
+        risky = [k for k in options if not k.safe]
+        if not risky:
+            return already_done(f"{everything} already says Detach")
+        return ready("deleteOption is Delete on " + ", ".join(k.describe() for k in risky))
+
+    async def verify(ctx: StepContext) -> Verification:
+        options, unreadable = await read(ctx)
+        if unreadable:
+            return not_verified(unreadable)
+        risky = [k for k in options if not k.safe]
+        if risky:
+            return not_verified("still Delete: " + ", ".join(k.describe() for k in risky))
+        return verified(counted(options))
+
+    return precondition, verify
+
+
 def _disk_options_step(layout: RecreateLayout) -> Step:
     """2. deleteOption Detach on the OS disk, the data disks and the NICs."""
     vm = layout.vm
 
-    async def vm_options_pre(ctx: StepContext) -> Check:
+    async def read(ctx: StepContext) -> tuple[list[Kept], str | None]:
         current = await get_vm(ctx, vm.id)
         if current is None:
-            return blocked(f"{vm.name} no longer exists: nothing can be protected any more; check its disks and recreate it from the captured model")
-        risky = [k for k in vm_delete_options(current) if not k.safe]
-        if not risky:
-            return already_done("every disk and NIC already says Detach")
-        return ready("deleteOption is Delete on " + ", ".join(k.describe() for k in risky))
+            return [], f"{vm.name} no longer exists"
+        return vm_delete_options(current), None
 
-    async def vm_options_run(ctx: StepContext) -> str:
+    async def run(ctx: StepContext) -> str:
         current = await get_vm(ctx, vm.id)
         if current is None:
             raise StepFailed(f"{vm.name} no longer exists")
@@ -551,26 +579,22 @@ def _disk_options_step(layout: RecreateLayout) -> Step:
         await ctx.backend.update_vm(vm.id, patch, **await ctx.lro("detach-options"))
         return "deleteOption set to Detach on the OS disk, the data disks and the NICs"
 
-    async def vm_options_verify(ctx: StepContext) -> Verification:
-        current = await get_vm(ctx, vm.id)
-        if current is None:
-            return not_verified(f"{vm.name} no longer exists")
-        risky = [k for k in vm_delete_options(current) if not k.safe]
-        if risky:
-            return not_verified("still Delete: " + ", ".join(k.describe() for k in risky))
-        options = vm_delete_options(current)
-        return verified(f"{sum(1 for k in options if k.what != 'NIC')} disks and {sum(1 for k in options if k.what == 'NIC')} NICs say Detach")
+    def counted(options: list[Kept]) -> str:
+        return f"{sum(1 for k in options if k.what != 'NIC')} disks and {sum(1 for k in options if k.what == 'NIC')} NICs say Detach"
 
+    precondition, verify = _detach_checks(
+        read, "every disk and NIC", counted, ": nothing can be protected any more; check its disks and recreate it from the captured model"
+    )
     return Step(
         key="detach-disks-nics",
         title="Set deleteOption to Detach on the disks and NICs",
         why="Azure deletes, with the VM, every disk and NIC whose deleteOption says Delete (the portal's default for new VMs): with Detach they outlive it.",
         changes=f"sets deleteOption Detach on the OS disk, {len(vm.data_disks)} data disk{'s' if len(vm.data_disks) != 1 else ''} and {len(vm.nics)} NIC{'s' if len(vm.nics) != 1 else ''} of {vm.name} (no reboot)",
         kind=Kind.CHANGE,
-        undo="set deleteOption back to Delete where it was (the captured model says where)",
-        precondition=vm_options_pre,
-        run=vm_options_run,
-        verify=vm_options_verify,
+        undo=DETACH_UNDO,
+        precondition=precondition,
+        run=run,
+        verify=verify,
     )
 
 
@@ -578,16 +602,11 @@ def _ip_options_step(layout: RecreateLayout) -> Step:
     """3. deleteOption Detach on the public IPs."""
     model = layout.model
 
-    async def ip_options_pre(ctx: StepContext) -> Check:
+    async def read(ctx: StepContext) -> tuple[list[Kept], str | None]:
         ips, gone = await _public_ips(ctx, model)
-        if gone:
-            return blocked(f"NIC {short(gone)} no longer exists")
-        risky = [k for k in ips if not k.safe]
-        if not risky:
-            return already_done("every public IP already says Detach")
-        return ready("deleteOption is Delete on " + ", ".join(k.describe() for k in risky))
+        return ips, (f"NIC {short(gone)} no longer exists" if gone else None)
 
-    async def ip_options_run(ctx: StepContext) -> str:
+    async def run(ctx: StepContext) -> str:
         changed = []
         for i, nic_id in enumerate(_nic_ids(model)):
             nic = await ctx.backend.get_nic(nic_id)
@@ -604,25 +623,17 @@ def _ip_options_step(layout: RecreateLayout) -> Step:
             changed.append(short(nic_id))
         return f"deleteOption set to Detach on the public IPs of {', '.join(changed)}" if changed else "nothing to change"
 
-    async def ip_options_verify(ctx: StepContext) -> Verification:
-        ips, gone = await _public_ips(ctx, model)
-        if gone:
-            return not_verified(f"NIC {short(gone)} no longer exists")
-        risky = [k for k in ips if not k.safe]
-        if risky:
-            return not_verified("still Delete: " + ", ".join(k.describe() for k in risky))
-        return verified(f"{len(ips)} public IP{'s say' if len(ips) != 1 else ' says'} Detach")
-
+    precondition, verify = _detach_checks(read, "every public IP", lambda ips: f"{len(ips)} public IP{'s say' if len(ips) != 1 else ' says'} Detach")
     return Step(
         key="detach-public-ips",
         title="Set deleteOption to Detach on the public IPs",
         why="A public IP whose NIC ip configuration says Delete is deleted with the VM, and its address is gone for good.",
         changes="sets deleteOption Detach on the public IP of each NIC ip configuration",
         kind=Kind.CHANGE,
-        undo="set deleteOption back to Delete where it was (the captured model says where)",
-        precondition=ip_options_pre,
-        run=ip_options_run,
-        verify=ip_options_verify,
+        undo=DETACH_UNDO,
+        precondition=precondition,
+        run=run,
+        verify=verify,
     )
 
 
@@ -799,7 +810,7 @@ def _report_step(layout: RecreateLayout) -> Step:
     reinstall, by_hand, user_data, user_data_size = layout.reinstall, layout.by_hand, layout.user_data, layout.user_data_size
     kept_list = layout.kept_list
 
-    async def report_verify(ctx: StepContext) -> Verification:
+    async def summary_lines(ctx: StepContext) -> list[str]:
         lines = [
             f"{vm.name} recreated from its own disks ({vm.size}, {vm.location}"
             + (f", zone {','.join(vm.zones)}" if vm.zones else "")
@@ -824,16 +835,9 @@ def _report_step(layout: RecreateLayout) -> Step:
         if _system_identity(model):
             lines.append("to do: grant the new system-assigned identity its roles again")
         lines.append(f"the captured model stays in the journal: aztriage runs {ctx.run_id} --format json")
-        return verified("; ".join(lines))
+        return lines
 
-    return Step(
-        key="report",
-        title="Summary",
-        why="What was kept, what was recreated, and what is left for you to do.",
-        changes="nothing",
-        kind=Kind.CHECK,
-        verify=report_verify,
-    )
+    return summary_step("What was kept, what was recreated, and what is left for you to do.", summary_lines)
 
 
 def build(facts: VmFacts, params: dict[str, Any]) -> Plan:

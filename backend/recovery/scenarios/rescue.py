@@ -54,6 +54,7 @@ from backend.recovery.scenarios._disks import (
     data_disk_refs,
     disk_props,
     disk_refusal,
+    exists_by,
     free_lun,
     get_vm,
     lun_of,
@@ -64,11 +65,13 @@ from backend.recovery.scenarios._disks import (
     short,
     stamp,
     start_if_stopped,
+    swap_os_disk,
     tag_of,
     tracked_create,
     vm_settled,
     wait_for_vm,
 )
+from backend.recovery.scenarios._factories import run_tagged, summary_step
 from backend.recovery.scenarios.run_fix import command_output
 from backend.recovery.scenarios.snapshot_disks import snapshot_name
 from backend.recovery.steps import power_step, preflight_step, reach_step, reach_timeout
@@ -90,10 +93,29 @@ FIREWALL_RULE = (
     "Name=@FirewallAPI.dll,-28775|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|"
 )
 EFI_GPT_TYPE = "{c12a7328-f81f-11d2-ba4b-00a0c93ec93b}"
+# What the Windows repair sets in the copy's SYSTEM hive, under a control set: (key, value, type,
+# data, what it is for). The common fixes set them under ControlSet001 and ControlSet002; the
+# commands shown for a repair by hand, under ControlSet001, each with what it is for.
+SYSTEM_HIVE_FIXES = (
+    ("Control\\Terminal Server", "fDenyTSConnections", "REG_DWORD", "0", "RDP on"),
+    ("Control\\Terminal Server\\WinStations\\RDP-Tcp", "PortNumber", "REG_DWORD", "3389", ""),
+    ("Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules", "RemoteDesktop-UserMode-In-TCP", "REG_SZ", FIREWALL_RULE, "the RDP firewall rule"),
+    ("Services\\storvsc", "Start", "REG_DWORD", "0", "Azure's storage driver at boot (INACCESSIBLE_BOOT_DEVICE)"),
+)
 
 
 def _windows(os_type: str) -> bool:
     return os_type.lower() == "windows"
+
+
+def _system_hive_fixes(control_set: str, quote: Callable[[str], str], *, notes: bool) -> list[str]:
+    """SYSTEM_HIVE_FIXES as reg add commands under `control_set` of the copy's hive (loaded as
+    HKLM\\BROKENSYSTEM), a string's data quoted by `quote`; with `notes`, what each is for as a comment."""
+    return [
+        f'reg add "HKLM\\BROKENSYSTEM\\{control_set}\\{key}" /v {value} /t {kind} /d {quote(data) if kind == "REG_SZ" else data} /f'
+        + (f"   # {note}" if notes and note else "")
+        for key, value, kind, data, note in SYSTEM_HIVE_FIXES
+    ]
 
 
 def unavailable(vm: Vm) -> str | None:
@@ -205,10 +227,7 @@ def fix_script(os_type: str, lun: int, generation: str) -> tuple[str, list[str]]
             "chkdsk $d /f",
             'reg load HKLM\\BROKENSYSTEM "$d\\Windows\\System32\\config\\SYSTEM"',
             "foreach ($cs in 'ControlSet001','ControlSet002') {",
-            '  reg add "HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server" /v fDenyTSConnections /t REG_DWORD /d 0 /f',
-            '  reg add "HKLM\\BROKENSYSTEM\\$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp" /v PortNumber /t REG_DWORD /d 3389 /f',
-            f'  reg add "HKLM\\BROKENSYSTEM\\$cs\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d "{FIREWALL_RULE}" /f',
-            '  reg add "HKLM\\BROKENSYSTEM\\$cs\\Services\\storvsc" /v Start /t REG_DWORD /d 0 /f',
+            *("  " + line for line in _system_hive_fixes("$cs", lambda data: f'"{data}"', notes=False)),
             "}",
             "reg unload HKLM\\BROKENSYSTEM",
             *bcd,
@@ -261,10 +280,7 @@ def repair_commands(os_type: str, lun: int, generation: str, vm_name: str, copy_
             "chkdsk F: /f",
             "reg load HKLM\\BROKENSYSTEM F:\\Windows\\System32\\config\\SYSTEM   # the copy's SYSTEM hive",
             "reg query HKLM\\BROKENSYSTEM\\Select /v Current   # the control set in use (001 below)",
-            'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server" /v fDenyTSConnections /t REG_DWORD /d 0 /f   # RDP on',
-            'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp" /v PortNumber /t REG_DWORD /d 3389 /f',
-            f'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules" /v RemoteDesktop-UserMode-In-TCP /t REG_SZ /d {ps_quote(FIREWALL_RULE)} /f   # the RDP firewall rule',
-            'reg add "HKLM\\BROKENSYSTEM\\ControlSet001\\Services\\storvsc" /v Start /t REG_DWORD /d 0 /f   # Azure\'s storage driver at boot (INACCESSIBLE_BOOT_DEVICE)',
+            *_system_hive_fixes("ControlSet001", ps_quote, notes=True),
             "reg unload HKLM\\BROKENSYSTEM",
             *bcd,
             f"bcdedit /store {store} /enum /v",
@@ -760,19 +776,15 @@ def _group_step(layout: RescueLayout) -> Step:
     group, group_id = layout.group, layout.group_id
 
     async def group_pre(ctx: StepContext) -> Check:
-        doc = await ctx.backend.get_group(sub, group)
-        if doc is not None:
-            if tag_of(doc, RUN_TAG) == ctx.run_id:
-                return already_done(f"resource group {group} exists (made by this run)")
-            return blocked(
-                f"a resource group named {group} already exists and was not made by this run: aztriage never uses (or deletes) a group it did not create"
-            )
-        return ready(f"no group named {group} yet")
+        return run_tagged(
+            ctx,
+            await ctx.backend.get_group(sub, group),
+            absent=f"no group named {group} yet",
+            made=f"resource group {group} exists (made by this run)",
+            foreign=f"a resource group named {group} already exists and was not made by this run: aztriage never uses (or deletes) a group it did not create",
+        )
 
     async def group_run(ctx: StepContext) -> str:
-        async def exists() -> bool:
-            return await ctx.backend.get_group(sub, group) is not None
-
         body = {"location": location, "tags": dict(tags_base, **{RUN_TAG: ctx.run_id})}
         await tracked_create(
             ctx,
@@ -780,7 +792,7 @@ def _group_step(layout: RescueLayout) -> Step:
             kind="resource-group",
             note=f"made for the rescue of {vm.name}; deleted by the run's cleanup",
             create=lambda: ctx.backend.create_group(sub, group, body),
-            exists=exists,
+            exists=exists_by(lambda: ctx.backend.get_group(sub, group)),
         )
         return f"resource group {group} created in {location}"
 
@@ -811,12 +823,13 @@ def _nic_step(layout: RescueLayout) -> Step:
     nic_name, nic_id, subnet_id = layout.nic_name, layout.nic_id, layout.subnet_id
 
     async def nic_pre(ctx: StepContext) -> Check:
-        doc = await ctx.backend.get_nic(nic_id)
-        if doc is not None:
-            if tag_of(doc, RUN_TAG) == ctx.run_id:
-                return already_done(f"NIC {nic_name} exists")
-            return blocked(f"a NIC named {nic_name} exists in {group} and was not made by this run")
-        return ready(f"no NIC named {nic_name} yet")
+        return run_tagged(
+            ctx,
+            await ctx.backend.get_nic(nic_id),
+            absent=f"no NIC named {nic_name} yet",
+            made=f"NIC {nic_name} exists",
+            foreign=f"a NIC named {nic_name} exists in {group} and was not made by this run",
+        )
 
     async def nic_run(ctx: StepContext) -> str:
         body = {
@@ -825,12 +838,10 @@ def _nic_step(layout: RescueLayout) -> Step:
             "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}, "privateIPAllocationMethod": "Dynamic"}}]},
         }
 
-        async def exists() -> bool:
-            return await ctx.backend.get_nic(nic_id) is not None
-
         async def create() -> Any:
             return await ctx.backend.put_nic(nic_id, body, **await ctx.lro("nic", journal_token=False))
 
+        exists = exists_by(lambda: ctx.backend.get_nic(nic_id))
         await tracked_create(ctx, nic_id, kind="network-interface", note="NIC of the rescue VM (deleted with its group)", create=create, exists=exists)
         return f"NIC {nic_name} created in subnet {short(subnet_id or '')}"
 
@@ -901,19 +912,18 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
 
     async def rescue_pre(ctx: StepContext) -> Check:
         doc = await get_vm(ctx, rescue_id)
-        if doc is not None:
-            if tag_of(doc, RUN_TAG) != ctx.run_id:
-                return blocked(f"a VM named {rescue_name} exists in {group} and was not made by this run")
-            if provisioning(doc)[0] == "failed":
-                return ready(f"the earlier create of {rescue_name} failed: sending it again")
-            return already_done(f"the rescue VM {rescue_name} exists")
-        return ready(f"no VM named {rescue_name} yet")
+        if doc is not None and tag_of(doc, RUN_TAG) == ctx.run_id and provisioning(doc)[0] == "failed":
+            return ready(f"the earlier create of {rescue_name} failed: sending it again")
+        return run_tagged(
+            ctx,
+            doc,
+            absent=f"no VM named {rescue_name} yet",
+            made=f"the rescue VM {rescue_name} exists",
+            foreign=f"a VM named {rescue_name} exists in {group} and was not made by this run",
+        )
 
     async def rescue_run(ctx: StepContext) -> str:
         await ctx.record_resource(rescue_os_disk_id, kind="disk", state="creating", note="OS disk of the rescue VM (deleted with its group)")
-
-        async def exists() -> bool:
-            return await get_vm(ctx, rescue_id) is not None
 
         if credential and not ctx.secrets.get(credential):
             raise StepFailed(f"the {credential.replace('_', ' ')} for {ADMIN} was not given (secrets are never kept: give it again)")
@@ -928,6 +938,7 @@ def _rescue_vm_step(layout: RescueLayout) -> Step:
             # run recognises the VM itself (its precondition) and waits for it.
             return await ctx.backend.put_vm(rescue_id, body, **await ctx.lro("rescue-vm", journal_token=False))
 
+        exists = exists_by(lambda: get_vm(ctx, rescue_id))
         await tracked_create(ctx, rescue_id, kind="rescue-vm", note=f"rescue VM for {vm.name} (deleted with its group)", create=create, exists=exists)
         started = await start_if_stopped(ctx, rescue_id, rescue_name, "rescue-start")
         return f"rescue VM {rescue_name} created ({vm.size}, {image['offer']} {image['sku']})" + started
@@ -1208,9 +1219,7 @@ def _swap_step(layout: RescueLayout) -> Step:
         original = os_disk_of(model)
         if original and not same_id(original, copy_id):
             await ctx.save(original_os_disk=original)
-        patch = {"properties": {"storageProfile": {"osDisk": {"name": copy_name, "managedDisk": {"id": copy_id}}}}}
-        await ctx.backend.update_vm(vm.id, patch, **await ctx.lro("swap"))
-        return f"{vm.name}'s OS disk is now {copy_name}"
+        return await swap_os_disk(ctx, vm, copy_id)
 
     async def swap_verify(ctx: StepContext) -> Verification:
         model = await ctx.current_model()
@@ -1352,7 +1361,7 @@ def _report_step(layout: RescueLayout) -> Step:
     vm, os_disk, copy_name, rescue_doc = layout.vm, layout.os_disk, layout.copy_name, layout.rescue_doc
     rescue_name = layout.rescue_name
 
-    async def report_verify(ctx: StepContext) -> Verification:
+    async def summary_lines(ctx: StepContext) -> list[str]:
         ledger = ctx.journal.resources(ctx.run_id)
         lines = [f"{vm.name} boots from the repaired copy {copy_name}"]
         lines.append(f"kept, never deleted by aztriage: the original OS disk {os_disk.name} (detached; swap it back to undo)")
@@ -1366,16 +1375,9 @@ def _report_step(layout: RescueLayout) -> Step:
             lines.append("deleted by the cleanup: " + ", ".join(f"{r.kind} {short(r.resource_id)}" for r in gone))
         if rescue_doc is not None:
             lines.append(f"{rescue_name} is yours and stays as it was (the copy is detached from it)")
-        return verified("; ".join(lines))
+        return lines
 
-    return Step(
-        key="report",
-        title="Summary",
-        why="What the VM boots from now, what is kept and what was deleted.",
-        changes="nothing",
-        kind=Kind.CHECK,
-        verify=report_verify,
-    )
+    return summary_step("What the VM boots from now, what is kept and what was deleted.", summary_lines)
 
 
 def build(facts: VmFacts, params: dict[str, Any]) -> Plan:

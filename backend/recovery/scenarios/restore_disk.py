@@ -25,7 +25,7 @@ from backend.recovery.facts import VmFacts, power_state
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import deallocate_to_swap_step, plan
 from backend.recovery.scenarios._copies import DiskCopy, disk_copy_step
-from backend.recovery.scenarios._disks import arm_name, data_disk_refs, os_disk_of, resource_id, same_id, short, stamp
+from backend.recovery.scenarios._disks import arm_name, data_disk_refs, os_disk_of, resource_id, same_id, short, stamp, swap_os_disk
 from backend.recovery.sources import RESTORE_POINT, SNAPSHOT, restore_point_documents, restore_point_source, restore_sources
 from backend.recovery.steps import power_step, preflight_step, reach_step
 from backend.safetext import safe_json
@@ -172,9 +172,7 @@ def _swap_os_step(vm: Vm, old: Disk, new_id: str) -> Step:
         return ready(f"{vm.name} is {power_state(model)}")
 
     async def run(ctx: StepContext) -> str:
-        patch = {"properties": {"storageProfile": {"osDisk": {"name": new_name, "managedDisk": {"id": new_id}}}}}
-        await ctx.backend.update_vm(vm.id, patch, **await ctx.lro("swap"))
-        return f"{vm.name}'s OS disk is now {new_name}"
+        return await swap_os_disk(ctx, vm, new_id)
 
     return Step(
         key="swap-os-disk",

@@ -20,7 +20,17 @@ from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Check, Kind, Plan, PlanError, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
-from backend.recovery.scenarios._disks import LEFT_FAILED, arm_name, made_by_this_run, provisioning_state, resource_id, same_id, stamp, tracked_create
+from backend.recovery.scenarios._disks import (
+    LEFT_FAILED,
+    arm_name,
+    exists_by,
+    made_by_this_run,
+    provisioning_state,
+    resource_id,
+    same_id,
+    stamp,
+    tracked_create,
+)
 from backend.recovery.steps import preflight_step
 
 MODES = {"application": "ApplicationConsistent", "crash": "CrashConsistent"}
@@ -74,9 +84,7 @@ def collection_step(facts: VmFacts) -> Step:
         async def create() -> Any:
             return await ctx.backend.put_restore_point_collection(rpc, body)
 
-        async def exists() -> bool:
-            return await ctx.backend.get_restore_point_collection(rpc) is not None
-
+        exists = exists_by(lambda: ctx.backend.get_restore_point_collection(rpc))
         await tracked_create(ctx, rpc, kind="restore-point-collection", note=f"restore point collection of {vm.name}", create=create, exists=exists)
         return f"restore point collection {name} created"
 
@@ -135,10 +143,7 @@ def restore_point_step(facts: VmFacts, consistency: str, name: str) -> Step:
         async def create() -> Any:
             return await ctx.backend.create_restore_point(rp, body, **await ctx.lro("restore-point"))
 
-        async def exists() -> bool:
-            return await ctx.backend.get_restore_point(rp) is not None
-
-        await tracked_create(ctx, rp, kind="restore-point", note=note, create=create, exists=exists)
+        await tracked_create(ctx, rp, kind="restore-point", note=note, create=create, exists=exists_by(lambda: ctx.backend.get_restore_point(rp)))
         return f"restore point {name} taken{cleared}"
 
     async def verify(ctx: StepContext) -> Verification:

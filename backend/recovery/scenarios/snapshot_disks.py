@@ -16,7 +16,7 @@ from backend.recovery.context import StepContext, StepFailed
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Check, Kind, Plan, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
-from backend.recovery.scenarios._disks import LEFT_FAILED, made_by_this_run, provisioning_state, tracked_create, wait_gone
+from backend.recovery.scenarios._disks import LEFT_FAILED, exists_by, made_by_this_run, provisioning_state, tracked_create, wait_gone
 from backend.recovery.steps import parse_time, preflight_step
 
 MAX_NAME = 80
@@ -122,12 +122,9 @@ def snapshot_step(facts: VmFacts, disk: Disk, stamp: str, role: str) -> Step:
         async def create() -> Any:
             return await ctx.backend.create_snapshot(snapshot_id, body, **await ctx.lro("snapshot"))
 
-        async def exists() -> bool:
-            return await ctx.backend.get_snapshot(snapshot_id) is not None
-
         # In the ledger before the create is sent: a crash can never leave an unrecorded snapshot;
         # a create that fails leaves it "failed" (it exists, Failed or Canceled) or "not-created".
-        await tracked_create(ctx, snapshot_id, kind="snapshot", note=note, create=create, exists=exists)
+        await tracked_create(ctx, snapshot_id, kind="snapshot", note=note, create=create, exists=exists_by(lambda: ctx.backend.get_snapshot(snapshot_id)))
         return f"snapshot {name} created{cleared}"
 
     async def verify(ctx: StepContext) -> Verification:
