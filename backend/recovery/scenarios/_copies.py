@@ -13,7 +13,7 @@ from backend.models import Disk
 from backend.recovery.context import StepContext
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Check, Kind, Step, Verification, already_done, blocked, not_verified, ready, verified
-from backend.recovery.scenarios._disks import RUN_TAG, disk_props, provisioning_state, same_id, short, stamp, tracked_create
+from backend.recovery.scenarios._disks import RUN_TAG, disk_props, exists_by, provisioning_state, same_id, short, stamp, tracked_create
 from backend.recovery.scenarios.snapshot_disks import snapshot_step
 
 RELEASE_UNDO = "release it with aztriage runs --release RUN_ID (aztriage never deletes it on its own)"
@@ -107,13 +107,12 @@ def disk_copy_step(
     async def run(ctx: StepContext) -> str:
         body = copy.body(ctx.run_id)
 
-        async def exists() -> bool:
-            return await ctx.backend.get_disk_document(copy.copy_id) is not None
-
         async def create() -> Any:
             return await ctx.backend.create_disk(copy.copy_id, body, **await ctx.lro("copy"))
 
-        await tracked_create(ctx, copy.copy_id, kind="disk-copy", note=copy.creating_note, create=create, exists=exists)
+        await tracked_create(
+            ctx, copy.copy_id, kind="disk-copy", note=copy.creating_note, create=create, exists=exists_by(lambda: ctx.backend.get_disk_document(copy.copy_id))
+        )
         return created
 
     async def verify(ctx: StepContext) -> Verification:

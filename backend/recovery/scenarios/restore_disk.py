@@ -27,7 +27,7 @@ from backend.recovery.scenarios._common import deallocate_to_swap_step, plan
 from backend.recovery.scenarios._copies import DiskCopy, disk_copy_step
 from backend.recovery.scenarios._disks import arm_name, data_disk_refs, os_disk_of, resource_id, same_id, short, stamp, swap_os_disk
 from backend.recovery.sources import RESTORE_POINT, SNAPSHOT, restore_point_documents, restore_point_source, restore_sources
-from backend.recovery.steps import power_step, preflight_step, reach_step
+from backend.recovery.steps import already_in, power_step, preflight_step, reach_step
 from backend.safetext import safe_json
 
 
@@ -310,7 +310,7 @@ def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
                 allowed_from=("stopped", "deallocated"),
                 final_power="running",
                 undo="stop it",
-                done_when=lambda m: f"{vm.name} is already running" if power_state(m) == "running" else None,
+                done_when=already_in(vm, "running"),
             ),
             reach_step(facts),
         ]
