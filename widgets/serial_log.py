@@ -21,6 +21,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from widgets.component import component_classes
 from widgets.scroll_panel import scroll_bindings
 
 GUTTER = 2
@@ -38,15 +39,7 @@ class SerialLogView(ScrollView, can_focus=True):
     SerialLogView > .serial-log--empty { color: $text-muted; text-style: italic; }
     """
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "serial-log--old",
-        "serial-log--last",
-        "serial-log--bar",
-        "serial-log--evidence",
-        "serial-log--match",
-        "serial-log--current",
-        "serial-log--empty",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes(DEFAULT_CSS)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *scroll_bindings("log"),
