@@ -4,6 +4,7 @@ refresh that keeps cursor and filter, and errors as rows."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -14,15 +15,22 @@ from widgets.error_rows import ErrorRows
 from widgets.vm_table import VmTable
 
 
+@asynccontextmanager
+async def loaded_table(emulator, size: tuple[int, int]):
+    """The console on `emulator` at `size` once its first load has landed: the app, its pilot
+    and the Inventory pane's table."""
+    app = make_app(emulator)
+    async with app.run_test(size=size) as pilot:
+        await wait_loaded(pilot)
+        yield app, pilot, app.screen.query_one(VmTable)
+
+
 def names(table: VmTable) -> list[str]:
     return [row.item.name for row in table.visible_rows()]
 
 
 async def test_every_vm_is_listed_with_states_readable_without_colour(emulator):
-    app = make_app(emulator)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await wait_loaded(pilot)
-        table = app.screen.query_one(VmTable)
+    async with loaded_table(emulator, (160, 50)) as (app, pilot, table):
         assert table.row_count == len(app.inventory.vms) == 30
         lines = table_lines(table)
         header = lines[0]
@@ -36,10 +44,7 @@ async def test_every_vm_is_listed_with_states_readable_without_colour(emulator):
 
 
 async def test_filter_as_you_type_and_escape_clears(emulator):
-    app = make_app(emulator)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await wait_loaded(pilot)
-        table = app.screen.query_one(VmTable)
+    async with loaded_table(emulator, (120, 30)) as (app, pilot, table):
         await pilot.press("slash", *"legacy")
         assert names(table) and all(n.startswith("legacy") for n in names(table))
         assert "match /legacy" in str(app.screen.query_one("#status-line").content)
@@ -50,10 +55,7 @@ async def test_filter_as_you_type_and_escape_clears(emulator):
 
 
 async def test_filter_matches_state_ip_and_location(emulator):
-    app = make_app(emulator)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await wait_loaded(pilot)
-        table = app.screen.query_one(VmTable)
+    async with loaded_table(emulator, (120, 30)) as (app, pilot, table):
         await pilot.press("slash", *"deallocated")
         assert set(names(table)) == {vm.name for vm in app.inventory.vms if vm.power_state == "deallocated"}
         vm = next(v for v in app.inventory.vms if v.public_ips)
@@ -67,10 +69,7 @@ async def test_filter_matches_state_ip_and_location(emulator):
 
 
 async def test_sort_by_any_column_and_reverse(emulator):
-    app = make_app(emulator)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await wait_loaded(pilot)
-        table = app.screen.query_one(VmTable)
+    async with loaded_table(emulator, (160, 50)) as (app, pilot, table):
         # It opens attention first: by verdict, worst first, then by name.
         from backend.verdict import BY_ID
 
@@ -141,10 +140,7 @@ async def test_detail_panel_shows_health_reason_and_actions(emulator):
 
 async def test_refresh_keeps_cursor_filter_and_shows_new_state(fresh_emulator):
     emulator = fresh_emulator
-    app = make_app(emulator)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await wait_loaded(pilot)
-        table = app.screen.query_one(VmTable)
+    async with loaded_table(emulator, (120, 30)) as (app, pilot, table):
         table.sort_by("name", reverse=False)  # (attention-first would move the VM once it stops)
         app.screen.set_filter("prod")
         await pilot.pause()
@@ -389,10 +385,7 @@ async def test_rows_are_made_again_only_for_vms_whose_row_changed(emulator, monk
     from widgets.vm_table import vm_row
 
     monkeypatch.setattr(inventory_screen, "ROWS_IN_SLICES", 10)
-    app = make_app(emulator)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await wait_loaded(pilot)
-        table = app.screen.query_one(VmTable)
+    async with loaded_table(emulator, (160, 50)) as (app, pilot, table):
         inventory = app.inventory
         keys = [vm.id.lower() for vm in inventory.vms]
         first = {key: table.get_row(key) for key in keys}
@@ -431,10 +424,7 @@ async def test_on_a_large_estate_the_rows_are_frozen_once_drawn(emulator, monkey
     monkeypatch.setattr(pacing, "LARGE_ESTATE_VMS", 10)
     if in_slices:  # as at 10,000 VMs
         monkeypatch.setattr("tui.screens.inventory.ROWS_IN_SLICES", 10)
-    app = make_app(emulator)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await wait_loaded(pilot)
-        table = app.screen.query_one(VmTable)
+    async with loaded_table(emulator, (120, 30)) as (app, pilot, table):
         await wait_for(pilot, lambda: table.row_count > 10 and not any(w.is_running for w in app.workers if w.group == "inventory-rows"), what="the rows")
         assert app.gc_pacer.engaged
         rows = table.visible_rows()

@@ -260,6 +260,18 @@ async def test_a_hostile_snapshot_name_is_shown_as_text(emu):
         assert "[bold]x[/bold]" in shown and "\x1b" not in shown
 
 
+async def options_of_another_vm(pilot, screen, vm_name: str, scenario_id: str, what: str) -> None:
+    """From the scenarios of one VM, esc back to the VMs (esc again clears the filter), then
+    `scenario_id`'s options for `vm_name` (`what`)."""
+    await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
+    await pilot.press("escape")
+    await wait_for(pilot, lambda: screen.stage == "vms", what="the VMs")
+    await pilot.press("escape")
+    await choose_vm(pilot, screen, vm_name)
+    await choose_scenario(pilot, screen, scenario_id)
+    await wait_for(pilot, lambda: screen.stage == "options", what=what)
+
+
 async def test_every_other_option_the_cli_takes_is_in_the_pane(emu, tmp_path):
     """reset-access's --reset-config with --ssh-key, rescue's --rescue-vm without --run-fixes and
     move-to-set's --availability-set of any name: each chosen by keys, recorded as the CLI records it."""
@@ -289,13 +301,7 @@ async def test_every_other_option_the_cli_takes_is_in_the_pane(emu, tmp_path):
         await pilot.press("escape")
 
         # rescue on an existing VM, the disk repaired by hand (no common fixes run).
-        await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
-        await pilot.press("escape")
-        await wait_for(pilot, lambda: screen.stage == "vms", what="the VMs")
-        await pilot.press("escape")
-        await choose_vm(pilot, screen, "api-dev-01")
-        await choose_scenario(pilot, screen, "rescue")
-        await wait_for(pilot, lambda: screen.stage == "options", what="the rescue options")
+        await options_of_another_vm(pilot, screen, "api-dev-01", "rescue", "the rescue options")
         sandbox = vm_doc(emu, "dev-sandbox-01")["doc"]["id"]
         assert option_text(screen, f"existing-manual:{sandbox}") == "  Use dev-sandbox-01; you repair the disk yourself"
         await move_to(pilot, screen, f"existing-manual:{sandbox}")
@@ -308,13 +314,7 @@ async def test_every_other_option_the_cli_takes_is_in_the_pane(emu, tmp_path):
         await pilot.press("escape")
 
         # move-to-set into a set named by the operator (refused: a name Azure would not take).
-        await wait_for(pilot, lambda: screen.stage == "scenarios", what="the scenarios")
-        await pilot.press("escape")
-        await wait_for(pilot, lambda: screen.stage == "vms", what="the VMs")
-        await pilot.press("escape")
-        await choose_vm(pilot, screen, "sql-prod-02")
-        await choose_scenario(pilot, screen, "move-to-set")
-        await wait_for(pilot, lambda: screen.stage == "options", what="the sets")
+        await options_of_another_vm(pilot, screen, "sql-prod-02", "move-to-set", "the sets")
         assert option_ids(screen)[-1] == "+set"
         await pilot.press("G", "enter")
         prompt = await answer(pilot, app, "avset sql/c")

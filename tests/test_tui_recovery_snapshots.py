@@ -35,11 +35,25 @@ async def _choose(pilot, vm: str, scenario: str, stage: str) -> RecoveryScreen:
     await pilot.pause()
     await pilot.press("enter")
     await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="scenarios")
-    options = screen.query_one("#scenarios")
-    options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(scenario)
+    _highlight(screen.query_one("#scenarios"), scenario)
     await pilot.press("enter")
     await wait_for(pilot, lambda: screen.stage == stage, what=stage)
     return screen
+
+
+def _highlight(options, option_id: str) -> None:
+    options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(option_id)
+
+
+def _on_second_option(vm: str, scenario: str):
+    """A run_before: the scenario's options for the VM, the second one highlighted (j)."""
+
+    async def run_before(pilot) -> None:
+        await _choose(pilot, vm, scenario, "options")
+        await pilot.press("j")
+        await pilot.pause()
+
+    return run_before
 
 
 async def _plan(pilot, vm: str, scenario: str) -> RecoveryScreen:
@@ -95,15 +109,7 @@ def test_recovery_confirm_with_typed_name(snap_compare, emu):
 
 def test_recovery_masked_password(snap_compare, emu):
     async def run_before(pilot) -> None:
-        screen = await _pane(pilot)
-        screen.query_one("#vms").set_filter("files-shared-01")
-        await pilot.pause()
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.facts is not None and screen.stage == "scenarios", what="scenarios")
-        options = screen.query_one("#scenarios")
-        options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index("reset-access")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.stage == "options", what="options")
+        await _choose(pilot, "files-shared-01", "reset-access", "options")
         await pilot.press("down", "enter")
         await pilot.pause()
         await pilot.press(*"Not-Shown-Pa55word!")
@@ -113,21 +119,11 @@ def test_recovery_masked_password(snap_compare, emu):
 
 
 def test_recovery_fix_nsg_options(snap_compare, emu):
-    async def run_before(pilot) -> None:
-        await _choose(pilot, "jump-prod-01", "fix-nsg", "options")
-        await pilot.press("j")
-        await pilot.pause()
-
-    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=_on_second_option("jump-prod-01", "fix-nsg"))
 
 
 def test_recovery_reset_vpn_gateway_option(snap_compare, emu):
-    async def run_before(pilot) -> None:
-        await _choose(pilot, "payroll-app-01", "reset-vpn", "options")
-        await pilot.press("j")
-        await pilot.pause()
-
-    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=_on_second_option("payroll-app-01", "reset-vpn"))
 
 
 def test_recovery_restore_point_options(snap_compare, emu):
@@ -140,12 +136,7 @@ def test_recovery_restore_point_options(snap_compare, emu):
 
 
 def test_recovery_backup_now_options(snap_compare, emu):
-    async def run_before(pilot) -> None:
-        await _choose(pilot, "erp-prod-eus-01", "backup-now", "options")
-        await pilot.press("j")
-        await pilot.pause()
-
-    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(make_app(emu), terminal_size=(80, 24), run_before=_on_second_option("erp-prod-eus-01", "backup-now"))
 
 
 def put_snapshot(emu, vm: str, disk: dict, name: str, taken: str) -> None:
@@ -183,8 +174,7 @@ def test_recovery_restore_disk_sources(snap_compare, emu):
 def test_recovery_plan_with_a_backup_first(snap_compare, emu):
     async def run_before(pilot) -> None:
         screen = await _choose(pilot, "web-prod-03", "resize", "options")
-        options = screen.query_one("#options")
-        options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index("Standard_E4s_v5")
+        _highlight(screen.query_one("#options"), "Standard_E4s_v5")
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.stage == "plan", what="the plan")
         await pilot.press("y")

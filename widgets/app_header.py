@@ -5,10 +5,13 @@ columns by dropping words, never the READ-ONLY marker."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
+
+from widgets.component import component_classes
 
 
 @dataclass(frozen=True)
@@ -33,16 +36,7 @@ class AppHeader(Widget):
     AppHeader > .app-header--status { color: $text-muted; }
     """
 
-    COMPONENT_CLASSES = {
-        "app-header--brand",
-        "app-header--tab-active",
-        "app-header--tab",
-        "app-header--read-only",
-        "app-header--where",
-        "app-header--busy",
-        "app-header--error",
-        "app-header--status",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes(DEFAULT_CSS)
 
     state: reactive[HeaderState] = reactive(HeaderState, always_update=True)
 

@@ -29,6 +29,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from backend.turns import Turns
+from widgets.component import component_classes
 from widgets.scroll_panel import move_bindings
 
 TONES = ("ok", "warn", "bad", "muted", "accent")
@@ -101,14 +102,7 @@ class FastTable(ScrollView, can_focus=True):
     FastTable > .fast-table--empty { color: $text-muted; text-style: italic; }
     """
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "fast-table--header",
-        "fast-table--header-sorted",
-        "fast-table--cursor",
-        "fast-table--cursor-blurred",
-        "fast-table--empty",
-        *(f"fast-table--{t}" for t in TONES),
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes(DEFAULT_CSS)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *move_bindings("table", up="cursor(-1)", down="cursor(1)", page_up="page(-1)", page_down="page(1)", first="jump(0)", last="jump(-1)"),

@@ -11,7 +11,8 @@ monochrome too.
 from __future__ import annotations
 
 import bisect
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -20,6 +21,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from widgets.component import component_classes
 from widgets.scroll_panel import scroll_bindings
 
 GUTTER = 2
@@ -37,15 +39,7 @@ class SerialLogView(ScrollView, can_focus=True):
     SerialLogView > .serial-log--empty { color: $text-muted; text-style: italic; }
     """
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "serial-log--old",
-        "serial-log--last",
-        "serial-log--bar",
-        "serial-log--evidence",
-        "serial-log--match",
-        "serial-log--current",
-        "serial-log--empty",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes(DEFAULT_CSS)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *scroll_bindings("log"),
@@ -97,37 +91,18 @@ class SerialLogView(ScrollView, can_focus=True):
     def _stop_following(self) -> None:
         self._follow = False
 
-    def action_scroll_up(self) -> None:
-        self._stop_following()
-        super().action_scroll_up()
-
-    def action_scroll_down(self) -> None:
-        self._stop_following()
-        super().action_scroll_down()
-
-    def action_page_up(self) -> None:
-        self._stop_following()
-        super().action_page_up()
-
-    def action_page_down(self) -> None:
-        self._stop_following()
-        super().action_page_down()
-
-    def action_scroll_home(self) -> None:
-        self._stop_following()
-        super().action_scroll_home()
-
-    def action_scroll_end(self) -> None:
-        self._stop_following()
-        super().action_scroll_end()
-
-    def _on_mouse_scroll_down(self, event) -> None:
-        self._stop_following()
-        super()._on_mouse_scroll_down(event)
-
-    def _on_mouse_scroll_up(self, event) -> None:
-        self._stop_following()
-        super()._on_mouse_scroll_up(event)
+    # Every key and wheel turn that moves the log stops it following: each of these is the base
+    # class's after _stop_following (_stops_following, below the class).
+    MOVES: ClassVar[tuple[str, ...]] = (
+        "action_scroll_up",
+        "action_scroll_down",
+        "action_page_up",
+        "action_page_down",
+        "action_scroll_home",
+        "action_scroll_end",
+        "_on_mouse_scroll_down",
+        "_on_mouse_scroll_up",
+    )
 
     def show_where_it_stopped(self) -> None:
         if self.evidence:
@@ -271,3 +246,19 @@ class SerialLogView(ScrollView, can_focus=True):
             cached = (self.matches, set(self.matches))
             self._matches_cache = cached
         return cached[1]
+
+
+def _stops_following(name: str) -> Callable[..., None]:
+    """SerialLogView's `name`: the log stops following, then the base class moves it."""
+
+    def move(self: SerialLogView, *event: Any) -> None:
+        self._stop_following()
+        getattr(super(SerialLogView, self), name)(*event)
+
+    move.__name__ = move.__qualname__ = name
+    return move
+
+
+for _name in SerialLogView.MOVES:
+    setattr(SerialLogView, _name, _stops_following(_name))
+del _name

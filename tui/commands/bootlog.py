@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui.cli import CliError
-from tui.commands.common import output_format, print_json, run_with_backend
+from tui.commands.common import add_vm_option, output_format, print_json, run_with_backend
 
 if TYPE_CHECKING:
     from backend.adapter import RecoveryBackend
@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         epilog='Exit status: 0 when the log was read (whatever it says: see "booted" in the JSON), 1 when it could not be '
         "read (boot diagnostics off, Azure or the storage account refused) or the screenshot could not be saved, 2 for bad input.",
     )
-    p.add_argument("--vm", metavar="NAME", required=True, help="the VM (its name, or its ARM id when the name is not unique)")
+    add_vm_option(p)
     p.add_argument("--screenshot", metavar="FILE.png", help="also save the console screenshot as a PNG file")
     p.add_argument("--lines", metavar="N", type=_lines, default=DEFAULT_LINES, help=f"how many lines of the log's end to print (default {DEFAULT_LINES})")
     p.set_defaults(func=run)

@@ -62,6 +62,13 @@ def print_json(obj: Any, *, native: bool = False) -> None:
     buffer.flush()
 
 
+VM_HELP = "the VM (its name, or its ARM id when the name is not unique)"
+
+
+def add_vm_option(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    p.add_argument("--vm", metavar="NAME", required=required, help=VM_HELP)
+
+
 def output_format(args: argparse.Namespace, allowed: tuple[str, ...], default: str = "table") -> str:
     fmt = args.format or default
     if fmt not in allowed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from tui.cli import CliError
+from tui.commands.common import add_vm_option
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         epilog="Exit status: 0 after leaving the console, 1 when the serial console refuses (the failing check is named) or "
         "cannot be reached, 2 for bad input (an unknown VM).",
     )
-    p.add_argument("--vm", metavar="NAME", required=True, help="the VM (its name, or its ARM id when the name is not unique)")
+    add_vm_option(p)
     p.set_defaults(func=run)
 
 

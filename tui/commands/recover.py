@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from tui.cli import CliError
-from tui.commands.common import output_format
+from tui.commands.common import add_vm_option, output_format
 
 if TYPE_CHECKING:
     from backend.adapter import RecoveryBackend
@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         epilog=f"Scenarios: {', '.join(IDS)}. Exit status: 0 when the run ended verified (or a dry run could run), "
         f"{EXIT_WAITING} when it waits for the operator, 1 when it failed or was refused, 2 for bad input.",
     )
-    p.add_argument("--vm", metavar="NAME", help="the VM (its name, or its ARM id when the name is not unique)")
+    add_vm_option(p, required=False)
     p.add_argument("--scenario", metavar="ID", help="the recovery scenario (see below)")
     p.add_argument("--resume", metavar="RUN_ID", help="resume an interrupted, waiting or failed run")
     p.add_argument("--dry-run", action="store_true", help="show the full plan and change nothing")

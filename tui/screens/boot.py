@@ -23,7 +23,7 @@ import asyncio
 import logging
 import weakref
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
@@ -140,10 +140,44 @@ async def recover_from_boot(screen: Any, state: BootState | None) -> None:
     recover(screen, state.vm)
 
 
+class BootVerbs:
+    """o, p and e on one VM's boot state (``boot_state``), the same in the Boot pane (the row
+    under the cursor) and on the VM's boot page."""
+
+    if TYPE_CHECKING:  # what the screen that mixes this in provides
+
+        @property
+        def boot_state(self) -> BootState | None: ...
+
+        def notify(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def already_on(self, state: BootState) -> bool:
+        """e finds the VM's boot diagnostics already on, as its model says."""
+        return state.vm.boot_diagnostics.enabled
+
+    async def action_open_recovery(self) -> None:
+        await recover_from_boot(self, self.boot_state)
+
+    def action_probe(self) -> None:
+        from tui.vm_commands import probe
+
+        state = self.boot_state
+        probe(self, state.vm if state is not None else None)
+
+    async def action_enable(self) -> None:
+        state = self.boot_state
+        if state is None:
+            return
+        if self.already_on(state):
+            self.notify(f"Boot diagnostics are already on for {state.vm.name}.", timeout=3)
+            return
+        await open_recovery(self, state.vm.id, "enable-boot-diagnostics", f"boot diagnostics are off on {state.vm.name}: nothing to diagnose a boot from")
+
+
 # --- the pane ---------------------------------------------------------------------------------
 
 
-class BootScreen(StateRowsMixin, TablePane[BootTable]):
+class BootScreen(BootVerbs, StateRowsMixin, TablePane[BootTable]):
     PANE_ID = "boot"
     table_type, table_id = BootTable, "boot-vms"
     detail_id, detail_name = "boot-detail", "details"
@@ -285,23 +319,9 @@ class BootScreen(StateRowsMixin, TablePane[BootTable]):
             return state is not None and not state.vm.boot_diagnostics.enabled
         return super().check_action(action, parameters)
 
-    async def action_open_recovery(self) -> None:
-        await recover_from_boot(self, self.table.cursor_state)
-
-    def action_probe(self) -> None:
-        from tui.vm_commands import probe
-
-        state = self.table.cursor_state
-        probe(self, state.vm if state is not None else None)
-
-    async def action_enable(self) -> None:
-        state = self.table.cursor_state
-        if state is None:
-            return
-        if state.vm.boot_diagnostics.enabled:
-            self.notify(f"Boot diagnostics are already on for {state.vm.name}.", timeout=3)
-            return
-        await open_recovery(self, state.vm.id, "enable-boot-diagnostics", f"boot diagnostics are off on {state.vm.name}: nothing to diagnose a boot from")
+    @property
+    def boot_state(self) -> BootState | None:
+        return self.table.cursor_state
 
     def update_status(self) -> None:
         table = self.table
@@ -350,7 +370,7 @@ class LogSearch(Input):
     """The search box of the serial log."""
 
 
-class BootDetailScreen(BaseScreen):
+class BootDetailScreen(BootVerbs, BaseScreen):
     CSS_PATH = "boot.tcss"
 
     BINDINGS = [
@@ -553,23 +573,13 @@ class BootDetailScreen(BaseScreen):
         self.action_tab("log")
         self.query_one(SerialLogView).show_last_boot()
 
-    async def action_open_recovery(self) -> None:
-        await recover_from_boot(self, self.state)
+    @property
+    def boot_state(self) -> BootState | None:
+        return self.state
 
-    def action_probe(self) -> None:
-        from tui.vm_commands import probe
-
-        state = self.state
-        probe(self, state.vm if state is not None else None)
-
-    async def action_enable(self) -> None:
-        state = self.state
-        if state is None:
-            return
-        if state.vm.boot_diagnostics.enabled and not state.off:
-            self.notify(f"Boot diagnostics are already on for {state.vm.name}.", timeout=3)
-            return
-        await open_recovery(self, state.vm.id, "enable-boot-diagnostics", f"boot diagnostics are off on {state.vm.name}: nothing to diagnose a boot from")
+    def already_on(self, state: BootState) -> bool:
+        """Here also when the VM's model says they are on, but reading the log found them off."""
+        return state.vm.boot_diagnostics.enabled and not state.off
 
     def action_save_screenshot(self) -> None:
         state = self.state

@@ -16,9 +16,10 @@ step, so quitting in the middle leaves a run that `u` (or `aztriage recover
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import on, work
@@ -56,12 +57,15 @@ from widgets.text_prompt import TextPrompt
 from widgets.vm_table import VmTable, subscription_names, vm_row
 
 log = logging.getLogger("aztriage.console")
+T = TypeVar("T")
 
 VMS, SCENARIOS, OPTIONS, PLAN, RUN, RUNS = "vms", "scenarios", "options", "plan", "run", "runs"
 NEW_ACCOUNT = "+account"  # the option that names another account (no account name starts with +)
 NEW_SET = "+set"  # the option that names another availability set (no set's name starts with +)
 NEW_RESCUE = "+rescue"  # the option that names another rescue VM (no VM's id starts with +)
 RESCUE_LISTED = 5  # the rescue VMs the options list by name; any other is typed
+# The options whose choice is the plan's one parameter, by what a choice means: the plan follows at once.
+CHOICE_PARAMS = {"size": "size", "pip": "public_ip", "zone": "zone", "set": "availability_set", "consistency": "consistency"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,41 @@ STAGES: dict[str, StageView] = {
     RUN: StageView("steps", "run", VMS, shows_log=True),
     RUNS: StageView("runs", "runs in the journal", VMS),
 }
+
+MOVE_NOTE = (
+    "Azure cannot move a VM into a zone or a set in place: the plan deallocates it, snapshots and copies its disks to the new "
+    "place, and creates it again there with the same NICs, tags, identity and extensions. The original disks and the "
+    "snapshots are kept until you release the run."
+)
+# What the options stage says under the choices, by what a choice means (the kinds whose note
+# depends on the choice highlighted or on the VM are written in RecoveryScreen._options_text).
+OPTION_NOTES = {
+    "zone": MOVE_NOTE,
+    "set": MOVE_NOTE,
+    "rescue": (
+        "A new rescue VM lives in a resource group of its own that the run deletes at the end; an existing VM is used as it is "
+        "and keeps running. The run snapshots and copies the OS disk first, waits for you (d) after the copy is attached, "
+        "and keeps the original OS disk and the snapshot."
+    ),
+    "rescue-access": (
+        "The rescue VM has no public IP: you reach it at its private IP from its virtual network (a VPN, Azure Bastion, "
+        "another VM there), or through its serial console (aztriage console --vm RESCUE_VM, or i in the console), which "
+        "signs in with a password. The key or password goes once into the create request and is never kept, shown or journaled."
+    ),
+    "backup": (
+        "The on-demand backup takes a snapshot of every disk, then copies it to the vault (that part can take hours and goes "
+        "on in Azure). The recovery point expires after the days shown (the plan gives the date); enter on the days line changes them."
+    ),
+    "pip": (
+        "A Basic IP is made Static and upgraded to Standard keeping its address (it is disassociated for about a minute); "
+        "a Dynamic Standard IP is made Static. Only the IP chosen changes."
+    ),
+    "account": (
+        "The accounts the VM's model names: its administrator and the users whose SSH keys it places. Another account is "
+        "typed by name; VMAccess creates it when it does not exist. The password (typed twice) or key is never kept."
+    ),
+}
+ACCESS_NOTE = "A password or key is typed in a masked field, sent only in the extension's protected settings, and never kept."
 
 RUN_COLUMNS = (
     Column("run", "RUN", min_width=10, max_width=10),
@@ -405,27 +444,6 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 elif how:
                     text.append(f"  {how}\n", style="bold")
             return text
-        if self._option_kind in ("zone", "set"):
-            return Text(
-                "Azure cannot move a VM into a zone or a set in place: the plan deallocates it, snapshots and copies its disks to the new "
-                "place, and creates it again there with the same NICs, tags, identity and extensions. The original disks and the "
-                "snapshots are kept until you release the run.",
-                style="dim",
-            )
-        if self._option_kind == "rescue":
-            return Text(
-                "A new rescue VM lives in a resource group of its own that the run deletes at the end; an existing VM is used as it is "
-                "and keeps running. The run snapshots and copies the OS disk first, waits for you (d) after the copy is attached, "
-                "and keeps the original OS disk and the snapshot.",
-                style="dim",
-            )
-        if self._option_kind == "rescue-access":
-            return Text(
-                "The rescue VM has no public IP: you reach it at its private IP from its virtual network (a VPN, Azure Bastion, "
-                "another VM there), or through its serial console (aztriage console --vm RESCUE_VM, or i in the console), which "
-                "signs in with a password. The key or password goes once into the create request and is never kept, shown or journaled.",
-                style="dim",
-            )
         if self._option_kind == "nsg":
             text = Text()
             if self._nsg_detected and self._nsg_origin:
@@ -462,27 +480,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 "Ready VM agent (VSS on Windows, the pre/post scripts on Linux); crash-consistent can be taken of any VM.",
                 style="dim",
             )
-        if self._option_kind == "backup":
-            return Text(
-                "The on-demand backup takes a snapshot of every disk, then copies it to the vault (that part can take hours and goes "
-                "on in Azure). The recovery point expires after the days shown (the plan gives the date); enter on the days line changes them.",
-                style="dim",
-            )
         if self._option_kind == "restore":
             return self._restore_text()
-        if self._option_kind == "pip":
-            return Text(
-                "A Basic IP is made Static and upgraded to Standard keeping its address (it is disassociated for about a minute); "
-                "a Dynamic Standard IP is made Static. Only the IP chosen changes.",
-                style="dim",
-            )
-        if self._option_kind == "account":
-            return Text(
-                "The accounts the VM's model names: its administrator and the users whose SSH keys it places. Another account is "
-                "typed by name; VMAccess creates it when it does not exist. The password (typed twice) or key is never kept.",
-                style="dim",
-            )
-        return Text("A password or key is typed in a masked field, sent only in the extension's protected settings, and never kept.", style="dim")
+        return Text(OPTION_NOTES.get(self._option_kind, ACCESS_NOTE), style="dim")
 
     def _restore_text(self) -> Text:
         held, source = self._restore_choices.get(self._highlighted_option("#options") or "", (None, None))
@@ -677,15 +677,15 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         self._forget_options()
         self._secrets.clear()
         if self.scenario_id == "resize":
-            self.load_sizes()
+            self.load_options("the sizes this VM can take", self.show_sizes)
         elif self.scenario_id == "reset-access":
             self.show_access_options()
         elif self.scenario_id == "rescue":
             self.show_rescue_options()
         elif self.scenario_id == "fix-nsg":
-            self.load_nsg_options()
+            self.load_options("the NSGs and your address", self.start_nsg_options)
         elif self.scenario_id == "reset-vpn":
-            self.load_vpn_options()
+            self.load_options("the VPN connections of the VM's network", self.show_vpn_options)
         elif self.scenario_id == "upgrade-public-ip" and len(upgrade_ip_choices(self.facts.vm)) > 1:
             self.show_ip_options()
         elif self.scenario_id in ("move-to-zone", "move-to-set"):
@@ -693,7 +693,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         elif self.scenario_id == "restore-point":
             self.show_consistency_options()
         elif self.scenario_id == "backup-now":
-            self.load_backup_options()
+            self.load_options("the VM's Azure Backup protection", self.start_backup_options)
         elif self.scenario_id == "restore-disk":
             self.load_restore_sources()
         else:
@@ -701,29 +701,34 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
 
     # --- scenario options (size, credential) -----------------------------------------------
 
-    async def _gather(self, scenario_id: str, what: str) -> VmFacts | None:
-        """What the scenario's options are made from, read with `what` on screen meanwhile
-        (None: the failure is shown)."""
-        if self.vm_id is None:
-            return None
-        self.busy = f"Reading {what}…"
+    async def _read(self, busy: str, failure: str, read: Callable[[], Awaitable[T]]) -> T | None:
+        """What `read()` returns, read with `busy` on screen meanwhile (None: it failed, and
+        the failure is shown after `failure`)."""
+        self.busy = busy
         self.show_detail()
         try:
-            facts = await service.gather_facts(self.aztriage.connected_backend, self.vm_id, scenario_id)
+            return await read()
         except Exception as exc:
-            self._failed(f"reading {what} failed: {_one_line(exc)}")
+            self._failed(f"{failure}: {_one_line(exc)}")
             return None
         finally:
             self.busy = ""
-        self.facts = facts
-        return facts
 
     @work(exclusive=True, group="recovery", exit_on_error=False)
-    async def load_sizes(self) -> None:
-
-        facts = await self._gather("resize", "the sizes this VM can take")
-        if facts is None:
+    async def load_options(self, what: str, show: Callable[[VmFacts], None]) -> None:
+        """The scenario's options: what they are made from is read (`what`, said on screen
+        meanwhile), then `show(facts)` lists them."""
+        vm_id, scenario_id = self.vm_id, self.scenario_id
+        if vm_id is None or scenario_id is None:
             return
+        facts = await self._read(
+            f"Reading {what}…", f"reading {what} failed", lambda: service.gather_facts(self.aztriage.connected_backend, vm_id, scenario_id)
+        )
+        if facts is not None:
+            self.facts = facts
+            show(facts)
+
+    def show_sizes(self, facts: VmFacts) -> None:
         sizes = resize_choices(facts)
         if not sizes:
             self._failed(f"no other size is offered for {facts.vm.name}: {facts.sizes_error or 'the region lists none'}")
@@ -874,12 +879,8 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         choices.append(Option(f"No way in for now ({ADMIN} gets a random password nobody keeps; reset-access later)", id="none"))
         self.offer_options("rescue-access", choices, nested=True)
 
-    @work(exclusive=True, group="recovery", exit_on_error=False)
-    async def load_nsg_options(self) -> None:
-        """Read the NSGs and the address aztriage knows for the operator, then list the choices."""
-        facts = await self._gather("fix-nsg", "the NSGs and your address")
-        if facts is None:
-            return
+    def start_nsg_options(self, facts: VmFacts) -> None:
+        """From the NSGs and the address aztriage knows for the operator, the first choices."""
         network = facts.documents.get("network") or {}
         self._nsg_detected = network.get("detected_source")
         self._nsg_origin = str(network.get("source_origin") or "")
@@ -968,14 +969,10 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             params["wide_confirmed"] = self._nsg_wide_confirmed
         return params
 
-    @work(exclusive=True, group="recovery", exit_on_error=False)
-    async def load_vpn_options(self) -> None:
-        """Read the VPN connections serving the VM's network, then list what can be reset."""
+    def show_vpn_options(self, facts: VmFacts) -> None:
+        """What can be reset of the VPN connections serving the VM's network."""
         from backend.recovery.scenarios.reset_vpn import connection_choices
 
-        facts = await self._gather("reset-vpn", "the VPN connections of the VM's network")
-        if facts is None:
-            return
         choices = connection_choices(facts)
         if not choices:
             self.params = {}
@@ -1082,13 +1079,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             choices.append(Option(label, id=mode, disabled=bool(blockers)))
         self.offer_options("consistency", choices, highlighted=list(MODES).index(default) if default in MODES else None)
 
-    @work(exclusive=True, group="recovery", exit_on_error=False)
-    async def load_backup_options(self) -> None:
-        """backup-now: read whether Azure Backup protects the VM; a VM that cannot be backed up goes
-        straight to the plan, which says why."""
-        facts = await self._gather("backup-now", "the VM's Azure Backup protection")
-        if facts is None:
-            return
+    def start_backup_options(self, facts: VmFacts) -> None:
+        """backup-now: from whether Azure Backup protects the VM, the first choices; a VM that cannot
+        be backed up goes straight to the plan, which says why."""
         self._retain_days = DEFAULT_RETAIN_DAYS
         if scenarios.build_plan("backup-now", facts, {}).blockers:
             self.make_plan()
@@ -1134,16 +1127,13 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             return
         from backend.recovery.sources import restore_sources
 
-        self.busy = "Reading the snapshots and restore points of the VM's disks…"
-        self.show_detail()
-        try:
-            sources = await restore_sources(self.aztriage.connected_backend, self.facts.vm)
-        except Exception as exc:
-            self._failed(f"reading the snapshots and restore points failed: {_one_line(exc)}")
-            return
-        finally:
-            self.busy = ""
-        self.show_restore_sources(sources)
+        sources = await self._read(
+            "Reading the snapshots and restore points of the VM's disks…",
+            "reading the snapshots and restore points failed",
+            lambda: restore_sources(self.aztriage.connected_backend, self.facts.vm),
+        )
+        if sources is not None:
+            self.show_restore_sources(sources)
 
     def show_restore_sources(self, sources: list[Any]) -> None:
         """One heading per disk of the VM (the OS disk, then each data disk by LUN), under it the
@@ -1170,8 +1160,11 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
     @on(OptionList.OptionSelected, "#options")
     def _option_selected(self, event: OptionList.OptionSelected) -> None:
         choice = event.option.id or ""
-        if self._option_kind == "consistency":
-            self.params = {"consistency": choice}
+        if self._option_kind == "set" and choice == NEW_SET:
+            self.ask_set_name()
+            return
+        if self._option_kind in CHOICE_PARAMS:
+            self.params = {CHOICE_PARAMS[self._option_kind]: choice}
             self.make_plan()
             return
         if self._option_kind == "backup":
@@ -1202,10 +1195,6 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             self.params = {"connection": connection, "gateway": what == "gateway"}
             self.make_plan()
             return
-        if self._option_kind == "pip":
-            self.params = {"public_ip": choice}
-            self.make_plan()
-            return
         if self._option_kind == "rescue" and choice == NEW_RESCUE:
             self.ask_rescue_vm()
             return
@@ -1225,17 +1214,6 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
                 self.ask_secret(self.params["credential"], ADMIN, for_rescue=True)
             else:
                 self.make_plan()
-            return
-        if self._option_kind == "size":
-            self.params = {"size": choice}
-            self.make_plan()
-            return
-        if self._option_kind == "set" and choice == NEW_SET:
-            self.ask_set_name()
-            return
-        if self._option_kind in ("zone", "set"):
-            self.params = {"zone": choice} if self._option_kind == "zone" else {"availability_set": choice}
-            self.make_plan()
             return
         if self._option_kind == "account":
             if choice == NEW_ACCOUNT:
