@@ -161,7 +161,12 @@ def test_no_boot_to_rescue_at_80x24(term, tmp_path):
     assert all(w in " ".join(screen.split()) for w in wanted), screen
     assert re.search(r"█ +ssh rescueadmin@10\.\d+\.\d+\.\d+ +█", screen), screen
     whole(screen)
-    # Its serial console just below, and the repair commands in the same dialog, a few pages down.
+    # Its serial console just below, and the repair commands in the same dialog, a few pages down,
+    # once the run's toast ("run ID: waiting", 10 s) no longer covers the dialog's right side.
+    waiting = re.search(r"Run (\w+) waits for you", screen)
+    assert waiting, screen
+    run_id = waiting.group(1)
+    screen = term.wait_for(f"Run {run_id} waits for you", absent=(f"run {run_id}: waiting",), timeout=20)
     seen = keys_until(term, "aztriage console --vm rescue-api-dev-01", screen, "Down")
     assert "aztriage console --vm rescue-api-dev-01" in seen, seen
     seen = keys_until(term, "lsblk", screen, "PageDown")
