@@ -8,7 +8,8 @@ main thread's and the whole process's CPU time during it (from /proc, so a loop
 held by another thread's GIL shows as main-thread CPU well below the stall's
 length), how long the main thread waited, runnable, for a CPU (schedstat: the
 machine running other work), the machine's steal time (its hypervisor running
-other machines), and the garbage collections that ran inside it (gc.callbacks).
+other machines), the process's major page faults (pages read back from disk), and
+the garbage collections that ran inside it (gc.callbacks).
 
 Every event-loop callback's CPU time is measured too (time.thread_time around
 asyncio's Handle._run): a callback that used more than `cpu_threshold_s` of the
@@ -45,6 +46,15 @@ def _cpu_s(path: str) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _major_faults() -> int:
+    """The process's major page faults so far (pages read back from disk: a wait with no CPU)."""
+    try:
+        with open("/proc/self/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[9])
+    except (OSError, IndexError, ValueError):
+        return -1
 
 
 def _runqueue_s(path: str) -> float:
@@ -175,6 +185,7 @@ class StallTracer:
                         "proc_cpu0": _cpu_s("/proc/self/stat"),
                         "runqueue0": _runqueue_s(self._main_sched),
                         "steal0": _steal_s(),
+                        "majflt0": _major_faults(),
                         "samples": [],
                         "gil_late_s": 0.0,
                     }
@@ -188,6 +199,7 @@ class StallTracer:
                 stall["proc_cpu_s"] = _cpu_s("/proc/self/stat") - stall.pop("proc_cpu0")
                 stall["runqueue_s"] = _runqueue_s(self._main_sched) - stall.pop("runqueue0")
                 stall["steal_s"] = _steal_s() - stall.pop("steal0")
+                stall["major_faults"] = _major_faults() - stall.pop("majflt0")
                 self.stalls.append(stall)
                 stall = None
 
@@ -329,6 +341,7 @@ class StallTracer:
                     "process_cpu_ms": round(1000 * s["proc_cpu_s"]),
                     "runqueue_ms": round(1000 * s["runqueue_s"]),
                     "steal_ms": round(1000 * s["steal_s"]),
+                    "major_faults": s["major_faults"],
                     "gil_late_ms": round(1000 * s["gil_late_s"]),
                     "gc_ms": round(1000 * sum(g[1] for g in gc_in), 1),
                     "gc_cpu_ms": round(1000 * sum(g[4] for g in gc_in), 1),
@@ -398,6 +411,7 @@ def print_report(report: dict, out=sys.stdout) -> None:
         print(
             f"  {s['ms']:7.1f} ms  main-thread CPU {s['main_cpu_ms']} ms, process CPU {s['process_cpu_ms']} ms, "
             f"main thread runnable but off a CPU {s['runqueue_ms']} ms, the machine's steal {s['steal_ms']} ms, "
+            f"major page faults {s['major_faults']}, "
             f"GIL held past the watchdog {s['gil_late_ms']} ms, gc {s['gc_ms']} ms (CPU {s['gc_cpu_ms']} ms) {s['gc_generations']}",
             file=out,
         )
