@@ -14,6 +14,7 @@ from tui.gc_pacing import (
     IDLE_FOR_FULL_S,
     LARGE_ESTATE_VMS,
     LIVE_STEP,
+    OLDEST_AFTER,
     SWITCH_INTERVAL_S,
     GcPacer,
     cut_reference_cycles,
@@ -51,6 +52,7 @@ def test_a_large_estate_is_frozen_and_fully_collected_only_when_garbage_has_pile
     now = [1000.0]
     busy = [False]
     saved = sys.getswitchinterval()
+    thresholds = gc.get_threshold()
     pacer = GcPacer(busy=lambda: busy[0], clock=lambda: now[0])
 
     def window() -> None:
@@ -64,6 +66,7 @@ def test_a_large_estate_is_frozen_and_fully_collected_only_when_garbage_has_pile
             assert pacer.landed(LARGE_ESTATE_VMS) is True
         assert gc.isenabled() and gc.get_freeze_count() > 0
         assert sys.getswitchinterval() == SWITCH_INTERVAL_S
+        assert gc.get_threshold() == (*thresholds[:2], max(thresholds[2], OLDEST_AFTER))  # the oldest generation collected less often
         window()  # the first floor
         base = heap_blocks()
         live.append(frozen_live(int(base * 0.5)))  # every pane opened: half the heap again, at once
@@ -104,6 +107,7 @@ def test_a_large_estate_is_frozen_and_fully_collected_only_when_garbage_has_pile
     finally:
         pacer.release()
     assert gc.get_freeze_count() == 0 and sys.getswitchinterval() == saved and not pacer.engaged
+    assert gc.get_threshold() == thresholds  # the interpreter's own settings again
     assert all(len(block) for block in live)
 
 
