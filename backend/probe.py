@@ -271,6 +271,27 @@ class ProbeResult:
         }
 
 
+# Which of a port's results says the most (most_telling): how telling a status is, and an endpoint's kind.
+STATUS_RANK = {OPEN: 0, REFUSED: 1, TIMEOUT: 2, UNREACHABLE: 3, DNS_FAILED: 4}
+KIND_RANK = {"public-ip": 0, "lb-nat": 1, "fqdn": 2, "private": 3}
+
+
+def most_telling(results: Iterable[ProbeResult]) -> ProbeResult | None:
+    """Of one port's results, the one that says the most: a working endpoint first, then the
+    most telling failure, a public endpoint before a private one. None when there is none."""
+
+    def rank(r: ProbeResult) -> tuple[int, int, int]:
+        good = 0 if (r.status == OPEN and r.protocol_ok) else 1
+        return (good, STATUS_RANK.get(r.status, 9), KIND_RANK.get(r.target.kind, 9))
+
+    return min(results, key=rank, default=None)
+
+
+def port_of(result: ProbeResult) -> int:
+    """The VM's port a result is about: the guest port behind a load balancer's NAT rule, else the one probed."""
+    return result.target.guest_port if result.target.guest_port is not None else result.target.port
+
+
 @dataclass(frozen=True)
 class ProbeOptions:
     timeout: float = 2.0  # per connection attempt, seconds

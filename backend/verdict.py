@@ -257,6 +257,15 @@ class Evidence:
     checked_at: datetime | None = None
     power_state: str | None = None  # the VM's power state when it was checked
     agent_status: str | None = None  # from the VM's instance view when the probe read it
+    # Per probed port, the probe result that says the most (backend.probe.ProbeResult, most_telling):
+    # what answered where, and how fast, beside the diagnosis it led to.
+    results: tuple[Any, ...] = ()
+
+    def result_for(self, port: int) -> Any:
+        """The probe result behind the diagnosis of `port`, or None."""
+        from backend.probe import port_of
+
+        return next((r for r in self.results if port_of(r) == port), None)
 
 
 @dataclass(frozen=True)
@@ -727,23 +736,31 @@ class VerdictBook:
     def changes_known(self, vm_id: str) -> bool:
         return vm_id.lower() in self.changes
 
-    def record_diagnoses(self, vm: Vm, diagnoses: Iterable[D.Diagnosis], at: datetime, *, boot: Any = None, agent_status: str | None = None) -> None:
+    def record_diagnoses(
+        self, vm: Vm, diagnoses: Iterable[D.Diagnosis], at: datetime, *, boot: Any = None, agent_status: str | None = None, results: tuple[Any, ...] = ()
+    ) -> None:
         key = vm.id.lower()
         old = self.evidence.get(key)
         if boot is None and old is not None and old.power_state == vm.power_state:
             boot = old.boot
-        self.evidence[key] = Evidence(tuple(diagnoses), boot, at, vm.power_state, agent_status)
+        self.evidence[key] = Evidence(tuple(diagnoses), boot, at, vm.power_state, agent_status, results)
         self.generation += 1
 
     def record_report(self, report: Any, vms: Iterable[Vm], at: datetime) -> None:
         """Everything a connectivity run (backend.connectivity.Report) found about `vms`."""
+        from backend.probe import most_telling, port_of
+
         by_vm: dict[str, list[D.Diagnosis]] = {}
         for d in report.diagnoses:
             by_vm.setdefault(d.vm_id.lower(), []).append(d)
+        by_port: dict[str, dict[int, list[Any]]] = {}  # vm id -> port -> its results
+        for r in report.results:
+            by_port.setdefault(r.target.vm_id.lower(), {}).setdefault(port_of(r), []).append(r)
         for vm in vms:
             key = vm.id.lower()
             runtime = report.runtimes.get(key)
-            self.record_diagnoses(vm, by_vm.get(key, ()), at, boot=report.boot_verdicts.get(key), agent_status=runtime[0] if runtime else None)
+            results = tuple(most_telling(found) for found in by_port.get(key, {}).values())
+            self.record_diagnoses(vm, by_vm.get(key, ()), at, boot=report.boot_verdicts.get(key), agent_status=runtime[0] if runtime else None, results=results)
 
     def record_boot(self, vm: Vm, boot: Any, at: datetime) -> None:
         key = vm.id.lower()

@@ -53,8 +53,12 @@ async def test_the_background_probe_fills_the_verdicts_attention_first(emu):
         await wait_for(pilot, lambda: type(app.screen).__name__ == "ConnectivityScreen", what="the Connectivity pane")
         await pilot.pause(0.3)
         rows = table_lines(app.screen.table)
-        assert "NSG BLOCKS" in next(line for line in rows if "jump-prod-01" in line)
-        assert "reachable" in next(line for line in rows if "web-prod-01" in line)
+        jump = next(line for line in rows if "jump-prod-01" in line)
+        web = next(line for line in rows if "web-prod-01" in line)
+        assert "NSG BLOCKS" in jump and "reachable" in web
+        # ... and what the probe saw of it: where it knocked, what came back, how fast.
+        assert "127.10.1.20:" in jump and "TIMEOUT" in jump, jump
+        assert re.search(r" open +\d+\.\d +ssh ", web), web
         # It only read: nothing was written to Azure.
         assert emulator_control(emu, "GET", "/_emulator/stats")["writes"] == 0
 

@@ -97,6 +97,23 @@ async def test_every_demo_vm_gets_its_story_after_a_probe(probed):
         assert v.id in V.VERDICT_IDS
 
 
+async def test_the_evidence_keeps_the_most_telling_result_of_each_probed_port(probed):
+    # What the Connectivity pane shows beside each diagnosis: the endpoint that answered, or
+    # the most telling failure, one per port, from the same run.
+    from backend.probe import OPEN, most_telling, port_of
+
+    inventory, report, book = probed
+    for vm in inventory.vms:
+        evidence = book.evidence[vm.id.lower()]
+        mine = [r for r in report.results if r.target.vm_id.lower() == vm.id.lower()]
+        assert len(evidence.results) == len({port_of(r) for r in mine}), vm.name
+        for d in evidence.diagnoses:
+            here = [r for r in mine if port_of(r) == d.port]
+            assert evidence.result_for(d.port) is most_telling(here)
+    web = book.evidence[next(vm.id for vm in inventory.vms if vm.name == "web-prod-01").lower()]
+    assert web.result_for(22).status == OPEN and web.result_for(22).target.kind == "public-ip"  # public before private
+
+
 async def test_azure_view_alone_before_any_probe(probed):
     inventory, _report, _book = probed
     got = by_name(inventory, V.VerdictBook())

@@ -18,7 +18,7 @@ from backend.diagnose import (
     Diagnosis,
 )
 from backend.models import Vm
-from backend.probe import DNS_FAILED, OPEN, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult
+from backend.probe import OPEN, REFUSED, STATUS_RANK, TIMEOUT, ProbeResult, most_telling
 from widgets.fast_table import Column, FastTable, Row
 
 VERDICT_TEXT = {
@@ -31,8 +31,6 @@ VERDICT_TEXT = {
     GUEST_NOT_ANSWERING: ("GUEST", "bad"),
     NOT_PROBED: ("-", "muted"),
 }
-STATUS_RANK = {OPEN: 0, REFUSED: 1, TIMEOUT: 2, UNREACHABLE: 3, DNS_FAILED: 4}
-KIND_RANK = {"public-ip": 0, "lb-nat": 1, "fqdn": 2, "private": 3}
 VERDICT_ORDER = {
     GUEST_NOT_ANSWERING: 0,
     BLOCKED_BY_NSG: 1,
@@ -67,21 +65,20 @@ class PortState:
     probing: bool = False
     diagnosis: Diagnosis | None = None
     marked: bool = False
+    # The session's evidence of this port (the background probe's, another pane's, this pane's
+    # last run): shown while the pane has no result of its own for it.
+    seen: ProbeResult | None = None
 
     @property
     def key(self) -> str:
         return row_key(self.vm.id, self.port)
 
     def best(self) -> ProbeResult | None:
-        """The result that says the most: a working endpoint first, then the most telling failure."""
+        """The result that says the most (backend.probe.most_telling) of this pane's own, else the
+        session's evidence (none while this pane probes the port)."""
         if not self.results:
-            return None
-
-        def rank(r: ProbeResult) -> tuple[int, int, int]:
-            good = 0 if (r.status == OPEN and r.protocol_ok) else 1
-            return (good, STATUS_RANK.get(r.status, 9), KIND_RANK.get(r.target.kind, 9))
-
-        return min(self.results.values(), key=rank)
+            return None if self.probing else self.seen
+        return most_telling(self.results.values())
 
 
 def row_key(vm_id: str, port: int) -> str:

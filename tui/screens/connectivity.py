@@ -412,9 +412,10 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
         self._schedule_flush()
 
     def _take_verdicts(self) -> None:
-        """Each row's diagnosis is the session's evidence for that VM and port, wherever it was
-        found (this pane's probe, the background probe, before the pane was first opened); the
-        rows of a probe this pane is running keep what it says (it becomes evidence when it ends)."""
+        """Each row's diagnosis, and the probe result behind it (its endpoint, status and time),
+        are the session's evidence for that VM and port, wherever it was found (this pane's probe,
+        the background probe, before the pane was first opened); the rows of a probe this pane is
+        running keep what it says (it becomes evidence when it ends)."""
         from backend.verdict import fresh
 
         book = self.aztriage.verdicts
@@ -424,11 +425,12 @@ class ConnectivityScreen(StateRowsMixin, TablePane[ConnectivityTable]):
                 continue
             evidence = fresh(state.vm, book.evidence.get(state.vm.id.lower()))
             if evidence is None:
-                state.diagnosis = None  # none yet, forgotten (a recovery ran) or stale (the VM started or stopped)
+                state.diagnosis = state.seen = None  # none yet, forgotten (a recovery ran) or stale (the VM started or stopped)
                 continue
             found = next((d for d in evidence.diagnoses if d.port == state.port), None)
             if found is not None:
                 state.diagnosis = found
+            state.seen = evidence.result_for(state.port)
 
     def update_status(self) -> None:
         text = Text()
