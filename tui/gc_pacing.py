@@ -81,7 +81,7 @@ what it holds unfrozen is what the console is making at the moment (a load's
 rows, the background probe's plan and findings): Python collects it after every
 10 collections of the middle generation, and in a traced 240 s soak at 10,000
 VMs that was 132 collections of up to 41 ms each, most of the 80 ms stalls that
-were left (a turn's own 8 ms of work, then the collection). OLDEST_AFTER makes
+were left (a turn's own work, then the collection). OLDEST_AFTER makes
 it every 100th: what those collections free (cycles made since the last freeze)
 waits ten times longer, and is small.
 
