@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend import diagnose as D
 from backend.models import Inventory, ServiceEvent, Vm
+from backend.probe import most_telling, port_of
 
 if TYPE_CHECKING:
     from backend.adapter import ResourceGraph
@@ -263,8 +264,6 @@ class Evidence:
 
     def result_for(self, port: int) -> Any:
         """The probe result behind the diagnosis of `port`, or None."""
-        from backend.probe import port_of
-
         return next((r for r in self.results if port_of(r) == port), None)
 
 
@@ -748,8 +747,6 @@ class VerdictBook:
 
     def record_report(self, report: Any, vms: Iterable[Vm], at: datetime) -> None:
         """Everything a connectivity run (backend.connectivity.Report) found about `vms`."""
-        from backend.probe import most_telling, port_of
-
         by_vm: dict[str, list[D.Diagnosis]] = {}
         for d in report.diagnoses:
             by_vm.setdefault(d.vm_id.lower(), []).append(d)

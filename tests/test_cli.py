@@ -170,13 +170,17 @@ def test_a_command_line_imports_only_the_sub_command_it_names(argv, imported):
     assert out.stdout.strip() == str(sorted(MODULES if imported == "every" else imported))
 
 
+def buffered_env() -> dict[str, str]:
+    """The environment without PYTHONUNBUFFERED (this one sets it): stdout buffered, as in an operator's shell."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+
 @pytest.mark.parametrize("fmt", ["json", "table"])
 def test_a_reader_that_leaves_early_gets_no_traceback(fmt):
     # `aztriage inventory | head -3`: the output is larger than a pipe holds, and the
     # reader closes its end after three lines; the command ends quietly with status 0.
     cmd = [sys.executable, "-m", "tui.cli", "inventory", "--demo", "--demo-estate", "scale:400", "--format", fmt]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=buffered_env())
     head = [proc.stdout.readline() for _ in range(3)]
     proc.stdout.close()
     _, err = proc.communicate(timeout=120)
@@ -188,14 +192,13 @@ def test_a_reader_that_leaves_early_gets_no_traceback(fmt):
 def test_a_table_written_to_a_pipe_is_whole():
     # The table goes through print(), buffered when stdout is a pipe: it reaches the
     # reader whole, its summary line last, before the process ends.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as in an operator's shell
     proc = subprocess.run(
         [sys.executable, "-m", "tui.cli", "inventory", "--demo", "--demo-estate", "scale:400", "--format", "table"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env=buffered_env(),
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
