@@ -139,10 +139,15 @@ class StallTracer:
     def _sample(self) -> tuple[tuple[str, int, str], ...]:
         frame = sys._current_frames().get(self._main.ident)
         stack = []
-        while frame is not None:
-            code = frame.f_code
-            stack.append((code.co_filename, frame.f_lineno, code.co_name))
-            frame = frame.f_back
+        try:
+            while frame is not None:
+                code = frame.f_code
+                stack.append((code.co_filename, frame.f_lineno, code.co_name))
+                frame = frame.f_back
+        except AttributeError:
+            # Walking a running thread's frames from another thread races with it on 3.11: once
+            # in a 240 s soak, f_back gave back a type object and the watchdog thread died.
+            pass
         return tuple(stack)  # innermost first
 
     def _others(self) -> tuple[str, ...]:
@@ -156,10 +161,13 @@ class StallTracer:
                 continue
             innermost = frame
             ours = None
-            while frame is not None:
-                if ours is None and _is_ours(frame.f_code.co_filename):
-                    ours = frame
-                frame = frame.f_back
+            try:
+                while frame is not None:
+                    if ours is None and _is_ours(frame.f_code.co_filename):
+                        ours = frame
+                    frame = frame.f_back
+            except AttributeError:
+                pass  # a racing walk (see _sample)
             pick = ours or innermost
             if (pick.f_code.co_name, pick.f_code.co_filename.rsplit("/", 1)[-1]) in (("_worker", "thread.py"), ("wait", "threading.py")):
                 continue  # an idle pool thread
