@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from textual.worker import WorkerState
 
 from tests.support import emulator_control, start_emulator
 from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
@@ -61,6 +62,47 @@ async def test_the_background_probe_fills_the_verdicts_attention_first(emu):
         assert re.search(r" open +\d+\.\d +ssh ", web), web
         # It only read: nothing was written to Azure.
         assert emulator_control(emu, "GET", "/_emulator/stats")["writes"] == 0
+
+
+def sweeps(app) -> list:
+    return [w for w in app.workers if w.group == "auto-probe" and not w.is_finished]
+
+
+async def test_a_refresh_lets_the_running_background_probe_finish(emu):
+    """On a large estate the probe outlasts a refresh (10,000 VMs: about a minute). Started
+    afresh by every load, it never finished and no verdict came of it."""
+    app = make_app(emu, auto_probe=True)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_loaded(pilot)
+        await wait_for(pilot, lambda: bool(app.probe_status), what="the background probe to start")
+        (sweep,) = sweeps(app)
+        loads = app.loads
+        app.refresh_inventory()  # jump-prod-01's port answers nothing for 2 s: the refresh lands first
+        await wait_for(pilot, lambda: app.loads > loads, what="the refresh to land")
+        assert sweeps(app) == [sweep] and bool(app.probe_status)
+        await wait_for(pilot, lambda: sweep.is_finished, timeout=60, what="the probe to finish")
+        assert sweep.state == WorkerState.SUCCESS and not sweeps(app)
+        assert verdicts(app)["jump-prod-01"] == "blocked-by-nsg" and verdicts(app)["web-prod-01"] == "reachable"
+
+
+async def test_a_vm_a_load_finds_while_the_probe_runs_is_probed_once_it_has_finished(emu):
+    app = make_app(emu, auto_probe=True)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_loaded(pilot)
+        await wait_for(pilot, lambda: not app.probe_status and verdicts(app)["web-prod-01"] == "reachable", timeout=60, what="the first probe")
+        jump = next(vm for vm in app.inventory.vms if vm.name == "jump-prod-01")
+        web = next(vm for vm in app.inventory.vms if vm.name == "web-prod-01")
+        app.recheck(jump.id)  # a probe of jump-prod-01 alone, which takes 2 s to time out
+        await wait_for(pilot, lambda: bool(sweeps(app)), what="the recheck's probe")
+        (sweep,) = sweeps(app)
+        app.verdicts.forget(web.id)  # now web-prod-01 needs a probe too, and the probe running does not cover it
+        assert verdicts(app)["web-prod-01"] != "reachable"
+        loads = app.loads
+        app.refresh_inventory()
+        await wait_for(pilot, lambda: app.loads > loads, what="the refresh to land")
+        assert sweeps(app) == [sweep]  # not started again for it
+        await wait_for(pilot, lambda: verdicts(app)["web-prod-01"] == "reachable" and not sweeps(app), timeout=60, what="web-prod-01 to be probed")
+        assert sweep.state == WorkerState.SUCCESS and verdicts(app)["jump-prod-01"] == "blocked-by-nsg"
 
 
 def names_before(table, name: str) -> set[str]:

@@ -120,6 +120,8 @@ class AztriageApp(App[int]):
         # whole from Resource Graph: kept in every inventory the console shows.
         self.found: Inventory | None = None
         self._probe_vms: list[Vm] = []  # for background_probe (see probe_after_load)
+        self._sweeping: frozenset[str] = frozenset()  # VM ids (lower) the running background probe covers
+        self._probe_waiting: set[str] = set()  # VM ids (lower) a load found while it ran: swept once it has finished
         self._changes_vms: list[Vm] = []  # for read_changes (see changes_for)
         self.refreshed_at: datetime | None = None
         self.load_error: str = ""
@@ -656,18 +658,51 @@ class AztriageApp(App[int]):
 
     def probe_after_load(self) -> None:
         """After a load: probe the running VMs nothing is known about yet (auto_probe), and
-        the VMs a recovery changed."""
+        the VMs a recovery changed.
+
+        A background probe that is still running is not started again. On a large estate it
+        outlasts a refresh (10,000 VMs that do not answer: about a minute, their boot logs
+        read), and starting it afresh on every load, as before, meant it never finished and
+        no verdict came of it. The VMs it does not cover wait and are probed once it has
+        finished. A VM a recovery changed does not wait: the probe starts again with it."""
         inventory = self.inventory
         if inventory is None or self.backend is None:
             return
         from backend.verdict import fresh
 
-        wanted = {vm_id for vm_id in self._recheck}
+        rechecks = set(self._recheck)
+        wanted = set(rechecks)
         if self.config.auto_probe:
             wanted |= {vm.id.lower() for vm in inventory.vms if vm.power_state == "running" and fresh(vm, self.verdicts.evidence.get(vm.id.lower())) is None}
         self._recheck.clear()
-        vms = [vm for vm in inventory.vms if vm.id.lower() in wanted and vm.power_state not in ("deallocated",)]
+        if not rechecks and self._sweep_running():
+            self._probe_waiting |= wanted - self._sweeping
+            return
+        self._start_sweep([vm for vm in inventory.vms if vm.id.lower() in wanted and vm.power_state not in ("deallocated",)])
+
+    def _sweep_running(self) -> bool:
+        return any(w.group == "auto-probe" and not w.is_finished and not w.is_cancelled for w in self.workers)
+
+    def _sweep_waiting(self) -> None:
+        """The background probe has finished: the VMs loads found meanwhile that still need a probe."""
+        inventory, waiting = self.inventory, self._probe_waiting
+        self._probe_waiting = set()
+        if inventory is None or not waiting:
+            return
+        from backend.verdict import fresh
+
+        self._start_sweep(
+            [
+                vm
+                for vm in inventory.vms
+                if vm.id.lower() in waiting and vm.power_state == "running" and fresh(vm, self.verdicts.evidence.get(vm.id.lower())) is None
+            ]
+        )
+
+    def _start_sweep(self, vms: list[Vm]) -> None:
+        self._probe_waiting -= {vm.id.lower() for vm in vms}
         if vms:
+            self._sweeping = frozenset(vm.id.lower() for vm in vms)
             # Handed over in an attribute, not as the worker's argument: a finished worker sits in
             # a reference cycle until a full collection, and its arguments (these VMs, and with
             # them an old inventory's objects) with it (tui/gc_pacing.py).
@@ -728,11 +763,14 @@ class AztriageApp(App[int]):
                 await turns.next()
         if attention:
             self.notify(f"{len(attention)} VM(s) need attention: {', '.join(attention[:5])}" + ("…" if len(attention) > 5 else ""), title="verdicts", timeout=6)
+        self._sweeping = frozenset()
+        self.call_later(self._sweep_waiting)  # once this worker has finished
 
     def stop_background_probe(self) -> None:
         if not self.probe_status:
             self.notify("No background probe is running.", timeout=2)
             return
+        self._probe_waiting.clear()  # stopped: nothing waits for it either
         for worker in self.workers:
             if worker.group == "auto-probe":
                 worker.cancel()
