@@ -22,7 +22,7 @@ not used, and a recovery run's result replaces it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -747,6 +747,12 @@ class VerdictBook:
 
     def record_report(self, report: Any, vms: Iterable[Vm], at: datetime) -> None:
         """Everything a connectivity run (backend.connectivity.Report) found about `vms`."""
+        for _ in self.recording(report, vms, at):
+            pass
+
+    def recording(self, report: Any, vms: Iterable[Vm], at: datetime) -> Iterator[None]:
+        """record_report a VM at a time: the caller may give its event loop a turn at each
+        step (a background probe of 10,000 VMs records about 9,000 of them)."""
         by_vm: dict[str, list[D.Diagnosis]] = {}
         for d in report.diagnoses:
             by_vm.setdefault(d.vm_id.lower(), []).append(d)
@@ -758,6 +764,7 @@ class VerdictBook:
             runtime = report.runtimes.get(key)
             results = tuple(most_telling(found) for found in by_port.get(key, {}).values())
             self.record_diagnoses(vm, by_vm.get(key, ()), at, boot=report.boot_verdicts.get(key), agent_status=runtime[0] if runtime else None, results=results)
+            yield
 
     def record_boot(self, vm: Vm, boot: Any, at: datetime) -> None:
         key = vm.id.lower()

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -588,10 +588,16 @@ class AztriageApp(App[int]):
 
     def record_probe(self, report: Any, vms: Any) -> None:
         """A connectivity run's findings (probes, agent, boot logs) become the VMs' evidence."""
-        self.verdicts.record_report(report, vms, self.now())
-        self._remember(report, vms)
-        self.broadcast(VerdictsChanged())
+        for _ in self._recording_probe(report, vms):
+            pass
+
+    def _recording_probe(self, report: Any, vms: Any) -> Iterator[None]:
+        """record_probe a step at a time: the background probe gives the event loop a turn
+        between steps (it records about 9,000 VMs of a 10,000-VM estate at once)."""
         vms = list(vms)
+        yield from self.verdicts.recording(report, vms, self.now())
+        yield from self._remembering(report, vms)
+        self.broadcast(VerdictsChanged())
         if len(vms) <= VERDICT_EVENTS_UP_TO:  # a background sweep of a large estate does not scan its changes
             self.changes_for(vms)
 
@@ -626,8 +632,8 @@ class AztriageApp(App[int]):
             return
         self.broadcast(VerdictsChanged())
 
-    def _remember(self, report: Any, vms: Any) -> None:
-        """A probe's answers and any verdict it changed, on the probed VMs' timelines."""
+    def _remembering(self, report: Any, vms: Any) -> Iterator[None]:
+        """A probe's answers and any verdict it changed, on the probed VMs' timelines (a step per answer)."""
         from backend.timeline import ConsoleEvent
 
         now = self.now()
@@ -635,6 +641,7 @@ class AztriageApp(App[int]):
         for diagnosis in getattr(report, "diagnoses", ()) or ():
             if diagnosis.vm_id.lower() in by_id:
                 self.console_events.add(ConsoleEvent(now, diagnosis.vm_id, f"probe of port {diagnosis.port}: {diagnosis.summary}", diagnosis.verdict))
+                yield
         if len(by_id) > VERDICT_EVENTS_UP_TO:
             return  # a background sweep of a large estate: its panes work out the verdicts already
         for vm in by_id.values():
@@ -751,11 +758,13 @@ class AztriageApp(App[int]):
             self.probe_status = ""
             self.update_header()
             self.broadcast(LoadStateChanged())
-        self.record_probe(report, vms)
+        turns = Turns()
+        for _ in self._recording_probe(report, vms):
+            if turns.due():
+                await turns.next()
         self.gc_pacer.settled()  # what the probe found lives until the next one: frozen, not walked
         attention: list[str] = []
         # The verdicts are all new, 8-25 us of CPU each (10,000 in one piece held the loop 0.1-0.25 s): a few ms per turn of the loop.
-        turns = Turns()
         for vm in vms:
             if self.verdict_for(vm).needs_attention:
                 attention.append(vm.name)
