@@ -134,9 +134,9 @@ def raw_list(
     (``backend.turns``), so a console keeps drawing and taking keys meanwhile. (100 VMs a
     turn held the loop up to 39 ms on a slower machine, the first of the soak's long
     callbacks; a budget alone let 8 ms of cheap items, disks or NICs, through where 100 of
-    them take 1-2 ms, and the loop lag's median rose from 17 to 29 ms.) (A worker thread did this before; every TLS
-    read of the loop then waited for the interpreter lock, and the soak saw stalls of
-    80-140 ms with next to no CPU used by the loop.) Lists that share a ``gate`` reduce one
+    them take 1-2 ms, and the loop lag's median rose from 17 to 29 ms. A worker thread did
+    this before; every TLS read of the loop then waited for the interpreter lock, and the
+    soak saw stalls of 80-140 ms with next to no CPU used by the loop.) Lists that share a ``gate`` reduce one
     page at a time, the others wait as bytes: without it a 10k inventory held ~50 MB more
     of half-reduced pages at its peak."""
     first_url = route.path if subscription_id is None else f"/subscriptions/{subscription_id}{route.path}"
