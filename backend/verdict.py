@@ -732,6 +732,10 @@ class VerdictBook:
             self.changes[key.lower()] = change
         self.generation += 1
 
+    def unchecked(self, vm: Vm) -> bool:
+        """A running VM there is no fresh evidence of: one for the console's background probe."""
+        return vm.power_state == "running" and fresh(vm, self.evidence.get(vm.id.lower())) is None
+
     def changes_known(self, vm_id: str) -> bool:
         return vm_id.lower() in self.changes
 

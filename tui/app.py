@@ -675,12 +675,10 @@ class AztriageApp(App[int]):
         inventory = self.inventory
         if inventory is None or self.backend is None:
             return
-        from backend.verdict import fresh
-
         rechecks = set(self._recheck)
         wanted = set(rechecks)
         if self.config.auto_probe:
-            wanted |= {vm.id.lower() for vm in inventory.vms if vm.power_state == "running" and fresh(vm, self.verdicts.evidence.get(vm.id.lower())) is None}
+            wanted |= {vm.id.lower() for vm in inventory.vms if self.verdicts.unchecked(vm)}
         self._recheck.clear()
         if not rechecks and self._sweep_running():
             self._probe_waiting |= wanted - self._sweeping
@@ -694,17 +692,8 @@ class AztriageApp(App[int]):
         """The background probe has finished: the VMs loads found meanwhile that still need a probe."""
         inventory, waiting = self.inventory, self._probe_waiting
         self._probe_waiting = set()
-        if inventory is None or not waiting:
-            return
-        from backend.verdict import fresh
-
-        self._start_sweep(
-            [
-                vm
-                for vm in inventory.vms
-                if vm.id.lower() in waiting and vm.power_state == "running" and fresh(vm, self.verdicts.evidence.get(vm.id.lower())) is None
-            ]
-        )
+        if inventory is not None and waiting:
+            self._start_sweep([vm for vm in inventory.vms if vm.id.lower() in waiting and self.verdicts.unchecked(vm)])
 
     def _start_sweep(self, vms: list[Vm]) -> None:
         self._probe_waiting -= {vm.id.lower() for vm in vms}
