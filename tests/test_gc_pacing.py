@@ -215,6 +215,37 @@ def test_what_a_background_probe_made_is_frozen_once_it_has_finished():
         pacer.release()
 
 
+def test_what_is_made_while_a_load_is_read_is_frozen_without_a_collection():
+    """The rows of the last inventory are built while the next load is read (the collector paused):
+    settling them then does not walk everything made since the load started, in one piece of the
+    loop; it freezes it."""
+    pacer = GcPacer(busy=lambda: False)
+    collections: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    try:
+        with pacer.loading():
+            pacer.landed(LARGE_ESTATE_VMS)
+        gc.callbacks.append(count)
+        with pacer.loading():
+            assert collections == [2]  # the load's own collection of what is not frozen
+            frozen = gc.get_freeze_count()
+            rows = [{"vm": i, "cells": [str(i)]} for i in range(20_000)]
+            pacer.settled()
+            assert collections == [2]
+            assert gc.get_freeze_count() >= frozen + 20_000
+        pacer.settled()
+        assert collections == [2, 1]  # the collector is back: the young generations are collected first
+        assert len(rows) == 20_000
+    finally:
+        if count in gc.callbacks:
+            gc.callbacks.remove(count)
+        pacer.release()
+
+
 def test_a_closed_connection_is_freed_when_dropped():
     """asyncio's socket transport (Python 3.11) kept a bound method of itself once closed: every
     HTTP connection a server closed was garbage only a full collection freed."""
