@@ -317,7 +317,8 @@ async def run(
             await turns.next()
 
     semaphore = asyncio.Semaphore(SIDE_CONCURRENCY)
-    private_paths: dict[str, PrivatePath] = {}
+    private_paths: dict[str, PrivatePath] = {}  # by private_key
+    private_paths_asked: set[str] = set()
     runtimes: dict[str, tuple[str, Maintenance]] = {}
     boot_verdicts: dict[str, BootVerdict | None] = {}  # vm id (lower) -> the serial log's verdict
 
@@ -334,10 +335,15 @@ async def run(
 
     answered_vms = {vm_id for (vm_id, _port), rs in grouped.items() if any(r.status == OPEN and r.protocol_ok for r in rs)}
 
+    def private_key(vm: Vm) -> str:
+        # A private path is the VNet's (its gateways and Bastion hosts): read once per VNet.
+        return (vm.vnet_id or vm.id).lower()
+
     def side_jobs() -> Iterator[tuple[Callable[[], Awaitable[Any]], str, dict[str, Any]]]:
         for vm in vms:
-            if not has_public_path(vm, inventory) and vm.power_state == "running":
-                yield functools.partial(backend.private_path, vm), vm.id.lower(), private_paths
+            if not has_public_path(vm, inventory) and vm.power_state == "running" and private_key(vm) not in private_paths_asked:
+                private_paths_asked.add(private_key(vm))
+                yield functools.partial(backend.private_path, vm), private_key(vm), private_paths
             wants_runtime = vm.power_state == "running" and (len(vms) <= RUNTIME_FOR_ALL_LIMIT or vm.id.lower() not in answered_vms)
             if wants_runtime and vm.agent_status == "Unknown":
                 yield functools.partial(backend.vm_runtime, vm), vm.id.lower(), runtimes
@@ -373,7 +379,7 @@ async def run(
                 has_public_path=has_public_path(vm, inventory),
                 private_requested=request.private,
                 ip_changes=tuple(report.changes.get(vm.id, ())),
-                private_path=private_paths.get(vm.id.lower()),
+                private_path=private_paths.get(private_key(vm)),
                 events=inventory.events,
                 connectivity=report.checks.get((vm.id.lower(), port)),
                 agent_status=runtime[0] if runtime else None,

@@ -383,6 +383,15 @@ class Vm:
         return tuple(p.ip_address for nic in self.nics for p in nic.public_ips if p.ip_address)
 
     @property
+    def vnet_id(self) -> str | None:
+        """The virtual network of the primary NIC's subnet (else of any NIC's), None when no
+        subnet is known."""
+        subnet_id = next((n.subnet_id for n in self.nics if n.primary and n.subnet_id), None) or next((n.subnet_id for n in self.nics if n.subnet_id), None)
+        if not subnet_id or "/subnets/" not in subnet_id.lower():
+            return None
+        return subnet_id[: subnet_id.lower().rindex("/subnets/")]
+
+    @property
     def fqdn(self) -> str | None:
         for nic in self.nics:
             for p in nic.public_ips:

@@ -213,6 +213,33 @@ async def test_private_path_reads_the_vpn_connection(guest_backend):
     assert path.bastion_hosts == ()
 
 
+async def test_a_sweep_reads_each_virtual_network_once(tmp_path):
+    """A probe of many VMs without a public path reads the private path (VPN, Bastion) once per
+    VNet, not once per VM (ARM's read quota is per subscription), and each VM's diagnosis still
+    names its own VNet's."""
+    from backend.network import has_public_path
+
+    emu = start_emulator("scale:120")
+    try:
+        async with AzureBackend(demo_settings(emu), retry_total=2) as backend:
+            emulator_control(emu, "GET", "/_emulator/requests")  # the log from here on
+            store = LastKnownStore(tmp_path / "lastknown.json", scope="t")
+            inventory, report = await probe_run(backend, store)
+        private = [vm for vm in inventory.vms if vm.power_state == "running" and not has_public_path(vm, inventory)]
+        vnets = {vm.vnet_id.lower() for vm in private if vm.vnet_id}
+        assert len(private) >= 2 * len(vnets) > 0, "VNets that hold several such VMs"
+        reads = [r["path"].lower() for r in emulator_control(emu, "GET", "/_emulator/requests") if "/virtualnetworks/" in r["path"].lower()]
+        assert sorted(set(reads)) == sorted(reads) and set(reads) >= vnets
+        diagnoses = by_vm(report)
+        told = [vm for vm in private if diagnoses[vm.name].verdict == NO_PUBLIC_PATH]
+        assert len(told) > len(vnets)
+        for vm in told:
+            vnet = vm.vnet_id.rsplit("/", 1)[-1]
+            assert any(f"serves {vnet}" in line or f"in {vnet}" in line for line in diagnoses[vm.name].evidence), vm.name
+    finally:
+        emu.stop()
+
+
 # --- the rules on their own ----------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backend import mapping
+from backend.azure.lists import INSTANCE_VIEW_API_VERSION, instance_view_path, raw_get
 from backend.errors import BackendError
 from backend.models import Maintenance, ResourceId, Vm, id_name
 from backend.network import ConnectivityCheck, ConnectivityHop, ConnectivityIssue, PrivatePath, VpnConnection
@@ -123,13 +124,6 @@ async def check_connectivity(
     return connectivity_information(doc, source.name, label, int(port))
 
 
-def _vnet_id(subnet_id: str | None) -> str | None:
-    if not subnet_id or "/subnets/" not in subnet_id.lower():
-        return None
-    index = subnet_id.lower().rindex("/subnets/")
-    return subnet_id[:index]
-
-
 def _gateway_and_bastion_ids(vnet: Any) -> tuple[set[str], set[str]]:
     gateways: set[str] = set()
     bastions: set[str] = set()
@@ -162,8 +156,7 @@ def vpn_connection(doc: Mapping[str, Any]) -> VpnConnection:
 
 async def private_path(backend: Any, vm: Vm) -> PrivatePath:
     """VPN connections (status from a GET of each) and Bastion hosts serving the VM's VNet."""
-    subnet_id = next((n.subnet_id for n in vm.nics if n.primary and n.subnet_id), None) or next((n.subnet_id for n in vm.nics if n.subnet_id), None)
-    vnet_id = _vnet_id(subnet_id)
+    vnet_id = vm.vnet_id
     if vnet_id is None:
         return PrivatePath(None, error="the VM's subnet is not known")
     try:
@@ -225,7 +218,9 @@ async def vm_runtime(backend: Any, vm: Vm) -> tuple[str, Maintenance]:
     """(VM agent status, maintenance state) from the VM's instance view."""
 
     async def fetch() -> Any:
-        return await backend.client("compute", vm.subscription_id).virtual_machines.instance_view(vm.resource_group, vm.name)
+        # Raw JSON, as the inventory reads instance views: the SDK's model of one cost more CPU
+        # than its request, and a background probe reads thousands.
+        return await raw_get(backend.raw_client(), instance_view_path(vm.subscription_id, vm.resource_group, vm.name), INSTANCE_VIEW_API_VERSION)
 
     view = safe_json(await backend.call(f"reading the instance view of {vm.name}", fetch))
     agent, _version = mapping.agent_status(view)
