@@ -1,9 +1,9 @@
 """Boot diagnostics on the real adapter: the serial console log and the
 console screenshot of a VM.
 
-Compute's retrieve-boot-diagnostics-data operation
-(``virtual_machines.retrieve_boot_diagnostics_data``) gives two short-lived
-SAS URLs, for managed storage and for a customer's storage account alike;
+Compute's retrieve-boot-diagnostics-data action (``POST
+.../retrieveBootDiagnosticsData``, read as raw JSON through the adapter's
+pipeline, ``lists.raw_get``) gives two short-lived SAS URLs, for managed storage and for a customer's storage account alike;
 the two blobs are then read over HTTPS through the adapter's own session,
 which trusts the same CA as the ARM calls. The URLs are kept per VM until
 they expire, so a refresh costs two blob reads; when Blob Storage says a SAS
@@ -102,13 +102,17 @@ def storage_label(boot_settings: dict[str, Any] | None) -> str:
 
 async def retrieve_uris(backend: Any, vm_id: str, *, minutes: int = SAS_MINUTES) -> SasUris:
     """Ask Compute for SAS URLs of the VM's serial log and screenshot (POST retrieveBootDiagnosticsData)."""
+    from backend.azure.lists import BOOT_DIAGNOSTICS_API_VERSION, raw_get, vm_path
+
     sub, rg, name = _vm_parts(vm_id)
-    compute = backend.client("compute", sub)
+
+    async def retrieve() -> dict[str, Any]:
+        # Raw JSON, not the SDK's operation and model: a background probe asks for thousands.
+        path = vm_path(sub, rg, name) + "/retrieveBootDiagnosticsData"
+        return await raw_get(backend.raw_client(), path, BOOT_DIAGNOSTICS_API_VERSION, method="POST", params={"sasUriExpirationTimeInMinutes": minutes})
+
     try:
-        result = await backend.call(
-            f"retrieving the boot diagnostics of VM {name}",
-            lambda: compute.virtual_machines.retrieve_boot_diagnostics_data(rg, name, sas_uri_expiration_time_in_minutes=minutes),
-        )
+        result = await backend.call(f"retrieving the boot diagnostics of VM {name}", retrieve)
     except BackendError as exc:
         if exc.status == 409 and "not enabled" in str(exc).lower():
             raise BootDiagnosticsOff(
@@ -117,8 +121,9 @@ async def retrieve_uris(backend: Any, vm_id: str, *, minutes: int = SAS_MINUTES)
                 status=409,
             ) from None
         raise
-    serial = result.get("serialConsoleLogBlobUri") if hasattr(result, "get") else getattr(result, "serial_console_log_blob_uri", None)
-    shot = result.get("consoleScreenshotBlobUri") if hasattr(result, "get") else getattr(result, "console_screenshot_blob_uri", None)
+    serial, shot = (result.get("serialConsoleLogBlobUri"), result.get("consoleScreenshotBlobUri"))
+    serial = serial if isinstance(serial, str) else None
+    shot = shot if isinstance(shot, str) else None
     if not serial and not shot:
         raise BackendError(f"retrieving the boot diagnostics of VM {name}: Azure returned no blob URLs", code="NoBootDiagnostics")
     expiries = [e for e in (_expiry(serial or ""), _expiry(shot or "")) if e is not None]

@@ -71,11 +71,20 @@ _ERROR_MAP = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 INSTANCE_VIEW_API_VERSION = "2026-04-01"
 
 
-def instance_view_path(subscription_id: str, resource_group: str, vm_name: str) -> str:
+def vm_path(subscription_id: str, resource_group: str, vm_name: str) -> str:
     return (
         f"/subscriptions/{quote(subscription_id, safe='')}/resourceGroups/{quote(resource_group, safe='')}"
-        f"/providers/Microsoft.Compute/virtualMachines/{quote(vm_name, safe='')}/instanceView"
+        f"/providers/Microsoft.Compute/virtualMachines/{quote(vm_name, safe='')}"
     )
+
+
+def instance_view_path(subscription_id: str, resource_group: str, vm_name: str) -> str:
+    return vm_path(subscription_id, resource_group, vm_name) + "/instanceView"
+
+
+# POST .../virtualMachines/{name}/retrieveBootDiagnosticsData (the SDK's
+# virtual_machines.retrieve_boot_diagnostics_data; it only reads).
+BOOT_DIAGNOSTICS_API_VERSION = "2026-04-01"
 
 
 async def _send(client: Any, request: HttpRequest) -> Any:
@@ -96,11 +105,12 @@ def _parse(response: Any, what: str) -> Any:
         raise DecodeError(f"the {what} answer is not valid JSON: {exc}", response=response) from exc
 
 
-async def raw_get(client: Any, path: str, api_version: str) -> dict[str, Any]:
+async def raw_get(client: Any, path: str, api_version: str, *, method: str = "GET", params: dict[str, Any] | None = None) -> dict[str, Any]:
     """One ARM document as plain JSON through the client's pipeline (retries, auth, the
     request counter), without the SDK's model deserialization: what raw_list does for a
-    list. Failures raise what the SDK's own operation raises (404: ResourceNotFoundError)."""
-    response = await _send(client, HttpRequest("GET", path, params={"api-version": api_version}))
+    list. Failures raise what the SDK's own operation raises (404: ResourceNotFoundError).
+    ``method="POST"`` for an action that only reads (retrieveBootDiagnosticsData)."""
+    response = await _send(client, HttpRequest(method, path, params={"api-version": api_version, **(params or {})}))
     doc = _parse(response, "ARM")
     if not isinstance(doc, dict):
         raise DecodeError("the ARM answer is not a JSON object", response=response)
