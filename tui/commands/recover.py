@@ -364,6 +364,26 @@ def _settings_for_runs(settings: Any) -> Any:
     return settings
 
 
+def on_azure(args: argparse.Namespace, act: Any, refused: tuple[type[Exception], ...] = ()) -> Any:
+    """`act(backend)` on the connection the arguments name (the demo's emulator, when asked
+    for, runs meanwhile); Azure's failures and the `refused` exceptions as one sentence."""
+    from backend.errors import BackendError
+    from tui.runtime import demo_emulator, open_backend, resolve_settings
+
+    failures: tuple[type[Exception], ...] = (BackendError, *refused)
+    with demo_emulator(args) as emulator:
+        settings = _settings_for_runs(resolve_settings(args, emulator))
+
+        async def main() -> Any:
+            async with open_backend(settings) as backend:
+                return await act(backend)
+
+        try:
+            return asyncio.run(main())
+        except failures as exc:
+            raise CliError(str(exc), exit_code=1) from None
+
+
 def _confirm_interactively(plan: Any, args: argparse.Namespace) -> str | None:
     """Ask on the terminal: yes for the plan, the VM name for destructive steps. Returns the typed name."""
     typed = args.confirm
@@ -389,9 +409,7 @@ def run(args: argparse.Namespace) -> int:
     printer = Printer(fmt)
     if args.demo:
         import backend.emulator.guest  # noqa: F401  (the demo guests answer RDP/SSH)
-    from backend.errors import BackendError
     from backend.recovery.journal import Journal, JournalError, SecretLeak
-    from tui.runtime import demo_emulator, open_backend, resolve_settings
 
     # A refused command writes nothing: a resume opens the journal only when it exists,
     # a new run creates it only once every check has passed and the run starts.
@@ -407,19 +425,14 @@ def run(args: argparse.Namespace) -> int:
             return stack.enter_context(journal)
 
         journal = open_journal() if args.resume else None
-        emulator = stack.enter_context(demo_emulator(args))
-        settings = _settings_for_runs(resolve_settings(args, emulator))
 
-        async def main() -> int:
-            async with open_backend(settings) as backend:
-                if args.resume:
-                    return await _resume(args, backend, journal, secrets, printer)
-                return await _start(args, backend, open_journal, secrets, printer)
+        async def act(backend: RecoveryBackend) -> int:
+            if args.resume:
+                return await _resume(args, backend, journal, secrets, printer)
+            return await _start(args, backend, open_journal, secrets, printer)
 
         try:
-            return asyncio.run(main())
-        except BackendError as exc:
-            raise CliError(str(exc), exit_code=1) from None
+            return on_azure(args, act)
         except SecretLeak as exc:
             raise CliError(f"internal error: {exc}; nothing more was done", exit_code=1) from None
         except KeyboardInterrupt:
