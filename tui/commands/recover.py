@@ -262,8 +262,7 @@ def _scenario_params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[
             params["wide_confirmed"] = args.confirm_source.strip()
         return params
     if args.scenario == "rescue":
-        credential = "password" if "password" in secrets else "ssh_key" if "ssh_key" in secrets else None
-        return {"rescue_vm": args.rescue_vm, "run_fixes": bool(args.run_fixes), "credential": credential}
+        return {"rescue_vm": args.rescue_vm, "run_fixes": bool(args.run_fixes), "credential": _credential(secrets)}
     if args.scenario == "reset-vpn":
         return {"connection": args.connection, "gateway": bool(args.gateway)}
     if args.scenario == "upgrade-public-ip":
@@ -273,9 +272,13 @@ def _scenario_params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[
     if args.scenario == "move-to-set":
         return {"availability_set": args.availability_set} if args.availability_set else {}
     if args.scenario == "reset-access":
-        credential = "password" if "password" in secrets else "ssh_key" if "ssh_key" in secrets else None
-        return {"credential": credential, "username": args.username, "reset_config": args.reset_config}
+        return {"credential": _credential(secrets), "username": args.username, "reset_config": args.reset_config}
     return {}
+
+
+def _credential(secrets: dict[str, str]) -> str | None:
+    """Which secret the run was given (a password or an SSH key), never the secret itself."""
+    return "password" if "password" in secrets else "ssh_key" if "ssh_key" in secrets else None
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -477,9 +480,7 @@ async def _start(args: argparse.Namespace, backend: RecoveryBackend, open_journa
 
     try:
         result = await runner.start(plan, lambda f, p: scenarios.build_plan(args.scenario, f, p), facts, refresh=refresh)
-    except RunRefused as exc:
-        raise CliError(str(exc), exit_code=EXIT_FAILED) from None
-    except PlanError as exc:
+    except (RunRefused, PlanError) as exc:
         raise CliError(str(exc), exit_code=EXIT_FAILED) from None
     if result.status == "waiting" and printer.fmt != "json":
         print(f"resume with: aztriage recover --resume {result.run_id} --operator-done{_confirm_hint(plan, result)}")
@@ -508,9 +509,7 @@ async def _resume(args: argparse.Namespace, backend: RecoveryBackend, journal: A
     runner = Runner(backend, journal, on_event=printer.event, secrets=secrets, confirm_name=confirm, operator_done=args.operator_done)
     try:
         result = await runner.resume(args.resume, scenarios.build_plan)
-    except RunRefused as exc:
-        raise CliError(str(exc), exit_code=EXIT_FAILED) from None
-    except PlanError as exc:
+    except (RunRefused, PlanError) as exc:
         raise CliError(str(exc), exit_code=EXIT_FAILED) from None
     if not printer.events:  # nothing was left to do
         if printer.fmt == "json":
