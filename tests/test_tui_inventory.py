@@ -10,7 +10,7 @@ import pytest
 
 from backend.models import id_name
 from tests.support import emulator_control
-from tests.tui_support import arm_post, enter_detail, make_app, open_detail_of, renderable_text, table_lines, wait_for, wait_loaded
+from tests.tui_support import arm_post, enter_detail, make_app, open_vm_detail, renderable_text, table_lines, wait_for, wait_loaded
 from widgets.error_rows import ErrorRows
 from widgets.vm_table import VmTable
 
@@ -101,7 +101,7 @@ async def test_enter_opens_the_detail_panel(emulator):
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_loaded(pilot)
         risky = next(vm for vm in app.inventory.vms if any(d.data_loss_risk for d in vm.disks) and vm.nics and vm.nics[0].nsg_id)
-        await open_detail_of(pilot, risky.name)
+        await open_vm_detail(pilot, risky.name)
         from widgets.vm_detail import VmDetail
 
         detail = app.screen.query_one(VmDetail)

@@ -56,7 +56,7 @@ async def enter_detail(pilot) -> None:
     await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "VmDetailScreen", what="the VM's detail page")
 
 
-async def open_detail_of(pilot, name: str) -> None:
+async def open_vm_detail(pilot, name: str) -> None:
     """The detail page of the VM `name`, opened from the inventory filtered down to it."""
     pilot.app.screen.set_filter(name)
     await pilot.pause()
