@@ -240,6 +240,11 @@ def _names(names: Iterable[str], limit: int = 5) -> str:
     return ", ".join(ordered[:limit]) + f" and {len(ordered) - limit} more"
 
 
+def _now(inv: Inventory) -> datetime:
+    """The time the checks judge by: when the inventory was read (this moment, for one never read)."""
+    return inv.fetched_at or datetime.now(UTC)
+
+
 def _az(vm: Vm) -> str:
     return f"-g {vm.resource_group} -n {vm.name}"
 
@@ -367,7 +372,7 @@ def check_unmanaged_disks(inv: Inventory, ctx: CheckContext) -> Iterable[Finding
         yield _finding(
             "unmanaged-disks",
             vm,
-            f"{vm.name} uses unmanaged VHD disks, {RETIREMENTS['unmanaged-disks'].when((inv.fetched_at or datetime.now(UTC)).date())} ({RETIREMENTS['unmanaged-disks'].link}): {listed}",
+            f"{vm.name} uses unmanaged VHD disks, {RETIREMENTS['unmanaged-disks'].when(_now(inv).date())} ({RETIREMENTS['unmanaged-disks'].link}): {listed}",
             f"Convert the VM to managed disks: 'az vm deallocate {_az(vm)}' then 'az vm convert {_az(vm)}' (the VM is down during the conversion).",
         )
 
@@ -548,7 +553,7 @@ def check_planned_maintenance(inv: Inventory, ctx: CheckContext) -> Iterable[Fin
             parts.append(f"scheduled window {_when(m.maintenance_window_start)} to {_when(m.maintenance_window_end)}")
         when = "; ".join(parts) or "no window published yet"
         # The verdict's reading of the window, so the checklist and every pane say the same.
-        now = inv.fetched_at or datetime.now(UTC)
+        now = _now(inv)
         can_start, window = maintenance_window(vm, now)
         if can_start:
             fix = f"Start it yourself at a quiet time: {window} (scenario perform-maintenance, or 'az vm perform-maintenance {_az(vm)}'; the VM restarts); otherwise Azure does it in the scheduled window."
@@ -644,7 +649,7 @@ def check_backup_health(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
     fail, or whose protection is stopped (backend/backup.py: how old a policy allows)."""
     if ctx.backup is None:
         return
-    now = inv.fetched_at or datetime.now(UTC)
+    now = _now(inv)
     for vm in inv.vms:
         item = ctx.backup.item(vm.id)
         if item is None:
@@ -677,7 +682,7 @@ def check_retirements(inv: Inventory, ctx: CheckContext) -> Iterable[Finding]:
     Unmanaged disks have their own rule; NSG flow logs are not read (see retirements_not_checked)."""
     from backend.retirements import extension_retirements, retiring_size
 
-    today = (inv.fetched_at or datetime.now(UTC)).date()
+    today = _now(inv).date()
 
     def finding(vm: Vm, key: str, uses: str) -> Finding:
         r = RETIREMENTS[key]
@@ -712,7 +717,7 @@ def retirements_not_checked(inv: Inventory, ctx: CheckContext) -> Iterable[NotCh
         yield NotChecked(
             "retirement",
             "estate",
-            f"NSG flow logs are not read by aztriage ({r.what}, {r.when((inv.fetched_at or datetime.now(UTC)).date())}): list them with "
+            f"NSG flow logs are not read by aztriage ({r.what}, {r.when(_now(inv).date())}): list them with "
             f"'az network watcher flow-log list --location REGION' and move them to {r.move_to} ({r.link})",
         )
 

@@ -6,7 +6,7 @@ disk deleted, nothing in the store that the ledger does not list."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,6 +206,18 @@ async def killed_at(rigs, boundary: tuple[str, int]) -> AsyncIterator[Rig]:
             yield rig
         except AssertionError as exc:
             raise AssertionError(f"killed at {boundary[0]}:{boundary[1]}: {exc}") from exc
+
+
+async def killed_at_each(
+    rigs, boundaries: Iterable[tuple[str, int]], vm_name: str, scenario: str, params: dict, ended_ok: Callable[[Rig, RunResult], object]
+) -> None:
+    """For each boundary, on a fresh rig: the run killed there once and resumed to its end,
+    then `ended_ok(rig, result)` (a failed assertion says which boundary it was)."""
+    for boundary in boundaries:
+        async with killed_at(rigs, boundary) as rig:
+            _, result, killed = await rig.run_killed_at(vm_name, scenario, params, boundary)
+            assert killed
+            ended_ok(rig, result)
 
 
 def states(result: RunResult) -> list[str]:

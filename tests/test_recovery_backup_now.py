@@ -15,7 +15,7 @@ from backend.recovery.plan import Kind, PlanError
 from backend.recovery.runner import RunRefused
 from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import json_lines, operations, writes
-from tests.rescue_support import killed_at, states
+from tests.rescue_support import killed_at_each, states
 
 VM = "erp-prod-eus-01"  # protected in rsv-prod-eus, its last good backup three days old (stale)
 PARAMS: dict = {}
@@ -140,11 +140,7 @@ KILL_TESTS = 2
 async def test_killed_at_any_boundary_resumes_to_the_same_end_with_one_backup(rigs, hand):
     boundaries = recorded(VM, "backup-now", ()).points
     assert ("operation", 1) in boundaries
-    for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with killed_at(rigs, boundary) as rig:
-            _, result, killed = await rig.run_killed_at(VM, "backup-now", PARAMS, boundary)
-            assert killed
-            backed_up(rig, result)
+    await killed_at_each(rigs, deal(boundaries, hand, KILL_TESTS), VM, "backup-now", PARAMS, backed_up)
 
 
 async def test_a_send_whose_acceptance_was_never_journaled_finds_its_job(rig):

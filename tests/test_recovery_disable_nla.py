@@ -17,7 +17,7 @@ from backend.recovery.steps import probe_options
 from backend.recovery.undo import undo
 from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import operation_counts, vm_doc
-from tests.rescue_support import killed_at, states
+from tests.rescue_support import killed_at_each, states
 
 VM = "rdgw-shared-01"
 
@@ -103,12 +103,13 @@ def test_undo_puts_back_only_values_read_from_the_guest_and_checked():
 KILL_TESTS = 2
 
 
+def nla_off_by_one_command(rig, result) -> None:
+    assert result.status == "succeeded", result.summary
+    assert listener(rig.emu) == {"UserAuthentication": 0, "SecurityLayer": 1}
+    assert run_commands(rig.emu) == 1
+
+
 @hands(KILL_TESTS)
 async def test_killed_at_any_boundary_resumes_to_the_same_end_without_duplicates(rigs, hand):
     boundaries = recorded(VM, "disable-nla", ()).points
-    for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with killed_at(rigs, boundary) as rig:
-            plan, result, killed = await rig.run_killed_at(VM, "disable-nla", {}, boundary)
-            assert killed and result.status == "succeeded", result.summary
-            assert listener(rig.emu) == {"UserAuthentication": 0, "SecurityLayer": 1}
-            assert run_commands(rig.emu) == 1
+    await killed_at_each(rigs, deal(boundaries, hand, KILL_TESTS), VM, "disable-nla", {}, nla_off_by_one_command)

@@ -18,7 +18,7 @@ from backend.recovery.plan import Kind, PlanError
 from backend.recovery.runner import RunRefused
 from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import arm_request, json_lines, power, vm_doc, writes
-from tests.rescue_support import killed_at, operation_counts, states
+from tests.rescue_support import killed_at_each, operation_counts, states
 
 VM = "web-prod-03"  # D2s_v5 in zone 3 of West Europe: its cluster offers D-family sizes only
 BIGGER = "Standard_E4s_v5"  # more memory, another family: deallocate, resize, start
@@ -172,11 +172,7 @@ KILL_TESTS = 6  # the recorded boundaries are dealt out over this many tests
 
 @hands(KILL_TESTS)
 async def test_killed_at_any_boundary_resumes_to_the_same_end_sending_each_operation_once(rigs, hand):
-    for boundary in deal(recorded(VM, "resize", tuple(PARAMS.items())).points, hand, KILL_TESTS):
-        async with killed_at(rigs, boundary) as rig:
-            plan, result, killed = await rig.run_killed_at(VM, "resize", PARAMS, boundary)
-            assert killed
-            moved_ok(rig, result)
+    await killed_at_each(rigs, deal(recorded(VM, "resize", tuple(PARAMS.items())).points, hand, KILL_TESTS), VM, "resize", PARAMS, moved_ok)
 
 
 # --- the CLI and the console ----------------------------------------------------------------------

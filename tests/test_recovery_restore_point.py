@@ -13,7 +13,7 @@ import pytest
 from backend.recovery.plan import Kind, PlanError
 from tests.kill_points import deal, hands, recorded
 from tests.recovery_support import arm_request, json_lines, operation_counts, resources, vm_doc, writes
-from tests.rescue_support import killed_at, states
+from tests.rescue_support import killed_at_each, states
 
 VM = "sql-prod-01"  # running, agent ready, an OS disk and two data disks
 
@@ -106,11 +106,7 @@ KILL_TESTS = 2
 async def test_killed_at_any_boundary_resumes_with_one_restore_point(rigs, hand):
     boundaries = recorded(VM, "restore-point", ()).points
     assert ("operation", 2) in boundaries
-    for boundary in deal(boundaries, hand, KILL_TESTS):
-        async with killed_at(rigs, boundary) as rig:
-            _, result, killed = await rig.run_killed_at(VM, "restore-point", {}, boundary)
-            assert killed
-            taken(rig, result)
+    await killed_at_each(rigs, deal(boundaries, hand, KILL_TESTS), VM, "restore-point", {}, taken)
 
 
 @pytest.fixture

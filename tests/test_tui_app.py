@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import FIXED_NOW
-from tests.tui_support import make_app, renderable_text, table_lines, wait_for, wait_loaded
+from tests.tui_support import enter_detail, make_app, renderable_text, table_lines, wait_for, wait_loaded
 
 
 def screen_name(app) -> str:
@@ -49,8 +49,7 @@ async def test_number_keys_switch_panes_and_keep_state(emulator):
         assert screen_name(app) == "InventoryScreen"
         assert app.screen.query_one(VmTable).filter_text == "prod"
         # From a detail page a pane key goes straight to that pane.
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: screen_name(app) == "VmDetailScreen", what="detail")
+        await enter_detail(pilot)
         await pilot.press("2")
         assert screen_name(app) == "HealthScreen"
         await pilot.press("1")

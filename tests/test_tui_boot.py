@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.support import emulator_control
-from tests.tui_support import make_app, renderable_text, wait_for, wait_loaded
+from tests.tui_support import make_app, open_vm_detail, renderable_text, wait_for, wait_loaded
 from tui.screens.boot import BootDetailScreen, BootScreen
 from widgets import screenshot_view
 from widgets.screenshot_view import HalfBlockView, ScreenshotView
@@ -216,10 +216,7 @@ async def test_the_vm_detail_opens_its_boot_diagnostics_with_b(emulator):
     app = make_app(emulator)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_loaded(pilot)
-        app.screen.set_filter("api-dev-01")
-        await pilot.pause()
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail")
+        await open_vm_detail(pilot, "api-dev-01")
         await pilot.press("b")
         await wait_for(pilot, lambda: isinstance(app.screen, BootDetailScreen) and app.screen.fetches >= 1, what="boot page")
         assert "did not boot: emergency mode (fstab)" in screen_text(app)

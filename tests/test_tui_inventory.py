@@ -10,7 +10,7 @@ import pytest
 
 from backend.models import id_name
 from tests.support import emulator_control
-from tests.tui_support import arm_post, make_app, renderable_text, table_lines, wait_for, wait_loaded
+from tests.tui_support import arm_post, enter_detail, make_app, open_vm_detail, renderable_text, table_lines, wait_for, wait_loaded
 from widgets.error_rows import ErrorRows
 from widgets.vm_table import VmTable
 
@@ -101,10 +101,7 @@ async def test_enter_opens_the_detail_panel(emulator):
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_loaded(pilot)
         risky = next(vm for vm in app.inventory.vms if any(d.data_loss_risk for d in vm.disks) and vm.nics and vm.nics[0].nsg_id)
-        app.screen.set_filter(risky.name)
-        await pilot.pause()
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail panel")
+        await open_vm_detail(pilot, risky.name)
         from widgets.vm_detail import VmDetail
 
         detail = app.screen.query_one(VmDetail)
@@ -131,8 +128,7 @@ async def test_detail_panel_shows_health_reason_and_actions(emulator):
         sick = next(vm for vm in app.inventory.vms if vm.health and vm.health.reason_type == "Unplanned" and vm.health.recommended_actions)
         table = app.screen.query_one(VmTable)
         assert table.move_cursor_to_key(sick.id.lower())
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail panel")
+        await enter_detail(pilot)
         text = renderable_text(app.screen.query_one("#vm-detail-body").content)
         assert "unplanned" in text and sick.health.summary.split(".")[0] in text
         assert sick.health.recommended_actions[0].action[:40] in text.replace("\n", " ").replace("  ", " ") or "Recommended" in text
@@ -268,8 +264,7 @@ async def test_first_load_shows_rows_before_instance_views_and_fills_them_in(fre
         assert names(table) == sorted(names(table), key=str.lower, reverse=True)
         vm = next(row.item for row in table.visible_rows() if row.item.power_state == "running" and agent_cells(table)[row.item.name] == "…")
         table.move_cursor_to_key(vm.id.lower())
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail panel")
+        await enter_detail(pilot)
         body = app.screen.query_one("#vm-detail-body")
         text = renderable_text(body.content)
         assert app.loads == 0, "the instance views came in before the test looked"
@@ -369,8 +364,7 @@ async def test_a_pane_left_for_another_lets_go_of_its_rows_and_has_them_back_whe
         assert table_lines(table) == before
 
         # A page opened over the pane (the VM's detail) is not leaving it: the rows stay.
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "VmDetailScreen", what="detail panel")
+        await enter_detail(pilot)
         await pilot.pause(0.2)
         assert table.total_count == 30
 

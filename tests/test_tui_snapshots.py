@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui_support import make_app, wait_for, wait_loaded
+from tests.tui_support import make_app, open_vm_detail, wait_for, wait_loaded
 
 SIZES = [(80, 24), (160, 50)]
 
@@ -43,10 +43,7 @@ def test_inventory_filtered(snap_compare, emulator, size):
 def test_vm_detail_panel(snap_compare, emulator, size):
     async def run_before(pilot) -> None:
         await wait_loaded(pilot)
-        pilot.app.screen.set_filter("erp-prod-eus-01")
-        await pilot.pause()
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "VmDetailScreen", what="detail")
+        await open_vm_detail(pilot, "erp-prod-eus-01")
         await wait_for(pilot, lambda: pilot.app.screen.backup is not None, what="its Azure Backup")
 
     assert snap_compare(make_app(emulator), terminal_size=size, run_before=run_before)

@@ -50,6 +50,19 @@ async def wait_loaded(pilot, loads: int = 1) -> None:
     await pilot.pause()
 
 
+async def enter_detail(pilot) -> None:
+    """Enter on the VM under the cursor, until its detail page is up."""
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "VmDetailScreen", what="the VM's detail page")
+
+
+async def open_vm_detail(pilot, name: str) -> None:
+    """The detail page of the VM `name`, opened from the inventory filtered down to it."""
+    pilot.app.screen.set_filter(name)
+    await pilot.pause()
+    await enter_detail(pilot)
+
+
 def table_lines(table) -> list[str]:
     """The table as drawn on screen, one string per line."""
     return [table.render_line(y).text for y in range(table.size.height)]

@@ -262,8 +262,7 @@ def _scenario_params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[
             params["wide_confirmed"] = args.confirm_source.strip()
         return params
     if args.scenario == "rescue":
-        credential = "password" if "password" in secrets else "ssh_key" if "ssh_key" in secrets else None
-        return {"rescue_vm": args.rescue_vm, "run_fixes": bool(args.run_fixes), "credential": credential}
+        return {"rescue_vm": args.rescue_vm, "run_fixes": bool(args.run_fixes), "credential": _credential(secrets)}
     if args.scenario == "reset-vpn":
         return {"connection": args.connection, "gateway": bool(args.gateway)}
     if args.scenario == "upgrade-public-ip":
@@ -273,9 +272,13 @@ def _scenario_params(args: argparse.Namespace, secrets: dict[str, str]) -> dict[
     if args.scenario == "move-to-set":
         return {"availability_set": args.availability_set} if args.availability_set else {}
     if args.scenario == "reset-access":
-        credential = "password" if "password" in secrets else "ssh_key" if "ssh_key" in secrets else None
-        return {"credential": credential, "username": args.username, "reset_config": args.reset_config}
+        return {"credential": _credential(secrets), "username": args.username, "reset_config": args.reset_config}
     return {}
+
+
+def _credential(secrets: dict[str, str]) -> str | None:
+    """Which secret the run was given (a password or an SSH key), never the secret itself."""
+    return "password" if "password" in secrets else "ssh_key" if "ssh_key" in secrets else None
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -364,6 +367,26 @@ def _settings_for_runs(settings: Any) -> Any:
     return settings
 
 
+def on_azure(args: argparse.Namespace, act: Any, refused: tuple[type[Exception], ...] = ()) -> Any:
+    """`act(backend)` on the connection the arguments name (the demo's emulator, when asked
+    for, runs meanwhile); Azure's failures and the `refused` exceptions as one sentence."""
+    from backend.errors import BackendError
+    from tui.runtime import demo_emulator, open_backend, resolve_settings
+
+    failures: tuple[type[Exception], ...] = (BackendError, *refused)
+    with demo_emulator(args) as emulator:
+        settings = _settings_for_runs(resolve_settings(args, emulator))
+
+        async def main() -> Any:
+            async with open_backend(settings) as backend:
+                return await act(backend)
+
+        try:
+            return asyncio.run(main())
+        except failures as exc:
+            raise CliError(str(exc), exit_code=1) from None
+
+
 def _confirm_interactively(plan: Any, args: argparse.Namespace) -> str | None:
     """Ask on the terminal: yes for the plan, the VM name for destructive steps. Returns the typed name."""
     typed = args.confirm
@@ -389,9 +412,7 @@ def run(args: argparse.Namespace) -> int:
     printer = Printer(fmt)
     if args.demo:
         import backend.emulator.guest  # noqa: F401  (the demo guests answer RDP/SSH)
-    from backend.errors import BackendError
     from backend.recovery.journal import Journal, JournalError, SecretLeak
-    from tui.runtime import demo_emulator, open_backend, resolve_settings
 
     # A refused command writes nothing: a resume opens the journal only when it exists,
     # a new run creates it only once every check has passed and the run starts.
@@ -407,19 +428,14 @@ def run(args: argparse.Namespace) -> int:
             return stack.enter_context(journal)
 
         journal = open_journal() if args.resume else None
-        emulator = stack.enter_context(demo_emulator(args))
-        settings = _settings_for_runs(resolve_settings(args, emulator))
 
-        async def main() -> int:
-            async with open_backend(settings) as backend:
-                if args.resume:
-                    return await _resume(args, backend, journal, secrets, printer)
-                return await _start(args, backend, open_journal, secrets, printer)
+        async def act(backend: RecoveryBackend) -> int:
+            if args.resume:
+                return await _resume(args, backend, journal, secrets, printer)
+            return await _start(args, backend, open_journal, secrets, printer)
 
         try:
-            return asyncio.run(main())
-        except BackendError as exc:
-            raise CliError(str(exc), exit_code=1) from None
+            return on_azure(args, act)
         except SecretLeak as exc:
             raise CliError(f"internal error: {exc}; nothing more was done", exit_code=1) from None
         except KeyboardInterrupt:
@@ -464,9 +480,7 @@ async def _start(args: argparse.Namespace, backend: RecoveryBackend, open_journa
 
     try:
         result = await runner.start(plan, lambda f, p: scenarios.build_plan(args.scenario, f, p), facts, refresh=refresh)
-    except RunRefused as exc:
-        raise CliError(str(exc), exit_code=EXIT_FAILED) from None
-    except PlanError as exc:
+    except (RunRefused, PlanError) as exc:
         raise CliError(str(exc), exit_code=EXIT_FAILED) from None
     if result.status == "waiting" and printer.fmt != "json":
         print(f"resume with: aztriage recover --resume {result.run_id} --operator-done{_confirm_hint(plan, result)}")
@@ -495,9 +509,7 @@ async def _resume(args: argparse.Namespace, backend: RecoveryBackend, journal: A
     runner = Runner(backend, journal, on_event=printer.event, secrets=secrets, confirm_name=confirm, operator_done=args.operator_done)
     try:
         result = await runner.resume(args.resume, scenarios.build_plan)
-    except RunRefused as exc:
-        raise CliError(str(exc), exit_code=EXIT_FAILED) from None
-    except PlanError as exc:
+    except (RunRefused, PlanError) as exc:
         raise CliError(str(exc), exit_code=EXIT_FAILED) from None
     if not printer.events:  # nothing was left to do
         if printer.fmt == "json":

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from tui.cli import CliError
 from tui.commands.common import output_format
+from tui.commands.recover import on_azure
 from tui.textfmt import table
 
 
@@ -172,7 +172,7 @@ def _release(args: argparse.Namespace, journal, fmt: str) -> int:
             print(f"{'ok  ' if ok else 'FAIL'} {item.kind} {item.name}: {text}")
         sys.stdout.flush()
 
-    results = _on_azure(args, lambda backend: release(backend, journal, run.run_id, on_item=on_item), ReleaseRefused)
+    results = on_azure(args, lambda backend: release(backend, journal, run.run_id, on_item=on_item), (ReleaseRefused,))
     return 0 if all(ok for _, _, ok in results) else 1
 
 
@@ -186,29 +186,6 @@ def _confirm(args: argparse.Namespace, run_id: str, done: str, what: str) -> Non
         typed = input(f"Type the run id ({run_id}) to {what}: ").strip()
         if typed != run_id:
             raise CliError(f"not confirmed: nothing was {done}", exit_code=1)
-
-
-def _on_azure(args: argparse.Namespace, act: Any, refused: type[Exception]) -> Any:
-    """`act(backend)` on the connection the arguments name; its refusals and Azure's failures as one sentence."""
-    import asyncio
-
-    from backend.errors import BackendError
-    from tui.commands.recover import _settings_for_runs
-    from tui.runtime import demo_emulator, open_backend, resolve_settings
-
-    with demo_emulator(args) as emulator:
-        settings = _settings_for_runs(resolve_settings(args, emulator))
-
-        async def main():
-            async with open_backend(settings) as backend:
-                return await act(backend)
-
-        try:
-            return asyncio.run(main())
-        except refused as exc:
-            raise CliError(str(exc), exit_code=1) from None
-        except BackendError as exc:
-            raise CliError(str(exc), exit_code=1) from None
 
 
 def _undo(args: argparse.Namespace, journal, fmt: str) -> int:
@@ -232,5 +209,5 @@ def _undo(args: argparse.Namespace, journal, fmt: str) -> int:
             print(f"{'ok  ' if ok else 'FAIL'} step {item.index + 1}: {text}")
         sys.stdout.flush()
 
-    results = _on_azure(args, lambda backend: undo(backend, journal, run.run_id, on_item=on_item), UndoRefused)
+    results = on_azure(args, lambda backend: undo(backend, journal, run.run_id, on_item=on_item), (UndoRefused,))
     return 0 if all(ok for _, _, ok in results) else 1
