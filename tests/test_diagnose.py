@@ -369,7 +369,10 @@ async def test_emulator_connectivity_check_uses_the_examples_keys(guest_backend)
         assert key_paths(body) <= allowed, key_paths(body) - allowed
 
 
-async def test_boot_verdicts_are_analysed_off_the_event_loop(guest_backend, monkeypatch):
+@pytest.mark.parametrize("inline_chars", [0, None], ids=["a-large-log", "a-small-log"])
+async def test_a_large_serial_log_is_analysed_off_the_event_loop(guest_backend, monkeypatch, inline_chars):
+    """A guest's log may be megabytes: analysed in a thread. One of a few KiB costs less
+    than the hop to a thread (connectivity.INLINE_LOG_CHARS): on the loop. The same verdict."""
     import asyncio
 
     from backend import bootdiag
@@ -386,7 +389,9 @@ async def test_boot_verdicts_are_analysed_off_the_event_loop(guest_backend, monk
         return analyze(*args, **kwargs)
 
     monkeypatch.setattr(bootdiag, "analyze", recording)
+    if inline_chars is not None:
+        monkeypatch.setattr(connectivity, "INLINE_LOG_CHARS", inline_chars)
     inventory = await guest_backend.inventory()
     verdict = await connectivity.boot_verdict(guest_backend, inventory.vm_by_name("api-dev-01")[0])
     assert verdict.problem and "emergency mode" in verdict.problem
-    assert on_loop == [False]
+    assert on_loop == [inline_chars is None]
