@@ -133,7 +133,9 @@ class BaseScreen(Screen):
         """Refresh the status line (override)."""
 
     def set_status(self, text: Any) -> None:
-        self.query_one("#status-line", Static).update(text)
+        # Every pane's status line is one line across the screen (its CSS): new text never
+        # changes its size, so no layout of the whole screen for each cursor move or keystroke.
+        self.query_one("#status-line", Static).update(text, layout=False)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:
         """(name, help, callback) of this screen's commands for the command palette."""
@@ -182,6 +184,7 @@ class TableFilterMixin:
         self.table.set_filter("")
         self.table.focus()
         self.update_status()
+        self.refresh_bindings()  # the box's change finds the table's filter already set (on_input_changed)
 
     def set_filter(self, text: str) -> None:
         box = self.query_one(self.filter_box)
@@ -190,6 +193,7 @@ class TableFilterMixin:
         self.table.set_filter(text)
         self.after_filter()
         self.update_status()
+        self.refresh_bindings()
 
     def after_filter(self) -> None:
         return None
@@ -201,9 +205,9 @@ class TableFilterMixin:
         return super().check_action(action, parameters)  # type: ignore[misc]
 
     # Typing in the box filters as you go; enter keeps the filter and returns to the table.
-    # The footer is told only when a filter changed what it offers (a key that needs a row under
-    # the cursor): it recomposes every key widget when told, about a third of a keystroke's time
-    # at 10,000 VMs (benchmarks/launch.py).
+    # Typed into the box: the footer is told only when the filter changed what it offers (a key
+    # that needs a row under the cursor, esc while a filter is on): it recomposes every key
+    # widget when told, about a third of a keystroke's time at 10,000 VMs (benchmarks/launch.py).
     def on_input_changed(self, event) -> None:
         if event.input.id != "filter":
             return
