@@ -5,7 +5,10 @@ The clock runs from spawning `aztriage --arm-endpoint ... --auth none` on a real
 pseudo-terminal to the first frame whose status line counts every VM (" 10000 VMs"):
 the whole table is there to filter, sort and open, while the instance views' facts may
 still show "…". Whole process (Python start, imports, sign-in, the lists) included;
-medians of --runs runs. Loopback only.
+medians of --runs runs. Then, in a fresh console each run, --settle seconds after its
+table (the background probe running): five cursor moves (down) and three filter
+keystrokes, each timed from the key written to the pty to the bytes that show it, and
+the console's peak RSS. Loopback only.
 
     .venv/bin/python benchmarks/launch.py [--vms 10000] [--subscriptions 20] [--latency-ms 30] [--runs 5]
 """
@@ -129,18 +132,29 @@ def launch_to_table_s(info: dict, vms: int, cpu: list[float] | None = None) -> f
 
 
 FILTER_KEYS = (b"w", b"e", b"b")
+CURSOR_MOVES = 5
+DOWN = b"\x1b[B"
 
 
-def keys_and_memory(info: dict, vms: int, settle_s: float) -> tuple[list[float], float]:
+def keys_and_memory(info: dict, vms: int, settle_s: float) -> tuple[list[float], list[float], float]:
     """In one console, once its table of every VM is shown and `settle_s` has passed (the
-    instance views, the background probe): seconds from each filter keystroke ("/", then
-    w, e, b) to the bytes that show the new filter, and the console's peak RSS so far (MB)."""
+    instance views, the background probe): seconds from each of CURSOR_MOVES down-arrow keys
+    to the bytes of the status line's new row ("row 2/10000"), from each filter keystroke
+    ("/", then w, e, b) to the bytes that show the new filter, and the console's peak RSS so
+    far (MB)."""
     console = PtyConsole(connect_args(info), size=(160, 50))
     try:
         if console.wait_for(f" {vms} VMs".encode()) is None:
             raise SystemExit(f"the console showed no table of {vms} VMs in time")
         time.sleep(settle_s)
         console.drain()
+        moves = []
+        for row in range(2, 2 + CURSOR_MOVES):
+            elapsed = console.key_to_marker_s(DOWN, f"row {row}/{vms}".encode())
+            if elapsed is None:
+                raise SystemExit(f"the console did not show row {row}")
+            moves.append(elapsed)
+            console.drain()
         os.write(console.master, b"/")
         # The filter box takes the focus before the first key is timed (on a loaded machine
         # a key typed at once could reach the table instead, and the filter never showed it).
@@ -154,7 +168,7 @@ def keys_and_memory(info: dict, vms: int, settle_s: float) -> tuple[list[float],
                 raise SystemExit(f"the console did not show the filter /{typed.decode()}")
             seconds.append(elapsed)
             console.drain()
-        return seconds, status_mb(console.proc.pid, "VmHWM")
+        return seconds, moves, status_mb(console.proc.pid, "VmHWM")
     finally:
         console.close()
 
@@ -172,16 +186,22 @@ def main() -> int:
             runs.append(launch_to_table_s(info, args.vms, cpu))
             print(f"  run: launch to {args.vms} rows {runs[-1]:.2f} s, {cpu[-1]:.2f} s CPU", flush=True)
         keys: list[float] = []
+        cursor: list[float] = []
         rss: list[float] = []
         for _ in range(args.runs):
-            seconds, peak = keys_and_memory(info, args.vms, args.settle)
+            seconds, moves, peak = keys_and_memory(info, args.vms, args.settle)
             keys += seconds
+            cursor += moves
             rss.append(peak)
-            print(f"  run: filter keystrokes {', '.join(f'{k * 1000:.0f}' for k in seconds)} ms; peak RSS {peak:.0f} MB", flush=True)
+            print(
+                f"  run: cursor moves {', '.join(f'{k * 1000:.0f}' for k in moves)} ms; filter keystrokes {', '.join(f'{k * 1000:.0f}' for k in seconds)} ms; peak RSS {peak:.0f} MB",
+                flush=True,
+            )
     print(scale_conditions(args, load))
     print(f"  launch to a table of every VM (whole process)  {spread(runs, 's', 2, counted='runs')}   target <= 2.0 s")
     print(f"  CPU the console had used by then                {spread(cpu, 's', 2)}")
     print(f"  filter keystroke to the bytes that show it      {spread(keys, 'ms', scale=1000, counted='keys')}   target <= 50 ms")
+    print(f"  cursor move (down) to the bytes of its row      {spread(cursor, 'ms', scale=1000, counted='keys')}")
     print(f"  peak RSS of the console, {args.settle:g} s after the table  {spread(rss, 'MB')}")
     return 0
 
