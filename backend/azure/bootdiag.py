@@ -3,7 +3,8 @@ console screenshot of a VM.
 
 Compute's retrieve-boot-diagnostics-data action (``POST
 .../retrieveBootDiagnosticsData``, read as raw JSON through the adapter's
-pipeline, ``lists.raw_get``) gives two short-lived SAS URLs, for managed storage and for a customer's storage account alike;
+pipeline, ``lists.raw_get``) gives two short-lived SAS URLs, for managed
+storage and for a customer's storage account alike;
 the two blobs are then read over HTTPS through the adapter's own session,
 which trusts the same CA as the ARM calls. The URLs are kept per VM until
 they expire, so a refresh costs two blob reads; when Blob Storage says a SAS
