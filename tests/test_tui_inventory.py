@@ -54,6 +54,42 @@ async def test_filter_as_you_type_and_escape_clears(emulator):
         assert table.row_count == 30 and table.filter_text == ""
 
 
+async def test_keys_typed_at_once_after_slash_all_reach_the_filter(emulator):
+    """`/` and a name arriving together (a paste, keys batched over SSH): every key lands in the
+    box; none reaches the table's own keys (p would have probed), none is lost."""
+    from textual import events
+
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot)
+        inventory = app.screen
+        for key in ("slash", *"payroll"):
+            app.post_message(events.Key(key, "/" if key == "slash" else key))
+        await wait_for(pilot, lambda: inventory.table.filter_text == "payroll", what="the filter /payroll")
+        await pilot.pause()
+        assert app.screen is inventory
+        assert inventory.table.row_count == 1 and inventory.table.cursor_vm.name == "payroll-app-01"
+        assert "1 match /payroll" in str(inventory.query_one("#status-line").content)
+
+
+async def test_p_then_o_typed_at_once_open_the_recovery_without_a_failure(emulator):
+    """p (probe this VM in Connectivity) and o (its recovery) arriving together: the operator
+    ends in the Recovery pane and no worker fails (the probe once ran on the Recovery pane)."""
+    from textual import events
+
+    from tui.screens.recovery import RecoveryScreen
+
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot)
+        for key in "po":
+            app.post_message(events.Key(key, key))
+        await wait_for(pilot, lambda: isinstance(app.screen, RecoveryScreen), what="the Recovery pane")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, RecoveryScreen)
+        assert not [n for n in app._notifications if n.severity == "error"]
+
+
 async def test_filter_matches_state_ip_and_location(emulator):
     async with loaded_table(emulator, (120, 30)) as (app, pilot, table):
         await pilot.press("slash", *"deallocated")

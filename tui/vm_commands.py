@@ -94,10 +94,13 @@ def probe(screen: Any, vm: Vm | None) -> None:
     async def go() -> None:
         from textual.screen import ModalScreen
 
+        from tui.screens.connectivity import ConnectivityScreen
+
         while len(app.screen_stack) > 1 and not isinstance(app.screen, ModalScreen):
             app.pop_screen()
         await app.switch_mode("connectivity")
-        app.screen.probe_vm(vm)
+        if isinstance(app.screen, ConnectivityScreen):  # not if a key typed meanwhile moved on (o, a pane's number)
+            app.screen.probe_vm(vm)
 
     app.run_worker(go(), exclusive=False)  # the app's: popping the detail page would cancel the screen's
 

@@ -170,12 +170,35 @@ class TableFilterMixin:
         def refresh_bindings(self) -> None: ...
 
         active_bindings: dict[str, Any]
+        _bindings: Any
+
+    _opening_filter = False  # `/` has shown the box; it takes the focus at its turn
 
     def action_filter(self) -> None:
         box = self.query_one(self.filter_box)
         box.add_class("-shown")
         box.focus()
         box.cursor_position = len(box.value)
+        self._opening_filter = not box.has_focus
+
+    def on_key(self, event) -> None:
+        """Keys typed right after `/` (pasted, or sent together over SSH) reach the screen
+        before the `/` binding has run and before the box can take the focus, so they went to
+        the table, which had no use for them: "/web" filtered on nothing. So the filter's key
+        opens the box as it arrives here, and a printable key that reaches the screen while the
+        box is taking the focus is typed into it."""
+        if self._opening_filter:
+            if event.is_printable and event.character:
+                event.stop()
+                event.prevent_default()
+                self.query_one(self.filter_box).insert_text_at_cursor(event.character)
+        elif any(binding.action == "filter" for binding in self._bindings.key_to_bindings.get(event.key, ())):
+            event.stop()
+            event.prevent_default()
+            self.action_filter()
+
+    def on_descendant_focus(self, event) -> None:
+        self._opening_filter = False  # the box has the focus (or the operator moved it elsewhere)
 
     def action_clear_filter(self) -> None:
         box = self.query_one(self.filter_box)
