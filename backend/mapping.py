@@ -12,7 +12,6 @@ text that is safe to show.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -294,8 +293,20 @@ def build_nic(
     for pip_id, pip_delete in facts.public_ip_refs:
         pip = public_ips.get(pip_id.lower())
         if pip is None:
-            pip = PublicIp(id=pip_id, name=ResourceId.parse(pip_id).name, ip_address=None)
-        pips.append(dataclasses.replace(pip, delete_option=pip_delete))
+            pips.append(PublicIp(id=pip_id, name=ResourceId.parse(pip_id).name, ip_address=None, delete_option=pip_delete))
+        else:  # the address as this NIC holds it (dataclasses.replace, without its cost per call)
+            pips.append(
+                PublicIp(
+                    id=pip.id,
+                    name=pip.name,
+                    ip_address=pip.ip_address,
+                    fqdn=pip.fqdn,
+                    allocation=pip.allocation,
+                    sku=pip.sku,
+                    zones=pip.zones,
+                    delete_option=pip_delete,
+                )
+            )
     return NetworkInterface(
         id=facts.id,
         name=facts.name,
@@ -466,10 +477,13 @@ def agent_status(instance_view: Doc | None) -> tuple[str, str | None]:
     return status, agent.get("vmAgentVersion")
 
 
+_NO_MAINTENANCE = Maintenance()  # frozen: one object serves every VM without pending maintenance
+
+
 def maintenance(instance_view: Doc | None) -> Maintenance:
     m = (instance_view or {}).get("maintenanceRedeployStatus") or {}
     if not m:
-        return Maintenance()
+        return _NO_MAINTENANCE
     return Maintenance(
         self_service_allowed=bool(m.get("isCustomerInitiatedMaintenanceAllowed")),
         window_start=parse_time(m.get("preMaintenanceWindowStartTime")),
@@ -493,6 +507,7 @@ class DiskFacts(NamedTuple):
 
 
 _NO_DISK = DiskFacts()
+_IMAGE_PARTS = ("publisher", "offer", "sku", "version")
 
 
 def disk_facts(doc: Doc) -> DiskFacts:
@@ -531,6 +546,21 @@ def _disk(ref: Doc, disks: Mapping[str, DiskFacts], lun: int | None) -> Disk:
     )
 
 
+# One frozen BootDiagnostics per setting (managed storage on or off, or a storage account):
+# thousands of VMs share a handful of them.
+_BOOT_DIAGNOSTICS: dict[tuple[bool, Any], BootDiagnostics] = {}
+
+
+def _boot_diagnostics(enabled: bool, storage_uri: Any) -> BootDiagnostics:
+    key = (enabled, storage_uri)
+    found = _BOOT_DIAGNOSTICS.get(key)
+    if found is None:
+        found = BootDiagnostics(enabled=enabled, storage_uri=storage_uri)
+        if len(_BOOT_DIAGNOSTICS) < 1024:  # bounded: storage URIs come from the tenant
+            _BOOT_DIAGNOSTICS[key] = found
+    return found
+
+
 def virtual_machine(
     doc: Doc,
     instance_view: Doc | None,
@@ -550,6 +580,7 @@ def virtual_machine(
     storage = props.get("storageProfile") or {}
     os_ref = storage.get("osDisk") or {}
     view = instance_view if instance_view is not None else props.get("instanceView")
+    seen = view or {}
     power, provisioning = power_and_provisioning(view, props.get("provisioningState"))
     agent, agent_version = agent_status(view)
     boot = _get(props, "diagnosticsProfile", "bootDiagnostics") or {}
@@ -567,7 +598,7 @@ def virtual_machine(
         vm_nics.append(build_nic(facts, delete_option, primary, public_ips, subnet_nsg))
 
     extensions = []
-    views = {e.get("name"): e for e in (view or {}).get("extensions") or ()}
+    views = {e.get("name"): e for e in seen.get("extensions") or ()}
     for ext in doc.get("resources") or ():
         ext_props = ext.get("properties") or {}
         ev = views.get(ext.get("name")) or {}
@@ -592,7 +623,9 @@ def virtual_machine(
 
     os_profile = props.get("osProfile") or {}
     image = storage.get("imageReference") or {}
-    image_text = ":".join(str(image[k]) for k in ("publisher", "offer", "sku", "version") if image.get(k)) or None
+    image_text = ":".join([str(image[k]) for k in _IMAGE_PARTS if image.get(k)]) or None
+    data_refs = storage.get("dataDisks")
+    tags = doc.get("tags")
     return Vm(
         id=doc["id"],
         name=doc.get("name") or rid.name,
@@ -604,25 +637,25 @@ def virtual_machine(
         power_state=_sym(power),
         provisioning_state=_sym(provisioning),
         os_disk=_disk(os_ref, disks, None),
-        data_disks=tuple(_disk(d, disks, d.get("lun")) for d in storage.get("dataDisks") or ()),
+        data_disks=tuple([_disk(d, disks, d.get("lun")) for d in data_refs]) if data_refs else (),
         nics=tuple(vm_nics),
         health=health,
         zones=_as_tuple(doc.get("zones")),
         availability_set=_sym(_get(props, "availabilitySet", "id")),
-        platform_fault_domain=(view or {}).get("platformFaultDomain"),
-        platform_update_domain=(view or {}).get("platformUpdateDomain"),
+        platform_fault_domain=seen.get("platformFaultDomain"),
+        platform_update_domain=seen.get("platformUpdateDomain"),
         vmss_id=_sym(_get(props, "virtualMachineScaleSet", "id")) or (doc["id"].rsplit("/virtualMachines/", 1)[0] if uniform else None),
         uniform_instance=uniform,
         priority=_sym(props.get("priority")),
         agent_status=_sym(agent),
         agent_version=_sym(agent_version),
-        boot_diagnostics=BootDiagnostics(enabled=bool(boot.get("enabled")), storage_uri=_sym(boot.get("storageUri"))),
+        boot_diagnostics=_boot_diagnostics(bool(boot.get("enabled")), _sym(boot.get("storageUri"))),
         maintenance=maintenance(view),
         extensions=tuple(extensions),
-        tags=tuple(sorted((_sym(k), _sym(v)) for k, v in (doc.get("tags") or {}).items())),
-        computer_name=os_profile.get("computerName") or (view or {}).get("computerName"),
+        tags=tuple(sorted([(_sym(k), _sym(v)) for k, v in tags.items()])) if tags else (),
+        computer_name=os_profile.get("computerName") or seen.get("computerName"),
         admin_username=os_profile.get("adminUsername"),
-        hyper_v_generation=_sym((view or {}).get("hyperVGeneration")),
+        hyper_v_generation=_sym(seen.get("hyperVGeneration")),
         security_type=_sym(_get(props, "securityProfile", "securityType")),
         image=image_text,
         time_created=parse_time(props.get("timeCreated")),
