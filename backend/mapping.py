@@ -57,10 +57,29 @@ def _get(doc: Any, *path: str, default: Any = None) -> Any:
     return cur
 
 
+# The times parse_time has read, by their text: a list's times repeat (Resource Health reports
+# every status of a list at the same time, events share their windows), and a datetime is
+# immutable, so each is read once and one object serves. Bounded: emptied when full.
+_TIMES: dict[str, datetime | None] = {}
+_TIMES_KEPT = 4096
+
+
 def parse_time(value: Any) -> datetime | None:
     """An ARM timestamp, always timezone-aware: '2026-12-07T05:28:00.0000000+00:00' (seven
     fraction digits, as Compute writes them), '...Z' (Resource Health), or no offset at all
     (UTC, as some ARM responses have it). None for anything else."""
+    if value.__class__ is str:
+        try:
+            return _TIMES[value]
+        except KeyError:
+            if len(_TIMES) >= _TIMES_KEPT:
+                _TIMES.clear()
+            parsed = _TIMES[value] = _read_time(value)
+            return parsed
+    return _read_time(value)
+
+
+def _read_time(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):

@@ -303,6 +303,21 @@ def test_emulator_uses_the_examples_keys(emulator, kind):
 # --- 3. ARM's time forms -------------------------------------------------------------
 
 
+def test_a_time_read_again_is_the_same_and_past_the_kept_ones_still_right():
+    """parse_time keeps what it read by its text (a list's times repeat): the same text gives
+    one object, and once more texts than it keeps have come, each still reads right."""
+    from datetime import datetime, timedelta
+
+    first = mapping.parse_time("2026-12-07T05:28:00Z")
+    assert mapping.parse_time("2026-12-07T05:28:00Z") is first
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(mapping._TIMES_KEPT * 2 + 3):
+        at = start + timedelta(minutes=n)
+        assert mapping.parse_time(at.strftime("%Y-%m-%dT%H:%M:%SZ")) == at
+    assert mapping.parse_time("2026-12-07T05:28:00Z") == first
+    assert mapping.parse_time("not a time") is None and mapping.parse_time("not a time") is None
+
+
 def test_every_arm_time_form_parses_timezone_aware():
     from datetime import datetime
 
