@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from backend import diagnose as D
 from backend.models import Inventory, ServiceEvent, Vm
 from backend.probe import most_telling, port_of
+from backend.quickinit import quick_init
 
 if TYPE_CHECKING:
     from backend.adapter import ResourceGraph
@@ -267,7 +268,8 @@ class Evidence:
         return next((r for r in self.results if port_of(r) == port), None)
 
 
-@dataclass(frozen=True)
+@quick_init  # one per VM, made again for each new inventory and new evidence (backend/quickinit.py)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     vm_id: str
     vm: str
