@@ -244,8 +244,7 @@ def pick_source_vm(inventory: Inventory, vm: Vm) -> Vm | None:
     """Another running VM for Network Watcher: same VNet first, then same subscription and region."""
 
     def vnet(v: Vm) -> str:
-        subnet = next((n.subnet_id for n in v.nics if n.subnet_id), "") or ""
-        return subnet.lower().rsplit("/subnets/", 1)[0]
+        return (v.vnet_id or "").lower()  # the primary NIC's, as the probe's private path reads it
 
     candidates = [v for v in inventory.vms if v.id != vm.id and v.power_state == "running" and v.availability_state != "Unavailable"]
     same_vnet = [v for v in candidates if vnet(v) and vnet(v) == vnet(vm)]

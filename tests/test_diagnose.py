@@ -395,3 +395,28 @@ async def test_a_large_serial_log_is_analysed_off_the_event_loop(guest_backend, 
     verdict = await connectivity.boot_verdict(guest_backend, inventory.vm_by_name("api-dev-01")[0])
     assert verdict.problem and "emergency mode" in verdict.problem
     assert on_loop == [inline_chars is None]
+
+
+def test_network_watcher_runs_from_a_vm_in_the_same_virtual_network_as_its_primary_nic():
+    """pick_source_vm reads a VM's VNet as the probe's private path does (Vm.vnet_id: the
+    primary NIC's subnet first), ids in any case, and falls back to the same region."""
+    from dataclasses import replace
+
+    from backend.connectivity import pick_source_vm
+    from backend.models import Inventory
+    from tests.support import make_vm
+
+    def in_vnet(vm, *subnets, primary=0):
+        nic = vm.nics[0]
+        nics = tuple(replace(nic, id=f"{nic.id}{i}", subnet_id=s, primary=i == primary) for i, s in enumerate(subnets))
+        return replace(vm, nics=nics)
+
+    vnet = "/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/{}/subnets/default"
+    target = in_vnet(make_vm("target"), vnet.format("spare"), vnet.format("prod"), primary=1)
+    same_region = in_vnet(make_vm("region-peer"), vnet.format("elsewhere"))
+    spare = in_vnet(make_vm("spare-vm"), vnet.format("spare"))
+    prod = in_vnet(make_vm("prod-vm"), vnet.format("PROD").replace("virtualNetworks", "VIRTUALNETWORKS"))
+    stopped = replace(in_vnet(make_vm("prod-stopped"), vnet.format("prod")), power_state="deallocated")
+    inventory = Inventory(subscriptions=(), vms=(target, same_region, spare, stopped, prod))
+    assert pick_source_vm(inventory, target).name == "prod-vm"
+    assert pick_source_vm(Inventory(subscriptions=(), vms=(target, same_region, stopped)), target).name == "region-peer"
