@@ -20,7 +20,6 @@ import ipaddress
 import os
 import re
 import socket
-import statistics
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -542,10 +541,12 @@ async def probe_one(target: ProbeTarget, options: ProbeOptions, resolver: Resolv
         finally:
             sock.close()
     if samples:
+        from statistics import median  # here: every verdict imports this module, few probe (statistics brings fractions and decimal)
+
         return ProbeResult(
             target,
             OPEN,
-            latency_ms=statistics.median(samples),
+            latency_ms=median(samples),
             address=address,
             connect_port=connect_port,
             answered=answered,

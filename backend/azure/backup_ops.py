@@ -23,13 +23,15 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.azure.operations import _maybe_await, to_wire
-from backend.backup import VM_ITEMS_FILTER, VM_POLICIES_FILTER, BackupBook, subscription_book
 from backend.errors import BackendError
 from backend.mapping import parse_time
 from backend.models import ResourceId
+
+if TYPE_CHECKING:  # imported where used: every command builds an AzureBackend, few read backups
+    from backend.backup import BackupBook
 
 FABRIC = "Azure"
 
@@ -64,6 +66,8 @@ class BackupOperations:
     progress_interval: float
 
     async def _vault_reads(self, subscription_id: str) -> list[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]:
+        from backend.backup import VM_ITEMS_FILTER, VM_POLICIES_FILTER
+
         vaults_client = self.client("recoveryservices", subscription_id)
         backup = self.client("recoveryservicesbackup", subscription_id)
 
@@ -89,6 +93,8 @@ class BackupOperations:
         return list(await asyncio.gather(*(one(v) for v in listed)))
 
     async def backup_protection(self, subscription_ids: Sequence[str]) -> BackupBook:
+        from backend.backup import BackupBook, subscription_book
+
         async def one(sub: str) -> BackupBook:
             try:
                 return subscription_book(sub, await self._vault_reads(sub))

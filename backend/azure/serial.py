@@ -42,7 +42,6 @@ from backend.azure.lists import raw_get
 from backend.errors import BackendError, SerialConsoleClosed, SerialConsoleRefused
 from backend.models import ResourceId, StorageAccount
 from backend.safetext import safe_json
-from backend.serialconsole import storage_firewall_refusal
 
 if TYPE_CHECKING:
     from backend.azure.backend import AzureBackend
@@ -175,6 +174,8 @@ async def _check_storage_firewall(backend: AzureBackend, rid: ResourceId, accoun
     except BackendError:
         log.debug("boot diagnostics storage account %s not readable", account_name, exc_info=True)
         return
+    from backend.serialconsole import storage_firewall_refusal  # here: every command builds an AzureBackend, few open a serial console
+
     refusal = storage_firewall_refusal(account, region) if account is not None else None
     if refusal:
         raise _refused("storage-firewall", refusal)

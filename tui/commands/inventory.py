@@ -8,7 +8,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from tui.commands.common import add_instance_views_option, check_subscriptions, output_format, print_json, run_with_backend
-from tui.textfmt import table
 
 if TYPE_CHECKING:
     from backend.adapter import InventorySource
@@ -72,6 +71,8 @@ def _write(inv: Inventory, fmt: str) -> None:
             vm_doc["verdict"] = found[vm.id.lower()].to_json()
         print_json(doc, native=True)
     else:
+        from tui.textfmt import table
+
         names = {s.subscription_id: s.display_name for s in inv.subscriptions}
         rows = [
             (
