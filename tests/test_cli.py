@@ -65,6 +65,14 @@ def test_inventory_json_against_the_demo():
     assert verdicts["web-prod-01"]["id"] == "unknown"
 
 
+def test_json_on_stdout_is_the_document_and_one_newline(capfdbinary):
+    from tui.commands.common import print_json
+
+    doc = {"vms": [{"name": "vm\u202e\x1b[31m é", "zones": ["1"]}], "errors": []}
+    print_json(doc)
+    assert capfdbinary.readouterr().out == json.dumps(doc, indent=2).encode("ascii") + b"\n"
+
+
 def test_probe_json_carries_one_verdict_per_vm():
     proc = aztriage("probe", "--demo", "--vm", "jump-prod-01", "--vm", "mon-shared-eus-01", "--timeout", "0.5", "--attempts", "1", "--format", "json")
     assert proc.returncode == 3, proc.stderr  # jump-prod-01's RDP does not answer
