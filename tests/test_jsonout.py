@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 
 from backend.azure.instance_views import enrich
 from backend.azure.join import join_subscription
 from backend.emulator.estates import load_estate
-from backend.jsonout import dumps
+from backend.jsonout import dumps, dumps_bytes, write_listing
 from benchmarks._estate import LISTS
 
 
@@ -83,3 +85,23 @@ def test_a_finding_and_a_diagnosis_keep_their_json_shape():
     }
     assert list(diagnosis.to_json()) == ["vm", "vm_id", "port", "verdict", "summary", "evidence", "recommended_scenario", "connect", "cause"]
     assert diagnosis.to_json()["evidence"] == ["a", "b"]  # a list, as before: callers compare and extend it
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 7, 20])
+def test_a_listing_written_in_batches_is_the_whole_documents_text(count):
+    # `aztriage inventory --format json` writes its VMs a batch at a time: the same bytes as
+    # the document written at once, whatever the batches, with hostile and native values.
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    items = [{"name": f"vm-{i}\u202e\x1b[31m\U0001f600 \u00e9", "when": when, "nested": {"list": [i, None, [], {}], "empty": ""}} for i in range(count)]
+    doc = {"vms": [], "errors": [{"code": "E\u2028"}], "warnings": [], "stats": {"elapsed_s": 1.25}}
+    written: list[bytes] = []
+    write_listing(written.append, doc, iter(items), native=True, batch=3)
+    assert b"".join(written) == dumps_bytes(doc | {"vms": items}, native=True)
+    alone: list[bytes] = []
+    write_listing(alone.append, {"vms": []}, items, batch=3)
+    assert b"".join(alone) == dumps_bytes({"vms": items})
+
+
+def test_a_listing_needs_an_empty_list_under_the_first_key():
+    with pytest.raises(ValueError, match="empty list"):
+        write_listing(lambda _: None, {"vms": [1]}, [2])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tui.cli import CliError
@@ -52,14 +53,31 @@ def print_json(obj: Any, *, native: bool = False) -> None:
     """Indented JSON on stdout (backend/jsonout.py: orjson, ASCII only)."""
     from backend.jsonout import dumps_bytes
 
-    data = dumps_bytes(obj, native=native)
+    with _stdout_bytes() as write:
+        write(dumps_bytes(obj, native=native))
+
+
+def print_json_listing(doc: dict[str, Any], items: Iterable[Any], *, native: bool = False) -> None:
+    """``print_json`` of ``doc`` whose first key, an empty list in ``doc``, holds ``items``:
+    made and written a batch at a time (``backend.jsonout.write_listing``)."""
+    from backend.jsonout import write_listing
+
+    with _stdout_bytes() as write:
+        write_listing(write, doc, items, native=native)
+
+
+@contextlib.contextmanager
+def _stdout_bytes() -> Iterator[Callable[[bytes], object]]:
+    """A writer of ASCII bytes to stdout, then one newline. Not the text and its newline
+    joined: a copy of the whole document (10,000 VMs: 48 MB, some 50 ms of CPU)."""
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:
-        sys.stdout.write(data.decode("ascii") + "\n")
+        yield lambda data: sys.stdout.write(data.decode("ascii"))
+        sys.stdout.write("\n")
         return
     sys.stdout.flush()
-    buffer.write(data)
-    buffer.write(b"\n")  # not data + b"\n": a copy of the whole document (10,000 VMs: 48 MB, about 30 ms)
+    yield buffer.write
+    buffer.write(b"\n")
     buffer.flush()
 
 

@@ -4,10 +4,12 @@ network and disks."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from tui.commands.common import add_instance_views_option, check_subscriptions, output_format, print_json, run_with_backend
+from tui.commands.common import add_instance_views_option, check_subscriptions, output_format, print_json_listing, run_with_backend
 
 if TYPE_CHECKING:
     from backend.adapter import InventorySource
@@ -66,10 +68,15 @@ def _write(inv: Inventory, fmt: str) -> None:
     # Azure's view of each VM (nothing is probed here: `aztriage probe` adds what RDP/SSH say).
     found = verdicts(inv)
     if fmt == "json":
-        doc = inv.to_json(native=True)
-        for vm_doc, vm in zip(doc["vms"], inv.vms):
-            vm_doc["verdict"] = found[vm.id.lower()].to_json()
-        print_json(doc, native=True)
+
+        def vm_docs() -> Iterator[dict[str, Any]]:
+            for vm in inv.vms:
+                doc = vm.to_json(native=True)
+                doc["verdict"] = found[vm.id.lower()].to_json()
+                yield doc
+
+        # The document of inv.to_json, its VMs made and written a batch at a time.
+        print_json_listing(dataclasses.replace(inv, vms=()).to_json(native=True), vm_docs(), native=True)
     else:
         from tui.textfmt import table
 
