@@ -55,15 +55,16 @@ def dumps(obj: Any, *, native: bool = False) -> str:
     return dumps_bytes(obj, native=native).decode("ascii")
 
 
-def write_listing(write: Callable[[bytes], object], doc: dict[str, Any], items: Iterable[Any], *, native: bool = False, batch: int = 100) -> None:
+def write_listing(write: Callable[[bytes | memoryview], object], doc: dict[str, Any], items: Iterable[Any], *, native: bool = False, batch: int = 100) -> None:
     """Write to ``write`` the bytes of ``dumps_bytes(doc, native=native)`` where the list under
     ``doc``'s first key (empty in ``doc``) holds ``items``, a batch at a time: neither every
     item nor the whole text is held at once. For 10,000 VMs that is about 48 MB of text and
-    more of dicts that the process would touch for the first time (some 20,000 page faults,
+    more of dicts that the process would touch for the first time (some 30,000 page faults,
     about 0.1 s of CPU); a batch's memory is used again by the next.
 
-    The text is the same as ``dumps_bytes``'s for the whole document: JSON strings hold no raw
-    newline, so every newline in a batch's text starts a line that is one level deeper here."""
+    A batch is written as the document ``{KEY: batch}``, whose items are indented as the
+    whole document's are: the text between its brackets is the whole document's text of
+    those items."""
     key = next(iter(doc))
     if doc[key] != []:
         raise ValueError(f"the first key of the document, {key!r}, must hold an empty list")
@@ -77,11 +78,12 @@ def write_listing(write: Callable[[bytes], object], doc: dict[str, Any], items: 
     if not chunk:
         write(opening + b"]" + rest)
         return
+    closing = b"\n  ]\n}"
     separator = opening
     while chunk:
-        text = dumps_bytes(chunk, native=native)  # "[\n  {\n    ...\n  },\n  ...\n]"
+        text = dumps_bytes({key: chunk}, native=native)  # '{\n  "KEY": [\n    {\n      ...\n    },\n    ...\n  ]\n}'
         write(separator)
-        write(text[1:-2].replace(b"\n", b"\n  "))
+        write(memoryview(text)[len(opening) : -len(closing)])
         separator = b","
         chunk = list(islice(pending, batch))
     write(b"\n  ]" + rest)
