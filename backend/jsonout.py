@@ -10,8 +10,8 @@ terminal that prints the output.
 
 from __future__ import annotations
 
+import codecs
 import json
-import re
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
@@ -20,15 +20,29 @@ import orjson
 
 _NATIVE = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
 _OPTIONS = _NATIVE | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
+def _escape(char: str) -> str:
+    code = ord(char)
     if code < 0x10000:
         return f"\\u{code:04x}"
     code -= 0x10000
     return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+
+
+def _json_escapes(error: UnicodeError) -> tuple[str, int]:
+    """An encoding error handler: the characters ASCII cannot encode, escaped as ``ensure_ascii`` does."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    return "".join(map(_escape, error.object[error.start : error.end])), error.end
+
+
+# The encoder finds the non-ASCII characters in C and hands each run to the handler. A
+# regular expression looked at every character in Python's: over the 48 MB of 10,000 VMs,
+# about 0.45 s where this takes 0.1 s when a single character is not ASCII, and 0.8 s where
+# this takes 0.5 s when every VM's name holds three.
+_JSON_ESCAPES = "aztriage.json-escapes"
+codecs.register_error(_JSON_ESCAPES, _json_escapes)
 
 
 def _default(value: Any) -> str:
@@ -48,7 +62,7 @@ def dumps_bytes(obj: Any, *, native: bool = False) -> bytes:
     if out.isascii():
         return out
     # Non-ASCII can only be inside strings: escaping it there keeps the JSON valid.
-    return _NON_ASCII.sub(_escape, out.decode("utf-8")).encode("ascii")
+    return out.decode("utf-8").encode("ascii", _JSON_ESCAPES)
 
 
 def dumps(obj: Any, *, native: bool = False) -> str:

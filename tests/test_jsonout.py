@@ -31,6 +31,12 @@ def test_same_text_as_the_standard_library_with_hostile_strings():
     assert text.isascii()  # no raw control, bidi or other non-ASCII character reaches a terminal
 
 
+def test_every_non_ascii_character_is_escaped_as_the_standard_library_does():
+    everything = "".join(map(chr, range(0x80, 0xD800))) + "".join(map(chr, range(0xE000, 0x10000))) + "\U00010000\U0001f600\U0010ffff"
+    doc = {"runs": [everything, "a\u00e9b\u00e9\u00e9c", "\U0001f600" * 3], "\u00e9 key": "x"}
+    assert dumps(doc) == json.dumps(doc, indent=2)
+
+
 def test_an_inventory_written_natively_is_the_document_to_jsonable_makes():
     estate = load_estate("demo", seed=1)
     docs: dict[str, dict[str, list]] = {}
