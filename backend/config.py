@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from backend.settings import ENGINES, GRAPH_THRESHOLD
 
@@ -249,6 +248,15 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _parse_toml(fh: BinaryIO, where: str) -> dict[str, Any]:
+    import tomllib  # here: without a config file, every command starts without it (about 5 ms)
+
+    try:
+        return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+
+
 def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read the config file (a missing file means defaults), then apply the environment."""
     env = os.environ if environ is None else environ
@@ -258,12 +266,10 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     where = f"config file {file}"
     try:
         with open(file, "rb") as fh:
-            raw = tomllib.load(fh)
+            raw = _parse_toml(fh, where)
         read = file
     except FileNotFoundError:
         raw = {}
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{where} cannot be read: {exc.strerror}") from None
     for key, value in raw.items():

@@ -177,11 +177,14 @@ def test_starting_the_cli_does_not_import_the_sdk():
 
 def test_the_inventory_command_does_not_import_what_it_does_not_use():
     # What `aztriage inventory` imports (its command, the Azure adapter, the verdicts, the JSON
-    # writer): probing's statistics, NSG evaluation, the last-known IPs, backups, the serial
-    # console's storage check and the table formatter are imported where they are used.
+    # writer, the config without a file): probing's statistics, NSG evaluation, the last-known
+    # IPs, backups, the serial console's storage check, the table formatter and the TOML parser
+    # are imported where they are used.
     code = (
-        "import sys, tui.commands.inventory, tui.runtime, backend.azure.backend, backend.verdict, backend.jsonout\n"
-        "print(sorted(m for m in ('statistics', 'backend.network', 'backend.lastknown', 'backend.backup', 'backend.serialconsole', 'tui.textfmt') if m in sys.modules))"
+        "import sys, tui.commands.inventory, tui.runtime, backend.azure.backend, backend.verdict, backend.jsonout, backend.config\n"
+        "backend.config.load_config('/nonexistent/aztriage.toml', {})\n"
+        "unused = ('statistics', 'backend.network', 'backend.lastknown', 'backend.backup', 'backend.serialconsole', 'tui.textfmt', 'tomllib')\n"
+        "print(sorted(m for m in unused if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
