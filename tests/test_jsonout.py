@@ -37,8 +37,8 @@ def test_every_non_ascii_character_is_escaped_as_the_standard_library_does():
     assert dumps(doc) == json.dumps(doc, indent=2)
 
 
-def test_an_inventory_written_natively_is_the_document_to_jsonable_makes():
-    estate = load_estate("demo", seed=1)
+def joined(estate: dict) -> list:
+    """The estate's subscriptions joined as the inventory joins them, one Inventory each."""
     docs: dict[str, dict[str, list]] = {}
     for doc in estate["resources"]:
         kind = LISTS.get(doc["type"].lower())
@@ -46,7 +46,12 @@ def test_an_inventory_written_natively_is_the_document_to_jsonable_makes():
             docs.setdefault(doc["id"].split("/")[2], {}).setdefault(kind, []).append(doc)
     for doc in estate.get("availabilityStatuses") or ():
         docs.setdefault(doc["id"].split("/")[2], {}).setdefault("health", []).append(doc)
-    inv = [join_subscription(sub, d) for sub, d in docs.items()]
+    return [join_subscription(sub, d) for sub, d in docs.items()]
+
+
+def test_an_inventory_written_natively_is_the_document_to_jsonable_makes():
+    estate = load_estate("demo", seed=1)
+    inv = joined(estate)
     views = {d["id"].lower(): d["properties"]["instanceView"] for d in estate["resources"] if "instanceView" in d.get("properties", {})}
     vms = [enrich(vm, views[vm.id.lower()]) if vm.id.lower() in views else vm for part in inv for vm in part.vms]
     assert any(vm.maintenance.window_start for vm in vms)
@@ -111,3 +116,20 @@ def test_a_listing_written_in_batches_is_the_whole_documents_text(count):
 def test_a_listing_needs_an_empty_list_under_the_first_key():
     with pytest.raises(ValueError, match="empty list"):
         write_listing(lambda _: None, {"vms": [1]}, [2])
+
+
+@pytest.mark.parametrize("name", ["demo", "hostile", "scale:400"])
+def test_the_inventory_command_writes_the_bytes_of_its_whole_document(capfdbinary, name):
+    # `aztriage inventory --format json` writes its VMs a batch at a time: byte for byte the
+    # document it wrote at once (Inventory.to_json with each VM's verdict), hostile text included.
+    from backend.verdict import verdicts
+    from tui.commands.inventory import _write
+
+    for inv in joined(load_estate(name, seed=1)):
+        _write(inv, "json")
+        found = verdicts(inv)
+        doc = inv.to_json(native=True)
+        for vm_doc, vm in zip(doc["vms"], inv.vms, strict=True):
+            vm_doc["verdict"] = found[vm.id.lower()].to_json()
+        assert doc["vms"]
+        assert capfdbinary.readouterr().out == dumps_bytes(doc, native=True) + b"\n"
