@@ -73,6 +73,24 @@ def test_json_on_stdout_is_the_document_and_one_newline(capfdbinary):
     assert capfdbinary.readouterr().out == json.dumps(doc, indent=2).encode("ascii") + b"\n"
 
 
+def test_a_listing_that_fails_half_way_writes_nothing(capfdbinary):
+    """The inventory's JSON is made a batch at a time; a failure in a later batch leaves
+    stdout empty (one sentence and a non-zero exit come from the caller), never half a document."""
+    from tui.commands.common import print_json_listing
+
+    def items():
+        for n in range(250):
+            if n == 180:
+                raise RuntimeError("a VM that cannot be described")
+            yield {"name": f"vm{n}"}
+
+    with pytest.raises(RuntimeError):
+        print_json_listing({"vms": [], "errors": []}, items())
+    assert capfdbinary.readouterr().out == b""
+    print_json_listing({"vms": [], "errors": []}, ({"name": f"vm{n}"} for n in range(250)))
+    assert capfdbinary.readouterr().out == json.dumps({"vms": [{"name": f"vm{n}"} for n in range(250)], "errors": []}, indent=2).encode("ascii") + b"\n"
+
+
 def test_the_inventory_starts_no_collection_once_written():
     # The collector is paused through the inventory and its output. Resuming it must not start
     # a collection of everything the inventory built (10,000 VMs: about 0.1 s of CPU spent just

@@ -59,11 +59,16 @@ def print_json(obj: Any, *, native: bool = False) -> None:
 
 def print_json_listing(doc: dict[str, Any], items: Iterable[Any], *, native: bool = False) -> None:
     """``print_json`` of ``doc`` whose first key, an empty list in ``doc``, holds ``items``:
-    made and written a batch at a time (``backend.jsonout.write_listing``)."""
+    made a batch at a time (``backend.jsonout.write_listing``), never the whole document's
+    dicts at once, and written once every batch is made: a failure while making them
+    writes nothing, not half a document."""
     from backend.jsonout import write_listing
 
+    parts: list[bytes | memoryview] = []
+    write_listing(parts.append, doc, items, native=native)
     with _stdout_bytes() as write:
-        write_listing(write, doc, items, native=native)
+        for part in parts:
+            write(part)
 
 
 @contextlib.contextmanager
