@@ -4,7 +4,7 @@ an estate that has the problem and stays silent on one that does not."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -229,10 +229,11 @@ def test_delete_option_delete_on_disks():
 
 
 def test_planned_maintenance_pending():
-    start = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
-    m = Maintenance(self_service_allowed=True, window_start=start, window_end=datetime(2026, 12, 8, tzinfo=UTC))
+    # The self-service window is open now, whatever day the suite runs (it once ended on a fixed date).
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
+    m = Maintenance(self_service_allowed=True, window_start=start, window_end=start + timedelta(days=8))
     found = fired(inventory(good_vm("vm-mnt", maintenance=m)), "planned-maintenance")
-    assert [f.vm for f in found] == ["vm-mnt"] and "2026-12-01 00:00 UTC" in found[0].evidence
+    assert [f.vm for f in found] == ["vm-mnt"] and f"{start:%Y-%m-%d %H:%M} UTC" in found[0].evidence
     assert "perform-maintenance" in found[0].fix
     done = dataclasses.replace(m, last_result="MaintenanceCompleted")
     assert fired(inventory(good_vm("vm-done", maintenance=done)), "planned-maintenance") == []

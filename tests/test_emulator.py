@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -88,8 +89,9 @@ def small_estate(n_vms: int = 3) -> dict:
                     "computerName": vm,
                     "maintenanceRedeployStatus": {
                         "isCustomerInitiatedMaintenanceAllowed": True,
-                        "preMaintenanceWindowStartTime": "2026-12-01T00:00:00Z",
-                        "preMaintenanceWindowEndTime": "2026-12-10T00:00:00Z",
+                        # Open now, whatever day the suite runs (it once ended on a fixed date).
+                        "preMaintenanceWindowStartTime": f"{datetime.now(UTC) - timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}",
+                        "preMaintenanceWindowEndTime": f"{datetime.now(UTC) + timedelta(days=8):%Y-%m-%dT%H:%M:%SZ}",
                     },
                     "statuses": [
                         {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
