@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator import ROOT, add_scale_options, emulator_process, scale_conditions, scale_estate, spread, status_mb
+from benchmarks._emulator import ROOT, add_scale_options, compiled, emulator_process, scale_conditions, scale_estate, spread, status_mb
 
 
 def cpu_seconds(pid: int) -> float:
@@ -44,6 +44,7 @@ class PtyConsole:
     what it writes is watched for markers, keys are written to it as the terminal would."""
 
     def __init__(self, args: list[str], *, size=(80, 24)) -> None:
+        compiled()  # as an installed aztriage starts (benchmarks/_emulator.py)
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
         env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(size[0]), LINES=str(size[1]), PYTHONPATH=str(ROOT))
