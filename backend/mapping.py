@@ -571,6 +571,8 @@ _BOOT_DIAGNOSTICS: dict[tuple[bool, Any], BootDiagnostics] = {}
 
 
 def _boot_diagnostics(enabled: bool, storage_uri: Any) -> BootDiagnostics:
+    if storage_uri is not None and storage_uri.__class__ is not str:  # not what ARM sends: made as it is, not shared
+        return BootDiagnostics(enabled=enabled, storage_uri=storage_uri)
     key = (enabled, storage_uri)
     found = _BOOT_DIAGNOSTICS.get(key)
     if found is None:

@@ -303,6 +303,25 @@ def test_emulator_uses_the_examples_keys(emulator, kind):
 # --- 3. ARM's time forms -------------------------------------------------------------
 
 
+def test_boot_diagnostics_are_shared_by_setting_and_an_odd_storage_uri_still_maps():
+    """VMs with the same boot-diagnostics setting share one object; a storageUri that is not a
+    string (not what ARM sends, but a tenant's document is not trusted) maps as it is rather
+    than failing the VM's subscription."""
+    import copy
+
+    vm = next(d for d in example_docs("vm") if "id" in d)
+    docs = []
+    for n, uri in enumerate(["https://diag.blob.core.windows.net/", "https://diag.blob.core.windows.net/", {"odd": 1}, ["x"], None]):
+        doc = copy.deepcopy(vm)
+        doc["id"] = f"{doc['id']}-{n}"
+        doc.setdefault("properties", {})["diagnosticsProfile"] = {"bootDiagnostics": {"enabled": True, "storageUri": uri}}
+        docs.append(doc)
+    found = [mapping.virtual_machine(d, None, disks={}, nics={}, public_ips={}, subnet_nsg={}, health=None).boot_diagnostics for d in docs]
+    assert found[0] is found[1] and found[0].storage_uri == "https://diag.blob.core.windows.net/"
+    assert found[2].storage_uri == {"odd": 1} and found[3].storage_uri == ["x"]
+    assert found[4].enabled and found[4].managed_storage
+
+
 def test_a_time_read_again_is_the_same_and_past_the_kept_ones_still_right():
     """parse_time keeps what it read by its text (a list's times repeat): the same text gives
     one object, and once more texts than it keeps have come, each still reads right."""
