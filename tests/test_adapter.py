@@ -47,6 +47,21 @@ async def test_inventory_costs_a_fixed_number_of_requests_per_subscription(backe
     assert not any(v.maintenance.pending for v in inv.vms)
 
 
+async def test_every_request_carries_a_client_request_id_of_its_own(backend, fresh_emulator):
+    """The id Azure support traces a request by (x-ms-client-request-id): on every request,
+    one per request, random (UUID version 4), not a version 1 UUID, which carries this
+    machine's network address and the time."""
+    import uuid
+
+    emulator_control(fresh_emulator, "POST", "/_emulator/reset")  # an empty request log of this test's own
+    inv = await backend.inventory()
+    log = emulator_control(fresh_emulator, "GET", "/_emulator/requests")
+    assert len(log) == inv.requests > 40
+    ids = [uuid.UUID(entry["client_request_id"]) for entry in log]
+    assert {i.version for i in ids} == {4}
+    assert len(set(ids)) == len(ids)
+
+
 async def test_instance_views_are_read_for_vms_on_a_host_only(backend, emulator):
     lists = await backend.inventory(instance_views=0)
     on_host = [v for v in lists.vms if v.power_state != "deallocated"]

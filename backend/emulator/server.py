@@ -371,6 +371,7 @@ class Emulator:
                     "method": method,
                     "path": path,
                     "query": request.query_string,
+                    "client_request_id": request.headers.get("x-ms-client-request-id"),
                     "status": status,
                     "t": t0,
                     "ms": round((time.time() - t0) * 1000, 3),
