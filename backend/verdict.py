@@ -417,9 +417,15 @@ def platform_unhealthy(vm: Vm) -> bool:
 
 
 def maintenance_window(vm: Vm, now: datetime) -> tuple[bool, str]:
-    """(can be started now, a sentence saying when)."""
+    """(can be started now, a sentence saying when). Azure's own answer decides:
+    isCustomerInitiatedMaintenanceAllowed, worked out by Azure on its clock when the
+    instance view was read (and read again by every refresh and by a plan before it runs).
+    The window's times on ``now`` (this machine's clock, which may be off Azure's) only say
+    why it is refused."""
     m = vm.maintenance
     start, end = _utc(m.window_start), _utc(m.window_end)
+    if m.self_service_allowed:
+        return True, f"the self-service window is open until {_when(end)}" if end else "the self-service window is open"
     if start and now < start:
         return False, f"the self-service window opens at {_when(start)} (in {_span(start - now)}) and closes at {_when(end)}"
     if end and now > end:
@@ -427,9 +433,7 @@ def maintenance_window(vm: Vm, now: datetime) -> tuple[bool, str]:
             False,
             f"the self-service window closed at {_when(end)}; Azure does it in its window {_when(m.maintenance_window_start)} to {_when(m.maintenance_window_end)}",
         )
-    if not m.self_service_allowed:
-        return False, "Azure does not allow starting it now (isCustomerInitiatedMaintenanceAllowed is false)"
-    return True, f"the self-service window is open until {_when(end)}" if end else "the self-service window is open"
+    return False, "Azure does not allow starting it now (isCustomerInitiatedMaintenanceAllowed is false)"
 
 
 def _span(delta: Any) -> str:

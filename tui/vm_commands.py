@@ -24,8 +24,9 @@ def vm_commands(screen: Any, vm: Vm | None) -> list[Command]:
     if vm is None:
         return []
     commands: list[Command] = []
+    now = screen.app.now()  # the console's clock, as its verdicts are judged
     for scenario in SCENARIOS:
-        if scenario.unavailable(vm) is None:
+        if scenario.unavailable(vm, now) is None:
             commands.append(
                 (
                     f"recover: {scenario.title.lower()} ({scenario.id}) {vm.name}",

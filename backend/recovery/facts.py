@@ -6,6 +6,7 @@ very plan it started with."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from backend import mapping
@@ -123,6 +124,12 @@ class VmFacts:
     @property
     def model(self) -> dict[str, Any]:
         return self.documents["model"]
+
+    @property
+    def fetched_at(self) -> datetime | None:
+        """When the documents were read, on Azure's clock (their answers' Date): the time a
+        plan judges Azure's own times at (a maintenance window)."""
+        return mapping.parse_time(self.documents.get("fetched_at"))
 
     @property
     def instance_view(self) -> dict[str, Any]:

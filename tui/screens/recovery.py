@@ -417,7 +417,7 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
             s = scenarios.get(option)
             text.append(f"{s.title}: ", style="bold")
             text.append(s.summary)
-            reason = s.unavailable(self.facts.vm) if self.facts is not None else None
+            reason = s.unavailable(self.facts.vm, self.facts.fetched_at) if self.facts is not None else None
             if reason:
                 text.append(f"\nunavailable: {reason}", style="bold")
             elif s.id == "disable-nla":
@@ -651,7 +651,9 @@ class RecoveryScreen(TableFilterMixin, BaseScreen):
         options.clear_options()
         first_enabled = None
         verdict = self._verdict()
-        for i, (scenario, reason, recommended) in enumerate(scenarios.choices(self.facts.vm, wanted if wanted in scenarios.IDS else None, verdict=verdict)):
+        for i, (scenario, reason, recommended) in enumerate(
+            scenarios.choices(self.facts.vm, wanted if wanted in scenarios.IDS else None, verdict=verdict, now=self.facts.fetched_at)
+        ):
             prompt = Text()
             prompt.append("★ " if recommended else "  ", style="bold")
             prompt.append(scenario.title, style="bold" if recommended else "")

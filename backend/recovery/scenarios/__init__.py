@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from backend.adapter import RecoveryBackend
@@ -38,11 +39,18 @@ class Scenario:
             made = offer_first(made, facts, dict(params))
         return made
 
-    def unavailable(self, vm: Vm) -> str | None:
+    def unavailable(self, vm: Vm, now: datetime | None = None) -> str | None:
+        """Why this scenario cannot be used on the VM, or None. ``now``: the time Azure's
+        times are judged at (the documents' ``fetched_at``, Azure's clock when they were
+        read); a power action's row (perform-maintenance's self-service window) takes it,
+        and without it judges on this machine's clock."""
         if vm.uniform_instance:
             scale_set = (vm.vmss_id or "").rsplit("/", 1)[-1]
             return f"{vm.name} is an instance of the Uniform scale set {scale_set}: Azure acts on it only through the scale set (az vmss restart, reimage or redeploy --instance-ids)"
-        return self._mod().unavailable(vm)
+        mod = self._mod()
+        if self.module == "power":
+            return mod.unavailable(vm, now)
+        return mod.unavailable(vm)
 
     async def gather(self, backend: RecoveryBackend, vm_id: str, params: dict[str, Any], documents: dict[str, Any]) -> None:
         """Add what this scenario's plan is built from beyond the VM's own documents
@@ -189,10 +197,11 @@ def recommended_for(vm: Vm, verdict: Any = None) -> str | None:
     return verdict.scenario
 
 
-def choices(vm: Vm, recommended: str | None = None, *, verdict: Any = None) -> list[tuple[Scenario, str | None, bool]]:
+def choices(vm: Vm, recommended: str | None = None, *, verdict: Any = None, now: datetime | None = None) -> list[tuple[Scenario, str | None, bool]]:
     """(scenario, why it is unavailable or None, recommended) with the recommended one first:
-    `recommended`, else what the VM's verdict recommends (none during an Azure incident)."""
+    `recommended`, else what the VM's verdict recommends (none during an Azure incident).
+    ``now``: as ``Scenario.unavailable`` takes it."""
     first = recommended or recommended_for(vm, verdict)
-    out = [(s, s.unavailable(vm), s.id == first) for s in SCENARIOS]
+    out = [(s, s.unavailable(vm, now), s.id == first) for s in SCENARIOS]
     out.sort(key=lambda item: (not item[2], item[1] is not None))
     return out

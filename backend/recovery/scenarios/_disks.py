@@ -15,7 +15,7 @@ from backend.errors import BackendError
 from backend.models import ResourceId, Vm
 from backend.recovery.context import StepContext
 from backend.recovery.facts import VmFacts, power_state, provisioning
-from backend.recovery.steps import parse_time, poll_until, settled
+from backend.recovery.steps import poll_until, settled
 
 MAX_NAME = 80  # disks and snapshots: 1 to 80 characters
 MAX_GROUP = 90
@@ -31,7 +31,7 @@ UNMANAGED_REASON = (
 
 def stamp(facts: VmFacts) -> str:
     """UTC yyyymmddHHMMSS of the moment the facts were read: the same on every resume, no fractions."""
-    when = parse_time(facts.documents.get("fetched_at")) or datetime.now(UTC)
+    when = facts.fetched_at or datetime.now(UTC)
     return when.astimezone(UTC).strftime("%Y%m%d%H%M%S")
 
 

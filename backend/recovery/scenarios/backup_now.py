@@ -82,7 +82,7 @@ def kept_until(facts: VmFacts, params: dict[str, Any]) -> tuple[int, str]:
         raise PlanError(
             f"--retain-days must be a whole number of days from 1 to 99 (an on-demand VM backup is kept at most 99 days), not {params.get('retain_days')!r}"
         )
-    made = parse_time(facts.documents.get("fetched_at")) or datetime.now(UTC)
+    made = facts.fetched_at or datetime.now(UTC)
     until = (made.astimezone(UTC) + timedelta(days=days)).replace(microsecond=0)
     return days, until.strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -14,7 +14,7 @@ from backend.models import Vm
 from backend.recovery.facts import VmFacts
 from backend.recovery.plan import INTERRUPTS_WARNING, Kind, Plan
 from backend.recovery.scenarios._common import dynamic_ip_warnings, ephemeral_reason, plan, temp_disk_warnings
-from backend.recovery.steps import already_in, parse_time, power_step, preflight_step, reach_step
+from backend.recovery.steps import already_in, power_step, preflight_step, reach_step
 
 Model = dict[str, Any]
 
@@ -154,7 +154,7 @@ class PowerScenario:
 
     def build(self, facts: VmFacts, params: dict[str, Any]) -> Plan:
         vm = facts.vm
-        now = parse_time(facts.documents.get("fetched_at")) or datetime.now(UTC)
+        now = facts.fetched_at or datetime.now(UTC)
         reason = self.unavailable(vm, now)
         m = vm.maintenance
         words = {"name": vm.name, "power": vm.power_state, "window_start": _when(m.window_start), "window_end": _when(m.window_end)}

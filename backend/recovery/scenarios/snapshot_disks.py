@@ -17,7 +17,7 @@ from backend.recovery.facts import VmFacts
 from backend.recovery.plan import Check, Kind, Plan, Step, Verification, already_done, blocked, not_verified, ready, verified
 from backend.recovery.scenarios._common import plan
 from backend.recovery.scenarios._disks import LEFT_FAILED, exists_by, made_by_this_run, provisioning_state, tracked_create, wait_gone
-from backend.recovery.steps import parse_time, preflight_step
+from backend.recovery.steps import preflight_step
 
 MAX_NAME = 80
 
@@ -156,7 +156,7 @@ def snapshot_step(facts: VmFacts, disk: Disk, stamp: str, role: str) -> Step:
 
 def build(facts: VmFacts, params: dict[str, Any]) -> Plan:
     vm = facts.vm
-    when = parse_time(facts.documents.get("fetched_at")) or datetime.now(UTC)
+    when = facts.fetched_at or datetime.now(UTC)
     stamp = when.astimezone(UTC).strftime("%Y%m%d%H%M%S")
     disks, skipped = _eligible(vm)
     warnings = list(skipped)
