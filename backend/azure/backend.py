@@ -181,7 +181,7 @@ class AzureBackend(NetPathOperations, SkuOperations, BackupOperations, RestorePo
         """How the connector verifies the server: with a CA file, against that CA only (the
         emulator's); otherwise against the system's trust store, through the verifying
         context aiohttp made when it was imported (True). Making another one read the
-        system's certificates again: about 50 ms at every start, on the console's event
+        system's certificates again: 30-50 ms at every start, on the console's event
         loop."""
         if self.settings.ca_file:
             return ssl.create_default_context(cafile=self.settings.ca_file)

@@ -127,8 +127,8 @@ class VmFacts:
 
     @property
     def fetched_at(self) -> datetime | None:
-        """When the documents were read, on Azure's clock (their answers' Date): the time a
-        plan judges Azure's own times at (a maintenance window)."""
+        """When the documents were read: the time a plan, the scenario list and the Recovery
+        pane judge the VM's times at (why a maintenance window refuses it), so they agree."""
         return mapping.parse_time(self.documents.get("fetched_at"))
 
     @property

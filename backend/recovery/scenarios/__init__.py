@@ -40,10 +40,10 @@ class Scenario:
         return made
 
     def unavailable(self, vm: Vm, now: datetime | None = None) -> str | None:
-        """Why this scenario cannot be used on the VM, or None. ``now``: the time Azure's
-        times are judged at (the documents' ``fetched_at``, Azure's clock when they were
-        read); a power action's row (perform-maintenance's self-service window) takes it,
-        and without it judges on this machine's clock."""
+        """Why this scenario cannot be used on the VM, or None. ``now``: the time the VM's
+        times are judged at (``VmFacts.fetched_at``, when it was read); a power action's row
+        takes it (perform-maintenance says why its self-service window refuses it), and
+        without it judges at this machine's clock now."""
         if vm.uniform_instance:
             scale_set = (vm.vmss_id or "").rsplit("/", 1)[-1]
             return f"{vm.name} is an instance of the Uniform scale set {scale_set}: Azure acts on it only through the scale set (az vmss restart, reimage or redeploy --instance-ids)"
