@@ -360,7 +360,7 @@ async def test_scenario_choices_put_the_recommended_first_and_say_why_others_are
     vm = (await service.read_vm(rig.backend, await service.find_vm(rig.backend, "sql-prod-02"))).vm
     choices = scenarios.choices(vm)
     assert choices[0][0].id == "redeploy" and choices[0][2]
-    # Maintenance whose self-service window has not opened: not recommended, and unavailable with the reason.
+    # Maintenance Azure does not allow yet (its flag false): not recommended, and unavailable with the reason.
     facts = await service.read_vm(rig.backend, await service.find_vm(rig.backend, "app-prod-ne-02"))
     by_id = {s.id: (reason, rec) for s, reason, rec in scenarios.choices(facts.vm, now=facts.fetched_at)}
     assert by_id["perform-maintenance"][1] is False and by_id["perform-maintenance"][0].startswith("Azure refuses it now: ")
