@@ -3,7 +3,7 @@ adapter: the plan, the run, its verification, and the emulator's state after."""
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -17,7 +17,7 @@ from backend.recovery.plan import Kind, PlanError
 from backend.recovery.runner import Runner, RunRefused
 from tests.recovery_support import guest_ports, operation_counts, power, put_lock, reset, resources, vm_doc, writes
 from tests.rescue_support import Rig
-from tests.support import arm_call, demo_settings, emulator_control, record_run
+from tests.support import FIXED_NOW, arm_call, demo_settings, emulator_control, record_run
 
 
 @pytest.fixture
@@ -28,6 +28,10 @@ async def rig(emu, tmp_path):
     yield Rig(emu, backend, journal)
     await backend.close()
     journal.close()
+
+
+# When the demo's app-prod-ne-02 self-service maintenance window closes: 8 days after the estate's "now".
+NE02_WINDOW_CLOSES = f"{FIXED_NOW + timedelta(days=8):%Y-%m-%d %H:%M} UTC"
 
 
 def states(result) -> list[str]:
@@ -157,9 +161,11 @@ async def test_perform_maintenance_waits_for_its_window_then_clears_the_pending_
     assert vm_doc(rig.emu, "app-prod-ne-02")["view"].get("maintenanceRedeployStatus")
     # The self-service window opens a day after the estate's "now": Azure refuses it before
     # (isCustomerInitiatedMaintenanceAllowed false). The plan says why from the window's times,
-    # which the estate wrote at a fixed date: which reason depends on today's date.
+    # which the estate wrote at a fixed date: whether it says "opens at" or "closed at" depends on
+    # today's date, and either names when the window closes.
     plan, _ = await rig.plan("app-prod-ne-02", "perform-maintenance")
-    assert plan.blockers and plan.blockers[0].startswith("Azure refuses it now: ")
+    assert plan.blockers and plan.blockers[0].startswith("Azure refuses it now: the self-service window ")
+    assert NE02_WINDOW_CLOSES in plan.blockers[0]
     vm_id = vm_doc(rig.emu, "app-prod-ne-02")["doc"]["id"]
     refused = arm_call(rig.emu, "POST", vm_id + "/performMaintenance?api-version=2026-04-01")
     assert refused[0] == 409 and refused[1]["error"]["code"] == "OperationNotAllowed"
@@ -363,7 +369,8 @@ async def test_scenario_choices_put_the_recommended_first_and_say_why_others_are
     # Maintenance Azure does not allow yet (its flag false): not recommended, and unavailable with the reason.
     facts = await service.read_vm(rig.backend, await service.find_vm(rig.backend, "app-prod-ne-02"))
     by_id = {s.id: (reason, rec) for s, reason, rec in scenarios.choices(facts.vm, now=facts.fetched_at)}
-    assert by_id["perform-maintenance"][1] is False and by_id["perform-maintenance"][0].startswith("Azure refuses it now: ")
+    reason = by_id["perform-maintenance"][0]
+    assert by_id["perform-maintenance"][1] is False and reason.startswith("Azure refuses it now: the self-service window ") and NE02_WINDOW_CLOSES in reason
     stopped = (await service.read_vm(rig.backend, await service.find_vm(rig.backend, "qa-win-01"))).vm
     by_id = {s.id: reason for s, reason, _ in scenarios.choices(stopped)}
     assert scenarios.choices(stopped)[0][0].id == "start"
